@@ -1,0 +1,61 @@
+# The user's interface to smki. Each target installs missing Debian packages
+# (tools/deps.sh), configures CMake and builds before it does its job.
+JOBS    ?= $(shell nproc)
+BUILD   ?= build
+ASAN    ?= build-asan
+FUZZB   ?= build-fuzz
+CMAKE_FLAGS ?=
+FUZZ_SECONDS ?= 20
+FUZZ_LONG_SECONDS ?= 600
+
+.PHONY: all deps build build-asan build-fuzz demo test test-normal test-asan test-fuzz bench fuzz soak clean
+
+all: build
+
+deps:
+	@tools/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan: deps
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(ASAN) -j $(JOBS)
+
+build-fuzz: deps
+	@cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DSMKI_FUZZ=ON \
+	  -DSMKI_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(FUZZB) -j $(JOBS)
+
+# The main job end to end on embedded defaults (SoftHSM token, LMDB store under ./var/).
+demo: build
+	@tools/demo.sh $(BUILD)/bin/smki
+
+# Every test: the normal build, the ASan+UBSan build, and a short fuzz run.
+test: test-normal test-asan test-fuzz
+
+test-normal: build
+	@echo "== tests: normal build"
+	@ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@echo "== tests: ASan+UBSan build"
+	@ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS)
+
+test-fuzz: build-fuzz
+	@echo "== tests: short fuzz run ($(FUZZ_SECONDS)s per target)"
+	@ctest --test-dir $(FUZZB) --output-on-failure -j $(JOBS)
+
+bench: build
+	@tools/bench.sh $(BUILD)
+
+fuzz:
+	@$(MAKE) --no-print-directory build-fuzz FUZZ_SECONDS=$(FUZZ_LONG_SECONDS)
+	@ctest --test-dir $(FUZZB) --output-on-failure -j $(JOBS)
+
+soak: build
+	@tools/soak.sh $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN) $(FUZZB)

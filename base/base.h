@@ -1,0 +1,140 @@
+/* base: what every smki module shares and nothing else: the error context and its
+ * guard macros, the bounded cursor for bytes from outside, hex, and careful file I/O.
+ * It knows nothing of keys, certificates or stores. */
+#ifndef SMKI_BASE_H
+#define SMKI_BASE_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- Errors (after s2n-tls) -------------------------------------------------
+ * Every fallible function returns int: 0 on success, one of these (negative) on
+ * failure, having recorded what failed and with which input in the thread's error
+ * context. Pointer-returning functions return NULL and record the same way. */
+typedef enum {
+    SMKI_OK = 0,
+    SMKI_E_USAGE = -1,     /* the caller asked for something malformed (bad option, bad EUI-64 text) */
+    SMKI_E_INPUT = -2,     /* bytes from outside are malformed (DER, hex, PEM, lengths) */
+    SMKI_E_REFUSED = -3,   /* well-formed but not allowed by policy */
+    SMKI_E_VERIFY = -4,    /* a signature, MAC or chain did not verify */
+    SMKI_E_NOTFOUND = -5,  /* a named key, token, record or file does not exist */
+    SMKI_E_EXISTS = -6,    /* refused to replace something that exists */
+    SMKI_E_HSM = -7,       /* the token or PKCS#11 module failed */
+    SMKI_E_STORE = -8,     /* the LMDB store failed */
+    SMKI_E_IO = -9,        /* file system */
+    SMKI_E_NOMEM = -10,
+    SMKI_E_CRYPTO = -11,   /* OpenSSL failed where it should not */
+    SMKI_E_LOCKED = -12,   /* a resource is held by another process */
+    SMKI_E_CORRUPT = -13,  /* stored data is damaged or of an unknown version */
+    SMKI_E_INTERNAL = -14, /* a bug: an invariant did not hold */
+} smki_err;
+
+#define SMKI_ERR_MSG_MAX 768
+
+/* The thread's last error. */
+int smki_error_code(void);
+const char *smki_error_msg(void);
+const char *smki_error_origin(void);      /* "file.c:123" where it was raised */
+const char *smki_error_name(int code);    /* stable token for --json: "input", "hsm", ... */
+int smki_error_exit_code(int code);       /* 0 ok, 1 usage, 2 refused/failed check, 3 internal/HSM */
+void smki_error_clear(void);
+
+/* Record an error; returns code so that `return smki_fail(...)` reads naturally. */
+int smki_fail_at(int code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Same, with OpenSSL's error queue (drained) appended to the message. */
+int smki_fail_ssl_at(int code, const char *file, int line, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Prefix the current message with context ("loading key X: <message>"); returns
+ * the current code. Used by callers that add what they were doing. */
+int smki_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+#define SMKI_FAIL(code, ...) smki_fail_at((code), __FILE__, __LINE__, __VA_ARGS__)
+#define SMKI_FAIL_SSL(code, ...) smki_fail_ssl_at((code), __FILE__, __LINE__, __VA_ARGS__)
+
+/* Guard macros keep the happy path straight. GUARD propagates a failure;
+ * ENSURE raises one when a condition does not hold. The _GOTO forms set `rc` and
+ * jump to a cleanup label for functions that own resources. */
+#define GUARD(expr)                                                      \
+    do {                                                                 \
+        int guard_rc_ = (expr);                                          \
+        if (guard_rc_ < 0) return guard_rc_;                             \
+    } while (0)
+#define GUARD_GOTO(expr, label)                                          \
+    do {                                                                 \
+        rc = (expr);                                                     \
+        if (rc < 0) goto label;                                          \
+    } while (0)
+#define ENSURE(cond, code, ...)                                          \
+    do {                                                                 \
+        if (!(cond)) return SMKI_FAIL((code), __VA_ARGS__);              \
+    } while (0)
+#define ENSURE_GOTO(cond, code, label, ...)                              \
+    do {                                                                 \
+        if (!(cond)) {                                                   \
+            rc = SMKI_FAIL((code), __VA_ARGS__);                         \
+            goto label;                                                  \
+        }                                                                \
+    } while (0)
+/* For OpenSSL calls that return 1 on success. */
+#define ENSURE_SSL(cond, code, ...)                                      \
+    do {                                                                 \
+        if (!(cond)) return SMKI_FAIL_SSL((code), __VA_ARGS__);          \
+    } while (0)
+#define ENSURE_SSL_GOTO(cond, code, label, ...)                          \
+    do {                                                                 \
+        if (!(cond)) {                                                   \
+            rc = SMKI_FAIL_SSL((code), __VA_ARGS__);                     \
+            goto label;                                                  \
+        }                                                                \
+    } while (0)
+
+/* ---- Bounded cursor ----------------------------------------------------------
+ * Every parser of outside bytes reads through one of these. A read past the end
+ * fails (SMKI_E_INPUT) and leaves the cursor where it was. */
+typedef struct {
+    const uint8_t *p;
+    size_t left;
+} smki_cursor_t;
+
+smki_cursor_t smki_cursor(const uint8_t *p, size_t len);
+int smki_cur_u8(smki_cursor_t *c, uint8_t *out);
+int smki_cur_u16be(smki_cursor_t *c, uint16_t *out);
+int smki_cur_u32be(smki_cursor_t *c, uint32_t *out);
+int smki_cur_u64be(smki_cursor_t *c, uint64_t *out);
+/* Point *out at the next n bytes (no copy) and step over them. */
+int smki_cur_take(smki_cursor_t *c, size_t n, const uint8_t **out);
+int smki_cur_copy(smki_cursor_t *c, void *out, size_t n);
+int smki_cur_skip(smki_cursor_t *c, size_t n);
+/* A sub-cursor over the next n bytes; the parent steps over them. */
+int smki_cur_sub(smki_cursor_t *c, size_t n, smki_cursor_t *sub);
+/* BER/DER definite length (short form, or long form of 1..4 octets), checked
+ * against the bytes that remain. */
+int smki_cur_ber_len(smki_cursor_t *c, size_t *len);
+/* Expect a specific octet. */
+int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
+
+/* ---- Hex --------------------------------------------------------------------- */
+/* Decode hex text into out (capacity cap). ASCII whitespace between digit pairs is
+ * ignored (the RTDS files are hex text with line ends). */
+int smki_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t cap, size_t *out_len);
+/* Encode len bytes as 2*len lowercase (or uppercase) digits plus NUL; out must hold 2*len+1. */
+void smki_hex_encode(const uint8_t *in, size_t len, char *out, int upper);
+
+/* ---- Files ------------------------------------------------------------------- */
+/* Read a whole file of at most max bytes into a fresh buffer (caller frees). */
+int smki_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* Write a file atomically: a temporary beside it, fsync, rename, fsync the folder.
+ * A crash leaves the old file or the new one, never half of either. mode e.g. 0644.
+ * With exclusive set, refuses (SMKI_E_EXISTS) if the path exists. */
+int smki_file_write_atomic(const char *path, const void *data, size_t len, int mode, int exclusive);
+/* mkdir -p with the given mode. */
+int smki_mkdirs(const char *path, int mode);
+/* Read a secret (PIN) from a file: first line, trailing newline removed. */
+int smki_secret_read_file(const char *path, char *out, size_t cap);
+
+/* Wipe a secret (OPENSSL_cleanse; never optimised away). */
+void smki_wipe(void *p, size_t len);
+
+#endif

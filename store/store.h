@@ -1,0 +1,85 @@
+/* store: the LMDB helpers every smki module uses. One environment per home, named
+ * databases, a schema version, a map that grows instead of failing with
+ * MDB_MAP_FULL, group commits for bulk work, stale-reader cleanup, and clear errors
+ * for a store that is locked, damaged or of a newer schema. */
+#ifndef SMKI_STORE_H
+#define SMKI_STORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+
+#define SMKI_STORE_SCHEMA 1
+
+typedef struct smki_store smki_store;
+typedef struct smki_txn smki_txn;
+typedef unsigned int smki_db; /* a named database's handle (an MDB_dbi) */
+
+typedef struct {
+    size_t initial_map;  /* bytes; 0 = 64 MiB. The map doubles when full. */
+    unsigned max_dbs;    /* 0 = 64 */
+    int read_only;
+} smki_store_opts;
+
+/* Open (creating the folder and environment if needed) the store in `dir`. Clears
+ * stale readers left by dead processes, checks the schema version (refusing a
+ * newer one), and maps LMDB's errors to SMKI_E_LOCKED / SMKI_E_CORRUPT / SMKI_E_STORE
+ * with the path in the message. */
+int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
+void smki_store_close(smki_store *s);
+const char *smki_store_path(const smki_store *s);
+size_t smki_store_map_size(const smki_store *s);
+uint32_t smki_store_schema(const smki_store *s);
+
+/* Open (creating if the store is writable) a named database; handles are cached per
+ * store, so calling this each time is cheap. flags: SMKI_DB_DUPSORT for indices
+ * where one key maps to many values. */
+#define SMKI_DB_DUPSORT 0x1u
+int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out);
+
+/* Transactions. Writes go through smki_store_write so that a full map can be grown
+ * and the whole transaction re-run: fn must do only store work (no side effects
+ * outside the transaction), since it may run more than once. Returning a negative
+ * status from fn aborts the transaction and is passed back. */
+typedef int (*smki_txn_fn)(smki_txn *txn, void *arg);
+int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
+int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
+
+#define SMKI_PUT_NOOVERWRITE 0x1u /* refuse (SMKI_E_EXISTS) if the key is there */
+int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                 unsigned flags);
+/* *val points into the map and is valid until the transaction ends. SMKI_E_NOTFOUND
+ * if absent (without noise: callers test for it). */
+int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
+int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
+/* Visit every record whose key starts with prefix (plen may be 0: all), in key
+ * order. fn returns 0 to go on, 1 to stop early, negative on error. */
+typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
+int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+/* Records in a database. */
+int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
+
+/* Group commits for bulk work: puts are buffered and written in one transaction
+ * every `group` records (and on flush/end), so a batch of 10^5 records costs
+ * a few hundred fsyncs, not 10^5. A record is durable once the flush that covers
+ * it returns; after a crash, every flushed record is there and no partial group is.
+ * on_commit (optional) is called after each durable commit with the number of
+ * records it held: the point at which a caller may report them as done. */
+typedef struct smki_batch smki_batch;
+typedef void (*smki_batch_commit_fn)(size_t records, void *arg);
+int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg, smki_batch **out);
+int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                   unsigned flags);
+int smki_batch_flush(smki_batch *b);
+/* Flushes what remains and frees the batch. */
+int smki_batch_end(smki_batch *b);
+/* Drops unflushed records and frees the batch. */
+void smki_batch_abort(smki_batch *b);
+
+/* Take the store's maintenance lock (fcntl, non-blocking) for operations that must
+ * run alone; SMKI_E_LOCKED names the process that holds it. */
+int smki_store_lock_exclusive(smki_store *s);
+void smki_store_unlock(smki_store *s);
+
+#endif

@@ -1,0 +1,67 @@
+/* Shared helpers for the cmocka unit tests. */
+#include "helpers.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef SMKI_TEST_TMP
+#define SMKI_TEST_TMP "/tmp/smki-test"
+#endif
+#ifndef SMKI_SHARED_DIR
+#define SMKI_SHARED_DIR "../shared"
+#endif
+
+const char *test_tmpdir(const char *name)
+{
+    static char path[1024];
+    snprintf(path, sizeof path, "%s/%s.%ld", SMKI_TEST_TMP, name, (long)getpid());
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", path);
+    if (system(cmd) != 0) fail_msg("cannot clear %s", path);
+    if (smki_mkdirs(path, 0700) != 0) fail_msg("cannot create %s: %s", path, smki_error_msg());
+    return path;
+}
+
+const char *test_shared_path(const char *rel)
+{
+    static char path[1024];
+    const char *env = getenv("SMKI_SHARED");
+    snprintf(path, sizeof path, "%s/%s", env && *env ? env : SMKI_SHARED_DIR, rel);
+    return path;
+}
+
+uint8_t *test_read_shared(const char *rel, size_t *len)
+{
+    uint8_t *buf = NULL;
+    const char *path = test_shared_path(rel);
+    if (smki_file_read(path, 64u << 20, &buf, len) != 0) fail_msg("cannot read vector %s: %s", path, smki_error_msg());
+    return buf;
+}
+
+void test_check_ok(int rc, const char *expr, const char *file, int line)
+{
+    if (rc < 0) {
+        print_error("%s:%d: %s failed (%s): %s [%s]\n", file, line, expr, smki_error_name(rc), smki_error_msg(),
+                    smki_error_origin());
+        _fail(file, line);
+    }
+}
+
+void test_check_fails(int rc, int want, const char *needle, const char *expr, const char *file, int line)
+{
+    if (rc >= 0) {
+        print_error("%s:%d: %s succeeded; expected %s\n", file, line, expr, smki_error_name(want));
+        _fail(file, line);
+    }
+    if (rc != want) {
+        print_error("%s:%d: %s failed with %s, expected %s: %s\n", file, line, expr, smki_error_name(rc),
+                    smki_error_name(want), smki_error_msg());
+        _fail(file, line);
+    }
+    if (needle && !strstr(smki_error_msg(), needle)) {
+        print_error("%s:%d: %s: message \"%s\" lacks \"%s\"\n", file, line, expr, smki_error_msg(), needle);
+        _fail(file, line);
+    }
+}

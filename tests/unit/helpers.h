@@ -1,0 +1,29 @@
+/* Shared helpers for the cmocka unit tests: fresh temporary folders, the shared
+ * vectors, and assertions that show smki's error message when they fail. */
+#ifndef SMKI_TEST_HELPERS_H
+#define SMKI_TEST_HELPERS_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "base/base.h"
+
+/* A new empty folder under the build's test-tmp, unique to this process and name. */
+const char *test_tmpdir(const char *name);
+/* Path of a file under ../shared (the vectors), in a static buffer. */
+const char *test_shared_path(const char *rel);
+/* Whole file under ../shared; fails the test if it cannot be read. Caller frees. */
+uint8_t *test_read_shared(const char *rel, size_t *len);
+
+void test_check_ok(int rc, const char *expr, const char *file, int line);
+void test_check_fails(int rc, int want, const char *needle, const char *expr, const char *file, int line);
+
+/* The call succeeds (prints smki's message when it does not). */
+#define assert_ok(expr) test_check_ok((expr), #expr, __FILE__, __LINE__)
+/* The call fails with `code` and a message containing `needle` (NULL: any message). */
+#define assert_fails(expr, code, needle) test_check_fails((expr), (code), (needle), #expr, __FILE__, __LINE__)
+
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages smki needs, and only those that are missing.
+# Idempotent: a machine that has them all is left alone (no apt-get at all).
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake pkg-config   # toolchain
+  libssl-dev                         # OpenSSL 3: X.509, ASN.1, crypto
+  libp11-dev libp11-kit-dev          # libp11 for PKCS#11 key use; the PKCS#11 header
+  softhsm2                           # the default embedded HSM
+  liblmdb-dev lmdb-utils             # the store
+  libcmocka-dev                      # unit tests
+  clang libclang-rt-14-dev           # libFuzzer and the fuzz build
+  gnutls-bin python3-cryptography    # independent cross-checks in tests
+  opensc                             # pkcs11-tool: an independent look into the token in tests
+  valgrind                           # leak checks
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "smki: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+    echo "smki: these packages are missing and this user cannot install them: ${missing[*]}" >&2
+    echo "smki: run as root, or: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
