@@ -106,14 +106,18 @@ int smki_fail_ssl_at(int code, const char *file, int line, const char *fmt, ...)
 
 int smki_error_wrap(const char *fmt, ...)
 {
-    char prefix[SMKI_ERR_MSG_MAX];
-    char old[SMKI_ERR_MSG_MAX];
+    char joined[2 * SMKI_ERR_MSG_MAX + 2];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(prefix, sizeof prefix, fmt, ap);
+    int n = vsnprintf(joined, SMKI_ERR_MSG_MAX, fmt, ap);
     va_end(ap);
-    memcpy(old, err_msg, sizeof old);
-    snprintf(err_msg, sizeof err_msg, "%s: %s", prefix, old);
+    size_t used = n < 0 ? 0 : ((size_t)n < SMKI_ERR_MSG_MAX ? (size_t)n : SMKI_ERR_MSG_MAX - 1);
+    memcpy(joined + used, ": ", 2);
+    memcpy(joined + used + 2, err_msg, strlen(err_msg) + 1);
+    size_t total = strlen(joined);
+    if (total >= sizeof err_msg) total = sizeof err_msg - 1;
+    memcpy(err_msg, joined, total);
+    err_msg[total] = '\0';
     if (err_code == 0) err_code = SMKI_E_INTERNAL;
     return err_code;
 }
