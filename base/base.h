@@ -137,4 +137,15 @@ int smki_secret_read_file(const char *path, char *out, size_t cap);
 /* Wipe a secret (OPENSSL_cleanse; never optimised away). */
 void smki_wipe(void *p, size_t len);
 
+/* ---- Configuration files ------------------------------------------------------
+ * "[section]" headers and "key = value" lines; '#' starts a comment line. Keys are
+ * looked up as "section.key". Bounded: at most 256 entries, 1 KiB a line. */
+typedef struct smki_conf smki_conf;
+/* A missing file gives an empty configuration (defaults apply); a malformed line is
+ * refused naming the file and line. */
+int smki_conf_load(const char *path, smki_conf **out);
+/* The value, or fallback when the key is absent. */
+const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback);
+void smki_conf_free(smki_conf *c);
+
 #endif

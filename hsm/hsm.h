@@ -71,6 +71,9 @@ typedef struct {
 /* The EC key pairs on a token (caller frees *keys). */
 int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count);
 
+/* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
+int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
+
 /* Open a key by reference: an RFC 7512 URI "pkcs11:token=T;object=L[;id=..]" or
  * "file:PATH" (PEM private key, software). Token, slot and key handles are found
  * once here, not per operation. Safe to use from several threads; after fork() the
@@ -115,7 +118,7 @@ int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64]);
  * key = first 16 octets of SHA-256(00000001 || z || other_info). */
 int smki_kdf_sp800_56a(const uint8_t z[32], const uint8_t *other_info, size_t other_len, uint8_t key[16]);
 /* GBCS OtherInfo: 60 85 74 06 08 03 00 || originator(8) || 09 || cra(1) || counter(8) || recipient(8). */
-#define SMKI_GBCS_OTHERINFO_LEN 34
+#define SMKI_GBCS_OTHERINFO_LEN 33
 void smki_gbcs_other_info(const uint8_t originator[8], uint8_t cra, uint64_t counter, const uint8_t recipient[8],
                           uint8_t out[SMKI_GBCS_OTHERINFO_LEN]);
 /* AES-128-GCM over no plaintext: the tag, cut to 12 octets. */

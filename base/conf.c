@@ -1,0 +1,132 @@
+/* The home's configuration file: INI-like, small, strict. An operator reads and
+ * reviews it; a typo is reported with the file and line rather than ignored. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base.h"
+
+#define CONF_MAX_ENTRIES 256
+#define CONF_MAX_LINE 1024
+
+struct smki_conf {
+    size_t n;
+    char *keys[CONF_MAX_ENTRIES];
+    char *values[CONF_MAX_ENTRIES];
+};
+
+void smki_conf_free(smki_conf *c)
+{
+    if (!c) return;
+    for (size_t i = 0; i < c->n; i++) {
+        free(c->keys[i]);
+        free(c->values[i]);
+    }
+    free(c);
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t len = strlen(s);
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) s[--len] = '\0';
+    return s;
+}
+
+static int conf_add(smki_conf *c, const char *section, const char *key, const char *value, const char *path,
+                    int line)
+{
+    ENSURE(c->n < CONF_MAX_ENTRIES, SMKI_E_INPUT, "%s:%d: more than %d settings", path, line, CONF_MAX_ENTRIES);
+    size_t klen = strlen(section) + strlen(key) + 2;
+    char *full = malloc(klen);
+    char *val = strdup(value);
+    if (!full || !val) {
+        free(full);
+        free(val);
+        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory reading %s", path);
+    }
+    snprintf(full, klen, "%s%s%s", section, section[0] ? "." : "", key);
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->keys[i], full) == 0) {
+            free(full);
+            free(val);
+            return SMKI_FAIL(SMKI_E_INPUT, "%s:%d: '%s' set twice", path, line, c->keys[i]);
+        }
+    c->keys[c->n] = full;
+    c->values[c->n] = val;
+    c->n++;
+    return 0;
+}
+
+static int parse_line(smki_conf *c, char *text, char *section, size_t section_cap, const char *path, int line)
+{
+    char *s = trim(text);
+    if (*s == '\0' || *s == '#' || *s == ';') return 0;
+    if (*s == '[') {
+        char *end = strchr(s, ']');
+        ENSURE(end && end[1] == '\0' && end > s + 1, SMKI_E_INPUT, "%s:%d: malformed section header", path, line);
+        *end = '\0';
+        ENSURE(strlen(s + 1) < section_cap, SMKI_E_INPUT, "%s:%d: section name too long", path, line);
+        strcpy(section, s + 1);
+        return 0;
+    }
+    char *eq = strchr(s, '=');
+    ENSURE(eq != NULL, SMKI_E_INPUT, "%s:%d: expected 'key = value'", path, line);
+    *eq = '\0';
+    char *key = trim(s), *value = trim(eq + 1);
+    ENSURE(*key != '\0', SMKI_E_INPUT, "%s:%d: empty key", path, line);
+    return conf_add(c, section, key, value, path, line);
+}
+
+int smki_conf_load(const char *path, smki_conf **out)
+{
+    smki_conf *c = calloc(1, sizeof *c);
+    ENSURE(c != NULL, SMKI_E_NOMEM, "out of memory");
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = smki_file_read(path, 1 << 20, &data, &len);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        *out = c;
+        return 0;
+    }
+    if (rc < 0) {
+        free(c);
+        return rc;
+    }
+    char section[128] = "";
+    int line = 0;
+    size_t pos = 0;
+    while (pos < len && rc == 0) {
+        line++;
+        size_t end = pos;
+        while (end < len && data[end] != '\n') end++;
+        if (end - pos >= CONF_MAX_LINE) {
+            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: line longer than %d characters", path, line, CONF_MAX_LINE);
+            break;
+        }
+        char buf[CONF_MAX_LINE];
+        memcpy(buf, data + pos, end - pos);
+        buf[end - pos] = '\0';
+        if (memchr(buf, '\0', end - pos))
+            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: NUL character", path, line);
+        else
+            rc = parse_line(c, buf, section, sizeof section, path, line);
+        pos = end + 1;
+    }
+    free(data);
+    if (rc < 0) {
+        smki_conf_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback)
+{
+    if (c)
+        for (size_t i = 0; i < c->n; i++)
+            if (strcmp(c->keys[i], key) == 0) return c->values[i];
+    return fallback;
+}

@@ -1,0 +1,40 @@
+/* Private to hsm/: the raw PKCS#11 side (module loading, token initialisation, key
+ * generation and listing: what libp11 0.4.12 cannot do for EC keys) and the libp11
+ * side (opening and using keys). */
+#ifndef SMKI_HSM_P11_H
+#define SMKI_HSM_P11_H
+
+#include <p11-kit/pkcs11.h>
+
+#include "hsm.h"
+
+typedef struct p11_module p11_module;
+
+/* The process-wide handle of a PKCS#11 module (dlopen + C_Initialize once; again in
+ * a forked child). */
+int p11_module_get(const char *path, p11_module **out);
+CK_FUNCTION_LIST *p11_module_functions(p11_module *m);
+const char *p11_module_path(const p11_module *m);
+
+/* Name of a CK_RV ("CKR_PIN_INCORRECT") and the smki error class it belongs to. */
+const char *p11_rv_name(CK_RV rv);
+int p11_rv_class(CK_RV rv);
+/* Record "token 'T': <operation>: CKR_X (explanation)". */
+int p11_fail_rv(CK_RV rv, const char *token, const char *operation);
+
+/* The module path to use: opts, else the URI's, else $SMKI_PKCS11_MODULE, else SoftHSM. */
+const char *p11_module_choose(const smki_hsm_opts *o, const char *uri_module);
+
+/* The slot holding the initialised token with this label; SMKI_E_NOTFOUND names the
+ * labels that are there. */
+int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_INFO *info);
+/* An R/W or R/O session, logged in as user when pin is given. */
+int p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, const char *pin, int rw,
+                     CK_SESSION_HANDLE *out);
+void p11_close_session(p11_module *m, CK_SESSION_HANDLE s);
+
+/* The GBCS key identifier of an uncompressed point (RFC 5280 4.2.1.2 method 2: 0100b
+ * then the low 60 bits of SHA-1 of the point): 8 octets. */
+void p11_key_identifier(const uint8_t point[SMKI_POINT_LEN], uint8_t id[8]);
+
+#endif

@@ -1,0 +1,165 @@
+/* PKCS#11 modules, loaded once per process (and initialised again in a forked child,
+ * as PKCS#11 requires), and the one place CK_RV values become smki errors. */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "p11.h"
+
+struct p11_module {
+    char path[512];
+    void *dl;
+    CK_FUNCTION_LIST *f;
+    pid_t pid; /* the process that called C_Initialize */
+    struct p11_module *next;
+};
+
+static pthread_mutex_t modules_lock = PTHREAD_MUTEX_INITIALIZER;
+static p11_module *modules;
+
+const char *smki_softhsm_default_module(void)
+{
+    static const char *candidates[] = {"/usr/lib/softhsm/libsofthsm2.so",
+                                       "/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so",
+                                       "/usr/lib/aarch64-linux-gnu/softhsm/libsofthsm2.so"};
+    for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++)
+        if (access(candidates[i], R_OK) == 0) return candidates[i];
+    return candidates[0];
+}
+
+const char *p11_module_choose(const smki_hsm_opts *o, const char *uri_module)
+{
+    if (o && o->module && *o->module) return o->module;
+    if (uri_module && *uri_module) return uri_module;
+    const char *env = getenv("SMKI_PKCS11_MODULE");
+    if (env && *env) return env;
+    return smki_softhsm_default_module();
+}
+
+static int module_initialize(p11_module *m)
+{
+    CK_C_INITIALIZE_ARGS args;
+    memset(&args, 0, sizeof args);
+    args.flags = CKF_OS_LOCKING_OK;
+    CK_RV rv = m->f->C_Initialize(&args);
+    /* libp11 may have initialised the same module first: that is fine. */
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) return p11_fail_rv(rv, "-", "C_Initialize");
+    m->pid = getpid();
+    return 0;
+}
+
+static int module_load(const char *path, p11_module **out)
+{
+    int rc = 0;
+    p11_module *m = calloc(1, sizeof *m);
+    ENSURE(m != NULL, SMKI_E_NOMEM, "out of memory loading %s", path);
+    ENSURE_GOTO(strlen(path) < sizeof m->path, SMKI_E_USAGE, fail, "PKCS#11 module path too long: %.64s", path);
+    strcpy(m->path, path);
+    m->dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    ENSURE_GOTO(m->dl != NULL, SMKI_E_HSM, fail, "cannot load PKCS#11 module %s: %s", path, dlerror());
+    CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList");
+    ENSURE_GOTO(get != NULL, SMKI_E_HSM, fail, "%s is not a PKCS#11 module (no C_GetFunctionList)", path);
+    CK_RV rv = get(&m->f);
+    ENSURE_GOTO(rv == CKR_OK && m->f, SMKI_E_HSM, fail, "%s: C_GetFunctionList failed: %s", path, p11_rv_name(rv));
+    GUARD_GOTO(module_initialize(m), fail);
+    *out = m;
+    return 0;
+fail:
+    if (m->dl) dlclose(m->dl);
+    free(m);
+    return rc;
+}
+
+int p11_module_get(const char *path, p11_module **out)
+{
+    int rc = 0;
+    pthread_mutex_lock(&modules_lock);
+    p11_module *m = modules;
+    while (m && strcmp(m->path, path) != 0) m = m->next;
+    if (!m) {
+        GUARD_GOTO(module_load(path, &m), out);
+        m->next = modules;
+        modules = m;
+    } else if (m->pid != getpid()) {
+        GUARD_GOTO(module_initialize(m), out);
+    }
+    *out = m;
+out:
+    pthread_mutex_unlock(&modules_lock);
+    return rc;
+}
+
+CK_FUNCTION_LIST *p11_module_functions(p11_module *m) { return m->f; }
+const char *p11_module_path(const p11_module *m) { return m->path; }
+
+static const struct {
+    CK_RV rv;
+    const char *name;
+    const char *why;
+    int code;
+} rv_table[] = {
+    {CKR_OK, "CKR_OK", "", SMKI_OK},
+    {CKR_PIN_INCORRECT, "CKR_PIN_INCORRECT", "wrong PIN", SMKI_E_REFUSED},
+    {CKR_PIN_LOCKED, "CKR_PIN_LOCKED", "PIN locked after too many wrong tries", SMKI_E_REFUSED},
+    {CKR_PIN_LEN_RANGE, "CKR_PIN_LEN_RANGE", "PIN too short or too long", SMKI_E_USAGE},
+    {CKR_PIN_INVALID, "CKR_PIN_INVALID", "PIN has invalid characters", SMKI_E_USAGE},
+    {CKR_USER_PIN_NOT_INITIALIZED, "CKR_USER_PIN_NOT_INITIALIZED", "token has no user PIN", SMKI_E_HSM},
+    {CKR_USER_NOT_LOGGED_IN, "CKR_USER_NOT_LOGGED_IN", "no PIN given (set SMKI_PIN or --pin-file)", SMKI_E_REFUSED},
+    {CKR_DEVICE_ERROR, "CKR_DEVICE_ERROR", "the device reported an error", SMKI_E_HSM},
+    {CKR_DEVICE_REMOVED, "CKR_DEVICE_REMOVED", "the device was removed", SMKI_E_HSM},
+    {CKR_DEVICE_MEMORY, "CKR_DEVICE_MEMORY", "the device is out of memory", SMKI_E_HSM},
+    {CKR_TOKEN_NOT_PRESENT, "CKR_TOKEN_NOT_PRESENT", "no token in the slot", SMKI_E_HSM},
+    {CKR_TOKEN_NOT_RECOGNIZED, "CKR_TOKEN_NOT_RECOGNIZED", "token not recognised", SMKI_E_HSM},
+    {CKR_SLOT_ID_INVALID, "CKR_SLOT_ID_INVALID", "no such slot", SMKI_E_HSM},
+    {CKR_SESSION_HANDLE_INVALID, "CKR_SESSION_HANDLE_INVALID", "session lost", SMKI_E_HSM},
+    {CKR_SESSION_COUNT, "CKR_SESSION_COUNT", "too many sessions", SMKI_E_HSM},
+    {CKR_KEY_HANDLE_INVALID, "CKR_KEY_HANDLE_INVALID", "key handle no longer valid", SMKI_E_HSM},
+    {CKR_KEY_FUNCTION_NOT_PERMITTED, "CKR_KEY_FUNCTION_NOT_PERMITTED", "the key may not be used so",
+     SMKI_E_REFUSED},
+    {CKR_KEY_TYPE_INCONSISTENT, "CKR_KEY_TYPE_INCONSISTENT", "wrong key type for the operation", SMKI_E_REFUSED},
+    {CKR_MECHANISM_INVALID, "CKR_MECHANISM_INVALID", "mechanism not supported", SMKI_E_HSM},
+    {CKR_ATTRIBUTE_VALUE_INVALID, "CKR_ATTRIBUTE_VALUE_INVALID", "bad attribute value", SMKI_E_HSM},
+    {CKR_ATTRIBUTE_SENSITIVE, "CKR_ATTRIBUTE_SENSITIVE", "attribute is sensitive", SMKI_E_REFUSED},
+    {CKR_ATTRIBUTE_TYPE_INVALID, "CKR_ATTRIBUTE_TYPE_INVALID", "attribute not present", SMKI_E_HSM},
+    {CKR_TEMPLATE_INCONSISTENT, "CKR_TEMPLATE_INCONSISTENT", "template inconsistent", SMKI_E_HSM},
+    {CKR_TEMPLATE_INCOMPLETE, "CKR_TEMPLATE_INCOMPLETE", "template incomplete", SMKI_E_HSM},
+    {CKR_CRYPTOKI_NOT_INITIALIZED, "CKR_CRYPTOKI_NOT_INITIALIZED", "module not initialised", SMKI_E_HSM},
+    {CKR_GENERAL_ERROR, "CKR_GENERAL_ERROR", "general error", SMKI_E_HSM},
+    {CKR_FUNCTION_FAILED, "CKR_FUNCTION_FAILED", "function failed", SMKI_E_HSM},
+    {CKR_HOST_MEMORY, "CKR_HOST_MEMORY", "out of host memory", SMKI_E_NOMEM},
+    {CKR_ARGUMENTS_BAD, "CKR_ARGUMENTS_BAD", "bad arguments", SMKI_E_INTERNAL},
+    {CKR_OPERATION_ACTIVE, "CKR_OPERATION_ACTIVE", "another operation is active", SMKI_E_HSM},
+    {CKR_SESSION_READ_ONLY, "CKR_SESSION_READ_ONLY", "session is read-only", SMKI_E_HSM},
+};
+
+static size_t rv_index(CK_RV rv)
+{
+    for (size_t i = 0; i < sizeof rv_table / sizeof rv_table[0]; i++)
+        if (rv_table[i].rv == rv && rv_table[i].name[0]) return i;
+    return (size_t)-1;
+}
+
+const char *p11_rv_name(CK_RV rv)
+{
+    static _Thread_local char unknown[32];
+    size_t i = rv_index(rv);
+    if (i != (size_t)-1) return rv_table[i].name;
+    snprintf(unknown, sizeof unknown, "CKR_0x%lx", (unsigned long)rv);
+    return unknown;
+}
+
+int p11_rv_class(CK_RV rv)
+{
+    size_t i = rv_index(rv);
+    return i == (size_t)-1 ? SMKI_E_HSM : rv_table[i].code;
+}
+
+int p11_fail_rv(CK_RV rv, const char *token, const char *operation)
+{
+    size_t i = rv_index(rv);
+    const char *why = i == (size_t)-1 ? "unexpected return value" : rv_table[i].why;
+    return SMKI_FAIL(p11_rv_class(rv), "token '%s': %s: %s (%s)", token, operation, p11_rv_name(rv), why);
+}

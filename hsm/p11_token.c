@@ -1,0 +1,375 @@
+/* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
+ * pair inside it (never extractable), list the pairs. Key *use* goes through libp11
+ * (p11_key.c); this file is the administration libp11 0.4.12 does not offer. */
+#include <limits.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "p11.h"
+#include "uri.h"
+
+/* DER of the prime256v1 OID: CKA_EC_PARAMS of every key smki makes. */
+static const uint8_t P256_PARAMS[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+
+/* CK_TOKEN_INFO strings are blank-padded, not terminated. */
+static void unpad(const CK_UTF8CHAR *src, size_t len, char *dst)
+{
+    while (len > 0 && (src[len - 1] == ' ' || src[len - 1] == '\0')) len--;
+    memcpy(dst, src, len);
+    dst[len] = '\0';
+}
+
+static void pad(const char *src, CK_UTF8CHAR *dst, size_t len)
+{
+    memset(dst, ' ', len);
+    memcpy(dst, src, strlen(src) < len ? strlen(src) : len);
+}
+
+static int get_slots(p11_module *m, CK_SLOT_ID **slots, CK_ULONG *count)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_ULONG n = 0;
+    CK_RV rv = f->C_GetSlotList(CK_TRUE, NULL, &n);
+    if (rv != CKR_OK) return p11_fail_rv(rv, "-", "C_GetSlotList");
+    *slots = calloc(n ? n : 1, sizeof **slots);
+    ENSURE(*slots != NULL, SMKI_E_NOMEM, "out of memory listing slots");
+    rv = f->C_GetSlotList(CK_TRUE, *slots, &n);
+    if (rv != CKR_OK) {
+        free(*slots);
+        return p11_fail_rv(rv, "-", "C_GetSlotList");
+    }
+    *count = n;
+    return 0;
+}
+
+int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_INFO *info)
+{
+    CK_SLOT_ID *slots = NULL;
+    CK_ULONG n = 0;
+    GUARD(get_slots(m, &slots, &n));
+    char seen[256] = "";
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        if (p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
+        if (!(ti.flags & CKF_TOKEN_INITIALIZED)) continue;
+        char name[33];
+        unpad(ti.label, sizeof ti.label, name);
+        if (strcmp(name, label) == 0) {
+            *slot = slots[i];
+            if (info) *info = ti;
+            free(slots);
+            return 0;
+        }
+        if (strlen(seen) + strlen(name) + 4 < sizeof seen) {
+            if (seen[0]) strcat(seen, ", ");
+            strcat(seen, name);
+        }
+    }
+    free(slots);
+    return SMKI_FAIL(SMKI_E_NOTFOUND, "no token labelled '%s' in %s (tokens there: %s)", label, p11_module_path(m),
+                     seen[0] ? seen : "none; run 'smki hsm init'");
+}
+
+static void fill_info(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, smki_token_info *out)
+{
+    memset(out, 0, sizeof *out);
+    unpad(ti->label, sizeof ti->label, out->label);
+    unpad(ti->manufacturerID, sizeof ti->manufacturerID, out->manufacturer);
+    unpad(ti->model, sizeof ti->model, out->model);
+    unpad(ti->serialNumber, sizeof ti->serialNumber, out->serial);
+    out->slot_id = slot;
+    out->initialized = (ti->flags & CKF_TOKEN_INITIALIZED) != 0;
+    out->login_required = (ti->flags & CKF_LOGIN_REQUIRED) != 0;
+    out->user_pin_set = (ti->flags & CKF_USER_PIN_INITIALIZED) != 0;
+}
+
+int smki_token_find(const smki_hsm_opts *o, const char *label, smki_token_info *info)
+{
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(m, label, &slot, &ti));
+    if (info) fill_info(slot, &ti, info);
+    return 0;
+}
+
+int p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, const char *pin, int rw,
+                     CK_SESSION_HANDLE *out)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FLAGS flags = CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0);
+    CK_RV rv = f->C_OpenSession(slot, flags, NULL, NULL, out);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "opening a session");
+    if (!pin) return 0;
+    rv = f->C_Login(*out, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        f->C_CloseSession(*out);
+        return p11_fail_rv(rv, token, "login");
+    }
+    return 0;
+}
+
+void p11_close_session(p11_module *m, CK_SESSION_HANDLE s)
+{
+    p11_module_functions(m)->C_CloseSession(s);
+}
+
+static int find_free_slot(p11_module *m, CK_SLOT_ID *slot)
+{
+    CK_SLOT_ID *slots = NULL;
+    CK_ULONG n = 0;
+    GUARD(get_slots(m, &slots, &n));
+    for (CK_ULONG i = 0; i < n; i++) {
+        CK_TOKEN_INFO ti;
+        if (p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
+        if (!(ti.flags & CKF_TOKEN_INITIALIZED)) {
+            *slot = slots[i];
+            free(slots);
+            return 0;
+        }
+    }
+    free(slots);
+    return SMKI_FAIL(SMKI_E_HSM, "%s has no free slot for a new token", p11_module_path(m));
+}
+
+static int set_user_pin(p11_module *m, CK_SLOT_ID slot, const char *label, const char *so_pin, const char *user_pin)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, label, NULL, 1, &s));
+    CK_RV rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
+    if (rv == CKR_OK) {
+        rv = f->C_InitPIN(s, (CK_UTF8CHAR *)user_pin, strlen(user_pin));
+        f->C_Logout(s);
+        if (rv != CKR_OK) {
+            p11_close_session(m, s);
+            return p11_fail_rv(rv, label, "setting the user PIN");
+        }
+    }
+    p11_close_session(m, s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, label, "SO login");
+    return 0;
+}
+
+int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pin, const char *user_pin,
+                    int *created, smki_token_info *info)
+{
+    ENSURE(label && *label && strlen(label) <= 32, SMKI_E_USAGE, "token label must be 1 to 32 characters: '%.40s'",
+           label ? label : "");
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    *created = 0;
+    if (p11_find_token(m, label, &slot, &ti) == 0) {
+        if (info) fill_info(slot, &ti, info);
+        smki_error_clear();
+        return 0;
+    }
+    ENSURE(so_pin && *so_pin, SMKI_E_USAGE, "a new token needs an SO PIN (SMKI_SO_PIN or --so-pin-file)");
+    ENSURE(user_pin && *user_pin, SMKI_E_USAGE, "a new token needs a user PIN (SMKI_PIN or --pin-file)");
+    smki_error_clear();
+    GUARD(find_free_slot(m, &slot));
+    CK_UTF8CHAR padded[32];
+    pad(label, padded, sizeof padded);
+    CK_RV rv = p11_module_functions(m)->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded);
+    if (rv != CKR_OK) return p11_fail_rv(rv, label, "C_InitToken");
+    /* SoftHSM moves an initialised token to a new slot id: look it up again. */
+    GUARD(p11_find_token(m, label, &slot, &ti));
+    GUARD(set_user_pin(m, slot, label, so_pin, user_pin));
+    GUARD(p11_find_token(m, label, &slot, &ti));
+    if (info) fill_info(slot, &ti, info);
+    *created = 1;
+    return 0;
+}
+
+void p11_key_identifier(const uint8_t point[SMKI_POINT_LEN], uint8_t id[8])
+{
+    uint8_t sha1[20];
+    unsigned int len = 0;
+    EVP_Digest(point, SMKI_POINT_LEN, sha1, &len, EVP_sha1(), NULL);
+    memcpy(id, sha1 + 12, 8);
+    id[0] = (uint8_t)(0x40 | (id[0] & 0x0f));
+}
+
+/* Objects of a class with this label (count only; up to a few). */
+static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+    CK_OBJECT_HANDLE h[4];
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 1);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching keys");
+    rv = f->C_FindObjects(s, h, 4, found);
+    f->C_FindObjectsFinal(s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching keys");
+    return 0;
+}
+
+/* CKA_EC_POINT is a DER OCTET STRING around the 65-octet point (PKCS#11 2.40). */
+static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
+                      uint8_t point[SMKI_POINT_LEN])
+{
+    uint8_t der[80];
+    CK_ATTRIBUTE a = {CKA_EC_POINT, der, sizeof der};
+    CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, pub, &a, 1);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "reading the new public key");
+    if (a.ulValueLen == SMKI_POINT_LEN + 2 && der[0] == 0x04 && der[1] == SMKI_POINT_LEN) {
+        memcpy(point, der + 2, SMKI_POINT_LEN);
+    } else if (a.ulValueLen == SMKI_POINT_LEN && der[0] == 0x04) {
+        memcpy(point, der, SMKI_POINT_LEN); /* some modules return the bare point */
+    } else {
+        return SMKI_FAIL(SMKI_E_HSM, "token '%s': unexpected CKA_EC_POINT of %lu octets", token,
+                         (unsigned long)a.ulValueLen);
+    }
+    return 0;
+}
+
+static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label,
+                         smki_key_usage usage, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+{
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_BBOOL ds = usage == SMKI_USAGE_DS ? CK_TRUE : CK_FALSE;
+    CK_BBOOL ka = usage == SMKI_USAGE_KA ? CK_TRUE : CK_FALSE;
+    CK_ULONG label_len = strlen(label);
+    CK_ATTRIBUTE pub_tmpl[] = {
+        {CKA_TOKEN, &yes, sizeof yes},          {CKA_PRIVATE, &no, sizeof no},
+        {CKA_VERIFY, &ds, sizeof ds},           {CKA_DERIVE, &no, sizeof no},
+        {CKA_EC_PARAMS, (void *)P256_PARAMS, sizeof P256_PARAMS},
+        {CKA_LABEL, (void *)label, label_len},
+    };
+    CK_ATTRIBUTE priv_tmpl[] = {
+        {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
+        {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
+        {CKA_SIGN, &ds, sizeof ds},         {CKA_DERIVE, &ka, sizeof ka},
+        {CKA_DECRYPT, &no, sizeof no},      {CKA_UNWRAP, &no, sizeof no},
+        {CKA_LABEL, (void *)label, label_len},
+    };
+    CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
+    CK_RV rv = p11_module_functions(m)->C_GenerateKeyPair(s, &mech, pub_tmpl, sizeof pub_tmpl / sizeof pub_tmpl[0],
+                                                          priv_tmpl, sizeof priv_tmpl / sizeof priv_tmpl[0], pub,
+                                                          priv);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "generating an EC P-256 key pair");
+    return 0;
+}
+
+int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
+                      char uri[SMKI_KEY_URI_MAX])
+{
+    int rc = 0;
+    ENSURE(key_label && *key_label && strlen(key_label) <= 64, SMKI_E_USAGE,
+           "key label must be 1 to 64 characters: '%.70s'", key_label ? key_label : "");
+    ENSURE(usage == SMKI_USAGE_DS || usage == SMKI_USAGE_KA, SMKI_E_USAGE, "key usage must be ds or ka");
+    ENSURE(o && o->pin, SMKI_E_USAGE, "generating a key needs the token's user PIN (SMKI_PIN or --pin-file)");
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    GUARD(p11_find_token(m, token_label, &slot, NULL));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
+    CK_ULONG found = 0;
+    GUARD_GOTO(count_labelled(m, s, token_label, key_label, &found), out);
+    ENSURE_GOTO(found == 0, SMKI_E_EXISTS, out, "token '%s' already has a key labelled '%s'; choose another label",
+                token_label, key_label);
+    CK_OBJECT_HANDLE pub, priv;
+    GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, &pub, &priv), out);
+    /* The key's CKA_ID is its GBCS key identifier, so an operator can match a key to
+     * the subjectKeyIdentifier of the certificate issued for it. */
+    uint8_t point[SMKI_POINT_LEN], id[8];
+    GUARD_GOTO(read_point(m, s, pub, token_label, point), out);
+    p11_key_identifier(point, id);
+    CK_ATTRIBUTE ida = {CKA_ID, id, sizeof id};
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_RV rv = f->C_SetAttributeValue(s, pub, &ida, 1);
+    if (rv == CKR_OK) rv = f->C_SetAttributeValue(s, priv, &ida, 1);
+    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': setting CKA_ID of '%s': %s", token_label, key_label,
+                p11_rv_name(rv));
+    GUARD_GOTO(smki_p11_uri_format(token_label, key_label, id, sizeof id, uri, SMKI_KEY_URI_MAX), out);
+out:
+    p11_close_session(m, s);
+    return rc;
+}
+
+static int list_one(p11_module *m, CK_SESSION_HANDLE s, const char *token, CK_OBJECT_HANDLE h, smki_key_info *ki)
+{
+    CK_BBOOL sign = CK_FALSE, derive = CK_FALSE;
+    char label[65] = "";
+    uint8_t id[32];
+    CK_ATTRIBUTE a[] = {{CKA_LABEL, label, sizeof label - 1}, {CKA_ID, id, sizeof id},
+                        {CKA_SIGN, &sign, sizeof sign},      {CKA_DERIVE, &derive, sizeof derive}};
+    CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h, a, 4);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "reading key attributes");
+    memset(ki, 0, sizeof *ki);
+    size_t llen = a[0].ulValueLen == (CK_ULONG)-1 ? 0 : a[0].ulValueLen;
+    memcpy(ki->label, label, llen);
+    size_t ilen = a[1].ulValueLen == (CK_ULONG)-1 ? 0 : a[1].ulValueLen;
+    smki_hex_encode(id, ilen, ki->id_hex, 0);
+    ki->has_private = 1;
+    ki->usage = (sign ? SMKI_USAGE_DS : 0) | (derive ? SMKI_USAGE_KA : 0);
+    return smki_p11_uri_format(token, ki->label[0] ? ki->label : NULL, id, ilen, ki->uri, sizeof ki->uri);
+}
+
+int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count)
+{
+    int rc = 0;
+    *keys = NULL;
+    *count = 0;
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    GUARD(p11_find_token(m, token_label, &slot, NULL));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE kt = CKK_EC;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
+    CK_OBJECT_HANDLE h[256];
+    CK_ULONG n = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
+    if (rv == CKR_OK) rv = f->C_FindObjects(s, h, 256, &n);
+    f->C_FindObjectsFinal(s);
+    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': listing keys: %s", token_label, p11_rv_name(rv));
+    if (n) {
+        *keys = calloc(n, sizeof **keys);
+        ENSURE_GOTO(*keys != NULL, SMKI_E_NOMEM, out, "out of memory listing keys");
+    }
+    for (CK_ULONG i = 0; i < n; i++) GUARD_GOTO(list_one(m, s, token_label, h[i], &(*keys)[i]), out);
+    *count = n;
+out:
+    if (rc < 0) {
+        free(*keys);
+        *keys = NULL;
+    }
+    p11_close_session(m, s);
+    return rc;
+}
+
+int smki_softhsm_prepare(const char *dir)
+{
+    char tokens[PATH_MAX + 16], conf[PATH_MAX + 16], abs[PATH_MAX];
+    GUARD(smki_mkdirs(dir, 0700));
+    /* SoftHSM reads the token folder literally: make it absolute so the home works
+     * from any working directory. */
+    ENSURE(realpath(dir, abs) != NULL, SMKI_E_IO, "cannot resolve %s", dir);
+    ENSURE(snprintf(tokens, sizeof tokens, "%s/tokens", abs) < (int)sizeof tokens, SMKI_E_USAGE,
+           "HSM folder path too long");
+    snprintf(conf, sizeof conf, "%s/softhsm2.conf", abs);
+    GUARD(smki_mkdirs(tokens, 0700));
+    struct stat st;
+    if (stat(conf, &st) != 0) {
+        char text[4400];
+        int n = snprintf(text, sizeof text,
+                         "# SoftHSM 2 configuration written by smki for this home's token.\n"
+                         "directories.tokendir = %s\nobjectstore.backend = file\nlog.level = ERROR\n"
+                         "slots.removable = false\n",
+                         tokens);
+        GUARD(smki_file_write_atomic(conf, text, (size_t)n, 0600, 0));
+    }
+    ENSURE(setenv("SOFTHSM2_CONF", conf, 1) == 0, SMKI_E_IO, "cannot set SOFTHSM2_CONF");
+    return 0;
+}

@@ -1,0 +1,264 @@
+/* Public keys, certificates and signature verification. Everything here reads
+ * bytes from outside: sizes are bounded, encodings checked, and only EC P-256 with
+ * an uncompressed point on the curve is accepted. */
+#include <openssl/core_names.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <string.h>
+
+#include "hsm.h"
+
+#define MAX_PUBLIC_FILE (256 * 1024)
+
+static int looks_pem(const uint8_t *data, size_t len)
+{
+    static const char marker[] = "-----BEGIN ";
+    if (len < sizeof marker - 1) return 0;
+    for (size_t i = 0; i + sizeof marker - 1 <= len && i < 4096; i++)
+        if (memcmp(data + i, marker, sizeof marker - 1) == 0) return 1;
+    return 0;
+}
+
+int smki_pub_check_p256(EVP_PKEY *pub, const char *what)
+{
+    ENSURE(pub != NULL, SMKI_E_INPUT, "%s: no key", what);
+    ENSURE(EVP_PKEY_get_base_id(pub) == EVP_PKEY_EC, SMKI_E_REFUSED, "%s: not an EC key (only EC P-256 is allowed)",
+           what);
+    char group[64] = "";
+    size_t glen = 0;
+    int ok = EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, &glen);
+    if (!ok) {
+        /* legacy keys (libp11) answer through EC_KEY */
+        ERR_clear_error();
+        ok = EVP_PKEY_get_group_name(pub, group, sizeof group, &glen);
+    }
+    ENSURE_SSL(ok, SMKI_E_INPUT, "%s: EC key without a named curve", what);
+    ENSURE(strcmp(group, "prime256v1") == 0, SMKI_E_REFUSED, "%s: curve %s refused: only P-256 (prime256v1)", what,
+           group);
+    return 0;
+}
+
+/* The point as encoded is uncompressed and on the curve. */
+static int check_point(EVP_PKEY *pub, const char *what)
+{
+    char form[32] = "";
+    if (EVP_PKEY_get_utf8_string_param(pub, OSSL_PKEY_PARAM_EC_POINT_CONVERSION_FORMAT, form, sizeof form, NULL))
+        ENSURE(strcmp(form, "uncompressed") == 0, SMKI_E_REFUSED, "%s: %s point refused: must be uncompressed", what,
+               form);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+    ENSURE_SSL(ctx != NULL, SMKI_E_NOMEM, "out of memory");
+    int ok = EVP_PKEY_public_check(ctx) == 1;
+    EVP_PKEY_CTX_free(ctx);
+    ENSURE_SSL(ok, SMKI_E_INPUT, "%s: public point is not on P-256", what);
+    return 0;
+}
+
+static int finish_pub(EVP_PKEY *pk, EVP_PKEY **out, const char *what)
+{
+    int rc = smki_pub_check_p256(pk, what);
+    if (rc == 0) rc = check_point(pk, what);
+    if (rc < 0) {
+        EVP_PKEY_free(pk);
+        return rc;
+    }
+    *out = pk;
+    return 0;
+}
+
+int smki_cert_load(const uint8_t *data, size_t len, X509 **out)
+{
+    ENSURE(data && len > 0, SMKI_E_INPUT, "empty certificate");
+    ENSURE(len <= MAX_PUBLIC_FILE, SMKI_E_INPUT, "certificate of %zu octets is over the limit", len);
+    X509 *x = NULL;
+    if (looks_pem(data, len)) {
+        BIO *bio = BIO_new_mem_buf(data, (int)len);
+        ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
+        x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+        BIO_free(bio);
+        ENSURE_SSL(x != NULL, SMKI_E_INPUT, "not a PEM certificate");
+    } else {
+        const unsigned char *p = data;
+        x = d2i_X509(NULL, &p, (long)len);
+        ENSURE_SSL(x != NULL, SMKI_E_INPUT, "not a DER certificate");
+        if (p != data + len) {
+            X509_free(x);
+            return SMKI_FAIL(SMKI_E_INPUT, "%zu octet(s) of trailing data after the DER certificate",
+                             (size_t)(data + len - p));
+        }
+    }
+    *out = x;
+    return 0;
+}
+
+int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out)
+{
+    ENSURE(data && len > 0, SMKI_E_INPUT, "empty public key");
+    ENSURE(len <= MAX_PUBLIC_FILE, SMKI_E_INPUT, "public key of %zu octets is over the limit", len);
+    EVP_PKEY *pk = NULL;
+    if (looks_pem(data, len)) {
+        if (strstr((const char *)data, "-----BEGIN CERTIFICATE-----") == NULL) {
+            BIO *bio = BIO_new_mem_buf(data, (int)len);
+            ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
+            pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+            BIO_free(bio);
+            ENSURE_SSL(pk != NULL, SMKI_E_INPUT, "not a PEM public key or certificate");
+            return finish_pub(pk, out, "public key");
+        }
+    } else {
+        /* A well-formed SubjectPublicKeyInfo whose key does not decode is a bad key,
+         * not a reason to try reading a certificate. */
+        const unsigned char *p = data;
+        X509_PUBKEY *spki = d2i_X509_PUBKEY(NULL, &p, (long)len);
+        if (spki && p == data + len) {
+            pk = X509_PUBKEY_get(spki);
+            X509_PUBKEY_free(spki);
+            ENSURE_SSL(pk != NULL, SMKI_E_INPUT, "public key does not decode: point not on P-256 or malformed");
+            return finish_pub(pk, out, "public key");
+        }
+        X509_PUBKEY_free(spki);
+        ERR_clear_error();
+    }
+    X509 *x = NULL;
+    GUARD(smki_cert_load(data, len, &x));
+    pk = X509_get_pubkey(x);
+    X509_free(x);
+    ENSURE_SSL(pk != NULL, SMKI_E_INPUT, "certificate has an unreadable public key");
+    return finish_pub(pk, out, "certificate's public key");
+}
+
+int smki_pub_load_file(const char *path, EVP_PKEY **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    GUARD(smki_file_read(path, MAX_PUBLIC_FILE, &data, &len));
+    int rc = smki_pub_load(data, len, out);
+    free(data);
+    if (rc < 0) return smki_error_wrap("%s", path);
+    return 0;
+}
+
+int smki_cert_load_file(const char *path, X509 **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    GUARD(smki_file_read(path, MAX_PUBLIC_FILE, &data, &len));
+    int rc = smki_cert_load(data, len, out);
+    free(data);
+    if (rc < 0) return smki_error_wrap("%s", path);
+    return 0;
+}
+
+int smki_pub_to_pem(EVP_PKEY *pub, char **pem, size_t *len)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
+    int rc = 0;
+    ENSURE_SSL_GOTO(PEM_write_bio_PUBKEY(bio, pub) == 1, SMKI_E_CRYPTO, out, "cannot write the public key as PEM");
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    *pem = malloc((size_t)n + 1);
+    ENSURE_GOTO(*pem != NULL, SMKI_E_NOMEM, out, "out of memory");
+    memcpy(*pem, data, (size_t)n);
+    (*pem)[n] = '\0';
+    *len = (size_t)n;
+out:
+    BIO_free(bio);
+    return rc;
+}
+
+int smki_pub_point(EVP_PKEY *pub, uint8_t point[SMKI_POINT_LEN])
+{
+    uint8_t buf[SMKI_POINT_LEN + 8];
+    size_t len = 0;
+    ENSURE_SSL(EVP_PKEY_get_octet_string_param(pub, OSSL_PKEY_PARAM_PUB_KEY, buf, sizeof buf, &len) == 1,
+               SMKI_E_CRYPTO, "cannot read the public point");
+    if (len == SMKI_POINT_LEN && buf[0] == 0x04) {
+        memcpy(point, buf, SMKI_POINT_LEN);
+        return 0;
+    }
+    /* compressed as stored: ask for the uncompressed form through the encoder */
+    unsigned char *enc = NULL;
+    size_t elen = EVP_PKEY_get1_encoded_public_key(pub, &enc);
+    int ok = elen == SMKI_POINT_LEN && enc[0] == 0x04;
+    if (ok) memcpy(point, enc, SMKI_POINT_LEN);
+    OPENSSL_free(enc);
+    ENSURE(ok, SMKI_E_INPUT, "public point is not an uncompressed P-256 point");
+    return 0;
+}
+
+/* ---- Signature forms --------------------------------------------------------------- */
+
+int smki_sig_raw_to_der(const uint8_t raw[64], uint8_t *der, size_t *der_len)
+{
+    int rc = 0;
+    ECDSA_SIG *s = ECDSA_SIG_new();
+    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *sv = BN_bin2bn(raw + 32, 32, NULL);
+    ENSURE_SSL_GOTO(s && r && sv && ECDSA_SIG_set0(s, r, sv) == 1, SMKI_E_NOMEM, out, "out of memory");
+    r = sv = NULL;
+    int need = i2d_ECDSA_SIG(s, NULL);
+    ENSURE_GOTO(need > 0 && (size_t)need <= *der_len, SMKI_E_INTERNAL, out, "DER signature buffer too small");
+    unsigned char *p = der;
+    *der_len = (size_t)i2d_ECDSA_SIG(s, &p);
+out:
+    BN_free(r);
+    BN_free(sv);
+    ECDSA_SIG_free(s);
+    return rc;
+}
+
+int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64])
+{
+    const unsigned char *p = der;
+    ECDSA_SIG *s = d2i_ECDSA_SIG(NULL, &p, (long)der_len);
+    ENSURE_SSL(s != NULL, SMKI_E_INPUT, "signature is not a DER ECDSA-Sig-Value");
+    int rc = 0;
+    ENSURE_GOTO(p == der + der_len, SMKI_E_INPUT, out, "trailing data after the DER signature");
+    const BIGNUM *r, *sv;
+    ECDSA_SIG_get0(s, &r, &sv);
+    ENSURE_GOTO(BN_num_bytes(r) <= 32 && BN_num_bytes(sv) <= 32, SMKI_E_INPUT, out,
+                "signature values are too large for P-256");
+    BN_bn2binpad(r, raw, 32);
+    BN_bn2binpad(sv, raw + 32, 32);
+out:
+    ECDSA_SIG_free(s);
+    return rc;
+}
+
+/* ---- Verification ------------------------------------------------------------------- */
+
+int smki_verify_digest(EVP_PKEY *pub, const uint8_t digest[32], smki_sigfmt fmt, const uint8_t *sig, size_t sig_len)
+{
+    uint8_t der[SMKI_SIG_MAX];
+    size_t der_len = sizeof der;
+    if (fmt == SMKI_SIG_RAW) {
+        ENSURE(sig_len == SMKI_SIG_RAW_LEN, SMKI_E_INPUT, "raw signature must be 64 octets (r||s), not %zu",
+               sig_len);
+        GUARD(smki_sig_raw_to_der(sig, der, &der_len));
+        sig = der;
+        sig_len = der_len;
+    } else {
+        ENSURE(sig_len > 0 && sig_len <= SMKI_SIG_MAX, SMKI_E_INPUT, "DER signature of %zu octets is malformed",
+               sig_len);
+        uint8_t raw[64];
+        GUARD(smki_sig_der_to_raw(sig, sig_len, raw)); /* strict DER shape before OpenSSL sees it */
+    }
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+    ENSURE_SSL(ctx != NULL, SMKI_E_NOMEM, "out of memory");
+    int rc = 0;
+    ENSURE_SSL_GOTO(EVP_PKEY_verify_init(ctx) == 1, SMKI_E_CRYPTO, out, "cannot prepare verification");
+    int v = EVP_PKEY_verify(ctx, sig, sig_len, digest, 32);
+    ERR_clear_error();
+    ENSURE_GOTO(v == 1, SMKI_E_VERIFY, out, "signature does not verify");
+out:
+    EVP_PKEY_CTX_free(ctx);
+    return rc;
+}
+
+int smki_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, smki_sigfmt fmt, const uint8_t *sig, size_t sig_len)
+{
+    uint8_t digest[32];
+    ENSURE_SSL(EVP_Digest(msg, len, digest, NULL, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256 failed");
+    return smki_verify_digest(pub, digest, fmt, sig, sig_len);
+}

@@ -1,0 +1,77 @@
+/* A fault-injecting PKCS#11 module for tests: it loads the real module named by
+ * SMKI_SHIM_MODULE (default SoftHSM 2) and passes every call through, except that
+ * the functions listed in SMKI_SHIM_FAIL (e.g. "C_Sign,C_Login") return the CK_RV in
+ * SMKI_SHIM_RV (default CKR_DEVICE_ERROR, 0x30). The variables are read on every
+ * call, so a test can make a working token fail midway. */
+#include <dlfcn.h>
+#include <p11-kit/pkcs11.h>
+#include <stdlib.h>
+#include <string.h>
+
+static CK_FUNCTION_LIST *real;
+static CK_FUNCTION_LIST shim;
+
+static int should_fail(const char *name)
+{
+    const char *list = getenv("SMKI_SHIM_FAIL");
+    if (!list) return 0;
+    size_t n = strlen(name);
+    for (const char *p = strstr(list, name); p; p = strstr(p + 1, name))
+        if ((p == list || p[-1] == ',') && (p[n] == '\0' || p[n] == ',')) return 1;
+    return 0;
+}
+
+static CK_RV injected(void)
+{
+    const char *rv = getenv("SMKI_SHIM_RV");
+    return rv ? (CK_RV)strtoul(rv, NULL, 0) : CKR_DEVICE_ERROR;
+}
+
+static CK_RV shim_Login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+    return should_fail("C_Login") ? injected() : real->C_Login(s, u, pin, len);
+}
+static CK_RV shim_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
+{
+    return should_fail("C_SignInit") ? injected() : real->C_SignInit(s, m, k);
+}
+static CK_RV shim_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR sig, CK_ULONG_PTR sl)
+{
+    if (!should_fail("C_Sign")) return real->C_Sign(s, d, dl, sig, sl);
+    /* PKCS#11 5.12: a failing C_Sign ends the signing operation; finish the real one
+     * so that the session is as a real failing device would leave it. */
+    CK_BYTE scratch[256];
+    CK_ULONG len = sizeof scratch;
+    real->C_Sign(s, d, dl, scratch, &len);
+    return injected();
+}
+static CK_RV shim_DeriveKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR t,
+                            CK_ULONG n, CK_OBJECT_HANDLE_PTR k)
+{
+    return should_fail("C_DeriveKey") ? injected() : real->C_DeriveKey(s, m, b, t, n, k);
+}
+static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pt, CK_ULONG pn,
+                                  CK_ATTRIBUTE_PTR kt, CK_ULONG kn, CK_OBJECT_HANDLE_PTR pub,
+                                  CK_OBJECT_HANDLE_PTR priv)
+{
+    return should_fail("C_GenerateKeyPair") ? injected() : real->C_GenerateKeyPair(s, m, pt, pn, kt, kn, pub, priv);
+}
+
+CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
+{
+    if (!real) {
+        const char *path = getenv("SMKI_SHIM_MODULE");
+        void *dl = dlopen(path ? path : "/usr/lib/softhsm/libsofthsm2.so", RTLD_NOW | RTLD_LOCAL);
+        if (!dl) return CKR_GENERAL_ERROR;
+        CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
+        if (!get || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
+        shim = *real;
+        shim.C_Login = shim_Login;
+        shim.C_SignInit = shim_SignInit;
+        shim.C_Sign = shim_Sign;
+        shim.C_DeriveKey = shim_DeriveKey;
+        shim.C_GenerateKeyPair = shim_GenerateKeyPair;
+    }
+    *out = &shim;
+    return CKR_OK;
+}

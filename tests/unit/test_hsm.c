@@ -1,0 +1,605 @@
+/* The crypto core: tokens, keys in the token and in files, signing and verifying in
+ * both forms, ECDH, bad keys and signatures, wrong PIN, a failing device, threads
+ * and fork. Runs against a SoftHSM token made in a fresh folder. */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "hsm/hsm.h"
+#include "hsm/p11.h"
+#include "hsm/uri.h"
+
+#define TOKEN "unit"
+#define PIN "4321"
+#define SO_PIN "87654321"
+
+static char dir[1024];
+static char ds_uri[SMKI_KEY_URI_MAX], ka_uri[SMKI_KEY_URI_MAX];
+static const smki_hsm_opts opts = {NULL, PIN};
+
+static const uint8_t MSG[] = "a pre-command, more or less";
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "%s", test_tmpdir("hsm"));
+    char hsm[1100];
+    snprintf(hsm, sizeof hsm, "%s/hsm", dir);
+    if (smki_softhsm_prepare(hsm) != 0) return -1;
+    int created = 0;
+    smki_token_info info;
+    if (smki_token_init(NULL, TOKEN, SO_PIN, PIN, &created, &info) != 0 || !created) return -1;
+    if (smki_key_generate(&opts, TOKEN, "ds", SMKI_USAGE_DS, ds_uri) != 0) return -1;
+    if (smki_key_generate(&opts, TOKEN, "ka", SMKI_USAGE_KA, ka_uri) != 0) return -1;
+    return 0;
+}
+
+/* A software key of the given curve in a PEM file under dir. */
+static const char *make_key_file(const char *name, const char *curve_or_rsa)
+{
+    static char path[1200];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    EVP_PKEY *pk = strcmp(curve_or_rsa, "RSA") == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024)
+                                                     : EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve_or_rsa);
+    assert_non_null(pk);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    EVP_PKEY_free(pk);
+    return path;
+}
+
+static void test_token_init_is_idempotent(void **state)
+{
+    (void)state;
+    int created = 1;
+    smki_token_info info;
+    assert_ok(smki_token_init(NULL, TOKEN, SO_PIN, PIN, &created, &info));
+    assert_int_equal(created, 0);
+    assert_string_equal(info.label, TOKEN);
+    assert_true(info.user_pin_set);
+}
+
+static void test_token_find_names_missing_token(void **state)
+{
+    (void)state;
+    smki_token_info info;
+    assert_fails(smki_token_find(NULL, "no-such-token", &info), SMKI_E_NOTFOUND, "no-such-token");
+}
+
+static void test_key_generate_refuses_existing_label(void **state)
+{
+    (void)state;
+    char uri[SMKI_KEY_URI_MAX];
+    assert_fails(smki_key_generate(&opts, TOKEN, "ds", SMKI_USAGE_DS, uri), SMKI_E_EXISTS, "'ds'");
+}
+
+static void test_key_generate_needs_pin(void **state)
+{
+    (void)state;
+    char uri[SMKI_KEY_URI_MAX];
+    smki_hsm_opts none = {NULL, NULL};
+    assert_fails(smki_key_generate(&none, TOKEN, "x", SMKI_USAGE_DS, uri), SMKI_E_USAGE, "PIN");
+}
+
+/* The private key's value cannot be read out of the token, and it is marked so. */
+static void test_token_key_value_cannot_be_read(void **state)
+{
+    (void)state;
+    p11_module *m;
+    assert_ok(p11_module_get(smki_softhsm_default_module(), &m));
+    CK_SLOT_ID slot;
+    assert_ok(p11_find_token(m, TOKEN, &slot, NULL));
+    CK_SESSION_HANDLE s;
+    assert_ok(p11_open_session(m, slot, TOKEN, PIN, 0, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, "ds", 2}};
+    CK_OBJECT_HANDLE h;
+    CK_ULONG n = 0;
+    assert_int_equal(f->C_FindObjectsInit(s, tmpl, 2), CKR_OK);
+    assert_int_equal(f->C_FindObjects(s, &h, 1, &n), CKR_OK);
+    f->C_FindObjectsFinal(s);
+    assert_int_equal(n, 1);
+    uint8_t value[64];
+    CK_ATTRIBUTE a = {CKA_VALUE, value, sizeof value};
+    assert_int_equal(f->C_GetAttributeValue(s, h, &a, 1), CKR_ATTRIBUTE_SENSITIVE);
+    CK_BBOOL sensitive = CK_FALSE, extractable = CK_TRUE, token = CK_FALSE, never = CK_FALSE;
+    CK_ATTRIBUTE flags[] = {{CKA_SENSITIVE, &sensitive, 1},
+                            {CKA_EXTRACTABLE, &extractable, 1},
+                            {CKA_TOKEN, &token, 1},
+                            {CKA_NEVER_EXTRACTABLE, &never, 1}};
+    assert_int_equal(f->C_GetAttributeValue(s, h, flags, 4), CKR_OK);
+    assert_true(sensitive);
+    assert_false(extractable);
+    assert_true(token);
+    assert_true(never);
+    p11_close_session(m, s);
+}
+
+static void test_key_list_shows_both_usages(void **state)
+{
+    (void)state;
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    assert_ok(smki_key_list(&opts, TOKEN, &keys, &n));
+    int ds = 0, ka = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(keys[i].label, "ds") == 0 && keys[i].usage == SMKI_USAGE_DS) ds = 1;
+        if (strcmp(keys[i].label, "ka") == 0 && keys[i].usage == SMKI_USAGE_KA) ka = 1;
+        assert_int_equal(strlen(keys[i].id_hex), 16); /* the 8-octet GBCS key identifier */
+    }
+    free(keys);
+    assert_true(ds && ka);
+}
+
+/* CKA_ID is the key identifier of the public point (0100b then 60 bits of SHA-1). */
+static void test_token_key_id_is_gbcs_key_identifier(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    uint8_t point[SMKI_POINT_LEN], id[8];
+    assert_ok(smki_pub_point(smki_key_public(k), point));
+    p11_key_identifier(point, id);
+    smki_p11_uri u;
+    assert_ok(smki_p11_uri_parse(ds_uri, &u));
+    assert_int_equal(u.id_len, 8);
+    assert_memory_equal(u.id, id, 8);
+    assert_int_equal(id[0] >> 4, 4);
+    smki_key_free(k);
+}
+
+static void sign_and_verify(const char *ref)
+{
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, &opts, &k));
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    assert_ok(smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len));
+    assert_int_equal(len, 64);
+    assert_ok(smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_RAW, sig, len));
+    sig[10] ^= 1;
+    assert_fails(smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_RAW, sig, len), SMKI_E_VERIFY, NULL);
+    len = sizeof sig;
+    assert_ok(smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_DER, sig, &len));
+    assert_true(len >= 8 && len <= 72 && sig[0] == 0x30);
+    assert_ok(smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_DER, sig, len));
+    assert_fails(smki_verify(smki_key_public(k), MSG, sizeof MSG - 1, SMKI_SIG_DER, sig, len), SMKI_E_VERIFY, NULL);
+    smki_key_free(k);
+}
+
+static void test_token_key_signs_raw_and_der(void **state)
+{
+    (void)state;
+    sign_and_verify(ds_uri);
+    sign_and_verify("pkcs11:token=" TOKEN ";object=ds"); /* by label alone */
+}
+
+static void test_file_key_signs_raw_and_der(void **state)
+{
+    (void)state;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("soft", "P-256"));
+    sign_and_verify(ref);
+}
+
+static void test_file_key_refuses_other_curves_and_rsa(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("p384", "P-384"));
+    assert_fails(smki_key_open(ref, &opts, &k), SMKI_E_REFUSED, "secp384r1");
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("rsa", "RSA"));
+    assert_fails(smki_key_open(ref, &opts, &k), SMKI_E_REFUSED, "not an EC key");
+    assert_fails(smki_key_open("file:/nonexistent/key.pem", &opts, &k), SMKI_E_NOTFOUND, "/nonexistent/key.pem");
+    assert_null(k);
+}
+
+static void test_key_open_refuses_unknown_references(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_fails(smki_key_open("sup-ds", &opts, &k), SMKI_E_USAGE, "unknown key reference");
+    assert_fails(smki_key_open("pkcs11:object=ds", &opts, &k), SMKI_E_USAGE, "no token");
+    assert_fails(smki_key_open("pkcs11:token=" TOKEN ";object=nope", &opts, &k), SMKI_E_NOTFOUND, "nope");
+    assert_fails(smki_key_open("pkcs11:token=missing;object=ds", &opts, &k), SMKI_E_NOTFOUND, "missing");
+    assert_fails(smki_key_open("pkcs11:token=" TOKEN ";object=ds?pin-value=1234", &opts, &k), SMKI_E_USAGE,
+                 "pin-value");
+    assert_null(k);
+}
+
+/* Run fn in a child process so that a failed login does not leave this process's
+ * token state changed for the other tests. */
+static void in_child(void (*fn)(void))
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fn();
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void wrong_pin_child(void)
+{
+    /* A fresh process image is not needed: the module re-initialises after fork.
+     * Log out first by closing every session, then try a wrong PIN. */
+    p11_module *m;
+    CK_SLOT_ID slot;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+        _exit(10);
+    p11_module_functions(m)->C_CloseAllSessions(slot);
+    smki_key *k = NULL;
+    smki_hsm_opts bad = {NULL, "0000"};
+    int rc = smki_key_generate(&bad, TOKEN, "never", SMKI_USAGE_DS, (char[SMKI_KEY_URI_MAX]){0});
+    if (rc != SMKI_E_REFUSED || !strstr(smki_error_msg(), "CKR_PIN_INCORRECT") || !strstr(smki_error_msg(), TOKEN))
+        _exit(11);
+    rc = smki_key_open("pkcs11:token=" TOKEN ";object=ds", &bad, &k);
+    if (rc >= 0 || k != NULL) _exit(12);
+    if (!strstr(smki_error_msg(), TOKEN)) _exit(13);
+    _exit(0);
+}
+
+static void test_wrong_pin_fails_cleanly(void **state)
+{
+    (void)state;
+    in_child(wrong_pin_child);
+}
+
+static void fork_child(void)
+{
+    /* The parent opened the key; the child signs with the same handle. */
+    smki_key *k = NULL;
+    if (smki_key_open(ds_uri, &opts, &k) != 0) _exit(20);
+    pid_t pid = fork();
+    if (pid == 0) {
+        uint8_t sig[SMKI_SIG_MAX];
+        size_t len = sizeof sig;
+        if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) {
+            fprintf(stderr, "child: %s\n", smki_error_msg());
+            _exit(21);
+        }
+        if (smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_RAW, sig, len) != 0) _exit(22);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 23);
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(24); /* parent still works */
+    smki_key_free(k);
+    _exit(0);
+}
+
+static void test_token_key_survives_fork(void **state)
+{
+    (void)state;
+    in_child(fork_child);
+}
+
+typedef struct {
+    smki_key *k;
+    int bad;
+} thread_arg;
+
+static void *sign_many(void *p)
+{
+    thread_arg *a = p;
+    for (int i = 0; i < 200; i++) {
+        uint8_t msg[8] = {(uint8_t)i}, sig[SMKI_SIG_MAX];
+        size_t len = sizeof sig;
+        if (smki_key_sign(a->k, msg, sizeof msg, SMKI_SIG_RAW, sig, &len) != 0 ||
+            smki_verify(smki_key_public(a->k), msg, sizeof msg, SMKI_SIG_RAW, sig, len) != 0)
+            a->bad++;
+    }
+    return NULL;
+}
+
+static void sign_from_threads(const char *ref)
+{
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, &opts, &k));
+    pthread_t t[4];
+    thread_arg a[4];
+    for (int i = 0; i < 4; i++) {
+        a[i] = (thread_arg){k, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, sign_many, &a[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].bad, 0);
+    }
+    smki_key_free(k);
+}
+
+static void test_token_key_signs_from_several_threads(void **state)
+{
+    (void)state;
+    sign_from_threads(ds_uri);
+}
+
+static void test_file_key_signs_from_several_threads(void **state)
+{
+    (void)state;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("threads", "P-256"));
+    sign_from_threads(ref);
+}
+
+/* Token ECDH (CKM_ECDH1_DERIVE) and software ECDH agree from both sides. */
+static void test_token_ecdh_agrees_with_software(void **state)
+{
+    (void)state;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("peer", "P-256"));
+    smki_key *tok = NULL, *soft = NULL;
+    assert_ok(smki_key_open(ka_uri, &opts, &tok));
+    assert_ok(smki_key_open(ref, &opts, &soft));
+    uint8_t z1[32], z2[32];
+    assert_ok(smki_key_ecdh(tok, smki_key_public(soft), z1));
+    assert_ok(smki_key_ecdh(soft, smki_key_public(tok), z2));
+    assert_memory_equal(z1, z2, 32);
+    smki_key_free(tok);
+    smki_key_free(soft);
+}
+
+static void test_ds_token_key_refuses_ecdh(void **state)
+{
+    (void)state;
+    smki_key *tok = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &tok));
+    uint8_t z[32];
+    int rc = smki_key_ecdh(tok, smki_key_public(tok), z);
+    assert_true(rc < 0);
+    assert_non_null(strstr(smki_error_msg(), TOKEN));
+    smki_key_free(tok);
+}
+
+/* ---- Public keys and signatures from outside ---------------------------------------- */
+
+static uint8_t *spki_der(EVP_PKEY *pk, size_t *len)
+{
+    unsigned char *der = NULL;
+    int n = i2d_PUBKEY(pk, &der);
+    assert_true(n > 0);
+    *len = (size_t)n;
+    return der;
+}
+
+static void test_pub_load_accepts_p256_pem_der_and_cert(void **state)
+{
+    (void)state;
+    EVP_PKEY *pk = NULL;
+    assert_ok(smki_pub_load_file(test_shared_path("vectors/gbcs/keystore/90b3d51f30010000-ds.pem"), &pk));
+    uint8_t point[SMKI_POINT_LEN];
+    assert_ok(smki_pub_point(pk, point));
+    assert_int_equal(point[0], 0x04);
+    size_t len;
+    uint8_t *der = spki_der(pk, &len);
+    EVP_PKEY *again = NULL;
+    assert_ok(smki_pub_load(der, len, &again));
+    assert_int_equal(EVP_PKEY_eq(pk, again), 1);
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
+    EVP_PKEY_free(again);
+}
+
+static void test_pub_load_refuses_p384_and_rsa(void **state)
+{
+    (void)state;
+    EVP_PKEY *p384 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    EVP_PKEY *rsa = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)1024);
+    size_t len;
+    EVP_PKEY *out = NULL;
+    uint8_t *der = spki_der(p384, &len);
+    assert_fails(smki_pub_load(der, len, &out), SMKI_E_REFUSED, "only P-256");
+    OPENSSL_free(der);
+    der = spki_der(rsa, &len);
+    assert_fails(smki_pub_load(der, len, &out), SMKI_E_REFUSED, "not an EC key");
+    OPENSSL_free(der);
+    assert_null(out);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+}
+
+static void test_pub_load_refuses_compressed_and_off_curve_points(void **state)
+{
+    (void)state;
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    size_t len;
+    uint8_t *der = spki_der(pk, &len);
+    EVP_PKEY *out = NULL;
+    /* The uncompressed point is the last 65 octets; nudge y off the curve. */
+    der[len - 1] ^= 0x01;
+    assert_fails(smki_pub_load(der, len, &out), SMKI_E_INPUT, "not on P-256");
+    /* and as PEM */
+    OPENSSL_free(der);
+    /* The same key with a compressed point. */
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(pk, "point-format", "compressed"), 1);
+    der = spki_der(pk, &len);
+    assert_int_equal(len, 59); /* 26 header + 33 point */
+    assert_fails(smki_pub_load(der, len, &out), SMKI_E_REFUSED, "compressed");
+    OPENSSL_free(der);
+    assert_null(out);
+    EVP_PKEY_free(pk);
+}
+
+static void test_pub_load_refuses_garbage_and_trailing_data(void **state)
+{
+    (void)state;
+    EVP_PKEY *out = NULL;
+    static const uint8_t junk[] = {0x30, 0x82, 0xff, 0xff, 0x01};
+    assert_fails(smki_pub_load(junk, sizeof junk, &out), SMKI_E_INPUT, NULL);
+    static const char pem[] = "-----BEGIN PUBLIC KEY-----\nnot base64 at all!\n-----END PUBLIC KEY-----\n";
+    assert_fails(smki_pub_load((const uint8_t *)pem, sizeof pem - 1, &out), SMKI_E_INPUT, NULL);
+    assert_fails(smki_pub_load(junk, 0, &out), SMKI_E_INPUT, "empty");
+    size_t len;
+    uint8_t *cert = test_read_shared("vectors/gbcs/keystore/00db1234567890a0-ka.pem", &len);
+    X509 *x = NULL;
+    assert_ok(smki_cert_load(cert, len, &x));
+    unsigned char *der = NULL;
+    int dlen = i2d_X509(x, &der);
+    uint8_t *longer = malloc((size_t)dlen + 1);
+    memcpy(longer, der, (size_t)dlen);
+    longer[dlen] = 0;
+    X509 *y = NULL;
+    assert_fails(smki_cert_load(longer, (size_t)dlen + 1, &y), SMKI_E_INPUT, "trailing");
+    assert_ok(smki_cert_load(longer, (size_t)dlen, &y));
+    X509_free(y);
+    free(longer);
+    OPENSSL_free(der);
+    X509_free(x);
+    free(cert);
+    assert_null(out);
+}
+
+static void test_verify_refuses_malformed_signatures(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    assert_ok(smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_DER, sig, &len));
+    EVP_PKEY *pub = smki_key_public(k);
+    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_RAW, sig, 63), SMKI_E_INPUT, "64 octets");
+    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_DER, sig, len - 1), SMKI_E_INPUT, NULL);
+    uint8_t longer[SMKI_SIG_MAX + 1];
+    memcpy(longer, sig, len);
+    longer[len] = 0;
+    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_DER, longer, len + 1), SMKI_E_INPUT, "trailing");
+    uint8_t zeros[64] = {0};
+    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_RAW, zeros, 64), SMKI_E_VERIFY, NULL);
+    smki_key_free(k);
+}
+
+static void test_signature_forms_round_trip(void **state)
+{
+    (void)state;
+    uint8_t raw[64], der[SMKI_SIG_MAX], back[64];
+    for (int i = 0; i < 64; i++) raw[i] = (uint8_t)(i + 1);
+    raw[0] = 0x80; /* r needs a leading zero in DER */
+    raw[32] = 0x00;
+    raw[33] = 0x00; /* s is shorter than 32 octets */
+    size_t len = sizeof der;
+    assert_ok(smki_sig_raw_to_der(raw, der, &len));
+    assert_ok(smki_sig_der_to_raw(der, len, back));
+    assert_memory_equal(raw, back, 64);
+}
+
+/* ---- A failing device ------------------------------------------------------------------- */
+
+static void device_error_child(void)
+{
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(30);
+    smki_hsm_opts o = {shim, PIN};
+    smki_key *k = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) {
+        fprintf(stderr, "shim open: %s\n", smki_error_msg());
+        _exit(31);
+    }
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(32); /* works before the fault */
+    setenv("SMKI_SHIM_FAIL", "C_Sign", 1);
+    len = sizeof sig;
+    int rc = smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), TOKEN) || !strstr(smki_error_msg(), "sign")) {
+        fprintf(stderr, "device error: rc %d: %s\n", rc, smki_error_msg());
+        _exit(33);
+    }
+    unsetenv("SMKI_SHIM_FAIL");
+    len = sizeof sig;
+    if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(34); /* recovers */
+    setenv("SMKI_SHIM_FAIL", "C_GenerateKeyPair", 1);
+    char uri[SMKI_KEY_URI_MAX];
+    rc = smki_key_generate(&o, TOKEN, "faulty", SMKI_USAGE_DS, uri);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), "CKR_DEVICE_ERROR") || !strstr(smki_error_msg(), TOKEN)) {
+        fprintf(stderr, "keygen device error: rc %d: %s\n", rc, smki_error_msg());
+        _exit(35);
+    }
+    smki_key_free(k);
+    _exit(0);
+}
+
+static void test_device_error_is_reported_not_fatal(void **state)
+{
+    (void)state;
+    in_child(device_error_child);
+}
+
+static void test_uri_round_trip_and_escapes(void **state)
+{
+    (void)state;
+    uint8_t id[3] = {0x00, 0xff, 0x2f};
+    char uri[SMKI_KEY_URI_MAX];
+    assert_ok(smki_p11_uri_format("my token", "a;b=c", id, 3, uri, sizeof uri));
+    assert_string_equal(uri, "pkcs11:token=my%20token;object=a%3Bb%3Dc;id=%00%FF%2F;type=private");
+    smki_p11_uri u;
+    assert_ok(smki_p11_uri_parse(uri, &u));
+    assert_string_equal(u.token, "my token");
+    assert_string_equal(u.object, "a;b=c");
+    assert_int_equal(u.id_len, 3);
+    assert_memory_equal(u.id, id, 3);
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;object=%4", &u), SMKI_E_USAGE, "truncated");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;object=%zz", &u), SMKI_E_USAGE, "bad %-escape");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;object=a%00b", &u), SMKI_E_USAGE, "NUL");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;colour=red;object=a", &u), SMKI_E_USAGE, "colour");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;object=a;object=b", &u), SMKI_E_USAGE, "twice");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t", &u), SMKI_E_USAGE, "names no key");
+    assert_fails(smki_p11_uri_parse("pkcs12:token=t;object=a", &u), SMKI_E_USAGE, "pkcs11:");
+    assert_fails(smki_p11_uri_parse("pkcs11:token=t;object", &u), SMKI_E_USAGE, "without '='");
+    assert_ok(smki_p11_uri_parse("pkcs11:token=t;object=a?module-path=/x.so&pin-source=file:/p", &u));
+    assert_string_equal(u.module_path, "/x.so");
+    assert_string_equal(u.pin_source, "file:/p");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_token_init_is_idempotent),
+        cmocka_unit_test(test_token_find_names_missing_token),
+        cmocka_unit_test(test_key_generate_refuses_existing_label),
+        cmocka_unit_test(test_key_generate_needs_pin),
+        cmocka_unit_test(test_token_key_value_cannot_be_read),
+        cmocka_unit_test(test_key_list_shows_both_usages),
+        cmocka_unit_test(test_token_key_id_is_gbcs_key_identifier),
+        cmocka_unit_test(test_token_key_signs_raw_and_der),
+        cmocka_unit_test(test_file_key_signs_raw_and_der),
+        cmocka_unit_test(test_file_key_refuses_other_curves_and_rsa),
+        cmocka_unit_test(test_key_open_refuses_unknown_references),
+        cmocka_unit_test(test_wrong_pin_fails_cleanly),
+        cmocka_unit_test(test_token_key_survives_fork),
+        cmocka_unit_test(test_token_key_signs_from_several_threads),
+        cmocka_unit_test(test_file_key_signs_from_several_threads),
+        cmocka_unit_test(test_token_ecdh_agrees_with_software),
+        cmocka_unit_test(test_ds_token_key_refuses_ecdh),
+        cmocka_unit_test(test_pub_load_accepts_p256_pem_der_and_cert),
+        cmocka_unit_test(test_pub_load_refuses_p384_and_rsa),
+        cmocka_unit_test(test_pub_load_refuses_compressed_and_off_curve_points),
+        cmocka_unit_test(test_pub_load_refuses_garbage_and_trailing_data),
+        cmocka_unit_test(test_verify_refuses_malformed_signatures),
+        cmocka_unit_test(test_signature_forms_round_trip),
+        cmocka_unit_test(test_device_error_is_reported_not_fatal),
+        cmocka_unit_test(test_uri_round_trip_and_escapes),
+    };
+    return cmocka_run_group_tests(tests, setup, NULL);
+}

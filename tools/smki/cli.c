@@ -1,0 +1,266 @@
+/* The smki command's plumbing: home, PINs, output, errors, dispatch. */
+#define _POSIX_C_SOURCE 200809L
+#include "cli.h"
+
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- Dispatch ----------------------------------------------------------------- */
+
+static void print_table(const cli_cmd *table, const char *prog, const char *about)
+{
+    printf("%s\n\nUsage: %s <command> [options]   (each command takes --help)\n\nCommands:\n", about, prog);
+    for (const cli_cmd *t = table; t->name; t++) printf("  %-12s %s\n", t->name, t->summary);
+}
+
+int cli_dispatch(smki_cli *c, const cli_cmd *table, int argc, char **argv, const char *prog, const char *about)
+{
+    if (argc < 1 || strcmp(argv[0], "--help") == 0 || strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "help") == 0) {
+        print_table(table, prog, about);
+        return argc < 1 ? EXIT_USAGE : EXIT_OK;
+    }
+    for (const cli_cmd *t = table; t->name; t++)
+        if (strcmp(t->name, argv[0]) == 0) return t->run(c, argc, argv);
+    return cli_usage(c, prog, "unknown command '%s'", argv[0]);
+}
+
+int cli_wants_help(int argc, char **argv, const char *help)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0) break;
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(help, stdout);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* ---- Home and PINs -------------------------------------------------------------- */
+
+int cli_home(smki_cli *c)
+{
+    if (c->conf) return 0;
+    snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
+    GUARD(smki_conf_load(c->conf_path, &c->conf));
+    const char *hsm_dir = smki_conf_get(c->conf, "hsm.softhsm_dir", "hsm");
+    const char *store_dir = smki_conf_get(c->conf, "store.path", "store");
+    snprintf(c->hsm_dir, sizeof c->hsm_dir, "%s%s%s", hsm_dir[0] == '/' ? "" : c->home, hsm_dir[0] == '/' ? "" : "/",
+             hsm_dir);
+    snprintf(c->store_dir, sizeof c->store_dir, "%s%s%s", store_dir[0] == '/' ? "" : c->home,
+             store_dir[0] == '/' ? "" : "/", store_dir);
+    c->token = smki_conf_get(c->conf, "hsm.token", "smki");
+    c->hsm.module = smki_conf_get(c->conf, "hsm.module", NULL);
+    /* The embedded default: SoftHSM with its tokens inside the home. A configured
+     * module (a real HSM) brings its own configuration. */
+    if (!c->hsm.module) GUARD(smki_softhsm_prepare(c->hsm_dir));
+    return 0;
+}
+
+static int read_secret(const char *env, const char *file, const char *conf_file, char *out, size_t cap, int *has)
+{
+    const char *v = getenv(env);
+    if (v && *v) {
+        ENSURE(strlen(v) < cap, SMKI_E_USAGE, "%s is longer than %zu characters", env, cap - 1);
+        strcpy(out, v);
+        *has = 1;
+        return 0;
+    }
+    const char *path = file ? file : conf_file;
+    if (!path) return 0;
+    GUARD(smki_secret_read_file(path, out, cap));
+    *has = 1;
+    return 0;
+}
+
+int cli_pin(smki_cli *c, int required)
+{
+    if (!c->has_pin) {
+        GUARD(cli_home(c));
+        GUARD(read_secret("SMKI_PIN", c->pin_file, smki_conf_get(c->conf, "hsm.pin_file", NULL), c->pin,
+                          sizeof c->pin, &c->has_pin));
+    }
+    ENSURE(c->has_pin || !required, SMKI_E_USAGE,
+           "this needs the token's user PIN: set SMKI_PIN or give --pin-file FILE (never on the command line)");
+    c->hsm.pin = c->has_pin ? c->pin : NULL;
+    return c->has_pin;
+}
+
+int cli_so_pin(smki_cli *c, int required)
+{
+    if (!c->has_so_pin) {
+        GUARD(cli_home(c));
+        GUARD(read_secret("SMKI_SO_PIN", c->so_pin_file, smki_conf_get(c->conf, "hsm.so_pin_file", NULL), c->so_pin,
+                          sizeof c->so_pin, &c->has_so_pin));
+    }
+    ENSURE(c->has_so_pin || !required, SMKI_E_USAGE,
+           "this needs the token's SO PIN: set SMKI_SO_PIN or give --so-pin-file FILE");
+    return c->has_so_pin;
+}
+
+void cli_cleanup(smki_cli *c)
+{
+    smki_wipe(c->pin, sizeof c->pin);
+    smki_wipe(c->so_pin, sizeof c->so_pin);
+    smki_conf_free(c->conf);
+    c->conf = NULL;
+}
+
+/* ---- Errors ----------------------------------------------------------------------- */
+
+int cli_fail(smki_cli *c, int rc)
+{
+    int exit_code = smki_error_exit_code(rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 0);
+        json_key_obj(&w, "error");
+        json_str(&w, "code", smki_error_name(rc));
+        json_str(&w, "message", smki_error_msg());
+        json_int(&w, "exit", exit_code);
+        json_close_obj(&w);
+        json_end(&w);
+    } else {
+        fprintf(stderr, "smki: %s: %s\n", exit_code == EXIT_INTERNAL ? "error" : "refused", smki_error_msg());
+        if (getenv("SMKI_DEBUG")) fprintf(stderr, "smki: (raised at %s)\n", smki_error_origin());
+    }
+    return exit_code;
+}
+
+int cli_usage(smki_cli *c, const char *prog, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    SMKI_FAIL(SMKI_E_USAGE, "%s (see '%s --help')", msg, prog);
+    return cli_fail(c, SMKI_E_USAGE);
+}
+
+int cli_finish(smki_cli *c, int rc)
+{
+    return rc < 0 ? cli_fail(c, rc) : EXIT_OK;
+}
+
+/* ---- JSON -------------------------------------------------------------------------- */
+
+static void json_escape(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(out, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", out);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(out, "\\u%04x", *p);
+        else
+            fputc(*p, out);
+    }
+    fputc('"', out);
+}
+
+static void sep(json_w *w)
+{
+    if (!w->first[w->depth]) fputc(',', w->out);
+    w->first[w->depth] = 0;
+}
+
+static void push(json_w *w, char ch)
+{
+    fputc(ch, w->out);
+    if (w->depth < 15) w->depth++;
+    w->first[w->depth] = 1;
+}
+
+static void key(json_w *w, const char *k)
+{
+    sep(w);
+    json_escape(w->out, k);
+    fputc(':', w->out);
+}
+
+void json_begin(json_w *w, FILE *out)
+{
+    memset(w, 0, sizeof *w);
+    w->out = out;
+    w->first[0] = 1;
+    sep(w);
+    push(w, '{');
+}
+void json_end(json_w *w)
+{
+    json_close_obj(w);
+    fputc('\n', w->out);
+}
+void json_key_obj(json_w *w, const char *k)
+{
+    key(w, k);
+    push(w, '{');
+}
+void json_key_arr(json_w *w, const char *k)
+{
+    key(w, k);
+    push(w, '[');
+}
+void json_arr_obj(json_w *w)
+{
+    sep(w);
+    push(w, '{');
+}
+void json_close_obj(json_w *w)
+{
+    fputc('}', w->out);
+    if (w->depth > 0) w->depth--;
+}
+void json_close_arr(json_w *w)
+{
+    fputc(']', w->out);
+    if (w->depth > 0) w->depth--;
+}
+void json_str(json_w *w, const char *k, const char *val)
+{
+    key(w, k);
+    if (val)
+        json_escape(w->out, val);
+    else
+        fputs("null", w->out);
+}
+void json_int(json_w *w, const char *k, long long val)
+{
+    key(w, k);
+    fprintf(w->out, "%lld", val);
+}
+void json_bool(json_w *w, const char *k, int val)
+{
+    key(w, k);
+    fputs(val ? "true" : "false", w->out);
+}
+void json_arr_str(json_w *w, const char *val)
+{
+    sep(w);
+    json_escape(w->out, val);
+}
+
+/* ---- Keys -------------------------------------------------------------------------- */
+
+int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
+{
+    GUARD(cli_home(c));
+    GUARD(cli_pin(c, 0));
+    char ref[SMKI_KEY_URI_MAX];
+    if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
+        ENSURE(strlen(arg) < sizeof ref, SMKI_E_USAGE, "key reference too long");
+        strcpy(ref, arg);
+    } else {
+        /* A bare name is a label on the home's token. */
+        ENSURE(strchr(arg, ';') == NULL && strchr(arg, '?') == NULL && strchr(arg, '%') == NULL, SMKI_E_USAGE,
+               "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token", arg);
+        GUARD(smki_p11_uri_format_public(c->token, arg, ref, sizeof ref));
+    }
+    return smki_key_open(ref, &c->hsm, out);
+}

@@ -1,0 +1,80 @@
+/* The smki command's plumbing: the home (config, token folder, store), PINs from the
+ * environment or files, human and --json output, errors and exit codes, and the
+ * git-style command tables. Commands only parse arguments and call the libraries. */
+#ifndef SMKI_CLI_H
+#define SMKI_CLI_H
+
+#include <stdio.h>
+
+#include "base/base.h"
+#include "hsm/hsm.h"
+
+enum { EXIT_OK = 0, EXIT_USAGE = 1, EXIT_REFUSED = 2, EXIT_INTERNAL = 3 };
+
+typedef struct {
+    char home[4096];
+    char conf_path[4200];
+    char hsm_dir[4200];
+    char store_dir[4200];
+    int json;
+    const char *pin_file;
+    const char *so_pin_file;
+    smki_conf *conf;
+    char pin[256];
+    int has_pin;
+    char so_pin[256];
+    int has_so_pin;
+    smki_hsm_opts hsm;
+    const char *token; /* the home's token label */
+} smki_cli;
+
+typedef struct cli_cmd {
+    const char *name;
+    int (*run)(smki_cli *c, int argc, char **argv);
+    const char *summary;
+} cli_cmd;
+
+/* Run the subcommand named by argv[0] from table; prints the table on --help or no
+ * argument. prog is e.g. "smki key". */
+int cli_dispatch(smki_cli *c, const cli_cmd *table, int argc, char **argv, const char *prog, const char *about);
+
+/* The home: config loaded, the SoftHSM folder prepared. Safe to call more than once. */
+int cli_home(smki_cli *c);
+/* The user PIN (SMKI_PIN, else --pin-file, else the home's pin-file setting); with
+ * required, its absence is a usage error. Returns 1 if a PIN is there, 0 if not. */
+int cli_pin(smki_cli *c, int required);
+int cli_so_pin(smki_cli *c, int required);
+void cli_cleanup(smki_cli *c);
+
+/* Errors: print smki's error (human on stderr, JSON on stdout) and give the exit code. */
+int cli_fail(smki_cli *c, int rc);
+/* A usage error with a message and a pointer to --help. */
+int cli_usage(smki_cli *c, const char *prog, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Turn a status into an exit code, printing the error if it failed. */
+int cli_finish(smki_cli *c, int rc);
+
+/* getopt_long over a subcommand's arguments: returns 1 if --help was printed. */
+int cli_wants_help(int argc, char **argv, const char *help);
+
+/* Open a key: a pkcs11: URI, file:PATH, or a bare label on the home's token. */
+int cli_open_key(smki_cli *c, const char *arg, smki_key **out);
+
+/* ---- JSON output ----------------------------------------------------------------- */
+typedef struct {
+    FILE *out;
+    int depth;
+    int first[16];
+} json_w;
+void json_begin(json_w *w, FILE *out);          /* { */
+void json_end(json_w *w);                       /* } and newline */
+void json_key_obj(json_w *w, const char *key);  /* "key": { */
+void json_key_arr(json_w *w, const char *key);  /* "key": [ */
+void json_arr_obj(json_w *w);                   /* { inside an array */
+void json_close_obj(json_w *w);
+void json_close_arr(json_w *w);
+void json_str(json_w *w, const char *key, const char *val);
+void json_int(json_w *w, const char *key, long long val);
+void json_bool(json_w *w, const char *key, int val);
+void json_arr_str(json_w *w, const char *val);
+
+#endif

@@ -1,0 +1,105 @@
+/* smki hsm: the home's token. */
+#include <getopt.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char HSM_INIT_HELP[] =
+    "Usage: smki hsm init [--label LABEL]\n"
+    "\n"
+    "Create and initialise the home's SoftHSM 2 token (its own softhsm2.conf and token\n"
+    "folder under <home>/hsm). The label comes from --label, else hsm.token in\n"
+    "<home>/smki.conf, else 'smki'. Idempotent: if the token exists it is reported and\n"
+    "left alone.\n"
+    "\n"
+    "PINs: the SO PIN from SMKI_SO_PIN or --so-pin-file, the user PIN from SMKI_PIN or\n"
+    "--pin-file. Both are needed only when the token is created.\n"
+    "\n"
+    "Example:\n"
+    "  umask 077; openssl rand -hex 8 > so.pin; openssl rand -hex 8 > user.pin\n"
+    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n";
+
+static const char HSM_INFO_HELP[] =
+    "Usage: smki hsm info\n"
+    "\n"
+    "Show the home's token: label, slot, manufacturer, model, serial, and whether its\n"
+    "user PIN is set. Exit 2 if there is no token yet (run 'smki hsm init').\n";
+
+static void print_token(smki_cli *c, const smki_token_info *t, const char *state)
+{
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "state", state);
+        json_key_obj(&w, "token");
+        json_str(&w, "label", t->label);
+        json_int(&w, "slot", (long long)t->slot_id);
+        json_str(&w, "manufacturer", t->manufacturer);
+        json_str(&w, "model", t->model);
+        json_str(&w, "serial", t->serial);
+        json_bool(&w, "user_pin_set", t->user_pin_set);
+        json_close_obj(&w);
+        json_str(&w, "module", c->hsm.module ? c->hsm.module : smki_softhsm_default_module());
+        json_end(&w);
+        return;
+    }
+    printf("Token '%s' %s.\n", t->label, state);
+    printf("  slot          %lu\n  manufacturer  %s\n  model         %s\n  serial        %s\n  user PIN      %s\n",
+           t->slot_id, t->manufacturer, t->model, t->serial, t->user_pin_set ? "set" : "NOT SET");
+    printf("  module        %s\n", c->hsm.module ? c->hsm.module : smki_softhsm_default_module());
+}
+
+static int hsm_init(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, HSM_INIT_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"label", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
+    const char *label = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'l')
+            label = optarg;
+        else
+            return cli_usage(c, "smki hsm init", "bad option");
+    }
+    if (optind != argc) return cli_usage(c, "smki hsm init", "unexpected argument '%s'", argv[optind]);
+    int rc = cli_home(c);
+    if (rc < 0) return cli_fail(c, rc);
+    if (!label) label = c->token;
+    smki_token_info info;
+    int created = 0;
+    if ((rc = smki_token_find(&c->hsm, label, &info)) == 0) {
+        print_token(c, &info, "exists; left as it is");
+        return EXIT_OK;
+    }
+    if (rc != SMKI_E_NOTFOUND) return cli_fail(c, rc);
+    if ((rc = cli_so_pin(c, 1)) < 0 || (rc = cli_pin(c, 1)) < 0) return cli_fail(c, rc);
+    rc = smki_token_init(&c->hsm, label, c->so_pin, c->pin, &created, &info);
+    if (rc < 0) return cli_fail(c, rc);
+    print_token(c, &info, created ? "created" : "exists; left as it is");
+    return EXIT_OK;
+}
+
+static int hsm_info(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, HSM_INFO_HELP)) return EXIT_OK;
+    if (argc != 1) return cli_usage(c, "smki hsm info", "unexpected argument '%s'", argv[1]);
+    int rc = cli_home(c);
+    smki_token_info info;
+    if (rc == 0) rc = smki_token_find(&c->hsm, c->token, &info);
+    if (rc < 0) return cli_fail(c, rc);
+    print_token(c, &info, "found");
+    return EXIT_OK;
+}
+
+static const cli_cmd HSM_COMMANDS[] = {
+    {"init", hsm_init, "create and initialise the home's token (idempotent)"},
+    {"info", hsm_info, "show the home's token"},
+    {NULL, NULL, NULL},
+};
+
+int cmd_hsm(smki_cli *c, int argc, char **argv)
+{
+    return cli_dispatch(c, HSM_COMMANDS, argc - 1, argv + 1, "smki hsm", "smki hsm: the home's token.");
+}

@@ -1,0 +1,186 @@
+/* smki key: key pairs in the home's token. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+
+static const char KEY_GENERATE_HELP[] =
+    "Usage: smki key generate --label NAME --usage ds|ka [--token LABEL]\n"
+    "\n"
+    "Generate an EC P-256 key pair inside the token. The private key never leaves it:\n"
+    "CKA_SENSITIVE true, CKA_EXTRACTABLE false, stored on the token. --usage ds makes a\n"
+    "digital-signature key (CKA_SIGN), ka a key-agreement key (CKA_DERIVE); SMKI keeps the\n"
+    "two apart. The key's CKA_ID is its 8-octet GBCS key identifier (the SKI its\n"
+    "certificate will carry). Refuses a label that is already on the token.\n"
+    "Prints the key's RFC 7512 PKCS#11 URI, which every other command accepts.\n"
+    "\n"
+    "Needs the user PIN (SMKI_PIN or --pin-file).\n"
+    "\n"
+    "Example:\n"
+    "  smki key generate --label supplier-ds --usage ds\n";
+
+static const char KEY_LIST_HELP[] =
+    "Usage: smki key list [--token LABEL]\n"
+    "\n"
+    "List the EC key pairs on the token: label, usage, key identifier and URI.\n"
+    "Needs the user PIN (private keys are private objects).\n";
+
+static const char KEY_PUB_HELP[] =
+    "Usage: smki key pub KEY [--out FILE]\n"
+    "\n"
+    "Print (or write to FILE) the public key of KEY as PEM SubjectPublicKeyInfo.\n"
+    "KEY is a pkcs11: URI, file:PATH (a PEM private key), or a label on the home's token.\n";
+
+static int parse_usage(const char *s, smki_key_usage *u)
+{
+    if (strcmp(s, "ds") == 0) *u = SMKI_USAGE_DS;
+    else if (strcmp(s, "ka") == 0) *u = SMKI_USAGE_KA;
+    else return SMKI_FAIL(SMKI_E_USAGE, "--usage must be ds or ka, not '%.32s'", s);
+    return 0;
+}
+
+static int key_generate(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, KEY_GENERATE_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"label", required_argument, NULL, 'l'},
+                                         {"usage", required_argument, NULL, 'u'},
+                                         {"token", required_argument, NULL, 't'},
+                                         {NULL, 0, NULL, 0}};
+    const char *label = NULL, *usage_s = NULL, *token = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'l') label = optarg;
+        else if (ch == 'u') usage_s = optarg;
+        else if (ch == 't') token = optarg;
+        else return cli_usage(c, "smki key generate", "bad option");
+    }
+    if (optind != argc) return cli_usage(c, "smki key generate", "unexpected argument '%s'", argv[optind]);
+    if (!label || !usage_s) return cli_usage(c, "smki key generate", "--label and --usage are required");
+    smki_key_usage usage = SMKI_USAGE_DS;
+    int rc = parse_usage(usage_s, &usage);
+    if (rc == 0) rc = cli_home(c);
+    if (rc == 0) rc = cli_pin(c, 1);
+    char uri[SMKI_KEY_URI_MAX];
+    if (rc >= 0) rc = smki_key_generate(&c->hsm, token ? token : c->token, label, usage, uri);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "label", label);
+        json_str(&w, "usage", usage_s);
+        json_str(&w, "uri", uri);
+        json_end(&w);
+    } else {
+        printf("Generated EC P-256 %s key '%s' in token '%s' (not extractable).\n%s\n",
+               usage == SMKI_USAGE_DS ? "digital-signature" : "key-agreement", label, token ? token : c->token, uri);
+    }
+    return EXIT_OK;
+}
+
+static const char *usage_name(int usage)
+{
+    switch (usage) {
+    case SMKI_USAGE_DS: return "ds";
+    case SMKI_USAGE_KA: return "ka";
+    case SMKI_USAGE_DS | SMKI_USAGE_KA: return "ds+ka";
+    default: return "-";
+    }
+}
+
+static int key_list(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, KEY_LIST_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"token", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
+    const char *token = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 't') token = optarg;
+        else return cli_usage(c, "smki key list", "bad option");
+    }
+    if (optind != argc) return cli_usage(c, "smki key list", "unexpected argument '%s'", argv[optind]);
+    int rc = cli_home(c);
+    if (rc == 0) rc = cli_pin(c, 1);
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    if (rc >= 0) rc = smki_key_list(&c->hsm, token ? token : c->token, &keys, &n);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_key_arr(&w, "keys");
+        for (size_t i = 0; i < n; i++) {
+            json_arr_obj(&w);
+            json_str(&w, "label", keys[i].label);
+            json_str(&w, "usage", usage_name(keys[i].usage));
+            json_str(&w, "id", keys[i].id_hex);
+            json_str(&w, "uri", keys[i].uri);
+            json_close_obj(&w);
+        }
+        json_close_arr(&w);
+        json_end(&w);
+    } else if (n == 0) {
+        printf("No keys on token '%s'. Make one with: smki key generate --label NAME --usage ds|ka\n",
+               token ? token : c->token);
+    } else {
+        printf("%-24s %-6s %-18s %s\n", "LABEL", "USAGE", "KEY ID", "URI");
+        for (size_t i = 0; i < n; i++)
+            printf("%-24s %-6s %-18s %s\n", keys[i].label, usage_name(keys[i].usage), keys[i].id_hex, keys[i].uri);
+    }
+    free(keys);
+    return EXIT_OK;
+}
+
+static int key_pub(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, KEY_PUB_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    const char *out = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'o') out = optarg;
+        else return cli_usage(c, "smki key pub", "bad option");
+    }
+    if (argc - optind != 1) return cli_usage(c, "smki key pub", "give exactly one KEY");
+    smki_key *k = NULL;
+    char *pem = NULL;
+    size_t len = 0;
+    int rc = cli_open_key(c, argv[optind], &k);
+    if (rc == 0) rc = smki_pub_to_pem(smki_key_public(k), &pem, &len);
+    if (rc == 0 && out) rc = smki_file_write_atomic(out, pem, len, 0644, 0);
+    if (rc == 0) {
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_str(&w, "key", smki_key_ref(k));
+            json_str(&w, "pem", pem);
+            if (out) json_str(&w, "written", out);
+            json_end(&w);
+        } else if (out) {
+            printf("Wrote the public key of %s to %s.\n", smki_key_ref(k), out);
+        } else {
+            fputs(pem, stdout);
+        }
+    }
+    free(pem);
+    smki_key_free(k);
+    return cli_finish(c, rc);
+}
+
+static const cli_cmd KEY_COMMANDS[] = {
+    {"generate", key_generate, "generate an EC P-256 key pair inside the token"},
+    {"list", key_list, "list the key pairs on the token"},
+    {"pub", key_pub, "print a key's public key as PEM"},
+    {NULL, NULL, NULL},
+};
+
+int cmd_key(smki_cli *c, int argc, char **argv)
+{
+    return cli_dispatch(c, KEY_COMMANDS, argc - 1, argv + 1, "smki key", "smki key: key pairs in the token.");
+}
