@@ -144,6 +144,8 @@ typedef struct smki_conf smki_conf;
 /* A missing file gives an empty configuration (defaults apply); a malformed line is
  * refused naming the file and line. */
 int smki_conf_load(const char *path, smki_conf **out);
+/* The same over bytes in memory; name labels messages ("file:line"). */
+int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out);
 /* The value, or fallback when the key is absent. */
 const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback);
 void smki_conf_free(smki_conf *c);

@@ -78,49 +78,51 @@ static int parse_line(smki_conf *c, char *text, char *section, size_t section_ca
     return conf_add(c, section, key, value, path, line);
 }
 
-int smki_conf_load(const char *path, smki_conf **out)
+int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out)
 {
     smki_conf *c = calloc(1, sizeof *c);
     ENSURE(c != NULL, SMKI_E_NOMEM, "out of memory");
-    uint8_t *data = NULL;
-    size_t len = 0;
-    int rc = smki_file_read(path, 1 << 20, &data, &len);
-    if (rc == SMKI_E_NOTFOUND) {
-        smki_error_clear();
-        *out = c;
-        return 0;
-    }
-    if (rc < 0) {
-        free(c);
-        return rc;
-    }
     char section[128] = "";
-    int line = 0;
+    int line = 0, rc = 0;
     size_t pos = 0;
     while (pos < len && rc == 0) {
         line++;
         size_t end = pos;
         while (end < len && data[end] != '\n') end++;
         if (end - pos >= CONF_MAX_LINE) {
-            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: line longer than %d characters", path, line, CONF_MAX_LINE);
+            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: line longer than %d characters", name, line, CONF_MAX_LINE);
             break;
         }
         char buf[CONF_MAX_LINE];
         memcpy(buf, data + pos, end - pos);
         buf[end - pos] = '\0';
-        if (memchr(buf, '\0', end - pos))
-            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: NUL character", path, line);
+        if (memchr(data + pos, '\0', end - pos))
+            rc = SMKI_FAIL(SMKI_E_INPUT, "%s:%d: NUL character", name, line);
         else
-            rc = parse_line(c, buf, section, sizeof section, path, line);
+            rc = parse_line(c, buf, section, sizeof section, name, line);
         pos = end + 1;
     }
-    free(data);
     if (rc < 0) {
         smki_conf_free(c);
         return rc;
     }
     *out = c;
     return 0;
+}
+
+int smki_conf_load(const char *path, smki_conf **out)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    int rc = smki_file_read(path, 1 << 20, &data, &len);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return smki_conf_parse((const uint8_t *)"", 0, path, out);
+    }
+    if (rc < 0) return rc;
+    rc = smki_conf_parse(data, len, path, out);
+    free(data);
+    return rc;
 }
 
 const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback)
