@@ -59,6 +59,14 @@ int cli_home(smki_cli *c)
     return 0;
 }
 
+/* A path from the configuration is relative to the home. */
+static const char *home_path(const smki_cli *c, const char *p, char *buf, size_t cap)
+{
+    if (!p || p[0] == '/') return p;
+    snprintf(buf, cap, "%s/%s", c->home, p);
+    return buf;
+}
+
 static int read_secret(const char *env, const char *file, const char *conf_file, char *out, size_t cap, int *has)
 {
     const char *v = getenv(env);
@@ -79,8 +87,9 @@ int cli_pin(smki_cli *c, int required)
 {
     if (!c->has_pin) {
         GUARD(cli_home(c));
-        GUARD(read_secret("SMKI_PIN", c->pin_file, smki_conf_get(c->conf, "hsm.pin_file", NULL), c->pin,
-                          sizeof c->pin, &c->has_pin));
+        char buf[4200];
+        const char *conf_file = home_path(c, smki_conf_get(c->conf, "hsm.pin_file", NULL), buf, sizeof buf);
+        GUARD(read_secret("SMKI_PIN", c->pin_file, conf_file, c->pin, sizeof c->pin, &c->has_pin));
     }
     ENSURE(c->has_pin || !required, SMKI_E_USAGE,
            "this needs the token's user PIN: set SMKI_PIN or give --pin-file FILE (never on the command line)");
@@ -92,8 +101,9 @@ int cli_so_pin(smki_cli *c, int required)
 {
     if (!c->has_so_pin) {
         GUARD(cli_home(c));
-        GUARD(read_secret("SMKI_SO_PIN", c->so_pin_file, smki_conf_get(c->conf, "hsm.so_pin_file", NULL), c->so_pin,
-                          sizeof c->so_pin, &c->has_so_pin));
+        char buf[4200];
+        const char *conf_file = home_path(c, smki_conf_get(c->conf, "hsm.so_pin_file", NULL), buf, sizeof buf);
+        GUARD(read_secret("SMKI_SO_PIN", c->so_pin_file, conf_file, c->so_pin, sizeof c->so_pin, &c->has_so_pin));
     }
     ENSURE(c->has_so_pin || !required, SMKI_E_USAGE,
            "this needs the token's SO PIN: set SMKI_SO_PIN or give --so-pin-file FILE");

@@ -22,7 +22,7 @@ static const char HSM_INIT_HELP[] =
 static const char HSM_INFO_HELP[] =
     "Usage: smki hsm info\n"
     "\n"
-    "Show the home's token: label, slot, manufacturer, model, serial, and whether its\n"
+    "Show the home's token: label, manufacturer, model, serial, and whether its\n"
     "user PIN is set. Exit 2 if there is no token yet (run 'smki hsm init').\n";
 
 static void print_token(smki_cli *c, const smki_token_info *t, const char *state)
@@ -34,7 +34,6 @@ static void print_token(smki_cli *c, const smki_token_info *t, const char *state
         json_str(&w, "state", state);
         json_key_obj(&w, "token");
         json_str(&w, "label", t->label);
-        json_int(&w, "slot", (long long)t->slot_id);
         json_str(&w, "manufacturer", t->manufacturer);
         json_str(&w, "model", t->model);
         json_str(&w, "serial", t->serial);
@@ -45,8 +44,8 @@ static void print_token(smki_cli *c, const smki_token_info *t, const char *state
         return;
     }
     printf("Token '%s' %s.\n", t->label, state);
-    printf("  slot          %lu\n  manufacturer  %s\n  model         %s\n  serial        %s\n  user PIN      %s\n",
-           t->slot_id, t->manufacturer, t->model, t->serial, t->user_pin_set ? "set" : "NOT SET");
+    /* No slot number: SoftHSM renumbers a slot once its token is initialised. */
+    printf("  manufacturer  %s\n  model         %s\n  serial        %s\n  user PIN      %s\n", t->manufacturer, t->model, t->serial, t->user_pin_set ? "set" : "NOT SET");
     printf("  module        %s\n", c->hsm.module ? c->hsm.module : smki_softhsm_default_module());
 }
 
