@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# make soak: long runs that look for slow failures. For now: the crypto core signing
+# through SoftHSM from 2 threads for SOAK_SECONDS (default 60) while its memory is
+# sampled (resident size must stay flat), and repeated kill -9 of a process writing
+# to the store in batches (every committed record must survive). Prints figures.
+set -euo pipefail
+BUILD=${1:-build}
+SECS=${SOAK_SECONDS:-60}
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export SMKI_HOME=$WORK/home SMKI_PIN=soakpin1 SMKI_SO_PIN=soakso12
+"$BUILD/bin/smki" hsm init >/dev/null
+"$BUILD/bin/smki" key generate --label soak-ds --usage ds >/dev/null
+export SOFTHSM2_CONF=$SMKI_HOME/hsm/softhsm2.conf
+
+echo "== soak 1: token signing, 2 threads, ${SECS}s, resident memory sampled every 5s"
+"$BUILD/bin/bench_core" "pkcs11:token=smki;object=soak-ds" sign 2 "$SECS" >"$WORK/out" &
+pid=$!
+samples=()
+while kill -0 "$pid" 2>/dev/null; do
+  rss=$(awk '/VmRSS/ {print $2}' "/proc/$pid/status" 2>/dev/null || true)
+  [ -n "$rss" ] && samples+=("$rss")
+  sleep 5
+done
+wait "$pid"
+echo "signatures/s: $(awk '{print $3}' "$WORK/out")"
+echo "RSS KiB samples: ${samples[*]}"
+first=${samples[1]:-${samples[0]}}
+last=${samples[-1]}
+echo "RSS growth after warm-up: $((last - first)) KiB"
+
+if [ -x "$BUILD/bin/store_crash_child" ] && [ -f "$(dirname "$0")/../tests/integration/store_crash.sh" ]; then
+  echo "== soak 2: store crash loop"
+  CRASH_ROUNDS=${CRASH_ROUNDS:-200} SMKI_BUILD=$BUILD bash "$(dirname "$0")/../tests/integration/store_crash.sh"
+fi
