@@ -117,7 +117,8 @@ int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
 
 /* ---- Hex --------------------------------------------------------------------- */
 /* Decode hex text into out (capacity cap). ASCII whitespace between digit pairs is
- * ignored (the RTDS files are hex text with line ends). */
+ * ignored (the RTDS files are hex text with line ends). On failure the content of out
+ * is unspecified. */
 int smki_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t cap, size_t *out_len);
 /* Encode len bytes as 2*len lowercase (or uppercase) digits plus NUL; out must hold 2*len+1. */
 void smki_hex_encode(const uint8_t *in, size_t len, char *out, int upper);

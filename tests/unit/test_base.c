@@ -1,0 +1,223 @@
+/* base: the error context, the bounded cursor, hex, atomic files and the
+ * configuration parser that every module leans on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static void test_error_records_code_message_and_origin(void **state)
+{
+    (void)state;
+    int rc = SMKI_FAIL(SMKI_E_INPUT, "bad thing in '%s'", "x.der");
+    assert_int_equal(rc, SMKI_E_INPUT);
+    assert_int_equal(smki_error_code(), SMKI_E_INPUT);
+    assert_string_equal(smki_error_msg(), "bad thing in 'x.der'");
+    assert_non_null(strstr(smki_error_origin(), "test_base.c:"));
+    assert_int_equal(smki_error_wrap("loading %s", "cert.pem"), SMKI_E_INPUT);
+    assert_string_equal(smki_error_msg(), "loading cert.pem: bad thing in 'x.der'");
+    smki_error_clear();
+    assert_int_equal(smki_error_code(), 0);
+}
+
+static void test_error_classes_map_to_exit_codes(void **state)
+{
+    (void)state;
+    assert_int_equal(smki_error_exit_code(SMKI_OK), 0);
+    assert_int_equal(smki_error_exit_code(SMKI_E_USAGE), 1);
+    assert_int_equal(smki_error_exit_code(SMKI_E_REFUSED), 2);
+    assert_int_equal(smki_error_exit_code(SMKI_E_VERIFY), 2);
+    assert_int_equal(smki_error_exit_code(SMKI_E_INPUT), 2);
+    assert_int_equal(smki_error_exit_code(SMKI_E_HSM), 3);
+    assert_int_equal(smki_error_exit_code(SMKI_E_STORE), 3);
+    assert_int_equal(smki_error_exit_code(-999), 3);
+    assert_string_equal(smki_error_name(SMKI_E_HSM), "hsm");
+    assert_string_equal(smki_error_name(SMKI_E_NOTFOUND), "not_found");
+}
+
+static void test_error_message_is_bounded(void **state)
+{
+    (void)state;
+    char big[4000];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    SMKI_FAIL(SMKI_E_INPUT, "%s", big);
+    assert_int_equal(strlen(smki_error_msg()), SMKI_ERR_MSG_MAX - 1);
+    smki_error_wrap("%s", big);
+    assert_int_equal(strlen(smki_error_msg()), SMKI_ERR_MSG_MAX - 1);
+}
+
+static void test_cursor_reads_are_bounded(void **state)
+{
+    (void)state;
+    static const uint8_t data[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09};
+    smki_cursor_t c = smki_cursor(data, sizeof data);
+    uint8_t b;
+    uint16_t h;
+    uint32_t w;
+    uint64_t q;
+    assert_ok(smki_cur_u8(&c, &b));
+    assert_int_equal(b, 1);
+    assert_ok(smki_cur_u16be(&c, &h));
+    assert_int_equal(h, 0x0203);
+    assert_ok(smki_cur_u32be(&c, &w));
+    assert_int_equal(w, 0x04050607);
+    assert_fails(smki_cur_u64be(&c, &q), SMKI_E_INPUT, "need 8 more");
+    assert_int_equal(c.left, 2); /* a failed read leaves the cursor where it was */
+    const uint8_t *p;
+    assert_ok(smki_cur_take(&c, 2, &p));
+    assert_int_equal(p[1], 9);
+    assert_fails(smki_cur_u8(&c, &b), SMKI_E_INPUT, "truncated");
+    assert_fails(smki_cur_take(&c, (size_t)-1, &p), SMKI_E_INPUT, NULL);
+}
+
+static void test_cursor_ber_lengths_are_checked_against_the_input(void **state)
+{
+    (void)state;
+    static const uint8_t short_form[] = {0x03, 'a', 'b', 'c'};
+    static const uint8_t long_form[] = {0x82, 0x00, 0x02, 'a', 'b'};
+    static const uint8_t lying[] = {0x82, 0x01, 0x00, 'a'};
+    static const uint8_t indefinite[] = {0x80, 'a'};
+    static const uint8_t too_wide[] = {0x85, 0, 0, 0, 0, 1, 'a'};
+    size_t len;
+    smki_cursor_t c = smki_cursor(short_form, sizeof short_form);
+    assert_ok(smki_cur_ber_len(&c, &len));
+    assert_int_equal(len, 3);
+    c = smki_cursor(long_form, sizeof long_form);
+    assert_ok(smki_cur_ber_len(&c, &len));
+    assert_int_equal(len, 2);
+    c = smki_cursor(lying, sizeof lying);
+    assert_fails(smki_cur_ber_len(&c, &len), SMKI_E_INPUT, "exceeds");
+    assert_int_equal(c.left, sizeof lying);
+    c = smki_cursor(indefinite, sizeof indefinite);
+    assert_fails(smki_cur_ber_len(&c, &len), SMKI_E_INPUT, "indefinite");
+    c = smki_cursor(too_wide, sizeof too_wide);
+    assert_fails(smki_cur_ber_len(&c, &len), SMKI_E_INPUT, NULL);
+    c = smki_cursor(long_form, 2); /* long form cut short */
+    assert_fails(smki_cur_ber_len(&c, &len), SMKI_E_INPUT, NULL);
+    assert_int_equal(c.left, 2);
+}
+
+static void test_cursor_expect_and_sub(void **state)
+{
+    (void)state;
+    static const uint8_t data[] = {0xdf, 0x09, 0x01, 0x02};
+    smki_cursor_t c = smki_cursor(data, sizeof data), sub;
+    assert_ok(smki_cur_expect(&c, 0xdf, "general-signing tag"));
+    assert_fails(smki_cur_expect(&c, 0x08, "title length"), SMKI_E_INPUT, "title length");
+    assert_ok(smki_cur_sub(&c, 2, &sub));
+    assert_int_equal(sub.left, 2);
+    assert_int_equal(c.left, 1);
+    assert_fails(smki_cur_sub(&c, 2, &sub), SMKI_E_INPUT, NULL);
+}
+
+static void test_hex_decodes_text_with_line_ends(void **state)
+{
+    (void)state;
+    uint8_t out[8];
+    size_t n;
+    assert_ok(smki_hex_decode("DF09\r\n0a bC", 11, out, sizeof out, &n));
+    assert_int_equal(n, 4);
+    assert_int_equal(out[0], 0xdf);
+    assert_int_equal(out[3], 0xbc);
+    assert_fails(smki_hex_decode("DF0", 3, out, sizeof out, &n), SMKI_E_INPUT, "odd");
+    assert_fails(smki_hex_decode("DG", 2, out, sizeof out, &n), SMKI_E_INPUT, "'DG'");
+    assert_fails(smki_hex_decode("0011223344556677AA", 18, out, sizeof out, &n), SMKI_E_INPUT, "longer than 8");
+    char text[9];
+    assert_ok(smki_hex_decode("df090abc", 8, out, sizeof out, &n));
+    smki_hex_encode(out, 4, text, 1);
+    assert_string_equal(text, "DF090ABC");
+}
+
+static void test_atomic_write_replaces_whole_or_refuses(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("base-files");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/a/b/file.bin", dir);
+    char parent[1200];
+    snprintf(parent, sizeof parent, "%s/a/b", dir);
+    assert_ok(smki_mkdirs(parent, 0700));
+    assert_ok(smki_file_write_atomic(path, "first", 5, 0600, 1));
+    assert_fails(smki_file_write_atomic(path, "second", 6, 0600, 1), SMKI_E_EXISTS, path);
+    assert_ok(smki_file_write_atomic(path, "second", 6, 0600, 0));
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_ok(smki_file_read(path, 100, &data, &len));
+    assert_int_equal(len, 6);
+    assert_memory_equal(data, "second", 6);
+    free(data);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_fails(smki_file_read(path, 5, &data, &len), SMKI_E_INPUT, "over the limit");
+    assert_fails(smki_file_read(parent, 5, &data, &len), SMKI_E_INPUT, "not a regular file");
+    char missing[1300];
+    snprintf(missing, sizeof missing, "%s/none", dir);
+    assert_fails(smki_file_read(missing, 5, &data, &len), SMKI_E_NOTFOUND, "none");
+    /* no temporary left behind */
+    char tmp[1300];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    assert_int_not_equal(access(tmp, F_OK), 0);
+}
+
+static void test_secret_file_first_line_only(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("base-secret");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/pin", dir);
+    assert_ok(smki_file_write_atomic(path, "1234\nignored\n", 13, 0600, 0));
+    char pin[16];
+    assert_ok(smki_secret_read_file(path, pin, sizeof pin));
+    assert_string_equal(pin, "1234");
+    assert_ok(smki_file_write_atomic(path, "\n", 1, 0600, 0));
+    assert_fails(smki_secret_read_file(path, pin, sizeof pin), SMKI_E_INPUT, "empty");
+    assert_ok(smki_file_write_atomic(path, "0123456789abcdefXYZ", 19, 0600, 0));
+    assert_fails(smki_secret_read_file(path, pin, sizeof pin), SMKI_E_INPUT, "longer");
+}
+
+static void test_conf_reads_sections_and_refuses_typos(void **state)
+{
+    (void)state;
+    static const char text[] = "# comment\n[hsm]\ntoken = smki \nmodule=/x.so\n\n[store]\n path = store\n";
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, sizeof text - 1, "t.conf", &c));
+    assert_string_equal(smki_conf_get(c, "hsm.token", NULL), "smki");
+    assert_string_equal(smki_conf_get(c, "hsm.module", NULL), "/x.so");
+    assert_string_equal(smki_conf_get(c, "store.path", NULL), "store");
+    assert_string_equal(smki_conf_get(c, "store.missing", "dflt"), "dflt");
+    smki_conf_free(c);
+    static const char no_eq[] = "[hsm]\ntoken smki\n";
+    assert_fails(smki_conf_parse((const uint8_t *)no_eq, sizeof no_eq - 1, "t.conf", &c), SMKI_E_INPUT, "t.conf:2");
+    static const char twice[] = "[hsm]\na=1\na=2\n";
+    assert_fails(smki_conf_parse((const uint8_t *)twice, sizeof twice - 1, "t.conf", &c), SMKI_E_INPUT, "twice");
+    static const char header[] = "[hsm\n";
+    assert_fails(smki_conf_parse((const uint8_t *)header, sizeof header - 1, "t.conf", &c), SMKI_E_INPUT, "section");
+    static const char nul[] = "a=1\0\n";
+    assert_fails(smki_conf_parse((const uint8_t *)nul, sizeof nul - 1, "t.conf", &c), SMKI_E_INPUT, "NUL");
+    char missing[1200];
+    snprintf(missing, sizeof missing, "%s/none.conf", test_tmpdir("base-conf"));
+    assert_ok(smki_conf_load(missing, &c)); /* a missing file is an empty configuration */
+    assert_null(smki_conf_get(c, "hsm.token", NULL));
+    smki_conf_free(c);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_records_code_message_and_origin),
+        cmocka_unit_test(test_error_classes_map_to_exit_codes),
+        cmocka_unit_test(test_error_message_is_bounded),
+        cmocka_unit_test(test_cursor_reads_are_bounded),
+        cmocka_unit_test(test_cursor_ber_lengths_are_checked_against_the_input),
+        cmocka_unit_test(test_cursor_expect_and_sub),
+        cmocka_unit_test(test_hex_decodes_text_with_line_ends),
+        cmocka_unit_test(test_atomic_write_replaces_whole_or_refuses),
+        cmocka_unit_test(test_secret_file_first_line_only),
+        cmocka_unit_test(test_conf_reads_sections_and_refuses_typos),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
