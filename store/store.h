@@ -25,16 +25,22 @@ typedef struct {
 /* Open (creating the folder and environment if needed) the store in `dir`. Clears
  * stale readers left by dead processes, checks the schema version (refusing a
  * newer one), and maps LMDB's errors to SMKI_E_LOCKED / SMKI_E_CORRUPT / SMKI_E_STORE
- * with the path in the message. */
+ * with the path in the message. A folder may be open once per process (LMDB's
+ * fcntl locks do not survive a second handle being closed): share the handle. */
 int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
 void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s);
-uint32_t smki_store_schema(const smki_store *s);
+uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
+/* Reader slots of dead processes that the open cleared (for diagnostics). */
+unsigned smki_store_stale_readers(const smki_store *s);
 
 /* Open (creating if the store is writable) a named database; handles are cached per
  * store, so calling this each time is cheap. flags: SMKI_DB_DUPSORT for indices
- * where one key maps to many values. */
+ * where one key maps to many values. The first call for a name must come before
+ * any transaction of the calling thread is open on the store (a transaction cannot
+ * use a handle made after it began): open the databases a module uses when it
+ * starts. A read-only store gives SMKI_E_NOTFOUND for a database it lacks. */
 #define SMKI_DB_DUPSORT 0x1u
 int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out);
 
@@ -65,7 +71,10 @@ int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
  * a few hundred fsyncs, not 10^5. A record is durable once the flush that covers
  * it returns; after a crash, every flushed record is there and no partial group is.
  * on_commit (optional) is called after each durable commit with the number of
- * records it held: the point at which a caller may report them as done. */
+ * records it held: the point at which a caller may report them as done. A group
+ * that fails (SMKI_PUT_NOOVERWRITE meeting a key in the store or earlier in the
+ * batch: SMKI_E_EXISTS naming the key in hex) is written not at all and dropped
+ * from the buffer; groups committed before it stay. group 0 = 1000. */
 typedef struct smki_batch smki_batch;
 typedef void (*smki_batch_commit_fn)(size_t records, void *arg);
 int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg, smki_batch **out);

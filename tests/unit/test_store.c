@@ -1,0 +1,1394 @@
+/* Unit tests for store: opening and the schema, records and scans, map growth,
+ * group commits, threads and processes sharing a store, and a writer killed
+ * mid-batch (tests/helpers/store_crash_child) losing nothing it reported. */
+#include "helpers.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <lmdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "store/store.h"
+#include "tests/helpers/store_crash.h"
+
+/* ---- Helpers ---------------------------------------------------------------------- */
+
+static char *fresh_dir(const char *name)
+{
+    char *dir = strdup(test_tmpdir(name));
+    assert_non_null(dir);
+    return dir;
+}
+
+static smki_store *open_store(const char *dir, size_t initial_map)
+{
+    smki_store_opts opts = {.initial_map = initial_map};
+    smki_store *s = NULL;
+    assert_ok(smki_store_open(dir, &opts, &s));
+    return s;
+}
+
+static smki_store *open_read_only(const char *dir)
+{
+    smki_store_opts opts = {.read_only = 1};
+    smki_store *s = NULL;
+    assert_ok(smki_store_open(dir, &opts, &s));
+    return s;
+}
+
+static smki_db db_of(smki_store *s, const char *name, unsigned flags)
+{
+    smki_db db = 0;
+    assert_ok(smki_store_db(s, name, flags, &db));
+    return db;
+}
+
+typedef struct {
+    smki_db db;
+    const char *key, *val;
+    unsigned flags;
+    char out[256];
+    size_t count;
+} kv_arg;
+
+static int put_fn(smki_txn *t, void *arg)
+{
+    kv_arg *a = arg;
+    return smki_txn_put(t, a->db, a->key, strlen(a->key), a->val, strlen(a->val), a->flags);
+}
+
+static int get_fn(smki_txn *t, void *arg)
+{
+    kv_arg *a = arg;
+    const void *val;
+    size_t vlen;
+    GUARD(smki_txn_get(t, a->db, a->key, strlen(a->key), &val, &vlen));
+    if (vlen >= sizeof a->out) return SMKI_FAIL(SMKI_E_INTERNAL, "test value too long");
+    memcpy(a->out, val, vlen);
+    a->out[vlen] = '\0';
+    return 0;
+}
+
+static int del_fn(smki_txn *t, void *arg)
+{
+    kv_arg *a = arg;
+    return smki_txn_del(t, a->db, a->key, strlen(a->key));
+}
+
+static int count_fn(smki_txn *t, void *arg)
+{
+    kv_arg *a = arg;
+    return smki_txn_count(t, a->db, &a->count);
+}
+
+static int put_kv(smki_store *s, smki_db db, const char *key, const char *val, unsigned flags)
+{
+    kv_arg a = {.db = db, .key = key, .val = val, .flags = flags};
+    return smki_store_write(s, put_fn, &a);
+}
+
+/* The value under key, in a static buffer; fails the test if absent. */
+static const char *get_kv(smki_store *s, smki_db db, const char *key)
+{
+    static kv_arg a;
+    a = (kv_arg){.db = db, .key = key};
+    assert_ok(smki_store_read(s, get_fn, &a));
+    return a.out;
+}
+
+static int get_status(smki_store *s, smki_db db, const char *key)
+{
+    kv_arg a = {.db = db, .key = key};
+    return smki_store_read(s, get_fn, &a);
+}
+
+static size_t count_of(smki_store *s, smki_db db)
+{
+    kv_arg a = {.db = db};
+    assert_ok(smki_store_read(s, count_fn, &a));
+    return a.count;
+}
+
+/* Raw LMDB, for planting what smki itself never writes. The store must be closed. */
+static void raw_put(const char *dir, const char *db_name, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db_name, MDB_CREATE, &dbi), 0);
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+static void raw_get(const char *dir, const char *db_name, const char *key, uint8_t *out, size_t *len)
+{
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, db_name, 0, &dbi), 0);
+    MDB_val k = {strlen(key), (void *)key}, v;
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    memcpy(out, v.mv_data, v.mv_size);
+    *len = v.mv_size;
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+}
+
+/* Reader slots that name dead processes, as LMDB sees them with nobody else open. */
+static int raw_dead_readers(const char *dir)
+{
+    MDB_env *env;
+    int dead = -1;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0600), 0);
+    assert_int_equal(mdb_reader_check(env, &dead), 0);
+    mdb_env_close(env);
+    return dead;
+}
+
+static double now_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- Opening and the schema ------------------------------------------------------------ */
+
+static void test_open_creates_private_store_that_keeps_data_when_reopened(void **state)
+{
+    (void)state;
+    char *top = fresh_dir("store_reopen");
+    char dir[1100], data[1200];
+    snprintf(dir, sizeof dir, "%s/var/store", top);
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+
+    smki_store *s = open_store(dir, 0);
+    assert_string_equal(smki_store_path(s), dir);
+    assert_true(smki_store_map_size(s) >= ((size_t)64 << 20));
+    assert_ok(put_kv(s, db_of(s, "certs", 0), "serial-1", "cert one", 0));
+    smki_store_close(s);
+
+    struct stat st;
+    assert_int_equal(stat(dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_int_equal(stat(data, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+
+    s = open_store(dir, 0);
+    assert_string_equal(get_kv(s, db_of(s, "certs", 0), "serial-1"), "cert one");
+    smki_store_close(s);
+    free(top);
+}
+
+static void test_open_writes_schema_version_big_endian(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_schema");
+    smki_store *s = open_store(dir, 0);
+    assert_int_equal(smki_store_schema(s), SMKI_STORE_SCHEMA);
+    smki_store_close(s);
+
+    uint8_t v[16];
+    size_t len = 0;
+    raw_get(dir, "meta", "schema", v, &len);
+    assert_int_equal(len, 4);
+    assert_int_equal(v[0], 0);
+    assert_int_equal(v[1], 0);
+    assert_int_equal(v[2], 0);
+    assert_int_equal(v[3], SMKI_STORE_SCHEMA);
+    free(dir);
+}
+
+static void test_open_refuses_newer_schema(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_newer");
+    smki_store_close(open_store(dir, 0));
+    const uint8_t two[4] = {0, 0, 0, SMKI_STORE_SCHEMA + 1};
+    raw_put(dir, "meta", "schema", 6, two, sizeof two);
+
+    char want[1200];
+    snprintf(want, sizeof want, "store %s has schema %d, newer than this smki's %d", dir, SMKI_STORE_SCHEMA + 1,
+             SMKI_STORE_SCHEMA);
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, want);
+    assert_null(s);
+    smki_store_opts ro = {.read_only = 1};
+    assert_fails(smki_store_open(dir, &ro, &s), SMKI_E_CORRUPT, want);
+    free(dir);
+}
+
+static void test_open_refuses_malformed_schema_record(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_badschema");
+    smki_store_close(open_store(dir, 0));
+    raw_put(dir, "meta", "schema", 6, "\x01", 1);
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, "schema record of 1 octets");
+    free(dir);
+}
+
+static void test_open_refuses_lmdb_store_without_schema(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_noschema");
+    raw_put(dir, "other", "k", 1, "v", 1);
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, "but no schema record");
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, dir);
+    free(dir);
+}
+
+static void test_open_refuses_garbage_file_as_corrupt_naming_path(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_garbage");
+    char data[1200];
+    snprintf(data, sizeof data, "%s/data.mdb", dir);
+    size_t len = 64 * 1024;
+    uint8_t *junk = malloc(len);
+    assert_non_null(junk);
+    for (size_t i = 0; i < len; i++) junk[i] = (uint8_t)(i * 131 + 7);
+    assert_ok(smki_file_write_atomic(data, junk, len, 0600, 0));
+    free(junk);
+
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, dir);
+    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, "not an LMDB store");
+    smki_store_opts ro = {.read_only = 1};
+    assert_fails(smki_store_open(dir, &ro, &s), SMKI_E_CORRUPT, dir);
+    free(dir);
+}
+
+static void test_open_read_only_refuses_missing_store(void **state)
+{
+    (void)state;
+    char *top = fresh_dir("store_missing");
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/nowhere", top);
+    smki_store_opts ro = {.read_only = 1};
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(dir, &ro, &s), SMKI_E_NOTFOUND, dir);
+    assert_int_equal(access(dir, F_OK), -1); /* and did not create it */
+    free(top);
+}
+
+static void remove_store(const char *dir)
+{
+    const char *files[] = {"data.mdb", "lock.mdb", "maint.lock"};
+    char path[1200];
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void test_open_refuses_unreadable_store_as_permission_denied(void **state)
+{
+    (void)state;
+    /* Outside test-tmp, whose 0700 folders another user could not even enter. */
+    char dir[] = "/tmp/smki-store-perm.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    smki_store_close(open_store(dir, 0));
+    char want[1200];
+    snprintf(want, sizeof want, "cannot open store %s: permission denied", dir);
+
+    if (geteuid() != 0) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/lock.mdb", dir);
+        assert_int_equal(chmod(path, 0), 0);
+        smki_store *s = NULL;
+        assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_IO, want);
+        remove_store(dir);
+        return;
+    }
+    /* root reads anything: ask as nobody, in a child. */
+    assert_int_equal(chmod(dir, 0755), 0);
+    int out[2];
+    assert_int_equal(pipe(out), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(out[0]);
+        if (setgid(65534) != 0 || setuid(65534) != 0) _exit(2);
+        smki_store *s = NULL;
+        char msg[SMKI_ERR_MSG_MAX + 16];
+        int rc = smki_store_open(dir, NULL, &s);
+        int n = snprintf(msg, sizeof msg, "%d %s", rc, smki_error_msg());
+        _exit(write(out[1], msg, (size_t)n) == n ? 0 : 1);
+    }
+    close(out[1]);
+    char msg[SMKI_ERR_MSG_MAX + 16] = {0};
+    size_t got = 0;
+    ssize_t n;
+    while ((n = read(out[0], msg + got, sizeof msg - 1 - got)) > 0) got += (size_t)n;
+    close(out[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(atoi(msg), SMKI_E_IO);
+    if (!strstr(msg, want)) fail_msg("message \"%s\" lacks \"%s\"", msg, want);
+    remove_store(dir);
+}
+
+static void test_open_refuses_second_handle_in_one_process(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_twice");
+    smki_store *s = open_store(dir, 0);
+    smki_store *again = NULL;
+    assert_fails(smki_store_open(dir, NULL, &again), SMKI_E_USAGE, "already open in this process");
+    assert_null(again);
+    smki_store_close(s);
+    again = open_store(dir, 0); /* once closed, it opens again */
+    smki_store_close(again);
+    free(dir);
+}
+
+static void test_open_clears_no_stale_readers_on_a_clean_store(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_clean");
+    smki_store_close(open_store(dir, 0));
+    smki_store *s = open_store(dir, 0);
+    assert_int_equal(smki_store_stale_readers(s), 0);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Records -------------------------------------------------------------------------------- */
+
+static void test_put_get_del_round_trip(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_rw");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, db, "a", "first", 0));
+    assert_string_equal(get_kv(s, db, "a"), "first");
+    assert_ok(put_kv(s, db, "a", "replaced", 0));
+    assert_string_equal(get_kv(s, db, "a"), "replaced");
+    kv_arg del = {.db = db, .key = "a"};
+    assert_ok(smki_store_write(s, del_fn, &del));
+    assert_fails(get_status(s, db, "a"), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_put_nooverwrite_refuses_existing_key_naming_it_in_hex(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_noover");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "serials", 0);
+    assert_ok(put_kv(s, db, "key", "one", SMKI_PUT_NOOVERWRITE));
+    assert_fails(put_kv(s, db, "key", "two", SMKI_PUT_NOOVERWRITE), SMKI_E_EXISTS, "key 6b6579 already exists");
+    assert_fails(put_kv(s, db, "key", "two", SMKI_PUT_NOOVERWRITE), SMKI_E_EXISTS, "database serials");
+    assert_string_equal(get_kv(s, db, "key"), "one");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_get_and_del_of_missing_key_are_notfound(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_missing_key");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_fails(get_status(s, db, "absent"), SMKI_E_NOTFOUND, "no such record");
+    kv_arg del = {.db = db, .key = "absent"};
+    assert_fails(smki_store_write(s, del_fn, &del), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_put_refuses_empty_and_oversized_keys(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_keysize");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_fails(put_kv(s, db, "", "v", 0), SMKI_E_USAGE, "a key of 0 octets");
+    char big[600];
+    memset(big, 'k', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_fails(put_kv(s, db, big, "v", 0), SMKI_E_USAGE, "a key of 599 octets");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_put_in_read_transaction_refused(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_readput");
+    smki_store *s = open_store(dir, 0);
+    kv_arg a = {.db = db_of(s, "certs", 0), .key = "k", .val = "v"};
+    assert_fails(smki_store_read(s, put_fn, &a), SMKI_E_USAGE, "a put in a read transaction");
+    assert_fails(smki_store_read(s, del_fn, &a), SMKI_E_USAGE, "a delete in a read transaction");
+    smki_store_close(s);
+    free(dir);
+}
+
+static int put_then_refuse(smki_txn *t, void *arg)
+{
+    GUARD(put_fn(t, arg));
+    return SMKI_FAIL(SMKI_E_REFUSED, "changed my mind");
+}
+
+static void test_write_fn_failure_aborts_its_transaction(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_abort");
+    smki_store *s = open_store(dir, 0);
+    kv_arg a = {.db = db_of(s, "certs", 0), .key = "k", .val = "v"};
+    assert_fails(smki_store_write(s, put_then_refuse, &a), SMKI_E_REFUSED, "changed my mind");
+    assert_fails(get_status(s, a.db, "k"), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    char seen[16][16];
+    size_t n;
+    size_t stop_after;
+} scan_log;
+
+static int log_key(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)val;
+    (void)vlen;
+    scan_log *log = arg;
+    if (log->n == 16 || klen >= 16) return SMKI_FAIL(SMKI_E_INTERNAL, "scan log full");
+    memcpy(log->seen[log->n], key, klen);
+    log->seen[log->n][klen] = '\0';
+    log->n++;
+    return log->stop_after && log->n == log->stop_after ? 1 : 0;
+}
+
+typedef struct {
+    smki_db db;
+    const char *prefix;
+    scan_log log;
+} scan_arg;
+
+static int scan_fn(smki_txn *t, void *arg)
+{
+    scan_arg *a = arg;
+    return smki_txn_scan(t, a->db, a->prefix, a->prefix ? strlen(a->prefix) : 0, log_key, &a->log);
+}
+
+static void test_scan_visits_prefix_in_key_order_and_stops_early(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_scan");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "index", 0);
+    const char *keys[] = {"b3", "a1", "c1", "b1", "b2", "ba"};
+    for (size_t i = 0; i < 6; i++) assert_ok(put_kv(s, db, keys[i], "v", 0));
+
+    scan_arg a = {.db = db, .prefix = "b"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 4);
+    assert_string_equal(a.log.seen[0], "b1");
+    assert_string_equal(a.log.seen[1], "b2");
+    assert_string_equal(a.log.seen[2], "b3");
+    assert_string_equal(a.log.seen[3], "ba");
+
+    a = (scan_arg){.db = db, .prefix = "b", .log.stop_after = 2};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 2);
+    assert_string_equal(a.log.seen[1], "b2");
+
+    a = (scan_arg){.db = db, .prefix = NULL};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 6);
+    assert_string_equal(a.log.seen[0], "a1");
+    assert_string_equal(a.log.seen[5], "c1");
+
+    a = (scan_arg){.db = db, .prefix = "bz"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 0);
+    a = (scan_arg){.db = db, .prefix = "z"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 0);
+    smki_store_close(s);
+    free(dir);
+}
+
+static int refuse_key(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key, (void)klen, (void)val, (void)vlen, (void)arg;
+    return SMKI_FAIL(SMKI_E_REFUSED, "visitor refused");
+}
+
+static int scan_refusing(smki_txn *t, void *arg)
+{
+    const smki_db *db = arg;
+    return smki_txn_scan(t, *db, NULL, 0, refuse_key, NULL);
+}
+
+static void test_scan_passes_back_visitor_failure(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_scanfail");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "index", 0);
+    assert_ok(put_kv(s, db, "k", "v", 0));
+    assert_fails(smki_store_read(s, scan_refusing, &db), SMKI_E_REFUSED, "visitor refused");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_count_follows_puts_and_deletes(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_count");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    smki_db other = db_of(s, "other", 0);
+    assert_int_equal(count_of(s, db), 0);
+    char key[16];
+    for (int i = 0; i < 37; i++) {
+        snprintf(key, sizeof key, "k%02d", i);
+        assert_ok(put_kv(s, db, key, "v", 0));
+    }
+    assert_ok(put_kv(s, other, "x", "v", 0));
+    assert_int_equal(count_of(s, db), 37);
+    kv_arg del = {.db = db, .key = "k05"};
+    assert_ok(smki_store_write(s, del_fn, &del));
+    assert_int_equal(count_of(s, db), 36);
+    assert_int_equal(count_of(s, other), 1);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Named databases ------------------------------------------------------------------------ */
+
+static void test_dupsort_db_keeps_every_value_of_a_key_in_order(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_dupsort");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_device", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-b", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-z", 0));
+    assert_int_equal(count_of(s, idx), 4);
+    assert_fails(put_kv(s, idx, "dev1", "cert-d", SMKI_PUT_NOOVERWRITE), SMKI_E_EXISTS, NULL);
+    smki_store_close(s);
+
+    /* The handle cache and LMDB both remember the flags across a reopen. */
+    s = open_store(dir, 0);
+    smki_db plain = 0;
+    assert_fails(smki_store_db(s, "by_device", 0, &plain), SMKI_E_USAGE, "with sorted duplicates");
+    idx = db_of(s, "by_device", SMKI_DB_DUPSORT);
+    assert_int_equal(count_of(s, idx), 4);
+    assert_fails(smki_store_db(s, "by_device", 0, &plain), SMKI_E_USAGE, "asked for one without duplicates");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_db db;
+    char vals[8][16];
+    size_t n;
+} dup_arg;
+
+static int collect_value(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key, (void)klen;
+    dup_arg *a = arg;
+    if (a->n == 8 || vlen >= 16) return SMKI_FAIL(SMKI_E_INTERNAL, "too many values");
+    memcpy(a->vals[a->n], val, vlen);
+    a->vals[a->n][vlen] = '\0';
+    a->n++;
+    return 0;
+}
+
+static int scan_dev1(smki_txn *t, void *arg)
+{
+    dup_arg *a = arg;
+    return smki_txn_scan(t, a->db, "dev1", 4, collect_value, a);
+}
+
+static void test_dupsort_scan_returns_values_sorted(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_dupscan");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_device", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-b", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-z", 0));
+    dup_arg a = {.db = idx};
+    assert_ok(smki_store_read(s, scan_dev1, &a));
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.vals[0], "cert-a");
+    assert_string_equal(a.vals[1], "cert-b");
+    assert_string_equal(a.vals[2], "cert-c");
+    smki_store_close(s);
+    free(dir);
+}
+
+static int ask_db_inside(smki_txn *t, void *arg)
+{
+    (void)t;
+    smki_store *s = arg;
+    smki_db db;
+    return smki_store_db(s, "brand-new", 0, &db);
+}
+
+static int ask_cached_db_inside(smki_txn *t, void *arg)
+{
+    (void)t;
+    smki_store *s = arg;
+    smki_db db;
+    return smki_store_db(s, "certs", 0, &db);
+}
+
+static void test_db_first_asked_for_inside_transaction_refused(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_dbinside");
+    smki_store *s = open_store(dir, 0);
+    (void)db_of(s, "certs", 0);
+    assert_fails(smki_store_read(s, ask_db_inside, s), SMKI_E_USAGE, "before the transaction begins");
+    assert_fails(smki_store_write(s, ask_db_inside, s), SMKI_E_USAGE, "before the transaction begins");
+    assert_ok(smki_store_read(s, ask_cached_db_inside, s)); /* cached handles are fine anywhere */
+    assert_ok(smki_store_write(s, ask_cached_db_inside, s));
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_handle_never_opened_in_this_store_refused(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_badhandle");
+    smki_store *s = open_store(dir, 0);
+    assert_fails(get_status(s, 42, "k"), SMKI_E_USAGE, "database handle 42 is not open");
+    smki_store_close(s);
+    free(dir);
+}
+
+static int nested_write(smki_txn *t, void *arg)
+{
+    (void)t;
+    kv_arg *a = arg;
+    smki_store *s = (smki_store *)a->val; /* smuggled in for this test */
+    kv_arg inner = {.db = a->db, .key = "inner", .val = "v"};
+    return smki_store_write(s, put_fn, &inner);
+}
+
+static void test_nested_write_on_one_thread_refused(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_nested");
+    smki_store *s = open_store(dir, 0);
+    kv_arg a = {.db = db_of(s, "certs", 0), .val = (const char *)s};
+    assert_fails(smki_store_write(s, nested_write, &a), SMKI_E_USAGE, "would wait for itself");
+    /* A write inside a read is allowed (LMDB's MDB_NOTLS). */
+    assert_ok(smki_store_read(s, nested_write, &a));
+    assert_string_equal(get_kv(s, a.db, "inner"), "v");
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Map growth ------------------------------------------------------------------------------ */
+
+#define BIG_RECORDS 20480 /* 20 MiB of 1 KiB values */
+#define BIG_VALUE 1024
+
+static void big_value(uint32_t i, uint8_t *out)
+{
+    for (size_t j = 0; j < BIG_VALUE; j++) out[j] = (uint8_t)(i * 7 + j);
+}
+
+static void big_key(uint32_t i, uint8_t key[4])
+{
+    key[0] = (uint8_t)(i >> 24), key[1] = (uint8_t)(i >> 16), key[2] = (uint8_t)(i >> 8), key[3] = (uint8_t)i;
+}
+
+typedef struct {
+    smki_db db;
+    int runs;
+    uint32_t checked;
+} big_arg;
+
+static int write_big(smki_txn *t, void *arg)
+{
+    big_arg *a = arg;
+    a->runs++;
+    uint8_t key[4], val[BIG_VALUE];
+    for (uint32_t i = 0; i < BIG_RECORDS; i++) {
+        big_key(i, key);
+        big_value(i, val);
+        GUARD(smki_txn_put(t, a->db, key, sizeof key, val, sizeof val, SMKI_PUT_NOOVERWRITE));
+    }
+    return 0;
+}
+
+static int check_big(smki_txn *t, void *arg)
+{
+    big_arg *a = arg;
+    uint8_t key[4], want[BIG_VALUE];
+    for (uint32_t i = 0; i < BIG_RECORDS; i++) {
+        const void *val;
+        size_t vlen;
+        big_key(i, key);
+        big_value(i, want);
+        GUARD(smki_txn_get(t, a->db, key, sizeof key, &val, &vlen));
+        if (vlen != BIG_VALUE || memcmp(val, want, BIG_VALUE) != 0)
+            return SMKI_FAIL(SMKI_E_INTERNAL, "record %u differs", i);
+        a->checked++;
+    }
+    return 0;
+}
+
+static void test_write_grows_full_map_and_reruns_transaction(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_grow");
+    smki_store *s = open_store(dir, 256 * 1024);
+    assert_int_equal(smki_store_map_size(s), 256 * 1024);
+    big_arg a = {.db = db_of(s, "big", 0)};
+    assert_ok(smki_store_write(s, write_big, &a));
+    assert_true(a.runs >= 2);
+    assert_true(smki_store_map_size(s) > (size_t)BIG_RECORDS * BIG_VALUE);
+    assert_ok(smki_store_read(s, check_big, &a));
+    assert_int_equal(a.checked, BIG_RECORDS);
+    size_t grown = smki_store_map_size(s);
+    smki_store_close(s);
+
+    /* A reopen keeps the grown map rather than shrinking to the asked size. */
+    s = open_store(dir, 256 * 1024);
+    assert_true(smki_store_map_size(s) >= grown);
+    a = (big_arg){.db = db_of(s, "big", 0)};
+    assert_ok(smki_store_read(s, check_big, &a));
+    assert_int_equal(a.checked, BIG_RECORDS);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void count_commits(size_t records, void *arg)
+{
+    size_t *log = arg; /* log[0]: commits so far; log[1..]: their sizes */
+    log[++log[0]] = records;
+}
+
+static void test_batch_grows_full_map_and_replays_group(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batchgrow");
+    smki_store *s = open_store(dir, 256 * 1024);
+    big_arg a = {.db = db_of(s, "big", 0)};
+    size_t log[64] = {0};
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 1000, count_commits, log, &b));
+    uint8_t key[4], val[BIG_VALUE];
+    for (uint32_t i = 0; i < BIG_RECORDS; i++) {
+        big_key(i, key);
+        big_value(i, val);
+        /* NOOVERWRITE: a replayed group must not trip over its own aborted first run */
+        assert_ok(smki_batch_put(b, a.db, key, sizeof key, val, sizeof val, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_end(b));
+    assert_int_equal(log[0], 21);
+    assert_int_equal(log[21], BIG_RECORDS % 1000);
+    assert_true(smki_store_map_size(s) > (size_t)BIG_RECORDS * BIG_VALUE);
+    assert_ok(smki_store_read(s, check_big, &a));
+    assert_int_equal(a.checked, BIG_RECORDS);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* Another process grows the map past ours: the next transaction here adopts it. */
+static void test_store_follows_map_grown_by_another_process(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_resized");
+    smki_store *s = open_store(dir, 256 * 1024);
+    big_arg a = {.db = db_of(s, "big", 0)};
+    assert_ok(put_kv(s, db_of(s, "small", 0), "k", "v", 0));
+
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        smki_store *c = NULL;
+        smki_db db;
+        big_arg ca = {0};
+        int ok = smki_store_open(dir, NULL, &c) == 0 && smki_store_db(c, "big", 0, &db) == 0;
+        ca.db = db;
+        ok = ok && smki_store_write(c, write_big, &ca) == 0;
+        if (!ok) fprintf(stderr, "child: %s\n", smki_error_msg());
+        smki_store_close(c);
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+
+    assert_true(smki_store_map_size(s) < (size_t)BIG_RECORDS * BIG_VALUE);
+    assert_ok(smki_store_read(s, check_big, &a));
+    assert_int_equal(a.checked, BIG_RECORDS);
+    assert_true(smki_store_map_size(s) > (size_t)BIG_RECORDS * BIG_VALUE);
+    assert_ok(put_kv(s, db_of(s, "small", 0), "k2", "v2", 0));
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Batches ------------------------------------------------------------------------------------ */
+
+static void key_n(char *key, size_t cap, size_t i)
+{
+    snprintf(key, cap, "rec-%06zu", i);
+}
+
+static void test_batch_commits_in_groups_and_reports_each(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_groups");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0);
+    size_t log[16] = {0};
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 1000, count_commits, log, &b));
+    char key[32];
+    for (size_t i = 0; i < 2500; i++) {
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), key, strlen(key), 0));
+        if (i == 999) {
+            assert_int_equal(log[0], 1); /* the 1000th put committed the first group */
+            assert_int_equal(count_of(s, db), 1000);
+        }
+    }
+    assert_int_equal(log[0], 2);
+    assert_int_equal(count_of(s, db), 2000); /* the last 500 wait for the flush */
+    assert_ok(smki_batch_flush(b));
+    assert_int_equal(log[0], 3);
+    assert_ok(smki_batch_flush(b)); /* nothing left: no commit, no report */
+    assert_ok(smki_batch_end(b));
+    assert_int_equal(log[0], 3);
+    assert_int_equal(log[1], 1000);
+    assert_int_equal(log[2], 1000);
+    assert_int_equal(log[3], 500);
+    assert_int_equal(count_of(s, db), 2500);
+    assert_string_equal(get_kv(s, db, "rec-002499"), "rec-002499");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_batch_refuses_duplicate_and_writes_nothing_of_its_group(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batchdup");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "serials", 0);
+    size_t log[16] = {0};
+    smki_batch *b = NULL;
+    char key[32];
+    assert_ok(smki_batch_begin(s, 10, count_commits, log, &b));
+    for (size_t i = 0; i < 10; i++) { /* one whole group, committed */
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_int_equal(log[0], 1);
+
+    /* A key already in the store. */
+    for (size_t i = 10; i < 15; i++) {
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_put(b, db, "rec-000003", 10, "again", 5, SMKI_PUT_NOOVERWRITE));
+    /* "rec-000003" in hex */
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "key 7265632d303030303033 already exists");
+    assert_int_equal(log[0], 1);
+    assert_int_equal(count_of(s, db), 10);
+    assert_fails(get_status(s, db, "rec-000012"), SMKI_E_NOTFOUND, NULL);
+    assert_string_equal(get_kv(s, db, "rec-000003"), "v");
+
+    /* A key twice in the same group. */
+    assert_ok(smki_batch_put(b, db, "dup", 3, "1", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, db, "fresh", 5, "1", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, db, "dup", 3, "2", 1, SMKI_PUT_NOOVERWRITE));
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "key 647570 already exists");
+    assert_fails(get_status(s, db, "dup"), SMKI_E_NOTFOUND, NULL);
+    assert_fails(get_status(s, db, "fresh"), SMKI_E_NOTFOUND, NULL);
+
+    /* Without NOOVERWRITE a repeated key simply takes the later value. */
+    assert_ok(smki_batch_put(b, db, "dup", 3, "1", 1, 0));
+    assert_ok(smki_batch_put(b, db, "dup", 3, "2", 1, 0));
+    assert_ok(smki_batch_end(b));
+    assert_string_equal(get_kv(s, db, "dup"), "2");
+    assert_int_equal(log[0], 2);
+    assert_int_equal(count_of(s, db), 11);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_batch_abort_drops_unflushed_records(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batchabort");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0);
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 100, NULL, NULL, &b));
+    assert_ok(smki_batch_put(b, db, "k", 1, "v", 1, 0));
+    smki_batch_abort(b);
+    assert_int_equal(count_of(s, db), 0);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_batch_writes_100k_records_in_groups_of_1000(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_bulk");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0);
+    size_t log[128] = {0};
+    smki_batch *b = NULL;
+    uint8_t key[8], val[CRASH_VALUE_MAX];
+    double start = now_seconds();
+    assert_ok(smki_batch_begin(s, 1000, count_commits, log, &b));
+    for (uint64_t i = 0; i < 100000; i++) {
+        crash_key(i, key);
+        size_t vlen = crash_value(i, val) % 64 + 16; /* small records */
+        assert_ok(smki_batch_put(b, db, key, sizeof key, val, vlen, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_end(b));
+    double took = now_seconds() - start;
+    print_message("store: 100000 records in 100 group commits: %.3f s (%.0f records/s)\n", took, 100000 / took);
+    assert_int_equal(log[0], 100);
+    assert_int_equal(count_of(s, db), 100000);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Read-only stores ----------------------------------------------------------------------- */
+
+static void test_read_only_store_reads_but_refuses_writes(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_ro");
+    smki_store *s = open_store(dir, 0);
+    assert_ok(put_kv(s, db_of(s, "certs", 0), "k", "v", 0));
+    smki_store_close(s);
+
+    s = open_read_only(dir);
+    assert_int_equal(smki_store_schema(s), SMKI_STORE_SCHEMA);
+    smki_db db = db_of(s, "certs", 0);
+    assert_string_equal(get_kv(s, db, "k"), "v");
+    assert_fails(put_kv(s, db, "k2", "v", 0), SMKI_E_USAGE, "read-only");
+    smki_batch *b = NULL;
+    assert_fails(smki_batch_begin(s, 10, NULL, NULL, &b), SMKI_E_USAGE, "read-only");
+    assert_null(b);
+    smki_db other;
+    assert_fails(smki_store_db(s, "never-made", 0, &other), SMKI_E_NOTFOUND, "never-made");
+    smki_store_close(s);
+
+    s = open_store(dir, 0);
+    smki_db missing;
+    assert_ok(smki_store_db(s, "certs", 0, &missing));
+    assert_fails(get_status(s, missing, "k2"), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* ---- Threads ---------------------------------------------------------------------------------- */
+
+#define THREAD_COMMITS 400
+
+typedef struct {
+    smki_store *s;
+    smki_db pair, fill;
+    atomic_int writer_done;
+    atomic_int torn;     /* a reader saw "a" and "b" disagree */
+    atomic_int backward; /* a reader saw the counter go back */
+    atomic_int failed;
+    atomic_long reads;
+} thread_arg;
+
+typedef struct {
+    thread_arg *ta;
+    uint32_t n;
+} commit_arg;
+
+static int commit_pair(smki_txn *t, void *arg)
+{
+    commit_arg *c = arg;
+    uint8_t v[4] = {(uint8_t)(c->n >> 24), (uint8_t)(c->n >> 16), (uint8_t)(c->n >> 8), (uint8_t)c->n};
+    static uint8_t filler[4096];
+    GUARD(smki_txn_put(t, c->ta->pair, "a", 1, v, 4, 0));
+    GUARD(smki_txn_put(t, c->ta->fill, v, 4, filler, sizeof filler, 0)); /* grows the map now and then */
+    return smki_txn_put(t, c->ta->pair, "b", 1, v, 4, 0);
+}
+
+static void *writer_thread(void *p)
+{
+    thread_arg *ta = p;
+    for (uint32_t n = 1; n <= THREAD_COMMITS; n++) {
+        commit_arg c = {ta, n};
+        if (smki_store_write(ta->s, commit_pair, &c) < 0) {
+            fprintf(stderr, "writer: %s\n", smki_error_msg());
+            atomic_fetch_add(&ta->failed, 1);
+            break;
+        }
+    }
+    atomic_store(&ta->writer_done, 1);
+    return NULL;
+}
+
+typedef struct {
+    thread_arg *ta;
+    uint32_t last;
+} read_state;
+
+static int read_pair(smki_txn *t, void *arg)
+{
+    read_state *r = arg;
+    const void *a, *b;
+    size_t alen, blen;
+    int rc = smki_txn_get(t, r->ta->pair, "a", 1, &a, &alen);
+    if (rc == SMKI_E_NOTFOUND) return 0; /* before the first commit */
+    GUARD(rc);
+    GUARD(smki_txn_get(t, r->ta->pair, "b", 1, &b, &blen));
+    if (alen != 4 || blen != 4 || memcmp(a, b, 4) != 0) atomic_fetch_add(&r->ta->torn, 1);
+    const uint8_t *p = a;
+    uint32_t n = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    if (n < r->last) atomic_fetch_add(&r->ta->backward, 1);
+    r->last = n;
+    return 0;
+}
+
+static void *reader_thread(void *p)
+{
+    read_state r = {p, 0};
+    while (!atomic_load(&r.ta->writer_done)) {
+        if (smki_store_read(r.ta->s, read_pair, &r) < 0) {
+            fprintf(stderr, "reader: %s\n", smki_error_msg());
+            atomic_fetch_add(&r.ta->failed, 1);
+            break;
+        }
+        atomic_fetch_add(&r.ta->reads, 1);
+    }
+    return NULL;
+}
+
+static void test_readers_on_two_threads_see_whole_commits_while_writer_grows_map(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_threads");
+    thread_arg ta = {.s = open_store(dir, 256 * 1024)};
+    ta.pair = db_of(ta.s, "pair", 0);
+    ta.fill = db_of(ta.s, "fill", 0);
+    pthread_t readers[2], writer;
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&readers[i], NULL, reader_thread, &ta), 0);
+    assert_int_equal(pthread_create(&writer, NULL, writer_thread, &ta), 0);
+    pthread_join(writer, NULL);
+    for (int i = 0; i < 2; i++) pthread_join(readers[i], NULL);
+
+    assert_int_equal(atomic_load(&ta.failed), 0);
+    assert_int_equal(atomic_load(&ta.torn), 0);
+    assert_int_equal(atomic_load(&ta.backward), 0);
+    assert_true(atomic_load(&ta.reads) > 0);
+    assert_true(smki_store_map_size(ta.s) > 256 * 1024);
+    assert_int_equal(count_of(ta.s, ta.fill), THREAD_COMMITS);
+    print_message("store: %ld reads on 2 threads during %d commits\n", (long)atomic_load(&ta.reads), THREAD_COMMITS);
+    smki_store_close(ta.s);
+    free(dir);
+}
+
+/* ---- The maintenance lock ------------------------------------------------------------------ */
+
+static void test_exclusive_lock_held_by_another_process_names_its_pid(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_lock");
+    smki_store *s = open_store(dir, 0);
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        smki_store *c = NULL;
+        char ok = smki_store_open(dir, NULL, &c) == 0 && smki_store_lock_exclusive(c) == 0 ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1) _exit(1);
+        for (;;) pause(); /* hold it until killed */
+    }
+    close(ready[1]);
+    char ok = 0;
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    assert_int_equal(ok, 'y');
+
+    char want[1200];
+    snprintf(want, sizeof want, "store %s is locked by process %ld (fcntl F_GETLK)", dir, (long)pid);
+    assert_fails(smki_store_lock_exclusive(s), SMKI_E_LOCKED, want);
+
+    kill(pid, SIGKILL);
+    assert_int_equal(waitpid(pid, NULL, 0), pid);
+    assert_ok(smki_store_lock_exclusive(s));
+    assert_ok(smki_store_lock_exclusive(s)); /* already ours */
+    smki_store_unlock(s);
+    assert_ok(smki_store_lock_exclusive(s));
+    smki_store_close(s); /* closing lets go */
+    free(dir);
+}
+
+/* ---- A writer killed mid-batch ------------------------------------------------------------ */
+
+static const char *crash_child_path(void)
+{
+    static char path[4096];
+    const char *build = getenv("SMKI_BUILD");
+    if (build && *build) {
+        snprintf(path, sizeof path, "%s/bin/store_crash_child", build);
+        return path;
+    }
+    char self[4000];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return NULL;
+    self[n] = '\0';
+    char *slash = strrchr(self, '/');
+    if (!slash) return NULL;
+    *slash = '\0';
+    snprintf(path, sizeof path, "%s/store_crash_child", self);
+    return path;
+}
+
+typedef struct {
+    char partial[64];
+    size_t len;
+    long long last; /* highest index the child reported committed; -1: none */
+    int lines;
+} child_output;
+
+static void take_output(child_output *o, const char *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] != '\n') {
+            if (o->len < sizeof o->partial - 1) o->partial[o->len++] = buf[i];
+            continue;
+        }
+        o->partial[o->len] = '\0';
+        o->last = strtoll(o->partial, NULL, 10);
+        o->lines++;
+        o->len = 0;
+    }
+}
+
+/* Reads the child's output until the deadline (or, with until_lines, until that many
+ * lines); returns 0 at end of output. */
+static int read_child(int fd, child_output *o, double deadline, int until_lines)
+{
+    char buf[4096];
+    for (;;) {
+        double left = deadline - now_seconds();
+        if (left <= 0 || (until_lines && o->lines >= until_lines)) return 1;
+        struct pollfd p = {fd, POLLIN, 0};
+        int r = poll(&p, 1, (int)(left * 1000) + 1);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 1;
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) return 0;
+        take_output(o, buf, (size_t)n);
+    }
+}
+
+typedef struct {
+    smki_db db;
+    uint64_t next;
+    uint64_t bad;
+} verify_arg;
+
+static int verify_record(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    verify_arg *v = arg;
+    uint8_t want_key[8], want_val[CRASH_VALUE_MAX];
+    crash_key(v->next, want_key);
+    size_t want_len = crash_value(v->next, want_val);
+    if (klen != 8 || memcmp(key, want_key, 8) != 0 || vlen != want_len || memcmp(val, want_val, vlen) != 0) {
+        if (v->bad++ == 0) fprintf(stderr, "record %llu is not what was written\n", (unsigned long long)v->next);
+    }
+    v->next++;
+    return 0;
+}
+
+static int verify_all(smki_txn *t, void *arg)
+{
+    verify_arg *v = arg;
+    GUARD(smki_txn_scan(t, v->db, NULL, 0, verify_record, v));
+    size_t count;
+    GUARD(smki_txn_count(t, v->db, &count));
+    if (count != v->next)
+        return SMKI_FAIL(SMKI_E_INTERNAL, "count %zu but scanned %llu", count, (unsigned long long)v->next);
+    return 0;
+}
+
+/* A process that keeps the store open and idle. Without one, whoever opens the store
+ * next is its only user and LMDB resets the whole reader table; with one, the dead
+ * writer's reader slots stay behind for smki_store_open to find and clear. */
+static pid_t start_holder(const char *dir)
+{
+    int ready[2];
+    assert_int_equal(pipe(ready), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(ready[0]);
+        smki_store *s = NULL;
+        char ok = smki_store_open(dir, NULL, &s) == 0 ? 'y' : 'n';
+        if (write(ready[1], &ok, 1) != 1) _exit(1);
+        for (;;) pause();
+    }
+    close(ready[1]);
+    char ok = 0;
+    assert_int_equal(read(ready[0], &ok, 1), 1);
+    close(ready[0]);
+    assert_int_equal(ok, 'y');
+    return pid;
+}
+
+static void test_store_survives_writer_killed_mid_batch(void **state)
+{
+    (void)state;
+    const char *exe = crash_child_path();
+    if (!exe || access(exe, X_OK) != 0) {
+        print_error("store_crash_child not found (%s); set SMKI_BUILD\n", exe ? exe : "?");
+        fail();
+    }
+    char *dir = fresh_dir("store_crash");
+    unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
+    print_message("store crash test: seed %u\n", seed);
+    unsigned stale_total = 0;
+    uint64_t records = 0;
+    int kills_mid_write = 0;
+    double start = now_seconds();
+    pid_t holder = start_holder(dir);
+
+    for (int round = 0; round < 20; round++) {
+        int out[2];
+        assert_int_equal(pipe(out), 0);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            dup2(out[1], STDOUT_FILENO);
+            close(out[0]);
+            close(out[1]);
+            execl(exe, exe, dir, (char *)NULL);
+            _exit(127);
+        }
+        close(out[1]);
+        child_output o = {.last = -1};
+        int delay_ms = round % 2 ? rand_r(&seed) % 40 : rand_r(&seed) % 200;
+        if (round % 2 == 0) {
+            /* Half the rounds kill a writer that is surely writing; the others kill
+             * at any moment from its start, open and map growth included. */
+            read_child(out[0], &o, now_seconds() + 10, 1);
+            assert_true(o.lines >= 1);
+        }
+        read_child(out[0], &o, now_seconds() + delay_ms / 1000.0, 0);
+        kill(pid, SIGKILL);
+        int status = 0;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        while (read_child(out[0], &o, now_seconds() + 5, 0)) {} /* what it printed before dying */
+        close(out[0]);
+        if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGKILL) {
+            print_error("round %d: child ended by itself (status %d) before the kill\n", round, status);
+            fail();
+        }
+        if (o.lines > 0) kills_mid_write++;
+
+        /* Every record it reported is there and intact; no group is there in part. */
+        smki_store *s = open_store(dir, 0);
+        stale_total += smki_store_stale_readers(s);
+        verify_arg v = {.db = db_of(s, CRASH_DB, 0)};
+        assert_ok(smki_store_read(s, verify_all, &v));
+        smki_store_close(s);
+        assert_int_equal(v.bad, 0);
+        assert_true((long long)v.next > o.last);
+        assert_int_equal(v.next % CRASH_GROUP, 0);
+        assert_true(v.next >= records); /* nothing committed earlier went missing */
+        records = v.next;
+        /* The open cleared the dead writer's reader slots: none remain. */
+        assert_int_equal(raw_dead_readers(dir), 0);
+    }
+    kill(holder, SIGKILL);
+    assert_int_equal(waitpid(holder, NULL, 0), holder);
+    print_message("store crash test: 20 kills (%d mid-write) in %.1f s, %llu records survive, %u stale readers "
+                  "cleared\n", kills_mid_write, now_seconds() - start, (unsigned long long)records, stale_total);
+    assert_true(records > 0);
+    assert_true(stale_total > 0); /* the child's reader thread is nearly always inside a read */
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_creates_private_store_that_keeps_data_when_reopened),
+        cmocka_unit_test(test_open_writes_schema_version_big_endian),
+        cmocka_unit_test(test_open_refuses_newer_schema),
+        cmocka_unit_test(test_open_refuses_malformed_schema_record),
+        cmocka_unit_test(test_open_refuses_lmdb_store_without_schema),
+        cmocka_unit_test(test_open_refuses_garbage_file_as_corrupt_naming_path),
+        cmocka_unit_test(test_open_read_only_refuses_missing_store),
+        cmocka_unit_test(test_open_refuses_unreadable_store_as_permission_denied),
+        cmocka_unit_test(test_open_refuses_second_handle_in_one_process),
+        cmocka_unit_test(test_open_clears_no_stale_readers_on_a_clean_store),
+        cmocka_unit_test(test_put_get_del_round_trip),
+        cmocka_unit_test(test_put_nooverwrite_refuses_existing_key_naming_it_in_hex),
+        cmocka_unit_test(test_get_and_del_of_missing_key_are_notfound),
+        cmocka_unit_test(test_put_refuses_empty_and_oversized_keys),
+        cmocka_unit_test(test_put_in_read_transaction_refused),
+        cmocka_unit_test(test_write_fn_failure_aborts_its_transaction),
+        cmocka_unit_test(test_scan_visits_prefix_in_key_order_and_stops_early),
+        cmocka_unit_test(test_scan_passes_back_visitor_failure),
+        cmocka_unit_test(test_count_follows_puts_and_deletes),
+        cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
+        cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
+        cmocka_unit_test(test_db_first_asked_for_inside_transaction_refused),
+        cmocka_unit_test(test_handle_never_opened_in_this_store_refused),
+        cmocka_unit_test(test_nested_write_on_one_thread_refused),
+        cmocka_unit_test(test_write_grows_full_map_and_reruns_transaction),
+        cmocka_unit_test(test_batch_grows_full_map_and_replays_group),
+        cmocka_unit_test(test_store_follows_map_grown_by_another_process),
+        cmocka_unit_test(test_batch_commits_in_groups_and_reports_each),
+        cmocka_unit_test(test_batch_refuses_duplicate_and_writes_nothing_of_its_group),
+        cmocka_unit_test(test_batch_abort_drops_unflushed_records),
+        cmocka_unit_test(test_batch_writes_100k_records_in_groups_of_1000),
+        cmocka_unit_test(test_read_only_store_reads_but_refuses_writes),
+        cmocka_unit_test(test_readers_on_two_threads_see_whole_commits_while_writer_grows_map),
+        cmocka_unit_test(test_exclusive_lock_held_by_another_process_names_its_pid),
+        cmocka_unit_test(test_store_survives_writer_killed_mid_batch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
