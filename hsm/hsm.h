@@ -80,6 +80,10 @@ int smki_p11_uri_format_public(const char *token, const char *object, char *out,
  * child re-opens its token session transparently. */
 int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out);
 void smki_key_free(smki_key *k);
+/* The public key of a reference without using the private key: for a token key, the
+ * public-key object with the same label/id (no login needed); for file:, the key's
+ * public half. */
+int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out);
 const char *smki_key_ref(const smki_key *k);
 int smki_key_is_token(const smki_key *k);
 

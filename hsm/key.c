@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -119,17 +120,9 @@ static int login(PKCS11_SLOT *slot, const char *token, const char *pin)
 {
     int logged = 0;
     if (PKCS11_is_logged_in(slot, 0, &logged) == 0 && logged) return 0;
-    ENSURE(pin != NULL, SMKI_E_REFUSED, "token '%s': login needed and no PIN given (set SMKI_PIN or --pin-file)",
+    ENSURE(pin != NULL, SMKI_E_USAGE, "token '%s': login needed and no PIN given (set SMKI_PIN or --pin-file)",
            token);
-    if (PKCS11_login(slot, 0, pin) != 0) {
-        unsigned long e = ERR_peek_last_error();
-        /* libp11 reports the CK_RV as the reason code. */
-        CK_RV rv = (CK_RV)ERR_GET_REASON(e);
-        ERR_clear_error();
-        if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_LEN_RANGE)
-            return p11_fail_rv(rv, token, "login");
-        return SMKI_FAIL(SMKI_E_HSM, "token '%s': login failed (reason %lu)", token, (unsigned long)rv);
-    }
+    if (PKCS11_login(slot, 0, pin) != 0) return p11_fail_rv(p11_take_libp11_rv(), token, "login");
     return 0;
 }
 
@@ -305,8 +298,15 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         pool_give(k, ctx);
     else
         EVP_PKEY_CTX_free(ctx);
-    if (!ok && k->is_token)
-        return SMKI_FAIL_SSL(SMKI_E_HSM, "token '%s': signing with %s failed", k->token, k->ref);
+    if (!ok && k->is_token) {
+        CK_RV rv = p11_take_libp11_rv();
+        if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
+            return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not sign (%s): is it a key-agreement key?", k->token,
+                             k->ref, p11_rv_name(rv));
+        char what[SMKI_KEY_URI_MAX + 16];
+        snprintf(what, sizeof what, "signing with %s", k->ref);
+        return p11_fail_rv(rv, k->token, what);
+    }
     ENSURE_SSL(ok, SMKI_E_CRYPTO, "%s: signing failed", k->ref);
     if (fmt == SMKI_SIG_DER) {
         ENSURE(*sig_len >= der_len, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
@@ -353,13 +353,68 @@ int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
                     k->ref);
     ENSURE_SSL_GOTO(EVP_PKEY_derive_set_peer(ctx, peer_use) == 1, SMKI_E_INPUT, out, "%s: ECDH peer refused", k->ref);
     if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != 32) {
-        rc = k->is_token ? SMKI_FAIL_SSL(SMKI_E_HSM, "token '%s': ECDH (CKM_ECDH1_DERIVE) with %s failed", k->token,
-                                         k->ref)
-                         : SMKI_FAIL_SSL(SMKI_E_CRYPTO, "%s: ECDH failed", k->ref);
+        if (k->is_token) {
+            CK_RV rv = p11_take_libp11_rv();
+            rc = rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT
+                     ? SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
+                                 k->ref, p11_rv_name(rv))
+                     : p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+        } else {
+            rc = SMKI_FAIL_SSL(SMKI_E_CRYPTO, "%s: ECDH failed", k->ref);
+        }
         smki_wipe(z, 32);
     }
 out:
     EVP_PKEY_CTX_free(ctx);
     EVP_PKEY_free(legacy_peer);
+    return rc;
+}
+
+/* ---- Public half without the private key ------------------------------------------ */
+
+static int find_public_key(PKCS11_SLOT *slot, const smki_p11_uri *u, EVP_PKEY **out)
+{
+    PKCS11_KEY *keys = NULL;
+    unsigned int n = 0;
+    ENSURE_SSL(PKCS11_enumerate_public_keys(slot->token, &keys, &n) == 0, SMKI_E_HSM,
+               "token '%s': cannot list public keys", u->token);
+    for (unsigned int i = 0; i < n; i++) {
+        if (!key_matches(&keys[i], u)) continue;
+        EVP_PKEY *pk = PKCS11_get_public_key(&keys[i]);
+        ENSURE_SSL(pk != NULL, SMKI_E_HSM, "token '%s': cannot read public key '%s'", u->token, u->object);
+        unsigned char *der = NULL;
+        int len = i2d_PUBKEY(pk, &der);
+        EVP_PKEY_free(pk);
+        ENSURE_SSL(len > 0, SMKI_E_CRYPTO, "token '%s': cannot encode public key '%s'", u->token, u->object);
+        int rc = smki_pub_load(der, (size_t)len, out);
+        OPENSSL_free(der);
+        return rc;
+    }
+    return SMKI_FAIL(SMKI_E_NOTFOUND, "token '%s': no public key '%s' (see 'smki key list')", u->token,
+                     u->has_object ? u->object : "(by id)");
+}
+
+int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out)
+{
+    ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
+    if (strncmp(ref, "pkcs11:", 7) != 0) {
+        smki_key *k = NULL;
+        GUARD(smki_key_open(ref, o, &k));
+        *out = smki_key_public(k);
+        EVP_PKEY_up_ref(*out);
+        smki_key_free(k);
+        return 0;
+    }
+    smki_p11_uri u;
+    GUARD(smki_p11_uri_parse(ref, &u));
+    ENSURE(u.has_token, SMKI_E_USAGE, "PKCS#11 URI names no token (add token=): %s", ref);
+    p11_ctx *c = NULL;
+    PKCS11_SLOT *slot = NULL;
+    int rc = 0;
+    GUARD(p11_ctx_get(p11_module_choose(o, u.module_path), &c));
+    GUARD_GOTO(find_slot(c, u.token, &slot), out);
+    GUARD_GOTO(find_public_key(slot, &u, out), out);
+out:
+    p11_ctx_put(c);
     return rc;
 }

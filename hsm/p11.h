@@ -22,6 +22,11 @@ int p11_rv_class(CK_RV rv);
 /* Record "token 'T': <operation>: CKR_X (explanation)". */
 int p11_fail_rv(CK_RV rv, const char *token, const char *operation);
 
+/* libp11 reports a failing CK_RV as the reason of an error in a library of its own
+ * (ERR_LIB_USER and up). Drain the queue and return that CK_RV, or CKR_GENERAL_ERROR
+ * when there is none. */
+CK_RV p11_take_libp11_rv(void);
+
 /* The module path to use: opts, else the URI's, else $SMKI_PKCS11_MODULE, else SoftHSM. */
 const char *p11_module_choose(const smki_hsm_opts *o, const char *uri_module);
 

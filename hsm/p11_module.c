@@ -1,6 +1,7 @@
 /* PKCS#11 modules, loaded once per process (and initialised again in a forked child,
  * as PKCS#11 requires), and the one place CK_RV values become smki errors. */
 #include <dlfcn.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -162,4 +163,18 @@ int p11_fail_rv(CK_RV rv, const char *token, const char *operation)
     size_t i = rv_index(rv);
     const char *why = i == (size_t)-1 ? "unexpected return value" : rv_table[i].why;
     return SMKI_FAIL(p11_rv_class(rv), "token '%s': %s: %s (%s)", token, operation, p11_rv_name(rv), why);
+}
+
+CK_RV p11_take_libp11_rv(void)
+{
+    CK_RV found = CKR_GENERAL_ERROR;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        unsigned long reason = (unsigned long)ERR_GET_REASON(e);
+        /* CK_RVs are below 0x1000 and libp11's own reasons start at 1025; only the
+         * first group are device answers. */
+        if (ERR_GET_LIB(e) >= ERR_LIB_USER && reason < 1025 && rv_index((CK_RV)reason) != (size_t)-1)
+            found = (CK_RV)reason;
+    }
+    return found;
 }

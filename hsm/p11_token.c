@@ -155,6 +155,28 @@ static int set_user_pin(p11_module *m, CK_SLOT_ID slot, const char *label, const
     return 0;
 }
 
+/* Refuse a PIN the token will refuse, before anything on the token changes. */
+static int check_pin_length(const CK_TOKEN_INFO *ti, const char *pin, const char *which)
+{
+    size_t len = strlen(pin);
+    CK_ULONG lo = ti->ulMinPinLen, hi = ti->ulMaxPinLen;
+    ENSURE(len >= lo && (hi == 0 || len <= hi), SMKI_E_USAGE, "the %s must be %lu to %lu characters, not %zu", which,
+           (unsigned long)lo, (unsigned long)hi, len);
+    return 0;
+}
+
+static int finish_user_pin(p11_module *m, const char *label, const char *so_pin, const char *user_pin,
+                           CK_SLOT_ID *slot, CK_TOKEN_INFO *ti)
+{
+    ENSURE(so_pin && *so_pin && user_pin && *user_pin, SMKI_E_USAGE,
+           "token '%s' exists but has no user PIN (an earlier init was cut short): give the SO PIN and a user "
+           "PIN to finish it",
+           label);
+    GUARD(check_pin_length(ti, user_pin, "user PIN"));
+    GUARD(set_user_pin(m, *slot, label, so_pin, user_pin));
+    return p11_find_token(m, label, slot, ti);
+}
+
 int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pin, const char *user_pin,
                     int *created, smki_token_info *info)
 {
@@ -166,17 +188,25 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     CK_TOKEN_INFO ti;
     *created = 0;
     if (p11_find_token(m, label, &slot, &ti) == 0) {
-        if (info) fill_info(slot, &ti, info);
         smki_error_clear();
+        if (!(ti.flags & CKF_USER_PIN_INITIALIZED)) {
+            GUARD(finish_user_pin(m, label, so_pin, user_pin, &slot, &ti));
+            *created = 1;
+        }
+        if (info) fill_info(slot, &ti, info);
         return 0;
     }
     ENSURE(so_pin && *so_pin, SMKI_E_USAGE, "a new token needs an SO PIN (SMKI_SO_PIN or --so-pin-file)");
     ENSURE(user_pin && *user_pin, SMKI_E_USAGE, "a new token needs a user PIN (SMKI_PIN or --pin-file)");
     smki_error_clear();
     GUARD(find_free_slot(m, &slot));
+    CK_RV rv = p11_module_functions(m)->C_GetTokenInfo(slot, &ti);
+    if (rv != CKR_OK) return p11_fail_rv(rv, label, "reading the free slot's token information");
+    GUARD(check_pin_length(&ti, so_pin, "SO PIN"));
+    GUARD(check_pin_length(&ti, user_pin, "user PIN"));
     CK_UTF8CHAR padded[32];
     pad(label, padded, sizeof padded);
-    CK_RV rv = p11_module_functions(m)->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded);
+    rv = p11_module_functions(m)->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded);
     if (rv != CKR_OK) return p11_fail_rv(rv, label, "C_InitToken");
     /* SoftHSM moves an initialised token to a new slot id: look it up again. */
     GUARD(p11_find_token(m, label, &slot, &ti));
@@ -239,6 +269,7 @@ static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
     CK_ATTRIBUTE pub_tmpl[] = {
         {CKA_TOKEN, &yes, sizeof yes},          {CKA_PRIVATE, &no, sizeof no},
         {CKA_VERIFY, &ds, sizeof ds},           {CKA_DERIVE, &no, sizeof no},
+        {CKA_ENCRYPT, &no, sizeof no},          {CKA_WRAP, &no, sizeof no},
         {CKA_EC_PARAMS, (void *)P256_PARAMS, sizeof P256_PARAMS},
         {CKA_LABEL, (void *)label, label_len},
     };

@@ -121,7 +121,11 @@ int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out)
         ERR_clear_error();
     }
     X509 *x = NULL;
-    GUARD(smki_cert_load(data, len, &x));
+    if (smki_cert_load(data, len, &x) < 0) {
+        ERR_clear_error();
+        return SMKI_FAIL(SMKI_E_INPUT, "not a public key or certificate (PEM, or DER SubjectPublicKeyInfo or "
+                                       "certificate)");
+    }
     pk = X509_get_pubkey(x);
     X509_free(x);
     ENSURE_SSL(pk != NULL, SMKI_E_INPUT, "certificate has an unreadable public key");

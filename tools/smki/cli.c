@@ -134,7 +134,8 @@ int cli_fail(smki_cli *c, int rc)
         json_close_obj(&w);
         json_end(&w);
     } else {
-        fprintf(stderr, "smki: %s: %s\n", exit_code == EXIT_INTERNAL ? "error" : "refused", smki_error_msg());
+        const char *kind = exit_code == EXIT_USAGE ? "usage" : exit_code == EXIT_REFUSED ? "refused" : "error";
+        fprintf(stderr, "smki: %s: %s\n", kind, smki_error_msg());
         if (getenv("SMKI_DEBUG")) fprintf(stderr, "smki: (raised at %s)\n", smki_error_origin());
     }
     return exit_code;
@@ -258,19 +259,32 @@ void json_arr_str(json_w *w, const char *val)
 
 /* ---- Keys -------------------------------------------------------------------------- */
 
-int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
+int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap)
 {
     GUARD(cli_home(c));
-    GUARD(cli_pin(c, 0));
-    char ref[SMKI_KEY_URI_MAX];
     if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
-        ENSURE(strlen(arg) < sizeof ref, SMKI_E_USAGE, "key reference too long");
+        ENSURE(strlen(arg) < cap, SMKI_E_USAGE, "key reference too long");
         strcpy(ref, arg);
-    } else {
-        /* A bare name is a label on the home's token. */
-        ENSURE(strchr(arg, ';') == NULL && strchr(arg, '?') == NULL && strchr(arg, '%') == NULL, SMKI_E_USAGE,
-               "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token", arg);
-        GUARD(smki_p11_uri_format_public(c->token, arg, ref, sizeof ref));
+        return 0;
     }
+    /* A bare name is a label on the home's token. */
+    ENSURE(*arg && strchr(arg, ';') == NULL && strchr(arg, '?') == NULL && strchr(arg, '%') == NULL &&
+               strchr(arg, ':') == NULL,
+           SMKI_E_USAGE, "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token",
+           arg);
+    return smki_p11_uri_format_public(c->token, arg, ref, cap);
+}
+
+int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
+{
+    char ref[SMKI_KEY_URI_MAX];
+    GUARD(cli_key_ref(c, arg, ref, sizeof ref));
+    GUARD(cli_pin(c, 0));
     return smki_key_open(ref, &c->hsm, out);
+}
+
+const char *cli_bad_option(char **argv)
+{
+    /* getopt_long leaves optind just past the offending argument. */
+    return optind > 0 ? argv[optind - 1] : "?";
 }

@@ -56,6 +56,11 @@ int cli_finish(smki_cli *c, int rc);
 /* getopt_long over a subcommand's arguments: returns 1 if --help was printed. */
 int cli_wants_help(int argc, char **argv, const char *help);
 
+/* The reference of a key argument: a pkcs11: URI, file:PATH, or a bare label on the
+ * home's token (made into a URI). */
+int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap);
+/* The argument getopt_long just refused, for the message. */
+const char *cli_bad_option(char **argv);
 /* Open a key: a pkcs11: URI, file:PATH, or a bare label on the home's token. */
 int cli_open_key(smki_cli *c, const char *arg, smki_key **out);
 

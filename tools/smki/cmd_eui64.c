@@ -28,9 +28,10 @@ static int eui_parse(smki_cli *c, int argc, char **argv)
     const char *in = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'i') in = optarg;
-        else return cli_usage(c, "smki eui64 parse", "bad option");
+        else return cli_usage(c, "smki eui64 parse", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (argc - optind != 1) return cli_usage(c, "smki eui64 parse", "give exactly one EUI-64");
     smki_eui64_t id;
@@ -70,9 +71,10 @@ static int eui_range(smki_cli *c, int argc, char **argv)
     const char *nth = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'n') nth = optarg;
-        else return cli_usage(c, "smki eui64 range", "bad option");
+        else return cli_usage(c, "smki eui64 range", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (argc - optind != 1) return cli_usage(c, "smki eui64 range", "give exactly one RANGE");
     smki_eui64_range_t r;

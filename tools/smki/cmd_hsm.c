@@ -56,11 +56,12 @@ static int hsm_init(smki_cli *c, int argc, char **argv)
     const char *label = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'l')
             label = optarg;
         else
-            return cli_usage(c, "smki hsm init", "bad option");
+            return cli_usage(c, "smki hsm init", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki hsm init", "unexpected argument '%s'", argv[optind]);
     int rc = cli_home(c);

@@ -30,7 +30,8 @@ static const char KEY_PUB_HELP[] =
     "Usage: smki key pub KEY [--out FILE]\n"
     "\n"
     "Print (or write to FILE) the public key of KEY as PEM SubjectPublicKeyInfo.\n"
-    "KEY is a pkcs11: URI, file:PATH (a PEM private key), or a label on the home's token.\n";
+    "KEY is a pkcs11: URI, file:PATH (a PEM private key), or a label on the home's token.\n"
+    "A token key's public half is read from its public-key object: no PIN is needed.\n";
 
 static int parse_usage(const char *s, smki_key_usage *u)
 {
@@ -50,11 +51,12 @@ static int key_generate(smki_cli *c, int argc, char **argv)
     const char *label = NULL, *usage_s = NULL, *token = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'l') label = optarg;
         else if (ch == 'u') usage_s = optarg;
         else if (ch == 't') token = optarg;
-        else return cli_usage(c, "smki key generate", "bad option");
+        else return cli_usage(c, "smki key generate", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki key generate", "unexpected argument '%s'", argv[optind]);
     if (!label || !usage_s) return cli_usage(c, "smki key generate", "--label and --usage are required");
@@ -97,9 +99,10 @@ static int key_list(smki_cli *c, int argc, char **argv)
     const char *token = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 't') token = optarg;
-        else return cli_usage(c, "smki key list", "bad option");
+        else return cli_usage(c, "smki key list", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki key list", "unexpected argument '%s'", argv[optind]);
     int rc = cli_home(c);
@@ -142,34 +145,37 @@ static int key_pub(smki_cli *c, int argc, char **argv)
     const char *out = NULL;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'o') out = optarg;
-        else return cli_usage(c, "smki key pub", "bad option");
+        else return cli_usage(c, "smki key pub", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (argc - optind != 1) return cli_usage(c, "smki key pub", "give exactly one KEY");
-    smki_key *k = NULL;
+    EVP_PKEY *pub = NULL;
     char *pem = NULL;
     size_t len = 0;
-    int rc = cli_open_key(c, argv[optind], &k);
-    if (rc == 0) rc = smki_pub_to_pem(smki_key_public(k), &pem, &len);
+    char ref[SMKI_KEY_URI_MAX];
+    int rc = cli_key_ref(c, argv[optind], ref, sizeof ref);
+    if (rc == 0) rc = smki_key_public_load(ref, &c->hsm, &pub);
+    if (rc == 0) rc = smki_pub_to_pem(pub, &pem, &len);
     if (rc == 0 && out) rc = smki_file_write_atomic(out, pem, len, 0644, 0);
     if (rc == 0) {
         if (c->json) {
             json_w w;
             json_begin(&w, stdout);
             json_bool(&w, "ok", 1);
-            json_str(&w, "key", smki_key_ref(k));
+            json_str(&w, "key", ref);
             json_str(&w, "pem", pem);
             if (out) json_str(&w, "written", out);
             json_end(&w);
         } else if (out) {
-            printf("Wrote the public key of %s to %s.\n", smki_key_ref(k), out);
+            printf("Wrote the public key of %s to %s.\n", ref, out);
         } else {
             fputs(pem, stdout);
         }
     }
     free(pem);
-    smki_key_free(k);
+    EVP_PKEY_free(pub);
     return cli_finish(c, rc);
 }
 

@@ -45,6 +45,7 @@ static int parse(smki_cli *c, int argc, char **argv, sign_args *a, const char *p
     a->fmt = -1;
     int ch;
     optind = 1;
+    opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (ch) {
         case 'k': a->key = optarg; break;

@@ -25,12 +25,12 @@ static const cli_cmd COMMANDS[] = {
     {"sign", cmd_sign, "sign a file with a key (ECDSA P-256/SHA-256, raw r||s or DER)"},
     {"verify", cmd_verify, "verify a file's signature with a public key or certificate"},
     {"eui64", cmd_eui64, "EUI-64 identifiers and ranges: parse, range"},
-    //{"store", cmd_store, "the LMDB store: info"},
+    {"store", cmd_store, "the LMDB store: info"},
     {NULL, NULL, NULL},
 };
 
 /* Take the global options out of argv (in place); returns the new argc or -1. */
-static int take_globals(smki_cli *c, int argc, char **argv, const char **home)
+static int take_globals(smki_cli *c, int argc, char **argv, const char **home, const char **missing)
 {
     int out = 0;
     for (int i = 0; i < argc; i++) {
@@ -47,7 +47,10 @@ static int take_globals(smki_cli *c, int argc, char **argv, const char **home)
         else if (strcmp(a, "--so-pin-file") == 0)
             target = &c->so_pin_file;
         if (target) {
-            if (i + 1 >= argc) return -1;
+            if (i + 1 >= argc) {
+                *missing = a;
+                return -1;
+            }
             *target = argv[++i];
             continue;
         }
@@ -64,8 +67,9 @@ int main(int argc, char **argv)
 {
     static smki_cli cli;
     const char *home = getenv("SMKI_HOME");
-    int n = take_globals(&cli, argc - 1, argv + 1, &home);
-    if (n < 0) return cli_usage(&cli, "smki", "an option is missing its value");
+    const char *missing = NULL;
+    int n = take_globals(&cli, argc - 1, argv + 1, &home, &missing);
+    if (n < 0) return cli_usage(&cli, "smki", "%s needs a value", missing);
     if (n >= 1 && strcmp(argv[1], "--version") == 0) {
         puts("smki " SMKI_VERSION);
         return EXIT_OK;
