@@ -372,28 +372,6 @@ out:
 
 /* ---- Public half without the private key ------------------------------------------ */
 
-static int find_public_key(PKCS11_SLOT *slot, const smki_p11_uri *u, EVP_PKEY **out)
-{
-    PKCS11_KEY *keys = NULL;
-    unsigned int n = 0;
-    ENSURE_SSL(PKCS11_enumerate_public_keys(slot->token, &keys, &n) == 0, SMKI_E_HSM,
-               "token '%s': cannot list public keys", u->token);
-    for (unsigned int i = 0; i < n; i++) {
-        if (!key_matches(&keys[i], u)) continue;
-        EVP_PKEY *pk = PKCS11_get_public_key(&keys[i]);
-        ENSURE_SSL(pk != NULL, SMKI_E_HSM, "token '%s': cannot read public key '%s'", u->token, u->object);
-        unsigned char *der = NULL;
-        int len = i2d_PUBKEY(pk, &der);
-        EVP_PKEY_free(pk);
-        ENSURE_SSL(len > 0, SMKI_E_CRYPTO, "token '%s': cannot encode public key '%s'", u->token, u->object);
-        int rc = smki_pub_load(der, (size_t)len, out);
-        OPENSSL_free(der);
-        return rc;
-    }
-    return SMKI_FAIL(SMKI_E_NOTFOUND, "token '%s': no public key '%s' (see 'smki key list')", u->token,
-                     u->has_object ? u->object : "(by id)");
-}
-
 int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out)
 {
     ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
@@ -408,13 +386,5 @@ int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out
     smki_p11_uri u;
     GUARD(smki_p11_uri_parse(ref, &u));
     ENSURE(u.has_token, SMKI_E_USAGE, "PKCS#11 URI names no token (add token=): %s", ref);
-    p11_ctx *c = NULL;
-    PKCS11_SLOT *slot = NULL;
-    int rc = 0;
-    GUARD(p11_ctx_get(p11_module_choose(o, u.module_path), &c));
-    GUARD_GOTO(find_slot(c, u.token, &slot), out);
-    GUARD_GOTO(find_public_key(slot, &u, out), out);
-out:
-    p11_ctx_put(c);
-    return rc;
+    return p11_read_public_key(p11_module_choose(o, u.module_path), &u, out);
 }

@@ -7,6 +7,7 @@
 #include <p11-kit/pkcs11.h>
 
 #include "hsm.h"
+#include "uri.h"
 
 typedef struct p11_module p11_module;
 
@@ -37,6 +38,10 @@ int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_
 int p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, const char *pin, int rw,
                      CK_SESSION_HANDLE *out);
 void p11_close_session(p11_module *m, CK_SESSION_HANDLE s);
+
+/* The public-key object named by a URI (label and/or id), read without login, as a
+ * P-256 EVP_PKEY. */
+int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **out);
 
 /* The GBCS key identifier of an uncompressed point (RFC 5280 4.2.1.2 method 2: 0100b
  * then the low 60 bits of SHA-1 of the point): 8 octets. */

@@ -380,6 +380,47 @@ out:
     return rc;
 }
 
+int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **out)
+{
+    int rc = 0;
+    p11_module *m;
+    GUARD(p11_module_get(module, &m));
+    CK_SLOT_ID slot;
+    GUARD(p11_find_token(m, u->token, &slot, NULL));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, u->token, NULL, 0, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
+    CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof cls}};
+    CK_ULONG nt = 1;
+    if (u->has_object) tmpl[nt++] = (CK_ATTRIBUTE){CKA_LABEL, (void *)u->object, strlen(u->object)};
+    if (u->has_id) tmpl[nt++] = (CK_ATTRIBUTE){CKA_ID, (void *)u->id, u->id_len};
+    CK_OBJECT_HANDLE h[2];
+    CK_ULONG n = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, nt);
+    if (rv == CKR_OK) rv = f->C_FindObjects(s, h, 2, &n);
+    f->C_FindObjectsFinal(s);
+    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': searching public keys: %s", u->token,
+                p11_rv_name(rv));
+    ENSURE_GOTO(n > 0, SMKI_E_NOTFOUND, out, "token '%s': no public key '%s' (see 'smki key list')", u->token,
+                u->has_object ? u->object : "(by id)");
+    ENSURE_GOTO(n == 1, SMKI_E_USAGE, out, "token '%s': more than one public key matches; add id= to the URI",
+                u->token);
+    uint8_t point[SMKI_POINT_LEN];
+    GUARD_GOTO(read_point(m, s, h[0], u->token, point), out);
+    /* An SPKI around the point, so the usual loader checks curve and point. */
+    static const uint8_t spki_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
+                                          0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
+                                          0x07, 0x03, 0x42, 0x00};
+    uint8_t spki[sizeof spki_prefix + SMKI_POINT_LEN];
+    memcpy(spki, spki_prefix, sizeof spki_prefix);
+    memcpy(spki + sizeof spki_prefix, point, SMKI_POINT_LEN);
+    GUARD_GOTO(smki_pub_load(spki, sizeof spki, out), out);
+out:
+    p11_close_session(m, s);
+    return rc;
+}
+
 int smki_softhsm_prepare(const char *dir)
 {
     char tokens[PATH_MAX + 16], conf[PATH_MAX + 16], abs[PATH_MAX];

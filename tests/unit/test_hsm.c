@@ -484,7 +484,8 @@ static void test_verify_refuses_malformed_signatures(void **state)
     uint8_t longer[SMKI_SIG_MAX + 1];
     memcpy(longer, sig, len);
     longer[len] = 0;
-    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_DER, longer, len + 1), SMKI_E_INPUT, "trailing");
+    /* refused as trailing data, or as over-long when the signature was already 72 octets */
+    assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_DER, longer, len + 1), SMKI_E_INPUT, NULL);
     uint8_t zeros[64] = {0};
     assert_fails(smki_verify(pub, MSG, sizeof MSG, SMKI_SIG_RAW, zeros, 64), SMKI_E_VERIFY, NULL);
     smki_key_free(k);
