@@ -29,7 +29,5 @@ first=${samples[1]:-${samples[0]}}
 last=${samples[-1]}
 echo "RSS growth after warm-up: $((last - first)) KiB"
 
-if [ -x "$BUILD/bin/store_crash_child" ] && [ -f "$(dirname "$0")/../tests/integration/store_crash.sh" ]; then
-  echo "== soak 2: store crash loop"
-  CRASH_ROUNDS=${CRASH_ROUNDS:-200} SMKI_BUILD=$BUILD bash "$(dirname "$0")/../tests/integration/store_crash.sh"
-fi
+echo "== soak 2: kill -9 a batch writer ${SMKI_CRASH_ROUNDS:-300} times; every committed record must survive"
+SMKI_BUILD=$BUILD SMKI_CRASH_ROUNDS=${SMKI_CRASH_ROUNDS:-300} SMKI_TEST_FILTER='*killed*' "$BUILD/bin/test_store"

@@ -1295,7 +1295,10 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
     double start = now_seconds();
     pid_t holder = start_holder(dir);
 
-    for (int round = 0; round < 20; round++) {
+    /* 20 rounds in make test; make soak sets SMKI_CRASH_ROUNDS for a long run. */
+    const char *rounds_env = getenv("SMKI_CRASH_ROUNDS");
+    int rounds = rounds_env && atoi(rounds_env) > 0 ? atoi(rounds_env) : 20;
+    for (int round = 0; round < rounds; round++) {
         int out[2];
         assert_int_equal(pipe(out), 0);
         pid_t pid = fork();
@@ -1344,8 +1347,8 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
     }
     kill(holder, SIGKILL);
     assert_int_equal(waitpid(holder, NULL, 0), holder);
-    print_message("store crash test: 20 kills (%d mid-write) in %.1f s, %llu records survive, %u stale readers "
-                  "cleared\n", kills_mid_write, now_seconds() - start, (unsigned long long)records, stale_total);
+    print_message("store crash test: %d kills (%d mid-write) in %.1f s, %llu records survive, %u stale readers "
+                  "cleared\n", rounds, kills_mid_write, now_seconds() - start, (unsigned long long)records, stale_total);
     assert_true(records > 0);
     assert_true(stale_total > 0); /* the child's reader thread is nearly always inside a read */
     free(dir);
@@ -1353,6 +1356,8 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
 
 int main(void)
 {
+    /* SMKI_TEST_FILTER runs only the tests whose names match (make soak uses it). */
+    if (getenv("SMKI_TEST_FILTER")) cmocka_set_test_filter(getenv("SMKI_TEST_FILTER"));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_open_creates_private_store_that_keeps_data_when_reopened),
         cmocka_unit_test(test_open_writes_schema_version_big_endian),
