@@ -83,14 +83,21 @@ static int read_secret(const char *env, const char *file, const char *conf_file,
     return 0;
 }
 
+/* One secret of the home: from env, else the --*-file option, else the file named in
+ * smki.conf under conf_key. */
+static int home_secret(smki_cli *c, const char *env, const char *option_file, const char *conf_key, char *out,
+                       size_t cap, int *has)
+{
+    if (*has) return 0;
+    GUARD(cli_home(c));
+    char buf[4200];
+    const char *conf_file = home_path(c, smki_conf_get(c->conf, conf_key, NULL), buf, sizeof buf);
+    return read_secret(env, option_file, conf_file, out, cap, has);
+}
+
 int cli_pin(smki_cli *c, int required)
 {
-    if (!c->has_pin) {
-        GUARD(cli_home(c));
-        char buf[4200];
-        const char *conf_file = home_path(c, smki_conf_get(c->conf, "hsm.pin_file", NULL), buf, sizeof buf);
-        GUARD(read_secret("SMKI_PIN", c->pin_file, conf_file, c->pin, sizeof c->pin, &c->has_pin));
-    }
+    GUARD(home_secret(c, "SMKI_PIN", c->pin_file, "hsm.pin_file", c->pin, sizeof c->pin, &c->has_pin));
     ENSURE(c->has_pin || !required, SMKI_E_USAGE,
            "this needs the token's user PIN: set SMKI_PIN or give --pin-file FILE (never on the command line)");
     c->hsm.pin = c->has_pin ? c->pin : NULL;
@@ -99,12 +106,8 @@ int cli_pin(smki_cli *c, int required)
 
 int cli_so_pin(smki_cli *c, int required)
 {
-    if (!c->has_so_pin) {
-        GUARD(cli_home(c));
-        char buf[4200];
-        const char *conf_file = home_path(c, smki_conf_get(c->conf, "hsm.so_pin_file", NULL), buf, sizeof buf);
-        GUARD(read_secret("SMKI_SO_PIN", c->so_pin_file, conf_file, c->so_pin, sizeof c->so_pin, &c->has_so_pin));
-    }
+    GUARD(home_secret(c, "SMKI_SO_PIN", c->so_pin_file, "hsm.so_pin_file", c->so_pin, sizeof c->so_pin,
+                      &c->has_so_pin));
     ENSURE(c->has_so_pin || !required, SMKI_E_USAGE,
            "this needs the token's SO PIN: set SMKI_SO_PIN or give --so-pin-file FILE");
     return c->has_so_pin;
