@@ -1,0 +1,605 @@
+/* CSR intake: PKCS#10 (RFC 2986) requests read strictly through the bounded cursor,
+ * their proof of possession verified, and the checks that tie a CSR to a request.
+ * Device CSRs arrive in manufacturing batches, so the path is kept to what one
+ * ECDSA verification costs: no re-encoding, and the key is built from the point
+ * instead of through OpenSSL's generic decoder. */
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/objects.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca.h"
+
+enum {
+    TAG_BOOLEAN = 0x01,
+    TAG_INTEGER = 0x02,
+    TAG_BIT_STRING = 0x03,
+    TAG_OCTET_STRING = 0x04,
+    TAG_OID = 0x06,
+    TAG_SEQUENCE = 0x30,
+    TAG_SET = 0x31,
+    TAG_ATTRIBUTES = 0xa0, /* [0] IMPLICIT SET OF Attribute */
+};
+
+/* Encodings compared as octets (tag and length included). */
+static const uint8_t OID_EXTENSION_REQUEST[] = {0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
+static const uint8_t OID_KEY_USAGE[] = {0x06, 0x03, 0x55, 0x1d, 0x0f};
+static const uint8_t OID_SUBJECT_ALT_NAME[] = {0x06, 0x03, 0x55, 0x1d, 0x11};
+/* id-on-hardwareModuleName 1.3.6.1.5.5.7.8.4 (RFC 4108), content octets only. */
+static const uint8_t OID_HW_MODULE_NAME_CONTENT[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x04};
+/* AlgorithmIdentifier ecdsa-with-SHA256, parameters absent (RFC 5758 3.2). */
+static const uint8_t ALG_ECDSA_SHA256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+/* SubjectPublicKeyInfo of a P-256 key: id-ecPublicKey, namedCurve prime256v1, a
+ * 66-octet BIT STRING holding 04 || X || Y. The only form a certificate may carry
+ * (reference §4), and the CA copies it verbatim. */
+static const uint8_t P256_SPKI_HEAD[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+                                         0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+#define P256_SPKI_LEN (sizeof P256_SPKI_HEAD + SMKI_POINT_LEN)
+
+/* ---- DER through the cursor ------------------------------------------------------- */
+
+/* One TLV with the expected tag. val covers the content; whole (if not NULL) the
+ * tag, length and content. Definite lengths in their shortest form only (X.690
+ * 10.1); two length octets are enough for SMKI_CSR_MAX. */
+static int der_take(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val, const uint8_t **whole,
+                    size_t *whole_len)
+{
+    smki_cursor_t start = *c;
+    uint8_t t, first;
+    ENSURE(c->left > 0, SMKI_E_INPUT, "CSR truncated: %s missing", what);
+    GUARD(smki_cur_u8(c, &t));
+    ENSURE(t == tag, SMKI_E_INPUT, "CSR malformed: expected %s (tag 0x%02x), found tag 0x%02x", what, tag, t);
+    ENSURE(c->left > 0, SMKI_E_INPUT, "CSR truncated: %s has no length", what);
+    GUARD(smki_cur_u8(c, &first));
+    size_t len = first;
+    if (first == 0x81 || first == 0x82) {
+        size_t octets = first & 0x7f;
+        ENSURE(c->left >= octets, SMKI_E_INPUT, "CSR truncated: length of %s cut short", what);
+        len = 0;
+        for (size_t i = 0; i < octets; i++) {
+            uint8_t b;
+            GUARD(smki_cur_u8(c, &b));
+            len = (len << 8) | b;
+        }
+        ENSURE(len >= (octets == 1 ? 0x80u : 0x100u), SMKI_E_INPUT,
+               "CSR malformed: length of %s (%zu) not in its shortest form (DER)", what, len);
+    } else {
+        ENSURE(first < 0x80, SMKI_E_INPUT, "CSR malformed: length form 0x%02x of %s (indefinite or too long)", first,
+               what);
+    }
+    ENSURE(len <= c->left, SMKI_E_INPUT, "CSR truncated: %s says %zu octets, %zu remain", what, len, c->left);
+    GUARD(smki_cur_sub(c, len, val));
+    if (whole) {
+        *whole = start.p;
+        *whole_len = start.left - c->left;
+    }
+    return 0;
+}
+
+static int der_end(const smki_cursor_t *c, const char *what)
+{
+    ENSURE(c->left == 0, SMKI_E_INPUT, "CSR malformed: %zu unexpected octet(s) at the end of %s", c->left, what);
+    return 0;
+}
+
+static int der_peek(const smki_cursor_t *c)
+{
+    return c->left > 0 ? c->p[0] : -1;
+}
+
+static int bytes_are(const uint8_t *p, size_t len, const uint8_t *want, size_t want_len)
+{
+    return len == want_len && memcmp(p, want, len) == 0;
+}
+
+/* An OID as text for messages: "basicConstraints (2.5.29.19)", or dotted alone when
+ * OpenSSL has no name for it. Only used on refusal paths. */
+static void oid_name(const ASN1_OBJECT *obj, char *out, size_t cap)
+{
+    char dotted[80];
+    if (!obj || OBJ_obj2txt(dotted, sizeof dotted, obj, 1) <= 0) {
+        snprintf(out, cap, "(malformed OID)");
+        return;
+    }
+    int nid = OBJ_obj2nid(obj);
+    if (nid != NID_undef)
+        snprintf(out, cap, "%s (%s)", OBJ_nid2sn(nid), dotted);
+    else
+        snprintf(out, cap, "%s", dotted);
+}
+
+/* The same from an OID's encoding, tag included. */
+static void oid_text(const uint8_t *der, size_t len, char *out, size_t cap)
+{
+    const unsigned char *p = der;
+    ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)len);
+    oid_name(obj, out, cap);
+    ASN1_OBJECT_free(obj);
+    ERR_clear_error();
+}
+
+/* Text from outside, made safe to quote in a message. */
+static void quote_safe(const char *in, char *out, size_t cap)
+{
+    size_t i = 0;
+    for (; in[i] && i + 1 < cap; i++) out[i] = (in[i] >= 0x20 && in[i] < 0x7f) ? in[i] : '?';
+    out[i] = '\0';
+}
+
+/* ---- PEM -------------------------------------------------------------------------- */
+
+static int has_pem_begin(const uint8_t *data, size_t len)
+{
+    static const char marker[] = "-----BEGIN ";
+    const size_t m = sizeof marker - 1;
+    for (size_t i = 0; i + m <= len; i++)
+        if (memcmp(data + i, marker, m) == 0) return 1;
+    return 0;
+}
+
+/* One PEM block of a request type; explanatory text before it is allowed (RFC 7468
+ * 5.2), anything but white space after it is not. *der is OPENSSL_malloc'd. */
+static int pem_decode(const uint8_t *data, size_t len, unsigned char **der, size_t *der_len)
+{
+    ENSURE(has_pem_begin(data, len), SMKI_E_INPUT,
+           "CSR is neither DER (it does not begin with a SEQUENCE) nor PEM (no BEGIN line)");
+    BIO *bio = BIO_new_mem_buf(data, (int)len);
+    ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
+    char *name = NULL, *header = NULL, *rest = NULL;
+    unsigned char *body = NULL;
+    long body_len = 0;
+    int rc = 0;
+    ENSURE_SSL_GOTO(PEM_read_bio(bio, &name, &header, &body, &body_len) == 1, SMKI_E_INPUT, out,
+                    "CSR PEM does not decode (bad base64, or no END line)");
+    char shown[48];
+    quote_safe(name, shown, sizeof shown);
+    ENSURE_GOTO(strcmp(name, "CERTIFICATE REQUEST") == 0 || strcmp(name, "NEW CERTIFICATE REQUEST") == 0, SMKI_E_INPUT,
+                out, "PEM block \"%s\" is not a CERTIFICATE REQUEST", shown);
+    ENSURE_GOTO(header[0] == '\0', SMKI_E_INPUT, out, "PEM headers refused: a CSR is neither encrypted nor annotated");
+    ENSURE_GOTO(body_len > 0, SMKI_E_INPUT, out, "empty PEM CERTIFICATE REQUEST");
+    long rest_len = BIO_get_mem_data(bio, &rest);
+    size_t trailing = 0;
+    for (long i = 0; i < rest_len; i++)
+        if (!(rest[i] == ' ' || rest[i] == '\t' || rest[i] == '\r' || rest[i] == '\n')) trailing++;
+    ENSURE_GOTO(trailing == 0, SMKI_E_INPUT, out, "%zu octet(s) of trailing data after the PEM block", trailing);
+    *der = body;
+    *der_len = (size_t)body_len;
+    body = NULL;
+out:
+    OPENSSL_free(name);
+    OPENSSL_free(header);
+    OPENSSL_free(body);
+    BIO_free(bio);
+    return rc;
+}
+
+/* ---- The key ---------------------------------------------------------------------- */
+
+/* P-256 parameters without a key, made once: a CSR's key is this plus its point.
+ * OpenSSL 3's generic SubjectPublicKeyInfo decoder costs more than the ECDSA
+ * verification itself; setting the point on a copy costs a few microseconds and
+ * checks the same things (encoding, coordinates below p, on the curve). P-256 has
+ * cofactor 1, so a point on the curve is in the prime-order group: partial
+ * validation is full validation (NIST SP 800-56A 5.6.2.3.4). */
+static CRYPTO_ONCE p256_once = CRYPTO_ONCE_STATIC_INIT;
+static EVP_PKEY *p256_params; /* never freed: shared by all threads for the process */
+static EVP_MD *sha256;
+
+static void p256_init(void)
+{
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_name(NULL, "EC", NULL);
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_PKEY_PARAM_GROUP_NAME, (char *)"prime256v1", 0),
+        OSSL_PARAM_construct_end(),
+    };
+    if (ctx && EVP_PKEY_fromdata_init(ctx) == 1)
+        (void)EVP_PKEY_fromdata(ctx, &p256_params, EVP_PKEY_KEY_PARAMETERS, params);
+    EVP_PKEY_CTX_free(ctx);
+    sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
+/* Anything but the canonical form goes through hsm's loader, whose refusal names
+ * what is wrong (not EC, another curve, compressed, off the curve, malformed). */
+static int refuse_key(const smki_csr *c)
+{
+    ERR_clear_error();
+    EVP_PKEY *pk = NULL;
+    if (smki_pub_load(c->spki, c->spki_len, &pk) < 0) return smki_error_wrap("CSR");
+    EVP_PKEY_free(pk);
+    return SMKI_FAIL(SMKI_E_REFUSED, "CSR public key refused: P-256, but not as a named curve with an uncompressed "
+                                     "point (the certificate would carry these octets as they are)");
+}
+
+static int load_key(smki_csr *c)
+{
+    if (c->spki_len != P256_SPKI_LEN || memcmp(c->spki, P256_SPKI_HEAD, sizeof P256_SPKI_HEAD) != 0)
+        return refuse_key(c);
+    smki_cursor_t cur = smki_cursor(c->spki, c->spki_len);
+    const uint8_t *point;
+    GUARD(smki_cur_skip(&cur, sizeof P256_SPKI_HEAD));
+    GUARD(smki_cur_take(&cur, SMKI_POINT_LEN, &point));
+    if (point[0] != 0x04) return refuse_key(c);
+    ENSURE(CRYPTO_THREAD_run_once(&p256_once, p256_init) == 1 && p256_params != NULL && sha256 != NULL,
+           SMKI_E_CRYPTO, "cannot set up P-256");
+    EVP_PKEY *pk = EVP_PKEY_dup(p256_params);
+    ENSURE_SSL(pk != NULL, SMKI_E_NOMEM, "out of memory");
+    if (EVP_PKEY_set1_encoded_public_key(pk, point, SMKI_POINT_LEN) != 1) {
+        EVP_PKEY_free(pk);
+        return refuse_key(c);
+    }
+    c->key = pk;
+    GUARD(smki_pub_check_p256(pk, "CSR public key"));
+    memcpy(c->point, point, SMKI_POINT_LEN);
+    return 0;
+}
+
+/* ---- Extensions --------------------------------------------------------------------- */
+
+static const char *const KEY_USAGE_BITS[] = {
+    "digitalSignature", "nonRepudiation", "keyEncipherment", "dataEncipherment", "keyAgreement",
+    "keyCertSign",      "cRLSign",        "encipherOnly",    "decipherOnly",
+};
+#define BIT_DIGITAL_SIGNATURE 0
+#define BIT_KEY_AGREEMENT 4
+
+/* keyUsage: exactly one of digitalSignature or keyAgreement (GBCS 12, reference §4). */
+static int parse_key_usage(smki_csr *c, smki_cursor_t *value)
+{
+    smki_cursor_t bits;
+    uint8_t unused;
+    GUARD(der_take(value, TAG_BIT_STRING, "keyUsage BIT STRING", &bits, NULL, NULL));
+    GUARD(der_end(value, "keyUsage"));
+    ENSURE(bits.left > 0, SMKI_E_INPUT, "CSR keyUsage: empty BIT STRING");
+    GUARD(smki_cur_u8(&bits, &unused));
+    ENSURE(unused <= 7 && (bits.left > 0 || unused == 0), SMKI_E_INPUT,
+           "CSR keyUsage: BIT STRING with %u unused bits is malformed", unused);
+    int ds = 0, ka = 0;
+    char others[256] = "";
+    size_t used = 0;
+    for (size_t octet_at = 0; bits.left > 0; octet_at++) {
+        uint8_t octet;
+        GUARD(smki_cur_u8(&bits, &octet));
+        ENSURE(bits.left > 0 || (octet & ((1u << unused) - 1)) == 0, SMKI_E_INPUT,
+               "CSR keyUsage: bits set among the BIT STRING's unused bits");
+        for (unsigned j = 0; j < 8; j++) {
+            if (!((octet >> (7 - j)) & 1)) continue;
+            size_t bit = octet_at * 8 + j;
+            if (bit == BIT_DIGITAL_SIGNATURE) {
+                ds = 1;
+            } else if (bit == BIT_KEY_AGREEMENT) {
+                ka = 1;
+            } else if (used + 40 < sizeof others) {
+                int n = bit < sizeof KEY_USAGE_BITS / sizeof KEY_USAGE_BITS[0]
+                            ? snprintf(others + used, sizeof others - used, "%s%s", used ? ", " : "",
+                                       KEY_USAGE_BITS[bit])
+                            : snprintf(others + used, sizeof others - used, "%sbit %zu", used ? ", " : "", bit);
+                if (n > 0) used += (size_t)n;
+            }
+        }
+    }
+    ENSURE(used == 0, SMKI_E_REFUSED,
+           "CSR keyUsage requests %s: only exactly one of digitalSignature (DS) or keyAgreement (KA) is allowed",
+           others);
+    ENSURE(!(ds && ka), SMKI_E_REFUSED,
+           "CSR keyUsage requests both DS and KA (digitalSignature and keyAgreement): a key serves exactly one");
+    ENSURE(ds || ka, SMKI_E_REFUSED, "CSR keyUsage requests neither digitalSignature (DS) nor keyAgreement (KA)");
+    c->usage = ds ? SMKI_USAGE_DS : SMKI_USAGE_KA;
+    return 0;
+}
+
+static const char *general_name_kind(int type)
+{
+    switch (type) {
+    case GEN_OTHERNAME: return "otherName";
+    case GEN_EMAIL: return "rfc822Name";
+    case GEN_DNS: return "dNSName";
+    case GEN_X400: return "x400Address";
+    case GEN_DIRNAME: return "directoryName";
+    case GEN_EDIPARTY: return "ediPartyName";
+    case GEN_URI: return "uniformResourceIdentifier";
+    case GEN_IPADD: return "iPAddress";
+    case GEN_RID: return "registeredID";
+    default: return "unknown name";
+    }
+}
+
+/* HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }
+ * (RFC 4108 5); in GBCS the serial is the 8-octet Device ID. */
+static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
+{
+    smki_cursor_t all = smki_cursor(ASN1_STRING_get0_data(seq), (size_t)ASN1_STRING_length(seq));
+    smki_cursor_t body, type, serial;
+    const uint8_t *type_der;
+    size_t type_len;
+    GUARD(der_take(&all, TAG_SEQUENCE, "HardwareModuleName", &body, NULL, NULL));
+    GUARD(der_end(&all, "hardwareModuleName"));
+    GUARD(der_take(&body, TAG_OID, "hwType", &type, &type_der, &type_len));
+    GUARD(der_take(&body, TAG_OCTET_STRING, "hwSerialNum", &serial, NULL, NULL));
+    GUARD(der_end(&body, "HardwareModuleName"));
+    ENSURE(serial.left == 8, SMKI_E_REFUSED,
+           "CSR hardwareModuleName: hwSerialNum of %zu octets refused: a Device ID is an EUI-64 of exactly 8 octets",
+           serial.left);
+    GUARD(smki_cur_copy(&serial, c->hw_serial.b, 8));
+
+    const unsigned char *p = type_der;
+    ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)type_len);
+    ENSURE_SSL(obj != NULL, SMKI_E_INPUT, "CSR hardwareModuleName: hwType is not an OBJECT IDENTIFIER");
+    int n = OBJ_obj2txt(c->hw_type, sizeof c->hw_type, obj, 1);
+    ASN1_OBJECT_free(obj);
+    ENSURE(n > 0 && (size_t)n < sizeof c->hw_type, SMKI_E_REFUSED,
+           "CSR hardwareModuleName: hwType OID is malformed or longer than %d characters", SMKI_CSR_OID_TEXT_MAX - 1);
+    c->has_hw_module_name = 1;
+    return 0;
+}
+
+/* subjectAltName: nothing but one otherName hardwareModuleName. */
+static int parse_san(smki_csr *c, smki_cursor_t *value)
+{
+    size_t len = value->left;
+    const uint8_t *der;
+    GUARD(smki_cur_take(value, len, &der));
+    const unsigned char *p = der;
+    GENERAL_NAMES *names = d2i_GENERAL_NAMES(NULL, &p, (long)len);
+    ENSURE_SSL(names != NULL, SMKI_E_INPUT, "CSR subjectAltName does not decode as GeneralNames");
+    int rc = 0;
+    ENSURE_GOTO((size_t)(p - der) == len, SMKI_E_INPUT, out, "CSR subjectAltName: trailing octets after GeneralNames");
+    int count = sk_GENERAL_NAME_num(names);
+    ENSURE_GOTO(count == 1, SMKI_E_REFUSED, out,
+                "CSR subjectAltName holds %d names: only one otherName hardwareModuleName is allowed", count);
+    const GENERAL_NAME *name = sk_GENERAL_NAME_value(names, 0);
+    ENSURE_GOTO(name->type == GEN_OTHERNAME, SMKI_E_REFUSED, out,
+                "CSR subjectAltName %s refused: only otherName hardwareModuleName (1.3.6.1.5.5.7.8.4) is allowed",
+                general_name_kind(name->type));
+    const OTHERNAME *other = name->d.otherName;
+    if (!bytes_are(OBJ_get0_data(other->type_id), OBJ_length(other->type_id), OID_HW_MODULE_NAME_CONTENT,
+                   sizeof OID_HW_MODULE_NAME_CONTENT)) {
+        char oid[128];
+        oid_name(other->type_id, oid, sizeof oid);
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "CSR subjectAltName otherName %s refused: only hardwareModuleName (1.3.6.1.5.5.7.8.4)", oid);
+        goto out;
+    }
+    ENSURE_GOTO(other->value != NULL && other->value->type == V_ASN1_SEQUENCE, SMKI_E_INPUT, out,
+                "CSR hardwareModuleName is not a SEQUENCE");
+    rc = parse_hw_module_name(c, other->value->value.sequence);
+out:
+    GENERAL_NAMES_free(names);
+    return rc;
+}
+
+/* Extensions ::= SEQUENCE OF Extension (RFC 5280 4.1). keyUsage and subjectAltName are
+ * read; any other is ignored unless critical, which is refused: the CA cannot honour
+ * what it does not understand, and will not pretend to. */
+static int parse_extensions(smki_csr *c, smki_cursor_t *exts, int *has_key_usage)
+{
+    int has_san = 0;
+    while (exts->left > 0) {
+        smki_cursor_t ext, id, value;
+        const uint8_t *oid;
+        size_t oid_len;
+        int critical = 0;
+        GUARD(der_take(exts, TAG_SEQUENCE, "Extension", &ext, NULL, NULL));
+        GUARD(der_take(&ext, TAG_OID, "extnID", &id, &oid, &oid_len));
+        if (der_peek(&ext) == TAG_BOOLEAN) {
+            smki_cursor_t flag;
+            uint8_t v = 0;
+            GUARD(der_take(&ext, TAG_BOOLEAN, "critical", &flag, NULL, NULL));
+            ENSURE(flag.left == 1, SMKI_E_INPUT, "CSR malformed: extension's critical flag is not one octet");
+            GUARD(smki_cur_u8(&flag, &v));
+            ENSURE(v == 0x00 || v == 0xff, SMKI_E_INPUT, "CSR malformed: critical flag 0x%02x is not a DER BOOLEAN",
+                   v);
+            critical = v == 0xff;
+        }
+        GUARD(der_take(&ext, TAG_OCTET_STRING, "extnValue", &value, NULL, NULL));
+        GUARD(der_end(&ext, "Extension"));
+        if (bytes_are(oid, oid_len, OID_KEY_USAGE, sizeof OID_KEY_USAGE)) {
+            ENSURE(!*has_key_usage, SMKI_E_INPUT, "CSR requests keyUsage twice");
+            *has_key_usage = 1;
+            GUARD(parse_key_usage(c, &value));
+        } else if (bytes_are(oid, oid_len, OID_SUBJECT_ALT_NAME, sizeof OID_SUBJECT_ALT_NAME)) {
+            ENSURE(!has_san, SMKI_E_INPUT, "CSR requests subjectAltName twice");
+            has_san = 1;
+            GUARD(parse_san(c, &value));
+        } else if (critical) {
+            char text[128];
+            oid_text(oid, oid_len, text, sizeof text);
+            return SMKI_FAIL(SMKI_E_REFUSED, "CSR requests critical extension %s, which the CA does not understand",
+                             text);
+        }
+    }
+    return 0;
+}
+
+/* Attributes: extensionRequest (PKCS#9, RFC 2985 5.4.2) at most once, with one value.
+ * Other attributes (challengePassword, ...) mean nothing to the CA and are skipped. */
+static int parse_attributes(smki_csr *c, smki_cursor_t *attrs)
+{
+    int has_ext_request = 0, has_key_usage = 0;
+    while (attrs->left > 0) {
+        smki_cursor_t attr, type, values, exts;
+        const uint8_t *oid;
+        size_t oid_len;
+        GUARD(der_take(attrs, TAG_SEQUENCE, "Attribute", &attr, NULL, NULL));
+        GUARD(der_take(&attr, TAG_OID, "attribute type", &type, &oid, &oid_len));
+        GUARD(der_take(&attr, TAG_SET, "attribute values", &values, NULL, NULL));
+        GUARD(der_end(&attr, "Attribute"));
+        if (!bytes_are(oid, oid_len, OID_EXTENSION_REQUEST, sizeof OID_EXTENSION_REQUEST)) continue;
+        ENSURE(!has_ext_request, SMKI_E_INPUT, "CSR holds two extensionRequest attributes");
+        has_ext_request = 1;
+        GUARD(der_take(&values, TAG_SEQUENCE, "extensionRequest Extensions", &exts, NULL, NULL));
+        ENSURE(values.left == 0, SMKI_E_INPUT, "CSR extensionRequest holds more than one value");
+        GUARD(parse_extensions(c, &exts, &has_key_usage));
+    }
+    ENSURE(has_key_usage, SMKI_E_REFUSED,
+           "CSR requests no keyUsage: it must request exactly one of digitalSignature (DS) or keyAgreement (KA)");
+    return 0;
+}
+
+/* ---- The request -------------------------------------------------------------------- */
+
+static int check_signature_algorithm(const uint8_t *alg, size_t len)
+{
+    if (bytes_are(alg, len, ALG_ECDSA_SHA256, sizeof ALG_ECDSA_SHA256)) return 0;
+    const unsigned char *p = alg;
+    X509_ALGOR *a = d2i_X509_ALGOR(NULL, &p, (long)len);
+    if (!a) {
+        ERR_clear_error();
+        return SMKI_FAIL(SMKI_E_INPUT, "CSR signatureAlgorithm is not an AlgorithmIdentifier");
+    }
+    char name[128];
+    const ASN1_OBJECT *obj;
+    X509_ALGOR_get0(&obj, NULL, NULL, a);
+    oid_name(obj, name, sizeof name);
+    int same_oid = OBJ_obj2nid(obj) == NID_ecdsa_with_SHA256;
+    X509_ALGOR_free(a);
+    ENSURE(!same_oid, SMKI_E_REFUSED, "CSR signature algorithm ecdsa-with-SHA256 refused: parameters must be absent "
+                                      "(RFC 5758 3.2)");
+    return SMKI_FAIL(SMKI_E_REFUSED, "CSR signature algorithm %s refused: only ecdsa-with-SHA256", name);
+}
+
+static int read_subject(smki_csr *c)
+{
+    const unsigned char *p = c->subject_der;
+    c->subject = d2i_X509_NAME(NULL, &p, (long)c->subject_len);
+    ENSURE_SSL(c->subject != NULL, SMKI_E_INPUT, "CSR subject is not a Name");
+    ENSURE((size_t)(p - c->subject_der) == c->subject_len, SMKI_E_INPUT, "CSR subject: trailing octets in the Name");
+    c->is_subject_empty = c->subject_len == 2; /* 30 00 */
+    ENSURE(c->is_subject_empty || X509_NAME_entry_count(c->subject) > 0, SMKI_E_INPUT,
+           "CSR subject holds empty relative distinguished names");
+    return 0;
+}
+
+/* The signature over certificationRequestInfo, as encoded, with the CSR's own key. */
+static int verify_possession(const smki_csr *c, const uint8_t *tbs, size_t tbs_len, smki_cursor_t *sig)
+{
+    uint8_t unused, digest[32];
+    ENSURE(sig->left > 0, SMKI_E_INPUT, "CSR signature: empty BIT STRING");
+    GUARD(smki_cur_u8(sig, &unused));
+    ENSURE(unused == 0, SMKI_E_INPUT, "CSR signature: BIT STRING with %u unused bits", unused);
+    size_t sig_len = sig->left;
+    const uint8_t *sig_der;
+    GUARD(smki_cur_take(sig, sig_len, &sig_der));
+    ENSURE_SSL(EVP_Digest(tbs, tbs_len, digest, NULL, sha256, NULL) == 1, SMKI_E_CRYPTO, "SHA-256 failed");
+    int rc = smki_verify_digest(c->key, digest, SMKI_SIG_DER, sig_der, sig_len);
+    if (rc == SMKI_E_VERIFY)
+        return SMKI_FAIL(SMKI_E_VERIFY, "CSR proof of possession failed: its signature does not verify with its own "
+                                        "public key");
+    if (rc < 0) return smki_error_wrap("CSR proof of possession: signature");
+    return 0;
+}
+
+/* CertificationRequest ::= SEQUENCE { certificationRequestInfo, signatureAlgorithm,
+ * signature BIT STRING }; certificationRequestInfo ::= SEQUENCE { version INTEGER,
+ * subject Name, subjectPKInfo, attributes [0] } (RFC 2986 4). Cheap checks first, the
+ * signature last. */
+static int parse_der(smki_csr *c)
+{
+    smki_cursor_t all = smki_cursor(c->der, c->der_len), req, info, alg, sig, version, subject, spki, attrs;
+    const uint8_t *tbs, *alg_der;
+    size_t tbs_len, alg_len;
+    uint8_t v;
+    GUARD(der_take(&all, TAG_SEQUENCE, "CertificationRequest", &req, NULL, NULL));
+    ENSURE(all.left == 0, SMKI_E_INPUT, "%zu octet(s) of trailing data after the CSR", all.left);
+    GUARD(der_take(&req, TAG_SEQUENCE, "certificationRequestInfo", &info, &tbs, &tbs_len));
+    GUARD(der_take(&req, TAG_SEQUENCE, "signatureAlgorithm", &alg, &alg_der, &alg_len));
+    GUARD(der_take(&req, TAG_BIT_STRING, "signature", &sig, NULL, NULL));
+    GUARD(der_end(&req, "CertificationRequest"));
+
+    GUARD(der_take(&info, TAG_INTEGER, "version", &version, NULL, NULL));
+    ENSURE(version.left == 1 && smki_cur_u8(&version, &v) == 0 && v == 0, SMKI_E_INPUT,
+           "CSR version refused: PKCS#10 knows only version 0 (RFC 2986 4.1)");
+    GUARD(der_take(&info, TAG_SEQUENCE, "subject", &subject, &c->subject_der, &c->subject_len));
+    GUARD(der_take(&info, TAG_SEQUENCE, "subjectPKInfo", &spki, &c->spki, &c->spki_len));
+    GUARD(der_take(&info, TAG_ATTRIBUTES, "attributes", &attrs, NULL, NULL));
+    GUARD(der_end(&info, "certificationRequestInfo"));
+
+    GUARD(load_key(c)); /* before the algorithm: "not an EC key" says more than "RSA signature" */
+    GUARD(check_signature_algorithm(alg_der, alg_len));
+    GUARD(read_subject(c));
+    GUARD(parse_attributes(c, &attrs));
+    return verify_possession(c, tbs, tbs_len, &sig);
+}
+
+int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out)
+{
+    ENSURE(out != NULL, SMKI_E_INTERNAL, "smki_csr_parse: no output");
+    *out = NULL;
+    ENSURE(data != NULL && len > 0, SMKI_E_INPUT, "empty CSR");
+    ENSURE(len <= SMKI_CSR_MAX, SMKI_E_INPUT, "CSR of %zu octets is over the %d-octet limit", len, SMKI_CSR_MAX);
+    unsigned char *pem_der = NULL;
+    const uint8_t *der = data;
+    size_t der_len = len;
+    if (data[0] != TAG_SEQUENCE) {
+        GUARD(pem_decode(data, len, &pem_der, &der_len));
+        der = pem_der;
+    }
+    /* One allocation: the record, then its own copy of the DER. */
+    smki_csr *c = calloc(1, sizeof *c + der_len);
+    if (!c) {
+        OPENSSL_free(pem_der);
+        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    }
+    uint8_t *copy = (uint8_t *)(c + 1);
+    memcpy(copy, der, der_len);
+    OPENSSL_free(pem_der);
+    c->der = copy;
+    c->der_len = der_len;
+    int rc = parse_der(c);
+    if (rc < 0) {
+        smki_csr_free(c);
+        return rc;
+    }
+    *out = c;
+    return 0;
+}
+
+void smki_csr_free(smki_csr *c)
+{
+    if (!c) return;
+    EVP_PKEY_free(c->key);
+    X509_NAME_free(c->subject);
+    free(c);
+}
+
+/* ---- Tying a CSR to a request ------------------------------------------------------- */
+
+static const char *usage_text(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS (digitalSignature)" : usage == SMKI_USAGE_KA ? "KA (keyAgreement)" : "none";
+}
+
+int smki_csr_check_request(const smki_csr *c, int is_device, const smki_eui64_t *eui, smki_key_usage want)
+{
+    ENSURE(c != NULL, SMKI_E_INTERNAL, "smki_csr_check_request: no CSR");
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    if (is_device) {
+        ENSURE(c->has_hw_module_name, SMKI_E_REFUSED,
+               "device request refused: the CSR has no hardwareModuleName subjectAltName (no Device ID)");
+        if (!c->is_subject_empty) {
+            char name[256], shown[256];
+            X509_NAME_oneline(c->subject, name, sizeof name);
+            quote_safe(name, shown, sizeof shown);
+            return SMKI_FAIL(SMKI_E_REFUSED, "device request refused: the CSR's subject must be empty, not \"%s\"",
+                             shown);
+        }
+        if (eui && smki_eui64_cmp(eui, &c->hw_serial) != 0) {
+            smki_eui64_format(eui, SMKI_EUI64_HYPHEN, a);
+            smki_eui64_format(&c->hw_serial, SMKI_EUI64_HYPHEN, b);
+            return SMKI_FAIL(SMKI_E_REFUSED,
+                             "EUI-64 mismatch: the request is for device %s, the CSR's hardwareModuleName says %s", a,
+                             b);
+        }
+    } else if (c->has_hw_module_name) {
+        smki_eui64_format(&c->hw_serial, SMKI_EUI64_HYPHEN, b);
+        return SMKI_FAIL(SMKI_E_REFUSED,
+                         "organisation request refused: the CSR carries a hardwareModuleName (Device ID %s)", b);
+    }
+    ENSURE(want == 0 || c->usage == want, SMKI_E_REFUSED,
+           "key usage mismatch: the request is for %s, the CSR requests %s", usage_text(want), usage_text(c->usage));
+    return 0;
+}
