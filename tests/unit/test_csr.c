@@ -1,0 +1,1071 @@
+/* The CSR intake (ca/csr.c): the real device CSR from a CS02c response, from DER and
+ * PEM; CSRs made here with OpenSSL's X509_REQ API; and hand-assembled CSRs for what
+ * no well-behaved encoder writes (compressed or off-curve points, odd key usages,
+ * hardwareModuleNames of the wrong size), each refused with its code and message. */
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca/ca.h"
+#include "helpers.h"
+
+#define REAL_CSR "vectors/gbcs/csr/00db1234567890a0-ds.csr.der"
+#define REAL_HW_TYPE "1.2.826.0.1.8641679.1.2.2.1"
+
+static const uint8_t REAL_EUI[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};
+static const uint8_t DS_BITS[] = {0x80}; /* digitalSignature */
+static const uint8_t BOTH_BITS[] = {0x88}; /* digitalSignature and keyAgreement */
+
+/* ---- A small DER writer for hand-made requests --------------------------------------- */
+
+typedef struct {
+    uint8_t b[8192];
+    size_t n;
+} der_t;
+
+static void put(der_t *d, const void *p, size_t n)
+{
+    assert_true(d->n + n <= sizeof d->b);
+    if (n) memcpy(d->b + d->n, p, n);
+    d->n += n;
+}
+
+static void put_byte(der_t *d, uint8_t v)
+{
+    put(d, &v, 1);
+}
+
+static void tlv(der_t *out, uint8_t tag, const void *content, size_t n)
+{
+    put_byte(out, tag);
+    if (n < 0x80) {
+        put_byte(out, (uint8_t)n);
+    } else if (n < 0x100) {
+        put_byte(out, 0x81);
+        put_byte(out, (uint8_t)n);
+    } else {
+        assert_true(n < 0x10000);
+        put_byte(out, 0x82);
+        put_byte(out, (uint8_t)(n >> 8));
+        put_byte(out, (uint8_t)n);
+    }
+    put(out, content, n);
+}
+
+static const uint8_t OID_KU[] = {0x55, 0x1d, 0x0f};
+static const uint8_t OID_SAN[] = {0x55, 0x1d, 0x11};
+static const uint8_t OID_BASIC_CONSTRAINTS[] = {0x55, 0x1d, 0x13};
+static const uint8_t OID_UNKNOWN[] = {0x2a, 0x03, 0x04}; /* 1.2.3.4 */
+static const uint8_t OID_HW_NAME[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x04};
+static const uint8_t OID_PERMANENT_ID[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x03};
+static const uint8_t OID_HW_TYPE[] = {0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84, 0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01};
+static const uint8_t OID_EXT_REQ[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x0e};
+static const uint8_t OID_CHALLENGE_PW[] = {0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x07};
+static const uint8_t ALG_ECDSA_SHA384[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x03};
+static const uint8_t ALG_ECDSA_SHA256_NULL[] = {0x30, 0x0c, 0x06, 0x08, 0x2a, 0x86, 0x48,
+                                                0xce, 0x3d, 0x04, 0x03, 0x02, 0x05, 0x00};
+static const uint8_t ALG_ECDSA_SHA256[] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+
+/* Extension { extnID, critical, extnValue } appended to exts. */
+static void ext(der_t *exts, const uint8_t *oid, size_t oid_len, int critical, const der_t *value)
+{
+    der_t body = {0};
+    tlv(&body, 0x06, oid, oid_len);
+    if (critical) put(&body, "\x01\x01\xff", 3);
+    tlv(&body, 0x04, value->b, value->n);
+    tlv(exts, 0x30, body.b, body.n);
+}
+
+static void ext_ku(der_t *exts, const uint8_t *bits, size_t n, uint8_t unused)
+{
+    der_t content = {0}, value = {0};
+    put_byte(&content, unused);
+    put(&content, bits, n);
+    tlv(&value, 0x03, content.b, content.n);
+    ext(exts, OID_KU, sizeof OID_KU, 1, &value);
+}
+
+/* GeneralNames holding one otherName of type oid whose [0] value is `inner`. */
+static void general_names_other(der_t *names, const uint8_t *oid, size_t oid_len, const der_t *inner)
+{
+    der_t other = {0};
+    tlv(&other, 0x06, oid, oid_len);
+    tlv(&other, 0xa0, inner->b, inner->n);
+    tlv(names, 0xa0, other.b, other.n);
+}
+
+static void hw_module_name(der_t *out, const uint8_t *serial, size_t n)
+{
+    der_t body = {0};
+    tlv(&body, 0x06, OID_HW_TYPE, sizeof OID_HW_TYPE);
+    tlv(&body, 0x04, serial, n);
+    tlv(out, 0x30, body.b, body.n);
+}
+
+static void san_value_hw(der_t *value, const uint8_t *serial, size_t n)
+{
+    der_t hw = {0}, names = {0};
+    hw_module_name(&hw, serial, n);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    tlv(value, 0x30, names.b, names.n);
+}
+
+static void ext_san_hw(der_t *exts, const uint8_t *serial, size_t n)
+{
+    der_t value = {0};
+    san_value_hw(&value, serial, n);
+    ext(exts, OID_SAN, sizeof OID_SAN, 1, &value);
+}
+
+static void ext_san_dns(der_t *exts, const char *dns)
+{
+    der_t names = {0}, value = {0};
+    tlv(&names, 0x82, dns, strlen(dns));
+    tlv(&value, 0x30, names.b, names.n);
+    ext(exts, OID_SAN, sizeof OID_SAN, 1, &value);
+}
+
+/* The extensions of a good device CSR: DS and the real Device ID. */
+static void device_exts(der_t *exts)
+{
+    ext_ku(exts, DS_BITS, sizeof DS_BITS, 7);
+    ext_san_hw(exts, REAL_EUI, sizeof REAL_EUI);
+}
+
+typedef struct {
+    EVP_PKEY *key;         /* signs; the request carries its SPKI unless spki is set */
+    const der_t *spki;     /* a hand-made SubjectPublicKeyInfo */
+    const der_t *subject;  /* a Name; NULL: the empty Name */
+    const der_t *exts;     /* Extension TLVs; NULL: no extensionRequest */
+    const der_t *attrs;    /* further Attribute TLVs */
+    const uint8_t *alg;    /* signatureAlgorithm; NULL: ecdsa-with-SHA256 */
+    size_t alg_len;
+    uint8_t version;
+} csr_spec;
+
+static void sign_sha256(EVP_PKEY *key, const uint8_t *tbs, size_t len, uint8_t *sig, size_t *sig_len)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    assert_non_null(md);
+    assert_int_equal(EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, key, NULL), 1);
+    assert_int_equal(EVP_DigestSign(md, sig, sig_len, tbs, len), 1);
+    EVP_MD_CTX_free(md);
+}
+
+static void build_csr(const csr_spec *s, der_t *out)
+{
+    der_t info = {0}, attrs = {0}, req = {0};
+    tlv(&info, 0x02, &s->version, 1);
+    if (s->subject)
+        put(&info, s->subject->b, s->subject->n);
+    else
+        put(&info, "\x30\x00", 2);
+    if (s->spki) {
+        put(&info, s->spki->b, s->spki->n);
+    } else {
+        unsigned char *p = NULL;
+        int n = i2d_PUBKEY(s->key, &p);
+        assert_true(n > 0);
+        put(&info, p, (size_t)n);
+        OPENSSL_free(p);
+    }
+    if (s->exts) {
+        der_t ext_seq = {0}, set = {0}, attr = {0};
+        tlv(&ext_seq, 0x30, s->exts->b, s->exts->n);
+        tlv(&set, 0x31, ext_seq.b, ext_seq.n);
+        tlv(&attr, 0x06, OID_EXT_REQ, sizeof OID_EXT_REQ);
+        put(&attr, set.b, set.n);
+        tlv(&attrs, 0x30, attr.b, attr.n);
+    }
+    if (s->attrs) put(&attrs, s->attrs->b, s->attrs->n);
+    tlv(&info, 0xa0, attrs.b, attrs.n);
+
+    der_t tbs = {0};
+    tlv(&tbs, 0x30, info.b, info.n);
+    uint8_t sig[600];
+    size_t sig_len = sizeof sig - 1;
+    sign_sha256(s->key, tbs.b, tbs.n, sig + 1, &sig_len);
+    sig[0] = 0; /* no unused bits */
+
+    put(&req, tbs.b, tbs.n);
+    if (s->alg)
+        put(&req, s->alg, s->alg_len);
+    else
+        put(&req, ALG_ECDSA_SHA256, sizeof ALG_ECDSA_SHA256);
+    tlv(&req, 0x03, sig, sig_len + 1);
+    out->n = 0;
+    tlv(out, 0x30, req.b, req.n);
+}
+
+static void name_cn(der_t *out, const char *cn)
+{
+    der_t atv = {0}, rdn = {0}, rdns = {0};
+    tlv(&atv, 0x06, "\x55\x04\x03", 3);
+    tlv(&atv, 0x0c, cn, strlen(cn));
+    tlv(&rdn, 0x30, atv.b, atv.n);
+    tlv(&rdns, 0x31, rdn.b, rdn.n);
+    tlv(out, 0x30, rdns.b, rdns.n);
+}
+
+/* ---- Keys and OpenSSL-made requests ------------------------------------------------- */
+
+static EVP_PKEY *p256;
+
+static int setup(void **state)
+{
+    (void)state;
+    p256 = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    return p256 ? 0 : -1;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    EVP_PKEY_free(p256);
+    return 0;
+}
+
+static void p256_point(EVP_PKEY *key, uint8_t point[65])
+{
+    size_t len = 0;
+    assert_int_equal(EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_ENCODED_PUBLIC_KEY, point, 65, &len), 1);
+    assert_int_equal(len, 65);
+    assert_int_equal(point[0], 0x04);
+}
+
+/* A P-256 SubjectPublicKeyInfo around any point encoding. */
+static void spki_with_point(der_t *out, const uint8_t *point, size_t n)
+{
+    static const uint8_t alg[] = {0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
+                                  0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
+    der_t body = {0}, bits = {0};
+    put(&body, alg, sizeof alg);
+    put_byte(&bits, 0);
+    put(&bits, point, n);
+    tlv(&body, 0x03, bits.b, bits.n);
+    tlv(out, 0x30, body.b, body.n);
+}
+
+/* A request made the ordinary way, with OpenSSL's X509_REQ API. ku is an X509v3
+ * KU_* mask (0: no keyUsage); serial NULL: no subjectAltName. */
+static void openssl_csr(EVP_PKEY *key, const char *cn, int ku, const uint8_t *serial, der_t *out)
+{
+    X509_REQ *r = X509_REQ_new();
+    assert_non_null(r);
+    assert_int_equal(X509_REQ_set_version(r, X509_REQ_VERSION_1), 1);
+    if (cn)
+        assert_int_equal(X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(r), "CN", MBSTRING_UTF8,
+                                                    (const unsigned char *)cn, -1, -1, 0),
+                         1);
+    assert_int_equal(X509_REQ_set_pubkey(r, key), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    if (ku) {
+        ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
+        for (int bit = 0; bit < 9; bit++)
+            if (ku & (bit < 8 ? 0x80 >> bit : 0x8000)) ASN1_BIT_STRING_set_bit(bits, bit, 1);
+        sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
+        ASN1_BIT_STRING_free(bits);
+    }
+    if (serial) {
+        der_t value = {0};
+        san_value_hw(&value, serial, 8);
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        ASN1_OCTET_STRING_set(os, value.b, (int)value.n);
+        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
+        ASN1_OCTET_STRING_free(os);
+    }
+    if (sk_X509_EXTENSION_num(exts) > 0) assert_int_equal(X509_REQ_add_extensions(r, exts), 1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(r, key, EVP_sha256()) > 0);
+    unsigned char *p = NULL;
+    int n = i2d_X509_REQ(r, &p);
+    assert_true(n > 0);
+    out->n = 0;
+    put(out, p, (size_t)n);
+    OPENSSL_free(p);
+    X509_REQ_free(r);
+}
+
+static uint8_t *real_csr(size_t *len)
+{
+    return test_read_shared(REAL_CSR, len);
+}
+
+static char *pem_of(const uint8_t *der, size_t len, const char *label, const char *before, const char *after)
+{
+    BIO *bio = BIO_new(BIO_s_mem());
+    assert_non_null(bio);
+    BIO_puts(bio, before);
+    assert_true(PEM_write_bio(bio, label, "", der, (long)len) > 0);
+    BIO_puts(bio, after);
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    char *copy = malloc((size_t)n + 1);
+    assert_non_null(copy);
+    memcpy(copy, data, (size_t)n);
+    copy[n] = '\0';
+    BIO_free(bio);
+    return copy;
+}
+
+static int parse(const der_t *d, smki_csr **out)
+{
+    return smki_csr_parse(d->b, d->n, out);
+}
+
+static void assert_parse_fails(const der_t *d, int code, const char *needle)
+{
+    smki_csr *c = NULL;
+    assert_fails(parse(d, &c), code, needle);
+    assert_null(c);
+}
+
+/* A hand-made device request from p256 with these extensions. */
+static void device_csr_with(const der_t *exts, der_t *out)
+{
+    csr_spec s = {.key = p256, .exts = exts};
+    build_csr(&s, out);
+}
+
+/* ---- The real device CSR ------------------------------------------------------------- */
+
+static void check_real(const smki_csr *c, const uint8_t *der, size_t len)
+{
+    assert_int_equal(c->der_len, len);
+    assert_memory_equal(c->der, der, len);
+    assert_int_equal(c->usage, SMKI_USAGE_DS);
+    assert_true(c->has_hw_module_name);
+    assert_memory_equal(c->hw_serial.b, REAL_EUI, 8);
+    char text[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(&c->hw_serial, SMKI_EUI64_HYPHEN, text);
+    assert_string_equal(text, "00-DB-12-34-56-78-90-A0");
+    assert_string_equal(c->hw_type, REAL_HW_TYPE);
+    assert_true(c->is_subject_empty);
+    assert_int_equal(X509_NAME_entry_count(c->subject), 0);
+    /* the SubjectPublicKeyInfo is the CSR's own octets: offset 12, 91 octets */
+    assert_int_equal(c->spki_len, 91);
+    assert_ptr_equal(c->spki, c->der + 12);
+    assert_memory_equal(c->spki, der + 12, 91);
+    assert_memory_equal(c->point, der + 38, 65);
+    assert_int_equal(c->point[0], 0x04);
+    EVP_PKEY *again = NULL;
+    assert_ok(smki_pub_load(c->spki, c->spki_len, &again));
+    assert_int_equal(EVP_PKEY_eq(c->key, again), 1);
+    EVP_PKEY_free(again);
+}
+
+static void test_parse_reads_the_real_device_csr_from_der(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    assert_ok(smki_csr_parse(der, len, &c));
+    check_real(c, der, len);
+    smki_csr_free(c);
+    free(der);
+}
+
+static void test_parse_reads_the_real_device_csr_from_pem_under_both_labels(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    const char *labels[] = {"CERTIFICATE REQUEST", "NEW CERTIFICATE REQUEST"};
+    for (size_t i = 0; i < 2; i++) {
+        /* explanatory text before the block is allowed (RFC 7468 5.2), white space after */
+        char *pem = pem_of(der, len, labels[i], i ? "Certificate Request for 00-DB-12-34-56-78-90-A0\n" : "",
+                           "\n\n");
+        smki_csr *c = NULL;
+        assert_ok(smki_csr_parse((const uint8_t *)pem, strlen(pem), &c));
+        check_real(c, der, len);
+        smki_csr_free(c);
+        free(pem);
+    }
+    free(der);
+}
+
+static void test_parse_refuses_every_truncation_of_the_real_csr(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    assert_fails(smki_csr_parse(der, 0, &c), SMKI_E_INPUT, "empty");
+    for (size_t cut = 1; cut < len; cut++) {
+        uint8_t *copy = malloc(cut); /* exactly cut octets: ASan sees any read beyond */
+        assert_non_null(copy);
+        memcpy(copy, der, cut);
+        assert_fails(smki_csr_parse(copy, cut, &c), SMKI_E_INPUT, "truncated");
+        assert_null(c);
+        free(copy);
+    }
+    free(der);
+}
+
+static void test_parse_refuses_a_trailing_byte(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    uint8_t *longer = malloc(len + 1);
+    assert_non_null(longer);
+    memcpy(longer, der, len);
+    longer[len] = 0x00;
+    smki_csr *c = NULL;
+    assert_fails(smki_csr_parse(longer, len + 1, &c), SMKI_E_INPUT, "1 octet(s) of trailing data after the CSR");
+    free(longer);
+    free(der);
+}
+
+static void test_parse_refuses_pem_garbage(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    const char *text = "this is not a certificate request\n";
+    assert_fails(smki_csr_parse((const uint8_t *)text, strlen(text), &c), SMKI_E_INPUT, "neither DER");
+    const char *bad64 = "-----BEGIN CERTIFICATE REQUEST-----\n!!!!not base64!!!!\n-----END CERTIFICATE REQUEST-----\n";
+    assert_fails(smki_csr_parse((const uint8_t *)bad64, strlen(bad64), &c), SMKI_E_INPUT, "PEM does not decode");
+    const char *no_end = "-----BEGIN CERTIFICATE REQUEST-----\nMIIBEzCBugIBADAAMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n";
+    assert_fails(smki_csr_parse((const uint8_t *)no_end, strlen(no_end), &c), SMKI_E_INPUT, "PEM does not decode");
+
+    char *cert_label = pem_of(der, len, "CERTIFICATE", "", "");
+    assert_fails(smki_csr_parse((const uint8_t *)cert_label, strlen(cert_label), &c), SMKI_E_INPUT,
+                 "\"CERTIFICATE\" is not a CERTIFICATE REQUEST");
+    free(cert_label);
+
+    char *trailing = pem_of(der, len, "CERTIFICATE REQUEST", "", "and some more\n");
+    assert_fails(smki_csr_parse((const uint8_t *)trailing, strlen(trailing), &c), SMKI_E_INPUT,
+                 "trailing data after the PEM block");
+    free(trailing);
+
+    char *two = pem_of(der, len, "CERTIFICATE REQUEST", "", "");
+    char *second = pem_of(der, len, "CERTIFICATE REQUEST", two, "");
+    assert_fails(smki_csr_parse((const uint8_t *)second, strlen(second), &c), SMKI_E_INPUT, "trailing data");
+    free(two);
+    free(second);
+
+    /* base64 of garbage: decodes, then the DER inside is refused */
+    uint8_t junk[40];
+    memset(junk, 0x41, sizeof junk);
+    char *junk_pem = pem_of(junk, sizeof junk, "CERTIFICATE REQUEST", "", "");
+    assert_fails(smki_csr_parse((const uint8_t *)junk_pem, strlen(junk_pem), &c), SMKI_E_INPUT,
+                 "expected CertificationRequest");
+    free(junk_pem);
+
+    BIO *bio = BIO_new(BIO_s_mem());
+    PEM_write_bio(bio, "CERTIFICATE REQUEST", "Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n", der, (long)len);
+    char *data = NULL;
+    long n = BIO_get_mem_data(bio, &data);
+    assert_fails(smki_csr_parse((const uint8_t *)data, (size_t)n, &c), SMKI_E_INPUT, "PEM headers refused");
+    BIO_free(bio);
+    assert_null(c);
+    free(der);
+}
+
+static void test_parse_refuses_input_over_the_size_limit(void **state)
+{
+    (void)state;
+    uint8_t *big = calloc(1, SMKI_CSR_MAX + 1);
+    assert_non_null(big);
+    big[0] = 0x30;
+    smki_csr *c = NULL;
+    assert_fails(smki_csr_parse(big, SMKI_CSR_MAX + 1, &c), SMKI_E_INPUT, "over the 16384-octet limit");
+    assert_fails(smki_csr_parse(NULL, 10, &c), SMKI_E_INPUT, "empty CSR");
+    free(big);
+}
+
+static void test_parse_refuses_a_bad_signature(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    der[len - 1] ^= 0x01; /* the last octet of s */
+    assert_fails(smki_csr_parse(der, len, &c), SMKI_E_VERIFY, "proof of possession");
+    der[len - 1] ^= 0x01;
+    der[len - 40] ^= 0x80; /* inside r */
+    assert_fails(smki_csr_parse(der, len, &c), SMKI_E_VERIFY, "proof of possession");
+    der[len - 40] ^= 0x80;
+    assert_ok(smki_csr_parse(der, len, &c));
+    smki_csr_free(c);
+    free(der);
+}
+
+static void test_parse_refuses_a_change_to_the_signed_part(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    der[0xc0] ^= 0x01; /* the Device ID's last octet: 00-DB-12-34-56-78-90-A1 */
+    assert_fails(smki_csr_parse(der, len, &c), SMKI_E_VERIFY, "proof of possession");
+    free(der);
+}
+
+static void test_parse_refuses_every_single_bit_flip_of_the_real_csr(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    for (size_t i = 0; i < len; i++) {
+        for (int bit = 0; bit < 8; bit++) {
+            der[i] ^= (uint8_t)(1u << bit);
+            int rc = smki_csr_parse(der, len, &c);
+            if (rc == 0) fail_msg("a flip of bit %d of octet %zu was accepted", bit, i);
+            assert_true(rc == SMKI_E_INPUT || rc == SMKI_E_REFUSED || rc == SMKI_E_VERIFY);
+            assert_true(smki_error_msg()[0] != '\0');
+            der[i] ^= (uint8_t)(1u << bit);
+        }
+    }
+    free(der);
+}
+
+/* ---- Keys ------------------------------------------------------------------------------ */
+
+static void test_parse_refuses_a_p384_key(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    assert_non_null(k);
+    der_t d;
+    openssl_csr(k, NULL, KU_DIGITAL_SIGNATURE, REAL_EUI, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "curve secp384r1 refused");
+    EVP_PKEY_free(k);
+}
+
+static void test_parse_refuses_an_rsa_key(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048);
+    assert_non_null(k);
+    der_t d;
+    openssl_csr(k, "GITTESTSUPPLIER", KU_DIGITAL_SIGNATURE, NULL, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "not an EC key");
+    EVP_PKEY_free(k);
+}
+
+static void test_parse_refuses_a_compressed_point(void **state)
+{
+    (void)state;
+    uint8_t point[65], compressed[33];
+    p256_point(p256, point);
+    compressed[0] = (uint8_t)(0x02 | (point[64] & 1));
+    memcpy(compressed + 1, point + 1, 32);
+    der_t spki = {0}, exts = {0}, d;
+    spki_with_point(&spki, compressed, sizeof compressed);
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .spki = &spki, .exts = &exts};
+    build_csr(&s, &d); /* signed by the key whose point this is: the PoP would verify */
+    assert_parse_fails(&d, SMKI_E_REFUSED, "compressed point refused");
+}
+
+static void test_parse_refuses_a_point_off_the_curve(void **state)
+{
+    (void)state;
+    uint8_t point[65];
+    p256_point(p256, point);
+    point[64] ^= 0x01;
+    der_t spki = {0}, exts = {0}, d;
+    spki_with_point(&spki, point, sizeof point);
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .spki = &spki, .exts = &exts};
+    build_csr(&s, &d);
+    /* the key check comes before the proof of possession, which could not verify */
+    assert_parse_fails(&d, SMKI_E_INPUT, "point not on P-256");
+}
+
+static void test_parse_refuses_explicit_curve_parameters(void **state)
+{
+    (void)state;
+    EVP_PKEY *k = EVP_PKEY_dup(p256);
+    assert_non_null(k);
+    assert_int_equal(EVP_PKEY_set_utf8_string_param(k, OSSL_PKEY_PARAM_EC_ENCODING, OSSL_PKEY_EC_ENCODING_EXPLICIT),
+                     1);
+    der_t exts = {0}, d;
+    device_exts(&exts);
+    csr_spec s = {.key = k, .exts = &exts};
+    build_csr(&s, &d);
+    assert_true(d.n > 300); /* the curve is spelt out */
+    /* hsm's loader takes such a key (it is P-256); the CA must not copy it into a
+     * certificate, which may carry only the named-curve form */
+    assert_parse_fails(&d, SMKI_E_REFUSED, "not as a named curve with an uncompressed point");
+    EVP_PKEY_free(k);
+}
+
+/* ---- Key usage ---------------------------------------------------------------------------- */
+
+static void test_parse_reads_a_ka_request_made_by_openssl(void **state)
+{
+    (void)state;
+    der_t d;
+    openssl_csr(p256, NULL, KU_KEY_AGREEMENT, REAL_EUI, &d);
+    smki_csr *c = NULL;
+    assert_ok(parse(&d, &c));
+    assert_int_equal(c->usage, SMKI_USAGE_KA);
+    assert_memory_equal(c->hw_serial.b, REAL_EUI, 8);
+    assert_true(c->is_subject_empty);
+    uint8_t point[65];
+    p256_point(p256, point);
+    assert_memory_equal(c->point, point, 65);
+    assert_ok(smki_csr_check_request(c, 1, NULL, SMKI_USAGE_KA));
+    smki_csr_free(c);
+}
+
+static void test_parse_refuses_both_ds_and_ka(void **state)
+{
+    (void)state;
+    der_t d;
+    openssl_csr(p256, NULL, KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT, REAL_EUI, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "both DS and KA");
+    der_t exts = {0};
+    ext_ku(&exts, BOTH_BITS, sizeof BOTH_BITS, 3);
+    ext_san_hw(&exts, REAL_EUI, 8);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "both DS and KA");
+}
+
+static void test_parse_refuses_a_csr_without_key_usage(void **state)
+{
+    (void)state;
+    der_t none, san_only = {0}, d;
+    openssl_csr(p256, NULL, 0, NULL, &none); /* no extensionRequest at all */
+    assert_parse_fails(&none, SMKI_E_REFUSED, "no keyUsage");
+    ext_san_hw(&san_only, REAL_EUI, 8);
+    device_csr_with(&san_only, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "no keyUsage");
+}
+
+static void test_parse_refuses_key_usage_bits_beyond_ds_and_ka(void **state)
+{
+    (void)state;
+    der_t d;
+    openssl_csr(p256, NULL, KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT, REAL_EUI, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "requests keyEncipherment: only exactly one of digitalSignature");
+    openssl_csr(p256, NULL, KU_KEY_AGREEMENT | KU_KEY_CERT_SIGN | KU_CRL_SIGN, REAL_EUI, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "keyCertSign, cRLSign");
+    openssl_csr(p256, NULL, KU_NON_REPUDIATION, REAL_EUI, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "nonRepudiation");
+
+    der_t exts = {0};
+    static const uint8_t decipher_only[] = {0x08, 0x80}; /* keyAgreement, decipherOnly */
+    ext_ku(&exts, decipher_only, sizeof decipher_only, 7);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "decipherOnly");
+
+    static const uint8_t bit12[] = {0x80, 0x08}; /* digitalSignature, a bit keyUsage does not name */
+    exts.n = 0;
+    ext_ku(&exts, bit12, sizeof bit12, 0);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "bit 12");
+}
+
+static void test_parse_refuses_key_usage_with_neither_ds_nor_ka(void **state)
+{
+    (void)state;
+    der_t exts = {0}, d;
+    ext_ku(&exts, NULL, 0, 0);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "neither digitalSignature (DS) nor keyAgreement (KA)");
+}
+
+static void test_parse_refuses_a_malformed_key_usage(void **state)
+{
+    (void)state;
+    der_t exts = {0}, d;
+    static const uint8_t padded[] = {0x81}; /* digitalSignature and a bit among the 7 unused */
+    ext_ku(&exts, padded, sizeof padded, 7);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "unused bits");
+
+    exts.n = 0;
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 8);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "8 unused bits is malformed");
+
+    exts.n = 0;
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "keyUsage twice");
+}
+
+/* ---- subjectAltName --------------------------------------------------------------------- */
+
+static void test_parse_refuses_a_hw_serial_of_7_or_9_octets(void **state)
+{
+    (void)state;
+    static const uint8_t nine[9] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0, 0x01};
+    der_t exts = {0}, d;
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext_san_hw(&exts, REAL_EUI, 7);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "hwSerialNum of 7 octets refused");
+
+    exts.n = 0;
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext_san_hw(&exts, nine, sizeof nine);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "hwSerialNum of 9 octets refused");
+}
+
+static void test_parse_refuses_a_dns_name_san(void **state)
+{
+    (void)state;
+    der_t exts = {0}, d;
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext_san_dns(&exts, "meter.example");
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "subjectAltName dNSName refused");
+}
+
+static void test_parse_refuses_a_san_of_two_names(void **state)
+{
+    (void)state;
+    der_t hw = {0}, names = {0}, value = {0}, exts = {0}, d;
+    hw_module_name(&hw, REAL_EUI, 8);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "holds 2 names");
+}
+
+static void test_parse_refuses_an_other_name_of_another_type(void **state)
+{
+    (void)state;
+    der_t hw = {0}, names = {0}, value = {0}, exts = {0}, d;
+    hw_module_name(&hw, REAL_EUI, 8);
+    general_names_other(&names, OID_PERMANENT_ID, sizeof OID_PERMANENT_ID, &hw);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "otherName id-on-permanentIdentifier (1.3.6.1.5.5.7.8.3) refused");
+}
+
+static void test_parse_refuses_a_malformed_hw_module_name(void **state)
+{
+    (void)state;
+    /* the otherName value is a UTF8String, not the SEQUENCE */
+    der_t inner = {0}, names = {0}, value = {0}, exts = {0}, d;
+    tlv(&inner, 0x0c, "00DB1234567890A0", 16);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &inner);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "hardwareModuleName is not a SEQUENCE");
+
+    /* the SEQUENCE without its hwSerialNum */
+    der_t body = {0};
+    inner.n = names.n = value.n = exts.n = 0;
+    tlv(&body, 0x06, OID_HW_TYPE, sizeof OID_HW_TYPE);
+    tlv(&inner, 0x30, body.b, body.n);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &inner);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "hwSerialNum missing");
+
+    /* a SAN value that is not GeneralNames */
+    value.n = exts.n = 0;
+    tlv(&value, 0x04, "xx", 2);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "does not decode as GeneralNames");
+}
+
+/* ---- Other extensions, attributes, structure -------------------------------------------- */
+
+static void test_parse_refuses_an_unknown_critical_extension(void **state)
+{
+    (void)state;
+    der_t exts = {0}, value = {0}, d;
+    tlv(&value, 0x05, NULL, 0);
+    device_exts(&exts);
+    ext(&exts, OID_UNKNOWN, sizeof OID_UNKNOWN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "critical extension 1.2.3.4");
+
+    der_t bc = {0};
+    value.n = exts.n = 0;
+    tlv(&bc, 0x30, NULL, 0); /* basicConstraints: CA:FALSE */
+    device_exts(&exts);
+    ext(&exts, OID_BASIC_CONSTRAINTS, sizeof OID_BASIC_CONSTRAINTS, 1, &bc);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "critical extension basicConstraints (2.5.29.19)");
+}
+
+static void test_parse_ignores_unknown_non_critical_extensions_and_attributes(void **state)
+{
+    (void)state;
+    der_t exts = {0}, value = {0}, attrs = {0}, attr = {0}, pw = {0}, pw_set = {0}, d;
+    tlv(&value, 0x05, NULL, 0);
+    device_exts(&exts);
+    ext(&exts, OID_UNKNOWN, sizeof OID_UNKNOWN, 0, &value);
+    tlv(&pw, 0x0c, "secret", 6);
+    tlv(&pw_set, 0x31, pw.b, pw.n);
+    tlv(&attr, 0x06, OID_CHALLENGE_PW, sizeof OID_CHALLENGE_PW);
+    put(&attr, pw_set.b, pw_set.n);
+    tlv(&attrs, 0x30, attr.b, attr.n);
+    csr_spec s = {.key = p256, .exts = &exts, .attrs = &attrs};
+    build_csr(&s, &d);
+    smki_csr *c = NULL;
+    assert_ok(parse(&d, &c));
+    assert_int_equal(c->usage, SMKI_USAGE_DS);
+    assert_ok(smki_csr_check_request(c, 1, NULL, 0));
+    smki_csr_free(c);
+}
+
+static void test_parse_refuses_two_extension_requests(void **state)
+{
+    (void)state;
+    der_t exts = {0}, ext_seq = {0}, set = {0}, attr = {0}, attrs = {0}, d;
+    device_exts(&exts);
+    tlv(&ext_seq, 0x30, exts.b, exts.n);
+    tlv(&set, 0x31, ext_seq.b, ext_seq.n);
+    tlv(&attr, 0x06, OID_EXT_REQ, sizeof OID_EXT_REQ);
+    put(&attr, set.b, set.n);
+    tlv(&attrs, 0x30, attr.b, attr.n);
+    csr_spec s = {.key = p256, .exts = &exts, .attrs = &attrs};
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "two extensionRequest attributes");
+}
+
+static void test_parse_refuses_other_signature_algorithms(void **state)
+{
+    (void)state;
+    der_t exts = {0}, d;
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .exts = &exts, .alg = ALG_ECDSA_SHA384, .alg_len = sizeof ALG_ECDSA_SHA384};
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "signature algorithm ecdsa-with-SHA384 (1.2.840.10045.4.3.3) refused");
+    s.alg = ALG_ECDSA_SHA256_NULL;
+    s.alg_len = sizeof ALG_ECDSA_SHA256_NULL;
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "parameters must be absent");
+}
+
+static void test_parse_refuses_a_version_other_than_0(void **state)
+{
+    (void)state;
+    der_t exts = {0}, d;
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .exts = &exts, .version = 1};
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "version");
+}
+
+static void test_parse_refuses_lengths_not_in_their_shortest_form(void **state)
+{
+    (void)state;
+    der_t exts = {0}, subject = {0}, d;
+    put(&subject, "\x30\x81\x00", 3); /* the empty Name, its length in long form */
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .exts = &exts, .subject = &subject};
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "shortest form");
+
+    /* indefinite length on the outside */
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    der_t indefinite = {0};
+    put(&indefinite, "\x30\x80", 2);
+    put(&indefinite, der + 4, len - 4);
+    put(&indefinite, "\x00\x00", 2);
+    assert_parse_fails(&indefinite, SMKI_E_INPUT, "indefinite");
+    free(der);
+}
+
+/* ---- Tying a CSR to a request ------------------------------------------------------------- */
+
+static smki_csr *parsed_real(void)
+{
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    assert_ok(smki_csr_parse(der, len, &c));
+    free(der);
+    return c;
+}
+
+static void test_check_request_accepts_the_real_csr_for_its_device(void **state)
+{
+    (void)state;
+    smki_csr *c = parsed_real();
+    smki_eui64_t eui;
+    assert_ok(smki_eui64_parse("00-DB-12-34-56-78-90-A0", &eui));
+    assert_ok(smki_csr_check_request(c, 1, &eui, SMKI_USAGE_DS));
+    assert_ok(smki_csr_check_request(c, 1, NULL, 0));
+    smki_csr_free(c);
+}
+
+static void test_check_request_refuses_an_eui_mismatch(void **state)
+{
+    (void)state;
+    smki_csr *c = parsed_real();
+    smki_eui64_t eui;
+    assert_ok(smki_eui64_parse("00DB1234567890A1", &eui));
+    assert_fails(smki_csr_check_request(c, 1, &eui, SMKI_USAGE_DS), SMKI_E_REFUSED,
+                 "EUI-64 mismatch: the request is for device 00-DB-12-34-56-78-90-A1, the CSR's hardwareModuleName "
+                 "says 00-DB-12-34-56-78-90-A0");
+    smki_csr_free(c);
+}
+
+static void test_check_request_refuses_a_usage_mismatch(void **state)
+{
+    (void)state;
+    smki_csr *c = parsed_real();
+    assert_fails(smki_csr_check_request(c, 1, NULL, SMKI_USAGE_KA), SMKI_E_REFUSED,
+                 "the request is for KA (keyAgreement), the CSR requests DS (digitalSignature)");
+    smki_csr_free(c);
+}
+
+static void test_check_request_refuses_an_organisation_request_with_a_hw_module_name(void **state)
+{
+    (void)state;
+    smki_csr *c = parsed_real();
+    assert_fails(smki_csr_check_request(c, 0, NULL, SMKI_USAGE_DS), SMKI_E_REFUSED,
+                 "organisation request refused: the CSR carries a hardwareModuleName (Device ID "
+                 "00-DB-12-34-56-78-90-A0)");
+    smki_csr_free(c);
+}
+
+static void test_check_request_refuses_a_device_csr_with_a_subject(void **state)
+{
+    (void)state;
+    der_t exts = {0}, subject = {0}, d;
+    name_cn(&subject, "meter 7");
+    device_exts(&exts);
+    csr_spec s = {.key = p256, .exts = &exts, .subject = &subject};
+    build_csr(&s, &d);
+    smki_csr *c = NULL;
+    assert_ok(parse(&d, &c));
+    assert_false(c->is_subject_empty);
+    assert_fails(smki_csr_check_request(c, 1, NULL, 0), SMKI_E_REFUSED,
+                 "the CSR's subject must be empty, not \"/CN=meter 7\"");
+    smki_csr_free(c);
+}
+
+static void test_check_request_refuses_a_device_request_without_a_hw_module_name(void **state)
+{
+    (void)state;
+    der_t d;
+    openssl_csr(p256, NULL, KU_DIGITAL_SIGNATURE, NULL, &d);
+    smki_csr *c = NULL;
+    assert_ok(parse(&d, &c));
+    assert_false(c->has_hw_module_name);
+    assert_fails(smki_csr_check_request(c, 1, NULL, 0), SMKI_E_REFUSED, "no hardwareModuleName");
+    smki_csr_free(c);
+}
+
+static void test_check_request_accepts_an_organisation_csr_and_records_its_subject(void **state)
+{
+    (void)state;
+    der_t d;
+    openssl_csr(p256, "GITTESTSUPPLIER", KU_KEY_AGREEMENT, NULL, &d);
+    smki_csr *c = NULL;
+    assert_ok(parse(&d, &c));
+    assert_false(c->is_subject_empty);
+    char cn[64];
+    assert_int_equal(X509_NAME_get_text_by_NID(c->subject, NID_commonName, cn, sizeof cn), 15);
+    assert_string_equal(cn, "GITTESTSUPPLIER");
+    assert_ok(smki_csr_check_request(c, 0, NULL, SMKI_USAGE_KA));
+    smki_csr_free(c);
+}
+
+/* ---- Threads --------------------------------------------------------------------------- */
+
+typedef struct {
+    const uint8_t *der;
+    size_t len;
+    int failures;
+} thread_job;
+
+static void *parse_many(void *arg)
+{
+    thread_job *job = arg;
+    for (int i = 0; i < 50; i++) {
+        smki_csr *c = NULL;
+        if (smki_csr_parse(job->der, job->len, &c) != 0 || c->usage != SMKI_USAGE_DS) job->failures++;
+        smki_csr_free(c);
+    }
+    return NULL;
+}
+
+static void test_parse_is_safe_from_several_threads(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    pthread_t t[4];
+    thread_job jobs[4];
+    for (int i = 0; i < 4; i++) {
+        jobs[i] = (thread_job){der, len, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, parse_many, &jobs[i]), 0);
+    }
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(jobs[i].failures, 0);
+    }
+    free(der);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_reads_the_real_device_csr_from_der),
+        cmocka_unit_test(test_parse_reads_the_real_device_csr_from_pem_under_both_labels),
+        cmocka_unit_test(test_parse_refuses_every_truncation_of_the_real_csr),
+        cmocka_unit_test(test_parse_refuses_a_trailing_byte),
+        cmocka_unit_test(test_parse_refuses_pem_garbage),
+        cmocka_unit_test(test_parse_refuses_input_over_the_size_limit),
+        cmocka_unit_test(test_parse_refuses_a_bad_signature),
+        cmocka_unit_test(test_parse_refuses_a_change_to_the_signed_part),
+        cmocka_unit_test(test_parse_refuses_every_single_bit_flip_of_the_real_csr),
+        cmocka_unit_test(test_parse_refuses_a_p384_key),
+        cmocka_unit_test(test_parse_refuses_an_rsa_key),
+        cmocka_unit_test(test_parse_refuses_a_compressed_point),
+        cmocka_unit_test(test_parse_refuses_a_point_off_the_curve),
+        cmocka_unit_test(test_parse_refuses_explicit_curve_parameters),
+        cmocka_unit_test(test_parse_reads_a_ka_request_made_by_openssl),
+        cmocka_unit_test(test_parse_refuses_both_ds_and_ka),
+        cmocka_unit_test(test_parse_refuses_a_csr_without_key_usage),
+        cmocka_unit_test(test_parse_refuses_key_usage_bits_beyond_ds_and_ka),
+        cmocka_unit_test(test_parse_refuses_key_usage_with_neither_ds_nor_ka),
+        cmocka_unit_test(test_parse_refuses_a_malformed_key_usage),
+        cmocka_unit_test(test_parse_refuses_a_hw_serial_of_7_or_9_octets),
+        cmocka_unit_test(test_parse_refuses_a_dns_name_san),
+        cmocka_unit_test(test_parse_refuses_a_san_of_two_names),
+        cmocka_unit_test(test_parse_refuses_an_other_name_of_another_type),
+        cmocka_unit_test(test_parse_refuses_a_malformed_hw_module_name),
+        cmocka_unit_test(test_parse_refuses_an_unknown_critical_extension),
+        cmocka_unit_test(test_parse_ignores_unknown_non_critical_extensions_and_attributes),
+        cmocka_unit_test(test_parse_refuses_two_extension_requests),
+        cmocka_unit_test(test_parse_refuses_other_signature_algorithms),
+        cmocka_unit_test(test_parse_refuses_a_version_other_than_0),
+        cmocka_unit_test(test_parse_refuses_lengths_not_in_their_shortest_form),
+        cmocka_unit_test(test_check_request_accepts_the_real_csr_for_its_device),
+        cmocka_unit_test(test_check_request_refuses_an_eui_mismatch),
+        cmocka_unit_test(test_check_request_refuses_a_usage_mismatch),
+        cmocka_unit_test(test_check_request_refuses_an_organisation_request_with_a_hw_module_name),
+        cmocka_unit_test(test_check_request_refuses_a_device_csr_with_a_subject),
+        cmocka_unit_test(test_check_request_refuses_a_device_request_without_a_hw_module_name),
+        cmocka_unit_test(test_check_request_accepts_an_organisation_csr_and_records_its_subject),
+        cmocka_unit_test(test_parse_is_safe_from_several_threads),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
