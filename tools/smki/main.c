@@ -26,6 +26,7 @@ static const cli_cmd COMMANDS[] = {
     {"verify", cmd_verify, "verify a file's signature with a public key or certificate"},
     {"eui64", cmd_eui64, "EUI-64 identifiers and ranges: parse, range"},
     {"store", cmd_store, "the LMDB store: info"},
+    {"lint", cmd_lint, "check certificates against the GB profiles"},
     {NULL, NULL, NULL},
 };
 
