@@ -81,6 +81,25 @@ static int der_take(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor
     return 0;
 }
 
+/* An OBJECT IDENTIFIER: subidentifiers in their shortest form, the last one complete
+ * (X.690 8.19.2). */
+static int der_take_oid(smki_cursor_t *c, const char *what, const uint8_t **whole, size_t *whole_len)
+{
+    smki_cursor_t val;
+    GUARD(der_take(c, TAG_OID, what, &val, whole, whole_len));
+    ENSURE(val.left > 0, SMKI_E_INPUT, "CSR malformed: %s is an empty OBJECT IDENTIFIER", what);
+    int starts_subid = 1;
+    uint8_t octet = 0;
+    while (val.left > 0) {
+        GUARD(smki_cur_u8(&val, &octet));
+        ENSURE(!(starts_subid && octet == 0x80), SMKI_E_INPUT,
+               "CSR malformed: %s has a subidentifier not in its shortest form", what);
+        starts_subid = !(octet & 0x80);
+    }
+    ENSURE(!(octet & 0x80), SMKI_E_INPUT, "CSR malformed: %s ends inside a subidentifier", what);
+    return 0;
+}
+
 static int der_end(const smki_cursor_t *c, const char *what)
 {
     ENSURE(c->left == 0, SMKI_E_INPUT, "CSR malformed: %zu unexpected octet(s) at the end of %s", c->left, what);
@@ -313,12 +332,12 @@ static const char *general_name_kind(int type)
 static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
 {
     smki_cursor_t all = smki_cursor(ASN1_STRING_get0_data(seq), (size_t)ASN1_STRING_length(seq));
-    smki_cursor_t body, type, serial;
+    smki_cursor_t body, serial;
     const uint8_t *type_der;
     size_t type_len;
     GUARD(der_take(&all, TAG_SEQUENCE, "HardwareModuleName", &body, NULL, NULL));
     GUARD(der_end(&all, "hardwareModuleName"));
-    GUARD(der_take(&body, TAG_OID, "hwType", &type, &type_der, &type_len));
+    GUARD(der_take_oid(&body, "hwType", &type_der, &type_len));
     GUARD(der_take(&body, TAG_OCTET_STRING, "hwSerialNum", &serial, NULL, NULL));
     GUARD(der_end(&body, "HardwareModuleName"));
     ENSURE(serial.left == 8, SMKI_E_REFUSED,
@@ -379,12 +398,12 @@ static int parse_extensions(smki_csr *c, smki_cursor_t *exts, int *has_key_usage
 {
     int has_san = 0;
     while (exts->left > 0) {
-        smki_cursor_t ext, id, value;
+        smki_cursor_t ext, value;
         const uint8_t *oid;
         size_t oid_len;
         int critical = 0;
         GUARD(der_take(exts, TAG_SEQUENCE, "Extension", &ext, NULL, NULL));
-        GUARD(der_take(&ext, TAG_OID, "extnID", &id, &oid, &oid_len));
+        GUARD(der_take_oid(&ext, "extnID", &oid, &oid_len));
         if (der_peek(&ext) == TAG_BOOLEAN) {
             smki_cursor_t flag;
             uint8_t v = 0;
@@ -421,11 +440,11 @@ static int parse_attributes(smki_csr *c, smki_cursor_t *attrs)
 {
     int has_ext_request = 0, has_key_usage = 0;
     while (attrs->left > 0) {
-        smki_cursor_t attr, type, values, exts;
+        smki_cursor_t attr, values, exts;
         const uint8_t *oid;
         size_t oid_len;
         GUARD(der_take(attrs, TAG_SEQUENCE, "Attribute", &attr, NULL, NULL));
-        GUARD(der_take(&attr, TAG_OID, "attribute type", &type, &oid, &oid_len));
+        GUARD(der_take_oid(&attr, "attribute type", &oid, &oid_len));
         GUARD(der_take(&attr, TAG_SET, "attribute values", &values, NULL, NULL));
         GUARD(der_end(&attr, "Attribute"));
         if (!bytes_are(oid, oid_len, OID_EXTENSION_REQUEST, sizeof OID_EXTENSION_REQUEST)) continue;

@@ -146,6 +146,7 @@ typedef struct {
     const uint8_t *alg;    /* signatureAlgorithm; NULL: ecdsa-with-SHA256 */
     size_t alg_len;
     uint8_t version;
+    uint8_t sig_unused_bits;
 } csr_spec;
 
 static void sign_sha256(EVP_PKEY *key, const uint8_t *tbs, size_t len, uint8_t *sig, size_t *sig_len)
@@ -190,7 +191,7 @@ static void build_csr(const csr_spec *s, der_t *out)
     uint8_t sig[600];
     size_t sig_len = sizeof sig - 1;
     sign_sha256(s->key, tbs.b, tbs.n, sig + 1, &sig_len);
-    sig[0] = 0; /* no unused bits */
+    sig[0] = s->sig_unused_bits;
 
     put(&req, tbs.b, tbs.n);
     if (s->alg)
@@ -890,6 +891,88 @@ static void test_parse_refuses_lengths_not_in_their_shortest_form(void **state)
     free(der);
 }
 
+static void test_parse_refuses_malformed_structure(void **state)
+{
+    (void)state;
+    der_t exts, value, d;
+    static const struct {
+        const char *raw; /* one Extension TLV, after a good keyUsage and SAN */
+        size_t len;
+        const char *needle;
+    } bad[] = {
+        {"\x30\x07\x06\x02\x80\x01\x04\x01\x00", 9, "extnID has a subidentifier not in its shortest form"},
+        {"\x30\x06\x06\x01\x81\x04\x01\x00", 8, "extnID ends inside a subidentifier"},
+        {"\x30\x05\x06\x00\x04\x01\x00", 7, "extnID is an empty OBJECT IDENTIFIER"},
+        {"\x30\x0a\x06\x03\x2a\x03\x04\x01\x01\x01\x04\x00", 12, "critical flag 0x01 is not a DER BOOLEAN"},
+        {"\x30\x0b\x06\x03\x2a\x03\x04\x01\x02\xff\xff\x04\x00", 13, "critical flag is not one octet"},
+        {"\x30\x08\x06\x03\x2a\x03\x04\x04\x00\x00", 10, "1 unexpected octet(s) at the end of Extension"},
+        {"\x30\x05\x06\x03\x2a\x03\x04", 7, "extnValue missing"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        exts.n = 0;
+        device_exts(&exts);
+        put(&exts, bad[i].raw, bad[i].len);
+        device_csr_with(&exts, &d);
+        assert_parse_fails(&d, SMKI_E_INPUT, bad[i].needle);
+    }
+
+    /* subjectAltName twice */
+    exts.n = 0;
+    device_exts(&exts);
+    ext_san_hw(&exts, REAL_EUI, 8);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "subjectAltName twice");
+
+    /* a hwType whose dotted text would not fit */
+    uint8_t long_oid[80];
+    long_oid[0] = 0x2a;
+    memset(long_oid + 1, 0x7f, sizeof long_oid - 1); /* 1.2.127.127... */
+    der_t hw = {0}, body = {0}, names = {0};
+    tlv(&body, 0x06, long_oid, sizeof long_oid);
+    tlv(&body, 0x04, REAL_EUI, 8);
+    tlv(&hw, 0x30, body.b, body.n);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    value.n = exts.n = 0;
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "hwType OID is malformed or longer than 127 characters");
+
+    /* extensionRequest with two values */
+    der_t ext_seq = {0}, set = {0}, attr = {0}, attrs = {0};
+    exts.n = 0;
+    device_exts(&exts);
+    tlv(&ext_seq, 0x30, exts.b, exts.n);
+    put(&set, ext_seq.b, ext_seq.n);
+    put(&set, ext_seq.b, ext_seq.n);
+    tlv(&attr, 0x06, OID_EXT_REQ, sizeof OID_EXT_REQ);
+    tlv(&attr, 0x31, set.b, set.n);
+    tlv(&attrs, 0x30, attr.b, attr.n);
+    csr_spec s = {.key = p256, .attrs = &attrs};
+    build_csr(&s, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "extensionRequest holds more than one value");
+
+    /* the signature BIT STRING with unused bits; a signatureAlgorithm that is not one */
+    exts.n = 0;
+    device_exts(&exts);
+    csr_spec unused = {.key = p256, .exts = &exts, .sig_unused_bits = 1};
+    build_csr(&unused, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "signature: BIT STRING with 1 unused bits");
+    csr_spec not_alg = {.key = p256, .exts = &exts, .alg = (const uint8_t *)"\x30\x03\x02\x01\x00", .alg_len = 5};
+    build_csr(&not_alg, &d);
+    assert_parse_fails(&d, SMKI_E_INPUT, "signatureAlgorithm is not an AlgorithmIdentifier");
+
+    /* a subject of one empty RDN */
+    der_t subject = {0};
+    put(&subject, "\x30\x02\x31\x00", 4);
+    csr_spec empty_rdn = {.key = p256, .exts = &exts, .subject = &subject};
+    build_csr(&empty_rdn, &d);
+    smki_csr *c = NULL;
+    assert_int_equal(parse(&d, &c), SMKI_E_INPUT);
+    assert_null(c);
+}
+
 /* ---- Tying a CSR to a request ------------------------------------------------------------- */
 
 static smki_csr *parsed_real(void)
@@ -1058,6 +1141,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_other_signature_algorithms),
         cmocka_unit_test(test_parse_refuses_a_version_other_than_0),
         cmocka_unit_test(test_parse_refuses_lengths_not_in_their_shortest_form),
+        cmocka_unit_test(test_parse_refuses_malformed_structure),
         cmocka_unit_test(test_check_request_accepts_the_real_csr_for_its_device),
         cmocka_unit_test(test_check_request_refuses_an_eui_mismatch),
         cmocka_unit_test(test_check_request_refuses_a_usage_mismatch),
