@@ -12,13 +12,18 @@
 
 #define MAX_PUBLIC_FILE (256 * 1024)
 
+/* Does marker occur in data[0..len)? Bounded by len: outside bytes carry no NUL. */
+static int contains(const uint8_t *data, size_t len, const char *marker, size_t limit)
+{
+    size_t m = strlen(marker);
+    for (size_t i = 0; i + m <= len && i < limit; i++)
+        if (memcmp(data + i, marker, m) == 0) return 1;
+    return 0;
+}
+
 static int looks_pem(const uint8_t *data, size_t len)
 {
-    static const char marker[] = "-----BEGIN ";
-    if (len < sizeof marker - 1) return 0;
-    for (size_t i = 0; i + sizeof marker - 1 <= len && i < 4096; i++)
-        if (memcmp(data + i, marker, sizeof marker - 1) == 0) return 1;
-    return 0;
+    return contains(data, len, "-----BEGIN ", 4096);
 }
 
 int smki_pub_check_p256(EVP_PKEY *pub, const char *what)
@@ -98,7 +103,7 @@ int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out)
     ENSURE(len <= MAX_PUBLIC_FILE, SMKI_E_INPUT, "public key of %zu octets is over the limit", len);
     EVP_PKEY *pk = NULL;
     if (looks_pem(data, len)) {
-        if (strstr((const char *)data, "-----BEGIN CERTIFICATE-----") == NULL) {
+        if (!contains(data, len, "-----BEGIN CERTIFICATE-----", len)) {
             BIO *bio = BIO_new_mem_buf(data, (int)len);
             ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
             pk = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
@@ -219,6 +224,12 @@ int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64])
     ENSURE_SSL(s != NULL, SMKI_E_INPUT, "signature is not a DER ECDSA-Sig-Value");
     int rc = 0;
     ENSURE_GOTO(p == der + der_len, SMKI_E_INPUT, out, "trailing data after the DER signature");
+    /* d2i accepts BER (e.g. long-form lengths); X.690 10.1 DER has one encoding only. */
+    unsigned char *canon = NULL;
+    int clen = i2d_ECDSA_SIG(s, &canon);
+    int same = clen > 0 && (size_t)clen == der_len && memcmp(canon, der, der_len) == 0;
+    OPENSSL_free(canon);
+    ENSURE_GOTO(same, SMKI_E_INPUT, out, "signature is BER, not DER (non-minimal encoding)");
     const BIGNUM *r, *sv;
     ECDSA_SIG_get0(s, &r, &sv);
     ENSURE_GOTO(BN_num_bytes(r) <= 32 && BN_num_bytes(sv) <= 32, SMKI_E_INPUT, out,

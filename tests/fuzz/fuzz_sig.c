@@ -14,7 +14,7 @@
 /* d2i_ECDSA_SIG (OpenSSL 3.0) takes a length in long form where short form is due
  * (30 81 44 ...), which DER forbids (X.690 10.1); smki_sig_der_to_raw inherits that.
  * Set to 1 to abort on such input once the library refuses it. */
-#define REQUIRE_CANONICAL_DER 0
+#define REQUIRE_CANONICAL_DER 1
 
 static EVP_PKEY *key;
 static uint8_t digest[32];

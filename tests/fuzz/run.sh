@@ -8,5 +8,11 @@ trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/corpus"
 [ -d "$corpus" ] && cp -r "$corpus"/. "$work/corpus/" 2>/dev/null || true
 "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
-  -artifact_prefix="$work/" "$work/corpus" 2>"$work/log" || { tail -50 "$work/log"; cp "$work"/crash-* . 2>/dev/null; exit 1; }
+  -artifact_prefix="$work/" "$work/corpus" 2>"$work/log" || {
+  tail -50 "$work/log"
+  keep=${SMKI_BUILD:-/tmp}/fuzz-artifacts
+  mkdir -p "$keep" && cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$keep"/ 2>/dev/null
+  echo "artifacts kept in $keep"
+  exit 1
+}
 grep -E 'stat::number_of_executed_units|Done' "$work/log" | tail -2

@@ -491,6 +491,34 @@ static void test_verify_refuses_malformed_signatures(void **state)
     smki_key_free(k);
 }
 
+static void test_der_signature_with_long_form_length_is_refused(void **state)
+{
+    (void)state;
+    uint8_t raw[64], der[SMKI_SIG_MAX], ber[SMKI_SIG_MAX + 1], back[64];
+    for (int i = 0; i < 64; i++) raw[i] = (uint8_t)(0x11 + i);
+    size_t len = sizeof der;
+    assert_ok(smki_sig_raw_to_der(raw, der, &len));
+    /* The same SEQUENCE with its length in long form (30 81 44 ...): BER, not DER. */
+    ber[0] = 0x30;
+    ber[1] = 0x81;
+    memcpy(ber + 2, der + 1, len - 1);
+    assert_fails(smki_sig_der_to_raw(ber, len + 1, back), SMKI_E_INPUT, "not DER");
+    assert_ok(smki_sig_der_to_raw(der, len, back));
+    assert_memory_equal(raw, back, 64);
+}
+
+static void test_pub_load_does_not_read_past_unterminated_input(void **state)
+{
+    (void)state;
+    /* PEM-looking bytes with no NUL after them (found by fuzz_pubkey). */
+    static const char text[] = "\0-----BEGIN ";
+    uint8_t *exact = malloc(sizeof text - 1);
+    memcpy(exact, text, sizeof text - 1);
+    EVP_PKEY *out = NULL;
+    assert_fails(smki_pub_load(exact, sizeof text - 1, &out), SMKI_E_INPUT, NULL);
+    free(exact);
+}
+
 static void test_signature_forms_round_trip(void **state)
 {
     (void)state;
@@ -599,6 +627,8 @@ int main(void)
         cmocka_unit_test(test_pub_load_refuses_garbage_and_trailing_data),
         cmocka_unit_test(test_verify_refuses_malformed_signatures),
         cmocka_unit_test(test_signature_forms_round_trip),
+        cmocka_unit_test(test_der_signature_with_long_form_length_is_refused),
+        cmocka_unit_test(test_pub_load_does_not_read_past_unterminated_input),
         cmocka_unit_test(test_device_error_is_reported_not_fatal),
         cmocka_unit_test(test_uri_round_trip_and_escapes),
     };
