@@ -230,8 +230,9 @@ static int refuse_key(const smki_csr *c)
     EVP_PKEY *pk = NULL;
     if (smki_pub_load(c->spki, c->spki_len, &pk) < 0) return smki_error_wrap("CSR");
     EVP_PKEY_free(pk);
-    return SMKI_FAIL(SMKI_E_REFUSED, "CSR public key refused: P-256, but not as a named curve with an uncompressed "
-                                     "point (the certificate would carry these octets as they are)");
+    return SMKI_FAIL(SMKI_E_REFUSED, "CSR public key refused: its SubjectPublicKeyInfo is not the named-curve P-256 "
+                                     "form with an uncompressed point (explicit curve parameters?), and a certificate "
+                                     "would carry these octets as they are");
 }
 
 static int load_key(smki_csr *c)

@@ -598,7 +598,7 @@ static void test_parse_refuses_explicit_curve_parameters(void **state)
     assert_true(d.n > 300); /* the curve is spelt out */
     /* hsm's loader takes such a key (it is P-256); the CA must not copy it into a
      * certificate, which may carry only the named-curve form */
-    assert_parse_fails(&d, SMKI_E_REFUSED, "not as a named curve with an uncompressed point");
+    assert_parse_fails(&d, SMKI_E_REFUSED, "SubjectPublicKeyInfo is not the named-curve P-256 form");
     EVP_PKEY_free(k);
 }
 
