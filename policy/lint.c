@@ -578,6 +578,10 @@ static smki_profile_id classify(lint_t *L, const char **why)
 {
     int by = BY_NONE;
     const smki_env *env = L->env;
+    if (!L->subject.parsed) {
+        *why = "the subject name does not parse";
+        return SMKI_PROFILE_UNKNOWN;
+    }
     if (env && L->policy_oid[0]) {
         if (env->org_policy[0] && strcmp(L->policy_oid, env->org_policy) == 0)
             by = BY_ORG;
@@ -671,7 +675,9 @@ static void check_signature(lint_t *L)
     if (X509_ALGOR_cmp(inner, outer) != 0)
         ERR(L, "sig.alg", "the two signature algorithm fields differ (RFC 5280 4.1.1.2)");
 
-    /* The signature value: an ECDSA-Sig-Value, two positive INTEGERs below the order. */
+    /* The signature value: an ECDSA-Sig-Value, two positive INTEGERs below the order
+     * (when the algorithm is ECDSA at all; another one is named above). */
+    if (!algor_is_ecdsa_sha256(outer)) return;
     const char *bad = NULL;
     int n = sig ? ASN1_STRING_length(sig) : 0;
     const uint8_t *d = sig ? ASN1_STRING_get0_data(sig) : NULL;
@@ -1001,8 +1007,9 @@ static void check_subject(lint_t *L)
     }
     case SMKI_SUBJECT_DCCKI_CA:
     case SMKI_SUBJECT_DCCKI_PARTY:
-        if (L->n_cn != 1 && (p->subject == SMKI_SUBJECT_DCCKI_CA || L->n_cn > 1))
-            ERR(L, "dccki.subject", "a %s's subject needs exactly one CN", p->title);
+        if (L->n_cn > 1 || (L->n_cn == 0 && p->subject == SMKI_SUBJECT_DCCKI_CA))
+            ERR(L, "dccki.subject", "the subject has %zu CNs: a %s has %s", L->n_cn, p->title,
+                p->subject == SMKI_SUBJECT_DCCKI_CA ? "exactly one" : "at most one");
         if (p->subject == SMKI_SUBJECT_DCCKI_PARTY) {
             if (L->n_party != 1)
                 ERR(L, "dccki.party_signifier", "%zu Party Signifier attributes (%s): exactly one",
