@@ -43,6 +43,13 @@ for t in 1 2; do
   m=$("$BENCH" "$TOKEN_KEY" sign "$t" "$SECS" | awk '{print $3}')
   row "sign, SoftHSM key (libp11)" "$t" "$m" "$SB" "$(awk -v m="$m" -v t="$t" 'BEGIN{printf "target >= 15000/s per core: %.0f per core", m/t}')"
 done
+if [ -x "$BUILD/bin/bench_csr" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
+  for t in 1 2; do
+    if [ "$t" = 1 ]; then VB=$V1; else VB=$V2; fi
+    m=$(SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_csr" $((SECS * 12000)) "$t" | awk '{print $3}')
+    row "CSR intake (parse + PoP verify)" "$t" "$m" "$VB" "bound = verify; the real device CSR"
+  done
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."
