@@ -28,15 +28,13 @@ static int read_tlv(smki_cursor_t *c, const uint8_t *base, der_tlv *t, int stric
         ENSURE(n <= 4, SMKI_E_INPUT, "%zu-octet length at offset %zu", n, at);
         const uint8_t *o;
         GUARD(smki_cur_take(c, n, &o));
-        ENSURE(o[0] != 0 || !strict, SMKI_E_INPUT, "length at offset %zu has a leading zero octet (not minimal)",
-               at);
+        ENSURE(o[0] != 0 || !strict, SMKI_E_INPUT, "length at offset %zu has a leading zero octet (not minimal)", at);
         len = 0;
         for (size_t i = 0; i < n; i++) len = len << 8 | o[i];
         ENSURE(len >= 0x80 || !strict, SMKI_E_INPUT, "long-form length %zu at offset %zu where the short form fits",
                len, at);
     }
-    ENSURE(len <= c->left, SMKI_E_INPUT, "length %zu at offset %zu runs past the %zu octet(s) there", len, at,
-           c->left);
+    ENSURE(len <= c->left, SMKI_E_INPUT, "length %zu at offset %zu runs past the %zu octet(s) there", len, at, c->left);
     GUARD(smki_cur_sub(c, len, &t->body));
     t->total = offset_of(c->p, t->start);
     return 0;

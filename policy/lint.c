@@ -293,8 +293,8 @@ static void read_key(lint_t *L)
     }
     const ASN1_BIT_STRING *bits = X509_get0_pubkey_bitstr(L->x);
     if (pklen != 65 || pk[0] != 0x04 || (bits && (bits->flags & ASN1_STRING_FLAG_BITS_LEFT) && (bits->flags & 7))) {
-        ERR(L, "key.point", "public key is not an uncompressed P-256 point (65 octets from 04): %d octet(s)%s",
-            pklen, pklen == 33 ? ", compressed" : "");
+        ERR(L, "key.point", "public key is not an uncompressed P-256 point (65 octets from 04): %d octet(s)%s", pklen,
+            pklen == 33 ? ", compressed" : "");
         return;
     }
     if (!X509_get0_pubkey(L->x)) {
@@ -347,14 +347,14 @@ static int read_san(lint_t *L, const uint8_t *v, size_t len)
 }
 
 /* OpenSSL's decoders, with every octet of the value consumed. */
-#define DECODE(type, v, len, out)                                                 \
-    do {                                                                          \
-        const unsigned char *p_ = (v);                                            \
-        (out) = d2i_##type(NULL, &p_, (long)(len));                               \
-        if ((out) && p_ != (v) + (len)) {                                         \
-            type##_free(out);                                                     \
-            (out) = NULL;                                                         \
-        }                                                                         \
+#define DECODE(type, v, len, out)                                                                                      \
+    do {                                                                                                               \
+        const unsigned char *p_ = (v);                                                                                 \
+        (out) = d2i_##type(NULL, &p_, (long)(len));                                                                    \
+        if ((out) && p_ != (v) + (len)) {                                                                              \
+            type##_free(out);                                                                                          \
+            (out) = NULL;                                                                                              \
+        }                                                                                                              \
     } while (0)
 
 /* Decode the value again and re-encode it: a value OpenSSL reads but would encode
@@ -601,7 +601,8 @@ static smki_profile_id classify(lint_t *L, const char **why)
         if (ca) return L->self_issued ? SMKI_PROFILE_DCCKI_ROOT : SMKI_PROFILE_DCCKI_ICA;
         if (L->eku_server) return SMKI_PROFILE_DCCKI_SERVER;
         if (L->eku_client) return SMKI_PROFILE_DCCKI_CLIENT;
-        *why = "a DCCKI end-entity certificate (Party Signifier) without the serverAuth or clientAuth extended key usage";
+        *why =
+            "a DCCKI end-entity certificate (Party Signifier) without the serverAuth or clientAuth extended key usage";
         return SMKI_PROFILE_UNKNOWN;
     }
     if (ca) {
@@ -627,7 +628,8 @@ static void check_version_serial(lint_t *L)
     const ASN1_BIT_STRING *iuid = NULL, *suid = NULL;
     X509_get0_uids(L->x, &iuid, &suid);
     if (iuid || suid)
-        ERR(L, "cert.unique_id", "issuerUniqueID or subjectUniqueID present (RFC 5280 4.1.2.8: CAs must not generate them)");
+        ERR(L, "cert.unique_id",
+            "issuerUniqueID or subjectUniqueID present (RFC 5280 4.1.2.8: CAs must not generate them)");
 
     const ASN1_INTEGER *sn = X509_get0_serialNumber(L->x);
     int n = ASN1_STRING_length(sn);
@@ -745,8 +747,7 @@ static void check_key_usage(lint_t *L)
     if (p->id == SMKI_PROFILE_ORGANISATION && L->ou_is_role) {
         const smki_role_t *role = smki_role_by_code(L->ou_code);
         if (role && role->org_usages && (ku & (DS | KA) & ~role->org_usages))
-            ERR(L, "keyusage.role", "role %s (%s) certificates are digitalSignature only", role->name,
-                role->title);
+            ERR(L, "keyusage.role", "role %s (%s) certificates are digitalSignature only", role->name, role->title);
     }
 }
 
@@ -827,11 +828,12 @@ static void check_basic(lint_t *L)
         if (!L->basic.decoded) return;
         if (!L->ca) ERR(L, "basic.ca", "basicConstraints cA is FALSE on a %s", p->title);
         if (p->path_len >= 0 && (!L->has_pathlen || L->pathlen != p->path_len))
-            ERR(L, "basic.pathlen", "pathLenConstraint %s: %d required on a %s",
-                L->has_pathlen ? "differs" : "absent", p->path_len, p->title);
+            ERR(L, "basic.pathlen", "pathLenConstraint %s: %d required on a %s", L->has_pathlen ? "differs" : "absent",
+                p->path_len, p->title);
     } else if (p->basic == SMKI_BASIC_END_ENTITY && L->basic.present) {
         if (!L->basic.critical)
-            WARN(L, "basic.critical", "basicConstraints present but not critical (SMKI certificates carry it critical)");
+            WARN(L, "basic.critical",
+                 "basicConstraints present but not critical (SMKI certificates carry it critical)");
         if (L->basic.decoded && L->ca) ERR(L, "basic.ca", "basicConstraints cA is TRUE on a %s", p->title);
         if (L->basic.decoded && L->has_pathlen)
             ERR(L, "basic.pathlen", "pathLenConstraint on an end-entity certificate (RFC 5280 4.2.1.9)");
@@ -842,7 +844,8 @@ static void check_policies(lint_t *L)
 {
     const smki_profile *p = L->p;
     if (!L->policies.present) {
-        ERR(L, "policies.missing", "certificatePolicies absent: it must be present%s", p->policy_critical ? " and critical" : "");
+        ERR(L, "policies.missing", "certificatePolicies absent: it must be present%s",
+            p->policy_critical ? " and critical" : "");
         return;
     }
     if (p->policy_critical && !L->policies.critical) ERR(L, "policies.critical", "certificatePolicies is not critical");
@@ -854,10 +857,19 @@ static void check_policies(lint_t *L)
     if (!env || !p->policy || !L->policy_oid[0]) return;
     const char *want = NULL, *alt = NULL;
     switch (p->policy) {
-    case SMKI_POLICY_ORG: want = env->org_policy; break;
-    case SMKI_POLICY_DEVICE: want = env->device_policy; break;
-    case SMKI_POLICY_ROOT: want = env->org_policy; alt = env->device_policy; break;
-    case SMKI_POLICY_DCCKI: want = env->dccki_policy; break;
+    case SMKI_POLICY_ORG:
+        want = env->org_policy;
+        break;
+    case SMKI_POLICY_DEVICE:
+        want = env->device_policy;
+        break;
+    case SMKI_POLICY_ROOT:
+        want = env->org_policy;
+        alt = env->device_policy;
+        break;
+    case SMKI_POLICY_DCCKI:
+        want = env->dccki_policy;
+        break;
     }
     if (!want || !want[0]) return; /* not known in this environment */
     if (strcmp(L->policy_oid, want) != 0 && !(alt && alt[0] && strcmp(L->policy_oid, alt) == 0))
@@ -871,9 +883,11 @@ static void check_san(lint_t *L)
     int empty_subject = L->subject.n == 0;
     if (!L->san.present) {
         if (p->san == SMKI_SAN_HARDWARE_MODULE)
-            ERR(L, "san.missing", "subjectAltName absent: a device certificate names its device in a hardwareModuleName");
+            ERR(L, "san.missing",
+                "subjectAltName absent: a device certificate names its device in a hardwareModuleName");
         else if (p->san == SMKI_SAN_DNS_OR_IP)
-            ERR(L, "san.missing", "subjectAltName absent: a TLS server certificate names its host (dNSName or iPAddress)");
+            ERR(L, "san.missing",
+                "subjectAltName absent: a TLS server certificate names its host (dNSName or iPAddress)");
         return;
     }
     if (L->san_bad) {
@@ -881,7 +895,8 @@ static void check_san(lint_t *L)
         return;
     }
     if (p->san == SMKI_SAN_HARDWARE_MODULE) {
-        if (!L->san.critical) ERR(L, "san.critical", "subjectAltName is not critical (the subject is empty: RFC 5280 4.2.1.6)");
+        if (!L->san.critical)
+            ERR(L, "san.critical", "subjectAltName is not critical (the subject is empty: RFC 5280 4.2.1.6)");
         if (L->san_names != 1 || L->n_hw != 1) {
             ERR(L, "san.form", "subjectAltName holds %zu name(s): exactly one otherName hardwareModuleName (RFC 4108)",
                 L->san_names);
@@ -949,8 +964,8 @@ static void check_strings(lint_t *L)
         const attr_t *a = &s->a[i];
         if (oid_is(a, OID_UID, sizeof OID_UID)) continue;
         if (!is_string_tag(a->tag))
-            ERR(L, "subject.string", "a subject attribute is of ASN.1 type %u: UTF8String or PrintableString (RFC 5280 4.1.2.6)",
-                a->tag);
+            ERR(L, "subject.string",
+                "a subject attribute is of ASN.1 type %u: UTF8String or PrintableString (RFC 5280 4.1.2.6)", a->tag);
         else if (a->tag == 0x13 && L->p->pki == SMKI_PKI_SMKI && !oid_is(a, OID_C, sizeof OID_C))
             WARN(L, "subject.string", "subject attribute \"%s\" is a PrintableString: SMKI issues UTF8String",
                  shown(a->val, a->val_len).s);
@@ -965,13 +980,13 @@ static void check_subject(lint_t *L)
     if (!s->parsed) return;
     switch (p->subject) {
     case SMKI_SUBJECT_EMPTY:
-        if (s->n) ERR(L, "device.subject", "a device certificate's subject must be empty; it has %zu attribute(s)", s->n);
+        if (s->n)
+            ERR(L, "device.subject", "a device certificate's subject must be empty; it has %zu attribute(s)", s->n);
         return;
     case SMKI_SUBJECT_SMKI_CA:
         if (L->n_ou != 1 || L->n_cn != 1 || s->n != 2)
             ERR(L, "ca.subject", "a %s's subject is OU=<role>, CN=<name> and nothing else", p->title);
-        if (L->ou && (!L->ou_is_role || L->ou_code > 0xff ||
-                      !(smki_role_by_code(L->ou_code)->on & p->roles)))
+        if (L->ou && (!L->ou_is_role || L->ou_code > 0xff || !(smki_role_by_code(L->ou_code)->on & p->roles)))
             ERR(L, "ca.role", "OU \"%s\" is not %s", shown(L->ou->val, L->ou->val_len).s,
                 p->roles == SMKI_ROLE_ON_ROOT ? "00 (root)" : "07 (issuingAuthority)");
         break;
@@ -1012,13 +1027,14 @@ static void check_subject(lint_t *L)
                 p->subject == SMKI_SUBJECT_DCCKI_CA ? "exactly one" : "at most one");
         if (p->subject == SMKI_SUBJECT_DCCKI_PARTY) {
             if (L->n_party != 1)
-                ERR(L, "dccki.party_signifier", "%zu Party Signifier attributes (%s): exactly one",
-                    L->n_party, L->env ? L->env->party_signifier_attr : "2.5.4.97");
+                ERR(L, "dccki.party_signifier", "%zu Party Signifier attributes (%s): exactly one", L->n_party,
+                    L->env ? L->env->party_signifier_attr : "2.5.4.97");
             else if (!is_string_tag(L->party->tag) || L->party->val_len < 1 || L->party->val_len > 64)
                 ERR(L, "dccki.party_signifier", "the Party Signifier is not a string of 1 to 64 characters");
         }
         if (L->n_uid || L->n_other || (L->ou_is_role && L->ou_code <= 0xff))
-            ERR(L, "subject.attr", "the subject carries SMKI or unknown attributes (a role OU, x500UniqueIdentifier, ...)");
+            ERR(L, "subject.attr",
+                "the subject carries SMKI or unknown attributes (a role OU, x500UniqueIdentifier, ...)");
         break;
     default:
         return;
@@ -1043,16 +1059,36 @@ static void check_names(lint_t *L)
     if (!env) return;
     const char *issuer_names = NULL, *own_names = NULL;
     switch (p->id) {
-    case SMKI_PROFILE_SMKI_ROOT: own_names = env->root_name; break;
-    case SMKI_PROFILE_SMKI_OCA: issuer_names = env->root_name; own_names = env->oca_name; break;
-    case SMKI_PROFILE_SMKI_DCA: issuer_names = env->root_name; own_names = env->dca_name; break;
-    case SMKI_PROFILE_ORGANISATION: issuer_names = env->oca_name; break;
-    case SMKI_PROFILE_DEVICE: issuer_names = env->dca_name; break;
-    case SMKI_PROFILE_DCCKI_ROOT: own_names = env->dccki_root_name; break;
-    case SMKI_PROFILE_DCCKI_ICA: issuer_names = env->dccki_root_name; own_names = env->dccki_ica_name; break;
+    case SMKI_PROFILE_SMKI_ROOT:
+        own_names = env->root_name;
+        break;
+    case SMKI_PROFILE_SMKI_OCA:
+        issuer_names = env->root_name;
+        own_names = env->oca_name;
+        break;
+    case SMKI_PROFILE_SMKI_DCA:
+        issuer_names = env->root_name;
+        own_names = env->dca_name;
+        break;
+    case SMKI_PROFILE_ORGANISATION:
+        issuer_names = env->oca_name;
+        break;
+    case SMKI_PROFILE_DEVICE:
+        issuer_names = env->dca_name;
+        break;
+    case SMKI_PROFILE_DCCKI_ROOT:
+        own_names = env->dccki_root_name;
+        break;
+    case SMKI_PROFILE_DCCKI_ICA:
+        issuer_names = env->dccki_root_name;
+        own_names = env->dccki_ica_name;
+        break;
     case SMKI_PROFILE_DCCKI_SERVER:
-    case SMKI_PROFILE_DCCKI_CLIENT: issuer_names = env->dccki_ica_name; break;
-    default: break;
+    case SMKI_PROFILE_DCCKI_CLIENT:
+        issuer_names = env->dccki_ica_name;
+        break;
+    default:
+        break;
     }
     if (issuer_names && issuer_names[0] && L->issuer.parsed) {
         const attr_t *cn = name_first(&L->issuer, OID_CN, sizeof OID_CN);
@@ -1131,7 +1167,8 @@ static void check_validity(lint_t *L)
     if (why_a) ERR(L, "validity.encoding", "notAfter \"%s\": %s", shown(na->data, (size_t)na->length).s, why_a);
     if (p->validity == SMKI_VALIDITY_NO_EXPIRY &&
         !(ASN1_STRING_type(na) == V_ASN1_GENERALIZEDTIME && na->length == 15 && memcmp(na->data, NO_EXPIRY, 15) == 0))
-        ERR(L, "device.not_after", "notAfter \"%s\": a device certificate has GeneralizedTime " NO_EXPIRY " (no expiry)",
+        ERR(L, "device.not_after",
+            "notAfter \"%s\": a device certificate has GeneralizedTime " NO_EXPIRY " (no expiry)",
             shown(na->data, (size_t)na->length).s);
     if (why_b || why_a) return;
     if (when_cmp(&b, &a) > 0) {
@@ -1147,8 +1184,9 @@ static void check_validity(lint_t *L)
     when_t limit = b;
     limit.y += (int)years;
     if (when_cmp(&a, &limit) > 0)
-        ERR(L, "validity.period", "valid from %04d-%02d-%02d to %04d-%02d-%02d: more than the %u years environment %s allows a %s",
-            b.y, b.mo, b.d, a.y, a.mo, a.d, years, L->env->name, p->name);
+        ERR(L, "validity.period",
+            "valid from %04d-%02d-%02d to %04d-%02d-%02d: more than the %u years environment %s allows a %s", b.y, b.mo,
+            b.d, a.y, a.mo, a.d, years, L->env->name, p->name);
 }
 
 /* ---- Strict DER -------------------------------------------------------------------------- */
@@ -1168,8 +1206,8 @@ static void check_ext_defaults(lint_t *L, const uint8_t *tbs, size_t tbs_len)
         while (exts.body.left) {
             der_tlv ext, oid, crit;
             if (ber_read(&exts.body, tbs, &ext) < 0 || ber_read(&ext.body, tbs, &oid) < 0) return;
-            if (ext.body.left && ext.body.p[0] == 0x01 && ber_read(&ext.body, tbs, &crit) == 0 &&
-                crit.body.left == 1 && crit.body.p[0] == 0x00) {
+            if (ext.body.left && ext.body.p[0] == 0x01 && ber_read(&ext.body, tbs, &crit) == 0 && crit.body.left == 1 &&
+                crit.body.p[0] == 0x00) {
                 char name[OID_TEXT];
                 oid_tlv_text(&oid, name, 0);
                 ERR(L, "der.strict", "extension %s writes out critical FALSE, a DEFAULT that DER omits (X.690 11.5)",
@@ -1193,7 +1231,8 @@ static void check_der(lint_t *L, const uint8_t *der, size_t len, const uint8_t *
     out = NULL;
     n = i2d_re_X509_tbs(L->x, &out);
     if (n < 0 || (size_t)n != tbs_len || memcmp(out, tbs, tbs_len) != 0)
-        ERR(L, "der.strict", "the tbsCertificate is not DER (e.g. a DEFAULT value written out): encoding it again differs");
+        ERR(L, "der.strict",
+            "the tbsCertificate is not DER (e.g. a DEFAULT value written out): encoding it again differs");
     OPENSSL_free(out);
     check_ext_defaults(L, tbs, tbs_len);
     if (!name_is_der(X509_get_issuer_name(L->x))) ERR(L, "der.strict", "the issuer name is not DER");
@@ -1218,8 +1257,7 @@ static void lint_x509(lint_t *L, const smki_env *given)
     smki_lint_report *r = L->r;
     const unsigned char *nder = NULL;
     size_t nlen = 0;
-    if (X509_NAME_get0_der(X509_get_subject_name(L->x), &nder, &nlen) != 1 ||
-        name_parse(nder, nlen, &L->subject) < 0)
+    if (X509_NAME_get0_der(X509_get_subject_name(L->x), &nder, &nlen) != 1 || name_parse(nder, nlen, &L->subject) < 0)
         ERR(L, "der.parse", "the subject name does not parse: %s", smki_error_msg());
     if (X509_NAME_get0_der(X509_get_issuer_name(L->x), &nder, &nlen) != 1 || name_parse(nder, nlen, &L->issuer) < 0)
         ERR(L, "der.parse", "the issuer name does not parse: %s", smki_error_msg());

@@ -70,10 +70,10 @@ static void assert_errors(const smki_lint_report *r, const char *const *rules)
         fail();
     }
 }
-#define EXPECT(r, ...)                                                 \
-    do {                                                               \
-        static const char *const want_[] = {__VA_ARGS__, NULL};        \
-        assert_errors((r), want_);                                     \
+#define EXPECT(r, ...)                                                                                                 \
+    do {                                                                                                               \
+        static const char *const want_[] = {__VA_ARGS__, NULL};                                                        \
+        assert_errors((r), want_);                                                                                     \
     } while (0)
 
 static void assert_clean(const smki_lint_report *r, smki_profile_id profile)
@@ -169,21 +169,21 @@ static X509_NAME *name_build(const name_b *nm)
 }
 
 typedef struct {
-    const char *key;       /* "P-256", "P-384", "RSA" */
+    const char *key; /* "P-256", "P-384", "RSA" */
     name_b subject;
     name_b issuer;
     int self_signed;
     const char *not_before, *not_after; /* 13 characters: UTCTime; 15: GeneralizedTime */
-    const char *ku;        /* X509V3 configuration text, e.g. "critical,digitalSignature"; NULL: none */
-    int ski_len;           /* 8: method 2; 20: SHA-1 (OpenSSL's default); 0: none */
-    int aki;               /* keyIdentifier of the issuer, 8 octets */
-    const char *policies;  /* "critical,<OID>"; NULL: none */
-    const char *basic;     /* "critical,CA:TRUE,pathlen:0"; NULL: none */
-    const char *eku;       /* "serverAuth"; NULL: none */
-    const char *san;       /* "DNS:host"; NULL: none */
-    int hw_san;            /* hardwareModuleName SAN */
+    const char *ku;                     /* X509V3 configuration text, e.g. "critical,digitalSignature"; NULL: none */
+    int ski_len;                        /* 8: method 2; 20: SHA-1 (OpenSSL's default); 0: none */
+    int aki;                            /* keyIdentifier of the issuer, 8 octets */
+    const char *policies;               /* "critical,<OID>"; NULL: none */
+    const char *basic;                  /* "critical,CA:TRUE,pathlen:0"; NULL: none */
+    const char *eku;                    /* "serverAuth"; NULL: none */
+    const char *san;                    /* "DNS:host"; NULL: none */
+    int hw_san;                         /* hardwareModuleName SAN */
     int hw_san_critical;
-    size_t hw_len;         /* hwSerialNum octets */
+    size_t hw_len; /* hwSerialNum octets */
 } spec_t;
 
 static EVP_PKEY *ca_key;

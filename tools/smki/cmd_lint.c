@@ -110,9 +110,10 @@ static int lint_one(void *ctx, size_t index, const uint8_t *der, size_t len)
             printf("%s: clean (%s)\n", label, what);
         else
             printf("%s: %zu violation(s) (%s)\n", label, rep.errors, what);
-        for (size_t i = 0; i < rep.count; i++)
-            printf("    %s%s: %s\n", rep.findings[i].rule, rep.findings[i].level == SMKI_LINT_WARNING ? " (warning)" : "",
-                   rep.findings[i].message);
+        for (size_t i = 0; i < rep.count; i++) {
+            const smki_lint_finding *f = &rep.findings[i];
+            printf("    %s%s: %s\n", f->rule, f->level == SMKI_LINT_WARNING ? " (warning)" : "", f->message);
+        }
         if (rep.errors + rep.warnings > rep.count)
             printf("    ... and %zu more\n", rep.errors + rep.warnings - rep.count);
     }
