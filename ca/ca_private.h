@@ -1,0 +1,60 @@
+/* What ca's files share and nobody else sees: the certificate assembler the issuer
+ * and the ceremony both use, and the store record codecs. */
+#ifndef SMKI_CA_PRIVATE_H
+#define SMKI_CA_PRIVATE_H
+
+#include "ca.h"
+
+/* The fixed encodings of the P-256 suite (RFC 5480, RFC 5758). */
+extern const uint8_t CA_ALG_ECDSA_SHA256[12];  /* AlgorithmIdentifier, parameters absent */
+extern const uint8_t CA_SPKI_P256_PREFIX[26];  /* SubjectPublicKeyInfo up to the point */
+
+/* Everything one certificate is made of. The assembler writes the extensions in the
+ * order the RTDS certificates use (keystore/00db1234567890a0-ds.pem,
+ * 90b3d51f30010000-ds.pem): keyUsage, subjectKeyIdentifier, then subjectAltName
+ * (device) or basicConstraints (CA), certificatePolicies, authorityKeyIdentifier. */
+typedef struct {
+    smki_profile_id profile;
+    const uint8_t *serial;               /* SMKI_SERIAL_LEN */
+    const uint8_t *issuer;               /* Name, DER */
+    size_t issuer_len;
+    int64_t not_before, not_after;       /* not_after < 0: 99991231235959Z */
+    const uint8_t *subject;              /* Name, DER */
+    size_t subject_len;
+    const uint8_t *spki;                 /* SubjectPublicKeyInfo, DER, copied as is */
+    size_t spki_len;
+    unsigned ku;                         /* SMKI_KU_* bits */
+    const uint8_t *ski;                  /* SMKI_KEYID_LEN */
+    const uint8_t *aki;                  /* SMKI_KEYID_LEN, or NULL: absent (a root) */
+    int basic;                           /* 0 absent; 1 cA TRUE; 2 cA TRUE, pathLen 0 */
+    const uint8_t *policy;               /* OID contents octets */
+    size_t policy_len;
+    int policy_critical;
+    const uint8_t *hw_type;              /* device: OID contents octets of hwType */
+    size_t hw_type_len;
+    const uint8_t *hw_serial;            /* device: 8 octets, the Device ID */
+} ca_tbs;
+
+/* tbsCertificate, then the signature with key, into out (cap octets). */
+int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
+/* RFC 5280 4.2.1.2 method 2: 0x4 nibble, then the low 60 bits of SHA-1 of the point. */
+void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN]);
+/* A Name of UTF8String attributes: OU=<ou>, CN=<cn> (SMKI CAs; either may be NULL)
+ * or CN=<cn> (DCCKI CAs). */
+int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len);
+/* Lint der in env: clean and of profile `want`, else SMKI_E_INTERNAL naming the rules. */
+int ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_profile_id want, smki_lint_report *rep);
+/* Serial: 16 octets from the CSPRNG (or the test hook), positive, first octet non-zero. */
+int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed);
+/* Is a CN acceptable: 1..64 characters, printable UTF-8 without controls. */
+int ca_check_cn(const char *cn, const char *what);
+
+/* ---- Store records (ca_store.c) ------------------------------------------------------ */
+#define CA_CERT_KEY_LEN (SMKI_KEYID_LEN + SMKI_SERIAL_LEN)
+void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN]);
+int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len);
+int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out);
+/* The "cas" record of a CA; put in the ceremony's transaction. */
+int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
+
+#endif

@@ -1,0 +1,536 @@
+/* The CA's records in the store: every certificate under issuer SKI || serial with
+ * its indices (serial, subject EUI-64, SKI, role, key usage, environment, status),
+ * and the CAs of each hierarchy with the environment they were made in. Records are
+ * small versioned binary encodings read back through the bounded cursor: the store
+ * is ours, but a damaged one is reported, not trusted. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ca_private.h"
+
+#define CERT_RECORD_VERSION 1
+#define CA_RECORD_VERSION 1
+#define FLAG_HAS_EUI 0x01
+#define FLAG_HAS_ROLE 0x02
+
+static const char *const DB_NAMES[] = {"certs", "by_serial", "by_eui", "by_ski", "by_role",
+                                       "by_usage", "by_env", "by_status", "cas"};
+
+int smki_ca_db_open(smki_store *s, smki_ca_db *out)
+{
+    ENSURE(s && out, SMKI_E_INTERNAL, "smki_ca_db_open: no store");
+    memset(out, 0, sizeof *out);
+    out->store = s;
+    smki_db *dbs[] = {&out->certs,  &out->by_serial, &out->by_eui,    &out->by_ski, &out->by_role,
+                      &out->by_usage, &out->by_env,  &out->by_status, &out->cas};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        int is_index = strncmp(DB_NAMES[i], "by_", 3) == 0;
+        GUARD(smki_store_db(s, DB_NAMES[i], is_index ? SMKI_DB_DUPSORT : 0, dbs[i]));
+    }
+    return 0;
+}
+
+/* ---- Names ------------------------------------------------------------------------------ */
+
+static const char *const KIND_NAMES[SMKI_CA_KIND_COUNT] = {"smki-root", "smki-oca", "smki-dca", "dccki-root",
+                                                           "dccki-ica"};
+static const smki_profile_id KIND_PROFILES[SMKI_CA_KIND_COUNT] = {
+    SMKI_PROFILE_SMKI_ROOT, SMKI_PROFILE_SMKI_OCA, SMKI_PROFILE_SMKI_DCA, SMKI_PROFILE_DCCKI_ROOT,
+    SMKI_PROFILE_DCCKI_ICA};
+
+const char *smki_ca_kind_name(smki_ca_kind k)
+{
+    return (unsigned)k < SMKI_CA_KIND_COUNT ? KIND_NAMES[k] : "unknown";
+}
+
+smki_profile_id smki_ca_kind_profile(smki_ca_kind k)
+{
+    return (unsigned)k < SMKI_CA_KIND_COUNT ? KIND_PROFILES[k] : SMKI_PROFILE_UNKNOWN;
+}
+
+static const struct {
+    smki_cert_status status;
+    const char *name;
+} STATUSES[] = {
+    {SMKI_STATUS_PENDING, "pending"}, {SMKI_STATUS_IN_USE, "in-use"},   {SMKI_STATUS_NOT_IN_USE, "not-in-use"},
+    {SMKI_STATUS_EXPIRED, "expired"}, {SMKI_STATUS_REVOKED, "revoked"},
+};
+
+const char *smki_cert_status_name(int status)
+{
+    for (size_t i = 0; i < sizeof STATUSES / sizeof STATUSES[0]; i++)
+        if ((int)STATUSES[i].status == status) return STATUSES[i].name;
+    return NULL;
+}
+
+int smki_cert_status_parse(const char *text, smki_cert_status *out)
+{
+    for (size_t i = 0; text && i < sizeof STATUSES / sizeof STATUSES[0]; i++)
+        if (strcmp(text, STATUSES[i].name) == 0 || (text[0] == (char)STATUSES[i].status && !text[1])) {
+            *out = STATUSES[i].status;
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a certificate status: P pending, I in-use, N not-in-use, E expired, "
+                                   "R revoked",
+                     text ? text : "");
+}
+
+/* ---- Certificate records ------------------------------------------------------------------ */
+
+void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
+{
+    memcpy(key, c->issuer_ski, SMKI_KEYID_LEN);
+    memcpy(key + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
+}
+
+static void put_be64(uint8_t *p, int64_t v)
+{
+    uint64_t u = (uint64_t)v;
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (56 - 8 * i));
+}
+
+#define CERT_FIXED 38 /* version .. not_after */
+
+int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
+{
+    size_t env_len = strnlen(c->env, sizeof c->env);
+    ENSURE(env_len < sizeof c->env && c->der_len <= SMKI_CERT_DER_MAX, SMKI_E_INTERNAL, "certificate record fields");
+    size_t need = CERT_FIXED + 1 + env_len + 2 + c->der_len;
+    ENSURE(need <= cap, SMKI_E_INTERNAL, "a certificate record of %zu octets", need);
+    uint8_t *p = out;
+    p[0] = CERT_RECORD_VERSION;
+    p[1] = (uint8_t)c->status;
+    p[2] = (uint8_t)c->profile;
+    p[3] = (uint8_t)c->usage;
+    p[4] = c->role >= 0 ? (uint8_t)c->role : 0;
+    p[5] = (uint8_t)((c->has_eui ? FLAG_HAS_EUI : 0) | (c->role >= 0 ? FLAG_HAS_ROLE : 0));
+    memcpy(p + 6, c->has_eui ? c->eui.b : (const uint8_t *)"\0\0\0\0\0\0\0\0", 8);
+    memcpy(p + 14, c->ski, SMKI_KEYID_LEN);
+    put_be64(p + 22, c->not_before);
+    put_be64(p + 30, c->not_after);
+    p += CERT_FIXED;
+    *p++ = (uint8_t)env_len;
+    memcpy(p, c->env, env_len);
+    p += env_len;
+    *p++ = (uint8_t)(c->der_len >> 8);
+    *p++ = (uint8_t)c->der_len;
+    memcpy(p, c->der, c->der_len);
+    *len = need;
+    return 0;
+}
+
+int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
+{
+    smki_cursor_t c = smki_cursor(val, len);
+    uint8_t version, status, profile, usage, role, flags, env_len;
+    uint16_t der_len;
+    uint64_t nb, na;
+    memset(out, 0, offsetof(smki_cert, der));
+    memcpy(out->issuer_ski, key, SMKI_KEYID_LEN);
+    memcpy(out->serial, key + SMKI_KEYID_LEN, SMKI_SERIAL_LEN);
+    int rc = smki_cur_u8(&c, &version);
+    if (rc == 0 && version != CERT_RECORD_VERSION)
+        return SMKI_FAIL(SMKI_E_CORRUPT, "certificate record of version %u: this smki reads version %d", version,
+                         CERT_RECORD_VERSION);
+    if (rc == 0) rc = smki_cur_u8(&c, &status);
+    if (rc == 0) rc = smki_cur_u8(&c, &profile);
+    if (rc == 0) rc = smki_cur_u8(&c, &usage);
+    if (rc == 0) rc = smki_cur_u8(&c, &role);
+    if (rc == 0) rc = smki_cur_u8(&c, &flags);
+    if (rc == 0) rc = smki_cur_copy(&c, out->eui.b, 8);
+    if (rc == 0) rc = smki_cur_copy(&c, out->ski, SMKI_KEYID_LEN);
+    if (rc == 0) rc = smki_cur_u64be(&c, &nb);
+    if (rc == 0) rc = smki_cur_u64be(&c, &na);
+    if (rc == 0) rc = smki_cur_u8(&c, &env_len);
+    if (rc == 0 && env_len >= sizeof out->env) rc = -1;
+    if (rc == 0) rc = smki_cur_copy(&c, out->env, env_len);
+    if (rc == 0) rc = smki_cur_u16be(&c, &der_len);
+    if (rc == 0 && der_len > SMKI_CERT_DER_MAX) rc = -1;
+    if (rc == 0) rc = smki_cur_copy(&c, out->der, der_len);
+    if (rc < 0 || c.left || profile >= SMKI_PROFILE_COUNT || !smki_cert_status_name(status))
+        return SMKI_FAIL(SMKI_E_CORRUPT, "a certificate record in the store is damaged (%zu octets)", len);
+    out->status = (smki_cert_status)status;
+    out->profile = (smki_profile_id)profile;
+    out->usage = usage;
+    out->role = (flags & FLAG_HAS_ROLE) ? role : -1;
+    out->has_eui = (flags & FLAG_HAS_EUI) != 0;
+    out->not_before = (int64_t)nb;
+    out->not_after = (int64_t)na;
+    out->der_len = der_len;
+    return 0;
+}
+
+/* The record and its indices, through either a transaction or a batch. */
+typedef int (*put_fn)(void *where, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                      unsigned flags);
+
+static int put_txn(void *where, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                   unsigned flags)
+{
+    return smki_txn_put(where, db, key, klen, val, vlen, flags);
+}
+
+static int put_batch(void *where, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                     unsigned flags)
+{
+    return smki_batch_put(where, db, key, klen, val, vlen, flags);
+}
+
+static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_cert *c)
+{
+    uint8_t key[CA_CERT_KEY_LEN], rec[CERT_FIXED + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX];
+    size_t rec_len;
+    ca_cert_key(c, key);
+    GUARD(ca_cert_encode(c, rec, sizeof rec, &rec_len));
+    /* NOOVERWRITE: a serial is unique per issuer, and the store is what enforces it. */
+    int rc = put(where, db->certs, key, sizeof key, rec, rec_len, SMKI_PUT_NOOVERWRITE);
+    if (rc == SMKI_E_EXISTS) {
+        char hex[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(c->serial, SMKI_SERIAL_LEN, hex, 0);
+        return SMKI_FAIL(SMKI_E_EXISTS, "serial %s is already used by this issuer: refused by the store", hex);
+    }
+    GUARD(rc);
+    uint8_t role = (uint8_t)c->role, usage = (uint8_t)c->usage, status = (uint8_t)c->status;
+    GUARD(put(where, db->by_serial, c->serial, SMKI_SERIAL_LEN, key, sizeof key, 0));
+    if (c->has_eui) GUARD(put(where, db->by_eui, c->eui.b, 8, key, sizeof key, 0));
+    GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
+    if (c->role >= 0) GUARD(put(where, db->by_role, &role, 1, key, sizeof key, 0));
+    GUARD(put(where, db->by_usage, &usage, 1, key, sizeof key, 0));
+    GUARD(put(where, db->by_env, c->env, strlen(c->env), key, sizeof key, 0));
+    GUARD(put(where, db->by_status, &status, 1, key, sizeof key, 0));
+    return 0;
+}
+
+int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c)
+{
+    return cert_put(put_txn, t, db, c);
+}
+
+int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
+{
+    return cert_put(put_batch, b, db, c);
+}
+
+typedef struct {
+    const smki_ca_db *db;
+    const uint8_t *key;
+    smki_cert *out;
+} get_arg;
+
+static int get_one(smki_txn *t, void *arg)
+{
+    get_arg *a = arg;
+    const void *val;
+    size_t vlen;
+    GUARD(smki_txn_get(t, a->db->certs, a->key, CA_CERT_KEY_LEN, &val, &vlen));
+    return ca_cert_decode(a->key, val, vlen, a->out);
+}
+
+int smki_ca_cert_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
+                     smki_cert *out)
+{
+    uint8_t key[CA_CERT_KEY_LEN];
+    memcpy(key, issuer_ski, SMKI_KEYID_LEN);
+    memcpy(key + SMKI_KEYID_LEN, serial, SMKI_SERIAL_LEN);
+    get_arg a = {db, key, out};
+    int rc = smki_store_read(db->store, get_one, &a);
+    if (rc == SMKI_E_NOTFOUND) {
+        char hex[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(serial, SMKI_SERIAL_LEN, hex, 0);
+        return SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s from that issuer", hex);
+    }
+    return rc;
+}
+
+/* ---- Queries ------------------------------------------------------------------------------ */
+
+typedef struct {
+    smki_ca_db *db;
+    const smki_ca_query *q;
+    smki_cert_fn_t fn;
+    void *arg;
+    smki_txn *txn;
+    size_t exact_len; /* an index key must be exactly this long (prefix scans see longer ones) */
+    smki_cert *cert;  /* one buffer for every match */
+} find_ctx;
+
+static int matches(const smki_ca_query *q, const smki_cert *c)
+{
+    if (q->env && strcmp(q->env, c->env) != 0) return 0;
+    if (q->eui && (!c->has_eui || memcmp(q->eui->b, c->eui.b, 8) != 0)) return 0;
+    if (q->ski && memcmp(q->ski, c->ski, SMKI_KEYID_LEN) != 0) return 0;
+    if (q->serial && memcmp(q->serial, c->serial, SMKI_SERIAL_LEN) != 0) return 0;
+    if (q->issuer_ski && memcmp(q->issuer_ski, c->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    if (q->role >= 0 && q->role != c->role) return 0;
+    if (q->usage >= 0 && q->usage != c->usage) return 0;
+    if (q->status && q->status != (int)c->status) return 0;
+    if (q->profile != SMKI_PROFILE_UNKNOWN && q->profile != c->profile) return 0;
+    return 1;
+}
+
+static int visit_record(find_ctx *f, const uint8_t *key, const void *val, size_t vlen)
+{
+    GUARD(ca_cert_decode(key, val, vlen, f->cert));
+    if (!matches(f->q, f->cert)) return 0;
+    return f->fn(f->cert, f->arg);
+}
+
+static int on_cert(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    find_ctx *f = arg;
+    ENSURE(klen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "a certificate key of %zu octets in the store", klen);
+    return visit_record(f, key, val, vlen);
+}
+
+static int on_index(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    find_ctx *f = arg;
+    (void)key;
+    if (klen != f->exact_len) return 0; /* a longer key that merely starts the same */
+    ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
+    const void *rec;
+    size_t rlen;
+    int rc = smki_txn_get(f->txn, f->db->certs, val, CA_CERT_KEY_LEN, &rec, &rlen);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
+    GUARD(rc);
+    return visit_record(f, val, rec, rlen);
+}
+
+static int find_in(smki_txn *t, void *arg)
+{
+    find_ctx *f = arg;
+    const smki_ca_query *q = f->q;
+    f->txn = t;
+    uint8_t one;
+    smki_db db;
+    const void *key = NULL;
+    size_t klen = 0;
+    /* The most selective index the query names. */
+    if (q->serial) {
+        db = f->db->by_serial, key = q->serial, klen = SMKI_SERIAL_LEN;
+    } else if (q->eui) {
+        db = f->db->by_eui, key = q->eui->b, klen = 8;
+    } else if (q->ski) {
+        db = f->db->by_ski, key = q->ski, klen = SMKI_KEYID_LEN;
+    } else if (q->issuer_ski) {
+        return smki_txn_scan(t, f->db->certs, q->issuer_ski, SMKI_KEYID_LEN, on_cert, f);
+    } else if (q->role >= 0) {
+        one = (uint8_t)q->role;
+        db = f->db->by_role, key = &one, klen = 1;
+    } else if (q->env) {
+        db = f->db->by_env, key = q->env, klen = strlen(q->env);
+    } else if (q->status) {
+        one = (uint8_t)q->status;
+        db = f->db->by_status, key = &one, klen = 1;
+    } else if (q->usage >= 0) {
+        one = (uint8_t)q->usage;
+        db = f->db->by_usage, key = &one, klen = 1;
+    } else {
+        return smki_txn_scan(t, f->db->certs, NULL, 0, on_cert, f);
+    }
+    if (klen == 0) return 0;
+    f->exact_len = klen;
+    return smki_txn_scan(t, db, key, klen, on_index, f);
+}
+
+int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)
+{
+    ENSURE(db && q && fn, SMKI_E_INTERNAL, "smki_ca_find: missing argument");
+    smki_cert *cert = malloc(sizeof *cert);
+    ENSURE(cert, SMKI_E_NOMEM, "out of memory");
+    find_ctx f = {db, q, fn, arg, NULL, 0, cert};
+    int rc = smki_store_read(db->store, find_in, &f);
+    free(cert);
+    return rc;
+}
+
+typedef struct {
+    const smki_ca_db *db;
+    size_t *n;
+} count_arg;
+
+static int count_in(smki_txn *t, void *arg)
+{
+    count_arg *a = arg;
+    return smki_txn_count(t, a->db->certs, a->n);
+}
+
+int smki_ca_count(smki_ca_db *db, size_t *n)
+{
+    count_arg a = {db, n};
+    return smki_store_read(db->store, count_in, &a);
+}
+
+/* ---- CA records -------------------------------------------------------------------------- */
+
+static int ca_key(const char *env, smki_ca_kind kind, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", env, smki_ca_kind_name(kind));
+    ENSURE(n > 0 && (size_t)n < cap && (unsigned)kind < SMKI_CA_KIND_COUNT, SMKI_E_USAGE, "CA name for '%.32s'", env);
+    return 0;
+}
+
+int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
+{
+    char key[96];
+    GUARD(ca_key(r->env, r->kind, key, sizeof key));
+    size_t ref_len = strlen(r->key_ref), env_len = strlen(r->env_text);
+    uint8_t rec[1 + 1 + 2 + SMKI_KEY_URI_MAX + 2 + sizeof r->env_text + CA_CERT_KEY_LEN];
+    ENSURE(ref_len < SMKI_KEY_URI_MAX && env_len < sizeof r->env_text, SMKI_E_INTERNAL, "CA record fields");
+    size_t n = 0;
+    rec[n++] = CA_RECORD_VERSION;
+    rec[n++] = (uint8_t)r->kind;
+    rec[n++] = (uint8_t)(ref_len >> 8);
+    rec[n++] = (uint8_t)ref_len;
+    memcpy(rec + n, r->key_ref, ref_len);
+    n += ref_len;
+    rec[n++] = (uint8_t)(env_len >> 8);
+    rec[n++] = (uint8_t)env_len;
+    memcpy(rec + n, r->env_text, env_len);
+    n += env_len;
+    ca_cert_key(&r->cert, rec + n);
+    n += CA_CERT_KEY_LEN;
+    int rc = smki_txn_put(t, db->cas, key, strlen(key), rec, n, SMKI_PUT_NOOVERWRITE);
+    if (rc == SMKI_E_EXISTS)
+        return SMKI_FAIL(SMKI_E_EXISTS, "the %s CA of environment %s exists: a CA is never replaced",
+                         smki_ca_kind_name(r->kind), r->env);
+    GUARD(rc);
+    return smki_ca_cert_put(t, db, &r->cert);
+}
+
+typedef struct {
+    const smki_ca_db *db;
+    const char *key;
+    smki_ca_record *out;
+} ca_get_arg;
+
+static int ca_get_in(smki_txn *t, void *arg)
+{
+    ca_get_arg *a = arg;
+    const void *val;
+    size_t vlen;
+    GUARD(smki_txn_get(t, a->db->cas, a->key, strlen(a->key), &val, &vlen));
+    smki_cursor_t c = smki_cursor(val, vlen);
+    uint8_t version, kind;
+    uint16_t ref_len, env_len;
+    const uint8_t *cert_key;
+    smki_ca_record *r = a->out;
+    int rc = smki_cur_u8(&c, &version);
+    if (rc == 0 && version != CA_RECORD_VERSION)
+        return SMKI_FAIL(SMKI_E_CORRUPT, "CA record %s of version %u: this smki reads version %d", a->key, version,
+                         CA_RECORD_VERSION);
+    if (rc == 0) rc = smki_cur_u8(&c, &kind);
+    if (rc == 0) rc = smki_cur_u16be(&c, &ref_len);
+    if (rc == 0 && ref_len >= sizeof r->key_ref) rc = -1;
+    if (rc == 0) rc = smki_cur_copy(&c, r->key_ref, ref_len);
+    if (rc == 0) rc = smki_cur_u16be(&c, &env_len);
+    if (rc == 0 && env_len >= sizeof r->env_text) rc = -1;
+    if (rc == 0) rc = smki_cur_copy(&c, r->env_text, env_len);
+    if (rc == 0) rc = smki_cur_take(&c, CA_CERT_KEY_LEN, &cert_key);
+    if (rc < 0 || c.left || kind >= SMKI_CA_KIND_COUNT)
+        return SMKI_FAIL(SMKI_E_CORRUPT, "CA record %s in the store is damaged", a->key);
+    r->key_ref[ref_len] = '\0';
+    r->env_text[env_len] = '\0';
+    r->kind = (smki_ca_kind)kind;
+    const void *cval;
+    size_t clen;
+    rc = smki_txn_get(t, a->db->certs, cert_key, CA_CERT_KEY_LEN, &cval, &clen);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "CA record %s names a certificate the store lacks", a->key);
+    GUARD(rc);
+    return ca_cert_decode(cert_key, cval, clen, &r->cert);
+}
+
+int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out)
+{
+    char key[96];
+    GUARD(ca_key(env, kind, key, sizeof key));
+    memset(out, 0, offsetof(smki_ca_record, cert));
+    snprintf(out->env, sizeof out->env, "%s", env);
+    ca_get_arg a = {db, key, out};
+    int rc = smki_store_read(db->store, ca_get_in, &a);
+    if (rc == SMKI_E_NOTFOUND)
+        return SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA", env, smki_ca_kind_name(kind));
+    return rc;
+}
+
+int smki_ca_env_get(smki_ca_db *db, const char *env, smki_env *out)
+{
+    smki_ca_record *r = malloc(sizeof *r);
+    ENSURE(r, SMKI_E_NOMEM, "out of memory");
+    int rc = SMKI_E_NOTFOUND;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT && rc == SMKI_E_NOTFOUND; k++) rc = smki_ca_get(db, env, (smki_ca_kind)k, r);
+    if (rc == SMKI_E_NOTFOUND) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA in this store", env);
+    smki_conf *conf = NULL;
+    if (rc == 0) rc = smki_conf_parse((const uint8_t *)r->env_text, strlen(r->env_text), "the store's CA record", &conf);
+    if (rc == 0) rc = smki_env_load(env, conf, out);
+    if (rc < 0 && rc != SMKI_E_NOTFOUND) smki_error_wrap("environment %s as its ceremony recorded it", env);
+    smki_conf_free(conf);
+    free(r);
+    return rc;
+}
+
+/* ---- The environment as configuration ------------------------------------------------------ */
+
+typedef struct {
+    char *p;
+    size_t cap, len;
+    int overflow;
+} text_w;
+
+static void tw(text_w *w, const char *key, const char *val)
+{
+    int n = snprintf(w->p + w->len, w->cap - w->len, "%s = %s\n", key, val);
+    if (n < 0 || (size_t)n >= w->cap - w->len) {
+        w->overflow = 1;
+        return;
+    }
+    w->len += (size_t)n;
+}
+
+int smki_env_to_conf(const smki_env *e, char *out, size_t cap)
+{
+    ENSURE(cap > 0, SMKI_E_INTERNAL, "no room");
+    text_w w = {out, cap, 0, 0};
+    int n = snprintf(out, cap, "[env.%s]\n", e->name);
+    ENSURE(n > 0 && (size_t)n < cap, SMKI_E_INTERNAL, "environment text does not fit");
+    w.len = (size_t)n;
+    /* Keys that may not be empty are written only when set (a placeholder stays one). */
+    const struct {
+        const char *key, *val;
+        int may_be_empty;
+    } T[] = {
+        {"org_policy", e->org_policy, 0},         {"device_policy", e->device_policy, 0},
+        {"hw_type", e->hw_type, 0},               {"dccki_policy", e->dccki_policy, 1},
+        {"party_signifier_attr", e->party_signifier_attr, 0},
+        {"root_name", e->root_name, 1},           {"oca_name", e->oca_name, 1},
+        {"dca_name", e->dca_name, 1},             {"dccki_root_name", e->dccki_root_name, 1},
+        {"dccki_ica_name", e->dccki_ica_name, 1}, {"token", e->token, 0},
+        {"trust_store", e->trust_store, 0},
+    };
+    for (size_t i = 0; i < sizeof T / sizeof T[0]; i++)
+        if (T[i].val[0] || T[i].may_be_empty) tw(&w, T[i].key, T[i].val);
+    for (size_t id = 1; id < SMKI_PROFILE_COUNT; id++) {
+        char key[64], val[16];
+        snprintf(key, sizeof key, "%s_years", smki_profile_get((smki_profile_id)id)->name);
+        for (char *k = key; *k; k++)
+            if (*k == '-') *k = '_';
+        snprintf(val, sizeof val, "%u", e->years[id]);
+        tw(&w, key, val);
+    }
+    char val[16];
+    snprintf(val, sizeof val, "%u", e->org_long_years);
+    tw(&w, "organisation_long_years", val);
+    char roles[256] = "";
+    size_t k = 0;
+    for (unsigned code = 0; code < 256; code++)
+        if (e->org_long_roles[code / 8] & (1u << (code % 8))) {
+            char hex[SMKI_ROLE_TEXT_MAX];
+            smki_role_format((uint8_t)code, hex);
+            k += (size_t)snprintf(roles + k, sizeof roles - k, "%s%s", k ? ", " : "", hex);
+            if (k >= sizeof roles - 8) break;
+        }
+    tw(&w, "organisation_long_roles", roles);
+    ENSURE(!w.overflow, SMKI_E_INTERNAL, "environment %s does not fit in %zu octets of text", e->name, cap);
+    return 0;
+}
