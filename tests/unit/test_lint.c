@@ -468,7 +468,7 @@ static void lint_keystore(const smki_env *env)
     while ((e = readdir(d)) != NULL) {
         size_t n = strlen(e->d_name);
         if (n < 5 || strcmp(e->d_name + n - 4, ".pem") != 0) continue;
-        char file[1400];
+        char file[sizeof path + 258];
         snprintf(file, sizeof file, "%s/%s", path, e->d_name);
         uint8_t *data = NULL;
         size_t len = 0, certs = 0, others = 0;
