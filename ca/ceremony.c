@@ -236,15 +236,16 @@ static int plan_check_keys(plan_t *P, const smki_ca_init_opts *o, smki_ca_init_r
         for (size_t i = 0; i < P->n; i++) {
             plan_ca *c = &P->ca[i];
             if (c->exists || !c->generate) continue;
+            char setting[128];
+            kind_key(c->kind, "key", P->env.name, setting, sizeof setting);
             for (size_t k = 0; k < n; k++)
                 if (strcmp(keys[k].label, c->key_ref) == 0) {
                     free(keys);
                     return SMKI_FAIL(SMKI_E_EXISTS,
                                      "key '%s' is already on token '%s' but environment %s has no %s CA: a half-made "
-                                     "ceremony or a label in use. Nothing was changed; choose another label (%s_key "
-                                     "under [ca.%s]) or remove that key",
-                                     c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind),
-                                     smki_ca_kind_name(c->kind), P->env.name);
+                                     "ceremony or a label in use. Nothing was changed; choose another label (%s "
+                                     "in the ceremony configuration) or remove that key",
+                                     c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind), setting);
                 }
         }
         free(keys);
