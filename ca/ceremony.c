@@ -230,6 +230,9 @@ static int plan_check_keys(plan_t *P, const smki_ca_init_opts *o, smki_ca_init_r
                              P->token, P->env.name, P->token, P->env.name);
         }
         GUARD(rc);
+        ENSURE(o->hsm && o->hsm->pin, SMKI_E_USAGE,
+               "generating the CA keys in token '%s' needs its user PIN: set SMKI_PIN or give --pin-file FILE",
+               P->token);
         smki_key_info *keys = NULL;
         size_t n = 0;
         GUARD(smki_key_list(o->hsm, P->token, &keys, &n));

@@ -11,5 +11,6 @@ int cmd_verify(smki_cli *c, int argc, char **argv);
 int cmd_eui64(smki_cli *c, int argc, char **argv);
 int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
+int cmd_ca(smki_cli *c, int argc, char **argv);
 
 #endif

@@ -1,0 +1,645 @@
+/* smki ca: the certificate authority. A hierarchy made in a ceremony (init), device
+ * and organisation certificates issued from CSRs (issue), and the store's records
+ * (list, show). Argument parsing and output only: the work is in ca/. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "ca/ca.h"
+#include "commands.h"
+
+static const char ABOUT[] =
+    "smki ca: the certificate authority of SMKI and DCCKI.\n"
+    "\n"
+    "Each environment (test, production, or one you define) has its own hierarchy: an\n"
+    "SMKI root with an organisation CA (OCA) and a device CA (DCA) under it, and a DCCKI\n"
+    "root with its issuing CA. Test certificates come only from the test hierarchy and\n"
+    "production ones only from production's: different keys, different policy OIDs, so\n"
+    "neither trust store validates the other's certificates.\n"
+    "\n"
+    "Start with 'smki ca init --env test', then 'smki ca issue --env test --csr FILE\n"
+    "--out FILE'. Every certificate is checked against its profile (the same rules as\n"
+    "'smki lint') before it is released, and recorded in the store.";
+
+static const char INIT_HELP[] =
+    "Usage: smki ca init --env ENV [--config FILE]\n"
+    "\n"
+    "The CA ceremony: build ENV's hierarchy from one reviewable configuration file\n"
+    "(docs/ca-ceremony.conf explains every setting; without --config, smki.conf in the\n"
+    "home is read):\n"
+    "  smki-root   SMKI root, self-signed        OU=00, CN=<root name>\n"
+    "  smki-oca    organisation CA, under it     OU=07, CN=<OCA name>, the org/CA policy\n"
+    "  smki-dca    device CA, under it           OU=07, CN=<DCA name>, the device policy\n"
+    "  dccki-root  DCCKI root, self-signed       CN=<name>, the DCCKI policy\n"
+    "  dccki-ica   DCCKI issuing CA, under it    CN=<name>, pathLen 0\n"
+    "Keys are generated inside the environment's token (ENV's token setting: smki-test\n"
+    "for test), never extractable; a missing token is created when the SO PIN is at hand\n"
+    "(SMKI_SO_PIN or --so-pin-file). Certificates go to the store, to\n"
+    "<home>/ca/ENV/<name>.pem, and the roots also to ENV's trust store folder.\n"
+    "\n"
+    "Safe to run again: a CA that exists is reported as 'exists' and never replaced.\n"
+    "Refused, with nothing written: an unknown environment; production (or any) whose\n"
+    "policy OIDs are still placeholders; a CA name the environment does not list; a key\n"
+    "label already on the token without its CA.\n"
+    "\n"
+    "Needs the user PIN (SMKI_PIN or --pin-file) for token keys.\n"
+    "\n"
+    "Examples:\n"
+    "  smki ca init --env test\n"
+    "  smki ca init --env production --config ceremony-2026.conf\n";
+
+static const char ISSUE_HELP[] =
+    "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "\n"
+    "Issue a certificate from a PKCS#10 CSR (PEM or DER) with ENV's hierarchy.\n"
+    "The CSR must prove possession of its key (its signature verifies), hold a P-256\n"
+    "key with an uncompressed point on the curve, and request exactly one key usage:\n"
+    "digitalSignature (DS) or keyAgreement (KA). Only its public key is used: the\n"
+    "subject, validity, policy and every extension come from the profile.\n"
+    "\n"
+    "  Device certificate (the CSR names a device in a hardwareModuleName SAN, as a\n"
+    "  GBCS CS02c response does): issued by the device CA, empty subject, the Device ID\n"
+    "  from the CSR, no expiry (99991231235959Z). --eui, if given, must agree with it.\n"
+    "  Organisation certificate (any other CSR): issued by the organisation CA; needs\n"
+    "  --role (Remote Party Role: 02, supplier, 7F, xmlSign, ...) and --eui (the\n"
+    "  organisation's EUI-64, e.g. 90-B3-D5-1F-30-01-00-00); --cn adds a CN. Validity\n"
+    "  from the environment (10 years; 100 for loadController and xmlSign in test).\n"
+    "\n"
+    "The certificate is checked against its profile, recorded in the store with a fresh\n"
+    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist.\n"
+    "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
+    "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
+    "environment, or an environment without its CA (run 'smki ca init' first).\n"
+    "\n"
+    "Examples:\n"
+    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
+    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n";
+
+static const char LIST_HELP[] =
+    "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
+    "                    [--status STATUS] [--profile NAME]\n"
+    "\n"
+    "List the certificates in the store that match every filter given: serial,\n"
+    "profile, usage, role, EUI-64, status, environment and expiry. STATUS is P pending,\n"
+    "I in-use, N not-in-use, E expired or R revoked; --usage ca lists CA certificates;\n"
+    "NAME is a profile (smki-root, organisation, device, ...).\n"
+    "\n"
+    "Example:\n"
+    "  smki ca list --env test --eui 90-B3-D5-1F-30-01-00-00\n";
+
+static const char SHOW_HELP[] =
+    "Usage: smki ca show SERIAL [--pem] [--out FILE]\n"
+    "\n"
+    "Show the certificate of this serial (32 hex digits, as 'ca issue' and 'ca list'\n"
+    "print it; colons allowed): its issuer, subject EUI-64, profile, usage, role,\n"
+    "status and validity. --pem also prints it as PEM; --out FILE writes the PEM to FILE.\n"
+    "Exit 2 if no certificate has that serial.\n";
+
+/* ---- Shared ------------------------------------------------------------------------------ */
+
+static void hex(const uint8_t *p, size_t n, char *out)
+{
+    smki_hex_encode(p, n, out, 0);
+}
+
+static void when(int64_t t, char out[32])
+{
+    if (t < 0) {
+        snprintf(out, 32, "never");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm)) {
+        snprintf(out, 32, "?");
+        return;
+    }
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static const char *usage_text(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
+}
+
+/* The store, if the home has one: commands that only read or that need a CA never
+ * create it (nothing is written on a refusal). */
+static int store_exists(const smki_cli *c)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/data.mdb", c->store_dir);
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db)
+{
+    smki_store_opts o = {0, 0, read_only};
+    GUARD(smki_store_open(c->store_dir, &o, s));
+    int rc = smki_ca_db_open(*s, db);
+    if (rc < 0) {
+        smki_store_close(*s);
+        *s = NULL;
+        if (rc == SMKI_E_NOTFOUND && read_only) return SMKI_FAIL(SMKI_E_NOTFOUND, "the store holds no certificates yet");
+    }
+    return rc;
+}
+
+/* An environment is known if it is built in or configured, or if the store holds its
+ * hierarchy (made with a configuration file no longer at hand). */
+static int check_env_known(smki_cli *c, const char *env, const smki_conf *conf)
+{
+    smki_env e;
+    int rc = smki_env_load(env, conf, &e);
+    if (rc == 0 || !store_exists(c)) return rc;
+    char msg[SMKI_ERR_MSG_MAX];
+    snprintf(msg, sizeof msg, "%s", smki_error_msg());
+    smki_store *s = NULL;
+    smki_ca_db db;
+    if (open_store(c, 1, &s, &db) == 0) {
+        int found = smki_ca_env_get(&db, env, &e) == 0;
+        smki_store_close(s);
+        if (found) return 0;
+    }
+    return SMKI_FAIL(rc, "%s", msg);
+}
+
+static void json_cert(json_w *w, const smki_cert *x)
+{
+    char s[64], t[32], eui[SMKI_EUI64_TEXT_MAX], role[SMKI_ROLE_TEXT_MAX];
+    hex(x->serial, SMKI_SERIAL_LEN, s);
+    json_str(w, "serial", s);
+    hex(x->issuer_ski, SMKI_KEYID_LEN, s);
+    json_str(w, "issuer_ski", s);
+    hex(x->ski, SMKI_KEYID_LEN, s);
+    json_str(w, "ski", s);
+    json_str(w, "profile", smki_profile_get(x->profile)->name);
+    json_str(w, "usage", usage_text(x->usage));
+    if (x->role >= 0) {
+        smki_role_format((uint8_t)x->role, role);
+        json_str(w, "role", role);
+        json_str(w, "role_name", smki_role_name((unsigned)x->role));
+    }
+    if (x->has_eui) {
+        smki_eui64_format(&x->eui, SMKI_EUI64_HYPHEN, eui);
+        json_str(w, "eui64", eui);
+    }
+    json_str(w, "status", smki_cert_status_name(x->status));
+    json_str(w, "env", x->env);
+    when(x->not_before, t);
+    json_str(w, "not_before", t);
+    when(x->not_after, t);
+    json_str(w, "not_after", t);
+}
+
+/* ---- init --------------------------------------------------------------------------------- */
+
+static int ca_init(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
+    static const struct option opts[] = {
+        {"env", required_argument, NULL, 'e'}, {"config", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
+    const char *env = NULL, *config = NULL;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 'c') config = optarg;
+        else return cli_usage(c, "smki ca init", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
+    if (!env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
+
+    smki_conf *own = NULL;
+    const smki_conf *conf = NULL;
+    smki_store *s = NULL;
+    smki_ca_db db;
+    smki_ca_init_report *rep = calloc(1, sizeof *rep);
+    int rc = rep ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0 && config) {
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        rc = smki_file_read(config, 1 << 20, &bytes, &len);
+        if (rc == 0) rc = smki_conf_parse(bytes, len, config, &own);
+        if (rc < 0) smki_error_wrap("ceremony configuration");
+        free(bytes);
+        conf = own;
+    } else if (rc == 0) {
+        conf = c->conf;
+    }
+    if (rc == 0) rc = check_env_known(c, env, conf);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = open_store(c, 0, &s, &db);
+    smki_ca_init_opts o = {&c->hsm, c->home, 0};
+    int made_token = 0;
+    if (rc >= 0) {
+        rc = smki_ca_init(&db, env, conf, &o, rep);
+        /* The environment's token is created on the spot when the SO PIN is at hand. */
+        if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
+            smki_token_info info;
+            char token[64];
+            snprintf(token, sizeof token, "%s", rep->token);
+            rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, &made_token, &info);
+            if (rc == 0) rc = smki_ca_init(&db, env, conf, &o, rep);
+        }
+    }
+    smki_store_close(s);
+    smki_conf_free(own);
+    if (rc < 0) {
+        free(rep);
+        return cli_fail(c, rc);
+    }
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "env", rep->env);
+        json_str(&w, "token", rep->token);
+        json_bool(&w, "token_created", made_token);
+        json_int(&w, "created", (long long)rep->created);
+        json_key_arr(&w, "cas");
+        for (size_t i = 0; i < rep->n; i++) {
+            const smki_ca_init_item *it = &rep->items[i];
+            char hx[64], t[32];
+            json_arr_obj(&w);
+            json_str(&w, "name", smki_ca_kind_name(it->kind));
+            json_str(&w, "state", it->created ? "created" : "exists");
+            json_str(&w, "cn", it->cn);
+            hex(it->serial, SMKI_SERIAL_LEN, hx);
+            json_str(&w, "serial", hx);
+            hex(it->ski, SMKI_KEYID_LEN, hx);
+            json_str(&w, "ski", hx);
+            when(it->not_after, t);
+            json_str(&w, "not_after", t);
+            json_str(&w, "key", it->key_ref);
+            json_str(&w, "file", it->path);
+            json_close_obj(&w);
+        }
+        json_close_arr(&w);
+        json_end(&w);
+    } else {
+        if (made_token) printf("Created token '%s' for the CA keys.\n", rep->token);
+        printf("Environment %s: %zu CA(s) created, %zu existing (keys in token '%s').\n", rep->env, rep->created,
+               rep->n - rep->created, rep->token);
+        for (size_t i = 0; i < rep->n; i++) {
+            const smki_ca_init_item *it = &rep->items[i];
+            char hx[64], t[32];
+            hex(it->serial, SMKI_SERIAL_LEN, hx);
+            when(it->not_after, t);
+            printf("  %-8s %-10s CN=%-20s serial %s  until %s\n", it->created ? "created" : "exists",
+                   smki_ca_kind_name(it->kind), it->cn, hx, t);
+            printf("           %s\n", it->path);
+        }
+    }
+    free(rep);
+    return EXIT_OK;
+}
+
+/* ---- issue --------------------------------------------------------------------------------- */
+
+static int ca_issue(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, ISSUE_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'}, {"csr", required_argument, NULL, 'c'},
+                                         {"out", required_argument, NULL, 'o'}, {"role", required_argument, NULL, 'r'},
+                                         {"eui", required_argument, NULL, 'u'}, {"cn", required_argument, NULL, 'n'},
+                                         {"der", no_argument, NULL, 'd'},       {NULL, 0, NULL, 0}};
+    const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
+    int der = 0, ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 'c') csr_path = optarg;
+        else if (ch == 'o') out = optarg;
+        else if (ch == 'r') role_s = optarg;
+        else if (ch == 'u') eui_s = optarg;
+        else if (ch == 'n') cn = optarg;
+        else if (ch == 'd') der = 1;
+        else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
+    if (!env || !csr_path || !out) return cli_usage(c, "smki ca issue", "--env, --csr and --out are required");
+
+    uint8_t role = 0;
+    smki_eui64_t eui;
+    int rc = 0;
+    if (role_s) rc = smki_role_parse(role_s, &role);
+    if (rc == 0 && eui_s) rc = smki_eui64_parse(eui_s, &eui);
+    struct stat st;
+    if (rc == 0 && stat(out, &st) == 0) rc = SMKI_FAIL(SMKI_E_EXISTS, "%s exists: --out never replaces a file", out);
+    if (rc < 0) return cli_fail(c, rc);
+
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    smki_csr *csr = NULL;
+    smki_store *s = NULL;
+    smki_ca_db db;
+    smki_ca_issuer *is = NULL;
+    smki_cert *cert = calloc(1, sizeof *cert);
+    rc = cert ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) {
+        rc = smki_file_read(csr_path, SMKI_CSR_MAX, &bytes, &len);
+        if (rc == 0) rc = smki_csr_parse(bytes, len, &csr);
+        if (rc < 0) smki_error_wrap("%s", csr_path);
+    }
+    if (rc == 0) rc = check_env_known(c, env, c->conf);
+    if (rc == 0 && !store_exists(c))
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
+    if (rc == 0) rc = open_store(c, 0, &s, &db);
+    if (rc == 0) rc = cli_pin(c, 0);
+    smki_profile_id profile = SMKI_PROFILE_UNKNOWN;
+    if (rc >= 0) {
+        profile = csr->has_hw_module_name ? SMKI_PROFILE_DEVICE : SMKI_PROFILE_ORGANISATION;
+        rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
+    }
+    if (rc >= 0) {
+        smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
+        rc = smki_ca_issue(is, &db, &r, cert);
+    }
+    char serial[64];
+    if (rc >= 0) {
+        hex(cert->serial, SMKI_SERIAL_LEN, serial);
+        if (der) {
+            rc = smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1);
+        } else {
+            char pem[4096];
+            size_t pem_len;
+            rc = smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
+            if (rc == 0) rc = smki_file_write_atomic(out, pem, pem_len, 0644, 1);
+        }
+        if (rc < 0)
+            smki_error_wrap("certificate %s is issued and in the store ('smki ca show %s --out FILE' writes it), but "
+                            "not written",
+                            serial, serial);
+    }
+    free(bytes);
+    smki_csr_free(csr);
+    smki_ca_issuer_free(is);
+    smki_store_close(s);
+    if (rc < 0) {
+        free(cert);
+        return cli_fail(c, rc);
+    }
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_cert(&w, cert);
+        json_str(&w, "file", out);
+        json_end(&w);
+    } else {
+        char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
+        if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
+        if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
+        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", smki_profile_get(cert->profile)->name,
+               usage_text(cert->usage), cert->role >= 0 ? " (role " : "", role_t,
+               cert->role >= 0 ? ")" : "", eui_t, cert->env);
+        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t,
+               smki_profile_get(cert->profile)->name, out);
+    }
+    free(cert);
+    return EXIT_OK;
+}
+
+/* ---- list and show -------------------------------------------------------------------------- */
+
+typedef struct {
+    smki_cli *c;
+    json_w *w;
+    size_t n;
+} list_run;
+
+static int list_one(const smki_cert *x, void *arg)
+{
+    list_run *run = arg;
+    run->n++;
+    if (run->w) {
+        json_arr_obj(run->w);
+        json_cert(run->w, x);
+        json_close_obj(run->w);
+        return 0;
+    }
+    char s[64], t[32], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
+    hex(x->serial, SMKI_SERIAL_LEN, s);
+    when(x->not_after, t);
+    if (x->has_eui) smki_eui64_format(&x->eui, SMKI_EUI64_HYPHEN, eui);
+    if (x->role >= 0) smki_role_format((uint8_t)x->role, role);
+    if (run->n == 1)
+        printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", "SERIAL", "PROFILE", "USAGE", "ROLE", "EUI-64",
+               "STATUS", "ENV", "NOT AFTER");
+    printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", s, smki_profile_get(x->profile)->name,
+           usage_text(x->usage), role, eui, smki_cert_status_name(x->status), x->env, t);
+    return 0;
+}
+
+static int ca_list(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, LIST_HELP)) return EXIT_OK;
+    static const struct option opts[] = {
+        {"env", required_argument, NULL, 'e'},    {"eui", required_argument, NULL, 'u'},
+        {"role", required_argument, NULL, 'r'},   {"usage", required_argument, NULL, 'k'},
+        {"status", required_argument, NULL, 's'}, {"profile", required_argument, NULL, 'p'},
+        {NULL, 0, NULL, 0}};
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    smki_eui64_t eui;
+    int ch, rc = 0;
+    optind = 1;
+    opterr = 0;
+    while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') {
+            q.env = optarg;
+        } else if (ch == 'u') {
+            rc = smki_eui64_parse(optarg, &eui);
+            q.eui = &eui;
+        } else if (ch == 'r') {
+            uint8_t role;
+            rc = smki_role_parse(optarg, &role);
+            q.role = role;
+        } else if (ch == 'k') {
+            if (strcmp(optarg, "ds") == 0 || strcmp(optarg, "DS") == 0) q.usage = SMKI_USAGE_DS;
+            else if (strcmp(optarg, "ka") == 0 || strcmp(optarg, "KA") == 0) q.usage = SMKI_USAGE_KA;
+            else if (strcmp(optarg, "ca") == 0 || strcmp(optarg, "CA") == 0) q.usage = 0;
+            else rc = SMKI_FAIL(SMKI_E_USAGE, "--usage is ds, ka or ca, not '%.16s'", optarg);
+        } else if (ch == 's') {
+            smki_cert_status st;
+            rc = smki_cert_status_parse(optarg, &st);
+            q.status = st;
+        } else if (ch == 'p') {
+            const smki_profile *p = smki_profile_by_name(optarg);
+            if (!p || p->id == SMKI_PROFILE_UNKNOWN) rc = SMKI_FAIL(SMKI_E_USAGE, "no profile '%.32s'", optarg);
+            else q.profile = p->id;
+        } else {
+            return cli_usage(c, "smki ca list", "unknown option or missing value: %s", cli_bad_option(argv));
+        }
+    }
+    if (rc < 0) return cli_fail(c, rc);
+    if (optind != argc) return cli_usage(c, "smki ca list", "unexpected argument '%s'", argv[optind]);
+    rc = cli_home(c);
+    smki_store *s = NULL;
+    smki_ca_db db;
+    int empty = rc == 0 && !store_exists(c);
+    if (rc == 0 && !empty) {
+        rc = open_store(c, 1, &s, &db);
+        if (rc == SMKI_E_NOTFOUND) {
+            smki_error_clear();
+            empty = 1;
+            rc = 0;
+        }
+    }
+    if (rc < 0) return cli_fail(c, rc);
+    json_w w;
+    list_run run = {c, c->json ? &w : NULL, 0};
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_key_arr(&w, "certificates");
+    }
+    if (!empty) rc = smki_ca_find(&db, &q, list_one, &run);
+    smki_store_close(s);
+    if (c->json) {
+        json_close_arr(&w);
+        json_int(&w, "count", (long long)run.n);
+        json_end(&w);
+    } else if (rc == 0) {
+        printf("%zu certificate(s)\n", run.n);
+    }
+    return cli_finish(c, rc);
+}
+
+typedef struct {
+    smki_cli *c;
+    int pem;
+    const char *out;
+    size_t n;
+    json_w *w;
+    int rc;
+} show_run;
+
+static int show_one(const smki_cert *x, void *arg)
+{
+    show_run *run = arg;
+    run->n++;
+    char pem[4096];
+    size_t pem_len;
+    GUARD(smki_cert_to_pem(x->der, x->der_len, pem, sizeof pem, &pem_len));
+    if (run->out) GUARD(smki_file_write_atomic(run->out, pem, pem_len, 0644, 0));
+    if (run->w) {
+        json_arr_obj(run->w);
+        json_cert(run->w, x);
+        json_str(run->w, "pem", pem);
+        json_close_obj(run->w);
+        return 0;
+    }
+    char s[64], t1[32], t2[32], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
+    hex(x->serial, SMKI_SERIAL_LEN, s);
+    if (x->has_eui) smki_eui64_format(&x->eui, SMKI_EUI64_HYPHEN, eui);
+    if (x->role >= 0) smki_role_format((uint8_t)x->role, role);
+    when(x->not_before, t1);
+    when(x->not_after, t2);
+    printf("Certificate %s\n", s);
+    printf("  profile     %s (%s)\n", smki_profile_get(x->profile)->name, smki_profile_get(x->profile)->title);
+    printf("  usage       %s\n", usage_text(x->usage));
+    printf("  role        %s%s%s\n", role, x->role >= 0 ? " " : "", x->role >= 0 ? smki_role_name((unsigned)x->role) : "");
+    printf("  EUI-64      %s\n", eui);
+    printf("  status      %s\n", smki_cert_status_name(x->status));
+    printf("  environment %s\n", x->env);
+    printf("  valid       %s to %s\n", t1, t2);
+    hex(x->ski, SMKI_KEYID_LEN, s);
+    printf("  SKI         %s\n", s);
+    hex(x->issuer_ski, SMKI_KEYID_LEN, s);
+    printf("  issuer SKI  %s\n", s);
+    if (run->out) printf("  written to  %s\n", run->out);
+    if (run->pem) fputs(pem, stdout);
+    return 0;
+}
+
+static int count_one(const smki_cert *x, void *arg)
+{
+    (void)x;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static int parse_serial(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
+{
+    char digits[64];
+    size_t n = 0;
+    for (const char *p = text; *p; p++) {
+        if (*p == ':') continue;
+        ENSURE(n + 1 < sizeof digits, SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+        digits[n++] = *p;
+    }
+    digits[n] = '\0';
+    size_t got = 0;
+    ENSURE(n == 2 * SMKI_SERIAL_LEN && smki_hex_decode(digits, n, serial, SMKI_SERIAL_LEN, &got) == 0 &&
+               got == SMKI_SERIAL_LEN,
+           SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+    return 0;
+}
+
+static int ca_show(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, SHOW_HELP)) return EXIT_OK;
+    static const struct option opts[] = {
+        {"pem", no_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
+    show_run run = {c, 0, NULL, 0, NULL, 0};
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'p') run.pem = 1;
+        else if (ch == 'o') run.out = optarg;
+        else return cli_usage(c, "smki ca show", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (argc - optind != 1) return cli_usage(c, "smki ca show", "give exactly one SERIAL");
+    uint8_t serial[SMKI_SERIAL_LEN];
+    int rc = parse_serial(argv[optind], serial);
+    if (rc == 0) rc = cli_home(c);
+    smki_store *s = NULL;
+    smki_ca_db db;
+    if (rc == 0 && !store_exists(c)) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
+    if (rc == 0) rc = open_store(c, 1, &s, &db);
+    if (rc < 0) return cli_fail(c, rc);
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.serial = serial;
+    /* Count first, so that "not found" is one error, in JSON too. */
+    size_t found = 0;
+    rc = smki_ca_find(&db, &q, count_one, &found);
+    if (rc == 0 && found == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
+    if (rc < 0) {
+        smki_store_close(s);
+        return cli_fail(c, rc);
+    }
+    json_w w;
+    if (c->json) {
+        run.w = &w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_key_arr(&w, "certificates");
+    }
+    rc = smki_ca_find(&db, &q, show_one, &run);
+    smki_store_close(s);
+    if (c->json) {
+        json_close_arr(&w);
+        json_end(&w);
+    }
+    return cli_finish(c, rc);
+}
+
+static const cli_cmd CA_COMMANDS[] = {
+    {"init", ca_init, "the ceremony: build an environment's CA hierarchy (safe to re-run)"},
+    {"issue", ca_issue, "issue a device or organisation certificate from a CSR"},
+    {"list", ca_list, "list the certificates in the store, with filters"},
+    {"show", ca_show, "show one certificate by serial"},
+    {NULL, NULL, NULL},
+};
+
+int cmd_ca(smki_cli *c, int argc, char **argv)
+{
+    return cli_dispatch(c, CA_COMMANDS, argc - 1, argv + 1, "smki ca", ABOUT);
+}
