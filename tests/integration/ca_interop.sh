@@ -310,7 +310,8 @@ refused 2 "--eui that disagrees with the CSR's Device ID" --env test --csr "$REA
 expect_in "EUI-64 mismatch" "the refusal names the mismatch"
 refused 1 "an unknown environment" --env staging --csr "$REAL_CSR"
 expect_in "unknown environment 'staging'" "the refusal names the environment"
-refused 2 "production before its ceremony" --env production --csr "$REAL_CSR"
+refused 1 "production while its OIDs are placeholders" --env production --csr "$REAL_CSR"
+expect_in "is not configured" "the refusal says production is not configured"
 refused 1 "an organisation CSR without --role or --eui" --env test --csr "$W/org-ds.csr"
 expect_in "--role, --eui" "the refusal names the options"
 refused 1 "an organisation CSR with --role but no --eui" --env test --csr "$W/org-ds.csr" --role 02
@@ -326,6 +327,7 @@ check "the store is unchanged by that too" test "$(count_certs "$TEST_HOME")" = 
 expect_exit 1 "ca init --env production is refused while its OIDs are placeholders" psmki ca init --env production
 expect_in "org_policy" "the refusal names the settings"
 check "no CA file written by the refusal" test ! -e "$PROD_HOME/ca/production"
+check "no store created by the refusal" test ! -e "$PROD_HOME/store/data.mdb"
 cat >"$W/prod.conf" <<'CONF'
 # OIDs for this test only (the example arc, X.660): the live ones are not public.
 [env.production]

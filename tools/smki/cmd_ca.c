@@ -148,12 +148,14 @@ static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db
     return rc;
 }
 
-/* An environment is known if it is built in or configured, or if the store holds its
- * hierarchy (made with a configuration file no longer at hand). */
+/* An environment is usable if it is built in or configured, with its OIDs set, or if
+ * the store holds its hierarchy (made with a configuration no longer at hand). Checked
+ * before the store is opened for writing, so that such a refusal creates nothing. */
 static int check_env_known(smki_cli *c, const char *env, const smki_conf *conf)
 {
     smki_env e;
     int rc = smki_env_load(env, conf, &e);
+    if (rc == 0) rc = smki_env_check_configured(&e);
     if (rc == 0 || !store_exists(c)) return rc;
     char msg[SMKI_ERR_MSG_MAX];
     snprintf(msg, sizeof msg, "%s", smki_error_msg());
