@@ -123,7 +123,7 @@ int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
 int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
 {
     smki_cursor_t c = smki_cursor(val, len);
-    uint8_t version, status, profile, usage, role, flags, env_len;
+    uint8_t version = 0, status = 0, profile = 0, usage = 0, role = 0, flags = 0, env_len = 0;
     uint16_t der_len;
     uint64_t nb, na;
     memset(out, 0, offsetof(smki_cert, der));
@@ -148,7 +148,12 @@ int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t l
     if (rc == 0) rc = smki_cur_u16be(&c, &der_len);
     if (rc == 0 && der_len > SMKI_CERT_DER_MAX) rc = -1;
     if (rc == 0) rc = smki_cur_copy(&c, out->der, der_len);
-    if (rc < 0 || c.left || profile >= SMKI_PROFILE_COUNT || !smki_cert_status_name(status))
+    /* Canonical only: what ca_cert_encode writes, nothing it would write otherwise. */
+    static const uint8_t NO_EUI[8] = {0};
+    int canonical = (flags & ~(FLAG_HAS_EUI | FLAG_HAS_ROLE)) == 0 && ((flags & FLAG_HAS_ROLE) || role == 0) &&
+                    ((flags & FLAG_HAS_EUI) || memcmp(out->eui.b, NO_EUI, 8) == 0) &&
+                    (rc < 0 || memchr(out->env, '\0', env_len) == NULL);
+    if (rc < 0 || c.left || !canonical || profile >= SMKI_PROFILE_COUNT || !smki_cert_status_name(status))
         return SMKI_FAIL(SMKI_E_CORRUPT, "a certificate record in the store is damaged (%zu octets)", len);
     out->status = (smki_cert_status)status;
     out->profile = (smki_profile_id)profile;
