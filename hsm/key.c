@@ -89,18 +89,14 @@ out:
     return rc;
 }
 
+/* A context stays loaded once made, even when its last key is freed: unloading calls
+ * C_Finalize, which would also end the raw PKCS#11 use of the same module (token and
+ * key administration, p11_token.c) in this process. One context per module, so this
+ * is bounded. */
 static void p11_ctx_put(p11_ctx *c)
 {
     pthread_mutex_lock(&ctx_lock);
-    if (--c->refs == 0) {
-        p11_ctx **pp = &contexts;
-        while (*pp != c) pp = &(*pp)->next;
-        *pp = c->next;
-        PKCS11_release_all_slots(c->ctx, c->slots, c->nslots);
-        PKCS11_CTX_unload(c->ctx);
-        PKCS11_CTX_free(c->ctx);
-        free(c);
-    }
+    c->refs--;
     pthread_mutex_unlock(&ctx_lock);
 }
 

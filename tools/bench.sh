@@ -50,6 +50,11 @@ if [ -x "$BUILD/bin/bench_csr" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; 
     row "CSR intake (parse + PoP verify)" "$t" "$m" "$VB" "bound = verify; the real device CSR"
   done
 fi
+if [ -x "$BUILD/bin/bench_ca" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
+  echo
+  echo "CA issuance, step by step (1 thread, software CA key; bound = one sign + one verify per certificate):"
+  SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_ca" $((SECS * 2000)) | sed 's/^/  /'
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."

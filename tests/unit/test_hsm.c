@@ -127,6 +127,23 @@ static void test_token_key_value_cannot_be_read(void **state)
     p11_close_session(m, s);
 }
 
+/* Freeing the last open token key must not end the module for token administration
+ * in the same process (found by the CA tests). */
+static void test_token_administration_works_after_last_key_is_freed(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    smki_key_free(k);
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    assert_ok(smki_key_list(&opts, TOKEN, &keys, &n));
+    assert_true(n >= 2);
+    free(keys);
+    assert_ok(smki_key_open(ds_uri, &opts, &k)); /* and keys open again */
+    smki_key_free(k);
+}
+
 static void test_key_list_shows_both_usages(void **state)
 {
     (void)state;
@@ -610,6 +627,7 @@ int main(void)
         cmocka_unit_test(test_key_generate_needs_pin),
         cmocka_unit_test(test_token_key_value_cannot_be_read),
         cmocka_unit_test(test_key_list_shows_both_usages),
+        cmocka_unit_test(test_token_administration_works_after_last_key_is_freed),
         cmocka_unit_test(test_token_key_id_is_gbcs_key_identifier),
         cmocka_unit_test(test_token_key_signs_raw_and_der),
         cmocka_unit_test(test_file_key_signs_raw_and_der),
