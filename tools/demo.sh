@@ -90,9 +90,35 @@ set +e
 set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
 
-if "$SMKI" --help | grep -q '^  store'; then
-  say "8. The store"
-  run "$SMKI" store info
-fi
+say "8. The CA ceremony for the test PKI (ZAZ1-style): SMKI root, OCA, DCA, DCCKI root and issuing CA"
+run "$SMKI" ca init --env test
+run "$SMKI" ca init --env test | tail -2
+
+RUN=$WORK/run-$(date +%s)
+mkdir -p "$RUN"
+SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
+CSR=$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
+say "9. A real device CSR (from a GBCS CS02c response) becomes a device certificate"
+run "$SMKI" ca issue --env test --csr "$CSR" --out "$RUN/device-00db1234567890a0-ds.pem"
+run "$SMKI" lint "$RUN/device-00db1234567890a0-ds.pem"
+CA_DIR=$SMKI_HOME/ca/test
+ls "$CA_DIR"
+run openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-dca.pem" "$RUN/device-00db1234567890a0-ds.pem"
+
+say "10. An organisation certificate pair for a supplier (User ID 90-B3-D5-1F-30-01-00-00): DS and KA"
+for usage in digitalSignature keyAgreement; do
+  short=$([ "$usage" = digitalSignature ] && echo ds || echo ka)
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$RUN/supplier-$short.key" 2>/dev/null
+  openssl req -new -key "$RUN/supplier-$short.key" -subj "/CN=GITTESTSUPPLIER" -addext "keyUsage=critical,$usage" \
+    -out "$RUN/supplier-$short.csr" 2>/dev/null
+  run "$SMKI" ca issue --env test --csr "$RUN/supplier-$short.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
+    --cn GITTESTSUPPLIER --out "$RUN/supplier-$short.pem"
+done
+run "$SMKI" lint "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
+run openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-oca.pem" "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
+run "$SMKI" ca list --env test
+
+say "11. The store"
+run "$SMKI" store info
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."
