@@ -27,59 +27,9 @@ W=$ROOT/work
 mkdir -p "$W" "$ROOT/home"
 export SMKI_HOME=$ROOT/home # an empty home: no lint.env, no environments configured
 
-PASSED=0
-FAILED=0
-OUT=
-ERR=
-RC=0
-LAST=
+DIAG_STDOUT=tail # the closing count is at the end of a lint run
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-ok() {
-    PASSED=$((PASSED + 1))
-    echo "ok - $*"
-}
-not_ok() {
-    FAILED=$((FAILED + 1))
-    echo "not ok - $*"
-}
-diag() {
-    echo "#   command: $LAST"
-    echo "#   exit: $RC"
-    [[ -n $OUT ]] && sed 's/^/#   stdout: /' <<<"$OUT" | tail -20
-    [[ -n $ERR ]] && sed 's/^/#   stderr: /' <<<"$ERR" | head -20
-    return 0
-}
-smki() { timeout "$TIMEOUT" "$SMKI_BIN" "$@"; }
-run() {
-    LAST="$*"
-    RC=0
-    "$@" >"$W/.out" 2>"$W/.err" </dev/null || RC=$?
-    OUT=$(<"$W/.out")
-    ERR=$(<"$W/.err")
-    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$W/.err"; then
-        not_ok "no sanitizer report from: $LAST"
-        sed 's/^/#   /' "$W/.err"
-    fi
-}
-expect_exit() {
-    local code=$1 desc=$2
-    shift 2
-    run "$@"
-    if [[ $RC == "$code" ]]; then
-        ok "$desc (exit $code)"
-    else
-        not_ok "$desc: exit $RC, wanted $code"
-        diag
-    fi
-}
-expect_in() {
-    if [[ "$OUT"$'\n'"$ERR" == *"$1"* ]]; then
-        ok "$2"
-    else
-        not_ok "$2: no '$1' in the output"
-        diag
-    fi
-}
 # expect_last LINE DESC: the last line of stdout is LINE.
 expect_last() {
     local last
@@ -99,19 +49,6 @@ expect_count() {
         ok "$3"
     else
         not_ok "$3: $n lines match '$2', wanted $1"
-        diag
-    fi
-}
-expect_json() {
-    local desc=$1 expr=$2
-    if printf '%s' "$OUT" | "$PY" -c '
-import json, sys
-d = json.load(sys.stdin)
-sys.exit(0 if eval(sys.argv[1]) else 1)' "$expr" 2>"$W/.pyerr"; then
-        ok "$desc"
-    else
-        not_ok "$desc: stdout is not JSON with $expr"
-        sed 's/^/#   python: /' "$W/.pyerr"
         diag
     fi
 }
@@ -203,5 +140,4 @@ expect_exit 0 "--help" smki lint --help
 expect_in "dccki-server" "--help lists the profiles"
 expect_exit 1 "no files" smki lint
 
-echo "$PASSED passed, $FAILED failed"
-[[ $FAILED -eq 0 ]]
+finish

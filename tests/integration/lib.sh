@@ -1,0 +1,123 @@
+# Shared by the integration scripts: TAP-like checks ("ok - ..." / "not ok - ..."),
+# running a command with its output captured, and the closing "N passed, M failed".
+# Source it after setting W (a scratch folder), SMKI_BIN, TIMEOUT and PY.
+# DIAG_STDOUT=tail shows the end of a failing command's stdout instead of its start.
+
+PASSED=0
+FAILED=0
+OUT=
+ERR=
+RC=0
+LAST=
+
+ok() {
+    PASSED=$((PASSED + 1))
+    echo "ok - $*"
+}
+not_ok() {
+    FAILED=$((FAILED + 1))
+    echo "not ok - $*"
+}
+# What the last command printed, as comments, for a failing check.
+diag() {
+    echo "#   command: $LAST"
+    echo "#   exit: $RC"
+    [[ -n $OUT ]] && sed 's/^/#   stdout: /' <<<"$OUT" | "${DIAG_STDOUT:-head}" -20
+    [[ -n $ERR ]] && sed 's/^/#   stderr: /' <<<"$ERR" | head -40
+    return 0
+}
+
+# smki with a time limit: a hang is exit 124, never a stuck suite.
+smki() { timeout "$TIMEOUT" "$SMKI_BIN" "$@"; }
+
+# run CMD...: run it, keep stdout in OUT, stderr in ERR, exit code in RC. Never
+# aborts the script. A sanitizer report in stderr counts as a failed check.
+run() {
+    LAST="$*"
+    RC=0
+    "$@" >"$W/.out" 2>"$W/.err" </dev/null || RC=$?
+    OUT=$(<"$W/.out")
+    ERR=$(<"$W/.err")
+    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$W/.err"; then
+        not_ok "no sanitizer report from: $LAST"
+        sed 's/^/#   /' "$W/.err"
+    fi
+}
+
+# expect_exit CODE DESC CMD...: run CMD and check its exit code.
+expect_exit() {
+    local code=$1 desc=$2
+    shift 2
+    run "$@"
+    if [[ $RC == "$code" ]]; then
+        ok "$desc (exit $code)"
+    else
+        not_ok "$desc: exit $RC, wanted $code"
+        diag
+    fi
+}
+
+# expect_in TEXT DESC: the last command printed TEXT (stdout or stderr).
+expect_in() {
+    if [[ "$OUT"$'\n'"$ERR" == *"$1"* ]]; then
+        ok "$2"
+    else
+        not_ok "$2: no '$1' in the output"
+        diag
+    fi
+}
+
+# expect_not_in TEXT DESC: the last command did not print TEXT.
+expect_not_in() {
+    if [[ "$OUT"$'\n'"$ERR" != *"$1"* ]]; then
+        ok "$2"
+    else
+        not_ok "$2: '$1' is in the output"
+        diag
+    fi
+}
+
+# expect_json DESC PYEXPR: the last command's stdout is one JSON document and PYEXPR
+# (over it, as d) is true.
+expect_json() {
+    local desc=$1 expr=$2
+    if printf '%s' "$OUT" | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if eval(sys.argv[1]) else 1)' "$expr" 2>"$W/.pyerr"; then
+        ok "$desc"
+    else
+        not_ok "$desc: stdout is not JSON with $expr"
+        sed 's/^/#   python: /' "$W/.pyerr"
+        diag
+    fi
+}
+
+# check DESC CMD...: a plain assertion by another tool's exit status.
+check() {
+    local desc=$1
+    shift
+    if "$@" >"$W/.chk" 2>&1; then
+        ok "$desc"
+    else
+        not_ok "$desc"
+        sed 's/^/#   /' "$W/.chk" | head -20
+    fi
+}
+
+# check_fails DESC CMD...: the command must fail.
+check_fails() {
+    local desc=$1
+    shift
+    if "$@" >"$W/.chk" 2>&1; then
+        not_ok "$desc (it succeeded)"
+        sed 's/^/#   /' "$W/.chk" | head -20
+    else
+        ok "$desc"
+    fi
+}
+
+finish() {
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+}
