@@ -47,7 +47,9 @@ int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out)
 /* Transactions. Writes go through smki_store_write so that a full map can be grown
  * and the whole transaction re-run: fn must do only store work (no side effects
  * outside the transaction), since it may run more than once. Returning a negative
- * status from fn aborts the transaction and is passed back. */
+ * status from fn aborts the transaction and is passed back. A read sees one whole
+ * commit; two reads in a row are not promised to see commits in order while another
+ * thread or process is committing (LMDB publishes a commit's id after its data). */
 typedef int (*smki_txn_fn)(smki_txn *txn, void *arg);
 int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
 int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
