@@ -149,6 +149,10 @@ int smki_conf_load(const char *path, smki_conf **out);
 int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out);
 /* The value, or fallback when the key is absent. */
 const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback);
+/* Refuse (SMKI_E_USAGE, naming file, line and the nearest known key) the first key
+ * under [section] that is not in known (NULL-terminated key names without the
+ * section): a typo in a reviewed file must not silently fall back to a default. */
+int smki_conf_check_section(const smki_conf *c, const char *section, const char *const *known);
 void smki_conf_free(smki_conf *c);
 
 #endif

@@ -13,6 +13,8 @@ struct smki_conf {
     size_t n;
     char *keys[CONF_MAX_ENTRIES];
     char *values[CONF_MAX_ENTRIES];
+    int lines[CONF_MAX_ENTRIES];
+    char name[256]; /* for messages: the file, shortened if need be */
 };
 
 void smki_conf_free(smki_conf *c)
@@ -54,6 +56,7 @@ static int conf_add(smki_conf *c, const char *section, const char *key, const ch
         }
     c->keys[c->n] = full;
     c->values[c->n] = val;
+    c->lines[c->n] = line;
     c->n++;
     return 0;
 }
@@ -82,6 +85,7 @@ int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf
 {
     smki_conf *c = calloc(1, sizeof *c);
     ENSURE(c != NULL, SMKI_E_NOMEM, "out of memory");
+    snprintf(c->name, sizeof c->name, "%s", name);
     char section[128] = "";
     int line = 0, rc = 0;
     size_t pos = 0;
@@ -131,4 +135,42 @@ const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallb
         for (size_t i = 0; i < c->n; i++)
             if (strcmp(c->keys[i], key) == 0) return c->values[i];
     return fallback;
+}
+
+/* Length of the common prefix of a and b: a crude but useful "did you mean". */
+static size_t common_prefix(const char *a, const char *b)
+{
+    size_t n = 0;
+    while (a[n] && a[n] == b[n]) n++;
+    return n;
+}
+
+int smki_conf_check_section(const smki_conf *c, const char *section, const char *const *known)
+{
+    ENSURE(section && known, SMKI_E_USAGE, "smki_conf_check_section: no section or key list");
+    if (!c) return 0;
+    size_t slen = strlen(section);
+    for (size_t i = 0; i < c->n; i++) {
+        const char *k = c->keys[i];
+        if (strncmp(k, section, slen) != 0 || k[slen] != '.') continue;
+        const char *key = k + slen + 1;
+        if (strchr(key, '.')) continue; /* [section.sub]'s, not this section's */
+        const char *best = NULL;
+        size_t best_len = 0;
+        int is_known = 0;
+        for (const char *const *kn = known; *kn && !is_known; kn++) {
+            is_known = strcmp(*kn, key) == 0;
+            size_t p = common_prefix(*kn, key);
+            if (p > best_len) {
+                best_len = p;
+                best = *kn;
+            }
+        }
+        if (is_known) continue;
+        if (best && best_len >= 3)
+            return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown setting '%s' under [%s] (did you mean '%s'?)", c->name,
+                             c->lines[i], key, section, best);
+        return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown setting '%s' under [%s]", c->name, c->lines[i], key, section);
+    }
+    return 0;
 }

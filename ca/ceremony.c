@@ -154,9 +154,34 @@ static int plan_settings(plan_t *P, plan_ca *c, const smki_conf *conf)
 }
 
 /* The plan: which CAs, which exist, the environment they live in. Reads only. */
+/* Every key [ca.<env>] may hold: a misspelt one would silently give a default. */
+static int check_ceremony_keys(const char *env_name, const smki_conf *conf)
+{
+    char names[SMKI_CA_KIND_COUNT * 3][48];
+    const char *keys[SMKI_CA_KIND_COUNT * 3 + 3];
+    static const char *const SUFFIX[] = {"name", "years", "key"};
+    size_t n = 0;
+    keys[n++] = "dccki";
+    keys[n++] = "token";
+    for (size_t k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        for (size_t s = 0; s < 3; s++) {
+            char *out = names[k * 3 + s];
+            int len = snprintf(out, sizeof names[0], "%s_%s", smki_ca_kind_name((smki_ca_kind)k), SUFFIX[s]);
+            for (int i = 0; i < len; i++)
+                if (out[i] == '-') out[i] = '_';
+            keys[n++] = out;
+        }
+    keys[n] = NULL;
+    char section[64];
+    snprintf(section, sizeof section, "ca.%s", env_name);
+    GUARD(smki_conf_check_section(conf, section, keys));
+    return smki_env_check_conf(env_name, conf);
+}
+
 static int plan_make(smki_ca_db *db, const char *env_name, const smki_conf *conf, const smki_ca_init_opts *o,
                      plan_t *P, smki_ca_init_report *rep)
 {
+    GUARD(check_ceremony_keys(env_name, conf));
     P->now = o->now > 0 ? o->now : (int64_t)time(NULL);
     /* An existing hierarchy keeps the environment it was made in. */
     int rc = smki_ca_env_get(db, env_name, &P->env);

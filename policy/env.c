@@ -175,11 +175,39 @@ static int parse_roles(const char *full, const char *v, uint8_t bitmap[32])
     return 0;
 }
 
+/* Every key [env.<name>] may hold; anything else is a typo to report. */
+#define ENV_KEYS_MAX (sizeof TEXT_SETTINGS / sizeof TEXT_SETTINGS[0] + SMKI_PROFILE_COUNT + 3)
+static void env_known_keys(char names[SMKI_PROFILE_COUNT][48], const char *keys[ENV_KEYS_MAX])
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof TEXT_SETTINGS / sizeof TEXT_SETTINGS[0]; i++) keys[n++] = TEXT_SETTINGS[i].key;
+    for (size_t id = 1; id < SMKI_PROFILE_COUNT; id++) {
+        snprintf(names[id], sizeof names[id], "%s_years", smki_profile_get((smki_profile_id)id)->name);
+        for (char *k = names[id]; *k; k++)
+            if (*k == '-') *k = '_';
+        keys[n++] = names[id];
+    }
+    keys[n++] = "organisation_long_years";
+    keys[n++] = "organisation_long_roles";
+    keys[n] = NULL;
+}
+
+int smki_env_check_conf(const char *name, const smki_conf *conf)
+{
+    char names[SMKI_PROFILE_COUNT][48];
+    const char *keys[ENV_KEYS_MAX];
+    env_known_keys(names, keys);
+    char section[64];
+    snprintf(section, sizeof section, "env.%s", name);
+    return smki_conf_check_section(conf, section, keys);
+}
+
 int smki_env_load(const char *name, const smki_conf *conf, smki_env *out)
 {
     ENSURE(name && is_env_name(name), SMKI_E_USAGE,
            "not an environment name: '%.40s' (letters, digits, '-' and '_', up to %d)", name ? name : "(null)",
            SMKI_ENV_NAME_MAX - 1);
+    GUARD(smki_env_check_conf(name, conf));
     char full[128];
     const smki_env *base = smki_env_builtin(name);
     int in_conf = 0;

@@ -279,6 +279,9 @@ const smki_env *smki_env_builtin(const char *name);
  * (e.g. organisation_years, dccki_server_years), organisation_long_years,
  * organisation_long_roles (e.g. "08, 87"), token, trust_store. */
 int smki_env_load(const char *name, const smki_conf *conf, smki_env *out);
+/* Refuse a key under [env.<name>] that no environment setting has (a typo), naming
+ * the file and line; smki_env_load does this first. */
+int smki_env_check_conf(const char *name, const smki_conf *conf);
 /* 0 when every OID the SMKI profiles need is set; else SMKI_E_USAGE naming the
  * placeholders and the keys that set them. */
 int smki_env_check_configured(const smki_env *env);

@@ -198,6 +198,15 @@ static void test_conf_reads_sections_and_refuses_typos(void **state)
     assert_fails(smki_conf_parse((const uint8_t *)header, sizeof header - 1, "t.conf", &c), SMKI_E_INPUT, "section");
     static const char nul[] = "a=1\0\n";
     assert_fails(smki_conf_parse((const uint8_t *)nul, sizeof nul - 1, "t.conf", &c), SMKI_E_INPUT, "NUL");
+    const char *sect = "[ca.test]\nname = A\nyears = 3\n[ca.other]\nnonsense = 1\n[hsm]\nzzz = 1\n";
+    assert_ok(smki_conf_parse((const uint8_t *)sect, strlen(sect), "s.conf", &c));
+    const char *const known[] = {"name", "years", NULL};
+    assert_ok(smki_conf_check_section(c, "ca.test", known));
+    assert_ok(smki_conf_check_section(c, "ca", known)); /* [ca.test] is not [ca] */
+    assert_fails(smki_conf_check_section(c, "ca.other", known), SMKI_E_USAGE, "s.conf:5: unknown setting 'nonsense'");
+    assert_fails(smki_conf_check_section(c, "hsm", known), SMKI_E_USAGE, "s.conf:7: unknown setting 'zzz' under [hsm]");
+    assert_ok(smki_conf_check_section(NULL, "hsm", known)); /* no configuration: nothing to check */
+    smki_conf_free(c);
     char missing[1200];
     snprintf(missing, sizeof missing, "%s/none.conf", test_tmpdir("base-conf"));
     assert_ok(smki_conf_load(missing, &c)); /* a missing file is an empty configuration */

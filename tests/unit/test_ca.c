@@ -390,6 +390,18 @@ static void test_ca_init_refuses_unknown_and_unconfigured_environments(void **st
     assert_ok(smki_ca_db_open(s2, &db2));
     assert_ok(smki_conf_parse((const uint8_t *)t, strlen(t), "t", &c2));
     assert_fails(smki_ca_init(&db2, "test", c2, &o, &rep), SMKI_E_USAGE, "is not one of environment test's names");
+    smki_conf_free(c2);
+    /* Misspelt keys, in the ceremony's section and in the environment's: refused
+     * naming the line and the key meant, before anything is made. */
+    t = "[ca.test]\nsmki_root_name = ZA\nsmki_oca_yaers = 5\n";
+    assert_ok(smki_conf_parse((const uint8_t *)t, strlen(t), "typo.conf", &c2));
+    assert_fails(smki_ca_init(&db2, "test", c2, &o, &rep), SMKI_E_USAGE,
+                 "typo.conf:3: unknown setting 'smki_oca_yaers' under [ca.test] (did you mean 'smki_oca_years'?)");
+    smki_conf_free(c2);
+    t = "[env.test]\ndevice_polcy = 1.2.3\n";
+    assert_ok(smki_conf_parse((const uint8_t *)t, strlen(t), "typo.conf", &c2));
+    assert_fails(smki_ca_init(&db2, "test", c2, &o, &rep), SMKI_E_USAGE,
+                 "typo.conf:2: unknown setting 'device_polcy' under [env.test] (did you mean 'device_policy'?)");
     size_t n2 = 9;
     assert_ok(smki_ca_count(&db2, &n2));
     assert_int_equal(n2, 0);
