@@ -434,4 +434,12 @@ expect_exit 2 "verify with a P-384 public key is refused" \
     smki verify --pub "$W/p384.pub" --in "$W/msg.bin" --sig "$W/msg.der.sig"
 expect_in "secp384r1" "the P-384 public key's curve is named"
 
+# A misspelt key in the home's configuration is refused, naming file and line,
+# rather than silently falling back to a default token or folder.
+TYPO_HOME=$ROOT/typo-home
+mkdir -p "$TYPO_HOME"
+printf '[hsm]\ntoken = x\ntokne = y\n' >"$TYPO_HOME/smki.conf"
+expect_exit 1 "a misspelt [hsm] key in smki.conf is a usage error" smki --home "$TYPO_HOME" key list
+expect_in "smki.conf:3: unknown setting 'tokne' under [hsm] (did you mean 'token'?)" "the typo is named with its line"
+
 finish

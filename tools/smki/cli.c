@@ -45,6 +45,12 @@ int cli_home(smki_cli *c)
     if (c->conf) return 0;
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
     GUARD(smki_conf_load(c->conf_path, &c->conf));
+    static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", NULL};
+    static const char *const STORE_KEYS[] = {"path", NULL};
+    static const char *const LINT_KEYS[] = {"env", NULL};
+    GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
+    GUARD(smki_conf_check_section(c->conf, "store", STORE_KEYS));
+    GUARD(smki_conf_check_section(c->conf, "lint", LINT_KEYS));
     const char *hsm_dir = smki_conf_get(c->conf, "hsm.softhsm_dir", "hsm");
     const char *store_dir = smki_conf_get(c->conf, "store.path", "store");
     snprintf(c->hsm_dir, sizeof c->hsm_dir, "%s%s%s", hsm_dir[0] == '/' ? "" : c->home, hsm_dir[0] == '/' ? "" : "/",
