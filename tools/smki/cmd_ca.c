@@ -52,6 +52,8 @@ static const char INIT_HELP[] =
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
+    "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
     "\n"
     "Issue a certificate from a PKCS#10 CSR (PEM or DER) with ENV's hierarchy.\n"
     "The CSR must prove possession of its key (its signature verifies), hold a P-256\n"
@@ -67,6 +69,17 @@ static const char ISSUE_HELP[] =
     "  organisation's EUI-64, e.g. 90-B3-D5-1F-30-01-00-00); --cn adds a CN. Validity\n"
     "  from the environment (10 years; 100 for loadController and xmlSign in test).\n"
     "\n"
+    "  DCCKI TLS certificate (--profile dccki-server or dccki-client): issued by the\n"
+    "  DCCKI issuing CA for a Party's TLS endpoint. Subject: the Party Signifier as\n"
+    "  organizationIdentifier (2.5.4.97; --party, or the CSR subject's own, which must\n"
+    "  agree), then --cn if given. keyUsage digitalSignature, extendedKeyUsage serverAuth\n"
+    "  or clientAuth (never both), subjectAltName of --dns host names and --ip addresses\n"
+    "  (a server needs at least one; each may repeat). The CSR must request keyUsage\n"
+    "  digitalSignature and carry no SAN, e.g.\n"
+    "    openssl req -new -key tls.key -subj /CN=gw1 -addext keyUsage=critical,digitalSignature\n"
+    "  Validity: the environment's dccki_server_years / dccki_client_years, else 1 year,\n"
+    "  never past the DCCKI issuing CA's own. P-256 only.\n"
+    "\n"
     "The certificate is checked against its profile, recorded in the store with a fresh\n"
     "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist.\n"
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
@@ -76,7 +89,9 @@ static const char ISSUE_HELP[] =
     "Examples:\n"
     "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
     "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
-    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n";
+    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
+    "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
+    "      --dns gw1.example.net --out gw-server.pem\n";
 
 static const char LIST_HELP[] =
     "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -309,8 +324,13 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     static const struct option opts[] = {{"env", required_argument, NULL, 'e'}, {"csr", required_argument, NULL, 'c'},
                                          {"out", required_argument, NULL, 'o'}, {"role", required_argument, NULL, 'r'},
                                          {"eui", required_argument, NULL, 'u'}, {"cn", required_argument, NULL, 'n'},
-                                         {"der", no_argument, NULL, 'd'},       {NULL, 0, NULL, 0}};
+                                         {"der", no_argument, NULL, 'd'},       {"profile", required_argument, NULL, 'p'},
+                                         {"party", required_argument, NULL, 'P'},
+                                         {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
+                                         {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
+    const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17];
+    size_t n_dns = 0, n_ips = 0;
     int der = 0, ch;
     optind = 1;
     opterr = 0;
@@ -322,10 +342,29 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'u') eui_s = optarg;
         else if (ch == 'n') cn = optarg;
         else if (ch == 'd') der = 1;
+        else if (ch == 'p') profile_s = optarg;
+        else if (ch == 'P') party = optarg;
+        else if (ch == 'D' && n_dns < 17) dns[n_dns++] = optarg;
+        else if (ch == 'I' && n_ips < 17) ips[n_ips++] = optarg;
+        else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
     if (!env || !csr_path || !out) return cli_usage(c, "smki ca issue", "--env, --csr and --out are required");
+    smki_profile_id want = SMKI_PROFILE_UNKNOWN;
+    if (profile_s) {
+        const smki_profile *p = smki_profile_by_name(profile_s);
+        if (!p || (p->id != SMKI_PROFILE_DCCKI_SERVER && p->id != SMKI_PROFILE_DCCKI_CLIENT &&
+                   p->id != SMKI_PROFILE_ORGANISATION && p->id != SMKI_PROFILE_DEVICE))
+            return cli_usage(c, "smki ca issue",
+                             "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
+        want = p->id;
+    }
+    int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
+    if (tls && (role_s || eui_s))
+        return cli_usage(c, "smki ca issue", "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
+    if (!tls && (party || n_dns || n_ips))
+        return cli_usage(c, "smki ca issue", "--party, --dns and --ip are for --profile dccki-server or dccki-client");
 
     uint8_t role = 0;
     smki_eui64_t eui;
@@ -355,11 +394,17 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = open_store(c, 0, &s, &db);
     if (rc == 0) rc = cli_pin(c, 0);
     smki_profile_id profile = SMKI_PROFILE_UNKNOWN;
+    char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
-        profile = csr->has_hw_module_name ? SMKI_PROFILE_DEVICE : SMKI_PROFILE_ORGANISATION;
+        profile = want != SMKI_PROFILE_UNKNOWN ? want
+                  : csr->has_hw_module_name    ? SMKI_PROFILE_DEVICE
+                                               : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
-    if (rc >= 0) {
+    if (rc >= 0 && tls) {
+        smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
+        rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);
+    } else if (rc >= 0) {
         smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
         rc = smki_ca_issue(is, &db, &r, cert);
     }
@@ -392,8 +437,16 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
         json_cert(&w, cert);
+        if (tls) json_str(&w, "party", party_used);
         json_str(&w, "file", out);
         json_end(&w);
+    } else if (tls) {
+        printf("Issued %s certificate for Party %s in environment %s.\n", smki_profile_get(cert->profile)->name,
+               party_used, cert->env);
+        char t[32];
+        when(cert->not_after, t);
+        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party_used,
+               smki_profile_get(cert->profile)->name, t, out);
     } else {
         char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
         if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
