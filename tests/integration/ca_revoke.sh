@@ -136,6 +136,10 @@ check "ca show: organisation 1 is revoked" test "$(status_of "$ORG1")" = revoked
 check "ca show: organisation 2 is still in use" test "$(status_of "$ORG2")" = in-use
 expect_exit 0 "ca list --status revoked" smki --json ca list --status revoked
 expect_json "lists exactly organisation 1" "d['count'] == 1 and d['certificates'][0]['serial'] == '$ORG1'"
+expect_json "with its reason and time" "d['certificates'][0]['reason'] == 'keyCompromise' and 'revoked_at' in d['certificates'][0]"
+expect_exit 0 "ca show of the revoked certificate" smki ca show "$ORG1"
+expect_in "revoked     " "ca show says when it was revoked"
+expect_in "(keyCompromise)" "and why"
 expect_exit 0 "ca list --status in-use" smki --json ca list --status in-use --profile organisation
 expect_json "lists only organisation 2 among organisation certificates" \
     "d['count'] == 1 and d['certificates'][0]['serial'] == '$ORG2'"
