@@ -123,6 +123,9 @@ refused 2 "a serial of another environment" "no certificate of serial" --env pro
 refused 1 "an unknown --issuer" "is not a CA" --serial "$ORG1" --issuer nosuch --reason superseded
 refused 2 "the right serial under another issuer" "from that issuer" --serial "$ORG1" --issuer smki-dca \
     --reason superseded
+expect_exit 2 "--json: a refusal is a JSON error" smki --json ca revoke --env test --serial "$DEVICE" --reason 1
+expect_json "ok false, naming why" 'd["ok"] is False and "replaced, not revoked" in json.dumps(d)'
+check "and nothing revoked by it" test "$(revoked_count)" = 0
 expect_exit 1 "revoke without --reason is a usage error" smki ca revoke --env test --serial "$ORG1"
 check "organisation 1 is still in use" test "$(status_of "$ORG1")" = in-use
 check "the device certificate is still in use" test "$(status_of "$DEVICE")" = in-use

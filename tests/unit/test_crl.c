@@ -554,6 +554,38 @@ static void test_arl_lists_a_revoked_ca_which_then_issues_nothing(void **state)
     free(oca), free(got);
 }
 
+static void test_dccki_ica_goes_on_the_dccki_roots_arl(void **state)
+{
+    fixture *f = *state;
+    smki_ca_record *ica = malloc(sizeof *ica);
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_DCCKI_ICA, ica));
+    smki_revoke_req r = {ica->cert.serial, NULL, "test", SMKI_REASON_CESSATION_OF_OPERATION, T0};
+    assert_ok(smki_ca_revoke(&f->db, &r, NULL, NULL));
+    smki_crl_opts o = {NULL, NULL, T0, 0};
+    smki_crl l;
+    assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_ROOT, &o, &l)); /* the SMKI root's: not there */
+    assert_int_equal(l.entries, 0);
+    smki_crl_clear(&l);
+    assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_DCCKI_ROOT, &o, &l));
+    assert_int_equal(l.entries, 1);
+    X509_CRL *crl = decode_crl(&l);
+    X509 *root = ca_cert(f, SMKI_CA_DCCKI_ROOT), *icx = ca_cert(f, SMKI_CA_DCCKI_ICA);
+    assert_int_equal(X509_CRL_verify(crl, X509_get0_pubkey(root)), 1);
+    X509_REVOKED *hit = NULL;
+    assert_int_equal(X509_CRL_get0_by_cert(crl, &hit, icx), 1);
+    ASN1_ENUMERATED *reason = X509_REVOKED_get_ext_d2i(hit, NID_crl_reason, NULL, NULL);
+    assert_int_equal(ASN1_ENUMERATED_get(reason), SMKI_REASON_CESSATION_OF_OPERATION);
+    ASN1_ENUMERATED_free(reason);
+    X509_free(root);
+    X509_free(icx);
+    X509_CRL_free(crl);
+    smki_crl_clear(&l);
+    smki_ca_issuer *is = NULL;
+    assert_fails(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DCCKI_SERVER, NULL, &is), SMKI_E_REFUSED,
+                 "dccki-ica CA of environment test is revoked");
+    free(ica);
+}
+
 static void test_crl_refusals(void **state)
 {
     fixture *f = *state;
@@ -587,6 +619,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_crl_lists_its_cas_revoked_certificates_and_verifies, setup, teardown),
         cmocka_unit_test_setup_teardown(test_empty_crl_has_no_revoked_certificates_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arl_lists_a_revoked_ca_which_then_issues_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dccki_ica_goes_on_the_dccki_roots_arl, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_refusals, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("crl (pure)", pure, NULL, NULL);
