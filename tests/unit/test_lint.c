@@ -23,7 +23,7 @@
 #define ORG_POLICY "1.2.826.0.1.8641679.1.2.1.4"
 #define DEVICE_POLICY "1.2.826.0.1.1800000.1.2.1.4"
 #define HW_TYPE "1.2.826.0.1.8641679.1.2.2.1"
-#define DCCKI_POLICY "1.2.826.0.1.8641679.1.2.3.1" /* made up for these tests: DCCKI's is not public */
+#define DCCKI_POLICY "2.999.1.2.826.1" /* the built-in test environment's: DCCKI's is not public */
 #define SUPPLIER_ID "90B3D51F30010000"
 #define DEVICE_ID "00DB123456789001"
 
