@@ -248,7 +248,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     smki_store_close(s);
     int exit_code = EXIT_OK;
     if (rc < 0) {
-        if (rep && !c->json) {
+        if (rep && rep->done && !c->json) {
             human_report(rep, in, out_dir, stderr);
             fprintf(stderr, "The run stopped after %zu of %zu CSR(s); what is committed stays. Run it again to carry "
                             "on.\n",
