@@ -114,9 +114,9 @@ static size_t find(const uint8_t *p, size_t len, const char *needle)
     return len;
 }
 
-static int open_file(smki_ca_batch_input *in, const char *path)
+/* Split in->bytes (a file's) into items. */
+static int split_blocks(smki_ca_batch_input *in, const char *path)
 {
-    GUARD(smki_file_read(path, SMKI_CA_BATCH_FILE_MAX, &in->bytes, &in->len));
     static const char BEGIN[] = "-----BEGIN ", END[] = "-----END ";
     size_t pos = find(in->bytes, in->len, BEGIN);
     if (pos == in->len) return add_item(in, strdup(path), NULL, 0, in->len); /* one CSR, DER (or not a CSR) */
@@ -135,6 +135,37 @@ static int open_file(smki_ca_batch_input *in, const char *path)
         pos = end + find(in->bytes + end, in->len - end, BEGIN);
     }
     return 0;
+}
+
+static int open_file(smki_ca_batch_input *in, const char *path)
+{
+    GUARD(smki_file_read(path, SMKI_CA_BATCH_FILE_MAX, &in->bytes, &in->len));
+    return split_blocks(in, path);
+}
+
+int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out)
+{
+    *out = NULL;
+    smki_ca_batch_input *in = calloc(1, sizeof *in);
+    if (!in) {
+        free(bytes);
+        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    }
+    in->bytes = bytes;
+    in->len = len;
+    int rc = split_blocks(in, name);
+    if (rc < 0) {
+        smki_ca_batch_input_free(in);
+        return rc;
+    }
+    *out = in;
+    return 0;
+}
+
+void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len)
+{
+    *p = in->bytes + in->items[i].at;
+    *len = in->items[i].len;
 }
 
 int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out)
