@@ -3,6 +3,7 @@
  * certificates with their "by_csr" entry in group commits, and only then writes the
  * files. The store is the truth: a crash loses no committed certificate, and a re-run
  * finds each CSR's certificate by the hash of the CSR instead of issuing again. */
+#define _GNU_SOURCE /* syncfs */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 #define CSR_KEY_LEN (SMKI_KEYID_LEN + HASH_LEN)
 #define TMP_PREFIX ".smki-batch."
 #define TMP_SUFFIX ".tmp"
+#define TMP_NAME_MAX 160
 
 /* ---- The input: a folder of CSR files, or one file of them ----------------------------- */
 
@@ -319,19 +321,17 @@ static int file_state(int dirfd, const char *name, const char *text, size_t len,
     return same && got == len ? 1 : 2;
 }
 
-/* A temporary beside it (named for this process), synced, then renamed into place: a
- * reader sees the old name absent or the whole file. The folder is synced per group. */
-static int write_atomic(int dirfd, const char *name, const char *text, size_t len, const char *dir)
+/* The first half of an atomic write: a temporary beside the file, named for this
+ * process, not yet synced. The group's temporaries are synced at once (syncfs), then
+ * renamed into place: a reader sees the name absent or the whole file, never part. */
+static int write_temporary(int dirfd, const char *name, const char *text, size_t len, const char *dir,
+                           char tmp[TMP_NAME_MAX])
 {
-    char tmp[160];
-    snprintf(tmp, sizeof tmp, TMP_PREFIX "%ld.%s" TMP_SUFFIX, (long)getpid(), name);
+    snprintf(tmp, TMP_NAME_MAX, TMP_PREFIX "%ld.%s" TMP_SUFFIX, (long)getpid(), name);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ENSURE(fd >= 0, SMKI_E_IO, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
     int rc = write_all(fd, text, len, tmp);
-    if (rc == 0 && fsync(fd) != 0) rc = SMKI_FAIL(SMKI_E_IO, "cannot sync %s/%s: %s", dir, tmp, strerror(errno));
     if (close(fd) != 0 && rc == 0) rc = SMKI_FAIL(SMKI_E_IO, "cannot write %s/%s: %s", dir, tmp, strerror(errno));
-    if (rc == 0 && renameat(dirfd, tmp, dirfd, name) != 0)
-        rc = SMKI_FAIL(SMKI_E_IO, "cannot move %s/%s into place: %s", dir, name, strerror(errno));
     if (rc < 0) unlinkat(dirfd, tmp, 0);
     return rc;
 }
@@ -377,6 +377,8 @@ typedef struct {
 typedef struct {
     size_t item;
     int is_new;
+    int has_tmp;             /* its temporary is written and waits to be renamed */
+    char tmp[TMP_NAME_MAX];
     smki_cert cert;
 } pending_t;
 
@@ -516,29 +518,66 @@ static void eui_hex(const smki_eui64_t *eui, char out[17])
     smki_hex_encode(eui->b, 8, out, 0);
 }
 
-static int place_file(run_t *r, const smki_cert *c, smki_ca_batch_item *item)
+/* Choose the certificate's file name and, unless the file is there already, write
+ * its temporary. Names claimed earlier in this group count as taken. */
+static int place_file(run_t *r, size_t k)
 {
+    pending_t *p = &r->pending[k];
+    const smki_cert *c = &p->cert;
+    smki_ca_batch_item *item = &r->rep->items[p->item];
     char pem[4096], eui[17], serial[2 * SMKI_SERIAL_LEN + 1];
     size_t pem_len;
     GUARD(smki_cert_to_pem(c->der, c->der_len, pem, sizeof pem, &pem_len));
     eui_hex(&c->eui, eui);
     const char *usage = c->usage == SMKI_USAGE_DS ? "ds" : "ka";
-    snprintf(item->file, sizeof item->file, "%s-%s.pem", eui, usage);
-    int state = file_state(r->dirfd, item->file, pem, pem_len, r->out_dir);
-    GUARD(state);
-    if (state == 2) { /* the name holds another certificate: never replace it */
-        smki_hex_encode(c->serial, SMKI_SERIAL_LEN, serial, 0);
-        snprintf(item->file, sizeof item->file, "%s-%s-%s.pem", eui, usage, serial);
-        item->name_clash = 1;
-        r->rep->name_clashes++;
-        state = file_state(r->dirfd, item->file, pem, pem_len, r->out_dir);
-        GUARD(state);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (attempt == 0) {
+            snprintf(item->file, sizeof item->file, "%s-%s.pem", eui, usage);
+        } else { /* the name holds another certificate: never replace it */
+            smki_hex_encode(c->serial, SMKI_SERIAL_LEN, serial, 0);
+            snprintf(item->file, sizeof item->file, "%s-%s-%s.pem", eui, usage, serial);
+            item->name_clash = 1;
+            r->rep->name_clashes++;
+        }
+        int state = 0;
+        for (size_t j = 0; j < k && !state; j++)
+            if (strcmp(r->rep->items[r->pending[j].item].file, item->file) == 0) state = 2;
+        if (!state) GUARD(state = file_state(r->dirfd, item->file, pem, pem_len, r->out_dir));
+        if (state == 1) return 0;
+        if (state == 0 || attempt == 1) break; /* free, or ours by the serial's name */
     }
-    if (state != 1) {
-        GUARD(write_atomic(r->dirfd, item->file, pem, pem_len, r->out_dir));
+    GUARD(write_temporary(r->dirfd, item->file, pem, pem_len, r->out_dir, p->tmp));
+    p->has_tmp = 1;
+    return 0;
+}
+
+/* Make the group's temporaries durable in one sync, then rename them into place. */
+static int place_group(run_t *r)
+{
+    size_t temps = 0;
+    for (size_t k = 0; k < r->npending; k++) temps += r->pending[k].has_tmp;
+    if (!temps) return 0;
+    ENSURE(syncfs(r->dirfd) == 0, SMKI_E_IO, "cannot sync the file system of %s: %s", r->out_dir, strerror(errno));
+    for (size_t k = 0; k < r->npending; k++) {
+        pending_t *p = &r->pending[k];
+        if (!p->has_tmp) continue;
+        const char *name = r->rep->items[p->item].file;
+        ENSURE(renameat(r->dirfd, p->tmp, r->dirfd, name) == 0, SMKI_E_IO, "cannot move %s/%s into place: %s",
+               r->out_dir, name, strerror(errno));
+        p->has_tmp = 0;
         r->rep->files_written++;
     }
+    ENSURE(fsync(r->dirfd) == 0, SMKI_E_IO, "cannot sync the folder %s: %s", r->out_dir, strerror(errno));
     return 0;
+}
+
+static void drop_temporaries(run_t *r)
+{
+    for (size_t k = 0; k < r->npending; k++)
+        if (r->pending[k].has_tmp) {
+            unlinkat(r->dirfd, r->pending[k].tmp, 0);
+            r->pending[k].has_tmp = 0;
+        }
 }
 
 static void report_progress(run_t *r)
@@ -568,14 +607,21 @@ static int commit_group(run_t *r)
         if (p->is_new) r->rep->issued++;
         else r->rep->existing++;
         r->rep->done++;
-        int rc = place_file(r, &p->cert, item);
+        p->has_tmp = 0;
+        int rc = place_file(r, k);
         if (rc < 0) {
+            drop_temporaries(r);
             r->npending = r->pending_new = 0;
             return smki_error_wrap("the certificate of %s is in the store but its file is not written",
                                    r->in->items[p->item].name);
         }
     }
-    ENSURE(fsync(r->dirfd) == 0, SMKI_E_IO, "cannot sync the folder %s: %s", r->out_dir, strerror(errno));
+    int rc = place_group(r);
+    if (rc < 0) {
+        drop_temporaries(r);
+        r->npending = r->pending_new = 0;
+        return smki_error_wrap("certificates are in the store but not all their files are written");
+    }
     r->npending = r->pending_new = 0;
     report_progress(r);
     return 0;

@@ -393,6 +393,20 @@ static void test_batch_name_clash_keeps_the_earlier_file(void **state)
     free(still);
     smki_ca_batch_report_free(r1);
     smki_ca_batch_report_free(r2);
+
+    /* Two new keys for one device in the same group: the first takes the name. */
+    const char *in3 = subdir(f, "in5c"), *out3 = subdir(f, "out5c");
+    put_csr(in3, GOOD, 1, 0x00db500000000002ull, 1);
+    put_csr(in3, GOOD, 1, 0x00db500000000002ull, 0); /* .csr.der sorts after .csr */
+    smki_ca_batch_report *r3 = run_batch(f, in3, out3, 2, 0);
+    assert_int_equal(r3->issued, 2);
+    assert_int_equal(r3->name_clashes, 1);
+    assert_string_equal(r3->items[0].file, "00db500000000002-ka.pem");
+    assert_false(r3->items[0].name_clash);
+    assert_true(r3->items[1].name_clash);
+    assert_true(exists(out3, r3->items[1].file));
+    assert_int_equal(r3->files_written, 2);
+    smki_ca_batch_report_free(r3);
 }
 
 static void test_batch_sweeps_temporaries_of_dead_runs(void **state)
