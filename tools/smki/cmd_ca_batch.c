@@ -138,7 +138,8 @@ static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input
             if (it->file[0]) json_str(&w, "file", it->file);
             if (it->name_clash) json_bool(&w, "name_clash", 1);
         }
-        if (it->outcome == SMKI_BATCH_DUPLICATE) json_str(&w, "duplicate_of", smki_ca_batch_input_name(in, it->duplicate_of));
+        if (it->outcome == SMKI_BATCH_DUPLICATE)
+            json_str(&w, "duplicate_of", smki_ca_batch_input_name(in, it->duplicate_of));
         if (it->outcome == SMKI_BATCH_REFUSED) {
             json_str(&w, "code", smki_error_name(it->code));
             json_str(&w, "reason", it->reason);
