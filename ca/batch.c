@@ -321,13 +321,16 @@ static int file_state(int dirfd, const char *name, const char *text, size_t len,
     return same && got == len ? 1 : 2;
 }
 
-/* The first half of an atomic write: a temporary beside the file, named for this
- * process, not yet synced. The group's temporaries are synced at once (syncfs), then
- * renamed into place: a reader sees the name absent or the whole file, never part. */
-static int write_temporary(int dirfd, const char *name, const char *text, size_t len, const char *dir,
+/* The first half of an atomic write: a hidden temporary in the output folder, named
+ * for this process and the input item, not yet synced. Workers write them as they go
+ * (creating files is the costly part, so it runs in parallel); after its group has
+ * committed, the group's temporaries are synced at once (syncfs) and renamed to their
+ * names: a reader sees a name absent or its whole file, and never a name before its
+ * certificate is in the store. */
+static int write_temporary(int dirfd, size_t item, const char *text, size_t len, const char *dir,
                            char tmp[TMP_NAME_MAX])
 {
-    snprintf(tmp, TMP_NAME_MAX, TMP_PREFIX "%ld.%s" TMP_SUFFIX, (long)getpid(), name);
+    snprintf(tmp, TMP_NAME_MAX, TMP_PREFIX "%ld.%zu" TMP_SUFFIX, (long)getpid(), item);
     int fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     ENSURE(fd >= 0, SMKI_E_IO, "cannot create %s/%s: %s", dir, tmp, strerror(errno));
     int rc = write_all(fd, text, len, tmp);
@@ -336,8 +339,9 @@ static int write_temporary(int dirfd, const char *name, const char *text, size_t
     return rc;
 }
 
-/* Temporaries of runs that died (kill -9 between create and rename). */
-static int sweep_temporaries(int dirfd, const char *dir)
+/* Temporaries of runs that died (kill -9 before their rename); with own, this run's
+ * leftovers too (items written ahead of a run that stopped). */
+static int sweep_temporaries(int dirfd, const char *dir, int own)
 {
     int fd = dup(dirfd);
     ENSURE(fd >= 0, SMKI_E_IO, "cannot read the folder %s: %s", dir, strerror(errno));
@@ -354,7 +358,7 @@ static int sweep_temporaries(int dirfd, const char *dir)
             strcmp(e->d_name + n - slen, TMP_SUFFIX) != 0)
             continue;
         long pid = strtol(e->d_name + plen, NULL, 10);
-        if (pid > 0 && pid != (long)getpid() && kill((pid_t)pid, 0) == 0) continue; /* another live run's */
+        if (pid == (long)getpid() ? !own : pid > 0 && kill((pid_t)pid, 0) == 0) continue; /* a live run's */
         unlinkat(dirfd, e->d_name, 0);
     }
     closedir(d);
@@ -371,6 +375,8 @@ typedef struct {
     int code;
     char *reason;
     uint8_t hash[HASH_LEN];
+    int has_tmp; /* the certificate's PEM waits in this temporary */
+    char tmp[TMP_NAME_MAX];
     smki_cert cert;
 } slot_t;
 
@@ -422,12 +428,38 @@ static void set_result(slot_t *s, result_kind kind, int code)
     }
 }
 
+/* <eui>-<ds|ka>.pem */
+static void base_name(const smki_cert *c, char *out, size_t cap)
+{
+    char eui[17];
+    smki_hex_encode(c->eui.b, 8, eui, 0);
+    snprintf(out, cap, "%s-%s.pem", eui, c->usage == SMKI_USAGE_DS ? "ds" : "ka");
+}
+
+/* On a worker: the certificate's temporary, unless its file is in place already. */
+static int prepare_file(run_t *r, size_t i, slot_t *s)
+{
+    char pem[4096], name[80];
+    size_t pem_len;
+    GUARD(smki_cert_to_pem(s->cert.der, s->cert.der_len, pem, sizeof pem, &pem_len));
+    if (s->kind == R_EXISTING) {
+        base_name(&s->cert, name, sizeof name);
+        int state = file_state(r->dirfd, name, pem, pem_len, r->out_dir);
+        GUARD(state);
+        if (state == 1) return 0;
+    }
+    GUARD(write_temporary(r->dirfd, i, pem, pem_len, r->out_dir, s->tmp));
+    s->has_tmp = 1;
+    return 0;
+}
+
 /* One CSR, on a worker thread: read, parse, find or build. */
 static void handle_one(run_t *r, size_t i, slot_t *s)
 {
     const input_item *it = &r->in->items[i];
     s->kind = 0;
     s->reason = NULL;
+    s->has_tmp = 0;
     smki_error_clear();
     uint8_t *owned = NULL;
     const uint8_t *data = NULL;
@@ -468,6 +500,10 @@ static void handle_one(run_t *r, size_t i, slot_t *s)
         set_result(s, R_FATAL, rc);
     }
     smki_csr_free(csr);
+    if ((s->kind == R_NEW || s->kind == R_EXISTING) && (rc = prepare_file(r, i, s)) < 0) {
+        smki_error_wrap("writing the certificate's file ahead of its commit");
+        set_result(s, R_FATAL, rc);
+    }
 }
 
 static void *worker(void *arg)
@@ -513,29 +549,22 @@ static size_t seen_add(run_t *r, const uint8_t hash[HASH_LEN], size_t item)
     }
 }
 
-static void eui_hex(const smki_eui64_t *eui, char out[17])
-{
-    smki_hex_encode(eui->b, 8, out, 0);
-}
-
-/* Choose the certificate's file name and, unless the file is there already, write
- * its temporary. Names claimed earlier in this group count as taken. */
+/* Choose the certificate's file name (names claimed earlier in this group count as
+ * taken) and drop its temporary if the file is there already. */
 static int place_file(run_t *r, size_t k)
 {
     pending_t *p = &r->pending[k];
     const smki_cert *c = &p->cert;
     smki_ca_batch_item *item = &r->rep->items[p->item];
-    char pem[4096], eui[17], serial[2 * SMKI_SERIAL_LEN + 1];
+    char pem[4096], serial[2 * SMKI_SERIAL_LEN + 1];
     size_t pem_len;
     GUARD(smki_cert_to_pem(c->der, c->der_len, pem, sizeof pem, &pem_len));
-    eui_hex(&c->eui, eui);
-    const char *usage = c->usage == SMKI_USAGE_DS ? "ds" : "ka";
+    base_name(c, item->file, sizeof item->file);
     for (int attempt = 0; attempt < 2; attempt++) {
-        if (attempt == 0) {
-            snprintf(item->file, sizeof item->file, "%s-%s.pem", eui, usage);
-        } else { /* the name holds another certificate: never replace it */
+        if (attempt == 1) { /* the name holds another certificate: never replace it */
             smki_hex_encode(c->serial, SMKI_SERIAL_LEN, serial, 0);
-            snprintf(item->file, sizeof item->file, "%s-%s-%s.pem", eui, usage, serial);
+            snprintf(item->file + strlen(item->file) - 4, sizeof item->file - (strlen(item->file) - 4), "-%s.pem",
+                     serial);
             item->name_clash = 1;
             r->rep->name_clashes++;
         }
@@ -543,10 +572,14 @@ static int place_file(run_t *r, size_t k)
         for (size_t j = 0; j < k && !state; j++)
             if (strcmp(r->rep->items[r->pending[j].item].file, item->file) == 0) state = 2;
         if (!state) GUARD(state = file_state(r->dirfd, item->file, pem, pem_len, r->out_dir));
-        if (state == 1) return 0;
+        if (state == 1) {
+            if (p->has_tmp) unlinkat(r->dirfd, p->tmp, 0);
+            p->has_tmp = 0;
+            return 0;
+        }
         if (state == 0 || attempt == 1) break; /* free, or ours by the serial's name */
     }
-    GUARD(write_temporary(r->dirfd, item->file, pem, pem_len, r->out_dir, p->tmp));
+    if (!p->has_tmp) GUARD(write_temporary(r->dirfd, p->item, pem, pem_len, r->out_dir, p->tmp));
     p->has_tmp = 1;
     return 0;
 }
@@ -607,7 +640,6 @@ static int commit_group(run_t *r)
         if (p->is_new) r->rep->issued++;
         else r->rep->existing++;
         r->rep->done++;
-        p->has_tmp = 0;
         int rc = place_file(r, k);
         if (rc < 0) {
             drop_temporaries(r);
@@ -650,6 +682,8 @@ static int take_result(run_t *r, size_t i, slot_t *s)
     memcpy(item->serial, s->cert.serial, SMKI_SERIAL_LEN);
     size_t first = seen_add(r, s->hash, i);
     if (first != (size_t)-1) { /* the same CSR again: the first one's certificate, which may be pending */
+        if (s->has_tmp) unlinkat(r->dirfd, s->tmp, 0);
+        s->has_tmp = 0;
         const smki_ca_batch_item *f = &r->rep->items[first];
         item->outcome = SMKI_BATCH_DUPLICATE;
         item->duplicate_of = first;
@@ -671,6 +705,9 @@ static int take_result(run_t *r, size_t i, slot_t *s)
     }
     r->pending[r->npending].item = i;
     r->pending[r->npending].is_new = s->kind == R_NEW;
+    r->pending[r->npending].has_tmp = s->has_tmp;
+    memcpy(r->pending[r->npending].tmp, s->tmp, TMP_NAME_MAX);
+    s->has_tmp = 0;
     r->pending[r->npending].cert = s->cert;
     if (++r->npending == r->group) GUARD(commit_group(r));
     return 0;
@@ -721,7 +758,7 @@ static int open_out(run_t *r, const smki_ca_batch_input *in)
     ENSURE(fstat(r->dirfd, &st) == 0, SMKI_E_IO, "cannot stat %s: %s", r->out_dir, strerror(errno));
     ENSURE(!(in->is_dir && st.st_dev == in->dev && st.st_ino == in->ino), SMKI_E_USAGE,
            "the output folder %s is the input folder: certificates would be read as CSRs next time", r->out_dir);
-    return sweep_temporaries(r->dirfd, r->out_dir);
+    return sweep_temporaries(r->dirfd, r->out_dir, 0);
 }
 
 int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_input *in,
@@ -787,6 +824,8 @@ stop:
     pthread_cond_broadcast(&r->cv_work);
     pthread_mutex_unlock(&r->mu);
     for (size_t k = 0; k < started; k++) pthread_join(threads[k], NULL);
+    if (rc < 0) drop_temporaries(r);
+    if (rc < 0 && r->dirfd >= 0) sweep_temporaries(r->dirfd, r->out_dir, 1); /* written ahead of the stop */
     if (rc == 0) report_progress(r);
 out:
     /* Duplicates name the first one's file, known once it is placed. */
