@@ -228,6 +228,93 @@ int smki_ca_issue(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r, s
 int smki_ca_issue_batch(smki_ca_issuer *is, smki_ca_db *db, smki_batch *b, const smki_issue_req *r,
                         smki_cert *out);
 
+/* ---- Batches of device CSRs (ca/batch.c) ----------------------------------------------
+ * Many device CSRs issued at once by the device CA, resumably. Each CSR is known by
+ * the SHA-256 of its DER: the database "by_csr" maps issuer SKI (8) || SHA-256 (32)
+ * to the certificate's key in "certs", and that entry is written in the same group
+ * commit as the certificate and its indices. So after a crash (kill -9 at any
+ * moment) a certificate is in the store with its by_csr entry or not at all, and a
+ * re-run finds every CSR already issued and gives back its certificate instead of
+ * issuing another. Output files are written only after their group has committed,
+ * each atomically (a temporary beside it, fsync, rename), so a file never names a
+ * certificate the store lost and is never half written.
+ *
+ * Input: a folder (every regular file whose name does not start with '.', in name
+ * order; each one CSR, PEM or DER), or a file: one CSR (PEM or DER), or several PEM
+ * CSRs one after another (as `cat *.csr` makes); text outside the PEM blocks is
+ * ignored. Items are named "<folder>/<file>" or "<file>#<n>" (n from 1) in reports.
+ *
+ * Output: <out>/<eui>-<ds|ka>.pem (16 lowercase hex digits). If that name already
+ * holds a different certificate (a device that sent a new CSR), the certificate is
+ * written as <eui>-<ds|ka>-<serial>.pem instead: a file is never replaced by another
+ * certificate. */
+typedef struct smki_ca_batch_input smki_ca_batch_input;
+/* Read the list of CSRs from path (folder or file, as above). A folder's files are
+ * read when they are issued; a file's bytes at once (at most SMKI_CA_BATCH_FILE_MAX). */
+#define SMKI_CA_BATCH_FILE_MAX ((size_t)1 << 30)
+int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out);
+size_t smki_ca_batch_input_count(const smki_ca_batch_input *in);
+const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i);
+void smki_ca_batch_input_free(smki_ca_batch_input *in);
+
+typedef enum {
+    SMKI_BATCH_NOT_DONE = 0, /* the run stopped (a store or token failure) before it */
+    SMKI_BATCH_ISSUED,       /* a new certificate, committed by this run */
+    SMKI_BATCH_EXISTING,     /* issued by an earlier run: that certificate written again */
+    SMKI_BATCH_DUPLICATE,    /* the same CSR earlier in this input: one certificate for both */
+    SMKI_BATCH_REFUSED,      /* a bad CSR: code and reason say why; nothing issued */
+} smki_batch_outcome;
+/* "issued", "already-issued", "duplicate", "refused", "not-done". */
+const char *smki_batch_outcome_name(smki_batch_outcome o);
+
+typedef struct {
+    smki_batch_outcome outcome;
+    int code;                  /* refused: the smki_err */
+    char *reason;              /* refused: the message (owned by the report) */
+    size_t duplicate_of;       /* duplicate: the index of the first */
+    int has_cert;              /* issued, existing, duplicate */
+    smki_eui64_t eui;
+    int usage;                 /* SMKI_USAGE_DS or SMKI_USAGE_KA */
+    uint8_t serial[SMKI_SERIAL_LEN];
+    char file[80];             /* the certificate's file name inside the output folder */
+    int name_clash;            /* written under the serial's name: <eui>-<usage>.pem holds another */
+} smki_ca_batch_item;
+
+typedef struct {
+    size_t total, done;        /* CSRs in the input; handled so far (in input order) */
+    size_t issued, existing, duplicate, refused, files_written, name_clashes;
+    size_t commits;            /* group commits made */
+    double seconds;
+    smki_ca_batch_item *items; /* total of them, in input order */
+} smki_ca_batch_report;
+
+typedef void (*smki_ca_batch_progress_fn)(const smki_ca_batch_report *r, void *arg);
+typedef struct {
+    const char *out_dir;   /* created if missing; must not be the input folder */
+    unsigned threads;      /* 0: the number of processors */
+    size_t group;          /* certificates per commit; 0: 256 */
+    int64_t not_before;    /* 0: now */
+    smki_ca_batch_progress_fn progress; /* optional: after each group and at the end */
+    void *progress_arg;
+} smki_ca_batch_opts;
+
+/* Issue every CSR of in with the device CA `is` (smki_ca_issuer_open for
+ * SMKI_PROFILE_DEVICE), recording in db's store and writing certificates into
+ * o->out_dir. Takes the store's maintenance lock for the run (one batch at a time per
+ * store: SMKI_E_LOCKED names the process that holds it). A bad CSR is refused in the
+ * report and the rest go on; the return is 0 then too. A failure of the store, the
+ * token or the output folder stops the run and is returned: what was committed
+ * before it stays (with its files), and a re-run carries on. *out (freed with
+ * smki_ca_batch_report_free) is set in both cases when the run started. */
+int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_input *in,
+                      const smki_ca_batch_opts *o, smki_ca_batch_report **out);
+void smki_ca_batch_report_free(smki_ca_batch_report *r);
+
+/* The certificate a batch issued from this CSR (its DER) with the CA of this SKI;
+ * SMKI_E_NOTFOUND if none. */
+int smki_ca_find_by_csr(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t *csr_der,
+                        size_t csr_len, smki_cert *out);
+
 /* For tests only: the next serials are this one (NULL: back to the CSPRNG), so that
  * a duplicate can be forced; issuance does not retry a fixed serial. Per thread. */
 void smki_ca_test_fix_serial(const uint8_t serial[SMKI_SERIAL_LEN]);

@@ -80,4 +80,11 @@ int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out
 /* The "cas" record of a CA; put in the ceremony's transaction. */
 int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
 
+/* ---- Batch input (batch.c), for the fuzz target ------------------------------------- */
+/* The items of a file's bytes (taken over: freed with the list, also on failure), as
+ * smki_ca_batch_input_open splits a file; name labels them. */
+int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out);
+/* Item i's octets (an item of a file, not of a folder). */
+void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len);
+
 #endif

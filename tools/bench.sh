@@ -55,6 +55,24 @@ if [ -x "$BUILD/bin/bench_ca" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; t
   echo "CA issuance, step by step (1 thread, software CA key; bound = one sign + one verify per certificate):"
   SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_ca" $((SECS * 2000)) | sed 's/^/  /'
 fi
+if [ -x "$BUILD/bin/make_device_csrs" ]; then
+  # smki ca batch from the command line, end to end: CSR files read, parsed and their
+  # proof of possession verified, certificates signed in the SoftHSM token and linted,
+  # recorded in group commits, then written as files (each fsynced). Bound: one verify
+  # and one sign per certificate, 1/(1/sign + 1/verify) of openssl speed.
+  N=$((SECS * 400))
+  "$BUILD/bin/smki" ca init --env test >/dev/null
+  echo
+  for t in 1 2; do
+    if [ "$t" = 1 ]; then SB=$S1 VB=$V1; else SB=$S2 VB=$V2; fi
+    "$BUILD/bin/make_device_csrs" --out "$WORK/csrs-$t" --count "$N" --start "00-DB-B$t-00-00-00-00-00"
+    ms=$("$BUILD/bin/smki" --json ca batch --env test --in "$WORK/csrs-$t" --out "$WORK/certs-$t" --threads "$t" |
+      awk -F'"milliseconds":' '{ split($2, a, ","); print a[1] }')
+    m=$(awk -v n="$N" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')
+    row "ca batch, CLI end to end ($N CSRs)" "$t" "$m" "$(awk -v s="$SB" -v v="$VB" 'BEGIN { print 1 / (1 / s + 1 / v) }')" \
+      "bound = sign + verify; token key, files fsynced"
+  done
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # make demo: the main job end to end on embedded defaults, narrated for an operator.
-# Home ./var/smki: its own SoftHSM token and LMDB store. PINs live in files under
-# ./var/smki/secrets (mode 0600), never on a command line. Safe to run again.
+# Home ./var/demo (not the default ./var/smki: the demo configures a production
+# environment with made-up OIDs, which must never meet a real home): its own SoftHSM
+# tokens and LMDB store. PINs live in files under ./var/demo/secrets (mode 0600),
+# never on a command line. Safe to run again: a re-run reuses the home, the CAs and
+# the device CSRs, and finds every batch already issued.
 set -euo pipefail
 SMKI=${1:-build/bin/smki}
-export SMKI_HOME=${SMKI_HOME:-./var/smki}
+MAKE_CSRS=$(dirname "$SMKI")/make_device_csrs
+export SMKI_HOME=${SMKI_HOME:-./var/demo}
 unset SMKI_PIN SMKI_SO_PIN
 SECRETS=$SMKI_HOME/secrets
 WORK=$SMKI_HOME/demo
@@ -55,8 +59,12 @@ done
 run "$SMKI" key list
 echo "An independent look into the token (OpenSC pkcs11-tool): the private keys must be"
 echo "sensitive and never extractable."
-listing=$(SOFTHSM2_CONF=$SMKI_HOME/hsm/softhsm2.conf pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so \
-  --token-label "$TOKEN_LABEL" --login --pin "$(cat "$SECRETS/user.pin")" --list-objects --type privkey 2>/dev/null)
+# pkcs11-tool's --token-label matches a prefix ('smki' would pick 'smki-test' once the CA
+# ceremony has made it): find the slot whose label is exactly ours.
+P11=(env SOFTHSM2_CONF="$SMKI_HOME/hsm/softhsm2.conf" pkcs11-tool --module /usr/lib/softhsm/libsofthsm2.so)
+slot=$("${P11[@]}" -L 2>/dev/null | awk -v want="$TOKEN_LABEL" \
+  '/^Slot [0-9]+ \(0x/ { id = substr($3, 2, length($3) - 2) } $1 == "token" && $2 == "label" { sub(/^[^:]*: /, ""); if ($0 == want) print id }')
+listing=$("${P11[@]}" --slot "$slot" --login --pin "$(cat "$SECRETS/user.pin")" --list-objects --type privkey 2>/dev/null)
 echo "$listing" | grep -A4 'demo-supplier-ds' | sed 's/^/  /'
 echo "$listing" | grep -A4 'demo-supplier-ds' | grep -q 'never extractable' || { echo "UNEXPECTED: key is extractable"; exit 1; }
 
@@ -146,7 +154,100 @@ set -e
 [ "$rc" -ne 0 ] || { echo "UNEXPECTED: the revoked certificate verified"; exit 1; }
 echo "(as expected: openssl refuses the revoked KA certificate)"
 
-say "13. The store"
+say "13. A batch of device certificates: 200 device CSRs (as devices send them in CS02c responses)"
+CSRS_TEST=$WORK/csrs-test
+if [ ! -d "$CSRS_TEST" ]; then
+  echo "Making 200 device CSRs, EUI-64 00-DB-12-34-00-00-00-00 upwards (tests/helpers/make_device_csrs):"
+  echo "EC P-256 keys, empty subject, critical keyUsage, the Device ID in a hardwareModuleName SAN."
+  "$MAKE_CSRS" --out "$CSRS_TEST" --count 100 --start 00-DB-12-34-00-00-00-00 --usage both
+else
+  echo "Using the 200 device CSRs already in $CSRS_TEST."
+fi
+ls "$CSRS_TEST" | sed -n 1,3p; echo "  ... $(ls "$CSRS_TEST" | wc -l) files"
+run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test"
+echo "Run it again, as after a crash: every CSR is found already issued and its certificate written"
+echo "out again; nothing is issued twice."
+run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test" | sed -n 2,3p
+echo "Every certificate checked by the linter and chained by openssl:"
+"$SMKI" lint "$WORK"/devices-test/*.pem | tail -1
+openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-dca.pem" "$WORK"/devices-test/*.pem \
+  | grep -c ': OK$' | sed 's/$/ certificates: OK (openssl verify)/'
+
+say "14. The production hierarchy. Its OIDs are not public: they are configuration."
+PROD_CONF=$SMKI_HOME/demo-production.conf
+if [ ! -f "$PROD_CONF" ]; then
+  cat > "$PROD_CONF" <<'CONF'
+# DEMO ONLY. A production environment for `make demo`, with MADE-UP policy OIDs in the
+# example arc 2.999 (X.660), which nothing live carries. These are NOT the DCC's: the
+# live SMKI OIDs are not public; an operator sets them from the SMKI Compliance Policy
+# and GBCS as issued (see docs/ca-ceremony.conf). Never copy this file to a real home.
+[env.production]
+org_policy = 2.999.0.1
+device_policy = 2.999.0.2
+hw_type = 1.2.826.0.1.8641679.1.2.2.1
+dccki_policy = 2.999.0.4
+root_name = DEMO PROD ROOT
+oca_name = DEMO PROD OCA
+dca_name = DEMO PROD DCA
+
+[ca.production]
+token = smki-demo-production
+smki_root_key = demo-prod-smki-root
+smki_oca_key = demo-prod-smki-oca
+smki_dca_key = demo-prod-smki-dca
+dccki_root_name = smki demo production DCCKI Root
+dccki_root_key = demo-prod-dccki-root
+dccki_ica_name = smki demo production DCCKI Issuing CA
+dccki_ica_key = demo-prod-dccki-ica
+CONF
+  echo "Wrote $PROD_CONF (demo placeholders, clearly labelled)."
+fi
+sed 's/^/  | /' "$PROD_CONF"
+PCA_DIR=$SMKI_HOME/ca/production
+if [ ! -f "$PCA_DIR/smki-root.pem" ]; then
+  echo "Without it, production is refused: its OIDs are placeholders until configured."
+  set +e
+  "$SMKI" ca init --env production; rc=$?
+  set -e
+  [ "$rc" -ne 0 ] || { echo "UNEXPECTED: production accepted without configuration"; exit 1; }
+fi
+echo "The ceremony records the configuration with the hierarchy: later runs and issuance use it."
+run "$SMKI" ca init --env production --config "$PROD_CONF"
+
+say "15. Production: an organisation certificate pair for the supplier, and 200 device certificates"
+PROD=$WORK/production
+mkdir -p "$PROD"
+for short in ds ka; do
+  usage=$([ "$short" = ds ] && echo digitalSignature || echo keyAgreement)
+  if [ ! -f "$PROD/supplier-$short.pem" ]; then
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PROD/supplier-$short.key" 2>/dev/null
+    openssl req -new -key "$PROD/supplier-$short.key" -subj "/CN=GITTESTSUPPLIER" -addext "keyUsage=critical,$usage" \
+      -out "$PROD/supplier-$short.csr" 2>/dev/null
+    run "$SMKI" ca issue --env production --csr "$PROD/supplier-$short.csr" --role supplier \
+      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out "$PROD/supplier-$short.pem"
+  else
+    echo "The production supplier $short certificate exists: $PROD/supplier-$short.pem"
+  fi
+done
+CSRS_PROD=$WORK/csrs-production
+[ -d "$CSRS_PROD" ] || "$MAKE_CSRS" --out "$CSRS_PROD" --count 100 --start 00-DB-56-78-00-00-00-00 --usage both
+run "$SMKI" ca batch --env production --in "$CSRS_PROD" --out "$PROD/devices"
+run "$SMKI" lint --env production --config "$PROD_CONF" "$PROD/supplier-ds.pem" "$PROD/supplier-ka.pem"
+"$SMKI" lint --env production --config "$PROD_CONF" "$PROD"/devices/*.pem | tail -1
+run openssl verify -CAfile "$PCA_DIR/smki-root.pem" -untrusted "$PCA_DIR/smki-oca.pem" "$PROD/supplier-ds.pem" \
+  "$PROD/supplier-ka.pem"
+openssl verify -CAfile "$PCA_DIR/smki-root.pem" -untrusted "$PCA_DIR/smki-dca.pem" "$PROD"/devices/*.pem \
+  | grep -c ': OK$' | sed 's/$/ production device certificates: OK (openssl verify)/'
+echo "Test and production never cross: a test device certificate against production's root:"
+set +e
+openssl verify -CAfile "$PCA_DIR/smki-root.pem" -untrusted "$PCA_DIR/smki-dca.pem" \
+  "$WORK/devices-test/00db123400000000-ds.pem" >/dev/null 2>&1; rc=$?
+set -e
+[ "$rc" -ne 0 ] || { echo "UNEXPECTED: a test certificate verified against production"; exit 1; }
+echo "  refused by openssl verify, as it should be."
+run "$SMKI" ca list --env production --profile organisation
+
+say "16. The store"
 run "$SMKI" store info
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."

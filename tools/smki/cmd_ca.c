@@ -20,8 +20,9 @@ static const char ABOUT[] =
     "neither trust store validates the other's certificates.\n"
     "\n"
     "Start with 'smki ca init --env test', then 'smki ca issue --env test --csr FILE\n"
-    "--out FILE'. Every certificate is checked against its profile (the same rules as\n"
-    "'smki lint') before it is released, and recorded in the store.";
+    "--out FILE' ('smki ca batch' for many device CSRs at once). Every certificate is\n"
+    "checked against its profile (the same rules as 'smki lint') before it is released,\n"
+    "and recorded in the store.";
 
 static const char INIT_HELP[] =
     "Usage: smki ca init --env ENV [--config FILE]\n"
@@ -1017,6 +1018,7 @@ static int ca_arl(smki_cli *c, int argc, char **argv)
 static const cli_cmd CA_COMMANDS[] = {
     {"init", ca_init, "the ceremony: build an environment's CA hierarchy (safe to re-run)"},
     {"issue", ca_issue, "issue a device or organisation certificate from a CSR"},
+    {"batch", cmd_ca_batch, "issue device certificates for many CSRs at once (resumable)"},
     {"list", ca_list, "list the certificates in the store, with filters"},
     {"show", ca_show, "show one certificate by serial"},
     {"revoke", ca_revoke, "revoke an organisation, DCCKI TLS or CA certificate (final; devices are replaced)"},

@@ -27,7 +27,7 @@ static const cli_cmd COMMANDS[] = {
     {"eui64", cmd_eui64, "EUI-64 identifiers and ranges: parse, range"},
     {"store", cmd_store, "the LMDB store: info"},
     {"lint", cmd_lint, "check certificates against the GB profiles"},
-    {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, list, show"},
+    {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, batch, list, show"},
     {NULL, NULL, NULL},
 };
 

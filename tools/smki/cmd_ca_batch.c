@@ -1,0 +1,274 @@
+/* smki ca batch: many device CSRs issued at once (ca/batch.c does the work), with a
+ * progress bar on a terminal and a summary, human or --json. */
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ca/ca.h"
+#include "commands.h"
+
+static const char BATCH_HELP[] =
+    "Usage: smki ca batch --env ENV --in DIR|FILE --out DIR [--threads N] [--group N]\n"
+    "\n"
+    "Issue device certificates for many CSRs at once with ENV's device CA, resumably.\n"
+    "\n"
+    "Input (--in):\n"
+    "  DIR   every regular file in it whose name does not start with '.', in name\n"
+    "        order; each file one CSR, PEM or DER (e.g. <eui>-ds.csr.der).\n"
+    "  FILE  one CSR (PEM or DER), or many PEM CSRs one after another, as\n"
+    "        'cat *.csr > all.pem' makes; text between the PEM blocks is ignored.\n"
+    "        Reports name the n-th block FILE#n.\n"
+    "Each CSR is checked as 'smki ca issue' checks a device CSR (proof of possession,\n"
+    "P-256, exactly one key usage, a hardwareModuleName, an empty subject). A bad one\n"
+    "is refused and reported by name; the others go on.\n"
+    "\n"
+    "Output (--out, created if missing, not the input folder): one certificate per CSR,\n"
+    "PEM, named <eui>-ds.pem or <eui>-ka.pem (the device's EUI-64 in 16 lowercase hex\n"
+    "digits). A file is never replaced by a different certificate: if that name holds\n"
+    "another one (a device that sent a new CSR), the new certificate is written as\n"
+    "<eui>-<usage>-<serial>.pem and the summary says so. Every file is written\n"
+    "atomically (temporary, fsync, rename), and only after its certificate is committed.\n"
+    "\n"
+    "Resumable: each certificate is recorded with the SHA-256 of its CSR in the same\n"
+    "commit. Killed at any moment (even kill -9), the store keeps every committed\n"
+    "certificate; run the same command again and CSRs already issued get their existing\n"
+    "certificate written out again, never a second one. The same CSR twice in one input\n"
+    "is issued once. One batch at a time per store.\n"
+    "\n"
+    "  --threads N  threads that parse, sign and lint (default: the number of processors)\n"
+    "  --group N    certificates per commit (default 256): a crash loses at most the\n"
+    "               group being committed, which a re-run issues\n"
+    "\n"
+    "A progress bar goes to stderr when it is a terminal (never with --json). Then a\n"
+    "summary: issued, already issued, duplicates, refused with the reason per input.\n"
+    "Exit 0 if every CSR has its certificate, 2 if any was refused, 3 if the store or\n"
+    "the token failed (what was committed stays: run again to carry on).\n"
+    "\n"
+    "Needs the user PIN (SMKI_PIN or --pin-file) for a CA key in a token.\n"
+    "\n"
+    "Examples:\n"
+    "  smki ca batch --env test --in csrs/ --out certs/\n"
+    "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/\n";
+
+/* ---- Progress ------------------------------------------------------------------------------ */
+
+typedef struct {
+    int on;
+    double last;
+    int drawn;
+} progress_t;
+
+static double now_s(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+static void on_progress(const smki_ca_batch_report *r, void *arg)
+{
+    progress_t *p = arg;
+    if (!p->on) return;
+    double t = now_s();
+    int final = r->done == r->total;
+    if (!final && p->drawn && t - p->last < 0.1) return;
+    p->last = t;
+    p->drawn = 1;
+    enum { WIDTH = 30 };
+    size_t fill = r->total ? r->done * WIDTH / r->total : WIDTH;
+    char bar[WIDTH + 1];
+    for (size_t i = 0; i < WIDTH; i++) bar[i] = i < fill ? '#' : '.';
+    bar[WIDTH] = '\0';
+    double rate = r->seconds > 0 ? (double)(r->issued + r->existing) / r->seconds : 0;
+    double eta = rate > 0 ? (double)(r->total - r->done) / rate : 0;
+    fprintf(stderr, "\r\033[K[%s] %zu/%zu  issued %zu  already %zu  refused %zu  %.0f/s  ETA %.0fs", bar, r->done,
+            r->total, r->issued, r->existing, r->refused, rate, eta);
+    fflush(stderr);
+}
+
+static void progress_clear(progress_t *p)
+{
+    if (p->on && p->drawn) {
+        fputs("\r\033[K", stderr);
+        fflush(stderr);
+    }
+}
+
+/* ---- Output --------------------------------------------------------------------------------- */
+
+static const char *usage_text(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "-";
+}
+
+static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *env,
+                        const char *out_dir, unsigned threads)
+{
+    json_w w;
+    json_begin(&w, stdout);
+    json_bool(&w, "ok", r->refused == 0);
+    json_str(&w, "env", env);
+    json_str(&w, "out", out_dir);
+    json_int(&w, "threads", threads);
+    json_int(&w, "total", (long long)r->total);
+    json_int(&w, "issued", (long long)r->issued);
+    json_int(&w, "already_issued", (long long)r->existing);
+    json_int(&w, "duplicate", (long long)r->duplicate);
+    json_int(&w, "refused", (long long)r->refused);
+    json_int(&w, "files_written", (long long)r->files_written);
+    json_int(&w, "name_clashes", (long long)r->name_clashes);
+    json_int(&w, "commits", (long long)r->commits);
+    json_int(&w, "milliseconds", (long long)(r->seconds * 1000.0 + 0.5));
+    json_key_arr(&w, "items");
+    for (size_t i = 0; i < r->total; i++) {
+        const smki_ca_batch_item *it = &r->items[i];
+        json_arr_obj(&w);
+        json_str(&w, "input", smki_ca_batch_input_name(in, i));
+        json_str(&w, "outcome", smki_batch_outcome_name(it->outcome));
+        if (it->has_cert) {
+            char hx[2 * SMKI_SERIAL_LEN + 1], eui[SMKI_EUI64_TEXT_MAX];
+            smki_hex_encode(it->serial, SMKI_SERIAL_LEN, hx, 0);
+            smki_eui64_format(&it->eui, SMKI_EUI64_HYPHEN, eui);
+            json_str(&w, "serial", hx);
+            json_str(&w, "eui64", eui);
+            json_str(&w, "usage", usage_text(it->usage));
+            if (it->file[0]) json_str(&w, "file", it->file);
+            if (it->name_clash) json_bool(&w, "name_clash", 1);
+        }
+        if (it->outcome == SMKI_BATCH_DUPLICATE)
+            json_str(&w, "duplicate_of", smki_ca_batch_input_name(in, it->duplicate_of));
+        if (it->outcome == SMKI_BATCH_REFUSED) {
+            json_str(&w, "code", smki_error_name(it->code));
+            json_str(&w, "reason", it->reason);
+        }
+        json_close_obj(&w);
+    }
+    json_close_arr(&w);
+    json_end(&w);
+}
+
+static void human_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *out_dir, FILE *f)
+{
+    double rate = r->seconds > 0 ? (double)(r->issued + r->existing) / r->seconds : 0;
+    fprintf(f, "  issued          %6zu  new certificate(s), in %zu group commit(s)\n", r->issued, r->commits);
+    fprintf(f, "  already issued  %6zu  by an earlier run: the same certificate written out again\n", r->existing);
+    fprintf(f, "  duplicates      %6zu  the same CSR again in this input: one certificate\n", r->duplicate);
+    fprintf(f, "  refused         %6zu\n", r->refused);
+    fprintf(f, "  files written   %6zu  to %s (files already in place are left as they are)\n", r->files_written,
+            out_dir);
+    fprintf(f, "  time            %6.2f s (%.0f certificates/s)\n", r->seconds, rate);
+    if (r->name_clashes) {
+        fprintf(f, "Written under the serial's name (<eui>-<usage>.pem holds another certificate):\n");
+        for (size_t i = 0; i < r->total; i++)
+            if (r->items[i].name_clash && r->items[i].outcome != SMKI_BATCH_DUPLICATE)
+                fprintf(f, "  %s -> %s\n", smki_ca_batch_input_name(in, i), r->items[i].file);
+    }
+    if (r->refused) {
+        fprintf(f, "Refused:\n");
+        for (size_t i = 0; i < r->total; i++)
+            if (r->items[i].outcome == SMKI_BATCH_REFUSED)
+                fprintf(f, "  %s: %s: %s\n", smki_ca_batch_input_name(in, i), smki_error_name(r->items[i].code),
+                        r->items[i].reason);
+    }
+}
+
+/* ---- The command ------------------------------------------------------------------------------ */
+
+static int parse_count(const char *text, const char *what, size_t max, size_t *out)
+{
+    char *end = NULL;
+    unsigned long long v = strtoull(text, &end, 10);
+    ENSURE(text[0] >= '0' && text[0] <= '9' && end && !*end && v >= 1 && v <= max, SMKI_E_USAGE,
+           "%s is a number from 1 to %zu, not '%.16s'", what, max, text);
+    *out = (size_t)v;
+    return 0;
+}
+
+int cmd_ca_batch(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, BATCH_HELP)) return EXIT_OK;
+    static const struct option opts[] = {
+        {"env", required_argument, NULL, 'e'},     {"in", required_argument, NULL, 'i'},
+        {"out", required_argument, NULL, 'o'},     {"threads", required_argument, NULL, 't'},
+        {"group", required_argument, NULL, 'g'},   {NULL, 0, NULL, 0}};
+    const char *env = NULL, *in_path = NULL, *out_dir = NULL;
+    size_t threads = 0, group = 0;
+    int ch, rc = 0;
+    optind = 1;
+    opterr = 0;
+    while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 'i') in_path = optarg;
+        else if (ch == 'o') out_dir = optarg;
+        else if (ch == 't') rc = parse_count(optarg, "--threads", 64, &threads);
+        else if (ch == 'g') rc = parse_count(optarg, "--group", 100000, &group);
+        else return cli_usage(c, "smki ca batch", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (rc < 0) return cli_fail(c, rc);
+    if (optind != argc) return cli_usage(c, "smki ca batch", "unexpected argument '%s'", argv[optind]);
+    if (!env || !in_path || !out_dir) return cli_usage(c, "smki ca batch", "--env, --in and --out are required");
+    if (!threads) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        threads = cores > 0 ? (size_t)cores : 1;
+    }
+
+    smki_ca_batch_input *in = NULL;
+    smki_store *s = NULL;
+    smki_ca_db db;
+    smki_ca_issuer *is = NULL;
+    smki_ca_batch_report *rep = NULL;
+    rc = cli_home(c);
+    if (rc == 0) rc = smki_ca_batch_input_open(in_path, &in);
+    /* Never create a store here: a batch needs the hierarchy that 'ca init' made. */
+    char data[4300];
+    struct stat st;
+    snprintf(data, sizeof data, "%s/data.mdb", c->store_dir);
+    if (rc == 0 && stat(data, &st) != 0)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
+    if (rc == 0) {
+        smki_store_opts so = {0, 0, 0};
+        rc = smki_store_open(c->store_dir, &so, &s);
+    }
+    if (rc == 0) rc = smki_ca_db_open(s, &db);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = smki_ca_issuer_open(&db, env, SMKI_PROFILE_DEVICE, &c->hsm, &is);
+    progress_t bar = {!c->json && isatty(STDERR_FILENO), 0, 0};
+    if (rc >= 0) {
+        if (!c->json)
+            printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n",
+                   smki_ca_batch_input_count(in), in_path, env, threads);
+        fflush(stdout);
+        smki_ca_batch_opts o = {out_dir, (unsigned)threads, group, 0, on_progress, &bar};
+        rc = smki_ca_batch_run(is, &db, in, &o, &rep);
+        progress_clear(&bar);
+    }
+    smki_ca_issuer_free(is);
+    smki_store_close(s);
+    int exit_code = EXIT_OK;
+    if (rc < 0) {
+        if (rep && rep->done && !c->json) {
+            human_report(rep, in, out_dir, stderr);
+            fprintf(stderr, "The run stopped after %zu of %zu CSR(s); what is committed stays. Run it again to carry "
+                            "on.\n",
+                    rep->done, rep->total);
+        }
+        exit_code = cli_fail(c, rc);
+    } else if (c->json) {
+        json_report(rep, in, env, out_dir, (unsigned)threads);
+        exit_code = rep->refused ? EXIT_REFUSED : EXIT_OK;
+    } else {
+        human_report(rep, in, out_dir, stdout);
+        if (rep->refused) {
+            fprintf(stderr, "smki: refused: %zu of %zu CSR(s) refused (listed above); the others have their "
+                            "certificates\n",
+                    rep->refused, rep->total);
+            exit_code = EXIT_REFUSED;
+        }
+    }
+    smki_ca_batch_report_free(rep);
+    smki_ca_batch_input_free(in);
+    return exit_code;
+}
