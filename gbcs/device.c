@@ -103,6 +103,11 @@ int smki_cell_from_cert(const uint8_t *data, size_t len, uint8_t cell_usage, smk
     ENSURE_GOTO((size_t)dlen <= SMKI_CELL_CERT_MAX, SMKI_E_INPUT, out, "certificate of %d octets: a cell holds %d",
                 dlen, SMKI_CELL_CERT_MAX);
     GUARD_GOTO(dev_cert_facts(x, der, (size_t)dlen, &f), out);
+    /* The linter reports a role for organisation certificates; a self-signed CA with
+     * keyCertSign is a root (OU=00). */
+    if (f.role < 0 && X509_check_ca(x) >= 1 && X509_check_issued(x, x) == X509_V_OK &&
+        (f.key_usage & SMKI_KU_KEY_CERT_SIGN))
+        f.role = SMKI_ROLE_ROOT;
     ENSURE_GOTO(f.role >= 0, SMKI_E_INPUT, out, "certificate: no Remote Party Role in its subject OU");
     out->id.role = (uint8_t)f.role;
     out->id.cell_usage = cell_usage;

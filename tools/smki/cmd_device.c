@@ -29,8 +29,8 @@ static const char CREATE_HELP[] =
     "\n"
     "Create a device in the store. Its DS and KA key pairs are generated in the home's\n"
     "token (labels dev-<eui>-ds, dev-<eui>-ka; needs the user PIN). --csr-dir writes the\n"
-    "CS02c-shaped CSRs of both keys there (<eui>-ds.csr, <eui>-ka.csr, DER) for\n"
-    "'smki ca issue'. Load its trust anchor cells next (smki device load-cell).\n"
+    "CS02c-shaped CSR of the DS key there (<eui>-ds.csr, DER) for 'smki ca issue', and\n"
+    "the KA public key (<eui>-ka.pub.pem: a token KA key cannot sign its own CSR). Load its trust anchor cells next (smki device load-cell).\n"
     "\n"
     "--from-rtds makes the RTDS replay model of an RTDS device instead: its certificates\n"
     "and the RTDS remote parties' cells from the DCC's test keystore, and no private keys\n"
@@ -163,6 +163,28 @@ static void hex8(const uint8_t b[8], char out[17])
     smki_hex_encode(b, 8, out, 1);
 }
 
+/* A KA key in the token may derive but not sign (hsm: CKA_SIGN false), so it cannot
+ * sign its own CSR: its public key is written instead (the ACB needs only that). */
+static int write_ka_pub(smki_cli *c, const char *dir, const smki_eui64_t *eui)
+{
+    char hex[17], label[64], ref[SMKI_KEY_URI_MAX], path[4200];
+    EVP_PKEY *pub = NULL;
+    char *pem = NULL;
+    size_t len = 0;
+    smki_hex_encode(eui->b, 8, hex, 0);
+    snprintf(label, sizeof label, "dev-%s-ka", hex);
+    GUARD(cli_key_ref(c, label, ref, sizeof ref));
+    GUARD(smki_key_public_load(ref, &c->hsm, &pub));
+    int rc = smki_pub_to_pem(pub, &pem, &len);
+    EVP_PKEY_free(pub);
+    GUARD(rc);
+    snprintf(path, sizeof path, "%s/%s-ka.pub.pem", dir, hex);
+    rc = smki_file_write_atomic(path, pem, len, 0644, 0);
+    free(pem);
+    if (rc == 0 && !c->json) printf("wrote %s\n", path);
+    return rc;
+}
+
 /* ---- create -------------------------------------------------------------------------------- */
 
 static int write_csr(smki_cli *c, const char *dir, const smki_eui64_t *eui, smki_key_usage usage)
@@ -221,7 +243,7 @@ static int dev_create(smki_cli *c, int argc, char **argv)
         }
         if (rc >= 0 && csr_dir) rc = smki_mkdirs(csr_dir, 0755);
         if (rc >= 0 && csr_dir) rc = write_csr(c, csr_dir, &eui, SMKI_USAGE_DS);
-        if (rc >= 0 && csr_dir) rc = write_csr(c, csr_dir, &eui, SMKI_USAGE_KA);
+        if (rc >= 0 && csr_dir) rc = write_ka_pub(c, csr_dir, &eui);
     }
     smki_store_close(s);
     if (rc < 0) return cli_fail(c, rc);
@@ -622,7 +644,21 @@ static int dev_make_cs02b(smki_cli *c, int argc, char **argv)
             uint8_t *data = NULL;
             size_t len = 0;
             if (rc == 0) rc = cell ? smki_file_read(file, 1u << 16, &data, &len) : SMKI_FAIL(SMKI_E_NOMEM, "cell");
-            if (rc == 0) rc = smki_cell_from_cert(data, len, id.cell_usage, cell);
+            if (rc == 0 && ch == 'r') rc = smki_cell_from_cert(data, len, id.cell_usage, cell);
+            if (rc == 0 && ch == 'p') { /* a CA certificate: no cell, its DER as it is */
+                X509 *x = NULL;
+                unsigned char *der = NULL;
+                int dl = 0;
+                rc = smki_cert_load(data, len, &x);
+                if (rc == 0) dl = i2d_X509(x, &der);
+                if (rc == 0 && (dl <= 0 || dl > SMKI_CELL_CERT_MAX)) rc = SMKI_FAIL(SMKI_E_INPUT, "%s: certificate", file);
+                if (rc == 0) {
+                    memcpy(cell->cert, der, (size_t)dl);
+                    cell->cert_len = (size_t)dl;
+                }
+                OPENSSL_free(der);
+                X509_free(x);
+            }
             free(data);
             if (rc == 0) {
                 bufs[nb] = malloc(cell->cert_len);
