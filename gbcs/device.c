@@ -363,7 +363,7 @@ int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, s
     j.nfloors = nfloors;
     GUARD(smki_store_write(s, write_fn, &j));
     d->rec.alert_counter = alert_counter;
-    return 0;
+    return dev_reload(s, d);
 }
 
 static int create_record(smki_store *s, const smki_eui64_t *eui, dev_record *rec, const smki_ta_cell *cells,
@@ -489,6 +489,39 @@ static int load_pub_from_ref(const char *ref, const smki_hsm_opts *hsm, EVP_PKEY
     return smki_key_public_load(ref, hsm, out);
 }
 
+/* The cells' public keys, from their points (the cells were checked when loaded). */
+static int load_cell_keys(smki_device *d)
+{
+    static const uint8_t head[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01,
+                                     0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
+    for (size_t i = 0; i < SMKI_DEVICE_MAX_CELLS; i++) {
+        EVP_PKEY_free(d->cell_pub[i]);
+        d->cell_pub[i] = NULL;
+    }
+    for (size_t i = 0; i < d->ncells; i++) {
+        if (!d->cells[i].has_key) continue;
+        uint8_t spki[sizeof head + SMKI_POINT_LEN];
+        memcpy(spki, head, sizeof head);
+        memcpy(spki + sizeof head, d->cells[i].point, SMKI_POINT_LEN);
+        GUARD(smki_pub_load(spki, sizeof spki, &d->cell_pub[i]));
+    }
+    return 0;
+}
+
+/* After a commit: the cells and floors as the store now holds them. */
+int dev_reload(smki_store *s, smki_device *d)
+{
+    read_job j;
+    memset(&j, 0, sizeof j);
+    j.eui = d->eui;
+    j.d = d;
+    j.rec.db = device_db(s);
+    GUARD(smki_store_read(s, read_fn, &j));
+    ENSURE(j.found, SMKI_E_INTERNAL, "device vanished from the store");
+    d->rec = j.rec;
+    return load_cell_keys(d);
+}
+
 int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out)
 {
     smki_device *d = calloc(1, sizeof *d);
@@ -508,15 +541,7 @@ int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts
     smki_eui64_format(eui, SMKI_EUI64_HYPHEN, t);
     ENSURE_GOTO(j.found, SMKI_E_NOTFOUND, fail, "no device %s in the store (smki device create)", t);
     d->rec = j.rec;
-    for (size_t i = 0; i < d->ncells; i++) {
-        if (!d->cells[i].has_key) continue;
-        uint8_t spki[27 + SMKI_POINT_LEN];
-        static const uint8_t head[27] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x02, 0x01, 0x06,
-                                         0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
-        memcpy(spki, head, 26);
-        memcpy(spki + 26, d->cells[i].point, SMKI_POINT_LEN);
-        GUARD_GOTO(smki_pub_load(spki, 26 + SMKI_POINT_LEN, &d->cell_pub[i]), fail);
-    }
+    GUARD_GOTO(load_cell_keys(d), fail);
     if (d->rec.ka_ref[0]) GUARD_GOTO(load_pub_from_ref(d->rec.ka_ref, hsm, &d->ka_pub), fail);
     *out = d;
     return 0;

@@ -509,6 +509,7 @@ int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len)
     dw_begin(&w, 0x30);
     dw_begin(&w, 0x30);
     dw_uint(&w, 0x02, q->mode);
+    if (q->symmetric_key) dw_tlv(&w, 0x80, q->symmetric_key, q->symmetric_len);
     dw_uint(&w, 0x81, q->apply_time_checks ? 0 : 1);
     if (q->has_auth_cell) {
         dw_begin(&w, 0xA2);

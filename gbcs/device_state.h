@@ -54,6 +54,7 @@ int dev_cell_index(const smki_device *d, const smki_ta_cell_id *id);
 int dev_own_key(smki_device *d, int ka, smki_key **out);
 int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, uint8_t z[32]);
 /* One transaction: cells replaced, floors set, the record's alert counter. */
+int dev_reload(smki_store *s, smki_device *d);
 int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
                      const uint64_t *floors, size_t nfloors, uint64_t alert_counter);
 

@@ -212,6 +212,8 @@ typedef struct {
     int has_new_floor;
     uint64_t new_floor;
     int apply_time_checks;       /* 0 disapply (as RTDS), 1 apply */
+    const uint8_t *symmetric_key; /* plaintextSymmetricKey [0] (anyByContingency); NULL: absent */
+    size_t symmetric_len;
     size_t nother;
     struct { uint8_t role; uint64_t floor; } other[8];
     size_t nrepl;

@@ -434,6 +434,527 @@ static void test_rtds_model_refuses_default_mac_mode(void **state)
     rtds_close(&f);
 }
 
+
+/* ==== A device with its own keys in the token, under a test PKI made here =============== */
+
+#define PIN "dev-user-1234"
+
+typedef struct {
+    char key_ref[1200];   /* file: private key */
+    smki_cert cert;
+    smki_eui64_t eui;
+} party;
+
+enum { P_SUPA, P_SUPB, P_NO, P_NO2, P_ACB_DS, P_ACB_KA, P_ACB2, P_WAN, P_WAN2, P_COS, P_COS2, P_REC, P_ALIEN, P_COUNT };
+
+typedef struct {
+    char dir[1024];
+    smki_store *s;
+    smki_ca_db db;
+    smki_conf *conf;
+    smki_hsm_opts hsm;
+    smki_key *pin_module;
+    party p[P_COUNT];
+    smki_ca_record root, oca;
+    smki_device *d;
+    smki_eui64_t eui;
+    smki_rx_opts o;
+    unsigned next_device;
+} own_fx;
+
+static void write_key(const char *path, EVP_PKEY *pk)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+}
+
+static smki_conf *software_conf(const char *dir, const char *tag)
+{
+    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "[ca.test]\n");
+    for (size_t i = 0; i < 5; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s-%s.pem", dir, tag, KINDS[i]);
+        EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+        write_key(path, pk);
+        EVP_PKEY_free(pk);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
+    }
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
+    return c;
+}
+
+/* An organisation certificate of role/usage for eui, issued by the OCA of db. */
+static void make_party(const char *dir, smki_ca_db *db, const char *name, uint8_t role, const char *eui, unsigned ku,
+                       party *out)
+{
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(pk);
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    write_key(path, pk);
+    snprintf(out->key_ref, sizeof out->key_ref, "file:%s", path);
+    X509_REQ *req = X509_REQ_new();
+    assert_int_equal(X509_REQ_set_pubkey(req, pk), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
+                                            ku == SMKI_KU_DIGITAL_SIGNATURE ? "critical,digitalSignature"
+                                                                             : "critical,keyAgreement");
+    assert_non_null(e);
+    sk_X509_EXTENSION_push(exts, e);
+    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(req, pk, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, (size_t)n, &csr));
+    assert_ok(smki_eui64_parse(eui, &out->eui));
+    smki_ca_issuer *oca = NULL;
+    assert_ok(smki_ca_issuer_open(db, "test", SMKI_PROFILE_ORGANISATION, NULL, &oca));
+    smki_issue_req r = {csr, SMKI_PROFILE_ORGANISATION, role, &out->eui, NULL, 0, 0};
+    assert_ok(smki_ca_build(oca, &r, &out->cert));
+    smki_ca_issuer_free(oca);
+    smki_csr_free(csr);
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+    EVP_PKEY_free(pk);
+}
+
+static void load_cell_of(own_fx *f, const smki_eui64_t *eui, const party *p)
+{
+    smki_ta_cell *cell = calloc(1, sizeof *cell);
+    assert_ok(smki_cell_from_cert(p->cert.der, p->cert.der_len, 0, cell));
+    assert_ok(smki_device_load_cell(f->s, eui, cell));
+    free(cell);
+}
+
+/* A fresh device with its keys in the token and the fixture's cells loaded. */
+static void new_device(own_fx *f)
+{
+    char t[17];
+    smki_device_free(f->d);
+    f->d = NULL;
+    snprintf(t, sizeof t, "00DB1234567800%02X", f->next_device++);
+    assert_ok(smki_eui64_parse(t, &f->eui));
+    smki_device_keys_opts ko = {"smki-dev", &f->hsm};
+    assert_ok(smki_device_create(f->s, &f->eui, &ko));
+    smki_ta_cell *cell = calloc(1, sizeof *cell);
+    assert_ok(smki_cell_from_cert(f->root.cert.der, f->root.cert.der_len, 0, cell));
+    assert_int_equal(cell->id.role, SMKI_ROLE_ROOT);
+    assert_ok(smki_device_load_cell(f->s, &f->eui, cell));
+    free(cell);
+    static const int cells[] = {P_SUPA, P_NO, P_ACB_DS, P_ACB_KA, P_WAN, P_COS, P_REC};
+    for (size_t i = 0; i < sizeof cells / sizeof cells[0]; i++) load_cell_of(f, &f->eui, &f->p[cells[i]]);
+    assert_ok(smki_device_open(f->s, &f->eui, &f->hsm, &f->d));
+}
+
+static int own_setup(void **state)
+{
+    own_fx *f = calloc(1, sizeof *f);
+    char path[2600], alien_dir[1200];
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("own"));
+    snprintf(path, sizeof path, "%s/hsm", f->dir);
+    assert_ok(smki_softhsm_prepare(path));
+    f->hsm.pin = PIN;
+    int created;
+    smki_token_info info;
+    assert_ok(smki_token_init(NULL, "smki-dev", "dev-so-12345678", PIN, &created, &info));
+    char uri[SMKI_KEY_URI_MAX];
+    /* Held open to the end (see test_ca: libp11 finalises with the last key). */
+    assert_ok(smki_key_generate(&f->hsm, "smki-dev", "pin-module", SMKI_USAGE_DS, uri));
+    assert_ok(smki_key_open(uri, &f->hsm, &f->pin_module));
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    assert_ok(smki_store_open(path, NULL, &f->s));
+    assert_ok(smki_ca_db_open(f->s, &f->db));
+    f->conf = software_conf(f->dir, "main");
+    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_report rep;
+    assert_ok(smki_ca_init(&f->db, "test", f->conf, &io, &rep));
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_ROOT, &f->root));
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_OCA, &f->oca));
+    const unsigned DS = SMKI_KU_DIGITAL_SIGNATURE, KA = SMKI_KU_KEY_AGREEMENT;
+    make_party(f->dir, &f->db, "supA", SMKI_ROLE_SUPPLIER, "90B3D51F30010000", DS, &f->p[P_SUPA]);
+    make_party(f->dir, &f->db, "supB", SMKI_ROLE_SUPPLIER, "90B3D51F30030000", DS, &f->p[P_SUPB]);
+    make_party(f->dir, &f->db, "no", SMKI_ROLE_NETWORK_OPERATOR, "90B3D51F30020000", DS, &f->p[P_NO]);
+    make_party(f->dir, &f->db, "no2", SMKI_ROLE_NETWORK_OPERATOR, "90B3D51F30020001", DS, &f->p[P_NO2]);
+    make_party(f->dir, &f->db, "acbds", SMKI_ROLE_ACB, "90B3D51F30000002", DS, &f->p[P_ACB_DS]);
+    make_party(f->dir, &f->db, "acbka", SMKI_ROLE_ACB, "90B3D51F30000002", KA, &f->p[P_ACB_KA]);
+    make_party(f->dir, &f->db, "acb2", SMKI_ROLE_ACB, "90B3D51F30000002", DS, &f->p[P_ACB2]);
+    make_party(f->dir, &f->db, "wan", SMKI_ROLE_WAN_PROVIDER, "90B3D51F30000007", DS, &f->p[P_WAN]);
+    make_party(f->dir, &f->db, "wan2", SMKI_ROLE_WAN_PROVIDER, "90B3D51F30000008", DS, &f->p[P_WAN2]);
+    make_party(f->dir, &f->db, "cos", SMKI_ROLE_TRANSITIONAL_COS, "90B3D51F30000004", DS, &f->p[P_COS]);
+    make_party(f->dir, &f->db, "cos2", SMKI_ROLE_TRANSITIONAL_COS, "90B3D51F30000005", DS, &f->p[P_COS2]);
+    make_party(f->dir, &f->db, "rec", SMKI_ROLE_RECOVERY, "90B3D51F30000001", DS, &f->p[P_REC]);
+    /* Another hierarchy (same profiles, other keys): its certificates do not reach our root. */
+    snprintf(alien_dir, sizeof alien_dir, "%s", test_tmpdir("own-alien"));
+    {
+        smki_store *as = NULL;
+        smki_ca_db adb;
+        snprintf(path, sizeof path, "%s/store", alien_dir);
+        assert_ok(smki_store_open(path, NULL, &as));
+        assert_ok(smki_ca_db_open(as, &adb));
+        smki_conf *ac = software_conf(alien_dir, "alien");
+        smki_ca_init_opts aio = {NULL, alien_dir, 0};
+        assert_ok(smki_ca_init(&adb, "test", ac, &aio, &rep));
+        make_party(alien_dir, &adb, "alien", SMKI_ROLE_SUPPLIER, "90B3D51F30030000", DS, &f->p[P_ALIEN]);
+        smki_conf_free(ac);
+        smki_store_close(as);
+    }
+    smki_rx_opts_default(&f->o);
+    new_device(f);
+    *state = f;
+    return 0;
+}
+
+static int own_teardown(void **state)
+{
+    own_fx *f = *state;
+    smki_device_free(f->d);
+    smki_key_free(f->pin_module);
+    smki_conf_free(f->conf);
+    smki_store_close(f->s);
+    free(f);
+    return 0;
+}
+
+/* A command from party `from` (signed with its key; NULL: unsigned), MACed as the ACB. */
+static void command(own_fx *f, int from, uint64_t counter, uint16_t mc, const uint8_t *content, size_t len,
+                    uint8_t **out, size_t *out_len)
+{
+    smki_key *ds = NULL, *acb = NULL;
+    if (from >= 0) assert_ok(smki_key_open(f->p[from].key_ref, NULL, &ds));
+    assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
+    assert_ok(smki_gbcs_command_build(ds, acb, f->d->ka_pub, from >= 0 ? &f->p[from].eui : &f->p[P_ACB_KA].eui,
+                                      &f->eui, counter, mc, content, len, out, out_len));
+    smki_key_free(ds);
+    smki_key_free(acb);
+}
+
+static smki_rx_verdict own_rx(own_fx *f, const uint8_t *m, size_t n, smki_rx_result *r)
+{
+    assert_ok(smki_device_receive(f->d, f->s, m, n, &f->o, r));
+    return r->verdict;
+}
+
+static const uint8_t ECS01A_BODY[2] = {0x01, 0x02};
+
+static void test_own_device_accepts_and_signs_its_response_mac_checked_with_token_key(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, P_SUPA, 1, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    assert_string_equal(r.mac_check, "device-ka");
+    assert_int_equal(r.role, SMKI_ROLE_SUPPLIER);
+    assert_true(r.out_signed);
+    /* The response verifies with the device's DS public key. */
+    dev_cmd resp;
+    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    assert_int_equal(resp.gs.cra, 2);
+    assert_int_equal(resp.gs.counter, 1);
+    assert_memory_equal(resp.gs.recipient, f->p[P_SUPA].eui.b, 8);
+    EVP_PKEY *dpub = NULL;
+    assert_ok(smki_key_public_load(f->d->rec.ds_ref, &f->hsm, &dpub));
+    assert_ok(smki_verify(dpub, resp.gs.signed_part, resp.gs.signed_len, SMKI_SIG_RAW, resp.gs.signature, 64));
+    EVP_PKEY_free(dpub);
+    smki_rx_result_clear(&r);
+    /* Replayed: refused. */
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_REPLAY);
+    assert_true(r.out_is_alert);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+static void test_own_device_refuses_bad_mac_unwrapped_and_foreign_mac(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *m = NULL, *gs = NULL, *wrapped = NULL;
+    size_t n = 0, gs_len = 0, wl = 0;
+    smki_rx_result r;
+    command(f, P_SUPA, 5, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    m[n - 1] ^= 0x80; /* the MAC */
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_BAD_MAC);
+    assert_int_equal(r.alert_code, f->o.alert_a2);
+    smki_rx_result_clear(&r);
+    /* Signed but not through the ACB. */
+    smki_key *ds = NULL, *other = NULL;
+    assert_ok(smki_key_open(f->p[P_SUPA].key_ref, NULL, &ds));
+    assert_ok(smki_gbcs_command_build(ds, NULL, NULL, &f->p[P_SUPA].eui, &f->eui, 6, SMKI_MC_ECS01A, ECS01A_BODY,
+                                      sizeof ECS01A_BODY, &gs, &gs_len));
+    assert_int_equal(own_rx(f, gs, gs_len, &r), SMKI_RX_BAD_MAC);
+    smki_rx_result_clear(&r);
+    /* MACed by a key-agreement key that is not the ACB cell's. */
+    assert_ok(smki_key_open(f->p[P_SUPA].key_ref, NULL, &other));
+    assert_ok(smki_gbcs_command_wrap(other, f->d->ka_pub, gs, gs_len, &wrapped, &wl));
+    assert_int_equal(own_rx(f, wrapped, wl, &r), SMKI_RX_BAD_MAC);
+    smki_rx_result_clear(&r);
+    /* Nothing was spent: the same counter, properly MACed, is accepted. */
+    free(m);
+    command(f, P_SUPA, 5, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    smki_rx_result_clear(&r);
+    smki_key_free(ds);
+    smki_key_free(other);
+    free(gs);
+    free(wrapped);
+    free(m);
+}
+
+static void test_own_device_refuses_rtds_replay_mode(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    smki_key *acb = NULL;
+    command(f, P_SUPA, 1, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
+    smki_rx_opts o = f->o;
+    o.mac_mode = SMKI_MAC_RTDS_REPLAY;
+    o.rtds_acb_ka = acb;
+    assert_fails(smki_device_receive(f->d, f->s, m, n, &o, &r), SMKI_E_REFUSED, "own keys");
+    smki_rx_result_clear(&r);
+    smki_key_free(acb);
+    free(m);
+}
+
+static void test_own_device_refuses_other_recipient_with_a3(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *gs = NULL;
+    size_t gs_len = 0;
+    smki_rx_result r;
+    smki_key *ds = NULL;
+    smki_eui64_t other;
+    assert_ok(smki_eui64_parse("00DB123456789999", &other));
+    assert_ok(smki_key_open(f->p[P_SUPA].key_ref, NULL, &ds));
+    assert_ok(smki_gbcs_command_build(ds, NULL, NULL, &f->p[P_SUPA].eui, &other, 1, SMKI_MC_ECS01A, ECS01A_BODY,
+                                      sizeof ECS01A_BODY, &gs, &gs_len));
+    assert_int_equal(own_rx(f, gs, gs_len, &r), SMKI_RX_NOT_RECIPIENT);
+    assert_int_equal(r.alert_code, f->o.alert_a3);
+    smki_rx_result_clear(&r);
+    smki_key_free(ds);
+    free(gs);
+}
+
+static void test_own_device_refuses_signature_by_another_key_of_the_role(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    /* Supplier B signs, claiming to be supplier A: A's cell does not verify it. */
+    party fake = f->p[P_SUPB];
+    fake.eui = f->p[P_SUPA].eui;
+    party keep = f->p[P_SUPA];
+    f->p[P_SUPA] = fake;
+    command(f, P_SUPA, 1, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    f->p[P_SUPA] = keep;
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_BAD_SIGNATURE);
+    assert_int_equal(r.alert_code, f->o.alert_a2);
+    smki_rx_result_clear(&r);
+    free(m);
+    /* An unsigned critical command. */
+    command(f, -1, 1, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_BAD_SIGNATURE);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+static void test_own_device_refuses_command_the_role_may_not_send_with_a4(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, P_NO, 1, SMKI_MC_ECS01A, ECS01A_BODY, sizeof ECS01A_BODY, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_NO_PERMISSION);
+    assert_int_equal(r.alert_code, f->o.alert_a4);
+    assert_true(r.out_is_alert);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+/* A CS02b of one mode, signed by signer, replacing cells with these certificates. */
+static smki_rx_verdict cs02b(own_fx *f, int signer, uint8_t mode, uint64_t counter, const int *certs,
+                             const smki_ta_cell_id *targets, size_t n, smki_rx_result *r)
+{
+    smki_cs02b_request q;
+    memset(&q, 0, sizeof q);
+    q.mode = mode;
+    q.auth_seq = counter;
+    q.apply_time_checks = 1;
+    static const uint8_t sym[16] = {1, 2, 3};
+    if (mode == 9) {
+        q.symmetric_key = sym;
+        q.symmetric_len = sizeof sym;
+    }
+    for (size_t i = 0; i < n; i++) {
+        q.repl[i].cert = f->p[certs[i]].cert.der;
+        q.repl[i].len = f->p[certs[i]].cert.der_len;
+        q.repl[i].target = targets[i];
+    }
+    q.nrepl = n;
+    q.path[0].cert = f->oca.cert.der;
+    q.path[0].len = f->oca.cert.der_len;
+    q.npath = 1;
+    uint8_t *content = NULL, *m = NULL;
+    size_t clen = 0, mlen = 0;
+    assert_ok(smki_cs02b_build(&q, &content, &clen));
+    command(f, signer, counter, SMKI_MC_CS02B(mode), content, clen, &m, &mlen);
+    smki_rx_verdict v = own_rx(f, m, mlen, r);
+    free(content);
+    free(m);
+    return v;
+}
+
+static const smki_ta_cell_id SUP_DS = {SMKI_ROLE_SUPPLIER, SMKI_KU_DIGITAL_SIGNATURE, 0};
+static const smki_ta_cell_id NO_DS = {SMKI_ROLE_NETWORK_OPERATOR, SMKI_KU_DIGITAL_SIGNATURE, 0};
+static const smki_ta_cell_id ACB_DS = {SMKI_ROLE_ACB, SMKI_KU_DIGITAL_SIGNATURE, 0};
+static const smki_ta_cell_id WAN_DS = {SMKI_ROLE_WAN_PROVIDER, SMKI_KU_DIGITAL_SIGNATURE, 0};
+static const smki_ta_cell_id COS_DS = {SMKI_ROLE_TRANSITIONAL_COS, SMKI_KU_DIGITAL_SIGNATURE, 0};
+static const smki_ta_cell_id ROOT_CELL = {SMKI_ROLE_ROOT, SMKI_KU_KEY_CERT_SIGN, 0};
+
+static void assert_cell_holds(own_fx *f, const smki_ta_cell_id *id, const party *p)
+{
+    smki_device_free(f->d);
+    assert_ok(smki_device_open(f->s, &f->eui, &f->hsm, &f->d));
+    const smki_ta_cell *c = smki_device_cell(f->d, id);
+    assert_non_null(c);
+    const ASN1_OCTET_STRING *ski = NULL;
+    const unsigned char *pp = p->cert.der;
+    X509 *x = d2i_X509(NULL, &pp, (long)p->cert.der_len);
+    ski = X509_get0_subject_key_id(x);
+    assert_memory_equal(c->ski, ASN1_STRING_get0_data(ski), 8);
+    X509_free(x);
+}
+
+static void test_own_device_every_replacement_mode(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const struct {
+        uint8_t mode;
+        int signer, cert;
+        const smki_ta_cell_id *target;
+    } cases[] = {
+        {2, P_SUPA, P_SUPB, &SUP_DS},  {3, P_NO, P_NO2, &NO_DS},     {4, P_ACB_DS, P_ACB2, &ACB_DS},
+        {5, P_WAN, P_WAN2, &WAN_DS},   {6, P_COS, P_COS2, &COS_DS},  {7, P_COS, P_SUPB, &SUP_DS},
+        {8, P_REC, P_NO2, &NO_DS},     {9, P_REC, P_SUPB, &SUP_DS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        smki_rx_result r;
+        new_device(f);
+        int cert = cases[i].cert;
+        if (cs02b(f, cases[i].signer, cases[i].mode, 100, &cert, cases[i].target, 1, &r) != SMKI_RX_ACCEPTED)
+            fail_msg("mode %u: %s %s", cases[i].mode, smki_rx_verdict_name(r.verdict), r.reason);
+        assert_int_equal(r.applied, 1);
+        assert_int_equal(r.outcomes[0].status, SMKI_CS02B_SUCCESS);
+        smki_rx_result_clear(&r);
+        assert_cell_holds(f, cases[i].target, &f->p[cases[i].cert]);
+        /* The authoriser's floor is the command's counter: the same counter again is a replay. */
+        assert_int_equal(f->d->floors[f->p[cases[i].signer].cert.role], 100);
+    }
+}
+
+static void test_own_device_cs02b_refusals_apply_nothing(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    smki_rx_result r;
+    int certs[2];
+    smki_ta_cell_id targets[2];
+    /* A certificate of another hierarchy: noTrustAnchor, nothing applied. */
+    certs[0] = P_ALIEN;
+    targets[0] = SUP_DS;
+    assert_int_equal(cs02b(f, P_SUPA, 2, 10, certs, targets, 1, &r), SMKI_RX_COMMAND_FAILED);
+    assert_int_equal(r.outcomes[0].status, SMKI_CS02B_NO_TRUST_ANCHOR);
+    smki_rx_result_clear(&r);
+    assert_cell_holds(f, &SUP_DS, &f->p[P_SUPA]);
+    /* Partial failure: a good replacement and one whose certificate's role does not fit
+     * its target cell (badCertificate): neither applied. */
+    certs[0] = P_SUPB;
+    targets[0] = SUP_DS;
+    certs[1] = P_NO2;
+    targets[1] = (smki_ta_cell_id){SMKI_ROLE_SUPPLIER, SMKI_KU_KEY_AGREEMENT, 0};
+    /* The supplier KA cell must exist for the role check to be what fails. */
+    party ka;
+    make_party(f->dir, &f->db, "supka", SMKI_ROLE_SUPPLIER, "90B3D51F30010000", SMKI_KU_KEY_AGREEMENT, &ka);
+    load_cell_of(f, &f->eui, &ka);
+    smki_device_free(f->d);
+    assert_ok(smki_device_open(f->s, &f->eui, &f->hsm, &f->d));
+    assert_int_equal(cs02b(f, P_SUPA, 2, 11, certs, targets, 2, &r), SMKI_RX_COMMAND_FAILED);
+    assert_int_equal(r.outcomes[0].status, SMKI_CS02B_SUCCESS);
+    assert_int_equal(r.outcomes[1].status, SMKI_CS02B_BAD_CERTIFICATE);
+    assert_int_equal(r.applied, 0);
+    smki_rx_result_clear(&r);
+    assert_cell_holds(f, &SUP_DS, &f->p[P_SUPA]);
+    /* A cell the device does not have: trustAnchorNotFound. */
+    certs[0] = P_SUPB;
+    targets[0] = (smki_ta_cell_id){SMKI_ROLE_SUPPLIER, SMKI_KU_KEY_AGREEMENT, SMKI_CELL_PREPAYMENT};
+    assert_int_equal(cs02b(f, P_SUPA, 2, 12, certs, targets, 1, &r), SMKI_RX_COMMAND_FAILED);
+    assert_int_equal(r.outcomes[0].status, SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND);
+    smki_rx_result_clear(&r);
+    /* Target cell of a role the mode may not replace: refused whole (A4). */
+    certs[0] = P_COS2;
+    targets[0] = COS_DS;
+    assert_int_equal(cs02b(f, P_SUPA, 2, 13, certs, targets, 1, &r), SMKI_RX_NO_PERMISSION);
+    assert_int_equal(r.alert_code, f->o.alert_a4);
+    smki_rx_result_clear(&r);
+    /* Recovery may not replace the root (anyExceptAbnormalRootByRecovery). */
+    certs[0] = P_SUPB;
+    targets[0] = ROOT_CELL;
+    assert_int_equal(cs02b(f, P_REC, 8, 14, certs, targets, 1, &r), SMKI_RX_NO_PERMISSION);
+    smki_rx_result_clear(&r);
+    /* The wrong role signs: a supplier cannot authorise mode 7 (the CoS party's). */
+    certs[0] = P_SUPB;
+    targets[0] = SUP_DS;
+    assert_int_equal(cs02b(f, P_SUPA, 7, 15, certs, targets, 1, &r), SMKI_RX_NO_CELL);
+    smki_rx_result_clear(&r);
+    assert_cell_holds(f, &SUP_DS, &f->p[P_SUPA]);
+}
+
+static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x30, 0x04, 0x03, 0x02, 0x07, 0x80};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, P_SUPA, 20, SMKI_MC_CS02C, body, sizeof body, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    dev_cmd resp;
+    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(resp.gs.content, resp.gs.content_len, &csr));
+    assert_ok(smki_csr_check_request(csr, 1, &f->eui, SMKI_USAGE_DS));
+    smki_ca_issuer *dca = NULL;
+    smki_cert cert;
+    assert_ok(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &dca));
+    smki_issue_req q = {csr, SMKI_PROFILE_DEVICE, -1, &f->eui, NULL, 0, 0};
+    assert_ok(smki_ca_build(dca, &q, &cert));
+    assert_true(cert.has_eui);
+    assert_memory_equal(cert.eui.b, f->eui.b, 8);
+    smki_ca_issuer_free(dca);
+    smki_csr_free(csr);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -450,5 +971,17 @@ int main(void)
         cmocka_unit_test(test_rtds_not_recipient_gives_a3),
         cmocka_unit_test(test_rtds_model_refuses_default_mac_mode),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    const struct CMUnitTest own[] = {
+        cmocka_unit_test(test_own_device_accepts_and_signs_its_response_mac_checked_with_token_key),
+        cmocka_unit_test(test_own_device_refuses_bad_mac_unwrapped_and_foreign_mac),
+        cmocka_unit_test(test_own_device_refuses_rtds_replay_mode),
+        cmocka_unit_test(test_own_device_refuses_other_recipient_with_a3),
+        cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
+        cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
+        cmocka_unit_test(test_own_device_every_replacement_mode),
+        cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),
+        cmocka_unit_test(test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts),
+    };
+    int failed = cmocka_run_group_tests_name("rtds", tests, NULL, NULL);
+    return failed + cmocka_run_group_tests_name("own-keys", own, own_setup, own_teardown);
 }
