@@ -140,7 +140,7 @@ static void key_of(uint8_t kind, const smki_eui64_t *eui, const uint8_t *rest, s
 {
     out[0] = kind;
     memcpy(out + 1, eui->b, 8);
-    memcpy(out + 9, rest, n);
+    if (n) memcpy(out + 9, rest, n);
     *len = 9 + n;
 }
 
