@@ -543,6 +543,7 @@ int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts
     d->rec = j.rec;
     GUARD_GOTO(load_cell_keys(d), fail);
     if (d->rec.ka_ref[0]) GUARD_GOTO(load_pub_from_ref(d->rec.ka_ref, hsm, &d->ka_pub), fail);
+    if (d->ka_pub) GUARD_GOTO(smki_pub_point(d->ka_pub, d->ka_point), fail);
     *out = d;
     return 0;
 fail:
@@ -613,13 +614,12 @@ int dev_own_key(smki_device *d, int ka, smki_key **out)
 
 /* Z = ECDH(mine, peer), cached per (peer point, mode) for the life of the handle: the
  * KDF input changes with every counter, the shared secret does not. */
-int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, uint8_t z[32])
+int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
+                 uint8_t z[32])
 {
-    uint8_t point[SMKI_POINT_LEN];
-    GUARD(smki_pub_point(peer, point));
     pthread_mutex_lock(&d->mu);
     for (int i = 0; i < DEV_ZCACHE; i++)
-        if (d->zcache[i].used && d->zcache[i].mode == mode && memcmp(d->zcache[i].point, point, sizeof point) == 0) {
+        if (d->zcache[i].used && d->zcache[i].mode == mode && memcmp(d->zcache[i].point, point, SMKI_POINT_LEN) == 0) {
             memcpy(z, d->zcache[i].z, 32);
             pthread_mutex_unlock(&d->mu);
             return 0;
@@ -630,7 +630,7 @@ int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, uint8
     int slot = d->znext++ % DEV_ZCACHE;
     d->zcache[slot].used = 1;
     d->zcache[slot].mode = mode;
-    memcpy(d->zcache[slot].point, point, sizeof point);
+    memcpy(d->zcache[slot].point, point, SMKI_POINT_LEN);
     memcpy(d->zcache[slot].z, z, 32);
     pthread_mutex_unlock(&d->mu);
     return 0;

@@ -1,6 +1,7 @@
 /* A device receiving a command: the checks in the order a device makes them (recipient,
  * MAC, signature by the cell of the originator's role, counter above the floor,
  * permission), then CS02a/b/c, the response, or the alert a refusal corresponds to. */
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
@@ -111,6 +112,7 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
     size_t aad_len = 0;
     smki_key *mine = NULL;
     EVP_PKEY *peer = NULL;
+    const uint8_t *peer_point = NULL;
 
     if (!c->wrapped) return refuse(r, SMKI_RX_BAD_MAC, "no MAC: the command did not come through the ACB (DD)");
     if (o->mac_mode == SMKI_MAC_RTDS_REPLAY) {
@@ -120,6 +122,7 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
         ENSURE(d->ka_pub != NULL, SMKI_E_INTERNAL, "RTDS model without its KA certificate");
         mine = o->rtds_acb_ka;
         peer = d->ka_pub;
+        peer_point = d->ka_point;
         r->mac_check = "rtds-replay-acb-ka";
     } else {
         ENSURE(!(d->rec.flags & SMKI_DEVICE_FLAG_RTDS), SMKI_E_REFUSED,
@@ -129,9 +132,10 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
             return refuse(r, SMKI_RX_BAD_MAC, "no ACB key-agreement cell: the MAC cannot be checked");
         GUARD(dev_own_key(d, 1, &mine));
         peer = d->cell_pub[i];
+        peer_point = d->cells[i].point;
         r->mac_check = "device-ka";
     }
-    GUARD(dev_shared_z(d, mine, (int)o->mac_mode, peer, z));
+    GUARD(dev_shared_z(d, mine, (int)o->mac_mode, peer, peer_point, z));
     smki_gbcs_other_info(c->gs.originator, c->gs.cra, c->gs.counter, c->gs.recipient, other);
     GUARD_GOTO(smki_kdf_sp800_56a(z, other, sizeof other, key), out);
     GUARD_GOTO(dev_mac_inputs(c->gs.originator, c->invocation, c->gs.apdu, c->gs.apdu_len, iv, &aad, &aad_len), out);
@@ -152,7 +156,9 @@ static int check_signature(smki_device *d, const dev_cmd *c, int want_role, smki
 {
     char o[SMKI_EUI64_TEXT_MAX];
     int candidates = 0;
+    uint8_t digest[32];
     eui_text(c->gs.originator, o);
+    ENSURE(SHA256(c->gs.signed_part, c->gs.signed_len, digest) != NULL, SMKI_E_CRYPTO, "SHA-256 failed");
     for (size_t i = 0; i < d->ncells; i++) {
         const smki_ta_cell *cell = &d->cells[i];
         if (cell->id.key_usage != SMKI_KU_DIGITAL_SIGNATURE || cell->id.cell_usage != SMKI_CELL_MANAGEMENT ||
@@ -160,8 +166,7 @@ static int check_signature(smki_device *d, const dev_cmd *c, int want_role, smki
             continue;
         if (want_role >= 0 && cell->id.role != want_role) continue;
         candidates++;
-        int rc = smki_verify(d->cell_pub[i], c->gs.signed_part, c->gs.signed_len, SMKI_SIG_RAW, c->gs.signature,
-                             SMKI_SIG_RAW_LEN);
+        int rc = smki_verify_digest(d->cell_pub[i], digest, SMKI_SIG_RAW, c->gs.signature, SMKI_SIG_RAW_LEN);
         if (rc == 0) {
             r->role = cell->id.role;
             return 0;

@@ -28,6 +28,7 @@ struct smki_device {
     uint64_t floors[256];
     uint8_t has_floor[256];
     EVP_PKEY *ka_pub; /* the device's own KA public key */
+    uint8_t ka_point[SMKI_POINT_LEN];
     smki_key *ds, *ka;
     pthread_mutex_t mu;
     struct {
@@ -52,7 +53,9 @@ typedef struct {
 int dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f);
 int dev_cell_index(const smki_device *d, const smki_ta_cell_id *id);
 int dev_own_key(smki_device *d, int ka, smki_key **out);
-int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, uint8_t z[32]);
+/* peer's point is the cache key (the cell's stored point: not re-encoded per message). */
+int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
+                 uint8_t z[32]);
 /* One transaction: cells replaced, floors set, the record's alert counter. */
 int dev_reload(smki_store *s, smki_device *d);
 int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,

@@ -55,6 +55,15 @@ if [ -x "$BUILD/bin/bench_ca" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; t
   echo "CA issuance, step by step (1 thread, software CA key; bound = one sign + one verify per certificate):"
   SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_ca" $((SECS * 2000)) | sed 's/^/  /'
 fi
+if [ -x "$BUILD/bin/bench_device" ]; then
+  for t in 1 2; do
+    if [ "$t" = 1 ]; then VB=$V1; else VB=$V2; fi
+    m=$("$BUILD/bin/bench_device" cached "$t" "$SECS" | awk '{print $3}')
+    row "GBCS device verify (MAC+sig+floor)" "$t" "$m" "$VB" "bound = verify; target ratio >= 0.8; ECDH Z cached per peer"
+  done
+  m=$("$BUILD/bin/bench_device" uncached 1 "$SECS" | awk '{print $3}')
+  row "  same, ECDH in the token each time" 1 "$m" "$V1" "what the Z cache saves"
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."
