@@ -361,6 +361,87 @@ static void test_rtds_wrong_signer_is_refused(void **state)
     rtds_close(&f);
 }
 
+
+/* Every RTDS CS02b success command (modes 2, 3, 6, 7), each on a fresh model: every
+ * octet changed in turn (the whole message) is refused; a floor at its counter refuses
+ * it as a replay while one below lets it through; the same General Signing APDU signed
+ * by another published key and MACed again by the ACB is refused (A2). */
+static void test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *cmd;
+        uint8_t role;
+        const char *wrong_key;
+    } cases[] = {
+        {SBS "COMMAND_GBCS.HEX", SMKI_ROLE_SUPPLIER, KS "/90b3d51f30020000-ds.key"},
+        {NBN "COMMAND_GBCS.HEX", SMKI_ROLE_NETWORK_OPERATOR, KS "/90b3d51f30010000-ds.key"},
+        {TBT "COMMAND_GBCS.HEX", SMKI_ROLE_TRANSITIONAL_COS, KS "/90b3d51f30000001-ds.key"},
+        {SBT "COMMAND_GBCS.HEX", SMKI_ROLE_TRANSITIONAL_COS, KS "/90b3d51f30010000-ds.key"},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        rtds_fx f;
+        smki_rx_result r;
+        size_t len = 0, flipped_accepted = 0;
+        char name[32], ref[1200];
+        uint8_t *m = read_hex(cases[k].cmd, &len);
+        snprintf(name, sizeof name, "rtds-all-%zu", k);
+        rtds_open(&f, name);
+        f.o.dry_run = 1;
+        for (size_t i = 0; i < len; i++) {
+            m[i] ^= 0x01;
+            assert_ok(smki_device_verify(f.d, m, len, &f.o, &r));
+            flipped_accepted += r.verdict == SMKI_RX_ACCEPTED;
+            m[i] ^= 0x01;
+        }
+        if (flipped_accepted) fail_msg("%s: %zu single-octet changes accepted", cases[k].cmd, flipped_accepted);
+        dev_cmd c;
+        assert_ok(dev_parse_command(m, len, &c));
+        /* Floors. */
+        assert_ok(smki_device_set_floor(f.s, &f.eui, cases[k].role, c.gs.counter));
+        rtds_reopen(&f);
+        assert_ok(smki_device_verify(f.d, m, len, &f.o, &r));
+        assert_int_equal(r.verdict, SMKI_RX_REPLAY);
+        assert_ok(smki_device_set_floor(f.s, &f.eui, cases[k].role, c.gs.counter - 1));
+        rtds_reopen(&f);
+        assert_ok(smki_device_verify(f.d, m, len, &f.o, &r));
+        assert_int_equal(r.verdict, SMKI_RX_ACCEPTED);
+        /* Changed after signing and MACed again by the ACB: the signature refuses it. */
+        uint8_t *gsc = malloc(c.gs.apdu_len);
+        assert_non_null(gsc);
+        for (size_t i = 1; i < c.gs.signed_len + 1; i += 37) {
+            uint8_t *w = NULL;
+            size_t wl = 0;
+            memcpy(gsc, c.gs.apdu, c.gs.apdu_len);
+            gsc[i] ^= 0x01;
+            if (smki_gbcs_command_wrap(f.acb_ka, f.d->ka_pub, gsc, c.gs.apdu_len, &w, &wl) < 0) {
+                smki_error_clear(); /* the change broke the layout: nothing to send */
+                continue;
+            }
+            assert_ok(smki_device_verify(f.d, w, wl, &f.o, &r));
+            if (r.verdict == SMKI_RX_ACCEPTED) fail_msg("%s: octet %zu changed and re-MACed, accepted", cases[k].cmd, i);
+            free(w);
+        }
+        free(gsc);
+        /* Wrong signer. */
+        smki_key *wrong = NULL;
+        uint8_t *gs = NULL, *cmd = NULL;
+        size_t gs_len = 0, cmd_len = 0;
+        snprintf(ref, sizeof ref, "file:%s", test_shared_path(cases[k].wrong_key));
+        assert_ok(smki_key_open(ref, NULL, &wrong));
+        assert_ok(dev_build_gs(wrong, 1, c.gs.counter, c.gs.originator, c.gs.recipient, c.gs.message_code,
+                               c.gs.content, c.gs.content_len, &gs, &gs_len));
+        assert_ok(smki_gbcs_command_wrap(f.acb_ka, f.d->ka_pub, gs, gs_len, &cmd, &cmd_len));
+        assert_ok(smki_device_verify(f.d, cmd, cmd_len, &f.o, &r));
+        assert_int_equal(r.verdict, SMKI_RX_BAD_SIGNATURE);
+        smki_key_free(wrong);
+        free(gs);
+        free(cmd);
+        free(m);
+        rtds_close(&f);
+    }
+}
+
 static void test_rtds_cs02a_lists_cells(void **state)
 {
     (void)state;
@@ -967,6 +1048,7 @@ int main(void)
         cmocka_unit_test(test_rtds_every_single_octet_change_is_refused),
         cmocka_unit_test(test_rtds_counter_at_or_below_floor_is_refused_as_replay),
         cmocka_unit_test(test_rtds_wrong_signer_is_refused),
+        cmocka_unit_test(test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers),
         cmocka_unit_test(test_rtds_cs02a_lists_cells),
         cmocka_unit_test(test_rtds_not_recipient_gives_a3),
         cmocka_unit_test(test_rtds_model_refuses_default_mac_mode),
