@@ -360,20 +360,20 @@ int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t orig
     return dw_finish(&w, out, len);
 }
 
-int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs_bytes, size_t gs_len,
-                           uint8_t **out, size_t *out_len)
+int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs_bytes, size_t gs_len, uint8_t **out, size_t *out_len)
 {
     smki_cursor_t c = smki_cursor(gs_bytes, gs_len);
     dev_gs g;
-    uint8_t key[16], iv[12], mac[SMKI_GBCS_MAC_LEN], *aad = NULL;
+    uint8_t iv[12], mac[SMKI_GBCS_MAC_LEN], *aad = NULL;
     size_t aad_len = 0;
     int rc;
     dw_t w;
     GUARD(dev_parse_gs(&c, &g));
     ENSURE(c.left == 0, SMKI_E_INPUT, "%zu octet(s) after the general-signing APDU", c.left);
-    GUARD(smki_gbcs_mac_key(acb_ka, device_ka, g.originator, g.cra, g.counter, g.recipient, key));
-    GUARD_GOTO(dev_mac_inputs(g.originator, 0, gs_bytes, gs_len, iv, &aad, &aad_len), out);
-    GUARD_GOTO(smki_gcm_mac12(key, iv, aad, aad_len, mac), out);
+    GUARD(dev_mac_inputs(g.originator, 0, gs_bytes, gs_len, iv, &aad, &aad_len));
+    rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
+    free(aad);
+    GUARD(rc);
     dw_init(&w);
     static const uint8_t head[7] = {0xDD, 0, 0, 0, 0, 0, 0};
     static const uint8_t sc[5] = {0x11, 0, 0, 0, 0};
@@ -382,10 +382,19 @@ int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t 
     dw_raw(&w, sc, sizeof sc);
     dw_raw(&w, gs_bytes, gs_len);
     dw_raw(&w, mac, sizeof mac);
-    rc = dw_finish(&w, out, out_len);
-out:
+    return dw_finish(&w, out, out_len);
+}
+
+int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs_bytes, size_t gs_len,
+                           uint8_t **out, size_t *out_len)
+{
+    smki_cursor_t c = smki_cursor(gs_bytes, gs_len);
+    dev_gs g;
+    uint8_t key[16];
+    GUARD(dev_parse_gs(&c, &g));
+    GUARD(smki_gbcs_mac_key(acb_ka, device_ka, g.originator, g.cra, g.counter, g.recipient, key));
+    int rc = dev_wrap_with_key(key, gs_bytes, gs_len, out, out_len);
     smki_wipe(key, sizeof key);
-    free(aad);
     return rc;
 }
 

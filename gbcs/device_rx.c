@@ -620,13 +620,41 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
 
 /* ---- Responses and alerts ---------------------------------------------------------------------- */
 
+/* A response or alert: General Signing signed with the device's DS key, then, when the
+ * recipient holds a KA management cell, wrapped in General Ciphering with the MAC of
+ * ECDH(device KA, that cell) and OtherInfo(device, CRA, counter, recipient), as the
+ * RTDS CS02a response is (its MAC verifies so from the ACB side). An RTDS model has
+ * no keys: its output is unsigned and not wrapped. */
 static int sign_out(smki_device *d, uint8_t cra, uint64_t counter, const uint8_t recipient[8], uint16_t mc,
                     const uint8_t *content, size_t content_len, smki_rx_result *r)
 {
-    smki_key *ds = NULL;
+    smki_key *ds = NULL, *ka = NULL;
+    uint8_t *gs = NULL, z[32], other[SMKI_GBCS_OTHERINFO_LEN], key[16];
+    size_t gs_len = 0;
+    int rc = 0, peer = -1;
     if (!(d->rec.flags & SMKI_DEVICE_FLAG_RTDS)) GUARD(dev_own_key(d, 0, &ds));
     r->out_signed = ds != NULL;
-    return dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &r->out, &r->out_len);
+    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
+    for (size_t i = 0; ds && i < d->ncells && peer < 0; i++)
+        if (d->cells[i].id.key_usage == SMKI_KU_KEY_AGREEMENT && d->cells[i].id.cell_usage == SMKI_CELL_MANAGEMENT &&
+            d->cells[i].has_key && memcmp(d->cells[i].subject_id, recipient, 8) == 0)
+            peer = (int)i;
+    if (peer < 0) {
+        r->out = gs;
+        r->out_len = gs_len;
+        return 0;
+    }
+    GUARD_GOTO(dev_own_key(d, 1, &ka), out);
+    GUARD_GOTO(dev_shared_z(d, ka, SMKI_MAC_DEVICE_KEY, d->cell_pub[peer], d->cells[peer].point, z), out);
+    smki_gbcs_other_info(d->eui.b, cra, counter, recipient, other);
+    GUARD_GOTO(smki_kdf_sp800_56a(z, other, sizeof other, key), out);
+    GUARD_GOTO(dev_wrap_with_key(key, gs, gs_len, &r->out, &r->out_len), out);
+    r->out_maced = 1;
+out:
+    smki_wipe(z, sizeof z);
+    smki_wipe(key, sizeof key);
+    free(gs);
+    return rc;
 }
 
 static int build_alert(smki_device *d, smki_store *s, const smki_rx_opts *o, smki_rx_result *r)

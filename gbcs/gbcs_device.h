@@ -173,6 +173,7 @@ typedef struct {
     size_t out_len;
     int out_is_alert;
     int out_signed;              /* 0 on an RTDS model (no DS key): signature octet 00 */
+    int out_maced;               /* wrapped (DD) with the MAC for the recipient's KA cell */
 } smki_rx_result;
 void smki_rx_result_clear(smki_rx_result *r);
 

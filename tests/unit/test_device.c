@@ -442,6 +442,38 @@ static void test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers(
     }
 }
 
+
+/* The MAC of a device's response, checked from the ACB side: on the RTDS CS02a response
+ * (made by the real device: OtherInfo(device, 02, counter, ACB)), and on our own
+ * device's CS02a response to an unsigned CS02a from the ACB. */
+static int response_mac_ok(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *m, size_t n)
+{
+    dev_cmd c;
+    uint8_t key[16], iv[12], mac[12], *aad = NULL;
+    size_t aad_len = 0;
+    assert_ok(dev_parse_command(m, n, &c));
+    assert_true(c.wrapped);
+    assert_ok(smki_gbcs_mac_key(acb_ka, device_ka, c.gs.originator, c.gs.cra, c.gs.counter, c.gs.recipient, key));
+    assert_ok(dev_mac_inputs(c.gs.originator, c.invocation, c.gs.apdu, c.gs.apdu_len, iv, &aad, &aad_len));
+    assert_ok(smki_gcm_mac12(key, iv, aad, aad_len, mac));
+    free(aad);
+    return memcmp(mac, c.mac, 12) == 0;
+}
+
+static void test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side(void **state)
+{
+    (void)state;
+    rtds_fx f;
+    size_t len = 0;
+    uint8_t *m = read_hex(CS02A "RESPONSE_GBCS.HEX", &len);
+    rtds_open(&f, "rtds-respmac");
+    assert_true(response_mac_ok(f.acb_ka, f.d->ka_pub, m, len));
+    m[len - 20] ^= 1;
+    assert_false(response_mac_ok(f.acb_ka, f.d->ka_pub, m, len));
+    free(m);
+    rtds_close(&f);
+}
+
 static void test_rtds_cs02a_lists_cells(void **state)
 {
     (void)state;
@@ -923,6 +955,29 @@ static void assert_cell_holds(own_fx *f, const smki_ta_cell_id *id, const party 
     X509_free(x);
 }
 
+
+static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x30, 0x11, 0x30, 0x07, 0x02, 0x01, 0x04, 0x03, 0x02, 0x03, 0x08,
+                                   0x30, 0x06, 0x02, 0x01, 0x02, 0x02, 0x01, 0x03};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, -1, 7, SMKI_MC_CS02A, body, sizeof body, &m, &n); /* unsigned, from the ACB */
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    assert_int_equal(r.role, SMKI_ROLE_ACB);
+    assert_true(r.out_signed);
+    assert_true(r.out_maced);
+    smki_key *acb = NULL;
+    assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
+    assert_true(response_mac_ok(acb, f->d->ka_pub, r.out, r.out_len));
+    smki_key_free(acb);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
 static void test_own_device_every_replacement_mode(void **state)
 {
     own_fx *f = *state;
@@ -1050,6 +1105,7 @@ int main(void)
         cmocka_unit_test(test_rtds_wrong_signer_is_refused),
         cmocka_unit_test(test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers),
         cmocka_unit_test(test_rtds_cs02a_lists_cells),
+        cmocka_unit_test(test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side),
         cmocka_unit_test(test_rtds_not_recipient_gives_a3),
         cmocka_unit_test(test_rtds_model_refuses_default_mac_mode),
     };
@@ -1060,6 +1116,7 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_other_recipient_with_a3),
         cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
+        cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
         cmocka_unit_test(test_own_device_every_replacement_mode),
         cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),
         cmocka_unit_test(test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts),

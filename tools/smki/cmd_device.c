@@ -543,6 +543,7 @@ static int dev_receive(smki_cli *c, int argc, char **argv)
         json_int(&w, "alert_code", r->alert_code);
         json_str(&w, "output", r->out ? (r->out_is_alert ? "alert" : "response") : "");
         json_bool(&w, "output_signed", r->out_signed);
+        json_bool(&w, "output_maced", r->out_maced);
         if (r->noutcomes) {
             json_int(&w, "mode", r->mode);
             json_key_arr(&w, "outcomes");
@@ -572,8 +573,9 @@ static int dev_receive(smki_cli *c, int argc, char **argv)
             printf("  cell %-34s status %3u %s\n", id, r->outcomes[i].status, r->outcomes[i].why);
         }
         if (r->alert_code) printf("  alert 0x%04X\n", r->alert_code);
-        if (r->out && out) printf("  %s written to %s%s\n", r->out_is_alert ? "alert" : "response", out,
-                                  r->out_signed ? "" : " (unsigned: no DS key)");
+        if (r->out && out) printf("  %s written to %s (%s%s)\n", r->out_is_alert ? "alert" : "response", out,
+                                  r->out_signed ? "signed" : "unsigned: no DS key",
+                                  r->out_maced ? ", MACed for the recipient's KA cell" : "");
     }
     int code = r->verdict == SMKI_RX_ACCEPTED ? EXIT_OK : EXIT_REFUSED;
     smki_rx_result_clear(r);
