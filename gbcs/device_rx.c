@@ -499,6 +499,17 @@ static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki
             goto out;
         }
     int all_ok = cs02b_check(d, c, o, w, r);
+    if (w->q.has_execution_time) {
+        /* Future-dated execution is not modelled: applying it now would be wrong, so
+         * every replacement reports other(127) and nothing is applied. */
+        for (size_t i = 0; i < r->noutcomes; i++) {
+            r->outcomes[i].status = SMKI_CS02B_OTHER;
+            memcpy(r->outcomes[i].new_subject, r->outcomes[i].old_subject, 8);
+            memcpy(r->outcomes[i].new_ski, r->outcomes[i].old_ski, 8);
+            snprintf(r->outcomes[i].why, sizeof r->outcomes[i].why, "future-dated execution is not modelled");
+        }
+        all_ok = 0;
+    }
     /* Floors: the authoriser's to this command; the replaced role's to its new floor; the
      * others as listed. Applied with the cells, in the same transaction, or not at all. */
     uint64_t auth = w->q.auth_seq > c->gs.counter ? w->q.auth_seq : c->gs.counter;
@@ -586,21 +597,23 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
         return 0;
     }
     ku = x.p[1];
-    if ((ku != SMKI_KU_DIGITAL_SIGNATURE && ku != SMKI_KU_KEY_AGREEMENT) || (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) ||
-        o->dry_run) {
+    /* A KA key in the token may derive but not sign, so it cannot sign its own CSR; the
+     * RTDS CS02c KA request gets the same error response. */
+    if (ku != SMKI_KU_DIGITAL_SIGNATURE || (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) || o->dry_run) {
         /* As the RTDS error response: an INTEGER error code. */
         uint8_t err[3] = {0x02, 0x01, 0x03};
-        refuse(r, SMKI_RX_COMMAND_FAILED, "CS02c: %s", (d->rec.flags & SMKI_DEVICE_FLAG_RTDS)
-                                                           ? "an RTDS model has no token to make a key in"
-                                                       : o->dry_run ? "not in a dry run"
-                                                                    : "keyUsage is neither DS nor KA");
+        refuse(r, SMKI_RX_COMMAND_FAILED, "CS02c: %s",
+               (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) ? "an RTDS model has no token to make a key in"
+               : o->dry_run                           ? "not in a dry run"
+               : ku == SMKI_KU_KEY_AGREEMENT          ? "a KA key cannot sign its own CSR (error 3, as the RTDS)"
+                                                      : "keyUsage is neither DS nor KA");
         *content = malloc(3);
         ENSURE(*content != NULL, SMKI_E_NOMEM, "response");
         memcpy(*content, err, 3);
         *content_len = 3;
         return 0;
     }
-    smki_key_usage usage = ku == SMKI_KU_DIGITAL_SIGNATURE ? SMKI_USAGE_DS : SMKI_USAGE_KA;
+    smki_key_usage usage = SMKI_USAGE_DS;
     smki_hex_encode(d->eui.b, 8, hex, 0);
     snprintf(label, sizeof label, "dev-%s-%s-%llu", hex, usage == SMKI_USAGE_DS ? "ds" : "ka",
              (unsigned long long)c->gs.counter);

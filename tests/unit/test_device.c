@@ -474,6 +474,27 @@ static void test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side(void 
     rtds_close(&f);
 }
 
+
+/* Future-dated CS02b (executionDateTime present) is verified but not applied: every
+ * replacement reports other(127). */
+static void test_rtds_future_dated_cs02b_is_not_applied(void **state)
+{
+    (void)state;
+    rtds_fx f;
+    smki_rx_result r;
+    size_t len = 0;
+    uint8_t *m = read_hex(RTDS "/6.15.1_CS02bSupplierBySupplier/"
+                               "CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX", &len);
+    rtds_open(&f, "rtds-future");
+    assert_int_equal(rx(&f, m, len, &r), SMKI_RX_COMMAND_FAILED);
+    assert_int_equal(r.applied, 0);
+    assert_true(r.noutcomes > 0);
+    for (size_t i = 0; i < r.noutcomes; i++) assert_int_equal(r.outcomes[i].status, SMKI_CS02B_OTHER);
+    smki_rx_result_clear(&r);
+    free(m);
+    rtds_close(&f);
+}
+
 static void test_rtds_cs02a_lists_cells(void **state)
 {
     (void)state;
@@ -978,6 +999,34 @@ static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **stat
     free(m);
 }
 
+
+static void test_own_device_cs02c_for_ka_answers_error_3_as_rtds(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x30, 0x04, 0x03, 0x02, 0x03, 0x08};
+    static const uint8_t err3[] = {0x02, 0x01, 0x03};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, P_SUPA, 21, SMKI_MC_CS02C, body, sizeof body, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_COMMAND_FAILED);
+    dev_cmd resp;
+    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    assert_int_equal(resp.gs.content_len, sizeof err3);
+    assert_memory_equal(resp.gs.content, err3, sizeof err3);
+    /* The RTDS answer to its KA request is the same content. */
+    size_t rl = 0;
+    uint8_t *rtds = read_hex(RTDS "/6.17_CS02c/CS02c_6.17_ERROR_RESPONSE_GBCS.HEX", &rl);
+    dev_cmd theirs;
+    assert_ok(dev_parse_command(rtds, rl, &theirs));
+    assert_int_equal(theirs.gs.content_len, sizeof err3);
+    assert_memory_equal(theirs.gs.content, err3, sizeof err3);
+    free(rtds);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
 static void test_own_device_every_replacement_mode(void **state)
 {
     own_fx *f = *state;
@@ -1105,6 +1154,7 @@ int main(void)
         cmocka_unit_test(test_rtds_wrong_signer_is_refused),
         cmocka_unit_test(test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers),
         cmocka_unit_test(test_rtds_cs02a_lists_cells),
+        cmocka_unit_test(test_rtds_future_dated_cs02b_is_not_applied),
         cmocka_unit_test(test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side),
         cmocka_unit_test(test_rtds_not_recipient_gives_a3),
         cmocka_unit_test(test_rtds_model_refuses_default_mac_mode),
@@ -1117,6 +1167,7 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
         cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
+        cmocka_unit_test(test_own_device_cs02c_for_ka_answers_error_3_as_rtds),
         cmocka_unit_test(test_own_device_every_replacement_mode),
         cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),
         cmocka_unit_test(test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts),
