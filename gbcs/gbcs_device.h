@@ -80,6 +80,9 @@ int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device
  * (DS), and the root ZA as an anchor by SKI only (the RTDS does not publish ZA). */
 int smki_device_create_rtds(smki_store *s, const smki_eui64_t *eui, const char *keystore_dir);
 
+/* A handle may be shared by threads for smki_device_verify; smki_device_receive (which
+ * commits and reloads the handle's cells and floors) must not run beside other calls
+ * on the same handle. */
 int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out);
 void smki_device_free(smki_device *d); /* wipes the cached ECDH secrets */
 
