@@ -222,75 +222,52 @@ int dw_finish(dw_t *w, uint8_t **out, size_t *len)
 
 /* ---- General Signing and General Ciphering (reference §5) -------------------------------- */
 
-int dev_parse_gs(smki_cursor_t *c, dev_gs *g)
+/* The codec (smki_gbcs_parse) reads the bytes; this keeps the fields the device uses. */
+static int fill_gs(const smki_gbcs_msg *m, dev_gs *g)
 {
-    const uint8_t *start = c->p;
-    size_t len, start_left = c->left;
-    uint8_t tag;
+    const smki_gbcs_signing *s = &m->gsa;
     memset(g, 0, sizeof *g);
-    GUARD(smki_cur_expect(c, 0xDF, "general-signing tag"));
-    GUARD(smki_cur_expect(c, 0x09, "transaction-id length"));
-    GUARD(smki_cur_u8(c, &g->cra));
-    ENSURE(g->cra >= 1 && g->cra <= 3, SMKI_E_INPUT, "transaction-id: CRA flag %u (1 command, 2 response, 3 alert)",
-           g->cra);
-    GUARD(smki_cur_u64be(c, &g->counter));
-    GUARD(smki_cur_expect(c, 0x08, "originator system title length"));
-    GUARD(smki_cur_copy(c, g->originator, 8));
-    GUARD(smki_cur_expect(c, 0x08, "recipient system title length"));
-    GUARD(smki_cur_copy(c, g->recipient, 8));
-    GUARD(smki_cur_u8(c, &tag));
-    if (tag == 0x0C) {
-        g->has_date = 1;
-        GUARD(smki_cur_skip(c, 12));
-    } else {
-        ENSURE(tag == 0x00, SMKI_E_INPUT, "date-time: expected 00 or 0C, found 0x%02x", tag);
-    }
-    GUARD(smki_cur_ber_len(c, &len));
-    ENSURE(len >= 2, SMKI_E_INPUT, "other-info of %zu octet(s): no message code", len);
-    GUARD(smki_cur_take(c, len, &g->other_info));
-    g->other_len = len;
-    g->message_code = (uint16_t)((g->other_info[0] << 8) | g->other_info[1]);
-    GUARD(smki_cur_ber_len(c, &len));
-    GUARD(smki_cur_take(c, len, &g->content));
-    g->content_len = len;
-    g->signed_part = start + 1;
-    g->signed_len = (size_t)(start_left - c->left) - 1;
-    GUARD(smki_cur_u8(c, &tag));
-    if (tag == 0x40) {
-        g->has_signature = 1;
-        GUARD(smki_cur_take(c, SMKI_SIG_RAW_LEN, &g->signature));
-    } else {
-        ENSURE(tag == 0x00, SMKI_E_INPUT, "signature: expected 40 or 00, found 0x%02x", tag);
-    }
-    g->apdu = start;
-    g->apdu_len = start_left - c->left;
+    g->cra = s->cra;
+    g->counter = s->counter;
+    memcpy(g->originator, s->originator, 8);
+    memcpy(g->recipient, s->recipient, 8);
+    g->has_date = s->date_time != NULL;
+    g->message_code = s->message_code;
+    g->other_info = s->other_info;
+    g->other_len = s->other_info_len;
+    g->content = s->content;
+    g->content_len = s->content_len;
+    g->signed_part = m->data + s->signed_offset;
+    g->signed_len = s->signed_len;
+    g->has_signature = s->sig_state == SMKI_GBCS_SIG_PRESENT;
+    g->sig_none = s->sig_state == SMKI_GBCS_SIG_NONE;
+    g->signature = s->signature;
+    g->apdu = m->data + s->offset;
+    g->apdu_len = s->len;
     return 0;
+}
+
+int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g)
+{
+    smki_gbcs_msg m;
+    GUARD(smki_gbcs_parse(data, len, &m));
+    ENSURE(m.kind == SMKI_GBCS_SIGNING, SMKI_E_INPUT, "expected a General Signing APDU (DF), found %s",
+           smki_gbcs_kind_name(m.kind));
+    return fill_gs(&m, g);
 }
 
 int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out)
 {
-    smki_cursor_t c = smki_cursor(msg, len), body;
-    size_t body_len;
+    smki_gbcs_msg m;
     memset(out, 0, sizeof *out);
-    ENSURE(msg != NULL && len > 0, SMKI_E_INPUT, "empty message");
-    if (msg[0] == 0xDF) {
-        GUARD(dev_parse_gs(&c, &out->gs));
-        ENSURE(c.left == 0, SMKI_E_INPUT, "%zu octet(s) after the general-signing APDU", c.left);
-        return 0;
+    GUARD(smki_gbcs_parse(msg, len, &m));
+    ENSURE(m.kind != SMKI_GBCS_BLOCK, SMKI_E_INPUT, "General Block Transfer (DD 09) is not modelled by the device");
+    GUARD(fill_gs(&m, &out->gs));
+    if (m.kind == SMKI_GBCS_CIPHERING) {
+        out->wrapped = 1;
+        out->invocation = m.invocation_counter;
+        out->mac = m.mac;
     }
-    GUARD(smki_cur_expect(&c, 0xDD, "general-ciphering tag"));
-    for (int i = 0; i < 6; i++) GUARD(smki_cur_expect(&c, 0x00, "empty general-ciphering field"));
-    GUARD(smki_cur_ber_len(&c, &body_len));
-    ENSURE(body_len == c.left, SMKI_E_INPUT, "general-ciphering length %zu, but %zu octet(s) follow", body_len, c.left);
-    GUARD(smki_cur_sub(&c, body_len, &body));
-    GUARD(smki_cur_expect(&body, 0x11, "security control (authenticated only)"));
-    GUARD(smki_cur_u32be(&body, &out->invocation));
-    GUARD(dev_parse_gs(&body, &out->gs));
-    ENSURE(body.left == SMKI_GBCS_MAC_LEN, SMKI_E_INPUT,
-           "after the general-signing APDU %zu octet(s) remain, expected the %d-octet MAC", body.left,
-           SMKI_GBCS_MAC_LEN);
-    GUARD(smki_cur_take(&body, SMKI_GBCS_MAC_LEN, &out->mac));
-    out->wrapped = 1;
     return 0;
 }
 
@@ -362,14 +339,14 @@ int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t orig
 
 int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs_bytes, size_t gs_len, uint8_t **out, size_t *out_len)
 {
-    smki_cursor_t c = smki_cursor(gs_bytes, gs_len);
     dev_gs g;
     uint8_t iv[12], mac[SMKI_GBCS_MAC_LEN], *aad = NULL;
     size_t aad_len = 0;
     int rc;
     dw_t w;
-    GUARD(dev_parse_gs(&c, &g));
-    ENSURE(c.left == 0, SMKI_E_INPUT, "%zu octet(s) after the general-signing APDU", c.left);
+    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
+    ENSURE(!g.sig_none, SMKI_E_INPUT,
+           "a pre-command without its signature field cannot be wrapped");
     GUARD(dev_mac_inputs(g.originator, 0, gs_bytes, gs_len, iv, &aad, &aad_len));
     rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
     free(aad);
@@ -388,10 +365,9 @@ int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs_bytes, size_t gs_
 int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs_bytes, size_t gs_len,
                            uint8_t **out, size_t *out_len)
 {
-    smki_cursor_t c = smki_cursor(gs_bytes, gs_len);
     dev_gs g;
     uint8_t key[16];
-    GUARD(dev_parse_gs(&c, &g));
+    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
     GUARD(smki_gbcs_mac_key(acb_ka, device_ka, g.originator, g.cra, g.counter, g.recipient, key));
     int rc = dev_wrap_with_key(key, gs_bytes, gs_len, out, out_len);
     smki_wipe(key, sizeof key);

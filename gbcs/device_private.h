@@ -3,7 +3,7 @@
 #ifndef SMKI_GBCS_DEVICE_PRIVATE_H
 #define SMKI_GBCS_DEVICE_PRIVATE_H
 
-#include "gbcs_device.h"
+#include "gbcs.h"
 
 /* One TLV with a single-octet tag; *val covers its value. */
 int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val);
@@ -37,8 +37,8 @@ void dw_cell_id(dw_t *w, const smki_ta_cell_id *id);
 /* Hand the buffer over (caller frees); fails if any write failed. */
 int dw_finish(dw_t *w, uint8_t **out, size_t *len);
 
-/* General Signing / General Ciphering (reference §5): the device's own reading, kept
- * small; the codec in gbcs.h is the full one. */
+/* General Signing / General Ciphering (reference §5) as the device uses them, read by
+ * the codec (smki_gbcs_parse). */
 typedef struct {
     uint8_t cra;
     uint64_t counter;
@@ -52,6 +52,7 @@ typedef struct {
     const uint8_t *signed_part;   /* after DF up to the end of content */
     size_t signed_len;
     int has_signature;
+    int sig_none;                 /* no signature field at all (a pre-command) */
     const uint8_t *signature;     /* 64 octets raw r||s */
     const uint8_t *apdu;          /* DF .. end of signature */
     size_t apdu_len;
@@ -63,7 +64,7 @@ typedef struct {
     dev_gs gs;
 } dev_cmd;
 int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out);
-int dev_parse_gs(smki_cursor_t *c, dev_gs *g);
+int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g);
 /* Build a General Signing APDU; sign with ds (NULL: unsigned 00). */
 int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len);

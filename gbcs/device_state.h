@@ -5,7 +5,7 @@
 #include <openssl/x509.h>
 #include <pthread.h>
 
-#include "gbcs_device.h"
+#include "gbcs.h"
 
 typedef struct {
     smki_db db; /* not stored: the handle of the database, set before transactions */

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "gbcs/device_state.h"
-#include "gbcs/gbcs_device.h"
+#include "gbcs/gbcs.h"
 
 #define NCMD 512
 #define PIN "bench-user-1234"

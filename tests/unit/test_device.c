@@ -18,7 +18,7 @@
 #include "ca/ca.h"
 #include "gbcs/device_private.h"
 #include "gbcs/device_state.h"
-#include "gbcs/gbcs_device.h"
+#include "gbcs/gbcs.h"
 
 #define KS "vectors/gbcs/keystore"
 #define RTDS "vectors/gbcs/rtds"
@@ -335,8 +335,7 @@ static void test_rtds_wrong_signer_is_refused(void **state)
     assert_ok(smki_key_open(ref, NULL, &no));
     snprintf(ref, sizeof ref, "file:%s", test_shared_path(KS "/90b3d51f30010000-ds.key"));
     assert_ok(smki_key_open(ref, NULL, &supplier));
-    smki_cursor_t c = smki_cursor(pre, len);
-    assert_ok(dev_parse_gs(&c, &g));
+    assert_ok(dev_parse_gs_bytes(pre, len, &g));
     smki_eui64_t from, to;
     memcpy(from.b, g.originator, 8);
     memcpy(to.b, g.recipient, 8);

@@ -8,7 +8,7 @@
 #include <time.h>
 
 #include "commands.h"
-#include "gbcs/gbcs_device.h"
+#include "gbcs/gbcs.h"
 
 static const char ABOUT[] =
     "smki device: a GBCS device model (reference §5, §6).\n"
@@ -107,35 +107,6 @@ static int open_store(smki_cli *c, smki_store **s)
         *s = NULL;
     }
     return rc;
-}
-
-/* Binary, or hex text (whitespace allowed). */
-static int read_message(const char *path, uint8_t **out, size_t *len)
-{
-    uint8_t *data = NULL;
-    size_t n = 0;
-    GUARD(smki_file_read(path, 1u << 20, &data, &n));
-    int is_hex = n > 0;
-    for (size_t i = 0; i < n && is_hex; i++)
-        is_hex = strchr("0123456789abcdefABCDEF \t\r\n", data[i]) != NULL && data[i] != 0;
-    if (!is_hex) {
-        *out = data;
-        *len = n;
-        return 0;
-    }
-    uint8_t *b = malloc(n / 2 + 1);
-    if (!b) {
-        free(data);
-        return SMKI_FAIL(SMKI_E_NOMEM, "message");
-    }
-    int rc = smki_hex_decode((const char *)data, n, b, n / 2 + 1, len);
-    free(data);
-    if (rc < 0) {
-        free(b);
-        return smki_error_wrap("%s", path);
-    }
-    *out = b;
-    return 0;
 }
 
 static int write_hex(const char *path, const uint8_t *p, size_t n)
@@ -496,7 +467,7 @@ static int dev_receive(smki_cli *c, int argc, char **argv)
     size_t len = 0;
     smki_rx_result *r = calloc(1, sizeof *r);
     int rc = r ? smki_eui64_parse(eui_text, &eui) : SMKI_FAIL(SMKI_E_NOMEM, "result");
-    if (rc == 0) rc = read_message(argv[optind], &msg, &len);
+    if (rc == 0) rc = smki_gbcs_read_file(argv[optind], &msg, &len);
     if (rc == 0) rc = open_store(c, &s);
     if (rc == 0) {
         o.alert_a2 = conf_alert(c, "device.alert_a2", o.alert_a2);
