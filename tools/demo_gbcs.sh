@@ -53,9 +53,16 @@ for cert in supplierA-ds supplierA-ka acb-ds acb-ka cos-ds; do
 done
 run "$SMKI" device show --eui "$DEV"
 
-say "GBCS 4. Supplier A signs a pre-command (ECS01a, counter 1); the ACB MACs it for the device's KA key"
-run "$SMKI" device make-command --sign "file:$W/supplierA-ds.key" --from $SUP_A --to "$DEV" --counter 1 --code 0019 \
-  --content-hex 0102 --acb-ka "file:$W/acb-ka.key" --device-ka "$W/device-ka.pem" --out "$W/ecs01a-1.hex"
+mkdir -p "$W/trust" && cp "$W/supplierA-ds.pem" "$W/supplierB-ds.pem" "$W/cos-ds.pem" "$W/trust/"
+say "GBCS 4. The DCC returns a pre-command (ECS01a, counter 1); supplier A signs it; the gateway checks the"
+echo "signature against supplier A's certificate; the ACB MACs it for the device's KA key"
+run "$SMKI" device make-command --from $SUP_A --to "$DEV" --counter 1 --code 0019 --content-hex 0102 \
+  --out "$W/ecs01a-1.pre.hex"
+run "$SMKI" gbcs sign --key "file:$W/supplierA-ds.key" --cert "$W/supplierA-ds.pem" --in "$W/ecs01a-1.pre.hex" \
+  --out "$W/ecs01a-1.signed.hex" --expect-code 0019 --expect-target "$DEV"
+run "$SMKI" gbcs verify --trust "$W/trust" "$W/ecs01a-1.signed.hex"
+run "$SMKI" device make-command --wrap "$W/ecs01a-1.signed.hex" --acb-ka "file:$W/acb-ka.key" \
+  --device-ka "$W/device-ka.pem" --out "$W/ecs01a-1.hex"
 say "GBCS 5. The device verifies (recipient, MAC with its own KA key in the token, signature by the supplier cell,"
 echo "counter above the floor, permission) and acts"
 run "$SMKI" device receive --eui "$DEV" "$W/ecs01a-1.hex" --out "$W/ecs01a-1.response.hex"
@@ -66,12 +73,18 @@ say "GBCS 6. Change of Supplier: the transitional CoS party signs CS02b supplier
 run "$SMKI" device make-cs02b --mode 7 --seq 10 --replace "supplier:ds=$W/supplierB-ds.pem" \
   --replace "supplier:ka=$W/supplierB-ka.pem" --path "$CA/smki-oca.pem" --other supplier=0 --apply-time-checks \
   --out "$W/cos.der"
-run "$SMKI" device make-command --sign "file:$W/cos-ds.key" --from $COS --to "$DEV" --counter 10 --code 0107 \
-  --content "$W/cos.der" --acb-ka "file:$W/acb-ka.key" --device-ka "$W/device-ka.pem" --out "$W/cos.hex"
+run "$SMKI" device make-command --from $COS --to "$DEV" --counter 10 --code 0107 --content "$W/cos.der" \
+  --out "$W/cos.pre.hex"
+run "$SMKI" gbcs sign --key "file:$W/cos-ds.key" --cert "$W/cos-ds.pem" --in "$W/cos.pre.hex" --out "$W/cos.signed.hex" \
+  --expect-code 0107
+run "$SMKI" gbcs verify --trust "$W/trust" "$W/cos.signed.hex"
+run "$SMKI" device make-command --wrap "$W/cos.signed.hex" --acb-ka "file:$W/acb-ka.key" --device-ka "$W/device-ka.pem" \
+  --out "$W/cos.hex"
 run "$SMKI" device receive --eui "$DEV" "$W/cos.hex" --out "$W/cos.response.hex"
 run "$SMKI" device show --eui "$DEV"
 
 say "GBCS 7. Supplier A's next command (counter 2) is refused: no supplier cell holds it any more (alert A2)"
+echo "(make-command --sign does the pre-command, signature and ACB MAC of step 4 in one go)"
 run "$SMKI" device make-command --sign "file:$W/supplierA-ds.key" --from $SUP_A --to "$DEV" --counter 2 --code 0019 \
   --content-hex 0102 --acb-ka "file:$W/acb-ka.key" --device-ka "$W/device-ka.pem" --out "$W/ecs01a-2.hex"
 expect_refused "$SMKI" device receive --eui "$DEV" "$W/ecs01a-2.hex" --out "$W/ecs01a-2.alert.hex"

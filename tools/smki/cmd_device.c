@@ -86,14 +86,24 @@ static const char CS02B_HELP[] =
     "CELL is ROLE[:ds|ka[:prepayment]], e.g. supplier:ds, 02:ka:prepayment.\n";
 
 static const char COMMAND_HELP[] =
-    "Usage: smki device make-command --sign KEY --from EUI64 --to EUI64 --counter N --code HEX\n"
+    "Usage: smki device make-command [--sign KEY] --from EUI64 --to EUI64 --counter N --code HEX\n"
     "                                (--content FILE | --content-hex HEX) [--acb-ka KEY --device-ka CERT]\n"
     "                                --out FILE\n"
+    "       smki device make-command --wrap SIGNED --acb-ka KEY --device-ka CERT --out FILE\n"
     "\n"
-    "Play the remote party (and the ACB) for tests and demos: a General Signing APDU\n"
-    "signed with KEY (raw r||s over the octets after DF), wrapped in General Ciphering\n"
-    "with the MAC the ACB's KA key and the device's KA certificate give. KEY: pkcs11: URI,\n"
-    "file:PATH, or a label on the home's token. Written as hex text.\n";
+    "Play the DCC, a remote party and the ACB for tests and demos. Without --sign: the\n"
+    "pre-command (ending 00) for the remote party to sign ('smki gbcs sign'). With --sign\n"
+    "KEY: the General Signing APDU signed with KEY (raw r||s over the octets after DF).\n"
+    "With --acb-ka and --device-ka: wrapped in General Ciphering with the MAC the ACB's KA\n"
+    "key and the device's KA certificate (or public key) give. --wrap: only that last\n"
+    "step, over a signed APDU from a file. KEY: pkcs11: URI, file:PATH, or a label on the\n"
+    "home's token. Written as hex text.\n"
+    "\n"
+    "Example (the demo's supplier -> ACB -> device):\n"
+    "  smki device make-command --from 90-B3-D5-1F-30-01-00-00 --to 00-DB-12-34-56-78-90-B0 \\\n"
+    "      --counter 1 --code 0019 --content-hex 0102 --out pre.hex\n"
+    "  smki gbcs sign --key file:supplier-ds.key --cert supplier-ds.pem --in pre.hex --out signed.hex\n"
+    "  smki device make-command --wrap signed.hex --acb-ka file:acb-ka.key --device-ka device-ka.pem --out cmd.hex\n";
 
 /* ---- Helpers ------------------------------------------------------------------------------ */
 
@@ -684,9 +694,9 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         {"code", required_argument, NULL, 'c'},    {"content", required_argument, NULL, 'C'},
         {"content-hex", required_argument, NULL, 'H'}, {"acb-ka", required_argument, NULL, 'a'},
         {"device-ka", required_argument, NULL, 'd'}, {"out", required_argument, NULL, 'o'},
-        {NULL, 0, NULL, 0}};
+        {"wrap", required_argument, NULL, 'w'},    {NULL, 0, NULL, 0}};
     const char *sign = NULL, *from = NULL, *to = NULL, *counter = NULL, *code = NULL, *content = NULL, *chex = NULL,
-               *acb = NULL, *dka = NULL, *out = NULL;
+               *acb = NULL, *dka = NULL, *out = NULL, *wrap = NULL;
     int ch;
     optind = 1;
     opterr = 0;
@@ -702,13 +712,48 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         case 'a': acb = optarg; break;
         case 'd': dka = optarg; break;
         case 'o': out = optarg; break;
+        case 'w': wrap = optarg; break;
         default: return cli_usage(c, "smki device make-command", "unknown option or missing value: %s", cli_bad_option(argv));
         }
     }
-    if (!sign || !from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka))
+    if (wrap) {
+        if (!acb || !dka || !out || sign || from || to || counter || code || content || chex)
+            return cli_usage(c, "smki device make-command", "--wrap takes --acb-ka, --device-ka and --out only");
+        uint8_t *gs = NULL, *msg = NULL;
+        size_t gs_len = 0, msg_len = 0;
+        smki_key *ka = NULL;
+        EVP_PKEY *dev = NULL;
+        int rc = cli_home(c);
+        if (rc == 0) rc = smki_gbcs_read_file(wrap, &gs, &gs_len);
+        if (rc == 0) {
+            rc = cli_pin(c, 0);
+            if (rc > 0) rc = 0;
+        }
+        if (rc == 0) rc = cli_open_key(c, acb, &ka);
+        if (rc == 0) rc = smki_pub_load_file(dka, &dev);
+        if (rc == 0) rc = smki_gbcs_command_wrap(ka, dev, gs, gs_len, &msg, &msg_len);
+        if (rc == 0) rc = write_hex(out, msg, msg_len);
+        smki_key_free(ka);
+        EVP_PKEY_free(dev);
+        free(gs);
+        free(msg);
+        if (rc < 0) return cli_fail(c, rc);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_str(&w, "out", out);
+            json_int(&w, "octets", (long long)msg_len);
+            json_bool(&w, "wrapped", 1);
+            json_end(&w);
+        } else {
+            printf("command (%zu octets, MACed by the ACB) written to %s\n", msg_len, out);
+        }
+        return EXIT_OK;
+    }
+    if (!from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka) || (acb && !sign))
         return cli_usage(c, "smki device make-command",
-                         "--sign, --from, --to, --counter, --code, --out and one of --content/--content-hex are required; "
-                         "--acb-ka and --device-ka go together");
+                         "--from, --to, --counter, --code, --out and one of --content/--content-hex are required; "
+                         "--acb-ka and --device-ka go together and need --sign");
     smki_eui64_t f, t;
     uint64_t n, mc;
     uint8_t *body = NULL, *msg = NULL;
@@ -734,7 +779,7 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         rc = cli_pin(c, 0);
         if (rc > 0) rc = 0;
     }
-    if (rc == 0) rc = cli_open_key(c, sign, &ds);
+    if (rc == 0 && sign) rc = cli_open_key(c, sign, &ds);
     if (rc == 0 && acb) rc = cli_open_key(c, acb, &ka);
     if (rc == 0 && dka) rc = smki_pub_load_file(dka, &dev);
     if (rc == 0) rc = smki_gbcs_command_build(ds, ka, dev, &f, &t, n, (uint16_t)mc, body, body_len, &msg, &msg_len);
@@ -753,7 +798,8 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         json_bool(&w, "wrapped", acb != NULL);
         json_end(&w);
     } else {
-        printf("command (%zu octets, %s) written to %s\n", msg_len, acb ? "signed and MACed" : "signed", out);
+        printf("%s (%zu octets, %s) written to %s\n", sign ? "command" : "pre-command", msg_len,
+               acb ? "signed and MACed" : sign ? "signed" : "for the remote party to sign", out);
     }
     return EXIT_OK;
 }
