@@ -86,6 +86,9 @@ expect_exit 0 "hsm init" smki hsm init
 run env GBCS_DEMO_DIR="$W/demo" GBCS_DEMO_DEVICE=00-DB-12-34-56-78-00-01 timeout 600 bash "$SRC/tools/demo_gbcs.sh" "$SMKI_BIN"
 if [[ $RC == 0 ]]; then ok "demo_gbcs.sh ran end to end"; else not_ok "demo_gbcs.sh failed"; DIAG_STDOUT=tail diag; fi
 expect_in "MAC checked: device-ka" "the device checked the MAC with its own KA key (token)"
+run smki --json gbcs inspect "$W/demo/ecs01a-1.response.hex"
+expect_json "the codec reads the device's response: MACed (DD), a signed response to supplier A" \
+  'd["messages"][0]["kind"] == "general-ciphering" and d["messages"][0]["signing"]["cra"] == 2 and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000" and d["messages"][0]["signing"]["signature_state"] == "present"'
 run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex"
 expect_json "the first supplier's next command is refused" 'd["verdict"] == "no-trust-anchor"'
 run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/cos.hex"
