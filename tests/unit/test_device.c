@@ -1126,6 +1126,23 @@ static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **
     smki_csr *csr = NULL;
     assert_ok(smki_csr_parse(resp.gs.content, resp.gs.content_len, &csr));
     assert_ok(smki_csr_check_request(csr, 1, &f->eui, SMKI_USAGE_DS));
+    /* Shaped like the real device CSR: the same CertificationRequestInfo octet for octet
+     * but for the key (SPKI) and the Device ID (the last 8 octets). */
+    size_t rl = 0;
+    uint8_t *real = test_read_shared("vectors/gbcs/csr/00db1234567890a0-ds.csr.der", &rl);
+    smki_cursor_t a = smki_cursor(resp.gs.content, resp.gs.content_len), b = smki_cursor(real, rl), av, bv;
+    const uint8_t *at = NULL, *bt = NULL;
+    size_t an = 0, bn = 0;
+    assert_ok(dr_expect(&a, 0x30, "ours", &av));
+    assert_ok(dr_expect(&b, 0x30, "real", &bv));
+    assert_ok(dr_take_tlv(&av, &at, &an));
+    assert_ok(dr_take_tlv(&bv, &bt, &bn));
+    assert_int_equal(an, bn);
+    enum { SPKI_AT = 3 + 3 + 2, SPKI_LEN = 91 };
+    assert_memory_equal(at, bt, SPKI_AT);
+    assert_memory_equal(at + SPKI_AT + SPKI_LEN, bt + SPKI_AT + SPKI_LEN, an - SPKI_AT - SPKI_LEN - 8);
+    assert_memory_equal(at + an - 8, f->eui.b, 8);
+    free(real);
     smki_ca_issuer *dca = NULL;
     smki_cert cert;
     assert_ok(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &dca));
