@@ -12,7 +12,10 @@ export SMKI_HOME=${SMKI_HOME:-./var/smki}
 W=${GBCS_DEMO_DIR:-$SMKI_HOME/demo/gbcs-$(date +%s)-$$}
 mkdir -p "$W"
 CA=$SMKI_HOME/ca/test
-DEV=${GBCS_DEMO_DEVICE:-00-DB-12-34-56-78-$(printf '%02X-%02X' $((RANDOM % 256)) $((RANDOM % 256)))}
+new_eui() { printf '00-DB-12-34-56-78-%02X-%02X' $((RANDOM % 256)) $((RANDOM % 256)); }
+DEV=${GBCS_DEMO_DEVICE:-$(new_eui)}
+# Safe to run again: a fresh device each run (one the store does not hold yet).
+while [ -z "${GBCS_DEMO_DEVICE:-}" ] && "$SMKI" device show --eui "$DEV" >/dev/null 2>&1; do DEV=$(new_eui); done
 SUP_A=90-B3-D5-1F-30-01-00-00 SUP_B=90-B3-D5-1F-30-03-00-00 ACB=90-B3-D5-1F-30-00-00-02 COS=90-B3-D5-1F-30-00-00-04
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
