@@ -192,6 +192,9 @@ void smki_gbcs_certdir_free(smki_gbcs_certdir *d);
 /* usage: SMKI_USAGE_DS or SMKI_USAGE_KA. *cert is borrowed (valid while d is open).
  * SMKI_E_NOTFOUND naming the EUI-64 and usage when there is none. */
 int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
+/* The same, with what the certificate says about its subject (borrowed, like *cert). */
+int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
+                                const smki_gbcs_cert_info **info);
 size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d);
 
 /* ---- Signing as an organisation (what `smki gbcs sign` does) -----------------------
