@@ -67,7 +67,7 @@ expect_json "inspect --json: fields of the ECS01a command" \
       m['ciphering']['aad_header'] == '110000000000' and len(m['ciphering']['mac']) == 24 and \
       m['signing']['signed_offset'] == m['signing']['offset'] + 1)(d['messages'][0])"
 # Binary input is read as well as hex text.
-tr -d ' \r\n' <"$CMD" | xxd -r -p >"$W/cmd.bin"
+"$PY" -c "import sys; open(sys.argv[2], 'wb').write(bytes.fromhex(open(sys.argv[1]).read()))" "$CMD" "$W/cmd.bin"
 expect_exit 0 "inspect a binary command" smki gbcs inspect "$W/cmd.bin"
 expect_in "general-ciphering, " "the binary file parses as general-ciphering"
 # Defects: exit 2 with field and offset.
