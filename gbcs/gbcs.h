@@ -4,7 +4,10 @@
  * certificates found by EUI-64. No crypto of its own: hsm.h does the primitives.
  *
  * Parsed messages point into the caller's bytes (no copies): keep the input alive as
- * long as the parsed struct. Every length is checked against the bytes really there. */
+ * long as the parsed struct. Every length is checked against the bytes really there.
+ * Output buffers (*out) are malloc'd: the caller frees them. Functions keep no state:
+ * parse, build, sign, wrap and verify are safe from several threads (a certdir is
+ * read-only once open). */
 #ifndef SMKI_GBCS_H
 #define SMKI_GBCS_H
 
