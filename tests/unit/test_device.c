@@ -1026,6 +1026,55 @@ static void test_own_device_cs02c_for_ka_answers_error_3_as_rtds(void **state)
     free(m);
 }
 
+
+/* The ACB side with the codec (smki_gbcs_sign, smki_gbcs_wrap): the device accepts what
+ * the codec wraps for its KA key, and the codec verifies the MAC of the device's
+ * response (smki_gbcs_verify_mac with the ACB's KA key and the device's KA key). */
+static void test_own_device_interoperates_with_the_codec_both_ways(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    smki_key *sup = NULL, *acb = NULL;
+    uint8_t *pre = NULL, *signed_gs = NULL, *cmd = NULL;
+    size_t pre_len = 0, signed_len = 0, cmd_len = 0;
+    smki_rx_result r;
+    assert_ok(smki_key_open(f->p[P_SUPA].key_ref, NULL, &sup));
+    assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
+    /* The DCC's pre-command (unsigned 00), signed by the supplier with the codec. */
+    assert_ok(smki_gbcs_command_build(NULL, NULL, NULL, &f->p[P_SUPA].eui, &f->eui, 3, SMKI_MC_ECS01A, ECS01A_BODY,
+                                      sizeof ECS01A_BODY, &pre, &pre_len));
+    assert_ok(smki_gbcs_sign(sup, pre, pre_len, &signed_gs, &signed_len));
+    assert_ok(smki_gbcs_wrap(signed_gs, signed_len, acb, f->d->ka_pub, 0, &cmd, &cmd_len));
+    assert_int_equal(own_rx(f, cmd, cmd_len, &r), SMKI_RX_ACCEPTED);
+    assert_string_equal(r.mac_check, "device-ka");
+    /* The device's response (the supplier has no KA cell here): signed, not wrapped; the
+     * codec checks its signature with the device's DS key. */
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &m));
+    EVP_PKEY *dpub = NULL;
+    assert_ok(smki_key_public_load(f->d->rec.ds_ref, &f->hsm, &dpub));
+    assert_ok(smki_gbcs_verify_signature(&m, dpub));
+    EVP_PKEY_free(dpub);
+    smki_rx_result_clear(&r);
+    /* A response to the ACB (CS02a) is MACed: the codec verifies that MAC. */
+    static const uint8_t body[] = {0x30, 0x11, 0x30, 0x07, 0x02, 0x01, 0x04, 0x03, 0x02, 0x03, 0x08,
+                                   0x30, 0x06, 0x02, 0x01, 0x02, 0x02, 0x01, 0x03};
+    uint8_t *m2 = NULL;
+    size_t n2 = 0;
+    command(f, -1, 9, SMKI_MC_CS02A, body, sizeof body, &m2, &n2);
+    assert_int_equal(own_rx(f, m2, n2, &r), SMKI_RX_ACCEPTED);
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &m));
+    assert_int_equal(m.kind, SMKI_GBCS_CIPHERING);
+    assert_ok(smki_gbcs_verify_mac(&m, acb, f->d->ka_pub));
+    smki_rx_result_clear(&r);
+    free(m2);
+    free(pre);
+    free(signed_gs);
+    free(cmd);
+    smki_key_free(sup);
+    smki_key_free(acb);
+}
+
 static void test_own_device_every_replacement_mode(void **state)
 {
     own_fx *f = *state;
@@ -1184,6 +1233,7 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
         cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
         cmocka_unit_test(test_own_device_cs02c_for_ka_answers_error_3_as_rtds),
+        cmocka_unit_test(test_own_device_interoperates_with_the_codec_both_ways),
         cmocka_unit_test(test_own_device_every_replacement_mode),
         cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),
         cmocka_unit_test(test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts),
