@@ -251,3 +251,7 @@ say "16. The store"
 run "$SMKI" store info
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."
+
+# The GBCS device story (gbcs-device): supplier -> ACB -> device, then a Change of Supplier.
+say "12. GBCS: a device verifies and acts; a Change of Supplier moves it to a second supplier"
+"$(dirname "$0")/demo_gbcs.sh" "$SMKI"

@@ -27,7 +27,9 @@ static const cli_cmd COMMANDS[] = {
     {"eui64", cmd_eui64, "EUI-64 identifiers and ranges: parse, range"},
     {"store", cmd_store, "the LMDB store: info"},
     {"lint", cmd_lint, "check certificates against the GB profiles"},
-    {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, batch, list, show"},
+    {"ca", cmd_ca, "the certificate authority: init, issue, batch, revoke, crl, arl, list, show"},
+    {"gbcs", cmd_gbcs, "GBCS messages: inspect, sign (pre-commands), verify (signature and MAC)"},
+    {"device", cmd_device, "a GBCS device model: create, load-cell, show, receive (CS02a/b/c)"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,532 @@
+/* The device model's bytes: a bounded DER reader (every length checked against the
+ * bytes there, through smki_cur_*), a DER writer, the General Signing / General
+ * Ciphering layout of reference §5, and the CS02b command content of reference §6. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "device_private.h"
+
+/* ---- DER reader -------------------------------------------------------------------------- */
+
+uint8_t dr_peek(const smki_cursor_t *c)
+{
+    return c->left ? c->p[0] : 0;
+}
+
+int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val)
+{
+    size_t n;
+    GUARD(smki_cur_u8(c, tag));
+    ENSURE((*tag & 0x1F) != 0x1F, SMKI_E_INPUT, "DER: multi-octet tag 0x%02x is not used here", *tag);
+    GUARD(smki_cur_ber_len(c, &n));
+    return smki_cur_sub(c, n, val);
+}
+
+int dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val)
+{
+    uint8_t t = dr_peek(c);
+    ENSURE(c->left > 0, SMKI_E_INPUT, "%s: missing (end of data)", what);
+    ENSURE(t == tag, SMKI_E_INPUT, "%s: expected tag 0x%02x, found 0x%02x", what, tag, t);
+    GUARD(dr_tlv(c, &t, val));
+    return 0;
+}
+
+int dr_uint(smki_cursor_t *val, const char *what, uint64_t *out)
+{
+    ENSURE(val->left >= 1 && val->left <= 9, SMKI_E_INPUT, "%s: INTEGER of %zu octet(s)", what, val->left);
+    ENSURE((val->p[0] & 0x80) == 0, SMKI_E_INPUT, "%s: negative INTEGER", what);
+    if (val->left == 9) ENSURE(val->p[0] == 0, SMKI_E_INPUT, "%s: INTEGER above 2^64", what);
+    uint64_t v = 0;
+    while (val->left) {
+        uint8_t b;
+        GUARD(smki_cur_u8(val, &b));
+        v = (v << 8) | b;
+    }
+    *out = v;
+    return 0;
+}
+
+int dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n)
+{
+    smki_cursor_t save = *c, val;
+    uint8_t tag;
+    GUARD(dr_tlv(c, &tag, &val));
+    *p = save.p;
+    *n = save.left - c->left;
+    return 0;
+}
+
+/* KeyUsage BIT STRING: unused-bits octet then the first octet (all GBCS cells need). */
+static int dr_key_usage(smki_cursor_t *val, uint8_t *ku)
+{
+    uint8_t unused, first;
+    ENSURE(val->left == 2, SMKI_E_INPUT, "cell keyUsage: BIT STRING of %zu octet(s), expected 2", val->left);
+    GUARD(smki_cur_u8(val, &unused));
+    GUARD(smki_cur_u8(val, &first));
+    ENSURE(unused <= 7, SMKI_E_INPUT, "cell keyUsage: %u unused bits", unused);
+    *ku = first;
+    return 0;
+}
+
+int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out)
+{
+    smki_cursor_t v;
+    uint64_t x;
+    GUARD(dr_expect(val, 0x02, "cell remotePartyRole", &v));
+    GUARD(dr_uint(&v, "cell remotePartyRole", &x));
+    ENSURE(x <= 255, SMKI_E_INPUT, "cell remotePartyRole %llu", (unsigned long long)x);
+    out->role = (uint8_t)x;
+    GUARD(dr_expect(val, 0x03, "cell keyUsage", &v));
+    GUARD(dr_key_usage(&v, &out->key_usage));
+    out->cell_usage = SMKI_CELL_MANAGEMENT;
+    if (val->left) {
+        GUARD(dr_expect(val, 0x02, "cell cellUsage", &v));
+        GUARD(dr_uint(&v, "cell cellUsage", &x));
+        ENSURE(x <= 1, SMKI_E_INPUT, "cell cellUsage %llu (management 0, prePaymentTopUp 1)", (unsigned long long)x);
+        out->cell_usage = (uint8_t)x;
+    }
+    ENSURE(val->left == 0, SMKI_E_INPUT, "TrustAnchorCellIdentifier: %zu octet(s) left over", val->left);
+    return 0;
+}
+
+/* ---- DER writer -------------------------------------------------------------------------- */
+
+void dw_init(dw_t *w)
+{
+    memset(w, 0, sizeof *w);
+}
+
+void dw_free(dw_t *w)
+{
+    free(w->p);
+    memset(w, 0, sizeof *w);
+}
+
+static void dw_reserve(dw_t *w, size_t n)
+{
+    if (w->err) return;
+    if (w->len + n <= w->cap) return;
+    size_t cap = w->cap ? w->cap : 256;
+    while (cap < w->len + n) cap *= 2;
+    uint8_t *p = realloc(w->p, cap);
+    if (!p) {
+        w->err = 1;
+        return;
+    }
+    w->p = p;
+    w->cap = cap;
+}
+
+void dw_raw(dw_t *w, const void *p, size_t n)
+{
+    dw_reserve(w, n);
+    if (w->err) return;
+    if (n) memcpy(w->p + w->len, p, n);
+    w->len += n;
+}
+
+static size_t len_octets(size_t n)
+{
+    return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 4;
+}
+
+static void put_len(uint8_t *p, size_t n)
+{
+    size_t k = len_octets(n);
+    if (k == 1) {
+        p[0] = (uint8_t)n;
+        return;
+    }
+    p[0] = (uint8_t)(0x80 | (k - 1));
+    for (size_t i = 1; i < k; i++) p[i] = (uint8_t)(n >> (8 * (k - 1 - i)));
+}
+
+void dw_begin(dw_t *w, uint8_t tag)
+{
+    if (w->depth >= (int)(sizeof w->stack / sizeof w->stack[0])) {
+        w->err = 1;
+        return;
+    }
+    dw_raw(w, &tag, 1);
+    w->stack[w->depth++] = w->len; /* content starts here; the length is inserted at end */
+}
+
+void dw_end(dw_t *w)
+{
+    if (w->err || w->depth == 0) {
+        w->err = 1;
+        return;
+    }
+    size_t at = w->stack[--w->depth], n = w->len - at, k = len_octets(n);
+    dw_reserve(w, k);
+    if (w->err) return;
+    memmove(w->p + at + k, w->p + at, n);
+    put_len(w->p + at, n);
+    w->len += k;
+}
+
+void dw_tlv(dw_t *w, uint8_t tag, const void *p, size_t n)
+{
+    uint8_t hdr[5];
+    hdr[0] = tag;
+    put_len(hdr + 1, n);
+    dw_raw(w, hdr, 1 + len_octets(n));
+    dw_raw(w, p, n);
+}
+
+void dw_uint(dw_t *w, uint8_t tag, uint64_t v)
+{
+    uint8_t b[9];
+    size_t n = 0;
+    int started = 0;
+    for (int i = 7; i >= 0; i--) {
+        uint8_t o = (uint8_t)(v >> (8 * i));
+        if (!started && o == 0 && i > 0) continue;
+        if (!started && (o & 0x80)) b[n++] = 0;
+        started = 1;
+        b[n++] = o;
+    }
+    dw_tlv(w, tag, b, n);
+}
+
+void dw_key_usage(dw_t *w, uint8_t ku)
+{
+    uint8_t unused = 0;
+    if (ku)
+        while (!(ku & (1u << unused))) unused++;
+    uint8_t b[2] = {unused, ku};
+    dw_tlv(w, 0x03, b, 2);
+}
+
+void dw_cell_id(dw_t *w, const smki_ta_cell_id *id)
+{
+    dw_begin(w, 0x30);
+    dw_uint(w, 0x02, id->role);
+    dw_key_usage(w, id->key_usage);
+    if (id->cell_usage != SMKI_CELL_MANAGEMENT) dw_uint(w, 0x02, id->cell_usage);
+    dw_end(w);
+}
+
+int dw_finish(dw_t *w, uint8_t **out, size_t *len)
+{
+    if (w->err || w->depth != 0) {
+        dw_free(w);
+        return SMKI_FAIL(SMKI_E_NOMEM, "DER writer: out of memory or unbalanced");
+    }
+    *out = w->p;
+    *len = w->len;
+    w->p = NULL;
+    w->len = w->cap = 0;
+    return 0;
+}
+
+/* ---- General Signing and General Ciphering (reference §5) -------------------------------- */
+
+/* The codec (smki_gbcs_parse) reads the bytes; this keeps the fields the device uses. */
+static int fill_gs(const smki_gbcs_msg *m, dev_gs *g)
+{
+    const smki_gbcs_signing *s = &m->gsa;
+    memset(g, 0, sizeof *g);
+    g->cra = s->cra;
+    g->counter = s->counter;
+    memcpy(g->originator, s->originator, 8);
+    memcpy(g->recipient, s->recipient, 8);
+    g->has_date = s->date_time != NULL;
+    g->message_code = s->message_code;
+    g->other_info = s->other_info;
+    g->other_len = s->other_info_len;
+    g->content = s->content;
+    g->content_len = s->content_len;
+    g->signed_part = m->data + s->signed_offset;
+    g->signed_len = s->signed_len;
+    g->has_signature = s->sig_state == SMKI_GBCS_SIG_PRESENT;
+    g->sig_none = s->sig_state == SMKI_GBCS_SIG_NONE;
+    g->signature = s->signature;
+    g->apdu = m->data + s->offset;
+    g->apdu_len = s->len;
+    return 0;
+}
+
+int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g)
+{
+    smki_gbcs_msg m;
+    GUARD(smki_gbcs_parse(data, len, &m));
+    ENSURE(m.kind == SMKI_GBCS_SIGNING, SMKI_E_INPUT, "expected a General Signing APDU (DF), found %s",
+           smki_gbcs_kind_name(m.kind));
+    return fill_gs(&m, g);
+}
+
+int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out)
+{
+    smki_gbcs_msg m;
+    memset(out, 0, sizeof *out);
+    GUARD(smki_gbcs_parse(msg, len, &m));
+    ENSURE(m.kind != SMKI_GBCS_BLOCK, SMKI_E_INPUT, "General Block Transfer (DD 09) is not modelled by the device");
+    GUARD(fill_gs(&m, &out->gs));
+    if (m.kind == SMKI_GBCS_CIPHERING) {
+        out->wrapped = 1;
+        out->invocation = m.invocation_counter;
+        out->mac = m.mac;
+    }
+    return 0;
+}
+
+int dev_mac_inputs(const uint8_t originator[8], uint32_t invocation, const uint8_t *gs, size_t gs_len, uint8_t iv[12],
+                   uint8_t **aad, size_t *aad_len)
+{
+    /* IV = originator title || invocation counter; AAD = 11 00 00 00 00 00 || the
+     * General Signing APDU (reference §5; as every RTDS MAC is computed). */
+    static const uint8_t head[6] = {0x11, 0x00, 0x00, 0x00, 0x00, 0x00};
+    memcpy(iv, originator, 8);
+    for (int i = 0; i < 4; i++) iv[8 + i] = (uint8_t)(invocation >> (24 - 8 * i));
+    *aad = malloc(sizeof head + gs_len);
+    ENSURE(*aad != NULL, SMKI_E_NOMEM, "MAC input of %zu octets", gs_len);
+    memcpy(*aad, head, sizeof head);
+    memcpy(*aad + sizeof head, gs, gs_len);
+    *aad_len = sizeof head + gs_len;
+    return 0;
+}
+
+static void put_ber_len(dw_t *w, size_t n)
+{
+    uint8_t b[5];
+    put_len(b, n);
+    dw_raw(w, b, len_octets(n));
+}
+
+int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
+                 uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len)
+{
+    dw_t w;
+    uint8_t b[10];
+    dw_init(&w);
+    b[0] = 0xDF;
+    b[1] = 0x09;
+    dw_raw(&w, b, 2);
+    b[0] = cra;
+    for (int i = 0; i < 8; i++) b[1 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    dw_raw(&w, b, 9);
+    b[0] = 0x08;
+    dw_raw(&w, b, 1);
+    dw_raw(&w, originator, 8);
+    dw_raw(&w, b, 1);
+    dw_raw(&w, recipient, 8);
+    b[0] = 0x00; /* no date-time */
+    b[1] = 0x02;
+    b[2] = (uint8_t)(message_code >> 8);
+    b[3] = (uint8_t)message_code;
+    dw_raw(&w, b, 4);
+    put_ber_len(&w, content_len);
+    dw_raw(&w, content, content_len);
+    if (w.err) return dw_finish(&w, out, len);
+    if (ds) {
+        uint8_t sig[SMKI_SIG_MAX];
+        size_t sig_len = sizeof sig;
+        int rc = smki_key_sign(ds, w.p + 1, w.len - 1, SMKI_SIG_RAW, sig, &sig_len);
+        if (rc < 0) {
+            dw_free(&w);
+            return rc;
+        }
+        b[0] = 0x40;
+        dw_raw(&w, b, 1);
+        dw_raw(&w, sig, sig_len);
+    } else {
+        b[0] = 0x00;
+        dw_raw(&w, b, 1);
+    }
+    return dw_finish(&w, out, len);
+}
+
+int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs_bytes, size_t gs_len, uint8_t **out, size_t *out_len)
+{
+    dev_gs g;
+    uint8_t iv[12], mac[SMKI_GBCS_MAC_LEN], *aad = NULL;
+    size_t aad_len = 0;
+    int rc;
+    dw_t w;
+    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
+    ENSURE(!g.sig_none, SMKI_E_INPUT,
+           "a pre-command without its signature field cannot be wrapped");
+    GUARD(dev_mac_inputs(g.originator, 0, gs_bytes, gs_len, iv, &aad, &aad_len));
+    rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
+    free(aad);
+    GUARD(rc);
+    dw_init(&w);
+    static const uint8_t head[7] = {0xDD, 0, 0, 0, 0, 0, 0};
+    static const uint8_t sc[5] = {0x11, 0, 0, 0, 0};
+    dw_raw(&w, head, sizeof head);
+    put_ber_len(&w, sizeof sc + gs_len + sizeof mac);
+    dw_raw(&w, sc, sizeof sc);
+    dw_raw(&w, gs_bytes, gs_len);
+    dw_raw(&w, mac, sizeof mac);
+    return dw_finish(&w, out, out_len);
+}
+
+int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs_bytes, size_t gs_len,
+                           uint8_t **out, size_t *out_len)
+{
+    dev_gs g;
+    uint8_t key[16];
+    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
+    GUARD(smki_gbcs_mac_key(acb_ka, device_ka, g.originator, g.cra, g.counter, g.recipient, key));
+    int rc = dev_wrap_with_key(key, gs_bytes, gs_len, out, out_len);
+    smki_wipe(key, sizeof key);
+    return rc;
+}
+
+int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka, const smki_eui64_t *originator,
+                            const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
+                            const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len)
+{
+    uint8_t *gs = NULL;
+    size_t gs_len = 0;
+    GUARD(dev_build_gs(ds, 0x01, counter, originator->b, recipient->b, message_code, content, content_len, &gs,
+                       &gs_len));
+    if (!acb_ka) {
+        *out = gs;
+        *out_len = gs_len;
+        return 0;
+    }
+    int rc = smki_gbcs_command_wrap(acb_ka, device_ka, gs, gs_len, out, out_len);
+    free(gs);
+    return rc;
+}
+
+/* ---- CS02b (reference §6) ---------------------------------------------------------------- */
+
+static int parse_control(smki_cursor_t *v, dev_cs02b *q)
+{
+    smki_cursor_t x;
+    uint64_t n;
+    int has_seq = 0;
+    q->time_checks = 1;
+    GUARD(dr_expect(v, 0x02, "credentialsReplacementMode", &x));
+    GUARD(dr_uint(&x, "credentialsReplacementMode", &n));
+    ENSURE(n >= 2 && n <= 9, SMKI_E_INPUT, "credentialsReplacementMode %llu (2..9)", (unsigned long long)n);
+    q->mode = (uint8_t)n;
+    while (v->left) {
+        uint8_t tag;
+        GUARD(dr_tlv(v, &tag, &x));
+        switch (tag) {
+        case 0x80: q->has_symmetric_key = 1; break;
+        case 0x81:
+            GUARD(dr_uint(&x, "applyTimeBasedCPVChecks", &n));
+            ENSURE(n <= 1, SMKI_E_INPUT, "applyTimeBasedCPVChecks %llu", (unsigned long long)n);
+            q->time_checks = n == 0;
+            break;
+        case 0xA2:
+            GUARD(dr_cell_id(&x, &q->auth_cell));
+            q->has_auth_cell = 1;
+            break;
+        case 0x83:
+            GUARD(dr_uint(&x, "authorisingRemotePartySeqNumber", &q->auth_seq));
+            has_seq = 1;
+            break;
+        case 0x84:
+            GUARD(dr_uint(&x, "newRemotePartyFloorSeqNumber", &q->new_floor));
+            q->has_new_floor = 1;
+            break;
+        case 0xA5: break; /* specialist floors: no specialist counters in this model */
+        case 0xA6:
+            while (x.left) {
+                smki_cursor_t e, f;
+                uint64_t role;
+                ENSURE(q->nother < sizeof q->other / sizeof q->other[0], SMKI_E_INPUT,
+                       "otherRemotePartySeqNumberChanges: more than %zu", sizeof q->other / sizeof q->other[0]);
+                GUARD(dr_expect(&x, 0x30, "otherRemotePartySeqNumberChange", &e));
+                GUARD(dr_expect(&e, 0x02, "remotePartyRole", &f));
+                GUARD(dr_uint(&f, "remotePartyRole", &role));
+                ENSURE(role <= 255, SMKI_E_INPUT, "remotePartyRole %llu", (unsigned long long)role);
+                GUARD(dr_expect(&e, 0x02, "floorSeqNumber", &f));
+                GUARD(dr_uint(&f, "floorSeqNumber", &q->other[q->nother].floor));
+                q->other[q->nother++].role = (uint8_t)role;
+            }
+            break;
+        default: return SMKI_FAIL(SMKI_E_INPUT, "authorisingRemotePartyControl: unknown field tag 0x%02x", tag);
+        }
+    }
+    ENSURE(has_seq, SMKI_E_INPUT, "authorisingRemotePartySeqNumber [3] is missing");
+    return 0;
+}
+
+int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
+{
+    smki_cursor_t c = smki_cursor(content, len), top, v, list;
+    memset(q, 0, sizeof *q);
+    GUARD(dr_expect(&c, 0x30, "CS02b content", &top));
+    ENSURE(c.left == 0, SMKI_E_INPUT, "CS02b: %zu octet(s) after the content", c.left);
+    GUARD(dr_expect(&top, 0x30, "authorisingRemotePartyControl", &v));
+    GUARD(parse_control(&v, q));
+    GUARD(dr_expect(&top, 0x30, "replacements", &list));
+    while (list.left) {
+        smki_cursor_t e, cid;
+        ENSURE(q->nrepl < SMKI_CS02B_MAX_REPLACEMENTS, SMKI_E_INPUT, "CS02b: more than %d replacements",
+               SMKI_CS02B_MAX_REPLACEMENTS);
+        GUARD(dr_expect(&list, 0x30, "replacement", &e));
+        ENSURE(dr_peek(&e) == 0x30, SMKI_E_INPUT, "replacementCertificate: not a SEQUENCE");
+        GUARD(dr_take_tlv(&e, &q->repl[q->nrepl].cert, &q->repl[q->nrepl].len));
+        GUARD(dr_expect(&e, 0x30, "targetTrustAnchorCell", &cid));
+        GUARD(dr_cell_id(&cid, &q->repl[q->nrepl].target));
+        ENSURE(e.left == 0, SMKI_E_INPUT, "replacement: %zu octet(s) left over", e.left);
+        q->nrepl++;
+    }
+    ENSURE(q->nrepl > 0, SMKI_E_INPUT, "CS02b: no replacements");
+    GUARD(dr_expect(&top, 0x30, "certificationPathCertificates", &list));
+    while (list.left) {
+        ENSURE(q->npath < sizeof q->path / sizeof q->path[0], SMKI_E_INPUT, "CS02b: certification path too long");
+        ENSURE(dr_peek(&list) == 0x30, SMKI_E_INPUT, "certificationPathCertificates: not a certificate");
+        GUARD(dr_take_tlv(&list, &q->path[q->npath].cert, &q->path[q->npath].len));
+        q->npath++;
+    }
+    if (top.left) {
+        smki_cursor_t t;
+        GUARD(dr_expect(&top, 0x18, "executionDateTime", &t));
+        q->has_execution_time = 1;
+    }
+    ENSURE(top.left == 0, SMKI_E_INPUT, "CS02b: %zu octet(s) left over", top.left);
+    return 0;
+}
+
+int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len)
+{
+    dw_t w;
+    dw_init(&w);
+    dw_begin(&w, 0x30);
+    dw_begin(&w, 0x30);
+    dw_uint(&w, 0x02, q->mode);
+    if (q->symmetric_key) dw_tlv(&w, 0x80, q->symmetric_key, q->symmetric_len);
+    dw_uint(&w, 0x81, q->apply_time_checks ? 0 : 1);
+    if (q->has_auth_cell) {
+        dw_begin(&w, 0xA2);
+        dw_uint(&w, 0x02, q->auth_cell.role);
+        dw_key_usage(&w, q->auth_cell.key_usage);
+        if (q->auth_cell.cell_usage) dw_uint(&w, 0x02, q->auth_cell.cell_usage);
+        dw_end(&w);
+    }
+    dw_uint(&w, 0x83, q->auth_seq);
+    if (q->has_new_floor) dw_uint(&w, 0x84, q->new_floor);
+    if (q->nother) {
+        dw_begin(&w, 0xA6);
+        for (size_t i = 0; i < q->nother; i++) {
+            dw_begin(&w, 0x30);
+            dw_uint(&w, 0x02, q->other[i].role);
+            dw_uint(&w, 0x02, q->other[i].floor);
+            dw_end(&w);
+        }
+        dw_end(&w);
+    }
+    dw_end(&w);
+    dw_begin(&w, 0x30);
+    for (size_t i = 0; i < q->nrepl; i++) {
+        dw_begin(&w, 0x30);
+        dw_raw(&w, q->repl[i].cert, q->repl[i].len);
+        dw_cell_id(&w, &q->repl[i].target);
+        dw_end(&w);
+    }
+    dw_end(&w);
+    dw_begin(&w, 0x30);
+    for (size_t i = 0; i < q->npath; i++) dw_raw(&w, q->path[i].cert, q->path[i].len);
+    dw_end(&w);
+    dw_end(&w);
+    return dw_finish(&w, der, len);
+}

@@ -1,0 +1,476 @@
+/* gbcs: GBCS messages (reference §5). The codec of General Signing APDUs (DF) and of
+ * the General Ciphering wrapper (DD) that carries them with a 12-octet MAC; signing a
+ * pre-command with a smki_key; verifying the signature and the MAC; and a folder of
+ * certificates found by EUI-64. No crypto of its own: hsm.h does the primitives.
+ *
+ * Parsed messages point into the caller's bytes (no copies): keep the input alive as
+ * long as the parsed struct. Every length is checked against the bytes really there.
+ * Output buffers (*out) are malloc'd: the caller frees them. Functions keep no state:
+ * parse, build, sign, wrap and verify are safe from several threads (a certdir is
+ * read-only once open). */
+#ifndef SMKI_GBCS_H
+#define SMKI_GBCS_H
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "base/base.h"
+#include "hsm/hsm.h"
+#include "policy/policy.h"
+
+#define SMKI_GBCS_TITLE_LEN 8     /* a system title: an EUI-64 */
+#define SMKI_GBCS_DATETIME_LEN 12 /* date-time when present (0C + 12 octets) */
+#define SMKI_GBCS_SIG_LEN 64      /* r || s (SMKI_SIG_RAW) */
+/* GBCS MAC: SMKI_GBCS_MAC_LEN (12) from hsm.h. */
+#define SMKI_GBCS_SC_AUTH 0x11    /* security control: authenticated only */
+#define SMKI_GBCS_MAX_MSG (1u << 20) /* refuse files/messages above 1 MiB */
+
+/* The CRA flag of the transaction-id. */
+typedef enum {
+    SMKI_GBCS_CRA_COMMAND = 1,
+    SMKI_GBCS_CRA_RESPONSE = 2,
+    SMKI_GBCS_CRA_ALERT = 3,
+} smki_gbcs_cra;
+
+/* What the outermost structure is. */
+typedef enum {
+    SMKI_GBCS_SIGNING = 1,   /* DF...: a General Signing APDU on its own (a pre-command, a
+                                signed-not-wrapped command, a response or alert) */
+    SMKI_GBCS_CIPHERING = 2, /* DD 00 00 00 00 00 00 <len> 11 <ic> DF... <MAC> */
+    SMKI_GBCS_BLOCK = 3,     /* DD 09...: General Block Transfer routing header; only the
+                                header fields are decoded (see smki_gbcs_block) */
+} smki_gbcs_kind;
+
+/* The signature field of a General Signing APDU. */
+typedef enum {
+    SMKI_GBCS_SIG_NONE = 0,    /* nothing after the content (a pre-command as the DCC returns it) */
+    SMKI_GBCS_SIG_ABSENT = 1,  /* a single 00 (unsigned; some tools end pre-commands so) */
+    SMKI_GBCS_SIG_PRESENT = 2, /* 40 || r(32) || s(32) */
+} smki_gbcs_sig_state;
+
+/* A General Signing APDU. Pointers point into the parsed input; offsets count from the
+ * start of the whole parsed input (so they work for DF inside DD too). */
+typedef struct {
+    size_t offset;          /* of the DF tag */
+    size_t len;             /* DF tag .. end of the signature field (incl. 00 / 40 r s) */
+    uint8_t cra;            /* smki_gbcs_cra (1..3; anything else is refused) */
+    uint64_t counter;       /* originator counter */
+    const uint8_t *originator; /* 8 octets: business originator EUI-64 */
+    const uint8_t *recipient;  /* 8 octets: business target EUI-64 */
+    const uint8_t *date_time;  /* 12 octets, or NULL when absent (00) */
+    const uint8_t *other_info; /* the whole other-information field (after its BER length) */
+    size_t other_info_len;
+    uint16_t message_code;  /* first 2 octets of other-info (e.g. 0x0019 ECS01a) */
+    const uint8_t *supplementary_id; /* 8 octets (Unknown Remote Party messages), or NULL */
+    int has_urp_counter;
+    uint64_t urp_counter;   /* the counter after the supplementary remote party ID */
+    const uint8_t *urp_cert; /* a DER certificate at the end of other-info, or NULL */
+    size_t urp_cert_len;
+    const uint8_t *other_info_rest; /* octets after the counter that are not one DER
+                                       certificate (the URP response carries 8 more):
+                                       NOT decoded, the reference does not describe them */
+    size_t other_info_rest_len;
+    const uint8_t *content; /* the payload (ZigBee, DLMS or ASN.1 DER): not decoded here */
+    size_t content_len;
+    smki_gbcs_sig_state sig_state;
+    const uint8_t *signature; /* 64 octets r||s when SIG_PRESENT, else NULL */
+    size_t signed_offset;   /* the signed region: after DF up to the end of content */
+    size_t signed_len;
+} smki_gbcs_signing;
+
+/* The General Block Transfer routing header (DD 09). The reference (§5) says only that
+ * large messages use it and that the header begins DD 09; the fields below are read
+ * with the layout of the General Ciphering header (transaction-id, titles, date-time).
+ * NOT decoded: everything after date-time (other-information, key-info, the block
+ * number, last-block flag and the block data) is reported as body bytes only. */
+typedef struct {
+    uint8_t cra;
+    uint64_t counter;
+    const uint8_t *originator;
+    const uint8_t *recipient;
+    const uint8_t *date_time; /* or NULL */
+    size_t body_offset;       /* the undecoded remainder */
+    size_t body_len;
+} smki_gbcs_block;
+
+typedef struct {
+    smki_gbcs_kind kind;
+    const uint8_t *data;  /* the whole parsed input */
+    size_t len;
+    smki_gbcs_signing gsa; /* SIGNING and CIPHERING */
+    /* CIPHERING only */
+    uint8_t security_control; /* always SMKI_GBCS_SC_AUTH (anything else is refused) */
+    uint32_t invocation_counter;
+    const uint8_t *mac;       /* 12 octets */
+    const uint8_t *aad_header; /* the 6 octets security control + the five empty header
+                                  fields (transaction-id .. other-info) = 11 00 00 00 00 00 */
+    size_t aad_offset;        /* AAD = aad_header(6) || data[aad_offset .. +aad_len] (the DF APDU) */
+    size_t aad_len;
+    /* BLOCK only */
+    smki_gbcs_block block;
+} smki_gbcs_msg;
+
+/* ---- Parsing ---------------------------------------------------------------------
+ * Binary bytes. DF: a General Signing APDU whose signature field may be none (the
+ * bytes end with the content), 00 or 40 r s, and nothing may follow. DD 00..: the
+ * wrapper; its BER length must cover exactly what follows; security control 11; the
+ * DF inside must carry 00 or 40 r s and be followed by exactly the 12-octet MAC.
+ * DD 09: the block transfer header (see above). Refusals are SMKI_E_INPUT naming the
+ * field, the offset and what was expected and found. */
+int smki_gbcs_parse(const uint8_t *data, size_t len, smki_gbcs_msg *out);
+
+/* The bytes of a message file: hex text (RTDS style, whitespace anywhere between digit
+ * pairs) or binary (anything that is not hex text). *out is malloc'd (caller frees). */
+int smki_gbcs_decode_input(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len);
+int smki_gbcs_read_file(const char *path, uint8_t **out, size_t *out_len);
+
+/* Names for printing. */
+const char *smki_gbcs_kind_name(smki_gbcs_kind k);   /* "general-signing", "general-ciphering", "block-transfer" */
+const char *smki_gbcs_cra_name(unsigned cra);       /* "command", "response", "alert", "unknown" */
+smki_eui64_t smki_gbcs_eui(const uint8_t title[8]);
+
+/* ---- Building ----------------------------------------------------------------------
+ * Fields for a General Signing APDU. other_info NULL: built from message_code and the
+ * optional supplementary_id / urp counter / urp_cert; otherwise copied as given
+ * (message_code etc. ignored). sig_state chooses the ending: NONE (a pre-command),
+ * ABSENT (00) or PRESENT (signature must point at 64 octets). */
+typedef smki_gbcs_signing smki_gbcs_fields;
+
+/* Encode a General Signing APDU (DF ...). *out malloc'd. Round-trips with parse. */
+int smki_gbcs_build_signing(const smki_gbcs_fields *f, uint8_t **out, size_t *out_len);
+
+/* Sign a pre-command (a DF APDU ending with the content, or with 00): ECDSA P-256 /
+ * SHA-256 over the signed region with key, appending 40 || r || s. Refuses an APDU
+ * that already carries a signature, a DD wrapper and trailing bytes. */
+int smki_gbcs_sign(smki_key *key, const uint8_t *pre, size_t pre_len, uint8_t **out, size_t *out_len);
+
+/* Verify the General Signing APDU's signature (of a SIGNING or CIPHERING message)
+ * with the signer's public key: 0 if it verifies; SMKI_E_VERIFY if it does not or the
+ * message carries no signature. */
+int smki_gbcs_verify_signature(const smki_gbcs_msg *m, EVP_PKEY *signer);
+
+/* Wrap a signed General Signing APDU into a command (General Ciphering with a MAC).
+ * The MAC key is ECDH(own_ka, peer_ka) and the KDF over the APDU's originator, CRA,
+ * counter and recipient (reference §5); IV = originator || invocation_counter. For a
+ * command the ACB holds own_ka and peer_ka is the recipient device's KA key. Refuses
+ * an APDU without its signature field (a pre-command not signed: use 00 for unsigned). */
+int smki_gbcs_wrap(const uint8_t *gsa, size_t gsa_len, smki_key *own_ka, EVP_PKEY *peer_ka,
+                   uint32_t invocation_counter, uint8_t **out, size_t *out_len);
+
+/* Verify a CIPHERING message's MAC. The ECDH is symmetric, so either side verifies:
+ * the ACB with its KA key and the device's KA public key, the device with its KA key
+ * and the ACB's KA public key (responses and alerts: the recipient's KA key and the
+ * originator's). 0 on match; SMKI_E_VERIFY on a wrong MAC; SMKI_E_INPUT if m has none. */
+int smki_gbcs_verify_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka);
+/* The same computation, returning the 12 octets (to wrap, or to show what was expected). */
+int smki_gbcs_compute_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka,
+                          uint8_t mac[SMKI_GBCS_MAC_LEN]);
+
+/* ---- Certificates by EUI-64 ----------------------------------------------------------
+ * What a certificate says about its subject, via the policy linter: the EUI-64
+ * (organisation x500UniqueIdentifier or device hwSerialNum), DS/KA key usage, role. */
+typedef struct {
+    smki_eui64_t id;
+    int has_id;
+    unsigned key_usage;   /* SMKI_KU_* bits */
+    int is_device;        /* a Device Certificate (empty subject) */
+    int role;             /* Remote Party Role from the OU, -1 if none */
+    time_t not_before, not_after;
+} smki_gbcs_cert_info;
+int smki_gbcs_cert_info_get(X509 *cert, smki_gbcs_cert_info *out);
+/* 0 when cert is valid at `at` (notBefore <= at <= notAfter); SMKI_E_REFUSED naming
+ * the dates otherwise. */
+int smki_gbcs_cert_check_time(X509 *cert, time_t at, const char *what);
+
+/* A folder of certificates, each found by EUI-64 and usage: files named
+ * <eui64 lowercase hex>-ds.pem / -ka.pem as in the keystore, and any other *.pem /
+ * *.der / *.crt / *.cer certificate in the folder whatever its name (by its EUI-64).
+ * Files that hold no certificate (keys) are ignored. */
+typedef struct smki_gbcs_certdir smki_gbcs_certdir;
+int smki_gbcs_certdir_open(const char *dir, smki_gbcs_certdir **out);
+void smki_gbcs_certdir_free(smki_gbcs_certdir *d);
+/* usage: SMKI_USAGE_DS or SMKI_USAGE_KA. *cert is borrowed (valid while d is open).
+ * SMKI_E_NOTFOUND naming the EUI-64 and usage when there is none. */
+int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
+/* The same, with what the certificate says about its subject (borrowed, like *cert). */
+int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
+                                const smki_gbcs_cert_info **info);
+size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d);
+
+/* ---- Signing as an organisation (what `smki gbcs sign` does) -----------------------
+ * Correlation of a pre-command with what the caller meant to sign: each set field must
+ * match, else SMKI_E_REFUSED naming the field, what was expected and what was found. */
+typedef struct {
+    int has_code;
+    uint16_t code;            /* message code (other-information's first 2 octets) */
+    int has_target;
+    smki_eui64_t target;      /* recipient (business target) */
+    int has_counter;
+    uint64_t counter_min, counter_max; /* originator counter, inclusive */
+} smki_gbcs_expect;
+int smki_gbcs_check_expect(const smki_gbcs_signing *g, const smki_gbcs_expect *e);
+
+/* The certificate may sign this APDU: an organisation certificate (x500UniqueIdentifier)
+ * with digitalSignature, whose EUI-64 is the APDU's originator, and whose public key is
+ * key's (when key is given). SMKI_E_REFUSED otherwise, naming what differs. */
+int smki_gbcs_check_signer(X509 *cert, smki_key *key, const smki_gbcs_signing *g);
+
+/* Parse, correlate (e may be NULL), check the signer, then smki_gbcs_sign. */
+int smki_gbcs_sign_as(smki_key *key, X509 *cert, const smki_gbcs_expect *e, const uint8_t *pre, size_t pre_len,
+                      uint8_t **out, size_t *out_len);
+
+/* "2020-01-01T00:00:00Z", "2020-01-01" (midnight UTC) or "now". SMKI_E_USAGE otherwise. */
+int smki_gbcs_time_parse(const char *text, time_t *out);
+
+/* ---- Whole-message verification (what `smki gbcs verify` does for each file) ------ */
+typedef struct {
+    int signature_checked; /* 1 when the signature was verified (all commands carry one) */
+    int mac_checked;       /* 1 for a CIPHERING message whose MAC was verified */
+    smki_eui64_t signer;   /* the originator whose DS certificate was used */
+    smki_eui64_t peer;     /* the KA certificate used for the MAC */
+} smki_gbcs_verify_report;
+/* A command (CRA 01). Signed (40 r s): the signature with the originator's DS
+ * certificate from d, which must be valid at `at`. Unsigned (00; GBCS non-critical
+ * commands): the MAC is its only protection, so it must be a CIPHERING message. For a
+ * CIPHERING message the MAC is checked with own_ka (the ACB's KA key) and the
+ * recipient's KA certificate from d. A device-originated unsigned command (HAN-local,
+ * e.g. PCS01 from a PPMID) is MACed under device-to-device KA keys: refused as not
+ * verifiable here. own_ka may be NULL for DF-only messages. Failures: SMKI_E_VERIFY
+ * (signature/MAC/unverifiable), SMKI_E_REFUSED (expired signer, not a command,
+ * ambiguous certificates), SMKI_E_NOTFOUND (no certificate). */
+int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
+                             smki_gbcs_verify_report *rep);
+
+
+/* ==========================================================================================
+ * The device model (gbcs/device.c, device_rx.c, device_der.c; branch gbcs-device).
+ * A GBCS device as the DCC's tests see it: its EUI-64, its own DS and KA keys (in the
+ * token), its trust anchor cells and a sequence-number floor per Remote Party Role, all
+ * in the store. It receives commands (General Ciphering around General Signing,
+ * reference §5), verifies them in the order a device must (recipient, MAC, signature by
+ * the cell of the originator's role, counter above the floor, permission) and acts on
+ * CS02a/b/c (reference §6). Refusals produce the GBCS alert they correspond to.
+ * docs/gbcs-device.md has the details (alert and status codes, the RTDS replay mode).
+ * ========================================================================================== */
+#include "store/store.h"
+
+/* ---- Trust anchor cells (reference §6) ------------------------------------------------- */
+typedef enum { SMKI_CELL_MANAGEMENT = 0, SMKI_CELL_PREPAYMENT = 1 } smki_cell_usage;
+
+/* TrustAnchorCellIdentifier ::= SEQUENCE { remotePartyRole INTEGER, keyUsage BIT STRING,
+ * cellUsage INTEGER DEFAULT management }. key_usage holds the first octet of the X.509
+ * KeyUsage bits: SMKI_KU_DIGITAL_SIGNATURE (0x80), SMKI_KU_KEY_AGREEMENT (0x08) or, for
+ * the root cell, SMKI_KU_KEY_CERT_SIGN (0x04). */
+typedef struct {
+    uint8_t role;
+    uint8_t key_usage;
+    uint8_t cell_usage;
+} smki_ta_cell_id;
+
+#define SMKI_CELL_CERT_MAX 2048
+typedef struct {
+    smki_ta_cell_id id;
+    uint8_t subject_id[8];    /* the holder's EUI-64 (x500UniqueIdentifier) */
+    uint8_t ski[8];           /* subjectKeyIdentifier */
+    int has_key;              /* point holds the public key */
+    uint8_t point[SMKI_POINT_LEN];
+    size_t cert_len;          /* 0: anchor without certificate (only the RTDS root) */
+    uint8_t cert[SMKI_CELL_CERT_MAX];
+} smki_ta_cell;
+
+/* "supplier/DS/management" */
+void smki_cell_id_format(const smki_ta_cell_id *id, char *out, size_t cap);
+/* "supplier:ds", "02:ka:prepayment", "root", "acb:ka": role (name or 2 hex digits),
+ * usage ds|ka|cert (root default cert), cell usage management (default)|prepayment. */
+int smki_cell_id_parse(const char *text, smki_ta_cell_id *out);
+
+/* A cell from a certificate (DER or PEM): role from the OU, usage from keyUsage, subject
+ * ID, SKI, key. The root cell takes a self-signed root CA certificate. cell_usage is
+ * given (a certificate does not say it). */
+int smki_cell_from_cert(const uint8_t *data, size_t len, uint8_t cell_usage, smki_ta_cell *out);
+
+/* ---- The device in the store ------------------------------------------------------------ */
+typedef struct smki_device smki_device;
+
+#define SMKI_DEVICE_MAX_CELLS 24
+#define SMKI_DEVICE_FLAG_RTDS 0x1u /* an RTDS replay model: no private keys of its own */
+
+typedef struct {
+    const char *token;          /* token label for the device's keys (create) */
+    const smki_hsm_opts *hsm;
+} smki_device_keys_opts;
+
+/* The store's database names a device uses; open before any transaction. */
+int smki_device_dbs(smki_store *s);
+
+/* Create a device with DS and KA keys generated in the token (labels
+ * "dev-<eui>-ds" / "dev-<eui>-ka"). Refuses (SMKI_E_EXISTS) a device already there. */
+int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device_keys_opts *ko);
+/* Create the RTDS replay model of a device from the RTDS keystore folder: its
+ * certificates (<eui>-ds.pem, -ka.pem), no private keys, and the cells the RTDS device
+ * holds: supplier 90b3d51f30010000 (DS, KA, prepayment KA), network operator
+ * 90b3d51f30020000 (DS, KA), ACB 90b3d51f30000002 (DS, KA), transitional CoS
+ * 90b3d51f30000004 (DS), recovery 90b3d51f30000001 (DS), WAN provider 90b3d51f30000007
+ * (DS), and the root ZA as an anchor by SKI only (the RTDS does not publish ZA). */
+int smki_device_create_rtds(smki_store *s, const smki_eui64_t *eui, const char *keystore_dir);
+
+/* A handle may be shared by threads for smki_device_verify; smki_device_receive (which
+ * commits and reloads the handle's cells and floors) must not run beside other calls
+ * on the same handle. */
+int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out);
+void smki_device_free(smki_device *d); /* wipes the cached ECDH secrets */
+
+/* Load (replace) one cell directly: provisioning at manufacture, outside GBCS. */
+int smki_device_load_cell(smki_store *s, const smki_eui64_t *eui, const smki_ta_cell *cell);
+/* Set a floor directly (provisioning, tests). */
+int smki_device_set_floor(smki_store *s, const smki_eui64_t *eui, uint8_t role, uint64_t floor);
+
+typedef struct {
+    smki_eui64_t eui;
+    unsigned flags;
+    char ds_ref[SMKI_KEY_URI_MAX];    /* "" for an RTDS model */
+    char ka_ref[SMKI_KEY_URI_MAX];
+    uint64_t alert_counter;           /* last counter used on a response or alert */
+    size_t ncells;
+    const smki_ta_cell *cells;        /* borrowed from the device */
+    uint64_t floors[256];             /* per Remote Party Role */
+    uint8_t has_floor[256];
+} smki_device_info;
+int smki_device_describe(smki_device *d, smki_device_info *out);
+const smki_ta_cell *smki_device_cell(smki_device *d, const smki_ta_cell_id *id);
+
+/* ---- Receiving a command ---------------------------------------------------------------- */
+typedef enum {
+    SMKI_RX_ACCEPTED = 0,
+    SMKI_RX_MALFORMED,       /* not a command the device can read: discarded, no alert */
+    SMKI_RX_NOT_RECIPIENT,   /* A3 */
+    SMKI_RX_BAD_MAC,         /* A2 */
+    SMKI_RX_NO_CELL,         /* A2: no trust anchor of the originator's role holds its key */
+    SMKI_RX_BAD_SIGNATURE,   /* A2 */
+    SMKI_RX_REPLAY,          /* counter not above the floor: A2 (see docs/gbcs-device.md) */
+    SMKI_RX_NO_PERMISSION,   /* A4 */
+    SMKI_RX_COMMAND_FAILED,  /* verified, the command ran and failed: a response says how */
+} smki_rx_verdict;
+const char *smki_rx_verdict_name(smki_rx_verdict v); /* "not-recipient", ... */
+
+/* How the General Ciphering MAC is checked. DEVICE_KEY is the only mode of a real
+ * device: ECDH between its own KA key (token) and the ACB's KA cell. RTDS_REPLAY exists
+ * because the RTDS does not publish the devices' private keys: the same MAC is
+ * recomputed from the ACB side with the ACB's published KA private key and the device's
+ * KA certificate. It is refused on a device that has its own keys, and it also accepts a
+ * certification path whose top is matched to the root cell by SKI (the RTDS does not
+ * publish the root ZA). Results say which mode checked the MAC. */
+typedef enum { SMKI_MAC_DEVICE_KEY = 0, SMKI_MAC_RTDS_REPLAY = 1 } smki_mac_mode;
+
+typedef struct {
+    smki_mac_mode mac_mode;
+    smki_key *rtds_acb_ka;      /* RTDS_REPLAY only: the ACB's KA private key */
+    time_t now;                 /* 0: time(NULL); for time-based certificate checks */
+    int dry_run;                /* verify and build the response, change nothing */
+    /* GBCS alert codes (not in the reference: configuration, [device] alert_a2 ...). */
+    uint16_t alert_a2, alert_a3, alert_a4, alert_replay;
+} smki_rx_opts;
+void smki_rx_opts_default(smki_rx_opts *o);
+
+/* CS02b status codes (reference §6) */
+enum {
+    SMKI_CS02B_SUCCESS = 0,
+    SMKI_CS02B_BAD_CERTIFICATE = 5,
+    SMKI_CS02B_NO_TRUST_ANCHOR = 10,
+    SMKI_CS02B_INSUFFICIENT_MEMORY = 17,
+    SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND = 25,
+    SMKI_CS02B_RESOURCES_BUSY = 30,
+    SMKI_CS02B_OTHER = 127,
+};
+#define SMKI_CS02B_MAX_REPLACEMENTS 8
+
+typedef struct {
+    smki_ta_cell_id id;
+    uint8_t status;
+    char why[160];
+    uint8_t old_subject[8], old_ski[8], new_subject[8], new_ski[8];
+} smki_cs02b_outcome;
+
+typedef struct {
+    smki_rx_verdict verdict;
+    char reason[SMKI_ERR_MSG_MAX];
+    uint16_t alert_code;         /* 0: no alert */
+    uint16_t message_code;
+    uint8_t cra;
+    uint64_t counter;
+    smki_eui64_t originator, recipient;
+    int role;                    /* the role whose cell verified the signature, -1 none */
+    const char *mac_check;       /* "device-ka", "rtds-replay-acb-ka", "none" */
+    const char *action;          /* "cs02b-update", "cs02a-details", "cs02c-csr", "acknowledged" */
+    int applied;                 /* state changed (cells, floors) */
+    uint8_t mode;                /* CS02b credentialsReplacementMode */
+    size_t noutcomes;
+    smki_cs02b_outcome outcomes[SMKI_CS02B_MAX_REPLACEMENTS];
+    uint8_t *out;                /* the response or alert APDU (General Signing), or NULL */
+    size_t out_len;
+    int out_is_alert;
+    int out_signed;              /* 0 on an RTDS model (no DS key): signature octet 00 */
+    int out_maced;               /* wrapped (DD) with the MAC for the recipient's KA cell */
+} smki_rx_result;
+void smki_rx_result_clear(smki_rx_result *r);
+
+/* Verify a command and act on it. Returns 0 when the message was judged (accepted or
+ * refused: r->verdict says which, r->out holds the response or alert), negative on an
+ * internal failure (store, token). State changes (cells, floors, counters) are committed
+ * in one store transaction or not at all. */
+int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
+                        smki_rx_result *r);
+/* Only the checks (recipient, MAC, signature, floor, permission); nothing built or
+ * written. For the bench and the gateway-side tests. */
+int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r);
+
+/* ---- CS02 payloads (reference §6) -------------------------------------------------------- */
+/* The CS02c PKCS#10 request of a key: empty subject, extensionRequest with critical
+ * keyUsage (DS or KA) and a critical SAN hardwareModuleName {hw_type, EUI-64}. Signed
+ * by the key itself. *der is malloc'd. */
+int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, const char *hw_type_oid, uint8_t **der,
+                   size_t *len);
+
+/* Build a command for tests and the demo: General Signing (signed with ds, raw r||s over
+ * the octets after DF) wrapped in General Ciphering with the MAC from acb_ka and the
+ * device's KA public key. ds NULL: unsigned (00). acb_ka NULL: the signed APDU alone. */
+int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka, const smki_eui64_t *originator,
+                            const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
+                            const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len);
+/* Re-MAC a General Signing APDU (DF ...) as the ACB: wrap it in General Ciphering. */
+int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs, size_t gs_len, uint8_t **out,
+                           size_t *out_len);
+
+/* The CS02b command content of a replacement request (tests, demo). */
+typedef struct {
+    uint8_t mode;
+    int has_auth_cell;
+    smki_ta_cell_id auth_cell;
+    uint64_t auth_seq;
+    int has_new_floor;
+    uint64_t new_floor;
+    int apply_time_checks;       /* 0 disapply (as RTDS), 1 apply */
+    const uint8_t *symmetric_key; /* plaintextSymmetricKey [0] (anyByContingency); NULL: absent */
+    size_t symmetric_len;
+    size_t nother;
+    struct { uint8_t role; uint64_t floor; } other[8];
+    size_t nrepl;
+    struct { const uint8_t *cert; size_t len; smki_ta_cell_id target; } repl[SMKI_CS02B_MAX_REPLACEMENTS];
+    size_t npath;
+    struct { const uint8_t *cert; size_t len; } path[4];
+} smki_cs02b_request;
+int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len);
+
+/* GBCS message codes the device model knows. CS02b has one code per mode (0x0100+mode,
+ * as the RTDS shows for modes 2, 3, 6 and 7). */
+#define SMKI_MC_CS02A 0x0008
+#define SMKI_MC_CS02C 0x000A
+#define SMKI_MC_ECS01A 0x0019
+#define SMKI_MC_CS02B(mode) ((uint16_t)(0x0100u + (mode)))
+#define SMKI_MC_ASN1_ALERT 0x00CB /* as the RTDS 8F66 CS02b alerts carry */
+
+
+#endif

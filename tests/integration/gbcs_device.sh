@@ -1,0 +1,110 @@
+#!/usr/bin/env bash
+# smki device from the outside. (1) The RTDS replay model of device 00-DB-12-34-56-78-90-A0
+# built from the DCC's keystore accepts the RTDS CS02b commands in the named replay
+# mode, refuses them without it, refuses a changed octet, a replay and the first
+# supplier after the Change of Supplier (6.23). (2) The demo story on smki's own test
+# PKI and a device with its keys in the token (tools/demo_gbcs.sh), checked step by
+# step through --json. (3) Usage errors and the help. "ok - ..." / "not ok - ...";
+# exit non-zero if any failed; a sanitizer report from any run is a failure.
+#
+# Environment (ctest sets it): SMKI_BIN, SMKI_SHARED, SMKI_SRC.
+set -euo pipefail
+: "${SMKI_BIN:?set SMKI_BIN to the smki binary}"
+: "${SMKI_SHARED:?set SMKI_SHARED to the folder holding vectors/}"
+SRC=${SMKI_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
+PY=/usr/bin/python3
+TIMEOUT=120
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SOFTHSM2_CONF
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-gbcs-device.XXXXXX")
+trap 'rm -rf "$ROOT"' EXIT
+W=$ROOT/work
+mkdir -p "$W"
+source "$(dirname "$0")/lib.sh"
+
+V=$SMKI_SHARED/vectors/gbcs
+KS=$V/keystore
+ACB_KA=$KS/90b3d51f30000002-ka.key
+DEV=00-DB-12-34-56-78-90-A0
+SBS=$V/rtds/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_IMMEDIATE_SUCCESS_COMMAND_GBCS.HEX
+SBT=$V/rtds/6.23_CS02bSupplierByTransCoS/CS02bSupplierByTransCoS_6.23_IMMEDIATE_SUCCESS_COMMAND_GBCS.HEX
+TBT=$V/rtds/NA_CS02bTransCoSByTransCoS/CS02bTransCoSByTransCoS_NA_SUCCESS_COMMAND_GBCS.HEX
+NBN=$V/rtds/6.15.1_CS02bNOByNO/CS02bNOByNO_6.15.1_SUCCESS_COMMAND_GBCS.HEX
+
+# ---- (1) RTDS replay model --------------------------------------------------------------
+export SMKI_HOME=$ROOT/rtds
+expect_exit 0 "device create --from-rtds" smki device create --eui $DEV --from-rtds "$KS"
+expect_exit 2 "create again: refused (exists)" smki device create --eui $DEV --from-rtds "$KS"
+expect_in "already exists" "the refusal says the device exists"
+run smki --json device show --eui $DEV
+expect_json "show lists 11 cells, the root by SKI only" \
+  'len(d["cells"]) == 11 and any(c["cell"] == "root/CA/management" and not c["has_key"] for c in d["cells"])'
+expect_exit 2 "receive without the named RTDS replay mode is refused" smki device receive --eui $DEV "$SBS"
+expect_in "RTDS replay" "the refusal names the RTDS replay mode"
+expect_exit 0 "CS02b networkOperatorByNetworkOperator accepted (dry run)" \
+  smki device receive --eui $DEV "$NBN" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01 --dry-run
+tr -d ' \r\n' <"$SBS" >"$W/flip.hex"
+sed -i 's/^\(.\{400\}\)\(.\)/\1X\2/; s/X0/1/; s/X1/0/; s/X2/3/; s/X3/2/; s/X4/5/; s/X5/4/; s/X6/7/; s/X7/6/; s/X8/9/; s/X9/8/; s/XA/B/; s/XB/A/; s/XC/D/; s/XD/C/; s/XE/F/; s/XF/E/' "$W/flip.hex"
+check "the flipped copy differs from the command" bash -c "! cmp -s <(tr -d ' \r\n' <'$SBS') '$W/flip.hex'"
+run smki --json device receive --eui $DEV "$W/flip.hex" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01 --out "$W/flip.alert"
+expect_json "one octet changed: refused with an alert (A2: bad MAC)" \
+  'd["verdict"] == "bad-mac" and d["output"] == "alert" and d["alert_code"] > 0'
+run smki --json device receive --eui $DEV "$SBS" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01 --out "$W/sbs.resp"
+expect_json "CS02b supplierBySupplier accepted, three cells replaced" \
+  'd["verdict"] == "accepted" and d["applied"] and d["mode"] == 2 and [o["status"] for o in d["outcomes"]] == [0, 0, 0]'
+check "the response was written" test -s "$W/sbs.resp"
+run smki --json device receive --eui $DEV "$SBS" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+expect_json "the same command again is refused (the old supplier's cell was replaced)" 'd["verdict"] != "accepted"'
+expect_exit 2 "and exits 2" smki device receive --eui $DEV "$SBS" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+
+export SMKI_HOME=$ROOT/rtds2
+smki device create --eui $DEV --from-rtds "$KS" >/dev/null
+expect_exit 0 "set-floor supplier 1000" smki device set-floor --eui $DEV --role supplier --floor 1000
+run smki --json device receive --eui $DEV "$SBS" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+expect_json "counter 1000 at the floor: refused as a replay" 'd["verdict"] == "replay"'
+expect_exit 0 "CS02b supplierByTransCoS (Change of Supplier) accepted" \
+  smki device receive --eui $DEV "$SBT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+run smki --json device show --eui $DEV
+expect_json "the supplier cells now hold GITTESTSUPPLIER2 (90B3D51F30030000)" \
+  'all(c["subject"] == "90B3D51F30030000" for c in d["cells"] if c["cell"].startswith("supplier/"))'
+smki device set-floor --eui $DEV --role supplier --floor 0 >/dev/null
+run smki --json device receive --eui $DEV "$SBS" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+expect_json "the first supplier's command is refused after the Change of Supplier (A2)" \
+  'd["verdict"] == "no-trust-anchor" and d["output"] == "alert"'
+
+# Each RTDS command is made against the device's initial state (6.23 is signed by the
+# transitional CoS key that NA_CS02bTransCoSByTransCoS replaces), so one model each.
+export SMKI_HOME=$ROOT/rtds3
+smki device create --eui $DEV --from-rtds "$KS" >/dev/null
+expect_exit 0 "CS02b transCoSByTransCoS accepted" \
+  smki device receive --eui $DEV "$TBT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+expect_exit 2 "after it, 6.23 (signed by the replaced transitional CoS key) is refused" \
+  smki device receive --eui $DEV "$SBT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
+
+# ---- (2) The demo story on smki's own PKI -----------------------------------------------
+export SMKI_HOME=$ROOT/own SMKI_PIN=int-user-1234 SMKI_SO_PIN=int-so-123456
+expect_exit 0 "hsm init" smki hsm init
+run env GBCS_DEMO_DIR="$W/demo" GBCS_DEMO_DEVICE=00-DB-12-34-56-78-00-01 timeout 600 bash "$SRC/tools/demo_gbcs.sh" "$SMKI_BIN"
+if [[ $RC == 0 ]]; then ok "demo_gbcs.sh ran end to end"; else not_ok "demo_gbcs.sh failed"; DIAG_STDOUT=tail diag; fi
+expect_in "MAC checked: device-ka" "the device checked the MAC with its own KA key (token)"
+run smki --json gbcs inspect "$W/demo/ecs01a-1.response.hex"
+expect_json "the codec reads the device's response: MACed (DD), a signed response to supplier A" \
+  'd["messages"][0]["kind"] == "general-ciphering" and d["messages"][0]["signing"]["cra"] == 2 and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000" and d["messages"][0]["signing"]["signature_state"] == "present"'
+run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex"
+expect_json "the first supplier's next command is refused" 'd["verdict"] == "no-trust-anchor"'
+run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/cos.hex"
+expect_json "the Change of Supplier command replayed is refused" 'd["verdict"] == "replay"'
+check "the CS02c-shaped CSR has an empty subject, critical keyUsage and a hardwareModuleName SAN" \
+  bash -c "openssl asn1parse -inform DER -in '$W/demo/00db123456780001-ds.csr' | grep -q 'Subject Alternative Name' && openssl req -inform DER -in '$W/demo/00db123456780001-ds.csr' -noout -verify"
+expect_exit 2 "RTDS replay mode on a device with its own keys is refused" \
+  smki device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex" --rtds-replay-acb-key "$W/demo/acb-ka.key"
+expect_in "own keys" "the refusal says why"
+
+# ---- (3) Usage -------------------------------------------------------------------------------
+expect_exit 0 "device --help" smki device --help
+expect_in "receive" "help lists receive"
+expect_exit 1 "receive without --eui" smki device receive "$SBS"
+expect_exit 1 "bad --at" smki device receive --eui $DEV "$SBS" --at 2020-13-01
+run smki --json device show --eui 00-DB-12-34-56-78-99-99
+expect_json "an unknown device: a JSON error" '"error" in d or "code" in d or "message" in d'
+
+finish
