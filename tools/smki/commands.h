@@ -12,5 +12,7 @@ int cmd_eui64(smki_cli *c, int argc, char **argv);
 int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
+int cmd_ra(smki_cli *c, int argc, char **argv);
+int cmd_audit(smki_cli *c, int argc, char **argv);
 
 #endif

@@ -28,6 +28,8 @@ static const cli_cmd COMMANDS[] = {
     {"store", cmd_store, "the LMDB store: info"},
     {"lint", cmd_lint, "check certificates against the GB profiles"},
     {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, list, show"},
+    {"ra", cmd_ra, "the registration authority: registry, requests, approvals, expiry"},
+    {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},
     {NULL, NULL, NULL},
 };
 
