@@ -733,11 +733,12 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
            "environment %s issues only through approved RA requests ('smki ra request submit'); direct issuance is "
            "allowed in: %s",
            e->env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
-    /* Checked before the CA signs anything, and again in the transaction that records it. */
+    /* The CA's own checks of the request come first (the build signs but stores nothing),
+     * then the registry's, again in the transaction that records the certificate. */
+    smki_issue_req q = {e->csr, e->type, e->role, e->eui, cn, 0, 0};
+    GUARD(smki_ca_build(is, &q, out));
     GUARD(smki_ra_check_eligible(ra, e));
     GUARD(check_issuing_ca(ra, e->env, e->type));
-    smki_issue_req q = {e->csr, e->type, e->type == SMKI_PROFILE_ORGANISATION ? e->role : -1, e->eui, cn, 0, 0};
-    GUARD(smki_ca_build(is, &q, out));
     direct_run d = {e, out};
     return ra_act(ra, by, 0, direct_fn, &d);
 }

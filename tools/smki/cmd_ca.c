@@ -9,6 +9,7 @@
 
 #include "ca/ca.h"
 #include "commands.h"
+#include "ra/ra.h"
 
 static const char ABOUT[] =
     "smki ca: the certificate authority of SMKI and DCCKI.\n"
@@ -52,6 +53,7 @@ static const char INIT_HELP[] =
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "                     [--party SIGNIFIER --operator NAME --operator-key KEY]\n"
     "\n"
     "Issue a certificate from a PKCS#10 CSR (PEM or DER) with ENV's hierarchy.\n"
     "The CSR must prove possession of its key (its signature verifies), hold a P-256\n"
@@ -72,6 +74,16 @@ static const char ISSUE_HELP[] =
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
     "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
     "environment, or an environment without its CA (run 'smki ca init' first).\n"
+    "\n"
+    "The RA's gate. This is the CA's direct path for one certificate. Test certificates\n"
+    "go only to registered Testing Participants whose signed agreement is on file, so in\n"
+    "the test environment, and in every environment once the store has RA operators,\n"
+    "--party names the requesting Party and the RA's eligibility rules apply (the same as\n"
+    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks); the\n"
+    "issuance is recorded in the audit trail, signed by --operator, in the transaction that\n"
+    "stores the certificate. Direct issuance is allowed only in the environments of\n"
+    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals).\n"
+    "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
     "Examples:\n"
     "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
@@ -309,8 +321,11 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     static const struct option opts[] = {{"env", required_argument, NULL, 'e'}, {"csr", required_argument, NULL, 'c'},
                                          {"out", required_argument, NULL, 'o'}, {"role", required_argument, NULL, 'r'},
                                          {"eui", required_argument, NULL, 'u'}, {"cn", required_argument, NULL, 'n'},
-                                         {"der", no_argument, NULL, 'd'},       {NULL, 0, NULL, 0}};
+                                         {"der", no_argument, NULL, 'd'},       {"party", required_argument, NULL, 'p'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
+    const char *party = NULL, *op = NULL, *op_key = NULL;
     int der = 0, ch;
     optind = 1;
     opterr = 0;
@@ -322,6 +337,9 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'u') eui_s = optarg;
         else if (ch == 'n') cn = optarg;
         else if (ch == 'd') der = 1;
+        else if (ch == 'p') party = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
@@ -359,10 +377,35 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         profile = csr->has_hw_module_name ? SMKI_PROFILE_DEVICE : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
+    /* The RA's gate: the test environment, and any environment of an RA-governed store. */
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    size_t operators = 0;
     if (rc >= 0) {
+        smki_ra_policy pol;
+        rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
+        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+    }
+    int gated = operators > 0 || strcmp(env, "test") == 0;
+    if (rc >= 0 && gated && !party)
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "%s: certificates here go only to registered Parties%s: give --party SIGNIFIER and "
+                       "--operator NAME (the RA: 'smki ra party add', 'smki ra --help')",
+                       strcmp(env, "test") == 0 ? "test environment" : "this store has an RA",
+                       strcmp(env, "test") == 0 ? " that are Testing Participants with their agreement signed" : "");
+    if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
+    if (rc >= 0 && gated) {
+        ra_cli_checkpoint_key(c, ra);
+        smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
+        smki_ra_eligibility e = {party, env, profile, role_s ? role : -1, eui_s ? &eui : NULL, csr};
+        rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+    } else if (rc >= 0) {
         smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
         rc = smki_ca_issue(is, &db, &r, cert);
     }
+    smki_ra_close(ra);
+    smki_key_free(op_k);
     char serial[64];
     if (rc >= 0) {
         hex(cert->serial, SMKI_SERIAL_LEN, serial);

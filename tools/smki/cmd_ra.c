@@ -107,6 +107,36 @@ static int store_there(const smki_cli *c)
     return stat(path, &st) == 0;
 }
 
+int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out)
+{
+    if (!op) op = g_operator ? g_operator : getenv("SMKI_OPERATOR");
+    ENSURE(op && *op, SMKI_E_USAGE,
+           "this is an RA action: say who takes it with --operator NAME (and --operator-key KEY, or "
+           "[operators] NAME = KEY in smki.conf)");
+    if (!key) key = g_operator_key ? g_operator_key : getenv("SMKI_OPERATOR_KEY");
+    char ck[128];
+    snprintf(ck, sizeof ck, "operators.%s", op);
+    if (!key) key = smki_conf_get(c->conf, ck, NULL);
+    ENSURE(key, SMKI_E_USAGE,
+           "operator %s: no key: give --operator-key KEY (file:PATH, pkcs11: URI or a label on the home's token) "
+           "or set [operators] %s = KEY in smki.conf",
+           op, op);
+    int rc = cli_open_key(c, key, out);
+    if (rc < 0) return smki_error_wrap("operator %s's key", op);
+    return 0;
+}
+
+void ra_cli_checkpoint_key(smki_cli *c, smki_ra *ra)
+{
+    const char *ck = smki_conf_get(c->conf, "audit.checkpoint_key", "smki-audit");
+    smki_key *k = NULL;
+    char ref[SMKI_KEY_URI_MAX];
+    if (cli_key_ref(c, ck, ref, sizeof ref) == 0 && cli_pin(c, 0) >= 0 && smki_key_open(ref, &c->hsm, &k) == 0)
+        smki_ra_set_checkpoint_key(ra, k);
+    else
+        smki_error_clear();
+}
+
 /* write: open (creating) the store and the checkpoint key; actor: the operator's key. */
 static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
 {
@@ -114,22 +144,9 @@ static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
     GUARD(cli_home(c));
     smki_ra_policy pol;
     GUARD(smki_ra_policy_load(c->conf, &pol));
-    const char *op = g_operator ? g_operator : getenv("SMKI_OPERATOR");
     if (actor) {
-        ENSURE(op && *op, SMKI_E_USAGE,
-               "this is an RA action: say who takes it with --operator NAME (and --operator-key KEY, or "
-               "[operators] NAME = KEY in smki.conf)");
-        const char *key = g_operator_key ? g_operator_key : getenv("SMKI_OPERATOR_KEY");
-        char ck[128];
-        snprintf(ck, sizeof ck, "operators.%s", op);
-        if (!key) key = smki_conf_get(c->conf, ck, NULL);
-        ENSURE(key, SMKI_E_USAGE,
-               "operator %s: no key: give --operator-key KEY (file:PATH, pkcs11: URI or a label on the home's token) "
-               "or set [operators] %s = KEY in smki.conf",
-               op, op);
-        int rc = cli_open_key(c, key, &x->op_key);
-        if (rc < 0) return smki_error_wrap("operator %s's key", op);
-        x->actor.name = op;
+        GUARD(ra_cli_actor(c, NULL, NULL, &x->op_key));
+        x->actor.name = g_operator ? g_operator : getenv("SMKI_OPERATOR");
         x->actor.key = x->op_key;
     }
     if (!write && !store_there(c)) {
@@ -141,13 +158,7 @@ static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
     GUARD(smki_ra_open(x->s, &pol, &x->ra));
     if (write) {
         /* The checkpoint key: its absence fails the action on which a checkpoint falls due. */
-        const char *ck = smki_conf_get(c->conf, "audit.checkpoint_key", "smki-audit");
-        smki_key *k = NULL;
-        char ref[SMKI_KEY_URI_MAX];
-        if (cli_key_ref(c, ck, ref, sizeof ref) == 0 && cli_pin(c, 0) >= 0 && smki_key_open(ref, &c->hsm, &k) == 0)
-            smki_ra_set_checkpoint_key(x->ra, k);
-        else
-            smki_error_clear();
+        ra_cli_checkpoint_key(c, x->ra);
     }
     return 0;
 }
