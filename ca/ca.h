@@ -356,6 +356,9 @@ typedef struct {
  * already revoked (the message says when and why). out and rev (either may be NULL)
  * receive the revoked certificate and its record. */
 int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
+/* The same inside the caller's write transaction (out required), so that the RA records
+ * the revocation and its audit entry in one commit; fn-style: no side effect outside it. */
+int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
 /* SMKI_E_NOTFOUND when that certificate is not revoked. */
 int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
                            const uint8_t serial[SMKI_SERIAL_LEN], smki_revocation *out);

@@ -263,8 +263,11 @@ typedef struct {
  * execution); a refusal writes nothing. Org: csr, party, env, role, eui (cn optional).
  * Device batch: csrs[n] (DER or PEM each); the IDs are checked against the central
  * blocks; demand above the threshold is held, never dropped. Revoke: serial (+ the
- * issuer, optional when the serial is unique) and reason. *id receives the request's
- * number. */
+ * issuer, optional when the serial is unique) and an RFC 5280 reason; the certificate
+ * must exist, be in use and not a device certificate (replaced, not revoked) or a root;
+ * revocation always needs the sensitive approvals and is never rate-limited; party and
+ * env are taken from the certificate (party: its EUI's registered Party, or "-").
+ * *id receives the request's number. */
 typedef struct {
     smki_req_type type;
     const char *party;
@@ -296,19 +299,24 @@ int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, i
 /* Any rejection rejects (with its reason); refused for a request already decided. */
 int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const char *reason);
 
-/* Execute an approved request: eligibility checked again, then issued through the CA
- * and recorded with its audit entry in the same transaction (a device batch in group
+/* Execute an approved request: eligibility checked again, then issued (or revoked)
+ * through the CA and recorded with its audit entry in the same transaction (a device batch in group
  * commits of policy.batch_group, each with its entry; an interrupted batch resumes
  * where its last commit ended). A failure (a revoked or expired CA, a suspended
- * party) leaves the request approved with the reason in its note. progress (optional)
- * is called after each durable commit. */
+ * party) writes nothing and leaves the request approved. progress (optional) is called
+ * after each durable commit. A revocation then publishes the issuing CA's CRL (an ARL
+ * for a CA certificate) and records that too. */
 typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm; /* to open the CA keys */
     smki_ra_progress_fn progress;
     void *progress_arg;
+    const char *home;         /* revocation: the CRL/ARL is published under <home>/ca/<env>/ (NULL: store only) */
+    const smki_conf *conf;    /* revocation: [ca.<env>] crl_hours / arl_hours (may be NULL) */
+    uint64_t crl_number;      /* out: the number of the list a revocation published */
+    char crl_path[4200];      /* out: where it was written */
 } smki_ra_exec_opts;
-int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const smki_ra_exec_opts *o);
+int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);

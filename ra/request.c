@@ -219,6 +219,7 @@ static int month_one(const void *k, size_t kl, const void *v, size_t vl, void *a
 
 typedef struct {
     const smki_ra_submit *s;
+    const smki_cert *target; /* revoke */
     smki_csr *csr;       /* organisation */
     smki_csr **csrs;     /* device batch */
     const smki_ra_actor *by;
@@ -252,15 +253,18 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     int64_t now = ra_now(ra);
     char day[16], month[16], key[128];
     day_month(now, day, month);
-    /* The rate limit: requests per subscriber per UTC day. */
-    uint64_t today;
-    snprintf(key, sizeof key, "r/%s/%s", s->party, day);
-    GUARD(counter_get(t, ra, key, &today));
-    ENSURE(today < ra->pol.rate_per_day, SMKI_E_REFUSED,
-           "party %s has made %llu requests today, its limit (ra.rate_per_day = %u): try again tomorrow or raise the "
-           "limit",
-           s->party, (unsigned long long)today, ra->pol.rate_per_day);
-    GUARD(counter_put(t, ra, key, today + 1));
+    /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
+     * compromise is not to wait for tomorrow). */
+    if (s->type != SMKI_REQ_REVOKE) {
+        uint64_t today;
+        snprintf(key, sizeof key, "r/%s/%s", s->party, day);
+        GUARD(counter_get(t, ra, key, &today));
+        ENSURE(today < ra->pol.rate_per_day, SMKI_E_REFUSED,
+               "party %s has made %llu requests today, its limit (ra.rate_per_day = %u): try again tomorrow or raise "
+               "the limit",
+               s->party, (unsigned long long)today, ra->pol.rate_per_day);
+        GUARD(counter_put(t, ra, key, today + 1));
+    }
 
     smki_ra_request r;
     memset(&r, 0, sizeof r);
@@ -284,6 +288,16 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.approvals_required = ra->pol.approvals_org;
         smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
         smki_role_format((uint8_t)s->role, rt);
+    } else if (s->type == SMKI_REQ_REVOKE) {
+        const smki_cert *c = sr->target;
+        memcpy(r.serial, c->serial, SMKI_SERIAL_LEN);
+        memcpy(r.issuer_ski, c->issuer_ski, SMKI_KEYID_LEN);
+        r.reason = s->reason;
+        r.role = c->role;
+        r.has_eui = c->has_eui;
+        r.eui = c->eui;
+        r.usage = c->usage;
+        r.approvals_required = ra->pol.approvals_sensitive;
     } else {
         for (size_t i = 0; i < s->n_csrs; i++) {
             smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_DEVICE, -1, NULL, sr->csrs[i]};
@@ -321,7 +335,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     if (s->type == SMKI_REQ_ORGANISATION) {
         csr_key(r.id, 0, ck);
         GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csr->der, sr->csr->der_len, SMKI_PUT_NOOVERWRITE));
-    } else {
+    } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         for (size_t i = 0; i < s->n_csrs; i++) {
             csr_key(r.id, (uint32_t)i, ck);
             GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csrs[i]->der, sr->csrs[i]->der_len, SMKI_PUT_NOOVERWRITE));
@@ -330,23 +344,82 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     sr->id = r.id;
     snprintf(note->action, sizeof note->action, "request-submit");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
-    if (s->type == SMKI_REQ_ORGANISATION)
+    if (s->type == SMKI_REQ_ORGANISATION) {
         snprintf(note->detail, sizeof note->detail,
                  "organisation %s certificate, role %s, EUI %s, party %s, env %s; needs %u approval(s)",
                  r.usage == SMKI_USAGE_DS ? "DS" : "KA", rt, tx, r.party, r.env, r.approvals_required);
-    else
+    } else if (s->type == SMKI_REQ_REVOKE) {
+        char serial[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
+        snprintf(note->detail, sizeof note->detail, "revoke %s certificate %s (%s), party %s, env %s; needs %u approval(s)",
+                 smki_profile_get(sr->target->profile)->name, serial, smki_revoke_reason_name(r.reason), r.party, r.env,
+                 r.approvals_required);
+    } else
         snprintf(note->detail, sizeof note->detail, "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s",
                  r.csr_count, r.party, r.env, r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "",
                  r.state == SMKI_REQ_HELD ? r.note : "");
     return 0;
 }
 
+static int find_one(const smki_cert *c, void *arg)
+{
+    smki_cert *out = arg;
+    if (out->der_len) return SMKI_FAIL(SMKI_E_USAGE, "that serial is used by more than one issuer: name the issuer");
+    *out = *c;
+    return 0;
+}
+
+/* Revocation: the certificate, found and judged before anything is written. */
+static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    ENSURE(s->serial, SMKI_E_USAGE, "a revocation names the certificate's serial");
+    ENSURE(smki_revoke_reason_name(s->reason), SMKI_E_USAGE, "revocation reason %d is not an RFC 5280 reason code",
+           s->reason);
+    smki_revoke_reason check;
+    GUARD(smki_revoke_reason_parse(smki_revoke_reason_name(s->reason), &check));
+    smki_cert *found = calloc(1, sizeof *found);
+    ENSURE(found, SMKI_E_NOMEM, "out of memory");
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.serial = s->serial;
+    q.issuer_ski = s->issuer_ski;
+    int rc = smki_ca_find(&ra->ca, &q, find_one, found);
+    char hex[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(s->serial, SMKI_SERIAL_LEN, hex, 0);
+    const smki_cert *c = &found[0];
+    if (rc == 0 && !c->der_len) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s ('smki ca list')", hex);
+    if (rc == 0 && c->profile == SMKI_PROFILE_DEVICE)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a device certificate: device certificates are replaced, not "
+                                       "revoked (reference section 4): submit a device batch with the new CSR", hex);
+    if (rc == 0 && smki_profile_get(c->profile)->is_ca && smki_profile_get(c->profile)->self_signed == 1)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a root: it is withdrawn from the trust stores, not revoked", hex);
+    if (rc == 0 && c->status == SMKI_STATUS_REVOKED)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is already revoked", hex);
+    if (rc == 0 && s->env && strcmp(s->env, c->env) != 0)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "certificate %s is of environment %s, not %s", hex, c->env, s->env);
+    smki_ra_submit sub = *s;
+    char party[SMKI_RA_NAME_MAX] = "-";
+    smki_ra_user_id u;
+    if (rc == 0 && c->has_eui) {
+        if (smki_ra_id_get(ra, &c->eui, &u) == 0) snprintf(party, sizeof party, "%s", u.party);
+        else smki_error_clear();
+    }
+    sub.party = party;
+    sub.env = c->env;
+    submit_run sr = {&sub, c, NULL, NULL, by, 0};
+    if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+    free(found);
+    GUARD(rc);
+    if (id) *id = sr.id;
+    return 0;
+}
+
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
+    if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
     ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
     GUARD(ra_check_name("a Party Signifier", s->party));
     ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
-    submit_run sr = {s, NULL, NULL, by, 0};
+    submit_run sr = {s, NULL, NULL, NULL, by, 0};
     int rc = 0;
     if (s->type == SMKI_REQ_ORGANISATION) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "an organisation request needs its CSR (--csr)");
@@ -636,13 +709,109 @@ typedef struct {
     smki_ra_request *r;
 } load_run;
 
-int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const smki_ra_exec_opts *o)
+typedef struct {
+    uint64_t id;
+    smki_cert *cert;
+    smki_revocation rev;
+} revoke_run;
+
+static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    revoke_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    smki_revoke_req q = {r.serial, r.issuer_ski, r.env, (smki_revoke_reason)r.reason, ra_now(ra)};
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->cert, &x->rev));
+    r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    r.has_result = 1;
+    memcpy(r.result_serial, r.serial, SMKI_SERIAL_LEN);
+    memcpy(r.result_issuer, r.issuer_ski, SMKI_KEYID_LEN);
+    GUARD(req_put(t, ra, &r));
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "request-execute");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s",
+             smki_profile_get(x->cert->profile)->name, serial, smki_revoke_reason_name(r.reason));
+    return 0;
+}
+
+typedef struct {
+    const smki_crl *crl;
+    const char *list;
+} crl_note_run;
+
+static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    (void)t, (void)ra;
+    crl_note_run *c = arg;
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65];
+    EVP_Digest(c->crl->der, c->crl->der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 32, hx, 0);
+    snprintf(note->action, sizeof note->action, "%s-publish", c->list);
+    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", c->list, c->crl->env,
+             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
+    snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
+    return 0;
+}
+
+/* The CA whose list carries a revoked certificate of this profile. */
+static smki_ca_kind list_of(smki_profile_id p)
+{
+    switch (p) {
+    case SMKI_PROFILE_ORGANISATION: return SMKI_CA_OCA;
+    case SMKI_PROFILE_DCCKI_SERVER:
+    case SMKI_PROFILE_DCCKI_CLIENT: return SMKI_CA_DCCKI_ICA;
+    case SMKI_PROFILE_DCCKI_ICA: return SMKI_CA_DCCKI_ROOT;
+    default: return SMKI_CA_ROOT; /* the SMKI issuing CAs: the root's ARL */
+    }
+}
+
+static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
+{
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0}};
+    ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
+    int rc = ra_act(ra, by, 0, revoke_fn, &x);
+    smki_ca_kind k = list_of(x.cert->profile);
+    char env[SMKI_ENV_NAME_MAX];
+    snprintf(env, sizeof env, "%s", x.cert->env);
+    free(x.cert);
+    GUARD(rc);
+    /* Publish now: the revocation is committed; the list that carries it follows. */
+    int64_t interval = 0;
+    smki_crl crl;
+    memset(&crl, 0, sizeof crl);
+    rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
+    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval};
+    if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, env, k, &co, &crl);
+    crl_note_run cn = {&crl, smki_ca_kind_is_root(k) ? "arl" : "crl"};
+    if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+    if (rc == 0 && o) {
+        o->crl_number = crl.number;
+        snprintf(o->crl_path, sizeof o->crl_path, "%s", crl.path);
+    }
+    smki_crl_clear(&crl);
+    if (rc < 0)
+        return smki_error_wrap("request %llu: the certificate is revoked, but its %s was not published (publish it "
+                               "with 'smki ca %s --env %s')",
+                               (unsigned long long)id, smki_ca_kind_is_root(k) ? "ARL" : "CRL",
+                               smki_ca_kind_is_root(k) ? "arl" : "crl", env);
+    return 0;
+}
+
+int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
     smki_ra_request r;
     GUARD(smki_ra_request_get(ra, id, &r));
     ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed%s",
            (unsigned long long)id, smki_req_state_name(r.state),
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
+    if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
     ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH, SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));

@@ -478,7 +478,7 @@ static void test_organisation_request_needs_another_operators_approval_then_issu
     assert_int_equal(r.state, SMKI_REQ_PENDING);
     assert_int_equal(r.approvals_required, 1);
     assert_string_equal(r.requester, "alice");
-    smki_ra_exec_opts o = {NULL, NULL, NULL};
+    smki_ra_exec_opts o = {.hsm = NULL};
     assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED, "awaits approvals");
     assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve it");
     int approved = 0;
@@ -588,7 +588,7 @@ static void test_device_batch_issues_in_group_commits_each_with_its_entry(void *
     size_t certs = cert_count(f);
     uint64_t before = head(f);
     progress p = {0, 0, 0};
-    smki_ra_exec_opts o = {NULL, on_progress, &p};
+    smki_ra_exec_opts o = {.progress = on_progress, .progress_arg = &p};
     assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
     assert_int_equal(cert_count(f), certs + 3);
     assert_int_equal(p.calls, 2); /* groups of 2: 2 + 1 */
@@ -674,6 +674,133 @@ static void test_execution_rechecks_eligibility(void **state)
     smki_ra_request r;
     assert_ok(smki_ra_request_get(f->ra, id, &r));
     assert_int_equal(r.state, SMKI_REQ_APPROVED);
+}
+
+/* ---- Revocation ---------------------------------------------------------------------------------- */
+
+/* An organisation certificate issued through an approved request; its serial and issuer. */
+static void issued_org(fixture *f, smki_cert *out)
+{
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, NULL));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), r.result_issuer, r.result_serial, out));
+}
+
+static int audit_has(const smki_audit_entry *e, void *arg)
+{
+    if (strcmp(e->action, (const char *)((void **)arg)[0]) == 0) ((void **)arg)[1] = (void *)1;
+    return 0;
+}
+
+static void test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = c->serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.type, SMKI_REQ_REVOKE);
+    assert_int_equal(r.approvals_required, 2);
+    assert_string_equal(r.party, "SUP1"); /* from the certificate's EUI */
+    assert_string_equal(r.env, "test");
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "awaits approvals");
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    smki_revocation rev;
+    assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &rev));
+    assert_int_equal(rev.reason, SMKI_REASON_KEY_COMPROMISE);
+    assert_int_equal(o.crl_number, 1);
+    smki_crl crl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl));
+    assert_int_equal(crl.entries, 1);
+    smki_crl_clear(&crl);
+    void *want[2] = {(void *)"crl-publish", NULL};
+    assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+    assert_non_null(want[1]);
+    /* Once revoked, a second request is refused at submission. */
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "already revoked");
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    EVP_PKEY_free(pub);
+    free(c);
+}
+
+static void test_revocation_refusals_write_nothing(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id, before;
+    /* A device certificate is replaced, not revoked. */
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 1, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, NULL));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    before = head(f);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = r.result_serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "replaced, not revoked");
+    uint8_t none[SMKI_SERIAL_LEN] = {0x7f};
+    s.serial = none;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_NOTFOUND, "no certificate of serial");
+    smki_ca_record root;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &root));
+    s.serial = root.cert.serial;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "withdrawn from the trust stores");
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    before = head(f);
+    s.serial = c->serial;
+    s.reason = SMKI_REASON_CERTIFICATE_HOLD;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_USAGE, NULL);
+    s.reason = SMKI_REASON_SUPERSEDED;
+    s.env = "production";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_NOTFOUND, "not production");
+    s.env = NULL;
+    assert_fails(smki_ra_request_submit(f->ra, &f->mallory, &s, &id), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_int_equal(head(f), before);
+    free(c);
+}
+
+static void test_a_revoked_issuing_ca_issues_nothing_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t org;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &org));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, org, NULL));
+    smki_ca_record oca;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &oca));
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = oca.cert.serial, .reason = SMKI_REASON_CA_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    smki_crl arl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &arl));
+    assert_int_equal(arl.entries, 1);
+    smki_crl_clear(&arl);
+    size_t certs = cert_count(f);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, org, NULL), SMKI_E_REFUSED, "revoked");
+    assert_int_equal(cert_count(f), certs);
 }
 
 /* ---- Direct issuance ------------------------------------------------------------------------------ */
@@ -981,6 +1108,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_issue_only_in_direct_environments_after_eligibility, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expiry_monitor_names_the_party, setup, teardown),

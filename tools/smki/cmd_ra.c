@@ -951,15 +951,21 @@ static int write_one(const smki_cert *x, void *arg)
     return write_cert_pem(arg, x);
 }
 
-static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir)
+static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir, char *crl_path, size_t cap)
 {
-    smki_ra_exec_opts o = {&c->hsm, NULL, NULL};
+    smki_ra_exec_opts o;
+    memset(&o, 0, sizeof o);
+    o.hsm = &c->hsm;
+    o.home = c->home;
+    o.conf = c->conf;
     if (!c->json && isatty(2)) o.progress = progress_bar;
     GUARD(smki_ra_request_execute(x->ra, &x->actor, id, &o));
+    snprintf(crl_path, cap, "%s", o.crl_path);
     if (!out_dir) return 0;
     GUARD(smki_mkdirs(out_dir, 0755));
     smki_ra_request r;
     GUARD(smki_ra_request_get(x->ra, id, &r));
+    if (r.type == SMKI_REQ_REVOKE) return 0;
     if (r.type == SMKI_REQ_ORGANISATION) {
         smki_cert *cert = malloc(sizeof *cert);
         ENSURE(cert, SMKI_E_NOMEM, "out of memory");
@@ -1079,13 +1085,18 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         rc = smki_ra_request_reject(x.ra, &x.actor, id, arg(&a, "reason"));
         snprintf(msg, sizeof msg, "Request %llu rejected by %s.", (unsigned long long)id, x.actor.name);
     } else if (strcmp(verb, "execute") == 0) {
+        char crl_path[4200] = "";
         rc = cli_pin(c, 0);
-        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"));
+        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"), crl_path, sizeof crl_path);
         smki_ra_request r;
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
         char s[64] = "";
         if (rc == 0 && r.has_result) smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
-        if (rc == 0 && r.type == SMKI_REQ_ORGANISATION)
+        if (rc == 0 && r.type == SMKI_REQ_REVOKE)
+            snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
+                     "published: %s",
+                     (unsigned long long)id, s, smki_revoke_reason_name(r.reason), crl_path[0] ? crl_path : "(store)");
+        else if (rc == 0 && r.type == SMKI_REQ_ORGANISATION)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s issued ('smki ca show %s --out FILE').",
                      (unsigned long long)id, s, s);
         else if (rc == 0)
@@ -1095,6 +1106,80 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         rc = SMKI_FAIL(SMKI_E_USAGE, "unknown request command '%s' (see 'smki ra request --help')", verb);
     }
     return done_msg(c, rc, &x, msg);
+}
+
+/* ---- revoke ------------------------------------------------------------------------------------ */
+
+static const char REVOKE_HELP[] =
+    "Usage: smki ra revoke SERIAL --reason REASON [--issuer SKI] [--env ENV]\n"
+    "\n"
+    "Submit a revocation request: an organisation certificate (onto its CA's CRL) or a CA\n"
+    "certificate (onto the root's ARL). REASON is an RFC 5280 reason: keyCompromise,\n"
+    "cACompromise, affiliationChanged, superseded, cessationOfOperation,\n"
+    "privilegeWithdrawn or unspecified. Device certificates are replaced, not revoked;\n"
+    "roots are withdrawn from trust stores. A revocation needs ra.approvals_sensitive\n"
+    "approvals (default 2) by operators other than the requester; then 'smki ra request\n"
+    "execute ID' revokes it and publishes the CRL/ARL (interval: [ca.ENV] crl_hours /\n"
+    "arl_hours). --issuer (the issuer's SKI, 16 hex digits) when a serial is not unique.\n";
+
+static int ra_revoke(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, REVOKE_HELP)) return EXIT_OK;
+    static const char *const V[] = {"reason", "issuer", "env", NULL};
+    args a;
+    int u = parse_args(c, "smki ra revoke", argc, argv, V, NULL, &a);
+    if (u) return u;
+    if (a.npos != 1 || !arg(&a, "reason")) return cli_usage(c, "smki ra revoke", "give SERIAL and --reason REASON");
+    uint8_t serial[SMKI_SERIAL_LEN], issuer[SMKI_KEYID_LEN];
+    size_t got = 0;
+    char digits[80];
+    size_t n = 0;
+    for (const char *p = a.pos[0]; *p && n + 1 < sizeof digits; p++)
+        if (*p != ':') digits[n++] = *p;
+    digits[n] = '\0';
+    int rc = n == 2 * SMKI_SERIAL_LEN ? smki_hex_decode(digits, n, serial, sizeof serial, &got) : -1;
+    if (rc < 0 || got != SMKI_SERIAL_LEN) {
+        smki_error_clear();
+        return cli_fail(c, SMKI_FAIL(SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", a.pos[0]));
+    }
+    const char *is = arg(&a, "issuer");
+    if (is && (strlen(is) != 2 * SMKI_KEYID_LEN || smki_hex_decode(is, strlen(is), issuer, sizeof issuer, &got) < 0 ||
+               got != SMKI_KEYID_LEN)) {
+        smki_error_clear();
+        return cli_fail(c, SMKI_FAIL(SMKI_E_USAGE, "--issuer is the issuer's SKI: 16 hex digits, not '%.32s'", is));
+    }
+    smki_revoke_reason reason;
+    rc = smki_revoke_reason_parse(arg(&a, "reason"), &reason);
+    if (rc < 0) return cli_fail(c, rc);
+    smki_ra_submit s;
+    memset(&s, 0, sizeof s);
+    s.type = SMKI_REQ_REVOKE;
+    s.serial = serial;
+    s.issuer_ski = is ? issuer : NULL;
+    s.reason = reason;
+    s.env = arg(&a, "env");
+    ra_ctx x;
+    uint64_t id = 0;
+    rc = ra_begin(c, 1, 1, &x);
+    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, &s, &id);
+    smki_ra_request r;
+    if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
+    ra_end(&x);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        req_json(&w, &r);
+        json_end(&w);
+        return EXIT_OK;
+    }
+    printf("Request %llu submitted: revoke %s (%s), party %s, env %s.\n", (unsigned long long)id, a.pos[0],
+           smki_revoke_reason_name(reason), r.party, r.env);
+    printf("Next: %u approval(s) by operators other than %s ('smki ra request approve %llu --operator NAME'), then "
+           "'smki ra request execute %llu'.\n",
+           r.approvals_required, r.requester, (unsigned long long)id, (unsigned long long)id);
+    return EXIT_OK;
 }
 
 /* ---- expiring ------------------------------------------------------------------------------------ */
@@ -1182,6 +1267,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"id", ra_id, "User and DCC IDs: allocate, list, suspend, resume, check (the gateway's check)"},
     {"subscriber", ra_subscriber, "Authorised Subscribers: authorise, revoke, list"},
     {"request", ra_request, "requests: submit, list, show, approve, reject, execute"},
+    {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
     {NULL, NULL, NULL},
 };
