@@ -1028,7 +1028,7 @@ static int ra_request(smki_cli *c, int argc, char **argv)
     int rc = parse_id(a.pos[1], &id);
     if (rc < 0) return cli_fail(c, rc);
     ra_ctx x;
-    char msg[512];
+    char msg[4800];
     if (strcmp(verb, "show") == 0) {
         smki_ra_request r;
         rc = ra_begin(c, 0, 0, &x);
