@@ -403,6 +403,22 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
  * has been published. */
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
 
+/* ---- CA compromise recovery (docs/ra.md) -----------------------------------------------------
+ * The successor of env's issuing CA `kind` (smki-oca, smki-dca or dccki-ica) once its
+ * certificate is revoked: a new key (configuration ca.<env>.<kind>_successor_key, e.g.
+ * smki_oca_successor_key: a pkcs11:/file: reference to adopt or a label to generate;
+ * default label "<env>-<kind>-<first 8 hex digits of the old serial>"), which must
+ * differ from the old one; a certificate from the root with the environment's name for
+ * that CA; recorded as the environment's CA of that kind in one transaction with its
+ * certificate (the revoked one stays in the store with its certificates and CRLs); the
+ * PEM file <home>/ca/<env>/<kind>.pem replaced, the old one kept as
+ * <kind>-<old serial>.pem. Refused (nothing written) while the CA is not revoked. */
+int smki_ca_successor(smki_ca_db *db, const char *env, smki_ca_kind kind, const smki_conf *conf,
+                      const smki_ca_init_opts *o, smki_ca_init_item *out);
+/* An organisation certificate certified again by is (the successor): same role, EUI-64,
+ * CN and public key; built, signed and linted, nothing stored. */
+int smki_ca_reissue(smki_ca_issuer *is, const smki_cert *old, smki_cert *out);
+
 /* The DCCKI policy a test environment uses when none is configured: the DCC's is not
  * public, so this one is in the example arc (2.999, X.660) and is never live. */
 #define SMKI_CA_TEST_DCCKI_POLICY "2.999.1.2.826.1"

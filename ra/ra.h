@@ -247,6 +247,11 @@ typedef struct {
     uint8_t serial[SMKI_SERIAL_LEN];
     uint8_t issuer_ski[SMKI_KEYID_LEN];
     int reason; /* RFC 5280 CRLReason */
+    /* recover: the compromised CA (SMKI_CA_OCA or SMKI_CA_DCA); csr_count / done_count
+     * count the live organisation certificates to re-issue and those re-issued */
+    int ca_kind;
+    uint8_t new_ca_serial[SMKI_SERIAL_LEN]; /* the successor's, once made */
+    int has_new_ca;
     /* approvals */
     unsigned approvals_required;
     size_t n_approvals;
@@ -267,7 +272,8 @@ typedef struct {
  * must exist, be in use and not a device certificate (replaced, not revoked) or a root;
  * revocation always needs the sensitive approvals and is never rate-limited; party and
  * env are taken from the certificate (party: its EUI's registered Party, or "-").
- * *id receives the request's number. */
+ * Recover: env and ca_kind (SMKI_CA_OCA or SMKI_CA_DCA) of an issuing CA whose key is
+ * compromised; sensitive approvals. *id receives the request's number. */
 typedef struct {
     smki_req_type type;
     const char *party;
@@ -286,6 +292,8 @@ typedef struct {
     const uint8_t *serial;     /* SMKI_SERIAL_LEN */
     const uint8_t *issuer_ski; /* may be NULL */
     int reason;
+    /* recover: env and the issuing CA */
+    int ca_kind;
 } smki_ra_submit;
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out);
@@ -305,7 +313,12 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
  * where its last commit ended). A failure (a revoked or expired CA, a suspended
  * party) writes nothing and leaves the request approved. progress (optional) is called
  * after each durable commit. A revocation then publishes the issuing CA's CRL (an ARL
- * for a CA certificate) and records that too. */
+ * for a CA certificate) and records that too. A recovery, each step its own audited
+ * commit and the whole resumable: revokes the CA (cACompromise) onto the root's ARL
+ * and publishes it; records its intent, then makes the successor CA
+ * (smki_ca_successor: needs o->conf and o->home); re-issues under it every organisation
+ * certificate of the compromised CA that was in use, in group commits, each with its
+ * entry (a device CA's certificates are replaced from new CSRs: none re-issued). */
 typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm; /* to open the CA keys */

@@ -79,6 +79,9 @@ static int req_encode(const smki_ra_request *r, uint8_t *out, size_t cap, size_t
     w_u8(&w, (uint8_t)(r->has_result ? 1 : 0));
     w_bytes(&w, r->result_serial, SMKI_SERIAL_LEN);
     w_bytes(&w, r->result_issuer, SMKI_KEYID_LEN);
+    w_u8(&w, (uint8_t)r->ca_kind);
+    w_u8(&w, (uint8_t)(r->has_new_ca ? 1 : 0));
+    w_bytes(&w, r->new_ca_serial, SMKI_SERIAL_LEN);
     ENSURE(!w.bad, SMKI_E_INTERNAL, "a request record over %zu octets", cap);
     *len = w.n;
     return 0;
@@ -118,6 +121,13 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
     if (rc == 0) rc = smki_cur_u8(&c, &has_res);
     if (rc == 0) rc = smki_cur_copy(&c, r->result_serial, SMKI_SERIAL_LEN);
     if (rc == 0) rc = smki_cur_copy(&c, r->result_issuer, SMKI_KEYID_LEN);
+    uint8_t kind = 0, has_new = 0;
+    if (rc == 0) rc = smki_cur_u8(&c, &kind);
+    if (rc == 0) rc = smki_cur_u8(&c, &has_new);
+    if (rc == 0) rc = smki_cur_copy(&c, r->new_ca_serial, SMKI_SERIAL_LEN);
+    if (rc == 0 && (kind >= SMKI_CA_KIND_COUNT || has_new > 1)) rc = -1;
+    r->ca_kind = kind;
+    r->has_new_ca = has_new;
     if (rc < 0 || c.left || type < 1 || type > 4 || state < 1 || state > 5) {
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_CORRUPT, "a request record is damaged (%zu octets)", vlen);
@@ -255,7 +265,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     day_month(now, day, month);
     /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
      * compromise is not to wait for tomorrow). */
-    if (s->type != SMKI_REQ_REVOKE) {
+    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER) {
         uint64_t today;
         snprintf(key, sizeof key, "r/%s/%s", s->party, day);
         GUARD(counter_get(t, ra, key, &today));
@@ -288,6 +298,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.approvals_required = ra->pol.approvals_org;
         smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
         smki_role_format((uint8_t)s->role, rt);
+    } else if (s->type == SMKI_REQ_RECOVER) {
+        r.ca_kind = s->ca_kind;
+        r.csr_count = 0;
+        r.approvals_required = ra->pol.approvals_sensitive;
     } else if (s->type == SMKI_REQ_REVOKE) {
         const smki_cert *c = sr->target;
         memcpy(r.serial, c->serial, SMKI_SERIAL_LEN);
@@ -348,6 +362,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "organisation %s certificate, role %s, EUI %s, party %s, env %s; needs %u approval(s)",
                  r.usage == SMKI_USAGE_DS ? "DS" : "KA", rt, tx, r.party, r.env, r.approvals_required);
+    } else if (s->type == SMKI_REQ_RECOVER) {
+        snprintf(note->detail, sizeof note->detail,
+                 "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
+                 smki_ca_kind_name((smki_ca_kind)r.ca_kind), r.env, r.approvals_required);
     } else if (s->type == SMKI_REQ_REVOKE) {
         char serial[2 * SMKI_SERIAL_LEN + 1];
         smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
@@ -413,9 +431,28 @@ static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_sub
     return 0;
 }
 
+static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    ENSURE(s->env && strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "a recovery names the environment (--env)");
+    ENSURE(s->ca_kind == SMKI_CA_OCA || s->ca_kind == SMKI_CA_DCA, SMKI_E_USAGE,
+           "a recovery is for an issuing CA: smki-oca or smki-dca");
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int rc = smki_ca_get(&ra->ca, s->env, (smki_ca_kind)s->ca_kind, rec);
+    free(rec);
+    GUARD(rc);
+    smki_ra_submit sub = *s;
+    sub.party = "-";
+    submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
+    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    if (id) *id = sr.id;
+    return 0;
+}
+
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
     if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
+    if (s && s->type == SMKI_REQ_RECOVER) return submit_recover(ra, by, s, id);
     ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
     GUARD(ra_check_name("a Party Signifier", s->party));
     ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
@@ -804,6 +841,213 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     return 0;
 }
 
+/* ---- CA compromise recovery ------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    int step; /* 1 revoke the CA, 2 intent, 3 successor recorded, 4 a group re-issued */
+    const smki_ca_record *ca;  /* steps 1, 2: the compromised CA; 3: the successor */
+    size_t live;               /* step 2 */
+    uint32_t from, n;          /* step 4 */
+    smki_cert *certs;
+    const uint8_t *old_serials; /* n * SMKI_SERIAL_LEN */
+    smki_cert *revoked;
+} recover_run;
+
+static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    recover_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    const char *kind = smki_ca_kind_name((smki_ca_kind)r.ca_kind);
+    char hx[2 * SMKI_SERIAL_LEN + 1];
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    if (x->step == 1) {
+        smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, ra_now(ra)};
+        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, NULL));
+        smki_hex_encode(x->ca->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "recover-revoke-ca");
+        snprintf(note->detail, sizeof note->detail, "revoked the %s of %s, serial %s: cACompromise", kind, r.env, hx);
+        return 0; /* the request itself is unchanged: the next step reads the CA's status */
+    }
+    if (x->step == 2) {
+        ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice", (unsigned long long)r.id);
+        r.has_result = 1;
+        memcpy(r.serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.issuer_ski, x->ca->cert.ski, SMKI_KEYID_LEN); /* the issuer of the certificates to re-issue */
+        r.csr_count = (uint32_t)x->live;
+        smki_hex_encode(r.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "recover-successor-begin");
+        snprintf(note->detail, sizeof note->detail, "making the successor of the %s of %s (revoked serial %s); %zu "
+                 "live organisation certificate(s) to re-issue", kind, r.env, hx, x->live);
+    } else if (x->step == 3) {
+        r.has_new_ca = 1;
+        memcpy(r.new_ca_serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.result_serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.result_issuer, x->ca->cert.issuer_ski, SMKI_KEYID_LEN);
+        smki_hex_encode(r.new_ca_serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "ca-successor");
+        snprintf(note->detail, sizeof note->detail, "the %s of %s is now serial %s (key %.300s)", kind, r.env, hx,
+                 x->ca->key_ref);
+    } else {
+        ENSURE(r.done_count == x->from, SMKI_E_LOCKED,
+               "request %llu moved on while this execution ran (another operator is executing it)",
+               (unsigned long long)r.id);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+        int rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < x->n; i++) {
+            rc = smki_ca_cert_put(t, &ra->ca, &x->certs[i]);
+            EVP_DigestUpdate(md, x->old_serials + (size_t)i * SMKI_SERIAL_LEN, SMKI_SERIAL_LEN);
+            EVP_DigestUpdate(md, x->certs[i].serial, SMKI_SERIAL_LEN);
+        }
+        uint8_t h[32];
+        unsigned hl = 32;
+        if (rc == 0) EVP_DigestFinal_ex(md, h, &hl);
+        EVP_MD_CTX_free(md);
+        GUARD(rc);
+        r.done_count = x->from + x->n;
+        char hh[65];
+        smki_hex_encode(h, 32, hh, 0);
+        snprintf(note->action, sizeof note->action, "recover-reissue");
+        snprintf(note->detail, sizeof note->detail,
+                 "re-issued organisation certificates %u to %u of %u under the successor; SHA-256 of the (old, new) "
+                 "serial pairs %s",
+                 x->from + (x->n ? 1 : 0), x->from + x->n, r.csr_count, hh);
+    }
+    if (r.has_new_ca && r.done_count >= r.csr_count) r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    return req_put(t, ra, &r);
+}
+
+typedef struct {
+    const uint8_t *issuer_ski;
+    smki_cert *items;
+    size_t n, cap;
+} live_list;
+
+static int live_one(const smki_cert *c, void *arg)
+{
+    live_list *l = arg;
+    if (memcmp(c->issuer_ski, l->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        smki_cert *n = realloc(l->items, cap * sizeof *n);
+        ENSURE(n, SMKI_E_NOMEM, "out of memory");
+        l->items = n;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *c;
+    return 0;
+}
+
+/* The live organisation certificates a CA issued, in the store's (stable) order. */
+static int live_certs(smki_ra *ra, const char *env, const uint8_t ski[SMKI_KEYID_LEN], live_list *l)
+{
+    l->issuer_ski = ski;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.env = env;
+    q.issuer_ski = ski;
+    q.profile = SMKI_PROFILE_ORGANISATION;
+    q.status = SMKI_STATUS_IN_USE;
+    return smki_ca_find(&ra->ca, &q, live_one, l);
+}
+
+static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
+{
+    ENSURE(o && o->home, SMKI_E_USAGE, "a recovery needs the home (where the successor's certificate is written)");
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    smki_ca_kind kind = (smki_ca_kind)r.ca_kind;
+    smki_ca_record *rec = malloc(sizeof *rec);
+    smki_cert *revoked = malloc(sizeof *revoked);
+    live_list live = {NULL, NULL, 0, 0};
+    int rc = rec && revoked ? smki_ca_get(&ra->ca, r.env, kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    recover_run x;
+    memset(&x, 0, sizeof x);
+    x.id = id;
+    x.ca = rec;
+    x.revoked = revoked;
+    /* 1. The compromised CA onto the root's ARL, which is published (again, on a run that
+     * resumes before the intent: publishing twice only numbers the list anew). */
+    if (rc == 0 && !r.has_result) {
+        if (rec->cert.status != SMKI_STATUS_REVOKED) {
+            x.step = 1;
+            rc = ra_act(ra, by, 0, recover_fn, &x);
+        }
+        int64_t interval = 0;
+        smki_crl crl;
+        memset(&crl, 0, sizeof crl);
+        if (rc == 0) rc = smki_ca_crl_interval(o->conf, r.env, SMKI_CA_ROOT, &interval);
+        smki_crl_opts co = {o->hsm, o->home, 0, interval};
+        if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, r.env, SMKI_CA_ROOT, &co, &crl);
+        crl_note_run cn = {&crl, "arl"};
+        if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+        smki_crl_clear(&crl);
+        if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
+    }
+    /* 2. The intent, written before the successor is made (the log fails closed). */
+    if (rc == 0 && !r.has_result) {
+        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, rec->cert.ski, &live) : 0;
+        x.step = 2;
+        x.live = live.n;
+        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
+    }
+    /* 3. The successor; a run interrupted after making it finds it in place. */
+    if (rc == 0 && !r.has_new_ca) {
+        if (memcmp(rec->cert.serial, r.serial, SMKI_SERIAL_LEN) == 0) {
+            smki_ca_init_item item;
+            smki_ca_init_opts io = {o->hsm, o->home, 0};
+            rc = smki_ca_successor(&ra->ca, r.env, kind, o->conf, &io, &item);
+            if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
+        }
+        x.step = 3;
+        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
+    }
+    /* 4. Re-issue under the successor, in group commits. */
+    if (rc == 0 && r.state == SMKI_REQ_APPROVED) {
+        if (!live.items && kind == SMKI_CA_OCA) rc = live_certs(ra, r.env, r.issuer_ski, &live);
+        if (rc == 0 && live.n != r.csr_count)
+            rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu: %zu live certificates of the compromised CA, %u when the "
+                           "recovery began", (unsigned long long)id, live.n, r.csr_count);
+        smki_ca_issuer *is = NULL;
+        if (rc == 0) rc = smki_ca_issuer_open(&ra->ca, r.env, SMKI_PROFILE_ORGANISATION, o->hsm, &is);
+        size_t group = ra->pol.batch_group;
+        smki_cert *certs = rc == 0 ? calloc(group, sizeof *certs) : NULL;
+        uint8_t *old = rc == 0 ? calloc(group, SMKI_SERIAL_LEN) : NULL;
+        if (rc == 0 && (!certs || !old)) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        uint32_t from = r.done_count;
+        do {
+            uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
+            for (uint32_t i = 0; rc == 0 && i < n; i++) {
+                rc = smki_ca_reissue(is, &live.items[from + i], &certs[i]);
+                memcpy(old + (size_t)i * SMKI_SERIAL_LEN, live.items[from + i].serial, SMKI_SERIAL_LEN);
+            }
+            x.step = 4;
+            x.from = from;
+            x.n = n;
+            x.certs = certs;
+            x.old_serials = old;
+            if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+            if (rc == 0) {
+                from += n;
+                if (o->progress && r.csr_count) o->progress(from, r.csr_count, o->progress_arg);
+            }
+        } while (rc == 0 && from < r.csr_count);
+        free(certs);
+        free(old);
+        smki_ca_issuer_free(is);
+    }
+    free(live.items);
+    free(rec);
+    free(revoked);
+    return rc;
+}
+
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
     smki_ra_request r;
@@ -812,6 +1056,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
            (unsigned long long)id, smki_req_state_name(r.state),
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
     if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
+    if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
     ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH, SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));

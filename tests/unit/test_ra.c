@@ -803,6 +803,111 @@ static void test_a_revoked_issuing_ca_issues_nothing_through_the_ra(void **state
     assert_int_equal(cert_count(f), certs);
 }
 
+/* ---- CA compromise recovery -------------------------------------------------------------------- */
+
+static int collect_live(const smki_cert *c, void *arg)
+{
+    smki_cert *out = arg;
+    size_t i = 0;
+    while (out[i].der_len) i++;
+    if (i < 4) out[i] = *c;
+    return 0;
+}
+
+static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    issued_org(f, c1);
+    issued_org(f, c2);
+    smki_ca_record *old = malloc(sizeof *old), *now = malloc(sizeof *now);
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, old));
+    /* A successor is refused while the CA is not revoked, and writes nothing. */
+    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_item item;
+    assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, f->conf, &io, &item), SMKI_E_REFUSED,
+                 "only for a revoked CA");
+    assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, f->conf, &io, &item), SMKI_E_USAGE,
+                 "issuing CA");
+    smki_ra_submit s = {.type = SMKI_REQ_RECOVER, .env = "test", .ca_kind = SMKI_CA_OCA};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.approvals_required, 2);
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    /* The successor's key: a file here (a token key in practice), configured like the ceremony's. */
+    char path[1200], text[1400];
+    snprintf(path, sizeof path, "%s/oca-successor.pem", f->dir);
+    write_key(path);
+    snprintf(text, sizeof text, "[ca.test]\nsmki_oca_successor_key = file:%s\n", path);
+    smki_conf *conf = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "successor.conf", &conf));
+    smki_ra_exec_opts o = {.hsm = NULL, .home = f->dir, .conf = conf};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    assert_int_equal(r.csr_count, 2);
+    assert_int_equal(r.done_count, 2);
+    /* The old CA revoked onto the ARL; the successor in its place, with a new key. */
+    smki_cert oc;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), old->cert.issuer_ski, old->cert.serial, &oc));
+    assert_int_equal(oc.status, SMKI_STATUS_REVOKED);
+    smki_crl arl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &arl));
+    assert_int_equal(arl.entries, 1);
+    smki_crl_clear(&arl);
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, now));
+    assert_int_equal(now->cert.status, SMKI_STATUS_IN_USE);
+    assert_memory_not_equal(now->cert.ski, old->cert.ski, SMKI_KEYID_LEN);
+    assert_memory_equal(now->cert.serial, r.new_ca_serial, SMKI_SERIAL_LEN);
+    /* Each live certificate re-issued under it: same subject key, EUI and role; linted clean. */
+    smki_cert *re = calloc(4, sizeof *re);
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.issuer_ski = now->cert.ski;
+    q.profile = SMKI_PROFILE_ORGANISATION;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &q, collect_live, re));
+    assert_int_equal(re[1].der_len != 0, 1);
+    assert_int_equal(re[2].der_len, 0);
+    smki_env env;
+    assert_ok(smki_env_load("test", NULL, &env));
+    smki_lint_report *lint = malloc(sizeof *lint);
+    for (int i = 0; i < 2; i++) {
+        assert_true(memcmp(re[i].ski, c1->ski, SMKI_KEYID_LEN) == 0 || memcmp(re[i].ski, c2->ski, SMKI_KEYID_LEN) == 0);
+        assert_int_equal(re[i].role, SMKI_ROLE_SUPPLIER);
+        assert_memory_equal(re[i].eui.b, c1->eui.b, 8);
+        assert_ok(smki_lint_der(re[i].der, re[i].der_len, &env, lint));
+        assert_true(smki_lint_is_clean(lint));
+    }
+    free(lint);
+    /* New requests issue under the successor. */
+    smki_cert *c3 = malloc(sizeof *c3);
+    issued_org(f, c3);
+    assert_memory_equal(c3->issuer_ski, now->cert.ski, SMKI_KEYID_LEN);
+    /* Executing again changes nothing; the trail verifies, every step in it. */
+    assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, "is done");
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    EVP_PKEY_free(pub);
+    const char *steps[] = {"recover-revoke-ca", "arl-publish", "recover-successor-begin", "ca-successor",
+                           "recover-reissue"};
+    for (size_t i = 0; i < 5; i++) {
+        void *want[2] = {(void *)steps[i], NULL};
+        assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+        if (!want[1]) fail_msg("no %s entry", steps[i]);
+    }
+    smki_conf_free(conf);
+    free(re);
+    free(c1);
+    free(c2);
+    free(c3);
+    free(old);
+    free(now);
+}
+
 /* ---- Direct issuance ------------------------------------------------------------------------------ */
 
 static void test_direct_issue_only_in_direct_environments_after_eligibility(void **state)
@@ -1112,6 +1217,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ca_compromise_recovery_revokes_succeeds_and_reissues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_issue_only_in_direct_environments_after_eligibility, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expiry_monitor_names_the_party, setup, teardown),

@@ -965,7 +965,7 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
     GUARD(smki_mkdirs(out_dir, 0755));
     smki_ra_request r;
     GUARD(smki_ra_request_get(x->ra, id, &r));
-    if (r.type == SMKI_REQ_REVOKE) return 0;
+    if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
     if (r.type == SMKI_REQ_ORGANISATION) {
         smki_cert *cert = malloc(sizeof *cert);
         ENSURE(cert, SMKI_E_NOMEM, "out of memory");
@@ -1092,7 +1092,15 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
         char s[64] = "";
         if (rc == 0 && r.has_result) smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
-        if (rc == 0 && r.type == SMKI_REQ_REVOKE)
+        if (rc == 0 && r.type == SMKI_REQ_RECOVER) {
+            char ns[64];
+            smki_hex_encode(r.new_ca_serial, SMKI_SERIAL_LEN, ns, 0);
+            snprintf(msg, sizeof msg,
+                     "Request %llu executed: the %s of %s is revoked (ARL published), its successor is serial %s, and "
+                     "%u organisation certificate(s) are re-issued under it ('smki ca list --env %s').",
+                     (unsigned long long)id, smki_ca_kind_name((smki_ca_kind)r.ca_kind), r.env, ns, r.done_count,
+                     r.env);
+        } else if (rc == 0 && r.type == SMKI_REQ_REVOKE)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
                      "published: %s",
                      (unsigned long long)id, s, smki_revoke_reason_name(r.reason), crl_path[0] ? crl_path : "(store)");
@@ -1182,6 +1190,63 @@ static int ra_revoke(smki_cli *c, int argc, char **argv)
     return EXIT_OK;
 }
 
+/* ---- recover ------------------------------------------------------------------------------------- */
+
+static const char RECOVER_HELP[] =
+    "Usage: smki ra recover --env ENV [--ca oca|dca]\n"
+    "\n"
+    "Submit a CA compromise recovery of ENV's organisation CA (default) or device CA. It\n"
+    "needs ra.approvals_sensitive approvals (default 2) by operators other than the\n"
+    "requester; then 'smki ra request execute ID' does it, each step an audited commit and\n"
+    "the whole resumable (run execute again after an interruption):\n"
+    "  1. revoke the CA (cACompromise) onto the root's ARL and publish the ARL;\n"
+    "  2. record the intent, then make the successor CA: a new key in the token\n"
+    "     (ca.ENV.smki_oca_successor_key, or a generated label), a certificate from the root,\n"
+    "     <home>/ca/ENV/smki-oca.pem replaced (the old one kept beside it);\n"
+    "  3. re-issue under the successor every organisation certificate of the compromised\n"
+    "     CA that was in use (same subject and public key), in group commits.\n"
+    "A device CA's certificates are replaced from the devices' new CSRs (device batches).\n"
+    "docs/ra.md has the whole procedure.\n";
+
+static int ra_recover(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, RECOVER_HELP)) return EXIT_OK;
+    static const char *const V[] = {"env", "ca", NULL};
+    args a;
+    int u = parse_args(c, "smki ra recover", argc, argv, V, NULL, &a);
+    if (u) return u;
+    if (a.npos || !arg(&a, "env")) return cli_usage(c, "smki ra recover", "give --env ENV");
+    const char *ca = arg(&a, "ca") ? arg(&a, "ca") : "oca";
+    smki_ra_submit s;
+    memset(&s, 0, sizeof s);
+    s.type = SMKI_REQ_RECOVER;
+    s.env = arg(&a, "env");
+    if (strcmp(ca, "oca") == 0 || strcmp(ca, "smki-oca") == 0) s.ca_kind = SMKI_CA_OCA;
+    else if (strcmp(ca, "dca") == 0 || strcmp(ca, "smki-dca") == 0) s.ca_kind = SMKI_CA_DCA;
+    else return cli_usage(c, "smki ra recover", "--ca is oca or dca, not '%.16s'", ca);
+    ra_ctx x;
+    uint64_t id = 0;
+    int rc = ra_begin(c, 1, 1, &x);
+    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, &s, &id);
+    smki_ra_request r;
+    if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
+    ra_end(&x);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        req_json(&w, &r);
+        json_end(&w);
+        return EXIT_OK;
+    }
+    printf("Request %llu submitted: CA compromise recovery of %s in %s.\n", (unsigned long long)id,
+           smki_ca_kind_name((smki_ca_kind)s.ca_kind), s.env);
+    printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
+           r.approvals_required, r.requester, (unsigned long long)id);
+    return EXIT_OK;
+}
+
 /* ---- expiring ------------------------------------------------------------------------------------ */
 
 static const char EXPIRING_HELP[] =
@@ -1268,6 +1333,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"subscriber", ra_subscriber, "Authorised Subscribers: authorise, revoke, list"},
     {"request", ra_request, "requests: submit, list, show, approve, reject, execute"},
     {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
+    {"recover", ra_recover, "submit a CA compromise recovery (revoke, successor CA, re-issue)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
     {NULL, NULL, NULL},
 };
