@@ -244,16 +244,50 @@ expect_exit 0 "smki ca issue to the registered participant, audited" smki ca iss
 expect_exit 0 "the expiry monitor sees it, per Party" smki --json ra expiring --days 4000
 expect_json "one, SUPPLIER-A's" 'd["count"] == 1 and d["expiring"][0]["party"] == "SUPPLIER-A"'
 
+# ---- CA compromise recovery --------------------------------------------------------------------------
+cp "$CA/smki-oca.pem" "$W/old-oca.pem"
+DIRECT_SERIAL=$(openssl x509 -in "$W/direct.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+expect_exit 0 "submit the recovery of the organisation CA" smki --json ra recover --env test "${A[@]}"
+expect_json "a recover request needing two approvals" 'd["type"] == "recover" and d["approvals_required"] == 2'
+RECOVER=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect_exit 2 "the requester cannot approve it" smki ra request approve "$RECOVER" "${A[@]}"
+expect_exit 0 "bob approves" smki ra request approve "$RECOVER" "${B[@]}"
+expect_exit 0 "carol approves" smki ra request approve "$RECOVER" "${C[@]}"
+expect_exit 0 "execute: revoke, ARL, successor (a new key in the token), re-issue" \
+    smki ra request execute "$RECOVER" "${C[@]}"
+expect_in "1 organisation certificate(s) are re-issued" "the one live certificate (the direct one) is re-issued"
+check "the old OCA certificate is kept beside the successor's" test -s "$CA/smki-oca-$(openssl x509 -in "$W/old-oca.pem" \
+    -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f').pem"
+check_fails "the successor has a new key" cmp -s <(openssl x509 -in "$W/old-oca.pem" -noout -pubkey) \
+    <(openssl x509 -in "$CA/smki-oca.pem" -noout -pubkey)
+check "openssl: the successor chains to the root" openssl verify -x509_strict -CAfile "$CA/smki-root.pem" "$CA/smki-oca.pem"
+openssl crl -inform DER -in "$CA/smki-root.crl" -out "$W/arl.pem" 2>/dev/null
+check_fails "openssl -crl_check: the old OCA is on the root's ARL" \
+    openssl verify -crl_check -CAfile "$CA/smki-root.pem" -CRLfile "$W/arl.pem" "$W/old-oca.pem"
+expect_exit 0 "ca list under the successor" smki --json ca list --env test --profile organisation --status in-use
+NEW_SERIAL=$(printf '%s' "$OUT" | "$PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+print([c["serial"] for c in d["certificates"] if c["serial"] != "'"$DIRECT_SERIAL"'" and c["eui64"] == "90-B3-D5-1F-30-00-00-00"][-1])')
+expect_exit 0 "the re-issued certificate" smki ca show "$NEW_SERIAL" --out "$W/reissued.pem"
+check "openssl: the re-issued certificate chains through the successor" \
+    openssl verify -x509_strict -CAfile "$CA/smki-root.pem" -untrusted "$CA/smki-oca.pem" "$W/reissued.pem"
+check "it certifies the same public key as before" cmp -s <(openssl x509 -in "$W/direct.pem" -noout -pubkey) \
+    <(openssl x509 -in "$W/reissued.pem" -noout -pubkey)
+expect_exit 0 "it lints clean" smki lint --env test "$W/reissued.pem"
+expect_exit 0 "requests issue under the successor" smki ra request submit --type organisation --party SUPPLIER-A \
+    --env test --role supplier --eui 90-B3-D5-1F-30-00-00-00 --csr "$W/direct.csr" "${A[@]}"
+
 # ---- The audit trail ---------------------------------------------------------------------------------
 expect_exit 0 "audit verify: clean" smki --json audit verify
 expect_json "no finding, checkpoints every 4 entries" \
     'd["ok"] and d["total_findings"] == 0 and d["checkpoints"] == d["head"] // 4 and d["last_checkpoint"] > 0'
 HEAD=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["head"])')
 expect_exit 0 "audit list" smki audit list --last 5
-expect_in "request-execute" "the table shows the actions"
+expect_in "request-submit" "the table shows the actions"
 expect_exit 0 "audit list --json" smki --json audit list
 expect_json "every action is there: submit, approve, reject, execute, revoke's CRL" \
-    '{e["action"] for e in d["entries"]} >= {"request-submit", "request-approve", "request-reject", "request-execute", "crl-publish", "ca-issue-direct", "party-suspend"}'
+    '{e["action"] for e in d["entries"]} >= {"request-submit", "request-approve", "request-reject", "request-execute", "crl-publish", "ca-issue-direct", "party-suspend", "recover-revoke-ca", "arl-publish", "ca-successor", "recover-reissue"}'
 
 cp -a "$STORE" "$W/store.good"
 tampered() { # desc kind entry ra_tamper-args...: the damage is named at that entry
