@@ -74,6 +74,9 @@ int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t l
 #define CA_CERT_RECORD_MAX (38 + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX)
 /* A "revocations" record (revoke.c), read back strictly. */
 int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);
+/* A "crls" record (crl.c) into out, its DER malloc'd (smki_crl_clear); key names it in
+ * messages. */
+int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out);
 /* The "cas" record of a CA; put in the ceremony's transaction. */
 int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
 

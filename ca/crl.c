@@ -72,8 +72,7 @@ static int crl_key(const char *env, smki_ca_kind k, char *out, size_t cap)
     return 0;
 }
 
-/* A "crls" record into out (its DER malloc'd). */
-static int crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out)
+int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out)
 {
     ENSURE(len >= CRL_RECORD_FIXED && val[0] == CRL_RECORD_VERSION, SMKI_E_CORRUPT,
            "CRL record %s in the store is damaged or of another version", key);
@@ -244,7 +243,7 @@ static int publish_in(smki_txn *t, void *arg)
     int rc = smki_txn_get(t, C->db->crls, key, strlen(key), &val, &vlen);
     if (rc == 0) {
         smki_crl old = {0};
-        GUARD(crl_decode(key, val, vlen, &old));
+        GUARD(ca_crl_decode(key, val, vlen, &old));
         C->number = old.number + 1;
         smki_crl_clear(&old);
     } else if (rc != SMKI_E_NOTFOUND) {
@@ -363,7 +362,7 @@ static int get_in(smki_txn *t, void *arg)
     const void *val;
     size_t vlen;
     GUARD(smki_txn_get(t, g->db->crls, g->key, strlen(g->key), &val, &vlen));
-    return crl_decode(g->key, val, vlen, g->out);
+    return ca_crl_decode(g->key, val, vlen, g->out);
 }
 
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out)

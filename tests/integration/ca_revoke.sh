@@ -124,6 +124,9 @@ refused 2 "a serial of another environment" "no certificate of serial" --env pro
 refused 1 "an unknown --issuer" "is not a CA" --serial "$ORG1" --issuer nosuch --reason superseded
 refused 2 "the right serial under another issuer" "from that issuer" --serial "$ORG1" --issuer smki-dca \
     --reason superseded
+expect_exit 2 "--json: a refusal is a JSON error" smki --json ca revoke --env test --serial "$DEVICE" --reason 1
+expect_json "ok false, naming why" 'd["ok"] is False and "replaced, not revoked" in json.dumps(d)'
+check "and nothing revoked by it" test "$(revoked_count)" = 0
 expect_exit 1 "revoke without --reason is a usage error" smki ca revoke --env test --serial "$ORG1"
 check "organisation 1 is still in use" test "$(status_of "$ORG1")" = in-use
 check "the device certificate is still in use" test "$(status_of "$DEVICE")" = in-use
@@ -137,6 +140,10 @@ check "ca show: organisation 1 is revoked" test "$(status_of "$ORG1")" = revoked
 check "ca show: organisation 2 is still in use" test "$(status_of "$ORG2")" = in-use
 expect_exit 0 "ca list --status revoked" smki --json ca list --status revoked
 expect_json "lists exactly organisation 1" "d['count'] == 1 and d['certificates'][0]['serial'] == '$ORG1'"
+expect_json "with its reason and time" "d['certificates'][0]['reason'] == 'keyCompromise' and 'revoked_at' in d['certificates'][0]"
+expect_exit 0 "ca show of the revoked certificate" smki ca show "$ORG1"
+expect_in "revoked     " "ca show says when it was revoked"
+expect_in "(keyCompromise)" "and why"
 expect_exit 0 "ca list --status in-use" smki --json ca list --status in-use --profile organisation
 expect_json "lists only organisation 2 among organisation certificates" \
     "d['count'] == 1 and d['certificates'][0]['serial'] == '$ORG2'"

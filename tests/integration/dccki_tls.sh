@@ -22,7 +22,7 @@ set -euo pipefail
 PY=/usr/bin/python3 # Debian's: the python3 on PATH may lack cryptography
 REAL_CSR=$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
 TIMEOUT=120
-TLS_TIMEOUT=20 # seconds any one openssl s_server / s_client may run
+TLS_TIMEOUT=60 # seconds any one openssl s_server / s_client may run (a bound, not a measure)
 
 unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL SMKI_OPERATOR SMKI_OPERATOR_KEY
 export SMKI_PIN=ca-user-1234 SMKI_SO_PIN=ca-so-12345678
@@ -69,7 +69,7 @@ tls() {
             -CAfile "$sca" -Verify 1 -verify_return_error -tls1_3 -naccept 1 -rev \
             </dev/null >"$W/$name.server" 2>&1 &
         SERVER_PID=$!
-        for _ in $(seq 100); do
+        for _ in $(seq 600); do # up to a minute for s_server to listen on a loaded machine
             grep -q ACCEPT "$W/$name.server" && break
             kill -0 "$SERVER_PID" 2>/dev/null || break
             sleep 0.1

@@ -224,6 +224,29 @@ static void json_cert(json_w *w, const smki_cert *x)
     json_str(w, "not_after", t);
 }
 
+/* A revoked certificate's time and reason, if the store has them (read inside the
+ * caller's read transaction: the store allows nested reads). */
+static int revocation_of(smki_ca_db *db, const smki_cert *x, char when_out[32], const char **reason)
+{
+    smki_revocation rev;
+    if (!db || x->status != SMKI_STATUS_REVOKED || smki_ca_revocation_get(db, x->issuer_ski, x->serial, &rev) != 0) {
+        smki_error_clear();
+        return 0;
+    }
+    when(rev.revoked_at, when_out);
+    *reason = smki_revoke_reason_name(rev.reason);
+    return 1;
+}
+
+static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
+{
+    char t[32];
+    const char *reason = NULL;
+    if (!revocation_of(db, x, t, &reason)) return;
+    json_str(w, "revoked_at", t);
+    json_str(w, "reason", reason);
+}
+
 /* ---- init --------------------------------------------------------------------------------- */
 
 static int ca_init(smki_cli *c, int argc, char **argv)
@@ -508,6 +531,7 @@ typedef struct {
     smki_cli *c;
     json_w *w;
     size_t n;
+    smki_ca_db *db;
 } list_run;
 
 static int list_one(const smki_cert *x, void *arg)
@@ -517,6 +541,7 @@ static int list_one(const smki_cert *x, void *arg)
     if (run->w) {
         json_arr_obj(run->w);
         json_cert(run->w, x);
+        json_revocation(run->w, run->db, x);
         json_close_obj(run->w);
         return 0;
     }
@@ -589,7 +614,7 @@ static int ca_list(smki_cli *c, int argc, char **argv)
     }
     if (rc < 0) return cli_fail(c, rc);
     json_w w;
-    list_run run = {c, c->json ? &w : NULL, 0};
+    list_run run = {c, c->json ? &w : NULL, 0, empty ? NULL : &db};
     if (c->json) {
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
@@ -614,6 +639,7 @@ typedef struct {
     size_t n;
     json_w *w;
     int rc;
+    smki_ca_db *db;
 } show_run;
 
 static int show_one(const smki_cert *x, void *arg)
@@ -627,6 +653,7 @@ static int show_one(const smki_cert *x, void *arg)
     if (run->w) {
         json_arr_obj(run->w);
         json_cert(run->w, x);
+        json_revocation(run->w, run->db, x);
         json_str(run->w, "pem", pem);
         json_close_obj(run->w);
         return 0;
@@ -643,6 +670,9 @@ static int show_one(const smki_cert *x, void *arg)
     printf("  role        %s%s%s\n", role, x->role >= 0 ? " " : "", x->role >= 0 ? smki_role_name((unsigned)x->role) : "");
     printf("  EUI-64      %s\n", eui);
     printf("  status      %s\n", smki_cert_status_name(x->status));
+    char rt[32];
+    const char *reason = NULL;
+    if (revocation_of(run->db, x, rt, &reason)) printf("  revoked     %s (%s)\n", rt, reason);
     printf("  environment %s\n", x->env);
     printf("  valid       %s to %s\n", t1, t2);
     hex(x->ski, SMKI_KEYID_LEN, s);
@@ -683,7 +713,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
     if (cli_wants_help(argc, argv, SHOW_HELP)) return EXIT_OK;
     static const struct option opts[] = {
         {"pem", no_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
-    show_run run = {c, 0, NULL, 0, NULL, 0};
+    show_run run = {c, 0, NULL, 0, NULL, 0, NULL};
     int ch;
     optind = 1;
     opterr = 0;
@@ -718,6 +748,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
         json_bool(&w, "ok", 1);
         json_key_arr(&w, "certificates");
     }
+    run.db = &db;
     rc = smki_ca_find(&db, &q, show_one, &run);
     smki_store_close(s);
     if (c->json) {
@@ -828,11 +859,13 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = smki_revoke_reason_parse(reason_s, &reason);
     if (rc == 0 && issuer_s) {
         size_t got = 0;
-        if (strlen(issuer_s) == 2 * SMKI_KEYID_LEN &&
-            smki_hex_decode(issuer_s, strlen(issuer_s), issuer, sizeof issuer, &got) == 0 && got == SMKI_KEYID_LEN)
-            ;
-        else
+        int is_ski = strlen(issuer_s) == 2 * SMKI_KEYID_LEN &&
+                     smki_hex_decode(issuer_s, strlen(issuer_s), issuer, sizeof issuer, &got) == 0 &&
+                     got == SMKI_KEYID_LEN;
+        if (!is_ski) {
+            smki_error_clear();
             rc = parse_ca_kind(issuer_s, &issuer_kind);
+        }
     }
     if (rc == 0) rc = cli_home(c);
     if (rc == 0 && !store_exists(c))
