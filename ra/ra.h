@@ -208,6 +208,12 @@ int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
 int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out);
 
+/* 'smki ca revoke' in an RA-governed store: the same rule as direct issuance (only in the
+ * policy's direct environments; elsewhere 'smki ra revoke' and its approvals), the
+ * revocation and its audit entry in one transaction. r->env is required. */
+int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
+                          smki_revocation *rev);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */

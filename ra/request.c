@@ -1156,3 +1156,36 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     direct_run d = {e, out};
     return ra_act(ra, by, 0, direct_fn, &d);
 }
+
+typedef struct {
+    const smki_revoke_req *r;
+    smki_cert *out;
+    smki_revocation *rev;
+} direct_revoke_run;
+
+static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    direct_revoke_run *d = arg;
+    /* The CA's own refusals first (no such serial, a device certificate, ...); then the
+     * RA's rule, which aborts the transaction: nothing is written. */
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, d->rev));
+    ENSURE(env_listed(ra->pol.direct_envs, d->r->env), SMKI_E_REFUSED,
+           "environment %s revokes only through approved RA requests ('smki ra revoke'); direct revocation is allowed "
+           "in: %s",
+           d->r->env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(d->out->serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "ca-revoke-direct");
+    snprintf(note->object, sizeof note->object, "certificate %s", serial);
+    snprintf(note->detail, sizeof note->detail, "%s certificate of %s: %s", smki_profile_get(d->out->profile)->name,
+             d->out->env, smki_revoke_reason_name(d->r->reason));
+    return 0;
+}
+
+int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
+                          smki_revocation *rev)
+{
+    ENSURE(r && r->env && out, SMKI_E_USAGE, "direct revocation needs the environment");
+    direct_revoke_run d = {r, out, rev};
+    return ra_act(ra, by, 0, direct_revoke_fn, &d);
+}

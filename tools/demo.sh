@@ -138,7 +138,7 @@ run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untruste
 
 say "12. Revocation: the supplier's KA certificate is superseded; the organisation CA's CRL lists it"
 KA_SERIAL=$(openssl x509 -in "$RUN/supplier-ka.pem" -noout -serial | cut -d= -f2)
-run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded
+run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded --operator demo-ra
 run "$SMKI" ca crl --env test
 run "$SMKI" ca arl --env test
 run openssl crl -inform DER -in "$CA_DIR/smki-oca.crl" -noout -text
@@ -153,7 +153,7 @@ echo "(as expected: openssl refuses the revoked KA certificate)"
 say "13. The store"
 run "$SMKI" store info
 
-say "12. The registration authority: requests, approvals, a batch, a revocation, the audit trail"
+say "14. The registration authority: requests, approvals, a batch, a revocation, the audit trail"
 SMKI_TAMPER=${SMKI_TAMPER:-$(dirname "$SMKI")/ra_tamper} "$(dirname "$0")/demo_ra.sh" "$SMKI"
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."

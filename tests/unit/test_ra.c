@@ -803,6 +803,39 @@ static void test_a_revoked_issuing_ca_issues_nothing_through_the_ra(void **state
     assert_int_equal(cert_count(f), certs);
 }
 
+static void test_direct_revocation_only_in_direct_environments_and_audited(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c), *out = malloc(sizeof *out);
+    issued_org(f, c);
+    smki_ra_policy p = *smki_ra_get_policy(f->ra);
+    snprintf(p.direct_envs, sizeof p.direct_envs, "staging");
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    uint64_t before = head(f);
+    smki_revoke_req r = {c->serial, NULL, "test", SMKI_REASON_SUPERSEDED, 0};
+    assert_fails(smki_ra_revoke_direct(f->ra, &f->alice, &r, out, NULL), SMKI_E_REFUSED,
+                 "revokes only through approved RA requests");
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    assert_int_equal(head(f), before);
+    snprintf(p.direct_envs, sizeof p.direct_envs, "staging, test");
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    assert_fails(smki_ra_revoke_direct(f->ra, &f->mallory, &r, out, NULL), SMKI_E_REFUSED, "not a registered");
+    assert_ok(smki_ra_revoke_direct(f->ra, &f->alice, &r, out, NULL));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    assert_int_equal(head(f), before + 1);
+    void *want[2] = {(void *)"ca-revoke-direct", NULL};
+    assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+    assert_non_null(want[1]);
+    free(c);
+    free(out);
+}
+
 /* ---- CA compromise recovery -------------------------------------------------------------------- */
 
 static int collect_live(const smki_cert *c, void *arg)
@@ -1217,6 +1250,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_revocation_only_in_direct_environments_and_audited, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_ca_compromise_recovery_revokes_succeeds_and_reissues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_issue_only_in_direct_environments_after_eligibility, setup,
                                         teardown),

@@ -762,6 +762,12 @@ static int ca_show(smki_cli *c, int argc, char **argv)
 
 static const char REVOKE_HELP[] =
     "Usage: smki ca revoke --env ENV --serial SERIAL --reason REASON [--issuer CA|SKI]\n"
+    "                      [--operator NAME --operator-key KEY]\n"
+    "\n"
+    "In a store with an RA (registered operators), revocation is an RA action: this direct\n"
+    "path needs --operator, is recorded in the audit trail in the same transaction, and is\n"
+    "allowed only in the environments of ra.direct_issue (default: test); elsewhere submit\n"
+    "'smki ra revoke' (two approvals).\n"
     "\n"
     "Revoke a certificate of ENV: its status becomes R (revoked) in the store, with the\n"
     "time and the reason, and it is listed on the next list its CA publishes:\n"
@@ -837,8 +843,10 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
                                          {"serial", required_argument, NULL, 's'},
                                          {"issuer", required_argument, NULL, 'i'},
                                          {"reason", required_argument, NULL, 'r'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'},
                                          {NULL, 0, NULL, 0}};
-    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL;
+    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL, *op = NULL, *op_key = NULL;
     int ch;
     optind = 1;
     opterr = 0;
@@ -847,6 +855,8 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
         else if (ch == 's') serial_s = optarg;
         else if (ch == 'i') issuer_s = optarg;
         else if (ch == 'r') reason_s = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca revoke", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca revoke", "unexpected argument '%s'", argv[optind]);
@@ -883,10 +893,30 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
         free(rec);
     }
     smki_revocation rev;
+    /* In a store with an RA, revocation is an RA action: audited, and direct only where
+     * the policy allows direct issuance (test); elsewhere 'smki ra revoke'. */
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    size_t operators = 0;
+    if (rc == 0) {
+        smki_ra_policy pol;
+        rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
+        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+    }
     if (rc == 0) {
         smki_revoke_req r = {serial, issuer_s ? issuer : NULL, env, reason, 0};
-        rc = smki_ca_revoke(&db, &r, cert, &rev);
+        if (operators > 0) {
+            rc = cli_pin(c, 0) < 0 ? smki_error_code() : ra_cli_actor(c, op, op_key, &op_k);
+            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
+            if (rc == 0) ra_cli_checkpoint_key(c, ra);
+            if (rc == 0) rc = smki_ra_revoke_direct(ra, &actor, &r, cert, &rev);
+        } else {
+            rc = smki_ca_revoke(&db, &r, cert, &rev);
+        }
     }
+    smki_ra_close(ra);
+    smki_key_free(op_k);
     smki_store_close(s);
     if (rc < 0) {
         free(cert);
