@@ -73,6 +73,16 @@ static int entry_decode(const void *val, size_t vlen, smki_audit_entry *e)
     return 0;
 }
 
+int smki_audit_entry_decode(const void *val, size_t len, smki_audit_entry *out)
+{
+    return entry_decode(val, len, out);
+}
+
+int smki_audit_entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len)
+{
+    return entry_body(e, out, cap, len);
+}
+
 /* ---- Appending ------------------------------------------------------------------------------ */
 
 static int head_get(smki_txn *t, smki_ra *ra, uint64_t *seq, uint8_t hash[32])

@@ -355,6 +355,12 @@ typedef struct {
     uint8_t hash[SMKI_AUDIT_HASH_LEN]; /* SHA-256 of body || signature: the next entry's prev */
 } smki_audit_entry;
 
+/* One stored audit entry decoded, its hash computed: the verifier's reader of bytes that
+ * may have been tampered with. SMKI_E_CORRUPT for anything but one whole, canonical entry. */
+int smki_audit_entry_decode(const void *val, size_t len, smki_audit_entry *out);
+/* Its body encoded again: the octets the operator signed. */
+int smki_audit_entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len);
+
 typedef int (*smki_audit_fn)(const smki_audit_entry *e, void *arg);
 /* Entries from seq `from` (1: all) in order. */
 int smki_audit_each(smki_ra *ra, uint64_t from, smki_audit_fn fn, void *arg);
