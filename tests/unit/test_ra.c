@@ -941,6 +941,23 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     free(now);
 }
 
+static void test_an_expired_issuing_ca_issues_nothing_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    smki_ca_record oca;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &oca));
+    smki_ra_set_clock(f->ra, oca.cert.not_after + 1);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "has expired");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+}
+
 /* ---- Direct issuance ------------------------------------------------------------------------------ */
 
 static void test_direct_issue_only_in_direct_environments_after_eligibility(void **state)
@@ -1250,6 +1267,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_expired_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_revocation_only_in_direct_environments_and_audited, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ca_compromise_recovery_revokes_succeeds_and_reissues, setup, teardown),
