@@ -109,6 +109,14 @@ int smki_ra_operator_add(smki_ra *ra, const smki_ra_actor *by, const char *name,
     return ra_act(ra, by, 1, operator_add_fn, &a);
 }
 
+static int count_active(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    smki_ra_operator o;
+    GUARD(ra_operator_decode(k, kl, v, vl, &o));
+    *(size_t *)arg += (size_t)o.active;
+    return 0;
+}
+
 static int operator_deactivate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     const char *name = arg;
@@ -117,6 +125,11 @@ static int operator_deactivate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_NOTFOUND, "no operator '%s'", name);
     GUARD(rc);
     ENSURE(o.active, SMKI_E_REFUSED, "operator %s is already deactivated", name);
+    size_t active = 0;
+    GUARD(smki_txn_scan(t, ra->db.operators, NULL, 0, count_active, &active));
+    ENSURE(active > 1, SMKI_E_REFUSED,
+           "operator %s is the last active operator: register another before deactivating them, or nobody could act",
+           name);
     o.active = 0;
     GUARD(operator_put(t, ra, &o, 0));
     snprintf(note->action, sizeof note->action, "operator-deactivate");

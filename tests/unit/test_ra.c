@@ -307,10 +307,14 @@ static void test_first_operator_registers_themself_and_no_one_else(void **state)
                  "only letters");
     assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"));
     assert_fails(smki_ra_party_add(f->ra, &f->carol, &p), SMKI_E_REFUSED, "deactivated");
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"), SMKI_E_REFUSED, "already deactivated");
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "nobody"), SMKI_E_NOTFOUND, "no operator");
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "bob"));
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "alice"), SMKI_E_REFUSED, "last active operator");
     size_t n;
     assert_ok(smki_ra_operator_count(f->ra, &n));
     assert_int_equal(n, 3);
-    assert_int_equal(head(f), 4);
+    assert_int_equal(head(f), 5);
 }
 
 /* ---- Registry refusals ----------------------------------------------------------------------------- */
