@@ -375,8 +375,10 @@ static int verify_one(const void *key, size_t klen, const void *val, size_t vlen
         return 0;
     }
     if (e.seq != kseq)
-        finding(rep, SMKI_AUDIT_MISPLACED, kseq, "the entry stored as %llu says it is entry %llu: entries were moved or "
-                "reordered", (unsigned long long)kseq, (unsigned long long)e.seq);
+        finding(rep, SMKI_AUDIT_MISPLACED, kseq,
+                "the entry stored as %llu says it is entry %llu: entries were moved or "
+                "reordered",
+                (unsigned long long)kseq, (unsigned long long)e.seq);
     if (kseq > v->expect) {
         finding(rep, SMKI_AUDIT_MISSING, v->expect, "entries %llu to %llu are missing: deleted",
                 (unsigned long long)v->expect, (unsigned long long)kseq - 1);
@@ -391,8 +393,9 @@ static int verify_one(const void *key, size_t klen, const void *val, size_t vlen
     size_t body_len;
     EVP_PKEY *pub = operator_pub(v, e.operator_name);
     if (!pub) {
-        finding(rep, SMKI_AUDIT_UNKNOWN_OPERATOR, kseq, "entry %llu is signed by '%s', who is not a registered operator",
-                (unsigned long long)kseq, e.operator_name);
+        finding(rep, SMKI_AUDIT_UNKNOWN_OPERATOR, kseq,
+                "entry %llu is signed by '%s', who is not a registered operator", (unsigned long long)kseq,
+                e.operator_name);
     } else if (entry_body(&e, body, sizeof body, &body_len) < 0 ||
                smki_verify(pub, body, body_len, SMKI_SIG_DER, e.sig, e.sig_len) < 0) {
         smki_error_clear();
@@ -483,12 +486,15 @@ static int verify_txn(smki_txn *t, void *arg)
     rep->head_seq = head;
     uint64_t last = v->n_seen ? v->seen[v->n_seen - 1].seq : 0;
     if (head > last)
-        finding(rep, SMKI_AUDIT_TRUNCATED, last + 1, "the head says %llu entries but the log ends at %llu: entries %llu "
-                "to %llu were cut off", (unsigned long long)head, (unsigned long long)last,
-                (unsigned long long)last + 1, (unsigned long long)head);
+        finding(rep, SMKI_AUDIT_TRUNCATED, last + 1,
+                "the head says %llu entries but the log ends at %llu: entries %llu "
+                "to %llu were cut off",
+                (unsigned long long)head, (unsigned long long)last, (unsigned long long)last + 1,
+                (unsigned long long)head);
     else if (head < last)
-        finding(rep, SMKI_AUDIT_CHAIN, head + 1, "entries %llu to %llu lie beyond the head (%llu): appended outside smki",
-                (unsigned long long)head + 1, (unsigned long long)last, (unsigned long long)head);
+        finding(rep, SMKI_AUDIT_CHAIN, head + 1,
+                "entries %llu to %llu lie beyond the head (%llu): appended outside smki", (unsigned long long)head + 1,
+                (unsigned long long)last, (unsigned long long)head);
     else if (last && memcmp(head_hash, v->seen[v->n_seen - 1].hash, 32) != 0)
         finding(rep, SMKI_AUDIT_CHAIN, last, "the last entry (%llu) is not the one the head records: replaced",
                 (unsigned long long)last);

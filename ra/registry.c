@@ -639,7 +639,8 @@ static int id_allocate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         }
         u.id = *a->want;
         int rc = user_put(t, ra, &u, SMKI_PUT_NOOVERWRITE);
-        if (rc == SMKI_E_EXISTS) return SMKI_FAIL(SMKI_E_EXISTS, "%s is already allocated: an ID is never allocated twice", tx);
+        if (rc == SMKI_E_EXISTS)
+            return SMKI_FAIL(SMKI_E_EXISTS, "%s is already allocated: an ID is never allocated twice", tx);
         GUARD(rc);
     } else {
         int done = 0;
@@ -700,7 +701,8 @@ static int id_suspend_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     GUARD(ra_id_get_txn(t, ra, c->id, &u));
     char tx[SMKI_EUI64_TEXT_MAX];
     eui_text(c->id, tx);
-    ENSURE(u.suspended != c->suspend, SMKI_E_REFUSED, "User ID %s is %s suspended", tx, u.suspended ? "already" : "not");
+    ENSURE(u.suspended != c->suspend, SMKI_E_REFUSED, "User ID %s is %s suspended", tx,
+           u.suspended ? "already" : "not");
     u.suspended = c->suspend;
     snprintf(u.suspend_reason, sizeof u.suspend_reason, "%s", c->suspend ? c->reason : "");
     GUARD(user_put(t, ra, &u, 0));

@@ -369,13 +369,14 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     } else if (s->type == SMKI_REQ_REVOKE) {
         char serial[2 * SMKI_SERIAL_LEN + 1];
         smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
-        snprintf(note->detail, sizeof note->detail, "revoke %s certificate %s (%s), party %s, env %s; needs %u approval(s)",
+        snprintf(note->detail, sizeof note->detail,
+                 "revoke %s certificate %s (%s), party %s, env %s; needs %u approval(s)",
                  smki_profile_get(sr->target->profile)->name, serial, smki_revoke_reason_name(r.reason), r.party, r.env,
                  r.approvals_required);
     } else
-        snprintf(note->detail, sizeof note->detail, "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s",
-                 r.csr_count, r.party, r.env, r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "",
-                 r.state == SMKI_REQ_HELD ? r.note : "");
+        snprintf(note->detail, sizeof note->detail,
+                 "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s", r.csr_count, r.party, r.env,
+                 r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "", r.state == SMKI_REQ_HELD ? r.note : "");
     return 0;
 }
 
@@ -409,7 +410,8 @@ static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_sub
         rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a device certificate: device certificates are replaced, not "
                                        "revoked (reference section 4): submit a device batch with the new CSR", hex);
     if (rc == 0 && smki_profile_get(c->profile)->is_ca && smki_profile_get(c->profile)->self_signed == 1)
-        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a root: it is withdrawn from the trust stores, not revoked", hex);
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a root: it is withdrawn from the trust stores, not revoked",
+                       hex);
     if (rc == 0 && c->status == SMKI_STATUS_REVOKED)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is already revoked", hex);
     if (rc == 0 && s->env && strcmp(s->env, c->env) != 0)
@@ -727,8 +729,9 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.done_count = x->from + x->n;
         char hh[65];
         smki_hex_encode(h, 32, hh, 0);
-        snprintf(note->detail, sizeof note->detail, "issued device certificates %u to %u of %u; SHA-256 of their serials %s",
-                 x->from + 1, x->from + x->n, r.csr_count, hh);
+        snprintf(note->detail, sizeof note->detail,
+                 "issued device certificates %u to %u of %u; SHA-256 of their serials %s", x->from + 1, x->from + x->n,
+                 r.csr_count, hh);
     }
     x->finished = r.done_count >= r.csr_count;
     if (x->finished) r.state = SMKI_REQ_DONE;
@@ -873,7 +876,8 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         return 0; /* the request itself is unchanged: the next step reads the CA's status */
     }
     if (x->step == 2) {
-        ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice", (unsigned long long)r.id);
+        ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice",
+               (unsigned long long)r.id);
         r.has_result = 1;
         memcpy(r.serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
         memcpy(r.issuer_ski, x->ca->cert.ski, SMKI_KEYID_LEN); /* the issuer of the certificates to re-issue */

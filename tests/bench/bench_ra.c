@@ -201,7 +201,8 @@ int main(int argc, char **argv)
     printf("ra-execute  %10.0f  ratio %.3f\n", ex_rate, ex_rate / ca_rate);
     printf("ra-total    %10.0f  ratio %.3f\n", ra_rate, ra_rate / ca_rate);
     fprintf(stderr,
-            "per CSR: bare CA %.1f us (the faster run); RA submit %.1f us (approve %.1f ms in all), execute %.1f us; %zu certificates "
+            "per CSR: bare CA %.1f us (the faster run); RA submit %.1f us (approve %.1f ms in all), execute %.1f us; "
+            "%zu certificates "
             "stored, %llu audit entries\n",
             ca_s * 1e6 / (double)n, submit_s * 1e6 / (double)n, approve_s * 1e3, exec_s * 1e6 / (double)n, stored,
             (unsigned long long)head);

@@ -298,7 +298,8 @@ static int ra_operator(smki_cli *c, int argc, char **argv)
     if (rc == 0 && strcmp(verb, "add") == 0) {
         EVP_PKEY *pub = NULL;
         const char *pf = arg(&a, "pub");
-        rc = pf ? smki_pub_load_file(pf, &pub) : SMKI_FAIL(SMKI_E_USAGE, "--pub FILE (the operator's public key) is required");
+        rc = pf ? smki_pub_load_file(pf, &pub)
+                : SMKI_FAIL(SMKI_E_USAGE, "--pub FILE (the operator's public key) is required");
         if (rc == 0) rc = smki_ra_operator_add(x.ra, &x.actor, a.pos[1], pub);
         EVP_PKEY_free(pub);
         snprintf(msg, sizeof msg, "Operator %s registered. They act with --operator %s --operator-key KEY.", a.pos[1],
@@ -348,7 +349,8 @@ static int party_row(const smki_ra_party *p, void *arg)
         party_json(r->w, p);
         json_close_obj(r->w);
     } else {
-        if (!r->n) printf("%-20s %-28s %-4s %-8s %-9s %s\n", "SIGNIFIER", "NAME", "DCC", "TESTING", "AGREEMENT", "STATE");
+        if (!r->n)
+            printf("%-20s %-28s %-4s %-8s %-9s %s\n", "SIGNIFIER", "NAME", "DCC", "TESTING", "AGREEMENT", "STATE");
         printf("%-20s %-28.28s %-4s %-8s %-9s %s%s%s\n", p->signifier, p->name, p->is_dcc ? "yes" : "-",
                p->is_testing_participant ? "yes" : "-", p->agreement_signed ? "signed" : "-",
                p->suspended ? "suspended: " : "active", p->suspended ? p->suspend_reason : "", "");
@@ -582,7 +584,8 @@ static int ra_id(smki_cli *c, int argc, char **argv)
         if (rc < 0) return cli_fail(c, rc);
         rc = ra_begin(c, 1, 1, &x);
         smki_eui64_t got;
-        if (rc == 0) rc = smki_ra_id_allocate(x.ra, &x.actor, arg(&a, "party"), roles, arg(&a, "eui") ? &e : NULL, &got);
+        if (rc == 0)
+            rc = smki_ra_id_allocate(x.ra, &x.actor, arg(&a, "party"), roles, arg(&a, "eui") ? &e : NULL, &got);
         char t[SMKI_EUI64_TEXT_MAX] = "";
         if (rc == 0) smki_eui64_format(&got, SMKI_EUI64_HYPHEN, t);
         ra_end(&x);
@@ -643,8 +646,8 @@ static int sub_row(const smki_ra_subscriber *s, void *arg)
         json_close_obj(l->w);
     } else {
         if (!l->n) printf("%-20s %-13s %-22s %s\n", "PARTY", "TYPE", "ROLE", "ENV");
-        printf("%-20s %-13s %-3s%-19s %s\n", s->party, type, role, s->role >= 0 ? smki_role_name((unsigned)s->role) : "",
-               s->env);
+        printf("%-20s %-13s %-3s%-19s %s\n", s->party, type, role,
+               s->role >= 0 ? smki_role_name((unsigned)s->role) : "", s->env);
     }
     l->n++;
     return 0;
@@ -667,7 +670,8 @@ static int ra_subscriber(smki_cli *c, int argc, char **argv)
     if (strcmp(verb, "list") == 0) return run_list(c, "subscribers", list_subs, NULL, "subscription(s)");
     int add = strcmp(verb, "authorise") == 0 || strcmp(verb, "authorize") == 0;
     if ((!add && strcmp(verb, "revoke")) || a.npos != 1 || !arg(&a, "party") || !arg(&a, "type") || !arg(&a, "env"))
-        return cli_usage(c, "smki ra subscriber", "give authorise|revoke --party P --type T [--role R] --env E, or list");
+        return cli_usage(c, "smki ra subscriber",
+                         "give authorise|revoke --party P --type T [--role R] --env E, or list");
     smki_ra_subscriber s;
     memset(&s, 0, sizeof s);
     int rc = 0;
@@ -688,7 +692,8 @@ static int ra_subscriber(smki_cli *c, int argc, char **argv)
     snprintf(s.env, sizeof s.env, "%s", arg(&a, "env"));
     ra_ctx x;
     rc = ra_begin(c, 1, 1, &x);
-    if (rc == 0) rc = add ? smki_ra_subscriber_authorise(x.ra, &x.actor, &s) : smki_ra_subscriber_revoke(x.ra, &x.actor, &s);
+    if (rc == 0)
+        rc = add ? smki_ra_subscriber_authorise(x.ra, &x.actor, &s) : smki_ra_subscriber_revoke(x.ra, &x.actor, &s);
     char msg[256];
     snprintf(msg, sizeof msg, "Party %s %s for %s certificates in %s.", s.party,
              add ? "is an Authorised Subscriber" : "is no longer authorised", type, s.env);
@@ -698,7 +703,8 @@ static int ra_subscriber(smki_cli *c, int argc, char **argv)
 /* ---- request ------------------------------------------------------------------------------------ */
 
 static const char REQUEST_HELP[] =
-    "Usage: smki ra request submit --type organisation --party P --env ENV --csr FILE --role ROLE --eui EUI64 [--cn NAME]\n"
+    "Usage: smki ra request submit --type organisation --party P --env ENV --csr FILE --role ROLE --eui EUI64 [--cn "
+    "NAME]\n"
     "       smki ra request submit --type device-batch --party P --env ENV (--csr FILE ... | --csr-dir DIR)\n"
     "       smki ra request list [--state pending|held|approved|done|rejected]\n"
     "       smki ra request show ID\n"
@@ -763,7 +769,8 @@ static int req_row(const smki_ra_request *r, void *arg)
     } else {
         char t[32], what[64] = "";
         when(r->created, t);
-        if (r->type == SMKI_REQ_DEVICE_BATCH) snprintf(what, sizeof what, "%u CSRs, %u issued", r->csr_count, r->done_count);
+        if (r->type == SMKI_REQ_DEVICE_BATCH)
+            snprintf(what, sizeof what, "%u CSRs, %u issued", r->csr_count, r->done_count);
         else if (r->has_eui) smki_eui64_format(&r->eui, SMKI_EUI64_HYPHEN, what);
         if (!l->n)
             printf("%-5s %-13s %-9s %-16s %-8s %-10s %-9s %-24s %s\n", "ID", "TYPE", "STATE", "PARTY", "ENV",
@@ -877,7 +884,8 @@ static int request_submit(smki_cli *c, const args *a)
         for (size_t i = 0; rc == 0 && i < a->n; i++)
             if (strcmp(a->k[i], "csr") == 0) rc = file_list_add(&files, a->v[i]);
         if (rc == 0 && arg(a, "csr-dir")) rc = file_list_dir(&files, arg(a, "csr-dir"));
-        if (rc == 0 && files.n == 0) rc = SMKI_FAIL(SMKI_E_USAGE, "a device batch needs CSRs: --csr FILE ... or --csr-dir DIR");
+        if (rc == 0 && files.n == 0)
+            rc = SMKI_FAIL(SMKI_E_USAGE, "a device batch needs CSRs: --csr FILE ... or --csr-dir DIR");
         if (rc == 0) {
             ders = calloc(files.n, sizeof *ders);
             lens = calloc(files.n, sizeof *lens);
@@ -891,7 +899,8 @@ static int request_submit(smki_cli *c, const args *a)
         s.csr_lens = lens;
         s.n_csrs = files.n;
     } else {
-        rc = SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation or device-batch; revocation is 'smki ra revoke'");
+        rc =
+            SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation or device-batch; revocation is 'smki ra revoke'");
     }
     ra_ctx x;
     memset(&x, 0, sizeof x);
@@ -1047,10 +1056,11 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         char t[32], e[SMKI_EUI64_TEXT_MAX] = "-", s[64];
         when(r.created, t);
         if (r.has_eui) smki_eui64_format(&r.eui, SMKI_EUI64_HYPHEN, e);
-        printf("Request %llu\n  type        %s\n  state       %s\n  party       %s\n  environment %s\n  requester   %s\n"
-               "  submitted   %s\n",
-               (unsigned long long)r.id, smki_req_type_name(r.type), smki_req_state_name(r.state), r.party, r.env,
-               r.requester, t);
+        printf(
+            "Request %llu\n  type        %s\n  state       %s\n  party       %s\n  environment %s\n  requester   %s\n"
+            "  submitted   %s\n",
+            (unsigned long long)r.id, smki_req_type_name(r.type), smki_req_state_name(r.state), r.party, r.env,
+            r.requester, t);
         if (r.type == SMKI_REQ_ORGANISATION) {
             char role[SMKI_ROLE_TEXT_MAX] = "";
             if (r.role >= 0) smki_role_format((uint8_t)r.role, role);
@@ -1066,7 +1076,8 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         if (r.note[0]) printf("  note        %s\n", r.note);
         if (r.has_result) {
             smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
-            printf("  certificate %s%s ('smki ca show %s')\n", s, r.type == SMKI_REQ_DEVICE_BATCH ? " (the first)" : "", s);
+            printf("  certificate %s%s ('smki ca show %s')\n", s, r.type == SMKI_REQ_DEVICE_BATCH ? " (the first)" : "",
+                   s);
         }
         return EXIT_OK;
     }
@@ -1076,7 +1087,8 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         int now = 0;
         rc = smki_ra_request_approve(x.ra, &x.actor, id, &now);
         if (now)
-            snprintf(msg, sizeof msg, "Request %llu approved by %s: it is approved. Next: 'smki ra request execute %llu'.",
+            snprintf(msg, sizeof msg,
+                     "Request %llu approved by %s: it is approved. Next: 'smki ra request execute %llu'.",
                      (unsigned long long)id, x.actor.name, (unsigned long long)id);
         else
             snprintf(msg, sizeof msg, "Request %llu approved by %s; it needs more approvals by other operators.",
@@ -1275,7 +1287,8 @@ static int exp_row(const smki_ra_expiring *e, void *arg)
         json_close_obj(l->w);
     } else {
         if (!l->n) printf("%-16s %-23s %-4s %-8s %-21s %s\n", "PARTY", "EUI-64", "ROLE", "ENV", "NOT AFTER", "SERIAL");
-        printf("%-16s %-23s %-4s %-8s %-21s %s\n", e->party[0] ? e->party : "(unregistered)", u, role, e->cert.env, t, s);
+        printf("%-16s %-23s %-4s %-8s %-21s %s\n", e->party[0] ? e->party : "(unregistered)", u, role, e->cert.env, t,
+               s);
     }
     l->n++;
     return 0;
