@@ -443,6 +443,9 @@ typedef struct {
  * already revoked (the message says when and why). out and rev (either may be NULL)
  * receive the revoked certificate and its record. */
 int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
+/* The same inside the caller's write transaction (out required), so that the RA records
+ * the revocation and its audit entry in one commit; fn-style: no side effect outside it. */
+int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
 /* SMKI_E_NOTFOUND when that certificate is not revoked. */
 int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
                            const uint8_t serial[SMKI_SERIAL_LEN], smki_revocation *out);
@@ -486,6 +489,22 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
 /* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
  * has been published. */
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
+
+/* ---- CA compromise recovery (docs/ra.md) -----------------------------------------------------
+ * The successor of env's issuing CA `kind` (smki-oca, smki-dca or dccki-ica) once its
+ * certificate is revoked: a new key (configuration ca.<env>.<kind>_successor_key, e.g.
+ * smki_oca_successor_key: a pkcs11:/file: reference to adopt or a label to generate;
+ * default label "<env>-<kind>-<first 8 hex digits of the old serial>"), which must
+ * differ from the old one; a certificate from the root with the environment's name for
+ * that CA; recorded as the environment's CA of that kind in one transaction with its
+ * certificate (the revoked one stays in the store with its certificates and CRLs); the
+ * PEM file <home>/ca/<env>/<kind>.pem replaced, the old one kept as
+ * <kind>-<old serial>.pem. Refused (nothing written) while the CA is not revoked. */
+int smki_ca_successor(smki_ca_db *db, const char *env, smki_ca_kind kind, const smki_conf *conf,
+                      const smki_ca_init_opts *o, smki_ca_init_item *out);
+/* An organisation certificate certified again by is (the successor): same role, EUI-64,
+ * CN and public key; built, signed and linted, nothing stored. */
+int smki_ca_reissue(smki_ca_issuer *is, const smki_cert *old, smki_cert *out);
 
 /* The DCCKI policy a test environment uses when none is configured: the DCC's is not
  * public, so this one is in the example arc (2.999, X.660) and is never live. */

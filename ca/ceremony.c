@@ -532,3 +532,118 @@ out:
     free(P);
     return rc;
 }
+
+/* ---- The successor of a revoked issuing CA (CA compromise recovery) ---------------------------- */
+
+typedef struct {
+    const smki_ca_db *db;
+    const char *env;
+    plan_ca *c;
+} successor_arg;
+
+static int store_successor(smki_txn *t, void *arg)
+{
+    successor_arg *a = arg;
+    char key[96];
+    snprintf(key, sizeof key, "%s/%s", a->env, smki_ca_kind_name(a->c->kind));
+    /* The one place a CA record is replaced (its certificate was found revoked). */
+    const void *val;
+    size_t vlen;
+    GUARD(smki_txn_get(t, a->db->cas, key, strlen(key), &val, &vlen));
+    GUARD(smki_txn_del(t, a->db->cas, key, strlen(key)));
+    return ca_record_put(t, a->db, &a->c->rec);
+}
+
+int smki_ca_successor(smki_ca_db *db, const char *env_name, smki_ca_kind kind, const smki_conf *conf,
+                      const smki_ca_init_opts *o, smki_ca_init_item *out)
+{
+    ENSURE(db && env_name && o && o->home && out, SMKI_E_INTERNAL, "smki_ca_successor: missing argument");
+    ENSURE(kind == SMKI_CA_OCA || kind == SMKI_CA_DCA || kind == SMKI_CA_DCCKI_ICA, SMKI_E_USAGE,
+           "a successor is made for an issuing CA (smki-oca, smki-dca, dccki-ica), not %s", smki_ca_kind_name(kind));
+    plan_t *P = calloc(1, sizeof *P);
+    ENSURE(P, SMKI_E_NOMEM, "out of memory");
+    smki_ca_init_report *rep = calloc(1, sizeof *rep);
+    int rc = rep ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    plan_ca *c = &P->ca[kind], *parent = &P->ca[kind == SMKI_CA_DCCKI_ICA ? SMKI_CA_DCCKI_ROOT : SMKI_CA_ROOT];
+    smki_cert *old = malloc(sizeof *old);
+    if (rc == 0 && !old) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) rc = plan_make(db, env_name, conf, o, P, rep);
+    if (rc == 0 && (size_t)kind >= P->n) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s", env_name,
+                                                        smki_ca_kind_name(kind));
+    if (rc == 0 && !c->exists)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA: run 'smki ca init' instead", env_name,
+                       smki_ca_kind_name(kind));
+    if (rc == 0 && c->rec.cert.status != SMKI_STATUS_REVOKED)
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "the %s of environment %s is %s: a successor is made only for a revoked CA (revoke it onto "
+                       "the ARL first)",
+                       smki_ca_kind_name(kind), env_name, smki_cert_status_name(c->rec.cert.status));
+    char setting[128], label[65];
+    if (rc == 0) {
+        *old = c->rec.cert;
+        rc = existing_name(parent);
+    }
+    if (rc == 0) rc = smki_key_open(parent->rec.key_ref, o->hsm, &parent->key);
+    if (rc == 0) {
+        /* The name, period and token as for a new CA; the key is the successor's own. */
+        c->exists = 0;
+        rc = plan_settings(P, c, conf);
+    }
+    if (rc == 0) {
+        kind_key(kind, "successor_key", env_name, setting, sizeof setting);
+        const char *ref = conf_get(conf, setting);
+        char hx[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(old->serial, SMKI_SERIAL_LEN, hx, 0);
+        if (ref && (strncmp(ref, "pkcs11:", 7) == 0 || strncmp(ref, "file:", 5) == 0)) {
+            snprintf(c->key_ref, sizeof c->key_ref, "%s", ref);
+            c->generate = 0;
+        } else {
+            snprintf(label, sizeof label, "%s", ref ? ref : "");
+            if (!ref) snprintf(label, sizeof label, "%s-%s-%.8s", env_name, smki_ca_kind_name(kind), hx);
+            snprintf(c->key_ref, sizeof c->key_ref, "%s", label);
+            c->generate = 1;
+        }
+    }
+    if (rc == 0 && c->generate) {
+        char uri[SMKI_KEY_URI_MAX];
+        rc = smki_key_generate(o->hsm, P->token, c->key_ref, SMKI_USAGE_DS, uri);
+        if (rc == 0) snprintf(c->key_ref, sizeof c->key_ref, "%s", uri);
+    }
+    if (rc == 0) rc = smki_key_open(c->key_ref, o->hsm, &c->key);
+    if (rc == 0) {
+        uint8_t point[SMKI_POINT_LEN], ski[SMKI_KEYID_LEN];
+        rc = smki_pub_point(smki_key_public(c->key), point);
+        if (rc == 0) ca_ski_method2(point, ski);
+        if (rc == 0 && memcmp(ski, old->ski, SMKI_KEYID_LEN) == 0)
+            rc = SMKI_FAIL(SMKI_E_REFUSED, "the successor's key is the compromised CA's own: give it a new key (%s)",
+                           setting);
+    }
+    P->now = o->now > 0 ? o->now : (int64_t)time(NULL);
+    if (rc == 0) rc = build_ca(P, c);
+    successor_arg a = {db, env_name, c};
+    if (rc == 0) rc = smki_store_write(db->store, store_successor, &a);
+    if (rc == 0) {
+        memset(out, 0, sizeof *out);
+        out->kind = kind;
+        out->created = 1;
+        snprintf(out->cn, sizeof out->cn, "%s", c->cn);
+        snprintf(out->key_ref, sizeof out->key_ref, "%s", c->key_ref);
+        memcpy(out->serial, c->rec.cert.serial, SMKI_SERIAL_LEN);
+        memcpy(out->ski, c->rec.cert.ski, SMKI_KEYID_LEN);
+        out->not_after = c->rec.cert.not_after;
+        char dir[4000], hx[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(old->serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(dir, sizeof dir, "%.3900s/ca/%s", o->home, env_name);
+        snprintf(out->path, sizeof out->path, "%s/%s-%s.pem", dir, smki_ca_kind_name(kind), hx);
+        rc = smki_mkdirs(dir, 0755);
+        if (rc == 0) rc = write_pem(out->path, old);
+        snprintf(out->path, sizeof out->path, "%s/%s.pem", dir, smki_ca_kind_name(kind));
+        if (rc == 0) rc = write_pem(out->path, &c->rec.cert);
+        if (rc < 0) smki_error_wrap("the successor is recorded in the store, but writing its PEM file failed");
+    }
+    for (size_t i = 0; i < SMKI_CA_KIND_COUNT; i++) smki_key_free(P->ca[i].key);
+    free(P);
+    free(rep);
+    free(old);
+    return rc;
+}

@@ -230,6 +230,21 @@ static int revoke_in(smki_txn *t, void *arg)
     return 0;
 }
 
+/* Inside a caller's write transaction (the RA's, with its audit entry). */
+int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev)
+{
+    ENSURE(t && db && r && out, SMKI_E_INTERNAL, "smki_ca_revoke_txn: missing argument");
+    ENSURE(r->serial, SMKI_E_USAGE, "no serial to revoke");
+    const char *name = smki_revoke_reason_name(r->reason);
+    smki_revoke_reason check;
+    ENSURE(name, SMKI_E_USAGE, "revocation reason %d is not an RFC 5280 reason code", (int)r->reason);
+    GUARD(smki_revoke_reason_parse(name, &check));
+    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), out, {{0}, {0}, 0, 0}};
+    GUARD(revoke_in(t, &R));
+    if (rev) *rev = R.rev;
+    return 0;
+}
+
 int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev)
 {
     ENSURE(db && r, SMKI_E_INTERNAL, "smki_ca_revoke: missing argument");

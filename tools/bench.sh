@@ -96,6 +96,14 @@ if [ -x "$BUILD/bin/bench_device" ]; then
   m=$("$BUILD/bin/bench_device" uncached 1 "$SECS" | awk '{print $3}')
   row "  same, ECDH in the token each time" 1 "$m" "$V1" "what the Z cache saves"
 fi
+if [ -x "$BUILD/bin/bench_ra" ]; then
+  echo
+  echo "Device batches through the RA (eligibility of every CSR, operator-signed audit entry per group of 1000,"
+  echo "durable group commits) beside bare CA issuance of the same number of fresh CSRs (1 thread; bound = bare CA):"
+  "$BUILD/bin/bench_ra" $((SECS * 600)) 2>&1 | sed 's/^/  /'
+  echo "  target: ra-execute ratio >= 0.8. ra-total adds the submission, which verifies every CSR's proof of"
+  echo "  possession before anyone approves (a second intake at execution: the CA's intake always verifies)."
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."

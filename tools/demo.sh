@@ -106,8 +106,12 @@ RUN=$WORK/run-$(date +%s)
 mkdir -p "$RUN"
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared}
 CSR=$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
-say "9. A real device CSR (from a GBCS CS02c response) becomes a device certificate"
-run "$SMKI" ca issue --env test --csr "$CSR" --out "$RUN/device-00db1234567890a0-ds.pem"
+say "9. Test certificates go only to a registered Testing Participant: the RA registers GITTEST"
+"$(dirname "$0")/demo_ra.sh" "$SMKI" participant
+RA=(--party GITTEST --operator demo-ra)
+
+say "9b. A real device CSR (from a GBCS CS02c response) becomes a device certificate"
+run "$SMKI" ca issue --env test --csr "$CSR" "${RA[@]}" --out "$RUN/device-00db1234567890a0-ds.pem"
 run "$SMKI" lint "$RUN/device-00db1234567890a0-ds.pem"
 CA_DIR=$SMKI_HOME/ca/test
 ls "$CA_DIR"
@@ -120,7 +124,7 @@ for usage in digitalSignature keyAgreement; do
   openssl req -new -key "$RUN/supplier-$short.key" -subj "/CN=GITTESTSUPPLIER" -addext "keyUsage=critical,$usage" \
     -out "$RUN/supplier-$short.csr" 2>/dev/null
   run "$SMKI" ca issue --env test --csr "$RUN/supplier-$short.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
-    --cn GITTESTSUPPLIER --out "$RUN/supplier-$short.pem"
+    --cn GITTESTSUPPLIER "${RA[@]}" --out "$RUN/supplier-$short.pem"
 done
 run "$SMKI" lint "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
 run openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-oca.pem" "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
@@ -142,7 +146,7 @@ run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untruste
 
 say "12. Revocation: the supplier's KA certificate is superseded; the organisation CA's CRL lists it"
 KA_SERIAL=$(openssl x509 -in "$RUN/supplier-ka.pem" -noout -serial | cut -d= -f2)
-run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded
+run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded --operator demo-ra
 run "$SMKI" ca crl --env test
 run "$SMKI" ca arl --env test
 run openssl crl -inform DER -in "$CA_DIR/smki-oca.crl" -noout -text
@@ -249,6 +253,9 @@ run "$SMKI" ca list --env production --profile organisation
 
 say "16. The store"
 run "$SMKI" store info
+
+say "14. The registration authority: requests, approvals, a batch, a revocation, the audit trail"
+SMKI_TAMPER=${SMKI_TAMPER:-$(dirname "$SMKI")/ra_tamper} "$(dirname "$0")/demo_ra.sh" "$SMKI"
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."
 

@@ -26,7 +26,7 @@ RTDS_DEVICE=$V/keystore/00db1234567890a0-ds.pem
 RTDS_ORG=$V/keystore/90b3d51f30010000-ds.pem
 TIMEOUT=120
 
-unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL SMKI_OPERATOR SMKI_OPERATOR_KEY
 export SMKI_PIN=ca-user-1234 SMKI_SO_PIN=ca-so-12345678
 
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-ca-interop.XXXXXX")
@@ -125,9 +125,35 @@ check "openssl: smki-dca chains to smki-root" openssl verify -x509_strict -CAfil
 check "openssl: dccki-ica chains to dccki-root" openssl verify -x509_strict -CAfile "$TCA/dccki-root.pem" "$TCA/dccki-ica.pem"
 check "the roots are in the test trust store" test -s "$TEST_HOME/trust/test/smki-root.pem"
 
+# ---- The RA's gate: test certificates only to a registered Testing Participant ----------------------
+# The operator who issues here, the party GITTEST (a Testing Participant, agreement on
+# file) with the supplier's User ID, authorised for supplier and device certificates.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/op.pem" 2>/dev/null
+openssl pkey -in "$W/op.pem" -pubout -out "$W/op.pub" 2>/dev/null
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/ckpt.pem" 2>/dev/null
+printf '[audit]\ncheckpoint_key = file:%s\n' "$W/ckpt.pem" >"$TEST_HOME/smki.conf"
+export SMKI_OPERATOR=interop SMKI_OPERATOR_KEY=file:$W/op.pem
+expect_exit 2 "ca issue --env test without --party is refused" \
+    tsmki ca issue --env test --csr "$REAL_CSR" --out "$W/ungated.pem"
+expect_in "Testing Participants with their agreement signed" "the refusal says who may have test certificates"
+check "no certificate file after it" test ! -e "$W/ungated.pem"
+expect_exit 0 "ra operator add (bootstrap)" tsmki ra operator add interop --pub "$W/op.pub"
+expect_exit 0 "ra party add GITTEST (a Testing Participant, agreement not yet signed)" \
+    tsmki ra party add GITTEST --testing-participant
+expect_exit 0 "ra range assign" tsmki ra range assign 90B3D51F3/36 --party GITTEST --kind central
+expect_exit 0 "ra id allocate the supplier's ID" \
+    tsmki ra id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-00
+expect_exit 0 "ra subscriber authorise: supplier" \
+    tsmki ra subscriber authorise --party GITTEST --type organisation --role supplier --env test
+expect_exit 0 "ra subscriber authorise: devices" tsmki ra subscriber authorise --party GITTEST --type device --env test
+expect_exit 2 "ca issue to a Testing Participant without its signed agreement is refused" \
+    tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/ungated.pem"
+expect_in "without its signed agreement" "the refusal names the agreement"
+expect_exit 0 "ra party set GITTEST --agreement-signed yes" tsmki ra party set GITTEST --agreement-signed yes
+
 # ---- Device certificate from the real CSR ------------------------------------------------------
 expect_exit 0 "ca issue: the real device CSR (CS02c)" \
-    tsmki --json ca issue --env test --csr "$REAL_CSR" --eui 00-DB-12-34-56-78-90-A0 --out "$W/device.pem"
+    tsmki --json ca issue --env test --csr "$REAL_CSR" --eui 00-DB-12-34-56-78-90-A0 --party GITTEST --out "$W/device.pem"
 expect_json "device, DS, its EUI-64, a 16-octet serial" \
     'd["profile"] == "device" and d["usage"] == "DS" and d["eui64"] == "00-DB-12-34-56-78-90-A0" and len(d["serial"]) == 32'
 DEVICE_SERIAL=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serial"])')
@@ -157,7 +183,7 @@ for u in ds ka; do
         -out "$W/org-$u.csr" 2>/dev/null
     expect_exit 0 "ca issue: organisation ${u^^} (supplier)" \
         tsmki --json ca issue --env test --csr "$W/org-$u.csr" --role 02 --eui 90-B3-D5-1F-30-01-00-00 \
-        --cn GITTESTSUPPLIER --out "$W/org-$u.pem"
+        --cn GITTESTSUPPLIER --party GITTEST --out "$W/org-$u.pem"
     expect_json "organisation ${u^^}, role 02, the EUI-64" \
         "d['profile'] == 'organisation' and d['usage'] == '${u^^}' and d['role'] == '02' and d['eui64'] == '90-B3-D5-1F-30-01-00-00'"
     expect_exit 0 "organisation ${u^^} lints clean" tsmki lint --env test "$W/org-$u.pem"
@@ -196,7 +222,7 @@ refused() { # code desc args...: refused with code; the store and --out untouche
     local code=$1 desc=$2
     shift 2
     rm -f "$W/refused.pem"
-    expect_exit "$code" "$desc" tsmki ca issue "$@" --out "$W/refused.pem"
+    expect_exit "$code" "$desc" tsmki ca issue "$@" --party GITTEST --out "$W/refused.pem"
     check "$desc: no --out file" test ! -e "$W/refused.pem"
     check "$desc: the store still holds $COUNT" test "$(count_certs "$TEST_HOME")" = "$COUNT"
 }
@@ -227,7 +253,13 @@ refused 2 "a Remote Party Role of CA certificates (07)" --env test --csr "$W/org
 refused 1 "a role that is not one" --env test --csr "$W/org-ds.csr" --role boss --eui 90B3D51F30010000
 refused 2 "a CSR file that does not exist" --env test --csr "$W/no-such.csr"
 expect_exit 2 "--out that exists is never replaced" \
-    tsmki ca issue --env test --csr "$REAL_CSR" --out "$W/device.pem"
+    tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device.pem"
+expect_exit 0 "every test issuance is in the audit trail, which verifies" tsmki --json audit verify
+expect_json "3 issuances among its entries, no finding" \
+    'd["ok"] and d["total_findings"] == 0 and d["entries"] >= 10'
+expect_exit 0 "audit list" tsmki --json audit list
+expect_json "3 ca-issue-direct entries" 'sum(e["action"] == "ca-issue-direct" for e in d["entries"]) == 3'
+
 check "the store is unchanged by that too" test "$(count_certs "$TEST_HOME")" = "$COUNT"
 
 # ---- Production: a separate hierarchy ---------------------------------------------------------------

@@ -19,7 +19,7 @@ PY=/usr/bin/python3 # Debian's: the python3 on PATH may lack cryptography
 REAL_CSR=$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
 TIMEOUT=120
 
-unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL SMKI_OPERATOR SMKI_OPERATOR_KEY
 export SMKI_PIN=ca-user-1234 SMKI_SO_PIN=ca-so-12345678
 
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-ca-revoke.XXXXXX")
@@ -84,16 +84,17 @@ expect_in "revoke" "smki ca --help lists revoke"
 
 # ---- A hierarchy and certificates to revoke ----------------------------------------------------------
 expect_exit 0 "ca init --env test" smki ca init --env test
+ra_test_participant "$SMKI_HOME"
 newcsr org1 digitalSignature
 newcsr org2 keyAgreement
 newcsr tls digitalSignature
 expect_exit 0 "issue organisation 1" smki --json ca issue --env test --csr "$W/org1.csr" --role 02 \
-    --eui 90B3D51F30010000 --out "$W/org1.pem"
+    --eui 90B3D51F30010000 --party GITTEST --out "$W/org1.pem"
 ORG1=$(json_field serial)
 expect_exit 0 "issue organisation 2" smki --json ca issue --env test --csr "$W/org2.csr" --role 02 \
-    --eui 90B3D51F30010000 --out "$W/org2.pem"
+    --eui 90B3D51F30010000 --party GITTEST --out "$W/org2.pem"
 ORG2=$(json_field serial)
-expect_exit 0 "issue a device certificate" smki --json ca issue --env test --csr "$REAL_CSR" --out "$W/device.pem"
+expect_exit 0 "issue a device certificate" smki --json ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device.pem"
 DEVICE=$(json_field serial)
 expect_exit 0 "issue a DCCKI client certificate" smki --json ca issue --env test --profile dccki-client \
     --csr "$W/tls.csr" --party PARTY0001 --out "$W/tls.pem"
@@ -243,9 +244,9 @@ check_fails "openssl verify: the OCA itself is rejected against the ARL" \
     openssl verify -crl_check -CAfile "$CA/smki-root.pem" -CRLfile "$CA/smki-root.crl" "$CA/smki-oca.pem"
 newcsr org3 digitalSignature
 expect_exit 2 "a revoked CA issues nothing more" smki ca issue --env test --csr "$W/org3.csr" --role 02 \
-    --eui 90B3D51F30010000 --out "$W/org3.pem"
+    --eui 90B3D51F30010000 --party GITTEST --out "$W/org3.pem"
 expect_in "revoked" "the refusal says the CA is revoked"
 check "no certificate written by it" test ! -e "$W/org3.pem"
-expect_exit 0 "the device CA still issues" smki ca issue --env test --csr "$REAL_CSR" --out "$W/device2.pem"
+expect_exit 0 "the device CA still issues" smki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device2.pem"
 
 finish

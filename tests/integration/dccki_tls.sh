@@ -24,7 +24,7 @@ REAL_CSR=$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
 TIMEOUT=120
 TLS_TIMEOUT=60 # seconds any one openssl s_server / s_client may run (a bound, not a measure)
 
-unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL SMKI_OPERATOR SMKI_OPERATOR_KEY
 export SMKI_PIN=ca-user-1234 SMKI_SO_PIN=ca-so-12345678
 
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-dccki-tls.XXXXXX")
@@ -179,8 +179,9 @@ fi
 # An SMKI organisation certificate is no DCCKI client certificate.
 newkey org
 newcsr org "/CN=x" digitalSignature
+ra_test_participant "$TEST_HOME"
 expect_exit 0 "issue an SMKI organisation certificate" tsmki ca issue --env test --csr "$W/org.csr" --role 02 \
-    --eui 90B3D51F30010000 --out "$W/org.pem"
+    --eui 90B3D51F30010000 --party GITTEST --out "$W/org.pem"
 tls org "$W/server.pem" "$W/server.key" "$W/test-dccki-chain.pem" "$W/org.pem" "$W/org.key" \
     "$W/test-dccki-chain.pem"
 check_fails "the server refuses a client with an SMKI organisation certificate" \

@@ -121,3 +121,29 @@ finish() {
     echo "$PASSED passed, $FAILED failed"
     [[ $FAILED -eq 0 ]]
 }
+
+# ra_test_participant HOME: what a test certificate needs in HOME's RA (test
+# certificates go only to registered Testing Participants): an operator whose key is
+# in $W (exported as SMKI_OPERATOR / SMKI_OPERATOR_KEY, which 'smki ca issue' reads),
+# a checkpoint key for the audit trail, and the Party GITTEST (Testing Participant,
+# agreement signed) holding the User ID 90-B3-D5-1F-30-01-00-00 (EIS) of its block
+# 90B3D51F3/36, authorised for supplier and device certificates in test. Afterwards:
+# smki ca issue --env test ... --party GITTEST
+ra_test_participant() {
+    local home=$1
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/ra-op.pem" 2>/dev/null
+    openssl pkey -in "$W/ra-op.pem" -pubout -out "$W/ra-op.pub" 2>/dev/null
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/ra-checkpoint.pem" 2>/dev/null
+    printf '\n[audit]\ncheckpoint_key = file:%s\n' "$W/ra-checkpoint.pem" >>"$home/smki.conf"
+    export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$W/ra-op.pem
+    local step
+    for step in "operator add tester --pub $W/ra-op.pub" \
+        "party add GITTEST --testing-participant --agreement-signed" \
+        "range assign 90B3D51F3/36 --party GITTEST --kind central" \
+        "id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-00" \
+        "subscriber authorise --party GITTEST --type organisation --role supplier --env test" \
+        "subscriber authorise --party GITTEST --type device --env test"; do
+        # shellcheck disable=SC2086 # the step's words are the arguments
+        expect_exit 0 "RA: $step" env SMKI_HOME="$home" timeout "$TIMEOUT" "$SMKI_BIN" ra $step
+    done
+}

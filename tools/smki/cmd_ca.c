@@ -9,6 +9,7 @@
 
 #include "ca/ca.h"
 #include "commands.h"
+#include "ra/ra.h"
 
 static const char ABOUT[] =
     "smki ca: the certificate authority of SMKI and DCCKI.\n"
@@ -55,6 +56,7 @@ static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
     "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
     "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
+    "       (test, or a store with an RA: also --party SIGNIFIER --operator NAME --operator-key KEY)\n"
     "\n"
     "Issue a certificate from a PKCS#10 CSR (PEM or DER) with ENV's hierarchy.\n"
     "The CSR must prove possession of its key (its signature verifies), hold a P-256\n"
@@ -86,6 +88,16 @@ static const char ISSUE_HELP[] =
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
     "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
     "environment, or an environment without its CA (run 'smki ca init' first).\n"
+    "\n"
+    "The RA's gate. This is the CA's direct path for one certificate. Test certificates\n"
+    "go only to registered Testing Participants whose signed agreement is on file, so in\n"
+    "the test environment, and in every environment once the store has RA operators,\n"
+    "--party names the requesting Party and the RA's eligibility rules apply (the same as\n"
+    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks); the\n"
+    "issuance is recorded in the audit trail, signed by --operator, in the transaction that\n"
+    "stores the certificate. Direct issuance is allowed only in the environments of\n"
+    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals).\n"
+    "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
     "Examples:\n"
     "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
@@ -351,9 +363,10 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                          {"der", no_argument, NULL, 'd'},       {"profile", required_argument, NULL, 'p'},
                                          {"party", required_argument, NULL, 'P'},
                                          {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
-    const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17];
+    const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17], *op = NULL, *op_key = NULL;
     size_t n_dns = 0, n_ips = 0;
     int der = 0, ch;
     optind = 1;
@@ -371,6 +384,8 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'D' && n_dns < 17) dns[n_dns++] = optarg;
         else if (ch == 'I' && n_ips < 17) ips[n_ips++] = optarg;
         else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
@@ -387,8 +402,8 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
     if (tls && (role_s || eui_s))
         return cli_usage(c, "smki ca issue", "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
-    if (!tls && (party || n_dns || n_ips))
-        return cli_usage(c, "smki ca issue", "--party, --dns and --ip are for --profile dccki-server or dccki-client");
+    if (!tls && (n_dns || n_ips))
+        return cli_usage(c, "smki ca issue", "--dns and --ip are for --profile dccki-server or dccki-client");
 
     uint8_t role = 0;
     smki_eui64_t eui;
@@ -425,13 +440,39 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                                : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
-    if (rc >= 0 && tls) {
+    /* The RA's gate: the test environment, and any environment of an RA-governed store.
+     * DCCKI TLS certificates are not registered by the SMKI RA (yet): not gated. */
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    size_t operators = 0;
+    if (rc >= 0 && !tls) {
+        smki_ra_policy pol;
+        rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
+        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+    }
+    int gated = !tls && (operators > 0 || strcmp(env, "test") == 0);
+    if (rc >= 0 && gated && !party)
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "%s: certificates here go only to registered Parties%s: give --party SIGNIFIER and "
+                       "--operator NAME (the RA: 'smki ra party add', 'smki ra --help')",
+                       strcmp(env, "test") == 0 ? "test environment" : "this store has an RA",
+                       strcmp(env, "test") == 0 ? " that are Testing Participants with their agreement signed" : "");
+    if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
+    if (rc >= 0 && gated) {
+        ra_cli_checkpoint_key(c, ra);
+        smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
+        smki_ra_eligibility e = {party, env, profile, role_s ? role : -1, eui_s ? &eui : NULL, csr};
+        rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+    } else if (rc >= 0 && tls) {
         smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
         rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);
     } else if (rc >= 0) {
         smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
         rc = smki_ca_issue(is, &db, &r, cert);
     }
+    smki_ra_close(ra);
+    smki_key_free(op_k);
     char serial[64];
     if (rc >= 0) {
         hex(cert->serial, SMKI_SERIAL_LEN, serial);
@@ -722,6 +763,12 @@ static int ca_show(smki_cli *c, int argc, char **argv)
 
 static const char REVOKE_HELP[] =
     "Usage: smki ca revoke --env ENV --serial SERIAL --reason REASON [--issuer CA|SKI]\n"
+    "                      [--operator NAME --operator-key KEY]\n"
+    "\n"
+    "In a store with an RA (registered operators), revocation is an RA action: this direct\n"
+    "path needs --operator, is recorded in the audit trail in the same transaction, and is\n"
+    "allowed only in the environments of ra.direct_issue (default: test); elsewhere submit\n"
+    "'smki ra revoke' (two approvals).\n"
     "\n"
     "Revoke a certificate of ENV: its status becomes R (revoked) in the store, with the\n"
     "time and the reason, and it is listed on the next list its CA publishes:\n"
@@ -797,8 +844,10 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
                                          {"serial", required_argument, NULL, 's'},
                                          {"issuer", required_argument, NULL, 'i'},
                                          {"reason", required_argument, NULL, 'r'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'},
                                          {NULL, 0, NULL, 0}};
-    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL;
+    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL, *op = NULL, *op_key = NULL;
     int ch;
     optind = 1;
     opterr = 0;
@@ -807,6 +856,8 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
         else if (ch == 's') serial_s = optarg;
         else if (ch == 'i') issuer_s = optarg;
         else if (ch == 'r') reason_s = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca revoke", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca revoke", "unexpected argument '%s'", argv[optind]);
@@ -843,10 +894,30 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
         free(rec);
     }
     smki_revocation rev;
+    /* In a store with an RA, revocation is an RA action: audited, and direct only where
+     * the policy allows direct issuance (test); elsewhere 'smki ra revoke'. */
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    size_t operators = 0;
+    if (rc == 0) {
+        smki_ra_policy pol;
+        rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
+        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+    }
     if (rc == 0) {
         smki_revoke_req r = {serial, issuer_s ? issuer : NULL, env, reason, 0};
-        rc = smki_ca_revoke(&db, &r, cert, &rev);
+        if (operators > 0) {
+            rc = cli_pin(c, 0) < 0 ? smki_error_code() : ra_cli_actor(c, op, op_key, &op_k);
+            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
+            if (rc == 0) ra_cli_checkpoint_key(c, ra);
+            if (rc == 0) rc = smki_ra_revoke_direct(ra, &actor, &r, cert, &rev);
+        } else {
+            rc = smki_ca_revoke(&db, &r, cert, &rev);
+        }
     }
+    smki_ra_close(ra);
+    smki_key_free(op_k);
     smki_store_close(s);
     if (rc < 0) {
         free(cert);

@@ -30,6 +30,8 @@ static const cli_cmd COMMANDS[] = {
     {"ca", cmd_ca, "the certificate authority: init, issue, batch, revoke, crl, arl, list, show"},
     {"gbcs", cmd_gbcs, "GBCS messages: inspect, sign (pre-commands), verify (signature and MAC)"},
     {"device", cmd_device, "a GBCS device model: create, load-cell, show, receive (CS02a/b/c)"},
+    {"ra", cmd_ra, "the registration authority: registry, requests, approvals, expiry"},
+    {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,418 @@
+/* ra: the SMKI Registration Authority. The registry (Parties, User IDs, EUI-64
+ * ranges, Authorised Subscribers, Testing Participants, RA operators, suspensions),
+ * requests with their eligibility checks, approvals and demand controls, and the
+ * tamper-evident audit trail. Every RA action is one LMDB write transaction that
+ * holds the action, its audit entry (hash-chained, signed by the acting operator's
+ * key) and, every N entries, a checkpoint signed with a token key: an action whose
+ * entry cannot be written does not happen, and nothing is ever half-done. */
+#ifndef SMKI_RA_H
+#define SMKI_RA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "ca/ca.h"
+#include "hsm/hsm.h"
+#include "policy/policy.h"
+#include "store/store.h"
+
+#define SMKI_RA_NAME_MAX 65      /* a Party Signifier, a Party or operator name: 1..64 characters + NUL */
+#define SMKI_RA_REASON_MAX 256   /* a reason given by an operator */
+#define SMKI_RA_APPROVERS_MAX 8  /* approvals a request can hold */
+
+/* ---- Policy (configuration [ra] and [audit]) ------------------------------------------ */
+typedef struct {
+    unsigned approvals_org;       /* approvals by other operators for an organisation certificate (1) */
+    unsigned approvals_sensitive; /* for CA certificates, revocation, recovery, large batches, held demand (2) */
+    unsigned batch_review_size;   /* a device batch of more CSRs than this is sensitive (1000) */
+    unsigned rate_per_day;        /* requests a subscriber may submit per UTC day (200) */
+    unsigned demand_percent;      /* device demand above this % of the monthly average is held (150) */
+    unsigned demand_baseline;     /* monthly average assumed for a subscriber without history (10000) */
+    unsigned batch_group;         /* device certificates per durable commit (1000) */
+    unsigned checkpoint_every;    /* a signed audit checkpoint every N entries (64) */
+    char direct_envs[128];        /* environments where 'smki ca issue' may issue directly ("test") */
+} smki_ra_policy;
+
+/* Defaults, then keys of conf (may be NULL): [ra] approvals_organisation,
+ * approvals_sensitive, batch_review_size, rate_per_day, demand_percent,
+ * demand_baseline, batch_group, direct_issue; [audit] checkpoint_every. A malformed
+ * number is refused naming the key. */
+int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out);
+
+/* ---- The RA handle ------------------------------------------------------------------------ */
+typedef struct smki_ra smki_ra;
+
+/* Opens (creating) the RA's and the CA's databases on s (before any transaction). */
+int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out);
+void smki_ra_close(smki_ra *ra);
+smki_ca_db *smki_ra_ca_db(smki_ra *ra);
+const smki_ra_policy *smki_ra_get_policy(const smki_ra *ra);
+/* The key that signs audit checkpoints (taken over, freed with the RA). Without one, an
+ * action on which a checkpoint falls due is refused (the log fails closed). */
+void smki_ra_set_checkpoint_key(smki_ra *ra, smki_key *key);
+/* Tests: a fixed clock (0: the real one). */
+void smki_ra_set_clock(smki_ra *ra, int64_t now);
+
+/* The operator taking an action: their registered name and their own key (a token
+ * key or a file), with which the action's audit entry is signed. */
+typedef struct {
+    const char *name;
+    smki_key *key;
+} smki_ra_actor;
+
+/* ---- User Roles (reference §2) ----------------------------------------------------------- */
+enum {
+    SMKI_UROLE_EIS = 1u << 0, /* Import Supplier */
+    SMKI_UROLE_EES = 1u << 1, /* Export Supplier */
+    SMKI_UROLE_GIS = 1u << 2, /* Gas Supplier */
+    SMKI_UROLE_ENO = 1u << 3, /* Electricity Distributor */
+    SMKI_UROLE_GNO = 1u << 4, /* Gas Transporter */
+    SMKI_UROLE_OU = 1u << 5,  /* Other User */
+    SMKI_UROLE_ALL = 0x3Fu,
+};
+/* "EIS,GIS" (any case, comma-separated) into bits; refuses an unknown code naming it. */
+int smki_user_roles_parse(const char *text, unsigned *bits);
+/* "EIS,GIS" */
+void smki_user_roles_format(unsigned bits, char *out, size_t cap);
+/* May a User ID with these User Roles (or a DCC ID) hold an organisation certificate of
+ * this Remote Party Role? Suppliers' roles: supplier; distributors and transporters:
+ * networkOperator; Other User: other, loadController; every User: xmlSign; DCC IDs:
+ * any role but root and issuingAuthority. */
+int smki_ra_role_allowed(unsigned user_roles, int is_dcc, int rp_role);
+
+/* ---- Operators ------------------------------------------------------------------------ */
+typedef struct {
+    char name[SMKI_RA_NAME_MAX];
+    uint8_t point[SMKI_POINT_LEN]; /* the public key that verifies their audit entries */
+    int active;
+    int64_t added;
+} smki_ra_operator;
+
+/* Register an operator with their public key. The first operator of a registry is
+ * registered by themself (by->name is the new name and by->key the private half of pub:
+ * the bootstrap); later ones by an active registered operator. */
+int smki_ra_operator_add(smki_ra *ra, const smki_ra_actor *by, const char *name, EVP_PKEY *pub);
+int smki_ra_operator_get(smki_ra *ra, const char *name, smki_ra_operator *out);
+/* An operator who leaves: their past entries still verify; they can act no more. */
+int smki_ra_operator_deactivate(smki_ra *ra, const smki_ra_actor *by, const char *name);
+typedef int (*smki_ra_operator_fn)(const smki_ra_operator *o, void *arg);
+int smki_ra_operator_each(smki_ra *ra, smki_ra_operator_fn fn, void *arg);
+/* Operators registered (0: the registry has none, the store is not RA-governed). */
+int smki_ra_operator_count(smki_ra *ra, size_t *n);
+
+/* ---- Parties ------------------------------------------------------------------------------ */
+typedef struct {
+    char signifier[SMKI_RA_NAME_MAX]; /* the Party Signifier: unique within the SEC (letters, digits, -_.) */
+    char name[SMKI_RA_NAME_MAX];
+    int is_dcc;                       /* the DCC itself: its IDs are DCC IDs */
+    int is_testing_participant;       /* may receive test certificates ... */
+    int agreement_signed;             /* ... once the signed agreement is on file */
+    int suspended;
+    char suspend_reason[SMKI_RA_REASON_MAX];
+    int64_t created;
+} smki_ra_party;
+
+int smki_ra_party_add(smki_ra *ra, const smki_ra_actor *by, const smki_ra_party *p);
+int smki_ra_party_get(smki_ra *ra, const char *signifier, smki_ra_party *out);
+/* tp, agreement: 1 set, 0 clear, -1 leave. */
+int smki_ra_party_set_testing(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int tp, int agreement);
+/* Suspend (with a reason) or lift. */
+int smki_ra_party_suspend(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int suspend,
+                          const char *reason);
+typedef int (*smki_ra_party_fn)(const smki_ra_party *p, void *arg);
+int smki_ra_party_each(smki_ra *ra, smki_ra_party_fn fn, void *arg);
+
+/* ---- EUI-64 ranges and IDs ---------------------------------------------------------------- */
+typedef enum {
+    SMKI_RANGE_CENTRAL = 1, /* a block of the central MA-S registry entry: User, DCC and RDP IDs, never Device IDs */
+    SMKI_RANGE_DEVICE = 2,  /* a manufacturer's block of Device IDs */
+} smki_range_kind;
+
+typedef struct {
+    smki_eui64_range_t range;
+    smki_range_kind kind;
+    char party[SMKI_RA_NAME_MAX]; /* the allocator it is assigned to */
+    uint64_t next;                /* the next offset 'id allocate' tries */
+} smki_ra_range;
+
+/* Assign a block to a Party; refuses one that overlaps any assigned block. */
+int smki_ra_range_assign(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_range_t *r, smki_range_kind kind,
+                         const char *party);
+typedef int (*smki_ra_range_fn)(const smki_ra_range *r, void *arg);
+int smki_ra_range_each(smki_ra *ra, smki_ra_range_fn fn, void *arg);
+/* The block that holds id: SMKI_E_NOTFOUND if none. */
+int smki_ra_range_find(smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out);
+
+typedef struct {
+    smki_eui64_t id;
+    char party[SMKI_RA_NAME_MAX];
+    unsigned roles;    /* SMKI_UROLE_* bound to it */
+    int is_dcc;        /* a DCC ID */
+    int suspended;
+    char suspend_reason[SMKI_RA_REASON_MAX];
+    int64_t allocated;
+} smki_ra_user_id;
+
+/* Allocate a User ID (or, for the DCC, a DCC ID) to party with these User Roles: want
+ * (if given) or the next free ID of the party's own central block. Refused: an ID
+ * outside every central block of the party, one already allocated, no free ID left. */
+int smki_ra_id_allocate(smki_ra *ra, const smki_ra_actor *by, const char *party, unsigned roles,
+                        const smki_eui64_t *want, smki_eui64_t *out);
+int smki_ra_id_get(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);
+int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, int suspend, const char *reason);
+typedef int (*smki_ra_id_fn)(const smki_ra_user_id *u, void *arg);
+int smki_ra_id_each(smki_ra *ra, smki_ra_id_fn fn, void *arg);
+
+/* The gateway's check (reference §7): 0 when the User ID is registered and neither it
+ * nor its Party is suspended; SMKI_E_REFUSED saying which is suspended and why;
+ * SMKI_E_NOTFOUND for an ID the registry does not know. Read-only. */
+int smki_ra_check_sender(smki_ra *ra, const smki_eui64_t *id);
+
+/* ---- Authorised Subscribers ------------------------------------------------------------ */
+typedef struct {
+    char party[SMKI_RA_NAME_MAX];
+    smki_profile_id type; /* SMKI_PROFILE_ORGANISATION or SMKI_PROFILE_DEVICE */
+    int role;             /* organisation: the Remote Party Role; device: -1 */
+    char env[SMKI_ENV_NAME_MAX];
+} smki_ra_subscriber;
+
+int smki_ra_subscriber_authorise(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
+int smki_ra_subscriber_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
+typedef int (*smki_ra_subscriber_fn)(const smki_ra_subscriber *s, void *arg);
+int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg);
+
+/* ---- Eligibility ------------------------------------------------------------------------- */
+/* May party receive this certificate? The Party is registered and not suspended; in a
+ * test environment it is a Testing Participant whose signed agreement is on file (and
+ * in any other environment it is refused test-only standing never matters); it is an
+ * Authorised Subscriber for the type (and role) in env; an organisation EUI is a
+ * registered ID of this Party, not suspended, with a User Role (or DCC standing) that
+ * allows the role; a device's ID is not from a central block. The CSR (if given)
+ * must agree (smki_csr_check_request). SMKI_E_REFUSED / SMKI_E_NOTFOUND naming the
+ * rule and the input. Read-only. */
+typedef struct {
+    const char *party;
+    const char *env;
+    smki_profile_id type;    /* ORGANISATION or DEVICE */
+    int role;                /* organisation: the Remote Party Role */
+    const smki_eui64_t *eui; /* organisation: required; device: the CSR's when NULL */
+    const smki_csr *csr;     /* may be NULL */
+} smki_ra_eligibility;
+int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
+
+/* 'smki ca issue' in an RA-governed store: the CA's direct path for one certificate,
+ * allowed only in the policy's direct environments (test by default: certificates of
+ * the test PKI, trusted nowhere live), after the same eligibility check, recorded with
+ * its audit entry in the transaction that stores the certificate. */
+int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+                         const char *cn, smki_cert *out);
+
+/* 'smki ca revoke' in an RA-governed store: the same rule as direct issuance (only in the
+ * policy's direct environments; elsewhere 'smki ra revoke' and its approvals), the
+ * revocation and its audit entry in one transaction. r->env is required. */
+int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
+                          smki_revocation *rev);
+
+/* ---- Requests ------------------------------------------------------------------------------ */
+typedef enum {
+    SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */
+    SMKI_REQ_DEVICE_BATCH = 2, /* device certificates from many CSRs */
+    SMKI_REQ_REVOKE = 3,       /* revoke a certificate (organisation: CRL; CA: ARL) */
+    SMKI_REQ_RECOVER = 4,      /* CA compromise recovery of an environment's organisation CA */
+} smki_req_type;
+typedef enum {
+    SMKI_REQ_PENDING = 1,  /* awaiting approvals */
+    SMKI_REQ_HELD = 2,     /* demand above the threshold: awaiting operator review (sensitive approvals) */
+    SMKI_REQ_APPROVED = 3, /* approved, to be executed (or its execution failed: see error) */
+    SMKI_REQ_DONE = 4,     /* executed */
+    SMKI_REQ_REJECTED = 5, /* rejected by an operator */
+} smki_req_state;
+const char *smki_req_type_name(int t);   /* "organisation", "device-batch", "revoke", "recover" */
+int smki_req_type_parse(const char *text, smki_req_type *out);
+const char *smki_req_state_name(int s);  /* "pending", "held", ... */
+int smki_req_state_parse(const char *text, smki_req_state *out);
+
+typedef struct {
+    uint64_t id;
+    smki_req_type type;
+    smki_req_state state;
+    char env[SMKI_ENV_NAME_MAX];
+    char party[SMKI_RA_NAME_MAX];
+    char requester[SMKI_RA_NAME_MAX];
+    int64_t created, updated;
+    /* organisation */
+    int role;
+    int has_eui;
+    smki_eui64_t eui;
+    int usage; /* from the CSR */
+    char cn[SMKI_CA_NAME_MAX];
+    /* device batch */
+    uint32_t csr_count, done_count;
+    /* revoke */
+    uint8_t serial[SMKI_SERIAL_LEN];
+    uint8_t issuer_ski[SMKI_KEYID_LEN];
+    int reason; /* RFC 5280 CRLReason */
+    /* recover: the compromised CA (SMKI_CA_OCA or SMKI_CA_DCA); csr_count / done_count
+     * count the live organisation certificates to re-issue and those re-issued */
+    int ca_kind;
+    uint8_t new_ca_serial[SMKI_SERIAL_LEN]; /* the successor's, once made */
+    int has_new_ca;
+    /* approvals */
+    unsigned approvals_required;
+    size_t n_approvals;
+    char approvers[SMKI_RA_APPROVERS_MAX][SMKI_RA_NAME_MAX];
+    char rejected_by[SMKI_RA_NAME_MAX];
+    char note[SMKI_RA_REASON_MAX]; /* why it is held, why rejected, or what its execution met */
+    /* result: the certificate issued (organisation), the first of a batch */
+    int has_result;
+    uint8_t result_serial[SMKI_SERIAL_LEN];
+    uint8_t result_issuer[SMKI_KEYID_LEN];
+} smki_ra_request;
+
+/* Submit: the eligibility checks and the rate limit are applied now (and again at
+ * execution); a refusal writes nothing. Org: csr, party, env, role, eui (cn optional).
+ * Device batch: csrs[n] (DER or PEM each); the IDs are checked against the central
+ * blocks; demand above the threshold is held, never dropped. Revoke: serial (+ the
+ * issuer, optional when the serial is unique) and an RFC 5280 reason; the certificate
+ * must exist, be in use and not a device certificate (replaced, not revoked) or a root;
+ * revocation always needs the sensitive approvals and is never rate-limited; party and
+ * env are taken from the certificate (party: its EUI's registered Party, or "-").
+ * Recover: env and ca_kind (SMKI_CA_OCA or SMKI_CA_DCA) of an issuing CA whose key is
+ * compromised; sensitive approvals. *id receives the request's number. */
+typedef struct {
+    smki_req_type type;
+    const char *party;
+    const char *env;
+    /* organisation */
+    const uint8_t *csr;
+    size_t csr_len;
+    int role;
+    const smki_eui64_t *eui;
+    const char *cn;
+    /* device batch */
+    const uint8_t *const *csrs;
+    const size_t *csr_lens;
+    size_t n_csrs;
+    /* revoke */
+    const uint8_t *serial;     /* SMKI_SERIAL_LEN */
+    const uint8_t *issuer_ski; /* may be NULL */
+    int reason;
+    /* recover: env and the issuing CA */
+    int ca_kind;
+} smki_ra_submit;
+int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
+int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out);
+typedef int (*smki_ra_request_fn)(const smki_ra_request *r, void *arg);
+/* state 0: every request. */
+int smki_ra_request_each(smki_ra *ra, int state, smki_ra_request_fn fn, void *arg);
+/* Approve: refused for one's own request, a second approval by the same operator, and
+ * a request that is not pending or held. On the last approval the request becomes
+ * approved; *now_approved tells. */
+int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved);
+/* Any rejection rejects (with its reason); refused for a request already decided. */
+int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const char *reason);
+
+/* Execute an approved request: eligibility checked again, then issued (or revoked)
+ * through the CA and recorded with its audit entry in the same transaction (a device batch in group
+ * commits of policy.batch_group, each with its entry; an interrupted batch resumes
+ * where its last commit ended). A failure (a revoked or expired CA, a suspended
+ * party) writes nothing and leaves the request approved. progress (optional) is called
+ * after each durable commit. A revocation then publishes the issuing CA's CRL (an ARL
+ * for a CA certificate) and records that too. A recovery, each step its own audited
+ * commit and the whole resumable: revokes the CA (cACompromise) onto the root's ARL
+ * and publishes it; records its intent, then makes the successor CA
+ * (smki_ca_successor: needs o->conf and o->home); re-issues under it every organisation
+ * certificate of the compromised CA that was in use, in group commits, each with its
+ * entry (a device CA's certificates are replaced from new CSRs: none re-issued). */
+typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
+typedef struct {
+    const smki_hsm_opts *hsm; /* to open the CA keys */
+    smki_ra_progress_fn progress;
+    void *progress_arg;
+    const char *home;         /* revocation: the CRL/ARL is published under <home>/ca/<env>/ (NULL: store only) */
+    const smki_conf *conf;    /* revocation: [ca.<env>] crl_hours / arl_hours (may be NULL) */
+    uint64_t crl_number;      /* out: the number of the list a revocation published */
+    char crl_path[4200];      /* out: where it was written */
+} smki_ra_exec_opts;
+int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
+/* The CSR of a request (index 0 for an organisation request): *der points into a copy
+ * the caller frees. */
+int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
+
+/* ---- The audit trail ---------------------------------------------------------------------- */
+#define SMKI_AUDIT_HASH_LEN 32
+typedef struct {
+    uint64_t seq; /* 1, 2, ... */
+    int64_t time;
+    uint8_t prev[SMKI_AUDIT_HASH_LEN]; /* the hash of entry seq-1 (zeros for the first) */
+    char operator_name[SMKI_RA_NAME_MAX];
+    char action[48];
+    char object[160];
+    char detail[512];
+    size_t sig_len;
+    uint8_t sig[SMKI_SIG_MAX]; /* the operator's ECDSA signature (DER) over the entry's body */
+    uint8_t hash[SMKI_AUDIT_HASH_LEN]; /* SHA-256 of body || signature: the next entry's prev */
+} smki_audit_entry;
+
+/* One stored audit entry decoded, its hash computed: the verifier's reader of bytes that
+ * may have been tampered with. SMKI_E_CORRUPT for anything but one whole, canonical entry. */
+int smki_audit_entry_decode(const void *val, size_t len, smki_audit_entry *out);
+/* Its body encoded again: the octets the operator signed. */
+int smki_audit_entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len);
+
+typedef int (*smki_audit_fn)(const smki_audit_entry *e, void *arg);
+/* Entries from seq `from` (1: all) in order. */
+int smki_audit_each(smki_ra *ra, uint64_t from, smki_audit_fn fn, void *arg);
+/* The head: the last entry's number and hash (0 and zeros for an empty log). */
+int smki_audit_head(smki_ra *ra, uint64_t *seq, uint8_t hash[SMKI_AUDIT_HASH_LEN]);
+
+/* Verification. Every finding names the entry and what is wrong with it. */
+typedef enum {
+    SMKI_AUDIT_DAMAGED = 1,   /* a record that does not decode */
+    SMKI_AUDIT_ALTERED,       /* an entry whose operator signature does not verify */
+    SMKI_AUDIT_MISSING,       /* entries absent from the sequence: deleted */
+    SMKI_AUDIT_MISPLACED,     /* an entry stored under another number: reordered or moved */
+    SMKI_AUDIT_CHAIN,         /* an entry that does not carry its predecessor's hash: inserted, reordered or the
+                                 predecessor altered */
+    SMKI_AUDIT_UNKNOWN_OPERATOR,
+    SMKI_AUDIT_CHECKPOINT,    /* a checkpoint whose signature or hash does not match the entries */
+    SMKI_AUDIT_CHECKPOINT_MISSING,
+    SMKI_AUDIT_TRUNCATED,     /* the head or a checkpoint names entries that are gone */
+} smki_audit_finding_kind;
+const char *smki_audit_finding_name(int kind);
+
+#define SMKI_AUDIT_FINDINGS_MAX 32
+typedef struct {
+    uint64_t entries, checkpoints, head_seq;
+    uint64_t last_checkpoint; /* the highest checkpoint that verified */
+    size_t n_findings, total_findings;
+    struct {
+        smki_audit_finding_kind kind;
+        uint64_t seq;
+        char message[240];
+    } findings[SMKI_AUDIT_FINDINGS_MAX];
+} smki_audit_report;
+/* Walk the whole log: the chain, every operator signature (against the operators'
+ * registered keys), every checkpoint (against checkpoint_pub, which must come from
+ * outside the store: the token's public key), the expected checkpoints and the head.
+ * 0 when clean; SMKI_E_VERIFY with the findings in rep otherwise. */
+int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
+
+/* The databases, for tests that tamper with them directly. */
+typedef struct {
+    smki_db parties, users, ranges, subscribers, operators, requests, csrs, demand, meta, audit, checkpoints;
+} smki_ra_dbs;
+const smki_ra_dbs *smki_ra_databases(const smki_ra *ra);
+
+/* ---- Expiry --------------------------------------------------------------------------------- */
+typedef struct {
+    smki_cert cert;
+    char party[SMKI_RA_NAME_MAX]; /* the Party of its EUI, "" if unregistered */
+} smki_ra_expiring;
+typedef int (*smki_ra_expiring_fn)(const smki_ra_expiring *x, void *arg);
+/* In-use organisation certificates of env (NULL: any) whose notAfter falls within days
+ * from now, ordered as the store finds them, with their Party. */
+int smki_ra_expiring_each(smki_ra *ra, const char *env, unsigned days, smki_ra_expiring_fn fn, void *arg);
+
+#endif

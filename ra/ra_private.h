@@ -1,0 +1,61 @@
+/* ra's insides: the handle, the record encodings (small versioned binary records read
+ * back through the bounded cursor) and the action wrapper that puts every RA action
+ * and its audit entry into one write transaction. */
+#ifndef SMKI_RA_PRIVATE_H
+#define SMKI_RA_PRIVATE_H
+
+#include "ra.h"
+
+struct smki_ra {
+    smki_store *store;
+    smki_ca_db ca;
+    smki_ra_dbs db;
+    smki_ra_policy pol;
+    smki_key *ckpt;
+    int64_t fixed_now;
+};
+
+int64_t ra_now(const smki_ra *ra);
+
+/* ---- Writing records ---- */
+typedef struct {
+    uint8_t *p;
+    size_t n, cap;
+    int bad;
+} ra_w;
+void w_u8(ra_w *w, uint8_t v);
+void w_u32(ra_w *w, uint32_t v);
+void w_u64(ra_w *w, uint64_t v);
+void w_bytes(ra_w *w, const void *p, size_t n);
+void w_str(ra_w *w, const char *s); /* u16 length, then the octets */
+/* Reading: a string of at most cap-1 octets without NUL. */
+int r_str(smki_cursor_t *c, char *out, size_t cap);
+void put_be64(uint8_t *p, uint64_t v);
+uint64_t get_be64(const uint8_t *p);
+
+/* A name or signifier: 1..64 of [A-Za-z0-9._-]. */
+int ra_check_name(const char *what, const char *s);
+
+/* ---- Actions ---- */
+typedef struct {
+    char action[48];
+    char object[160];
+    char detail[512];
+} ra_note;
+typedef int (*ra_act_fn)(smki_txn *t, smki_ra *ra, void *arg, ra_note *note);
+/* One write transaction: the actor checked against the registry (unless bootstrap:
+ * fn checks), fn's changes, and the audit entry fn's note describes, signed by the
+ * actor. Any failure aborts all of it. */
+int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg);
+/* The actor's key matches the active operator registered under its name. */
+int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by);
+
+/* Registry reads inside a transaction. */
+int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out);
+int ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);
+int ra_range_find_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out);
+int ra_operator_get_txn(smki_txn *t, smki_ra *ra, const char *name, smki_ra_operator *out);
+int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e);
+int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o);
+
+#endif

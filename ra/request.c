@@ -1,0 +1,1195 @@
+/* Requests: submitted with their CSRs and checked against the registry, approved by
+ * M distinct operators other than the requester (any rejection rejects), and
+ * executed through the CA in the transaction that records the result and its audit
+ * entry. Demand controls: a per-subscriber daily rate, and device demand above a
+ * percentage of the subscriber's monthly average held for review. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ra_private.h"
+
+#define REQUEST_VERSION 1
+#define REQUEST_REC_MAX 4096
+
+static const char *const TYPE_NAMES[] = {NULL, "organisation", "device-batch", "revoke", "recover"};
+static const char *const STATE_NAMES[] = {NULL, "pending", "held", "approved", "done", "rejected"};
+
+const char *smki_req_type_name(int t)
+{
+    return t >= 1 && t <= 4 ? TYPE_NAMES[t] : "unknown";
+}
+
+int smki_req_type_parse(const char *text, smki_req_type *out)
+{
+    for (int i = 1; text && i <= 4; i++)
+        if (strcmp(text, TYPE_NAMES[i]) == 0) {
+            *out = (smki_req_type)i;
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a request type: organisation, device-batch, revoke or recover",
+                     text ? text : "");
+}
+
+const char *smki_req_state_name(int s)
+{
+    return s >= 1 && s <= 5 ? STATE_NAMES[s] : "unknown";
+}
+
+int smki_req_state_parse(const char *text, smki_req_state *out)
+{
+    for (int i = 1; text && i <= 5; i++)
+        if (strcmp(text, STATE_NAMES[i]) == 0) {
+            *out = (smki_req_state)i;
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a request state: pending, held, approved, done or rejected",
+                     text ? text : "");
+}
+
+/* ---- Records ---------------------------------------------------------------------------------- */
+
+static int req_encode(const smki_ra_request *r, uint8_t *out, size_t cap, size_t *len)
+{
+    ra_w w = {out, 0, cap, 0};
+    w_u8(&w, REQUEST_VERSION);
+    w_u8(&w, (uint8_t)r->type);
+    w_u8(&w, (uint8_t)r->state);
+    w_str(&w, r->env);
+    w_str(&w, r->party);
+    w_str(&w, r->requester);
+    w_u64(&w, (uint64_t)r->created);
+    w_u64(&w, (uint64_t)r->updated);
+    w_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
+    w_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
+    w_bytes(&w, r->eui.b, 8);
+    w_u8(&w, (uint8_t)r->usage);
+    w_str(&w, r->cn);
+    w_u32(&w, r->csr_count);
+    w_u32(&w, r->done_count);
+    w_bytes(&w, r->serial, SMKI_SERIAL_LEN);
+    w_bytes(&w, r->issuer_ski, SMKI_KEYID_LEN);
+    w_u8(&w, (uint8_t)r->reason);
+    w_u8(&w, (uint8_t)r->approvals_required);
+    w_u8(&w, (uint8_t)r->n_approvals);
+    for (size_t i = 0; i < r->n_approvals; i++) w_str(&w, r->approvers[i]);
+    w_str(&w, r->rejected_by);
+    w_str(&w, r->note);
+    w_u8(&w, (uint8_t)(r->has_result ? 1 : 0));
+    w_bytes(&w, r->result_serial, SMKI_SERIAL_LEN);
+    w_bytes(&w, r->result_issuer, SMKI_KEYID_LEN);
+    w_u8(&w, (uint8_t)r->ca_kind);
+    w_u8(&w, (uint8_t)(r->has_new_ca ? 1 : 0));
+    w_bytes(&w, r->new_ca_serial, SMKI_SERIAL_LEN);
+    ENSURE(!w.bad, SMKI_E_INTERNAL, "a request record over %zu octets", cap);
+    *len = w.n;
+    return 0;
+}
+
+static int req_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_request *r)
+{
+    memset(r, 0, sizeof *r);
+    smki_cursor_t c = smki_cursor(val, vlen);
+    uint8_t v = 0, type = 0, state = 0, role = 0, has_eui = 0, usage = 0, reason = 0, req = 0, nap = 0, has_res = 0;
+    uint64_t created = 0, updated = 0;
+    int rc = klen == 8 ? smki_cur_u8(&c, &v) : -1;
+    if (rc == 0 && v != REQUEST_VERSION) rc = -1;
+    if (rc == 0) rc = smki_cur_u8(&c, &type);
+    if (rc == 0) rc = smki_cur_u8(&c, &state);
+    if (rc == 0) rc = r_str(&c, r->env, sizeof r->env);
+    if (rc == 0) rc = r_str(&c, r->party, sizeof r->party);
+    if (rc == 0) rc = r_str(&c, r->requester, sizeof r->requester);
+    if (rc == 0) rc = smki_cur_u64be(&c, &created);
+    if (rc == 0) rc = smki_cur_u64be(&c, &updated);
+    if (rc == 0) rc = smki_cur_u8(&c, &role);
+    if (rc == 0) rc = smki_cur_u8(&c, &has_eui);
+    if (rc == 0) rc = smki_cur_copy(&c, r->eui.b, 8);
+    if (rc == 0) rc = smki_cur_u8(&c, &usage);
+    if (rc == 0) rc = r_str(&c, r->cn, sizeof r->cn);
+    if (rc == 0) rc = smki_cur_u32be(&c, &r->csr_count);
+    if (rc == 0) rc = smki_cur_u32be(&c, &r->done_count);
+    if (rc == 0) rc = smki_cur_copy(&c, r->serial, SMKI_SERIAL_LEN);
+    if (rc == 0) rc = smki_cur_copy(&c, r->issuer_ski, SMKI_KEYID_LEN);
+    if (rc == 0) rc = smki_cur_u8(&c, &reason);
+    if (rc == 0) rc = smki_cur_u8(&c, &req);
+    if (rc == 0) rc = smki_cur_u8(&c, &nap);
+    if (rc == 0 && nap > SMKI_RA_APPROVERS_MAX) rc = -1;
+    for (size_t i = 0; rc == 0 && i < nap; i++) rc = r_str(&c, r->approvers[i], sizeof r->approvers[i]);
+    if (rc == 0) rc = r_str(&c, r->rejected_by, sizeof r->rejected_by);
+    if (rc == 0) rc = r_str(&c, r->note, sizeof r->note);
+    if (rc == 0) rc = smki_cur_u8(&c, &has_res);
+    if (rc == 0) rc = smki_cur_copy(&c, r->result_serial, SMKI_SERIAL_LEN);
+    if (rc == 0) rc = smki_cur_copy(&c, r->result_issuer, SMKI_KEYID_LEN);
+    uint8_t kind = 0, has_new = 0;
+    if (rc == 0) rc = smki_cur_u8(&c, &kind);
+    if (rc == 0) rc = smki_cur_u8(&c, &has_new);
+    if (rc == 0) rc = smki_cur_copy(&c, r->new_ca_serial, SMKI_SERIAL_LEN);
+    if (rc == 0 && (kind >= SMKI_CA_KIND_COUNT || has_new > 1)) rc = -1;
+    r->ca_kind = kind;
+    r->has_new_ca = has_new;
+    if (rc < 0 || c.left || type < 1 || type > 4 || state < 1 || state > 5) {
+        smki_error_clear();
+        return SMKI_FAIL(SMKI_E_CORRUPT, "a request record is damaged (%zu octets)", vlen);
+    }
+    r->id = get_be64(key);
+    r->type = (smki_req_type)type;
+    r->state = (smki_req_state)state;
+    r->created = (int64_t)created;
+    r->updated = (int64_t)updated;
+    r->role = role == 0xFF ? -1 : role;
+    r->has_eui = has_eui;
+    r->usage = usage;
+    r->reason = reason;
+    r->approvals_required = req;
+    r->n_approvals = nap;
+    r->has_result = has_res;
+    return 0;
+}
+
+static int req_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
+{
+    uint8_t key[8];
+    put_be64(key, id);
+    const void *v;
+    size_t n;
+    int rc = smki_txn_get(t, ra->db.requests, key, 8, &v, &n);
+    if (rc == SMKI_E_NOTFOUND)
+        return SMKI_FAIL(SMKI_E_NOTFOUND, "no request %llu ('smki ra request list')", (unsigned long long)id);
+    GUARD(rc);
+    return req_decode(key, 8, v, n, out);
+}
+
+static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
+{
+    uint8_t key[8], rec[REQUEST_REC_MAX];
+    size_t n = 0;
+    put_be64(key, r->id);
+    GUARD(req_encode(r, rec, sizeof rec, &n));
+    return smki_txn_put(t, ra->db.requests, key, 8, rec, n, 0);
+}
+
+static void csr_key(uint64_t id, uint32_t idx, uint8_t key[12])
+{
+    put_be64(key, id);
+    key[8] = (uint8_t)(idx >> 24), key[9] = (uint8_t)(idx >> 16), key[10] = (uint8_t)(idx >> 8), key[11] = (uint8_t)idx;
+}
+
+/* ---- Demand ----------------------------------------------------------------------------------- */
+
+static void day_month(int64_t now, char day[16], char month[16])
+{
+    time_t tt = (time_t)now;
+    struct tm tm;
+    gmtime_r(&tt, &tm);
+    strftime(day, 16, "%Y%m%d", &tm);
+    strftime(month, 16, "%Y%m", &tm);
+}
+
+static int counter_get(smki_txn *t, smki_ra *ra, const char *key, uint64_t *out)
+{
+    const void *v;
+    size_t n;
+    int rc = smki_txn_get(t, ra->db.demand, key, strlen(key), &v, &n);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        *out = 0;
+        return 0;
+    }
+    GUARD(rc);
+    ENSURE(n == 8, SMKI_E_CORRUPT, "a demand counter is damaged");
+    *out = get_be64(v);
+    return 0;
+}
+
+static int counter_put(smki_txn *t, smki_ra *ra, const char *key, uint64_t v)
+{
+    uint8_t b[8];
+    put_be64(b, v);
+    return smki_txn_put(t, ra->db.demand, key, strlen(key), b, 8, 0);
+}
+
+typedef struct {
+    const char *current; /* "m/<party>/<yyyymm>" of this month */
+    uint64_t sum, months;
+} month_avg;
+
+static int month_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    month_avg *m = arg;
+    size_t cl = strlen(m->current);
+    /* Earlier months only: the current one is what is being judged. */
+    if (kl != cl || memcmp(k, m->current, kl) >= 0 || vl != 8) return 0;
+    m->sum += get_be64(v);
+    m->months++;
+    return 0;
+}
+
+/* ---- Submit ----------------------------------------------------------------------------------- */
+
+typedef struct {
+    const smki_ra_submit *s;
+    const smki_cert *target; /* revoke */
+    smki_csr *csr;       /* organisation */
+    smki_csr **csrs;     /* device batch */
+    const smki_ra_actor *by;
+    uint64_t id;
+} submit_run;
+
+static int next_id(smki_txn *t, smki_ra *ra, uint64_t *id)
+{
+    const void *v;
+    size_t n;
+    uint64_t next = 1;
+    int rc = smki_txn_get(t, ra->db.meta, "next_request", 12, &v, &n);
+    if (rc == 0) {
+        ENSURE(n == 8, SMKI_E_CORRUPT, "the request counter is damaged");
+        next = get_be64(v);
+    } else if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+    } else {
+        return rc;
+    }
+    *id = next;
+    uint8_t b[8];
+    put_be64(b, next + 1);
+    return smki_txn_put(t, ra->db.meta, "next_request", 12, b, 8, 0);
+}
+
+static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    submit_run *sr = arg;
+    const smki_ra_submit *s = sr->s;
+    int64_t now = ra_now(ra);
+    char day[16], month[16], key[128];
+    day_month(now, day, month);
+    /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
+     * compromise is not to wait for tomorrow). */
+    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER) {
+        uint64_t today;
+        snprintf(key, sizeof key, "r/%s/%s", s->party, day);
+        GUARD(counter_get(t, ra, key, &today));
+        ENSURE(today < ra->pol.rate_per_day, SMKI_E_REFUSED,
+               "party %s has made %llu requests today, its limit (ra.rate_per_day = %u): try again tomorrow or raise "
+               "the limit",
+               s->party, (unsigned long long)today, ra->pol.rate_per_day);
+        GUARD(counter_put(t, ra, key, today + 1));
+    }
+
+    smki_ra_request r;
+    memset(&r, 0, sizeof r);
+    r.type = s->type;
+    r.state = SMKI_REQ_PENDING;
+    snprintf(r.env, sizeof r.env, "%s", s->env);
+    snprintf(r.party, sizeof r.party, "%s", s->party);
+    snprintf(r.requester, sizeof r.requester, "%s", sr->by->name);
+    r.created = r.updated = now;
+    r.role = -1;
+    char tx[SMKI_EUI64_TEXT_MAX] = "", rt[SMKI_ROLE_TEXT_MAX] = "";
+    if (s->type == SMKI_REQ_ORGANISATION) {
+        smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_ORGANISATION, s->role, s->eui, sr->csr};
+        GUARD(ra_eligible_txn(t, ra, &e));
+        r.role = s->role;
+        r.has_eui = 1;
+        r.eui = *s->eui;
+        r.usage = sr->csr->usage;
+        snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
+        r.csr_count = 1;
+        r.approvals_required = ra->pol.approvals_org;
+        smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
+        smki_role_format((uint8_t)s->role, rt);
+    } else if (s->type == SMKI_REQ_RECOVER) {
+        r.ca_kind = s->ca_kind;
+        r.csr_count = 0;
+        r.approvals_required = ra->pol.approvals_sensitive;
+    } else if (s->type == SMKI_REQ_REVOKE) {
+        const smki_cert *c = sr->target;
+        memcpy(r.serial, c->serial, SMKI_SERIAL_LEN);
+        memcpy(r.issuer_ski, c->issuer_ski, SMKI_KEYID_LEN);
+        r.reason = s->reason;
+        r.role = c->role;
+        r.has_eui = c->has_eui;
+        r.eui = c->eui;
+        r.usage = c->usage;
+        r.approvals_required = ra->pol.approvals_sensitive;
+    } else {
+        for (size_t i = 0; i < s->n_csrs; i++) {
+            smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_DEVICE, -1, NULL, sr->csrs[i]};
+            int rc = ra_eligible_txn(t, ra, &e);
+            if (rc < 0) return smki_error_wrap("CSR %zu of the batch", i + 1);
+        }
+        r.csr_count = (uint32_t)s->n_csrs;
+        r.approvals_required = s->n_csrs > ra->pol.batch_review_size ? ra->pol.approvals_sensitive
+                                                                      : ra->pol.approvals_org;
+        /* Demand: device CSRs this month against the monthly average of earlier months. */
+        snprintf(key, sizeof key, "m/%s/%s", s->party, month);
+        uint64_t this_month;
+        GUARD(counter_get(t, ra, key, &this_month));
+        char pfx[80];
+        snprintf(pfx, sizeof pfx, "m/%s/", s->party);
+        month_avg m = {key, 0, 0};
+        GUARD(smki_txn_scan(t, ra->db.demand, pfx, strlen(pfx), month_one, &m));
+        uint64_t avg = m.months ? m.sum / m.months : ra->pol.demand_baseline;
+        uint64_t after = this_month + s->n_csrs;
+        if (after * 100 > avg * ra->pol.demand_percent) {
+            r.state = SMKI_REQ_HELD;
+            if (r.approvals_required < ra->pol.approvals_sensitive) r.approvals_required = ra->pol.approvals_sensitive;
+            snprintf(r.note, sizeof r.note,
+                     "held for review: %llu device CSRs this month with this batch, above %u%% of the monthly average "
+                     "%llu%s",
+                     (unsigned long long)after, ra->pol.demand_percent, (unsigned long long)avg,
+                     m.months ? "" : " (baseline: no history yet)");
+        }
+        GUARD(counter_put(t, ra, key, after));
+    }
+    GUARD(next_id(t, ra, &r.id));
+    if (r.approvals_required == 0 && r.state == SMKI_REQ_PENDING) r.state = SMKI_REQ_APPROVED;
+    GUARD(req_put(t, ra, &r));
+    uint8_t ck[12];
+    if (s->type == SMKI_REQ_ORGANISATION) {
+        csr_key(r.id, 0, ck);
+        GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csr->der, sr->csr->der_len, SMKI_PUT_NOOVERWRITE));
+    } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
+        for (size_t i = 0; i < s->n_csrs; i++) {
+            csr_key(r.id, (uint32_t)i, ck);
+            GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csrs[i]->der, sr->csrs[i]->der_len, SMKI_PUT_NOOVERWRITE));
+        }
+    }
+    sr->id = r.id;
+    snprintf(note->action, sizeof note->action, "request-submit");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    if (s->type == SMKI_REQ_ORGANISATION) {
+        snprintf(note->detail, sizeof note->detail,
+                 "organisation %s certificate, role %s, EUI %s, party %s, env %s; needs %u approval(s)",
+                 r.usage == SMKI_USAGE_DS ? "DS" : "KA", rt, tx, r.party, r.env, r.approvals_required);
+    } else if (s->type == SMKI_REQ_RECOVER) {
+        snprintf(note->detail, sizeof note->detail,
+                 "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
+                 smki_ca_kind_name((smki_ca_kind)r.ca_kind), r.env, r.approvals_required);
+    } else if (s->type == SMKI_REQ_REVOKE) {
+        char serial[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
+        snprintf(note->detail, sizeof note->detail,
+                 "revoke %s certificate %s (%s), party %s, env %s; needs %u approval(s)",
+                 smki_profile_get(sr->target->profile)->name, serial, smki_revoke_reason_name(r.reason), r.party, r.env,
+                 r.approvals_required);
+    } else
+        snprintf(note->detail, sizeof note->detail,
+                 "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s", r.csr_count, r.party, r.env,
+                 r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "", r.state == SMKI_REQ_HELD ? r.note : "");
+    return 0;
+}
+
+static int find_one(const smki_cert *c, void *arg)
+{
+    smki_cert *out = arg;
+    if (out->der_len) return SMKI_FAIL(SMKI_E_USAGE, "that serial is used by more than one issuer: name the issuer");
+    *out = *c;
+    return 0;
+}
+
+/* Revocation: the certificate, found and judged before anything is written. */
+static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    ENSURE(s->serial, SMKI_E_USAGE, "a revocation names the certificate's serial");
+    ENSURE(smki_revoke_reason_name(s->reason), SMKI_E_USAGE, "revocation reason %d is not an RFC 5280 reason code",
+           s->reason);
+    smki_revoke_reason check;
+    GUARD(smki_revoke_reason_parse(smki_revoke_reason_name(s->reason), &check));
+    smki_cert *found = calloc(1, sizeof *found);
+    ENSURE(found, SMKI_E_NOMEM, "out of memory");
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.serial = s->serial;
+    q.issuer_ski = s->issuer_ski;
+    int rc = smki_ca_find(&ra->ca, &q, find_one, found);
+    char hex[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(s->serial, SMKI_SERIAL_LEN, hex, 0);
+    const smki_cert *c = &found[0];
+    if (rc == 0 && !c->der_len) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s ('smki ca list')", hex);
+    if (rc == 0 && c->profile == SMKI_PROFILE_DEVICE)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a device certificate: device certificates are replaced, not "
+                                       "revoked (reference section 4): submit a device batch with the new CSR", hex);
+    if (rc == 0 && smki_profile_get(c->profile)->is_ca && smki_profile_get(c->profile)->self_signed == 1)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is a root: it is withdrawn from the trust stores, not revoked",
+                       hex);
+    if (rc == 0 && c->status == SMKI_STATUS_REVOKED)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is already revoked", hex);
+    if (rc == 0 && s->env && strcmp(s->env, c->env) != 0)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "certificate %s is of environment %s, not %s", hex, c->env, s->env);
+    smki_ra_submit sub = *s;
+    char party[SMKI_RA_NAME_MAX] = "-";
+    smki_ra_user_id u;
+    if (rc == 0 && c->has_eui) {
+        if (smki_ra_id_get(ra, &c->eui, &u) == 0) snprintf(party, sizeof party, "%s", u.party);
+        else smki_error_clear();
+    }
+    sub.party = party;
+    sub.env = c->env;
+    submit_run sr = {&sub, c, NULL, NULL, by, 0};
+    if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+    free(found);
+    GUARD(rc);
+    if (id) *id = sr.id;
+    return 0;
+}
+
+static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    ENSURE(s->env && strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "a recovery names the environment (--env)");
+    ENSURE(s->ca_kind == SMKI_CA_OCA || s->ca_kind == SMKI_CA_DCA, SMKI_E_USAGE,
+           "a recovery is for an issuing CA: smki-oca or smki-dca");
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int rc = smki_ca_get(&ra->ca, s->env, (smki_ca_kind)s->ca_kind, rec);
+    free(rec);
+    GUARD(rc);
+    smki_ra_submit sub = *s;
+    sub.party = "-";
+    submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
+    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    if (id) *id = sr.id;
+    return 0;
+}
+
+int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
+    if (s && s->type == SMKI_REQ_RECOVER) return submit_recover(ra, by, s, id);
+    ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
+    GUARD(ra_check_name("a Party Signifier", s->party));
+    ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
+    submit_run sr = {s, NULL, NULL, NULL, by, 0};
+    int rc = 0;
+    if (s->type == SMKI_REQ_ORGANISATION) {
+        ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "an organisation request needs its CSR (--csr)");
+        ENSURE(s->eui, SMKI_E_USAGE, "an organisation request needs the organisation's EUI-64 (--eui)");
+        ENSURE(smki_role_by_code((unsigned)s->role), SMKI_E_USAGE,
+               "an organisation request needs a Remote Party Role (--role)");
+        ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
+        GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
+        rc = ra_act(ra, by, 0, submit_fn, &sr);
+        smki_csr_free(sr.csr);
+    } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
+        ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
+        sr.csrs = calloc(s->n_csrs, sizeof *sr.csrs);
+        ENSURE(sr.csrs, SMKI_E_NOMEM, "out of memory");
+        for (size_t i = 0; rc == 0 && i < s->n_csrs; i++) {
+            rc = smki_csr_parse(s->csrs[i], s->csr_lens[i], &sr.csrs[i]);
+            if (rc < 0) smki_error_wrap("CSR %zu of the batch", i + 1);
+        }
+        if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+        for (size_t i = 0; i < s->n_csrs; i++) smki_csr_free(sr.csrs[i]);
+        free(sr.csrs);
+    } else {
+        return SMKI_FAIL(SMKI_E_USAGE, "requests of type %s are submitted with their own command",
+                         smki_req_type_name(s->type));
+    }
+    GUARD(rc);
+    if (id) *id = sr.id;
+    return 0;
+}
+
+/* ---- Reading ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    smki_ra *ra;
+    uint64_t id;
+    smki_ra_request *out;
+} get_run;
+
+static int get_txn(smki_txn *t, void *arg)
+{
+    get_run *g = arg;
+    return req_get_txn(t, g->ra, g->id, g->out);
+}
+
+int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out)
+{
+    get_run g = {ra, id, out};
+    return smki_store_read(ra->store, get_txn, &g);
+}
+
+typedef struct {
+    smki_ra *ra;
+    int state;
+    smki_ra_request_fn fn;
+    void *arg;
+} each_req;
+
+static int each_req_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    each_req *e = arg;
+    smki_ra_request r;
+    GUARD(req_decode(k, kl, v, vl, &r));
+    if (e->state && (int)r.state != e->state) return 0;
+    return e->fn(&r, e->arg);
+}
+
+static int each_req_txn(smki_txn *t, void *arg)
+{
+    each_req *e = arg;
+    return smki_txn_scan(t, e->ra->db.requests, NULL, 0, each_req_one, e);
+}
+
+int smki_ra_request_each(smki_ra *ra, int state, smki_ra_request_fn fn, void *arg)
+{
+    each_req e = {ra, state, fn, arg};
+    return smki_store_read(ra->store, each_req_txn, &e);
+}
+
+typedef struct {
+    smki_ra *ra;
+    uint64_t id;
+    uint32_t from, n;
+    uint8_t **der;
+    size_t *len;
+} csr_run;
+
+static int csr_txn(smki_txn *t, void *arg)
+{
+    csr_run *c = arg;
+    for (uint32_t i = 0; i < c->n; i++) {
+        uint8_t key[12];
+        csr_key(c->id, c->from + i, key);
+        const void *v;
+        size_t n;
+        int rc = smki_txn_get(t, c->ra->db.csrs, key, 12, &v, &n);
+        if (rc == SMKI_E_NOTFOUND)
+            return SMKI_FAIL(SMKI_E_CORRUPT, "request %llu has no CSR %u: the store is damaged",
+                             (unsigned long long)c->id, c->from + i);
+        GUARD(rc);
+        c->der[i] = malloc(n);
+        ENSURE(c->der[i], SMKI_E_NOMEM, "out of memory");
+        memcpy(c->der[i], v, n);
+        c->len[i] = n;
+    }
+    return 0;
+}
+
+int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len)
+{
+    *der = NULL;
+    csr_run c = {ra, id, index, 1, der, len};
+    int rc = smki_store_read(ra->store, csr_txn, &c);
+    if (rc < 0) {
+        free(*der);
+        *der = NULL;
+    }
+    return rc;
+}
+
+/* ---- Approve and reject ------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    const char *name;
+    const char *reason;
+    int now_approved;
+} decide_run;
+
+static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    decide_run *d = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, d->id, &r));
+    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD, SMKI_E_REFUSED,
+           "request %llu is %s: only a pending or held request is approved", (unsigned long long)r.id,
+           smki_req_state_name(r.state));
+    ENSURE(strcmp(r.requester, d->name) != 0, SMKI_E_REFUSED,
+           "operator %s submitted request %llu and may not approve it: another operator must",
+           d->name, (unsigned long long)r.id);
+    for (size_t i = 0; i < r.n_approvals; i++)
+        ENSURE(strcmp(r.approvers[i], d->name) != 0, SMKI_E_REFUSED,
+               "operator %s has already approved request %llu: approvals come from distinct operators", d->name,
+               (unsigned long long)r.id);
+    ENSURE(r.n_approvals < SMKI_RA_APPROVERS_MAX, SMKI_E_INTERNAL, "request %llu holds too many approvals",
+           (unsigned long long)r.id);
+    snprintf(r.approvers[r.n_approvals++], sizeof r.approvers[0], "%s", d->name);
+    r.updated = ra_now(ra);
+    d->now_approved = r.n_approvals >= r.approvals_required;
+    if (d->now_approved) r.state = SMKI_REQ_APPROVED;
+    GUARD(req_put(t, ra, &r));
+    snprintf(note->action, sizeof note->action, "request-approve");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "approval %zu of %u%s", r.n_approvals, r.approvals_required,
+             d->now_approved ? ": approved" : "");
+    return 0;
+}
+
+int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved)
+{
+    ENSURE(by && by->name, SMKI_E_USAGE, "no operator (--operator NAME)");
+    decide_run d = {id, by->name, NULL, 0};
+    GUARD(ra_act(ra, by, 0, approve_fn, &d));
+    if (now_approved) *now_approved = d.now_approved;
+    return 0;
+}
+
+static int reject_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    decide_run *d = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, d->id, &r));
+    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD || r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED,
+           "request %llu is %s: it can no longer be rejected", (unsigned long long)r.id, smki_req_state_name(r.state));
+    ENSURE(r.done_count == 0, SMKI_E_REFUSED,
+           "request %llu has begun issuing (%u of %u done): it can no longer be rejected", (unsigned long long)r.id,
+           r.done_count, r.csr_count);
+    r.state = SMKI_REQ_REJECTED;
+    r.updated = ra_now(ra);
+    snprintf(r.rejected_by, sizeof r.rejected_by, "%s", d->name);
+    snprintf(r.note, sizeof r.note, "%s", d->reason);
+    GUARD(req_put(t, ra, &r));
+    snprintf(note->action, sizeof note->action, "request-reject");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "%s", d->reason);
+    return 0;
+}
+
+int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const char *reason)
+{
+    ENSURE(by && by->name, SMKI_E_USAGE, "no operator (--operator NAME)");
+    ENSURE(reason && *reason && strlen(reason) < SMKI_RA_REASON_MAX, SMKI_E_USAGE,
+           "a rejection needs a reason (--reason TEXT) of at most %d characters", SMKI_RA_REASON_MAX - 1);
+    decide_run d = {id, by->name, reason, 0};
+    return ra_act(ra, by, 0, reject_fn, &d);
+}
+
+/* ---- Execution ---------------------------------------------------------------------------------- */
+
+/* The issuing CA of env for leaf must be in use and within its validity. */
+static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
+{
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA : SMKI_CA_OCA;
+    int rc = smki_ca_get(&ra->ca, env, kind, rec);
+    if (rc == 0 && rec->cert.status != SMKI_STATUS_IN_USE)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s is %s: nothing is issued under it (see docs/ra.md, "
+                                       "CA compromise recovery)",
+                       smki_ca_kind_name(kind), env, smki_cert_status_name(rec->cert.status));
+    if (rc == 0 && rec->cert.not_after >= 0 && rec->cert.not_after <= ra_now(ra))
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s has expired: nothing is issued under it",
+                       smki_ca_kind_name(kind), env);
+    free(rec);
+    return rc;
+}
+
+typedef struct {
+    uint64_t id;
+    uint32_t from, n;      /* device batch: the group */
+    smki_cert *certs;      /* n of them */
+    smki_csr **csrs;
+    int finished;
+} exec_run;
+
+static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    exec_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    ENSURE(r.done_count == x->from, SMKI_E_LOCKED,
+           "request %llu moved on while this execution ran (another operator is executing it)",
+           (unsigned long long)r.id);
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    if (r.type == SMKI_REQ_ORGANISATION) {
+        smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0]};
+        GUARD(ra_eligible_txn(t, ra, &e));
+        GUARD(smki_ca_cert_put(t, &ra->ca, &x->certs[0]));
+        r.has_result = 1;
+        memcpy(r.result_serial, x->certs[0].serial, SMKI_SERIAL_LEN);
+        memcpy(r.result_issuer, x->certs[0].issuer_ski, SMKI_KEYID_LEN);
+        r.done_count = 1;
+        smki_hex_encode(x->certs[0].serial, SMKI_SERIAL_LEN, serial, 0);
+        snprintf(note->detail, sizeof note->detail, "issued organisation certificate serial %s", serial);
+    } else {
+        /* Serials of the group, hashed: the entry names every certificate it covers. */
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+        int rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < x->n; i++) {
+            smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_DEVICE, -1, NULL, x->csrs[i]};
+            rc = ra_eligible_txn(t, ra, &e);
+            if (rc < 0) smki_error_wrap("CSR %u of request %llu", x->from + i + 1, (unsigned long long)r.id);
+            if (rc == 0) rc = smki_ca_cert_put(t, &ra->ca, &x->certs[i]);
+            if (rc == 0) EVP_DigestUpdate(md, x->certs[i].serial, SMKI_SERIAL_LEN);
+        }
+        uint8_t h[32];
+        unsigned hl = 32;
+        if (rc == 0) EVP_DigestFinal_ex(md, h, &hl);
+        EVP_MD_CTX_free(md);
+        GUARD(rc);
+        if (x->from == 0 && x->n) {
+            r.has_result = 1;
+            memcpy(r.result_serial, x->certs[0].serial, SMKI_SERIAL_LEN);
+            memcpy(r.result_issuer, x->certs[0].issuer_ski, SMKI_KEYID_LEN);
+        }
+        r.done_count = x->from + x->n;
+        char hh[65];
+        smki_hex_encode(h, 32, hh, 0);
+        snprintf(note->detail, sizeof note->detail,
+                 "issued device certificates %u to %u of %u; SHA-256 of their serials %s", x->from + 1, x->from + x->n,
+                 r.csr_count, hh);
+    }
+    x->finished = r.done_count >= r.csr_count;
+    if (x->finished) r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    r.note[0] = '\0';
+    GUARD(req_put(t, ra, &r));
+    snprintf(note->action, sizeof note->action, "request-execute");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    return 0;
+}
+
+typedef struct {
+    smki_ra *ra;
+    uint64_t id;
+    smki_ra_request *r;
+} load_run;
+
+typedef struct {
+    uint64_t id;
+    smki_cert *cert;
+    smki_revocation rev;
+} revoke_run;
+
+static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    revoke_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    smki_revoke_req q = {r.serial, r.issuer_ski, r.env, (smki_revoke_reason)r.reason, ra_now(ra)};
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->cert, &x->rev));
+    r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    r.has_result = 1;
+    memcpy(r.result_serial, r.serial, SMKI_SERIAL_LEN);
+    memcpy(r.result_issuer, r.issuer_ski, SMKI_KEYID_LEN);
+    GUARD(req_put(t, ra, &r));
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "request-execute");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s",
+             smki_profile_get(x->cert->profile)->name, serial, smki_revoke_reason_name(r.reason));
+    return 0;
+}
+
+typedef struct {
+    const smki_crl *crl;
+    const char *list;
+} crl_note_run;
+
+static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    (void)t, (void)ra;
+    crl_note_run *c = arg;
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65];
+    EVP_Digest(c->crl->der, c->crl->der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 32, hx, 0);
+    snprintf(note->action, sizeof note->action, "%s-publish", c->list);
+    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", c->list, c->crl->env,
+             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
+    snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
+    return 0;
+}
+
+/* The CA whose list carries a revoked certificate of this profile. */
+static smki_ca_kind list_of(smki_profile_id p)
+{
+    switch (p) {
+    case SMKI_PROFILE_ORGANISATION: return SMKI_CA_OCA;
+    case SMKI_PROFILE_DCCKI_SERVER:
+    case SMKI_PROFILE_DCCKI_CLIENT: return SMKI_CA_DCCKI_ICA;
+    case SMKI_PROFILE_DCCKI_ICA: return SMKI_CA_DCCKI_ROOT;
+    default: return SMKI_CA_ROOT; /* the SMKI issuing CAs: the root's ARL */
+    }
+}
+
+static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
+{
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0}};
+    ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
+    int rc = ra_act(ra, by, 0, revoke_fn, &x);
+    smki_ca_kind k = list_of(x.cert->profile);
+    char env[SMKI_ENV_NAME_MAX];
+    snprintf(env, sizeof env, "%s", x.cert->env);
+    free(x.cert);
+    GUARD(rc);
+    /* Publish now: the revocation is committed; the list that carries it follows. */
+    int64_t interval = 0;
+    smki_crl crl;
+    memset(&crl, 0, sizeof crl);
+    rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
+    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval};
+    if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, env, k, &co, &crl);
+    crl_note_run cn = {&crl, smki_ca_kind_is_root(k) ? "arl" : "crl"};
+    if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+    if (rc == 0 && o) {
+        o->crl_number = crl.number;
+        snprintf(o->crl_path, sizeof o->crl_path, "%s", crl.path);
+    }
+    smki_crl_clear(&crl);
+    if (rc < 0)
+        return smki_error_wrap("request %llu: the certificate is revoked, but its %s was not published (publish it "
+                               "with 'smki ca %s --env %s')",
+                               (unsigned long long)id, smki_ca_kind_is_root(k) ? "ARL" : "CRL",
+                               smki_ca_kind_is_root(k) ? "arl" : "crl", env);
+    return 0;
+}
+
+/* ---- CA compromise recovery ------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    int step; /* 1 revoke the CA, 2 intent, 3 successor recorded, 4 a group re-issued */
+    const smki_ca_record *ca;  /* steps 1, 2: the compromised CA; 3: the successor */
+    size_t live;               /* step 2 */
+    uint32_t from, n;          /* step 4 */
+    smki_cert *certs;
+    const uint8_t *old_serials; /* n * SMKI_SERIAL_LEN */
+    smki_cert *revoked;
+} recover_run;
+
+static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    recover_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    const char *kind = smki_ca_kind_name((smki_ca_kind)r.ca_kind);
+    char hx[2 * SMKI_SERIAL_LEN + 1];
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    if (x->step == 1) {
+        smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, ra_now(ra)};
+        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, NULL));
+        smki_hex_encode(x->ca->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "recover-revoke-ca");
+        snprintf(note->detail, sizeof note->detail, "revoked the %s of %s, serial %s: cACompromise", kind, r.env, hx);
+        return 0; /* the request itself is unchanged: the next step reads the CA's status */
+    }
+    if (x->step == 2) {
+        ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice",
+               (unsigned long long)r.id);
+        r.has_result = 1;
+        memcpy(r.serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.issuer_ski, x->ca->cert.ski, SMKI_KEYID_LEN); /* the issuer of the certificates to re-issue */
+        r.csr_count = (uint32_t)x->live;
+        smki_hex_encode(r.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "recover-successor-begin");
+        snprintf(note->detail, sizeof note->detail, "making the successor of the %s of %s (revoked serial %s); %zu "
+                 "live organisation certificate(s) to re-issue", kind, r.env, hx, x->live);
+    } else if (x->step == 3) {
+        r.has_new_ca = 1;
+        memcpy(r.new_ca_serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.result_serial, x->ca->cert.serial, SMKI_SERIAL_LEN);
+        memcpy(r.result_issuer, x->ca->cert.issuer_ski, SMKI_KEYID_LEN);
+        smki_hex_encode(r.new_ca_serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(note->action, sizeof note->action, "ca-successor");
+        snprintf(note->detail, sizeof note->detail, "the %s of %s is now serial %s (key %.300s)", kind, r.env, hx,
+                 x->ca->key_ref);
+    } else {
+        ENSURE(r.done_count == x->from, SMKI_E_LOCKED,
+               "request %llu moved on while this execution ran (another operator is executing it)",
+               (unsigned long long)r.id);
+        EVP_MD_CTX *md = EVP_MD_CTX_new();
+        ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+        int rc = 0;
+        for (uint32_t i = 0; rc == 0 && i < x->n; i++) {
+            rc = smki_ca_cert_put(t, &ra->ca, &x->certs[i]);
+            EVP_DigestUpdate(md, x->old_serials + (size_t)i * SMKI_SERIAL_LEN, SMKI_SERIAL_LEN);
+            EVP_DigestUpdate(md, x->certs[i].serial, SMKI_SERIAL_LEN);
+        }
+        uint8_t h[32];
+        unsigned hl = 32;
+        if (rc == 0) EVP_DigestFinal_ex(md, h, &hl);
+        EVP_MD_CTX_free(md);
+        GUARD(rc);
+        r.done_count = x->from + x->n;
+        char hh[65];
+        smki_hex_encode(h, 32, hh, 0);
+        snprintf(note->action, sizeof note->action, "recover-reissue");
+        snprintf(note->detail, sizeof note->detail,
+                 "re-issued organisation certificates %u to %u of %u under the successor; SHA-256 of the (old, new) "
+                 "serial pairs %s",
+                 x->from + (x->n ? 1 : 0), x->from + x->n, r.csr_count, hh);
+    }
+    if (r.has_new_ca && r.done_count >= r.csr_count) r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    return req_put(t, ra, &r);
+}
+
+typedef struct {
+    const uint8_t *issuer_ski;
+    smki_cert *items;
+    size_t n, cap;
+} live_list;
+
+static int live_one(const smki_cert *c, void *arg)
+{
+    live_list *l = arg;
+    if (memcmp(c->issuer_ski, l->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        smki_cert *n = realloc(l->items, cap * sizeof *n);
+        ENSURE(n, SMKI_E_NOMEM, "out of memory");
+        l->items = n;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *c;
+    return 0;
+}
+
+/* The live organisation certificates a CA issued, in the store's (stable) order. */
+static int live_certs(smki_ra *ra, const char *env, const uint8_t ski[SMKI_KEYID_LEN], live_list *l)
+{
+    l->issuer_ski = ski;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.env = env;
+    q.issuer_ski = ski;
+    q.profile = SMKI_PROFILE_ORGANISATION;
+    q.status = SMKI_STATUS_IN_USE;
+    return smki_ca_find(&ra->ca, &q, live_one, l);
+}
+
+static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
+{
+    ENSURE(o && o->home, SMKI_E_USAGE, "a recovery needs the home (where the successor's certificate is written)");
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    smki_ca_kind kind = (smki_ca_kind)r.ca_kind;
+    smki_ca_record *rec = malloc(sizeof *rec);
+    smki_cert *revoked = malloc(sizeof *revoked);
+    live_list live = {NULL, NULL, 0, 0};
+    int rc = rec && revoked ? smki_ca_get(&ra->ca, r.env, kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    recover_run x;
+    memset(&x, 0, sizeof x);
+    x.id = id;
+    x.ca = rec;
+    x.revoked = revoked;
+    /* 1. The compromised CA onto the root's ARL, which is published (again, on a run that
+     * resumes before the intent: publishing twice only numbers the list anew). */
+    if (rc == 0 && !r.has_result) {
+        if (rec->cert.status != SMKI_STATUS_REVOKED) {
+            x.step = 1;
+            rc = ra_act(ra, by, 0, recover_fn, &x);
+        }
+        int64_t interval = 0;
+        smki_crl crl;
+        memset(&crl, 0, sizeof crl);
+        if (rc == 0) rc = smki_ca_crl_interval(o->conf, r.env, SMKI_CA_ROOT, &interval);
+        smki_crl_opts co = {o->hsm, o->home, 0, interval};
+        if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, r.env, SMKI_CA_ROOT, &co, &crl);
+        crl_note_run cn = {&crl, "arl"};
+        if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+        smki_crl_clear(&crl);
+        if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
+    }
+    /* 2. The intent, written before the successor is made (the log fails closed). */
+    if (rc == 0 && !r.has_result) {
+        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, rec->cert.ski, &live) : 0;
+        x.step = 2;
+        x.live = live.n;
+        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
+    }
+    /* 3. The successor; a run interrupted after making it finds it in place. */
+    if (rc == 0 && !r.has_new_ca) {
+        if (memcmp(rec->cert.serial, r.serial, SMKI_SERIAL_LEN) == 0) {
+            smki_ca_init_item item;
+            smki_ca_init_opts io = {o->hsm, o->home, 0};
+            rc = smki_ca_successor(&ra->ca, r.env, kind, o->conf, &io, &item);
+            if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
+        }
+        x.step = 3;
+        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
+    }
+    /* 4. Re-issue under the successor, in group commits. */
+    if (rc == 0 && r.state == SMKI_REQ_APPROVED) {
+        if (!live.items && kind == SMKI_CA_OCA) rc = live_certs(ra, r.env, r.issuer_ski, &live);
+        if (rc == 0 && live.n != r.csr_count)
+            rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu: %zu live certificates of the compromised CA, %u when the "
+                           "recovery began", (unsigned long long)id, live.n, r.csr_count);
+        smki_ca_issuer *is = NULL;
+        if (rc == 0) rc = smki_ca_issuer_open(&ra->ca, r.env, SMKI_PROFILE_ORGANISATION, o->hsm, &is);
+        size_t group = ra->pol.batch_group;
+        smki_cert *certs = rc == 0 ? calloc(group, sizeof *certs) : NULL;
+        uint8_t *old = rc == 0 ? calloc(group, SMKI_SERIAL_LEN) : NULL;
+        if (rc == 0 && (!certs || !old)) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        uint32_t from = r.done_count;
+        do {
+            uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
+            for (uint32_t i = 0; rc == 0 && i < n; i++) {
+                rc = smki_ca_reissue(is, &live.items[from + i], &certs[i]);
+                memcpy(old + (size_t)i * SMKI_SERIAL_LEN, live.items[from + i].serial, SMKI_SERIAL_LEN);
+            }
+            x.step = 4;
+            x.from = from;
+            x.n = n;
+            x.certs = certs;
+            x.old_serials = old;
+            if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+            if (rc == 0) {
+                from += n;
+                if (o->progress && r.csr_count) o->progress(from, r.csr_count, o->progress_arg);
+            }
+        } while (rc == 0 && from < r.csr_count);
+        free(certs);
+        free(old);
+        smki_ca_issuer_free(is);
+    }
+    free(live.items);
+    free(rec);
+    free(revoked);
+    return rc;
+}
+
+int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
+{
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed%s",
+           (unsigned long long)id, smki_req_state_name(r.state),
+           r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
+    if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
+    if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
+    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH, SMKI_E_USAGE,
+           "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
+           smki_req_type_name(r.type));
+    smki_profile_id leaf = r.type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION : SMKI_PROFILE_DEVICE;
+    GUARD(check_issuing_ca(ra, r.env, leaf));
+    smki_ca_issuer *is = NULL;
+    GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &is));
+    size_t group = r.type == SMKI_REQ_ORGANISATION ? 1 : ra->pol.batch_group;
+    smki_cert *certs = calloc(group, sizeof *certs);
+    smki_csr **csrs = calloc(group, sizeof *csrs);
+    uint8_t **der = calloc(group, sizeof *der);
+    size_t *len = calloc(group, sizeof *len);
+    int rc = certs && csrs && der && len ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    uint32_t from = r.done_count;
+    while (rc == 0 && from < r.csr_count) {
+        uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
+        csr_run c = {ra, id, from, n, der, len};
+        rc = smki_store_read(ra->store, csr_txn, &c);
+        /* Build (sign and lint) outside the transaction: only the store work is inside. */
+        for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            rc = smki_csr_parse(der[i], len[i], &csrs[i]);
+            smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
+                                r.cn[0] ? r.cn : NULL, 0, 0};
+            if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
+            if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
+        }
+        exec_run x = {id, from, n, certs, csrs, 0};
+        if (rc == 0) rc = ra_act(ra, by, 0, exec_fn, &x);
+        for (uint32_t i = 0; i < n; i++) {
+            smki_csr_free(csrs[i]);
+            csrs[i] = NULL;
+            free(der[i]);
+            der[i] = NULL;
+        }
+        if (rc == 0) {
+            from += n;
+            if (o && o->progress) o->progress(from, r.csr_count, o->progress_arg);
+        }
+    }
+    free(certs);
+    free(csrs);
+    free(der);
+    free(len);
+    smki_ca_issuer_free(is);
+    return rc;
+}
+
+/* ---- Direct issuance ('smki ca issue' under an RA) ------------------------------------------------ */
+
+static int env_listed(const char *list, const char *env)
+{
+    size_t el = strlen(env);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == ',') p++;
+        const char *end = p;
+        while (*end && *end != ',' && *end != ' ') end++;
+        if ((size_t)(end - p) == el && strncmp(p, env, el) == 0) return 1;
+        p = end;
+    }
+    return 0;
+}
+
+typedef struct {
+    const smki_ra_eligibility *e;
+    const smki_cert *cert;
+} direct_run;
+
+static int direct_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    direct_run *d = arg;
+    GUARD(ra_eligible_txn(t, ra, d->e));
+    GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
+    char serial[2 * SMKI_SERIAL_LEN + 1], tx[SMKI_EUI64_TEXT_MAX] = "-";
+    smki_hex_encode(d->cert->serial, SMKI_SERIAL_LEN, serial, 0);
+    if (d->cert->has_eui) smki_eui64_format(&d->cert->eui, SMKI_EUI64_HYPHEN, tx);
+    snprintf(note->action, sizeof note->action, "ca-issue-direct");
+    snprintf(note->object, sizeof note->object, "certificate %s", serial);
+    snprintf(note->detail, sizeof note->detail, "%s certificate for %s, party %s, env %s",
+             smki_profile_get(d->cert->profile)->name, tx, d->e->party, d->e->env);
+    return 0;
+}
+
+int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+                         const char *cn, smki_cert *out)
+{
+    ENSURE(e && e->env && e->csr, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
+    ENSURE(env_listed(ra->pol.direct_envs, e->env), SMKI_E_REFUSED,
+           "environment %s issues only through approved RA requests ('smki ra request submit'); direct issuance is "
+           "allowed in: %s",
+           e->env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    /* The CA's own checks of the request come first (the build signs but stores nothing),
+     * then the registry's, again in the transaction that records the certificate. */
+    smki_issue_req q = {e->csr, e->type, e->role, e->eui, cn, 0, 0};
+    GUARD(smki_ca_build(is, &q, out));
+    GUARD(smki_ra_check_eligible(ra, e));
+    GUARD(check_issuing_ca(ra, e->env, e->type));
+    direct_run d = {e, out};
+    return ra_act(ra, by, 0, direct_fn, &d);
+}
+
+typedef struct {
+    const smki_revoke_req *r;
+    smki_cert *out;
+    smki_revocation *rev;
+} direct_revoke_run;
+
+static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    direct_revoke_run *d = arg;
+    /* The CA's own refusals first (no such serial, a device certificate, ...); then the
+     * RA's rule, which aborts the transaction: nothing is written. */
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, d->rev));
+    ENSURE(env_listed(ra->pol.direct_envs, d->r->env), SMKI_E_REFUSED,
+           "environment %s revokes only through approved RA requests ('smki ra revoke'); direct revocation is allowed "
+           "in: %s",
+           d->r->env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(d->out->serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "ca-revoke-direct");
+    snprintf(note->object, sizeof note->object, "certificate %s", serial);
+    snprintf(note->detail, sizeof note->detail, "%s certificate of %s: %s", smki_profile_get(d->out->profile)->name,
+             d->out->env, smki_revoke_reason_name(d->r->reason));
+    return 0;
+}
+
+int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
+                          smki_revocation *rev)
+{
+    ENSURE(r && r->env && out, SMKI_E_USAGE, "direct revocation needs the environment");
+    direct_revoke_run d = {r, out, rev};
+    return ra_act(ra, by, 0, direct_revoke_fn, &d);
+}

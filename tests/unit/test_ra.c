@@ -1,0 +1,1291 @@
+/* The RA (ra/): the registry and every refusal of it, requests through eligibility,
+ * approvals and execution by the CA, demand controls, direct issuance in the test
+ * environment, and the audit trail: fail-closed appends and verification that names
+ * each kind of tampering, made here by editing the LMDB records directly. */
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ra/ra.h"
+#include "helpers.h"
+
+static const uint8_t DEV_EUI[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};
+#define NOW 1790000000 /* 2026-09-21, a fixed clock: rate and demand counters are per day and month */
+
+typedef struct {
+    char dir[1024];
+    smki_store *store;
+    smki_ra *ra;
+    smki_conf *conf;
+    smki_key *alice_k, *bob_k, *carol_k, *mallory_k;
+    smki_ra_actor alice, bob, carol, mallory;
+    char ckpt_path[1200];
+} fixture;
+
+static void write_key(const char *path)
+{
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(pk);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    EVP_PKEY_free(pk);
+}
+
+static smki_key *file_key(fixture *f, const char *name)
+{
+    char path[1200], ref[1300];
+    snprintf(path, sizeof path, "%s/%s.pem", f->dir, name);
+    write_key(path);
+    snprintf(ref, sizeof ref, "file:%s", path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    return k;
+}
+
+static smki_conf *software_conf(const char *dir)
+{
+    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "[ca.test]\n");
+    for (size_t i = 0; i < 5; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/ca-%s.pem", dir, KINDS[i]);
+        write_key(path);
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
+    }
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
+    return c;
+}
+
+static smki_ra_policy policy(unsigned every)
+{
+    smki_ra_policy p;
+    assert_ok(smki_ra_policy_load(NULL, &p));
+    p.checkpoint_every = every;
+    p.batch_group = 2;
+    p.batch_review_size = 4;
+    p.demand_baseline = 100;
+    return p;
+}
+
+static void open_ra(fixture *f, const smki_ra_policy *p)
+{
+    assert_ok(smki_ra_open(f->store, p, &f->ra));
+    smki_ra_set_clock(f->ra, NOW);
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    smki_ra_set_checkpoint_key(f->ra, k);
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("ra"));
+    char path[1100];
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    if (smki_store_open(path, NULL, &f->store) != 0) return -1;
+    snprintf(f->ckpt_path, sizeof f->ckpt_path, "%s/checkpoint.pem", f->dir);
+    write_key(f->ckpt_path);
+    smki_ra_policy p = policy(5);
+    open_ra(f, &p);
+    f->conf = software_conf(f->dir);
+    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_report rep;
+    if (smki_ca_init(smki_ra_ca_db(f->ra), "test", f->conf, &o, &rep) != 0) {
+        print_error("ceremony: %s\n", smki_error_msg());
+        return -1;
+    }
+    f->alice_k = file_key(f, "alice");
+    f->bob_k = file_key(f, "bob");
+    f->carol_k = file_key(f, "carol");
+    f->mallory_k = file_key(f, "mallory");
+    f->alice = (smki_ra_actor){"alice", f->alice_k};
+    f->bob = (smki_ra_actor){"bob", f->bob_k};
+    f->carol = (smki_ra_actor){"carol", f->carol_k};
+    f->mallory = (smki_ra_actor){"mallory", f->mallory_k};
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    smki_ra_close(f->ra);
+    smki_store_close(f->store);
+    smki_conf_free(f->conf);
+    smki_key_free(f->alice_k);
+    smki_key_free(f->bob_k);
+    smki_key_free(f->carol_k);
+    smki_key_free(f->mallory_k);
+    free(f);
+    return 0;
+}
+
+/* alice (bootstrap), bob and carol registered. */
+static void operators(fixture *f)
+{
+    assert_ok(smki_ra_operator_add(f->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
+    assert_ok(smki_ra_operator_add(f->ra, &f->alice, "bob", smki_key_public(f->bob_k)));
+    assert_ok(smki_ra_operator_add(f->ra, &f->alice, "carol", smki_key_public(f->carol_k)));
+}
+
+static smki_eui64_range_t range(const char *text)
+{
+    smki_eui64_range_t r;
+    assert_ok(smki_eui64_range_parse(text, &r));
+    return r;
+}
+
+static smki_eui64_t eui(const char *text)
+{
+    smki_eui64_t e;
+    assert_ok(smki_eui64_parse(text, &e));
+    return e;
+}
+
+/* A supplier SUP1 (Testing Participant, agreement signed) with block 90B3D51F3/36, User
+ * ID 90-B3-D5-1F-30-00-00-00 (EIS,GIS), authorised for supplier certificates and device
+ * certificates in test; a network operator NET1 with block 90B3D51F4/36. */
+static void registry(fixture *f)
+{
+    operators(f);
+    smki_ra_party p = {.signifier = "SUP1", .name = "Supplier One", .is_testing_participant = 1, .agreement_signed = 1};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    smki_ra_party n = {.signifier = "NET1", .name = "Network One", .is_testing_participant = 1, .agreement_signed = 1};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &n));
+    smki_eui64_range_t r1 = range("90B3D51F3/36"), r2 = range("90B3D51F4/36"), r3 = range("00DB12/24");
+    assert_ok(smki_ra_range_assign(f->ra, &f->alice, &r1, SMKI_RANGE_CENTRAL, "SUP1"));
+    assert_ok(smki_ra_range_assign(f->ra, &f->alice, &r2, SMKI_RANGE_CENTRAL, "NET1"));
+    assert_ok(smki_ra_range_assign(f->ra, &f->alice, &r3, SMKI_RANGE_DEVICE, "SUP1"));
+    smki_eui64_t id;
+    assert_ok(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_EIS | SMKI_UROLE_GIS, NULL, &id));
+    assert_ok(smki_ra_id_allocate(f->ra, &f->alice, "NET1", SMKI_UROLE_ENO, NULL, &id));
+    smki_ra_subscriber s1 = {"SUP1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, "test"};
+    smki_ra_subscriber s2 = {"SUP1", SMKI_PROFILE_DEVICE, -1, "test"};
+    smki_ra_subscriber s3 = {"NET1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_NETWORK_OPERATOR, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &s1));
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2));
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &s3));
+}
+
+/* ---- CSRs ------------------------------------------------------------------------------------- */
+
+static size_t csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509_REQ *req = X509_REQ_new();
+    assert_int_equal(X509_REQ_set_version(req, 0), 1);
+    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
+    ASN1_BIT_STRING_set_bit(bits, ku == SMKI_KU_DIGITAL_SIGNATURE ? 0 : 4, 1);
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
+    ASN1_BIT_STRING_free(bits);
+    if (hw_eui) {
+        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
+                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
+                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(san + sizeof san - 8, hw_eui, 8);
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        ASN1_OCTET_STRING_set(os, san, sizeof san);
+        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
+        ASN1_OCTET_STRING_free(os);
+    }
+    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    assert_true(n > 0 && (size_t)n <= cap);
+    memcpy(out, der, (size_t)n);
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return (size_t)n;
+}
+
+static int count_req(const smki_ra_request *r, void *arg)
+{
+    (void)r;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static int count_cert(const smki_cert *c, void *arg)
+{
+    (void)c;
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static int org_submit(fixture *f, const smki_ra_actor *by, const char *party, const char *env, int role,
+                      const char *eui_text, uint64_t *id)
+{
+    uint8_t der[1024];
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, NULL, der, sizeof der);
+    smki_eui64_t e = eui(eui_text);
+    smki_ra_submit s = {.type = SMKI_REQ_ORGANISATION, .party = party, .env = env, .csr = der, .csr_len = n,
+                        .role = role, .eui = &e, .cn = "SUPPLIERONE"};
+    return smki_ra_request_submit(f->ra, by, &s, id);
+}
+
+/* n device CSRs with consecutive IDs from first. */
+static int batch_submit(fixture *f, const smki_ra_actor *by, const uint8_t first[8], size_t n, uint64_t *id)
+{
+    uint8_t **ders = calloc(n, sizeof *ders);
+    size_t *lens = calloc(n, sizeof *lens);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t hw[8];
+        memcpy(hw, first, 8);
+        hw[7] = (uint8_t)(hw[7] + i);
+        ders[i] = malloc(1024);
+        lens[i] = csr_der(i % 2 ? SMKI_KU_KEY_AGREEMENT : SMKI_KU_DIGITAL_SIGNATURE, hw, ders[i], 1024);
+    }
+    smki_ra_submit s = {.type = SMKI_REQ_DEVICE_BATCH, .party = "SUP1", .env = "test",
+                        .csrs = (const uint8_t *const *)ders, .csr_lens = lens, .n_csrs = n};
+    int rc = smki_ra_request_submit(f->ra, by, &s, id);
+    for (size_t i = 0; i < n; i++) free(ders[i]);
+    free(ders);
+    free(lens);
+    return rc;
+}
+
+static uint64_t head(fixture *f)
+{
+    uint64_t seq;
+    assert_ok(smki_audit_head(f->ra, &seq, NULL));
+    return seq;
+}
+
+static size_t cert_count(fixture *f)
+{
+    size_t n;
+    assert_ok(smki_ca_count(smki_ra_ca_db(f->ra), &n));
+    return n;
+}
+
+static EVP_PKEY *ckpt_pub(fixture *f)
+{
+    EVP_PKEY *pk = NULL;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    assert_ok(smki_key_public_load(ref, NULL, &pk));
+    return pk;
+}
+
+/* ---- Operators ------------------------------------------------------------------------------------ */
+
+static void test_first_operator_registers_themself_and_no_one_else(void **state)
+{
+    fixture *f = *state;
+    assert_fails(smki_ra_operator_add(f->ra, &f->alice, "bob", smki_key_public(f->bob_k)), SMKI_E_REFUSED,
+                 "registers themself");
+    /* Claiming a name with someone else's key is the same refusal. */
+    smki_ra_actor fake = {"bob", f->alice_k};
+    assert_fails(smki_ra_operator_add(f->ra, &fake, "bob", smki_key_public(f->bob_k)), SMKI_E_REFUSED,
+                 "registers themself");
+    assert_int_equal(head(f), 0);
+    operators(f);
+    assert_fails(smki_ra_operator_add(f->ra, &f->alice, "bob", smki_key_public(f->bob_k)), SMKI_E_EXISTS,
+                 "already registered");
+    assert_fails(smki_ra_operator_add(f->ra, &f->mallory, "eve", smki_key_public(f->mallory_k)), SMKI_E_REFUSED,
+                 "not a registered RA operator");
+    smki_ra_actor impostor = {"bob", f->mallory_k};
+    smki_ra_party p = {.signifier = "X1"};
+    assert_fails(smki_ra_party_add(f->ra, &impostor, &p), SMKI_E_REFUSED, "not operator bob's registered key");
+    assert_fails(smki_ra_operator_add(f->ra, &f->alice, "bad name", smki_key_public(f->bob_k)), SMKI_E_USAGE,
+                 "only letters");
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"));
+    assert_fails(smki_ra_party_add(f->ra, &f->carol, &p), SMKI_E_REFUSED, "deactivated");
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"), SMKI_E_REFUSED, "already deactivated");
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "nobody"), SMKI_E_NOTFOUND, "no operator");
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "bob"));
+    assert_fails(smki_ra_operator_deactivate(f->ra, &f->alice, "alice"), SMKI_E_REFUSED, "last active operator");
+    size_t n;
+    assert_ok(smki_ra_operator_count(f->ra, &n));
+    assert_int_equal(n, 3);
+    assert_int_equal(head(f), 5);
+}
+
+/* ---- Registry refusals ----------------------------------------------------------------------------- */
+
+static void test_registry_refuses_duplicates_overlaps_and_unknown_parties(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t before = head(f);
+    smki_ra_party p = {.signifier = "SUP1"};
+    assert_fails(smki_ra_party_add(f->ra, &f->alice, &p), SMKI_E_EXISTS, "already registered");
+    smki_ra_party q = {.signifier = "has space"};
+    assert_fails(smki_ra_party_add(f->ra, &f->alice, &q), SMKI_E_USAGE, "Party Signifier");
+    smki_ra_party r = {.signifier = "X2", .agreement_signed = 1};
+    assert_fails(smki_ra_party_add(f->ra, &f->alice, &r), SMKI_E_USAGE, "only for a Testing Participant");
+    smki_eui64_range_t inside = range("90B3D5/24"), other = range("90B3D51F5/36");
+    assert_fails(smki_ra_range_assign(f->ra, &f->alice, &inside, SMKI_RANGE_CENTRAL, "NET1"), SMKI_E_REFUSED,
+                 "already assigned to SUP1");
+    assert_fails(smki_ra_range_assign(f->ra, &f->alice, &other, SMKI_RANGE_CENTRAL, "NOBODY"), SMKI_E_NOTFOUND,
+                 "no party 'NOBODY'");
+    smki_ra_subscriber s = {"SUP1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, "test"};
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s), SMKI_E_EXISTS, "already an Authorised");
+    smki_ra_subscriber s2 = {"SUP1", SMKI_PROFILE_DEVICE, SMKI_ROLE_SUPPLIER, "test"};
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2), SMKI_E_USAGE, "a device one does not");
+    smki_ra_subscriber s3 = {"GHOST", SMKI_PROFILE_DEVICE, -1, "test"};
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s3), SMKI_E_NOTFOUND, "no party 'GHOST'");
+    assert_int_equal(head(f), before); /* refusals leave no entry */
+}
+
+static void test_ids_come_only_from_the_requesters_own_block_and_never_twice(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_eui64_t got;
+    /* The next free ID of SUP1's block: the first was allocated by registry(). */
+    assert_ok(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_EES, NULL, &got));
+    smki_eui64_t want = eui("90-B3-D5-1F-30-00-00-01");
+    assert_memory_equal(got.b, want.b, 8);
+    smki_eui64_t mine = eui("90-B3-D5-1F-30-00-00-09");
+    assert_ok(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_OU, &mine, &got));
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_OU, &mine, &got), SMKI_E_EXISTS,
+                 "never allocated twice");
+    smki_eui64_t theirs = eui("90-B3-D5-1F-40-00-00-05");
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_EIS, &theirs, &got), SMKI_E_REFUSED,
+                 "central block of NET1");
+    smki_eui64_t device = eui("00-DB-12-00-00-00-00-01");
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_EIS, &device, &got), SMKI_E_REFUSED,
+                 "device block of SUP1");
+    smki_eui64_t nowhere = eui("11-22-33-44-55-66-77-88");
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", SMKI_UROLE_EIS, &nowhere, &got), SMKI_E_REFUSED,
+                 "outside party SUP1's central blocks");
+    smki_ra_party p = {.signifier = "NOBLOCK"};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "NOBLOCK", SMKI_UROLE_EIS, NULL, &got), SMKI_E_REFUSED,
+                 "no central EUI-64 block");
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "SUP1", 0, NULL, &got), SMKI_E_USAGE, "at least one User Role");
+    unsigned bits;
+    assert_fails(smki_user_roles_parse("EIS,XYZ", &bits), SMKI_E_USAGE, "'XYZ' is not a User Role");
+    assert_ok(smki_user_roles_parse("eis,GNO", &bits));
+    assert_int_equal(bits, SMKI_UROLE_EIS | SMKI_UROLE_GNO);
+    /* A full block: a /64-sized block of one ID. */
+    smki_ra_party t = {.signifier = "TINY"};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &t));
+    smki_eui64_range_t tiny;
+    tiny.first = eui("90-B3-D5-1F-50-00-00-00");
+    assert_ok(smki_eui64_range_from_prefix(&tiny.first, 36, &tiny));
+    assert_ok(smki_ra_range_assign(f->ra, &f->alice, &tiny, SMKI_RANGE_CENTRAL, "TINY"));
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "TINY", 1, "unpaid invoices"));
+    assert_fails(smki_ra_id_allocate(f->ra, &f->alice, "TINY", SMKI_UROLE_EIS, NULL, &got), SMKI_E_REFUSED,
+                 "suspended");
+}
+
+static void test_suspension_is_what_the_gateway_check_reads(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00"), unknown = eui("90-B3-D5-1F-30-00-00-77");
+    assert_ok(smki_ra_check_sender(f->ra, &sup));
+    assert_fails(smki_ra_check_sender(f->ra, &unknown), SMKI_E_NOTFOUND, "not an allocated User ID");
+    assert_ok(smki_ra_id_suspend(f->ra, &f->alice, &sup, 1, "key compromise reported"));
+    assert_fails(smki_ra_check_sender(f->ra, &sup), SMKI_E_REFUSED, "key compromise reported");
+    assert_fails(smki_ra_id_suspend(f->ra, &f->alice, &sup, 1, "again"), SMKI_E_REFUSED, "already suspended");
+    assert_ok(smki_ra_id_suspend(f->ra, &f->alice, &sup, 0, NULL));
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, "SEC suspension"));
+    assert_fails(smki_ra_check_sender(f->ra, &sup), SMKI_E_REFUSED, "party SUP1, which is suspended");
+    assert_fails(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, ""), SMKI_E_USAGE, "needs a reason");
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 0, NULL));
+    assert_ok(smki_ra_check_sender(f->ra, &sup));
+}
+
+/* ---- Eligibility --------------------------------------------------------------------------------- */
+
+static void test_eligibility_refuses_each_rule_naming_it(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00"), net = eui("90-B3-D5-1F-40-00-00-00");
+    smki_eui64_t free_id = eui("90-B3-D5-1F-30-00-00-55");
+    smki_ra_eligibility ok = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, NULL};
+    assert_ok(smki_ra_check_eligible(f->ra, &ok));
+    smki_ra_eligibility e = ok;
+    e.party = "GHOST";
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_NOTFOUND, "no party 'GHOST'");
+    e = ok;
+    e.eui = &net;
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_REFUSED, "belongs to party NET1, not to SUP1");
+    e = ok;
+    e.eui = &free_id;
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_NOTFOUND, "not an allocated User ID");
+    /* Authorised for supplier only; networkOperator is another subscription. */
+    e = ok;
+    e.role = SMKI_ROLE_NETWORK_OPERATOR;
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_REFUSED, "not an Authorised Subscriber");
+    /* Authorised for xmlSign, but the role must also be bound to the ID: it is (any User). */
+    smki_ra_subscriber x = {"SUP1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_OTHER, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &x));
+    e = ok;
+    e.role = SMKI_ROLE_OTHER;
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_REFUSED, "role 7F (other) is not bound to");
+    /* Another environment: no subscription there. */
+    e = ok;
+    e.env = "production";
+    assert_fails(smki_ra_check_eligible(f->ra, &e), SMKI_E_REFUSED, "in production");
+    /* Test certificates: a Testing Participant with the agreement on file. */
+    assert_ok(smki_ra_party_set_testing(f->ra, &f->alice, "SUP1", -1, 0));
+    assert_fails(smki_ra_check_eligible(f->ra, &ok), SMKI_E_REFUSED, "without its signed agreement");
+    assert_ok(smki_ra_party_set_testing(f->ra, &f->alice, "SUP1", 0, -1));
+    assert_fails(smki_ra_check_eligible(f->ra, &ok), SMKI_E_REFUSED, "not a Testing Participant");
+    assert_fails(smki_ra_party_set_testing(f->ra, &f->alice, "SUP1", -1, 1), SMKI_E_REFUSED,
+                 "not a Testing Participant");
+    assert_ok(smki_ra_party_set_testing(f->ra, &f->alice, "SUP1", 1, 1));
+    assert_ok(smki_ra_check_eligible(f->ra, &ok));
+    assert_ok(smki_ra_id_suspend(f->ra, &f->alice, &sup, 1, "lost key"));
+    assert_fails(smki_ra_check_eligible(f->ra, &ok), SMKI_E_REFUSED, "is suspended: lost key");
+    assert_ok(smki_ra_id_suspend(f->ra, &f->alice, &sup, 0, NULL));
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, "audit finding"));
+    assert_fails(smki_ra_check_eligible(f->ra, &ok), SMKI_E_REFUSED, "suspended (audit finding)");
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 0, NULL));
+    /* Devices: never an ID of a central block; only authorised subscribers. */
+    smki_ra_eligibility d = {"SUP1", "test", SMKI_PROFILE_DEVICE, -1, &sup, NULL};
+    assert_fails(smki_ra_check_eligible(f->ra, &d), SMKI_E_REFUSED, "never a Device ID");
+    smki_eui64_t dev;
+    memcpy(dev.b, DEV_EUI, 8);
+    d.eui = &dev;
+    assert_ok(smki_ra_check_eligible(f->ra, &d));
+    d.party = "NET1";
+    assert_fails(smki_ra_check_eligible(f->ra, &d), SMKI_E_REFUSED, "not an Authorised Subscriber for device");
+    /* A role no User holds (recovery is the DCC's). */
+    assert_int_equal(smki_ra_role_allowed(SMKI_UROLE_ALL, 0, SMKI_ROLE_RECOVERY), 0);
+    assert_int_equal(smki_ra_role_allowed(0, 1, SMKI_ROLE_RECOVERY), 1);
+    assert_int_equal(smki_ra_role_allowed(0, 1, SMKI_ROLE_ROOT), 0);
+}
+
+/* ---- Requests --------------------------------------------------------------------------------------- */
+
+static void test_organisation_request_needs_another_operators_approval_then_issues(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    size_t certs = cert_count(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_PENDING);
+    assert_int_equal(r.approvals_required, 1);
+    assert_string_equal(r.requester, "alice");
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED, "awaits approvals");
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve it");
+    int approved = 0;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &approved));
+    assert_int_equal(approved, 1);
+    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "is approved");
+    assert_int_equal(cert_count(f), certs);
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    assert_true(r.has_result);
+    assert_int_equal(cert_count(f), certs + 1);
+    smki_cert c;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), r.result_issuer, r.result_serial, &c));
+    assert_int_equal(c.role, SMKI_ROLE_SUPPLIER);
+    smki_eui64_t want = eui("90-B3-D5-1F-30-00-00-00");
+    assert_memory_equal(c.eui.b, want.b, 8);
+    smki_env env;
+    assert_ok(smki_env_load("test", NULL, &env));
+    smki_lint_report *rep = malloc(sizeof *rep);
+    assert_ok(smki_lint_der(c.der, c.der_len, &env, rep));
+    assert_true(smki_lint_is_clean(rep));
+    free(rep);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is done");
+    assert_fails(smki_ra_request_reject(f->ra, &f->carol, id, "too late"), SMKI_E_REFUSED, "no longer be rejected");
+    assert_fails(smki_ra_request_get(f->ra, 999, &r), SMKI_E_NOTFOUND, "no request 999");
+}
+
+static void test_submission_refusals_write_nothing(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t before = head(f), id;
+    assert_fails(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-40-00-00-00", &id),
+                 SMKI_E_REFUSED, "belongs to party NET1");
+    assert_fails(org_submit(f, &f->alice, "GHOST", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id),
+                 SMKI_E_NOTFOUND, "no party 'GHOST'");
+    assert_fails(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_NETWORK_OPERATOR, "90-B3-D5-1F-30-00-00-00", &id),
+                 SMKI_E_REFUSED, "not an Authorised Subscriber");
+    assert_fails(org_submit(f, &f->mallory, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id),
+                 SMKI_E_REFUSED, "not a registered RA operator");
+    uint8_t bad[] = {0x30, 0x03, 0x02, 0x01, 0x00};
+    smki_eui64_t e = eui("90-B3-D5-1F-30-00-00-00");
+    smki_ra_submit s = {.type = SMKI_REQ_ORGANISATION, .party = "SUP1", .env = "test", .csr = bad,
+                        .csr_len = sizeof bad, .role = SMKI_ROLE_SUPPLIER, .eui = &e};
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_INPUT, NULL);
+    /* A device CSR in an organisation request. */
+    uint8_t der[1024];
+    s.csr = der;
+    s.csr_len = csr_der(SMKI_KU_DIGITAL_SIGNATURE, DEV_EUI, der, sizeof der);
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, NULL);
+    /* A device batch with one CSR whose ID is central. */
+    uint8_t central[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0, 0, 0};
+    assert_fails(batch_submit(f, &f->alice, central, 2, &id), SMKI_E_REFUSED, "CSR 1 of the batch");
+    assert_int_equal(head(f), before);
+    size_t n = 0;
+    assert_ok(smki_ra_request_each(f->ra, 0, count_req, &n));
+    assert_int_equal(n, 0);
+}
+
+static void test_any_rejection_rejects_and_approvals_are_distinct(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    /* A batch above the review size is sensitive: two approvals. */
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 5, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.approvals_required, 2);
+    int approved = 1;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &approved));
+    assert_int_equal(approved, 0);
+    assert_fails(smki_ra_request_approve(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "already approved");
+    assert_ok(smki_ra_request_reject(f->ra, &f->carol, id, "the manufacturer's batch file is the wrong one"));
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_REJECTED);
+    assert_string_equal(r.rejected_by, "carol");
+    assert_string_equal(r.note, "the manufacturer's batch file is the wrong one");
+    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "is rejected");
+    assert_fails(smki_ra_request_reject(f->ra, &f->carol, id, "again"), SMKI_E_REFUSED, "no longer be rejected");
+    assert_fails(smki_ra_request_reject(f->ra, &f->carol, id + 1, "x"), SMKI_E_NOTFOUND, "no request");
+    size_t n = 0;
+    assert_ok(smki_ra_request_each(f->ra, SMKI_REQ_REJECTED, count_req, &n));
+    assert_int_equal(n, 1);
+}
+
+typedef struct {
+    size_t calls, last_done, total;
+} progress;
+
+static void on_progress(size_t done, size_t total, void *arg)
+{
+    progress *p = arg;
+    p->calls++;
+    p->last_done = done;
+    p->total = total;
+}
+
+static void test_device_batch_issues_in_group_commits_each_with_its_entry(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 3, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    progress p = {0, 0, 0};
+    smki_ra_exec_opts o = {.progress = on_progress, .progress_arg = &p};
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_int_equal(cert_count(f), certs + 3);
+    assert_int_equal(p.calls, 2); /* groups of 2: 2 + 1 */
+    assert_int_equal(p.last_done, 3);
+    assert_int_equal(head(f), before + 2);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    assert_int_equal(r.done_count, 3);
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    smki_eui64_t dev;
+    memcpy(dev.b, DEV_EUI, 8);
+    q.eui = &dev;
+    q.profile = SMKI_PROFILE_DEVICE;
+    size_t n = 0;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &q, count_cert, &n));
+    assert_int_equal(n, 1);
+}
+
+static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_policy p = *smki_ra_get_policy(f->ra);
+    p.demand_baseline = 2; /* 150% of 2 is 3: a batch of 4 is exceptional */
+    p.batch_review_size = 100;
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    uint64_t small, big;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 4, &small));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, small, &r));
+    assert_int_equal(r.state, SMKI_REQ_HELD);
+    assert_int_equal(r.approvals_required, 2);
+    assert_non_null(strstr(r.note, "above 150% of the monthly average 2"));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, small, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, small, NULL));
+    assert_ok(smki_ra_request_get(f->ra, small, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+    /* Last month's demand sets the average for this one. */
+    smki_ra_set_clock(f->ra, NOW + 31 * 86400);
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 4, &big));
+    assert_ok(smki_ra_request_get(f->ra, big, &r));
+    assert_int_equal(r.state, SMKI_REQ_PENDING);
+    uint64_t third;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 3, &third));
+    assert_ok(smki_ra_request_get(f->ra, third, &r));
+    assert_int_equal(r.state, SMKI_REQ_HELD); /* 7 this month > 150% of 4 */
+}
+
+static void test_rate_limit_per_subscriber_per_day(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_policy p = *smki_ra_get_policy(f->ra);
+    p.rate_per_day = 2;
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_fails(org_submit(f, &f->bob, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id),
+                 SMKI_E_REFUSED, "its limit (ra.rate_per_day = 2)");
+    /* Another subscriber has its own count; the next day starts afresh. */
+    assert_ok(org_submit(f, &f->alice, "NET1", "test", SMKI_ROLE_NETWORK_OPERATOR, "90-B3-D5-1F-40-00-00-00", &id));
+    smki_ra_set_clock(f->ra, NOW + 86400);
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+}
+
+static void test_execution_rechecks_eligibility(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, "suspended after approval"));
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "suspended after approval");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+}
+
+/* ---- Revocation ---------------------------------------------------------------------------------- */
+
+/* An organisation certificate issued through an approved request; its serial and issuer. */
+static void issued_org(fixture *f, smki_cert *out)
+{
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, NULL));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), r.result_issuer, r.result_serial, out));
+}
+
+static int audit_has(const smki_audit_entry *e, void *arg)
+{
+    if (strcmp(e->action, (const char *)((void **)arg)[0]) == 0) ((void **)arg)[1] = (void *)1;
+    return 0;
+}
+
+static void test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = c->serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.type, SMKI_REQ_REVOKE);
+    assert_int_equal(r.approvals_required, 2);
+    assert_string_equal(r.party, "SUP1"); /* from the certificate's EUI */
+    assert_string_equal(r.env, "test");
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "awaits approvals");
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    smki_revocation rev;
+    assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &rev));
+    assert_int_equal(rev.reason, SMKI_REASON_KEY_COMPROMISE);
+    assert_int_equal(o.crl_number, 1);
+    smki_crl crl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl));
+    assert_int_equal(crl.entries, 1);
+    smki_crl_clear(&crl);
+    void *want[2] = {(void *)"crl-publish", NULL};
+    assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+    assert_non_null(want[1]);
+    /* Once revoked, a second request is refused at submission. */
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "already revoked");
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    EVP_PKEY_free(pub);
+    free(c);
+}
+
+static void test_revocation_refusals_write_nothing(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id, before;
+    /* A device certificate is replaced, not revoked. */
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 1, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, NULL));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    before = head(f);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = r.result_serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "replaced, not revoked");
+    uint8_t none[SMKI_SERIAL_LEN] = {0x7f};
+    s.serial = none;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_NOTFOUND, "no certificate of serial");
+    smki_ca_record root;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &root));
+    s.serial = root.cert.serial;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "withdrawn from the trust stores");
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    before = head(f);
+    s.serial = c->serial;
+    s.reason = SMKI_REASON_CERTIFICATE_HOLD;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_USAGE, NULL);
+    s.reason = SMKI_REASON_SUPERSEDED;
+    s.env = "production";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_NOTFOUND, "not production");
+    s.env = NULL;
+    assert_fails(smki_ra_request_submit(f->ra, &f->mallory, &s, &id), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_int_equal(head(f), before);
+    free(c);
+}
+
+static void test_a_revoked_issuing_ca_issues_nothing_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t org;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &org));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, org, NULL));
+    smki_ca_record oca;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &oca));
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = oca.cert.serial, .reason = SMKI_REASON_CA_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    smki_crl arl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &arl));
+    assert_int_equal(arl.entries, 1);
+    smki_crl_clear(&arl);
+    size_t certs = cert_count(f);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, org, NULL), SMKI_E_REFUSED, "revoked");
+    assert_int_equal(cert_count(f), certs);
+}
+
+static void test_direct_revocation_only_in_direct_environments_and_audited(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c), *out = malloc(sizeof *out);
+    issued_org(f, c);
+    smki_ra_policy p = *smki_ra_get_policy(f->ra);
+    snprintf(p.direct_envs, sizeof p.direct_envs, "staging");
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    uint64_t before = head(f);
+    smki_revoke_req r = {c->serial, NULL, "test", SMKI_REASON_SUPERSEDED, 0};
+    assert_fails(smki_ra_revoke_direct(f->ra, &f->alice, &r, out, NULL), SMKI_E_REFUSED,
+                 "revokes only through approved RA requests");
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    assert_int_equal(head(f), before);
+    snprintf(p.direct_envs, sizeof p.direct_envs, "staging, test");
+    smki_ra_close(f->ra);
+    open_ra(f, &p);
+    assert_fails(smki_ra_revoke_direct(f->ra, &f->mallory, &r, out, NULL), SMKI_E_REFUSED, "not a registered");
+    assert_ok(smki_ra_revoke_direct(f->ra, &f->alice, &r, out, NULL));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    assert_int_equal(head(f), before + 1);
+    void *want[2] = {(void *)"ca-revoke-direct", NULL};
+    assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+    assert_non_null(want[1]);
+    free(c);
+    free(out);
+}
+
+/* ---- CA compromise recovery -------------------------------------------------------------------- */
+
+static int collect_live(const smki_cert *c, void *arg)
+{
+    smki_cert *out = arg;
+    size_t i = 0;
+    while (out[i].der_len) i++;
+    if (i < 4) out[i] = *c;
+    return 0;
+}
+
+static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c1 = malloc(sizeof *c1), *c2 = malloc(sizeof *c2);
+    issued_org(f, c1);
+    issued_org(f, c2);
+    smki_ca_record *old = malloc(sizeof *old), *now = malloc(sizeof *now);
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, old));
+    /* A successor is refused while the CA is not revoked, and writes nothing. */
+    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_item item;
+    assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, f->conf, &io, &item), SMKI_E_REFUSED,
+                 "only for a revoked CA");
+    assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, f->conf, &io, &item), SMKI_E_USAGE,
+                 "issuing CA");
+    smki_ra_submit s = {.type = SMKI_REQ_RECOVER, .env = "test", .ca_kind = SMKI_CA_OCA};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.approvals_required, 2);
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    /* The successor's key: a file here (a token key in practice), configured like the ceremony's. */
+    char path[1200], text[1400];
+    snprintf(path, sizeof path, "%s/oca-successor.pem", f->dir);
+    write_key(path);
+    snprintf(text, sizeof text, "[ca.test]\nsmki_oca_successor_key = file:%s\n", path);
+    smki_conf *conf = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "successor.conf", &conf));
+    smki_ra_exec_opts o = {.hsm = NULL, .home = f->dir, .conf = conf};
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    assert_int_equal(r.csr_count, 2);
+    assert_int_equal(r.done_count, 2);
+    /* The old CA revoked onto the ARL; the successor in its place, with a new key. */
+    smki_cert oc;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), old->cert.issuer_ski, old->cert.serial, &oc));
+    assert_int_equal(oc.status, SMKI_STATUS_REVOKED);
+    smki_crl arl;
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_ROOT, &arl));
+    assert_int_equal(arl.entries, 1);
+    smki_crl_clear(&arl);
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, now));
+    assert_int_equal(now->cert.status, SMKI_STATUS_IN_USE);
+    assert_memory_not_equal(now->cert.ski, old->cert.ski, SMKI_KEYID_LEN);
+    assert_memory_equal(now->cert.serial, r.new_ca_serial, SMKI_SERIAL_LEN);
+    /* Each live certificate re-issued under it: same subject key, EUI and role; linted clean. */
+    smki_cert *re = calloc(4, sizeof *re);
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.issuer_ski = now->cert.ski;
+    q.profile = SMKI_PROFILE_ORGANISATION;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &q, collect_live, re));
+    assert_int_equal(re[1].der_len != 0, 1);
+    assert_int_equal(re[2].der_len, 0);
+    smki_env env;
+    assert_ok(smki_env_load("test", NULL, &env));
+    smki_lint_report *lint = malloc(sizeof *lint);
+    for (int i = 0; i < 2; i++) {
+        assert_true(memcmp(re[i].ski, c1->ski, SMKI_KEYID_LEN) == 0 || memcmp(re[i].ski, c2->ski, SMKI_KEYID_LEN) == 0);
+        assert_int_equal(re[i].role, SMKI_ROLE_SUPPLIER);
+        assert_memory_equal(re[i].eui.b, c1->eui.b, 8);
+        assert_ok(smki_lint_der(re[i].der, re[i].der_len, &env, lint));
+        assert_true(smki_lint_is_clean(lint));
+    }
+    free(lint);
+    /* New requests issue under the successor. */
+    smki_cert *c3 = malloc(sizeof *c3);
+    issued_org(f, c3);
+    assert_memory_equal(c3->issuer_ski, now->cert.ski, SMKI_KEYID_LEN);
+    /* Executing again changes nothing; the trail verifies, every step in it. */
+    assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, "is done");
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    EVP_PKEY_free(pub);
+    const char *steps[] = {"recover-revoke-ca", "arl-publish", "recover-successor-begin", "ca-successor",
+                           "recover-reissue"};
+    for (size_t i = 0; i < 5; i++) {
+        void *want[2] = {(void *)steps[i], NULL};
+        assert_ok(smki_audit_each(f->ra, 1, audit_has, want));
+        if (!want[1]) fail_msg("no %s entry", steps[i]);
+    }
+    smki_conf_free(conf);
+    free(re);
+    free(c1);
+    free(c2);
+    free(c3);
+    free(old);
+    free(now);
+}
+
+static void test_an_expired_issuing_ca_issues_nothing_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    smki_ca_record oca;
+    assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &oca));
+    smki_ra_set_clock(f->ra, oca.cert.not_after + 1);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, NULL), SMKI_E_REFUSED, "has expired");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+}
+
+/* ---- Direct issuance ------------------------------------------------------------------------------ */
+
+static void test_direct_issue_only_in_direct_environments_after_eligibility(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ca_issuer *is = NULL;
+    assert_ok(smki_ca_issuer_open(smki_ra_ca_db(f->ra), "test", SMKI_PROFILE_ORGANISATION, NULL, &is));
+    uint8_t der[1024];
+    size_t n = csr_der(SMKI_KU_KEY_AGREEMENT, NULL, der, sizeof der);
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, n, &csr));
+    smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00");
+    smki_ra_eligibility e = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, csr};
+    smki_cert *c = malloc(sizeof *c);
+    size_t certs = cert_count(f);
+    assert_ok(smki_ra_issue_direct(f->ra, &f->alice, is, &e, NULL, c));
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_ok(smki_ra_party_set_testing(f->ra, &f->alice, "SUP1", -1, 0));
+    assert_fails(smki_ra_issue_direct(f->ra, &f->alice, is, &e, NULL, c), SMKI_E_REFUSED, "signed agreement");
+    e.env = "production";
+    assert_fails(smki_ra_issue_direct(f->ra, &f->alice, is, &e, NULL, c), SMKI_E_REFUSED,
+                 "issues only through approved RA requests");
+    assert_int_equal(cert_count(f), certs + 1);
+    free(c);
+    smki_csr_free(csr);
+    smki_ca_issuer_free(is);
+}
+
+static int count_exp(const smki_ra_expiring *x, void *arg)
+{
+    assert_string_equal(x->party, "SUP1");
+    ++*(size_t *)arg;
+    return 0;
+}
+
+static void test_expiry_monitor_names_the_party(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, NULL));
+    size_t n = 0;
+    /* Issued now (the real clock) for 10 years: not within 30 days, within 11 years. */
+    smki_ra_set_clock(f->ra, 0);
+    assert_ok(smki_ra_expiring_each(f->ra, "test", 30, count_exp, &n));
+    assert_int_equal(n, 0);
+    assert_ok(smki_ra_expiring_each(f->ra, "test", 11 * 366, count_exp, &n));
+    assert_int_equal(n, 1);
+}
+
+/* ---- The audit trail ------------------------------------------------------------------------------ */
+
+static void test_audit_fails_closed_without_the_checkpoint_key(void **state)
+{
+    fixture *f = *state;
+    operators(f); /* 3 entries; a checkpoint falls due at 5 */
+    smki_ra_party p = {.signifier = "P4"};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    smki_ra_set_checkpoint_key(f->ra, NULL);
+    smki_ra_party q = {.signifier = "P5"};
+    assert_fails(smki_ra_party_add(f->ra, &f->alice, &q), SMKI_E_REFUSED, "checkpoint 5 is due");
+    smki_ra_party got;
+    assert_fails(smki_ra_party_get(f->ra, "P5", &got), SMKI_E_NOTFOUND, "no party 'P5'");
+    assert_int_equal(head(f), 4);
+    /* A signing failure mid-action is the same: the key of an operator that cannot sign. */
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    smki_ra_set_checkpoint_key(f->ra, k);
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &q));
+    assert_int_equal(head(f), 5);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    assert_int_equal(rep.entries, 5);
+    assert_int_equal(rep.checkpoints, 1);
+    assert_int_equal(rep.last_checkpoint, 5);
+    EVP_PKEY_free(pub);
+}
+
+/* Tampering, directly on the LMDB records. */
+typedef struct {
+    smki_db db;
+    uint64_t a, b;
+    int op;
+} tamper;
+enum { T_FLIP, T_DELETE, T_SWAP, T_COPY_OVER };
+
+static int tamper_txn(smki_txn *t, void *arg)
+{
+    tamper *x = arg;
+    uint8_t ka[8], kb[8];
+    for (int i = 0; i < 8; i++) ka[i] = (uint8_t)(x->a >> (56 - 8 * i)), kb[i] = (uint8_t)(x->b >> (56 - 8 * i));
+    const void *v;
+    size_t n;
+    if (x->op == T_DELETE) return smki_txn_del(t, x->db, ka, 8);
+    GUARD(smki_txn_get(t, x->db, ka, 8, &v, &n));
+    uint8_t va[2048], vb[2048];
+    size_t na = n, nb = 0;
+    memcpy(va, v, n);
+    if (x->op == T_FLIP) {
+        /* a character of the detail text near the end of the body */
+        va[n - 80] ^= 0x01;
+        return smki_txn_put(t, x->db, ka, 8, va, na, 0);
+    }
+    GUARD(smki_txn_get(t, x->db, kb, 8, &v, &n));
+    memcpy(vb, v, n);
+    nb = n;
+    if (x->op == T_COPY_OVER) return smki_txn_put(t, x->db, kb, 8, va, na, 0);
+    GUARD(smki_txn_put(t, x->db, ka, 8, vb, nb, 0));
+    return smki_txn_put(t, x->db, kb, 8, va, na, 0);
+}
+
+static void do_tamper(fixture *f, smki_db db, int op, uint64_t a, uint64_t b)
+{
+    tamper x = {db, a, b, op};
+    assert_ok(smki_store_write(f->store, tamper_txn, &x));
+}
+
+static int has_finding(const smki_audit_report *rep, smki_audit_finding_kind kind, uint64_t seq)
+{
+    for (size_t i = 0; i < rep->n_findings; i++)
+        if (rep->findings[i].kind == kind && rep->findings[i].seq == seq) return 1;
+    return 0;
+}
+
+static void dump(const smki_audit_report *rep)
+{
+    for (size_t i = 0; i < rep->n_findings; i++)
+        print_message("  finding %s at %llu: %s\n", smki_audit_finding_name(rep->findings[i].kind),
+                      (unsigned long long)rep->findings[i].seq, rep->findings[i].message);
+}
+
+/* 17 entries, checkpoints at 5, 10 and 15. */
+static void seventeen(fixture *f)
+{
+    registry(f);
+    while (head(f) < 17) {
+        char sig[16];
+        snprintf(sig, sizeof sig, "FILL%llu", (unsigned long long)head(f));
+        smki_ra_party p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.signifier, sizeof p.signifier, "%s", sig);
+        assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    }
+    assert_int_equal(head(f), 17);
+}
+
+static void verify_expect(fixture *f, smki_audit_finding_kind kind, uint64_t seq)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, SMKI_E_VERIFY);
+    assert_true(has_finding(rep, kind, seq));
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+static void test_audit_verify_is_clean_on_an_untouched_log(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    assert_int_equal(rep.entries, 17);
+    assert_int_equal(rep.checkpoints, 3);
+    assert_int_equal(rep.last_checkpoint, 15);
+    assert_int_equal(rep.head_seq, 17);
+    EVP_PKEY_free(pub);
+    /* A checkpoint key that is not the one that signed: every checkpoint is refused. */
+    char path[1200], ref[1300];
+    snprintf(path, sizeof path, "%s/other.pem", f->dir);
+    write_key(path);
+    snprintf(ref, sizeof ref, "file:%s", path);
+    EVP_PKEY *other = NULL;
+    assert_ok(smki_key_public_load(ref, NULL, &other));
+    assert_fails(smki_audit_verify(f->ra, other, &rep), SMKI_E_VERIFY, "checkpoint 5's signature");
+    EVP_PKEY_free(other);
+}
+
+static void test_audit_verify_names_an_altered_entry(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    do_tamper(f, smki_ra_databases(f->ra)->audit, T_FLIP, 7, 0);
+    verify_expect(f, SMKI_AUDIT_ALTERED, 7);
+    verify_expect(f, SMKI_AUDIT_CHAIN, 8); /* its successor no longer chains to it */
+}
+
+static void test_audit_verify_names_a_deleted_entry(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    do_tamper(f, smki_ra_databases(f->ra)->audit, T_DELETE, 6, 0);
+    verify_expect(f, SMKI_AUDIT_MISSING, 6);
+}
+
+static void test_audit_verify_names_reordered_entries(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    do_tamper(f, smki_ra_databases(f->ra)->audit, T_SWAP, 3, 4);
+    verify_expect(f, SMKI_AUDIT_MISPLACED, 3);
+    verify_expect(f, SMKI_AUDIT_MISPLACED, 4);
+}
+
+static void test_audit_verify_names_an_inserted_entry(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    /* Entry 8 replaced by a copy of entry 2 (a validly signed entry put where it was not
+     * written), as an insertion into a renumbered log would look. */
+    do_tamper(f, smki_ra_databases(f->ra)->audit, T_COPY_OVER, 2, 8);
+    verify_expect(f, SMKI_AUDIT_MISPLACED, 8);
+    verify_expect(f, SMKI_AUDIT_CHAIN, 8);
+}
+
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[32];
+} last_hash;
+
+static int keep_last(const smki_audit_entry *e, void *arg)
+{
+    last_hash *l = arg;
+    l->seq = e->seq;
+    memcpy(l->hash, e->hash, 32);
+    return 0;
+}
+
+typedef struct {
+    smki_db meta;
+    last_hash last;
+} head_rewrite;
+
+static int head_txn(smki_txn *t, void *arg)
+{
+    head_rewrite *h = arg;
+    uint8_t rec[40];
+    for (int i = 0; i < 8; i++) rec[i] = (uint8_t)(h->last.seq >> (56 - 8 * i));
+    memcpy(rec + 8, h->last.hash, 32);
+    return smki_txn_put(t, h->meta, "head", 4, rec, sizeof rec, 0);
+}
+
+static void test_audit_verify_names_a_truncated_tail(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    /* Cut back to 14, past checkpoint 15, and rewrite the head to match: the signed
+     * checkpoint still names entry 15. */
+    for (uint64_t s = 15; s <= 17; s++) do_tamper(f, db->audit, T_DELETE, s, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    assert_int_equal(lh.seq, 14);
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_TRUNCATED, 15);
+    /* Deleting that checkpoint too leaves a log that is consistent as far as it goes:
+     * only an outside record of the head (or of the last checkpoint) shows the cut.
+     * Deleting an earlier checkpoint is caught: one is expected at every multiple of 5. */
+    do_tamper(f, db->checkpoints, T_DELETE, 15, 0);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    assert_int_equal(rep.last_checkpoint, 10);
+    EVP_PKEY_free(pub);
+    do_tamper(f, db->checkpoints, T_DELETE, 10, 0);
+    verify_expect(f, SMKI_AUDIT_CHECKPOINT_MISSING, 10);
+}
+
+static void test_audit_verify_names_a_forged_checkpoint(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    do_tamper(f, smki_ra_databases(f->ra)->checkpoints, T_FLIP, 10, 0);
+    verify_expect(f, SMKI_AUDIT_CHECKPOINT, 10);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_operator_registers_themself_and_no_one_else, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_refuses_duplicates_overlaps_and_unknown_parties, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ids_come_only_from_the_requesters_own_block_and_never_twice, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_suspension_is_what_the_gateway_check_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eligibility_refuses_each_rule_naming_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_organisation_request_needs_another_operators_approval_then_issues, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_submission_refusals_write_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_any_rejection_rejects_and_approvals_are_distinct, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_expired_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_revocation_only_in_direct_environments_and_audited, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ca_compromise_recovery_revokes_succeeds_and_reissues, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_issue_only_in_direct_environments_after_eligibility, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_expiry_monitor_names_the_party, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_fails_closed_without_the_checkpoint_key, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_is_clean_on_an_untouched_log, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_an_altered_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_deleted_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_reordered_entries, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_an_inserted_entry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_truncated_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_forged_checkpoint, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
