@@ -157,15 +157,18 @@ static int plan_settings(plan_t *P, plan_ca *c, const smki_conf *conf)
 /* Every key [ca.<env>] may hold: a misspelt one would silently give a default. */
 static int check_ceremony_keys(const char *env_name, const smki_conf *conf)
 {
-    char names[SMKI_CA_KIND_COUNT * 3][48];
-    const char *keys[SMKI_CA_KIND_COUNT * 3 + 3];
-    static const char *const SUFFIX[] = {"name", "years", "key"};
+    enum { NSUFFIX = 4 };
+    char names[SMKI_CA_KIND_COUNT * NSUFFIX][48];
+    const char *keys[SMKI_CA_KIND_COUNT * NSUFFIX + 5];
+    static const char *const SUFFIX[NSUFFIX] = {"name", "years", "key", "successor_key"};
     size_t n = 0;
     keys[n++] = "dccki";
     keys[n++] = "token";
+    keys[n++] = "crl_hours";
+    keys[n++] = "arl_hours";
     for (size_t k = 0; k < SMKI_CA_KIND_COUNT; k++)
-        for (size_t s = 0; s < 3; s++) {
-            char *out = names[k * 3 + s];
+        for (size_t s = 0; s < NSUFFIX; s++) {
+            char *out = names[k * NSUFFIX + s];
             int len = snprintf(out, sizeof names[0], "%s_%s", smki_ca_kind_name((smki_ca_kind)k), SUFFIX[s]);
             for (int i = 0; i < len; i++)
                 if (out[i] == '-') out[i] = '_';

@@ -16,7 +16,7 @@ new_eui() { printf '00-DB-12-34-56-78-%02X-%02X' $((RANDOM % 256)) $((RANDOM % 2
 DEV=${GBCS_DEMO_DEVICE:-$(new_eui)}
 # Safe to run again: a fresh device each run (one the store does not hold yet).
 while [ -z "${GBCS_DEMO_DEVICE:-}" ] && "$SMKI" device show --eui "$DEV" >/dev/null 2>&1; do DEV=$(new_eui); done
-SUP_A=90-B3-D5-1F-30-01-00-00 SUP_B=90-B3-D5-1F-30-03-00-00 ACB=90-B3-D5-1F-30-00-00-02 COS=90-B3-D5-1F-30-00-00-04
+SUP_A=90-B3-D5-1F-30-01-00-00 SUP_B=90-B3-D5-1F-30-03-00-00 ACB=90-B3-D5-1F-40-00-00-02 COS=90-B3-D5-1F-40-00-00-04
 
 say()  { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run()  { printf '$ %s\n' "$*"; "$@"; }
@@ -29,12 +29,37 @@ expect_refused() { # command... : must exit 2
 
 say "GBCS 1. The test PKI (smki ca init --env test) and the remote parties' certificates"
 run "$SMKI" ca init --env test | tail -1
+# Test certificates go only to registered Testing Participants (the RA): GITTEST holds the
+# suppliers' User IDs, the DCC's test party DCCTEST the ACB's and the transitional CoS's.
+"$(dirname "$0")/demo_ra.sh" "$SMKI" participant >/dev/null
+RA=(--operator demo-ra)
+ra_once() { # description, check command (exit 0: done already), then the RA command
+  local what=$1 check=$2; shift 2
+  if eval "$check" >/dev/null 2>&1; then return 0; fi
+  "$SMKI" ra "$@" "${RA[@]}" >/dev/null && echo "  RA: $what"
+}
+ra_once "supplier B's User ID for GITTEST" "\"$SMKI\" ra id check $SUP_B" \
+  id allocate --party GITTEST --roles EIS --eui $SUP_B
+ra_once "the DCC's test party DCCTEST" "\"$SMKI\" ra party show DCCTEST" \
+  party add DCCTEST --name "DCC (test)" --dcc --testing-participant --agreement-signed
+ra_once "DCCTEST's central block 90B3D51F4/36" "\"$SMKI\" --json ra range list | grep -q DCCTEST" \
+  range assign 90B3D51F4/36 --party DCCTEST --kind central
+for id in $ACB $COS; do
+  ra_once "DCC ID $id" "\"$SMKI\" ra id check $id" id allocate --party DCCTEST --roles OU --eui $id
+done
+for role in accessControlBroker:04 transitionalCoS:05; do # the role and its code, as the list shows it
+  ra_once "DCCTEST may request ${role%:*} certificates" \
+    "\"$SMKI\" --json ra subscriber list | grep -q '\"party\":\"DCCTEST\",\"type\":\"organisation\",\"role\":\"${role#*:}\"'" \
+    subscriber authorise --party DCCTEST --type organisation --role "${role%:*}" --env test
+done
+party_of() { case $1 in "$ACB"|"$COS") echo DCCTEST ;; *) echo GITTEST ;; esac; }
 org() { # name role eui usage
   local name=$1 role=$2 eui=$3 usage=$4 ku
   ku=$([ "$usage" = ds ] && echo digitalSignature || echo keyAgreement)
   openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/$name-$usage.key" 2>/dev/null
   openssl req -new -key "$W/$name-$usage.key" -subj "/CN=$name" -addext "keyUsage=critical,$ku" -out "$W/$name-$usage.csr" 2>/dev/null
-  "$SMKI" ca issue --env test --csr "$W/$name-$usage.csr" --role "$role" --eui "$eui" --out "$W/$name-$usage.pem" >/dev/null
+  "$SMKI" ca issue --env test --csr "$W/$name-$usage.csr" --role "$role" --eui "$eui" --party "$(party_of "$eui")" \
+    "${RA[@]}" --out "$W/$name-$usage.pem" >/dev/null
   echo "  $name ($role, $eui) $usage: $W/$name-$usage.pem"
 }
 org supplierA supplier $SUP_A ds; org supplierA supplier $SUP_A ka
@@ -45,7 +70,7 @@ org cos transitionalCoS $COS ds
 say "GBCS 2. A device $DEV: DS and KA keys made in the token; its CS02c-shaped DS CSR issued by the device CA"
 run "$SMKI" device create --eui "$DEV" --csr-dir "$W"
 HEX=$(echo "$DEV" | tr -d - | tr 'A-F' 'a-f')
-run "$SMKI" ca issue --env test --csr "$W/$HEX-ds.csr" --out "$W/device-ds.pem"
+run "$SMKI" ca issue --env test --csr "$W/$HEX-ds.csr" --party GITTEST "${RA[@]}" --out "$W/device-ds.pem"
 cp "$W/$HEX-ka.pub.pem" "$W/device-ka.pem"   # the device's KA public key, what the ACB MACs for
 openssl asn1parse -inform DER -in "$W/$HEX-ds.csr" | grep -E 'hardwareModuleName|Key Usage|Alternative' | sed 's/^/  /' || true
 
