@@ -194,6 +194,31 @@ void smki_gbcs_certdir_free(smki_gbcs_certdir *d);
 int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
 size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d);
 
+/* ---- Signing as an organisation (what `smki gbcs sign` does) -----------------------
+ * Correlation of a pre-command with what the caller meant to sign: each set field must
+ * match, else SMKI_E_REFUSED naming the field, what was expected and what was found. */
+typedef struct {
+    int has_code;
+    uint16_t code;            /* message code (other-information's first 2 octets) */
+    int has_target;
+    smki_eui64_t target;      /* recipient (business target) */
+    int has_counter;
+    uint64_t counter_min, counter_max; /* originator counter, inclusive */
+} smki_gbcs_expect;
+int smki_gbcs_check_expect(const smki_gbcs_signing *g, const smki_gbcs_expect *e);
+
+/* The certificate may sign this APDU: an organisation certificate (x500UniqueIdentifier)
+ * with digitalSignature, whose EUI-64 is the APDU's originator, and whose public key is
+ * key's (when key is given). SMKI_E_REFUSED otherwise, naming what differs. */
+int smki_gbcs_check_signer(X509 *cert, smki_key *key, const smki_gbcs_signing *g);
+
+/* Parse, correlate (e may be NULL), check the signer, then smki_gbcs_sign. */
+int smki_gbcs_sign_as(smki_key *key, X509 *cert, const smki_gbcs_expect *e, const uint8_t *pre, size_t pre_len,
+                      uint8_t **out, size_t *out_len);
+
+/* "2020-01-01T00:00:00Z", "2020-01-01" (midnight UTC) or "now". SMKI_E_USAGE otherwise. */
+int smki_gbcs_time_parse(const char *text, time_t *out);
+
 /* ---- Whole-message verification (what `smki gbcs verify` does for each file) ------ */
 typedef struct {
     int signature_checked; /* 1 when the signature was verified (all commands carry one) */

@@ -28,6 +28,7 @@ static const cli_cmd COMMANDS[] = {
     {"store", cmd_store, "the LMDB store: info"},
     {"lint", cmd_lint, "check certificates against the GB profiles"},
     {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, list, show"},
+    {"gbcs", cmd_gbcs, "GBCS messages: inspect, sign (pre-commands), verify (signature and MAC)"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,529 @@
+/* smki gbcs: GBCS messages (reference §5). inspect shows every field; sign signs a
+ * pre-command as an organisation; verify checks commands' signatures and MACs.
+ * Argument parsing and output only: the work is in gbcs/. */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "commands.h"
+#include "gbcs/gbcs.h"
+
+static const char ABOUT[] =
+    "smki gbcs: GBCS messages (General Signing DF, General Ciphering DD with a MAC).\n"
+    "\n"
+    "Files are hex text as in the DCC's RTDS (whitespace allowed) or binary.\n"
+    "A pre-command (what the DCC returns for signing) is signed with 'gbcs sign': ECDSA\n"
+    "P-256/SHA-256 over every octet after DF up to the end of the content, appended as\n"
+    "40 || r || s. The DCC wraps it into a command with a MAC (AES-128-GCM under a key\n"
+    "from static ECDH between the ACB's and the device's key-agreement keys);\n"
+    "'gbcs verify' checks both.";
+
+static const char INSPECT_HELP[] =
+    "Usage: smki gbcs inspect FILE... [--json]\n"
+    "\n"
+    "Parse each file and print every field: the wrapper (security control, invocation\n"
+    "counter, MAC and the span it authenticates), the transaction-id (CRA flag: 01\n"
+    "command, 02 response, 03 alert; originator counter), originator and recipient\n"
+    "EUI-64s, date-time, other-information (message code, supplementary remote party\n"
+    "ID, counter, certificate), content, signature, and the signed region's offsets.\n"
+    "General Block Transfer (DD 09): the routing header's fields; its body is not\n"
+    "decoded. Nothing is verified: see 'smki gbcs verify'.\n"
+    "Exit 2 if any file does not parse (the message names field and offset).\n"
+    "\n"
+    "Example:\n"
+    "  smki gbcs inspect ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX\n";
+
+static const char SIGN_HELP[] =
+    "Usage: smki gbcs sign --key KEY --cert CERT --in PRECOMMAND --out SIGNED [--binary]\n"
+    "                      [--expect-code HEX] [--expect-target EUI64] [--expect-counter MIN-MAX]\n"
+    "\n"
+    "Sign a pre-command as the organisation of CERT: ECDSA P-256/SHA-256 with KEY over\n"
+    "the octets after DF up to the end of the content; writes the pre-command with\n"
+    "40 || r || s appended (a trailing 00 is replaced). Refused (exit 2), with nothing\n"
+    "written, unless: CERT is an organisation certificate with digitalSignature, its\n"
+    "EUI-64 (x500UniqueIdentifier) is the pre-command's originator, and KEY is CERT's key.\n"
+    "Correlation, each optional, each refusing on a mismatch with field, expected and\n"
+    "found: --expect-code (message code, e.g. 0019), --expect-target (recipient EUI-64),\n"
+    "--expect-counter (originator counter window, inclusive, decimal).\n"
+    "Output is hex text like the RTDS files, or binary with --binary.\n"
+    "KEY is a pkcs11: URI, file:PATH or a label on the home's token (PIN: SMKI_PIN or\n"
+    "--pin-file).\n"
+    "\n"
+    "Example:\n"
+    "  smki gbcs sign --key file:90b3d51f30010000-ds.key --cert 90b3d51f30010000-ds.pem \\\n"
+    "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex --expect-code 0019\n";
+
+static const char VERIFY_HELP[] =
+    "Usage: smki gbcs verify --trust DIR [--acb-key KEY] [--at TIME] FILE... [--json]\n"
+    "\n"
+    "Verify commands (CRA 01). Signed (40 r s): the signature with the originator's DS\n"
+    "certificate from DIR, which must be valid at TIME (default now; e.g.\n"
+    "2020-01-01T00:00:00Z). Wrapped (DD): the MAC too, with the ACB's KA key KEY\n"
+    "(file:PATH or pkcs11: URI) and the recipient's KA certificate from DIR. Unsigned\n"
+    "commands (00, GBCS non-critical) rest on the MAC alone; a DF-only unsigned command\n"
+    "fails. DIR holds certificates named <eui64>-ds.pem / <eui64>-ka.pem (the keystore's\n"
+    "naming) or any *.pem/*.der/*.crt/*.cer certificate, found by its EUI-64.\n"
+    "Chains are not checked here (the gateway's job); an expired signer is refused.\n"
+    "A device-originated unsigned command (HAN-local, e.g. PCS01 from a PPMID) is MACed\n"
+    "under device-to-device keys and fails as not verifiable with the ACB key.\n"
+    "\n"
+    "One line per file, then 'N passed, N failed'. Exit 2 if any failed.\n"
+    "\n"
+    "Example:\n"
+    "  smki gbcs verify --trust keystore --acb-key file:keystore/90b3d51f30000002-ka.key \\\n"
+    "      --at 2020-01-01T00:00:00Z rtds/*/*_COMMAND_GBCS.HEX\n";
+
+/* ---- inspect ------------------------------------------------------------------------ */
+static char *hexdup(const uint8_t *p, size_t n)
+{
+    char *s = malloc(2 * n + 1);
+    if (!s) return NULL;
+    smki_hex_encode(p, n, s, 1);
+    return s;
+}
+
+static void eui(const uint8_t *b, char out[SMKI_EUI64_TEXT_MAX])
+{
+    smki_eui64_t id = smki_gbcs_eui(b);
+    smki_eui64_format(&id, SMKI_EUI64_PLAIN, out);
+}
+
+static const char *sig_state_name(smki_gbcs_sig_state s)
+{
+    return s == SMKI_GBCS_SIG_PRESENT ? "present" : s == SMKI_GBCS_SIG_ABSENT ? "absent (00)" : "none (pre-command)";
+}
+
+static void json_hex(json_w *w, const char *key, const uint8_t *p, size_t n)
+{
+    char *h = hexdup(p, n);
+    json_str(w, key, h ? h : "");
+    free(h);
+}
+
+static void print_hex_line(const char *label, const uint8_t *p, size_t n)
+{
+    char *h = hexdup(p, n);
+    printf("    %-20s %zu octet(s): %s\n", label, n, h ? h : "?");
+    free(h);
+}
+
+static void inspect_human(const char *file, const smki_gbcs_msg *m)
+{
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    printf("%s: %s, %zu octets\n", file, smki_gbcs_kind_name(m->kind), m->len);
+    if (m->kind == SMKI_GBCS_BLOCK) {
+        const smki_gbcs_block *k = &m->block;
+        eui(k->originator, a);
+        eui(k->recipient, b);
+        printf("  block-transfer routing header (DD 09)\n");
+        printf("    %-20s %02X %s\n", "CRA flag", k->cra, smki_gbcs_cra_name(k->cra));
+        printf("    %-20s %" PRIu64 "\n", "originator counter", k->counter);
+        printf("    %-20s %s\n    %-20s %s\n", "originator", a, "recipient", b);
+        if (k->date_time)
+            print_hex_line("date-time", k->date_time, SMKI_GBCS_DATETIME_LEN);
+        else
+            printf("    %-20s absent\n", "date-time");
+        printf("    %-20s %zu octet(s) at offset %zu: NOT decoded (the reference describes only the header)\n",
+               "body", k->body_len, k->body_offset);
+        return;
+    }
+    if (m->kind == SMKI_GBCS_CIPHERING) {
+        printf("  general-ciphering wrapper (DD)\n");
+        printf("    %-20s %02X (authenticated only)\n", "security control", m->security_control);
+        printf("    %-20s %" PRIu32 "\n", "invocation counter", m->invocation_counter);
+        print_hex_line("MAC", m->mac, SMKI_GBCS_MAC_LEN);
+        printf("    %-20s 110000000000 || octets %zu..%zu (the general-signing APDU)\n", "MAC AAD", m->aad_offset,
+               m->aad_offset + m->aad_len - 1);
+    }
+    const smki_gbcs_signing *g = &m->gsa;
+    eui(g->originator, a);
+    eui(g->recipient, b);
+    printf("  general-signing APDU (DF) at offset %zu, %zu octets\n", g->offset, g->len);
+    printf("    %-20s %02X %s\n", "CRA flag", g->cra, smki_gbcs_cra_name(g->cra));
+    printf("    %-20s %" PRIu64 " (0x%016" PRIX64 ")\n", "originator counter", g->counter, g->counter);
+    printf("    %-20s %s\n    %-20s %s\n", "originator", a, "recipient", b);
+    if (g->date_time)
+        print_hex_line("date-time", g->date_time, SMKI_GBCS_DATETIME_LEN);
+    else
+        printf("    %-20s absent (00)\n", "date-time");
+    printf("    %-20s %04X (other-information: %zu octet(s))\n", "message code", g->message_code, g->other_info_len);
+    if (g->supplementary_id) {
+        eui(g->supplementary_id, a);
+        printf("    %-20s %s\n", "supplementary ID", a);
+    }
+    if (g->has_urp_counter) printf("    %-20s %" PRIu64 "\n", "supplementary counter", g->urp_counter);
+    if (g->urp_cert) printf("    %-20s %zu octet(s) (DER)\n", "certificate", g->urp_cert_len);
+    if (g->other_info_rest) print_hex_line("other-info rest", g->other_info_rest, g->other_info_rest_len);
+    print_hex_line("content", g->content, g->content_len);
+    printf("    %-20s %s\n", "signature", sig_state_name(g->sig_state));
+    if (g->signature) {
+        print_hex_line("  r", g->signature, 32);
+        print_hex_line("  s", g->signature + 32, 32);
+    }
+    printf("    %-20s octets %zu..%zu (%zu)\n", "signed region", g->signed_offset,
+           g->signed_offset + g->signed_len - 1, g->signed_len);
+}
+
+static void inspect_json(json_w *w, const char *file, const smki_gbcs_msg *m)
+{
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    json_str(w, "file", file);
+    json_bool(w, "ok", 1);
+    json_str(w, "kind", smki_gbcs_kind_name(m->kind));
+    json_int(w, "octets", (long long)m->len);
+    if (m->kind == SMKI_GBCS_BLOCK) {
+        const smki_gbcs_block *k = &m->block;
+        eui(k->originator, a);
+        eui(k->recipient, b);
+        json_key_obj(w, "block_transfer");
+        json_int(w, "cra", k->cra);
+        json_str(w, "cra_name", smki_gbcs_cra_name(k->cra));
+        json_int(w, "counter", (long long)k->counter);
+        json_str(w, "originator", a);
+        json_str(w, "recipient", b);
+        if (k->date_time) json_hex(w, "date_time", k->date_time, SMKI_GBCS_DATETIME_LEN);
+        json_int(w, "body_offset", (long long)k->body_offset);
+        json_int(w, "body_octets", (long long)k->body_len);
+        json_bool(w, "body_decoded", 0);
+        json_close_obj(w);
+        return;
+    }
+    if (m->kind == SMKI_GBCS_CIPHERING) {
+        json_key_obj(w, "ciphering");
+        json_int(w, "security_control", m->security_control);
+        json_int(w, "invocation_counter", m->invocation_counter);
+        json_hex(w, "mac", m->mac, SMKI_GBCS_MAC_LEN);
+        json_hex(w, "aad_header", m->aad_header, 6);
+        json_int(w, "aad_offset", (long long)m->aad_offset);
+        json_int(w, "aad_octets", (long long)m->aad_len);
+        json_close_obj(w);
+    }
+    const smki_gbcs_signing *g = &m->gsa;
+    eui(g->originator, a);
+    eui(g->recipient, b);
+    json_key_obj(w, "signing");
+    json_int(w, "offset", (long long)g->offset);
+    json_int(w, "octets", (long long)g->len);
+    json_int(w, "cra", g->cra);
+    json_str(w, "cra_name", smki_gbcs_cra_name(g->cra));
+    json_int(w, "counter", (long long)g->counter);
+    json_str(w, "originator", a);
+    json_str(w, "recipient", b);
+    if (g->date_time) json_hex(w, "date_time", g->date_time, SMKI_GBCS_DATETIME_LEN);
+    char code[8];
+    snprintf(code, sizeof code, "%04X", g->message_code);
+    json_str(w, "message_code", code);
+    json_hex(w, "other_info", g->other_info, g->other_info_len);
+    if (g->supplementary_id) {
+        eui(g->supplementary_id, a);
+        json_str(w, "supplementary_id", a);
+    }
+    if (g->has_urp_counter) json_int(w, "supplementary_counter", (long long)g->urp_counter);
+    if (g->urp_cert) json_hex(w, "certificate", g->urp_cert, g->urp_cert_len);
+    if (g->other_info_rest) json_hex(w, "other_info_rest", g->other_info_rest, g->other_info_rest_len);
+    json_hex(w, "content", g->content, g->content_len);
+    json_str(w, "signature_state", g->sig_state == SMKI_GBCS_SIG_PRESENT  ? "present"
+                                   : g->sig_state == SMKI_GBCS_SIG_ABSENT ? "absent"
+                                                                          : "none");
+    if (g->signature) json_hex(w, "signature", g->signature, SMKI_GBCS_SIG_LEN);
+    json_int(w, "signed_offset", (long long)g->signed_offset);
+    json_int(w, "signed_octets", (long long)g->signed_len);
+    json_close_obj(w);
+}
+
+static void json_file_error(json_w *w, const char *file, int rc)
+{
+    json_str(w, "file", file);
+    json_bool(w, "ok", 0);
+    json_key_obj(w, "error");
+    json_str(w, "code", smki_error_name(rc));
+    json_str(w, "message", smki_error_msg());
+    json_close_obj(w);
+}
+
+static int gbcs_inspect(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, INSPECT_HELP)) return EXIT_OK;
+    int first = 1;
+    if (argc >= 2 && strcmp(argv[1], "--") == 0) first = 2;
+    for (int i = first; i < argc; i++)
+        if (first == 1 && argv[i][0] == '-' && argv[i][1])
+            return cli_usage(c, "smki gbcs inspect", "unknown option '%s'", argv[i]);
+    if (argc <= first) return cli_usage(c, "smki gbcs inspect", "give at least one FILE");
+    json_w w;
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_key_arr(&w, "messages");
+    }
+    int failed = 0, worst = 0;
+    for (int i = first; i < argc; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        smki_gbcs_msg m;
+        int rc = smki_gbcs_read_file(argv[i], &buf, &len);
+        if (rc == 0) rc = smki_gbcs_parse(buf, len, &m);
+        if (c->json) {
+            json_arr_obj(&w);
+            if (rc == 0)
+                inspect_json(&w, argv[i], &m);
+            else
+                json_file_error(&w, argv[i], rc);
+            json_close_obj(&w);
+        } else if (rc == 0) {
+            inspect_human(argv[i], &m);
+        } else {
+            fprintf(stderr, "smki: %s: %s\n", argv[i], smki_error_msg());
+        }
+        if (rc < 0) {
+            failed++;
+            int e = smki_error_exit_code(rc);
+            if (e > worst) worst = e;
+        }
+        free(buf);
+    }
+    if (c->json) {
+        json_close_arr(&w);
+        json_bool(&w, "ok", failed == 0);
+        json_int(&w, "failed", failed);
+        json_end(&w);
+    }
+    return failed ? worst : EXIT_OK;
+}
+
+/* ---- sign --------------------------------------------------------------------------- */
+static int parse_counter_window(const char *s, uint64_t *lo, uint64_t *hi)
+{
+    char *end;
+    const char *dash = strchr(s, '-');
+    ENSURE(dash && dash != s && dash[1], SMKI_E_USAGE, "--expect-counter '%s': give MIN-MAX (decimal)", s);
+    errno = 0;
+    unsigned long long a = strtoull(s, &end, 10);
+    ENSURE(end == dash && errno == 0, SMKI_E_USAGE, "--expect-counter '%s': MIN is not a decimal number", s);
+    unsigned long long b = strtoull(dash + 1, &end, 10);
+    ENSURE(*end == 0 && errno == 0 && dash[1] != '-', SMKI_E_USAGE, "--expect-counter '%s': MAX is not a decimal number",
+           s);
+    ENSURE(a <= b, SMKI_E_USAGE, "--expect-counter '%s': MIN is above MAX", s);
+    *lo = a;
+    *hi = b;
+    return 0;
+}
+
+static int write_message(const char *path, const uint8_t *p, size_t n, int binary)
+{
+    if (binary) return smki_file_write_atomic(path, p, n, 0644, 0);
+    char *h = hexdup(p, n);
+    ENSURE(h, SMKI_E_NOMEM, "out of memory");
+    int rc = smki_file_write_atomic(path, h, 2 * n, 0644, 0);
+    free(h);
+    return rc;
+}
+
+static int gbcs_sign(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, SIGN_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
+                                         {"cert", required_argument, NULL, 'c'},
+                                         {"in", required_argument, NULL, 'i'},
+                                         {"out", required_argument, NULL, 'o'},
+                                         {"binary", no_argument, NULL, 'b'},
+                                         {"expect-code", required_argument, NULL, 'C'},
+                                         {"expect-target", required_argument, NULL, 'T'},
+                                         {"expect-counter", required_argument, NULL, 'N'},
+                                         {NULL, 0, NULL, 0}};
+    const char *key = NULL, *cert_path = NULL, *in = NULL, *out = NULL;
+    int binary = 0;
+    smki_gbcs_expect e;
+    memset(&e, 0, sizeof e);
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'k': key = optarg; break;
+        case 'c': cert_path = optarg; break;
+        case 'i': in = optarg; break;
+        case 'o': out = optarg; break;
+        case 'b': binary = 1; break;
+        case 'C': {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 16);
+            if (!*optarg || *end || errno || v > 0xffff)
+                return cli_usage(c, "smki gbcs sign", "--expect-code '%s': give 1-4 hex digits (e.g. 0019)", optarg);
+            e.has_code = 1;
+            e.code = (uint16_t)v;
+            break;
+        }
+        case 'T':
+            if (smki_eui64_parse(optarg, &e.target) < 0) return cli_fail(c, SMKI_E_USAGE);
+            e.has_target = 1;
+            break;
+        case 'N':
+            if (parse_counter_window(optarg, &e.counter_min, &e.counter_max) < 0) return cli_fail(c, SMKI_E_USAGE);
+            e.has_counter = 1;
+            break;
+        default: return cli_usage(c, "smki gbcs sign", "bad option '%s'", cli_bad_option(argv));
+        }
+    }
+    if (optind != argc) return cli_usage(c, "smki gbcs sign", "unexpected argument '%s'", argv[optind]);
+    if (!key || !cert_path || !in || !out)
+        return cli_usage(c, "smki gbcs sign", "--key, --cert, --in and --out are required");
+    uint8_t *pre = NULL, *signed_apdu = NULL;
+    size_t pre_len = 0, slen = 0;
+    X509 *cert = NULL;
+    smki_key *k = NULL;
+    int rc = smki_gbcs_read_file(in, &pre, &pre_len);
+    if (rc == 0) {
+        rc = smki_cert_load_file(cert_path, &cert);
+        if (rc < 0) smki_error_wrap("signing certificate %s", cert_path);
+    }
+    if (rc == 0) rc = cli_open_key(c, key, &k);
+    if (rc == 0) rc = smki_gbcs_sign_as(k, cert, &e, pre, pre_len, &signed_apdu, &slen);
+    if (rc == 0) rc = write_message(out, signed_apdu, slen, binary);
+    if (rc == 0) {
+        smki_gbcs_msg m;
+        rc = smki_gbcs_parse(signed_apdu, slen, &m);
+        if (rc == 0) {
+            char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+            eui(m.gsa.originator, a);
+            eui(m.gsa.recipient, b);
+            if (c->json) {
+                json_w w;
+                json_begin(&w, stdout);
+                json_bool(&w, "ok", 1);
+                json_str(&w, "in", in);
+                json_str(&w, "out", out);
+                json_str(&w, "key", smki_key_ref(k));
+                json_str(&w, "originator", a);
+                json_str(&w, "recipient", b);
+                char code[8];
+                snprintf(code, sizeof code, "%04X", m.gsa.message_code);
+                json_str(&w, "message_code", code);
+                json_int(&w, "counter", (long long)m.gsa.counter);
+                json_int(&w, "signed_octets", (long long)m.gsa.signed_len);
+                json_str(&w, "format", binary ? "binary" : "hex");
+                json_end(&w);
+            } else {
+                printf("Signed %s as %s (message code %04X, to %s, counter %" PRIu64 "): %zu signed octets, "
+                       "%s written to %s.\n",
+                       in, a, m.gsa.message_code, b, m.gsa.counter, m.gsa.signed_len, binary ? "binary" : "hex",
+                       out);
+            }
+        }
+    }
+    smki_key_free(k);
+    X509_free(cert);
+    free(pre);
+    free(signed_apdu);
+    return cli_finish(c, rc);
+}
+
+/* ---- verify ------------------------------------------------------------------------- */
+static int gbcs_verify(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, VERIFY_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
+                                         {"acb-key", required_argument, NULL, 'k'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {NULL, 0, NULL, 0}};
+    const char *trust = NULL, *acb = NULL, *at_text = "now";
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (ch) {
+        case 't': trust = optarg; break;
+        case 'k': acb = optarg; break;
+        case 'a': at_text = optarg; break;
+        default: return cli_usage(c, "smki gbcs verify", "bad option '%s'", cli_bad_option(argv));
+        }
+    }
+    if (!trust) return cli_usage(c, "smki gbcs verify", "--trust DIR is required");
+    if (optind >= argc) return cli_usage(c, "smki gbcs verify", "give at least one FILE");
+    time_t at;
+    if (smki_gbcs_time_parse(at_text, &at) < 0) return cli_fail(c, SMKI_E_USAGE);
+    smki_gbcs_certdir *dir = NULL;
+    smki_key *k = NULL;
+    int rc = smki_gbcs_certdir_open(trust, &dir);
+    if (rc == 0 && acb) rc = cli_open_key(c, acb, &k);
+    if (rc < 0) {
+        smki_gbcs_certdir_free(dir);
+        return cli_fail(c, rc);
+    }
+    json_w w;
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_key_arr(&w, "results");
+    }
+    int passed = 0, failed = 0;
+    for (int i = optind; i < argc; i++) {
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        smki_gbcs_msg m;
+        smki_gbcs_verify_report rep;
+        memset(&rep, 0, sizeof rep);
+        int r = smki_gbcs_read_file(argv[i], &buf, &len);
+        if (r == 0) r = smki_gbcs_parse(buf, len, &m);
+        if (r == 0 && m.kind == SMKI_GBCS_CIPHERING && !k)
+            r = SMKI_FAIL(SMKI_E_USAGE, "a wrapped command: its MAC needs --acb-key");
+        if (r == 0) r = smki_gbcs_verify_command(&m, dir, k, at, &rep);
+        char signer[SMKI_EUI64_TEXT_MAX], peer[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&rep.signer, SMKI_EUI64_PLAIN, signer);
+        smki_eui64_format(&rep.peer, SMKI_EUI64_PLAIN, peer);
+        if (r == 0)
+            passed++;
+        else
+            failed++;
+        if (c->json) {
+            json_arr_obj(&w);
+            if (r == 0) {
+                json_str(&w, "file", argv[i]);
+                json_bool(&w, "ok", 1);
+                json_bool(&w, "signature", rep.signature_checked);
+                json_bool(&w, "mac", rep.mac_checked);
+                json_str(&w, "originator", signer);
+                json_str(&w, "recipient", peer);
+                char code[8];
+                snprintf(code, sizeof code, "%04X", m.gsa.message_code);
+                json_str(&w, "message_code", code);
+                json_int(&w, "counter", (long long)m.gsa.counter);
+            } else {
+                json_file_error(&w, argv[i], r);
+            }
+            json_close_obj(&w);
+        } else if (r == 0) {
+            printf("ok   %s: %s%s%s (%s -> %s, code %04X, counter %" PRIu64 ")\n", argv[i],
+                   rep.signature_checked ? "signature" : "", rep.signature_checked && rep.mac_checked ? " and " : "",
+                   rep.mac_checked ? "MAC" : "", signer, peer, m.gsa.message_code, m.gsa.counter);
+        } else {
+            printf("FAIL %s: %s\n", argv[i], smki_error_msg());
+        }
+        free(buf);
+    }
+    if (c->json) {
+        json_close_arr(&w);
+        json_bool(&w, "ok", failed == 0);
+        json_int(&w, "passed", passed);
+        json_int(&w, "failed", failed);
+        json_end(&w);
+    } else {
+        printf("%d passed, %d failed\n", passed, failed);
+    }
+    smki_key_free(k);
+    smki_gbcs_certdir_free(dir);
+    return failed ? EXIT_REFUSED : EXIT_OK;
+}
+
+int cmd_gbcs(smki_cli *c, int argc, char **argv)
+{
+    static const cli_cmd table[] = {
+        {"inspect", gbcs_inspect, "print every field of GBCS message files (--json)"},
+        {"sign", gbcs_sign, "sign a pre-command as the organisation of a DS certificate"},
+        {"verify", gbcs_verify, "verify commands: signature (DS certificate) and MAC (ACB KA key)"},
+        {NULL, NULL, NULL},
+    };
+    return cli_dispatch(c, table, argc - 1, argv + 1, "smki gbcs", ABOUT);
+}
