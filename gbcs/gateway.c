@@ -16,79 +16,33 @@
 #include <sys/stat.h>
 
 #include "gateway_private.h"
+#include "gbcs.h"
 
 int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
 int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 
-/* ---- The General Signing APDU (reference §5) ------------------------------------------------ */
-static int parse_general_signing(smki_cursor_t *c, gw_apdu *a)
-{
-    size_t len;
-    uint8_t tag;
-    const uint8_t *start = c->p;
-    GUARD(smki_cur_expect(c, 0xDF, "general-signing tag"));
-    const uint8_t *signed_start = c->p;
-    GUARD(smki_cur_expect(c, 0x09, "transaction-id length"));
-    GUARD(smki_cur_u8(c, &a->cra));
-    GUARD(smki_cur_u64be(c, &a->counter));
-    GUARD(smki_cur_expect(c, 0x08, "originator system title length"));
-    GUARD(smki_cur_copy(c, a->originator.b, 8));
-    GUARD(smki_cur_expect(c, 0x08, "recipient system title length"));
-    GUARD(smki_cur_copy(c, a->target.b, 8));
-    GUARD(smki_cur_u8(c, &tag));
-    if (tag == 0x0C)
-        GUARD(smki_cur_skip(c, 12));
-    else
-        ENSURE(tag == 0x00, SMKI_E_INPUT, "date-time: expected 00 or 0C, found 0x%02x", tag);
-    smki_cursor_t oi;
-    GUARD(smki_cur_ber_len(c, &len));
-    ENSURE(len >= 2, SMKI_E_INPUT, "other-info of %zu octets has no message code", len);
-    GUARD(smki_cur_sub(c, len, &oi));
-    GUARD(smki_cur_u16be(&oi, &a->code));
-    GUARD(smki_cur_ber_len(c, &len));
-    GUARD(smki_cur_skip(c, len));
-    a->signed_part = signed_start;
-    a->signed_len = (size_t)(c->p - signed_start);
-    a->sig = NULL;
-    if (c->left > 0) {
-        GUARD(smki_cur_u8(c, &tag));
-        if (tag == 0x40) {
-            GUARD(smki_cur_take(c, SMKI_SIG_RAW_LEN, &a->sig));
-        } else {
-            ENSURE(tag == 0x00, SMKI_E_INPUT, "signature: expected 40 (signed) or 00 (unsigned), found 0x%02x", tag);
-        }
-    }
-    a->apdu = start;
-    a->apdu_len = (size_t)(c->p - start);
-    return 0;
-}
-
+/* ---- The General Signing APDU: the codec parses (gbcs.h) ------------------------------------- */
 int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
 {
     memset(out, 0, sizeof *out);
-    smki_cursor_t c = smki_cursor(msg, len);
-    if (len > 0 && msg[0] == 0xDD) {
-        /* A General Ciphering command: take the General Signing APDU inside (its MAC is
-         * not ours to trust; a passing message gets a fresh one). */
-        static const uint8_t head[7] = {0xDD, 0, 0, 0, 0, 0, 0};
-        const uint8_t *h;
-        size_t l;
-        GUARD(smki_cur_take(&c, 7, &h));
-        ENSURE(memcmp(h, head, 7) == 0, SMKI_E_INPUT,
-               "general-ciphering header is not DD 00 00 00 00 00 00 (General Block Transfer is not supported)");
-        GUARD(smki_cur_ber_len(&c, &l));
-        ENSURE(c.left == l, SMKI_E_INPUT, "%zu octet(s) after the general-ciphering content", c.left - l);
-        ENSURE(l >= 5 + SMKI_GBCS_MAC_LEN, SMKI_E_INPUT, "general-ciphering content of %zu octets is too short", l);
-        GUARD(smki_cur_expect(&c, 0x11, "security control (authenticated only)"));
-        GUARD(smki_cur_skip(&c, 4));
-        smki_cursor_t in;
-        GUARD(smki_cur_sub(&c, l - 5 - SMKI_GBCS_MAC_LEN, &in));
-        GUARD(parse_general_signing(&in, out));
-        ENSURE(in.left == 0, SMKI_E_INPUT, "%zu octet(s) between the signature and the MAC", in.left);
-        return 0;
-    }
-    GUARD(parse_general_signing(&c, out));
-    ENSURE(c.left == 0, SMKI_E_INPUT, "%zu octet(s) after the general-signing APDU", c.left);
+    smki_gbcs_msg m;
+    GUARD(smki_gbcs_parse(msg, len, &m));
+    /* A General Ciphering command is taken for the General Signing APDU inside: its MAC is
+     * not ours to trust; a passing message gets a fresh one. */
+    ENSURE(m.kind == SMKI_GBCS_SIGNING || m.kind == SMKI_GBCS_CIPHERING, SMKI_E_INPUT,
+           "a %s message is not a signed pre-command (General Block Transfer is not supported)",
+           smki_gbcs_kind_name(m.kind));
+    const smki_gbcs_signing *g = &m.gsa;
+    out->apdu = msg + g->offset;
+    out->apdu_len = g->len;
+    out->signed_part = msg + g->signed_offset;
+    out->signed_len = g->signed_len;
+    out->sig = g->sig_state == SMKI_GBCS_SIG_PRESENT ? g->signature : NULL;
+    out->cra = g->cra;
+    out->counter = g->counter;
+    memcpy(out->originator.b, g->originator, 8);
+    memcpy(out->target.b, g->recipient, 8);
+    out->code = g->message_code;
     return 0;
 }
 

@@ -14,4 +14,7 @@ int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
 int cmd_gbcs(smki_cli *c, int argc, char **argv);
 
+int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv);
+int cmd_file(smki_cli *c, int argc, char **argv);
+
 #endif

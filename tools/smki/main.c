@@ -29,6 +29,7 @@ static const cli_cmd COMMANDS[] = {
     {"lint", cmd_lint, "check certificates against the GB profiles"},
     {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, list, show"},
     {"gbcs", cmd_gbcs, "GBCS messages: inspect, sign (pre-commands), verify (signature and MAC)"},
+    {"file", cmd_file, "detached signatures over text files (threshold CSV): sign, verify"},
     {NULL, NULL, NULL},
 };
 
