@@ -65,7 +65,7 @@ static int parse_rule(const where *w, const char *s, size_t n, smki_threshold *r
     size_t k = 0, start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || s[i] == ',') {
-            if (k == 4) return bad(w, i + 1, "more than 4 fields", NULL, 0);
+            if (k == 4) return bad(w, start, "more than 4 fields", NULL, 0); /* the extra comma */
             f[k] = s + start;
             flen[k] = i - start;
             col[k] = start + 1;
