@@ -28,7 +28,7 @@ static int parse_opts(smki_cli *c, int argc, char **argv, const opt_t *opts, con
     optind = 1;
     opterr = 0;
     int ch;
-    while ((ch = getopt_long(argc, argv, "+", lo, NULL)) != -1) {
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         if (ch < 1 || ch > (int)n) return cli_usage(c, prog, "bad option %s", cli_bad_option(argv));
         const opt_t *o = &opts[ch - 1];
         if (o->has_arg)
