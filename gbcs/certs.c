@@ -186,7 +186,14 @@ size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d)
 
 int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert)
 {
+    return smki_gbcs_certdir_find_info(d, title, usage, cert, NULL);
+}
+
+int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
+                                const smki_gbcs_cert_info **info)
+{
     *cert = NULL;
+    if (info) *info = NULL;
     unsigned bit = usage == SMKI_USAGE_DS ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT;
     const dir_entry *found = NULL;
     size_t matches = 0;
@@ -196,6 +203,7 @@ int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], s
         int canonical = usage == SMKI_USAGE_DS ? e->canonical_ds : e->canonical_ka;
         if (canonical) {
             *cert = e->cert; /* the keystore's own name wins (e.g. over a -pp-ka.pem cell credential) */
+            if (info) *info = &e->info;
             return 0;
         }
         if (!found) found = e;
@@ -210,6 +218,7 @@ int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], s
            "%zu %s certificates for %s in the trust folder and none named %s-%s.pem: ambiguous", matches, u, eui,
            eui, usage == SMKI_USAGE_DS ? "ds" : "ka");
     *cert = found->cert;
+    if (info) *info = &found->info;
     return 0;
 }
 
@@ -246,11 +255,10 @@ int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d,
         /* A device-originated (HAN-local) command is MACed under device-to-device KA
          * keys: the ACB's key cannot check it. */
         X509 *oka = NULL;
-        if (smki_gbcs_certdir_find(d, g->originator, SMKI_USAGE_KA, &oka) == 0 ||
-            smki_gbcs_certdir_find(d, g->originator, SMKI_USAGE_DS, &oka) == 0) {
-            smki_gbcs_cert_info oi;
-            GUARD(smki_gbcs_cert_info_get(oka, &oi));
-            ENSURE(!oi.is_device, SMKI_E_VERIFY,
+        const smki_gbcs_cert_info *oi = NULL;
+        if (smki_gbcs_certdir_find_info(d, g->originator, SMKI_USAGE_KA, &oka, &oi) == 0 ||
+            smki_gbcs_certdir_find_info(d, g->originator, SMKI_USAGE_DS, &oka, &oi) == 0) {
+            ENSURE(!oi->is_device, SMKI_E_VERIFY,
                    "unsigned command from device %s: a HAN-local message MACed under device-to-device KA keys, "
                    "which the ACB's key cannot verify",
                    eui);

@@ -24,8 +24,10 @@ static size_t at(const smki_cursor_t *c, const uint8_t *base)
 static int read_len(smki_cursor_t *c, const uint8_t *base, const char *what, size_t *len)
 {
     size_t off = at(c, base);
-    uint8_t first = c->left ? c->p[0] : 0;
-    if (smki_cur_ber_len(c, len) < 0) return smki_error_wrap("%s length at offset %zu", what, off);
+    smki_cursor_t peek = *c;
+    uint8_t first = 0;
+    if (smki_cur_u8(&peek, &first) < 0 || smki_cur_ber_len(c, len) < 0)
+        return smki_error_wrap("%s length at offset %zu", what, off);
     if (first >= 0x80) {
         size_t octets = first & 0x7f;
         size_t need = 0;

@@ -4,7 +4,10 @@
  * certificates found by EUI-64. No crypto of its own: hsm.h does the primitives.
  *
  * Parsed messages point into the caller's bytes (no copies): keep the input alive as
- * long as the parsed struct. Every length is checked against the bytes really there. */
+ * long as the parsed struct. Every length is checked against the bytes really there.
+ * Output buffers (*out) are malloc'd: the caller frees them. Functions keep no state:
+ * parse, build, sign, wrap and verify are safe from several threads (a certdir is
+ * read-only once open). */
 #ifndef SMKI_GBCS_H
 #define SMKI_GBCS_H
 
@@ -192,6 +195,9 @@ void smki_gbcs_certdir_free(smki_gbcs_certdir *d);
 /* usage: SMKI_USAGE_DS or SMKI_USAGE_KA. *cert is borrowed (valid while d is open).
  * SMKI_E_NOTFOUND naming the EUI-64 and usage when there is none. */
 int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
+/* The same, with what the certificate says about its subject (borrowed, like *cert). */
+int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
+                                const smki_gbcs_cert_info **info);
 size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d);
 
 /* ---- Signing as an organisation (what `smki gbcs sign` does) -----------------------

@@ -75,6 +75,18 @@ if [ -x "$BUILD/bin/bench_gateway" ] && [ -d "${SMKI_SHARED:-../shared}/vectors"
     row "gateway check (CPU time)" "$t" "$GWC" "$(awk -v v="$V1" -v t="$t" 'BEGIN{print v*t}')" "bound = verify per CPU second x threads"
   done
 fi
+if [ -x "$BUILD/bin/bench_gbcs" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
+  # GBCS command verification: per command one ECDSA verify (critical commands) and one
+  # ECDH + KDF + GCM (wrapped ones): 28 verifies and 44 ECDH per 45 commands. Bound from
+  # openssl speed: 1 / ((28/45)/verify + (44/45)/ecdh).
+  ECDH1=$(openssl speed -seconds "$SECS" ecdhp256 2>/dev/null | awk '/ecdh \(nistp256\)/ {print $NF}' | tail -1)
+  GB=$(awk -v v="$V1" -v e="$ECDH1" 'BEGIN { printf "%.0f", 1 / ((28 / 45) / v + (44 / 45) / e) }')
+  for t in 1 2; do
+    m=$(SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_gbcs" verify "$t" "$SECS" | awk '{print $3}')
+    row "GBCS command verify (RTDS, sig+MAC)" "$t" "$m" "$(awk -v b="$GB" -v t="$t" 'BEGIN{print b*t}')" \
+      "bound = openssl verify+ecdh mix x threads"
+  done
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."

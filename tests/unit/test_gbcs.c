@@ -102,10 +102,16 @@ static EVP_PKEY *load_pub(const char *keystore_name)
     return k;
 }
 
+static smki_gbcs_certdir *keystore_cache;
 static smki_gbcs_certdir *keystore_dir(void)
 {
-    static smki_gbcs_certdir *d;
-    if (!d) assert_ok(smki_gbcs_certdir_open(test_shared_path(KEYSTORE), &d));
+    if (!keystore_cache) assert_ok(smki_gbcs_certdir_open(test_shared_path(KEYSTORE), &keystore_cache));
+    return keystore_cache;
+}
+static smki_gbcs_certdir *keystore_dir_take(void)
+{
+    smki_gbcs_certdir *d = keystore_cache;
+    keystore_cache = NULL;
     return d;
 }
 
@@ -324,6 +330,694 @@ static void test_verify_mac_of_a_response_from_the_recipient_side(void **state)
     free(r);
 }
 
+
+/* ---- Synthetic messages for the refusals ------------------------------------------- */
+static const uint8_t SUP[8] = {0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x01, 0x00, 0x00};
+static const uint8_t DEV[8] = {0x00, 0xDB, 0x12, 0x34, 0x56, 0x78, 0x90, 0xA0};
+static const uint8_t CONTENT[5] = {0xD9, 0x20, 0x00, 0x10, 0x01};
+
+static smki_gbcs_fields base_fields(void)
+{
+    smki_gbcs_fields f;
+    memset(&f, 0, sizeof f);
+    f.cra = SMKI_GBCS_CRA_COMMAND;
+    f.counter = 0x1000;
+    f.originator = SUP;
+    f.recipient = DEV;
+    f.message_code = 0x0019;
+    f.content = CONTENT;
+    f.content_len = sizeof CONTENT;
+    f.sig_state = SMKI_GBCS_SIG_NONE;
+    return f;
+}
+
+/* The base pre-command: DF 09 01 <counter 8> 08 <SUP> 08 <DEV> 00 02 00 19 05 <content>
+ * offsets:              0  1  2  3..10      11 12..19 20 21..28 29 30 31 32 33 34..38 */
+static uint8_t *base_pre(size_t *len)
+{
+    smki_gbcs_fields f = base_fields();
+    uint8_t *b = NULL;
+    assert_ok(smki_gbcs_build_signing(&f, &b, len));
+    assert_int_equal(*len, 39);
+    return b;
+}
+
+static int parse_edit(const uint8_t *b, size_t len, size_t at, uint8_t v)
+{
+    uint8_t *c = malloc(len);
+    assert_non_null(c);
+    memcpy(c, b, len);
+    c[at] = v;
+    smki_gbcs_msg m;
+    int rc = smki_gbcs_parse(c, len, &m);
+    free(c);
+    return rc;
+}
+
+static void test_parse_refuses_wrong_tags_and_field_lengths(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    assert_fails(parse_edit(b, len, 0, 0xDE), SMKI_E_INPUT, "expected DF (general-signing) or DD");
+    assert_fails(parse_edit(b, len, 1, 0x08), SMKI_E_INPUT, "transaction-id length");
+    assert_fails(parse_edit(b, len, 11, 0x07), SMKI_E_INPUT, "originator system title length");
+    assert_fails(parse_edit(b, len, 20, 0x09), SMKI_E_INPUT, "recipient system title length");
+    assert_fails(parse_edit(b, len, 29, 0x0B), SMKI_E_INPUT, "date-time at offset 29");
+    assert_fails(parse_edit(b, len, 30, 0x01), SMKI_E_INPUT, "the message code needs 2");
+    assert_fails(parse_edit(b, len, 33, 0x06), SMKI_E_INPUT, "BER length 6 exceeds");
+    assert_fails(parse_edit(b, len, 33, 0x04), SMKI_E_INPUT, "signature field at offset 38: expected 00 (absent) or 40 (64 octets), found 01");
+    free(b);
+}
+
+static void test_parse_refuses_a_bad_cra_flag(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    assert_fails(parse_edit(b, len, 2, 0x00), SMKI_E_INPUT, "CRA flag at offset 2");
+    assert_fails(parse_edit(b, len, 2, 0x04), SMKI_E_INPUT, "found 04");
+    assert_fails(parse_edit(b, len, 2, 0xFF), SMKI_E_INPUT, "CRA flag");
+    for (uint8_t cra = 1; cra <= 3; cra++) assert_ok(parse_edit(b, len, 2, cra));
+    smki_gbcs_fields f = base_fields();
+    f.cra = 4;
+    uint8_t *o = NULL;
+    size_t olen;
+    assert_fails(smki_gbcs_build_signing(&f, &o, &olen), SMKI_E_USAGE, "CRA flag 4");
+    free(b);
+}
+
+static void test_parse_refuses_every_truncation(void **state)
+{
+    (void)state;
+    const char *files[] = {PRE_ECS01A, CMD_ECS01A, CMD_URP, CMD_DF_ONLY, RESP_CS08};
+    for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
+        size_t len;
+        uint8_t *b = load_rtds(files[f], &len);
+        smki_gbcs_msg full;
+        assert_ok(smki_gbcs_parse(b, len, &full));
+        for (size_t n = 0; n < len; n++) {
+            uint8_t *c = malloc(n ? n : 1);
+            memcpy(c, b, n);
+            smki_gbcs_msg m;
+            int rc = smki_gbcs_parse(c, n, &m);
+            /* A signed DF cut right after its content is a well-formed pre-command. */
+            if (full.kind == SMKI_GBCS_SIGNING && full.gsa.sig_state == SMKI_GBCS_SIG_PRESENT &&
+                n == full.gsa.signed_offset + full.gsa.signed_len) {
+                assert_ok(rc);
+                assert_int_equal(m.gsa.sig_state, SMKI_GBCS_SIG_NONE);
+            } else if (rc != SMKI_E_INPUT) {
+                fail_msg("%s cut to %zu of %zu octets: rc %d", files[f], n, len, rc);
+            }
+            free(c);
+        }
+        free(b);
+    }
+}
+
+static void test_parse_refuses_trailing_bytes(void **state)
+{
+    (void)state;
+    const char *files[] = {PRE_ECS01A, CMD_ECS01A, CMD_DF_ONLY};
+    const char *needles[] = {"signature field", "trailing bytes", "trailing octet"};
+    for (size_t f = 0; f < 3; f++) {
+        size_t len;
+        uint8_t *b = load_rtds(files[f], &len);
+        uint8_t *c = malloc(len + 2);
+        memcpy(c, b, len);
+        c[len] = 0x00;
+        c[len + 1] = 0x00;
+        smki_gbcs_msg m;
+        /* A pre-command may end with one 00 (signature absent), not with more. */
+        assert_fails(smki_gbcs_parse(c, len + 2, &m), SMKI_E_INPUT, f == 0 ? "trailing octet" : needles[f]);
+        if (f == 0) assert_ok(smki_gbcs_parse(c, len + 1, &m));
+        else assert_fails(smki_gbcs_parse(c, len + 1, &m), SMKI_E_INPUT, NULL);
+        free(c);
+        free(b);
+    }
+}
+
+static void test_parse_long_form_lengths_minimal_only(void **state)
+{
+    (void)state;
+    smki_gbcs_fields f = base_fields();
+    uint8_t big[300];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)i;
+    uint8_t *o = NULL;
+    size_t olen;
+    /* 200 octets: 81 C8; 300: 82 01 2C. Both parse and round-trip. */
+    size_t sizes[] = {127, 128, 200, 255, 256, 300};
+    for (size_t k = 0; k < 6; k++) {
+        f.content = big;
+        f.content_len = sizes[k];
+        assert_ok(smki_gbcs_build_signing(&f, &o, &olen));
+        smki_gbcs_msg m;
+        assert_ok(smki_gbcs_parse(o, olen, &m));
+        assert_int_equal(m.gsa.content_len, sizes[k]);
+        assert_memory_equal(m.gsa.content, big, sizes[k]);
+        free(o);
+    }
+    /* Non-minimal: 81 05 and 82 00 05 for 5 octets; 85 (five length octets); 80 (indefinite). */
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    uint8_t msg[64];
+    memcpy(msg, b, 33);
+    msg[33] = 0x81;
+    msg[34] = 0x05;
+    memcpy(msg + 35, CONTENT, 5);
+    smki_gbcs_msg m;
+    assert_fails(smki_gbcs_parse(msg, 40, &m), SMKI_E_INPUT, "non-minimal long form 0x81 for 5");
+    msg[33] = 0x82;
+    msg[34] = 0x00;
+    msg[35] = 0x05;
+    memcpy(msg + 36, CONTENT, 5);
+    assert_fails(smki_gbcs_parse(msg, 41, &m), SMKI_E_INPUT, "non-minimal long form 0x82");
+    msg[33] = 0x85;
+    assert_fails(smki_gbcs_parse(msg, 41, &m), SMKI_E_INPUT, "unsupported BER length form 0x85");
+    msg[33] = 0x80;
+    assert_fails(smki_gbcs_parse(msg, 41, &m), SMKI_E_INPUT, "unsupported BER length form 0x80");
+    msg[33] = 0x84;
+    msg[34] = 0xFF;
+    assert_fails(smki_gbcs_parse(msg, 41, &m), SMKI_E_INPUT, "exceeds");
+    free(b);
+}
+
+static void test_parse_date_time_present_and_absent(void **state)
+{
+    (void)state;
+    static const uint8_t DT[12] = {0x07, 0xEA, 0x0B, 0x17, 0x01, 0x14, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00};
+    smki_gbcs_fields f = base_fields();
+    f.date_time = DT;
+    uint8_t *o = NULL;
+    size_t olen;
+    assert_ok(smki_gbcs_build_signing(&f, &o, &olen));
+    assert_int_equal(olen, 39 + 12);
+    assert_int_equal(o[29], 0x0C);
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(o, olen, &m));
+    assert_non_null(m.gsa.date_time);
+    assert_memory_equal(m.gsa.date_time, DT, 12);
+    assert_int_equal(m.gsa.message_code, 0x0019);
+    /* A date-time cut short. */
+    assert_fails(smki_gbcs_parse(o, 35, &m), SMKI_E_INPUT, "date-time at offset 29");
+    free(o);
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    assert_null(m.gsa.date_time);
+    free(b);
+}
+
+static void test_parse_other_information_forms(void **state)
+{
+    (void)state;
+    static const uint8_t ID[8] = {0x90, 0xB3, 0xD5, 0x1F, 0x30, 0x02, 0x00, 0x00};
+    static const uint8_t REST[8] = {0, 0, 0, 0, 0, 0, 0x07, 0xD2};
+    smki_gbcs_fields f = base_fields();
+    f.supplementary_id = ID;
+    uint8_t *o = NULL;
+    size_t olen;
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_build_signing(&f, &o, &olen));
+    assert_ok(smki_gbcs_parse(o, olen, &m));
+    assert_memory_equal(m.gsa.supplementary_id, ID, 8);
+    assert_false(m.gsa.has_urp_counter);
+    free(o);
+    f.has_urp_counter = 1;
+    f.urp_counter = 1004;
+    f.other_info_rest = REST;
+    f.other_info_rest_len = 8;
+    assert_ok(smki_gbcs_build_signing(&f, &o, &olen));
+    assert_ok(smki_gbcs_parse(o, olen, &m));
+    assert_int_equal(m.gsa.urp_counter, 1004);
+    assert_null(m.gsa.urp_cert);
+    assert_int_equal(m.gsa.other_info_rest_len, 8);
+    free(o);
+    /* other-info of 5 (code + 3) and of 13 (code + ID + 3): refused. */
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    uint8_t msg[80];
+    static const size_t bad[] = {1, 5, 13};
+    for (size_t k = 0; k < 3; k++) {
+        memcpy(msg, b, 30);
+        msg[30] = (uint8_t)bad[k];
+        memset(msg + 31, 0x11, bad[k]);
+        msg[31 + bad[k]] = 5;
+        memcpy(msg + 32 + bad[k], CONTENT, 5);
+        assert_fails(smki_gbcs_parse(msg, 37 + bad[k], &m), SMKI_E_INPUT, "other-information at offset 31");
+    }
+    /* A certificate or undecoded octets after the counter, not both; nothing after an absent ID. */
+    f.urp_cert = REST;
+    f.urp_cert_len = 8;
+    assert_fails(smki_gbcs_build_signing(&f, &o, &olen), SMKI_E_USAGE, "not both");
+    f = base_fields();
+    f.has_urp_counter = 1;
+    assert_fails(smki_gbcs_build_signing(&f, &o, &olen), SMKI_E_USAGE, "supplementary remote party ID");
+    free(b);
+}
+
+static void test_parse_refuses_bad_general_ciphering(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = load_rtds(CMD_CS08, &len);
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    assert_int_equal(b[7], len - 8); /* short-form length */
+    assert_fails(parse_edit(b, len, 1, 0x01), SMKI_E_INPUT, "empty transaction-id");
+    assert_fails(parse_edit(b, len, 3, 0x01), SMKI_E_INPUT, "empty recipient title");
+    assert_fails(parse_edit(b, len, 6, 0x01), SMKI_E_INPUT, "absent key-info");
+    assert_fails(parse_edit(b, len, 7, (uint8_t)(len - 9)), SMKI_E_INPUT, "trailing bytes");
+    assert_fails(parse_edit(b, len, 7, (uint8_t)(len - 7)), SMKI_E_INPUT, "exceeds");
+    assert_fails(parse_edit(b, len, 8, 0x31), SMKI_E_INPUT, "security control at offset 8");
+    assert_fails(parse_edit(b, len, 8, 0x10), SMKI_E_INPUT, "expected 11");
+    assert_fails(parse_edit(b, len, 13, 0xDD), SMKI_E_INPUT, "general-signing tag DF");
+    /* The signature field inside a command: 00 or 40, never missing. */
+    size_t sig_at = m.gsa.signed_offset + m.gsa.signed_len;
+    assert_fails(parse_edit(b, len, sig_at, 0x41), SMKI_E_INPUT, "signature field");
+    /* The DF APDU must end exactly where the MAC starts. */
+    assert_fails(parse_edit(b, len, m.gsa.signed_offset + m.gsa.signed_len - m.gsa.content_len - 1,
+                            (uint8_t)(m.gsa.content_len - 1)),
+                 SMKI_E_INPUT, NULL);
+    /* A DD too short for a MAC. */
+    static const uint8_t TINY[] = {0xDD, 0, 0, 0, 0, 0, 0, 0x08, 0x11, 0, 0, 0, 0, 1, 2, 3};
+    assert_fails(smki_gbcs_parse(TINY, sizeof TINY, &m), SMKI_E_INPUT, "the MAC alone needs 12");
+    static const uint8_t EMPTY[1] = {0};
+    assert_fails(smki_gbcs_parse(EMPTY, 0, &m), SMKI_E_INPUT, "empty");
+    free(b);
+}
+
+/* DD 09: a General Block Transfer routing header, reported as such. */
+static void test_parse_block_transfer_header(void **state)
+{
+    (void)state;
+    uint8_t msg[64];
+    size_t n = 0;
+    msg[n++] = 0xDD;
+    msg[n++] = 0x09;
+    msg[n++] = 0x01;
+    for (int i = 0; i < 8; i++) msg[n++] = (uint8_t)(i == 7 ? 0x42 : 0);
+    msg[n++] = 0x08;
+    memcpy(msg + n, SUP, 8);
+    n += 8;
+    msg[n++] = 0x08;
+    memcpy(msg + n, DEV, 8);
+    n += 8;
+    msg[n++] = 0x00;
+    size_t body = n;
+    for (int i = 0; i < 10; i++) msg[n++] = (uint8_t)(0xE0 + i);
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(msg, n, &m));
+    assert_int_equal(m.kind, SMKI_GBCS_BLOCK);
+    assert_int_equal(m.block.cra, 1);
+    assert_int_equal(m.block.counter, 0x42);
+    assert_memory_equal(m.block.originator, SUP, 8);
+    assert_memory_equal(m.block.recipient, DEV, 8);
+    assert_null(m.block.date_time);
+    assert_int_equal(m.block.body_offset, body);
+    assert_int_equal(m.block.body_len, 10);
+    assert_string_equal(smki_gbcs_kind_name(m.kind), "block-transfer");
+    /* Header fields are checked like the others. */
+    assert_fails(parse_edit(msg, n, 2, 0x07), SMKI_E_INPUT, "CRA flag");
+    assert_fails(parse_edit(msg, n, 11, 0x09), SMKI_E_INPUT, "originator system title");
+    assert_fails(smki_gbcs_parse(msg, 20, &m), SMKI_E_INPUT, NULL);
+    /* Nothing to verify in it. */
+    assert_fails(smki_gbcs_verify_signature(&m, NULL), SMKI_E_INPUT, "block-transfer");
+}
+
+/* Every RTDS message: parse, build from the fields, get the same bytes. */
+static void test_build_round_trips_every_rtds_message(void **state)
+{
+    (void)state;
+    size_t n;
+    rtds_file *f = rtds_list(NULL, &n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *b = load_msg(f[i].path, &len);
+        smki_gbcs_msg m;
+        assert_ok(smki_gbcs_parse(b, len, &m));
+        /* From the fields (other-info rebuilt from its parts) ... */
+        smki_gbcs_fields fl = m.gsa;
+        fl.other_info = NULL;
+        uint8_t *o = NULL;
+        size_t olen;
+        assert_ok(smki_gbcs_build_signing(&fl, &o, &olen));
+        if (olen != m.gsa.len || memcmp(o, b + m.gsa.offset, olen) != 0) fail_msg("%s: rebuild differs", f[i].name);
+        free(o);
+        /* ... and with other-info as given. */
+        assert_ok(smki_gbcs_build_signing(&m.gsa, &o, &olen));
+        assert_int_equal(olen, m.gsa.len);
+        assert_memory_equal(o, b + m.gsa.offset, olen);
+        free(o);
+        free(b);
+    }
+    free(f);
+}
+
+static void test_decode_input_hex_text_with_whitespace_or_binary(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    char text[200];
+    size_t t = 0;
+    for (size_t i = 0; i < len; i++) t += (size_t)snprintf(text + t, sizeof text - t, "%02x%s", b[i], i % 8 == 7 ? "\r\n " : "");
+    uint8_t *o = NULL;
+    size_t olen;
+    assert_ok(smki_gbcs_decode_input((const uint8_t *)text, t, &o, &olen));
+    assert_int_equal(olen, len);
+    assert_memory_equal(o, b, len);
+    free(o);
+    assert_ok(smki_gbcs_decode_input(b, len, &o, &olen));
+    assert_memory_equal(o, b, len);
+    free(o);
+    /* An odd digit count is not hex text of a message. */
+    assert_fails(smki_gbcs_decode_input((const uint8_t *)"DF0", 3, &o, &olen), SMKI_E_INPUT, "odd number");
+    free(b);
+}
+
+/* ---- Signature refusals ----------------------------------------------------------- */
+static void test_verify_signature_refuses_absent_and_wrong(void **state)
+{
+    (void)state;
+    EVP_PKEY *sup = load_pub(SUPPLIER_DS_CERT);
+    EVP_PKEY *no = load_pub("90b3d51f30020000-ds.pem");
+    size_t len;
+    uint8_t *b = base_pre(&len);
+    uint8_t *c = malloc(len + 1);
+    memcpy(c, b, len);
+    c[len] = 0x00;
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(c, len + 1, &m));
+    assert_int_equal(m.gsa.sig_state, SMKI_GBCS_SIG_ABSENT);
+    assert_fails(smki_gbcs_verify_signature(&m, sup), SMKI_E_VERIFY, "carries no signature");
+    /* A DF-only unsigned command has nothing to check. */
+    smki_gbcs_verify_report rep;
+    assert_fails(smki_gbcs_verify_command(&m, keystore_dir(), NULL, AT_2020, &rep), SMKI_E_VERIFY,
+                 "neither a signature nor a MAC");
+    /* Signed with a 00-terminated pre-command: the 00 is replaced by the signature. */
+    smki_key *ds = open_file_key(SUPPLIER_DS_KEY);
+    uint8_t *s = NULL;
+    size_t slen;
+    assert_ok(smki_gbcs_sign(ds, c, len + 1, &s, &slen));
+    assert_int_equal(slen, len + 65);
+    assert_ok(smki_gbcs_parse(s, slen, &m));
+    assert_ok(smki_gbcs_verify_signature(&m, sup));
+    assert_fails(smki_gbcs_verify_signature(&m, no), SMKI_E_VERIFY, NULL);
+    /* All-zero r and s. */
+    memset(s + len + 1, 0, 64);
+    assert_ok(smki_gbcs_parse(s, slen, &m));
+    assert_fails(smki_gbcs_verify_signature(&m, sup), SMKI_E_VERIFY, NULL);
+    free(s);
+    smki_key_free(ds);
+    EVP_PKEY_free(sup);
+    EVP_PKEY_free(no);
+    free(c);
+    free(b);
+}
+
+static void test_verify_command_refuses_expired_signer_and_unknown_parties(void **state)
+{
+    (void)state;
+    char ref[1200];
+    snprintf(ref, sizeof ref, ACB_KA, test_shared_path(KEYSTORE));
+    smki_key *acb = NULL;
+    assert_ok(smki_key_open(ref, NULL, &acb));
+    size_t len;
+    uint8_t *b = load_rtds(CMD_ECS01A, &len);
+    smki_gbcs_msg m;
+    smki_gbcs_verify_report rep;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    assert_ok(smki_gbcs_verify_command(&m, keystore_dir(), acb, AT_2020, &rep));
+    assert_true(rep.signature_checked && rep.mac_checked);
+    /* 2030: the supplier's certificate expired in 2025. */
+    assert_fails(smki_gbcs_verify_command(&m, keystore_dir(), acb, 1893456000, &rep), SMKI_E_REFUSED,
+                 "is not valid at 2030-01-01T00:00:00Z");
+    /* A folder without the signer's certificate. */
+    const char *tmp = test_tmpdir("gbcs-empty");
+    smki_gbcs_certdir *empty = NULL;
+    assert_ok(smki_gbcs_certdir_open(tmp, &empty));
+    assert_fails(smki_gbcs_verify_command(&m, empty, acb, AT_2020, &rep), SMKI_E_NOTFOUND,
+                 "no DS certificate for 90B3D51F30010000");
+    smki_gbcs_certdir_free(empty);
+    /* The wrong ACB key: the MAC does not verify. */
+    smki_key *other = open_file_key("90b3d51f30010000-ka.key");
+    assert_fails(smki_gbcs_verify_command(&m, keystore_dir(), other, AT_2020, &rep), SMKI_E_VERIFY,
+                 "MAC does not verify");
+    smki_key_free(other);
+    /* A response is not a command. */
+    size_t rlen;
+    uint8_t *r = load_rtds(RESP_CS08, &rlen);
+    smki_gbcs_msg rm;
+    assert_ok(smki_gbcs_parse(r, rlen, &rm));
+    assert_fails(smki_gbcs_verify_command(&rm, keystore_dir(), acb, AT_2020, &rep), SMKI_E_REFUSED, "not a command");
+    free(r);
+    free(b);
+    smki_key_free(acb);
+}
+
+/* The recipient named in the APDU chooses the KA key: verifying against another
+ * device's KA key (a misrouted command) fails. */
+static void test_verify_mac_refuses_wrong_recipient_key_and_wrong_mac(void **state)
+{
+    (void)state;
+    char ref[1200];
+    snprintf(ref, sizeof ref, ACB_KA, test_shared_path(KEYSTORE));
+    smki_key *acb = NULL;
+    assert_ok(smki_key_open(ref, NULL, &acb));
+    size_t len;
+    uint8_t *b = load_rtds(CMD_ECS01A, &len);
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    EVP_PKEY *right = load_pub("00db1234567890a0-ka.pem");
+    EVP_PKEY *wrong = load_pub("00db1234567890a1-ka.pem");
+    assert_ok(smki_gbcs_verify_mac(&m, acb, right));
+    assert_fails(smki_gbcs_verify_mac(&m, acb, wrong), SMKI_E_VERIFY, "MAC does not verify");
+    uint8_t mac[12];
+    assert_ok(smki_gbcs_compute_mac(&m, acb, right, mac));
+    assert_memory_equal(mac, m.mac, 12);
+    b[len - 1] ^= 0x01;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    assert_fails(smki_gbcs_verify_mac(&m, acb, right), SMKI_E_VERIFY, "MAC does not verify");
+    /* No MAC on a DF message. */
+    size_t plen;
+    uint8_t *p = load_rtds(PRE_ECS01A, &plen);
+    assert_ok(smki_gbcs_parse(p, plen, &m));
+    assert_fails(smki_gbcs_verify_mac(&m, acb, right), SMKI_E_INPUT, "carries no MAC");
+    free(p);
+    EVP_PKEY_free(right);
+    EVP_PKEY_free(wrong);
+    free(b);
+    smki_key_free(acb);
+}
+
+/* ---- Signing as an organisation --------------------------------------------------- */
+static X509 *load_cert(const char *keystore_name)
+{
+    char p[1200];
+    snprintf(p, sizeof p, "%s/%s", test_shared_path(KEYSTORE), keystore_name);
+    X509 *c = NULL;
+    assert_ok(smki_cert_load_file(p, &c));
+    return c;
+}
+
+static void test_sign_as_refuses_wrong_signer_and_mismatched_correlation(void **state)
+{
+    (void)state;
+    size_t plen;
+    uint8_t *pre = load_rtds(PRE_ECS01A, &plen);
+    smki_gbcs_msg pm;
+    assert_ok(smki_gbcs_parse(pre, plen, &pm));
+    smki_key *ds = open_file_key(SUPPLIER_DS_KEY);
+    smki_key *nods = open_file_key("90b3d51f30020000-ds.key");
+    X509 *cert = load_cert(SUPPLIER_DS_CERT);
+    X509 *ka = load_cert("90b3d51f30010000-ka.pem");
+    X509 *no = load_cert("90b3d51f30020000-ds.pem");
+    X509 *dev = load_cert("00db1234567890a0-ds.pem");
+    uint8_t *o = NULL;
+    size_t olen;
+    smki_gbcs_expect e;
+    memset(&e, 0, sizeof e);
+    assert_fails(smki_gbcs_sign_as(nods, no, NULL, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "the certificate is 90B3D51F30020000's, the pre-command's originator is 90B3D51F30010000");
+    assert_fails(smki_gbcs_sign_as(ds, ka, NULL, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "not a digital-signature certificate");
+    assert_fails(smki_gbcs_sign_as(ds, dev, NULL, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "not an organisation certificate");
+    assert_fails(smki_gbcs_sign_as(nods, cert, NULL, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "is not the key of the signing certificate");
+    e.has_code = 1;
+    e.code = 0x0020;
+    assert_fails(smki_gbcs_sign_as(ds, cert, &e, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "message code: expected 0020, found");
+    e.code = pm.gsa.message_code;
+    e.has_target = 1;
+    e.target = smki_gbcs_eui(SUP);
+    assert_fails(smki_gbcs_sign_as(ds, cert, &e, pre, plen, &o, &olen), SMKI_E_REFUSED,
+                 "target (recipient): expected 90B3D51F30010000, found 00DB1234567890A0");
+    e.target = smki_gbcs_eui(pm.gsa.recipient);
+    e.has_counter = 1;
+    e.counter_min = pm.gsa.counter + 1;
+    e.counter_max = pm.gsa.counter + 10;
+    assert_fails(smki_gbcs_sign_as(ds, cert, &e, pre, plen, &o, &olen), SMKI_E_REFUSED, "originator counter: expected");
+    assert_null(o);
+    e.counter_min = pm.gsa.counter;
+    assert_ok(smki_gbcs_sign_as(ds, cert, &e, pre, plen, &o, &olen));
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(o, olen, &m));
+    assert_ok(smki_gbcs_verify_signature(&m, X509_get0_pubkey(cert)));
+    free(o);
+    X509_free(cert);
+    X509_free(ka);
+    X509_free(no);
+    X509_free(dev);
+    smki_key_free(ds);
+    smki_key_free(nods);
+    free(pre);
+}
+
+static void test_sign_and_wrap_with_softhsm_token_keys(void **state)
+{
+    (void)state;
+    char hsm[1200];
+    snprintf(hsm, sizeof hsm, "%s/hsm", test_tmpdir("gbcs-hsm"));
+    assert_ok(smki_softhsm_prepare(hsm));
+    int created = 0;
+    smki_token_info info;
+    assert_ok(smki_token_init(NULL, "gbcs", "87654321", "4321", &created, &info));
+    smki_hsm_opts o = {NULL, "4321"};
+    char ds_uri[SMKI_KEY_URI_MAX], ka_uri[SMKI_KEY_URI_MAX];
+    assert_ok(smki_key_generate(&o, "gbcs", "ds", SMKI_USAGE_DS, ds_uri));
+    assert_ok(smki_key_generate(&o, "gbcs", "ka", SMKI_USAGE_KA, ka_uri));
+    smki_key *ds = NULL, *ka = NULL;
+    assert_ok(smki_key_open(ds_uri, &o, &ds));
+    assert_ok(smki_key_open(ka_uri, &o, &ka));
+    assert_true(smki_key_is_token(ds));
+    size_t plen;
+    uint8_t *pre = load_rtds(PRE_ECS01A, &plen);
+    uint8_t *s = NULL, *w = NULL;
+    size_t slen, wlen;
+    assert_ok(smki_gbcs_sign(ds, pre, plen, &s, &slen));
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(s, slen, &m));
+    assert_ok(smki_gbcs_verify_signature(&m, smki_key_public(ds)));
+    /* Wrap with the token's KA key for a device, verify from the device's side with a file key. */
+    smki_key *dev = open_file_key("90b3d51f30010000-ka.key");
+    EVP_PKEY *devpub = load_pub("90b3d51f30010000-ka.pem");
+    assert_ok(smki_gbcs_wrap(s, slen, ka, devpub, 3, &w, &wlen));
+    smki_gbcs_msg wm;
+    assert_ok(smki_gbcs_parse(w, wlen, &wm));
+    assert_ok(smki_gbcs_verify_mac(&wm, dev, smki_key_public(ka)));
+    assert_ok(smki_gbcs_verify_mac(&wm, ka, devpub));
+    assert_ok(smki_gbcs_verify_signature(&wm, smki_key_public(ds)));
+    free(s);
+    free(w);
+    free(pre);
+    EVP_PKEY_free(devpub);
+    smki_key_free(dev);
+    smki_key_free(ds);
+    smki_key_free(ka);
+}
+
+/* ---- Certificates by EUI-64 -------------------------------------------------------- */
+static int copy_file(const char *from, const char *to)
+{
+    uint8_t *d = NULL;
+    size_t n;
+    GUARD(smki_file_read(from, 1 << 20, &d, &n));
+    int rc = smki_file_write_atomic(to, d, n, 0644, 0);
+    free(d);
+    return rc;
+}
+
+static void test_certdir_finds_certificates_by_eui_whatever_their_name(void **state)
+{
+    (void)state;
+    const char *tmp = test_tmpdir("gbcs-certdir");
+    char dir[1100], from[1400], to[1400];
+    snprintf(dir, sizeof dir, "%s", tmp);
+    snprintf(from, sizeof from, "%s/%s", test_shared_path(KEYSTORE), SUPPLIER_DS_CERT);
+    snprintf(to, sizeof to, "%s/supplier-signing.pem", dir);
+    assert_ok(copy_file(from, to));
+    snprintf(from, sizeof from, "%s/%s", test_shared_path(KEYSTORE), SUPPLIER_DS_KEY);
+    snprintf(to, sizeof to, "%s/supplier.pem", dir); /* a key, not a certificate: ignored */
+    assert_ok(copy_file(from, to));
+    smki_gbcs_certdir *d = NULL;
+    assert_ok(smki_gbcs_certdir_open(dir, &d));
+    assert_int_equal(smki_gbcs_certdir_count(d), 1);
+    X509 *c = NULL;
+    assert_ok(smki_gbcs_certdir_find(d, SUP, SMKI_USAGE_DS, &c));
+    assert_fails(smki_gbcs_certdir_find(d, SUP, SMKI_USAGE_KA, &c), SMKI_E_NOTFOUND, "no KA certificate for 90B3D51F30010000");
+    smki_gbcs_certdir_free(d);
+    /* Two unnamed DS certificates of one EUI-64: ambiguous; the keystore's name settles it. */
+    snprintf(from, sizeof from, "%s/%s", test_shared_path(KEYSTORE), SUPPLIER_DS_CERT);
+    snprintf(to, sizeof to, "%s/copy.crt", dir);
+    assert_ok(copy_file(from, to));
+    assert_ok(smki_gbcs_certdir_open(dir, &d));
+    assert_fails(smki_gbcs_certdir_find(d, SUP, SMKI_USAGE_DS, &c), SMKI_E_REFUSED, "ambiguous");
+    smki_gbcs_certdir_free(d);
+    snprintf(to, sizeof to, "%s/90b3d51f30010000-ds.pem", dir);
+    assert_ok(copy_file(from, to));
+    assert_ok(smki_gbcs_certdir_open(dir, &d));
+    assert_ok(smki_gbcs_certdir_find(d, SUP, SMKI_USAGE_DS, &c));
+    smki_gbcs_certdir_free(d);
+    assert_fails(smki_gbcs_certdir_open("/nonexistent/gbcs", &d), SMKI_E_NOTFOUND, "/nonexistent/gbcs");
+}
+
+static void test_time_parse(void **state)
+{
+    (void)state;
+    time_t t;
+    assert_ok(smki_gbcs_time_parse("2020-01-01T00:00:00Z", &t));
+    assert_int_equal(t, AT_2020);
+    assert_ok(smki_gbcs_time_parse("2020-01-01", &t));
+    assert_int_equal(t, AT_2020);
+    assert_fails(smki_gbcs_time_parse("2020-01-01T00:00:00", &t), SMKI_E_USAGE, "not a time");
+    assert_fails(smki_gbcs_time_parse("2020-13-01", &t), SMKI_E_USAGE, "not a time");
+    assert_fails(smki_gbcs_time_parse("yesterday", &t), SMKI_E_USAGE, "not a time");
+}
+
+/* ---- Every byte of every command matters ----------------------------------------- */
+static void test_flipping_any_byte_of_any_rtds_command_fails_verification(void **state)
+{
+    (void)state;
+    char ref[1200];
+    snprintf(ref, sizeof ref, ACB_KA, test_shared_path(KEYSTORE));
+    smki_key *acb = NULL;
+    assert_ok(smki_key_open(ref, NULL, &acb));
+    size_t n;
+    rtds_file *f = rtds_list("_COMMAND_GBCS", &n);
+    size_t files = 0, flips = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (strstr(f[i].name, "PRECOMMAND") || strstr(f[i].name, "PCS01_")) continue;
+        size_t len;
+        uint8_t *b = load_msg(f[i].path, &len);
+        smki_gbcs_msg m;
+        smki_gbcs_verify_report rep;
+        assert_ok(smki_gbcs_parse(b, len, &m));
+        assert_ok(smki_gbcs_verify_command(&m, keystore_dir(), acb, AT_2020, &rep));
+        files++;
+        for (size_t at = 0; at < len; at++) {
+            static const uint8_t masks[2] = {0x01, 0xFF};
+            for (int k = 0; k < 2; k++) {
+                b[at] ^= masks[k];
+                int rc = smki_gbcs_parse(b, len, &m);
+                if (rc == 0) rc = smki_gbcs_verify_command(&m, keystore_dir(), acb, AT_2020, &rep);
+                if (rc == 0) fail_msg("%s: octet %zu ^ %02x still verifies", f[i].name, at, masks[k]);
+                b[at] ^= masks[k];
+                flips++;
+            }
+        }
+        free(b);
+    }
+    print_message("%zu commands, %zu single-octet changes, every one refused\n", files, flips);
+    assert_int_equal(files, 45);
+    free(f);
+    smki_key_free(acb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,7 +1027,27 @@ int main(void)
         cmocka_unit_test(test_wrap_reproduces_the_rtds_command_byte_for_byte),
         cmocka_unit_test(test_mac_verifies_from_either_side),
         cmocka_unit_test(test_verify_mac_of_a_response_from_the_recipient_side),
+        cmocka_unit_test(test_parse_refuses_wrong_tags_and_field_lengths),
+        cmocka_unit_test(test_parse_refuses_a_bad_cra_flag),
+        cmocka_unit_test(test_parse_refuses_every_truncation),
+        cmocka_unit_test(test_parse_refuses_trailing_bytes),
+        cmocka_unit_test(test_parse_long_form_lengths_minimal_only),
+        cmocka_unit_test(test_parse_date_time_present_and_absent),
+        cmocka_unit_test(test_parse_other_information_forms),
+        cmocka_unit_test(test_parse_refuses_bad_general_ciphering),
+        cmocka_unit_test(test_parse_block_transfer_header),
+        cmocka_unit_test(test_build_round_trips_every_rtds_message),
+        cmocka_unit_test(test_decode_input_hex_text_with_whitespace_or_binary),
+        cmocka_unit_test(test_verify_signature_refuses_absent_and_wrong),
+        cmocka_unit_test(test_verify_command_refuses_expired_signer_and_unknown_parties),
+        cmocka_unit_test(test_verify_mac_refuses_wrong_recipient_key_and_wrong_mac),
+        cmocka_unit_test(test_sign_as_refuses_wrong_signer_and_mismatched_correlation),
+        cmocka_unit_test(test_sign_and_wrap_with_softhsm_token_keys),
+        cmocka_unit_test(test_certdir_finds_certificates_by_eui_whatever_their_name),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test(test_flipping_any_byte_of_any_rtds_command_fails_verification),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    smki_gbcs_certdir_free(keystore_dir_take());
     return rc;
 }
