@@ -758,8 +758,9 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         if (m->alive && g->acb && m->dev.ka_len == 0) {
             char te[SMKI_EUI64_TEXT_MAX];
             smki_eui64_format(&m->a.target, SMKI_EUI64_HYPHEN, te);
-            rc = SMKI_FAIL(SMKI_E_NOTFOUND, "device %s has no KA key in the inventory: cannot MAC the command", te);
-            goto verify_out;
+            set_verdict(&res[i], SMKI_GW_REJECT, "device.no-ka-key",
+                        "device %s has no KA key in the inventory: the command cannot be MACed", te);
+            m->alive = 0;
         }
     }
 verify_out:

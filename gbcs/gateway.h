@@ -151,6 +151,7 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  *   user.suspended        the User is suspended
  *   device.unknown        target device not in the inventory
  *   device.status         target device's status does not allow commands
+ *   device.no-ka-key      (with an ACB key) the inventory has no KA key for the device
  *   cert.untrusted        signer certificate does not chain to the trust anchors
  *   cert.not-yet-valid    ... or not valid yet at the given time
  *   cert.expired          ... or no longer valid

@@ -556,6 +556,38 @@ static void test_certificate_refusals_on_rtds(void **state)
     smki_key_free(nk);
 }
 
+static void test_device_without_ka_key_is_refused_when_macing(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    char sd[1100];
+    snprintf(sd, sizeof sd, "%s/store-noka", f->dir);
+    smki_store *s2;
+    assert_ok(smki_store_open(sd, NULL, &s2));
+    assert_ok(smki_gw_dbs(s2));
+    smki_eui64_t sup = eui(SUPPLIER), met = eui(METER);
+    size_t cl, len;
+    uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
+    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
+    free(c);
+    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb};
+    smki_gateway *g;
+    assert_ok(smki_gateway_open(s2, &o, &g));
+    uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "device.no-ka-key");
+    uint64_t last;
+    int seen;
+    assert_ok(smki_gw_counter_get(s2, &sup, &last, &seen));
+    assert_false(seen);
+    free(m);
+    smki_gateway_free(g);
+    smki_store_close(s2);
+    smki_key_free(sk);
+    smki_key_free(acb);
+}
+
 static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(void **state)
 {
     fx *f = *state;
@@ -878,6 +910,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threshold_exceeded_is_quarantined_then_released_or_rejected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revoked_signer_and_crl_refusals_on_a_test_hierarchy, setup, teardown),

@@ -568,6 +568,7 @@ static const char CHECK_HELP[] =
     "  cert.revocation-unknown / cert.role / cert.key-usage / cert.subject\n"
     "                          (the User's DS certificate at TIME: chain, dates, CRL, role, usage, EUI-64)\n"
     "  signature.invalid       (the signature under that certificate)\n"
+    "  device.no-ka-key        (with --acb-key: the inventory has no KA key for the device)\n"
     "  counter.replay          (counter not above the last that passed from the originator)\n"
     "  threshold.exceeded      (anomaly threshold: the message is QUARANTINED, not dropped)\n"
     "A message that passes has its counter recorded; with --acb-key (the ACB's KA key) it\n"
