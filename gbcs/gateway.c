@@ -121,6 +121,7 @@ typedef struct {
     int used;
     smki_eui64_t id;
     uint8_t hash[32];     /* SHA-256 of the certificate DER this entry verified */
+    uint8_t role;         /* the User's registered role it was checked against */
     EVP_PKEY *pub;
     time_t from, until;   /* the verification holds for checks at times in [from, until] */
 } cert_entry;
@@ -395,7 +396,7 @@ static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t a
     pthread_mutex_lock(&g->lock);
     cert_entry *e = &g->certs[slot];
     if (e->used && smki_eui64_cmp(&e->id, &m->a.originator) == 0 && memcmp(e->hash, hash, 32) == 0 &&
-        at >= e->from && at <= e->until) {
+        e->role == m->user.role && at >= e->from && at <= e->until) {
         EVP_PKEY_up_ref(e->pub);
         *pub = e->pub;
         pthread_mutex_unlock(&g->lock);
@@ -475,6 +476,7 @@ static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t a
     e->used = 1;
     e->id = m->a.originator;
     memcpy(e->hash, hash, 32);
+    e->role = m->user.role;
     EVP_PKEY_up_ref(k);
     e->pub = k;
     e->from = from;
