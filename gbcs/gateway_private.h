@@ -2,7 +2,7 @@
 #ifndef SMKI_GBCS_GATEWAY_PRIVATE_H
 #define SMKI_GBCS_GATEWAY_PRIVATE_H
 
-#include "gateway.h"
+#include "gbcs.h"
 
 typedef struct {
     smki_db users, devices, elig, counters, thresh, tring, quar, meta;

@@ -1,10 +1,10 @@
-/* The anomaly-threshold CSV (format in gateway.h): a strict parser that names the line
+/* The anomaly-threshold CSV (format in gbcs.h, the gateway section): a strict parser that names the line
  * and column of the first thing it does not accept. Users submit these files signed;
  * the parser sees only files whose signature verified, but stays strict regardless. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway.h"
+#include "gbcs.h"
 
 #define LINE_MAX_OCTETS 256
 static const char HEADER[] = "user,message_code,window_seconds,max_count";

@@ -14,7 +14,6 @@
 
 #include <openssl/sha.h>
 
-#include "gbcs/gateway.h"
 #include "gbcs/gbcs.h"
 
 #define T2020 1577836800

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs/gateway.h"
+#include "gbcs/gbcs.h"
 
 #define NAME "fuzz.csv"
 

@@ -1,4 +1,4 @@
-/* The gateway (gbcs/gateway.h): signed threshold files, the strict CSV parser, the
+/* The gateway (gbcs/gbcs.h, its gateway section): signed threshold files, the strict CSV parser, the
  * registry, and every refusal of the §7 checks, each by its reason code. Proved on the
  * RTDS data (the supplier's pre-command signed with its published test key, under the Z1
  * organisation CA carried in an RTDS CS02b command) and, for revocation, on a small test
@@ -14,7 +14,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs/gateway.h"
 #include "gbcs/gbcs.h"
 
 #define KS "vectors/gbcs/keystore/"

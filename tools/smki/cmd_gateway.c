@@ -1,6 +1,6 @@
 /* smki gbcs gateway: the DCC User Gateway's checks on signed pre-commands (reference §7)
  * and the registry they read; smki file: detached signatures over threshold files.
- * Argument parsing and output only: the work is in gbcs/ (gateway.h). */
+ * Argument parsing and output only: the work is in gbcs/ (gbcs.h, the gateway section). */
 #include <getopt.h>
 #include <libgen.h>
 #include <stdlib.h>
@@ -8,7 +8,6 @@
 #include <sys/stat.h>
 
 #include "commands.h"
-#include "gbcs/gateway.h"
 #include "gbcs/gbcs.h"
 
 /* ---- Options: a small table-driven parser for the many subcommands here ---------------- */
