@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gbcs/gbcs.h"
 
@@ -424,6 +425,88 @@ static void test_rtds_command_is_remaced_byte_for_byte(void **state)
     assert_int_equal(d.invocation, 1);
     free(m);
     smki_gateway_free(g);
+    smki_key_free(acb);
+}
+
+/* Every signed RTDS command whose signer is a registered remote party with a published
+ * certificate passes the gateway (fresh registry each, Z1 as anchor, 2020-01-01) and comes
+ * out re-MACed as the very bytes of the RTDS file; the unsigned (non-critical) ones are
+ * refused as structure.unsigned. */
+static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *id;
+        uint8_t role;
+    } parties[] = {{"90b3d51f30010000", SMKI_ROLE_SUPPLIER},
+                   {"90b3d51f30020000", SMKI_ROLE_NETWORK_OPERATOR},
+                   {"90b3d51f30000002", SMKI_ROLE_ACB},
+                   {"90b3d51f30000004", SMKI_ROLE_TRANSITIONAL_COS}};
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    char list[1400];
+    snprintf(list, sizeof list, "ls %s/*/*_COMMAND_GBCS.HEX", test_shared_path("vectors/gbcs/rtds"));
+    FILE *ls = popen(list, "r");
+    assert_non_null(ls);
+    char path[1200];
+    size_t passed = 0, unsigned_ = 0, n = 0;
+    while (fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = '\0';
+        uint8_t *m = NULL;
+        size_t len = 0;
+        assert_ok(smki_gbcs_read_file(path, &m, &len));
+        smki_gbcs_msg pm;
+        assert_ok(smki_gbcs_parse(m, len, &pm));
+        char oid[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_t o = smki_gbcs_eui(pm.gsa.originator), t = smki_gbcs_eui(pm.gsa.recipient);
+        smki_eui64_format(&o, SMKI_EUI64_PLAIN, oid);
+        int known = -1;
+        for (size_t i = 0; i < 4; i++)
+            if (strcasecmp(parties[i].id, oid) == 0) known = (int)i;
+        if (pm.kind != SMKI_GBCS_CIPHERING || known < 0) { /* device-originated (PCS01) */
+            free(m);
+            continue;
+        }
+        n++;
+        char sd[1100], rel[200];
+        snprintf(sd, sizeof sd, "%s/rtds%zu", f->dir, n);
+        smki_store *s;
+        assert_ok(smki_store_open(sd, NULL, &s));
+        assert_ok(smki_gw_dbs(s));
+        size_t cl;
+        snprintf(rel, sizeof rel, KS "%s-ds.pem", parties[known].id);
+        uint8_t *c = shared_file(rel, &cl);
+        assert_ok(smki_gw_user_add(s, &o, parties[known].role, c, cl));
+        free(c);
+        char tid[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&t, SMKI_EUI64_PLAIN, tid);
+        for (char *q = tid; *q; q++) *q = (char)(*q >= 'A' && *q <= 'F' ? *q + 32 : *q);
+        snprintf(rel, sizeof rel, KS "%s-ka.pem", tid);
+        c = shared_file(rel, &cl);
+        assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
+        free(c);
+        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb};
+        smki_gateway *g;
+        assert_ok(smki_gateway_open(s, &go, &g));
+        smki_gw_result r;
+        check1(g, m, len, T2020, &r);
+        if (pm.gsa.sig_state != SMKI_GBCS_SIG_PRESENT) {
+            if (strcmp(r.reason, "structure.unsigned") != 0) fail_msg("%s: %s (%s)", path, r.reason, r.detail);
+            unsigned_++;
+        } else {
+            if (r.verdict != SMKI_GW_PASS) fail_msg("%s: %s (%s)", path, r.reason, r.detail);
+            assert_int_equal(r.command_len, len);
+            if (memcmp(r.command, m, len) != 0) fail_msg("%s: the new MAC differs from the RTDS file's", path);
+            passed++;
+        }
+        smki_gw_result_clear(&r);
+        smki_gateway_free(g);
+        smki_store_close(s);
+        free(m);
+    }
+    pclose(ls);
+    print_message("%zu signed RTDS commands passed and re-MACed identically; %zu unsigned refused\n", passed,
+                  unsigned_);
+    assert_true(passed >= 25);
     smki_key_free(acb);
 }
 
@@ -906,6 +989,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rtds_precommand_signed_by_supplier_passes_then_replay_is_refused, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rtds_command_is_remaced_byte_for_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
