@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -510,6 +511,73 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
     smki_key_free(acb);
 }
 
+/* Two threads on one gateway, one originator each (the supplier, the network operator),
+ * batches of 10: every message passes, and each originator's last counter is its highest. */
+typedef struct {
+    smki_gateway *g;
+    uint8_t *msgs[40];
+    size_t lens[40];
+    int bad;
+} thread_job;
+
+static void *check_thread(void *arg)
+{
+    thread_job *j = arg;
+    smki_gw_result r[10];
+    for (size_t i = 0; i < 40; i += 10) {
+        if (smki_gateway_check(j->g, (const uint8_t *const *)(j->msgs + i), j->lens + i, 10, T2020, r) != 0) {
+            j->bad = 1;
+            return NULL;
+        }
+        for (size_t k = 0; k < 10; k++) {
+            if (r[k].verdict != SMKI_GW_PASS) j->bad = 1;
+            smki_gw_result_clear(&r[k]);
+        }
+    }
+    return NULL;
+}
+
+static void test_two_threads_on_one_gateway(void **state)
+{
+    fx *f = *state;
+    smki_eui64_t no = eui(NETOP), sup = eui(SUPPLIER);
+    size_t cl;
+    uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &cl);
+    assert_ok(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    free(c);
+    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    smki_key *k[2] = {open_key(KS "90b3d51f30010000-ds.key"), open_key(KS "90b3d51f30020000-ds.key")};
+    const char *ids[2] = {SUPPLIER, NETOP};
+    smki_gateway *g = open_gw(f, acb);
+    thread_job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    for (int t = 0; t < 2; t++) {
+        jobs[t].g = g;
+        for (size_t i = 0; i < 40; i++) jobs[t].msgs[i] = signed_pre(k[t], ids[t], 100 + i, &jobs[t].lens[i]);
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, check_thread, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    uint64_t last;
+    int seen;
+    for (int t = 0; t < 2; t++) {
+        assert_false(jobs[t].bad);
+        assert_ok(smki_gw_counter_get(f->s, t == 0 ? &sup : &no, &last, &seen));
+        assert_true(seen);
+        assert_int_equal(last, 139);
+        for (size_t i = 0; i < 40; i++) free(jobs[t].msgs[i]);
+        smki_key_free(k[t]);
+    }
+    /* 80 commands to one device: its invocation counter moved 80 times. */
+    smki_gw_device d;
+    smki_eui64_t met = eui(METER);
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.invocation, 80);
+    smki_gateway_free(g);
+    smki_key_free(acb);
+}
+
 static void test_structure_refusals(void **state)
 {
     fx *f = *state;
@@ -991,6 +1059,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rtds_command_is_remaced_byte_for_byte, setup, teardown),
         cmocka_unit_test_setup_teardown(test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_two_threads_on_one_gateway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
