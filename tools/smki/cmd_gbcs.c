@@ -523,6 +523,7 @@ int cmd_gbcs(smki_cli *c, int argc, char **argv)
         {"inspect", gbcs_inspect, "print every field of GBCS message files (--json)"},
         {"sign", gbcs_sign, "sign a pre-command as the organisation of a DS certificate"},
         {"verify", gbcs_verify, "verify commands: signature (DS certificate) and MAC (ACB KA key)"},
+        {"gateway", cmd_gbcs_gateway, "the DCC User Gateway's checks, registry, thresholds, quarantine"},
         {NULL, NULL, NULL},
     };
     return cli_dispatch(c, table, argc - 1, argv + 1, "smki gbcs", ABOUT);

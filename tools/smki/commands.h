@@ -26,4 +26,7 @@ int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out);
 /* Open the audit checkpoint key (audit.checkpoint_key, default smki-audit) if it can be. */
 void ra_cli_checkpoint_key(smki_cli *c, struct smki_ra *ra);
 
+int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv);
+int cmd_file(smki_cli *c, int argc, char **argv);
+
 #endif

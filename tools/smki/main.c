@@ -32,6 +32,7 @@ static const cli_cmd COMMANDS[] = {
     {"device", cmd_device, "a GBCS device model: create, load-cell, show, receive (CS02a/b/c)"},
     {"ra", cmd_ra, "the registration authority: registry, requests, approvals, expiry"},
     {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},
+    {"file", cmd_file, "detached signatures over text files (threshold CSV): sign, verify"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,791 @@
+/* The DCC User Gateway's checks on a signed pre-command (reference §7), in the order the
+ * reference gives them, each refusal with a stable reason code; anomalies quarantined,
+ * not dropped; a passing message MACed by the ACB into a command (reference §5). The
+ * signer's chain is verified once per certificate and CRL and cached for the time span in
+ * which that verification holds, so that a steady stream costs one ECDSA verify a message. */
+#include <dirent.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "gateway_private.h"
+#include "gbcs.h"
+
+int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
+int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
+
+/* ---- The General Signing APDU: the codec parses (gbcs.h) ------------------------------------- */
+int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
+{
+    memset(out, 0, sizeof *out);
+    smki_gbcs_msg m;
+    GUARD(smki_gbcs_parse(msg, len, &m));
+    /* A General Ciphering command is taken for the General Signing APDU inside: its MAC is
+     * not ours to trust; a passing message gets a fresh one. */
+    ENSURE(m.kind == SMKI_GBCS_SIGNING || m.kind == SMKI_GBCS_CIPHERING, SMKI_E_INPUT,
+           "a %s message is not a signed pre-command (General Block Transfer is not supported)",
+           smki_gbcs_kind_name(m.kind));
+    const smki_gbcs_signing *g = &m.gsa;
+    out->apdu = msg + g->offset;
+    out->apdu_len = g->len;
+    out->signed_part = msg + g->signed_offset;
+    out->signed_len = g->signed_len;
+    out->sig = g->sig_state == SMKI_GBCS_SIG_PRESENT ? g->signature : NULL;
+    out->cra = g->cra;
+    out->counter = g->counter;
+    memcpy(out->originator.b, g->originator, 8);
+    memcpy(out->target.b, g->recipient, 8);
+    out->code = g->message_code;
+    return 0;
+}
+
+/* ---- The ACB's MAC (reference §5) ------------------------------------------------------------ */
+int gw_wrap(const uint8_t z[32], const gw_apdu *a, uint32_t ic, uint8_t **out, size_t *out_len)
+{
+    static const uint8_t aad_head[6] = {0x11, 0, 0, 0, 0, 0};
+    uint8_t oi[SMKI_GBCS_OTHERINFO_LEN], key[16], iv[12], mac[SMKI_GBCS_MAC_LEN];
+    smki_gbcs_other_info(a->originator.b, a->cra, a->counter, a->target.b, oi);
+    GUARD(smki_kdf_sp800_56a(z, oi, sizeof oi, key));
+    memcpy(iv, a->originator.b, 8);
+    gw_be32(iv + 8, ic);
+    size_t aad_len = sizeof aad_head + a->apdu_len;
+    uint8_t *aad = malloc(aad_len);
+    if (!aad) {
+        smki_wipe(key, sizeof key);
+        return SMKI_FAIL(SMKI_E_NOMEM, "MAC input");
+    }
+    memcpy(aad, aad_head, sizeof aad_head);
+    memcpy(aad + sizeof aad_head, a->apdu, a->apdu_len);
+    int rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
+    smki_wipe(key, sizeof key);
+    free(aad);
+    GUARD(rc);
+    size_t content = 5 + a->apdu_len + SMKI_GBCS_MAC_LEN;
+    uint8_t lenb[5];
+    size_t ll;
+    if (content < 0x80) {
+        lenb[0] = (uint8_t)content, ll = 1;
+    } else if (content < 0x100) {
+        lenb[0] = 0x81, lenb[1] = (uint8_t)content, ll = 2;
+    } else if (content < 0x10000) {
+        lenb[0] = 0x82, lenb[1] = (uint8_t)(content >> 8), lenb[2] = (uint8_t)content, ll = 3;
+    } else {
+        lenb[0] = 0x84, gw_be32(lenb + 1, (uint32_t)content), ll = 5;
+    }
+    uint8_t *b = malloc(7 + ll + content);
+    ENSURE(b, SMKI_E_NOMEM, "command");
+    size_t o = 0;
+    b[o++] = 0xDD;
+    memset(b + o, 0, 6), o += 6;
+    memcpy(b + o, lenb, ll), o += ll;
+    b[o++] = 0x11;
+    gw_be32(b + o, ic), o += 4;
+    memcpy(b + o, a->apdu, a->apdu_len), o += a->apdu_len;
+    memcpy(b + o, mac, sizeof mac), o += sizeof mac;
+    *out = b;
+    *out_len = o;
+    return 0;
+}
+
+/* ---- Time --------------------------------------------------------------------------------------- */
+int smki_gw_time_parse(const char *text, time_t *out)
+{
+    int y, mo, d, h = 0, mi = 0, s = 0, n = 0;
+    long long secs;
+    if (text[0] == '@' && sscanf(text + 1, "%lld%n", &secs, &n) == 1 && text[1 + n] == '\0' && secs >= 0) {
+        *out = (time_t)secs;
+        return 0;
+    }
+    size_t len = strlen(text);
+    int ok = (len == 10 && sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) ||
+             (len == 20 && sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2dZ%n", &y, &mo, &d, &h, &mi, &s, &n) == 6 && n == 20);
+    ENSURE(ok && y >= 1970 && mo >= 1 && mo <= 12 && d >= 1 && d <= 31 && h < 24 && mi < 60 && s < 61, SMKI_E_USAGE,
+           "time '%s' is not YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ or @SECONDS", text);
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi, .tm_sec = s};
+    *out = timegm(&tm);
+    return 0;
+}
+
+/* ---- The gateway handle: trust, CRL, caches -------------------------------------------------------- */
+#define CERT_CACHE_SLOTS 1024
+#define Z_CACHE_SLOTS 1024
+
+typedef struct {
+    int used;
+    smki_eui64_t id;
+    uint8_t hash[32];     /* SHA-256 of the certificate DER this entry verified */
+    uint8_t role;         /* the User's registered role it was checked against */
+    EVP_PKEY *pub;
+    time_t from, until;   /* the verification holds for checks at times in [from, until] */
+} cert_entry;
+
+typedef struct {
+    int used;
+    uint8_t spki_hash[32];
+    uint8_t z[32];
+} z_entry;
+
+struct smki_gateway {
+    smki_store *store;
+    gw_dbs d;
+    X509_STORE *trust;
+    X509_CRL *crl;
+    time_t crl_from, crl_until;
+    int no_crl;
+    smki_key *acb;
+    pthread_mutex_t lock;
+    cert_entry certs[CERT_CACHE_SLOTS];
+    z_entry zs[Z_CACHE_SLOTS];
+};
+
+typedef struct {
+    X509_STORE *st;
+    size_t n;
+} anchor_ctx;
+
+static int add_anchor(void *ctx, size_t index, const uint8_t *der, size_t len)
+{
+    (void)index;
+    anchor_ctx *a = ctx;
+    const uint8_t *p = der;
+    X509 *x = d2i_X509(NULL, &p, (long)len);
+    ENSURE_SSL(x && p == der + len, SMKI_E_INPUT, "trust anchor %zu does not parse", a->n + 1);
+    int ok = X509_STORE_add_cert(a->st, x);
+    X509_free(x);
+    ENSURE_SSL(ok == 1, SMKI_E_CRYPTO, "adding trust anchor %zu", a->n + 1);
+    a->n++;
+    return 0;
+}
+
+static int load_anchor_file(X509_STORE *st, const char *path, size_t *count)
+{
+    uint8_t *data = NULL;
+    size_t len = 0, n = 0, others = 0;
+    GUARD(smki_file_read(path, 1u << 20, &data, &len));
+    anchor_ctx a = {st, 0};
+    int rc = smki_cert_each(data, len, add_anchor, &a, &n, &others);
+    free(data);
+    if (rc < 0) return smki_error_wrap("trust anchors in %s", path);
+    *count += a.n;
+    return 0;
+}
+
+static int load_anchor_dir(X509_STORE *st, const char *dir, size_t *count)
+{
+    DIR *dh = opendir(dir);
+    ENSURE(dh, SMKI_E_NOTFOUND, "trust folder %s cannot be opened", dir);
+    struct dirent *e;
+    int rc = 0;
+    while ((e = readdir(dh))) {
+        if (e->d_name[0] == '.') continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        struct stat sb;
+        if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+        rc = load_anchor_file(st, path, count);
+        if (rc < 0) break;
+    }
+    closedir(dh);
+    return rc;
+}
+
+static time_t asn1_to_time(const ASN1_TIME *t)
+{
+    struct tm tm;
+    if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return 0;
+    return timegm(&tm);
+}
+
+static int load_crl(smki_gateway *g, const char *path)
+{
+    uint8_t *data = NULL;
+    size_t len = 0;
+    GUARD(smki_file_read(path, 64u << 20, &data, &len));
+    const uint8_t *p = data;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)len);
+    if (!crl || p != data + len) {
+        X509_CRL_free(crl);
+        crl = NULL;
+        BIO *b = BIO_new_mem_buf(data, (int)len);
+        if (b) crl = PEM_read_bio_X509_CRL(b, NULL, NULL, NULL);
+        BIO_free(b);
+    }
+    free(data);
+    ENSURE_SSL(crl, SMKI_E_INPUT, "CRL %s is neither DER nor PEM", path);
+    /* Its signature, against the anchor that issued it: a CRL from anyone else is refused
+     * here, not silently ignored later. */
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    X509_OBJECT *obj = NULL;
+    int rc = 0;
+    ENSURE_SSL_GOTO(ctx && X509_STORE_CTX_init(ctx, g->trust, NULL, NULL) == 1, SMKI_E_CRYPTO, out, "CRL check");
+    obj = X509_STORE_CTX_get_obj_by_subject(ctx, X509_LU_X509, X509_CRL_get_issuer(crl));
+    ENSURE_GOTO(obj, SMKI_E_VERIFY, out, "CRL %s: its issuer is not among the trust anchors", path);
+    EVP_PKEY *ik = X509_get0_pubkey(X509_OBJECT_get0_X509(obj));
+    ENSURE_GOTO(ik && X509_CRL_verify(crl, ik) == 1, SMKI_E_VERIFY, out,
+                "CRL %s: the signature does not verify under its issuer's key", path);
+    ENSURE_SSL_GOTO(X509_STORE_add_crl(g->trust, crl) == 1, SMKI_E_CRYPTO, out, "adding CRL %s", path);
+    g->crl_from = asn1_to_time(X509_CRL_get0_lastUpdate(crl));
+    g->crl_until = X509_CRL_get0_nextUpdate(crl) ? asn1_to_time(X509_CRL_get0_nextUpdate(crl)) : (time_t)INT64_MAX;
+    g->crl = crl;
+    crl = NULL;
+out:
+    X509_OBJECT_free(obj);
+    X509_STORE_CTX_free(ctx);
+    X509_CRL_free(crl);
+    return rc;
+}
+
+int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **out)
+{
+    ENSURE(!o->trust_dir != !o->oca_file, SMKI_E_USAGE, "give exactly one of a trust folder or an OCA certificate");
+    ENSURE(!o->crl_file != !o->no_crl, SMKI_E_USAGE,
+           "give a CRL, or say explicitly that revocation is not checked (no_crl)");
+    smki_gateway *g = calloc(1, sizeof *g);
+    ENSURE(g, SMKI_E_NOMEM, "gateway");
+    int rc = 0;
+    pthread_mutex_init(&g->lock, NULL);
+    g->store = s;
+    g->acb = o->acb_ka;
+    g->no_crl = o->no_crl;
+    GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
+    g->trust = X509_STORE_new();
+    ENSURE_SSL_GOTO(g->trust, SMKI_E_NOMEM, fail, "trust store");
+    size_t anchors = 0;
+    if (o->trust_dir)
+        GUARD_GOTO(load_anchor_dir(g->trust, o->trust_dir, &anchors), fail);
+    else
+        GUARD_GOTO(load_anchor_file(g->trust, o->oca_file, &anchors), fail);
+    ENSURE_GOTO(anchors > 0, SMKI_E_INPUT, fail, "no certificate in %s", o->trust_dir ? o->trust_dir : o->oca_file);
+    if (o->crl_file) GUARD_GOTO(load_crl(g, o->crl_file), fail);
+    *out = g;
+    return 0;
+fail:
+    smki_gateway_free(g);
+    return rc;
+}
+
+void smki_gateway_free(smki_gateway *g)
+{
+    if (!g) return;
+    for (size_t i = 0; i < CERT_CACHE_SLOTS; i++) EVP_PKEY_free(g->certs[i].pub);
+    smki_wipe(g->zs, sizeof g->zs);
+    X509_STORE_free(g->trust);
+    X509_CRL_free(g->crl);
+    pthread_mutex_destroy(&g->lock);
+    free(g);
+}
+
+void smki_gw_result_clear(smki_gw_result *r)
+{
+    if (!r) return;
+    free(r->command);
+    r->command = NULL;
+    r->command_len = 0;
+}
+
+/* ---- One message's read-only checks ------------------------------------------------------------ */
+typedef struct {
+    gw_apdu a;
+    smki_gw_user user;
+    smki_gw_device dev;
+    int alive; /* passed the read-only checks so far */
+} msg_state;
+
+static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
+{
+    r->verdict = v;
+    r->reason = reason;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+}
+
+typedef struct {
+    smki_gateway *g;
+    msg_state *ms;
+    smki_gw_result *res;
+    size_t n;
+} batch_ctx;
+
+/* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
+static int registry_txn(smki_txn *t, void *arg)
+{
+    batch_ctx *b = arg;
+    for (size_t i = 0; i < b->n; i++) {
+        msg_state *m = &b->ms[i];
+        smki_gw_result *r = &b->res[i];
+        if (!m->alive) continue;
+        char oe[SMKI_EUI64_TEXT_MAX], te[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
+        smki_eui64_format(&m->a.target, SMKI_EUI64_HYPHEN, te);
+        const void *v;
+        size_t vl;
+        int rc = smki_txn_get(t, b->g->d.users, m->a.originator.b, 8, &v, &vl);
+        if (rc == SMKI_E_NOTFOUND) {
+            set_verdict(r, SMKI_GW_REJECT, "user.unknown", "originator %s is not a registered User ID", oe);
+            m->alive = 0;
+            continue;
+        }
+        GUARD(rc);
+        GUARD(gw_user_decode(m->a.originator.b, v, vl, &m->user));
+        int allowed;
+        GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+        if (!allowed) {
+            set_verdict(r, SMKI_GW_REJECT, "user.not-eligible", "user %s in role %02X (%s) may not send message code %04X",
+                        oe, m->user.role, smki_role_name(m->user.role), m->a.code);
+            m->alive = 0;
+            continue;
+        }
+        if (m->user.suspended) {
+            set_verdict(r, SMKI_GW_REJECT, "user.suspended", "user %s is suspended", oe);
+            m->alive = 0;
+            continue;
+        }
+        rc = smki_txn_get(t, b->g->d.devices, m->a.target.b, 8, &v, &vl);
+        if (rc == SMKI_E_NOTFOUND) {
+            set_verdict(r, SMKI_GW_REJECT, "device.unknown", "target device %s is not in the inventory", te);
+            m->alive = 0;
+            continue;
+        }
+        GUARD(rc);
+        GUARD(gw_device_decode(m->a.target.b, v, vl, &m->dev));
+        if (!smki_dev_status_allows_commands(m->dev.status)) {
+            set_verdict(r, SMKI_GW_REJECT, "device.status", "target device %s is %s: commands are not allowed", te,
+                        smki_dev_status_name(m->dev.status));
+            m->alive = 0;
+            continue;
+        }
+    }
+    return 0;
+}
+
+static const char *chain_reason(int err)
+{
+    switch (err) {
+    case X509_V_ERR_CERT_HAS_EXPIRED: return "cert.expired";
+    case X509_V_ERR_CERT_NOT_YET_VALID: return "cert.not-yet-valid";
+    case X509_V_ERR_CERT_REVOKED: return "cert.revoked";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+    case X509_V_ERR_CRL_HAS_EXPIRED:
+    case X509_V_ERR_CRL_NOT_YET_VALID:
+    case X509_V_ERR_CRL_SIGNATURE_FAILURE:
+    case X509_V_ERR_UNABLE_TO_DECRYPT_CRL_SIGNATURE:
+    case X509_V_ERR_ERROR_IN_CRL_LAST_UPDATE_FIELD:
+    case X509_V_ERR_ERROR_IN_CRL_NEXT_UPDATE_FIELD: return "cert.revocation-unknown";
+    default: return "cert.untrusted";
+    }
+}
+
+/* The signer certificate: chain (dates, revocation) at `at`, role, key usage, subject.
+ * Returns 0 with *pub (a reference the caller frees) or sets the verdict. */
+static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t at, EVP_PKEY **pub)
+{
+    uint8_t hash[32];
+    SHA256(m->user.cert, m->user.cert_len, hash);
+    size_t slot = (size_t)(smki_eui64_to_u64(&m->a.originator) * 0x9E3779B97F4A7C15ull >> 54) % CERT_CACHE_SLOTS;
+    pthread_mutex_lock(&g->lock);
+    cert_entry *e = &g->certs[slot];
+    if (e->used && smki_eui64_cmp(&e->id, &m->a.originator) == 0 && memcmp(e->hash, hash, 32) == 0 &&
+        e->role == m->user.role && at >= e->from && at <= e->until) {
+        EVP_PKEY_up_ref(e->pub);
+        *pub = e->pub;
+        pthread_mutex_unlock(&g->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+
+    char oe[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
+    const uint8_t *p = m->user.cert;
+    X509 *x = d2i_X509(NULL, &p, (long)m->user.cert_len);
+    ENSURE_SSL(x, SMKI_E_CORRUPT, "the stored certificate of %s does not parse", oe);
+    int rc = 0, ok = 0;
+    X509_STORE_CTX *ctx = X509_STORE_CTX_new();
+    ENSURE_SSL_GOTO(ctx && X509_STORE_CTX_init(ctx, g->trust, x, NULL) == 1, SMKI_E_CRYPTO, out, "chain check");
+    X509_VERIFY_PARAM *vp = X509_STORE_CTX_get0_param(ctx);
+    /* The organisation CA may be the anchor itself (the RTDS does not publish its root). */
+    unsigned long flags = X509_V_FLAG_PARTIAL_CHAIN | X509_V_FLAG_USE_CHECK_TIME | X509_V_FLAG_X509_STRICT;
+    if (!g->no_crl) flags |= X509_V_FLAG_CRL_CHECK;
+    X509_VERIFY_PARAM_set_flags(vp, flags);
+    X509_VERIFY_PARAM_set_time(vp, at);
+    if (X509_verify_cert(ctx) != 1) {
+        int err = X509_STORE_CTX_get_error(ctx);
+        set_verdict(r, SMKI_GW_REJECT, chain_reason(err), "signer certificate of %s at %lld: %s", oe, (long long)at,
+                    X509_verify_cert_error_string(err));
+        ERR_clear_error();
+        goto out;
+    }
+    /* Role (OU), key usage, subject EUI-64 (reference §4). */
+    X509_NAME *subj = X509_get_subject_name(x);
+    int oi = X509_NAME_get_index_by_NID(subj, NID_organizationalUnitName, -1);
+    unsigned char *ou = NULL;
+    uint8_t role = 0xFF;
+    if (oi >= 0 && ASN1_STRING_to_UTF8(&ou, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subj, oi))) >= 0 && ou) {
+        if (smki_role_parse((const char *)ou, &role) < 0) {
+            smki_error_clear();
+            role = 0xFF;
+        }
+    }
+    OPENSSL_free(ou);
+    if (role != m->user.role) {
+        set_verdict(r, SMKI_GW_REJECT, "cert.role",
+                    "signer certificate of %s carries role %02X, the user is registered as %02X (%s)", oe, role,
+                    m->user.role, smki_role_name(m->user.role));
+        goto out;
+    }
+    uint32_t ku = X509_get_key_usage(x);
+    if (!(X509_get_extension_flags(x) & EXFLAG_KUSAGE) || !(ku & KU_DIGITAL_SIGNATURE) || (ku & KU_KEY_AGREEMENT)) {
+        set_verdict(r, SMKI_GW_REJECT, "cert.key-usage",
+                    "signer certificate of %s is not a digital-signature certificate (keyUsage 0x%04x)", oe, ku);
+        goto out;
+    }
+    smki_eui64_t subj_id;
+    if (gw_cert_subject_eui(x, &subj_id) < 0 || smki_eui64_cmp(&subj_id, &m->a.originator) != 0) {
+        smki_error_clear();
+        set_verdict(r, SMKI_GW_REJECT, "cert.subject", "signer certificate's EUI-64 is not the originator %s", oe);
+        goto out;
+    }
+    /* The span in which this verification holds: every certificate of the chain valid,
+     * and the CRL current. */
+    time_t from = 0, until = (time_t)INT64_MAX;
+    STACK_OF(X509) *chain = X509_STORE_CTX_get0_chain(ctx);
+    for (int i = 0; i < sk_X509_num(chain); i++) {
+        X509 *c = sk_X509_value(chain, i);
+        time_t nb = asn1_to_time(X509_get0_notBefore(c)), na = asn1_to_time(X509_get0_notAfter(c));
+        if (nb > from) from = nb;
+        if (na < until) until = na;
+    }
+    if (!g->no_crl) {
+        if (g->crl_from > from) from = g->crl_from;
+        if (g->crl_until < until) until = g->crl_until;
+    }
+    EVP_PKEY *k = X509_get_pubkey(x);
+    ENSURE_SSL_GOTO(k, SMKI_E_CRYPTO, out, "public key of the certificate of %s", oe);
+    pthread_mutex_lock(&g->lock);
+    EVP_PKEY_free(e->pub);
+    e->used = 1;
+    e->id = m->a.originator;
+    memcpy(e->hash, hash, 32);
+    e->role = m->user.role;
+    EVP_PKEY_up_ref(k);
+    e->pub = k;
+    e->from = from;
+    e->until = until;
+    pthread_mutex_unlock(&g->lock);
+    *pub = k;
+    ok = 1;
+out:
+    X509_STORE_CTX_free(ctx);
+    X509_free(x);
+    if (rc == 0 && !ok) m->alive = 0;
+    return rc;
+}
+
+/* The shared secret of the ACB's and a device's KA keys, cached per device key. */
+static int device_z(smki_gateway *g, const smki_gw_device *dev, uint8_t z[32])
+{
+    uint8_t h[32];
+    SHA256(dev->ka_spki, dev->ka_len, h);
+    size_t slot = (size_t)(h[0] | h[1] << 8) % Z_CACHE_SLOTS;
+    pthread_mutex_lock(&g->lock);
+    z_entry *e = &g->zs[slot];
+    if (e->used && memcmp(e->spki_hash, h, 32) == 0) {
+        memcpy(z, e->z, 32);
+        pthread_mutex_unlock(&g->lock);
+        return 0;
+    }
+    pthread_mutex_unlock(&g->lock);
+    EVP_PKEY *peer = NULL;
+    GUARD(smki_pub_load(dev->ka_spki, dev->ka_len, &peer));
+    int rc = smki_key_ecdh(g->acb, peer, z);
+    EVP_PKEY_free(peer);
+    GUARD(rc);
+    pthread_mutex_lock(&g->lock);
+    e->used = 1;
+    memcpy(e->spki_hash, h, 32);
+    memcpy(e->z, z, 32);
+    pthread_mutex_unlock(&g->lock);
+    return 0;
+}
+
+/* ---- The write phase: counters, thresholds, quarantine, invocation counters --------------------- */
+typedef struct {
+    batch_ctx *b;
+    time_t at;
+    uint32_t *ic; /* per message: invocation counter given */
+} write_ctx;
+
+static const char NEXT_QID[] = "quar.next";
+
+static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
+{
+    const void *v;
+    size_t vl;
+    uint64_t next = 1;
+    int rc = smki_txn_get(t, d->meta, NEXT_QID, sizeof NEXT_QID - 1, &v, &vl);
+    if (rc == 0) {
+        ENSURE(vl == 8, SMKI_E_CORRUPT, "quarantine id record");
+        next = gw_rd64(v);
+    } else if (rc != SMKI_E_NOTFOUND) {
+        return rc;
+    }
+    uint8_t nb[8];
+    gw_be64(nb, next + 1);
+    GUARD(smki_txn_put(t, d->meta, NEXT_QID, sizeof NEXT_QID - 1, nb, 8, 0));
+    *id = next;
+    return 0;
+}
+
+int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
+
+/* Threshold rings: gw.tring key user(8) code(4) window(4) -> max(4) n(4) head(4) n*time(8):
+ * the times of the last max passes. Full, with the oldest inside the window: exceeded. */
+static int ring_key(uint8_t k[16], const smki_eui64_t *u, const smki_threshold *r)
+{
+    memcpy(k, u->b, 8);
+    gw_be32(k + 8, r->code);
+    gw_be32(k + 12, r->window);
+    return 0;
+}
+
+static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at,
+                      int *exceeded, uint32_t *count)
+{
+    uint8_t k[16];
+    ring_key(k, u, r);
+    const void *v;
+    size_t vl;
+    *exceeded = 0;
+    *count = 0;
+    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    if (rc == SMKI_E_NOTFOUND) return 0;
+    GUARD(rc);
+    const uint8_t *p = v;
+    ENSURE(vl >= 12, SMKI_E_CORRUPT, "threshold ring short");
+    uint32_t max = gw_rd32(p), n = gw_rd32(p + 4), head = gw_rd32(p + 8);
+    ENSURE(vl == 12 + 8 * (size_t)max && n <= max && head < (max ? max : 1), SMKI_E_CORRUPT, "threshold ring");
+    if (max != r->max_count) return 0; /* the rule changed: start afresh */
+    for (uint32_t i = 0; i < n; i++) {
+        int64_t tm = (int64_t)gw_rd64(p + 12 + 8 * (size_t)((head + max - n + i) % max));
+        if (tm > (int64_t)at - (int64_t)r->window) (*count)++;
+    }
+    *exceeded = *count >= r->max_count;
+    return 0;
+}
+
+static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at)
+{
+    uint8_t k[16];
+    ring_key(k, u, r);
+    size_t len = 12 + 8 * (size_t)r->max_count;
+    uint8_t *buf = calloc(1, len);
+    ENSURE(buf, SMKI_E_NOMEM, "threshold ring");
+    const void *v;
+    size_t vl;
+    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    if (rc == 0 && vl == len && gw_rd32(v) == r->max_count) memcpy(buf, v, len);
+    else if (rc < 0 && rc != SMKI_E_NOTFOUND) {
+        free(buf);
+        return rc;
+    }
+    gw_be32(buf, r->max_count);
+    uint32_t n = gw_rd32(buf + 4), head = gw_rd32(buf + 8);
+    gw_be64(buf + 12 + 8 * (size_t)head, (uint64_t)(int64_t)at);
+    head = (head + 1) % r->max_count;
+    if (n < r->max_count) n++;
+    gw_be32(buf + 4, n);
+    gw_be32(buf + 8, head);
+    rc = smki_txn_put(t, d->tring, k, 16, buf, len, 0);
+    free(buf);
+    return rc;
+}
+
+static int write_txn(smki_txn *t, void *arg)
+{
+    write_ctx *w = arg;
+    batch_ctx *b = w->b;
+    const gw_dbs *d = &b->g->d;
+    for (size_t i = 0; i < b->n; i++) {
+        msg_state *m = &b->ms[i];
+        smki_gw_result *r = &b->res[i];
+        /* A re-run (the map grew) starts from the read-only verdicts again. */
+        if (!m->alive) continue;
+        r->verdict = SMKI_GW_PASS;
+        r->reason = "";
+        r->detail[0] = '\0';
+        r->quarantine_id = 0;
+        char oe[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
+        uint64_t last;
+        int seen;
+        GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
+        if (seen && m->a.counter <= last) {
+            set_verdict(r, SMKI_GW_REJECT, "counter.replay",
+                        "counter %llu from %s is not above the last one that passed (%llu)",
+                        (unsigned long long)m->a.counter, oe, (unsigned long long)last);
+            continue;
+        }
+        smki_thresholds th;
+        GUARD(gw_thresholds_get_txn(t, d, &m->a.originator, &th));
+        int rc = 0;
+        for (size_t j = 0; j < th.count && r->verdict == SMKI_GW_PASS; j++) {
+            const smki_threshold *rule = &th.rules[j];
+            if (rule->code != SMKI_CODE_ANY && rule->code != m->a.code) continue;
+            int exceeded;
+            uint32_t count;
+            GUARD_GOTO(ring_check(t, d, &m->a.originator, rule, w->at, &exceeded, &count), th_out);
+            if (exceeded) {
+                char code[12];
+                if (rule->code == SMKI_CODE_ANY)
+                    snprintf(code, sizeof code, "*");
+                else
+                    snprintf(code, sizeof code, "%04X", rule->code);
+                set_verdict(r, SMKI_GW_QUARANTINE, "threshold.exceeded",
+                            "user %s, message code %s: %u message(s) passed in the last %u s, the threshold is %u", oe,
+                            code, count, rule->window, rule->max_count);
+            }
+        }
+        if (r->verdict == SMKI_GW_QUARANTINE) {
+            smki_gwq_record q;
+            memset(&q, 0, sizeof q);
+            GUARD_GOTO(next_qid(t, d, &q.id), th_out);
+            q.state = SMKI_GWQ_HELD;
+            q.at = (int64_t)w->at;
+            snprintf(q.reason, sizeof q.reason, "%s", r->reason);
+            snprintf(q.detail, sizeof q.detail, "%s", r->detail);
+            q.originator = m->a.originator;
+            q.target = m->a.target;
+            q.code = m->a.code;
+            q.counter = m->a.counter;
+            q.msg = (uint8_t *)m->a.apdu;
+            q.msg_len = m->a.apdu_len;
+            GUARD_GOTO(gw_quarantine_put(t, d, &q), th_out);
+            r->quarantine_id = q.id;
+        } else {
+            for (size_t j = 0; j < th.count; j++)
+                if (th.rules[j].code == SMKI_CODE_ANY || th.rules[j].code == m->a.code)
+                    GUARD_GOTO(ring_push(t, d, &m->a.originator, &th.rules[j], w->at), th_out);
+            GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
+            if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+        }
+    th_out:
+        smki_thresholds_free(&th);
+        GUARD(rc);
+    }
+    return 0;
+}
+
+int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t *lens, size_t n, time_t at,
+                       smki_gw_result *res)
+{
+    msg_state *ms = calloc(n ? n : 1, sizeof *ms);
+    uint32_t *ic = calloc(n ? n : 1, sizeof *ic);
+    int rc = 0;
+    ENSURE_GOTO(ms && ic, SMKI_E_NOMEM, out, "gateway batch of %zu", n);
+    /* 1. Structure. */
+    for (size_t i = 0; i < n; i++) {
+        smki_gw_result *r = &res[i];
+        memset(r, 0, sizeof *r);
+        r->reason = "";
+        msg_state *m = &ms[i];
+        if (gw_apdu_parse(msgs[i], lens[i], &m->a) < 0) {
+            set_verdict(r, SMKI_GW_REJECT, "structure.malformed", "%s", smki_error_msg());
+            smki_error_clear();
+            continue;
+        }
+        r->parsed = 1;
+        r->cra = m->a.cra;
+        r->counter = m->a.counter;
+        r->originator = m->a.originator;
+        r->target = m->a.target;
+        r->code = m->a.code;
+        if (m->a.cra != 0x01) {
+            set_verdict(r, SMKI_GW_REJECT, "structure.not-command", "CRA flag %02X is not a command (01)", m->a.cra);
+            continue;
+        }
+        if (!m->a.sig) {
+            set_verdict(r, SMKI_GW_REJECT, "structure.unsigned", "the pre-command carries no signature");
+            continue;
+        }
+        m->alive = 1;
+    }
+    /* 2. Registry: user, eligibility, suspension, device status. */
+    batch_ctx b = {g, ms, res, n};
+    GUARD_GOTO(smki_store_read(g->store, registry_txn, &b), out);
+    /* 3. Credentials: the certificate, then the signature under it. A batch from one
+     * originator sets up its verification context once (OpenSSL 3 fetches the algorithm
+     * on every context it makes: a fifth of a verify). */
+    EVP_PKEY *vpub = NULL;
+    EVP_PKEY_CTX *vctx = NULL;
+    for (size_t i = 0; i < n; i++) {
+        msg_state *m = &ms[i];
+        if (!m->alive) continue;
+        EVP_PKEY *pub = NULL;
+        GUARD_GOTO(check_cert(g, m, &res[i], at, &pub), verify_out);
+        if (!m->alive) continue;
+        if (pub != vpub) {
+            EVP_PKEY_CTX_free(vctx);
+            EVP_PKEY_free(vpub);
+            vpub = pub;
+            vctx = EVP_PKEY_CTX_new_from_pkey(NULL, pub, NULL);
+            ENSURE_SSL_GOTO(vctx && EVP_PKEY_verify_init(vctx) == 1, SMKI_E_CRYPTO, verify_out,
+                            "preparing signature verification");
+        } else {
+            EVP_PKEY_free(pub);
+        }
+        uint8_t digest[32], der[SMKI_SIG_MAX];
+        size_t der_len = sizeof der;
+        SHA256(m->a.signed_part, m->a.signed_len, digest);
+        int v = smki_sig_raw_to_der(m->a.sig, der, &der_len) == 0 &&
+                EVP_PKEY_verify(vctx, der, der_len, digest, sizeof digest) == 1;
+        ERR_clear_error();
+        if (!v) {
+            char oe[SMKI_EUI64_TEXT_MAX];
+            smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
+            set_verdict(&res[i], SMKI_GW_REJECT, "signature.invalid",
+                        "the signature does not verify under the DS certificate of %s", oe);
+            smki_error_clear();
+            m->alive = 0;
+        }
+        if (m->alive && g->acb && m->dev.ka_len == 0) {
+            char te[SMKI_EUI64_TEXT_MAX];
+            smki_eui64_format(&m->a.target, SMKI_EUI64_HYPHEN, te);
+            set_verdict(&res[i], SMKI_GW_REJECT, "device.no-ka-key",
+                        "device %s has no KA key in the inventory: the command cannot be MACed", te);
+            m->alive = 0;
+        }
+    }
+verify_out:
+    EVP_PKEY_CTX_free(vctx);
+    EVP_PKEY_free(vpub);
+    if (rc < 0) goto out;
+    /* 4. Counter and thresholds, recorded in one commit before any command leaves. */
+    write_ctx w = {&b, at, ic};
+    GUARD_GOTO(smki_store_write(g->store, write_txn, &w), out);
+    /* 5. The MAC. */
+    if (g->acb)
+        for (size_t i = 0; i < n; i++) {
+            if (!ms[i].alive || res[i].verdict != SMKI_GW_PASS) continue;
+            uint8_t z[32];
+            GUARD_GOTO(device_z(g, &ms[i].dev, z), out);
+            rc = gw_wrap(z, &ms[i].a, ic[i], &res[i].command, &res[i].command_len);
+            smki_wipe(z, sizeof z);
+            GUARD_GOTO(rc, out);
+        }
+out:
+    if (rc < 0)
+        for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);
+    free(ms);
+    free(ic);
+    return rc;
+}

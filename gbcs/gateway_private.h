@@ -1,0 +1,60 @@
+/* Internals shared by the gateway's files (registry, check, quarantine). */
+#ifndef SMKI_GBCS_GATEWAY_PRIVATE_H
+#define SMKI_GBCS_GATEWAY_PRIVATE_H
+
+#include "gbcs.h"
+
+typedef struct {
+    smki_db users, devices, elig, counters, thresh, tring, quar, meta;
+} gw_dbs;
+
+int gw_dbs_get(smki_store *s, gw_dbs *d);
+
+static inline void gw_be32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+}
+static inline void gw_be64(uint8_t *p, uint64_t v)
+{
+    gw_be32(p, (uint32_t)(v >> 32));
+    gw_be32(p + 4, (uint32_t)v);
+}
+static inline uint32_t gw_rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+static inline uint64_t gw_rd64(const uint8_t *p)
+{
+    return (uint64_t)gw_rd32(p) << 32 | gw_rd32(p + 4);
+}
+
+/* Records, decoded within a transaction. */
+int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out);
+int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out);
+int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d);
+int gw_elig_allows_txn(smki_txn *t, const gw_dbs *d, uint8_t role, uint16_t code, int *allowed);
+int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t *counter, int *seen);
+int gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t counter);
+
+/* The parsed General Signing APDU the gateway needs (reference §5). */
+typedef struct {
+    const uint8_t *apdu; /* DF .. end of signature */
+    size_t apdu_len;
+    const uint8_t *signed_part; /* after DF up to the end of content */
+    size_t signed_len;
+    const uint8_t *sig; /* 64 octets r||s; NULL when unsigned */
+    uint8_t cra;
+    uint64_t counter;
+    smki_eui64_t originator, target;
+    uint16_t code;
+} gw_apdu;
+/* Accepts a General Signing APDU, or a General Ciphering command around one. */
+int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);
+
+/* MAC a signed General Signing APDU into a General Ciphering command (reference §5) with
+ * the shared secret z of the ACB's and the device's KA keys. */
+int gw_wrap(const uint8_t z[32], const gw_apdu *a, uint32_t invocation, uint8_t **out, size_t *out_len);
+/* The device's next invocation counter (incremented in the store). */
+int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic);
+
+#endif

@@ -1,0 +1,1072 @@
+/* The gateway (gbcs/gbcs.h, its gateway section): signed threshold files, the strict CSV parser, the
+ * registry, and every refusal of the §7 checks, each by its reason code. Proved on the
+ * RTDS data (the supplier's pre-command signed with its published test key, under the Z1
+ * organisation CA carried in an RTDS CS02b command) and, for revocation, on a small test
+ * hierarchy made here with OpenSSL (the RTDS OCA key is not published). */
+#include "helpers.h"
+
+#include <openssl/ec.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gbcs/gbcs.h"
+
+#define KS "vectors/gbcs/keystore/"
+#define RTDS "vectors/gbcs/rtds/"
+#define SUPPLIER "90B3D51F30010000"
+#define NETOP "90B3D51F30020000"
+#define METER "00DB1234567890A0"
+#define PRE_ECS01A RTDS "1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX"
+#define CMD_ECS01A RTDS "1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX"
+#define RESP_ECS01A RTDS "1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_RESPONSE_GBCS.HEX"
+#define CS02B_CMD RTDS "6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_IMMEDIATE_SUCCESS_COMMAND_GBCS.HEX"
+#define T2020 1577836800 /* 2020-01-01 */
+
+static smki_eui64_t eui(const char *t)
+{
+    smki_eui64_t e;
+    assert_ok(smki_eui64_parse(t, &e));
+    return e;
+}
+
+static uint8_t *read_msg(const char *rel, size_t *len)
+{
+    uint8_t *b = NULL;
+    assert_ok(smki_gbcs_read_file(test_shared_path(rel), &b, len));
+    return b;
+}
+
+/* The Z1 organisation CA certificate, as the RTDS CS02b command carries it in its
+ * certification path (the keystore has none). */
+static const char *z1_path(const char *dir)
+{
+    static char path[1200];
+    size_t len;
+    uint8_t *b = read_msg(CS02B_CMD, &len);
+    int found = 0;
+    for (size_t i = 0; i + 4 < len && !found; i++) {
+        if (b[i] != 0x30 || b[i + 1] != 0x82) continue;
+        size_t l = (size_t)b[i + 2] << 8 | b[i + 3];
+        if (i + 4 + l > len) continue;
+        const uint8_t *p = b + i;
+        X509 *x = d2i_X509(NULL, &p, (long)(4 + l));
+        if (!x) continue;
+        char subj[256];
+        X509_NAME_oneline(X509_get_subject_name(x), subj, sizeof subj);
+        if (strstr(subj, "CN=Z1")) {
+            snprintf(path, sizeof path, "%s/z1.der", dir);
+            assert_ok(smki_file_write_atomic(path, b + i, 4 + l, 0644, 0));
+            found = 1;
+        }
+        X509_free(x);
+    }
+    free(b);
+    assert_true(found);
+    return path;
+}
+
+static uint8_t *shared_file(const char *rel, size_t *len)
+{
+    return test_read_shared(rel, len);
+}
+
+static smki_key *open_key(const char *rel)
+{
+    char ref[1200];
+    snprintf(ref, sizeof ref, "file:%s", test_shared_path(rel));
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    return k;
+}
+
+/* The RTDS pre-command with the originator and counter set, signed with key. */
+static uint8_t *signed_pre(smki_key *k, const char *originator, uint64_t counter, size_t *out_len)
+{
+    size_t len;
+    uint8_t *pre = read_msg(PRE_ECS01A, &len);
+    smki_eui64_t o = eui(originator);
+    for (int i = 0; i < 8; i++) pre[3 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    memcpy(pre + 12, o.b, 8);
+    uint8_t *out = NULL;
+    assert_ok(smki_gbcs_sign(k, pre, len, &out, out_len));
+    free(pre);
+    return out;
+}
+
+typedef struct {
+    const char *dir;
+    smki_store *s;
+    char z1[1200];
+} fx;
+
+static void register_rtds(fx *f)
+{
+    size_t len;
+    uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
+    smki_eui64_t sup = eui(SUPPLIER), met = eui(METER);
+    assert_ok(smki_gw_user_add(f->s, &sup, SMKI_ROLE_SUPPLIER, c, len));
+    free(c);
+    c = shared_file(KS "00db1234567890a0-ka.pem", &len);
+    assert_ok(smki_gw_device_add(f->s, &met, SMKI_DEV_COMMISSIONED, c, len));
+    free(c);
+}
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof *f);
+    f->dir = test_tmpdir("gateway");
+    char sd[1100];
+    snprintf(sd, sizeof sd, "%s/store", f->dir);
+    assert_ok(smki_store_open(sd, NULL, &f->s));
+    assert_ok(smki_gw_dbs(f->s));
+    snprintf(f->z1, sizeof f->z1, "%s", z1_path(f->dir));
+    register_rtds(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    smki_store_close(f->s);
+    free(f);
+    return 0;
+}
+
+static smki_gateway *open_gw(fx *f, smki_key *acb)
+{
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    return g;
+}
+
+/* Check one message; returns the verdict and leaves the result in *r. */
+static smki_gw_verdict check1(smki_gateway *g, const uint8_t *m, size_t len, time_t at, smki_gw_result *r)
+{
+    const uint8_t *ms[1] = {m};
+    size_t ls[1] = {len};
+    assert_ok(smki_gateway_check(g, ms, ls, 1, at, r));
+    return r->verdict;
+}
+
+static void expect_reason(smki_gateway *g, const uint8_t *m, size_t len, time_t at, smki_gw_verdict v,
+                          const char *reason)
+{
+    smki_gw_result r;
+    smki_gw_verdict got = check1(g, m, len, at, &r);
+    if (got != v || strcmp(r.reason, reason) != 0)
+        fail_msg("wanted %d %s, got %d %s (%s)", v, reason, got, r.reason, r.detail);
+    smki_gw_result_clear(&r);
+}
+
+/* ---- Signed files ------------------------------------------------------------------------------ */
+static void test_signed_file_canonical_line_ends(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = "a\r\nb\rc\n\r\nd\r";
+    uint8_t *out;
+    size_t n;
+    assert_ok(smki_signed_file_canonical(in, sizeof in - 1, &out, &n));
+    assert_int_equal(n, 9);
+    assert_memory_equal(out, "a\nb\nc\n\nd\n", 9);
+    free(out);
+}
+
+static void test_signed_file_verifies_across_line_ends_and_refuses_changes(void **state)
+{
+    (void)state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    EVP_PKEY *pub = NULL;
+    assert_ok(smki_pub_load_file(test_shared_path(KS "90b3d51f30010000-ds.pem"), &pub));
+    static const char lf[] = "user,message_code,window_seconds,max_count\n90B3D51F30010000,0019,3600,5\n";
+    static const char crlf[] = "user,message_code,window_seconds,max_count\r\n90B3D51F30010000,0019,3600,5\r\n";
+    static const char changed[] = "user,message_code,window_seconds,max_count\n90B3D51F30010000,0019,3600,6\n";
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)crlf, sizeof crlf - 1, sig, &sl));
+    assert_ok(smki_signed_file_verify(pub, (const uint8_t *)lf, sizeof lf - 1, sig, sl));
+    assert_ok(smki_signed_file_verify(pub, (const uint8_t *)crlf, sizeof crlf - 1, sig, sl));
+    assert_fails(smki_signed_file_verify(pub, (const uint8_t *)changed, sizeof changed - 1, sig, sl), SMKI_E_VERIFY,
+                 NULL);
+    /* The signature is plain DER ECDSA over SHA-256: OpenSSL verifies it on the LF form. */
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pub), 1);
+    assert_int_equal(EVP_DigestVerify(ctx, sig, sl, (const uint8_t *)lf, sizeof lf - 1), 1);
+    EVP_MD_CTX_free(ctx);
+    uint8_t raw[64] = {0};
+    assert_fails(smki_signed_file_verify(pub, (const uint8_t *)lf, sizeof lf - 1, raw, 64), SMKI_E_INPUT, NULL);
+    EVP_PKEY_free(pub);
+    smki_key_free(k);
+}
+
+/* ---- Thresholds CSV ------------------------------------------------------------------------------- */
+static void test_thresholds_parse_accepts_header_comments_and_line_ends(void **state)
+{
+    (void)state;
+    static const char csv[] = "# thresholds of GITTESTSUPPLIER\r\n"
+                              "user,message_code,window_seconds,max_count\r\n"
+                              "\r\n"
+                              "90-B3-D5-1F-30-01-00-00,0019,3600,50\r"
+                              "90B3D51F30010000,*,86400,10000\n"
+                              "90b3d51f30010000,006b,60,1";
+    smki_thresholds t;
+    assert_ok(smki_thresholds_parse((const uint8_t *)csv, sizeof csv - 1, "t.csv", &t));
+    assert_int_equal(t.count, 3);
+    assert_int_equal(t.rules[0].code, 0x0019);
+    assert_int_equal(t.rules[0].window, 3600);
+    assert_int_equal(t.rules[0].max_count, 50);
+    assert_int_equal(t.rules[1].code, SMKI_CODE_ANY);
+    assert_int_equal(t.rules[1].max_count, 10000);
+    assert_int_equal(t.rules[2].code, 0x006B);
+    smki_eui64_t s = eui(SUPPLIER);
+    assert_int_equal(smki_eui64_cmp(&t.rules[2].user, &s), 0);
+    smki_thresholds_free(&t);
+    assert_ok(smki_thresholds_parse((const uint8_t *)"", 0, "empty", &t));
+    assert_int_equal(t.count, 0);
+}
+
+static void test_thresholds_parse_names_line_and_column_of_each_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *csv, *needle;
+    } bad[] = {
+        {"90B3D51F3001000,0019,3600,5", "t:1:1: user is not an EUI-64"},
+        {"# c\n90B3D51F30010000,019,3600,5", "t:2:18: message_code must be 4 hex digits"},
+        {"90B3D51F30010000,00G9,3600,5", "t:1:20: message_code"},
+        {"90B3D51F30010000,0019,0,5", "t:1:23: window_seconds must be 1..31622400"},
+        {"90B3D51F30010000,0019,31622401,5", "t:1:23: window_seconds must be 1..31622400"},
+        {"90B3D51F30010000,0019,3600,10001", "t:1:28: max_count must be 1..10000"},
+        {"90B3D51F30010000,0019,3600,05", "t:1:28: max_count has a leading zero"},
+        {"90B3D51F30010000,0019,36x0,5", "t:1:25: window_seconds must be decimal digits"},
+        {"90B3D51F30010000,0019,3600,", "t:1:28: max_count is empty"},
+        {"90B3D51F30010000,0019,3600", "t:1:27: expected 4 fields"},
+        {"90B3D51F30010000,0019,3600,5,1", "t:1:29: more than 4 fields"},
+        {"90B3D51F30010000, 0019,3600,5", "t:1:18: blank, quote or control character"},
+        {"user,code,window,max\n", "t:1:1: header must be exactly"},
+        {"90B3D51F30010000,0019,3600,5\n90B3D51F30010000,0019,3600,9", "t:2:1: duplicate rule"},
+        {"90B3D51F30010000,0019,3600,5\nuser,message_code,window_seconds,max_count", "t:2:1: user is not an EUI-64"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        smki_thresholds t = {0, NULL};
+        assert_fails(smki_thresholds_parse((const uint8_t *)bad[i].csv, strlen(bad[i].csv), "t", &t), SMKI_E_INPUT,
+                     bad[i].needle);
+        assert_null(t.rules);
+    }
+    char longline[400];
+    memset(longline, '9', sizeof longline - 1);
+    longline[sizeof longline - 1] = '\0';
+    smki_thresholds t;
+    assert_fails(smki_thresholds_parse((const uint8_t *)longline, strlen(longline), "t", &t), SMKI_E_INPUT,
+                 "t:1:257: line longer than 256");
+}
+
+/* ---- Registry ------------------------------------------------------------------------------------- */
+static void test_registry_users_devices_and_eligibility(void **state)
+{
+    fx *f = *state;
+    size_t len;
+    smki_eui64_t sup = eui(SUPPLIER), no = eui(NETOP), met = eui(METER);
+    uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
+    assert_fails(smki_gw_user_add(f->s, &sup, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_EXISTS, "already registered");
+    assert_fails(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, len), SMKI_E_REFUSED,
+                 "not of this User ID");
+    assert_fails(smki_gw_user_add(f->s, &no, 0x55, c, len), SMKI_E_USAGE, "not a Remote Party Role");
+    free(c);
+    smki_gw_user u;
+    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_int_equal(u.role, SMKI_ROLE_SUPPLIER);
+    assert_false(u.suspended);
+    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 1));
+    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_true(u.suspended);
+    assert_fails(smki_gw_user_get(f->s, &no, &u), SMKI_E_NOTFOUND, "not registered");
+    assert_fails(smki_gw_user_set_suspended(f->s, &no, 1), SMKI_E_NOTFOUND, "not registered");
+
+    smki_gw_device d;
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.status, SMKI_DEV_COMMISSIONED);
+    assert_true(d.ka_len > 0);
+    assert_fails(smki_gw_device_add(f->s, &met, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_EXISTS, "already");
+    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_SUSPENDED));
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.status, SMKI_DEV_SUSPENDED);
+    int st;
+    assert_fails(smki_dev_status_parse("broken", &st), SMKI_E_USAGE, "not one of");
+    assert_true(smki_dev_status_allows_commands(SMKI_DEV_INSTALLED));
+    assert_false(smki_dev_status_allows_commands(SMKI_DEV_DECOMMISSIONED));
+
+    int allowed;
+    assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_SUPPLIER, 0x0019, &allowed));
+    assert_true(allowed);
+    assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, &allowed));
+    assert_false(allowed);
+    /* The first change copies the default: the rest of it stays in force. */
+    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, &allowed));
+    assert_true(allowed);
+    assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_SUPPLIER, 0x006B, &allowed));
+    assert_true(allowed);
+    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_SUPPLIER, 0x006B, 0));
+    assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_SUPPLIER, 0x006B, &allowed));
+    assert_false(allowed);
+    assert_fails(smki_gw_elig_set(f->s, SMKI_ROLE_SUPPLIER, 0x006B, 0), SMKI_E_NOTFOUND, "nothing to remove");
+    smki_gw_elig *rows;
+    size_t n;
+    int def;
+    assert_ok(smki_gw_elig_list(f->s, &rows, &n, &def));
+    assert_false(def);
+    assert_true(n > 10);
+    free(rows);
+}
+
+static void test_thresholds_load_only_with_a_verifying_signature(void **state)
+{
+    fx *f = *state;
+    smki_eui64_t sup = eui(SUPPLIER);
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *other = open_key(KS "90b3d51f30020000-ds.key");
+    static const char csv[] = "90B3D51F30010000,0019,3600,2\n90B3D51F30010000,*,60,100\n";
+    static const char foreign[] = "90B3D51F30020000,0019,3600,2\n";
+    uint8_t sig[SMKI_SIG_MAX], osig[SMKI_SIG_MAX], fsig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig, osl = sizeof osig, fsl = sizeof fsig;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
+    assert_ok(smki_signed_file_sign(other, (const uint8_t *)csv, sizeof csv - 1, osig, &osl));
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)foreign, sizeof foreign - 1, fsig, &fsl));
+    size_t loaded = 0;
+    smki_thresholds t;
+    /* Signed by another party's key: refused, nothing stored. */
+    assert_fails(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, NULL, &loaded),
+                 SMKI_E_VERIFY, "does not verify against the user's DS certificate");
+    assert_ok(smki_gw_thresholds_get(f->s, &sup, &t));
+    assert_int_equal(t.count, 0);
+    /* A user sets only its own rules. */
+    assert_fails(
+        smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)foreign, sizeof foreign - 1, fsig, fsl, NULL, &loaded),
+        SMKI_E_REFUSED, "names another user");
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
+    assert_int_equal(loaded, 2);
+    assert_ok(smki_gw_thresholds_get(f->s, &sup, &t));
+    assert_int_equal(t.count, 2);
+    smki_thresholds_free(&t);
+    /* A configured signer (here the network operator's key) may set anyone's rules. */
+    EVP_PKEY *signer = NULL;
+    assert_ok(smki_pub_load_file(test_shared_path(KS "90b3d51f30020000-ds.pem"), &signer));
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, signer, &loaded));
+    assert_fails(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, signer, &loaded),
+                 SMKI_E_VERIFY, "configured signer");
+    EVP_PKEY_free(signer);
+    smki_key_free(k);
+    smki_key_free(other);
+}
+
+/* ---- The checks on RTDS data ------------------------------------------------------------------------- */
+static void test_rtds_precommand_signed_by_supplier_passes_then_replay_is_refused(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len;
+    uint8_t *m = signed_pre(k, SUPPLIER, 0x3EF, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
+    smki_eui64_t sup = eui(SUPPLIER);
+    uint64_t last;
+    int seen;
+    assert_ok(smki_gw_counter_get(f->s, &sup, &last, &seen));
+    assert_true(seen);
+    assert_int_equal(last, 0x3EF);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "counter.replay");
+    free(m);
+    m = signed_pre(k, SUPPLIER, 0x3EE, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "counter.replay");
+    free(m);
+    m = signed_pre(k, SUPPLIER, 0x3F0, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
+    free(m);
+    smki_gateway_free(g);
+    smki_key_free(k);
+}
+
+static void test_rtds_command_is_remaced_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    smki_gateway *g = open_gw(f, acb);
+    size_t len, clen;
+    uint8_t *m = read_msg(CMD_ECS01A, &len);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m, len, T2020, &r), SMKI_GW_PASS);
+    assert_non_null(r.command);
+    assert_int_equal(r.command_len, len);
+    assert_memory_equal(r.command, m, len);
+    /* The same as the codec's own wrapper. */
+    smki_gbcs_msg pm;
+    assert_ok(smki_gbcs_parse(m, len, &pm));
+    EVP_PKEY *dev = NULL;
+    assert_ok(smki_pub_load_file(test_shared_path(KS "00db1234567890a0-ka.pem"), &dev));
+    uint8_t *w = NULL;
+    assert_ok(smki_gbcs_wrap(m + pm.gsa.offset, pm.gsa.len, acb, dev, 0, &w, &clen));
+    assert_int_equal(clen, len);
+    assert_memory_equal(w, m, len);
+    free(w);
+    EVP_PKEY_free(dev);
+    smki_gw_result_clear(&r);
+    /* The invocation counter moved on for the next command to the device. */
+    smki_gw_device d;
+    smki_eui64_t met = eui(METER);
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.invocation, 1);
+    free(m);
+    smki_gateway_free(g);
+    smki_key_free(acb);
+}
+
+/* Every signed RTDS command whose signer is a registered remote party with a published
+ * certificate passes the gateway (fresh registry each, Z1 as anchor, 2020-01-01) and comes
+ * out re-MACed as the very bytes of the RTDS file; the unsigned (non-critical) ones are
+ * refused as structure.unsigned. */
+static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *id;
+        uint8_t role;
+    } parties[] = {{"90b3d51f30010000", SMKI_ROLE_SUPPLIER},
+                   {"90b3d51f30020000", SMKI_ROLE_NETWORK_OPERATOR},
+                   {"90b3d51f30000002", SMKI_ROLE_ACB},
+                   {"90b3d51f30000004", SMKI_ROLE_TRANSITIONAL_COS}};
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    char list[1400];
+    snprintf(list, sizeof list, "ls %s/*/*_COMMAND_GBCS.HEX", test_shared_path("vectors/gbcs/rtds"));
+    FILE *ls = popen(list, "r");
+    assert_non_null(ls);
+    char path[1200];
+    size_t passed = 0, unsigned_ = 0, n = 0;
+    while (fgets(path, sizeof path, ls)) {
+        path[strcspn(path, "\n")] = '\0';
+        uint8_t *m = NULL;
+        size_t len = 0;
+        assert_ok(smki_gbcs_read_file(path, &m, &len));
+        smki_gbcs_msg pm;
+        assert_ok(smki_gbcs_parse(m, len, &pm));
+        char oid[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_t o = smki_gbcs_eui(pm.gsa.originator), t = smki_gbcs_eui(pm.gsa.recipient);
+        smki_eui64_format(&o, SMKI_EUI64_PLAIN, oid);
+        int known = -1;
+        for (size_t i = 0; i < 4; i++)
+            if (strcasecmp(parties[i].id, oid) == 0) known = (int)i;
+        if (pm.kind != SMKI_GBCS_CIPHERING || known < 0) { /* device-originated (PCS01) */
+            free(m);
+            continue;
+        }
+        n++;
+        char sd[1100], rel[200];
+        snprintf(sd, sizeof sd, "%s/rtds%zu", f->dir, n);
+        smki_store *s;
+        assert_ok(smki_store_open(sd, NULL, &s));
+        assert_ok(smki_gw_dbs(s));
+        size_t cl;
+        snprintf(rel, sizeof rel, KS "%s-ds.pem", parties[known].id);
+        uint8_t *c = shared_file(rel, &cl);
+        assert_ok(smki_gw_user_add(s, &o, parties[known].role, c, cl));
+        free(c);
+        char tid[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&t, SMKI_EUI64_PLAIN, tid);
+        for (char *q = tid; *q; q++) *q = (char)(*q >= 'A' && *q <= 'F' ? *q + 32 : *q);
+        snprintf(rel, sizeof rel, KS "%s-ka.pem", tid);
+        c = shared_file(rel, &cl);
+        assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
+        free(c);
+        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb};
+        smki_gateway *g;
+        assert_ok(smki_gateway_open(s, &go, &g));
+        smki_gw_result r;
+        check1(g, m, len, T2020, &r);
+        if (pm.gsa.sig_state != SMKI_GBCS_SIG_PRESENT) {
+            if (strcmp(r.reason, "structure.unsigned") != 0) fail_msg("%s: %s (%s)", path, r.reason, r.detail);
+            unsigned_++;
+        } else {
+            if (r.verdict != SMKI_GW_PASS) fail_msg("%s: %s (%s)", path, r.reason, r.detail);
+            assert_int_equal(r.command_len, len);
+            if (memcmp(r.command, m, len) != 0) fail_msg("%s: the new MAC differs from the RTDS file's", path);
+            passed++;
+        }
+        smki_gw_result_clear(&r);
+        smki_gateway_free(g);
+        smki_store_close(s);
+        free(m);
+    }
+    pclose(ls);
+    print_message("%zu signed RTDS commands passed and re-MACed identically; %zu unsigned refused\n", passed,
+                  unsigned_);
+    assert_true(passed >= 25);
+    smki_key_free(acb);
+}
+
+/* Two threads on one gateway, one originator each (the supplier, the network operator),
+ * batches of 10: every message passes, and each originator's last counter is its highest. */
+typedef struct {
+    smki_gateway *g;
+    uint8_t *msgs[40];
+    size_t lens[40];
+    int bad;
+} thread_job;
+
+static void *check_thread(void *arg)
+{
+    thread_job *j = arg;
+    smki_gw_result r[10];
+    for (size_t i = 0; i < 40; i += 10) {
+        if (smki_gateway_check(j->g, (const uint8_t *const *)(j->msgs + i), j->lens + i, 10, T2020, r) != 0) {
+            j->bad = 1;
+            return NULL;
+        }
+        for (size_t k = 0; k < 10; k++) {
+            if (r[k].verdict != SMKI_GW_PASS) j->bad = 1;
+            smki_gw_result_clear(&r[k]);
+        }
+    }
+    return NULL;
+}
+
+static void test_two_threads_on_one_gateway(void **state)
+{
+    fx *f = *state;
+    smki_eui64_t no = eui(NETOP), sup = eui(SUPPLIER);
+    size_t cl;
+    uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &cl);
+    assert_ok(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    free(c);
+    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    smki_key *k[2] = {open_key(KS "90b3d51f30010000-ds.key"), open_key(KS "90b3d51f30020000-ds.key")};
+    const char *ids[2] = {SUPPLIER, NETOP};
+    smki_gateway *g = open_gw(f, acb);
+    thread_job jobs[2];
+    memset(jobs, 0, sizeof jobs);
+    for (int t = 0; t < 2; t++) {
+        jobs[t].g = g;
+        for (size_t i = 0; i < 40; i++) jobs[t].msgs[i] = signed_pre(k[t], ids[t], 100 + i, &jobs[t].lens[i]);
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, check_thread, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    uint64_t last;
+    int seen;
+    for (int t = 0; t < 2; t++) {
+        assert_false(jobs[t].bad);
+        assert_ok(smki_gw_counter_get(f->s, t == 0 ? &sup : &no, &last, &seen));
+        assert_true(seen);
+        assert_int_equal(last, 139);
+        for (size_t i = 0; i < 40; i++) free(jobs[t].msgs[i]);
+        smki_key_free(k[t]);
+    }
+    /* 80 commands to one device: its invocation counter moved 80 times. */
+    smki_gw_device d;
+    smki_eui64_t met = eui(METER);
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.invocation, 80);
+    smki_gateway_free(g);
+    smki_key_free(acb);
+}
+
+static void test_structure_refusals(void **state)
+{
+    fx *f = *state;
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len;
+    uint8_t *m = read_msg(PRE_ECS01A, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.unsigned");
+    expect_reason(g, m, 20, T2020, SMKI_GW_REJECT, "structure.malformed");
+    m[0] = 0xDE;
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.malformed");
+    free(m);
+    m = read_msg(RESP_ECS01A, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.not-command");
+    free(m);
+    smki_gateway_free(g);
+}
+
+static void test_registry_refusals_in_order(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *nk = open_key(KS "90b3d51f30020000-ds.key");
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len;
+    smki_eui64_t sup = eui(SUPPLIER), no = eui(NETOP), met = eui(METER);
+    /* Unknown user: the network operator is not registered. */
+    uint8_t *m = signed_pre(nk, NETOP, 10, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.unknown");
+    /* Registered, but ECS01a is not a network operator's message. */
+    size_t cl;
+    uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &cl);
+    assert_ok(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    free(c);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.not-eligible");
+    free(m);
+    /* Suspended user. */
+    m = signed_pre(sk, SUPPLIER, 100, &len);
+    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 1));
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.suspended");
+    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 0));
+    /* Device status. */
+    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_DECOMMISSIONED));
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "device.status");
+    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_INSTALLED));
+    expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
+    free(m);
+    /* Unknown device: the gas meter is not in the inventory. */
+    m = signed_pre(sk, SUPPLIER, 101, &len);
+    m[21] = 0xA1; /* recipient's last octet: 00DB1234567890A1 */
+    free(m);
+    size_t pl;
+    uint8_t *pre = read_msg(PRE_ECS01A, &pl);
+    pre[21] = 0xA1;
+    pre[10] = 0x80;
+    uint8_t *s2 = NULL;
+    assert_ok(smki_gbcs_sign(sk, pre, pl, &s2, &len));
+    expect_reason(g, s2, len, T2020, SMKI_GW_REJECT, "device.unknown");
+    free(s2);
+    free(pre);
+    /* No counter was recorded by any refusal. */
+    uint64_t last;
+    int seen;
+    assert_ok(smki_gw_counter_get(f->s, &no, &last, &seen));
+    assert_false(seen);
+    smki_gateway_free(g);
+    smki_key_free(sk);
+    smki_key_free(nk);
+}
+
+static void test_certificate_refusals_on_rtds(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *nk = open_key(KS "90b3d51f30020000-ds.key");
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len;
+    uint8_t *m = signed_pre(sk, SUPPLIER, 200, &len);
+    expect_reason(g, m, len, 1893456000 /* 2030 */, SMKI_GW_REJECT, "cert.expired");
+    expect_reason(g, m, len, 1262304000 /* 2010 */, SMKI_GW_REJECT, "cert.not-yet-valid");
+    free(m);
+    /* Wrong signer: the network operator's key over the supplier's message. */
+    m = signed_pre(nk, SUPPLIER, 201, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "signature.invalid");
+    free(m);
+    /* One flipped octet in the content. */
+    m = signed_pre(sk, SUPPLIER, 202, &len);
+    m[40] ^= 1;
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "signature.invalid");
+    free(m);
+    /* Registered as network operator with the supplier's certificate: wrong role. */
+    smki_eui64_t sup = eui(SUPPLIER);
+    size_t cl;
+    uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
+    char sd[1100];
+    snprintf(sd, sizeof sd, "%s/store2", f->dir);
+    smki_store *s2;
+    assert_ok(smki_store_open(sd, NULL, &s2));
+    assert_ok(smki_gw_dbs(s2));
+    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    assert_ok(smki_gw_elig_set(s2, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    free(c);
+    smki_eui64_t met = eui(METER);
+    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL};
+    smki_gateway *g2;
+    assert_ok(smki_gateway_open(s2, &o, &g2));
+    m = signed_pre(sk, SUPPLIER, 203, &len);
+    expect_reason(g2, m, len, T2020, SMKI_GW_REJECT, "cert.role");
+    smki_gateway_free(g2);
+    smki_store_close(s2);
+    /* Registered with its KA certificate: not a signing certificate. */
+    snprintf(sd, sizeof sd, "%s/store3", f->dir);
+    assert_ok(smki_store_open(sd, NULL, &s2));
+    assert_ok(smki_gw_dbs(s2));
+    c = shared_file(KS "90b3d51f30010000-ka.pem", &cl);
+    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
+    free(c);
+    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    assert_ok(smki_gateway_open(s2, &o, &g2));
+    expect_reason(g2, m, len, T2020, SMKI_GW_REJECT, "cert.key-usage");
+    smki_gateway_free(g2);
+    smki_store_close(s2);
+    free(m);
+    smki_gateway_free(g);
+    smki_key_free(sk);
+    smki_key_free(nk);
+}
+
+static void test_device_without_ka_key_is_refused_when_macing(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    char sd[1100];
+    snprintf(sd, sizeof sd, "%s/store-noka", f->dir);
+    smki_store *s2;
+    assert_ok(smki_store_open(sd, NULL, &s2));
+    assert_ok(smki_gw_dbs(s2));
+    smki_eui64_t sup = eui(SUPPLIER), met = eui(METER);
+    size_t cl, len;
+    uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
+    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
+    free(c);
+    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb};
+    smki_gateway *g;
+    assert_ok(smki_gateway_open(s2, &o, &g));
+    uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
+    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "device.no-ka-key");
+    uint64_t last;
+    int seen;
+    assert_ok(smki_gw_counter_get(s2, &sup, &last, &seen));
+    assert_false(seen);
+    free(m);
+    smki_gateway_free(g);
+    smki_store_close(s2);
+    smki_key_free(sk);
+    smki_key_free(acb);
+}
+
+static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(void **state)
+{
+    fx *f = *state;
+    smki_eui64_t sup = eui(SUPPLIER);
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
+    static const char csv[] = "90B3D51F30010000,0019,3600,2\n";
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, NULL));
+    smki_gateway *g = open_gw(f, acb);
+    size_t l1, l2, l3, l4, l5;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 1, &l1), *m2 = signed_pre(k, SUPPLIER, 2, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 3, &l3), *m4 = signed_pre(k, SUPPLIER, 4, &l4),
+            *m5 = signed_pre(k, SUPPLIER, 5, &l5);
+    /* Two in one batch pass, the third in the same hour is quarantined. */
+    const uint8_t *ms[3] = {m1, m2, m3};
+    size_t ls[3] = {l1, l2, l3};
+    smki_gw_result r[3];
+    assert_ok(smki_gateway_check(g, ms, ls, 3, T2020, r));
+    assert_int_equal(r[0].verdict, SMKI_GW_PASS);
+    assert_int_equal(r[1].verdict, SMKI_GW_PASS);
+    assert_int_equal(r[2].verdict, SMKI_GW_QUARANTINE);
+    assert_string_equal(r[2].reason, "threshold.exceeded");
+    assert_null(r[2].command);
+    uint64_t qid = r[2].quarantine_id;
+    assert_true(qid > 0);
+    for (int i = 0; i < 3; i++) smki_gw_result_clear(&r[i]);
+    /* Quarantined, not recorded: the counter stays at 2. */
+    uint64_t last;
+    int seen;
+    assert_ok(smki_gw_counter_get(f->s, &sup, &last, &seen));
+    assert_int_equal(last, 2);
+    expect_reason(g, m4, l4, T2020 + 10, SMKI_GW_QUARANTINE, "threshold.exceeded");
+    /* An hour later the window has room again. */
+    expect_reason(g, m5, l5, T2020 + 3600, SMKI_GW_PASS, "");
+    smki_gwq_record q;
+    assert_ok(smki_gwq_get(f->s, qid, &q));
+    assert_int_equal(q.state, SMKI_GWQ_HELD);
+    assert_int_equal(q.counter, 3);
+    assert_string_equal(q.reason, "threshold.exceeded");
+    assert_int_equal(q.msg_len, l3);
+    assert_memory_equal(q.msg, m3, l3);
+    smki_gwq_clear(&q);
+    /* Counter 3 is below the 5 that passed since: release is refused as a replay. */
+    uint8_t *cmd = NULL;
+    size_t cl;
+    assert_fails(smki_gwq_release(f->s, qid, acb, &cmd, &cl), SMKI_E_REFUSED, "counter.replay");
+    assert_fails(smki_gwq_reject(f->s, qid, ""), SMKI_E_USAGE, "needs a reason");
+    assert_ok(smki_gwq_reject(f->s, qid, "operator: burst from a test script"));
+    assert_ok(smki_gwq_get(f->s, qid, &q));
+    assert_int_equal(q.state, SMKI_GWQ_REJECTED);
+    assert_string_equal(q.note, "operator: burst from a test script");
+    smki_gwq_clear(&q);
+    assert_fails(smki_gwq_reject(f->s, qid, "again"), SMKI_E_REFUSED, "already rejected");
+    /* The next one quarantined (counter 6 after 5) is released: MACed, counter recorded. */
+    size_t l6;
+    uint8_t *m6 = signed_pre(k, SUPPLIER, 6, &l6);
+    smki_gw_result r6;
+    assert_int_equal(check1(g, m6, l6, T2020 + 3601, &r6), SMKI_GW_PASS);
+    smki_gw_result_clear(&r6);
+    uint8_t *m8 = signed_pre(k, SUPPLIER, 8, &l6);
+    assert_int_equal(check1(g, m8, l6, T2020 + 3602, &r6), SMKI_GW_QUARANTINE);
+    uint64_t q2 = r6.quarantine_id;
+    assert_ok(smki_gwq_release(f->s, q2, acb, &cmd, &cl));
+    smki_gbcs_msg pm;
+    assert_ok(smki_gbcs_parse(cmd, cl, &pm));
+    assert_int_equal(pm.kind, SMKI_GBCS_CIPHERING);
+    EVP_PKEY *dev = NULL;
+    assert_ok(smki_pub_load_file(test_shared_path(KS "00db1234567890a0-ka.pem"), &dev));
+    assert_ok(smki_gbcs_verify_mac(&pm, acb, dev));
+    EVP_PKEY_free(dev);
+    free(cmd);
+    assert_ok(smki_gw_counter_get(f->s, &sup, &last, &seen));
+    assert_int_equal(last, 8);
+    assert_fails(smki_gwq_release(f->s, q2, acb, &cmd, &cl), SMKI_E_REFUSED, "already released");
+    assert_fails(smki_gwq_get(f->s, 999, &q), SMKI_E_NOTFOUND, "no quarantined message");
+    free(m1), free(m2), free(m3), free(m4), free(m5), free(m6), free(m8);
+    smki_gateway_free(g);
+    smki_key_free(k);
+    smki_key_free(acb);
+}
+
+/* ---- A test hierarchy of our own, for revocation ----------------------------------------------------- */
+typedef struct {
+    EVP_PKEY *key;
+    X509 *cert;
+    char key_ref[1200];
+} party;
+
+static EVP_PKEY *new_key(void)
+{
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    assert_non_null(k);
+    return k;
+}
+
+/* OU=<role>, x500UniqueIdentifier=<EUI-64> (reference §4), assembled as DER. */
+static X509_NAME *org_name(const char *role, const char *id)
+{
+    smki_eui64_t e = eui(id);
+    uint8_t der[] = {0x30, 0x21, 0x31, 0x0B, 0x30, 0x09, 0x06, 0x03, 0x55, 0x04, 0x0B, 0x0C, 0x02, (uint8_t)role[0],
+                     (uint8_t)role[1], 0x31, 0x12, 0x30, 0x10, 0x06, 0x03, 0x55, 0x04, 0x2D, 0x03, 0x09, 0x00, 0, 0,
+                     0, 0, 0, 0, 0, 0};
+    memcpy(der + sizeof der - 8, e.b, 8);
+    const uint8_t *p = der;
+    X509_NAME *n = d2i_X509_NAME(NULL, &p, sizeof der);
+    assert_non_null(n);
+    return n;
+}
+
+static X509_NAME *ca_name(const char *ou, const char *cn)
+{
+    X509_NAME *n = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(n, "OU", MBSTRING_UTF8, (const uint8_t *)ou, -1, -1, 0);
+    X509_NAME_add_entry_by_txt(n, "CN", MBSTRING_UTF8, (const uint8_t *)cn, -1, -1, 0);
+    return n;
+}
+
+static void add_ext(X509 *x, X509 *issuer, int nid, const char *value)
+{
+    X509V3_CTX ctx;
+    X509V3_set_ctx(&ctx, issuer, x, NULL, NULL, 0);
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, &ctx, nid, value);
+    assert_non_null(e);
+    X509_add_ext(x, e, -1);
+    X509_EXTENSION_free(e);
+}
+
+static X509 *make_cert(X509_NAME *subj, EVP_PKEY *pub, X509 *issuer, EVP_PKEY *ikey, long serial, int is_ca,
+                       const char *ku, time_t nb, time_t na)
+{
+    X509 *x = X509_new();
+    X509_set_version(x, 2);
+    ASN1_INTEGER_set(X509_get_serialNumber(x), serial);
+    X509_set_subject_name(x, subj);
+    X509_set_issuer_name(x, issuer ? X509_get_subject_name(issuer) : subj);
+    ASN1_TIME_set(X509_getm_notBefore(x), nb);
+    ASN1_TIME_set(X509_getm_notAfter(x), na);
+    X509_set_pubkey(x, pub);
+    add_ext(x, issuer ? issuer : x, NID_subject_key_identifier, "hash");
+    if (issuer) add_ext(x, issuer, NID_authority_key_identifier, "keyid");
+    if (is_ca) add_ext(x, x, NID_basic_constraints, "critical,CA:TRUE");
+    add_ext(x, x, NID_key_usage, ku);
+    assert_true(X509_sign(x, ikey ? ikey : pub, EVP_sha256()) > 0);
+    X509_NAME_free(subj);
+    return x;
+}
+
+static void write_key(const char *dir, const char *name, party *p)
+{
+    char path[1100];
+    snprintf(path, sizeof path, "%s/%s.key", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(PEM_write_PrivateKey(fp, p->key, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(fp);
+    snprintf(p->key_ref, sizeof p->key_ref, "file:%s", path);
+}
+
+static void write_der(const char *path, X509 *x)
+{
+    uint8_t *der = NULL;
+    int n = i2d_X509(x, &der);
+    assert_ok(smki_file_write_atomic(path, der, (size_t)n, 0644, 0));
+    OPENSSL_free(der);
+}
+
+static void write_crl(const char *path, X509 *ca, EVP_PKEY *key, const long *revoked, size_t n, time_t last,
+                      time_t next)
+{
+    X509_CRL *crl = X509_CRL_new();
+    X509_CRL_set_version(crl, 1);
+    X509_CRL_set_issuer_name(crl, X509_get_subject_name(ca));
+    ASN1_TIME *t = ASN1_TIME_set(NULL, last);
+    X509_CRL_set1_lastUpdate(crl, t);
+    ASN1_TIME_set(t, next);
+    X509_CRL_set1_nextUpdate(crl, t);
+    ASN1_TIME_free(t);
+    for (size_t i = 0; i < n; i++) {
+        X509_REVOKED *r = X509_REVOKED_new();
+        ASN1_INTEGER *s = ASN1_INTEGER_new();
+        ASN1_INTEGER_set(s, revoked[i]);
+        X509_REVOKED_set_serialNumber(r, s);
+        ASN1_TIME *rt = ASN1_TIME_set(NULL, last);
+        X509_REVOKED_set_revocationDate(r, rt);
+        ASN1_TIME_free(rt);
+        ASN1_INTEGER_free(s);
+        X509_CRL_add0_revoked(crl, r);
+    }
+    X509_CRL_sort(crl);
+    assert_true(X509_CRL_sign(crl, key, EVP_sha256()) > 0);
+    uint8_t *der = NULL;
+    int len = i2d_X509_CRL(crl, &der);
+    assert_ok(smki_file_write_atomic(path, der, (size_t)len, 0644, 0));
+    OPENSSL_free(der);
+    X509_CRL_free(crl);
+}
+
+#define A_ID "90B3D51F3F000001"
+#define B_ID "90B3D51F3F000002"
+#define DAY 86400
+
+static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **state)
+{
+    fx *f = *state;
+    time_t t0 = T2020 - 30 * DAY, t1 = T2020 + 3650 * DAY;
+    party root = {new_key(), NULL, ""}, oca = {new_key(), NULL, ""}, a = {new_key(), NULL, ""},
+          b = {new_key(), NULL, ""}, rogue = {new_key(), NULL, ""};
+    root.cert = make_cert(ca_name("00", "TROOT"), root.key, NULL, NULL, 1, 1, "critical,keyCertSign,cRLSign", t0, t1);
+    oca.cert = make_cert(ca_name("07", "TOCA"), oca.key, root.cert, root.key, 2, 1, "critical,keyCertSign,cRLSign",
+                         t0, t1);
+    a.cert = make_cert(org_name("02", A_ID), a.key, oca.cert, oca.key, 100, 0, "critical,digitalSignature", t0, t1);
+    b.cert = make_cert(org_name("02", B_ID), b.key, oca.cert, oca.key, 101, 0, "critical,digitalSignature", t0, t1);
+    write_key(f->dir, "a", &a);
+    write_key(f->dir, "b", &b);
+    char trust[1100], crl[1100], badcrl[1100], oldcrl[1100], path[1200];
+    snprintf(trust, sizeof trust, "%s/trust", f->dir);
+    assert_ok(smki_mkdirs(trust, 0700));
+    snprintf(path, sizeof path, "%s/root.der", trust);
+    write_der(path, root.cert);
+    snprintf(path, sizeof path, "%s/oca.der", trust);
+    write_der(path, oca.cert);
+    snprintf(crl, sizeof crl, "%s/oca.crl", f->dir);
+    snprintf(badcrl, sizeof badcrl, "%s/rogue.crl", f->dir);
+    snprintf(oldcrl, sizeof oldcrl, "%s/old.crl", f->dir);
+    long revoked[] = {100};
+    write_crl(crl, oca.cert, oca.key, revoked, 1, T2020 - DAY, T2020 + 7 * DAY);
+    write_crl(badcrl, oca.cert, rogue.key, NULL, 0, T2020 - DAY, T2020 + 7 * DAY);
+    write_crl(oldcrl, oca.cert, oca.key, NULL, 0, T2020 - 30 * DAY, T2020 - 20 * DAY);
+
+    smki_eui64_t ia = eui(A_ID), ib = eui(B_ID);
+    uint8_t *der = NULL;
+    int n = i2d_X509(a.cert, &der);
+    assert_ok(smki_gw_user_add(f->s, &ia, SMKI_ROLE_SUPPLIER, der, (size_t)n));
+    OPENSSL_free(der);
+    der = NULL;
+    n = i2d_X509(b.cert, &der);
+    assert_ok(smki_gw_user_add(f->s, &ib, SMKI_ROLE_SUPPLIER, der, (size_t)n));
+    OPENSSL_free(der);
+
+    smki_key *ka = NULL, *kb = NULL;
+    assert_ok(smki_key_open(a.key_ref, NULL, &ka));
+    assert_ok(smki_key_open(b.key_ref, NULL, &kb));
+    size_t la, lb;
+    uint8_t *ma = signed_pre(ka, A_ID, 1, &la), *mb = signed_pre(kb, B_ID, 1, &lb);
+
+    /* A CRL signed by anyone but its issuer is refused when the gateway opens. */
+    smki_gateway_opts o = {trust, NULL, badcrl, 0, NULL};
+    smki_gateway *g = NULL;
+    assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_VERIFY, "does not verify under its issuer's key");
+    o.crl_file = NULL;
+    assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_USAGE, "give a CRL");
+    o.crl_file = crl;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, ma, la, T2020, SMKI_GW_REJECT, "cert.revoked");
+    expect_reason(g, mb, lb, T2020, SMKI_GW_PASS, "");
+    /* After the CRL's nextUpdate the cached chain is not trusted: revocation unknown. */
+    free(mb);
+    mb = signed_pre(kb, B_ID, 2, &lb);
+    expect_reason(g, mb, lb, T2020 + 8 * DAY, SMKI_GW_REJECT, "cert.revocation-unknown");
+    smki_gateway_free(g);
+    o.crl_file = oldcrl;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, mb, lb, T2020, SMKI_GW_REJECT, "cert.revocation-unknown");
+    smki_gateway_free(g);
+    /* The RTDS supplier does not chain to this hierarchy. */
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    size_t ls;
+    uint8_t *ms = signed_pre(sk, SUPPLIER, 1, &ls);
+    o.crl_file = crl;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, ms, ls, T2020, SMKI_GW_REJECT, "cert.untrusted");
+    smki_gateway_free(g);
+    /* And our users do not chain to Z1. */
+    g = open_gw(f, NULL);
+    expect_reason(g, mb, lb, T2020, SMKI_GW_REJECT, "cert.untrusted");
+    smki_gateway_free(g);
+    o.trust_dir = NULL;
+    o.oca_file = NULL;
+    assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_USAGE, "exactly one");
+    free(ma), free(mb), free(ms);
+    smki_key_free(ka), smki_key_free(kb), smki_key_free(sk);
+    party *all[] = {&root, &oca, &a, &b, &rogue};
+    for (size_t i = 0; i < 5; i++) {
+        EVP_PKEY_free(all[i]->key);
+        X509_free(all[i]->cert);
+    }
+}
+
+static void test_time_parse(void **state)
+{
+    (void)state;
+    time_t t;
+    assert_ok(smki_gw_time_parse("2020-01-01", &t));
+    assert_int_equal(t, T2020);
+    assert_ok(smki_gw_time_parse("2020-01-01T00:00:10Z", &t));
+    assert_int_equal(t, T2020 + 10);
+    assert_ok(smki_gw_time_parse("@1577836800", &t));
+    assert_int_equal(t, T2020);
+    assert_fails(smki_gw_time_parse("2020-1-1", &t), SMKI_E_USAGE, "is not YYYY-MM-DD");
+    assert_fails(smki_gw_time_parse("2020-13-01", &t), SMKI_E_USAGE, NULL);
+    assert_fails(smki_gw_time_parse("@-5", &t), SMKI_E_USAGE, NULL);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signed_file_canonical_line_ends),
+        cmocka_unit_test(test_signed_file_verifies_across_line_ends_and_refuses_changes),
+        cmocka_unit_test(test_thresholds_parse_accepts_header_comments_and_line_ends),
+        cmocka_unit_test(test_thresholds_parse_names_line_and_column_of_each_error),
+        cmocka_unit_test(test_time_parse),
+        cmocka_unit_test_setup_teardown(test_registry_users_devices_and_eligibility, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_thresholds_load_only_with_a_verifying_signature, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rtds_precommand_signed_by_supplier_passes_then_replay_is_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_rtds_command_is_remaced_byte_for_byte, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_two_threads_on_one_gateway, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_threshold_exceeded_is_quarantined_then_released_or_rejected, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_signer_and_crl_refusals_on_a_test_hierarchy, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

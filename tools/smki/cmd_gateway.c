@@ -1,0 +1,861 @@
+/* smki gbcs gateway: the DCC User Gateway's checks on signed pre-commands (reference §7)
+ * and the registry they read; smki file: detached signatures over threshold files.
+ * Argument parsing and output only: the work is in gbcs/ (gbcs.h, the gateway section). */
+#include <getopt.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "commands.h"
+#include "gbcs/gbcs.h"
+
+/* ---- Options: a small table-driven parser for the many subcommands here ---------------- */
+typedef struct {
+    const char *name;
+    int has_arg;
+    const char **val; /* has_arg */
+    int *flag;        /* !has_arg */
+} opt_t;
+
+static int parse_opts(smki_cli *c, int argc, char **argv, const opt_t *opts, const char *prog, int *first_pos)
+{
+    struct option lo[24];
+    size_t n = 0;
+    for (; opts[n].name; n++) lo[n] = (struct option){opts[n].name, opts[n].has_arg ? 1 : 0, NULL, (int)n + 1};
+    lo[n] = (struct option){NULL, 0, NULL, 0};
+    optind = 1;
+    opterr = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        if (ch < 1 || ch > (int)n) return cli_usage(c, prog, "bad option %s", cli_bad_option(argv));
+        const opt_t *o = &opts[ch - 1];
+        if (o->has_arg)
+            *o->val = optarg;
+        else
+            *o->flag = 1;
+    }
+    if (first_pos)
+        *first_pos = optind;
+    else if (optind != argc)
+        return cli_usage(c, prog, "unexpected argument '%s'", argv[optind]);
+    return -1;
+}
+
+static int open_store(smki_cli *c, smki_store **s)
+{
+    GUARD(cli_home(c));
+    smki_store_opts o = {0, 0, 0};
+    GUARD(smki_store_open(c->store_dir, &o, s));
+    int rc = smki_gw_dbs(*s);
+    if (rc < 0) {
+        smki_store_close(*s);
+        *s = NULL;
+    }
+    return rc;
+}
+
+static int need(smki_cli *c, const char *prog, const char *v, const char *name)
+{
+    if (v) return -1;
+    return cli_usage(c, prog, "%s is required", name);
+}
+
+static void ok_json(smki_cli *c, const char *what)
+{
+    if (!c->json) return;
+    json_w w;
+    json_begin(&w, stdout);
+    json_bool(&w, "ok", 1);
+    json_str(&w, "done", what);
+    json_end(&w);
+}
+
+/* ---- smki file sign / verify ------------------------------------------------------------ */
+static const char FILE_ABOUT[] =
+    "smki file: detached signatures over text files such as anomaly-threshold CSV files.\n"
+    "\n"
+    "The signature is ECDSA P-256 with SHA-256 over the file's CANONICAL bytes: every\n"
+    "CRLF and every lone CR counts as LF, so a file edited on another platform still\n"
+    "verifies. The signature file is binary DER (ECDSA-Sig-Value), the form openssl writes:\n"
+    "for a file with LF line ends, 'openssl dgst -sha256 -verify PUB.pem -signature SIG FILE'\n"
+    "checks it too.";
+
+static const char FILE_SIGN_HELP[] =
+    "Usage: smki file sign --key KEY --in FILE --out SIG\n"
+    "\n"
+    "Sign FILE's canonical bytes (CRLF and CR -> LF) with KEY: a pkcs11: URI, a label on\n"
+    "the home's token (needs the user PIN: SMKI_PIN or --pin-file) or file:PATH (PEM).\n"
+    "SIG receives the binary DER signature.\n"
+    "\n"
+    "Example:\n"
+    "  smki file sign --key supplier-ds --in thresholds.csv --out thresholds.csv.sig\n";
+
+static const char FILE_VERIFY_HELP[] =
+    "Usage: smki file verify (--cert CERT | --pub PUB) --in FILE --sig SIG\n"
+    "\n"
+    "Verify SIG (binary DER ECDSA) over FILE's canonical bytes (CRLF and CR -> LF) with the\n"
+    "key of CERT (PEM or DER certificate) or PUB (PEM or DER public key).\n"
+    "Exit 0 when it verifies, 2 when it does not.\n";
+
+static int file_sign(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki file sign";
+    if (cli_wants_help(argc, argv, FILE_SIGN_HELP)) return EXIT_OK;
+    const char *key = NULL, *in = NULL, *out = NULL;
+    opt_t o[] = {{"key", 1, &key, NULL}, {"in", 1, &in, NULL}, {"out", 1, &out, NULL}, {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc, argv, o, prog, NULL);
+    if (e >= 0) return e;
+    if (!key || !in || !out) return cli_usage(c, prog, "--key, --in and --out are required");
+    uint8_t *data = NULL, sig[SMKI_SIG_MAX];
+    size_t len = 0, sig_len = sizeof sig;
+    smki_key *k = NULL;
+    int rc = smki_file_read(in, SMKI_SIGNED_FILE_MAX, &data, &len);
+    if (rc == 0) rc = cli_open_key(c, key, &k);
+    if (rc == 0) rc = smki_signed_file_sign(k, data, len, sig, &sig_len);
+    if (rc == 0) rc = smki_file_write_atomic(out, sig, sig_len, 0644, 0);
+    if (rc == 0) {
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_str(&w, "in", in);
+            json_str(&w, "out", out);
+            json_str(&w, "key", smki_key_ref(k));
+            json_str(&w, "format", "der");
+            json_end(&w);
+        } else {
+            printf("Signed %s (canonical line ends) with %s: DER signature in %s.\n", in, smki_key_ref(k), out);
+        }
+    }
+    smki_key_free(k);
+    free(data);
+    return cli_finish(c, rc);
+}
+
+static int file_verify(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki file verify";
+    if (cli_wants_help(argc, argv, FILE_VERIFY_HELP)) return EXIT_OK;
+    const char *cert = NULL, *pub = NULL, *in = NULL, *sigf = NULL;
+    opt_t o[] = {{"cert", 1, &cert, NULL}, {"pub", 1, &pub, NULL}, {"in", 1, &in, NULL}, {"sig", 1, &sigf, NULL},
+                 {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc, argv, o, prog, NULL);
+    if (e >= 0) return e;
+    if (!in || !sigf) return cli_usage(c, prog, "--in and --sig are required");
+    if (!cert == !pub) return cli_usage(c, prog, "give exactly one of --cert or --pub");
+    uint8_t *data = NULL, *sig = NULL;
+    size_t len = 0, sig_len = 0;
+    EVP_PKEY *k = NULL;
+    int rc = smki_pub_load_file(cert ? cert : pub, &k);
+    if (rc == 0) rc = smki_file_read(in, SMKI_SIGNED_FILE_MAX, &data, &len);
+    if (rc == 0) rc = smki_file_read(sigf, 1024, &sig, &sig_len);
+    if (rc == 0) rc = smki_signed_file_verify(k, data, len, sig, sig_len);
+    if (rc == SMKI_E_VERIFY) {
+        smki_error_clear();
+        rc = SMKI_FAIL(SMKI_E_VERIFY, "NOT verified: the signature in %s does not match %s under the key in %s",
+                       sigf, in, cert ? cert : pub);
+    }
+    if (rc == 0) {
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_bool(&w, "verified", 1);
+            json_str(&w, "in", in);
+            json_end(&w);
+        } else {
+            printf("Verified: %s is signed by the key in %s.\n", in, cert ? cert : pub);
+        }
+    }
+    EVP_PKEY_free(k);
+    free(data);
+    free(sig);
+    return cli_finish(c, rc);
+}
+
+int cmd_file(smki_cli *c, int argc, char **argv)
+{
+    static const cli_cmd table[] = {
+        {"sign", file_sign, "detached DER signature over a file's canonical bytes"},
+        {"verify", file_verify, "verify such a signature with a certificate or public key"},
+        {NULL, NULL, NULL},
+    };
+    return cli_dispatch(c, table, argc - 1, argv + 1, "smki file", FILE_ABOUT);
+}
+
+/* ---- smki gbcs gateway user ... ------------------------------------------------------------ */
+static const char USER_HELP[] =
+    "Usage: smki gbcs gateway user add --id EUI64 --role ROLE --cert CERT\n"
+    "       smki gbcs gateway user list\n"
+    "       smki gbcs gateway user suspend --id EUI64\n"
+    "       smki gbcs gateway user resume --id EUI64\n"
+    "\n"
+    "The gateway's Users: a User ID (EUI-64), its Remote Party Role (02 supplier, 03\n"
+    "networkOperator, 04 accessControlBroker, 05 transitionalCoS, ... or the name) and\n"
+    "its digital-signature certificate (PEM or DER), whose x500UniqueIdentifier must be\n"
+    "the User ID. A suspended User's messages are refused (user.suspended).\n"
+    "\n"
+    "Example:\n"
+    "  smki gbcs gateway user add --id 90-B3-D5-1F-30-01-00-00 --role supplier \\\n"
+    "      --cert keystore/90b3d51f30010000-ds.pem\n";
+
+static int print_user(const smki_gw_user *u, void *arg)
+{
+    json_w *w = arg;
+    char e[SMKI_EUI64_TEXT_MAX], r[SMKI_ROLE_TEXT_MAX];
+    smki_eui64_format(&u->id, SMKI_EUI64_HYPHEN, e);
+    smki_role_format(u->role, r);
+    if (w) {
+        json_arr_obj(w);
+        json_str(w, "id", e);
+        json_str(w, "role", r);
+        json_str(w, "role_name", smki_role_name(u->role));
+        json_bool(w, "suspended", u->suspended);
+        json_close_obj(w);
+    } else {
+        printf("%s  %s %-20s %s\n", e, r, smki_role_name(u->role), u->suspended ? "SUSPENDED" : "active");
+    }
+    return 0;
+}
+
+static int gw_user(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway user";
+    if (argc < 2 || cli_wants_help(argc, argv, USER_HELP)) {
+        if (argc < 2) fputs(USER_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *id = NULL, *role = NULL, *cert = NULL;
+    opt_t o[] = {{"id", 1, &id, NULL}, {"role", 1, &role, NULL}, {"cert", 1, &cert, NULL}, {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
+    if (e >= 0) return e;
+    smki_store *s = NULL;
+    smki_eui64_t eui;
+    int rc = 0;
+    if (strcmp(sub, "list") == 0) {
+        GUARD_GOTO(open_store(c, &s), out);
+        json_w w;
+        if (c->json) {
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_key_arr(&w, "users");
+        }
+        rc = smki_gw_user_list(s, print_user, c->json ? &w : NULL);
+        if (c->json) {
+            json_close_arr(&w);
+            json_end(&w);
+        }
+        goto out;
+    }
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "suspend") != 0 && strcmp(sub, "resume") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (add, list, suspend, resume)", sub);
+    if ((e = need(c, prog, id, "--id")) >= 0) return e;
+    GUARD_GOTO(smki_eui64_parse(id, &eui), out);
+    if (strcmp(sub, "add") == 0) {
+        if (!role || !cert) return cli_usage(c, prog, "add needs --role and --cert");
+        uint8_t rcode;
+        uint8_t *data = NULL;
+        size_t len = 0;
+        GUARD_GOTO(smki_role_parse(role, &rcode), out);
+        GUARD_GOTO(smki_file_read(cert, 1u << 16, &data, &len), out);
+        rc = open_store(c, &s);
+        if (rc == 0) rc = smki_gw_user_add(s, &eui, rcode, data, len);
+        free(data);
+        if (rc == 0 && !c->json) printf("User %s added as %s.\n", id, smki_role_name(rcode));
+    } else {
+        int susp = strcmp(sub, "suspend") == 0;
+        GUARD_GOTO(open_store(c, &s), out);
+        rc = smki_gw_user_set_suspended(s, &eui, susp);
+        if (rc == 0 && !c->json) printf("User %s %s.\n", id, susp ? "suspended" : "resumed");
+    }
+    if (rc == 0) ok_json(c, sub);
+out:
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
+/* ---- device ------------------------------------------------------------------------------------ */
+static const char DEVICE_HELP[] =
+    "Usage: smki gbcs gateway device add --id EUI64 --status STATUS [--ka-cert CERT]\n"
+    "       smki gbcs gateway device list\n"
+    "       smki gbcs gateway device set-status --id EUI64 --status STATUS\n"
+    "\n"
+    "The Smart Metering Inventory as the gateway sees it. STATUS: pending, installed,\n"
+    "commissioned, suspended, decommissioned. Commands are allowed to installed and\n"
+    "commissioned devices only (others: device.status). --ka-cert is the device's\n"
+    "key-agreement certificate (or public key): the ACB MACs commands to it with it.\n"
+    "\n"
+    "Example:\n"
+    "  smki gbcs gateway device add --id 00-DB-12-34-56-78-90-A0 --status commissioned \\\n"
+    "      --ka-cert keystore/00db1234567890a0-ka.pem\n";
+
+static int print_device(const smki_gw_device *d, void *arg)
+{
+    json_w *w = arg;
+    char e[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(&d->id, SMKI_EUI64_HYPHEN, e);
+    if (w) {
+        json_arr_obj(w);
+        json_str(w, "id", e);
+        json_str(w, "status", smki_dev_status_name(d->status));
+        json_bool(w, "commands_allowed", smki_dev_status_allows_commands(d->status));
+        json_bool(w, "has_ka_key", d->ka_len > 0);
+        json_int(w, "next_invocation_counter", d->invocation);
+        json_close_obj(w);
+    } else {
+        printf("%s  %-14s %s  ic=%u%s\n", e, smki_dev_status_name(d->status),
+               smki_dev_status_allows_commands(d->status) ? "commands" : "no-commands", d->invocation,
+               d->ka_len ? "" : "  (no KA key)");
+    }
+    return 0;
+}
+
+static int gw_device(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway device";
+    if (argc < 2 || cli_wants_help(argc, argv, DEVICE_HELP)) {
+        if (argc < 2) fputs(DEVICE_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *id = NULL, *status = NULL, *ka = NULL;
+    opt_t o[] = {{"id", 1, &id, NULL}, {"status", 1, &status, NULL}, {"ka-cert", 1, &ka, NULL},
+                 {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
+    if (e >= 0) return e;
+    smki_store *s = NULL;
+    int rc = 0;
+    if (strcmp(sub, "list") == 0) {
+        GUARD_GOTO(open_store(c, &s), out);
+        json_w w;
+        if (c->json) {
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_key_arr(&w, "devices");
+        }
+        rc = smki_gw_device_list(s, print_device, c->json ? &w : NULL);
+        if (c->json) {
+            json_close_arr(&w);
+            json_end(&w);
+        }
+        goto out;
+    }
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "set-status") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (add, list, set-status)", sub);
+    if (!id || !status) return cli_usage(c, prog, "%s needs --id and --status", sub);
+    smki_eui64_t eui;
+    int st;
+    GUARD_GOTO(smki_eui64_parse(id, &eui), out);
+    GUARD_GOTO(smki_dev_status_parse(status, &st), out);
+    if (strcmp(sub, "add") == 0) {
+        uint8_t *data = NULL;
+        size_t len = 0;
+        if (ka) GUARD_GOTO(smki_file_read(ka, 1u << 16, &data, &len), out);
+        rc = open_store(c, &s);
+        if (rc == 0) rc = smki_gw_device_add(s, &eui, st, data, len);
+        free(data);
+        if (rc == 0 && !c->json) printf("Device %s added, %s.\n", id, status);
+    } else {
+        if (ka) return cli_usage(c, prog, "--ka-cert belongs to add");
+        GUARD_GOTO(open_store(c, &s), out);
+        rc = smki_gw_device_set_status(s, &eui, st);
+        if (rc == 0 && !c->json) printf("Device %s is now %s.\n", id, status);
+    }
+    if (rc == 0) ok_json(c, sub);
+out:
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
+/* ---- eligibility -------------------------------------------------------------------------------- */
+static const char ELIG_HELP[] =
+    "Usage: smki gbcs gateway eligibility list\n"
+    "       smki gbcs gateway eligibility add --role ROLE --code XXXX\n"
+    "       smki gbcs gateway eligibility remove --role ROLE --code XXXX\n"
+    "\n"
+    "Which message codes (4 hex digits, e.g. 0019 for ECS01a) each Remote Party Role may\n"
+    "send. smki ships a default holding the codes the RTDS shows each role sending; the\n"
+    "full GBCS eligibility table is configuration: the first add or remove copies the\n"
+    "default into the store, which from then on holds the whole table.\n";
+
+static int parse_code(const char *t, uint16_t *code)
+{
+    size_t n = strlen(t);
+    ENSURE(n == 4 && strspn(t, "0123456789abcdefABCDEF") == 4, SMKI_E_USAGE,
+           "message code '%s' is not 4 hex digits (e.g. 0019)", t);
+    *code = (uint16_t)strtoul(t, NULL, 16);
+    return 0;
+}
+
+static int gw_elig(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway eligibility";
+    if (argc < 2 || cli_wants_help(argc, argv, ELIG_HELP)) {
+        if (argc < 2) fputs(ELIG_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *role = NULL, *code = NULL;
+    opt_t o[] = {{"role", 1, &role, NULL}, {"code", 1, &code, NULL}, {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
+    if (e >= 0) return e;
+    smki_store *s = NULL;
+    int rc = 0;
+    if (strcmp(sub, "list") == 0) {
+        smki_gw_elig *rows = NULL;
+        size_t n = 0;
+        int def = 0;
+        GUARD_GOTO(open_store(c, &s), out);
+        GUARD_GOTO(smki_gw_elig_list(s, &rows, &n, &def), out);
+        json_w w;
+        if (c->json) {
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_bool(&w, "default", def);
+            json_key_arr(&w, "rows");
+        } else {
+            printf("%s table:\n", def ? "Built-in default" : "Configured");
+        }
+        for (size_t i = 0; i < n; i++) {
+            char r[SMKI_ROLE_TEXT_MAX], cd[8];
+            smki_role_format(rows[i].role, r);
+            snprintf(cd, sizeof cd, "%04X", rows[i].code);
+            if (c->json) {
+                json_arr_obj(&w);
+                json_str(&w, "role", r);
+                json_str(&w, "role_name", smki_role_name(rows[i].role));
+                json_str(&w, "code", cd);
+                json_str(&w, "name", rows[i].name);
+                json_close_obj(&w);
+            } else {
+                printf("  %s %-18s %s %s\n", r, smki_role_name(rows[i].role), cd, rows[i].name);
+            }
+        }
+        if (c->json) {
+            json_close_arr(&w);
+            json_end(&w);
+        }
+        free(rows);
+        goto out;
+    }
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "remove") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (list, add, remove)", sub);
+    if (!role || !code) return cli_usage(c, prog, "%s needs --role and --code", sub);
+    uint8_t r = 0;
+    uint16_t cd = 0;
+    GUARD_GOTO(smki_role_parse(role, &r), out);
+    GUARD_GOTO(parse_code(code, &cd), out);
+    GUARD_GOTO(open_store(c, &s), out);
+    rc = smki_gw_elig_set(s, r, cd, strcmp(sub, "add") == 0);
+    if (rc == 0 && !c->json)
+        printf("Role %s %s message code %04X.\n", smki_role_name(r), strcmp(sub, "add") == 0 ? "may send" : "may no longer send", cd);
+    if (rc == 0) ok_json(c, sub);
+out:
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
+/* ---- thresholds ------------------------------------------------------------------------------------ */
+static const char THRESH_HELP[] =
+    "Usage: smki gbcs gateway thresholds load --user EUI64 --in CSV --sig SIG\n"
+    "       smki gbcs gateway thresholds show --user EUI64\n"
+    "\n"
+    "A User's anomaly thresholds, submitted as a signed CSV file (smki file sign). The\n"
+    "signature must verify against the User's registered DS certificate, or, when the\n"
+    "home's smki.conf sets [gateway] threshold_signer = CERT, against that certificate\n"
+    "(which may then set any User's rules). Anything else is refused and nothing changes.\n"
+    "\n"
+    "CSV format, one rule a line (a header line 'user,message_code,window_seconds,max_count'\n"
+    "and '#' comments allowed):\n"
+    "  90-B3-D5-1F-30-01-00-00,0019,3600,50     at most 50 ECS01a an hour\n"
+    "  90B3D51F30010000,*,86400,1000            at most 1000 messages a day, all codes\n"
+    "The message after the limit is QUARANTINED (threshold.exceeded), not dropped.\n"
+    "Errors name the line and column.\n";
+
+static int gw_thresholds(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway thresholds";
+    if (argc < 2 || cli_wants_help(argc, argv, THRESH_HELP)) {
+        if (argc < 2) fputs(THRESH_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *user = NULL, *in = NULL, *sigf = NULL;
+    opt_t o[] = {{"user", 1, &user, NULL}, {"in", 1, &in, NULL}, {"sig", 1, &sigf, NULL}, {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
+    if (e >= 0) return e;
+    if (strcmp(sub, "load") != 0 && strcmp(sub, "show") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (load, show)", sub);
+    if ((e = need(c, prog, user, "--user")) >= 0) return e;
+    smki_store *s = NULL;
+    smki_eui64_t eui;
+    uint8_t *csv = NULL, *sig = NULL;
+    size_t csv_len = 0, sig_len = 0;
+    EVP_PKEY *signer = NULL;
+    int rc = 0;
+    GUARD_GOTO(smki_eui64_parse(user, &eui), out);
+    if (strcmp(sub, "load") == 0) {
+        if (!in || !sigf) return cli_usage(c, prog, "load needs --in and --sig");
+        GUARD_GOTO(cli_home(c), out);
+        const char *sc = smki_conf_get(c->conf, "gateway.threshold_signer", NULL);
+        if (sc) GUARD_GOTO(smki_pub_load_file(sc, &signer), out);
+        GUARD_GOTO(smki_file_read(in, SMKI_SIGNED_FILE_MAX, &csv, &csv_len), out);
+        GUARD_GOTO(smki_file_read(sigf, 1024, &sig, &sig_len), out);
+        GUARD_GOTO(open_store(c, &s), out);
+        size_t n = 0;
+        GUARD_GOTO(smki_gw_thresholds_load(s, &eui, csv, csv_len, sig, sig_len, signer, &n), out);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_int(&w, "rules", (long long)n);
+            json_end(&w);
+        } else {
+            printf("Loaded %zu threshold rule(s) for %s (signature verified against %s).\n", n, user,
+                   signer ? "the configured signer" : "the user's DS certificate");
+        }
+        goto out;
+    }
+    smki_thresholds th = {0, NULL};
+    GUARD_GOTO(open_store(c, &s), out);
+    GUARD_GOTO(smki_gw_thresholds_get(s, &eui, &th), out);
+    json_w w;
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_key_arr(&w, "rules");
+    }
+    for (size_t i = 0; i < th.count; i++) {
+        char cd[12];
+        if (th.rules[i].code == SMKI_CODE_ANY)
+            snprintf(cd, sizeof cd, "*");
+        else
+            snprintf(cd, sizeof cd, "%04X", th.rules[i].code);
+        if (c->json) {
+            json_arr_obj(&w);
+            json_str(&w, "code", cd);
+            json_int(&w, "window_seconds", th.rules[i].window);
+            json_int(&w, "max_count", th.rules[i].max_count);
+            json_close_obj(&w);
+        } else {
+            printf("%s,%s,%u,%u\n", user, cd, th.rules[i].window, th.rules[i].max_count);
+        }
+    }
+    if (c->json) {
+        json_close_arr(&w);
+        json_end(&w);
+    }
+    smki_thresholds_free(&th);
+out:
+    free(csv);
+    free(sig);
+    EVP_PKEY_free(signer);
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
+/* ---- check ----------------------------------------------------------------------------------------- */
+static const char CHECK_HELP[] =
+    "Usage: smki gbcs gateway check (--trust DIR | --oca CERT) (--crl FILE | --no-crl)\n"
+    "           [--at TIME] [--acb-key KEY --out FILE|DIR] FILE...\n"
+    "\n"
+    "The DCC User Gateway's checks (reference §7) on signed pre-commands (General Signing\n"
+    "APDUs, hex text or binary; a General Ciphering command is taken for the APDU inside),\n"
+    "in this order, the first failure giving the message's reason code:\n"
+    "  structure.malformed / structure.not-command / structure.unsigned\n"
+    "  user.unknown / user.not-eligible / user.suspended      (the registry)\n"
+    "  device.unknown / device.status                          (the inventory)\n"
+    "  cert.untrusted / cert.not-yet-valid / cert.expired / cert.revoked /\n"
+    "  cert.revocation-unknown / cert.role / cert.key-usage / cert.subject\n"
+    "                          (the User's DS certificate at TIME: chain, dates, CRL, role, usage, EUI-64)\n"
+    "  signature.invalid       (the signature under that certificate)\n"
+    "  device.no-ka-key        (with --acb-key: the inventory has no KA key for the device)\n"
+    "  counter.replay          (counter not above the last that passed from the originator)\n"
+    "  threshold.exceeded      (anomaly threshold: the message is QUARANTINED, not dropped)\n"
+    "A message that passes has its counter recorded; with --acb-key (the ACB's KA key) it\n"
+    "is MACed into a command (General Ciphering, reference §5) written as hex text to\n"
+    "--out (a file for one message, a folder for several: NAME.command.hex).\n"
+    "\n"
+    "  --trust DIR    trusted CA certificates (roots or OCAs), every file in DIR\n"
+    "  --oca CERT     or: the organisation CA certificate(s) as trust anchors\n"
+    "  --crl FILE     the OCA's CRL (DER or PEM; its signature is checked)\n"
+    "  --no-crl       say explicitly that revocation is not checked (the RTDS has no CRL)\n"
+    "  --at TIME      the time of the check: 2020-01-01, 2020-01-01T12:00:00Z, @SECONDS\n"
+    "                 (default now); certificates are checked and thresholds counted at it\n"
+    "All FILEs are checked as one batch: one store commit records them all.\n"
+    "Exit 0 when every message passed; 2 when any was rejected or quarantined.\n"
+    "\n"
+    "Example (RTDS, the supplier's pre-command signed with its test key):\n"
+    "  smki gbcs gateway check --oca z1.pem --no-crl --at 2020-01-01 \\\n"
+    "      --acb-key file:keystore/90b3d51f30000002-ka.key --out cmd.hex signed.hex\n";
+
+static int write_hex(const char *path, const uint8_t *b, size_t n)
+{
+    char *hex = malloc(2 * n + 2);
+    ENSURE(hex, SMKI_E_NOMEM, "hex");
+    smki_hex_encode(b, n, hex, 1);
+    hex[2 * n] = '\n';
+    int rc = smki_file_write_atomic(path, hex, 2 * n + 1, 0644, 0);
+    free(hex);
+    return rc;
+}
+
+static int gw_check(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway check";
+    if (cli_wants_help(argc, argv, CHECK_HELP)) return EXIT_OK;
+    const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL;
+    int no_crl = 0, first = 0;
+    opt_t o[] = {{"trust", 1, &trust, NULL}, {"oca", 1, &oca, NULL},     {"crl", 1, &crl, NULL},
+                 {"no-crl", 0, NULL, &no_crl}, {"at", 1, &at_s, NULL},   {"acb-key", 1, &acb, NULL},
+                 {"out", 1, &outp, NULL},     {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc, argv, o, prog, &first);
+    if (e >= 0) return e;
+    size_t n = (size_t)(argc - first);
+    if (n == 0) return cli_usage(c, prog, "give at least one message FILE");
+    if (!trust == !oca) return cli_usage(c, prog, "give exactly one of --trust DIR or --oca CERT");
+    if (!crl == !no_crl) return cli_usage(c, prog, "give --crl FILE, or --no-crl to check without revocation");
+    if (!acb != !outp) return cli_usage(c, prog, "--acb-key and --out go together");
+    time_t at = time(NULL);
+    int rc = 0;
+    smki_store *s = NULL;
+    smki_key *k = NULL;
+    smki_gateway *g = NULL;
+    uint8_t **msgs = calloc(n, sizeof *msgs);
+    size_t *lens = calloc(n, sizeof *lens);
+    smki_gw_result *res = calloc(n, sizeof *res);
+    ENSURE_GOTO(msgs && lens && res, SMKI_E_NOMEM, out, "messages");
+    if (at_s) GUARD_GOTO(smki_gw_time_parse(at_s, &at), out);
+    if (outp && n > 1) {
+        struct stat st;
+        ENSURE_GOTO(stat(outp, &st) == 0 && S_ISDIR(st.st_mode), SMKI_E_USAGE, out,
+                    "with several messages --out must be an existing folder (%s is not)", outp);
+    }
+    for (size_t i = 0; i < n; i++) GUARD_GOTO(smki_gbcs_read_file(argv[first + i], &msgs[i], &lens[i]), out);
+    if (acb) GUARD_GOTO(cli_open_key(c, acb, &k), out);
+    GUARD_GOTO(open_store(c, &s), out);
+    smki_gateway_opts go = {trust, oca, crl, no_crl, k};
+    GUARD_GOTO(smki_gateway_open(s, &go, &g), out);
+    GUARD_GOTO(smki_gateway_check(g, (const uint8_t *const *)msgs, lens, n, at, res), out);
+    int all = 1;
+    json_w w;
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_key_arr(&w, "messages");
+    }
+    for (size_t i = 0; i < n; i++) {
+        smki_gw_result *r = &res[i];
+        const char *file = argv[first + i];
+        char outfile[4300] = "";
+        if (r->verdict == SMKI_GW_PASS && r->command) {
+            if (n == 1) {
+                snprintf(outfile, sizeof outfile, "%s", outp);
+            } else {
+                char tmp[4096];
+                snprintf(tmp, sizeof tmp, "%s", file);
+                snprintf(outfile, sizeof outfile, "%s/%s.command.hex", outp, basename(tmp));
+            }
+            GUARD_GOTO(write_hex(outfile, r->command, r->command_len), out);
+        }
+        all &= r->verdict == SMKI_GW_PASS;
+        const char *verdict = r->verdict == SMKI_GW_PASS ? "passed" : r->verdict == SMKI_GW_REJECT ? "rejected" : "quarantined";
+        char oe[SMKI_EUI64_TEXT_MAX] = "", te[SMKI_EUI64_TEXT_MAX] = "", cd[8] = "";
+        if (r->parsed) {
+            smki_eui64_format(&r->originator, SMKI_EUI64_HYPHEN, oe);
+            smki_eui64_format(&r->target, SMKI_EUI64_HYPHEN, te);
+            snprintf(cd, sizeof cd, "%04X", r->code);
+        }
+        if (c->json) {
+            json_arr_obj(&w);
+            json_str(&w, "file", file);
+            json_str(&w, "verdict", verdict);
+            json_str(&w, "reason", r->reason);
+            json_str(&w, "detail", r->detail);
+            if (r->parsed) {
+                json_str(&w, "originator", oe);
+                json_str(&w, "target", te);
+                json_str(&w, "message_code", cd);
+                json_int(&w, "counter", (long long)r->counter);
+            }
+            if (r->verdict == SMKI_GW_QUARANTINE) json_int(&w, "quarantine_id", (long long)r->quarantine_id);
+            if (outfile[0]) json_str(&w, "command", outfile);
+            json_close_obj(&w);
+        } else if (r->verdict == SMKI_GW_PASS) {
+            printf("%s: passed (%s -> %s, code %s, counter %llu)%s%s\n", file, oe, te, cd,
+                   (unsigned long long)r->counter, outfile[0] ? "; command: " : "", outfile);
+        } else if (r->verdict == SMKI_GW_QUARANTINE) {
+            printf("%s: QUARANTINED as %llu: %s: %s\n", file, (unsigned long long)r->quarantine_id, r->reason,
+                   r->detail);
+        } else {
+            printf("%s: REJECTED: %s: %s\n", file, r->reason, r->detail);
+        }
+    }
+    if (c->json) {
+        json_close_arr(&w);
+        json_bool(&w, "ok", all);
+        json_end(&w);
+    }
+    rc = all ? 0 : 1;
+out:
+    if (msgs)
+        for (size_t i = 0; i < n; i++) free(msgs[i]);
+    if (res)
+        for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);
+    free(msgs);
+    free(lens);
+    free(res);
+    smki_gateway_free(g);
+    smki_key_free(k);
+    smki_store_close(s);
+    if (rc == 1) return EXIT_REFUSED;
+    return cli_finish(c, rc);
+}
+
+/* ---- quarantine -------------------------------------------------------------------------------------- */
+static const char QUAR_HELP[] =
+    "Usage: smki gbcs gateway quarantine list\n"
+    "       smki gbcs gateway quarantine show ID\n"
+    "       smki gbcs gateway quarantine release ID --acb-key KEY --out FILE\n"
+    "       smki gbcs gateway quarantine reject ID --reason TEXT\n"
+    "\n"
+    "Messages held for reaching an anomaly threshold. release MACs the message into a\n"
+    "command with the ACB's KA key (written as hex to FILE) and records its counter (it\n"
+    "must still be above the originator's last: counter.replay otherwise); reject records\n"
+    "the operator's reason. Either closes the record.\n";
+
+static int print_q(const smki_gwq_record *q, void *arg)
+{
+    json_w *w = arg;
+    static const char *const st[] = {"held", "released", "rejected"};
+    char oe[SMKI_EUI64_TEXT_MAX], te[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(&q->originator, SMKI_EUI64_HYPHEN, oe);
+    smki_eui64_format(&q->target, SMKI_EUI64_HYPHEN, te);
+    const char *state = q->state >= 0 && q->state <= 2 ? st[q->state] : "unknown";
+    if (w) {
+        char cd[8];
+        snprintf(cd, sizeof cd, "%04X", q->code);
+        json_arr_obj(w);
+        json_int(w, "id", (long long)q->id);
+        json_str(w, "state", state);
+        json_int(w, "at", (long long)q->at);
+        json_str(w, "reason", q->reason);
+        json_str(w, "detail", q->detail);
+        json_str(w, "note", q->note);
+        json_str(w, "originator", oe);
+        json_str(w, "target", te);
+        json_str(w, "message_code", cd);
+        json_int(w, "counter", (long long)q->counter);
+        json_close_obj(w);
+    } else {
+        printf("%llu  %-8s %s -> %s code %04X counter %llu: %s%s%s\n", (unsigned long long)q->id, state, oe, te,
+               q->code, (unsigned long long)q->counter, q->reason, q->note[0] ? "; " : "", q->note);
+    }
+    return 0;
+}
+
+static int gw_quarantine(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway quarantine";
+    if (argc < 2 || cli_wants_help(argc, argv, QUAR_HELP)) {
+        if (argc < 2) fputs(QUAR_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *acb = NULL, *outp = NULL, *reason = NULL;
+    int first = 0;
+    opt_t o[] = {{"acb-key", 1, &acb, NULL}, {"out", 1, &outp, NULL}, {"reason", 1, &reason, NULL},
+                 {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, &first);
+    if (e >= 0) return e;
+    char **pos = argv + 1 + first;
+    int npos = argc - 1 - first;
+    smki_store *s = NULL;
+    smki_key *k = NULL;
+    int rc = 0;
+    if (strcmp(sub, "list") == 0) {
+        if (npos) return cli_usage(c, prog, "list takes no argument");
+        GUARD_GOTO(open_store(c, &s), out);
+        json_w w;
+        if (c->json) {
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_key_arr(&w, "quarantine");
+        }
+        rc = smki_gwq_list(s, print_q, c->json ? &w : NULL);
+        if (c->json) {
+            json_close_arr(&w);
+            json_end(&w);
+        }
+        goto out;
+    }
+    if (strcmp(sub, "show") != 0 && strcmp(sub, "release") != 0 && strcmp(sub, "reject") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (list, show, release, reject)", sub);
+    if (npos != 1) return cli_usage(c, prog, "%s needs one quarantine ID", sub);
+    char *end = NULL;
+    unsigned long long id = strtoull(pos[0], &end, 10);
+    if (!*pos[0] || *end) return cli_usage(c, prog, "quarantine ID '%s' is not a number", pos[0]);
+    if (strcmp(sub, "show") == 0) {
+        smki_gwq_record q;
+        GUARD_GOTO(open_store(c, &s), out);
+        GUARD_GOTO(smki_gwq_get(s, id, &q), out);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_key_arr(&w, "quarantine");
+            print_q(&q, &w);
+            json_close_arr(&w);
+            json_end(&w);
+        } else {
+            print_q(&q, NULL);
+            printf("detail: %s\n", q.detail);
+            char *hex = malloc(2 * q.msg_len + 1);
+            if (hex) {
+                smki_hex_encode(q.msg, q.msg_len, hex, 1);
+                printf("message: %s\n", hex);
+                free(hex);
+            }
+        }
+        smki_gwq_clear(&q);
+    } else if (strcmp(sub, "release") == 0) {
+        if (!acb || !outp) return cli_usage(c, prog, "release needs --acb-key and --out");
+        uint8_t *cmd = NULL;
+        size_t len = 0;
+        GUARD_GOTO(cli_open_key(c, acb, &k), out);
+        GUARD_GOTO(open_store(c, &s), out);
+        GUARD_GOTO(smki_gwq_release(s, id, k, &cmd, &len), out);
+        rc = write_hex(outp, cmd, len);
+        free(cmd);
+        if (rc == 0 && !c->json) printf("Released %llu: command written to %s.\n", id, outp);
+        if (rc == 0) ok_json(c, "release");
+    } else {
+        if (!reason) return cli_usage(c, prog, "reject needs --reason TEXT");
+        GUARD_GOTO(open_store(c, &s), out);
+        GUARD_GOTO(smki_gwq_reject(s, id, reason), out);
+        if (!c->json) printf("Rejected %llu: %s\n", id, reason);
+        ok_json(c, "reject");
+    }
+out:
+    smki_key_free(k);
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
+static const char GW_ABOUT[] =
+    "smki gbcs gateway: the DCC User Gateway's checks on signed pre-commands (reference §7)\n"
+    "and the registry they read: Users and their roles, message-code eligibility, the device\n"
+    "inventory, the last counter per originator, anomaly thresholds (signed CSV files) and\n"
+    "the quarantine. A message that passes is MACed by the ACB into a command.\n"
+    "\n"
+    "A first run: user add, device add, (thresholds load), then check.";
+
+int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv)
+{
+    static const cli_cmd table[] = {
+        {"check", gw_check, "run the checks on signed pre-commands; MAC those that pass"},
+        {"user", gw_user, "Users: add, list, suspend, resume"},
+        {"device", gw_device, "the device inventory: add, list, set-status"},
+        {"eligibility", gw_elig, "message codes per role: list, add, remove"},
+        {"thresholds", gw_thresholds, "anomaly thresholds from signed CSV files: load, show"},
+        {"quarantine", gw_quarantine, "held messages: list, show, release, reject"},
+        {NULL, NULL, NULL},
+    };
+    return cli_dispatch(c, table, argc - 1, argv + 1, "smki gbcs gateway", GW_ABOUT);
+}
