@@ -473,7 +473,6 @@ int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len);
 #define SMKI_MC_CS02B(mode) ((uint16_t)(0x0100u + (mode)))
 #define SMKI_MC_ASN1_ALERT 0x00CB /* as the RTDS 8F66 CS02b alerts carry */
 
-=======
 /* ==========================================================================================
  * The gateway (branch gbcs-gateway; gateway.c, registry.c, thresholds.c, quarantine.c,
  * signed_file.c). The DCC User Gateway's checks on a signed pre-command (reference §7), in
