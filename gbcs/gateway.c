@@ -140,6 +140,8 @@ struct smki_gateway {
     time_t crl_from, crl_until;
     int no_crl;
     smki_key *acb;
+    int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
+    void *sender_arg;
     pthread_mutex_t lock;
     cert_entry certs[CERT_CACHE_SLOTS];
     z_entry zs[Z_CACHE_SLOTS];
@@ -254,6 +256,8 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->store = s;
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
+    g->sender_suspended = o->sender_suspended;
+    g->sender_arg = o->sender_arg;
     GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
     g->trust = X509_STORE_new();
     ENSURE_SSL_GOTO(g->trust, SMKI_E_NOMEM, fail, "trust store");
@@ -719,7 +723,18 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         }
         m->alive = 1;
     }
-    /* 2. Registry: user, eligibility, suspension, device status. */
+    /* 2. Registry: the RA's suspension of the sender or its Party, then the gateway's
+     * user, eligibility, suspension and device status. */
+    for (size_t i = 0; i < n && g->sender_suspended; i++) {
+        if (!ms[i].alive) continue;
+        char why[200] = "", oe[SMKI_EUI64_TEXT_MAX];
+        int s = g->sender_suspended(g->sender_arg, &ms[i].a.originator, why, sizeof why);
+        GUARD_GOTO(s < 0 ? s : 0, out);
+        if (s == 0) continue;
+        smki_eui64_format(&ms[i].a.originator, SMKI_EUI64_HYPHEN, oe);
+        set_verdict(&res[i], SMKI_GW_REJECT, "user.suspended", "user %s is suspended by the RA: %s", oe, why);
+        ms[i].alive = 0;
+    }
     batch_ctx b = {g, ms, res, n};
     GUARD_GOTO(smki_store_read(g->store, registry_txn, &b), out);
     /* 3. Credentials: the certificate, then the signature under it. A batch from one

@@ -634,6 +634,13 @@ typedef struct {
     const char *crl_file;   /* CRL (DER or PEM) of the issuing CA; required unless no_crl */
     int no_crl;             /* explicitly check without revocation (RTDS: no CRL is published) */
     smki_key *acb_ka;       /* the ACB's KA key: passing messages are MACed into commands; NULL: check only */
+    /* The registration authority's word on the sender (gbcs knows nothing of the RA: the
+     * caller wires it). Returns 1 when the User ID or its Party is suspended, with the
+     * reason in why; 0 when not (or the RA does not know the ID: the gateway's own
+     * registry judges unknown users); negative on failure. NULL: not consulted. Called
+     * outside any store transaction. */
+    int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
+    void *sender_arg;
 } smki_gateway_opts;
 
 typedef struct {

@@ -184,6 +184,16 @@ reason "expired signer (at 2030)" cert.expired gbcs gateway check --oca "$W/z1.d
 run smki "${GW[@]}" user suspend --id $SUP
 reason "suspended user" user.suspended "${CHECK[@]}" "$W/s2002.hex"
 run smki "${GW[@]}" user resume --id $SUP
+# The RA's suspension reaches the gateway too (the tools layer wires the RA's check into
+# the gateway): of the User ID, then of its Party.
+ra_test_participant "$SMKI_HOME"
+run smki ra id suspend $SUP --reason "key compromise reported"
+reason "a User ID suspended in the RA" user.suspended "${CHECK[@]}" "$W/s2002.hex"
+expect_json "the RA's reason is given" "'by the RA' in d['messages'][0]['detail'] and 'key compromise reported' in d['messages'][0]['detail']"
+run smki ra id resume $SUP
+run smki ra party suspend GITTEST --reason "contract ended"
+reason "a Party suspended in the RA" user.suspended "${CHECK[@]}" "$W/s2002.hex"
+run smki ra party resume GITTEST
 run smki "${GW[@]}" device set-status --id $METER --status decommissioned
 reason "decommissioned device" device.status "${CHECK[@]}" "$W/s2002.hex"
 run smki "${GW[@]}" device set-status --id $METER --status commissioned

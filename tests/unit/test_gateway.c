@@ -142,7 +142,7 @@ static int teardown(void **state)
 
 static smki_gateway *open_gw(fx *f, smki_key *acb)
 {
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb};
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     return g;
@@ -485,7 +485,7 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
         c = shared_file(rel, &cl);
         assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
         free(c);
-        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb};
+        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
         smki_gateway *g;
         assert_ok(smki_gateway_open(s, &go, &g));
         smki_gw_result r;
@@ -595,6 +595,55 @@ static void test_structure_refusals(void **state)
     smki_gateway_free(g);
 }
 
+/* The RA's word on a sender, as the tools layer wires it: suspended ones, a failure. */
+typedef struct {
+    smki_eui64_t suspended;
+    int fail;
+    int calls;
+} ra_stub;
+
+static int stub_sender_suspended(void *arg, const smki_eui64_t *id, char *why, size_t cap)
+{
+    ra_stub *st = arg;
+    st->calls++;
+    if (st->fail) return SMKI_FAIL(SMKI_E_STORE, "the RA's store is unreadable");
+    if (memcmp(id->b, st->suspended.b, 8) != 0) return 0;
+    snprintf(why, cap, "party GITTEST suspended: contract ended");
+    return 1;
+}
+
+static void test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the_batch(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    ra_stub st = {eui(SUPPLIER), 0, 0};
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, stub_sender_suspended, &st};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t len;
+    uint8_t *m = signed_pre(sk, SUPPLIER, 150, &len);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m, len, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.suspended");
+    assert_non_null(strstr(r.detail, "by the RA: party GITTEST suspended: contract ended"));
+    smki_gw_result_clear(&r);
+    assert_int_equal(st.calls, 1);
+    /* Not suspended: it passes, and the RA was asked. */
+    memset(st.suspended.b, 0xEE, 8);
+    expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
+    assert_int_equal(st.calls, 2);
+    /* The RA cannot answer: no verdict is made up, the check fails. */
+    st.fail = 1;
+    free(m);
+    m = signed_pre(sk, SUPPLIER, 151, &len);
+    const uint8_t *ms[1] = {m};
+    size_t ls[1] = {len};
+    assert_fails(smki_gateway_check(g, ms, ls, 1, T2020, &r), SMKI_E_STORE, "unreadable");
+    free(m);
+    smki_gateway_free(g);
+    smki_key_free(sk);
+}
+
 static void test_registry_refusals_in_order(void **state)
 {
     fx *f = *state;
@@ -681,7 +730,7 @@ static void test_certificate_refusals_on_rtds(void **state)
     free(c);
     smki_eui64_t met = eui(METER);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL};
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, NULL, NULL};
     smki_gateway *g2;
     assert_ok(smki_gateway_open(s2, &o, &g2));
     m = signed_pre(sk, SUPPLIER, 203, &len);
@@ -722,7 +771,7 @@ static void test_device_without_ka_key_is_refused_when_macing(void **state)
     assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
     free(c);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb};
+    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
     smki_gateway *g;
     assert_ok(smki_gateway_open(s2, &o, &g));
     uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
@@ -987,7 +1036,7 @@ static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **stat
     uint8_t *ma = signed_pre(ka, A_ID, 1, &la), *mb = signed_pre(kb, B_ID, 1, &lb);
 
     /* A CRL signed by anyone but its issuer is refused when the gateway opens. */
-    smki_gateway_opts o = {trust, NULL, badcrl, 0, NULL};
+    smki_gateway_opts o = {trust, NULL, badcrl, 0, NULL, NULL, NULL};
     smki_gateway *g = NULL;
     assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_VERIFY, "does not verify under its issuer's key");
     o.crl_file = NULL;
@@ -1048,6 +1097,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_file_canonical_line_ends),
+        cmocka_unit_test_setup_teardown(test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the_batch, setup,
+                                        teardown),
         cmocka_unit_test(test_signed_file_verifies_across_line_ends_and_refuses_changes),
         cmocka_unit_test(test_thresholds_parse_accepts_header_comments_and_line_ends),
         cmocka_unit_test(test_thresholds_parse_names_line_and_column_of_each_error),

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "gbcs/gbcs.h"
+#include "ra/ra.h"
 
 /* ---- Options: a small table-driven parser for the many subcommands here ---------------- */
 typedef struct {
@@ -598,6 +599,18 @@ static int write_hex(const char *path, const uint8_t *b, size_t n)
     return rc;
 }
 
+/* The RA's suspension of a User ID or its Party (reference §7: "not suspended"). */
+static int ra_sender_suspended(void *arg, const smki_eui64_t *id, char *why, size_t cap)
+{
+    int rc = smki_ra_check_sender(arg, id);
+    if (rc == SMKI_E_REFUSED || rc == SMKI_E_NOTFOUND) {
+        if (rc == SMKI_E_REFUSED) snprintf(why, cap, "%s", smki_error_msg());
+        smki_error_clear();
+        return rc == SMKI_E_REFUSED;
+    }
+    return rc;
+}
+
 static int gw_check(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway check";
@@ -619,6 +632,7 @@ static int gw_check(smki_cli *c, int argc, char **argv)
     smki_store *s = NULL;
     smki_key *k = NULL;
     smki_gateway *g = NULL;
+    smki_ra *ra = NULL;
     uint8_t **msgs = calloc(n, sizeof *msgs);
     size_t *lens = calloc(n, sizeof *lens);
     smki_gw_result *res = calloc(n, sizeof *res);
@@ -632,7 +646,10 @@ static int gw_check(smki_cli *c, int argc, char **argv)
     for (size_t i = 0; i < n; i++) GUARD_GOTO(smki_gbcs_read_file(argv[first + i], &msgs[i], &lens[i]), out);
     if (acb) GUARD_GOTO(cli_open_key(c, acb, &k), out);
     GUARD_GOTO(open_store(c, &s), out);
-    smki_gateway_opts go = {trust, oca, crl, no_crl, k};
+    smki_ra_policy pol;
+    GUARD_GOTO(smki_ra_policy_load(c->conf, &pol), out);
+    GUARD_GOTO(smki_ra_open(s, &pol, &ra), out);
+    smki_gateway_opts go = {trust, oca, crl, no_crl, k, ra_sender_suspended, ra};
     GUARD_GOTO(smki_gateway_open(s, &go, &g), out);
     GUARD_GOTO(smki_gateway_check(g, (const uint8_t *const *)msgs, lens, n, at, res), out);
     int all = 1;
@@ -703,6 +720,7 @@ out:
     free(lens);
     free(res);
     smki_gateway_free(g);
+    smki_ra_close(ra);
     smki_key_free(k);
     smki_store_close(s);
     if (rc == 1) return EXIT_REFUSED;
