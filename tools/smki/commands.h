@@ -12,5 +12,6 @@ int cmd_eui64(smki_cli *c, int argc, char **argv);
 int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
+int cmd_repo(smki_cli *c, int argc, char **argv);
 
 #endif

@@ -28,6 +28,7 @@ static const cli_cmd COMMANDS[] = {
     {"store", cmd_store, "the LMDB store: info"},
     {"lint", cmd_lint, "check certificates against the GB profiles"},
     {"ca", cmd_ca, "the certificate authority: init (ceremony), issue, list, show"},
+    {"repo", cmd_repo, "the SMKI Repository: serve over HTTP(S), get, search"},
     {NULL, NULL, NULL},
 };
 
