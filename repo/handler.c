@@ -240,6 +240,10 @@ static const char *usage_name(int usage)
 
 static void iso_time(int64_t t, char out[32])
 {
+    if (t < 0) { /* the CA records no expiry (99991231235959Z, RFC 5280 4.1.2.5) as -1 */
+        snprintf(out, 32, "9999-12-31T23:59:59Z");
+        return;
+    }
     time_t tt = (time_t)t;
     struct tm tm;
     if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(out, 32, "%lld", (long long)t);

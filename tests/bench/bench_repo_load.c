@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         c.status = SMKI_STATUS_IN_USE;
         snprintf(c.env, sizeof c.env, "%s", env);
         c.not_before = 1767225600;
-        c.not_after = 253402300799;
+        c.not_after = -1; /* as the CA records a device certificate: no expiry */
         for (size_t k = 0; k < 4; k++) ser[ser_len - 4 + k] = (uint8_t)(i >> (24 - 8 * k));
         memcpy(euip, c.eui.b, 8);
         memcpy(c.der, der, (size_t)dl);

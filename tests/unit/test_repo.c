@@ -203,6 +203,7 @@ static int setup(void **state)
          f->dev_len);
     fill(&certs[1], DCA_SKI, 2, SMKI_PROFILE_DEVICE, SMKI_USAGE_KA, -1, DEV_EUI, SMKI_STATUS_REVOKED, "test",
          f->dev_der, f->dev_len);
+    certs[1].not_after = -1; /* a device certificate never expires */
     fill(&certs[2], OCA_SKI, 3, SMKI_PROFILE_ORGANISATION, SMKI_USAGE_DS, 2, ORG_EUI, SMKI_STATUS_IN_USE, "test",
          f->org_der, f->org_len);
     /* The same EUI in another environment: never served by this one. */
@@ -388,6 +389,7 @@ static void test_rest_certificate_by_serial_as_der_pem_or_json(void **state)
     HAS(w, "\"serial\":\"40000000000000000000000000000002\"");
     HAS(w, "\"usage\":\"KA\"");
     HAS(w, "\"status\":\"R\",\"status_name\":\"revoked\"");
+    HAS(w, "\"not_after\":\"9999-12-31T23:59:59Z\"");
     smki_repo_resp_free(&w);
     w = call(f->repo, "HEAD", "/certificates/4000000000000000000000000000000F", NULL, NULL);
     assert_int_equal(w.status, 404);
