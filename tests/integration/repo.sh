@@ -175,4 +175,21 @@ expect_not_in "200" "plain HTTP to the TLS port gets no answer"
 run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
 expect_in "200" "and the server still serves TLS after it"
 
+# Every server stops cleanly on SIGTERM, and no sanitizer report in any log (ASan build).
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do
+    RC=0
+    wait "$p" 2>/dev/null || RC=$?
+    [[ $RC == 0 || $RC == 127 ]] || not_ok "server $p exited $RC on SIGTERM"
+done
+PIDS=()
+for log in "$W"/serve*.log; do
+    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$log"; then
+        not_ok "no sanitizer report in $(basename "$log")"
+        sed 's/^/#   /' "$log" | head -40
+    else
+        ok "no sanitizer report in $(basename "$log")"
+    fi
+done
+
 finish
