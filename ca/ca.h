@@ -132,6 +132,8 @@ typedef struct {
 typedef struct {
     smki_store *store;
     smki_db certs, by_serial, by_eui, by_ski, by_role, by_usage, by_env, by_status, cas;
+    smki_db revocations; /* issuer SKI || serial -> reason, time (smki_ca_revoke) */
+    smki_db crls;        /* "<env>/<kind name>" -> the CA's latest CRL/ARL and its number */
 } smki_ca_db;
 /* Opens (creating) every database above: call before any transaction on the store. */
 int smki_ca_db_open(smki_store *s, smki_ca_db *out);
@@ -270,6 +272,133 @@ int smki_ca_init(smki_ca_db *db, const char *env, const smki_conf *conf, const s
 
 /* A certificate as PEM text ("-----BEGIN CERTIFICATE-----", 64-column base64). */
 int smki_cert_to_pem(const uint8_t *der, size_t len, char *out, size_t cap, size_t *out_len);
+
+/* ---- DCCKI TLS certificates (docs/profiles.md "DCCKI") ---------------------------------
+ * Server and client certificates from the environment's DCCKI issuing CA (open it with
+ * smki_ca_issuer_open(db, env, SMKI_PROFILE_DCCKI_SERVER or _CLIENT, ...)). Subject:
+ * the Party Signifier in the environment's party_signifier_attr (organizationIdentifier,
+ * 2.5.4.97), then an optional CN, UTF8String; keyUsage critical digitalSignature; one
+ * EKU (serverAuth or clientAuth); SAN of dNSNames / iPAddresses (a server needs one);
+ * certificatePolicies (the DCCKI policy) non-critical; no basicConstraints. Validity:
+ * the environment's dccki_server_years / dccki_client_years, else
+ * SMKI_DCCKI_TLS_DEFAULT_YEARS, never past the issuing CA's notAfter. The CSR must
+ * request keyUsage digitalSignature and carry no SAN (names come from the request). */
+#define SMKI_DCCKI_TLS_DEFAULT_YEARS 1
+#define SMKI_PARTY_MAX 65 /* a Party Signifier: 1..64 characters + NUL */
+typedef struct {
+    const smki_csr *csr;       /* parsed and verified (smki_csr_parse) */
+    smki_profile_id profile;   /* SMKI_PROFILE_DCCKI_SERVER or SMKI_PROFILE_DCCKI_CLIENT */
+    const char *party;         /* the Party Signifier; NULL: the CSR subject's one (party_signifier_attr);
+                                  when both are there they must agree */
+    const char *cn;            /* optional CN, 1..64 characters */
+    const char *const *dns;    /* dNSNames (LDH labels, no wildcard), n_dns of them */
+    size_t n_dns;
+    const char *const *ips;    /* iPAddresses as text (IPv4 dotted or IPv6), n_ips of them */
+    size_t n_ips;
+    int64_t not_before;        /* 0: now */
+} smki_tls_req;
+/* Build, sign and lint (nothing stored); or build and record. The Party Signifier
+ * actually used is copied to party_out when it is not NULL. */
+int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);
+int smki_ca_issue_tls(smki_ca_issuer *is, smki_ca_db *db, const smki_tls_req *r, smki_cert *out,
+                      char party_out[SMKI_PARTY_MAX]);
+
+/* ---- Revocation, CRLs and ARLs (reference §4 "Revocation") --------------------------------
+ * Organisation certificates (and DCCKI TLS certificates) are revoked onto their issuing
+ * CA's CRL; CA certificates (OCA, DCA, DCCKI ICA) onto their root's ARL. Device
+ * certificates are replaced, not revoked, and are refused; so is a self-signed root
+ * (it is withdrawn from trust stores instead). A revocation is final: status R, its
+ * time and reason recorded in "revocations" (certificate key -> record), the status
+ * index moved in the same transaction. CRLs/ARLs follow RFC 5280 5: v2, ecdsa-with-
+ * SHA256, issuer = the CA's subject, thisUpdate/nextUpdate, an entry per revoked
+ * certificate of that CA (reasonCode unless unspecified), crlNumber and
+ * authorityKeyIdentifier; signed with the CA key in the token; the latest of each CA
+ * kept in "crls" and written atomically to <home>/ca/<env>/<ca kind>.crl (DER). */
+
+/* RFC 5280 5.3.1 CRLReason. */
+typedef enum {
+    SMKI_REASON_UNSPECIFIED = 0,
+    SMKI_REASON_KEY_COMPROMISE = 1,
+    SMKI_REASON_CA_COMPROMISE = 2,
+    SMKI_REASON_AFFILIATION_CHANGED = 3,
+    SMKI_REASON_SUPERSEDED = 4,
+    SMKI_REASON_CESSATION_OF_OPERATION = 5,
+    SMKI_REASON_CERTIFICATE_HOLD = 6,   /* refused: a revocation here is final */
+    SMKI_REASON_REMOVE_FROM_CRL = 8,    /* refused: delta CRLs only */
+    SMKI_REASON_PRIVILEGE_WITHDRAWN = 9,
+    SMKI_REASON_AA_COMPROMISE = 10,     /* refused: attribute certificates only */
+} smki_revoke_reason;
+/* "keyCompromise", ...; NULL for a value that is not a reason code. */
+const char *smki_revoke_reason_name(int reason);
+/* Accepts the RFC 5280 name in any case ("keyCompromise", "keycompromise"), with
+ * hyphens ("key-compromise") or the number ("1"). Refuses (SMKI_E_USAGE) anything else
+ * and the reasons smki does not use (certificateHold, removeFromCRL, aACompromise). */
+int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out);
+
+typedef struct {
+    uint8_t issuer_ski[SMKI_KEYID_LEN];
+    uint8_t serial[SMKI_SERIAL_LEN];
+    smki_revoke_reason reason;
+    int64_t revoked_at; /* seconds since 1970, UTC: the CRL entry's revocationDate */
+} smki_revocation;
+
+typedef struct {
+    const uint8_t *serial;     /* SMKI_SERIAL_LEN octets, required */
+    const uint8_t *issuer_ski; /* SMKI_KEYID_LEN octets; NULL: the only certificate of that serial */
+    const char *env;           /* NULL: any; else the certificate must be of this environment */
+    smki_revoke_reason reason;
+    int64_t when;              /* 0: now */
+} smki_revoke_req;
+
+/* Revoke one certificate. Refusals, each with nothing written: SMKI_E_NOTFOUND no
+ * such serial (in env); SMKI_E_USAGE several issuers used it (give issuer_ski), a
+ * reason smki does not use; SMKI_E_REFUSED a device certificate, a root, a certificate
+ * already revoked (the message says when and why). out and rev (either may be NULL)
+ * receive the revoked certificate and its record. */
+int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
+/* SMKI_E_NOTFOUND when that certificate is not revoked. */
+int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
+                           const uint8_t serial[SMKI_SERIAL_LEN], smki_revocation *out);
+/* Change a certificate's status (e.g. pending -> in-use) and its index entry. Not to
+ * or from revoked: that is smki_ca_revoke, and final (SMKI_E_REFUSED). */
+int smki_ca_set_status(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
+                       smki_cert_status status);
+
+/* Publication intervals: nextUpdate = thisUpdate + the interval, from [ca.<env>]
+ * crl_hours (issuing CAs' CRLs) and arl_hours (roots' ARLs), 1..8784 hours. */
+#define SMKI_CRL_DEFAULT_HOURS 168 /* 7 days */
+#define SMKI_ARL_DEFAULT_HOURS 720 /* 30 days */
+/* Is this CA kind a root (its list is an ARL)? */
+int smki_ca_kind_is_root(smki_ca_kind k);
+/* The interval of env's list of CA kind k, in seconds, from conf (may be NULL). */
+int smki_ca_crl_interval(const smki_conf *conf, const char *env, smki_ca_kind k, int64_t *seconds);
+
+typedef struct {
+    smki_ca_kind ca;
+    char env[SMKI_ENV_NAME_MAX];
+    uint64_t number;           /* cRLNumber: 1, 2, ... per CA */
+    int64_t this_update, next_update;
+    size_t entries;            /* revoked certificates listed */
+    uint8_t *der;              /* the CertificateList, DER (owned: smki_crl_clear) */
+    size_t der_len;
+    char path[4200];           /* where it was published; "" if not written */
+} smki_crl;
+void smki_crl_clear(smki_crl *c);
+
+typedef struct {
+    const smki_hsm_opts *hsm;  /* the token's module and user PIN */
+    const char *home;          /* publish to <home>/ca/<env>/<kind>.crl; NULL: store only */
+    int64_t now;               /* thisUpdate; 0: the clock */
+    int64_t interval;          /* seconds to nextUpdate; 0: the default of the kind */
+} smki_crl_opts;
+
+/* Make, sign (with the CA's key), check (the signature verifies with the CA
+ * certificate's key), record as the CA's latest and publish the CRL of env's CA k
+ * (an ARL for a root). SMKI_E_NOTFOUND when env has no such CA. */
+int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
+/* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
+ * has been published. */
+int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
 
 /* The DCCKI policy a test environment uses when none is configured: the DCC's is not
  * public, so this one is in the example arc (2.999, X.660) and is never live. */

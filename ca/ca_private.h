@@ -33,7 +33,23 @@ typedef struct {
     const uint8_t *hw_type;              /* device: OID contents octets of hwType */
     size_t hw_type_len;
     const uint8_t *hw_serial;            /* device: 8 octets, the Device ID */
+    const uint8_t *more_exts;            /* DCCKI: Extension SEQUENCEs appended after the others */
+    size_t more_exts_len;
 } ca_tbs;
+
+/* What dccki.c needs of an issuer (issue.c keeps the struct to itself). */
+typedef struct {
+    const smki_env *env;
+    smki_key *key;
+    smki_profile_id profile;  /* the CA's own */
+    const uint8_t *name;      /* its subject, DER */
+    size_t name_len;
+    const uint8_t *ski;       /* SMKI_KEYID_LEN */
+    int64_t not_after;        /* its certificate's; < 0 unknown */
+    const uint8_t *policy;    /* the leaves' policy OID, contents octets */
+    size_t policy_len;
+} ca_issuer_view;
+void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
 
 /* tbsCertificate, then the signature with key, into out (cap octets). */
 int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
@@ -54,6 +70,13 @@ int ca_check_cn(const char *cn, const char *what);
 void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN]);
 int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len);
 int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out);
+/* The longest record ca_cert_encode writes. */
+#define CA_CERT_RECORD_MAX (38 + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX)
+/* A "revocations" record (revoke.c), read back strictly. */
+int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);
+/* A "crls" record (crl.c) into out, its DER malloc'd (smki_crl_clear); key names it in
+ * messages. */
+int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out);
 /* The "cas" record of a CA; put in the ceremony's transaction. */
 int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
 

@@ -15,7 +15,8 @@
 #define FLAG_HAS_ROLE 0x02
 
 static const char *const DB_NAMES[] = {"certs", "by_serial", "by_eui", "by_ski", "by_role",
-                                       "by_usage", "by_env", "by_status", "cas"};
+                                       "by_usage", "by_env", "by_status", "cas",
+                                       "revocations", "crls"};
 
 int smki_ca_db_open(smki_store *s, smki_ca_db *out)
 {
@@ -23,7 +24,8 @@ int smki_ca_db_open(smki_store *s, smki_ca_db *out)
     memset(out, 0, sizeof *out);
     out->store = s;
     smki_db *dbs[] = {&out->certs,  &out->by_serial, &out->by_eui,    &out->by_ski, &out->by_role,
-                      &out->by_usage, &out->by_env,  &out->by_status, &out->cas};
+                      &out->by_usage, &out->by_env,  &out->by_status, &out->cas,
+                      &out->revocations, &out->crls};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         int is_index = strncmp(DB_NAMES[i], "by_", 3) == 0;
         GUARD(smki_store_db(s, DB_NAMES[i], is_index ? SMKI_DB_DUPSORT : 0, dbs[i]));

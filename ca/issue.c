@@ -248,6 +248,7 @@ static void write_extensions(derw *w, const ca_tbs *t)
         derw_end(w, m);
         ext_end(w, v, outer);
     }
+    if (t->more_exts) derw_raw(w, t->more_exts, t->more_exts_len); /* DCCKI: SAN, EKU (dccki.c) */
     derw_end(w, exts);
     derw_end(w, x3);
 }
@@ -375,6 +376,11 @@ static int issuer_prepare(smki_ca_issuer *is, const uint8_t *cert, size_t len)
         is->leaf = SMKI_PROFILE_DEVICE;
         policy = is->env.device_policy;
         GUARD_GOTO(der_oid_from_text(is->env.hw_type, is->hw_type, sizeof is->hw_type, &is->hw_type_len), out);
+    } else if (is->profile == SMKI_PROFILE_DCCKI_ICA) {
+        is->leaf = SMKI_PROFILE_DCCKI_SERVER; /* and DCCKI_CLIENT: dccki.c */
+        policy = is->env.dccki_policy;
+        ENSURE_GOTO(policy[0], SMKI_E_USAGE, out, "environment %s has no DCCKI policy OID (dccki_policy)",
+                    is->env.name);
     }
     if (policy) GUARD_GOTO(der_oid_from_text(policy, is->policy, sizeof is->policy, &is->policy_len), out);
 out:
@@ -417,6 +423,12 @@ void smki_ca_issuer_free(smki_ca_issuer *is)
     free(is);
 }
 
+void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v)
+{
+    *v = (ca_issuer_view){&is->env, is->key, is->profile, is->name, is->name_len, is->ski, is->not_after,
+                          is->policy, is->policy_len};
+}
+
 const smki_env *smki_ca_issuer_env(const smki_ca_issuer *is)
 {
     return &is->env;
@@ -442,6 +454,8 @@ int smki_ca_issuer_open(smki_ca_db *db, const char *env, smki_profile_id leaf, c
         kind = SMKI_CA_OCA;
     else if (leaf == SMKI_PROFILE_DEVICE)
         kind = SMKI_CA_DCA;
+    else if (leaf == SMKI_PROFILE_DCCKI_SERVER || leaf == SMKI_PROFILE_DCCKI_CLIENT)
+        kind = SMKI_CA_DCCKI_ICA;
     else
         return SMKI_FAIL(SMKI_E_USAGE, "smki issues %s certificates only through a ceremony or not yet",
                          smki_profile_get(leaf)->name);
@@ -452,7 +466,11 @@ int smki_ca_issuer_open(smki_ca_db *db, const char *env, smki_profile_id leaf, c
     int rc = smki_ca_get(db, env, kind, rec);
     if (rc == SMKI_E_NOTFOUND)
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA yet: run 'smki ca init --env %s' first", env,
-                       kind == SMKI_CA_OCA ? "organisation" : "device", env);
+                       kind == SMKI_CA_OCA ? "organisation" : kind == SMKI_CA_DCA ? "device" : "DCCKI issuing",
+                       env);
+    if (rc == 0 && rec->cert.status == SMKI_STATUS_REVOKED)
+        rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s CA of environment %s is revoked: it issues nothing more",
+                       smki_ca_kind_name(kind), env);
     if (rc == 0) rc = smki_ca_env_get(db, env, &e);
     if (rc == 0) {
         rc = smki_key_open(rec->key_ref, o, &key);

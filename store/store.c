@@ -482,6 +482,28 @@ int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen)
     return FAIL_OP(t, db, mrc, "delete from");
 }
 
+int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    ENSURE(t && t->txn && key && val, SMKI_E_USAGE, "smki_txn_del_dup: no transaction, key or value");
+    ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a delete in a read transaction", t->s->path);
+    GUARD(check_key(t, klen));
+    unsigned int flags = 0;
+    int mrc = mdb_dbi_flags(t->txn, db, &flags);
+    if (mrc != 0) return FAIL_OP(t, db, mrc, "read the flags of");
+    /* mdb_del with a value on a plain database ignores the value and deletes the key:
+     * not what a caller removing one index entry means. */
+    ENSURE(flags & MDB_DUPSORT, SMKI_E_USAGE, "store %s: removing one value needs a DUPSORT database", t->s->path);
+    MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
+    mrc = mdb_del(t->txn, db, &k, &v);
+    if (mrc == 0) return 0;
+    if (mrc == MDB_NOTFOUND) return SMKI_FAIL(SMKI_E_NOTFOUND, "no such value under that key");
+    if (mrc == MDB_MAP_FULL) {
+        t->map_full = 1;
+        return SMKI_FAIL(SMKI_E_STORE, "store %s is full; the write will be re-run in a larger map", t->s->path);
+    }
+    return FAIL_OP(t, db, mrc, "delete a value from");
+}
+
 int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
 {
     ENSURE(t && t->txn && fn && (prefix || plen == 0), SMKI_E_USAGE,

@@ -61,6 +61,10 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
  * if absent (without noise: callers test for it). */
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
 int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
+/* In a SMKI_DB_DUPSORT database: remove the one value val under key, leaving the
+ * key's other values. SMKI_E_NOTFOUND (without noise) if that pair is absent; refused
+ * (SMKI_E_USAGE) on a database that is not DUPSORT, where it would remove the key. */
+int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 /* Visit every record whose key starts with prefix (plen may be 0: all), in key
  * order. fn returns 0 to go on, 1 to stop early, negative on error. */
 typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);

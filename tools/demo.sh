@@ -118,7 +118,35 @@ run "$SMKI" lint "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
 run openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-oca.pem" "$RUN/supplier-ds.pem" "$RUN/supplier-ka.pem"
 run "$SMKI" ca list --env test
 
-say "11. The store"
+say "11. DCCKI TLS certificates: a gateway server and a client of Party PARTY0001 (endpoint keys are files)"
+for role in server client; do
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$RUN/tls-$role.key" 2>/dev/null
+  openssl req -new -key "$RUN/tls-$role.key" -subj "/CN=gw1" -addext "keyUsage=critical,digitalSignature" \
+    -out "$RUN/tls-$role.csr" 2>/dev/null
+done
+run "$SMKI" ca issue --env test --profile dccki-server --csr "$RUN/tls-server.csr" --party PARTY0001 --cn gw1 \
+  --dns localhost --ip 127.0.0.1 --out "$RUN/tls-server.pem"
+run "$SMKI" ca issue --env test --profile dccki-client --csr "$RUN/tls-client.csr" --party PARTY0001 \
+  --out "$RUN/tls-client.pem"
+run "$SMKI" lint "$RUN/tls-server.pem" "$RUN/tls-client.pem"
+run openssl verify -purpose sslserver -CAfile "$CA_DIR/dccki-root.pem" -untrusted "$CA_DIR/dccki-ica.pem" "$RUN/tls-server.pem"
+run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untrusted "$CA_DIR/dccki-ica.pem" "$RUN/tls-client.pem"
+
+say "12. Revocation: the supplier's KA certificate is superseded; the organisation CA's CRL lists it"
+KA_SERIAL=$(openssl x509 -in "$RUN/supplier-ka.pem" -noout -serial | cut -d= -f2)
+run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded
+run "$SMKI" ca crl --env test
+run "$SMKI" ca arl --env test
+run openssl crl -inform DER -in "$CA_DIR/smki-oca.crl" -noout -text
+cat "$CA_DIR/smki-root.pem" "$CA_DIR/smki-oca.pem" > "$RUN/smki-chain.pem"
+run openssl verify -crl_check -CAfile "$RUN/smki-chain.pem" -CRLfile "$CA_DIR/smki-oca.crl" "$RUN/supplier-ds.pem"
+set +e
+openssl verify -crl_check -CAfile "$RUN/smki-chain.pem" -CRLfile "$CA_DIR/smki-oca.crl" "$RUN/supplier-ka.pem"; rc=$?
+set -e
+[ "$rc" -ne 0 ] || { echo "UNEXPECTED: the revoked certificate verified"; exit 1; }
+echo "(as expected: openssl refuses the revoked KA certificate)"
+
+say "13. The store"
 run "$SMKI" store info
 
 say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."

@@ -656,6 +656,85 @@ static void test_dupsort_scan_returns_values_sorted(void **state)
     free(dir);
 }
 
+typedef struct {
+    smki_db db;
+    const char *key, *val;
+} deldup_arg;
+
+static int del_dup_fn(smki_txn *t, void *arg)
+{
+    deldup_arg *a = arg;
+    return smki_txn_del_dup(t, a->db, a->key, strlen(a->key), a->val, strlen(a->val));
+}
+
+static int del_dup(smki_store *s, smki_db db, const char *key, const char *val)
+{
+    deldup_arg a = {db, key, val};
+    return smki_store_write(s, del_dup_fn, &a);
+}
+
+static void test_del_dup_removes_one_value_and_keeps_the_others(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_deldup");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_status", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-b", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-b", 0));
+    assert_ok(del_dup(s, idx, "dev1", "cert-b"));
+    dup_arg a = {.db = idx};
+    assert_ok(smki_store_read(s, scan_dev1, &a));
+    assert_int_equal(a.n, 2);
+    assert_string_equal(a.vals[0], "cert-a");
+    assert_string_equal(a.vals[1], "cert-c");
+    /* The same value under another key is untouched. */
+    assert_string_equal(get_kv(s, idx, "dev2"), "cert-b");
+    assert_int_equal(count_of(s, idx), 3);
+    /* Removing the last values removes the key. */
+    assert_ok(del_dup(s, idx, "dev1", "cert-a"));
+    assert_ok(del_dup(s, idx, "dev1", "cert-c"));
+    assert_int_equal(get_status(s, idx, "dev1"), SMKI_E_NOTFOUND);
+    assert_int_equal(count_of(s, idx), 1);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_del_dup_of_absent_pair_is_notfound_and_changes_nothing(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_deldup_absent");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_status", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_fails(del_dup(s, idx, "dev1", "cert-z"), SMKI_E_NOTFOUND, "no such value");
+    assert_fails(del_dup(s, idx, "dev9", "cert-a"), SMKI_E_NOTFOUND, "no such value");
+    assert_int_equal(count_of(s, idx), 1);
+    assert_string_equal(get_kv(s, idx, "dev1"), "cert-a");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_del_dup_refused_on_plain_db_and_in_read_transaction(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_deldup_plain");
+    smki_store *s = open_store(dir, 0);
+    smki_db plain = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, plain, "k", "v", 0));
+    /* LMDB would delete the whole key here, whatever the value: refused instead. */
+    assert_fails(del_dup(s, plain, "k", "other"), SMKI_E_USAGE, "DUPSORT");
+    assert_string_equal(get_kv(s, plain, "k"), "v");
+    smki_db idx = db_of(s, "by_status", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    deldup_arg a = {idx, "dev1", "cert-a"};
+    assert_fails(smki_store_read(s, del_dup_fn, &a), SMKI_E_USAGE, "read transaction");
+    assert_string_equal(get_kv(s, idx, "dev1"), "cert-a");
+    smki_store_close(s);
+    free(dir);
+}
+
 static int ask_db_inside(smki_txn *t, void *arg)
 {
     (void)t;
@@ -1378,6 +1457,9 @@ int main(void)
         cmocka_unit_test(test_count_follows_puts_and_deletes),
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
+        cmocka_unit_test(test_del_dup_removes_one_value_and_keeps_the_others),
+        cmocka_unit_test(test_del_dup_of_absent_pair_is_notfound_and_changes_nothing),
+        cmocka_unit_test(test_del_dup_refused_on_plain_db_and_in_read_transaction),
         cmocka_unit_test(test_db_first_asked_for_inside_transaction_refused),
         cmocka_unit_test(test_handle_never_opened_in_this_store_refused),
         cmocka_unit_test(test_nested_write_on_one_thread_refused),

@@ -52,6 +52,8 @@ static const char INIT_HELP[] =
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
+    "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
     "\n"
     "Issue a certificate from a PKCS#10 CSR (PEM or DER) with ENV's hierarchy.\n"
     "The CSR must prove possession of its key (its signature verifies), hold a P-256\n"
@@ -67,6 +69,17 @@ static const char ISSUE_HELP[] =
     "  organisation's EUI-64, e.g. 90-B3-D5-1F-30-01-00-00); --cn adds a CN. Validity\n"
     "  from the environment (10 years; 100 for loadController and xmlSign in test).\n"
     "\n"
+    "  DCCKI TLS certificate (--profile dccki-server or dccki-client): issued by the\n"
+    "  DCCKI issuing CA for a Party's TLS endpoint. Subject: the Party Signifier as\n"
+    "  organizationIdentifier (2.5.4.97; --party, or the CSR subject's own, which must\n"
+    "  agree), then --cn if given. keyUsage digitalSignature, extendedKeyUsage serverAuth\n"
+    "  or clientAuth (never both), subjectAltName of --dns host names and --ip addresses\n"
+    "  (a server needs at least one; each may repeat). The CSR must request keyUsage\n"
+    "  digitalSignature and carry no SAN, e.g.\n"
+    "    openssl req -new -key tls.key -subj /CN=gw1 -addext keyUsage=critical,digitalSignature\n"
+    "  Validity: the environment's dccki_server_years / dccki_client_years, else 1 year,\n"
+    "  never past the DCCKI issuing CA's own. P-256 only.\n"
+    "\n"
     "The certificate is checked against its profile, recorded in the store with a fresh\n"
     "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist.\n"
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
@@ -76,7 +89,9 @@ static const char ISSUE_HELP[] =
     "Examples:\n"
     "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
     "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
-    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n";
+    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
+    "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
+    "      --dns gw1.example.net --out gw-server.pem\n";
 
 static const char LIST_HELP[] =
     "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -197,6 +212,29 @@ static void json_cert(json_w *w, const smki_cert *x)
     json_str(w, "not_after", t);
 }
 
+/* A revoked certificate's time and reason, if the store has them (read inside the
+ * caller's read transaction: the store allows nested reads). */
+static int revocation_of(smki_ca_db *db, const smki_cert *x, char when_out[32], const char **reason)
+{
+    smki_revocation rev;
+    if (!db || x->status != SMKI_STATUS_REVOKED || smki_ca_revocation_get(db, x->issuer_ski, x->serial, &rev) != 0) {
+        smki_error_clear();
+        return 0;
+    }
+    when(rev.revoked_at, when_out);
+    *reason = smki_revoke_reason_name(rev.reason);
+    return 1;
+}
+
+static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
+{
+    char t[32];
+    const char *reason = NULL;
+    if (!revocation_of(db, x, t, &reason)) return;
+    json_str(w, "revoked_at", t);
+    json_str(w, "reason", reason);
+}
+
 /* ---- init --------------------------------------------------------------------------------- */
 
 static int ca_init(smki_cli *c, int argc, char **argv)
@@ -309,8 +347,13 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     static const struct option opts[] = {{"env", required_argument, NULL, 'e'}, {"csr", required_argument, NULL, 'c'},
                                          {"out", required_argument, NULL, 'o'}, {"role", required_argument, NULL, 'r'},
                                          {"eui", required_argument, NULL, 'u'}, {"cn", required_argument, NULL, 'n'},
-                                         {"der", no_argument, NULL, 'd'},       {NULL, 0, NULL, 0}};
+                                         {"der", no_argument, NULL, 'd'},       {"profile", required_argument, NULL, 'p'},
+                                         {"party", required_argument, NULL, 'P'},
+                                         {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
+                                         {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
+    const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17];
+    size_t n_dns = 0, n_ips = 0;
     int der = 0, ch;
     optind = 1;
     opterr = 0;
@@ -322,10 +365,29 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'u') eui_s = optarg;
         else if (ch == 'n') cn = optarg;
         else if (ch == 'd') der = 1;
+        else if (ch == 'p') profile_s = optarg;
+        else if (ch == 'P') party = optarg;
+        else if (ch == 'D' && n_dns < 17) dns[n_dns++] = optarg;
+        else if (ch == 'I' && n_ips < 17) ips[n_ips++] = optarg;
+        else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
     if (!env || !csr_path || !out) return cli_usage(c, "smki ca issue", "--env, --csr and --out are required");
+    smki_profile_id want = SMKI_PROFILE_UNKNOWN;
+    if (profile_s) {
+        const smki_profile *p = smki_profile_by_name(profile_s);
+        if (!p || (p->id != SMKI_PROFILE_DCCKI_SERVER && p->id != SMKI_PROFILE_DCCKI_CLIENT &&
+                   p->id != SMKI_PROFILE_ORGANISATION && p->id != SMKI_PROFILE_DEVICE))
+            return cli_usage(c, "smki ca issue",
+                             "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
+        want = p->id;
+    }
+    int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
+    if (tls && (role_s || eui_s))
+        return cli_usage(c, "smki ca issue", "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
+    if (!tls && (party || n_dns || n_ips))
+        return cli_usage(c, "smki ca issue", "--party, --dns and --ip are for --profile dccki-server or dccki-client");
 
     uint8_t role = 0;
     smki_eui64_t eui;
@@ -355,11 +417,17 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = open_store(c, 0, &s, &db);
     if (rc == 0) rc = cli_pin(c, 0);
     smki_profile_id profile = SMKI_PROFILE_UNKNOWN;
+    char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
-        profile = csr->has_hw_module_name ? SMKI_PROFILE_DEVICE : SMKI_PROFILE_ORGANISATION;
+        profile = want != SMKI_PROFILE_UNKNOWN ? want
+                  : csr->has_hw_module_name    ? SMKI_PROFILE_DEVICE
+                                               : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
-    if (rc >= 0) {
+    if (rc >= 0 && tls) {
+        smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
+        rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);
+    } else if (rc >= 0) {
         smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
         rc = smki_ca_issue(is, &db, &r, cert);
     }
@@ -392,8 +460,16 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
         json_cert(&w, cert);
+        if (tls) json_str(&w, "party", party_used);
         json_str(&w, "file", out);
         json_end(&w);
+    } else if (tls) {
+        printf("Issued %s certificate for Party %s in environment %s.\n", smki_profile_get(cert->profile)->name,
+               party_used, cert->env);
+        char t[32];
+        when(cert->not_after, t);
+        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party_used,
+               smki_profile_get(cert->profile)->name, t, out);
     } else {
         char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
         if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
@@ -414,6 +490,7 @@ typedef struct {
     smki_cli *c;
     json_w *w;
     size_t n;
+    smki_ca_db *db;
 } list_run;
 
 static int list_one(const smki_cert *x, void *arg)
@@ -423,6 +500,7 @@ static int list_one(const smki_cert *x, void *arg)
     if (run->w) {
         json_arr_obj(run->w);
         json_cert(run->w, x);
+        json_revocation(run->w, run->db, x);
         json_close_obj(run->w);
         return 0;
     }
@@ -495,7 +573,7 @@ static int ca_list(smki_cli *c, int argc, char **argv)
     }
     if (rc < 0) return cli_fail(c, rc);
     json_w w;
-    list_run run = {c, c->json ? &w : NULL, 0};
+    list_run run = {c, c->json ? &w : NULL, 0, empty ? NULL : &db};
     if (c->json) {
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
@@ -520,6 +598,7 @@ typedef struct {
     size_t n;
     json_w *w;
     int rc;
+    smki_ca_db *db;
 } show_run;
 
 static int show_one(const smki_cert *x, void *arg)
@@ -533,6 +612,7 @@ static int show_one(const smki_cert *x, void *arg)
     if (run->w) {
         json_arr_obj(run->w);
         json_cert(run->w, x);
+        json_revocation(run->w, run->db, x);
         json_str(run->w, "pem", pem);
         json_close_obj(run->w);
         return 0;
@@ -549,6 +629,9 @@ static int show_one(const smki_cert *x, void *arg)
     printf("  role        %s%s%s\n", role, x->role >= 0 ? " " : "", x->role >= 0 ? smki_role_name((unsigned)x->role) : "");
     printf("  EUI-64      %s\n", eui);
     printf("  status      %s\n", smki_cert_status_name(x->status));
+    char rt[32];
+    const char *reason = NULL;
+    if (revocation_of(run->db, x, rt, &reason)) printf("  revoked     %s (%s)\n", rt, reason);
     printf("  environment %s\n", x->env);
     printf("  valid       %s to %s\n", t1, t2);
     hex(x->ski, SMKI_KEYID_LEN, s);
@@ -589,7 +672,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
     if (cli_wants_help(argc, argv, SHOW_HELP)) return EXIT_OK;
     static const struct option opts[] = {
         {"pem", no_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
-    show_run run = {c, 0, NULL, 0, NULL, 0};
+    show_run run = {c, 0, NULL, 0, NULL, 0, NULL};
     int ch;
     optind = 1;
     opterr = 0;
@@ -624,6 +707,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
         json_bool(&w, "ok", 1);
         json_key_arr(&w, "certificates");
     }
+    run.db = &db;
     rc = smki_ca_find(&db, &q, show_one, &run);
     smki_store_close(s);
     if (c->json) {
@@ -633,11 +717,311 @@ static int ca_show(smki_cli *c, int argc, char **argv)
     return cli_finish(c, rc);
 }
 
+/* ---- revoke, crl, arl ------------------------------------------------------------------------- */
+
+static const char REVOKE_HELP[] =
+    "Usage: smki ca revoke --env ENV --serial SERIAL --reason REASON [--issuer CA|SKI]\n"
+    "\n"
+    "Revoke a certificate of ENV: its status becomes R (revoked) in the store, with the\n"
+    "time and the reason, and it is listed on the next list its CA publishes:\n"
+    "  organisation and DCCKI TLS certificates  on their issuing CA's CRL ('smki ca crl')\n"
+    "  CA certificates (smki-oca, smki-dca,      on their root's ARL ('smki ca arl')\n"
+    "  dccki-ica)\n"
+    "A revocation is final. Device certificates are replaced, not revoked (issue the\n"
+    "successor); roots are withdrawn from trust stores, not revoked: both are refused.\n"
+    "A revoked CA issues nothing more.\n"
+    "\n"
+    "REASON (RFC 5280 5.3.1): unspecified (0), keyCompromise (1), cACompromise (2),\n"
+    "affiliationChanged (3), superseded (4), cessationOfOperation (5),\n"
+    "privilegeWithdrawn (9); names in any case, '-' allowed (key-compromise).\n"
+    "SERIAL: 32 hex digits as 'ca issue' and 'ca list' print it. --issuer, needed only\n"
+    "when two issuers used the serial: a CA (smki-oca, oca, smki-dca, dca, dccki-ica,\n"
+    "smki-root, dccki-root) or its SKI (16 hex digits).\n"
+    "\n"
+    "Refused, with nothing written (exit 2, or 1 for a usage error): an unknown serial,\n"
+    "a certificate already revoked, a device certificate, a root, an unknown reason.\n"
+    "\n"
+    "Examples:\n"
+    "  smki ca revoke --env test --serial 4a1f...c3 --reason keyCompromise\n"
+    "  smki ca crl --env test --ca oca\n";
+
+static const char CRL_HELP[] =
+    "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica] [--config FILE]\n"
+    "\n"
+    "Publish now the CRL of ENV's issuing CA (without --ca: of each one ENV has): every\n"
+    "certificate that CA issued and that is revoked, with its revocation time and reason.\n"
+    "RFC 5280 v2 list: issuer = the CA, thisUpdate = now, nextUpdate = now + crl_hours\n"
+    "(setting under [ca.ENV], default 168 = 7 days), cRLNumber one above the last, the\n"
+    "CA's authorityKeyIdentifier; signed with the CA's key in the token (needs the user\n"
+    "PIN: SMKI_PIN or --pin-file), checked against the CA certificate, recorded in the\n"
+    "store as the CA's latest and written atomically to <home>/ca/ENV/<ca>.crl (DER).\n"
+    "\n"
+    "Examples:\n"
+    "  smki ca crl --env test\n"
+    "  openssl crl -inform DER -in var/smki/ca/test/smki-oca.crl -noout -text\n";
+
+static const char ARL_HELP[] =
+    "Usage: smki ca arl --env ENV [--ca smki-root|dccki-root] [--config FILE]\n"
+    "\n"
+    "Publish now the Authority Revocation List of ENV's root (without --ca: of both the\n"
+    "SMKI and the DCCKI root): the CA certificates it issued that are revoked. As 'smki\n"
+    "ca crl' otherwise, with nextUpdate = now + arl_hours (setting under [ca.ENV],\n"
+    "default 720 = 30 days); written to <home>/ca/ENV/<root>.crl (DER).\n";
+
+/* "oca" / "smki-oca", ... */
+static int parse_ca_kind(const char *text, smki_ca_kind *out)
+{
+    static const struct {
+        const char *name;
+        smki_ca_kind kind;
+    } N[] = {{"root", SMKI_CA_ROOT}, {"oca", SMKI_CA_OCA}, {"dca", SMKI_CA_DCA}, {"ica", SMKI_CA_DCCKI_ICA}};
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(text, smki_ca_kind_name((smki_ca_kind)k)) == 0) {
+            *out = (smki_ca_kind)k;
+            return 0;
+        }
+    for (size_t i = 0; i < sizeof N / sizeof N[0]; i++)
+        if (strcmp(text, N[i].name) == 0) {
+            *out = N[i].kind;
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE,
+                     "'%.32s' is not a CA: smki-root, smki-oca (oca), smki-dca (dca), dccki-root, dccki-ica", text);
+}
+
+static int ca_revoke(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, REVOKE_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+                                         {"serial", required_argument, NULL, 's'},
+                                         {"issuer", required_argument, NULL, 'i'},
+                                         {"reason", required_argument, NULL, 'r'},
+                                         {NULL, 0, NULL, 0}};
+    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 's') serial_s = optarg;
+        else if (ch == 'i') issuer_s = optarg;
+        else if (ch == 'r') reason_s = optarg;
+        else return cli_usage(c, "smki ca revoke", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (optind != argc) return cli_usage(c, "smki ca revoke", "unexpected argument '%s'", argv[optind]);
+    if (!env || !serial_s || !reason_s)
+        return cli_usage(c, "smki ca revoke", "--env, --serial and --reason are required");
+    uint8_t serial[SMKI_SERIAL_LEN], issuer[SMKI_KEYID_LEN];
+    smki_revoke_reason reason;
+    smki_ca_kind issuer_kind = SMKI_CA_KIND_COUNT;
+    int rc = parse_serial(serial_s, serial);
+    if (rc == 0) rc = smki_revoke_reason_parse(reason_s, &reason);
+    if (rc == 0 && issuer_s) {
+        size_t got = 0;
+        int is_ski = strlen(issuer_s) == 2 * SMKI_KEYID_LEN &&
+                     smki_hex_decode(issuer_s, strlen(issuer_s), issuer, sizeof issuer, &got) == 0 &&
+                     got == SMKI_KEYID_LEN;
+        if (!is_ski) {
+            smki_error_clear();
+            rc = parse_ca_kind(issuer_s, &issuer_kind);
+        }
+    }
+    if (rc == 0) rc = cli_home(c);
+    if (rc == 0 && !store_exists(c))
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s: the store is empty", serial_s);
+    if (rc < 0) return cli_fail(c, rc);
+    smki_store *s = NULL;
+    smki_ca_db db;
+    rc = open_store(c, 0, &s, &db);
+    smki_cert *cert = calloc(1, sizeof *cert);
+    if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0 && issuer_kind != SMKI_CA_KIND_COUNT) {
+        smki_ca_record *rec = calloc(1, sizeof *rec);
+        rc = rec ? smki_ca_get(&db, env, issuer_kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        if (rc == 0) memcpy(issuer, rec->cert.ski, SMKI_KEYID_LEN);
+        free(rec);
+    }
+    smki_revocation rev;
+    if (rc == 0) {
+        smki_revoke_req r = {serial, issuer_s ? issuer : NULL, env, reason, 0};
+        rc = smki_ca_revoke(&db, &r, cert, &rev);
+    }
+    smki_store_close(s);
+    if (rc < 0) {
+        free(cert);
+        return cli_fail(c, rc);
+    }
+    const smki_profile *p = smki_profile_get(cert->profile);
+    const char *cmd = p->is_ca ? "arl" : "crl";
+    char t[32], hx[64];
+    when(rev.revoked_at, t);
+    hex(cert->serial, SMKI_SERIAL_LEN, hx);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_cert(&w, cert);
+        json_str(&w, "reason", smki_revoke_reason_name(rev.reason));
+        json_int(&w, "reason_code", (long long)rev.reason);
+        json_str(&w, "revoked_at", t);
+        json_str(&w, "list", p->is_ca ? "ARL" : "CRL");
+        json_end(&w);
+    } else {
+        printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
+               smki_revoke_reason_name(rev.reason), t);
+        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s'.\n", p->is_ca ? "ARL" : "CRL",
+               cmd, cert->env);
+    }
+    free(cert);
+    return EXIT_OK;
+}
+
+/* crl and arl: publish the lists of the given CA kinds (those the environment has,
+ * when none was named). */
+static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
+{
+    const char *prog = arl ? "smki ca arl" : "smki ca crl";
+    if (cli_wants_help(argc, argv, arl ? ARL_HELP : CRL_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+                                         {"ca", required_argument, NULL, 'a'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {NULL, 0, NULL, 0}};
+    const char *env = NULL, *ca_s = NULL, *config = NULL;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 'a') ca_s = optarg;
+        else if (ch == 'c') config = optarg;
+        else return cli_usage(c, prog, "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (optind != argc) return cli_usage(c, prog, "unexpected argument '%s'", argv[optind]);
+    if (!env) return cli_usage(c, prog, "--env is required");
+    smki_ca_kind kinds[SMKI_CA_KIND_COUNT];
+    size_t n = 0;
+    int explicit = ca_s != NULL;
+    if (ca_s) {
+        smki_ca_kind k;
+        int rc = parse_ca_kind(ca_s, &k);
+        if (rc < 0) return cli_fail(c, rc);
+        if (smki_ca_kind_is_root(k) != arl)
+            return cli_usage(c, prog, "%s is %s: its list is published by 'smki ca %s'", smki_ca_kind_name(k),
+                             arl ? "an issuing CA" : "a root", arl ? "crl" : "arl");
+        kinds[n++] = k;
+    } else {
+        for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+            if (smki_ca_kind_is_root((smki_ca_kind)k) == arl) kinds[n++] = (smki_ca_kind)k;
+    }
+    smki_conf *own = NULL;
+    const smki_conf *conf = c->conf;
+    int rc = cli_home(c);
+    if (rc == 0 && config) {
+        uint8_t *bytes = NULL;
+        size_t len = 0;
+        rc = smki_file_read(config, 1 << 20, &bytes, &len);
+        if (rc == 0) rc = smki_conf_parse(bytes, len, config, &own);
+        free(bytes);
+        conf = own;
+    } else if (rc == 0) {
+        conf = c->conf;
+    }
+    int64_t interval[SMKI_CA_KIND_COUNT] = {0};
+    for (size_t i = 0; rc == 0 && i < n; i++) rc = smki_ca_crl_interval(conf, env, kinds[i], &interval[i]);
+    smki_conf_free(own);
+    if (rc == 0 && !store_exists(c))
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
+    if (rc == 0) rc = cli_pin(c, 0);
+    smki_store *s = NULL;
+    smki_ca_db db;
+    if (rc >= 0) rc = open_store(c, 0, &s, &db);
+    if (rc < 0) return cli_fail(c, rc);
+
+    smki_crl crls[SMKI_CA_KIND_COUNT];
+    memset(crls, 0, sizeof crls);
+    size_t made = 0;
+    int64_t now = (int64_t)time(NULL);
+    for (size_t i = 0; rc >= 0 && i < n; i++) {
+        if (!explicit) { /* only the CAs the environment has */
+            smki_ca_record *rec = calloc(1, sizeof *rec);
+            if (!rec) {
+                rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+                break;
+            }
+            int has = smki_ca_get(&db, env, kinds[i], rec);
+            free(rec);
+            if (has == SMKI_E_NOTFOUND) {
+                smki_error_clear();
+                continue;
+            }
+            if (has < 0) {
+                rc = has;
+                break;
+            }
+        }
+        smki_crl_opts o = {&c->hsm, c->home, now, interval[i]};
+        rc = smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
+        if (rc == 0) made++;
+    }
+    if (rc == 0 && made == 0)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
+    smki_store_close(s);
+    if (rc < 0) {
+        for (size_t i = 0; i < made; i++) smki_crl_clear(&crls[i]);
+        return cli_fail(c, rc);
+    }
+    json_w w;
+    if (c->json) {
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "env", env);
+        json_key_arr(&w, arl ? "arls" : "crls");
+    }
+    for (size_t i = 0; i < made; i++) {
+        const smki_crl *l = &crls[i];
+        char t1[32], t2[32];
+        when(l->this_update, t1);
+        when(l->next_update, t2);
+        if (c->json) {
+            json_arr_obj(&w);
+            json_str(&w, "ca", smki_ca_kind_name(l->ca));
+            json_int(&w, "number", (long long)l->number);
+            json_int(&w, "entries", (long long)l->entries);
+            json_str(&w, "this_update", t1);
+            json_str(&w, "next_update", t2);
+            json_str(&w, "file", l->path);
+            json_close_obj(&w);
+        } else {
+            printf("Published %s %llu of %s (%s): %zu revoked, next update %s\n    %s\n", arl ? "ARL" : "CRL",
+                   (unsigned long long)l->number, smki_ca_kind_name(l->ca), env, l->entries, t2, l->path);
+        }
+        smki_crl_clear(&crls[i]);
+    }
+    if (c->json) {
+        json_close_arr(&w);
+        json_end(&w);
+    }
+    return EXIT_OK;
+}
+
+static int ca_crl(smki_cli *c, int argc, char **argv)
+{
+    return publish_lists(c, argc, argv, 0);
+}
+
+static int ca_arl(smki_cli *c, int argc, char **argv)
+{
+    return publish_lists(c, argc, argv, 1);
+}
+
 static const cli_cmd CA_COMMANDS[] = {
     {"init", ca_init, "the ceremony: build an environment's CA hierarchy (safe to re-run)"},
     {"issue", ca_issue, "issue a device or organisation certificate from a CSR"},
     {"list", ca_list, "list the certificates in the store, with filters"},
     {"show", ca_show, "show one certificate by serial"},
+    {"revoke", ca_revoke, "revoke an organisation, DCCKI TLS or CA certificate (final; devices are replaced)"},
+    {"crl", ca_crl, "publish now the CRL of an issuing CA (all of the environment's by default)"},
+    {"arl", ca_arl, "publish now the ARL of a root (both roots by default)"},
     {NULL, NULL, NULL},
 };
 

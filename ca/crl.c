@@ -1,0 +1,386 @@
+/* CRLs and ARLs (RFC 5280 section 5): one list per CA, of the certificates it issued
+ * that are revoked. An issuing CA's list is its CRL (organisation or DCCKI TLS
+ * certificates); a root's is its ARL (the issuing CAs it certified). The list is
+ * assembled as DER like the certificates (der.h), signed over the SHA-256 of its
+ * TBSCertList with the CA key in the token, checked with OpenSSL against the CA
+ * certificate's key, recorded as the CA's latest with a cRLNumber one above the last,
+ * and written atomically beside the CA's certificate. */
+#include <openssl/sha.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ca_private.h"
+#include "der.h"
+
+#define CRL_RECORD_VERSION 1
+#define CRL_RECORD_FIXED (1 + 8 + 8 + 8 + 4 + 4)
+
+static const uint8_t OID_AKI[] = {0x55, 0x1d, 0x23};
+static const uint8_t OID_CRL_NUMBER[] = {0x55, 0x1d, 0x14}; /* RFC 5280 5.2.3 */
+static const uint8_t OID_REASON[] = {0x55, 0x1d, 0x15};     /* RFC 5280 5.3.1 */
+
+int smki_ca_kind_is_root(smki_ca_kind k)
+{
+    return k == SMKI_CA_ROOT || k == SMKI_CA_DCCKI_ROOT;
+}
+
+int smki_ca_crl_interval(const smki_conf *conf, const char *env, smki_ca_kind k, int64_t *seconds)
+{
+    ENSURE(env && seconds, SMKI_E_INTERNAL, "smki_ca_crl_interval: missing argument");
+    int root = smki_ca_kind_is_root(k);
+    char key[96];
+    snprintf(key, sizeof key, "ca.%s.%s", env, root ? "arl_hours" : "crl_hours");
+    const char *v = conf ? smki_conf_get(conf, key, NULL) : NULL;
+    unsigned long hours = root ? SMKI_ARL_DEFAULT_HOURS : SMKI_CRL_DEFAULT_HOURS;
+    if (v) {
+        char *end = NULL;
+        hours = strtoul(v, &end, 10);
+        /* 8784 hours: a leap year, the longest period between two lists we accept */
+        ENSURE(*v >= '0' && *v <= '9' && end && !*end && hours >= 1 && hours <= 8784, SMKI_E_USAGE,
+               "%s = '%.32s': the interval to nextUpdate is 1 to 8784 hours", key, v);
+    }
+    *seconds = (int64_t)hours * 3600;
+    return 0;
+}
+
+void smki_crl_clear(smki_crl *c)
+{
+    if (!c) return;
+    free(c->der);
+    memset(c, 0, sizeof *c);
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) v = v << 8 | p[i];
+    return v;
+}
+
+static int crl_key(const char *env, smki_ca_kind k, char *out, size_t cap)
+{
+    int n = snprintf(out, cap, "%s/%s", env, smki_ca_kind_name(k));
+    ENSURE(n > 0 && (size_t)n < cap && (unsigned)k < SMKI_CA_KIND_COUNT, SMKI_E_USAGE, "CRL name for '%.32s'", env);
+    return 0;
+}
+
+int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out)
+{
+    ENSURE(len >= CRL_RECORD_FIXED && val[0] == CRL_RECORD_VERSION, SMKI_E_CORRUPT,
+           "CRL record %s in the store is damaged or of another version", key);
+    size_t der_len = (size_t)get_be(val + 29, 4);
+    ENSURE(der_len == len - CRL_RECORD_FIXED && der_len > 0, SMKI_E_CORRUPT, "CRL record %s in the store is damaged",
+           key);
+    out->number = get_be(val + 1, 8);
+    out->this_update = (int64_t)get_be(val + 9, 8);
+    out->next_update = (int64_t)get_be(val + 17, 8);
+    out->entries = (size_t)get_be(val + 25, 4);
+    out->der = malloc(der_len);
+    ENSURE(out->der, SMKI_E_NOMEM, "out of memory");
+    memcpy(out->der, val + CRL_RECORD_FIXED, der_len);
+    out->der_len = der_len;
+    return 0;
+}
+
+/* ---- The list -------------------------------------------------------------------------------- */
+
+typedef struct {
+    const smki_ca_db *db;
+    const char *env;
+    smki_ca_kind kind;
+    const uint8_t *ski;           /* the CA's: the entries' issuer SKI, the list's AKI */
+    const uint8_t *name;          /* the CA's subject: the list's issuer */
+    size_t name_len;
+    smki_key *key;
+    EVP_PKEY *ca_pub;             /* from the CA certificate */
+    int64_t this_update, next_update;
+    smki_revocation *revs;        /* gathered in the transaction */
+    size_t n, cap;
+    uint64_t number;
+    uint8_t *der;
+    size_t der_len;
+} crl_t;
+
+typedef struct {
+    crl_t *C;
+    smki_txn *t;
+} gather_t;
+
+static int gather_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key;
+    gather_t *g = arg;
+    crl_t *C = g->C;
+    if (klen != 1) return 0;
+    ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
+    if (memcmp(val, C->ski, SMKI_KEYID_LEN) != 0) return 0; /* another CA's */
+    const void *rec;
+    size_t rlen;
+    int rc = smki_txn_get(g->t, C->db->revocations, val, CA_CERT_KEY_LEN, &rec, &rlen);
+    if (rc == SMKI_E_NOTFOUND)
+        return SMKI_FAIL(SMKI_E_CORRUPT, "a revoked certificate in the store has no revocation record");
+    GUARD(rc);
+    if (C->n == C->cap) {
+        size_t cap = C->cap ? C->cap * 2 : 64;
+        smki_revocation *p = realloc(C->revs, cap * sizeof *p);
+        ENSURE(p, SMKI_E_NOMEM, "out of memory");
+        C->revs = p;
+        C->cap = cap;
+    }
+    GUARD(ca_revocation_decode(val, rec, rlen, &C->revs[C->n]));
+    C->n++;
+    return 0;
+}
+
+static void ext_open(derw *w, const uint8_t *oid, size_t oid_len, derw_mark *outer, derw_mark *value)
+{
+    *outer = derw_begin(w, 0x30);
+    derw_tlv(w, 0x06, oid, oid_len);
+    *value = derw_begin(w, 0x04);
+}
+
+static void ext_close(derw *w, derw_mark outer, derw_mark value)
+{
+    derw_end(w, value);
+    derw_end(w, outer);
+}
+
+static int build(crl_t *C)
+{
+    static const uint8_t V2[] = {0x02, 0x01, 0x01};
+    size_t cap = 1024 + C->n * 64;
+    free(C->der);
+    C->der = malloc(cap);
+    ENSURE(C->der, SMKI_E_NOMEM, "out of memory");
+    derw w;
+    derw_init(&w, C->der, cap);
+    derw_mark list = derw_begin(&w, 0x30);
+    derw_mark tbs = derw_begin(&w, 0x30);
+    derw_raw(&w, V2, sizeof V2); /* v2: the list has extensions (RFC 5280 5.1.2.1) */
+    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    derw_raw(&w, C->name, C->name_len);
+    derw_time(&w, C->this_update);
+    derw_time(&w, C->next_update);
+    /* revokedCertificates is absent, not empty, when nothing is revoked (5.1.2.6) */
+    if (C->n) {
+        derw_mark all = derw_begin(&w, 0x30);
+        for (size_t i = 0; i < C->n; i++) {
+            const smki_revocation *r = &C->revs[i];
+            derw_mark e = derw_begin(&w, 0x30);
+            derw_uint(&w, r->serial, SMKI_SERIAL_LEN);
+            derw_time(&w, r->revoked_at);
+            /* reasonCode: absent rather than unspecified (5.3.1) */
+            if (r->reason != SMKI_REASON_UNSPECIFIED) {
+                derw_mark exts = derw_begin(&w, 0x30), outer, value;
+                ext_open(&w, OID_REASON, sizeof OID_REASON, &outer, &value);
+                uint8_t en = (uint8_t)r->reason;
+                derw_tlv(&w, 0x0a, &en, 1);
+                ext_close(&w, outer, value);
+                derw_end(&w, exts);
+            }
+            derw_end(&w, e);
+        }
+        derw_end(&w, all);
+    }
+    derw_mark x0 = derw_begin(&w, 0xa0);
+    derw_mark exts = derw_begin(&w, 0x30), outer, value;
+    ext_open(&w, OID_AKI, sizeof OID_AKI, &outer, &value); /* 5.2.1: keyIdentifier, as the certificates */
+    derw_mark seq = derw_begin(&w, 0x30);
+    derw_tlv(&w, 0x80, C->ski, SMKI_KEYID_LEN);
+    derw_end(&w, seq);
+    ext_close(&w, outer, value);
+    ext_open(&w, OID_CRL_NUMBER, sizeof OID_CRL_NUMBER, &outer, &value); /* 5.2.3 */
+    uint8_t num[8];
+    put_be(num, C->number, 8);
+    derw_uint(&w, num, sizeof num);
+    ext_close(&w, outer, value);
+    derw_end(&w, exts);
+    derw_end(&w, x0);
+    derw_end(&w, tbs);
+    GUARD(derw_check(&w, "the TBSCertList"));
+
+    uint8_t digest[SHA256_DIGEST_LENGTH], sig[SMKI_SIG_MAX];
+    size_t sig_len = sizeof sig;
+    SHA256(C->der + list, w.len - list, digest);
+    GUARD(smki_key_sign_digest(C->key, digest, SMKI_SIG_DER, sig, &sig_len));
+    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    derw_mark bits = derw_begin(&w, 0x03);
+    derw_byte(&w, 0x00);
+    derw_raw(&w, sig, sig_len);
+    derw_end(&w, bits);
+    derw_end(&w, list);
+    GUARD(derw_check(&w, "the CRL"));
+    C->der_len = w.len;
+
+    /* Checked as a relying party will: it decodes, and its signature verifies with
+     * the key of the CA certificate. */
+    const unsigned char *p = C->der;
+    X509_CRL *crl = d2i_X509_CRL(NULL, &p, (long)C->der_len);
+    int ok = crl && p == C->der + C->der_len && X509_CRL_verify(crl, C->ca_pub) == 1;
+    X509_CRL_free(crl);
+    ENSURE_SSL(ok, SMKI_E_INTERNAL, "the %s list built here does not verify with the CA certificate's key: not published",
+               smki_ca_kind_name(C->kind));
+    return 0;
+}
+
+static int publish_in(smki_txn *t, void *arg)
+{
+    crl_t *C = arg;
+    char key[96];
+    GUARD(crl_key(C->env, C->kind, key, sizeof key));
+    C->n = 0;
+    C->number = 1;
+    const void *val;
+    size_t vlen;
+    int rc = smki_txn_get(t, C->db->crls, key, strlen(key), &val, &vlen);
+    if (rc == 0) {
+        smki_crl old = {0};
+        GUARD(ca_crl_decode(key, val, vlen, &old));
+        C->number = old.number + 1;
+        smki_crl_clear(&old);
+    } else if (rc != SMKI_E_NOTFOUND) {
+        return rc;
+    }
+    uint8_t revoked = SMKI_STATUS_REVOKED;
+    gather_t g = {C, t};
+    GUARD(smki_txn_scan(t, C->db->by_status, &revoked, 1, gather_one, &g));
+    GUARD(build(C));
+
+    size_t len = CRL_RECORD_FIXED + C->der_len;
+    ENSURE(C->der_len <= 0xFFFFFFFFu && C->n <= 0xFFFFFFFFu, SMKI_E_INTERNAL, "a CRL of %zu octets", C->der_len);
+    uint8_t *rec = malloc(len);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    rec[0] = CRL_RECORD_VERSION;
+    put_be(rec + 1, C->number, 8);
+    put_be(rec + 9, (uint64_t)C->this_update, 8);
+    put_be(rec + 17, (uint64_t)C->next_update, 8);
+    put_be(rec + 25, C->n, 4);
+    put_be(rec + 29, C->der_len, 4);
+    memcpy(rec + CRL_RECORD_FIXED, C->der, C->der_len);
+    rc = smki_txn_put(t, C->db->crls, key, strlen(key), rec, len, 0);
+    free(rec);
+    return rc;
+}
+
+static int ca_subject(const smki_cert *cert, uint8_t *name, size_t cap, size_t *len, EVP_PKEY **pub)
+{
+    const unsigned char *p = cert->der;
+    X509 *x = d2i_X509(NULL, &p, (long)cert->der_len);
+    const unsigned char *der = NULL;
+    size_t n = 0;
+    int ok = x && X509_NAME_get0_der(X509_get_subject_name(x), &der, &n) == 1 && n <= cap;
+    if (ok) {
+        memcpy(name, der, n);
+        *len = n;
+        *pub = X509_get_pubkey(x);
+        ok = *pub != NULL;
+    }
+    X509_free(x);
+    ENSURE_SSL(ok, SMKI_E_CORRUPT, "the CA certificate in the store does not decode");
+    return 0;
+}
+
+int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish: missing argument");
+    memset(out, 0, sizeof *out);
+    ENSURE((unsigned)k < SMKI_CA_KIND_COUNT, SMKI_E_USAGE, "no CA kind %d", (int)k);
+    smki_ca_record *rec = calloc(1, sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    uint8_t name[512];
+    crl_t C = {.db = db, .env = env, .kind = k, .name = name};
+    int rc = smki_ca_get(db, env, k, rec);
+    if (rc == SMKI_E_NOTFOUND)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA: run 'smki ca init --env %s' first", env,
+                       smki_ca_kind_name(k), env);
+    GUARD_GOTO(rc, fail);
+    C.ski = rec->cert.ski;
+    GUARD_GOTO(ca_subject(&rec->cert, name, sizeof name, &C.name_len, &C.ca_pub), fail);
+    rc = smki_key_open(rec->key_ref, o->hsm, &C.key);
+    if (rc < 0) {
+        smki_error_wrap("the %s CA's key of environment %s", smki_ca_kind_name(k), env);
+        goto fail;
+    }
+    int64_t interval = o->interval;
+    if (interval <= 0) GUARD_GOTO(smki_ca_crl_interval(NULL, env, k, &interval), fail);
+    C.this_update = o->now > 0 ? o->now : (int64_t)time(NULL);
+    C.next_update = C.this_update + interval;
+    GUARD_GOTO(smki_store_write(db->store, publish_in, &C), fail);
+
+    out->ca = k;
+    snprintf(out->env, sizeof out->env, "%s", env);
+    out->number = C.number;
+    out->this_update = C.this_update;
+    out->next_update = C.next_update;
+    out->entries = C.n;
+    out->der = C.der;
+    out->der_len = C.der_len;
+    C.der = NULL;
+    if (o->home) {
+        char dir[4000];
+        int n = snprintf(dir, sizeof dir, "%s/ca/%s", o->home, env);
+        ENSURE_GOTO(n > 0 && (size_t)n < sizeof dir, SMKI_E_USAGE, fail, "home path too long");
+        n = snprintf(out->path, sizeof out->path, "%s/%s.crl", dir, smki_ca_kind_name(k));
+        ENSURE_GOTO(n > 0 && (size_t)n < sizeof out->path, SMKI_E_USAGE, fail, "home path too long");
+        rc = smki_mkdirs(dir, 0755);
+        if (rc == 0) rc = smki_file_write_atomic(out->path, out->der, out->der_len, 0644, 0);
+        if (rc < 0) {
+            smki_error_wrap("CRL number %llu of %s is signed and recorded in the store, but not written",
+                            (unsigned long long)out->number, smki_ca_kind_name(k));
+            goto fail;
+        }
+    }
+    goto done;
+fail:
+    smki_crl_clear(out);
+done:
+    free(C.der);
+    free(C.revs);
+    EVP_PKEY_free(C.ca_pub);
+    smki_key_free(C.key);
+    free(rec);
+    return rc;
+}
+
+typedef struct {
+    const smki_ca_db *db;
+    const char *key;
+    smki_crl *out;
+} get_t;
+
+static int get_in(smki_txn *t, void *arg)
+{
+    get_t *g = arg;
+    const void *val;
+    size_t vlen;
+    GUARD(smki_txn_get(t, g->db->crls, g->key, strlen(g->key), &val, &vlen));
+    return ca_crl_decode(g->key, val, vlen, g->out);
+}
+
+int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out)
+{
+    ENSURE(db && env && out, SMKI_E_INTERNAL, "smki_ca_crl_get: missing argument");
+    memset(out, 0, sizeof *out);
+    char key[96];
+    GUARD(crl_key(env, k, key, sizeof key));
+    get_t g = {db, key, out};
+    int rc = smki_store_read(db->store, get_in, &g);
+    if (rc == SMKI_E_NOTFOUND)
+        return SMKI_FAIL(SMKI_E_NOTFOUND, "no %s of the %s CA of environment %s has been published",
+                         smki_ca_kind_is_root(k) ? "ARL" : "CRL", smki_ca_kind_name(k), env);
+    if (rc < 0) {
+        smki_crl_clear(out);
+        return rc;
+    }
+    out->ca = k;
+    snprintf(out->env, sizeof out->env, "%s", env);
+    return 0;
+}
