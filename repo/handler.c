@@ -735,18 +735,36 @@ out:
     return rc;
 }
 
-/* A CRL as the CA published it: <home>/ca/<env>/<ca>.crl, sent as it is (DER). */
-static int crl(smki_repo *r, const smki_repo_req *req, const char *name, smki_repo_resp *w)
+/* A CRL (an ARL for a root) as the CA published it: the latest the store records
+ * (smki_ca_crl_get), else the file <home>/ca/<env>/<ca>.crl; sent as it is (DER). */
+static int crl(smki_repo *r, const smki_repo_req *req, const char *name, int want_root, smki_repo_resp *w)
 {
     if (req->query && *req->query) return fail_resp(w, 400, 0, "bad query: the CRL takes no parameters");
-    int known = 0;
-    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++) known |= strcmp(name, smki_ca_kind_name((smki_ca_kind)k)) == 0;
-    if (!known) return fail_resp(w, 404, 0, "no CA of that name (smki-root, smki-oca, smki-dca, dccki-root, dccki-ica)");
+    smki_ca_kind kind = SMKI_CA_KIND_COUNT;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(name, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
+    if (kind == SMKI_CA_KIND_COUNT)
+        return fail_resp(w, 404, 0, "no CA of that name (smki-root, smki-oca, smki-dca, dccki-root, dccki-ica)");
+    if (want_root && !smki_ca_kind_is_root(kind)) return fail_resp(w, 404, 0, "an ARL is a root's (smki-root, dccki-root)");
+    smki_crl c;
+    memset(&c, 0, sizeof c);
+    int rc = db_ready(r) ? smki_ca_crl_get(&r->db, r->env, kind, &c) : SMKI_E_NOTFOUND;
+    if (rc == 0) {
+        reset(w);
+        w->status = 200;
+        w->content_type = "application/pkix-crl";
+        rc = add(w, c.der, c.der_len);
+        smki_crl_clear(&c);
+        return rc;
+    }
+    smki_crl_clear(&c);
+    if (rc != SMKI_E_NOTFOUND) return fail_err(w, 500, 0, "the store");
+    smki_error_clear();
     char path[4200];
     snprintf(path, sizeof path, "%s/ca/%s/%s.crl", r->home, r->env, name);
     uint8_t *data = NULL;
     size_t len = 0;
-    int rc = smki_file_read(path, CRL_MAX, &data, &len);
+    rc = smki_file_read(path, CRL_MAX, &data, &len);
     if (rc == SMKI_E_NOTFOUND) {
         smki_error_clear();
         return fail_resp(w, 404, 0, "that CA has published no CRL");
@@ -829,7 +847,8 @@ static int route(const smki_repo_req *req, smki_repo_resp *w)
     }
     if (strcmp(p, "/certificates") == 0 || strncmp(p, CERTS, sizeof CERTS - 1) == 0) w->ep = SMKI_REPO_EP_CERT;
     else if (strcmp(p, "/ca") == 0 || strncmp(p, CA, sizeof CA - 1) == 0) w->ep = SMKI_REPO_EP_CA;
-    else if (strcmp(p, "/arl") == 0 || strncmp(p, CRL, sizeof CRL - 1) == 0) w->ep = SMKI_REPO_EP_CRL;
+    else if (strcmp(p, "/arl") == 0 || strncmp(p, "/arl/", 5) == 0 || strncmp(p, CRL, sizeof CRL - 1) == 0)
+        w->ep = SMKI_REPO_EP_CRL;
     else if (strcmp(p, "/health") == 0) w->ep = SMKI_REPO_EP_HEALTH;
     else if (strcmp(p, "/metrics") == 0) w->ep = SMKI_REPO_EP_METRICS;
     else {
@@ -877,7 +896,9 @@ static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
     case SMKI_REPO_EP_CA:
         return ca_cert(r, req, strcmp(p, "/ca") == 0 ? NULL : p + 4, w);
     case SMKI_REPO_EP_CRL:
-        return crl(r, req, strcmp(p, "/arl") == 0 ? r->arl_ca : p + 5, w);
+        if (strcmp(p, "/arl") == 0) return crl(r, req, r->arl_ca, 1, w);
+        if (strncmp(p, "/arl/", 5) == 0) return crl(r, req, p + 5, 1, w);
+        return crl(r, req, p + 5, 0, w);
     case SMKI_REPO_EP_HEALTH:
         return health(r, w);
     case SMKI_REPO_EP_METRICS:

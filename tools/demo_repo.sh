@@ -31,6 +31,8 @@ if [ -z "${SMKI_HOME:-}" ] || [ ! -f "$SMKI_HOME/ca/test/smki-root.pem" ]; then
         for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
     } >"$SMKI_HOME/smki.conf"
     "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" | tail -1
+    "$SMKI" ca crl --env test --config "$SMKI_HOME/smki.conf" | tail -1
+    "$SMKI" ca arl --env test --config "$SMKI_HOME/smki.conf" | tail -1
 fi
 if ! "$SMKI" --json ca list --env test --eui 00-DB-12-34-56-78-90-A0 | grep -q '"serial"'; then
     run "$SMKI" ca issue --env test --csr "$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --out "$SCRATCH/dev.pem"
@@ -76,7 +78,9 @@ run curl -s "$URL/certificates?eui=00-DB-12-34-56-78-90-A0&usage=ds"
 
 say "4. Download the CRL as the CA published it"
 if run "$SMKI" repo get --url "$URL" --crl smki-dca --out "$SCRATCH/dca.crl"; then
-    run openssl crl -inform DER -in "$SCRATCH/dca.crl" -noout -issuer -lastupdate
+    run openssl crl -inform DER -in "$SCRATCH/dca.crl" -noout -issuer -lastupdate -nextupdate
+    run "$SMKI" repo get --url "$URL" --arl --out "$SCRATCH/root.arl"
+    run openssl crl -inform DER -in "$SCRATCH/root.arl" -noout -issuer
 else
     echo "(No CRL published yet under $SMKI_HOME/ca/test/: the repository answers 404 until the CA publishes one.)"
 fi

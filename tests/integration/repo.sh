@@ -2,8 +2,9 @@
 # smki repo from the outside: a test hierarchy (software keys), certificates issued
 # into the store, `smki repo serve` on a free loopback port, and every endpoint and
 # every bad input driven by Python's http.client and raw sockets (tests/integration/
-# repo_checks.py), curl, and smki repo get/search. TLS with DCCKI-like certificates
-# made by openssl, mutual TLS with a Party Signifier rule. Servers are stopped on
+# repo_checks.py), curl, and smki repo get/search. CRLs and ARLs as smki ca publishes
+# them. TLS with the CA's DCCKI server certificate, mutual TLS with DCCKI client
+# certificates and a Party Signifier rule. Servers are stopped on
 # every exit path.
 set -euo pipefail
 
@@ -40,18 +41,16 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/
 expect_exit 0 "an organisation certificate" smki ca issue --env test --csr "$W/org.csr" --role supplier \
     --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --der --out "$W/org.der"
 
-# A CRL as the CA would publish it (DER, <home>/ca/test/smki-dca.crl), signed by the DCA key.
-"$PY" - "$SMKI_HOME/keys/smki_dca.pem" "$SMKI_HOME/ca/test/smki-dca.pem" "$SMKI_HOME/ca/test/smki-dca.crl" <<'PYEOF'
-import sys, datetime
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-key = serialization.load_pem_private_key(open(sys.argv[1], 'rb').read(), None)
-ca = x509.load_pem_x509_certificate(open(sys.argv[2], 'rb').read())
-now = datetime.datetime(2026, 1, 1)
-crl = (x509.CertificateRevocationListBuilder().issuer_name(ca.subject).last_update(now)
-       .next_update(now + datetime.timedelta(days=30)).sign(key, hashes.SHA256()))
-open(sys.argv[3], 'wb').write(crl.public_bytes(serialization.Encoding.DER))
-PYEOF
+# A revoked organisation certificate (another EUI-64), then the CRLs and ARLs as the
+# CA publishes them: recorded in the store and written to <home>/ca/test/<ca>.crl.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/rev.key" -subj "/CN=r" \
+    -addext "keyUsage=critical,digitalSignature" -out "$W/rev.csr" 2>/dev/null
+expect_exit 0 "an organisation certificate to revoke" smki ca issue --env test --csr "$W/rev.csr" --role supplier \
+    --eui 90-B3-D5-1F-30-01-00-01 --der --out "$W/rev.der"
+REV_SERIAL=$(openssl x509 -inform DER -in "$W/rev.der" -noout -serial | cut -d= -f2)
+expect_exit 0 "revoked" smki ca revoke --env test --serial "$REV_SERIAL" --reason keyCompromise
+expect_exit 0 "the CRLs published" smki ca crl --env test --config "$SMKI_HOME/smki.conf"
+expect_exit 0 "the ARLs published" smki ca arl --env test --config "$SMKI_HOME/smki.conf"
 
 # start_server LOG ARGS...: smki repo serve on a free port; sets PORT.
 start_server() {
@@ -91,11 +90,14 @@ expect_in "HTTP 404" "the error names the HTTP status"
 expect_exit 1 "smki repo get with a bad serial" smki repo get --url "$URL" 'zz/../x'
 expect_exit 0 "smki repo get --crl" smki repo get --url "$URL" --crl smki-dca --out "$W/dca.crl"
 check "the CRL is the published file" cmp "$W/dca.crl" "$SMKI_HOME/ca/test/smki-dca.crl"
-expect_exit 2 "smki repo get --arl when the root published none" smki repo get --url "$URL" --arl --out "$W/arl.crl"
+expect_exit 0 "smki repo get --arl" smki repo get --url "$URL" --arl --out "$W/arl.crl"
+check "the ARL is the SMKI root's" cmp "$W/arl.crl" "$SMKI_HOME/ca/test/smki-root.crl"
+run openssl crl -inform DER -in "$W/dca.crl" -noout -issuer
+expect_in "OU = 07, CN = E357" "openssl reads the DCA's CRL"
 expect_exit 0 "smki repo search by EUI-64" smki repo search --url "$URL" --eui 00-DB-12-34-56-78-90-A0
 expect_in "$SERIAL" "the device certificate is found"
 expect_exit 0 "smki --json repo search by role" smki --json repo search --url "$URL" --role supplier
-expect_json "one supplier certificate" 'd["count"] == 1 and d["results"][0]["role"] == 2'
+expect_json "two supplier certificates, one revoked" 'd["count"] == 2 and sorted(r["status"] for r in d["results"]) == ["I", "R"]'
 expect_exit 1 "smki repo search with a bad status" smki repo search --url "$URL" --status Q
 expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.0.0.1:1 "$SERIAL"
 
@@ -127,25 +129,20 @@ fi
 # ---- TLS with a DCCKI-like server certificate; mutual TLS with a Party Signifier -------------
 T=$W/tls
 mkdir -p "$T"
-(
-    cd "$T"
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 30 \
-        -subj "/CN=Test DCCKI ICA" -addext "basicConstraints=critical,CA:TRUE" \
-        -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
-    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout server.key -out server.csr \
-        -subj "/organizationIdentifier=PS-DCC-REPO/CN=127.0.0.1" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\nkeyUsage=critical,digitalSignature\n' >srv.ext
-    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -out server.pem \
-        -extfile srv.ext 2>/dev/null
-    for who in PS-SUPPLIER-1 PS-OTHER-2; do
-        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$who.key" -out "$who.csr" \
-            -subj "/organizationIdentifier=$who/CN=client" 2>/dev/null
-        printf 'extendedKeyUsage=clientAuth\nkeyUsage=critical,digitalSignature\n' >cli.ext
-        openssl x509 -req -in "$who.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -out "$who.pem" \
-            -extfile cli.ext 2>/dev/null
-    done
-)
-start_server "$W/serve3.log" --tls-cert "$T/server.pem" --tls-key "$T/server.key" --client-ca "$T/ca.pem" \
+# DCCKI certificates from the CA: the repository's server certificate, two clients.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/server.key" -subj "/CN=127.0.0.1" \
+    -addext "keyUsage=critical,digitalSignature" -out "$T/server.csr" 2>/dev/null
+expect_exit 0 "a DCCKI server certificate for the repository" smki ca issue --env test --profile dccki-server \
+    --csr "$T/server.csr" --party PS-DCC-REPO --ip 127.0.0.1 --cn 127.0.0.1 --out "$T/server.pem"
+cat "$T/server.pem" "$SMKI_HOME/ca/test/dccki-ica.pem" >"$T/server-chain.pem"
+cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$T/ca.pem"
+for who in PS-SUPPLIER-1 PS-OTHER-2; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$who.key" -subj "/CN=client" \
+        -addext "keyUsage=critical,digitalSignature" -out "$T/$who.csr" 2>/dev/null
+    expect_exit 0 "a DCCKI client certificate for $who" smki ca issue --env test --profile dccki-client \
+        --csr "$T/$who.csr" --party "$who" --out "$T/$who.pem"
+done
+start_server "$W/serve3.log" --tls-cert "$T/server-chain.pem" --tls-key "$T/server.key" --client-ca "$T/ca.pem" \
     --public health,ca,crl --allow-party PS-SUPPLIER-1 --access-log
 URL=https://127.0.0.1:$PORT
 expect_exit 0 "HTTPS health, the server's DCCKI certificate verified" \

@@ -171,17 +171,23 @@ def plain():
     check(st == 200 and b == want, "GET /ca/smki-dca: the CA's certificate", st)
     st, ct, b = req("GET", "/ca/nope")
     check(st == 404, "GET /ca/nope: 404", st)
-    st, ct, b = req("GET", "/crl/smki-dca")
-    check(st == 200 and ct == "application/pkix-crl" and b == der_of(home + "/ca/test/smki-dca.crl"),
-          "GET /crl/smki-dca: the published CRL", (st, ct))
-    for path in ("/crl/smki-oca", "/arl", "/crl/../../etc/passwd", "/crl/%2e%2e%2fsmki-dca"):
+    for path, name in (("/crl/smki-dca", "smki-dca"), ("/crl/smki-oca", "smki-oca"), ("/crl/dccki-ica", "dccki-ica"),
+                       ("/arl", "smki-root"), ("/arl/dccki-root", "dccki-root")):
+        st, ct, b = req("GET", path)
+        check(st == 200 and ct == "application/pkix-crl" and b == der_of(home + "/ca/test/%s.crl" % name),
+              "GET %s: the published list" % path, (st, ct))
+    st, ct, b = req("GET", "/crl/smki-oca")
+    txt = subprocess.run(["openssl", "crl", "-inform", "DER", "-noout", "-text"], input=b, capture_output=True).stdout
+    rev = serial_hex(der_of(work + "/rev.der"))
+    check(rev.encode() in txt and b"Key Compromise" in txt, "the OCA's CRL lists the revoked certificate", txt[:300])
+    for path in ("/arl/smki-oca", "/crl/nope", "/crl/../../etc/passwd", "/crl/%2e%2e%2fsmki-dca", "/arl/"):
         st, ct, b = req("GET", path)
         check(st == 404, "GET %s: 404" % path, st)
 
     # Metrics, unknown paths and methods.
     st, ct, b = req("GET", "/metrics")
     check(st == 200 and b"smki_repo_requests_total{env=\"test\",endpoint=\"dcc\",code=\"4xx\"}" in b
-          and b"smki_repo_certificates 7" in b, "GET /metrics: Prometheus text", b[:200])
+          and b"smki_repo_certificates 8" in b, "GET /metrics: Prometheus text", b[:200])
     st, ct, b = req("GET", "/nothing")
     check(st == 404, "an unknown path: 404", st)
     st, ct, b = req("POST", "/certificates/" + dser, b"x")

@@ -530,6 +530,10 @@ static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **sta
     assert_int_equal(w.status, 404);
     HAS(w, "published no CRL");
     smki_repo_resp_free(&w);
+    w = call(r, "GET", "/arl/smki-oca", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    HAS(w, "an ARL is a root's");
+    smki_repo_resp_free(&w);
     w = call(r, "GET", "/crl/..", NULL, NULL);
     assert_int_equal(w.status, 404);
     smki_repo_resp_free(&w);
