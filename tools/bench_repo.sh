@@ -61,6 +61,7 @@ chmod -R a+rX "$W" # nginx's workers run as another user
 NPORT=$((PORT + 1))
 cat >"$W/nginx/nginx.conf" <<EOF
 worker_processes $THREADS;
+worker_rlimit_nofile 65536;
 daemon off;
 pid $W/nginx/nginx.pid;
 error_log $W/nginx/error.log;
@@ -108,4 +109,7 @@ printf '%-44s %12.0f %10.2f %8s\n' "nginx, same answers as static files" "$NR" "
 awk -v s="$SR" -v n="$NR" 'BEGIN { printf "%-44s %12.3f   (target >= 1.0)\n", "ratio smki / nginx", s / n }'
 grep -q 'Socket errors' "$W/smki.wrk" && grep 'Socket errors' "$W/smki.wrk" | sed 's/^/  smki: /'
 grep -q 'Socket errors' "$W/nginx.wrk" && grep 'Socket errors' "$W/nginx.wrk" | sed 's/^/  nginx: /'
+grep -q 'Non-2xx' "$W/nginx.wrk" && grep 'Non-2xx' "$W/nginx.wrk" | sed 's/^/  nginx: /' && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
+grep -q 'Non-2xx' "$W/smki.wrk" && grep 'Non-2xx' "$W/smki.wrk" | sed 's/^/  smki: /'
+echo "  (errors: wrk's non-2xx answers plus socket errors; the machine's load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 exit 0
