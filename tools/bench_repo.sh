@@ -70,7 +70,8 @@ http {
     access_log off;
     sendfile on; tcp_nopush on; tcp_nodelay on;
     keepalive_requests 100000000; keepalive_timeout 60;
-    open_file_cache max=50000 inactive=60s; open_file_cache_valid 60s;
+    # Below the file-descriptor limit a container may hold nginx to (1024 here).
+    open_file_cache max=800 inactive=60s; open_file_cache_valid 60s;
     default_type application/json;
     client_body_temp_path $W/nginx/tmp; proxy_temp_path $W/nginx/tmp; fastcgi_temp_path $W/nginx/tmp;
     uwsgi_temp_path $W/nginx/tmp; scgi_temp_path $W/nginx/tmp;
