@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -426,6 +427,17 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     struct event *sig_term = NULL, *sig_int = NULL;
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
+    /* Descriptors up to the hard limit: connections, not the soft default of 1024,
+     * bound what the server holds. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        nofile.rlim_cur = nofile.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &nofile);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY &&
+        s.max_conns + 64 > nofile.rlim_cur)
+        log_line("warn", "limits", "\"max_conns\":%u,\"nofile\":%llu,\"note\":\"max-conns is near the descriptor limit\"",
+                 s.max_conns, (unsigned long long)nofile.rlim_cur);
     s.party_obj = OBJ_txt2obj(o->party_attr ? o->party_attr : "2.5.4.97", 1);
     ENSURE_GOTO(s.party_obj, SMKI_E_USAGE, out, "the Party Signifier attribute '%s' is not an OID",
                 o->party_attr ? o->party_attr : "");
