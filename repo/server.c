@@ -1,8 +1,9 @@
 /* repo/server: the HTTP/1.1 service on libevent's evhttp. Worker threads each run an
  * event loop on the same listening socket; a request is answered in the loop that read
  * it (the answer is a few LMDB reads, microseconds). TLS through bufferevent_openssl,
- * the same OpenSSL as the rest of smki. Connections are counted (a close callback
- * per connection): one over the limit is answered 429 and closed; idle ones time out. */
+ * the same OpenSSL as the rest of smki. Every connection is counted from accept: one
+ * over the limit is answered 429 and closed, idle ones time out, and accepting pauses
+ * while the count is at the limit. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
@@ -34,8 +35,9 @@
 #define CONN_BUCKETS 1024
 
 typedef struct conn {
-    struct conn *next;
-    struct evhttp_connection *evcon;
+    struct conn *next;                 /* in its hash bucket */
+    struct conn *prev_all, *next_all;  /* every connection of the loop */
+    struct bufferevent *bev;           /* evhttp's; we hold a reference */
     struct worker *wk;
     int is_over;             /* accepted over the limit: answered 429, then closed */
     int has_party;           /* party looked up (TLS) */
@@ -50,6 +52,8 @@ typedef struct worker {
     struct evhttp *http;
     struct evhttp_bound_socket *bound;
     conn *buckets[CONN_BUCKETS]; /* this loop's connections, by bufferevent */
+    conn *all;
+    int is_paused;               /* accepting stopped: too many connections */
     struct event *tick;
 } worker;
 
@@ -60,7 +64,8 @@ typedef struct server {
     ASN1_OBJECT *party_obj;
     int lfd;
     unsigned max_conns;
-    atomic_int conns;
+    atomic_int conns;      /* open, within the limit */
+    atomic_int conns_over; /* open, accepted over the limit (429 at their first request) */
     atomic_int is_stopping;
     unsigned nworkers;
     worker *w;
@@ -97,53 +102,61 @@ static void json_text(const char *in, char *out, size_t cap)
 }
 
 /* ---- Connections ----------------------------------------------------------------------
- * A connection is counted from its first request until evhttp frees it (its close
- * callback). One that never sends a request is not counted: evhttp's timeout ends it. */
+ * Every accepted connection is counted from accept to its end, idle or not: evhttp
+ * asks us for its bufferevent (new_bev), we keep a reference of our own, and the loop's
+ * tick reaps those evhttp has freed (bufferevent_free clears a bufferevent's callbacks,
+ * and closes its socket at once; our reference only keeps the small struct). One
+ * accepted over the limit is answered 429 at its first request and closed; when the
+ * count is a margin over the limit the loops stop accepting until it falls. */
 static size_t bucket_of(const void *p) { return ((uintptr_t)p >> 4) % CONN_BUCKETS; }
 
-static conn *conn_find(worker *wk, const struct evhttp_connection *evcon)
+static conn *conn_find(worker *wk, const struct bufferevent *bev)
 {
-    for (conn *c = wk->buckets[bucket_of(evcon)]; c; c = c->next)
-        if (c->evcon == evcon) return c;
+    for (conn *c = wk->buckets[bucket_of(bev)]; c; c = c->next)
+        if (c->bev == bev) return c;
     return NULL;
 }
 
-static void conn_closed(struct evhttp_connection *evcon, void *arg)
+static void conn_track(worker *wk, conn *c)
 {
-    worker *wk = arg;
-    conn **pp = &wk->buckets[bucket_of(evcon)];
-    while (*pp && (*pp)->evcon != evcon) pp = &(*pp)->next;
-    conn *c = *pp;
-    if (!c) return;
-    *pp = c->next;
+    size_t b = bucket_of(c->bev);
+    c->next = wk->buckets[b];
+    wk->buckets[b] = c;
+    c->prev_all = NULL;
+    c->next_all = wk->all;
+    if (wk->all) wk->all->prev_all = c;
+    wk->all = c;
+}
+
+static void conn_untrack(worker *wk, conn *c)
+{
+    conn **pp = &wk->buckets[bucket_of(c->bev)];
+    while (*pp && *pp != c) pp = &(*pp)->next;
+    if (*pp) *pp = c->next;
+    if (c->prev_all) c->prev_all->next_all = c->next_all;
+    else wk->all = c->next_all;
+    if (c->next_all) c->next_all->prev_all = c->prev_all;
     if (!c->is_over) {
         atomic_fetch_sub(&wk->srv->conns, 1);
         smki_repo_note_conn(wk->srv->repo, 0, 0);
-    }
+    } else atomic_fetch_sub(&wk->srv->conns_over, 1);
+    bufferevent_decref(c->bev);
     free(c);
 }
 
-/* The connection's record, made at its first request (NULL: out of memory). */
-static conn *conn_get(worker *wk, struct evhttp_connection *evcon)
+/* The connections evhttp has let go of. all: every one (at shutdown). */
+static void conn_reap(worker *wk, int all)
 {
-    conn *c = conn_find(wk, evcon);
-    if (c) return c;
-    server *s = wk->srv;
-    c = calloc(1, sizeof *c);
-    if (!c) return NULL;
-    c->evcon = evcon;
-    c->wk = wk;
-    int n = atomic_fetch_add(&s->conns, 1) + 1;
-    if ((unsigned)n > s->max_conns) {
-        atomic_fetch_sub(&s->conns, 1);
-        c->is_over = 1;
-        smki_repo_note_conn(s->repo, 1, 1);
-    } else smki_repo_note_conn(s->repo, 1, 0);
-    size_t b = bucket_of(evcon);
-    c->next = wk->buckets[b];
-    wk->buckets[b] = c;
-    evhttp_connection_set_closecb(evcon, conn_closed, wk);
-    return c;
+    conn *c = wk->all;
+    while (c) {
+        conn *next = c->next_all;
+        bufferevent_data_cb rd = NULL, wr = NULL;
+        bufferevent_event_cb ev = NULL;
+        void *arg = NULL;
+        bufferevent_getcb(c->bev, &rd, &wr, &ev, &arg);
+        if (all || (!rd && !wr && !ev)) conn_untrack(wk, c);
+        c = next;
+    }
 }
 
 /* evhttp asks for each accepted connection's bufferevent (it sets the socket after):
@@ -151,16 +164,35 @@ static conn *conn_get(worker *wk, struct evhttp_connection *evcon)
 static struct bufferevent *new_bev(struct event_base *base, void *arg)
 {
     worker *wk = arg;
-    SSL *ssl = SSL_new(wk->srv->ssl);
-    if (!ssl) return NULL;
-    struct bufferevent *bev =
-        bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-    if (!bev) {
-        SSL_free(ssl);
-        return NULL;
+    server *s = wk->srv;
+    struct bufferevent *bev = NULL;
+    if (s->ssl) {
+        SSL *ssl = SSL_new(s->ssl);
+        if (!ssl) return NULL;
+        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) {
+            SSL_free(ssl);
+            return NULL;
+        }
+        /* A client that closes without close_notify is the usual case, not an error. */
+        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    } else {
+        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        if (!bev) return NULL;
     }
-    /* A client that closes without close_notify is the usual case, not an error. */
-    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    conn *c = calloc(1, sizeof *c);
+    if (!c) return bev; /* served, uncounted */
+    c->bev = bev;
+    c->wk = wk;
+    bufferevent_incref(bev);
+    int n = atomic_fetch_add(&s->conns, 1) + 1;
+    if ((unsigned)n > s->max_conns) {
+        atomic_fetch_sub(&s->conns, 1);
+        atomic_fetch_add(&s->conns_over, 1);
+        c->is_over = 1;
+        smki_repo_note_conn(s->repo, 1, 1);
+    } else smki_repo_note_conn(s->repo, 1, 0);
+    conn_track(wk, c);
     return bev;
 }
 
@@ -234,7 +266,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     server *s = wk->srv;
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    conn *c = evcon ? conn_get(wk, evcon) : NULL;
+    conn *c = bev ? conn_find(wk, bev) : NULL;
     if (c && c->is_over) {
         evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
         reply_text(req, 429, "Too Many Requests", "{\"status\":429,\"error\":\"too many connections\"}\n", 1);
@@ -305,6 +337,19 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     worker *wk = arg;
     server *s = wk->srv;
+    conn_reap(wk, 0);
+    /* Far over the limit: stop accepting (new connections wait in the backlog) until
+     * the count is back under it. The margin lets those just over it hear their 429. */
+    unsigned open = (unsigned)(atomic_load(&s->conns) + atomic_load(&s->conns_over));
+    unsigned margin = s->max_conns / 4 + 16;
+    struct evconnlistener *lev = wk->bound ? evhttp_bound_socket_get_listener(wk->bound) : NULL;
+    if (lev && !wk->is_paused && open >= s->max_conns + margin) {
+        evconnlistener_disable(lev);
+        wk->is_paused = 1;
+    } else if (lev && wk->is_paused && open < s->max_conns + margin / 2) {
+        evconnlistener_enable(lev);
+        wk->is_paused = 0;
+    }
     if (s->o->stop && *s->o->stop) atomic_store(&s->is_stopping, 1);
     if (atomic_load(&s->is_stopping)) {
         if (wk->bound) {
@@ -455,7 +500,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
         evhttp_set_max_body_size(wk->http, (ev_ssize_t)(o->max_body ? o->max_body : SMKI_REPO_XML_MAX));
         evhttp_set_max_headers_size(wk->http, (ev_ssize_t)(o->max_headers ? o->max_headers : 8192));
         evhttp_set_timeout(wk->http, o->timeout_s > 0 ? o->timeout_s : 10);
-        if (s.ssl) evhttp_set_bevcb(wk->http, new_bev, wk);
+        evhttp_set_bevcb(wk->http, new_bev, wk);
         evhttp_set_gencb(wk->http, on_request, wk);
         /* Each loop gets its own descriptor of the socket: evhttp closes it with the loop. */
         int fd = dup(s.lfd);
@@ -502,7 +547,8 @@ out:
     for (unsigned i = 0; s.w && i < s.nworkers; i++) {
         worker *wk = &s.w[i];
         if (wk->tick) event_free(wk->tick);
-        if (wk->http) evhttp_free(wk->http); /* frees its connections (and their conn records) */
+        if (wk->http) evhttp_free(wk->http); /* frees its connections */
+        conn_reap(wk, 1);                     /* and our references to them */
         if (wk->base) event_base_free(wk->base);
     }
     free(s.w);

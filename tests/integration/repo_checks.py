@@ -231,6 +231,16 @@ def plain():
     check(st == 200 and b == b"", "HEAD: 200, no body", (st, b[:20]))
 
 
+def served_again(desc):
+    ok = False
+    for _ in range(50):  # the server sees closes on its next tick (0.1 s)
+        if req("GET", "/health")[0] == 200:
+            ok = True
+            break
+        time.sleep(0.1)
+    check(ok, desc)
+
+
 def maxconns():
     a = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     b = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
@@ -241,15 +251,31 @@ def maxconns():
     check(req("GET", "/health", conn=a)[0] == 200, "the first connection is still served")
     a.close()
     b.close()
-    ok = False
-    for _ in range(50):  # the close is seen by the server in its own time
-        if req("GET", "/health")[0] == 200:
-            ok = True
-            break
-        time.sleep(0.1)
-    check(ok, "after the two close, new connections are served again")
-    st, ct, body = req("GET", "/metrics")
-    check(b"smki_repo_connections_refused_total 1" in body, "the refusal is counted in /metrics", body[-400:])
+    served_again("after the two close, new connections are served again")
+    # Idle connections count too. With a keep-alive connection m watching /metrics:
+    # wait until m is the only one open, open a socket that never sends a request,
+    # wait until it is counted; a new connection is then over the limit.
+    m = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+
+    def wait_open(n):
+        for _ in range(100):
+            st, ct, body = req("GET", "/metrics", conn=m)
+            if ("smki_repo_connections_open %d\n" % n).encode() in body:
+                return True
+            time.sleep(0.1)
+        return False
+    check(wait_open(1), "the watching connection alone is open")
+    idle = socket.create_connection(("127.0.0.1", port))
+    check(wait_open(2), "a connection that sends nothing is counted")
+    st, ct, body = req("GET", "/health")
+    check(st == 429, "with it open, a new connection: 429", (st, body))
+    idle.close()
+    check(wait_open(1), "the idle one closed, it is let go of")
+    st, ct, body = req("GET", "/metrics", conn=m)
+    m.close()
+    served_again("new connections are served again")
+    refused = [l for l in body.decode().splitlines() if l.startswith("smki_repo_connections_refused_total ")]
+    check(refused and int(refused[0].split()[1]) >= 2, "the refusals are counted in /metrics", refused)
 
 
 {"plain": plain, "maxconns": maxconns}[mode]()
