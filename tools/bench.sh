@@ -127,3 +127,9 @@ fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."
+
+if [ -x "$BUILD/bin/bench_repo_load" ] && command -v wrk >/dev/null; then
+  echo
+  echo "Repository lookups by EUI-64 beside nginx serving the same answers (tools/bench_repo.sh):"
+  SMKI_SHARED=${SMKI_SHARED:-../shared} "$(dirname "$0")/bench_repo.sh" "$BUILD" | sed 's/^/  /'
+fi

@@ -14,6 +14,8 @@ PACKAGES=(
   gnutls-bin python3-cryptography    # independent cross-checks in tests
   opensc                             # pkcs11-tool: an independent look into the token in tests
   valgrind                           # leak checks
+  libevent-dev                       # repo: the HTTP server (evhttp) and TLS (bufferevent_openssl)
+  curl wrk nginx-light               # repo: integration tests' client, make bench (wrk, nginx beside)
 )
 
 missing=()

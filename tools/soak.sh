@@ -31,3 +31,6 @@ echo "RSS growth after warm-up: $((last - first)) KiB"
 
 echo "== soak 2: kill -9 a batch writer ${SMKI_CRASH_ROUNDS:-300} times; every committed record must survive"
 SMKI_BUILD=$BUILD SMKI_CRASH_ROUNDS=${SMKI_CRASH_ROUNDS:-300} SMKI_TEST_FILTER='*killed*' "$BUILD/bin/test_store"
+
+echo "== soak 3: the repository under load while the CA issues into its store (tools/soak_repo.sh)"
+SOAK_SECONDS=$SECS "$(dirname "$0")/soak_repo.sh" "$BUILD"

@@ -33,6 +33,7 @@ static const cli_cmd COMMANDS[] = {
     {"ra", cmd_ra, "the registration authority: registry, requests, approvals, expiry"},
     {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},
     {"file", cmd_file, "detached signatures over text files (threshold CSV): sign, verify"},
+    {"repo", cmd_repo, "the SMKI Repository: serve over HTTP(S), get, search"},
     {NULL, NULL, NULL},
 };
 

@@ -1,0 +1,944 @@
+/* repo/handler: one request in, one response out, from the store the CA writes (read
+ * transactions only). Routing, the DCC tool's XML endpoints (reference §9), the REST
+ * endpoints, access rules, and the counters /metrics reports. No sockets here. */
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "repo.h"
+
+#define RESP_MAX (8u << 20)  /* no response grows past this */
+#define CRL_MAX (64u << 20)  /* a CRL file read for an answer */
+#define PAGE_DEFAULT 100
+#define PAGE_MAX 1000
+#define OFFSET_MAX 1000000
+#define DCC_RESULTS_MAX 1000
+#define QUERY_VALUE_MAX 128
+#define LAT_BUCKETS 8
+
+static const double LAT_BOUNDS[LAT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.005, 0.025, 0.1};
+
+struct smki_repo {
+    smki_store *store;
+    smki_ca_db db;
+    atomic_int is_db_ready;
+    pthread_mutex_t db_lock;
+    char env[SMKI_ENV_NAME_MAX];
+    char home[4096];
+    char apikey[256];
+    int has_apikey;
+    char arl_ca[32];
+    unsigned public_mask;
+    size_t n_allow;
+    char allow[SMKI_REPO_ALLOW_MAX][SMKI_REPO_PARTY_MAX];
+    /* counters */
+    atomic_ullong requests[SMKI_REPO_EP_COUNT][6]; /* by status class 1xx..5xx (index 1..5) */
+    atomic_ullong lat_bucket[LAT_BUCKETS + 1];
+    atomic_ullong lat_sum_ns;
+    atomic_ullong conns_total, conns_refused;
+    atomic_llong conns_open;
+};
+
+static const char *const EP_NAMES[SMKI_REPO_EP_COUNT] = {"dcc", "cert", "ca", "crl", "health", "metrics", "other"};
+
+const char *smki_repo_ep_name(smki_repo_ep ep)
+{
+    return (unsigned)ep < SMKI_REPO_EP_COUNT ? EP_NAMES[ep] : "?";
+}
+
+int smki_repo_public_parse(const char *text, unsigned *mask)
+{
+    unsigned m = 0;
+    const char *p = text;
+    while (*p) {
+        while (*p == ',' || *p == ' ') p++;
+        if (!*p) break;
+        size_t n = strcspn(p, ", ");
+        int found = 0;
+        if (n == 3 && strncmp(p, "all", 3) == 0) m = SMKI_REPO_PUBLIC_ALL, found = 1;
+        if (n == 4 && strncmp(p, "none", 4) == 0) found = 1;
+        for (int i = 0; i < SMKI_REPO_EP_OTHER && !found; i++)
+            if (strlen(EP_NAMES[i]) == n && strncmp(p, EP_NAMES[i], n) == 0) m |= 1u << i, found = 1;
+        ENSURE(found, SMKI_E_USAGE,
+               "public endpoints: '%.*s' is not one of dcc, cert, ca, crl, health, metrics, all, none", (int)n, p);
+        p += n;
+    }
+    *mask = m | (1u << SMKI_REPO_EP_OTHER); /* a 404 needs no certificate */
+    return 0;
+}
+
+int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
+{
+    ENSURE(o && o->store_dir && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
+    size_t el = strlen(o->env);
+    ENSURE(el > 0 && el < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%s'", o->env);
+    for (size_t i = 0; i < el; i++)
+        ENSURE(isalnum((unsigned char)o->env[i]) || o->env[i] == '-' || o->env[i] == '_', SMKI_E_USAGE,
+               "environment name '%s': letters, digits, '-' and '_' only", o->env);
+    ENSURE(!o->home || strlen(o->home) < 4000, SMKI_E_USAGE, "home path too long");
+    ENSURE(!o->apikey || strlen(o->apikey) < 256, SMKI_E_USAGE, "apikey too long");
+    ENSURE(o->n_allow <= SMKI_REPO_ALLOW_MAX, SMKI_E_USAGE, "more than %d allowed parties", SMKI_REPO_ALLOW_MAX);
+    const char *arl = o->arl_ca ? o->arl_ca : "smki-root";
+    ENSURE(strlen(arl) < 32, SMKI_E_USAGE, "ARL CA name '%s'", arl);
+    smki_repo *r = calloc(1, sizeof *r);
+    ENSURE(r, SMKI_E_NOMEM, "out of memory");
+    pthread_mutex_init(&r->db_lock, NULL);
+    memcpy(r->env, o->env, el + 1);
+    snprintf(r->home, sizeof r->home, "%s", o->home ? o->home : ".");
+    if (o->apikey) snprintf(r->apikey, sizeof r->apikey, "%s", o->apikey), r->has_apikey = 1;
+    snprintf(r->arl_ca, sizeof r->arl_ca, "%s", arl);
+    r->public_mask = o->public_mask | (1u << SMKI_REPO_EP_OTHER);
+    r->n_allow = o->n_allow;
+    memcpy(r->allow, o->allow, sizeof r->allow);
+    smki_store_opts so = {0, 0, 1};
+    int rc = smki_store_open(o->store_dir, &so, &r->store);
+    if (rc < 0) {
+        pthread_mutex_destroy(&r->db_lock);
+        free(r);
+        return rc;
+    }
+    *out = r;
+    return 0;
+}
+
+void smki_repo_free(smki_repo *r)
+{
+    if (!r) return;
+    smki_store_close(r->store);
+    pthread_mutex_destroy(&r->db_lock);
+    free(r);
+}
+
+void smki_repo_note_conn(smki_repo *r, int opened, int refused)
+{
+    if (refused) {
+        atomic_fetch_add(&r->conns_refused, 1);
+        return;
+    }
+    if (opened) atomic_fetch_add(&r->conns_total, 1);
+    atomic_fetch_add(&r->conns_open, opened ? 1 : -1);
+}
+
+/* The CA's databases appear when the CA first writes: look again until they do. */
+static int db_ready(smki_repo *r)
+{
+    if (atomic_load(&r->is_db_ready)) return 1;
+    pthread_mutex_lock(&r->db_lock);
+    if (!atomic_load(&r->is_db_ready) && smki_ca_db_open(r->store, &r->db) == 0) atomic_store(&r->is_db_ready, 1);
+    pthread_mutex_unlock(&r->db_lock);
+    smki_error_clear();
+    return atomic_load(&r->is_db_ready);
+}
+
+/* ---- Response building ----------------------------------------------------------- */
+static int add(smki_repo_resp *w, const void *p, size_t n)
+{
+    if (n > RESP_MAX - w->len) return SMKI_FAIL(SMKI_E_REFUSED, "a response over %u octets", RESP_MAX);
+    if (w->len + n + 1 > w->cap) {
+        size_t cap = w->cap ? w->cap : 1024;
+        while (cap < w->len + n + 1) cap *= 2;
+        uint8_t *b = realloc(w->body, cap);
+        ENSURE(b, SMKI_E_NOMEM, "out of memory");
+        w->body = b, w->cap = cap;
+    }
+    memcpy(w->body + w->len, p, n);
+    w->len += n;
+    w->body[w->len] = 0;
+    return 0;
+}
+static int adds(smki_repo_resp *w, const char *s) { return add(w, s, strlen(s)); }
+static int addf(smki_repo_resp *w, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int addf(smki_repo_resp *w, const char *fmt, ...)
+{
+    char tmp[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    ENSURE(n >= 0 && (size_t)n < sizeof tmp, SMKI_E_INTERNAL, "a response line too long");
+    return add(w, tmp, (size_t)n);
+}
+/* Text for XML or JSON: the escapes both need. */
+static int add_esc(smki_repo_resp *w, const char *s, int json)
+{
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (json && (ch == '"' || ch == '\\')) GUARD(addf(w, "\\%c", ch));
+        else if (json && ch < 0x20) GUARD(addf(w, "\\u%04x", ch));
+        else if (!json && ch == '<') GUARD(adds(w, "&lt;"));
+        else if (!json && ch == '>') GUARD(adds(w, "&gt;"));
+        else if (!json && ch == '&') GUARD(adds(w, "&amp;"));
+        else if (!json && ch < 0x20 && ch != '\n' && ch != '\t') GUARD(adds(w, "?"));
+        else GUARD(add(w, &ch, 1));
+    }
+    return 0;
+}
+
+static void reset(smki_repo_resp *w)
+{
+    w->len = 0;
+    if (w->body) w->body[0] = 0;
+}
+
+/* An error answer: XML for the DCC endpoints, JSON for the rest. */
+static int fail_resp(smki_repo_resp *w, int status, int xml, const char *msg)
+{
+    reset(w);
+    w->status = status;
+    if (xml) {
+        w->content_type = "application/xml";
+        GUARD(addf(w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ErrorResponse><Status>%d</Status><Message>",
+                   status));
+        GUARD(add_esc(w, msg, 0));
+        return adds(w, "</Message></ErrorResponse>\n");
+    }
+    w->content_type = "application/json";
+    GUARD(addf(w, "{\"status\":%d,\"error\":\"", status));
+    GUARD(add_esc(w, msg, 1));
+    return adds(w, "\"}\n");
+}
+/* The same with smki's last error message after a prefix. */
+static int fail_err(smki_repo_resp *w, int status, int xml, const char *what)
+{
+    char msg[SMKI_ERR_MSG_MAX + 128];
+    snprintf(msg, sizeof msg, "%s: %s", what, smki_error_msg());
+    smki_error_clear();
+    return fail_resp(w, status, xml, msg);
+}
+
+/* ---- Values -------------------------------------------------------------------------- */
+static void serial_hex(const uint8_t s[SMKI_SERIAL_LEN], char out[2 * SMKI_SERIAL_LEN + 1])
+{
+    smki_hex_encode(s, SMKI_SERIAL_LEN, out, 1);
+}
+
+/* 1..32 hex digits, left-padded to the 16 octets every smki serial has. */
+static int serial_parse(const char *text, uint8_t out[SMKI_SERIAL_LEN])
+{
+    size_t n = strlen(text);
+    ENSURE(n >= 1 && n <= 2 * SMKI_SERIAL_LEN, SMKI_E_INPUT, "serial '%.40s': 1 to 32 hexadecimal digits", text);
+    char padded[2 * SMKI_SERIAL_LEN + 1];
+    memset(padded, '0', 2 * SMKI_SERIAL_LEN - n);
+    for (size_t i = 0; i < n; i++)
+        ENSURE(isxdigit((unsigned char)text[i]), SMKI_E_INPUT, "serial '%.40s': not hexadecimal", text);
+    memcpy(padded + 2 * SMKI_SERIAL_LEN - n, text, n + 1);
+    size_t len = 0;
+    GUARD(smki_hex_decode(padded, 2 * SMKI_SERIAL_LEN, out, SMKI_SERIAL_LEN, &len));
+    ENSURE(len == SMKI_SERIAL_LEN, SMKI_E_INPUT, "serial '%.40s'", text);
+    return 0;
+}
+
+static const char *usage_name(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : NULL;
+}
+
+static void iso_time(int64_t t, char out[32])
+{
+    if (t < 0) { /* the CA records no expiry (99991231235959Z, RFC 5280 4.1.2.5) as -1 */
+        snprintf(out, 32, "9999-12-31T23:59:59Z");
+        return;
+    }
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(out, 32, "%lld", (long long)t);
+}
+
+/* ---- Lookups --------------------------------------------------------------------------- */
+typedef struct {
+    smki_cert *cert;
+    int found;
+} first_ctx;
+static int keep_first(const smki_cert *c, void *arg)
+{
+    first_ctx *f = arg;
+    memcpy(f->cert, c, offsetof(smki_cert, der) + c->der_len);
+    f->found = 1;
+    return 1;
+}
+
+/* The certificate of this serial in this environment (any issuer). 1 found, 0 not. */
+static int find_serial(smki_repo *r, const uint8_t serial[SMKI_SERIAL_LEN], smki_cert *out)
+{
+    if (!db_ready(r)) return 0;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.env = r->env;
+    q.serial = serial;
+    first_ctx f = {out, 0};
+    GUARD(smki_ca_find(&r->db, &q, keep_first, &f));
+    return f.found;
+}
+
+static int wants_pem(const smki_repo_req *req, const char *format)
+{
+    if (format) return strcmp(format, "pem") == 0;
+    const char *a = req->accept;
+    return a && (strstr(a, "application/x-pem-file") || strstr(a, "application/pem-certificate-chain") ||
+                 strstr(a, "text/plain"));
+}
+
+static int send_der(smki_repo_resp *w, const uint8_t *der, size_t len, int pem, const char *der_type)
+{
+    reset(w);
+    w->status = 200;
+    if (!pem) {
+        w->content_type = der_type;
+        return add(w, der, len);
+    }
+    w->content_type = "application/x-pem-file";
+    char buf[4096];
+    size_t n = 0;
+    GUARD(smki_cert_to_pem(der, len, buf, sizeof buf, &n));
+    return add(w, buf, n);
+}
+
+/* ---- Query strings ----------------------------------------------------------------------- */
+#define QP_MAX 12
+typedef struct {
+    size_t n;
+    struct {
+        char key[24];
+        char val[QUERY_VALUE_MAX];
+    } p[QP_MAX];
+} qparams;
+
+static int hexval(int ch)
+{
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode one component into out (cap incl. NUL); no NUL octets allowed. */
+static int pct_decode(const char *s, size_t n, char *out, size_t cap, const char *what)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '+') ch = ' ';
+        else if (ch == '%') {
+            int h = i + 1 < n ? hexval(s[i + 1]) : -1, l = i + 2 < n ? hexval(s[i + 2]) : -1;
+            ENSURE(h >= 0 && l >= 0, SMKI_E_INPUT, "a bad %%-escape in %s", what);
+            ch = h * 16 + l;
+            i += 2;
+        }
+        ENSURE(ch != 0, SMKI_E_INPUT, "a NUL in %s", what);
+        ENSURE(o + 1 < cap, SMKI_E_INPUT, "%s is longer than %zu characters", what, cap - 1);
+        out[o++] = (char)ch;
+    }
+    out[o] = 0;
+    return 0;
+}
+
+static int query_parse(const char *q, qparams *out)
+{
+    out->n = 0;
+    if (!q) return 0;
+    ENSURE(strlen(q) <= 2048, SMKI_E_INPUT, "a query string of %zu characters (at most 2048)", strlen(q));
+    const char *p = q;
+    while (*p) {
+        size_t n = strcspn(p, "&");
+        if (n) {
+            const char *eq = memchr(p, '=', n);
+            size_t kl = eq ? (size_t)(eq - p) : n;
+            ENSURE(out->n < QP_MAX, SMKI_E_INPUT, "more than %d query parameters", QP_MAX);
+            GUARD(pct_decode(p, kl, out->p[out->n].key, sizeof out->p[out->n].key, "a parameter name"));
+            GUARD(pct_decode(eq ? eq + 1 : p + n, eq ? n - kl - 1 : 0, out->p[out->n].val,
+                             sizeof out->p[out->n].val, "a parameter value"));
+            for (size_t i = 0; i < out->n; i++)
+                ENSURE(strcmp(out->p[i].key, out->p[out->n].key) != 0, SMKI_E_INPUT,
+                       "the query parameter '%s' is given twice", out->p[i].key);
+            out->n++;
+        }
+        p += n;
+        if (*p == '&') p++;
+    }
+    return 0;
+}
+
+static const char *qget(const qparams *q, const char *key)
+{
+    for (size_t i = 0; i < q->n; i++)
+        if (strcmp(q->p[i].key, key) == 0) return q->p[i].val;
+    return NULL;
+}
+
+/* Every parameter must be one of allowed (NULL-terminated). */
+static int query_only(const qparams *q, const char *const *allowed)
+{
+    for (size_t i = 0; i < q->n; i++) {
+        int ok = 0;
+        for (const char *const *a = allowed; *a && !ok; a++) ok = strcmp(*a, q->p[i].key) == 0;
+        ENSURE(ok, SMKI_E_INPUT, "unknown query parameter '%s'", q->p[i].key);
+    }
+    return 0;
+}
+
+static int parse_uint(const char *s, long max, const char *what, long *out)
+{
+    ENSURE(*s, SMKI_E_INPUT, "%s is empty", what);
+    long v = 0;
+    for (const char *p = s; *p; p++) {
+        ENSURE(*p >= '0' && *p <= '9', SMKI_E_INPUT, "%s '%s' is not a number", what, s);
+        v = v * 10 + (*p - '0');
+        ENSURE(v <= max, SMKI_E_INPUT, "%s '%s' is over %ld", what, s, max);
+    }
+    *out = v;
+    return 0;
+}
+
+/* ---- The DCC tool's endpoints (reference §9) ------------------------------------------------ */
+static const char XML_HEAD[] = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+typedef struct {
+    smki_repo_resp *w;
+    size_t n;
+    int is_truncated;
+} dcc_search_ctx;
+
+static int dcc_result(const smki_cert *c, void *arg)
+{
+    dcc_search_ctx *s = arg;
+    if (s->n == DCC_RESULTS_MAX) {
+        s->is_truncated = 1;
+        return 1;
+    }
+    char ser[2 * SMKI_SERIAL_LEN + 1];
+    serial_hex(c->serial, ser);
+    GUARD(addf(s->w, "<Result><CertificateSerial>%s</CertificateSerial>", ser));
+    if (usage_name(c->usage)) GUARD(addf(s->w, "<CertificateUsage>%s</CertificateUsage>", usage_name(c->usage)));
+    GUARD(addf(s->w, "<CertificateStatus>%c</CertificateStatus>", (char)c->status));
+    if (c->role >= 0) GUARD(addf(s->w, "<CertificateRole>%d</CertificateRole>", c->role));
+    GUARD(adds(s->w, "</Result>"));
+    s->n++;
+    return 0;
+}
+
+static int dcc_parse(const smki_repo_req *req, const char *root, smki_repo_xml *x, smki_repo_resp *w, int *done)
+{
+    *done = 1;
+    if (!req->body_len) return fail_resp(w, 401, 1, "invalid parameters: the request has no XML body");
+    if (smki_repo_xml_parse(req->body, req->body_len, x) < 0) return fail_err(w, 401, 1, "invalid parameters");
+    if (strcmp(x->root, root) != 0) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "invalid parameters: the root element is <%s>, not <%s>", x->root, root);
+        return fail_resp(w, 401, 1, msg);
+    }
+    *done = 0;
+    return 0;
+}
+
+static int dcc_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    smki_repo_xml x;
+    int done;
+    GUARD(dcc_parse(req, "CertificateSearchRequest", &x, w, &done));
+    if (done) return 0;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.env = r->env;
+    const char *org = NULL, *dev = NULL;
+    smki_eui64_t eui;
+    char msg[300];
+    for (size_t i = 0; i < x.n; i++) {
+        const char *name = x.child[i].name, *text = x.child[i].text;
+        int dup = 0;
+        smki_repo_xml_child(&x, name, &dup);
+        if (dup) {
+            snprintf(msg, sizeof msg, "invalid parameters: <%s> is given twice", name);
+            return fail_resp(w, 401, 1, msg);
+        }
+        if (strcmp(name, "CertificateSubjectName") == 0) org = text;
+        else if (strcmp(name, "CertificateSubjectAltName") == 0) dev = text;
+        else if (strcmp(name, "CertificateUsage") == 0) {
+            if (strcmp(text, "DS") == 0) q.usage = SMKI_USAGE_DS;
+            else if (strcmp(text, "KA") == 0) q.usage = SMKI_USAGE_KA;
+            else return fail_resp(w, 401, 1, "invalid parameters: CertificateUsage is DS or KA");
+        } else if (strcmp(name, "CertificateStatus") == 0) {
+            smki_cert_status st;
+            if (smki_cert_status_parse(text, &st) < 0) return fail_err(w, 401, 1, "invalid parameters");
+            q.status = st;
+        } else if (strcmp(name, "CertificateRole") == 0) {
+            long role;
+            if (parse_uint(text, 255, "CertificateRole", &role) < 0) return fail_err(w, 401, 1, "invalid parameters");
+            q.role = (int)role;
+        } else {
+            snprintf(msg, sizeof msg, "invalid parameters: <%s> is not a search criterion", name);
+            return fail_resp(w, 401, 1, msg);
+        }
+    }
+    if (!!org == !!dev)
+        return fail_resp(w, 401, 1,
+                         "invalid parameters: give exactly one of CertificateSubjectName (organisation) and "
+                         "CertificateSubjectAltName (device)");
+    if (smki_eui64_parse(org ? org : dev, &eui) < 0) return fail_err(w, 401, 1, "invalid parameters");
+    q.eui = &eui;
+    q.profile = org ? SMKI_PROFILE_ORGANISATION : SMKI_PROFILE_DEVICE;
+    reset(w);
+    w->status = 200;
+    w->content_type = "application/xml";
+    GUARD(adds(w, XML_HEAD));
+    GUARD(adds(w, "<CertificateSearchResponse>"));
+    dcc_search_ctx s = {w, 0, 0};
+    if (db_ready(r)) {
+        int rc = smki_ca_find(&r->db, &q, dcc_result, &s);
+        if (rc < 0) return fail_err(w, 500, 1, "the store");
+    }
+    if (s.n == 0) return fail_resp(w, 402, 1, "not found: no certificate matches the search");
+    return adds(w, "</CertificateSearchResponse>\n");
+}
+
+static int dcc_retrieve(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    smki_repo_xml x;
+    int done, dup = 0;
+    GUARD(dcc_parse(req, "CertificateDataRequest", &x, w, &done));
+    if (done) return 0;
+    const char *text = smki_repo_xml_child(&x, "CertificateSerial", &dup);
+    if (!text || dup || x.n != 1)
+        return fail_resp(w, 401, 1, "invalid parameters: CertificateDataRequest holds exactly one CertificateSerial");
+    uint8_t serial[SMKI_SERIAL_LEN];
+    if (serial_parse(text, serial) < 0) return fail_err(w, 401, 1, "invalid parameters");
+    smki_cert *c = malloc(sizeof *c);
+    ENSURE(c, SMKI_E_NOMEM, "out of memory");
+    int rc = find_serial(r, serial, c);
+    if (rc < 0) rc = fail_err(w, 500, 1, "the store");
+    else if (rc == 0) rc = fail_resp(w, 402, 1, "not found: no certificate of that serial");
+    else {
+        reset(w);
+        w->status = 200;
+        w->content_type = "application/xml";
+        char *b64 = malloc(4 * ((c->der_len + 2) / 3) + 1);
+        rc = b64 ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        if (rc == 0) EVP_EncodeBlock((unsigned char *)b64, c->der, (int)c->der_len);
+        if (rc == 0) rc = adds(w, XML_HEAD);
+        if (rc == 0) rc = adds(w, "<CertificateDataResponse><CertificateResponse><CertificateBody>");
+        if (rc == 0) rc = adds(w, b64);
+        if (rc == 0) rc = adds(w, "</CertificateBody>");
+        if (rc == 0 && c->has_eui) {
+            char e[SMKI_EUI64_TEXT_MAX];
+            smki_eui64_format(&c->eui, SMKI_EUI64_HYPHEN, e);
+            const char *tag = c->profile == SMKI_PROFILE_DEVICE ? "CertificateSubjectAltName" : "CertificateSubjectName";
+            rc = addf(w, "<%s>%s</%s>", tag, e, tag);
+        }
+        if (rc == 0) rc = adds(w, "</CertificateResponse></CertificateDataResponse>\n");
+        free(b64);
+    }
+    free(c);
+    return rc;
+}
+
+/* ---- REST ------------------------------------------------------------------------------------ */
+static int json_cert(smki_repo_resp *w, const smki_cert *c)
+{
+    char ser[2 * SMKI_SERIAL_LEN + 1], iss[2 * SMKI_KEYID_LEN + 1], ski[2 * SMKI_KEYID_LEN + 1], nb[32], na[32];
+    serial_hex(c->serial, ser);
+    smki_hex_encode(c->issuer_ski, SMKI_KEYID_LEN, iss, 1);
+    smki_hex_encode(c->ski, SMKI_KEYID_LEN, ski, 1);
+    iso_time(c->not_before, nb);
+    iso_time(c->not_after, na);
+    const smki_profile *p = smki_profile_get(c->profile);
+    GUARD(addf(w, "{\"serial\":\"%s\",\"issuer_ski\":\"%s\",\"ski\":\"%s\",\"profile\":\"%s\",", ser, iss, ski,
+               p ? p->name : "unknown"));
+    if (c->has_eui) {
+        char e[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&c->eui, SMKI_EUI64_HYPHEN, e);
+        GUARD(addf(w, "\"eui\":\"%s\",", e));
+    } else GUARD(adds(w, "\"eui\":null,"));
+    if (usage_name(c->usage)) GUARD(addf(w, "\"usage\":\"%s\",", usage_name(c->usage)));
+    else GUARD(adds(w, "\"usage\":null,"));
+    if (c->role >= 0) GUARD(addf(w, "\"role\":%d,\"role_name\":\"%s\",", c->role, smki_role_name((unsigned)c->role)));
+    else GUARD(adds(w, "\"role\":null,"));
+    return addf(w, "\"status\":\"%c\",\"status_name\":\"%s\",\"not_before\":\"%s\",\"not_after\":\"%s\"}",
+                (char)c->status, smki_cert_status_name(c->status), nb, na);
+}
+
+static int cert_by_serial(smki_repo *r, const smki_repo_req *req, const char *text, smki_repo_resp *w)
+{
+    static const char *const ALLOWED[] = {"format", NULL};
+    qparams qp;
+    if (query_parse(req->query, &qp) < 0 || query_only(&qp, ALLOWED) < 0) return fail_err(w, 400, 0, "bad query");
+    const char *format = qget(&qp, "format");
+    if (format && strcmp(format, "pem") != 0 && strcmp(format, "der") != 0 && strcmp(format, "json") != 0)
+        return fail_resp(w, 400, 0, "format is pem, der or json");
+    uint8_t serial[SMKI_SERIAL_LEN];
+    if (serial_parse(text, serial) < 0) return fail_err(w, 400, 0, "bad serial");
+    smki_cert *c = malloc(sizeof *c);
+    ENSURE(c, SMKI_E_NOMEM, "out of memory");
+    int rc = find_serial(r, serial, c);
+    if (rc < 0) rc = fail_err(w, 500, 0, "the store");
+    else if (rc == 0) rc = fail_resp(w, 404, 0, "no certificate of that serial");
+    else if (format && strcmp(format, "json") == 0) {
+        reset(w);
+        w->status = 200;
+        w->content_type = "application/json";
+        rc = json_cert(w, c);
+        if (rc == 0) rc = adds(w, "\n");
+    } else rc = send_der(w, c->der, c->der_len, wants_pem(req, format), "application/pkix-cert");
+    free(c);
+    return rc;
+}
+
+typedef struct {
+    smki_repo_resp *w;
+    long offset, limit, seen, n;
+    int has_more;
+} page_ctx;
+
+static int page_result(const smki_cert *c, void *arg)
+{
+    page_ctx *p = arg;
+    if (p->seen++ < p->offset) return 0;
+    if (p->n == p->limit) {
+        p->has_more = 1;
+        return 1;
+    }
+    if (p->n) GUARD(adds(p->w, ","));
+    GUARD(json_cert(p->w, c));
+    p->n++;
+    return 0;
+}
+
+static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    static const char *const ALLOWED[] = {"eui", "role", "usage", "status", "issuer", "profile", "limit", "offset", NULL};
+    qparams qp;
+    if (query_parse(req->query, &qp) < 0 || query_only(&qp, ALLOWED) < 0) return fail_err(w, 400, 0, "bad query");
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.env = r->env;
+    smki_eui64_t eui;
+    uint8_t issuer[SMKI_KEYID_LEN];
+    const char *v;
+    long limit = PAGE_DEFAULT, offset = 0;
+    if ((v = qget(&qp, "eui"))) {
+        if (smki_eui64_parse(v, &eui) < 0) return fail_err(w, 400, 0, "bad eui");
+        q.eui = &eui;
+    }
+    if ((v = qget(&qp, "role"))) {
+        uint8_t code;
+        if (smki_role_parse(v, &code) < 0) return fail_err(w, 400, 0, "bad role");
+        q.role = code;
+    }
+    if ((v = qget(&qp, "usage"))) {
+        if (strcasecmp(v, "ds") == 0) q.usage = SMKI_USAGE_DS;
+        else if (strcasecmp(v, "ka") == 0) q.usage = SMKI_USAGE_KA;
+        else if (strcasecmp(v, "ca") == 0) q.usage = 0;
+        else return fail_resp(w, 400, 0, "bad usage: DS, KA or CA");
+    }
+    if ((v = qget(&qp, "status"))) {
+        smki_cert_status st;
+        if (smki_cert_status_parse(v, &st) < 0) return fail_err(w, 400, 0, "bad status");
+        q.status = st;
+    }
+    if ((v = qget(&qp, "profile"))) {
+        const smki_profile *p = smki_profile_by_name(v);
+        if (!p || p->id == SMKI_PROFILE_UNKNOWN) return fail_resp(w, 400, 0, "bad profile: not a profile name");
+        q.profile = p->id;
+    }
+    if ((v = qget(&qp, "issuer"))) {
+        /* A CA kind name ("smki-dca") or its SKI in hex. */
+        smki_ca_kind kind = SMKI_CA_KIND_COUNT;
+        for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+            if (strcmp(v, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
+        if (kind != SMKI_CA_KIND_COUNT) {
+            smki_ca_record *rec = malloc(sizeof *rec);
+            ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+            int rc = db_ready(r) ? smki_ca_get(&r->db, r->env, kind, rec) : SMKI_E_NOTFOUND;
+            if (rc == 0) memcpy(issuer, rec->cert.ski, SMKI_KEYID_LEN);
+            free(rec);
+            if (rc == SMKI_E_NOTFOUND) {
+                smki_error_clear();
+                return fail_resp(w, 404, 0, "the environment has no CA of that name");
+            }
+            if (rc < 0) return fail_err(w, 500, 0, "the store");
+        } else {
+            size_t n = 0;
+            if (strlen(v) != 2 * SMKI_KEYID_LEN || smki_hex_decode(v, strlen(v), issuer, sizeof issuer, &n) < 0 ||
+                n != SMKI_KEYID_LEN) {
+                smki_error_clear();
+                return fail_resp(w, 400, 0, "bad issuer: a CA name (smki-oca, smki-dca, ...) or a 16-digit SKI");
+            }
+        }
+        q.issuer_ski = issuer;
+    }
+    if ((v = qget(&qp, "limit")) && parse_uint(v, PAGE_MAX, "limit", &limit) < 0)
+        return fail_err(w, 400, 0, "bad limit");
+    if ((v = qget(&qp, "offset")) && parse_uint(v, OFFSET_MAX, "offset", &offset) < 0)
+        return fail_err(w, 400, 0, "bad offset");
+    if (limit == 0) return fail_resp(w, 400, 0, "bad limit: at least 1");
+    reset(w);
+    w->status = 200;
+    w->content_type = "application/json";
+    GUARD(adds(w, "{\"results\":["));
+    page_ctx p = {w, offset, limit, 0, 0, 0};
+    if (db_ready(r)) {
+        int rc = smki_ca_find(&r->db, &q, page_result, &p);
+        if (rc < 0) return fail_err(w, 500, 0, "the store");
+    }
+    GUARD(addf(w, "],\"count\":%ld,\"offset\":%ld,\"limit\":%ld,", p.n, offset, limit));
+    if (p.has_more) return addf(w, "\"next_offset\":%ld}\n", offset + p.n);
+    return adds(w, "\"next_offset\":null}\n");
+}
+
+static int ca_cert(smki_repo *r, const smki_repo_req *req, const char *name, smki_repo_resp *w)
+{
+    static const char *const ALLOWED[] = {"format", NULL};
+    qparams qp;
+    if (query_parse(req->query, &qp) < 0 || query_only(&qp, ALLOWED) < 0) return fail_err(w, 400, 0, "bad query");
+    const char *format = qget(&qp, "format");
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int rc = 0, n = 0;
+    if (!name) {
+        reset(w);
+        w->status = 200;
+        w->content_type = "application/json";
+        rc = adds(w, "{\"cas\":[");
+        for (int k = 0; k < SMKI_CA_KIND_COUNT && rc == 0 && db_ready(r); k++) {
+            int g = smki_ca_get(&r->db, r->env, (smki_ca_kind)k, rec);
+            if (g == SMKI_E_NOTFOUND) {
+                smki_error_clear();
+                continue;
+            }
+            if (g < 0) {
+                rc = fail_err(w, 500, 0, "the store");
+                goto out;
+            }
+            rc = addf(w, "%s{\"name\":\"%s\",\"certificate\":", n++ ? "," : "", smki_ca_kind_name((smki_ca_kind)k));
+            if (rc == 0) rc = json_cert(w, &rec->cert);
+            if (rc == 0) rc = addf(w, ",\"href\":\"/ca/%s\",\"crl\":\"/crl/%s\"}", smki_ca_kind_name((smki_ca_kind)k),
+                                   smki_ca_kind_name((smki_ca_kind)k));
+        }
+        if (rc == 0) rc = adds(w, "]}\n");
+        goto out;
+    }
+    smki_ca_kind kind = SMKI_CA_KIND_COUNT;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(name, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
+    if (kind == SMKI_CA_KIND_COUNT) {
+        rc = fail_resp(w, 404, 0, "no CA of that name (smki-root, smki-oca, smki-dca, dccki-root, dccki-ica)");
+        goto out;
+    }
+    int g = db_ready(r) ? smki_ca_get(&r->db, r->env, kind, rec) : SMKI_E_NOTFOUND;
+    if (g == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        rc = fail_resp(w, 404, 0, "the environment has no CA of that name");
+    } else if (g < 0) rc = fail_err(w, 500, 0, "the store");
+    else rc = send_der(w, rec->cert.der, rec->cert.der_len, wants_pem(req, format), "application/pkix-cert");
+out:
+    free(rec);
+    return rc;
+}
+
+/* A CRL (an ARL for a root) as the CA published it: the latest the store records
+ * (smki_ca_crl_get), else the file <home>/ca/<env>/<ca>.crl; sent as it is (DER). */
+static int crl(smki_repo *r, const smki_repo_req *req, const char *name, int want_root, smki_repo_resp *w)
+{
+    if (req->query && *req->query) return fail_resp(w, 400, 0, "bad query: the CRL takes no parameters");
+    smki_ca_kind kind = SMKI_CA_KIND_COUNT;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(name, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
+    if (kind == SMKI_CA_KIND_COUNT)
+        return fail_resp(w, 404, 0, "no CA of that name (smki-root, smki-oca, smki-dca, dccki-root, dccki-ica)");
+    if (want_root && !smki_ca_kind_is_root(kind)) return fail_resp(w, 404, 0, "an ARL is a root's (smki-root, dccki-root)");
+    smki_crl c;
+    memset(&c, 0, sizeof c);
+    int rc = db_ready(r) ? smki_ca_crl_get(&r->db, r->env, kind, &c) : SMKI_E_NOTFOUND;
+    if (rc == 0) {
+        reset(w);
+        w->status = 200;
+        w->content_type = "application/pkix-crl";
+        rc = add(w, c.der, c.der_len);
+        smki_crl_clear(&c);
+        return rc;
+    }
+    smki_crl_clear(&c);
+    if (rc != SMKI_E_NOTFOUND) return fail_err(w, 500, 0, "the store");
+    smki_error_clear();
+    char path[4200];
+    snprintf(path, sizeof path, "%s/ca/%s/%s.crl", r->home, r->env, name);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    rc = smki_file_read(path, CRL_MAX, &data, &len);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return fail_resp(w, 404, 0, "that CA has published no CRL");
+    }
+    if (rc < 0) return fail_err(w, 500, 0, "reading the CRL");
+    reset(w);
+    w->status = 200;
+    w->content_type = "application/pkix-crl";
+    rc = add(w, data, len);
+    free(data);
+    return rc;
+}
+
+static int health(smki_repo *r, smki_repo_resp *w)
+{
+    size_t n = 0;
+    int ready = db_ready(r);
+    if (ready && smki_ca_count(&r->db, &n) < 0) return fail_err(w, 503, 0, "the store");
+    reset(w);
+    w->status = 200;
+    w->content_type = "application/json";
+    return addf(w, "{\"status\":\"ok\",\"env\":\"%s\",\"store\":\"%s\",\"certificates\":%zu}\n", r->env,
+                ready ? "ready" : "empty", n);
+}
+
+static int metrics(smki_repo *r, smki_repo_resp *w)
+{
+    reset(w);
+    w->status = 200;
+    w->content_type = "text/plain; version=0.0.4";
+    GUARD(adds(w, "# HELP smki_repo_requests_total Requests answered, by endpoint group and status class.\n"
+                  "# TYPE smki_repo_requests_total counter\n"));
+    for (int e = 0; e < SMKI_REPO_EP_COUNT; e++)
+        for (int c = 1; c <= 5; c++) {
+            unsigned long long v = atomic_load(&r->requests[e][c]);
+            if (v || c == 2)
+                GUARD(addf(w, "smki_repo_requests_total{env=\"%s\",endpoint=\"%s\",code=\"%dxx\"} %llu\n", r->env,
+                           EP_NAMES[e], c, v));
+        }
+    GUARD(adds(w, "# HELP smki_repo_handle_seconds Time to answer a request, socket I/O excluded.\n"
+                  "# TYPE smki_repo_handle_seconds histogram\n"));
+    unsigned long long cum = 0;
+    for (int b = 0; b <= LAT_BUCKETS; b++) {
+        cum += atomic_load(&r->lat_bucket[b]);
+        if (b < LAT_BUCKETS) GUARD(addf(w, "smki_repo_handle_seconds_bucket{le=\"%g\"} %llu\n", LAT_BOUNDS[b], cum));
+        else GUARD(addf(w, "smki_repo_handle_seconds_bucket{le=\"+Inf\"} %llu\n", cum));
+    }
+    GUARD(addf(w, "smki_repo_handle_seconds_sum %.9f\nsmki_repo_handle_seconds_count %llu\n",
+               (double)atomic_load(&r->lat_sum_ns) / 1e9, cum));
+    GUARD(addf(w,
+               "# HELP smki_repo_connections_open Connections open now.\n# TYPE smki_repo_connections_open gauge\n"
+               "smki_repo_connections_open %lld\n"
+               "# HELP smki_repo_connections_total Connections accepted.\n# TYPE smki_repo_connections_total counter\n"
+               "smki_repo_connections_total %llu\n"
+               "# HELP smki_repo_connections_refused_total Connections refused over the limit.\n"
+               "# TYPE smki_repo_connections_refused_total counter\nsmki_repo_connections_refused_total %llu\n",
+               (long long)atomic_load(&r->conns_open), atomic_load(&r->conns_total), atomic_load(&r->conns_refused)));
+    size_t n = 0;
+    if (db_ready(r) && smki_ca_count(&r->db, &n) < 0) smki_error_clear();
+    return addf(w,
+                "# HELP smki_repo_certificates Certificates in the store.\n# TYPE smki_repo_certificates gauge\n"
+                "smki_repo_certificates %zu\n",
+                n);
+}
+
+/* ---- Routing ------------------------------------------------------------------------------------- */
+static int is_get(const char *m) { return strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0; }
+
+static int route(const smki_repo_req *req, smki_repo_resp *w)
+{
+    const char *p = req->path, *m = req->method;
+    static const char CERTS[] = "/certificates/", CA[] = "/ca/", CRL[] = "/crl/";
+    if (strncmp(p, "/services/", 10) == 0) {
+        w->ep = SMKI_REPO_EP_DCC;
+        int is_search = strcmp(p, "/services/certificatesearch") == 0;
+        int is_retrieve = strcmp(p, "/services/retrievecertificate") == 0;
+        if (!is_search && !is_retrieve) return fail_resp(w, 404, 1, "no such service");
+        if (strcmp(m, "POST") != 0) return fail_resp(w, 405, 1, "the DCC services take POST");
+        return -1; /* access checked by the caller, then dcc_* */
+    }
+    if (strcmp(p, "/certificates") == 0 || strncmp(p, CERTS, sizeof CERTS - 1) == 0) w->ep = SMKI_REPO_EP_CERT;
+    else if (strcmp(p, "/ca") == 0 || strncmp(p, CA, sizeof CA - 1) == 0) w->ep = SMKI_REPO_EP_CA;
+    else if (strcmp(p, "/arl") == 0 || strncmp(p, "/arl/", 5) == 0 || strncmp(p, CRL, sizeof CRL - 1) == 0)
+        w->ep = SMKI_REPO_EP_CRL;
+    else if (strcmp(p, "/health") == 0) w->ep = SMKI_REPO_EP_HEALTH;
+    else if (strcmp(p, "/metrics") == 0) w->ep = SMKI_REPO_EP_METRICS;
+    else {
+        w->ep = SMKI_REPO_EP_OTHER;
+        return fail_resp(w, 404, 0, "no such resource");
+    }
+    if (!is_get(m)) return fail_resp(w, 405, 0, "this resource takes GET");
+    return -1;
+}
+
+static int allowed(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    int xml = w->ep == SMKI_REPO_EP_DCC;
+    if (r->public_mask & (1u << w->ep)) return 1;
+    if (!req->has_client_cert) {
+        fail_resp(w, 403, xml, "this endpoint needs a DCCKI client certificate");
+        return 0;
+    }
+    if (r->n_allow == 0) return 1;
+    for (size_t i = 0; i < r->n_allow && req->party; i++)
+        if (strcmp(r->allow[i], req->party) == 0) return 1;
+    fail_resp(w, 403, xml, "the client certificate's Party Signifier is not allowed here");
+    return 0;
+}
+
+static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    int rc = route(req, w);
+    if (rc >= 0) return rc;
+    if (!allowed(r, req, w)) return 0;
+    const char *p = req->path;
+    switch (w->ep) {
+    case SMKI_REPO_EP_DCC: {
+        if (r->has_apikey) {
+            qparams qp;
+            if (query_parse(req->query, &qp) < 0) return fail_err(w, 401, 1, "invalid parameters");
+            const char *key = qget(&qp, "apikey");
+            if (!key || strcmp(key, r->apikey) != 0) return fail_resp(w, 403, 1, "a valid apikey is needed");
+        }
+        return strcmp(p, "/services/certificatesearch") == 0 ? dcc_search(r, req, w) : dcc_retrieve(r, req, w);
+    }
+    case SMKI_REPO_EP_CERT:
+        if (strcmp(p, "/certificates") == 0) return cert_search(r, req, w);
+        return cert_by_serial(r, req, p + strlen("/certificates/"), w);
+    case SMKI_REPO_EP_CA:
+        return ca_cert(r, req, strcmp(p, "/ca") == 0 ? NULL : p + 4, w);
+    case SMKI_REPO_EP_CRL:
+        if (strcmp(p, "/arl") == 0) return crl(r, req, r->arl_ca, 1, w);
+        if (strncmp(p, "/arl/", 5) == 0) return crl(r, req, p + 5, 1, w);
+        return crl(r, req, p + 5, 0, w);
+    case SMKI_REPO_EP_HEALTH:
+        return health(r, w);
+    case SMKI_REPO_EP_METRICS:
+        return metrics(r, w);
+    default:
+        return fail_resp(w, 404, 0, "no such resource");
+    }
+}
+
+int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(w, 0, sizeof *w);
+    w->ep = SMKI_REPO_EP_OTHER;
+    int rc;
+    if (!req || !req->method || !req->path || req->path[0] != '/') rc = fail_resp(w, 400, 0, "a malformed request");
+    else rc = dispatch(r, req, w);
+    if (rc < 0) {
+        /* Building the answer failed (a response too large, out of memory): a 500 that
+         * needs no allocation beyond a short message. */
+        rc = fail_err(w, smki_error_code() == SMKI_E_REFUSED ? 413 : 500, w->ep == SMKI_REPO_EP_DCC,
+                      "the answer could not be built");
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    unsigned long long ns =
+        (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    int b = 0;
+    while (b < LAT_BUCKETS && (double)ns / 1e9 > LAT_BOUNDS[b]) b++;
+    atomic_fetch_add(&r->lat_bucket[b], 1);
+    atomic_fetch_add(&r->lat_sum_ns, ns);
+    int cls = w->status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->requests[w->ep][cls], 1);
+    return rc;
+}
+
+void smki_repo_resp_free(smki_repo_resp *w)
+{
+    if (!w) return;
+    free(w->body);
+    w->body = NULL;
+    w->len = w->cap = 0;
+}

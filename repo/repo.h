@@ -1,0 +1,158 @@
+/* repo: the SMKI Repository service. The request handling (routing, the DCC tool's
+ * XML, REST queries, responses) is a pure function of a request and the store, so it
+ * is tested without sockets; the HTTP server (libevent's evhttp, TLS through
+ * bufferevent_openssl) and a small blocking client sit on top of it. */
+#ifndef SMKI_REPO_H
+#define SMKI_REPO_H
+
+#include <signal.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/base.h"
+#include "ca/ca.h"
+
+/* ---- The DCC tool's XML ---------------------------------------------------------
+ * The requests are tiny and of a fixed shape: a root element holding elements of
+ * text. This reader takes exactly that, bounded: at most SMKI_REPO_XML_MAX octets,
+ * an optional UTF-8 BOM and <?xml ...?> prolog, attributes read and ignored (xmlns),
+ * namespace prefixes dropped from names. Refused (SMKI_E_INPUT): <!DOCTYPE>, <!--,
+ * <![CDATA[, any '&' (no entities at all, so no entity expansion), nesting deeper
+ * than two, more than SMKI_REPO_XML_CHILDREN children, a name or text over its
+ * bound, mismatched tags, anything after the root. */
+#define SMKI_REPO_XML_MAX 4096
+#define SMKI_REPO_XML_CHILDREN 8
+#define SMKI_REPO_XML_NAME_MAX 64 /* NUL included */
+#define SMKI_REPO_XML_TEXT_MAX 128
+
+typedef struct {
+    char root[SMKI_REPO_XML_NAME_MAX];
+    size_t n;
+    struct {
+        char name[SMKI_REPO_XML_NAME_MAX];
+        char text[SMKI_REPO_XML_TEXT_MAX]; /* leading and trailing white space removed */
+    } child[SMKI_REPO_XML_CHILDREN];
+} smki_repo_xml;
+
+int smki_repo_xml_parse(const uint8_t *data, size_t len, smki_repo_xml *out);
+/* The text of the child named name, or NULL; SMKI_E_INPUT (via *dup) if it occurs twice. */
+const char *smki_repo_xml_child(const smki_repo_xml *x, const char *name, int *dup);
+
+/* ---- The repository ---------------------------------------------------------------- */
+/* Endpoint groups, for access rules and metrics. */
+typedef enum {
+    SMKI_REPO_EP_DCC = 0, /* POST /services/certificatesearch, /services/retrievecertificate */
+    SMKI_REPO_EP_CERT,    /* GET /certificates/{serial}, GET /certificates?... */
+    SMKI_REPO_EP_CA,      /* GET /ca, /ca/{kind} */
+    SMKI_REPO_EP_CRL,     /* GET /crl/{ca}, /arl */
+    SMKI_REPO_EP_HEALTH,  /* GET /health */
+    SMKI_REPO_EP_METRICS, /* GET /metrics */
+    SMKI_REPO_EP_OTHER,   /* anything else (404) */
+    SMKI_REPO_EP_COUNT
+} smki_repo_ep;
+const char *smki_repo_ep_name(smki_repo_ep ep); /* "dcc", "cert", "ca", "crl", "health", "metrics", "other" */
+
+#define SMKI_REPO_PARTY_MAX 65
+#define SMKI_REPO_ALLOW_MAX 32
+
+typedef struct {
+    const char *store_dir; /* the store the CA writes (opened read-only) */
+    const char *home;      /* CRLs are read from <home>/ca/<env>/<ca>.crl */
+    const char *env;       /* the environment served: one per instance */
+    /* Endpoint groups served without a client certificate: bit (1 << smki_repo_ep).
+     * The others need a verified client certificate whose Party Signifier is in
+     * allow (or any verified one when allow is empty). */
+    unsigned public_mask;
+    size_t n_allow;
+    char allow[SMKI_REPO_ALLOW_MAX][SMKI_REPO_PARTY_MAX];
+    const char *apikey;   /* when set, the DCC endpoints need ?apikey= equal to it */
+    const char *arl_ca;   /* the CA whose CRL is the ARL; NULL: smki-root */
+} smki_repo_opts;
+#define SMKI_REPO_PUBLIC_ALL ((1u << SMKI_REPO_EP_COUNT) - 1)
+
+typedef struct smki_repo smki_repo;
+
+/* The store may be empty (or lack the CA's databases) at open: they are looked for
+ * again on each request until they appear. Refused: no environment, a bad env name. */
+int smki_repo_open(const smki_repo_opts *o, smki_repo **out);
+void smki_repo_free(smki_repo *r);
+/* Parse "dcc,cert,ca,crl,health,metrics" (or "all", "none") into a public mask. */
+int smki_repo_public_parse(const char *text, unsigned *mask);
+
+typedef struct {
+    const char *method;  /* "GET", "POST", "HEAD" */
+    const char *path;    /* without the query, e.g. "/certificates/00ab..." */
+    const char *query;   /* after '?', or NULL */
+    const char *accept;  /* the Accept header, or NULL */
+    const uint8_t *body;
+    size_t body_len;
+    const char *party;   /* a verified client certificate's Party Signifier, or NULL */
+    int has_client_cert; /* a verified client certificate was presented */
+} smki_repo_req;
+
+typedef struct {
+    int status;               /* HTTP status */
+    const char *content_type; /* static text */
+    uint8_t *body;            /* owned; smki_repo_resp_free */
+    size_t len, cap;
+    smki_repo_ep ep;
+} smki_repo_resp;
+
+/* Answer one request. Always fills resp (an error is an HTTP status and a short
+ * body naming what was wrong); returns 0, or a negative status only when even the
+ * error response could not be built (out of memory). Safe from many threads. */
+int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
+void smki_repo_resp_free(smki_repo_resp *resp);
+
+/* Connection-level counters the server reports into /metrics. */
+void smki_repo_note_conn(smki_repo *r, int opened, int refused);
+
+/* ---- The HTTP server ----------------------------------------------------------------- */
+typedef struct {
+    const char *listen;       /* "127.0.0.1:8080", "[::1]:8443", ":8080" */
+    unsigned threads;         /* event loops sharing the listening socket; 0: 2 */
+    unsigned max_conns;       /* open connections; more are answered 503 and closed; 0: 1024 */
+    size_t max_body;          /* request body octets; more is 413; 0: SMKI_REPO_XML_MAX */
+    size_t max_headers;       /* 0: 8192 */
+    int timeout_s;            /* idle/read/write timeout per connection; 0: 10 */
+    const char *tls_cert;     /* PEM: the DCCKI server certificate (chain may follow) */
+    const char *tls_key;      /* PEM private key of it */
+    const char *client_ca;    /* PEM: the DCCKI CAs that client certificates must chain to */
+    int require_client_cert;  /* with client_ca: refuse the handshake without one */
+    const char *party_attr;   /* OID of the Party Signifier attribute; NULL: 2.5.4.97 */
+    int access_log;           /* one JSON line per request on stderr */
+    volatile sig_atomic_t *stop; /* the server returns when this becomes non-zero (checked often) */
+    /* Called once the socket listens (for tests and scripts that need the port). */
+    void (*on_listen)(int port, void *arg);
+    void *on_listen_arg;
+} smki_repo_server_opts;
+
+/* Serve until *o->stop or SIGTERM/SIGINT (handled here): then stop accepting, let
+ * the loops finish what they were sending (up to a second), and return 0. */
+int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o);
+
+/* ---- The client (smki repo get/search) ------------------------------------------------ */
+typedef struct {
+    const char *url;        /* "http://127.0.0.1:8080" or "https://host:8443" */
+    const char *ca_file;    /* https: the trust anchors (PEM); NULL: the system's */
+    const char *cert_file;  /* mutual TLS: client certificate and key (PEM) */
+    const char *key_file;
+    int timeout_s;          /* 0: 10 */
+    size_t max_body;        /* 0: 16 MiB */
+} smki_repo_client_opts;
+
+typedef struct {
+    int status;
+    char content_type[128];
+    uint8_t *body; /* owned, NUL-terminated for convenience */
+    size_t len;
+} smki_repo_http_resp;
+
+/* One request ("GET"/"POST", a path with its query, an optional body and Accept).
+ * Fails with SMKI_E_IO when the server cannot be reached, SMKI_E_VERIFY when its TLS
+ * certificate does not verify, SMKI_E_INPUT for a malformed answer. */
+int smki_repo_http(const smki_repo_client_opts *o, const char *method, const char *path, const char *accept,
+                   const char *content_type, const uint8_t *body, size_t body_len, smki_repo_http_resp *out);
+void smki_repo_http_resp_free(smki_repo_http_resp *r);
+
+#endif

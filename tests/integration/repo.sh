@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# smki repo from the outside: a test hierarchy (software keys), certificates issued
+# into the store, `smki repo serve` on a free loopback port, and every endpoint and
+# every bad input driven by Python's http.client and raw sockets (tests/integration/
+# repo_checks.py), curl, and smki repo get/search. CRLs and ARLs as smki ca publishes
+# them. TLS with the CA's DCCKI server certificate, mutual TLS with DCCKI client
+# certificates and a Party Signifier rule. Servers are stopped on
+# every exit path.
+set -euo pipefail
+
+: "${SMKI_BIN:?set SMKI_BIN to the smki binary}"
+: "${SMKI_SHARED:?set SMKI_SHARED to the folder holding vectors/}"
+PY=/usr/bin/python3
+TIMEOUT=60
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=$(mktemp -d "${TMPDIR:-/tmp}/smki-repo.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+source "$HERE/lib.sh"
+
+unset SMKI_PIN SMKI_SO_PIN SMKI_DEBUG SOFTHSM2_CONF
+export SMKI_HOME=$W/home
+mkdir -p "$SMKI_HOME/keys"
+for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
+done
+{
+    printf '[store]\npath = store\n[ca.test]\n'
+    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
+} >"$SMKI_HOME/smki.conf"
+expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
+expect_exit 0 "a device certificate from the real CSR" \
+    smki ca issue --env test --csr "$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --der --out "$W/dev.der"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=x" \
+    -addext "keyUsage=critical,digitalSignature" -out "$W/org.csr" 2>/dev/null
+expect_exit 0 "an organisation certificate" smki ca issue --env test --csr "$W/org.csr" --role supplier \
+    --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --der --out "$W/org.der"
+
+# A revoked organisation certificate (another EUI-64), then the CRLs and ARLs as the
+# CA publishes them: recorded in the store and written to <home>/ca/test/<ca>.crl.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/rev.key" -subj "/CN=r" \
+    -addext "keyUsage=critical,digitalSignature" -out "$W/rev.csr" 2>/dev/null
+expect_exit 0 "an organisation certificate to revoke" smki ca issue --env test --csr "$W/rev.csr" --role supplier \
+    --eui 90-B3-D5-1F-30-01-00-01 --der --out "$W/rev.der"
+REV_SERIAL=$(openssl x509 -inform DER -in "$W/rev.der" -noout -serial | cut -d= -f2)
+expect_exit 0 "revoked" smki ca revoke --env test --serial "$REV_SERIAL" --reason keyCompromise
+expect_exit 0 "the CRLs published" smki ca crl --env test --config "$SMKI_HOME/smki.conf"
+expect_exit 0 "the ARLs published" smki ca arl --env test --config "$SMKI_HOME/smki.conf"
+
+# start_server LOG ARGS...: smki repo serve on a free port; sets PORT.
+start_server() {
+    local log=$1
+    shift
+    "$SMKI_BIN" repo serve --env test --listen 127.0.0.1:0 "$@" 2>"$log" &
+    PIDS+=($!)
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        [[ -n $PORT ]] && break
+        sleep 0.1
+    done
+    [[ -n $PORT ]] || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
+}
+
+# ---- Plain HTTP: every endpoint and every bad input ------------------------------------
+start_server "$W/serve.log" --access-log --timeout 3
+SERVER_PID=${PIDS[-1]}
+echo "# serving on 127.0.0.1:$PORT"
+if "$PY" "$HERE/repo_checks.py" plain "$PORT" "$SMKI_HOME" "$W" "$SMKI_BIN"; then
+    ok "every endpoint and bad input (repo_checks.py plain)"
+else
+    not_ok "repo_checks.py plain"
+    sed 's/^/#   log: /' "$W/serve.log" | tail -20
+fi
+
+# The client commands.
+SERIAL=$(openssl x509 -inform DER -in "$W/dev.der" -noout -serial | cut -d= -f2)
+URL=http://127.0.0.1:$PORT
+expect_exit 0 "smki repo get by serial" smki repo get --url "$URL" "$SERIAL" --out "$W/got.der"
+check "what repo get wrote is the issued certificate" cmp "$W/got.der" "$W/dev.der"
+expect_exit 0 "smki repo get prints PEM without --out" smki repo get --url "$URL" "$SERIAL"
+expect_in "BEGIN CERTIFICATE" "PEM on stdout"
+expect_exit 2 "smki repo get of an unknown serial" smki repo get --url "$URL" 0123456789abcdef0123456789abcdef
+expect_in "HTTP 404" "the error names the HTTP status"
+expect_exit 1 "smki repo get with a bad serial" smki repo get --url "$URL" 'zz/../x'
+expect_exit 0 "smki repo get --crl" smki repo get --url "$URL" --crl smki-dca --out "$W/dca.crl"
+check "the CRL is the published file" cmp "$W/dca.crl" "$SMKI_HOME/ca/test/smki-dca.crl"
+expect_exit 0 "smki repo get --arl" smki repo get --url "$URL" --arl --out "$W/arl.crl"
+check "the ARL is the SMKI root's" cmp "$W/arl.crl" "$SMKI_HOME/ca/test/smki-root.crl"
+run openssl crl -inform DER -in "$W/dca.crl" -noout -issuer
+expect_in "OU = 07, CN = E357" "openssl reads the DCA's CRL"
+expect_exit 0 "smki repo search by EUI-64" smki repo search --url "$URL" --eui 00-DB-12-34-56-78-90-A0
+expect_in "$SERIAL" "the device certificate is found"
+expect_exit 0 "smki --json repo search by role" smki --json repo search --url "$URL" --role supplier
+expect_json "two supplier certificates, one revoked" 'd["count"] == 2 and sorted(r["status"] for r in d["results"]) == ["I", "R"]'
+expect_exit 1 "smki repo search with a bad status" smki repo search --url "$URL" --status Q
+expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.0.0.1:1 "$SERIAL"
+
+# New certificates are seen without restart.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=y" \
+    -addext "keyUsage=critical,keyAgreement" -out "$W/org2.csr" 2>/dev/null
+expect_exit 0 "the CA issues while the repository serves" smki ca issue --env test --csr "$W/org2.csr" \
+    --role supplier --eui 90-B3-D5-1F-30-01-00-00 --out "$W/org2.pem"
+expect_exit 0 "search again" smki --json repo search --url "$URL" --eui 90-B3-D5-1F-30-01-00-00
+expect_json "the new KA certificate is there" 'sorted(r["usage"] for r in d["results"]) == ["DS", "KA"]'
+
+# SIGTERM: a clean stop.
+kill -TERM "$SERVER_PID"
+RC=0
+wait "$SERVER_PID" || RC=$?
+[[ $RC == 0 ]] && ok "SIGTERM stops the server with exit 0" || not_ok "SIGTERM: exit $RC"
+expect_in_file() { grep -q "$1" "$2" && ok "$3" || { not_ok "$3"; tail -5 "$2" | sed 's/^/#   /'; }; }
+expect_in_file '"event":"stopped"' "$W/serve.log" "the log says it stopped"
+expect_in_file '"event":"request".*"status":402' "$W/serve.log" "requests are logged as JSON lines"
+
+# ---- Too many connections ---------------------------------------------------------------
+start_server "$W/serve2.log" --max-conns 2
+if "$PY" "$HERE/repo_checks.py" maxconns "$PORT" "$SMKI_HOME" "$W" "$SMKI_BIN"; then
+    ok "a third connection over --max-conns 2 is answered 429; the others keep working"
+else
+    not_ok "repo_checks.py maxconns"
+fi
+
+# ---- TLS with a DCCKI-like server certificate; mutual TLS with a Party Signifier -------------
+T=$W/tls
+mkdir -p "$T"
+# DCCKI certificates from the CA: the repository's server certificate, two clients.
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/server.key" -subj "/CN=127.0.0.1" \
+    -addext "keyUsage=critical,digitalSignature" -out "$T/server.csr" 2>/dev/null
+expect_exit 0 "a DCCKI server certificate for the repository" smki ca issue --env test --profile dccki-server \
+    --csr "$T/server.csr" --party PS-DCC-REPO --ip 127.0.0.1 --cn 127.0.0.1 --out "$T/server.pem"
+cat "$T/server.pem" "$SMKI_HOME/ca/test/dccki-ica.pem" >"$T/server-chain.pem"
+cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$T/ca.pem"
+for who in PS-SUPPLIER-1 PS-OTHER-2; do
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$who.key" -subj "/CN=client" \
+        -addext "keyUsage=critical,digitalSignature" -out "$T/$who.csr" 2>/dev/null
+    expect_exit 0 "a DCCKI client certificate for $who" smki ca issue --env test --profile dccki-client \
+        --csr "$T/$who.csr" --party "$who" --out "$T/$who.pem"
+done
+start_server "$W/serve3.log" --tls-cert "$T/server-chain.pem" --tls-key "$T/server.key" --client-ca "$T/ca.pem" \
+    --public health,ca,crl --allow-party PS-SUPPLIER-1 --access-log
+URL=https://127.0.0.1:$PORT
+expect_exit 0 "HTTPS health, the server's DCCKI certificate verified" \
+    smki repo get --url "$URL" --ca "smki-root" --ca-file "$T/ca.pem" --out "$W/root.der"
+check "the root certificate over TLS is the CA's" cmp "$W/root.der" <(openssl x509 -in "$SMKI_HOME/ca/test/smki-root.pem" -outform DER)
+expect_exit 2 "a server certificate that does not chain to --ca-file is refused" \
+    smki repo get --url "$URL" --ca smki-root --ca-file "$SMKI_HOME/ca/test/smki-root.pem" --out "$W/x.der"
+expect_in "does not verify" "the refusal says the certificate does not verify"
+expect_exit 2 "certificates need a client certificate (403 without)" \
+    smki repo get --url "$URL" "$SERIAL" --ca-file "$T/ca.pem" --out "$W/x.der"
+expect_in "HTTP 403" "403 named"
+expect_exit 0 "an allowed Party Signifier's client certificate gets the certificate" \
+    smki repo get --url "$URL" "$SERIAL" --ca-file "$T/ca.pem" --cert "$T/PS-SUPPLIER-1.pem" \
+    --key "$T/PS-SUPPLIER-1.key" --out "$W/tls.der"
+check "the same certificate over mutual TLS" cmp "$W/tls.der" "$W/dev.der"
+expect_exit 2 "another Party Signifier is refused (403)" \
+    smki repo get --url "$URL" "$SERIAL" --ca-file "$T/ca.pem" --cert "$T/PS-OTHER-2.pem" --key "$T/PS-OTHER-2.key" \
+    --out "$W/x.der"
+expect_in "Party Signifier is not allowed" "the refusal names the rule"
+run curl -sS --cacert "$T/ca.pem" --cert "$T/PS-SUPPLIER-1.pem" --key "$T/PS-SUPPLIER-1.key" \
+    -X POST --data "<CertificateDataRequest><CertificateSerial>$SERIAL</CertificateSerial></CertificateDataRequest>" \
+    "$URL/services/retrievecertificate"
+expect_in "<CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName>" "curl: DCC retrieve over mutual TLS"
+expect_in_file '"party":"PS-SUPPLIER-1"' "$W/serve3.log" "the client's Party Signifier is logged"
+run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"
+expect_not_in "200" "plain HTTP to the TLS port gets no answer"
+run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
+expect_in "200" "and the server still serves TLS after it"
+
+# Every server stops cleanly on SIGTERM, and no sanitizer report in any log (ASan build).
+for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+for p in "${PIDS[@]}"; do
+    RC=0
+    wait "$p" 2>/dev/null || RC=$?
+    [[ $RC == 0 || $RC == 127 ]] || not_ok "server $p exited $RC on SIGTERM"
+done
+PIDS=()
+for log in "$W"/serve*.log; do
+    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$log"; then
+        not_ok "no sanitizer report in $(basename "$log")"
+        sed 's/^/#   /' "$log" | head -40
+    else
+        ok "no sanitizer report in $(basename "$log")"
+    fi
+done
+
+finish

@@ -1,0 +1,562 @@
+/* Unit tests for repo without sockets: the strict XML reader (every form it takes and
+ * every refusal), and smki_repo_handle over a store of records: the DCC services, the
+ * REST endpoints, query refusals, access rules, an empty store. */
+#include "helpers.h"
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "repo/repo.h"
+
+/* ---- XML --------------------------------------------------------------------------- */
+static int xml(const char *text, smki_repo_xml *x) { return smki_repo_xml_parse((const uint8_t *)text, strlen(text), x); }
+
+static void test_xml_reads_prolog_namespaces_attributes_and_children(void **state)
+{
+    (void)state;
+    smki_repo_xml x;
+    assert_ok(xml("\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n"
+                  "<ns2:CertificateSearchRequest xmlns:ns2='urn:x' a=\"1\">\n"
+                  "  <ns2:CertificateSubjectAltName> 00-DB-12-34-56-78-90-A0 </ns2:CertificateSubjectAltName>\n"
+                  "  <Empty/><Other attr=\"v\"></Other >\n"
+                  "</ns2:CertificateSearchRequest >\n",
+                  &x));
+    assert_string_equal(x.root, "CertificateSearchRequest");
+    assert_int_equal(x.n, 3);
+    assert_string_equal(x.child[0].name, "CertificateSubjectAltName");
+    assert_string_equal(x.child[0].text, "00-DB-12-34-56-78-90-A0");
+    assert_string_equal(x.child[1].name, "Empty");
+    assert_string_equal(x.child[1].text, "");
+    assert_string_equal(x.child[2].text, "");
+    int dup = 0;
+    assert_string_equal(smki_repo_xml_child(&x, "Empty", &dup), "");
+    assert_int_equal(dup, 0);
+    assert_null(smki_repo_xml_child(&x, "Missing", &dup));
+    assert_ok(xml("<CertificateSearchRequest/>", &x));
+    assert_int_equal(x.n, 0);
+}
+
+static void test_xml_refuses_dtd_entities_comments_and_bad_shapes(void **state)
+{
+    (void)state;
+    smki_repo_xml x;
+    static const struct {
+        const char *text, *needle;
+    } BAD[] = {
+        {"<!DOCTYPE r [<!ENTITY e SYSTEM \"file:///etc/passwd\">]><r>&e;</r>", "document type declaration"},
+        {"<?xml version=\"1.0\"?><!DOCTYPE r><r/>", "document type declaration"},
+        {"<r><a>&amp;</a></r>", "entity references"},
+        {"<r><a>&#65;</a></r>", "entity references"},
+        {"<r a=\"&x;\"/>", "entity references"},
+        {"<!-- c --><r/>", "comments"},
+        {"<r><!-- c --></r>", "comments"},
+        {"<r><a><![CDATA[x]]></a></r>", "only text"},
+        {"<r><![CDATA[x]]></r>", "CDATA"},
+        {"<r><a><b>1</b></a></r>", "only text"},
+        {"<r>text</r>", "text directly"},
+        {"<r><a>1</b></r>", "does not match"},
+        {"<r><a>1</a></s>", "does not match"},
+        {"<r><a>1</a></r><r/>", "after the end"},
+        {"<r><a>1</a>", "not closed"},
+        {"<r><a>1", "not closed"},
+        {"<r", "not closed"},
+        {"<r a=1/>", "not quoted"},
+        {"<r a/>", "has no '='"},
+        {"<r a=\"1\"b=\"2\"/>", "white space"},
+        {"", "no element"},
+        {"   ", "no element"},
+        {"hello", "must start with an element"},
+        {"<?xml version=\"1.0\"", "not closed"},
+        {"<r><?pi x?></r>", "processing instructions"},
+        {"<r><a>\x01</a></r>", "control character"},
+        {"<r><:>1</:></r>", "no local part"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        print_message("refusing: %s\n", BAD[i].text);
+        assert_fails(xml(BAD[i].text, &x), SMKI_E_INPUT, BAD[i].needle);
+    }
+    /* Bounds: children, name, text, document. */
+    char buf[SMKI_REPO_XML_MAX + 64];
+    size_t n = (size_t)snprintf(buf, sizeof buf, "<r>");
+    for (int i = 0; i <= SMKI_REPO_XML_CHILDREN; i++) n += (size_t)snprintf(buf + n, sizeof buf - n, "<a>%d</a>", i);
+    snprintf(buf + n, sizeof buf - n, "</r>");
+    assert_fails(xml(buf, &x), SMKI_E_INPUT, "more than 8 elements");
+    memset(buf, 'n', 100);
+    buf[0] = '<';
+    snprintf(buf + 70, sizeof buf - 70, "/>");
+    assert_fails(xml(buf, &x), SMKI_E_INPUT, "element name of");
+    n = (size_t)snprintf(buf, sizeof buf, "<r><a>");
+    memset(buf + n, '7', 200);
+    snprintf(buf + n + 200, sizeof buf - n - 200, "</a></r>");
+    assert_fails(xml(buf, &x), SMKI_E_INPUT, "the text of <a> is 200 characters");
+    memset(buf, ' ', sizeof buf);
+    memcpy(buf, "<r/>", 4);
+    assert_fails(smki_repo_xml_parse((const uint8_t *)buf, SMKI_REPO_XML_MAX + 1, &x), SMKI_E_INPUT, "at most 4096");
+    assert_ok(smki_repo_xml_parse((const uint8_t *)buf, SMKI_REPO_XML_MAX, &x));
+}
+
+/* ---- The handler over a store --------------------------------------------------------- */
+static const uint8_t DEV_EUI[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};
+static const uint8_t ORG_EUI[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0x01, 0x00, 0x00};
+static const uint8_t DCA_SKI[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t OCA_SKI[8] = {8, 7, 6, 5, 4, 3, 2, 1};
+
+typedef struct {
+    char dir[1024];
+    smki_repo *repo;
+    uint8_t *dev_der, *org_der;
+    size_t dev_len, org_len;
+} fixture;
+
+/* The puts go through one write transaction. */
+typedef struct {
+    smki_ca_db *db;
+    smki_cert *certs;
+    size_t n;
+} batch_arg;
+static int put_all(smki_txn *t, void *arg)
+{
+    batch_arg *b = arg;
+    for (size_t i = 0; i < b->n; i++) GUARD(smki_ca_cert_put(t, b->db, &b->certs[i]));
+    return 0;
+}
+
+static void fill(smki_cert *c, const uint8_t issuer[8], uint8_t serial_last, smki_profile_id profile, int usage,
+                 int role, const uint8_t *eui, smki_cert_status status, const char *env, const uint8_t *der, size_t len)
+{
+    memset(c, 0, sizeof *c);
+    memcpy(c->issuer_ski, issuer, 8);
+    c->serial[0] = 0x40;
+    c->serial[15] = serial_last;
+    c->ski[0] = serial_last;
+    c->profile = profile;
+    c->usage = usage;
+    c->role = role;
+    c->has_eui = eui != NULL;
+    if (eui) memcpy(c->eui.b, eui, 8);
+    c->status = status;
+    snprintf(c->env, sizeof c->env, "%s", env);
+    c->not_before = 1700000000;
+    c->not_after = 253402300799;
+    memcpy(c->der, der, len);
+    c->der_len = len;
+}
+
+static smki_repo *open_repo(fixture *f, unsigned public_mask, const char *apikey, const char *allow)
+{
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", f->dir);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = f->dir;
+    o.env = "test";
+    o.public_mask = public_mask;
+    o.apikey = apikey;
+    if (allow) {
+        snprintf(o.allow[0], sizeof o.allow[0], "%s", allow);
+        o.n_allow = 1;
+    }
+    smki_repo *r = NULL;
+    assert_ok(smki_repo_open(&o, &r));
+    return r;
+}
+
+/* A keystore certificate (PEM) as DER. */
+static uint8_t *keystore_der(const char *rel, size_t *len)
+{
+    size_t plen = 0;
+    uint8_t *pem = test_read_shared(rel, &plen);
+    BIO *bio = BIO_new_mem_buf(pem, (int)plen);
+    X509 *x = PEM_read_bio_X509(bio, NULL, NULL, NULL);
+    assert_non_null(x);
+    uint8_t *der = NULL;
+    int n = i2d_X509(x, &der);
+    assert_true(n > 0);
+    uint8_t *out = malloc((size_t)n);
+    memcpy(out, der, (size_t)n);
+    *len = (size_t)n;
+    OPENSSL_free(der);
+    X509_free(x);
+    BIO_free(bio);
+    free(pem);
+    return out;
+}
+
+static int setup(void **state)
+{
+    fixture *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("repo"));
+    f->dev_der = keystore_der("vectors/gbcs/keystore/00db1234567890a0-ds.pem", &f->dev_len);
+    f->org_der = keystore_der("vectors/gbcs/keystore/90b3d51f30010000-ds.pem", &f->org_len);
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", f->dir);
+    smki_store *s = NULL;
+    smki_ca_db db;
+    assert_ok(smki_store_open(store, NULL, &s));
+    assert_ok(smki_ca_db_open(s, &db));
+    static smki_cert certs[5];
+    fill(&certs[0], DCA_SKI, 1, SMKI_PROFILE_DEVICE, SMKI_USAGE_DS, -1, DEV_EUI, SMKI_STATUS_IN_USE, "test", f->dev_der,
+         f->dev_len);
+    fill(&certs[1], DCA_SKI, 2, SMKI_PROFILE_DEVICE, SMKI_USAGE_KA, -1, DEV_EUI, SMKI_STATUS_REVOKED, "test",
+         f->dev_der, f->dev_len);
+    certs[1].not_after = -1; /* a device certificate never expires */
+    fill(&certs[2], OCA_SKI, 3, SMKI_PROFILE_ORGANISATION, SMKI_USAGE_DS, 2, ORG_EUI, SMKI_STATUS_IN_USE, "test",
+         f->org_der, f->org_len);
+    /* The same EUI in another environment: never served by this one. */
+    fill(&certs[3], OCA_SKI, 4, SMKI_PROFILE_ORGANISATION, SMKI_USAGE_KA, 2, ORG_EUI, SMKI_STATUS_IN_USE,
+         "production", f->org_der, f->org_len);
+    fill(&certs[4], OCA_SKI, 5, SMKI_PROFILE_ORGANISATION, SMKI_USAGE_KA, 2, ORG_EUI, SMKI_STATUS_PENDING, "test",
+         f->org_der, f->org_len);
+    batch_arg b = {&db, certs, 5};
+    assert_ok(smki_store_write(s, put_all, &b));
+    smki_store_close(s);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture *f = *state;
+    smki_repo_free(f->repo);
+    free(f->dev_der);
+    free(f->org_der);
+    free(f);
+    return 0;
+}
+
+static smki_repo_resp call(smki_repo *r, const char *method, const char *path, const char *query, const char *body)
+{
+    smki_repo_req q = {0};
+    q.method = method;
+    q.path = path;
+    q.query = query;
+    q.body = (const uint8_t *)body;
+    q.body_len = body ? strlen(body) : 0;
+    smki_repo_resp w;
+    assert_ok(smki_repo_handle(r, &q, &w));
+    assert_non_null(w.body);
+    return w;
+}
+
+#define HAS(w, text) assert_non_null(strstr((const char *)(w).body, (text)))
+#define HASNT(w, text) assert_null(strstr((const char *)(w).body, (text)))
+
+static const char SERIAL1[] = "40000000000000000000000000000001";
+
+static void test_dcc_search_finds_a_device_by_eui_and_filters(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    smki_repo_resp w = call(f->repo, "POST", "/services/certificatesearch", NULL,
+                            "<?xml version=\"1.0\"?><CertificateSearchRequest><CertificateSubjectAltName>"
+                            "00-DB-12-34-56-78-90-A0</CertificateSubjectAltName></CertificateSearchRequest>");
+    assert_int_equal(w.status, 200);
+    assert_string_equal(w.content_type, "application/xml");
+    HAS(w, "<CertificateSearchResponse><Result><CertificateSerial>40000000000000000000000000000001</CertificateSerial>"
+           "<CertificateUsage>DS</CertificateUsage><CertificateStatus>I</CertificateStatus></Result><Result>");
+    HAS(w, "<CertificateUsage>KA</CertificateUsage><CertificateStatus>R</CertificateStatus>");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "POST", "/services/certificatesearch", NULL,
+             "<CertificateSearchRequest><CertificateSubjectAltName>00DB1234567890A0</CertificateSubjectAltName>"
+             "<CertificateStatus>R</CertificateStatus></CertificateSearchRequest>");
+    assert_int_equal(w.status, 200);
+    HAS(w, "40000000000000000000000000000002");
+    HASNT(w, "40000000000000000000000000000001");
+    smki_repo_resp_free(&w);
+}
+
+static void test_dcc_search_of_an_organisation_stays_in_its_environment(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    smki_repo_resp w = call(f->repo, "POST", "/services/certificatesearch", NULL,
+                            "<CertificateSearchRequest><CertificateSubjectName>90-B3-D5-1F-30-01-00-00"
+                            "</CertificateSubjectName><CertificateRole>2</CertificateRole></CertificateSearchRequest>");
+    assert_int_equal(w.status, 200);
+    HAS(w, "<CertificateRole>2</CertificateRole>");
+    HAS(w, "40000000000000000000000000000003");
+    HAS(w, "40000000000000000000000000000005");
+    HASNT(w, "40000000000000000000000000000004"); /* production's */
+    smki_repo_resp_free(&w);
+    /* A device EUI is not an organisation's. */
+    w = call(f->repo, "POST", "/services/certificatesearch", NULL,
+             "<CertificateSearchRequest><CertificateSubjectName>00-DB-12-34-56-78-90-A0</CertificateSubjectName>"
+             "</CertificateSearchRequest>");
+    assert_int_equal(w.status, 402);
+    smki_repo_resp_free(&w);
+}
+
+static void test_dcc_refuses_invalid_parameters_with_401(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    static const struct {
+        const char *path, *body, *needle;
+    } BAD[] = {
+        {"/services/certificatesearch", "", "no XML body"},
+        {"/services/certificatesearch", "<CertificateSearchRequest/>", "exactly one of"},
+        {"/services/certificatesearch",
+         "<CertificateSearchRequest><CertificateSubjectAltName>00-DB</CertificateSubjectAltName>"
+         "</CertificateSearchRequest>",
+         "invalid parameters"},
+        {"/services/certificatesearch",
+         "<CertificateSearchRequest><CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName>"
+         "<CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName></CertificateSearchRequest>",
+         "given twice"},
+        {"/services/certificatesearch",
+         "<CertificateSearchRequest><CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName>"
+         "<CertificateUsage>XX</CertificateUsage></CertificateSearchRequest>",
+         "DS or KA"},
+        {"/services/certificatesearch",
+         "<CertificateSearchRequest><CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName>"
+         "<CertificateRole>300</CertificateRole></CertificateSearchRequest>",
+         "over 255"},
+        {"/services/certificatesearch", "<Foo/>", "the root element is &lt;Foo&gt;"},
+        {"/services/certificatesearch", "<!DOCTYPE x><x/>", "document type"},
+        {"/services/retrievecertificate", "<CertificateDataRequest/>", "exactly one CertificateSerial"},
+        {"/services/retrievecertificate",
+         "<CertificateDataRequest><CertificateSerial>G1</CertificateSerial></CertificateDataRequest>",
+         "not hexadecimal"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        smki_repo_resp w = call(f->repo, "POST", BAD[i].path, NULL, BAD[i].body);
+        print_message("%s: %s\n", BAD[i].body, (const char *)w.body);
+        assert_int_equal(w.status, 401);
+        assert_string_equal(w.content_type, "application/xml");
+        HAS(w, BAD[i].needle);
+        smki_repo_resp_free(&w);
+    }
+    smki_repo_resp w = call(f->repo, "GET", "/services/certificatesearch", NULL, NULL);
+    assert_int_equal(w.status, 405);
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "POST", "/services/other", NULL, "<x/>");
+    assert_int_equal(w.status, 404);
+    smki_repo_resp_free(&w);
+}
+
+static void test_dcc_retrieve_answers_base64_der_and_the_subject_kind(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    smki_repo_resp w = call(f->repo, "POST", "/services/retrievecertificate", NULL,
+                            "<CertificateDataRequest><CertificateSerial>40000000000000000000000000000001"
+                            "</CertificateSerial></CertificateDataRequest>");
+    assert_int_equal(w.status, 200);
+    char b64[4096];
+    EVP_EncodeBlock((unsigned char *)b64, f->dev_der, (int)f->dev_len);
+    char want[8300];
+    snprintf(want, sizeof want,
+             "<CertificateDataResponse><CertificateResponse><CertificateBody>%s</CertificateBody>"
+             "<CertificateSubjectAltName>00-DB-12-34-56-78-90-A0</CertificateSubjectAltName>",
+             b64);
+    HAS(w, want);
+    smki_repo_resp_free(&w);
+    /* Leading zeros may be left out, case does not matter. */
+    w = call(f->repo, "POST", "/services/retrievecertificate", NULL,
+             "<CertificateDataRequest><CertificateSerial>40000000000000000000000000000003</CertificateSerial>"
+             "</CertificateDataRequest>");
+    HAS(w, "<CertificateSubjectName>90-B3-D5-1F-30-01-00-00</CertificateSubjectName>");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "POST", "/services/retrievecertificate", NULL,
+             "<CertificateDataRequest><CertificateSerial>40000000000000000000000000000004</CertificateSerial>"
+             "</CertificateDataRequest>");
+    assert_int_equal(w.status, 402); /* production's, not served here */
+    smki_repo_resp_free(&w);
+}
+
+static void test_rest_certificate_by_serial_as_der_pem_or_json(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    char path[100];
+    snprintf(path, sizeof path, "/certificates/%s", SERIAL1);
+    smki_repo_resp w = call(f->repo, "GET", path, NULL, NULL);
+    assert_int_equal(w.status, 200);
+    assert_string_equal(w.content_type, "application/pkix-cert");
+    assert_int_equal(w.len, f->dev_len);
+    assert_memory_equal(w.body, f->dev_der, f->dev_len);
+    smki_repo_resp_free(&w);
+    smki_repo_req q = {"GET", path, NULL, "text/html, application/x-pem-file", NULL, 0, NULL, 0};
+    assert_ok(smki_repo_handle(f->repo, &q, &w));
+    assert_int_equal(w.status, 200);
+    HAS(w, "-----BEGIN CERTIFICATE-----\n");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates/40000000000000000000000000000002", "format=json", NULL);
+    HAS(w, "\"serial\":\"40000000000000000000000000000002\"");
+    HAS(w, "\"usage\":\"KA\"");
+    HAS(w, "\"status\":\"R\",\"status_name\":\"revoked\"");
+    HAS(w, "\"not_after\":\"9999-12-31T23:59:59Z\"");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "HEAD", "/certificates/4000000000000000000000000000000F", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    smki_repo_resp_free(&w);
+}
+
+static void test_rest_search_filters_and_pages(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    smki_repo_resp w = call(f->repo, "GET", "/certificates", "eui=90-B3-D5-1F-30-01-00-00&usage=ka", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":1,");
+    HAS(w, "40000000000000000000000000000005");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "issuer=0102030405060708&limit=1", NULL);
+    HAS(w, "\"count\":1,\"offset\":0,\"limit\":1,\"next_offset\":1}");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "issuer=0102030405060708&limit=1&offset=1", NULL);
+    HAS(w, "40000000000000000000000000000002");
+    HAS(w, "\"next_offset\":null}");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "status=pending&role=supplier", NULL);
+    HAS(w, "\"count\":1,");
+    HAS(w, "\"role\":2,\"role_name\":");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "eui=00%2DDB%2D12%2D34%2D56%2D78%2D90%2DA0", NULL);
+    HAS(w, "\"count\":2,");
+    smki_repo_resp_free(&w);
+}
+
+static void test_rest_refuses_bad_queries_with_400(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    static const struct {
+        const char *query, *needle;
+    } BAD[] = {
+        {"eui=nope", "bad eui"},          {"role=emperor", "bad role"},
+        {"usage=sign", "bad usage"},      {"status=Z", "bad status"},
+        {"limit=0", "at least 1"},        {"limit=1001", "over 1000"},
+        {"offset=x", "not a number"},     {"issuer=01", "16-digit SKI"},
+        {"what=1", "unknown query parameter 'what'"},
+        {"eui=1&eui=2", "given twice"},   {"eui=%4", "bad %-escape"},
+        {"eui=%00", "a NUL"},             {"profile=other", "bad profile"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        smki_repo_resp w = call(f->repo, "GET", "/certificates", BAD[i].query, NULL);
+        print_message("%s: %s\n", BAD[i].query, (const char *)w.body);
+        assert_int_equal(w.status, 400);
+        assert_string_equal(w.content_type, "application/json");
+        HAS(w, BAD[i].needle);
+        smki_repo_resp_free(&w);
+    }
+    smki_repo_resp w = call(f->repo, "GET", "/certificates/12345678901234567890123456789012345", NULL, NULL);
+    assert_int_equal(w.status, 400);
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "issuer=smki-oca", NULL);
+    assert_int_equal(w.status, 404); /* this store has no CA records */
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "DELETE", "/certificates", NULL, NULL);
+    assert_int_equal(w.status, 405);
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/nowhere", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    smki_repo_resp_free(&w);
+}
+
+static void test_access_rules_public_groups_client_certs_parties_and_apikey(void **state)
+{
+    fixture *f = *state;
+    unsigned mask = 0;
+    assert_ok(smki_repo_public_parse("health, metrics", &mask));
+    assert_fails(smki_repo_public_parse("health,everything", &mask), SMKI_E_USAGE, "'everything'");
+    assert_ok(smki_repo_public_parse("health,metrics", &mask));
+    f->repo = open_repo(f, mask, "k3y", "PS-1");
+    smki_repo_resp w = call(f->repo, "GET", "/health", NULL, NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"certificates\":5");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", NULL, NULL);
+    assert_int_equal(w.status, 403);
+    HAS(w, "needs a DCCKI client certificate");
+    smki_repo_resp_free(&w);
+    smki_repo_req q = {"GET", "/certificates", "eui=00DB1234567890A0", NULL, NULL, 0, "PS-2", 1};
+    assert_ok(smki_repo_handle(f->repo, &q, &w));
+    assert_int_equal(w.status, 403);
+    HAS(w, "Party Signifier is not allowed");
+    smki_repo_resp_free(&w);
+    q.party = "PS-1";
+    assert_ok(smki_repo_handle(f->repo, &q, &w));
+    assert_int_equal(w.status, 200);
+    smki_repo_resp_free(&w);
+    /* The DCC services need the apikey too. */
+    static const char BODY[] = "<CertificateSearchRequest><CertificateSubjectAltName>00-DB-12-34-56-78-90-A0"
+                               "</CertificateSubjectAltName></CertificateSearchRequest>";
+    smki_repo_req d = {"POST", "/services/certificatesearch", "apikey=wrong", NULL, (const uint8_t *)BODY,
+                       sizeof BODY - 1, "PS-1", 1};
+    assert_ok(smki_repo_handle(f->repo, &d, &w));
+    assert_int_equal(w.status, 403);
+    HAS(w, "apikey");
+    smki_repo_resp_free(&w);
+    d.query = "apikey=k3y";
+    assert_ok(smki_repo_handle(f->repo, &d, &w));
+    assert_int_equal(w.status, 200);
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/metrics", NULL, NULL);
+    HAS(w, "smki_repo_requests_total{env=\"test\",endpoint=\"cert\",code=\"4xx\"} 2");
+    HAS(w, "smki_repo_certificates 5");
+    HAS(w, "smki_repo_handle_seconds_count");
+    smki_repo_resp_free(&w);
+}
+
+static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("repo-empty");
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", dir);
+    smki_store *s = NULL;
+    assert_ok(smki_store_open(store, NULL, &s)); /* the folder, no CA databases */
+    smki_store_close(s);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = dir;
+    o.env = "test";
+    o.public_mask = SMKI_REPO_PUBLIC_ALL;
+    smki_repo *r = NULL;
+    assert_ok(smki_repo_open(&o, &r));
+    smki_repo_resp w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"store\":\"empty\",\"certificates\":0");
+    smki_repo_resp_free(&w);
+    w = call(r, "POST", "/services/retrievecertificate", NULL,
+             "<CertificateDataRequest><CertificateSerial>01</CertificateSerial></CertificateDataRequest>");
+    assert_int_equal(w.status, 402);
+    smki_repo_resp_free(&w);
+    w = call(r, "GET", "/crl/smki-root", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    HAS(w, "published no CRL");
+    smki_repo_resp_free(&w);
+    w = call(r, "GET", "/arl/smki-oca", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    HAS(w, "an ARL is a root's");
+    smki_repo_resp_free(&w);
+    w = call(r, "GET", "/crl/..", NULL, NULL);
+    assert_int_equal(w.status, 404);
+    smki_repo_resp_free(&w);
+    smki_repo_free(r);
+    o.env = "../x";
+    assert_fails(smki_repo_open(&o, &r), SMKI_E_USAGE, "letters, digits");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_xml_reads_prolog_namespaces_attributes_and_children),
+        cmocka_unit_test(test_xml_refuses_dtd_entities_comments_and_bad_shapes),
+        cmocka_unit_test_setup_teardown(test_dcc_search_finds_a_device_by_eui_and_filters, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dcc_search_of_an_organisation_stays_in_its_environment, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dcc_refuses_invalid_parameters_with_401, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dcc_retrieve_answers_base64_der_and_the_subject_kind, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_certificate_by_serial_as_der_pem_or_json, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_search_filters_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_refuses_bad_queries_with_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_access_rules_public_groups_client_certs_parties_and_apikey, setup,
+                                        teardown),
+        cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# The repository benchmark: certificate lookups by EUI-64 over HTTP (GET
+# /certificates?eui=..., JSON) from a store of N device certificates (default 10^6),
+# beside nginx serving the very same answers as static files, both under wrk at the
+# same concurrency with keep-alive, in the same run. Prints rate and p99 of each and
+# the ratio smki/nginx. Prints figures; never passes or fails on them.
+#   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=15 REPO_CONNS=64 REPO_THREADS=2
+set -euo pipefail
+BUILD=${1:-build}
+SMKI=$BUILD/bin/smki
+LOAD=$BUILD/bin/bench_repo_load
+N=${REPO_N:-1000000}
+SECS=${REPO_SECS:-15}
+CONNS=${REPO_CONNS:-64}
+THREADS=${REPO_THREADS:-2}
+SAMPLES=${REPO_SAMPLES:-20000}
+SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
+W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+trap cleanup EXIT INT TERM
+for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+
+echo "smki bench repo: $N certificates, wrk ${CONNS} connections, ${SECS}s each, $(nproc) core(s); disk:"
+df -h "$W" | tail -1 | sed 's/^/  /'
+export SMKI_HOME=$W/home
+mkdir -p "$SMKI_HOME/store"
+"$LOAD" "$SMKI_HOME/store" test "$N" "$SHARED/vectors/gbcs/keystore/00db1234567890a0-ds.pem" "$W/euis.txt" "$SAMPLES"
+du -sh "$SMKI_HOME/store" | sed 's/^/  store on disk: /'
+
+"$SMKI" repo serve --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 2>"$W/serve.log" &
+PIDS+=($!)
+PORT=
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
+    [[ -n $PORT ]] && break
+    sleep 0.1
+done
+[[ -n $PORT ]] || { cat "$W/serve.log"; exit 1; }
+
+# The same answers as static files: fetched once from smki, byte for byte.
+mkdir -p "$W/www/eui" "$W/nginx/tmp"
+/usr/bin/python3 - "$PORT" "$W/euis.txt" "$W/www/eui" <<'PY'
+import http.client, sys
+port, euis, out = int(sys.argv[1]), open(sys.argv[2]).read().split(), sys.argv[3]
+c = http.client.HTTPConnection("127.0.0.1", port)
+for e in euis:
+    c.request("GET", "/certificates?eui=" + e)
+    r = c.getresponse()
+    body = r.read()
+    assert r.status == 200 and b'"count":2,' in body, (e, r.status, body[:200])
+    open("%s/%s.json" % (out, e), "wb").write(body)
+print("  %d answers written for nginx (%d octets each)" % (len(euis), len(body)))
+PY
+chmod -R a+rX "$W" # nginx's workers run as another user
+NPORT=$((PORT + 1))
+cat >"$W/nginx/nginx.conf" <<EOF
+worker_processes $THREADS;
+worker_rlimit_nofile 65536;
+daemon off;
+pid $W/nginx/nginx.pid;
+error_log $W/nginx/error.log;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on; tcp_nopush on; tcp_nodelay on;
+    keepalive_requests 100000000; keepalive_timeout 60;
+    # Below the file-descriptor limit a container may hold nginx to (1024 here).
+    open_file_cache max=800 inactive=60s; open_file_cache_valid 60s;
+    default_type application/json;
+    client_body_temp_path $W/nginx/tmp; proxy_temp_path $W/nginx/tmp; fastcgi_temp_path $W/nginx/tmp;
+    uwsgi_temp_path $W/nginx/tmp; scgi_temp_path $W/nginx/tmp;
+    server { listen 127.0.0.1:$NPORT; root $W/www; }
+}
+EOF
+"$NGINX" -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>"$W/nginx/stderr" &
+PIDS+=($!)
+sleep 0.5
+
+# wrk picks a random sampled EUI-64 per request.
+lua() { # prefix suffix
+    {
+        echo "local euis = {}"
+        while read -r e; do echo "euis[#euis+1] = \"$e\""; done <"$W/euis.txt"
+        echo "math.randomseed(os.time())"
+        echo "request = function() return wrk.format(\"GET\", \"$1\" .. euis[math.random(#euis)] .. \"$2\") end"
+    }
+}
+lua "/certificates?eui=" "" >"$W/smki.lua"
+lua "/eui/" ".json" >"$W/nginx.lua"
+measure() { # name port script -> "rate p99_ms errors"
+    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$3" "http://127.0.0.1:$2" >"$W/$1.wrk" 2>&1
+    awk '
+        /Requests\/sec/ { rate = $2 }
+        /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
+        /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
+        END { printf "%s %s %d\n", rate, p99, err }' "$W/$1.wrk"
+}
+measure warm "$PORT" "$W/smki.lua" >/dev/null
+read -r SR SP SE <<<"$(measure smki "$PORT" "$W/smki.lua")"
+read -r NR NP NE <<<"$(measure nginx "$NPORT" "$W/nginx.lua")"
+printf '\n%-44s %12s %10s %8s\n' "lookup by EUI-64, $N certs, ${CONNS} conns" "requests/s" "p99 ms" "errors"
+printf '%-44s %12.0f %10.2f %8s\n' "smki repo serve (evhttp, $THREADS loops)" "$SR" "$SP" "$SE"
+printf '%-44s %12.0f %10.2f %8s\n' "nginx, same answers as static files" "$NR" "$NP" "$NE"
+awk -v s="$SR" -v n="$NR" 'BEGIN { printf "%-44s %12.3f   (target >= 1.0)\n", "ratio smki / nginx", s / n }'
+grep -q 'Socket errors' "$W/smki.wrk" && grep 'Socket errors' "$W/smki.wrk" | sed 's/^/  smki: /'
+grep -q 'Socket errors' "$W/nginx.wrk" && grep 'Socket errors' "$W/nginx.wrk" | sed 's/^/  nginx: /'
+grep -q 'Non-2xx' "$W/nginx.wrk" && grep 'Non-2xx' "$W/nginx.wrk" | sed 's/^/  nginx: /' && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
+grep -q 'Non-2xx' "$W/smki.wrk" && grep 'Non-2xx' "$W/smki.wrk" | sed 's/^/  smki: /'
+echo "  (errors: wrk's non-2xx answers plus socket errors; the machine's load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+exit 0
