@@ -48,6 +48,7 @@ test-fuzz: build-fuzz
 	@ctest --test-dir $(FUZZB) --output-on-failure -j $(JOBS)
 
 bench: build
+	@tools/deps.sh bench
 	@tools/bench.sh $(BUILD)
 
 fuzz:
@@ -55,6 +56,7 @@ fuzz:
 	@ctest --test-dir $(FUZZB) --output-on-failure -j $(JOBS)
 
 soak: build
+	@tools/deps.sh bench
 	@tools/soak.sh $(BUILD)
 
 clean:

@@ -33,14 +33,19 @@ if [ -z "${SMKI_HOME:-}" ] || [ ! -f "$SMKI_HOME/ca/test/smki-root.pem" ]; then
     "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca crl --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca arl --env test --config "$SMKI_HOME/smki.conf" | tail -1
+    "$(dirname "$0")/ra_test_participant.sh" "$SMKI" "$SMKI_HOME" "$SCRATCH/ra"
+    export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$SCRATCH/ra/ra-op.pem
 fi
+# Test certificates go only to a registered Testing Participant (make demo's home: GITTEST,
+# operator demo-ra; a scratch home: the same Party, operator tester).
+export SMKI_OPERATOR=${SMKI_OPERATOR:-demo-ra}
 if ! "$SMKI" --json ca list --env test --eui 00-DB-12-34-56-78-90-A0 | grep -q '"serial"'; then
-    run "$SMKI" ca issue --env test --csr "$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --out "$SCRATCH/dev.pem"
+    run "$SMKI" ca issue --env test --party GITTEST --csr "$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --out "$SCRATCH/dev.pem"
 fi
 if ! "$SMKI" --json ca list --env test --eui 90-B3-D5-1F-30-01-00-00 --profile organisation | grep -q '"serial"'; then
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$SCRATCH/org.key" \
         -subj "/CN=demo" -addext "keyUsage=critical,digitalSignature" -out "$SCRATCH/org.csr" 2>/dev/null
-    run "$SMKI" ca issue --env test --csr "$SCRATCH/org.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
+    run "$SMKI" ca issue --env test --party GITTEST --csr "$SCRATCH/org.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
         --cn GITTESTSUPPLIER --out "$SCRATCH/org.pem"
 fi
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian 12 packages smki needs, and only those that are missing.
 # Idempotent: a machine that has them all is left alone (no apt-get at all).
+# Usage: tools/deps.sh [bench]
 set -euo pipefail
 
 PACKAGES=(
@@ -15,8 +16,13 @@ PACKAGES=(
   opensc                             # pkcs11-tool: an independent look into the token in tests
   valgrind                           # leak checks
   libevent-dev                       # repo: the HTTP server (evhttp) and TLS (bufferevent_openssl)
-  curl wrk nginx-light               # repo: integration tests' client, make bench (wrk, nginx beside)
+  curl                               # repo: the integration tests' HTTP client
 )
+# `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
+# nginx as the static-file peer of the repository); not needed to build or test.
+if [ "${1:-}" = bench ]; then
+  PACKAGES+=(wrk nginx-light)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -31,7 +31,9 @@ done
     for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
 } >"$SMKI_HOME/smki.conf"
 "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" >/dev/null
-"$SMKI" ca issue --env test --csr "$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --out "$W/dev.pem" >/dev/null
+"$(dirname "$0")/ra_test_participant.sh" "$SMKI" "$SMKI_HOME" "$W/ra" # test certificates: a Testing Participant
+export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$W/ra/ra-op.pem
+"$SMKI" ca issue --env test --party GITTEST --csr "$SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --out "$W/dev.pem" >/dev/null
 DEV_SERIAL=$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=soak" \
     -addext "keyUsage=critical,digitalSignature" -out "$W/org.csr" 2>/dev/null
@@ -52,7 +54,7 @@ echo "== soak repo: ${CONNS} keep-alive connections for ${SECS}s on 127.0.0.1:$P
 (
     i=0
     while [ ! -f "$W/stop" ]; do
-        "$SMKI" ca issue --env test --csr "$W/org.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
+        "$SMKI" ca issue --env test --party GITTEST --csr "$W/org.csr" --role supplier --eui 90-B3-D5-1F-30-01-00-00 \
             --out "$W/org-$i.pem" >/dev/null
         i=$((i + 1))
     done

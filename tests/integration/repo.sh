@@ -34,18 +34,20 @@ done
     for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
 } >"$SMKI_HOME/smki.conf"
 expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
+ra_test_participant "$SMKI_HOME" # test certificates go only to a registered Testing Participant
+expect_exit 0 "the RA: a second User ID for GITTEST" smki ra id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-01
 expect_exit 0 "a device certificate from the real CSR" \
-    smki ca issue --env test --csr "$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --der --out "$W/dev.der"
+    smki ca issue --env test --party GITTEST --csr "$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --der --out "$W/dev.der"
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=x" \
     -addext "keyUsage=critical,digitalSignature" -out "$W/org.csr" 2>/dev/null
-expect_exit 0 "an organisation certificate" smki ca issue --env test --csr "$W/org.csr" --role supplier \
+expect_exit 0 "an organisation certificate" smki ca issue --env test --party GITTEST --csr "$W/org.csr" --role supplier \
     --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --der --out "$W/org.der"
 
 # A revoked organisation certificate (another EUI-64), then the CRLs and ARLs as the
 # CA publishes them: recorded in the store and written to <home>/ca/test/<ca>.crl.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/rev.key" -subj "/CN=r" \
     -addext "keyUsage=critical,digitalSignature" -out "$W/rev.csr" 2>/dev/null
-expect_exit 0 "an organisation certificate to revoke" smki ca issue --env test --csr "$W/rev.csr" --role supplier \
+expect_exit 0 "an organisation certificate to revoke" smki ca issue --env test --party GITTEST --csr "$W/rev.csr" --role supplier \
     --eui 90-B3-D5-1F-30-01-00-01 --der --out "$W/rev.der"
 REV_SERIAL=$(openssl x509 -inform DER -in "$W/rev.der" -noout -serial | cut -d= -f2)
 expect_exit 0 "revoked" smki ca revoke --env test --serial "$REV_SERIAL" --reason keyCompromise
@@ -104,7 +106,7 @@ expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.
 # New certificates are seen without restart.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=y" \
     -addext "keyUsage=critical,keyAgreement" -out "$W/org2.csr" 2>/dev/null
-expect_exit 0 "the CA issues while the repository serves" smki ca issue --env test --csr "$W/org2.csr" \
+expect_exit 0 "the CA issues while the repository serves" smki ca issue --env test --party GITTEST --csr "$W/org2.csr" \
     --role supplier --eui 90-B3-D5-1F-30-01-00-00 --out "$W/org2.pem"
 expect_exit 0 "search again" smki --json repo search --url "$URL" --eui 90-B3-D5-1F-30-01-00-00
 expect_json "the new KA certificate is there" 'sorted(r["usage"] for r in d["results"]) == ["DS", "KA"]'
