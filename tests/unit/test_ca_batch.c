@@ -172,7 +172,7 @@ static smki_ca_batch_report *run_batch(fixture *f, const char *in_path, const ch
 {
     smki_ca_batch_input *in = NULL;
     assert_ok(smki_ca_batch_input_open(in_path, &in));
-    smki_ca_batch_opts o = {out, threads, group, 0, NULL, NULL};
+    smki_ca_batch_opts o = {out, threads, group, 0, NULL, NULL, NULL, NULL, NULL};
     smki_ca_batch_report *r = NULL;
     assert_ok(smki_ca_batch_run(f->dca, &f->db, in, &o, &r));
     assert_non_null(r);
@@ -447,7 +447,7 @@ static void test_batch_reports_progress_in_order_and_keeps_input_order_with_thre
     smki_ca_batch_input *list = NULL;
     assert_ok(smki_ca_batch_input_open(in, &list));
     progress_seen seen = {0};
-    smki_ca_batch_opts o = {out, 4, 3, 0, on_progress, &seen};
+    smki_ca_batch_opts o = {out, 4, 3, 0, on_progress, &seen, NULL, NULL, NULL};
     smki_ca_batch_report *r = NULL;
     assert_ok(smki_ca_batch_run(f->dca, &f->db, list, &o, &r));
     assert_int_equal(r->refused, 6);
@@ -481,7 +481,7 @@ static void test_batch_refusals_of_the_run_itself(void **state)
     /* Into the input folder (also by another spelling of it). */
     char same[1300];
     snprintf(same, sizeof same, "%s/./", in);
-    smki_ca_batch_opts o = {same, 1, 0, 0, NULL, NULL};
+    smki_ca_batch_opts o = {same, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
     assert_fails(smki_ca_batch_run(f->dca, &f->db, list, &o, &r), SMKI_E_USAGE, "is the input folder");
     smki_ca_batch_report_free(r);
     r = NULL;
