@@ -282,7 +282,9 @@ set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc: a production batch outside the RA"; exit 1; }
 echo "  (refused, exit 2, as it should be)"
 BATCH_REQ_FILE=$PROD/device-batch.request
-if [ -f "$BATCH_REQ_FILE" ] && "$SMKI" ra request show "$(cat "$BATCH_REQ_FILE")" | grep -q 'state *done'; then
+# The state of a request: pending, held, approved, done or rejected.
+req_state() { "$SMKI" ra request show "$1" | sed -n 's/^ *state *//p'; }
+if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = done ]; then
   echo "The device batch was requested, approved and executed by an earlier run: request $(cat "$BATCH_REQ_FILE")."
   run "$SMKI" ra request show "$(cat "$BATCH_REQ_FILE")"
 else
@@ -295,7 +297,8 @@ else
     ra_request --type device-batch --party GITTEST --env production --csr-dir "$CSRS_PROD" "${AS_RA[@]}"
     echo "$REQ" >"$BATCH_REQ_FILE"
   fi
-  if "$SMKI" ra request show "$REQ" | grep -qE 'state *(pending|held)'; then
+  state=$(req_state "$REQ")
+  if [ "$state" = pending ] || [ "$state" = held ]; then
     echo "demo-ra2 approves the batch:"
     run "$SMKI" ra request approve "$REQ" "${AS_RA2[@]}"
   fi
@@ -304,7 +307,7 @@ else
 fi
 echo "The audit trail holds every step (submitted, approved, executed, by whom), chained and signed:"
 printf '$ %s\n' "$SMKI audit list | grep ' request-' | tail -9"
-"$SMKI" audit list | head -1
+"$SMKI" audit list | sed -n 1p
 "$SMKI" audit list | grep ' request-' | tail -9
 run "$SMKI" audit verify
 run "$SMKI" lint --env production --config "$PROD_CONF" "$PROD/supplier-ds.pem" "$PROD/supplier-ka.pem"

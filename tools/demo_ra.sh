@@ -49,11 +49,12 @@ if [ "$MODE" = participant ]; then
   grep -q '^demo-ra = ' "$CONF" || sed -i 's/^\[operators\]$/[operators]\ndemo-ra = demo-ra-op/' "$CONF"
   grep -q '^demo-ra2 = ' "$CONF" || sed -i 's/^\[operators\]$/[operators]\ndemo-ra2 = demo-ra2-op/' "$CONF"
   O=(--operator demo-ra)
-  if ! "$SMKI" ra operator list 2>/dev/null | grep -qw 'demo-ra'; then
+  OPS=$("$SMKI" ra operator list 2>/dev/null || true)
+  if ! grep -q '^demo-ra ' <<<"$OPS"; then
     "$SMKI" key pub demo-ra-op --out "$SMKI_HOME/demo-ra-op.pub" >/dev/null
     run "$SMKI" ra operator add demo-ra --pub "$SMKI_HOME/demo-ra-op.pub" "${O[@]}"
   fi
-  if ! "$SMKI" ra operator list 2>/dev/null | grep -qw 'demo-ra2'; then
+  if ! grep -q '^demo-ra2 ' <<<"$OPS"; then
     "$SMKI" key pub demo-ra2-op --out "$SMKI_HOME/demo-ra2-op.pub" >/dev/null
     run "$SMKI" ra operator add demo-ra2 --pub "$SMKI_HOME/demo-ra2-op.pub" "${O[@]}"
   fi
