@@ -476,8 +476,12 @@ static void handle_one(run_t *r, size_t i, slot_t *s)
     smki_csr *csr = NULL;
     if (rc == 0) rc = smki_csr_parse(data, len, &csr);
     free(owned);
-    if (rc == 0 && r->o->check) rc = r->o->check(csr, r->o->gate_arg);
     if (rc < 0) {
+        set_result(s, rc == SMKI_E_NOMEM ? R_FATAL : R_REFUSED, rc);
+        return;
+    }
+    /* The caller's gate (the RA's eligibility check): a refusal is this CSR's. */
+    if (r->o->check && (rc = r->o->check(csr, r->o->gate_arg)) < 0) {
         set_result(s, is_fatal(rc) ? R_FATAL : R_REFUSED, rc);
         smki_csr_free(csr);
         return;

@@ -275,9 +275,9 @@ expect_exit 0 "the new certificate lints clean" hsmki lint "$W"/out/00db12340000
 "$GEN" --out "$W/central" --count 2 --start 00-DB-12-34-00-00-03-00
 expect_exit 2 "a batch holding 2 Device IDs from a central block exits 2" \
     hsmki --json ca batch --party GITTEST --env test --in "$W/central" --out "$W/out-central"
-expect_json "the 2 central IDs refused by name, the 2 others issued" \
-    "d['issued'] == 2 and d['refused'] == 2 and all(('90b3d51f30' in i['input']) == (i['outcome'] == 'refused')
-     for i in d['items'])"
+expect_json "the 2 central IDs refused by name, the 2 others issued, for GITTEST" \
+    "(d['party'] == 'GITTEST' and d['issued'] == 2 and d['refused'] == 2
+      and all(('90b3d51f30' in i['input']) == (i['outcome'] == 'refused') for i in d['items']))"
 expect_json "the reason says a central ID is never a Device ID" \
     "all('never a Device ID' in i['reason'] for i in d['items'] if i['outcome'] == 'refused')"
 # Production is not a direct-issue environment: its device certificates go by an

@@ -123,12 +123,13 @@ static const char *usage_text(int usage)
 }
 
 static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *env,
-                        const char *out_dir, unsigned threads)
+                        const char *party, const char *out_dir, unsigned threads)
 {
     json_w w;
     json_begin(&w, stdout);
     json_bool(&w, "ok", r->refused == 0);
     json_str(&w, "env", env);
+    if (party) json_str(&w, "party", party);
     json_str(&w, "out", out_dir);
     json_int(&w, "threads", threads);
     json_int(&w, "total", (long long)r->total);
@@ -306,7 +307,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         }
         exit_code = cli_fail(c, rc);
     } else if (c->json) {
-        json_report(rep, in, env, out_dir, (unsigned)threads);
+        json_report(rep, in, env, gated ? party : NULL, out_dir, (unsigned)threads);
         exit_code = rep->refused ? EXIT_REFUSED : EXIT_OK;
     } else {
         human_report(rep, in, out_dir, stdout);
