@@ -284,7 +284,10 @@ echo "  (refused, exit 2, as it should be)"
 BATCH_REQ_FILE=$PROD/device-batch.request
 # The state of a request: pending, held, approved, done or rejected.
 req_state() { "$SMKI" ra request show "$1" | sed -n 's/^ *state *//p'; }
-if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = done ]; then
+if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = rejected ]; then
+  rm "$BATCH_REQ_FILE" # rejected by an operator: a new request
+fi
+if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = "done" ]; then
   echo "The device batch was requested, approved and executed by an earlier run: request $(cat "$BATCH_REQ_FILE")."
   run "$SMKI" ra request show "$(cat "$BATCH_REQ_FILE")"
 else
