@@ -404,6 +404,7 @@ typedef struct {
     /* The committer's own. */
     smki_batch *batch;
     pending_t *pending;
+    const smki_cert **newc; /* the group's new certificates, for on_group */
     size_t npending, group, pending_new;
     int dirfd;
     const char *out_dir;
@@ -477,6 +478,12 @@ static void handle_one(run_t *r, size_t i, slot_t *s)
     free(owned);
     if (rc < 0) {
         set_result(s, rc == SMKI_E_NOMEM ? R_FATAL : R_REFUSED, rc);
+        return;
+    }
+    /* The caller's gate (the RA's eligibility check): a refusal is this CSR's. */
+    if (r->o->check && (rc = r->o->check(csr, r->o->gate_arg)) < 0) {
+        set_result(s, is_fatal(rc) ? R_FATAL : R_REFUSED, rc);
+        smki_csr_free(csr);
         return;
     }
     uint8_t key[CSR_KEY_LEN];
@@ -621,12 +628,22 @@ static void report_progress(run_t *r)
     if (r->o->progress) r->o->progress(r->rep, r->o->progress_arg);
 }
 
+/* In the group's transaction: the caller's step, with the group's new certificates. */
+static int group_txn(smki_txn *t, void *arg)
+{
+    run_t *r = arg;
+    size_t n = 0;
+    for (size_t k = 0; k < r->npending; k++)
+        if (r->pending[k].is_new) r->newc[n++] = &r->pending[k].cert;
+    return r->o->on_group(t, r->newc, n, r->o->gate_arg);
+}
+
 /* Commit the group, then (only then) write its files. */
 static int commit_group(run_t *r)
 {
     if (r->npending == 0) return 0;
     if (r->pending_new) {
-        int rc = smki_batch_flush(r->batch);
+        int rc = r->o->on_group ? smki_batch_flush_with(r->batch, group_txn, r) : smki_batch_flush(r->batch);
         if (rc < 0) {
             r->npending = r->pending_new = 0; /* not recorded: left not done, a re-run issues them */
             return rc;
@@ -808,7 +825,8 @@ int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_in
     r->seen = calloc(r->seen_cap, HASH_LEN + 8);
     r->slots = calloc(r->window, sizeof *r->slots);
     r->pending = malloc(r->group * sizeof *r->pending);
-    ENSURE_GOTO(r->seen && r->slots && r->pending, SMKI_E_NOMEM, out, "out of memory for a batch of %zu CSRs", in->n);
+    r->newc = malloc(r->group * sizeof *r->newc);
+    ENSURE_GOTO(r->seen && r->slots && r->pending && r->newc, SMKI_E_NOMEM, out, "out of memory for a batch of %zu CSRs", in->n);
     /* Groups are committed here, whole certificates at a time, never by the batch
      * itself part-way through one certificate's records. */
     GUARD_GOTO(smki_batch_begin(db->store, SIZE_MAX / 2, NULL, NULL, &r->batch), out);
@@ -842,6 +860,7 @@ out:
     free(r->seen);
     free(r->slots);
     free(r->pending);
+    free(r->newc);
     pthread_cond_destroy(&r->cv_work);
     pthread_cond_destroy(&r->cv_done);
     pthread_mutex_destroy(&r->mu);

@@ -289,6 +289,16 @@ typedef struct {
 } smki_ca_batch_report;
 
 typedef void (*smki_ca_batch_progress_fn)(const smki_ca_batch_report *r, void *arg);
+/* The gate a caller above the CA (the RA) puts on a batch; ca/ knows nothing of its
+ * rules. check: called for every CSR (parsed, before it is looked up or signed), on a
+ * worker thread, so it must be safe to call concurrently (store reads are); a negative
+ * return refuses that CSR with the error's message (SMKI_E_REFUSED, SMKI_E_NOTFOUND,
+ * ...), or stops the run for a store, token or memory failure. on_group: called inside
+ * the write transaction of each group commit that records new certificates, with those
+ * certificates (n >= 1); like any transaction function it may run more than once. Its
+ * failure writes nothing of the group and stops the run (a re-run carries on). */
+typedef int (*smki_ca_batch_check_fn)(const smki_csr *csr, void *arg);
+typedef int (*smki_ca_batch_group_fn)(smki_txn *t, const smki_cert *const *certs, size_t n, void *arg);
 typedef struct {
     const char *out_dir;   /* created if missing; must not be the input folder */
     unsigned threads;      /* 0: the number of processors */
@@ -296,6 +306,9 @@ typedef struct {
     int64_t not_before;    /* 0: now */
     smki_ca_batch_progress_fn progress; /* optional: after each group and at the end */
     void *progress_arg;
+    smki_ca_batch_check_fn check;       /* optional: the gate (above) */
+    smki_ca_batch_group_fn on_group;    /* optional */
+    void *gate_arg;
 } smki_ca_batch_opts;
 
 /* Issue every CSR of in with the device CA `is` (smki_ca_issuer_open for

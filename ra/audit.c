@@ -215,6 +215,12 @@ static int act_txn(smki_txn *t, void *arg)
     return audit_append(t, a->ra, a->by, &note);
 }
 
+int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg)
+{
+    act_run a = {ra, by, 0, fn, arg};
+    return act_txn(t, &a);
+}
+
 int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg)
 {
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,

@@ -208,6 +208,20 @@ int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
 int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out);
 
+/* 'smki ca batch' in an RA-governed store (and in test): the CA's resumable batch
+ * (smki_ca_batch_run, with is the device CA of env) under the same rule as direct
+ * issuance: only in the policy's direct environments (elsewhere a device-batch request
+ * and its approvals). Refused whole, before any CSR is read: no party, an operator who
+ * is not an active registered one, a Party not in standing for device certificates in
+ * env (unregistered, suspended, in test not a Testing Participant with its agreement,
+ * not an Authorised Subscriber), an issuing CA not in use. Then every CSR passes the
+ * whole eligibility check (its Device ID not from a central block) or is refused in the
+ * report while the rest go on; each group commit holds its audit entry (signed by the
+ * operator: how many, the first serial, the SHA-256 of their serials), with the
+ * Party's eligibility checked again in that transaction. */
+int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
+                         const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out);
+
 /* 'smki ca revoke' in an RA-governed store: the same rule as direct issuance (only in the
  * policy's direct environments; elsewhere 'smki ra revoke' and its approvals), the
  * revocation and its audit entry in one transaction. r->env is required. */

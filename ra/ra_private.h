@@ -47,6 +47,9 @@ typedef int (*ra_act_fn)(smki_txn *t, smki_ra *ra, void *arg, ra_note *note);
  * fn checks), fn's changes, and the audit entry fn's note describes, signed by the
  * actor. Any failure aborts all of it. */
 int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg);
+/* The same inside a write transaction the caller runs (a group commit of the CA's
+ * batch): the actor checked, fn's changes and the entry join t. */
+int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg);
 /* The actor's key matches the active operator registered under its name. */
 int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by);
 
@@ -56,6 +59,9 @@ int ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user
 int ra_range_find_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out);
 int ra_operator_get_txn(smki_txn *t, smki_ra *ra, const char *name, smki_ra_operator *out);
 int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e);
+/* Its first half, the Party's standing: registered, not suspended, a Testing Participant
+ * with its agreement in test, an Authorised Subscriber for e->type (and role) in e->env. */
+int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out);
 int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o);
 
 #endif

@@ -902,7 +902,7 @@ int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg)
 
 /* ---- Eligibility ----------------------------------------------------------------------------- */
 
-int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
+int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out)
 {
     ENSURE(e->party && e->env, SMKI_E_USAGE, "eligibility needs a party and an environment");
     ENSURE(e->type == SMKI_PROFILE_ORGANISATION || e->type == SMKI_PROFILE_DEVICE, SMKI_E_USAGE,
@@ -940,6 +940,15 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
                                          "authorise')", p.signifier, what);
     }
     GUARD(rc);
+    *out = p;
+    return 0;
+}
+
+int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
+{
+    smki_ra_party p;
+    GUARD(ra_standing_txn(t, ra, e, &p));
+    int rc;
     char tx[SMKI_EUI64_TEXT_MAX];
     if (e->type == SMKI_PROFILE_ORGANISATION) {
         ENSURE(e->eui, SMKI_E_USAGE, "an organisation certificate needs the organisation's EUI-64 (--eui)");

@@ -3,6 +3,7 @@
  * executed through the CA in the transaction that records the result and its audit
  * entry. Demand controls: a per-subscriber daily rate, and device demand above a
  * percentage of the subscriber's monthly average held for review. */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1159,6 +1160,101 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(check_issuing_ca(ra, e->env, e->type));
     direct_run d = {e, out};
     return ra_act(ra, by, 0, direct_fn, &d);
+}
+
+/* ---- Direct device batches ('smki ca batch' under an RA) ----------------------------------------- */
+
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const char *party, *env;
+} batch_gate;
+
+/* Each CSR, on a worker of the CA's batch: the whole eligibility check, read-only. */
+static int gate_check(const smki_csr *csr, void *arg)
+{
+    const batch_gate *g = arg;
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr};
+    return smki_ra_check_eligible(g->ra, &e);
+}
+
+typedef struct {
+    const batch_gate *g;
+    const smki_cert *const *certs;
+    size_t n;
+} gate_group_run;
+
+static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    gate_group_run *x = arg;
+    /* Checked again in the transaction that records them: a Party suspended (or a block
+     * made central) while the group was signed gets none of it. */
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < x->n; i++) {
+        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL};
+        rc = ra_eligible_txn(t, ra, &e);
+        if (rc == 0) EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
+    }
+    uint8_t h[32];
+    unsigned hl = 32;
+    if (rc == 0) EVP_DigestFinal_ex(md, h, &hl);
+    EVP_MD_CTX_free(md);
+    GUARD(rc);
+    char hh[65], first[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(h, 32, hh, 0);
+    smki_hex_encode(x->certs[0]->serial, SMKI_SERIAL_LEN, first, 0);
+    snprintf(note->action, sizeof note->action, "ca-batch-direct");
+    snprintf(note->object, sizeof note->object, "device batch, party %s, env %s", x->g->party, x->g->env);
+    snprintf(note->detail, sizeof note->detail,
+             "issued %zu device certificate(s), the first serial %s; SHA-256 of their serials %s", x->n, first, hh);
+    return 0;
+}
+
+/* In the CA's group commit: the group's audit entry (and the actor's check) join it. */
+static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void *arg)
+{
+    const batch_gate *g = arg;
+    gate_group_run x = {g, certs, n};
+    return ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
+}
+
+static int gate_begin_txn(smki_txn *t, void *arg)
+{
+    const batch_gate *g = arg;
+    GUARD(ra_check_actor(t, g->ra, g->by));
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL};
+    smki_ra_party p;
+    return ra_standing_txn(t, g->ra, &e, &p);
+}
+
+int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
+                         const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out)
+{
+    ENSURE(ra && is && in && o && out, SMKI_E_USAGE, "smki_ra_batch_direct: missing argument");
+    *out = NULL;
+    ENSURE(party && *party, SMKI_E_REFUSED,
+           "device certificates of this store go only to registered Parties: name the requesting Party (--party)");
+    ENSURE(env && strcmp(smki_ca_issuer_env(is)->name, env) == 0, SMKI_E_USAGE,
+           "smki_ra_batch_direct: the device CA is not environment %s's", env ? env : "(none)");
+    ENSURE(by && by->name && by->key, SMKI_E_USAGE,
+           "no operator: a batch in a store with an RA is an RA action, taken by a registered operator with their "
+           "own key (--operator NAME --operator-key KEY)");
+    ENSURE(env_listed(ra->pol.direct_envs, env), SMKI_E_REFUSED,
+           "environment %s issues device certificates only through approved RA requests ('smki ra request submit "
+           "--type device-batch --party %s --env %s --csr-dir DIR', then approvals and 'smki ra request execute'); "
+           "direct batches are allowed in: %s",
+           env, party, env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    batch_gate g = {ra, by, party, env};
+    /* The operator and the Party's standing first: refused whole, before any CSR is read. */
+    GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
+    GUARD(check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE));
+    smki_ca_batch_opts go = *o;
+    go.check = gate_check;
+    go.on_group = gate_group;
+    go.gate_arg = &g;
+    return smki_ca_batch_run(is, &ra->ca, in, &go, out);
 }
 
 typedef struct {

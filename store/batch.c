@@ -24,6 +24,8 @@ struct smki_batch {
     size_t nrecs, recs_cap;
     uint8_t *bytes;
     size_t used, bytes_cap;
+    smki_txn_fn also; /* during smki_batch_flush_with: run in the group's transaction */
+    void *also_arg;
 };
 
 int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg, smki_batch **out)
@@ -93,7 +95,7 @@ static int write_group(smki_txn *t, void *arg)
         const batch_rec *r = &b->recs[i];
         GUARD(smki_txn_put(t, r->db, b->bytes + r->key_at, r->klen, b->bytes + r->val_at, r->vlen, r->flags));
     }
-    return 0;
+    return b->also ? b->also(t, b->also_arg) : 0;
 }
 
 int smki_batch_flush(smki_batch *b)
@@ -109,6 +111,17 @@ int smki_batch_flush(smki_batch *b)
     if (rc < 0) return smki_error_wrap("batch group of %zu records not written", n);
     if (b->on_commit) b->on_commit(n, b->arg);
     return 0;
+}
+
+int smki_batch_flush_with(smki_batch *b, smki_txn_fn also, void *arg)
+{
+    ENSURE(b, SMKI_E_USAGE, "smki_batch_flush_with: no batch");
+    b->also = also;
+    b->also_arg = arg;
+    int rc = smki_batch_flush(b);
+    b->also = NULL;
+    b->also_arg = NULL;
+    return rc;
 }
 
 int smki_batch_end(smki_batch *b)

@@ -87,6 +87,10 @@ int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit
 int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
                    unsigned flags);
 int smki_batch_flush(smki_batch *b);
+/* Flush with one more step in the group's transaction: also(t, arg) runs after the
+ * group's puts (and, like any transaction function, may run more than once); its
+ * failure writes nothing of the group. With no records buffered, nothing runs. */
+int smki_batch_flush_with(smki_batch *b, smki_txn_fn also, void *arg);
 /* Flushes what remains and frees the batch. */
 int smki_batch_end(smki_batch *b);
 /* Drops unflushed records and frees the batch. */

@@ -168,10 +168,12 @@ else
   echo "Using the 200 device CSRs already in $CSRS_TEST."
 fi
 ls "$CSRS_TEST" | sed -n 1,3p; echo "  ... $(ls "$CSRS_TEST" | wc -l) files"
-run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test"
+echo "Test is a direct-issue environment (ra.direct_issue): the batch goes straight to the CA, but only"
+echo "for a registered Testing Participant, every CSR through the RA's checks, each commit in the audit trail."
+run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test" "${RA[@]}"
 echo "Run it again, as after a crash: every CSR is found already issued and its certificate written"
 echo "out again; nothing is issued twice."
-run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test" | sed -n 2,3p
+run "$SMKI" ca batch --env test --in "$CSRS_TEST" --out "$WORK/devices-test" "${RA[@]}" | sed -n 2,3p
 echo "Every certificate checked by the linter and chained by openssl:"
 "$SMKI" lint "$WORK"/devices-test/*.pem | tail -1
 openssl verify -CAfile "$CA_DIR/smki-root.pem" -untrusted "$CA_DIR/smki-dca.pem" "$WORK"/devices-test/*.pem \
@@ -221,21 +223,96 @@ run "$SMKI" ca init --env production --config "$PROD_CONF"
 say "15. Production: an organisation certificate pair for the supplier, and 200 device certificates"
 PROD=$WORK/production
 mkdir -p "$PROD"
+echo "Production is not a direct-issue environment: 'smki ca issue' and 'smki ca batch' are refused here."
+echo "Every production certificate is a request to the RA: one operator submits it (the eligibility"
+echo "checks run at once), another approves it (nobody approves their own), then it is executed: checked"
+echo "again, issued by the CA and written to the audit trail in one transaction."
+# ra_request ARGS...: submit, show what was submitted, leave its number in REQ.
+ra_request() {
+  local out
+  printf '$ %s\n' "$SMKI ra request submit $*"
+  out=$("$SMKI" ra request submit "$@")
+  echo "$out"
+  REQ=$(sed -n 's/^Request \([0-9]*\) submitted.*/\1/p' <<<"$out")
+  [ -n "$REQ" ] || { echo "UNEXPECTED: no request number in the answer"; exit 1; }
+}
+AS_RA=(--operator demo-ra) AS_RA2=(--operator demo-ra2)
+echo
+echo "The registration: GITTEST's supplier User ID may hold production supplier certificates, and"
+echo "GITTEST may request production device certificates (Authorised Subscriber, per environment)."
+for sub in "organisation --role supplier" device; do
+  # shellcheck disable=SC2086 # the type and its role are separate arguments
+  if "$SMKI" ra subscriber list | grep -E "^ *GITTEST +$(cut -d' ' -f1 <<<"$sub") .*production" >/dev/null; then
+    echo "GITTEST is already an Authorised Subscriber for $(cut -d' ' -f1 <<<"$sub") certificates in production."
+  else
+    run "$SMKI" ra subscriber authorise --party GITTEST --type $sub --env production "${AS_RA[@]}"
+  fi
+done
 for short in ds ka; do
   usage=$([ "$short" = ds ] && echo digitalSignature || echo keyAgreement)
-  if [ ! -f "$PROD/supplier-$short.pem" ]; then
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PROD/supplier-$short.key" 2>/dev/null
-    openssl req -new -key "$PROD/supplier-$short.key" -subj "/CN=GITTESTSUPPLIER" -addext "keyUsage=critical,$usage" \
-      -out "$PROD/supplier-$short.csr" 2>/dev/null
-    run "$SMKI" ca issue --env production --csr "$PROD/supplier-$short.csr" --role supplier \
-      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out "$PROD/supplier-$short.pem"
-  else
+  if [ -f "$PROD/supplier-$short.pem" ]; then
     echo "The production supplier $short certificate exists: $PROD/supplier-$short.pem"
+    continue
   fi
+  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$PROD/supplier-$short.key" 2>/dev/null
+  openssl req -new -key "$PROD/supplier-$short.key" -subj "/CN=GITTESTSUPPLIER" -addext "keyUsage=critical,$usage" \
+    -out "$PROD/supplier-$short.csr" 2>/dev/null
+  echo
+  echo "demo-ra submits the supplier's $short CSR for GITTEST's User ID 90-B3-D5-1F-30-01-00-00, role supplier:"
+  ra_request --type organisation --party GITTEST --env production --role supplier \
+    --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --csr "$PROD/supplier-$short.csr" "${AS_RA[@]}"
+  echo "demo-ra2, a second operator, checks it against the Party's paperwork and approves it:"
+  run "$SMKI" ra request approve "$REQ" "${AS_RA2[@]}"
+  echo "Approved: demo-ra executes it (eligibility checked again, issued, audited in one transaction):"
+  rm -rf "$PROD/out-$short"
+  run "$SMKI" ra request execute "$REQ" --out-dir "$PROD/out-$short" "${AS_RA[@]}"
+  mv "$PROD"/out-"$short"/*.pem "$PROD/supplier-$short.pem"
+  rmdir "$PROD/out-$short"
 done
 CSRS_PROD=$WORK/csrs-production
 [ -d "$CSRS_PROD" ] || "$MAKE_CSRS" --out "$CSRS_PROD" --count 100 --start 00-DB-56-78-00-00-00-00 --usage both
-run "$SMKI" ca batch --env production --in "$CSRS_PROD" --out "$PROD/devices"
+echo
+echo "The device certificates: the same rule, as a device-batch request of 200 CSRs. It is under"
+echo "ra.batch_review_size (1000) and within the subscriber's demand, so one approval suffices; a larger"
+echo "batch, or demand above its usual level, would be held for two."
+echo "First, the CA's direct path is refused in production, and says what to do instead:"
+set +e
+"$SMKI" ca batch --env production --in "$CSRS_PROD" --out "$PROD/devices" "${RA[@]}"; rc=$?
+set -e
+[ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc: a production batch outside the RA"; exit 1; }
+echo "  (refused, exit 2, as it should be)"
+BATCH_REQ_FILE=$PROD/device-batch.request
+# The state of a request: pending, held, approved, done or rejected.
+req_state() { "$SMKI" ra request show "$1" | sed -n 's/^ *state *//p'; }
+if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = rejected ]; then
+  rm "$BATCH_REQ_FILE" # rejected by an operator: a new request
+fi
+if [ -f "$BATCH_REQ_FILE" ] && [ "$(req_state "$(cat "$BATCH_REQ_FILE")")" = "done" ]; then
+  echo "The device batch was requested, approved and executed by an earlier run: request $(cat "$BATCH_REQ_FILE")."
+  run "$SMKI" ra request show "$(cat "$BATCH_REQ_FILE")"
+else
+  if [ -f "$BATCH_REQ_FILE" ]; then
+    REQ=$(cat "$BATCH_REQ_FILE")
+    echo "Request $REQ of an earlier run is not finished: carried on (an interrupted batch resumes)."
+  else
+    echo "demo-ra submits the 200 CSRs (the RA checks each: proof of possession, a Device ID from no central"
+    echo "block, GITTEST's standing and demand):"
+    ra_request --type device-batch --party GITTEST --env production --csr-dir "$CSRS_PROD" "${AS_RA[@]}"
+    echo "$REQ" >"$BATCH_REQ_FILE"
+  fi
+  state=$(req_state "$REQ")
+  if [ "$state" = pending ] || [ "$state" = held ]; then
+    echo "demo-ra2 approves the batch:"
+    run "$SMKI" ra request approve "$REQ" "${AS_RA2[@]}"
+  fi
+  echo "demo-ra executes it: issued in group commits, each with its audit entry:"
+  run "$SMKI" ra request execute "$REQ" --out-dir "$PROD/devices" "${AS_RA[@]}"
+fi
+echo "The audit trail holds every step (submitted, approved, executed, by whom), chained and signed:"
+printf '$ %s\n' "$SMKI audit list | grep ' request-' | tail -9"
+"$SMKI" audit list | sed -n 1p
+"$SMKI" audit list | grep ' request-' | tail -9
+run "$SMKI" audit verify
 run "$SMKI" lint --env production --config "$PROD_CONF" "$PROD/supplier-ds.pem" "$PROD/supplier-ka.pem"
 "$SMKI" lint --env production --config "$PROD_CONF" "$PROD"/devices/*.pem | tail -1
 run openssl verify -CAfile "$PCA_DIR/smki-root.pem" -untrusted "$PCA_DIR/smki-oca.pem" "$PROD/supplier-ds.pem" \

@@ -9,7 +9,8 @@
 #                                      CRL, the audit trail verified, then tampered with.
 #   tools/demo_ra.sh SMKI participant  in $SMKI_HOME: the RA registration that test certificates
 #                                      need (operator demo-ra, Party GITTEST, a Testing Participant
-#                                      with the User ID 90-B3-D5-1F-30-01-00-00). Safe to run again.
+#                                      with the User ID 90-B3-D5-1F-30-01-00-00) and a second operator,
+#                                      demo-ra2, who approves demo-ra's requests. Safe to run again.
 #                                      Then: smki ca issue --env test ... --party GITTEST --operator demo-ra
 # PINs live in files (mode 0600), never on a command line.
 set -euo pipefail
@@ -37,17 +38,30 @@ if [ "$MODE" = participant ]; then
   if ! "$SMKI" --json key list 2>/dev/null | grep -q '"label":"smki-audit"'; then
     "$SMKI" key generate --label smki-audit --usage ds >/dev/null
   fi
-  if ! "$SMKI" --json key list | grep -q '"label":"demo-ra-op"'; then
-    "$SMKI" key generate --label demo-ra-op --usage ds >/dev/null
+  # Two operators, each with a key of their own in the token: demo-ra acts, demo-ra2
+  # approves what demo-ra submits (nobody approves their own request).
+  for op in demo-ra demo-ra2; do
+    if ! "$SMKI" --json key list | grep -q "\"label\":\"$op-op\""; then
+      "$SMKI" key generate --label "$op-op" --usage ds >/dev/null
+    fi
+  done
+  grep -q '^\[operators\]' "$CONF" 2>/dev/null || printf '\n[operators]\n' >>"$CONF"
+  grep -q '^demo-ra = ' "$CONF" || sed -i 's/^\[operators\]$/[operators]\ndemo-ra = demo-ra-op/' "$CONF"
+  grep -q '^demo-ra2 = ' "$CONF" || sed -i 's/^\[operators\]$/[operators]\ndemo-ra2 = demo-ra2-op/' "$CONF"
+  O=(--operator demo-ra)
+  OPS=$("$SMKI" ra operator list 2>/dev/null || true)
+  if ! grep -q '^demo-ra ' <<<"$OPS"; then
+    "$SMKI" key pub demo-ra-op --out "$SMKI_HOME/demo-ra-op.pub" >/dev/null
+    run "$SMKI" ra operator add demo-ra --pub "$SMKI_HOME/demo-ra-op.pub" "${O[@]}"
   fi
-  grep -q '^demo-ra = ' "$CONF" 2>/dev/null || printf '\n[operators]\ndemo-ra = demo-ra-op\n' >>"$CONF"
+  if ! grep -q '^demo-ra2 ' <<<"$OPS"; then
+    "$SMKI" key pub demo-ra2-op --out "$SMKI_HOME/demo-ra2-op.pub" >/dev/null
+    run "$SMKI" ra operator add demo-ra2 --pub "$SMKI_HOME/demo-ra2-op.pub" "${O[@]}"
+  fi
   if "$SMKI" ra party show GITTEST >/dev/null 2>&1; then
-    echo "The RA already knows the Testing Participant GITTEST."
+    echo "The RA already knows the Testing Participant GITTEST; operators demo-ra and demo-ra2 are registered."
     exit 0
   fi
-  "$SMKI" key pub demo-ra-op --out "$SMKI_HOME/demo-ra-op.pub" >/dev/null
-  O=(--operator demo-ra)
-  run "$SMKI" ra operator add demo-ra --pub "$SMKI_HOME/demo-ra-op.pub" "${O[@]}"
   run "$SMKI" ra party add GITTEST --name "GIT test participant" --testing-participant --agreement-signed "${O[@]}"
   run "$SMKI" ra range assign 90B3D51F3/36 --party GITTEST --kind central "${O[@]}"
   run "$SMKI" ra id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-00 "${O[@]}"

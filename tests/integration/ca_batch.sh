@@ -137,15 +137,51 @@ check "no store made by the refusal" test ! -e "$H/store/data.mdb"
 check "no output folder made by the refusal" test ! -e "$W/early"
 
 expect_exit 0 "ca init --env test" hsmki ca init --env test
-expect_exit 2 "an --in that does not exist is refused" hsmki ca batch --env test --in "$W/nothing" --out "$W/o0"
-expect_exit 1 "--out the same as --in is refused" hsmki ca batch --env test --in "$W/good" --out "$W/good/"
+
+# ---- The RA's gate -----------------------------------------------------------------------------------------
+# Test certificates go only to registered Testing Participants: a batch in test names
+# the Party (--party) and the operator who takes it (an RA action, audited).
+expect_exit 2 "a test batch without --party is refused" hsmki ca batch --env test --in "$W/good" --out "$W/o-noparty"
+expect_in "give --party SIGNIFIER" "the refusal says what to give"
+expect_in "Testing Participants" "and who may have test certificates"
+check "nothing written for it" test ! -e "$W/o-noparty"
+ra_test_participant "$H"
+expect_exit 1 "a test batch without --operator is a usage error" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY \
+    SMKI_HOME="$H" "$SMKI_BIN" ca batch --party GITTEST --env test --in "$W/good" --out "$W/o-noop"
+expect_in "--operator NAME" "the refusal names the missing operator"
+check "nothing written without an operator" test ! -e "$W/o-noop"
+expect_exit 2 "an unregistered Party is refused" \
+    hsmki ca batch --party NOSUCH --env test --in "$W/good" --out "$W/o-nosuch"
+expect_in "NOSUCH" "the refusal names the Party"
+expect_exit 0 "RA: a Party that is not a Testing Participant" hsmki ra party add NOTTP
+expect_exit 0 "RA: ... authorised for device certificates in test" \
+    hsmki ra subscriber authorise --party NOTTP --type device --env test
+expect_exit 2 "a Party that is not a Testing Participant gets no test certificate" \
+    hsmki ca batch --party NOTTP --env test --in "$W/good" --out "$W/o-nottp"
+expect_in "is not a Testing Participant" "the refusal says why"
+check "nothing written for it" test ! -e "$W/o-nottp"
+expect_exit 0 "RA: a Testing Participant with its agreement, not authorised for devices" \
+    hsmki ra party add TPNOSUB --testing-participant --agreement-signed
+expect_exit 2 "a Party not authorised for device certificates is refused" \
+    hsmki ca batch --party TPNOSUB --env test --in "$W/good" --out "$W/o-nosub"
+expect_in "not an Authorised Subscriber for device" "the refusal names the missing authorisation"
+expect_exit 0 "RA: a Testing Participant TPSUSP" \
+    hsmki ra party add TPSUSP --testing-participant --agreement-signed
+expect_exit 0 "RA: TPSUSP authorised for devices" hsmki ra subscriber authorise --party TPSUSP --type device --env test
+expect_exit 0 "RA: TPSUSP suspended" hsmki ra party suspend TPSUSP --reason "audit finding"
+expect_exit 2 "a suspended Party is refused" hsmki ca batch --party TPSUSP --env test --in "$W/good" --out "$W/o-susp"
+expect_in "suspended" "the refusal says so"
+expect_exit 0 "list the device certificates" hsmki --json ca list --env test --profile device
+expect_json "no certificate issued by any refused batch" "d['count'] == 0"
+expect_exit 2 "an --in that does not exist is refused" hsmki ca batch --party GITTEST --env test --in "$W/nothing" --out "$W/o0"
+expect_exit 1 "--out the same as --in is refused" hsmki ca batch --party GITTEST --env test --in "$W/good" --out "$W/good/"
 expect_in "is the input folder" "the refusal says why"
-expect_exit 2 "an environment without a hierarchy is refused" hsmki ca batch --env production --in "$W/good" --out "$W/o1"
+expect_exit 2 "an environment without a hierarchy is refused" hsmki ca batch --party GITTEST --env production --in "$W/good" --out "$W/o1"
 check "nothing written for it" test ! -e "$W/o1/00db123400000000-ds.pem"
 
 # ---- A batch with bad CSRs among good ones ---------------------------------------------------------------
 expect_exit 2 "a batch with 6 bad inputs among $GOOD good CSRs exits 2" \
-    hsmki --json ca batch --env test --in "$W/mixed" --out "$W/out" --threads 2 --group 16
+    hsmki --json ca batch --party GITTEST --env test --in "$W/mixed" --out "$W/out" --threads 2 --group 16
 expect_json "issued $GOOD, refused 6, none already issued" \
     "not d['ok'] and d['issued'] == $GOOD and d['refused'] == 6 and d['already_issued'] == 0 \
      and d['total'] == $((GOOD + 6))"
@@ -168,7 +204,7 @@ expect_json "files are named <eui>-<usage>.pem" \
     "{'00db123400000000-ka.pem', '00db123400000100-ds.pem'} <= {i.get('file') for i in d['items']}"
 check "$GOOD certificate files, nothing for the refused" test "$(ls "$W/out" | wc -l)" -eq "$GOOD"
 check "files and store agree, one certificate per CSR" store_check "$H" "$W/out" exact "$GOOD"
-run hsmki ca batch --env test --in "$W/mixed" --out "$W/out-human"
+run hsmki ca batch --party GITTEST --env test --in "$W/mixed" --out "$W/out-human"
 check "the human summary exits 2 too" test "$RC" -eq 2
 expect_in "already issued      $GOOD" "the human summary counts what a re-run found already issued"
 expect_in "mixed/garbage.csr: input:" "the human summary names the garbage file and the error class"
@@ -192,7 +228,7 @@ PY
 # ---- Re-running gives back the same certificates ----------------------------------------------------------
 md5sum "$W"/out/*.pem >"$W/sums"
 rm "$W/out/00db123400000003-ds.pem"
-expect_exit 2 "the same batch again" hsmki --json ca batch --env test --in "$W/mixed" --out "$W/out"
+expect_exit 2 "the same batch again" hsmki --json ca batch --party GITTEST --env test --in "$W/mixed" --out "$W/out"
 expect_json "nothing issued again: $GOOD already issued" "d['issued'] == 0 and d['already_issued'] == $GOOD"
 expect_json "only the missing file is written again" "d['files_written'] == 1"
 check "every file byte for byte as before (the deleted one restored)" md5sum --quiet -c "$W/sums"
@@ -204,7 +240,7 @@ check "still one certificate per CSR" store_check "$H" "$W/out" exact "$GOOD"
   sed -n 1,3p "$W/bundle.pem"; } >"$W/bundle2.pem"
 cat "$W/good/00db123400000002-ds.csr" >>"$W/bundle2.pem" # after a truncated block
 expect_exit 2 "a bundle of 5 new, 1 known, 1 truncated, then 1 known" \
-    hsmki --json ca batch --env test --in "$W/bundle2.pem" --out "$W/out-bundle" --threads 1
+    hsmki --json ca batch --party GITTEST --env test --in "$W/bundle2.pem" --out "$W/out-bundle" --threads 1
 expect_json "items are named FILE#n" \
     "[i['input'].rsplit('#', 1)[1] for i in d['items']] == ['1','2','3','4','5','6','7']"
 expect_json "5 issued, the 2 known ones already issued, the truncated block refused" \
@@ -212,25 +248,50 @@ expect_json "5 issued, the 2 known ones already issued, the truncated block refu
 expect_json "the truncated block swallows what follows it up to the next END line" \
     "d['total'] == 7 and d['items'][6]['outcome'] == 'refused'"
 cat "$W/good/00db123400000004-ds.csr" "$W/good/00db123400000004-ds.csr" "$W/good/00db123400000009-ka.csr" >"$W/dups.pem"
-expect_exit 0 "the same CSR twice in one input" hsmki --json ca batch --env test --in "$W/dups.pem" --out "$W/out-dups"
+expect_exit 0 "the same CSR twice in one input" hsmki --json ca batch --party GITTEST --env test --in "$W/dups.pem" --out "$W/out-dups"
 expect_json "the second is a duplicate of the first, with the same file" \
     "(d['items'][1]['outcome'] == 'duplicate' and d['items'][1]['duplicate_of'].endswith('#1')
      and d['items'][1]['file'] == d['items'][0]['file'])"
-expect_exit 0 "a single DER CSR file as --in" hsmki --json ca batch --env test --in "$REAL_CSR" --out "$W/out-real"
+expect_exit 0 "a single DER CSR file as --in" hsmki --json ca batch --party GITTEST --env test --in "$REAL_CSR" --out "$W/out-real"
 expect_json "the real device CSR is issued" "d['issued'] == 1 and d['items'][0]['file'] == '00db1234567890a0-ds.pem'"
 mkdir -p "$W/empty"
-expect_exit 0 "an empty folder is an empty batch" hsmki --json ca batch --env test --in "$W/empty" --out "$W/o3"
+expect_exit 0 "an empty folder is an empty batch" hsmki --json ca batch --party GITTEST --env test --in "$W/empty" --out "$W/o3"
 expect_json "with nothing in it" "d['total'] == 0 and d['ok'] is True"
 
 # ---- Name clash: a device with a new key ---------------------------------------------------------------------
 "$GEN" --out "$W/rekey" --count 1 --start 00-DB-12-34-00-00-00-06
 cp "$W/out/00db123400000006-ds.pem" "$W/old-6.pem"
-expect_exit 0 "a new CSR for a device that has a certificate" hsmki --json ca batch --env test --in "$W/rekey" --out "$W/out"
+expect_exit 0 "a new CSR for a device that has a certificate" hsmki --json ca batch --party GITTEST --env test --in "$W/rekey" --out "$W/out"
 expect_json "it is issued and written under its serial's name" \
     "(d['issued'] == 1 and d['name_clashes'] == 1
      and d['items'][0]['file'] == '00db123400000006-ds-' + d['items'][0]['serial'] + '.pem')"
 check "the earlier certificate's file is untouched" cmp "$W/old-6.pem" "$W/out/00db123400000006-ds.pem"
 expect_exit 0 "the new certificate lints clean" hsmki lint "$W"/out/00db123400000006-ds-*.pem
+
+# ---- The RA's gate on what is issued -----------------------------------------------------------------
+# A Device ID from a central block (GITTEST's own 90B3D51F3/36): that CSR is refused
+# by name, the rest of the batch proceeds.
+"$GEN" --out "$W/central" --count 2 --start 90-B3-D5-1F-30-00-00-05
+"$GEN" --out "$W/central" --count 2 --start 00-DB-12-34-00-00-03-00
+expect_exit 2 "a batch holding 2 Device IDs from a central block exits 2" \
+    hsmki --json ca batch --party GITTEST --env test --in "$W/central" --out "$W/out-central"
+expect_json "the 2 central IDs refused by name, the 2 others issued, for GITTEST" \
+    "(d['party'] == 'GITTEST' and d['issued'] == 2 and d['refused'] == 2
+      and all(('90b3d51f30' in i['input']) == (i['outcome'] == 'refused') for i in d['items']))"
+expect_json "the reason says a central ID is never a Device ID" \
+    "all('never a Device ID' in i['reason'] for i in d['items'] if i['outcome'] == 'refused')"
+# Production is not a direct-issue environment: its device certificates go by an
+# approved device-batch request.
+printf '[env.production]\norg_policy = 2.999.0.1\ndevice_policy = 2.999.0.2\nhw_type = 1.2.826.0.1.8641679.1.2.2.1\nroot_name = PROD ROOT\noca_name = PROD OCA\ndca_name = PROD DCA\n[ca.production]\ndccki = no\n' \
+    >"$W/production.conf" # made-up OIDs of the example arc: a test's own production
+expect_exit 0 "ca init --env production (made-up OIDs)" hsmki ca init --env production --config "$W/production.conf"
+expect_exit 0 "RA: GITTEST authorised for devices in production" \
+    hsmki ra subscriber authorise --party GITTEST --type device --env production
+expect_exit 2 "a batch in production (not in ra.direct_issue) is refused" \
+    hsmki ca batch --party GITTEST --env production --in "$W/good" --out "$W/o-prod"
+expect_in "smki ra request submit --type device-batch" "the refusal points at the device-batch request"
+check "nothing written for it" test ! -e "$W/o-prod/00db123400000000-ds.pem"
+expect_exit 0 "the audit trail verifies" hsmki audit verify
 
 # ---- Crash test: kill -9 at random moments, then finish -----------------------------------------------------
 # The crash test's CA keys are software keys (file:PATH): SoftHSM's file store rewrites
@@ -247,11 +308,12 @@ done
 { printf '[ca.test]\ndccki = no\n'; cat "$W/crash-keys"; } >"$W/crash-ceremony.conf"
 expect_exit 0 "ca init in a fresh home for the crash test (software CA keys)" \
     env SMKI_HOME="$CH" "$SMKI_BIN" ca init --env test --config "$W/crash-ceremony.conf"
+ra_test_participant "$CH"
 check "make $CRASH_N CSRs" "$GEN" --out "$W/crash-in" --count "$CRASH_N" --start 00-DB-55-00-00-00-00-00
 COUT=$W/crash-out
 killed=0
 for k in $(seq 1 "$KILLS"); do
-    SMKI_HOME=$CH "$SMKI_BIN" --json ca batch --env test --in "$W/crash-in" --out "$COUT" --group 32 \
+    SMKI_HOME=$CH "$SMKI_BIN" --json ca batch --party GITTEST --env test --in "$W/crash-in" --out "$COUT" --group 32 \
         >"$W/crash-$k.json" 2>"$W/crash-$k.err" &
     pid=$!
     # A random moment, 0.05 to 0.35 s in: most land while certificates are being issued
@@ -266,20 +328,29 @@ for k in $(seq 1 "$KILLS"); do
 done
 echo "# $killed of $KILLS runs were killed before they finished"
 expect_exit 0 "the re-run after the kills finishes the batch" \
-    env SMKI_HOME="$CH" "$SMKI_BIN" --json ca batch --env test --in "$W/crash-in" --out "$COUT"
+    env SMKI_HOME="$CH" "$SMKI_BIN" --json ca batch --party GITTEST --env test --in "$W/crash-in" --out "$COUT"
 expect_json "every CSR accounted for: issued now or already issued" \
     "d['issued'] + d['already_issued'] == $CRASH_N and d['refused'] == 0 and d['duplicate'] == 0"
 check "exactly one certificate per CSR in the store, each with its file" store_check "$CH" "$COUT" exact "$CRASH_N"
 check "$CRASH_N files" test "$(ls "$COUT" | wc -l)" -eq "$CRASH_N"
-expect_exit 0 "one more run issues nothing" env SMKI_HOME="$CH" "$SMKI_BIN" --json ca batch --env test --in "$W/crash-in" --out "$COUT"
+expect_exit 0 "one more run issues nothing" env SMKI_HOME="$CH" "$SMKI_BIN" --json ca batch --party GITTEST --env test --in "$W/crash-in" --out "$COUT"
 expect_json "all $CRASH_N already issued, no file rewritten" \
     "d['issued'] == 0 and d['already_issued'] == $CRASH_N and d['files_written'] == 0"
 
+expect_exit 0 "the crash home's audit trail verifies after the kills and re-runs" \
+    env SMKI_HOME="$CH" "$SMKI_BIN" --json audit verify
+run env SMKI_HOME="$CH" "$SMKI_BIN" --json audit list
+check "the audit entries of the batch's group commits cover all $CRASH_N certificates" "$PY" -c '
+import json, re, sys
+d = json.loads(sys.argv[1])
+n = sum(int(re.match(r"issued (\d+) device", e["detail"]).group(1)) for e in d["entries"] if e["action"] == "ca-batch-direct")
+print(n); sys.exit(0 if n == int(sys.argv[2]) else 1)' "$OUT" "$CRASH_N"
+
 # ---- One batch at a time per store --------------------------------------------------------------------------
-SMKI_HOME=$CH "$SMKI_BIN" ca batch --env test --in "$W/crash-in" --out "$W/crash-out2" --threads 1 >/dev/null 2>&1 &
+SMKI_HOME=$CH "$SMKI_BIN" ca batch --party GITTEST --env test --in "$W/crash-in" --out "$W/crash-out2" --threads 1 >/dev/null 2>&1 &
 pid=$!
 for _ in $(seq 1 50); do [[ -e $W/crash-out2 ]] && break; sleep 0.1; done
-run env SMKI_HOME="$CH" "$SMKI_BIN" ca batch --env test --in "$W/good" --out "$W/crash-out3"
+run env SMKI_HOME="$CH" "$SMKI_BIN" ca batch --party GITTEST --env test --in "$W/good" --out "$W/crash-out3"
 if kill -0 "$pid" 2>/dev/null; then
     if [[ $RC == 3 && $ERR == *"is locked by process $pid"* ]]; then
         ok "a second batch on the same store while one runs is refused, naming the first (exit 3)"

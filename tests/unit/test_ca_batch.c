@@ -172,7 +172,7 @@ static smki_ca_batch_report *run_batch(fixture *f, const char *in_path, const ch
 {
     smki_ca_batch_input *in = NULL;
     assert_ok(smki_ca_batch_input_open(in_path, &in));
-    smki_ca_batch_opts o = {out, threads, group, 0, NULL, NULL};
+    smki_ca_batch_opts o = {out, threads, group, 0, NULL, NULL, NULL, NULL, NULL};
     smki_ca_batch_report *r = NULL;
     assert_ok(smki_ca_batch_run(f->dca, &f->db, in, &o, &r));
     assert_non_null(r);
@@ -447,7 +447,7 @@ static void test_batch_reports_progress_in_order_and_keeps_input_order_with_thre
     smki_ca_batch_input *list = NULL;
     assert_ok(smki_ca_batch_input_open(in, &list));
     progress_seen seen = {0};
-    smki_ca_batch_opts o = {out, 4, 3, 0, on_progress, &seen};
+    smki_ca_batch_opts o = {out, 4, 3, 0, on_progress, &seen, NULL, NULL, NULL};
     smki_ca_batch_report *r = NULL;
     assert_ok(smki_ca_batch_run(f->dca, &f->db, list, &o, &r));
     assert_int_equal(r->refused, 6);
@@ -469,6 +469,114 @@ static void test_batch_reports_progress_in_order_and_keeps_input_order_with_thre
     smki_ca_batch_input_free(list);
 }
 
+/* ---- The gate a caller puts on a batch ------------------------------------------------------ */
+
+typedef struct {
+    int checks, groups, fail_group; /* fail_group: refuse the n-th group (1-based; 0: none) */
+    size_t certs_seen;
+    smki_db marks; /* a record the hook writes in the group's transaction */
+} gate_t;
+
+/* Refuses the CSR of one EUI-64, as the RA refuses a central-block ID. */
+static int gate_check(const smki_csr *csr, void *arg)
+{
+    gate_t *g = arg;
+    __atomic_fetch_add(&g->checks, 1, __ATOMIC_RELAXED);
+    ENSURE(csr->hw_serial.b[7] != 0x05, SMKI_E_REFUSED, "the gate refuses device ...05");
+    return 0;
+}
+
+static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void *arg)
+{
+    gate_t *g = arg;
+    g->groups++;
+    ENSURE(g->groups != g->fail_group, SMKI_E_REFUSED, "the gate refuses group %d", g->groups);
+    for (size_t i = 0; i < n; i++) {
+        GUARD(smki_txn_put(t, g->marks, certs[i]->serial, SMKI_SERIAL_LEN, "m", 1, 0));
+        g->certs_seen++;
+    }
+    return 0;
+}
+
+typedef struct {
+    smki_db db;
+    size_t n;
+} marks_run;
+
+static int marks_txn(smki_txn *t, void *arg)
+{
+    marks_run *m = arg;
+    return smki_txn_count(t, m->db, &m->n);
+}
+
+static size_t marks(fixture *f, const gate_t *g)
+{
+    marks_run m = {g->marks, 0};
+    assert_ok(smki_store_read(f->store, marks_txn, &m));
+    return m.n;
+}
+
+static void test_batch_gate_refuses_csrs_by_name_and_joins_each_group_commit(void **state)
+{
+    fixture *f = *state;
+    const char *in = subdir(f, "gate-in"), *out = subdir(f, "gate-out");
+    for (uint64_t i = 0; i < 7; i++) put_csr(in, GOOD, 0, 0x00db123400000000ull + i, 1);
+    gate_t g = {0, 0, 0, 0, 0};
+    assert_ok(smki_store_db(f->store, "gate_marks", 0, &g.marks));
+    smki_ca_batch_input *bi = NULL;
+    assert_ok(smki_ca_batch_input_open(in, &bi));
+    smki_ca_batch_opts o = {out, 2, 2, 0, NULL, NULL, gate_check, gate_group, &g};
+    smki_ca_batch_report *r = NULL;
+    size_t before = cert_count(f);
+    assert_ok(smki_ca_batch_run(f->dca, &f->db, bi, &o, &r));
+    assert_int_equal(g.checks, 7);
+    assert_int_equal(r->issued, 6);
+    assert_int_equal(r->refused, 1);
+    assert_int_equal(r->items[5].outcome, SMKI_BATCH_REFUSED);
+    assert_int_equal(r->items[5].code, SMKI_E_REFUSED);
+    assert_non_null(strstr(r->items[5].reason, "the gate refuses device ...05"));
+    assert_false(exists(out, "00db123400000005-ds.pem"));
+    /* Groups of 2: 3 commits, each with the hook's records for exactly its certificates. */
+    assert_int_equal(r->commits, 3);
+    assert_int_equal(g.certs_seen, 6);
+    assert_int_equal(marks(f, &g), 6);
+    assert_int_equal(cert_count(f), before + 6);
+    smki_ca_batch_report_free(r);
+    smki_ca_batch_input_free(bi);
+}
+
+static void test_batch_gate_refusing_a_group_writes_none_of_it_and_a_rerun_carries_on(void **state)
+{
+    fixture *f = *state;
+    const char *in = subdir(f, "gate2-in"), *out = subdir(f, "gate2-out");
+    for (uint64_t i = 0; i < 6; i++) put_csr(in, GOOD, i % 2, 0x00db123400000100ull + i / 2, 1);
+    gate_t g = {0, 0, 2, 0, 0};
+    assert_ok(smki_store_db(f->store, "gate_marks", 0, &g.marks));
+    smki_ca_batch_input *bi = NULL;
+    assert_ok(smki_ca_batch_input_open(in, &bi));
+    smki_ca_batch_opts o = {out, 1, 2, 0, NULL, NULL, NULL, gate_group, &g};
+    smki_ca_batch_report *r = NULL;
+    size_t before = cert_count(f);
+    assert_fails(smki_ca_batch_run(f->dca, &f->db, bi, &o, &r), SMKI_E_REFUSED, "the gate refuses group 2");
+    assert_non_null(r);
+    assert_int_equal(r->issued, 2); /* the first group only */
+    assert_int_equal(cert_count(f), before + 2);
+    assert_int_equal(marks(f, &g), 2);
+    assert_true(exists(out, "00db123400000100-ds.pem"));
+    assert_false(exists(out, "00db123400000101-ds.pem"));
+    smki_ca_batch_report_free(r);
+    /* Again, the gate open: the first group is found issued, the rest issued now. */
+    g.fail_group = 0;
+    r = NULL;
+    assert_ok(smki_ca_batch_run(f->dca, &f->db, bi, &o, &r));
+    assert_int_equal(r->existing, 2);
+    assert_int_equal(r->issued, 4);
+    assert_int_equal(cert_count(f), before + 6);
+    assert_int_equal(marks(f, &g), 6);
+    smki_ca_batch_report_free(r);
+    smki_ca_batch_input_free(bi);
+}
+
 static void test_batch_refusals_of_the_run_itself(void **state)
 {
     fixture *f = *state;
@@ -481,7 +589,7 @@ static void test_batch_refusals_of_the_run_itself(void **state)
     /* Into the input folder (also by another spelling of it). */
     char same[1300];
     snprintf(same, sizeof same, "%s/./", in);
-    smki_ca_batch_opts o = {same, 1, 0, 0, NULL, NULL};
+    smki_ca_batch_opts o = {same, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
     assert_fails(smki_ca_batch_run(f->dca, &f->db, list, &o, &r), SMKI_E_USAGE, "is the input folder");
     smki_ca_batch_report_free(r);
     r = NULL;
@@ -509,6 +617,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_name_clash_keeps_the_earlier_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_sweeps_temporaries_of_dead_runs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_reports_progress_in_order_and_keeps_input_order_with_threads,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_gate_refuses_csrs_by_name_and_joins_each_group_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_gate_refusing_a_group_writes_none_of_it_and_a_rerun_carries_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_refusals_of_the_run_itself, setup, teardown),
     };

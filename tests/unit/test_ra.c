@@ -991,6 +991,207 @@ static void test_direct_issue_only_in_direct_environments_after_eligibility(void
     smki_ca_issuer_free(is);
 }
 
+/* ---- Direct device batches ('smki ca batch' under the RA) ---------------------------------------- */
+
+/* Device CSRs as files of a folder <dir>/<name>: n with consecutive IDs from first. */
+static void csr_files(fixture *f, const char *name, const uint8_t first[8], size_t n)
+{
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
+    mkdir(dir, 0755);
+    for (size_t i = 0; i < n; i++) {
+        uint8_t hw[8], der[1024];
+        memcpy(hw, first, 8);
+        hw[7] = (uint8_t)(hw[7] + i);
+        size_t len = csr_der(i % 2 ? SMKI_KU_KEY_AGREEMENT : SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der);
+        char path[1300];
+        snprintf(path, sizeof path, "%s/%02x%02x%02x%02x%02x%02x%02x%02x.csr", dir, hw[0], hw[1], hw[2], hw[3], hw[4],
+                 hw[5], hw[6], hw[7]);
+        assert_ok(smki_file_write_atomic(path, der, len, 0644, 0));
+    }
+}
+
+typedef struct {
+    fixture *f;
+    smki_ca_batch_input *in;
+    smki_ca_issuer *is;
+    char out[1200];
+    smki_ca_batch_opts o;
+} batch_ctx;
+
+static void batch_open(fixture *f, const char *name, batch_ctx *b)
+{
+    memset(b, 0, sizeof *b);
+    b->f = f;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/%s", f->dir, name);
+    assert_ok(smki_ca_batch_input_open(dir, &b->in));
+    assert_ok(smki_ca_issuer_open(smki_ra_ca_db(f->ra), "test", SMKI_PROFILE_DEVICE, NULL, &b->is));
+    snprintf(b->out, sizeof b->out, "%s/%s-out", f->dir, name);
+    b->o.out_dir = b->out;
+    b->o.threads = 2;
+    b->o.group = 2;
+}
+
+static void batch_close(batch_ctx *b)
+{
+    smki_ca_issuer_free(b->is);
+    smki_ca_batch_input_free(b->in);
+}
+
+static int batch_run(batch_ctx *b, const smki_ra_actor *by, const char *party, const char *env,
+                     smki_ca_batch_report **rep)
+{
+    return smki_ra_batch_direct(b->f->ra, by, b->is, party, env, b->in, &b->o, rep);
+}
+
+typedef struct {
+    const char *action;
+    size_t n;
+    char detail[512];
+} entries_run;
+
+static int count_action(const smki_audit_entry *e, void *arg)
+{
+    entries_run *x = arg;
+    if (strcmp(e->action, x->action) == 0) {
+        x->n++;
+        snprintf(x->detail, sizeof x->detail, "%s", e->detail);
+    }
+    return 0;
+}
+
+static void test_direct_batch_refused_whole_before_any_csr_is_read(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_party notp = {.signifier = "NOTTP", .name = "Not a Testing Participant"};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &notp));
+    smki_ra_subscriber s = {"NOTTP", SMKI_PROFILE_DEVICE, -1, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &s));
+    csr_files(f, "refused", DEV_EUI, 3);
+    batch_ctx b;
+    batch_open(f, "refused", &b);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ca_batch_report *rep = NULL;
+    assert_fails(batch_run(&b, &f->alice, NULL, "test", &rep), SMKI_E_REFUSED, "--party");
+    assert_fails(batch_run(&b, NULL, "SUP1", "test", &rep), SMKI_E_USAGE, "--operator");
+    assert_fails(batch_run(&b, &f->mallory, "SUP1", "test", &rep), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_fails(batch_run(&b, &f->alice, "NOSUCH", "test", &rep), SMKI_E_NOTFOUND, "NOSUCH");
+    assert_fails(batch_run(&b, &f->alice, "NOTTP", "test", &rep), SMKI_E_REFUSED, "not a Testing Participant");
+    assert_fails(batch_run(&b, &f->alice, "NET1", "test", &rep), SMKI_E_REFUSED,
+                 "not an Authorised Subscriber for device");
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, "paperwork overdue"));
+    before = head(f);
+    assert_fails(batch_run(&b, &f->alice, "SUP1", "test", &rep), SMKI_E_REFUSED, "paperwork overdue");
+    assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 0, NULL));
+    before = head(f);
+    assert_fails(batch_run(&b, &f->alice, "SUP1", "production", &rep), SMKI_E_USAGE, "not environment production");
+    /* Test made a request-only environment: the batch points at the device-batch request. */
+    smki_ra_close(f->ra);
+    smki_ra_policy p = policy(5);
+    p.direct_envs[0] = '\0';
+    open_ra(f, &p);
+    assert_fails(batch_run(&b, &f->alice, "SUP1", "test", &rep), SMKI_E_REFUSED, "--type device-batch");
+    assert_null(rep);
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    struct stat st;
+    assert_int_not_equal(stat(b.out, &st), 0); /* no output folder: nothing was read or written */
+    batch_close(&b);
+}
+
+static void test_direct_batch_checks_each_csr_and_audits_each_group(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    csr_files(f, "mixed", DEV_EUI, 3);
+    static const uint8_t CENTRAL[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0x00, 0x00, 0x05}; /* SUP1's central block */
+    csr_files(f, "mixed", CENTRAL, 1);
+    batch_ctx b;
+    batch_open(f, "mixed", &b);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ca_batch_report *rep = NULL;
+    assert_ok(batch_run(&b, &f->alice, "SUP1", "test", &rep));
+    assert_int_equal(rep->issued, 3);
+    assert_int_equal(rep->refused, 1);
+    size_t refused = 0;
+    for (size_t i = 0; i < rep->total; i++)
+        if (rep->items[i].outcome == SMKI_BATCH_REFUSED) {
+            refused = i;
+            assert_int_equal(rep->items[i].code, SMKI_E_REFUSED);
+            assert_non_null(strstr(rep->items[i].reason, "never a Device ID"));
+        }
+    assert_non_null(strstr(smki_ca_batch_input_name(b.in, refused), "90b3d51f30000005"));
+    assert_int_equal(cert_count(f), certs + 3);
+    /* Groups of 2: two commits, each with its entry, signed by alice. */
+    assert_int_equal(rep->commits, 2);
+    assert_int_equal(head(f), before + 2);
+    entries_run x = {"ca-batch-direct", 0, ""};
+    assert_ok(smki_audit_each(f->ra, 1, count_action, &x));
+    assert_int_equal(x.n, 2);
+    assert_non_null(strstr(x.detail, "issued 1 device certificate(s)"));
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report ar;
+    assert_ok(smki_audit_verify(f->ra, pub, &ar));
+    EVP_PKEY_free(pub);
+    smki_ca_batch_report_free(rep);
+    /* Again: nothing issued twice, nothing audited twice. */
+    rep = NULL;
+    assert_ok(batch_run(&b, &f->alice, "SUP1", "test", &rep));
+    assert_int_equal(rep->issued, 0);
+    assert_int_equal(rep->existing, 3);
+    assert_int_equal(rep->refused, 1);
+    assert_int_equal(cert_count(f), certs + 3);
+    assert_int_equal(head(f), before + 2);
+    smki_ca_batch_report_free(rep);
+    batch_close(&b);
+}
+
+typedef struct {
+    fixture *f;
+    int suspended;
+} suspend_run;
+
+/* After the first group commit: the Party is suspended while the batch runs on. */
+static void suspend_after_first_commit(const smki_ca_batch_report *r, void *arg)
+{
+    suspend_run *x = arg;
+    if (r->commits == 1 && !x->suspended) {
+        assert_ok(smki_ra_party_suspend(x->f->ra, &x->f->alice, "SUP1", 1, "suspended mid-batch"));
+        x->suspended = 1;
+    }
+}
+
+static void test_direct_batch_issues_nothing_after_the_party_is_suspended(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    csr_files(f, "long", DEV_EUI, 6);
+    batch_ctx b;
+    batch_open(f, "long", &b);
+    suspend_run x = {f, 0};
+    b.o.progress = suspend_after_first_commit;
+    b.o.progress_arg = &x;
+    b.o.threads = 1;
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ca_batch_report *rep = NULL;
+    int rc = batch_run(&b, &f->alice, "SUP1", "test", &rep);
+    assert_true(x.suspended);
+    /* The CSRs already past the per-CSR check meet the check again in their group's
+     * transaction (the run stops there); the others are refused one by one. Either way
+     * only the first group was issued. */
+    if (rc == 0) assert_int_equal(rep->refused, 4);
+    else assert_int_equal(rc, SMKI_E_REFUSED);
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), before + 2); /* the first group's entry and the suspension's */
+    smki_ca_batch_report_free(rep);
+    batch_close(&b);
+}
+
 static int count_exp(const smki_ra_expiring *x, void *arg)
 {
     assert_string_equal(x->party, "SUP1");
@@ -1276,6 +1477,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ca_compromise_recovery_revokes_succeeds_and_reissues, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_issue_only_in_direct_environments_after_eligibility, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_direct_batch_refused_whole_before_any_csr_is_read, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_batch_checks_each_csr_and_audits_each_group, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_direct_batch_issues_nothing_after_the_party_is_suspended, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expiry_monitor_names_the_party, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_fails_closed_without_the_checkpoint_key, setup, teardown),

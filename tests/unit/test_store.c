@@ -1030,6 +1030,55 @@ static void test_batch_refuses_duplicate_and_writes_nothing_of_its_group(void **
     free(dir);
 }
 
+typedef struct {
+    smki_db db;
+    int fail, runs;
+} also_arg;
+
+/* The extra step of a flush: one more record, or a refusal, in the group's transaction. */
+static int also_fn(smki_txn *t, void *arg)
+{
+    also_arg *a = arg;
+    a->runs++;
+    ENSURE(!a->fail, SMKI_E_REFUSED, "the extra step refuses");
+    return smki_txn_put(t, a->db, "extra", 5, "x", 1, 0);
+}
+
+static void test_batch_flush_with_runs_its_step_in_the_groups_transaction(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batchwith");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0), side = db_of(s, "side", 0);
+    size_t log[16] = {0};
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 100, count_commits, log, &b));
+    also_arg a = {side, 1, 0};
+    assert_ok(smki_batch_flush_with(b, also_fn, &a)); /* nothing buffered: the step does not run */
+    assert_int_equal(a.runs, 0);
+    /* The step refuses: none of the group is written, and it leaves the buffer. */
+    assert_ok(smki_batch_put(b, db, "a", 1, "1", 1, 0));
+    assert_fails(smki_batch_flush_with(b, also_fn, &a), SMKI_E_REFUSED, "the extra step refuses");
+    assert_int_equal(count_of(s, db), 0);
+    assert_int_equal(count_of(s, side), 0);
+    assert_int_equal(log[0], 0);
+    /* The step agrees: the group and its record commit together. */
+    a.fail = 0;
+    assert_ok(smki_batch_put(b, db, "b", 1, "2", 1, 0));
+    assert_ok(smki_batch_flush_with(b, also_fn, &a));
+    assert_int_equal(count_of(s, db), 1);
+    assert_string_equal(get_kv(s, side, "extra"), "x");
+    assert_int_equal(log[0], 1);
+    /* A plain flush afterwards runs no step. */
+    int runs = a.runs;
+    assert_ok(smki_batch_put(b, db, "c", 1, "3", 1, 0));
+    assert_ok(smki_batch_end(b));
+    assert_int_equal(a.runs, runs);
+    assert_int_equal(count_of(s, db), 2);
+    smki_store_close(s);
+    free(dir);
+}
+
 static void test_batch_abort_drops_unflushed_records(void **state)
 {
     (void)state;
@@ -1468,6 +1517,7 @@ int main(void)
         cmocka_unit_test(test_store_follows_map_grown_by_another_process),
         cmocka_unit_test(test_batch_commits_in_groups_and_reports_each),
         cmocka_unit_test(test_batch_refuses_duplicate_and_writes_nothing_of_its_group),
+        cmocka_unit_test(test_batch_flush_with_runs_its_step_in_the_groups_transaction),
         cmocka_unit_test(test_batch_abort_drops_unflushed_records),
         cmocka_unit_test(test_batch_writes_100k_records_in_groups_of_1000),
         cmocka_unit_test(test_read_only_store_reads_but_refuses_writes),

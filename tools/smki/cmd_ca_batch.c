@@ -9,11 +9,28 @@
 
 #include "ca/ca.h"
 #include "commands.h"
+#include "ra/ra.h"
 
 static const char BATCH_HELP[] =
     "Usage: smki ca batch --env ENV --in DIR|FILE --out DIR [--threads N] [--group N]\n"
+    "                     [--party SIGNIFIER --operator NAME --operator-key KEY]\n"
+    "       (test, or a store with an RA: --party and --operator are required)\n"
     "\n"
     "Issue device certificates for many CSRs at once with ENV's device CA, resumably.\n"
+    "\n"
+    "The RA's gate, as for 'smki ca issue'. In the test environment, and in every\n"
+    "environment once the store has RA operators, a batch is the CA's direct path and an\n"
+    "RA action: --party names the Party the certificates go to and --operator the\n"
+    "registered operator who takes it (their key: --operator-key, SMKI_OPERATOR_KEY or\n"
+    "[operators] NAME = KEY). It is allowed only in the environments of ra.direct_issue\n"
+    "(default: test); elsewhere device certificates go by an approved request: 'smki ra\n"
+    "request submit --type device-batch --csr-dir DIR', approvals, 'smki ra request\n"
+    "execute'. Refused before any CSR is read: no --party, an unregistered or suspended\n"
+    "Party, in test a Party that is not a Testing Participant with its agreement signed,\n"
+    "a Party not an Authorised Subscriber for device certificates in ENV. Each CSR then\n"
+    "passes the RA's eligibility check (its Device ID must not come from a central\n"
+    "block) or is refused by name while the others go on. Every group commit holds its\n"
+    "audit entry, signed by the operator ('smki audit verify' covers it).\n"
     "\n"
     "Input (--in):\n"
     "  DIR   every regular file in it whose name does not start with '.', in name\n"
@@ -50,8 +67,9 @@ static const char BATCH_HELP[] =
     "Needs the user PIN (SMKI_PIN or --pin-file) for a CA key in a token.\n"
     "\n"
     "Examples:\n"
-    "  smki ca batch --env test --in csrs/ --out certs/\n"
-    "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/\n";
+    "  smki ca batch --env test --in csrs/ --out certs/ --party GITTEST --operator alice\n"
+    "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/ \\\n"
+    "      --party GITTEST --operator alice\n";
 
 /* ---- Progress ------------------------------------------------------------------------------ */
 
@@ -105,12 +123,13 @@ static const char *usage_text(int usage)
 }
 
 static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *env,
-                        const char *out_dir, unsigned threads)
+                        const char *party, const char *out_dir, unsigned threads)
 {
     json_w w;
     json_begin(&w, stdout);
     json_bool(&w, "ok", r->refused == 0);
     json_str(&w, "env", env);
+    if (party) json_str(&w, "party", party);
     json_str(&w, "out", out_dir);
     json_int(&w, "threads", threads);
     json_int(&w, "total", (long long)r->total);
@@ -193,8 +212,10 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     static const struct option opts[] = {
         {"env", required_argument, NULL, 'e'},     {"in", required_argument, NULL, 'i'},
         {"out", required_argument, NULL, 'o'},     {"threads", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},   {NULL, 0, NULL, 0}};
-    const char *env = NULL, *in_path = NULL, *out_dir = NULL;
+        {"group", required_argument, NULL, 'g'},   {"party", required_argument, NULL, 'P'},
+        {"operator", required_argument, NULL, 'O'}, {"operator-key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0}};
+    const char *env = NULL, *in_path = NULL, *out_dir = NULL, *party = NULL, *op = NULL, *op_key = NULL;
     size_t threads = 0, group = 0;
     int ch, rc = 0;
     optind = 1;
@@ -205,6 +226,9 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         else if (ch == 'o') out_dir = optarg;
         else if (ch == 't') rc = parse_count(optarg, "--threads", 64, &threads);
         else if (ch == 'g') rc = parse_count(optarg, "--group", 100000, &group);
+        else if (ch == 'P') party = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca batch", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (rc < 0) return cli_fail(c, rc);
@@ -232,19 +256,45 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         smki_store_opts so = {0, 0, 0};
         rc = smki_store_open(c->store_dir, &so, &s);
     }
-    if (rc == 0) rc = smki_ca_db_open(s, &db);
+    /* The RA's gate: the test environment, and any environment of an RA-governed store. */
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    size_t operators = 0;
+    if (rc == 0) {
+        smki_ra_policy pol;
+        rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra); /* opens the CA's databases too */
+        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+    }
+    int gated = operators > 0 || (env && strcmp(env, "test") == 0);
+    if (rc == 0 && !gated) rc = smki_ca_db_open(s, &db);
+    if (rc == 0 && gated && !party)
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "%s: device certificates go only to registered Parties%s: give --party SIGNIFIER and "
+                       "--operator NAME (the RA: 'smki ra party add', 'smki ra --help')",
+                       strcmp(env, "test") == 0 ? "test environment" : "this store has an RA",
+                       strcmp(env, "test") == 0 ? " that are Testing Participants with their agreement signed" : "");
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = smki_ca_issuer_open(&db, env, SMKI_PROFILE_DEVICE, &c->hsm, &is);
+    if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
+    if (rc >= 0) rc = smki_ca_issuer_open(gated ? smki_ra_ca_db(ra) : &db, env, SMKI_PROFILE_DEVICE, &c->hsm, &is);
     progress_t bar = {!c->json && isatty(STDERR_FILENO), 0, 0};
     if (rc >= 0) {
         if (!c->json)
             printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n",
                    smki_ca_batch_input_count(in), in_path, env, threads);
         fflush(stdout);
-        smki_ca_batch_opts o = {out_dir, (unsigned)threads, group, 0, on_progress, &bar};
-        rc = smki_ca_batch_run(is, &db, in, &o, &rep);
+        smki_ca_batch_opts o = {out_dir, (unsigned)threads, group, 0, on_progress, &bar, NULL, NULL, NULL};
+        if (gated) {
+            ra_cli_checkpoint_key(c, ra);
+            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
+            rc = smki_ra_batch_direct(ra, &actor, is, party, env, in, &o, &rep);
+        } else {
+            rc = smki_ca_batch_run(is, &db, in, &o, &rep);
+        }
         progress_clear(&bar);
     }
+    smki_ra_close(ra);
+    smki_key_free(op_k);
     smki_ca_issuer_free(is);
     smki_store_close(s);
     int exit_code = EXIT_OK;
@@ -257,7 +307,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         }
         exit_code = cli_fail(c, rc);
     } else if (c->json) {
-        json_report(rep, in, env, out_dir, (unsigned)threads);
+        json_report(rep, in, env, gated ? party : NULL, out_dir, (unsigned)threads);
         exit_code = rep->refused ? EXIT_REFUSED : EXIT_OK;
     } else {
         human_report(rep, in, out_dir, stdout);
