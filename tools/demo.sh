@@ -328,14 +328,16 @@ set -e
 echo "  refused by openssl verify, as it should be."
 run "$SMKI" ca list --env production --profile organisation
 
-say "16. The store"
-run "$SMKI" store info
-
-say "14. The registration authority: requests, approvals, a batch, a revocation, the audit trail"
+say "16. The registration authority: requests, approvals, a batch, a revocation, the audit trail"
 SMKI_TAMPER=${SMKI_TAMPER:-$(dirname "$SMKI")/ra_tamper} "$(dirname "$0")/demo_ra.sh" "$SMKI"
 
-say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."
-
-# The GBCS device story (gbcs-device): supplier -> ACB -> device, then a Change of Supplier.
-say "12. GBCS: a device verifies and acts; a Change of Supplier moves it to a second supplier"
+say "17. GBCS: a supplier signs, the ACB MACs, the device verifies and acts; then a Change of Supplier"
 "$(dirname "$0")/demo_gbcs.sh" "$SMKI"
+
+say "18. The SMKI Repository: serve the store over HTTP, fetch, search, download the CRL"
+"$(dirname "$0")/demo_repo.sh" "$SMKI"
+
+say "19. The store"
+run "$SMKI" store info
+
+say "Done. Everything above lives in $SMKI_HOME; 'rm -rf $SMKI_HOME' starts afresh."
