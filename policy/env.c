@@ -75,7 +75,8 @@ const smki_env *smki_env_for_policy(const char *oid)
     for (size_t i = 0; i < sizeof BUILTIN / sizeof BUILTIN[0]; i++) {
         const smki_env *e = &BUILTIN[i];
         if ((e->org_policy[0] && strcmp(e->org_policy, oid) == 0) ||
-            (e->device_policy[0] && strcmp(e->device_policy, oid) == 0))
+            (e->device_policy[0] && strcmp(e->device_policy, oid) == 0) ||
+            (e->dccki_policy[0] && strcmp(e->dccki_policy, oid) == 0))
             return e;
     }
     return NULL;

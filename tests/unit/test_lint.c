@@ -1080,6 +1080,7 @@ static void test_env_for_policy_knows_only_configured_oids(void **state)
     (void)state;
     assert_ptr_equal(smki_env_for_policy(ORG_POLICY), smki_env_builtin("test"));
     assert_ptr_equal(smki_env_for_policy(DEVICE_POLICY), smki_env_builtin("test"));
+    assert_ptr_equal(smki_env_for_policy(DCCKI_POLICY), smki_env_builtin("test")); /* a test DCCKI certificate */
     assert_null(smki_env_for_policy(""));
     assert_null(smki_env_for_policy("1.2.3"));
 }
