@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,26 @@ static const char NO_EXPIRY[] = "99991231235959Z";
 static _Thread_local uint8_t fixed_serial[SMKI_SERIAL_LEN];
 static _Thread_local int has_fixed_serial;
 
+/* Serials are drawn from the CSPRNG SERIAL_POOL at a time: one call per certificate
+ * cost more than the serial's bytes. Each thread has its own pool, an entry is
+ * wiped once taken, and a child process after fork() starts with an empty pool so
+ * that it never repeats its parent's serials. */
+#define SERIAL_POOL 32
+static _Thread_local uint8_t serial_pool[SERIAL_POOL * SMKI_SERIAL_LEN];
+static _Thread_local size_t serial_pool_left;
+static pthread_once_t serial_fork_once = PTHREAD_ONCE_INIT;
+
+static void serial_pool_drop(void)
+{
+    OPENSSL_cleanse(serial_pool, sizeof serial_pool);
+    serial_pool_left = 0;
+}
+
+static void serial_fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, serial_pool_drop);
+}
+
 void smki_ca_test_fix_serial(const uint8_t serial[SMKI_SERIAL_LEN])
 {
     has_fixed_serial = serial != NULL;
@@ -53,7 +74,15 @@ int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
         memcpy(serial, fixed_serial, SMKI_SERIAL_LEN);
         return 0;
     }
-    ENSURE_SSL(RAND_priv_bytes(serial, SMKI_SERIAL_LEN) == 1, SMKI_E_CRYPTO, "the CSPRNG failed drawing a serial");
+    if (serial_pool_left == 0) {
+        ENSURE(pthread_once(&serial_fork_once, serial_fork_register) == 0, SMKI_E_INTERNAL, "pthread_once failed");
+        ENSURE_SSL(RAND_priv_bytes(serial_pool, sizeof serial_pool) == 1, SMKI_E_CRYPTO,
+                   "the CSPRNG failed drawing serials");
+        serial_pool_left = SERIAL_POOL;
+    }
+    uint8_t *take = serial_pool + --serial_pool_left * SMKI_SERIAL_LEN;
+    memcpy(serial, take, SMKI_SERIAL_LEN);
+    OPENSSL_cleanse(take, SMKI_SERIAL_LEN);
     /* The first octet is forced into 0x40..0x7F: its top bit clear, so the INTEGER is
      * positive without a 00 octet in front, and not zero, so DER keeps all 16
      * octets (X.690 8.3.2). 126 random bits remain, well above the 64 that RFC 5280
@@ -67,8 +96,8 @@ int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
 
 void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
 {
-    uint8_t md[SHA_DIGEST_LENGTH];
-    SHA1(point, SMKI_POINT_LEN, md);
+    uint8_t md[SHA_DIGEST_LENGTH] = {0};
+    if (ca_sha1(point, SMKI_POINT_LEN, md) < 0) SHA1(point, SMKI_POINT_LEN, md);
     memcpy(ski, md + SHA_DIGEST_LENGTH - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
     ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0f));
 }
@@ -281,7 +310,7 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
     size_t sig_len = 8;
     if (key) {
         sig_len = sizeof sig;
-        SHA256(out + cert, w.len - cert, digest);
+        GUARD(ca_sha256(out + cert, w.len - cert, digest));
         GUARD(smki_key_sign_digest(key, digest, SMKI_SIG_DER, sig, &sig_len));
     }
     derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
@@ -589,7 +618,7 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
     out->profile = profile;
     out->usage = csr->usage;
     out->status = r->status ? r->status : SMKI_STATUS_IN_USE;
-    snprintf(out->env, sizeof out->env, "%s", is->env.name);
+    memcpy(out->env, is->env.name, sizeof out->env); /* NUL-terminated in the same size */
     memcpy(out->issuer_ski, is->ski, SMKI_KEYID_LEN);
     ca_ski_method2(csr->point, out->ski);
     out->not_before = now;

@@ -168,7 +168,7 @@ static int time_ok(const uint8_t *d, size_t n)
 static int ski_ok(const uint8_t *d, const uint8_t point[SMKI_POINT_LEN])
 {
     uint8_t md[SHA_DIGEST_LENGTH];
-    SHA1(point, SMKI_POINT_LEN, md);
+    if (ca_sha1(point, SMKI_POINT_LEN, md) < 0) return 0;
     const uint8_t *want = md + SHA_DIGEST_LENGTH - SMKI_KEYID_LEN;
     return d[0] == (0x40 | (want[0] & 0x0f)) && memcmp(d + 1, want + 1, SMKI_KEYID_LEN - 1) == 0;
 }
