@@ -5,9 +5,10 @@
  * batch per thread, durable when the run ends). The CSRs are made here: distinct
  * keys and Device IDs, DS and KA alternating, as a manufacturing batch would send.
  *
- *   bench_issue smki  DCA-KEYREF THREADS N [GROUP]   ("soft": a software key made here;
- *                                                    GROUP records per commit, default 8000:
- *                                                    1000 certificates of 8 records)
+ *   bench_issue smki  DCA-KEYREF THREADS N [GROUP [background|sync]]
+ *        ("soft": a software key made here; GROUP records per commit, default 8000:
+ *        1000 certificates of 8 records; commits in a thread of each batch by default
+ *        (smki_batch_begin_background), or in the issuing thread)
  *   bench_issue peer  THREADS N                      (in-process OpenSSL, same CSRs)
  *
  * smki prints "issue <threads> <per second> <CPU us per certificate> <fast share>";
@@ -113,6 +114,7 @@ typedef struct {
     smki_ca_issuer *is;
     smki_ca_db *db;
     size_t group;
+    int background;
     unsigned long fast;
     int failed;
     /* where the time went (wall, CLOCK_MONOTONIC): the CSR intake; build and queue;
@@ -137,7 +139,8 @@ static void *run_smki(void *arg)
     worker *w = arg;
     smki_batch *b = NULL;
     smki_cert *cert = malloc(sizeof *cert);
-    if (!cert || smki_batch_begin(w->db->store, w->group, on_commit, w, &b) != 0) {
+    if (!cert || (w->background ? smki_batch_begin_background(w->db->store, w->group, on_commit, w, &b)
+                                : smki_batch_begin(w->db->store, w->group, on_commit, w, &b)) != 0) {
         w->failed = 1;
         free(cert);
         pthread_barrier_wait(w->start);
@@ -265,14 +268,15 @@ static double run_all(worker *w, int threads, void *(*fn)(void *), double *cpu, 
 int main(int argc, char **argv)
 {
     int peer = argc >= 2 && strcmp(argv[1], "peer") == 0;
-    if (!((peer && argc == 4) || (argc >= 5 && argc <= 6 && strcmp(argv[1], "smki") == 0))) {
-        fprintf(stderr, "usage: bench_issue smki DCA-KEYREF|soft THREADS N [GROUP]\n"
+    if (!((peer && argc == 4) || (argc >= 5 && argc <= 7 && strcmp(argv[1], "smki") == 0))) {
+        fprintf(stderr, "usage: bench_issue smki DCA-KEYREF|soft THREADS N [GROUP [background|sync]]\n"
                         "       bench_issue peer THREADS N\n");
         return 1;
     }
     int threads = atoi(argv[peer ? 2 : 3]);
     unsigned long n = strtoul(argv[peer ? 3 : 4], NULL, 10);
-    size_t group = argc == 6 ? strtoul(argv[5], NULL, 10) : 8000;
+    size_t group = argc >= 6 ? strtoul(argv[5], NULL, 10) : 8000;
+    int background = argc < 7 || strcmp(argv[6], "sync") != 0;
     if (threads < 1 || threads > MAX_THREADS || n == 0) return 1;
 
     char dir[] = "/tmp/smki-bench-issue.XXXXXX";
@@ -289,6 +293,7 @@ int main(int argc, char **argv)
         w[i].n = n / (unsigned long)threads + ((unsigned long)i < n % (unsigned long)threads);
         w[i].from = i ? w[i - 1].from + w[i - 1].n : 0;
         w[i].group = group;
+        w[i].background = background;
     }
     int failed = 0, rc = 0;
     double cpu = 0, wall;
@@ -362,10 +367,11 @@ int main(int argc, char **argv)
             double build_each = nb ? tb / (double)nb : 0;
             double commit = tc - build_each * (double)(n - nb);
             fprintf(stderr,
-                    "bench_issue: %d thread(s), %lu certificates, groups of %zu records (8 per certificate): "
+                    "bench_issue: %d thread(s), %lu certificates, groups of %zu records (8 per certificate) "
+                    "committed %s: "
                     "per certificate %.1f us CPU; wall in the threads: CSR intake %.1f us, build+sign+lint+queue "
                     "%.1f us, group commits %.1f us; %.1f%% released by the template check\n",
-                    threads, n, group, cpu * 1e6 / (double)n, tp * 1e6 / (double)n, build_each * 1e6,
+                    threads, n, group, background ? "in the background" : "in the thread", cpu * 1e6 / (double)n, tp * 1e6 / (double)n, build_each * 1e6,
                     commit * 1e6 / (double)n, 100.0 * (double)fast / (double)n);
         }
         smki_ca_issuer_free(is);
