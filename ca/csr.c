@@ -20,7 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ca.h"
+#include "ca_private.h"
 
 enum {
     TAG_BOOLEAN = 0x01,
@@ -353,11 +353,15 @@ static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
            serial.left);
     GUARD(smki_cur_copy(&serial, c->hw_serial.b, 8));
 
-    const unsigned char *p = type_der;
-    ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)type_len);
-    ENSURE_SSL(obj != NULL, SMKI_E_INPUT, "CSR hardwareModuleName: hwType is not an OBJECT IDENTIFIER");
-    int n = OBJ_obj2txt(c->hw_type, sizeof c->hw_type, obj, 1);
-    ASN1_OBJECT_free(obj);
+    /* der_take_oid checked the encoding: tag, length and subidentifiers */
+    int n = ca_oid_text(type_der + 2, type_len - 2, c->hw_type, sizeof c->hw_type);
+    if (n == -2) { /* an arc past 64 bits: OpenSSL's arithmetic */
+        const unsigned char *p = type_der;
+        ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)type_len);
+        ENSURE_SSL(obj != NULL, SMKI_E_INPUT, "CSR hardwareModuleName: hwType is not an OBJECT IDENTIFIER");
+        n = OBJ_obj2txt(c->hw_type, sizeof c->hw_type, obj, 1);
+        ASN1_OBJECT_free(obj);
+    }
     ENSURE(n > 0 && (size_t)n < sizeof c->hw_type, SMKI_E_REFUSED,
            "CSR hardwareModuleName: hwType OID is malformed or longer than %d characters", SMKI_CSR_OID_TEXT_MAX - 1);
     c->has_hw_module_name = 1;
@@ -629,6 +633,36 @@ void smki_csr_free(smki_csr *c)
     EC_KEY_free(c->ec);
     X509_NAME_free(c->subject);
     free(c);
+}
+
+/* ---- OIDs as text --------------------------------------------------------------------- */
+
+int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap)
+{
+    smki_cursor_t c = smki_cursor(content, len);
+    size_t k = 0;
+    int first = 1;
+    if (len == 0 || cap == 0) return -1;
+    while (c.left) {
+        uint64_t v = 0;
+        uint8_t octet = 0x80;
+        while (octet & 0x80) {
+            if (smki_cur_u8(&c, &octet) < 0) return -1; /* ends inside a subidentifier */
+            if (v > (UINT64_MAX >> 7)) return -2;
+            v = v << 7 | (octet & 0x7f);
+        }
+        int n;
+        if (first) { /* X.690 8.19.4: the first two arcs share one subidentifier */
+            unsigned top = v < 40 ? 0 : v < 80 ? 1 : 2;
+            n = snprintf(out + k, cap - k, "%u.%llu", top, (unsigned long long)(v - 40u * top));
+            first = 0;
+        } else {
+            n = snprintf(out + k, cap - k, ".%llu", (unsigned long long)v);
+        }
+        if (n < 0 || (size_t)n >= cap - k) return -1;
+        k += (size_t)n;
+    }
+    return (int)k;
 }
 
 /* ---- Tying a CSR to a request ------------------------------------------------------- */

@@ -59,7 +59,8 @@ if [ -x "$BUILD/bin/bench_issue" ]; then
   # The whole path of a device certificate: CSR bytes in (strict parse, proof of
   # possession = one verify), built around the CSR's key, signed by the DCA key,
   # released by the lint gate, recorded with its indices in group commits of 1000
-  # certificates, durable at the end. Bound: one openssl sign + one verify each.
+  # certificates written by the batch's own thread (smki_batch_begin_background),
+  # durable at the end. Bound: one openssl sign + one verify each.
   N=$((SECS * 4000))
   echo
   echo "Device certificates from CSRs, the whole path ($N per run; CSR parse + PoP verify + build + sign + lint + store commit):"
@@ -78,6 +79,12 @@ if [ -x "$BUILD/bin/bench_issue" ]; then
       sed 's/^bench_issue: /    /' "$WORK/issue.err"
     done
   done
+  B=$(awk -v s="$S1" -v v="$V1" 'BEGIN { printf "%.0f", 1 / (1 / s + 1 / v) }')
+  if out=$("$BUILD/bin/bench_issue" smki soft 1 "$N" 8000 sync 2>"$WORK/issue.err"); then
+    read -r _ _ m cpu fast <<<"$out"
+    row "issue, software key, sync commits" 1 "$m" "$B" "$(awk -v c="$cpu" 'BEGIN{printf "commits in the issuing thread; %.1f us CPU each", c}')"
+    sed 's/^bench_issue: /    /' "$WORK/issue.err"
+  fi
   # The peers: the same CSRs through OpenSSL's X509 API in-process (X509_REQ_verify,
   # X509_set_pubkey, X509_sign; no lint, no store), and `openssl x509 -req` per process.
   for t in 1 2; do

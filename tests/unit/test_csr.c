@@ -3,6 +3,7 @@
  * no well-behaved encoder writes (compressed or off-curve points, odd key usages,
  * hardwareModuleNames of the wrong size), each refused with its code and message. */
 #include <openssl/core_names.h>
+#include <openssl/rand.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "ca/ca.h"
+#include "ca/ca_private.h"
 #include "helpers.h"
 
 #define REAL_CSR "vectors/gbcs/csr/00db1234567890a0-ds.csr.der"
@@ -623,6 +625,61 @@ static void test_parse_refuses_a_signature_value_that_is_not_strict_der(void **s
     n = with_signature(sig, sig_value(&zero, &s, sig), csr, sizeof csr);
     assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_VERIFY, "proof of possession");
     assert_null(c);
+}
+
+/* ca_oid_text writes what OBJ_obj2txt writes, over random well-formed OIDs; refuses
+ * a cut subidentifier and a buffer too small; leaves arcs past 64 bits to OpenSSL. */
+static void test_oid_text_matches_openssl(void **state)
+{
+    (void)state;
+    uint8_t content[96], der[100];
+    char mine[256], theirs[256];
+    size_t past64 = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        uint8_t r[2];
+        assert_int_equal(RAND_bytes(r, 2), 1);
+        size_t subids = 1 + r[0] % 8;
+        for (size_t i = 0; i < subids; i++) {
+            uint8_t b[10];
+            assert_int_equal(RAND_bytes(b, sizeof b), 1);
+            size_t octets = 1 + b[0] % 10;
+            if (b[1] & 1) octets = 1;
+            for (size_t k = 0; k < octets; k++) {
+                uint8_t v = b[k] & 0x7f;
+                if (k == 0 && octets > 1 && v == 0) v = 1; /* shortest form */
+                content[len++] = (uint8_t)(v | (k + 1 < octets ? 0x80 : 0));
+            }
+        }
+        der[0] = 0x06;
+        der[1] = (uint8_t)len;
+        memcpy(der + 2, content, len);
+        const unsigned char *p = der;
+        ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)len + 2);
+        assert_non_null(obj);
+        int n = OBJ_obj2txt(theirs, sizeof theirs, obj, 1);
+        ASN1_OBJECT_free(obj);
+        int m = ca_oid_text(content, len, mine, sizeof mine);
+        if (m == -2) {
+            past64++;
+            continue;
+        }
+        if (m != n || strcmp(mine, theirs) != 0) print_error("mine %s, OpenSSL %s\n", mine, theirs);
+        assert_int_equal(m, n);
+        assert_string_equal(mine, theirs);
+    }
+    assert_true(past64 > 0);
+    static const uint8_t HW_TYPE[] = {0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84, 0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01};
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, sizeof mine), 27);
+    assert_string_equal(mine, "1.2.826.0.1.8641679.1.2.2.1");
+    static const uint8_t CUT[] = {0x2a, 0x86};
+    assert_int_equal(ca_oid_text(CUT, sizeof CUT, mine, sizeof mine), -1);
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 27), -1); /* no room for the NUL */
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 28), 27);
+    assert_int_equal(ca_oid_text(HW_TYPE, 0, mine, sizeof mine), -1);
+    static const uint8_t DOUBLE_TWO[] = {0x88, 0x37, 0x03}; /* 2.999.3 */
+    assert_int_equal(ca_oid_text(DOUBLE_TWO, sizeof DOUBLE_TWO, mine, sizeof mine), 7);
+    assert_string_equal(mine, "2.999.3");
 }
 
 static void test_parse_refuses_a_change_to_the_signed_part(void **state)
@@ -1243,6 +1300,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_input_over_the_size_limit),
         cmocka_unit_test(test_parse_refuses_a_bad_signature),
         cmocka_unit_test(test_parse_refuses_a_signature_value_that_is_not_strict_der),
+        cmocka_unit_test(test_oid_text_matches_openssl),
         cmocka_unit_test(test_parse_refuses_a_change_to_the_signed_part),
         cmocka_unit_test(test_parse_refuses_every_single_bit_flip_of_the_real_csr),
         cmocka_unit_test(test_parse_refuses_a_p384_key),
