@@ -651,17 +651,25 @@ int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap)
             if (v > (UINT64_MAX >> 7)) return -2;
             v = v << 7 | (octet & 0x7f);
         }
-        int n;
+        char digits[24]; /* the arc's decimal digits, backwards */
+        size_t n = 0;
+        uint64_t arc = v;
         if (first) { /* X.690 8.19.4: the first two arcs share one subidentifier */
             unsigned top = v < 40 ? 0 : v < 80 ? 1 : 2;
-            n = snprintf(out + k, cap - k, "%u.%llu", top, (unsigned long long)(v - 40u * top));
+            arc = v - 40u * top;
+            if (k + 1 >= cap) return -1;
+            out[k++] = (char)('0' + top);
             first = 0;
-        } else {
-            n = snprintf(out + k, cap - k, ".%llu", (unsigned long long)v);
         }
-        if (n < 0 || (size_t)n >= cap - k) return -1;
-        k += (size_t)n;
+        do {
+            digits[n++] = (char)('0' + arc % 10);
+            arc /= 10;
+        } while (arc);
+        if (k + n + 1 >= cap) return -1;
+        out[k++] = '.';
+        while (n) out[k++] = digits[--n];
     }
+    out[k] = '\0';
     return (int)k;
 }
 
