@@ -1107,6 +1107,7 @@ static void test_fast_release_catches_crafted_violations_as_the_full_linter_does
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         memcpy(mut, c->der, c->der_len);
         size_t at = ref->slots[cases[i].slot].off + cases[i].at;
+        if (cases[i].slot == CA_SLOT_SERIAL && cases[i].value == 0x00) mut[at + 1] &= 0x7f; /* so the 00 is not needed */
         if (cases[i].slot == CA_SLOT_NOT_BEFORE && cases[i].at == 2) mut[at - 1] = '1', mut[at] = '3';
         else if (mut[at] == cases[i].value) mut[at] ^= 0x01;
         else mut[at] = cases[i].value;
