@@ -618,6 +618,7 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
     out->profile = profile;
     out->usage = csr->usage;
     out->status = r->status ? r->status : SMKI_STATUS_IN_USE;
+    _Static_assert(sizeof out->env == sizeof is->env.name, "environment names of one size");
     memcpy(out->env, is->env.name, sizeof out->env); /* NUL-terminated in the same size */
     memcpy(out->issuer_ski, is->ski, SMKI_KEYID_LEN);
     ca_ski_method2(csr->point, out->ski);
