@@ -353,8 +353,9 @@ static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
            serial.left);
     GUARD(smki_cur_copy(&serial, c->hw_serial.b, 8));
 
-    /* der_take_oid checked the encoding: tag, length and subidentifiers */
-    int n = ca_oid_text(type_der + 2, type_len - 2, c->hw_type, sizeof c->hw_type);
+    /* der_take_oid checked the encoding: tag, length (short, 81 or 82) and subidentifiers */
+    size_t head = type_der[1] < 0x80 ? 2 : 2 + (size_t)(type_der[1] & 0x7f);
+    int n = ca_oid_text(type_der + head, type_len - head, c->hw_type, sizeof c->hw_type);
     if (n == -2) { /* an arc past 64 bits: OpenSSL's arithmetic */
         const unsigned char *p = type_der;
         ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)type_len);

@@ -1120,6 +1120,20 @@ static void test_parse_refuses_malformed_structure(void **state)
     ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
     device_csr_with(&exts, &d);
     assert_parse_fails(&d, SMKI_E_REFUSED, "hwType OID is malformed or longer than 127 characters");
+    /* the same past 127 content octets, where the OID's length takes the long form */
+    uint8_t longer[130];
+    longer[0] = 0x2a;
+    memset(longer + 1, 0x01, sizeof longer - 1); /* 1.2.1.1... */
+    hw.n = body.n = names.n = value.n = exts.n = 0;
+    tlv(&body, 0x06, longer, sizeof longer);
+    tlv(&body, 0x04, REAL_EUI, 8);
+    tlv(&hw, 0x30, body.b, body.n);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "hwType OID is malformed or longer than 127 characters");
 
     /* extensionRequest with two values */
     der_t ext_seq = {0}, set = {0}, attr = {0}, attrs = {0};
