@@ -43,6 +43,7 @@ typedef struct {
     X509_NAME *subject;
     const uint8_t *subject_der; /* inside der */
     size_t subject_len;
+    struct ec_key_st *ec; /* key's EC_KEY (csr.c's verification), owned */
 } smki_csr;
 
 /* Read a PKCS#10 CSR, PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST") or

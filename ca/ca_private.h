@@ -51,10 +51,19 @@ typedef struct {
 } ca_issuer_view;
 void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
 
-/* tbsCertificate, then the signature with key, into out (cap octets). */
+/* tbsCertificate, then the signature with key, into out (cap octets). key NULL: a
+ * placeholder signature (r = s = 1) for the issuer's template, which is never released. */
 int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
 /* RFC 5280 4.2.1.2 method 2: 0x4 nibble, then the low 60 bits of SHA-1 of the point. */
 void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN]);
+/* The dotted text of an OBJECT IDENTIFIER's contents octets (csr.c), as
+ * OBJ_obj2txt(..., 1) writes it: its length; -1 when they do not end on a whole
+ * subidentifier or the text does not fit cap (NUL included); -2 for an arc past
+ * 64 bits, which the caller leaves to OpenSSL. */
+int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap);
+/* SHA-256 and SHA-1 through digests fetched once (hash.c); SMKI_E_CRYPTO on failure. */
+int ca_sha256(const uint8_t *p, size_t n, uint8_t out[32]);
+int ca_sha1(const uint8_t *p, size_t n, uint8_t out[20]);
 /* A Name of UTF8String attributes: OU=<ou>, CN=<cn> (SMKI CAs; either may be NULL)
  * or CN=<cn> (DCCKI CAs). */
 int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len);
@@ -64,6 +73,39 @@ int ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_pr
 int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed);
 /* Is a CN acceptable: 1..64 characters, printable UTF-8 without controls. */
 int ca_check_cn(const char *cn, const char *what);
+
+/* ---- Release by construction (lint_fast.c) --------------------------------------------
+ * A device issuer's template certificate (one per key usage), linted in full once,
+ * and the five slots in which its certificates may differ. ca_fast_check proves a
+ * certificate clean without decoding it: 1 proven; 0 not proven (*why, if given,
+ * says where), and the caller must then lint it in full (ca_lint_release), whose
+ * verdict decides. point and hw_serial are the CSR's, validated by smki_csr_parse:
+ * the certificate must carry exactly them. */
+typedef enum { CA_SLOT_SERIAL, CA_SLOT_NOT_BEFORE, CA_SLOT_POINT, CA_SLOT_SKI, CA_SLOT_HW_SERIAL, CA_SLOT_COUNT } ca_slot_kind;
+typedef struct {
+    ca_slot_kind kind;
+    size_t off, len; /* in der */
+} ca_slot;
+typedef struct {
+    int ready;                    /* learned and linted clean as a device certificate */
+    size_t tbs_end;               /* the tbsCertificate is der[4 .. tbs_end) */
+    ca_slot slots[CA_SLOT_COUNT]; /* in the order of CA_SLOT_*, which is their order in der */
+    size_t len;
+    uint8_t der[SMKI_CERT_DER_MAX];
+} ca_fast_ref;
+/* Copy a device certificate made by ca_assemble and find its slots with the cursor
+ * (SMKI_E_INTERNAL if it is not of that shape). Leaves ready 0: the caller sets it
+ * once the template lints clean. */
+int ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len);
+int ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const uint8_t point[SMKI_POINT_LEN],
+                  const uint8_t hw_serial[8], const char **why);
+/* Whether this thread's last smki_ca_build was released by ca_fast_check (1) or by
+ * the full linter (0): for tests and benchmarks. */
+void ca_fast_note(int fast);
+int ca_last_release_was_fast(void);
+/* The template of a device issuer for a key usage (SMKI_USAGE_DS / _KA); NULL for
+ * other issuers. */
+const ca_fast_ref *ca_issuer_fast_ref(const smki_ca_issuer *is, int usage);
 
 /* ---- Store records (ca_store.c) ------------------------------------------------------ */
 #define CA_CERT_KEY_LEN (SMKI_KEYID_LEN + SMKI_SERIAL_LEN)

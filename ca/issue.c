@@ -7,6 +7,7 @@
 #include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,26 @@ static const char NO_EXPIRY[] = "99991231235959Z";
 static _Thread_local uint8_t fixed_serial[SMKI_SERIAL_LEN];
 static _Thread_local int has_fixed_serial;
 
+/* Serials are drawn from the CSPRNG SERIAL_POOL at a time: one call per certificate
+ * cost more than the serial's bytes. Each thread has its own pool, an entry is
+ * wiped once taken, and a child process after fork() starts with an empty pool so
+ * that it never repeats its parent's serials. */
+#define SERIAL_POOL 32
+static _Thread_local uint8_t serial_pool[SERIAL_POOL * SMKI_SERIAL_LEN];
+static _Thread_local size_t serial_pool_left;
+static pthread_once_t serial_fork_once = PTHREAD_ONCE_INIT;
+
+static void serial_pool_drop(void)
+{
+    OPENSSL_cleanse(serial_pool, sizeof serial_pool);
+    serial_pool_left = 0;
+}
+
+static void serial_fork_register(void)
+{
+    (void)pthread_atfork(NULL, NULL, serial_pool_drop);
+}
+
 void smki_ca_test_fix_serial(const uint8_t serial[SMKI_SERIAL_LEN])
 {
     has_fixed_serial = serial != NULL;
@@ -53,7 +74,15 @@ int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
         memcpy(serial, fixed_serial, SMKI_SERIAL_LEN);
         return 0;
     }
-    ENSURE_SSL(RAND_priv_bytes(serial, SMKI_SERIAL_LEN) == 1, SMKI_E_CRYPTO, "the CSPRNG failed drawing a serial");
+    if (serial_pool_left == 0) {
+        ENSURE(pthread_once(&serial_fork_once, serial_fork_register) == 0, SMKI_E_INTERNAL, "pthread_once failed");
+        ENSURE_SSL(RAND_priv_bytes(serial_pool, sizeof serial_pool) == 1, SMKI_E_CRYPTO,
+                   "the CSPRNG failed drawing serials");
+        serial_pool_left = SERIAL_POOL;
+    }
+    uint8_t *take = serial_pool + --serial_pool_left * SMKI_SERIAL_LEN;
+    memcpy(serial, take, SMKI_SERIAL_LEN);
+    OPENSSL_cleanse(take, SMKI_SERIAL_LEN);
     /* The first octet is forced into 0x40..0x7F: its top bit clear, so the INTEGER is
      * positive without a 00 octet in front, and not zero, so DER keeps all 16
      * octets (X.690 8.3.2). 126 random bits remain, well above the 64 that RFC 5280
@@ -67,8 +96,8 @@ int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
 
 void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
 {
-    uint8_t md[SHA_DIGEST_LENGTH];
-    SHA1(point, SMKI_POINT_LEN, md);
+    uint8_t md[SHA_DIGEST_LENGTH] = {0};
+    if (ca_sha1(point, SMKI_POINT_LEN, md) < 0) SHA1(point, SMKI_POINT_LEN, md);
     memcpy(ski, md + SHA_DIGEST_LENGTH - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
     ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0f));
 }
@@ -278,10 +307,13 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
     GUARD(derw_check(&w, "the tbsCertificate"));
 
     /* The tbsCertificate now starts where the Certificate's contents do. */
-    uint8_t digest[SHA256_DIGEST_LENGTH], sig[SMKI_SIG_MAX];
-    size_t sig_len = sizeof sig;
-    SHA256(out + cert, w.len - cert, digest);
-    GUARD(smki_key_sign_digest(key, digest, SMKI_SIG_DER, sig, &sig_len));
+    uint8_t digest[SHA256_DIGEST_LENGTH], sig[SMKI_SIG_MAX] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
+    size_t sig_len = 8;
+    if (key) {
+        sig_len = sizeof sig;
+        GUARD(ca_sha256(out + cert, w.len - cert, digest));
+        GUARD(smki_key_sign_digest(key, digest, SMKI_SIG_DER, sig, &sig_len));
+    }
     derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
     derw_mark bits = derw_begin(&w, 0x03);
     derw_byte(&w, 0x00);
@@ -329,7 +361,10 @@ struct smki_ca_issuer {
     size_t policy_len;
     uint8_t hw_type[64];
     size_t hw_type_len;
+    ca_fast_ref *fast; /* device issuers: the templates, DS and KA (lint_fast.c) */
 };
+
+static int64_t now_seconds(void);
 
 static int64_t asn1_time_seconds(const ASN1_TIME *t)
 {
@@ -337,6 +372,67 @@ static int64_t asn1_time_seconds(const ASN1_TIME *t)
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return -1;
     der_civil c = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
     return der_time_from_civil(&c);
+}
+
+/* The device templates: a certificate as smki_ca_build makes one, with a placeholder
+ * key (P-256's generator), serial, Device ID and signature, never signed by the CA
+ * nor released; linted in full here. A template that does not lint clean is simply
+ * not used: every certificate then goes through the full linter, which names what
+ * is wrong. */
+static int fast_prepare(smki_ca_issuer *is, smki_lint_report *rep)
+{
+    static const uint8_t G[SMKI_POINT_LEN] = {
+        0x04, 0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
+        0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96, 0x4f,
+        0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16, 0x2b, 0xce,
+        0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5};
+    static const uint8_t EMPTY_NAME[] = {0x30, 0x00};
+    static const uint8_t SERIAL[SMKI_SERIAL_LEN] = {0x40, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    static const uint8_t HW[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};
+    is->fast = calloc(2, sizeof *is->fast);
+    ENSURE(is->fast, SMKI_E_NOMEM, "out of memory");
+    uint8_t spki[sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], ski[SMKI_KEYID_LEN], der[SMKI_CERT_DER_MAX];
+    memcpy(spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX);
+    memcpy(spki + sizeof CA_SPKI_P256_PREFIX, G, SMKI_POINT_LEN);
+    ca_ski_method2(G, ski);
+    for (int i = 0; i < 2; i++) {
+        /* The fields of smki_ca_build's device certificate. */
+        ca_tbs t = {
+            .profile = SMKI_PROFILE_DEVICE,
+            .serial = SERIAL,
+            .issuer = is->name,
+            .issuer_len = is->name_len,
+            .not_before = now_seconds(),
+            .not_after = -1,
+            .subject = EMPTY_NAME,
+            .subject_len = sizeof EMPTY_NAME,
+            .spki = spki,
+            .spki_len = sizeof spki,
+            .ku = i == 0 ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT,
+            .ski = ski,
+            .aki = is->ski,
+            .policy = is->policy,
+            .policy_len = is->policy_len,
+            .policy_critical = 1,
+            .hw_type = is->hw_type,
+            .hw_type_len = is->hw_type_len,
+            .hw_serial = HW,
+        };
+        size_t len = 0;
+        if (ca_assemble(&t, NULL, der, sizeof der, &len) < 0 || ca_fast_learn(&is->fast[i], der, len) < 0 ||
+            smki_lint_der(der, len, &is->env, rep) < 0) {
+            smki_error_clear(); /* no template: the full linter releases every certificate */
+            is->fast[i].ready = 0;
+            continue;
+        }
+        is->fast[i].ready = smki_lint_is_clean(rep) && rep->profile == SMKI_PROFILE_DEVICE;
+    }
+    return 0;
+}
+
+const ca_fast_ref *ca_issuer_fast_ref(const smki_ca_issuer *is, int usage)
+{
+    return is && is->fast ? &is->fast[usage == SMKI_USAGE_KA] : NULL;
 }
 
 static int issuer_prepare(smki_ca_issuer *is, const uint8_t *cert, size_t len)
@@ -383,6 +479,7 @@ static int issuer_prepare(smki_ca_issuer *is, const uint8_t *cert, size_t len)
                     is->env.name);
     }
     if (policy) GUARD_GOTO(der_oid_from_text(policy, is->policy, sizeof is->policy, &is->policy_len), out);
+    if (is->leaf == SMKI_PROFILE_DEVICE) GUARD_GOTO(fast_prepare(is, rep), out);
 out:
     X509_free(x);
     free(rep);
@@ -420,6 +517,7 @@ void smki_ca_issuer_free(smki_ca_issuer *is)
     if (!is) return;
     smki_key_free(is->key);
     free(is->cert);
+    free(is->fast);
     free(is);
 }
 
@@ -541,7 +639,8 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
     out->profile = profile;
     out->usage = csr->usage;
     out->status = r->status ? r->status : SMKI_STATUS_IN_USE;
-    snprintf(out->env, sizeof out->env, "%s", is->env.name);
+    _Static_assert(sizeof out->env == sizeof is->env.name, "environment names of one size");
+    memcpy(out->env, is->env.name, sizeof out->env); /* NUL-terminated in the same size */
     memcpy(out->issuer_ski, is->ski, SMKI_KEYID_LEN);
     ca_ski_method2(csr->point, out->ski);
     out->not_before = now;
@@ -593,7 +692,14 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
     GUARD(ca_serial_new(out->serial, &fixed));
     GUARD(ca_assemble(&t, is->key, out->der, sizeof out->der, &out->der_len));
 
-    /* Lint before release. The report is large; one per thread is reused. */
+    /* Lint before release: a device certificate proven to be its linted template
+     * but for the slots is clean (lint_fast.c); any other goes through the full
+     * linter. The report is large; one per thread is reused. */
+    int fast = profile == SMKI_PROFILE_DEVICE &&
+               ca_fast_check(ca_issuer_fast_ref(is, csr->usage), out->der, out->der_len, csr->point, csr->hw_serial.b,
+                             NULL);
+    ca_fast_note(fast);
+    if (fast) return 0;
     static _Thread_local smki_lint_report rep;
     GUARD(ca_lint_release(out->der, out->der_len, &is->env, profile, &rep));
     return 0;

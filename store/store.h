@@ -89,12 +89,23 @@ int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, cons
 int smki_batch_flush(smki_batch *b);
 /* Flush with one more step in the group's transaction: also(t, arg) runs after the
  * group's puts (and, like any transaction function, may run more than once); its
- * failure writes nothing of the group. With no records buffered, nothing runs. */
+ * failure writes nothing of the group. With no records buffered, nothing runs.
+ * Plain batches only: a background batch refuses it (SMKI_E_USAGE). */
 int smki_batch_flush_with(smki_batch *b, smki_txn_fn also, void *arg);
 /* Flushes what remains and frees the batch. */
 int smki_batch_end(smki_batch *b);
 /* Drops unflushed records and frees the batch. */
 void smki_batch_abort(smki_batch *b);
+/* The same with the writing in a thread of the batch's own: a full group is handed
+ * to it and the caller goes on filling the next, so the caller waits on the disk
+ * only when it gets a whole group ahead. on_commit is still called in the caller's
+ * thread, from the put, flush or end that finds the group durable; flush and end
+ * return once everything put is durable, as above. Unlike the mode above, a group
+ * that fails stops the batch: that call and every later put or flush return its
+ * error, and nothing more is written (groups committed before stay). abort waits
+ * for a group already handed over, which is then written. */
+int smki_batch_begin_background(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg,
+                                smki_batch **out);
 
 /* Take the store's maintenance lock (fcntl, non-blocking) for operations that must
  * run alone; SMKI_E_LOCKED names the process that holds it. */

@@ -136,6 +136,62 @@ if [ -x "$BUILD/bin/bench_ra" ]; then
   echo "  target: ra-execute ratio >= 0.8. ra-total adds the submission, which verifies every CSR's proof of"
   echo "  possession before anyone approves (a second intake at execution: the CA's intake always verifies)."
 fi
+if [ -x "$BUILD/bin/bench_issue" ]; then
+  # The whole path of a device certificate: CSR bytes in (strict parse, proof of
+  # possession = one verify), built around the CSR's key, signed by the DCA key,
+  # released by the lint gate, recorded with its indices in group commits of 1000
+  # certificates written by the batch's own thread (smki_batch_begin_background),
+  # durable at the end. Bound: one openssl sign + one verify each.
+  N=$((SECS * 4000))
+  echo
+  echo "Device certificates from CSRs, the whole path ($N per run; CSR parse + PoP verify + build + sign + lint + store commit):"
+  printf '%-34s %2s  %10s  %10s  %6s  %s\n' "figure (per second)" "th" "measured" "bound" "ratio" "bound = 1/(1/sign + 1/verify) of openssl speed; note"
+  "$BUILD/bin/smki" key generate --label bench-dca --usage ds >/dev/null
+  for key in soft token; do
+    for t in 1 2; do
+      if [ "$t" = 1 ]; then SB=$S1 VB=$V1; else SB=$S2 VB=$V2; fi
+      B=$(awk -v s="$SB" -v v="$VB" 'BEGIN { printf "%.0f", 1 / (1 / s + 1 / v) }')
+      if [ "$key" = soft ]; then ref=soft label="issue, software CA key" want=12000; else
+        ref="pkcs11:token=smki;object=bench-dca" label="issue, SoftHSM CA key" want=7000; fi
+      out=$("$BUILD/bin/bench_issue" smki "$ref" "$t" "$N" 2>"$WORK/issue.err") || { cat "$WORK/issue.err"; continue; }
+      read -r _ _ m cpu fast <<<"$out"
+      row "$label" "$t" "$m" "$B" "$(awk -v m="$m" -v t="$t" -v w="$want" -v c="$cpu" -v f="$fast" \
+        'BEGIN{printf "target >= %d/s per core: %.0f per core; %.1f us CPU each; template-released %.0f%%", w, m/t, c, f*100}')"
+      sed 's/^bench_issue: /    /' "$WORK/issue.err"
+    done
+  done
+  B=$(awk -v s="$S1" -v v="$V1" 'BEGIN { printf "%.0f", 1 / (1 / s + 1 / v) }')
+  if out=$("$BUILD/bin/bench_issue" smki soft 1 "$N" 8000 sync 2>"$WORK/issue.err"); then
+    read -r _ _ m cpu fast <<<"$out"
+    row "issue, software key, sync commits" 1 "$m" "$B" "$(awk -v c="$cpu" 'BEGIN{printf "commits in the issuing thread; %.1f us CPU each", c}')"
+    sed 's/^bench_issue: /    /' "$WORK/issue.err"
+  fi
+  # The peers: the same CSRs through OpenSSL's X509 API in-process (X509_REQ_verify,
+  # X509_set_pubkey, X509_sign; no lint, no store), and `openssl x509 -req` per process.
+  for t in 1 2; do
+    if [ "$t" = 1 ]; then SB=$S1 VB=$V1; else SB=$S2 VB=$V2; fi
+    B=$(awk -v s="$SB" -v v="$VB" 'BEGIN { printf "%.0f", 1 / (1 / s + 1 / v) }')
+    out=$("$BUILD/bin/bench_issue" peer "$t" $((N / 4))) || continue
+    read -r _ _ m cpu <<<"$out"
+    row "peer: OpenSSL X509 API in-process" "$t" "$m" "$B" "$(awk -v c="$cpu" 'BEGIN{printf "%.1f us CPU each; no lint, no store", c}')"
+  done
+  CSR=${SMKI_SHARED:-../shared}/vectors/gbcs/csr/00db1234567890a0-ds.csr.der
+  if [ -f "$CSR" ]; then
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/peer-ca.key" \
+      -out "$WORK/peer-ca.pem" -subj "/OU=07/CN=E357" -days 3650 2>/dev/null
+    openssl req -in "$CSR" -inform DER -out "$WORK/device.csr" 2>/dev/null
+    printf '[dev]\nkeyUsage = critical, digitalSignature\nsubjectKeyIdentifier = hash\nauthorityKeyIdentifier = keyid\ncertificatePolicies = critical, 1.2.826.0.1.8641679.1.2.1.1\n' >"$WORK/dev.cnf"
+    M=$((SECS * 40))
+    t0=$(date +%s.%N)
+    for i in $(seq 1 "$M"); do
+      openssl x509 -req -in "$WORK/device.csr" -CA "$WORK/peer-ca.pem" -CAkey "$WORK/peer-ca.key" -set_serial "$i" \
+        -days 36500 -copy_extensions copy -extfile "$WORK/dev.cnf" -extensions dev -out /dev/null 2>/dev/null
+    done
+    t1=$(date +%s.%N)
+    m=$(awk -v n="$M" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", n / (b - a) }')
+    row "peer: openssl x509 -req (a process each)" 1 "$m" "$(awk -v s="$S1" -v v="$V1" 'BEGIN { printf "%.0f", 1 / (1 / s + 1 / v) }')" "$M certificates, one process per certificate"
+  fi
+fi
 echo
 echo "Ratios above 1.0 at 2 threads on a 2-core machine mean the bound itself was held back by"
 echo "other load; run again on an idle machine for a clean reading."

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "ca/ca.h"
 #include "ca/ca_private.h"
@@ -997,6 +999,282 @@ static void test_ca_init_generates_keys_in_the_token_and_refuses_a_taken_label(v
     smki_store_close(s);
 }
 
+/* ---- Release by construction (lint_fast.c) against the full linter ------------------------- */
+
+/* The full linter's verdict on a device certificate: clean and of the device profile. */
+static int full_verdict(const smki_ca_issuer *is, const uint8_t *der, size_t len, smki_lint_report *rep)
+{
+    assert_ok(smki_lint_der(der, len, smki_ca_issuer_env(is), rep));
+    return smki_lint_is_clean(rep) && rep->profile == SMKI_PROFILE_DEVICE;
+}
+
+static smki_csr *device_csr(unsigned i, unsigned ku)
+{
+    uint8_t id[8] = {0x00, 0xdb, 0x12, 0x34, 0x00, 0x00, (uint8_t)(i >> 8), (uint8_t)i};
+    return make_csr(ku, id, NULL);
+}
+
+static void test_fast_release_agrees_with_the_full_linter_on_issued_certificates(void **state)
+{
+    fixture *f = *state;
+    enum { N = 60 };
+    smki_cert *c = malloc(sizeof *c);
+    smki_lint_report *rep = malloc(sizeof *rep);
+    for (unsigned i = 0; i < N; i++) {
+        unsigned ku = i % 2 ? SMKI_KU_KEY_AGREEMENT : SMKI_KU_DIGITAL_SIGNATURE;
+        smki_csr *csr = device_csr(i, ku);
+        smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
+        assert_ok(smki_ca_build(f->dca, &r, c));
+        /* released by the template check, which the full linter agrees with */
+        assert_int_equal(ca_last_release_was_fast(), 1);
+        const char *why = "unset";
+        assert_int_equal(ca_fast_check(ca_issuer_fast_ref(f->dca, csr->usage), c->der, c->der_len, csr->point,
+                                       csr->hw_serial.b, &why),
+                         1);
+        assert_null(why);
+        assert_int_equal(full_verdict(f->dca, c->der, c->der_len, rep), 1);
+        assert_int_equal(rep->key_usage, ku);
+        /* the other usage's template does not prove it */
+        assert_int_equal(ca_fast_check(ca_issuer_fast_ref(f->dca, csr->usage == SMKI_USAGE_DS ? SMKI_USAGE_KA
+                                                                                             : SMKI_USAGE_DS),
+                                       c->der, c->der_len, csr->point, csr->hw_serial.b, &why),
+                         0);
+        assert_non_null(why);
+        smki_csr_free(csr);
+    }
+    free(rep);
+    free(c);
+}
+
+/* Every octet of issued certificates changed three ways, the certificate cut short and
+ * lengthened: whatever the template check proves, the full linter finds clean; and
+ * whatever the full linter refuses, the template check does not prove. */
+static void test_fast_release_is_never_less_strict_than_the_full_linter(void **state)
+{
+    fixture *f = *state;
+    smki_cert *c = malloc(sizeof *c);
+    smki_lint_report *rep = malloc(sizeof *rep);
+    uint8_t mut[SMKI_CERT_DER_MAX + 8];
+    size_t proven = 0, both_refuse = 0, only_full_accepts = 0;
+    for (unsigned i = 0; i < 2; i++) {
+        smki_csr *csr = device_csr(i, i ? SMKI_KU_KEY_AGREEMENT : SMKI_KU_DIGITAL_SIGNATURE);
+        smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
+        assert_ok(smki_ca_build(f->dca, &r, c));
+        const ca_fast_ref *ref = ca_issuer_fast_ref(f->dca, csr->usage);
+        static const uint8_t FLIPS[] = {0x01, 0x80, 0xff};
+        for (size_t at = 0; at < c->der_len; at++)
+            for (size_t k = 0; k < sizeof FLIPS; k++) {
+                memcpy(mut, c->der, c->der_len);
+                mut[at] ^= FLIPS[k];
+                int fast = ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, NULL);
+                int full = full_verdict(f->dca, mut, c->der_len, rep);
+                if (fast && !full) print_error("proven but not clean: octet %zu ^ 0x%02x\n", at, FLIPS[k]);
+                assert_true(!fast || full);
+                proven += (size_t)fast;
+                both_refuse += (size_t)(!fast && !full);
+                only_full_accepts += (size_t)(!fast && full);
+            }
+        for (size_t cut = 1; cut < c->der_len; cut += 7)
+            assert_int_equal(ca_fast_check(ref, c->der, c->der_len - cut, csr->point, csr->hw_serial.b, NULL), 0);
+        memcpy(mut, c->der, c->der_len);
+        mut[c->der_len] = 0x00;
+        assert_int_equal(ca_fast_check(ref, mut, c->der_len + 1, csr->point, csr->hw_serial.b, NULL), 0);
+        smki_csr_free(csr);
+    }
+    /* Changes inside the slots that stay valid (serial, time, signature octets) are
+     * proven; most changes are refused by both; some that still lint (another
+     * policy-free octet, say) are only not proven, and would go to the full linter. */
+    print_message("  proven %zu, refused by both %zu, not proven but clean %zu\n", proven, both_refuse,
+                  only_full_accepts);
+    assert_true(proven > 0 && both_refuse > 0);
+    free(rep);
+    free(c);
+}
+
+/* One crafted violation per slot, and one outside them. */
+static void test_fast_release_catches_crafted_violations_as_the_full_linter_does(void **state)
+{
+    fixture *f = *state;
+    smki_cert *c = malloc(sizeof *c);
+    smki_lint_report *rep = malloc(sizeof *rep);
+    smki_csr *csr = device_csr(7, SMKI_KU_DIGITAL_SIGNATURE);
+    smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
+    assert_ok(smki_ca_build(f->dca, &r, c));
+    const ca_fast_ref *ref = ca_issuer_fast_ref(f->dca, SMKI_USAGE_DS);
+    assert_non_null(ref);
+    assert_true(ref->ready);
+    uint8_t mut[SMKI_CERT_DER_MAX];
+    const char *why;
+    struct {
+        ca_slot_kind slot;
+        size_t at;
+        uint8_t value;
+        const char *fast_says, *rule; /* rule NULL: the full linter accepts it */
+    } cases[] = {
+        {CA_SLOT_SERIAL, 0, 0x80, "serial", "serial.positive"},   /* negative */
+        {CA_SLOT_SERIAL, 0, 0x00, "serial", "der.strict"},        /* a 00 that is not needed */
+        {CA_SLOT_NOT_BEFORE, 2, '1', "notBefore", "validity.encoding"}, /* month 1x */
+        {CA_SLOT_NOT_BEFORE, 12, 'X', "notBefore", "validity.encoding"},
+        {CA_SLOT_SKI, 3, 0x00, "SKI", "ski.method"},
+        {CA_SLOT_POINT, 64, 0x00, "key", "key.point"},           /* off the curve (or another key) */
+        {CA_SLOT_HW_SERIAL, 7, 0x00, "hwSerialNum", NULL},       /* another device's ID lints clean */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(mut, c->der, c->der_len);
+        size_t at = ref->slots[cases[i].slot].off + cases[i].at;
+        if (cases[i].slot == CA_SLOT_SERIAL && cases[i].value == 0x00) mut[at + 1] &= 0x7f; /* so the 00 is not needed */
+        if (cases[i].slot == CA_SLOT_NOT_BEFORE && cases[i].at == 2) mut[at - 1] = '1', mut[at] = '3';
+        else if (mut[at] == cases[i].value) mut[at] ^= 0x01;
+        else mut[at] = cases[i].value;
+        why = NULL;
+        assert_int_equal(ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+        assert_non_null(strstr(why, cases[i].fast_says));
+        int clean = full_verdict(f->dca, mut, c->der_len, rep);
+        if (cases[i].rule) {
+            if (clean || !smki_lint_find(rep, cases[i].rule))
+                for (size_t k = 0; k < rep->count; k++)
+                    print_error("case %zu: %s %s\n", i, rep->findings[k].rule, rep->findings[k].message);
+            assert_false(clean);
+            assert_non_null(smki_lint_find(rep, cases[i].rule));
+        } else {
+            assert_true(clean);
+        }
+    }
+    /* the policy OID's last octet (outside the slots) */
+    memcpy(mut, c->der, c->der_len);
+    size_t pol = 0;
+    const smki_env *env = smki_ca_issuer_env(f->dca);
+    uint8_t oid[64];
+    size_t oid_len = 0;
+    assert_ok(der_oid_from_text(env->device_policy, oid, sizeof oid, &oid_len));
+    for (size_t k = 0; k + oid_len <= c->der_len; k++)
+        if (memcmp(mut + k, oid, oid_len) == 0) pol = k + oid_len - 1;
+    assert_true(pol > 0);
+    mut[pol] ^= 0x01;
+    assert_int_equal(ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+    assert_non_null(strstr(why, "outside the slots"));
+    assert_false(full_verdict(f->dca, mut, c->der_len, rep));
+    /* a signature value that is not DER: r with a 00 it does not need */
+    memcpy(mut, c->der, c->der_len);
+    size_t bs = ref->tbs_end + sizeof CA_ALG_ECDSA_SHA256; /* BIT STRING */
+    size_t seq = bs + 3, rlen_at = seq + 3;
+    uint8_t rlen = mut[rlen_at];
+    /* rebuild: 30 L+1 02 rlen+1 00 r... 02 s... */
+    uint8_t sigv[80];
+    size_t n = 0;
+    sigv[n++] = 0x30;
+    sigv[n++] = (uint8_t)(mut[seq + 1] + 1);
+    sigv[n++] = 0x02;
+    sigv[n++] = (uint8_t)(rlen + 1);
+    sigv[n++] = 0x00;
+    memcpy(sigv + n, mut + rlen_at + 1, (size_t)mut[seq + 1] - 2); /* r, then s's TLV */
+    n += (size_t)mut[seq + 1] - 2;
+    size_t mlen = bs;
+    mut[mlen++] = 0x03;
+    mut[mlen++] = (uint8_t)(n + 1);
+    mut[mlen++] = 0x00;
+    memcpy(mut + mlen, sigv, n);
+    mlen += n;
+    mut[2] = (uint8_t)((mlen - 4) >> 8);
+    mut[3] = (uint8_t)(mlen - 4);
+    assert_int_equal(ca_fast_check(ref, mut, mlen, csr->point, csr->hw_serial.b, &why), 0);
+    assert_non_null(strstr(why, "signature"));
+    assert_ok(smki_lint_der(mut, mlen, env, rep));
+    assert_non_null(smki_lint_find(rep, "sig.encoding"));
+    /* and the unchanged certificate still passes both */
+    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, csr->point, csr->hw_serial.b, NULL), 1);
+    assert_true(full_verdict(f->dca, c->der, c->der_len, rep));
+    /* another CSR's key or Device ID: not this certificate */
+    smki_csr *other = device_csr(8, SMKI_KU_DIGITAL_SIGNATURE);
+    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, other->point, csr->hw_serial.b, &why), 0);
+    assert_non_null(strstr(why, "key"));
+    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, csr->point, other->hw_serial.b, &why), 0);
+    assert_non_null(strstr(why, "hwSerialNum"));
+    assert_int_equal(ca_fast_check(NULL, c->der, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+    assert_non_null(strstr(why, "template"));
+    smki_csr_free(other);
+    smki_csr_free(csr);
+    free(rep);
+    free(c);
+}
+
+/* A notBefore from 2050 is GeneralizedTime: not the template's shape, so the full
+ * linter releases it; organisation certificates always go through the full linter. */
+static void test_release_falls_back_to_the_full_linter(void **state)
+{
+    fixture *f = *state;
+    smki_cert *c = malloc(sizeof *c);
+    smki_csr *csr = device_csr(9, SMKI_KU_KEY_AGREEMENT);
+    smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 2524608000 /* 2050-01-01 */, 0};
+    assert_ok(smki_ca_build(f->dca, &r, c));
+    assert_int_equal(ca_last_release_was_fast(), 0);
+    assert_lints_clean(c->der, c->der_len, "test", SMKI_PROFILE_DEVICE);
+    r.not_before = 0;
+    assert_ok(smki_ca_build(f->dca, &r, c));
+    assert_int_equal(ca_last_release_was_fast(), 1);
+    smki_csr *org = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
+    smki_eui64_t eui;
+    memcpy(eui.b, ORG_EUI, 8);
+    smki_issue_req r2 = {org, SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &eui, NULL, 0, 0};
+    assert_ok(smki_ca_build(f->oca, &r2, c));
+    assert_int_equal(ca_last_release_was_fast(), 0);
+    assert_null(ca_issuer_fast_ref(f->oca, SMKI_USAGE_DS));
+    /* a template is learned only from a device certificate */
+    ca_fast_ref *ref = malloc(sizeof *ref);
+    assert_fails(ca_fast_learn(ref, c->der, c->der_len), SMKI_E_INTERNAL, "template");
+    assert_fails(ca_fast_learn(ref, c->der, 40), SMKI_E_INPUT, NULL);
+    assert_false(ref->ready);
+    free(ref);
+    smki_csr_free(org);
+    smki_csr_free(csr);
+    free(c);
+}
+
+static void test_digests_fetched_once_match_the_standard_vectors(void **state)
+{
+    (void)state;
+    static const uint8_t SHA256_ABC[32] = {0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40,
+                                           0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0, 0x03, 0x61, 0xa3, 0x96, 0x17,
+                                           0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad};
+    static const uint8_t SHA1_ABC[20] = {0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e,
+                                         0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d};
+    uint8_t out[32];
+    assert_ok(ca_sha256((const uint8_t *)"abc", 3, out));
+    assert_memory_equal(out, SHA256_ABC, 32);
+    assert_ok(ca_sha1((const uint8_t *)"abc", 3, out));
+    assert_memory_equal(out, SHA1_ABC, 20);
+}
+
+/* Serials come from a per-thread pool: a child process must not repeat its parent's. */
+static void test_serials_after_fork_are_not_the_parents(void **state)
+{
+    (void)state;
+    uint8_t first[SMKI_SERIAL_LEN], parent[SMKI_SERIAL_LEN], child[SMKI_SERIAL_LEN];
+    int fixed = 1, fds[2];
+    assert_ok(ca_serial_new(first, &fixed)); /* the pool now holds more */
+    assert_int_equal(fixed, 0);
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        uint8_t s[SMKI_SERIAL_LEN] = {0};
+        int fx;
+        int ok = ca_serial_new(s, &fx) == 0;
+        ssize_t w = ok ? write(fds[1], s, sizeof s) : -1;
+        _exit(w == (ssize_t)sizeof s ? 0 : 1);
+    }
+    close(fds[1]);
+    assert_int_equal(read(fds[0], child, sizeof child), (ssize_t)sizeof child);
+    close(fds[0]);
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_ok(ca_serial_new(parent, &fixed));
+    assert_memory_not_equal(child, parent, SMKI_SERIAL_LEN);
+    assert_memory_not_equal(first, parent, SMKI_SERIAL_LEN);
+    assert_true(child[0] >= 0x40 && child[0] <= 0x7f);
+}
+
 int main(void)
 {
     const struct CMUnitTest pure[] = {
@@ -1006,6 +1284,8 @@ int main(void)
         cmocka_unit_test(test_env_text_round_trips),
         cmocka_unit_test(test_lint_gate_names_the_rules_and_releases_nothing),
         cmocka_unit_test(test_ca_init_generates_keys_in_the_token_and_refuses_a_taken_label),
+        cmocka_unit_test(test_digests_fetched_once_match_the_standard_vectors),
+        cmocka_unit_test(test_serials_after_fork_are_not_the_parents),
     };
     const struct CMUnitTest with_ca[] = {
         cmocka_unit_test_setup_teardown(test_ca_init_builds_a_hierarchy_that_lints_clean, setup, teardown),
@@ -1026,6 +1306,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issuer_refuses_a_key_that_is_not_its_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_finds_records_by_every_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_record_decoding_refuses_damage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_release_agrees_with_the_full_linter_on_issued_certificates, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_fast_release_is_never_less_strict_than_the_full_linter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fast_release_catches_crafted_violations_as_the_full_linter_does, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_release_falls_back_to_the_full_linter, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("ca", pure, NULL, NULL);
     failed += cmocka_run_group_tests_name("ca with a test hierarchy", with_ca, NULL, NULL);

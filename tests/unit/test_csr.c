@@ -3,6 +3,7 @@
  * no well-behaved encoder writes (compressed or off-curve points, odd key usages,
  * hardwareModuleNames of the wrong size), each refused with its code and message. */
 #include <openssl/core_names.h>
+#include <openssl/rand.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -12,6 +13,7 @@
 #include <string.h>
 
 #include "ca/ca.h"
+#include "ca/ca_private.h"
 #include "helpers.h"
 
 #define REAL_CSR "vectors/gbcs/csr/00db1234567890a0-ds.csr.der"
@@ -500,6 +502,186 @@ static void test_parse_refuses_a_bad_signature(void **state)
     free(der);
 }
 
+/* The real CSR with its ECDSA-Sig-Value replaced by sig (any octets). */
+static size_t with_signature(const uint8_t *sig, size_t sig_len, uint8_t *out, size_t cap)
+{
+    size_t len, n;
+    uint8_t *der = real_csr(&len);
+    smki_cursor_t c = smki_cursor(der, len);
+    uint8_t tag;
+    assert_ok(smki_cur_u8(&c, &tag));
+    assert_ok(smki_cur_ber_len(&c, &n));
+    const uint8_t *body = c.p;
+    for (int i = 0; i < 2; i++) { /* certificationRequestInfo, signatureAlgorithm */
+        assert_ok(smki_cur_u8(&c, &tag));
+        assert_ok(smki_cur_ber_len(&c, &n));
+        assert_ok(smki_cur_skip(&c, n));
+    }
+    der_t req = {0}, bits = {0}, whole = {0};
+    put(&req, body, (size_t)(c.p - body));
+    put(&bits, "\x00", 1);
+    put(&bits, sig, sig_len);
+    tlv(&req, 0x03, bits.b, bits.n);
+    tlv(&whole, 0x30, req.b, req.n);
+    assert_true(whole.n <= cap);
+    memcpy(out, whole.b, whole.n);
+    free(der);
+    return whole.n;
+}
+
+/* r and s of the real CSR's signature, as INTEGER contents. */
+static void real_r_s(der_t *r, der_t *s)
+{
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    smki_csr *c = NULL;
+    assert_ok(smki_csr_parse(der, len, &c));
+    /* the BIT STRING is last: 03 L 00 30 L 02 rl r 02 sl s */
+    size_t at = len;
+    for (size_t i = 0; i + 4 < len; i++)
+        if (der[i] == 0x03 && der[i + 2] == 0x00 && der[i + 3] == 0x30 && i + 2 + der[i + 1] == len) at = i;
+    assert_true(at < len);
+    const uint8_t *p = der + at + 5;
+    assert_int_equal(p[0], 0x02);
+    put(r, p + 2, p[1]);
+    p += 2 + p[1];
+    assert_int_equal(p[0], 0x02);
+    put(s, p + 2, p[1]);
+    smki_csr_free(c);
+    free(der);
+}
+
+static size_t sig_value(const der_t *r, const der_t *s, uint8_t *out)
+{
+    der_t ints = {0}, seq = {0};
+    tlv(&ints, 0x02, r->b, r->n);
+    tlv(&ints, 0x02, s->b, s->n);
+    tlv(&seq, 0x30, ints.b, ints.n);
+    memcpy(out, seq.b, seq.n);
+    return seq.n;
+}
+
+static void test_parse_refuses_a_signature_value_that_is_not_strict_der(void **state)
+{
+    (void)state;
+    der_t r = {0}, s = {0};
+    real_r_s(&r, &s);
+    uint8_t sig[200], csr[1024];
+    size_t n;
+    smki_csr *c = NULL;
+    /* unchanged: accepted */
+    n = with_signature(sig, sig_value(&r, &s, sig), csr, sizeof csr);
+    assert_ok(smki_csr_parse(csr, n, &c));
+    smki_csr_free(c);
+    c = NULL;
+    /* a 00 in front of r that DER does not need */
+    der_t padded = {0};
+    const uint8_t *mag = r.b[0] == 0x00 ? r.b + 1 : r.b; /* r's magnitude */
+    put(&padded, "\x00\x00", mag[0] & 0x80 ? 2 : 1);
+    put(&padded, mag, (size_t)(r.b + r.n - mag));
+    n = with_signature(sig, sig_value(&padded, &s, sig), csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "r is not in its shortest form");
+    /* negative s */
+    der_t neg = {0};
+    put(&neg, "\x80", 1);
+    put(&neg, s.b + (s.b[0] == 0 ? 2 : 1), s.b[0] == 0 ? s.n - 2 : s.n - 1);
+    n = with_signature(sig, sig_value(&r, &neg, sig), csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "s is negative");
+    /* 33 octets of magnitude */
+    der_t big = {0};
+    put(&big, "\x01", 1);
+    put(&big, r.b + (r.b[0] == 0), 32);
+    n = with_signature(sig, sig_value(&big, &s, sig), csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "too large for P-256");
+    /* an empty INTEGER */
+    der_t empty = {0};
+    n = with_signature(sig, sig_value(&empty, &s, sig), csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "empty INTEGER");
+    /* octets after the ECDSA-Sig-Value, and inside it after s */
+    size_t k = sig_value(&r, &s, sig);
+    sig[k] = 0x00;
+    n = with_signature(sig, k + 1, csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "signature BIT STRING");
+    der_t ints = {0}, seq = {0};
+    tlv(&ints, 0x02, r.b, r.n);
+    tlv(&ints, 0x02, s.b, s.n);
+    put(&ints, "\x05\x00", 2);
+    tlv(&seq, 0x30, ints.b, ints.n);
+    n = with_signature(seq.b, seq.n, csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "end of ECDSA-Sig-Value");
+    /* a length in the long form where the short one fits (BER) */
+    k = sig_value(&r, &s, sig);
+    memmove(sig + 3, sig + 2, k - 2);
+    sig[2] = sig[1];
+    sig[1] = 0x81;
+    n = with_signature(sig, k + 1, csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "shortest form");
+    /* not a SEQUENCE */
+    n = with_signature((const uint8_t *)"\x02\x01\x01", 3, csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_INPUT, "ECDSA-Sig-Value");
+    /* well-formed but r = 0: does not verify */
+    der_t zero = {0};
+    put(&zero, "\x00", 1);
+    n = with_signature(sig, sig_value(&zero, &s, sig), csr, sizeof csr);
+    assert_fails(smki_csr_parse(csr, n, &c), SMKI_E_VERIFY, "proof of possession");
+    assert_null(c);
+}
+
+/* ca_oid_text writes what OBJ_obj2txt writes, over random well-formed OIDs; refuses
+ * a cut subidentifier and a buffer too small; leaves arcs past 64 bits to OpenSSL. */
+static void test_oid_text_matches_openssl(void **state)
+{
+    (void)state;
+    uint8_t content[96], der[100];
+    char mine[256], theirs[256];
+    size_t past64 = 0;
+    for (int round = 0; round < 3000; round++) {
+        size_t len = 0;
+        uint8_t r[2];
+        assert_int_equal(RAND_bytes(r, 2), 1);
+        size_t subids = 1 + r[0] % 8;
+        for (size_t i = 0; i < subids; i++) {
+            uint8_t b[10];
+            assert_int_equal(RAND_bytes(b, sizeof b), 1);
+            size_t octets = 1 + b[0] % 10;
+            if (b[1] & 1) octets = 1;
+            for (size_t k = 0; k < octets; k++) {
+                uint8_t v = b[k] & 0x7f;
+                if (k == 0 && octets > 1 && v == 0) v = 1; /* shortest form */
+                content[len++] = (uint8_t)(v | (k + 1 < octets ? 0x80 : 0));
+            }
+        }
+        der[0] = 0x06;
+        der[1] = (uint8_t)len;
+        memcpy(der + 2, content, len);
+        const unsigned char *p = der;
+        ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)len + 2);
+        assert_non_null(obj);
+        int n = OBJ_obj2txt(theirs, sizeof theirs, obj, 1);
+        ASN1_OBJECT_free(obj);
+        int m = ca_oid_text(content, len, mine, sizeof mine);
+        if (m == -2) {
+            past64++;
+            continue;
+        }
+        if (m != n || strcmp(mine, theirs) != 0) print_error("mine %s, OpenSSL %s\n", mine, theirs);
+        assert_int_equal(m, n);
+        assert_string_equal(mine, theirs);
+    }
+    assert_true(past64 > 0);
+    static const uint8_t HW_TYPE[] = {0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84, 0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01};
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, sizeof mine), 27);
+    assert_string_equal(mine, "1.2.826.0.1.8641679.1.2.2.1");
+    static const uint8_t CUT[] = {0x2a, 0x86};
+    assert_int_equal(ca_oid_text(CUT, sizeof CUT, mine, sizeof mine), -1);
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 27), -1); /* no room for the NUL */
+    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 28), 27);
+    assert_int_equal(ca_oid_text(HW_TYPE, 0, mine, sizeof mine), -1);
+    static const uint8_t DOUBLE_TWO[] = {0x88, 0x37, 0x03}; /* 2.999.3 */
+    assert_int_equal(ca_oid_text(DOUBLE_TWO, sizeof DOUBLE_TWO, mine, sizeof mine), 7);
+    assert_string_equal(mine, "2.999.3");
+}
+
 static void test_parse_refuses_a_change_to_the_signed_part(void **state)
 {
     (void)state;
@@ -938,6 +1120,20 @@ static void test_parse_refuses_malformed_structure(void **state)
     ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
     device_csr_with(&exts, &d);
     assert_parse_fails(&d, SMKI_E_REFUSED, "hwType OID is malformed or longer than 127 characters");
+    /* the same past 127 content octets, where the OID's length takes the long form */
+    uint8_t longer[130];
+    longer[0] = 0x2a;
+    memset(longer + 1, 0x01, sizeof longer - 1); /* 1.2.1.1... */
+    hw.n = body.n = names.n = value.n = exts.n = 0;
+    tlv(&body, 0x06, longer, sizeof longer);
+    tlv(&body, 0x04, REAL_EUI, 8);
+    tlv(&hw, 0x30, body.b, body.n);
+    general_names_other(&names, OID_HW_NAME, sizeof OID_HW_NAME, &hw);
+    tlv(&value, 0x30, names.b, names.n);
+    ext_ku(&exts, DS_BITS, sizeof DS_BITS, 7);
+    ext(&exts, OID_SAN, sizeof OID_SAN, 1, &value);
+    device_csr_with(&exts, &d);
+    assert_parse_fails(&d, SMKI_E_REFUSED, "hwType OID is malformed or longer than 127 characters");
 
     /* extensionRequest with two values */
     der_t ext_seq = {0}, set = {0}, attr = {0}, attrs = {0};
@@ -1117,6 +1313,8 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_pem_garbage),
         cmocka_unit_test(test_parse_refuses_input_over_the_size_limit),
         cmocka_unit_test(test_parse_refuses_a_bad_signature),
+        cmocka_unit_test(test_parse_refuses_a_signature_value_that_is_not_strict_der),
+        cmocka_unit_test(test_oid_text_matches_openssl),
         cmocka_unit_test(test_parse_refuses_a_change_to_the_signed_part),
         cmocka_unit_test(test_parse_refuses_every_single_bit_flip_of_the_real_csr),
         cmocka_unit_test(test_parse_refuses_a_p384_key),

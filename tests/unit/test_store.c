@@ -1094,6 +1094,117 @@ static void test_batch_abort_drops_unflushed_records(void **state)
     free(dir);
 }
 
+/* ---- Batches written in the background ------------------------------------------------------- */
+
+typedef struct {
+    size_t log[64];
+    pthread_t caller;
+    int other_thread; /* on_commit ran on a thread other than the caller's */
+} bg_log;
+
+static void bg_commits(size_t records, void *arg)
+{
+    bg_log *l = arg;
+    if (!pthread_equal(pthread_self(), l->caller)) l->other_thread = 1;
+    l->log[++l->log[0]] = records;
+}
+
+static void test_batch_in_the_background_commits_everything_and_reports_in_the_callers_thread(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_bg");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0);
+    bg_log l = {.caller = pthread_self()};
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin_background(s, 1000, bg_commits, &l, &b));
+    char key[32];
+    for (size_t i = 0; i < 5500; i++) {
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), key, strlen(key), SMKI_PUT_NOOVERWRITE));
+    }
+    /* at most the group in flight and the one filling are not yet reported */
+    assert_true(l.log[0] >= 4 && l.log[0] <= 5);
+    assert_true(count_of(s, db) >= 4000);
+    assert_ok(smki_batch_flush(b)); /* everything put is durable now */
+    assert_int_equal(count_of(s, db), 5500);
+    assert_int_equal(l.log[0], 6);
+    assert_int_equal(l.log[6], 500);
+    assert_ok(smki_batch_flush(b)); /* nothing left */
+    assert_int_equal(l.log[0], 6);
+    for (size_t i = 5500; i < 5600; i++) {
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, 0));
+    }
+    assert_ok(smki_batch_end(b));
+    assert_int_equal(count_of(s, db), 5600);
+    assert_int_equal(l.log[0], 7);
+    size_t total = 0;
+    for (size_t i = 1; i <= l.log[0]; i++) total += l.log[i];
+    assert_int_equal(total, 5600);
+    assert_false(l.other_thread);
+    assert_string_equal(get_kv(s, db, "rec-005499"), "rec-005499");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_batch_in_the_background_stops_at_a_failed_group(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_bgdup");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "serials", 0);
+    bg_log l = {.caller = pthread_self()};
+    smki_batch *b = NULL;
+    char key[32];
+    assert_ok(smki_batch_begin_background(s, 10, bg_commits, &l, &b));
+    for (size_t i = 0; i < 10; i++) { /* one group, handed over */
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_flush(b));
+    assert_int_equal(l.log[0], 1);
+    /* a group with a key already in the store */
+    for (size_t i = 10; i < 19; i++) {
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_put(b, db, "rec-000003", 10, "again", 5, SMKI_PUT_NOOVERWRITE)); /* handed over */
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "key 7265632d303030303033 already exists");
+    /* sticky: nothing more is taken or written */
+    assert_fails(smki_batch_put(b, db, "later", 5, "v", 1, 0), SMKI_E_EXISTS, "not written");
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "not written");
+    assert_fails(smki_batch_end(b), SMKI_E_EXISTS, "not written");
+    assert_int_equal(count_of(s, db), 10);
+    assert_int_equal(l.log[0], 1);
+    assert_fails(get_status(s, db, "rec-000012"), SMKI_E_NOTFOUND, NULL);
+    assert_fails(get_status(s, db, "later"), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_batch_in_the_background_abort_writes_only_what_was_handed_over(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_bgabort");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "records", 0);
+    smki_batch *b = NULL;
+    char key[32];
+    assert_ok(smki_batch_begin_background(s, 100, NULL, NULL, &b));
+    for (size_t i = 0; i < 150; i++) { /* the first 100 are handed over, 50 wait */
+        key_n(key, sizeof key, i);
+        assert_ok(smki_batch_put(b, db, key, strlen(key), "v", 1, 0));
+    }
+    smki_batch_abort(b);
+    assert_int_equal(count_of(s, db), 100);
+    assert_ok(smki_batch_begin_background(s, 100, NULL, NULL, &b));
+    smki_batch_abort(b); /* nothing put */
+    assert_int_equal(count_of(s, db), 100);
+    smki_store_close(s);
+    free(dir);
+}
+
 static void test_batch_writes_100k_records_in_groups_of_1000(void **state)
 {
     (void)state;
@@ -1519,6 +1630,9 @@ int main(void)
         cmocka_unit_test(test_batch_refuses_duplicate_and_writes_nothing_of_its_group),
         cmocka_unit_test(test_batch_flush_with_runs_its_step_in_the_groups_transaction),
         cmocka_unit_test(test_batch_abort_drops_unflushed_records),
+        cmocka_unit_test(test_batch_in_the_background_commits_everything_and_reports_in_the_callers_thread),
+        cmocka_unit_test(test_batch_in_the_background_stops_at_a_failed_group),
+        cmocka_unit_test(test_batch_in_the_background_abort_writes_only_what_was_handed_over),
         cmocka_unit_test(test_batch_writes_100k_records_in_groups_of_1000),
         cmocka_unit_test(test_read_only_store_reads_but_refuses_writes),
         cmocka_unit_test(test_readers_on_two_threads_see_whole_commits_while_writer_grows_map),
