@@ -1199,6 +1199,8 @@ static void test_batch_in_the_background_abort_writes_only_what_was_handed_over(
     smki_batch_abort(b);
     assert_int_equal(count_of(s, db), 100);
     assert_ok(smki_batch_begin_background(s, 100, NULL, NULL, &b));
+    /* A step inside the group's transaction needs the caller's thread: refused. */
+    assert_fails(smki_batch_flush_with(b, NULL, NULL), SMKI_E_USAGE, "background");
     smki_batch_abort(b); /* nothing put */
     assert_int_equal(count_of(s, db), 100);
     smki_store_close(s);
