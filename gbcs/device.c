@@ -406,8 +406,18 @@ int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device
     snprintf(label, sizeof label, "dev-%s-ds", hex);
     GUARD(smki_key_generate(ko->hsm, ko->token, label, SMKI_USAGE_DS, rec.ds_ref));
     snprintf(label, sizeof label, "dev-%s-ka", hex);
-    GUARD(smki_key_generate(ko->hsm, ko->token, label, SMKI_USAGE_KA, rec.ka_ref));
-    return create_record(s, eui, &rec, NULL, 0);
+    uint8_t *csr = NULL;
+    size_t csr_len = 0;
+    GUARD(smki_cs02c_ka_key(ko->hsm, ko->token, label, eui, smki_env_builtin("test")->hw_type, rec.ka_ref, &csr,
+                            &csr_len));
+    int rc = create_record(s, eui, &rec, NULL, 0);
+    if (rc == 0 && ko->ka_csr && ko->ka_csr_len) {
+        *ko->ka_csr = csr;
+        *ko->ka_csr_len = csr_len;
+        csr = NULL;
+    }
+    free(csr);
+    return rc;
 }
 
 static int load_keystore_cell(const char *dir, const char *name, uint8_t cell_usage, smki_ta_cell *out)

@@ -597,15 +597,15 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
         return 0;
     }
     ku = x.p[1];
-    /* A KA key in the token may derive but not sign, so it cannot sign its own CSR; the
-     * RTDS CS02c KA request gets the same error response. */
-    if (ku != SMKI_KU_DIGITAL_SIGNATURE || (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) || o->dry_run) {
+    /* A KA key signs its own CSR at birth and nothing after (smki_cs02c_ka_key). An RTDS
+     * model has no token: its CS02c gets the RTDS error response. */
+    if ((ku != SMKI_KU_DIGITAL_SIGNATURE && ku != SMKI_KU_KEY_AGREEMENT) || (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) ||
+        o->dry_run) {
         /* As the RTDS error response: an INTEGER error code. */
         uint8_t err[3] = {0x02, 0x01, 0x03};
         refuse(r, SMKI_RX_COMMAND_FAILED, "CS02c: %s",
                (d->rec.flags & SMKI_DEVICE_FLAG_RTDS) ? "an RTDS model has no token to make a key in"
                : o->dry_run                           ? "not in a dry run"
-               : ku == SMKI_KU_KEY_AGREEMENT          ? "a KA key cannot sign its own CSR (error 3, as the RTDS)"
                                                       : "keyUsage is neither DS nor KA");
         *content = malloc(3);
         ENSURE(*content != NULL, SMKI_E_NOMEM, "response");
@@ -613,16 +613,20 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
         *content_len = 3;
         return 0;
     }
-    smki_key_usage usage = SMKI_USAGE_DS;
+    smki_key_usage usage = ku == SMKI_KU_KEY_AGREEMENT ? SMKI_USAGE_KA : SMKI_USAGE_DS;
     smki_hex_encode(d->eui.b, 8, hex, 0);
     snprintf(label, sizeof label, "dev-%s-%s-%llu", hex, usage == SMKI_USAGE_DS ? "ds" : "ka",
              (unsigned long long)c->gs.counter);
-    GUARD(smki_key_generate(&d->hsm, d->rec.token, label, usage, ref));
-    GUARD(smki_key_open(ref, &d->hsm, &k));
     const smki_env *env = smki_env_builtin("test");
-    rc = smki_cs02c_csr(k, usage, &d->eui, env->hw_type, content, content_len);
-    smki_key_free(k);
-    GUARD(rc);
+    if (usage == SMKI_USAGE_KA) {
+        GUARD(smki_cs02c_ka_key(&d->hsm, d->rec.token, label, &d->eui, env->hw_type, ref, content, content_len));
+    } else {
+        GUARD(smki_key_generate(&d->hsm, d->rec.token, label, usage, ref));
+        GUARD(smki_key_open(ref, &d->hsm, &k));
+        rc = smki_cs02c_csr(k, usage, &d->eui, env->hw_type, content, content_len);
+        smki_key_free(k);
+        GUARD(rc);
+    }
     snprintf(d->rec.pending_ref, sizeof d->rec.pending_ref, "%s", ref);
     uint8_t role = (uint8_t)r->role;
     uint64_t ctr = c->gs.counter;
@@ -829,4 +833,31 @@ int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, c
 out:
     free(tbs);
     return rc;
+}
+
+typedef struct {
+    const smki_eui64_t *eui;
+    const char *hw_type;
+    uint8_t *der;
+    size_t len;
+} ka_csr_job;
+
+static int sign_ka_csr(smki_key *k, void *ctx)
+{
+    ka_csr_job *j = ctx;
+    return smki_cs02c_csr(k, SMKI_USAGE_KA, j->eui, j->hw_type, &j->der, &j->len);
+}
+
+int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *label, const smki_eui64_t *eui,
+                      const char *hw_type_oid, char uri[SMKI_KEY_URI_MAX], uint8_t **der, size_t *len)
+{
+    ka_csr_job j = {eui, hw_type_oid, NULL, 0};
+    int rc = smki_key_generate_ka_sign_once(hsm, token, label, sign_ka_csr, &j, uri);
+    if (rc < 0) {
+        free(j.der);
+        return rc;
+    }
+    *der = j.der;
+    *len = j.len;
+    return 0;
 }

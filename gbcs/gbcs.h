@@ -302,13 +302,19 @@ typedef struct smki_device smki_device;
 typedef struct {
     const char *token;          /* token label for the device's keys (create) */
     const smki_hsm_opts *hsm;
+    /* Optional out (create): the KA key's CS02c-shaped CSR (malloc'd). The KA key signs
+     * that CSR at birth and nothing ever after (smki_key_generate_ka_sign_once), so this
+     * is the only moment a CSR for it can be had; NULL: it is made and dropped. */
+    uint8_t **ka_csr;
+    size_t *ka_csr_len;
 } smki_device_keys_opts;
 
 /* The store's database names a device uses; open before any transaction. */
 int smki_device_dbs(smki_store *s);
 
 /* Create a device with DS and KA keys generated in the token (labels
- * "dev-<eui>-ds" / "dev-<eui>-ka"). Refuses (SMKI_E_EXISTS) a device already there. */
+ * "dev-<eui>-ds" / "dev-<eui>-ka"; the KA key is a sign-once key that signs only its
+ * own CSR, see ko->ka_csr). Refuses (SMKI_E_EXISTS) a device already there. */
 int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device_keys_opts *ko);
 /* Create the RTDS replay model of a device from the RTDS keystore folder: its
  * certificates (<eui>-ds.pem, -ka.pem), no private keys, and the cells the RTDS device
@@ -434,6 +440,10 @@ int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smk
  * by the key itself. *der is malloc'd. */
 int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, const char *hw_type_oid, uint8_t **der,
                    size_t *len);
+/* A new KA key in the token with its CS02c CSR: the key signs that CSR at birth and the
+ * token refuses it every signature after (smki_key_generate_ka_sign_once). */
+int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *label, const smki_eui64_t *eui,
+                      const char *hw_type_oid, char uri[SMKI_KEY_URI_MAX], uint8_t **der, size_t *len);
 
 /* Build a command for tests and the demo: General Signing (signed with ds, raw r||s over
  * the octets after DF) wrapped in General Ciphering with the MAC from acb_ka and the

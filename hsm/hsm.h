@@ -61,6 +61,17 @@ typedef struct smki_key smki_key;
 int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
                       char uri[SMKI_KEY_URI_MAX]);
 
+/* A GBCS device's KA key with its CSR (CS02c): a PKCS#10 request's proof of possession
+ * is a signature by the requested key, and PKCS#11 has no "may sign only its own CSR"
+ * attribute. So the key pair is generated with CKA_DERIVE and, for this call only,
+ * CKA_SIGN; sign_once(k, ctx) runs with the new key open (it signs the CSR); then
+ * CKA_SIGN is cleared on the private key and read back as false, so from then on the
+ * token refuses every signature by it, as for any KA key. If sign_once or the clearing
+ * fails, the key pair is destroyed (uri empty). The public key has no CKA_VERIFY. */
+typedef int (*smki_key_sign_once_fn)(smki_key *k, void *ctx);
+int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
+                                   smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX]);
+
 typedef struct {
     char label[65];
     char id_hex[65];

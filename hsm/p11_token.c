@@ -260,11 +260,12 @@ static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, 
 }
 
 static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label,
-                         smki_key_usage usage, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
+                         smki_key_usage usage, int sign_at_birth, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
 {
     CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
     CK_BBOOL ds = usage == SMKI_USAGE_DS ? CK_TRUE : CK_FALSE;
     CK_BBOOL ka = usage == SMKI_USAGE_KA ? CK_TRUE : CK_FALSE;
+    CK_BBOOL sign = ds || sign_at_birth ? CK_TRUE : CK_FALSE;
     CK_ULONG label_len = strlen(label);
     CK_ATTRIBUTE pub_tmpl[] = {
         {CKA_TOKEN, &yes, sizeof yes},          {CKA_PRIVATE, &no, sizeof no},
@@ -276,7 +277,7 @@ static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
     CK_ATTRIBUTE priv_tmpl[] = {
         {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
-        {CKA_SIGN, &ds, sizeof ds},         {CKA_DERIVE, &ka, sizeof ka},
+        {CKA_SIGN, &sign, sizeof sign},     {CKA_DERIVE, &ka, sizeof ka},
         {CKA_DECRYPT, &no, sizeof no},      {CKA_UNWRAP, &no, sizeof no},
         {CKA_LABEL, (void *)label, label_len},
     };
@@ -288,8 +289,30 @@ static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
     return 0;
 }
 
-int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
-                      char uri[SMKI_KEY_URI_MAX])
+/* The KA key's one signature: open the new key, let the caller sign with it, close it,
+ * then take CKA_SIGN away for good. */
+static int sign_once_then_seal(p11_module *m, CK_SESSION_HANDLE s, const smki_hsm_opts *o, const char *token,
+                               const char *uri, CK_OBJECT_HANDLE priv, smki_key_sign_once_fn sign_once, void *ctx)
+{
+    smki_key *k = NULL;
+    int rc = smki_key_open(uri, o, &k);
+    if (rc == 0) rc = sign_once(k, ctx);
+    smki_key_free(k);
+    GUARD(rc);
+    CK_BBOOL no = CK_FALSE, sign = CK_TRUE;
+    CK_ATTRIBUTE off = {CKA_SIGN, &no, sizeof no};
+    CK_RV rv = p11_module_functions(m)->C_SetAttributeValue(s, priv, &off, 1);
+    ENSURE(rv == CKR_OK, p11_rv_class(rv), "token '%s': clearing CKA_SIGN of %s after its one signature: %s", token, uri,
+           p11_rv_name(rv));
+    CK_ATTRIBUTE get = {CKA_SIGN, &sign, sizeof sign};
+    rv = p11_module_functions(m)->C_GetAttributeValue(s, priv, &get, 1);
+    ENSURE(rv == CKR_OK && sign == CK_FALSE, SMKI_E_HSM, "token '%s': %s still has CKA_SIGN after clearing it (%s)",
+           token, uri, p11_rv_name(rv));
+    return 0;
+}
+
+static int generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
+                    smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
 {
     int rc = 0;
     ENSURE(key_label && *key_label && strlen(key_label) <= 64, SMKI_E_USAGE,
@@ -307,7 +330,7 @@ int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const cha
     ENSURE_GOTO(found == 0, SMKI_E_EXISTS, out, "token '%s' already has a key labelled '%s'; choose another label",
                 token_label, key_label);
     CK_OBJECT_HANDLE pub, priv;
-    GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, &pub, &priv), out);
+    GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, sign_once != NULL, &pub, &priv), out);
     /* The key's CKA_ID is its GBCS key identifier, so an operator can match a key to
      * the subjectKeyIdentifier of the certificate issued for it. */
     uint8_t point[SMKI_POINT_LEN], id[8];
@@ -320,9 +343,30 @@ int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const cha
     ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': setting CKA_ID of '%s': %s", token_label, key_label,
                 p11_rv_name(rv));
     GUARD_GOTO(smki_p11_uri_format(token_label, key_label, id, sizeof id, uri, SMKI_KEY_URI_MAX), out);
+    if (sign_once) {
+        rc = sign_once_then_seal(m, s, o, token_label, uri, priv, sign_once, ctx);
+        if (rc < 0) { /* a key that might still sign, or whose CSR was never made, does not stay */
+            p11_module_functions(m)->C_DestroyObject(s, priv);
+            p11_module_functions(m)->C_DestroyObject(s, pub);
+            uri[0] = '\0';
+        }
+    }
 out:
     p11_close_session(m, s);
     return rc;
+}
+
+int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
+                      char uri[SMKI_KEY_URI_MAX])
+{
+    return generate(o, token_label, key_label, usage, NULL, NULL, uri);
+}
+
+int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
+                                   smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
+{
+    ENSURE(sign_once != NULL, SMKI_E_USAGE, "a sign-once KA key needs the one thing it signs");
+    return generate(o, token_label, key_label, SMKI_USAGE_KA, sign_once, ctx, uri);
 }
 
 static int list_one(p11_module *m, CK_SESSION_HANDLE s, const char *token, CK_OBJECT_HANDLE h, smki_key_info *ki)

@@ -95,6 +95,46 @@ run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/cos.hex"
 expect_json "the Change of Supplier command replayed is refused" 'd["verdict"] == "replay"'
 check "the CS02c-shaped CSR has an empty subject, critical keyUsage and a hardwareModuleName SAN" \
   bash -c "openssl asn1parse -inform DER -in '$W/demo/00db123456780001-ds.csr' | grep -q 'Subject Alternative Name' && openssl req -inform DER -in '$W/demo/00db123456780001-ds.csr' -noout -verify"
+# The device's KA key: its CS02c CSR (signed by the key at birth) became a device KA
+# certificate; the key itself signs nothing any more.
+D1=00db123456780001
+check "the KA CSR's proof of possession verifies (openssl) and it asks for critical keyAgreement" \
+  bash -c "openssl req -inform DER -in '$W/demo/$D1-ka.csr' -noout -verify 2>&1 | grep -q 'verify OK' && openssl req -inform DER -in '$W/demo/$D1-ka.csr' -noout -text | grep -A1 'Key Usage: critical' | grep -q 'Key Agreement'"
+check "the KA CSR has an empty subject and the device's hardwareModuleName" \
+  bash -c "openssl asn1parse -inform DER -in '$W/demo/$D1-ka.csr' | grep -q 'Subject Alternative Name' && openssl req -inform DER -in '$W/demo/$D1-ka.csr' -noout -subject | grep -Eq '^subject=\s*$' && od -An -tx1 -v '$W/demo/$D1-ka.csr' | tr -d ' \n' | grep -q '0408$D1'"
+expect_exit 0 "the device KA certificate lints clean" smki lint "$W/demo/device-ka.pem"
+expect_in "device KA" "lint sees a device KA certificate"
+check "openssl verifies the device KA certificate (test root, DCA)" \
+  openssl verify -CAfile "$SMKI_HOME/ca/test/smki-root.pem" -untrusted "$SMKI_HOME/ca/test/smki-dca.pem" "$W/demo/device-ka.pem"
+check "the device KA certificate certifies the token KA key" \
+  cmp <(openssl x509 -in "$W/demo/device-ka.pem" -pubkey -noout) "$W/demo/$D1-ka.pub.pem"
+run smki key list
+check "key list shows the device KA key as ka only (CKA_SIGN cleared)" grep -Eq "^dev-$D1-ka +ka " <<<"$OUT"
+printf 'x' >"$W/x.bin"
+expect_exit 2 "smki sign with the device KA key is refused" smki sign --key "dev-$D1-ka" --in "$W/x.bin" --out "$W/x.sig"
+check "no signature file is left" test ! -e "$W/x.sig"
+# The demo went through the real gateway.
+run smki --json gbcs gateway device list
+expect_json "the gateway's inventory holds the device (commissioned, its KA key) and MACed the demo's 4 commands" \
+  'any(x["id"] == "00-DB-12-34-56-78-00-01" and x["status"] == "commissioned" and x["has_ka_key"] and x["next_invocation_counter"] == 4 for x in d["devices"])'
+run smki --json gbcs gateway check --oca "$SMKI_HOME/ca/test/smki-oca.pem" --crl "$SMKI_HOME/ca/test/smki-oca.crl" \
+  "$W/demo/ecs01a-1.signed.hex"
+expect_json "the gateway refuses the demo's first pre-command again (counter.replay)" \
+  'd["messages"][0]["verdict"] == "rejected" and d["messages"][0]["reason"] == "counter.replay"'
+# CS02c keyAgreement from supplier B (after the Change of Supplier): a real CSR, issued by the DCA.
+expect_exit 0 "a CS02c keyAgreement command from supplier B" \
+  smki device make-command --sign "file:$W/demo/supplierB-ds.key" --from 90-B3-D5-1F-30-03-00-00 \
+  --to 00-DB-12-34-56-78-00-01 --counter 9000000000000000 --code 000A --content-hex 300403020308 \
+  --acb-ka "file:$W/demo/acb-ka.key" --device-ka "$W/demo/device-ka.pem" --out "$W/cs02c-ka.hex"
+run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/cs02c-ka.hex" --out "$W/cs02c-ka.response.hex"
+expect_json "the device accepts it and answers with a CSR" 'd["verdict"] == "accepted" and d["action"] == "cs02c-csr"'
+run smki --json gbcs inspect "$W/cs02c-ka.response.hex"
+printf '%s' "$OUT" | $PY -c 'import json,sys; sys.stdout.buffer.write(bytes.fromhex(json.load(sys.stdin)["messages"][0]["signing"]["content"]))' >"$W/cs02c-ka.csr"
+check "the CS02c KA CSR verifies (openssl)" bash -c "openssl req -inform DER -in '$W/cs02c-ka.csr' -noout -verify 2>&1 | grep -q 'verify OK'"
+expect_exit 0 "the test DCA issues the CS02c KA CSR" \
+  smki ca issue --env test --party GITTEST --operator demo-ra --csr "$W/cs02c-ka.csr" --out "$W/cs02c-ka.pem"
+expect_exit 0 "that certificate lints clean" smki lint "$W/cs02c-ka.pem"
+check "openssl verifies it and it is keyAgreement for the device" bash -c "openssl verify -CAfile '$SMKI_HOME/ca/test/smki-root.pem' -untrusted '$SMKI_HOME/ca/test/smki-dca.pem' '$W/cs02c-ka.pem' && openssl x509 -in '$W/cs02c-ka.pem' -noout -ext keyUsage | grep -q 'Key Agreement'"
 expect_exit 2 "RTDS replay mode on a device with its own keys is refused" \
   smki device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex" --rtds-replay-acb-key "$W/demo/acb-ka.key"
 expect_in "own keys" "the refusal says why"

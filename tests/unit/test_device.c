@@ -674,7 +674,7 @@ static void new_device(own_fx *f)
     f->d = NULL;
     snprintf(t, sizeof t, "00DB1234567800%02X", f->next_device++);
     assert_ok(smki_eui64_parse(t, &f->eui));
-    smki_device_keys_opts ko = {"smki-dev", &f->hsm};
+    smki_device_keys_opts ko = {"smki-dev", &f->hsm, NULL, NULL};
     assert_ok(smki_device_create(f->s, &f->eui, &ko));
     smki_ta_cell *cell = calloc(1, sizeof *cell);
     assert_ok(smki_cell_from_cert(f->root.cert.der, f->root.cert.der_len, 0, cell));
@@ -999,11 +999,72 @@ static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **stat
 }
 
 
-static void test_own_device_cs02c_for_ka_answers_error_3_as_rtds(void **state)
+/* The KA key of CS02c signs its own CSR at birth (the PKCS#10 proof of possession) and
+ * is refused every signature after; the CA issues the CSR as a device KA certificate. */
+static void test_own_device_cs02c_for_ka_returns_csr_the_ca_issues(void **state)
 {
     own_fx *f = *state;
     new_device(f);
     static const uint8_t body[] = {0x30, 0x04, 0x03, 0x02, 0x03, 0x08};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    command(f, P_SUPA, 21, SMKI_MC_CS02C, body, sizeof body, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    assert_string_equal(r.action, "cs02c-csr");
+    dev_cmd resp;
+    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(resp.gs.content, resp.gs.content_len, &csr)); /* PoP verified */
+    assert_int_equal(csr->usage, SMKI_USAGE_KA);
+    assert_true(csr->is_subject_empty);
+    assert_true(csr->has_hw_module_name);
+    assert_memory_equal(csr->hw_serial.b, f->eui.b, 8);
+    assert_ok(smki_csr_check_request(csr, 1, &f->eui, SMKI_USAGE_KA));
+    assert_fails(smki_csr_check_request(csr, 1, &f->eui, SMKI_USAGE_DS), SMKI_E_REFUSED, "");
+    /* The proof of possession is real: one changed signature octet is refused. */
+    uint8_t *bad = malloc(resp.gs.content_len);
+    memcpy(bad, resp.gs.content, resp.gs.content_len);
+    bad[resp.gs.content_len - 3] ^= 0x01;
+    smki_csr *never = NULL;
+    int rc = smki_csr_parse(bad, resp.gs.content_len, &never);
+    assert_true(rc == SMKI_E_VERIFY || rc == SMKI_E_INPUT);
+    assert_null(never);
+    free(bad);
+    /* The new (pending) key is the CSR's, derives, and may not sign any more. */
+    smki_device *d = NULL;
+    assert_ok(smki_device_open(f->s, &f->eui, &f->hsm, &d));
+    assert_non_null(strstr(d->rec.pending_ref, "-ka-21"));
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(d->rec.pending_ref, &f->hsm, &k));
+    assert_int_equal(EVP_PKEY_eq(smki_key_public(k), csr->key), 1);
+    uint8_t sig[SMKI_SIG_MAX], z[32];
+    size_t sl = sizeof sig;
+    assert_fails(smki_key_sign(k, resp.gs.content, resp.gs.content_len, SMKI_SIG_DER, sig, &sl), SMKI_E_REFUSED,
+                 "may not sign");
+    assert_ok(smki_key_ecdh(k, f->d->ka_pub, z));
+    smki_key_free(k);
+    smki_device_free(d);
+    smki_ca_issuer *dca = NULL;
+    smki_cert cert;
+    assert_ok(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &dca));
+    smki_issue_req q = {csr, SMKI_PROFILE_DEVICE, -1, &f->eui, NULL, 0, 0};
+    assert_ok(smki_ca_build(dca, &q, &cert));
+    assert_int_equal(cert.usage, SMKI_USAGE_KA);
+    assert_true(cert.has_eui);
+    assert_memory_equal(cert.eui.b, f->eui.b, 8);
+    smki_ca_issuer_free(dca);
+    smki_csr_free(csr);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+/* A keyUsage that is neither DS nor KA gets the RTDS error response INTEGER 3. */
+static void test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x30, 0x04, 0x03, 0x02, 0x02, 0x04};
     static const uint8_t err3[] = {0x02, 0x01, 0x03};
     uint8_t *m = NULL;
     size_t n = 0;
@@ -1014,7 +1075,6 @@ static void test_own_device_cs02c_for_ka_answers_error_3_as_rtds(void **state)
     assert_ok(dev_parse_command(r.out, r.out_len, &resp));
     assert_int_equal(resp.gs.content_len, sizeof err3);
     assert_memory_equal(resp.gs.content, err3, sizeof err3);
-    /* The RTDS answer to its KA request is the same content. */
     size_t rl = 0;
     uint8_t *rtds = read_hex(RTDS "/6.17_CS02c/CS02c_6.17_ERROR_RESPONSE_GBCS.HEX", &rl);
     dev_cmd theirs;
@@ -1026,6 +1086,32 @@ static void test_own_device_cs02c_for_ka_answers_error_3_as_rtds(void **state)
     free(m);
 }
 
+/* device create hands out the KA key's CSR (its only signature); the key then only derives. */
+static void test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign(void **state)
+{
+    own_fx *f = *state;
+    smki_eui64_t eui;
+    assert_ok(smki_eui64_parse("00-DB-12-34-56-78-7F-01", &eui));
+    uint8_t *der = NULL;
+    size_t len = 0;
+    smki_device_keys_opts ko = {"smki-dev", &f->hsm, &der, &len};
+    assert_ok(smki_device_create(f->s, &eui, &ko));
+    assert_non_null(der);
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, len, &csr));
+    assert_ok(smki_csr_check_request(csr, 1, &eui, SMKI_USAGE_KA));
+    smki_device *d = NULL;
+    assert_ok(smki_device_open(f->s, &eui, &f->hsm, &d));
+    smki_key *ka = NULL;
+    assert_ok(dev_own_key(d, 1, &ka));
+    assert_int_equal(EVP_PKEY_eq(smki_key_public(ka), csr->key), 1);
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig;
+    assert_fails(smki_key_sign(ka, der, len, SMKI_SIG_DER, sig, &sl), SMKI_E_REFUSED, "may not sign");
+    smki_device_free(d);
+    smki_csr_free(csr);
+    free(der);
+}
 
 /* The ACB side with the codec (smki_gbcs_sign, smki_gbcs_wrap): the device accepts what
  * the codec wraps for its KA key, and the codec verifies the MAC of the device's
@@ -1232,7 +1318,9 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
         cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
-        cmocka_unit_test(test_own_device_cs02c_for_ka_answers_error_3_as_rtds),
+        cmocka_unit_test(test_own_device_cs02c_for_ka_returns_csr_the_ca_issues),
+        cmocka_unit_test(test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds),
+        cmocka_unit_test(test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign),
         cmocka_unit_test(test_own_device_interoperates_with_the_codec_both_ways),
         cmocka_unit_test(test_own_device_every_replacement_mode),
         cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),

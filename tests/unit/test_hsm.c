@@ -377,6 +377,71 @@ static void test_token_ecdh_agrees_with_software(void **state)
     smki_key_free(soft);
 }
 
+/* A sign-once KA key signs exactly what its generation hands it (a CSR), derives, and
+ * afterwards is refused any signature by the token; a failing signer leaves no key. */
+typedef struct {
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sig_len;
+    EVP_PKEY *pub;
+} once_ctx;
+
+static int sign_msg_once(smki_key *k, void *ctx)
+{
+    once_ctx *c = ctx;
+    c->sig_len = sizeof c->sig;
+    c->pub = smki_key_public(k);
+    EVP_PKEY_up_ref(c->pub);
+    return smki_key_sign(k, (const uint8_t *)"csr", 3, SMKI_SIG_DER, c->sig, &c->sig_len);
+}
+
+static int fail_once(smki_key *k, void *ctx)
+{
+    (void)k;
+    (void)ctx;
+    return SMKI_FAIL(SMKI_E_INPUT, "the CSR could not be built");
+}
+
+static void test_sign_once_ka_key_signs_at_birth_then_only_derives(void **state)
+{
+    (void)state;
+    char uri[SMKI_KEY_URI_MAX];
+    once_ctx c = {0};
+    assert_ok(smki_key_generate_ka_sign_once(&opts, TOKEN, "ka-once", sign_msg_once, &c, uri));
+    assert_ok(smki_verify(c.pub, (const uint8_t *)"csr", 3, SMKI_SIG_DER, c.sig, c.sig_len));
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(uri, &opts, &k));
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    assert_fails(smki_key_sign(k, (const uint8_t *)"any", 3, SMKI_SIG_DER, sig, &len), SMKI_E_REFUSED,
+                 "may not sign");
+    uint8_t z[32];
+    assert_ok(smki_key_ecdh(k, c.pub, z)); /* still a key-agreement key */
+    smki_key_free(k);
+    EVP_PKEY_free(c.pub);
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    int usage = -1;
+    assert_ok(smki_key_list(&opts, TOKEN, &keys, &n));
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(keys[i].label, "ka-once") == 0) usage = keys[i].usage;
+    free(keys);
+    assert_int_equal(usage, SMKI_USAGE_KA);
+}
+
+static void test_sign_once_ka_key_is_destroyed_when_its_signer_fails(void **state)
+{
+    (void)state;
+    char uri[SMKI_KEY_URI_MAX];
+    assert_fails(smki_key_generate_ka_sign_once(&opts, TOKEN, "ka-failed", fail_once, NULL, uri), SMKI_E_INPUT,
+                 "CSR");
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    assert_ok(smki_key_list(&opts, TOKEN, &keys, &n));
+    for (size_t i = 0; i < n; i++) assert_string_not_equal(keys[i].label, "ka-failed");
+    free(keys);
+    assert_fails(smki_key_generate_ka_sign_once(&opts, TOKEN, "ka-none", NULL, NULL, uri), SMKI_E_USAGE, "sign");
+}
+
 static void test_ds_token_key_refuses_ecdh(void **state)
 {
     (void)state;
@@ -639,6 +704,8 @@ int main(void)
         cmocka_unit_test(test_file_key_signs_from_several_threads),
         cmocka_unit_test(test_token_ecdh_agrees_with_software),
         cmocka_unit_test(test_ds_token_key_refuses_ecdh),
+        cmocka_unit_test(test_sign_once_ka_key_signs_at_birth_then_only_derives),
+        cmocka_unit_test(test_sign_once_ka_key_is_destroyed_when_its_signer_fails),
         cmocka_unit_test(test_pub_load_accepts_p256_pem_der_and_cert),
         cmocka_unit_test(test_pub_load_refuses_p384_and_rsa),
         cmocka_unit_test(test_pub_load_refuses_compressed_and_off_curve_points),

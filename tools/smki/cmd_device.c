@@ -29,8 +29,11 @@ static const char CREATE_HELP[] =
     "\n"
     "Create a device in the store. Its DS and KA key pairs are generated in the home's\n"
     "token (labels dev-<eui>-ds, dev-<eui>-ka; needs the user PIN). --csr-dir writes the\n"
-    "CS02c-shaped CSR of the DS key there (<eui>-ds.csr, DER) for 'smki ca issue', and\n"
-    "the KA public key (<eui>-ka.pub.pem: a token KA key cannot sign its own CSR). Load its trust anchor cells next (smki device load-cell).\n"
+    "CS02c-shaped CSRs of both keys there (<eui>-ds.csr, <eui>-ka.csr, DER) for\n"
+    "'smki ca issue', and the KA public key (<eui>-ka.pub.pem). The KA key signs its CSR\n"
+    "when it is made and is refused every signature after (CKA_SIGN cleared), so without\n"
+    "--csr-dir its CSR is gone; CS02c keyAgreement makes a new KA key with a new CSR.\n"
+    "Load its trust anchor cells next (smki device load-cell).\n"
     "\n"
     "--from-rtds makes the RTDS replay model of an RTDS device instead: its certificates\n"
     "and the RTDS remote parties' cells from the DCC's test keystore, and no private keys\n"
@@ -189,6 +192,17 @@ static int write_csr(smki_cli *c, const char *dir, const smki_eui64_t *eui, smki
     return rc;
 }
 
+/* The KA key signed its CSR when it was made (and can sign nothing since). */
+static int write_ka_csr(smki_cli *c, const char *dir, const smki_eui64_t *eui, const uint8_t *der, size_t len)
+{
+    char hex[17], path[4200];
+    smki_hex_encode(eui->b, 8, hex, 0);
+    snprintf(path, sizeof path, "%s/%s-ka.csr", dir, hex);
+    int rc = smki_file_write_atomic(path, der, len, 0644, 0);
+    if (rc == 0 && !c->json) printf("wrote %s\n", path);
+    return rc;
+}
+
 static int dev_create(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, CREATE_HELP)) return EXIT_OK;
@@ -218,13 +232,17 @@ static int dev_create(smki_cli *c, int argc, char **argv)
         rc = smki_device_create_rtds(s, &eui, rtds);
     } else if (rc == 0) {
         rc = cli_pin(c, 1);
+        uint8_t *ka_csr = NULL;
+        size_t ka_csr_len = 0;
         if (rc >= 0) {
-            smki_device_keys_opts ko = {c->token, &c->hsm};
+            smki_device_keys_opts ko = {c->token, &c->hsm, &ka_csr, &ka_csr_len};
             rc = smki_device_create(s, &eui, &ko);
         }
         if (rc >= 0 && csr_dir) rc = smki_mkdirs(csr_dir, 0755);
         if (rc >= 0 && csr_dir) rc = write_csr(c, csr_dir, &eui, SMKI_USAGE_DS);
+        if (rc >= 0 && csr_dir) rc = write_ka_csr(c, csr_dir, &eui, ka_csr, ka_csr_len);
         if (rc >= 0 && csr_dir) rc = write_ka_pub(c, csr_dir, &eui);
+        free(ka_csr);
     }
     smki_store_close(s);
     if (rc < 0) return cli_fail(c, rc);
