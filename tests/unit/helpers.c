@@ -4,7 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 
 #ifndef SMKI_TEST_TMP
 #define SMKI_TEST_TMP "/tmp/smki-test"
@@ -64,4 +68,32 @@ void test_check_fails(int rc, int want, const char *needle, const char *expr, co
         print_error("%s:%d: %s: message \"%s\" lacks \"%s\"\n", file, line, expr, smki_error_msg(), needle);
         _fail(file, line);
     }
+}
+
+void test_write_ec_key(const char *path, const char *curve)
+{
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+    assert_non_null(pk);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
+    fclose(f);
+    EVP_PKEY_free(pk);
+}
+
+smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra)
+{
+    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
+    char text[4096];
+    size_t n = (size_t)snprintf(text, sizeof text, "%s\n[ca.%s]\n", extra ? extra : "", env);
+    for (size_t i = 0; i < sizeof KINDS / sizeof KINDS[0]; i++) {
+        char path[1200];
+        snprintf(path, sizeof path, "%s/%s-%s.pem", dir, env, KINDS[i]);
+        struct stat st;
+        if (stat(path, &st) != 0) test_write_ec_key(path, "P-256");
+        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
+    }
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
+    return c;
 }

@@ -18,6 +18,13 @@ const char *test_shared_path(const char *rel);
 /* Whole file under ../shared; fails the test if it cannot be read. Caller frees. */
 uint8_t *test_read_shared(const char *rel, size_t *len);
 
+/* A software EC private key (curve e.g. "P-256") as PEM at path; fails the test if it cannot. */
+void test_write_ec_key(const char *path, const char *curve);
+/* A ceremony configuration [ca.<env>] that adopts software CA keys (no token): one
+ * P-256 key per CA kind at <dir>/<env>-<kind>.pem, made unless it is there, plus the
+ * extra lines (NULL: none) before the section. Caller frees with smki_conf_free. */
+smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra);
+
 void test_check_ok(int rc, const char *expr, const char *file, int line);
 void test_check_fails(int rc, int want, const char *needle, const char *expr, const char *file, int line);
 

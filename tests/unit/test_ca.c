@@ -39,36 +39,6 @@ typedef struct {
     smki_ca_issuer *oca, *dca;
 } fixture;
 
-static void write_key(const char *path, const char *curve)
-{
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
-    assert_non_null(pk);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(f);
-    EVP_PKEY_free(pk);
-}
-
-/* A ceremony configuration that adopts software keys made here (no token needed),
- * plus extra lines. */
-static smki_conf *software_conf(const char *dir, const char *env, const char *extra)
-{
-    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
-    char text[4096];
-    size_t n = (size_t)snprintf(text, sizeof text, "%s\n[ca.%s]\n", extra ? extra : "", env);
-    for (size_t i = 0; i < 5; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/%s-%s.pem", dir, env, KINDS[i]);
-        struct stat st;
-        if (stat(path, &st) != 0) write_key(path, "P-256");
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
-    }
-    smki_conf *c = NULL;
-    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
-    return c;
-}
-
 static void open_store(fixture *f)
 {
     char path[1100];
@@ -82,7 +52,7 @@ static int setup(void **state)
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("ca"));
     open_store(f);
-    f->conf = software_conf(f->dir, "test", NULL);
+    f->conf = test_software_ca_conf(f->dir, "test", NULL);
     smki_ca_init_opts o = {NULL, f->dir, 0};
     smki_ca_init_report rep;
     if (smki_ca_init(&f->db, "test", f->conf, &o, &rep) != 0) {
@@ -371,11 +341,11 @@ static void test_ca_init_refuses_unknown_and_unconfigured_environments(void **st
     smki_ca_init_opts o = {NULL, f->dir, 0};
     smki_ca_init_report rep;
     assert_fails(smki_ca_init(&f->db, "staging", f->conf, &o, &rep), SMKI_E_USAGE, "unknown environment 'staging'");
-    smki_conf *pc = software_conf(f->dir, "production", NULL);
+    smki_conf *pc = test_software_ca_conf(f->dir, "production", NULL);
     assert_fails(smki_ca_init(&f->db, "production", pc, &o, &rep), SMKI_E_USAGE, "org_policy");
     smki_conf_free(pc);
     /* Configured OIDs but no DCCKI policy: refused too, naming the way out. */
-    pc = software_conf(f->dir, "production",
+    pc = test_software_ca_conf(f->dir, "production",
                        "[env.production]\norg_policy = 2.999.2.1\ndevice_policy = 2.999.2.2\nhw_type = 2.999.2.3\n"
                        "root_name = PR\noca_name = P1\ndca_name = PD\n");
     assert_fails(smki_ca_init(&f->db, "production", pc, &o, &rep), SMKI_E_USAGE, "dccki_policy");
@@ -416,7 +386,7 @@ static void test_ca_init_refuses_unknown_and_unconfigured_environments(void **st
 static void test_ca_init_production_once_configured_is_a_separate_hierarchy(void **state)
 {
     fixture *f = *state;
-    smki_conf *pc = software_conf(
+    smki_conf *pc = test_software_ca_conf(
         f->dir, "production",
         "[env.production]\norg_policy = 2.999.2.1\ndevice_policy = 2.999.2.2\nhw_type = 2.999.2.3\n"
         "dccki_policy = 2.999.2.4\nroot_name = PROD ROOT\noca_name = PROD OCA\ndca_name = PROD DCA\n");

@@ -26,34 +26,16 @@ typedef struct {
     smki_ca_issuer *dca, *oca;
 } fixture;
 
-static void write_key(const char *path)
-{
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    assert_non_null(pk);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(f);
-    EVP_PKEY_free(pk);
-}
-
 static int setup(void **state)
 {
-    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("ca_batch"));
-    char text[4096], path[1200];
-    size_t n = (size_t)snprintf(text, sizeof text, "[ca.test]\n");
-    for (size_t i = 0; i < 5; i++) {
-        snprintf(path, sizeof path, "%s/%s.pem", f->dir, KINDS[i]);
-        write_key(path);
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
-    }
+    char path[1200];
+    f->conf = test_software_ca_conf(f->dir, "test", NULL);
     snprintf(path, sizeof path, "%s/store", f->dir);
     smki_ca_init_opts o = {NULL, f->dir, 0};
     smki_ca_init_report rep;
-    if (smki_conf_parse((const uint8_t *)text, n, "test.conf", &f->conf) != 0 ||
-        smki_store_open(path, NULL, &f->store) != 0 || smki_ca_db_open(f->store, &f->db) != 0 ||
+    if (smki_store_open(path, NULL, &f->store) != 0 || smki_ca_db_open(f->store, &f->db) != 0 ||
         smki_ca_init(&f->db, "test", f->conf, &o, &rep) != 0 ||
         smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &f->dca) != 0 ||
         smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_ORGANISATION, NULL, &f->oca) != 0) {

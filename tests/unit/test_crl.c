@@ -28,32 +28,13 @@ typedef struct {
     smki_ca_issuer *oca, *dca;
 } fixture;
 
-static void write_key(const char *path)
-{
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    assert_non_null(pk);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(f);
-    EVP_PKEY_free(pk);
-}
-
 /* The test hierarchy with software CA keys (no token). */
 static int setup(void **state)
 {
-    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("crl"));
-    char path[1200], text[4096];
-    size_t n = (size_t)snprintf(text, sizeof text, "[ca.test]\n");
-    for (size_t i = 0; i < 5; i++) {
-        snprintf(path, sizeof path, "%s/%s.pem", f->dir, KINDS[i]);
-        write_key(path);
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
-    }
-    smki_conf *conf = NULL;
-    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &conf));
+    char path[1200];
+    smki_conf *conf = test_software_ca_conf(f->dir, "test", NULL);
     snprintf(path, sizeof path, "%s/store", f->dir);
     assert_ok(smki_store_open(path, NULL, &f->store));
     assert_ok(smki_ca_db_open(f->store, &f->db));
