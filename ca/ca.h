@@ -362,10 +362,17 @@ typedef struct {
     smki_ca_init_item items[SMKI_CA_KIND_COUNT];
 } smki_ca_init_report;
 
+/* A step a caller above the CA (the RA's audit trail) adds to the write transaction
+ * that records the CAs made now (made[n], n >= 1, in hierarchy order); ca/ knows nothing
+ * of it. Like any transaction function it may run more than once; its failure writes
+ * none of the CAs (the keys generated stay on the token and are adopted by a re-run). */
+typedef int (*smki_ca_init_hook_fn)(smki_txn *t, const smki_ca_record *const *made, size_t n, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm; /* the token's module and user PIN */
     const char *home;         /* PEM files under <home>/ca/<env>/, trust store relative to it */
     int64_t now;              /* 0: the clock */
+    smki_ca_init_hook_fn on_store; /* optional */
+    void *hook_arg;
 } smki_ca_init_opts;
 
 int smki_ca_init(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_ca_init_opts *o,
@@ -489,11 +496,17 @@ typedef struct {
 } smki_crl;
 void smki_crl_clear(smki_crl *c);
 
+/* A step a caller above the CA (the RA's audit trail) adds to the write transaction
+ * that records the list: crl is the list as recorded (der, number, entries, times; no
+ * path yet). May run more than once; its failure records and publishes nothing. */
+typedef int (*smki_crl_hook_fn)(smki_txn *t, const smki_crl *crl, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm;  /* the token's module and user PIN */
     const char *home;          /* publish to <home>/ca/<env>/<kind>.crl; NULL: store only */
     int64_t now;               /* thisUpdate; 0: the clock */
     int64_t interval;          /* seconds to nextUpdate; 0: the default of the kind */
+    smki_crl_hook_fn on_store; /* optional */
+    void *hook_arg;
 } smki_crl_opts;
 
 /* Make, sign (with the CA's key), check (the signature verifies with the CA

@@ -107,6 +107,8 @@ typedef struct {
     uint64_t number;
     uint8_t *der;
     size_t der_len;
+    smki_crl_hook_fn on_store;    /* the caller's step in the same transaction */
+    void *hook_arg;
 } crl_t;
 
 typedef struct {
@@ -267,6 +269,19 @@ static int publish_in(smki_txn *t, void *arg)
     memcpy(rec + CRL_RECORD_FIXED, C->der, C->der_len);
     rc = smki_txn_put(t, C->db->crls, key, strlen(key), rec, len, 0);
     free(rec);
+    if (rc == 0 && C->on_store) {
+        smki_crl view;
+        memset(&view, 0, sizeof view);
+        view.ca = C->kind;
+        snprintf(view.env, sizeof view.env, "%s", C->env);
+        view.number = C->number;
+        view.this_update = C->this_update;
+        view.next_update = C->next_update;
+        view.entries = C->n;
+        view.der = C->der;
+        view.der_len = C->der_len;
+        rc = C->on_store(t, &view, C->hook_arg);
+    }
     return rc;
 }
 
@@ -313,6 +328,8 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
     if (interval <= 0) GUARD_GOTO(smki_ca_crl_interval(NULL, env, k, &interval), fail);
     C.this_update = o->now > 0 ? o->now : (int64_t)time(NULL);
     C.next_update = C.this_update + interval;
+    C.on_store = o->on_store;
+    C.hook_arg = o->hook_arg;
     GUARD_GOTO(smki_store_write(db->store, publish_in, &C), fail);
 
     out->ca = k;

@@ -228,6 +228,22 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
 int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
                           smki_revocation *rev);
 
+/* ---- The CA's own actions in an RA-governed store ----------------------------------------
+ * 'smki ca init' once the store has operators: the ceremony (smki_ca_init) with, in the
+ * transaction that records the CAs made now, one audit entry "ca-init" signed by the
+ * operator: the environment and, for each CA made, its kind, serial and the first 128
+ * bits of its certificate's SHA-256. A re-run that makes nothing writes no entry. The
+ * operator is checked before any key is generated; an entry that cannot be written (a
+ * checkpoint due without its key) records no CA. o->on_store must be unset. */
+int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+                    const smki_ca_init_opts *o, smki_ca_init_report *rep);
+/* 'smki ca crl' / 'smki ca arl' (and every list the RA publishes after a revocation):
+ * smki_ca_crl_publish with its audit entry ("crl-publish" or "arl-publish": the
+ * environment, CA kind, number, entries and the list's SHA-256) in the transaction that
+ * records the list; the file is written only once both are committed. */
+int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
+                        const smki_crl_opts *o, smki_crl *out);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */

@@ -780,27 +780,6 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     return 0;
 }
 
-typedef struct {
-    const smki_crl *crl;
-    const char *list;
-} crl_note_run;
-
-static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
-{
-    (void)t, (void)ra;
-    crl_note_run *c = arg;
-    uint8_t h[32];
-    unsigned hl = 32;
-    char hx[65];
-    EVP_Digest(c->crl->der, c->crl->der_len, h, &hl, EVP_sha256(), NULL);
-    smki_hex_encode(h, 32, hx, 0);
-    snprintf(note->action, sizeof note->action, "%s-publish", c->list);
-    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", c->list, c->crl->env,
-             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
-    snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
-    return 0;
-}
-
 /* The CA whose list carries a revoked certificate of this profile. */
 static smki_ca_kind list_of(smki_profile_id p)
 {
@@ -828,10 +807,8 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     smki_crl crl;
     memset(&crl, 0, sizeof crl);
     rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
-    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval};
-    if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, env, k, &co, &crl);
-    crl_note_run cn = {&crl, smki_ca_kind_is_root(k) ? "arl" : "crl"};
-    if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, NULL, NULL};
+    if (rc == 0) rc = smki_ra_crl_publish(ra, by, env, k, &co, &crl);
     if (rc == 0 && o) {
         o->crl_number = crl.number;
         snprintf(o->crl_path, sizeof o->crl_path, "%s", crl.path);
@@ -986,10 +963,8 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
         smki_crl crl;
         memset(&crl, 0, sizeof crl);
         if (rc == 0) rc = smki_ca_crl_interval(o->conf, r.env, SMKI_CA_ROOT, &interval);
-        smki_crl_opts co = {o->hsm, o->home, 0, interval};
-        if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, r.env, SMKI_CA_ROOT, &co, &crl);
-        crl_note_run cn = {&crl, "arl"};
-        if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+        smki_crl_opts co = {o->hsm, o->home, 0, interval, NULL, NULL};
+        if (rc == 0) rc = smki_ra_crl_publish(ra, by, r.env, SMKI_CA_ROOT, &co, &crl);
         smki_crl_clear(&crl);
         if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
     }
@@ -1005,7 +980,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     if (rc == 0 && !r.has_new_ca) {
         if (memcmp(rec->cert.serial, r.serial, SMKI_SERIAL_LEN) == 0) {
             smki_ca_init_item item;
-            smki_ca_init_opts io = {o->hsm, o->home, 0};
+            smki_ca_init_opts io = {o->hsm, o->home, 0, NULL, NULL};
             rc = smki_ca_successor(&ra->ca, r.env, kind, o->conf, &io, &item);
             if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
         }

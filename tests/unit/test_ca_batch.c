@@ -50,7 +50,7 @@ static int setup(void **state)
         n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
     }
     snprintf(path, sizeof path, "%s/store", f->dir);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_conf_parse((const uint8_t *)text, n, "test.conf", &f->conf) != 0 ||
         smki_store_open(path, NULL, &f->store) != 0 || smki_ca_db_open(f->store, &f->db) != 0 ||

@@ -99,7 +99,7 @@ static int setup(void **state)
     smki_ra_policy p = policy(5);
     open_ra(f, &p);
     f->conf = software_conf(f->dir);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_ca_init(smki_ra_ca_db(f->ra), "test", f->conf, &o, &rep) != 0) {
         print_error("ceremony: %s\n", smki_error_msg());
@@ -861,7 +861,7 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     smki_ca_record *old = malloc(sizeof *old), *now = malloc(sizeof *now);
     assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, old));
     /* A successor is refused while the CA is not revoked, and writes nothing. */
-    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_opts io = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_item item;
     assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, f->conf, &io, &item), SMKI_E_REFUSED,
                  "only for a revoked CA");
