@@ -10,8 +10,8 @@
 
 #include "ra_private.h"
 
-/* The actor checked before anything is made (keys generated, lists signed): a refusal
- * then leaves the token untouched. The check is made again in the transaction. */
+/* The actor and the audit trail checked before anything is made (keys generated, lists
+ * signed): a refusal then leaves the token untouched. The transaction checks again. */
 typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
@@ -20,7 +20,8 @@ typedef struct {
 static int actor_txn(smki_txn *t, void *arg)
 {
     actor_run *a = arg;
-    return ra_check_actor(t, a->ra, a->by);
+    GUARD(ra_check_actor(t, a->ra, a->by));
+    return ra_audit_ready(t, a->ra);
 }
 
 static int check_actor_now(smki_ra *ra, const smki_ra_actor *by)

@@ -50,6 +50,8 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
 /* The same inside a write transaction the caller runs (a group commit of the CA's
  * batch): the actor checked, fn's changes and the entry join t. */
 int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg);
+/* The next audit entry can be written (no checkpoint due without its key). */
+int ra_audit_ready(smki_txn *t, smki_ra *ra);
 /* The actor's key matches the active operator registered under its name. */
 int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by);
 
