@@ -1005,8 +1005,8 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     } else {
         printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
                smki_revoke_reason_name(rev.reason), t);
-        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s'.\n", p->is_ca ? "ARL" : "CRL",
-               cmd, cert->env);
+        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s%s'.\n", p->is_ca ? "ARL" : "CRL",
+               cmd, cert->env, operators > 0 ? " --operator NAME" : "");
     }
     free(cert);
     return EXIT_OK;
