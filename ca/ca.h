@@ -364,8 +364,9 @@ typedef struct {
 
 /* A step a caller above the CA (the RA's audit trail) adds to the write transaction
  * that records the CAs made now (made[n], n >= 1, in hierarchy order); ca/ knows nothing
- * of it. Like any transaction function it may run more than once; its failure writes
- * none of the CAs (the keys generated stay on the token and are adopted by a re-run). */
+ * of it. Like any transaction function it may run more than once; its failure records
+ * none of the CAs (the keys already generated stay on the token, as after any failure
+ * past that point: a caller checks what it can before calling). */
 typedef int (*smki_ca_init_hook_fn)(smki_txn *t, const smki_ca_record *const *made, size_t n, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm; /* the token's module and user PIN */
