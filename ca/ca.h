@@ -514,6 +514,17 @@ typedef struct {
  * certificate's key), record as the CA's latest and publish the CRL of env's CA k
  * (an ARL for a root). SMKI_E_NOTFOUND when env has no such CA. */
 int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
+/* The same in three steps, for a caller that records the list inside its own write
+ * transaction (the RA: a revocation and the list that carries it in one commit). begin:
+ * everything that needs no transaction (the CA record, its key opened); in: build, sign,
+ * check and record the list in t (it sees t's own changes, such as a revocation made
+ * earlier in t; may run more than once); end, once t is committed: the result and the
+ * file under o->home (the job is freed). job_free: a job whose transaction failed. */
+typedef struct smki_crl_job smki_crl_job;
+int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
+int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
+int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
+void smki_ca_crl_job_free(smki_crl_job *j);
 /* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
  * has been published. */
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
