@@ -98,11 +98,7 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
 
 /* ---- CRLs and ARLs ------------------------------------------------------------------------------ */
 
-typedef struct {
-    smki_ra *ra;
-    const smki_ra_actor *by;
-    const smki_crl *crl;
-} crl_run;
+typedef ra_crl_run crl_run;
 
 static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
@@ -118,7 +114,7 @@ static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     return 0;
 }
 
-static int crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
+int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
 {
     crl_run *c = arg;
     c->crl = crl;
@@ -134,7 +130,7 @@ int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, s
     GUARD(check_actor_now(ra, by));
     crl_run c = {ra, by, NULL};
     smki_crl_opts co = *o;
-    co.on_store = crl_hook;
+    co.on_store = ra_crl_hook;
     co.hook_arg = &c;
     return smki_ca_crl_publish(&ra->ca, env, k, &co, out);
 }

@@ -348,8 +348,9 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
  * commits of policy.batch_group, each with its entry; an interrupted batch resumes
  * where its last commit ended). A failure (a revoked or expired CA, a suspended
  * party) writes nothing and leaves the request approved. progress (optional) is called
- * after each durable commit. A revocation then publishes the issuing CA's CRL (an ARL
- * for a CA certificate) and records that too. A recovery, each step its own audited
+ * after each durable commit. A revocation is one commit with the issuing CA's CRL (an
+ * ARL for a CA certificate) that carries it, each with its audit entry; the list's file
+ * is written after. A recovery, each step its own audited
  * commit and the whole resumable: revokes the CA (cACompromise) onto the root's ARL
  * and publishes it; records its intent, then makes the successor CA
  * (smki_ca_successor: needs o->conf and o->home); re-issues under it every organisation

@@ -55,6 +55,15 @@ int ra_audit_ready(smki_txn *t, smki_ra *ra);
 /* The actor's key matches the active operator registered under its name. */
 int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by);
 
+/* The CA's on_store hook for a CRL/ARL (arg: an ra_crl_run): its audit entry
+ * ("crl-publish" / "arl-publish") joins the transaction that records the list. */
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const smki_crl *crl;
+} ra_crl_run;
+int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg);
+
 /* Registry reads inside a transaction. */
 int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out);
 int ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);

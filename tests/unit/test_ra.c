@@ -1684,6 +1684,63 @@ static void test_ceremony_hook_failure_inside_the_transaction_records_no_ca(void
     second_close(&s);
 }
 
+static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_crl_entry_cannot_be_written(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = c->serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    /* Pad the trail so that the revocation's entry is fine and the list's entry (the next
+     * one) is a checkpoint. */
+    for (int i = 0; (head(f) + 2) % 5 != 0; i++) {
+        smki_ra_party p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.signifier, sizeof p.signifier, "PAD%d", i);
+        assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    }
+    uint64_t before = head(f);
+    smki_ra_set_checkpoint_key(f->ra, NULL);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    char due[64];
+    snprintf(due, sizeof due, "checkpoint %llu is due", (unsigned long long)(before + 2)); /* the list's entry */
+    assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, due);
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+    smki_crl crl;
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, "");
+    assert_int_equal(head(f), before);
+    /* With the key back: revoked, listed and recorded, the two entries consecutive. */
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    smki_ra_set_checkpoint_key(f->ra, k);
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl));
+    assert_int_equal(crl.entries, 1);
+    assert_int_equal(crl.number, 1);
+    smki_crl_clear(&crl);
+    assert_int_equal(head(f), before + 2);
+    smki_audit_entry *e = malloc(sizeof *e);
+    latest(f, e);
+    assert_string_equal(e->action, "crl-publish");
+    assert_int_equal(e->seq, before + 2);
+    verify_clean(f, before + 2);
+    free(e);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1735,6 +1792,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ceremony_whose_entry_cannot_be_written_records_no_ca, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_hook_failure_inside_the_transaction_records_no_ca, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(
+            test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_crl_entry_cannot_be_written, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
