@@ -362,10 +362,18 @@ typedef struct {
     smki_ca_init_item items[SMKI_CA_KIND_COUNT];
 } smki_ca_init_report;
 
+/* A step a caller above the CA (the RA's audit trail) adds to the write transaction
+ * that records the CAs made now (made[n], n >= 1, in hierarchy order); ca/ knows nothing
+ * of it. Like any transaction function it may run more than once; its failure records
+ * none of the CAs (the keys already generated stay on the token, as after any failure
+ * past that point: a caller checks what it can before calling). */
+typedef int (*smki_ca_init_hook_fn)(smki_txn *t, const smki_ca_record *const *made, size_t n, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm; /* the token's module and user PIN */
     const char *home;         /* PEM files under <home>/ca/<env>/, trust store relative to it */
     int64_t now;              /* 0: the clock */
+    smki_ca_init_hook_fn on_store; /* optional */
+    void *hook_arg;
 } smki_ca_init_opts;
 
 int smki_ca_init(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_ca_init_opts *o,
@@ -489,17 +497,34 @@ typedef struct {
 } smki_crl;
 void smki_crl_clear(smki_crl *c);
 
+/* A step a caller above the CA (the RA's audit trail) adds to the write transaction
+ * that records the list: crl is the list as recorded (der, number, entries, times; no
+ * path yet). May run more than once; its failure records and publishes nothing. */
+typedef int (*smki_crl_hook_fn)(smki_txn *t, const smki_crl *crl, void *arg);
 typedef struct {
     const smki_hsm_opts *hsm;  /* the token's module and user PIN */
     const char *home;          /* publish to <home>/ca/<env>/<kind>.crl; NULL: store only */
     int64_t now;               /* thisUpdate; 0: the clock */
     int64_t interval;          /* seconds to nextUpdate; 0: the default of the kind */
+    smki_crl_hook_fn on_store; /* optional */
+    void *hook_arg;
 } smki_crl_opts;
 
 /* Make, sign (with the CA's key), check (the signature verifies with the CA
  * certificate's key), record as the CA's latest and publish the CRL of env's CA k
  * (an ARL for a root). SMKI_E_NOTFOUND when env has no such CA. */
 int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
+/* The same in three steps, for a caller that records the list inside its own write
+ * transaction (the RA: a revocation and the list that carries it in one commit). begin:
+ * everything that needs no transaction (the CA record, its key opened); in: build, sign,
+ * check and record the list in t (it sees t's own changes, such as a revocation made
+ * earlier in t; may run more than once); end, once t is committed: the result and the
+ * file under o->home (the job is freed). job_free: a job whose transaction failed. */
+typedef struct smki_crl_job smki_crl_job;
+int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
+int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
+int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
+void smki_ca_crl_job_free(smki_crl_job *j);
 /* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
  * has been published. */
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);

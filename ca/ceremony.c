@@ -394,13 +394,20 @@ static int existing_name(plan_ca *c)
 typedef struct {
     const smki_ca_db *db;
     plan_t *P;
+    const smki_ca_init_opts *o;
 } store_arg;
 
 static int store_new(smki_txn *t, void *arg)
 {
     store_arg *a = arg;
+    const smki_ca_record *made[SMKI_CA_KIND_COUNT];
+    size_t n = 0;
     for (size_t i = 0; i < a->P->n; i++)
-        if (!a->P->ca[i].exists) GUARD(ca_record_put(t, a->db, &a->P->ca[i].rec));
+        if (!a->P->ca[i].exists) {
+            GUARD(ca_record_put(t, a->db, &a->P->ca[i].rec));
+            made[n++] = &a->P->ca[i].rec;
+        }
+    if (n && a->o->on_store) GUARD(a->o->on_store(t, made, n, a->o->hook_arg));
     return 0;
 }
 
@@ -511,7 +518,7 @@ int smki_ca_init(smki_ca_db *db, const char *env_name, const smki_conf *conf, co
             if (!P->ca[i].exists) snprintf(P->ca[i].rec.env_text, sizeof P->ca[i].rec.env_text, "%s", text);
         free(text);
         if (rc < 0) goto out;
-        store_arg a = {db, P};
+        store_arg a = {db, P, o};
         GUARD_GOTO(smki_store_write(db->store, store_new, &a), out);
     }
 

@@ -107,6 +107,9 @@ typedef struct {
     uint64_t number;
     uint8_t *der;
     size_t der_len;
+    smki_crl_hook_fn on_store;    /* the caller's step in the same transaction */
+    void *hook_arg;
+    uint8_t ski_buf[SMKI_KEYID_LEN];
 } crl_t;
 
 typedef struct {
@@ -267,6 +270,19 @@ static int publish_in(smki_txn *t, void *arg)
     memcpy(rec + CRL_RECORD_FIXED, C->der, C->der_len);
     rc = smki_txn_put(t, C->db->crls, key, strlen(key), rec, len, 0);
     free(rec);
+    if (rc == 0 && C->on_store) {
+        smki_crl view;
+        memset(&view, 0, sizeof view);
+        view.ca = C->kind;
+        snprintf(view.env, sizeof view.env, "%s", C->env);
+        view.number = C->number;
+        view.this_update = C->this_update;
+        view.next_update = C->next_update;
+        view.entries = C->n;
+        view.der = C->der;
+        view.der_len = C->der_len;
+        rc = C->on_store(t, &view, C->hook_arg);
+    }
     return rc;
 }
 
@@ -288,53 +304,103 @@ static int ca_subject(const smki_cert *cert, uint8_t *name, size_t cap, size_t *
     return 0;
 }
 
-int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out)
-{
-    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish: missing argument");
-    memset(out, 0, sizeof *out);
-    ENSURE((unsigned)k < SMKI_CA_KIND_COUNT, SMKI_E_USAGE, "no CA kind %d", (int)k);
-    smki_ca_record *rec = calloc(1, sizeof *rec);
-    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+struct smki_crl_job {
+    crl_t C;
+    char env[SMKI_ENV_NAME_MAX];
     uint8_t name[512];
-    crl_t C = {.db = db, .env = env, .kind = k, .name = name};
-    int rc = smki_ca_get(db, env, k, rec);
+    char home[4000];
+    int has_home;
+};
+
+void smki_ca_crl_job_free(smki_crl_job *j)
+{
+    if (!j) return;
+    free(j->C.der);
+    free(j->C.revs);
+    EVP_PKEY_free(j->C.ca_pub);
+    smki_key_free(j->C.key);
+    free(j);
+}
+
+int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out)
+{
+    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_begin: missing argument");
+    *out = NULL;
+    ENSURE((unsigned)k < SMKI_CA_KIND_COUNT, SMKI_E_USAGE, "no CA kind %d", (int)k);
+    ENSURE(strlen(env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%.40s...' too long", env);
+    ENSURE(!o->home || strlen(o->home) < sizeof((smki_crl_job *)0)->home, SMKI_E_USAGE, "home path too long");
+    smki_crl_job *j = calloc(1, sizeof *j);
+    smki_ca_record *rec = calloc(1, sizeof *rec);
+    int rc = 0;
+    ENSURE_GOTO(j && rec, SMKI_E_NOMEM, fail, "out of memory");
+    snprintf(j->env, sizeof j->env, "%s", env);
+    if (o->home) snprintf(j->home, sizeof j->home, "%s", o->home);
+    j->has_home = o->home != NULL;
+    crl_t *C = &j->C;
+    C->db = db;
+    C->env = j->env;
+    C->kind = k;
+    C->name = j->name;
+    rc = smki_ca_get(db, env, k, rec);
     if (rc == SMKI_E_NOTFOUND)
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA: run 'smki ca init --env %s' first", env,
                        smki_ca_kind_name(k), env);
     GUARD_GOTO(rc, fail);
-    C.ski = rec->cert.ski;
-    GUARD_GOTO(ca_subject(&rec->cert, name, sizeof name, &C.name_len, &C.ca_pub), fail);
-    rc = smki_key_open(rec->key_ref, o->hsm, &C.key);
+    memcpy(j->C.ski_buf, rec->cert.ski, SMKI_KEYID_LEN);
+    C->ski = C->ski_buf;
+    GUARD_GOTO(ca_subject(&rec->cert, j->name, sizeof j->name, &C->name_len, &C->ca_pub), fail);
+    rc = smki_key_open(rec->key_ref, o->hsm, &C->key);
     if (rc < 0) {
         smki_error_wrap("the %s CA's key of environment %s", smki_ca_kind_name(k), env);
         goto fail;
     }
     int64_t interval = o->interval;
     if (interval <= 0) GUARD_GOTO(smki_ca_crl_interval(NULL, env, k, &interval), fail);
-    C.this_update = o->now > 0 ? o->now : (int64_t)time(NULL);
-    C.next_update = C.this_update + interval;
-    GUARD_GOTO(smki_store_write(db->store, publish_in, &C), fail);
+    C->this_update = o->now > 0 ? o->now : (int64_t)time(NULL);
+    C->next_update = C->this_update + interval;
+    C->on_store = o->on_store;
+    C->hook_arg = o->hook_arg;
+    free(rec);
+    *out = j;
+    return 0;
+fail:
+    free(rec);
+    smki_ca_crl_job_free(j);
+    return rc;
+}
 
-    out->ca = k;
-    snprintf(out->env, sizeof out->env, "%s", env);
-    out->number = C.number;
-    out->this_update = C.this_update;
-    out->next_update = C.next_update;
-    out->entries = C.n;
-    out->der = C.der;
-    out->der_len = C.der_len;
-    C.der = NULL;
-    if (o->home) {
-        char dir[4000];
-        int n = snprintf(dir, sizeof dir, "%s/ca/%s", o->home, env);
+int smki_ca_crl_in(smki_txn *t, smki_crl_job *j)
+{
+    ENSURE(t && j, SMKI_E_INTERNAL, "smki_ca_crl_in: missing argument");
+    return publish_in(t, &j->C);
+}
+
+int smki_ca_crl_end(smki_crl_job *j, smki_crl *out)
+{
+    ENSURE(j && out, SMKI_E_INTERNAL, "smki_ca_crl_end: missing argument");
+    memset(out, 0, sizeof *out);
+    crl_t *C = &j->C;
+    int rc = 0;
+    out->ca = C->kind;
+    snprintf(out->env, sizeof out->env, "%s", j->env);
+    out->number = C->number;
+    out->this_update = C->this_update;
+    out->next_update = C->next_update;
+    out->entries = C->n;
+    out->der = C->der;
+    out->der_len = C->der_len;
+    C->der = NULL;
+    if (j->has_home) {
+        char dir[4200];
+        int n = snprintf(dir, sizeof dir, "%s/ca/%s", j->home, j->env);
         ENSURE_GOTO(n > 0 && (size_t)n < sizeof dir, SMKI_E_USAGE, fail, "home path too long");
-        n = snprintf(out->path, sizeof out->path, "%s/%s.crl", dir, smki_ca_kind_name(k));
+        n = snprintf(out->path, sizeof out->path, "%s/%s.crl", dir, smki_ca_kind_name(C->kind));
         ENSURE_GOTO(n > 0 && (size_t)n < sizeof out->path, SMKI_E_USAGE, fail, "home path too long");
         rc = smki_mkdirs(dir, 0755);
         if (rc == 0) rc = smki_file_write_atomic(out->path, out->der, out->der_len, 0644, 0);
         if (rc < 0) {
             smki_error_wrap("CRL number %llu of %s is signed and recorded in the store, but not written",
-                            (unsigned long long)out->number, smki_ca_kind_name(k));
+                            (unsigned long long)out->number, smki_ca_kind_name(C->kind));
             goto fail;
         }
     }
@@ -342,12 +408,27 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
 fail:
     smki_crl_clear(out);
 done:
-    free(C.der);
-    free(C.revs);
-    EVP_PKEY_free(C.ca_pub);
-    smki_key_free(C.key);
-    free(rec);
+    smki_ca_crl_job_free(j);
     return rc;
+}
+
+static int job_txn(smki_txn *t, void *arg)
+{
+    return smki_ca_crl_in(t, arg);
+}
+
+int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish: missing argument");
+    memset(out, 0, sizeof *out);
+    smki_crl_job *j = NULL;
+    GUARD(smki_ca_crl_begin(db, env, k, o, &j));
+    int rc = smki_store_write(db->store, job_txn, j);
+    if (rc < 0) {
+        smki_ca_crl_job_free(j);
+        return rc;
+    }
+    return smki_ca_crl_end(j, out);
 }
 
 typedef struct {

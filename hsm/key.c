@@ -93,6 +93,26 @@ out:
  * C_Finalize, which would also end the raw PKCS#11 use of the same module (token and
  * key administration, p11_token.c) in this process. One context per module, so this
  * is bounded. */
+/* A token made in this process after the module's context was loaded (the ceremony
+ * creates an environment's token when its SO PIN is at hand) is not in that context's
+ * slot list: a fresh context for the module is loaded and put first, and c moves to it.
+ * The old one stays loaded for the keys that use it (see below). */
+static int p11_ctx_reload(p11_ctx **c)
+{
+    int rc = 0;
+    pthread_mutex_lock(&ctx_lock);
+    p11_ctx *fresh = NULL;
+    GUARD_GOTO(p11_ctx_load((*c)->module, &fresh), out);
+    fresh->next = contexts;
+    contexts = fresh;
+    fresh->refs++;
+    (*c)->refs--;
+    *c = fresh;
+out:
+    pthread_mutex_unlock(&ctx_lock);
+    return rc;
+}
+
 static void p11_ctx_put(p11_ctx *c)
 {
     pthread_mutex_lock(&ctx_lock);
@@ -182,7 +202,13 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
     PKCS11_SLOT *slot = NULL;
     PKCS11_KEY *pk = NULL;
     GUARD_GOTO(p11_ctx_get(p11_module_choose(o, u.module_path), &k->p11), out);
-    GUARD_GOTO(find_slot(k->p11, u.token, &slot), out);
+    rc = find_slot(k->p11, u.token, &slot);
+    if (rc == SMKI_E_NOTFOUND) { /* perhaps made since the context was loaded */
+        smki_error_clear();
+        GUARD_GOTO(p11_ctx_reload(&k->p11), out);
+        rc = find_slot(k->p11, u.token, &slot);
+    }
+    GUARD_GOTO(rc, out);
     GUARD_GOTO(login(slot, u.token, use_pin), out);
     GUARD_GOTO(find_private_key(slot, &u, &pk), out);
     k->priv = PKCS11_get_private_key(pk);

@@ -177,6 +177,23 @@ static int audit_append(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const
     return smki_txn_put(t, ra->db.checkpoints, key, 8, crec, 50 + cl, SMKI_PUT_NOOVERWRITE);
 }
 
+/* Could the next entry be written now? Refused, naming it, when a checkpoint falls due
+ * on it and no checkpoint key is open: the check an action makes before it does anything
+ * it cannot take back (a key generated, a list signed). audit_append checks again. */
+int ra_audit_ready(smki_txn *t, smki_ra *ra)
+{
+    uint64_t head;
+    uint8_t hash[32];
+    unsigned every;
+    GUARD(head_get(t, ra, &head, hash));
+    GUARD(every_get(t, ra, &every, 0));
+    ENSURE(ra->ckpt || (head + 1) % every, SMKI_E_REFUSED,
+           "audit checkpoint %llu is due and no checkpoint key is open: configure [audit] checkpoint_key (a key in "
+           "the token) and give the PIN; nothing was done",
+           (unsigned long long)(head + 1));
+    return 0;
+}
+
 /* ---- Actions -------------------------------------------------------------------------------- */
 
 int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by)

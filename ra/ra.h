@@ -228,6 +228,22 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
 int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
                           smki_revocation *rev);
 
+/* ---- The CA's own actions in an RA-governed store ----------------------------------------
+ * 'smki ca init' once the store has operators: the ceremony (smki_ca_init) with, in the
+ * transaction that records the CAs made now, one audit entry "ca-init" signed by the
+ * operator: the environment and, for each CA made, its kind, serial and the first 128
+ * bits of its certificate's SHA-256. A re-run that makes nothing writes no entry. The
+ * operator is checked before any key is generated; an entry that cannot be written (a
+ * checkpoint due without its key) records no CA. o->on_store must be unset. */
+int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+                    const smki_ca_init_opts *o, smki_ca_init_report *rep);
+/* 'smki ca crl' / 'smki ca arl' (and every list the RA publishes after a revocation):
+ * smki_ca_crl_publish with its audit entry ("crl-publish" or "arl-publish": the
+ * environment, CA kind, number, entries and the list's SHA-256) in the transaction that
+ * records the list; the file is written only once both are committed. */
+int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
+                        const smki_crl_opts *o, smki_crl *out);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */
@@ -332,8 +348,9 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
  * commits of policy.batch_group, each with its entry; an interrupted batch resumes
  * where its last commit ended). A failure (a revoked or expired CA, a suspended
  * party) writes nothing and leaves the request approved. progress (optional) is called
- * after each durable commit. A revocation then publishes the issuing CA's CRL (an ARL
- * for a CA certificate) and records that too. A recovery, each step its own audited
+ * after each durable commit. A revocation is one commit with the issuing CA's CRL (an
+ * ARL for a CA certificate) that carries it, each with its audit entry; the list's file
+ * is written after. A recovery, each step its own audited
  * commit and the whole resumable: revokes the CA (cACompromise) onto the root's ARL
  * and publishes it; records its intent, then makes the successor CA
  * (smki_ca_successor: needs o->conf and o->home); re-issues under it every organisation

@@ -50,8 +50,19 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
 /* The same inside a write transaction the caller runs (a group commit of the CA's
  * batch): the actor checked, fn's changes and the entry join t. */
 int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg);
+/* The next audit entry can be written (no checkpoint due without its key). */
+int ra_audit_ready(smki_txn *t, smki_ra *ra);
 /* The actor's key matches the active operator registered under its name. */
 int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by);
+
+/* The CA's on_store hook for a CRL/ARL (arg: an ra_crl_run): its audit entry
+ * ("crl-publish" / "arl-publish") joins the transaction that records the list. */
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const smki_crl *crl;
+} ra_crl_run;
+int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg);
 
 /* Registry reads inside a transaction. */
 int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out);

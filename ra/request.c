@@ -780,27 +780,6 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     return 0;
 }
 
-typedef struct {
-    const smki_crl *crl;
-    const char *list;
-} crl_note_run;
-
-static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
-{
-    (void)t, (void)ra;
-    crl_note_run *c = arg;
-    uint8_t h[32];
-    unsigned hl = 32;
-    char hx[65];
-    EVP_Digest(c->crl->der, c->crl->der_len, h, &hl, EVP_sha256(), NULL);
-    smki_hex_encode(h, 32, hx, 0);
-    snprintf(note->action, sizeof note->action, "%s-publish", c->list);
-    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", c->list, c->crl->env,
-             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
-    snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
-    return 0;
-}
-
 /* The CA whose list carries a revoked certificate of this profile. */
 static smki_ca_kind list_of(smki_profile_id p)
 {
@@ -813,35 +792,62 @@ static smki_ca_kind list_of(smki_profile_id p)
     }
 }
 
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    revoke_run *x;
+    smki_crl_job *job;
+} revoke_publish_run;
+
+/* The revocation and the list that carries it, each with its audit entry, in one commit. */
+static int revoke_publish_txn(smki_txn *t, void *arg)
+{
+    revoke_publish_run *p = arg;
+    GUARD(ra_act_in(t, p->ra, p->by, revoke_fn, p->x));
+    return smki_ca_crl_in(t, p->job);
+}
+
 static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
     revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0}};
     ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
-    int rc = ra_act(ra, by, 0, revoke_fn, &x);
-    smki_ca_kind k = list_of(x.cert->profile);
+    smki_ra_request r;
+    int rc = smki_ra_request_get(ra, id, &r);
+    if (rc == 0 && r.state != SMKI_REQ_APPROVED) { /* refused, with the reason, by the action itself */
+        rc = ra_act(ra, by, 0, revoke_fn, &x);
+        free(x.cert);
+        return rc;
+    }
+    /* The list's CA, from the certificate; its key opened before the transaction. */
+    if (rc == 0) rc = smki_ca_cert_get(&ra->ca, r.issuer_ski, r.serial, x.cert);
+    smki_ca_kind k = rc == 0 ? list_of(x.cert->profile) : SMKI_CA_OCA;
     char env[SMKI_ENV_NAME_MAX];
-    snprintf(env, sizeof env, "%s", x.cert->env);
-    free(x.cert);
-    GUARD(rc);
-    /* Publish now: the revocation is committed; the list that carries it follows. */
+    snprintf(env, sizeof env, "%s", rc == 0 ? x.cert->env : r.env);
     int64_t interval = 0;
+    if (rc == 0) rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
+    ra_crl_run cr = {ra, by, NULL};
+    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, ra_crl_hook, &cr};
+    smki_crl_job *job = NULL;
+    if (rc == 0) rc = smki_ca_crl_begin(&ra->ca, env, k, &co, &job);
+    revoke_publish_run p = {ra, by, &x, job};
+    if (rc == 0) rc = smki_store_write(ra->store, revoke_publish_txn, &p);
+    free(x.cert);
+    if (rc < 0) {
+        smki_ca_crl_job_free(job);
+        return rc;
+    }
     smki_crl crl;
-    memset(&crl, 0, sizeof crl);
-    rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
-    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval};
-    if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, env, k, &co, &crl);
-    crl_note_run cn = {&crl, smki_ca_kind_is_root(k) ? "arl" : "crl"};
-    if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
-    if (rc == 0 && o) {
+    rc = smki_ca_crl_end(job, &crl);
+    if (rc < 0)
+        return smki_error_wrap("request %llu: the certificate is revoked and its %s recorded (both audited), but "
+                               "the file was not written (publish again with 'smki ca %s --env %s --operator NAME')",
+                               (unsigned long long)id, smki_ca_kind_is_root(k) ? "ARL" : "CRL",
+                               smki_ca_kind_is_root(k) ? "arl" : "crl", env);
+    if (o) {
         o->crl_number = crl.number;
         snprintf(o->crl_path, sizeof o->crl_path, "%s", crl.path);
     }
     smki_crl_clear(&crl);
-    if (rc < 0)
-        return smki_error_wrap("request %llu: the certificate is revoked, but its %s was not published (publish it "
-                               "with 'smki ca %s --env %s')",
-                               (unsigned long long)id, smki_ca_kind_is_root(k) ? "ARL" : "CRL",
-                               smki_ca_kind_is_root(k) ? "arl" : "crl", env);
     return 0;
 }
 
@@ -986,10 +992,8 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
         smki_crl crl;
         memset(&crl, 0, sizeof crl);
         if (rc == 0) rc = smki_ca_crl_interval(o->conf, r.env, SMKI_CA_ROOT, &interval);
-        smki_crl_opts co = {o->hsm, o->home, 0, interval};
-        if (rc == 0) rc = smki_ca_crl_publish(&ra->ca, r.env, SMKI_CA_ROOT, &co, &crl);
-        crl_note_run cn = {&crl, "arl"};
-        if (rc == 0) rc = ra_act(ra, by, 0, crl_note_fn, &cn);
+        smki_crl_opts co = {o->hsm, o->home, 0, interval, NULL, NULL};
+        if (rc == 0) rc = smki_ra_crl_publish(ra, by, r.env, SMKI_CA_ROOT, &co, &crl);
         smki_crl_clear(&crl);
         if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
     }
@@ -1005,7 +1009,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     if (rc == 0 && !r.has_new_ca) {
         if (memcmp(rec->cert.serial, r.serial, SMKI_SERIAL_LEN) == 0) {
             smki_ca_init_item item;
-            smki_ca_init_opts io = {o->hsm, o->home, 0};
+            smki_ca_init_opts io = {o->hsm, o->home, 0, NULL, NULL};
             rc = smki_ca_successor(&ra->ca, r.env, kind, o->conf, &io, &item);
             if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
         }

@@ -99,8 +99,11 @@ set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
 
 say "8. The CA ceremony for the test PKI (ZAZ1-style): SMKI root, OCA, DCA, DCCKI root and issuing CA"
-run "$SMKI" ca init --env test
-run "$SMKI" ca init --env test | tail -2
+echo "The first ceremony precedes the RA (no operator exists yet): it is the bootstrap, not audited."
+echo "Once the store has RA operators (step 9 registers them), the ceremony, CRLs and ARLs are RA"
+echo "actions: --operator, and an audit entry in the same transaction (docs/ra.md)."
+run "$SMKI" ca init --env test --operator demo-ra
+run "$SMKI" ca init --env test --operator demo-ra | tail -2
 
 RUN=$WORK/run-$(date +%s)
 mkdir -p "$RUN"
@@ -147,8 +150,8 @@ run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untruste
 say "12. Revocation: the supplier's KA certificate is superseded; the organisation CA's CRL lists it"
 KA_SERIAL=$(openssl x509 -in "$RUN/supplier-ka.pem" -noout -serial | cut -d= -f2)
 run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded --operator demo-ra
-run "$SMKI" ca crl --env test
-run "$SMKI" ca arl --env test
+run "$SMKI" ca crl --env test --operator demo-ra
+run "$SMKI" ca arl --env test --operator demo-ra
 run openssl crl -inform DER -in "$CA_DIR/smki-oca.crl" -noout -text
 cat "$CA_DIR/smki-root.pem" "$CA_DIR/smki-oca.pem" > "$RUN/smki-chain.pem"
 run openssl verify -crl_check -CAfile "$RUN/smki-chain.pem" -CRLfile "$CA_DIR/smki-oca.crl" "$RUN/supplier-ds.pem"
@@ -213,12 +216,12 @@ PCA_DIR=$SMKI_HOME/ca/production
 if [ ! -f "$PCA_DIR/smki-root.pem" ]; then
   echo "Without it, production is refused: its OIDs are placeholders until configured."
   set +e
-  "$SMKI" ca init --env production; rc=$?
+  "$SMKI" ca init --env production --operator demo-ra; rc=$?
   set -e
   [ "$rc" -ne 0 ] || { echo "UNEXPECTED: production accepted without configuration"; exit 1; }
 fi
 echo "The ceremony records the configuration with the hierarchy: later runs and issuance use it."
-run "$SMKI" ca init --env production --config "$PROD_CONF"
+run "$SMKI" ca init --env production --config "$PROD_CONF" --operator demo-ra
 
 say "15. Production: an organisation certificate pair for the supplier, and 200 device certificates"
 PROD=$WORK/production

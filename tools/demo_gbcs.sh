@@ -38,7 +38,7 @@ expect_refused() { # command... : must exit 2
 }
 
 say "GBCS 1. The test PKI (smki ca init --env test) and the remote parties' certificates"
-run "$SMKI" ca init --env test | tail -1
+run "$SMKI" ca init --env test --operator demo-ra | tail -1
 # Test certificates go only to registered Testing Participants (the RA): GITTEST holds the
 # suppliers' User IDs, the DCC's test party DCCTEST the ACB's and the transitional CoS's.
 "$(dirname "$0")/demo_ra.sh" "$SMKI" participant >/dev/null

@@ -337,7 +337,7 @@ int main(int argc, char **argv)
         smki_ca_db db;
         char store_dir[1100];
         snprintf(store_dir, sizeof store_dir, "%s/store", dir);
-        smki_ca_init_opts io = {&ho, dir, 0};
+        smki_ca_init_opts io = {&ho, dir, 0, NULL, NULL};
         smki_ca_init_report rep;
         smki_ca_issuer *is = NULL;
         if (smki_conf_parse((const uint8_t *)conf_text, len, "bench", &conf) ||

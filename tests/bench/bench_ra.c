@@ -135,7 +135,7 @@ int main(int argc, char **argv)
     pol.batch_review_size = 100000000;
     pol.demand_baseline = 1000000000;
     pol.rate_per_day = 1000000;
-    smki_ca_init_opts io = {NULL, dir, 0};
+    smki_ca_init_opts io = {NULL, dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     smki_ca_issuer *is = NULL;
     if (smki_conf_parse((const uint8_t *)conf_text, len, "bench", &conf) || smki_store_open(store_dir, NULL, &s) ||

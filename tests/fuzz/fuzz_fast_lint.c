@@ -89,7 +89,7 @@ static void setup(void)
     smki_conf *conf = NULL;
     smki_store *s = NULL;
     smki_ca_db db;
-    smki_ca_init_opts io = {NULL, dir, 0};
+    smki_ca_init_opts io = {NULL, dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     snprintf(path, sizeof path, "%s/store", dir);
     require(smki_conf_parse((const uint8_t *)text, len, "fuzz", &conf) == 0 && smki_store_open(path, NULL, &s) == 0 &&

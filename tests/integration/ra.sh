@@ -278,6 +278,50 @@ expect_exit 0 "it lints clean" smki lint --env test "$W/reissued.pem"
 expect_exit 0 "requests issue under the successor" smki ra request submit --type organisation --party SUPPLIER-A \
     --env test --role supplier --eui 90-B3-D5-1F-30-00-00-00 --csr "$W/direct.csr" "${A[@]}"
 
+# ---- The CA's own actions are RA actions: the ceremony, CRLs and ARLs --------------------------------
+COUNT1=$(entries)
+expect_exit 1 "ca crl without an operator is a usage error" smki ca crl --env test --ca oca
+expect_in "--operator NAME" "the refusal says how to name one"
+expect_exit 2 "ca crl by an unregistered operator is refused" smki ca crl --env test --ca oca "${M[@]}"
+expect_exit 1 "ca arl without an operator is a usage error" smki ca arl --env test
+expect_exit 1 "ca init (even a re-run) without an operator is a usage error" smki ca init --env test
+check "no refusal left an audit entry" test "$(entries)" = "$COUNT1"
+expect_exit 0 "ca crl by alice" smki --json ca crl --env test --ca oca "${A[@]}"
+CRLNUM=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["crls"][0]["number"])')
+expect_exit 0 "audit list" smki --json audit list
+expect_json "its entry: crl-publish by alice, the list's number and hash" \
+    'd["entries"][-1]["action"] == "crl-publish" and d["entries"][-1]["operator"] == "alice" and d["entries"][-1]["object"] == "crl of test/smki-oca number '"$CRLNUM"'" and "SHA-256 '"$(sha256sum "$CA/smki-oca.crl" | cut -c1-64)"'" in d["entries"][-1]["detail"]'
+expect_exit 0 "ca arl by bob (key from smki.conf)" smki --json ca arl --env test "${B[@]}"
+expect_exit 0 "audit list" smki --json audit list
+expect_json "one arl-publish entry per root, by bob" \
+    '[(e["action"], e["operator"], e["object"].split(" number")[0]) for e in d["entries"][-2:]] == [("arl-publish", "bob", "arl of test/smki-root"), ("arl-publish", "bob", "arl of test/dccki-root")]'
+COUNT2=$(entries)
+expect_exit 0 "ca init --env test again, by alice: nothing made" smki ca init --env test "${A[@]}"
+expect_in "0 CA(s) created" "every CA exists"
+check "a ceremony that makes nothing writes no entry" test "$(entries)" = "$COUNT2"
+cat >"$W/prod.conf" <<'PCONF'
+# PLACEHOLDER OIDs for this test only, in the example arc 2.999 (X.660).
+[env.production]
+org_policy = 2.999.9.1
+device_policy = 2.999.9.2
+hw_type = 1.2.826.0.1.8641679.1.2.2.1
+dccki_policy = 2.999.9.4
+root_name = PRODROOT
+oca_name = PRODOCA
+dca_name = PRODDCA
+dccki_root_name = PROD DCCKI Root
+dccki_ica_name = PROD DCCKI ICA
+[ca.production]
+token = smki-prod
+PCONF
+sed 's/production/staging/g; s/PROD/STAGE/g; s/smki-prod/smki-stage/' "$W/prod.conf" >"$W/staging.conf"
+expect_exit 0 "the production ceremony by carol, audited" smki --json ca init --env production --config "$W/prod.conf" "${C[@]}"
+expect_json "five CAs made" 'd["created"] == 5'
+PROOT=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print([c["serial"] for c in json.load(sys.stdin)["cas"] if c["name"] == "smki-root"][0])')
+expect_exit 0 "audit list" smki --json audit list
+expect_json "its entry: ca-init of production by carol, each CA with its serial and certificate hash" \
+    'd["entries"][-1]["action"] == "ca-init" and d["entries"][-1]["operator"] == "carol" and d["entries"][-1]["object"] == "environment production" and "smki-root serial '"$PROOT"' sha256 '"$(openssl x509 -in "$SMKI_HOME/ca/production/smki-root.pem" -outform DER | sha256sum | cut -c1-32)"'" in d["entries"][-1]["detail"] and all(k in d["entries"][-1]["detail"] for k in ("smki-oca serial", "smki-dca serial", "dccki-root serial", "dccki-ica serial"))'
+
 # ---- The audit trail ---------------------------------------------------------------------------------
 expect_exit 0 "audit verify: clean" smki --json audit verify
 expect_json "no finding, checkpoints every 4 entries" \
@@ -312,6 +356,7 @@ expect_in "checkpoint" "checkpoints signed by another key do not verify"
 expect_exit 0 "the untouched store verifies again" smki audit verify
 
 # ---- The log fails closed ----------------------------------------------------------------------------
+cp "$SMKI_HOME/smki.conf" "$W/smki.conf.good"
 printf '[audit]\ncheckpoint_every = 4\ncheckpoint_key = file:%s/no-such-key.pem\n[operators]\nbob = file:%s/bob.pem\n' \
     "$W" "$W" >"$SMKI_HOME/smki.conf"
 failed=
@@ -322,5 +367,17 @@ done
 if [[ -n $failed ]]; then ok "an action on which a checkpoint falls due without its key is refused"; else not_ok "no refusal in 4 actions"; fi
 expect_in "checkpoint" "the refusal says the checkpoint key is missing"
 expect_exit 2 "and that party was not registered" smki ra party show "LATE-$failed"
+cp "$CA/smki-oca.crl" "$W/oca-before.crl"
+expect_exit 2 "ca crl on which the checkpoint falls due is refused" smki ca crl --env test --ca oca "${A[@]}"
+expect_in "checkpoint" "the refusal says the checkpoint key is missing"
+check "the CRL file is unchanged" cmp -s "$CA/smki-oca.crl" "$W/oca-before.crl"
+expect_exit 2 "a ceremony on which the checkpoint falls due is refused" \
+    smki ca init --env staging --config "$W/staging.conf" "${A[@]}"
+expect_in "checkpoint" "the refusal says the checkpoint key is missing"
+expect_exit 0 "ca list --env staging" smki --json ca list --env staging
+expect_json "no staging CA was recorded" 'd["count"] == 0'
+check "no staging CA file was written" test ! -e "$SMKI_HOME/ca/staging/smki-root.pem"
+cp "$W/smki.conf.good" "$SMKI_HOME/smki.conf"
+expect_exit 0 "the log verifies clean after the refusals (checkpoint key back)" smki --json audit verify
 
 finish

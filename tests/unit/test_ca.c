@@ -53,7 +53,7 @@ static int setup(void **state)
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("ca"));
     open_store(f);
     f->conf = test_software_ca_conf(f->dir, "test", NULL);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_ca_init(&f->db, "test", f->conf, &o, &rep) != 0) {
         print_error("ceremony: %s\n", smki_error_msg());
@@ -311,7 +311,7 @@ static void test_ca_init_twice_reports_exists_and_changes_nothing(void **state)
     smki_ca_record before[SMKI_CA_KIND_COUNT];
     for (int k = 0; k < SMKI_CA_KIND_COUNT; k++) assert_ok(smki_ca_get(&f->db, "test", (smki_ca_kind)k, &before[k]));
     size_t count = cert_count(f);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     assert_ok(smki_ca_init(&f->db, "test", f->conf, &o, &rep));
     assert_int_equal(rep.n, SMKI_CA_KIND_COUNT);
@@ -338,7 +338,7 @@ static void test_ca_init_refuses_unknown_and_unconfigured_environments(void **st
 {
     fixture *f = *state;
     size_t count = cert_count(f);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     assert_fails(smki_ca_init(&f->db, "staging", f->conf, &o, &rep), SMKI_E_USAGE, "unknown environment 'staging'");
     smki_conf *pc = test_software_ca_conf(f->dir, "production", NULL);
@@ -390,7 +390,7 @@ static void test_ca_init_production_once_configured_is_a_separate_hierarchy(void
         f->dir, "production",
         "[env.production]\norg_policy = 2.999.2.1\ndevice_policy = 2.999.2.2\nhw_type = 2.999.2.3\n"
         "dccki_policy = 2.999.2.4\nroot_name = PROD ROOT\noca_name = PROD OCA\ndca_name = PROD DCA\n");
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     assert_ok(smki_ca_init(&f->db, "production", pc, &o, &rep));
     assert_int_equal(rep.created, SMKI_CA_KIND_COUNT);
@@ -907,7 +907,7 @@ static void test_ca_init_generates_keys_in_the_token_and_refuses_a_taken_label(v
     smki_ca_db db;
     assert_ok(smki_store_open(store, NULL, &s));
     assert_ok(smki_ca_db_open(s, &db));
-    smki_ca_init_opts o = {&opts, dir, 0};
+    smki_ca_init_opts o = {&opts, dir, 0, NULL, NULL};
     smki_ca_init_report rep;
 
     /* No token yet: refused, saying so, nothing written. */

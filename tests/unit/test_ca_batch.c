@@ -33,7 +33,7 @@ static int setup(void **state)
     char path[1200];
     f->conf = test_software_ca_conf(f->dir, "test", NULL);
     snprintf(path, sizeof path, "%s/store", f->dir);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_store_open(path, NULL, &f->store) != 0 || smki_ca_db_open(f->store, &f->db) != 0 ||
         smki_ca_init(&f->db, "test", f->conf, &o, &rep) != 0 ||

@@ -38,7 +38,7 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/store", f->dir);
     assert_ok(smki_store_open(path, NULL, &f->store));
     assert_ok(smki_ca_db_open(f->store, &f->db));
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     int rc = smki_ca_init(&f->db, "test", conf, &o, &rep);
     smki_conf_free(conf);
@@ -378,7 +378,7 @@ static void test_crl_lists_its_cas_revoked_certificates_and_verifies(void **stat
     assert_ok(smki_ca_revoke(&f->db, &r, NULL, NULL));
     r = (smki_revoke_req){b->serial, NULL, NULL, SMKI_REASON_UNSPECIFIED, T0 - 30};
     assert_ok(smki_ca_revoke(&f->db, &r, NULL, NULL));
-    smki_crl_opts o = {NULL, f->dir, T0, 3600};
+    smki_crl_opts o = {NULL, f->dir, T0, 3600, NULL, NULL};
     smki_crl l;
     assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_OCA, &o, &l));
     assert_int_equal(l.number, 1);
@@ -479,7 +479,7 @@ static void test_empty_crl_has_no_revoked_certificates_field(void **state)
     smki_cert *a = issue_org(f);
     smki_revoke_req r = {a->serial, NULL, NULL, SMKI_REASON_SUPERSEDED, T0};
     assert_ok(smki_ca_revoke(&f->db, &r, NULL, NULL)); /* the OCA's: not on the device CA's list */
-    smki_crl_opts o = {NULL, NULL, T0, 0};
+    smki_crl_opts o = {NULL, NULL, T0, 0, NULL, NULL};
     smki_crl l;
     assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_DCA, &o, &l));
     assert_int_equal(l.entries, 0);
@@ -510,7 +510,7 @@ static void test_arl_lists_a_revoked_ca_which_then_issues_nothing(void **state)
     smki_cert *got = malloc(sizeof *got);
     assert_ok(smki_ca_revoke(&f->db, &r, got, NULL));
     assert_int_equal(got->profile, SMKI_PROFILE_SMKI_OCA);
-    smki_crl_opts o = {NULL, f->dir, T0, 0};
+    smki_crl_opts o = {NULL, f->dir, T0, 0, NULL, NULL};
     smki_crl l;
     assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_ROOT, &o, &l));
     assert_int_equal(l.entries, 1);
@@ -542,7 +542,7 @@ static void test_dccki_ica_goes_on_the_dccki_roots_arl(void **state)
     assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_DCCKI_ICA, ica));
     smki_revoke_req r = {ica->cert.serial, NULL, "test", SMKI_REASON_CESSATION_OF_OPERATION, T0};
     assert_ok(smki_ca_revoke(&f->db, &r, NULL, NULL));
-    smki_crl_opts o = {NULL, NULL, T0, 0};
+    smki_crl_opts o = {NULL, NULL, T0, 0, NULL, NULL};
     smki_crl l;
     assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_ROOT, &o, &l)); /* the SMKI root's: not there */
     assert_int_equal(l.entries, 0);
@@ -573,7 +573,7 @@ static void test_crl_refusals(void **state)
     smki_crl l;
     assert_fails(smki_ca_crl_get(&f->db, "test", SMKI_CA_OCA, &l), SMKI_E_NOTFOUND, "no CRL");
     assert_fails(smki_ca_crl_get(&f->db, "test", SMKI_CA_ROOT, &l), SMKI_E_NOTFOUND, "no ARL");
-    smki_crl_opts o = {NULL, f->dir, T0, 0};
+    smki_crl_opts o = {NULL, f->dir, T0, 0, NULL, NULL};
     assert_fails(smki_ca_crl_publish(&f->db, "production", SMKI_CA_OCA, &o, &l), SMKI_E_NOTFOUND, "smki ca init");
     assert_null(l.der);
     assert_fails(smki_ca_crl_publish(&f->db, "test", SMKI_CA_KIND_COUNT, &o, &l), SMKI_E_USAGE, "no CA kind");

@@ -32,7 +32,7 @@ static int setup_with(void **state, const char *extra)
     snprintf(path, sizeof path, "%s/store", f->dir);
     assert_ok(smki_store_open(path, NULL, &f->store));
     assert_ok(smki_ca_db_open(f->store, &f->db));
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     int rc = smki_ca_init(&f->db, "test", conf, &o, &rep);
     smki_conf_free(conf);

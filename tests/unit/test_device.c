@@ -705,7 +705,7 @@ static int own_setup(void **state)
     assert_ok(smki_store_open(path, NULL, &f->s));
     assert_ok(smki_ca_db_open(f->s, &f->db));
     f->conf = software_conf(f->dir, "main");
-    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_opts io = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     assert_ok(smki_ca_init(&f->db, "test", f->conf, &io, &rep));
     assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_ROOT, &f->root));
@@ -732,7 +732,7 @@ static int own_setup(void **state)
         assert_ok(smki_store_open(path, NULL, &as));
         assert_ok(smki_ca_db_open(as, &adb));
         smki_conf *ac = software_conf(alien_dir, "alien");
-        smki_ca_init_opts aio = {NULL, alien_dir, 0};
+        smki_ca_init_opts aio = {NULL, alien_dir, 0, NULL, NULL};
         assert_ok(smki_ca_init(&adb, "test", ac, &aio, &rep));
         make_party(alien_dir, &adb, "alien", SMKI_ROLE_SUPPLIER, "90B3D51F30030000", DS, &f->p[P_ALIEN]);
         smki_conf_free(ac);

@@ -99,7 +99,7 @@ static int setup(void **state)
     smki_ra_policy p = policy(5);
     open_ra(f, &p);
     f->conf = software_conf(f->dir);
-    smki_ca_init_opts o = {NULL, f->dir, 0};
+    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_ca_init(smki_ra_ca_db(f->ra), "test", f->conf, &o, &rep) != 0) {
         print_error("ceremony: %s\n", smki_error_msg());
@@ -861,7 +861,7 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     smki_ca_record *old = malloc(sizeof *old), *now = malloc(sizeof *now);
     assert_ok(smki_ca_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, old));
     /* A successor is refused while the CA is not revoked, and writes nothing. */
-    smki_ca_init_opts io = {NULL, f->dir, 0};
+    smki_ca_init_opts io = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_item item;
     assert_fails(smki_ca_successor(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, f->conf, &io, &item), SMKI_E_REFUSED,
                  "only for a revoked CA");
@@ -1449,6 +1449,298 @@ static void test_audit_verify_names_a_forged_checkpoint(void **state)
     verify_expect(f, SMKI_AUDIT_CHECKPOINT, 10);
 }
 
+/* ---- The CA's own actions: the ceremony and CRL/ARL publication ------------------------------------- */
+
+static int last_entry(const smki_audit_entry *e, void *arg)
+{
+    *(smki_audit_entry *)arg = *e;
+    return 0;
+}
+
+static smki_audit_entry *latest(fixture *f, smki_audit_entry *e)
+{
+    memset(e, 0, sizeof *e);
+    assert_ok(smki_audit_each(f->ra, 1, last_entry, e));
+    return e;
+}
+
+static void verify_clean(fixture *f, uint64_t entries)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->ra, pub, &rep));
+    assert_int_equal(rep.entries, entries);
+    assert_int_equal(rep.total_findings, 0);
+    EVP_PKEY_free(pub);
+}
+
+static void test_crl_and_arl_publication_is_audited_with_the_list(void **state)
+{
+    fixture *f = *state;
+    operators(f); /* 3 entries; a checkpoint falls due at 5 */
+    smki_crl_opts o = {NULL, NULL, NOW, 0, NULL, NULL};
+    smki_crl crl;
+    assert_ok(smki_ra_crl_publish(f->ra, &f->bob, "test", SMKI_CA_OCA, &o, &crl));
+    assert_int_equal(head(f), 4);
+    smki_audit_entry *e = malloc(sizeof *e);
+    latest(f, e);
+    assert_string_equal(e->action, "crl-publish");
+    assert_string_equal(e->operator_name, "bob");
+    assert_string_equal(e->object, "crl of test/smki-oca number 1");
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65], want[128];
+    EVP_Digest(crl.der, crl.der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 32, hx, 0);
+    snprintf(want, sizeof want, "0 entries; SHA-256 %s", hx);
+    assert_string_equal(e->detail, want);
+    smki_crl_clear(&crl);
+    /* The root's list is an ARL; this entry is the one a checkpoint falls on. */
+    assert_ok(smki_ra_crl_publish(f->ra, &f->carol, "test", SMKI_CA_ROOT, &o, &crl));
+    latest(f, e);
+    assert_string_equal(e->action, "arl-publish");
+    assert_string_equal(e->object, "arl of test/smki-root number 1");
+    smki_crl_clear(&crl);
+    verify_clean(f, 5);
+    free(e);
+}
+
+static void test_crl_publication_whose_entry_cannot_be_written_records_no_list(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    smki_ra_party p = {.signifier = "P4"};
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p)); /* entry 4: the next one is checkpoint 5 */
+    smki_crl_opts o = {NULL, NULL, NOW, 0, NULL, NULL};
+    smki_crl crl;
+    assert_fails(smki_ra_crl_publish(f->ra, &f->mallory, "test", SMKI_CA_OCA, &o, &crl), SMKI_E_REFUSED,
+                 "not a registered RA operator");
+    assert_fails(smki_ra_crl_publish(f->ra, NULL, "test", SMKI_CA_OCA, &o, &crl), SMKI_E_USAGE, "--operator");
+    smki_ra_set_checkpoint_key(f->ra, NULL);
+    assert_fails(smki_ra_crl_publish(f->ra, &f->alice, "test", SMKI_CA_OCA, &o, &crl), SMKI_E_REFUSED,
+                 "checkpoint 5 is due");
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, "");
+    assert_int_equal(head(f), 4);
+    verify_clean(f, 4);
+}
+
+/* The mechanism underneath: the CA's hook fails inside the CA's own transaction. */
+static int failing_crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
+{
+    (void)t;
+    *(uint64_t *)arg = crl->number;
+    return SMKI_FAIL(SMKI_E_REFUSED, "the audit entry of list %llu cannot be written",
+                     (unsigned long long)crl->number);
+}
+
+static void test_crl_hook_failure_inside_the_transaction_records_and_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    uint64_t seen = 0;
+    smki_crl_opts o = {NULL, f->dir, NOW, 0, failing_crl_hook, &seen};
+    smki_crl crl;
+    assert_fails(smki_ca_crl_publish(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &o, &crl), SMKI_E_REFUSED,
+                 "list 1 cannot be written");
+    assert_int_equal(seen, 1);
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, "");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/ca/test/smki-oca.crl", f->dir);
+    struct stat st;
+    assert_int_not_equal(stat(path, &st), 0);
+}
+
+/* A second store (and RA) in a folder of its own, alice its first operator. */
+typedef struct {
+    char dir[1100];
+    smki_store *store;
+    smki_ra *ra;
+    smki_conf *conf;
+} second;
+
+static void second_open(fixture *f, second *s, const char *name, unsigned every, int alice)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "%s/%s", f->dir, name);
+    assert_int_equal(mkdir(s->dir, 0700), 0);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/store", s->dir);
+    assert_ok(smki_store_open(path, NULL, &s->store));
+    smki_ra_policy p = policy(every);
+    assert_ok(smki_ra_open(s->store, &p, &s->ra));
+    smki_ra_set_clock(s->ra, NOW);
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    smki_ra_set_checkpoint_key(s->ra, k);
+    if (alice) assert_ok(smki_ra_operator_add(s->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
+    s->conf = software_conf(s->dir);
+}
+
+static void second_close(second *s)
+{
+    smki_ra_close(s->ra);
+    smki_store_close(s->store);
+    smki_conf_free(s->conf);
+}
+
+static void no_ca(second *s)
+{
+    smki_ca_record *rec = malloc(sizeof *rec);
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        assert_fails(smki_ca_get(smki_ra_ca_db(s->ra), "test", (smki_ca_kind)k, rec), SMKI_E_NOTFOUND, "");
+    free(rec);
+}
+
+static void test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas(void **state)
+{
+    fixture *f = *state;
+    second s;
+    second_open(f, &s, "governed", 5, 1);
+    smki_ca_init_opts o = {NULL, s.dir, 0, NULL, NULL};
+    smki_ca_init_report *rep = malloc(sizeof *rep);
+    assert_ok(smki_ra_ca_init(s.ra, &f->alice, "test", s.conf, &o, rep));
+    assert_int_equal(rep->created, 5);
+    uint64_t seq;
+    assert_ok(smki_audit_head(s.ra, &seq, NULL));
+    assert_int_equal(seq, 2);
+    smki_audit_entry *e = malloc(sizeof *e);
+    memset(e, 0, sizeof *e);
+    assert_ok(smki_audit_each(s.ra, 1, last_entry, e));
+    assert_string_equal(e->action, "ca-init");
+    assert_string_equal(e->operator_name, "alice");
+    assert_string_equal(e->object, "environment test");
+    /* Each CA made, with its serial and its certificate's hash. */
+    for (size_t i = 0; i < rep->n; i++) {
+        char serial[2 * SMKI_SERIAL_LEN + 1], want[128];
+        smki_hex_encode(rep->items[i].serial, SMKI_SERIAL_LEN, serial, 0);
+        snprintf(want, sizeof want, "%s serial %s sha256 ", smki_ca_kind_name(rep->items[i].kind), serial);
+        assert_non_null(strstr(e->detail, want));
+    }
+    smki_ca_record *root = malloc(sizeof *root);
+    assert_ok(smki_ca_get(smki_ra_ca_db(s.ra), "test", SMKI_CA_ROOT, root));
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65];
+    EVP_Digest(root->cert.der, root->cert.der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 16, hx, 0);
+    assert_non_null(strstr(e->detail, hx));
+    /* Run again: nothing is made, nothing is recorded. */
+    assert_ok(smki_ra_ca_init(s.ra, &f->alice, "test", s.conf, &o, rep));
+    assert_int_equal(rep->created, 0);
+    assert_ok(smki_audit_head(s.ra, &seq, NULL));
+    assert_int_equal(seq, 2);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report ar;
+    assert_ok(smki_audit_verify(s.ra, pub, &ar));
+    assert_int_equal(ar.entries, 2);
+    EVP_PKEY_free(pub);
+    free(root);
+    free(e);
+    free(rep);
+    second_close(&s);
+}
+
+static void test_ceremony_whose_entry_cannot_be_written_records_no_ca(void **state)
+{
+    fixture *f = *state;
+    second s;
+    second_open(f, &s, "refused", 2, 1); /* entry 1: alice; a checkpoint falls due on entry 2 */
+    smki_ca_init_opts o = {NULL, s.dir, 0, NULL, NULL};
+    smki_ca_init_report *rep = malloc(sizeof *rep);
+    assert_fails(smki_ra_ca_init(s.ra, &f->mallory, "test", s.conf, &o, rep), SMKI_E_REFUSED,
+                 "not a registered RA operator");
+    no_ca(&s);
+    smki_ra_set_checkpoint_key(s.ra, NULL);
+    assert_fails(smki_ra_ca_init(s.ra, &f->alice, "test", s.conf, &o, rep), SMKI_E_REFUSED, "checkpoint 2 is due");
+    no_ca(&s);
+    uint64_t seq;
+    assert_ok(smki_audit_head(s.ra, &seq, NULL));
+    assert_int_equal(seq, 1);
+    free(rep);
+    second_close(&s);
+}
+
+static int failing_init_hook(smki_txn *t, const smki_ca_record *const *made, size_t n, void *arg)
+{
+    (void)t, (void)made;
+    *(size_t *)arg = n;
+    return SMKI_FAIL(SMKI_E_REFUSED, "the ceremony's audit entry cannot be written");
+}
+
+static void test_ceremony_hook_failure_inside_the_transaction_records_no_ca(void **state)
+{
+    fixture *f = *state;
+    second s;
+    second_open(f, &s, "hooked", 5, 0);
+    size_t seen = 0;
+    smki_ca_init_opts o = {NULL, s.dir, 0, failing_init_hook, &seen};
+    smki_ca_init_report *rep = malloc(sizeof *rep);
+    assert_fails(smki_ca_init(smki_ra_ca_db(s.ra), "test", s.conf, &o, rep), SMKI_E_REFUSED,
+                 "audit entry cannot be written");
+    assert_int_equal(seen, 5);
+    no_ca(&s);
+    free(rep);
+    second_close(&s);
+}
+
+static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_crl_entry_cannot_be_written(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_cert *c = malloc(sizeof *c);
+    issued_org(f, c);
+    smki_ra_submit s = {.type = SMKI_REQ_REVOKE, .serial = c->serial, .reason = SMKI_REASON_KEY_COMPROMISE};
+    uint64_t id;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    /* Pad the trail so that the revocation's entry is fine and the list's entry (the next
+     * one) is a checkpoint. */
+    for (int i = 0; (head(f) + 2) % 5 != 0; i++) {
+        smki_ra_party p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.signifier, sizeof p.signifier, "PAD%d", i);
+        assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    }
+    uint64_t before = head(f);
+    smki_ra_set_checkpoint_key(f->ra, NULL);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    char due[64];
+    snprintf(due, sizeof due, "checkpoint %llu is due", (unsigned long long)(before + 2)); /* the list's entry */
+    assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, due);
+    smki_cert now;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_IN_USE);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+    smki_crl crl;
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, "");
+    assert_int_equal(head(f), before);
+    /* With the key back: revoked, listed and recorded, the two entries consecutive. */
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    smki_ra_set_checkpoint_key(f->ra, k);
+    assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
+    assert_int_equal(now.status, SMKI_STATUS_REVOKED);
+    assert_ok(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl));
+    assert_int_equal(crl.entries, 1);
+    assert_int_equal(crl.number, 1);
+    smki_crl_clear(&crl);
+    assert_int_equal(head(f), before + 2);
+    smki_audit_entry *e = malloc(sizeof *e);
+    latest(f, e);
+    assert_string_equal(e->action, "crl-publish");
+    assert_int_equal(e->seq, before + 2);
+    verify_clean(f, before + 2);
+    free(e);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1491,6 +1783,18 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_audit_verify_names_an_inserted_entry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_truncated_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_forged_checkpoint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_and_arl_publication_is_audited_with_the_list, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_crl_publication_whose_entry_cannot_be_written_records_no_list, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_crl_hook_failure_inside_the_transaction_records_and_writes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ceremony_whose_entry_cannot_be_written_records_no_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ceremony_hook_failure_inside_the_transaction_records_no_ca, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_crl_entry_cannot_be_written, setup,
+            teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

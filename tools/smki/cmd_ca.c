@@ -26,7 +26,7 @@ static const char ABOUT[] =
     "and recorded in the store.";
 
 static const char INIT_HELP[] =
-    "Usage: smki ca init --env ENV [--config FILE]\n"
+    "Usage: smki ca init --env ENV [--config FILE] [--operator NAME --operator-key KEY]\n"
     "\n"
     "The CA ceremony: build ENV's hierarchy from one reviewable configuration file\n"
     "(docs/ca-ceremony.conf explains every setting; without --config, smki.conf in the\n"
@@ -47,6 +47,13 @@ static const char INIT_HELP[] =
     "label already on the token without its CA.\n"
     "\n"
     "Needs the user PIN (SMKI_PIN or --pin-file) for token keys.\n"
+    "\n"
+    "In a store with RA operators the ceremony is an RA action: --operator NAME (and\n"
+    "--operator-key KEY, or SMKI_OPERATOR / SMKI_OPERATOR_KEY, or [operators] in\n"
+    "smki.conf) takes it, and an audit entry 'ca-init' (each CA made: serial and\n"
+    "certificate hash) is written in the transaction that records the CAs: if it\n"
+    "cannot be, no CA is recorded. The first ceremony, before any operator exists, is\n"
+    "not audited (docs/ra.md: the bootstrap).\n"
     "\n"
     "Examples:\n"
     "  smki ca init --env test\n"
@@ -248,20 +255,64 @@ static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
     json_str(w, "reason", reason);
 }
 
+/* ---- The RA's audit of the CA's own actions ---------------------------------------------- */
+
+/* In a store with RA operators the CA's own actions (the ceremony, publishing a CRL or
+ * ARL) are RA actions: taken by an operator, each recorded in the audit trail in the
+ * transaction that records it. *ra is left NULL in a store without operators (the
+ * bootstrap ceremony, a CA without an RA): those act as before, unaudited. */
+typedef struct {
+    smki_ra *ra;
+    smki_key *op_k;
+    smki_ra_actor actor;
+} ca_gate;
+
+static int ca_gate_open(smki_cli *c, smki_store *s, const char *op, const char *op_key, ca_gate *g)
+{
+    memset(g, 0, sizeof *g);
+    smki_ra_policy pol;
+    size_t operators = 0;
+    GUARD(smki_ra_policy_load(c->conf, &pol));
+    GUARD(smki_ra_open(s, &pol, &g->ra));
+    GUARD(smki_ra_operator_count(g->ra, &operators));
+    if (operators == 0) {
+        smki_ra_close(g->ra);
+        g->ra = NULL;
+        return 0;
+    }
+    GUARD(ra_cli_actor(c, op, op_key, &g->op_k));
+    g->actor.name = op ? op : getenv("SMKI_OPERATOR");
+    g->actor.key = g->op_k;
+    ra_cli_checkpoint_key(c, g->ra);
+    return 0;
+}
+
+static void ca_gate_close(ca_gate *g)
+{
+    smki_ra_close(g->ra);
+    smki_key_free(g->op_k);
+    memset(g, 0, sizeof *g);
+}
+
 /* ---- init --------------------------------------------------------------------------------- */
 
 static int ca_init(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, 'e'}, {"config", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
-    const char *env = NULL, *config = NULL;
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
+    const char *env = NULL, *config = NULL, *op = NULL, *op_key = NULL;
     int ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (ch == 'e') env = optarg;
         else if (ch == 'c') config = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, "smki ca init", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
@@ -287,19 +338,23 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = check_env_known(c, env, conf);
     if (rc == 0) rc = cli_pin(c, 0);
     if (rc >= 0) rc = open_store(c, 0, &s, &db);
-    smki_ca_init_opts o = {&c->hsm, c->home, 0};
+    ca_gate g = {0};
+    if (rc >= 0) rc = ca_gate_open(c, s, op, op_key, &g);
+    smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
     int made_token = 0;
     if (rc >= 0) {
-        rc = smki_ca_init(&db, env, conf, &o, rep);
+        rc = g.ra ? smki_ra_ca_init(g.ra, &g.actor, env, conf, &o, rep) : smki_ca_init(&db, env, conf, &o, rep);
         /* The environment's token is created on the spot when the SO PIN is at hand. */
         if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
             smki_token_info info;
             char token[64];
             snprintf(token, sizeof token, "%s", rep->token);
             rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, &made_token, &info);
-            if (rc == 0) rc = smki_ca_init(&db, env, conf, &o, rep);
+            if (rc == 0)
+                rc = g.ra ? smki_ra_ca_init(g.ra, &g.actor, env, conf, &o, rep) : smki_ca_init(&db, env, conf, &o, rep);
         }
     }
+    ca_gate_close(&g);
     smki_store_close(s);
     smki_conf_free(own);
     if (rc < 0) {
@@ -795,6 +850,7 @@ static const char REVOKE_HELP[] =
 
 static const char CRL_HELP[] =
     "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica] [--config FILE]\n"
+    "                   [--operator NAME --operator-key KEY]\n"
     "\n"
     "Publish now the CRL of ENV's issuing CA (without --ca: of each one ENV has): every\n"
     "certificate that CA issued and that is revoked, with its revocation time and reason.\n"
@@ -804,17 +860,25 @@ static const char CRL_HELP[] =
     "PIN: SMKI_PIN or --pin-file), checked against the CA certificate, recorded in the\n"
     "store as the CA's latest and written atomically to <home>/ca/ENV/<ca>.crl (DER).\n"
     "\n"
+    "In a store with RA operators publishing is an RA action: --operator NAME (and\n"
+    "--operator-key KEY, or SMKI_OPERATOR / SMKI_OPERATOR_KEY, or [operators] in\n"
+    "smki.conf); each list's audit entry (crl-publish / arl-publish: environment, CA,\n"
+    "number, entries, SHA-256) is written in the transaction that records it, and a list\n"
+    "whose entry cannot be written is neither recorded nor published.\n"
+    "\n"
     "Examples:\n"
     "  smki ca crl --env test\n"
     "  openssl crl -inform DER -in var/smki/ca/test/smki-oca.crl -noout -text\n";
 
 static const char ARL_HELP[] =
     "Usage: smki ca arl --env ENV [--ca smki-root|dccki-root] [--config FILE]\n"
+    "                   [--operator NAME --operator-key KEY]\n"
     "\n"
     "Publish now the Authority Revocation List of ENV's root (without --ca: of both the\n"
     "SMKI and the DCCKI root): the CA certificates it issued that are revoked. As 'smki\n"
     "ca crl' otherwise, with nextUpdate = now + arl_hours (setting under [ca.ENV],\n"
-    "default 720 = 30 days); written to <home>/ca/ENV/<root>.crl (DER).\n";
+    "default 720 = 30 days); written to <home>/ca/ENV/<root>.crl (DER). In a store with RA\n"
+    "operators: --operator, audited as 'arl-publish' in the same transaction.\n";
 
 /* "oca" / "smki-oca", ... */
 static int parse_ca_kind(const char *text, smki_ca_kind *out)
@@ -941,8 +1005,8 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     } else {
         printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
                smki_revoke_reason_name(rev.reason), t);
-        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s'.\n", p->is_ca ? "ARL" : "CRL",
-               cmd, cert->env);
+        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s%s'.\n", p->is_ca ? "ARL" : "CRL",
+               cmd, cert->env, operators > 0 ? " --operator NAME" : "");
     }
     free(cert);
     return EXIT_OK;
@@ -957,8 +1021,10 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
                                          {"ca", required_argument, NULL, 'a'},
                                          {"config", required_argument, NULL, 'c'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'},
                                          {NULL, 0, NULL, 0}};
-    const char *env = NULL, *ca_s = NULL, *config = NULL;
+    const char *env = NULL, *ca_s = NULL, *config = NULL, *op = NULL, *op_key = NULL;
     int ch;
     optind = 1;
     opterr = 0;
@@ -966,6 +1032,8 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
         if (ch == 'e') env = optarg;
         else if (ch == 'a') ca_s = optarg;
         else if (ch == 'c') config = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
         else return cli_usage(c, prog, "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, prog, "unexpected argument '%s'", argv[optind]);
@@ -1007,7 +1075,13 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     smki_store *s = NULL;
     smki_ca_db db;
     if (rc >= 0) rc = open_store(c, 0, &s, &db);
-    if (rc < 0) return cli_fail(c, rc);
+    ca_gate g = {0};
+    if (rc >= 0) rc = ca_gate_open(c, s, op, op_key, &g);
+    if (rc < 0) {
+        ca_gate_close(&g);
+        smki_store_close(s);
+        return cli_fail(c, rc);
+    }
 
     smki_crl crls[SMKI_CA_KIND_COUNT];
     memset(crls, 0, sizeof crls);
@@ -1031,10 +1105,12 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
                 break;
             }
         }
-        smki_crl_opts o = {&c->hsm, c->home, now, interval[i]};
-        rc = smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
+        smki_crl_opts o = {&c->hsm, c->home, now, interval[i], NULL, NULL};
+        rc = g.ra ? smki_ra_crl_publish(g.ra, &g.actor, env, kinds[i], &o, &crls[made])
+                  : smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
         if (rc == 0) made++;
     }
+    ca_gate_close(&g);
     if (rc == 0 && made == 0)
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
     smki_store_close(s);

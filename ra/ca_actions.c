@@ -1,0 +1,136 @@
+/* The CA's own actions in an RA-governed store: the ceremony and the publication of a
+ * CRL or ARL, each with its audit entry in the CA's own write transaction (through the
+ * CA's on_store hooks: ca/ knows nothing of the RA). An action whose entry cannot be
+ * written (an operator who is not registered, a checkpoint due without its key, a
+ * signing failure) records nothing. */
+#include <stdio.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "ra_private.h"
+
+/* The actor and the audit trail checked before anything is made (keys generated, lists
+ * signed): a refusal then leaves the token untouched. The transaction checks again. */
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+} actor_run;
+
+static int actor_txn(smki_txn *t, void *arg)
+{
+    actor_run *a = arg;
+    GUARD(ra_check_actor(t, a->ra, a->by));
+    return ra_audit_ready(t, a->ra);
+}
+
+static int check_actor_now(smki_ra *ra, const smki_ra_actor *by)
+{
+    ENSURE(by && by->name && by->key, SMKI_E_USAGE,
+           "no operator: in a store with an RA every CA action is taken by a registered operator with their own key "
+           "(--operator NAME --operator-key KEY)");
+    actor_run a = {ra, by};
+    return smki_store_read(ra->store, actor_txn, &a);
+}
+
+static void sha256_hex(const uint8_t *p, size_t n, size_t digits, char *out)
+{
+    uint8_t h[32];
+    unsigned hl = sizeof h;
+    EVP_Digest(p, n, h, &hl, EVP_sha256(), NULL);
+    char full[65];
+    smki_hex_encode(h, 32, full, 0);
+    snprintf(out, digits + 1, "%s", full);
+}
+
+/* ---- The ceremony ---------------------------------------------------------------------------- */
+
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const char *env;
+    const smki_ca_record *const *made;
+    size_t n;
+} init_run;
+
+static int init_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    (void)t, (void)ra;
+    init_run *x = arg;
+    snprintf(note->action, sizeof note->action, "ca-init");
+    snprintf(note->object, sizeof note->object, "environment %s", x->env);
+    /* Each CA made: its kind, serial and (the first 128 bits of) its certificate's SHA-256. */
+    size_t at = 0;
+    for (size_t i = 0; i < x->n; i++) {
+        const smki_ca_record *r = x->made[i];
+        char serial[2 * SMKI_SERIAL_LEN + 1], h[33];
+        smki_hex_encode(r->cert.serial, SMKI_SERIAL_LEN, serial, 0);
+        sha256_hex(r->cert.der, r->cert.der_len, 32, h);
+        int w = snprintf(note->detail + at, sizeof note->detail - at, "%s%s serial %s sha256 %s", i ? "; " : "",
+                         smki_ca_kind_name(r->kind), serial, h);
+        ENSURE(w > 0 && (size_t)w < sizeof note->detail - at, SMKI_E_INTERNAL, "the ceremony's audit detail is too long");
+        at += (size_t)w;
+    }
+    return 0;
+}
+
+static int init_hook(smki_txn *t, const smki_ca_record *const *made, size_t n, void *arg)
+{
+    init_run *x = arg;
+    x->made = made;
+    x->n = n;
+    return ra_act_in(t, x->ra, x->by, init_note_fn, x);
+}
+
+int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+                    const smki_ca_init_opts *o, smki_ca_init_report *rep)
+{
+    ENSURE(ra && env && o && rep, SMKI_E_INTERNAL, "smki_ra_ca_init: missing argument");
+    ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_ca_init: the options already carry a hook");
+    memset(rep, 0, sizeof *rep);
+    GUARD(check_actor_now(ra, by));
+    init_run x = {ra, by, env, NULL, 0};
+    smki_ca_init_opts io = *o;
+    io.on_store = init_hook;
+    io.hook_arg = &x;
+    return smki_ca_init(&ra->ca, env, conf, &io, rep);
+}
+
+/* ---- CRLs and ARLs ------------------------------------------------------------------------------ */
+
+typedef ra_crl_run crl_run;
+
+static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    (void)t, (void)ra;
+    crl_run *c = arg;
+    const char *list = smki_ca_kind_is_root(c->crl->ca) ? "arl" : "crl";
+    char hx[65];
+    sha256_hex(c->crl->der, c->crl->der_len, 64, hx);
+    snprintf(note->action, sizeof note->action, "%s-publish", list);
+    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", list, c->crl->env,
+             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
+    snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
+    return 0;
+}
+
+int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
+{
+    crl_run *c = arg;
+    c->crl = crl;
+    return ra_act_in(t, c->ra, c->by, crl_note_fn, c);
+}
+
+int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
+                        const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(ra && env && o && out, SMKI_E_INTERNAL, "smki_ra_crl_publish: missing argument");
+    ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_crl_publish: the options already carry a hook");
+    memset(out, 0, sizeof *out);
+    GUARD(check_actor_now(ra, by));
+    crl_run c = {ra, by, NULL};
+    smki_crl_opts co = *o;
+    co.on_store = ra_crl_hook;
+    co.hook_arg = &c;
+    return smki_ca_crl_publish(&ra->ca, env, k, &co, out);
+}
