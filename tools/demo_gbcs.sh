@@ -110,7 +110,7 @@ gw_user $COS transitionalCoS "$W/cos-ds.pem"
 run "$SMKI" gbcs gateway device add --id "$DEV" --status commissioned --ka-cert "$W/device-ka.pem"
 # The default eligibility lets a supplier send ECS01a (0019) and the transitional CoS
 # CS02b supplierByTransitionalCoS (0107): nothing to add here.
-run "$SMKI" ca crl --env test
+run "$SMKI" ca crl --env test "${RA[@]}"
 # Checked at the present time (--at defaults to now).
 GW=(--oca "$CA/smki-oca.pem" --crl "$CA/smki-oca.crl" --acb-key "file:$W/acb-ka.key")
 
