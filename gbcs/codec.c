@@ -480,31 +480,93 @@ int smki_gbcs_verify_signature(const smki_gbcs_msg *m, EVP_PKEY *signer)
     return rc;
 }
 
-/* MAC over aad_header || gsa with the key from ECDH(own, peer) and the APDU's fields. */
-static int mac_over(const uint8_t *gsa, size_t gsa_len, const smki_gbcs_signing *g, smki_key *own_ka,
-                    EVP_PKEY *peer_ka, uint32_t ic, uint8_t mac[SMKI_GBCS_MAC_LEN])
+/* The MAC under the shared secret z (reference §5): key = KDF(z, OtherInfo of the APDU's
+ * originator, CRA, counter, recipient); IV = originator || ic; AAD = 11 00 00 00 00 00 || gsa. */
+static int mac_with_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, const smki_gbcs_signing *g,
+                      uint32_t ic, uint8_t mac[SMKI_GBCS_MAC_LEN])
 {
-    ENSURE(own_ka && peer_ka, SMKI_E_USAGE, "the MAC needs a key-agreement key and the peer's KA public key");
-    uint8_t key[16];
-    int rc = smki_gbcs_mac_key(own_ka, peer_ka, g->originator, g->cra, g->counter, g->recipient, key);
+    uint8_t oi[SMKI_GBCS_OTHERINFO_LEN], key[16], iv[12];
+    smki_gbcs_other_info(g->originator, g->cra, g->counter, g->recipient, oi);
+    int rc = smki_kdf_sp800_56a(z, oi, sizeof oi, key);
     if (rc < 0) {
         smki_wipe(key, sizeof key);
         return smki_error_wrap("MAC key");
     }
-    uint8_t iv[12];
     memcpy(iv, g->originator, 8);
     for (int i = 0; i < 4; i++) iv[8 + i] = (uint8_t)(ic >> (24 - 8 * i));
-    uint8_t *aad = malloc(6 + gsa_len);
+    uint8_t *aad = malloc(sizeof AAD_HEADER + gsa_len);
     if (!aad) {
         smki_wipe(key, sizeof key);
-        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        return SMKI_FAIL(SMKI_E_NOMEM, "MAC input of %zu octets", gsa_len);
     }
-    memcpy(aad, AAD_HEADER, 6);
-    memcpy(aad + 6, gsa, gsa_len);
-    rc = smki_gcm_mac12(key, iv, aad, 6 + gsa_len, mac);
+    memcpy(aad, AAD_HEADER, sizeof AAD_HEADER);
+    memcpy(aad + sizeof AAD_HEADER, gsa, gsa_len);
+    rc = smki_gcm_mac12(key, iv, aad, sizeof AAD_HEADER + gsa_len, mac);
     smki_wipe(key, sizeof key);
     free(aad);
     return rc;
+}
+
+/* The same with z = ECDH(own, peer), wiped after use. */
+static int mac_over(const uint8_t *gsa, size_t gsa_len, const smki_gbcs_signing *g, smki_key *own_ka,
+                    EVP_PKEY *peer_ka, uint32_t ic, uint8_t mac[SMKI_GBCS_MAC_LEN])
+{
+    ENSURE(own_ka && peer_ka, SMKI_E_USAGE, "the MAC needs a key-agreement key and the peer's KA public key");
+    uint8_t z[32];
+    int rc = smki_key_ecdh(own_ka, peer_ka, z);
+    if (rc == 0) rc = mac_with_z(z, gsa, gsa_len, g, ic, mac);
+    smki_wipe(z, sizeof z);
+    return rc;
+}
+
+/* A General Signing APDU that may be MACed: DF, with its signature field (signed, or 00). */
+static int parse_macable(const uint8_t *gsa, size_t gsa_len, smki_gbcs_msg *m)
+{
+    if (smki_gbcs_parse(gsa, gsa_len, m) < 0) return smki_error_wrap("APDU to MAC");
+    ENSURE(m->kind == SMKI_GBCS_SIGNING, SMKI_E_INPUT, "only a general-signing APDU (DF) is MACed, not a %s message",
+           smki_gbcs_kind_name(m->kind));
+    ENSURE(m->gsa.sig_state != SMKI_GBCS_SIG_NONE, SMKI_E_REFUSED,
+           "the APDU ends with its content: sign it first (or end it with 00 when it is sent unsigned)");
+    return 0;
+}
+
+int smki_gbcs_mac_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, uint32_t invocation_counter,
+                    uint8_t mac[SMKI_GBCS_MAC_LEN])
+{
+    smki_gbcs_msg m;
+    GUARD(parse_macable(gsa, gsa_len, &m));
+    return mac_with_z(z, gsa, gsa_len, &m.gsa, invocation_counter, mac);
+}
+
+/* DD 00 00 00 00 00 00 <len> 11 <ic> <gsa> <mac> */
+static int build_command(const uint8_t *gsa, size_t gsa_len, uint32_t ic, const uint8_t mac[SMKI_GBCS_MAC_LEN],
+                         uint8_t **out, size_t *out_len)
+{
+    outbuf b = {0};
+    int rc;
+    static const uint8_t HDR[7] = {DD_TAG, 0, 0, 0, 0, 0, 0};
+    GUARD_GOTO(ob_put(&b, HDR, sizeof HDR), fail);
+    GUARD_GOTO(ob_ber_len(&b, 1 + 4 + gsa_len + SMKI_GBCS_MAC_LEN), fail);
+    GUARD_GOTO(ob_u8(&b, SMKI_GBCS_SC_AUTH), fail);
+    GUARD_GOTO(ob_be(&b, ic, 4), fail);
+    GUARD_GOTO(ob_put(&b, gsa, gsa_len), fail);
+    GUARD_GOTO(ob_put(&b, mac, SMKI_GBCS_MAC_LEN), fail);
+    *out = b.p;
+    *out_len = b.len;
+    return 0;
+fail:
+    free(b.p);
+    return rc;
+}
+
+int smki_gbcs_wrap_z(const uint8_t *gsa, size_t gsa_len, const uint8_t z[32], uint32_t invocation_counter,
+                     uint8_t **out, size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    uint8_t mac[SMKI_GBCS_MAC_LEN];
+    GUARD(smki_gbcs_mac_z(z, gsa, gsa_len, invocation_counter, mac));
+    return build_command(gsa, gsa_len, invocation_counter, mac, out, out_len);
 }
 
 int smki_gbcs_compute_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka, uint8_t mac[SMKI_GBCS_MAC_LEN])
@@ -536,26 +598,8 @@ int smki_gbcs_wrap(const uint8_t *gsa, size_t gsa_len, smki_key *own_ka, EVP_PKE
     *out = NULL;
     *out_len = 0;
     smki_gbcs_msg m;
-    if (smki_gbcs_parse(gsa, gsa_len, &m) < 0) return smki_error_wrap("APDU to wrap");
-    ENSURE(m.kind == SMKI_GBCS_SIGNING, SMKI_E_INPUT, "only a general-signing APDU (DF) is wrapped, not a %s message",
-           smki_gbcs_kind_name(m.kind));
-    ENSURE(m.gsa.sig_state != SMKI_GBCS_SIG_NONE, SMKI_E_REFUSED,
-           "the APDU ends with its content: sign it first (or end it with 00 when it is sent unsigned)");
+    GUARD(parse_macable(gsa, gsa_len, &m));
     uint8_t mac[SMKI_GBCS_MAC_LEN];
     GUARD(mac_over(gsa, gsa_len, &m.gsa, own_ka, peer_ka, ic, mac));
-    outbuf b = {0};
-    int rc;
-    static const uint8_t HDR[7] = {DD_TAG, 0, 0, 0, 0, 0, 0};
-    GUARD_GOTO(ob_put(&b, HDR, sizeof HDR), fail);
-    GUARD_GOTO(ob_ber_len(&b, 1 + 4 + gsa_len + SMKI_GBCS_MAC_LEN), fail);
-    GUARD_GOTO(ob_u8(&b, SMKI_GBCS_SC_AUTH), fail);
-    GUARD_GOTO(ob_be(&b, ic, 4), fail);
-    GUARD_GOTO(ob_put(&b, gsa, gsa_len), fail);
-    GUARD_GOTO(ob_put(&b, mac, sizeof mac), fail);
-    *out = b.p;
-    *out_len = b.len;
-    return 0;
-fail:
-    free(b.p);
-    return rc;
+    return build_command(gsa, gsa_len, ic, mac, out, out_len);
 }

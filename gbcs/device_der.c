@@ -271,106 +271,29 @@ int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out)
     return 0;
 }
 
-int dev_mac_inputs(const uint8_t originator[8], uint32_t invocation, const uint8_t *gs, size_t gs_len, uint8_t iv[12],
-                   uint8_t **aad, size_t *aad_len)
-{
-    /* IV = originator title || invocation counter; AAD = 11 00 00 00 00 00 || the
-     * General Signing APDU (reference §5; as every RTDS MAC is computed). */
-    static const uint8_t head[6] = {0x11, 0x00, 0x00, 0x00, 0x00, 0x00};
-    memcpy(iv, originator, 8);
-    for (int i = 0; i < 4; i++) iv[8 + i] = (uint8_t)(invocation >> (24 - 8 * i));
-    *aad = malloc(sizeof head + gs_len);
-    ENSURE(*aad != NULL, SMKI_E_NOMEM, "MAC input of %zu octets", gs_len);
-    memcpy(*aad, head, sizeof head);
-    memcpy(*aad + sizeof head, gs, gs_len);
-    *aad_len = sizeof head + gs_len;
-    return 0;
-}
-
-static void put_ber_len(dw_t *w, size_t n)
-{
-    uint8_t b[5];
-    put_len(b, n);
-    dw_raw(w, b, len_octets(n));
-}
-
 int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len)
 {
-    dw_t w;
-    uint8_t b[10];
-    dw_init(&w);
-    b[0] = 0xDF;
-    b[1] = 0x09;
-    dw_raw(&w, b, 2);
-    b[0] = cra;
-    for (int i = 0; i < 8; i++) b[1 + i] = (uint8_t)(counter >> (56 - 8 * i));
-    dw_raw(&w, b, 9);
-    b[0] = 0x08;
-    dw_raw(&w, b, 1);
-    dw_raw(&w, originator, 8);
-    dw_raw(&w, b, 1);
-    dw_raw(&w, recipient, 8);
-    b[0] = 0x00; /* no date-time */
-    b[1] = 0x02;
-    b[2] = (uint8_t)(message_code >> 8);
-    b[3] = (uint8_t)message_code;
-    dw_raw(&w, b, 4);
-    put_ber_len(&w, content_len);
-    dw_raw(&w, content, content_len);
-    if (w.err) return dw_finish(&w, out, len);
-    if (ds) {
-        uint8_t sig[SMKI_SIG_MAX];
-        size_t sig_len = sizeof sig;
-        int rc = smki_key_sign(ds, w.p + 1, w.len - 1, SMKI_SIG_RAW, sig, &sig_len);
-        if (rc < 0) {
-            dw_free(&w);
-            return rc;
-        }
-        b[0] = 0x40;
-        dw_raw(&w, b, 1);
-        dw_raw(&w, sig, sig_len);
-    } else {
-        b[0] = 0x00;
-        dw_raw(&w, b, 1);
+    smki_gbcs_fields f;
+    memset(&f, 0, sizeof f);
+    f.cra = cra;
+    f.counter = counter;
+    f.originator = originator;
+    f.recipient = recipient;
+    f.message_code = message_code;
+    f.content = content;
+    f.content_len = content_len;
+    f.sig_state = ds ? SMKI_GBCS_SIG_NONE : SMKI_GBCS_SIG_ABSENT; /* signed below, or 00 */
+    uint8_t *pre = NULL;
+    size_t pre_len = 0;
+    GUARD(smki_gbcs_build_signing(&f, &pre, &pre_len));
+    if (!ds) {
+        *out = pre;
+        *len = pre_len;
+        return 0;
     }
-    return dw_finish(&w, out, len);
-}
-
-int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs_bytes, size_t gs_len, uint8_t **out, size_t *out_len)
-{
-    dev_gs g;
-    uint8_t iv[12], mac[SMKI_GBCS_MAC_LEN], *aad = NULL;
-    size_t aad_len = 0;
-    int rc;
-    dw_t w;
-    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
-    ENSURE(!g.sig_none, SMKI_E_INPUT,
-           "a pre-command without its signature field cannot be wrapped");
-    GUARD(dev_mac_inputs(g.originator, 0, gs_bytes, gs_len, iv, &aad, &aad_len));
-    rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
-    free(aad);
-    GUARD(rc);
-    dw_init(&w);
-    static const uint8_t head[7] = {0xDD, 0, 0, 0, 0, 0, 0};
-    static const uint8_t sc[5] = {0x11, 0, 0, 0, 0};
-    dw_raw(&w, head, sizeof head);
-    put_ber_len(&w, sizeof sc + gs_len + sizeof mac);
-    dw_raw(&w, sc, sizeof sc);
-    dw_raw(&w, gs_bytes, gs_len);
-    dw_raw(&w, mac, sizeof mac);
-    return dw_finish(&w, out, out_len);
-}
-
-int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs_bytes, size_t gs_len,
-                           uint8_t **out, size_t *out_len)
-{
-    dev_gs g;
-    uint8_t key[16];
-    GUARD(dev_parse_gs_bytes(gs_bytes, gs_len, &g));
-    GUARD(smki_gbcs_mac_key(acb_ka, device_ka, g.originator, g.cra, g.counter, g.recipient, key));
-    int rc = dev_wrap_with_key(key, gs_bytes, gs_len, out, out_len);
-    smki_wipe(key, sizeof key);
+    int rc = smki_gbcs_sign(ds, pre, pre_len, out, len);
+    free(pre);
     return rc;
 }
 
@@ -387,7 +310,7 @@ int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka,
         *out_len = gs_len;
         return 0;
     }
-    int rc = smki_gbcs_command_wrap(acb_ka, device_ka, gs, gs_len, out, out_len);
+    int rc = smki_gbcs_wrap(gs, gs_len, acb_ka, device_ka, 0, out, out_len);
     free(gs);
     return rc;
 }

@@ -68,11 +68,6 @@ int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g);
 /* Build a General Signing APDU; sign with ds (NULL: unsigned 00). */
 int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len);
-/* Wrap a General Signing APDU in General Ciphering with a MAC under key (invocation 0). */
-int dev_wrap_with_key(const uint8_t key[16], const uint8_t *gs, size_t gs_len, uint8_t **out, size_t *len);
-/* IV and AAD of the MAC (reference §5); *aad malloc'd. */
-int dev_mac_inputs(const uint8_t originator[8], uint32_t invocation, const uint8_t *gs, size_t gs_len, uint8_t iv[12],
-                   uint8_t **aad, size_t *aad_len);
 
 /* CS02b command, parsed (pointers into the message). */
 typedef struct {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "device_private.h"
 #include "device_state.h"
 
@@ -108,8 +110,7 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
 {
     smki_ta_cell_id acb = {SMKI_ROLE_ACB, SMKI_KU_KEY_AGREEMENT, SMKI_CELL_MANAGEMENT};
     int i = dev_cell_index(d, &acb), rc = 0;
-    uint8_t z[32], other[SMKI_GBCS_OTHERINFO_LEN], key[16], iv[12], *aad = NULL;
-    size_t aad_len = 0;
+    uint8_t z[32], mac[SMKI_GBCS_MAC_LEN];
     smki_key *mine = NULL;
     EVP_PKEY *peer = NULL;
     const uint8_t *peer_point = NULL;
@@ -136,19 +137,12 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
         r->mac_check = "device-ka";
     }
     GUARD(dev_shared_z(d, mine, (int)o->mac_mode, peer, peer_point, z));
-    smki_gbcs_other_info(c->gs.originator, c->gs.cra, c->gs.counter, c->gs.recipient, other);
-    GUARD_GOTO(smki_kdf_sp800_56a(z, other, sizeof other, key), out);
-    GUARD_GOTO(dev_mac_inputs(c->gs.originator, c->invocation, c->gs.apdu, c->gs.apdu_len, iv, &aad, &aad_len), out);
-    rc = smki_gcm_mac12_verify(key, iv, aad, aad_len, c->mac);
-    if (rc == SMKI_E_VERIFY) {
-        smki_error_clear();
-        rc = refuse(r, SMKI_RX_BAD_MAC, "MAC does not verify (%s)", r->mac_check);
-    }
-out:
+    rc = smki_gbcs_mac_z(z, c->gs.apdu, c->gs.apdu_len, c->invocation, mac);
     smki_wipe(z, sizeof z);
-    smki_wipe(key, sizeof key);
-    free(aad);
-    return rc;
+    GUARD(rc);
+    if (CRYPTO_memcmp(mac, c->mac, SMKI_GBCS_MAC_LEN) != 0)
+        return refuse(r, SMKI_RX_BAD_MAC, "MAC does not verify (%s)", r->mac_check);
+    return 0;
 }
 
 /* The DS management cells whose holder is the originator; the signature decides which. */
@@ -646,7 +640,7 @@ static int sign_out(smki_device *d, uint8_t cra, uint64_t counter, const uint8_t
                     const uint8_t *content, size_t content_len, smki_rx_result *r)
 {
     smki_key *ds = NULL, *ka = NULL;
-    uint8_t *gs = NULL, z[32], other[SMKI_GBCS_OTHERINFO_LEN], key[16];
+    uint8_t *gs = NULL, z[32];
     size_t gs_len = 0;
     int rc = 0, peer = -1;
     if (!(d->rec.flags & SMKI_DEVICE_FLAG_RTDS)) GUARD(dev_own_key(d, 0, &ds));
@@ -663,13 +657,10 @@ static int sign_out(smki_device *d, uint8_t cra, uint64_t counter, const uint8_t
     }
     GUARD_GOTO(dev_own_key(d, 1, &ka), out);
     GUARD_GOTO(dev_shared_z(d, ka, SMKI_MAC_DEVICE_KEY, d->cell_pub[peer], d->cells[peer].point, z), out);
-    smki_gbcs_other_info(d->eui.b, cra, counter, recipient, other);
-    GUARD_GOTO(smki_kdf_sp800_56a(z, other, sizeof other, key), out);
-    GUARD_GOTO(dev_wrap_with_key(key, gs, gs_len, &r->out, &r->out_len), out);
+    GUARD_GOTO(smki_gbcs_wrap_z(gs, gs_len, z, 0, &r->out, &r->out_len), out);
     r->out_maced = 1;
 out:
     smki_wipe(z, sizeof z);
-    smki_wipe(key, sizeof key);
     free(gs);
     return rc;
 }

@@ -46,54 +46,6 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
     return 0;
 }
 
-/* ---- The ACB's MAC (reference §5) ------------------------------------------------------------ */
-int gw_wrap(const uint8_t z[32], const gw_apdu *a, uint32_t ic, uint8_t **out, size_t *out_len)
-{
-    static const uint8_t aad_head[6] = {0x11, 0, 0, 0, 0, 0};
-    uint8_t oi[SMKI_GBCS_OTHERINFO_LEN], key[16], iv[12], mac[SMKI_GBCS_MAC_LEN];
-    smki_gbcs_other_info(a->originator.b, a->cra, a->counter, a->target.b, oi);
-    GUARD(smki_kdf_sp800_56a(z, oi, sizeof oi, key));
-    memcpy(iv, a->originator.b, 8);
-    gw_be32(iv + 8, ic);
-    size_t aad_len = sizeof aad_head + a->apdu_len;
-    uint8_t *aad = malloc(aad_len);
-    if (!aad) {
-        smki_wipe(key, sizeof key);
-        return SMKI_FAIL(SMKI_E_NOMEM, "MAC input");
-    }
-    memcpy(aad, aad_head, sizeof aad_head);
-    memcpy(aad + sizeof aad_head, a->apdu, a->apdu_len);
-    int rc = smki_gcm_mac12(key, iv, aad, aad_len, mac);
-    smki_wipe(key, sizeof key);
-    free(aad);
-    GUARD(rc);
-    size_t content = 5 + a->apdu_len + SMKI_GBCS_MAC_LEN;
-    uint8_t lenb[5];
-    size_t ll;
-    if (content < 0x80) {
-        lenb[0] = (uint8_t)content, ll = 1;
-    } else if (content < 0x100) {
-        lenb[0] = 0x81, lenb[1] = (uint8_t)content, ll = 2;
-    } else if (content < 0x10000) {
-        lenb[0] = 0x82, lenb[1] = (uint8_t)(content >> 8), lenb[2] = (uint8_t)content, ll = 3;
-    } else {
-        lenb[0] = 0x84, gw_be32(lenb + 1, (uint32_t)content), ll = 5;
-    }
-    uint8_t *b = malloc(7 + ll + content);
-    ENSURE(b, SMKI_E_NOMEM, "command");
-    size_t o = 0;
-    b[o++] = 0xDD;
-    memset(b + o, 0, 6), o += 6;
-    memcpy(b + o, lenb, ll), o += ll;
-    b[o++] = 0x11;
-    gw_be32(b + o, ic), o += 4;
-    memcpy(b + o, a->apdu, a->apdu_len), o += a->apdu_len;
-    memcpy(b + o, mac, sizeof mac), o += sizeof mac;
-    *out = b;
-    *out_len = o;
-    return 0;
-}
-
 /* ---- Time --------------------------------------------------------------------------------------- */
 int smki_gw_time_parse(const char *text, time_t *out)
 {
@@ -793,7 +745,7 @@ verify_out:
             if (!ms[i].alive || res[i].verdict != SMKI_GW_PASS) continue;
             uint8_t z[32];
             GUARD_GOTO(device_z(g, &ms[i].dev, z), out);
-            rc = gw_wrap(z, &ms[i].a, ic[i], &res[i].command, &res[i].command_len);
+            rc = smki_gbcs_wrap_z(ms[i].a.apdu, ms[i].a.apdu_len, z, ic[i], &res[i].command, &res[i].command_len);
             smki_wipe(z, sizeof z);
             GUARD_GOTO(rc, out);
         }

@@ -51,9 +51,6 @@ typedef struct {
 /* Accepts a General Signing APDU, or a General Ciphering command around one. */
 int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);
 
-/* MAC a signed General Signing APDU into a General Ciphering command (reference §5) with
- * the shared secret z of the ACB's and the device's KA keys. */
-int gw_wrap(const uint8_t z[32], const gw_apdu *a, uint32_t invocation, uint8_t **out, size_t *out_len);
 /* The device's next invocation counter (incremented in the store). */
 int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic);
 

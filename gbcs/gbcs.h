@@ -160,6 +160,12 @@ int smki_gbcs_verify_signature(const smki_gbcs_msg *m, EVP_PKEY *signer);
  * an APDU without its signature field (a pre-command not signed: use 00 for unsigned). */
 int smki_gbcs_wrap(const uint8_t *gsa, size_t gsa_len, smki_key *own_ka, EVP_PKEY *peer_ka,
                    uint32_t invocation_counter, uint8_t **out, size_t *out_len);
+/* The same MAC and wrap from the shared secret z = ECDH(own KA, peer KA), for callers
+ * that keep z per peer (gateway, device model; wiped by them when done). */
+int smki_gbcs_mac_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, uint32_t invocation_counter,
+                    uint8_t mac[SMKI_GBCS_MAC_LEN]);
+int smki_gbcs_wrap_z(const uint8_t *gsa, size_t gsa_len, const uint8_t z[32], uint32_t invocation_counter,
+                     uint8_t **out, size_t *out_len);
 
 /* Verify a CIPHERING message's MAC. The ECDH is symmetric, so either side verifies:
  * the ACB with its KA key and the device's KA public key, the device with its KA key
@@ -451,9 +457,6 @@ int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *l
 int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka, const smki_eui64_t *originator,
                             const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
                             const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len);
-/* Re-MAC a General Signing APDU (DF ...) as the ACB: wrap it in General Ciphering. */
-int smki_gbcs_command_wrap(smki_key *acb_ka, EVP_PKEY *device_ka, const uint8_t *gs, size_t gs_len, uint8_t **out,
-                           size_t *out_len);
 
 /* The CS02b command content of a replacement request (tests, demo). */
 typedef struct {

@@ -213,7 +213,7 @@ static int q_release_txn(smki_txn *t, void *arg)
     GUARD(gw_counter_put_txn(t, &op->d, &a.originator, a.counter));
     uint32_t ic;
     GUARD(gw_next_invocation_txn(t, &op->d, &a.target, &ic));
-    GUARD(gw_wrap(op->z, &a, ic, &op->command, &op->command_len));
+    GUARD(smki_gbcs_wrap_z(a.apdu, a.apdu_len, op->z, ic, &op->command, &op->command_len));
     op->q.state = SMKI_GWQ_RELEASED;
     return gw_quarantine_put(t, &op->d, &op->q);
 }

@@ -749,7 +749,7 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         }
         if (rc == 0) rc = cli_open_key(c, acb, &ka);
         if (rc == 0) rc = smki_pub_load_file(dka, &dev);
-        if (rc == 0) rc = smki_gbcs_command_wrap(ka, dev, gs, gs_len, &msg, &msg_len);
+        if (rc == 0) rc = smki_gbcs_wrap(gs, gs_len, ka, dev, 0, &msg, &msg_len);
         if (rc == 0) rc = write_hex(out, msg, msg_len);
         smki_key_free(ka);
         EVP_PKEY_free(dev);
