@@ -100,6 +100,12 @@ typedef int (*smki_ra_operator_fn)(const smki_ra_operator *o, void *arg);
 int smki_ra_operator_each(smki_ra *ra, smki_ra_operator_fn fn, void *arg);
 /* Operators registered (0: the registry has none, the store is not RA-governed). */
 int smki_ra_operator_count(smki_ra *ra, size_t *n);
+/* Whether the CA's direct issuance in env goes through the RA's gate: always in the
+ * test environment (test certificates go only to Testing Participants), and in every
+ * environment once the store has RA operators. *gated says; when gated and no party is
+ * given, SMKI_E_REFUSED saying what is needed. what names the certificates in the
+ * message ("certificates", "device certificates"). */
+int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated);
 
 /* ---- Parties ------------------------------------------------------------------------------ */
 typedef struct {

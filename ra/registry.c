@@ -210,6 +210,20 @@ int smki_ra_operator_count(smki_ra *ra, size_t *n)
     return 0;
 }
 
+int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated)
+{
+    size_t operators = 0;
+    GUARD(smki_ra_operator_count(ra, &operators));
+    int is_test = env && strcmp(env, "test") == 0;
+    *gated = operators > 0 || is_test;
+    ENSURE(!*gated || party, SMKI_E_REFUSED,
+           "%s: %s go only to registered Parties%s: give --party SIGNIFIER and --operator NAME (the RA: "
+           "'smki ra party add', 'smki ra --help')",
+           is_test ? "test environment" : "this store has an RA", what,
+           is_test ? " that are Testing Participants with their agreement signed" : "");
+    return 0;
+}
+
 /* ---- Parties ---------------------------------------------------------------------------------- */
 
 static int party_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_party *p)

@@ -945,6 +945,25 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     free(now);
 }
 
+static void test_issue_gate_binds_test_always_and_others_once_the_ra_has_operators(void **state)
+{
+    fixture *f = *state;
+    int gated = -1;
+    /* No operators yet: production issues directly, test never does without a Party. */
+    assert_ok(smki_ra_issue_gate(f->ra, "production", NULL, "certificates", &gated));
+    assert_int_equal(gated, 0);
+    assert_fails(smki_ra_issue_gate(f->ra, "test", NULL, "device certificates", &gated), SMKI_E_REFUSED,
+                 "test environment: device certificates go only to registered Parties that are Testing Participants");
+    assert_ok(smki_ra_issue_gate(f->ra, "test", "GITTEST", "certificates", &gated));
+    assert_int_equal(gated, 1);
+    /* Once the store has an RA, every environment is gated. */
+    operators(f);
+    assert_fails(smki_ra_issue_gate(f->ra, "production", NULL, "certificates", &gated), SMKI_E_REFUSED,
+                 "this store has an RA: certificates go only to registered Parties: give --party");
+    assert_ok(smki_ra_issue_gate(f->ra, "production", "GITTEST", "certificates", &gated));
+    assert_int_equal(gated, 1);
+}
+
 static void test_an_expired_issuing_ca_issues_nothing_through_the_ra(void **state)
 {
     fixture *f = *state;
@@ -1764,6 +1783,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_refusals_write_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_revoked_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_issue_gate_binds_test_always_and_others_once_the_ra_has_operators, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_an_expired_issuing_ca_issues_nothing_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_revocation_only_in_direct_environments_and_audited, setup,
                                         teardown),

@@ -499,20 +499,13 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
      * DCCKI TLS certificates are not registered by the SMKI RA (yet): not gated. */
     smki_ra *ra = NULL;
     smki_key *op_k = NULL;
-    size_t operators = 0;
+    int gated = 0;
     if (rc >= 0 && !tls) {
         smki_ra_policy pol;
         rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+        if (rc == 0) rc = smki_ra_issue_gate(ra, env, party, "certificates here", &gated);
     }
-    int gated = !tls && (operators > 0 || strcmp(env, "test") == 0);
-    if (rc >= 0 && gated && !party)
-        rc = SMKI_FAIL(SMKI_E_REFUSED,
-                       "%s: certificates here go only to registered Parties%s: give --party SIGNIFIER and "
-                       "--operator NAME (the RA: 'smki ra party add', 'smki ra --help')",
-                       strcmp(env, "test") == 0 ? "test environment" : "this store has an RA",
-                       strcmp(env, "test") == 0 ? " that are Testing Participants with their agreement signed" : "");
     if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
     if (rc >= 0 && gated) {
         ra_cli_checkpoint_key(c, ra);

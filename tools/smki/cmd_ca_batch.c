@@ -259,21 +259,14 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     /* The RA's gate: the test environment, and any environment of an RA-governed store. */
     smki_ra *ra = NULL;
     smki_key *op_k = NULL;
-    size_t operators = 0;
+    int gated = 0;
     if (rc == 0) {
         smki_ra_policy pol;
         rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra); /* opens the CA's databases too */
-        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+        if (rc == 0) rc = smki_ra_issue_gate(ra, env, party, "device certificates", &gated);
+        if (rc == 0 && !gated) rc = smki_ca_db_open(s, &db);
     }
-    int gated = operators > 0 || (env && strcmp(env, "test") == 0);
-    if (rc == 0 && !gated) rc = smki_ca_db_open(s, &db);
-    if (rc == 0 && gated && !party)
-        rc = SMKI_FAIL(SMKI_E_REFUSED,
-                       "%s: device certificates go only to registered Parties%s: give --party SIGNIFIER and "
-                       "--operator NAME (the RA: 'smki ra party add', 'smki ra --help')",
-                       strcmp(env, "test") == 0 ? "test environment" : "this store has an RA",
-                       strcmp(env, "test") == 0 ? " that are Testing Participants with their agreement signed" : "");
     if (rc == 0) rc = cli_pin(c, 0);
     if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
     if (rc >= 0) rc = smki_ca_issuer_open(gated ? smki_ra_ca_db(ra) : &db, env, SMKI_PROFILE_DEVICE, &c->hsm, &is);
