@@ -27,42 +27,15 @@ typedef struct {
     char ckpt_path[1200];
 } fixture;
 
-static void write_key(const char *path)
-{
-    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    assert_non_null(pk);
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
-    fclose(f);
-    EVP_PKEY_free(pk);
-}
-
 static smki_key *file_key(fixture *f, const char *name)
 {
     char path[1200], ref[1300];
     snprintf(path, sizeof path, "%s/%s.pem", f->dir, name);
-    write_key(path);
+    test_write_ec_key(path, "P-256");
     snprintf(ref, sizeof ref, "file:%s", path);
     smki_key *k = NULL;
     assert_ok(smki_key_open(ref, NULL, &k));
     return k;
-}
-
-static smki_conf *software_conf(const char *dir)
-{
-    static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
-    char text[4096];
-    size_t n = (size_t)snprintf(text, sizeof text, "[ca.test]\n");
-    for (size_t i = 0; i < 5; i++) {
-        char path[1200];
-        snprintf(path, sizeof path, "%s/ca-%s.pem", dir, KINDS[i]);
-        write_key(path);
-        n += (size_t)snprintf(text + n, sizeof text - n, "%s_key = file:%s\n", KINDS[i], path);
-    }
-    smki_conf *c = NULL;
-    assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
-    return c;
 }
 
 static smki_ra_policy policy(unsigned every)
@@ -95,10 +68,10 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/store", f->dir);
     if (smki_store_open(path, NULL, &f->store) != 0) return -1;
     snprintf(f->ckpt_path, sizeof f->ckpt_path, "%s/checkpoint.pem", f->dir);
-    write_key(f->ckpt_path);
+    test_write_ec_key(f->ckpt_path, "P-256");
     smki_ra_policy p = policy(5);
     open_ra(f, &p);
-    f->conf = software_conf(f->dir);
+    f->conf = test_software_ca_conf(f->dir, "test", NULL);
     smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
     smki_ca_init_report rep;
     if (smki_ca_init(smki_ra_ca_db(f->ra), "test", f->conf, &o, &rep) != 0) {
@@ -878,7 +851,7 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     /* The successor's key: a file here (a token key in practice), configured like the ceremony's. */
     char path[1200], text[1400];
     snprintf(path, sizeof path, "%s/oca-successor.pem", f->dir);
-    write_key(path);
+    test_write_ec_key(path, "P-256");
     snprintf(text, sizeof text, "[ca.test]\nsmki_oca_successor_key = file:%s\n", path);
     smki_conf *conf = NULL;
     assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "successor.conf", &conf));
@@ -1361,7 +1334,7 @@ static void test_audit_verify_is_clean_on_an_untouched_log(void **state)
     /* A checkpoint key that is not the one that signed: every checkpoint is refused. */
     char path[1200], ref[1300];
     snprintf(path, sizeof path, "%s/other.pem", f->dir);
-    write_key(path);
+    test_write_ec_key(path, "P-256");
     snprintf(ref, sizeof ref, "file:%s", path);
     EVP_PKEY *other = NULL;
     assert_ok(smki_key_public_load(ref, NULL, &other));
@@ -1593,7 +1566,7 @@ static void second_open(fixture *f, second *s, const char *name, unsigned every,
     assert_ok(smki_key_open(ref, NULL, &k));
     smki_ra_set_checkpoint_key(s->ra, k);
     if (alice) assert_ok(smki_ra_operator_add(s->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
-    s->conf = software_conf(s->dir);
+    s->conf = test_software_ca_conf(s->dir, "test", NULL);
 }
 
 static void second_close(second *s)
