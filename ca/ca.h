@@ -119,23 +119,39 @@ typedef struct {
     smki_cert_status status;
     char env[SMKI_ENV_NAME_MAX];
     int64_t not_before, not_after; /* seconds since 1970, UTC */
+    /* The store's arrival order: set when the certificate is recorded (the clock in
+     * ns, kept rising within a process; a migrated record counts from 1). It orders
+     * the facet index so that recording appends to it. Ignored by smki_ca_cert_put. */
+    uint64_t seq;
     size_t der_len;
     uint8_t der[SMKI_CERT_DER_MAX];
 } smki_cert;
 
 /* ---- The CA's databases ------------------------------------------------------------
  * "certs": issuer SKI (8) || serial (16) -> record (versioned, ca_store.c)
- * indices (DUPSORT, value issuer SKI || serial): "by_serial" (serial), "by_eui"
- * (EUI-64), "by_ski" (the subject's SKI), "by_role" (1 octet), "by_usage" (1 octet:
- * 0 CA, 1 DS, 2 KA), "by_env" (environment name), "by_status" (the status letter);
+ * Indices, DUPSORT. By issuer and serial: "certs" itself. Value issuer SKI || serial:
+ * "by_serial" (serial), "by_eui" (subject EUI-64), "by_ski" (the subject's SKI).
+ * "by_facet" indexes role, key usage, environment and status together: key status
+ * (1) || usage (1: 0 CA, 1 DS, 2 KA) || has role (1) || role (1) || environment name,
+ * value seq (8, big-endian) || issuer SKI || serial. The few distinct keys answer a
+ * query on any subset of the four (a status is a prefix; the others skip from key to
+ * key), and the arrival sequence makes recording an append, where four indices of a
+ * handful of keys each took a search and an insert into a large tree per certificate
+ * (store schema 2; smki_ca_db_open migrates a schema-1 store).
  * "cas": "<env>/<kind name>" -> the CA's record (key reference, environment as
  * configured at its ceremony, its certificate's key in "certs"). */
 typedef struct {
     smki_store *store;
-    smki_db certs, by_serial, by_eui, by_ski, by_role, by_usage, by_env, by_status, cas;
+    smki_db certs, by_serial, by_eui, by_ski, by_facet, cas;
     smki_db revocations; /* issuer SKI || serial -> reason, time (smki_ca_revoke) */
     smki_db crls;        /* "<env>/<kind name>" -> the CA's latest CRL/ARL and its number */
 } smki_ca_db;
+/* Opens (creating) every database above: call before any transaction on the store.
+ * A store of schema 1 (role, usage, environment and status in four indices of
+ * their own, records without seq) is brought to schema 2 in one write transaction
+ * here: every record rewritten with a seq, the facet index built from them, the old
+ * indices emptied. Read-only, such a store is refused (SMKI_E_USAGE) until a
+ * read-write open has migrated it. */
 /* Opens (creating) every database above: call before any transaction on the store. */
 int smki_ca_db_open(smki_store *s, smki_ca_db *out);
 

@@ -113,7 +113,13 @@ void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN]);
 int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len);
 int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out);
 /* The longest record ca_cert_encode writes. */
-#define CA_CERT_RECORD_MAX (38 + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX)
+#define CA_CERT_RECORD_MAX (46 + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX)
+/* The facet index (ca.h): its key for a certificate (returns the length) and its
+ * value seq || issuer SKI || serial. */
+#define CA_FACET_KEY_MAX (4 + SMKI_ENV_NAME_MAX)
+#define CA_FACET_VAL_LEN (8 + CA_CERT_KEY_LEN)
+size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX]);
+void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN]);
 /* A "revocations" record (revoke.c), read back strictly. */
 int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);
 /* A "crls" record (crl.c) into out, its DER malloc'd (smki_crl_clear); key names it in

@@ -1,36 +1,61 @@
 /* The CA's records in the store: every certificate under issuer SKI || serial with
- * its indices (serial, subject EUI-64, SKI, role, key usage, environment, status),
- * and the CAs of each hierarchy with the environment they were made in. Records are
- * small versioned binary encodings read back through the bounded cursor: the store
- * is ours, but a damaged one is reported, not trusted. */
+ * its indices (serial, subject EUI-64, SKI, and one facet index of role, key usage,
+ * environment and status), and the CAs of each hierarchy with the environment they
+ * were made in. Records are small versioned binary encodings read back through the
+ * bounded cursor: the store is ours, but a damaged one is reported, not trusted. */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "ca_private.h"
 
-#define CERT_RECORD_VERSION 1
+#define CERT_RECORD_VERSION 2 /* 1: no seq (store schema 1) */
+#define CA_SCHEMA 2           /* the store schema of this layout */
 #define CA_RECORD_VERSION 1
 #define FLAG_HAS_EUI 0x01
 #define FLAG_HAS_ROLE 0x02
 
-static const char *const DB_NAMES[] = {"certs", "by_serial", "by_eui", "by_ski", "by_role",
-                                       "by_usage", "by_env", "by_status", "cas",
-                                       "revocations", "crls"};
+static const char *const DB_NAMES[] = {"certs", "by_serial", "by_eui", "by_ski", "by_facet",
+                                       "cas",   "revocations", "crls"};
+/* Schema 1's indices that by_facet replaced: emptied by the migration. */
+static const char *const OLD_INDICES[] = {"by_role", "by_usage", "by_env", "by_status"};
+
+static int migrate(smki_store *s, smki_ca_db *db);
+
+typedef struct {
+    uint32_t schema;
+} schema_arg;
+
+static int read_schema(smki_txn *t, void *arg)
+{
+    return smki_txn_schema(t, &((schema_arg *)arg)->schema);
+}
 
 int smki_ca_db_open(smki_store *s, smki_ca_db *out)
 {
     ENSURE(s && out, SMKI_E_INTERNAL, "smki_ca_db_open: no store");
     memset(out, 0, sizeof *out);
     out->store = s;
-    smki_db *dbs[] = {&out->certs,  &out->by_serial, &out->by_eui,    &out->by_ski, &out->by_role,
-                      &out->by_usage, &out->by_env,  &out->by_status, &out->cas,
-                      &out->revocations, &out->crls};
-    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+    /* Read from the store, not from when it was opened: another process may have
+     * migrated it since. */
+    schema_arg sa = {0};
+    GUARD(smki_store_read(s, read_schema, &sa));
+    smki_db *dbs[] = {&out->certs, &out->by_serial, &out->by_eui, &out->by_ski, &out->by_facet,
+                      &out->cas,   &out->revocations, &out->crls};
+    int rc = 0;
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++) {
         int is_index = strncmp(DB_NAMES[i], "by_", 3) == 0;
-        GUARD(smki_store_db(s, DB_NAMES[i], is_index ? SMKI_DB_DUPSORT : 0, dbs[i]));
+        rc = smki_store_db(s, DB_NAMES[i], is_index ? SMKI_DB_DUPSORT : 0, dbs[i]);
     }
-    return 0;
+    if (sa.schema >= CA_SCHEMA) return rc;
+    if (rc == 0) rc = migrate(s, out);
+    if (rc < 0)
+        smki_error_wrap("store %s holds the CA's records in schema %u and they could not be brought to schema %d "
+                        "(a read-only store is migrated by the first read-write open, e.g. any smki ca command)",
+                        smki_store_path(s), sa.schema, CA_SCHEMA);
+    return rc;
 }
 
 /* ---- Names ------------------------------------------------------------------------------ */
@@ -92,9 +117,10 @@ static void put_be64(uint8_t *p, int64_t v)
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (56 - 8 * i));
 }
 
-#define CERT_FIXED 38 /* version .. not_after */
+#define CERT_FIXED 46    /* version .. seq */
+#define CERT_FIXED_V1 38 /* version .. not_after */
 
-int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
+static int encode(const smki_cert *c, uint64_t seq, uint8_t *out, size_t cap, size_t *len)
 {
     size_t env_len = strnlen(c->env, sizeof c->env);
     ENSURE(env_len < sizeof c->env && c->der_len <= SMKI_CERT_DER_MAX, SMKI_E_INTERNAL, "certificate record fields");
@@ -111,6 +137,7 @@ int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
     memcpy(p + 14, c->ski, SMKI_KEYID_LEN);
     put_be64(p + 22, c->not_before);
     put_be64(p + 30, c->not_after);
+    put_be64(p + 38, (int64_t)seq);
     p += CERT_FIXED;
     *p++ = (uint8_t)env_len;
     memcpy(p, c->env, env_len);
@@ -122,17 +149,23 @@ int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
     return 0;
 }
 
-int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
+int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
+{
+    return encode(c, c->seq, out, cap, len);
+}
+
+/* old_too: also version 1 (the migration), whose seq is 0 */
+static int decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, int old_too, smki_cert *out)
 {
     smki_cursor_t c = smki_cursor(val, len);
     uint8_t version = 0, status = 0, profile = 0, usage = 0, role = 0, flags = 0, env_len = 0;
     uint16_t der_len;
-    uint64_t nb, na;
+    uint64_t nb, na, seq = 0;
     memset(out, 0, offsetof(smki_cert, der));
     memcpy(out->issuer_ski, key, SMKI_KEYID_LEN);
     memcpy(out->serial, key + SMKI_KEYID_LEN, SMKI_SERIAL_LEN);
     int rc = smki_cur_u8(&c, &version);
-    if (rc == 0 && version != CERT_RECORD_VERSION)
+    if (rc == 0 && version != CERT_RECORD_VERSION && !(old_too && version == 1))
         return SMKI_FAIL(SMKI_E_CORRUPT, "certificate record of version %u: this smki reads version %d", version,
                          CERT_RECORD_VERSION);
     if (rc == 0) rc = smki_cur_u8(&c, &status);
@@ -144,6 +177,7 @@ int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t l
     if (rc == 0) rc = smki_cur_copy(&c, out->ski, SMKI_KEYID_LEN);
     if (rc == 0) rc = smki_cur_u64be(&c, &nb);
     if (rc == 0) rc = smki_cur_u64be(&c, &na);
+    if (rc == 0 && version == CERT_RECORD_VERSION) rc = smki_cur_u64be(&c, &seq);
     if (rc == 0) rc = smki_cur_u8(&c, &env_len);
     if (rc == 0 && env_len >= sizeof out->env) rc = -1;
     if (rc == 0) rc = smki_cur_copy(&c, out->env, env_len);
@@ -164,8 +198,47 @@ int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t l
     out->has_eui = (flags & FLAG_HAS_EUI) != 0;
     out->not_before = (int64_t)nb;
     out->not_after = (int64_t)na;
+    out->seq = seq;
     out->der_len = der_len;
     return 0;
+}
+
+int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
+{
+    return decode(key, val, len, 0, out);
+}
+
+size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
+{
+    size_t env_len = strnlen(c->env, sizeof c->env - 1);
+    out[0] = (uint8_t)c->status;
+    out[1] = (uint8_t)c->usage;
+    out[2] = c->role >= 0;
+    out[3] = c->role >= 0 ? (uint8_t)c->role : 0;
+    memcpy(out + 4, c->env, env_len);
+    return 4 + env_len;
+}
+
+void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
+{
+    put_be64(out, (int64_t)c->seq);
+    ca_cert_key(c, out + 8);
+}
+
+/* The clock in ns, never the same or lower twice in this process: unique and rising
+ * across threads, so that each group of records appends to the facet index. */
+static uint64_t next_seq(void)
+{
+    static _Atomic uint64_t last;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t now = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    uint64_t seen = atomic_load_explicit(&last, memory_order_relaxed);
+    for (;;) {
+        uint64_t want = now > seen ? now : seen + 1;
+        if (atomic_compare_exchange_weak_explicit(&last, &seen, want, memory_order_relaxed, memory_order_relaxed))
+            return want;
+    }
 }
 
 /* The record and its indices, through either a transaction or a batch. */
@@ -186,10 +259,11 @@ static int put_batch(void *where, smki_db db, const void *key, size_t klen, cons
 
 static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_cert *c)
 {
-    uint8_t key[CA_CERT_KEY_LEN], rec[CERT_FIXED + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX];
+    uint8_t key[CA_CERT_KEY_LEN], rec[CA_CERT_RECORD_MAX];
     size_t rec_len;
+    uint64_t seq = next_seq();
     ca_cert_key(c, key);
-    GUARD(ca_cert_encode(c, rec, sizeof rec, &rec_len));
+    GUARD(encode(c, seq, rec, sizeof rec, &rec_len));
     /* NOOVERWRITE: a serial is unique per issuer, and the store is what enforces it. */
     int rc = put(where, db->certs, key, sizeof key, rec, rec_len, SMKI_PUT_NOOVERWRITE);
     if (rc == SMKI_E_EXISTS) {
@@ -198,15 +272,14 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
         return SMKI_FAIL(SMKI_E_EXISTS, "serial %s is already used by this issuer: refused by the store", hex);
     }
     GUARD(rc);
-    uint8_t role = (uint8_t)c->role, usage = (uint8_t)c->usage, status = (uint8_t)c->status;
     GUARD(put(where, db->by_serial, c->serial, SMKI_SERIAL_LEN, key, sizeof key, 0));
     if (c->has_eui) GUARD(put(where, db->by_eui, c->eui.b, 8, key, sizeof key, 0));
     GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
-    if (c->role >= 0) GUARD(put(where, db->by_role, &role, 1, key, sizeof key, 0));
-    GUARD(put(where, db->by_usage, &usage, 1, key, sizeof key, 0));
-    GUARD(put(where, db->by_env, c->env, strlen(c->env), key, sizeof key, 0));
-    GUARD(put(where, db->by_status, &status, 1, key, sizeof key, 0));
-    return 0;
+    uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
+    size_t fklen = ca_facet_key(c, fkey);
+    put_be64(fval, (int64_t)seq);
+    memcpy(fval + 8, key, sizeof key);
+    return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, SMKI_PUT_APPENDDUP);
 }
 
 int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c)
@@ -250,6 +323,73 @@ int smki_ca_cert_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], c
     return rc;
 }
 
+/* ---- Schema 1 -> 2 ------------------------------------------------------------------------ */
+
+typedef struct {
+    smki_ca_db *db;
+    smki_db old[sizeof OLD_INDICES / sizeof OLD_INDICES[0]];
+    uint8_t *keys; /* the certificates' keys, CA_CERT_KEY_LEN each */
+    size_t n, cap;
+    smki_cert *cert;
+    uint8_t *rec;
+} migrate_ctx;
+
+static int collect_key(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    migrate_ctx *m = arg;
+    (void)val, (void)vlen;
+    ENSURE(klen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "a certificate key of %zu octets in the store", klen);
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 1024;
+        uint8_t *p = realloc(m->keys, cap * CA_CERT_KEY_LEN);
+        ENSURE(p, SMKI_E_NOMEM, "out of memory migrating %zu certificate records", m->n);
+        m->keys = p, m->cap = cap;
+    }
+    memcpy(m->keys + m->n++ * CA_CERT_KEY_LEN, key, CA_CERT_KEY_LEN);
+    return 0;
+}
+
+/* May run more than once (a map that grows): starts from what the transaction sees. */
+static int migrate_in(smki_txn *t, void *arg)
+{
+    migrate_ctx *m = arg;
+    uint32_t schema = 0;
+    GUARD(smki_txn_schema(t, &schema));
+    if (schema >= CA_SCHEMA) return 0; /* another process got there first */
+    m->n = 0;
+    /* keys first: the records are rewritten, not while a cursor walks them */
+    GUARD(smki_txn_scan(t, m->db->certs, NULL, 0, collect_key, m));
+    for (size_t i = 0; i < m->n; i++) {
+        const uint8_t *key = m->keys + i * CA_CERT_KEY_LEN;
+        const void *val;
+        size_t vlen, len;
+        GUARD(smki_txn_get(t, m->db->certs, key, CA_CERT_KEY_LEN, &val, &vlen));
+        GUARD(decode(key, val, vlen, 1, m->cert));
+        if (m->cert->seq == 0) m->cert->seq = i + 1;
+        GUARD(ca_cert_encode(m->cert, m->rec, CA_CERT_RECORD_MAX, &len));
+        GUARD(smki_txn_put(t, m->db->certs, key, CA_CERT_KEY_LEN, m->rec, len, 0));
+        uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
+        size_t fklen = ca_facet_key(m->cert, fkey);
+        ca_facet_val(m->cert, fval);
+        GUARD(smki_txn_put(t, m->db->by_facet, fkey, fklen, fval, sizeof fval, SMKI_PUT_APPENDDUP));
+    }
+    for (size_t i = 0; i < sizeof m->old / sizeof m->old[0]; i++) GUARD(smki_txn_clear(t, m->old[i]));
+    return smki_txn_set_schema(t, CA_SCHEMA);
+}
+
+static int migrate(smki_store *s, smki_ca_db *db)
+{
+    migrate_ctx m = {db, {0}, NULL, 0, 0, malloc(sizeof *m.cert), malloc(CA_CERT_RECORD_MAX)};
+    int rc = m.cert && m.rec ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < sizeof m.old / sizeof m.old[0] && rc == 0; i++)
+        rc = smki_store_db(s, OLD_INDICES[i], SMKI_DB_DUPSORT, &m.old[i]);
+    if (rc == 0) rc = smki_store_write(s, migrate_in, &m);
+    free(m.keys);
+    free(m.cert);
+    free(m.rec);
+    return rc;
+}
+
 /* ---- Queries ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -260,6 +400,7 @@ typedef struct {
     smki_txn *txn;
     size_t exact_len; /* an index key must be exactly this long (prefix scans see longer ones) */
     smki_cert *cert;  /* one buffer for every match */
+    size_t env_len;   /* of q->env, when given */
 } find_ctx;
 
 static int matches(const smki_ca_query *q, const smki_cert *c)
@@ -304,12 +445,39 @@ static int on_index(const void *key, size_t klen, const void *val, size_t vlen, 
     return visit_record(f, val, rec, rlen);
 }
 
+/* A facet key the query rules out skips all its certificates at once. */
+static int facet_matches(const find_ctx *f, const uint8_t *k, size_t klen)
+{
+    const smki_ca_query *q = f->q;
+    if (klen < 4) return -1;
+    if (q->status && k[0] != (uint8_t)q->status) return 0;
+    if (q->usage >= 0 && k[1] != (uint8_t)q->usage) return 0;
+    if (q->role >= 0 && (!k[2] || k[3] != (uint8_t)q->role)) return 0;
+    if (q->env && (klen - 4 != f->env_len || memcmp(k + 4, q->env, f->env_len) != 0)) return 0;
+    return 1;
+}
+
+static int on_facet(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    find_ctx *f = arg;
+    int m = facet_matches(f, key, klen);
+    ENSURE(m >= 0 && vlen == CA_FACET_VAL_LEN, SMKI_E_CORRUPT, "a facet index entry of %zu+%zu octets in the store",
+           klen, vlen);
+    if (m == 0) return SMKI_SCAN_NEXT_KEY;
+    const uint8_t *ck = (const uint8_t *)val + 8;
+    const void *rec;
+    size_t rlen;
+    int rc = smki_txn_get(f->txn, f->db->certs, ck, CA_CERT_KEY_LEN, &rec, &rlen);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
+    GUARD(rc);
+    return visit_record(f, ck, rec, rlen);
+}
+
 static int find_in(smki_txn *t, void *arg)
 {
     find_ctx *f = arg;
     const smki_ca_query *q = f->q;
     f->txn = t;
-    uint8_t one;
     smki_db db;
     const void *key = NULL;
     size_t klen = 0;
@@ -322,17 +490,13 @@ static int find_in(smki_txn *t, void *arg)
         db = f->db->by_ski, key = q->ski, klen = SMKI_KEYID_LEN;
     } else if (q->issuer_ski) {
         return smki_txn_scan(t, f->db->certs, q->issuer_ski, SMKI_KEYID_LEN, on_cert, f);
-    } else if (q->role >= 0) {
-        one = (uint8_t)q->role;
-        db = f->db->by_role, key = &one, klen = 1;
-    } else if (q->env) {
-        db = f->db->by_env, key = q->env, klen = strlen(q->env);
-    } else if (q->status) {
-        one = (uint8_t)q->status;
-        db = f->db->by_status, key = &one, klen = 1;
-    } else if (q->usage >= 0) {
-        one = (uint8_t)q->usage;
-        db = f->db->by_usage, key = &one, klen = 1;
+    } else if (q->role >= 0 || q->env || q->status || q->usage >= 0) {
+        /* status and usage lead the key: a prefix; role and environment: skipping */
+        uint8_t prefix[2] = {(uint8_t)q->status, (uint8_t)q->usage};
+        size_t plen = q->status ? (q->usage >= 0 ? 2 : 1) : 0;
+        f->env_len = q->env ? strlen(q->env) : 0;
+        if (q->env && (f->env_len == 0 || f->env_len >= SMKI_ENV_NAME_MAX)) return 0; /* no such environment */
+        return smki_txn_scan(t, f->db->by_facet, prefix, plen, on_facet, f);
     } else {
         return smki_txn_scan(t, f->db->certs, NULL, 0, on_cert, f);
     }
@@ -346,7 +510,7 @@ int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void
     ENSURE(db && q && fn, SMKI_E_INTERNAL, "smki_ca_find: missing argument");
     smki_cert *cert = malloc(sizeof *cert);
     ENSURE(cert, SMKI_E_NOMEM, "out of memory");
-    find_ctx f = {db, q, fn, arg, NULL, 0, cert};
+    find_ctx f = {db, q, fn, arg, NULL, 0, cert, 0};
     int rc = smki_store_read(db->store, find_in, &f);
     free(cert);
     return rc;

@@ -122,8 +122,9 @@ static int gather_one(const void *key, size_t klen, const void *val, size_t vlen
     (void)key;
     gather_t *g = arg;
     crl_t *C = g->C;
-    if (klen != 1) return 0;
-    ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
+    ENSURE(klen >= 4 && vlen == CA_FACET_VAL_LEN, SMKI_E_CORRUPT, "a facet index entry of %zu+%zu octets in the store",
+           klen, vlen);
+    val = (const uint8_t *)val + 8; /* past the seq: issuer SKI || serial */
     if (memcmp(val, C->ski, SMKI_KEYID_LEN) != 0) return 0; /* another CA's */
     const void *rec;
     size_t rlen;
@@ -254,7 +255,7 @@ static int publish_in(smki_txn *t, void *arg)
     }
     uint8_t revoked = SMKI_STATUS_REVOKED;
     gather_t g = {C, t};
-    GUARD(smki_txn_scan(t, C->db->by_status, &revoked, 1, gather_one, &g));
+    GUARD(smki_txn_scan(t, C->db->by_facet, &revoked, 1, gather_one, &g)); /* the status leads the key */
     GUARD(build(C));
 
     size_t len = CRL_RECORD_FIXED + C->der_len;

@@ -160,17 +160,19 @@ static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
     return 0;
 }
 
-/* Rewrite the record with a new status and move its status index entry. */
+/* Rewrite the record with a new status and move its facet index entry. */
 static int move_status(smki_txn *t, const smki_ca_db *db, smki_cert *c, smki_cert_status to)
 {
-    uint8_t key[CA_CERT_KEY_LEN];
+    uint8_t key[CA_CERT_KEY_LEN], fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
     ca_cert_key(c, key);
-    uint8_t from = (uint8_t)c->status, st = (uint8_t)to;
-    int rc = smki_txn_del_dup(t, db->by_status, &from, 1, key, sizeof key);
-    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "the status index lacks a certificate of the store");
+    ca_facet_val(c, fval);
+    size_t fklen = ca_facet_key(c, fkey);
+    int rc = smki_txn_del_dup(t, db->by_facet, fkey, fklen, fval, sizeof fval);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "the facet index lacks a certificate of the store");
     GUARD(rc);
-    GUARD(smki_txn_put(t, db->by_status, &st, 1, key, sizeof key, 0));
     c->status = to;
+    fklen = ca_facet_key(c, fkey);
+    GUARD(smki_txn_put(t, db->by_facet, fkey, fklen, fval, sizeof fval, 0));
     uint8_t *rec = malloc(CA_CERT_RECORD_MAX);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
     size_t len = 0;

@@ -39,7 +39,7 @@ struct smki_store {
     MDB_env *env;
     char *path;
     int read_only;
-    uint32_t schema;
+    _Atomic uint32_t schema;
     unsigned stale_readers;
     size_t max_key;
     _Atomic size_t map_size;
@@ -65,6 +65,7 @@ struct smki_txn {
     int is_write;
     int holds_quiesce;
     int map_full; /* a put or delete met MDB_MAP_FULL: smki_store_write grows and re-runs */
+    uint32_t new_schema; /* smki_txn_set_schema: the store's schema once this commits; 0 none */
     smki_txn *outer;
 };
 
@@ -259,6 +260,7 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg)
             continue;
         }
         if (mrc != 0) return FAIL_LMDB(s, mrc, "commit to");
+        if (t.new_schema) atomic_store(&s->schema, t.new_schema);
         return rc;
     }
     return SMKI_FAIL(SMKI_E_STORE, "store %s: gave up after %d attempts to fit a write into a growing map", s->path,
@@ -434,11 +436,26 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 {
     ENSURE(t && t->txn && key && (val || vlen == 0), SMKI_E_USAGE, "smki_txn_put: no transaction, key or value");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a put in a read transaction", t->s->path);
-    ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x", t->s->path, flags);
+    ENSURE((flags & ~(SMKI_PUT_NOOVERWRITE | SMKI_PUT_APPENDDUP)) == 0, SMKI_E_USAGE,
+           "store %s: unknown put flags %#x", t->s->path, flags);
     GUARD(check_key(t, klen));
     MDB_val k = {klen, (void *)key};
     MDB_val v = {vlen, (void *)val};
-    int mrc = mdb_put(t->txn, db, &k, &v, (flags & SMKI_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
+    unsigned mflags = (flags & SMKI_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0;
+    int mrc;
+    if (flags & SMKI_PUT_APPENDDUP) {
+        /* LMDB appends without a search when the value sorts after the key's last one
+         * and refuses (MDB_KEYEXIST) when it does not: then it is an ordinary put. */
+        unsigned dbflags = 0;
+        mrc = mdb_dbi_flags(t->txn, db, &dbflags);
+        if (mrc != 0) return FAIL_OP(t, db, mrc, "write to");
+        ENSURE(dbflags & MDB_DUPSORT, SMKI_E_USAGE, "store %s: SMKI_PUT_APPENDDUP on a database without duplicates",
+               t->s->path);
+        mrc = mdb_put(t->txn, db, &k, &v, mflags | MDB_APPENDDUP);
+        if (mrc == MDB_KEYEXIST) mrc = mdb_put(t->txn, db, &k, &v, mflags);
+    } else {
+        mrc = mdb_put(t->txn, db, &k, &v, mflags);
+    }
     if (mrc == 0) return 0;
     if (mrc == MDB_KEYEXIST) {
         char hex[72], label[72];
@@ -518,13 +535,26 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
     while (mrc == 0) {
         if (plen && (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)) break;
         rc = fn(k.mv_data, k.mv_size, v.mv_data, v.mv_size, arg);
-        if (rc != 0) break;
-        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc != 0 && rc != SMKI_SCAN_NEXT_KEY) break;
+        /* MDB_NEXT_NODUP on a database without duplicates is MDB_NEXT */
+        mrc = mdb_cursor_get(cur, &k, &v, rc == SMKI_SCAN_NEXT_KEY ? MDB_NEXT_NODUP : MDB_NEXT);
+        rc = 0;
     }
     mdb_cursor_close(cur);
     if (rc != 0) return rc < 0 ? rc : 0;
     if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_LMDB(t->s, mrc, "read");
     return 0;
+}
+
+int smki_txn_clear(smki_txn *t, smki_db db)
+{
+    ENSURE(t && t->txn && t->is_write, SMKI_E_USAGE, "smki_txn_clear: no write transaction");
+    int mrc = mdb_drop(t->txn, db, 0);
+    if (mrc == MDB_MAP_FULL) {
+        t->map_full = 1;
+        return SMKI_FAIL(SMKI_E_STORE, "store %s is full; the write will be re-run in a larger map", t->s->path);
+    }
+    return mrc == 0 ? 0 : FAIL_OP(t, db, mrc, "clear");
 }
 
 int smki_txn_count(smki_txn *t, smki_db db, size_t *count)
@@ -726,7 +756,37 @@ void smki_store_close(smki_store *s)
 
 const char *smki_store_path(const smki_store *s) { return s ? s->path : NULL; }
 size_t smki_store_map_size(const smki_store *s) { return s ? atomic_load(&s->map_size) : 0; }
-uint32_t smki_store_schema(const smki_store *s) { return s ? s->schema : 0; }
+uint32_t smki_store_schema(const smki_store *s) { return s ? atomic_load(&((smki_store *)s)->schema) : 0; }
+
+int smki_txn_schema(smki_txn *t, uint32_t *out)
+{
+    ENSURE(t && t->txn && out, SMKI_E_USAGE, "smki_txn_schema: no transaction or output");
+    smki_db meta;
+    if (cache_find(t->s, "meta", 0, &meta) != 1)
+        return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);
+    const void *val;
+    size_t vlen;
+    int rc = smki_txn_get(t, meta, schema_key, sizeof schema_key - 1, &val, &vlen);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);
+    GUARD(rc);
+    return parse_schema(t->s, val, vlen, out);
+}
+
+int smki_txn_set_schema(smki_txn *t, uint32_t schema)
+{
+    ENSURE(t && t->txn && t->is_write, SMKI_E_USAGE, "smki_txn_set_schema: no write transaction");
+    uint32_t now = 0;
+    GUARD(smki_txn_schema(t, &now));
+    ENSURE(schema >= now && schema <= SMKI_STORE_SCHEMA, SMKI_E_USAGE,
+           "store %s: schema %u cannot follow %u (this smki writes up to %u)", t->s->path, schema, now,
+           (unsigned)SMKI_STORE_SCHEMA);
+    const uint8_t be[4] = {(uint8_t)(schema >> 24), (uint8_t)(schema >> 16), (uint8_t)(schema >> 8), (uint8_t)schema};
+    smki_db meta;
+    (void)cache_find(t->s, "meta", 0, &meta); /* found above */
+    GUARD(smki_txn_put(t, meta, schema_key, sizeof schema_key - 1, be, sizeof be, 0));
+    t->new_schema = schema;
+    return 0;
+}
 unsigned smki_store_stale_readers(const smki_store *s) { return s ? s->stale_readers : 0; }
 size_t store_max_key(const smki_store *s) { return s->max_key; }
 int store_is_read_only(const smki_store *s) { return s->read_only; }

@@ -10,7 +10,10 @@
 
 #include "base/base.h"
 
-#define SMKI_STORE_SCHEMA 1
+/* Schema 2: the CA's certificates carry an arrival sequence and one facet index
+ * replaces its role, usage, environment and status indices (ca/ca_store.c; a
+ * schema-1 store is brought to 2 by smki_ca_db_open in one write). */
+#define SMKI_STORE_SCHEMA 2
 
 typedef struct smki_store smki_store;
 typedef struct smki_txn smki_txn;
@@ -32,6 +35,12 @@ void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s);
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
+/* The schema as this transaction sees it, and (in a write) moving it forward to a
+ * schema this smki knows: for the module whose layout changed, in the transaction
+ * that migrates it, so the data and its schema change together. A newer smki's
+ * store is already refused at open; an older smki refuses this one after. */
+int smki_txn_schema(smki_txn *t, uint32_t *out);
+int smki_txn_set_schema(smki_txn *t, uint32_t schema);
 /* Reader slots of dead processes that the open cleared (for diagnostics). */
 unsigned smki_store_stale_readers(const smki_store *s);
 
@@ -55,6 +64,11 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
 int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
 
 #define SMKI_PUT_NOOVERWRITE 0x1u /* refuse (SMKI_E_EXISTS) if the key is there */
+/* In a SMKI_DB_DUPSORT database, for values that arrive in sorted order (an index
+ * whose values start with an arrival sequence): LMDB appends the value after the
+ * key's last one without searching, and the index pages a group of puts dirties are
+ * the few at its end. A value that does not sort last is put the ordinary way. */
+#define SMKI_PUT_APPENDDUP 0x2u
 int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
                  unsigned flags);
 /* *val points into the map and is valid until the transaction ends. SMKI_E_NOTFOUND
@@ -66,11 +80,16 @@ int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
  * (SMKI_E_USAGE) on a database that is not DUPSORT, where it would remove the key. */
 int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 /* Visit every record whose key starts with prefix (plen may be 0: all), in key
- * order. fn returns 0 to go on, 1 to stop early, negative on error. */
+ * order. fn returns 0 to go on, 1 to stop early, SMKI_SCAN_NEXT_KEY to skip the
+ * rest of this key's values (in a SMKI_DB_DUPSORT database), negative on error. */
+#define SMKI_SCAN_NEXT_KEY 2
 typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
 /* Records in a database. */
 int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
+/* Remove every record of a database in a write transaction, keeping the database
+ * itself (its handle stays valid in every process that has it). */
+int smki_txn_clear(smki_txn *t, smki_db db);
 
 /* Group commits for bulk work: puts are buffered and written in one transaction
  * every `group` records (and on flush/end), so a batch of 10^5 records costs

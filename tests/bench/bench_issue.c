@@ -7,7 +7,7 @@
  *
  *   bench_issue smki  DCA-KEYREF THREADS N [GROUP [background|sync]]
  *        ("soft": a software key made here; GROUP records per commit, default 8000:
- *        1000 certificates of 8 records; commits in a thread of each batch by default
+ *        1600 certificates of 5 records; commits in a thread of each batch by default
  *        (smki_batch_begin_background), or in the issuing thread)
  *   bench_issue peer  THREADS N                      (in-process OpenSSL, same CSRs)
  *
@@ -367,7 +367,7 @@ int main(int argc, char **argv)
             double build_each = nb ? tb / (double)nb : 0;
             double commit = tc - build_each * (double)(n - nb);
             fprintf(stderr,
-                    "bench_issue: %d thread(s), %lu certificates, groups of %zu records (8 per certificate) "
+                    "bench_issue: %d thread(s), %lu certificates, groups of %zu records (5 per certificate) "
                     "committed %s: "
                     "per certificate %.1f us CPU; wall in the threads: CSR intake %.1f us, build+sign+lint+queue "
                     "%.1f us, group commits %.1f us; %.1f%% released by the template check\n",
