@@ -150,8 +150,9 @@ typedef struct {
  * A store of schema 1 (role, usage, environment and status in four indices of
  * their own, records without seq) is brought to schema 2 in one write transaction
  * here: every record rewritten with a seq, the facet index built from them, the old
- * indices emptied. Read-only, such a store is refused (SMKI_E_USAGE) until a
- * read-write open has migrated it. */
+ * indices emptied. Read-only, such a store is refused (SMKI_E_NOTFOUND: its
+ * facet index is not there yet, the message says why) until a read-write open has
+ * migrated it. */
 /* Opens (creating) every database above: call before any transaction on the store. */
 int smki_ca_db_open(smki_store *s, smki_ca_db *out);
 

@@ -735,6 +735,151 @@ static void test_del_dup_refused_on_plain_db_and_in_read_transaction(void **stat
     free(dir);
 }
 
+/* Appending puts: in order they append, out of order they are ordinary puts; the
+ * index reads back sorted either way. */
+static void test_appenddup_keeps_sorted_order_whatever_the_arrival_order(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_appenddup");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_facet", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-b", SMKI_PUT_APPENDDUP));
+    assert_ok(put_kv(s, idx, "dev1", "cert-d", SMKI_PUT_APPENDDUP));
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", SMKI_PUT_APPENDDUP)); /* before the last: ordinary */
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", SMKI_PUT_APPENDDUP));
+    assert_ok(put_kv(s, idx, "dev1", "cert-d", SMKI_PUT_APPENDDUP)); /* already there: nothing new */
+    assert_ok(put_kv(s, idx, "dev0", "cert-z", SMKI_PUT_APPENDDUP)); /* a new key before the others */
+    dup_arg a = {.db = idx};
+    assert_ok(smki_store_read(s, scan_dev1, &a));
+    assert_int_equal(a.n, 4);
+    assert_string_equal(a.vals[0], "cert-a");
+    assert_string_equal(a.vals[1], "cert-b");
+    assert_string_equal(a.vals[2], "cert-c");
+    assert_string_equal(a.vals[3], "cert-d");
+    assert_int_equal(count_of(s, idx), 5);
+    /* on a database without duplicates it would mean nothing: refused */
+    smki_db plain = db_of(s, "certs", 0);
+    assert_fails(put_kv(s, plain, "k", "v", SMKI_PUT_APPENDDUP), SMKI_E_USAGE, "without duplicates");
+    assert_int_equal(get_status(s, plain, "k"), SMKI_E_NOTFOUND);
+    assert_fails(put_kv(s, idx, "dev1", "x", 0x80), SMKI_E_USAGE, "unknown put flags");
+    smki_store_close(s);
+    free(dir);
+}
+
+static int first_of_each_key(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    GUARD(collect_value(key, klen, val, vlen, arg));
+    return SMKI_SCAN_NEXT_KEY;
+}
+
+static int scan_first_values(smki_txn *t, void *arg)
+{
+    dup_arg *a = arg;
+    return smki_txn_scan(t, a->db, NULL, 0, first_of_each_key, a);
+}
+
+static void test_scan_next_key_skips_the_rest_of_a_keys_values(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_scan_nextkey");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_facet", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-b", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-c", 0));
+    assert_ok(put_kv(s, idx, "dev3", "cert-d", 0));
+    assert_ok(put_kv(s, idx, "dev3", "cert-e", 0));
+    dup_arg a = {.db = idx};
+    assert_ok(smki_store_read(s, scan_first_values, &a));
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.vals[0], "cert-a");
+    assert_string_equal(a.vals[1], "cert-c");
+    assert_string_equal(a.vals[2], "cert-d");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_db db;
+    uint32_t schema;
+} clear_arg;
+
+static int clear_fn(smki_txn *t, void *arg)
+{
+    return smki_txn_clear(t, ((clear_arg *)arg)->db);
+}
+
+static int set_schema_fn(smki_txn *t, void *arg)
+{
+    return smki_txn_set_schema(t, ((clear_arg *)arg)->schema);
+}
+
+static int set_schema_then_fail(smki_txn *t, void *arg)
+{
+    GUARD(smki_txn_set_schema(t, ((clear_arg *)arg)->schema));
+    return SMKI_FAIL(SMKI_E_INTERNAL, "changed my mind");
+}
+
+static int get_schema_fn(smki_txn *t, void *arg)
+{
+    return smki_txn_schema(t, &((clear_arg *)arg)->schema);
+}
+
+static void test_clear_empties_a_database_and_keeps_it_usable(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_clear");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_role", SMKI_DB_DUPSORT), other = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-b", 0));
+    assert_ok(put_kv(s, other, "k", "v", 0));
+    clear_arg c = {idx, 0};
+    assert_fails(smki_store_read(s, clear_fn, &c), SMKI_E_USAGE, "no write transaction");
+    assert_int_equal(count_of(s, idx), 2);
+    assert_ok(smki_store_write(s, clear_fn, &c));
+    assert_int_equal(count_of(s, idx), 0);
+    assert_string_equal(get_kv(s, other, "k"), "v");
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", 0));
+    assert_string_equal(get_kv(s, idx, "dev1"), "cert-c");
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_set_schema_moves_forward_only_and_only_when_committed(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_set_schema");
+    smki_store *s = open_store(dir, 0);
+    clear_arg c = {0, 0};
+    assert_ok(smki_store_read(s, get_schema_fn, &c));
+    assert_int_equal(c.schema, SMKI_STORE_SCHEMA);
+    c.schema = SMKI_STORE_SCHEMA + 1;
+    assert_fails(smki_store_write(s, set_schema_fn, &c), SMKI_E_USAGE, "cannot follow");
+    c.schema = SMKI_STORE_SCHEMA - 1;
+    assert_fails(smki_store_write(s, set_schema_fn, &c), SMKI_E_USAGE, "cannot follow");
+    assert_fails(smki_store_read(s, set_schema_fn, &c), SMKI_E_USAGE, "no write transaction");
+    smki_store_close(s);
+    /* an older store: forward in a transaction that fails changes nothing */
+    const uint8_t one[4] = {0, 0, 0, 1};
+    raw_put(dir, "meta", "schema", 6, one, sizeof one);
+    s = open_store(dir, 0);
+    assert_int_equal(smki_store_schema(s), 1);
+    c.schema = SMKI_STORE_SCHEMA;
+    assert_fails(smki_store_write(s, set_schema_then_fail, &c), SMKI_E_INTERNAL, "changed my mind");
+    assert_int_equal(smki_store_schema(s), 1);
+    assert_ok(smki_store_read(s, get_schema_fn, &c));
+    assert_int_equal(c.schema, 1);
+    c.schema = SMKI_STORE_SCHEMA;
+    assert_ok(smki_store_write(s, set_schema_fn, &c));
+    assert_int_equal(smki_store_schema(s), SMKI_STORE_SCHEMA);
+    smki_store_close(s);
+    s = open_store(dir, 0);
+    assert_int_equal(smki_store_schema(s), SMKI_STORE_SCHEMA);
+    smki_store_close(s);
+    free(dir);
+}
+
 static int ask_db_inside(smki_txn *t, void *arg)
 {
     (void)t;
@@ -1620,6 +1765,10 @@ int main(void)
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
         cmocka_unit_test(test_del_dup_removes_one_value_and_keeps_the_others),
+        cmocka_unit_test(test_appenddup_keeps_sorted_order_whatever_the_arrival_order),
+        cmocka_unit_test(test_scan_next_key_skips_the_rest_of_a_keys_values),
+        cmocka_unit_test(test_clear_empties_a_database_and_keeps_it_usable),
+        cmocka_unit_test(test_set_schema_moves_forward_only_and_only_when_committed),
         cmocka_unit_test(test_del_dup_of_absent_pair_is_notfound_and_changes_nothing),
         cmocka_unit_test(test_del_dup_refused_on_plain_db_and_in_read_transaction),
         cmocka_unit_test(test_db_first_asked_for_inside_transaction_refused),
