@@ -6,8 +6,8 @@
  * keys and Device IDs, DS and KA alternating, as a manufacturing batch would send.
  *
  *   bench_issue smki  DCA-KEYREF THREADS N [GROUP [background|sync]]
- *        ("soft": a software key made here; GROUP records per commit, default 8000:
- *        1600 certificates of 5 records; commits in a thread of each batch by default
+ *        ("soft": a software key made here; GROUP records per commit, default 5000:
+ *        1000 certificates of 5 records; commits in a thread of each batch by default
  *        (smki_batch_begin_background), or in the issuing thread)
  *   bench_issue peer  THREADS N                      (in-process OpenSSL, same CSRs)
  *
@@ -120,6 +120,7 @@ typedef struct {
     /* where the time went (wall, CLOCK_MONOTONIC): the CSR intake; build and queue;
      * the calls that also committed a group */
     double t_parse, t_build, t_commit;
+    double cpu; /* CPU seconds of this thread (CLOCK_THREAD_CPUTIME_ID), end included */
     unsigned long n_commit;
     int committed;
     /* peer */
@@ -147,6 +148,7 @@ static void *run_smki(void *arg)
         return NULL;
     }
     pthread_barrier_wait(w->start);
+    double cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
     for (unsigned long i = 0; i < w->n && !w->failed; i++) {
         const csr_t *in = &w->csrs[(w->from + i) % CSR_SET];
         smki_csr *c = NULL;
@@ -179,6 +181,7 @@ static void *run_smki(void *arg)
         w->failed = 1;
     }
     w->t_commit += clock_of(CLOCK_MONOTONIC) - t0;
+    w->cpu = clock_of(CLOCK_THREAD_CPUTIME_ID) - cpu0;
     free(cert);
     return NULL;
 }
@@ -275,7 +278,7 @@ int main(int argc, char **argv)
     }
     int threads = atoi(argv[peer ? 2 : 3]);
     unsigned long n = strtoul(argv[peer ? 3 : 4], NULL, 10);
-    size_t group = argc >= 6 ? strtoul(argv[5], NULL, 10) : 8000;
+    size_t group = argc >= 6 ? strtoul(argv[5], NULL, 10) : 5000;
     int background = argc < 7 || strcmp(argv[6], "sync") != 0;
     if (threads < 1 || threads > MAX_THREADS || n == 0) return 1;
 
@@ -360,10 +363,11 @@ int main(int argc, char **argv)
                    (double)fast / (double)n);
             /* the split, per certificate, summed over the threads: build+queue from the
              * calls that did not commit; the committing calls less that is the store */
-            double tp = 0, tb = 0, tc = 0;
+            double tp = 0, tb = 0, tc = 0, cpu_w = 0;
             unsigned long nb = 0;
             for (int i = 0; i < threads; i++)
-                tp += w[i].t_parse, tb += w[i].t_build, tc += w[i].t_commit, nb += w[i].n - w[i].n_commit;
+                tp += w[i].t_parse, tb += w[i].t_build, tc += w[i].t_commit, nb += w[i].n - w[i].n_commit,
+                    cpu_w += w[i].cpu;
             double build_each = nb ? tb / (double)nb : 0;
             double commit = tc - build_each * (double)(n - nb);
             fprintf(stderr,
@@ -373,6 +377,14 @@ int main(int argc, char **argv)
                     "%.1f us, group commits %.1f us; %.1f%% released by the template check\n",
                     threads, n, group, background ? "in the background" : "in the thread", cpu * 1e6 / (double)n, tp * 1e6 / (double)n, build_each * 1e6,
                     commit * 1e6 / (double)n, 100.0 * (double)fast / (double)n);
+            /* CPU by thread: the issuing threads, and the rest (the batches' commit
+             * threads; the main thread only waits). Per core: the rate over the
+             * issuing threads, and what one core would do at this CPU per certificate. */
+            fprintf(stderr,
+                    "bench_issue: CPU per certificate %.1f us: issuing threads %.1f us, commit threads %.1f us; "
+                    "per core %.0f/s as rate/threads, %.0f/s as 1/CPU per certificate\n",
+                    cpu * 1e6 / (double)n, cpu_w * 1e6 / (double)n, (cpu - cpu_w) * 1e6 / (double)n,
+                    (double)n / wall / threads, (double)n / cpu);
         }
         smki_ca_issuer_free(is);
         smki_store_close(s);
