@@ -337,9 +337,9 @@ static const char *general_name_kind(int type)
 
 /* HardwareModuleName ::= SEQUENCE { hwType OBJECT IDENTIFIER, hwSerialNum OCTET STRING }
  * (RFC 4108 5); in GBCS the serial is the 8-octet Device ID. */
-static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
+static int parse_hw_module_name(smki_csr *c, const uint8_t *seq, size_t seq_len)
 {
-    smki_cursor_t all = smki_cursor(ASN1_STRING_get0_data(seq), (size_t)ASN1_STRING_length(seq));
+    smki_cursor_t all = smki_cursor(seq, seq_len);
     smki_cursor_t body, serial;
     const uint8_t *type_der;
     size_t type_len;
@@ -369,12 +369,32 @@ static int parse_hw_module_name(smki_csr *c, const ASN1_STRING *seq)
     return 0;
 }
 
+/* The one form a device CSR sends, read in place with the strict DER reader:
+ * GeneralNames of exactly one [0] otherName of type hardwareModuleName whose [0]
+ * EXPLICIT value is one SEQUENCE. Anything else, allowed or not, takes OpenSSL's
+ * GeneralNames decoder below, whose result names what is wrong; the two reach the
+ * same parse_hw_module_name. 1: the form, *hw set to the SEQUENCE; 0: not this form. */
+static int san_is_one_hw_module_name(const uint8_t *der, size_t len, const uint8_t **hw, size_t *hw_len)
+{
+    smki_cursor_t all = smki_cursor(der, len), names, other, oid, value, seq;
+    int ok = der_take(&all, TAG_SEQUENCE, "GeneralNames", &names, NULL, NULL) == 0 && all.left == 0 &&
+             der_take(&names, 0xa0, "otherName", &other, NULL, NULL) == 0 && names.left == 0 &&
+             der_take(&other, TAG_OID, "type-id", &oid, NULL, NULL) == 0 &&
+             bytes_are(oid.p, oid.left, OID_HW_MODULE_NAME_CONTENT, sizeof OID_HW_MODULE_NAME_CONTENT) &&
+             der_take(&other, 0xa0, "value", &value, NULL, NULL) == 0 && other.left == 0 &&
+             der_take(&value, TAG_SEQUENCE, "HardwareModuleName", &seq, hw, hw_len) == 0 && value.left == 0;
+    if (!ok) smki_error_clear();
+    return ok;
+}
+
 /* subjectAltName: nothing but one otherName hardwareModuleName. */
 static int parse_san(smki_csr *c, smki_cursor_t *value)
 {
     size_t len = value->left;
-    const uint8_t *der;
+    const uint8_t *der, *hw;
+    size_t hw_len;
     GUARD(smki_cur_take(value, len, &der));
+    if (san_is_one_hw_module_name(der, len, &hw, &hw_len)) return parse_hw_module_name(c, hw, hw_len);
     const unsigned char *p = der;
     GENERAL_NAMES *names = d2i_GENERAL_NAMES(NULL, &p, (long)len);
     ENSURE_SSL(names != NULL, SMKI_E_INPUT, "CSR subjectAltName does not decode as GeneralNames");
@@ -398,7 +418,8 @@ static int parse_san(smki_csr *c, smki_cursor_t *value)
     }
     ENSURE_GOTO(other->value != NULL && other->value->type == V_ASN1_SEQUENCE, SMKI_E_INPUT, out,
                 "CSR hardwareModuleName is not a SEQUENCE");
-    rc = parse_hw_module_name(c, other->value->value.sequence);
+    rc = parse_hw_module_name(c, ASN1_STRING_get0_data(other->value->value.sequence),
+                              (size_t)ASN1_STRING_length(other->value->value.sequence));
 out:
     GENERAL_NAMES_free(names);
     return rc;
