@@ -129,8 +129,9 @@ typedef struct {
 
 /* ---- The CA's databases ------------------------------------------------------------
  * "certs": issuer SKI (8) || serial (16) -> record (versioned, ca_store.c)
- * Indices, DUPSORT. By issuer and serial: "certs" itself. Value issuer SKI || serial:
- * "by_serial" (serial), "by_eui" (subject EUI-64), "by_ski" (the subject's SKI).
+ * Indices, DUPSORT. By issuer and serial: "certs" itself; by serial from any issuer:
+ * "certs" too, one seek per issuer (a skip scan: a store has a few issuers). Value
+ * issuer SKI || serial: "by_eui" (subject EUI-64), "by_ski" (the subject's SKI).
  * "by_facet" indexes role, key usage, environment and status together: key status
  * (1) || usage (1: 0 CA, 1 DS, 2 KA) || has role (1) || role (1) || environment name,
  * value seq (8, big-endian) || issuer SKI || serial. The few distinct keys answer a
@@ -142,12 +143,12 @@ typedef struct {
  * configured at its ceremony, its certificate's key in "certs"). */
 typedef struct {
     smki_store *store;
-    smki_db certs, by_serial, by_eui, by_ski, by_facet, cas;
+    smki_db certs, by_eui, by_ski, by_facet, cas;
     smki_db revocations; /* issuer SKI || serial -> reason, time (smki_ca_revoke) */
     smki_db crls;        /* "<env>/<kind name>" -> the CA's latest CRL/ARL and its number */
 } smki_ca_db;
 /* Opens (creating) every database above: call before any transaction on the store.
- * A store of schema 1 (role, usage, environment and status in four indices of
+ * A store of schema 1 (serial, role, usage, environment and status in indices of
  * their own, records without seq) is brought to schema 2 in one write transaction
  * here: every record rewritten with a seq, the facet index built from them, the old
  * indices emptied. Read-only, such a store is refused (SMKI_E_NOTFOUND: its

@@ -119,6 +119,11 @@ int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t l
 #define CA_FACET_KEY_MAX (4 + SMKI_ENV_NAME_MAX)
 #define CA_FACET_VAL_LEN (8 + CA_CERT_KEY_LEN)
 size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX]);
+/* Every certificate of this serial (from this issuer, when not NULL) with its record:
+ * one seek per issuer in "certs". fn returns 0 to go on, 1 to stop, negative on error. */
+typedef int (*ca_cert_visit_fn)(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, size_t rlen, void *arg);
+int ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
+                       const uint8_t *issuer_ski, ca_cert_visit_fn fn, void *arg);
 void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN]);
 /* A "revocations" record (revoke.c), read back strictly. */
 int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);

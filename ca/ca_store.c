@@ -17,10 +17,10 @@
 #define FLAG_HAS_EUI 0x01
 #define FLAG_HAS_ROLE 0x02
 
-static const char *const DB_NAMES[] = {"certs", "by_serial", "by_eui", "by_ski", "by_facet",
-                                       "cas",   "revocations", "crls"};
-/* Schema 1's indices that by_facet replaced: emptied by the migration. */
-static const char *const OLD_INDICES[] = {"by_role", "by_usage", "by_env", "by_status"};
+static const char *const DB_NAMES[] = {"certs", "by_eui", "by_ski", "by_facet", "cas", "revocations", "crls"};
+/* Schema 1's indices: by_facet replaced four, a skip scan of "certs" the serial one.
+ * Emptied by the migration. */
+static const char *const OLD_INDICES[] = {"by_serial", "by_role", "by_usage", "by_env", "by_status"};
 
 static int migrate(smki_store *s, smki_ca_db *db);
 
@@ -42,8 +42,7 @@ int smki_ca_db_open(smki_store *s, smki_ca_db *out)
      * migrated it since. */
     schema_arg sa = {0};
     GUARD(smki_store_read(s, read_schema, &sa));
-    smki_db *dbs[] = {&out->certs, &out->by_serial, &out->by_eui, &out->by_ski, &out->by_facet,
-                      &out->cas,   &out->revocations, &out->crls};
+    smki_db *dbs[] = {&out->certs, &out->by_eui, &out->by_ski, &out->by_facet, &out->cas, &out->revocations, &out->crls};
     int rc = 0;
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0] && rc == 0; i++) {
         int is_index = strncmp(DB_NAMES[i], "by_", 3) == 0;
@@ -272,7 +271,6 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
         return SMKI_FAIL(SMKI_E_EXISTS, "serial %s is already used by this issuer: refused by the store", hex);
     }
     GUARD(rc);
-    GUARD(put(where, db->by_serial, c->serial, SMKI_SERIAL_LEN, key, sizeof key, 0));
     if (c->has_eui) GUARD(put(where, db->by_eui, c->eui.b, 8, key, sizeof key, 0));
     GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
     uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
@@ -473,6 +471,52 @@ static int on_facet(const void *key, size_t klen, const void *val, size_t vlen, 
     return visit_record(f, ck, rec, rlen);
 }
 
+/* By serial: "certs" is keyed issuer SKI || serial, and a store holds the
+ * certificates of a few issuers, so one seek finds each issuer in turn and one get
+ * tries the serial under it: no index of serials to keep up per certificate. */
+int ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
+                       const uint8_t *issuer_ski, ca_cert_visit_fn fn, void *arg)
+{
+    uint8_t from[SMKI_KEYID_LEN] = {0}, key[CA_CERT_KEY_LEN];
+    const void *rec;
+    size_t rlen;
+    int rc;
+    if (issuer_ski) {
+        memcpy(key, issuer_ski, SMKI_KEYID_LEN);
+        memcpy(key + SMKI_KEYID_LEN, serial, SMKI_SERIAL_LEN);
+        rc = smki_txn_get(t, db->certs, key, CA_CERT_KEY_LEN, &rec, &rlen);
+        if (rc == SMKI_E_NOTFOUND) return 0;
+        GUARD(rc);
+        rc = fn(key, rec, rlen, arg);
+        return rc < 0 ? rc : 0;
+    }
+    for (;;) {
+        size_t klen = 0;
+        rc = smki_txn_seek(t, db->certs, from, sizeof from, key, sizeof key, &klen);
+        if (rc == SMKI_E_NOTFOUND) return 0;
+        GUARD(rc);
+        ENSURE(klen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "a certificate key of %zu octets in the store", klen);
+        memcpy(key + SMKI_KEYID_LEN, serial, SMKI_SERIAL_LEN);
+        rc = smki_txn_get(t, db->certs, key, CA_CERT_KEY_LEN, &rec, &rlen);
+        if (rc == 0) {
+            rc = fn(key, rec, rlen, arg);
+            if (rc != 0) return rc < 0 ? rc : 0;
+        } else if (rc != SMKI_E_NOTFOUND) {
+            return rc;
+        }
+        /* the next issuer: this SKI plus one, big-endian; none after ff..ff */
+        memcpy(from, key, SMKI_KEYID_LEN);
+        int i = SMKI_KEYID_LEN - 1;
+        while (i >= 0 && ++from[i] == 0) i--;
+        if (i < 0) return 0;
+    }
+}
+
+static int on_serial_match(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, size_t rlen, void *arg)
+{
+    return visit_record(arg, key, rec, rlen);
+}
+
 static int find_in(smki_txn *t, void *arg)
 {
     find_ctx *f = arg;
@@ -483,7 +527,7 @@ static int find_in(smki_txn *t, void *arg)
     size_t klen = 0;
     /* The most selective index the query names. */
     if (q->serial) {
-        db = f->db->by_serial, key = q->serial, klen = SMKI_SERIAL_LEN;
+        return ca_certs_of_serial(t, f->db, q->serial, q->issuer_ski, on_serial_match, f);
     } else if (q->eui) {
         db = f->db->by_eui, key = q->eui->b, klen = 8;
     } else if (q->ski) {

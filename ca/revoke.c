@@ -121,15 +121,12 @@ typedef struct {
     uint8_t other_issuer[SMKI_KEYID_LEN];
 } lookup_t;
 
-static int on_serial(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+static int on_serial(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, size_t rlen, void *arg)
 {
     lookup_t *L = arg;
-    if (klen != SMKI_SERIAL_LEN) return 0;
-    ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
-    (void)key;
-    if (L->issuer_ski && memcmp(val, L->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    (void)rec, (void)rlen;
     if (L->n) memcpy(L->other_issuer, L->key, SMKI_KEYID_LEN);
-    memcpy(L->key, val, CA_CERT_KEY_LEN);
+    memcpy(L->key, key, CA_CERT_KEY_LEN);
     L->n++;
     return 0;
 }
@@ -138,7 +135,7 @@ static int on_serial(const void *key, size_t klen, const void *val, size_t vlen,
 static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
 {
     L->n = 0;
-    GUARD(smki_txn_scan(t, L->db->by_serial, L->serial, SMKI_SERIAL_LEN, on_serial, L));
+    GUARD(ca_certs_of_serial(t, L->db, L->serial, L->issuer_ski, on_serial, L));
     char hex[2 * SMKI_SERIAL_LEN + 1], a[2 * SMKI_KEYID_LEN + 1], b[2 * SMKI_KEYID_LEN + 1];
     smki_hex_encode(L->serial, SMKI_SERIAL_LEN, hex, 0);
     ENSURE(L->n > 0, SMKI_E_NOTFOUND, "no certificate of serial %s%s", hex,
@@ -152,8 +149,7 @@ static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
     const void *val;
     size_t vlen;
     int rc = smki_txn_get(t, L->db->certs, L->key, CA_CERT_KEY_LEN, &val, &vlen);
-    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
-    GUARD(rc);
+    GUARD(rc); /* found a moment ago in this transaction */
     GUARD(ca_cert_decode(L->key, val, vlen, c));
     ENSURE(!L->env || strcmp(L->env, c->env) == 0, SMKI_E_NOTFOUND,
            "no certificate of serial %s in environment %s (it is of environment %s)", hex, L->env, c->env);

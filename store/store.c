@@ -546,6 +546,31 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
     return 0;
 }
 
+int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
+{
+    ENSURE(t && t->txn && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");
+    GUARD(check_key(t, flen));
+    MDB_cursor *cur = NULL;
+    int mrc = mdb_cursor_open(t->txn, db, &cur);
+    if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
+    MDB_val k = {flen, (void *)from}, v = {0, NULL};
+    mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    int rc = 0;
+    if (mrc == MDB_NOTFOUND) {
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no such record");
+    } else if (mrc != 0) {
+        rc = FAIL_OP(t, db, mrc, "read");
+    } else if (k.mv_size > cap) {
+        rc = SMKI_FAIL(SMKI_E_CORRUPT, "store %s: a key of %zu octets where at most %zu were expected", t->s->path,
+                       k.mv_size, cap);
+    } else {
+        memcpy(key, k.mv_data, k.mv_size);
+        *klen = k.mv_size;
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 int smki_txn_clear(smki_txn *t, smki_db db)
 {
     ENSURE(t && t->txn && t->is_write, SMKI_E_USAGE, "smki_txn_clear: no write transaction");

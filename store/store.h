@@ -85,6 +85,10 @@ int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, cons
 #define SMKI_SCAN_NEXT_KEY 2
 typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+/* The first key at or after `from` in key order, copied to key (cap octets; a
+ * longer key is SMKI_E_CORRUPT) with its length in *klen; SMKI_E_NOTFOUND (without
+ * noise) past the last. For skip scans: a lookup per distinct leading field. */
+int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
 /* Records in a database. */
 int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
 /* Remove every record of a database in a write transaction, keeping the database
