@@ -136,9 +136,10 @@ typedef struct {
  * (1) || usage (1: 0 CA, 1 DS, 2 KA) || has role (1) || role (1) || environment name,
  * value seq (8, big-endian) || issuer SKI || serial. The few distinct keys answer a
  * query on any subset of the four (a status is a prefix; the others skip from key to
- * key), and the arrival sequence makes recording an append, where four indices of a
- * handful of keys each took a search and an insert into a large tree per certificate
- * (store schema 2; smki_ca_db_open migrates a schema-1 store).
+ * key), and with the arrival sequence leading its values a group of certificates
+ * lands on the last pages of the index, where four indices of a handful of keys
+ * each took an insert at a random place of a large tree per certificate, dirtying a
+ * page each (store schema 2; smki_ca_db_open migrates a schema-1 store).
  * "cas": "<env>/<kind name>" -> the CA's record (key reference, environment as
  * configured at its ceremony, its certificate's key in "certs"). */
 typedef struct {

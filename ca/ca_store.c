@@ -225,7 +225,8 @@ void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
 }
 
 /* The clock in ns, never the same or lower twice in this process: unique and rising
- * across threads, so that each group of records appends to the facet index. */
+ * across threads, so that each group of records lands at the end of the facet
+ * index's few keys instead of all over them. */
 static uint64_t next_seq(void)
 {
     static _Atomic uint64_t last;
@@ -277,7 +278,7 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
     size_t fklen = ca_facet_key(c, fkey);
     put_be64(fval, (int64_t)seq);
     memcpy(fval + 8, key, sizeof key);
-    return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, SMKI_PUT_APPENDDUP);
+    return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, 0);
 }
 
 int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c)
@@ -369,7 +370,7 @@ static int migrate_in(smki_txn *t, void *arg)
         uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
         size_t fklen = ca_facet_key(m->cert, fkey);
         ca_facet_val(m->cert, fval);
-        GUARD(smki_txn_put(t, m->db->by_facet, fkey, fklen, fval, sizeof fval, SMKI_PUT_APPENDDUP));
+        GUARD(smki_txn_put(t, m->db->by_facet, fkey, fklen, fval, sizeof fval, 0));
     }
     for (size_t i = 0; i < sizeof m->old / sizeof m->old[0]; i++) GUARD(smki_txn_clear(t, m->old[i]));
     return smki_txn_set_schema(t, CA_SCHEMA);

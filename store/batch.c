@@ -96,8 +96,7 @@ int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, cons
     ENSURE(klen > 0 && klen <= store_max_key(b->s), SMKI_E_USAGE,
            "batch for store %s: a key of %zu octets (1 to %zu allowed)", smki_store_path(b->s), klen,
            store_max_key(b->s));
-    ENSURE((flags & ~(SMKI_PUT_NOOVERWRITE | SMKI_PUT_APPENDDUP)) == 0, SMKI_E_USAGE,
-           "batch for store %s: unknown put flags %#x",
+    ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "batch for store %s: unknown put flags %#x",
            smki_store_path(b->s), flags);
     if (b->nrecs == b->recs_cap) {
         size_t cap = b->recs_cap ? b->recs_cap * 2 : 256;

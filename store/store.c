@@ -436,26 +436,11 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 {
     ENSURE(t && t->txn && key && (val || vlen == 0), SMKI_E_USAGE, "smki_txn_put: no transaction, key or value");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a put in a read transaction", t->s->path);
-    ENSURE((flags & ~(SMKI_PUT_NOOVERWRITE | SMKI_PUT_APPENDDUP)) == 0, SMKI_E_USAGE,
-           "store %s: unknown put flags %#x", t->s->path, flags);
+    ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x", t->s->path, flags);
     GUARD(check_key(t, klen));
     MDB_val k = {klen, (void *)key};
     MDB_val v = {vlen, (void *)val};
-    unsigned mflags = (flags & SMKI_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0;
-    int mrc;
-    if (flags & SMKI_PUT_APPENDDUP) {
-        /* LMDB appends without a search when the value sorts after the key's last one
-         * and refuses (MDB_KEYEXIST) when it does not: then it is an ordinary put. */
-        unsigned dbflags = 0;
-        mrc = mdb_dbi_flags(t->txn, db, &dbflags);
-        if (mrc != 0) return FAIL_OP(t, db, mrc, "write to");
-        ENSURE(dbflags & MDB_DUPSORT, SMKI_E_USAGE, "store %s: SMKI_PUT_APPENDDUP on a database without duplicates",
-               t->s->path);
-        mrc = mdb_put(t->txn, db, &k, &v, mflags | MDB_APPENDDUP);
-        if (mrc == MDB_KEYEXIST) mrc = mdb_put(t->txn, db, &k, &v, mflags);
-    } else {
-        mrc = mdb_put(t->txn, db, &k, &v, mflags);
-    }
+    int mrc = mdb_put(t->txn, db, &k, &v, (flags & SMKI_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
     if (mrc == 0) return 0;
     if (mrc == MDB_KEYEXIST) {
         char hex[72], label[72];

@@ -64,11 +64,6 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
 int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
 
 #define SMKI_PUT_NOOVERWRITE 0x1u /* refuse (SMKI_E_EXISTS) if the key is there */
-/* In a SMKI_DB_DUPSORT database, for values that arrive in sorted order (an index
- * whose values start with an arrival sequence): LMDB appends the value after the
- * key's last one without searching, and the index pages a group of puts dirties are
- * the few at its end. A value that does not sort last is put the ordinary way. */
-#define SMKI_PUT_APPENDDUP 0x2u
 int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
                  unsigned flags);
 /* *val points into the map and is valid until the transaction ends. SMKI_E_NOTFOUND

@@ -735,37 +735,6 @@ static void test_del_dup_refused_on_plain_db_and_in_read_transaction(void **stat
     free(dir);
 }
 
-/* Appending puts: in order they append, out of order they are ordinary puts; the
- * index reads back sorted either way. */
-static void test_appenddup_keeps_sorted_order_whatever_the_arrival_order(void **state)
-{
-    (void)state;
-    char *dir = fresh_dir("store_appenddup");
-    smki_store *s = open_store(dir, 0);
-    smki_db idx = db_of(s, "by_facet", SMKI_DB_DUPSORT);
-    assert_ok(put_kv(s, idx, "dev1", "cert-b", SMKI_PUT_APPENDDUP));
-    assert_ok(put_kv(s, idx, "dev1", "cert-d", SMKI_PUT_APPENDDUP));
-    assert_ok(put_kv(s, idx, "dev1", "cert-a", SMKI_PUT_APPENDDUP)); /* before the last: ordinary */
-    assert_ok(put_kv(s, idx, "dev1", "cert-c", SMKI_PUT_APPENDDUP));
-    assert_ok(put_kv(s, idx, "dev1", "cert-d", SMKI_PUT_APPENDDUP)); /* already there: nothing new */
-    assert_ok(put_kv(s, idx, "dev0", "cert-z", SMKI_PUT_APPENDDUP)); /* a new key before the others */
-    dup_arg a = {.db = idx};
-    assert_ok(smki_store_read(s, scan_dev1, &a));
-    assert_int_equal(a.n, 4);
-    assert_string_equal(a.vals[0], "cert-a");
-    assert_string_equal(a.vals[1], "cert-b");
-    assert_string_equal(a.vals[2], "cert-c");
-    assert_string_equal(a.vals[3], "cert-d");
-    assert_int_equal(count_of(s, idx), 5);
-    /* on a database without duplicates it would mean nothing: refused */
-    smki_db plain = db_of(s, "certs", 0);
-    assert_fails(put_kv(s, plain, "k", "v", SMKI_PUT_APPENDDUP), SMKI_E_USAGE, "without duplicates");
-    assert_int_equal(get_status(s, plain, "k"), SMKI_E_NOTFOUND);
-    assert_fails(put_kv(s, idx, "dev1", "x", 0x80), SMKI_E_USAGE, "unknown put flags");
-    smki_store_close(s);
-    free(dir);
-}
-
 static int first_of_each_key(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     GUARD(collect_value(key, klen, val, vlen, arg));
@@ -1765,7 +1734,6 @@ int main(void)
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
         cmocka_unit_test(test_del_dup_removes_one_value_and_keeps_the_others),
-        cmocka_unit_test(test_appenddup_keeps_sorted_order_whatever_the_arrival_order),
         cmocka_unit_test(test_scan_next_key_skips_the_rest_of_a_keys_values),
         cmocka_unit_test(test_clear_empties_a_database_and_keeps_it_usable),
         cmocka_unit_test(test_set_schema_moves_forward_only_and_only_when_committed),
