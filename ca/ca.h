@@ -57,6 +57,19 @@ typedef struct {
  * the message names what is wrong. Safe to call from several threads. */
 int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out);
 
+/* The same parse, with options. verified_sha256: the SHA-256 of CSR octets whose proof
+ * of possession the caller verified before and recorded where only it writes (the RA,
+ * at submission, in its store). When data hashes to exactly this, everything is parsed
+ * and checked as strictly as ever (DER, key, extensions, the signature's encoding) but
+ * the ECDSA verification is not repeated; octets that hash to anything else are
+ * verified in full. NULL: always verify (smki_csr_parse). skipped_verify (optional)
+ * receives whether the verification was skipped. */
+typedef struct {
+    const uint8_t *verified_sha256; /* 32 octets, or NULL */
+    int *skipped_verify;
+} smki_csr_parse_opts;
+int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out);
+
 /* The checks that tie a parsed CSR to a request. A device request needs the
  * hardwareModuleName and an empty subject; when eui is given it must be the
  * hardwareModuleName's. An organisation request must not carry a hardwareModuleName.

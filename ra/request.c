@@ -170,10 +170,23 @@ static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
     return smki_txn_put(t, ra->db.requests, key, 8, rec, n, 0);
 }
 
-static void csr_key(uint64_t id, uint32_t idx, uint8_t key[12])
+static void csr_key(uint64_t id, uint32_t idx, uint8_t key[13])
 {
     put_be64(key, id);
     key[8] = (uint8_t)(idx >> 24), key[9] = (uint8_t)(idx >> 16), key[10] = (uint8_t)(idx >> 8), key[11] = (uint8_t)idx;
+    key[12] = 'v';
+}
+
+/* A CSR and, beside it (its key and 'v'), the SHA-256 of its octets, whose proof of
+ * possession submission verified: execution verifies again only octets that differ. */
+static int csr_put(smki_txn *t, smki_ra *ra, uint64_t id, uint32_t idx, const smki_csr *c)
+{
+    uint8_t key[13], h[32];
+    unsigned hl = sizeof h;
+    csr_key(id, idx, key);
+    ENSURE(EVP_Digest(c->der, c->der_len, h, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    GUARD(smki_txn_put(t, ra->db.csrs, key, 12, c->der, c->der_len, SMKI_PUT_NOOVERWRITE));
+    return smki_txn_put(t, ra->db.csrs, key, 13, h, sizeof h, SMKI_PUT_NOOVERWRITE);
 }
 
 /* ---- Demand ----------------------------------------------------------------------------------- */
@@ -346,15 +359,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     GUARD(next_id(t, ra, &r.id));
     if (r.approvals_required == 0 && r.state == SMKI_REQ_PENDING) r.state = SMKI_REQ_APPROVED;
     GUARD(req_put(t, ra, &r));
-    uint8_t ck[12];
     if (s->type == SMKI_REQ_ORGANISATION) {
-        csr_key(r.id, 0, ck);
-        GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csr->der, sr->csr->der_len, SMKI_PUT_NOOVERWRITE));
+        GUARD(csr_put(t, ra, r.id, 0, sr->csr));
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
-        for (size_t i = 0; i < s->n_csrs; i++) {
-            csr_key(r.id, (uint32_t)i, ck);
-            GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csrs[i]->der, sr->csrs[i]->der_len, SMKI_PUT_NOOVERWRITE));
-        }
+        for (size_t i = 0; i < s->n_csrs; i++) GUARD(csr_put(t, ra, r.id, (uint32_t)i, sr->csrs[i]));
     }
     sr->id = r.id;
     snprintf(note->action, sizeof note->action, "request-submit");
@@ -544,13 +552,15 @@ typedef struct {
     uint32_t from, n;
     uint8_t **der;
     size_t *len;
+    uint8_t (*verified)[32]; /* optional: the recorded SHA-256 of each, has_verified[i] when there is one */
+    int *has_verified;
 } csr_run;
 
 static int csr_txn(smki_txn *t, void *arg)
 {
     csr_run *c = arg;
     for (uint32_t i = 0; i < c->n; i++) {
-        uint8_t key[12];
+        uint8_t key[13];
         csr_key(c->id, c->from + i, key);
         const void *v;
         size_t n;
@@ -563,6 +573,12 @@ static int csr_txn(smki_txn *t, void *arg)
         ENSURE(c->der[i], SMKI_E_NOMEM, "out of memory");
         memcpy(c->der[i], v, n);
         c->len[i] = n;
+        if (!c->verified) continue;
+        rc = smki_txn_get(t, c->ra->db.csrs, key, 13, &v, &n);
+        c->has_verified[i] = rc == 0 && n == 32;
+        if (rc == SMKI_E_NOTFOUND) smki_error_clear();
+        else GUARD(rc);
+        if (c->has_verified[i]) memcpy(c->verified[i], v, 32);
     }
     return 0;
 }
@@ -570,7 +586,7 @@ static int csr_txn(smki_txn *t, void *arg)
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len)
 {
     *der = NULL;
-    csr_run c = {ra, id, index, 1, der, len};
+    csr_run c = {ra, id, index, 1, der, len, NULL, NULL};
     int rc = smki_store_read(ra->store, csr_txn, &c);
     if (rc < 0) {
         free(*der);
@@ -1078,15 +1094,20 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     smki_csr **csrs = calloc(group, sizeof *csrs);
     uint8_t **der = calloc(group, sizeof *der);
     size_t *len = calloc(group, sizeof *len);
-    int rc = certs && csrs && der && len ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    uint8_t(*verified)[32] = calloc(group, sizeof *verified);
+    int *has_verified = calloc(group, sizeof *has_verified);
+    int rc = certs && csrs && der && len && verified && has_verified ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     uint32_t from = r.done_count;
     while (rc == 0 && from < r.csr_count) {
         uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
-        csr_run c = {ra, id, from, n, der, len};
+        csr_run c = {ra, id, from, n, der, len, verified, has_verified};
         rc = smki_store_read(ra->store, csr_txn, &c);
-        /* Build (sign and lint) outside the transaction: only the store work is inside. */
+        /* Build (sign and lint) outside the transaction: only the store work is inside. The
+         * CA's intake parses every CSR strictly again; its proof of possession, verified at
+         * submission, is verified again only if the octets differ from those recorded then. */
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
-            rc = smki_csr_parse(der[i], len[i], &csrs[i]);
+            smki_csr_parse_opts po = {has_verified[i] ? verified[i] : NULL, NULL};
+            rc = smki_csr_parse_ex(der[i], len[i], &po, &csrs[i]);
             smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
                                 r.cn[0] ? r.cn : NULL, 0, 0};
             if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
@@ -1109,6 +1130,8 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(csrs);
     free(der);
     free(len);
+    free(verified);
+    free(has_verified);
     smki_ca_issuer_free(is);
     return rc;
 }

@@ -6,8 +6,11 @@
  *               the store, intake, build, the eligibility checks of every CSR, the
  *               certificates and one operator-signed audit entry per group of 1000,
  *               each group one durable commit
- *   ra-total    submit (intake, eligibility, demand, the CSRs stored, audit) + approve
- *               + execute: the whole path of a batch through the RA
+ *   ra-total    submit (intake with the proof of possession verified, eligibility,
+ *               demand, the CSRs and their SHA-256 stored, audit) + approve + execute
+ *               (the CA's strict intake again, its ECDSA verification skipped for
+ *               octets that match the SHA-256 recorded at submission): the whole path of
+ *               a batch through the RA, the headline figure (target: ratio >= 0.8)
  * and the ratios ra/ca. The bare CA runs before and after the RA (the store and the map
  * grow in between); the faster of the two is the reference, so the ratios err low.
  * Prints figures only; never passes or fails on one.
@@ -197,9 +200,10 @@ int main(int argc, char **argv)
     uint64_t head = 0;
     smki_audit_head(ra, &head, NULL);
     double ca_rate = (double)n / ca_s, ex_rate = (double)n / exec_s, ra_rate = (double)n / ra_s;
-    printf("ca          %10.0f\n", ca_rate);
-    printf("ra-execute  %10.0f  ratio %.3f\n", ex_rate, ex_rate / ca_rate);
-    printf("ra-total    %10.0f  ratio %.3f\n", ra_rate, ra_rate / ca_rate);
+    printf("ca          %10.0f /s\n", ca_rate);
+    printf("ra-total    %10.0f /s  ratio %.3f  (submit + approve + execute: the headline, target >= 0.8)\n", ra_rate,
+           ra_rate / ca_rate);
+    printf("ra-execute  %10.0f /s  ratio %.3f  (execution alone)\n", ex_rate, ex_rate / ca_rate);
     fprintf(stderr,
             "per CSR: bare CA %.1f us (the faster run); RA submit %.1f us (approve %.1f ms in all), execute %.1f us; "
             "%zu certificates "

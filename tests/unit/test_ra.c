@@ -585,6 +585,67 @@ static void test_device_batch_issues_in_group_commits_each_with_its_entry(void *
     assert_int_equal(n, 1);
 }
 
+/* The stored CSR of a request (index idx): its last octet flipped (the signature's s), or
+ * with 'v' its recorded SHA-256. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint32_t idx;
+    int hash;
+} csr_tamper;
+
+static int csr_tamper_txn(smki_txn *t, void *arg)
+{
+    csr_tamper *x = arg;
+    uint8_t key[13];
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    key[8] = (uint8_t)(x->idx >> 24), key[9] = (uint8_t)(x->idx >> 16), key[10] = (uint8_t)(x->idx >> 8);
+    key[11] = (uint8_t)x->idx, key[12] = 'v';
+    size_t kl = x->hash ? 13 : 12;
+    const void *v;
+    size_t n;
+    GUARD(smki_txn_get(t, x->db, key, kl, &v, &n));
+    uint8_t val[2048];
+    memcpy(val, v, n);
+    val[n - 1] ^= 0x01;
+    return smki_txn_put(t, x->db, key, kl, val, n, 0);
+}
+
+/* Submission verifies each CSR's proof of possession and records the SHA-256 of its octets;
+ * execution skips the second verification only for octets that still match: a CSR changed
+ * in the store in between is verified in full and refused, and nothing of its group is
+ * issued. */
+static void test_execution_verifies_again_a_csr_changed_after_submission(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    csr_tamper x = {smki_ra_databases(f->ra)->csrs, id, 1, 0};
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &x));
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "proof of possession");
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "CSR 2 of request");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+    assert_int_equal(r.done_count, 0);
+    /* restored: it executes */
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &x));
+    /* the record of the hash changed instead: the octets are verified in full, and they verify */
+    csr_tamper xh = {smki_ra_databases(f->ra)->csrs, id, 0, 1};
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &xh));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+}
+
 static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
 {
     fixture *f = *state;
@@ -1749,6 +1810,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_any_rejection_rejects_and_approvals_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_execution_verifies_again_a_csr_changed_after_submission, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
