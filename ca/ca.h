@@ -419,6 +419,10 @@ typedef struct {
     size_t n_ips;
     int64_t not_before;        /* 0: now */
 } smki_tls_req;
+/* The request's own checks, without an issuer (what the RA checks at submission): the
+ * CSR's key, usage and subject, the Party Signifier (given, or the CSR's; both must
+ * agree), the CN, the host names and addresses. party receives the Signifier to use. */
+int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX]);
 /* Build, sign and lint (nothing stored); or build and record. The Party Signifier
  * actually used is copied to party_out when it is not NULL. */
 int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);

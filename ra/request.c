@@ -14,22 +14,36 @@
 #define REQUEST_VERSION 1
 #define REQUEST_REC_MAX 4096
 
-static const char *const TYPE_NAMES[] = {NULL, "organisation", "device-batch", "revoke", "recover"};
+static const char *const TYPE_NAMES[] = {NULL,      "organisation", "device-batch", "revoke",
+                                         "recover", "dccki-server", "dccki-client"};
+#define TYPE_LAST 6
+
+static int is_tls(int type)
+{
+    return type == SMKI_REQ_DCCKI_SERVER || type == SMKI_REQ_DCCKI_CLIENT;
+}
+
+static smki_profile_id tls_profile(int type)
+{
+    return type == SMKI_REQ_DCCKI_SERVER ? SMKI_PROFILE_DCCKI_SERVER : SMKI_PROFILE_DCCKI_CLIENT;
+}
 static const char *const STATE_NAMES[] = {NULL, "pending", "held", "approved", "done", "rejected"};
 
 const char *smki_req_type_name(int t)
 {
-    return t >= 1 && t <= 4 ? TYPE_NAMES[t] : "unknown";
+    return t >= 1 && t <= TYPE_LAST ? TYPE_NAMES[t] : "unknown";
 }
 
 int smki_req_type_parse(const char *text, smki_req_type *out)
 {
-    for (int i = 1; text && i <= 4; i++)
+    for (int i = 1; text && i <= TYPE_LAST; i++)
         if (strcmp(text, TYPE_NAMES[i]) == 0) {
             *out = (smki_req_type)i;
             return 0;
         }
-    return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a request type: organisation, device-batch, revoke or recover",
+    return SMKI_FAIL(SMKI_E_USAGE,
+                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke or "
+                     "recover",
                      text ? text : "");
 }
 
@@ -129,7 +143,7 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
     if (rc == 0 && (kind >= SMKI_CA_KIND_COUNT || has_new > 1)) rc = -1;
     r->ca_kind = kind;
     r->has_new_ca = has_new;
-    if (rc < 0 || c.left || type < 1 || type > 4 || state < 1 || state > 5) {
+    if (rc < 0 || c.left || type < 1 || type > TYPE_LAST || state < 1 || state > 5) {
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_CORRUPT, "a request record is damaged (%zu octets)", vlen);
     }
@@ -187,6 +201,81 @@ static int csr_put(smki_txn *t, smki_ra *ra, uint64_t id, uint32_t idx, const sm
     ENSURE(EVP_Digest(c->der, c->der_len, h, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
     GUARD(smki_txn_put(t, ra->db.csrs, key, 12, c->der, c->der_len, SMKI_PUT_NOOVERWRITE));
     return smki_txn_put(t, ra->db.csrs, key, 13, h, sizeof h, SMKI_PUT_NOOVERWRITE);
+}
+
+/* A DCCKI request's endpoint names, beside its CSR (index NAMES_INDEX): "dns NAME" and
+ * "ip ADDRESS" lines. */
+#define NAMES_INDEX 0xFFFFFFFFu
+#define NAMES_MAX 12288
+
+static int names_put(smki_txn *t, smki_ra *ra, uint64_t id, const smki_ra_submit *s)
+{
+    char *text = malloc(NAMES_MAX);
+    ENSURE(text, SMKI_E_NOMEM, "out of memory");
+    size_t at = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->n_dns + s->n_ips; i++) {
+        int w = snprintf(text + at, NAMES_MAX - at, "%s %s\n", i < s->n_dns ? "dns" : "ip",
+                         i < s->n_dns ? s->dns[i] : s->ips[i - s->n_dns]);
+        if (w < 0 || (size_t)w >= NAMES_MAX - at) rc = SMKI_FAIL(SMKI_E_USAGE, "the request's names are too long");
+        else at += (size_t)w;
+    }
+    uint8_t key[13];
+    csr_key(id, NAMES_INDEX, key);
+    if (rc == 0) rc = smki_txn_put(t, ra->db.csrs, key, 12, at ? text : "", at, SMKI_PUT_NOOVERWRITE);
+    free(text);
+    return rc;
+}
+
+typedef struct {
+    smki_ra *ra;
+    uint64_t id;
+    char *out;
+    size_t cap;
+} names_run;
+
+static int names_txn(smki_txn *t, void *arg)
+{
+    names_run *n = arg;
+    uint8_t key[13];
+    csr_key(n->id, NAMES_INDEX, key);
+    const void *v;
+    size_t len;
+    int rc = smki_txn_get(t, n->ra->db.csrs, key, 12, &v, &len);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        n->out[0] = '\0';
+        return 0;
+    }
+    GUARD(rc);
+    ENSURE(len < n->cap && !memchr(v, 0, len), SMKI_E_CORRUPT, "request %llu's names are damaged or too long",
+           (unsigned long long)n->id);
+    memcpy(n->out, v, len);
+    n->out[len] = '\0';
+    return 0;
+}
+
+int smki_ra_request_names(smki_ra *ra, uint64_t id, char *out, size_t cap)
+{
+    ENSURE(ra && out && cap, SMKI_E_INTERNAL, "smki_ra_request_names: missing argument");
+    names_run n = {ra, id, out, cap};
+    return smki_store_read(ra->store, names_txn, &n);
+}
+
+/* The text back into pointers into it (modified in place). */
+static int names_split(char *text, const char **dns, size_t *n_dns, const char **ips, size_t *n_ips, size_t max)
+{
+    *n_dns = *n_ips = 0;
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        ENSURE(end, SMKI_E_CORRUPT, "a request's names are damaged");
+        *end = '\0';
+        if (strncmp(line, "dns ", 4) == 0 && *n_dns < max) dns[(*n_dns)++] = line + 4;
+        else if (strncmp(line, "ip ", 3) == 0 && *n_ips < max) ips[(*n_ips)++] = line + 3;
+        else return SMKI_FAIL(SMKI_E_CORRUPT, "a request's names are damaged");
+        line = end + 1;
+    }
+    return 0;
 }
 
 /* ---- Demand ----------------------------------------------------------------------------------- */
@@ -312,6 +401,13 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.approvals_required = ra->pol.approvals_org;
         smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
         smki_role_format((uint8_t)s->role, rt);
+    } else if (is_tls(s->type)) {
+        smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr};
+        GUARD(ra_eligible_txn(t, ra, &e));
+        r.usage = sr->csr->usage;
+        snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
+        r.csr_count = 1;
+        r.approvals_required = ra->pol.approvals_org;
     } else if (s->type == SMKI_REQ_RECOVER) {
         r.ca_kind = s->ca_kind;
         r.csr_count = 0;
@@ -359,8 +455,9 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     GUARD(next_id(t, ra, &r.id));
     if (r.approvals_required == 0 && r.state == SMKI_REQ_PENDING) r.state = SMKI_REQ_APPROVED;
     GUARD(req_put(t, ra, &r));
-    if (s->type == SMKI_REQ_ORGANISATION) {
+    if (s->type == SMKI_REQ_ORGANISATION || is_tls(s->type)) {
         GUARD(csr_put(t, ra, r.id, 0, sr->csr));
+        if (is_tls(s->type)) GUARD(names_put(t, ra, r.id, s));
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         for (size_t i = 0; i < s->n_csrs; i++) GUARD(csr_put(t, ra, r.id, (uint32_t)i, sr->csrs[i]));
     }
@@ -371,6 +468,11 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "organisation %s certificate, role %s, EUI %s, party %s, env %s; needs %u approval(s)",
                  r.usage == SMKI_USAGE_DS ? "DS" : "KA", rt, tx, r.party, r.env, r.approvals_required);
+    } else if (is_tls(s->type)) {
+        snprintf(note->detail, sizeof note->detail,
+                 "%s certificate, party %s (its Signifier in the subject), env %s, %zu host name(s), %zu address(es); "
+                 "needs %u approval(s)",
+                 smki_req_type_name(s->type), r.party, r.env, s->n_dns, s->n_ips, r.approvals_required);
     } else if (s->type == SMKI_REQ_RECOVER) {
         snprintf(note->detail, sizeof note->detail,
                  "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
@@ -477,6 +579,19 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
         ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
         rc = ra_act(ra, by, 0, submit_fn, &sr);
+        smki_csr_free(sr.csr);
+    } else if (is_tls(s->type)) {
+        ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
+        ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
+        smki_env env;
+        GUARD(smki_env_load(s->env, s->conf, &env));
+        GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
+        /* The CA's own checks of the request now (again at execution): the CSR's Party
+         * Signifier, if it has one, is this Party's; a server names its host. */
+        smki_tls_req tr = {sr.csr, tls_profile(s->type), s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
+        char party[SMKI_PARTY_MAX];
+        rc = smki_ca_tls_check(&env, &tr, party);
+        if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
@@ -679,7 +794,9 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
 {
     smki_ca_record *rec = malloc(sizeof *rec);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
-    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA : SMKI_CA_OCA;
+    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
+                        : leaf == SMKI_PROFILE_DCCKI_SERVER || leaf == SMKI_PROFILE_DCCKI_CLIENT ? SMKI_CA_DCCKI_ICA
+                                                                                                   : SMKI_CA_OCA;
     int rc = smki_ca_get(&ra->ca, env, kind, rec);
     if (rc == 0 && rec->cert.status != SMKI_STATUS_IN_USE)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s is %s: nothing is issued under it (see docs/ra.md, "
@@ -711,8 +828,9 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
            "request %llu moved on while this execution ran (another operator is executing it)",
            (unsigned long long)r.id);
     char serial[2 * SMKI_SERIAL_LEN + 1];
-    if (r.type == SMKI_REQ_ORGANISATION) {
+    if (r.type == SMKI_REQ_ORGANISATION || is_tls(r.type)) {
         smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0]};
+        if (is_tls(r.type)) e = (smki_ra_eligibility){r.party, r.env, tls_profile(r.type), -1, NULL, x->csrs[0]};
         GUARD(ra_eligible_txn(t, ra, &e));
         GUARD(smki_ca_cert_put(t, &ra->ca, &x->certs[0]));
         r.has_result = 1;
@@ -720,7 +838,9 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         memcpy(r.result_issuer, x->certs[0].issuer_ski, SMKI_KEYID_LEN);
         r.done_count = 1;
         smki_hex_encode(x->certs[0].serial, SMKI_SERIAL_LEN, serial, 0);
-        snprintf(note->detail, sizeof note->detail, "issued organisation certificate serial %s", serial);
+        snprintf(note->detail, sizeof note->detail, "issued %s certificate serial %s%s%s",
+                 smki_profile_get(x->certs[0].profile)->name, serial, is_tls(r.type) ? " for party " : "",
+                 is_tls(r.type) ? r.party : "");
     } else {
         /* Serials of the group, hashed: the entry names every certificate it covers. */
         EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -1082,21 +1202,33 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
     if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
     if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
-    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH, SMKI_E_USAGE,
+    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH || is_tls(r.type), SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));
-    smki_profile_id leaf = r.type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION : SMKI_PROFILE_DEVICE;
+    smki_profile_id leaf = r.type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION
+                           : is_tls(r.type)                ? tls_profile(r.type)
+                                                           : SMKI_PROFILE_DEVICE;
     GUARD(check_issuing_ca(ra, r.env, leaf));
     smki_ca_issuer *is = NULL;
     GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &is));
-    size_t group = r.type == SMKI_REQ_ORGANISATION ? 1 : ra->pol.batch_group;
+    size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
+    char *names = is_tls(r.type) ? malloc(NAMES_MAX) : NULL;
+    const char *dns[16], *ips[16];
+    size_t n_dns = 0, n_ips = 0;
+    int nrc = 0;
+    if (is_tls(r.type)) {
+        nrc = names ? smki_ra_request_names(ra, id, names, NAMES_MAX) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        if (nrc == 0) nrc = names_split(names, dns, &n_dns, ips, &n_ips, 16);
+    }
     smki_cert *certs = calloc(group, sizeof *certs);
     smki_csr **csrs = calloc(group, sizeof *csrs);
     uint8_t **der = calloc(group, sizeof *der);
     size_t *len = calloc(group, sizeof *len);
     uint8_t(*verified)[32] = calloc(group, sizeof *verified);
     int *has_verified = calloc(group, sizeof *has_verified);
-    int rc = certs && csrs && der && len && verified && has_verified ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    int rc = nrc;
+    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified))
+        rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     uint32_t from = r.done_count;
     while (rc == 0 && from < r.csr_count) {
         uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
@@ -1110,7 +1242,9 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
             rc = smki_csr_parse_ex(der[i], len[i], &po, &csrs[i]);
             smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
                                 r.cn[0] ? r.cn : NULL, 0, 0};
-            if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
+            smki_tls_req tq = {csrs[i], leaf, r.party, r.cn[0] ? r.cn : NULL, dns, n_dns, ips, n_ips, 0};
+            if (rc == 0 && is_tls(r.type)) rc = smki_ca_build_tls(is, &tq, &certs[i], NULL);
+            else if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
         exec_run x = {id, from, n, certs, csrs, 0};
@@ -1132,6 +1266,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(len);
     free(verified);
     free(has_verified);
+    free(names);
     smki_ca_issuer_free(is);
     return rc;
 }
@@ -1187,6 +1322,45 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(check_issuing_ca(ra, e->env, e->type));
     direct_run d = {e, out};
     return ra_act(ra, by, 0, direct_fn, &d);
+}
+
+typedef struct {
+    smki_ra_eligibility e;
+    const smki_cert *cert;
+} direct_tls_run;
+
+static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    direct_tls_run *d = arg;
+    GUARD(ra_eligible_txn(t, ra, &d->e));
+    GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(d->cert->serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "ca-issue-direct");
+    snprintf(note->object, sizeof note->object, "certificate %s", serial);
+    snprintf(note->detail, sizeof note->detail, "%s certificate for party %s, env %s",
+             smki_profile_get(d->cert->profile)->name, d->e.party, d->e.env);
+    return 0;
+}
+
+int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+                             const smki_tls_req *r, smki_cert *out)
+{
+    ENSURE(ra && env && r && r->csr && out, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
+    ENSURE(r->party && *r->party, SMKI_E_REFUSED,
+           "DCCKI TLS certificates of this store go only to registered Parties: name the Party (--party SIGNIFIER)");
+    GUARD(ra_check_name("a Party Signifier", r->party));
+    ENSURE(env_listed(ra->pol.direct_envs, env), SMKI_E_REFUSED,
+           "environment %s issues only through approved RA requests ('smki ra request submit --type %s'); direct "
+           "issuance is allowed in: %s",
+           env, smki_profile_get(r->profile)->name, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    /* The CA's checks (and signature: nothing stored), then the registry's, again in the
+     * transaction that records the certificate. */
+    GUARD(smki_ca_build_tls(is, r, out, NULL));
+    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr}, out};
+    GUARD(smki_ra_check_eligible(ra, &d.e));
+    GUARD(check_issuing_ca(ra, env, r->profile));
+    return ra_act(ra, by, 0, direct_tls_fn, &d);
 }
 
 /* ---- Direct device batches ('smki ca batch' under an RA) ----------------------------------------- */

@@ -35,6 +35,7 @@ done
 } >"$SMKI_HOME/smki.conf"
 expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 ra_test_participant "$SMKI_HOME" # test certificates go only to a registered Testing Participant
+ra_dccki_party "$SMKI_HOME" PS-DCC-REPO PS-SUPPLIER-1 PS-OTHER-2 # and DCCKI TLS ones to an Authorised Subscriber
 expect_exit 0 "the RA: a second User ID for GITTEST" smki ra id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-01
 expect_exit 0 "a device certificate from the real CSR" \
     smki ca issue --env test --party GITTEST --csr "$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --der --out "$W/dev.der"

@@ -100,10 +100,13 @@ static const char ISSUE_HELP[] =
     "go only to registered Testing Participants whose signed agreement is on file, so in\n"
     "the test environment, and in every environment once the store has RA operators,\n"
     "--party names the requesting Party and the RA's eligibility rules apply (the same as\n"
-    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks); the\n"
+    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks; for a\n"
+    "DCCKI TLS certificate: the Party registered, in standing and an Authorised Subscriber\n"
+    "for dccki-server or dccki-client in ENV, its Signifier the one in the certificate); the\n"
     "issuance is recorded in the audit trail, signed by --operator, in the transaction that\n"
     "stores the certificate. Direct issuance is allowed only in the environments of\n"
-    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals).\n"
+    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals,\n"
+    "--type organisation, device-batch, dccki-server or dccki-client).\n"
     "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
     "Examples:\n"
@@ -111,7 +114,7 @@ static const char ISSUE_HELP[] =
     "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
     "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
     "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
-    "      --dns gw1.example.net --out gw-server.pem\n";
+    "      --dns gw1.example.net --out gw-server.pem --operator alice\n";
 
 static const char LIST_HELP[] =
     "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -495,12 +498,12 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                                : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
-    /* The RA's gate: the test environment, and any environment of an RA-governed store.
-     * DCCKI TLS certificates are not registered by the SMKI RA (yet): not gated. */
+    /* The RA's gate: the test environment, and any environment of an RA-governed store,
+     * for every certificate this command issues (DCCKI TLS ones too). */
     smki_ra *ra = NULL;
     smki_key *op_k = NULL;
     int gated = 0;
-    if (rc >= 0 && !tls) {
+    if (rc >= 0) {
         smki_ra_policy pol;
         rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
@@ -511,7 +514,13 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         ra_cli_checkpoint_key(c, ra);
         smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
         smki_ra_eligibility e = {party, env, profile, role_s ? role : -1, eui_s ? &eui : NULL, csr};
-        rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+        if (tls) {
+            smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
+            rc = smki_ra_issue_tls_direct(ra, &actor, is, env, &r, cert);
+            if (rc >= 0) snprintf(party_used, sizeof party_used, "%s", party);
+        } else {
+            rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+        }
     } else if (rc >= 0 && tls) {
         smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
         rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);

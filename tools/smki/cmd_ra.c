@@ -623,20 +623,22 @@ static int ra_id(smki_cli *c, int argc, char **argv)
 /* ---- subscriber --------------------------------------------------------------------------------- */
 
 static const char SUBSCRIBER_HELP[] =
-    "Usage: smki ra subscriber authorise --party SIGNIFIER --type organisation|device [--role ROLE] --env ENV\n"
-    "       smki ra subscriber revoke --party SIGNIFIER --type organisation|device [--role ROLE] --env ENV\n"
+    "Usage: smki ra subscriber authorise --party SIGNIFIER --type TYPE [--role ROLE] --env ENV\n"
+    "       smki ra subscriber revoke --party SIGNIFIER --type TYPE [--role ROLE] --env ENV\n"
     "       smki ra subscriber list\n"
     "\n"
     "Authorised Subscribers: which Party may request which certificate type, for which\n"
     "Remote Party Role (organisation certificates: supplier, networkOperator, 7F, xmlSign,\n"
-    "...), in which environment. A request outside them is refused.\n";
+    "...), in which environment. A request outside them is refused.\n"
+    "TYPE: organisation (with --role), device, dccki-server or dccki-client (DCCKI TLS\n"
+    "certificates for the Party's endpoints: the Party's Signifier goes into them).\n";
 
 static int sub_row(const smki_ra_subscriber *s, void *arg)
 {
     list_run *l = arg;
     char role[SMKI_ROLE_TEXT_MAX] = "-";
     if (s->role >= 0) smki_role_format((uint8_t)s->role, role);
-    const char *type = s->type == SMKI_PROFILE_DEVICE ? "device" : "organisation";
+    const char *type = smki_profile_get(s->type)->name;
     if (l->w) {
         json_arr_obj(l->w);
         json_str(l->w, "party", s->party);
@@ -678,7 +680,9 @@ static int ra_subscriber(smki_cli *c, int argc, char **argv)
     const char *type = arg(&a, "type");
     if (strcmp(type, "organisation") == 0) s.type = SMKI_PROFILE_ORGANISATION;
     else if (strcmp(type, "device") == 0) s.type = SMKI_PROFILE_DEVICE;
-    else rc = SMKI_FAIL(SMKI_E_USAGE, "--type is organisation or device, not '%.16s'", type);
+    else if (strcmp(type, "dccki-server") == 0) s.type = SMKI_PROFILE_DCCKI_SERVER;
+    else if (strcmp(type, "dccki-client") == 0) s.type = SMKI_PROFILE_DCCKI_CLIENT;
+    else rc = SMKI_FAIL(SMKI_E_USAGE, "--type is organisation, device, dccki-server or dccki-client, not '%.16s'", type);
     s.role = -1;
     uint8_t role;
     if (rc == 0 && arg(&a, "role")) {
@@ -706,6 +710,8 @@ static const char REQUEST_HELP[] =
     "Usage: smki ra request submit --type organisation --party P --env ENV --csr FILE --role ROLE --eui EUI64 [--cn "
     "NAME]\n"
     "       smki ra request submit --type device-batch --party P --env ENV (--csr FILE ... | --csr-dir DIR)\n"
+    "       smki ra request submit --type dccki-server|dccki-client --party P --env ENV --csr FILE\n"
+    "                              [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME]\n"
     "       smki ra request list [--state pending|held|approved|done|rejected]\n"
     "       smki ra request show ID\n"
     "       smki ra request approve ID\n"
@@ -722,6 +728,11 @@ static const char REQUEST_HELP[] =
     "issued by the CA and recorded with its audit entry in one transaction (a batch in\n"
     "group commits; an interrupted one resumes). Device demand above ra.demand_percent\n"
     "(150) of the subscriber's monthly average is held for review, never dropped.\n"
+    "\n"
+    "DCCKI TLS certificates (dccki-server, dccki-client) go to a Party that is an\n"
+    "Authorised Subscriber for that type in ENV; its Signifier is the certificate's\n"
+    "organizationIdentifier (a CSR that carries another is refused); a server names its\n"
+    "host (--dns, --ip, each may repeat up to 16). They need ra.approvals_organisation.\n"
     "\n"
     "--out-dir writes the issued certificates as PEM (<serial>.pem).\n";
 
@@ -898,9 +909,31 @@ static int request_submit(smki_cli *c, const args *a)
         s.csrs = (const uint8_t *const *)ders;
         s.csr_lens = lens;
         s.n_csrs = files.n;
+    } else if (type == SMKI_REQ_DCCKI_SERVER || type == SMKI_REQ_DCCKI_CLIENT) {
+        if (!arg(a, "csr"))
+            return cli_usage(c, "smki ra request submit", "a %s request needs --csr", smki_req_type_name(type));
+        if (arg(a, "role") || arg(a, "eui"))
+            return cli_usage(c, "smki ra request submit",
+                             "a DCCKI TLS certificate has no Remote Party Role or EUI-64: drop --role/--eui");
+        static const char *dns[16], *ips[16];
+        size_t nd = 0, ni = 0;
+        for (size_t i = 0; rc == 0 && i < a->n; i++) {
+            if (strcmp(a->k[i], "dns") == 0 && nd < 16) dns[nd++] = a->v[i];
+            else if (strcmp(a->k[i], "ip") == 0 && ni < 16) ips[ni++] = a->v[i];
+            else if (strcmp(a->k[i], "dns") == 0 || strcmp(a->k[i], "ip") == 0)
+                rc = SMKI_FAIL(SMKI_E_USAGE, "at most 16 --dns and 16 --ip");
+        }
+        if (rc == 0) {
+            rc = smki_file_read(arg(a, "csr"), SMKI_CSR_MAX, &one, &s.csr_len);
+            if (rc < 0) smki_error_wrap("%s", arg(a, "csr"));
+        }
+        s.csr = one;
+        s.cn = arg(a, "cn");
+        s.dns = dns, s.n_dns = nd, s.ips = ips, s.n_ips = ni;
+        s.conf = c->conf;
     } else {
-        rc =
-            SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation or device-batch; revocation is 'smki ra revoke'");
+        rc = SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation, device-batch, dccki-server or dccki-client; "
+                                     "revocation is 'smki ra revoke'");
     }
     ra_ctx x;
     memset(&x, 0, sizeof x);
@@ -975,7 +1008,7 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
     smki_ra_request r;
     GUARD(smki_ra_request_get(x->ra, id, &r));
     if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
-    if (r.type == SMKI_REQ_ORGANISATION) {
+    if (r.type != SMKI_REQ_DEVICE_BATCH) {
         smki_cert *cert = malloc(sizeof *cert);
         ENSURE(cert, SMKI_E_NOMEM, "out of memory");
         int rc = smki_ca_cert_get(smki_ra_ca_db(x->ra), r.result_issuer, r.result_serial, cert);
@@ -1014,8 +1047,8 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
 static int ra_request(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, REQUEST_HELP)) return EXIT_OK;
-    static const char *const V[] = {"type", "party", "env", "csr", "csr-dir", "role", "eui", "cn", "state", "reason",
-                                    "out-dir", NULL};
+    static const char *const V[] = {"type",   "party",   "env", "csr", "csr-dir", "role", "eui", "cn",
+                                    "state",  "reason",  "out-dir", "dns", "ip", NULL};
     args a;
     int u = parse_args(c, "smki ra request", argc, argv, V, NULL, &a);
     if (u) return u;
@@ -1043,6 +1076,10 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         rc = ra_begin(c, 0, 0, &x);
         if (rc == 0 && x.empty) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no request %llu", (unsigned long long)id);
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
+        static char names[12288];
+        names[0] = '\0';
+        int tls = rc == 0 && (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT);
+        if (tls) rc = smki_ra_request_names(x.ra, id, names, sizeof names);
         ra_end(&x);
         if (rc < 0) return cli_fail(c, rc);
         if (c->json) {
@@ -1050,6 +1087,15 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             json_begin(&w, stdout);
             json_bool(&w, "ok", 1);
             req_json(&w, &r);
+            if (tls) {
+                if (r.cn[0]) json_str(&w, "cn", r.cn);
+                json_key_arr(&w, "names");
+                for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1) {
+                    *end = '\0';
+                    json_arr_str(&w, line);
+                }
+                json_close_arr(&w);
+            }
             json_end(&w);
             return EXIT_OK;
         }
@@ -1066,6 +1112,10 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             if (r.role >= 0) smki_role_format((uint8_t)r.role, role);
             printf("  EUI-64      %s\n  role        %s %s\n  usage       %s\n", e, role,
                    smki_role_name((unsigned)r.role), r.usage == SMKI_USAGE_DS ? "DS" : "KA");
+        } else if (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT) {
+            printf("  CN          %s\n", r.cn[0] ? r.cn : "-");
+            for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1)
+                printf("  name        %.*s\n", (int)(end - line), line);
         } else {
             printf("  CSRs        %u (%u issued)\n", r.csr_count, r.done_count);
         }
@@ -1116,9 +1166,9 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
                      "published: %s",
                      (unsigned long long)id, s, smki_revoke_reason_name(r.reason), crl_path[0] ? crl_path : "(store)");
-        else if (rc == 0 && r.type == SMKI_REQ_ORGANISATION)
-            snprintf(msg, sizeof msg, "Request %llu executed: certificate %s issued ('smki ca show %s --out FILE').",
-                     (unsigned long long)id, s, s);
+        else if (rc == 0 && r.type != SMKI_REQ_DEVICE_BATCH)
+            snprintf(msg, sizeof msg, "Request %llu executed: %s certificate %s issued ('smki ca show %s --out FILE').",
+                     (unsigned long long)id, smki_req_type_name(r.type), s, s);
         else if (rc == 0)
             snprintf(msg, sizeof msg, "Request %llu executed: %u device certificate(s) issued.", (unsigned long long)id,
                      r.done_count);
