@@ -311,7 +311,7 @@ static void test_registry_refuses_duplicates_overlaps_and_unknown_parties(void *
     smki_ra_subscriber s = {"SUP1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, "test"};
     assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s), SMKI_E_EXISTS, "already an Authorised");
     smki_ra_subscriber s2 = {"SUP1", SMKI_PROFILE_DEVICE, SMKI_ROLE_SUPPLIER, "test"};
-    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2), SMKI_E_USAGE, "a device one does not");
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2), SMKI_E_USAGE, "the others do not");
     smki_ra_subscriber s3 = {"GHOST", SMKI_PROFILE_DEVICE, -1, "test"};
     assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s3), SMKI_E_NOTFOUND, "no party 'GHOST'");
     assert_int_equal(head(f), before); /* refusals leave no entry */
@@ -644,6 +644,100 @@ static void test_execution_verifies_again_a_csr_changed_after_submission(void **
     assert_int_equal(cert_count(f), certs + 2);
     assert_ok(smki_ra_request_get(f->ra, id, &r));
     assert_int_equal(r.state, SMKI_REQ_DONE);
+}
+
+/* DCCKI TLS certificates: only to an Authorised Subscriber for that type, by request
+ * (approved by another operator) or directly in a direct environment, the Party's
+ * Signifier in the certificate, audited in the transaction that stores it. */
+static int has_bytes(const uint8_t *p, size_t n, const char *text)
+{
+    size_t k = strlen(text);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, text, k) == 0) return 1;
+    return 0;
+}
+
+static void test_dccki_tls_certificates_go_only_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_subscriber ts = {"SUP1", SMKI_PROFILE_DCCKI_SERVER, -1, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &ts));
+    smki_ra_subscriber bad = {"SUP1", SMKI_PROFILE_DCCKI_SERVER, SMKI_ROLE_SUPPLIER, "test"};
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &bad), SMKI_E_USAGE, "the others do not");
+    uint8_t der[1024];
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, NULL, der, sizeof der);
+    const char *dns[] = {"gw1.example.net"};
+    smki_ra_submit s = {.type = SMKI_REQ_DCCKI_SERVER, .party = "SUP1", .env = "test", .csr = der, .csr_len = n,
+                        .cn = "gw1", .dns = dns, .n_dns = 1};
+    size_t certs = cert_count(f);
+    uint64_t before = head(f), id = 0;
+    /* refusals, each writing nothing */
+    smki_ra_submit x = s;
+    x.party = "NOPE";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_NOTFOUND, "NOPE");
+    x = s;
+    x.type = SMKI_REQ_DCCKI_CLIENT;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_REFUSED,
+                 "not an Authorised Subscriber for DCCKI TLS client");
+    x = s;
+    x.n_dns = 0;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_USAGE, "--dns NAME");
+    x = s;
+    x.party = "NET1";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_REFUSED, "not an Authorised Subscriber");
+    assert_int_equal(head(f), before);
+    /* the request */
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.type, SMKI_REQ_DCCKI_SERVER);
+    assert_int_equal(r.state, SMKI_REQ_PENDING);
+    assert_string_equal(smki_req_type_name(r.type), "dccki-server");
+    char names[256];
+    assert_ok(smki_ra_request_names(f->ra, id, names, sizeof names));
+    assert_string_equal(names, "dns gw1.example.net\n");
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve it");
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "awaits approvals");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    smki_cert *c = malloc(sizeof *c);
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), r.result_issuer, r.result_serial, c));
+    assert_int_equal(c->profile, SMKI_PROFILE_DCCKI_SERVER);
+    assert_true(has_bytes(c->der, c->der_len, "SUP1"));            /* the Party's Signifier */
+    assert_true(has_bytes(c->der, c->der_len, "gw1.example.net")); /* its host */
+    /* directly, in a direct environment: the same rules, audited */
+    smki_ca_issuer *is = NULL;
+    assert_ok(smki_ca_issuer_open(smki_ra_ca_db(f->ra), "test", SMKI_PROFILE_DCCKI_SERVER, NULL, &is));
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, n, &csr));
+    smki_tls_req tr = {csr, SMKI_PROFILE_DCCKI_SERVER, "NET1", NULL, dns, 1, NULL, 0, 0};
+    uint64_t h0 = head(f);
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c), SMKI_E_REFUSED,
+                 "not an Authorised Subscriber");
+    tr.party = NULL;
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c), SMKI_E_REFUSED,
+                 "registered Parties");
+    tr.party = "SUP1";
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->mallory, is, "test", &tr, c), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_int_equal(head(f), h0);
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_ok(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c));
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), h0 + 1);
+    assert_int_equal(c->profile, SMKI_PROFILE_DCCKI_SERVER);
+    smki_csr_free(csr);
+    smki_ca_issuer_free(is);
+    free(c);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
 }
 
 static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
@@ -1811,6 +1905,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_verifies_again_a_csr_changed_after_submission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
