@@ -404,6 +404,14 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     } else if (is_tls(s->type)) {
         smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr};
         GUARD(ra_eligible_txn(t, ra, &e));
+        /* Who may ask first, then the CA's own checks of what is asked (again at
+         * execution): the CSR's Party Signifier, if it has one, is this Party's; a server
+         * names its host. */
+        smki_env env;
+        GUARD(smki_env_load(s->env, s->conf, &env));
+        smki_tls_req tr = {sr->csr, tls_profile(s->type), s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
+        char party[SMKI_PARTY_MAX];
+        GUARD(smki_ca_tls_check(&env, &tr, party));
         r.usage = sr->csr->usage;
         snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
         r.csr_count = 1;
@@ -583,15 +591,8 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
     } else if (is_tls(s->type)) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
         ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
-        smki_env env;
-        GUARD(smki_env_load(s->env, s->conf, &env));
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        /* The CA's own checks of the request now (again at execution): the CSR's Party
-         * Signifier, if it has one, is this Party's; a server names its host. */
-        smki_tls_req tr = {sr.csr, tls_profile(s->type), s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
-        char party[SMKI_PARTY_MAX];
-        rc = smki_ca_tls_check(&env, &tr, party);
-        if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+        rc = ra_act(ra, by, 0, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
