@@ -259,6 +259,15 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
 int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
                         const smki_crl_opts *o, smki_crl *out);
 
+/* The bootstrap ceremony bound to the trail. The first 'smki ca init' precedes every
+ * operator, so no entry records it. Once an operator exists, this appends, in one
+ * transaction, one "ca-adopt" entry signed by them for each CA certificate in the store
+ * that the trail does not yet hold (not made by an audited ceremony, not adopted
+ * before): its profile, environment, SKI, subject, serial and the SHA-256 of the whole
+ * certificate. *adopted: how many (0 on a re-run). The CLI runs it right after the
+ * first operator registers ('smki ra operator add') and as 'smki ra adopt-ca'. */
+int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */

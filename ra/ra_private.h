@@ -63,6 +63,8 @@ typedef struct {
     const smki_crl *crl;
 } ra_crl_run;
 int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg);
+/* A CA certificate whose fingerprint is now in the trail (ca-init or ca-adopt). */
+int ra_ca_mark_bound(smki_txn *t, smki_ra *ra, const smki_cert *c);
 
 /* Registry reads inside a transaction. */
 int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out);

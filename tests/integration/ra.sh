@@ -51,7 +51,7 @@ entries() { "$SMKI_BIN" --json audit list | "$PY" -c 'import json,sys; print(jso
 
 check "smki binary is executable: $SMKI_BIN" test -x "$SMKI_BIN"
 check "ra_tamper helper is built: $TAMPER" test -x "$TAMPER"
-for sub in operator party range id subscriber request revoke expiring; do
+for sub in operator party range id subscriber request revoke expiring adopt-ca; do
     expect_exit 0 "smki ra $sub --help" smki ra $sub --help
     expect_in "Usage: smki ra $sub" "smki ra $sub --help shows its usage"
 done
@@ -70,6 +70,18 @@ expect_in "registers themself" "the refusal explains the bootstrap"
 expect_exit 1 "an action without an operator is a usage error" smki ra party add X1
 expect_in "--operator NAME" "and says how to name one"
 expect_exit 0 "alice registers herself" smki ra operator add alice --pub "$W/alice.pub" "${A[@]}"
+expect_in "bootstrap ceremony's 5 CA certificate(s) are now in the audit trail" \
+    "her registration binds the unaudited ceremony's CAs to the trail"
+expect_exit 0 "audit list after the bootstrap" smki --json audit list
+expect_json "an operator-add entry, then 5 ca-adopt entries signed by alice, each with a SHA-256" \
+    '[e["action"] for e in d["entries"]] == ["operator-add"] + ["ca-adopt"] * 5 and all(e["operator"] == "alice" and "SHA-256 " in e["detail"] for e in d["entries"][1:])'
+ROOT_FP=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-root.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+expect_in "SHA-256 $ROOT_FP" "the root's entry holds the fingerprint openssl computes"
+expect_exit 0 "adopt-ca again adds nothing" smki --json ra adopt-ca "${A[@]}"
+expect_json "adopted 0" 'd["adopted"] == 0'
+expect_exit 2 "adopt-ca by an unregistered operator is refused" smki ra adopt-ca "${M[@]}"
+expect_in "not a registered RA operator" "the refusal names it"
+expect_exit 1 "adopt-ca with an argument is a usage error" smki ra adopt-ca extra "${A[@]}"
 expect_exit 0 "alice registers bob" smki ra operator add bob --pub "$W/bob.pub" "${A[@]}"
 expect_exit 0 "bob (key from smki.conf) registers carol" smki ra operator add carol --pub "$W/carol.pub" "${B[@]}"
 expect_exit 2 "an unregistered operator is refused" smki ra party add X1 "${M[@]}"

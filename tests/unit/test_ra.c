@@ -1781,11 +1781,77 @@ static void test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas(void *
     smki_audit_report ar;
     assert_ok(smki_audit_verify(s.ra, pub, &ar));
     assert_int_equal(ar.entries, 2);
+    /* The audited ceremony's CAs are in the trail: adopting them adds nothing. */
+    size_t adopted = 99;
+    assert_ok(smki_ra_ca_adopt(s.ra, &f->alice, &adopted));
+    assert_int_equal(adopted, 0);
+    assert_ok(smki_audit_head(s.ra, &seq, NULL));
+    assert_int_equal(seq, 2);
     EVP_PKEY_free(pub);
     free(root);
     free(e);
     free(rep);
     second_close(&s);
+}
+
+typedef struct {
+    size_t n;
+    char details[8][512];
+} adopt_seen;
+
+static int collect_adopt(const smki_audit_entry *e, void *arg)
+{
+    adopt_seen *a = arg;
+    if (strcmp(e->action, "ca-adopt") == 0 && a->n < 8) snprintf(a->details[a->n++], 512, "%s", e->detail);
+    return 0;
+}
+
+static int each_ca_cert(const smki_cert *c, void *arg)
+{
+    adopt_seen *a = arg;
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65];
+    EVP_Digest(c->der, c->der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 32, hx, 0);
+    int found = 0;
+    for (size_t i = 0; i < a->n; i++) found |= strstr(a->details[i], hx) != NULL;
+    assert_true(found);
+    return 0;
+}
+
+/* The bootstrap ceremony (the fixture's smki_ca_init, before any operator) is bound to
+ * the trail by an operator afterwards: one ca-adopt entry per CA certificate, holding
+ * its SHA-256; once only; refused to an unregistered operator, writing nothing. */
+static void test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once(void **state)
+{
+    fixture *f = *state;
+    size_t adopted = 0;
+    assert_fails(smki_ra_ca_adopt(f->ra, &f->alice, &adopted), SMKI_E_REFUSED, "not a registered RA operator");
+    operators(f);
+    uint64_t before = head(f);
+    assert_fails(smki_ra_ca_adopt(f->ra, &f->mallory, &adopted), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_fails(smki_ra_ca_adopt(f->ra, NULL, &adopted), SMKI_E_USAGE, "no operator");
+    assert_int_equal(head(f), before);
+    assert_ok(smki_ra_ca_adopt(f->ra, &f->bob, &adopted));
+    assert_int_equal(adopted, 5); /* SMKI root, OCA, DCA, DCCKI root and ICA of test */
+    assert_int_equal(head(f), before + 5);
+    adopt_seen *seen = calloc(1, sizeof *seen);
+    assert_ok(smki_audit_each(f->ra, 1, collect_adopt, seen));
+    assert_int_equal(seen->n, 5);
+    assert_non_null(strstr(seen->details[0], "bootstrap ceremony"));
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.usage = 0;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &q, each_ca_cert, seen)); /* every CA's SHA-256 is in an entry */
+    free(seen);
+    assert_ok(smki_ra_ca_adopt(f->ra, &f->alice, &adopted));
+    assert_int_equal(adopted, 0);
+    assert_int_equal(head(f), before + 5);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
 }
 
 static void test_ceremony_whose_entry_cannot_be_written_records_no_ca(void **state)
@@ -1941,6 +2007,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_whose_entry_cannot_be_written_records_no_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_hook_failure_inside_the_transaction_records_no_ca, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -212,7 +212,9 @@ static const char OPERATOR_HELP[] =
     "--pin-file, never the command line.\n"
     "\n"
     "The first operator of a registry registers themself (--operator is the NAME being\n"
-    "added, with its own key): the bootstrap. Later ones are added by an active operator.\n"
+    "added, with its own key): the bootstrap. Their registration also binds the CA\n"
+    "certificates already in the store (the ceremony that preceded the RA) to the audit\n"
+    "trail ('smki ra adopt-ca'). Later ones are added by an active operator.\n"
     "A deactivated operator's past entries still verify; they can take no new action.\n"
     "\n"
     "Example:\n"
@@ -294,16 +296,32 @@ static int ra_operator(smki_cli *c, int argc, char **argv)
         return cli_usage(c, "smki ra operator", "give add NAME --pub FILE, list, or deactivate NAME");
     ra_ctx x;
     int rc = ra_begin(c, 1, 1, &x);
-    char msg[256];
+    char msg[512];
     if (rc == 0 && strcmp(verb, "add") == 0) {
         EVP_PKEY *pub = NULL;
         const char *pf = arg(&a, "pub");
+        size_t before = 0, adopted = 0;
         rc = pf ? smki_pub_load_file(pf, &pub)
                 : SMKI_FAIL(SMKI_E_USAGE, "--pub FILE (the operator's public key) is required");
+        if (rc == 0) rc = smki_ra_operator_count(x.ra, &before);
         if (rc == 0) rc = smki_ra_operator_add(x.ra, &x.actor, a.pos[1], pub);
         EVP_PKEY_free(pub);
-        snprintf(msg, sizeof msg, "Operator %s registered. They act with --operator %s --operator-key KEY.", a.pos[1],
-                 a.pos[1]);
+        /* The bootstrap: the CAs of the ceremony that preceded every operator, bound to the
+         * trail now by the first operator's signature. */
+        if (rc == 0 && before == 0) {
+            rc = smki_ra_ca_adopt(x.ra, &x.actor, &adopted);
+            if (rc < 0)
+                smki_error_wrap("operator %s is registered, but the CA certificates of the bootstrap ceremony are not "
+                                "yet in the audit trail: run 'smki ra adopt-ca --operator %s'",
+                                a.pos[1], a.pos[1]);
+        }
+        int at = snprintf(msg, sizeof msg, "Operator %s registered. They act with --operator %s --operator-key KEY.",
+                          a.pos[1], a.pos[1]);
+        if (adopted && at > 0 && (size_t)at < sizeof msg)
+            snprintf(msg + at, sizeof msg - (size_t)at,
+                     "\nThe bootstrap ceremony's %zu CA certificate(s) are now in the audit trail (ca-adopt entries "
+                     "signed by %s: SKI, subject, SHA-256).",
+                     adopted, a.pos[1]);
     } else if (rc == 0) {
         rc = smki_ra_operator_deactivate(x.ra, &x.actor, a.pos[1]);
         snprintf(msg, sizeof msg, "Operator %s deactivated: their entries still verify; they can act no more.",
@@ -1388,6 +1406,51 @@ static const char ABOUT[] =
     "'id allocate', 'subscriber authorise', then 'request submit' / 'approve' / 'execute'.\n"
     "docs/ra.md has the operators' procedures.";
 
+/* ---- adopt-ca ---------------------------------------------------------------------------------- */
+
+static const char ADOPT_HELP[] =
+    "Usage: smki ra adopt-ca --operator NAME [--operator-key KEY]\n"
+    "\n"
+    "Bind the CA certificates the audit trail does not yet hold to it: those of the\n"
+    "bootstrap ceremony ('smki ca init' before any RA operator existed, so unaudited).\n"
+    "One 'ca-adopt' entry per certificate, signed by the operator, in one transaction:\n"
+    "its profile, environment, SKI, subject, serial and the SHA-256 of the certificate.\n"
+    "Compare those fingerprints with the ceremony's signed paper record. CAs made by an\n"
+    "audited ceremony (a 'ca-init' entry) and CAs adopted before are skipped, so a\n"
+    "re-run adds nothing. The first 'smki ra operator add' does this by itself.\n"
+    "\n"
+    "Example:\n"
+    "  smki ra adopt-ca --operator alice\n"
+    "  smki audit list --last 5\n";
+
+static int ra_adopt(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, ADOPT_HELP)) return EXIT_OK;
+    args a;
+    int u = parse_args(c, "smki ra adopt-ca", argc, argv, NULL, NULL, &a);
+    if (u) return u;
+    if (a.npos) return cli_usage(c, "smki ra adopt-ca", "unexpected argument '%s'", a.pos[0]);
+    ra_ctx x;
+    size_t adopted = 0;
+    int rc = ra_begin(c, 1, 1, &x);
+    if (rc == 0) rc = smki_ra_ca_adopt(x.ra, &x.actor, &adopted);
+    ra_end(&x);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_int(&w, "adopted", (long long)adopted);
+        json_end(&w);
+    } else if (adopted) {
+        printf("%zu CA certificate(s) bound to the audit trail (ca-adopt entries): 'smki audit list --last %zu'.\n",
+               adopted, adopted);
+    } else {
+        printf("Every CA certificate in the store is already in the audit trail: nothing to add.\n");
+    }
+    return EXIT_OK;
+}
+
 static const cli_cmd RA_COMMANDS[] = {
     {"operator", ra_operator, "RA operators and their keys: add, list, deactivate"},
     {"party", ra_party, "Parties: add, list, show, set (Testing Participant), suspend, resume"},
@@ -1398,6 +1461,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
     {"recover", ra_recover, "submit a CA compromise recovery (revoke, successor CA, re-issue)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
+    {"adopt-ca", ra_adopt, "bind the CA certificates of the bootstrap ceremony to the audit trail"},
     {NULL, NULL, NULL},
 };
 
