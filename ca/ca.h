@@ -191,6 +191,13 @@ typedef struct {
 } smki_ca_record;
 /* SMKI_E_NOTFOUND when the hierarchy of env has no CA of this kind. */
 int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out);
+/* A CA of env by its certificate's SKI: the current one of its kind or one superseded by
+ * a successor (CA compromise recovery keeps the old record, with its key reference).
+ * *current (optional): 1 for the current CA of its kind. SMKI_E_NOTFOUND naming the SKI. */
+int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
+                       int *current);
+/* The record under its key ("<env>/<kind>" or "<env>/<kind>/<serial>") in t. */
+int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out);
 /* The environment a hierarchy was made with (from its records): policy OIDs, names
  * and periods are fixed at the ceremony. SMKI_E_NOTFOUND if env has no CA. */
 int smki_ca_env_get(smki_ca_db *db, const char *env, smki_env *out);
@@ -539,6 +546,14 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
  * file under o->home (the job is freed). job_free: a job whose transaction failed. */
 typedef struct smki_crl_job smki_crl_job;
 int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
+/* The list of env's CA of this SKI, the current one of its kind or one superseded after
+ * a CA compromise (as long as its key is available): a superseded CA's list is kept
+ * apart from its successor's (store "<env>/<kind>/<its serial>", file
+ * <home>/ca/<env>/<kind>-<its serial>.crl), numbered on its own. */
+int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
+                          smki_crl_job **out);
+int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out);
 int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
 int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
 void smki_ca_crl_job_free(smki_crl_job *j);

@@ -110,8 +110,8 @@ static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     char hx[65];
     sha256_hex(c->crl->der, c->crl->der_len, 64, hx);
     snprintf(note->action, sizeof note->action, "%s-publish", list);
-    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", list, c->crl->env,
-             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
+    snprintf(note->object, sizeof note->object, "%s of %s/%s%s number %llu", list, c->crl->env,
+             smki_ca_kind_name(c->crl->ca), c->which, (unsigned long long)c->crl->number);
     snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
     return 0;
 }
@@ -130,11 +130,36 @@ int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, s
     ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_crl_publish: the options already carry a hook");
     memset(out, 0, sizeof *out);
     GUARD(check_actor_now(ra, by));
-    crl_run c = {ra, by, NULL};
+    crl_run c = {ra, by, NULL, ""};
     smki_crl_opts co = *o;
     co.on_store = ra_crl_hook;
     co.hook_arg = &c;
     return smki_ca_crl_publish(&ra->ca, env, k, &co, out);
+}
+
+int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(ra && env && ski && o && out, SMKI_E_INTERNAL, "smki_ra_crl_publish_ski: missing argument");
+    ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_crl_publish_ski: the options already carry a hook");
+    memset(out, 0, sizeof *out);
+    GUARD(check_actor_now(ra, by));
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int current = 1;
+    int rc = smki_ca_get_by_ski(&ra->ca, env, ski, rec, &current);
+    crl_run c = {ra, by, NULL, ""};
+    if (rc == 0 && !current) {
+        char hx[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(rec->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(c.which, sizeof c.which, " (superseded CA serial %.32s)", hx);
+    }
+    free(rec);
+    GUARD(rc);
+    smki_crl_opts co = *o;
+    co.on_store = ra_crl_hook;
+    co.hook_arg = &c;
+    return smki_ca_crl_publish_ski(&ra->ca, env, ski, &co, out);
 }
 
 /* ---- The bootstrap ceremony bound to the trail -------------------------------------------------- */

@@ -258,6 +258,11 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
  * records the list; the file is written only once both are committed. */
 int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
                         const smki_crl_opts *o, smki_crl *out);
+/* The same for env's CA of this SKI, current or superseded (smki_ca_crl_publish_ski):
+ * after a CA compromise recovery, the old CA's last list, signed with its key while it
+ * is available. Its entry names the superseded CA's serial. */
+int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out);
 
 /* The bootstrap ceremony bound to the trail. The first 'smki ca init' precedes every
  * operator, so no entry records it. Once an operator exists, this appends, in one

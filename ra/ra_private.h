@@ -61,6 +61,7 @@ typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
     const smki_crl *crl;
+    char which[64]; /* "" or, for a superseded CA's list, " (superseded CA serial ...)" */
 } ra_crl_run;
 int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg);
 /* A CA certificate whose fingerprint is now in the trail (ca-init or ca-adopt). */

@@ -962,7 +962,7 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     snprintf(env, sizeof env, "%s", rc == 0 ? x.cert->env : r.env);
     int64_t interval = 0;
     if (rc == 0) rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
-    ra_crl_run cr = {ra, by, NULL};
+    ra_crl_run cr = {ra, by, NULL, ""};
     smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, ra_crl_hook, &cr};
     smki_crl_job *job = NULL;
     if (rc == 0) rc = smki_ca_crl_begin(&ra->ca, env, k, &co, &job);
@@ -1074,12 +1074,19 @@ typedef struct {
     const uint8_t *issuer_ski;
     smki_cert *items;
     size_t n, cap;
+    smki_ca_db *db;
+    smki_revocation ca_rev; /* the compromised CA's revocation */
 } live_list;
 
 static int live_one(const smki_cert *c, void *arg)
 {
     live_list *l = arg;
     if (memcmp(c->issuer_ski, l->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    /* Those that were in use when the CA was revoked: revoked with it, at its time, for
+     * cACompromise (smki_ca_revoke_txn marks them); not those revoked before. */
+    smki_revocation rev;
+    GUARD(smki_ca_revocation_get(l->db, c->issuer_ski, c->serial, &rev));
+    if (rev.reason != SMKI_REASON_CA_COMPROMISE || rev.revoked_at != l->ca_rev.revoked_at) return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
         smki_cert *n = realloc(l->items, cap * sizeof *n);
@@ -1091,15 +1098,18 @@ static int live_one(const smki_cert *c, void *arg)
     return 0;
 }
 
-/* The live organisation certificates a CA issued, in the store's (stable) order. */
-static int live_certs(smki_ra *ra, const char *env, const uint8_t ski[SMKI_KEYID_LEN], live_list *l)
+/* The organisation certificates a compromised (revoked) CA issued that were live when it
+ * was revoked, in the store's (stable) order. */
+static int live_certs(smki_ra *ra, const char *env, const smki_cert *ca, live_list *l)
 {
-    l->issuer_ski = ski;
+    l->issuer_ski = ca->ski;
+    l->db = &ra->ca;
+    GUARD(smki_ca_revocation_get(&ra->ca, ca->issuer_ski, ca->serial, &l->ca_rev));
     smki_ca_query q = SMKI_CA_QUERY_ALL;
     q.env = env;
-    q.issuer_ski = ski;
+    q.issuer_ski = ca->ski;
     q.profile = SMKI_PROFILE_ORGANISATION;
-    q.status = SMKI_STATUS_IN_USE;
+    q.status = SMKI_STATUS_REVOKED;
     return smki_ca_find(&ra->ca, &q, live_one, l);
 }
 
@@ -1111,7 +1121,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     smki_ca_kind kind = (smki_ca_kind)r.ca_kind;
     smki_ca_record *rec = malloc(sizeof *rec);
     smki_cert *revoked = malloc(sizeof *revoked);
-    live_list live = {NULL, NULL, 0, 0};
+    live_list live = {NULL, NULL, 0, 0, NULL, {{0}, {0}, 0, 0}};
     int rc = rec && revoked ? smki_ca_get(&ra->ca, r.env, kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     recover_run x;
     memset(&x, 0, sizeof x);
@@ -1136,7 +1146,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     }
     /* 2. The intent, written before the successor is made (the log fails closed). */
     if (rc == 0 && !r.has_result) {
-        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, rec->cert.ski, &live) : 0;
+        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, &rec->cert, &live) : 0;
         x.step = 2;
         x.live = live.n;
         if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
@@ -1156,7 +1166,19 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     }
     /* 4. Re-issue under the successor, in group commits. */
     if (rc == 0 && r.state == SMKI_REQ_APPROVED) {
-        if (!live.items && kind == SMKI_CA_OCA) rc = live_certs(ra, r.env, r.issuer_ski, &live);
+        if (!live.items && kind == SMKI_CA_OCA) {
+            /* The compromised CA as the request recorded it (rec may be its successor now;
+             * both are certified by the same root). */
+            smki_cert *old_ca = calloc(1, sizeof *old_ca);
+            rc = old_ca ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+            if (rc == 0) {
+                memcpy(old_ca->ski, r.issuer_ski, SMKI_KEYID_LEN);
+                memcpy(old_ca->serial, r.serial, SMKI_SERIAL_LEN);
+                memcpy(old_ca->issuer_ski, rec->cert.issuer_ski, SMKI_KEYID_LEN);
+                rc = live_certs(ra, r.env, old_ca, &live);
+            }
+            free(old_ca);
+        }
         if (rc == 0 && live.n != r.csr_count)
             rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu: %zu live certificates of the compromised CA, %u when the "
                            "recovery began", (unsigned long long)id, live.n, r.csr_count);

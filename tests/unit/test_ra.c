@@ -979,6 +979,8 @@ static int collect_live(const smki_cert *c, void *arg)
     return 0;
 }
 
+static int last_entry(const smki_audit_entry *e, void *arg);
+
 static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **state)
 {
     fixture *f = *state;
@@ -1047,6 +1049,73 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
         assert_true(smki_lint_is_clean(lint));
     }
     free(lint);
+    /* The old CA's certificates are revoked with it in the store (cACompromise, at its
+     * revocation time): the store, 'ca list' and the repository show them as not valid. */
+    smki_revocation ca_rev, rv;
+    assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), old->cert.issuer_ski, old->cert.serial, &ca_rev));
+    assert_int_equal(ca_rev.reason, SMKI_REASON_CA_COMPROMISE);
+    smki_cert *cur = malloc(sizeof *cur);
+    for (int i = 0; i < 2; i++) {
+        const smki_cert *ci = i ? c2 : c1;
+        assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), ci->issuer_ski, ci->serial, cur));
+        assert_int_equal(cur->status, SMKI_STATUS_REVOKED);
+        assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), ci->issuer_ski, ci->serial, &rv));
+        assert_int_equal(rv.reason, SMKI_REASON_CA_COMPROMISE);
+        assert_int_equal(rv.revoked_at, ca_rev.revoked_at);
+    }
+    free(cur);
+    size_t in_use = 0;
+    smki_ca_query qo = SMKI_CA_QUERY_ALL;
+    qo.issuer_ski = old->cert.ski;
+    qo.status = SMKI_STATUS_IN_USE;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &qo, count_cert, &in_use));
+    assert_int_equal(in_use, 0);
+    /* The old CA's own CRL can still be published after its successor exists: found by its
+     * SKI (superseded), signed with its key, kept apart from the successor's list. */
+    smki_ca_record *sup = malloc(sizeof *sup);
+    int current = -1;
+    assert_ok(smki_ca_get_by_ski(smki_ra_ca_db(f->ra), "test", old->cert.ski, sup, &current));
+    assert_int_equal(current, 0);
+    assert_memory_equal(sup->cert.serial, old->cert.serial, SMKI_SERIAL_LEN);
+    assert_ok(smki_ca_get_by_ski(smki_ra_ca_db(f->ra), "test", now->cert.ski, sup, &current));
+    assert_int_equal(current, 1);
+    free(sup);
+    uint8_t nope[SMKI_KEYID_LEN] = {0x40, 1, 2, 3, 4, 5, 6, 7};
+    smki_crl old_crl;
+    smki_crl_opts co = {NULL, f->dir, 0, 0, NULL, NULL};
+    uint64_t h0 = head(f);
+    assert_fails(smki_ra_crl_publish_ski(f->ra, &f->alice, "test", nope, &co, &old_crl), SMKI_E_NOTFOUND,
+                 "of SKI 4001020304050607");
+    assert_fails(smki_ra_crl_publish_ski(f->ra, &f->mallory, "test", old->cert.ski, &co, &old_crl), SMKI_E_REFUSED,
+                 "not a registered RA operator");
+    assert_int_equal(head(f), h0);
+    assert_ok(smki_ra_crl_publish_ski(f->ra, &f->alice, "test", old->cert.ski, &co, &old_crl));
+    assert_int_equal(old_crl.number, 1);
+    assert_int_equal(old_crl.entries, 2); /* both of its certificates */
+    assert_int_equal(old_crl.ca, SMKI_CA_OCA);
+    char hx[2 * SMKI_SERIAL_LEN + 1], want_path[1300];
+    smki_hex_encode(old->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+    snprintf(want_path, sizeof want_path, "%s/ca/test/smki-oca-%s.crl", f->dir, hx);
+    assert_string_equal(old_crl.path, want_path);
+    const unsigned char *cp = old_crl.der;
+    X509_CRL *xc = d2i_X509_CRL(NULL, &cp, (long)old_crl.der_len);
+    cp = old->cert.der;
+    X509 *ox = d2i_X509(NULL, &cp, (long)old->cert.der_len);
+    assert_non_null(xc);
+    assert_int_equal(X509_CRL_verify(xc, X509_get0_pubkey(ox)), 1); /* the old CA's key signed it */
+    X509_CRL_free(xc);
+    X509_free(ox);
+    smki_crl_clear(&old_crl);
+    assert_int_equal(head(f), h0 + 1);
+    smki_audit_entry *le = calloc(1, sizeof *le);
+    assert_ok(smki_audit_each(f->ra, h0 + 1, last_entry, le));
+    assert_string_equal(le->action, "crl-publish");
+    char want_obj[128];
+    snprintf(want_obj, sizeof want_obj, "crl of test/smki-oca (superseded CA serial %s) number 1", hx);
+    assert_string_equal(le->object, want_obj);
+    free(le);
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &old_crl), SMKI_E_NOTFOUND,
+                 "no CRL"); /* the successor's own list is not the old one's */
     /* New requests issue under the successor. */
     smki_cert *c3 = malloc(sizeof *c3);
     issued_org(f, c3);
