@@ -99,7 +99,8 @@ set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
 
 say "8. The CA ceremony for the test PKI (ZAZ1-style): SMKI root, OCA, DCA, DCCKI root and issuing CA"
-echo "The first ceremony precedes the RA (no operator exists yet): it is the bootstrap, not audited."
+echo "The first ceremony precedes the RA (no operator exists yet): it is the bootstrap, audited later:"
+echo "the first operator's registration (step 9) binds its CA certificates to the trail (ca-adopt entries)."
 echo "Once the store has RA operators (step 9 registers them), the ceremony, CRLs and ARLs are RA"
 echo "actions: --operator, and an audit entry in the same transaction (docs/ra.md)."
 run "$SMKI" ca init --env test --operator demo-ra
