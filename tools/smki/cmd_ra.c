@@ -801,6 +801,8 @@ static int req_row(const smki_ra_request *r, void *arg)
         if (r->type == SMKI_REQ_DEVICE_BATCH)
             snprintf(what, sizeof what, "%u CSRs, %u issued", r->csr_count, r->done_count);
         else if (r->has_eui) smki_eui64_format(&r->eui, SMKI_EUI64_HYPHEN, what);
+        else if ((r->type == SMKI_REQ_DCCKI_SERVER || r->type == SMKI_REQ_DCCKI_CLIENT) && r->cn[0])
+            snprintf(what, sizeof what, "CN=%.60s", r->cn);
         if (!l->n)
             printf("%-5s %-13s %-9s %-16s %-8s %-10s %-9s %-24s %s\n", "ID", "TYPE", "STATE", "PARTY", "ENV",
                    "REQUESTER", "APPROVALS", "SUBJECT", "NOTE");
