@@ -175,6 +175,19 @@ expect_not_in "200" "plain HTTP to the TLS port gets no answer"
 run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
 expect_in "200" "and the server still serves TLS after it"
 
+# A CA revoked: the certificates it issued are revoked with it in the store, and the
+# repository's status search says so.
+OCA_SERIAL=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+expect_exit 0 "the organisation CA is revoked (cACompromise)" smki ca revoke --env test --serial "$OCA_SERIAL" \
+    --reason cACompromise
+start_server "$W/serve4.log"
+expect_exit 0 "search the supplier certificates again" smki --json repo search --url "http://127.0.0.1:$PORT" \
+    --role supplier
+expect_json "all three are revoked now (the OCA's revocation)" \
+    'd["count"] == 3 and all(r["status"] == "R" for r in d["results"])'
+expect_exit 0 "search by status: in use" smki --json repo search --url "http://127.0.0.1:$PORT" --status I --role supplier
+expect_json "no supplier certificate is in use" 'd["count"] == 0'
+
 # Every server stops cleanly on SIGTERM, and no sanitizer report in any log (ASan build).
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do
