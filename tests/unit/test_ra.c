@@ -723,6 +723,9 @@ static void test_dccki_tls_certificates_go_only_through_the_ra(void **state)
     assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c), SMKI_E_REFUSED,
                  "registered Parties");
     tr.party = "SUP1";
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "production", &tr, c), SMKI_E_REFUSED,
+                 "only through approved RA requests ('smki ra request submit --type dccki-server')");
+    tr.party = "SUP1";
     assert_fails(smki_ra_issue_tls_direct(f->ra, &f->mallory, is, "test", &tr, c), SMKI_E_REFUSED, "not a registered RA operator");
     assert_int_equal(head(f), h0);
     assert_int_equal(cert_count(f), certs + 1);
