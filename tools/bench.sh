@@ -135,7 +135,8 @@ if [ -x "$BUILD/bin/bench_ra" ]; then
   "$BUILD/bin/bench_ra" $((SECS * 600)) 2>&1 | sed 's/^/  /'
   echo "  target: ra-total ratio >= 0.8 (the whole path: submission, which verifies every CSR's proof of possession"
   echo "  and records the SHA-256 of its octets, approval, execution, whose strict intake verifies again only a CSR"
-  echo "  whose octets no longer match that record)."
+  echo "  whose octets no longer match that record). The cpu line is the same ratio in CPU time of the process,"
+  echo "  the figure other jobs on a shared machine move least."
 fi
 if [ -x "$BUILD/bin/bench_issue" ]; then
   # The whole path of a device certificate: CSR bytes in (strict parse, proof of
