@@ -473,6 +473,7 @@ typedef struct {
     uint8_t serial[SMKI_SERIAL_LEN];
     smki_revoke_reason reason;
     int64_t revoked_at; /* seconds since 1970, UTC: the CRL entry's revocationDate */
+    size_t issued_revoked; /* a CA revoked now: the certificates it issued revoked with it (not stored) */
 } smki_revocation;
 
 typedef struct {

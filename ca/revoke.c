@@ -211,7 +211,7 @@ static int issued_one(const void *key, size_t klen, const void *val, size_t vlen
 }
 
 static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca, smki_revoke_reason ca_reason,
-                         int64_t when)
+                         int64_t when, size_t *count)
 {
     static const uint8_t LIVE[] = {SMKI_STATUS_PENDING, SMKI_STATUS_IN_USE, SMKI_STATUS_NOT_IN_USE,
                                    SMKI_STATUS_EXPIRED};
@@ -238,6 +238,7 @@ static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca,
     }
     free(c);
     free(I.keys);
+    if (rc == 0) *count = I.n;
     return rc;
 }
 
@@ -286,7 +287,7 @@ static int revoke_in(smki_txn *t, void *arg)
     GUARD(rc);
     GUARD(move_status(t, R->db, c, SMKI_STATUS_REVOKED));
     GUARD(ca_revocation_decode(L.key, rec, sizeof rec, &R->rev));
-    if (p->is_ca) GUARD(revoke_issued(t, R->db, c, R->r->reason, R->when));
+    if (p->is_ca) GUARD(revoke_issued(t, R->db, c, R->r->reason, R->when, &R->rev.issued_revoked));
     return 0;
 }
 
@@ -299,7 +300,7 @@ int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, sm
     smki_revoke_reason check;
     ENSURE(name, SMKI_E_USAGE, "revocation reason %d is not an RFC 5280 reason code", (int)r->reason);
     GUARD(smki_revoke_reason_parse(name, &check));
-    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), out, {{0}, {0}, 0, 0}};
+    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), out, {{0}, {0}, 0, 0, 0}};
     GUARD(revoke_in(t, &R));
     if (rev) *rev = R.rev;
     return 0;
@@ -315,7 +316,7 @@ int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smk
     GUARD(smki_revoke_reason_parse(name, &check));
     smki_cert *cert = malloc(sizeof *cert);
     ENSURE(cert, SMKI_E_NOMEM, "out of memory");
-    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), cert, {{0}, {0}, 0, 0}};
+    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), cert, {{0}, {0}, 0, 0, 0}};
     int rc = smki_store_write(db->store, revoke_in, &R);
     if (rc == 0) {
         if (out) *out = *cert;

@@ -912,8 +912,13 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
     snprintf(note->action, sizeof note->action, "request-execute");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
-    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s",
-             smki_profile_get(x->cert->profile)->name, serial, smki_revoke_reason_name(r.reason));
+    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s", smki_profile_get(x->cert->profile)->name,
+             serial, smki_revoke_reason_name(r.reason));
+    if (smki_profile_get(x->cert->profile)->is_ca) {
+        size_t at = strlen(note->detail);
+        snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
+                 x->rev.issued_revoked);
+    }
     return 0;
 }
 
@@ -946,7 +951,7 @@ static int revoke_publish_txn(smki_txn *t, void *arg)
 
 static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
-    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0}};
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}};
     ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
     smki_ra_request r;
     int rc = smki_ra_request_get(ra, id, &r);
@@ -1013,10 +1018,13 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (x->step == 1) {
         smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, ra_now(ra)};
-        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, NULL));
+        smki_revocation rev;
+        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, &rev));
         smki_hex_encode(x->ca->cert.serial, SMKI_SERIAL_LEN, hx, 0);
         snprintf(note->action, sizeof note->action, "recover-revoke-ca");
-        snprintf(note->detail, sizeof note->detail, "revoked the %s of %s, serial %s: cACompromise", kind, r.env, hx);
+        snprintf(note->detail, sizeof note->detail,
+                 "revoked the %s of %s, serial %s: cACompromise; %zu certificate(s) it issued revoked with it", kind,
+                 r.env, hx, rev.issued_revoked);
         return 0; /* the request itself is unchanged: the next step reads the CA's status */
     }
     if (x->step == 2) {
@@ -1121,7 +1129,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     smki_ca_kind kind = (smki_ca_kind)r.ca_kind;
     smki_ca_record *rec = malloc(sizeof *rec);
     smki_cert *revoked = malloc(sizeof *revoked);
-    live_list live = {NULL, NULL, 0, 0, NULL, {{0}, {0}, 0, 0}};
+    live_list live = {NULL, NULL, 0, 0, NULL, {{0}, {0}, 0, 0, 0}};
     int rc = rec && revoked ? smki_ca_get(&ra->ca, r.env, kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     recover_run x;
     memset(&x, 0, sizeof x);
@@ -1492,7 +1500,9 @@ static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     direct_revoke_run *d = arg;
     /* The CA's own refusals first (no such serial, a device certificate, ...); then the
      * RA's rule, which aborts the transaction: nothing is written. */
-    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, d->rev));
+    smki_revocation rev;
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, &rev));
+    if (d->rev) *d->rev = rev;
     ENSURE(env_listed(ra->pol.direct_envs, d->r->env), SMKI_E_REFUSED,
            "environment %s revokes only through approved RA requests ('smki ra revoke'); direct revocation is allowed "
            "in: %s",
@@ -1503,6 +1513,11 @@ static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(note->object, sizeof note->object, "certificate %s", serial);
     snprintf(note->detail, sizeof note->detail, "%s certificate of %s: %s", smki_profile_get(d->out->profile)->name,
              d->out->env, smki_revoke_reason_name(d->r->reason));
+    if (smki_profile_get(d->out->profile)->is_ca) {
+        size_t at = strlen(note->detail);
+        snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
+                 rev.issued_revoked);
+    }
     return 0;
 }
 

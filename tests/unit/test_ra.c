@@ -984,6 +984,14 @@ static int collect_live(const smki_cert *c, void *arg)
 
 static int last_entry(const smki_audit_entry *e, void *arg);
 
+/* arg: {action, out detail buffer (512)}: the detail of the last entry of that action. */
+static int detail_of(const smki_audit_entry *e, void *arg)
+{
+    void **a = arg;
+    if (strcmp(e->action, (const char *)a[0]) == 0) snprintf((char *)a[1], 512, "%s", e->detail);
+    return 0;
+}
+
 static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **state)
 {
     fixture *f = *state;
@@ -1067,6 +1075,10 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
         assert_int_equal(rv.revoked_at, ca_rev.revoked_at);
     }
     free(cur);
+    char detail[512] = "";
+    void *da[2] = {(void *)"recover-revoke-ca", detail};
+    assert_ok(smki_audit_each(f->ra, 1, detail_of, da));
+    assert_non_null(strstr(detail, "; 2 certificate(s) it issued revoked with it")); /* the trail says how many */
     size_t in_use = 0;
     smki_ca_query qo = SMKI_CA_QUERY_ALL;
     qo.issuer_ski = old->cert.ski;
