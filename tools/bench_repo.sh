@@ -4,15 +4,18 @@
 # beside nginx serving the very same answers as static files, both under wrk at the
 # same concurrency with keep-alive, in the same run. Prints rate and p99 of each and
 # the ratio smki/nginx. Prints figures; never passes or fails on them.
-#   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=15 REPO_CONNS=64 REPO_THREADS=2
+# Rounds alternate the two servers (REPO_ROUNDS each); the ratio is the median of the
+# rounds' ratios.
+#   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=10 REPO_ROUNDS=3 REPO_CONNS=64 REPO_THREADS=2
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
 LOAD=$BUILD/bin/bench_repo_load
 N=${REPO_N:-1000000}
-SECS=${REPO_SECS:-15}
+SECS=${REPO_SECS:-10}
 CONNS=${REPO_CONNS:-64}
 THREADS=${REPO_THREADS:-2}
+ROUNDS=${REPO_ROUNDS:-3}
 SAMPLES=${REPO_SAMPLES:-20000}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
@@ -26,7 +29,7 @@ trap cleanup EXIT INT TERM
 for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "smki bench repo: $N certificates, wrk ${CONNS} connections, ${SECS}s each, $(nproc) core(s); disk:"
+echo "smki bench repo: $N certificates, wrk ${CONNS} connections, $ROUNDS rounds of ${SECS}s each, $(nproc) core(s); disk:"
 df -h "$W" | tail -1 | sed 's/^/  /'
 export SMKI_HOME=$W/home
 mkdir -p "$SMKI_HOME/store"
@@ -102,15 +105,32 @@ measure() { # name port script -> "rate p99_ms errors"
         END { printf "%s %s %d\n", rate, p99, err }' "$W/$1.wrk"
 }
 measure warm "$PORT" "$W/smki.lua" >/dev/null
-read -r SR SP SE <<<"$(measure smki "$PORT" "$W/smki.lua")"
-read -r NR NP NE <<<"$(measure nginx "$NPORT" "$W/nginx.lua")"
+# Rounds alternate smki and nginx (the machine's other load moves both alike); each
+# round's figures, then the medians and the median of the per-round ratios.
 printf '\n%-44s %12s %10s %8s\n' "lookup by EUI-64, $N certs, ${CONNS} conns" "requests/s" "p99 ms" "errors"
-printf '%-44s %12.0f %10.2f %8s\n' "smki repo serve (evhttp, $THREADS loops)" "$SR" "$SP" "$SE"
-printf '%-44s %12.0f %10.2f %8s\n' "nginx, same answers as static files" "$NR" "$NP" "$NE"
-awk -v s="$SR" -v n="$NR" 'BEGIN { printf "%-44s %12.3f   (target >= 1.0)\n", "ratio smki / nginx", s / n }'
-grep -q 'Socket errors' "$W/smki.wrk" && grep 'Socket errors' "$W/smki.wrk" | sed 's/^/  smki: /'
-grep -q 'Socket errors' "$W/nginx.wrk" && grep 'Socket errors' "$W/nginx.wrk" | sed 's/^/  nginx: /'
-grep -q 'Non-2xx' "$W/nginx.wrk" && grep 'Non-2xx' "$W/nginx.wrk" | sed 's/^/  nginx: /' && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
-grep -q 'Non-2xx' "$W/smki.wrk" && grep 'Non-2xx' "$W/smki.wrk" | sed 's/^/  smki: /'
+: >"$W/rounds"
+for r in $(seq 1 "$ROUNDS"); do
+    read -r SR SP SE <<<"$(measure smki$r "$PORT" "$W/smki.lua")"
+    read -r NR NP NE <<<"$(measure nginx$r "$NPORT" "$W/nginx.lua")"
+    printf '%-44s %12.0f %10.2f %8s\n' "round $r: smki repo serve (h2o, $THREADS loops)" "$SR" "$SP" "$SE"
+    printf '%-44s %12.0f %10.2f %8s\n' "round $r: nginx, same answers as static files" "$NR" "$NP" "$NE"
+    echo "$SR $SP $SE $NR $NP $NE" >>"$W/rounds"
+done
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+SR=$(awk '{print $1}' "$W/rounds" | median)
+SP=$(awk '{print $2}' "$W/rounds" | median)
+NR=$(awk '{print $4}' "$W/rounds" | median)
+NP=$(awk '{print $5}' "$W/rounds" | median)
+SE=$(awk '{e += $3} END {print e}' "$W/rounds")
+NE=$(awk '{e += $6} END {print e}' "$W/rounds")
+RATIO=$(awk '{print $1 / $4}' "$W/rounds" | median)
+printf '%-44s %12.0f %10.2f %8s\n' "median: smki repo serve (h2o, $THREADS loops)" "$SR" "$SP" "$SE"
+printf '%-44s %12.0f %10.2f %8s\n' "median: nginx, same answers as static files" "$NR" "$NP" "$NE"
+printf '%-44s %12.3f   (target >= 1.0; rounds: %s)\n' "ratio smki / nginx (median of rounds)" "$RATIO" \
+    "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / $4}' "$W/rounds")"
+for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk; do
+    grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
+done
+grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
 echo "  (errors: wrk's non-2xx answers plus socket errors; the machine's load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 exit 0
