@@ -127,6 +127,24 @@ typedef struct {
     void *on_listen_arg;
 } smki_repo_server_opts;
 
+/* ---- The [repo] section of smki.conf ---------------------------------------------------
+ * Settings of `smki repo serve`, applied to ro and so before the command's flags (a
+ * flag overrides the file):
+ *   env, listen, threads (1..64), max_conns, max_body, max_headers (256..65536),
+ *   timeout (seconds), tls_cert, tls_key, client_ca (paths, relative to home),
+ *   client_certs (optional|required, with client_ca), public (as --public),
+ *   allow_party (comma-separated Party Signifiers), party_attr (an OID),
+ *   apikey_file (path), arl_ca, access_log (yes|no).
+ * An unknown key is refused naming the file and line (smki_conf_check_section); a bad
+ * value names the key. conf may be NULL (no file: nothing changes). Strings point into
+ * conf or buf, which must outlive ro and so. */
+typedef struct {
+    char tls_cert[4200], tls_key[4200], client_ca[4200], apikey_path[4200];
+    const char *apikey_file; /* [repo] apikey_file, home-relative resolved, or NULL */
+} smki_repo_conf_buf;
+int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts *ro, smki_repo_server_opts *so,
+                        smki_repo_conf_buf *buf);
+
 /* Serve until *o->stop or SIGTERM/SIGINT (handled here): then stop accepting, let
  * the loops finish what they were sending (up to a second), and return 0. */
 int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o);
