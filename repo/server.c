@@ -502,8 +502,19 @@ static void worker_free(worker *wk)
     if (!wk->has_ctx) return;
     if (wk->n_open) return; /* connections that would not end: left to the process's exit */
     h2o_evloop_t *loop = wk->ctx.loop;
+    h2o_multithread_queue_t *queue = wk->ctx.queue;
     h2o_context_dispose(&wk->ctx);
+    /* Sockets closed above (the listener, the context's queue) are freed on the loop's
+     * next turn. */
+    h2o_evloop_run(loop, 0);
     h2o_evloop_destroy(loop);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
+    /* h2o 2.2's h2o_multithread_destroy_queue frees the queue only with libuv; with its
+     * own loop the struct is left to the caller. */
+    free(queue);
+#else
+    (void)queue;
+#endif
     wk->has_ctx = 0;
 }
 
