@@ -1,7 +1,7 @@
 /* repo: the SMKI Repository service. The request handling (routing, the DCC tool's
  * XML, REST queries, responses) is a pure function of a request and the store, so it
- * is tested without sockets; the HTTP server (libevent's evhttp, TLS through
- * bufferevent_openssl) and a small blocking client sit on top of it. */
+ * is tested without sockets; the HTTP server (h2o with its own event loop, TLS on an
+ * OpenSSL SSL_CTX made here) and a small blocking client sit on top of it. */
 #ifndef SMKI_REPO_H
 #define SMKI_REPO_H
 
@@ -111,10 +111,10 @@ void smki_repo_note_conn(smki_repo *r, int opened, int refused);
 typedef struct {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8443", ":8080" */
     unsigned threads;         /* event loops sharing the listening socket; 0: 2 */
-    unsigned max_conns;       /* open connections; more are answered 503 and closed; 0: 1024 */
+    unsigned max_conns;       /* open connections; more are answered 429 and closed; 0: 1024 */
     size_t max_body;          /* request body octets; more is 413; 0: SMKI_REPO_XML_MAX */
-    size_t max_headers;       /* 0: 8192 */
-    int timeout_s;            /* idle/read/write timeout per connection; 0: 10 */
+    size_t max_headers;       /* request header octets; more is 431; 0: 8192 */
+    int timeout_s;            /* a request's headers and body, idle keep-alive, the TLS handshake; 0: 10 */
     const char *tls_cert;     /* PEM: the DCCKI server certificate (chain may follow) */
     const char *tls_key;      /* PEM private key of it */
     const char *client_ca;    /* PEM: the DCCKI CAs that client certificates must chain to */
