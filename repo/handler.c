@@ -334,6 +334,25 @@ static int hexval(int ch)
     return -1;
 }
 
+int smki_repo_path_decode(const char *path, size_t len, char *out)
+{
+    ENSURE(path && out, SMKI_E_INTERNAL, "smki_repo_path_decode: missing argument");
+    char *o = out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch == '%') {
+            int a = i + 2 < len ? hexval(path[i + 1]) : -1, b = i + 2 < len ? hexval(path[i + 2]) : -1;
+            ENSURE(a >= 0 && b >= 0, SMKI_E_INPUT, "a path with a bad escape at octet %zu", i);
+            ch = (unsigned char)(a * 16 + b);
+            i += 2;
+        }
+        ENSURE(ch, SMKI_E_INPUT, "a path holding NUL");
+        *o++ = (char)ch;
+    }
+    *o = 0;
+    return 0;
+}
+
 /* Percent-decode one component into out (cap incl. NUL); no NUL octets allowed. */
 static int pct_decode(const char *s, size_t n, char *out, size_t cap, const char *what)
 {

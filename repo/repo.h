@@ -104,6 +104,12 @@ typedef struct {
 int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
 void smki_repo_resp_free(smki_repo_resp *resp);
 
+/* A request path (without its query) percent-decoded into out (at least len + 1
+ * octets), NUL-terminated. Refused (SMKI_E_INPUT): a '%' not followed by two hex
+ * digits, or anything that decodes to NUL. Paths are matched decoded (a serial is
+ * hex; nothing else needs escapes); the query is decoded by the handler. */
+int smki_repo_path_decode(const char *path, size_t len, char *out);
+
 /* Connection-level counters the server reports into /metrics. */
 void smki_repo_note_conn(smki_repo *r, int opened, int refused);
 

@@ -217,35 +217,6 @@ static char *pool_str(h2o_req_t *req, const char *p, size_t n)
     return s;
 }
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
-/* The path percent-decoded into the pool; NULL for a malformed escape or a NUL. Paths
- * are matched decoded (a serial is hex; nothing else needs escapes). */
-static char *path_decode(h2o_req_t *req, const char *p, size_t n)
-{
-    char *out = h2o_mem_alloc_pool(&req->pool, n + 1), *o = out;
-    for (size_t i = 0; i < n; i++) {
-        unsigned char ch = (unsigned char)p[i];
-        if (ch == '%') {
-            if (i + 2 >= n) return NULL;
-            int a = hexval(p[i + 1]), b = hexval(p[i + 2]);
-            if (a < 0 || b < 0) return NULL;
-            ch = (unsigned char)(a * 16 + b);
-            i += 2;
-        }
-        if (!ch) return NULL;
-        *o++ = (char)ch;
-    }
-    *o = 0;
-    return out;
-}
-
 static const char *reason_of(int code)
 {
     switch (code) {
@@ -315,7 +286,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     smki_repo_req rq = {0};
-    rq.path = path_decode(req, req->path.base, plen);
+    char *path = h2o_mem_alloc_pool(&req->pool, plen + 1);
+    if (smki_repo_path_decode(req->path.base, plen, path) < 0) {
+        smki_error_clear();
+        path = NULL;
+    }
+    rq.path = path;
     if (!rq.path || !*rq.path) {
         reply_text(req, 400, "{\"status\":400,\"error\":\"a malformed path\"}\n", 0);
         return 0;

@@ -613,6 +613,23 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     }
 }
 
+static void test_path_decode_unescapes_and_refuses_bad_escapes_and_nul(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_ok(smki_repo_path_decode("/crl/%2e%2E%2fsmki-dca", 22, out));
+    assert_string_equal(out, "/crl/../smki-dca");
+    assert_ok(smki_repo_path_decode("/health?x", 7, out)); /* only len octets */
+    assert_string_equal(out, "/health");
+    assert_ok(smki_repo_path_decode("", 0, out));
+    assert_string_equal(out, "");
+    assert_fails(smki_repo_path_decode("/certificates/%00", 17, out), SMKI_E_INPUT, "NUL");
+    assert_fails(smki_repo_path_decode("/a%zz", 5, out), SMKI_E_INPUT, "bad escape at octet 2");
+    assert_fails(smki_repo_path_decode("/a%4", 4, out), SMKI_E_INPUT, "bad escape");
+    assert_fails(smki_repo_path_decode("/a%", 3, out), SMKI_E_INPUT, "bad escape");
+    assert_fails(smki_repo_path_decode("/a\0b", 4, out), SMKI_E_INPUT, "NUL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -629,6 +646,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),
         cmocka_unit_test(test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values),
+        cmocka_unit_test(test_path_decode_unescapes_and_refuses_bad_escapes_and_nul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
