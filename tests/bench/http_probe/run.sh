@@ -14,9 +14,11 @@ SERVERS=("$@")
 CF="-O2 -Wall -Wextra"
 B=$(mktemp -d /tmp/http-probe.XXXXXX)
 trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$B"' EXIT
-gcc $CF -o "$B/evhttp" probe_evhttp.c -levent -levent_pthreads -lpthread
+# h2o is what smki uses (tools/deps.sh); the other candidates need their -dev packages
+# (apt-get install libevent-dev libmicrohttpd-dev), and are skipped without them.
 gcc $CF -o "$B/h2o" probe_h2o.c $(pkg-config --cflags --libs libh2o-evloop) -lssl -lcrypto -lpthread
-gcc $CF -o "$B/mhd" probe_mhd.c -lmicrohttpd
+pkg-config --exists libevent_pthreads && gcc $CF -o "$B/evhttp" probe_evhttp.c -levent -levent_pthreads -lpthread
+pkg-config --exists libmicrohttpd && gcc $CF -o "$B/mhd" probe_mhd.c -lmicrohttpd
 mkdir -p "$B/www" "$B/ng/tmp"
 /usr/bin/python3 -c "
 b = bytearray(b'x' * 638); b[0:12] = b'{\"results\":['; b[-2:] = b'}\n'
@@ -36,6 +38,7 @@ port=18090
 for r in $(seq 1 "$ROUNDS"); do
   for s in "${SERVERS[@]}"; do
     port=$((port + 1))
+    case $s in evhttp | mhd) [ -x "$B/$s" ] || { echo "round $r $s: skipped (its -dev package is missing)"; continue; } ;; esac
     case $s in
       evhttp) "$B/evhttp" $port 2 & ;;
       h2o) "$B/h2o" $port 2 & ;;
