@@ -57,6 +57,19 @@ typedef struct {
  * the message names what is wrong. Safe to call from several threads. */
 int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out);
 
+/* The same parse, with options. verified_sha256: the SHA-256 of CSR octets whose proof
+ * of possession the caller verified before and recorded where only it writes (the RA,
+ * at submission, in its store). When data hashes to exactly this, everything is parsed
+ * and checked as strictly as ever (DER, key, extensions, the signature's encoding) but
+ * the ECDSA verification is not repeated; octets that hash to anything else are
+ * verified in full. NULL: always verify (smki_csr_parse). skipped_verify (optional)
+ * receives whether the verification was skipped. */
+typedef struct {
+    const uint8_t *verified_sha256; /* 32 octets, or NULL */
+    int *skipped_verify;
+} smki_csr_parse_opts;
+int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out);
+
 /* The checks that tie a parsed CSR to a request. A device request needs the
  * hardwareModuleName and an empty subject; when eui is given it must be the
  * hardwareModuleName's. An organisation request must not carry a hardwareModuleName.
@@ -197,6 +210,13 @@ typedef struct {
 } smki_ca_record;
 /* SMKI_E_NOTFOUND when the hierarchy of env has no CA of this kind. */
 int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out);
+/* A CA of env by its certificate's SKI: the current one of its kind or one superseded by
+ * a successor (CA compromise recovery keeps the old record, with its key reference).
+ * *current (optional): 1 for the current CA of its kind. SMKI_E_NOTFOUND naming the SKI. */
+int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
+                       int *current);
+/* The record under its key ("<env>/<kind>" or "<env>/<kind>/<serial>") in t. */
+int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out);
 /* The environment a hierarchy was made with (from its records): policy OIDs, names
  * and periods are fixed at the ceremony. SMKI_E_NOTFOUND if env has no CA. */
 int smki_ca_env_get(smki_ca_db *db, const char *env, smki_env *out);
@@ -425,6 +445,10 @@ typedef struct {
     size_t n_ips;
     int64_t not_before;        /* 0: now */
 } smki_tls_req;
+/* The request's own checks, without an issuer (what the RA checks at submission): the
+ * CSR's key, usage and subject, the Party Signifier (given, or the CSR's; both must
+ * agree), the CN, the host names and addresses. party receives the Signifier to use. */
+int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX]);
 /* Build, sign and lint (nothing stored); or build and record. The Party Signifier
  * actually used is copied to party_out when it is not NULL. */
 int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);
@@ -468,6 +492,7 @@ typedef struct {
     uint8_t serial[SMKI_SERIAL_LEN];
     smki_revoke_reason reason;
     int64_t revoked_at; /* seconds since 1970, UTC: the CRL entry's revocationDate */
+    size_t issued_revoked; /* a CA revoked now: the certificates it issued revoked with it (not stored) */
 } smki_revocation;
 
 typedef struct {
@@ -541,6 +566,14 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
  * file under o->home (the job is freed). job_free: a job whose transaction failed. */
 typedef struct smki_crl_job smki_crl_job;
 int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
+/* The list of env's CA of this SKI, the current one of its kind or one superseded after
+ * a CA compromise (as long as its key is available): a superseded CA's list is kept
+ * apart from its successor's (store "<env>/<kind>/<its serial>", file
+ * <home>/ca/<env>/<kind>-<its serial>.crl), numbered on its own. */
+int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
+                          smki_crl_job **out);
+int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out);
 int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
 int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
 void smki_ca_crl_job_free(smki_crl_job *j);

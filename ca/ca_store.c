@@ -657,6 +657,71 @@ static int ca_get_in(smki_txn *t, void *arg)
     return ca_cert_decode(cert_key, cval, clen, &r->cert);
 }
 
+int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out)
+{
+    memset(out, 0, offsetof(smki_ca_record, cert));
+    const char *slash = strchr(key, '/');
+    snprintf(out->env, sizeof out->env, "%.*s", slash ? (int)(slash - key) : 0, key);
+    ca_get_arg a = {db, key, out};
+    return ca_get_in(t, &a);
+}
+
+/* ---- A CA by its SKI, current or superseded ---- */
+
+typedef struct {
+    const smki_ca_db *db;
+    smki_txn *t;
+    const uint8_t *ski;
+    smki_ca_record *out;
+    smki_ca_record *tmp;
+    int found, current;
+} by_ski_arg;
+
+static int by_ski_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    (void)v, (void)vl;
+    by_ski_arg *b = arg;
+    char key[200];
+    if (kl >= sizeof key) return 0;
+    memcpy(key, k, kl);
+    key[kl] = '\0';
+    GUARD(smki_ca_get_txn(b->t, b->db, key, b->tmp));
+    if (memcmp(b->tmp->cert.ski, b->ski, SMKI_KEYID_LEN) != 0) return 0;
+    *b->out = *b->tmp;
+    b->found = 1;
+    b->current = strchr(strchr(key, '/') + 1, '/') == NULL; /* <env>/<kind>, not <env>/<kind>/<serial> */
+    return 0;
+}
+
+static int by_ski_in(smki_txn *t, void *arg)
+{
+    by_ski_arg *b = arg;
+    b->t = t;
+    char pfx[SMKI_ENV_NAME_MAX + 2];
+    snprintf(pfx, sizeof pfx, "%s/", b->out->env);
+    return smki_txn_scan(t, b->db->cas, pfx, strlen(pfx), by_ski_one, b);
+}
+
+int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
+                       int *current)
+{
+    ENSURE(db && env && ski && out, SMKI_E_INTERNAL, "smki_ca_get_by_ski: missing argument");
+    ENSURE(strlen(env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
+    smki_ca_record *tmp = malloc(sizeof *tmp);
+    ENSURE(tmp, SMKI_E_NOMEM, "out of memory");
+    snprintf(out->env, sizeof out->env, "%s", env);
+    by_ski_arg b = {db, NULL, ski, out, tmp, 0, 0};
+    int rc = smki_store_read(db->store, by_ski_in, &b);
+    free(tmp);
+    GUARD(rc);
+    char hx[2 * SMKI_KEYID_LEN + 1];
+    smki_hex_encode(ski, SMKI_KEYID_LEN, hx, 0);
+    ENSURE(b.found, SMKI_E_NOTFOUND, "environment %s has no CA, current or superseded, of SKI %s ('smki ca list --env %s "
+           "--usage ca')", env, hx, env);
+    if (current) *current = b.current;
+    return 0;
+}
+
 int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out)
 {
     char key[96];

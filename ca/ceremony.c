@@ -560,6 +560,19 @@ static int store_successor(smki_txn *t, void *arg)
     const void *val;
     size_t vlen;
     GUARD(smki_txn_get(t, a->db->cas, key, strlen(key), &val, &vlen));
+    /* The superseded CA's record is kept (its key reference: its own CRL can still be
+     * published, smki_ca_crl_begin_ski) under <env>/<kind>/<its serial>. */
+    smki_ca_record *old = malloc(sizeof *old);
+    ENSURE(old, SMKI_E_NOMEM, "out of memory");
+    int rc = smki_ca_get_txn(t, a->db, key, old);
+    char old_key[160], hx[2 * SMKI_SERIAL_LEN + 1];
+    if (rc == 0) {
+        smki_hex_encode(old->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(old_key, sizeof old_key, "%s/%s", key, hx);
+        rc = smki_txn_put(t, a->db->cas, old_key, strlen(old_key), val, vlen, SMKI_PUT_NOOVERWRITE);
+    }
+    free(old);
+    GUARD(rc);
     GUARD(smki_txn_del(t, a->db->cas, key, strlen(key)));
     return ca_record_put(t, a->db, &a->c->rec);
 }

@@ -110,6 +110,7 @@ typedef struct {
     smki_crl_hook_fn on_store;    /* the caller's step in the same transaction */
     void *hook_arg;
     uint8_t ski_buf[SMKI_KEYID_LEN];
+    char suffix[2 * SMKI_SERIAL_LEN + 2]; /* a superseded CA's: "/<its serial>" in the store, "-<serial>" in the file */
 } crl_t;
 
 typedef struct {
@@ -238,8 +239,9 @@ static int build(crl_t *C)
 static int publish_in(smki_txn *t, void *arg)
 {
     crl_t *C = arg;
-    char key[96];
+    char key[160];
     GUARD(crl_key(C->env, C->kind, key, sizeof key));
+    if (C->suffix[0]) snprintf(key + strlen(key), sizeof key - strlen(key), "/%s", C->suffix);
     C->n = 0;
     C->number = 1;
     const void *val;
@@ -323,7 +325,25 @@ void smki_ca_crl_job_free(smki_crl_job *j)
     free(j);
 }
 
+static int crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const uint8_t *ski, const smki_crl_opts *o,
+                     smki_crl_job **out);
+
 int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out)
+{
+    return crl_begin(db, env, k, NULL, o, out);
+}
+
+int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
+                          smki_crl_job **out)
+{
+    ENSURE(ski, SMKI_E_INTERNAL, "smki_ca_crl_begin_ski: no SKI");
+    return crl_begin(db, env, SMKI_CA_ROOT, ski, o, out);
+}
+
+/* ski NULL: env's current CA of kind k; else the CA of env with that SKI, current or
+ * superseded (its list kept apart: <env>/<kind>/<serial>, <kind>-<serial>.crl). */
+static int crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const uint8_t *ski, const smki_crl_opts *o,
+                     smki_crl_job **out)
 {
     ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_begin: missing argument");
     *out = NULL;
@@ -342,10 +362,17 @@ int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smk
     C->env = j->env;
     C->kind = k;
     C->name = j->name;
-    rc = smki_ca_get(db, env, k, rec);
-    if (rc == SMKI_E_NOTFOUND)
-        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA: run 'smki ca init --env %s' first", env,
-                       smki_ca_kind_name(k), env);
+    int current = 1;
+    if (ski) {
+        rc = smki_ca_get_by_ski(db, env, ski, rec, &current);
+        if (rc == 0) C->kind = k = rec->kind;
+        if (rc == 0 && !current) smki_hex_encode(rec->cert.serial, SMKI_SERIAL_LEN, C->suffix, 0);
+    } else {
+        rc = smki_ca_get(db, env, k, rec);
+        if (rc == SMKI_E_NOTFOUND)
+            rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no %s CA: run 'smki ca init --env %s' first", env,
+                           smki_ca_kind_name(k), env);
+    }
     GUARD_GOTO(rc, fail);
     memcpy(j->C.ski_buf, rec->cert.ski, SMKI_KEYID_LEN);
     C->ski = C->ski_buf;
@@ -395,7 +422,8 @@ int smki_ca_crl_end(smki_crl_job *j, smki_crl *out)
         char dir[4200];
         int n = snprintf(dir, sizeof dir, "%s/ca/%s", j->home, j->env);
         ENSURE_GOTO(n > 0 && (size_t)n < sizeof dir, SMKI_E_USAGE, fail, "home path too long");
-        n = snprintf(out->path, sizeof out->path, "%s/%s.crl", dir, smki_ca_kind_name(C->kind));
+        n = snprintf(out->path, sizeof out->path, "%s/%s%s%s.crl", dir, smki_ca_kind_name(C->kind),
+                     C->suffix[0] ? "-" : "", C->suffix);
         ENSURE_GOTO(n > 0 && (size_t)n < sizeof out->path, SMKI_E_USAGE, fail, "home path too long");
         rc = smki_mkdirs(dir, 0755);
         if (rc == 0) rc = smki_file_write_atomic(out->path, out->der, out->der_len, 0644, 0);
@@ -424,6 +452,21 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
     memset(out, 0, sizeof *out);
     smki_crl_job *j = NULL;
     GUARD(smki_ca_crl_begin(db, env, k, o, &j));
+    int rc = smki_store_write(db->store, job_txn, j);
+    if (rc < 0) {
+        smki_ca_crl_job_free(j);
+        return rc;
+    }
+    return smki_ca_crl_end(j, out);
+}
+
+int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish_ski: missing argument");
+    memset(out, 0, sizeof *out);
+    smki_crl_job *j = NULL;
+    GUARD(smki_ca_crl_begin_ski(db, env, ski, o, &j));
     int rc = smki_store_write(db->store, job_txn, j);
     if (rc < 0) {
         smki_ca_crl_job_free(j);

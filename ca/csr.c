@@ -546,7 +546,7 @@ static int sig_integer(smki_cursor_t *c, const char *what, const uint8_t **be, s
 }
 
 /* The signature over certificationRequestInfo, as encoded, with the CSR's own key. */
-static int verify_possession(const smki_csr *c, const uint8_t *tbs, size_t tbs_len, smki_cursor_t *sig)
+static int verify_possession(const smki_csr *c, const uint8_t *tbs, size_t tbs_len, smki_cursor_t *sig, int verified)
 {
     uint8_t unused, digest[32];
     ENSURE(sig->left > 0, SMKI_E_INPUT, "CSR signature: empty BIT STRING");
@@ -564,6 +564,7 @@ static int verify_possession(const smki_csr *c, const uint8_t *tbs, size_t tbs_l
     GUARD(sig_integer(&seq, "r", &r_be, &r_len));
     GUARD(sig_integer(&seq, "s", &s_be, &s_len));
     GUARD(der_end(&seq, "ECDSA-Sig-Value"));
+    if (verified) return 0; /* these exact octets verified before (smki_csr_parse_ex): the form is checked, not the maths */
     ENSURE_SSL(EVP_Digest(tbs, tbs_len, digest, NULL, sha256, NULL) == 1, SMKI_E_CRYPTO, "SHA-256 failed");
     ECDSA_SIG *es = ECDSA_SIG_new();
     BIGNUM *r = BN_bin2bn(r_be, (int)r_len, NULL), *s = BN_bin2bn(s_be, (int)s_len, NULL);
@@ -587,7 +588,7 @@ static int verify_possession(const smki_csr *c, const uint8_t *tbs, size_t tbs_l
  * signature BIT STRING }; certificationRequestInfo ::= SEQUENCE { version INTEGER,
  * subject Name, subjectPKInfo, attributes [0] } (RFC 2986 4). Cheap checks first, the
  * signature last. */
-static int parse_der(smki_csr *c)
+static int parse_der(smki_csr *c, int verified)
 {
     smki_cursor_t all = smki_cursor(c->der, c->der_len), req, info, alg, sig, version, subject, spki, attrs;
     const uint8_t *tbs, *alg_der;
@@ -612,10 +613,15 @@ static int parse_der(smki_csr *c)
     GUARD(check_signature_algorithm(alg_der, alg_len));
     GUARD(read_subject(c));
     GUARD(parse_attributes(c, &attrs));
-    return verify_possession(c, tbs, tbs_len, &sig);
+    return verify_possession(c, tbs, tbs_len, &sig, verified);
 }
 
 int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out)
+{
+    return smki_csr_parse_ex(data, len, NULL, out);
+}
+
+int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out)
 {
     ENSURE(out != NULL, SMKI_E_INTERNAL, "smki_csr_parse: no output");
     *out = NULL;
@@ -639,7 +645,18 @@ int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out)
     OPENSSL_free(pem_der);
     c->der = copy;
     c->der_len = der_len;
-    int rc = parse_der(c);
+    /* The proof of possession is skipped only for the very octets given, hashed now, that
+     * match the caller's record of octets it verified before. */
+    int verified = 0;
+    if (o && o->verified_sha256) {
+        uint8_t h[32];
+        unsigned hl = sizeof h;
+        verified = EVP_Digest(data, len, h, &hl, EVP_sha256(), NULL) == 1 && hl == 32 &&
+                   CRYPTO_memcmp(h, o->verified_sha256, 32) == 0;
+        ERR_clear_error();
+    }
+    int rc = parse_der(c, verified);
+    if (o && o->skipped_verify) *o->skipped_verify = rc == 0 && verified;
     if (rc < 0) {
         smki_csr_free(c);
         return rc;

@@ -97,15 +97,13 @@ static void rdn(derw *w, const uint8_t *oid, size_t oid_len, const char *text)
     derw_end(w, set);
 }
 
-static int check_tls_request(const ca_issuer_view *v, const smki_tls_req *r, char party[SMKI_PARTY_MAX])
+int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX])
 {
+    ENSURE(env, SMKI_E_INTERNAL, "smki_ca_tls_check: no environment");
     ENSURE(r && r->csr, SMKI_E_USAGE, "no CSR in the request");
     ENSURE(r->profile == SMKI_PROFILE_DCCKI_SERVER || r->profile == SMKI_PROFILE_DCCKI_CLIENT, SMKI_E_USAGE,
            "a TLS request is for a dccki-server or dccki-client certificate, not %s",
            smki_profile_get(r->profile)->name);
-    ENSURE(v->profile == SMKI_PROFILE_DCCKI_ICA, SMKI_E_USAGE,
-           "the %s CA of environment %s does not issue DCCKI TLS certificates: the DCCKI issuing CA does",
-           smki_profile_get(v->profile)->name, v->env->name);
     const smki_csr *csr = r->csr;
     ENSURE(csr->spki_len == sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN &&
                memcmp(csr->spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX) == 0,
@@ -116,7 +114,7 @@ static int check_tls_request(const ca_issuer_view *v, const smki_tls_req *r, cha
            "the CSR requests keyAgreement: DCCKI TLS certificates are digitalSignature only");
     char from_csr[SMKI_PARTY_MAX];
     int has_csr_party = 0;
-    GUARD(csr_party(csr, v->env, from_csr, sizeof from_csr, &has_csr_party));
+    GUARD(csr_party(csr, env, from_csr, sizeof from_csr, &has_csr_party));
     if (r->party) {
         GUARD(ca_check_cn(r->party, "the Party Signifier"));
         ENSURE(!has_csr_party || strcmp(from_csr, r->party) == 0, SMKI_E_REFUSED,
@@ -125,7 +123,7 @@ static int check_tls_request(const ca_issuer_view *v, const smki_tls_req *r, cha
     } else {
         ENSURE(has_csr_party, SMKI_E_USAGE,
                "a DCCKI certificate needs the Party Signifier (--party): the CSR's subject carries none (%s)",
-               v->env->party_signifier_attr);
+               env->party_signifier_attr);
         GUARD(ca_check_cn(from_csr, "the CSR's Party Signifier"));
         snprintf(party, SMKI_PARTY_MAX, "%s", from_csr);
     }
@@ -137,7 +135,20 @@ static int check_tls_request(const ca_issuer_view *v, const smki_tls_req *r, cha
     for (size_t i = 0; i < r->n_dns; i++) GUARD(check_dns(r->dns[i]));
     ENSURE(r->profile != SMKI_PROFILE_DCCKI_SERVER || r->n_dns + r->n_ips > 0, SMKI_E_USAGE,
            "a DCCKI server certificate names its host: give --dns NAME (or --ip ADDRESS)");
+    for (size_t i = 0; i < r->n_ips; i++) {
+        uint8_t ip[16];
+        size_t ip_len = 0;
+        GUARD(parse_ip(r->ips[i], ip, &ip_len));
+    }
     return 0;
+}
+
+static int check_tls_request(const ca_issuer_view *v, const smki_tls_req *r, char party[SMKI_PARTY_MAX])
+{
+    ENSURE(v->profile == SMKI_PROFILE_DCCKI_ICA, SMKI_E_USAGE,
+           "the %s CA of environment %s does not issue DCCKI TLS certificates: the DCCKI issuing CA does",
+           smki_profile_get(v->profile)->name, v->env->name);
+    return smki_ca_tls_check(v->env, r, party);
 }
 
 int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX])

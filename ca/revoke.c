@@ -180,6 +180,66 @@ static int move_status(smki_txn *t, const smki_ca_db *db, smki_cert *c, smki_cer
 
 /* ---- Revoking -------------------------------------------------------------------------- */
 
+/* The certificates a revoked CA issued are no longer valid (RFC 5280 6.1: no path
+ * through a revoked CA). They are marked in the store, in the CA's own transaction, as
+ * revoked with the CA's revocation time and reason cACompromise (for a CA revoked for
+ * keyCompromise or cACompromise; else the CA's own reason), so that the store, 'ca
+ * list' and the repository's status search show them as not valid. */
+typedef struct {
+    const uint8_t *ski;
+    uint8_t *keys; /* CA_CERT_KEY_LEN each */
+    size_t n, cap;
+} issued_t;
+
+static int issued_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    (void)key;
+    issued_t *I = arg;
+    if (klen != 1 || vlen != CA_CERT_KEY_LEN || memcmp(val, I->ski, SMKI_KEYID_LEN) != 0) return 0;
+    if (I->n == I->cap) {
+        size_t cap = I->cap ? 2 * I->cap : 64;
+        uint8_t *k = realloc(I->keys, cap * CA_CERT_KEY_LEN);
+        ENSURE(k, SMKI_E_NOMEM, "out of memory");
+        I->keys = k;
+        I->cap = cap;
+    }
+    memcpy(I->keys + I->n * CA_CERT_KEY_LEN, val, CA_CERT_KEY_LEN);
+    I->n++;
+    return 0;
+}
+
+static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca, smki_revoke_reason ca_reason,
+                         int64_t when, size_t *count)
+{
+    static const uint8_t LIVE[] = {SMKI_STATUS_PENDING, SMKI_STATUS_IN_USE, SMKI_STATUS_NOT_IN_USE,
+                                   SMKI_STATUS_EXPIRED};
+    issued_t I = {ca->ski, NULL, 0, 0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof LIVE; i++) rc = smki_txn_scan(t, db->by_status, &LIVE[i], 1, issued_one, &I);
+    smki_revoke_reason reason = ca_reason == SMKI_REASON_KEY_COMPROMISE || ca_reason == SMKI_REASON_CA_COMPROMISE
+                                    ? SMKI_REASON_CA_COMPROMISE
+                                    : ca_reason;
+    smki_cert *c = rc == 0 ? malloc(sizeof *c) : NULL;
+    if (rc == 0 && !c) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < I.n; i++) {
+        const uint8_t *key = I.keys + i * CA_CERT_KEY_LEN;
+        const void *val;
+        size_t vlen;
+        rc = smki_txn_get(t, db->certs, key, CA_CERT_KEY_LEN, &val, &vlen);
+        if (rc == SMKI_E_NOTFOUND) rc = SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
+        if (rc == 0) rc = ca_cert_decode(key, val, vlen, c);
+        uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)reason};
+        put_be64(rec + 2, when);
+        if (rc == 0) rc = smki_txn_put(t, db->revocations, key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
+        if (rc == SMKI_E_EXISTS) rc = SMKI_FAIL(SMKI_E_CORRUPT, "a certificate has a revocation record but is not revoked");
+        if (rc == 0) rc = move_status(t, db, c, SMKI_STATUS_REVOKED);
+    }
+    free(c);
+    free(I.keys);
+    if (rc == 0) *count = I.n;
+    return rc;
+}
+
 typedef struct {
     const smki_ca_db *db;
     const smki_revoke_req *r;
@@ -225,6 +285,7 @@ static int revoke_in(smki_txn *t, void *arg)
     GUARD(rc);
     GUARD(move_status(t, R->db, c, SMKI_STATUS_REVOKED));
     GUARD(ca_revocation_decode(L.key, rec, sizeof rec, &R->rev));
+    if (p->is_ca) GUARD(revoke_issued(t, R->db, c, R->r->reason, R->when, &R->rev.issued_revoked));
     return 0;
 }
 
@@ -237,7 +298,7 @@ int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, sm
     smki_revoke_reason check;
     ENSURE(name, SMKI_E_USAGE, "revocation reason %d is not an RFC 5280 reason code", (int)r->reason);
     GUARD(smki_revoke_reason_parse(name, &check));
-    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), out, {{0}, {0}, 0, 0}};
+    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), out, {{0}, {0}, 0, 0, 0}};
     GUARD(revoke_in(t, &R));
     if (rev) *rev = R.rev;
     return 0;
@@ -253,7 +314,7 @@ int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smk
     GUARD(smki_revoke_reason_parse(name, &check));
     smki_cert *cert = malloc(sizeof *cert);
     ENSURE(cert, SMKI_E_NOMEM, "out of memory");
-    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), cert, {{0}, {0}, 0, 0}};
+    revoke_t R = {db, r, r->when > 0 ? r->when : (int64_t)time(NULL), cert, {{0}, {0}, 0, 0, 0}};
     int rc = smki_store_write(db->store, revoke_in, &R);
     if (rc == 0) {
         if (out) *out = *cert;

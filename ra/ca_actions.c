@@ -4,9 +4,11 @@
  * written (an operator who is not registered, a checkpoint due without its key, a
  * signing failure) records nothing. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include "ra_private.h"
 
@@ -55,7 +57,6 @@ typedef struct {
 
 static int init_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
-    (void)t, (void)ra;
     init_run *x = arg;
     snprintf(note->action, sizeof note->action, "ca-init");
     snprintf(note->object, sizeof note->object, "environment %s", x->env);
@@ -70,6 +71,7 @@ static int init_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                          smki_ca_kind_name(r->kind), serial, h);
         ENSURE(w > 0 && (size_t)w < sizeof note->detail - at, SMKI_E_INTERNAL, "the ceremony's audit detail is too long");
         at += (size_t)w;
+        GUARD(ra_ca_mark_bound(t, ra, &r->cert)); /* in the trail: 'smki ra adopt-ca' skips it */
     }
     return 0;
 }
@@ -108,8 +110,8 @@ static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     char hx[65];
     sha256_hex(c->crl->der, c->crl->der_len, 64, hx);
     snprintf(note->action, sizeof note->action, "%s-publish", list);
-    snprintf(note->object, sizeof note->object, "%s of %s/%s number %llu", list, c->crl->env,
-             smki_ca_kind_name(c->crl->ca), (unsigned long long)c->crl->number);
+    snprintf(note->object, sizeof note->object, "%s of %s/%s%s number %llu", list, c->crl->env,
+             smki_ca_kind_name(c->crl->ca), c->which, (unsigned long long)c->crl->number);
     snprintf(note->detail, sizeof note->detail, "%zu entries; SHA-256 %s", c->crl->entries, hx);
     return 0;
 }
@@ -128,9 +130,141 @@ int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, s
     ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_crl_publish: the options already carry a hook");
     memset(out, 0, sizeof *out);
     GUARD(check_actor_now(ra, by));
-    crl_run c = {ra, by, NULL};
+    crl_run c = {ra, by, NULL, ""};
     smki_crl_opts co = *o;
     co.on_store = ra_crl_hook;
     co.hook_arg = &c;
     return smki_ca_crl_publish(&ra->ca, env, k, &co, out);
+}
+
+int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(ra && env && ski && o && out, SMKI_E_INTERNAL, "smki_ra_crl_publish_ski: missing argument");
+    ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_crl_publish_ski: the options already carry a hook");
+    memset(out, 0, sizeof *out);
+    GUARD(check_actor_now(ra, by));
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int current = 1;
+    int rc = smki_ca_get_by_ski(&ra->ca, env, ski, rec, &current);
+    crl_run c = {ra, by, NULL, ""};
+    if (rc == 0 && !current) {
+        char hx[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(rec->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+        snprintf(c.which, sizeof c.which, " (superseded CA serial %.32s)", hx);
+    }
+    free(rec);
+    GUARD(rc);
+    smki_crl_opts co = *o;
+    co.on_store = ra_crl_hook;
+    co.hook_arg = &c;
+    return smki_ca_crl_publish_ski(&ra->ca, env, ski, &co, out);
+}
+
+/* ---- The bootstrap ceremony bound to the trail -------------------------------------------------- */
+
+/* ra meta: "ca-bound/" + the certificate's issuer SKI and serial: a CA certificate whose
+ * fingerprint is in the trail (a ca-adopt entry, or the ca-init entry that made it). */
+#define BOUND_PFX "ca-bound/"
+#define BOUND_KEY_LEN (sizeof BOUND_PFX - 1 + SMKI_KEYID_LEN + SMKI_SERIAL_LEN)
+
+static void bound_key(const smki_cert *c, uint8_t key[BOUND_KEY_LEN])
+{
+    memcpy(key, BOUND_PFX, sizeof BOUND_PFX - 1);
+    memcpy(key + sizeof BOUND_PFX - 1, c->issuer_ski, SMKI_KEYID_LEN);
+    memcpy(key + sizeof BOUND_PFX - 1 + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
+}
+
+int ra_ca_mark_bound(smki_txn *t, smki_ra *ra, const smki_cert *c)
+{
+    uint8_t key[BOUND_KEY_LEN], one = 1;
+    bound_key(c, key);
+    return smki_txn_put(t, ra->db.meta, key, sizeof key, &one, 1, 0);
+}
+
+typedef struct {
+    smki_cert *items;
+    size_t n, cap;
+} ca_list;
+
+static int ca_collect(const smki_cert *c, void *arg)
+{
+    ca_list *l = arg;
+    if (!smki_profile_get(c->profile)->is_ca) return 0;
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 8;
+        smki_cert *n = realloc(l->items, cap * sizeof *n);
+        ENSURE(n, SMKI_E_NOMEM, "out of memory");
+        l->items = n;
+        l->cap = cap;
+    }
+    l->items[l->n++] = *c;
+    return 0;
+}
+
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    ca_list *cas;
+    const smki_cert *cur;
+    size_t adopted;
+} adopt_run;
+
+static int adopt_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    adopt_run *a = arg;
+    const smki_cert *c = a->cur;
+    GUARD(ra_ca_mark_bound(t, ra, c));
+    char ski[2 * SMKI_KEYID_LEN + 1], serial[2 * SMKI_SERIAL_LEN + 1], h[65], subject[256] = "?";
+    smki_hex_encode(c->ski, SMKI_KEYID_LEN, ski, 0);
+    smki_hex_encode(c->serial, SMKI_SERIAL_LEN, serial, 0);
+    sha256_hex(c->der, c->der_len, 64, h);
+    const unsigned char *p = c->der;
+    X509 *x = d2i_X509(NULL, &p, (long)c->der_len);
+    if (x) X509_NAME_oneline(X509_get_subject_name(x), subject, sizeof subject);
+    X509_free(x);
+    snprintf(note->action, sizeof note->action, "ca-adopt");
+    snprintf(note->object, sizeof note->object, "%s certificate of %s, SKI %s", smki_profile_get(c->profile)->name,
+             c->env, ski);
+    snprintf(note->detail, sizeof note->detail,
+             "made before the trail (bootstrap ceremony): subject %s; serial %s; SHA-256 %s", subject, serial, h);
+    return 0;
+}
+
+static int adopt_txn(smki_txn *t, void *arg)
+{
+    adopt_run *a = arg;
+    GUARD(ra_check_actor(t, a->ra, a->by));
+    for (size_t i = 0; i < a->cas->n; i++) {
+        uint8_t key[BOUND_KEY_LEN];
+        bound_key(&a->cas->items[i], key);
+        const void *v;
+        size_t n;
+        int rc = smki_txn_get(t, a->ra->db.meta, key, sizeof key, &v, &n);
+        if (rc == 0) continue; /* already in the trail */
+        if (rc != SMKI_E_NOTFOUND) return rc;
+        smki_error_clear();
+        a->cur = &a->cas->items[i];
+        GUARD(ra_act_in(t, a->ra, a->by, adopt_note_fn, a));
+        a->adopted++;
+    }
+    return 0;
+}
+
+int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted)
+{
+    ENSURE(ra, SMKI_E_INTERNAL, "smki_ra_ca_adopt: no RA");
+    if (adopted) *adopted = 0;
+    GUARD(check_actor_now(ra, by));
+    ca_list cas = {NULL, 0, 0};
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.usage = 0; /* CA certificates */
+    int rc = smki_ca_find(&ra->ca, &q, ca_collect, &cas);
+    adopt_run a = {ra, by, &cas, NULL, 0};
+    if (rc == 0 && cas.n) rc = smki_store_write(ra->store, adopt_txn, &a);
+    free(cas.items);
+    GUARD(rc);
+    if (adopted) *adopted = a.adopted;
+    return 0;
 }

@@ -178,8 +178,8 @@ int smki_ra_check_sender(smki_ra *ra, const smki_eui64_t *id);
 /* ---- Authorised Subscribers ------------------------------------------------------------ */
 typedef struct {
     char party[SMKI_RA_NAME_MAX];
-    smki_profile_id type; /* SMKI_PROFILE_ORGANISATION or SMKI_PROFILE_DEVICE */
-    int role;             /* organisation: the Remote Party Role; device: -1 */
+    smki_profile_id type; /* SMKI_PROFILE_ORGANISATION, _DEVICE, _DCCKI_SERVER or _DCCKI_CLIENT */
+    int role;             /* organisation: the Remote Party Role; the others: -1 */
     char env[SMKI_ENV_NAME_MAX];
 } smki_ra_subscriber;
 
@@ -200,7 +200,8 @@ int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg);
 typedef struct {
     const char *party;
     const char *env;
-    smki_profile_id type;    /* ORGANISATION or DEVICE */
+    smki_profile_id type;    /* ORGANISATION, DEVICE, DCCKI_SERVER or DCCKI_CLIENT (the Party's standing only:
+                                the CA checks the TLS request itself, smki_ca_tls_check) */
     int role;                /* organisation: the Remote Party Role */
     const smki_eui64_t *eui; /* organisation: required; device: the CSR's when NULL */
     const smki_csr *csr;     /* may be NULL */
@@ -213,6 +214,14 @@ int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
  * its audit entry in the transaction that stores the certificate. */
 int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out);
+
+/* 'smki ca issue --profile dccki-server|dccki-client' in an RA-governed store (and in
+ * test): the same rule as smki_ra_issue_direct. r->party is required (the Party's
+ * Signifier, registered, in standing, an Authorised Subscriber for that certificate type
+ * in env; it goes into the certificate); the certificate and its audit entry
+ * ("ca-issue-direct") are one transaction. */
+int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+                             const smki_tls_req *r, smki_cert *out);
 
 /* 'smki ca batch' in an RA-governed store (and in test): the CA's resumable batch
  * (smki_ca_batch_run, with is the device CA of env) under the same rule as direct
@@ -249,6 +258,20 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
  * records the list; the file is written only once both are committed. */
 int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
                         const smki_crl_opts *o, smki_crl *out);
+/* The same for env's CA of this SKI, current or superseded (smki_ca_crl_publish_ski):
+ * after a CA compromise recovery, the old CA's last list, signed with its key while it
+ * is available. Its entry names the superseded CA's serial. */
+int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+                            const smki_crl_opts *o, smki_crl *out);
+
+/* The bootstrap ceremony bound to the trail. The first 'smki ca init' precedes every
+ * operator, so no entry records it. Once an operator exists, this appends, in one
+ * transaction, one "ca-adopt" entry signed by them for each CA certificate in the store
+ * that the trail does not yet hold (not made by an audited ceremony, not adopted
+ * before): its profile, environment, SKI, subject, serial and the SHA-256 of the whole
+ * certificate. *adopted: how many (0 on a re-run). The CLI runs it right after the
+ * first operator registers ('smki ra operator add') and as 'smki ra adopt-ca'. */
+int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
 
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
@@ -256,6 +279,8 @@ typedef enum {
     SMKI_REQ_DEVICE_BATCH = 2, /* device certificates from many CSRs */
     SMKI_REQ_REVOKE = 3,       /* revoke a certificate (organisation: CRL; CA: ARL) */
     SMKI_REQ_RECOVER = 4,      /* CA compromise recovery of an environment's organisation CA */
+    SMKI_REQ_DCCKI_SERVER = 5, /* one DCCKI TLS server certificate for a Party's endpoint */
+    SMKI_REQ_DCCKI_CLIENT = 6, /* one DCCKI TLS client certificate */
 } smki_req_type;
 typedef enum {
     SMKI_REQ_PENDING = 1,  /* awaiting approvals */
@@ -264,7 +289,8 @@ typedef enum {
     SMKI_REQ_DONE = 4,     /* executed */
     SMKI_REQ_REJECTED = 5, /* rejected by an operator */
 } smki_req_state;
-const char *smki_req_type_name(int t);   /* "organisation", "device-batch", "revoke", "recover" */
+const char *smki_req_type_name(int t);   /* "organisation", "device-batch", "revoke", "recover", "dccki-server",
+                                           "dccki-client" */
 int smki_req_type_parse(const char *text, smki_req_type *out);
 const char *smki_req_state_name(int s);  /* "pending", "held", ... */
 int smki_req_state_parse(const char *text, smki_req_state *out);
@@ -336,8 +362,18 @@ typedef struct {
     int reason;
     /* recover: env and the issuing CA */
     int ca_kind;
+    /* DCCKI server/client: csr, party (its Signifier goes into the certificate), env,
+     * cn (optional) and the names of the endpoint (a server needs one) */
+    const char *const *dns;
+    size_t n_dns;
+    const char *const *ips;
+    size_t n_ips;
+    const smki_conf *conf; /* the environments' settings (may be NULL: the built-in ones) */
 } smki_ra_submit;
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
+/* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
+ * none). */
+int smki_ra_request_names(smki_ra *ra, uint64_t id, char *out, size_t cap);
 int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out);
 typedef int (*smki_ra_request_fn)(const smki_ra_request *r, void *arg);
 /* state 0: every request. */

@@ -61,8 +61,11 @@ typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
     const smki_crl *crl;
+    char which[64]; /* "" or, for a superseded CA's list, " (superseded CA serial ...)" */
 } ra_crl_run;
 int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg);
+/* A CA certificate whose fingerprint is now in the trail (ca-init or ca-adopt). */
+int ra_ca_mark_bound(smki_txn *t, smki_ra *ra, const smki_cert *c);
 
 /* Registry reads inside a transaction. */
 int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out);

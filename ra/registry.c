@@ -818,7 +818,8 @@ static int sub_decode(const void *key, size_t klen, smki_ra_subscriber *s)
     size_t pl = z ? (size_t)(z - k) : klen;
     size_t el = z ? klen - pl - 3 : 0;
     if (!z || pl == 0 || pl >= SMKI_RA_NAME_MAX || klen < pl + 4 || el >= sizeof s->env ||
-        (k[pl + 1] != SMKI_PROFILE_ORGANISATION && k[pl + 1] != SMKI_PROFILE_DEVICE))
+        (k[pl + 1] != SMKI_PROFILE_ORGANISATION && k[pl + 1] != SMKI_PROFILE_DEVICE &&
+         k[pl + 1] != SMKI_PROFILE_DCCKI_SERVER && k[pl + 1] != SMKI_PROFILE_DCCKI_CLIENT))
         return SMKI_FAIL(SMKI_E_CORRUPT, "an Authorised Subscriber record is damaged");
     memcpy(s->party, k, pl);
     s->type = (smki_profile_id)k[pl + 1];
@@ -831,7 +832,11 @@ static void sub_text(const smki_ra_subscriber *s, char *out, size_t cap)
 {
     char role[SMKI_ROLE_TEXT_MAX] = "";
     if (s->role >= 0) smki_role_format((uint8_t)s->role, role);
-    snprintf(out, cap, "%s certificates%s%s%s%s in %s", s->type == SMKI_PROFILE_DEVICE ? "device" : "organisation",
+    snprintf(out, cap, "%s certificates%s%s%s%s in %s",
+             s->type == SMKI_PROFILE_DEVICE         ? "device"
+             : s->type == SMKI_PROFILE_DCCKI_SERVER ? "DCCKI TLS server"
+             : s->type == SMKI_PROFILE_DCCKI_CLIENT ? "DCCKI TLS client"
+                                                    : "organisation",
              s->role >= 0 ? " of role " : "", role, s->role >= 0 ? " " : "",
              s->role >= 0 ? smki_role_name((unsigned)s->role) : "", s->env);
 }
@@ -872,10 +877,11 @@ static int sub_change_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 static int sub_check(const smki_ra_subscriber *s)
 {
     GUARD(ra_check_name("a Party Signifier", s->party));
-    ENSURE(s->type == SMKI_PROFILE_ORGANISATION || s->type == SMKI_PROFILE_DEVICE, SMKI_E_USAGE,
-           "an Authorised Subscriber is for organisation or device certificates");
-    ENSURE(s->type == SMKI_PROFILE_DEVICE ? s->role < 0 : smki_role_by_code((unsigned)s->role) != NULL, SMKI_E_USAGE,
-           "an organisation subscription names a Remote Party Role (--role); a device one does not");
+    ENSURE(s->type == SMKI_PROFILE_ORGANISATION || s->type == SMKI_PROFILE_DEVICE ||
+               s->type == SMKI_PROFILE_DCCKI_SERVER || s->type == SMKI_PROFILE_DCCKI_CLIENT,
+           SMKI_E_USAGE, "an Authorised Subscriber is for organisation, device, dccki-server or dccki-client certificates");
+    ENSURE(s->type != SMKI_PROFILE_ORGANISATION ? s->role < 0 : smki_role_by_code((unsigned)s->role) != NULL,
+           SMKI_E_USAGE, "an organisation subscription names a Remote Party Role (--role); the others do not");
     smki_env e;
     return smki_env_load(s->env, NULL, &e) == 0 ? 0 : (smki_error_clear(), 0); /* custom environments allowed */
 }
@@ -919,8 +925,9 @@ int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg)
 int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out)
 {
     ENSURE(e->party && e->env, SMKI_E_USAGE, "eligibility needs a party and an environment");
-    ENSURE(e->type == SMKI_PROFILE_ORGANISATION || e->type == SMKI_PROFILE_DEVICE, SMKI_E_USAGE,
-           "the RA registers organisation and device certificates");
+    ENSURE(e->type == SMKI_PROFILE_ORGANISATION || e->type == SMKI_PROFILE_DEVICE ||
+               e->type == SMKI_PROFILE_DCCKI_SERVER || e->type == SMKI_PROFILE_DCCKI_CLIENT,
+           SMKI_E_USAGE, "the RA registers organisation, device and DCCKI TLS certificates");
     smki_ra_party p;
     GUARD(ra_party_get_txn(t, ra, e->party, &p));
     ENSURE(!p.suspended, SMKI_E_REFUSED, "party %s is suspended (%s): it may request nothing", p.signifier,
@@ -940,7 +947,7 @@ int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki
     snprintf(s.party, sizeof s.party, "%s", e->party);
     snprintf(s.env, sizeof s.env, "%s", e->env);
     s.type = e->type;
-    s.role = e->type == SMKI_PROFILE_DEVICE ? -1 : e->role;
+    s.role = e->type == SMKI_PROFILE_ORGANISATION ? e->role : -1;
     uint8_t key[SMKI_RA_NAME_MAX + 3 + SMKI_ENV_NAME_MAX];
     size_t kl;
     GUARD(sub_key(&s, key, &kl));
@@ -979,6 +986,10 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
                "role %s (%s) is not bound to %s: its User Roles are %s%s", rt, smki_role_name((unsigned)e->role), tx,
                roles, u.is_dcc ? " (a DCC ID)" : "");
         if (e->csr) GUARD(smki_csr_check_request(e->csr, 0, NULL, 0));
+    } else if (e->type == SMKI_PROFILE_DCCKI_SERVER || e->type == SMKI_PROFILE_DCCKI_CLIENT) {
+        /* The Party's standing is the RA's; the TLS request (the CSR's Party Signifier
+         * agreeing with this Party, its names) is the CA's (smki_ca_tls_check). */
+        if (e->csr) GUARD(smki_csr_check_request(e->csr, 0, NULL, SMKI_USAGE_DS));
     } else {
         const smki_eui64_t *id = e->eui;
         if (e->csr) {

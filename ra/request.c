@@ -14,22 +14,36 @@
 #define REQUEST_VERSION 1
 #define REQUEST_REC_MAX 4096
 
-static const char *const TYPE_NAMES[] = {NULL, "organisation", "device-batch", "revoke", "recover"};
+static const char *const TYPE_NAMES[] = {NULL,      "organisation", "device-batch", "revoke",
+                                         "recover", "dccki-server", "dccki-client"};
+#define TYPE_LAST 6
+
+static int is_tls(int type)
+{
+    return type == SMKI_REQ_DCCKI_SERVER || type == SMKI_REQ_DCCKI_CLIENT;
+}
+
+static smki_profile_id tls_profile(int type)
+{
+    return type == SMKI_REQ_DCCKI_SERVER ? SMKI_PROFILE_DCCKI_SERVER : SMKI_PROFILE_DCCKI_CLIENT;
+}
 static const char *const STATE_NAMES[] = {NULL, "pending", "held", "approved", "done", "rejected"};
 
 const char *smki_req_type_name(int t)
 {
-    return t >= 1 && t <= 4 ? TYPE_NAMES[t] : "unknown";
+    return t >= 1 && t <= TYPE_LAST ? TYPE_NAMES[t] : "unknown";
 }
 
 int smki_req_type_parse(const char *text, smki_req_type *out)
 {
-    for (int i = 1; text && i <= 4; i++)
+    for (int i = 1; text && i <= TYPE_LAST; i++)
         if (strcmp(text, TYPE_NAMES[i]) == 0) {
             *out = (smki_req_type)i;
             return 0;
         }
-    return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a request type: organisation, device-batch, revoke or recover",
+    return SMKI_FAIL(SMKI_E_USAGE,
+                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke or "
+                     "recover",
                      text ? text : "");
 }
 
@@ -129,7 +143,7 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
     if (rc == 0 && (kind >= SMKI_CA_KIND_COUNT || has_new > 1)) rc = -1;
     r->ca_kind = kind;
     r->has_new_ca = has_new;
-    if (rc < 0 || c.left || type < 1 || type > 4 || state < 1 || state > 5) {
+    if (rc < 0 || c.left || type < 1 || type > TYPE_LAST || state < 1 || state > 5) {
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_CORRUPT, "a request record is damaged (%zu octets)", vlen);
     }
@@ -170,10 +184,98 @@ static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
     return smki_txn_put(t, ra->db.requests, key, 8, rec, n, 0);
 }
 
-static void csr_key(uint64_t id, uint32_t idx, uint8_t key[12])
+static void csr_key(uint64_t id, uint32_t idx, uint8_t key[13])
 {
     put_be64(key, id);
     key[8] = (uint8_t)(idx >> 24), key[9] = (uint8_t)(idx >> 16), key[10] = (uint8_t)(idx >> 8), key[11] = (uint8_t)idx;
+    key[12] = 'v';
+}
+
+/* A CSR and, beside it (its key and 'v'), the SHA-256 of its octets, whose proof of
+ * possession submission verified: execution verifies again only octets that differ. */
+static int csr_put(smki_txn *t, smki_ra *ra, uint64_t id, uint32_t idx, const smki_csr *c)
+{
+    uint8_t key[13], h[32];
+    unsigned hl = sizeof h;
+    csr_key(id, idx, key);
+    ENSURE(EVP_Digest(c->der, c->der_len, h, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    GUARD(smki_txn_put(t, ra->db.csrs, key, 12, c->der, c->der_len, SMKI_PUT_NOOVERWRITE));
+    return smki_txn_put(t, ra->db.csrs, key, 13, h, sizeof h, SMKI_PUT_NOOVERWRITE);
+}
+
+/* A DCCKI request's endpoint names, beside its CSR (index NAMES_INDEX): "dns NAME" and
+ * "ip ADDRESS" lines. */
+#define NAMES_INDEX 0xFFFFFFFFu
+#define NAMES_MAX 12288
+
+static int names_put(smki_txn *t, smki_ra *ra, uint64_t id, const smki_ra_submit *s)
+{
+    char *text = malloc(NAMES_MAX);
+    ENSURE(text, SMKI_E_NOMEM, "out of memory");
+    size_t at = 0;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < s->n_dns + s->n_ips; i++) {
+        int w = snprintf(text + at, NAMES_MAX - at, "%s %s\n", i < s->n_dns ? "dns" : "ip",
+                         i < s->n_dns ? s->dns[i] : s->ips[i - s->n_dns]);
+        if (w < 0 || (size_t)w >= NAMES_MAX - at) rc = SMKI_FAIL(SMKI_E_USAGE, "the request's names are too long");
+        else at += (size_t)w;
+    }
+    uint8_t key[13];
+    csr_key(id, NAMES_INDEX, key);
+    if (rc == 0) rc = smki_txn_put(t, ra->db.csrs, key, 12, at ? text : "", at, SMKI_PUT_NOOVERWRITE);
+    free(text);
+    return rc;
+}
+
+typedef struct {
+    smki_ra *ra;
+    uint64_t id;
+    char *out;
+    size_t cap;
+} names_run;
+
+static int names_txn(smki_txn *t, void *arg)
+{
+    names_run *n = arg;
+    uint8_t key[13];
+    csr_key(n->id, NAMES_INDEX, key);
+    const void *v;
+    size_t len;
+    int rc = smki_txn_get(t, n->ra->db.csrs, key, 12, &v, &len);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        n->out[0] = '\0';
+        return 0;
+    }
+    GUARD(rc);
+    ENSURE(len < n->cap && !memchr(v, 0, len), SMKI_E_CORRUPT, "request %llu's names are damaged or too long",
+           (unsigned long long)n->id);
+    memcpy(n->out, v, len);
+    n->out[len] = '\0';
+    return 0;
+}
+
+int smki_ra_request_names(smki_ra *ra, uint64_t id, char *out, size_t cap)
+{
+    ENSURE(ra && out && cap, SMKI_E_INTERNAL, "smki_ra_request_names: missing argument");
+    names_run n = {ra, id, out, cap};
+    return smki_store_read(ra->store, names_txn, &n);
+}
+
+/* The text back into pointers into it (modified in place). */
+static int names_split(char *text, const char **dns, size_t *n_dns, const char **ips, size_t *n_ips, size_t max)
+{
+    *n_dns = *n_ips = 0;
+    for (char *line = text; *line;) {
+        char *end = strchr(line, '\n');
+        ENSURE(end, SMKI_E_CORRUPT, "a request's names are damaged");
+        *end = '\0';
+        if (strncmp(line, "dns ", 4) == 0 && *n_dns < max) dns[(*n_dns)++] = line + 4;
+        else if (strncmp(line, "ip ", 3) == 0 && *n_ips < max) ips[(*n_ips)++] = line + 3;
+        else return SMKI_FAIL(SMKI_E_CORRUPT, "a request's names are damaged");
+        line = end + 1;
+    }
+    return 0;
 }
 
 /* ---- Demand ----------------------------------------------------------------------------------- */
@@ -299,6 +401,21 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.approvals_required = ra->pol.approvals_org;
         smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
         smki_role_format((uint8_t)s->role, rt);
+    } else if (is_tls(s->type)) {
+        smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr};
+        GUARD(ra_eligible_txn(t, ra, &e));
+        /* Who may ask first, then the CA's own checks of what is asked (again at
+         * execution): the CSR's Party Signifier, if it has one, is this Party's; a server
+         * names its host. */
+        smki_env env;
+        GUARD(smki_env_load(s->env, s->conf, &env));
+        smki_tls_req tr = {sr->csr, tls_profile(s->type), s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
+        char party[SMKI_PARTY_MAX];
+        GUARD(smki_ca_tls_check(&env, &tr, party));
+        r.usage = sr->csr->usage;
+        snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
+        r.csr_count = 1;
+        r.approvals_required = ra->pol.approvals_org;
     } else if (s->type == SMKI_REQ_RECOVER) {
         r.ca_kind = s->ca_kind;
         r.csr_count = 0;
@@ -346,15 +463,11 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     GUARD(next_id(t, ra, &r.id));
     if (r.approvals_required == 0 && r.state == SMKI_REQ_PENDING) r.state = SMKI_REQ_APPROVED;
     GUARD(req_put(t, ra, &r));
-    uint8_t ck[12];
-    if (s->type == SMKI_REQ_ORGANISATION) {
-        csr_key(r.id, 0, ck);
-        GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csr->der, sr->csr->der_len, SMKI_PUT_NOOVERWRITE));
+    if (s->type == SMKI_REQ_ORGANISATION || is_tls(s->type)) {
+        GUARD(csr_put(t, ra, r.id, 0, sr->csr));
+        if (is_tls(s->type)) GUARD(names_put(t, ra, r.id, s));
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
-        for (size_t i = 0; i < s->n_csrs; i++) {
-            csr_key(r.id, (uint32_t)i, ck);
-            GUARD(smki_txn_put(t, ra->db.csrs, ck, 12, sr->csrs[i]->der, sr->csrs[i]->der_len, SMKI_PUT_NOOVERWRITE));
-        }
+        for (size_t i = 0; i < s->n_csrs; i++) GUARD(csr_put(t, ra, r.id, (uint32_t)i, sr->csrs[i]));
     }
     sr->id = r.id;
     snprintf(note->action, sizeof note->action, "request-submit");
@@ -363,6 +476,11 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "organisation %s certificate, role %s, EUI %s, party %s, env %s; needs %u approval(s)",
                  r.usage == SMKI_USAGE_DS ? "DS" : "KA", rt, tx, r.party, r.env, r.approvals_required);
+    } else if (is_tls(s->type)) {
+        snprintf(note->detail, sizeof note->detail,
+                 "%s certificate, party %s (its Signifier in the subject), env %s, %zu host name(s), %zu address(es); "
+                 "needs %u approval(s)",
+                 smki_req_type_name(s->type), r.party, r.env, s->n_dns, s->n_ips, r.approvals_required);
     } else if (s->type == SMKI_REQ_RECOVER) {
         snprintf(note->detail, sizeof note->detail,
                  "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
@@ -470,6 +588,12 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
         rc = ra_act(ra, by, 0, submit_fn, &sr);
         smki_csr_free(sr.csr);
+    } else if (is_tls(s->type)) {
+        ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
+        ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
+        GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
+        rc = ra_act(ra, by, 0, submit_fn, &sr);
+        smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
         sr.csrs = calloc(s->n_csrs, sizeof *sr.csrs);
@@ -544,13 +668,15 @@ typedef struct {
     uint32_t from, n;
     uint8_t **der;
     size_t *len;
+    uint8_t (*verified)[32]; /* optional: the recorded SHA-256 of each, has_verified[i] when there is one */
+    int *has_verified;
 } csr_run;
 
 static int csr_txn(smki_txn *t, void *arg)
 {
     csr_run *c = arg;
     for (uint32_t i = 0; i < c->n; i++) {
-        uint8_t key[12];
+        uint8_t key[13];
         csr_key(c->id, c->from + i, key);
         const void *v;
         size_t n;
@@ -563,6 +689,12 @@ static int csr_txn(smki_txn *t, void *arg)
         ENSURE(c->der[i], SMKI_E_NOMEM, "out of memory");
         memcpy(c->der[i], v, n);
         c->len[i] = n;
+        if (!c->verified) continue;
+        rc = smki_txn_get(t, c->ra->db.csrs, key, 13, &v, &n);
+        c->has_verified[i] = rc == 0 && n == 32;
+        if (rc == SMKI_E_NOTFOUND) smki_error_clear();
+        else GUARD(rc);
+        if (c->has_verified[i]) memcpy(c->verified[i], v, 32);
     }
     return 0;
 }
@@ -570,7 +702,7 @@ static int csr_txn(smki_txn *t, void *arg)
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len)
 {
     *der = NULL;
-    csr_run c = {ra, id, index, 1, der, len};
+    csr_run c = {ra, id, index, 1, der, len, NULL, NULL};
     int rc = smki_store_read(ra->store, csr_txn, &c);
     if (rc < 0) {
         free(*der);
@@ -663,7 +795,9 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
 {
     smki_ca_record *rec = malloc(sizeof *rec);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
-    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA : SMKI_CA_OCA;
+    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
+                        : leaf == SMKI_PROFILE_DCCKI_SERVER || leaf == SMKI_PROFILE_DCCKI_CLIENT ? SMKI_CA_DCCKI_ICA
+                                                                                                   : SMKI_CA_OCA;
     int rc = smki_ca_get(&ra->ca, env, kind, rec);
     if (rc == 0 && rec->cert.status != SMKI_STATUS_IN_USE)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s is %s: nothing is issued under it (see docs/ra.md, "
@@ -695,8 +829,9 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
            "request %llu moved on while this execution ran (another operator is executing it)",
            (unsigned long long)r.id);
     char serial[2 * SMKI_SERIAL_LEN + 1];
-    if (r.type == SMKI_REQ_ORGANISATION) {
+    if (r.type == SMKI_REQ_ORGANISATION || is_tls(r.type)) {
         smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0]};
+        if (is_tls(r.type)) e = (smki_ra_eligibility){r.party, r.env, tls_profile(r.type), -1, NULL, x->csrs[0]};
         GUARD(ra_eligible_txn(t, ra, &e));
         GUARD(smki_ca_cert_put(t, &ra->ca, &x->certs[0]));
         r.has_result = 1;
@@ -704,7 +839,9 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         memcpy(r.result_issuer, x->certs[0].issuer_ski, SMKI_KEYID_LEN);
         r.done_count = 1;
         smki_hex_encode(x->certs[0].serial, SMKI_SERIAL_LEN, serial, 0);
-        snprintf(note->detail, sizeof note->detail, "issued organisation certificate serial %s", serial);
+        snprintf(note->detail, sizeof note->detail, "issued %s certificate serial %s%s%s",
+                 smki_profile_get(x->certs[0].profile)->name, serial, is_tls(r.type) ? " for party " : "",
+                 is_tls(r.type) ? r.party : "");
     } else {
         /* Serials of the group, hashed: the entry names every certificate it covers. */
         EVP_MD_CTX *md = EVP_MD_CTX_new();
@@ -775,8 +912,13 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     smki_hex_encode(r.serial, SMKI_SERIAL_LEN, serial, 0);
     snprintf(note->action, sizeof note->action, "request-execute");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
-    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s",
-             smki_profile_get(x->cert->profile)->name, serial, smki_revoke_reason_name(r.reason));
+    snprintf(note->detail, sizeof note->detail, "revoked %s certificate %s: %s", smki_profile_get(x->cert->profile)->name,
+             serial, smki_revoke_reason_name(r.reason));
+    if (smki_profile_get(x->cert->profile)->is_ca) {
+        size_t at = strlen(note->detail);
+        snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
+                 x->rev.issued_revoked);
+    }
     return 0;
 }
 
@@ -809,7 +951,7 @@ static int revoke_publish_txn(smki_txn *t, void *arg)
 
 static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
-    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0}};
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}};
     ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
     smki_ra_request r;
     int rc = smki_ra_request_get(ra, id, &r);
@@ -825,7 +967,7 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     snprintf(env, sizeof env, "%s", rc == 0 ? x.cert->env : r.env);
     int64_t interval = 0;
     if (rc == 0) rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
-    ra_crl_run cr = {ra, by, NULL};
+    ra_crl_run cr = {ra, by, NULL, ""};
     smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, ra_crl_hook, &cr};
     smki_crl_job *job = NULL;
     if (rc == 0) rc = smki_ca_crl_begin(&ra->ca, env, k, &co, &job);
@@ -876,10 +1018,13 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (x->step == 1) {
         smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, ra_now(ra)};
-        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, NULL));
+        smki_revocation rev;
+        GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, &rev));
         smki_hex_encode(x->ca->cert.serial, SMKI_SERIAL_LEN, hx, 0);
         snprintf(note->action, sizeof note->action, "recover-revoke-ca");
-        snprintf(note->detail, sizeof note->detail, "revoked the %s of %s, serial %s: cACompromise", kind, r.env, hx);
+        snprintf(note->detail, sizeof note->detail,
+                 "revoked the %s of %s, serial %s: cACompromise; %zu certificate(s) it issued revoked with it", kind,
+                 r.env, hx, rev.issued_revoked);
         return 0; /* the request itself is unchanged: the next step reads the CA's status */
     }
     if (x->step == 2) {
@@ -937,12 +1082,19 @@ typedef struct {
     const uint8_t *issuer_ski;
     smki_cert *items;
     size_t n, cap;
+    smki_ca_db *db;
+    smki_revocation ca_rev; /* the compromised CA's revocation */
 } live_list;
 
 static int live_one(const smki_cert *c, void *arg)
 {
     live_list *l = arg;
     if (memcmp(c->issuer_ski, l->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    /* Those that were in use when the CA was revoked: revoked with it, at its time, for
+     * cACompromise (smki_ca_revoke_txn marks them); not those revoked before. */
+    smki_revocation rev;
+    GUARD(smki_ca_revocation_get(l->db, c->issuer_ski, c->serial, &rev));
+    if (rev.reason != SMKI_REASON_CA_COMPROMISE || rev.revoked_at != l->ca_rev.revoked_at) return 0;
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
         smki_cert *n = realloc(l->items, cap * sizeof *n);
@@ -954,15 +1106,18 @@ static int live_one(const smki_cert *c, void *arg)
     return 0;
 }
 
-/* The live organisation certificates a CA issued, in the store's (stable) order. */
-static int live_certs(smki_ra *ra, const char *env, const uint8_t ski[SMKI_KEYID_LEN], live_list *l)
+/* The organisation certificates a compromised (revoked) CA issued that were live when it
+ * was revoked, in the store's (stable) order. */
+static int live_certs(smki_ra *ra, const char *env, const smki_cert *ca, live_list *l)
 {
-    l->issuer_ski = ski;
+    l->issuer_ski = ca->ski;
+    l->db = &ra->ca;
+    GUARD(smki_ca_revocation_get(&ra->ca, ca->issuer_ski, ca->serial, &l->ca_rev));
     smki_ca_query q = SMKI_CA_QUERY_ALL;
     q.env = env;
-    q.issuer_ski = ski;
+    q.issuer_ski = ca->ski;
     q.profile = SMKI_PROFILE_ORGANISATION;
-    q.status = SMKI_STATUS_IN_USE;
+    q.status = SMKI_STATUS_REVOKED;
     return smki_ca_find(&ra->ca, &q, live_one, l);
 }
 
@@ -974,7 +1129,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     smki_ca_kind kind = (smki_ca_kind)r.ca_kind;
     smki_ca_record *rec = malloc(sizeof *rec);
     smki_cert *revoked = malloc(sizeof *revoked);
-    live_list live = {NULL, NULL, 0, 0};
+    live_list live = {NULL, NULL, 0, 0, NULL, {{0}, {0}, 0, 0, 0}};
     int rc = rec && revoked ? smki_ca_get(&ra->ca, r.env, kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     recover_run x;
     memset(&x, 0, sizeof x);
@@ -999,7 +1154,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     }
     /* 2. The intent, written before the successor is made (the log fails closed). */
     if (rc == 0 && !r.has_result) {
-        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, rec->cert.ski, &live) : 0;
+        rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, &rec->cert, &live) : 0;
         x.step = 2;
         x.live = live.n;
         if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
@@ -1019,7 +1174,19 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     }
     /* 4. Re-issue under the successor, in group commits. */
     if (rc == 0 && r.state == SMKI_REQ_APPROVED) {
-        if (!live.items && kind == SMKI_CA_OCA) rc = live_certs(ra, r.env, r.issuer_ski, &live);
+        if (!live.items && kind == SMKI_CA_OCA) {
+            /* The compromised CA as the request recorded it (rec may be its successor now;
+             * both are certified by the same root). */
+            smki_cert *old_ca = calloc(1, sizeof *old_ca);
+            rc = old_ca ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+            if (rc == 0) {
+                memcpy(old_ca->ski, r.issuer_ski, SMKI_KEYID_LEN);
+                memcpy(old_ca->serial, r.serial, SMKI_SERIAL_LEN);
+                memcpy(old_ca->issuer_ski, rec->cert.issuer_ski, SMKI_KEYID_LEN);
+                rc = live_certs(ra, r.env, old_ca, &live);
+            }
+            free(old_ca);
+        }
         if (rc == 0 && live.n != r.csr_count)
             rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu: %zu live certificates of the compromised CA, %u when the "
                            "recovery began", (unsigned long long)id, live.n, r.csr_count);
@@ -1066,30 +1233,49 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
     if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
     if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
-    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH, SMKI_E_USAGE,
+    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH || is_tls(r.type), SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));
-    smki_profile_id leaf = r.type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION : SMKI_PROFILE_DEVICE;
+    smki_profile_id leaf = r.type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION
+                           : is_tls(r.type)                ? tls_profile(r.type)
+                                                           : SMKI_PROFILE_DEVICE;
     GUARD(check_issuing_ca(ra, r.env, leaf));
     smki_ca_issuer *is = NULL;
     GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &is));
-    size_t group = r.type == SMKI_REQ_ORGANISATION ? 1 : ra->pol.batch_group;
+    size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
+    char *names = is_tls(r.type) ? malloc(NAMES_MAX) : NULL;
+    const char *dns[16], *ips[16];
+    size_t n_dns = 0, n_ips = 0;
+    int nrc = 0;
+    if (is_tls(r.type)) {
+        nrc = names ? smki_ra_request_names(ra, id, names, NAMES_MAX) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        if (nrc == 0) nrc = names_split(names, dns, &n_dns, ips, &n_ips, 16);
+    }
     smki_cert *certs = calloc(group, sizeof *certs);
     smki_csr **csrs = calloc(group, sizeof *csrs);
     uint8_t **der = calloc(group, sizeof *der);
     size_t *len = calloc(group, sizeof *len);
-    int rc = certs && csrs && der && len ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    uint8_t(*verified)[32] = calloc(group, sizeof *verified);
+    int *has_verified = calloc(group, sizeof *has_verified);
+    int rc = nrc;
+    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified))
+        rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     uint32_t from = r.done_count;
     while (rc == 0 && from < r.csr_count) {
         uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
-        csr_run c = {ra, id, from, n, der, len};
+        csr_run c = {ra, id, from, n, der, len, verified, has_verified};
         rc = smki_store_read(ra->store, csr_txn, &c);
-        /* Build (sign and lint) outside the transaction: only the store work is inside. */
+        /* Build (sign and lint) outside the transaction: only the store work is inside. The
+         * CA's intake parses every CSR strictly again; its proof of possession, verified at
+         * submission, is verified again only if the octets differ from those recorded then. */
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
-            rc = smki_csr_parse(der[i], len[i], &csrs[i]);
+            smki_csr_parse_opts po = {has_verified[i] ? verified[i] : NULL, NULL};
+            rc = smki_csr_parse_ex(der[i], len[i], &po, &csrs[i]);
             smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
                                 r.cn[0] ? r.cn : NULL, 0, 0};
-            if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
+            smki_tls_req tq = {csrs[i], leaf, r.party, r.cn[0] ? r.cn : NULL, dns, n_dns, ips, n_ips, 0};
+            if (rc == 0 && is_tls(r.type)) rc = smki_ca_build_tls(is, &tq, &certs[i], NULL);
+            else if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
         exec_run x = {id, from, n, certs, csrs, 0};
@@ -1109,6 +1295,9 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(csrs);
     free(der);
     free(len);
+    free(verified);
+    free(has_verified);
+    free(names);
     smki_ca_issuer_free(is);
     return rc;
 }
@@ -1164,6 +1353,45 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(check_issuing_ca(ra, e->env, e->type));
     direct_run d = {e, out};
     return ra_act(ra, by, 0, direct_fn, &d);
+}
+
+typedef struct {
+    smki_ra_eligibility e;
+    const smki_cert *cert;
+} direct_tls_run;
+
+static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    direct_tls_run *d = arg;
+    GUARD(ra_eligible_txn(t, ra, &d->e));
+    GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
+    char serial[2 * SMKI_SERIAL_LEN + 1];
+    smki_hex_encode(d->cert->serial, SMKI_SERIAL_LEN, serial, 0);
+    snprintf(note->action, sizeof note->action, "ca-issue-direct");
+    snprintf(note->object, sizeof note->object, "certificate %s", serial);
+    snprintf(note->detail, sizeof note->detail, "%s certificate for party %s, env %s",
+             smki_profile_get(d->cert->profile)->name, d->e.party, d->e.env);
+    return 0;
+}
+
+int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+                             const smki_tls_req *r, smki_cert *out)
+{
+    ENSURE(ra && env && r && r->csr && out, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
+    ENSURE(r->party && *r->party, SMKI_E_REFUSED,
+           "DCCKI TLS certificates of this store go only to registered Parties: name the Party (--party SIGNIFIER)");
+    GUARD(ra_check_name("a Party Signifier", r->party));
+    ENSURE(env_listed(ra->pol.direct_envs, env), SMKI_E_REFUSED,
+           "environment %s issues only through approved RA requests ('smki ra request submit --type %s'); direct "
+           "issuance is allowed in: %s",
+           env, smki_profile_get(r->profile)->name, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
+    /* The CA's checks (and signature: nothing stored), then the registry's, again in the
+     * transaction that records the certificate. */
+    GUARD(smki_ca_build_tls(is, r, out, NULL));
+    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr}, out};
+    GUARD(smki_ra_check_eligible(ra, &d.e));
+    GUARD(check_issuing_ca(ra, env, r->profile));
+    return ra_act(ra, by, 0, direct_tls_fn, &d);
 }
 
 /* ---- Direct device batches ('smki ca batch' under an RA) ----------------------------------------- */
@@ -1272,7 +1500,9 @@ static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     direct_revoke_run *d = arg;
     /* The CA's own refusals first (no such serial, a device certificate, ...); then the
      * RA's rule, which aborts the transaction: nothing is written. */
-    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, d->rev));
+    smki_revocation rev;
+    GUARD(smki_ca_revoke_txn(t, &ra->ca, d->r, d->out, &rev));
+    if (d->rev) *d->rev = rev;
     ENSURE(env_listed(ra->pol.direct_envs, d->r->env), SMKI_E_REFUSED,
            "environment %s revokes only through approved RA requests ('smki ra revoke'); direct revocation is allowed "
            "in: %s",
@@ -1283,6 +1513,11 @@ static int direct_revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(note->object, sizeof note->object, "certificate %s", serial);
     snprintf(note->detail, sizeof note->detail, "%s certificate of %s: %s", smki_profile_get(d->out->profile)->name,
              d->out->env, smki_revoke_reason_name(d->r->reason));
+    if (smki_profile_get(d->out->profile)->is_ca) {
+        size_t at = strlen(note->detail);
+        snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
+                 rev.issued_revoked);
+    }
     return 0;
 }
 

@@ -238,15 +238,34 @@ static const char *usage_name(int usage)
     return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : NULL;
 }
 
+/* RFC 3339 UTC from seconds since 1970, without gmtime/strftime (every search result
+ * carries two): days to a civil date (H. Hinnant's algorithm). */
+static void digits(char *o, unsigned v, int n)
+{
+    while (n--) o[n] = (char)('0' + v % 10), v /= 10;
+}
+
 static void iso_time(int64_t t, char out[32])
 {
     if (t < 0) { /* the CA records no expiry (99991231235959Z, RFC 5280 4.1.2.5) as -1 */
-        snprintf(out, 32, "9999-12-31T23:59:59Z");
+        memcpy(out, "9999-12-31T23:59:59Z", 21);
         return;
     }
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm) || !strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm)) snprintf(out, 32, "%lld", (long long)t);
+    int64_t days = t / 86400, sec = t % 86400;
+    int64_t z = days + 719468, era = z / 146097, doe = z - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100), mp = (5 * doy + 2) / 153;
+    int64_t d = doy - (153 * mp + 2) / 5 + 1, m = mp < 10 ? mp + 3 : mp - 9, y = yoe + era * 400 + (m <= 2);
+    if (y > 9999) {
+        snprintf(out, 32, "%lld", (long long)t);
+        return;
+    }
+    digits(out, (unsigned)y, 4), out[4] = '-';
+    digits(out + 5, (unsigned)m, 2), out[7] = '-';
+    digits(out + 8, (unsigned)d, 2), out[10] = 'T';
+    digits(out + 11, (unsigned)(sec / 3600), 2), out[13] = ':';
+    digits(out + 14, (unsigned)(sec / 60 % 60), 2), out[16] = ':';
+    digits(out + 17, (unsigned)(sec % 60), 2), out[19] = 'Z', out[20] = 0;
 }
 
 /* ---- Lookups --------------------------------------------------------------------------- */
@@ -313,6 +332,25 @@ static int hexval(int ch)
     if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
     if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
     return -1;
+}
+
+int smki_repo_path_decode(const char *path, size_t len, char *out)
+{
+    ENSURE(path && out, SMKI_E_INTERNAL, "smki_repo_path_decode: missing argument");
+    char *o = out;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)path[i];
+        if (ch == '%') {
+            int a = i + 2 < len ? hexval(path[i + 1]) : -1, b = i + 2 < len ? hexval(path[i + 2]) : -1;
+            ENSURE(a >= 0 && b >= 0, SMKI_E_INPUT, "a path with a bad escape at octet %zu", i);
+            ch = (unsigned char)(a * 16 + b);
+            i += 2;
+        }
+        ENSURE(ch, SMKI_E_INPUT, "a path holding NUL");
+        *o++ = (char)ch;
+    }
+    *o = 0;
+    return 0;
 }
 
 /* Percent-decode one component into out (cap incl. NUL); no NUL octets allowed. */
@@ -534,28 +572,50 @@ static int dcc_retrieve(smki_repo *r, const smki_repo_req *req, smki_repo_resp *
 }
 
 /* ---- REST ------------------------------------------------------------------------------------ */
+/* One record as JSON, built in place (a search answer is mostly these). */
+typedef struct {
+    char *o, *end;
+} jbuf;
+static void put(jbuf *b, const char *s)
+{
+    size_t n = strlen(s);
+    if (!b->o || n > (size_t)(b->end - b->o)) {
+        b->o = NULL;
+        return;
+    }
+    memcpy(b->o, s, n);
+    b->o += n;
+}
+
 static int json_cert(smki_repo_resp *w, const smki_cert *c)
 {
     char ser[2 * SMKI_SERIAL_LEN + 1], iss[2 * SMKI_KEYID_LEN + 1], ski[2 * SMKI_KEYID_LEN + 1], nb[32], na[32];
+    char out[1024], e[SMKI_EUI64_TEXT_MAX], role[16], st[2] = {(char)c->status, 0};
     serial_hex(c->serial, ser);
     smki_hex_encode(c->issuer_ski, SMKI_KEYID_LEN, iss, 1);
     smki_hex_encode(c->ski, SMKI_KEYID_LEN, ski, 1);
     iso_time(c->not_before, nb);
     iso_time(c->not_after, na);
     const smki_profile *p = smki_profile_get(c->profile);
-    GUARD(addf(w, "{\"serial\":\"%s\",\"issuer_ski\":\"%s\",\"ski\":\"%s\",\"profile\":\"%s\",", ser, iss, ski,
-               p ? p->name : "unknown"));
+    jbuf b = {out, out + sizeof out};
+    put(&b, "{\"serial\":\""), put(&b, ser), put(&b, "\",\"issuer_ski\":\""), put(&b, iss);
+    put(&b, "\",\"ski\":\""), put(&b, ski), put(&b, "\",\"profile\":\""), put(&b, p ? p->name : "unknown");
+    put(&b, "\",");
     if (c->has_eui) {
-        char e[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(&c->eui, SMKI_EUI64_HYPHEN, e);
-        GUARD(addf(w, "\"eui\":\"%s\",", e));
-    } else GUARD(adds(w, "\"eui\":null,"));
-    if (usage_name(c->usage)) GUARD(addf(w, "\"usage\":\"%s\",", usage_name(c->usage)));
-    else GUARD(adds(w, "\"usage\":null,"));
-    if (c->role >= 0) GUARD(addf(w, "\"role\":%d,\"role_name\":\"%s\",", c->role, smki_role_name((unsigned)c->role)));
-    else GUARD(adds(w, "\"role\":null,"));
-    return addf(w, "\"status\":\"%c\",\"status_name\":\"%s\",\"not_before\":\"%s\",\"not_after\":\"%s\"}",
-                (char)c->status, smki_cert_status_name(c->status), nb, na);
+        put(&b, "\"eui\":\""), put(&b, e), put(&b, "\",");
+    } else put(&b, "\"eui\":null,");
+    if (usage_name(c->usage)) put(&b, "\"usage\":\""), put(&b, usage_name(c->usage)), put(&b, "\",");
+    else put(&b, "\"usage\":null,");
+    if (c->role >= 0) {
+        snprintf(role, sizeof role, "%d", c->role);
+        put(&b, "\"role\":"), put(&b, role), put(&b, ",\"role_name\":\""), put(&b, smki_role_name((unsigned)c->role));
+        put(&b, "\",");
+    } else put(&b, "\"role\":null,");
+    put(&b, "\"status\":\""), put(&b, st), put(&b, "\",\"status_name\":\""), put(&b, smki_cert_status_name(c->status));
+    put(&b, "\",\"not_before\":\""), put(&b, nb), put(&b, "\",\"not_after\":\""), put(&b, na), put(&b, "\"}");
+    ENSURE(b.o, SMKI_E_INTERNAL, "a certificate's JSON over %zu octets", sizeof out);
+    return add(w, out, (size_t)(b.o - out));
 }
 
 static int cert_by_serial(smki_repo *r, const smki_repo_req *req, const char *text, smki_repo_resp *w)

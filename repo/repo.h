@@ -1,7 +1,7 @@
 /* repo: the SMKI Repository service. The request handling (routing, the DCC tool's
  * XML, REST queries, responses) is a pure function of a request and the store, so it
- * is tested without sockets; the HTTP server (libevent's evhttp, TLS through
- * bufferevent_openssl) and a small blocking client sit on top of it. */
+ * is tested without sockets; the HTTP server (h2o with its own event loop, TLS on an
+ * OpenSSL SSL_CTX made here) and a small blocking client sit on top of it. */
 #ifndef SMKI_REPO_H
 #define SMKI_REPO_H
 
@@ -104,6 +104,12 @@ typedef struct {
 int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
 void smki_repo_resp_free(smki_repo_resp *resp);
 
+/* A request path (without its query) percent-decoded into out (at least len + 1
+ * octets), NUL-terminated. Refused (SMKI_E_INPUT): a '%' not followed by two hex
+ * digits, or anything that decodes to NUL. Paths are matched decoded (a serial is
+ * hex; nothing else needs escapes); the query is decoded by the handler. */
+int smki_repo_path_decode(const char *path, size_t len, char *out);
+
 /* Connection-level counters the server reports into /metrics. */
 void smki_repo_note_conn(smki_repo *r, int opened, int refused);
 
@@ -111,10 +117,10 @@ void smki_repo_note_conn(smki_repo *r, int opened, int refused);
 typedef struct {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8443", ":8080" */
     unsigned threads;         /* event loops sharing the listening socket; 0: 2 */
-    unsigned max_conns;       /* open connections; more are answered 503 and closed; 0: 1024 */
+    unsigned max_conns;       /* open connections; more are answered 429 and closed; 0: 1024 */
     size_t max_body;          /* request body octets; more is 413; 0: SMKI_REPO_XML_MAX */
-    size_t max_headers;       /* 0: 8192 */
-    int timeout_s;            /* idle/read/write timeout per connection; 0: 10 */
+    size_t max_headers;       /* request header octets; more is 431; 0: 8192 */
+    int timeout_s;            /* a request's headers and body, idle keep-alive, the TLS handshake; 0: 10 */
     const char *tls_cert;     /* PEM: the DCCKI server certificate (chain may follow) */
     const char *tls_key;      /* PEM private key of it */
     const char *client_ca;    /* PEM: the DCCKI CAs that client certificates must chain to */
@@ -126,6 +132,24 @@ typedef struct {
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;
 } smki_repo_server_opts;
+
+/* ---- The [repo] section of smki.conf ---------------------------------------------------
+ * Settings of `smki repo serve`, applied to ro and so before the command's flags (a
+ * flag overrides the file):
+ *   env, listen, threads (1..64), max_conns, max_body, max_headers (256..65536),
+ *   timeout (seconds), tls_cert, tls_key, client_ca (paths, relative to home),
+ *   client_certs (optional|required, with client_ca), public (as --public),
+ *   allow_party (comma-separated Party Signifiers), party_attr (an OID),
+ *   apikey_file (path), arl_ca, access_log (yes|no).
+ * An unknown key is refused naming the file and line (smki_conf_check_section); a bad
+ * value names the key. conf may be NULL (no file: nothing changes). Strings point into
+ * conf or buf, which must outlive ro and so. */
+typedef struct {
+    char tls_cert[4200], tls_key[4200], client_ca[4200], apikey_path[4200];
+    const char *apikey_file; /* [repo] apikey_file, home-relative resolved, or NULL */
+} smki_repo_conf_buf;
+int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts *ro, smki_repo_server_opts *so,
+                        smki_repo_conf_buf *buf);
 
 /* Serve until *o->stop or SIGTERM/SIGINT (handled here): then stop accepting, let
  * the loops finish what they were sending (up to a second), and return 0. */

@@ -1,19 +1,15 @@
-/* repo/server: the HTTP/1.1 service on libevent's evhttp. Worker threads each run an
- * event loop on the same listening socket; a request is answered in the loop that read
- * it (the answer is a few LMDB reads, microseconds). TLS through bufferevent_openssl,
- * the same OpenSSL as the rest of smki. Every connection is counted from accept: one
- * over the limit is answered 429 and closed, idle ones time out, and accepting pauses
- * while the count is at the limit. */
+/* repo/server: the HTTP/1.1 service on h2o (Debian's libh2o-evloop 2.2, h2o's own
+ * event loop). Worker threads each run a loop with its own h2o context on the same
+ * listening socket; a request is answered in the loop that read it (the answer is a
+ * few LMDB reads, microseconds) and its body is handed to h2o without a copy. TLS is
+ * h2o's, on an SSL_CTX made here from the same OpenSSL 3 as the rest of smki. Every
+ * connection is counted from accept to close: one over the limit is answered 429 and
+ * closed, idle ones time out, and accepting pauses while the count is far over. */
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
 #include <arpa/inet.h>
 #include <errno.h>
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/listener.h>
-#include <event2/thread.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +17,8 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,15 +30,18 @@
 
 #include "repo.h"
 
-#define CONN_BUCKETS 1024
+#define TICK_MS 100
+#define GRACE_MS 300    /* answers in flight at SIGTERM get this long */
+#define DRAIN_MS 1000   /* then connections are shut and the loops wait this long at most */
+#define ACCEPTS_PER_WAKE 4 /* the loops share the socket: each takes a few, then lets the others */
 
 typedef struct conn {
-    struct conn *next;                 /* in its hash bucket */
-    struct conn *prev_all, *next_all;  /* every connection of the loop */
-    struct bufferevent *bev;           /* evhttp's; we hold a reference */
+    struct conn *prev, *next; /* the loop's connections */
+    h2o_socket_t *sock;       /* h2o's; valid until on_conn_close */
     struct worker *wk;
-    int is_over;             /* accepted over the limit: answered 429, then closed */
-    int has_party;           /* party looked up (TLS) */
+    SSL *ssl;                 /* TLS: set when the handshake is done */
+    int is_over;              /* accepted over the limit: answered 429, then closed */
+    int has_party;            /* the Party Signifier was looked up */
     int has_cert;
     char party[SMKI_REPO_PARTY_MAX];
 } conn;
@@ -48,28 +49,43 @@ typedef struct conn {
 typedef struct worker {
     struct server *srv;
     pthread_t thread;
-    struct event_base *base;
-    struct evhttp *http;
-    struct evhttp_bound_socket *bound;
-    conn *buckets[CONN_BUCKETS]; /* this loop's connections, by bufferevent */
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    h2o_socket_t *listener;
+    int has_ctx, is_paused, phase; /* phase: 0 serving, 1 grace, 2 draining, 3 done */
     conn *all;
-    int is_paused;               /* accepting stopped: too many connections */
-    struct event *tick;
+    unsigned n_open;
+    uint64_t next_tick, phase_end;
 } worker;
 
 typedef struct server {
     smki_repo *repo;
     const smki_repo_server_opts *o;
+    h2o_globalconf_t config;
+    int has_config;
     SSL_CTX *ssl;
     ASN1_OBJECT *party_obj;
     int lfd;
     unsigned max_conns;
+    size_t max_headers;
     atomic_int conns;      /* open, within the limit */
     atomic_int conns_over; /* open, accepted over the limit (429 at their first request) */
     atomic_int is_stopping;
     unsigned nworkers;
     worker *w;
 } server;
+
+typedef struct {
+    h2o_handler_t super;
+    server *srv;
+} handler;
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void log_line(const char *level, const char *event, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void log_line(const char *level, const char *event, const char *fmt, ...)
@@ -102,109 +118,82 @@ static void json_text(const char *in, char *out, size_t cap)
 }
 
 /* ---- Connections ----------------------------------------------------------------------
- * Every accepted connection is counted from accept to its end, idle or not: evhttp
- * asks us for its bufferevent (new_bev), we keep a reference of our own, and the loop's
- * tick reaps those evhttp has freed (bufferevent_free clears a bufferevent's callbacks,
- * and closes its socket at once; our reference only keeps the small struct). One
- * accepted over the limit is answered 429 at its first request and closed; when the
- * count is a margin over the limit the loops stop accepting until it falls. */
-static size_t bucket_of(const void *p) { return ((uintptr_t)p >> 4) % CONN_BUCKETS; }
-
-static conn *conn_find(worker *wk, const struct bufferevent *bev)
+ * h2o calls a socket's on_close after it has disposed of it: that is where a connection
+ * stops being counted, whatever ended it (the client, a timeout, a 429, shutdown). */
+static void on_conn_close(void *data)
 {
-    for (conn *c = wk->buckets[bucket_of(bev)]; c; c = c->next)
-        if (c->bev == bev) return c;
-    return NULL;
-}
-
-static void conn_track(worker *wk, conn *c)
-{
-    size_t b = bucket_of(c->bev);
-    c->next = wk->buckets[b];
-    wk->buckets[b] = c;
-    c->prev_all = NULL;
-    c->next_all = wk->all;
-    if (wk->all) wk->all->prev_all = c;
-    wk->all = c;
-}
-
-static void conn_untrack(worker *wk, conn *c)
-{
-    conn **pp = &wk->buckets[bucket_of(c->bev)];
-    while (*pp && *pp != c) pp = &(*pp)->next;
-    if (*pp) *pp = c->next;
-    if (c->prev_all) c->prev_all->next_all = c->next_all;
-    else wk->all = c->next_all;
-    if (c->next_all) c->next_all->prev_all = c->prev_all;
+    conn *c = data;
+    worker *wk = c->wk;
+    if (c->prev) c->prev->next = c->next;
+    else wk->all = c->next;
+    if (c->next) c->next->prev = c->prev;
+    wk->n_open--;
     if (!c->is_over) {
         atomic_fetch_sub(&wk->srv->conns, 1);
         smki_repo_note_conn(wk->srv->repo, 0, 0);
     } else atomic_fetch_sub(&wk->srv->conns_over, 1);
-    bufferevent_decref(c->bev);
     free(c);
 }
 
-/* The connections evhttp has let go of. all: every one (at shutdown). */
-static void conn_reap(worker *wk, int all)
+static void on_accept(h2o_socket_t *listener, const char *err)
 {
-    conn *c = wk->all;
-    while (c) {
-        conn *next = c->next_all;
-        bufferevent_data_cb rd = NULL, wr = NULL;
-        bufferevent_event_cb ev = NULL;
-        void *arg = NULL;
-        bufferevent_getcb(c->bev, &rd, &wr, &ev, &arg);
-        if (all || (!rd && !wr && !ev)) conn_untrack(wk, c);
-        c = next;
+    worker *wk = listener->data;
+    server *s = wk->srv;
+    if (err) return;
+    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (!sock) return;
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        c->sock = sock;
+        c->wk = wk;
+        int n = atomic_fetch_add(&s->conns, 1) + 1;
+        if ((unsigned)n > s->max_conns) {
+            atomic_fetch_sub(&s->conns, 1);
+            atomic_fetch_add(&s->conns_over, 1);
+            c->is_over = 1;
+            smki_repo_note_conn(s->repo, 1, 1);
+        } else smki_repo_note_conn(s->repo, 1, 0);
+        c->next = wk->all;
+        if (wk->all) wk->all->prev = c;
+        wk->all = c;
+        wk->n_open++;
+        sock->on_close.cb = on_conn_close;
+        sock->on_close.data = c;
+        h2o_accept(&wk->actx, sock);
     }
 }
 
-/* evhttp asks for each accepted connection's bufferevent (it sets the socket after):
- * TLS when configured. */
-static struct bufferevent *new_bev(struct event_base *base, void *arg)
+/* Our record of the connection a request came on, or NULL. */
+static conn *conn_of(h2o_req_t *req)
 {
-    worker *wk = arg;
-    server *s = wk->srv;
-    struct bufferevent *bev = NULL;
-    if (s->ssl) {
-        SSL *ssl = SSL_new(s->ssl);
-        if (!ssl) return NULL;
-        bev = bufferevent_openssl_socket_new(base, -1, ssl, BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
-        if (!bev) {
-            SSL_free(ssl);
-            return NULL;
-        }
-        /* A client that closes without close_notify is the usual case, not an error. */
-        bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
-    } else {
-        bev = bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
-        if (!bev) return NULL;
-    }
-    conn *c = calloc(1, sizeof *c);
-    if (!c) return bev; /* served, uncounted */
-    c->bev = bev;
-    c->wk = wk;
-    bufferevent_incref(bev);
-    int n = atomic_fetch_add(&s->conns, 1) + 1;
-    if ((unsigned)n > s->max_conns) {
-        atomic_fetch_sub(&s->conns, 1);
-        atomic_fetch_add(&s->conns_over, 1);
-        c->is_over = 1;
-        smki_repo_note_conn(s->repo, 1, 1);
-    } else smki_repo_note_conn(s->repo, 1, 0);
-    conn_track(wk, c);
-    return bev;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock && sock->on_close.cb == on_conn_close ? sock->on_close.data : NULL;
+}
+
+/* TLS: when a handshake completes, the connection keeps its SSL for the Party
+ * Signifier. h2o's TLS BIO carries its socket (BIO_get_data); the connection is the
+ * socket's on_close data, checked to be ours. */
+static void on_ssl_info(const SSL *ssl, int where, int ret)
+{
+    (void)ret;
+    if (!(where & SSL_CB_HANDSHAKE_DONE)) return;
+    BIO *bio = SSL_get_rbio(ssl);
+    h2o_socket_t *sock = bio ? BIO_get_data(bio) : NULL;
+    if (sock && sock->on_close.cb == on_conn_close) ((conn *)sock->on_close.data)->ssl = (SSL *)ssl;
 }
 
 /* The Party Signifier of a verified client certificate (TLS only), looked up once. */
-static void conn_party(server *s, conn *c, struct bufferevent *bev)
+static void conn_party(server *s, conn *c)
 {
     if (c->has_party) return;
     c->has_party = 1;
-    SSL *ssl = bev ? bufferevent_openssl_get_ssl(bev) : NULL;
-    if (!ssl) return;
-    X509 *peer = SSL_get0_peer_certificate(ssl);
-    if (!peer || SSL_get_verify_result(ssl) != X509_V_OK) return;
+    if (!c->ssl) return;
+    X509 *peer = SSL_get0_peer_certificate(c->ssl);
+    if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return;
     c->has_cert = 1;
     X509_NAME *name = X509_get_subject_name(peer);
     int i = name ? X509_NAME_get_index_by_OBJ(name, s->party_obj, -1) : -1;
@@ -219,28 +208,13 @@ static void conn_party(server *s, conn *c, struct bufferevent *bev)
 }
 
 /* ---- Requests ---------------------------------------------------------------------------- */
-static const char *method_name(enum evhttp_cmd_type t)
+/* text, NUL-terminated, in the request's pool. */
+static char *pool_str(h2o_req_t *req, const char *p, size_t n)
 {
-    switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    default: return "OTHER";
-    }
-}
-
-static void reply_text(struct evhttp_request *req, int code, const char *reason, const char *body, int close)
-{
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json");
-    if (close) evhttp_add_header(h, "Connection", "close");
-    struct evbuffer *b = evbuffer_new();
-    if (b) evbuffer_add(b, body, strlen(body));
-    evhttp_send_reply(req, code, reason, b);
-    if (b) evbuffer_free(b);
+    char *s = h2o_mem_alloc_pool(&req->pool, n + 1);
+    memcpy(s, p, n);
+    s[n] = 0;
+    return s;
 }
 
 static const char *reason_of(int code)
@@ -255,126 +229,167 @@ static const char *reason_of(int code)
     case 405: return "Method Not Allowed";
     case 413: return "Payload Too Large";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 503: return "Service Unavailable";
     default: return code >= 500 ? "Internal Server Error" : "Error";
     }
 }
 
-static void on_request(struct evhttp_request *req, void *arg)
+/* The answer's body stays the handler's until h2o has sent it: the request's pool
+ * frees it (no copy). */
+static void resp_dispose(void *p) { smki_repo_resp_free(p); }
+
+static void reply(h2o_req_t *req, int status, const char *ctype, const uint8_t *body, size_t len, int close)
 {
-    worker *wk = arg;
-    server *s = wk->srv;
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
-    conn *c = bev ? conn_find(wk, bev) : NULL;
+    static h2o_generator_t gen = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, ctype, strlen(ctype));
+    if (close) req->http1_is_persistent = 0;
+    req->res.content_length = len;
+    h2o_start_response(req, &gen);
+    /* HEAD: the length of what GET would send, no body. */
+    int is_head = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+    h2o_iovec_t b = h2o_iovec_init(body, is_head ? 0 : len);
+    h2o_send(req, &b, is_head ? 0 : 1, H2O_SEND_STATE_FINAL);
+}
+
+static void reply_text(h2o_req_t *req, int status, const char *body, int close)
+{
+    reply(req, status, "application/json", (const uint8_t *)body, strlen(body), close);
+}
+
+/* The request's header octets as they came (names, values, separators). */
+static size_t header_octets(const h2o_req_t *req)
+{
+    size_t n = req->method.len + req->path.len + 12;
+    for (size_t i = 0; i < req->headers.size; i++) n += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    return n;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    server *s = ((handler *)self)->srv;
+    conn *c = conn_of(req);
     if (c && c->is_over) {
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-        reply_text(req, 429, "Too Many Requests", "{\"status\":429,\"error\":\"too many connections\"}\n", 1);
-        return;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+        reply_text(req, 429, "{\"status\":429,\"error\":\"too many connections\"}\n", 1);
+        return 0;
     }
-    if (atomic_load(&s->is_stopping)) {
-        reply_text(req, 503, "Service Unavailable", "{\"status\":503,\"error\":\"shutting down\"}\n", 1);
-        return;
+    if (atomic_load_explicit(&s->is_stopping, memory_order_relaxed)) {
+        reply_text(req, 503, "{\"status\":503,\"error\":\"shutting down\"}\n", 1);
+        return 0;
     }
-    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-    const char *path = uri ? evhttp_uri_get_path(uri) : NULL;
-    if (!path || !*path) path = "/";
-    char *decoded = NULL;
-    size_t dlen = 0;
-    /* Paths are matched decoded (a serial is hex; nothing else needs escapes). */
-    decoded = evhttp_uridecode(path, 0, &dlen);
-    if (!decoded || strlen(decoded) != dlen) {
-        free(decoded);
-        reply_text(req, 400, "Bad Request", "{\"status\":400,\"error\":\"a malformed path\"}\n", 0);
-        return;
+    if (header_octets(req) > s->max_headers) {
+        reply_text(req, 431, "{\"status\":431,\"error\":\"the request's headers are over the limit\"}\n", 1);
+        return 0;
     }
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t blen = evbuffer_get_length(in);
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     smki_repo_req rq = {0};
-    rq.method = method_name(evhttp_request_get_command(req));
-    rq.path = decoded;
-    rq.query = uri ? evhttp_uri_get_query(uri) : NULL;
-    rq.accept = evhttp_find_header(evhttp_request_get_input_headers(req), "Accept");
-    rq.body = blen ? evbuffer_pullup(in, (ev_ssize_t)blen) : NULL;
-    rq.body_len = blen;
+    char *path = h2o_mem_alloc_pool(&req->pool, plen + 1);
+    if (smki_repo_path_decode(req->path.base, plen, path) < 0) {
+        smki_error_clear();
+        path = NULL;
+    }
+    rq.path = path;
+    if (!rq.path || !*rq.path) {
+        reply_text(req, 400, "{\"status\":400,\"error\":\"a malformed path\"}\n", 0);
+        return 0;
+    }
+    rq.method = pool_str(req, req->method.base, req->method.len);
+    if (req->query_at != SIZE_MAX)
+        rq.query = pool_str(req, req->path.base + req->query_at + 1, req->path.len - req->query_at - 1);
+    ssize_t ai = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    if (ai >= 0) rq.accept = pool_str(req, req->headers.entries[ai].value.base, req->headers.entries[ai].value.len);
+    rq.body = (const uint8_t *)req->entity.base;
+    rq.body_len = req->entity.base ? req->entity.len : 0;
     if (c && s->ssl) {
-        conn_party(s, c, bev);
+        conn_party(s, c);
         rq.has_client_cert = c->has_cert;
         rq.party = c->party[0] ? c->party : NULL;
     }
-    smki_repo_resp w;
-    smki_repo_handle(s->repo, &rq, &w);
-    if (!w.body) {
-        reply_text(req, 500, "Internal Server Error", "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
-    } else {
-        struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-        evhttp_add_header(h, "Content-Type", w.content_type);
-        struct evbuffer *out = evhttp_request_get_output_buffer(req);
-        evbuffer_add(out, w.body, w.len);
-        evhttp_send_reply(req, w.status, reason_of(w.status), NULL);
-    }
+    smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
+    memset(w, 0, sizeof *w);
+    smki_repo_handle(s->repo, &rq, w);
+    if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
+    else reply(req, w->status, w->content_type, w->body, w->len, 0);
     if (s->o->access_log) {
-        char p[512], party[2 * SMKI_REPO_PARTY_MAX * 3];
-        const char *host = NULL;
-        ev_uint16_t port = 0;
-        char *h = NULL;
-        if (evcon) evhttp_connection_get_peer(evcon, &h, &port), host = h;
+        char p[512], party[2 * SMKI_REPO_PARTY_MAX * 3], host[INET6_ADDRSTRLEN] = "?";
+        struct sockaddr_storage sa;
+        unsigned port = 0;
+        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+        if (sl && sa.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+        } else if (sl && sa.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, host, sizeof host);
+            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        }
+        char method[16];
         json_text(rq.path, p, sizeof p);
         json_text(rq.party, party, sizeof party);
+        json_text(rq.method, method, sizeof method);
         log_line("info", "request",
                  "\"peer\":\"%s:%u\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"endpoint\":\"%s\","
                  "\"party\":%s%s%s",
-                 host ? host : "?", port, rq.method, p, w.status, w.len, smki_repo_ep_name(w.ep), rq.party ? "\"" : "",
+                 host, port, method, p, w->status, w->len, smki_repo_ep_name(w->ep), rq.party ? "\"" : "",
                  rq.party ? party : "null", rq.party ? "\"" : "");
     }
-    smki_repo_resp_free(&w);
-    free(decoded);
+    return 0;
 }
 
 /* ---- Loops ---------------------------------------------------------------------------------- */
-static void on_tick(evutil_socket_t fd, short what, void *arg)
+static void tick(worker *wk, uint64_t now)
 {
-    (void)fd, (void)what;
-    worker *wk = arg;
     server *s = wk->srv;
-    conn_reap(wk, 0);
-    /* Far over the limit: stop accepting (new connections wait in the backlog) until
-     * the count is back under it. The margin lets those just over it hear their 429. */
-    unsigned open = (unsigned)(atomic_load(&s->conns) + atomic_load(&s->conns_over));
-    unsigned margin = s->max_conns / 4 + 16;
-    struct evconnlistener *lev = wk->bound ? evhttp_bound_socket_get_listener(wk->bound) : NULL;
-    if (lev && !wk->is_paused && open >= s->max_conns + margin) {
-        evconnlistener_disable(lev);
-        wk->is_paused = 1;
-    } else if (lev && wk->is_paused && open < s->max_conns + margin / 2) {
-        evconnlistener_enable(lev);
-        wk->is_paused = 0;
-    }
-    if (s->o->stop && *s->o->stop) atomic_store(&s->is_stopping, 1);
-    if (atomic_load(&s->is_stopping)) {
-        if (wk->bound) {
-            evhttp_del_accept_socket(wk->http, wk->bound);
-            wk->bound = NULL;
+    if (wk->phase == 0) {
+        /* Far over the limit: stop accepting (new connections wait in the backlog) until
+         * the count is back under it. The margin lets those just over it hear their 429. */
+        unsigned open = (unsigned)(atomic_load(&s->conns) + atomic_load(&s->conns_over));
+        unsigned margin = s->max_conns / 4 + 16;
+        if (wk->listener && !wk->is_paused && open >= s->max_conns + margin) {
+            h2o_socket_read_stop(wk->listener);
+            wk->is_paused = 1;
+        } else if (wk->listener && wk->is_paused && open < s->max_conns + margin / 2) {
+            h2o_socket_read_start(wk->listener, on_accept);
+            wk->is_paused = 0;
         }
-        /* What is being written gets a moment to go; then the loop ends. */
-        struct timeval grace = {0, 300000};
-        event_base_loopexit(wk->base, &grace);
+        if (s->o->stop && *s->o->stop) atomic_store(&s->is_stopping, 1);
+        if (!atomic_load(&s->is_stopping)) return;
+        /* Stop accepting; what is being answered gets a moment to go. */
+        if (wk->listener) {
+            h2o_socket_read_stop(wk->listener);
+            h2o_socket_close(wk->listener);
+            wk->listener = NULL;
+        }
+        wk->phase = 1;
+        wk->phase_end = now + GRACE_MS;
     }
+    if (wk->phase == 1 && (now >= wk->phase_end || !wk->n_open)) {
+        /* The rest (idle keep-alive, slow clients) are shut: h2o sees the end and
+         * disposes of each connection itself. */
+        for (conn *c = wk->all; c; c = c->next) shutdown(h2o_socket_get_fd(c->sock), SHUT_RDWR);
+        wk->phase = 2;
+        wk->phase_end = now + DRAIN_MS;
+    }
+    if (wk->phase == 2 && (now >= wk->phase_end || !wk->n_open)) wk->phase = 3;
 }
 
 static void *run_worker(void *arg)
 {
     worker *wk = arg;
-    event_base_dispatch(wk->base);
+    while (wk->phase < 3) {
+        h2o_evloop_run(wk->ctx.loop, TICK_MS);
+        uint64_t now = now_ms();
+        if (now >= wk->next_tick || wk->phase) {
+            wk->next_tick = now + TICK_MS;
+            tick(wk, now);
+        }
+    }
+    /* The socket buffers this thread's loop recycled go with it. */
+    h2o_mem_recycle_t *rc = &h2o_socket_buffer_prototype.allocator;
+    while (rc->cnt) free(h2o_mem_alloc_recycle(rc, 1));
     return NULL;
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-    (void)what;
-    server *s = arg;
-    if (!atomic_exchange(&s->is_stopping, 1))
-        log_line("info", "stopping", "\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
 }
 
 static int listen_socket(const char *spec, int *fd_out, int *port_out)
@@ -457,6 +472,28 @@ static int tls_setup(server *s)
     return 0;
 }
 
+static void worker_free(worker *wk)
+{
+    if (wk->listener) h2o_socket_close(wk->listener), wk->listener = NULL;
+    if (!wk->has_ctx) return;
+    if (wk->n_open) return; /* connections that would not end: left to the process's exit */
+    h2o_evloop_t *loop = wk->ctx.loop;
+    h2o_multithread_queue_t *queue = wk->ctx.queue;
+    h2o_context_dispose(&wk->ctx);
+    /* Sockets closed above (the listener, the context's queue) are freed on the loop's
+     * next turn. */
+    h2o_evloop_run(loop, 0);
+    h2o_evloop_destroy(loop);
+#if H2O_VERSION_MAJOR == 2 && H2O_VERSION_MINOR == 2
+    /* h2o 2.2's h2o_multithread_destroy_queue frees the queue only with libuv; with its
+     * own loop the struct is left to the caller. */
+    free(queue);
+#else
+    (void)queue;
+#endif
+    wk->has_ctx = 0;
+}
+
 int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
 {
     ENSURE(r && o && o->listen, SMKI_E_INTERNAL, "smki_repo_serve: missing argument");
@@ -465,13 +502,16 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     s.o = o;
     s.lfd = -1;
     s.max_conns = o->max_conns ? o->max_conns : 1024;
+    s.max_headers = o->max_headers ? o->max_headers : 8192;
     s.nworkers = o->threads ? o->threads : 2;
     ENSURE(s.nworkers <= 64, SMKI_E_USAGE, "--threads %u: at most 64", s.nworkers);
     int rc = 0, port = 0;
-    struct event_base *main_base = NULL;
-    struct event *sig_term = NULL, *sig_int = NULL;
+    unsigned started = 0;
+    sigset_t stopsigs, oldmask;
+    sigemptyset(&stopsigs);
+    sigaddset(&stopsigs, SIGTERM);
+    sigaddset(&stopsigs, SIGINT);
     signal(SIGPIPE, SIG_IGN);
-    evthread_use_pthreads();
     /* Descriptors up to the hard limit: connections, not the soft default of 1024,
      * bound what the server holds. */
     struct rlimit nofile;
@@ -487,71 +527,73 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     ENSURE_GOTO(s.party_obj, SMKI_E_USAGE, out, "the Party Signifier attribute '%s' is not an OID",
                 o->party_attr ? o->party_attr : "");
     GUARD_GOTO(tls_setup(&s), out);
+    if (s.ssl) SSL_CTX_set_info_callback(s.ssl, on_ssl_info);
     GUARD_GOTO(listen_socket(o->listen, &s.lfd, &port), out);
+
+    h2o_config_init(&s.config);
+    s.has_config = 1;
+    s.config.server_name = h2o_iovec_init(H2O_STRLIT("smki"));
+    s.config.max_request_entity_size = o->max_body ? o->max_body : SMKI_REPO_XML_MAX;
+    uint64_t timeout_ms = (uint64_t)(o->timeout_s > 0 ? o->timeout_s : 10) * 1000;
+    s.config.http1.req_timeout = timeout_ms;  /* a request's headers and body; idle keep-alive */
+    s.config.handshake_timeout = timeout_ms;  /* TLS */
+    s.config.http1.upgrade_to_http2 = 0;
+    h2o_hostconf_t *host = h2o_config_register_host(&s.config, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *path = h2o_config_register_path(host, "/", 0);
+    handler *h = (handler *)h2o_create_handler(path, sizeof *h);
+    h->super.on_req = on_req;
+    h->srv = &s;
+
     s.w = calloc(s.nworkers, sizeof *s.w);
     ENSURE_GOTO(s.w, SMKI_E_NOMEM, out, "out of memory");
     for (unsigned i = 0; i < s.nworkers; i++) {
         worker *wk = &s.w[i];
         wk->srv = &s;
-        wk->base = event_base_new();
-        wk->http = wk->base ? evhttp_new(wk->base) : NULL;
-        ENSURE_GOTO(wk->http, SMKI_E_NOMEM, out, "an event loop could not be made");
-        evhttp_set_allowed_methods(wk->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD);
-        evhttp_set_max_body_size(wk->http, (ev_ssize_t)(o->max_body ? o->max_body : SMKI_REPO_XML_MAX));
-        evhttp_set_max_headers_size(wk->http, (ev_ssize_t)(o->max_headers ? o->max_headers : 8192));
-        evhttp_set_timeout(wk->http, o->timeout_s > 0 ? o->timeout_s : 10);
-        evhttp_set_bevcb(wk->http, new_bev, wk);
-        evhttp_set_gencb(wk->http, on_request, wk);
-        /* Each loop gets its own descriptor of the socket: evhttp closes it with the loop. */
+        h2o_context_init(&wk->ctx, h2o_evloop_create(), &s.config);
+        wk->has_ctx = 1;
+        wk->actx.ctx = &wk->ctx;
+        wk->actx.hosts = s.config.hosts;
+        wk->actx.ssl_ctx = s.ssl;
+        /* Each loop gets its own descriptor of the socket; closed with its listener. */
         int fd = dup(s.lfd);
         ENSURE_GOTO(fd >= 0, SMKI_E_IO, out, "dup of the listening socket: %s", strerror(errno));
-        evutil_make_socket_nonblocking(fd);
-        wk->bound = evhttp_accept_socket_with_handle(wk->http, fd);
-        if (!wk->bound) close(fd);
-        ENSURE_GOTO(wk->bound, SMKI_E_IO, out, "the listening socket could not be added to a loop");
-        struct timeval tv = {0, 100000};
-        wk->tick = event_new(wk->base, -1, EV_PERSIST, on_tick, wk);
-        ENSURE_GOTO(wk->tick && event_add(wk->tick, &tv) == 0, SMKI_E_NOMEM, out, "a timer");
+        wk->listener = h2o_evloop_socket_create(wk->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        wk->listener->data = wk;
+        h2o_socket_read_start(wk->listener, on_accept);
     }
-    main_base = event_base_new();
-    ENSURE_GOTO(main_base, SMKI_E_NOMEM, out, "an event loop could not be made");
-    sig_term = evsignal_new(main_base, SIGTERM, on_signal, &s);
-    sig_int = evsignal_new(main_base, SIGINT, on_signal, &s);
-    ENSURE_GOTO(sig_term && sig_int && evsignal_add(sig_term, NULL) == 0 && evsignal_add(sig_int, NULL) == 0,
-                SMKI_E_INTERNAL, out, "signal handlers");
+    /* SIGTERM and SIGINT go to this thread only (sigtimedwait below): the loops never
+     * see them. */
+    pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
     log_line("info", "listening", "\"listen\":\"%s\",\"port\":%d,\"tls\":%s,\"client_certs\":\"%s\",\"threads\":%u,"
-                                  "\"max_conns\":%u",
+                                  "\"max_conns\":%u,\"server\":\"h2o %s\"",
              o->listen, port, s.ssl ? "true" : "false",
-             o->client_ca ? (o->require_client_cert ? "required" : "optional") : "off", s.nworkers, s.max_conns);
+             o->client_ca ? (o->require_client_cert ? "required" : "optional") : "off", s.nworkers, s.max_conns,
+             H2O_VERSION);
     if (o->on_listen) o->on_listen(port, o->on_listen_arg);
-    unsigned started = 0;
     for (; started < s.nworkers; started++)
         if (pthread_create(&s.w[started].thread, NULL, run_worker, &s.w[started]) != 0) break;
     if (started < s.nworkers) {
         atomic_store(&s.is_stopping, 1);
         rc = SMKI_FAIL(SMKI_E_INTERNAL, "a worker thread could not be started");
     }
-    /* The main loop only waits for signals and the stop flag. */
     while (!atomic_load(&s.is_stopping) && !(o->stop && *o->stop)) {
-        struct timeval tv = {0, 100000};
-        event_base_loopexit(main_base, &tv);
-        event_base_dispatch(main_base);
+        struct timespec tv = {0, TICK_MS * 1000000L};
+        int sig = sigtimedwait(&stopsigs, NULL, &tv);
+        if (sig == SIGTERM || sig == SIGINT) log_line("info", "stopping", "\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
+        if (sig > 0) break;
     }
     atomic_store(&s.is_stopping, 1);
     for (unsigned i = 0; i < started; i++) pthread_join(s.w[i].thread, NULL);
-    log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns));
-out:
-    if (sig_term) event_free(sig_term);
-    if (sig_int) event_free(sig_int);
-    if (main_base) event_base_free(main_base);
-    for (unsigned i = 0; s.w && i < s.nworkers; i++) {
-        worker *wk = &s.w[i];
-        if (wk->tick) event_free(wk->tick);
-        if (wk->http) evhttp_free(wk->http); /* frees its connections */
-        conn_reap(wk, 1);                     /* and our references to them */
-        if (wk->base) event_base_free(wk->base);
+    /* A signal that came while the loops finished is taken here, not left pending. */
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&stopsigs, NULL, &zero) > 0) {
     }
+    pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
+    log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns) + atomic_load(&s.conns_over));
+out:
+    for (unsigned i = 0; s.w && i < s.nworkers; i++) worker_free(&s.w[i]);
     free(s.w);
+    if (s.has_config) h2o_config_dispose(&s.config);
     if (s.lfd >= 0) close(s.lfd);
     if (s.ssl) SSL_CTX_free(s.ssl);
     ASN1_OBJECT_free(s.party_obj);

@@ -133,8 +133,10 @@ if [ -x "$BUILD/bin/bench_ra" ]; then
   echo "Device batches through the RA (eligibility of every CSR, operator-signed audit entry per group of 1000,"
   echo "durable group commits) beside bare CA issuance of the same number of fresh CSRs (1 thread; bound = bare CA):"
   "$BUILD/bin/bench_ra" $((SECS * 600)) 2>&1 | sed 's/^/  /'
-  echo "  target: ra-execute ratio >= 0.8. ra-total adds the submission, which verifies every CSR's proof of"
-  echo "  possession before anyone approves (a second intake at execution: the CA's intake always verifies)."
+  echo "  target: ra-total ratio >= 0.8 (the whole path: submission, which verifies every CSR's proof of possession"
+  echo "  and records the SHA-256 of its octets, approval, execution, whose strict intake verifies again only a CSR"
+  echo "  whose octets no longer match that record). The cpu line is the same ratio in CPU time of the process,"
+  echo "  the figure other jobs on a shared machine move least."
 fi
 if [ -x "$BUILD/bin/bench_issue" ]; then
   # The whole path of a device certificate: CSR bytes in (strict parse, proof of

@@ -4,15 +4,18 @@
 # beside nginx serving the very same answers as static files, both under wrk at the
 # same concurrency with keep-alive, in the same run. Prints rate and p99 of each and
 # the ratio smki/nginx. Prints figures; never passes or fails on them.
-#   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=15 REPO_CONNS=64 REPO_THREADS=2
+# Rounds alternate the two servers (REPO_ROUNDS each); the ratio is the median of the
+# rounds' ratios.
+#   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=10 REPO_ROUNDS=3 REPO_CONNS=64 REPO_THREADS=2
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
 LOAD=$BUILD/bin/bench_repo_load
 N=${REPO_N:-1000000}
-SECS=${REPO_SECS:-15}
+SECS=${REPO_SECS:-10}
 CONNS=${REPO_CONNS:-64}
 THREADS=${REPO_THREADS:-2}
+ROUNDS=${REPO_ROUNDS:-3}
 SAMPLES=${REPO_SAMPLES:-20000}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
@@ -26,7 +29,7 @@ trap cleanup EXIT INT TERM
 for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
-echo "smki bench repo: $N certificates, wrk ${CONNS} connections, ${SECS}s each, $(nproc) core(s); disk:"
+echo "smki bench repo: $N certificates, wrk ${CONNS} connections, $ROUNDS rounds of ${SECS}s each, $(nproc) core(s); disk:"
 df -h "$W" | tail -1 | sed 's/^/  /'
 export SMKI_HOME=$W/home
 mkdir -p "$SMKI_HOME/store"
@@ -35,6 +38,7 @@ du -sh "$SMKI_HOME/store" | sed 's/^/  store on disk: /'
 
 "$SMKI" repo serve --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 2>"$W/serve.log" &
 PIDS+=($!)
+SMKI_PID=$!
 PORT=
 for _ in $(seq 1 100); do
     PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
@@ -80,6 +84,7 @@ http {
 EOF
 "$NGINX" -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>"$W/nginx/stderr" &
 PIDS+=($!)
+NGINX_PID=$!
 sleep 0.5
 
 # wrk picks a random sampled EUI-64 per request.
@@ -93,24 +98,61 @@ lua() { # prefix suffix
 }
 lua "/certificates?eui=" "" >"$W/smki.lua"
 lua "/eui/" ".json" >"$W/nginx.lua"
-measure() { # name port script -> "rate p99_ms errors"
+# CPU time (user + system clock ticks) of a process and its children's threads:
+# nginx's workers are its master's children; smki's loops are threads of one process.
+ticks() {
+    local t=0 p
+    for p in "$@" $(pgrep -P "$1" 2>/dev/null || true); do
+        t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+HZ=$(getconf CLK_TCK)
+measure() { # name port script pid -> "rate p99_ms errors cpu_us_per_request"
+    local t0 t1
+    t0=$(ticks "$4")
     wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$3" "http://127.0.0.1:$2" >"$W/$1.wrk" 2>&1
-    awk '
+    t1=$(ticks "$4")
+    echo "cpu_ticks $((t1 - t0))" >>"$W/$1.wrk"
+    awk -v hz="$HZ" '
         /Requests\/sec/ { rate = $2 }
         /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
         /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
-        END { printf "%s %s %d\n", rate, p99, err }' "$W/$1.wrk"
+        / requests in / { n = $1 } /^cpu_ticks/ { ticks = $2 }
+        END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$W/$1.wrk"
 }
-measure warm "$PORT" "$W/smki.lua" >/dev/null
-read -r SR SP SE <<<"$(measure smki "$PORT" "$W/smki.lua")"
-read -r NR NP NE <<<"$(measure nginx "$NPORT" "$W/nginx.lua")"
-printf '\n%-44s %12s %10s %8s\n' "lookup by EUI-64, $N certs, ${CONNS} conns" "requests/s" "p99 ms" "errors"
-printf '%-44s %12.0f %10.2f %8s\n' "smki repo serve (evhttp, $THREADS loops)" "$SR" "$SP" "$SE"
-printf '%-44s %12.0f %10.2f %8s\n' "nginx, same answers as static files" "$NR" "$NP" "$NE"
-awk -v s="$SR" -v n="$NR" 'BEGIN { printf "%-44s %12.3f   (target >= 1.0)\n", "ratio smki / nginx", s / n }'
-grep -q 'Socket errors' "$W/smki.wrk" && grep 'Socket errors' "$W/smki.wrk" | sed 's/^/  smki: /'
-grep -q 'Socket errors' "$W/nginx.wrk" && grep 'Socket errors' "$W/nginx.wrk" | sed 's/^/  nginx: /'
-grep -q 'Non-2xx' "$W/nginx.wrk" && grep 'Non-2xx' "$W/nginx.wrk" | sed 's/^/  nginx: /' && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
-grep -q 'Non-2xx' "$W/smki.wrk" && grep 'Non-2xx' "$W/smki.wrk" | sed 's/^/  smki: /'
+measure warm "$PORT" "$W/smki.lua" "$SMKI_PID" >/dev/null
+# Rounds alternate smki and nginx (the machine's other load moves both alike); each
+# round's figures, then the medians and the median of the per-round ratios.
+# Beside the rates, the servers' own CPU time per request (from /proc): less moved by
+# the other work on a shared machine than the rates are.
+printf '\n%-44s %12s %10s %8s %12s\n' "lookup by EUI-64, $N certs, ${CONNS} conns" "requests/s" "p99 ms" "errors" "CPU us/req"
+: >"$W/rounds"
+for r in $(seq 1 "$ROUNDS"); do
+    read -r SR SP SE SC <<<"$(measure smki$r "$PORT" "$W/smki.lua" "$SMKI_PID")"
+    read -r NR NP NE NC <<<"$(measure nginx$r "$NPORT" "$W/nginx.lua" "$NGINX_PID")"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r: smki repo serve (h2o, $THREADS loops)" "$SR" "$SP" "$SE" "$SC"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r: nginx, same answers as static files" "$NR" "$NP" "$NE" "$NC"
+    echo "$SR $SP $SE $NR $NP $NE $SC $NC" >>"$W/rounds"
+done
+median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+SR=$(awk '{print $1}' "$W/rounds" | median)
+SP=$(awk '{print $2}' "$W/rounds" | median)
+NR=$(awk '{print $4}' "$W/rounds" | median)
+NP=$(awk '{print $5}' "$W/rounds" | median)
+SC=$(awk '{print $7}' "$W/rounds" | median)
+NC=$(awk '{print $8}' "$W/rounds" | median)
+SE=$(awk '{e += $3} END {print e}' "$W/rounds")
+NE=$(awk '{e += $6} END {print e}' "$W/rounds")
+RATIO=$(awk '{print $1 / $4}' "$W/rounds" | median)
+printf '%-44s %12.0f %10.2f %8s %12.2f\n' "median: smki repo serve (h2o, $THREADS loops)" "$SR" "$SP" "$SE" "$SC"
+printf '%-44s %12.0f %10.2f %8s %12.2f\n' "median: nginx, same answers as static files" "$NR" "$NP" "$NE" "$NC"
+printf '%-44s %12.3f   (target >= 1.0; rounds: %s)\n' "ratio smki / nginx (median of rounds)" "$RATIO" \
+    "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / $4}' "$W/rounds")"
+awk -v s="$SC" -v n="$NC" 'BEGIN { if (s > 0) printf "%-44s %12.3f   (nginx CPU per request / smki CPU per request)\n", "CPU-time ratio", n / s }'
+for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk; do
+    grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
+done
+grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
 echo "  (errors: wrk's non-2xx answers plus socket errors; the machine's load average: $(cut -d' ' -f1-3 /proc/loadavg))"
 exit 0

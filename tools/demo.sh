@@ -99,7 +99,8 @@ set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
 
 say "8. The CA ceremony for the test PKI (ZAZ1-style): SMKI root, OCA, DCA, DCCKI root and issuing CA"
-echo "The first ceremony precedes the RA (no operator exists yet): it is the bootstrap, not audited."
+echo "The first ceremony precedes the RA (no operator exists yet): it is the bootstrap, audited later:"
+echo "the first operator's registration (step 9) binds its CA certificates to the trail (ca-adopt entries)."
 echo "Once the store has RA operators (step 9 registers them), the ceremony, CRLs and ARLs are RA"
 echo "actions: --operator, and an audit entry in the same transaction (docs/ra.md)."
 run "$SMKI" ca init --env test --operator demo-ra
@@ -139,10 +140,11 @@ for role in server client; do
   openssl req -new -key "$RUN/tls-$role.key" -subj "/CN=gw1" -addext "keyUsage=critical,digitalSignature" \
     -out "$RUN/tls-$role.csr" 2>/dev/null
 done
+echo "PARTY0001 is an Authorised Subscriber for both types (step 9); the RA's gate checks it and audits each."
 run "$SMKI" ca issue --env test --profile dccki-server --csr "$RUN/tls-server.csr" --party PARTY0001 --cn gw1 \
-  --dns localhost --ip 127.0.0.1 --out "$RUN/tls-server.pem"
+  --dns localhost --ip 127.0.0.1 --operator demo-ra --out "$RUN/tls-server.pem"
 run "$SMKI" ca issue --env test --profile dccki-client --csr "$RUN/tls-client.csr" --party PARTY0001 \
-  --out "$RUN/tls-client.pem"
+  --operator demo-ra --out "$RUN/tls-client.pem"
 run "$SMKI" lint "$RUN/tls-server.pem" "$RUN/tls-client.pem"
 run openssl verify -purpose sslserver -CAfile "$CA_DIR/dccki-root.pem" -untrusted "$CA_DIR/dccki-ica.pem" "$RUN/tls-server.pem"
 run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untrusted "$CA_DIR/dccki-ica.pem" "$RUN/tls-client.pem"

@@ -9,7 +9,8 @@
 #                                      CRL, the audit trail verified, then tampered with.
 #   tools/demo_ra.sh SMKI participant  in $SMKI_HOME: the RA registration that test certificates
 #                                      need (operator demo-ra, Party GITTEST, a Testing Participant
-#                                      with the User ID 90-B3-D5-1F-30-01-00-00) and a second operator,
+#                                      with the User ID 90-B3-D5-1F-30-01-00-00; PARTY0001, authorised
+#                                      for DCCKI TLS certificates) and a second operator,
 #                                      demo-ra2, who approves demo-ra's requests. Safe to run again.
 #                                      Then: smki ca issue --env test ... --party GITTEST --operator demo-ra
 # PINs live in files (mode 0600), never on a command line.
@@ -57,6 +58,13 @@ if [ "$MODE" = participant ]; then
   if ! grep -q '^demo-ra2 ' <<<"$OPS"; then
     "$SMKI" key pub demo-ra2-op --out "$SMKI_HOME/demo-ra2-op.pub" >/dev/null
     run "$SMKI" ra operator add demo-ra2 --pub "$SMKI_HOME/demo-ra2-op.pub" "${O[@]}"
+  fi
+  # PARTY0001, whose DCCKI TLS certificates (a gateway's server and client) the main demo
+  # issues: registered and an Authorised Subscriber for both types in test.
+  if ! "$SMKI" ra party show PARTY0001 >/dev/null 2>&1; then
+    run "$SMKI" ra party add PARTY0001 --name "DCCKI test party" --testing-participant --agreement-signed "${O[@]}"
+    run "$SMKI" ra subscriber authorise --party PARTY0001 --type dccki-server --env test "${O[@]}"
+    run "$SMKI" ra subscriber authorise --party PARTY0001 --type dccki-client --env test "${O[@]}"
   fi
   if "$SMKI" ra party show GITTEST >/dev/null 2>&1; then
     echo "The RA already knows the Testing Participant GITTEST; operators demo-ra and demo-ra2 are registered."
@@ -145,21 +153,34 @@ run "$SMKI" lint --env test "$W"/issued/*.pem
 CA=$SMKI_HOME/ca/test
 run openssl verify -CAfile "$CA/smki-root.pem" -untrusted "$CA/smki-oca.pem" "$W"/issued/*.pem
 
+say "RA 4b. A DCCKI TLS server certificate for the supplier's gateway: also a request"
+run "$SMKI" ra subscriber authorise --party SUPPLIER-A --type dccki-server --env test "${A[@]}"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/gw.key" \
+  -subj "/2.5.4.97=SUPPLIER-A/CN=gw1" -addext "keyUsage=critical,digitalSignature" -out "$W/gw.csr" 2>/dev/null
+echo "NETOP-B is not an Authorised Subscriber for DCCKI TLS server certificates:"
+refused "$SMKI" ra request submit --type dccki-server --party NETOP-B --env test --csr "$W/gw.csr" --dns gw1.supplier-a.test "${A[@]}"
+TLS_REQ=$("$SMKI" --json ra request submit --type dccki-server --party SUPPLIER-A --env test --csr "$W/gw.csr" \
+  --dns gw1.supplier-a.test --cn gw1 "${A[@]}" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+run "$SMKI" ra request show "$TLS_REQ"
+run "$SMKI" ra request approve "$TLS_REQ" "${B[@]}"
+run "$SMKI" ra request execute "$TLS_REQ" "${B[@]}" --out-dir "$W/tls"
+run openssl verify -purpose sslserver -CAfile "$CA/dccki-root.pem" -untrusted "$CA/dccki-ica.pem" "$W"/tls/*.pem
+
 say "RA 5. A device batch of 60 CSRs: above the review size and the demand threshold, so held for two approvals"
 "$PY" "$HERE/device_csrs.py" "$W/devices" 00DB120000000100 60
 run "$SMKI" ra request submit --type device-batch --party SUPPLIER-A --env test --csr-dir "$W/devices" "${A[@]}"
 run "$SMKI" ra request list --state held
-run "$SMKI" ra request approve 3 "${B[@]}"
-run "$SMKI" ra request approve 3 "${C[@]}"
-run "$SMKI" ra request execute 3 "${C[@]}" --out-dir "$W/devout"
+run "$SMKI" ra request approve 4 "${B[@]}"
+run "$SMKI" ra request approve 4 "${C[@]}"
+run "$SMKI" ra request execute 4 "${C[@]}" --out-dir "$W/devout"
 run "$SMKI" lint --env test "$W"/devout/*.pem | tail -1
 
 say "RA 6. Revoke the supplier's certificate (key compromise): two approvals, then the CRL"
 SERIAL=$("$SMKI" --json ra request show 1 | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["serial"])')
 run "$SMKI" ra revoke "$SERIAL" --reason keyCompromise "${A[@]}"
-run "$SMKI" ra request approve 4 "${B[@]}"
-run "$SMKI" ra request approve 4 "${C[@]}"
-run "$SMKI" ra request execute 4 "${C[@]}"
+run "$SMKI" ra request approve 5 "${B[@]}"
+run "$SMKI" ra request approve 5 "${C[@]}"
+run "$SMKI" ra request execute 5 "${C[@]}"
 run openssl crl -inform DER -in "$CA/smki-oca.crl" -noout -text -CAfile "$CA/smki-oca.pem" | sed -n '1,14p'
 openssl crl -inform DER -in "$CA/smki-oca.crl" -out "$W/oca-crl.pem"
 cat "$CA/smki-root.pem" "$CA/smki-oca.pem" >"$W/chain.pem"

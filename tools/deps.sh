@@ -15,7 +15,7 @@ PACKAGES=(
   gnutls-bin python3-cryptography    # independent cross-checks in tests
   opensc                             # pkcs11-tool: an independent look into the token in tests
   valgrind                           # leak checks
-  libevent-dev                       # repo: the HTTP server (evhttp) and TLS (bufferevent_openssl)
+  libh2o-evloop-dev                  # repo: the HTTP server (h2o, its own event loop; TLS on OpenSSL)
   curl                               # repo: the integration tests' HTTP client
 )
 # `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and

@@ -6,8 +6,11 @@
  *               the store, intake, build, the eligibility checks of every CSR, the
  *               certificates and one operator-signed audit entry per group of 1000,
  *               each group one durable commit
- *   ra-total    submit (intake, eligibility, demand, the CSRs stored, audit) + approve
- *               + execute: the whole path of a batch through the RA
+ *   ra-total    submit (intake with the proof of possession verified, eligibility,
+ *               demand, the CSRs and their SHA-256 stored, audit) + approve + execute
+ *               (the CA's strict intake again, its ECDSA verification skipped for
+ *               octets that match the SHA-256 recorded at submission): the whole path of
+ *               a batch through the RA, the headline figure (target: ratio >= 0.8)
  * and the ratios ra/ca. The bare CA runs before and after the RA (the store and the map
  * grow in between); the faster of the two is the reference, so the ratios err low.
  * Prints figures only; never passes or fails on one.
@@ -27,6 +30,15 @@ static double now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* CPU seconds of the process (every thread): a figure other jobs on the machine move
+ * far less than the wall clock. */
+static double cpu(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
@@ -83,11 +95,11 @@ static uint8_t *device_csr(uint64_t id, int ka, size_t *len)
 /* Bare CA issuance of these CSRs: intake, build, queued in group commits of 1000.
  * Seconds, or -1. */
 static double bare_ca(smki_store *s, smki_ra *ra, smki_ca_issuer *is, uint8_t **der, size_t *len, unsigned long n,
-                      smki_cert *cert)
+                      smki_cert *cert, double *cpu_s)
 {
     smki_batch *batch = NULL;
     if (smki_batch_begin(s, 1000, NULL, NULL, &batch)) return -1;
-    double t = now();
+    double t = now(), c0 = cpu();
     for (unsigned long i = 0; i < n; i++) {
         smki_csr *c = NULL;
         if (smki_csr_parse(der[i], len[i], &c)) return -1;
@@ -97,6 +109,7 @@ static double bare_ca(smki_store *s, smki_ra *ra, smki_ca_issuer *is, uint8_t **
         if (rc) return -1;
     }
     if (smki_batch_end(batch)) return -1;
+    *cpu_s = cpu() - c0;
     return now() - t;
 }
 
@@ -169,7 +182,8 @@ int main(int argc, char **argv)
     smki_cert *cert = malloc(sizeof *cert);
 
     /* Bare CA issuance, before. */
-    double ca_s = bare_ca(s, ra, is, a, al, n, cert);
+    double ca_cpu = 0, ca2_cpu = 0;
+    double ca_s = bare_ca(s, ra, is, a, al, n, cert, &ca_cpu);
     if (ca_s < 0) return die("bare CA issuance");
     double t;
 
@@ -178,6 +192,7 @@ int main(int argc, char **argv)
                          .csrs = (const uint8_t *const *)b, .csr_lens = bl, .n_csrs = n};
     uint64_t id;
     t = now();
+    double ra_c0 = cpu();
     if (smki_ra_request_submit(ra, &alice, &sb, &id)) return die("submit");
     double submit_s = now() - t;
     if (smki_ra_request_approve(ra, &bob, id, NULL)) return die("approve");
@@ -187,19 +202,25 @@ int main(int argc, char **argv)
     if (smki_ra_request_execute(ra, &bob, id, &o)) return die("execute");
     double exec_s = now() - t2;
     double ra_s = now() - t;
+    double ra_cpu = cpu() - ra_c0;
 
     /* Bare CA issuance, after. */
-    double ca2_s = bare_ca(s, ra, is, c2, cl, n, cert);
+    double ca2_s = bare_ca(s, ra, is, c2, cl, n, cert, &ca2_cpu);
     if (ca2_s < 0) return die("bare CA issuance");
     if (ca2_s < ca_s) ca_s = ca2_s;
+    if (ca2_cpu < ca_cpu) ca_cpu = ca2_cpu;
     size_t stored = 0;
     smki_ca_count(smki_ra_ca_db(ra), &stored);
     uint64_t head = 0;
     smki_audit_head(ra, &head, NULL);
     double ca_rate = (double)n / ca_s, ex_rate = (double)n / exec_s, ra_rate = (double)n / ra_s;
-    printf("ca          %10.0f\n", ca_rate);
-    printf("ra-execute  %10.0f  ratio %.3f\n", ex_rate, ex_rate / ca_rate);
-    printf("ra-total    %10.0f  ratio %.3f\n", ra_rate, ra_rate / ca_rate);
+    printf("ca          %10.0f /s\n", ca_rate);
+    printf("ra-total    %10.0f /s  ratio %.3f  (submit + approve + execute: the headline, target >= 0.8)\n", ra_rate,
+           ra_rate / ca_rate);
+    printf("ra-execute  %10.0f /s  ratio %.3f  (execution alone)\n", ex_rate, ex_rate / ca_rate);
+    printf("cpu         bare CA %.1f us, RA whole path %.1f us per certificate: ratio %.3f (CPU time of the process: "
+           "what other jobs on the machine move least)\n",
+           ca_cpu * 1e6 / (double)n, ra_cpu * 1e6 / (double)n, ca_cpu / ra_cpu);
     fprintf(stderr,
             "per CSR: bare CA %.1f us (the faster run); RA submit %.1f us (approve %.1f ms in all), execute %.1f us; "
             "%zu certificates "

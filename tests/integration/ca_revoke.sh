@@ -85,6 +85,7 @@ expect_in "revoke" "smki ca --help lists revoke"
 # ---- A hierarchy and certificates to revoke ----------------------------------------------------------
 expect_exit 0 "ca init --env test" smki ca init --env test
 ra_test_participant "$SMKI_HOME"
+ra_dccki_party "$SMKI_HOME" PARTY0001
 newcsr org1 digitalSignature
 newcsr org2 keyAgreement
 newcsr tls digitalSignature

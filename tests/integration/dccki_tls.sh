@@ -96,6 +96,10 @@ expect_in "organizationIdentifier" "and where the Party Signifier goes"
 # ---- The test hierarchy and the TLS certificates ---------------------------------------------------------------
 expect_exit 0 "ca init --env test" tsmki ca init --env test
 TCA=$TEST_HOME/ca/test
+# Test certificates, DCCKI TLS ones too, go only through the RA's gate: registered
+# Testing Participants authorised for the type (lib.sh).
+ra_test_participant "$TEST_HOME"
+ra_dccki_party "$TEST_HOME" PARTY0001 PARTY0002
 cat "$TCA/dccki-root.pem" "$TCA/dccki-ica.pem" >"$W/test-dccki-chain.pem"
 newkey server
 newcsr server "/CN=ignored" digitalSignature
@@ -106,8 +110,8 @@ expect_exit 0 "issue a DCCKI server certificate" tsmki --json ca issue --env tes
     --ip 127.0.0.1 --out "$W/server.pem"
 expect_json "dccki-server, DS, Party PARTY0001, no role or EUI-64" \
     'd["profile"] == "dccki-server" and d["usage"] == "DS" and d["party"] == "PARTY0001" and "role" not in d and "eui64" not in d'
-expect_exit 0 "issue a DCCKI client certificate, the Party Signifier from the CSR" tsmki --json ca issue \
-    --env test --profile dccki-client --csr "$W/client.csr" --out "$W/client.pem"
+expect_exit 0 "issue a DCCKI client certificate, the Party Signifier agreeing with the CSR's" tsmki --json ca issue \
+    --env test --profile dccki-client --csr "$W/client.csr" --party PARTY0002 --out "$W/client.pem"
 expect_json "dccki-client, Party PARTY0002 (the CSR's)" 'd["profile"] == "dccki-client" and d["party"] == "PARTY0002"'
 expect_exit 0 "both lint clean in the test environment" tsmki lint --env test "$W/server.pem" "$W/client.pem"
 expect_in "clean (dccki-server)" "the server certificate claims dccki-server"
@@ -145,7 +149,7 @@ refused 1 "a wildcard host name" "no wildcard" --profile dccki-server --csr "$W/
     --dns '*.dccki.test'
 refused 1 "an address that is not one" "not an IPv4 or IPv6" --profile dccki-server --csr "$W/server.csr" \
     --party PARTY0001 --ip 300.1.2.3
-refused 1 "no Party Signifier anywhere" "needs the Party Signifier" --profile dccki-client --csr "$W/server.csr"
+refused 2 "no --party: the RA's gate" "registered Parties" --profile dccki-client --csr "$W/server.csr"
 refused 2 "--party that disagrees with the CSR's" "disagrees" --profile dccki-client --csr "$W/client.csr" \
     --party PARTY9999
 refused 1 "--role on a DCCKI certificate" "no Remote Party Role" --profile dccki-client --csr "$W/client.csr" \
@@ -159,6 +163,65 @@ refused 2 "a keyAgreement CSR" "digitalSignature only" --profile dccki-client --
 newkey p384 P-384
 newcsr p384 "/CN=x" digitalSignature
 refused 2 "a P-384 key (P-256 only)" "secp384r1" --profile dccki-client --csr "$W/p384.csr" --party PARTY0001
+
+# ---- The RA's gate: DCCKI TLS certificates only to Authorised Subscribers -----------------------------------
+expect_exit 0 "RA: PARTY0003 registered, not authorised for DCCKI" tsmki ra party add PARTY0003 \
+    --testing-participant --agreement-signed
+expect_exit 0 "RA: PARTY0003 authorised for DCCKI servers only" tsmki ra subscriber authorise --party PARTY0003 \
+    --type dccki-server --env test
+refused 2 "an unknown Party" "PARTY0009" --profile dccki-client --csr "$W/server.csr" --party PARTY0009
+refused 2 "a Party not authorised for client certificates" "not an Authorised Subscriber for DCCKI TLS client" \
+    --profile dccki-client --csr "$W/server.csr" --party PARTY0003
+refused 2 "no operator in a gated store" "operator" --profile dccki-server --csr "$W/server.csr" --party PARTY0003 \
+    --dns localhost --operator nobody
+expect_exit 0 "RA: PARTY0004 registered, not a Testing Participant" tsmki ra party add PARTY0004
+expect_exit 0 "RA: PARTY0004 authorised for DCCKI servers" tsmki ra subscriber authorise --party PARTY0004 \
+    --type dccki-server --env test
+refused 2 "a Party that is not a Testing Participant" "not a Testing Participant" --profile dccki-server \
+    --csr "$W/server.csr" --party PARTY0004 --dns localhost
+expect_exit 0 "the subscriber list names the DCCKI types" tsmki --json ra subscriber list
+expect_json "PARTY0003: dccki-server in test" \
+    'any(s["party"] == "PARTY0003" and s["type"] == "dccki-server" and s["env"] == "test" for s in d["subscribers"])'
+
+# Through a request: submitted, approved by another operator, executed; audited.
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/op2.pem" 2>/dev/null
+openssl pkey -in "$W/op2.pem" -pubout -out "$W/op2.pub" 2>/dev/null
+expect_exit 0 "RA: a second operator" tsmki ra operator add approver --pub "$W/op2.pub"
+newkey rq
+newcsr rq "/2.5.4.97=PARTY0003/CN=x" digitalSignature
+expect_exit 2 "a request for a type the Party is not authorised for is refused" tsmki --json ra request submit \
+    --type dccki-client --party PARTY0003 --env test --csr "$W/rq.csr"
+expect_in "not an Authorised Subscriber" "the refusal says why"
+expect_exit 2 "a request whose CSR names another Party is refused" tsmki --json ra request submit \
+    --type dccki-server --party PARTY0001 --env test --csr "$W/rq.csr" --dns localhost
+expect_in "disagrees" "the refusal says the Signifiers disagree"
+expect_exit 1 "a server request without a host name is refused" tsmki ra request submit \
+    --type dccki-server --party PARTY0003 --env test --csr "$W/rq.csr"
+expect_in "--dns NAME" "the refusal says what to give"
+expect_exit 1 "--eui on a DCCKI request is refused" tsmki ra request submit \
+    --type dccki-server --party PARTY0003 --env test --csr "$W/rq.csr" --dns localhost --eui 90B3D51F30010000
+expect_exit 0 "submit a dccki-server request" tsmki --json ra request submit --type dccki-server --party PARTY0003 \
+    --env test --csr "$W/rq.csr" --dns localhost --ip 127.0.0.1 --cn gw3
+RQ=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect_json "pending, one approval needed" 'd["state"] == "pending" and d["type"] == "dccki-server" and d["approvals_required"] == 1'
+expect_exit 2 "the requester may not approve it" tsmki ra request approve "$RQ"
+expect_in "may not approve" "the refusal says why"
+expect_exit 0 "another operator approves" env SMKI_HOME="$TEST_HOME" SMKI_OPERATOR=approver \
+    SMKI_OPERATOR_KEY="file:$W/op2.pem" "$SMKI_BIN" ra request approve "$RQ"
+expect_exit 0 "request show names the host" tsmki --json ra request show "$RQ"
+expect_json "approved, with its names" 'd["state"] == "approved" and d["names"] == ["dns localhost", "ip 127.0.0.1"]'
+expect_exit 0 "execute it" tsmki ra request execute "$RQ" --out-dir "$W/rq-out"
+RQ_CERT=$(ls "$W/rq-out"/*.pem)
+run openssl x509 -in "$RQ_CERT" -noout -subject -ext extendedKeyUsage,subjectAltName
+expect_in "PARTY0003" "the certificate carries the Party's Signifier"
+expect_in "TLS Web Server Authentication" "a server certificate"
+expect_in "DNS:localhost" "with the requested host"
+expect_exit 0 "it lints clean" tsmki lint --env test "$RQ_CERT"
+expect_exit 0 "audit verify is clean" tsmki --json audit verify
+expect_json "clean, the DCCKI issuance among the entries" 'd["ok"] is True and d["entries"] > 10'
+expect_exit 0 "audit list" tsmki --json audit list
+expect_in "dccki-server certificate serial" "the execution's entry names the certificate"
+expect_in "ca-issue-direct" "and the direct issuances are there too"
 
 # ---- The handshake -------------------------------------------------------------------------------------------------
 tls good "$W/server.pem" "$W/server.key" "$W/test-dccki-chain.pem" "$W/client.pem" "$W/client.key" \
@@ -179,7 +242,7 @@ fi
 # An SMKI organisation certificate is no DCCKI client certificate.
 newkey org
 newcsr org "/CN=x" digitalSignature
-ra_test_participant "$TEST_HOME"
+# (GITTEST registered above by ra_test_participant)
 expect_exit 0 "issue an SMKI organisation certificate" tsmki ca issue --env test --csr "$W/org.csr" --role 02 \
     --eui 90B3D51F30010000 --party GITTEST --out "$W/org.pem"
 tls org "$W/server.pem" "$W/server.key" "$W/test-dccki-chain.pem" "$W/org.pem" "$W/org.key" \

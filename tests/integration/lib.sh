@@ -147,3 +147,20 @@ ra_test_participant() {
         expect_exit 0 "RA: $step" env SMKI_HOME="$home" timeout "$TIMEOUT" "$SMKI_BIN" ra $step
     done
 }
+
+# ra_dccki_party HOME PARTY...: after ra_test_participant, each PARTY registered in HOME's
+# RA (Testing Participant, agreement signed) and authorised for DCCKI TLS server and
+# client certificates in test. Afterwards:
+# smki ca issue --env test --profile dccki-server ... --party PARTY
+ra_dccki_party() {
+    local home=$1 p step
+    shift
+    for p in "$@"; do
+        for step in "party add $p --testing-participant --agreement-signed" \
+            "subscriber authorise --party $p --type dccki-server --env test" \
+            "subscriber authorise --party $p --type dccki-client --env test"; do
+            # shellcheck disable=SC2086 # the step's words are the arguments
+            expect_exit 0 "RA: $step" env SMKI_HOME="$home" timeout "$TIMEOUT" "$SMKI_BIN" ra $step
+        done
+    done
+}

@@ -51,7 +51,7 @@ entries() { "$SMKI_BIN" --json audit list | "$PY" -c 'import json,sys; print(jso
 
 check "smki binary is executable: $SMKI_BIN" test -x "$SMKI_BIN"
 check "ra_tamper helper is built: $TAMPER" test -x "$TAMPER"
-for sub in operator party range id subscriber request revoke expiring; do
+for sub in operator party range id subscriber request revoke expiring adopt-ca; do
     expect_exit 0 "smki ra $sub --help" smki ra $sub --help
     expect_in "Usage: smki ra $sub" "smki ra $sub --help shows its usage"
 done
@@ -70,6 +70,18 @@ expect_in "registers themself" "the refusal explains the bootstrap"
 expect_exit 1 "an action without an operator is a usage error" smki ra party add X1
 expect_in "--operator NAME" "and says how to name one"
 expect_exit 0 "alice registers herself" smki ra operator add alice --pub "$W/alice.pub" "${A[@]}"
+expect_in "bootstrap ceremony's 5 CA certificate(s) are now in the audit trail" \
+    "her registration binds the unaudited ceremony's CAs to the trail"
+expect_exit 0 "audit list after the bootstrap" smki --json audit list
+expect_json "an operator-add entry, then 5 ca-adopt entries signed by alice, each with a SHA-256" \
+    '[e["action"] for e in d["entries"]] == ["operator-add"] + ["ca-adopt"] * 5 and all(e["operator"] == "alice" and "SHA-256 " in e["detail"] for e in d["entries"][1:])'
+ROOT_FP=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-root.pem" -noout -fingerprint -sha256 | sed 's/.*=//; s/://g' | tr 'A-F' 'a-f')
+expect_in "SHA-256 $ROOT_FP" "the root's entry holds the fingerprint openssl computes"
+expect_exit 0 "adopt-ca again adds nothing" smki --json ra adopt-ca "${A[@]}"
+expect_json "adopted 0" 'd["adopted"] == 0'
+expect_exit 2 "adopt-ca by an unregistered operator is refused" smki ra adopt-ca "${M[@]}"
+expect_in "not a registered RA operator" "the refusal names it"
+expect_exit 1 "adopt-ca with an argument is a usage error" smki ra adopt-ca extra "${A[@]}"
 expect_exit 0 "alice registers bob" smki ra operator add bob --pub "$W/bob.pub" "${A[@]}"
 expect_exit 0 "bob (key from smki.conf) registers carol" smki ra operator add carol --pub "$W/carol.pub" "${B[@]}"
 expect_exit 2 "an unregistered operator is refused" smki ra party add X1 "${M[@]}"
@@ -277,6 +289,33 @@ check "it certifies the same public key as before" cmp -s <(openssl x509 -in "$W
 expect_exit 0 "it lints clean" smki lint --env test "$W/reissued.pem"
 expect_exit 0 "requests issue under the successor" smki ra request submit --type organisation --party SUPPLIER-A \
     --env test --role supplier --eui 90-B3-D5-1F-30-00-00-00 --csr "$W/direct.csr" "${A[@]}"
+# The old OCA's certificates are revoked with it, in the store: ca list shows it.
+expect_exit 0 "ca list: the old OCA's certificate" smki --json ca list --env test --profile organisation --status revoked
+expect_json "the direct certificate is revoked, cACompromise" \
+    'any(c["serial"] == "'"$DIRECT_SERIAL"'" and c["status"] == "revoked" and c["reason"] == "cACompromise" for c in d["certificates"])'
+expect_exit 0 "ca list: in use" smki --json ca list --env test --profile organisation --status in-use
+expect_json "the old OCA's certificate is no longer in use" \
+    'all(c["serial"] != "'"$DIRECT_SERIAL"'" for c in d["certificates"])'
+# Its last CRL, after its successor exists: by its SKI, with its own key.
+OLD_SKI=$(openssl x509 -in "$W/old-oca.pem" -noout -ext subjectKeyIdentifier | tail -1 | tr -d ' :' | tr 'A-F' 'a-f')
+OLD_OCA_SERIAL=$(openssl x509 -in "$W/old-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+expect_exit 2 "ca crl for an unknown CA SKI is refused" smki ca crl --env test --ca 4001020304050607 "${A[@]}"
+expect_in "no CA, current or superseded, of SKI 4001020304050607" "the refusal names the SKI"
+expect_exit 1 "ca crl for a CA name that is none" smki ca crl --env test --ca nosuchca "${A[@]}"
+expect_in "is not a CA" "the refusal says so"
+expect_exit 1 "ca arl for an issuing CA's SKI is a usage error" smki ca arl --env test --ca "$OLD_SKI" "${A[@]}"
+expect_exit 0 "ca crl --ca <the old OCA's SKI>" smki --json ca crl --env test --ca "$OLD_SKI" "${A[@]}"
+expect_json "its CRL 1, listing its certificates, in its own file" \
+    'd["crls"][0]["ca"] == "smki-oca" and d["crls"][0]["number"] == 1 and d["crls"][0]["entries"] >= 1 and d["crls"][0]["file"].endswith("smki-oca-'"$OLD_OCA_SERIAL"'.crl")'
+check "openssl: the old OCA's CRL verifies with the old OCA's key" \
+    openssl crl -inform DER -in "$CA/smki-oca-$OLD_OCA_SERIAL.crl" -noout -CAfile "$W/old-oca.pem"
+openssl crl -inform DER -in "$CA/smki-oca-$OLD_OCA_SERIAL.crl" -out "$W/old-oca-crl.pem" 2>/dev/null
+cat "$CA/smki-root.pem" "$W/old-oca.pem" >"$W/old-chain.pem"
+check_fails "openssl -crl_check: the direct certificate is on the old OCA's CRL" \
+    openssl verify -crl_check -CAfile "$W/old-chain.pem" -CRLfile "$W/old-oca-crl.pem" "$W/direct.pem"
+expect_exit 0 "audit list" smki --json audit list
+expect_json "its crl-publish entry names the superseded CA" \
+    'any(e["action"] == "crl-publish" and "superseded CA serial '"$OLD_OCA_SERIAL"'" in e["object"] for e in d["entries"])'
 
 # ---- The CA's own actions are RA actions: the ceremony, CRLs and ARLs --------------------------------
 COUNT1=$(entries)
@@ -327,7 +366,7 @@ expect_exit 0 "audit verify: clean" smki --json audit verify
 expect_json "no finding, checkpoints every 4 entries" \
     'd["ok"] and d["total_findings"] == 0 and d["checkpoints"] == d["head"] // 4 and d["last_checkpoint"] > 0'
 HEAD=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["head"])')
-expect_exit 0 "audit list" smki audit list --last 5
+expect_exit 0 "audit list" smki audit list --last 8
 expect_in "request-submit" "the table shows the actions"
 expect_exit 0 "audit list --json" smki --json audit list
 expect_json "every action is there: submit, approve, reject, execute, revoke's CRL" \

@@ -35,6 +35,7 @@ done
 } >"$SMKI_HOME/smki.conf"
 expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 ra_test_participant "$SMKI_HOME" # test certificates go only to a registered Testing Participant
+ra_dccki_party "$SMKI_HOME" PS-DCC-REPO PS-SUPPLIER-1 PS-OTHER-2 # and DCCKI TLS ones to an Authorised Subscriber
 expect_exit 0 "the RA: a second User ID for GITTEST" smki ra id allocate --party GITTEST --roles EIS --eui 90-B3-D5-1F-30-01-00-01
 expect_exit 0 "a device certificate from the real CSR" \
     smki ca issue --env test --party GITTEST --csr "$SMKI_SHARED/vectors/gbcs/csr/00db1234567890a0-ds.csr.der" --der --out "$W/dev.der"
@@ -173,6 +174,19 @@ run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"
 expect_not_in "200" "plain HTTP to the TLS port gets no answer"
 run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
 expect_in "200" "and the server still serves TLS after it"
+
+# A CA revoked: the certificates it issued are revoked with it in the store, and the
+# repository's status search says so.
+OCA_SERIAL=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+expect_exit 0 "the organisation CA is revoked (cACompromise)" smki ca revoke --env test --serial "$OCA_SERIAL" \
+    --reason cACompromise
+start_server "$W/serve4.log"
+expect_exit 0 "search the supplier certificates again" smki --json repo search --url "http://127.0.0.1:$PORT" \
+    --role supplier
+expect_json "all three are revoked now (the OCA's revocation)" \
+    'd["count"] == 3 and all(r["status"] == "R" for r in d["results"])'
+expect_exit 0 "search by status: in use" smki --json repo search --url "http://127.0.0.1:$PORT" --status I --role supplier
+expect_json "no supplier certificate is in use" 'd["count"] == 0'
 
 # Every server stops cleanly on SIGTERM, and no sanitizer report in any log (ASan build).
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done

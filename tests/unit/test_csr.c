@@ -682,6 +682,57 @@ static void test_oid_text_matches_openssl(void **state)
     assert_string_equal(mine, "2.999.3");
 }
 
+/* smki_csr_parse_ex: the ECDSA verification is skipped only for octets that hash to the
+ * SHA-256 recorded when they were verified before; any other octets are verified in
+ * full, and every other check still applies to the skipped ones. */
+static void test_parse_ex_skips_verification_only_for_octets_matching_the_recorded_hash(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *der = real_csr(&len);
+    uint8_t h[32];
+    unsigned hl = 32;
+    assert_int_equal(EVP_Digest(der, len, h, &hl, EVP_sha256(), NULL), 1);
+    smki_csr *c = NULL;
+    int skipped = -1;
+    smki_csr_parse_opts o = {h, &skipped};
+    assert_ok(smki_csr_parse_ex(der, len, &o, &c));
+    assert_int_equal(skipped, 1);
+    check_real(c, der, len);
+    smki_csr_free(c);
+    /* the octets changed (a bad signature) after the hash was recorded: verified, refused */
+    der[len - 1] ^= 0x01;
+    skipped = -1;
+    assert_fails(smki_csr_parse_ex(der, len, &o, &c), SMKI_E_VERIFY, "proof of possession");
+    assert_int_equal(skipped, 0);
+    /* the recorded hash is of these bad octets: skipped, so the hash is what vouches for them */
+    uint8_t bad_h[32];
+    assert_int_equal(EVP_Digest(der, len, bad_h, &hl, EVP_sha256(), NULL), 1);
+    smki_csr_parse_opts ob = {bad_h, &skipped};
+    assert_ok(smki_csr_parse_ex(der, len, &ob, &c));
+    assert_int_equal(skipped, 1);
+    smki_csr_free(c);
+    der[len - 1] ^= 0x01;
+    /* a hash that matches nothing: verified in full, and these octets verify */
+    h[0] ^= 0xff;
+    assert_ok(smki_csr_parse_ex(der, len, &o, &c));
+    assert_int_equal(skipped, 0);
+    smki_csr_free(c);
+    /* no options: smki_csr_parse */
+    assert_ok(smki_csr_parse_ex(der, len, NULL, &c));
+    smki_csr_free(c);
+    /* strictness still applies to octets whose hash matches: a trailing octet is refused */
+    uint8_t *longer = malloc(len + 1);
+    memcpy(longer, der, len);
+    longer[len] = 0;
+    uint8_t long_h[32];
+    assert_int_equal(EVP_Digest(longer, len + 1, long_h, &hl, EVP_sha256(), NULL), 1);
+    smki_csr_parse_opts ol = {long_h, NULL};
+    assert_fails(smki_csr_parse_ex(longer, len + 1, &ol, &c), SMKI_E_INPUT, "trailing");
+    free(longer);
+    free(der);
+}
+
 static void test_parse_refuses_a_change_to_the_signed_part(void **state)
 {
     (void)state;
@@ -1313,6 +1364,7 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_pem_garbage),
         cmocka_unit_test(test_parse_refuses_input_over_the_size_limit),
         cmocka_unit_test(test_parse_refuses_a_bad_signature),
+        cmocka_unit_test(test_parse_ex_skips_verification_only_for_octets_matching_the_recorded_hash),
         cmocka_unit_test(test_parse_refuses_a_signature_value_that_is_not_strict_der),
         cmocka_unit_test(test_oid_text_matches_openssl),
         cmocka_unit_test(test_parse_refuses_a_change_to_the_signed_part),

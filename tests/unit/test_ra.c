@@ -311,7 +311,7 @@ static void test_registry_refuses_duplicates_overlaps_and_unknown_parties(void *
     smki_ra_subscriber s = {"SUP1", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, "test"};
     assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s), SMKI_E_EXISTS, "already an Authorised");
     smki_ra_subscriber s2 = {"SUP1", SMKI_PROFILE_DEVICE, SMKI_ROLE_SUPPLIER, "test"};
-    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2), SMKI_E_USAGE, "a device one does not");
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s2), SMKI_E_USAGE, "the others do not");
     smki_ra_subscriber s3 = {"GHOST", SMKI_PROFILE_DEVICE, -1, "test"};
     assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &s3), SMKI_E_NOTFOUND, "no party 'GHOST'");
     assert_int_equal(head(f), before); /* refusals leave no entry */
@@ -585,6 +585,164 @@ static void test_device_batch_issues_in_group_commits_each_with_its_entry(void *
     assert_int_equal(n, 1);
 }
 
+/* The stored CSR of a request (index idx): its last octet flipped (the signature's s), or
+ * with 'v' its recorded SHA-256. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint32_t idx;
+    int hash;
+} csr_tamper;
+
+static int csr_tamper_txn(smki_txn *t, void *arg)
+{
+    csr_tamper *x = arg;
+    uint8_t key[13];
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    key[8] = (uint8_t)(x->idx >> 24), key[9] = (uint8_t)(x->idx >> 16), key[10] = (uint8_t)(x->idx >> 8);
+    key[11] = (uint8_t)x->idx, key[12] = 'v';
+    size_t kl = x->hash ? 13 : 12;
+    const void *v;
+    size_t n;
+    GUARD(smki_txn_get(t, x->db, key, kl, &v, &n));
+    uint8_t val[2048];
+    memcpy(val, v, n);
+    val[n - 1] ^= 0x01;
+    return smki_txn_put(t, x->db, key, kl, val, n, 0);
+}
+
+/* Submission verifies each CSR's proof of possession and records the SHA-256 of its octets;
+ * execution skips the second verification only for octets that still match: a CSR changed
+ * in the store in between is verified in full and refused, and nothing of its group is
+ * issued. */
+static void test_execution_verifies_again_a_csr_changed_after_submission(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    csr_tamper x = {smki_ra_databases(f->ra)->csrs, id, 1, 0};
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &x));
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "proof of possession");
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "CSR 2 of request");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_APPROVED);
+    assert_int_equal(r.done_count, 0);
+    /* restored: it executes */
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &x));
+    /* the record of the hash changed instead: the octets are verified in full, and they verify */
+    csr_tamper xh = {smki_ra_databases(f->ra)->csrs, id, 0, 1};
+    assert_ok(smki_store_write(f->store, csr_tamper_txn, &xh));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+}
+
+/* DCCKI TLS certificates: only to an Authorised Subscriber for that type, by request
+ * (approved by another operator) or directly in a direct environment, the Party's
+ * Signifier in the certificate, audited in the transaction that stores it. */
+static int has_bytes(const uint8_t *p, size_t n, const char *text)
+{
+    size_t k = strlen(text);
+    for (size_t i = 0; i + k <= n; i++)
+        if (memcmp(p + i, text, k) == 0) return 1;
+    return 0;
+}
+
+static void test_dccki_tls_certificates_go_only_through_the_ra(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_subscriber ts = {"SUP1", SMKI_PROFILE_DCCKI_SERVER, -1, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &ts));
+    smki_ra_subscriber bad = {"SUP1", SMKI_PROFILE_DCCKI_SERVER, SMKI_ROLE_SUPPLIER, "test"};
+    assert_fails(smki_ra_subscriber_authorise(f->ra, &f->alice, &bad), SMKI_E_USAGE, "the others do not");
+    uint8_t der[1024];
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, NULL, der, sizeof der);
+    const char *dns[] = {"gw1.example.net"};
+    smki_ra_submit s = {.type = SMKI_REQ_DCCKI_SERVER, .party = "SUP1", .env = "test", .csr = der, .csr_len = n,
+                        .cn = "gw1", .dns = dns, .n_dns = 1};
+    size_t certs = cert_count(f);
+    uint64_t before = head(f), id = 0;
+    /* refusals, each writing nothing */
+    smki_ra_submit x = s;
+    x.party = "NOPE";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_NOTFOUND, "NOPE");
+    x = s;
+    x.type = SMKI_REQ_DCCKI_CLIENT;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_REFUSED,
+                 "not an Authorised Subscriber for DCCKI TLS client");
+    x = s;
+    x.n_dns = 0;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_USAGE, "--dns NAME");
+    x = s;
+    x.party = "NET1";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &x, &id), SMKI_E_REFUSED, "not an Authorised Subscriber");
+    assert_int_equal(head(f), before);
+    /* the request */
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.type, SMKI_REQ_DCCKI_SERVER);
+    assert_int_equal(r.state, SMKI_REQ_PENDING);
+    assert_string_equal(smki_req_type_name(r.type), "dccki-server");
+    char names[256];
+    assert_ok(smki_ra_request_names(f->ra, id, names, sizeof names));
+    assert_string_equal(names, "dns gw1.example.net\n");
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve it");
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "awaits approvals");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    smki_cert *c = malloc(sizeof *c);
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), r.result_issuer, r.result_serial, c));
+    assert_int_equal(c->profile, SMKI_PROFILE_DCCKI_SERVER);
+    assert_true(has_bytes(c->der, c->der_len, "SUP1"));            /* the Party's Signifier */
+    assert_true(has_bytes(c->der, c->der_len, "gw1.example.net")); /* its host */
+    /* directly, in a direct environment: the same rules, audited */
+    smki_ca_issuer *is = NULL;
+    assert_ok(smki_ca_issuer_open(smki_ra_ca_db(f->ra), "test", SMKI_PROFILE_DCCKI_SERVER, NULL, &is));
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, n, &csr));
+    smki_tls_req tr = {csr, SMKI_PROFILE_DCCKI_SERVER, "NET1", NULL, dns, 1, NULL, 0, 0};
+    uint64_t h0 = head(f);
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c), SMKI_E_REFUSED,
+                 "not an Authorised Subscriber");
+    tr.party = NULL;
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c), SMKI_E_REFUSED,
+                 "registered Parties");
+    tr.party = "SUP1";
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "production", &tr, c), SMKI_E_REFUSED,
+                 "only through approved RA requests ('smki ra request submit --type dccki-server')");
+    tr.party = "SUP1";
+    assert_fails(smki_ra_issue_tls_direct(f->ra, &f->mallory, is, "test", &tr, c), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_int_equal(head(f), h0);
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_ok(smki_ra_issue_tls_direct(f->ra, &f->alice, is, "test", &tr, c));
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), h0 + 1);
+    assert_int_equal(c->profile, SMKI_PROFILE_DCCKI_SERVER);
+    smki_csr_free(csr);
+    smki_ca_issuer_free(is);
+    free(c);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
+}
+
 static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
 {
     fixture *f = *state;
@@ -824,6 +982,16 @@ static int collect_live(const smki_cert *c, void *arg)
     return 0;
 }
 
+static int last_entry(const smki_audit_entry *e, void *arg);
+
+/* arg: {action, out detail buffer (512)}: the detail of the last entry of that action. */
+static int detail_of(const smki_audit_entry *e, void *arg)
+{
+    void **a = arg;
+    if (strcmp(e->action, (const char *)a[0]) == 0) snprintf((char *)a[1], 512, "%s", e->detail);
+    return 0;
+}
+
 static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **state)
 {
     fixture *f = *state;
@@ -892,6 +1060,77 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
         assert_true(smki_lint_is_clean(lint));
     }
     free(lint);
+    /* The old CA's certificates are revoked with it in the store (cACompromise, at its
+     * revocation time): the store, 'ca list' and the repository show them as not valid. */
+    smki_revocation ca_rev, rv;
+    assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), old->cert.issuer_ski, old->cert.serial, &ca_rev));
+    assert_int_equal(ca_rev.reason, SMKI_REASON_CA_COMPROMISE);
+    smki_cert *cur = malloc(sizeof *cur);
+    for (int i = 0; i < 2; i++) {
+        const smki_cert *ci = i ? c2 : c1;
+        assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), ci->issuer_ski, ci->serial, cur));
+        assert_int_equal(cur->status, SMKI_STATUS_REVOKED);
+        assert_ok(smki_ca_revocation_get(smki_ra_ca_db(f->ra), ci->issuer_ski, ci->serial, &rv));
+        assert_int_equal(rv.reason, SMKI_REASON_CA_COMPROMISE);
+        assert_int_equal(rv.revoked_at, ca_rev.revoked_at);
+    }
+    free(cur);
+    char detail[512] = "";
+    void *da[2] = {(void *)"recover-revoke-ca", detail};
+    assert_ok(smki_audit_each(f->ra, 1, detail_of, da));
+    assert_non_null(strstr(detail, "; 2 certificate(s) it issued revoked with it")); /* the trail says how many */
+    size_t in_use = 0;
+    smki_ca_query qo = SMKI_CA_QUERY_ALL;
+    qo.issuer_ski = old->cert.ski;
+    qo.status = SMKI_STATUS_IN_USE;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &qo, count_cert, &in_use));
+    assert_int_equal(in_use, 0);
+    /* The old CA's own CRL can still be published after its successor exists: found by its
+     * SKI (superseded), signed with its key, kept apart from the successor's list. */
+    smki_ca_record *sup = malloc(sizeof *sup);
+    int current = -1;
+    assert_ok(smki_ca_get_by_ski(smki_ra_ca_db(f->ra), "test", old->cert.ski, sup, &current));
+    assert_int_equal(current, 0);
+    assert_memory_equal(sup->cert.serial, old->cert.serial, SMKI_SERIAL_LEN);
+    assert_ok(smki_ca_get_by_ski(smki_ra_ca_db(f->ra), "test", now->cert.ski, sup, &current));
+    assert_int_equal(current, 1);
+    free(sup);
+    uint8_t nope[SMKI_KEYID_LEN] = {0x40, 1, 2, 3, 4, 5, 6, 7};
+    smki_crl old_crl;
+    smki_crl_opts co = {NULL, f->dir, 0, 0, NULL, NULL};
+    uint64_t h0 = head(f);
+    assert_fails(smki_ra_crl_publish_ski(f->ra, &f->alice, "test", nope, &co, &old_crl), SMKI_E_NOTFOUND,
+                 "of SKI 4001020304050607");
+    assert_fails(smki_ra_crl_publish_ski(f->ra, &f->mallory, "test", old->cert.ski, &co, &old_crl), SMKI_E_REFUSED,
+                 "not a registered RA operator");
+    assert_int_equal(head(f), h0);
+    assert_ok(smki_ra_crl_publish_ski(f->ra, &f->alice, "test", old->cert.ski, &co, &old_crl));
+    assert_int_equal(old_crl.number, 1);
+    assert_int_equal(old_crl.entries, 2); /* both of its certificates */
+    assert_int_equal(old_crl.ca, SMKI_CA_OCA);
+    char hx[2 * SMKI_SERIAL_LEN + 1], want_path[1300];
+    smki_hex_encode(old->cert.serial, SMKI_SERIAL_LEN, hx, 0);
+    snprintf(want_path, sizeof want_path, "%s/ca/test/smki-oca-%s.crl", f->dir, hx);
+    assert_string_equal(old_crl.path, want_path);
+    const unsigned char *cp = old_crl.der;
+    X509_CRL *xc = d2i_X509_CRL(NULL, &cp, (long)old_crl.der_len);
+    cp = old->cert.der;
+    X509 *ox = d2i_X509(NULL, &cp, (long)old->cert.der_len);
+    assert_non_null(xc);
+    assert_int_equal(X509_CRL_verify(xc, X509_get0_pubkey(ox)), 1); /* the old CA's key signed it */
+    X509_CRL_free(xc);
+    X509_free(ox);
+    smki_crl_clear(&old_crl);
+    assert_int_equal(head(f), h0 + 1);
+    smki_audit_entry *le = calloc(1, sizeof *le);
+    assert_ok(smki_audit_each(f->ra, h0 + 1, last_entry, le));
+    assert_string_equal(le->action, "crl-publish");
+    char want_obj[128];
+    snprintf(want_obj, sizeof want_obj, "crl of test/smki-oca (superseded CA serial %s) number 1", hx);
+    assert_string_equal(le->object, want_obj);
+    free(le);
+    assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &old_crl), SMKI_E_NOTFOUND,
+                 "no CRL"); /* the successor's own list is not the old one's */
     /* New requests issue under the successor. */
     smki_cert *c3 = malloc(sizeof *c3);
     issued_org(f, c3);
@@ -1626,11 +1865,77 @@ static void test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas(void *
     smki_audit_report ar;
     assert_ok(smki_audit_verify(s.ra, pub, &ar));
     assert_int_equal(ar.entries, 2);
+    /* The audited ceremony's CAs are in the trail: adopting them adds nothing. */
+    size_t adopted = 99;
+    assert_ok(smki_ra_ca_adopt(s.ra, &f->alice, &adopted));
+    assert_int_equal(adopted, 0);
+    assert_ok(smki_audit_head(s.ra, &seq, NULL));
+    assert_int_equal(seq, 2);
     EVP_PKEY_free(pub);
     free(root);
     free(e);
     free(rep);
     second_close(&s);
+}
+
+typedef struct {
+    size_t n;
+    char details[8][512];
+} adopt_seen;
+
+static int collect_adopt(const smki_audit_entry *e, void *arg)
+{
+    adopt_seen *a = arg;
+    if (strcmp(e->action, "ca-adopt") == 0 && a->n < 8) snprintf(a->details[a->n++], 512, "%s", e->detail);
+    return 0;
+}
+
+static int each_ca_cert(const smki_cert *c, void *arg)
+{
+    adopt_seen *a = arg;
+    uint8_t h[32];
+    unsigned hl = 32;
+    char hx[65];
+    EVP_Digest(c->der, c->der_len, h, &hl, EVP_sha256(), NULL);
+    smki_hex_encode(h, 32, hx, 0);
+    int found = 0;
+    for (size_t i = 0; i < a->n; i++) found |= strstr(a->details[i], hx) != NULL;
+    assert_true(found);
+    return 0;
+}
+
+/* The bootstrap ceremony (the fixture's smki_ca_init, before any operator) is bound to
+ * the trail by an operator afterwards: one ca-adopt entry per CA certificate, holding
+ * its SHA-256; once only; refused to an unregistered operator, writing nothing. */
+static void test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once(void **state)
+{
+    fixture *f = *state;
+    size_t adopted = 0;
+    assert_fails(smki_ra_ca_adopt(f->ra, &f->alice, &adopted), SMKI_E_REFUSED, "not a registered RA operator");
+    operators(f);
+    uint64_t before = head(f);
+    assert_fails(smki_ra_ca_adopt(f->ra, &f->mallory, &adopted), SMKI_E_REFUSED, "not a registered RA operator");
+    assert_fails(smki_ra_ca_adopt(f->ra, NULL, &adopted), SMKI_E_USAGE, "no operator");
+    assert_int_equal(head(f), before);
+    assert_ok(smki_ra_ca_adopt(f->ra, &f->bob, &adopted));
+    assert_int_equal(adopted, 5); /* SMKI root, OCA, DCA, DCCKI root and ICA of test */
+    assert_int_equal(head(f), before + 5);
+    adopt_seen *seen = calloc(1, sizeof *seen);
+    assert_ok(smki_audit_each(f->ra, 1, collect_adopt, seen));
+    assert_int_equal(seen->n, 5);
+    assert_non_null(strstr(seen->details[0], "bootstrap ceremony"));
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.usage = 0;
+    assert_ok(smki_ca_find(smki_ra_ca_db(f->ra), &q, each_ca_cert, seen)); /* every CA's SHA-256 is in an entry */
+    free(seen);
+    assert_ok(smki_ra_ca_adopt(f->ra, &f->alice, &adopted));
+    assert_int_equal(adopted, 0);
+    assert_int_equal(head(f), before + 5);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
 }
 
 static void test_ceremony_whose_entry_cannot_be_written_records_no_ca(void **state)
@@ -1749,6 +2054,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_any_rejection_rejects_and_approvals_are_distinct, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_execution_verifies_again_a_csr_changed_after_submission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
@@ -1784,6 +2091,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_in_an_ra_governed_store_is_audited_with_the_cas, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_whose_entry_cannot_be_written_records_no_ca, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ceremony_hook_failure_inside_the_transaction_records_no_ca, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(

@@ -542,6 +542,94 @@ static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **sta
     assert_fails(smki_repo_open(&o, &r), SMKI_E_USAGE, "letters, digits");
 }
 
+/* [repo] in smki.conf: every setting into the options, paths relative to the home,
+ * and refusals naming the file and line or the key. */
+static smki_conf *conf_of(const char *text)
+{
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "smki.conf", &c));
+    return c;
+}
+
+static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(void **state)
+{
+    (void)state;
+    smki_repo_opts ro = {0};
+    smki_repo_server_opts so = {0};
+    smki_repo_conf_buf buf;
+    smki_conf *c = conf_of("[store]\npath = store\n[repo]\nenv = test\nlisten = 127.0.0.1:8443\nthreads = 4\n"
+                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\ntimeout = 7\n"
+                           "tls_cert = tls/s.pem\ntls_key = /abs/s.key\nclient_ca = ca.pem\nclient_certs = required\n"
+                           "public = health,crl\nallow_party = PS-A, PS-B\nparty_attr = 2.5.4.10\n"
+                           "apikey_file = key.txt\narl_ca = dccki-root\naccess_log = yes\n");
+    assert_ok(smki_repo_conf_read(c, "/home/x", &ro, &so, &buf));
+    assert_string_equal(ro.env, "test");
+    assert_string_equal(so.listen, "127.0.0.1:8443");
+    assert_int_equal(so.threads, 4);
+    assert_int_equal(so.max_conns, 300);
+    assert_int_equal(so.max_body, 2048);
+    assert_int_equal(so.max_headers, 4096);
+    assert_int_equal(so.timeout_s, 7);
+    assert_string_equal(so.tls_cert, "/home/x/tls/s.pem");
+    assert_string_equal(so.tls_key, "/abs/s.key");
+    assert_string_equal(so.client_ca, "/home/x/ca.pem");
+    assert_int_equal(so.require_client_cert, 1);
+    assert_int_equal(ro.public_mask, (1u << SMKI_REPO_EP_HEALTH) | (1u << SMKI_REPO_EP_CRL) | (1u << SMKI_REPO_EP_OTHER));
+    assert_int_equal(ro.n_allow, 2);
+    assert_string_equal(ro.allow[0], "PS-A");
+    assert_string_equal(ro.allow[1], "PS-B");
+    assert_string_equal(so.party_attr, "2.5.4.10");
+    assert_string_equal(buf.apikey_file, "/home/x/key.txt");
+    assert_string_equal(ro.arl_ca, "dccki-root");
+    assert_int_equal(so.access_log, 1);
+    smki_conf_free(c);
+
+    /* No file, or no [repo]: nothing changes. */
+    smki_repo_opts ro2 = {0};
+    smki_repo_server_opts so2 = {0};
+    assert_ok(smki_repo_conf_read(NULL, "/home/x", &ro2, &so2, &buf));
+    assert_null(ro2.env);
+    assert_null(so2.listen);
+
+    static const struct {
+        const char *text, *needle;
+    } BAD[] = {
+        {"[repo]\nenv = test\nthread = 2\n", "smki.conf:3: unknown setting 'thread' under [repo] (did you mean 'threads'?)"},
+        {"[repo]\nthreads = 0\n", "threads = '0': a number 1..64"},
+        {"[repo]\nmax_conns = 12x\n", "max_conns = '12x'"},
+        {"[repo]\ntimeout = \n", "timeout = ''"},
+        {"[repo]\nclient_certs = sometimes\nclient_ca = a.pem\n", "optional or required"},
+        {"[repo]\nclient_certs = optional\n", "needs client_ca"},
+        {"[repo]\naccess_log = 1\n", "yes or no"},
+        {"[repo]\npublic = dcc,everything\n", "'everything' is not one of"},
+        {"[repo]\nallow_party = A,B,C,D,E,F,G,H,I,J,K,L,M,N,O,P,Q,R,S,T,U,V,W,X,Y,Z,a,b,c,d,e,f,g\n", "at most 32"},
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        smki_repo_opts r3 = {0};
+        smki_repo_server_opts s3 = {0};
+        c = conf_of(BAD[i].text);
+        assert_fails(smki_repo_conf_read(c, "/home/x", &r3, &s3, &buf), SMKI_E_USAGE, BAD[i].needle);
+        smki_conf_free(c);
+    }
+}
+
+static void test_path_decode_unescapes_and_refuses_bad_escapes_and_nul(void **state)
+{
+    (void)state;
+    char out[64];
+    assert_ok(smki_repo_path_decode("/crl/%2e%2E%2fsmki-dca", 22, out));
+    assert_string_equal(out, "/crl/../smki-dca");
+    assert_ok(smki_repo_path_decode("/health?x", 7, out)); /* only len octets */
+    assert_string_equal(out, "/health");
+    assert_ok(smki_repo_path_decode("", 0, out));
+    assert_string_equal(out, "");
+    assert_fails(smki_repo_path_decode("/certificates/%00", 17, out), SMKI_E_INPUT, "NUL");
+    assert_fails(smki_repo_path_decode("/a%zz", 5, out), SMKI_E_INPUT, "bad escape at octet 2");
+    assert_fails(smki_repo_path_decode("/a%4", 4, out), SMKI_E_INPUT, "bad escape");
+    assert_fails(smki_repo_path_decode("/a%", 3, out), SMKI_E_INPUT, "bad escape");
+    assert_fails(smki_repo_path_decode("/a\0b", 4, out), SMKI_E_INPUT, "NUL");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -557,6 +645,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_rules_public_groups_client_certs_parties_and_apikey, setup,
                                         teardown),
         cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),
+        cmocka_unit_test(test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values),
+        cmocka_unit_test(test_path_decode_unescapes_and_refuses_bad_escapes_and_nul),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

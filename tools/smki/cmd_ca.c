@@ -100,10 +100,13 @@ static const char ISSUE_HELP[] =
     "go only to registered Testing Participants whose signed agreement is on file, so in\n"
     "the test environment, and in every environment once the store has RA operators,\n"
     "--party names the requesting Party and the RA's eligibility rules apply (the same as\n"
-    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks); the\n"
+    "'smki ra request': party, User ID, role, Authorised Subscriber, central blocks; for a\n"
+    "DCCKI TLS certificate: the Party registered, in standing and an Authorised Subscriber\n"
+    "for dccki-server or dccki-client in ENV, its Signifier the one in the certificate); the\n"
     "issuance is recorded in the audit trail, signed by --operator, in the transaction that\n"
     "stores the certificate. Direct issuance is allowed only in the environments of\n"
-    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals).\n"
+    "ra.direct_issue (default: test); elsewhere use 'smki ra request submit' (approvals,\n"
+    "--type organisation, device-batch, dccki-server or dccki-client).\n"
     "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
     "Examples:\n"
@@ -111,7 +114,7 @@ static const char ISSUE_HELP[] =
     "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
     "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
     "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
-    "      --dns gw1.example.net --out gw-server.pem\n";
+    "      --dns gw1.example.net --out gw-server.pem --operator alice\n";
 
 static const char LIST_HELP[] =
     "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -495,12 +498,12 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                                : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
     }
-    /* The RA's gate: the test environment, and any environment of an RA-governed store.
-     * DCCKI TLS certificates are not registered by the SMKI RA (yet): not gated. */
+    /* The RA's gate: the test environment, and any environment of an RA-governed store,
+     * for every certificate this command issues (DCCKI TLS ones too). */
     smki_ra *ra = NULL;
     smki_key *op_k = NULL;
     int gated = 0;
-    if (rc >= 0 && !tls) {
+    if (rc >= 0) {
         smki_ra_policy pol;
         rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
@@ -511,7 +514,13 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         ra_cli_checkpoint_key(c, ra);
         smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
         smki_ra_eligibility e = {party, env, profile, role_s ? role : -1, eui_s ? &eui : NULL, csr};
-        rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+        if (tls) {
+            smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
+            rc = smki_ra_issue_tls_direct(ra, &actor, is, env, &r, cert);
+            if (rc >= 0) snprintf(party_used, sizeof party_used, "%s", party);
+        } else {
+            rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
+        }
     } else if (rc >= 0 && tls) {
         smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
         rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);
@@ -842,7 +851,7 @@ static const char REVOKE_HELP[] =
     "  smki ca crl --env test --ca oca\n";
 
 static const char CRL_HELP[] =
-    "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica] [--config FILE]\n"
+    "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica|SKI] [--config FILE]\n"
     "                   [--operator NAME --operator-key KEY]\n"
     "\n"
     "Publish now the CRL of ENV's issuing CA (without --ca: of each one ENV has): every\n"
@@ -859,8 +868,14 @@ static const char CRL_HELP[] =
     "number, entries, SHA-256) is written in the transaction that records it, and a list\n"
     "whose entry cannot be written is neither recorded nor published.\n"
     "\n"
+    "--ca SKI (the CA certificate's 16 hex digits, 'smki ca list --usage ca') names one CA,\n"
+    "also one superseded after a CA compromise recovery: its last CRL (all it issued are\n"
+    "revoked with it) is signed with its own key while that key is in the token, kept apart\n"
+    "from its successor's (numbered on its own) and written to <ca>-<its serial>.crl.\n"
+    "\n"
     "Examples:\n"
     "  smki ca crl --env test\n"
+    "  smki ca crl --env test --ca 4a1b2c3d4e5f6071     # e.g. a superseded OCA\n"
     "  openssl crl -inform DER -in var/smki/ca/test/smki-oca.crl -noout -text\n";
 
 static const char ARL_HELP[] =
@@ -1034,7 +1049,14 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     smki_ca_kind kinds[SMKI_CA_KIND_COUNT];
     size_t n = 0;
     int explicit = ca_s != NULL;
-    if (ca_s) {
+    uint8_t ski[SMKI_KEYID_LEN];
+    size_t ski_len = 0;
+    int by_ski = ca_s && strlen(ca_s) == 2 * SMKI_KEYID_LEN &&
+                 smki_hex_decode(ca_s, strlen(ca_s), ski, sizeof ski, &ski_len) == 0 && ski_len == SMKI_KEYID_LEN;
+    if (ca_s && !by_ski) smki_error_clear();
+    if (by_ski) {
+        kinds[n++] = SMKI_CA_ROOT; /* resolved from the store below */
+    } else if (ca_s) {
         smki_ca_kind k;
         int rc = parse_ca_kind(ca_s, &k);
         if (rc < 0) return cli_fail(c, rc);
@@ -1060,14 +1082,23 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
         conf = c->conf;
     }
     int64_t interval[SMKI_CA_KIND_COUNT] = {0};
-    for (size_t i = 0; rc == 0 && i < n; i++) rc = smki_ca_crl_interval(conf, env, kinds[i], &interval[i]);
-    smki_conf_free(own);
     if (rc == 0 && !store_exists(c))
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
     if (rc == 0) rc = cli_pin(c, 0);
     smki_store *s = NULL;
     smki_ca_db db;
     if (rc >= 0) rc = open_store(c, 0, &s, &db);
+    if (rc >= 0 && by_ski) { /* the CA of that SKI, current or superseded: its kind decides the list */
+        smki_ca_record *rec = malloc(sizeof *rec);
+        rc = rec ? smki_ca_get_by_ski(&db, env, ski, rec, NULL) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+        if (rc == 0) kinds[0] = rec->kind;
+        free(rec);
+        if (rc == 0 && smki_ca_kind_is_root(kinds[0]) != arl)
+            rc = SMKI_FAIL(SMKI_E_USAGE, "the CA of SKI %s is the %s, %s: its list is published by 'smki ca %s'", ca_s,
+                           smki_ca_kind_name(kinds[0]), arl ? "an issuing CA" : "a root", arl ? "crl" : "arl");
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) rc = smki_ca_crl_interval(conf, env, kinds[i], &interval[i]);
+    smki_conf_free(own);
     ca_gate g = {0};
     if (rc >= 0) rc = ca_gate_open(c, s, op, op_key, &g);
     if (rc < 0) {
@@ -1099,8 +1130,12 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
             }
         }
         smki_crl_opts o = {&c->hsm, c->home, now, interval[i], NULL, NULL};
-        rc = g.ra ? smki_ra_crl_publish(g.ra, &g.actor, env, kinds[i], &o, &crls[made])
-                  : smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
+        if (by_ski)
+            rc = g.ra ? smki_ra_crl_publish_ski(g.ra, &g.actor, env, ski, &o, &crls[made])
+                      : smki_ca_crl_publish_ski(&db, env, ski, &o, &crls[made]);
+        else
+            rc = g.ra ? smki_ra_crl_publish(g.ra, &g.actor, env, kinds[i], &o, &crls[made])
+                      : smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
         if (rc == 0) made++;
     }
     ca_gate_close(&g);

@@ -212,7 +212,9 @@ static const char OPERATOR_HELP[] =
     "--pin-file, never the command line.\n"
     "\n"
     "The first operator of a registry registers themself (--operator is the NAME being\n"
-    "added, with its own key): the bootstrap. Later ones are added by an active operator.\n"
+    "added, with its own key): the bootstrap. Their registration also binds the CA\n"
+    "certificates already in the store (the ceremony that preceded the RA) to the audit\n"
+    "trail ('smki ra adopt-ca'). Later ones are added by an active operator.\n"
     "A deactivated operator's past entries still verify; they can take no new action.\n"
     "\n"
     "Example:\n"
@@ -294,16 +296,32 @@ static int ra_operator(smki_cli *c, int argc, char **argv)
         return cli_usage(c, "smki ra operator", "give add NAME --pub FILE, list, or deactivate NAME");
     ra_ctx x;
     int rc = ra_begin(c, 1, 1, &x);
-    char msg[256];
+    char msg[512];
     if (rc == 0 && strcmp(verb, "add") == 0) {
         EVP_PKEY *pub = NULL;
         const char *pf = arg(&a, "pub");
+        size_t before = 0, adopted = 0;
         rc = pf ? smki_pub_load_file(pf, &pub)
                 : SMKI_FAIL(SMKI_E_USAGE, "--pub FILE (the operator's public key) is required");
+        if (rc == 0) rc = smki_ra_operator_count(x.ra, &before);
         if (rc == 0) rc = smki_ra_operator_add(x.ra, &x.actor, a.pos[1], pub);
         EVP_PKEY_free(pub);
-        snprintf(msg, sizeof msg, "Operator %s registered. They act with --operator %s --operator-key KEY.", a.pos[1],
-                 a.pos[1]);
+        /* The bootstrap: the CAs of the ceremony that preceded every operator, bound to the
+         * trail now by the first operator's signature. */
+        if (rc == 0 && before == 0) {
+            rc = smki_ra_ca_adopt(x.ra, &x.actor, &adopted);
+            if (rc < 0)
+                smki_error_wrap("operator %s is registered, but the CA certificates of the bootstrap ceremony are not "
+                                "yet in the audit trail: run 'smki ra adopt-ca --operator %s'",
+                                a.pos[1], a.pos[1]);
+        }
+        int at = snprintf(msg, sizeof msg, "Operator %s registered. They act with --operator %s --operator-key KEY.",
+                          a.pos[1], a.pos[1]);
+        if (adopted && at > 0 && (size_t)at < sizeof msg)
+            snprintf(msg + at, sizeof msg - (size_t)at,
+                     "\nThe bootstrap ceremony's %zu CA certificate(s) are now in the audit trail (ca-adopt entries "
+                     "signed by %s: SKI, subject, SHA-256).",
+                     adopted, a.pos[1]);
     } else if (rc == 0) {
         rc = smki_ra_operator_deactivate(x.ra, &x.actor, a.pos[1]);
         snprintf(msg, sizeof msg, "Operator %s deactivated: their entries still verify; they can act no more.",
@@ -623,20 +641,22 @@ static int ra_id(smki_cli *c, int argc, char **argv)
 /* ---- subscriber --------------------------------------------------------------------------------- */
 
 static const char SUBSCRIBER_HELP[] =
-    "Usage: smki ra subscriber authorise --party SIGNIFIER --type organisation|device [--role ROLE] --env ENV\n"
-    "       smki ra subscriber revoke --party SIGNIFIER --type organisation|device [--role ROLE] --env ENV\n"
+    "Usage: smki ra subscriber authorise --party SIGNIFIER --type TYPE [--role ROLE] --env ENV\n"
+    "       smki ra subscriber revoke --party SIGNIFIER --type TYPE [--role ROLE] --env ENV\n"
     "       smki ra subscriber list\n"
     "\n"
     "Authorised Subscribers: which Party may request which certificate type, for which\n"
     "Remote Party Role (organisation certificates: supplier, networkOperator, 7F, xmlSign,\n"
-    "...), in which environment. A request outside them is refused.\n";
+    "...), in which environment. A request outside them is refused.\n"
+    "TYPE: organisation (with --role), device, dccki-server or dccki-client (DCCKI TLS\n"
+    "certificates for the Party's endpoints: the Party's Signifier goes into them).\n";
 
 static int sub_row(const smki_ra_subscriber *s, void *arg)
 {
     list_run *l = arg;
     char role[SMKI_ROLE_TEXT_MAX] = "-";
     if (s->role >= 0) smki_role_format((uint8_t)s->role, role);
-    const char *type = s->type == SMKI_PROFILE_DEVICE ? "device" : "organisation";
+    const char *type = smki_profile_get(s->type)->name;
     if (l->w) {
         json_arr_obj(l->w);
         json_str(l->w, "party", s->party);
@@ -678,7 +698,9 @@ static int ra_subscriber(smki_cli *c, int argc, char **argv)
     const char *type = arg(&a, "type");
     if (strcmp(type, "organisation") == 0) s.type = SMKI_PROFILE_ORGANISATION;
     else if (strcmp(type, "device") == 0) s.type = SMKI_PROFILE_DEVICE;
-    else rc = SMKI_FAIL(SMKI_E_USAGE, "--type is organisation or device, not '%.16s'", type);
+    else if (strcmp(type, "dccki-server") == 0) s.type = SMKI_PROFILE_DCCKI_SERVER;
+    else if (strcmp(type, "dccki-client") == 0) s.type = SMKI_PROFILE_DCCKI_CLIENT;
+    else rc = SMKI_FAIL(SMKI_E_USAGE, "--type is organisation, device, dccki-server or dccki-client, not '%.16s'", type);
     s.role = -1;
     uint8_t role;
     if (rc == 0 && arg(&a, "role")) {
@@ -706,6 +728,8 @@ static const char REQUEST_HELP[] =
     "Usage: smki ra request submit --type organisation --party P --env ENV --csr FILE --role ROLE --eui EUI64 [--cn "
     "NAME]\n"
     "       smki ra request submit --type device-batch --party P --env ENV (--csr FILE ... | --csr-dir DIR)\n"
+    "       smki ra request submit --type dccki-server|dccki-client --party P --env ENV --csr FILE\n"
+    "                              [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME]\n"
     "       smki ra request list [--state pending|held|approved|done|rejected]\n"
     "       smki ra request show ID\n"
     "       smki ra request approve ID\n"
@@ -722,6 +746,11 @@ static const char REQUEST_HELP[] =
     "issued by the CA and recorded with its audit entry in one transaction (a batch in\n"
     "group commits; an interrupted one resumes). Device demand above ra.demand_percent\n"
     "(150) of the subscriber's monthly average is held for review, never dropped.\n"
+    "\n"
+    "DCCKI TLS certificates (dccki-server, dccki-client) go to a Party that is an\n"
+    "Authorised Subscriber for that type in ENV; its Signifier is the certificate's\n"
+    "organizationIdentifier (a CSR that carries another is refused); a server names its\n"
+    "host (--dns, --ip, each may repeat up to 16). They need ra.approvals_organisation.\n"
     "\n"
     "--out-dir writes the issued certificates as PEM (<serial>.pem).\n";
 
@@ -772,6 +801,8 @@ static int req_row(const smki_ra_request *r, void *arg)
         if (r->type == SMKI_REQ_DEVICE_BATCH)
             snprintf(what, sizeof what, "%u CSRs, %u issued", r->csr_count, r->done_count);
         else if (r->has_eui) smki_eui64_format(&r->eui, SMKI_EUI64_HYPHEN, what);
+        else if ((r->type == SMKI_REQ_DCCKI_SERVER || r->type == SMKI_REQ_DCCKI_CLIENT) && r->cn[0])
+            snprintf(what, sizeof what, "CN=%.60s", r->cn);
         if (!l->n)
             printf("%-5s %-13s %-9s %-16s %-8s %-10s %-9s %-24s %s\n", "ID", "TYPE", "STATE", "PARTY", "ENV",
                    "REQUESTER", "APPROVALS", "SUBJECT", "NOTE");
@@ -898,9 +929,31 @@ static int request_submit(smki_cli *c, const args *a)
         s.csrs = (const uint8_t *const *)ders;
         s.csr_lens = lens;
         s.n_csrs = files.n;
+    } else if (type == SMKI_REQ_DCCKI_SERVER || type == SMKI_REQ_DCCKI_CLIENT) {
+        if (!arg(a, "csr"))
+            return cli_usage(c, "smki ra request submit", "a %s request needs --csr", smki_req_type_name(type));
+        if (arg(a, "role") || arg(a, "eui"))
+            return cli_usage(c, "smki ra request submit",
+                             "a DCCKI TLS certificate has no Remote Party Role or EUI-64: drop --role/--eui");
+        static const char *dns[16], *ips[16];
+        size_t nd = 0, ni = 0;
+        for (size_t i = 0; rc == 0 && i < a->n; i++) {
+            if (strcmp(a->k[i], "dns") == 0 && nd < 16) dns[nd++] = a->v[i];
+            else if (strcmp(a->k[i], "ip") == 0 && ni < 16) ips[ni++] = a->v[i];
+            else if (strcmp(a->k[i], "dns") == 0 || strcmp(a->k[i], "ip") == 0)
+                rc = SMKI_FAIL(SMKI_E_USAGE, "at most 16 --dns and 16 --ip");
+        }
+        if (rc == 0) {
+            rc = smki_file_read(arg(a, "csr"), SMKI_CSR_MAX, &one, &s.csr_len);
+            if (rc < 0) smki_error_wrap("%s", arg(a, "csr"));
+        }
+        s.csr = one;
+        s.cn = arg(a, "cn");
+        s.dns = dns, s.n_dns = nd, s.ips = ips, s.n_ips = ni;
+        s.conf = c->conf;
     } else {
-        rc =
-            SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation or device-batch; revocation is 'smki ra revoke'");
+        rc = SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation, device-batch, dccki-server or dccki-client; "
+                                     "revocation is 'smki ra revoke'");
     }
     ra_ctx x;
     memset(&x, 0, sizeof x);
@@ -975,7 +1028,7 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
     smki_ra_request r;
     GUARD(smki_ra_request_get(x->ra, id, &r));
     if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
-    if (r.type == SMKI_REQ_ORGANISATION) {
+    if (r.type != SMKI_REQ_DEVICE_BATCH) {
         smki_cert *cert = malloc(sizeof *cert);
         ENSURE(cert, SMKI_E_NOMEM, "out of memory");
         int rc = smki_ca_cert_get(smki_ra_ca_db(x->ra), r.result_issuer, r.result_serial, cert);
@@ -1014,8 +1067,8 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
 static int ra_request(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, REQUEST_HELP)) return EXIT_OK;
-    static const char *const V[] = {"type", "party", "env", "csr", "csr-dir", "role", "eui", "cn", "state", "reason",
-                                    "out-dir", NULL};
+    static const char *const V[] = {"type",   "party",   "env", "csr", "csr-dir", "role", "eui", "cn",
+                                    "state",  "reason",  "out-dir", "dns", "ip", NULL};
     args a;
     int u = parse_args(c, "smki ra request", argc, argv, V, NULL, &a);
     if (u) return u;
@@ -1043,6 +1096,10 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         rc = ra_begin(c, 0, 0, &x);
         if (rc == 0 && x.empty) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no request %llu", (unsigned long long)id);
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
+        static char names[12288];
+        names[0] = '\0';
+        int tls = rc == 0 && (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT);
+        if (tls) rc = smki_ra_request_names(x.ra, id, names, sizeof names);
         ra_end(&x);
         if (rc < 0) return cli_fail(c, rc);
         if (c->json) {
@@ -1050,6 +1107,15 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             json_begin(&w, stdout);
             json_bool(&w, "ok", 1);
             req_json(&w, &r);
+            if (tls) {
+                if (r.cn[0]) json_str(&w, "cn", r.cn);
+                json_key_arr(&w, "names");
+                for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1) {
+                    *end = '\0';
+                    json_arr_str(&w, line);
+                }
+                json_close_arr(&w);
+            }
             json_end(&w);
             return EXIT_OK;
         }
@@ -1066,6 +1132,10 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             if (r.role >= 0) smki_role_format((uint8_t)r.role, role);
             printf("  EUI-64      %s\n  role        %s %s\n  usage       %s\n", e, role,
                    smki_role_name((unsigned)r.role), r.usage == SMKI_USAGE_DS ? "DS" : "KA");
+        } else if (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT) {
+            printf("  CN          %s\n", r.cn[0] ? r.cn : "-");
+            for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1)
+                printf("  name        %.*s\n", (int)(end - line), line);
         } else {
             printf("  CSRs        %u (%u issued)\n", r.csr_count, r.done_count);
         }
@@ -1116,9 +1186,9 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
                      "published: %s",
                      (unsigned long long)id, s, smki_revoke_reason_name(r.reason), crl_path[0] ? crl_path : "(store)");
-        else if (rc == 0 && r.type == SMKI_REQ_ORGANISATION)
-            snprintf(msg, sizeof msg, "Request %llu executed: certificate %s issued ('smki ca show %s --out FILE').",
-                     (unsigned long long)id, s, s);
+        else if (rc == 0 && r.type != SMKI_REQ_DEVICE_BATCH)
+            snprintf(msg, sizeof msg, "Request %llu executed: %s certificate %s issued ('smki ca show %s --out FILE').",
+                     (unsigned long long)id, smki_req_type_name(r.type), s, s);
         else if (rc == 0)
             snprintf(msg, sizeof msg, "Request %llu executed: %u device certificate(s) issued.", (unsigned long long)id,
                      r.done_count);
@@ -1338,6 +1408,51 @@ static const char ABOUT[] =
     "'id allocate', 'subscriber authorise', then 'request submit' / 'approve' / 'execute'.\n"
     "docs/ra.md has the operators' procedures.";
 
+/* ---- adopt-ca ---------------------------------------------------------------------------------- */
+
+static const char ADOPT_HELP[] =
+    "Usage: smki ra adopt-ca --operator NAME [--operator-key KEY]\n"
+    "\n"
+    "Bind the CA certificates the audit trail does not yet hold to it: those of the\n"
+    "bootstrap ceremony ('smki ca init' before any RA operator existed, so unaudited).\n"
+    "One 'ca-adopt' entry per certificate, signed by the operator, in one transaction:\n"
+    "its profile, environment, SKI, subject, serial and the SHA-256 of the certificate.\n"
+    "Compare those fingerprints with the ceremony's signed paper record. CAs made by an\n"
+    "audited ceremony (a 'ca-init' entry) and CAs adopted before are skipped, so a\n"
+    "re-run adds nothing. The first 'smki ra operator add' does this by itself.\n"
+    "\n"
+    "Example:\n"
+    "  smki ra adopt-ca --operator alice\n"
+    "  smki audit list --last 5\n";
+
+static int ra_adopt(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, ADOPT_HELP)) return EXIT_OK;
+    args a;
+    int u = parse_args(c, "smki ra adopt-ca", argc, argv, NULL, NULL, &a);
+    if (u) return u;
+    if (a.npos) return cli_usage(c, "smki ra adopt-ca", "unexpected argument '%s'", a.pos[0]);
+    ra_ctx x;
+    size_t adopted = 0;
+    int rc = ra_begin(c, 1, 1, &x);
+    if (rc == 0) rc = smki_ra_ca_adopt(x.ra, &x.actor, &adopted);
+    ra_end(&x);
+    if (rc < 0) return cli_fail(c, rc);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_int(&w, "adopted", (long long)adopted);
+        json_end(&w);
+    } else if (adopted) {
+        printf("%zu CA certificate(s) bound to the audit trail (ca-adopt entries): 'smki audit list --last %zu'.\n",
+               adopted, adopted);
+    } else {
+        printf("Every CA certificate in the store is already in the audit trail: nothing to add.\n");
+    }
+    return EXIT_OK;
+}
+
 static const cli_cmd RA_COMMANDS[] = {
     {"operator", ra_operator, "RA operators and their keys: add, list, deactivate"},
     {"party", ra_party, "Parties: add, list, show, set (Testing Participant), suspend, resume"},
@@ -1348,6 +1463,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
     {"recover", ra_recover, "submit a CA compromise recovery (revoke, successor CA, re-issue)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
+    {"adopt-ca", ra_adopt, "bind the CA certificates of the bootstrap ceremony to the audit trail"},
     {NULL, NULL, NULL},
 };
 

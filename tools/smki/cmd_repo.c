@@ -19,6 +19,7 @@ static const char ABOUT[] =
 
 static const char SERVE_HELP[] =
     "Usage: smki repo serve --env ENV --listen ADDR:PORT [options]\n"
+    "       smki repo serve            (everything from [repo] in smki.conf)\n"
     "\n"
     "Serve ENV's certificates from the home's store until SIGTERM or SIGINT (then it\n"
     "stops accepting, lets answers in flight go, and exits 0). Runs in the foreground\n"
@@ -55,6 +56,13 @@ static const char SERVE_HELP[] =
     "  --apikey-file FILE     the DCC services need ?apikey= equal to this file's first line\n"
     "  --arl-ca NAME          the CA whose CRL /arl serves (default smki-root)\n"
     "  --access-log           one JSON line per request (with the client's Party Signifier)\n"
+    "  --max-headers N        request header octets; more is 431 (default 8192)\n"
+    "\n"
+    "Every option can be set under [repo] in the home's smki.conf instead (a flag\n"
+    "overrides it): env, listen, threads, max_conns, max_body, max_headers, timeout,\n"
+    "tls_cert, tls_key, client_ca (paths relative to the home), client_certs\n"
+    "(optional|required), public, allow_party (comma-separated), party_attr,\n"
+    "apikey_file, arl_ca, access_log (yes|no). An unknown key is refused.\n"
     "\n"
     "Examples:\n"
     "  smki repo serve --env test --listen 127.0.0.1:8080\n"
@@ -93,7 +101,7 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
     enum { O_ENV = 1, O_LISTEN, O_THREADS, O_MAXC, O_TIMEOUT, O_BODY, O_CERT, O_KEY, O_CCA, O_REQ, O_PUBLIC,
-           O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG };
+           O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG, O_HEADERS };
     static const struct option opts[] = {
         {"env", required_argument, NULL, O_ENV},         {"listen", required_argument, NULL, O_LISTEN},
         {"threads", required_argument, NULL, O_THREADS}, {"max-conns", required_argument, NULL, O_MAXC},
@@ -103,23 +111,30 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         {"public", required_argument, NULL, O_PUBLIC},   {"allow-party", required_argument, NULL, O_ALLOW},
         {"party-attr", required_argument, NULL, O_ATTR}, {"apikey-file", required_argument, NULL, O_APIKEY},
         {"arl-ca", required_argument, NULL, O_ARL},      {"access-log", no_argument, NULL, O_LOG},
-        {NULL, 0, NULL, 0}};
+        {"max-headers", required_argument, NULL, O_HEADERS}, {NULL, 0, NULL, 0}};
     smki_repo_opts ro = {0};
     ro.public_mask = SMKI_REPO_PUBLIC_ALL;
     smki_repo_server_opts so = {0};
     const char *apikey_file = NULL;
     static char apikey[256];
-    int ch, rc = 0;
+    int ch, rc = 0, allow_flags = 0;
+    /* smki.conf's [repo] first; the flags below override it. */
+    static smki_repo_conf_buf cbuf;
+    rc = cli_home(c);
+    if (rc == 0) rc = smki_repo_conf_read(c->conf, c->home, &ro, &so, &cbuf);
+    if (rc < 0) return cli_fail(c, rc);
+    apikey_file = cbuf.apikey_file;
     optind = 1;
     opterr = 0;
     while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
-        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY) {
+        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS) {
             v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > 1000000)
                 return cli_usage(c, "smki repo serve", "a bad number '%s' for --%s", optarg,
-                                 ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout" : "max-body");
+                                 ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
+                                 : ch == O_BODY ? "max-body" : "max-headers");
         }
         switch (ch) {
         case O_ENV: ro.env = optarg; break;
@@ -128,12 +143,14 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         case O_MAXC: so.max_conns = (unsigned)v; break;
         case O_TIMEOUT: so.timeout_s = (int)v; break;
         case O_BODY: so.max_body = (size_t)v; break;
+        case O_HEADERS: so.max_headers = (size_t)v; break;
         case O_CERT: so.tls_cert = optarg; break;
         case O_KEY: so.tls_key = optarg; break;
         case O_CCA: so.client_ca = optarg; break;
         case O_REQ: so.require_client_cert = 1; break;
         case O_PUBLIC: rc = smki_repo_public_parse(optarg, &ro.public_mask); break;
         case O_ALLOW:
+            if (!allow_flags++) ro.n_allow = 0; /* the flags replace the file's list */
             if (ro.n_allow == SMKI_REPO_ALLOW_MAX || strlen(optarg) >= SMKI_REPO_PARTY_MAX || !*optarg)
                 return cli_usage(c, "smki repo serve", "--allow-party '%s': at most %d, of 1..64 characters", optarg,
                                  SMKI_REPO_ALLOW_MAX);
@@ -148,7 +165,9 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
     }
     if (rc < 0) return cli_fail(c, rc);
     if (optind != argc) return cli_usage(c, "smki repo serve", "unexpected argument '%s'", argv[optind]);
-    if (!ro.env || !so.listen) return cli_usage(c, "smki repo serve", "--env and --listen are needed");
+    if (!ro.env || !so.listen)
+        return cli_usage(c, "smki repo serve", "--env and --listen are needed (or env and listen under [repo] in %s)",
+                         c->conf_path);
     if (so.require_client_cert && !so.client_ca)
         return cli_usage(c, "smki repo serve", "--require-client-cert needs --client-ca");
     if (apikey_file) {
@@ -156,8 +175,6 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         if (rc < 0) return cli_fail(c, rc);
         ro.apikey = apikey;
     }
-    rc = cli_home(c);
-    if (rc < 0) return cli_fail(c, rc);
     ro.store_dir = c->store_dir;
     ro.home = c->home;
     smki_repo *r = NULL;
