@@ -195,7 +195,10 @@ static int issued_one(const void *key, size_t klen, const void *val, size_t vlen
 {
     (void)key;
     issued_t *I = arg;
-    if (klen != 1 || vlen != CA_CERT_KEY_LEN || memcmp(val, I->ski, SMKI_KEYID_LEN) != 0) return 0;
+    ENSURE(klen >= 4 && vlen == CA_FACET_VAL_LEN, SMKI_E_CORRUPT, "a facet index entry of %zu+%zu octets in the store",
+           klen, vlen);
+    val = (const uint8_t *)val + 8; /* past the seq: issuer SKI || serial */
+    if (memcmp(val, I->ski, SMKI_KEYID_LEN) != 0) return 0;
     if (I->n == I->cap) {
         size_t cap = I->cap ? 2 * I->cap : 64;
         uint8_t *k = realloc(I->keys, cap * CA_CERT_KEY_LEN);
@@ -215,7 +218,7 @@ static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca,
                                    SMKI_STATUS_EXPIRED};
     issued_t I = {ca->ski, NULL, 0, 0};
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sizeof LIVE; i++) rc = smki_txn_scan(t, db->by_status, &LIVE[i], 1, issued_one, &I);
+    for (size_t i = 0; rc == 0 && i < sizeof LIVE; i++) rc = smki_txn_scan(t, db->by_facet, &LIVE[i], 1, issued_one, &I);
     smki_revoke_reason reason = ca_reason == SMKI_REASON_KEY_COMPROMISE || ca_reason == SMKI_REASON_CA_COMPROMISE
                                     ? SMKI_REASON_CA_COMPROMISE
                                     : ca_reason;
