@@ -849,6 +849,49 @@ static void test_set_schema_moves_forward_only_and_only_when_committed(void **st
     free(dir);
 }
 
+typedef struct {
+    smki_db db;
+    const char *from;
+    char key[8];
+    size_t cap, klen;
+} seek_arg;
+
+static int seek_fn(smki_txn *t, void *arg)
+{
+    seek_arg *a = arg;
+    memset(a->key, 0, sizeof a->key);
+    return smki_txn_seek(t, a->db, a->from, strlen(a->from), a->key, a->cap, &a->klen);
+}
+
+static void test_seek_finds_the_first_key_at_or_after(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_seek");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, db, "b1", "x", 0));
+    assert_ok(put_kv(s, db, "b2", "x", 0));
+    assert_ok(put_kv(s, db, "d", "x", 0));
+    assert_ok(put_kv(s, db, "e-longer", "x", 0));
+    seek_arg a = {db, "a", {0}, 7, 0};
+    assert_ok(smki_store_read(s, seek_fn, &a));
+    assert_int_equal(a.klen, 2);
+    assert_memory_equal(a.key, "b1", 2);
+    a.from = "b2";
+    assert_ok(smki_store_read(s, seek_fn, &a));
+    assert_memory_equal(a.key, "b2", 2);
+    a.from = "b3";
+    assert_ok(smki_store_read(s, seek_fn, &a));
+    assert_int_equal(a.klen, 1);
+    assert_memory_equal(a.key, "d", 1);
+    a.from = "e";
+    assert_fails(smki_store_read(s, seek_fn, &a), SMKI_E_CORRUPT, "a key of 8 octets where at most 7");
+    a.from = "f";
+    assert_fails(smki_store_read(s, seek_fn, &a), SMKI_E_NOTFOUND, NULL);
+    smki_store_close(s);
+    free(dir);
+}
+
 static int ask_db_inside(smki_txn *t, void *arg)
 {
     (void)t;
@@ -1735,6 +1778,7 @@ int main(void)
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
         cmocka_unit_test(test_del_dup_removes_one_value_and_keeps_the_others),
         cmocka_unit_test(test_scan_next_key_skips_the_rest_of_a_keys_values),
+        cmocka_unit_test(test_seek_finds_the_first_key_at_or_after),
         cmocka_unit_test(test_clear_empties_a_database_and_keeps_it_usable),
         cmocka_unit_test(test_set_schema_moves_forward_only_and_only_when_committed),
         cmocka_unit_test(test_del_dup_of_absent_pair_is_notfound_and_changes_nothing),
