@@ -33,7 +33,11 @@
 #include "ca/ca_private.h"
 
 #define MAX_THREADS 16
-#define CSR_SET 2048 /* distinct CSRs, used in turn */
+/* Distinct CSRs (keys and Device IDs), one per certificate up to this many, then
+ * used in turn: CSRs used again would give the subject-SKI and EUI-64 indices tens
+ * of duplicates per key, which no manufacturing batch sends. */
+#define CSR_SET_MAX 131072
+static unsigned long csr_set = 2048;
 
 static double clock_of(clockid_t id)
 {
@@ -76,7 +80,8 @@ static int make_csr(unsigned i, csr_t *out)
                                        0x04, 0x08};
     uint8_t san[sizeof SAN_HEAD + 8] = {0};
     memcpy(san, SAN_HEAD, sizeof SAN_HEAD);
-    uint8_t eui[8] = {0x00, 0xdb, 0x12, 0x34, 0, 0, (uint8_t)(i >> 8), (uint8_t)i};
+    unsigned d = i / 2; /* a device's DS and KA requests share its Device ID */
+    uint8_t eui[8] = {0x00, 0xdb, 0x12, 0x34, (uint8_t)(d >> 24), (uint8_t)(d >> 16), (uint8_t)(d >> 8), (uint8_t)d};
     memcpy(san + sizeof SAN_HEAD, eui, 8);
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
     X509_REQ *req = X509_REQ_new();
@@ -150,7 +155,7 @@ static void *run_smki(void *arg)
     pthread_barrier_wait(w->start);
     double cpu0 = clock_of(CLOCK_THREAD_CPUTIME_ID);
     for (unsigned long i = 0; i < w->n && !w->failed; i++) {
-        const csr_t *in = &w->csrs[(w->from + i) % CSR_SET];
+        const csr_t *in = &w->csrs[(w->from + i) % csr_set];
         smki_csr *c = NULL;
         double t0 = clock_of(CLOCK_MONOTONIC);
         if (smki_csr_parse(in->der, in->len, &c) != 0) {
@@ -242,7 +247,7 @@ static void *run_peer(void *arg)
     uint8_t aki[SMKI_KEYID_LEN] = {0x40, 1, 2, 3, 4, 5, 6, 7};
     pthread_barrier_wait(w->start);
     for (unsigned long i = 0; i < w->n && !w->failed; i++)
-        if (peer_one(w, &w->csrs[(w->from + i) % CSR_SET], w->from + i, aki) != 0) w->failed = 1;
+        if (peer_one(w, &w->csrs[(w->from + i) % csr_set], w->from + i, aki) != 0) w->failed = 1;
     return NULL;
 }
 
@@ -284,9 +289,10 @@ int main(int argc, char **argv)
 
     char dir[] = "/tmp/smki-bench-issue.XXXXXX";
     if (!mkdtemp(dir)) return die("mkdtemp");
-    csr_t *csrs = malloc(CSR_SET * sizeof *csrs);
+    csr_set = n < CSR_SET_MAX ? n : CSR_SET_MAX;
+    csr_t *csrs = malloc(csr_set * sizeof *csrs);
     if (!csrs) return die("memory");
-    for (unsigned i = 0; i < CSR_SET; i++)
+    for (unsigned i = 0; i < csr_set; i++)
         if (make_csr(i, &csrs[i]) != 0) return die("making the CSRs");
 
     worker w[MAX_THREADS];
