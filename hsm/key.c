@@ -3,15 +3,15 @@
  * found once at open; signing reuses prepared contexts so that the per-signature
  * cost is the signature itself.
  *
- * Token signatures: libp11 finds the key, logs in and is the path for ECDH and for
- * any signature the direct path below cannot make. The direct path signs through
- * the module's function list (C_SignInit(CKM_ECDSA) + C_Sign) on a session taken
- * from the key's own pool, with the private key's object handle found once: per
- * signature it skips libp11's session pool, the EVP/EC_KEY_METHOD layers and the
- * DER round trip (tests/bench/bench_p11_raw.c measures the module alone; tools/bench.sh
- * prints both). Its sessions belong to the process that opened them: after fork()
- * the child forgets them (never closes the parent's) and opens its own. */
-#include <unistd.h>
+ * Token keys: libp11 finds the key, logs in, and is the path for any signature or
+ * ECDH the direct path below cannot make. The direct path goes through the module's
+ * function list (C_SignInit(CKM_ECDSA) + C_Sign, C_DeriveKey(CKM_ECDH1_DERIVE)) on
+ * a session taken from the key's own pool, with the private key's object handle
+ * found once: per signature it skips libp11's session pool, the EVP/EC_KEY_METHOD
+ * layers and the DER round trip (tests/bench/bench_p11_raw.c measures the module
+ * alone; tools/bench.sh prints both). Its sessions belong to the process that opened
+ * them: after fork() the child forgets them (never closes the parent's) and opens
+ * its own. */
 /* libp11 keys are legacy EC_KEYs: handing them a peer for ECDH takes the EC_KEY
  * calls OpenSSL 3 marks deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "p11.h"
 #include "uri.h"
@@ -350,9 +351,11 @@ static void direct_give(p11_direct *d, CK_SESSION_HANDLE s, int keep, int stale)
     if (s != CK_INVALID_HANDLE && ours) f->C_CloseSession(s);
 }
 
-/* One signature over a digest, r || s into raw. CKR_OK, or the module's answer. A
- * lost session, login or handle is set up again once and the signature retried. */
-static CK_RV direct_sign(p11_direct *d, const uint8_t digest[32], uint8_t raw[64])
+/* One operation with the key on a pooled session: CKR_OK, or the module's answer. A
+ * lost session, login or handle is set up again once and the operation retried. */
+typedef CK_RV (*direct_op)(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
+
+static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
 {
     CK_RV rv = CKR_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
@@ -360,12 +363,7 @@ static CK_RV direct_sign(p11_direct *d, const uint8_t digest[32], uint8_t raw[64
         CK_OBJECT_HANDLE obj;
         rv = direct_take(d, &s, &obj);
         if (rv == CKR_OK) {
-            CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
-            CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
-            CK_ULONG len = SMKI_SIG_RAW_LEN;
-            rv = f->C_SignInit(s, &mech, obj);
-            if (rv == CKR_OK) rv = f->C_Sign(s, (CK_BYTE *)digest, 32, raw, &len);
-            if (rv == CKR_OK && len != SMKI_SIG_RAW_LEN) rv = CKR_GENERAL_ERROR;
+            rv = op(p11_module_functions(d->mod), s, obj, arg);
             direct_give(d, s, rv == CKR_OK, direct_stale(rv));
         } else if (direct_stale(rv)) {
             pthread_mutex_lock(&d->lock);
@@ -374,6 +372,52 @@ static CK_RV direct_sign(p11_direct *d, const uint8_t digest[32], uint8_t raw[64
         }
         if (!direct_stale(rv)) break;
     }
+    return rv;
+}
+
+typedef struct {
+    const uint8_t *digest;
+    uint8_t *raw;
+} sign_arg;
+
+/* ECDSA over a 32-octet digest, r || s out. */
+static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg)
+{
+    sign_arg *a = arg;
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    CK_ULONG len = SMKI_SIG_RAW_LEN;
+    CK_RV rv = f->C_SignInit(s, &mech, key);
+    if (rv == CKR_OK) rv = f->C_Sign(s, (CK_BYTE *)a->digest, 32, a->raw, &len);
+    if (rv == CKR_OK && len != SMKI_SIG_RAW_LEN) rv = CKR_GENERAL_ERROR;
+    return rv;
+}
+
+typedef struct {
+    uint8_t point[SMKI_POINT_LEN];
+    uint8_t *z;
+} ecdh_arg;
+
+/* CKM_ECDH1_DERIVE with no KDF into a session secret of 32 octets, read out and
+ * destroyed: z is the x-coordinate of d*Q. */
+static CK_RV op_ecdh(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg)
+{
+    ecdh_arg *a = arg;
+    CK_ECDH1_DERIVE_PARAMS params = {CKD_NULL, 0, NULL, SMKI_POINT_LEN, a->point};
+    CK_MECHANISM mech = {CKM_ECDH1_DERIVE, &params, sizeof params};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ULONG zlen = 32;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},         {CKA_KEY_TYPE, &kt, sizeof kt},
+                           {CKA_TOKEN, &no, sizeof no},           {CKA_SENSITIVE, &no, sizeof no},
+                           {CKA_EXTRACTABLE, &yes, sizeof yes},   {CKA_VALUE_LEN, &zlen, sizeof zlen}};
+    CK_OBJECT_HANDLE secret;
+    CK_RV rv = f->C_DeriveKey(s, &mech, key, tmpl, sizeof tmpl / sizeof tmpl[0], &secret);
+    if (rv != CKR_OK) return rv;
+    CK_ATTRIBUTE value = {CKA_VALUE, a->z, 32};
+    rv = f->C_GetAttributeValue(s, secret, &value, 1);
+    if (rv == CKR_OK && value.ulValueLen != 32) rv = CKR_GENERAL_ERROR;
+    f->C_DestroyObject(s, secret);
     return rv;
 }
 
@@ -553,7 +597,7 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         /* The direct path; whatever it could not settle (no session, login or handle
          * even after setting up again) goes through libp11, which reports it. */
         uint8_t raw[SMKI_SIG_RAW_LEN];
-        CK_RV rv = direct_sign(k->direct, digest, raw);
+        CK_RV rv = direct_run(k->direct, op_sign, &(sign_arg){digest, raw});
         if (rv == CKR_OK) return sig_out(raw, fmt, sig, sig_len);
         if (!direct_stale(rv) && rv != DIRECT_UNAVAILABLE) return token_sign_failed(k, rv);
     }
@@ -588,10 +632,26 @@ int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, 
 
 /* ---- Key agreement --------------------------------------------------------------------- */
 
+static int token_ecdh_failed(smki_key *k, CK_RV rv)
+{
+    if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
+        return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
+                         k->ref, p11_rv_name(rv));
+    return p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+}
+
 int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
 {
     int rc = 0;
     GUARD(smki_pub_check_p256(peer, "peer key"));
+    if (k->direct) { /* as for signing: straight to the module, libp11 when that cannot be */
+        ecdh_arg a = {.z = z};
+        GUARD(smki_pub_point(peer, a.point));
+        CK_RV rv = direct_run(k->direct, op_ecdh, &a);
+        if (rv == CKR_OK) return 0;
+        smki_wipe(z, 32);
+        if (!direct_stale(rv) && rv != DIRECT_UNAVAILABLE) return token_ecdh_failed(k, rv);
+    }
     EVP_PKEY *peer_use = peer;
     EVP_PKEY *legacy_peer = NULL;
     if (k->is_token) {
@@ -613,11 +673,7 @@ int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
     ENSURE_SSL_GOTO(EVP_PKEY_derive_set_peer(ctx, peer_use) == 1, SMKI_E_INPUT, out, "%s: ECDH peer refused", k->ref);
     if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != 32) {
         if (k->is_token) {
-            CK_RV rv = p11_take_libp11_rv();
-            rc = rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT
-                     ? SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
-                                 k->ref, p11_rv_name(rv))
-                     : p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+            rc = token_ecdh_failed(k, p11_take_libp11_rv());
         } else {
             rc = SMKI_FAIL_SSL(SMKI_E_CRYPTO, "%s: ECDH failed", k->ref);
         }
