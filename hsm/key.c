@@ -247,8 +247,8 @@ static CK_RV direct_login(p11_direct *d, CK_SESSION_HANDLE s)
     CK_SESSION_INFO si;
     CK_RV rv = f->C_GetSessionInfo(s, &si);
     if (rv != CKR_OK) return rv;
-    if (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS) return CKR_OK;
-    if (!d->pin) return CKR_USER_NOT_LOGGED_IN;
+    /* Without a PIN the token decides: a key that needs a login is refused by it. */
+    if (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS || !d->pin) return CKR_OK;
     rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)d->pin, strlen(d->pin));
     if (rv == CKR_USER_ALREADY_LOGGED_IN) return CKR_OK;
     if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED) {
@@ -307,8 +307,9 @@ static CK_RV direct_setup(p11_direct *d)
     return CKR_OK;
 }
 
-/* A session of this process for signing, set up first if needed. */
-static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *obj)
+/* A session of this process for signing, set up first if needed, with the key's
+ * handle and the module's functions. */
+static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *obj, CK_FUNCTION_LIST **fl)
 {
     CK_RV rv = CKR_OK;
     pthread_mutex_lock(&d->lock);
@@ -318,6 +319,7 @@ static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *
         rv = direct_setup(d);
     if (rv == CKR_OK) {
         *obj = d->obj;
+        *fl = p11_module_functions(d->mod);
         if (d->nsessions > 0) {
             *s = d->sessions[--d->nsessions];
         } else {
@@ -333,9 +335,8 @@ static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *
 /* Back to the pool. A session that answered something unexpected is closed; after a
  * lost session, login or handle (stale) the pool is emptied and the next signature
  * sets up again. */
-static void direct_give(p11_direct *d, CK_SESSION_HANDLE s, int keep, int stale)
+static void direct_give(p11_direct *d, CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, int keep, int stale)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
     pthread_mutex_lock(&d->lock);
     int ours = d->pid == getpid();
     if (keep && ours && d->ready && d->nsessions < SESSION_POOL) {
@@ -361,10 +362,11 @@ static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
     for (int attempt = 0; attempt < 2; attempt++) {
         CK_SESSION_HANDLE s;
         CK_OBJECT_HANDLE obj;
-        rv = direct_take(d, &s, &obj);
+        CK_FUNCTION_LIST *f;
+        rv = direct_take(d, &s, &obj, &f);
         if (rv == CKR_OK) {
-            rv = op(p11_module_functions(d->mod), s, obj, arg);
-            direct_give(d, s, rv == CKR_OK, direct_stale(rv));
+            rv = op(f, s, obj, arg);
+            direct_give(d, f, s, rv == CKR_OK, direct_stale(rv));
         } else if (direct_stale(rv)) {
             pthread_mutex_lock(&d->lock);
             d->ready = 0;

@@ -906,6 +906,30 @@ static void device_error_child(void)
     unsetenv("SMKI_SHIM_FAIL");
     len = sizeof sig;
     if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(34); /* recovers */
+    /* The token gone from under an open key: reported with the token and what failed. */
+    setenv("SMKI_SHIM_FAIL", "C_SignInit", 1);
+    setenv("SMKI_SHIM_RV", "0x32", 1); /* CKR_DEVICE_REMOVED */
+    len = sizeof sig;
+    rc = smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_DER, sig, &len);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), "CKR_DEVICE_REMOVED") || !strstr(smki_error_msg(), TOKEN) ||
+        !strstr(smki_error_msg(), "signing")) {
+        fprintf(stderr, "device removed: rc %d: %s\n", rc, smki_error_msg());
+        _exit(36);
+    }
+    unsetenv("SMKI_SHIM_RV");
+    smki_key *ka = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ka", &o, &ka) != 0) _exit(37);
+    setenv("SMKI_SHIM_FAIL", "C_DeriveKey", 1);
+    uint8_t z[32];
+    rc = smki_key_ecdh(ka, smki_key_public(k), z);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), "CKR_DEVICE_ERROR") || !strstr(smki_error_msg(), TOKEN) ||
+        !strstr(smki_error_msg(), "ECDH")) {
+        fprintf(stderr, "ecdh device error: rc %d: %s\n", rc, smki_error_msg());
+        _exit(38);
+    }
+    unsetenv("SMKI_SHIM_FAIL");
+    if (smki_key_ecdh(ka, smki_key_public(k), z) != 0) _exit(39); /* recovers */
+    smki_key_free(ka);
     setenv("SMKI_SHIM_FAIL", "C_GenerateKeyPair", 1);
     char uri[SMKI_KEY_URI_MAX];
     rc = smki_key_generate(&o, TOKEN, "faulty", SMKI_USAGE_DS, uri);
