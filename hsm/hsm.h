@@ -87,8 +87,12 @@ int smki_p11_uri_format_public(const char *token, const char *object, char *out,
 
 /* Open a key by reference: an RFC 7512 URI "pkcs11:token=T;object=L[;id=..]" or
  * "file:PATH" (PEM private key, software). Token, slot and key handles are found
- * once here, not per operation. Safe to use from several threads; after fork() the
- * child re-opens its token session transparently. */
+ * once here, not per operation. Safe to use from several threads (a token key keeps
+ * a pool of sessions, one per concurrent signer); after fork() the child opens
+ * sessions of its own and never uses or closes its parent's. A token that dropped
+ * the sessions or the login is set up again at the next signature, logging in with
+ * the PIN given here (kept in memory while the key is open, wiped at free, and
+ * forgotten after the token refuses it once, so it is never retried). */
 int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out);
 void smki_key_free(smki_key *k);
 /* The public key of a reference without using the private key: for a token key, the

@@ -1,7 +1,17 @@
 /* The key abstraction: one smki_key whether the private key is a software key
  * (OpenSSL, from a PEM file) or a token key (PKCS#11 through libp11). Handles are
  * found once at open; signing reuses prepared contexts so that the per-signature
- * cost is the signature itself. */
+ * cost is the signature itself.
+ *
+ * Token keys: libp11 finds the key, logs in, and is the path for any signature or
+ * ECDH the direct path below cannot make. The direct path goes through the module's
+ * function list (C_SignInit(CKM_ECDSA) + C_Sign, C_DeriveKey(CKM_ECDH1_DERIVE)) on
+ * a session taken from the key's own pool, with the private key's object handle
+ * found once: per signature it skips libp11's session pool, the EVP/EC_KEY_METHOD
+ * layers and the DER round trip (tests/bench/bench_p11_raw.c measures the module
+ * alone; tools/bench.sh prints both). Its sessions belong to the process that opened
+ * them: after fork() the child forgets them (never closes the parent's) and opens
+ * its own. */
 /* libp11 keys are legacy EC_KEYs: handing them a peer for ECDH takes the EC_KEY
  * calls OpenSSL 3 marks deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -14,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "p11.h"
 #include "uri.h"
@@ -32,6 +43,24 @@ static pthread_mutex_t ctx_lock = PTHREAD_MUTEX_INITIALIZER;
 static p11_ctx *contexts;
 
 #define SIGN_POOL 8
+#define SESSION_POOL 16
+
+/* The direct token signing path (see the top of the file). */
+typedef struct {
+    pthread_mutex_t lock;
+    smki_p11_uri uri;  /* how the key was named: label and/or id */
+    char module[512];
+    char *pin;         /* for logging in again after the token logged us out; NULL when
+                          none was given or it was refused once (never retried) */
+    pid_t pid;         /* process the sessions and handle below belong to */
+    int ready;         /* set up in that process */
+    int off;           /* the raw search does not find the key once: libp11 only */
+    p11_module *mod;
+    CK_SLOT_ID slot;
+    CK_OBJECT_HANDLE obj;
+    CK_SESSION_HANDLE sessions[SESSION_POOL];
+    int nsessions;
+} p11_direct;
 
 struct smki_key {
     char ref[SMKI_KEY_URI_MAX];
@@ -45,6 +74,7 @@ struct smki_key {
     pthread_mutex_t pool_lock;
     EVP_PKEY_CTX *pool[SIGN_POOL];
     int pooled;
+    p11_direct *direct; /* token keys only */
 };
 
 /* ---- libp11 contexts ---------------------------------------------------------- */
@@ -168,6 +198,231 @@ static int find_private_key(PKCS11_SLOT *slot, const smki_p11_uri *u, PKCS11_KEY
     return 0;
 }
 
+/* ---- The direct token signing path ----------------------------------------------- */
+
+static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, const char *pin)
+{
+    p11_direct *d = calloc(1, sizeof *d);
+    ENSURE(d != NULL, SMKI_E_NOMEM, "out of memory");
+    pthread_mutex_init(&d->lock, NULL);
+    d->uri = *u;
+    snprintf(d->module, sizeof d->module, "%s", module);
+    if (pin && !(d->pin = OPENSSL_strdup(pin))) {
+        pthread_mutex_destroy(&d->lock);
+        free(d);
+        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    }
+    k->direct = d;
+    return 0;
+}
+
+static void direct_free(p11_direct *d)
+{
+    if (!d) return;
+    /* Sessions opened by a parent process are the parent's: a child never closes them. */
+    if (d->mod && d->pid == getpid())
+        for (int i = 0; i < d->nsessions; i++) p11_module_functions(d->mod)->C_CloseSession(d->sessions[i]);
+    if (d->pin) OPENSSL_clear_free(d->pin, strlen(d->pin));
+    pthread_mutex_destroy(&d->lock);
+    free(d);
+}
+
+/* Not an answer of the module: the direct path cannot be used for this signature. */
+#define DIRECT_UNAVAILABLE (CKR_VENDOR_DEFINED | 0x534d4bUL)
+
+/* Answers after which the session, the login or the handle is gone but the key may
+ * still be there: set up again (or let libp11 try) rather than report. */
+static int direct_stale(CK_RV rv)
+{
+    return rv == CKR_SESSION_HANDLE_INVALID || rv == CKR_SESSION_CLOSED || rv == CKR_USER_NOT_LOGGED_IN ||
+           rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID || rv == CKR_CRYPTOKI_NOT_INITIALIZED;
+}
+
+/* Log in through session s when the token says we are not; a refused PIN is
+ * forgotten so that it is never tried twice (a PIN changed under a running process
+ * must not count down the token's retry counter). With d->lock held. */
+static CK_RV direct_login(p11_direct *d, CK_SESSION_HANDLE s)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_SESSION_INFO si;
+    CK_RV rv = f->C_GetSessionInfo(s, &si);
+    if (rv != CKR_OK) return rv;
+    /* Without a PIN the token decides: a key that needs a login is refused by it. */
+    if (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS || !d->pin) return CKR_OK;
+    rv = f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)d->pin, strlen(d->pin));
+    if (rv == CKR_USER_ALREADY_LOGGED_IN) return CKR_OK;
+    if (rv == CKR_PIN_INCORRECT || rv == CKR_PIN_LOCKED || rv == CKR_PIN_EXPIRED) {
+        OPENSSL_clear_free(d->pin, strlen(d->pin));
+        d->pin = NULL;
+    }
+    return rv;
+}
+
+/* With d->lock held: the module (initialised again in a forked child), the slot and
+ * the key's handle for this process, through a first session that stays pooled.
+ * CKR_OK, or the CK_RV that stopped it; DIRECT_UNAVAILABLE when the module or token
+ * is not found (libp11 then reports it), or the key is not found exactly once by the
+ * raw search, which turns the direct path off for this key (libp11 found it: it signs). */
+static CK_RV direct_setup(p11_direct *d)
+{
+    pid_t pid = getpid();
+    CK_FUNCTION_LIST *f = d->mod ? p11_module_functions(d->mod) : NULL;
+    if (d->pid == pid)
+        for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]); /* of an earlier setup */
+    d->nsessions = 0; /* in a child: the parent's sessions, not ours to use or close */
+    d->pid = pid;
+    d->ready = 0;
+    if (p11_module_get(d->module, &d->mod) != 0 || p11_find_token(d->mod, d->uri.token, &d->slot, NULL) != 0) {
+        smki_error_clear();
+        return DIRECT_UNAVAILABLE;
+    }
+    f = p11_module_functions(d->mod);
+    CK_SESSION_HANDLE s;
+    CK_RV rv = f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
+    if (rv != CKR_OK) return rv;
+    rv = direct_login(d, s);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_KEY_TYPE kt = CKK_EC;
+    CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
+    CK_ULONG nt = 2, n = 0;
+    if (d->uri.has_object) tmpl[nt++] = (CK_ATTRIBUTE){CKA_LABEL, d->uri.object, strlen(d->uri.object)};
+    if (d->uri.has_id) tmpl[nt++] = (CK_ATTRIBUTE){CKA_ID, d->uri.id, d->uri.id_len};
+    CK_OBJECT_HANDLE h[2];
+    if (rv == CKR_OK) rv = f->C_FindObjectsInit(s, tmpl, nt);
+    if (rv == CKR_OK) {
+        rv = f->C_FindObjects(s, h, 2, &n);
+        f->C_FindObjectsFinal(s);
+        if (rv == CKR_OK && n != 1) {
+            d->off = 1;
+            rv = DIRECT_UNAVAILABLE;
+        }
+    }
+    if (rv != CKR_OK) {
+        f->C_CloseSession(s);
+        return rv;
+    }
+    d->obj = h[0];
+    d->sessions[d->nsessions++] = s;
+    d->ready = 1;
+    return CKR_OK;
+}
+
+/* A session of this process for signing, set up first if needed, with the key's
+ * handle and the module's functions. */
+static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *obj, CK_FUNCTION_LIST **fl)
+{
+    CK_RV rv = CKR_OK;
+    pthread_mutex_lock(&d->lock);
+    if (d->off)
+        rv = DIRECT_UNAVAILABLE;
+    else if (!d->ready || d->pid != getpid())
+        rv = direct_setup(d);
+    if (rv == CKR_OK) {
+        *obj = d->obj;
+        *fl = p11_module_functions(d->mod);
+        if (d->nsessions > 0) {
+            *s = d->sessions[--d->nsessions];
+        } else {
+            CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+            rv = f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, s);
+            if (rv == CKR_OK && (rv = direct_login(d, *s)) != CKR_OK) f->C_CloseSession(*s);
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rv;
+}
+
+/* Back to the pool. A session that answered something unexpected is closed; after a
+ * lost session, login or handle (stale) the pool is emptied and the next signature
+ * sets up again. */
+static void direct_give(p11_direct *d, CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, int keep, int stale)
+{
+    pthread_mutex_lock(&d->lock);
+    int ours = d->pid == getpid();
+    if (keep && ours && d->ready && d->nsessions < SESSION_POOL) {
+        d->sessions[d->nsessions++] = s;
+        s = CK_INVALID_HANDLE;
+    }
+    if (stale && ours) {
+        for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
+        d->nsessions = 0;
+        d->ready = 0;
+    }
+    pthread_mutex_unlock(&d->lock);
+    if (s != CK_INVALID_HANDLE && ours) f->C_CloseSession(s);
+}
+
+/* One operation with the key on a pooled session: CKR_OK, or the module's answer. A
+ * lost session, login or handle is set up again once and the operation retried. */
+typedef CK_RV (*direct_op)(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
+
+static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
+{
+    CK_RV rv = CKR_OK;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        CK_SESSION_HANDLE s;
+        CK_OBJECT_HANDLE obj;
+        CK_FUNCTION_LIST *f;
+        rv = direct_take(d, &s, &obj, &f);
+        if (rv == CKR_OK) {
+            rv = op(f, s, obj, arg);
+            direct_give(d, f, s, rv == CKR_OK, direct_stale(rv));
+        } else if (direct_stale(rv)) {
+            pthread_mutex_lock(&d->lock);
+            d->ready = 0;
+            pthread_mutex_unlock(&d->lock);
+        }
+        if (!direct_stale(rv)) break;
+    }
+    return rv;
+}
+
+typedef struct {
+    const uint8_t *digest;
+    uint8_t *raw;
+} sign_arg;
+
+/* ECDSA over a 32-octet digest, r || s out. */
+static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg)
+{
+    sign_arg *a = arg;
+    CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
+    CK_ULONG len = SMKI_SIG_RAW_LEN;
+    CK_RV rv = f->C_SignInit(s, &mech, key);
+    if (rv == CKR_OK) rv = f->C_Sign(s, (CK_BYTE *)a->digest, 32, a->raw, &len);
+    if (rv == CKR_OK && len != SMKI_SIG_RAW_LEN) rv = CKR_GENERAL_ERROR;
+    return rv;
+}
+
+typedef struct {
+    uint8_t point[SMKI_POINT_LEN];
+    uint8_t *z;
+} ecdh_arg;
+
+/* CKM_ECDH1_DERIVE with no KDF into a session secret of 32 octets, read out and
+ * destroyed: z is the x-coordinate of d*Q. */
+static CK_RV op_ecdh(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg)
+{
+    ecdh_arg *a = arg;
+    CK_ECDH1_DERIVE_PARAMS params = {CKD_NULL, 0, NULL, SMKI_POINT_LEN, a->point};
+    CK_MECHANISM mech = {CKM_ECDH1_DERIVE, &params, sizeof params};
+    CK_OBJECT_CLASS cls = CKO_SECRET_KEY;
+    CK_KEY_TYPE kt = CKK_GENERIC_SECRET;
+    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
+    CK_ULONG zlen = 32;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},         {CKA_KEY_TYPE, &kt, sizeof kt},
+                           {CKA_TOKEN, &no, sizeof no},           {CKA_SENSITIVE, &no, sizeof no},
+                           {CKA_EXTRACTABLE, &yes, sizeof yes},   {CKA_VALUE_LEN, &zlen, sizeof zlen}};
+    CK_OBJECT_HANDLE secret;
+    CK_RV rv = f->C_DeriveKey(s, &mech, key, tmpl, sizeof tmpl / sizeof tmpl[0], &secret);
+    if (rv != CKR_OK) return rv;
+    CK_ATTRIBUTE value = {CKA_VALUE, a->z, 32};
+    rv = f->C_GetAttributeValue(s, secret, &value, 1);
+    if (rv == CKR_OK && value.ulValueLen != 32) rv = CKR_GENERAL_ERROR;
+    f->C_DestroyObject(s, secret);
+    return rv;
+}
+
 /* ---- Opening ---------------------------------------------------------------------- */
 
 static int public_half(smki_key *k)
@@ -217,6 +472,7 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
                 "token '%s': key '%s' is not an EC key", u.token, u.object);
     k->is_token = 1;
     GUARD_GOTO(public_half(k), out);
+    GUARD_GOTO(direct_new(k, &u, p11_module_choose(o, u.module_path), use_pin), out);
 out:
     smki_wipe(pin, sizeof pin);
     return rc;
@@ -270,6 +526,7 @@ void smki_key_free(smki_key *k)
 {
     if (!k) return;
     for (int i = 0; i < k->pooled; i++) EVP_PKEY_CTX_free(k->pool[i]);
+    direct_free(k->direct);
     EVP_PKEY_free(k->priv);
     EVP_PKEY_free(k->pub);
     if (k->p11) p11_ctx_put(k->p11);
@@ -309,8 +566,43 @@ static void pool_give(smki_key *k, EVP_PKEY_CTX *ctx)
     EVP_PKEY_CTX_free(ctx);
 }
 
+static int token_sign_failed(smki_key *k, CK_RV rv)
+{
+    if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
+        return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not sign (%s): is it a key-agreement key?", k->token,
+                         k->ref, p11_rv_name(rv));
+    char what[SMKI_KEY_URI_MAX + 16];
+    snprintf(what, sizeof what, "signing with %s", k->ref);
+    return p11_fail_rv(rv, k->token, what);
+}
+
+static int sig_out(const uint8_t raw[64], smki_sigfmt fmt, uint8_t *sig, size_t *sig_len)
+{
+    if (fmt == SMKI_SIG_DER) {
+        uint8_t der[SMKI_SIG_MAX];
+        size_t der_len = sizeof der;
+        GUARD(smki_sig_raw_to_der(raw, der, &der_len));
+        ENSURE(*sig_len >= der_len, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
+        memcpy(sig, der, der_len);
+        *sig_len = der_len;
+        return 0;
+    }
+    ENSURE(*sig_len >= SMKI_SIG_RAW_LEN, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
+    memcpy(sig, raw, SMKI_SIG_RAW_LEN);
+    *sig_len = SMKI_SIG_RAW_LEN;
+    return 0;
+}
+
 int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt, uint8_t *sig, size_t *sig_len)
 {
+    if (k->direct) {
+        /* The direct path; whatever it could not settle (no session, login or handle
+         * even after setting up again) goes through libp11, which reports it. */
+        uint8_t raw[SMKI_SIG_RAW_LEN];
+        CK_RV rv = direct_run(k->direct, op_sign, &(sign_arg){digest, raw});
+        if (rv == CKR_OK) return sig_out(raw, fmt, sig, sig_len);
+        if (!direct_stale(rv) && rv != DIRECT_UNAVAILABLE) return token_sign_failed(k, rv);
+    }
     uint8_t der[SMKI_SIG_MAX];
     size_t der_len = sizeof der;
     EVP_PKEY_CTX *ctx = pool_take(k);
@@ -320,15 +612,7 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         pool_give(k, ctx);
     else
         EVP_PKEY_CTX_free(ctx);
-    if (!ok && k->is_token) {
-        CK_RV rv = p11_take_libp11_rv();
-        if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
-            return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not sign (%s): is it a key-agreement key?", k->token,
-                             k->ref, p11_rv_name(rv));
-        char what[SMKI_KEY_URI_MAX + 16];
-        snprintf(what, sizeof what, "signing with %s", k->ref);
-        return p11_fail_rv(rv, k->token, what);
-    }
+    if (!ok && k->is_token) return token_sign_failed(k, p11_take_libp11_rv());
     ENSURE_SSL(ok, SMKI_E_CRYPTO, "%s: signing failed", k->ref);
     if (fmt == SMKI_SIG_DER) {
         ENSURE(*sig_len >= der_len, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
@@ -336,10 +620,9 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         *sig_len = der_len;
         return 0;
     }
-    ENSURE(*sig_len >= SMKI_SIG_RAW_LEN, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
-    GUARD(smki_sig_der_to_raw(der, der_len, sig));
-    *sig_len = SMKI_SIG_RAW_LEN;
-    return 0;
+    uint8_t raw[SMKI_SIG_RAW_LEN];
+    GUARD(smki_sig_der_to_raw(der, der_len, raw));
+    return sig_out(raw, fmt, sig, sig_len);
 }
 
 int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, uint8_t *sig, size_t *sig_len)
@@ -351,10 +634,26 @@ int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, 
 
 /* ---- Key agreement --------------------------------------------------------------------- */
 
+static int token_ecdh_failed(smki_key *k, CK_RV rv)
+{
+    if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
+        return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
+                         k->ref, p11_rv_name(rv));
+    return p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+}
+
 int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
 {
     int rc = 0;
     GUARD(smki_pub_check_p256(peer, "peer key"));
+    if (k->direct) { /* as for signing: straight to the module, libp11 when that cannot be */
+        ecdh_arg a = {.z = z};
+        GUARD(smki_pub_point(peer, a.point));
+        CK_RV rv = direct_run(k->direct, op_ecdh, &a);
+        if (rv == CKR_OK) return 0;
+        smki_wipe(z, 32);
+        if (!direct_stale(rv) && rv != DIRECT_UNAVAILABLE) return token_ecdh_failed(k, rv);
+    }
     EVP_PKEY *peer_use = peer;
     EVP_PKEY *legacy_peer = NULL;
     if (k->is_token) {
@@ -376,11 +675,7 @@ int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
     ENSURE_SSL_GOTO(EVP_PKEY_derive_set_peer(ctx, peer_use) == 1, SMKI_E_INPUT, out, "%s: ECDH peer refused", k->ref);
     if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != 32) {
         if (k->is_token) {
-            CK_RV rv = p11_take_libp11_rv();
-            rc = rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT
-                     ? SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
-                                 k->ref, p11_rv_name(rv))
-                     : p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+            rc = token_ecdh_failed(k, p11_take_libp11_rv());
         } else {
             rc = SMKI_FAIL_SSL(SMKI_E_CRYPTO, "%s: ECDH failed", k->ref);
         }

@@ -202,22 +202,33 @@ int smki_pub_point(EVP_PKEY *pub, uint8_t point[SMKI_POINT_LEN])
 
 /* ---- Signature forms --------------------------------------------------------------- */
 
+/* One non-negative 32-octet integer as a DER INTEGER (X.690 8.3: minimal octets, a
+ * leading 00 when the top bit is set). Writes at most 35 octets. */
+static size_t der_integer(const uint8_t v[32], uint8_t *out)
+{
+    size_t skip = 0;
+    while (skip < 31 && v[skip] == 0) skip++;
+    size_t len = 32 - skip, pad = (v[skip] & 0x80) ? 1 : 0;
+    out[0] = 0x02;
+    out[1] = (uint8_t)(len + pad);
+    out[2] = 0x00;
+    memcpy(out + 2 + pad, v + skip, len);
+    return 2 + pad + len;
+}
+
+/* Encoded here rather than through ECDSA_SIG and two BIGNUMs: it is on every token
+ * signature's path, and the strict decoder below (OpenSSL's) checks the round trip. */
 int smki_sig_raw_to_der(const uint8_t raw[64], uint8_t *der, size_t *der_len)
 {
-    int rc = 0;
-    ECDSA_SIG *s = ECDSA_SIG_new();
-    BIGNUM *r = BN_bin2bn(raw, 32, NULL), *sv = BN_bin2bn(raw + 32, 32, NULL);
-    ENSURE_SSL_GOTO(s && r && sv && ECDSA_SIG_set0(s, r, sv) == 1, SMKI_E_NOMEM, out, "out of memory");
-    r = sv = NULL;
-    int need = i2d_ECDSA_SIG(s, NULL);
-    ENSURE_GOTO(need > 0 && (size_t)need <= *der_len, SMKI_E_INTERNAL, out, "DER signature buffer too small");
-    unsigned char *p = der;
-    *der_len = (size_t)i2d_ECDSA_SIG(s, &p);
-out:
-    BN_free(r);
-    BN_free(sv);
-    ECDSA_SIG_free(s);
-    return rc;
+    uint8_t body[70];
+    size_t n = der_integer(raw, body);
+    n += der_integer(raw + 32, body + n);
+    ENSURE(*der_len >= n + 2, SMKI_E_INTERNAL, "DER signature buffer too small");
+    der[0] = 0x30;
+    der[1] = (uint8_t)n; /* at most 70: the short form */
+    memcpy(der + 2, body, n);
+    *der_len = n + 2;
+    return 0;
 }
 
 int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64])

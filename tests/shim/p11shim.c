@@ -2,11 +2,15 @@
  * SMKI_SHIM_MODULE (default SoftHSM 2) and passes every call through, except that
  * the functions listed in SMKI_SHIM_FAIL (e.g. "C_Sign,C_Login") return the CK_RV in
  * SMKI_SHIM_RV (default CKR_DEVICE_ERROR, 0x30). The variables are read on every
- * call, so a test can make a working token fail midway. */
+ * call, so a test can make a working token fail midway.
+ * With SMKI_SHIM_FORK_STRICT set, a session used for signing by another process than
+ * the one that opened it answers CKR_DEVICE_ERROR: what a real HSM may do to a
+ * forked child that reuses its parent's sessions (SoftHSM lets it pass). */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static CK_FUNCTION_LIST *real;
 static CK_FUNCTION_LIST shim;
@@ -27,16 +31,35 @@ static CK_RV injected(void)
     return rv ? (CK_RV)strtoul(rv, NULL, 0) : CKR_DEVICE_ERROR;
 }
 
+/* Which process opened each session (handles are small integers in SoftHSM). */
+#define OWNERS 4096
+static pid_t owner[OWNERS];
+
+static int foreign_session(CK_SESSION_HANDLE s)
+{
+    return getenv("SMKI_SHIM_FORK_STRICT") && s < OWNERS && owner[s] != 0 && owner[s] != getpid();
+}
+
+static CK_RV shim_OpenSession(CK_SLOT_ID slot, CK_FLAGS flags, CK_VOID_PTR app, CK_NOTIFY notify,
+                              CK_SESSION_HANDLE_PTR s)
+{
+    CK_RV rv = real->C_OpenSession(slot, flags, app, notify, s);
+    if (rv == CKR_OK && *s < OWNERS) owner[*s] = getpid();
+    return rv;
+}
+
 static CK_RV shim_Login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin, CK_ULONG len)
 {
     return should_fail("C_Login") ? injected() : real->C_Login(s, u, pin, len);
 }
 static CK_RV shim_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 {
+    if (foreign_session(s)) return CKR_DEVICE_ERROR;
     return should_fail("C_SignInit") ? injected() : real->C_SignInit(s, m, k);
 }
 static CK_RV shim_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR sig, CK_ULONG_PTR sl)
 {
+    if (foreign_session(s)) return CKR_DEVICE_ERROR;
     if (!should_fail("C_Sign")) return real->C_Sign(s, d, dl, sig, sl);
     /* PKCS#11 5.12: a failing C_Sign ends the signing operation; finish the real one
      * so that the session is as a real failing device would leave it. */
@@ -66,6 +89,7 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
         CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(dl, "C_GetFunctionList");
         if (!get || get(&real) != CKR_OK) return CKR_GENERAL_ERROR;
         shim = *real;
+        shim.C_OpenSession = shim_OpenSession;
         shim.C_Login = shim_Login;
         shim.C_SignInit = shim_SignInit;
         shim.C_Sign = shim_Sign;

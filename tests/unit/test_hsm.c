@@ -6,6 +6,7 @@
 #include <openssl/ec.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -360,6 +361,272 @@ static void test_file_key_signs_from_several_threads(void **state)
     sign_from_threads(ref);
 }
 
+/* ---- Token signing under stress: many threads, fork, lost sessions ------------------ */
+
+/* More threads than the key keeps pooled sessions, each signing its own messages in
+ * both forms; every signature verified against the key's public half. */
+typedef struct {
+    smki_key *k;
+    int id;
+    int signed_ok;
+    int bad;
+} many_arg;
+
+static void *sign_own_messages(void *p)
+{
+    many_arg *a = p;
+    for (int i = 0; i < 60; i++) {
+        uint8_t msg[16] = {(uint8_t)a->id, (uint8_t)i, 0x5a}, sig[SMKI_SIG_MAX];
+        size_t len = sizeof sig;
+        smki_sigfmt fmt = (i & 1) ? SMKI_SIG_DER : SMKI_SIG_RAW;
+        if (smki_key_sign(a->k, msg, sizeof msg, fmt, sig, &len) != 0 ||
+            smki_verify(smki_key_public(a->k), msg, sizeof msg, fmt, sig, len) != 0) {
+            a->bad++;
+            continue;
+        }
+        msg[0] ^= 0x80; /* and it is this message's signature, not any valid one */
+        if (smki_verify(smki_key_public(a->k), msg, sizeof msg, fmt, sig, len) != SMKI_E_VERIFY) a->bad++;
+        a->signed_ok++;
+    }
+    return NULL;
+}
+
+static void test_token_key_signs_from_more_threads_than_pooled_sessions(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    enum { N = 24 };
+    pthread_t t[N];
+    many_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (many_arg){k, i, 0, 0};
+        assert_int_equal(pthread_create(&t[i], NULL, sign_own_messages, &a[i]), 0);
+    }
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(a[i].bad, 0);
+        assert_int_equal(a[i].signed_ok, 60);
+    }
+    smki_key_free(k);
+}
+
+/* A key-agreement key asked to sign: refused by the token, named in the error. */
+static void test_ka_token_key_refuses_to_sign(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ka_uri, &opts, &k));
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    assert_fails(smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len), SMKI_E_REFUSED,
+                 "CKR_KEY_FUNCTION_NOT_PERMITTED");
+    assert_non_null(strstr(smki_error_msg(), "token '" TOKEN "'"));
+    uint8_t z[32]; /* and it still does what it may do */
+    assert_ok(smki_key_ecdh(k, smki_key_public(k), z));
+    smki_key_free(k);
+}
+
+/* Through the shim in strict mode a session used by a process other than its opener
+ * fails with CKR_DEVICE_ERROR, as on an HSM that does not share sessions with a
+ * forked child. The parent signs first (its sessions are pooled in the key), then
+ * children sign with the same smki_key from two threads each, then free it; the parent
+ * still signs afterwards. */
+static void *sign_twenty(void *p)
+{
+    many_arg *a = p;
+    for (int i = 0; i < 20; i++) {
+        uint8_t msg[4] = {(uint8_t)a->id, (uint8_t)i}, sig[SMKI_SIG_MAX];
+        size_t len = sizeof sig;
+        if (smki_key_sign(a->k, msg, sizeof msg, SMKI_SIG_RAW, sig, &len) != 0) {
+            fprintf(stderr, "child thread: %s\n", smki_error_msg());
+            a->bad++;
+        } else if (smki_verify(smki_key_public(a->k), msg, sizeof msg, SMKI_SIG_RAW, sig, len) != 0) {
+            a->bad++;
+        } else {
+            a->signed_ok++;
+        }
+    }
+    return NULL;
+}
+
+static void fork_strict_child(void)
+{
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(40);
+    setenv("SMKI_SHIM_FORK_STRICT", "1", 1);
+    smki_hsm_opts o = {shim, PIN};
+    smki_key *k = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) _exit(41);
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(42);
+    for (int c = 0; c < 2; c++) {
+        pid_t pid = fork();
+        if (pid == 0) {
+            pthread_t t[2];
+            many_arg a[2];
+            for (int i = 0; i < 2; i++) {
+                a[i] = (many_arg){k, i, 0, 0};
+                if (pthread_create(&t[i], NULL, sign_twenty, &a[i]) != 0) _exit(43);
+            }
+            for (int i = 0; i < 2; i++) {
+                pthread_join(t[i], NULL);
+                if (a[i].bad || a[i].signed_ok != 20) _exit(44);
+            }
+            smki_key_free(k); /* closes the child's sessions only */
+            _exit(0);
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 45);
+        len = sizeof sig;
+        if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) {
+            fprintf(stderr, "parent after child: %s\n", smki_error_msg());
+            _exit(46);
+        }
+        if (smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_RAW, sig, len) != 0) _exit(47);
+    }
+    smki_key_free(k);
+    _exit(0);
+}
+
+static void test_forked_child_signs_on_sessions_of_its_own(void **state)
+{
+    (void)state;
+    in_child(fork_strict_child);
+}
+
+/* The token drops every session (and with the last one, the login) between two
+ * signatures: the next signature (or ECDH) opens sessions and logs in again by
+ * itself. The same after a logout alone. */
+static int sign_once_ok(smki_key *k)
+{
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_DER, sig, &len) != 0) {
+        fprintf(stderr, "sign: %s\n", smki_error_msg());
+        return 0;
+    }
+    return smki_verify(smki_key_public(k), MSG, sizeof MSG, SMKI_SIG_DER, sig, len) == 0;
+}
+
+static void session_loss_child(void)
+{
+    p11_module *m;
+    CK_SLOT_ID slot;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+        _exit(50);
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    smki_key *k = NULL;
+    if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_once_ok(k)) _exit(51);
+    smki_key *ka = NULL;
+    uint8_t z1[32], z2[32];
+    if (smki_key_open(ka_uri, &opts, &ka) != 0 || smki_key_ecdh(ka, smki_key_public(k), z1) != 0) _exit(57);
+    if (f->C_CloseAllSessions(slot) != CKR_OK) _exit(52);
+    if (!sign_once_ok(k)) _exit(53);
+    if (!sign_once_ok(k)) _exit(54);
+    if (smki_key_ecdh(ka, smki_key_public(k), z2) != 0 || memcmp(z1, z2, 32) != 0) { /* ECDH recovers too */
+        fprintf(stderr, "ecdh: %s\n", smki_error_msg());
+        _exit(58);
+    }
+    smki_key_free(ka);
+    /* A logout through a session of our own: the key's sessions stay open but are no
+     * longer logged in. */
+    CK_SESSION_HANDLE s;
+    if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK || f->C_Logout(s) != CKR_OK) _exit(55);
+    if (!sign_once_ok(k)) _exit(56);
+    f->C_CloseSession(s);
+    smki_key_free(k);
+    _exit(0);
+}
+
+static void test_token_signing_recovers_from_lost_sessions_and_logout(void **state)
+{
+    (void)state;
+    in_child(session_loss_child);
+}
+
+/* The PIN changed under a running process and the token logged it out: the next
+ * signature reports the refused PIN naming the token and the operation, and the old
+ * PIN is not tried again (each try would count down the token's retry counter). */
+static void pin_changed_child(void)
+{
+    p11_module *m;
+    CK_SLOT_ID slot;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+        _exit(60);
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    smki_key *k = NULL;
+    if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_once_ok(k)) _exit(61);
+    CK_SESSION_HANDLE s;
+    static const char newpin[] = "98765";
+    if (f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s) != CKR_OK ||
+        f->C_SetPIN(s, (CK_UTF8CHAR *)PIN, 4, (CK_UTF8CHAR *)newpin, 5) != CKR_OK)
+        _exit(62);
+    f->C_CloseAllSessions(slot);
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    int rc = smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len);
+    int first_ok = rc == SMKI_E_REFUSED && strstr(smki_error_msg(), "CKR_PIN_INCORRECT") &&
+                   strstr(smki_error_msg(), "token '" TOKEN "'") && strstr(smki_error_msg(), "signing");
+    if (!first_ok) fprintf(stderr, "first: rc %d: %s\n", rc, smki_error_msg());
+    len = sizeof sig;
+    rc = smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len);
+    int second_ok = rc < 0 && !strstr(smki_error_msg(), "CKR_PIN_INCORRECT") && strstr(smki_error_msg(), TOKEN);
+    if (!second_ok) fprintf(stderr, "second: rc %d: %s\n", rc, smki_error_msg());
+    /* Put the PIN back for the other tests (the token lives on disk). */
+    int restored = f->C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, NULL, NULL, &s) == CKR_OK &&
+                   f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)newpin, 5) == CKR_OK &&
+                   f->C_SetPIN(s, (CK_UTF8CHAR *)newpin, 5, (CK_UTF8CHAR *)PIN, 4) == CKR_OK;
+    f->C_CloseAllSessions(slot);
+    smki_key_free(k);
+    _exit(!restored ? 63 : !first_ok ? 64 : !second_ok ? 65 : 0);
+}
+
+static void test_token_signing_reports_a_changed_pin_once(void **state)
+{
+    (void)state;
+    in_child(pin_changed_child);
+}
+
+/* The DER form written from r || s is OpenSSL's, byte for byte, across the shapes
+ * that change its length: leading zero octets, top bit set, zero. */
+static void test_raw_to_der_matches_openssl(void **state)
+{
+    (void)state;
+    for (int n = 0; n < 400; n++) {
+        uint8_t raw[64];
+        assert_int_equal(RAND_bytes(raw, sizeof raw), 1);
+        int shape = n % 8;
+        if (shape == 1) memset(raw, 0, 3);                      /* short r */
+        if (shape == 2) raw[32] = 0x80;                         /* s needs a 00 */
+        if (shape == 3) memset(raw + 32, 0, 32);                /* s = 0 */
+        if (shape == 4) memset(raw, 0, 31), raw[31] = 0x80;     /* r = 128 */
+        if (shape == 5) memset(raw, 0, 32);                     /* r = 0 */
+        if (shape == 6) raw[0] = 0x00, raw[1] = 0x80;           /* one zero, then top bit */
+        if (shape == 7) raw[0] = 0xff, raw[32] = 0x00, raw[33] = 0x01;
+        uint8_t der[SMKI_SIG_MAX];
+        size_t len = sizeof der;
+        assert_ok(smki_sig_raw_to_der(raw, der, &len));
+        ECDSA_SIG *es = ECDSA_SIG_new();
+        assert_int_equal(ECDSA_SIG_set0(es, BN_bin2bn(raw, 32, NULL), BN_bin2bn(raw + 32, 32, NULL)), 1);
+        unsigned char *ref = NULL;
+        int rlen = i2d_ECDSA_SIG(es, &ref);
+        assert_int_equal((int)len, rlen);
+        assert_memory_equal(der, ref, len);
+        OPENSSL_free(ref);
+        ECDSA_SIG_free(es);
+        uint8_t back[64];
+        assert_ok(smki_sig_der_to_raw(der, len, back));
+        assert_memory_equal(back, raw, 64);
+    }
+    uint8_t raw[64], der[SMKI_SIG_MAX];
+    memset(raw, 0xff, sizeof raw); /* 72 octets of DER */
+    size_t len = 71;               /* too small a buffer is refused, not overrun */
+    assert_fails(smki_sig_raw_to_der(raw, der, &len), SMKI_E_INTERNAL, "too small");
+}
+
 /* Token ECDH (CKM_ECDH1_DERIVE) and software ECDH agree from both sides. */
 static void test_token_ecdh_agrees_with_software(void **state)
 {
@@ -448,9 +715,8 @@ static void test_ds_token_key_refuses_ecdh(void **state)
     smki_key *tok = NULL;
     assert_ok(smki_key_open(ds_uri, &opts, &tok));
     uint8_t z[32];
-    int rc = smki_key_ecdh(tok, smki_key_public(tok), z);
-    assert_true(rc < 0);
-    assert_non_null(strstr(smki_error_msg(), TOKEN));
+    assert_fails(smki_key_ecdh(tok, smki_key_public(tok), z), SMKI_E_REFUSED, "may not derive");
+    assert_non_null(strstr(smki_error_msg(), "token '" TOKEN "'"));
     smki_key_free(tok);
 }
 
@@ -640,6 +906,30 @@ static void device_error_child(void)
     unsetenv("SMKI_SHIM_FAIL");
     len = sizeof sig;
     if (smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len) != 0) _exit(34); /* recovers */
+    /* The token gone from under an open key: reported with the token and what failed. */
+    setenv("SMKI_SHIM_FAIL", "C_SignInit", 1);
+    setenv("SMKI_SHIM_RV", "0x32", 1); /* CKR_DEVICE_REMOVED */
+    len = sizeof sig;
+    rc = smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_DER, sig, &len);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), "CKR_DEVICE_REMOVED") || !strstr(smki_error_msg(), TOKEN) ||
+        !strstr(smki_error_msg(), "signing")) {
+        fprintf(stderr, "device removed: rc %d: %s\n", rc, smki_error_msg());
+        _exit(36);
+    }
+    unsetenv("SMKI_SHIM_RV");
+    smki_key *ka = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ka", &o, &ka) != 0) _exit(37);
+    setenv("SMKI_SHIM_FAIL", "C_DeriveKey", 1);
+    uint8_t z[32];
+    rc = smki_key_ecdh(ka, smki_key_public(k), z);
+    if (rc != SMKI_E_HSM || !strstr(smki_error_msg(), "CKR_DEVICE_ERROR") || !strstr(smki_error_msg(), TOKEN) ||
+        !strstr(smki_error_msg(), "ECDH")) {
+        fprintf(stderr, "ecdh device error: rc %d: %s\n", rc, smki_error_msg());
+        _exit(38);
+    }
+    unsetenv("SMKI_SHIM_FAIL");
+    if (smki_key_ecdh(ka, smki_key_public(k), z) != 0) _exit(39); /* recovers */
+    smki_key_free(ka);
     setenv("SMKI_SHIM_FAIL", "C_GenerateKeyPair", 1);
     char uri[SMKI_KEY_URI_MAX];
     rc = smki_key_generate(&o, TOKEN, "faulty", SMKI_USAGE_DS, uri);
@@ -702,6 +992,12 @@ int main(void)
         cmocka_unit_test(test_token_key_survives_fork),
         cmocka_unit_test(test_token_key_signs_from_several_threads),
         cmocka_unit_test(test_file_key_signs_from_several_threads),
+        cmocka_unit_test(test_token_key_signs_from_more_threads_than_pooled_sessions),
+        cmocka_unit_test(test_ka_token_key_refuses_to_sign),
+        cmocka_unit_test(test_forked_child_signs_on_sessions_of_its_own),
+        cmocka_unit_test(test_token_signing_recovers_from_lost_sessions_and_logout),
+        cmocka_unit_test(test_token_signing_reports_a_changed_pin_once),
+        cmocka_unit_test(test_raw_to_der_matches_openssl),
         cmocka_unit_test(test_token_ecdh_agrees_with_software),
         cmocka_unit_test(test_ds_token_key_refuses_ecdh),
         cmocka_unit_test(test_sign_once_ka_key_signs_at_birth_then_only_derives),
