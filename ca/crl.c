@@ -127,6 +127,9 @@ static int gather_one(const void *key, size_t klen, const void *val, size_t vlen
            klen, vlen);
     val = (const uint8_t *)val + 8; /* past the seq: issuer SKI || serial */
     if (memcmp(val, C->ski, SMKI_KEYID_LEN) != 0) return 0; /* another CA's */
+    /* Device certificates are replaced, not revoked (reference section 4): those the
+     * store marks revoked with their device CA are invalid through the ARL, never listed. */
+    if (C->kind == SMKI_CA_DCA) return 0;
     const void *rec;
     size_t rlen;
     int rc = smki_txn_get(g->t, C->db->revocations, val, CA_CERT_KEY_LEN, &rec, &rlen);

@@ -567,6 +567,36 @@ static void test_dccki_ica_goes_on_the_dccki_roots_arl(void **state)
     free(ica);
 }
 
+/* A revoked device CA takes its device certificates with it in the store (they show
+ * revoked), but they are replaced, not revoked: its CRL still lists none of them. */
+static void test_revoked_device_ca_marks_its_devices_but_lists_none(void **state)
+{
+    fixture *f = *state;
+    smki_cert *d = issue_device(f);
+    assert_int_equal(status_of(f, d), SMKI_STATUS_IN_USE);
+    smki_ca_record *dca = malloc(sizeof *dca);
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_DCA, dca));
+    smki_revoke_req r = {dca->cert.serial, NULL, "test", SMKI_REASON_CA_COMPROMISE, T0};
+    smki_revocation rev;
+    assert_ok(smki_ca_revoke(&f->db, &r, NULL, &rev));
+    assert_int_equal(rev.issued_revoked, 1);
+    assert_int_equal(status_of(f, d), SMKI_STATUS_REVOKED);
+    smki_crl_opts o = {NULL, NULL, T0, 0, NULL, NULL};
+    smki_crl l;
+    assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_DCA, &o, &l)); /* its key still signs its last list */
+    assert_int_equal(l.entries, 0);
+    X509_CRL *crl = decode_crl(&l);
+    assert_true(sk_X509_REVOKED_num(X509_CRL_get_REVOKED(crl)) <= 0);
+    X509_CRL_free(crl);
+    smki_crl_clear(&l);
+    /* The root's ARL lists the device CA. */
+    assert_ok(smki_ca_crl_publish(&f->db, "test", SMKI_CA_ROOT, &o, &l));
+    assert_int_equal(l.entries, 1);
+    smki_crl_clear(&l);
+    free(dca);
+    free(d);
+}
+
 static void test_crl_refusals(void **state)
 {
     fixture *f = *state;
@@ -601,6 +631,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_empty_crl_has_no_revoked_certificates_field, setup, teardown),
         cmocka_unit_test_setup_teardown(test_arl_lists_a_revoked_ca_which_then_issues_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_ica_goes_on_the_dccki_roots_arl, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_revoked_device_ca_marks_its_devices_but_lists_none, setup, teardown),
         cmocka_unit_test_setup_teardown(test_crl_refusals, setup, teardown),
     };
     int failed = cmocka_run_group_tests_name("crl (pure)", pure, NULL, NULL);
