@@ -52,7 +52,7 @@ for t in 1 2; do
     read -r _ _ m cpu <<<"$(SMKI_HSM_KEY_COPY=$mode "$BENCH" "$TOKEN_KEY" sign "$t" "$SECS")"
     row "sign, SoftHSM key, key_copy=$mode" "$t" "$m" "$SB" \
       "$(awk -v m="$m" -v t="$t" 'BEGIN{printf "target >= 15000/s per core: %.0f per core", m/t}')"
-    row "  vs the module alone, $MW" "$t" "$m" "$MB" \
+    row "  vs module alone, $MW" "$t" "$m" "$MB" \
       "$(awk -v c="$cpu" -v r="$MCPU" 'BEGIN{printf "bound = raw PKCS#11; CPU us/sig smki %.1f, module %.1f (ratio %.3f)", c, r, r/c}')"
   done
 done
