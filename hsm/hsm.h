@@ -19,7 +19,22 @@ typedef struct {
                            $SMKI_PKCS11_MODULE, else SoftHSM 2 */
     const char *pin;    /* user PIN for token keys (from SMKI_PIN or a PIN file,
                            never the command line); NULL to use the key without login */
+    int key_copy;       /* smki_key_copy: whether a token key opened for signing or ECDH
+                           works on a session copy of itself inside the token */
 } smki_hsm_opts;
+
+/* Signing with a token key, by default (auto), makes one copy of the private key as a
+ * session object inside the same token (C_CopyObject with CKA_TOKEN false; the copy
+ * is checked to stay CKA_SENSITIVE, not CKA_EXTRACTABLE, with the original's
+ * CKA_SIGN/CKA_DERIVE/CKA_PRIVATE) and signs with that: SoftHSM then skips re-reading
+ * its token files on every signature. The copy never leaves the token and is
+ * destroyed when the key is freed. A module that refuses the copy is used with the
+ * token object, silently. So a running process keeps using the key as it was when
+ * it first used it; deleting or changing the token key takes effect for keys opened
+ * afterwards. SMKI_KEY_COPY_DEFAULT: $SMKI_HSM_KEY_COPY (auto|off), else auto. */
+typedef enum { SMKI_KEY_COPY_DEFAULT = 0, SMKI_KEY_COPY_AUTO = 1, SMKI_KEY_COPY_OFF = 2 } smki_key_copy;
+/* "auto" or "off" (what = where the word came from, for the error). */
+int smki_key_copy_parse(const char *word, const char *what, int *out);
 
 /* Point SoftHSM 2 at a token folder of its own: writes dir/softhsm2.conf (tokens in
  * dir/tokens) if missing and sets SOFTHSM2_CONF for this process. */

@@ -11,7 +11,22 @@
  * layers and the DER round trip (tests/bench/bench_p11_raw.c measures the module
  * alone; tools/bench.sh prints both). Its sessions belong to the process that opened
  * them: after fork() the child forgets them (never closes the parent's) and opens
- * its own. */
+ * its own.
+ *
+ * Session copy (smki_hsm_opts.key_copy, default auto): at set-up the direct path copies
+ * the private key into a session object of the same token (C_CopyObject, template
+ * CKA_TOKEN false only) and signs with the copy; SoftHSM re-reads its token files and
+ * rebuilds the key on every C_SignInit with a token object, not with a session object
+ * (tools/bench.sh shows both). The copy is checked (CKA_TOKEN false; CKA_SENSITIVE
+ * true, CKA_EXTRACTABLE false, CKA_SIGN, CKA_DERIVE and CKA_PRIVATE as the original's)
+ * or destroyed; a module that refuses to copy is used with the token object, and not
+ * asked again. The session that made the copy (copy_session) stays open while the
+ * copy is in use, since a session object lives as long as the session that made it;
+ * the pooled sessions use the copy's handle (session objects are visible to every
+ * session of the process). The copy belongs to the process that made it: a forked
+ * child makes its own; after a lost session or login the next set-up makes a new one;
+ * smki_key_free destroys it. Every raw search for token keys asks for CKA_TOKEN true,
+ * so that copies are never taken for token keys. */
 /* libp11 keys are legacy EC_KEYs: handing them a peer for ECDH takes the EC_KEY
  * calls OpenSSL 3 marks deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -57,9 +72,12 @@ typedef struct {
     int off;           /* the raw search does not find the key once: libp11 only */
     p11_module *mod;
     CK_SLOT_ID slot;
-    CK_OBJECT_HANDLE obj;
+    CK_OBJECT_HANDLE obj; /* what signs: the copy when there is one, else the token object */
     CK_SESSION_HANDLE sessions[SESSION_POOL];
     int nsessions;
+    int copy_wanted;      /* key_copy auto, and the module has not refused a copy */
+    CK_SESSION_HANDLE copy_session; /* made the copy; CK_INVALID_HANDLE when none */
+    CK_OBJECT_HANDLE copy;          /* the session copy; CK_INVALID_HANDLE when none */
 } p11_direct;
 
 struct smki_key {
@@ -179,7 +197,20 @@ static int key_matches(const PKCS11_KEY *k, const smki_p11_uri *u)
     return 1;
 }
 
-static int find_private_key(PKCS11_SLOT *slot, const smki_p11_uri *u, PKCS11_KEY **out)
+static int same_key_names(const PKCS11_KEY *a, const PKCS11_KEY *b)
+{
+    if ((a->label == NULL) != (b->label == NULL) || (a->label && strcmp(a->label, b->label) != 0)) return 0;
+    return a->id_len == b->id_len && (a->id_len == 0 || memcmp(a->id, b->id, a->id_len) == 0);
+}
+
+/* The private key the URI names, as libp11's EVP_PKEY. libp11 lists the session
+ * objects of this process too, and keeps listing those it saw once: the session
+ * copies of this key made by other open smki_keys (see the top of the file), live or
+ * destroyed since. A copy has the label and id of its original, so matches that share
+ * both are one key, and the first of them that libp11 can still use is taken (its
+ * public half is the same; signatures go through the direct path, which finds the
+ * token object by CKA_TOKEN). Matches that differ are ambiguous. */
+static int find_private_key(PKCS11_SLOT *slot, const smki_p11_uri *u, EVP_PKEY **out)
 {
     PKCS11_KEY *keys = NULL;
     unsigned int n = 0;
@@ -188,23 +219,59 @@ static int find_private_key(PKCS11_SLOT *slot, const smki_p11_uri *u, PKCS11_KEY
     PKCS11_KEY *found = NULL;
     for (unsigned int i = 0; i < n; i++) {
         if (!keys[i].isPrivate || !key_matches(&keys[i], u)) continue;
-        ENSURE(found == NULL, SMKI_E_USAGE, "token '%s': more than one key matches '%s'; add id= to the URI",
-               u->token, u->has_object ? u->object : "(id)");
-        found = &keys[i];
+        ENSURE(found == NULL || same_key_names(found, &keys[i]), SMKI_E_USAGE,
+               "token '%s': more than one key matches '%s'; add id= to the URI", u->token,
+               u->has_object ? u->object : "(id)");
+        if (!found) found = &keys[i];
     }
     ENSURE(found != NULL, SMKI_E_NOTFOUND, "token '%s': no private key '%s' (see 'smki key list')", u->token,
            u->has_object ? u->object : "(by id)");
-    *out = found;
-    return 0;
+    for (unsigned int i = (unsigned int)(found - keys); i < n; i++) {
+        if (!keys[i].isPrivate || !same_key_names(found, &keys[i])) continue;
+        if ((*out = PKCS11_get_private_key(&keys[i])) != NULL) {
+            ERR_clear_error();
+            return 0;
+        }
+    }
+    return SMKI_FAIL_SSL(SMKI_E_HSM, "token '%s': cannot use key '%s'", u->token,
+                         u->has_object ? u->object : "(by id)");
 }
 
 /* ---- The direct token signing path ----------------------------------------------- */
 
-static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, const char *pin)
+int smki_key_copy_parse(const char *word, const char *what, int *out)
+{
+    ENSURE(word != NULL, SMKI_E_USAGE, "%s: no value (auto or off)", what);
+    if (strcmp(word, "auto") == 0)
+        *out = SMKI_KEY_COPY_AUTO;
+    else if (strcmp(word, "off") == 0)
+        *out = SMKI_KEY_COPY_OFF;
+    else
+        return SMKI_FAIL(SMKI_E_USAGE, "%s must be auto or off, not '%.40s'", what, word);
+    return 0;
+}
+
+/* The key_copy in force: the options', else $SMKI_HSM_KEY_COPY, else auto. */
+static int key_copy_mode(const smki_hsm_opts *o, int *mode)
+{
+    if (o && o->key_copy == SMKI_KEY_COPY_AUTO) return *mode = SMKI_KEY_COPY_AUTO, 0;
+    if (o && o->key_copy == SMKI_KEY_COPY_OFF) return *mode = SMKI_KEY_COPY_OFF, 0;
+    ENSURE(!o || o->key_copy == SMKI_KEY_COPY_DEFAULT, SMKI_E_USAGE, "key_copy option %d is not auto or off",
+           o->key_copy);
+    const char *env = getenv("SMKI_HSM_KEY_COPY");
+    if (env && *env) return smki_key_copy_parse(env, "SMKI_HSM_KEY_COPY", mode);
+    *mode = SMKI_KEY_COPY_AUTO;
+    return 0;
+}
+
+static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, const char *pin, int copy_mode)
 {
     p11_direct *d = calloc(1, sizeof *d);
     ENSURE(d != NULL, SMKI_E_NOMEM, "out of memory");
     pthread_mutex_init(&d->lock, NULL);
+    d->copy_wanted = copy_mode == SMKI_KEY_COPY_AUTO;
+    d->copy_session = CK_INVALID_HANDLE;
+    d->copy = CK_INVALID_HANDLE;
     d->uri = *u;
     snprintf(d->module, sizeof d->module, "%s", module);
     if (pin && !(d->pin = OPENSSL_strdup(pin))) {
@@ -216,12 +283,28 @@ static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, co
     return 0;
 }
 
+/* With d->lock held, in the process that made it: destroy the session copy and close
+ * the session that made it (either may be gone already: a lost session took both). */
+static void copy_drop(p11_direct *d)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    if (d->copy != CK_INVALID_HANDLE && d->copy_session != CK_INVALID_HANDLE)
+        f->C_DestroyObject(d->copy_session, d->copy);
+    if (d->copy_session != CK_INVALID_HANDLE) f->C_CloseSession(d->copy_session);
+    d->copy = CK_INVALID_HANDLE;
+    d->copy_session = CK_INVALID_HANDLE;
+}
+
 static void direct_free(p11_direct *d)
 {
     if (!d) return;
-    /* Sessions opened by a parent process are the parent's: a child never closes them. */
-    if (d->mod && d->pid == getpid())
+    /* Sessions and the copy made by a parent process are the parent's: a child never
+     * closes or destroys them. The copy first: closing the pooled sessions may end
+     * the login its destruction needs. */
+    if (d->mod && d->pid == getpid()) {
+        copy_drop(d);
         for (int i = 0; i < d->nsessions; i++) p11_module_functions(d->mod)->C_CloseSession(d->sessions[i]);
+    }
     if (d->pin) OPENSSL_clear_free(d->pin, strlen(d->pin));
     pthread_mutex_destroy(&d->lock);
     free(d);
@@ -258,6 +341,71 @@ static CK_RV direct_login(p11_direct *d, CK_SESSION_HANDLE s)
     return rv;
 }
 
+/* The attributes a copy must keep, read from an object. */
+typedef struct {
+    CK_BBOOL token, sensitive, extractable, sign, derive, priv;
+} key_flags;
+
+static CK_RV read_flags(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h, key_flags *k)
+{
+    CK_ATTRIBUTE a[] = {{CKA_TOKEN, &k->token, sizeof k->token},
+                        {CKA_SENSITIVE, &k->sensitive, sizeof k->sensitive},
+                        {CKA_EXTRACTABLE, &k->extractable, sizeof k->extractable},
+                        {CKA_SIGN, &k->sign, sizeof k->sign},
+                        {CKA_DERIVE, &k->derive, sizeof k->derive},
+                        {CKA_PRIVATE, &k->priv, sizeof k->priv}};
+    CK_RV rv = f->C_GetAttributeValue(s, h, a, sizeof a / sizeof a[0]);
+    for (size_t i = 0; rv == CKR_OK && i < sizeof a / sizeof a[0]; i++)
+        if (a[i].ulValueLen != sizeof(CK_BBOOL)) rv = CKR_ATTRIBUTE_TYPE_INVALID;
+    return rv;
+}
+
+/* With d->lock held, after d->obj was found through s: make the session copy on a
+ * session of its own and sign with it from now on. Whatever goes wrong leaves the
+ * token object in use; a module that answers a refusal (not a lost session or login)
+ * is not asked again by this key. */
+static void copy_make(p11_direct *d, CK_SESSION_HANDLE s)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    key_flags orig, got;
+    CK_SESSION_HANDLE cs = CK_INVALID_HANDLE;
+    CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_TOKEN, &no, sizeof no}};
+    const char *step = "reading the key's attributes";
+    CK_RV rv = read_flags(f, s, d->obj, &orig);
+    if (rv == CKR_OK) {
+        step = "opening a session";
+        rv = f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, &cs);
+    }
+    if (rv == CKR_OK) {
+        step = "C_CopyObject";
+        rv = f->C_CopyObject(cs, d->obj, tmpl, 1, &copy);
+    }
+    if (rv == CKR_OK) {
+        step = "reading the copy's attributes";
+        rv = read_flags(f, cs, copy, &got);
+    }
+    if (rv == CKR_OK) {
+        step = "checking the copy";
+        if (got.token != CK_FALSE || got.sensitive != CK_TRUE || got.extractable != CK_FALSE ||
+            got.sign != orig.sign || got.derive != orig.derive || got.priv != orig.priv)
+            rv = CKR_TEMPLATE_INCONSISTENT;
+    }
+    if (rv == CKR_OK) {
+        d->copy_session = cs;
+        d->copy = copy;
+        d->obj = copy;
+        return;
+    }
+    if (copy != CK_INVALID_HANDLE) f->C_DestroyObject(cs, copy);
+    if (cs != CK_INVALID_HANDLE) f->C_CloseSession(cs);
+    if (!direct_stale(rv)) d->copy_wanted = 0;
+    if (getenv("SMKI_DEBUG"))
+        fprintf(stderr, "smki: token '%s': no session copy of the key (%s: %s); signing with the token object\n",
+                d->uri.token, step, p11_rv_name(rv));
+}
+
 /* With d->lock held: the module (initialised again in a forked child), the slot and
  * the key's handle for this process, through a first session that stays pooled.
  * CKR_OK, or the CK_RV that stopped it; DIRECT_UNAVAILABLE when the module or token
@@ -267,9 +415,13 @@ static CK_RV direct_setup(p11_direct *d)
 {
     pid_t pid = getpid();
     CK_FUNCTION_LIST *f = d->mod ? p11_module_functions(d->mod) : NULL;
-    if (d->pid == pid)
-        for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]); /* of an earlier setup */
-    d->nsessions = 0; /* in a child: the parent's sessions, not ours to use or close */
+    if (d->pid == pid && d->mod) { /* of an earlier setup */
+        copy_drop(d);
+        for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
+    }
+    d->nsessions = 0; /* in a child: the parent's sessions and copy, not ours to use or close */
+    d->copy = CK_INVALID_HANDLE;
+    d->copy_session = CK_INVALID_HANDLE;
     d->pid = pid;
     d->ready = 0;
     if (p11_module_get(d->module, &d->mod) != 0 || p11_find_token(d->mod, d->uri.token, &d->slot, NULL) != 0) {
@@ -283,8 +435,11 @@ static CK_RV direct_setup(p11_direct *d)
     rv = direct_login(d, s);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_KEY_TYPE kt = CKK_EC;
-    CK_ATTRIBUTE tmpl[4] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
-    CK_ULONG nt = 2, n = 0;
+    CK_BBOOL on_token = CK_TRUE; /* never a session copy (ours or another key's) */
+    CK_ATTRIBUTE tmpl[5] = {{CKA_CLASS, &cls, sizeof cls},
+                            {CKA_KEY_TYPE, &kt, sizeof kt},
+                            {CKA_TOKEN, &on_token, sizeof on_token}};
+    CK_ULONG nt = 3, n = 0;
     if (d->uri.has_object) tmpl[nt++] = (CK_ATTRIBUTE){CKA_LABEL, d->uri.object, strlen(d->uri.object)};
     if (d->uri.has_id) tmpl[nt++] = (CK_ATTRIBUTE){CKA_ID, d->uri.id, d->uri.id_len};
     CK_OBJECT_HANDLE h[2];
@@ -303,6 +458,7 @@ static CK_RV direct_setup(p11_direct *d)
     }
     d->obj = h[0];
     d->sessions[d->nsessions++] = s;
+    if (d->copy_wanted) copy_make(d, s);
     d->ready = 1;
     return CKR_OK;
 }
@@ -446,6 +602,8 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
     ENSURE(u.has_token, SMKI_E_USAGE, "PKCS#11 URI names no token (add token=): %s", ref);
     ENSURE(!u.type[0] || strcmp(u.type, "private") == 0, SMKI_E_USAGE, "PKCS#11 URI type must be private: %s", ref);
     snprintf(k->token, sizeof k->token, "%s", u.token);
+    int copy_mode;
+    GUARD(key_copy_mode(o, &copy_mode));
     char pin[256] = "";
     const char *use_pin = o ? o->pin : NULL;
     if (!use_pin && u.pin_source[0]) {
@@ -455,7 +613,6 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
     }
     int rc = 0;
     PKCS11_SLOT *slot = NULL;
-    PKCS11_KEY *pk = NULL;
     GUARD_GOTO(p11_ctx_get(p11_module_choose(o, u.module_path), &k->p11), out);
     rc = find_slot(k->p11, u.token, &slot);
     if (rc == SMKI_E_NOTFOUND) { /* perhaps made since the context was loaded */
@@ -465,14 +622,12 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
     }
     GUARD_GOTO(rc, out);
     GUARD_GOTO(login(slot, u.token, use_pin), out);
-    GUARD_GOTO(find_private_key(slot, &u, &pk), out);
-    k->priv = PKCS11_get_private_key(pk);
-    ENSURE_SSL_GOTO(k->priv != NULL, SMKI_E_HSM, out, "token '%s': cannot use key '%s'", u.token, u.object);
+    GUARD_GOTO(find_private_key(slot, &u, &k->priv), out);
     ENSURE_GOTO(EVP_PKEY_get_base_id(k->priv) == EVP_PKEY_EC, SMKI_E_REFUSED, out,
                 "token '%s': key '%s' is not an EC key", u.token, u.object);
     k->is_token = 1;
     GUARD_GOTO(public_half(k), out);
-    GUARD_GOTO(direct_new(k, &u, p11_module_choose(o, u.module_path), use_pin), out);
+    GUARD_GOTO(direct_new(k, &u, p11_module_choose(o, u.module_path), use_pin, copy_mode), out);
 out:
     smki_wipe(pin, sizeof pin);
     return rc;

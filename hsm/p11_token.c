@@ -230,9 +230,10 @@ void p11_key_identifier(const uint8_t point[SMKI_POINT_LEN], uint8_t id[8])
 static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
 {
     CK_FUNCTION_LIST *f = p11_module_functions(m);
-    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}};
+    CK_BBOOL on_token = CK_TRUE; /* not the session copies of keys this process has open (key.c) */
+    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}, {CKA_TOKEN, &on_token, sizeof on_token}};
     CK_OBJECT_HANDLE h[4];
-    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 1);
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
     if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching keys");
     rv = f->C_FindObjects(s, h, 4, found);
     f->C_FindObjectsFinal(s);
@@ -402,10 +403,13 @@ int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info
     CK_FUNCTION_LIST *f = p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_KEY_TYPE kt = CKK_EC;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_KEY_TYPE, &kt, sizeof kt}};
+    CK_BBOOL on_token = CK_TRUE; /* not the session copies of keys this process has open (key.c) */
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_KEY_TYPE, &kt, sizeof kt},
+                           {CKA_TOKEN, &on_token, sizeof on_token}};
     CK_OBJECT_HANDLE h[256];
     CK_ULONG n = 0;
-    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 3);
     if (rv == CKR_OK) rv = f->C_FindObjects(s, h, 256, &n);
     f->C_FindObjectsFinal(s);
     ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': listing keys: %s", token_label, p11_rv_name(rv));

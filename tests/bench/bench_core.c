@@ -73,7 +73,7 @@ int main(int argc, char **argv)
     }
     int threads = atoi(argv[3]);
     if (threads < 1 || threads > 64) return 1;
-    smki_hsm_opts o = {NULL, getenv("SMKI_PIN")};
+    smki_hsm_opts o = {.pin = getenv("SMKI_PIN")};
     smki_key *key = NULL;
     if (smki_key_open(argv[1], &o, &key) != 0) {
         fprintf(stderr, "bench_core: %s\n", smki_error_msg());

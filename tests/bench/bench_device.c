@@ -122,7 +122,7 @@ int main(int argc, char **argv)
     char dir[] = "/tmp/smki-bench-device.XXXXXX", path[600];
     if (!mkdtemp(dir)) return 3;
     snprintf(path, sizeof path, "%s/hsm", dir);
-    smki_hsm_opts hsm = {NULL, PIN};
+    smki_hsm_opts hsm = {.pin = PIN};
     int created, rc = 3;
     smki_token_info info;
     smki_store *s = NULL;

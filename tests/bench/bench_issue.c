@@ -340,7 +340,7 @@ int main(int argc, char **argv)
             if (write_key(path, NULL) < 0) return die("key generation");
             len += (size_t)snprintf(conf_text + len, sizeof conf_text - len, "%s_key = file:%s\n", KINDS[i], path);
         }
-        smki_hsm_opts ho = {NULL, getenv("SMKI_PIN")};
+        smki_hsm_opts ho = {.pin = getenv("SMKI_PIN")};
         smki_conf *conf = NULL;
         smki_store *s = NULL;
         smki_ca_db db;

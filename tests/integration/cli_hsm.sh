@@ -30,7 +30,7 @@ PIN=user-1234567
 TIMEOUT=60 # no smki run may hang the suite
 
 # Nothing from the caller's shell may leak into the runs.
-unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_SHIM_FAIL SMKI_SHIM_RV SMKI_SHIM_MODULE SMKI_DEBUG SOFTHSM2_CONF GNUTLS_PIN
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_HSM_KEY_COPY SMKI_SHIM_FAIL SMKI_SHIM_RV SMKI_SHIM_MODULE SMKI_DEBUG SOFTHSM2_CONF GNUTLS_PIN
 
 ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-cli-hsm.XXXXXX")
 trap 'rm -rf "$ROOT"' EXIT
@@ -441,5 +441,27 @@ mkdir -p "$TYPO_HOME"
 printf '[hsm]\ntoken = x\ntokne = y\n' >"$TYPO_HOME/smki.conf"
 expect_exit 1 "a misspelt [hsm] key in smki.conf is a usage error" smki --home "$TYPO_HOME" key list
 expect_in "smki.conf:3: unknown setting 'tokne' under [hsm] (did you mean 'token'?)" "the typo is named with its line"
+
+# [hsm] key_copy: off signs with the token object (auto, the default, with a session
+# copy inside the token: every signature above); anything else is refused, naming it.
+KC_HOME=$ROOT/key-copy-home
+mkdir -p "$KC_HOME"
+printf '[hsm]\ntoken = %s\nsofthsm_dir = %s\nkey_copy = off\n' "$TOKEN" "$HOME_DIR/hsm" >"$KC_HOME/smki.conf"
+SMKI_PIN=$PIN expect_exit 0 "sign with key_copy = off in smki.conf" \
+    smki --home "$KC_HOME" sign --key sup-ds --in "$W/msg.bin" --out "$W/kc-off.sig"
+run openssl dgst -sha256 -verify "$W/pub.pem" -signature "$W/kc-off.sig" "$W/msg.bin"
+expect_in "Verified OK" "openssl verifies the signature made with key_copy = off"
+SMKI_PIN=$PIN SMKI_HSM_KEY_COPY=off expect_exit 0 "sign with SMKI_HSM_KEY_COPY=off" \
+    smki sign --key sup-ds --in "$W/msg.bin" --out "$W/kc-env.sig" --raw
+expect_exit 0 "the SMKI_HSM_KEY_COPY=off signature verifies" \
+    smki verify --pub "$W/pub.pem" --in "$W/msg.bin" --sig "$W/kc-env.sig" --raw
+printf '[hsm]\ntoken = %s\nsofthsm_dir = %s\nkey_copy = sometimes\n' "$TOKEN" "$HOME_DIR/hsm" >"$KC_HOME/smki.conf"
+SMKI_PIN=$PIN expect_exit 1 "key_copy = sometimes in smki.conf is a usage error" \
+    smki --home "$KC_HOME" sign --key sup-ds --in "$W/msg.bin" --out "$W/kc-bad.sig"
+expect_in "[hsm] key_copy must be auto or off, not 'sometimes'" "the bad key_copy is named"
+check "no signature file is left by the refused key_copy" test ! -e "$W/kc-bad.sig"
+SMKI_PIN=$PIN SMKI_HSM_KEY_COPY=never expect_exit 1 "SMKI_HSM_KEY_COPY=never is a usage error" \
+    smki sign --key sup-ds --in "$W/msg.bin" --out "$W/kc-bad.sig"
+expect_in "SMKI_HSM_KEY_COPY must be auto or off, not 'never'" "the bad SMKI_HSM_KEY_COPY is named"
 
 finish

@@ -5,7 +5,8 @@
  * call, so a test can make a working token fail midway.
  * With SMKI_SHIM_FORK_STRICT set, a session used for signing by another process than
  * the one that opened it answers CKR_DEVICE_ERROR: what a real HSM may do to a
- * forked child that reuses its parent's sessions (SoftHSM lets it pass). */
+ * forked child that reuses its parent's sessions (SoftHSM lets it pass), and so does
+ * signing with a key copy (C_CopyObject) made by another process. */
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 #include <stdlib.h>
@@ -52,9 +53,10 @@ static CK_RV shim_Login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin
 {
     return should_fail("C_Login") ? injected() : real->C_Login(s, u, pin, len);
 }
+static int foreign_copy(CK_OBJECT_HANDLE o);
 static CK_RV shim_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 {
-    if (foreign_session(s)) return CKR_DEVICE_ERROR;
+    if (foreign_session(s) || foreign_copy(k)) return CKR_DEVICE_ERROR;
     return should_fail("C_SignInit") ? injected() : real->C_SignInit(s, m, k);
 }
 static CK_RV shim_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR sig, CK_ULONG_PTR sl)
@@ -72,6 +74,46 @@ static CK_RV shim_DeriveKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_H
                             CK_ULONG n, CK_OBJECT_HANDLE_PTR k)
 {
     return should_fail("C_DeriveKey") ? injected() : real->C_DeriveKey(s, m, b, t, n, k);
+}
+/* A module that will not copy keys (SMKI_SHIM_FAIL=C_CopyObject with
+ * CKR_ACTION_PROHIBITED, ...), or whose copies do not keep their original's
+ * protection: with SMKI_SHIM_COPY_EXTRACTABLE set, the copies it made read back
+ * CKA_EXTRACTABLE true (the caller must destroy and not use them). */
+#define COPIES 256
+static CK_OBJECT_HANDLE copies[COPIES];
+static pid_t copy_owner[COPIES];
+static int ncopies;
+
+/* In strict mode a copy made by another process is not this one's to use either. */
+static int foreign_copy(CK_OBJECT_HANDLE o)
+{
+    if (!getenv("SMKI_SHIM_FORK_STRICT")) return 0;
+    for (int c = 0; c < ncopies; c++)
+        if (copies[c] == o && copy_owner[c] != getpid()) return 1;
+    return 0;
+}
+
+static CK_RV shim_CopyObject(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n,
+                             CK_OBJECT_HANDLE_PTR out)
+{
+    if (should_fail("C_CopyObject")) return injected();
+    CK_RV rv = real->C_CopyObject(s, o, t, n, out);
+    if (rv == CKR_OK && ncopies < COPIES) {
+        copy_owner[ncopies] = getpid();
+        copies[ncopies++] = *out;
+    }
+    return rv;
+}
+static CK_RV shim_GetAttributeValue(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n)
+{
+    CK_RV rv = real->C_GetAttributeValue(s, o, t, n);
+    if (rv != CKR_OK || !getenv("SMKI_SHIM_COPY_EXTRACTABLE")) return rv;
+    for (int c = 0; c < ncopies; c++)
+        if (copies[c] == o)
+            for (CK_ULONG i = 0; i < n; i++)
+                if (t[i].type == CKA_EXTRACTABLE && t[i].pValue && t[i].ulValueLen == sizeof(CK_BBOOL))
+                    *(CK_BBOOL *)t[i].pValue = CK_TRUE;
+    return rv;
 }
 static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_ATTRIBUTE_PTR pt, CK_ULONG pn,
                                   CK_ATTRIBUTE_PTR kt, CK_ULONG kn, CK_OBJECT_HANDLE_PTR pub,
@@ -95,6 +137,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
         shim.C_Sign = shim_Sign;
         shim.C_DeriveKey = shim_DeriveKey;
         shim.C_GenerateKeyPair = shim_GenerateKeyPair;
+        shim.C_CopyObject = shim_CopyObject;
+        shim.C_GetAttributeValue = shim_GetAttributeValue;
     }
     *out = &shim;
     return CKR_OK;

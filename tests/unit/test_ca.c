@@ -902,7 +902,7 @@ static void test_ca_init_generates_keys_in_the_token_and_refuses_a_taken_label(v
     snprintf(hsm, sizeof hsm, "%s/hsm", dir);
     snprintf(store, sizeof store, "%s/store", dir);
     assert_ok(smki_softhsm_prepare(hsm));
-    smki_hsm_opts opts = {NULL, PIN};
+    smki_hsm_opts opts = {.pin = PIN};
     smki_store *s = NULL;
     smki_ca_db db;
     assert_ok(smki_store_open(store, NULL, &s));

@@ -887,7 +887,7 @@ static void test_sign_and_wrap_with_softhsm_token_keys(void **state)
     int created = 0;
     smki_token_info info;
     assert_ok(smki_token_init(NULL, "gbcs", "87654321", "4321", &created, &info));
-    smki_hsm_opts o = {NULL, "4321"};
+    smki_hsm_opts o = {.pin = "4321"};
     char ds_uri[SMKI_KEY_URI_MAX], ka_uri[SMKI_KEY_URI_MAX];
     assert_ok(smki_key_generate(&o, "gbcs", "ds", SMKI_USAGE_DS, ds_uri));
     assert_ok(smki_key_generate(&o, "gbcs", "ka", SMKI_USAGE_KA, ka_uri));

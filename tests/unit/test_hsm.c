@@ -25,9 +25,51 @@
 
 static char dir[1024];
 static char ds_uri[SMKI_KEY_URI_MAX], ka_uri[SMKI_KEY_URI_MAX];
-static const smki_hsm_opts opts = {NULL, PIN};
+static const smki_hsm_opts opts = {.pin = PIN};
 
 static const uint8_t MSG[] = "a pre-command, more or less";
+
+/* The session objects of this process that are private keys: the copies the open keys
+ * sign with. Counted through a logged-in session of the test's own. With *handle the
+ * last one found. */
+static int session_key_copies(CK_OBJECT_HANDLE *handle)
+{
+    p11_module *m;
+    CK_SLOT_ID slot;
+    CK_SESSION_HANDLE s;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        p11_open_session(m, slot, TOKEN, PIN, 0, &s) != 0)
+        return -1;
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
+    CK_BBOOL no = CK_FALSE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_TOKEN, &no, sizeof no}};
+    CK_OBJECT_HANDLE h[64];
+    CK_ULONG n = 0;
+    if (f->C_FindObjectsInit(s, tmpl, 2) != CKR_OK) return -1;
+    CK_RV rv = f->C_FindObjects(s, h, 64, &n);
+    f->C_FindObjectsFinal(s);
+    if (rv == CKR_OK && n > 0 && handle) *handle = h[n - 1];
+    f->C_CloseSession(s);
+    return rv == CKR_OK ? (int)n : -1;
+}
+
+static int sign_verify_n(smki_key *k, int n)
+{
+    for (int i = 0; i < n; i++) {
+        uint8_t msg[8] = {(uint8_t)i, 0x77}, sig[SMKI_SIG_MAX];
+        size_t len = sizeof sig;
+        if (smki_key_sign(k, msg, sizeof msg, SMKI_SIG_RAW, sig, &len) != 0) {
+            fprintf(stderr, "sign: %s\n", smki_error_msg());
+            return 0;
+        }
+        if (smki_verify(smki_key_public(k), msg, sizeof msg, SMKI_SIG_RAW, sig, len) != 0) return 0;
+        msg[0] ^= 1;
+        if (smki_verify(smki_key_public(k), msg, sizeof msg, SMKI_SIG_RAW, sig, len) != SMKI_E_VERIFY) return 0;
+    }
+    return 1;
+}
+
 
 static int setup(void **state)
 {
@@ -89,7 +131,7 @@ static void test_key_generate_needs_pin(void **state)
 {
     (void)state;
     char uri[SMKI_KEY_URI_MAX];
-    smki_hsm_opts none = {NULL, NULL};
+    smki_hsm_opts none = {0};
     assert_fails(smki_key_generate(&none, TOKEN, "x", SMKI_USAGE_DS, uri), SMKI_E_USAGE, "PIN");
 }
 
@@ -264,7 +306,7 @@ static void wrong_pin_child(void)
         _exit(10);
     p11_module_functions(m)->C_CloseAllSessions(slot);
     smki_key *k = NULL;
-    smki_hsm_opts bad = {NULL, "0000"};
+    smki_hsm_opts bad = {.pin = "0000"};
     int rc = smki_key_generate(&bad, TOKEN, "never", SMKI_USAGE_DS, (char[SMKI_KEY_URI_MAX]){0});
     if (rc != SMKI_E_REFUSED || !strstr(smki_error_msg(), "CKR_PIN_INCORRECT") || !strstr(smki_error_msg(), TOKEN))
         _exit(11);
@@ -408,7 +450,9 @@ static void test_token_key_signs_from_more_threads_than_pooled_sessions(void **s
         assert_int_equal(a[i].bad, 0);
         assert_int_equal(a[i].signed_ok, 60);
     }
+    assert_int_equal(session_key_copies(NULL), 1); /* one copy shared by every pooled session */
     smki_key_free(k);
+    assert_int_equal(session_key_copies(NULL), 0);
 }
 
 /* A key-agreement key asked to sign: refused by the token, named in the error. */
@@ -455,7 +499,7 @@ static void fork_strict_child(void)
     const char *shim = getenv("SMKI_SHIM_PATH");
     if (!shim) _exit(40);
     setenv("SMKI_SHIM_FORK_STRICT", "1", 1);
-    smki_hsm_opts o = {shim, PIN};
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
     smki_key *k = NULL;
     if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) _exit(41);
     uint8_t sig[SMKI_SIG_MAX];
@@ -530,6 +574,7 @@ static void session_loss_child(void)
         fprintf(stderr, "ecdh: %s\n", smki_error_msg());
         _exit(58);
     }
+    if (session_key_copies(NULL) != 2) _exit(59); /* the lost copies made again, one each */
     smki_key_free(ka);
     /* A logout through a session of our own: the key's sessions stay open but are no
      * longer logged in. */
@@ -537,7 +582,9 @@ static void session_loss_child(void)
     if (f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) != CKR_OK || f->C_Logout(s) != CKR_OK) _exit(55);
     if (!sign_once_ok(k)) _exit(56);
     f->C_CloseSession(s);
+    if (session_key_copies(NULL) != 1) _exit(66);
     smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(67);
     _exit(0);
 }
 
@@ -720,6 +767,233 @@ static void test_ds_token_key_refuses_ecdh(void **state)
     smki_key_free(tok);
 }
 
+/* ---- Session copies of token keys (key_copy) -------------------------------------------- */
+
+/* By default a token key signs with one session copy of itself, made at the first
+ * signature, that keeps the original's protection, never goes to the token's files,
+ * and is gone once the key is freed. A second key open on the same token key makes
+ * its own; neither confuses opening the key again nor listing the token's keys. */
+static void test_token_key_signs_with_a_session_copy_destroyed_at_free(void **state)
+{
+    (void)state;
+    unsetenv("SMKI_HSM_KEY_COPY");
+    assert_int_equal(session_key_copies(NULL), 0);
+    smki_key *k = NULL, *k2 = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    assert_int_equal(session_key_copies(NULL), 0); /* made when first used, not at open */
+    assert_true(sign_verify_n(k, 5));
+    CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+    assert_int_equal(session_key_copies(&copy), 1);
+    p11_module *m;
+    CK_SLOT_ID slot;
+    assert_ok(p11_module_get(smki_softhsm_default_module(), &m));
+    assert_ok(p11_find_token(m, TOKEN, &slot, NULL));
+    CK_SESSION_HANDLE s;
+    assert_ok(p11_open_session(m, slot, TOKEN, PIN, 0, &s));
+    CK_BBOOL token = CK_TRUE, sensitive = CK_FALSE, extractable = CK_TRUE, sign = CK_FALSE, derive = CK_TRUE;
+    CK_ATTRIBUTE a[] = {{CKA_TOKEN, &token, 1},
+                        {CKA_SENSITIVE, &sensitive, 1},
+                        {CKA_EXTRACTABLE, &extractable, 1},
+                        {CKA_SIGN, &sign, 1},
+                        {CKA_DERIVE, &derive, 1}};
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    assert_int_equal(f->C_GetAttributeValue(s, copy, a, 5), CKR_OK);
+    assert_false(token);
+    assert_true(sensitive);
+    assert_false(extractable);
+    assert_true(sign);
+    assert_false(derive);
+    uint8_t value[64];
+    CK_ATTRIBUTE v = {CKA_VALUE, value, sizeof value};
+    assert_int_equal(f->C_GetAttributeValue(s, copy, &v, 1), CKR_ATTRIBUTE_SENSITIVE);
+    /* a second key on the same token key, while the first is open */
+    assert_ok(smki_key_open("pkcs11:token=" TOKEN ";object=ds", &opts, &k2));
+    assert_true(sign_verify_n(k2, 3));
+    assert_int_equal(session_key_copies(NULL), 2);
+    assert_int_equal(EVP_PKEY_eq(smki_key_public(k), smki_key_public(k2)), 1);
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    int ds = 0;
+    assert_ok(smki_key_list(&opts, TOKEN, &keys, &n));
+    for (size_t i = 0; i < n; i++) ds += strcmp(keys[i].label, "ds") == 0;
+    free(keys);
+    assert_int_equal(ds, 1);
+    char uri[SMKI_KEY_URI_MAX];
+    assert_fails(smki_key_generate(&opts, TOKEN, "ds", SMKI_USAGE_DS, uri), SMKI_E_EXISTS, "'ds'");
+    smki_key_free(k2);
+    assert_int_equal(session_key_copies(NULL), 1);
+    assert_true(sign_verify_n(k, 2)); /* the first key's copy is untouched */
+    smki_key_free(k);
+    assert_int_equal(session_key_copies(NULL), 0);
+    assert_int_equal(f->C_GetAttributeValue(s, copy, a, 1), CKR_OBJECT_HANDLE_INVALID);
+    f->C_CloseSession(s);
+    /* and the key opens and signs again after its copies came and went */
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    assert_true(sign_verify_n(k, 2));
+    smki_key_free(k);
+    assert_int_equal(session_key_copies(NULL), 0);
+}
+
+/* ECDH with a key-agreement key goes through its copy as well, and agrees with
+ * software. */
+static void test_token_ecdh_uses_a_session_copy(void **state)
+{
+    (void)state;
+    smki_key *ka = NULL;
+    assert_ok(smki_key_open(ka_uri, &opts, &ka));
+    EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    assert_non_null(peer);
+    uint8_t z1[32], z2[32];
+    size_t zlen = sizeof z2;
+    assert_ok(smki_key_ecdh(ka, peer, z1));
+    assert_int_equal(session_key_copies(NULL), 1);
+    EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new(peer, NULL);
+    assert_int_equal(EVP_PKEY_derive_init(ctx), 1);
+    assert_int_equal(EVP_PKEY_derive_set_peer(ctx, smki_key_public(ka)), 1);
+    assert_int_equal(EVP_PKEY_derive(ctx, z2, &zlen), 1);
+    assert_memory_equal(z1, z2, 32);
+    EVP_PKEY_CTX_free(ctx);
+    EVP_PKEY_free(peer);
+    uint8_t sig[SMKI_SIG_MAX]; /* and the copy may not sign either */
+    size_t len = sizeof sig;
+    assert_fails(smki_key_sign(ka, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len), SMKI_E_REFUSED,
+                 "CKR_KEY_FUNCTION_NOT_PERMITTED");
+    smki_key_free(ka);
+    assert_int_equal(session_key_copies(NULL), 0);
+}
+
+/* key_copy off, by option or by SMKI_HSM_KEY_COPY: the token object signs, nothing is
+ * copied. The option wins over the environment; a bad word is refused naming it. */
+static void test_key_copy_off_never_copies(void **state)
+{
+    (void)state;
+    smki_hsm_opts off = {.pin = PIN, .key_copy = SMKI_KEY_COPY_OFF};
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &off, &k));
+    assert_true(sign_verify_n(k, 5));
+    assert_int_equal(session_key_copies(NULL), 0);
+    smki_key_free(k);
+    setenv("SMKI_HSM_KEY_COPY", "off", 1);
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    assert_true(sign_verify_n(k, 3));
+    assert_int_equal(session_key_copies(NULL), 0);
+    smki_key_free(k);
+    smki_hsm_opts on = {.pin = PIN, .key_copy = SMKI_KEY_COPY_AUTO};
+    assert_ok(smki_key_open(ds_uri, &on, &k));
+    assert_true(sign_verify_n(k, 1));
+    assert_int_equal(session_key_copies(NULL), 1);
+    smki_key_free(k);
+    setenv("SMKI_HSM_KEY_COPY", "sometimes", 1);
+    k = NULL;
+    assert_fails(smki_key_open(ds_uri, &opts, &k), SMKI_E_USAGE, "SMKI_HSM_KEY_COPY must be auto or off");
+    assert_null(k);
+    unsetenv("SMKI_HSM_KEY_COPY");
+    smki_hsm_opts bad = {.pin = PIN, .key_copy = 7};
+    assert_fails(smki_key_open(ds_uri, &bad, &k), SMKI_E_USAGE, "key_copy");
+    int mode = 0;
+    assert_ok(smki_key_copy_parse("auto", "x", &mode));
+    assert_int_equal(mode, SMKI_KEY_COPY_AUTO);
+    assert_ok(smki_key_copy_parse("off", "x", &mode));
+    assert_int_equal(mode, SMKI_KEY_COPY_OFF);
+    assert_fails(smki_key_copy_parse("OFF", "smki.conf [hsm] key_copy", &mode), SMKI_E_USAGE,
+                 "smki.conf [hsm] key_copy must be auto or off");
+    assert_fails(smki_key_copy_parse(NULL, "key_copy", &mode), SMKI_E_USAGE, "key_copy");
+}
+
+/* A module that refuses C_CopyObject (as an HSM may), or whose copy would not keep
+ * the key's protection: the key signs with the token object, from several threads,
+ * every signature verified, and no copy is left. */
+static void copy_refused_child(void)
+{
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(70);
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
+    static const char *const refusals[] = {"0x1b" /* CKR_ACTION_PROHIBITED */, "0x10" /* CKR_ATTRIBUTE_READ_ONLY */,
+                                           "0xd1" /* CKR_TEMPLATE_INCONSISTENT */,
+                                           "0x54" /* CKR_FUNCTION_NOT_SUPPORTED */};
+    setenv("SMKI_SHIM_FAIL", "C_CopyObject", 1);
+    for (size_t r = 0; r < sizeof refusals / sizeof refusals[0]; r++) {
+        setenv("SMKI_SHIM_RV", refusals[r], 1);
+        smki_key *k = NULL;
+        if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) _exit(71);
+        pthread_t t[3];
+        many_arg a[3];
+        for (int i = 0; i < 3; i++) {
+            a[i] = (many_arg){k, i, 0, 0};
+            if (pthread_create(&t[i], NULL, sign_twenty, &a[i]) != 0) _exit(72);
+        }
+        for (int i = 0; i < 3; i++) {
+            pthread_join(t[i], NULL);
+            if (a[i].bad || a[i].signed_ok != 20) _exit(73);
+        }
+        if (session_key_copies(NULL) != 0) _exit(74);
+        smki_key_free(k);
+    }
+    unsetenv("SMKI_SHIM_FAIL");
+    unsetenv("SMKI_SHIM_RV");
+    setenv("SMKI_SHIM_COPY_EXTRACTABLE", "1", 1);
+    smki_key *k = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) _exit(75);
+    if (!sign_verify_n(k, 5)) _exit(76);
+    if (session_key_copies(NULL) != 0) _exit(77); /* made, found wanting, destroyed */
+    smki_key_free(k);
+    unsetenv("SMKI_SHIM_COPY_EXTRACTABLE");
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) _exit(78);
+    if (!sign_verify_n(k, 2) || session_key_copies(NULL) != 1) _exit(79); /* the shim copies when let */
+    smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(80);
+    _exit(0);
+}
+
+static void test_module_refusing_copies_signs_with_the_token_object(void **state)
+{
+    (void)state;
+    in_child(copy_refused_child);
+}
+
+/* After fork the child never uses its parent's copy: it makes its own, signs with it
+ * (every signature verified), and freeing the key in the child leaves the parent's
+ * copy alone. (test_forked_child_signs_on_sessions_of_its_own, through the strict shim,
+ * fails any signature with a copy the signing process did not make.) */
+static void fork_copy_child(void)
+{
+    smki_key *k = NULL;
+    if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_verify_n(k, 2) || session_key_copies(NULL) != 1) _exit(81);
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* SoftHSM's memory came along with fork, the parent's copy in it; a module
+         * that forgets everything at fork shows none */
+        int inherited = session_key_copies(NULL);
+        pthread_t t[2];
+        many_arg a[2];
+        for (int i = 0; i < 2; i++) {
+            a[i] = (many_arg){k, i, 0, 0};
+            if (pthread_create(&t[i], NULL, sign_twenty, &a[i]) != 0) _exit(82);
+        }
+        for (int i = 0; i < 2; i++) {
+            pthread_join(t[i], NULL);
+            if (a[i].bad || a[i].signed_ok != 20) _exit(83);
+        }
+        if (session_key_copies(NULL) != inherited + 1) _exit(84); /* one of its own */
+        smki_key_free(k);
+        if (session_key_copies(NULL) != inherited) _exit(85);
+        _exit(0);
+    }
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(WIFEXITED(status) ? WEXITSTATUS(status) : 86);
+    if (session_key_copies(NULL) != 1 || !sign_verify_n(k, 3)) _exit(87);
+    smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(88);
+    _exit(0);
+}
+
+static void test_forked_child_signs_with_a_copy_of_its_own(void **state)
+{
+    (void)state;
+    in_child(fork_copy_child);
+}
+
 /* ---- Public keys and signatures from outside ---------------------------------------- */
 
 static uint8_t *spki_der(EVP_PKEY *pk, size_t *len)
@@ -887,7 +1161,7 @@ static void device_error_child(void)
 {
     const char *shim = getenv("SMKI_SHIM_PATH");
     if (!shim) _exit(30);
-    smki_hsm_opts o = {shim, PIN};
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
     smki_key *k = NULL;
     if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0) {
         fprintf(stderr, "shim open: %s\n", smki_error_msg());
@@ -1012,6 +1286,11 @@ int main(void)
         cmocka_unit_test(test_pub_load_does_not_read_past_unterminated_input),
         cmocka_unit_test(test_device_error_is_reported_not_fatal),
         cmocka_unit_test(test_uri_round_trip_and_escapes),
+        cmocka_unit_test(test_token_key_signs_with_a_session_copy_destroyed_at_free),
+        cmocka_unit_test(test_token_ecdh_uses_a_session_copy),
+        cmocka_unit_test(test_key_copy_off_never_copies),
+        cmocka_unit_test(test_module_refusing_copies_signs_with_the_token_object),
+        cmocka_unit_test(test_forked_child_signs_with_a_copy_of_its_own),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

@@ -45,7 +45,7 @@ int cli_home(smki_cli *c)
     if (c->conf) return 0;
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
     GUARD(smki_conf_load(c->conf_path, &c->conf));
-    static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", NULL};
+    static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", "key_copy", NULL};
     static const char *const STORE_KEYS[] = {"path", NULL};
     static const char *const LINT_KEYS[] = {"env", NULL};
     GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
@@ -59,6 +59,13 @@ int cli_home(smki_cli *c)
              store_dir[0] == '/' ? "" : "/", store_dir);
     c->token = smki_conf_get(c->conf, "hsm.token", "smki");
     c->hsm.module = smki_conf_get(c->conf, "hsm.module", NULL);
+    /* Unset: $SMKI_HSM_KEY_COPY, else auto (hsm.h). */
+    const char *key_copy = smki_conf_get(c->conf, "hsm.key_copy", NULL);
+    if (key_copy) {
+        char what[sizeof c->conf_path + 32];
+        snprintf(what, sizeof what, "%s: [hsm] key_copy", c->conf_path);
+        GUARD(smki_key_copy_parse(key_copy, what, &c->hsm.key_copy));
+    }
     /* The embedded default: SoftHSM with its tokens inside the home. A configured
      * module (a real HSM) brings its own configuration. */
     if (!c->hsm.module) GUARD(smki_softhsm_prepare(c->hsm_dir));
