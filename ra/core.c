@@ -25,7 +25,7 @@ static int conf_uint(const smki_conf *c, const char *key, unsigned lo, unsigned 
 
 int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
 {
-    smki_ra_policy p = {1, 2, 1000, 200, 150, 10000, 1000, 64, "test"};
+    smki_ra_policy p = {1, 2, 1000, 200, 150, 10000, 1000, 64, "test", ""};
     if (conf) {
         GUARD(conf_uint(conf, "ra.approvals_organisation", 0, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
         GUARD(conf_uint(conf, "ra.approvals_sensitive", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_sensitive));
@@ -39,6 +39,11 @@ int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
         if (d) {
             ENSURE(strlen(d) < sizeof p.direct_envs, SMKI_E_USAGE, "configuration ra.direct_issue is too long");
             snprintf(p.direct_envs, sizeof p.direct_envs, "%s", strcmp(d, "none") == 0 ? "" : d);
+        }
+        const char *u = smki_conf_get(conf, "ra.unmanaged", NULL);
+        if (u) {
+            ENSURE(strlen(u) < sizeof p.unmanaged_envs, SMKI_E_USAGE, "configuration ra.unmanaged is too long");
+            snprintf(p.unmanaged_envs, sizeof p.unmanaged_envs, "%s", strcmp(u, "none") == 0 ? "" : u);
         }
     }
     /* Sensitive actions never need fewer approvals than ordinary ones. */

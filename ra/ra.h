@@ -32,11 +32,13 @@ typedef struct {
     unsigned batch_group;         /* device certificates per durable commit (1000) */
     unsigned checkpoint_every;    /* a signed audit checkpoint every N entries (64) */
     char direct_envs[128];        /* environments where 'smki ca issue' may issue directly ("test") */
+    char unmanaged_envs[128];     /* environments a store WITHOUT RA operators may issue and revoke in
+                                   * directly, unaudited: lab stores only (none) */
 } smki_ra_policy;
 
 /* Defaults, then keys of conf (may be NULL): [ra] approvals_organisation,
  * approvals_sensitive, batch_review_size, rate_per_day, demand_percent,
- * demand_baseline, batch_group, direct_issue; [audit] checkpoint_every. A malformed
+ * demand_baseline, batch_group, direct_issue, unmanaged; [audit] checkpoint_every. A malformed
  * number is refused naming the key. */
 int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out);
 
@@ -104,8 +106,14 @@ int smki_ra_operator_count(smki_ra *ra, size_t *n);
  * test environment (test certificates go only to Testing Participants), and in every
  * environment once the store has RA operators. *gated says; when gated and no party is
  * given, SMKI_E_REFUSED saying what is needed. what names the certificates in the
- * message ("certificates", "device certificates"). */
+ * message ("certificates", "device certificates"). A store without operators issues
+ * ungated only in the environments of ra.unmanaged (lab stores); anywhere else it is
+ * refused (SMKI_E_REFUSED) until the RA exists: no certificate outside the RA. */
 int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated);
+/* The same rule for acting without the RA (revoking): 0 when the store has operators
+ * (the caller goes through them) or env is in ra.unmanaged; else SMKI_E_REFUSED naming
+ * what (e.g. "revocation") and what to do. *managed says whether the store has operators. */
+int smki_ra_unmanaged_check(smki_ra *ra, const char *env, const char *what, int *managed);
 
 /* ---- Parties ------------------------------------------------------------------------------ */
 typedef struct {

@@ -76,6 +76,8 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e);
 /* Its first half, the Party's standing: registered, not suspended, a Testing Participant
  * with its agreement in test, an Authorised Subscriber for e->type (and role) in e->env. */
 int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out);
+/* Whether env is one of the names in list (separated by spaces or commas). */
+int ra_env_listed(const char *list, const char *env);
 int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o);
 
 #endif

@@ -210,12 +210,31 @@ int smki_ra_operator_count(smki_ra *ra, size_t *n)
     return 0;
 }
 
-int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated)
+int smki_ra_unmanaged_check(smki_ra *ra, const char *env, const char *what, int *managed)
 {
     size_t operators = 0;
     GUARD(smki_ra_operator_count(ra, &operators));
+    *managed = operators > 0;
+    if (*managed) return 0;
+    ENSURE(env && ra_env_listed(ra->pol.unmanaged_envs, env), SMKI_E_REFUSED,
+           "environment %s: %s goes only through the RA, and this store has no RA operators yet: register "
+           "them ('smki ra operator add', docs/ra.md) and use 'smki ra request'; only a lab store may list the "
+           "environment in ra.unmanaged (now: %s) to act without an RA",
+           env ? env : "(none)", what, ra->pol.unmanaged_envs[0] ? ra->pol.unmanaged_envs : "none");
+    return 0;
+}
+
+int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated)
+{
+    int managed = 0;
     int is_test = env && strcmp(env, "test") == 0;
-    *gated = operators > 0 || is_test;
+    if (!is_test) GUARD(smki_ra_unmanaged_check(ra, env, "issuance", &managed));
+    else {
+        size_t operators = 0;
+        GUARD(smki_ra_operator_count(ra, &operators));
+        managed = operators > 0;
+    }
+    *gated = managed || is_test;
     ENSURE(!*gated || party, SMKI_E_REFUSED,
            "%s: %s go only to registered Parties%s: give --party SIGNIFIER and --operator NAME (the RA: "
            "'smki ra party add', 'smki ra --help')",

@@ -1317,6 +1317,8 @@ static int env_listed(const char *list, const char *env)
     return 0;
 }
 
+int ra_env_listed(const char *list, const char *env) { return env_listed(list, env); }
+
 typedef struct {
     const smki_ra_eligibility *e;
     const smki_cert *cert;

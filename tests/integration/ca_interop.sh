@@ -282,6 +282,14 @@ token = smki-prod
 CONF
 expect_exit 0 "ca init --env production with configured OIDs" psmki ca init --env production --config "$W/prod.conf"
 PCA=$PROD_HOME/ca/production
+# No certificate outside the RA: a store without RA operators issues in production only
+# when it is declared a lab store (ra.unmanaged).
+expect_exit 2 "production without an RA: issuance refused" \
+    psmki ca issue --env production --csr "$REAL_CSR" --out "$W/prod-device.pem"
+expect_in "no RA operators yet" "the refusal says the RA is missing"
+expect_in "ra.unmanaged" "and names the lab-store setting"
+check "nothing written by the refusal" test ! -e "$W/prod-device.pem"
+printf '\n[ra]\nunmanaged = production\n' >>"$PROD_HOME/smki.conf"
 expect_exit 0 "production: issue the real device CSR" \
     psmki ca issue --env production --csr "$REAL_CSR" --out "$W/prod-device.pem"
 expect_exit 0 "production: issue an organisation certificate" \

@@ -281,6 +281,7 @@ CONF
 expect_exit 0 "ca init --env production (placeholder OIDs)" psmki ca init --env production --config "$W/prod.conf"
 expect_in "5 CA(s) created" "its five CAs"
 PCA=$PROD_HOME/ca/production
+printf '\n[ra]\nunmanaged = production\n' >>"$PROD_HOME/smki.conf" # a lab store: no RA (ca_interop.sh)
 cat "$PCA/dccki-root.pem" "$PCA/dccki-ica.pem" >"$W/prod-dccki-chain.pem"
 newkey pclient
 newcsr pclient "/CN=x" digitalSignature

@@ -1161,9 +1161,31 @@ static void test_issue_gate_binds_test_always_and_others_once_the_ra_has_operato
 {
     fixture *f = *state;
     int gated = -1;
-    /* No operators yet: production issues directly, test never does without a Party. */
-    assert_ok(smki_ra_issue_gate(f->ra, "production", NULL, "certificates", &gated));
+    /* No operators yet: production issues nothing (no certificate outside the RA) unless
+     * the store is declared a lab store for it (ra.unmanaged); then ungated. Test never
+     * issues without a Party. */
+    assert_fails(smki_ra_issue_gate(f->ra, "production", NULL, "certificates", &gated), SMKI_E_REFUSED,
+                 "environment production: issuance goes only through the RA, and this store has no RA operators yet");
+    int managed = -1;
+    assert_fails(smki_ra_unmanaged_check(f->ra, "production", "revocation", &managed), SMKI_E_REFUSED,
+                 "revocation goes only through the RA");
+    assert_int_equal(managed, 0);
+    static const char LAB[] = "[ra]\nunmanaged = lab, production\n";
+    smki_conf *conf = NULL;
+    smki_ra_policy pol;
+    smki_ra *lab = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)LAB, sizeof LAB - 1, "lab.conf", &conf));
+    assert_ok(smki_ra_policy_load(conf, &pol));
+    smki_conf_free(conf);
+    assert_string_equal(pol.unmanaged_envs, "lab, production");
+    assert_ok(smki_ra_open(f->store, &pol, &lab));
+    assert_ok(smki_ra_issue_gate(lab, "production", NULL, "certificates", &gated));
     assert_int_equal(gated, 0);
+    assert_ok(smki_ra_unmanaged_check(lab, "production", "revocation", &managed));
+    assert_int_equal(managed, 0);
+    assert_fails(smki_ra_issue_gate(lab, "productio", NULL, "certificates", &gated), SMKI_E_REFUSED,
+                 "no RA operators yet");
+    smki_ra_close(lab);
     assert_fails(smki_ra_issue_gate(f->ra, "test", NULL, "device certificates", &gated), SMKI_E_REFUSED,
                  "test environment: device certificates go only to registered Parties that are Testing Participants");
     assert_ok(smki_ra_issue_gate(f->ra, "test", "GITTEST", "certificates", &gated));

@@ -970,16 +970,16 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
      * the policy allows direct issuance (test); elsewhere 'smki ra revoke'. */
     smki_ra *ra = NULL;
     smki_key *op_k = NULL;
-    size_t operators = 0;
+    int managed = 0;
     if (rc == 0) {
         smki_ra_policy pol;
         rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-        if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
+        if (rc == 0) rc = smki_ra_unmanaged_check(ra, env, "revocation", &managed);
     }
     if (rc == 0) {
         smki_revoke_req r = {serial, issuer_s ? issuer : NULL, env, reason, 0};
-        if (operators > 0) {
+        if (managed) {
             rc = cli_pin(c, 0) < 0 ? smki_error_code() : ra_cli_actor(c, op, op_key, &op_k);
             smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
             if (rc == 0) ra_cli_checkpoint_key(c, ra);
@@ -1014,7 +1014,7 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
         printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
                smki_revoke_reason_name(rev.reason), t);
         printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s%s'.\n", p->is_ca ? "ARL" : "CRL",
-               cmd, cert->env, operators > 0 ? " --operator NAME" : "");
+               cmd, cert->env, managed ? " --operator NAME" : "");
     }
     free(cert);
     return EXIT_OK;
