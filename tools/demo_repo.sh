@@ -15,6 +15,7 @@ cleanup() {
     rm -rf "$SCRATCH"
 }
 trap cleanup EXIT INT TERM
+source "$(dirname "$0")/repo_lib.sh"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
@@ -51,15 +52,9 @@ fi
 
 say "1. Start the SMKI Repository for the test environment (foreground process; JSON logs)"
 echo "\$ $SMKI repo serve --env test --listen 127.0.0.1:0 --access-log &"
-"$SMKI" repo serve --env test --listen 127.0.0.1:0 --access-log 2>"$SCRATCH/serve.log" &
-SERVER=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$SCRATCH/serve.log" | head -1)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$SCRATCH/serve.log"; exit 1; }
+repo_serve_start "$SMKI" "$SCRATCH/serve.log" --env test --listen 127.0.0.1:0 --access-log ||
+    { SERVER=$REPO_PID; cat "$SCRATCH/serve.log"; exit 1; }
+SERVER=$REPO_PID
 head -1 "$SCRATCH/serve.log"
 URL=http://127.0.0.1:$PORT
 run curl -s "$URL/health"

@@ -20,6 +20,7 @@ cleanup() {
     rm -rf "$W"
 }
 trap cleanup EXIT INT TERM
+source "$(dirname "$0")/repo_lib.sh"
 export SMKI_HOME=$W/home
 unset SMKI_PIN SMKI_SO_PIN
 mkdir -p "$SMKI_HOME/keys"
@@ -38,16 +39,9 @@ DEV_SERIAL=$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=soak" \
     -addext "keyUsage=critical,digitalSignature" -out "$W/org.csr" 2>/dev/null
 
-"$SMKI" repo serve --env test --listen 127.0.0.1:0 --threads 2 --max-conns 4096 2>"$W/serve.log" &
-SERVER=$!
-PIDS+=("$SERVER")
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
-[[ -n $PORT ]] || { cat "$W/serve.log"; exit 1; }
+repo_serve_start "$SMKI" "$W/serve.log" --env test --listen 127.0.0.1:0 --threads 2 --max-conns 4096 ||
+    { cat "$W/serve.log"; exit 1; }
+SERVER=$REPO_PID
 
 echo "== soak repo: ${CONNS} keep-alive connections for ${SECS}s on 127.0.0.1:$PORT while the CA issues"
 # The CA: organisation certificates for one EUI-64, one after another, until told to stop.

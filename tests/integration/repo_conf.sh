@@ -37,21 +37,6 @@ expect_exit 0 "a test hierarchy to serve" smki ca init --env test --config "$SMK
 with_repo() {
     { cat "$BASE"; echo "[repo]"; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"
 }
-# start_server LOG ARGS...: smki repo serve in the background; sets PORT from its log.
-start_server() {
-    local log=$1
-    shift
-    "$SMKI_BIN" repo serve "$@" 2>"$log" &
-    PIDS+=($!)
-    PORT=
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [[ -n $PORT ]] && break
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n $PORT ]] || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
-}
 stop_server() {
     local p=${PIDS[-1]} rc=0
     kill -TERM "$p"
