@@ -19,14 +19,8 @@ ROUNDS=${REPO_ROUNDS:-3}
 SAMPLES=${REPO_SAMPLES:-20000}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
 source "$(dirname "$0")/repo_lib.sh"
+repo_cleanup_trap
 for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 

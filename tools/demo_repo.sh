@@ -23,14 +23,7 @@ if [ -z "${SMKI_HOME:-}" ] || [ ! -f "$SMKI_HOME/ca/test/smki-root.pem" ]; then
     export SMKI_HOME=$SCRATCH/home
     unset SMKI_PIN SMKI_SO_PIN
     say "A scratch home with a test hierarchy of software keys ($SMKI_HOME)"
-    mkdir -p "$SMKI_HOME/keys"
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-    done
-    {
-        printf '[store]\npath = store\n[ca.test]\n'
-        for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-    } >"$SMKI_HOME/smki.conf"
+    repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
     "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca crl --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca arl --env test --config "$SMKI_HOME/smki.conf" | tail -1

@@ -23,3 +23,30 @@ repo_serve_start() {
     done
     [[ -n $PORT ]]
 }
+
+# repo_cleanup_trap: PIDS=() and, on every exit, each process in PIDS stopped (SIGTERM,
+# then waited for) and the scratch folder $W removed.
+repo_cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+    rm -rf "$W"
+}
+repo_cleanup_trap() {
+    PIDS=()
+    trap repo_cleanup EXIT INT TERM
+}
+
+# repo_soft_ca_conf HOME CONF: a software P-256 key for each test-environment CA in
+# HOME/keys, and in CONF the smki.conf that names them ([store] in HOME/store, [ca.test]).
+repo_soft_ca_conf() {
+    local home=$1 conf=$2 k
+    mkdir -p "$home/keys"
+    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$home/keys/$k.pem" 2>/dev/null
+    done
+    {
+        printf '[store]\npath = store\n[ca.test]\n'
+        for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$home/keys/$k.pem"; done
+    } >"$conf"
+}

@@ -13,24 +13,11 @@ SECS=${SOAK_SECONDS:-60}
 CONNS=${SOAK_REPO_CONNS:-256}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-soak-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
 source "$(dirname "$0")/repo_lib.sh"
+repo_cleanup_trap
 export SMKI_HOME=$W/home
 unset SMKI_PIN SMKI_SO_PIN
-mkdir -p "$SMKI_HOME/keys"
-for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-done
-{
-    printf '[store]\npath = store\n[ca.test]\n'
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-} >"$SMKI_HOME/smki.conf"
+repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
 "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" >/dev/null
 "$(dirname "$0")/ra_test_participant.sh" "$SMKI" "$SMKI_HOME" "$W/ra" # test certificates: a Testing Participant
 export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$W/ra/ra-op.pem

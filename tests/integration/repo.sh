@@ -14,25 +14,12 @@ PY=/usr/bin/python3
 TIMEOUT=60
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
 source "$HERE/lib.sh"
+repo_cleanup_trap
 
 unset SMKI_PIN SMKI_SO_PIN SMKI_DEBUG SOFTHSM2_CONF
 export SMKI_HOME=$W/home
-mkdir -p "$SMKI_HOME/keys"
-for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-done
-{
-    printf '[store]\npath = store\n[ca.test]\n'
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-} >"$SMKI_HOME/smki.conf"
+repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
 expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 ra_test_participant "$SMKI_HOME" # test certificates go only to a registered Testing Participant
 ra_dccki_party "$SMKI_HOME" PS-DCC-REPO PS-SUPPLIER-1 PS-OTHER-2 # and DCCKI TLS ones to an Authorised Subscriber
