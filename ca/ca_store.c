@@ -430,18 +430,24 @@ static int on_cert(const void *key, size_t klen, const void *val, size_t vlen, v
     return visit_record(f, key, val, vlen);
 }
 
+/* An index entry names a certificate by its key (issuer SKI || serial): fetch and visit it. */
+static int visit_key(find_ctx *f, const void *ck)
+{
+    const void *rec;
+    size_t rlen;
+    int rc = smki_txn_get(f->txn, f->db->certs, ck, CA_CERT_KEY_LEN, &rec, &rlen);
+    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
+    GUARD(rc);
+    return visit_record(f, ck, rec, rlen);
+}
+
 static int on_index(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     find_ctx *f = arg;
     (void)key;
     if (klen != f->exact_len) return 0; /* a longer key that merely starts the same */
     ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
-    const void *rec;
-    size_t rlen;
-    int rc = smki_txn_get(f->txn, f->db->certs, val, CA_CERT_KEY_LEN, &rec, &rlen);
-    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
-    GUARD(rc);
-    return visit_record(f, val, rec, rlen);
+    return visit_key(f, val);
 }
 
 /* A facet key the query rules out skips all its certificates at once. */
@@ -463,13 +469,7 @@ static int on_facet(const void *key, size_t klen, const void *val, size_t vlen, 
     ENSURE(m >= 0 && vlen == CA_FACET_VAL_LEN, SMKI_E_CORRUPT, "a facet index entry of %zu+%zu octets in the store",
            klen, vlen);
     if (m == 0) return SMKI_SCAN_NEXT_KEY;
-    const uint8_t *ck = (const uint8_t *)val + 8;
-    const void *rec;
-    size_t rlen;
-    int rc = smki_txn_get(f->txn, f->db->certs, ck, CA_CERT_KEY_LEN, &rec, &rlen);
-    if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
-    GUARD(rc);
-    return visit_record(f, ck, rec, rlen);
+    return visit_key(f, (const uint8_t *)val + 8);
 }
 
 /* By serial: "certs" is keyed issuer SKI || serial, and a store holds the

@@ -449,18 +449,25 @@ static int job_txn(smki_txn *t, void *arg)
     return smki_ca_crl_in(t, arg);
 }
 
-int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out)
+/* The store transaction and the signing/writing after it, for a job either publish
+ * function began; the job is freed on every path. */
+static int publish_job(smki_ca_db *db, smki_crl_job *j, smki_crl *out)
 {
-    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish: missing argument");
-    memset(out, 0, sizeof *out);
-    smki_crl_job *j = NULL;
-    GUARD(smki_ca_crl_begin(db, env, k, o, &j));
     int rc = smki_store_write(db->store, job_txn, j);
     if (rc < 0) {
         smki_ca_crl_job_free(j);
         return rc;
     }
     return smki_ca_crl_end(j, out);
+}
+
+int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out)
+{
+    ENSURE(db && env && o && out, SMKI_E_INTERNAL, "smki_ca_crl_publish: missing argument");
+    memset(out, 0, sizeof *out);
+    smki_crl_job *j = NULL;
+    GUARD(smki_ca_crl_begin(db, env, k, o, &j));
+    return publish_job(db, j, out);
 }
 
 int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
@@ -470,12 +477,7 @@ int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[S
     memset(out, 0, sizeof *out);
     smki_crl_job *j = NULL;
     GUARD(smki_ca_crl_begin_ski(db, env, ski, o, &j));
-    int rc = smki_store_write(db->store, job_txn, j);
-    if (rc < 0) {
-        smki_ca_crl_job_free(j);
-        return rc;
-    }
-    return smki_ca_crl_end(j, out);
+    return publish_job(db, j, out);
 }
 
 typedef struct {

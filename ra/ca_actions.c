@@ -192,15 +192,7 @@ static int ca_collect(const smki_cert *c, void *arg)
 {
     ca_list *l = arg;
     if (!smki_profile_get(c->profile)->is_ca) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 8;
-        smki_cert *n = realloc(l->items, cap * sizeof *n);
-        ENSURE(n, SMKI_E_NOMEM, "out of memory");
-        l->items = n;
-        l->cap = cap;
-    }
-    l->items[l->n++] = *c;
-    return 0;
+    return ra_cert_push(&l->items, &l->n, &l->cap, 8, c);
 }
 
 typedef struct {

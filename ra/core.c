@@ -195,6 +195,19 @@ int ra_check_name(const char *what, const char *s)
     return 0;
 }
 
+int ra_cert_push(smki_cert **items, size_t *n, size_t *cap, size_t first_cap, const smki_cert *c)
+{
+    if (*n == *cap) {
+        size_t grown = *cap ? 2 * *cap : first_cap;
+        smki_cert *p = realloc(*items, grown * sizeof *p);
+        ENSURE(p, SMKI_E_NOMEM, "out of memory");
+        *items = p;
+        *cap = grown;
+    }
+    (*items)[(*n)++] = *c;
+    return 0;
+}
+
 /* ---- User Roles --------------------------------------------------------------------------- */
 
 static const char *const UROLES[] = {"EIS", "EES", "GIS", "ENO", "GNO", "OU"};

@@ -36,6 +36,10 @@ uint64_t get_be64(const uint8_t *p);
 /* A name or signifier: 1..64 of [A-Za-z0-9._-]. */
 int ra_check_name(const char *what, const char *s);
 
+/* Append *c to a growing array of certificates (*items, *n used of *cap), doubling it
+ * when full; the first allocation holds first_cap. */
+int ra_cert_push(smki_cert **items, size_t *n, size_t *cap, size_t first_cap, const smki_cert *c);
+
 /* ---- Actions ---- */
 typedef struct {
     char action[48];

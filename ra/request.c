@@ -1095,15 +1095,7 @@ static int live_one(const smki_cert *c, void *arg)
     smki_revocation rev;
     GUARD(smki_ca_revocation_get(l->db, c->issuer_ski, c->serial, &rev));
     if (rev.reason != SMKI_REASON_CA_COMPROMISE || rev.revoked_at != l->ca_rev.revoked_at) return 0;
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? 2 * l->cap : 64;
-        smki_cert *n = realloc(l->items, cap * sizeof *n);
-        ENSURE(n, SMKI_E_NOMEM, "out of memory");
-        l->items = n;
-        l->cap = cap;
-    }
-    l->items[l->n++] = *c;
-    return 0;
+    return ra_cert_push(&l->items, &l->n, &l->cap, 64, c);
 }
 
 /* The organisation certificates a compromised (revoked) CA issued that were live when it

@@ -19,13 +19,8 @@ ROUNDS=${REPO_ROUNDS:-3}
 SAMPLES=${REPO_SAMPLES:-20000}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
+source "$(dirname "$0")/repo_lib.sh"
+repo_cleanup_trap
 for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -36,16 +31,9 @@ mkdir -p "$SMKI_HOME/store"
 "$LOAD" "$SMKI_HOME/store" test "$N" "$SHARED/vectors/gbcs/keystore/00db1234567890a0-ds.pem" "$W/euis.txt" "$SAMPLES"
 du -sh "$SMKI_HOME/store" | sed 's/^/  store on disk: /'
 
-"$SMKI" repo serve --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 2>"$W/serve.log" &
-PIDS+=($!)
-SMKI_PID=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
-[[ -n $PORT ]] || { cat "$W/serve.log"; exit 1; }
+repo_serve_start "$SMKI" "$W/serve.log" --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 ||
+    { cat "$W/serve.log"; exit 1; }
+SMKI_PID=$REPO_PID
 
 # The same answers as static files: fetched once from smki, byte for byte.
 mkdir -p "$W/www/eui" "$W/nginx/tmp"

@@ -15,6 +15,7 @@ cleanup() {
     rm -rf "$SCRATCH"
 }
 trap cleanup EXIT INT TERM
+source "$(dirname "$0")/repo_lib.sh"
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 run() { printf '$ %s\n' "$*"; "$@"; }
 
@@ -22,14 +23,7 @@ if [ -z "${SMKI_HOME:-}" ] || [ ! -f "$SMKI_HOME/ca/test/smki-root.pem" ]; then
     export SMKI_HOME=$SCRATCH/home
     unset SMKI_PIN SMKI_SO_PIN
     say "A scratch home with a test hierarchy of software keys ($SMKI_HOME)"
-    mkdir -p "$SMKI_HOME/keys"
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-    done
-    {
-        printf '[store]\npath = store\n[ca.test]\n'
-        for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-    } >"$SMKI_HOME/smki.conf"
+    repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
     "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca crl --env test --config "$SMKI_HOME/smki.conf" | tail -1
     "$SMKI" ca arl --env test --config "$SMKI_HOME/smki.conf" | tail -1
@@ -51,15 +45,9 @@ fi
 
 say "1. Start the SMKI Repository for the test environment (foreground process; JSON logs)"
 echo "\$ $SMKI repo serve --env test --listen 127.0.0.1:0 --access-log &"
-"$SMKI" repo serve --env test --listen 127.0.0.1:0 --access-log 2>"$SCRATCH/serve.log" &
-SERVER=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$SCRATCH/serve.log" | head -1)
-    [ -n "$PORT" ] && break
-    sleep 0.1
-done
-[ -n "$PORT" ] || { cat "$SCRATCH/serve.log"; exit 1; }
+repo_serve_start "$SMKI" "$SCRATCH/serve.log" --env test --listen 127.0.0.1:0 --access-log ||
+    { SERVER=$REPO_PID; cat "$SCRATCH/serve.log"; exit 1; }
+SERVER=$REPO_PID
 head -1 "$SCRATCH/serve.log"
 URL=http://127.0.0.1:$PORT
 run curl -s "$URL/health"

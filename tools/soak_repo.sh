@@ -13,23 +13,11 @@ SECS=${SOAK_SECONDS:-60}
 CONNS=${SOAK_REPO_CONNS:-256}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-soak-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
+source "$(dirname "$0")/repo_lib.sh"
+repo_cleanup_trap
 export SMKI_HOME=$W/home
 unset SMKI_PIN SMKI_SO_PIN
-mkdir -p "$SMKI_HOME/keys"
-for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-done
-{
-    printf '[store]\npath = store\n[ca.test]\n'
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-} >"$SMKI_HOME/smki.conf"
+repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
 "$SMKI" ca init --env test --config "$SMKI_HOME/smki.conf" >/dev/null
 "$(dirname "$0")/ra_test_participant.sh" "$SMKI" "$SMKI_HOME" "$W/ra" # test certificates: a Testing Participant
 export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$W/ra/ra-op.pem
@@ -38,16 +26,9 @@ DEV_SERIAL=$(openssl x509 -in "$W/dev.pem" -noout -serial | cut -d= -f2)
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=soak" \
     -addext "keyUsage=critical,digitalSignature" -out "$W/org.csr" 2>/dev/null
 
-"$SMKI" repo serve --env test --listen 127.0.0.1:0 --threads 2 --max-conns 4096 2>"$W/serve.log" &
-SERVER=$!
-PIDS+=("$SERVER")
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
-[[ -n $PORT ]] || { cat "$W/serve.log"; exit 1; }
+repo_serve_start "$SMKI" "$W/serve.log" --env test --listen 127.0.0.1:0 --threads 2 --max-conns 4096 ||
+    { cat "$W/serve.log"; exit 1; }
+SERVER=$REPO_PID
 
 echo "== soak repo: ${CONNS} keep-alive connections for ${SECS}s on 127.0.0.1:$PORT while the CA issues"
 # The CA: organisation certificates for one EUI-64, one after another, until told to stop.

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "hsm/hsm.h"
 
 typedef struct {
@@ -19,15 +20,6 @@ typedef struct {
     double cpu;
     int failed;
 } worker;
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double now(void) { return clock_s(CLOCK_MONOTONIC); }
 
 static void *run(void *arg)
 {
@@ -40,10 +32,10 @@ static void *run(void *arg)
         return NULL;
     }
     EVP_PKEY *pub = smki_key_public(w->key);
-    double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-    double end = now() + w->seconds;
+    double cpu0 = bench_thread_cpu();
+    double end = bench_now() + w->seconds;
     unsigned long n = 0;
-    while ((n & 63) != 0 || now() < end) {
+    while ((n & 63) != 0 || bench_now() < end) {
         int rc;
         if (w->verify) {
             rc = smki_verify_digest(pub, digest, SMKI_SIG_DER, sig, sig_len);
@@ -60,7 +52,7 @@ static void *run(void *arg)
         }
         n++;
     }
-    w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    w->cpu = bench_thread_cpu() - cpu0;
     w->done = n;
     return NULL;
 }
@@ -81,7 +73,7 @@ int main(int argc, char **argv)
     }
     worker w[64];
     pthread_t t[64];
-    double start = now();
+    double start = bench_now();
     for (int i = 0; i < threads; i++) {
         w[i] = (worker){key, strcmp(argv[2], "verify") == 0, atof(argv[4]), 0, 0, 0};
         pthread_create(&t[i], NULL, run, &w[i]);
@@ -95,7 +87,7 @@ int main(int argc, char **argv)
         cpu += w[i].cpu;
         failed |= w[i].failed;
     }
-    double elapsed = now() - start;
+    double elapsed = bench_now() - start;
     smki_key_free(key);
     if (failed || total == 0) return 3;
     printf("%s %d %.0f %.2f\n", argv[2], threads, (double)total / elapsed, cpu * 1e6 / (double)total);

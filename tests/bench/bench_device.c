@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_util.h"
 #include "gbcs/device_state.h"
 #include "gbcs/gbcs.h"
 
@@ -33,30 +34,16 @@ typedef struct {
     int failed;
 } worker;
 
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double thread_cpu(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *run(void *arg)
 {
     worker *w = arg;
-    double cpu0 = thread_cpu();
+    double cpu0 = bench_thread_cpu();
     smki_rx_opts o;
     smki_rx_result r;
     smki_rx_opts_default(&o);
-    double end = now() + w->seconds;
+    double end = bench_now() + w->seconds;
     unsigned long n = 0;
-    while ((n & 31) != 0 || now() < end) {
+    while ((n & 31) != 0 || bench_now() < end) {
         if (w->uncached) {
             smki_wipe(w->d->zcache, sizeof w->d->zcache);
         }
@@ -69,7 +56,7 @@ static void *run(void *arg)
         n++;
     }
     w->done = n;
-    w->cpu = thread_cpu() - cpu0;
+    w->cpu = bench_thread_cpu() - cpu0;
     return NULL;
 }
 
@@ -163,7 +150,7 @@ int main(int argc, char **argv)
         }
     worker w[16];
     pthread_t t[16];
-    double start = now();
+    double start = bench_now();
     for (int i = 0; i < threads; i++) {
         w[i] = (worker){d, cmd, len, atof(argv[3]), uncached, 0, 0, 0};
         pthread_create(&t[i], NULL, run, &w[i]);
@@ -177,7 +164,7 @@ int main(int argc, char **argv)
         if (w[i].cpu > 0) per_cpu += (double)w[i].done / w[i].cpu;
         failed |= w[i].failed;
     }
-    double elapsed = now() - start;
+    double elapsed = bench_now() - start;
     if (!failed) {
         printf("device-verify-%s %d %.0f %.0f\n", argv[1], threads, per_cpu, (double)total / elapsed);
         rc = 0;

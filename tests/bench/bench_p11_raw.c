@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
 #include "hsm/p11.h"
 
 typedef struct {
@@ -28,13 +29,6 @@ typedef struct {
     double cpu;
     int failed;
 } worker;
-
-static double clock_s(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void *run(void *arg)
 {
@@ -74,10 +68,10 @@ static void *run(void *arg)
     CK_MECHANISM mech = {CKM_ECDSA, NULL, 0};
     CK_BYTE digest[32], sig[64];
     memset(digest, 0x5a, sizeof digest);
-    double cpu0 = clock_s(CLOCK_THREAD_CPUTIME_ID);
-    double end = clock_s(CLOCK_MONOTONIC) + w->seconds;
+    double cpu0 = bench_thread_cpu();
+    double end = bench_now() + w->seconds;
     unsigned long done = 0;
-    while ((done & 63) != 0 || clock_s(CLOCK_MONOTONIC) < end) {
+    while ((done & 63) != 0 || bench_now() < end) {
         digest[0] = (CK_BYTE)done;
         CK_ULONG len = sizeof sig;
         rv = f->C_SignInit(s, &mech, key);
@@ -89,7 +83,7 @@ static void *run(void *arg)
         }
         done++;
     }
-    w->cpu = clock_s(CLOCK_THREAD_CPUTIME_ID) - cpu0;
+    w->cpu = bench_thread_cpu() - cpu0;
     w->done = done;
     f->C_CloseSession(s);
     return NULL;
@@ -119,7 +113,7 @@ int main(int argc, char **argv)
     }
     worker w[64];
     pthread_t t[64];
-    double start = clock_s(CLOCK_MONOTONIC);
+    double start = bench_now();
     for (int i = 0; i < threads; i++) {
         w[i] = (worker){p11_module_functions(m), slot, argv[2], argc == 6, atof(argv[4]), 0, 0, 0};
         pthread_create(&t[i], NULL, run, &w[i]);
@@ -133,7 +127,7 @@ int main(int argc, char **argv)
         cpu += w[i].cpu;
         failed |= w[i].failed;
     }
-    double elapsed = clock_s(CLOCK_MONOTONIC) - start;
+    double elapsed = bench_now() - start;
     p11_close_session(m, login);
     if (failed || total == 0) return 3;
     printf("%s %d %.0f %.2f\n", argc == 6 ? "p11-raw-session-copy" : "p11-raw", threads, (double)total / elapsed, cpu * 1e6 / (double)total);

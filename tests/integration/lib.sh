@@ -122,6 +122,15 @@ finish() {
     [[ $FAILED -eq 0 ]]
 }
 
+# start_server LOG ARGS...: `smki repo serve ARGS...` in the background (PIDS, REPO_PID;
+# tools/repo_lib.sh); sets PORT, or shows LOG and returns 1 when it did not start.
+source "$(dirname "${BASH_SOURCE[0]}")/../../tools/repo_lib.sh"
+start_server() {
+    local log=$1
+    shift
+    repo_serve_start "$SMKI_BIN" "$log" "$@" || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
+}
+
 # ra_test_participant HOME: what a test certificate needs in HOME's RA (test
 # certificates go only to registered Testing Participants): an operator whose key is
 # in $W (exported as SMKI_OPERATOR / SMKI_OPERATOR_KEY, which 'smki ca issue' reads),

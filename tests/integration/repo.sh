@@ -14,25 +14,12 @@ PY=/usr/bin/python3
 TIMEOUT=60
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-repo.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
 source "$HERE/lib.sh"
+repo_cleanup_trap
 
 unset SMKI_PIN SMKI_SO_PIN SMKI_DEBUG SOFTHSM2_CONF
 export SMKI_HOME=$W/home
-mkdir -p "$SMKI_HOME/keys"
-for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-done
-{
-    printf '[store]\npath = store\n[ca.test]\n'
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-} >"$SMKI_HOME/smki.conf"
+repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
 expect_exit 0 "the test hierarchy from software keys" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 ra_test_participant "$SMKI_HOME" # test certificates go only to a registered Testing Participant
 ra_dccki_party "$SMKI_HOME" PS-DCC-REPO PS-SUPPLIER-1 PS-OTHER-2 # and DCCKI TLS ones to an Authorised Subscriber
@@ -55,24 +42,17 @@ expect_exit 0 "revoked" smki ca revoke --env test --serial "$REV_SERIAL" --reaso
 expect_exit 0 "the CRLs published" smki ca crl --env test --config "$SMKI_HOME/smki.conf"
 expect_exit 0 "the ARLs published" smki ca arl --env test --config "$SMKI_HOME/smki.conf"
 
-# start_server LOG ARGS...: smki repo serve on a free port; sets PORT.
-start_server() {
+# serve LOG ARGS...: smki repo serve for the test environment on a free port (lib.sh's
+# start_server); sets PORT.
+serve() {
     local log=$1
     shift
-    "$SMKI_BIN" repo serve --env test --listen 127.0.0.1:0 "$@" 2>"$log" &
-    PIDS+=($!)
-    PORT=
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [[ -n $PORT ]] && break
-        sleep 0.1
-    done
-    [[ -n $PORT ]] || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
+    start_server "$log" --env test --listen 127.0.0.1:0 "$@"
 }
 
 # ---- Plain HTTP: every endpoint and every bad input ------------------------------------
-start_server "$W/serve.log" --access-log --timeout 3
-SERVER_PID=${PIDS[-1]}
+serve "$W/serve.log" --access-log --timeout 3
+SERVER_PID=$REPO_PID
 echo "# serving on 127.0.0.1:$PORT"
 if "$PY" "$HERE/repo_checks.py" plain "$PORT" "$SMKI_HOME" "$W" "$SMKI_BIN"; then
     ok "every endpoint and bad input (repo_checks.py plain)"
@@ -122,7 +102,7 @@ expect_in_file '"event":"stopped"' "$W/serve.log" "the log says it stopped"
 expect_in_file '"event":"request".*"status":402' "$W/serve.log" "requests are logged as JSON lines"
 
 # ---- Too many connections ---------------------------------------------------------------
-start_server "$W/serve2.log" --max-conns 2
+serve "$W/serve2.log" --max-conns 2
 if "$PY" "$HERE/repo_checks.py" maxconns "$PORT" "$SMKI_HOME" "$W" "$SMKI_BIN"; then
     ok "a third connection over --max-conns 2 is answered 429; the others keep working"
 else
@@ -145,7 +125,7 @@ for who in PS-SUPPLIER-1 PS-OTHER-2; do
     expect_exit 0 "a DCCKI client certificate for $who" smki ca issue --env test --profile dccki-client \
         --csr "$T/$who.csr" --party "$who" --out "$T/$who.pem"
 done
-start_server "$W/serve3.log" --tls-cert "$T/server-chain.pem" --tls-key "$T/server.key" --client-ca "$T/ca.pem" \
+serve "$W/serve3.log" --tls-cert "$T/server-chain.pem" --tls-key "$T/server.key" --client-ca "$T/ca.pem" \
     --public health,ca,crl --allow-party PS-SUPPLIER-1 --access-log
 URL=https://127.0.0.1:$PORT
 expect_exit 0 "HTTPS health, the server's DCCKI certificate verified" \
@@ -180,7 +160,7 @@ expect_in "200" "and the server still serves TLS after it"
 OCA_SERIAL=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
 expect_exit 0 "the organisation CA is revoked (cACompromise)" smki ca revoke --env test --serial "$OCA_SERIAL" \
     --reason cACompromise
-start_server "$W/serve4.log"
+serve "$W/serve4.log"
 expect_exit 0 "search the supplier certificates again" smki --json repo search --url "http://127.0.0.1:$PORT" \
     --role supplier
 expect_json "all three are revoked now (the OCA's revocation)" \

@@ -10,47 +10,19 @@ set -euo pipefail
 TIMEOUT=60
 HERE=$(cd "$(dirname "$0")" && pwd)
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-repo-conf.XXXXXX")
-PIDS=()
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
-    rm -rf "$W"
-}
-trap cleanup EXIT INT TERM
 source "$HERE/lib.sh"
+repo_cleanup_trap
 
 unset SMKI_PIN SMKI_SO_PIN SMKI_DEBUG SOFTHSM2_CONF
 export SMKI_HOME=$W/home
-mkdir -p "$SMKI_HOME/keys"
-for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
-    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/$k.pem" 2>/dev/null
-done
 BASE=$W/base.conf
-{
-    printf '[store]\npath = store\n[ca.test]\n'
-    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/$k.pem"; done
-} >"$BASE"
+repo_soft_ca_conf "$SMKI_HOME" "$BASE"
 cp "$BASE" "$SMKI_HOME/smki.conf"
 expect_exit 0 "a test hierarchy to serve" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 
 # with_repo LINES...: smki.conf is the base plus a [repo] section of these lines.
 with_repo() {
     { cat "$BASE"; echo "[repo]"; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"
-}
-# start_server LOG ARGS...: smki repo serve in the background; sets PORT from its log.
-start_server() {
-    local log=$1
-    shift
-    "$SMKI_BIN" repo serve "$@" 2>"$log" &
-    PIDS+=($!)
-    PORT=
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [[ -n $PORT ]] && break
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
-    [[ -n $PORT ]] || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
 }
 stop_server() {
     local p=${PIDS[-1]} rc=0

@@ -97,3 +97,21 @@ smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *e
     assert_ok(smki_conf_parse((const uint8_t *)text, n, "test.conf", &c));
     return c;
 }
+
+typedef struct {
+    smki_db db;
+    size_t n;
+} count_run;
+
+static int count_txn(smki_txn *t, void *arg)
+{
+    count_run *c = arg;
+    return smki_txn_count(t, c->db, &c->n);
+}
+
+size_t test_store_count(smki_store *s, smki_db db)
+{
+    count_run c = {db, 0};
+    assert_ok(smki_store_read(s, count_txn, &c));
+    return c.n;
+}

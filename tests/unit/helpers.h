@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "store/store.h"
 
 /* A new empty folder under the build's test-tmp, unique to this process and name. */
 const char *test_tmpdir(const char *name);
@@ -32,5 +33,9 @@ void test_check_fails(int rc, int want, const char *needle, const char *expr, co
 #define assert_ok(expr) test_check_ok((expr), #expr, __FILE__, __LINE__)
 /* The call fails with `code` and a message containing `needle` (NULL: any message). */
 #define assert_fails(expr, code, needle) test_check_fails((expr), (code), (needle), #expr, __FILE__, __LINE__)
+
+/* How many entries db holds in store s, read in a transaction of its own; fails the test
+ * on a store error. */
+size_t test_store_count(smki_store *s, smki_db db);
 
 #endif

@@ -480,22 +480,9 @@ static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void
     return 0;
 }
 
-typedef struct {
-    smki_db db;
-    size_t n;
-} marks_run;
-
-static int marks_txn(smki_txn *t, void *arg)
-{
-    marks_run *m = arg;
-    return smki_txn_count(t, m->db, &m->n);
-}
-
 static size_t marks(fixture *f, const gate_t *g)
 {
-    marks_run m = {g->marks, 0};
-    assert_ok(smki_store_read(f->store, marks_txn, &m));
-    return m.n;
+    return test_store_count(f->store, g->marks);
 }
 
 static void test_batch_gate_refuses_csrs_by_name_and_joins_each_group_commit(void **state)

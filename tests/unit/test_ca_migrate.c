@@ -224,23 +224,11 @@ static void expect_every_query(smki_ca_db *db, const smki_cert *all, size_t n_al
     assert_int_equal(expect(db, all, n_all, &(smki_ca_query)SMKI_CA_QUERY_ALL), n_all);
 }
 
-typedef struct {
-    smki_db db;
-    size_t n;
-} count_arg;
-
-static int count_in(smki_txn *t, void *arg)
-{
-    count_arg *a = arg;
-    return smki_txn_count(t, a->db, &a->n);
-}
-
 static size_t count_of(smki_store *s, const char *name)
 {
-    count_arg a = {0, 0};
-    assert_ok(smki_store_db(s, name, SMKI_DB_DUPSORT, &a.db));
-    assert_ok(smki_store_read(s, count_in, &a));
-    return a.n;
+    smki_db db = 0;
+    assert_ok(smki_store_db(s, name, SMKI_DB_DUPSORT, &db));
+    return test_store_count(s, db);
 }
 
 /* ---- Tests --------------------------------------------------------------------------- */

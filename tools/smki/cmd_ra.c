@@ -788,6 +788,32 @@ static void req_json(json_w *w, const smki_ra_request *r)
     }
 }
 
+/* Submit s as the acting operator and read the new request back into *r (r->id is its
+ * number): what 'ra request submit', 'ra revoke' and 'ra recover' share. */
+static int submit(smki_cli *c, const smki_ra_submit *s, smki_ra_request *r)
+{
+    ra_ctx x;
+    memset(&x, 0, sizeof x);
+    uint64_t id = 0;
+    int rc = ra_begin(c, 1, 1, &x);
+    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, s, &id);
+    if (rc == 0) rc = smki_ra_request_get(x.ra, id, r);
+    ra_end(&x);
+    return rc;
+}
+
+/* Under --json, the submitted request as one object; returns 1 when it printed. */
+static int submitted_json(smki_cli *c, const smki_ra_request *r)
+{
+    if (!c->json) return 0;
+    json_w w;
+    json_begin(&w, stdout);
+    json_bool(&w, "ok", 1);
+    req_json(&w, r);
+    json_end(&w);
+    return 1;
+}
+
 static int req_row(const smki_ra_request *r, void *arg)
 {
     list_run *l = arg;
@@ -955,36 +981,23 @@ static int request_submit(smki_cli *c, const args *a)
         rc = SMKI_FAIL(SMKI_E_USAGE, "submit takes --type organisation, device-batch, dccki-server or dccki-client; "
                                      "revocation is 'smki ra revoke'");
     }
-    ra_ctx x;
-    memset(&x, 0, sizeof x);
-    uint64_t id = 0;
-    if (rc == 0) rc = ra_begin(c, 1, 1, &x);
-    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, &s, &id);
     smki_ra_request r;
-    if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
-    ra_end(&x);
+    if (rc == 0) rc = submit(c, &s, &r);
     free(one);
     for (size_t i = 0; ders && i < files.n; i++) free(ders[i]);
     free(ders);
     free(lens);
     file_list_free(&files);
     if (rc < 0) return cli_fail(c, rc);
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        req_json(&w, &r);
-        json_end(&w);
-        return EXIT_OK;
-    }
-    printf("Request %llu submitted: %s, party %s, env %s; it is %s.\n", (unsigned long long)id,
+    if (submitted_json(c, &r)) return EXIT_OK;
+    printf("Request %llu submitted: %s, party %s, env %s; it is %s.\n", (unsigned long long)r.id,
            smki_req_type_name(r.type), r.party, r.env, smki_req_state_name(r.state));
     if (r.note[0]) printf("  %s\n", r.note);
     if (r.state == SMKI_REQ_APPROVED)
-        printf("Next: 'smki ra request execute %llu'.\n", (unsigned long long)id);
+        printf("Next: 'smki ra request execute %llu'.\n", (unsigned long long)r.id);
     else
         printf("Next: %u approval(s) by operator(s) other than %s: 'smki ra request approve %llu --operator NAME'.\n",
-               r.approvals_required, r.requester, (unsigned long long)id);
+               r.approvals_required, r.requester, (unsigned long long)r.id);
     return EXIT_OK;
 }
 
@@ -1248,27 +1261,15 @@ static int ra_revoke(smki_cli *c, int argc, char **argv)
     s.issuer_ski = is ? issuer : NULL;
     s.reason = reason;
     s.env = arg(&a, "env");
-    ra_ctx x;
-    uint64_t id = 0;
-    rc = ra_begin(c, 1, 1, &x);
-    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, &s, &id);
     smki_ra_request r;
-    if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
-    ra_end(&x);
+    rc = submit(c, &s, &r);
     if (rc < 0) return cli_fail(c, rc);
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        req_json(&w, &r);
-        json_end(&w);
-        return EXIT_OK;
-    }
-    printf("Request %llu submitted: revoke %s (%s), party %s, env %s.\n", (unsigned long long)id, a.pos[0],
+    if (submitted_json(c, &r)) return EXIT_OK;
+    printf("Request %llu submitted: revoke %s (%s), party %s, env %s.\n", (unsigned long long)r.id, a.pos[0],
            smki_revoke_reason_name(reason), r.party, r.env);
     printf("Next: %u approval(s) by operators other than %s ('smki ra request approve %llu --operator NAME'), then "
            "'smki ra request execute %llu'.\n",
-           r.approvals_required, r.requester, (unsigned long long)id, (unsigned long long)id);
+           r.approvals_required, r.requester, (unsigned long long)r.id, (unsigned long long)r.id);
     return EXIT_OK;
 }
 
@@ -1306,26 +1307,14 @@ static int ra_recover(smki_cli *c, int argc, char **argv)
     if (strcmp(ca, "oca") == 0 || strcmp(ca, "smki-oca") == 0) s.ca_kind = SMKI_CA_OCA;
     else if (strcmp(ca, "dca") == 0 || strcmp(ca, "smki-dca") == 0) s.ca_kind = SMKI_CA_DCA;
     else return cli_usage(c, "smki ra recover", "--ca is oca or dca, not '%.16s'", ca);
-    ra_ctx x;
-    uint64_t id = 0;
-    int rc = ra_begin(c, 1, 1, &x);
-    if (rc == 0) rc = smki_ra_request_submit(x.ra, &x.actor, &s, &id);
     smki_ra_request r;
-    if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
-    ra_end(&x);
+    int rc = submit(c, &s, &r);
     if (rc < 0) return cli_fail(c, rc);
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        req_json(&w, &r);
-        json_end(&w);
-        return EXIT_OK;
-    }
-    printf("Request %llu submitted: CA compromise recovery of %s in %s.\n", (unsigned long long)id,
+    if (submitted_json(c, &r)) return EXIT_OK;
+    printf("Request %llu submitted: CA compromise recovery of %s in %s.\n", (unsigned long long)r.id,
            smki_ca_kind_name((smki_ca_kind)s.ca_kind), s.env);
     printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
-           r.approvals_required, r.requester, (unsigned long long)id);
+           r.approvals_required, r.requester, (unsigned long long)r.id);
     return EXIT_OK;
 }
 
