@@ -59,6 +59,9 @@ static p11_ctx *contexts;
 
 #define SIGN_POOL 8
 #define SESSION_POOL 16
+/* Set-ups again after a lost session, login or handle, per key and process; past
+ * that the direct path is off for the key and libp11 signs. */
+#define RESETUP_MAX 8
 
 /* The direct token signing path (see the top of the file). */
 typedef struct {
@@ -78,6 +81,19 @@ typedef struct {
     int copy_wanted;      /* key_copy auto, and the module has not refused a copy */
     CK_SESSION_HANDLE copy_session; /* made the copy; CK_INVALID_HANDLE when none */
     CK_OBJECT_HANDLE copy;          /* the session copy; CK_INVALID_HANDLE when none */
+    CK_OBJECT_HANDLE token_obj;     /* the token object the copy was made from */
+    EVP_PKEY *pub;     /* the key's public half as opened (smki_key's): every set-up proves
+                          the object it found is this key */
+    int wrong;         /* a set-up found another key under the key's name: refuse for good */
+    unsigned gen;      /* set-up generation: operations carry the one they started on */
+    int resetups;      /* set-ups in this process after the first: bounded (RESETUP_MAX) */
+    /* Copies (and the sessions that made them) of earlier generations: operations of
+     * those may still be in flight, so they are destroyed only when the key is freed. */
+    struct {
+        CK_SESSION_HANDLE session;
+        CK_OBJECT_HANDLE copy;
+    } retired[RESETUP_MAX];
+    int nretired;
 } p11_direct;
 
 struct smki_key {
@@ -269,6 +285,7 @@ static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, co
     p11_direct *d = calloc(1, sizeof *d);
     ENSURE(d != NULL, SMKI_E_NOMEM, "out of memory");
     pthread_mutex_init(&d->lock, NULL);
+    d->pub = k->pub;
     d->copy_wanted = copy_mode == SMKI_KEY_COPY_AUTO;
     d->copy_session = CK_INVALID_HANDLE;
     d->copy = CK_INVALID_HANDLE;
@@ -285,12 +302,38 @@ static int direct_new(smki_key *k, const smki_p11_uri *u, const char *module, co
 
 /* With d->lock held, in the process that made it: destroy the session copy and close
  * the session that made it (either may be gone already: a lost session took both). */
+static void copy_destroy(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE cs, CK_OBJECT_HANDLE copy)
+{
+    if (cs == CK_INVALID_HANDLE) return;
+    /* A session the module lost (or a logout) took the copy with it: its handle is
+     * not ours to destroy any more (the module may have given it to another object). */
+    CK_SESSION_INFO si;
+    if (f->C_GetSessionInfo(cs, &si) != CKR_OK) return;
+    if (copy != CK_INVALID_HANDLE && (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS))
+        f->C_DestroyObject(cs, copy);
+    f->C_CloseSession(cs);
+}
+
 static void copy_drop(p11_direct *d)
 {
     CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
-    if (d->copy != CK_INVALID_HANDLE && d->copy_session != CK_INVALID_HANDLE)
-        f->C_DestroyObject(d->copy_session, d->copy);
-    if (d->copy_session != CK_INVALID_HANDLE) f->C_CloseSession(d->copy_session);
+    copy_destroy(f, d->copy_session, d->copy);
+    d->copy = CK_INVALID_HANDLE;
+    d->copy_session = CK_INVALID_HANDLE;
+}
+
+/* With d->lock held: the current copy out of use but kept (with its session) until
+ * the key is freed, for the operations that may still be using it. */
+static void copy_retire(p11_direct *d)
+{
+    if (d->copy_session == CK_INVALID_HANDLE) return;
+    if (d->nretired < RESETUP_MAX) {
+        d->retired[d->nretired].session = d->copy_session;
+        d->retired[d->nretired].copy = d->copy;
+        d->nretired++;
+    } else {
+        copy_drop(d); /* not reached: set-ups are bounded by RESETUP_MAX */
+    }
     d->copy = CK_INVALID_HANDLE;
     d->copy_session = CK_INVALID_HANDLE;
 }
@@ -303,6 +346,8 @@ static void direct_free(p11_direct *d)
      * the login its destruction needs. */
     if (d->mod && d->pid == getpid()) {
         copy_drop(d);
+        for (int i = d->nretired - 1; i >= 0; i--)
+            copy_destroy(p11_module_functions(d->mod), d->retired[i].session, d->retired[i].copy);
         for (int i = 0; i < d->nsessions; i++) p11_module_functions(d->mod)->C_CloseSession(d->sessions[i]);
     }
     if (d->pin) OPENSSL_clear_free(d->pin, strlen(d->pin));
@@ -312,6 +357,11 @@ static void direct_free(p11_direct *d)
 
 /* Not an answer of the module: the direct path cannot be used for this signature. */
 #define DIRECT_UNAVAILABLE (CKR_VENDOR_DEFINED | 0x534d4bUL)
+/* Not an answer of the module either: the object found under the key's name is not
+ * the key this process opened. */
+#define DIRECT_WRONG_KEY (CKR_VENDOR_DEFINED | 0x534d4cUL)
+/* Nor this: the module answered a signature or secret of the wrong length. */
+#define DIRECT_BAD_LENGTH (CKR_VENDOR_DEFINED | 0x534d4dUL)
 
 /* Answers after which the session, the login or the handle is gone but the key may
  * still be there: set up again (or let libp11 try) rather than report. */
@@ -406,24 +456,100 @@ static void copy_make(p11_direct *d, CK_SESSION_HANDLE s)
                 d->uri.token, step, p11_rv_name(rv));
 }
 
+static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
+static CK_RV op_ecdh(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
+
+typedef struct {
+    const uint8_t *digest;
+    uint8_t *raw;
+} sign_arg;
+
+typedef struct {
+    uint8_t point[SMKI_POINT_LEN];
+    uint8_t *z;
+} ecdh_arg;
+
+/* The base point G of P-256, uncompressed. */
+static const uint8_t P256_G[SMKI_POINT_LEN] = {
+    0x04, 0x6b, 0x17, 0xd1, 0xf2, 0xe1, 0x2c, 0x42, 0x47, 0xf8, 0xbc, 0xe6, 0xe5, 0x63, 0xa4, 0x40, 0xf2,
+    0x77, 0x03, 0x7d, 0x81, 0x2d, 0xeb, 0x33, 0xa0, 0xf4, 0xa1, 0x39, 0x45, 0xd8, 0x98, 0xc2, 0x96,
+    0x4f, 0xe3, 0x42, 0xe2, 0xfe, 0x1a, 0x7f, 0x9b, 0x8e, 0xe7, 0xeb, 0x4a, 0x7c, 0x0f, 0x9e, 0x16,
+    0x2b, 0xce, 0x33, 0x57, 0x6b, 0x31, 0x5e, 0xce, 0xcb, 0xb6, 0x40, 0x68, 0x37, 0xbf, 0x51, 0xf5};
+
+/* With d->lock held: that object h is the private half of d->pub, the key this
+ * process opened. A signing key signs a fixed digest, verified with d->pub; a key
+ * that may not sign (key agreement) derives with the base point G, which gives the
+ * x-coordinate of its public point, compared with d->pub's (only the negated key
+ * n - d shares it). CKR_OK, DIRECT_WRONG_KEY, or the module's answer. A key that may
+ * do neither is not proved: the module refuses every operation with it anyway. */
+static CK_RV direct_prove(p11_direct *d, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_BBOOL sign = CK_FALSE, derive = CK_FALSE;
+    CK_ATTRIBUTE a[] = {{CKA_SIGN, &sign, sizeof sign}, {CKA_DERIVE, &derive, sizeof derive}};
+    CK_RV rv = f->C_GetAttributeValue(s, h, a, 2);
+    if (rv != CKR_OK) return rv;
+    uint8_t pub[SMKI_POINT_LEN];
+    if (smki_pub_point(d->pub, pub) != 0) {
+        smki_error_clear();
+        return CKR_GENERAL_ERROR;
+    }
+    if (sign) {
+        static const uint8_t digest[32] = "smki: is this the key I opened?";
+        uint8_t raw[SMKI_SIG_RAW_LEN];
+        rv = op_sign(f, s, h, &(sign_arg){digest, raw});
+        if (rv != CKR_OK) return rv;
+        int ok = smki_verify_digest(d->pub, digest, SMKI_SIG_RAW, raw, sizeof raw) == 0;
+        smki_error_clear();
+        return ok ? CKR_OK : DIRECT_WRONG_KEY;
+    }
+    if (derive) {
+        uint8_t x[32];
+        ecdh_arg e = {.z = x};
+        memcpy(e.point, P256_G, sizeof e.point);
+        rv = op_ecdh(f, s, h, &e);
+        if (rv != CKR_OK) return rv;
+        return memcmp(x, pub + 1, 32) == 0 ? CKR_OK : DIRECT_WRONG_KEY;
+    }
+    return CKR_OK;
+}
+
 /* With d->lock held: the module (initialised again in a forked child), the slot and
- * the key's handle for this process, through a first session that stays pooled.
- * CKR_OK, or the CK_RV that stopped it; DIRECT_UNAVAILABLE when the module or token
- * is not found (libp11 then reports it), or the key is not found exactly once by the
- * raw search, which turns the direct path off for this key (libp11 found it: it signs). */
+ * the key's handle for this process, through a first session that stays pooled, and
+ * proved to be the key opened (direct_prove). CKR_OK, or the CK_RV that stopped it;
+ * DIRECT_WRONG_KEY when the token has another key under the name (d->wrong: refused
+ * from now on); DIRECT_UNAVAILABLE when the module or token is not found (libp11 then
+ * reports it), when the key is found more than once by the raw search or not at all
+ * while logged in, which turns the direct path off for this key (libp11 found it: it
+ * signs), or after RESETUP_MAX set-ups again in this process (off as well).
+ * A set-up again starts a new generation: the copy of the last one is retired, not
+ * destroyed (other threads may be signing with it). */
 static CK_RV direct_setup(p11_direct *d)
 {
     pid_t pid = getpid();
     CK_FUNCTION_LIST *f = d->mod ? p11_module_functions(d->mod) : NULL;
     if (d->pid == pid && d->mod) { /* of an earlier setup */
-        copy_drop(d);
+        copy_retire(d);
         for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
+        if (++d->resetups > RESETUP_MAX) {
+            d->nsessions = 0;
+            d->ready = 0;
+            d->off = 1;
+            if (getenv("SMKI_DEBUG"))
+                fprintf(stderr, "smki: token '%s': set up %d times again; libp11 signs with this key from now on\n",
+                        d->uri.token, RESETUP_MAX);
+            return DIRECT_UNAVAILABLE;
+        }
+    } else { /* first in this process; in a child: the parent's copies, not ours to use or close */
+        d->nretired = 0;
+        d->resetups = 0;
     }
-    d->nsessions = 0; /* in a child: the parent's sessions and copy, not ours to use or close */
+    d->nsessions = 0;
     d->copy = CK_INVALID_HANDLE;
     d->copy_session = CK_INVALID_HANDLE;
     d->pid = pid;
     d->ready = 0;
+    d->gen++;
     if (p11_module_get(d->module, &d->mod) != 0 || p11_find_token(d->mod, d->uri.token, &d->slot, NULL) != 0) {
         smki_error_clear();
         return DIRECT_UNAVAILABLE;
@@ -448,6 +574,22 @@ static CK_RV direct_setup(p11_direct *d)
         rv = f->C_FindObjects(s, h, 2, &n);
         f->C_FindObjectsFinal(s);
         if (rv == CKR_OK && n != 1) {
+            /* None found while not logged in (a refused PIN, no PIN) may be a private
+             * key hidden by the missing login: libp11 reports it, and the direct path
+             * stays on for later. Two, or none while logged in: off for good. */
+            CK_SESSION_INFO si;
+            int logged = f->C_GetSessionInfo(s, &si) == CKR_OK &&
+                         (si.state == CKS_RO_USER_FUNCTIONS || si.state == CKS_RW_USER_FUNCTIONS);
+            if (n > 1 || logged) d->off = 1;
+            rv = DIRECT_UNAVAILABLE;
+        }
+    }
+    if (rv == CKR_OK) {
+        /* A key that wants its PIN at every use (CKA_ALWAYS_AUTHENTICATE) cannot be
+         * used from a pooled session: libp11 handles it. */
+        CK_BBOOL always = CK_FALSE;
+        CK_ATTRIBUTE aa = {CKA_ALWAYS_AUTHENTICATE, &always, sizeof always};
+        if (f->C_GetAttributeValue(s, h[0], &aa, 1) == CKR_OK && always) {
             d->off = 1;
             rv = DIRECT_UNAVAILABLE;
         }
@@ -456,73 +598,116 @@ static CK_RV direct_setup(p11_direct *d)
         f->C_CloseSession(s);
         return rv;
     }
-    d->obj = h[0];
-    d->sessions[d->nsessions++] = s;
+    d->token_obj = d->obj = h[0];
     if (d->copy_wanted) copy_make(d, s);
+    rv = direct_prove(d, s, d->obj);
+    if (rv != CKR_OK && rv != DIRECT_WRONG_KEY && !direct_stale(rv) && d->copy != CK_INVALID_HANDLE) {
+        /* a copy that passed the attribute check but does not work: the token object */
+        if (getenv("SMKI_DEBUG"))
+            fprintf(stderr, "smki: token '%s': the session copy of the key fails (%s); signing with the token object\n",
+                    d->uri.token, p11_rv_name(rv));
+        copy_drop(d);
+        d->copy_wanted = 0;
+        d->obj = d->token_obj;
+        rv = direct_prove(d, s, d->obj);
+    }
+    if (rv == DIRECT_WRONG_KEY) d->wrong = 1;
+    if (rv != CKR_OK) {
+        copy_drop(d);
+        f->C_CloseSession(s);
+        return rv;
+    }
+    d->sessions[d->nsessions++] = s;
     d->ready = 1;
     return CKR_OK;
 }
 
+/* What an operation works with: a pooled session, the object to use, the token
+ * object (the same when there is no copy) and the generation they belong to. */
+typedef struct {
+    CK_FUNCTION_LIST *f;
+    CK_SESSION_HANDLE s;
+    CK_OBJECT_HANDLE obj, token_obj;
+    unsigned gen;
+} lease;
+
 /* A session of this process for signing, set up first if needed, with the key's
- * handle and the module's functions. */
-static CK_RV direct_take(p11_direct *d, CK_SESSION_HANDLE *s, CK_OBJECT_HANDLE *obj, CK_FUNCTION_LIST **fl)
+ * handles and the module's functions. */
+static CK_RV direct_take(p11_direct *d, lease *l)
 {
     CK_RV rv = CKR_OK;
     pthread_mutex_lock(&d->lock);
-    if (d->off)
+    if (d->wrong)
+        rv = DIRECT_WRONG_KEY;
+    else if (d->off)
         rv = DIRECT_UNAVAILABLE;
     else if (!d->ready || d->pid != getpid())
         rv = direct_setup(d);
     if (rv == CKR_OK) {
-        *obj = d->obj;
-        *fl = p11_module_functions(d->mod);
+        l->obj = d->obj;
+        l->token_obj = d->token_obj;
+        l->gen = d->gen;
+        l->f = p11_module_functions(d->mod);
         if (d->nsessions > 0) {
-            *s = d->sessions[--d->nsessions];
+            l->s = d->sessions[--d->nsessions];
         } else {
-            CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
-            rv = f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, s);
-            if (rv == CKR_OK && (rv = direct_login(d, *s)) != CKR_OK) f->C_CloseSession(*s);
+            rv = l->f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, &l->s);
+            if (rv == CKR_OK && (rv = direct_login(d, l->s)) != CKR_OK) l->f->C_CloseSession(l->s);
         }
     }
     pthread_mutex_unlock(&d->lock);
     return rv;
 }
 
-/* Back to the pool. A session that answered something unexpected is closed; after a
- * lost session, login or handle (stale) the pool is emptied and the next signature
- * sets up again. */
-static void direct_give(p11_direct *d, CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, int keep, int stale)
+/* Back to the pool. A session that answered something unexpected is closed, and so
+ * is one of an earlier generation; after a lost session, login or handle (stale) on
+ * the current generation the pool is emptied and the next operation sets up again (a
+ * stale answer on an earlier generation was already dealt with). */
+static void direct_give(p11_direct *d, const lease *l, int keep, int stale)
 {
+    CK_SESSION_HANDLE s = l->s;
     pthread_mutex_lock(&d->lock);
     int ours = d->pid == getpid();
-    if (keep && ours && d->ready && d->nsessions < SESSION_POOL) {
+    int current = ours && l->gen == d->gen;
+    if (keep && current && d->ready && d->nsessions < SESSION_POOL) {
         d->sessions[d->nsessions++] = s;
         s = CK_INVALID_HANDLE;
     }
-    if (stale && ours) {
-        for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
+    if (stale && current) {
+        for (int i = 0; i < d->nsessions; i++) l->f->C_CloseSession(d->sessions[i]);
         d->nsessions = 0;
         d->ready = 0;
     }
     pthread_mutex_unlock(&d->lock);
-    if (s != CK_INVALID_HANDLE && ours) f->C_CloseSession(s);
+    if (s != CK_INVALID_HANDLE && ours) l->f->C_CloseSession(s);
 }
 
 /* One operation with the key on a pooled session: CKR_OK, or the module's answer. A
- * lost session, login or handle is set up again once and the operation retried. */
+ * lost session, login or handle is set up again once and the operation retried. A
+ * copy that fails otherwise is tried once more as the token object: when that works
+ * the copy is no longer used (kept until the key is freed) and not made again. */
 typedef CK_RV (*direct_op)(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
 
 static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
 {
     CK_RV rv = CKR_OK;
     for (int attempt = 0; attempt < 2; attempt++) {
-        CK_SESSION_HANDLE s;
-        CK_OBJECT_HANDLE obj;
-        CK_FUNCTION_LIST *f;
-        rv = direct_take(d, &s, &obj, &f);
+        lease l;
+        rv = direct_take(d, &l);
         if (rv == CKR_OK) {
-            rv = op(f, s, obj, arg);
-            direct_give(d, f, s, rv == CKR_OK, direct_stale(rv));
+            rv = op(l.f, l.s, l.obj, arg);
+            if (rv != CKR_OK && !direct_stale(rv) && l.obj != l.token_obj &&
+                op(l.f, l.s, l.token_obj, arg) == CKR_OK) {
+                pthread_mutex_lock(&d->lock);
+                if (getenv("SMKI_DEBUG") && d->copy_wanted)
+                    fprintf(stderr, "smki: token '%s': the session copy of the key fails (%s); using the token object\n",
+                            d->uri.token, p11_rv_name(rv));
+                if (l.gen == d->gen && d->obj == l.obj) d->obj = d->token_obj;
+                d->copy_wanted = 0;
+                pthread_mutex_unlock(&d->lock);
+                rv = CKR_OK;
+            }
+            direct_give(d, &l, rv == CKR_OK, direct_stale(rv));
         } else if (direct_stale(rv)) {
             pthread_mutex_lock(&d->lock);
             d->ready = 0;
@@ -533,11 +718,6 @@ static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
     return rv;
 }
 
-typedef struct {
-    const uint8_t *digest;
-    uint8_t *raw;
-} sign_arg;
-
 /* ECDSA over a 32-octet digest, r || s out. */
 static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg)
 {
@@ -546,14 +726,9 @@ static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
     CK_ULONG len = SMKI_SIG_RAW_LEN;
     CK_RV rv = f->C_SignInit(s, &mech, key);
     if (rv == CKR_OK) rv = f->C_Sign(s, (CK_BYTE *)a->digest, 32, a->raw, &len);
-    if (rv == CKR_OK && len != SMKI_SIG_RAW_LEN) rv = CKR_GENERAL_ERROR;
+    if (rv == CKR_OK && len != SMKI_SIG_RAW_LEN) rv = DIRECT_BAD_LENGTH;
     return rv;
 }
-
-typedef struct {
-    uint8_t point[SMKI_POINT_LEN];
-    uint8_t *z;
-} ecdh_arg;
 
 /* CKM_ECDH1_DERIVE with no KDF into a session secret of 32 octets, read out and
  * destroyed: z is the x-coordinate of d*Q. */
@@ -574,7 +749,7 @@ static CK_RV op_ecdh(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE 
     if (rv != CKR_OK) return rv;
     CK_ATTRIBUTE value = {CKA_VALUE, a->z, 32};
     rv = f->C_GetAttributeValue(s, secret, &value, 1);
-    if (rv == CKR_OK && value.ulValueLen != 32) rv = CKR_GENERAL_ERROR;
+    if (rv == CKR_OK && value.ulValueLen != 32) rv = DIRECT_BAD_LENGTH;
     f->C_DestroyObject(s, secret);
     return rv;
 }
@@ -721,8 +896,20 @@ static void pool_give(smki_key *k, EVP_PKEY_CTX *ctx)
     EVP_PKEY_CTX_free(ctx);
 }
 
+static int wrong_key(smki_key *k)
+{
+    return SMKI_FAIL(SMKI_E_HSM,
+                     "token '%s': the key named by %s is not the key this process opened (replaced under the same "
+                     "name?): reopen it",
+                     k->token, k->ref);
+}
+
 static int token_sign_failed(smki_key *k, CK_RV rv)
 {
+    if (rv == DIRECT_WRONG_KEY) return wrong_key(k);
+    if (rv == DIRECT_BAD_LENGTH)
+        return SMKI_FAIL(SMKI_E_HSM, "token '%s': signing with %s: the module answered a signature that is not %d octets",
+                         k->token, k->ref, SMKI_SIG_RAW_LEN);
     if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
         return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not sign (%s): is it a key-agreement key?", k->token,
                          k->ref, p11_rv_name(rv));
@@ -791,6 +978,10 @@ int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, 
 
 static int token_ecdh_failed(smki_key *k, CK_RV rv)
 {
+    if (rv == DIRECT_WRONG_KEY) return wrong_key(k);
+    if (rv == DIRECT_BAD_LENGTH)
+        return SMKI_FAIL(SMKI_E_HSM, "token '%s': ECDH with %s: the module answered a secret that is not 32 octets",
+                         k->token, k->ref);
     if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
         return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
                          k->ref, p11_rv_name(rv));
