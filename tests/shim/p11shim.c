@@ -6,9 +6,20 @@
  * With SMKI_SHIM_FORK_STRICT set, a session used for signing by another process than
  * the one that opened it answers CKR_DEVICE_ERROR: what a real HSM may do to a
  * forked child that reuses its parent's sessions (SoftHSM lets it pass), and so does
- * signing with a key copy (C_CopyObject) made by another process. */
+ * signing with a key copy (C_CopyObject) made by another process.
+ * SMKI_SHIM_SIGN_LOST_AT=n: the n-th C_Sign after the variable was set or changed
+ * answers CKR_SESSION_HANDLE_INVALID once (a session lost midway, for one thread).
+ * SMKI_SHIM_SIGNINIT_DELAY_US=u: C_SignInit sleeps u microseconds first (widens the
+ * window in which other threads are signing).
+ * SMKI_SHIM_COPY_UNUSABLE: C_SignInit and C_DeriveKey with a key copy made through the
+ * shim answer CKR_KEY_FUNCTION_NOT_PERMITTED (a copy that reads back right but does
+ * not work). smki_shim_copies() counts the copies made. */
+#ifndef _DEFAULT_SOURCE
+#define _DEFAULT_SOURCE
+#endif
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -54,25 +65,52 @@ static CK_RV shim_Login(CK_SESSION_HANDLE s, CK_USER_TYPE u, CK_UTF8CHAR_PTR pin
     return should_fail("C_Login") ? injected() : real->C_Login(s, u, pin, len);
 }
 static int foreign_copy(CK_OBJECT_HANDLE o);
+static int unusable_copy(CK_OBJECT_HANDLE o);
 static CK_RV shim_SignInit(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE k)
 {
+    const char *delay = getenv("SMKI_SHIM_SIGNINIT_DELAY_US");
+    if (delay) usleep((useconds_t)strtoul(delay, NULL, 10));
     if (foreign_session(s) || foreign_copy(k)) return CKR_DEVICE_ERROR;
+    if (unusable_copy(k)) return CKR_KEY_FUNCTION_NOT_PERMITTED;
     return should_fail("C_SignInit") ? injected() : real->C_SignInit(s, m, k);
 }
+
+static pthread_mutex_t lost_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether this C_Sign is the one SMKI_SHIM_SIGN_LOST_AT names. */
+static int sign_lost_now(void)
+{
+    static char armed[32];
+    static unsigned long calls;
+    const char *at = getenv("SMKI_SHIM_SIGN_LOST_AT");
+    pthread_mutex_lock(&lost_lock);
+    if (!at) {
+        armed[0] = '\0';
+    } else if (strncmp(armed, at, sizeof armed - 1) != 0) {
+        strncpy(armed, at, sizeof armed - 1);
+        calls = 0;
+    }
+    int now = at && ++calls == strtoul(at, NULL, 10);
+    pthread_mutex_unlock(&lost_lock);
+    return now;
+}
+
 static CK_RV shim_Sign(CK_SESSION_HANDLE s, CK_BYTE_PTR d, CK_ULONG dl, CK_BYTE_PTR sig, CK_ULONG_PTR sl)
 {
     if (foreign_session(s)) return CKR_DEVICE_ERROR;
-    if (!should_fail("C_Sign")) return real->C_Sign(s, d, dl, sig, sl);
+    int lost = sig && sign_lost_now();
+    if (!lost && !should_fail("C_Sign")) return real->C_Sign(s, d, dl, sig, sl);
     /* PKCS#11 5.12: a failing C_Sign ends the signing operation; finish the real one
      * so that the session is as a real failing device would leave it. */
     CK_BYTE scratch[256];
     CK_ULONG len = sizeof scratch;
     real->C_Sign(s, d, dl, scratch, &len);
-    return injected();
+    return lost ? CKR_SESSION_HANDLE_INVALID : injected();
 }
 static CK_RV shim_DeriveKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_HANDLE b, CK_ATTRIBUTE_PTR t,
                             CK_ULONG n, CK_OBJECT_HANDLE_PTR k)
 {
+    if (unusable_copy(b)) return CKR_KEY_FUNCTION_NOT_PERMITTED;
     return should_fail("C_DeriveKey") ? injected() : real->C_DeriveKey(s, m, b, t, n, k);
 }
 /* A module that will not copy keys (SMKI_SHIM_FAIL=C_CopyObject with
@@ -83,6 +121,27 @@ static CK_RV shim_DeriveKey(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_OBJECT_H
 static CK_OBJECT_HANDLE copies[COPIES];
 static pid_t copy_owner[COPIES];
 static int ncopies;
+static int copies_made;
+static pthread_mutex_t copy_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int smki_shim_copies(void);
+int smki_shim_copies(void)
+{
+    pthread_mutex_lock(&copy_lock);
+    int n = copies_made;
+    pthread_mutex_unlock(&copy_lock);
+    return n;
+}
+
+static int unusable_copy(CK_OBJECT_HANDLE o)
+{
+    if (!getenv("SMKI_SHIM_COPY_UNUSABLE")) return 0;
+    pthread_mutex_lock(&copy_lock);
+    int found = 0;
+    for (int c = 0; c < ncopies && !found; c++) found = copies[c] == o;
+    pthread_mutex_unlock(&copy_lock);
+    return found;
+}
 
 /* In strict mode a copy made by another process is not this one's to use either. */
 static int foreign_copy(CK_OBJECT_HANDLE o)
@@ -98,10 +157,13 @@ static CK_RV shim_CopyObject(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBU
 {
     if (should_fail("C_CopyObject")) return injected();
     CK_RV rv = real->C_CopyObject(s, o, t, n, out);
+    pthread_mutex_lock(&copy_lock);
+    if (rv == CKR_OK) copies_made++;
     if (rv == CKR_OK && ncopies < COPIES) {
         copy_owner[ncopies] = getpid();
         copies[ncopies++] = *out;
     }
+    pthread_mutex_unlock(&copy_lock);
     return rv;
 }
 static CK_RV shim_GetAttributeValue(CK_SESSION_HANDLE s, CK_OBJECT_HANDLE o, CK_ATTRIBUTE_PTR t, CK_ULONG n)

@@ -994,6 +994,206 @@ static void test_forked_child_signs_with_a_copy_of_its_own(void **state)
     in_child(fork_copy_child);
 }
 
+/* ---- The key opened is the key used ------------------------------------------------ */
+
+/* Deletes every token object labelled label (the key pair) through a session of the
+ * test's own and generates a new pair under the same label: another key, same name. */
+static int replace_token_key(const char *label, smki_key_usage usage)
+{
+    p11_module *m;
+    CK_SLOT_ID slot;
+    CK_SESSION_HANDLE s;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        p11_open_session(m, slot, TOKEN, PIN, 1, &s) != 0)
+        return 0;
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}, {CKA_TOKEN, &yes, sizeof yes}};
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n = 0;
+    int ok = f->C_FindObjectsInit(s, tmpl, 2) == CKR_OK && f->C_FindObjects(s, h, 8, &n) == CKR_OK;
+    f->C_FindObjectsFinal(s);
+    for (CK_ULONG i = 0; ok && i < n; i++) ok = f->C_DestroyObject(s, h[i]) == CKR_OK;
+    f->C_CloseSession(s);
+    char uri[SMKI_KEY_URI_MAX];
+    return ok && n >= 2 && smki_key_generate(&opts, TOKEN, label, usage, uri) == 0;
+}
+
+static int refused_as_replaced(int rc)
+{
+    int ok = rc == SMKI_E_HSM && strstr(smki_error_msg(), "token '" TOKEN "'") &&
+             strstr(smki_error_msg(), "is not the key this process opened (replaced under the same name?)");
+    if (!ok) fprintf(stderr, "expected a refusal, got rc %d: %s\n", rc, smki_error_msg());
+    return ok;
+}
+
+static int sign_refused_as_replaced(smki_key *k)
+{
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t len = sizeof sig;
+    return refused_as_replaced(smki_key_sign(k, MSG, sizeof MSG, SMKI_SIG_RAW, sig, &len));
+}
+
+static void close_all_sessions(void)
+{
+    p11_module *m;
+    CK_SLOT_ID slot;
+    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        p11_module_functions(m)->C_CloseAllSessions(slot) != CKR_OK)
+        _exit(99);
+}
+
+/* A key named by its label alone, replaced on the token by another key pair under the
+ * same label while open: once the key is set up again (its token object gone with
+ * key_copy off; every session lost with a copy; a forked child) the key refuses to
+ * sign or derive, naming what happened, rather than use the other key; until then
+ * the copy, which is the key opened, keeps signing. */
+static void replaced_key_child(void)
+{
+    char uri[SMKI_KEY_URI_MAX];
+    smki_hsm_opts off = {.pin = PIN, .key_copy = SMKI_KEY_COPY_OFF};
+    /* a key-agreement key (proved by its public point), opened first: libp11 cannot
+     * open keys after its sessions were closed under it */
+    smki_key *ka = NULL;
+    EVP_PKEY *peer = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    uint8_t z[32];
+    if (!peer || smki_key_generate(&opts, TOKEN, "rep-ka", SMKI_USAGE_KA, uri) != 0) _exit(101);
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=rep-ka", &opts, &ka) != 0 || smki_key_ecdh(ka, peer, z) != 0)
+        _exit(102);
+    smki_key *k = NULL;
+    if (smki_key_generate(&opts, TOKEN, "rep-off", SMKI_USAGE_DS, uri) != 0) _exit(90);
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=rep-off", &off, &k) != 0 || !sign_verify_n(k, 2)) _exit(91);
+    if (!replace_token_key("rep-off", SMKI_USAGE_DS)) _exit(92);
+    if (!sign_refused_as_replaced(k) || !sign_refused_as_replaced(k)) _exit(93);
+    smki_key_free(k);
+
+    if (smki_key_generate(&opts, TOKEN, "rep-auto", SMKI_USAGE_DS, uri) != 0) _exit(94);
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=rep-auto", &opts, &k) != 0 || !sign_verify_n(k, 2)) _exit(95);
+    if (!replace_token_key("rep-auto", SMKI_USAGE_DS)) _exit(96);
+    if (!sign_verify_n(k, 2)) _exit(97); /* the copy is the key opened */
+    pid_t pid = fork();
+    if (pid == 0) _exit(sign_refused_as_replaced(k) ? 0 : 1); /* a child sets up its own */
+    int status = 0;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) _exit(98);
+    close_all_sessions();
+    if (!sign_refused_as_replaced(k) || !sign_refused_as_replaced(k)) _exit(100);
+    smki_key_free(k);
+
+    if (!replace_token_key("rep-ka", SMKI_USAGE_KA)) _exit(103);
+    close_all_sessions();
+    if (!refused_as_replaced(smki_key_ecdh(ka, peer, z))) _exit(104);
+    smki_key_free(ka);
+    EVP_PKEY_free(peer);
+    _exit(0);
+}
+
+static void test_token_key_replaced_under_its_name_is_refused_not_used(void **state)
+{
+    (void)state;
+    in_child(replaced_key_child);
+}
+
+/* The copies the shim (SMKI_SHIM_PATH) made in this process so far. */
+static int shim_copies(const char *shim)
+{
+    void *dl = dlopen(shim, RTLD_NOW | RTLD_NOLOAD);
+    int (*count)(void) = dl ? (int (*)(void))dlsym(dl, "smki_shim_copies") : NULL;
+    int n = count ? count() : -1;
+    if (dl) dlclose(dl);
+    return n;
+}
+
+/* One lost session (as the module answers it to one signature) while several threads
+ * sign with the key's copy: the thread that saw it sets up again once, the others
+ * finish on the copy they started with (not destroyed under them) and go on with the
+ * new one. Every signature is made and verifies; one new copy, not one per thread;
+ * the retired copy goes when the key is freed. */
+static void lost_midway_child(void)
+{
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(110);
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
+    smki_key *k = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0 || !sign_verify_n(k, 1)) _exit(111);
+    int before = shim_copies(shim);
+    if (before < 1) _exit(112);
+    setenv("SMKI_SHIM_SIGNINIT_DELAY_US", "300", 1);
+    setenv("SMKI_SHIM_SIGN_LOST_AT", "40", 1);
+    enum { N = 4 };
+    pthread_t t[N];
+    many_arg a[N];
+    for (int i = 0; i < N; i++) {
+        a[i] = (many_arg){k, i, 0, 0};
+        if (pthread_create(&t[i], NULL, sign_own_messages, &a[i]) != 0) _exit(113);
+    }
+    int bad = 0;
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        if (a[i].bad || a[i].signed_ok != 60) {
+            fprintf(stderr, "thread %d: %d bad, %d signed\n", i, a[i].bad, a[i].signed_ok);
+            bad = 1;
+        }
+    }
+    unsetenv("SMKI_SHIM_SIGNINIT_DELAY_US");
+    unsetenv("SMKI_SHIM_SIGN_LOST_AT");
+    int made = shim_copies(shim) - before;
+    if (made < 1 || made > 2) fprintf(stderr, "%d copies made after one lost session\n", made);
+    if (bad) _exit(114);
+    if (made < 1 || made > 2) _exit(115);
+    if (!sign_verify_n(k, 2)) _exit(116);
+    smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(117); /* the retired copy too */
+    _exit(0);
+}
+
+static void test_one_lost_session_among_threads_sets_up_once(void **state)
+{
+    (void)state;
+    in_child(lost_midway_child);
+}
+
+/* A copy that reads back right but that the module will not sign or derive with:
+ * the operation is tried once more with the token object, which signs from then on,
+ * and no other copy is made; a key opened while that is so finds it at set-up. */
+static void copy_unusable_child(void)
+{
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(120);
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
+    smki_key *k = NULL;
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0 || !sign_verify_n(k, 2)) _exit(121);
+    int made = shim_copies(shim);
+    setenv("SMKI_SHIM_COPY_UNUSABLE", "1", 1);
+    if (!sign_verify_n(k, 5)) _exit(122);
+    if (shim_copies(shim) != made) _exit(123);
+    smki_key_free(k);
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0 || !sign_verify_n(k, 3)) _exit(124);
+    if (session_key_copies(NULL) != 0) _exit(125); /* made, found failing, destroyed */
+    smki_key_free(k);
+    smki_key *ka = NULL, *peer = NULL;
+    uint8_t z1[32], z2[32];
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ka", &o, &ka) != 0 || smki_key_open(ds_uri, &opts, &peer) != 0)
+        _exit(126);
+    if (smki_key_ecdh(ka, smki_key_public(peer), z1) != 0) {
+        fprintf(stderr, "ecdh: %s\n", smki_error_msg());
+        _exit(127);
+    }
+    unsetenv("SMKI_SHIM_COPY_UNUSABLE");
+    smki_key_free(ka);
+    if (smki_key_open(ka_uri, &opts, &ka) != 0 || smki_key_ecdh(ka, smki_key_public(peer), z2) != 0 ||
+        memcmp(z1, z2, 32) != 0)
+        _exit(128);
+    smki_key_free(ka);
+    smki_key_free(peer);
+    _exit(0);
+}
+
+static void test_copy_that_cannot_sign_gives_way_to_the_token_object(void **state)
+{
+    (void)state;
+    in_child(copy_unusable_child);
+}
+
 /* ---- Public keys and signatures from outside ---------------------------------------- */
 
 static uint8_t *spki_der(EVP_PKEY *pk, size_t *len)
@@ -1291,6 +1491,9 @@ int main(void)
         cmocka_unit_test(test_key_copy_off_never_copies),
         cmocka_unit_test(test_module_refusing_copies_signs_with_the_token_object),
         cmocka_unit_test(test_forked_child_signs_with_a_copy_of_its_own),
+        cmocka_unit_test(test_token_key_replaced_under_its_name_is_refused_not_used),
+        cmocka_unit_test(test_one_lost_session_among_threads_sets_up_once),
+        cmocka_unit_test(test_copy_that_cannot_sign_gives_way_to_the_token_object),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
