@@ -107,7 +107,23 @@ int smki_p11_uri_format_public(const char *token, const char *object, char *out,
  * sessions of its own and never uses or closes its parent's. A token that dropped
  * the sessions or the login is set up again at the next signature, logging in with
  * the PIN given here (kept in memory while the key is open, wiped at free, and
- * forgotten after the token refuses it once, so it is never retried). */
+ * forgotten after the token refuses it once, so it is never retried). libp11, which
+ * finds the key and is the fallback path, keeps its own copy of the PIN for the life
+ * of the process (its slot keeps it to log in again); smki cannot wipe that one.
+ * Every set-up (the first signature or ECDH, after a lost session, login or handle,
+ * in a forked child) proves that the object found by the URI's label/id is the key
+ * opened here (a signature verified with the public half, or for a key that may not
+ * sign, ECDH with the base point compared with its public point): a token key
+ * replaced under the same name is refused (SMKI_E_HSM, "... is not the key this
+ * process opened (replaced under the same name?): reopen it"), never used; a
+ * signature libp11 makes is verified with the public half as well. After 8 set-ups
+ * again in one process (lost sessions, logouts) a key stops using the direct path and
+ * signs through libp11. Keys that want the PIN at every use (CKA_ALWAYS_AUTHENTICATE)
+ * always go through libp11.
+ * fork(): only from a single-threaded moment of the process: a key's lock is held
+ * across module calls and there is no pthread_atfork handler, so a fork while another
+ * thread signs can leave the child with that lock held (its next use of the key
+ * hangs). */
 int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out);
 void smki_key_free(smki_key *k);
 /* The public key of a reference without using the private key: for a token key, the

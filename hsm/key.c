@@ -956,6 +956,12 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         EVP_PKEY_CTX_free(ctx);
     if (!ok && k->is_token) return token_sign_failed(k, p11_take_libp11_rv());
     ENSURE_SSL(ok, SMKI_E_CRYPTO, "%s: signing failed", k->ref);
+    if (k->is_token && smki_verify_digest(k->pub, digest, SMKI_SIG_DER, der, der_len) != 0) {
+        /* libp11 finds a token key again by its label/id (after fork, a lost
+         * session): it may have signed with another key under the same name */
+        smki_error_clear();
+        return wrong_key(k);
+    }
     if (fmt == SMKI_SIG_DER) {
         ENSURE(*sig_len >= der_len, SMKI_E_INTERNAL, "signature buffer of %zu octets is too small", *sig_len);
         memcpy(sig, der, der_len);

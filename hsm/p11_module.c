@@ -134,6 +134,7 @@ static const struct {
     {CKR_ARGUMENTS_BAD, "CKR_ARGUMENTS_BAD", "bad arguments", SMKI_E_INTERNAL},
     {CKR_OPERATION_ACTIVE, "CKR_OPERATION_ACTIVE", "another operation is active", SMKI_E_HSM},
     {CKR_SESSION_READ_ONLY, "CKR_SESSION_READ_ONLY", "session is read-only", SMKI_E_HSM},
+    {CKR_BUFFER_TOO_SMALL, "CKR_BUFFER_TOO_SMALL", "the module's answer is longer than expected", SMKI_E_HSM},
 };
 
 static size_t rv_index(CK_RV rv)
