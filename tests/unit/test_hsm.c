@@ -596,7 +596,8 @@ static void test_token_signing_recovers_from_lost_sessions_and_logout(void **sta
 
 /* The PIN changed under a running process and the token logged it out: the next
  * signature reports the refused PIN naming the token and the operation, and the old
- * PIN is not tried again (each try would count down the token's retry counter). */
+ * PIN is not tried again (each try would count down the token's retry counter). Once
+ * the process is logged in again, the key signs again as before. */
 static void pin_changed_child(void)
 {
     p11_module *m;
@@ -627,8 +628,15 @@ static void pin_changed_child(void)
                    f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)newpin, 5) == CKR_OK &&
                    f->C_SetPIN(s, (CK_UTF8CHAR *)newpin, 5, (CK_UTF8CHAR *)PIN, 4) == CKR_OK;
     f->C_CloseAllSessions(slot);
+    /* The operator logs the process in again: the key signs again, through the
+     * direct path (a copy is made): not found while logged out did not turn it off. */
+    int again = f->C_OpenSession(slot, CKF_SERIAL_SESSION, NULL, NULL, &s) == CKR_OK &&
+                f->C_Login(s, CKU_USER, (CK_UTF8CHAR *)PIN, 4) == CKR_OK && sign_once_ok(k) &&
+                session_key_copies(NULL) == 1;
+    if (restored && !again) fprintf(stderr, "again: %s\n", smki_error_msg());
+    f->C_CloseAllSessions(slot);
     smki_key_free(k);
-    _exit(!restored ? 63 : !first_ok ? 64 : !second_ok ? 65 : 0);
+    _exit(!restored ? 63 : !first_ok ? 64 : !second_ok ? 65 : !again ? 68 : 0);
 }
 
 static void test_token_signing_reports_a_changed_pin_once(void **state)
