@@ -116,9 +116,11 @@ int smki_p11_uri_format_public(const char *token, const char *object, char *out,
  * sign, ECDH with the base point compared with its public point): a token key
  * replaced under the same name is refused (SMKI_E_HSM, "... is not the key this
  * process opened (replaced under the same name?): reopen it"), never used; a
- * signature libp11 makes is verified with the public half as well. After 8 set-ups
- * again in one process (lost sessions, logouts) a key stops using the direct path and
- * signs through libp11. Keys that want the PIN at every use (CKA_ALWAYS_AUTHENTICATE)
+ * signature libp11 makes is verified with the public half as well. A set-up again
+ * keeps the copy it replaces (other threads may be signing with it) until the key is
+ * freed or the module drops it with its session; a module that keeps answering "lost"
+ * for sessions that are not (8 replaced copies still alive) gets the key signing
+ * through libp11 from then on. Keys that want the PIN at every use (CKA_ALWAYS_AUTHENTICATE)
  * always go through libp11.
  * fork(): only from a single-threaded moment of the process: a key's lock is held
  * across module calls and there is no pthread_atfork handler, so a fork while another

@@ -59,9 +59,9 @@ static p11_ctx *contexts;
 
 #define SIGN_POOL 8
 #define SESSION_POOL 16
-/* Set-ups again after a lost session, login or handle, per key and process; past
- * that the direct path is off for the key and libp11 signs. */
-#define RESETUP_MAX 8
+/* Retired session copies a key keeps alive (see p11_direct.retired); a set-up again
+ * that would retire one more turns the direct path off for the key (libp11 signs). */
+#define RETIRED_MAX 8
 
 /* The direct token signing path (see the top of the file). */
 typedef struct {
@@ -86,13 +86,13 @@ typedef struct {
                           the object it found is this key */
     int wrong;         /* a set-up found another key under the key's name: refuse for good */
     unsigned gen;      /* set-up generation: operations carry the one they started on */
-    int resetups;      /* set-ups in this process after the first: bounded (RESETUP_MAX) */
     /* Copies (and the sessions that made them) of earlier generations: operations of
-     * those may still be in flight, so they are destroyed only when the key is freed. */
+     * those may still be in flight, so they are destroyed only when the key is freed,
+     * or forgotten once their session is gone (the module took the copy with it). */
     struct {
         CK_SESSION_HANDLE session;
         CK_OBJECT_HANDLE copy;
-    } retired[RESETUP_MAX];
+    } retired[RETIRED_MAX];
     int nretired;
 } p11_direct;
 
@@ -323,19 +323,27 @@ static void copy_drop(p11_direct *d)
 }
 
 /* With d->lock held: the current copy out of use but kept (with its session) until
- * the key is freed, for the operations that may still be using it. */
-static void copy_retire(p11_direct *d)
+ * the key is freed, for the operations that may still be using it. Retired copies
+ * whose session is gone are forgotten first. 0, or -1 when RETIRED_MAX copies are
+ * still alive (a module answering "lost" for sessions that are not): the copy is
+ * then left as it is. */
+static int copy_retire(p11_direct *d)
 {
-    if (d->copy_session == CK_INVALID_HANDLE) return;
-    if (d->nretired < RESETUP_MAX) {
-        d->retired[d->nretired].session = d->copy_session;
-        d->retired[d->nretired].copy = d->copy;
-        d->nretired++;
-    } else {
-        copy_drop(d); /* not reached: set-ups are bounded by RESETUP_MAX */
+    if (d->copy_session == CK_INVALID_HANDLE) return 0;
+    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    int n = 0;
+    for (int i = 0; i < d->nretired; i++) {
+        CK_SESSION_INFO si;
+        if (f->C_GetSessionInfo(d->retired[i].session, &si) == CKR_OK) d->retired[n++] = d->retired[i];
     }
+    d->nretired = n;
+    if (d->nretired == RETIRED_MAX) return -1;
+    d->retired[d->nretired].session = d->copy_session;
+    d->retired[d->nretired].copy = d->copy;
+    d->nretired++;
     d->copy = CK_INVALID_HANDLE;
     d->copy_session = CK_INVALID_HANDLE;
+    return 0;
 }
 
 static void direct_free(p11_direct *d)
@@ -521,7 +529,7 @@ static CK_RV direct_prove(p11_direct *d, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
  * from now on); DIRECT_UNAVAILABLE when the module or token is not found (libp11 then
  * reports it), when the key is found more than once by the raw search or not at all
  * while logged in, which turns the direct path off for this key (libp11 found it: it
- * signs), or after RESETUP_MAX set-ups again in this process (off as well).
+ * signs), or when RETIRED_MAX retired copies are still alive (off as well).
  * A set-up again starts a new generation: the copy of the last one is retired, not
  * destroyed (other threads may be signing with it). */
 static CK_RV direct_setup(p11_direct *d)
@@ -529,24 +537,24 @@ static CK_RV direct_setup(p11_direct *d)
     pid_t pid = getpid();
     CK_FUNCTION_LIST *f = d->mod ? p11_module_functions(d->mod) : NULL;
     if (d->pid == pid && d->mod) { /* of an earlier setup */
-        copy_retire(d);
         for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
-        if (++d->resetups > RESETUP_MAX) {
-            d->nsessions = 0;
+        d->nsessions = 0;
+        if (copy_retire(d) != 0) {
             d->ready = 0;
             d->off = 1;
             if (getenv("SMKI_DEBUG"))
-                fprintf(stderr, "smki: token '%s': set up %d times again; libp11 signs with this key from now on\n",
-                        d->uri.token, RESETUP_MAX);
+                fprintf(stderr,
+                        "smki: token '%s': %d session copies retired and still alive; libp11 signs with this key "
+                        "from now on\n",
+                        d->uri.token, RETIRED_MAX);
             return DIRECT_UNAVAILABLE;
         }
     } else { /* first in this process; in a child: the parent's copies, not ours to use or close */
         d->nretired = 0;
-        d->resetups = 0;
+        d->copy = CK_INVALID_HANDLE;
+        d->copy_session = CK_INVALID_HANDLE;
     }
     d->nsessions = 0;
-    d->copy = CK_INVALID_HANDLE;
-    d->copy_session = CK_INVALID_HANDLE;
     d->pid = pid;
     d->ready = 0;
     d->gen++;

@@ -1002,6 +1002,8 @@ static void test_forked_child_signs_with_a_copy_of_its_own(void **state)
     in_child(fork_copy_child);
 }
 
+static int shim_copies(const char *shim);
+
 /* ---- The key opened is the key used ------------------------------------------------ */
 
 /* Deletes every token object labelled label (the key pair) through a session of the
@@ -1093,6 +1095,54 @@ static void replaced_key_child(void)
     smki_key_free(ka);
     EVP_PKEY_free(peer);
     _exit(0);
+}
+
+/* A key whose sessions keep being lost is set up again each time and signs on (the
+ * copies went with their sessions: nothing piles up). A module that keeps answering
+ * "lost" for sessions that are not: the replaced copies are kept alive for the
+ * signatures that may use them, up to 8, then the key signs through libp11; every
+ * signature verifies, and every copy made on the way is gone once the key is freed. */
+static void many_losses_child(void)
+{
+    smki_key *k = NULL;
+    if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_verify_n(k, 1)) _exit(105);
+    for (int i = 0; i < 12; i++) {
+        close_all_sessions();
+        if (!sign_verify_n(k, 2) || session_key_copies(NULL) != 1) {
+            fprintf(stderr, "after loss %d\n", i + 1);
+            _exit(106);
+        }
+    }
+    smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(107);
+    const char *shim = getenv("SMKI_SHIM_PATH");
+    if (!shim) _exit(108);
+    smki_hsm_opts o = {.module = shim, .pin = PIN};
+    if (smki_key_open("pkcs11:token=" TOKEN ";object=ds", &o, &k) != 0 || !sign_verify_n(k, 1)) _exit(109);
+    int before = shim_copies(shim);
+    for (int i = 0; i < 9; i++) {
+        setenv("SMKI_SHIM_SIGN_LOST_AT", (i & 1) ? "01" : "1", 1); /* changed: the next C_Sign */
+        if (!sign_verify_n(k, 2)) {
+            fprintf(stderr, "after false loss %d\n", i + 1);
+            _exit(118);
+        }
+    }
+    unsetenv("SMKI_SHIM_SIGN_LOST_AT"); /* libp11 does not try twice: no more losses for it */
+    if (!sign_verify_n(k, 3)) _exit(128);
+    int live = session_key_copies(NULL), made = shim_copies(shim) - before;
+    if (live != 9 || made != 8) {
+        fprintf(stderr, "%d copies alive, %d made\n", live, made);
+        _exit(119);
+    }
+    smki_key_free(k);
+    if (session_key_copies(NULL) != 0) _exit(129);
+    _exit(0);
+}
+
+static void test_key_losing_sessions_again_and_again_signs_on(void **state)
+{
+    (void)state;
+    in_child(many_losses_child);
 }
 
 static void test_token_key_replaced_under_its_name_is_refused_not_used(void **state)
@@ -1501,6 +1551,7 @@ int main(void)
         cmocka_unit_test(test_forked_child_signs_with_a_copy_of_its_own),
         cmocka_unit_test(test_token_key_replaced_under_its_name_is_refused_not_used),
         cmocka_unit_test(test_one_lost_session_among_threads_sets_up_once),
+        cmocka_unit_test(test_key_losing_sessions_again_and_again_signs_on),
         cmocka_unit_test(test_copy_that_cannot_sign_gives_way_to_the_token_object),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
