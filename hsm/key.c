@@ -26,7 +26,16 @@
  * session of the process). The copy belongs to the process that made it: a forked
  * child makes its own; after a lost session or login the next set-up makes a new one;
  * smki_key_free destroys it. Every raw search for token keys asks for CKA_TOKEN true,
- * so that copies are never taken for token keys. */
+ * so that copies are never taken for token keys.
+ *
+ * Every set-up finds the token object again by the URI's label/id and proves it (or
+ * its copy) is the key opened, k->pub (direct_prove): a key replaced on the token under
+ * the same name is refused, never used. Set-ups are numbered (gen): an operation
+ * carries the generation it started on, a lost session reported by an operation of an
+ * earlier generation does not set up again, and the copy a set-up replaces is retired,
+ * not destroyed, while operations of its generation may still use it (destroyed at
+ * free, or forgotten once the module dropped it with its session). A copy that reads
+ * back right but fails an operation that the token object then makes is given up. */
 /* libp11 keys are legacy EC_KEYs: handing them a peer for ECDH takes the EC_KEY
  * calls OpenSSL 3 marks deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
