@@ -293,6 +293,23 @@ static int find_serial(smki_repo *r, const uint8_t serial[SMKI_SERIAL_LEN], smki
     return f.found;
 }
 
+/* The store's status of one certificate, for the server's client certificates:
+ * SMKI_STATUS_* of the record of (issuer SKI, serial) in this environment, or 0 when
+ * the store has none (or cannot be read: a certificate the store cannot vouch for is
+ * not accepted). One LMDB lookup; read at each connection, so a revocation is seen
+ * without restart. */
+int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN])
+{
+    if (!r || !db_ready(r)) return 0;
+    smki_cert *c = malloc(sizeof *c);
+    if (!c) return 0;
+    int st = 0;
+    if (smki_ca_cert_get(&r->db, issuer_ski, serial, c) == 0 && strcmp(c->env, r->env) == 0) st = (int)c->status;
+    smki_error_clear();
+    free(c);
+    return st;
+}
+
 static int wants_pem(const smki_repo_req *req, const char *format)
 {
     if (format) return strcmp(format, "pem") == 0;

@@ -109,6 +109,9 @@ void smki_repo_resp_free(smki_repo_resp *resp);
  * digits, or anything that decodes to NUL. Paths are matched decoded (a serial is
  * hex; nothing else needs escapes); the query is decoded by the handler. */
 int smki_repo_path_decode(const char *path, size_t len, char *out);
+/* The store's status (SMKI_STATUS_*) of the certificate of (issuer SKI, serial) in the
+ * environment served; 0 when the store has no such certificate. */
+int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN]);
 
 /* Connection-level counters the server reports into /metrics. */
 void smki_repo_note_conn(smki_repo *r, int opened, int refused);

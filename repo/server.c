@@ -43,6 +43,7 @@ typedef struct conn {
     int is_over;              /* accepted over the limit: answered 429, then closed */
     int has_party;            /* the Party Signifier was looked up */
     int has_cert;
+    uint64_t writing_since;   /* when h2o began the write still in progress; 0: not writing */
     char party[SMKI_REPO_PARTY_MAX];
 } conn;
 
@@ -68,6 +69,8 @@ typedef struct server {
     int lfd;
     unsigned max_conns;
     size_t max_headers;
+    size_t max_input;      /* buffered request octets a connection may hold */
+    uint64_t timeout_ms;   /* --timeout: also a write that makes no end */
     atomic_int conns;      /* open, within the limit */
     atomic_int conns_over; /* open, accepted over the limit (429 at their first request) */
     atomic_int is_stopping;
@@ -194,6 +197,27 @@ static void conn_party(server *s, conn *c)
     if (!c->ssl) return;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
     if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return;
+    /* A certificate that chains is accepted only while the store has it in use: a
+     * revoked (or expired, pending, not-in-use) one, or one the store does not know, is
+     * no client certificate. Looked up per connection, resumed sessions included. */
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(peer);
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(peer);
+    uint8_t serial[SMKI_SERIAL_LEN] = {0};
+    BIGNUM *bn = sn ? ASN1_INTEGER_to_BN(sn, NULL) : NULL;
+    int st = 0;
+    if (aki && ASN1_STRING_length(aki) == SMKI_KEYID_LEN && bn && !BN_is_negative(bn) &&
+        BN_bn2binpad(bn, serial, SMKI_SERIAL_LEN) == SMKI_SERIAL_LEN)
+        st = smki_repo_cert_status(s->repo, ASN1_STRING_get0_data(aki), serial);
+    BN_free(bn);
+    ERR_clear_error();
+    if (st != SMKI_STATUS_IN_USE) {
+        char ser[2 * SMKI_SERIAL_LEN + 1] = "?";
+        if (st || (aki && ASN1_STRING_length(aki) == SMKI_KEYID_LEN)) smki_hex_encode(serial, SMKI_SERIAL_LEN, ser, 0);
+        log_line("warn", "client_cert", "\"error\":\"client certificate %s\",\"serial\":\"%s\",\"status\":\"%s\"",
+                 st == SMKI_STATUS_REVOKED ? "revoked" : st ? "not in use" : "unknown", ser,
+                 st ? smki_cert_status_name(st) : "not in the store");
+        return;
+    }
     c->has_cert = 1;
     X509_NAME *name = X509_get_subject_name(peer);
     int i = name ? X509_NAME_get_index_by_OBJ(name, s->party_obj, -1) : -1;
@@ -343,6 +367,24 @@ static void tick(worker *wk, uint64_t now)
 {
     server *s = wk->srv;
     if (wk->phase == 0) {
+        /* h2o 2.2's HTTP/1 has no write timeout: a client that stops reading would keep
+         * its connection (and its answer's memory) for ever. A write in progress for
+         * longer than --timeout, or more buffered input than a request may be, ends the
+         * connection as the drain does (h2o sees the end and disposes of it). */
+        for (conn *c = wk->all; c; c = c->next) {
+            h2o_socket_t *sock = c->sock;
+            int cut = 0;
+            if (!h2o_socket_is_writing(sock)) c->writing_since = 0;
+            else if (!c->writing_since) c->writing_since = now;
+            else if (now - c->writing_since >= s->timeout_ms) cut = 1;
+            if (sock->input && sock->input->size > s->max_input) cut = 2;
+            if (cut) {
+                log_line("warn", "conn_cut", "\"reason\":\"%s\"",
+                         cut == 1 ? "the client did not read the answer within the timeout" : "too much buffered input");
+                shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+                c->writing_since = now; /* not logged again while h2o closes it */
+            }
+        }
         /* Far over the limit: stop accepting (new connections wait in the backlog) until
          * the count is back under it. The margin lets those just over it hear their 429. */
         unsigned open = (unsigned)(atomic_load(&s->conns) + atomic_load(&s->conns_over));
@@ -535,6 +577,8 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     s.config.server_name = h2o_iovec_init(H2O_STRLIT("smki"));
     s.config.max_request_entity_size = o->max_body ? o->max_body : SMKI_REPO_XML_MAX;
     uint64_t timeout_ms = (uint64_t)(o->timeout_s > 0 ? o->timeout_s : 10) * 1000;
+    s.timeout_ms = timeout_ms;
+    s.max_input = s.max_headers + s.config.max_request_entity_size + 64 * 1024;
     s.config.http1.req_timeout = timeout_ms;  /* a request's headers and body; idle keep-alive */
     s.config.handshake_timeout = timeout_ms;  /* TLS */
     s.config.http1.upgrade_to_http2 = 0;

@@ -155,6 +155,41 @@ expect_not_in "200" "plain HTTP to the TLS port gets no answer"
 run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
 expect_in "200" "and the server still serves TLS after it"
 
+# A client certificate revoked while the server runs: refused (403) from its next
+# connection on, a resumed TLS session included (the store is read per connection).
+cat >"$W/mtls.py" <<'PYEOF'
+import socket, ssl, sys, subprocess
+port, ca, cert, key, path, revoke = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+def get(session=None):
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b: break
+                data += b
+            return int(data.split(b" ")[1]), s.session, s.session_reused
+st1, sess, _ = get()
+st2, _, _ = get()
+subprocess.run(revoke, check=True, stdout=subprocess.DEVNULL)
+st3, _, reused = get(sess)
+st4, _, _ = get()
+print(st1, st2, st3, st4, reused)
+sys.exit(0 if (st1, st2, st3, st4) == (200, 200, 403, 403) else 1)
+PYEOF
+SUP_SERIAL=$(openssl x509 -in "$T/PS-SUPPLIER-1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+run timeout "$TIMEOUT" "$PY" "$W/mtls.py" "$PORT" "$T/ca.pem" "$T/PS-SUPPLIER-1.pem" "$T/PS-SUPPLIER-1.key" \
+    "/certificates/$SERIAL" "$SMKI_BIN" ca revoke --env test --serial "$SUP_SERIAL" --reason keyCompromise
+[[ $RC == 0 ]] && ok "a client certificate gets 200, then 403 once revoked (new connection and resumed session)" ||
+    not_ok "revoked client certificate: $OUT"
+expect_in_file '"client certificate revoked"' "$W/serve3.log" "the refusal is logged: client certificate revoked"
+expect_exit 0 "public endpoints still answer the revoked certificate" \
+    smki repo get --url "$URL" --ca smki-root --ca-file "$T/ca.pem" --cert "$T/PS-SUPPLIER-1.pem" \
+    --key "$T/PS-SUPPLIER-1.key" --out "$W/root2.der"
+
 # A CA revoked: the certificates it issued are revoked with it in the store, and the
 # repository's status search says so.
 OCA_SERIAL=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
