@@ -124,6 +124,14 @@ void smki_repo_note_conn(smki_repo *r, int opened, int refused)
     atomic_fetch_add(&r->conns_open, opened ? 1 : -1);
 }
 
+/* An answer the server gave itself (429 over the limit, 503 stopping, 431, 400 before
+ * the handler): counted with the requests, as endpoint group "other". */
+void smki_repo_note_status(smki_repo *r, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->requests[SMKI_REPO_EP_OTHER][cls], 1);
+}
+
 /* The CA's databases appear when the CA first writes: look again until they do. */
 static int db_ready(smki_repo *r)
 {

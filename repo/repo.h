@@ -115,6 +115,8 @@ int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN]
 
 /* Connection-level counters the server reports into /metrics. */
 void smki_repo_note_conn(smki_repo *r, int opened, int refused);
+/* An answer the server gave before the handler (429, 503, 431, 400): counted in the metrics. */
+void smki_repo_note_status(smki_repo *r, int status);
 
 /* ---- The HTTP server ----------------------------------------------------------------- */
 typedef struct {
