@@ -67,6 +67,7 @@ typedef struct {
     char allow[SMKI_REPO_ALLOW_MAX][SMKI_REPO_PARTY_MAX];
     const char *apikey;   /* when set, the DCC endpoints need ?apikey= equal to it */
     const char *arl_ca;   /* the CA whose CRL is the ARL; NULL: smki-root */
+    size_t max_scan;      /* records one search may examine (more: 400); 0: 100000 */
 } smki_repo_opts;
 #define SMKI_REPO_PUBLIC_ALL ((1u << SMKI_REPO_EP_COUNT) - 1)
 

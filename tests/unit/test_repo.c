@@ -421,6 +421,77 @@ static void test_rest_search_filters_and_pages(void **state)
     smki_repo_resp_free(&w);
 }
 
+static smki_repo *open_repo_scan(fixture *f, size_t max_scan)
+{
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", f->dir);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = f->dir;
+    o.env = "test";
+    o.public_mask = SMKI_REPO_PUBLIC_ALL;
+    o.max_scan = max_scan;
+    smki_repo *r = NULL;
+    assert_ok(smki_repo_open(&o, &r));
+    return r;
+}
+
+/* A search stops past max_scan examined records (a profile, which no index holds, or a
+ * deep offset would otherwise scan the environment on the event loop): 400 saying how
+ * to narrow it. An offset past 10000 is 400 too. */
+static void test_rest_search_refuses_scans_over_max_scan_and_deep_offsets(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo_scan(f, 2);
+    smki_repo_resp w = call(f->repo, "GET", "/certificates", "profile=device", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "the query would scan more than 2 records: narrow it (eui, serial, ski, status, role, usage, issuer)");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=3", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "would scan more than 2 records");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "eui=90-B3-D5-1F-30-01-00-00&usage=ka", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":1,");
+    smki_repo_resp_free(&w);
+    smki_repo_free(f->repo);
+    f->repo = open_repo_scan(f, 4); /* the environment holds 4: a profile search may see them all */
+    w = call(f->repo, "GET", "/certificates", "profile=device", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":2,");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=10001", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "offset");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=10000&usage=ds", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":0,");
+    smki_repo_resp_free(&w);
+}
+
+/* The server's client-certificate check: the store's status of (issuer SKI, serial) in
+ * the environment served, 0 for one it does not hold (or holds for another environment). */
+static void test_cert_status_reads_the_store_for_client_certificates(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    uint8_t serial[SMKI_SERIAL_LEN] = {0x40};
+    serial[15] = 1;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), SMKI_STATUS_IN_USE);
+    serial[15] = 2;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), SMKI_STATUS_REVOKED);
+    serial[15] = 5;
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), SMKI_STATUS_PENDING);
+    serial[15] = 4; /* production's */
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), 0);
+    serial[15] = 1; /* the DCA's serial under the OCA */
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), 0);
+    serial[15] = 9;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), 0);
+}
+
 static void test_rest_refuses_bad_queries_with_400(void **state)
 {
     fixture *f = *state;
@@ -642,6 +713,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rest_certificate_by_serial_as_der_pem_or_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_search_filters_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_refuses_bad_queries_with_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_search_refuses_scans_over_max_scan_and_deep_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_status_reads_the_store_for_client_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_rules_public_groups_client_certs_parties_and_apikey, setup,
                                         teardown),
         cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),
