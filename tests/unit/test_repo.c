@@ -629,7 +629,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     smki_repo_server_opts so = {0};
     smki_repo_conf_buf buf;
     smki_conf *c = conf_of("[store]\npath = store\n[repo]\nenv = test\nlisten = 127.0.0.1:8443\nthreads = 4\n"
-                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\ntimeout = 7\n"
+                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\nmax_scan = 5000\ntimeout = 7\n"
                            "tls_cert = tls/s.pem\ntls_key = /abs/s.key\nclient_ca = ca.pem\nclient_certs = required\n"
                            "public = health,crl\nallow_party = PS-A, PS-B\nparty_attr = 2.5.4.10\n"
                            "apikey_file = key.txt\narl_ca = dccki-root\naccess_log = yes\n");
@@ -640,6 +640,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     assert_int_equal(so.max_conns, 300);
     assert_int_equal(so.max_body, 2048);
     assert_int_equal(so.max_headers, 4096);
+    assert_int_equal(ro.max_scan, 5000);
     assert_int_equal(so.timeout_s, 7);
     assert_string_equal(so.tls_cert, "/home/x/tls/s.pem");
     assert_string_equal(so.tls_key, "/abs/s.key");
@@ -669,6 +670,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
         {"[repo]\nthreads = 0\n", "threads = '0': a number 1..64"},
         {"[repo]\nmax_conns = 12x\n", "max_conns = '12x'"},
         {"[repo]\ntimeout = \n", "timeout = ''"},
+        {"[repo]\nmax_scan = 0\n", "max_scan = '0'"},
         {"[repo]\nclient_certs = sometimes\nclient_ca = a.pem\n", "optional or required"},
         {"[repo]\nclient_certs = optional\n", "needs client_ca"},
         {"[repo]\naccess_log = 1\n", "yes or no"},
