@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The repository server's bounds against clients that hold on: tests/integration/repo_limits.sh.
-Usage: repo_limits.py stuck|overlimit PORT PID. Prints ok/not ok lines; exits 1 if any failed."""
+Usage: repo_limits.py stuck|overlimit|emfile PORT PID. Prints ok/not ok lines; exits 1 if any failed."""
+import os
 import socket
 import sys
 import time
@@ -142,6 +143,29 @@ def overlimit():
     check(ok200, "with the held connections closed, a new client is served (200)", seen)
 
 
-{"stuck": stuck, "overlimit": overlimit}[mode]()
+def emfile():
+    # The server runs with few descriptors: 100 connections exhaust them, accept fails
+    # (EMFILE) and the loop stops accepting until its next tick instead of spinning on
+    # the readable listener. Once they close, a new client is served.
+    def cpu_s():
+        f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+    held = []
+    for _ in range(100):
+        try:
+            held.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        except OSError:
+            break
+    check(len(held) > 0, "connections opened beyond the server's descriptors", len(held))
+    c0 = cpu_s()
+    time.sleep(2)
+    print("# server CPU while its descriptors were exhausted: %.2f s in 2 s" % (cpu_s() - c0))
+    for s in held:
+        s.close()
+    ok200, seen = wait_for_200()
+    check(ok200, "with descriptors free again, a new client is served (200)", seen)
+
+
+{"stuck": stuck, "overlimit": overlimit, "emfile": emfile}[mode]()
 print("# repo_limits %s: %d failed" % (mode, failed))
 sys.exit(1 if failed else 0)

@@ -3,7 +3,8 @@
 # clients that pipeline requests and never read are ended after --timeout (h2o 2.2's
 # HTTP/1 has no write timeout of its own), and connections over --max-conns never
 # reach h2o: a fixed 429 or a close, memory bounded, and the server serves again once
-# they are gone. The refusals show in /metrics and the log. Servers stop on every exit.
+# they are gone; out of descriptors, accepting pauses instead of spinning. The refusals
+# show in /metrics and the log. Servers stop on every exit.
 set -euo pipefail
 
 : "${SMKI_BIN:?set SMKI_BIN to the smki binary}"
@@ -37,6 +38,22 @@ run curl -sS "http://127.0.0.1:$PORT/metrics"
 REFUSED=$(printf '%s\n' "$OUT" | sed -n 's/^smki_repo_connections_refused_total \([0-9]*\)$/\1/p')
 check "the refusals are counted in /metrics ($REFUSED)" test "${REFUSED:-0}" -ge 2
 expect_in 'smki_repo_requests_total{env="test",endpoint="other",code="4xx"}' "the 429s are counted with the requests"
+
+# ---- Out of descriptors -----------------------------------------------------------------------
+# (a subshell with a low descriptor limit, hard and soft, execs the server)
+(ulimit -n 64 && exec "$SMKI_BIN" repo serve --env test --listen 127.0.0.1:0 --threads 1 --max-conns 1000) 2>"$W/s3.log" &
+PIDS+=("$!")
+EMFILE_PID=$!
+PORT=
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/s3.log" | head -1)
+    [[ -n $PORT ]] && break
+    sleep 0.1
+done
+run timeout "$TIMEOUT" "$PY" "$HERE/repo_limits.py" emfile "$PORT" "$EMFILE_PID"
+printf '%s\n' "$OUT"
+[[ $RC == 0 ]] && ok "out of descriptors: accepting pauses, then serves again" || not_ok "repo_limits.py emfile"
+in_log '"event":"accept","error":"Too many open files"' "$W/s3.log" "the failed accept is logged, the loop paused"
 
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 for p in "${PIDS[@]}"; do
