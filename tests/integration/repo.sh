@@ -83,6 +83,11 @@ expect_exit 0 "smki --json repo search by role" smki --json repo search --url "$
 expect_json "two supplier certificates, one revoked" 'd["count"] == 2 and sorted(r["status"] for r in d["results"]) == ["I", "R"]'
 expect_exit 1 "smki repo search with a bad status" smki repo search --url "$URL" --status Q
 expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.0.0.1:1 "$SERIAL"
+# Answers the server gives before the handler are logged and counted like the rest.
+run curl -sS -o /dev/null -w '%{http_code}' -H "X-Pad: $(head -c 9000 /dev/zero | tr '\0' a)" "$URL/health"
+expect_in "431" "headers over --max-headers: 431"
+run curl -sS "$URL/metrics"
+check "the 431 is counted (group other)" grep -qE '^smki_repo_requests_total\{env="test",endpoint="other",code="4xx"\} [1-9]' <<<"$OUT"
 
 # New certificates are seen without restart.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=y" \
@@ -100,6 +105,7 @@ wait "$SERVER_PID" || RC=$?
 expect_in_file() { grep -q "$1" "$2" && ok "$3" || { not_ok "$3"; tail -5 "$2" | sed 's/^/#   /'; }; }
 expect_in_file '"event":"stopped"' "$W/serve.log" "the log says it stopped"
 expect_in_file '"event":"request".*"status":402' "$W/serve.log" "requests are logged as JSON lines"
+expect_in_file '"event":"request".*"status":431' "$W/serve.log" "the 431 given before the handler is logged too"
 
 # ---- Too many connections ---------------------------------------------------------------
 serve "$W/serve2.log" --max-conns 2
