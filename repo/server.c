@@ -3,8 +3,10 @@
  * listening socket; a request is answered in the loop that read it (the answer is a
  * few LMDB reads, microseconds) and its body is handed to h2o without a copy. TLS is
  * h2o's, on an SSL_CTX made here from the same OpenSSL 3 as the rest of smki. Every
- * connection is counted from accept to close: one over the limit is answered 429 and
- * closed, idle ones time out, and accepting pauses while the count is far over. */
+ * connection is counted from accept to close: one over the limit never reaches h2o (a
+ * fixed 429 and a close), idle ones and stalled writes time out, and accepting pauses
+ * for a tick on a flood of refusals or when accept fails for want of descriptors. A
+ * client certificate counts only while the store has it in use (docs/repo.md, Limits). */
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 

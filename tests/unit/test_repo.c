@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "repo/repo.h"
 
@@ -607,6 +609,22 @@ static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **sta
     smki_repo_resp_free(&w);
     w = call(r, "GET", "/crl/..", NULL, NULL);
     assert_int_equal(w.status, 404);
+    smki_repo_resp_free(&w);
+    /* A CRL file larger than an answer may be (8 MiB) is refused by its size, before it
+     * is read (it used to be read whole, up to 64 MiB, then refused). */
+    char crl[1200];
+    snprintf(crl, sizeof crl, "%s/ca", dir);
+    mkdir(crl, 0700);
+    snprintf(crl, sizeof crl, "%s/ca/test", dir);
+    mkdir(crl, 0700);
+    snprintf(crl, sizeof crl, "%s/ca/test/smki-dca.crl", dir);
+    FILE *big = fopen(crl, "wb");
+    assert_non_null(big);
+    assert_int_equal(ftruncate(fileno(big), 9 << 20), 0); /* sparse: no 9 MiB written */
+    fclose(big);
+    w = call(r, "GET", "/crl/smki-dca", NULL, NULL);
+    assert_int_equal(w.status, 500);
+    HAS(w, "over the limit of");
     smki_repo_resp_free(&w);
     smki_repo_free(r);
     o.env = "../x";
