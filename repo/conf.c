@@ -9,7 +9,7 @@
 static const char *const REPO_KEYS[] = {"env",         "listen",      "threads",     "max_conns",  "max_body",
                                         "max_headers", "timeout",     "tls_cert",    "tls_key",    "client_ca",
                                         "client_certs", "public",     "allow_party", "party_attr", "apikey_file",
-                                        "arl_ca",      "access_log",  NULL};
+                                        "arl_ca",      "access_log",  "max_scan",   NULL};
 
 static int conf_num(const smki_conf *conf, const char *key, long lo, long hi, long *out)
 {
@@ -57,6 +57,8 @@ int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts 
     if (g) so->max_body = (size_t)n;
     GUARD(g = conf_num(conf, "max_headers", 256, 65536, &n));
     if (g) so->max_headers = (size_t)n;
+    GUARD(g = conf_num(conf, "max_scan", 1, 100000000, &n));
+    if (g) ro->max_scan = (size_t)n;
     GUARD(g = conf_num(conf, "timeout", 1, 3600, &n));
     if (g) so->timeout_s = (int)n;
     so->tls_cert = conf_path(conf, "tls_cert", home, buf->tls_cert, sizeof buf->tls_cert);

@@ -13,10 +13,11 @@
 #include "repo.h"
 
 #define RESP_MAX (8u << 20)  /* no response grows past this */
-#define CRL_MAX (64u << 20)  /* a CRL file read for an answer */
+#define CRL_MAX (RESP_MAX - 4096) /* a CRL file read for an answer: it must fit one (checked before reading) */
 #define PAGE_DEFAULT 100
 #define PAGE_MAX 1000
-#define OFFSET_MAX 1000000
+#define OFFSET_MAX 10000   /* deeper pages: narrow the query instead */
+#define SCAN_DEFAULT 100000 /* records one search may examine ([repo] max_scan) */
 #define DCC_RESULTS_MAX 1000
 #define QUERY_VALUE_MAX 128
 #define LAT_BUCKETS 8
@@ -42,6 +43,7 @@ struct smki_repo {
     atomic_ullong lat_sum_ns;
     atomic_ullong conns_total, conns_refused;
     atomic_llong conns_open;
+    long max_scan;
 };
 
 static const char *const EP_NAMES[SMKI_REPO_EP_COUNT] = {"dcc", "cert", "ca", "crl", "health", "metrics", "other"};
@@ -94,6 +96,7 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     snprintf(r->arl_ca, sizeof r->arl_ca, "%s", arl);
     r->public_mask = o->public_mask | (1u << SMKI_REPO_EP_OTHER);
     r->n_allow = o->n_allow;
+    r->max_scan = o->max_scan ? (long)o->max_scan : SCAN_DEFAULT;
     memcpy(r->allow, o->allow, sizeof r->allow);
     smki_store_opts so = {0, 0, 1};
     int rc = smki_store_open(o->store_dir, &so, &r->store);
@@ -122,6 +125,14 @@ void smki_repo_note_conn(smki_repo *r, int opened, int refused)
     }
     if (opened) atomic_fetch_add(&r->conns_total, 1);
     atomic_fetch_add(&r->conns_open, opened ? 1 : -1);
+}
+
+/* An answer the server gave itself (429 over the limit, 503 stopping, 431, 400 before
+ * the handler): counted with the requests, as endpoint group "other". */
+void smki_repo_note_status(smki_repo *r, int status)
+{
+    int cls = status / 100;
+    if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->requests[SMKI_REPO_EP_OTHER][cls], 1);
 }
 
 /* The CA's databases appear when the CA first writes: look again until they do. */
@@ -291,6 +302,23 @@ static int find_serial(smki_repo *r, const uint8_t serial[SMKI_SERIAL_LEN], smki
     first_ctx f = {out, 0};
     GUARD(smki_ca_find(&r->db, &q, keep_first, &f));
     return f.found;
+}
+
+/* The store's status of one certificate, for the server's client certificates:
+ * SMKI_STATUS_* of the record of (issuer SKI, serial) in this environment, or 0 when
+ * the store has none (or cannot be read: a certificate the store cannot vouch for is
+ * not accepted). One LMDB lookup; read at each connection, so a revocation is seen
+ * without restart. */
+int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN])
+{
+    if (!r || !db_ready(r)) return 0;
+    smki_cert *c = malloc(sizeof *c);
+    if (!c) return 0;
+    int st = 0;
+    if (smki_ca_cert_get(&r->db, issuer_ski, serial, c) == 0 && strcmp(c->env, r->env) == 0) st = (int)c->status;
+    smki_error_clear();
+    free(c);
+    return st;
 }
 
 static int wants_pem(const smki_repo_req *req, const char *format)
@@ -644,15 +672,25 @@ static int cert_by_serial(smki_repo *r, const smki_repo_req *req, const char *te
     return rc;
 }
 
+/* A search pages through what the store's index yields. What it examines is counted
+ * (the offset skipped, and the records a profile, which no index holds, passes over):
+ * past max_scan it stops, so no request holds a loop and a read transaction for a
+ * scan of the whole environment. */
 typedef struct {
     smki_repo_resp *w;
-    long offset, limit, seen, n;
-    int has_more;
+    long offset, limit, seen, n, examined, max_scan;
+    smki_profile_id profile;
+    int has_more, is_over_scan;
 } page_ctx;
 
 static int page_result(const smki_cert *c, void *arg)
 {
     page_ctx *p = arg;
+    if (++p->examined > p->max_scan) {
+        p->is_over_scan = 1;
+        return 1;
+    }
+    if (p->profile != SMKI_PROFILE_UNKNOWN && c->profile != p->profile) return 0;
     if (p->seen++ < p->offset) return 0;
     if (p->n == p->limit) {
         p->has_more = 1;
@@ -735,10 +773,17 @@ static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w
     w->status = 200;
     w->content_type = "application/json";
     GUARD(adds(w, "{\"results\":["));
-    page_ctx p = {w, offset, limit, 0, 0, 0};
+    page_ctx p = {w, offset, limit, 0, 0, 0, r->max_scan, q.profile, 0, 0};
+    q.profile = SMKI_PROFILE_UNKNOWN; /* filtered here, where what it passes over is counted */
     if (db_ready(r)) {
         int rc = smki_ca_find(&r->db, &q, page_result, &p);
         if (rc < 0) return fail_err(w, 500, 0, "the store");
+    }
+    if (p.is_over_scan) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "the query would scan more than %ld records: narrow it (eui, serial, ski, status, role, usage, issuer)",
+                 r->max_scan);
+        return fail_resp(w, 400, 0, msg);
     }
     GUARD(addf(w, "],\"count\":%ld,\"offset\":%ld,\"limit\":%ld,", p.n, offset, limit));
     if (p.has_more) return addf(w, "\"next_offset\":%ld}\n", offset + p.n);

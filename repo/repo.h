@@ -67,6 +67,7 @@ typedef struct {
     char allow[SMKI_REPO_ALLOW_MAX][SMKI_REPO_PARTY_MAX];
     const char *apikey;   /* when set, the DCC endpoints need ?apikey= equal to it */
     const char *arl_ca;   /* the CA whose CRL is the ARL; NULL: smki-root */
+    size_t max_scan;      /* records one search may examine (more: 400); 0: 100000 */
 } smki_repo_opts;
 #define SMKI_REPO_PUBLIC_ALL ((1u << SMKI_REPO_EP_COUNT) - 1)
 
@@ -109,9 +110,14 @@ void smki_repo_resp_free(smki_repo_resp *resp);
  * digits, or anything that decodes to NUL. Paths are matched decoded (a serial is
  * hex; nothing else needs escapes); the query is decoded by the handler. */
 int smki_repo_path_decode(const char *path, size_t len, char *out);
+/* The store's status (SMKI_STATUS_*) of the certificate of (issuer SKI, serial) in the
+ * environment served; 0 when the store has no such certificate. */
+int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN]);
 
 /* Connection-level counters the server reports into /metrics. */
 void smki_repo_note_conn(smki_repo *r, int opened, int refused);
+/* An answer the server gave before the handler (429, 503, 431, 400): counted in the metrics. */
+void smki_repo_note_status(smki_repo *r, int status);
 
 /* ---- The HTTP server ----------------------------------------------------------------- */
 typedef struct {

@@ -3,8 +3,10 @@
  * listening socket; a request is answered in the loop that read it (the answer is a
  * few LMDB reads, microseconds) and its body is handed to h2o without a copy. TLS is
  * h2o's, on an SSL_CTX made here from the same OpenSSL 3 as the rest of smki. Every
- * connection is counted from accept to close: one over the limit is answered 429 and
- * closed, idle ones time out, and accepting pauses while the count is far over. */
+ * connection is counted from accept to close: one over the limit never reaches h2o (a
+ * fixed 429 and a close), idle ones and stalled writes time out, and accepting pauses
+ * for a tick on a flood of refusals or when accept fails for want of descriptors. A
+ * client certificate counts only while the store has it in use (docs/repo.md, Limits). */
 #define H2O_USE_LIBUV 0
 #include <h2o.h>
 
@@ -40,9 +42,9 @@ typedef struct conn {
     h2o_socket_t *sock;       /* h2o's; valid until on_conn_close */
     struct worker *wk;
     SSL *ssl;                 /* TLS: set when the handshake is done */
-    int is_over;              /* accepted over the limit: answered 429, then closed */
     int has_party;            /* the Party Signifier was looked up */
     int has_cert;
+    uint64_t writing_since;   /* when h2o began the write still in progress; 0: not writing */
     char party[SMKI_REPO_PARTY_MAX];
 } conn;
 
@@ -53,6 +55,8 @@ typedef struct worker {
     h2o_accept_ctx_t actx;
     h2o_socket_t *listener;
     int has_ctx, is_paused, phase; /* phase: 0 serving, 1 grace, 2 draining, 3 done */
+    unsigned refused_in_tick;      /* connections refused over the limit since the last tick */
+    int is_fd_logged;              /* an accept failure (EMFILE...) was logged */
     conn *all;
     unsigned n_open;
     uint64_t next_tick, phase_end;
@@ -68,8 +72,9 @@ typedef struct server {
     int lfd;
     unsigned max_conns;
     size_t max_headers;
+    size_t max_input;      /* buffered request octets a connection may hold */
+    uint64_t timeout_ms;   /* --timeout: also a write that makes no end */
     atomic_int conns;      /* open, within the limit */
-    atomic_int conns_over; /* open, accepted over the limit (429 at their first request) */
     atomic_int is_stopping;
     unsigned nworkers;
     worker *w;
@@ -128,11 +133,39 @@ static void on_conn_close(void *data)
     else wk->all = c->next;
     if (c->next) c->next->prev = c->prev;
     wk->n_open--;
-    if (!c->is_over) {
-        atomic_fetch_sub(&wk->srv->conns, 1);
-        smki_repo_note_conn(wk->srv->repo, 0, 0);
-    } else atomic_fetch_sub(&wk->srv->conns_over, 1);
+    atomic_fetch_sub(&wk->srv->conns, 1);
+    smki_repo_note_conn(wk->srv->repo, 0, 0);
     free(c);
+}
+
+/* A connection over --max-conns is not handed to h2o (no TLS handshake, no header or
+ * body buffers): plain HTTP gets this fixed answer, written once without blocking
+ * (best effort: what the client sent is read and dropped first, so the close is a FIN),
+ * TLS just the close. */
+static const char TOO_MANY[] = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nConnection: close\r\n"
+                               "Content-Type: application/json\r\nContent-Length: 46\r\n\r\n"
+                               "{\"status\":429,\"error\":\"too many connections\"}\n";
+
+static void refuse(server *s, worker *wk, h2o_socket_t *sock)
+{
+    int fd = h2o_socket_get_fd(sock);
+    if (!s->ssl) {
+        char sink[4096];
+        for (int k = 0; k < 4 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; k++) {
+        }
+        ssize_t w = send(fd, TOO_MANY, sizeof TOO_MANY - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+        (void)w;
+        shutdown(fd, SHUT_WR);
+    }
+    h2o_socket_close(sock);
+    smki_repo_note_conn(s->repo, 1, 1);
+    smki_repo_note_status(s->repo, 429);
+    /* Refusing costs an accept, a write and a close: a flood of them pauses this loop's
+     * accepting until the next tick (they wait in the backlog). */
+    if (++wk->refused_in_tick >= s->max_conns / 4 + 16 && wk->listener && !wk->is_paused) {
+        h2o_socket_read_stop(wk->listener);
+        wk->is_paused = 1;
+    }
 }
 
 static void on_accept(h2o_socket_t *listener, const char *err)
@@ -140,23 +173,34 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     worker *wk = listener->data;
     server *s = wk->srv;
     if (err) return;
-    for (int i = 0; i < ACCEPTS_PER_WAKE; i++) {
+    for (int i = 0; i < ACCEPTS_PER_WAKE && !wk->is_paused; i++) {
         h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
-        if (!sock) return;
-        conn *c = calloc(1, sizeof *c);
-        if (!c) {
-            h2o_socket_close(sock);
-            continue;
+        if (!sock) {
+            /* EMFILE/ENFILE/ENOMEM leave the connection in the backlog and the listener
+             * readable: without a pause the loop would spin on it. Until the next tick. */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                h2o_socket_read_stop(listener);
+                wk->is_paused = 1;
+                if (!wk->is_fd_logged) log_line("warn", "accept", "\"error\":\"%s\"", strerror(errno));
+                wk->is_fd_logged = 1;
+            }
+            return;
         }
-        c->sock = sock;
-        c->wk = wk;
         int n = atomic_fetch_add(&s->conns, 1) + 1;
         if ((unsigned)n > s->max_conns) {
             atomic_fetch_sub(&s->conns, 1);
-            atomic_fetch_add(&s->conns_over, 1);
-            c->is_over = 1;
-            smki_repo_note_conn(s->repo, 1, 1);
-        } else smki_repo_note_conn(s->repo, 1, 0);
+            refuse(s, wk, sock);
+            continue;
+        }
+        conn *c = calloc(1, sizeof *c);
+        if (!c) {
+            atomic_fetch_sub(&s->conns, 1);
+            h2o_socket_close(sock);
+            continue;
+        }
+        smki_repo_note_conn(s->repo, 1, 0);
+        c->sock = sock;
+        c->wk = wk;
         c->next = wk->all;
         if (wk->all) wk->all->prev = c;
         wk->all = c;
@@ -194,6 +238,27 @@ static void conn_party(server *s, conn *c)
     if (!c->ssl) return;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
     if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return;
+    /* A certificate that chains is accepted only while the store has it in use: a
+     * revoked (or expired, pending, not-in-use) one, or one the store does not know, is
+     * no client certificate. Looked up per connection, resumed sessions included. */
+    const ASN1_OCTET_STRING *aki = X509_get0_authority_key_id(peer);
+    const ASN1_INTEGER *sn = X509_get0_serialNumber(peer);
+    uint8_t serial[SMKI_SERIAL_LEN] = {0};
+    BIGNUM *bn = sn ? ASN1_INTEGER_to_BN(sn, NULL) : NULL;
+    int st = 0;
+    if (aki && ASN1_STRING_length(aki) == SMKI_KEYID_LEN && bn && !BN_is_negative(bn) &&
+        BN_bn2binpad(bn, serial, SMKI_SERIAL_LEN) == SMKI_SERIAL_LEN)
+        st = smki_repo_cert_status(s->repo, ASN1_STRING_get0_data(aki), serial);
+    BN_free(bn);
+    ERR_clear_error();
+    if (st != SMKI_STATUS_IN_USE) {
+        char ser[2 * SMKI_SERIAL_LEN + 1] = "?";
+        if (st || (aki && ASN1_STRING_length(aki) == SMKI_KEYID_LEN)) smki_hex_encode(serial, SMKI_SERIAL_LEN, ser, 0);
+        log_line("warn", "client_cert", "\"error\":\"client certificate %s\",\"serial\":\"%s\",\"status\":\"%s\"",
+                 st == SMKI_STATUS_REVOKED ? "revoked" : st ? "not in use" : "unknown", ser,
+                 st ? smki_cert_status_name(st) : "not in the store");
+        return;
+    }
     c->has_cert = 1;
     X509_NAME *name = X509_get_subject_name(peer);
     int i = name ? X509_NAME_get_index_by_OBJ(name, s->party_obj, -1) : -1;
@@ -267,22 +332,54 @@ static size_t header_octets(const h2o_req_t *req)
     return n;
 }
 
+/* One access-log line (--access-log). */
+static void log_request(h2o_req_t *req, const char *method_text, const char *path, const char *party_text, int status,
+                        size_t len, smki_repo_ep ep)
+{
+    char p[512], party[2 * SMKI_REPO_PARTY_MAX * 3], host[INET6_ADDRSTRLEN] = "?";
+    struct sockaddr_storage sa;
+    unsigned port = 0;
+    socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
+    if (sl && sa.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host, sizeof host);
+        port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
+    } else if (sl && sa.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, host, sizeof host);
+        port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    }
+    char method[16];
+    json_text(path, p, sizeof p);
+    json_text(party_text, party, sizeof party);
+    json_text(method_text, method, sizeof method);
+    log_line("info", "request",
+             "\"peer\":\"%s:%u\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"endpoint\":\"%s\","
+             "\"party\":%s%s%s",
+             host, port, method, p, status, len, smki_repo_ep_name(ep), party_text ? "\"" : "",
+             party_text ? party : "null", party_text ? "\"" : "");
+}
+
+/* An answer given before the handler (503, 431, 400): counted and logged like the rest. */
+static int early(server *s, h2o_req_t *req, int status, const char *body, int close)
+{
+    reply_text(req, status, body, close);
+    smki_repo_note_status(s->repo, status);
+    if (s->o->access_log) {
+        char *m = pool_str(req, req->method.base, req->method.len < 15 ? req->method.len : 15);
+        char *pa = pool_str(req, req->path.base, req->path.len < 500 ? req->path.len : 500);
+        log_request(req, m, pa, NULL, status, strlen(body), SMKI_REPO_EP_OTHER);
+    }
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
     conn *c = conn_of(req);
-    if (c && c->is_over) {
-        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
-        reply_text(req, 429, "{\"status\":429,\"error\":\"too many connections\"}\n", 1);
-        return 0;
-    }
     if (atomic_load_explicit(&s->is_stopping, memory_order_relaxed)) {
-        reply_text(req, 503, "{\"status\":503,\"error\":\"shutting down\"}\n", 1);
-        return 0;
+        return early(s, req, 503, "{\"status\":503,\"error\":\"shutting down\"}\n", 1);
     }
     if (header_octets(req) > s->max_headers) {
-        reply_text(req, 431, "{\"status\":431,\"error\":\"the request's headers are over the limit\"}\n", 1);
-        return 0;
+        return early(s, req, 431, "{\"status\":431,\"error\":\"the request's headers are over the limit\"}\n", 1);
     }
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     smki_repo_req rq = {0};
@@ -293,8 +390,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     rq.path = path;
     if (!rq.path || !*rq.path) {
-        reply_text(req, 400, "{\"status\":400,\"error\":\"a malformed path\"}\n", 0);
-        return 0;
+        return early(s, req, 400, "{\"status\":400,\"error\":\"a malformed path\"}\n", 0);
     }
     rq.method = pool_str(req, req->method.base, req->method.len);
     if (req->query_at != SIZE_MAX)
@@ -313,28 +409,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     smki_repo_handle(s->repo, &rq, w);
     if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
-    if (s->o->access_log) {
-        char p[512], party[2 * SMKI_REPO_PARTY_MAX * 3], host[INET6_ADDRSTRLEN] = "?";
-        struct sockaddr_storage sa;
-        unsigned port = 0;
-        socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&sa);
-        if (sl && sa.ss_family == AF_INET) {
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&sa)->sin_addr, host, sizeof host);
-            port = ntohs(((struct sockaddr_in *)&sa)->sin_port);
-        } else if (sl && sa.ss_family == AF_INET6) {
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&sa)->sin6_addr, host, sizeof host);
-            port = ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-        }
-        char method[16];
-        json_text(rq.path, p, sizeof p);
-        json_text(rq.party, party, sizeof party);
-        json_text(rq.method, method, sizeof method);
-        log_line("info", "request",
-                 "\"peer\":\"%s:%u\",\"method\":\"%s\",\"path\":\"%s\",\"status\":%d,\"bytes\":%zu,\"endpoint\":\"%s\","
-                 "\"party\":%s%s%s",
-                 host, port, method, p, w->status, w->len, smki_repo_ep_name(w->ep), rq.party ? "\"" : "",
-                 rq.party ? party : "null", rq.party ? "\"" : "");
-    }
+    if (s->o->access_log) log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);
     return 0;
 }
 
@@ -343,14 +418,28 @@ static void tick(worker *wk, uint64_t now)
 {
     server *s = wk->srv;
     if (wk->phase == 0) {
-        /* Far over the limit: stop accepting (new connections wait in the backlog) until
-         * the count is back under it. The margin lets those just over it hear their 429. */
-        unsigned open = (unsigned)(atomic_load(&s->conns) + atomic_load(&s->conns_over));
-        unsigned margin = s->max_conns / 4 + 16;
-        if (wk->listener && !wk->is_paused && open >= s->max_conns + margin) {
-            h2o_socket_read_stop(wk->listener);
-            wk->is_paused = 1;
-        } else if (wk->listener && wk->is_paused && open < s->max_conns + margin / 2) {
+        /* h2o 2.2's HTTP/1 has no write timeout: a client that stops reading would keep
+         * its connection (and its answer's memory) for ever. A write in progress for
+         * longer than --timeout, or more buffered input than a request may be, ends the
+         * connection as the drain does (h2o sees the end and disposes of it). */
+        for (conn *c = wk->all; c; c = c->next) {
+            h2o_socket_t *sock = c->sock;
+            int cut = 0;
+            if (!h2o_socket_is_writing(sock)) c->writing_since = 0;
+            else if (!c->writing_since) c->writing_since = now;
+            else if (now - c->writing_since >= s->timeout_ms) cut = 1;
+            if (sock->input && sock->input->size > s->max_input) cut = 2;
+            if (cut) {
+                log_line("warn", "conn_cut", "\"reason\":\"%s\"",
+                         cut == 1 ? "the client did not read the answer within the timeout" : "too much buffered input");
+                shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+                c->writing_since = now; /* not logged again while h2o closes it */
+            }
+        }
+        /* Accepting paused by on_accept (a flood of refusals, or accept failing for want
+         * of descriptors) starts again at the tick. */
+        wk->refused_in_tick = 0;
+        if (wk->listener && wk->is_paused) {
             h2o_socket_read_start(wk->listener, on_accept);
             wk->is_paused = 0;
         }
@@ -535,6 +624,8 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     s.config.server_name = h2o_iovec_init(H2O_STRLIT("smki"));
     s.config.max_request_entity_size = o->max_body ? o->max_body : SMKI_REPO_XML_MAX;
     uint64_t timeout_ms = (uint64_t)(o->timeout_s > 0 ? o->timeout_s : 10) * 1000;
+    s.timeout_ms = timeout_ms;
+    s.max_input = s.max_headers + s.config.max_request_entity_size + 64 * 1024;
     s.config.http1.req_timeout = timeout_ms;  /* a request's headers and body; idle keep-alive */
     s.config.handshake_timeout = timeout_ms;  /* TLS */
     s.config.http1.upgrade_to_http2 = 0;
@@ -589,7 +680,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     while (sigtimedwait(&stopsigs, NULL, &zero) > 0) {
     }
     pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
-    log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns) + atomic_load(&s.conns_over));
+    log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns));
 out:
     for (unsigned i = 0; s.w && i < s.nworkers; i++) worker_free(&s.w[i]);
     free(s.w);

@@ -82,6 +82,9 @@ n, off = 0, 0
 while off is not None:
     c.request("GET", "/certificates?eui=90-B3-D5-1F-30-01-00-00&limit=1000&offset=%d" % off)
     d = json.loads(c.getresponse().read())
+    if "count" not in d: # past the offset cap (10000) or max_scan: what was counted so far
+        print("%d (then: %s)" % (n, d.get("error")), end=" ")
+        break
     n, off = n + d["count"], d["next_offset"]
 print(n)' "$PORT")
 echo "  of them visible through the running server: $SEEN"

@@ -83,6 +83,11 @@ expect_exit 0 "smki --json repo search by role" smki --json repo search --url "$
 expect_json "two supplier certificates, one revoked" 'd["count"] == 2 and sorted(r["status"] for r in d["results"]) == ["I", "R"]'
 expect_exit 1 "smki repo search with a bad status" smki repo search --url "$URL" --status Q
 expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.0.0.1:1 "$SERIAL"
+# Answers the server gives before the handler are logged and counted like the rest.
+run curl -sS -o /dev/null -w '%{http_code}' -H "X-Pad: $(head -c 9000 /dev/zero | tr '\0' a)" "$URL/health"
+expect_in "431" "headers over --max-headers: 431"
+run curl -sS "$URL/metrics"
+check "the 431 is counted (group other)" grep -qE '^smki_repo_requests_total\{env="test",endpoint="other",code="4xx"\} [1-9]' <<<"$OUT"
 
 # New certificates are seen without restart.
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=y" \
@@ -100,6 +105,7 @@ wait "$SERVER_PID" || RC=$?
 expect_in_file() { grep -q "$1" "$2" && ok "$3" || { not_ok "$3"; tail -5 "$2" | sed 's/^/#   /'; }; }
 expect_in_file '"event":"stopped"' "$W/serve.log" "the log says it stopped"
 expect_in_file '"event":"request".*"status":402' "$W/serve.log" "requests are logged as JSON lines"
+expect_in_file '"event":"request".*"status":431' "$W/serve.log" "the 431 given before the handler is logged too"
 
 # ---- Too many connections ---------------------------------------------------------------
 serve "$W/serve2.log" --max-conns 2
@@ -154,6 +160,41 @@ run curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health"
 expect_not_in "200" "plain HTTP to the TLS port gets no answer"
 run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/ca.pem" "$URL/health"
 expect_in "200" "and the server still serves TLS after it"
+
+# A client certificate revoked while the server runs: refused (403) from its next
+# connection on, a resumed TLS session included (the store is read per connection).
+cat >"$W/mtls.py" <<'PYEOF'
+import socket, ssl, sys, subprocess
+port, ca, cert, key, path, revoke = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6:]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.load_cert_chain(cert, key)
+def get(session=None):
+    with socket.create_connection(("127.0.0.1", int(port)), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="127.0.0.1", session=session) as s:
+            s.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % path).encode())
+            data = b""
+            while True:
+                b = s.recv(65536)
+                if not b: break
+                data += b
+            return int(data.split(b" ")[1]), s.session, s.session_reused
+st1, sess, _ = get()
+st2, _, _ = get()
+subprocess.run(revoke, check=True, stdout=subprocess.DEVNULL)
+st3, _, reused = get(sess)
+st4, _, _ = get()
+print(st1, st2, st3, st4, reused)
+sys.exit(0 if (st1, st2, st3, st4) == (200, 200, 403, 403) else 1)
+PYEOF
+SUP_SERIAL=$(openssl x509 -in "$T/PS-SUPPLIER-1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
+run timeout "$TIMEOUT" "$PY" "$W/mtls.py" "$PORT" "$T/ca.pem" "$T/PS-SUPPLIER-1.pem" "$T/PS-SUPPLIER-1.key" \
+    "/certificates/$SERIAL" "$SMKI_BIN" ca revoke --env test --serial "$SUP_SERIAL" --reason keyCompromise
+[[ $RC == 0 ]] && ok "a client certificate gets 200, then 403 once revoked (new connection and resumed session)" ||
+    not_ok "revoked client certificate: $OUT"
+expect_in_file '"client certificate revoked"' "$W/serve3.log" "the refusal is logged: client certificate revoked"
+expect_exit 0 "public endpoints still answer the revoked certificate" \
+    smki repo get --url "$URL" --ca smki-root --ca-file "$T/ca.pem" --cert "$T/PS-SUPPLIER-1.pem" \
+    --key "$T/PS-SUPPLIER-1.key" --out "$W/root2.der"
 
 # A CA revoked: the certificates it issued are revoked with it in the store, and the
 # repository's status search says so.

@@ -19,6 +19,11 @@ BASE=$W/base.conf
 repo_soft_ca_conf "$SMKI_HOME" "$BASE"
 cp "$BASE" "$SMKI_HOME/smki.conf"
 expect_exit 0 "a test hierarchy to serve" smki ca init --env test --config "$SMKI_HOME/smki.conf"
+# Client certificates count only when the store has them in use: the two clients'
+# DCCKI certificates come from the CA, through the RA.
+ra_test_participant "$SMKI_HOME"
+ra_dccki_party "$SMKI_HOME" PS-ALLOWED PS-OTHER
+cp "$SMKI_HOME/smki.conf" "$BASE"
 
 # with_repo LINES...: smki.conf is the base plus a [repo] section of these lines.
 with_repo() {
@@ -70,10 +75,15 @@ mkdir -p "$T"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/server.key" \
     -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -out "$T/server.pem" 2>/dev/null
 for who in PS-ALLOWED PS-OTHER; do
-    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/$who.key" \
-        -subj "/organizationIdentifier=$who/CN=client" -out "$T/$who.pem" 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$who.key" -subj "/CN=client" \
+        -addext "keyUsage=critical,digitalSignature" -out "$T/$who.csr" 2>/dev/null
+    expect_exit 0 "a DCCKI client certificate for $who" smki ca issue --env test --profile dccki-client \
+        --csr "$T/$who.csr" --party "$who" --out "$T/$who.pem"
 done
-cat "$T/PS-ALLOWED.pem" "$T/PS-OTHER.pem" >"$T/clients.pem"
+# One the store does not know: it verifies (it is its own anchor in client_ca) but is refused.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/PS-STRANGER.key" \
+    -subj "/organizationIdentifier=PS-ALLOWED/CN=client" -out "$T/PS-STRANGER.pem" 2>/dev/null
+cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" "$T/PS-STRANGER.pem" >"$T/clients.pem"
 with_repo "env = test" "listen = 127.0.0.1:0" "tls_cert = tls/server.pem" "tls_key = tls/server.key" \
     "client_ca = tls/clients.pem" "client_certs = optional" "public = health" "allow_party = PS-NOBODY, PS-ALLOWED" \
     "access_log = yes"
@@ -90,6 +100,10 @@ if start_server "$W/s3.log"; then
         --key "$T/PS-OTHER.key" "https://127.0.0.1:$PORT/ca"
     expect_in "403" "another Party Signifier: 403"
     in_log '"party":"PS-ALLOWED"' "$W/s3.log" "the client's Party Signifier is logged"
+    run curl -sS -o /dev/null -w '%{http_code}' --cacert "$T/server.pem" --cert "$T/PS-STRANGER.pem" \
+        --key "$T/PS-STRANGER.key" "https://127.0.0.1:$PORT/ca"
+    expect_in "403" "a client certificate that verifies but is not in the store: 403"
+    in_log '"client certificate unknown"' "$W/s3.log" "the refusal is logged: client certificate unknown"
     stop_server "TLS server from the file"
 else
     not_ok "serve TLS from the file"

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "repo/repo.h"
 
@@ -421,6 +423,77 @@ static void test_rest_search_filters_and_pages(void **state)
     smki_repo_resp_free(&w);
 }
 
+static smki_repo *open_repo_scan(fixture *f, size_t max_scan)
+{
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", f->dir);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = f->dir;
+    o.env = "test";
+    o.public_mask = SMKI_REPO_PUBLIC_ALL;
+    o.max_scan = max_scan;
+    smki_repo *r = NULL;
+    assert_ok(smki_repo_open(&o, &r));
+    return r;
+}
+
+/* A search stops past max_scan examined records (a profile, which no index holds, or a
+ * deep offset would otherwise scan the environment on the event loop): 400 saying how
+ * to narrow it. An offset past 10000 is 400 too. */
+static void test_rest_search_refuses_scans_over_max_scan_and_deep_offsets(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo_scan(f, 2);
+    smki_repo_resp w = call(f->repo, "GET", "/certificates", "profile=device", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "the query would scan more than 2 records: narrow it (eui, serial, ski, status, role, usage, issuer)");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=3", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "would scan more than 2 records");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "eui=90-B3-D5-1F-30-01-00-00&usage=ka", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":1,");
+    smki_repo_resp_free(&w);
+    smki_repo_free(f->repo);
+    f->repo = open_repo_scan(f, 4); /* the environment holds 4: a profile search may see them all */
+    w = call(f->repo, "GET", "/certificates", "profile=device", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":2,");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=10001", NULL);
+    assert_int_equal(w.status, 400);
+    HAS(w, "offset");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/certificates", "offset=10000&usage=ds", NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"count\":0,");
+    smki_repo_resp_free(&w);
+}
+
+/* The server's client-certificate check: the store's status of (issuer SKI, serial) in
+ * the environment served, 0 for one it does not hold (or holds for another environment). */
+static void test_cert_status_reads_the_store_for_client_certificates(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    uint8_t serial[SMKI_SERIAL_LEN] = {0x40};
+    serial[15] = 1;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), SMKI_STATUS_IN_USE);
+    serial[15] = 2;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), SMKI_STATUS_REVOKED);
+    serial[15] = 5;
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), SMKI_STATUS_PENDING);
+    serial[15] = 4; /* production's */
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), 0);
+    serial[15] = 1; /* the DCA's serial under the OCA */
+    assert_int_equal(smki_repo_cert_status(f->repo, OCA_SKI, serial), 0);
+    serial[15] = 9;
+    assert_int_equal(smki_repo_cert_status(f->repo, DCA_SKI, serial), 0);
+}
+
 static void test_rest_refuses_bad_queries_with_400(void **state)
 {
     fixture *f = *state;
@@ -537,6 +610,22 @@ static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **sta
     w = call(r, "GET", "/crl/..", NULL, NULL);
     assert_int_equal(w.status, 404);
     smki_repo_resp_free(&w);
+    /* A CRL file larger than an answer may be (8 MiB) is refused by its size, before it
+     * is read (it used to be read whole, up to 64 MiB, then refused). */
+    char crl[1200];
+    snprintf(crl, sizeof crl, "%s/ca", dir);
+    mkdir(crl, 0700);
+    snprintf(crl, sizeof crl, "%s/ca/test", dir);
+    mkdir(crl, 0700);
+    snprintf(crl, sizeof crl, "%s/ca/test/smki-dca.crl", dir);
+    FILE *big = fopen(crl, "wb");
+    assert_non_null(big);
+    assert_int_equal(ftruncate(fileno(big), 9 << 20), 0); /* sparse: no 9 MiB written */
+    fclose(big);
+    w = call(r, "GET", "/crl/smki-dca", NULL, NULL);
+    assert_int_equal(w.status, 500);
+    HAS(w, "over the limit of");
+    smki_repo_resp_free(&w);
     smki_repo_free(r);
     o.env = "../x";
     assert_fails(smki_repo_open(&o, &r), SMKI_E_USAGE, "letters, digits");
@@ -558,7 +647,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     smki_repo_server_opts so = {0};
     smki_repo_conf_buf buf;
     smki_conf *c = conf_of("[store]\npath = store\n[repo]\nenv = test\nlisten = 127.0.0.1:8443\nthreads = 4\n"
-                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\ntimeout = 7\n"
+                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\nmax_scan = 5000\ntimeout = 7\n"
                            "tls_cert = tls/s.pem\ntls_key = /abs/s.key\nclient_ca = ca.pem\nclient_certs = required\n"
                            "public = health,crl\nallow_party = PS-A, PS-B\nparty_attr = 2.5.4.10\n"
                            "apikey_file = key.txt\narl_ca = dccki-root\naccess_log = yes\n");
@@ -569,6 +658,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     assert_int_equal(so.max_conns, 300);
     assert_int_equal(so.max_body, 2048);
     assert_int_equal(so.max_headers, 4096);
+    assert_int_equal(ro.max_scan, 5000);
     assert_int_equal(so.timeout_s, 7);
     assert_string_equal(so.tls_cert, "/home/x/tls/s.pem");
     assert_string_equal(so.tls_key, "/abs/s.key");
@@ -598,6 +688,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
         {"[repo]\nthreads = 0\n", "threads = '0': a number 1..64"},
         {"[repo]\nmax_conns = 12x\n", "max_conns = '12x'"},
         {"[repo]\ntimeout = \n", "timeout = ''"},
+        {"[repo]\nmax_scan = 0\n", "max_scan = '0'"},
         {"[repo]\nclient_certs = sometimes\nclient_ca = a.pem\n", "optional or required"},
         {"[repo]\nclient_certs = optional\n", "needs client_ca"},
         {"[repo]\naccess_log = 1\n", "yes or no"},
@@ -642,6 +733,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rest_certificate_by_serial_as_der_pem_or_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_search_filters_and_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_refuses_bad_queries_with_400, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rest_search_refuses_scans_over_max_scan_and_deep_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cert_status_reads_the_store_for_client_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_access_rules_public_groups_client_certs_parties_and_apikey, setup,
                                         teardown),
         cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),

@@ -57,9 +57,10 @@ static const char SERVE_HELP[] =
     "  --arl-ca NAME          the CA whose CRL /arl serves (default smki-root)\n"
     "  --access-log           one JSON line per request (with the client's Party Signifier)\n"
     "  --max-headers N        request header octets; more is 431 (default 8192)\n"
+    "  --max-scan N           records one search may examine; more is 400 (default 100000)\n"
     "\n"
     "Every option can be set under [repo] in the home's smki.conf instead (a flag\n"
-    "overrides it): env, listen, threads, max_conns, max_body, max_headers, timeout,\n"
+    "overrides it): env, listen, threads, max_conns, max_body, max_headers, max_scan, timeout,\n"
     "tls_cert, tls_key, client_ca (paths relative to the home), client_certs\n"
     "(optional|required), public, allow_party (comma-separated), party_attr,\n"
     "apikey_file, arl_ca, access_log (yes|no). An unknown key is refused.\n"
@@ -101,7 +102,7 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
     enum { O_ENV = 1, O_LISTEN, O_THREADS, O_MAXC, O_TIMEOUT, O_BODY, O_CERT, O_KEY, O_CCA, O_REQ, O_PUBLIC,
-           O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG, O_HEADERS };
+           O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG, O_HEADERS, O_SCAN };
     static const struct option opts[] = {
         {"env", required_argument, NULL, O_ENV},         {"listen", required_argument, NULL, O_LISTEN},
         {"threads", required_argument, NULL, O_THREADS}, {"max-conns", required_argument, NULL, O_MAXC},
@@ -111,7 +112,8 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         {"public", required_argument, NULL, O_PUBLIC},   {"allow-party", required_argument, NULL, O_ALLOW},
         {"party-attr", required_argument, NULL, O_ATTR}, {"apikey-file", required_argument, NULL, O_APIKEY},
         {"arl-ca", required_argument, NULL, O_ARL},      {"access-log", no_argument, NULL, O_LOG},
-        {"max-headers", required_argument, NULL, O_HEADERS}, {NULL, 0, NULL, 0}};
+        {"max-headers", required_argument, NULL, O_HEADERS}, {"max-scan", required_argument, NULL, O_SCAN},
+        {NULL, 0, NULL, 0}};
     smki_repo_opts ro = {0};
     ro.public_mask = SMKI_REPO_PUBLIC_ALL;
     smki_repo_server_opts so = {0};
@@ -129,12 +131,12 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
     while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         char *end = NULL;
         long v = 0;
-        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS) {
+        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS || ch == O_SCAN) {
             v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000)
+            if (*end || v < 1 || v > (ch == O_SCAN ? 100000000 : 1000000))
                 return cli_usage(c, "smki repo serve", "a bad number '%s' for --%s", optarg,
                                  ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
-                                 : ch == O_BODY ? "max-body" : "max-headers");
+                                 : ch == O_BODY ? "max-body" : ch == O_SCAN ? "max-scan" : "max-headers");
         }
         switch (ch) {
         case O_ENV: ro.env = optarg; break;
@@ -144,6 +146,7 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         case O_TIMEOUT: so.timeout_s = (int)v; break;
         case O_BODY: so.max_body = (size_t)v; break;
         case O_HEADERS: so.max_headers = (size_t)v; break;
+        case O_SCAN: ro.max_scan = (size_t)v; break;
         case O_CERT: so.tls_cert = optarg; break;
         case O_KEY: so.tls_key = optarg; break;
         case O_CCA: so.client_ca = optarg; break;
