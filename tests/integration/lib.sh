@@ -131,6 +131,27 @@ start_server() {
     repo_serve_start "$SMKI_BIN" "$log" "$@" || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
 }
 
+# stop_servers_and_check_logs LOG...: SIGTERM every server in PIDS, each must exit 0
+# (127: already reaped), then no sanitizer report in any LOG (the ASan build).
+stop_servers_and_check_logs() {
+    local p rc log
+    for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${PIDS[@]}"; do
+        rc=0
+        wait "$p" 2>/dev/null || rc=$?
+        [[ $rc == 0 || $rc == 127 ]] || not_ok "server $p exited $rc on SIGTERM"
+    done
+    PIDS=()
+    for log in "$@"; do
+        if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$log"; then
+            not_ok "no sanitizer report in $(basename "$log")"
+            sed 's/^/#   /' "$log" | head -40
+        else
+            ok "no sanitizer report in $(basename "$log")"
+        fi
+    done
+}
+
 # ra_test_participant HOME: what a test certificate needs in HOME's RA (test
 # certificates go only to registered Testing Participants): an operator whose key is
 # in $W (exported as SMKI_OPERATOR / SMKI_OPERATOR_KEY, which 'smki ca issue' reads),

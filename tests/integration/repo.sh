@@ -210,20 +210,6 @@ expect_exit 0 "search by status: in use" smki --json repo search --url "http://1
 expect_json "no supplier certificate is in use" 'd["count"] == 0'
 
 # Every server stops cleanly on SIGTERM, and no sanitizer report in any log (ASan build).
-for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${PIDS[@]}"; do
-    RC=0
-    wait "$p" 2>/dev/null || RC=$?
-    [[ $RC == 0 || $RC == 127 ]] || not_ok "server $p exited $RC on SIGTERM"
-done
-PIDS=()
-for log in "$W"/serve*.log; do
-    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$log"; then
-        not_ok "no sanitizer report in $(basename "$log")"
-        sed 's/^/#   /' "$log" | head -40
-    else
-        ok "no sanitizer report in $(basename "$log")"
-    fi
-done
+stop_servers_and_check_logs "$W"/serve*.log
 
 finish

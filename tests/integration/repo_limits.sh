@@ -55,20 +55,6 @@ printf '%s\n' "$OUT"
 [[ $RC == 0 ]] && ok "out of descriptors: accepting pauses, then serves again" || not_ok "repo_limits.py emfile"
 in_log '"event":"accept","error":"Too many open files"' "$W/s3.log" "the failed accept is logged, the loop paused"
 
-for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-for p in "${PIDS[@]}"; do
-    RC=0
-    wait "$p" 2>/dev/null || RC=$?
-    [[ $RC == 0 || $RC == 127 ]] || not_ok "server $p exited $RC on SIGTERM"
-done
-PIDS=()
-for log in "$W"/s*.log; do
-    if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$log"; then
-        not_ok "no sanitizer report in $(basename "$log")"
-        sed 's/^/#   /' "$log" | head -40
-    else
-        ok "no sanitizer report in $(basename "$log")"
-    fi
-done
+stop_servers_and_check_logs "$W"/s*.log
 
 finish
