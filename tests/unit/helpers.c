@@ -98,6 +98,20 @@ smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *e
     return c;
 }
 
+int test_software_hierarchy(const char *dir, const char *extra, smki_store **store, smki_ca_db *db)
+{
+    char path[1200];
+    snprintf(path, sizeof path, "%s/store", dir);
+    GUARD(smki_store_open(path, NULL, store));
+    GUARD(smki_ca_db_open(*store, db));
+    smki_conf *conf = test_software_ca_conf(dir, "test", extra);
+    smki_ca_init_opts o = {NULL, dir, 0, NULL, NULL};
+    smki_ca_init_report rep;
+    int rc = smki_ca_init(db, "test", conf, &o, &rep);
+    smki_conf_free(conf);
+    return rc;
+}
+
 typedef struct {
     smki_db db;
     size_t n;

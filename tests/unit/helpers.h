@@ -11,6 +11,7 @@
 
 #include "base/base.h"
 #include "store/store.h"
+#include "ca/ca.h"
 
 /* A new empty folder under the build's test-tmp, unique to this process and name. */
 const char *test_tmpdir(const char *name);
@@ -25,6 +26,10 @@ void test_write_ec_key(const char *path, const char *curve);
  * P-256 key per CA kind at <dir>/<env>-<kind>.pem, made unless it is there, plus the
  * extra lines (NULL: none) before the section. Caller frees with smki_conf_free. */
 smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra);
+/* The test hierarchy with those software keys: the store at <dir>/store opened into
+ * *store and *db, and 'ca init --env test' run with test_software_ca_conf(dir, "test",
+ * extra). Returns smki's code (0 or the failure, message in smki_error_msg()). */
+int test_software_hierarchy(const char *dir, const char *extra, smki_store **store, smki_ca_db *db);
 
 void test_check_ok(int rc, const char *expr, const char *file, int line);
 void test_check_fails(int rc, int want, const char *needle, const char *expr, const char *file, int line);

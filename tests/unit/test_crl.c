@@ -33,15 +33,7 @@ static int setup(void **state)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("crl"));
-    char path[1200];
-    smki_conf *conf = test_software_ca_conf(f->dir, "test", NULL);
-    snprintf(path, sizeof path, "%s/store", f->dir);
-    assert_ok(smki_store_open(path, NULL, &f->store));
-    assert_ok(smki_ca_db_open(f->store, &f->db));
-    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
-    smki_ca_init_report rep;
-    int rc = smki_ca_init(&f->db, "test", conf, &o, &rep);
-    smki_conf_free(conf);
+    int rc = test_software_hierarchy(f->dir, NULL, &f->store, &f->db);
     if (rc != 0 || smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_ORGANISATION, NULL, &f->oca) != 0 ||
         smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &f->dca) != 0) {
         print_error("setup: %s\n", smki_error_msg());

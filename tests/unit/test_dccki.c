@@ -27,15 +27,7 @@ static int setup_with(void **state, const char *extra)
 {
     fixture *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "%s", test_tmpdir("dccki"));
-    char path[1200];
-    smki_conf *conf = test_software_ca_conf(f->dir, "test", extra);
-    snprintf(path, sizeof path, "%s/store", f->dir);
-    assert_ok(smki_store_open(path, NULL, &f->store));
-    assert_ok(smki_ca_db_open(f->store, &f->db));
-    smki_ca_init_opts o = {NULL, f->dir, 0, NULL, NULL};
-    smki_ca_init_report rep;
-    int rc = smki_ca_init(&f->db, "test", conf, &o, &rep);
-    smki_conf_free(conf);
+    int rc = test_software_hierarchy(f->dir, extra, &f->store, &f->db);
     if (rc != 0 || smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DCCKI_CLIENT, NULL, &f->ica) != 0 ||
         smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_ORGANISATION, NULL, &f->oca) != 0) {
         print_error("setup: %s\n", smki_error_msg());
