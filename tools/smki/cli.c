@@ -229,6 +229,19 @@ void json_key_obj(json_w *w, const char *k)
     key(w, k);
     push(w, '{');
 }
+void json_list_open(const smki_cli *c, json_w *w, const char *k)
+{
+    if (!c->json) return;
+    json_begin(w, stdout);
+    json_bool(w, "ok", 1);
+    json_key_arr(w, k);
+}
+void json_list_close(const smki_cli *c, json_w *w)
+{
+    if (!c->json) return;
+    json_close_arr(w);
+    json_end(w);
+}
 void json_key_arr(json_w *w, const char *k)
 {
     key(w, k);

@@ -74,6 +74,9 @@ void json_begin(json_w *w, FILE *out);          /* { */
 void json_end(json_w *w);                       /* } and newline */
 void json_key_obj(json_w *w, const char *key);  /* "key": { */
 void json_key_arr(json_w *w, const char *key);  /* "key": [ */
+/* A listing's JSON under --json (nothing otherwise): {"ok":true,"key":[ ... ]} */
+void json_list_open(const smki_cli *c, json_w *w, const char *key);
+void json_list_close(const smki_cli *c, json_w *w);
 void json_arr_obj(json_w *w);                   /* { inside an array */
 void json_close_obj(json_w *w);
 void json_close_arr(json_w *w);

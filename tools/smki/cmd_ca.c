@@ -800,19 +800,12 @@ static int ca_show(smki_cli *c, int argc, char **argv)
         return cli_fail(c, rc);
     }
     json_w w;
-    if (c->json) {
-        run.w = &w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_key_arr(&w, "certificates");
-    }
+    if (c->json) run.w = &w;
+    json_list_open(c, &w, "certificates");
     run.db = &db;
     rc = smki_ca_find(&db, &q, show_one, &run);
     smki_store_close(s);
-    if (c->json) {
-        json_close_arr(&w);
-        json_end(&w);
-    }
+    json_list_close(c, &w);
     return cli_finish(c, rc);
 }
 

@@ -237,16 +237,9 @@ static int gw_user(smki_cli *c, int argc, char **argv)
     if (strcmp(sub, "list") == 0) {
         GUARD_GOTO(open_store(c, &s), out);
         json_w w;
-        if (c->json) {
-            json_begin(&w, stdout);
-            json_bool(&w, "ok", 1);
-            json_key_arr(&w, "users");
-        }
+        json_list_open(c, &w, "users");
         rc = smki_gw_user_list(s, print_user, c->json ? &w : NULL);
-        if (c->json) {
-            json_close_arr(&w);
-            json_end(&w);
-        }
+        json_list_close(c, &w);
         goto out;
     }
     if (strcmp(sub, "add") != 0 && strcmp(sub, "suspend") != 0 && strcmp(sub, "resume") != 0)
@@ -329,16 +322,9 @@ static int gw_device(smki_cli *c, int argc, char **argv)
     if (strcmp(sub, "list") == 0) {
         GUARD_GOTO(open_store(c, &s), out);
         json_w w;
-        if (c->json) {
-            json_begin(&w, stdout);
-            json_bool(&w, "ok", 1);
-            json_key_arr(&w, "devices");
-        }
+        json_list_open(c, &w, "devices");
         rc = smki_gw_device_list(s, print_device, c->json ? &w : NULL);
-        if (c->json) {
-            json_close_arr(&w);
-            json_end(&w);
-        }
+        json_list_close(c, &w);
         goto out;
     }
     if (strcmp(sub, "add") != 0 && strcmp(sub, "set-status") != 0)
@@ -791,16 +777,9 @@ static int gw_quarantine(smki_cli *c, int argc, char **argv)
         if (npos) return cli_usage(c, prog, "list takes no argument");
         GUARD_GOTO(open_store(c, &s), out);
         json_w w;
-        if (c->json) {
-            json_begin(&w, stdout);
-            json_bool(&w, "ok", 1);
-            json_key_arr(&w, "quarantine");
-        }
+        json_list_open(c, &w, "quarantine");
         rc = smki_gwq_list(s, print_q, c->json ? &w : NULL);
-        if (c->json) {
-            json_close_arr(&w);
-            json_end(&w);
-        }
+        json_list_close(c, &w);
         goto out;
     }
     if (strcmp(sub, "show") != 0 && strcmp(sub, "release") != 0 && strcmp(sub, "reject") != 0)
