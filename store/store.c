@@ -843,3 +843,12 @@ void smki_store_unlock(smki_store *s)
     close(s->maint_fd); /* closing drops the lock anyway */
     s->maint_fd = -1;
 }
+
+int smki_store_exists(const char *dir)
+{
+    if (!dir) return 0;
+    char data[4400];
+    int n = snprintf(data, sizeof data, "%s/data.mdb", dir);
+    struct stat st;
+    return n > 0 && (size_t)n < sizeof data && stat(data, &st) == 0;
+}
