@@ -116,6 +116,8 @@ typedef enum {
 } smki_ca_kind;
 /* Its profile's name: "smki-root", "smki-oca", "smki-dca", "dccki-root", "dccki-ica". */
 const char *smki_ca_kind_name(smki_ca_kind k);
+/* The name or its short form: root, oca, dca, ica. SMKI_E_USAGE listing them otherwise. */
+int smki_ca_kind_parse(const char *text, smki_ca_kind *out);
 smki_profile_id smki_ca_kind_profile(smki_ca_kind k);
 
 /* One certificate and the facts recorded with it. (issuer_ski, serial) is its key
@@ -155,25 +157,38 @@ typedef struct {
  * page each (store schema 2; smki_ca_db_open migrates a schema-1 store).
  * "cas": "<env>/<kind name>" -> the CA's record (key reference, environment as
  * configured at its ceremony, its certificate's key in "certs"). */
+/* The RA's capability. A store with RA operators is governed: the RA marks it so in
+ * "cas" (in the transaction that registers its first operator), and from then on every
+ * write of the CA (recording a certificate, a revocation, a status, a CRL/ARL, a CA of a
+ * ceremony or a successor) is refused (SMKI_E_REFUSED) unless the smki_ca_db carries
+ * the gate. Only ra/ can make one (its constructor is in ca/ca_gate.h, which nothing
+ * outside ra/ may include), and the RA never hands out a handle that carries it
+ * (smki_ra_ca_db is a view without it): in a governed store, issuing, revoking,
+ * publishing and ceremonies happen only through the smki_ra_* entry points, which
+ * apply the RA's rules and write the audit entry in the same transaction. */
+typedef struct smki_ca_gate smki_ca_gate;
+
 typedef struct {
     smki_store *store;
     smki_db certs, by_eui, by_ski, by_facet, cas;
     smki_db revocations; /* issuer SKI || serial -> reason, time (smki_ca_revoke) */
     smki_db crls;        /* "<env>/<kind name>" -> the CA's latest CRL/ARL and its number */
+    const smki_ca_gate *gate; /* NULL from smki_ca_db_open: the RA's own handle only */
 } smki_ca_db;
 /* Opens (creating) every database above: call before any transaction on the store.
- * A store of schema 1 (serial, role, usage, environment and status in indices of
+ * The handle carries no gate: in a store the RA governs it reads, and its writes are
+ * refused. A store of schema 1 (serial, role, usage, environment and status in indices of
  * their own, records without seq) is brought to schema 2 in one write transaction
  * here: every record rewritten with a seq, the facet index built from them, the old
  * indices emptied. Read-only, such a store is refused (SMKI_E_NOTFOUND: its
  * facet index is not there yet, the message says why) until a read-write open has
  * migrated it. */
-/* Opens (creating) every database above: call before any transaction on the store. */
 int smki_ca_db_open(smki_store *s, smki_ca_db *out);
 
 /* Record a certificate and its indices: in a write transaction, or queued in a batch
  * (durable once the batch commits). SMKI_E_EXISTS when the issuer already has a
- * certificate of that serial: nothing of it is written. */
+ * certificate of that serial: nothing of it is written. SMKI_E_REFUSED in a governed
+ * store without the RA's gate (above), as for every write below. */
 int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c);
 int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
 /* By issuer and serial; SMKI_E_NOTFOUND if none. */
@@ -215,6 +230,18 @@ int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_reco
  * *current (optional): 1 for the current CA of its kind. SMKI_E_NOTFOUND naming the SKI. */
 int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
                        int *current);
+/* A CA of env named as a person names it: its kind ("smki-oca", "oca", ...: the
+ * current one) or its certificate's SKI (16 hex digits: the current one of its kind or
+ * one superseded after a CA compromise). SMKI_E_NOTFOUND when env has no such CA,
+ * SMKI_E_USAGE for a name that is neither. */
+typedef struct {
+    smki_ca_kind kind;
+    uint8_t ski[SMKI_KEYID_LEN];
+    uint8_t serial[SMKI_SERIAL_LEN]; /* its certificate's */
+    int by_ski;                      /* named by its SKI */
+    int current;                     /* the current CA of its kind (0: superseded) */
+} smki_ca_selection;
+int smki_ca_select(smki_ca_db *db, const char *env, const char *text, smki_ca_selection *out);
 /* The record under its key ("<env>/<kind>" or "<env>/<kind>/<serial>") in t. */
 int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out);
 /* The environment a hierarchy was made with (from its records): policy OIDs, names
@@ -246,6 +273,17 @@ void smki_ca_issuer_free(smki_ca_issuer *is);
 const smki_env *smki_ca_issuer_env(const smki_ca_issuer *is);
 smki_profile_id smki_ca_issuer_profile(const smki_ca_issuer *is); /* the CA's own profile */
 const uint8_t *smki_ca_issuer_cert(const smki_ca_issuer *is, size_t *len);
+
+/* The profile a certificate from this CSR is issued under: want when given
+ * (ORGANISATION, DEVICE, DCCKI_SERVER or DCCKI_CLIENT; another is SMKI_E_USAGE), else
+ * DEVICE when the CSR names a device (a hardwareModuleName), else ORGANISATION. */
+int smki_ca_leaf_profile(const smki_csr *csr, smki_profile_id want, smki_profile_id *out);
+
+/* Whether environment env can be used: built in or configured in conf with its OIDs
+ * set, or, when store_dir (may be NULL) holds a store, its hierarchy is there (made with
+ * a configuration no longer at hand). Never creates the store. The refusal is
+ * smki_env_load's or smki_env_check_configured's. */
+int smki_ca_env_check(const smki_conf *conf, const char *store_dir, const char *env);
 
 typedef struct {
     const smki_csr *csr;      /* parsed and verified (smki_csr_parse) */

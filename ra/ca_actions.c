@@ -90,6 +90,11 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
     ENSURE(ra && env && o && rep, SMKI_E_INTERNAL, "smki_ra_ca_init: missing argument");
     ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_ca_init: the options already carry a hook");
     memset(rep, 0, sizeof *rep);
+    size_t operators = 0;
+    GUARD(smki_ra_operator_count(ra, &operators));
+    /* The bootstrap ceremony: before the first operator there is no trail to write to
+     * ('smki ra adopt-ca' binds its CAs to it later). */
+    if (operators == 0) return smki_ca_init(&ra->ca_view, env, conf, o, rep);
     GUARD(check_actor_now(ra, by));
     init_run x = {ra, by, env, NULL, 0};
     smki_ca_init_opts io = *o;

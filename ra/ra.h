@@ -48,6 +48,8 @@ typedef struct smki_ra smki_ra;
 /* Opens (creating) the RA's and the CA's databases on s (before any transaction). */
 int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out);
 void smki_ra_close(smki_ra *ra);
+/* The CA's databases, to read (and to open issuers): without the RA's gate, so in a
+ * store with operators its writes are refused like any other caller's (ca/ca.h). */
 smki_ca_db *smki_ra_ca_db(smki_ra *ra);
 const smki_ra_policy *smki_ra_get_policy(const smki_ra *ra);
 /* The key that signs audit checkpoints (taken over, freed with the RA). Without one, an
@@ -252,7 +254,8 @@ int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revok
                           smki_revocation *rev);
 
 /* ---- The CA's own actions in an RA-governed store ----------------------------------------
- * 'smki ca init' once the store has operators: the ceremony (smki_ca_init) with, in the
+ * 'smki ca init': in a store without operators, the bootstrap ceremony (smki_ca_init,
+ * by ignored: there is no trail yet). Once the store has operators: the ceremony (smki_ca_init) with, in the
  * transaction that records the CAs made now, one audit entry "ca-init" signed by the
  * operator: the environment and, for each CA made, its kind, serial and the first 128
  * bits of its certificate's SHA-256. A re-run that makes nothing writes no entry. The
@@ -280,6 +283,106 @@ int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *en
  * certificate. *adopted: how many (0 on a re-run). The CLI runs it right after the
  * first operator registers ('smki ra operator add') and as 'smki ra adopt-ca'. */
 int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
+
+/* ---- The gate: one entry point per CA action, for every caller -----------------------------
+ * A service (the enrolment service, a daemon, a test) calls these exactly as the smki
+ * command does; none of them needs to know whether the store is governed. Each applies
+ * the RA's rules itself: in the test environment, and in every environment once the
+ * store has RA operators, the action is the RA's (a registered, active operator whose
+ * key signs the audit entry written in the action's own transaction; the Party's
+ * eligibility; only in the environments of ra.direct_issue, elsewhere through requests
+ * and approvals). A store without operators acts without the RA only for the bootstrap
+ * (the first ceremony, lists of a CA without an RA) and in the lab environments of
+ * ra.unmanaged; anywhere else it is refused until the RA exists. The CA's own ungated
+ * functions refuse to write in a governed store (ca/ca.h, smki_ca_gate), so this gate
+ * cannot be stepped around.
+ *
+ * by: the operator taking the action (their registered name and their own key), or NULL
+ * where no operator is at hand: refused with SMKI_E_USAGE when the action needs one,
+ * SMKI_E_REFUSED for a name that is not an active registered operator or a key that is
+ * not theirs. Example, a service issuing one certificate:
+ *
+ *     smki_ra_policy pol;
+ *     smki_ra *ra = NULL;
+ *     smki_csr *csr = NULL;
+ *     GUARD(smki_ra_policy_load(conf, &pol));
+ *     GUARD(smki_ra_open(store, &pol, &ra));          // store: smki_store_open
+ *     GUARD(smki_csr_parse(der, der_len, &csr));
+ *     smki_ra_actor by = {"alice", alice_key};         // alice_key: smki_key_open
+ *     smki_ra_issue_req r = {.env = "test", .csr = csr, .party = "SUP1", .role = SMKI_ROLE_SUPPLIER,
+ *                            .eui = &org_eui, .hsm = &hsm};
+ *     smki_cert cert;
+ *     int rc = smki_ra_issue(ra, &by, &r, &cert, NULL); // the certificate and its audit entry, or nothing
+ *
+ * Requests with approvals (organisation certificates outside the direct environments,
+ * device batches, revocations, recoveries) are smki_ra_request_submit / _approve /
+ * _execute below. */
+
+/* One certificate from a CSR. */
+typedef struct {
+    const char *env;            /* required */
+    const smki_csr *csr;        /* parsed and verified (smki_csr_parse), required */
+    smki_profile_id profile;    /* 0 (UNKNOWN): chosen from the CSR (smki_ca_leaf_profile) */
+    const char *party;          /* the requesting Party's Signifier: required where the RA gates */
+    int role;                   /* organisation: the Remote Party Role; -1: none (device, DCCKI) */
+    const smki_eui64_t *eui;    /* organisation: required; device: optional, must be the CSR's */
+    const char *cn;             /* optional */
+    const char *const *dns;     /* DCCKI: the endpoint's names (a server needs one) */
+    size_t n_dns;
+    const char *const *ips;
+    size_t n_ips;
+    const smki_hsm_opts *hsm;   /* to open the issuing CA's key */
+} smki_ra_issue_req;
+/* Issue it: the issuing CA chosen by the profile, the gate above, and the certificate
+ * recorded (with its audit entry when gated). party_used (optional) receives the Party
+ * Signifier in a DCCKI certificate. */
+int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req *r, smki_cert *out,
+                  char party_used[SMKI_PARTY_MAX]);
+
+/* Device certificates from many CSRs (the CA's resumable batch, smki_ca_batch_run), gated
+ * as one certificate is (smki_ra_batch_direct when the RA gates). on_start (optional) is
+ * called once the device CA is open, before the first CSR, with the number of CSRs. */
+typedef struct {
+    const char *env;
+    const char *party;
+    const smki_hsm_opts *hsm;
+    void (*on_start)(size_t csrs, void *arg);
+    void *start_arg;
+} smki_ra_batch_req;
+int smki_ra_batch(smki_ra *ra, const smki_ra_actor *by, const smki_ra_batch_req *r, const smki_ca_batch_input *in,
+                  const smki_ca_batch_opts *o, smki_ca_batch_report **out);
+
+/* Revoke one certificate of env (smki_ca_revoke's refusals), gated: in a store with
+ * operators only in the direct environments (elsewhere a revoke request), with its
+ * audit entry; without operators only in ra.unmanaged. *audited (optional): whether it
+ * went through the RA. */
+typedef struct {
+    const char *env;            /* required */
+    const uint8_t *serial;      /* SMKI_SERIAL_LEN octets, required */
+    const char *issuer;         /* NULL: the only certificate of that serial; else a CA kind (smki-oca, oca, ...)
+                                   or its SKI (16 hex digits) */
+    smki_revoke_reason reason;
+} smki_ra_revoke_req;
+int smki_ra_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_revoke_req *r, smki_cert *out,
+                   smki_revocation *rev, int *audited);
+
+/* Publish now the CRLs (arl 0: of issuing CAs) or ARLs (arl 1: of roots) of env: of the
+ * CA named by ca (its kind, or its SKI: also one superseded after a recovery), or, when
+ * ca is NULL, of every CA of that sort env has. In a store with operators each list is
+ * smki_ra_crl_publish's (its audit entry in its transaction). out[0..*n) receive them
+ * (smki_crl_clear each); on failure none is returned. Refused: a CA of the other sort
+ * (SMKI_E_USAGE), an environment without a CA (SMKI_E_NOTFOUND). */
+typedef struct {
+    const char *env;
+    int arl;
+    const char *ca;
+    const smki_conf *conf;      /* [ca.<env>] crl_hours / arl_hours (NULL: the defaults) */
+    const smki_hsm_opts *hsm;
+    const char *home;           /* files under <home>/ca/<env>/ (NULL: store only) */
+    int64_t now;                /* thisUpdate; 0: the clock */
+} smki_ra_lists_req;
+int smki_ra_lists_publish(smki_ra *ra, const smki_ra_actor *by, const smki_ra_lists_req *r,
+                          smki_crl out[SMKI_CA_KIND_COUNT], size_t *n);
 
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {

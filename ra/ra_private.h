@@ -4,11 +4,13 @@
 #ifndef SMKI_RA_PRIVATE_H
 #define SMKI_RA_PRIVATE_H
 
+#include "ca/ca_gate.h"
 #include "ra.h"
 
 struct smki_ra {
     smki_store *store;
-    smki_ca_db ca;
+    smki_ca_db ca;      /* carries the CA's gate (ca/ca_gate.h): never handed out */
+    smki_ca_db ca_view; /* the same databases without it: smki_ra_ca_db */
     smki_ra_dbs db;
     smki_ra_policy pol;
     smki_key *ckpt;
