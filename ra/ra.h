@@ -520,6 +520,11 @@ typedef struct {
     char crl_path[4200];      /* out: where it was written */
 } smki_ra_exec_opts;
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
+/* The certificates a request issued, as smki_ca_find gives them to fn: an organisation or
+ * DCCKI request's one; a device batch's, for each of its CSRs the certificates of its
+ * Device ID and key (one, unless the same key was certified twice). A revocation, a
+ * recovery or a request not executed yet: none (0). */
+int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
