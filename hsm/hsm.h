@@ -152,6 +152,9 @@ int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out);
 int smki_pub_load_file(const char *path, EVP_PKEY **out);
 int smki_cert_load(const uint8_t *data, size_t len, X509 **out);
 int smki_cert_load_file(const char *path, X509 **out);
+/* The same certificate as DER (re-encoded from PEM, or the DER checked as it is) in
+ * out[cap]; SMKI_E_INPUT naming its size when it does not fit. */
+int smki_cert_der(const uint8_t *data, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* Refuse anything but an EC key on P-256. */
 int smki_pub_check_p256(EVP_PKEY *pub, const char *what);
 int smki_pub_to_pem(EVP_PKEY *pub, char **pem, size_t *len);
