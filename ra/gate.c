@@ -29,6 +29,15 @@ static int is_managed(smki_ra *ra, int *managed)
     return 0;
 }
 
+int smki_ra_needs_operator(smki_ra *ra, const char *env, int issues, int *needs)
+{
+    ENSURE(ra && needs, SMKI_E_INTERNAL, "smki_ra_needs_operator: missing argument");
+    int managed = 0;
+    GUARD(is_managed(ra, &managed));
+    *needs = managed || (issues && env && strcmp(env, "test") == 0);
+    return 0;
+}
+
 /* ---- One certificate ----------------------------------------------------------------------------- */
 
 static int issue_with(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req *r, smki_profile_id profile,

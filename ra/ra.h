@@ -318,6 +318,11 @@ int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
  * device batches, revocations, recoveries) are smki_ra_request_submit / _approve /
  * _execute below. */
 
+/* Whether an action in env will need an operator: any action once the store has
+ * operators, and issuance (issues 1) in the test environment always. For a caller that
+ * opens the operator's key only when it is needed (the entry points decide again). */
+int smki_ra_needs_operator(smki_ra *ra, const char *env, int issues, int *needs);
+
 /* One certificate from a CSR. */
 typedef struct {
     const char *env;            /* required */

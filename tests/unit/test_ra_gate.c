@@ -186,6 +186,9 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     fixture *f = *state;
     size_t before = certs(f);
     uint64_t seq = head(f);
+    int needs = 0;
+    assert_ok(smki_ra_needs_operator(f->ra, "production", 0, &needs)); /* every action, once there are operators */
+    assert_int_equal(needs, 1);
     smki_cert *c = malloc(sizeof *c);
     smki_ra_issue_req r = {.env = "test", .csr = f->csr, .party = "SUP1", .role = -1};
     assert_fails(smki_ra_issue(f->ra, NULL, &r, c, NULL), SMKI_E_USAGE, "--operator NAME");

@@ -240,16 +240,21 @@ typedef struct {
     const smki_ra_actor *by; /* NULL: no operator named */
 } ca_session;
 
-static int session_open(smki_cli *c, const char *op, const char *op_key, ca_session *x)
+/* issues: the action issues certificates (in test it needs an operator even before the
+ * store has any). */
+static int session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key,
+                        ca_session *x)
 {
     memset(x, 0, sizeof *x);
     smki_ra_policy pol;
     smki_store_opts so = {0, 0, 0};
+    int needs = 0;
     GUARD(smki_ra_policy_load(c->conf, &pol));
     GUARD(smki_store_open(c->store_dir, &so, &x->s));
     GUARD(smki_ra_open(x->s, &pol, &x->ra));
+    GUARD(smki_ra_needs_operator(x->ra, env, issues, &needs));
     const char *name = op ? op : getenv("SMKI_OPERATOR");
-    if (!name || !*name) return 0;
+    if (!needs || !name || !*name) return 0; /* the entry point says what is missing */
     GUARD(ra_cli_actor(c, name, op_key, &x->op_k));
     x->actor.name = name;
     x->actor.key = x->op_k;
@@ -321,7 +326,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     if (rc == 0 && read_config(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
     if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, op, op_key, &x);
+    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
     smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
     int made_token = 0;
     if (rc >= 0) {
@@ -463,7 +468,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, env);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, op, op_key, &x);
+    if (rc >= 0) rc = session_open(c, env, 1, op, op_key, &x);
     char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
         smki_ra_issue_req r = {env, csr, want, party, role_s ? role : -1, eui_s ? &eui : NULL, cn, dns, n_dns, ips,
@@ -856,7 +861,7 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     ca_session x = {0};
     smki_cert *cert = calloc(1, sizeof *cert);
     if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0) rc = session_open(c, op, op_key, &x);
+    if (rc == 0) rc = session_open(c, env, 0, op, op_key, &x);
     smki_revocation rev;
     int managed = 0;
     if (rc == 0) {
@@ -928,7 +933,7 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     if (rc == 0) rc = read_config(c, config, &own, &conf);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, op, op_key, &x);
+    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
     if (rc >= 0) {
         smki_ra_lists_req r = {env, arl, ca_s, conf, &c->hsm, c->home, (int64_t)time(NULL)};
         rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, &made);

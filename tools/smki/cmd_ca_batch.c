@@ -272,8 +272,10 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         if (rc == 0) rc = smki_ra_policy_load(c->conf, &pol);
         if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
     }
+    int needs = 0;
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0 && actor.name && *actor.name) {
+    if (rc >= 0) rc = smki_ra_needs_operator(ra, env, 1, &needs);
+    if (rc >= 0 && needs && actor.name && *actor.name) {
         rc = ra_cli_actor(c, actor.name, op_key, &op_k);
         actor.key = op_k;
         if (rc >= 0) ra_cli_checkpoint_key(c, ra);
