@@ -16,8 +16,8 @@ int smki_ca_leaf_profile(const smki_csr *csr, smki_profile_id want, smki_profile
     }
     ENSURE(want == SMKI_PROFILE_ORGANISATION || want == SMKI_PROFILE_DEVICE || want == SMKI_PROFILE_DCCKI_SERVER ||
                want == SMKI_PROFILE_DCCKI_CLIENT,
-           SMKI_E_USAGE, "a certificate from a CSR is organisation, device, dccki-server or dccki-client, not %s",
-           smki_profile_get(want)->name);
+           SMKI_E_USAGE, "--profile is organisation, device, dccki-server or dccki-client, not %s (a certificate from a "
+           "CSR)", smki_profile_get(want)->name);
     *out = want;
     return 0;
 }

@@ -62,6 +62,18 @@ static int issue_with(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_
     return smki_ra_issue_direct(ra, by, is, &e, r->cn, out);
 }
 
+/* What the request holds must fit its profile. */
+static int check_fields(const smki_ra_issue_req *r, smki_profile_id profile)
+{
+    int tls = profile == SMKI_PROFILE_DCCKI_SERVER || profile == SMKI_PROFILE_DCCKI_CLIENT;
+    ENSURE(!tls || (r->role < 0 && !r->eui), SMKI_E_USAGE,
+           "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
+    ENSURE(tls || (!r->n_dns && !r->n_ips), SMKI_E_USAGE,
+           "--dns and --ip are for --profile dccki-server or dccki-client: a %s certificate names no endpoint",
+           smki_profile_get(profile)->name);
+    return 0;
+}
+
 int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req *r, smki_cert *out,
                   char party_used[SMKI_PARTY_MAX])
 {
@@ -71,6 +83,7 @@ int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req 
     party_used[0] = '\0';
     smki_profile_id profile;
     GUARD(smki_ca_leaf_profile(r->csr, r->profile, &profile));
+    GUARD(check_fields(r, profile));
     smki_ca_issuer *is = NULL;
     GUARD(smki_ca_issuer_open(&ra->ca_view, r->env, profile, r->hsm, &is));
     int rc = issue_with(ra, by, r, profile, is, out, party_used);

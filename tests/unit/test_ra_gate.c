@@ -239,6 +239,21 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     smki_crl crl;
     assert_fails(smki_ca_crl_get(&f->db, "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, NULL);
 
+    /* The request must fit its profile, whoever asks. */
+    static const char *const DNS[] = {"gw1.example.net"};
+    smki_ra_issue_req bad = r;
+    bad.dns = DNS;
+    bad.n_dns = 1;
+    assert_fails(smki_ra_issue(f->ra, &f->alice, &bad, c, NULL), SMKI_E_USAGE, "a device certificate names no endpoint");
+    bad = r;
+    bad.profile = SMKI_PROFILE_DCCKI_SERVER;
+    bad.role = SMKI_ROLE_SUPPLIER;
+    assert_fails(smki_ra_issue(f->ra, &f->alice, &bad, c, NULL), SMKI_E_USAGE, "no Remote Party Role or EUI-64");
+    bad = r;
+    bad.profile = SMKI_PROFILE_DCCKI_ROOT;
+    assert_fails(smki_ra_issue(f->ra, &f->alice, &bad, c, NULL), SMKI_E_USAGE, "not dccki-root");
+    assert_int_equal(certs(f), before);
+
     /* The operator herself: the certificate and its audit entry, in one transaction. */
     assert_ok(smki_ra_issue(f->ra, &f->alice, &r, c, NULL));
     assert_int_equal(c->profile, SMKI_PROFILE_DEVICE); /* chosen from the CSR */

@@ -433,17 +433,12 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     smki_profile_id want = SMKI_PROFILE_UNKNOWN;
     if (profile_s) {
         const smki_profile *p = smki_profile_by_name(profile_s);
-        if (!p || (p->id != SMKI_PROFILE_DCCKI_SERVER && p->id != SMKI_PROFILE_DCCKI_CLIENT &&
-                   p->id != SMKI_PROFILE_ORGANISATION && p->id != SMKI_PROFILE_DEVICE))
+        if (!p || p->id == SMKI_PROFILE_UNKNOWN)
             return cli_usage(c, "smki ca issue",
                              "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
         want = p->id;
     }
     int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
-    if (tls && (role_s || eui_s))
-        return cli_usage(c, "smki ca issue", "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
-    if (!tls && (n_dns || n_ips))
-        return cli_usage(c, "smki ca issue", "--dns and --ip are for --profile dccki-server or dccki-client");
 
     uint8_t role = 0;
     smki_eui64_t eui;
