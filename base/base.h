@@ -50,8 +50,24 @@ int smki_fail_ssl_at(int code, const char *file, int line, const char *fmt, ...)
  * the current code. Used by callers that add what they were doing. */
 int smki_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define SMKI_FAIL(code, ...) smki_fail_at((code), __FILE__, __LINE__, __VA_ARGS__)
-#define SMKI_FAIL_SSL(code, ...) smki_fail_ssl_at((code), __FILE__, __LINE__, __VA_ARGS__)
+/* The value of SMKI_FAIL is its code itself, not what the call returns: with a constant
+ * code the compiler sees the failure's value (as s2n-tls's POSIX_BAIL returns its
+ * constant), and with any code that it is negative (smki_failure), so it knows that a
+ * function which fails returns a negative number and that a caller's GUARD leaves on
+ * it: out-parameters set only on success are not "maybe used uninitialised" at -O3.
+ * code is evaluated twice: pass a constant or a variable. A helper that maps another
+ * library's failure to a code returns smki_failure(code) for the same reason. */
+static inline int smki_failure(int code)
+{
+    return code < 0 ? code : SMKI_E_INTERNAL; /* every failure is negative, and the compiler sees it */
+}
+static inline int smki_fail_value(int recorded, int code)
+{
+    (void)recorded;
+    return smki_failure(code);
+}
+#define SMKI_FAIL(code, ...) smki_fail_value(smki_fail_at((code), __FILE__, __LINE__, __VA_ARGS__), (code))
+#define SMKI_FAIL_SSL(code, ...) smki_fail_value(smki_fail_ssl_at((code), __FILE__, __LINE__, __VA_ARGS__), (code))
 
 /* Guard macros keep the happy path straight. GUARD propagates a failure;
  * ENSURE raises one when a condition does not hold. The _GOTO forms set `rc` and
