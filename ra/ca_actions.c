@@ -42,7 +42,9 @@ static void sha256_hex(const uint8_t *p, size_t n, size_t digits, char *out)
     EVP_Digest(p, n, h, &hl, EVP_sha256(), NULL);
     char full[65];
     smki_hex_encode(h, 32, full, 0);
-    snprintf(out, digits + 1, "%s", full);
+    if (digits > 64) digits = 64;
+    memcpy(out, full, digits); /* the first digits only: a short fingerprint */
+    out[digits] = '\0';
 }
 
 /* ---- The ceremony ---------------------------------------------------------------------------- */

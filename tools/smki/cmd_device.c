@@ -335,7 +335,7 @@ static int dev_set_floor(smki_cli *c, int argc, char **argv)
         return cli_usage(c, "smki device set-floor", "--eui, --role and --floor are required");
     smki_eui64_t eui;
     uint8_t role;
-    uint64_t floor;
+    uint64_t floor = 0;
     smki_store *s = NULL;
     int rc = smki_eui64_parse(eui_text, &eui);
     if (rc == 0) rc = smki_role_parse(role_text, &role);
