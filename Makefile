@@ -4,11 +4,16 @@ JOBS    ?= $(shell nproc)
 BUILD   ?= build
 ASAN    ?= build-asan
 FUZZB   ?= build-fuzz
+RELEASE ?= build-release
+# Developer and CI builds fail on a warning (WERROR=OFF to try a build through); a plain
+# cmake, a packager's, does not.
+WERROR  ?= ON
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-asan build-fuzz demo test test-normal test-asan test-fuzz bench fuzz soak clean
+.PHONY: all deps build build-asan build-fuzz build-release demo test test-normal test-asan test-release test-fuzz bench fuzz \
+	soak clean
 
 all: build
 
@@ -16,24 +21,30 @@ deps:
 	@tools/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
+
+# The optimised flavour a package ships (-O3): it must build without a warning too.
+build-release: deps
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS)
 
 build-fuzz: deps
 	@cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DSMKI_FUZZ=ON \
-	  -DSMKI_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
+	  -DSMKI_FUZZ_SECONDS=$(FUZZ_SECONDS) -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZB) -j $(JOBS)
 
 # The main job end to end on embedded defaults (SoftHSM token, LMDB store under ./var/).
 demo: build
 	@tools/demo.sh $(BUILD)/bin/smki
 
-# Every test: the normal build, the ASan+UBSan build, and a short fuzz run.
-test: test-normal test-asan test-fuzz
+# Every test: the normal build, the ASan+UBSan build, the Release build's unit tests,
+# and a short fuzz run.
+test: test-normal test-asan test-release test-fuzz
 
 test-normal: build
 	@echo "== tests: normal build"
@@ -42,6 +53,12 @@ test-normal: build
 test-asan: build-asan
 	@echo "== tests: ASan+UBSan build"
 	@ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS)
+
+# Release (-O3): the unit tests only (the integration tests run on the normal build),
+# to keep make test within its time.
+test-release: build-release
+	@echo "== tests: Release build (unit)"
+	@ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS) -L unit
 
 test-fuzz: build-fuzz
 	@echo "== tests: short fuzz run ($(FUZZ_SECONDS)s per target)"
@@ -60,4 +77,4 @@ soak: build
 	@tools/soak.sh $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE)
