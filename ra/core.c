@@ -95,7 +95,10 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     ENSURE(ra, SMKI_E_NOMEM, "out of memory");
     ra->store = s;
     if (p) ra->pol = *p;
-    else smki_ra_policy_load(NULL, &ra->pol);
+    else if (smki_ra_policy_load(NULL, &ra->pol) < 0) { /* the defaults: nothing to refuse */
+        free(ra);
+        return smki_error_code();
+    }
     static const char *const NAMES[] = {"ra_parties", "ra_users",    "ra_ranges", "ra_subscribers",
                                         "ra_operators", "ra_requests", "ra_csrs",   "ra_demand",
                                         "ra_meta",    "ra_audit",    "ra_checkpoints"};
