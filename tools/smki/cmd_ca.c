@@ -296,6 +296,52 @@ static int read_config(smki_cli *c, const char *config, smki_conf **own, const s
 
 /* ---- init --------------------------------------------------------------------------------- */
 
+static void print_init(smki_cli *c, const smki_ca_init_report *rep, int made_token)
+{
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "env", rep->env);
+        json_str(&w, "token", rep->token);
+        json_bool(&w, "token_created", made_token);
+        json_int(&w, "created", (long long)rep->created);
+        json_key_arr(&w, "cas");
+        for (size_t i = 0; i < rep->n; i++) {
+            const smki_ca_init_item *it = &rep->items[i];
+            char hx[64], t[32];
+            json_arr_obj(&w);
+            json_str(&w, "name", smki_ca_kind_name(it->kind));
+            json_str(&w, "state", it->created ? "created" : "exists");
+            json_str(&w, "cn", it->cn);
+            hex(it->serial, SMKI_SERIAL_LEN, hx);
+            json_str(&w, "serial", hx);
+            hex(it->ski, SMKI_KEYID_LEN, hx);
+            json_str(&w, "ski", hx);
+            when(it->not_after, t);
+            json_str(&w, "not_after", t);
+            json_str(&w, "key", it->key_ref);
+            json_str(&w, "file", it->path);
+            json_close_obj(&w);
+        }
+        json_close_arr(&w);
+        json_end(&w);
+    } else {
+        if (made_token) printf("Created token '%s' for the CA keys.\n", rep->token);
+        printf("Environment %s: %zu CA(s) created, %zu existing (keys in token '%s').\n", rep->env, rep->created,
+               rep->n - rep->created, rep->token);
+        for (size_t i = 0; i < rep->n; i++) {
+            const smki_ca_init_item *it = &rep->items[i];
+            char hx[64], t[32];
+            hex(it->serial, SMKI_SERIAL_LEN, hx);
+            when(it->not_after, t);
+            printf("  %-8s %-10s CN=%-20s serial %s  until %s\n", it->created ? "created" : "exists",
+                   smki_ca_kind_name(it->kind), it->cn, hx, t);
+            printf("           %s\n", it->path);
+        }
+    }
+}
+
 static int ca_init(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
@@ -346,53 +392,61 @@ static int ca_init(smki_cli *c, int argc, char **argv)
         free(rep);
         return cli_fail(c, rc);
     }
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_str(&w, "env", rep->env);
-        json_str(&w, "token", rep->token);
-        json_bool(&w, "token_created", made_token);
-        json_int(&w, "created", (long long)rep->created);
-        json_key_arr(&w, "cas");
-        for (size_t i = 0; i < rep->n; i++) {
-            const smki_ca_init_item *it = &rep->items[i];
-            char hx[64], t[32];
-            json_arr_obj(&w);
-            json_str(&w, "name", smki_ca_kind_name(it->kind));
-            json_str(&w, "state", it->created ? "created" : "exists");
-            json_str(&w, "cn", it->cn);
-            hex(it->serial, SMKI_SERIAL_LEN, hx);
-            json_str(&w, "serial", hx);
-            hex(it->ski, SMKI_KEYID_LEN, hx);
-            json_str(&w, "ski", hx);
-            when(it->not_after, t);
-            json_str(&w, "not_after", t);
-            json_str(&w, "key", it->key_ref);
-            json_str(&w, "file", it->path);
-            json_close_obj(&w);
-        }
-        json_close_arr(&w);
-        json_end(&w);
-    } else {
-        if (made_token) printf("Created token '%s' for the CA keys.\n", rep->token);
-        printf("Environment %s: %zu CA(s) created, %zu existing (keys in token '%s').\n", rep->env, rep->created,
-               rep->n - rep->created, rep->token);
-        for (size_t i = 0; i < rep->n; i++) {
-            const smki_ca_init_item *it = &rep->items[i];
-            char hx[64], t[32];
-            hex(it->serial, SMKI_SERIAL_LEN, hx);
-            when(it->not_after, t);
-            printf("  %-8s %-10s CN=%-20s serial %s  until %s\n", it->created ? "created" : "exists",
-                   smki_ca_kind_name(it->kind), it->cn, hx, t);
-            printf("           %s\n", it->path);
-        }
-    }
+    print_init(c, rep, made_token);
     free(rep);
     return EXIT_OK;
 }
 
 /* ---- issue --------------------------------------------------------------------------------- */
+
+/* The certificate to --out, PEM or DER; never replacing a file. */
+static int write_cert(const smki_cert *cert, const char *out, int der)
+{
+    char pem[4096];
+    size_t pem_len = 0;
+    int rc = der ? 0 : smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
+    if (rc == 0)
+        rc = der ? smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1)
+                 : smki_file_write_atomic(out, pem, pem_len, 0644, 1);
+    if (rc < 0) {
+        char serial[64];
+        hex(cert->serial, SMKI_SERIAL_LEN, serial);
+        smki_error_wrap("certificate %s is issued and in the store ('smki ca show %s --out FILE' writes it), but "
+                        "not written",
+                        serial, serial);
+    }
+    return rc;
+}
+
+static void print_issued(smki_cli *c, const smki_cert *cert, const char *party, const char *out)
+{
+    int tls = cert->profile == SMKI_PROFILE_DCCKI_SERVER || cert->profile == SMKI_PROFILE_DCCKI_CLIENT;
+    const char *profile = smki_profile_get(cert->profile)->name;
+    char serial[64];
+    hex(cert->serial, SMKI_SERIAL_LEN, serial);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_cert(&w, cert);
+        if (tls) json_str(&w, "party", party);
+        json_str(&w, "file", out);
+        json_end(&w);
+    } else if (tls) {
+        char t[32];
+        when(cert->not_after, t);
+        printf("Issued %s certificate for Party %s in environment %s.\n", profile, party, cert->env);
+        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party, profile, t,
+               out);
+    } else {
+        char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
+        if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
+        if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
+        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, usage_text(cert->usage),
+               cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
+        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile, out);
+    }
+}
 
 static int ca_issue(smki_cli *c, int argc, char **argv)
 {
@@ -438,7 +492,6 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                              "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
         want = p->id;
     }
-    int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
 
     uint8_t role = 0;
     smki_eui64_t eui;
@@ -471,53 +524,14 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
     }
     session_close(&x);
-    char serial[64];
-    if (rc >= 0) {
-        hex(cert->serial, SMKI_SERIAL_LEN, serial);
-        if (der) {
-            rc = smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1);
-        } else {
-            char pem[4096];
-            size_t pem_len;
-            rc = smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
-            if (rc == 0) rc = smki_file_write_atomic(out, pem, pem_len, 0644, 1);
-        }
-        if (rc < 0)
-            smki_error_wrap("certificate %s is issued and in the store ('smki ca show %s --out FILE' writes it), but "
-                            "not written",
-                            serial, serial);
-    }
+    if (rc >= 0) rc = write_cert(cert, out, der);
     free(bytes);
     smki_csr_free(csr);
     if (rc < 0) {
         free(cert);
         return cli_fail(c, rc);
     }
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_cert(&w, cert);
-        if (tls) json_str(&w, "party", party_used);
-        json_str(&w, "file", out);
-        json_end(&w);
-    } else if (tls) {
-        printf("Issued %s certificate for Party %s in environment %s.\n", smki_profile_get(cert->profile)->name,
-               party_used, cert->env);
-        char t[32];
-        when(cert->not_after, t);
-        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party_used,
-               smki_profile_get(cert->profile)->name, t, out);
-    } else {
-        char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
-        if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
-        if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
-        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", smki_profile_get(cert->profile)->name,
-               usage_text(cert->usage), cert->role >= 0 ? " (role " : "", role_t,
-               cert->role >= 0 ? ")" : "", eui_t, cert->env);
-        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t,
-               smki_profile_get(cert->profile)->name, out);
-    }
+    print_issued(c, cert, party_used, out);
     free(cert);
     return EXIT_OK;
 }
