@@ -281,7 +281,8 @@ SMKI_MUST_CHECK int smki_ca_leaf_profile(const smki_csr *csr, smki_profile_id wa
 
 /* Whether environment env can be used: built in or configured in conf with its OIDs
  * set, or, when store_dir (may be NULL) holds a store, its hierarchy is there (made with
- * a configuration no longer at hand). Never creates the store. The refusal is
+ * a configuration no longer at hand). Opens that store read-only itself (a store is
+ * open once per process: call this before opening it), never creates it. The refusal is
  * smki_env_load's or smki_env_check_configured's. */
 SMKI_MUST_CHECK int smki_ca_env_check(const smki_conf *conf, const char *store_dir, const char *env);
 

@@ -269,6 +269,37 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     free(c);
 }
 
+static void test_lists_belong_to_the_ca_named_and_of_its_sort(void **state)
+{
+    fixture *f = *state;
+    smki_crl lists[SMKI_CA_KIND_COUNT];
+    size_t n = 9;
+    uint64_t seq = head(f);
+    smki_ra_lists_req r = {"test", 0, "smki-root", NULL, NULL, NULL, 0};
+    assert_fails(smki_ra_lists_publish(f->ra, &f->alice, &r, lists, &n), SMKI_E_USAGE,
+                 "smki-root is a root: its list is published by 'smki ca arl'");
+    r = (smki_ra_lists_req){"test", 1, "oca", NULL, NULL, NULL, 0};
+    assert_fails(smki_ra_lists_publish(f->ra, &f->alice, &r, lists, &n), SMKI_E_USAGE, "smki-oca is an issuing CA");
+    smki_ca_record root;
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_ROOT, &root));
+    char ski[2 * SMKI_KEYID_LEN + 1];
+    smki_hex_encode(root.cert.ski, SMKI_KEYID_LEN, ski, 0);
+    r = (smki_ra_lists_req){"test", 0, ski, NULL, NULL, NULL, 0};
+    assert_fails(smki_ra_lists_publish(f->ra, &f->alice, &r, lists, &n), SMKI_E_USAGE, "the CA of SKI");
+    r = (smki_ra_lists_req){"elsewhere", 0, NULL, NULL, NULL, NULL, 0};
+    assert_fails(smki_ra_lists_publish(f->ra, &f->alice, &r, lists, &n), SMKI_E_NOTFOUND,
+                 "environment elsewhere has no CA yet");
+    assert_int_equal(n, 0);
+    assert_int_equal(head(f), seq); /* nothing published, nothing audited */
+    /* Named by its SKI: the root's ARL, one list, with its entry. */
+    r = (smki_ra_lists_req){"test", 1, ski, NULL, NULL, NULL, 0};
+    assert_ok(smki_ra_lists_publish(f->ra, &f->alice, &r, lists, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(lists[0].ca, SMKI_CA_ROOT);
+    smki_crl_clear(&lists[0]);
+    assert_int_equal(head(f), seq + 1);
+}
+
 /* ca/gate.c's mark in "cas", removed as a store registered before the mark existed lacks it. */
 static int unmark(smki_txn *t, void *arg)
 {
@@ -301,6 +332,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ungated_batch_issues_nothing_in_a_store_with_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_not_theirs,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lists_belong_to_the_ca_named_and_of_its_sort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_store_with_operators_but_no_mark_is_marked_when_the_ra_opens_it, setup,
                                         teardown),
     };
