@@ -300,6 +300,45 @@ static void test_lists_belong_to_the_ca_named_and_of_its_sort(void **state)
     assert_int_equal(head(f), seq + 1);
 }
 
+/* A store without operators: revocation and issuance only in ra.unmanaged (a lab
+ * store), and there without the RA; anywhere else refused until the RA exists. */
+static void test_a_store_without_operators_acts_only_in_its_unmanaged_environments(void **state)
+{
+    fixture *f = *state;
+    char dir[1200];
+    snprintf(dir, sizeof dir, "%s/lab", f->dir);
+    assert_ok(smki_mkdirs(dir, 0700));
+    smki_store *s = NULL;
+    smki_ca_db db;
+    assert_ok(test_software_hierarchy(dir, NULL, &s, &db));
+    smki_ra_policy strict, lab;
+    assert_ok(smki_ra_policy_load(NULL, &strict));
+    lab = strict;
+    snprintf(lab.unmanaged_envs, sizeof lab.unmanaged_envs, "test");
+    smki_ra *ra = NULL;
+    assert_ok(smki_ra_open(s, &strict, &ra));
+    smki_ca_record oca;
+    assert_ok(smki_ca_get(&db, "test", SMKI_CA_OCA, &oca));
+    smki_cert *c = malloc(sizeof *c);
+    smki_revocation rev;
+    int audited = -1;
+    smki_ra_revoke_req rv = {"test", oca.cert.serial, NULL, SMKI_REASON_CESSATION_OF_OPERATION};
+    assert_fails(smki_ra_revoke(ra, NULL, &rv, c, &rev, &audited), SMKI_E_REFUSED,
+                 "revocation goes only through the RA, and this store has no RA operators yet");
+    assert_int_equal(audited, 0);
+    smki_ra_issue_req ir = {.env = "test", .csr = f->csr, .role = -1};
+    assert_fails(smki_ra_issue(ra, NULL, &ir, c, NULL), SMKI_E_REFUSED, "go only to registered Parties");
+    smki_ra_close(ra);
+    assert_ok(smki_ra_open(s, &lab, &ra));
+    assert_ok(smki_ra_revoke(ra, NULL, &rv, c, &rev, &audited)); /* the lab's: without the RA, unaudited */
+    assert_int_equal(audited, 0);
+    assert_int_equal(c->status, SMKI_STATUS_REVOKED);
+    assert_int_equal(rev.reason, SMKI_REASON_CESSATION_OF_OPERATION);
+    smki_ra_close(ra);
+    smki_store_close(s);
+    free(c);
+}
+
 /* ca/gate.c's mark in "cas", removed as a store registered before the mark existed lacks it. */
 static int unmark(smki_txn *t, void *arg)
 {
@@ -333,6 +372,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_not_theirs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists_belong_to_the_ca_named_and_of_its_sort, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_store_without_operators_acts_only_in_its_unmanaged_environments, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_a_store_with_operators_but_no_mark_is_marked_when_the_ra_opens_it, setup,
                                         teardown),
     };
