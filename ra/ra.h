@@ -377,6 +377,15 @@ typedef struct {
     const char *const *ips;
     size_t n_ips;
     const smki_conf *conf; /* the environments' settings (may be NULL: the built-in ones) */
+    /* Optional: a submission key (32 octets, e.g. the SHA-256 of what the subscriber
+     * sent). A second submission by the same Party with the same key writes nothing and
+     * is refused with SMKI_E_EXISTS, *id the first one's number: a replayed or retried
+     * submission (EST's 202 and retry, RFC 7030 4.2.3) never makes a second request. */
+    const uint8_t *submission_key;
+    /* Optional: on whose behalf and how, when a service submits for a subscriber (the
+     * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
+     * "; via <this>", under the operator's signature. */
+    const char *via;
 } smki_ra_submit;
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
@@ -415,11 +424,16 @@ typedef struct {
     const smki_conf *conf;    /* revocation: [ca.<env>] crl_hours / arl_hours (may be NULL) */
     uint64_t crl_number;      /* out: the number of the list a revocation published */
     char crl_path[4200];      /* out: where it was written */
+    const char *via;          /* optional, as smki_ra_submit.via: each entry of an issuing execution says it */
 } smki_ra_exec_opts;
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
+/* The certificate a request issued from its CSR of this index (0 for an organisation or
+ * DCCKI request): SMKI_E_NOTFOUND while that CSR is not issued yet (or the request is
+ * not one that issues). Read-only. */
+int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *out);
 
 /* ---- The audit trail ---------------------------------------------------------------------- */
 #define SMKI_AUDIT_HASH_LEN 32

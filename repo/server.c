@@ -286,6 +286,7 @@ static const char *reason_of(int code)
 {
     switch (code) {
     case 200: return "OK";
+    case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 402: return "Payment Required"; /* the DCC repository's "not found" (reference §9) */
@@ -371,6 +372,21 @@ static int early(server *s, h2o_req_t *req, int status, const char *body, int cl
     return 0;
 }
 
+/* Retry-After and Location, when the handler asks for them (EST's 202, RFC 7030 4.2.3). */
+static void add_extra_headers(h2o_req_t *req, const smki_repo_resp *w)
+{
+    if (w->retry_after) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 16);
+        int n = snprintf(v, 16, "%u", w->retry_after);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    }
+    if (w->location[0]) {
+        size_t n = strnlen(w->location, sizeof w->location);
+        char *v = pool_str(req, w->location, n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, v, n);
+    }
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
@@ -406,7 +422,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
-    smki_repo_handle(s->repo, &rq, w);
+    if (s->o->handle) s->o->handle(s->o->handle_arg, &rq, w);
+    else smki_repo_handle(s->repo, &rq, w);
+    add_extra_headers(req, w);
     if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
     if (s->o->access_log) log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);

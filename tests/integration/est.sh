@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# smki enrol serve from the outside, with independent clients only: curl with a DCCKI
+# client certificate over mutual TLS, openssl pkcs7 / verify / x509 / asn1parse on the
+# answers. RFC 7030 cacerts, csrattrs and simpleenroll of every type; a certificate
+# issued over EST has the CLI's profile (smki lint, the same extensions as 'smki ca
+# issue'); the audit trail says who acted for whom; every refusal with its status and
+# nothing issued; 202 + Retry-After until operators approve, then the certificate
+# (RFC 7030 4.2.3); device batches polled to completion, replayed without a second
+# issue, resumed after a restart.
+set -euo pipefail
+
+: "${SMKI_BIN:?set SMKI_BIN to the smki binary}"
+SMKI_SRC=${SMKI_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TIMEOUT=60
+PY=/usr/bin/python3
+HERE=$(cd "$(dirname "$0")" && pwd)
+W=$(mktemp -d "${TMPDIR:-/tmp}/smki-est.XXXXXX")
+source "$HERE/lib.sh"
+repo_cleanup_trap
+
+unset SMKI_PIN SMKI_SO_PIN SMKI_DEBUG SOFTHSM2_CONF SMKI_OPERATOR SMKI_OPERATOR_KEY
+export SMKI_HOME=$W/home
+mkdir -p "$SMKI_HOME"
+BASE=$W/base.conf
+repo_soft_ca_conf "$SMKI_HOME" "$BASE"
+cp "$BASE" "$SMKI_HOME/smki.conf"
+expect_exit 0 "a test hierarchy" smki ca init --env test --config "$SMKI_HOME/smki.conf"
+# The RA: operator tester, Party GITTEST (User ID 90-B3-D5-1F-30-01-00-00, EIS; supplier
+# and device certificates in test); GITTEST and PS-OTHER may hold DCCKI certificates.
+ra_test_participant "$SMKI_HOME"
+ra_dccki_party "$SMKI_HOME" PS-OTHER
+for step in "subscriber authorise --party GITTEST --type dccki-client --env test" \
+    "subscriber authorise --party GITTEST --type dccki-server --env test" \
+    "party add PS-NOTEST --name NoTest" \
+    "subscriber authorise --party PS-NOTEST --type dccki-client --env test"; do
+    # shellcheck disable=SC2086 # the step's words are the arguments
+    expect_exit 0 "RA: $step" smki ra $step
+done
+# The service's own operator, its key mapped in [operators].
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/est-op.pem" 2>/dev/null
+openssl pkey -in "$W/est-op.pem" -pubout -out "$W/est-op.pub" 2>/dev/null
+expect_exit 0 "the service's RA operator" smki ra operator add est --pub "$W/est-op.pub"
+printf '[operators]\nest = file:%s\n' "$W/est-op.pem" >>"$SMKI_HOME/smki.conf"
+
+# ---- TLS: the service's certificate, DCCKI client certificates from the CA ---------------------
+T=$W/tls
+mkdir -p "$T"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/server.key" \
+    -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -out "$T/server.pem" 2>/dev/null
+client_cert() { # NAME PARTY: a DCCKI client certificate of PARTY issued by the CA
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$1.key" -subj "/CN=$1" \
+        -addext "keyUsage=critical,digitalSignature" -out "$T/$1.csr" 2>/dev/null
+    expect_exit 0 "a DCCKI client certificate $1 for $2" smki ca issue --env test --profile dccki-client \
+        --csr "$T/$1.csr" --party "$2" --out "$T/$1.pem"
+}
+client_cert gittest GITTEST
+client_cert other PS-OTHER
+client_cert revoked GITTEST
+cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$T/client-ca.pem"
+cp "$SMKI_HOME/smki.conf" "$BASE"
+
+# est_start LOG ARGS...: `smki enrol serve` in the background (PIDS), PORT from its log.
+est_start() {
+    local log=$1
+    shift
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
+        --tls-key "$T/server.key" --client-ca "$T/client-ca.pem" --access-log "$@" 2>"$log" &
+    PIDS+=("$!")
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        [[ -n $PORT ]] && break
+        kill -0 "${PIDS[-1]}" 2>/dev/null || break
+        sleep 0.1
+    done
+    [[ -n $PORT ]] || { echo "# the service did not start:"; sed 's/^/#   /' "$log"; return 1; }
+}
+est_stop() {
+    local p=${PIDS[-1]} rc=0
+    kill -TERM "$p"
+    wait "$p" || rc=$?
+    unset 'PIDS[-1]'
+    [[ $rc == 0 ]] && ok "$1: SIGTERM, exit 0" || not_ok "$1: exit $rc on SIGTERM"
+}
+URL() { echo "https://127.0.0.1:$PORT/.well-known/est/$1"; }
+# est WHO PATH [curl args...]: a request with WHO's client certificate (none: no
+# certificate); the status in $W/code, the body in $W/body, the headers in $W/headers.
+est() {
+    local who=$1 path=$2
+    shift 2
+    local cert=()
+    [[ $who != none ]] && cert=(--cert "$T/$who.pem" --key "$T/$who.key")
+    run curl -sS --max-time 20 -D "$W/headers" -o "$W/body" -w '%{http_code}' --cacert "$T/server.pem" \
+        "${cert[@]}" "$@" "$(URL "$path")"
+    OUT="$OUT"$'\n'"$(cat "$W/body" 2>/dev/null)"
+}
+expect_status() { # CODE DESC
+    if [[ ${OUT%%$'\n'*} == "$1" ]]; then ok "$2 ($1)"; else not_ok "$2: HTTP ${OUT%%$'\n'*}, wanted $1"; diag; fi
+}
+# enrol WHO PATH CSR-FILE(DER): POST the base64 DER PKCS#10 as RFC 7030 4.2.1 sends it
+enrol() {
+    local who=$1 path=$2 csr=$3
+    shift 3
+    base64 -w 64 "$csr" >"$W/req.b64"
+    est "$who" "$path" -H "Content-Type: application/pkcs10" --data-binary "@$W/req.b64" "$@"
+}
+certs_of_body() { base64 -d "$W/body" | openssl pkcs7 -inform DER -print_certs; }
+count_certs() { smki --json ca list --env test | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["certificates"]))'; }
+
+# ---- Auto-approved (approvals_organisation = 0): cacerts, csrattrs, a device certificate -------
+{ cat "$BASE"; printf '[ra]\napprovals_organisation = 0\n'; } >"$SMKI_HOME/smki.conf"
+if est_start "$W/s1.log"; then
+    est none cacerts
+    expect_status 200 "cacerts without a client certificate"
+    check "cacerts is base64 PKCS#7 certs-only with the environment's 5 CAs" \
+        bash -c "base64 -d '$W/body' | openssl pkcs7 -inform DER -print_certs | grep -c '^subject' | grep -qx 5"
+    grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only' "$W/headers" &&
+        ok "cacerts: Content-Type application/pkcs7-mime; smime-type=certs-only" || not_ok "cacerts content type"
+    est none csrattrs
+    expect_status 200 "csrattrs"
+    check "csrattrs names ecdsa-with-SHA256 and prime256v1" \
+        bash -c "base64 -d '$W/body' | openssl asn1parse -inform DER | grep -q ecdsa-with-SHA256 &&
+                 base64 -d '$W/body' | openssl asn1parse -inform DER | grep -q prime256v1"
+
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/dev" 00DB120000000100 4 >/dev/null
+    DEV0=$(ls "$W/dev"/*.der | head -1)
+    BEFORE=$(count_certs)
+    enrol gittest simpleenroll "$DEV0"
+    expect_status 200 "simpleenroll of a device CSR, auto-approved"
+    certs_of_body >"$W/dev0.pem" 2>/dev/null || true
+    check "the answer is one certificate (openssl pkcs7 -print_certs)" grep -q "BEGIN CERTIFICATE" "$W/dev0.pem"
+    check "it verifies to the test root through the device CA (openssl verify)" \
+        openssl verify -CAfile "$SMKI_HOME/ca/test/smki-root.pem" -untrusted "$SMKI_HOME/ca/test/smki-dca.pem" \
+        -partial_chain "$W/dev0.pem"
+    expect_exit 0 "it lints clean as a device certificate" smki lint --env test "$W/dev0.pem"
+    [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "one certificate more in the store" || not_ok "store count"
+    run smki --json audit list
+    expect_in "via party GITTEST over EST" "the audit trail says the request came from GITTEST over EST"
+    est_stop "auto-approving service"
+else
+    not_ok "the service starts"
+fi
+
+finish
