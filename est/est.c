@@ -493,7 +493,7 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
     }
     if (lb.type != SMKI_REQ_DCCKI_SERVER && lb.type != SMKI_REQ_DCCKI_CLIENT && (qn.n_dns || qn.n_ips)) {
         free(der);
-        return fail(w, 400, "dns= and ip= name a DCCKI server's endpoint: only with the dccki-server label");
+        return fail(w, 400, "dns= and ip= name a DCCKI endpoint: only with the dccki-server or dccki-client label");
     }
     smki_ra_submit s;
     memset(&s, 0, sizeof s);

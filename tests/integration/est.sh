@@ -136,6 +136,108 @@ if est_start "$W/s1.log"; then
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "one certificate more in the store" || not_ok "store count"
     run smki --json audit list
     expect_in "via party GITTEST over EST" "the audit trail says the request came from GITTEST over EST"
+    expect_exit 0 "the audit trail verifies" smki audit verify
+
+    # The same CSR again (a client that lost the answer, or simplereenroll): the same
+    # certificate, nothing issued twice.
+    cp "$W/body" "$W/first.b64"
+    enrol gittest simplereenroll "$DEV0"
+    expect_status 200 "simplereenroll of the same CSR"
+    check "the same certificate comes back" cmp -s "$W/body" "$W/first.b64"
+    [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued twice" || not_ok "a second certificate was issued"
+
+    # An organisation certificate, role and EUI-64 from the label; the CLI issues the same CSR
+    # directly: the two certificates differ only in serial, validity times and signature.
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org.key" -subj "/CN=SUPPLIERA" \
+        -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/org.der" 2>/dev/null
+    enrol gittest org-supplier-90B3D51F30010000/simpleenroll "$W/org.der" --url-query cn=SUPPLIERA
+    expect_status 200 "simpleenroll of an organisation certificate (label org-supplier-<EUI-64>, ?cn=)"
+    certs_of_body >"$W/org-est.pem" 2>/dev/null || true
+    expect_exit 0 "it lints clean" smki lint --env test "$W/org-est.pem"
+    check "it verifies to the root through the organisation CA" openssl verify -CAfile \
+        "$SMKI_HOME/ca/test/smki-root.pem" -untrusted "$SMKI_HOME/ca/test/smki-oca.pem" "$W/org-est.pem"
+    openssl req -inform DER -in "$W/org.der" -out "$W/org.csr" 2>/dev/null
+    expect_exit 0 "the CLI issues the same CSR" smki ca issue --env test --csr "$W/org.csr" \
+        --role supplier --eui 90-B3-D5-1F-30-01-00-00 --cn SUPPLIERA --party GITTEST --out "$W/org-cli.pem"
+    check "the EST certificate has exactly the CLI's profile (subject, issuer, extensions, lifetime)" "$PY" -c '
+import sys
+from cryptography import x509
+a, b = (x509.load_pem_x509_certificate(open(f, "rb").read()) for f in sys.argv[1:3])
+assert a.subject == b.subject, (a.subject, b.subject)
+assert a.issuer == b.issuer
+assert a.serial_number != b.serial_number
+assert list(a.extensions) == list(b.extensions), (list(a.extensions), list(b.extensions))
+assert a.not_valid_after - a.not_valid_before == b.not_valid_after - b.not_valid_before
+assert a.signature_algorithm_oid == b.signature_algorithm_oid
+' "$W/org-est.pem" "$W/org-cli.pem"
+
+    # DCCKI TLS certificates of the client's Party.
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tlsc.key" -subj "/CN=meter-head" \
+        -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/tlsc.der" 2>/dev/null
+    enrol gittest dccki-client/simpleenroll "$W/tlsc.der"
+    expect_status 200 "simpleenroll of a DCCKI client certificate"
+    certs_of_body >"$W/tlsc.pem" 2>/dev/null || true
+    check "its Party Signifier is the client's (GITTEST)" bash -c \
+        "openssl x509 -in '$W/tlsc.pem' -noout -subject -nameopt sep_multiline | grep -q 'organizationIdentifier=GITTEST'"
+    check "clientAuth" bash -c "openssl x509 -in '$W/tlsc.pem' -noout -ext extendedKeyUsage | grep -q 'Client Authentication'"
+    expect_exit 0 "it lints clean" smki lint --env test "$W/tlsc.pem"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tlss.key" -subj "/CN=head-end" \
+        -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/tlss.der" 2>/dev/null
+    enrol gittest dccki-server/simpleenroll "$W/tlss.der" --url-query dns=he.example.net --url-query ip=10.1.2.3
+    expect_status 200 "simpleenroll of a DCCKI server certificate (?dns=, ?ip=)"
+    certs_of_body >"$W/tlss.pem" 2>/dev/null || true
+    check "it names the endpoint" bash -c "openssl x509 -in '$W/tlss.pem' -noout -ext subjectAltName |
+        grep -q 'DNS:he.example.net, IP Address:10.1.2.3'"
+    expect_exit 0 "it lints clean" smki lint --env test "$W/tlss.pem"
+
+    # ---- Refusals: the right status, a message, nothing issued --------------------------------------
+    N0=$(count_certs)
+    DEV1=$(ls "$W/dev"/*.der | sed -n 2p)
+    enrol none simpleenroll "$DEV1"
+    expect_status 401 "no client certificate"
+    expect_in "DCCKI client certificate" "the message says what is needed"
+    expect_exit 0 "the client certificate 'revoked' is revoked" smki ca revoke --env test \
+        --serial "$(openssl x509 -in "$T/revoked.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise
+    enrol revoked simpleenroll "$DEV1"
+    expect_status 401 "a revoked client certificate"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/stranger.key" \
+        -subj "/organizationIdentifier=GITTEST/CN=stranger" -addext "extendedKeyUsage=clientAuth" \
+        -out "$T/stranger.pem" 2>/dev/null
+    enrol stranger simpleenroll "$DEV1"
+    expect_not_in '"status":200' "a client certificate the server's CAs do not know is no identity"
+    enrol other simpleenroll "$DEV1"
+    expect_status 403 "a Party that is not an Authorised Subscriber for device certificates"
+    expect_in "PS-OTHER" "the refusal names the Party"
+    enrol gittest org-supplier-90B3D51F30010005/simpleenroll "$W/org.der"
+    expect_status 403 "an organisation EUI-64 that is not the Party's"
+    enrol gittest org-networkOperator-90B3D51F30010000/simpleenroll "$W/org.der"
+    expect_status 403 "a role the Party is not authorised for"
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/central" 90B3D51F30000005 1 >/dev/null
+    enrol gittest device/simpleenroll "$(ls "$W/central"/*.der)"
+    expect_status 403 "a device ID from a central block"
+    enrol other dccki-client/simpleenroll "$W/tlsc.der"
+    expect_status 200 "PS-OTHER may have a DCCKI client certificate of its own"
+    printf 'this is not base64!' >"$W/bad.b64"
+    est gittest simpleenroll -H "Content-Type: application/pkcs10" --data-binary "@$W/bad.b64"
+    expect_status 400 "malformed base64"
+    expect_in "base64" "the message says it is the base64"
+    head -c 300 /dev/urandom >"$W/junk.der"
+    enrol gittest simpleenroll "$W/junk.der"
+    expect_status 400 "base64 of bytes that are no DER PKCS#10"
+    enrol gittest device/simpleenroll "$DEV1" --url-query dns=x.example
+    expect_status 400 "a device certificate with endpoint names"
+    enrol gittest bogus-label/simpleenroll "$W/tlsc.der"
+    expect_status 400 "an unknown label"
+    head -c 20000 /dev/zero | tr '\0' 'A' >"$W/big.b64"
+    est gittest simpleenroll -H "Content-Type: application/pkcs10" --data-binary "@$W/big.b64"
+    expect_status 413 "an enrolment body over 16384 octets"
+    est gittest simpleenroll
+    expect_status 405 "simpleenroll takes POST"
+    est gittest nothing-here
+    expect_status 404 "an unknown operation"
+    N1=$(count_certs)
+    [[ $N1 == $((N0 + 1)) ]] && ok "the refusals issued nothing (only PS-OTHER's certificate: $N0 -> $N1)" ||
+        not_ok "certificates issued by refusals: $N0 -> $N1"
     est_stop "auto-approving service"
 else
     not_ok "the service starts"
