@@ -243,4 +243,140 @@ else
     not_ok "the service starts"
 fi
 
+# ---- Approvals (approvals_organisation = 1): 202 + Retry-After, then the certificate -------------
+cp "$BASE" "$SMKI_HOME/smki.conf"
+json_field() { "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read().split("\n",1)[1])[sys.argv[1]])' "$1" <<<"$OUT"; }
+req_state() { smki --json ra request show "$1" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("state", d))'; }
+pem_batch() { # OUT FILES...: the DER CSRs as one concatenated PEM body
+    local out=$1 f
+    shift
+    : >"$out"
+    for f in "$@"; do openssl req -inform DER -in "$f" >>"$out" 2>/dev/null; done
+}
+if est_start "$W/s2.log" --retry-after 2; then
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=SUPPLIERA" \
+        -addext "keyUsage=critical,keyAgreement" -outform DER -out "$W/org2.der" 2>/dev/null
+    enrol gittest org-02-90-B3-D5-1F-30-01-00-00/simpleenroll "$W/org2.der"
+    expect_status 202 "an organisation certificate that needs an approval: 202 Accepted"
+    grep -qi '^retry-after: 2' "$W/headers" && ok "with Retry-After: 2" || { not_ok "no Retry-After: 2"; cat "$W/headers"; }
+    RID=$(json_field request)
+    [[ $(req_state "$RID") == pending ]] && ok "request $RID is pending in the RA" || not_ok "request $RID state"
+    enrol gittest org-02-90-B3-D5-1F-30-01-00-00/simpleenroll "$W/org2.der"
+    expect_status 202 "asked again before approval: 202 again"
+    [[ $(json_field request) == "$RID" ]] && ok "the same request ($RID), no second one" || not_ok "a second request"
+    expect_exit 2 "the service's operator cannot approve what it submitted" smki ra request approve "$RID" \
+        --operator est --operator-key "file:$W/est-op.pem"
+    expect_exit 0 "another operator approves" smki ra request approve "$RID" --operator tester
+    enrol gittest org-02-90-B3-D5-1F-30-01-00-00/simpleenroll "$W/org2.der"
+    expect_status 200 "asked again after approval: the certificate (RFC 7030 4.2.3)"
+    certs_of_body >"$W/org2.pem" 2>/dev/null || true
+    expect_exit 0 "it lints clean" smki lint --env test "$W/org2.pem"
+    [[ $(req_state "$RID") == done ]] && ok "request $RID is done" || not_ok "request $RID not done"
+
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org3.key" -subj "/CN=X" \
+        -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/org3.der" 2>/dev/null
+    enrol gittest org-supplier-90B3D51F30010000/simpleenroll "$W/org3.der"
+    expect_status 202 "another organisation request: 202"
+    RID3=$(json_field request)
+    expect_exit 0 "an operator rejects it" smki ra request reject "$RID3" --reason "wrong CN" --operator tester
+    enrol gittest org-supplier-90B3D51F30010000/simpleenroll "$W/org3.der"
+    expect_status 403 "a rejected request: 403"
+    expect_in "wrong CN" "the answer gives the operator's reason"
+
+    # ---- A device batch: 202 and a Location, progress, then PKCS#7 certs-only -------------------
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/batch" 00DB120000000200 6 >/dev/null
+    mapfile -t BCSR < <(ls "$W/batch"/*.der)
+    pem_batch "$W/batch.pem" "${BCSR[@]:0:4}"
+    NB=$(count_certs)
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/batch.pem"
+    expect_status 202 "a batch of 4 device CSRs: 202 Accepted"
+    grep -qi '^location: /.well-known/est/batch/' "$W/headers" && ok "with a Location" || not_ok "no Location"
+    BID=$(json_field request)
+    [[ $(json_field total) == 4 ]] && ok "the answer counts 4 CSRs" || not_ok "total"
+    est gittest "batch/$BID"
+    expect_status 202 "polled before approval: 202 with progress"
+    expect_in '"state":"pending"' "the progress says pending"
+    est other "batch/$BID"
+    expect_status 404 "another Party cannot see the batch"
+    expect_exit 0 "an operator approves the batch" smki ra request approve "$BID" --operator tester
+    for _ in $(seq 1 50); do
+        est gittest "batch/$BID"
+        [[ ${OUT%%$'\n'*} == 200 ]] && break
+        sleep 0.2
+    done
+    expect_status 200 "polled after approval: the certificates"
+    certs_of_body >"$W/batch-certs.pem" 2>/dev/null || true
+    [[ $(grep -c 'BEGIN CERTIFICATE' "$W/batch-certs.pem") == 4 ]] && ok "openssl pkcs7 -print_certs reads 4 certificates" ||
+        not_ok "not 4 certificates in the batch's PKCS#7"
+    check "each lints clean" smki lint --env test "$W/batch-certs.pem"
+    [[ $(count_certs) == $((NB + 4)) ]] && ok "4 certificates in the store" || not_ok "store count after the batch"
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/batch.pem"
+    expect_status 200 "the same batch replayed"
+    expect_in '"replay":true' "the answer says it is a replay"
+    [[ $(json_field request) == "$BID" ]] && ok "of request $BID" || not_ok "a replay made a new request"
+    [[ $(count_certs) == $((NB + 4)) ]] && ok "a replayed batch issues nothing" || not_ok "a replay issued certificates"
+
+    # Refusals of batches.
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/central2" 90B3D51F30000006 1 >/dev/null
+    pem_batch "$W/mixed.pem" "${BCSR[4]}" "$(ls "$W/central2"/*.der)"
+    est gittest batch --data-binary "@$W/mixed.pem"
+    expect_status 403 "a batch holding a central-block ID is refused whole"
+    expect_in "CSR 2" "the refusal names the CSR"
+    printf -- '-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n' >"$W/badpem.pem"
+    est gittest batch --data-binary "@$W/badpem.pem"
+    expect_status 400 "a batch whose PEM body is not base64"
+    printf 'garbage' >"$W/garbage.pem"
+    est gittest batch --data-binary "@$W/garbage.pem"
+    expect_status 400 "a batch that is not PEM"
+    est none batch --data-binary "@$W/batch.pem"
+    expect_status 401 "a batch without a client certificate"
+    [[ $(count_certs) == $((NB + 4)) ]] && ok "the refused batches issued nothing" || not_ok "refused batches issued"
+
+    # Left approved while the service is down: the next start carries it on without a poll.
+    pem_batch "$W/late.pem" "${BCSR[@]:4:2}"
+    est gittest batch --data-binary "@$W/late.pem"
+    expect_status 202 "a batch of 2 submitted"
+    LID=$(json_field request)
+    est_stop "service with approvals"
+    expect_exit 0 "approved while the service is down" smki ra request approve "$LID" --operator tester
+else
+    not_ok "the service with approvals starts"
+fi
+if est_start "$W/s3.log" --max-batch 3 --max-body 4096 --timeout 2; then
+    for _ in $(seq 1 50); do [[ $(req_state "$LID") == done ]] && break; sleep 0.2; done
+    [[ $(req_state "$LID") == done ]] && ok "the restarted service executed the approved batch by itself" ||
+        not_ok "the approved batch was not resumed"
+    est gittest "batch/$LID"
+    expect_status 200 "its certificates"
+    pem_batch "$W/four.pem" "${BCSR[@]:0:4}"
+    est gittest batch --data-binary "@$W/four.pem"
+    expect_status 413 "more CSRs than --max-batch"
+    head -c 5000 /dev/zero | tr '\0' 'A' >"$W/big.pem"
+    est gittest batch --data-binary "@$W/big.pem"
+    expect_status 413 "a body over --max-body"
+    # A slow client (headers never finished) is cut off after --timeout.
+    check "a client that stalls mid-request is disconnected within the timeout" "$PY" - "$PORT" "$T" <<'PYEOF'
+import socket, ssl, sys, time
+port, t = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(cafile=t + "/server.pem")
+ctx.load_cert_chain(t + "/gittest.pem", t + "/gittest.key")
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+s.sendall(b"POST /.well-known/est/simpleenroll HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nMIIB")
+t0 = time.time()
+s.settimeout(10)
+try:
+    while s.recv(4096):
+        pass
+except (ConnectionError, ssl.SSLError):
+    pass
+took = time.time() - t0
+print("closed after %.1f s" % took)
+sys.exit(0 if took < 6 else 1)
+PYEOF
+    est_stop "restarted service"
+else
+    not_ok "the restarted service starts"
+fi
+stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log"
+
 finish
