@@ -705,6 +705,7 @@ int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_
     smki_repo_server_opts o = *so;
     o.handle = smki_est_handle;
     o.handle_arg = e;
+    o.answer_unverified = 1; /* an expired or unknown client certificate hears 401, not a reset */
     if (!o.max_body) o.max_body = SMKI_EST_BODY_MAX;
     int rc = smki_repo_serve(r, &o);
     smki_repo_free(r);

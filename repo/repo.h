@@ -136,6 +136,8 @@ typedef struct {
     const char *tls_key;      /* PEM private key of it */
     const char *client_ca;    /* PEM: the DCCKI CAs that client certificates must chain to */
     int require_client_cert;  /* with client_ca: refuse the handshake without one */
+    int answer_unverified;    /* a client certificate that does not verify (expired, unknown CA) does not end
+                               * the handshake: it counts as none, so the handler can answer (EST: 401) */
     const char *party_attr;   /* OID of the Party Signifier attribute; NULL: 2.5.4.97 */
     int access_log;           /* one JSON line per request on stderr */
     volatile sig_atomic_t *stop; /* the server returns when this becomes non-zero (checked often) */

@@ -237,7 +237,11 @@ static void conn_party(server *s, conn *c)
     c->has_party = 1;
     if (!c->ssl) return;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
-    if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return;
+    long vr = peer ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (peer && vr != X509_V_OK)
+        log_line("warn", "client_cert", "\"error\":\"client certificate does not verify: %s\"",
+                 X509_verify_cert_error_string(vr));
+    if (!peer || vr != X509_V_OK) return;
     /* A certificate that chains is accepted only while the store has it in use: a
      * revoked (or expired, pending, not-in-use) one, or one the store does not know, is
      * no client certificate. Looked up per connection, resumed sessions included. */
@@ -546,6 +550,15 @@ static int verify_any(int ok, X509_STORE_CTX *ctx)
     return ok;
 }
 
+/* answer_unverified: the handshake goes on; conn_party reads the verification's result
+ * and a certificate that failed it is no client certificate. */
+static int verify_later(int ok, X509_STORE_CTX *ctx)
+{
+    (void)ok;
+    (void)ctx;
+    return 1;
+}
+
 static int tls_setup(server *s)
 {
     const smki_repo_server_opts *o = s->o;
@@ -571,7 +584,7 @@ static int tls_setup(server *s)
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca);
         if (names) SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (o->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                           verify_any);
+                           o->answer_unverified ? verify_later : verify_any);
         SSL_CTX_set_verify_depth(ctx, 4);
     }
     /* Sessions resumed by ticket keep the client's verified certificate. */

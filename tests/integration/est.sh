@@ -204,7 +204,41 @@ assert a.signature_algorithm_oid == b.signature_algorithm_oid
         -subj "/organizationIdentifier=GITTEST/CN=stranger" -addext "extendedKeyUsage=clientAuth" \
         -out "$T/stranger.pem" 2>/dev/null
     enrol stranger simpleenroll "$DEV1"
-    expect_not_in '"status":200' "a client certificate the server's CAs do not know is no identity"
+    expect_status 401 "a client certificate of a CA the service does not trust"
+    grep -q 'client certificate does not verify' "$W/s1.log" && ok "the log says it does not verify" ||
+        not_ok "no 'does not verify' in the log"
+    # Expired: signed by the DCCKI issuing CA's own key (a file in this test), valid in 2020.
+    "$PY" - "$SMKI_HOME" "$T" <<'PYEOF'
+import datetime, sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+home, t = sys.argv[1], sys.argv[2]
+ica = x509.load_pem_x509_certificate(open(home + "/ca/test/dccki-ica.pem", "rb").read())
+ica_key = serialization.load_pem_private_key(open(home + "/keys/dccki_ica.pem", "rb").read(), None)
+key = ec.generate_private_key(ec.SECP256R1())
+ski = ica.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(x509.ObjectIdentifier("2.5.4.97"), "GITTEST"),
+                                                            x509.NameAttribute(NameOID.COMMON_NAME, "old")]))
+        .issuer_name(ica.subject).public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(datetime.datetime(2020, 1, 1)).not_valid_after(datetime.datetime(2020, 6, 1))
+        .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier(ski.digest, None, None), critical=False)
+        .sign(ica_key, hashes.SHA256()))
+open(t + "/expired.pem", "wb").write(cert.public_bytes(serialization.Encoding.PEM))
+open(t + "/expired.key", "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                       serialization.NoEncryption()))
+PYEOF
+    enrol expired simpleenroll "$DEV1"
+    expect_status 401 "an expired client certificate"
+    # Test certificates go only to Testing Participants with their agreement signed.
+    expect_exit 0 "GITTEST's agreement is withdrawn" smki ra party set GITTEST --agreement-signed no
+    enrol gittest simpleenroll "$DEV1"
+    expect_status 403 "a Party without its Testing Participant agreement, in test"
+    expect_in "agreement" "the refusal says why"
+    expect_exit 0 "and signed again" smki ra party set GITTEST --agreement-signed yes
     enrol other simpleenroll "$DEV1"
     expect_status 403 "a Party that is not an Authorised Subscriber for device certificates"
     expect_in "PS-OTHER" "the refusal names the Party"
