@@ -47,7 +47,34 @@ struct smki_est {
         char msg[256];
     } fails[FAILS_MAX]; /* the last execution failures, for the client's next poll */
     size_t next_fail;
+    /* The issuing CAs, opened once (their keys stay open): the RA uses one while it is
+     * the environment's current CA. By request type; under lock. */
+    smki_ca_issuer *issuers[SMKI_REQ_DCCKI_CLIENT + 1];
+    pthread_mutex_t issuer_lock;
 };
+
+static smki_profile_id leaf_of(smki_req_type t)
+{
+    return t == SMKI_REQ_ORGANISATION   ? SMKI_PROFILE_ORGANISATION
+           : t == SMKI_REQ_DCCKI_SERVER ? SMKI_PROFILE_DCCKI_SERVER
+           : t == SMKI_REQ_DCCKI_CLIENT ? SMKI_PROFILE_DCCKI_CLIENT
+                                        : SMKI_PROFILE_DEVICE;
+}
+
+/* The open issuer for a request's type, or NULL (the RA then opens the CA itself and
+ * reports what fails). */
+static smki_ca_issuer *issuer_for(smki_est *e, smki_req_type t)
+{
+    if ((unsigned)t >= sizeof e->issuers / sizeof e->issuers[0]) return NULL;
+    pthread_mutex_lock(&e->issuer_lock);
+    if (!e->issuers[t] && smki_ca_issuer_open(smki_ra_ca_db(e->ra), e->env, leaf_of(t), e->hsm, &e->issuers[t]) < 0) {
+        smki_error_clear();
+        e->issuers[t] = NULL;
+    }
+    smki_ca_issuer *is = e->issuers[t];
+    pthread_mutex_unlock(&e->issuer_lock);
+    return is;
+}
 
 /* ---- Answers --------------------------------------------------------------------------------- */
 static int put(smki_repo_resp *w, const void *p, size_t n)
@@ -209,6 +236,7 @@ static void *run_worker(void *arg)
         eo.hsm = e->hsm;
         eo.conf = e->conf;
         eo.via = via;
+        if (rc == 0) eo.issuer = issuer_for(e, r.type);
         if (rc == 0 && r.state == SMKI_REQ_APPROVED) rc = smki_ra_request_execute(e->ra, &by, id, &eo);
         note_fail(e, id, rc < 0 ? smki_error_msg() : NULL);
         if (rc < 0) {
@@ -260,6 +288,7 @@ int smki_est_open(const smki_est_opts *o, smki_est **out)
     e->max_batch = o->max_batch ? o->max_batch : SMKI_EST_BATCH_MAX;
     pthread_mutex_init(&e->lock, NULL);
     pthread_cond_init(&e->wake, NULL);
+    pthread_mutex_init(&e->issuer_lock, NULL);
     if (pthread_create(&e->worker, NULL, run_worker, e) != 0) {
         smki_est_free(e);
         return SMKI_FAIL(SMKI_E_INTERNAL, "the batch worker thread could not be started");
@@ -285,8 +314,10 @@ void smki_est_free(smki_est *e)
         pthread_mutex_unlock(&e->lock);
         pthread_join(e->worker, NULL);
     }
+    for (size_t i = 0; i < sizeof e->issuers / sizeof e->issuers[0]; i++) smki_ca_issuer_free(e->issuers[i]);
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
+    pthread_mutex_destroy(&e->issuer_lock);
     free(e);
 }
 
@@ -442,6 +473,7 @@ static int answer_one(smki_est *e, uint64_t id, smki_repo_resp *w)
         eo.hsm = e->hsm;
         eo.conf = e->conf;
         eo.via = via;
+        eo.issuer = issuer_for(e, r.type);
         int rc = smki_ra_request_execute(e->ra, &by, id, &eo);
         /* Another client's retry may have executed it meanwhile: what counts is the state. */
         if (smki_ra_request_get(e->ra, id, &r) < 0 || (rc < 0 && r.state != SMKI_REQ_DONE)) {

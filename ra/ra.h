@@ -425,6 +425,10 @@ typedef struct {
     uint64_t crl_number;      /* out: the number of the list a revocation published */
     char crl_path[4200];      /* out: where it was written */
     const char *via;          /* optional, as smki_ra_submit.via: each entry of an issuing execution says it */
+    /* Optional: an issuing CA a long-running service keeps open (smki_ca_issuer_open),
+     * used when it is the request's environment's current CA for the certificate
+     * (same certificate as the store's record); otherwise the CA is opened here. */
+    smki_ca_issuer *issuer;
 } smki_ra_exec_opts;
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy

@@ -914,6 +914,26 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
     return rc;
 }
 
+/* Whether an issuer a caller keeps open is env's CA for leaf as the store records it now
+ * (not a CA a recovery has since replaced). */
+static int issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
+{
+    *fits = 0;
+    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
+                        : leaf == SMKI_PROFILE_DCCKI_SERVER || leaf == SMKI_PROFILE_DCCKI_CLIENT ? SMKI_CA_DCCKI_ICA
+                                                                                                   : SMKI_CA_OCA;
+    if (strcmp(smki_ca_issuer_env(is)->name, env) != 0 || smki_ca_issuer_profile(is) != smki_ca_kind_profile(kind))
+        return 0;
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    size_t len = 0;
+    const uint8_t *der = smki_ca_issuer_cert(is, &len);
+    int rc = smki_ca_get(&ra->ca, env, kind, rec);
+    if (rc == 0) *fits = rec->cert.der_len == len && memcmp(rec->cert.der, der, len) == 0;
+    free(rec);
+    return rc;
+}
+
 typedef struct {
     uint64_t id;
     uint32_t from, n;      /* device batch: the group */
@@ -1336,8 +1356,11 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
                            : is_tls(r.type)                ? tls_profile(r.type)
                                                            : SMKI_PROFILE_DEVICE;
     GUARD(check_issuing_ca(ra, r.env, leaf));
-    smki_ca_issuer *is = NULL;
-    GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &is));
+    smki_ca_issuer *is = NULL, *own = NULL;
+    int fits = 0;
+    if (o && o->issuer) GUARD(issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
+    if (!fits) GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &own));
+    is = fits ? o->issuer : own;
     size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
     char *names = is_tls(r.type) ? malloc(NAMES_MAX) : NULL;
     const char *dns[16], *ips[16];
@@ -1394,7 +1417,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(verified);
     free(has_verified);
     free(names);
-    smki_ca_issuer_free(is);
+    smki_ca_issuer_free(own);
     return rc;
 }
 
