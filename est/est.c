@@ -548,6 +548,15 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
     char kind[80];
     snprintf(kind, sizeof kind, "enrol %s", label ? label : "device");
     submission_key(kind, req->query, one, lens, 1, key);
+    /* No approval needed: the RA executes it in the submission's own commit. */
+    char via[VIA_MAX];
+    via_text(req->party, via);
+    smki_ra_exec_opts eo = {0};
+    eo.hsm = e->hsm;
+    eo.conf = e->conf;
+    eo.via = via;
+    eo.issuer = issuer_for(e, lb.type);
+    s.execute = &eo;
     uint64_t id = 0;
     int replay = 0;
     rc = submit(e, req->party, &s, key, &id, &replay);

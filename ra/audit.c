@@ -246,6 +246,12 @@ int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, v
     return act_txn(t, &a);
 }
 
+int ra_act_in_via(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+{
+    act_run a = {ra, by, 0, fn, arg, via};
+    return act_txn(t, &a);
+}
+
 int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg)
 {
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,

@@ -386,6 +386,13 @@ typedef struct {
      * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
      * "; via <this>", under the operator's signature. */
     const char *via;
+    /* Optional (organisation, DCCKI, a device batch of one CSR): when the request needs
+     * no approval ([ra] approvals_organisation = 0, nothing held), it is executed as it is
+     * submitted, in the same transaction: the request, its certificate and both audit
+     * entries (request-submit, request-execute) in one commit. The certificate is built
+     * before the transaction (execute->issuer or the CA opened here); one that needs
+     * approvals after all is left pending and that certificate dropped. */
+    struct smki_ra_exec_opts_s *execute;
 } smki_ra_submit;
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
@@ -416,7 +423,7 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
  * certificate of the compromised CA that was in use, in group commits, each with its
  * entry (a device CA's certificates are replaced from new CSRs: none re-issued). */
 typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
-typedef struct {
+typedef struct smki_ra_exec_opts_s {
     const smki_hsm_opts *hsm; /* to open the CA keys */
     smki_ra_progress_fn progress;
     void *progress_arg;

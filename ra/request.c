@@ -609,6 +609,8 @@ static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_su
     return 0;
 }
 
+static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr);
+
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
     if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
@@ -625,13 +627,13 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
                "an organisation request needs a Remote Party Role (--role)");
         ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (is_tls(s->type)) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
         ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
@@ -641,7 +643,8 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
             rc = smki_csr_parse(s->csrs[i], s->csr_lens[i], &sr.csrs[i]);
             if (rc < 0) smki_error_wrap("CSR %zu of the batch", i + 1);
         }
-        if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        if (rc == 0 && s->execute && s->n_csrs == 1) rc = submit_and_execute(ra, by, s, &sr);
+        else if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
         for (size_t i = 0; i < s->n_csrs; i++) smki_csr_free(sr.csrs[i]);
         free(sr.csrs);
     } else {
@@ -1417,6 +1420,73 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(verified);
     free(has_verified);
     free(names);
+    smki_ca_issuer_free(own);
+    return rc;
+}
+
+/* ---- Submitted and executed in one commit (no approval needed) ------------------------------------ */
+
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const smki_ra_submit *s;
+    submit_run *sr;
+    smki_cert *cert;
+    smki_csr *csr;
+    int executed;
+} submit_exec_run;
+
+static int submit_exec_txn(smki_txn *t, void *arg)
+{
+    submit_exec_run *p = arg;
+    p->executed = 0;
+    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->via, submit_fn, p->sr));
+    smki_ra_request r;
+    GUARD(req_get_txn(t, p->ra, p->sr->id, &r));
+    if (r.state != SMKI_REQ_APPROVED) return 0; /* held after all: it waits, the certificate is dropped */
+    exec_run x = {p->sr->id, 0, 1, p->cert, &p->csr, 0};
+    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->execute->via, exec_fn, &x));
+    p->executed = 1;
+    return 0;
+}
+
+/* A request no operator has to approve: its certificate built first (the CA's checks),
+ * then the submission and the execution, each with its audit entry and every RA check
+ * they make, in one transaction. When approvals are due, or the CA cannot build it
+ * (refused at execution as ever, after the RA's own refusals), it is submitted alone. */
+static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr)
+{
+    smki_csr *csr = s->type == SMKI_REQ_DEVICE_BATCH ? sr->csrs[0] : sr->csr;
+    smki_profile_id leaf = s->type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION
+                           : is_tls(s->type)                ? tls_profile(s->type)
+                                                            : SMKI_PROFILE_DEVICE;
+    if (ra->pol.approvals_org != 0 || check_issuing_ca(ra, s->env, leaf) < 0) {
+        smki_error_clear();
+        return ra_act_via(ra, by, s->via, submit_fn, sr);
+    }
+    smki_ca_issuer *own = NULL;
+    int fits = 0, rc = 0;
+    if (s->execute->issuer) rc = issuer_is_current(ra, s->execute->issuer, s->env, leaf, &fits);
+    if (rc == 0 && !fits) rc = smki_ca_issuer_open(&ra->ca, s->env, leaf, s->execute->hsm, &own);
+    smki_ca_issuer *is = fits ? s->execute->issuer : own;
+    smki_cert *cert = rc == 0 ? malloc(sizeof *cert) : NULL;
+    if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0 && is_tls(s->type)) {
+        smki_tls_req tq = {csr, leaf, s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
+        rc = smki_ca_build_tls(is, &tq, cert, NULL);
+    } else if (rc == 0) {
+        int is_org = s->type == SMKI_REQ_ORGANISATION;
+        smki_issue_req q = {csr, leaf, is_org ? s->role : -1, is_org ? s->eui : NULL, is_org ? s->cn : NULL, 0, 0};
+        rc = smki_ca_build(is, &q, cert);
+    }
+    if (rc == 0) {
+        submit_exec_run p = {ra, by, s, sr, cert, csr, 0};
+        rc = smki_store_write(ra->store, submit_exec_txn, &p);
+    } else if (rc != SMKI_E_NOMEM && rc != SMKI_E_HSM && rc != SMKI_E_STORE) {
+        smki_error_clear();
+        rc = ra_act_via(ra, by, s->via, submit_fn, sr);
+    }
+    free(cert);
     smki_ca_issuer_free(own);
     return rc;
 }

@@ -10,7 +10,8 @@
 #   ca batch      'smki ca batch' of N other fresh CSRs from files, --threads 1 (the RA
 #                 executes a batch on one thread), certificates written as files
 # Prints figures and ratios (targets 0.5 and 0.8); never passes or fails on one.
-# Usage: tools/bench_est.sh [BUILD] (EST_N single enrolments, default 1000; EST_BATCH, 4000).
+# Usage: tools/bench_est.sh [BUILD]  (EST_N enrolments per round, default 500; EST_ROUNDS, 3;
+# EST_BATCH CSRs in the batch, 4000; EST_PERF=FILE records the server with perf in each round).
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
