@@ -411,6 +411,48 @@ PYEOF
 else
     not_ok "the restarted service starts"
 fi
-stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log"
+
+# ---- Everything from [enrol] in smki.conf; refusals of the section ---------------------------------
+cp -r "$T" "$SMKI_HOME/tls"
+with_enrol() { { cat "$BASE"; echo "[enrol]"; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"; }
+with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est" "tls_cert = tls/server.pem" "tls_key = tls/server.key" \
+    "client_ca = tls/client-ca.pem" "client_certs = optional" "retry_after = 7" "threads = 1" "access_log = yes"
+env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve 2>"$W/s4.log" &
+PIDS+=("$!")
+PORT=
+for _ in $(seq 1 100); do
+    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/s4.log" | head -1)
+    [[ -n $PORT ]] && break
+    sleep 0.1
+done
+if [[ -n $PORT ]]; then
+    ok "smki enrol serve with no flags: everything from [enrol]"
+    grep -q '"threads":1' "$W/s4.log" && ok "threads from the file" || not_ok "threads from the file"
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org4.key" -subj "/CN=Y" \
+        -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/org4.der" 2>/dev/null
+    enrol gittest org-supplier-90B3D51F30010000/simpleenroll "$W/org4.der"
+    expect_status 202 "an enrolment through the file-configured service"
+    grep -qi '^retry-after: 7' "$W/headers" && ok "retry_after = 7 from the file" || not_ok "retry_after from the file"
+    est_stop "file-configured service"
+else
+    not_ok "smki enrol serve from [enrol]"
+    sed 's/^/#   /' "$W/s4.log"
+fi
+with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est" "retry_afte = 3"
+expect_exit 1 "a typo under [enrol] is refused" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve
+expect_in "unknown setting 'retry_afte' under [enrol] (did you mean 'retry_after'?)" "naming the key and the nearest one"
+with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est"
+expect_exit 1 "no TLS: refused (enrolment is over mutual TLS)" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY \
+    "$SMKI_BIN" enrol serve
+expect_in "mutual TLS" "the message says what is needed"
+with_enrol "env = test" "listen = 127.0.0.1:0" "operator = nobody" "tls_cert = tls/server.pem" \
+    "tls_key = tls/server.key" "client_ca = tls/client-ca.pem"
+printf '[operators]\nnobody = file:%s\n' "$W/est-op.pem" >>"$SMKI_HOME/smki.conf"
+expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY \
+    "$SMKI_BIN" enrol serve
+expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
+expect_in "simpleenroll" "the help names the endpoints"
+cp "$BASE" "$SMKI_HOME/smki.conf"
+stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log"
 
 finish
