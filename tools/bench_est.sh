@@ -126,18 +126,28 @@ printf '%-40s %10s  %10s  %6s  %s\n' "figure (per second)" "measured" "peer" "ra
 # Rounds alternating the two (the machine's other load moves both): each round's rates
 # and ratio, then the median ratio.
 RATIOS=()
+CPURATIOS=()
+HZ=$(getconf CLK_TCK)
+cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
   [ -n "${EST_PERF:-}" ] && { perf record -g -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
+  c0=$(cpu_ticks "$PID")
   read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r")"
+  c1=$(cpu_ticks "$PID")
   [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
   EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
-  read -r _ _ BARE _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
-  row "EST simpleenroll, round $r" "$EST" "$BARE" "peer = bare CA issue, 1 durable commit each; $n enrolments, $bad not 200"
+  ESTCPU=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$HZ" 'BEGIN { print (b - a) / hz * 1e6 / n }')
+  read -r _ _ BARE BARECPU _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
+  row "EST simpleenroll, round $r" "$EST" "$BARE" "$(awk -v e="$ESTCPU" -v b="$BARECPU" -v n="$n" -v x="$bad" \
+    'BEGIN { printf "peer = bare CA issue, 1 durable commit each; CPU us each: server %.0f, bare %.0f; %d enrolments, %d not 200", e, b, n, x }')"
   RATIOS+=("$(awk -v a="$EST" -v b="$BARE" 'BEGIN { print a / b }')")
+  CPURATIOS+=("$(awk -v a="$ESTCPU" -v b="$BARECPU" 'BEGIN { print b / a }')")
 done
-MED=$(printf '%s\n' "${RATIOS[@]}" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
-printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$MED" \
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
   "mutual TLS, keep-alive, 2 connections, auto-approved; target >= 0.5"
+printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
+  "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
 
 read -r n took bad <<<"$("$PY" -c "$CLIENT" batch "$PORT" "$WORK" -)"
 ESTB=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')

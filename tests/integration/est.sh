@@ -56,8 +56,29 @@ client_cert() { # NAME PARTY: a DCCKI client certificate of PARTY issued by the 
 client_cert gittest GITTEST
 client_cert other PS-OTHER
 client_cert revoked GITTEST
-cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$T/client-ca.pem"
+# Another environment in the same store (lab), whose DCCKI CAs the service also trusts:
+# a client certificate of lab is valid TLS but not an identity in test.
+for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$SMKI_HOME/keys/lab_$k.pem" 2>/dev/null
+done
 cp "$SMKI_HOME/smki.conf" "$BASE"
+{
+    printf '[env.lab]\norg_policy = 1.2.3.4.1\ndevice_policy = 1.2.3.4.2\nhw_type = 1.2.3.4.3\ndccki_policy = 1.2.3.4.4\n'
+    printf '[ca.lab]\nsmki_root_name = LR\nsmki_oca_name = LO\nsmki_dca_name = LD\n'
+    printf 'dccki_root_name = Lab DCCKI Root\ndccki_ica_name = Lab DCCKI ICA\n'
+    for k in smki_root smki_oca smki_dca dccki_root dccki_ica; do echo "${k}_key = file:$SMKI_HOME/keys/lab_$k.pem"; done
+} >>"$BASE"
+{ cat "$BASE"; printf '[ra]\ndirect_issue = test lab\n'; } >"$SMKI_HOME/smki.conf"
+expect_exit 0 "a lab hierarchy in the same store" smki ca init --env lab
+expect_exit 0 "GITTEST may hold lab DCCKI client certificates" smki ra subscriber authorise --party GITTEST \
+    --type dccki-client --env lab
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/labclient.key" -subj "/CN=lab" \
+    -addext "keyUsage=critical,digitalSignature" -out "$T/labclient.csr" 2>/dev/null
+expect_exit 0 "a lab DCCKI client certificate for GITTEST" smki ca issue --env lab --profile dccki-client \
+    --csr "$T/labclient.csr" --party GITTEST --out "$T/labclient.pem"
+cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" "$SMKI_HOME/ca/lab/dccki-ica.pem" \
+    "$SMKI_HOME/ca/lab/dccki-root.pem" >"$T/client-ca.pem"
+cp "$BASE" "$SMKI_HOME/smki.conf"
 
 # est_start LOG ARGS...: `smki enrol serve` in the background (PIDS), PORT from its log.
 est_start() {
@@ -233,6 +254,10 @@ open(t + "/expired.key", "wb").write(key.private_bytes(serialization.Encoding.PE
 PYEOF
     enrol expired simpleenroll "$DEV1"
     expect_status 401 "an expired client certificate"
+    enrol labclient simpleenroll "$DEV1"
+    expect_status 401 "a client certificate of another environment (lab), though its CA is trusted"
+    grep -q '"client certificate unknown"' "$W/s1.log" && ok "logged: not a certificate of this environment" ||
+        not_ok "the log does not say unknown"
     # Test certificates go only to Testing Participants with their agreement signed.
     expect_exit 0 "GITTEST's agreement is withdrawn" smki ra party set GITTEST --agreement-signed no
     enrol gittest simpleenroll "$DEV1"
@@ -412,6 +437,18 @@ else
     not_ok "the restarted service starts"
 fi
 
+# ---- A Testing Participant authorised in test only, enrolling in another environment -----------
+if est_start "$W/s5.log" --env lab; then
+    enrol labclient simpleenroll "$DEV1"
+    expect_status 403 "GITTEST, a Testing Participant authorised for device certificates in test only, in lab"
+    expect_in "not an Authorised Subscriber" "refused by the RA's rule, named"
+    enrol gittest simpleenroll "$DEV1"
+    expect_status 401 "its test client certificate is no identity in lab"
+    est_stop "lab service"
+else
+    not_ok "the lab service starts"
+fi
+
 # ---- Everything from [enrol] in smki.conf; refusals of the section ---------------------------------
 cp -r "$T" "$SMKI_HOME/tls"
 with_enrol() { { cat "$BASE"; echo "[enrol]"; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"; }
@@ -453,6 +490,6 @@ expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI
 expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
 expect_in "simpleenroll" "the help names the endpoints"
 cp "$BASE" "$SMKI_HOME/smki.conf"
-stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log"
+stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log" "$W/s5.log"
 
 finish
