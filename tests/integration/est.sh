@@ -437,6 +437,48 @@ else
     not_ok "the restarted service starts"
 fi
 
+# ---- Killed in the middle of a batch: the next start carries on, nothing issued twice ----------
+SMKI_BUILD=${SMKI_BUILD:-$(dirname "$(dirname "$SMKI_BIN")")}
+{ cat "$BASE"; printf '[ra]\napprovals_organisation = 0\nbatch_group = 40\ndemand_baseline = 1000000\nbatch_review_size = 100000\n'; } \
+    >"$SMKI_HOME/smki.conf"
+"$SMKI_BUILD/bin/make_device_csrs" --out "$W/big-batch.pem" --bundle --count 2000 --start 00-DB-12-00-00-01-00-00 \
+    >/dev/null
+issued() { smki --json ra request show "$1" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["issued"])'; }
+if est_start "$W/s6.log" --max-body 4000000; then
+    NK=$(count_certs)
+    est gittest batch --data-binary "@$W/big-batch.pem"
+    expect_status 202 "a batch of 2000 device CSRs"
+    KID=$(json_field request)
+    for _ in $(seq 1 200); do [[ $(issued "$KID") -gt 0 ]] && break; sleep 0.02; done
+    kill -KILL "${PIDS[-1]}"
+    wait "${PIDS[-1]}" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    DONE=$(issued "$KID")
+    if [[ $DONE -gt 0 && $DONE -lt 2000 ]]; then ok "killed with $DONE of 2000 issued"; else
+        not_ok "the kill did not land mid-batch ($DONE of 2000 issued)"; fi
+    [[ $(count_certs) == $((NK + DONE)) ]] && ok "the store holds exactly the committed groups" ||
+        not_ok "store count after the kill"
+    if est_start "$W/s7.log"; then
+        for _ in $(seq 1 100); do
+            est gittest "batch/$KID"
+            [[ ${OUT%%$'\n'*} == 200 ]] && break
+            sleep 0.2
+        done
+        expect_status 200 "after a restart the batch completes"
+        certs_of_body >"$W/big-certs.pem" 2>/dev/null || true
+        [[ $(grep -c 'BEGIN CERTIFICATE' "$W/big-certs.pem") == 2000 ]] && ok "2000 certificates in its PKCS#7" ||
+            not_ok "not 2000 certificates in the PKCS#7"
+        [[ $(count_certs) == $((NK + 2000)) ]] && ok "exactly 2000 issued: none twice" ||
+            not_ok "issued $(($(count_certs) - NK)), not 2000"
+        est_stop "restarted after the kill"
+    else
+        not_ok "the service starts again after the kill"
+    fi
+else
+    not_ok "the service for the big batch starts"
+fi
+cp "$BASE" "$SMKI_HOME/smki.conf"
+
 # ---- A Testing Participant authorised in test only, enrolling in another environment -----------
 if est_start "$W/s5.log" --env lab; then
     enrol labclient simpleenroll "$DEV1"
@@ -490,6 +532,6 @@ expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI
 expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
 expect_in "simpleenroll" "the help names the endpoints"
 cp "$BASE" "$SMKI_HOME/smki.conf"
-stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log" "$W/s5.log"
+stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log" "$W/s5.log" "$W/s7.log"
 
 finish
