@@ -5,8 +5,6 @@
  * never issued twice. Approved single enrolments are executed in the request; batches
  * by one worker thread, resumable (the RA's group commits). docs/est.md. */
 #include <openssl/evp.h>
-#include <openssl/pkcs7.h>
-#include <openssl/x509.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,30 +156,65 @@ static int put_base64(smki_repo_resp *w, const uint8_t *der, size_t len)
     return 0;
 }
 
-/* PKCS#7 certs-only (a SignedData without signers, RFC 7030 4.1.3) of these certificates. */
+/* A DER length's octets at out (at most 5); how many. */
+static size_t der_len(size_t n, uint8_t *out)
+{
+    if (n < 0x80) return out[0] = (uint8_t)n, 1;
+    size_t k = n > 0xFFFFFF ? 4 : n > 0xFFFF ? 3 : n > 0xFF ? 2 : 1;
+    out[0] = (uint8_t)(0x80 | k);
+    for (size_t i = 0; i < k; i++) out[1 + i] = (uint8_t)(n >> (8 * (k - 1 - i)));
+    return 1 + k;
+}
+
+static size_t der_hdr_len(size_t n)
+{
+    uint8_t tmp[5];
+    return 1 + der_len(n, tmp);
+}
+
+static uint8_t *put_hdr(uint8_t *p, uint8_t tag, size_t n)
+{
+    *p++ = tag;
+    return p + der_len(n, p);
+}
+
+/* PKCS#7 certs-only (RFC 7030 4.1.3; RFC 5652 5.1 SignedData without content or
+ * signers) of these certificates, written around their DER as the store holds it (no
+ * certificate is decoded: OpenSSL's d2i_X509 decodes each key, which cost more than the
+ * rest of an answer). The certificates stay in the order given (a batch's CSR order):
+ * CMS is BER, and an unsorted SET OF is what such answers carry. */
+static const uint8_t OID_SIGNED_DATA[] = {0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02};
+static const uint8_t OID_DATA[] = {0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
+
 static int certs_only(smki_repo_resp *w, const smki_cert *certs, size_t n)
 {
-    PKCS7 *p7 = PKCS7_new();
-    int rc = p7 && PKCS7_set_type(p7, NID_pkcs7_signed) == 1 && PKCS7_content_new(p7, NID_pkcs7_data) == 1
-                 ? 0
-                 : SMKI_FAIL(SMKI_E_CRYPTO, "a PKCS#7 SignedData");
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const uint8_t *p = certs[i].der;
-        X509 *x = d2i_X509(NULL, &p, (long)certs[i].der_len);
-        if (!x || PKCS7_add_certificate(p7, x) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "certificate %zu into PKCS#7", i + 1);
-        X509_free(x);
-    }
-    uint8_t *der = NULL;
-    int len = rc == 0 ? i2d_PKCS7(p7, &der) : -1;
-    if (rc == 0 && len <= 0) rc = SMKI_FAIL(SMKI_E_CRYPTO, "encoding the PKCS#7");
-    PKCS7_free(p7);
+    size_t set = 0;
+    for (size_t i = 0; i < n; i++) set += certs[i].der_len;
+    /* SignedData: version 1, digestAlgorithms {}, encapContentInfo {data}, [0] certs, signerInfos {} */
+    size_t sd = 3 + 2 + (2 + sizeof OID_DATA) + der_hdr_len(set) + set + 2;
+    size_t explicit0 = der_hdr_len(sd) + sd;
+    size_t ci = sizeof OID_SIGNED_DATA + der_hdr_len(explicit0) + explicit0;
+    size_t total = der_hdr_len(ci) + ci;
+    uint8_t *der = malloc(total);
+    ENSURE(der, SMKI_E_NOMEM, "out of memory");
+    uint8_t *p = put_hdr(der, 0x30, ci);
+    memcpy(p, OID_SIGNED_DATA, sizeof OID_SIGNED_DATA), p += sizeof OID_SIGNED_DATA;
+    p = put_hdr(p, 0xA0, explicit0);
+    p = put_hdr(p, 0x30, sd);
+    static const uint8_t head[] = {0x02, 0x01, 0x01, 0x31, 0x00, 0x30, 0x0B};
+    memcpy(p, head, sizeof head), p += sizeof head;
+    memcpy(p, OID_DATA, sizeof OID_DATA), p += sizeof OID_DATA;
+    p = put_hdr(p, 0xA0, set);
+    for (size_t i = 0; i < n; i++) memcpy(p, certs[i].der, certs[i].der_len), p += certs[i].der_len;
+    *p++ = 0x31, *p++ = 0x00;
+    int rc = (size_t)(p - der) == total ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", (size_t)(p - der), total);
     if (rc == 0) {
         w->len = 0;
         w->status = 200;
         w->content_type = "application/pkcs7-mime; smime-type=certs-only";
-        rc = put_base64(w, der, (size_t)len);
+        rc = put_base64(w, der, total);
     }
-    OPENSSL_free(der);
+    free(der);
     return rc;
 }
 

@@ -130,7 +130,7 @@ CPURATIOS=()
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
-  [ -n "${EST_PERF:-}" ] && { perf record -g -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
+  [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
   c0=$(cpu_ticks "$PID")
   read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r")"
   c1=$(cpu_ticks "$PID")

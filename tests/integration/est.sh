@@ -368,6 +368,15 @@ if est_start "$W/s2.log" --retry-after 2; then
     [[ $(grep -c 'BEGIN CERTIFICATE' "$W/batch-certs.pem") == 4 ]] && ok "openssl pkcs7 -print_certs reads 4 certificates" ||
         not_ok "not 4 certificates in the batch's PKCS#7"
     check "each lints clean" smki lint --env test "$W/batch-certs.pem"
+    check "the certificates come in the batch's CSR order (python3-cryptography)" "$PY" -c '
+import base64, sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7, Encoding, PublicFormat
+certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(open(sys.argv[1], "rb").read()))
+csrs = [x509.load_der_x509_csr(open(f, "rb").read()) for f in sys.argv[2:]]
+key = lambda k: k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+assert [key(c.public_key()) for c in certs] == [key(r.public_key()) for r in csrs]
+' "$W/body" "${BCSR[@]:0:4}"
     [[ $(count_certs) == $((NB + 4)) ]] && ok "4 certificates in the store" || not_ok "store count after the batch"
     est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/batch.pem"
     expect_status 200 "the same batch replayed"
