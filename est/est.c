@@ -186,10 +186,29 @@ static uint8_t *put_hdr(uint8_t *p, uint8_t tag, size_t n)
 static const uint8_t OID_SIGNED_DATA[] = {0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02};
 static const uint8_t OID_DATA[] = {0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x01};
 
-static int certs_only(smki_repo_resp *w, const smki_cert *certs, size_t n)
+/* A growing buffer of certificates' DER, one after another: the SET's contents. */
+typedef struct {
+    uint8_t *p;
+    size_t len, cap;
+} der_set;
+
+static int set_add(der_set *s, const uint8_t *der, size_t len)
 {
-    size_t set = 0;
-    for (size_t i = 0; i < n; i++) set += certs[i].der_len;
+    if (s->len + len > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + len) cap *= 2;
+        uint8_t *b = realloc(s->p, cap);
+        ENSURE(b, SMKI_E_NOMEM, "out of memory");
+        s->p = b, s->cap = cap;
+    }
+    memcpy(s->p + s->len, der, len);
+    s->len += len;
+    return 0;
+}
+
+static int certs_only(smki_repo_resp *w, const der_set *certs)
+{
+    size_t set = certs->len;
     /* SignedData: version 1, digestAlgorithms {}, encapContentInfo {data}, [0] certs, signerInfos {} */
     size_t sd = 3 + 2 + (2 + sizeof OID_DATA) + der_hdr_len(set) + set + 2;
     size_t explicit0 = der_hdr_len(sd) + sd;
@@ -205,7 +224,7 @@ static int certs_only(smki_repo_resp *w, const smki_cert *certs, size_t n)
     memcpy(p, head, sizeof head), p += sizeof head;
     memcpy(p, OID_DATA, sizeof OID_DATA), p += sizeof OID_DATA;
     p = put_hdr(p, 0xA0, set);
-    for (size_t i = 0; i < n; i++) memcpy(p, certs[i].der, certs[i].der_len), p += certs[i].der_len;
+    memcpy(p, certs->p, set), p += set;
     *p++ = 0x31, *p++ = 0x00;
     int rc = (size_t)(p - der) == total ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", (size_t)(p - der), total);
     if (rc == 0) {
@@ -520,7 +539,8 @@ static int answer_one(smki_est *e, uint64_t id, smki_repo_resp *w)
     smki_cert *c = malloc(sizeof *c);
     ENSURE(c, SMKI_E_NOMEM, "out of memory");
     int rc = smki_ra_request_cert(e->ra, id, 0, c);
-    rc = rc == 0 ? certs_only(w, c, 1) : fail_err(w, "the certificate");
+    der_set one = {c->der, c->der_len, c->der_len};
+    rc = rc == 0 ? certs_only(w, &one) : fail_err(w, "the certificate");
     free(c);
     return rc;
 }
@@ -676,12 +696,18 @@ static int batch_get(smki_est *e, const smki_repo_req *req, const char *idtext, 
     if (r.state == SMKI_REQ_REJECTED) return rejected(&r, w);
     if (r.state == SMKI_REQ_APPROVED && enqueue(e, id) < 0) return fail_err(w, "the batch worker");
     if (r.state != SMKI_REQ_DONE || json) return pending(e, &r, w, r.state == SMKI_REQ_DONE ? 200 : 202);
-    smki_cert *certs = malloc((size_t)r.csr_count * sizeof *certs);
-    ENSURE(certs, SMKI_E_NOMEM, "out of memory");
+    /* The certificates' DER only (about 500 octets each), not their records. */
+    smki_cert *c = malloc(sizeof *c);
+    ENSURE(c, SMKI_E_NOMEM, "out of memory");
+    der_set all = {NULL, 0, 0};
     int rc = 0;
-    for (uint32_t i = 0; rc == 0 && i < r.csr_count; i++) rc = smki_ra_request_cert(e->ra, id, i, &certs[i]);
-    rc = rc == 0 ? certs_only(w, certs, r.csr_count) : fail_err(w, "the batch's certificates");
-    free(certs);
+    for (uint32_t i = 0; rc == 0 && i < r.csr_count; i++) {
+        rc = smki_ra_request_cert(e->ra, id, i, c);
+        if (rc == 0) rc = set_add(&all, c->der, c->der_len);
+    }
+    rc = rc == 0 ? certs_only(w, &all) : fail_err(w, "the batch's certificates");
+    free(all.p);
+    free(c);
     return rc;
 }
 
@@ -689,21 +715,20 @@ static int batch_get(smki_est *e, const smki_repo_req *req, const char *idtext, 
 static int cacerts(smki_est *e, smki_repo_resp *w)
 {
     smki_ca_record *rec = malloc(sizeof *rec);
-    smki_cert *certs = calloc(SMKI_CA_KIND_COUNT, sizeof *certs);
-    int rc = rec && certs ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    size_t n = 0;
+    int rc = rec ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    der_set all = {NULL, 0, 0};
     for (int k = 0; rc == 0 && k < SMKI_CA_KIND_COUNT; k++) {
         int g = smki_ca_get(smki_ra_ca_db(e->ra), e->env, (smki_ca_kind)k, rec);
         if (g == SMKI_E_NOTFOUND) smki_error_clear();
         else if (g < 0) rc = g;
-        else certs[n++] = rec->cert;
+        else rc = set_add(&all, rec->cert.der, rec->cert.der_len);
     }
     int ret;
     if (rc < 0) ret = fail_err(w, "the CA certificates");
-    else if (!n) ret = fail(w, 404, "the environment has no CA yet");
-    else ret = certs_only(w, certs, n);
+    else if (!all.len) ret = fail(w, 404, "the environment has no CA yet");
+    else ret = certs_only(w, &all);
     free(rec);
-    free(certs);
+    free(all.p);
     return ret;
 }
 
