@@ -740,10 +740,26 @@ static int csrattrs(smki_repo_resp *w)
     return put_base64(w, CSR_ATTRS, sizeof CSR_ATTRS);
 }
 
+/* For supervisors (systemd, load balancers): the service answers, and how many batches
+ * wait or run. */
+static int health(smki_est *e, smki_repo_resp *w)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t queued = e->n_queued, running = e->running != 0;
+    pthread_mutex_unlock(&e->lock);
+    w->len = 0;
+    w->status = 200;
+    w->content_type = "application/json";
+    return putf(w, "{\"status\":\"ok\",\"env\":\"%s\",\"operator\":\"%s\",\"batches_queued\":%zu,"
+                   "\"batches_running\":%zu}\n",
+                e->env, e->operator_name, queued, running);
+}
+
 /* ---- Routing ------------------------------------------------------------------------------------------ */
 static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
 {
     const char *p = req->path, *m = req->method;
+    if (strcmp(p, "/health") == 0) return health(e, w);
     if (strncmp(p, PREFIX, sizeof PREFIX - 1) != 0) return fail(w, 404, "no such resource: EST is under " PREFIX);
     p += sizeof PREFIX - 1;
     int is_get = strcmp(m, "GET") == 0, is_post = strcmp(m, "POST") == 0;

@@ -137,6 +137,8 @@ if est_start "$W/s1.log"; then
         bash -c "base64 -d '$W/body' | openssl pkcs7 -inform DER -print_certs | grep -c '^subject' | grep -qx 5"
     grep -qi '^content-type: application/pkcs7-mime; smime-type=certs-only' "$W/headers" &&
         ok "cacerts: Content-Type application/pkcs7-mime; smime-type=certs-only" || not_ok "cacerts content type"
+    run curl -sS --max-time 20 --cacert "$T/server.pem" "https://127.0.0.1:$PORT/health"
+    expect_in '"status":"ok","env":"test","operator":"est"' "GET /health answers without a client certificate"
     est none csrattrs
     expect_status 200 "csrattrs"
     check "csrattrs names ecdsa-with-SHA256 and prime256v1" \

@@ -34,6 +34,7 @@ static const char SERVE_HELP[] =
     "       ?dns=HOST&ip=ADDR), org-<role>-<EUI-64> (e.g. org-supplier-90B3D51F30010000)\n"
     "  POST batch                       device CSRs as concatenated PEM: 202, Location\n"
     "  GET  batch/ID                    202 with progress, then the certificates (PKCS#7)\n"
+    "  GET  /health                     JSON: environment, operator, batches queued/running\n"
     "\n"
     "Options:\n"
     "  --operator NAME        the service's registered RA operator (it signs the entries)\n"
