@@ -755,13 +755,14 @@ int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der,
 }
 
 /* The certificate of a device batch's CSR: the request's issuer, the CSR's Device ID,
- * and its public key exactly as the CA copied it into the certificate (the latest such
- * one, should a device have had the same key certified twice). */
+ * and its public key exactly as the CA copied it into the certificate. Should the same
+ * key have been certified again (another request, 'smki ca issue'), the request's own is
+ * the first one recorded from its first certificate on (the store's arrival order). */
 typedef struct {
     const uint8_t *spki;
     size_t spki_len;
     smki_cert *out;
-    uint64_t best_seq;
+    uint64_t from_seq, best_seq;
     int found;
 } by_key_run;
 
@@ -775,7 +776,8 @@ static int holds(const uint8_t *hay, size_t hn, const uint8_t *needle, size_t nn
 static int by_key_one(const smki_cert *c, void *arg)
 {
     by_key_run *b = arg;
-    if (!holds(c->der, c->der_len, b->spki, b->spki_len) || (b->found && c->seq < b->best_seq)) return 0;
+    if (c->seq < b->from_seq || !holds(c->der, c->der_len, b->spki, b->spki_len) || (b->found && c->seq > b->best_seq))
+        return 0;
     memcpy(b->out, c, sizeof *c);
     b->best_seq = c->seq;
     b->found = 1;
@@ -791,7 +793,10 @@ int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *ou
            "request %llu is a %s request: it issues no certificate", (unsigned long long)id, smki_req_type_name(r.type));
     ENSURE(index < r.done_count && r.has_result, SMKI_E_NOTFOUND, "request %llu has not issued its certificate %u yet",
            (unsigned long long)id, index + 1);
-    if (r.type != SMKI_REQ_DEVICE_BATCH) return smki_ca_cert_get(&ra->ca, r.result_issuer, r.result_serial, out);
+    /* The first certificate is the one the request recorded; it dates the rest. */
+    GUARD(smki_ca_cert_get(&ra->ca, r.result_issuer, r.result_serial, out));
+    if (r.type != SMKI_REQ_DEVICE_BATCH || index == 0) return 0;
+    uint64_t from_seq = out->seq;
     uint8_t *der = NULL, verified[1][32];
     size_t len = 0;
     int has_verified = 0;
@@ -801,7 +806,7 @@ int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *ou
     smki_csr_parse_opts po = {has_verified ? verified[0] : NULL, NULL};
     smki_csr *csr = NULL;
     if (rc == 0) rc = smki_csr_parse_ex(der, len, &po, &csr);
-    by_key_run b = {csr ? csr->spki : NULL, csr ? csr->spki_len : 0, out, 0, 0};
+    by_key_run b = {csr ? csr->spki : NULL, csr ? csr->spki_len : 0, out, from_seq, 0, 0};
     if (rc == 0) {
         smki_ca_query q = SMKI_CA_QUERY_ALL;
         q.env = r.env;

@@ -125,6 +125,22 @@ enrol() {
     base64 -w 64 "$csr" >"$W/req.b64"
     est "$who" "$path" -H "Content-Type: application/pkcs10" --data-binary "@$W/req.b64" "$@"
 }
+# same_profile WHAT EST.pem CLI.pem: two certificates of the same CSR differ only in
+# serial, validity times and signature (python3-cryptography).
+same_profile() {
+    check "$1: the EST certificate has exactly the CLI's profile (subject, issuer, extensions, lifetime)" "$PY" -c '
+import sys
+from cryptography import x509
+a, b = (x509.load_pem_x509_certificate(open(f, "rb").read()) for f in sys.argv[1:3])
+assert a.subject == b.subject, (a.subject, b.subject)
+assert a.issuer == b.issuer
+assert a.serial_number != b.serial_number
+assert list(a.extensions) == list(b.extensions), (list(a.extensions), list(b.extensions))
+d = lambda c: c.not_valid_after - c.not_valid_before
+assert abs((d(a) - d(b)).total_seconds()) <= 2, (d(a), d(b))
+assert a.signature_algorithm_oid == b.signature_algorithm_oid
+' "$2" "$3"
+}
 certs_of_body() { base64 -d "$W/body" | openssl pkcs7 -inform DER -print_certs; }
 count_certs() { smki --json ca list --env test | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["certificates"]))'; }
 
@@ -168,6 +184,13 @@ if est_start "$W/s1.log"; then
     expect_status 200 "simplereenroll of the same CSR"
     check "the same certificate comes back" cmp -s "$W/body" "$W/first.b64"
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued twice" || not_ok "a second certificate was issued"
+    openssl req -inform DER -in "$DEV0" -out "$W/dev0.csr" 2>/dev/null
+    expect_exit 0 "the CLI issues the same device CSR" smki ca issue --env test --csr "$W/dev0.csr" --party GITTEST \
+        --out "$W/dev0-cli.pem"
+    same_profile "device" "$W/dev0.pem" "$W/dev0-cli.pem"
+    enrol gittest simpleenroll "$DEV0"
+    check "asked again after the CLI certified the same key: still the request's own certificate" \
+        cmp -s "$W/body" "$W/first.b64"
 
     # An organisation certificate, role and EUI-64 from the label; the CLI issues the same CSR
     # directly: the two certificates differ only in serial, validity times and signature.
@@ -182,17 +205,7 @@ if est_start "$W/s1.log"; then
     openssl req -inform DER -in "$W/org.der" -out "$W/org.csr" 2>/dev/null
     expect_exit 0 "the CLI issues the same CSR" smki ca issue --env test --csr "$W/org.csr" \
         --role supplier --eui 90-B3-D5-1F-30-01-00-00 --cn SUPPLIERA --party GITTEST --out "$W/org-cli.pem"
-    check "the EST certificate has exactly the CLI's profile (subject, issuer, extensions, lifetime)" "$PY" -c '
-import sys
-from cryptography import x509
-a, b = (x509.load_pem_x509_certificate(open(f, "rb").read()) for f in sys.argv[1:3])
-assert a.subject == b.subject, (a.subject, b.subject)
-assert a.issuer == b.issuer
-assert a.serial_number != b.serial_number
-assert list(a.extensions) == list(b.extensions), (list(a.extensions), list(b.extensions))
-assert a.not_valid_after - a.not_valid_before == b.not_valid_after - b.not_valid_before
-assert a.signature_algorithm_oid == b.signature_algorithm_oid
-' "$W/org-est.pem" "$W/org-cli.pem"
+    same_profile "organisation" "$W/org-est.pem" "$W/org-cli.pem"
 
     # DCCKI TLS certificates of the client's Party.
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tlsc.key" -subj "/CN=meter-head" \
@@ -204,6 +217,10 @@ assert a.signature_algorithm_oid == b.signature_algorithm_oid
         "openssl x509 -in '$W/tlsc.pem' -noout -subject -nameopt sep_multiline | grep -q 'organizationIdentifier=GITTEST'"
     check "clientAuth" bash -c "openssl x509 -in '$W/tlsc.pem' -noout -ext extendedKeyUsage | grep -q 'Client Authentication'"
     expect_exit 0 "it lints clean" smki lint --env test "$W/tlsc.pem"
+    openssl req -inform DER -in "$W/tlsc.der" -out "$W/tlsc.csr" 2>/dev/null
+    expect_exit 0 "the CLI issues the same DCCKI client CSR" smki ca issue --env test --profile dccki-client \
+        --csr "$W/tlsc.csr" --party GITTEST --out "$W/tlsc-cli.pem"
+    same_profile "dccki-client" "$W/tlsc.pem" "$W/tlsc-cli.pem"
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/tlss.key" -subj "/CN=head-end" \
         -addext "keyUsage=critical,digitalSignature" -outform DER -out "$W/tlss.der" 2>/dev/null
     enrol gittest dccki-server/simpleenroll "$W/tlss.der" --url-query dns=he.example.net --url-query ip=10.1.2.3
