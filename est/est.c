@@ -226,7 +226,8 @@ static int certs_only(smki_repo_resp *w, const der_set *certs)
     p = put_hdr(p, 0xA0, set);
     memcpy(p, certs->p, set), p += set;
     *p++ = 0x31, *p++ = 0x00;
-    int rc = (size_t)(p - der) == total ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", (size_t)(p - der), total);
+    size_t wrote = (size_t)(p - der);
+    int rc = wrote == total ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", wrote, total);
     if (rc == 0) {
         w->len = 0;
         w->status = 200;
@@ -374,14 +375,12 @@ void smki_est_free(smki_est *e)
 }
 
 /* ---- Requests ------------------------------------------------------------------------------------- */
-typedef struct {
-    const char *name;
-    char value[256];
-} qparam;
-
 static int hexv(int ch)
 {
-    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
 }
 
 /* The query's dns=, ip= and cn= values (percent-decoded, each at most 255 octets);
@@ -432,12 +431,15 @@ static int query_read(const char *q, query_names *out)
 /* The submission key: what the client asked for and the CSRs' octets. The same
  * enrolment sent again (simpleenroll or simplereenroll, a retry after 202, a replayed
  * batch) finds its request; the Party is part of the RA's key. */
-static void submission_key(const char *kind, const char *query, const uint8_t *const *der, const size_t *lens,
-                           size_t n, uint8_t out[32])
+static int submission_key(const char *kind, const char *query, const uint8_t *const *der, const size_t *lens,
+                          size_t n, uint8_t out[32])
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     unsigned hl = 32;
-    EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+    if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+        EVP_MD_CTX_free(md);
+        return SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256 of the submission");
+    }
     EVP_DigestUpdate(md, "smki-est-v1", 12);
     EVP_DigestUpdate(md, kind, strlen(kind) + 1);
     EVP_DigestUpdate(md, query ? query : "", (query ? strlen(query) : 0) + 1);
@@ -446,8 +448,9 @@ static void submission_key(const char *kind, const char *query, const uint8_t *c
         EVP_DigestUpdate(md, l, 4);
         EVP_DigestUpdate(md, der[i], lens[i]);
     }
-    EVP_DigestFinal_ex(md, out, &hl);
+    int ok = EVP_DigestFinal_ex(md, out, &hl) == 1;
     EVP_MD_CTX_free(md);
+    return ok ? 0 : SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256 of the submission");
 }
 
 /* Submitted on the Party's behalf: 0 with *id (*replay: it was there before), or the
@@ -539,15 +542,19 @@ static int answer_one(smki_est *e, uint64_t id, smki_repo_resp *w)
     smki_cert *c = malloc(sizeof *c);
     ENSURE(c, SMKI_E_NOMEM, "out of memory");
     int rc = smki_ra_request_cert(e->ra, id, 0, c);
-    der_set one = {c->der, c->der_len, c->der_len};
-    rc = rc == 0 ? certs_only(w, &one) : fail_err(w, "the certificate");
+    if (rc == 0) {
+        der_set one = {c->der, c->der_len, c->der_len};
+        rc = certs_only(w, &one);
+    } else
+        rc = fail_err(w, "the certificate");
     free(c);
     return rc;
 }
 
 static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
 {
-    if (req->body_len > SMKI_EST_ENROLL_BODY_MAX) return fail(w, 413, "an enrolment's body is one CSR (at most 16384 octets)");
+    if (req->body_len > SMKI_EST_ENROLL_BODY_MAX)
+        return fail(w, 413, "an enrolment's body is one CSR (at most 16384 octets)");
     smki_est_label lb;
     memset(&lb, 0, sizeof lb);
     if (label && smki_est_label_parse(label, &lb) < 0) return fail_err(w, "the label");
@@ -600,7 +607,10 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
     uint8_t key[32];
     char kind[80];
     snprintf(kind, sizeof kind, "enrol %s", label ? label : "device");
-    submission_key(kind, req->query, one, lens, 1, key);
+    if (submission_key(kind, req->query, one, lens, 1, key) < 0) {
+        free(der);
+        return fail_err(w, "the submission");
+    }
     /* No approval needed: the RA executes it in the submission's own commit. */
     char via[VIA_MAX];
     via_text(req->party, via);
@@ -647,7 +657,6 @@ static int batch_submit(smki_est *e, const smki_repo_req *req, smki_repo_resp *w
     if (rc < 0) ret = fail_err(w, "the batch");
     else {
         uint8_t key[32];
-        submission_key("batch", NULL, (const uint8_t *const *)der, lens, n, key);
         smki_ra_submit s;
         memset(&s, 0, sizeof s);
         s.type = SMKI_REQ_DEVICE_BATCH;
@@ -657,7 +666,9 @@ static int batch_submit(smki_est *e, const smki_repo_req *req, smki_repo_resp *w
         uint64_t id = 0;
         int replay = 0;
         smki_ra_request r;
-        if (submit(e, req->party, &s, key, &id, &replay) < 0) ret = fail_err(w, "refused");
+        if (submission_key("batch", NULL, (const uint8_t *const *)der, lens, n, key) < 0)
+            ret = fail_err(w, "the submission");
+        else if (submit(e, req->party, &s, key, &id, &replay) < 0) ret = fail_err(w, "refused");
         else if (smki_ra_request_get(e->ra, id, &r) < 0) ret = fail_err(w, "the request");
         else {
             if (r.state == SMKI_REQ_APPROVED && enqueue(e, id) < 0) smki_error_clear(); /* a poll queues it */
