@@ -31,6 +31,8 @@ ra_test_participant "$SMKI_HOME"
 ra_dccki_party "$SMKI_HOME" PS-OTHER
 for step in "subscriber authorise --party GITTEST --type dccki-client --env test" \
     "subscriber authorise --party GITTEST --type dccki-server --env test" \
+    "range assign 90B3D51F4/36 --party PS-OTHER --kind central" \
+    "id allocate --party PS-OTHER --roles EIS --eui 90-B3-D5-1F-40-00-00-00" \
     "party add PS-NOTEST --name NoTest" \
     "subscriber authorise --party PS-NOTEST --type dccki-client --env test"; do
     # shellcheck disable=SC2086 # the step's words are the arguments
@@ -288,6 +290,9 @@ PYEOF
     expect_in "PS-OTHER" "the refusal names the Party"
     enrol gittest org-supplier-90B3D51F30010005/simpleenroll "$W/org.der"
     expect_status 403 "an organisation EUI-64 that is not the Party's"
+    enrol gittest org-supplier-90B3D51F40000000/simpleenroll "$W/org.der"
+    expect_status 403 "an organisation EUI-64 of another Party"
+    expect_in "PS-OTHER" "the refusal names whose it is"
     enrol gittest org-networkOperator-90B3D51F30010000/simpleenroll "$W/org.der"
     expect_status 403 "a role the Party is not authorised for"
     "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/central" 90B3D51F30000005 1 >/dev/null
