@@ -833,6 +833,9 @@ int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_
     o.handle_arg = e;
     o.answer_unverified = 1; /* an expired or unknown client certificate hears 401, not a reset */
     if (!o.max_body) o.max_body = SMKI_EST_BODY_MAX;
+    /* What connections may buffer is about max_conns x max_body: a batch's body is
+     * megabytes, so fewer connections than the repository's 1024 by default. */
+    if (!o.max_conns) o.max_conns = SMKI_EST_CONNS;
     int rc = smki_repo_serve(r, &o);
     smki_repo_free(r);
     return rc;

@@ -44,7 +44,7 @@ static const char SERVE_HELP[] =
     "  --client-ca FILE       PEM: the DCCKI CAs that client certificates chain to\n"
     "  --require-client-cert  refuse TLS handshakes without a client certificate\n"
     "  --threads N            event loops (default 2)\n"
-    "  --max-conns N          open connections; more get 429 (default 1024)\n"
+    "  --max-conns N          open connections; more are closed at once (default 256)\n"
     "  --timeout S            read/write/idle timeout per connection (default 10)\n"
     "  --max-body N           request body octets, a batch's PEM; 413 above (default 8 MiB)\n"
     "  --max-batch N          CSRs in one batch (default 10000)\n"
