@@ -565,6 +565,9 @@ expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI
 expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
 expect_in "simpleenroll" "the help names the endpoints"
 cp "$BASE" "$SMKI_HOME/smki.conf"
+expect_exit 0 "after all of it the audit trail verifies (chain, operators' signatures, checkpoints)" smki audit verify
+run smki --json audit list
+expect_in "via party GITTEST over EST" "EST entries are in the same trail"
 stop_servers_and_check_logs "$W/s1.log" "$W/s2.log" "$W/s3.log" "$W/s4.log" "$W/s5.log" "$W/s7.log"
 
 finish
