@@ -485,6 +485,22 @@ typedef struct {
     const char *const *ips;
     size_t n_ips;
     const smki_conf *conf; /* the environments' settings (may be NULL: the built-in ones) */
+    /* Optional: a submission key (32 octets, e.g. the SHA-256 of what the subscriber
+     * sent). A second submission by the same Party with the same key writes nothing and
+     * is refused with SMKI_E_EXISTS, *id the first one's number: a replayed or retried
+     * submission (EST's 202 and retry, RFC 7030 4.2.3) never makes a second request. */
+    const uint8_t *submission_key;
+    /* Optional: on whose behalf and how, when a service submits for a subscriber (the
+     * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
+     * "; via <this>", under the operator's signature. */
+    const char *via;
+    /* Optional (organisation, DCCKI, a device batch of one CSR): when the request needs
+     * no approval ([ra] approvals_organisation = 0, nothing held), it is executed as it is
+     * submitted, in the same transaction: the request, its certificate and both audit
+     * entries (request-submit, request-execute) in one commit. The certificate is built
+     * before the transaction (execute->issuer or the CA opened here); one that needs
+     * approvals after all is left pending and that certificate dropped. */
+    struct smki_ra_exec_opts_s *execute;
 } smki_ra_submit;
 SMKI_MUST_CHECK int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
@@ -515,7 +531,7 @@ SMKI_MUST_CHECK int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by,
  * certificate of the compromised CA that was in use, in group commits, each with its
  * entry (a device CA's certificates are replaced from new CSRs: none re-issued). */
 typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
-typedef struct {
+typedef struct smki_ra_exec_opts_s {
     const smki_hsm_opts *hsm; /* to open the CA keys */
     smki_ra_progress_fn progress;
     void *progress_arg;
@@ -523,6 +539,11 @@ typedef struct {
     const smki_conf *conf;    /* revocation: [ca.<env>] crl_hours / arl_hours (may be NULL) */
     uint64_t crl_number;      /* out: the number of the list a revocation published */
     char crl_path[4200];      /* out: where it was written */
+    const char *via;          /* optional, as smki_ra_submit.via: each entry of an issuing execution says it */
+    /* Optional: an issuing CA a long-running service keeps open (smki_ca_issuer_open),
+     * used when it is the request's environment's current CA for the certificate
+     * (same certificate as the store's record); otherwise the CA is opened here. */
+    smki_ca_issuer *issuer;
 } smki_ra_exec_opts;
 SMKI_MUST_CHECK int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
 /* The certificates a request issued, as smki_ca_find gives them to fn: an organisation or
@@ -533,6 +554,10 @@ SMKI_MUST_CHECK int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
 SMKI_MUST_CHECK int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
+/* The certificate a request issued from its CSR of this index (0 for an organisation or
+ * DCCKI request): SMKI_E_NOTFOUND while that CSR is not issued yet (or the request is
+ * not one that issues). Read-only. */
+SMKI_MUST_CHECK int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *out);
 
 /* ---- The audit trail ---------------------------------------------------------------------- */
 #define SMKI_AUDIT_HASH_LEN 32

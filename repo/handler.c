@@ -26,6 +26,7 @@ static const double LAT_BOUNDS[LAT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005,
 
 struct smki_repo {
     smki_store *store;
+    int is_store_shared; /* smki_repo_opts.store: the caller's to close */
     smki_ca_db db;
     atomic_int is_db_ready;
     pthread_mutex_t db_lock;
@@ -76,7 +77,7 @@ int smki_repo_public_parse(const char *text, unsigned *mask)
 
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 {
-    ENSURE(o && o->store_dir && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
+    ENSURE(o && (o->store_dir || o->store) && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
     size_t el = strlen(o->env);
     ENSURE(el > 0 && el < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%s'", o->env);
     for (size_t i = 0; i < el; i++)
@@ -99,7 +100,9 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     r->max_scan = o->max_scan ? (long)o->max_scan : SCAN_DEFAULT;
     memcpy(r->allow, o->allow, sizeof r->allow);
     smki_store_opts so = {0, 0, 1};
-    int rc = smki_store_open(o->store_dir, &so, &r->store);
+    r->is_store_shared = o->store != NULL;
+    r->store = o->store;
+    int rc = r->is_store_shared ? 0 : smki_store_open(o->store_dir, &so, &r->store);
     if (rc < 0) {
         pthread_mutex_destroy(&r->db_lock);
         free(r);
@@ -112,7 +115,7 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 void smki_repo_free(smki_repo *r)
 {
     if (!r) return;
-    smki_store_close(r->store);
+    if (!r->is_store_shared) smki_store_close(r->store);
     pthread_mutex_destroy(&r->db_lock);
     free(r);
 }
