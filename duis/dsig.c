@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <xmlsec/crypto.h>
 #include <xmlsec/errors.h>
@@ -389,6 +390,13 @@ int smki_duis_check_signer(X509 *cert, const smki_duis_info *info, time_t at)
     smki_gbcs_cert_info ci;
     int rc = smki_gbcs_cert_info_get(cert, &ci);
     if (rc < 0) return smki_error_wrap("the signer's certificate");
+    return duis_check_signer_info(cert, &ci, info, at);
+}
+
+int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *cip, const smki_duis_info *info, time_t at)
+{
+    ENSURE(cip, SMKI_E_REFUSED, "the signer's certificate is not one of the GB profiles (the linter cannot read it)");
+    const smki_gbcs_cert_info ci = *cip;
     uint8_t want = smki_duis_signer_role(info->kind);
     const char *kind = info->kind == SMKI_DUIS_RESPONSE ? "a Response" : "a Request";
     char role[SMKI_ROLE_TEXT_MAX], wrole[SMKI_ROLE_TEXT_MAX];
@@ -479,23 +487,73 @@ static int key_matches(smki_key *key, X509 *cert)
     return 0;
 }
 
-int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
-                   size_t *out_len)
+struct smki_duis_signer {
+    smki_key *key;
+    X509 *cert;
+    smki_gbcs_cert_info ci;
+    char issuer[512], serial[64];
+};
+
+int smki_duis_signer_new(smki_key *key, X509 *cert, smki_duis_signer **out)
+{
+    *out = NULL;
+    GUARD(duis_init());
+    smki_duis_signer *s = calloc(1, sizeof *s);
+    ENSURE(s, SMKI_E_NOMEM, "out of memory");
+    int rc = smki_gbcs_cert_info_get(cert, &s->ci);
+    if (rc < 0) smki_error_wrap("the signer's certificate");
+    if (rc == 0) rc = key_matches(key, cert);
+    if (rc == 0) rc = duis_cert_issuer_text(cert, s->issuer, sizeof s->issuer);
+    if (rc == 0) rc = duis_cert_serial_text(cert, s->serial, sizeof s->serial);
+    if (rc < 0) {
+        free(s);
+        return rc;
+    }
+    X509_up_ref(cert);
+    s->key = key;
+    s->cert = cert;
+    *out = s;
+    return 0;
+}
+
+void smki_duis_signer_free(smki_duis_signer *s)
+{
+    if (!s) return;
+    X509_free(s->cert);
+    free(s);
+}
+
+static int dump_doc(xmlDocPtr doc, uint8_t **out, size_t *out_len)
+{
+    xmlChar *mem = NULL;
+    int size = 0;
+    xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
+    int rc = 0;
+    if (!mem || size <= 0) {
+        rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory (writing the signed document)");
+    } else if (!(*out = malloc((size_t)size))) {
+        rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    } else {
+        memcpy(*out, mem, (size_t)size);
+        *out_len = (size_t)size;
+    }
+    xmlFree(mem);
+    return rc;
+}
+
+int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                        size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
     xmlDocPtr doc = NULL;
     GUARD(duis_parse(xml, len, &doc));
     smki_duis_info info;
-    char issuer[512], serial[64];
     int rc = duis_info_read(doc, &info);
-    if (rc == 0) rc = smki_duis_check_signer(cert, &info, at);
-    if (rc == 0) rc = key_matches(key, cert);
-    if (rc == 0) rc = duis_cert_issuer_text(cert, issuer, sizeof issuer);
-    if (rc == 0) rc = duis_cert_serial_text(cert, serial, sizeof serial);
+    if (rc == 0) rc = duis_check_signer_info(s->cert, &s->ci, &info, at);
     xmlNodePtr sig = NULL;
     if (rc == 0) {
-        sig = make_template(doc, issuer, serial);
+        sig = make_template(doc, s->issuer, s->serial);
         if (!sig) rc = SMKI_FAIL(SMKI_E_INTERNAL, "xmlsec could not build the signature template: %s",
                                  duis_xmlsec_error());
     }
@@ -503,25 +561,21 @@ int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, siz
         rc = place_template(xmlDocGetRootElement(doc), sig);
         if (rc < 0) xmlFreeNode(sig);
     }
-    if (rc == 0) rc = run_sign(sig, key);
-    if (rc == 0) {
-        xmlChar *mem = NULL;
-        int size = 0;
-        xmlDocDumpMemoryEnc(doc, &mem, &size, "UTF-8");
-        if (!mem || size <= 0) {
-            rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory (writing the signed document)");
-        } else {
-            *out = malloc((size_t)size);
-            if (!*out)
-                rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-            else {
-                memcpy(*out, mem, (size_t)size);
-                *out_len = (size_t)size;
-            }
-        }
-        xmlFree(mem);
-    }
+    if (rc == 0) rc = run_sign(sig, s->key);
+    if (rc == 0) rc = dump_doc(doc, out, out_len);
     xmlFreeDoc(doc);
+    return rc;
+}
+
+int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                   size_t *out_len)
+{
+    *out = NULL;
+    *out_len = 0;
+    smki_duis_signer *s = NULL;
+    GUARD(smki_duis_signer_new(key, cert, &s));
+    int rc = smki_duis_sign_with(s, at, xml, len, out, out_len);
+    smki_duis_signer_free(s);
     return rc;
 }
 
@@ -569,13 +623,13 @@ static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_d
     xmlNodePtr sig = NULL;
     GUARD(check_profile(doc, &sig, &rep->ref));
     X509 *cert = NULL;
-    GUARD(duis_trust_find(t, rep->ref.issuer, rep->ref.serial, &cert));
-    smki_gbcs_cert_info ci;
-    if (smki_gbcs_cert_info_get(cert, &ci) == 0) {
-        rep->signer = ci.id;
-        rep->signer_role = ci.role;
+    const smki_gbcs_cert_info *ci = NULL;
+    GUARD(duis_trust_find(t, rep->ref.issuer, rep->ref.serial, &cert, &ci));
+    if (ci) {
+        rep->signer = ci->id;
+        rep->signer_role = ci->role;
     }
-    GUARD(smki_duis_check_signer(cert, &rep->info, at));
+    GUARD(duis_check_signer_info(cert, ci, &rep->info, at));
     GUARD(duis_trust_check_revoked(t, cert, at));
     GUARD(run_verify(sig, cert));
     return duis_trust_validate_schema(t, doc, &rep->schema_checked);

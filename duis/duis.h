@@ -76,6 +76,16 @@ int smki_duis_read(const uint8_t *xml, size_t len, smki_duis_info *out);
 int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
                    size_t *out_len);
 
+/* The same in two steps, for a caller that signs many documents with one key: the
+ * signer reads what cert says and checks that key is its key once (key is borrowed
+ * and must outlive the signer; cert is up-referenced); each document is then checked
+ * against it and signed. A signer is safe to share between threads. */
+typedef struct smki_duis_signer smki_duis_signer;
+int smki_duis_signer_new(smki_key *key, X509 *cert, smki_duis_signer **out);
+void smki_duis_signer_free(smki_duis_signer *s);
+int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                        size_t *out_len);
+
 /* The signer-binding rules on their own (sign and verify use them): role, EUI-64 and
  * key usage of cert for a document of this info, and validity at `at`. Responses: the
  * DCC signs every Response with its DSP xmlSign key whoever the Response's business

@@ -34,7 +34,12 @@ const char *duis_xmlsec_error(void);
 void duis_xmlsec_error_clear(void);
 
 /* Trust set look-ups (trust.c). */
-int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert);
+/* The signer by issuer and serial, with what it says (NULL when the linter could not
+ * read it). */
+int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
+                    const smki_gbcs_cert_info **info);
+/* smki_duis_check_signer over what the certificate says, already read. */
+int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *ci, const smki_duis_info *info, time_t at);
 int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at);
 int duis_trust_validate_schema(const smki_duis_trust *t, xmlDocPtr doc, int *checked);
 /* "CN=Z1,OU=07": the issuer as RFC 4514 text; the serial in decimal. */

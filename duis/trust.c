@@ -20,6 +20,8 @@
 
 struct smki_duis_trust {
     X509 **certs;
+    smki_gbcs_cert_info *infos; /* what each certificate says (linted once, when added) */
+    int *has_info;
     size_t n, cap;
     X509_CRL **crls;
     size_t ncrl, crlcap;
@@ -40,6 +42,8 @@ void smki_duis_trust_free(smki_duis_trust *t)
     for (size_t i = 0; i < t->n; i++) X509_free(t->certs[i]);
     for (size_t i = 0; i < t->ncrl; i++) X509_CRL_free(t->crls[i]);
     free(t->certs);
+    free(t->infos);
+    free(t->has_info);
     free(t->crls);
     if (t->schema) xmlSchemaFree(t->schema);
     free(t);
@@ -54,8 +58,18 @@ int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert)
         X509 **c = realloc(t->certs, cap * sizeof *c);
         ENSURE(c, SMKI_E_NOMEM, "out of memory");
         t->certs = c;
+        smki_gbcs_cert_info *i = realloc(t->infos, cap * sizeof *i);
+        ENSURE(i, SMKI_E_NOMEM, "out of memory");
+        t->infos = i;
+        int *h = realloc(t->has_info, cap * sizeof *h);
+        ENSURE(h, SMKI_E_NOMEM, "out of memory");
+        t->has_info = h;
         t->cap = cap;
     }
+    /* A certificate the linter cannot read (a CA's, another PKI's) is kept for CRL
+     * checks; as a signer it is refused when found. */
+    t->has_info[t->n] = smki_gbcs_cert_info_get(cert, &t->infos[t->n]) == 0;
+    if (!t->has_info[t->n]) smki_error_clear();
     X509_up_ref(cert);
     t->certs[t->n++] = cert;
     return 0;
@@ -233,7 +247,8 @@ static int parse_dn(const char *text, X509_NAME **out)
     return 0;
 }
 
-int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert)
+int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
+                    const smki_gbcs_cert_info **info)
 {
     X509_NAME *name = NULL;
     GUARD(parse_dn(issuer, &name));
@@ -243,10 +258,12 @@ int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *se
     if (strlen(serial) > 60 || BN_dec2bn(&bn, serial) <= 0 || !(ai = BN_to_ASN1_INTEGER(bn, NULL)))
         rc = SMKI_FAIL(SMKI_E_INPUT, "ds:X509SerialNumber '%.64s' is not a serial number", serial);
     X509 *found = NULL;
+    *info = NULL;
     for (size_t i = 0; rc == 0 && i < t->n; i++) {
         if (ASN1_INTEGER_cmp(X509_get0_serialNumber(t->certs[i]), ai) == 0 &&
             X509_NAME_cmp(X509_get_issuer_name(t->certs[i]), name) == 0) {
             found = t->certs[i];
+            *info = t->has_info[i] ? &t->infos[i] : NULL;
             break;
         }
     }

@@ -235,7 +235,12 @@ static void test_sign_refuses_wrong_signers_and_writes_nothing(void **state)
     /* The DCC's DSP xmlSign (role 89) does not sign Requests. */
     assert_fails(smki_duis_sign(dk, dc, T2020, xml, len, &out, &out_len), SMKI_E_REFUSED, "role 87");
     /* A supplier's GBCS DS certificate is not an xmlSign certificate. */
-    assert_fails(smki_duis_sign(sk, ds, T2020, xml, len, &out, &out_len), SMKI_E_REFUSED, "Remote Party Role 02");
+    smki_key *dsk = NULL;
+    char ref[1200];
+    snprintf(ref, sizeof ref, "file:%s", test_shared_path("vectors/gbcs/keystore/90b3d51f30010000-ds.key"));
+    assert_ok(smki_key_open(ref, NULL, &dsk));
+    assert_fails(smki_duis_sign(dsk, ds, T2020, xml, len, &out, &out_len), SMKI_E_REFUSED, "Remote Party Role 02");
+    smki_key_free(dsk);
     /* Outside its validity. */
     assert_fails(smki_duis_sign(sk, sc, (time_t)7258118400LL /* 2200 */, xml, len, &out, &out_len), SMKI_E_REFUSED,
                  "not valid at");
