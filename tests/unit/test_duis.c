@@ -427,6 +427,12 @@ static void test_read_refuses_dtd_entities_and_bad_encodings_fast(void **state)
     memset(huge, ' ', big);
     assert_fails(smki_duis_read(huge, big, &i), SMKI_E_INPUT, "over the limit");
     free(huge);
+    /* The predefined entities and character references are text, not entities. */
+    static const char predefined[] = "<sr:Request xmlns:sr=\"" SMKI_DUIS_NS "\" a=\"&lt;&amp;&#65;\"><sr:Header>"
+                                     "<sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1</sr:RequestID>"
+                                     "<sr:ServiceReferenceVariant>1.1.1</sr:ServiceReferenceVariant></sr:Header>"
+                                     "<sr:Body>&gt;&quot;&apos;&#13;</sr:Body></sr:Request>";
+    assert_ok(smki_duis_read((const uint8_t *)predefined, sizeof predefined - 1, &i));
     static const char missing_id[] = "<sr:Request xmlns:sr=\"" SMKI_DUIS_NS "\"><sr:Header/><sr:Body/></sr:Request>";
     assert_fails(smki_duis_read((const uint8_t *)missing_id, sizeof missing_id - 1, &i), SMKI_E_INPUT, "RequestID");
 }
