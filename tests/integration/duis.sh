@@ -121,6 +121,10 @@ expect_exit 2 "gbcs sign --request: another pre-command is refused" \
     --out "$W/other.hex" --request "$W/token.xml" --request-trust "$KS"
 expect_in "counter: the request says 1008, the pre-command holds 1006" "named: the counter"
 check "nothing written for it" test ! -e "$W/other.hex"
+expect_exit 0 "gbcs sign --request: the DCC's own signed request and its RTDS pre-command correlate" \
+    smki gbcs sign --key "file:$GKS/90b3d51f30010000-ds.key" --cert "$GKS/90b3d51f30010000-ds.pem" \
+    --in "$RTDS/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX" --out "$W/dcc.hex" \
+    --request "$DUIS/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML" --request-trust "$KS"
 expect_exit 2 "gbcs sign --request: a changed request is refused" \
     smki gbcs sign --key "file:$GKS/90b3d51f30010000-ds.key" --cert "$GKS/90b3d51f30010000-ds.pem" --in "$PRE" \
     --out "$W/other.hex" --request "$W/changed.xml" --request-trust "$KS"

@@ -62,9 +62,12 @@ static const char SIGN_HELP[] =
     "Example:\n"
     "  smki gbcs sign --key file:90b3d51f30010000-ds.key --cert 90b3d51f30010000-ds.pem \\\n"
     "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex --expect-code 0019\n"
-    "  smki gbcs sign --key file:90b3d51f30010000-ds.key --cert 90b3d51f30010000-ds.pem \\\n"
-    "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex \\\n"
-    "      --request ECS01a_REQUEST_SIGNED.XML --request-trust duis/keystore\n";
+    "  # in ../shared/vectors: the DCC's signed request and its RTDS pre-command\n"
+    "  smki gbcs sign --key file:gbcs/keystore/90b3d51f30010000-ds.key \\\n"
+    "      --cert gbcs/keystore/90b3d51f30010000-ds.pem --out signed.hex \\\n"
+    "      --in gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX \\\n"
+    "      --request duis/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML \\\n"
+    "      --request-trust duis/keystore\n";
 
 /* --request: verify the signed Service Request and correlate the pre-command with it. */
 static int check_request(const char *request, const char *trust, const uint8_t *pre, size_t pre_len)
