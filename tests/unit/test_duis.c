@@ -3,6 +3,7 @@
  * the 28 RTDS requests correlate with their pre-commands (or commands) as the DCC
  * paired them, and crafted mismatches are refused by field; smki's own CA issues
  * xmlSign and DSP xmlSign certificates that lint clean, sign, verify and revoke. */
+#include <openssl/bn.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
@@ -317,6 +318,20 @@ static void test_verify_refuses_signer_role_originator_time_and_unknown(void **s
     char *d = replace(c, "<sr:ResponseCode>", "<sr:ServiceReferenceVariant>11.2</sr:ServiceReferenceVariant><sr:ResponseCode>");
     assert_fails(verify_text(t, d, T2020, NULL), SMKI_E_REFUSED, "role 87");
     free(a), free(b), free(c), free(d), free(r), free(resp);
+    /* The supplier's GBCS DS certificate (the same issuer) named as the signer: found,
+     * and refused as not an xmlSign certificate before any signature check. */
+    X509 *ds = NULL;
+    assert_ok(smki_cert_load_file(test_shared_path("vectors/gbcs/keystore/90b3d51f30010000-ds.pem"), &ds));
+    assert_ok(smki_duis_trust_add_cert(t, ds));
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(ds), NULL);
+    char *dec = BN_bn2dec(bn);
+    char *sup = sign_vector(REQ_ECS01A_FD, SUPPLIER);
+    char *as_ds = replace(sup, "27572613927499351639968579586655397031", dec);
+    assert_fails(verify_text(t, as_ds, T2020, NULL), SMKI_E_REFUSED, "Remote Party Role 02 (supplier)");
+    free(as_ds), free(sup);
+    OPENSSL_free(dec);
+    BN_free(bn);
+    X509_free(ds);
     /* Expired at the time asked. */
     assert_fails(verify_text(t, no, (time_t)7258118400LL /* 2200 */, NULL), SMKI_E_REFUSED, "not valid at");
     /* A signer that is not trusted. */
