@@ -74,7 +74,7 @@ int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
     c->sax->getParameterEntity = on_get_entity;
     /* No XML_PARSE_NOENT, DTDLOAD, DTDATTR, DTDVALID, XINCLUDE or HUGE: nothing is
      * substituted or fetched, libxml2's own depth and size limits apply. */
-    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOXINCNODE;
+    int opts = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING | XML_PARSE_NOXINCNODE | XML_PARSE_COMPACT;
     xmlDocPtr d = xmlCtxtReadMemory(c, (const char *)xml, (int)len, "duis.xml", NULL, opts);
     int rc = 0;
     if (g.doctype) {
