@@ -277,6 +277,7 @@ static int expect_alg(xmlNodePtr n, const char *what, const char *href)
     return 0;
 }
 
+
 static int text_of(xmlNodePtr n, char *out, size_t cap, const char *what)
 {
     xmlChar *s = xmlNodeGetContent(n);
@@ -296,10 +297,14 @@ static int text_of(xmlNodePtr n, char *out, size_t cap, const char *what)
     return rc;
 }
 
-/* Everything about ds:Signature that is not a digest or a signature value, checked so
- * that what xmlsec verifies is exactly the document (the one Reference covers the
- * whole root, minus the signature). */
-static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_ref *ref)
+static int expect_leaf(xmlNodePtr n, const char *what)
+{
+    ENSURE(!duis_next_el(n->children, 1), SMKI_E_REFUSED, "signature profile: %s has child elements (refused)", what);
+    return 0;
+}
+
+/* Exactly one ds:Signature in the document, the last element child of the root. */
+static int check_placement(xmlDocPtr doc, xmlNodePtr *sig_out)
 {
     xmlNodePtr root = xmlDocGetRootElement(doc), sig = NULL;
     size_t n = duis_count_signatures(root, &sig);
@@ -308,26 +313,13 @@ static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_re
     xmlNodePtr last = NULL;
     for (xmlNodePtr c = duis_next_el(root->children, 1); c; c = duis_next_el(c, 0)) last = c;
     ENSURE(sig == last, SMKI_E_REFUSED, "ds:Signature is not the last child of the root (signature wrapping refused)");
-    xmlNodePtr si = duis_next_el(sig->children, 1);
-    GUARD(expect_el(si, "SignedInfo", "ds:Signature"));
-    xmlNodePtr sv = duis_next_el(si, 0);
-    GUARD(expect_el(sv, "SignatureValue", "ds:Signature"));
-    xmlNodePtr ki = duis_next_el(sv, 0);
-    GUARD(expect_el(ki, "KeyInfo", "ds:Signature"));
-    GUARD(expect_end(duis_next_el(ki, 0), "ds:Signature"));
+    *sig_out = sig;
+    return 0;
+}
 
-    xmlNodePtr cm = duis_next_el(si->children, 1);
-    GUARD(expect_el(cm, "CanonicalizationMethod", "ds:SignedInfo"));
-    GUARD(expect_alg(cm, "CanonicalizationMethod", HREF_EXC_C14N));
-    xmlNodePtr sm = duis_next_el(cm, 0);
-    GUARD(expect_el(sm, "SignatureMethod", "ds:SignedInfo"));
-    GUARD(expect_alg(sm, "SignatureMethod", HREF_ECDSA_SHA256));
-    xmlNodePtr rf = duis_next_el(sm, 0);
-    GUARD(expect_el(rf, "Reference", "ds:SignedInfo"));
-    ENSURE(!duis_next_el(rf, 0) || !duis_is_el(duis_next_el(rf, 0), DUIS_DSIG_NS, "Reference"), SMKI_E_REFUSED,
-           "signature profile: more than one ds:Reference (signature wrapping refused)");
-    GUARD(expect_end(duis_next_el(rf, 0), "ds:SignedInfo"));
-
+/* Reference URI="" (the whole document), the enveloped-signature transform alone, SHA-256. */
+static int check_reference(xmlNodePtr rf)
+{
     xmlChar *uri = xmlGetProp(rf, BAD_CAST "URI");
     char got[120];
     snprintf(got, sizeof got, "%s", uri ? (const char *)uri : "(no URI)");
@@ -350,8 +342,30 @@ static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_re
     GUARD(expect_alg(dm, "DigestMethod", HREF_SHA256));
     xmlNodePtr dv = duis_next_el(dm, 0);
     GUARD(expect_el(dv, "DigestValue", "ds:Reference"));
-    GUARD(expect_end(duis_next_el(dv, 0), "ds:Reference"));
+    GUARD(expect_leaf(dv, "ds:DigestValue"));
+    return expect_end(duis_next_el(dv, 0), "ds:Reference");
+}
 
+/* Exclusive C14N, ecdsa-sha256, one Reference. */
+static int check_signed_info(xmlNodePtr si)
+{
+    xmlNodePtr cm = duis_next_el(si->children, 1);
+    GUARD(expect_el(cm, "CanonicalizationMethod", "ds:SignedInfo"));
+    GUARD(expect_alg(cm, "CanonicalizationMethod", HREF_EXC_C14N));
+    xmlNodePtr sm = duis_next_el(cm, 0);
+    GUARD(expect_el(sm, "SignatureMethod", "ds:SignedInfo"));
+    GUARD(expect_alg(sm, "SignatureMethod", HREF_ECDSA_SHA256));
+    xmlNodePtr rf = duis_next_el(sm, 0);
+    GUARD(expect_el(rf, "Reference", "ds:SignedInfo"));
+    ENSURE(!duis_next_el(rf, 0) || !duis_is_el(duis_next_el(rf, 0), DUIS_DSIG_NS, "Reference"), SMKI_E_REFUSED,
+           "signature profile: more than one ds:Reference (signature wrapping refused)");
+    GUARD(expect_end(duis_next_el(rf, 0), "ds:SignedInfo"));
+    return check_reference(rf);
+}
+
+/* KeyInfo/X509Data/X509IssuerSerial and nothing else; the issuer and serial into ref. */
+static int check_key_info(xmlNodePtr ki, smki_duis_signer_ref *ref)
+{
     xmlNodePtr xd = duis_next_el(ki->children, 1);
     GUARD(expect_el(xd, "X509Data", "ds:KeyInfo"));
     GUARD(expect_end(duis_next_el(xd, 0), "ds:KeyInfo"));
@@ -363,10 +377,32 @@ static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_re
     xmlNodePtr sn = duis_next_el(in, 0);
     GUARD(expect_el(sn, "X509SerialNumber", "ds:X509IssuerSerial"));
     GUARD(expect_end(duis_next_el(sn, 0), "ds:X509IssuerSerial"));
+    GUARD(expect_leaf(in, "ds:X509IssuerName"));
+    GUARD(expect_leaf(sn, "ds:X509SerialNumber"));
     GUARD(text_of(in, ref->issuer, sizeof ref->issuer, "ds:X509IssuerName"));
     GUARD(text_of(sn, ref->serial, sizeof ref->serial, "ds:X509SerialNumber"));
     ENSURE(strspn(ref->serial, "0123456789") == strlen(ref->serial), SMKI_E_REFUSED,
            "ds:X509SerialNumber '%s' is not a decimal number", ref->serial);
+    return 0;
+}
+
+/* Everything about ds:Signature that is not a digest or a signature value, checked so
+ * that what xmlsec verifies is exactly the document (the one Reference covers the
+ * whole root, minus the signature). */
+static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_ref *ref)
+{
+    xmlNodePtr sig = NULL;
+    GUARD(check_placement(doc, &sig));
+    xmlNodePtr si = duis_next_el(sig->children, 1);
+    GUARD(expect_el(si, "SignedInfo", "ds:Signature"));
+    xmlNodePtr sv = duis_next_el(si, 0);
+    GUARD(expect_el(sv, "SignatureValue", "ds:Signature"));
+    GUARD(expect_leaf(sv, "ds:SignatureValue"));
+    xmlNodePtr ki = duis_next_el(sv, 0);
+    GUARD(expect_el(ki, "KeyInfo", "ds:Signature"));
+    GUARD(expect_end(duis_next_el(ki, 0), "ds:Signature"));
+    GUARD(check_signed_info(si));
+    GUARD(check_key_info(ki, ref));
     *sig_out = sig;
     return 0;
 }
