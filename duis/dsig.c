@@ -475,22 +475,22 @@ static xmlNodePtr make_template(xmlDocPtr doc, const char *issuer, const char *s
     return sig;
 }
 
-/* Put the template where the old signature was (the RTDS placeholder), else last. */
+/* Put the template where the old signature was (the RTDS placeholder), else last. All
+ * checks come first: on a refusal the template is still the caller's, unlinked. */
 static int place_template(xmlNodePtr root, xmlNodePtr sig)
 {
     xmlNodePtr old = NULL;
     size_t n = duis_count_signatures(root, &old);
     ENSURE(n <= 1, SMKI_E_INPUT, "the document holds %zu ds:Signature elements: give it with at most one", n);
-    if (old) {
-        ENSURE(old->parent == root, SMKI_E_INPUT, "the document's ds:Signature is not a child of the root");
-        xmlReplaceNode(old, sig);
-        xmlFreeNode(old);
-    } else {
+    if (!old) {
         xmlAddChild(root, sig);
+        return 0;
     }
-    xmlNodePtr last = NULL;
-    for (xmlNodePtr c = duis_next_el(root->children, 1); c; c = duis_next_el(c, 0)) last = c;
-    ENSURE(last == sig, SMKI_E_INPUT, "the document's ds:Signature is followed by other elements: it must be last");
+    ENSURE(old->parent == root, SMKI_E_INPUT, "the document's ds:Signature is not a child of the root");
+    ENSURE(!duis_next_el(old, 0), SMKI_E_INPUT,
+           "the document's ds:Signature is followed by other elements: it must be last");
+    xmlReplaceNode(old, sig);
+    xmlFreeNode(old);
     return 0;
 }
 

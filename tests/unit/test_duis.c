@@ -8,6 +8,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -265,6 +266,85 @@ static void test_sign_refuses_wrong_signers_and_writes_nothing(void **state)
     X509_free(sc), X509_free(nc), X509_free(dc);
     smki_key_free(sk), smki_key_free(nk), smki_key_free(dk);
     free(xml);
+}
+
+static void test_sign_refuses_misplaced_or_doubled_signatures(void **state)
+{
+    (void)state;
+    smki_key *k = load_key(SUPPLIER);
+    X509 *c = load_cert(SUPPLIER);
+    size_t len;
+    uint8_t *xml = test_read_shared(REQ_ECS01A_FD, &len), *out = NULL;
+    size_t out_len;
+    char *text = dupz(xml, len);
+    const char *a = strstr(text, "  <ds:Signature"), *b = strstr(text, "</ds:Signature>") + strlen("</ds:Signature>");
+    char *sig = dupz((const uint8_t *)a, (size_t)(b - a));
+    /* A second placeholder in the body. */
+    size_t n = strlen(sig) + 16;
+    char *ins = malloc(n);
+    snprintf(ins, n, "<sr:Body>%s", sig);
+    char *two = replace(text, "<sr:Body>", ins);
+    assert_fails(smki_duis_sign(k, c, T2020, (const uint8_t *)two, strlen(two), &out, &out_len), SMKI_E_INPUT,
+                 "2 ds:Signature elements");
+    assert_null(out);
+    /* One, but inside the body. */
+    char *none = replace(text, sig, "");
+    char *inside = replace(none, "<sr:Body>", ins);
+    assert_fails(smki_duis_sign(k, c, T2020, (const uint8_t *)inside, strlen(inside), &out, &out_len), SMKI_E_INPUT,
+                 "not a child of the root");
+    /* One, before the body. */
+    snprintf(ins, n, "%s<sr:Body>", sig);
+    char *before = replace(none, "<sr:Body>", ins);
+    assert_fails(smki_duis_sign(k, c, T2020, (const uint8_t *)before, strlen(before), &out, &out_len), SMKI_E_INPUT,
+                 "it must be last");
+    free(before), free(inside), free(none), free(two), free(ins), free(sig), free(text), free(xml);
+    X509_free(c);
+    smki_key_free(k);
+}
+
+/* Two threads signing and verifying with one signer and one trust set at once. */
+typedef struct {
+    const smki_duis_signer *signer;
+    const smki_duis_trust *trust;
+    const uint8_t *xml;
+    size_t len;
+    int failures;
+} thread_job;
+
+static void *sign_verify_loop(void *arg)
+{
+    thread_job *j = arg;
+    for (int i = 0; i < 40; i++) {
+        uint8_t *out = NULL;
+        size_t n = 0;
+        if (smki_duis_sign_with(j->signer, T2020, j->xml, j->len, &out, &n) != 0 ||
+            smki_duis_verify(j->trust, T2020, out, n, NULL) != 0)
+            j->failures++;
+        free(out);
+    }
+    return NULL;
+}
+
+static void test_sign_and_verify_from_two_threads(void **state)
+{
+    (void)state;
+    smki_key *k = load_key(SUPPLIER);
+    X509 *c = load_cert(SUPPLIER);
+    smki_duis_signer *s = NULL;
+    assert_ok(smki_duis_signer_new(k, c, &s));
+    smki_duis_trust *t = keystore_trust();
+    size_t len;
+    uint8_t *xml = test_read_shared(REQ_ECS01A_FD, &len);
+    thread_job j[2] = {{s, t, xml, len, 0}, {s, t, xml, len, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) assert_int_equal(pthread_create(&th[i], NULL, sign_verify_loop, &j[i]), 0);
+    for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+    assert_int_equal(j[0].failures + j[1].failures, 0);
+    free(xml);
+    smki_duis_trust_free(t);
+    smki_duis_signer_free(s);
+    X509_free(c);
+    smki_key_free(k);
 }
 
 /* ---- Verification refusals ------------------------------------------------------------------ */
@@ -746,6 +826,8 @@ int main(void)
         cmocka_unit_test(test_sign_replaces_the_placeholder_and_verifies),
         cmocka_unit_test(test_sign_appends_a_signature_to_an_unsigned_request),
         cmocka_unit_test(test_sign_refuses_wrong_signers_and_writes_nothing),
+        cmocka_unit_test(test_sign_refuses_misplaced_or_doubled_signatures),
+        cmocka_unit_test(test_sign_and_verify_from_two_threads),
         cmocka_unit_test(test_verify_refuses_any_change),
         cmocka_unit_test(test_verify_refuses_signer_role_originator_time_and_unknown),
         cmocka_unit_test(test_verify_refuses_signature_wrapping),
