@@ -6,6 +6,7 @@
  * smki_verify_digest. The profile is checked before xmlsec sees the signature, so
  * wrapping attacks (a second Signature, another URI, extra transforms) are refused. */
 #include <libxml/parser.h>
+#include <libxml/xmlerror.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -228,9 +229,25 @@ const void *duis_ecdsa_transform_id = &ecdsa_klass;
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
 
+/* libxml2 prints some errors (C14N's) through its generic handler: smki reports the
+ * cause itself, so they are kept off stderr, in every thread that uses libxml2. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx, (void)msg;
+}
+
+static void quiet_structured(void *ctx, xmlErrorPtr e)
+{
+    (void)ctx, (void)e;
+}
+
 static void init_all(void)
 {
     xmlInitParser();
+    xmlThrDefSetGenericErrorFunc(NULL, quiet);
+    xmlThrDefSetStructuredErrorFunc(NULL, quiet_structured);
+    xmlSetGenericErrorFunc(NULL, quiet);
+    xmlSetStructuredErrorFunc(NULL, quiet_structured);
     xmlSecErrorsSetCallback(on_xmlsec_error);
     if (xmlSecInit() < 0 || xmlSecCheckVersion() != 1) {
         init_rc = -1;
@@ -507,8 +524,8 @@ static int run_sign(xmlNodePtr sig, smki_key *key)
     } else if (xmlSecDSigCtxSign(ctx, sig) < 0 || ctx->status != xmlSecDSigStatusSucceeded) {
         if (smki_error_code() < 0)
             rc = smki_error_wrap("signing the DUIS document");
-        else
-            rc = SMKI_FAIL(SMKI_E_INTERNAL, "xmlsec could not sign: %s", duis_xmlsec_error());
+        else /* the key signed nothing: xmlsec refused the document (its canonical form) */
+            rc = SMKI_FAIL(SMKI_E_INPUT, "xmlsec could not sign the document: %s", duis_xmlsec_error());
     }
     xmlSecDSigCtxDestroy(ctx);
     return rc;

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
+#include <libxml/uri.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -58,6 +59,25 @@ static int check_bytes(const uint8_t *xml, size_t len)
     return 0;
 }
 
+/* Canonical XML refuses relative namespace URIs (C14N 1.0 section 2.3; libxml2's C14N
+ * fails on them), so the reader refuses them first, by name. */
+static int check_namespaces(xmlNodePtr n, unsigned depth)
+{
+    for (; n; n = n->next) {
+        if (n->type != XML_ELEMENT_NODE) continue;
+        for (xmlNsPtr ns = n->nsDef; ns; ns = ns->next) {
+            if (!ns->href || !ns->href[0]) continue;
+            xmlURIPtr u = xmlParseURI((const char *)ns->href);
+            int absolute = u && u->scheme;
+            xmlFreeURI(u);
+            ENSURE(absolute, SMKI_E_INPUT, "namespace '%.80s' is not an absolute URI (canonical XML refuses it)",
+                   (const char *)ns->href);
+        }
+        if (depth < 512) GUARD(check_namespaces(n->children, depth + 1));
+    }
+    return 0;
+}
+
 int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
 {
     *doc = NULL;
@@ -91,6 +111,8 @@ int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
         rc = SMKI_FAIL(SMKI_E_INPUT, "document declares encoding '%s': DUIS is UTF-8 only", (const char *)d->encoding);
     } else if (d->intSubset || d->extSubset) {
         rc = SMKI_FAIL(SMKI_E_INPUT, "document has a DOCTYPE: DUIS allows no DTD");
+    } else {
+        rc = check_namespaces(xmlDocGetRootElement(d), 0);
     }
     if (rc < 0) {
         xmlFreeDoc(d);

@@ -522,6 +522,10 @@ static void test_read_refuses_dtd_entities_and_bad_encodings_fast(void **state)
     memset(huge, ' ', big);
     assert_fails(smki_duis_read(huge, big, &i), SMKI_E_INPUT, "over the limit");
     free(huge);
+    /* A relative namespace URI, which canonical XML refuses. */
+    static const char relative[] = "<sr:Request xmlns:sr=\"" SMKI_DUIS_NS "\" xmlns:x=\"h,ttp://x\"/>";
+    assert_fails(smki_duis_read((const uint8_t *)relative, sizeof relative - 1, &i), SMKI_E_INPUT,
+                 "not an absolute URI");
     /* The predefined entities and character references are text, not entities. */
     static const char predefined[] = "<sr:Request xmlns:sr=\"" SMKI_DUIS_NS "\" a=\"&lt;&amp;&#65;\"><sr:Header>"
                                      "<sr:RequestID>90-B3-D5-1F-30-01-00-00:00-DB-12-34-56-78-90-A0:1</sr:RequestID>"
