@@ -683,6 +683,7 @@ static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_d
         rep->signer_role = ci->role;
     }
     GUARD(duis_check_signer_info(cert, ci, &rep->info, at));
+    GUARD(duis_trust_check_dcc(t, &rep->info, &ci->id));
     GUARD(duis_trust_check_revoked(t, cert, at));
     GUARD(run_verify(sig, cert));
     return duis_trust_validate_schema(t, doc, &rep->schema_checked);

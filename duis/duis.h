@@ -110,6 +110,9 @@ int smki_duis_trust_add_crl_file(smki_duis_trust *t, const char *path);
 /* The DUIS XML Schema: dir holds "DUIS Schema V5.1.xsd" and the files it imports. */
 int smki_duis_trust_load_schema(smki_duis_trust *t, const char *dir);
 size_t smki_duis_trust_count(const smki_duis_trust *t);
+/* The DCC's EUI-64: a Response must then be signed by a certificate of this EUI-64
+ * (without it, Responses bind to role 137 only: see smki_duis_check_signer). */
+int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc);
 
 /* The issuer (as written) and serial (decimal) the signature's X509IssuerSerial names,
  * so a caller can fetch that certificate (e.g. from a repository) before verifying. */

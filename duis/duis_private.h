@@ -40,6 +40,8 @@ int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *se
                     const smki_gbcs_cert_info **info);
 /* smki_duis_check_signer over what the certificate says, already read. */
 int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *ci, const smki_duis_info *info, time_t at);
+/* A Response's signer is the DCC given to smki_duis_trust_set_dcc, when one was. */
+int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, const smki_eui64_t *signer);
 int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at);
 int duis_trust_validate_schema(const smki_duis_trust *t, xmlDocPtr doc, int *checked);
 /* "CN=Z1,OU=07": the issuer as RFC 4514 text; the serial in decimal. */

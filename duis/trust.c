@@ -26,7 +26,25 @@ struct smki_duis_trust {
     X509_CRL **crls;
     size_t ncrl, crlcap;
     xmlSchemaPtr schema;
+    int has_dcc;
+    smki_eui64_t dcc;
 };
+
+int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc)
+{
+    t->dcc = *dcc;
+    t->has_dcc = 1;
+    return 0;
+}
+
+int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, const smki_eui64_t *signer)
+{
+    if (!t->has_dcc || info->kind != SMKI_DUIS_RESPONSE || smki_eui64_cmp(&t->dcc, signer) == 0) return 0;
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(signer, SMKI_EUI64_HYPHEN, a);
+    smki_eui64_format(&t->dcc, SMKI_EUI64_HYPHEN, b);
+    return SMKI_FAIL(SMKI_E_REFUSED, "the Response's signer %s is not the DCC %s", a, b);
+}
 
 int smki_duis_trust_new(smki_duis_trust **out)
 {

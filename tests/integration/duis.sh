@@ -36,6 +36,11 @@ check "xmlsec1 is installed (apt-get install xmlsec1)" command -v xmlsec1
 expect_exit 0 "the signed vectors and the DSP-signed response verify, with the DUIS schema" \
     smki duis verify --trust "$KS" --schema "$DUIS/schema" --at "$AT" "$DUIS"/signed/*.XML "$DUIS"/responses/*.XML
 expect_in "4 passed, 0 failed" "all four pass"
+expect_exit 0 "the response with --dcc, the DCC's EUI-64" \
+    smki duis verify --trust "$KS" --dcc 90-B3-D5-1F-30-00-00-02 --at "$AT" "$DUIS"/responses/*.XML
+expect_exit 2 "the response with --dcc of another" \
+    smki duis verify --trust "$KS" --dcc 90-B3-D5-1F-30-00-00-04 --at "$AT" "$DUIS"/responses/*.XML
+expect_in "is not the DCC 90-B3-D5-1F-30-00-00-04" "named"
 expect_exit 0 "--json" smki --json duis verify --trust "$KS" --at "$AT" "$DUIS"/responses/*.XML
 expect_json "JSON names the DSP xmlSign signer" \
     'd["ok"] and d["passed"] == 1 and d["results"][0]["signer_role"] == "89" and d["results"][0]["kind"] == "response"'

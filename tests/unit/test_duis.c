@@ -430,6 +430,26 @@ static void test_verify_refuses_signer_role_originator_time_and_unknown(void **s
     free(no);
 }
 
+static void test_verify_binds_responses_to_the_dcc_when_given(void **state)
+{
+    (void)state;
+    size_t len;
+    uint8_t *xml = test_read_shared(RESPONSE, &len);
+    smki_duis_trust *t = keystore_trust();
+    smki_eui64_t dcc = smki_eui64_from_u64(0x90B3D51F30000002ull), other = smki_eui64_from_u64(0x90B3D51F30000004ull);
+    assert_ok(smki_duis_trust_set_dcc(t, &dcc));
+    assert_ok(smki_duis_verify(t, T2020, xml, len, NULL));
+    assert_ok(smki_duis_trust_set_dcc(t, &other));
+    assert_fails(smki_duis_verify(t, T2020, xml, len, NULL), SMKI_E_REFUSED,
+                 "signer 90-B3-D5-1F-30-00-00-02 is not the DCC 90-B3-D5-1F-30-00-00-04");
+    /* Requests are bound to their originator, not to the DCC. */
+    char *req = sign_vector(REQ_ECS01A_FD, SUPPLIER);
+    assert_ok(verify_text(t, req, T2020, NULL));
+    free(req);
+    smki_duis_trust_free(t);
+    free(xml);
+}
+
 static void test_verify_refuses_signature_wrapping(void **state)
 {
     (void)state;
@@ -834,6 +854,7 @@ int main(void)
         cmocka_unit_test(test_sign_and_verify_from_two_threads),
         cmocka_unit_test(test_verify_refuses_any_change),
         cmocka_unit_test(test_verify_refuses_signer_role_originator_time_and_unknown),
+        cmocka_unit_test(test_verify_binds_responses_to_the_dcc_when_given),
         cmocka_unit_test(test_verify_refuses_signature_wrapping),
         cmocka_unit_test(test_read_refuses_dtd_entities_and_bad_encodings_fast),
         cmocka_unit_test(test_correlate_every_rtds_pair),

@@ -42,7 +42,7 @@ static const char SIGN_HELP[] =
 
 static const char VERIFY_HELP[] =
     "Usage: smki duis verify (--trust DIR | --repo URL) [--crl FILE]... [--schema DIR]\n"
-    "                        [--at TIME] FILE... [--json]\n"
+    "                        [--dcc EUI64] [--at TIME] FILE... [--json]\n"
     "\n"
     "Verify signed DUIS Requests and Responses. The signer is found by the issuer and serial\n"
     "of ds:X509IssuerSerial among the certificates in DIR (*.pem, *.crt, *.cer, *.der), or\n"
@@ -54,11 +54,15 @@ static const char VERIFY_HELP[] =
     "2020-01-01T00:00:00Z), revocation by each --crl (its issuer's certificate must be in\n"
     "DIR to check it), and with --schema the DUIS 5.1 XML Schema (DIR holding\n"
     "'DUIS Schema V5.1.xsd' and what it imports).\n"
+    "A Response is signed by the DCC whoever its business originator is (a device's\n"
+    "response names the device first in sr:ResponseID), so it binds to role 89; with\n"
+    "--dcc EUI64 its signer must also be that EUI-64 (the DCC's).\n"
     "\n"
     "One line per file, then 'N passed, N failed'. Exit 2 if any failed.\n"
     "\n"
     "Example:\n"
-    "  smki duis verify --trust keystore signed/*.XML responses/*.XML\n";
+    "  smki duis verify --trust keystore signed/*.XML responses/*.XML\n"
+    "  smki duis verify --trust keystore --dcc 90-B3-D5-1F-30-00-00-02 --schema schema responses/*.XML\n";
 
 static int read_xml(const char *path, uint8_t **buf, size_t *len)
 {
@@ -205,7 +209,7 @@ static void print_result(smki_cli *c, json_w *w, const char *file, int r, const 
 }
 
 typedef struct {
-    const char *trust, *repo, *schema, *at_text;
+    const char *trust, *repo, *schema, *at_text, *dcc;
     const char *crls[16];
     int ncrl;
 } verify_opts;
@@ -216,6 +220,11 @@ static int open_trust(const verify_opts *v, smki_duis_trust **t)
     int rc = v->trust ? smki_duis_trust_add_dir(*t, v->trust) : 0;
     for (int i = 0; rc == 0 && i < v->ncrl; i++) rc = smki_duis_trust_add_crl_file(*t, v->crls[i]);
     if (rc == 0 && v->schema) rc = smki_duis_trust_load_schema(*t, v->schema);
+    if (rc == 0 && v->dcc) {
+        smki_eui64_t dcc;
+        rc = smki_eui64_parse(v->dcc, &dcc);
+        if (rc == 0) rc = smki_duis_trust_set_dcc(*t, &dcc);
+    }
     return rc;
 }
 
@@ -224,8 +233,9 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
     if (cli_wants_help(argc, argv, VERIFY_HELP)) return EXIT_OK;
     static const struct option opts[] = {{"trust", required_argument, NULL, 't'}, {"repo", required_argument, NULL, 'r'},
                                          {"crl", required_argument, NULL, 'l'},   {"schema", required_argument, NULL, 's'},
-                                         {"at", required_argument, NULL, 'a'},    {NULL, 0, NULL, 0}};
-    verify_opts v = {NULL, NULL, NULL, "now", {NULL}, 0};
+                                         {"at", required_argument, NULL, 'a'},    {"dcc", required_argument, NULL, 'd'},
+                                         {NULL, 0, NULL, 0}};
+    verify_opts v = {NULL, NULL, NULL, "now", NULL, {NULL}, 0};
     int ch;
     optind = 1;
     opterr = 0;
@@ -235,6 +245,7 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
         case 'r': v.repo = optarg; break;
         case 's': v.schema = optarg; break;
         case 'a': v.at_text = optarg; break;
+        case 'd': v.dcc = optarg; break;
         case 'l':
             if (v.ncrl == 16) return cli_usage(c, "smki duis verify", "at most 16 --crl files");
             v.crls[v.ncrl++] = optarg;
