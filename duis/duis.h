@@ -105,7 +105,9 @@ int smki_duis_trust_add_dir(smki_duis_trust *t, const char *dir);
 int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert);
 /* A CRL file (PEM or DER). Its signature must verify with a certificate in the trust set
  * whose subject is the CRL's issuer (add the CA's certificate first): a CRL that cannot
- * be checked is refused, never used. */
+ * be checked is refused, never used. On verify, a signer is refused when a CRL of its
+ * issuer lists it as revoked at or before the time asked, or when that CRL's nextUpdate
+ * is before the time asked (out of date). */
 int smki_duis_trust_add_crl_file(smki_duis_trust *t, const char *path);
 /* The DUIS XML Schema: dir holds "DUIS Schema V5.1.xsd" and the files it imports. */
 int smki_duis_trust_load_schema(smki_duis_trust *t, const char *dir);

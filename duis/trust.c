@@ -353,6 +353,19 @@ int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at)
     for (size_t i = 0; i < t->ncrl; i++) {
         X509_REVOKED *r = NULL;
         if (X509_NAME_cmp(X509_CRL_get_issuer(t->crls[i]), X509_get_issuer_name(cert)) != 0) continue;
+        /* A list past its nextUpdate says nothing about `at`: refused, not trusted. */
+        const ASN1_TIME *next = X509_CRL_get0_nextUpdate(t->crls[i]);
+        if (next && X509_cmp_time(next, &at) < 0) {
+            char when[64] = "?";
+            BIO *b = BIO_new(BIO_s_mem());
+            if (b && ASN1_TIME_print(b, next) == 1) {
+                int n = BIO_read(b, when, sizeof when - 1);
+                when[n > 0 ? n : 0] = 0;
+            }
+            BIO_free(b);
+            return SMKI_FAIL(SMKI_E_REFUSED, "the CRL of the signer's issuer is out of date at the time asked "
+                                             "(nextUpdate %s): give a current one", when);
+        }
         if (X509_CRL_get0_by_cert(t->crls[i], &r, cert) == 1 && r) {
             const ASN1_TIME *when = X509_REVOKED_get0_revocationDate(r);
             /* Revoked before `at`: refused. A revocation after `at` did not yet apply. */

@@ -828,6 +828,8 @@ static void test_own_ca_issues_xmlsign_certificates_that_lint_sign_verify_and_re
     assert_fails(smki_duis_trust_add_crl_file(bare, crlpath), SMKI_E_REFUSED, "issuing CA's certificate");
     assert_ok(smki_duis_trust_add_crl_file(t, crlpath));
     assert_fails(smki_duis_verify(t, now + 5, out, out_len, NULL), SMKI_E_REFUSED, "revoked");
+    /* After the list's nextUpdate it is stale: refused whatever it says. */
+    assert_fails(smki_duis_verify(t, now + 7200, out, out_len, NULL), SMKI_E_REFUSED, "out of date");
     smki_duis_trust_free(bare);
     smki_duis_trust_free(t);
     X509_free(ca);
