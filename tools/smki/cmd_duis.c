@@ -41,12 +41,14 @@ static const char SIGN_HELP[] =
     "      --in requests/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS.XML --out signed.xml\n";
 
 static const char VERIFY_HELP[] =
-    "Usage: smki duis verify (--trust DIR | --repo URL) [--crl FILE]... [--schema DIR]\n"
+    "Usage: smki duis verify (--trust DIR | --repo URL [--repo-ca PEM]) [--crl FILE]... [--schema DIR]\n"
     "                        [--dcc EUI64] [--at TIME] FILE... [--json]\n"
     "\n"
     "Verify signed DUIS Requests and Responses. The signer is found by the issuer and serial\n"
     "of ds:X509IssuerSerial among the certificates in DIR (*.pem, *.crt, *.cer, *.der), or\n"
-    "fetched by serial from a running smki repository at URL (GET /certificates/{serial}).\n"
+    "fetched by serial from a running smki repository at URL (GET /certificates/{serial};\n"
+    "https: its server certificate checked against --repo-ca, else the system's CAs).\n"
+    "What the trust folder or the repository holds is trusted as it is: no chain is built.\n"
     "Checked: exactly the signature profile (a second ds:Signature, another Reference URI\n"
     "or extra transforms are refused as signature wrapping), the digest and the signature,\n"
     "the signer's role (87 for a Request, 89 for a Response), for a Request that its EUI-64\n"
@@ -143,7 +145,7 @@ static int duis_sign(smki_cli *c, int argc, char **argv)
 
 /* ---- verify ------------------------------------------------------------------------- */
 /* The signer from a running repository: GET /certificates/{serial hex}, added to t. */
-static int fetch_signer(const char *url, const uint8_t *xml, size_t len, smki_duis_trust *t)
+static int fetch_signer(const char *url, const char *ca_file, const uint8_t *xml, size_t len, smki_duis_trust *t)
 {
     smki_duis_signer_ref ref;
     GUARD(smki_duis_signer_ref_get(xml, len, &ref));
@@ -158,6 +160,7 @@ static int fetch_signer(const char *url, const uint8_t *xml, size_t len, smki_du
     smki_repo_client_opts o;
     memset(&o, 0, sizeof o);
     o.url = url;
+    o.ca_file = ca_file;
     smki_repo_http_resp r;
     memset(&r, 0, sizeof r);
     int rc = smki_repo_http(&o, "GET", path, "application/pkix-cert", NULL, NULL, 0, &r);
@@ -209,7 +212,7 @@ static void print_result(smki_cli *c, json_w *w, const char *file, int r, const 
 }
 
 typedef struct {
-    const char *trust, *repo, *schema, *at_text, *dcc;
+    const char *trust, *repo, *repo_ca, *schema, *at_text, *dcc;
     const char *crls[16];
     int ncrl;
 } verify_opts;
@@ -234,8 +237,8 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
     static const struct option opts[] = {{"trust", required_argument, NULL, 't'}, {"repo", required_argument, NULL, 'r'},
                                          {"crl", required_argument, NULL, 'l'},   {"schema", required_argument, NULL, 's'},
                                          {"at", required_argument, NULL, 'a'},    {"dcc", required_argument, NULL, 'd'},
-                                         {NULL, 0, NULL, 0}};
-    verify_opts v = {NULL, NULL, NULL, "now", NULL, {NULL}, 0};
+                                         {"repo-ca", required_argument, NULL, 'C'},   {NULL, 0, NULL, 0}};
+    verify_opts v = {NULL, NULL, NULL, NULL, "now", NULL, {NULL}, 0};
     int ch;
     optind = 1;
     opterr = 0;
@@ -246,6 +249,7 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
         case 's': v.schema = optarg; break;
         case 'a': v.at_text = optarg; break;
         case 'd': v.dcc = optarg; break;
+        case 'C': v.repo_ca = optarg; break;
         case 'l':
             if (v.ncrl == 16) return cli_usage(c, "smki duis verify", "at most 16 --crl files");
             v.crls[v.ncrl++] = optarg;
@@ -275,7 +279,7 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
         smki_duis_report rep;
         memset(&rep, 0, sizeof rep);
         int r = read_xml(argv[i], &xml, &len);
-        if (r == 0 && v.repo) r = fetch_signer(v.repo, xml, len, t);
+        if (r == 0 && v.repo) r = fetch_signer(v.repo, v.repo_ca, xml, len, t);
         if (r == 0) r = smki_duis_verify(t, at, xml, len, &rep);
         r < 0 ? failed++ : passed++;
         print_result(c, &w, argv[i], r, &rep);
