@@ -17,6 +17,8 @@ PACKAGES=(
   valgrind                           # leak checks
   libh2o-evloop-dev                  # repo: the HTTP server (h2o, its own event loop; TLS on OpenSSL)
   curl                               # repo: the integration tests' HTTP client
+  libxml2-dev libxmlsec1-dev         # duis: XML parsing, C14N and XMLDSig (OpenSSL back end)
+  xmlsec1                            # duis: the independent XMLDSig check in the tests
 )
 # `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
 # nginx as the static-file peer of the repository); not needed to build or test.

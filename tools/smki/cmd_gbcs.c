@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "duis/duis.h"
 #include "gbcs/gbcs.h"
 
 static const char ABOUT[] =
@@ -39,6 +40,7 @@ static const char INSPECT_HELP[] =
 static const char SIGN_HELP[] =
     "Usage: smki gbcs sign --key KEY --cert CERT --in PRECOMMAND --out SIGNED [--binary]\n"
     "                      [--expect-code HEX] [--expect-target EUI64] [--expect-counter MIN-MAX]\n"
+    "                      [--request SIGNED-REQUEST.xml --request-trust DIR]\n"
     "\n"
     "Sign a pre-command as the organisation of CERT: ECDSA P-256/SHA-256 with KEY over\n"
     "the octets after DF up to the end of the content; writes the pre-command with\n"
@@ -48,13 +50,40 @@ static const char SIGN_HELP[] =
     "Correlation, each optional, each refusing on a mismatch with field, expected and\n"
     "found: --expect-code (message code, e.g. 0019), --expect-target (recipient EUI-64),\n"
     "--expect-counter (originator counter window, inclusive, decimal).\n"
+    "--request: the DUIS Service Request the pre-command answers, signed; its signature is\n"
+    "verified with the xmlSign certificates in --request-trust DIR (now), then the\n"
+    "pre-command must match it: originator, target device and counter of sr:RequestID, the\n"
+    "message code of its Service Reference Variant (an unknown variant is refused), and a\n"
+    "future-dated request's execution time in the payload. Any mismatch refuses by field.\n"
     "Output is hex text like the RTDS files, or binary with --binary.\n"
     "KEY is a pkcs11: URI, file:PATH or a label on the home's token (PIN: SMKI_PIN or\n"
     "--pin-file).\n"
     "\n"
     "Example:\n"
     "  smki gbcs sign --key file:90b3d51f30010000-ds.key --cert 90b3d51f30010000-ds.pem \\\n"
-    "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex --expect-code 0019\n";
+    "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex --expect-code 0019\n"
+    "  # in ../shared/vectors: the DCC's signed request and its RTDS pre-command\n"
+    "  smki gbcs sign --key file:gbcs/keystore/90b3d51f30010000-ds.key \\\n"
+    "      --cert gbcs/keystore/90b3d51f30010000-ds.pem --out signed.hex \\\n"
+    "      --in gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX \\\n"
+    "      --request duis/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML \\\n"
+    "      --request-trust duis/keystore\n";
+
+/* --request: verify the signed Service Request and correlate the pre-command with it. */
+static int check_request(const char *request, const char *trust, const uint8_t *pre, size_t pre_len)
+{
+    uint8_t *xml = NULL;
+    size_t len = 0;
+    smki_duis_trust *t = NULL;
+    int rc = smki_file_read(request, SMKI_DUIS_MAX_XML, &xml, &len);
+    if (rc == 0) rc = smki_duis_trust_new(&t);
+    if (rc == 0) rc = smki_duis_trust_add_dir(t, trust);
+    if (rc == 0) rc = smki_duis_check_precommand(t, time(NULL), xml, len, pre, pre_len, NULL);
+    if (rc < 0) smki_error_wrap("--request %s", request);
+    smki_duis_trust_free(t);
+    free(xml);
+    return rc;
+}
 
 static const char VERIFY_HELP[] =
     "Usage: smki gbcs verify --trust DIR [--acb-key KEY] [--at TIME] FILE... [--json]\n"
@@ -332,8 +361,10 @@ static int gbcs_sign(smki_cli *c, int argc, char **argv)
                                          {"expect-code", required_argument, NULL, 'C'},
                                          {"expect-target", required_argument, NULL, 'T'},
                                          {"expect-counter", required_argument, NULL, 'N'},
+                                         {"request", required_argument, NULL, 'R'},
+                                         {"request-trust", required_argument, NULL, 'Q'},
                                          {NULL, 0, NULL, 0}};
-    const char *key = NULL, *cert_path = NULL, *in = NULL, *out = NULL;
+    const char *key = NULL, *cert_path = NULL, *in = NULL, *out = NULL, *request = NULL, *request_trust = NULL;
     int binary = 0;
     smki_gbcs_expect e;
     memset(&e, 0, sizeof e);
@@ -365,17 +396,22 @@ static int gbcs_sign(smki_cli *c, int argc, char **argv)
             if (parse_counter_window(optarg, &e.counter_min, &e.counter_max) < 0) return cli_fail(c, SMKI_E_USAGE);
             e.has_counter = 1;
             break;
+        case 'R': request = optarg; break;
+        case 'Q': request_trust = optarg; break;
         default: return cli_usage(c, "smki gbcs sign", "bad option '%s'", cli_bad_option(argv));
         }
     }
     if (optind != argc) return cli_usage(c, "smki gbcs sign", "unexpected argument '%s'", argv[optind]);
     if (!key || !cert_path || !in || !out)
         return cli_usage(c, "smki gbcs sign", "--key, --cert, --in and --out are required");
+    if (!request != !request_trust)
+        return cli_usage(c, "smki gbcs sign", "--request and --request-trust go together");
     uint8_t *pre = NULL, *signed_apdu = NULL;
     size_t pre_len = 0, slen = 0;
     X509 *cert = NULL;
     smki_key *k = NULL;
     int rc = smki_gbcs_read_file(in, &pre, &pre_len);
+    if (rc == 0 && request) rc = check_request(request, request_trust, pre, pre_len);
     if (rc == 0) {
         rc = smki_cert_load_file(cert_path, &cert);
         if (rc < 0) smki_error_wrap("signing certificate %s", cert_path);

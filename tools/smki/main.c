@@ -29,6 +29,7 @@ static const cli_cmd COMMANDS[] = {
     {"lint", cmd_lint, "check certificates against the GB profiles"},
     {"ca", cmd_ca, "the certificate authority: init, issue, batch, revoke, crl, arl, list, show"},
     {"gbcs", cmd_gbcs, "GBCS messages: inspect, sign (pre-commands), verify (signature and MAC)"},
+    {"duis", cmd_duis, "DUIS XML: sign Service Requests (xmlSign), verify Requests and Responses"},
     {"device", cmd_device, "a GBCS device model: create, load-cell, show, receive (CS02a/b/c)"},
     {"ra", cmd_ra, "the registration authority: registry, requests, approvals, expiry"},
     {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},

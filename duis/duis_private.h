@@ -1,0 +1,51 @@
+/* duis internals shared by its files: the hardened reader, the one-time set-up of
+ * libxml2 and xmlsec, node helpers, and the trust set's look-ups. */
+#ifndef SMKI_DUIS_PRIVATE_H
+#define SMKI_DUIS_PRIVATE_H
+
+#include <libxml/tree.h>
+
+#include "duis/duis.h"
+
+#define DUIS_DSIG_NS "http://www.w3.org/2000/09/xmldsig#"
+
+/* libxml2 and xmlsec, once per process (with smki's ecdsa-sha256 transform first). */
+int duis_init(void);
+/* The hardened parse (see smki_duis_read) into *doc (xmlFreeDoc). */
+int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc);
+/* The header of a parsed document. */
+int duis_info_read(xmlDocPtr doc, smki_duis_info *out);
+
+/* Elements: is node the element local name in ns? The next element sibling (from node
+ * itself when self is set), or NULL. */
+int duis_is_el(const xmlNode *node, const char *ns, const char *name);
+xmlNodePtr duis_next_el(xmlNodePtr node, int self);
+/* The ds:Signature elements anywhere in the document: how many and the first. */
+size_t duis_count_signatures(xmlNodePtr root, xmlNodePtr *first);
+
+/* The xmlsec key for the signature transform: a private smki_key (signing) or a public
+ * EVP_PKEY (verifying, up-referenced). */
+struct _xmlSecKey;
+struct _xmlSecKey *duis_key_new(smki_key *priv, EVP_PKEY *pub);
+extern const void *duis_ecdsa_transform_id; /* xmlSecTransformId of smki's ecdsa-sha256 */
+
+/* The last xmlsec error reported on this thread ("" if none). */
+const char *duis_xmlsec_error(void);
+void duis_xmlsec_error_clear(void);
+
+/* Trust set look-ups (trust.c). */
+/* The signer by issuer and serial, with what it says (NULL when the linter could not
+ * read it). */
+int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
+                    const smki_gbcs_cert_info **info);
+/* smki_duis_check_signer over what the certificate says, already read. */
+int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *ci, const smki_duis_info *info, time_t at);
+/* A Response's signer is the DCC given to smki_duis_trust_set_dcc, when one was. */
+int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, const smki_eui64_t *signer);
+int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at);
+int duis_trust_validate_schema(const smki_duis_trust *t, xmlDocPtr doc, int *checked);
+/* "CN=Z1,OU=07": the issuer as RFC 4514 text; the serial in decimal. */
+int duis_cert_issuer_text(X509 *cert, char *out, size_t cap);
+int duis_cert_serial_text(X509 *cert, char *out, size_t cap);
+
+#endif
