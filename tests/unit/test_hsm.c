@@ -211,7 +211,7 @@ static void test_token_key_id_is_gbcs_key_identifier(void **state)
     assert_ok(smki_key_open(ds_uri, &opts, &k));
     uint8_t point[SMKI_POINT_LEN], id[8];
     assert_ok(smki_pub_point(smki_key_public(k), point));
-    p11_key_identifier(point, id);
+    assert_ok(smki_keyid_method2(point, SMKI_POINT_LEN, id));
     smki_p11_uri u;
     assert_ok(smki_p11_uri_parse(ds_uri, &u));
     assert_int_equal(u.id_len, 8);

@@ -1059,12 +1059,11 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
         free(der);
         GUARD(rc);
         uint8_t ski[SMKI_KEYID_LEN];
-        /* RFC 5280 4.2.1.2 method 2 over the CSR's point. */
-        uint8_t sha[20];
-        unsigned sl = 20;
-        EVP_Digest(csr->point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL);
-        memcpy(ski, sha + 12, SMKI_KEYID_LEN);
-        ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
+        rc = smki_keyid_method2(csr->point, SMKI_POINT_LEN, ski);
+        if (rc < 0) {
+            smki_csr_free(csr);
+            return rc;
+        }
         smki_ca_query q = SMKI_CA_QUERY_ALL;
         q.ski = ski;
         q.eui = &csr->hw_serial;
