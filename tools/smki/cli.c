@@ -291,17 +291,7 @@ void json_arr_str(json_w *w, const char *val)
 int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap)
 {
     GUARD(cli_home(c));
-    if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
-        ENSURE(strlen(arg) < cap, SMKI_E_USAGE, "key reference too long");
-        strcpy(ref, arg);
-        return 0;
-    }
-    /* A bare name is a label on the home's token. */
-    ENSURE(*arg && strchr(arg, ';') == NULL && strchr(arg, '?') == NULL && strchr(arg, '%') == NULL &&
-               strchr(arg, ':') == NULL,
-           SMKI_E_USAGE, "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token",
-           arg);
-    return smki_p11_uri_format_public(c->token, arg, ref, cap);
+    return smki_key_ref_resolve(arg, c->token, ref, cap);
 }
 
 int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
