@@ -251,6 +251,89 @@ typedef struct {
 int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
                              smki_gbcs_verify_report *rep);
 
+/* The same certificate folder, searched by public key: the certificate of d whose key
+ * is pub and whose keyUsage has `usage` (borrowed). SMKI_E_NOTFOUND when none. */
+int smki_gbcs_certdir_find_pubkey(const smki_gbcs_certdir *d, EVP_PKEY *pub, smki_key_usage usage, X509 **cert,
+                                  const smki_gbcs_cert_info **info);
+
+/* ---- Commands, responses and alerts (what `smki gbcs verify` does) --------------------
+ * A KA private key of a recipient (a User, the ACB), bound to an EUI-64 by the KA
+ * certificate in the folder that holds its public key: a response's MAC is checked with
+ * the key of the EUI-64 the message names as recipient. */
+typedef struct {
+    smki_key *key;     /* borrowed */
+    smki_eui64_t id;
+} smki_gbcs_ka_key;
+/* SMKI_E_NOTFOUND (naming the key) when no KA certificate in d holds key's public key. */
+int smki_gbcs_ka_key_bind(const smki_gbcs_certdir *d, smki_key *key, smki_gbcs_ka_key *out);
+
+typedef struct {
+    smki_key *acb_ka;                        /* commands' MAC: the ACB's KA key, or NULL */
+    const smki_gbcs_ka_key *recipient_keys;  /* responses' and alerts' MAC */
+    size_t nrecipient_keys;
+    time_t at;                               /* signer certificates must be valid then */
+} smki_gbcs_verify_opts;
+
+/* Why a message did not verify: stable names (docs/gbcs-verify.md), "" when it did.
+ *   structure.malformed    the bytes are not a GBCS message (CLI: parse failure)
+ *   structure.unsupported  a block-transfer message (its body is not decoded)
+ *   structure.unprotected  neither a signature nor a MAC to check
+ *   cert.not-found         no DS (signature) or KA (MAC) certificate of the party
+ *   cert.ambiguous         several certificates of the party and none canonically named
+ *   cert.expired           the signer's DS certificate is not valid at `at`
+ *   signature.invalid      the signature does not verify with the originator's DS key
+ *   mac.no-key             no KA private key for the recipient (--recipient-key/--acb-key)
+ *   mac.invalid            the MAC does not verify under the recipient's (or ACB's) KA key
+ *   counter.replay         the counter equals the last one seen (see smki_gbcs_counters)
+ *   counter.reordered      the counter is below the last one seen */
+typedef struct {
+    uint8_t cra;
+    int signature_checked;    /* the General Signing signature verified */
+    int mac_checked;          /* the General Ciphering MAC verified */
+    int device_to_device;     /* MACed between two devices (both titles hold Device
+                                 Certificates): no remote party's key can check that MAC.
+                                 Reported, not a failure; signature_checked still says
+                                 whether a signature was verified */
+    smki_eui64_t originator, recipient;
+    const char *reason;       /* the name above on failure, "" on success */
+} smki_gbcs_check;
+
+/* Verify one parsed message of any CRA flag. Command: as smki_gbcs_verify_command (a
+ * device-originated HAN-local one is reported device_to_device). Response or alert:
+ * signature (40 r s) with the originator's (device's) DS certificate from d, valid at
+ * o->at; MAC (DD) with the recipient's KA key from o->recipient_keys and the
+ * originator's KA certificate from d; at least one of the two must be there. Returns 0
+ * when every protection present verified (or the MAC is device-to-device), else the
+ * error with c->reason naming it. */
+int smki_gbcs_verify_message(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, const smki_gbcs_verify_opts *o,
+                             smki_gbcs_check *c);
+
+/* ---- Counters seen by a receiver ---------------------------------------------------------
+ * A User's system keeps, per (originator, recipient, CRA flag), the highest counter of the
+ * messages that verified: a device's response echoes the counter of the User's command
+ * and the User's commands to a device go out in increasing order; a device's alerts carry
+ * its own strictly increasing counter. So a counter at the mark is a replay and one below
+ * it is out of order: both refused. The state is a text file the User keeps beside its
+ * system (one line per key: `ORIGINATOR RECIPIENT CRA COUNTER`, EUI-64s as 16 hex digits,
+ * CRA 1-3, counter decimal; '#' comments), held under an exclusive lock (PATH.lock) from
+ * open to free so two verifiers cannot interleave, and rewritten atomically by save. */
+typedef struct smki_gbcs_counters smki_gbcs_counters;
+#define SMKI_GBCS_COUNTERS_MAX 1000000u /* keys in one file */
+/* Bytes of a counters file (name labels errors "NAME:LINE: what"). */
+int smki_gbcs_counters_parse(const uint8_t *data, size_t len, const char *name, smki_gbcs_counters **out);
+/* Lock PATH.lock (SMKI_E_LOCKED if another process holds it), then read PATH (missing:
+ * empty). */
+int smki_gbcs_counters_open(const char *path, smki_gbcs_counters **out);
+/* 0 when g's counter is above the mark for its key; SMKI_E_REFUSED with *reason
+ * "counter.replay" or "counter.reordered" otherwise. */
+int smki_gbcs_counters_check(const smki_gbcs_counters *c, const smki_gbcs_signing *g, const char **reason);
+/* Raise the mark for g's key to g's counter (after it verified). */
+int smki_gbcs_counters_note(smki_gbcs_counters *c, const smki_gbcs_signing *g);
+size_t smki_gbcs_counters_count(const smki_gbcs_counters *c);
+/* Write the state back to the path it was opened from (atomically). */
+int smki_gbcs_counters_save(const smki_gbcs_counters *c);
+void smki_gbcs_counters_free(smki_gbcs_counters *c); /* releases the lock */
+
 
 /* ===================================================================================
  * The device model (gbcs/device.c, device_rx.c, device_der.c; branch gbcs-device).
