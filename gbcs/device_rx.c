@@ -631,25 +631,29 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
 
 /* ---- Responses and alerts ---------------------------------------------------------------------- */
 
-/* A response or alert: General Signing signed with the device's DS key, then, when the
- * recipient holds a KA management cell, wrapped in General Ciphering with the MAC of
- * ECDH(device KA, that cell) and OtherInfo(device, CRA, counter, recipient), as the
- * RTDS CS02a response is (its MAC verifies so from the ACB side). An RTDS model has
- * no keys: its output is unsigned and not wrapped. */
-static int sign_out(smki_device *d, uint8_t cra, uint64_t counter, const uint8_t recipient[8], uint16_t mc,
-                    const uint8_t *content, size_t content_len, smki_rx_result *r)
+/* A response or alert, protected as GBCS has it (and as every RTDS response and alert
+ * is): critical ones (the response to a signed, critical command; an alert) are signed
+ * with the device's DS key and not wrapped; non-critical ones (the response to an
+ * unsigned command) are not signed (00) and wrapped in General Ciphering with the MAC of
+ * ECDH(device KA, the recipient's KA management cell) and OtherInfo(device, CRA, counter,
+ * recipient), invocation counter 0 as in the RTDS responses. A non-critical answer to a
+ * recipient without a KA cell (cannot happen: an unsigned command passes only from a party
+ * known by its KA cell) is signed instead. An RTDS model has no keys: its output is
+ * unsigned and not wrapped. */
+static int sign_out(smki_device *d, int critical, uint8_t cra, uint64_t counter, const uint8_t recipient[8],
+                    uint16_t mc, const uint8_t *content, size_t content_len, smki_rx_result *r)
 {
     smki_key *ds = NULL, *ka = NULL;
     uint8_t *gs = NULL, z[32];
     size_t gs_len = 0;
-    int rc = 0, peer = -1;
-    if (!(d->rec.flags & SMKI_DEVICE_FLAG_RTDS)) GUARD(dev_own_key(d, 0, &ds));
-    r->out_signed = ds != NULL;
-    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
-    for (size_t i = 0; ds && i < d->ncells && peer < 0; i++)
+    int rc = 0, peer = -1, has_keys = !(d->rec.flags & SMKI_DEVICE_FLAG_RTDS);
+    for (size_t i = 0; has_keys && !critical && i < d->ncells && peer < 0; i++)
         if (d->cells[i].id.key_usage == SMKI_KU_KEY_AGREEMENT && d->cells[i].id.cell_usage == SMKI_CELL_MANAGEMENT &&
             d->cells[i].has_key && memcmp(d->cells[i].subject_id, recipient, 8) == 0)
             peer = (int)i;
+    if (has_keys && peer < 0) GUARD(dev_own_key(d, 0, &ds));
+    r->out_signed = ds != NULL;
+    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
     if (peer < 0) {
         r->out = gs;
         r->out_len = gs_len;
@@ -699,7 +703,7 @@ static int build_alert(smki_device *d, smki_store *s, const smki_rx_opts *o, smk
     dw_end(&w);
     GUARD(dw_finish(&w, &content, &content_len));
     uint64_t ctr = d->rec.alert_counter + 1;
-    int rc = sign_out(d, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
+    int rc = sign_out(d, 1, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
     free(content);
     GUARD(rc);
     r->out_is_alert = 1;
@@ -740,7 +744,7 @@ int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_
         free(content);
         return build_alert(d, s, o, r);
     }
-    rc = sign_out(d, 0x02, c.gs.counter, c.gs.originator, mc, content, content_len, r);
+    rc = sign_out(d, c.gs.has_signature, 0x02, c.gs.counter, c.gs.originator, mc, content, content_len, r);
     free(content);
     return rc;
 }

@@ -508,8 +508,11 @@ typedef struct {
     uint8_t *out;                /* the response or alert APDU (General Signing), or NULL */
     size_t out_len;
     int out_is_alert;
-    int out_signed;              /* 0 on an RTDS model (no DS key): signature octet 00 */
-    int out_maced;               /* wrapped (DD) with the MAC for the recipient's KA cell */
+    int out_signed;              /* critical (a response to a signed command, an alert): signed
+                                    with the device's DS key; 0 when MACed instead, and on an
+                                    RTDS model (no keys): signature octet 00 */
+    int out_maced;               /* non-critical (a response to an unsigned command): wrapped
+                                    (DD) with the MAC for the recipient's KA cell, not signed */
 } smki_rx_result;
 void smki_rx_result_clear(smki_rx_result *r);
 

@@ -972,7 +972,10 @@ static void assert_cell_holds(own_fx *f, const smki_ta_cell_id *id, const party 
 }
 
 
-static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **state)
+/* GBCS: the answer to a non-critical (unsigned) command is MACed for its recipient and
+ * not signed; the answer to a critical (signed) command and every alert are signed and
+ * not wrapped. As every RTDS response and alert is. */
+static void test_own_device_cs02a_from_acb_answered_maced_not_signed(void **state)
 {
     own_fx *f = *state;
     new_device(f);
@@ -984,12 +987,53 @@ static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **stat
     command(f, -1, 7, SMKI_MC_CS02A, body, sizeof body, &m, &n); /* unsigned, from the ACB */
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
     assert_int_equal(r.role, SMKI_ROLE_ACB);
-    assert_true(r.out_signed);
+    assert_false(r.out_signed);
     assert_true(r.out_maced);
+    smki_gbcs_msg out;
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.gsa.sig_state, SMKI_GBCS_SIG_ABSENT);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(out.gsa.counter, 7);
+    assert_memory_equal(out.gsa.recipient, f->p[P_ACB_KA].eui.b, 8);
     smki_key *acb = NULL;
     assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
     assert_true(response_mac_ok(acb, f->d->ka_pub, r.out, r.out_len));
     smki_key_free(acb);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+static void test_own_device_answers_signed_command_and_alerts_signed_not_maced(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x01, 0x02};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    smki_key *ds = NULL;
+    assert_ok(dev_own_key(f->d, 0, &ds));
+    command(f, P_SUPA, 30, SMKI_MC_ECS01A, body, sizeof body, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    assert_true(r.out_signed);
+    assert_false(r.out_maced);
+    smki_gbcs_msg out;
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.kind, SMKI_GBCS_SIGNING);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(out.gsa.counter, 30);
+    assert_memory_equal(out.gsa.recipient, f->p[P_SUPA].eui.b, 8);
+    assert_ok(smki_gbcs_verify_signature(&out, smki_key_public(ds)));
+    smki_rx_result_clear(&r);
+    /* The same command again: refused, and the alert is signed, not wrapped. */
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_REPLAY);
+    assert_true(r.out_is_alert);
+    assert_true(r.out_signed);
+    assert_false(r.out_maced);
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.kind, SMKI_GBCS_SIGNING);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_ALERT);
+    assert_ok(smki_gbcs_verify_signature(&out, smki_key_public(ds)));
     smki_rx_result_clear(&r);
     free(m);
 }
@@ -1313,7 +1357,8 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_other_recipient_with_a3),
         cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
-        cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
+        cmocka_unit_test(test_own_device_cs02a_from_acb_answered_maced_not_signed),
+        cmocka_unit_test(test_own_device_answers_signed_command_and_alerts_signed_not_maced),
         cmocka_unit_test(test_own_device_cs02c_for_ka_returns_csr_the_ca_issues),
         cmocka_unit_test(test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds),
         cmocka_unit_test(test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign),

@@ -98,7 +98,8 @@ static const char COMMAND_HELP[] =
     "pre-command (ending 00) for the remote party to sign ('smki gbcs sign'). With --sign\n"
     "KEY: the General Signing APDU signed with KEY (raw r||s over the octets after DF).\n"
     "With --acb-ka and --device-ka: wrapped in General Ciphering with the MAC the ACB's KA\n"
-    "key and the device's KA certificate (or public key) give. --wrap: only that last\n"
+    "key and the device's KA certificate (or public key) give (without --sign: an\n"
+    "unsigned, non-critical command such as CS02a from the ACB). --wrap: only that last\n"
     "step, over a signed APDU from a file. KEY: pkcs11: URI, file:PATH, or a label on the\n"
     "home's token. Written as hex text.\n"
     "\n"
@@ -768,10 +769,10 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         }
         return EXIT_OK;
     }
-    if (!from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka) || (acb && !sign))
+    if (!from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka))
         return cli_usage(c, "smki device make-command",
                          "--from, --to, --counter, --code, --out and one of --content/--content-hex are required; "
-                         "--acb-ka and --device-ka go together and need --sign");
+                         "--acb-ka and --device-ka go together");
     smki_eui64_t f, t;
     uint64_t n, mc;
     uint8_t *body = NULL, *msg = NULL;
@@ -816,8 +817,10 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         json_bool(&w, "wrapped", acb != NULL);
         json_end(&w);
     } else {
-        printf("%s (%zu octets, %s) written to %s\n", sign ? "command" : "pre-command", msg_len,
-               acb ? "signed and MACed" : sign ? "signed" : "for the remote party to sign", out);
+        printf("%s (%zu octets, %s) written to %s\n", sign || acb ? "command" : "pre-command", msg_len,
+               acb ? (sign ? "signed and MACed" : "unsigned (non-critical) and MACed")
+                   : sign ? "signed" : "for the remote party to sign",
+               out);
     }
     return EXIT_OK;
 }
