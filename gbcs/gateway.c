@@ -33,6 +33,8 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
            "a %s message is not a signed pre-command (General Block Transfer is not supported)",
            smki_gbcs_kind_name(m.kind));
     const smki_gbcs_signing *g = &m.gsa;
+    out->msg = msg;
+    out->msg_len = len;
     out->apdu = msg + g->offset;
     out->apdu_len = g->len;
     out->signed_part = msg + g->signed_offset;
@@ -251,7 +253,8 @@ typedef struct {
     gw_apdu a;
     smki_gw_user user;
     smki_gw_device dev;
-    int alive; /* passed the read-only checks so far */
+    int alive;    /* passed the read-only checks so far */
+    int is_return; /* a response or alert (CRA 02/03), device to User */
 } msg_state;
 
 static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
@@ -273,6 +276,33 @@ typedef struct {
     size_t n;
 } batch_ctx;
 
+/* A response or alert travels from a device in the inventory to a registered User: both
+ * ends must be known (the User's suspension and the device's status do not stop a
+ * device's answer from reaching its User). */
+static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_result *r, const char *oe, const char *te)
+{
+    const void *v;
+    size_t vl;
+    int rc = smki_txn_get(t, b->g->d.devices, m->a.originator.b, 8, &v, &vl);
+    if (rc == SMKI_E_NOTFOUND) {
+        set_verdict(r, SMKI_GW_REJECT, "device.unknown", "the %s's originator %s is not in the inventory",
+                    smki_gbcs_cra_name(m->a.cra), oe);
+        m->alive = 0;
+        return 0;
+    }
+    GUARD(rc);
+    GUARD(gw_device_decode(m->a.originator.b, v, vl, &m->dev));
+    rc = smki_txn_get(t, b->g->d.users, m->a.target.b, 8, &v, &vl);
+    if (rc == SMKI_E_NOTFOUND) {
+        set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s is not a registered User ID",
+                    smki_gbcs_cra_name(m->a.cra), te);
+        m->alive = 0;
+        return 0;
+    }
+    GUARD(rc);
+    return gw_user_decode(m->a.target.b, v, vl, &m->user);
+}
+
 /* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
 static int registry_txn(smki_txn *t, void *arg)
 {
@@ -286,6 +316,10 @@ static int registry_txn(smki_txn *t, void *arg)
         smki_eui64_format(&m->a.target, SMKI_EUI64_HYPHEN, te);
         const void *v;
         size_t vl;
+        if (m->is_return) {
+            GUARD(registry_return(t, b, m, r, oe, te));
+            continue;
+        }
         int rc = smki_txn_get(t, b->g->d.users, m->a.originator.b, 8, &v, &vl);
         if (rc == SMKI_E_NOTFOUND) {
             set_verdict(r, SMKI_GW_REJECT, "user.unknown", "originator %s is not a registered User ID", oe);
@@ -504,26 +538,30 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
 
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
 
-/* Threshold rings: gw.tring key user(8) code(4) window(4) -> max(4) n(4) head(4) n*time(8):
- * the times of the last max passes. Full, with the oldest inside the window: exceeded. */
-static int ring_key(uint8_t k[16], const smki_eui64_t *u, const smki_threshold *r)
+/* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
+ * n*time(8): the times of the last max passes. Full, with the oldest inside the window:
+ * exceeded. Command rules keep the 16-octet key of the first format; response and alert
+ * rules append their kind. */
+static size_t ring_key(uint8_t k[17], const smki_eui64_t *u, const smki_threshold *r)
 {
     memcpy(k, u->b, 8);
     gw_be32(k + 8, r->code);
     gw_be32(k + 12, r->window);
-    return 0;
+    if (r->kind == SMKI_GBCS_CRA_COMMAND) return 16;
+    k[16] = r->kind;
+    return 17;
 }
 
 static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at,
                       int *exceeded, uint32_t *count)
 {
-    uint8_t k[16];
-    ring_key(k, u, r);
+    uint8_t k[17];
+    size_t kl = ring_key(k, u, r);
     const void *v;
     size_t vl;
     *exceeded = 0;
     *count = 0;
-    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    int rc = smki_txn_get(t, d->tring, k, kl, &v, &vl);
     if (rc == SMKI_E_NOTFOUND) return 0;
     GUARD(rc);
     const uint8_t *p = v;
@@ -541,14 +579,14 @@ static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const
 
 static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at)
 {
-    uint8_t k[16];
-    ring_key(k, u, r);
+    uint8_t k[17];
+    size_t kl = ring_key(k, u, r);
     size_t len = 12 + 8 * (size_t)r->max_count;
     uint8_t *buf = calloc(1, len);
     ENSURE(buf, SMKI_E_NOMEM, "threshold ring");
     const void *v;
     size_t vl;
-    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    int rc = smki_txn_get(t, d->tring, k, kl, &v, &vl);
     if (rc == 0 && vl == len && gw_rd32(v) == r->max_count) memcpy(buf, v, len);
     else if (rc < 0 && rc != SMKI_E_NOTFOUND) {
         free(buf);
@@ -561,9 +599,14 @@ static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const 
     if (n < r->max_count) n++;
     gw_be32(buf + 4, n);
     gw_be32(buf + 8, head);
-    rc = smki_txn_put(t, d->tring, k, 16, buf, len, 0);
+    rc = smki_txn_put(t, d->tring, k, kl, buf, len, 0);
     free(buf);
     return rc;
+}
+
+static int rule_applies(const smki_threshold *rule, const gw_apdu *a)
+{
+    return rule->kind == a->cra && (rule->code == SMKI_CODE_ANY || rule->code == a->code);
 }
 
 static int write_txn(smki_txn *t, void *arg)
@@ -582,24 +625,31 @@ static int write_txn(smki_txn *t, void *arg)
         r->quarantine_id = 0;
         char oe[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
-        uint64_t last;
-        int seen;
-        GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
-        if (seen && m->a.counter <= last) {
-            set_verdict(r, SMKI_GW_REJECT, "counter.replay",
-                        "counter %llu from %s is not above the last one that passed (%llu)",
-                        (unsigned long long)m->a.counter, oe, (unsigned long long)last);
-            continue;
+        if (!m->is_return) {
+            uint64_t last;
+            int seen;
+            GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
+            if (seen && m->a.counter <= last) {
+                set_verdict(r, SMKI_GW_REJECT, "counter.replay",
+                            "counter %llu from %s is not above the last one that passed (%llu)",
+                            (unsigned long long)m->a.counter, oe, (unsigned long long)last);
+                continue;
+            }
         }
+        /* The User whose rules apply: the sender of a command, the recipient of a response
+         * or alert; only the rules of the message's kind count it. */
+        const smki_eui64_t *user = m->is_return ? &m->a.target : &m->a.originator;
+        char ue[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(user, SMKI_EUI64_HYPHEN, ue);
         smki_thresholds th;
-        GUARD(gw_thresholds_get_txn(t, d, &m->a.originator, &th));
+        GUARD(gw_thresholds_get_txn(t, d, user, &th));
         int rc = 0;
         for (size_t j = 0; j < th.count && r->verdict == SMKI_GW_PASS; j++) {
             const smki_threshold *rule = &th.rules[j];
-            if (rule->code != SMKI_CODE_ANY && rule->code != m->a.code) continue;
+            if (!rule_applies(rule, &m->a)) continue;
             int exceeded;
             uint32_t count;
-            GUARD_GOTO(ring_check(t, d, &m->a.originator, rule, w->at, &exceeded, &count), th_out);
+            GUARD_GOTO(ring_check(t, d, user, rule, w->at, &exceeded, &count), th_out);
             if (exceeded) {
                 char code[12];
                 if (rule->code == SMKI_CODE_ANY)
@@ -607,8 +657,8 @@ static int write_txn(smki_txn *t, void *arg)
                 else
                     snprintf(code, sizeof code, "%04X", rule->code);
                 set_verdict(r, SMKI_GW_QUARANTINE, "threshold.exceeded",
-                            "user %s, message code %s: %u message(s) passed in the last %u s, the threshold is %u", oe,
-                            code, count, rule->window, rule->max_count);
+                            "user %s, %ss, message code %s: %u passed in the last %u s, the threshold is %u", ue,
+                            smki_gbcs_cra_name(rule->kind), code, count, rule->window, rule->max_count);
             }
         }
         if (r->verdict == SMKI_GW_QUARANTINE) {
@@ -623,16 +673,19 @@ static int write_txn(smki_txn *t, void *arg)
             q.target = m->a.target;
             q.code = m->a.code;
             q.counter = m->a.counter;
-            q.msg = (uint8_t *)m->a.apdu;
-            q.msg_len = m->a.apdu_len;
+            /* A command is held as its General Signing APDU (release MACs it afresh); a
+             * response or alert as received (release forwards it unchanged, MAC and all). */
+            q.msg = (uint8_t *)(m->is_return ? m->a.msg : m->a.apdu);
+            q.msg_len = m->is_return ? m->a.msg_len : m->a.apdu_len;
             GUARD_GOTO(gw_quarantine_put(t, d, &q), th_out);
             r->quarantine_id = q.id;
         } else {
             for (size_t j = 0; j < th.count; j++)
-                if (th.rules[j].code == SMKI_CODE_ANY || th.rules[j].code == m->a.code)
-                    GUARD_GOTO(ring_push(t, d, &m->a.originator, &th.rules[j], w->at), th_out);
-            GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
-            if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+                if (rule_applies(&th.rules[j], &m->a)) GUARD_GOTO(ring_push(t, d, user, &th.rules[j], w->at), th_out);
+            if (!m->is_return) {
+                GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
+                if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+            }
         }
     th_out:
         smki_thresholds_free(&th);
@@ -665,8 +718,12 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         r->originator = m->a.originator;
         r->target = m->a.target;
         r->code = m->a.code;
-        if (m->a.cra != 0x01) {
-            set_verdict(r, SMKI_GW_REJECT, "structure.not-command", "CRA flag %02X is not a command (01)", m->a.cra);
+        /* Responses and alerts take the return path: known ends, then anomaly detection
+         * (Stage 2 ¶136). Their protection is the recipient's to verify: the device's
+         * signature or the MAC under the User's KA key (smki gbcs verify). */
+        if (m->a.cra != SMKI_GBCS_CRA_COMMAND) {
+            m->is_return = 1;
+            m->alive = 1;
             continue;
         }
         if (!m->a.sig) {
@@ -678,7 +735,7 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
     /* 2. Registry: the RA's suspension of the sender or its Party, then the gateway's
      * user, eligibility, suspension and device status. */
     for (size_t i = 0; i < n && g->sender_suspended; i++) {
-        if (!ms[i].alive) continue;
+        if (!ms[i].alive || ms[i].is_return) continue;
         char why[200] = "", oe[SMKI_EUI64_TEXT_MAX];
         int s = g->sender_suspended(g->sender_arg, &ms[i].a.originator, why, sizeof why);
         GUARD_GOTO(s < 0 ? s : 0, out);
@@ -696,7 +753,7 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
     EVP_PKEY_CTX *vctx = NULL;
     for (size_t i = 0; i < n; i++) {
         msg_state *m = &ms[i];
-        if (!m->alive) continue;
+        if (!m->alive || m->is_return) continue;
         EVP_PKEY *pub = NULL;
         GUARD_GOTO(check_cert(g, m, &res[i], at, &pub), verify_out);
         if (!m->alive) continue;
@@ -742,7 +799,7 @@ verify_out:
     /* 5. The MAC. */
     if (g->acb)
         for (size_t i = 0; i < n; i++) {
-            if (!ms[i].alive || res[i].verdict != SMKI_GW_PASS) continue;
+            if (!ms[i].alive || ms[i].is_return || res[i].verdict != SMKI_GW_PASS) continue;
             uint8_t z[32];
             GUARD_GOTO(device_z(g, &ms[i].dev, z), out);
             rc = smki_gbcs_wrap_z(ms[i].a.apdu, ms[i].a.apdu_len, z, ic[i], &res[i].command, &res[i].command_len);

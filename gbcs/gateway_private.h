@@ -38,6 +38,8 @@ int gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uin
 
 /* The parsed General Signing APDU the gateway needs (reference §5). */
 typedef struct {
+    const uint8_t *msg; /* the whole message as received (DD or DF) */
+    size_t msg_len;
     const uint8_t *apdu; /* DF .. end of signature */
     size_t apdu_len;
     const uint8_t *signed_part; /* after DF up to the end of content */

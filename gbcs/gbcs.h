@@ -598,15 +598,19 @@ int smki_signed_file_sign(smki_key *k, const uint8_t *data, size_t len, uint8_t 
 int smki_signed_file_verify(EVP_PKEY *pub, const uint8_t *data, size_t len, const uint8_t *sig, size_t sig_len);
 
 /* ---- Anomaly thresholds ------------------------------------------------------------------
- * CSV, one rule a line:   user,message_code,window_seconds,max_count
+ * CSV, one rule a line:   user,message_code,window_seconds,max_count[,kind]
  *   user            EUI-64 (16 hex digits or hyphenated)
  *   message_code    4 hex digits (GBCS message code, e.g. 0019 for ECS01a) or * for all
  *   window_seconds  1 .. 31622400 (a leap year)
  *   max_count       1 .. 10000: at most this many messages of the user (and code) pass in
  *                   any window of that length; the next is quarantined
- * Lines starting with '#' and blank lines are ignored; the first other line may be that
- * exact header. No blanks around fields, no quoting. LF, CRLF or CR line ends. The same
- * (user, code, window) twice is refused. Errors say "NAME:LINE:COLUMN: what". */
+ *   kind            command (default), response or alert: a command rule counts the
+ *                   commands the user sends; a response or alert rule counts the responses
+ *                   or alerts addressed to the user (Stage 2 ¶136: their own thresholds)
+ * Lines starting with '#' and blank lines are ignored; the first other line may be the
+ * exact header (with or without ",kind"). No blanks around fields, no quoting. LF, CRLF or
+ * CR line ends. The same (user, code, window, kind) twice is refused. Errors say
+ * "NAME:LINE:COLUMN: what". */
 #define SMKI_THRESHOLD_MAX_COUNT 10000u
 #define SMKI_THRESHOLD_MAX_WINDOW 31622400u
 #define SMKI_THRESHOLD_MAX_RULES 4096u
@@ -617,6 +621,7 @@ typedef struct {
     uint32_t code; /* 0..0xFFFF, or SMKI_CODE_ANY */
     uint32_t window;
     uint32_t max_count;
+    uint8_t kind;  /* smki_gbcs_cra: what it counts (commands sent, responses or alerts received) */
 } smki_threshold;
 
 typedef struct {
@@ -706,7 +711,6 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  * Reason codes (stable; docs/gateway.md lists them with their meaning):
  *   structure.malformed   not a General Signing APDU (tag, lengths, fields)
  *   structure.unsigned    no signature (a pre-command that was never signed)
- *   structure.not-command CRA flag is not 01 (command)
  *   user.unknown          originator User ID not in the registry
  *   user.not-eligible     the User's role may not send this message code
  *   user.suspended        the User is suspended
@@ -722,7 +726,12 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  *   cert.subject          certificate's EUI-64 is not the originator
  *   signature.invalid     the signature does not verify under the User's certificate
  *   counter.replay        counter not above the last one that passed from the originator
- *   threshold.exceeded    an anomaly threshold was reached: QUARANTINED, not rejected */
+ *   threshold.exceeded    an anomaly threshold was reached: QUARANTINED, not rejected
+ * Responses and alerts (CRA 02/03) take the return path: the originator must be a device
+ * in the inventory (device.unknown) and the recipient a registered User (user.unknown),
+ * then the recipient's response or alert thresholds apply (threshold.exceeded); nothing
+ * else (the recipient verifies the device's signature or MAC: smki gbcs verify). A
+ * passing one is delivered as received (no command is made, no counter recorded). */
 typedef enum { SMKI_GW_PASS = 0, SMKI_GW_REJECT = 1, SMKI_GW_QUARANTINE = 2 } smki_gw_verdict;
 
 typedef struct smki_gateway smki_gateway;
@@ -789,8 +798,10 @@ void smki_gwq_clear(smki_gwq_record *r);
 typedef int (*smki_gwq_fn)(const smki_gwq_record *r, void *arg);
 int smki_gwq_list(smki_store *s, smki_gwq_fn fn, void *arg);
 int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out);
-/* Release: MAC the held message into a command with the ACB key (counter must still be
- * above the originator's last: SMKI_E_REFUSED otherwise) and record its counter. */
+/* Release a command: MAC the held message into a command with the ACB key (counter must
+ * still be above the originator's last: SMKI_E_REFUSED otherwise) and record its counter.
+ * Release a response or alert: *command is the message as the device sent it (acb_ka is
+ * not used and may be NULL). */
 int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len);
 int smki_gwq_reject(smki_store *s, uint64_t id, const char *note);
 

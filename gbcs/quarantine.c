@@ -1,6 +1,7 @@
 /* Quarantine: messages that reached an anomaly threshold are held in the store, not
- * dropped (reference §7), until an operator releases them (MACed and emitted, counter
- * recorded) or rejects them with a reason.
+ * dropped (reference §7), until an operator releases them (a command MACed and emitted,
+ * counter recorded; a response or alert forwarded as received) or rejects them with a
+ * reason.
  * gw.quar: id(8) -> ver(1) state(1) at(8) counter(8) code(2) originator(8) target(8)
  *                   reason(1+n) detail(2+n) note(2+n) msg(4+n) */
 #include <stdlib.h>
@@ -204,6 +205,15 @@ static int q_release_txn(smki_txn *t, void *arg)
     GUARD(q_held(&op->q));
     gw_apdu a;
     GUARD(gw_apdu_parse(op->q.msg, op->q.msg_len, &a));
+    if (a.cra != SMKI_GBCS_CRA_COMMAND) {
+        /* A response or alert goes on to its User as it came from the device. */
+        op->command = malloc(op->q.msg_len);
+        ENSURE(op->command, SMKI_E_NOMEM, "released message");
+        memcpy(op->command, op->q.msg, op->q.msg_len);
+        op->command_len = op->q.msg_len;
+        op->q.state = SMKI_GWQ_RELEASED;
+        return gw_quarantine_put(t, &op->d, &op->q);
+    }
     uint64_t last;
     int seen;
     GUARD(gw_counter_get_txn(t, &op->d, &a.originator, &last, &seen));
@@ -228,6 +238,21 @@ int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **com
     smki_gwq_record q;
     GUARD(smki_gwq_get(s, id, &q));
     int rc = q_held(&q);
+    gw_apdu a;
+    if (rc == 0) rc = gw_apdu_parse(q.msg, q.msg_len, &a);
+    if (rc == 0 && a.cra != SMKI_GBCS_CRA_COMMAND) {
+        smki_gwq_clear(&q);
+        rc = smki_store_write(s, q_release_txn, &op);
+        smki_gwq_clear(&op.q);
+        if (rc < 0) {
+            free(op.command);
+            return rc;
+        }
+        *command = op.command;
+        *command_len = op.command_len;
+        return 0;
+    }
+    if (rc == 0 && !acb_ka) rc = SMKI_FAIL(SMKI_E_USAGE, "releasing a command needs the ACB's KA key (--acb-key)");
     smki_gw_device dev;
     if (rc == 0) rc = smki_gw_device_get(s, &q.target, &dev);
     smki_gwq_clear(&q);

@@ -644,7 +644,12 @@ int smki_gw_counter_get(smki_store *s, const smki_eui64_t *originator, uint64_t 
 }
 
 /* ---- Thresholds ----------------------------------------------------------------------------------
- * gw.thresh: user(8) -> n(4) || n * (code(4) window(4) max(4)). */
+ * gw.thresh: user(8) -> FFFFFFFF || n(4) || n * (code(4) window(4) max(4) kind(1)).
+ * Records of the first format, n(4) || n * (code window max), hold command rules only;
+ * their n is at most 4096, so the FFFFFFFF marker tells the two apart. */
+#define TH_V2_MARK 0xFFFFFFFFu
+#define TH_RULE_V1 12u
+#define TH_RULE_V2 13u
 typedef struct {
     gw_dbs d;
     const smki_thresholds *th;
@@ -656,17 +661,19 @@ static int th_put_user(smki_txn *t, th_op *op, const smki_eui64_t *user)
 {
     size_t n = 0;
     for (size_t i = 0; i < op->th->count; i++) n += smki_eui64_cmp(&op->th->rules[i].user, user) == 0;
-    uint8_t *rec = malloc(4 + 12 * n);
+    uint8_t *rec = malloc(8 + TH_RULE_V2 * n);
     ENSURE(rec, SMKI_E_NOMEM, "threshold record");
-    gw_be32(rec, (uint32_t)n);
-    size_t o = 4;
+    gw_be32(rec, TH_V2_MARK);
+    gw_be32(rec + 4, (uint32_t)n);
+    size_t o = 8;
     for (size_t i = 0; i < op->th->count; i++) {
         const smki_threshold *r = &op->th->rules[i];
         if (smki_eui64_cmp(&r->user, user) != 0) continue;
         gw_be32(rec + o, r->code);
         gw_be32(rec + o + 4, r->window);
         gw_be32(rec + o + 8, r->max_count);
-        o += 12;
+        rec[o + 12] = r->kind;
+        o += TH_RULE_V2;
     }
     int rc = smki_txn_put(t, op->d.thresh, user->b, 8, rec, o, 0);
     free(rec);
@@ -743,16 +750,26 @@ int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user
     GUARD(rc);
     const uint8_t *p = v;
     ENSURE(vl >= 4, SMKI_E_CORRUPT, "threshold record short");
-    size_t n = gw_rd32(p);
-    ENSURE(vl == 4 + 12 * n, SMKI_E_CORRUPT, "threshold record of %zu octets for %zu rules", vl, n);
+    int v2 = gw_rd32(p) == TH_V2_MARK;
+    size_t head = v2 ? 8 : 4, each = v2 ? TH_RULE_V2 : TH_RULE_V1;
+    ENSURE(vl >= head, SMKI_E_CORRUPT, "threshold record short");
+    size_t n = gw_rd32(p + head - 4);
+    ENSURE(n <= SMKI_THRESHOLD_MAX_RULES && vl == head + each * n, SMKI_E_CORRUPT,
+           "threshold record of %zu octets for %zu rules", vl, n);
     if (n == 0) return 0;
     out->rules = calloc(n, sizeof *out->rules);
     ENSURE(out->rules, SMKI_E_NOMEM, "threshold rules");
     for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = p + head + each * i;
         out->rules[i].user = *user;
-        out->rules[i].code = gw_rd32(p + 4 + 12 * i);
-        out->rules[i].window = gw_rd32(p + 8 + 12 * i);
-        out->rules[i].max_count = gw_rd32(p + 12 + 12 * i);
+        out->rules[i].code = gw_rd32(r);
+        out->rules[i].window = gw_rd32(r + 4);
+        out->rules[i].max_count = gw_rd32(r + 8);
+        out->rules[i].kind = v2 ? r[12] : SMKI_GBCS_CRA_COMMAND;
+        if (out->rules[i].kind < SMKI_GBCS_CRA_COMMAND || out->rules[i].kind > SMKI_GBCS_CRA_ALERT) {
+            smki_thresholds_free(out);
+            return SMKI_FAIL(SMKI_E_CORRUPT, "threshold record: rule %zu of kind %u", i + 1, r[12]);
+        }
     }
     out->count = n;
     return 0;

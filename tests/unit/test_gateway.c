@@ -248,8 +248,11 @@ static void test_thresholds_parse_names_line_and_column_of_each_error(void **sta
         {"90B3D51F30010000,0019,3600,05", "t:1:28: max_count has a leading zero"},
         {"90B3D51F30010000,0019,36x0,5", "t:1:25: window_seconds must be decimal digits"},
         {"90B3D51F30010000,0019,3600,", "t:1:28: max_count is empty"},
-        {"90B3D51F30010000,0019,3600", "t:1:27: expected 4 fields"},
-        {"90B3D51F30010000,0019,3600,5,1", "t:1:29: more than 4 fields"},
+        {"90B3D51F30010000,0019,3600", "t:1:27: expected 4 or 5 fields"},
+        {"90B3D51F30010000,0019,3600,5,1", "t:1:30: kind must be command, response or alert, found '1'"},
+        {"90B3D51F30010000,0019,3600,5,Alert", "t:1:30: kind must be command"},
+        {"90B3D51F30010000,0019,3600,5,alert,1", "t:1:35: more than 5 fields"},
+        {"90B3D51F30010000,0019,3600,5,alert\n90B3D51F30010000,0019,3600,9,alert", "t:2:1: duplicate rule"},
         {"90B3D51F30010000, 0019,3600,5", "t:1:18: blank, quote or control character"},
         {"user,code,window,max\n", "t:1:1: header must be exactly"},
         {"90B3D51F30010000,0019,3600,5\n90B3D51F30010000,0019,3600,9", "t:2:1: duplicate rule"},
@@ -589,9 +592,80 @@ static void test_structure_refusals(void **state)
     m[0] = 0xDE;
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.malformed");
     free(m);
-    m = read_msg(RESP_ECS01A, &len);
-    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.not-command");
-    free(m);
+    smki_gateway_free(g);
+}
+
+#define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
+#define RESP_CS08 RTDS "11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX"
+
+/* Stage 2 ¶136: responses and alerts pass anomaly detection and quarantine as commands do,
+ * with their own thresholds (counted for the User they are addressed to). */
+static void test_responses_and_alerts_take_the_return_path_with_their_own_thresholds(void **state)
+{
+    fx *f = *state;
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len, alen, mlen;
+    uint8_t *resp = read_msg(RESP_ECS01A, &len), *alert = read_msg(ALERT_8F72, &alen), *maced = read_msg(RESP_CS08, &mlen);
+    /* Both ends known: a response from the meter to the supplier passes as received. */
+    smki_gw_result r;
+    assert_int_equal(check1(g, resp, len, T2020, &r), SMKI_GW_PASS);
+    assert_int_equal(r.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_null(r.command);
+    smki_gw_result_clear(&r);
+    /* A response from a device not in the inventory, to a User not registered. */
+    resp[19] ^= 0x01; /* originator 00DB1234567890A1 */
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "device.unknown");
+    resp[19] ^= 0x01;
+    expect_reason(g, maced, mlen, T2020, SMKI_GW_REJECT, "device.unknown"); /* CS08 from A4 */
+    memcpy(resp + 21, eui(NETOP).b, 8);
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "user.unknown");
+    memcpy(resp + 21, eui(SUPPLIER).b, 8);
+
+    /* The supplier's thresholds: 2 responses and 1 alert an hour addressed to it. */
+    static const char csv[] = "user,message_code,window_seconds,max_count,kind\n"
+                              SUPPLIER ",*,3600,2,response\n" SUPPLIER ",00CE,3600,1,alert\n";
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig, loaded = 0;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
+    assert_int_equal(loaded, 2);
+    smki_thresholds th;
+    assert_ok(smki_gw_thresholds_get(f->s, &sup, &th));
+    assert_int_equal(th.count, 2);
+    assert_int_equal(th.rules[0].kind, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(th.rules[1].kind, SMKI_GBCS_CRA_ALERT);
+    smki_thresholds_free(&th);
+    expect_reason(g, resp, len, T2020 + 10, SMKI_GW_PASS, "");
+    expect_reason(g, resp, len, T2020 + 11, SMKI_GW_PASS, "");
+    assert_int_equal(check1(g, resp, len, T2020 + 12, &r), SMKI_GW_QUARANTINE);
+    assert_string_equal(r.reason, "threshold.exceeded");
+    assert_non_null(strstr(r.detail, "responses"));
+    uint64_t qid = r.quarantine_id;
+    smki_gw_result_clear(&r);
+    /* The supplier's commands are not counted by its response rules. */
+    size_t plen;
+    uint8_t *pre = signed_pre(k, SUPPLIER, 5000, &plen);
+    expect_reason(g, pre, plen, T2020 + 13, SMKI_GW_PASS, "");
+    /* Alerts have their own rule. */
+    expect_reason(g, alert, alen, T2020 + 14, SMKI_GW_PASS, "");
+    expect_reason(g, alert, alen, T2020 + 15, SMKI_GW_QUARANTINE, "threshold.exceeded");
+    /* An hour later the response window has room again. */
+    expect_reason(g, resp, len, T2020 + 10 + 3600, SMKI_GW_PASS, "");
+    /* Released, a held response is the message as the device sent it: no ACB key needed. */
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_ok(smki_gwq_release(f->s, qid, NULL, &out, &out_len));
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, resp, len);
+    free(out);
+    assert_fails(smki_gwq_release(f->s, qid, NULL, &out, &out_len), SMKI_E_REFUSED, "already released");
+    free(pre);
+    free(resp);
+    free(alert);
+    free(maced);
+    smki_key_free(k);
     smki_gateway_free(g);
 }
 
@@ -1112,6 +1186,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_on_one_gateway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),

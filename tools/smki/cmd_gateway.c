@@ -452,9 +452,12 @@ static const char THRESH_HELP[] =
     "(which may then set any User's rules). Anything else is refused and nothing changes.\n"
     "\n"
     "CSV format, one rule a line (a header line 'user,message_code,window_seconds,max_count'\n"
-    "and '#' comments allowed):\n"
-    "  90-B3-D5-1F-30-01-00-00,0019,3600,50     at most 50 ECS01a an hour\n"
-    "  90B3D51F30010000,*,86400,1000            at most 1000 messages a day, all codes\n"
+    "with or without ',kind', and '#' comments allowed):\n"
+    "  90-B3-D5-1F-30-01-00-00,0019,3600,50     at most 50 ECS01a commands an hour\n"
+    "  90B3D51F30010000,*,86400,1000            at most 1000 commands a day, all codes\n"
+    "  90B3D51F30010000,*,3600,500,response     at most 500 responses to the User an hour\n"
+    "  90B3D51F30010000,00CB,3600,20,alert      at most 20 alerts 00CB to the User an hour\n"
+    "kind (default command): commands the User sends, or responses / alerts addressed to it.\n"
     "The message after the limit is QUARANTINED (threshold.exceeded), not dropped.\n"
     "Errors name the line and column.\n";
 
@@ -521,9 +524,11 @@ static int gw_thresholds(smki_cli *c, int argc, char **argv)
             json_str(&w, "code", cd);
             json_int(&w, "window_seconds", th.rules[i].window);
             json_int(&w, "max_count", th.rules[i].max_count);
+            json_str(&w, "kind", smki_gbcs_cra_name(th.rules[i].kind));
             json_close_obj(&w);
         } else {
-            printf("%s,%s,%u,%u\n", user, cd, th.rules[i].window, th.rules[i].max_count);
+            printf("%s,%s,%u,%u,%s\n", user, cd, th.rules[i].window, th.rules[i].max_count,
+                   smki_gbcs_cra_name(th.rules[i].kind));
         }
     }
     if (c->json) {
@@ -547,7 +552,7 @@ static const char CHECK_HELP[] =
     "The DCC User Gateway's checks (reference §7) on signed pre-commands (General Signing\n"
     "APDUs, hex text or binary; a General Ciphering command is taken for the APDU inside),\n"
     "in this order, the first failure giving the message's reason code:\n"
-    "  structure.malformed / structure.not-command / structure.unsigned\n"
+    "  structure.malformed / structure.unsigned\n"
     "  user.unknown / user.not-eligible / user.suspended      (the registry)\n"
     "  device.unknown / device.status                          (the inventory)\n"
     "  cert.untrusted / cert.not-yet-valid / cert.expired / cert.revoked /\n"
@@ -557,7 +562,9 @@ static const char CHECK_HELP[] =
     "  device.no-ka-key        (with --acb-key: the inventory has no KA key for the device)\n"
     "  counter.replay          (counter not above the last that passed from the originator)\n"
     "  threshold.exceeded      (anomaly threshold: the message is QUARANTINED, not dropped)\n"
-    "A message that passes has its counter recorded; with --acb-key (the ACB's KA key) it\n"
+    "Responses and alerts (device to User) need a known device and a registered User, then\n"
+    "the User's response or alert thresholds; one that passes is delivered as received.\n"
+    "A command that passes has its counter recorded; with --acb-key (the ACB's KA key) it\n"
     "is MACed into a command (General Ciphering, reference §5) written as hex text to\n"
     "--out (a file for one message, a folder for several: NAME.command.hex).\n"
     "\n"
@@ -717,13 +724,14 @@ out:
 static const char QUAR_HELP[] =
     "Usage: smki gbcs gateway quarantine list\n"
     "       smki gbcs gateway quarantine show ID\n"
-    "       smki gbcs gateway quarantine release ID --acb-key KEY --out FILE\n"
+    "       smki gbcs gateway quarantine release ID [--acb-key KEY] --out FILE\n"
     "       smki gbcs gateway quarantine reject ID --reason TEXT\n"
     "\n"
-    "Messages held for reaching an anomaly threshold. release MACs the message into a\n"
-    "command with the ACB's KA key (written as hex to FILE) and records its counter (it\n"
-    "must still be above the originator's last: counter.replay otherwise); reject records\n"
-    "the operator's reason. Either closes the record.\n";
+    "Messages held for reaching an anomaly threshold. release of a command MACs it with\n"
+    "the ACB's KA key (written as hex to FILE) and records its counter (it must still be\n"
+    "above the originator's last: counter.replay otherwise); release of a response or alert\n"
+    "writes it as the device sent it, for delivery to its User (no --acb-key). reject\n"
+    "records the operator's reason. Either closes the record.\n";
 
 static int print_q(const smki_gwq_record *q, void *arg)
 {
@@ -812,15 +820,15 @@ static int gw_quarantine(smki_cli *c, int argc, char **argv)
         }
         smki_gwq_clear(&q);
     } else if (strcmp(sub, "release") == 0) {
-        if (!acb || !outp) return cli_usage(c, prog, "release needs --acb-key and --out");
+        if (!outp) return cli_usage(c, prog, "release needs --out (and --acb-key for a command)");
         uint8_t *cmd = NULL;
         size_t len = 0;
-        GUARD_GOTO(cli_open_key(c, acb, &k), out);
+        if (acb) GUARD_GOTO(cli_open_key(c, acb, &k), out);
         GUARD_GOTO(open_store(c, &s), out);
         GUARD_GOTO(smki_gwq_release(s, id, k, &cmd, &len), out);
         rc = write_hex(outp, cmd, len);
         free(cmd);
-        if (rc == 0 && !c->json) printf("Released %llu: command written to %s.\n", id, outp);
+        if (rc == 0 && !c->json) printf("Released %llu: the message to send written to %s.\n", id, outp);
         if (rc == 0) ok_json(c, "release");
     } else {
         if (!reason) return cli_usage(c, prog, "reject needs --reason TEXT");
