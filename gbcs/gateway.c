@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "device_private.h"
 #include "gateway_private.h"
 #include "gbcs.h"
 
@@ -45,6 +46,55 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
     memcpy(out->originator.b, g->originator, 8);
     memcpy(out->target.b, g->recipient, 8);
     out->code = g->message_code;
+    out->date_time = g->date_time;
+    out->content = g->content;
+    out->content_len = g->content_len;
+    return 0;
+}
+
+/* ---- Future dating ----------------------------------------------------------------------------- */
+#define DEFAULT_MAX_FUTURE_SECONDS (30u * 86400u) /* SEC Stage 4 consultation Q22: 30 days */
+#define CANCEL_TIME ((time_t)253402300799)         /* 9999-12-31T23:59:59Z */
+
+/* A COSEM date-time (12 octets: year(2) month day weekday hour minute second hundredths
+ * deviation(2) status). 0 with *t when every field up to the second is specified; -1 when
+ * one is not (0xFF, 0xFFFF, or the DST markers 0xFD/0xFE for the month): no instant to
+ * judge. The deviation (at most 12 hours) is not applied: it cannot move a date across a
+ * limit counted in days by more than half a day. */
+static int cosem_time(const uint8_t d[12], time_t *t)
+{
+    unsigned y = (unsigned)d[0] << 8 | d[1];
+    if (y == 0xFFFF || d[2] == 0 || d[2] > 12 || d[3] == 0 || d[3] > 31 || d[5] > 23 || d[6] > 59 || d[7] > 59 ||
+        y < 1970)
+        return -1;
+    struct tm tm = {.tm_year = (int)y - 1900, .tm_mon = d[2] - 1, .tm_mday = d[3], .tm_hour = d[5], .tm_min = d[6],
+                    .tm_sec = d[7]};
+    *t = timegm(&tm);
+    return 0;
+}
+
+/* The execution date-time a command carries, where smki can read one: the CS02b
+ * executionDateTime (reference §6), else the APDU's date-time field. 0 when there is
+ * none (an immediate command, or one whose execution time is inside a payload smki does
+ * not decode: DLMS or ZigBee). */
+static int execution_time(const gw_apdu *a, time_t *t, const char **from)
+{
+    if (a->code >= SMKI_MC_CS02B(2) && a->code <= SMKI_MC_CS02B(9)) {
+        dev_cs02b q;
+        /* 99991231235959Z is no date to execute at: the RTDS CANCELLATION commands carry it
+         * to cancel a future-dated command, which the limit must not stop. */
+        if (dev_parse_cs02b(a->content, a->content_len, &q) == 0 && q.has_execution_time &&
+            q.execution_time != CANCEL_TIME) {
+            *t = q.execution_time;
+            *from = "the CS02b executionDateTime";
+            return 1;
+        }
+        smki_error_clear(); /* content the device will refuse: not the gateway's to judge */
+    }
+    if (a->date_time && cosem_time(a->date_time, t) == 0) {
+        *from = "the APDU's date-time";
+        return 1;
+    }
     return 0;
 }
 
@@ -93,6 +143,7 @@ struct smki_gateway {
     X509_CRL *crl;
     time_t crl_from, crl_until;
     int no_crl;
+    time_t max_future;
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
@@ -210,6 +261,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->store = s;
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
+    g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
     g->sender_suspended = o->sender_suspended;
     g->sender_arg = o->sender_arg;
     GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
@@ -728,6 +780,18 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         }
         if (!m->a.sig) {
             set_verdict(r, SMKI_GW_REJECT, "structure.unsigned", "the pre-command carries no signature");
+            continue;
+        }
+        time_t exec;
+        const char *from = "";
+        if (execution_time(&m->a, &exec, &from) && exec > at && exec - at > g->max_future) {
+            char when[32];
+            struct tm tm;
+            gmtime_r(&exec, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            set_verdict(r, SMKI_GW_REJECT, "future-dated.too-far",
+                        "execution date-time %s (%s) is %lld day(s) ahead; at most %lld day(s) are allowed", when, from,
+                        (long long)((exec - at) / 86400), (long long)(g->max_future / 86400));
             continue;
         }
         m->alive = 1;

@@ -49,6 +49,9 @@ typedef struct {
     uint64_t counter;
     smki_eui64_t originator, target;
     uint16_t code;
+    const uint8_t *date_time; /* the APDU's 12-octet date-time, or NULL */
+    const uint8_t *content;
+    size_t content_len;
 } gw_apdu;
 /* Accepts a General Signing APDU, or a General Ciphering command around one. */
 int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);

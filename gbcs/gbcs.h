@@ -711,6 +711,8 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  * Reason codes (stable; docs/gateway.md lists them with their meaning):
  *   structure.malformed   not a General Signing APDU (tag, lengths, fields)
  *   structure.unsigned    no signature (a pre-command that was never signed)
+ *   future-dated.too-far  the execution date-time (CS02b executionDateTime, else the APDU's
+ *                         date-time) is more than max_future_seconds after the check time
  *   user.unknown          originator User ID not in the registry
  *   user.not-eligible     the User's role may not send this message code
  *   user.suspended        the User is suspended
@@ -749,6 +751,9 @@ typedef struct {
      * outside any store transaction. */
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
+    /* A command whose execution date-time is more than this many seconds after the check
+     * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
+    uint32_t max_future_seconds;
 } smki_gateway_opts;
 
 typedef struct {

@@ -142,7 +142,7 @@ static int teardown(void **state)
 
 static smki_gateway *open_gw(fx *f, smki_key *acb)
 {
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     return g;
@@ -488,7 +488,9 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
         c = shared_file(rel, &cl);
         assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
         free(c);
-        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+        /* The RTDS future-dated commands execute in January 2030, the signers' certificates
+         * expired in 2025: checked in 2020, with a future-dating limit reaching 2030. */
+        smki_gateway_opts go = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .max_future_seconds = 3700u * 86400u};
         smki_gateway *g;
         assert_ok(smki_gateway_open(s, &go, &g));
         smki_gw_result r;
@@ -595,6 +597,70 @@ static void test_structure_refusals(void **state)
     smki_gateway_free(g);
 }
 
+#define CS02B_FUTURE_PRE                                                                                             \
+    RTDS "6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_PRECOMMAND_GBCS.HEX"
+#define EXEC_2030 1894665600 /* 2030-01-15T00:00:00Z: the RTDS future-dated CS02b's executionDateTime */
+
+/* A pre-command from the RTDS, its date-time field set (NULL: absent), signed by key. */
+static uint8_t *signed_with_date(smki_key *k, const char *rel, const uint8_t *date_time, size_t *out_len)
+{
+    size_t len, blen;
+    uint8_t *pre = read_msg(rel, &len), *built = NULL, *out = NULL;
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(pre, len, &m));
+    smki_gbcs_fields f = m.gsa;
+    f.date_time = date_time;
+    f.sig_state = SMKI_GBCS_SIG_NONE;
+    assert_ok(smki_gbcs_build_signing(&f, &built, &blen));
+    assert_ok(smki_gbcs_sign(k, built, blen, &out, out_len));
+    free(built);
+    free(pre);
+    return out;
+}
+
+/* SEC Stage 4 consultation Q22: a command to be executed more than 30 days ahead (the
+ * limit is configuration) is refused with its own reason code. */
+static void test_future_dated_beyond_the_limit_is_refused(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t len;
+    /* The RTDS CS02b's executionDateTime, 2030-01-15: ten years after the check time. */
+    uint8_t *cs02b = signed_with_date(k, CS02B_FUTURE_PRE, NULL, &len);
+    smki_gateway *g = open_gw(f, NULL);
+    smki_gw_result r;
+    assert_int_equal(check1(g, cs02b, len, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "future-dated.too-far");
+    assert_non_null(strstr(r.detail, "2030-01-15T00:00:00Z (the CS02b executionDateTime)"));
+    assert_non_null(strstr(r.detail, "at most 30 day(s)"));
+    /* 30 days ahead exactly is allowed (the next check, the signer's validity, fails in 2029);
+     * a second more is not. */
+    expect_reason(g, cs02b, len, EXEC_2030 - 30 * 86400, SMKI_GW_REJECT, "cert.expired");
+    expect_reason(g, cs02b, len, EXEC_2030 - 30 * 86400 - 1, SMKI_GW_REJECT, "future-dated.too-far");
+    smki_gateway_free(g);
+    /* The limit is configuration: with 3700 days the same command passes in 2020. */
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .max_future_seconds = 3700u * 86400u};
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, cs02b, len, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    /* The APDU's date-time field (COSEM): 2030-01-15 09:00 is too far; with the year
+     * unspecified (FFFF) there is no instant to judge. */
+    static const uint8_t when[12] = {0x07, 0xEE, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
+    static const uint8_t any_year[12] = {0xFF, 0xFF, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
+    size_t l1, l2;
+    uint8_t *dated = signed_with_date(k, PRE_ECS01A, when, &l1), *vague = signed_with_date(k, PRE_ECS01A, any_year, &l2);
+    g = open_gw(f, NULL);
+    assert_int_equal(check1(g, dated, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "future-dated.too-far");
+    assert_non_null(strstr(r.detail, "2030-01-15T09:00:00Z (the APDU's date-time)"));
+    expect_reason(g, vague, l2, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    free(dated);
+    free(vague);
+    free(cs02b);
+    smki_key_free(k);
+}
+
 #define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
 #define RESP_CS08 RTDS "11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX"
 
@@ -605,7 +671,8 @@ static void test_responses_and_alerts_take_the_return_path_with_their_own_thresh
     fx *f = *state;
     smki_gateway *g = open_gw(f, NULL);
     size_t len, alen, mlen;
-    uint8_t *resp = read_msg(RESP_ECS01A, &len), *alert = read_msg(ALERT_8F72, &alen), *maced = read_msg(RESP_CS08, &mlen);
+    uint8_t *resp = read_msg(RESP_ECS01A, &len), *alert = read_msg(ALERT_8F72, &alen),
+            *maced = read_msg(RESP_CS08, &mlen);
     /* Both ends known: a response from the meter to the supplier passes as received. */
     smki_gw_result r;
     assert_int_equal(check1(g, resp, len, T2020, &r), SMKI_GW_PASS);
@@ -691,7 +758,8 @@ static void test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the
     fx *f = *state;
     smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
     ra_stub st = {eui(SUPPLIER), 0, 0};
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, stub_sender_suspended, &st};
+    smki_gateway_opts o = {
+        .oca_file = f->z1, .no_crl = 1, .sender_suspended = stub_sender_suspended, .sender_arg = &st};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     size_t len;
@@ -804,7 +872,7 @@ static void test_certificate_refusals_on_rtds(void **state)
     free(c);
     smki_eui64_t met = eui(METER);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1};
     smki_gateway *g2;
     assert_ok(smki_gateway_open(s2, &o, &g2));
     m = signed_pre(sk, SUPPLIER, 203, &len);
@@ -845,7 +913,7 @@ static void test_device_without_ka_key_is_refused_when_macing(void **state)
     assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
     free(c);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
     smki_gateway *g;
     assert_ok(smki_gateway_open(s2, &o, &g));
     uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
@@ -1110,7 +1178,7 @@ static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **stat
     uint8_t *ma = signed_pre(ka, A_ID, 1, &la), *mb = signed_pre(kb, B_ID, 1, &lb);
 
     /* A CRL signed by anyone but its issuer is refused when the gateway opens. */
-    smki_gateway_opts o = {trust, NULL, badcrl, 0, NULL, NULL, NULL};
+    smki_gateway_opts o = {.trust_dir = trust, .crl_file = badcrl};
     smki_gateway *g = NULL;
     assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_VERIFY, "does not verify under its issuer's key");
     o.crl_file = NULL;
@@ -1188,6 +1256,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),

@@ -547,12 +547,13 @@ out:
 /* ---- check ----------------------------------------------------------------------------------------- */
 static const char CHECK_HELP[] =
     "Usage: smki gbcs gateway check (--trust DIR | --oca CERT) (--crl FILE | --no-crl)\n"
-    "           [--at TIME] [--acb-key KEY --out FILE|DIR] FILE...\n"
+    "           [--at TIME] [--max-future-days N] [--acb-key KEY --out FILE|DIR] FILE...\n"
     "\n"
     "The DCC User Gateway's checks (reference §7) on signed pre-commands (General Signing\n"
     "APDUs, hex text or binary; a General Ciphering command is taken for the APDU inside),\n"
     "in this order, the first failure giving the message's reason code:\n"
     "  structure.malformed / structure.unsigned\n"
+    "  future-dated.too-far    (execution date-time more than --max-future-days ahead)\n"
     "  user.unknown / user.not-eligible / user.suspended      (the registry)\n"
     "  device.unknown / device.status                          (the inventory)\n"
     "  cert.untrusted / cert.not-yet-valid / cert.expired / cert.revoked /\n"
@@ -572,6 +573,9 @@ static const char CHECK_HELP[] =
     "  --oca CERT     or: the organisation CA certificate(s) as trust anchors\n"
     "  --crl FILE     the OCA's CRL (DER or PEM; its signature is checked)\n"
     "  --no-crl       say explicitly that revocation is not checked (the RTDS has no CRL)\n"
+    "  --max-future-days N  refuse commands to be executed more than N days after --at\n"
+    "                 (default [gateway] max_future_days of smki.conf, else 30); the\n"
+    "                 execution date-time is the CS02b executionDateTime or the APDU's date-time\n"
     "  --at TIME      the time of the check: 2020-01-01, 2020-01-01T12:00:00Z, @SECONDS\n"
     "                 (default now); certificates are checked and thresholds counted at it\n"
     "All FILEs are checked as one batch: one store commit records them all.\n"
@@ -592,6 +596,17 @@ static int write_hex(const char *path, const uint8_t *b, size_t n)
     return rc;
 }
 
+/* --max-future-days / [gateway] max_future_days: 1..10000 days, as seconds. */
+static int parse_days(const char *t, uint32_t *seconds)
+{
+    char *end = NULL;
+    unsigned long d = strtoul(t, &end, 10);
+    ENSURE(*t >= '0' && *t <= '9' && end && !*end && d >= 1 && d <= 10000, SMKI_E_USAGE,
+           "max future days '%s': give a whole number of days, 1..10000", t);
+    *seconds = (uint32_t)(d * 86400u);
+    return 0;
+}
+
 /* The RA's suspension of a User ID or its Party (reference §7: "not suspended"). */
 static int ra_sender_suspended(void *arg, const smki_eui64_t *id, char *why, size_t cap)
 {
@@ -608,11 +623,11 @@ static int gw_check(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway check";
     if (cli_wants_help(argc, argv, CHECK_HELP)) return EXIT_OK;
-    const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL;
+    const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL, *future_s = NULL;
     int no_crl = 0, first = 0;
-    opt_t o[] = {{"trust", 1, &trust, NULL}, {"oca", 1, &oca, NULL},     {"crl", 1, &crl, NULL},
+    opt_t o[] = {{"trust", 1, &trust, NULL},  {"oca", 1, &oca, NULL},     {"crl", 1, &crl, NULL},
                  {"no-crl", 0, NULL, &no_crl}, {"at", 1, &at_s, NULL},   {"acb-key", 1, &acb, NULL},
-                 {"out", 1, &outp, NULL},     {NULL, 0, NULL, NULL}};
+                 {"out", 1, &outp, NULL},      {"max-future-days", 1, &future_s, NULL}, {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc, argv, o, prog, &first);
     if (e >= 0) return e;
     size_t n = (size_t)(argc - first);
@@ -642,7 +657,15 @@ static int gw_check(smki_cli *c, int argc, char **argv)
     smki_ra_policy pol;
     GUARD_GOTO(smki_ra_policy_load(c->conf, &pol), out);
     GUARD_GOTO(smki_ra_open(s, &pol, &ra), out);
-    smki_gateway_opts go = {trust, oca, crl, no_crl, k, ra_sender_suspended, ra};
+    smki_gateway_opts go = {.trust_dir = trust,
+                            .oca_file = oca,
+                            .crl_file = crl,
+                            .no_crl = no_crl,
+                            .acb_ka = k,
+                            .sender_suspended = ra_sender_suspended,
+                            .sender_arg = ra};
+    if (!future_s) future_s = smki_conf_get(c->conf, "gateway.max_future_days", NULL);
+    if (future_s) GUARD_GOTO(parse_days(future_s, &go.max_future_seconds), out);
     GUARD_GOTO(smki_gateway_open(s, &go, &g), out);
     GUARD_GOTO(smki_gateway_check(g, (const uint8_t *const *)msgs, lens, n, at, res), out);
     int all = 1;
