@@ -144,6 +144,7 @@ struct smki_gateway {
     time_t crl_from, crl_until;
     int no_crl;
     time_t max_future;
+    smki_gwq_hook hook;
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
@@ -261,6 +262,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->store = s;
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
+    g->hook = o->hook;
     g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
     g->sender_suspended = o->sender_suspended;
     g->sender_arg = o->sender_arg;
@@ -589,6 +591,7 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
 }
 
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
+int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
 
 /* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
  * n*time(8): the times of the last max passes. Full, with the oldest inside the window:
@@ -730,6 +733,7 @@ static int write_txn(smki_txn *t, void *arg)
             q.msg = (uint8_t *)(m->is_return ? m->a.msg : m->a.apdu);
             q.msg_len = m->is_return ? m->a.msg_len : m->a.apdu_len;
             GUARD_GOTO(gw_quarantine_put(t, d, &q), th_out);
+            GUARD_GOTO(gw_quarantine_counted(t, d), th_out);
             r->quarantine_id = q.id;
         } else {
             for (size_t j = 0; j < th.count; j++)
@@ -870,6 +874,19 @@ verify_out:
             smki_wipe(z, sizeof z);
             GUARD_GOTO(rc, out);
         }
+    /* 6. Notification of what was quarantined, after the commit: a failing hook is
+     * counted and kept for a retry, never a failure of the check. */
+    for (size_t i = 0; i < n && g->hook.command && *g->hook.command; i++) {
+        if (res[i].verdict != SMKI_GW_QUARANTINE) continue;
+        int ok = 0;
+        int hrc = smki_gwq_notify(g->store, &g->hook, res[i].quarantine_id, &ok);
+        res[i].notified = ok ? 1 : -1;
+        if (hrc < 0) {
+            snprintf(res[i].notify_error, sizeof res[i].notify_error, "%s", smki_error_msg());
+            smki_error_clear();
+        }
+        GUARD_GOTO(hrc == SMKI_E_REFUSED ? 0 : hrc, out);
+    }
 out:
     if (rc < 0)
         for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);

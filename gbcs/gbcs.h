@@ -736,6 +736,17 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  * passing one is delivered as received (no command is made, no counter recorded). */
 typedef enum { SMKI_GW_PASS = 0, SMKI_GW_REJECT = 1, SMKI_GW_QUARANTINE = 2 } smki_gw_verdict;
 
+/* The quarantine notification hook (gbcs/quarantine_hook.c): `/bin/sh -c command` run once
+ * for each quarantined message after the quarantine is committed, the record as one JSON
+ * object on stdin (id, at, kind, reason, detail, originator, target, message_code, counter,
+ * message in hex) and SMKI_QUARANTINE_ID in its environment (SMKI_PIN removed); killed
+ * after timeout_seconds (0: 30). Exit 0 is a notification; anything else is counted as
+ * failed and kept for smki_gwq_notify_pending. The strings are borrowed. */
+typedef struct {
+    const char *command; /* NULL or "": no hook */
+    unsigned timeout_seconds;
+} smki_gwq_hook;
+
 typedef struct smki_gateway smki_gateway;
 
 typedef struct {
@@ -754,6 +765,7 @@ typedef struct {
     /* A command whose execution date-time is more than this many seconds after the check
      * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
     uint32_t max_future_seconds;
+    smki_gwq_hook hook;     /* run for each message quarantined by a check */
 } smki_gateway_opts;
 
 typedef struct {
@@ -766,6 +778,9 @@ typedef struct {
     smki_eui64_t originator, target;
     uint16_t code;
     uint64_t quarantine_id;  /* SMKI_GW_QUARANTINE: the record's id */
+    int notified;            /* SMKI_GW_QUARANTINE with a hook: 1 it ran and exited 0, -1 it failed
+                                (the record is kept either way; notify_error says why) */
+    char notify_error[160];
     uint8_t *command;        /* SMKI_GW_PASS with an ACB key: the MACed command (caller frees) */
     size_t command_len;
 } smki_gw_result;
@@ -797,8 +812,12 @@ typedef struct {
     uint16_t code;
     uint64_t counter;
     size_t msg_len;
-    uint8_t *msg;           /* the General Signing APDU (caller frees via smki_gwq_clear) */
+    uint8_t *msg;           /* the General Signing APDU of a command; a response or alert as
+                               received (caller frees via smki_gwq_clear) */
+    int notify_state;       /* SMKI_GWQ_NOTIFY_*: what the hook made of it */
+    uint32_t notify_attempts;
 } smki_gwq_record;
+enum { SMKI_GWQ_NOTIFY_NONE = 0, SMKI_GWQ_NOTIFY_OK = 1, SMKI_GWQ_NOTIFY_FAILED = 2 };
 void smki_gwq_clear(smki_gwq_record *r);
 typedef int (*smki_gwq_fn)(const smki_gwq_record *r, void *arg);
 int smki_gwq_list(smki_store *s, smki_gwq_fn fn, void *arg);
@@ -809,6 +828,21 @@ int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out);
  * not used and may be NULL). */
 int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len);
 int smki_gwq_reject(smki_store *s, uint64_t id, const char *note);
+
+/* Run the hook for record id now and record the outcome: 0 (*ok = 1) when it exited 0;
+ * SMKI_E_REFUSED (*ok = 0) naming how it failed. */
+int smki_gwq_notify(smki_store *s, const smki_gwq_hook *h, uint64_t id, int *ok);
+/* Run it for every held record not notified yet (failed before, or quarantined while no
+ * hook was configured): once each. */
+int smki_gwq_notify_pending(smki_store *s, const smki_gwq_hook *h, size_t *fired, size_t *failed);
+/* The record as the hook reads it (one JSON object and a newline; caller frees). */
+int smki_gwq_record_json(const smki_gwq_record *q, char **json);
+typedef struct {
+    uint64_t quarantined;   /* messages quarantined, ever */
+    uint64_t notified;      /* hook runs that exited 0 */
+    uint64_t notify_failed; /* hook runs that did not */
+} smki_gwq_stats;
+int smki_gwq_stats_get(smki_store *s, smki_gwq_stats *out);
 
 /* Parse a time: "2020-01-01", "2020-01-01T12:00:00Z" or "@UNIXSECONDS". */
 int smki_gw_time_parse(const char *text, time_t *out);

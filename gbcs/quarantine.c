@@ -96,6 +96,7 @@ static int decode(const void *key, const void *val, size_t vlen, smki_gwq_record
 
 typedef struct {
     gw_dbs d;
+    smki_txn *t; /* list: the transaction the scan runs in */
     smki_gwq_fn fn;
     void *arg;
     uint64_t id;
@@ -107,13 +108,16 @@ typedef struct {
     size_t command_len;
 } q_op;
 
+int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
+
 static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     q_op *op = arg;
     ENSURE(klen == 8, SMKI_E_CORRUPT, "quarantine key of %zu octets", klen);
     smki_gwq_record q;
     GUARD(decode(key, val, vlen, &q));
-    int rc = op->fn(&q, op->arg);
+    int rc = gw_notify_state_txn(op->t, &op->d, q.id, &q.notify_state, &q.notify_attempts);
+    if (rc == 0) rc = op->fn(&q, op->arg);
     smki_gwq_clear(&q);
     return rc;
 }
@@ -121,6 +125,7 @@ static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, vo
 static int q_list_txn(smki_txn *t, void *arg)
 {
     q_op *op = arg;
+    op->t = t;
     return smki_txn_scan(t, op->d.quar, NULL, 0, q_scan, op);
 }
 
@@ -146,7 +151,8 @@ static int q_get_txn(smki_txn *t, void *arg)
     if (rc == SMKI_E_NOTFOUND)
         return SMKI_FAIL(SMKI_E_NOTFOUND, "no quarantined message %llu", (unsigned long long)op->id);
     GUARD(rc);
-    return decode(k, v, vl, &op->q);
+    GUARD(decode(k, v, vl, &op->q));
+    return gw_notify_state_txn(t, &op->d, op->id, &op->q.notify_state, &op->q.notify_attempts);
 }
 
 int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out)

@@ -661,6 +661,135 @@ static void test_future_dated_beyond_the_limit_is_refused(void **state)
     smki_key_free(k);
 }
 
+/* Load rules for the supplier, signed with its key. */
+static void load_rules(fx *f, smki_key *k, const char *csv)
+{
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig, loaded = 0;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, strlen(csv), sig, &sl));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, strlen(csv), sig, sl, NULL, &loaded));
+}
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    uint8_t *b = NULL;
+    size_t n = 0, hits = 0;
+    if (smki_file_read(path, 1u << 20, &b, &n) < 0) {
+        smki_error_clear();
+        return 0;
+    }
+    char *text = realloc(b, n + 1);
+    assert_non_null(text);
+    text[n] = '\0';
+    for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) hits++;
+    free(text);
+    return hits;
+}
+
+/* Anomalous Service Requests are notified within 30 minutes: the hook runs once for each
+ * quarantined message with its record on stdin; a failing or hanging hook loses nothing
+ * and is counted; the pending ones are retried once each. */
+static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    load_rules(f, k, SUPPLIER ",0019,3600,1\n");
+    char log[1200], cmd[2600];
+    snprintf(log, sizeof log, "%s/hook.log", f->dir);
+    snprintf(cmd, sizeof cmd, "cat >> '%s' && echo \"env=$SMKI_QUARANTINE_ID pin=${SMKI_PIN:-none}\" >> '%s'", log,
+             log);
+    setenv("SMKI_PIN", "not-for-hooks", 1);
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {cmd, 5}};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 100, &l1), *m2 = signed_pre(k, SUPPLIER, 101, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 102, &l3);
+    const uint8_t *ms[3] = {m1, m2, m3};
+    size_t ls[3] = {l1, l2, l3};
+    smki_gw_result r[3];
+    assert_ok(smki_gateway_check(g, ms, ls, 3, T2020, r));
+    assert_int_equal(r[0].verdict, SMKI_GW_PASS);
+    assert_int_equal(r[0].notified, 0);
+    assert_int_equal(r[1].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[1].notified, 1);
+    assert_int_equal(r[2].notified, 1);
+    char needle[64];
+    for (int i = 1; i < 3; i++) {
+        snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)r[i].quarantine_id);
+        assert_int_equal(count_in_file(log, needle), 1);
+        snprintf(needle, sizeof needle, "env=%llu pin=none", (unsigned long long)r[i].quarantine_id);
+        assert_int_equal(count_in_file(log, needle), 1);
+    }
+    assert_int_equal(count_in_file(log, "\"reason\":\"threshold.exceeded\""), 2);
+    assert_int_equal(count_in_file(log, "\"kind\":\"command\""), 2);
+    uint64_t first_held = r[1].quarantine_id;
+    for (int i = 0; i < 3; i++) smki_gw_result_clear(&r[i]);
+    smki_gateway_free(g);
+
+    /* A failing hook: the message is quarantined all the same, the failure counted. */
+    o.hook.command = "cat > /dev/null; exit 3";
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l4;
+    uint8_t *m4 = signed_pre(k, SUPPLIER, 103, &l4);
+    smki_gw_result r4;
+    assert_int_equal(check1(g, m4, l4, T2020 + 1, &r4), SMKI_GW_QUARANTINE);
+    assert_int_equal(r4.notified, -1);
+    assert_non_null(strstr(r4.notify_error, "exited 3"));
+    smki_gwq_record q;
+    assert_ok(smki_gwq_get(f->s, r4.quarantine_id, &q));
+    assert_int_equal(q.state, SMKI_GWQ_HELD);
+    assert_int_equal(q.notify_state, SMKI_GWQ_NOTIFY_FAILED);
+    assert_int_equal(q.notify_attempts, 1);
+    smki_gwq_clear(&q);
+    smki_gateway_free(g);
+    /* A hook that hangs is killed at its timeout and counted as failed. */
+    o.hook.command = "sleep 10";
+    o.hook.timeout_seconds = 1;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l5;
+    uint8_t *m5 = signed_pre(k, SUPPLIER, 104, &l5);
+    smki_gw_result r5;
+    assert_int_equal(check1(g, m5, l5, T2020 + 2, &r5), SMKI_GW_QUARANTINE);
+    assert_int_equal(r5.notified, -1);
+    assert_non_null(strstr(r5.notify_error, "within 1 s"));
+    smki_gateway_free(g);
+    smki_gwq_stats st;
+    assert_ok(smki_gwq_stats_get(f->s, &st));
+    assert_int_equal(st.quarantined, 4);
+    assert_int_equal(st.notified, 2);
+    assert_int_equal(st.notify_failed, 2);
+
+    /* The pending ones (the two failures), once each; a record rejected meanwhile is not
+     * raised again; a second sweep finds nothing. */
+    smki_gwq_hook h = {cmd, 5};
+    size_t fired = 0, failed = 0;
+    assert_ok(smki_gwq_notify_pending(f->s, &h, &fired, &failed));
+    assert_int_equal(fired, 2);
+    assert_int_equal(failed, 0);
+    snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)r4.quarantine_id);
+    assert_int_equal(count_in_file(log, needle), 1);
+    assert_ok(smki_gwq_notify_pending(f->s, &h, &fired, &failed));
+    assert_int_equal(fired + failed, 0);
+    snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)first_held);
+    assert_int_equal(count_in_file(log, needle), 1);
+    assert_ok(smki_gwq_stats_get(f->s, &st));
+    assert_int_equal(st.notified, 4);
+    smki_gwq_hook none = {NULL, 0};
+    assert_fails(smki_gwq_notify_pending(f->s, &none, &fired, &failed), SMKI_E_USAGE, "no quarantine hook");
+    unsetenv("SMKI_PIN");
+    smki_gw_result_clear(&r4);
+    smki_gw_result_clear(&r5);
+    free(m1);
+    free(m2);
+    free(m3);
+    free(m4);
+    free(m5);
+    smki_key_free(k);
+}
+
 #define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
 #define RESP_CS08 RTDS "11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX"
 
@@ -1257,6 +1386,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),

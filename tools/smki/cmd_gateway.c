@@ -576,6 +576,8 @@ static const char CHECK_HELP[] =
     "  --max-future-days N  refuse commands to be executed more than N days after --at\n"
     "                 (default [gateway] max_future_days of smki.conf, else 30); the\n"
     "                 execution date-time is the CS02b executionDateTime or the APDU's date-time\n"
+    "  --quarantine-hook CMD  run for each quarantined message (default [gateway]\n"
+    "                 quarantine_hook; see 'quarantine --help')\n"
     "  --at TIME      the time of the check: 2020-01-01, 2020-01-01T12:00:00Z, @SECONDS\n"
     "                 (default now); certificates are checked and thresholds counted at it\n"
     "All FILEs are checked as one batch: one store commit records them all.\n"
@@ -607,6 +609,23 @@ static int parse_days(const char *t, uint32_t *seconds)
     return 0;
 }
 
+/* The quarantine hook: --quarantine-hook CMD, else [gateway] quarantine_hook; its timeout
+ * [gateway] quarantine_hook_timeout (seconds, 1..3600; default 30). */
+static int hook_from(smki_cli *c, const char *cmd, smki_gwq_hook *h)
+{
+    h->command = cmd ? cmd : smki_conf_get(c->conf, "gateway.quarantine_hook", NULL);
+    const char *t = smki_conf_get(c->conf, "gateway.quarantine_hook_timeout", NULL);
+    h->timeout_seconds = 0;
+    if (t) {
+        char *end = NULL;
+        unsigned long v = strtoul(t, &end, 10);
+        ENSURE(*t >= '0' && *t <= '9' && end && !*end && v >= 1 && v <= 3600, SMKI_E_USAGE,
+               "[gateway] quarantine_hook_timeout '%s': give seconds, 1..3600", t);
+        h->timeout_seconds = (unsigned)v;
+    }
+    return 0;
+}
+
 /* The RA's suspension of a User ID or its Party (reference §7: "not suspended"). */
 static int ra_sender_suspended(void *arg, const smki_eui64_t *id, char *why, size_t cap)
 {
@@ -623,11 +642,19 @@ static int gw_check(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway check";
     if (cli_wants_help(argc, argv, CHECK_HELP)) return EXIT_OK;
-    const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL, *future_s = NULL;
+    const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL, *future_s = NULL,
+               *hook_s = NULL;
     int no_crl = 0, first = 0;
-    opt_t o[] = {{"trust", 1, &trust, NULL},  {"oca", 1, &oca, NULL},     {"crl", 1, &crl, NULL},
-                 {"no-crl", 0, NULL, &no_crl}, {"at", 1, &at_s, NULL},   {"acb-key", 1, &acb, NULL},
-                 {"out", 1, &outp, NULL},      {"max-future-days", 1, &future_s, NULL}, {NULL, 0, NULL, NULL}};
+    opt_t o[] = {{"trust", 1, &trust, NULL},
+                 {"oca", 1, &oca, NULL},
+                 {"crl", 1, &crl, NULL},
+                 {"no-crl", 0, NULL, &no_crl},
+                 {"at", 1, &at_s, NULL},
+                 {"acb-key", 1, &acb, NULL},
+                 {"out", 1, &outp, NULL},
+                 {"max-future-days", 1, &future_s, NULL},
+                 {"quarantine-hook", 1, &hook_s, NULL},
+                 {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc, argv, o, prog, &first);
     if (e >= 0) return e;
     size_t n = (size_t)(argc - first);
@@ -666,6 +693,7 @@ static int gw_check(smki_cli *c, int argc, char **argv)
                             .sender_arg = ra};
     if (!future_s) future_s = smki_conf_get(c->conf, "gateway.max_future_days", NULL);
     if (future_s) GUARD_GOTO(parse_days(future_s, &go.max_future_seconds), out);
+    GUARD_GOTO(hook_from(c, hook_s, &go.hook), out);
     GUARD_GOTO(smki_gateway_open(s, &go, &g), out);
     GUARD_GOTO(smki_gateway_check(g, (const uint8_t *const *)msgs, lens, n, at, res), out);
     int all = 1;
@@ -708,15 +736,20 @@ static int gw_check(smki_cli *c, int argc, char **argv)
                 json_str(&w, "message_code", cd);
                 json_int(&w, "counter", (long long)r->counter);
             }
-            if (r->verdict == SMKI_GW_QUARANTINE) json_int(&w, "quarantine_id", (long long)r->quarantine_id);
+            if (r->verdict == SMKI_GW_QUARANTINE) {
+                json_int(&w, "quarantine_id", (long long)r->quarantine_id);
+                if (r->notified) json_bool(&w, "notified", r->notified > 0);
+                if (r->notified < 0) json_str(&w, "notify_error", r->notify_error);
+            }
             if (outfile[0]) json_str(&w, "command", outfile);
             json_close_obj(&w);
         } else if (r->verdict == SMKI_GW_PASS) {
             printf("%s: passed (%s -> %s, code %s, counter %llu)%s%s\n", file, oe, te, cd,
                    (unsigned long long)r->counter, outfile[0] ? "; command: " : "", outfile);
         } else if (r->verdict == SMKI_GW_QUARANTINE) {
-            printf("%s: QUARANTINED as %llu: %s: %s\n", file, (unsigned long long)r->quarantine_id, r->reason,
-                   r->detail);
+            printf("%s: QUARANTINED as %llu: %s: %s%s%s\n", file, (unsigned long long)r->quarantine_id, r->reason,
+                   r->detail, r->notified > 0 ? "; hook notified" : r->notified < 0 ? "; HOOK FAILED: " : "",
+                   r->notified < 0 ? r->notify_error : "");
         } else {
             printf("%s: REJECTED: %s: %s\n", file, r->reason, r->detail);
         }
@@ -749,12 +782,24 @@ static const char QUAR_HELP[] =
     "       smki gbcs gateway quarantine show ID\n"
     "       smki gbcs gateway quarantine release ID [--acb-key KEY] --out FILE\n"
     "       smki gbcs gateway quarantine reject ID --reason TEXT\n"
+    "       smki gbcs gateway quarantine notify [--quarantine-hook CMD]\n"
+    "       smki gbcs gateway quarantine stats\n"
     "\n"
     "Messages held for reaching an anomaly threshold. release of a command MACs it with\n"
     "the ACB's KA key (written as hex to FILE) and records its counter (it must still be\n"
     "above the originator's last: counter.replay otherwise); release of a response or alert\n"
     "writes it as the device sent it, for delivery to its User (no --acb-key). reject\n"
-    "records the operator's reason. Either closes the record.\n";
+    "records the operator's reason. Either closes the record.\n"
+    "\n"
+    "Notification: 'check' runs the hook ([gateway] quarantine_hook = CMD in smki.conf, or\n"
+    "--quarantine-hook CMD) once for each message it quarantines, after the quarantine is\n"
+    "committed: /bin/sh -c CMD with the record as JSON on stdin and SMKI_QUARANTINE_ID set,\n"
+    "killed after [gateway] quarantine_hook_timeout seconds (30). A failing hook loses\n"
+    "nothing: the record stays, the failure is counted. notify runs the hook for every held\n"
+    "record not notified yet; stats prints the counters (quarantined, notified, failed).\n"
+    "\n"
+    "Example ([gateway] quarantine_hook = logger -t smki-quarantine):\n"
+    "  smki gbcs gateway quarantine notify --quarantine-hook 'cat >> /var/log/smki-quarantine.jsonl'\n";
 
 static int print_q(const smki_gwq_record *q, void *arg)
 {
@@ -778,6 +823,9 @@ static int print_q(const smki_gwq_record *q, void *arg)
         json_str(w, "target", te);
         json_str(w, "message_code", cd);
         json_int(w, "counter", (long long)q->counter);
+        static const char *const ns[] = {"none", "notified", "failed"};
+        json_str(w, "notification", q->notify_state >= 0 && q->notify_state <= 2 ? ns[q->notify_state] : "unknown");
+        json_int(w, "notify_attempts", q->notify_attempts);
         json_close_obj(w);
     } else {
         printf("%llu  %-8s %s -> %s code %04X counter %llu: %s%s%s\n", (unsigned long long)q->id, state, oe, te,
@@ -793,10 +841,10 @@ static int gw_quarantine(smki_cli *c, int argc, char **argv)
         if (argc < 2) fputs(QUAR_HELP, stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    const char *sub = argv[1], *acb = NULL, *outp = NULL, *reason = NULL;
+    const char *sub = argv[1], *acb = NULL, *outp = NULL, *reason = NULL, *hook_s = NULL;
     int first = 0;
     opt_t o[] = {{"acb-key", 1, &acb, NULL}, {"out", 1, &outp, NULL}, {"reason", 1, &reason, NULL},
-                 {NULL, 0, NULL, NULL}};
+                 {"quarantine-hook", 1, &hook_s, NULL}, {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc - 1, argv + 1, o, prog, &first);
     if (e >= 0) return e;
     char **pos = argv + 1 + first;
@@ -813,8 +861,41 @@ static int gw_quarantine(smki_cli *c, int argc, char **argv)
         json_list_close(c, &w);
         goto out;
     }
+    if (strcmp(sub, "stats") == 0 || strcmp(sub, "notify") == 0) {
+        if (npos) return cli_usage(c, prog, "%s takes no argument", sub);
+        GUARD_GOTO(open_store(c, &s), out);
+        size_t fired = 0, failed = 0;
+        if (strcmp(sub, "notify") == 0) {
+            smki_gwq_hook h;
+            GUARD_GOTO(hook_from(c, hook_s, &h), out);
+            GUARD_GOTO(smki_gwq_notify_pending(s, &h, &fired, &failed), out);
+        }
+        smki_gwq_stats st;
+        GUARD_GOTO(smki_gwq_stats_get(s, &st), out);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", failed == 0);
+            if (strcmp(sub, "notify") == 0) {
+                json_int(&w, "fired", (long long)fired);
+                json_int(&w, "failed", (long long)failed);
+            }
+            json_int(&w, "quarantined_total", (long long)st.quarantined);
+            json_int(&w, "notified_total", (long long)st.notified);
+            json_int(&w, "notify_failed_total", (long long)st.notify_failed);
+            json_end(&w);
+        } else {
+            if (strcmp(sub, "notify") == 0)
+                printf("Hook run for %zu pending record(s): %zu failed.\n", fired + failed, failed);
+            printf("quarantined %llu, notified %llu, notifications failed %llu\n",
+                   (unsigned long long)st.quarantined, (unsigned long long)st.notified,
+                   (unsigned long long)st.notify_failed);
+        }
+        if (failed) rc = SMKI_FAIL(SMKI_E_REFUSED, "the quarantine hook failed for %zu record(s)", failed);
+        goto out;
+    }
     if (strcmp(sub, "show") != 0 && strcmp(sub, "release") != 0 && strcmp(sub, "reject") != 0)
-        return cli_usage(c, prog, "unknown command '%s' (list, show, release, reject)", sub);
+        return cli_usage(c, prog, "unknown command '%s' (list, show, release, reject, notify, stats)", sub);
     if (npos != 1) return cli_usage(c, prog, "%s needs one quarantine ID", sub);
     char *end = NULL;
     unsigned long long id = strtoull(pos[0], &end, 10);
