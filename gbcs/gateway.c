@@ -145,6 +145,8 @@ struct smki_gateway {
     int no_crl;
     time_t max_future;
     smki_gwq_hook hook;
+    int has_env;
+    smki_env env;
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
@@ -263,6 +265,14 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
     g->hook = o->hook;
+    if (o->env) {
+        ENSURE_GOTO(o->env->org_policy[0] && o->env->device_policy[0], SMKI_E_USAGE, fail,
+                    "environment %s has no organisation or device policy OID configured: the gateway cannot tell "
+                    "its certificates from another environment's",
+                    o->env->name);
+        g->env = *o->env;
+        g->has_env = 1;
+    }
     g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
     g->sender_suspended = o->sender_suspended;
     g->sender_arg = o->sender_arg;
@@ -330,6 +340,36 @@ typedef struct {
     size_t n;
 } batch_ctx;
 
+/* Test and live never mix: a device whose certificate is of another environment is
+ * refused, whatever the trust anchors. A device added without a certificate (no KA key,
+ * or a bare public key) has no certificate to judge: it passes this check. 1 when it
+ * passes. */
+static int device_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result *r, const char *who)
+{
+    if (!g->has_env || !m->dev.policy[0] || strcmp(m->dev.policy, g->env.device_policy) == 0) return 1;
+    set_verdict(r, SMKI_GW_REJECT, "device.environment", "device %s's certificate policy %s is not the %s environment's (%s)",
+                who, m->dev.policy, g->env.name, g->env.device_policy);
+    return 0;
+}
+
+/* The same for a User's registered certificate (the recipient of a response or alert). */
+static int user_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result *r, const char *who)
+{
+    if (!g->has_env) return 1;
+    char policy[SMKI_OID_TEXT_MAX] = "";
+    const uint8_t *p = m->user.cert;
+    X509 *x = d2i_X509(NULL, &p, (long)m->user.cert_len);
+    if (x && gw_cert_policy(x, policy, sizeof policy) < 0) policy[0] = '\0';
+    X509_free(x);
+    smki_error_clear();
+    ERR_clear_error();
+    if (strcmp(policy, g->env.org_policy) == 0) return 1;
+    set_verdict(r, SMKI_GW_REJECT, "user.environment",
+                "User %s's registered certificate has policy %s, not the %s environment's (%s)", who,
+                policy[0] ? policy : "(none)", g->env.name, g->env.org_policy);
+    return 0;
+}
+
 /* A response or alert travels from a device in the inventory to a registered User: both
  * ends must be known (the User's suspension and the device's status do not stop a
  * device's answer from reaching its User). */
@@ -346,6 +386,10 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
     }
     GUARD(rc);
     GUARD(gw_device_decode(m->a.originator.b, v, vl, &m->dev));
+    if (!device_env_ok(b->g, m, r, oe)) {
+        m->alive = 0;
+        return 0;
+    }
     rc = smki_txn_get(t, b->g->d.users, m->a.target.b, 8, &v, &vl);
     if (rc == SMKI_E_NOTFOUND) {
         set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s is not a registered User ID",
@@ -354,7 +398,9 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
         return 0;
     }
     GUARD(rc);
-    return gw_user_decode(m->a.target.b, v, vl, &m->user);
+    GUARD(gw_user_decode(m->a.target.b, v, vl, &m->user));
+    if (!user_env_ok(b->g, m, r, te)) m->alive = 0;
+    return 0;
 }
 
 /* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
@@ -406,6 +452,10 @@ static int registry_txn(smki_txn *t, void *arg)
         if (!smki_dev_status_allows_commands(m->dev.status)) {
             set_verdict(r, SMKI_GW_REJECT, "device.status", "target device %s is %s: commands are not allowed", te,
                         smki_dev_status_name(m->dev.status));
+            m->alive = 0;
+            continue;
+        }
+        if (!device_env_ok(b->g, m, r, te)) {
             m->alive = 0;
             continue;
         }
@@ -498,6 +548,16 @@ static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t a
         smki_error_clear();
         set_verdict(r, SMKI_GW_REJECT, "cert.subject", "signer certificate's EUI-64 is not the originator %s", oe);
         goto out;
+    }
+    if (g->has_env) {
+        char policy[SMKI_OID_TEXT_MAX];
+        GUARD_GOTO(gw_cert_policy(x, policy, sizeof policy), out);
+        if (strcmp(policy, g->env.org_policy) != 0) {
+            set_verdict(r, SMKI_GW_REJECT, "cert.environment",
+                        "signer certificate of %s has policy %s, not the %s environment's (%s)", oe,
+                        policy[0] ? policy : "(none)", g->env.name, g->env.org_policy);
+            goto out;
+        }
     }
     /* The span in which this verification holds: every certificate of the chain valid,
      * and the CRL current. */

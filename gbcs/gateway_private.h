@@ -56,6 +56,9 @@ typedef struct {
 /* Accepts a General Signing APDU, or a General Ciphering command around one. */
 int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);
 
+/* The first certificatePolicies OID of x ("" when none). */
+int gw_cert_policy(X509 *x, char *out, size_t cap);
+
 /* The device's next invocation counter (incremented in the store). */
 int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic);
 

@@ -685,9 +685,12 @@ typedef struct {
     uint32_t invocation; /* the next General Ciphering invocation counter for this device */
     size_t ka_len;       /* the device's KA public key, DER SubjectPublicKeyInfo; 0: none */
     uint8_t ka_spki[SMKI_GW_SPKI_MAX];
+    char policy[SMKI_OID_TEXT_MAX]; /* the certificate policy of its KA certificate: its
+                                       environment; "" when added by public key alone */
 } smki_gw_device;
 
-/* ka: the device's KA certificate or public key (PEM or DER), or NULL. */
+/* ka: the device's KA certificate or public key (PEM or DER), or NULL. A certificate's
+ * first policy OID is kept: the gateway checks the device's environment against its own. */
 int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const uint8_t *ka, size_t ka_len);
 int smki_gw_device_get(smki_store *s, const smki_eui64_t *id, smki_gw_device *out);
 int smki_gw_device_set_status(smki_store *s, const smki_eui64_t *id, int status);
@@ -726,6 +729,13 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  *   cert.role             certificate's role (OU) is not the User's role
  *   cert.key-usage        certificate is not a digital-signature certificate
  *   cert.subject          certificate's EUI-64 is not the originator
+ *   cert.environment      (with an environment) the signer certificate's policy OID is
+ *                         not the environment's organisation policy
+ *   device.environment    (with an environment) the target device's certificate is of
+ *                         another environment (a device added without a certificate has
+ *                         none to judge)
+ *   user.environment      (with an environment; responses and alerts) the recipient User's
+ *                         registered certificate is of another environment
  *   signature.invalid     the signature does not verify under the User's certificate
  *   counter.replay        counter not above the last one that passed from the originator
  *   threshold.exceeded    an anomaly threshold was reached: QUARANTINED, not rejected
@@ -766,6 +776,11 @@ typedef struct {
      * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
     uint32_t max_future_seconds;
     smki_gwq_hook hook;     /* run for each message quarantined by a check */
+    /* The gateway's environment (test or live): a signer certificate, a User's registered
+     * certificate or a device certificate whose policy OID is not this environment's is
+     * refused (cert.environment, user.environment, device.environment), whatever the trust
+     * anchors. NULL: not checked (library callers that check elsewhere). */
+    const smki_env *env;
 } smki_gateway_opts;
 
 typedef struct {

@@ -2,7 +2,9 @@
  * certificate), message-code eligibility per role, the device inventory (status, KA key,
  * invocation counter), the last counter per originator and the users' thresholds. The RA
  * will own the Users later; the record layouts carry a version octet for that move. */
+#include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -56,6 +58,30 @@ static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned fla
     rec[4] = (uint8_t)u->cert_len;
     memcpy(rec + 5, u->cert, u->cert_len);
     return smki_txn_put(t, db, u->id.b, 8, rec, 5 + u->cert_len, flags);
+}
+
+/* The first certificatePolicies OID of a certificate, as dotted text: its environment
+ * (reference §4: one policy OID per environment). "" when it has none. */
+int gw_cert_policy(X509 *x, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int crit = 0;
+    CERTIFICATEPOLICIES *cp = X509_get_ext_d2i(x, NID_certificate_policies, &crit, NULL);
+    if (!cp) {
+        ERR_clear_error();
+        return 0;
+    }
+    int rc = 0;
+    if (sk_POLICYINFO_num(cp) > 0) {
+        const POLICYINFO *pi = sk_POLICYINFO_value(cp, 0);
+        int n = OBJ_obj2txt(out, (int)cap, pi->policyid, 1);
+        if (n <= 0 || (size_t)n >= cap) {
+            out[0] = '\0';
+            rc = SMKI_FAIL(SMKI_E_INPUT, "certificate policy OID does not fit %zu characters", cap);
+        }
+    }
+    CERTIFICATEPOLICIES_free(cp);
+    return rc;
 }
 
 /* The subject EUI-64 of an organisation certificate: x500UniqueIdentifier, BIT STRING
@@ -441,26 +467,38 @@ int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_d
     const uint8_t *v = val;
     ENSURE(vlen >= 8 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway device record: unknown version or short");
     size_t n = (size_t)v[6] << 8 | v[7];
-    ENSURE(vlen == 8 + n && n <= SMKI_GW_SPKI_MAX, SMKI_E_CORRUPT, "gateway device record: length %zu", vlen);
+    ENSURE(vlen >= 8 + n && n <= SMKI_GW_SPKI_MAX, SMKI_E_CORRUPT, "gateway device record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->status = v[1];
     out->invocation = gw_rd32(v + 2);
     out->ka_len = n;
     memcpy(out->ka_spki, v + 8, n);
+    /* Records written since the environment check carry policy_len(1) policy; older ones
+     * end with the key (environment unknown). */
+    if (vlen > 8 + n) {
+        size_t m = v[8 + n];
+        ENSURE(vlen == 9 + n + m && m < sizeof out->policy, SMKI_E_CORRUPT, "gateway device record: policy length");
+        memcpy(out->policy, v + 9 + n, m);
+        out->policy[m] = '\0';
+    }
     return 0;
 }
 
 static int device_put_flags(smki_txn *t, smki_db db, const smki_gw_device *d, unsigned flags)
 {
-    uint8_t rec[8 + SMKI_GW_SPKI_MAX];
+    uint8_t rec[9 + SMKI_GW_SPKI_MAX + SMKI_OID_TEXT_MAX];
+    size_t m = strlen(d->policy);
+    ENSURE(m < SMKI_OID_TEXT_MAX, SMKI_E_INTERNAL, "device policy OID of %zu characters", m);
     rec[0] = REC_V1;
     rec[1] = (uint8_t)d->status;
     gw_be32(rec + 2, d->invocation);
     rec[6] = (uint8_t)(d->ka_len >> 8);
     rec[7] = (uint8_t)d->ka_len;
     memcpy(rec + 8, d->ka_spki, d->ka_len);
-    return smki_txn_put(t, db, d->id.b, 8, rec, 8 + d->ka_len, flags);
+    rec[8 + d->ka_len] = (uint8_t)m;
+    memcpy(rec + 9 + d->ka_len, d->policy, m);
+    return smki_txn_put(t, db, d->id.b, 8, rec, 9 + d->ka_len + m, flags);
 }
 
 int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d)
@@ -496,6 +534,14 @@ int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const 
     op.dev.id = *id;
     op.dev.status = status;
     if (ka) {
+        X509 *cert = NULL;
+        if (smki_cert_load(ka, ka_len, &cert) == 0) {
+            int prc = gw_cert_policy(cert, op.dev.policy, sizeof op.dev.policy);
+            X509_free(cert);
+            GUARD(prc);
+        } else {
+            smki_error_clear(); /* a bare public key: environment unknown */
+        }
         EVP_PKEY *pub = NULL;
         GUARD(smki_pub_load(ka, ka_len, &pub));
         uint8_t *der = NULL;

@@ -791,6 +791,55 @@ static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_noth
 }
 
 #define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
+
+/* Test and live never mix: with the gateway's environment given, a signer certificate, a
+ * device certificate or a User's registered certificate of another environment is refused
+ * with its own reason code, although every one chains to the anchors given. */
+static void test_another_environment_is_refused_whatever_the_anchors(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t len, rlen;
+    uint8_t *m = signed_pre(k, SUPPLIER, 7000, &rlen), *resp = read_msg(RESP_ECS01A, &len);
+    smki_env test = *smki_env_builtin("test"), live = test;
+    snprintf(live.name, sizeof live.name, "live");
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .env = &test};
+    smki_gateway *g = NULL;
+    /* The RTDS data is the test environment's: it passes a test gateway. */
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, m, rlen, T2020, SMKI_GW_PASS, "");
+    expect_reason(g, resp, len, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    /* A gateway whose device policy differs: the meter's certificate is another environment's. */
+    snprintf(live.device_policy, sizeof live.device_policy, "1.2.826.0.1.1800000.9.9");
+    o.env = &live;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    uint8_t *m2 = signed_pre(k, SUPPLIER, 7001, &rlen);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, rlen, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "device.environment");
+    assert_non_null(strstr(r.detail, "1.2.826.0.1.1800000.1.2.1.4"));
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "device.environment");
+    smki_gateway_free(g);
+    /* ... whose organisation policy differs: the supplier's certificate is refused as a
+     * signer, and as the recipient of a response. */
+    live = test;
+    snprintf(live.name, sizeof live.name, "live");
+    snprintf(live.org_policy, sizeof live.org_policy, "1.2.826.0.1.8641679.9.9");
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    assert_int_equal(check1(g, m2, rlen, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "cert.environment");
+    assert_non_null(strstr(r.detail, "1.2.826.0.1.8641679.1.2.1.4"));
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "user.environment");
+    smki_gateway_free(g);
+    /* An environment without its OIDs (production's placeholders) is refused at open. */
+    o.env = smki_env_builtin("production");
+    assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_USAGE, "no organisation or device policy");
+    free(m);
+    free(m2);
+    free(resp);
+    smki_key_free(k);
+}
 #define RESP_CS08 RTDS "11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX"
 
 /* Stage 2 ¶136: responses and alerts pass anomaly detection and quarantine as commands do,
@@ -1386,6 +1435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),

@@ -547,7 +547,8 @@ out:
 /* ---- check ----------------------------------------------------------------------------------------- */
 static const char CHECK_HELP[] =
     "Usage: smki gbcs gateway check (--trust DIR | --oca CERT) (--crl FILE | --no-crl)\n"
-    "           [--at TIME] [--max-future-days N] [--acb-key KEY --out FILE|DIR] FILE...\n"
+    "           [--at TIME] [--env NAME] [--max-future-days N] [--quarantine-hook CMD]\n"
+    "           [--acb-key KEY --out FILE|DIR] FILE...\n"
     "\n"
     "The DCC User Gateway's checks (reference §7) on signed pre-commands (General Signing\n"
     "APDUs, hex text or binary; a General Ciphering command is taken for the APDU inside),\n"
@@ -555,9 +556,9 @@ static const char CHECK_HELP[] =
     "  structure.malformed / structure.unsigned\n"
     "  future-dated.too-far    (execution date-time more than --max-future-days ahead)\n"
     "  user.unknown / user.not-eligible / user.suspended      (the registry)\n"
-    "  device.unknown / device.status                          (the inventory)\n"
+    "  device.unknown / device.status / device.environment     (the inventory)\n"
     "  cert.untrusted / cert.not-yet-valid / cert.expired / cert.revoked /\n"
-    "  cert.revocation-unknown / cert.role / cert.key-usage / cert.subject\n"
+    "  cert.revocation-unknown / cert.role / cert.key-usage / cert.subject / cert.environment\n"
     "                          (the User's DS certificate at TIME: chain, dates, CRL, role, usage, EUI-64)\n"
     "  signature.invalid       (the signature under that certificate)\n"
     "  device.no-ka-key        (with --acb-key: the inventory has no KA key for the device)\n"
@@ -576,6 +577,10 @@ static const char CHECK_HELP[] =
     "  --max-future-days N  refuse commands to be executed more than N days after --at\n"
     "                 (default [gateway] max_future_days of smki.conf, else 30); the\n"
     "                 execution date-time is the CS02b executionDateTime or the APDU's date-time\n"
+    "  --env NAME     the gateway's environment (default [gateway] env, else test): a signer\n"
+    "                 or User certificate, or a device certificate, whose policy OID is\n"
+    "                 another environment's is refused (cert.environment, user.environment,\n"
+    "                 device.environment), whatever the trust anchors\n"
     "  --quarantine-hook CMD  run for each quarantined message (default [gateway]\n"
     "                 quarantine_hook; see 'quarantine --help')\n"
     "  --at TIME      the time of the check: 2020-01-01, 2020-01-01T12:00:00Z, @SECONDS\n"
@@ -643,8 +648,9 @@ static int gw_check(smki_cli *c, int argc, char **argv)
     const char *prog = "smki gbcs gateway check";
     if (cli_wants_help(argc, argv, CHECK_HELP)) return EXIT_OK;
     const char *trust = NULL, *oca = NULL, *crl = NULL, *at_s = NULL, *acb = NULL, *outp = NULL, *future_s = NULL,
-               *hook_s = NULL;
+               *hook_s = NULL, *env_s = NULL;
     int no_crl = 0, first = 0;
+    smki_env env;
     opt_t o[] = {{"trust", 1, &trust, NULL},
                  {"oca", 1, &oca, NULL},
                  {"crl", 1, &crl, NULL},
@@ -654,6 +660,7 @@ static int gw_check(smki_cli *c, int argc, char **argv)
                  {"out", 1, &outp, NULL},
                  {"max-future-days", 1, &future_s, NULL},
                  {"quarantine-hook", 1, &hook_s, NULL},
+                 {"env", 1, &env_s, NULL},
                  {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc, argv, o, prog, &first);
     if (e >= 0) return e;
@@ -694,6 +701,11 @@ static int gw_check(smki_cli *c, int argc, char **argv)
     if (!future_s) future_s = smki_conf_get(c->conf, "gateway.max_future_days", NULL);
     if (future_s) GUARD_GOTO(parse_days(future_s, &go.max_future_seconds), out);
     GUARD_GOTO(hook_from(c, hook_s, &go.hook), out);
+    /* The gateway's environment: test and live never mix (default [gateway] env, else test). */
+    if (!env_s) env_s = smki_conf_get(c->conf, "gateway.env", "test");
+    GUARD_GOTO(smki_env_load(env_s, c->conf, &env), out);
+    GUARD_GOTO(smki_env_check_configured(&env), out);
+    go.env = &env;
     GUARD_GOTO(smki_gateway_open(s, &go, &g), out);
     GUARD_GOTO(smki_gateway_check(g, (const uint8_t *const *)msgs, lens, n, at, res), out);
     int all = 1;
