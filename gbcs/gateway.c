@@ -652,6 +652,7 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
 
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
 int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
+int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
 
 /* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
  * n*time(8): the times of the last max passes. Full, with the oldest inside the window:
@@ -807,6 +808,8 @@ static int write_txn(smki_txn *t, void *arg)
         smki_thresholds_free(&th);
         GUARD(rc);
     }
+    /* The record of every message judged, whatever its verdict (kept, then archived). */
+    for (size_t i = 0; i < b->n; i++) GUARD(gw_log_put(t, d, (int64_t)w->at, &b->res[i]));
     return 0;
 }
 

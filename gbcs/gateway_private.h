@@ -5,7 +5,7 @@
 #include "gbcs.h"
 
 typedef struct {
-    smki_db users, devices, elig, counters, thresh, tring, quar, meta;
+    smki_db users, devices, elig, counters, thresh, tring, quar, meta, log;
 } gw_dbs;
 
 int gw_dbs_get(smki_store *s, gw_dbs *d);

@@ -859,6 +859,39 @@ typedef struct {
 } smki_gwq_stats;
 int smki_gwq_stats_get(smki_store *s, smki_gwq_stats *out);
 
+/* ---- The record of checked messages (gbcs/gwlog.c) ---------------------------------------------
+ * Every message a check judged (store database gw.log), kept online for a period the
+ * operator sets (default three months), then archived and pruned. */
+#define SMKI_GW_LOG_KEEP_DAYS 92
+typedef struct {
+    int64_t at;             /* the check's time */
+    uint64_t seq;           /* order of recording */
+    uint8_t verdict;        /* smki_gw_verdict */
+    uint8_t cra;
+    int parsed;             /* 0: the message did not parse (the fields below are zero) */
+    char reason[40];        /* "" when passed */
+    smki_eui64_t originator, target;
+    uint16_t code;
+    uint64_t counter;
+} smki_gw_log_record;
+typedef int (*smki_gw_log_fn)(const smki_gw_log_record *r, void *arg);
+/* The records of checks made before `before`, oldest first. */
+int smki_gw_log_list(smki_store *s, int64_t before, smki_gw_log_fn fn, void *arg);
+/* One record as the archive holds it: a JSON object and a newline; returns its length. */
+int smki_gw_log_record_json(const smki_gw_log_record *r, char *out, size_t cap);
+/* Write the records of checks made before `before` to a new file at path (refused if it
+ * exists), signed with key, then prune exactly those from the store. The file: a header
+ * line {"smki_gateway_archive":1,"created","before","first","last","records"}, one JSON
+ * object a record, and "signature <hex>": DER ECDSA P-256/SHA-256 over every octet before
+ * that line (smki_signed_file_sign; `openssl dgst -sha256 -verify` checks it too). No
+ * records: no file, *archived = 0. */
+int smki_gw_log_archive(smki_store *s, int64_t before, time_t now, smki_key *key, const char *path,
+                        size_t *archived);
+/* 0 when data is an archive whose signature verifies under pub and whose record count is
+ * what its header says (*records); SMKI_E_VERIFY when the signature does not verify;
+ * SMKI_E_INPUT when it is not an archive. */
+int smki_gw_archive_verify(const uint8_t *data, size_t len, EVP_PKEY *pub, size_t *records);
+
 /* Parse a time: "2020-01-01", "2020-01-01T12:00:00Z" or "@UNIXSECONDS". */
 int smki_gw_time_parse(const char *text, time_t *out);
 

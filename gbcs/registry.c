@@ -22,6 +22,7 @@ int gw_dbs_get(smki_store *s, gw_dbs *d)
     GUARD(smki_store_db(s, "gw.tring", 0, &d->tring));
     GUARD(smki_store_db(s, "gw.quar", 0, &d->quar));
     GUARD(smki_store_db(s, "gw.meta", 0, &d->meta));
+    GUARD(smki_store_db(s, "gw.log", 0, &d->log));
     return 0;
 }
 

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "gbcs/gbcs.h"
 
@@ -648,7 +649,8 @@ static void test_future_dated_beyond_the_limit_is_refused(void **state)
     static const uint8_t when[12] = {0x07, 0xEE, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
     static const uint8_t any_year[12] = {0xFF, 0xFF, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
     size_t l1, l2;
-    uint8_t *dated = signed_with_date(k, PRE_ECS01A, when, &l1), *vague = signed_with_date(k, PRE_ECS01A, any_year, &l2);
+    uint8_t *dated = signed_with_date(k, PRE_ECS01A, when, &l1);
+    uint8_t *vague = signed_with_date(k, PRE_ECS01A, any_year, &l2);
     g = open_gw(f, NULL);
     assert_int_equal(check1(g, dated, l1, T2020, &r), SMKI_GW_REJECT);
     assert_string_equal(r.reason, "future-dated.too-far");
@@ -791,6 +793,97 @@ static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_noth
 }
 
 #define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
+
+static int collect_log(const smki_gw_log_record *r, void *arg)
+{
+    smki_gw_log_record *out = arg;
+    size_t i = 0;
+    while (i < 8 && out[i].at) i++;
+    if (i < 8) out[i] = *r;
+    return 0;
+}
+
+static size_t log_count(fx *f, int64_t before, smki_gw_log_record got[8])
+{
+    memset(got, 0, 8 * sizeof *got);
+    assert_ok(smki_gw_log_list(f->s, before, collect_log, got));
+    size_t n = 0;
+    while (n < 8 && got[n].at) n++;
+    return n;
+}
+
+/* Records of checked messages are kept, then written to a signed archive and only then
+ * pruned; the archive verifies, and refuses a changed octet or another key. */
+static void test_checked_messages_are_recorded_then_archived_signed_and_pruned(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t l1;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 8000, &l1);
+    smki_gateway *g = open_gw(f, NULL);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, "");
+    expect_reason(g, m1, l1, T2020 + 100, SMKI_GW_REJECT, "counter.replay");
+    expect_reason(g, m1, 10, T2020 + 200, SMKI_GW_REJECT, "structure.malformed");
+    smki_gateway_free(g);
+    smki_gw_log_record got[8];
+    assert_int_equal(log_count(f, INT64_MAX, got), 3);
+    assert_int_equal(got[0].at, T2020);
+    assert_int_equal(got[0].verdict, SMKI_GW_PASS);
+    assert_int_equal(got[0].counter, 8000);
+    assert_int_equal(got[0].code, 0x0019);
+    assert_memory_equal(got[0].originator.b, eui(SUPPLIER).b, 8);
+    assert_string_equal(got[1].reason, "counter.replay");
+    assert_false(got[2].parsed);
+    assert_string_equal(got[2].reason, "structure.malformed");
+    assert_int_equal(log_count(f, T2020 + 150, got), 2);
+
+    char path[1200];
+    snprintf(path, sizeof path, "%s/gw.archive", f->dir);
+    size_t n = 0;
+    assert_ok(smki_gw_log_archive(f->s, T2020 + 150, T2020 + 1000, k, path, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(log_count(f, INT64_MAX, got), 1); /* the two older ones pruned */
+    assert_string_equal(got[0].reason, "structure.malformed");
+    /* Nothing left before the cut-off: no archive written. */
+    char path2[1300];
+    snprintf(path2, sizeof path2, "%s.none", path);
+    assert_ok(smki_gw_log_archive(f->s, T2020 + 150, T2020 + 1000, k, path2, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(access(path2, F_OK), -1);
+    /* An existing file is not overwritten, and then nothing is pruned. */
+    assert_fails(smki_gw_log_archive(f->s, T2020 + 300, T2020 + 1000, k, path, &n), SMKI_E_EXISTS, "");
+    assert_int_equal(log_count(f, INT64_MAX, got), 1);
+
+    size_t len = 0, records = 0;
+    uint8_t *a = NULL;
+    assert_ok(smki_file_read(path, 1u << 20, &a, &len));
+    size_t cl, ol;
+    uint8_t *cert = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
+    uint8_t *other = shared_file(KS "90b3d51f30020000-ds.pem", &ol);
+    EVP_PKEY *pub = NULL, *opub = NULL;
+    assert_ok(smki_pub_load(cert, cl, &pub));
+    free(cert);
+    assert_ok(smki_pub_load(other, ol, &opub));
+    free(other);
+    assert_ok(smki_gw_archive_verify(a, len, pub, &records));
+    assert_int_equal(records, 2);
+    assert_fails(smki_gw_archive_verify(a, len, opub, &records), SMKI_E_VERIFY, "does not verify");
+    char *body = (char *)a;
+    char *reason = strstr(body, "counter.replay");
+    assert_non_null(reason);
+    reason[0] = 'C';
+    assert_fails(smki_gw_archive_verify(a, len, pub, &records), SMKI_E_VERIFY, "changed");
+    reason[0] = 'c';
+    assert_fails(smki_gw_archive_verify(a, len - 10, pub, &records), SMKI_E_INPUT, "signature");
+    assert_fails(smki_gw_archive_verify(a + 1, len - 1, pub, &records), SMKI_E_INPUT, "not a smki gateway archive");
+    assert_non_null(strstr(body, "\"verdict\":\"passed\",\"reason\":\"\",\"kind\":\"command\","
+                                 "\"originator\":\"90-B3-D5-1F-30-01-00-00\""));
+    EVP_PKEY_free(pub);
+    EVP_PKEY_free(opub);
+    free(a);
+    free(m1);
+    smki_key_free(k);
+}
 
 /* Test and live never mix: with the gateway's environment given, a signer certificate, a
  * device certificate or a User's registered certificate of another environment is refused
@@ -1435,6 +1528,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
                                         teardown),

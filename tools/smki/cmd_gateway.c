@@ -959,6 +959,150 @@ out:
     return cli_finish(c, rc);
 }
 
+/* ---- log and archive -------------------------------------------------------------------------------- */
+static const char LOG_HELP[] =
+    "Usage: smki gbcs gateway log list [--before TIME]\n"
+    "       smki gbcs gateway log archive --key KEY --out FILE [--before TIME | --keep-days N]\n"
+    "       smki gbcs gateway log verify --in FILE --cert CERT\n"
+    "\n"
+    "The record of every message 'check' judged: time, verdict, reason code, kind,\n"
+    "originator, target, message code, counter. Kept online for --keep-days (default\n"
+    "[gateway] log_keep_days of smki.conf, else 92: three months), then 'archive' writes the\n"
+    "records older than that (or than --before) to FILE, signed with KEY, and only then\n"
+    "prunes them from the store. FILE is text: a header line, one JSON object a record,\n"
+    "and a last line 'signature HEX' (DER ECDSA P-256/SHA-256 over every octet before it).\n"
+    "Keep archives at least seven years. 'verify' checks one with the signer's certificate\n"
+    "(exit 2 if it was changed). Without records to archive nothing is written.\n"
+    "\n"
+    "Examples:\n"
+    "  smki gbcs gateway log archive --key file:gateway-ds.key --out gw-2026-01.archive\n"
+    "  smki gbcs gateway log verify --in gw-2026-01.archive --cert gateway-ds.pem\n"
+    "  (or: head -n -1 gw-2026-01.archive > body; tail -n 1 gw-2026-01.archive | cut -d' ' -f2 |\n"
+    "   xxd -r -p > sig; openssl dgst -sha256 -verify gateway-pub.pem -signature sig body)\n";
+
+static int print_log(const smki_gw_log_record *r, void *arg)
+{
+    json_w *w = arg;
+    char line[512];
+    static const char *const verdicts[] = {"passed", "rejected", "quarantined"};
+    const char *verdict = verdicts[r->verdict <= 2 ? r->verdict : 1];
+    if (!w) {
+        char oe[SMKI_EUI64_TEXT_MAX] = "-", te[SMKI_EUI64_TEXT_MAX] = "-";
+        if (r->parsed) {
+            smki_eui64_format(&r->originator, SMKI_EUI64_HYPHEN, oe);
+            smki_eui64_format(&r->target, SMKI_EUI64_HYPHEN, te);
+        }
+        printf("%lld %-11s %-24s %-8s %s -> %s code %04X counter %llu\n", (long long)r->at, verdict,
+               r->reason[0] ? r->reason : "-", r->parsed ? smki_gbcs_cra_name(r->cra) : "unparsed", oe, te, r->code,
+               (unsigned long long)r->counter);
+        return 0;
+    }
+    GUARD(smki_gw_log_record_json(r, line, sizeof line));
+    json_arr_obj(w);
+    json_int(w, "at", (long long)r->at);
+    json_int(w, "seq", (long long)r->seq);
+    json_str(w, "verdict", verdict);
+    json_str(w, "reason", r->reason);
+    json_str(w, "kind", r->parsed ? smki_gbcs_cra_name(r->cra) : "unparsed");
+    char oe[SMKI_EUI64_TEXT_MAX] = "", te[SMKI_EUI64_TEXT_MAX] = "", cd[8];
+    if (r->parsed) {
+        smki_eui64_format(&r->originator, SMKI_EUI64_HYPHEN, oe);
+        smki_eui64_format(&r->target, SMKI_EUI64_HYPHEN, te);
+    }
+    snprintf(cd, sizeof cd, "%04X", r->code);
+    json_str(w, "originator", oe);
+    json_str(w, "target", te);
+    json_str(w, "message_code", cd);
+    json_int(w, "counter", (long long)r->counter);
+    json_close_obj(w);
+    return 0;
+}
+
+static int gw_log(smki_cli *c, int argc, char **argv)
+{
+    const char *prog = "smki gbcs gateway log";
+    if (argc < 2 || cli_wants_help(argc, argv, LOG_HELP)) {
+        if (argc < 2) fputs(LOG_HELP, stdout);
+        return argc < 2 ? EXIT_USAGE : EXIT_OK;
+    }
+    const char *sub = argv[1], *before_s = NULL, *keep_s = NULL, *key = NULL, *outp = NULL, *in = NULL,
+               *cert = NULL;
+    opt_t o[] = {{"before", 1, &before_s, NULL}, {"keep-days", 1, &keep_s, NULL}, {"key", 1, &key, NULL},
+                 {"out", 1, &outp, NULL},       {"in", 1, &in, NULL},           {"cert", 1, &cert, NULL},
+                 {NULL, 0, NULL, NULL}};
+    int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
+    if (e >= 0) return e;
+    smki_store *s = NULL;
+    smki_key *k = NULL;
+    int rc = 0;
+    time_t now = time(NULL), before = now + 1;
+    if (strcmp(sub, "verify") == 0) {
+        if (!in || !cert) return cli_usage(c, prog, "verify needs --in and --cert");
+        uint8_t *data = NULL;
+        size_t len = 0, n = 0;
+        EVP_PKEY *pub = NULL;
+        rc = smki_pub_load_file(cert, &pub);
+        if (rc == 0) rc = smki_file_read(in, 1u << 30, &data, &len);
+        if (rc == 0) rc = smki_gw_archive_verify(data, len, pub, &n);
+        EVP_PKEY_free(pub);
+        free(data);
+        if (rc == 0) {
+            if (c->json) {
+                json_w w;
+                json_begin(&w, stdout);
+                json_bool(&w, "ok", 1);
+                json_bool(&w, "verified", 1);
+                json_int(&w, "records", (long long)n);
+                json_end(&w);
+            } else {
+                printf("Verified: %s holds %zu record(s), signed by the key of %s.\n", in, n, cert);
+            }
+        }
+        return cli_finish(c, rc);
+    }
+    if (strcmp(sub, "list") != 0 && strcmp(sub, "archive") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (list, archive, verify)", sub);
+    if (before_s && keep_s) return cli_usage(c, prog, "give --before or --keep-days, not both");
+    if (before_s) GUARD_GOTO(smki_gw_time_parse(before_s, &before), out);
+    if (strcmp(sub, "archive") == 0 && !before_s) {
+        uint32_t keep = SMKI_GW_LOG_KEEP_DAYS * 86400u;
+        if (!keep_s) keep_s = smki_conf_get(c->conf, "gateway.log_keep_days", NULL);
+        if (keep_s) GUARD_GOTO(parse_days(keep_s, &keep), out);
+        before = now - (time_t)keep;
+    }
+    if (strcmp(sub, "list") == 0) {
+        GUARD_GOTO(open_store(c, &s), out);
+        json_w w;
+        json_list_open(c, &w, "records");
+        rc = smki_gw_log_list(s, (int64_t)before, print_log, c->json ? &w : NULL);
+        json_list_close(c, &w);
+        goto out;
+    }
+    if (!key || !outp) return cli_usage(c, prog, "archive needs --key and --out");
+    GUARD_GOTO(cli_open_key(c, key, &k), out);
+    GUARD_GOTO(open_store(c, &s), out);
+    size_t n = 0;
+    GUARD_GOTO(smki_gw_log_archive(s, (int64_t)before, now, k, outp, &n), out);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_int(&w, "archived", (long long)n);
+        json_int(&w, "before", (long long)before);
+        if (n) json_str(&w, "out", outp);
+        json_end(&w);
+    } else if (n) {
+        printf("Archived %zu record(s) of checks before %lld to %s (signed) and pruned them from the store.\n", n,
+               (long long)before, outp);
+    } else {
+        printf("No record of a check before %lld: nothing archived, %s not written.\n", (long long)before, outp);
+    }
+out:
+    smki_key_free(k);
+    smki_store_close(s);
+    return cli_finish(c, rc);
+}
+
 static const char GW_ABOUT[] =
     "smki gbcs gateway: the DCC User Gateway's checks on signed pre-commands (reference §7)\n"
     "and the registry they read: Users and their roles, message-code eligibility, the device\n"
@@ -975,7 +1119,8 @@ int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv)
         {"device", gw_device, "the device inventory: add, list, set-status"},
         {"eligibility", gw_elig, "message codes per role: list, add, remove"},
         {"thresholds", gw_thresholds, "anomaly thresholds from signed CSV files: load, show"},
-        {"quarantine", gw_quarantine, "held messages: list, show, release, reject"},
+        {"quarantine", gw_quarantine, "held messages: list, show, release, reject, notify, stats"},
+        {"log", gw_log, "the record of checked messages: list, archive (signed, then pruned), verify"},
         {NULL, NULL, NULL},
     };
     return cli_dispatch(c, table, argc - 1, argv + 1, "smki gbcs gateway", GW_ABOUT);
