@@ -147,6 +147,7 @@ struct smki_gateway {
     smki_gwq_hook hook;
     int has_env;
     smki_env env;
+    smki_srv_table srv; /* count 0: eligibility by Remote Party Role */
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
@@ -286,6 +287,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
         GUARD_GOTO(load_anchor_file(g->trust, o->oca_file, &anchors), fail);
     ENSURE_GOTO(anchors > 0, SMKI_E_INPUT, fail, "no certificate in %s", o->trust_dir ? o->trust_dir : o->oca_file);
     if (o->crl_file) GUARD_GOTO(load_crl(g, o->crl_file), fail);
+    GUARD_GOTO(smki_gw_srv_get(s, &g->srv), fail);
     *out = g;
     return 0;
 fail:
@@ -300,6 +302,7 @@ void smki_gateway_free(smki_gateway *g)
     smki_wipe(g->zs, sizeof g->zs);
     X509_STORE_free(g->trust);
     X509_CRL_free(g->crl);
+    smki_srv_table_free(&g->srv);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -347,8 +350,9 @@ typedef struct {
 static int device_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result *r, const char *who)
 {
     if (!g->has_env || !m->dev.policy[0] || strcmp(m->dev.policy, g->env.device_policy) == 0) return 1;
-    set_verdict(r, SMKI_GW_REJECT, "device.environment", "device %s's certificate policy %s is not the %s environment's (%s)",
-                who, m->dev.policy, g->env.name, g->env.device_policy);
+    set_verdict(r, SMKI_GW_REJECT, "device.environment",
+                "device %s's certificate policy %s is not the %s environment's (%s)", who, m->dev.policy, g->env.name,
+                g->env.device_policy);
     return 0;
 }
 
@@ -403,6 +407,33 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
     return 0;
 }
 
+/* Eligibility by User Role per Service Reference Variant: one of the sender's User Roles
+ * is listed for a Service Reference Variant whose message code the pre-command carries. */
+static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *r, const char *oe)
+{
+    uint32_t mine = smki_srv_roles_mask(t, m->user.user_roles);
+    char srvs[160] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->rows[i].code != m->a.code) continue;
+        if (t->rows[i].roles & mine) return;
+        int n = snprintf(srvs + o, sizeof srvs - o, "%s%s (%s)", o ? ", " : "", t->rows[i].srv, t->rows[i].use_case);
+        if (n > 0 && (size_t)n < sizeof srvs - o) o += (size_t)n;
+    }
+    if (!m->user.user_roles[0])
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "user %s has no User Role: the eligibility table needs one to send message code %04X", oe,
+                    m->a.code);
+    else if (!o)
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "message code %04X is in no Service Reference Variant of the eligibility table", m->a.code);
+    else
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "user %s (User Roles %s) is eligible for none of %s with message code %04X", oe,
+                    m->user.user_roles, srvs, m->a.code);
+    m->alive = 0;
+}
+
 /* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
 static int registry_txn(smki_txn *t, void *arg)
 {
@@ -429,7 +460,13 @@ static int registry_txn(smki_txn *t, void *arg)
         GUARD(rc);
         GUARD(gw_user_decode(m->a.originator.b, v, vl, &m->user));
         int allowed;
-        GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+        if (b->g->srv.count) {
+            srv_eligible(&b->g->srv, m, r, oe);
+            if (!m->alive) continue;
+            allowed = 1;
+        } else {
+            GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+        }
         if (!allowed) {
             set_verdict(r, SMKI_GW_REJECT, "user.not-eligible", "user %s in role %02X (%s) may not send message code %04X",
                         oe, m->user.role, smki_role_name(m->user.role), m->a.code);

@@ -637,12 +637,14 @@ void smki_thresholds_free(smki_thresholds *t);
 int smki_gw_dbs(smki_store *s);
 
 #define SMKI_GW_CERT_MAX 2048
+#define SMKI_GW_USER_ROLES_MAX 64
 typedef struct {
     smki_eui64_t id;
     uint8_t role;       /* Remote Party Role (reference §3) of this User ID */
     int suspended;
     size_t cert_len;    /* the User's DS certificate (DER) */
     uint8_t cert[SMKI_GW_CERT_MAX];
+    char user_roles[SMKI_GW_USER_ROLES_MAX]; /* User Roles, "EIS,GIS"; "" none given */
 } smki_gw_user;
 
 /* cert: DER or PEM of the User's digital-signature certificate. Refuses (SMKI_E_EXISTS) a
@@ -650,6 +652,48 @@ typedef struct {
 int smki_gw_user_add(smki_store *s, const smki_eui64_t *id, uint8_t role, const uint8_t *cert, size_t cert_len);
 int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out);
 int smki_gw_user_set_suspended(smki_store *s, const smki_eui64_t *id, int suspended);
+/* The User Roles of a User ID (reference §2: EIS, EES, GIS, ENO, GNO, OU, and the DCC's
+ * roles, named as the Service Request eligibility table names them): comma-separated
+ * codes, each [A-Z][A-Z0-9]{0,7}, any case (kept upper case), at most 8. "" clears. */
+int smki_gw_user_set_roles(smki_store *s, const smki_eui64_t *id, const char *user_roles);
+/* "eis, Gis" -> "EIS,GIS"; SMKI_E_USAGE naming a malformed code. */
+int smki_user_roles_canon(const char *text, char *out, size_t cap);
+
+/* ---- Eligibility by User Role per Service Reference Variant (data) --------------------------
+ * The DCC's Service Request eligibility, as a CSV file the operator loads:
+ *   srv,use_case,message_code,user_roles
+ *   1.1.1,ECS01a,0019,EIS
+ *   1.1.1,GCS01a,006B,GIS
+ * srv: the Service Reference Variant (digits and dots); use_case: the GBCS use case;
+ * message_code: 4 hex digits (what the pre-command carries); user_roles: the User Roles
+ * eligible, separated by blanks. '#' comments, blank lines and that exact header allowed;
+ * LF or CRLF. The same (srv, message_code) twice is refused. Errors say "NAME:LINE: what".
+ * Once a table is loaded, a command passes eligibility only when one of its sender's User
+ * Roles is listed for a Service Reference Variant whose message code it carries: an Import
+ * Supplier and a Gas Supplier no longer look alike. Without a table the Remote Party Role
+ * table applies (smki_gw_elig_*). */
+#define SMKI_SRV_MAX_ROWS 4096u
+#define SMKI_SRV_MAX_ROLE_NAMES 32u
+typedef struct {
+    char srv[17];
+    char use_case[25];
+    uint16_t code;
+    uint32_t roles; /* bits over smki_srv_table.role_names */
+} smki_srv_row;
+typedef struct {
+    size_t count;
+    smki_srv_row *rows;
+    size_t nroles;
+    char role_names[SMKI_SRV_MAX_ROLE_NAMES][9];
+} smki_srv_table;
+int smki_srv_table_parse(const uint8_t *data, size_t len, const char *name, smki_srv_table *out);
+void smki_srv_table_free(smki_srv_table *t);
+/* The table's bits for a User's roles ("EIS,GIS"; names the table does not use: none). */
+uint32_t smki_srv_roles_mask(const smki_srv_table *t, const char *user_roles);
+/* Store (replace) the table, after parsing it; an empty file removes it. *rows: how many. */
+int smki_gw_srv_load(smki_store *s, const uint8_t *csv, size_t len, size_t *rows);
+/* The table in force (count 0: none loaded). Caller frees with smki_srv_table_free. */
+int smki_gw_srv_get(smki_store *s, smki_srv_table *out);
 typedef int (*smki_gw_user_fn)(const smki_gw_user *u, void *arg);
 int smki_gw_user_list(smki_store *s, smki_gw_user_fn fn, void *arg);
 
@@ -717,7 +761,9 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  *   future-dated.too-far  the execution date-time (CS02b executionDateTime, else the APDU's
  *                         date-time) is more than max_future_seconds after the check time
  *   user.unknown          originator User ID not in the registry
- *   user.not-eligible     the User's role may not send this message code
+ *   user.not-eligible     the User's role may not send this message code (with a Service
+ *                         Request eligibility table: none of its User Roles is eligible for
+ *                         a Service Reference Variant with this message code)
  *   user.suspended        the User is suspended
  *   device.unknown        target device not in the inventory
  *   device.status         target device's status does not allow commands

@@ -39,26 +39,38 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
     const uint8_t *v = val;
     ENSURE(vlen >= 5 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway user record: unknown version or short");
     size_t n = (size_t)v[3] << 8 | v[4];
-    ENSURE(vlen == 5 + n && n <= SMKI_GW_CERT_MAX, SMKI_E_CORRUPT, "gateway user record: length %zu", vlen);
+    ENSURE(vlen >= 5 + n && n <= SMKI_GW_CERT_MAX, SMKI_E_CORRUPT, "gateway user record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->role = v[1];
     out->suspended = v[2] != 0;
     out->cert_len = n;
     memcpy(out->cert, v + 5, n);
+    /* Records written since User Roles carry roles_len(1) roles ("EIS,GIS"); older ones
+     * end with the certificate (no User Role). */
+    if (vlen > 5 + n) {
+        size_t m = v[5 + n];
+        ENSURE(vlen == 6 + n + m && m < sizeof out->user_roles, SMKI_E_CORRUPT, "gateway user record: User Roles");
+        memcpy(out->user_roles, v + 6 + n, m);
+        out->user_roles[m] = '\0';
+    }
     return 0;
 }
 
 static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
 {
-    uint8_t rec[5 + SMKI_GW_CERT_MAX];
+    uint8_t rec[6 + SMKI_GW_CERT_MAX + SMKI_GW_USER_ROLES_MAX];
+    size_t m = strlen(u->user_roles);
+    ENSURE(m < SMKI_GW_USER_ROLES_MAX, SMKI_E_INTERNAL, "User Roles of %zu characters", m);
     rec[0] = REC_V1;
     rec[1] = u->role;
     rec[2] = u->suspended ? 1 : 0;
     rec[3] = (uint8_t)(u->cert_len >> 8);
     rec[4] = (uint8_t)u->cert_len;
     memcpy(rec + 5, u->cert, u->cert_len);
-    return smki_txn_put(t, db, u->id.b, 8, rec, 5 + u->cert_len, flags);
+    rec[5 + u->cert_len] = (uint8_t)m;
+    memcpy(rec + 6 + u->cert_len, u->user_roles, m);
+    return smki_txn_put(t, db, u->id.b, 8, rec, 6 + u->cert_len + m, flags);
 }
 
 /* The first certificatePolicies OID of a certificate, as dotted text: its environment
@@ -121,6 +133,7 @@ typedef struct {
     gw_dbs d;
     smki_gw_user u;
     int set_suspended;
+    const char *set_roles; /* non-NULL: replace the User Roles */
 } user_op;
 
 static int user_add_txn(smki_txn *t, void *arg)
@@ -189,7 +202,24 @@ static int user_get_txn(smki_txn *t, void *arg)
         op->u.suspended = op->set_suspended;
         GUARD(user_put(t, op->d.users, &op->u, 0));
     }
+    if (op->set_roles) {
+        snprintf(op->u.user_roles, sizeof op->u.user_roles, "%s", op->set_roles);
+        GUARD(user_put(t, op->d.users, &op->u, 0));
+    }
     return 0;
+}
+
+int smki_gw_user_set_roles(smki_store *s, const smki_eui64_t *id, const char *user_roles)
+{
+    char canon[SMKI_GW_USER_ROLES_MAX];
+    GUARD(smki_user_roles_canon(user_roles, canon, sizeof canon));
+    user_op op;
+    memset(&op, 0, sizeof op);
+    op.u.id = *id;
+    op.set_suspended = -1;
+    op.set_roles = canon;
+    GUARD(gw_dbs_get(s, &op.d));
+    return smki_store_write(s, user_get_txn, &op);
 }
 
 int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
@@ -198,6 +228,7 @@ int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
     ENSURE(op, SMKI_E_NOMEM, "user record");
     op->u.id = *id;
     op->set_suspended = -1;
+    op->set_roles = NULL;
     int rc = gw_dbs_get(s, &op->d);
     if (rc == 0) rc = smki_store_read(s, user_get_txn, op);
     if (rc == 0) *out = op->u;
@@ -211,6 +242,7 @@ int smki_gw_user_set_suspended(smki_store *s, const smki_eui64_t *id, int suspen
     memset(&op, 0, sizeof op);
     op.u.id = *id;
     op.set_suspended = suspended ? 1 : 0;
+    op.set_roles = NULL;
     GUARD(gw_dbs_get(s, &op.d));
     return smki_store_write(s, user_get_txn, &op);
 }

@@ -170,6 +170,30 @@ expect_exit 0 "notify again: nothing is raised twice" smki "${GW[@]}" quarantine
 check "still three" test "$(wc -l <"$HOOKLOG")" -eq 3
 expect_exit 1 "notify without a hook" smki "${GW[@]}" quarantine notify
 
+# ---- eligibility by User Role per Service Reference Variant ------------------------------------------
+printf 'srv,use_case,message_code,user_roles\n1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n' >"$W/srv.csv"
+expect_exit 0 "load the Service Request eligibility table" smki "${GW[@]}" eligibility load --in "$W/srv.csv"
+run smki --json "${GW[@]}" eligibility srv
+expect_json "the table in force" "d['loaded'] and [(r['srv'], r['message_code'], r['user_roles']) for r in d['rows']] == \
+     [('1.1.1', '0019', 'EIS'), ('1.1.1', '006B', 'GIS')]"
+for n in 4001 4002; do sign_pre $n "$W/e$n.hex"; done
+expect_exit 0 "the supplier is a Gas Supplier" smki "${GW[@]}" user set-roles --id $SUP --user-roles gis
+run smki --json "${GW[@]}" user list
+expect_json "its User Roles are kept" "d['users'][0]['user_roles'] == 'GIS'"
+run smki --json "${CHECK[@]}" --at 2020-03-01 "$W/e4001.hex"
+expect_json "a Gas Supplier's ECS01a (0019): user.not-eligible, naming the variant" \
+    "d['messages'][0]['reason'] == 'user.not-eligible' and '1.1.1 (ECS01a)' in d['messages'][0]['detail']"
+expect_exit 0 "as an Import Supplier too" smki "${GW[@]}" user set-roles --id $SUP --user-roles EIS,GIS
+expect_exit 0 "... it passes" smki "${CHECK[@]}" --at 2020-03-01 "$W/e4002.hex"
+printf '1.1.1,ECS01a,19,EIS\n' >"$W/bad-srv.csv"
+expect_exit 2 "a malformed table is refused, naming the line" smki "${GW[@]}" eligibility load --in "$W/bad-srv.csv"
+expect_in "eligibility:1: message_code must be 4 hex digits" "the line is named"
+expect_exit 1 "a malformed User Role" smki "${GW[@]}" user set-roles --id $SUP --user-roles "EIS,9X"
+: >"$W/empty.csv"
+expect_exit 0 "an empty table removes it" smki "${GW[@]}" eligibility load --in "$W/empty.csv"
+run smki --json "${GW[@]}" eligibility srv
+expect_json "none loaded" "not d['loaded']"
+
 # ---- the record of checked messages, archived --------------------------------------------------------
 run smki --json "${GW[@]}" log list
 N_ALL=$("$PY" -c 'import json,sys; print(len(json.loads(sys.argv[1])["records"]))' "$OUT")

@@ -794,6 +794,113 @@ static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_noth
 
 #define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
 
+static void test_srv_table_parse_names_each_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *csv, *needle;
+    } bad[] = {
+        {"1.1.1,ECS01a,0019", "t:1: expected 4 fields"},
+        {"1.1.1,ECS01a,0019,EIS,x", "t:1: more than 4 fields"},
+        {"1..1,ECS01a,0019,EIS", "t:1: srv has an empty part"},
+        {"x.1,ECS01a,0019,EIS", "t:1: srv 'x.1' is not a Service Reference Variant"},
+        {"1.1.,ECS01a,0019,EIS", "is not a Service Reference Variant"},
+        {"1.1.1,,0019,EIS", "t:1: use_case must be 1..24"},
+        {"1.1.1,EC S01a,0019,EIS", "use_case 'EC S01a' has a character"},
+        {"1.1.1,ECS01a,019,EIS", "t:1: message_code must be 4 hex digits"},
+        {"1.1.1,ECS01a,00G9,EIS", "message_code must be 4 hex digits"},
+        {"1.1.1,ECS01a,0019,", "t:1: no User Role is eligible"},
+        {"1.1.1,ECS01a,0019,eis", "User Role 'eis' is not a code"},
+        {"1.1.1,ECS01a,0019,TOOLONGROLE", "is not a code"},
+        {"# c\n1.1.1,ECS01a,0019,EIS\n1.1.1,ECS01a,0019,GIS", "t:3: srv 1.1.1 with message code 0019 twice"},
+        {"1.1.1,ECS01a,0019,EIS\t", "t:1: a control or non-ASCII character at column 22"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        smki_srv_table t;
+        assert_fails(smki_srv_table_parse((const uint8_t *)bad[i].csv, strlen(bad[i].csv), "t", &t), SMKI_E_INPUT,
+                     bad[i].needle);
+        assert_null(t.rows);
+    }
+    static const char good[] = "srv,use_case,message_code,user_roles\r\n# comment\r\n\r\n"
+                               "1.1.1,ECS01a,0019,EIS\r\n1.1.1,GCS01a,006b,GIS\n6.15.1,CS02b,0102,EIS  GIS EES\n";
+    smki_srv_table t;
+    assert_ok(smki_srv_table_parse((const uint8_t *)good, sizeof good - 1, "t", &t));
+    assert_int_equal(t.count, 3);
+    assert_int_equal(t.nroles, 3);
+    assert_int_equal(t.rows[1].code, 0x006B);
+    assert_string_equal(t.rows[2].use_case, "CS02b");
+    assert_int_equal(smki_srv_roles_mask(&t, "GIS"), t.rows[1].roles);
+    assert_int_equal(smki_srv_roles_mask(&t, "OU,XYZ"), 0);
+    assert_int_equal(smki_srv_roles_mask(&t, "EIS,GIS,EES"), t.rows[2].roles);
+    smki_srv_table_free(&t);
+    char canon[SMKI_GW_USER_ROLES_MAX];
+    assert_ok(smki_user_roles_canon(" eis, Gis ", canon, sizeof canon));
+    assert_string_equal(canon, "EIS,GIS");
+    assert_fails(smki_user_roles_canon("EIS,9X", canon, sizeof canon), SMKI_E_USAGE, "'9X' is not a code");
+    assert_fails(smki_user_roles_canon("A,B,C,D,E,F,G,H,I", canon, sizeof canon), SMKI_E_USAGE, "more than 8");
+}
+
+/* An Import Supplier and a Gas Supplier no longer look alike: with the Service Request
+ * eligibility table loaded, the sender's User Roles decide per Service Reference Variant. */
+static void test_eligibility_by_user_role_per_service_reference_variant(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n6.15.1,CS02b,0102,EIS GIS\n";
+    size_t rows = 0;
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    assert_int_equal(rows, 3);
+    smki_gateway *g = open_gw(f, NULL);
+    size_t l1, l2;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 9001, &l1), *m2 = signed_pre(k, SUPPLIER, 9002, &l2);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "has no User Role"));
+    smki_eui64_t sup = eui(SUPPLIER);
+    /* A Gas Supplier may not send the electricity ECS01a ... */
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "gis"));
+    smki_gw_user u;
+    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_string_equal(u.user_roles, "GIS");
+    assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "(User Roles GIS) is eligible for none of 1.1.1 (ECS01a) with message code 0019"));
+    /* ... an Import Supplier may. */
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS,EIS"));
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, "");
+    /* A message code in no Service Reference Variant of the table (the RTDS pre-command
+     * rebuilt as ECS10, 0021, and signed). */
+    size_t plen;
+    uint8_t *pre = read_msg(PRE_ECS01A, &plen);
+    uint8_t *built = NULL, *other = NULL;
+    size_t blen, olen;
+    smki_gbcs_msg pp;
+    assert_ok(smki_gbcs_parse(pre, plen, &pp));
+    smki_gbcs_fields fl = pp.gsa;
+    fl.other_info = NULL;
+    fl.message_code = 0x0021; /* ECS10 */
+    fl.counter = 9004;
+    fl.sig_state = SMKI_GBCS_SIG_NONE;
+    assert_ok(smki_gbcs_build_signing(&fl, &built, &blen));
+    assert_ok(smki_gbcs_sign(k, built, blen, &other, &olen));
+    assert_int_equal(check1(g, other, olen, T2020, &r), SMKI_GW_REJECT);
+    assert_non_null(strstr(r.detail, "message code 0021 is in no Service Reference Variant"));
+    smki_gateway_free(g);
+    /* An empty file removes the table: the Remote Party Role table decides again. */
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)"", 0, &rows));
+    assert_int_equal(rows, 0);
+    g = open_gw(f, NULL);
+    expect_reason(g, m2, l2, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    free(pre);
+    free(built);
+    free(other);
+    free(m1);
+    free(m2);
+    smki_key_free(k);
+}
+
 static int collect_log(const smki_gw_log_record *r, void *arg)
 {
     smki_gw_log_record *out = arg;
@@ -1528,6 +1635,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
+        cmocka_unit_test(test_srv_table_parse_names_each_error),
+        cmocka_unit_test_setup_teardown(test_eligibility_by_user_role_per_service_reference_variant, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),

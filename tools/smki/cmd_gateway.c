@@ -187,15 +187,18 @@ int cmd_file(smki_cli *c, int argc, char **argv)
 
 /* ---- smki gbcs gateway user ... ------------------------------------------------------------ */
 static const char USER_HELP[] =
-    "Usage: smki gbcs gateway user add --id EUI64 --role ROLE --cert CERT\n"
+    "Usage: smki gbcs gateway user add --id EUI64 --role ROLE --cert CERT [--user-roles EIS,GIS]\n"
     "       smki gbcs gateway user list\n"
     "       smki gbcs gateway user suspend --id EUI64\n"
     "       smki gbcs gateway user resume --id EUI64\n"
+    "       smki gbcs gateway user set-roles --id EUI64 --user-roles EIS,GIS\n"
     "\n"
     "The gateway's Users: a User ID (EUI-64), its Remote Party Role (02 supplier, 03\n"
     "networkOperator, 04 accessControlBroker, 05 transitionalCoS, ... or the name) and\n"
     "its digital-signature certificate (PEM or DER), whose x500UniqueIdentifier must be\n"
     "the User ID. A suspended User's messages are refused (user.suspended).\n"
+    "--user-roles (add, set-roles): its User Roles (EIS, EES, GIS, ENO, GNO, OU, the DCC's),\n"
+    "which decide eligibility once a Service Request table is loaded ('eligibility load').\n"
     "\n"
     "Example:\n"
     "  smki gbcs gateway user add --id 90-B3-D5-1F-30-01-00-00 --role supplier \\\n"
@@ -213,9 +216,11 @@ static int print_user(const smki_gw_user *u, void *arg)
         json_str(w, "role", r);
         json_str(w, "role_name", smki_role_name(u->role));
         json_bool(w, "suspended", u->suspended);
+        json_str(w, "user_roles", u->user_roles);
         json_close_obj(w);
     } else {
-        printf("%s  %s %-20s %s\n", e, r, smki_role_name(u->role), u->suspended ? "SUSPENDED" : "active");
+        printf("%s  %s %-20s %-9s %s\n", e, r, smki_role_name(u->role), u->suspended ? "SUSPENDED" : "active",
+               u->user_roles[0] ? u->user_roles : "-");
     }
     return 0;
 }
@@ -227,8 +232,12 @@ static int gw_user(smki_cli *c, int argc, char **argv)
         if (argc < 2) fputs(USER_HELP, stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    const char *sub = argv[1], *id = NULL, *role = NULL, *cert = NULL;
-    opt_t o[] = {{"id", 1, &id, NULL}, {"role", 1, &role, NULL}, {"cert", 1, &cert, NULL}, {NULL, 0, NULL, NULL}};
+    const char *sub = argv[1], *id = NULL, *role = NULL, *cert = NULL, *uroles = NULL;
+    opt_t o[] = {{"id", 1, &id, NULL},
+                 {"role", 1, &role, NULL},
+                 {"cert", 1, &cert, NULL},
+                 {"user-roles", 1, &uroles, NULL},
+                 {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
     if (e >= 0) return e;
     smki_store *s = NULL;
@@ -242,8 +251,9 @@ static int gw_user(smki_cli *c, int argc, char **argv)
         json_list_close(c, &w);
         goto out;
     }
-    if (strcmp(sub, "add") != 0 && strcmp(sub, "suspend") != 0 && strcmp(sub, "resume") != 0)
-        return cli_usage(c, prog, "unknown command '%s' (add, list, suspend, resume)", sub);
+    if (strcmp(sub, "add") != 0 && strcmp(sub, "suspend") != 0 && strcmp(sub, "resume") != 0 &&
+        strcmp(sub, "set-roles") != 0)
+        return cli_usage(c, prog, "unknown command '%s' (add, list, suspend, resume, set-roles)", sub);
     if ((e = need(c, prog, id, "--id")) >= 0) return e;
     GUARD_GOTO(smki_eui64_parse(id, &eui), out);
     if (strcmp(sub, "add") == 0) {
@@ -255,8 +265,14 @@ static int gw_user(smki_cli *c, int argc, char **argv)
         GUARD_GOTO(smki_file_read(cert, 1u << 16, &data, &len), out);
         rc = open_store(c, &s);
         if (rc == 0) rc = smki_gw_user_add(s, &eui, rcode, data, len);
+        if (rc == 0 && uroles) rc = smki_gw_user_set_roles(s, &eui, uroles);
         free(data);
         if (rc == 0 && !c->json) printf("User %s added as %s.\n", id, smki_role_name(rcode));
+    } else if (strcmp(sub, "set-roles") == 0) {
+        if (!uroles) return cli_usage(c, prog, "set-roles needs --user-roles (e.g. EIS,GIS; \"\" clears)");
+        GUARD_GOTO(open_store(c, &s), out);
+        rc = smki_gw_user_set_roles(s, &eui, uroles);
+        if (rc == 0 && !c->json) printf("User %s: User Roles '%s'.\n", id, uroles);
     } else {
         int susp = strcmp(sub, "suspend") == 0;
         GUARD_GOTO(open_store(c, &s), out);
@@ -363,7 +379,21 @@ static const char ELIG_HELP[] =
     "Which message codes (4 hex digits, e.g. 0019 for ECS01a) each Remote Party Role may\n"
     "send. smki ships a default holding the codes the RTDS shows each role sending; the\n"
     "full GBCS eligibility table is configuration: the first add or remove copies the\n"
-    "default into the store, which from then on holds the whole table.\n";
+    "default into the store, which from then on holds the whole table.\n"
+    "\n"
+    "       smki gbcs gateway eligibility load --in FILE\n"
+    "       smki gbcs gateway eligibility srv\n"
+    "\n"
+    "Eligibility by User Role per Service Reference Variant, as data: FILE is the DCC's\n"
+    "Service Request eligibility as CSV, 'srv,use_case,message_code,user_roles', e.g.\n"
+    "  1.1.1,ECS01a,0019,EIS\n"
+    "  1.1.1,GCS01a,006B,GIS\n"
+    "  6.15.1,CS02b,0102,EIS EES GIS\n"
+    "(User Roles separated by blanks: EIS, EES, GIS, ENO, GNO, OU and the DCC's roles, as the\n"
+    "Users are given them: 'user set-roles'). Once loaded it replaces the Remote Party Role\n"
+    "table: a command passes only when one of its sender's User Roles is listed for a\n"
+    "Service Reference Variant with its message code (user.not-eligible otherwise). An\n"
+    "empty FILE removes the table. 'srv' prints the table in force.\n";
 
 static int parse_code(const char *t, uint16_t *code)
 {
@@ -381,12 +411,71 @@ static int gw_elig(smki_cli *c, int argc, char **argv)
         if (argc < 2) fputs(ELIG_HELP, stdout);
         return argc < 2 ? EXIT_USAGE : EXIT_OK;
     }
-    const char *sub = argv[1], *role = NULL, *code = NULL;
-    opt_t o[] = {{"role", 1, &role, NULL}, {"code", 1, &code, NULL}, {NULL, 0, NULL, NULL}};
+    const char *sub = argv[1], *role = NULL, *code = NULL, *in = NULL;
+    opt_t o[] = {{"role", 1, &role, NULL}, {"code", 1, &code, NULL}, {"in", 1, &in, NULL}, {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
     if (e >= 0) return e;
     smki_store *s = NULL;
     int rc = 0;
+    if (strcmp(sub, "load") == 0) {
+        if (!in) return cli_usage(c, prog, "load needs --in FILE (srv,use_case,message_code,user_roles)");
+        uint8_t *data = NULL;
+        size_t len = 0, rows = 0;
+        GUARD_GOTO(smki_file_read(in, 1u << 20, &data, &len), out);
+        rc = open_store(c, &s);
+        if (rc == 0) rc = smki_gw_srv_load(s, data, len, &rows);
+        free(data);
+        if (rc == 0 && c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_int(&w, "rows", (long long)rows);
+            json_end(&w);
+        } else if (rc == 0) {
+            printf(rows ? "Loaded %zu Service Request eligibility row(s): User Roles now decide eligibility.\n"
+                        : "Eligibility table removed (%zu rows): the Remote Party Role table decides again.\n",
+                   rows);
+        }
+        goto out;
+    }
+    if (strcmp(sub, "srv") == 0) {
+        smki_srv_table t;
+        GUARD_GOTO(open_store(c, &s), out);
+        GUARD_GOTO(smki_gw_srv_get(s, &t), out);
+        json_w w;
+        if (c->json) {
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_bool(&w, "loaded", t.count > 0);
+            json_key_arr(&w, "rows");
+        } else if (!t.count) {
+            printf("No Service Request eligibility table: the Remote Party Role table applies.\n");
+        }
+        for (size_t i = 0; i < t.count; i++) {
+            char roles[SMKI_SRV_MAX_ROLE_NAMES * 10] = "", cd[8];
+            size_t ro = 0;
+            for (size_t k = 0; k < t.nroles; k++)
+                if (t.rows[i].roles & (1u << k))
+                    ro += (size_t)snprintf(roles + ro, sizeof roles - ro, "%s%s", ro ? " " : "", t.role_names[k]);
+            snprintf(cd, sizeof cd, "%04X", t.rows[i].code);
+            if (c->json) {
+                json_arr_obj(&w);
+                json_str(&w, "srv", t.rows[i].srv);
+                json_str(&w, "use_case", t.rows[i].use_case);
+                json_str(&w, "message_code", cd);
+                json_str(&w, "user_roles", roles);
+                json_close_obj(&w);
+            } else {
+                printf("%s,%s,%s,%s\n", t.rows[i].srv, t.rows[i].use_case, cd, roles);
+            }
+        }
+        if (c->json) {
+            json_close_arr(&w);
+            json_end(&w);
+        }
+        smki_srv_table_free(&t);
+        goto out;
+    }
     if (strcmp(sub, "list") == 0) {
         smki_gw_elig *rows = NULL;
         size_t n = 0;
@@ -425,7 +514,7 @@ static int gw_elig(smki_cli *c, int argc, char **argv)
         goto out;
     }
     if (strcmp(sub, "add") != 0 && strcmp(sub, "remove") != 0)
-        return cli_usage(c, prog, "unknown command '%s' (list, add, remove)", sub);
+        return cli_usage(c, prog, "unknown command '%s' (list, add, remove, load, srv)", sub);
     if (!role || !code) return cli_usage(c, prog, "%s needs --role and --code", sub);
     uint8_t r = 0;
     uint16_t cd = 0;
