@@ -513,6 +513,8 @@ typedef struct {
                                     RTDS model (no keys): signature octet 00 */
     int out_maced;               /* non-critical (a response to an unsigned command): wrapped
                                     (DD) with the MAC for the recipient's KA cell, not signed */
+    size_t cancelled;            /* a CS02b cancellation: how many pending ones it removed */
+    time_t executed;             /* smki_device_run_due: the execution date-time */
 } smki_rx_result;
 void smki_rx_result_clear(smki_rx_result *r);
 
@@ -522,6 +524,19 @@ void smki_rx_result_clear(smki_rx_result *r);
  * in one store transaction or not at all. */
 int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
                         smki_rx_result *r);
+/* Future-dated commands (a CS02b with an executionDateTime after o->now) are verified and
+ * answered SEQUENCE { NULL } on receipt (action "cs02b-scheduled"), their authoriser's
+ * counter spent, and kept; one whose executionDateTime is 99991231235959Z cancels the
+ * pending ones of its message code ("cs02b-cancel"). This runs those due at o->now, oldest
+ * first: each is checked against the cells as they are then, applied or not (all or
+ * nothing, as on receipt), and answered by an alert to its originator, signed: 0x8F66
+ * (success) or 0x8F67 (a replacement refused), content SEQUENCE { alertCode,
+ * executionDateTime, the CS02b outcome } as the RTDS 8F66/8F67 alerts carry. results[i]
+ * (cap of them; *n filled) hold the alerts; the rest wait for the next run. */
+#define SMKI_ALERT_FUTURE_DATED_OK 0x8F66
+#define SMKI_ALERT_FUTURE_DATED_FAILED 0x8F67
+int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, smki_rx_result *results, size_t cap,
+                        size_t *n);
 /* Only the checks (recipient, MAC, signature, floor, permission); nothing built or
  * written. For the bench and the gateway-side tests. */
 int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r);

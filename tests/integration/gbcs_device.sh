@@ -80,6 +80,28 @@ expect_exit 0 "CS02b transCoSByTransCoS accepted" \
 expect_exit 2 "after it, 6.23 (signed by the replaced transitional CoS key) is refused" \
   smki device receive --eui $DEV "$SBT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
 
+# A future-dated CS02b: verified and scheduled on receipt, run when its time has come.
+FUT=$V/rtds/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX
+export SMKI_HOME=$ROOT/rtds4
+smki device create --eui $DEV --from-rtds "$KS" >/dev/null
+run smki --json device receive --eui $DEV "$FUT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01 --out "$W/fut.resp"
+expect_json "a future-dated CS02b (2030-01-15) is scheduled, answered at once" \
+  'd["verdict"] == "accepted" and d["action"] == "cs02b-scheduled" and d["output"] == "response"'
+run smki --json gbcs inspect "$W/fut.resp"
+expect_json "the answer is SEQUENCE { NULL }, as the RTDS FUTURE_DATED response" \
+  'd["messages"][0]["signing"]["content"] == "30020500"'
+expect_exit 0 "nothing is due in 2020" smki device run-due --eui $DEV --at 2020-06-01
+expect_in "Nothing due" "run-due says so"
+mkdir -p "$W/alerts"
+run smki --json device run-due --eui $DEV --at 2030-01-16 --out-dir "$W/alerts"
+expect_json "in 2030 it runs; the RTDS certificates expired in 2025 and the command applies time checks: 8F67" \
+  'len(d["executed"]) == 1 and d["executed"][0]["alert_code"] == 0x8F67 and not d["executed"][0]["applied"]'
+run smki --json gbcs inspect "$W/alerts/alert-1001.hex"
+expect_json "the alert (CRA 03, 00CB) goes to the supplier" \
+  'd["messages"][0]["signing"]["cra"] == 3 and d["messages"][0]["signing"]["message_code"] == "00CB" and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000"'
+expect_exit 0 "and it ran once" smki device run-due --eui $DEV --at 2030-01-16
+expect_in "Nothing due" "nothing is left"
+
 # ---- (2) The demo story on smki's own PKI -----------------------------------------------
 export SMKI_HOME=$ROOT/own SMKI_PIN=int-user-1234 SMKI_SO_PIN=int-so-123456
 expect_exit 0 "hsm init" smki hsm init
