@@ -150,6 +150,7 @@ struct smki_gateway {
     smki_srv_table srv; /* count 0: eligibility by Remote Party Role */
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
+    int (*sender_roles)(void *arg, const smki_eui64_t *id, char *roles, size_t cap);
     void *sender_arg;
     pthread_mutex_t lock;
     cert_entry certs[CERT_CACHE_SLOTS];
@@ -276,6 +277,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     }
     g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
     g->sender_suspended = o->sender_suspended;
+    g->sender_roles = o->sender_roles;
     g->sender_arg = o->sender_arg;
     GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
     g->trust = X509_STORE_new();
@@ -322,6 +324,8 @@ typedef struct {
     smki_gw_device dev;
     int alive;    /* passed the read-only checks so far */
     int is_return; /* a response or alert (CRA 02/03), device to User */
+    int ra_roles_known;
+    char ra_roles[SMKI_GW_USER_ROLES_MAX]; /* the RA's User Roles of the sender */
 } msg_state;
 
 static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
@@ -411,6 +415,8 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
  * is listed for a Service Reference Variant whose message code the pre-command carries. */
 static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *r, const char *oe)
 {
+    /* The RA's User Roles when it knows the sender: one source of truth. */
+    if (m->ra_roles_known) snprintf(m->user.user_roles, sizeof m->user.user_roles, "%s", m->ra_roles);
     uint32_t mine = smki_srv_roles_mask(t, m->user.user_roles);
     char srvs[160] = "";
     size_t o = 0;
@@ -911,6 +917,12 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         smki_eui64_format(&ms[i].a.originator, SMKI_EUI64_HYPHEN, oe);
         set_verdict(&res[i], SMKI_GW_REJECT, "user.suspended", "user %s is suspended by the RA: %s", oe, why);
         ms[i].alive = 0;
+    }
+    for (size_t i = 0; i < n && g->sender_roles && g->srv.count; i++) {
+        if (!ms[i].alive || ms[i].is_return) continue;
+        int k = g->sender_roles(g->sender_arg, &ms[i].a.originator, ms[i].ra_roles, sizeof ms[i].ra_roles);
+        GUARD_GOTO(k < 0 ? k : 0, out);
+        ms[i].ra_roles_known = k == 1;
     }
     batch_ctx b = {g, ms, res, n};
     GUARD_GOTO(smki_store_read(g->store, registry_txn, &b), out);

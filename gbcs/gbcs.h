@@ -833,6 +833,12 @@ typedef struct {
      * outside any store transaction. */
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
+    /* The registration authority's User Roles of the sender ("EIS,GIS", and "DCC" for a
+     * DCC ID): 1 with them in roles when the RA knows the ID, 0 when it does not, negative
+     * on failure. With a Service Request eligibility table loaded, the RA's roles decide
+     * (one source of truth); the gateway's own (user set-roles) serve IDs the RA does not
+     * know. NULL: not consulted. Called outside any store transaction, with sender_arg. */
+    int (*sender_roles)(void *arg, const smki_eui64_t *id, char *roles, size_t cap);
     /* A command whose execution date-time is more than this many seconds after the check
      * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
     uint32_t max_future_seconds;

@@ -189,6 +189,18 @@ printf '1.1.1,ECS01a,19,EIS\n' >"$W/bad-srv.csv"
 expect_exit 2 "a malformed table is refused, naming the line" smki "${GW[@]}" eligibility load --in "$W/bad-srv.csv"
 expect_in "eligibility:1: message_code must be 4 hex digits" "the line is named"
 expect_exit 1 "a malformed User Role" smki "${GW[@]}" user set-roles --id $SUP --user-roles "EIS,9X"
+# One source of truth: the RA's registry allocates the supplier's User ID as an Import
+# Supplier (EIS); the gateway's own, stale GIS no longer decides.
+expect_exit 0 "the gateway's own User Roles say Gas Supplier only" \
+    smki "${GW[@]}" user set-roles --id $SUP --user-roles GIS
+sign_pre 4003 "$W/e4003.hex"
+run smki --json "${CHECK[@]}" --at 2020-03-01 "$W/e4003.hex"
+expect_json "before the RA knows the ID, the gateway's own roles decide: not eligible" \
+    "d['messages'][0]['reason'] == 'user.not-eligible'"
+ra_test_participant "$SMKI_HOME"
+run smki ra id list
+expect_in "EIS" "the RA holds the supplier's User ID as EIS"
+expect_exit 0 "with the RA's User Roles (EIS) the ECS01a passes" smki "${CHECK[@]}" --at 2020-03-02 "$W/e4003.hex"
 : >"$W/empty.csv"
 expect_exit 0 "an empty table removes it" smki "${GW[@]}" eligibility load --in "$W/empty.csv"
 run smki --json "${GW[@]}" eligibility srv

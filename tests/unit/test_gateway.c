@@ -840,6 +840,60 @@ static void test_srv_table_parse_names_each_error(void **state)
     assert_fails(smki_user_roles_canon("A,B,C,D,E,F,G,H,I", canon, sizeof canon), SMKI_E_USAGE, "more than 8");
 }
 
+/* The RA's word on a sender's User Roles, as the tools layer wires it. */
+typedef struct {
+    const char *roles; /* NULL: the RA does not know the ID */
+    int fail;
+    int calls;
+} stub_roles;
+
+static int stub_sender_roles(void *arg, const smki_eui64_t *id, char *roles, size_t cap)
+{
+    (void)id;
+    stub_roles *st = arg;
+    st->calls++;
+    if (st->fail) return SMKI_FAIL(SMKI_E_STORE, "the RA's store failed");
+    if (!st->roles) return 0;
+    snprintf(roles, cap, "%s", st->roles);
+    return 1;
+}
+
+/* One source of truth: with the eligibility table loaded, the RA's User Roles of a sender
+ * it knows decide, over the gateway's own; the gateway's serve IDs the RA does not know. */
+static void test_eligibility_reads_the_ras_user_roles(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n";
+    size_t rows = 0;
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS")); /* the gateway's own, stale */
+    stub_roles st = {"EIS", 0, 0};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .sender_roles = stub_sender_roles, .sender_arg = &st};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 9101, &l1), *m2 = signed_pre(k, SUPPLIER, 9102, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 9103, &l3);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, ""); /* the RA says Import Supplier */
+    assert_int_equal(st.calls, 1);
+    st.roles = NULL; /* the RA does not know it: the gateway's own (GIS) */
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, l2, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "User Roles GIS"));
+    st.fail = 1; /* the RA failing fails the batch, it is not taken for "not known" */
+    const uint8_t *ms[1] = {m3};
+    size_t ls[1] = {l3};
+    assert_fails(smki_gateway_check(g, ms, ls, 1, T2020, &r), SMKI_E_STORE, "RA's store failed");
+    smki_gateway_free(g);
+    free(m1);
+    free(m2);
+    free(m3);
+    smki_key_free(k);
+}
+
 /* An Import Supplier and a Gas Supplier no longer look alike: with the Service Request
  * eligibility table loaded, the sender's User Roles decide per Service Reference Variant. */
 static void test_eligibility_by_user_role_per_service_reference_variant(void **state)
@@ -1637,6 +1691,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
         cmocka_unit_test(test_srv_table_parse_names_each_error),
         cmocka_unit_test_setup_teardown(test_eligibility_by_user_role_per_service_reference_variant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eligibility_reads_the_ras_user_roles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),

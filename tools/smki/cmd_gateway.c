@@ -703,6 +703,25 @@ static int parse_days(const char *t, uint32_t *seconds)
     return 0;
 }
 
+/* The RA's User Roles of a User ID ("EIS,GIS"; a DCC ID adds "DCC"): the gateway's
+ * eligibility by User Role reads them from the RA's registry. */
+static int ra_sender_roles(void *arg, const smki_eui64_t *id, char *roles, size_t cap)
+{
+    smki_ra_user_id u;
+    int rc = smki_ra_id_get(arg, id, &u);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return 0;
+    }
+    GUARD(rc);
+    smki_user_roles_format(u.roles, roles, cap);
+    if (u.is_dcc) {
+        size_t n = strlen(roles);
+        snprintf(roles + n, cap - n, "%sDCC", n ? "," : "");
+    }
+    return 1;
+}
+
 /* The quarantine hook: --quarantine-hook CMD, else [gateway] quarantine_hook; its timeout
  * [gateway] quarantine_hook_timeout (seconds, 1..3600; default 30). */
 static int hook_from(smki_cli *c, const char *cmd, smki_gwq_hook *h)
@@ -786,6 +805,7 @@ static int gw_check(smki_cli *c, int argc, char **argv)
                             .no_crl = no_crl,
                             .acb_ka = k,
                             .sender_suspended = ra_sender_suspended,
+                            .sender_roles = ra_sender_roles,
                             .sender_arg = ra};
     if (!future_s) future_s = smki_conf_get(c->conf, "gateway.max_future_days", NULL);
     if (future_s) GUARD_GOTO(parse_days(future_s, &go.max_future_seconds), out);
