@@ -225,7 +225,7 @@ expect_json "they are pruned from the store" "len(d['records']) == $N_ALL - $N_A
 expect_exit 0 "smki verifies the archive" smki "${GW[@]}" log verify --in "$W/jan.archive" --cert "$W/gw.pem"
 expect_in "holds $N_ARCH record(s)" "and counts its records"
 head -n -1 "$W/jan.archive" >"$W/body"
-tail -n 1 "$W/jan.archive" | cut -d' ' -f2 | xxd -r -p >"$W/sig"
+tail -n 1 "$W/jan.archive" | cut -d' ' -f2 | "$PY" -c 'import sys; sys.stdout.buffer.write(bytes.fromhex(sys.stdin.read().strip()))' >"$W/sig"
 check "openssl verifies it too" openssl dgst -sha256 -verify "$W/gw-pub.pem" -signature "$W/sig" "$W/body"
 sed 's/"passed"/"PASSED"/' "$W/jan.archive" >"$W/changed.archive"
 expect_exit 2 "a changed archive is refused" smki "${GW[@]}" log verify --in "$W/changed.archive" --cert "$W/gw.pem"

@@ -1087,7 +1087,7 @@ static const char LOG_HELP[] =
     "  smki gbcs gateway log archive --key file:gateway-ds.key --out gw-2026-01.archive\n"
     "  smki gbcs gateway log verify --in gw-2026-01.archive --cert gateway-ds.pem\n"
     "  (or: head -n -1 gw-2026-01.archive > body; tail -n 1 gw-2026-01.archive | cut -d' ' -f2 |\n"
-    "   xxd -r -p > sig; openssl dgst -sha256 -verify gateway-pub.pem -signature sig body)\n";
+    "   tr a-f A-F | basenc --base16 -d > sig; openssl dgst -sha256 -verify gateway-pub.pem -signature sig body)\n";
 
 static int print_log(const smki_gw_log_record *r, void *arg)
 {
