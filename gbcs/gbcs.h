@@ -810,7 +810,7 @@ typedef enum { SMKI_GW_PASS = 0, SMKI_GW_REJECT = 1, SMKI_GW_QUARANTINE = 2 } sm
 /* The quarantine notification hook (gbcs/quarantine_hook.c): `/bin/sh -c command` run once
  * for each quarantined message after the quarantine is committed, the record as one JSON
  * object on stdin (id, at, kind, reason, detail, originator, target, message_code, counter,
- * message in hex) and SMKI_QUARANTINE_ID in its environment (SMKI_PIN removed); killed
+ * message in hex) and SMKI_QUARANTINE_ID in its environment (SMKI_PIN, SMKI_SO_PIN removed); killed
  * after timeout_seconds (0: 30). Exit 0 is a notification; anything else is counted as
  * failed and kept for smki_gwq_notify_pending. The strings are borrowed. */
 typedef struct {

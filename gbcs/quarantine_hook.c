@@ -246,8 +246,9 @@ static int run_hook(const smki_gwq_hook *h, uint64_t id, const char *json)
     }
     size_t e = 0;
     for (size_t i = 0; i < nenv; i++)
-        if (strncmp(environ[i], "SMKI_QUARANTINE_ID=", 19) != 0 && strncmp(environ[i], "SMKI_PIN=", 9) != 0)
-            env[e++] = environ[i]; /* never the token PIN */
+        if (strncmp(environ[i], "SMKI_QUARANTINE_ID=", 19) != 0 && strncmp(environ[i], "SMKI_PIN=", 9) != 0 &&
+            strncmp(environ[i], "SMKI_SO_PIN=", 12) != 0)
+            env[e++] = environ[i]; /* never the token's PINs */
     env[e++] = idvar;
 
     posix_spawn_file_actions_t fa;
