@@ -155,6 +155,24 @@ if [ -x "$BUILD/bin/bench_duis" ] && [ -d "${SMKI_SHARED:-../shared}/vectors/dui
     printf "  DUIS verify, CPU us each: %.1f; read %.1f (%.0f%%), C14N of the document %.1f (%.0f%%), ECDSA verify %.1f (%.0f%%), the rest (xmlsec: profile, SignedInfo, digests, transforms) %.1f (%.0f%%)\n",
       v, r, 100 * r / v, k, 100 * k / v, d, 100 * d / v, v - r - k - d, 100 * (v - r - k - d) / v }'
 fi
+if [ -x "$BUILD/bin/bench_gbcs" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
+  # The return path (issue 13): every RTDS response and alert a User can verify, as a User
+  # does: the device's signature (43 a round) or the MAC with the recipient's KA key (17,
+  # one ECDH each). Wall clock beside openssl speed -elapsed, CPU time beside openssl's CPU
+  # time (a loaded machine separates the two). Target: ratio >= 0.8 against ecdsap256 verify.
+  echo
+  echo "Responses and alerts verified (RTDS, signature or MAC, recipient keys):"
+  for t in 1 2; do
+    multi=()
+    [ "$t" -gt 1 ] && multi=(-multi "$t")
+    VE=$(openssl speed -elapsed -seconds "$SECS" "${multi[@]}" ecdsap256 2>/dev/null |
+      awk '/ecdsa \(nistp256\)/ {print $NF}' | tail -1)
+    read -r _ _ RW RC _ <<<"$(SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_gbcs" return "$t" "$SECS")"
+    row "response/alert verify (wall clock)" "$t" "$RW" "$VE" "bound = ecdsap256 verify, -elapsed; target >= 0.8"
+    row "response/alert verify (CPU time)" "$t" "$RC" "$(awk -v v="$V1" -v t="$t" 'BEGIN{print v*t}')" \
+      "bound = verify per CPU second x threads; target >= 0.8"
+  done
+fi
 if [ -x "$BUILD/bin/bench_device" ]; then
   # Counted per CPU-second of each thread and summed, as openssl speed counts user time:
   # the bound is one core's verify rate times the threads.
