@@ -25,6 +25,18 @@ typedef struct {
     int read_only;
 } smki_store_opts;
 
+/* A store's location is a folder (the embedded LMDB engine) or this prefix followed
+ * by a libpq conninfo ("postgresql:host=/run/postgresql dbname=smki", or a URI
+ * "postgresql://db1/smki"): the PostgreSQL engine, one table per named database in
+ * the connection's schema, with the same semantics (whole transactions, one writer
+ * at a time, key order, sorted duplicates, the schema version). A conninfo holding
+ * a password is refused: the password belongs in a password file (PGPASSFILE). */
+#define SMKI_STORE_PG_PREFIX "postgresql:"
+
+/* 1 if `location` holds a store (a folder's data.mdb; a PostgreSQL schema's
+ * catalog), 0 if not, negative if that cannot be told (a server unreachable). */
+int smki_store_exists(const char *location);
+
 /* Open (creating the folder and environment if needed) the store in `dir`. Clears
  * stale readers left by dead processes, checks the schema version (refusing a
  * newer one), and maps LMDB's errors to SMKI_E_LOCKED / SMKI_E_CORRUPT / SMKI_E_STORE
@@ -33,7 +45,7 @@ typedef struct {
 int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
 void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
-size_t smki_store_map_size(const smki_store *s);
+size_t smki_store_map_size(const smki_store *s); /* 0 on PostgreSQL */
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
 /* The schema as this transaction sees it, and (in a write) moving it forward to a
  * schema this smki knows: for the module whose layout changed, in the transaction

@@ -167,10 +167,7 @@ static const char *usage_text(int usage)
  * create it (nothing is written on a refusal). */
 static int store_exists(const smki_cli *c)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.mdb", c->store_dir);
-    struct stat st;
-    return stat(path, &st) == 0;
+    return smki_store_exists(c->store_dir) != 0; /* unsure (a server down): the open says why */
 }
 
 static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db)

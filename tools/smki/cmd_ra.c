@@ -101,10 +101,7 @@ typedef struct {
 
 static int store_there(const smki_cli *c)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.mdb", c->store_dir);
-    struct stat st;
-    return stat(path, &st) == 0;
+    return smki_store_exists(c->store_dir) != 0; /* unsure (a server down): the open says why */
 }
 
 int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out)

@@ -1,4 +1,4 @@
-/* smki store: the home's LMDB store. */
+/* smki store: the home's store (LMDB, or PostgreSQL). */
 #include <string.h>
 
 #include "commands.h"

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# A throwaway PostgreSQL 15 cluster for the tests of the store's PostgreSQL engine:
+# initdb and pg_ctl as an unprivileged user (root runs them as `nobody`), listening
+# only on a Unix socket in the cluster's own temporary folder, never on TCP.
+#
+#   cluster.sh start INFO   make and start a cluster; write its conninfo to INFO
+#   cluster.sh stop INFO    stop the cluster INFO names and remove its folder
+#
+# The tests read INFO (SMKI_TEST_PG_FILE) and each keep their stores in a schema of
+# their own. The cluster trades durability for speed (fsync off): the tests check
+# the engine's semantics, not the disk's.
+set -euo pipefail
+
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+cmd=${1:-}
+info=${2:-}
+[[ -n $cmd && -n $info ]] || { echo "usage: $0 start|stop INFO" >&2; exit 2; }
+
+as_owner() {
+    if [[ $(id -u) -eq 0 ]]; then
+        runuser -u nobody -- "$@"
+    else
+        "$@"
+    fi
+}
+
+stop_cluster() {
+    [[ -f $info ]] || return 0
+    local dir
+    dir=$(sed -n 's/^# dir //p' "$info")
+    if [[ -n $dir && -d $dir ]]; then
+        as_owner "$PGBIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+        rm -rf "$dir"
+    fi
+    rm -f "$info"
+}
+
+case $cmd in
+start)
+    [[ -x $PGBIN/initdb ]] || { echo "no PostgreSQL 15 at $PGBIN: apt-get install postgresql-15" >&2; exit 1; }
+    stop_cluster # a cluster left by an interrupted run
+    dir=$(mktemp -d /tmp/smki-pg.XXXXXX)
+    chmod 0755 "$dir"
+    [[ $(id -u) -eq 0 ]] && chown nobody: "$dir"
+    as_owner "$PGBIN/initdb" -D "$dir/data" -U smki --auth=trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+        { cat "$dir/initdb.log" >&2; exit 1; }
+    cat >>"$dir/data/postgresql.conf" <<CONF
+listen_addresses = ''
+unix_socket_directories = '$dir'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+max_connections = 200
+CONF
+    as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+        { cat "$dir/server.log" >&2; exit 1; }
+    mkdir -p "$(dirname "$info")"
+    printf '# dir %s\nhost=%s port=5432 user=smki dbname=postgres\n' "$dir" "$dir" >"$info"
+    echo "PostgreSQL cluster in $dir"
+    ;;
+stop) stop_cluster ;;
+*) echo "usage: $0 start|stop INFO" >&2; exit 2 ;;
+esac
