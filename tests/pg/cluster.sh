@@ -52,8 +52,14 @@ synchronous_commit = off
 full_page_writes = off
 max_connections = 200
 CONF
+    # One role that must log in with a password, for the tests of a refused login and
+    # of a password read from a password file.
+    { echo "local all smki_pw scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba" &&
+        cat "$dir/hba" >"$dir/data/pg_hba.conf" && rm "$dir/hba"
     as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
         { cat "$dir/server.log" >&2; exit 1; }
+    "$PGBIN/psql" -qAt -h "$dir" -U smki -d postgres \
+        -c "CREATE ROLE smki_pw LOGIN PASSWORD 'smki-test-password'" >/dev/null
     mkdir -p "$(dirname "$info")"
     printf '# dir %s\nhost=%s port=5432 user=smki dbname=postgres\n' "$dir" "$dir" >"$info"
     echo "PostgreSQL cluster in $dir"

@@ -1824,6 +1824,148 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
     free(dir);
 }
 
+/* ---- The PostgreSQL engine's own refusals and recoveries ------------------------------- */
+
+static void test_pg_conninfo_with_password_is_refused_without_showing_it(void **state)
+{
+    (void)state;
+    smki_store *s = NULL;
+    assert_fails(smki_store_open("postgresql:host=/nowhere dbname=smki password=hunter2", NULL, &s), SMKI_E_USAGE,
+                 "holds a password; put it in a password file");
+    assert_null(strstr(smki_error_msg(), "hunter2"));
+    assert_fails(smki_store_open("postgresql://smki:hunter2@localhost/smki", NULL, &s), SMKI_E_USAGE,
+                 "PGPASSFILE");
+    assert_null(strstr(smki_error_msg(), "hunter2"));
+    assert_fails(smki_store_open("postgresql:host=/x dbname", NULL, &s), SMKI_E_USAGE,
+                 "is not a libpq connection string");
+}
+
+static void test_pg_unreachable_server_names_the_socket_and_what_to_check(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_pg_unreachable"); /* a folder with no server's socket in it */
+    char location[1200];
+    snprintf(location, sizeof location, "postgresql:host=%s port=5999 dbname=smki", dir);
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_STORE, "cannot reach the PostgreSQL server at socket directory");
+    assert_non_null(strstr(smki_error_msg(), dir));
+    assert_non_null(strstr(smki_error_msg(), "port 5999"));
+    assert_non_null(strstr(smki_error_msg(), "pg_isready"));
+    assert_null(s);
+    assert_fails(smki_store_exists(location), SMKI_E_STORE, "cannot reach");
+    free(dir);
+}
+
+/* The cluster's conninfo with user and options replaced (test cluster only). */
+static void pg_location_as(const char *user, const char *extra, char *buf, size_t cap)
+{
+    const char *ci = test_pg_conninfo();
+    const char *host = strstr(ci, "host=");
+    assert_non_null(host);
+    snprintf(buf, cap, "%s%.*s dbname=postgres user=%s %s", SMKI_STORE_PG_PREFIX, (int)strcspn(host, " "), host, user,
+             extra);
+}
+
+static void test_pg_login_refused_and_password_read_from_passfile(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip(); /* needs the test cluster's password role */
+    char *dir = fresh_dir("store_pg_auth");
+    char location[2000], passfile[1200], extra[1300];
+    smki_store *s = NULL;
+    pg_location_as("smki_pw", "", location, sizeof location);
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_REFUSED, "refused the login");
+    assert_non_null(strstr(smki_error_msg(), "PGPASSFILE"));
+
+    snprintf(passfile, sizeof passfile, "%s/pgpass", dir);
+    FILE *f = fopen(passfile, "w");
+    assert_non_null(f);
+    fputs("*:*:*:smki_pw:a-wrong-password\n", f);
+    fclose(f);
+    chmod(passfile, 0600);
+    snprintf(extra, sizeof extra, "passfile=%s", passfile);
+    pg_location_as("smki_pw", extra, location, sizeof location);
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_REFUSED, "password authentication failed");
+    assert_null(strstr(smki_error_msg(), "a-wrong-password"));
+
+    f = fopen(passfile, "w");
+    assert_non_null(f);
+    fputs("*:*:*:smki_pw:smki-test-password\n", f);
+    fclose(f);
+    /* the role may read but own nothing here: it opens an empty store read-only */
+    smki_store_opts ro = {.read_only = 1};
+    assert_ok(smki_store_open(location, &ro, &s));
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_pg_read_only_server_refuses_writes_as_a_standby(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_standby");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, db, "k", "v", 0));
+    smki_store_close(s);
+    /* A server that takes no writes (as a hot standby does) */
+    char location[2048];
+    assert_ok(test_pg_location(dir, location, sizeof location));
+    location[strlen(location) - 1] = '\0'; /* inside options='...' */
+    strcat(location, " -c default_transaction_read_only=on'");
+    assert_ok(smki_store_open(location, NULL, &s)); /* what exists opens, without writing */
+    db = db_of(s, "certs", 0);
+    assert_string_equal(get_kv(s, db, "k"), "v");
+    assert_fails(put_kv(s, db, "k2", "v2", 0), SMKI_E_REFUSED, "this is a standby; writes go to the primary");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_db db;
+    int runs;
+    const char *location;
+} lost_arg;
+
+/* Ends its own session once (from another session) and then goes on writing. */
+static int write_losing_connection_once(smki_txn *t, void *arg)
+{
+    lost_arg *a = arg;
+    a->runs++;
+    GUARD(smki_txn_put(t, a->db, "first", 5, "1", 1, 0));
+    if (a->runs == 1) {
+        PGconn *c = PQconnectdb(a->location + strlen(SMKI_STORE_PG_PREFIX));
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smki pid %ld' "
+                 "AND state LIKE 'idle in transaction%%'",
+                 (long)getpid());
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) fail_msg("terminate: %s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+    }
+    return smki_txn_put(t, a->db, "second", 6, "2", 1, SMKI_PUT_NOOVERWRITE);
+}
+
+static void test_pg_write_rerun_after_connection_lost_before_commit(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_lost");
+    char location[2048];
+    assert_ok(test_pg_location(dir, location, sizeof location));
+    smki_store *s = open_store(dir, 0);
+    lost_arg a = {db_of(s, "certs", 0), 0, location};
+    assert_ok(smki_store_write(s, write_losing_connection_once, &a));
+    assert_int_equal(a.runs, 2); /* the first run lost its session and was re-run whole */
+    assert_string_equal(get_kv(s, a.db, "first"), "1");
+    assert_string_equal(get_kv(s, a.db, "second"), "2");
+    assert_int_equal(test_store_count(s, a.db), 2);
+    smki_store_close(s);
+    free(dir);
+}
+
 int main(void)
 {
     /* SMKI_TEST_FILTER runs only the tests whose names match (make soak uses it). */
@@ -1875,6 +2017,11 @@ int main(void)
         cmocka_unit_test(test_readers_on_two_threads_see_whole_commits_while_writer_grows_map),
         cmocka_unit_test(test_exclusive_lock_held_by_another_process_names_its_pid),
         cmocka_unit_test(test_store_survives_writer_killed_mid_batch),
+        cmocka_unit_test(test_pg_conninfo_with_password_is_refused_without_showing_it),
+        cmocka_unit_test(test_pg_unreachable_server_names_the_socket_and_what_to_check),
+        cmocka_unit_test(test_pg_login_refused_and_password_read_from_passfile),
+        cmocka_unit_test(test_pg_read_only_server_refuses_writes_as_a_standby),
+        cmocka_unit_test(test_pg_write_rerun_after_connection_lost_before_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
