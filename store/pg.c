@@ -881,3 +881,25 @@ void pg_store_unlock(pg_store *p)
     PQfinish(p->maint); /* a session advisory lock ends with its session */
     p->maint = NULL;
 }
+
+/* ---- Listing ------------------------------------------------------------------------------ */
+
+int pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg)
+{
+    pg_txn t = {.p = p};
+    GUARD(conn_acquire(p, &t.c));
+    int rc = txn_begin(&t);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        r = PQexec(t.c->conn, "SELECT name, dupsort::int FROM " CATALOG " ORDER BY name COLLATE \"C\"");
+        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = fail_result(&t, r, "read the catalog");
+            r = NULL;
+        }
+    }
+    txn_finish(&t);
+    for (int i = 0; r && rc == 0 && i < PQntuples(r); i++)
+        rc = fn(PQgetvalue(r, i, 0), strcmp(PQgetvalue(r, i, 1), "1") == 0 ? SMKI_DB_DUPSORT : 0, arg);
+    PQclear(r);
+    return rc;
+}

@@ -957,3 +957,61 @@ void smki_store_unlock(smki_store *s)
     close(s->maint_fd); /* closing drops the lock anyway */
     s->maint_fd = -1;
 }
+
+/* ---- Listing the named databases ------------------------------------------------------- */
+
+typedef struct {
+    char (*names)[64];
+    unsigned *flags;
+    size_t n, cap;
+} db_list;
+
+/* LMDB keeps the named databases as the keys of its unnamed one; their flags come
+ * from opening each (under quiesce, as any handle is opened). */
+static int lmdb_list_dbs(smki_store *s, db_list *l)
+{
+    pthread_rwlock_wrlock(&s->quiesce);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    MDB_dbi main_db = 0;
+    if (mrc == 0) mrc = mdb_dbi_open(txn, NULL, 0, &main_db);
+    if (mrc == 0) mrc = mdb_cursor_open(txn, main_db, &cur);
+    MDB_val k, v;
+    int rc = 0;
+    if (mrc == 0) mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (l->n == l->cap || k.mv_size >= sizeof l->names[0]) {
+            rc = SMKI_FAIL(SMKI_E_STORE, "store %s: more databases than %zu, or a name of %zu octets", s->path, l->cap,
+                           k.mv_size);
+            break;
+        }
+        memcpy(l->names[l->n], k.mv_data, k.mv_size);
+        l->names[l->n][k.mv_size] = '\0';
+        MDB_dbi dbi = 0;
+        unsigned f = 0;
+        int orc = mdb_dbi_open(txn, l->names[l->n], 0, &dbi);
+        if (orc == 0) orc = mdb_dbi_flags(txn, dbi, &f);
+        if (orc == 0) l->flags[l->n++] = (f & MDB_DUPSORT) ? SMKI_DB_DUPSORT : 0;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (txn) mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->quiesce);
+    if (rc < 0) return rc;
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_LMDB(s, mrc, "list the databases of");
+    return 0;
+}
+
+int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg)
+{
+    ENSURE(s && fn, SMKI_E_USAGE, "smki_store_each_db: no store or function");
+    if (s->pg) return pg_store_each_db(s->pg, fn, arg);
+    ENSURE(!thread_txn_on(s, 0), SMKI_E_USAGE, "store %s: list its databases outside any transaction", s->path);
+    db_list l = {calloc(s->max_dbs, sizeof *l.names), calloc(s->max_dbs, sizeof *l.flags), 0, s->max_dbs};
+    int rc = l.names && l.flags ? lmdb_list_dbs(s, &l) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory listing databases");
+    for (size_t i = 0; rc == 0 && i < l.n; i++) rc = fn(l.names[i], l.flags[i], arg);
+    free(l.names);
+    free(l.flags);
+    return rc;
+}

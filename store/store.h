@@ -137,6 +137,29 @@ void smki_batch_abort(smki_batch *b);
 int smki_batch_begin_background(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg,
                                 smki_batch **out);
 
+/* Every named database of the store, in name order: its name and SMKI_DB_* flags.
+ * fn returns 0 to go on, negative to stop with that error. */
+typedef int (*smki_store_db_fn)(const char *name, unsigned flags, void *arg);
+int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg);
+
+/* Copy every record of every named database of `from` into `to` (either engine to
+ * either), then count each database on both sides. `to` must hold nothing but its
+ * schema record: a copy never merges (SMKI_E_EXISTS naming the database). Records
+ * go in group commits; a copy that fails part way leaves `to` incomplete, and a new
+ * copy refuses it until it is emptied (a new folder, or DROP SCHEMA). The counts
+ * differing is SMKI_E_VERIFY naming the database. */
+#define SMKI_STORE_COPY_MAX_DBS 64
+typedef struct {
+    size_t ndbs;
+    struct {
+        char name[64];
+        unsigned flags;
+        size_t from_records, to_records;
+    } dbs[SMKI_STORE_COPY_MAX_DBS];
+    size_t records; /* copied, over all databases */
+} smki_store_copy_report;
+int smki_store_copy(smki_store *from, smki_store *to, smki_store_copy_report *rep);
+
 /* Take the store's maintenance lock (fcntl, non-blocking) for operations that must
  * run alone; SMKI_E_LOCKED names the process that holds it. */
 int smki_store_lock_exclusive(smki_store *s);

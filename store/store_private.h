@@ -39,6 +39,8 @@ void pg_store_close(pg_store *p);
  * before anything was committed); *new_schema is the schema fn set, 0 none. */
 int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void *arg, uint32_t *new_schema);
 int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out);
+/* Every database the catalog lists, in name order. */
+int pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg);
 /* Named databases the store's catalog lists. */
 int pg_store_count_dbs(pg_store *p, size_t *out);
 /* 1 when the location holds a smki store, 0 when it holds none, negative on error. */
