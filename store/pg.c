@@ -864,15 +864,23 @@ int pg_store_lock_exclusive(pg_store *p)
         return 0;
     }
     /* Who holds it: the session's application_name says "smki pid N". */
-    r = PQexec(c->conn, "SELECT coalesce(a.application_name, '') || ' (server pid ' || l.pid || ')' FROM pg_locks l "
+    r = PQexec(c->conn, "SELECT coalesce(a.application_name, ''), l.pid FROM pg_locks l "
                         "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
                         "l.classid = " LOCK_MAINT "::oid AND l.objid = (hashtext(current_schema())::bigint & "
                         "4294967295)::oid AND l.objsubid = 2 LIMIT 1");
-    char who[200] = "another session";
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) one_line(PQgetvalue(r, 0, 0), who, sizeof who);
+    char who[300] = "another session (pg_locks)";
+    long pid = 0;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        char app[200];
+        one_line(PQgetvalue(r, 0, 0), app, sizeof app);
+        if (sscanf(app, "smki pid %ld", &pid) == 1)
+            snprintf(who, sizeof who, "process %ld (its PostgreSQL session, server pid %s)", pid, PQgetvalue(r, 0, 1));
+        else
+            snprintf(who, sizeof who, "the session '%s' (server pid %s, pg_locks)", app, PQgetvalue(r, 0, 1));
+    }
     PQclear(r);
     conn_free(c);
-    return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by %s (pg_locks)", p->label, who);
+    return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by %s", p->label, who);
 }
 
 void pg_store_unlock(pg_store *p)

@@ -1615,7 +1615,7 @@ static void test_exclusive_lock_held_by_another_process_names_its_pid(void **sta
 
     char want[1200];
     if (test_engine_is_pg()) /* the holder's session names it (application_name) */
-        snprintf(want, sizeof want, "is locked by smki pid %ld (server pid ", (long)pid);
+        snprintf(want, sizeof want, "is locked by process %ld (its PostgreSQL session, server pid ", (long)pid);
     else
         snprintf(want, sizeof want, "store %s is locked by process %ld (fcntl F_GETLK)", dir, (long)pid);
     assert_fails(smki_store_lock_exclusive(s), SMKI_E_LOCKED, want);
