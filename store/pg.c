@@ -417,7 +417,11 @@ int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void 
     *new_schema = 0;
     for (int attempt = 0;; attempt++) {
         pg_txn pt = {.p = p, .is_write = is_write};
-        GUARD(conn_acquire(p, &pt.c));
+        int arc = conn_acquire(p, &pt.c);
+        if (arc < 0 && attempt > 0)
+            return smki_error_wrap("the connection to the PostgreSQL server was lost mid-transaction (nothing of it "
+                                   "was committed) and connecting again failed");
+        GUARD(arc);
         if (is_write && pt.c->is_standby) {
             int rc = standby_refusal(p, pt.c->conn);
             conn_release(p, pt.c);

@@ -5,6 +5,10 @@
 #
 #   cluster.sh start INFO   make and start a cluster; write its conninfo to INFO
 #   cluster.sh stop INFO    stop the cluster INFO names and remove its folder
+#   cluster.sh standby INFO PRIMARY_INFO NAME
+#                           a streaming hot standby of that primary (pg_basebackup
+#                           -R), application_name NAME (for synchronous_standby_names)
+#   cluster.sh promote INFO the standby becomes a primary (pg_ctl promote)
 #
 # The tests read INFO (SMKI_TEST_PG_FILE) and each keep their stores in a schema of
 # their own. The cluster trades durability for speed (fsync off): the tests check
@@ -70,6 +74,31 @@ CONF
     mkdir -p "$(dirname "$info")"
     printf '# dir %s\nhost=%s port=5432 user=smki dbname=postgres\n' "$dir" "$dir" >"$info"
     echo "PostgreSQL cluster in $dir"
+    ;;
+standby)
+    primary=${3:?usage: $0 standby INFO PRIMARY_INFO NAME}
+    name=${4:?usage: $0 standby INFO PRIMARY_INFO NAME}
+    pdir=$(sed -n 's/^# dir //p' "$primary")
+    stop_cluster
+    dir=$(mktemp -d /tmp/smki-pg.XXXXXX)
+    chmod 0755 "$dir"
+    [[ $(id -u) -eq 0 ]] && chown nobody: "$dir"
+    as_owner "$PGBIN/pg_basebackup" -D "$dir/data" -X stream -R \
+        -d "host=$pdir port=5432 user=smki application_name=$name" >"$dir/basebackup.log" 2>&1 ||
+        { cat "$dir/basebackup.log" >&2; exit 1; }
+    # the copied configuration is the primary's: its own socket folder, and a name the
+    # primary's synchronous_standby_names can match
+    echo "unix_socket_directories = '$dir'" >>"$dir/data/postgresql.conf"
+    echo "primary_conninfo = 'host=$pdir port=5432 user=smki application_name=$name'" \
+        >>"$dir/data/postgresql.auto.conf"
+    as_owner "$PGBIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null ||
+        { cat "$dir/server.log" >&2; exit 1; }
+    printf '# dir %s\nhost=%s port=5432 user=smki dbname=postgres\n' "$dir" "$dir" >"$info"
+    echo "PostgreSQL standby $name in $dir"
+    ;;
+promote)
+    dir=$(sed -n 's/^# dir //p' "$info")
+    as_owner "$PGBIN/pg_ctl" -D "$dir/data" -w -t 60 promote >/dev/null
     ;;
 stop) stop_cluster ;;
 *) echo "usage: $0 start|stop INFO" >&2; exit 2 ;;
