@@ -846,51 +846,78 @@ int pg_txn_clear(pg_txn *t, smki_db db)
 
 /* ---- The maintenance lock ---------------------------------------------------------------- */
 
+/* 1 taken, 0 held by another session, negative on error. */
+static int try_maint_lock(pg_store *p, pg_conn *c)
+{
+    PGresult *r = PQexec(c->conn, "SELECT pg_try_advisory_lock(" LOCK_MAINT ", hashtext(current_schema()))::int");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_txn t = {.p = p, .c = c};
+        return fail_result(&t, r, "take the maintenance lock");
+    }
+    int got = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    return got;
+}
+
+/* Who holds the maintenance lock, into who; 0 if nobody does (any more). */
+static int maint_holder(pg_conn *c, char *who, size_t cap)
+{
+    /* The session's application_name says "smki pid N". */
+    PGresult *r = PQexec(c->conn, "SELECT coalesce(a.application_name, ''), l.pid FROM pg_locks l "
+                                  "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+                                  "l.granted AND l.classid = " LOCK_MAINT "::oid AND l.objid = "
+                                  "(hashtext(current_schema())::bigint & 4294967295)::oid AND l.objsubid = 2 LIMIT 1");
+    int found = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (found) {
+        char app[200];
+        long pid = 0;
+        one_line(PQgetvalue(r, 0, 0), app, sizeof app);
+        if (sscanf(app, "smki pid %ld", &pid) == 1)
+            snprintf(who, cap, "process %ld (its PostgreSQL session, server pid %s)", pid, PQgetvalue(r, 0, 1));
+        else
+            snprintf(who, cap, "the session '%s' (server pid %s, pg_locks)", app, PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return found;
+}
+
 int pg_store_lock_exclusive(pg_store *p)
 {
     if (p->maint) return 0;
     pg_conn *c = NULL;
     GUARD(conn_open(p, &c));
-    PGresult *r = PQexec(c->conn, "SELECT pg_try_advisory_lock(" LOCK_MAINT ", hashtext(current_schema()))::int");
-    int rc = 0;
-    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pg_txn t = {.p = p, .c = c};
-        rc = fail_result(&t, r, "take the maintenance lock");
-        conn_free(c);
-        return rc;
+    /* The holder may let go between the try and the question who it is. */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int got = try_maint_lock(p, c);
+        if (got < 0) {
+            conn_free(c);
+            return got;
+        }
+        if (got) {
+            p->maint = c->conn; /* the session holds the lock; closing it lets go */
+            c->conn = NULL;
+            conn_free(c);
+            return 0;
+        }
+        char who[300];
+        if (maint_holder(c, who, sizeof who)) {
+            conn_free(c);
+            return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by %s", p->label, who);
+        }
+        usleep(10000);
     }
-    int got = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
-    PQclear(r);
-    if (got) {
-        p->maint = c->conn; /* the session holds the lock; closing it lets go */
-        c->conn = NULL;
-        conn_free(c);
-        return 0;
-    }
-    /* Who holds it: the session's application_name says "smki pid N". */
-    r = PQexec(c->conn, "SELECT coalesce(a.application_name, ''), l.pid FROM pg_locks l "
-                        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted AND "
-                        "l.classid = " LOCK_MAINT "::oid AND l.objid = (hashtext(current_schema())::bigint & "
-                        "4294967295)::oid AND l.objsubid = 2 LIMIT 1");
-    char who[300] = "another session (pg_locks)";
-    long pid = 0;
-    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
-        char app[200];
-        one_line(PQgetvalue(r, 0, 0), app, sizeof app);
-        if (sscanf(app, "smki pid %ld", &pid) == 1)
-            snprintf(who, sizeof who, "process %ld (its PostgreSQL session, server pid %s)", pid, PQgetvalue(r, 0, 1));
-        else
-            snprintf(who, sizeof who, "the session '%s' (server pid %s, pg_locks)", app, PQgetvalue(r, 0, 1));
-    }
-    PQclear(r);
     conn_free(c);
-    return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by %s", p->label, who);
+    return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by sessions that keep taking and releasing it (pg_locks)",
+                     p->label);
 }
 
 void pg_store_unlock(pg_store *p)
 {
     if (!p->maint) return;
-    PQfinish(p->maint); /* a session advisory lock ends with its session */
+    /* Let go before closing: the session's end reaches the server a moment later, and
+     * the next taker must not find the lock still held. */
+    PQclear(PQexec(p->maint, "SELECT pg_advisory_unlock(" LOCK_MAINT ", hashtext(current_schema()))"));
+    PQfinish(p->maint);
     p->maint = NULL;
 }
 

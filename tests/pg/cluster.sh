@@ -58,11 +58,11 @@ start)
     cat >>"$dir/data/postgresql.conf" <<CONF
 listen_addresses = ''
 unix_socket_directories = '$dir'
-fsync = off
-synchronous_commit = off
-full_page_writes = off
 max_connections = 200
 CONF
+    # SMKI_PG_DURABLE=1 (make bench): commits synced as in production
+    [[ -n ${SMKI_PG_DURABLE:-} ]] || printf 'fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n' \
+        >>"$dir/data/postgresql.conf"
     # One role that must log in with a password, for the tests of a refused login and
     # of a password read from a password file.
     { echo "local all smki_pw scram-sha-256"; cat "$dir/data/pg_hba.conf"; } >"$dir/hba" &&

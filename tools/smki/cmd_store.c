@@ -11,8 +11,15 @@ static const char INFO_HELP[] =
     "Usage: smki store info\n"
     "\n"
     "Open the home's store (creating it if new), clear readers left by dead processes,\n"
-    "check its schema version and print its path, schema and map size. Exit 3 with a\n"
-    "message naming the path if it is locked, damaged, or of a newer schema.\n";
+    "check its schema version and print its path, engine, schema and map size. Exit 3\n"
+    "with a message naming the path if it is locked, damaged, or of a newer schema.\n"
+    "\n"
+    "The engine is [store] engine in smki.conf: lmdb (the default; the folder [store]\n"
+    "path) or postgresql (the server [store] conninfo names, e.g.\n"
+    "  [store]\n"
+    "  engine = postgresql\n"
+    "  conninfo = host=/var/run/postgresql dbname=smki passfile=/srv/smki/pgpass\n"
+    "its password, if any, only in the password file; see docs/deploy.md).\n";
 
 static int store_info(smki_cli *c, int argc, char **argv)
 {
@@ -27,13 +34,16 @@ static int store_info(smki_cli *c, int argc, char **argv)
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
         json_str(&w, "path", smki_store_path(s));
+        json_str(&w, "engine", smki_store_map_size(s) ? "lmdb" : "postgresql");
         json_int(&w, "schema", smki_store_schema(s));
         json_int(&w, "map_size", (long long)smki_store_map_size(s));
         json_int(&w, "stale_readers_cleared", (long long)smki_store_stale_readers(s));
         json_end(&w);
+    } else if (smki_store_map_size(s) == 0) {
+        printf("Store %s\n  engine    postgresql\n  schema    %u\n", smki_store_path(s), smki_store_schema(s));
     } else {
-        printf("Store %s\n  schema    %u\n  map size  %zu MiB\n  stale readers cleared  %u\n", smki_store_path(s),
-               smki_store_schema(s), smki_store_map_size(s) >> 20, smki_store_stale_readers(s));
+        printf("Store %s\n  engine    lmdb\n  schema    %u\n  map size  %zu MiB\n  stale readers cleared  %u\n",
+               smki_store_path(s), smki_store_schema(s), smki_store_map_size(s) >> 20, smki_store_stale_readers(s));
     }
     smki_store_close(s);
     return EXIT_OK;
