@@ -78,7 +78,11 @@ if [[ $(id -u) -eq 0 ]]; then
     chown -R nobody: "$R"
     AS_USER=(setpriv --reuid=nobody --regid=nogroup --clear-groups --)
 fi
-printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${AS_USER[*]}" "$SMKI_BIN" >"$W/smki-repo"
+# A copy of the binary in the scratch folder: the build tree may sit where nobody
+# cannot reach (a CI checkout under /root).
+cp "$SMKI_BIN" "$W/smki-bin"
+chmod 0755 "$W/smki-bin"
+printf '#!/bin/sh\nexec %s "%s" "$@"\n' "${AS_USER[*]}" "$W/smki-bin" >"$W/smki-repo"
 chmod 0755 "$W/smki-repo"
 repo_serve_start "$W/smki-repo" "$W/serve.log" --home "$R" --env test --listen 127.0.0.1:0 ||
     { sed 's/^/#   /' "$W/serve.log"; }
