@@ -40,11 +40,18 @@ int cli_wants_help(int argc, char **argv, const char *help)
 
 /* ---- Home and PINs -------------------------------------------------------------- */
 
+/* Every section smki reads from smki.conf; a module that adds one adds it here. */
+static const char *const CONF_SECTIONS[] = {
+    "hsm", "store", "lint", "ra", "audit", "operators", "gateway", "repo", "env.*", "ca.*", NULL,
+};
+
 int cli_home(smki_cli *c)
 {
     if (c->conf) return 0;
+    GUARD(smki_home_require(c->home, c->may_create_home));
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
     GUARD(smki_conf_load(c->conf_path, &c->conf));
+    GUARD(smki_conf_check_sections(c->conf, CONF_SECTIONS));
     static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", "key_copy", NULL};
     static const char *const STORE_KEYS[] = {"path", NULL};
     static const char *const LINT_KEYS[] = {"env", NULL};
@@ -290,7 +297,8 @@ void json_arr_str(json_w *w, const char *val)
 
 int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap)
 {
-    GUARD(cli_home(c));
+    /* A file: key needs no home (nor a token, nor a PIN): it works where no home exists. */
+    if (strncmp(arg, "file:", 5) != 0) GUARD(cli_home(c));
     if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
         ENSURE(strlen(arg) < cap, SMKI_E_USAGE, "key reference too long");
         strcpy(ref, arg);
@@ -308,7 +316,7 @@ int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
 {
     char ref[SMKI_KEY_URI_MAX];
     GUARD(cli_key_ref(c, arg, ref, sizeof ref));
-    GUARD(cli_pin(c, 0));
+    if (strncmp(ref, "file:", 5) != 0) GUARD(cli_pin(c, 0));
     return smki_key_open(ref, &c->hsm, out);
 }
 

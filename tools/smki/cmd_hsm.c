@@ -64,6 +64,7 @@ static int hsm_init(smki_cli *c, int argc, char **argv)
             return cli_usage(c, "smki hsm init", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki hsm init", "unexpected argument '%s'", argv[optind]);
+    c->may_create_home = 1; /* hsm init starts a new home; no other command makes one */
     int rc = cli_home(c);
     if (rc < 0) return cli_fail(c, rc);
     if (!label) label = c->token;
