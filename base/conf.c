@@ -188,6 +188,27 @@ int smki_conf_check_section(const smki_conf *c, const char *section, const char 
     return 0;
 }
 
+/* Edits (insert, delete, replace, swap two neighbours) from a to b, capped at 9:
+ * "stroe" is one swap from "store", which a common prefix does not see. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb] < 9 ? d[la][lb] : 9;
+}
+
 /* Is section (as written in its header) one of known? "NAME.*" stands for [NAME.X]
  * with any X that has no further dot. */
 static int section_is_known(const char *section, const char *const *known)
@@ -216,17 +237,17 @@ int smki_conf_check_sections(const smki_conf *c, const char *const *known)
         char list[512] = "";
         size_t used = 0;
         const char *best = NULL;
-        size_t best_len = 0;
+        size_t best_dist = 3; /* suggest only what is at most two edits away */
         for (const char *const *kn = known; *kn; kn++) {
             int w = snprintf(list + used, sizeof list - used, "%s[%s]", used ? " " : "", *kn);
             if (w > 0 && (size_t)w < sizeof list - used) used += (size_t)w;
-            size_t p = common_prefix(*kn, sec);
-            if (p > best_len) {
-                best_len = p;
+            size_t dist = edit_distance(*kn, sec);
+            if (dist < best_dist) {
+                best_dist = dist;
                 best = *kn;
             }
         }
-        if (best && best_len >= 3)
+        if (best)
             return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown section [%s] (did you mean [%s]?); known: %s", c->name,
                              c->section_lines[i], sec, best, list);
         return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown section [%s]; known: %s", c->name, c->section_lines[i], sec,

@@ -227,7 +227,8 @@ static void test_conf_refuses_unknown_sections(void **state)
     smki_conf_free(c);
     const char *typo = "[hsm]\ntoken = a\n[stroe]\npath = x\n";
     assert_ok(smki_conf_parse((const uint8_t *)typo, strlen(typo), "t.conf", &c));
-    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE, "t.conf:3: unknown section [stroe]");
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE,
+                 "t.conf:3: unknown section [stroe] (did you mean [store]?); known: [hsm] [store] [env.*]");
     smki_conf_free(c);
     const char *empty = "[hsm]\n[hsmm]\n"; /* refused even with nothing under it */
     assert_ok(smki_conf_parse((const uint8_t *)empty, strlen(empty), "e.conf", &c));
