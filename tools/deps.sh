@@ -17,6 +17,11 @@ PACKAGES=(
   valgrind                           # leak checks
   libh2o-evloop-dev                  # repo: the HTTP server (h2o, its own event loop; TLS on OpenSSL)
   curl                               # repo: the integration tests' HTTP client
+  # A second PKCS#11 implementation in tests (tpm2_pkcs11.sh): tpm2-pkcs11 over a software
+  # TPM, behind the TPM resource manager (a TPM holds 3 loaded objects; tabrmd swaps them,
+  # as /dev/tpmrm0 does on a real machine) on a private D-Bus session bus.
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus
 )
 # `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
 # nginx as the static-file peer of the repository); not needed to build or test.

@@ -52,7 +52,8 @@ int cli_home(smki_cli *c)
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
     GUARD(smki_conf_load(c->conf_path, &c->conf));
     GUARD(smki_conf_check_sections(c->conf, CONF_SECTIONS));
-    static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", "key_copy", NULL};
+    static const char *const HSM_KEYS[] = {"softhsm_dir", "token",    "module",    "pin_file",
+                                           "so_pin_file", "key_copy", "init_args", NULL};
     static const char *const STORE_KEYS[] = {"path", NULL};
     static const char *const LINT_KEYS[] = {"env", NULL};
     GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
@@ -66,6 +67,7 @@ int cli_home(smki_cli *c)
              store_dir[0] == '/' ? "" : "/", store_dir);
     c->token = smki_conf_get(c->conf, "hsm.token", "smki");
     c->hsm.module = smki_conf_get(c->conf, "hsm.module", NULL);
+    c->hsm.init_args = smki_conf_get(c->conf, "hsm.init_args", NULL);
     /* Unset: $SMKI_HSM_KEY_COPY, else auto (hsm.h). */
     const char *key_copy = smki_conf_get(c->conf, "hsm.key_copy", NULL);
     if (key_copy) {
