@@ -8,7 +8,11 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-asan build-fuzz demo test test-normal test-asan test-fuzz bench fuzz soak clean
+.PHONY: all deps build build-asan build-fuzz demo test test-normal test-asan test-fuzz bench fuzz soak clean \
+	install deb build-release
+PREFIX  ?= /usr/local
+DESTDIR ?=
+RELEASE ?= build-release
 
 all: build
 
@@ -59,5 +63,23 @@ soak: build
 	@tools/deps.sh bench
 	@tools/soak.sh $(BUILD)
 
+# Install the command, its man pages, bash completion, systemd units and examples
+# (make install PREFIX=/usr DESTDIR=/tmp/stage). Builds only what is installed; no apt-get.
+install:
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS) --target smki man changelog
+	@DESTDIR=$(DESTDIR) cmake --install $(RELEASE)
+
+# A Debian package (CPack DEB): smki_<version>_<arch>.deb here, for
+# 'apt install ./smki_*.deb'. Runtime dependencies only; calls no apt-get (a packaging
+# build environment has no network): the build dependencies must be installed.
+deb:
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DSMKI_SYSTEMD_UNITDIR=/lib/systemd/system -DSMKI_SYSUSERSDIR=/usr/lib/sysusers.d \
+	  -DSMKI_TMPFILESDIR=/usr/lib/tmpfiles.d $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS) --target smki man changelog
+	@cd $(RELEASE) && cpack -G DEB >/dev/null && mv smki_*.deb ..
+	@ls smki_*.deb
+
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "repo.h"
@@ -100,6 +101,12 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     memcpy(r->allow, o->allow, sizeof r->allow);
     smki_store_opts so = {0, 0, 1};
     int rc = smki_store_open(o->store_dir, &so, &r->store);
+    if (rc < 0 && access(o->store_dir, R_OK | X_OK) == 0)
+        /* The repository reads the store but takes a slot in LMDB's reader table. */
+        smki_error_wrap("the repository's user needs read access to %s/data.mdb and read-write access to its "
+                        "lock.mdb (LMDB's reader table; e.g. group smki, modes 0640 and 0660: "
+                        "docs/operations.md)",
+                        o->store_dir);
     if (rc < 0) {
         pthread_mutex_destroy(&r->db_lock);
         free(r);

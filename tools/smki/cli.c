@@ -77,7 +77,7 @@ int cli_home(smki_cli *c)
     }
     /* The embedded default: SoftHSM with its tokens inside the home. A configured
      * module (a real HSM) brings its own configuration. */
-    if (!c->hsm.module) GUARD(smki_softhsm_prepare(c->hsm_dir));
+    if (!c->hsm.module && !c->no_token) GUARD(smki_softhsm_prepare(c->hsm_dir));
     return 0;
 }
 

@@ -27,6 +27,7 @@ typedef struct {
     smki_hsm_opts hsm;
     const char *token; /* the home's token label */
     int may_create_home; /* set by the commands that initialise a home (hsm init, ca init) */
+    int no_token;        /* set by commands that use no token (the repository): no hsm/ made */
 } smki_cli;
 
 typedef struct cli_cmd {

@@ -382,5 +382,6 @@ static const cli_cmd REPO_COMMANDS[] = {
 
 int cmd_repo(smki_cli *c, int argc, char **argv)
 {
+    c->no_token = 1; /* the repository signs nothing: its home needs no token folder */
     return cli_dispatch(c, REPO_COMMANDS, argc - 1, argv + 1, "smki repo", ABOUT);
 }
