@@ -45,20 +45,32 @@ static const char *const CONF_SECTIONS[] = {
     "hsm", "store", "lint", "ra", "audit", "operators", "gateway", "repo", "env.*", "ca.*", NULL,
 };
 
+int cli_conf_load(const smki_cli *c, smki_conf **out)
+{
+    static const char *const HSM_KEYS[] = {"softhsm_dir", "token",    "module",    "pin_file",
+                                           "so_pin_file", "key_copy", "init_args", NULL};
+    static const char *const STORE_KEYS[] = {"path", NULL};
+    static const char *const LINT_KEYS[] = {"env", NULL};
+    smki_conf *conf = NULL;
+    GUARD(smki_conf_load(c->conf_path, &conf));
+    int rc = smki_conf_check_sections(conf, CONF_SECTIONS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "hsm", HSM_KEYS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "store", STORE_KEYS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "lint", LINT_KEYS);
+    if (rc < 0) {
+        smki_conf_free(conf);
+        return rc;
+    }
+    *out = conf;
+    return 0;
+}
+
 int cli_home(smki_cli *c)
 {
     if (c->conf) return 0;
     GUARD(smki_home_require(c->home, c->may_create_home));
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
-    GUARD(smki_conf_load(c->conf_path, &c->conf));
-    GUARD(smki_conf_check_sections(c->conf, CONF_SECTIONS));
-    static const char *const HSM_KEYS[] = {"softhsm_dir", "token",    "module",    "pin_file",
-                                           "so_pin_file", "key_copy", "init_args", NULL};
-    static const char *const STORE_KEYS[] = {"path", NULL};
-    static const char *const LINT_KEYS[] = {"env", NULL};
-    GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
-    GUARD(smki_conf_check_section(c->conf, "store", STORE_KEYS));
-    GUARD(smki_conf_check_section(c->conf, "lint", LINT_KEYS));
+    GUARD(cli_conf_load(c, &c->conf));
     const char *hsm_dir = smki_conf_get(c->conf, "hsm.softhsm_dir", "hsm");
     const char *store_dir = smki_conf_get(c->conf, "store.path", "store");
     snprintf(c->hsm_dir, sizeof c->hsm_dir, "%s%s%s", hsm_dir[0] == '/' ? "" : c->home, hsm_dir[0] == '/' ? "" : "/",

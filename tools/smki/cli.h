@@ -43,6 +43,8 @@ int cli_dispatch(smki_cli *c, const cli_cmd *table, int argc, char **argv, const
 /* The home: config loaded, the SoftHSM folder prepared. Safe to call more than once.
  * A home that does not exist is refused unless may_create_home is set. */
 int cli_home(smki_cli *c);
+/* The home's smki.conf read (again) and checked as cli_home does (a service's SIGHUP). */
+int cli_conf_load(const smki_cli *c, smki_conf **out);
 /* The user PIN (SMKI_PIN, else --pin-file, else the home's pin-file setting); with
  * required, its absence is a usage error. Returns 1 if a PIN is there, 0 if not. */
 int cli_pin(smki_cli *c, int required);
