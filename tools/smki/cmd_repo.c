@@ -196,11 +196,13 @@ static int serve_args(const smki_cli *c, int argc, char **argv, const smki_conf 
 }
 
 /* SIGHUP: smki.conf read again and the same flags over it. Two sets alternate, so the
- * strings handed out last time stay valid until the next reload. */
+ * strings handed out last time stay valid until the next reload; the set the server
+ * started with (its smki_repo_server_opts) is never reused. */
 typedef struct {
     smki_cli *c;
     int argc;
     char **argv;
+    serve_parsed start;
     serve_parsed parsed[2];
     smki_conf *conf[2];
     int cur;
@@ -234,9 +236,9 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
     x.c = c;
     x.argc = argc;
     x.argv = argv;
-    rc = serve_args(c, argc, argv, c->conf, &x.parsed[0]);
+    rc = serve_args(c, argc, argv, c->conf, &x.start);
     if (rc < 0) return cli_fail(c, rc);
-    serve_parsed *p = &x.parsed[0];
+    serve_parsed *p = &x.start;
     smki_repo *r = NULL;
     rc = smki_repo_open(&p->ro, &r);
     if (rc == 0) {
@@ -246,6 +248,7 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         rc = smki_repo_serve(r, &p->so);
     }
     smki_repo_free(r);
+    smki_wipe(x.start.apikey, sizeof x.start.apikey);
     for (int i = 0; i < 2; i++) {
         smki_wipe(x.parsed[i].apikey, sizeof x.parsed[i].apikey);
         smki_conf_free(x.conf[i]);
