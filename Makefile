@@ -66,7 +66,9 @@ soak: build
 # Install the command, its man pages, bash completion, systemd units and examples
 # (make install PREFIX=/usr DESTDIR=/tmp/stage). Builds only what is installed; no apt-get.
 install:
-	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	  -DSMKI_SYSTEMD_UNITDIR=lib/systemd/system -DSMKI_SYSUSERSDIR=lib/sysusers.d -DSMKI_TMPFILESDIR=lib/tmpfiles.d \
+	  $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(RELEASE) -j $(JOBS) --target smki man changelog
 	@DESTDIR=$(DESTDIR) cmake --install $(RELEASE)
 
