@@ -88,7 +88,8 @@ if [[ -n $score ]] && awk -v s="$score" 'BEGIN { exit !(s <= 2.5) }'; then
 else
     not_ok "the repository's sandbox exposure is '$score'"
 fi
-for d in ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes ReadOnlyPaths=/var/lib/smki User=smki-repo; do
+for d in ProtectSystem=strict NoNewPrivileges=yes PrivateTmp=yes ReadOnlyPaths=/var/lib/smki User=smki-repo \
+    'ExecReload=/bin/kill -HUP $MAINPID'; do
     check "smki-repo.service has $d" grep -qx "$d.*" "$U/smki-repo.service"
 done
 check "the publish unit gets the PIN by LoadCredential" grep -q '^LoadCredential=user.pin:/etc/smki/credentials/user.pin' "$U/smki-publish@.service"

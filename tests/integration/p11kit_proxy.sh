@@ -24,6 +24,9 @@ source "$(dirname "$0")/lib.sh"
 
 check "the p11-kit proxy is installed (p11-kit-modules)" test -r "$PROXY"
 printf 'directories.tokendir = %s/tokens\nobjectstore.backend = file\n' "$ROOT" >"$ROOT/softhsm2.conf"
+# The proxy also loads every other registered module: tpm2-pkcs11 finds no TPM here
+# (TPM2_PKCS11_TCTI=none: it gives up at once; p11-kit skips it, it is not critical).
+# p11-kit reads no per-user configuration as root, so that cannot be narrowed here.
 export SOFTHSM2_CONF=$ROOT/softhsm2.conf TPM2_PKCS11_TCTI=none
 printf '[hsm]\nmodule = %s\ntoken = proxied\n' "$PROXY" >"$H/smki.conf"
 export SMKI_HOME=$H SMKI_PIN=proxy-user-1 SMKI_SO_PIN=proxy-so-12
