@@ -480,6 +480,37 @@ static void check_store(const smki_doctor_opts *o, smki_doctor_report *rep, int6
     smki_store_close(s);
 }
 
+/* ---- The repository's TLS certificate ([repo] tls_cert) -------------------------------------- */
+
+static void check_repo_tls(const smki_doctor_opts *o, smki_doctor_report *rep, int64_t now)
+{
+    const char *p = smki_conf_get(o->conf, "repo.tls_cert", NULL);
+    if (!p) return;
+    char path[4400], err[SMKI_ERR_MSG_MAX], at[32], left[32];
+    snprintf(path, sizeof path, "%s%s%s", p[0] == '/' ? "" : o->home, p[0] == '/' ? "" : "/", p);
+    X509 *x = NULL;
+    if (smki_cert_load_file(path, &x) < 0) {
+        addf(rep, "repo-tls", path, SMKI_DOCTOR_PROBLEM, "correct [repo] tls_cert, or install the certificate there",
+             "the repository's TLS certificate cannot be read: %s", taken_error(err, sizeof err));
+        return;
+    }
+    struct tm tm;
+    int64_t not_after = ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 ? (int64_t)timegm(&tm) : 0;
+    X509_free(x);
+    when(not_after, at, sizeof at);
+    span(not_after - now, left, sizeof left);
+    static const char RENEW[] = "issue its successor (smki ra request submit --type dccki-server), replace the files "
+                                "and 'systemctl reload smki-repo' (SIGHUP: no connection dropped)";
+    if (not_after <= now)
+        addf(rep, "repo-tls", path, SMKI_DOCTOR_PROBLEM, RENEW, "the repository's TLS certificate expired %s ago (%s)",
+             left, at);
+    else if (not_after - now < 30 * DAY)
+        addf(rep, "repo-tls", path, SMKI_DOCTOR_WARN, RENEW, "the repository's TLS certificate expires in %s (%s)", left,
+             at);
+    else
+        addf(rep, "repo-tls", path, SMKI_DOCTOR_OK, NULL, "the repository's TLS certificate is valid until %s", at);
+}
+
 int smki_doctor_run(const smki_doctor_opts *o, smki_doctor_report *rep)
 {
     ENSURE(o && o->home && o->hsm && o->token && o->store_dir, SMKI_E_USAGE, "smki_doctor_run: options missing");
@@ -496,5 +527,6 @@ int smki_doctor_run(const smki_doctor_opts *o, smki_doctor_report *rep)
     check_pin_file(o, rep, "hsm.so_pin_file", "SO PIN");
     check_token(o, rep);
     check_store(o, rep, now);
+    check_repo_tls(o, rep, now);
     return 0;
 }

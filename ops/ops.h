@@ -19,7 +19,7 @@ typedef enum {
 const char *smki_doctor_level_name(int level);
 
 typedef struct {
-    char check[16];   /* home, config, pin-file, token, pin, store, ca, ca-key, crl, arl, audit */
+    char check[16];   /* home, config, pin-file, token, pin, store, ca, ca-key, crl, arl, audit, repo-tls */
     char subject[96]; /* what the finding is about: a path, "test/smki-oca", the token label */
     smki_doctor_level level;
     char finding[320];

@@ -110,6 +110,19 @@ chmod 777 "$H"
 doctor_json "a home others may write into is a problem" 'not d["ok"] and f("home", "problem", "mode 0777")'
 chmod 700 "$H"
 
+# ---- The repository's TLS certificate ([repo] tls_cert) -----------------------------------------
+mkdir -p "$H/tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 -subj /CN=repo \
+    -keyout "$H/tls/repo.key" -out "$H/tls/repo.pem" 2>/dev/null
+printf '\n[repo]\nenv = test\ntls_cert = tls/repo.pem\ntls_key = tls/repo.key\n' >>"$H/smki.conf"
+doctor_json "a repository TLS certificate ending in 10 days: a warning" \
+    'd["ok"] and f("repo-tls", "warning", "expires in")'
+doctor_json "past its end (--at): a problem" 'not d["ok"] and f("repo-tls", "problem", "expired")' \
+    --at "$(date -u -d '+11 days' +%F)"
+rm "$H/tls/repo.pem"
+doctor_json "missing: a problem naming the file" 'not d["ok"] and f("repo-tls", "problem", "tls/repo.pem")'
+cp "$W/smki.conf.good" "$H/smki.conf"
+
 # ---- The audit trail ----------------------------------------------------------------------------
 ra_test_participant "$H"
 doctor_json "an RA with a clean trail" 'd["ok"] and f("audit", "ok", "chained and signed by 1 operator")'
