@@ -4,15 +4,19 @@ JOBS    ?= $(shell nproc)
 BUILD   ?= build
 ASAN    ?= build-asan
 FUZZB   ?= build-fuzz
+RELEASE ?= build-release
+# Developer and CI builds fail on a warning (WERROR=OFF to try a build through); a plain
+# cmake, a packager's, does not.
+WERROR  ?= ON
 CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-asan build-fuzz demo test test-normal test-asan test-fuzz bench fuzz soak clean \
-	install deb build-release
+.PHONY: all deps build build-asan build-fuzz build-release demo test test-normal test-asan test-release test-fuzz bench fuzz \
+	soak clean install deb
 PREFIX  ?= /usr/local
 DESTDIR ?=
-RELEASE ?= build-release
+PKG     ?= build-pkg
 
 all: build
 
@@ -20,24 +24,30 @@ deps:
 	@tools/deps.sh
 
 build: deps
-	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
 build-asan: deps
-	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON $(CMAKE_FLAGS) >/dev/null
+	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
+
+# The optimised flavour a package ships (-O3): it must build without a warning too.
+build-release: deps
+	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=Release -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(RELEASE) -j $(JOBS)
 
 build-fuzz: deps
 	@cmake -S . -B $(FUZZB) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER=clang -DSMKI_FUZZ=ON \
-	  -DSMKI_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) >/dev/null
+	  -DSMKI_FUZZ_SECONDS=$(FUZZ_SECONDS) -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(FUZZB) -j $(JOBS)
 
 # The main job end to end on embedded defaults (SoftHSM token, LMDB store under ./var/).
 demo: build
 	@tools/demo.sh $(BUILD)/bin/smki
 
-# Every test: the normal build, the ASan+UBSan build, and a short fuzz run.
-test: test-normal test-asan test-fuzz
+# Every test: the normal build, the ASan+UBSan build, the Release build's unit tests,
+# and a short fuzz run.
+test: test-normal test-asan test-release test-fuzz
 
 test-normal: build
 	@echo "== tests: normal build"
@@ -46,6 +56,12 @@ test-normal: build
 test-asan: build-asan
 	@echo "== tests: ASan+UBSan build"
 	@ctest --test-dir $(ASAN) --output-on-failure -j $(JOBS)
+
+# Release (-O3): the unit tests only (the integration tests run on the normal build),
+# to keep make test within its time.
+test-release: build-release
+	@echo "== tests: Release build (unit)"
+	@ctest --test-dir $(RELEASE) --output-on-failure -j $(JOBS) -L unit
 
 test-fuzz: build-fuzz
 	@echo "== tests: short fuzz run ($(FUZZ_SECONDS)s per target)"
@@ -66,22 +82,22 @@ soak: build
 # Install the command, its man pages, bash completion, systemd units and examples
 # (make install PREFIX=/usr DESTDIR=/tmp/stage). Builds only what is installed; no apt-get.
 install:
-	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	@cmake -S . -B $(PKG) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
 	  -DSMKI_SYSTEMD_UNITDIR=lib/systemd/system -DSMKI_SYSUSERSDIR=lib/sysusers.d -DSMKI_TMPFILESDIR=lib/tmpfiles.d \
 	  $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(RELEASE) -j $(JOBS) --target smki man changelog
-	@DESTDIR=$(DESTDIR) cmake --install $(RELEASE)
+	@cmake --build $(PKG) -j $(JOBS) --target smki man changelog
+	@DESTDIR=$(DESTDIR) cmake --install $(PKG)
 
 # A Debian package (CPack DEB): smki_<version>_<arch>.deb here, for
 # 'apt install ./smki_*.deb'. Runtime dependencies only; calls no apt-get (a packaging
 # build environment has no network): the build dependencies must be installed.
 deb:
-	@cmake -S . -B $(RELEASE) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr \
+	@cmake -S . -B $(PKG) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
 	  -DSMKI_SYSTEMD_UNITDIR=/lib/systemd/system -DSMKI_SYSUSERSDIR=/usr/lib/sysusers.d \
 	  -DSMKI_TMPFILESDIR=/usr/lib/tmpfiles.d $(CMAKE_FLAGS) >/dev/null
-	@cmake --build $(RELEASE) -j $(JOBS) --target smki man changelog
-	@cd $(RELEASE) && cpack -G DEB >/dev/null && mv smki_*.deb ..
+	@cmake --build $(PKG) -j $(JOBS) --target smki man changelog
+	@cd $(PKG) && cpack -G DEB >/dev/null && mv smki_*.deb ..
 	@ls smki_*.deb
 
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE) $(PKG)

@@ -8,6 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* A fallible public function's status must be looked at: ignoring it is a compile
+ * error in developer builds (-Werror). */
+#define SMKI_MUST_CHECK __attribute__((warn_unused_result))
+
 /* ---- Errors (after s2n-tls) -------------------------------------------------
  * Every fallible function returns int: 0 on success, one of these (negative) on
  * failure, having recorded what failed and with which input in the thread's error
@@ -33,11 +37,11 @@ typedef enum {
 #define SMKI_ERR_MSG_MAX 768
 
 /* The thread's last error. */
-int smki_error_code(void);
+SMKI_MUST_CHECK int smki_error_code(void);
 const char *smki_error_msg(void);
 const char *smki_error_origin(void);      /* "file.c:123" where it was raised */
 const char *smki_error_name(int code);    /* stable token for --json: "input", "hsm", ... */
-int smki_error_exit_code(int code);       /* 0 ok, 1 usage, 2 refused/failed check, 3 internal/HSM */
+SMKI_MUST_CHECK int smki_error_exit_code(int code);       /* 0 ok, 1 usage, 2 refused/failed check, 3 internal/HSM */
 void smki_error_clear(void);
 
 /* Record an error; returns code so that `return smki_fail(...)` reads naturally. */
@@ -50,8 +54,24 @@ int smki_fail_ssl_at(int code, const char *file, int line, const char *fmt, ...)
  * the current code. Used by callers that add what they were doing. */
 int smki_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-#define SMKI_FAIL(code, ...) smki_fail_at((code), __FILE__, __LINE__, __VA_ARGS__)
-#define SMKI_FAIL_SSL(code, ...) smki_fail_ssl_at((code), __FILE__, __LINE__, __VA_ARGS__)
+/* The value of SMKI_FAIL is its code itself, not what the call returns: with a constant
+ * code the compiler sees the failure's value (as s2n-tls's POSIX_BAIL returns its
+ * constant), and with any code that it is negative (smki_failure), so it knows that a
+ * function which fails returns a negative number and that a caller's GUARD leaves on
+ * it: out-parameters set only on success are not "maybe used uninitialised" at -O3.
+ * code is evaluated twice: pass a constant or a variable. A helper that maps another
+ * library's failure to a code returns smki_failure(code) for the same reason. */
+static inline int smki_failure(int code)
+{
+    return code < 0 ? code : SMKI_E_INTERNAL; /* every failure is negative, and the compiler sees it */
+}
+static inline int smki_fail_value(int recorded, int code)
+{
+    (void)recorded;
+    return smki_failure(code);
+}
+#define SMKI_FAIL(code, ...) smki_fail_value(smki_fail_at((code), __FILE__, __LINE__, __VA_ARGS__), (code))
+#define SMKI_FAIL_SSL(code, ...) smki_fail_value(smki_fail_ssl_at((code), __FILE__, __LINE__, __VA_ARGS__), (code))
 
 /* Guard macros keep the happy path straight. GUARD propagates a failure;
  * ENSURE raises one when a condition does not hold. The _GOTO forms set `rc` and
@@ -99,47 +119,48 @@ typedef struct {
 } smki_cursor_t;
 
 smki_cursor_t smki_cursor(const uint8_t *p, size_t len);
-int smki_cur_u8(smki_cursor_t *c, uint8_t *out);
-int smki_cur_u16be(smki_cursor_t *c, uint16_t *out);
-int smki_cur_u32be(smki_cursor_t *c, uint32_t *out);
-int smki_cur_u64be(smki_cursor_t *c, uint64_t *out);
+SMKI_MUST_CHECK int smki_cur_u8(smki_cursor_t *c, uint8_t *out);
+SMKI_MUST_CHECK int smki_cur_u16be(smki_cursor_t *c, uint16_t *out);
+SMKI_MUST_CHECK int smki_cur_u32be(smki_cursor_t *c, uint32_t *out);
+SMKI_MUST_CHECK int smki_cur_u64be(smki_cursor_t *c, uint64_t *out);
 /* Point *out at the next n bytes (no copy) and step over them. */
-int smki_cur_take(smki_cursor_t *c, size_t n, const uint8_t **out);
-int smki_cur_copy(smki_cursor_t *c, void *out, size_t n);
+SMKI_MUST_CHECK int smki_cur_take(smki_cursor_t *c, size_t n, const uint8_t **out);
+SMKI_MUST_CHECK int smki_cur_copy(smki_cursor_t *c, void *out, size_t n);
+/* Not SMKI_MUST_CHECK: parsers skip, as a statement, bytes whose presence they checked. */
 int smki_cur_skip(smki_cursor_t *c, size_t n);
 /* A sub-cursor over the next n bytes; the parent steps over them. */
-int smki_cur_sub(smki_cursor_t *c, size_t n, smki_cursor_t *sub);
+SMKI_MUST_CHECK int smki_cur_sub(smki_cursor_t *c, size_t n, smki_cursor_t *sub);
 /* BER/DER definite length (short form, or long form of 1..4 octets), checked
  * against the bytes that remain. */
-int smki_cur_ber_len(smki_cursor_t *c, size_t *len);
+SMKI_MUST_CHECK int smki_cur_ber_len(smki_cursor_t *c, size_t *len);
 /* Expect a specific octet. */
-int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
+SMKI_MUST_CHECK int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
 
 /* ---- Hex --------------------------------------------------------------------- */
 /* Decode hex text into out (capacity cap). ASCII whitespace between digit pairs is
  * ignored (the RTDS files are hex text with line ends). On failure the content of out
  * is unspecified. */
-int smki_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t cap, size_t *out_len);
+SMKI_MUST_CHECK int smki_hex_decode(const char *text, size_t text_len, uint8_t *out, size_t cap, size_t *out_len);
 /* Encode len bytes as 2*len lowercase (or uppercase) digits plus NUL; out must hold 2*len+1. */
 void smki_hex_encode(const uint8_t *in, size_t len, char *out, int upper);
 
 /* ---- Files ------------------------------------------------------------------- */
 /* Read a whole file of at most max bytes into a fresh buffer (caller frees). */
-int smki_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len);
 /* Write a file atomically: a temporary beside it, fsync, rename, fsync the folder.
  * A crash leaves the old file or the new one, never half of either. mode e.g. 0644.
  * With exclusive set, refuses (SMKI_E_EXISTS) if the path exists. */
-int smki_file_write_atomic(const char *path, const void *data, size_t len, int mode, int exclusive);
+SMKI_MUST_CHECK int smki_file_write_atomic(const char *path, const void *data, size_t len, int mode, int exclusive);
 /* mkdir -p with the given mode. */
-int smki_mkdirs(const char *path, int mode);
+SMKI_MUST_CHECK int smki_mkdirs(const char *path, int mode);
 /* Read a secret (PIN) from a file: first line, trailing newline removed. A file that
  * every user may read or write is refused (SMKI_E_REFUSED, naming it and its mode):
  * its secret must be taken as known. */
-int smki_secret_read_file(const char *path, char *out, size_t cap);
+SMKI_MUST_CHECK int smki_secret_read_file(const char *path, char *out, size_t cap);
 /* A home folder (configuration, token, store) must exist: only the commands that
  * initialise a home create one (with create set, mode 0700); otherwise a missing home,
  * a mistyped --home, is refused (SMKI_E_NOTFOUND) naming it. */
-int smki_home_require(const char *home, int create);
+SMKI_MUST_CHECK int smki_home_require(const char *home, int create);
 
 /* Wipe a secret (OPENSSL_cleanse; never optimised away). */
 void smki_wipe(void *p, size_t len);
@@ -150,20 +171,20 @@ void smki_wipe(void *p, size_t len);
 typedef struct smki_conf smki_conf;
 /* A missing file gives an empty configuration (defaults apply); a malformed line is
  * refused naming the file and line. */
-int smki_conf_load(const char *path, smki_conf **out);
+SMKI_MUST_CHECK int smki_conf_load(const char *path, smki_conf **out);
 /* The same over bytes in memory; name labels messages ("file:line"). */
-int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out);
+SMKI_MUST_CHECK int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out);
 /* The value, or fallback when the key is absent. */
 const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallback);
 /* Refuse (SMKI_E_USAGE, naming file, line and the nearest known key) the first key
  * under [section] that is not in known (NULL-terminated key names without the
  * section): a typo in a reviewed file must not silently fall back to a default. */
-int smki_conf_check_section(const smki_conf *c, const char *section, const char *const *known);
+SMKI_MUST_CHECK int smki_conf_check_section(const smki_conf *c, const char *section, const char *const *known);
 /* Refuse (SMKI_E_USAGE, naming file, line, the nearest and all known sections) the
  * first [section] header not in known (NULL-terminated; "env.*" stands for [env.NAME]),
  * and any setting outside a section: a mistyped section must not silently drop its
  * settings to defaults, as a mistyped key must not. */
-int smki_conf_check_sections(const smki_conf *c, const char *const *known);
+SMKI_MUST_CHECK int smki_conf_check_sections(const smki_conf *c, const char *const *known);
 void smki_conf_free(smki_conf *c);
 
 #endif

@@ -628,10 +628,13 @@ static void report_progress(run_t *r)
     if (r->o->progress) r->o->progress(r->rep, r->o->progress_arg);
 }
 
-/* In the group's transaction: the caller's step, with the group's new certificates. */
+/* In the group's transaction: the CA's gate (its certificates were queued without it,
+ * checked here once per group), then the caller's step with the new certificates. */
 static int group_txn(smki_txn *t, void *arg)
 {
     run_t *r = arg;
+    GUARD(ca_write_allowed(t, r->db, "recording a certificate"));
+    if (!r->o->on_group) return 0;
     size_t n = 0;
     for (size_t k = 0; k < r->npending; k++)
         if (r->pending[k].is_new) r->newc[n++] = &r->pending[k].cert;
@@ -643,7 +646,7 @@ static int commit_group(run_t *r)
 {
     if (r->npending == 0) return 0;
     if (r->pending_new) {
-        int rc = r->o->on_group ? smki_batch_flush_with(r->batch, group_txn, r) : smki_batch_flush(r->batch);
+        int rc = smki_batch_flush_with(r->batch, group_txn, r);
         if (rc < 0) {
             r->npending = r->pending_new = 0; /* not recorded: left not done, a re-run issues them */
             return rc;
@@ -716,7 +719,7 @@ static int take_result(run_t *r, size_t i, slot_t *s)
         csr_key(r->issuer_ski, s->hash, key);
         ca_cert_key(&s->cert, val);
         /* One group holds the certificate, its indices and this entry: all or none. */
-        GUARD(smki_ca_cert_queue(r->batch, r->db, &s->cert));
+        GUARD(ca_cert_queue_ungated(r->batch, r->db, &s->cert)); /* gated in group_txn */
         GUARD(smki_batch_put(r->batch, r->by_csr, key, sizeof key, val, sizeof val, SMKI_PUT_NOOVERWRITE));
         r->pending_new++;
     }

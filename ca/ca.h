@@ -55,7 +55,7 @@ typedef struct {
  * understand. Refusals: SMKI_E_INPUT for malformed bytes, SMKI_E_REFUSED for
  * well-formed but not allowed, SMKI_E_VERIFY when the signature does not verify;
  * the message names what is wrong. Safe to call from several threads. */
-int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out);
+SMKI_MUST_CHECK int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out);
 
 /* The same parse, with options. verified_sha256: the SHA-256 of CSR octets whose proof
  * of possession the caller verified before and recorded where only it writes (the RA,
@@ -68,14 +68,14 @@ typedef struct {
     const uint8_t *verified_sha256; /* 32 octets, or NULL */
     int *skipped_verify;
 } smki_csr_parse_opts;
-int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out);
+SMKI_MUST_CHECK int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out);
 
 /* The checks that tie a parsed CSR to a request. A device request needs the
  * hardwareModuleName and an empty subject; when eui is given it must be the
  * hardwareModuleName's. An organisation request must not carry a hardwareModuleName.
  * When want is given (not 0) the CSR must request that usage. SMKI_E_REFUSED, naming
  * both sides, on any disagreement. */
-int smki_csr_check_request(const smki_csr *c, int is_device, const smki_eui64_t *eui, smki_key_usage want);
+SMKI_MUST_CHECK int smki_csr_check_request(const smki_csr *c, int is_device, const smki_eui64_t *eui, smki_key_usage want);
 
 void smki_csr_free(smki_csr *c);
 
@@ -103,7 +103,7 @@ typedef enum {
 /* "in-use", ...; NULL for a value that is not a status. */
 const char *smki_cert_status_name(int status);
 /* Accepts the letter (P, I, N, E, R) or the name. */
-int smki_cert_status_parse(const char *text, smki_cert_status *out);
+SMKI_MUST_CHECK int smki_cert_status_parse(const char *text, smki_cert_status *out);
 
 /* The CAs of one environment's hierarchy. */
 typedef enum {
@@ -116,6 +116,8 @@ typedef enum {
 } smki_ca_kind;
 /* Its profile's name: "smki-root", "smki-oca", "smki-dca", "dccki-root", "dccki-ica". */
 const char *smki_ca_kind_name(smki_ca_kind k);
+/* The name or its short form: root, oca, dca, ica. SMKI_E_USAGE listing them otherwise. */
+SMKI_MUST_CHECK int smki_ca_kind_parse(const char *text, smki_ca_kind *out);
 smki_profile_id smki_ca_kind_profile(smki_ca_kind k);
 
 /* One certificate and the facts recorded with it. (issuer_ski, serial) is its key
@@ -155,29 +157,42 @@ typedef struct {
  * page each (store schema 2; smki_ca_db_open migrates a schema-1 store).
  * "cas": "<env>/<kind name>" -> the CA's record (key reference, environment as
  * configured at its ceremony, its certificate's key in "certs"). */
+/* The RA's capability. A store with RA operators is governed: the RA marks it so in
+ * "cas" (in the transaction that registers its first operator), and from then on every
+ * write of the CA (recording a certificate, a revocation, a status, a CRL/ARL, a CA of a
+ * ceremony or a successor) is refused (SMKI_E_REFUSED) unless the smki_ca_db carries
+ * the gate. Only ra/ can make one (its constructor is in ca/ca_gate.h, which nothing
+ * outside ra/ may include), and the RA never hands out a handle that carries it
+ * (smki_ra_ca_db is a view without it): in a governed store, issuing, revoking,
+ * publishing and ceremonies happen only through the smki_ra_* entry points, which
+ * apply the RA's rules and write the audit entry in the same transaction. */
+typedef struct smki_ca_gate smki_ca_gate;
+
 typedef struct {
     smki_store *store;
     smki_db certs, by_eui, by_ski, by_facet, cas;
     smki_db revocations; /* issuer SKI || serial -> reason, time (smki_ca_revoke) */
     smki_db crls;        /* "<env>/<kind name>" -> the CA's latest CRL/ARL and its number */
+    const smki_ca_gate *gate; /* NULL from smki_ca_db_open: the RA's own handle only */
 } smki_ca_db;
 /* Opens (creating) every database above: call before any transaction on the store.
- * A store of schema 1 (serial, role, usage, environment and status in indices of
+ * The handle carries no gate: in a store the RA governs it reads, and its writes are
+ * refused. A store of schema 1 (serial, role, usage, environment and status in indices of
  * their own, records without seq) is brought to schema 2 in one write transaction
  * here: every record rewritten with a seq, the facet index built from them, the old
  * indices emptied. Read-only, such a store is refused (SMKI_E_NOTFOUND: its
  * facet index is not there yet, the message says why) until a read-write open has
  * migrated it. */
-/* Opens (creating) every database above: call before any transaction on the store. */
-int smki_ca_db_open(smki_store *s, smki_ca_db *out);
+SMKI_MUST_CHECK int smki_ca_db_open(smki_store *s, smki_ca_db *out);
 
 /* Record a certificate and its indices: in a write transaction, or queued in a batch
  * (durable once the batch commits). SMKI_E_EXISTS when the issuer already has a
- * certificate of that serial: nothing of it is written. */
-int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c);
-int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
+ * certificate of that serial: nothing of it is written. SMKI_E_REFUSED in a governed
+ * store without the RA's gate (above), as for every write below. */
+SMKI_MUST_CHECK int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c);
+SMKI_MUST_CHECK int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
 /* By issuer and serial; SMKI_E_NOTFOUND if none. */
-int smki_ca_cert_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
+SMKI_MUST_CHECK int smki_ca_cert_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
                      smki_cert *out);
 
 /* Every certificate that matches all the given criteria, through the most selective
@@ -196,9 +211,9 @@ typedef struct {
 } smki_ca_query;
 #define SMKI_CA_QUERY_ALL {NULL, NULL, NULL, NULL, NULL, -1, -1, 0, SMKI_PROFILE_UNKNOWN}
 typedef int (*smki_cert_fn_t)(const smki_cert *c, void *arg);
-int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
+SMKI_MUST_CHECK int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
 /* Certificates in the store. */
-int smki_ca_count(smki_ca_db *db, size_t *n);
+SMKI_MUST_CHECK int smki_ca_count(smki_ca_db *db, size_t *n);
 
 /* A CA of a hierarchy as its ceremony recorded it. */
 typedef struct {
@@ -209,20 +224,32 @@ typedef struct {
     smki_cert cert;
 } smki_ca_record;
 /* SMKI_E_NOTFOUND when the hierarchy of env has no CA of this kind. */
-int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out);
+SMKI_MUST_CHECK int smki_ca_get(smki_ca_db *db, const char *env, smki_ca_kind kind, smki_ca_record *out);
 /* A CA of env by its certificate's SKI: the current one of its kind or one superseded by
  * a successor (CA compromise recovery keeps the old record, with its key reference).
  * *current (optional): 1 for the current CA of its kind. SMKI_E_NOTFOUND naming the SKI. */
-int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
+SMKI_MUST_CHECK int smki_ca_get_by_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], smki_ca_record *out,
                        int *current);
+/* A CA of env named as a person names it: its kind ("smki-oca", "oca", ...: the
+ * current one) or its certificate's SKI (16 hex digits: the current one of its kind or
+ * one superseded after a CA compromise). SMKI_E_NOTFOUND when env has no such CA,
+ * SMKI_E_USAGE for a name that is neither. */
+typedef struct {
+    smki_ca_kind kind;
+    uint8_t ski[SMKI_KEYID_LEN];
+    uint8_t serial[SMKI_SERIAL_LEN]; /* its certificate's */
+    int by_ski;                      /* named by its SKI */
+    int current;                     /* the current CA of its kind (0: superseded) */
+} smki_ca_selection;
+SMKI_MUST_CHECK int smki_ca_select(smki_ca_db *db, const char *env, const char *text, smki_ca_selection *out);
 /* The record under its key ("<env>/<kind>" or "<env>/<kind>/<serial>") in t. */
-int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out);
+SMKI_MUST_CHECK int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out);
 /* The environment a hierarchy was made with (from its records): policy OIDs, names
  * and periods are fixed at the ceremony. SMKI_E_NOTFOUND if env has no CA. */
-int smki_ca_env_get(smki_ca_db *db, const char *env, smki_env *out);
+SMKI_MUST_CHECK int smki_ca_env_get(smki_ca_db *db, const char *env, smki_env *out);
 /* The environment as configuration text ("[env.<name>]" and every key), which
  * smki_env_load reads back to the same values. */
-int smki_env_to_conf(const smki_env *env, char *out, size_t cap);
+SMKI_MUST_CHECK int smki_env_to_conf(const smki_env *env, char *out, size_t cap);
 
 /* ---- Issuing ------------------------------------------------------------------------
  * An issuer is a template prepared once: the CA's key, its certificate, its Name
@@ -236,16 +263,28 @@ typedef struct smki_ca_issuer smki_ca_issuer;
 /* From parts: env (configured), the CA's certificate (DER) and its key, which the
  * issuer takes over (freed with it, also on failure). The certificate must lint clean
  * in env and be of the key. */
-int smki_ca_issuer_new(const smki_env *env, const uint8_t *cert, size_t cert_len, smki_key *key,
+SMKI_MUST_CHECK int smki_ca_issuer_new(const smki_env *env, const uint8_t *cert, size_t cert_len, smki_key *key,
                        smki_ca_issuer **out);
 /* The CA of env's hierarchy that issues `leaf` (SMKI_PROFILE_ORGANISATION: the OCA,
  * SMKI_PROFILE_DEVICE: the DCA), with its key opened. */
-int smki_ca_issuer_open(smki_ca_db *db, const char *env, smki_profile_id leaf, const smki_hsm_opts *o,
+SMKI_MUST_CHECK int smki_ca_issuer_open(smki_ca_db *db, const char *env, smki_profile_id leaf, const smki_hsm_opts *o,
                         smki_ca_issuer **out);
 void smki_ca_issuer_free(smki_ca_issuer *is);
 const smki_env *smki_ca_issuer_env(const smki_ca_issuer *is);
 smki_profile_id smki_ca_issuer_profile(const smki_ca_issuer *is); /* the CA's own profile */
 const uint8_t *smki_ca_issuer_cert(const smki_ca_issuer *is, size_t *len);
+
+/* The profile a certificate from this CSR is issued under: want when given
+ * (ORGANISATION, DEVICE, DCCKI_SERVER or DCCKI_CLIENT; another is SMKI_E_USAGE), else
+ * DEVICE when the CSR names a device (a hardwareModuleName), else ORGANISATION. */
+SMKI_MUST_CHECK int smki_ca_leaf_profile(const smki_csr *csr, smki_profile_id want, smki_profile_id *out);
+
+/* Whether environment env can be used: built in or configured in conf with its OIDs
+ * set, or, when store_dir (may be NULL) holds a store, its hierarchy is there (made with
+ * a configuration no longer at hand). Opens that store read-only itself (a store is
+ * open once per process: call this before opening it), never creates it. The refusal is
+ * smki_env_load's or smki_env_check_configured's. */
+SMKI_MUST_CHECK int smki_ca_env_check(const smki_conf *conf, const char *store_dir, const char *env);
 
 typedef struct {
     const smki_csr *csr;      /* parsed and verified (smki_csr_parse) */
@@ -260,12 +299,12 @@ typedef struct {
 } smki_issue_req;
 
 /* Build, sign and lint; nothing is stored. */
-int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out);
+SMKI_MUST_CHECK int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out);
 /* Build and record in one write transaction (a serial that the issuer already used,
  * astronomically unlikely, is drawn again). */
-int smki_ca_issue(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r, smki_cert *out);
+SMKI_MUST_CHECK int smki_ca_issue(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r, smki_cert *out);
 /* Build and queue in a batch: for bulk issuance, durable when the batch commits. */
-int smki_ca_issue_batch(smki_ca_issuer *is, smki_ca_db *db, smki_batch *b, const smki_issue_req *r,
+SMKI_MUST_CHECK int smki_ca_issue_batch(smki_ca_issuer *is, smki_ca_db *db, smki_batch *b, const smki_issue_req *r,
                         smki_cert *out);
 
 /* ---- Batches of device CSRs (ca/batch.c) ----------------------------------------------
@@ -292,7 +331,7 @@ typedef struct smki_ca_batch_input smki_ca_batch_input;
 /* Read the list of CSRs from path (folder or file, as above). A folder's files are
  * read when they are issued; a file's bytes at once (at most SMKI_CA_BATCH_FILE_MAX). */
 #define SMKI_CA_BATCH_FILE_MAX ((size_t)1 << 30)
-int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out);
+SMKI_MUST_CHECK int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out);
 size_t smki_ca_batch_input_count(const smki_ca_batch_input *in);
 const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i);
 void smki_ca_batch_input_free(smki_ca_batch_input *in);
@@ -359,13 +398,13 @@ typedef struct {
  * token or the output folder stops the run and is returned: what was committed
  * before it stays (with its files), and a re-run carries on. *out (freed with
  * smki_ca_batch_report_free) is set in both cases when the run started. */
-int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_input *in,
+SMKI_MUST_CHECK int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_input *in,
                       const smki_ca_batch_opts *o, smki_ca_batch_report **out);
 void smki_ca_batch_report_free(smki_ca_batch_report *r);
 
 /* The certificate a batch issued from this CSR (its DER) with the CA of this SKI;
  * SMKI_E_NOTFOUND if none. */
-int smki_ca_find_by_csr(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t *csr_der,
+SMKI_MUST_CHECK int smki_ca_find_by_csr(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t *csr_der,
                         size_t csr_len, smki_cert *out);
 
 /* For tests only: the next serials are this one (NULL: back to the CSPRNG), so that
@@ -415,11 +454,11 @@ typedef struct {
     void *hook_arg;
 } smki_ca_init_opts;
 
-int smki_ca_init(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_ca_init_opts *o,
+SMKI_MUST_CHECK int smki_ca_init(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_ca_init_opts *o,
                  smki_ca_init_report *rep);
 
 /* A certificate as PEM text ("-----BEGIN CERTIFICATE-----", 64-column base64). */
-int smki_cert_to_pem(const uint8_t *der, size_t len, char *out, size_t cap, size_t *out_len);
+SMKI_MUST_CHECK int smki_cert_to_pem(const uint8_t *der, size_t len, char *out, size_t cap, size_t *out_len);
 
 /* ---- DCCKI TLS certificates (docs/profiles.md "DCCKI") ---------------------------------
  * Server and client certificates from the environment's DCCKI issuing CA (open it with
@@ -448,11 +487,11 @@ typedef struct {
 /* The request's own checks, without an issuer (what the RA checks at submission): the
  * CSR's key, usage and subject, the Party Signifier (given, or the CSR's; both must
  * agree), the CN, the host names and addresses. party receives the Signifier to use. */
-int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX]);
+SMKI_MUST_CHECK int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX]);
 /* Build, sign and lint (nothing stored); or build and record. The Party Signifier
  * actually used is copied to party_out when it is not NULL. */
-int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);
-int smki_ca_issue_tls(smki_ca_issuer *is, smki_ca_db *db, const smki_tls_req *r, smki_cert *out,
+SMKI_MUST_CHECK int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);
+SMKI_MUST_CHECK int smki_ca_issue_tls(smki_ca_issuer *is, smki_ca_db *db, const smki_tls_req *r, smki_cert *out,
                       char party_out[SMKI_PARTY_MAX]);
 
 /* ---- Revocation, CRLs and ARLs (reference §4 "Revocation") --------------------------------
@@ -485,7 +524,7 @@ const char *smki_revoke_reason_name(int reason);
 /* Accepts the RFC 5280 name in any case ("keyCompromise", "keycompromise"), with
  * hyphens ("key-compromise") or the number ("1"). Refuses (SMKI_E_USAGE) anything else
  * and the reasons smki does not use (certificateHold, removeFromCRL, aACompromise). */
-int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out);
+SMKI_MUST_CHECK int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out);
 
 typedef struct {
     uint8_t issuer_ski[SMKI_KEYID_LEN];
@@ -508,16 +547,16 @@ typedef struct {
  * reason smki does not use; SMKI_E_REFUSED a device certificate, a root, a certificate
  * already revoked (the message says when and why). out and rev (either may be NULL)
  * receive the revoked certificate and its record. */
-int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
+SMKI_MUST_CHECK int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
 /* The same inside the caller's write transaction (out required), so that the RA records
  * the revocation and its audit entry in one commit; fn-style: no side effect outside it. */
-int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
+SMKI_MUST_CHECK int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
 /* SMKI_E_NOTFOUND when that certificate is not revoked. */
-int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
+SMKI_MUST_CHECK int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
                            const uint8_t serial[SMKI_SERIAL_LEN], smki_revocation *out);
 /* Change a certificate's status (e.g. pending -> in-use) and its index entry. Not to
  * or from revoked: that is smki_ca_revoke, and final (SMKI_E_REFUSED). */
-int smki_ca_set_status(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
+SMKI_MUST_CHECK int smki_ca_set_status(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
                        smki_cert_status status);
 
 /* Publication intervals: nextUpdate = thisUpdate + the interval, from [ca.<env>]
@@ -525,9 +564,9 @@ int smki_ca_set_status(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
 #define SMKI_CRL_DEFAULT_HOURS 168 /* 7 days */
 #define SMKI_ARL_DEFAULT_HOURS 720 /* 30 days */
 /* Is this CA kind a root (its list is an ARL)? */
-int smki_ca_kind_is_root(smki_ca_kind k);
+SMKI_MUST_CHECK int smki_ca_kind_is_root(smki_ca_kind k);
 /* The interval of env's list of CA kind k, in seconds, from conf (may be NULL). */
-int smki_ca_crl_interval(const smki_conf *conf, const char *env, smki_ca_kind k, int64_t *seconds);
+SMKI_MUST_CHECK int smki_ca_crl_interval(const smki_conf *conf, const char *env, smki_ca_kind k, int64_t *seconds);
 
 typedef struct {
     smki_ca_kind ca;
@@ -557,7 +596,7 @@ typedef struct {
 /* Make, sign (with the CA's key), check (the signature verifies with the CA
  * certificate's key), record as the CA's latest and publish the CRL of env's CA k
  * (an ARL for a root). SMKI_E_NOTFOUND when env has no such CA. */
-int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
+SMKI_MUST_CHECK int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
 /* The same in three steps, for a caller that records the list inside its own write
  * transaction (the RA: a revocation and the list that carries it in one commit). begin:
  * everything that needs no transaction (the CA record, its key opened); in: build, sign,
@@ -565,21 +604,21 @@ int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const s
  * earlier in t; may run more than once); end, once t is committed: the result and the
  * file under o->home (the job is freed). job_free: a job whose transaction failed. */
 typedef struct smki_crl_job smki_crl_job;
-int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
+SMKI_MUST_CHECK int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
 /* The list of env's CA of this SKI, the current one of its kind or one superseded after
  * a CA compromise (as long as its key is available): a superseded CA's list is kept
  * apart from its successor's (store "<env>/<kind>/<its serial>", file
  * <home>/ca/<env>/<kind>-<its serial>.crl), numbered on its own. */
-int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
+SMKI_MUST_CHECK int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
                           smki_crl_job **out);
-int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+SMKI_MUST_CHECK int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
                             const smki_crl_opts *o, smki_crl *out);
-int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
-int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
+SMKI_MUST_CHECK int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
+SMKI_MUST_CHECK int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
 void smki_ca_crl_job_free(smki_crl_job *j);
 /* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
  * has been published. */
-int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
+SMKI_MUST_CHECK int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
 
 /* ---- CA compromise recovery (docs/ra.md) -----------------------------------------------------
  * The successor of env's issuing CA `kind` (smki-oca, smki-dca or dccki-ica) once its
@@ -591,11 +630,11 @@ int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *o
  * certificate (the revoked one stays in the store with its certificates and CRLs); the
  * PEM file <home>/ca/<env>/<kind>.pem replaced, the old one kept as
  * <kind>-<old serial>.pem. Refused (nothing written) while the CA is not revoked. */
-int smki_ca_successor(smki_ca_db *db, const char *env, smki_ca_kind kind, const smki_conf *conf,
+SMKI_MUST_CHECK int smki_ca_successor(smki_ca_db *db, const char *env, smki_ca_kind kind, const smki_conf *conf,
                       const smki_ca_init_opts *o, smki_ca_init_item *out);
 /* An organisation certificate certified again by is (the successor): same role, EUI-64,
  * CN and public key; built, signed and linted, nothing stored. */
-int smki_ca_reissue(smki_ca_issuer *is, const smki_cert *old, smki_cert *out);
+SMKI_MUST_CHECK int smki_ca_reissue(smki_ca_issuer *is, const smki_cert *old, smki_cert *out);
 
 /* The DCCKI policy a test environment uses when none is configured: the DCC's is not
  * public, so this one is in the example arc (2.999, X.660) and is never live. */

@@ -140,4 +140,13 @@ int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki
 /* Item i's octets (an item of a file, not of a folder). */
 void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len);
 
+/* The gate (ca/gate.c): 0 when db may write in the store as t sees it (it carries the
+ * RA's gate, or the store is not governed); SMKI_E_REFUSED naming what otherwise. _now:
+ * the same in a read of its own, for a write queued in a batch. */
+int ca_write_allowed(smki_txn *t, const smki_ca_db *db, const char *what);
+int ca_write_allowed_now(const smki_ca_db *db, const char *what);
+/* smki_ca_cert_queue without the check, for the batch, whose every group commit checks
+ * the gate in its own transaction (one read per group, not one per certificate). */
+int ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
+
 #endif

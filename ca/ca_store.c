@@ -283,10 +283,17 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
 
 int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c)
 {
+    GUARD(ca_write_allowed(t, db, "recording a certificate"));
     return cert_put(put_txn, t, db, c);
 }
 
 int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
+{
+    GUARD(ca_write_allowed_now(db, "recording a certificate"));
+    return cert_put(put_batch, b, db, c);
+}
+
+int ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
 {
     return cert_put(put_batch, b, db, c);
 }
@@ -590,6 +597,7 @@ static int ca_key(const char *env, smki_ca_kind kind, char *out, size_t cap)
 int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
 {
     char key[96];
+    GUARD(ca_write_allowed(t, db, "recording a CA (a ceremony or a successor)"));
     GUARD(ca_key(r->env, r->kind, key, sizeof key));
     size_t ref_len = strlen(r->key_ref), env_len = strlen(r->env_text);
     uint8_t rec[1 + 1 + 2 + SMKI_KEY_URI_MAX + 2 + sizeof r->env_text + CA_CERT_KEY_LEN];

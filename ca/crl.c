@@ -263,6 +263,7 @@ static int publish_in(smki_txn *t, void *arg)
     GUARD(smki_txn_scan(t, C->db->by_facet, &revoked, 1, gather_one, &g)); /* the status leads the key */
     GUARD(build(C));
 
+    GUARD(ca_write_allowed(t, C->db, smki_ca_kind_is_root(C->kind) ? "publishing an ARL" : "publishing a CRL"));
     size_t len = CRL_RECORD_FIXED + C->der_len;
     ENSURE(C->der_len <= 0xFFFFFFFFu && C->n <= 0xFFFFFFFFu, SMKI_E_INTERNAL, "a CRL of %zu octets", C->der_len);
     uint8_t *rec = malloc(len);

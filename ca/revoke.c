@@ -280,6 +280,7 @@ static int revoke_in(smki_txn *t, void *arg)
         }
         return SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is already revoked (on %s, %s)", hex, at, why);
     }
+    GUARD(ca_write_allowed(t, R->db, "revocation"));
     uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)R->r->reason};
     put_be64(rec + 2, R->when);
     int rc = smki_txn_put(t, R->db->revocations, L.key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
@@ -378,6 +379,7 @@ static int status_in(smki_txn *t, void *arg)
     smki_hex_encode(S->serial, SMKI_SERIAL_LEN, hex, 0);
     if (rc == 0 && c->status == SMKI_STATUS_REVOKED)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is revoked: a revocation is final", hex);
+    if (rc == 0 && c->status != S->to) rc = ca_write_allowed(t, S->db, "a change of status");
     if (rc == 0 && c->status != S->to) rc = move_status(t, S->db, c, S->to);
     free(c);
     return rc;

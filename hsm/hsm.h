@@ -38,11 +38,11 @@ typedef struct {
  * afterwards. SMKI_KEY_COPY_DEFAULT: $SMKI_HSM_KEY_COPY (auto|off), else auto. */
 typedef enum { SMKI_KEY_COPY_DEFAULT = 0, SMKI_KEY_COPY_AUTO = 1, SMKI_KEY_COPY_OFF = 2 } smki_key_copy;
 /* "auto" or "off" (what = where the word came from, for the error). */
-int smki_key_copy_parse(const char *word, const char *what, int *out);
+SMKI_MUST_CHECK int smki_key_copy_parse(const char *word, const char *what, int *out);
 
 /* Point SoftHSM 2 at a token folder of its own: writes dir/softhsm2.conf (tokens in
  * dir/tokens) if missing and sets SOFTHSM2_CONF for this process. */
-int smki_softhsm_prepare(const char *dir);
+SMKI_MUST_CHECK int smki_softhsm_prepare(const char *dir);
 const char *smki_softhsm_default_module(void);
 
 typedef struct {
@@ -60,9 +60,9 @@ typedef struct {
 /* Initialise a token with this label in the first free slot (SO PIN and user PIN
  * set). Idempotent: if a token with the label exists, *created = 0 and nothing
  * changes. */
-int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pin, const char *user_pin,
+SMKI_MUST_CHECK int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pin, const char *user_pin,
                     int *created, smki_token_info *info);
-int smki_token_find(const smki_hsm_opts *o, const char *label, smki_token_info *info);
+SMKI_MUST_CHECK int smki_token_find(const smki_hsm_opts *o, const char *label, smki_token_info *info);
 
 /* ---- Keys --------------------------------------------------------------------- */
 typedef enum { SMKI_USAGE_DS = 1, SMKI_USAGE_KA = 2 } smki_key_usage;
@@ -78,7 +78,7 @@ typedef struct smki_key smki_key;
 /* Generate an EC P-256 key pair inside the token: private key CKA_SENSITIVE,
  * not CKA_EXTRACTABLE, CKA_TOKEN; CKA_SIGN for DS, CKA_DERIVE for KA. Refuses
  * (SMKI_E_EXISTS) a label already on the token. Writes the key's RFC 7512 URI. */
-int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
+SMKI_MUST_CHECK int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
                       char uri[SMKI_KEY_URI_MAX]);
 
 /* A GBCS device's KA key with its CSR (CS02c): a PKCS#10 request's proof of possession
@@ -89,7 +89,7 @@ int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const cha
  * token refuses every signature by it, as for any KA key. If sign_once or the clearing
  * fails, the key pair is destroyed (uri empty). The public key has no CKA_VERIFY. */
 typedef int (*smki_key_sign_once_fn)(smki_key *k, void *ctx);
-int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
+SMKI_MUST_CHECK int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
                                    smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX]);
 
 typedef struct {
@@ -100,10 +100,10 @@ typedef struct {
     int usage; /* SMKI_USAGE_DS / _KA bitwise, from CKA_SIGN / CKA_DERIVE */
 } smki_key_info;
 /* The EC key pairs on a token (caller frees *keys). */
-int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count);
+SMKI_MUST_CHECK int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count);
 
 /* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
-int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
+SMKI_MUST_CHECK int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
 
 /* Open a key by reference: an RFC 7512 URI "pkcs11:token=T;object=L[;id=..]" or
  * "file:PATH" (PEM private key, software). Token, slot and key handles are found
@@ -131,63 +131,66 @@ int smki_p11_uri_format_public(const char *token, const char *object, char *out,
  * across module calls and there is no pthread_atfork handler, so a fork while another
  * thread signs can leave the child with that lock held (its next use of the key
  * hangs). */
-int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out);
+SMKI_MUST_CHECK int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out);
 void smki_key_free(smki_key *k);
 /* The public key of a reference without using the private key: for a token key, the
  * public-key object with the same label/id (no login needed); for file:, the key's
  * public half. */
-int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out);
+SMKI_MUST_CHECK int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out);
 const char *smki_key_ref(const smki_key *k);
-int smki_key_is_token(const smki_key *k);
+SMKI_MUST_CHECK int smki_key_is_token(const smki_key *k);
 
 /* ECDSA P-256 with SHA-256 over msg. fmt selects raw r||s (64 octets) or DER.
  * *sig_len is in: capacity of sig, out: length written. */
-int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, uint8_t *sig, size_t *sig_len);
+SMKI_MUST_CHECK int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, uint8_t *sig, size_t *sig_len);
 /* Same over a 32-octet SHA-256 digest the caller computed. */
-int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt, uint8_t *sig, size_t *sig_len);
+SMKI_MUST_CHECK int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt, uint8_t *sig, size_t *sig_len);
 /* Static ECDH on P-256 (CKM_ECDH1_DERIVE in a token): z = x-coordinate of d*Q. */
-int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32]);
+SMKI_MUST_CHECK int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32]);
 /* The public half: a borrowed reference valid while the key is open. */
 EVP_PKEY *smki_key_public(smki_key *k);
 
 /* ---- Public keys, certificates, verification ------------------------------------- */
 /* A P-256 public key from PEM or DER SubjectPublicKeyInfo, or from a certificate
  * (PEM or DER). Anything else, another curve or a point off the curve is refused. */
-int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out);
-int smki_pub_load_file(const char *path, EVP_PKEY **out);
-int smki_cert_load(const uint8_t *data, size_t len, X509 **out);
-int smki_cert_load_file(const char *path, X509 **out);
+SMKI_MUST_CHECK int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out);
+SMKI_MUST_CHECK int smki_pub_load_file(const char *path, EVP_PKEY **out);
+SMKI_MUST_CHECK int smki_cert_load(const uint8_t *data, size_t len, X509 **out);
+SMKI_MUST_CHECK int smki_cert_load_file(const char *path, X509 **out);
+/* The same certificate as DER (re-encoded from PEM, or the DER checked as it is) in
+ * out[cap]; SMKI_E_INPUT naming its size when it does not fit. */
+SMKI_MUST_CHECK int smki_cert_der(const uint8_t *data, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 /* Refuse anything but an EC key on P-256. */
-int smki_pub_check_p256(EVP_PKEY *pub, const char *what);
-int smki_pub_to_pem(EVP_PKEY *pub, char **pem, size_t *len);
-int smki_pub_point(EVP_PKEY *pub, uint8_t point[SMKI_POINT_LEN]);
+SMKI_MUST_CHECK int smki_pub_check_p256(EVP_PKEY *pub, const char *what);
+SMKI_MUST_CHECK int smki_pub_to_pem(EVP_PKEY *pub, char **pem, size_t *len);
+SMKI_MUST_CHECK int smki_pub_point(EVP_PKEY *pub, uint8_t point[SMKI_POINT_LEN]);
 
 /* 0 when the signature verifies; SMKI_E_VERIFY when it does not; SMKI_E_INPUT when
  * the signature is not well formed for fmt. */
-int smki_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, smki_sigfmt fmt, const uint8_t *sig, size_t sig_len);
-int smki_verify_digest(EVP_PKEY *pub, const uint8_t digest[32], smki_sigfmt fmt, const uint8_t *sig, size_t sig_len);
+SMKI_MUST_CHECK int smki_verify(EVP_PKEY *pub, const uint8_t *msg, size_t len, smki_sigfmt fmt, const uint8_t *sig, size_t sig_len);
+SMKI_MUST_CHECK int smki_verify_digest(EVP_PKEY *pub, const uint8_t digest[32], smki_sigfmt fmt, const uint8_t *sig, size_t sig_len);
 /* Between the two signature forms. raw is 64 octets. */
-int smki_sig_raw_to_der(const uint8_t raw[64], uint8_t *der, size_t *der_len);
-int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64]);
+SMKI_MUST_CHECK int smki_sig_raw_to_der(const uint8_t raw[64], uint8_t *der, size_t *der_len);
+SMKI_MUST_CHECK int smki_sig_der_to_raw(const uint8_t *der, size_t der_len, uint8_t raw[64]);
 
 /* ---- GBCS primitives (reference §5) ---------------------------------------------- */
 /* NIST SP 800-56A single-step KDF with SHA-256, one round:
  * key = first 16 octets of SHA-256(00000001 || z || other_info). */
-int smki_kdf_sp800_56a(const uint8_t z[32], const uint8_t *other_info, size_t other_len, uint8_t key[16]);
+SMKI_MUST_CHECK int smki_kdf_sp800_56a(const uint8_t z[32], const uint8_t *other_info, size_t other_len, uint8_t key[16]);
 /* GBCS OtherInfo: 60 85 74 06 08 03 00 || originator(8) || 09 || cra(1) || counter(8) || recipient(8). */
 #define SMKI_GBCS_OTHERINFO_LEN 33
 void smki_gbcs_other_info(const uint8_t originator[8], uint8_t cra, uint64_t counter, const uint8_t recipient[8],
                           uint8_t out[SMKI_GBCS_OTHERINFO_LEN]);
 /* AES-128-GCM over no plaintext: the tag, cut to 12 octets. */
 #define SMKI_GBCS_MAC_LEN 12
-int smki_gcm_mac12(const uint8_t key[16], const uint8_t iv[12], const uint8_t *aad, size_t aad_len,
+SMKI_MUST_CHECK int smki_gcm_mac12(const uint8_t key[16], const uint8_t iv[12], const uint8_t *aad, size_t aad_len,
                    uint8_t tag[SMKI_GBCS_MAC_LEN]);
 /* Recompute and compare in constant time: 0 on match, SMKI_E_VERIFY otherwise. */
-int smki_gcm_mac12_verify(const uint8_t key[16], const uint8_t iv[12], const uint8_t *aad, size_t aad_len,
+SMKI_MUST_CHECK int smki_gcm_mac12_verify(const uint8_t key[16], const uint8_t iv[12], const uint8_t *aad, size_t aad_len,
                           const uint8_t tag[SMKI_GBCS_MAC_LEN]);
 /* The whole GBCS MAC key derivation from a key-agreement key and the peer's KA
  * public key: ECDH, then the KDF with the OtherInfo above. */
-int smki_gbcs_mac_key(smki_key *ka, EVP_PKEY *peer, const uint8_t originator[8], uint8_t cra, uint64_t counter,
+SMKI_MUST_CHECK int smki_gbcs_mac_key(smki_key *ka, EVP_PKEY *peer, const uint8_t originator[8], uint8_t cra, uint64_t counter,
                       const uint8_t recipient[8], uint8_t key[16]);
 
 #endif

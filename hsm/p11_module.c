@@ -212,7 +212,8 @@ int p11_fail_rv(CK_RV rv, const char *token, const char *operation)
 {
     size_t i = rv_index(rv);
     const char *why = i == (size_t)-1 ? "unexpected return value" : rv_table[i].why;
-    return SMKI_FAIL(p11_rv_class(rv), "token '%s': %s: %s (%s)", token, operation, p11_rv_name(rv), why);
+    int code = p11_rv_class(rv);
+    return SMKI_FAIL(code, "token '%s': %s: %s (%s)", token, operation, p11_rv_name(rv), why);
 }
 
 CK_RV p11_take_libp11_rv(void)

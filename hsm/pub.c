@@ -151,6 +151,22 @@ int smki_pub_load_file(const char *path, EVP_PKEY **out)
     return 0;
 }
 
+int smki_cert_der(const uint8_t *data, size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    ENSURE(out && out_len, SMKI_E_INTERNAL, "smki_cert_der: missing argument");
+    X509 *x = NULL;
+    GUARD(smki_cert_load(data, len, &x));
+    int n = i2d_X509(x, NULL);
+    int rc = 0;
+    if (n <= 0) rc = SMKI_FAIL_SSL(SMKI_E_INPUT, "the certificate does not encode as DER");
+    else if ((size_t)n > cap) rc = SMKI_FAIL(SMKI_E_INPUT, "a certificate of %d octets where at most %zu fit", n, cap);
+    unsigned char *p = out;
+    if (rc == 0 && i2d_X509(x, &p) != n) rc = SMKI_FAIL_SSL(SMKI_E_CRYPTO, "encoding a certificate as DER");
+    X509_free(x);
+    if (rc == 0) *out_len = (size_t)n;
+    return rc;
+}
+
 int smki_cert_load_file(const char *path, X509 **out)
 {
     uint8_t *data = NULL;

@@ -26,10 +26,10 @@ typedef enum {
 /* Accepts exactly: 16 hex digits; or 8 two-digit groups joined by '-'; or by ':'.
  * Either case. Nothing else: no surrounding space, no 0x, no mixed separators. A
  * refusal (SMKI_E_USAGE) quotes the input. */
-int smki_eui64_parse(const char *text, smki_eui64_t *out);
+SMKI_MUST_CHECK int smki_eui64_parse(const char *text, smki_eui64_t *out);
 /* Uppercase, as DUIS and the DCC's tools write them. */
 void smki_eui64_format(const smki_eui64_t *id, smki_eui64_style style, char out[SMKI_EUI64_TEXT_MAX]);
-int smki_eui64_cmp(const smki_eui64_t *a, const smki_eui64_t *b);
+SMKI_MUST_CHECK int smki_eui64_cmp(const smki_eui64_t *a, const smki_eui64_t *b);
 uint64_t smki_eui64_to_u64(const smki_eui64_t *id);
 smki_eui64_t smki_eui64_from_u64(uint64_t v);
 
@@ -43,22 +43,22 @@ typedef struct {
 
 /* The block of prefix_bits (24, 28 or 36 only) that contains `id`; the bits of `id`
  * below the prefix must be zero (a block is named by its first ID). */
-int smki_eui64_range_from_prefix(const smki_eui64_t *id, unsigned prefix_bits, smki_eui64_range_t *out);
+SMKI_MUST_CHECK int smki_eui64_range_from_prefix(const smki_eui64_t *id, unsigned prefix_bits, smki_eui64_range_t *out);
 /* "90B3D51F3/36", "90-B3-D5-1F-30-00-00-00/36", "90B3D5/24": an EUI-64 (any
  * accepted form) or the prefix's hex digits alone (6, 7 or 9 digits), then /bits. */
-int smki_eui64_range_parse(const char *text, smki_eui64_range_t *out);
+SMKI_MUST_CHECK int smki_eui64_range_parse(const char *text, smki_eui64_range_t *out);
 /* "90B3D51F30000000/36" */
 void smki_eui64_range_format(const smki_eui64_range_t *r, char out[48]);
-int smki_eui64_range_contains(const smki_eui64_range_t *r, const smki_eui64_t *id);
+SMKI_MUST_CHECK int smki_eui64_range_contains(const smki_eui64_range_t *r, const smki_eui64_t *id);
 /* Number of IDs in the block (2^(64-prefix_bits)). */
 uint64_t smki_eui64_range_size(const smki_eui64_range_t *r);
 /* The n-th ID of the block (0-based); refuses n beyond the block. */
-int smki_eui64_range_nth(const smki_eui64_range_t *r, uint64_t n, smki_eui64_t *out);
+SMKI_MUST_CHECK int smki_eui64_range_nth(const smki_eui64_range_t *r, uint64_t n, smki_eui64_t *out);
 /* id + delta, refusing to leave the block. */
-int smki_eui64_range_add(const smki_eui64_range_t *r, const smki_eui64_t *id, uint64_t delta, smki_eui64_t *out);
+SMKI_MUST_CHECK int smki_eui64_range_add(const smki_eui64_range_t *r, const smki_eui64_t *id, uint64_t delta, smki_eui64_t *out);
 /* Is `inner` wholly inside `outer`? Do two blocks overlap? */
-int smki_eui64_range_within(const smki_eui64_range_t *inner, const smki_eui64_range_t *outer);
-int smki_eui64_range_overlaps(const smki_eui64_range_t *a, const smki_eui64_range_t *b);
+SMKI_MUST_CHECK int smki_eui64_range_within(const smki_eui64_range_t *inner, const smki_eui64_range_t *outer);
+SMKI_MUST_CHECK int smki_eui64_range_overlaps(const smki_eui64_range_t *a, const smki_eui64_range_t *b);
 
 
 /* =============================================================================
@@ -121,7 +121,7 @@ const smki_role_t *smki_roles(size_t *n);
 const smki_role_t *smki_role_by_code(unsigned code);
 /* Accepts the two hex digits of the OU ("02", "7f" or "7F") or the name, any case
  * ("supplier", "xmlSign"). Anything else is refused (SMKI_E_USAGE), quoting it. */
-int smki_role_parse(const char *text, uint8_t *code);
+SMKI_MUST_CHECK int smki_role_parse(const char *text, uint8_t *code);
 /* The OU form: two uppercase hex digits ("02", "7F"). */
 void smki_role_format(uint8_t code, char out[SMKI_ROLE_TEXT_MAX]);
 /* The role's name, or "unknown". */
@@ -278,13 +278,13 @@ const smki_env *smki_env_builtin(const char *name);
  * root_name, oca_name, dca_name, dccki_root_name, dccki_ica_name, <profile>_years
  * (e.g. organisation_years, dccki_server_years), organisation_long_years,
  * organisation_long_roles (e.g. "08, 87"), token, trust_store. */
-int smki_env_load(const char *name, const smki_conf *conf, smki_env *out);
+SMKI_MUST_CHECK int smki_env_load(const char *name, const smki_conf *conf, smki_env *out);
 /* Refuse a key under [env.<name>] that no environment setting has (a typo), naming
  * the file and line; smki_env_load does this first. */
-int smki_env_check_conf(const char *name, const smki_conf *conf);
+SMKI_MUST_CHECK int smki_env_check_conf(const char *name, const smki_conf *conf);
 /* 0 when every OID the SMKI profiles need is set; else SMKI_E_USAGE naming the
  * placeholders and the keys that set them. */
-int smki_env_check_configured(const smki_env *env);
+SMKI_MUST_CHECK int smki_env_check_configured(const smki_env *env);
 /* The built-in environment whose organisation or device policy is this OID; NULL if
  * none (production's placeholders match nothing). */
 const smki_env *smki_env_for_policy(const char *oid);
@@ -325,9 +325,9 @@ typedef struct {
  * warning says so. Returns 0 when the certificate was linted, whatever it holds
  * (bytes that are not a certificate give the finding "der.parse"); SMKI_E_USAGE when
  * env is not configured (smki_env_check_configured). */
-int smki_lint_der(const uint8_t *der, size_t len, const smki_env *env, smki_lint_report *out);
+SMKI_MUST_CHECK int smki_lint_der(const uint8_t *der, size_t len, const smki_env *env, smki_lint_report *out);
 /* No errors (warnings allowed). */
-int smki_lint_is_clean(const smki_lint_report *r);
+SMKI_MUST_CHECK int smki_lint_is_clean(const smki_lint_report *r);
 /* The finding of this rule, or NULL. */
 const smki_lint_finding *smki_lint_find(const smki_lint_report *r, const char *rule);
 /* One line on what the certificate is: "organisation 02 supplier DS 90-B3-D5-1F-30-01-00-00". */
@@ -339,6 +339,6 @@ void smki_lint_describe(const smki_lint_report *r, char *out, size_t cap);
  * *others. A PEM block that does not decode is refused (SMKI_E_INPUT); fn's failure
  * stops the walk. */
 typedef int (*smki_cert_fn)(void *ctx, size_t index, const uint8_t *der, size_t len);
-int smki_cert_each(const uint8_t *data, size_t len, smki_cert_fn fn, void *ctx, size_t *certs, size_t *others);
+SMKI_MUST_CHECK int smki_cert_each(const uint8_t *data, size_t len, smki_cert_fn fn, void *ctx, size_t *certs, size_t *others);
 
 #endif

@@ -220,6 +220,7 @@ typedef struct {
     int bootstrap;
     ra_act_fn fn;
     void *arg;
+    const char *via;
 } act_run;
 
 static int act_txn(smki_txn *t, void *arg)
@@ -229,12 +230,25 @@ static int act_txn(smki_txn *t, void *arg)
     ra_note note;
     memset(&note, 0, sizeof note);
     GUARD(a->fn(t, a->ra, a->arg, &note));
+    if (a->via) {
+        /* The detail gives way (cut short) so that who acted for whom is always whole. */
+        size_t at = strlen(note.detail), need = strlen(a->via) + 6;
+        ENSURE(need < sizeof note.detail / 2, SMKI_E_USAGE, "the actor's 'via' text is too long");
+        if (at + need >= sizeof note.detail) at = sizeof note.detail - need - 1;
+        snprintf(note.detail + at, sizeof note.detail - at, "; via %s", a->via);
+    }
     return audit_append(t, a->ra, a->by, &note);
 }
 
 int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg)
 {
-    act_run a = {ra, by, 0, fn, arg};
+    act_run a = {ra, by, 0, fn, arg, NULL};
+    return act_txn(t, &a);
+}
+
+int ra_act_in_via(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+{
+    act_run a = {ra, by, 0, fn, arg, via};
     return act_txn(t, &a);
 }
 
@@ -243,7 +257,16 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
-    act_run a = {ra, by, bootstrap, fn, arg};
+    act_run a = {ra, by, bootstrap, fn, arg, NULL};
+    return smki_store_write(ra->store, act_txn, &a);
+}
+
+int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+{
+    ENSURE(by && by->name && by->key, SMKI_E_USAGE,
+           "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
+           "--operator-key KEY)");
+    act_run a = {ra, by, 0, fn, arg, via};
     return smki_store_write(ra->store, act_txn, &a);
 }
 

@@ -42,7 +42,9 @@ static void sha256_hex(const uint8_t *p, size_t n, size_t digits, char *out)
     EVP_Digest(p, n, h, &hl, EVP_sha256(), NULL);
     char full[65];
     smki_hex_encode(h, 32, full, 0);
-    snprintf(out, digits + 1, "%s", full);
+    if (digits > 64) digits = 64;
+    memcpy(out, full, digits); /* the first digits only: a short fingerprint */
+    out[digits] = '\0';
 }
 
 /* ---- The ceremony ---------------------------------------------------------------------------- */
@@ -90,6 +92,11 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
     ENSURE(ra && env && o && rep, SMKI_E_INTERNAL, "smki_ra_ca_init: missing argument");
     ENSURE(!o->on_store, SMKI_E_INTERNAL, "smki_ra_ca_init: the options already carry a hook");
     memset(rep, 0, sizeof *rep);
+    size_t operators = 0;
+    GUARD(smki_ra_operator_count(ra, &operators));
+    /* The bootstrap ceremony: before the first operator there is no trail to write to
+     * ('smki ra adopt-ca' binds its CAs to it later). */
+    if (operators == 0) return smki_ca_init(&ra->ca_view, env, conf, o, rep);
     GUARD(check_actor_now(ra, by));
     init_run x = {ra, by, env, NULL, 0};
     smki_ca_init_opts io = *o;

@@ -54,6 +54,40 @@ int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
 
 /* ---- The handle --------------------------------------------------------------------------- */
 
+typedef struct {
+    smki_ra *ra;
+    size_t operators;
+    int governed;
+} govern_run;
+
+static int govern_read(smki_txn *t, void *arg)
+{
+    govern_run *g = arg;
+    GUARD(smki_txn_count(t, g->ra->db.operators, &g->operators));
+    return smki_ca_is_governed(t, &g->ra->ca, &g->governed);
+}
+
+static int govern_write(smki_txn *t, void *arg)
+{
+    return smki_ca_govern(t, &((govern_run *)arg)->ra->ca);
+}
+
+/* A store whose operators were registered before the CA knew of governed stores is
+ * marked now (registering an operator marks it in the same transaction). Read-only,
+ * nothing can be written, by the CA either: left as it is. */
+static int govern_if_managed(smki_ra *ra)
+{
+    govern_run g = {ra, 0, 0};
+    GUARD(smki_store_read(ra->store, govern_read, &g));
+    if (g.operators == 0 || g.governed) return 0;
+    int rc = smki_store_write(ra->store, govern_write, &g);
+    if (rc == SMKI_E_USAGE) { /* open read-only */
+        smki_error_clear();
+        return 0;
+    }
+    return rc;
+}
+
 int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
 {
     ENSURE(s && out, SMKI_E_INTERNAL, "smki_ra_open: no store");
@@ -61,7 +95,10 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     ENSURE(ra, SMKI_E_NOMEM, "out of memory");
     ra->store = s;
     if (p) ra->pol = *p;
-    else smki_ra_policy_load(NULL, &ra->pol);
+    else if (smki_ra_policy_load(NULL, &ra->pol) < 0) { /* the defaults: nothing to refuse */
+        free(ra);
+        return smki_error_code();
+    }
     static const char *const NAMES[] = {"ra_parties", "ra_users",    "ra_ranges", "ra_subscribers",
                                         "ra_operators", "ra_requests", "ra_csrs",   "ra_demand",
                                         "ra_meta",    "ra_audit",    "ra_checkpoints"};
@@ -70,6 +107,9 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
                       &ra->db.meta,      &ra->db.audit, &ra->db.checkpoints};
     int rc = smki_ca_db_open(s, &ra->ca);
     for (size_t i = 0; rc == 0 && i < sizeof dbs / sizeof dbs[0]; i++) rc = smki_store_db(s, NAMES[i], 0, dbs[i]);
+    ra->ca_view = ra->ca;
+    ra->ca.gate = smki_ca_gate_for_ra();
+    if (rc == 0) rc = govern_if_managed(ra);
     if (rc < 0) {
         free(ra);
         return rc;
@@ -87,7 +127,7 @@ void smki_ra_close(smki_ra *ra)
 
 smki_ca_db *smki_ra_ca_db(smki_ra *ra)
 {
-    return &ra->ca;
+    return &ra->ca_view;
 }
 
 const smki_ra_policy *smki_ra_get_policy(const smki_ra *ra)

@@ -40,14 +40,16 @@ typedef struct {
  * approvals_sensitive, batch_review_size, rate_per_day, demand_percent,
  * demand_baseline, batch_group, direct_issue, unmanaged; [audit] checkpoint_every. A malformed
  * number is refused naming the key. */
-int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out);
+SMKI_MUST_CHECK int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out);
 
 /* ---- The RA handle ------------------------------------------------------------------------ */
 typedef struct smki_ra smki_ra;
 
 /* Opens (creating) the RA's and the CA's databases on s (before any transaction). */
-int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out);
+SMKI_MUST_CHECK int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out);
 void smki_ra_close(smki_ra *ra);
+/* The CA's databases, to read (and to open issuers): without the RA's gate, so in a
+ * store with operators its writes are refused like any other caller's (ca/ca.h). */
 smki_ca_db *smki_ra_ca_db(smki_ra *ra);
 const smki_ra_policy *smki_ra_get_policy(const smki_ra *ra);
 /* The key that signs audit checkpoints (taken over, freed with the RA). Without one, an
@@ -74,14 +76,14 @@ enum {
     SMKI_UROLE_ALL = 0x3Fu,
 };
 /* "EIS,GIS" (any case, comma-separated) into bits; refuses an unknown code naming it. */
-int smki_user_roles_parse(const char *text, unsigned *bits);
+SMKI_MUST_CHECK int smki_user_roles_parse(const char *text, unsigned *bits);
 /* "EIS,GIS" */
 void smki_user_roles_format(unsigned bits, char *out, size_t cap);
 /* May a User ID with these User Roles (or a DCC ID) hold an organisation certificate of
  * this Remote Party Role? Suppliers' roles: supplier; distributors and transporters:
  * networkOperator; Other User: other, loadController; every User: xmlSign; DCC IDs:
  * any role but root and issuingAuthority. */
-int smki_ra_role_allowed(unsigned user_roles, int is_dcc, int rp_role);
+SMKI_MUST_CHECK int smki_ra_role_allowed(unsigned user_roles, int is_dcc, int rp_role);
 
 /* ---- Operators ------------------------------------------------------------------------ */
 typedef struct {
@@ -94,14 +96,14 @@ typedef struct {
 /* Register an operator with their public key. The first operator of a registry is
  * registered by themself (by->name is the new name and by->key the private half of pub:
  * the bootstrap); later ones by an active registered operator. */
-int smki_ra_operator_add(smki_ra *ra, const smki_ra_actor *by, const char *name, EVP_PKEY *pub);
-int smki_ra_operator_get(smki_ra *ra, const char *name, smki_ra_operator *out);
+SMKI_MUST_CHECK int smki_ra_operator_add(smki_ra *ra, const smki_ra_actor *by, const char *name, EVP_PKEY *pub);
+SMKI_MUST_CHECK int smki_ra_operator_get(smki_ra *ra, const char *name, smki_ra_operator *out);
 /* An operator who leaves: their past entries still verify; they can act no more. */
-int smki_ra_operator_deactivate(smki_ra *ra, const smki_ra_actor *by, const char *name);
+SMKI_MUST_CHECK int smki_ra_operator_deactivate(smki_ra *ra, const smki_ra_actor *by, const char *name);
 typedef int (*smki_ra_operator_fn)(const smki_ra_operator *o, void *arg);
-int smki_ra_operator_each(smki_ra *ra, smki_ra_operator_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_operator_each(smki_ra *ra, smki_ra_operator_fn fn, void *arg);
 /* Operators registered (0: the registry has none, the store is not RA-governed). */
-int smki_ra_operator_count(smki_ra *ra, size_t *n);
+SMKI_MUST_CHECK int smki_ra_operator_count(smki_ra *ra, size_t *n);
 /* Whether the CA's direct issuance in env goes through the RA's gate: always in the
  * test environment (test certificates go only to Testing Participants), and in every
  * environment once the store has RA operators. *gated says; when gated and no party is
@@ -109,11 +111,11 @@ int smki_ra_operator_count(smki_ra *ra, size_t *n);
  * message ("certificates", "device certificates"). A store without operators issues
  * ungated only in the environments of ra.unmanaged (lab stores); anywhere else it is
  * refused (SMKI_E_REFUSED) until the RA exists: no certificate outside the RA. */
-int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated);
+SMKI_MUST_CHECK int smki_ra_issue_gate(smki_ra *ra, const char *env, const char *party, const char *what, int *gated);
 /* The same rule for acting without the RA (revoking): 0 when the store has operators
  * (the caller goes through them) or env is in ra.unmanaged; else SMKI_E_REFUSED naming
  * what (e.g. "revocation") and what to do. *managed says whether the store has operators. */
-int smki_ra_unmanaged_check(smki_ra *ra, const char *env, const char *what, int *managed);
+SMKI_MUST_CHECK int smki_ra_unmanaged_check(smki_ra *ra, const char *env, const char *what, int *managed);
 
 /* ---- Parties ------------------------------------------------------------------------------ */
 typedef struct {
@@ -127,15 +129,15 @@ typedef struct {
     int64_t created;
 } smki_ra_party;
 
-int smki_ra_party_add(smki_ra *ra, const smki_ra_actor *by, const smki_ra_party *p);
-int smki_ra_party_get(smki_ra *ra, const char *signifier, smki_ra_party *out);
+SMKI_MUST_CHECK int smki_ra_party_add(smki_ra *ra, const smki_ra_actor *by, const smki_ra_party *p);
+SMKI_MUST_CHECK int smki_ra_party_get(smki_ra *ra, const char *signifier, smki_ra_party *out);
 /* tp, agreement: 1 set, 0 clear, -1 leave. */
-int smki_ra_party_set_testing(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int tp, int agreement);
+SMKI_MUST_CHECK int smki_ra_party_set_testing(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int tp, int agreement);
 /* Suspend (with a reason) or lift. */
-int smki_ra_party_suspend(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int suspend,
+SMKI_MUST_CHECK int smki_ra_party_suspend(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int suspend,
                           const char *reason);
 typedef int (*smki_ra_party_fn)(const smki_ra_party *p, void *arg);
-int smki_ra_party_each(smki_ra *ra, smki_ra_party_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_party_each(smki_ra *ra, smki_ra_party_fn fn, void *arg);
 
 /* ---- EUI-64 ranges and IDs ---------------------------------------------------------------- */
 typedef enum {
@@ -151,12 +153,12 @@ typedef struct {
 } smki_ra_range;
 
 /* Assign a block to a Party; refuses one that overlaps any assigned block. */
-int smki_ra_range_assign(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_range_t *r, smki_range_kind kind,
+SMKI_MUST_CHECK int smki_ra_range_assign(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_range_t *r, smki_range_kind kind,
                          const char *party);
 typedef int (*smki_ra_range_fn)(const smki_ra_range *r, void *arg);
-int smki_ra_range_each(smki_ra *ra, smki_ra_range_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_range_each(smki_ra *ra, smki_ra_range_fn fn, void *arg);
 /* The block that holds id: SMKI_E_NOTFOUND if none. */
-int smki_ra_range_find(smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out);
+SMKI_MUST_CHECK int smki_ra_range_find(smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out);
 
 typedef struct {
     smki_eui64_t id;
@@ -171,17 +173,17 @@ typedef struct {
 /* Allocate a User ID (or, for the DCC, a DCC ID) to party with these User Roles: want
  * (if given) or the next free ID of the party's own central block. Refused: an ID
  * outside every central block of the party, one already allocated, no free ID left. */
-int smki_ra_id_allocate(smki_ra *ra, const smki_ra_actor *by, const char *party, unsigned roles,
+SMKI_MUST_CHECK int smki_ra_id_allocate(smki_ra *ra, const smki_ra_actor *by, const char *party, unsigned roles,
                         const smki_eui64_t *want, smki_eui64_t *out);
-int smki_ra_id_get(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);
-int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, int suspend, const char *reason);
+SMKI_MUST_CHECK int smki_ra_id_get(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);
+SMKI_MUST_CHECK int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, int suspend, const char *reason);
 typedef int (*smki_ra_id_fn)(const smki_ra_user_id *u, void *arg);
-int smki_ra_id_each(smki_ra *ra, smki_ra_id_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_id_each(smki_ra *ra, smki_ra_id_fn fn, void *arg);
 
 /* The gateway's check (reference §7): 0 when the User ID is registered and neither it
  * nor its Party is suspended; SMKI_E_REFUSED saying which is suspended and why;
  * SMKI_E_NOTFOUND for an ID the registry does not know. Read-only. */
-int smki_ra_check_sender(smki_ra *ra, const smki_eui64_t *id);
+SMKI_MUST_CHECK int smki_ra_check_sender(smki_ra *ra, const smki_eui64_t *id);
 
 /* ---- Authorised Subscribers ------------------------------------------------------------ */
 typedef struct {
@@ -191,10 +193,10 @@ typedef struct {
     char env[SMKI_ENV_NAME_MAX];
 } smki_ra_subscriber;
 
-int smki_ra_subscriber_authorise(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
-int smki_ra_subscriber_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
+SMKI_MUST_CHECK int smki_ra_subscriber_authorise(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
+SMKI_MUST_CHECK int smki_ra_subscriber_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s);
 typedef int (*smki_ra_subscriber_fn)(const smki_ra_subscriber *s, void *arg);
-int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg);
 
 /* ---- Eligibility ------------------------------------------------------------------------- */
 /* May party receive this certificate? The Party is registered and not suspended; in a
@@ -214,13 +216,13 @@ typedef struct {
     const smki_eui64_t *eui; /* organisation: required; device: the CSR's when NULL */
     const smki_csr *csr;     /* may be NULL */
 } smki_ra_eligibility;
-int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
+SMKI_MUST_CHECK int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
 
 /* 'smki ca issue' in an RA-governed store: the CA's direct path for one certificate,
  * allowed only in the policy's direct environments (test by default: certificates of
  * the test PKI, trusted nowhere live), after the same eligibility check, recorded with
  * its audit entry in the transaction that stores the certificate. */
-int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+SMKI_MUST_CHECK int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out);
 
 /* 'smki ca issue --profile dccki-server|dccki-client' in an RA-governed store (and in
@@ -228,7 +230,7 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
  * Signifier, registered, in standing, an Authorised Subscriber for that certificate type
  * in env; it goes into the certificate); the certificate and its audit entry
  * ("ca-issue-direct") are one transaction. */
-int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+SMKI_MUST_CHECK int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
                              const smki_tls_req *r, smki_cert *out);
 
 /* 'smki ca batch' in an RA-governed store (and in test): the CA's resumable batch
@@ -242,34 +244,35 @@ int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issue
  * report while the rest go on; each group commit holds its audit entry (signed by the
  * operator: how many, the first serial, the SHA-256 of their serials), with the
  * Party's eligibility checked again in that transaction. */
-int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
+SMKI_MUST_CHECK int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out);
 
 /* 'smki ca revoke' in an RA-governed store: the same rule as direct issuance (only in the
  * policy's direct environments; elsewhere 'smki ra revoke' and its approvals), the
  * revocation and its audit entry in one transaction. r->env is required. */
-int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
+SMKI_MUST_CHECK int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revoke_req *r, smki_cert *out,
                           smki_revocation *rev);
 
 /* ---- The CA's own actions in an RA-governed store ----------------------------------------
- * 'smki ca init' once the store has operators: the ceremony (smki_ca_init) with, in the
+ * 'smki ca init': in a store without operators, the bootstrap ceremony (smki_ca_init,
+ * by ignored: there is no trail yet). Once the store has operators: the ceremony (smki_ca_init) with, in the
  * transaction that records the CAs made now, one audit entry "ca-init" signed by the
  * operator: the environment and, for each CA made, its kind, serial and the first 128
  * bits of its certificate's SHA-256. A re-run that makes nothing writes no entry. The
  * operator is checked before any key is generated; an entry that cannot be written (a
  * checkpoint due without its key) records no CA. o->on_store must be unset. */
-int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+SMKI_MUST_CHECK int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
                     const smki_ca_init_opts *o, smki_ca_init_report *rep);
 /* 'smki ca crl' / 'smki ca arl' (and every list the RA publishes after a revocation):
  * smki_ca_crl_publish with its audit entry ("crl-publish" or "arl-publish": the
  * environment, CA kind, number, entries and the list's SHA-256) in the transaction that
  * records the list; the file is written only once both are committed. */
-int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
+SMKI_MUST_CHECK int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
                         const smki_crl_opts *o, smki_crl *out);
 /* The same for env's CA of this SKI, current or superseded (smki_ca_crl_publish_ski):
  * after a CA compromise recovery, the old CA's last list, signed with its key while it
  * is available. Its entry names the superseded CA's serial. */
-int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
+SMKI_MUST_CHECK int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
                             const smki_crl_opts *o, smki_crl *out);
 
 /* The bootstrap ceremony bound to the trail. The first 'smki ca init' precedes every
@@ -279,7 +282,112 @@ int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *en
  * before): its profile, environment, SKI, subject, serial and the SHA-256 of the whole
  * certificate. *adopted: how many (0 on a re-run). The CLI runs it right after the
  * first operator registers ('smki ra operator add') and as 'smki ra adopt-ca'. */
-int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
+SMKI_MUST_CHECK int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
+
+/* ---- The gate: one entry point per CA action, for every caller -----------------------------
+ * A service (the enrolment service, a daemon, a test) calls these exactly as the smki
+ * command does; none of them needs to know whether the store is governed. Each applies
+ * the RA's rules itself: in the test environment, and in every environment once the
+ * store has RA operators, the action is the RA's (a registered, active operator whose
+ * key signs the audit entry written in the action's own transaction; the Party's
+ * eligibility; only in the environments of ra.direct_issue, elsewhere through requests
+ * and approvals). A store without operators acts without the RA only for the bootstrap
+ * (the first ceremony, lists of a CA without an RA) and in the lab environments of
+ * ra.unmanaged; anywhere else it is refused until the RA exists. The CA's own ungated
+ * functions refuse to write in a governed store (ca/ca.h, smki_ca_gate), so this gate
+ * cannot be stepped around.
+ *
+ * by: the operator taking the action (their registered name and their own key), or NULL
+ * where no operator is at hand: refused with SMKI_E_USAGE when the action needs one,
+ * SMKI_E_REFUSED for a name that is not an active registered operator or a key that is
+ * not theirs. Example, a service issuing one certificate:
+ *
+ *     smki_ra_policy pol;
+ *     smki_ra *ra = NULL;
+ *     smki_csr *csr = NULL;
+ *     GUARD(smki_ra_policy_load(conf, &pol));
+ *     GUARD(smki_ra_open(store, &pol, &ra));          // store: smki_store_open
+ *     GUARD(smki_csr_parse(der, der_len, &csr));
+ *     smki_ra_actor by = {"alice", alice_key};         // alice_key: smki_key_open
+ *     smki_ra_issue_req r = {.env = "test", .csr = csr, .party = "SUP1", .role = SMKI_ROLE_SUPPLIER,
+ *                            .eui = &org_eui, .hsm = &hsm};
+ *     smki_cert cert;
+ *     int rc = smki_ra_issue(ra, &by, &r, &cert, NULL); // the certificate and its audit entry, or nothing
+ *
+ * Requests with approvals (organisation certificates outside the direct environments,
+ * device batches, revocations, recoveries) are smki_ra_request_submit / _approve /
+ * _execute below. */
+
+/* Whether an action in env will need an operator: any action once the store has
+ * operators, and issuance (issues 1) in the test environment always. For a caller that
+ * opens the operator's key only when it is needed (the entry points decide again). */
+SMKI_MUST_CHECK int smki_ra_needs_operator(smki_ra *ra, const char *env, int issues, int *needs);
+
+/* One certificate from a CSR. */
+typedef struct {
+    const char *env;            /* required */
+    const smki_csr *csr;        /* parsed and verified (smki_csr_parse), required */
+    smki_profile_id profile;    /* 0 (UNKNOWN): chosen from the CSR (smki_ca_leaf_profile) */
+    const char *party;          /* the requesting Party's Signifier: required where the RA gates */
+    int role;                   /* organisation: the Remote Party Role; -1: none (device, DCCKI) */
+    const smki_eui64_t *eui;    /* organisation: required; device: optional, must be the CSR's */
+    const char *cn;             /* optional */
+    const char *const *dns;     /* DCCKI: the endpoint's names (a server needs one) */
+    size_t n_dns;
+    const char *const *ips;
+    size_t n_ips;
+    const smki_hsm_opts *hsm;   /* to open the issuing CA's key */
+} smki_ra_issue_req;
+/* Issue it: the issuing CA chosen by the profile, the gate above, and the certificate
+ * recorded (with its audit entry when gated). party_used (optional) receives the Party
+ * Signifier in a DCCKI certificate. */
+SMKI_MUST_CHECK int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req *r, smki_cert *out,
+                  char party_used[SMKI_PARTY_MAX]);
+
+/* Device certificates from many CSRs (the CA's resumable batch, smki_ca_batch_run), gated
+ * as one certificate is (smki_ra_batch_direct when the RA gates). on_start (optional) is
+ * called once the device CA is open, before the first CSR, with the number of CSRs. */
+typedef struct {
+    const char *env;
+    const char *party;
+    const smki_hsm_opts *hsm;
+    void (*on_start)(size_t csrs, void *arg);
+    void *start_arg;
+} smki_ra_batch_req;
+SMKI_MUST_CHECK int smki_ra_batch(smki_ra *ra, const smki_ra_actor *by, const smki_ra_batch_req *r, const smki_ca_batch_input *in,
+                  const smki_ca_batch_opts *o, smki_ca_batch_report **out);
+
+/* Revoke one certificate of env (smki_ca_revoke's refusals), gated: in a store with
+ * operators only in the direct environments (elsewhere a revoke request), with its
+ * audit entry; without operators only in ra.unmanaged. *audited (optional): whether it
+ * went through the RA. */
+typedef struct {
+    const char *env;            /* required */
+    const uint8_t *serial;      /* SMKI_SERIAL_LEN octets, required */
+    const char *issuer;         /* NULL: the only certificate of that serial; else a CA kind (smki-oca, oca, ...)
+                                   or its SKI (16 hex digits) */
+    smki_revoke_reason reason;
+} smki_ra_revoke_req;
+SMKI_MUST_CHECK int smki_ra_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_revoke_req *r, smki_cert *out,
+                   smki_revocation *rev, int *audited);
+
+/* Publish now the CRLs (arl 0: of issuing CAs) or ARLs (arl 1: of roots) of env: of the
+ * CA named by ca (its kind, or its SKI: also one superseded after a recovery), or, when
+ * ca is NULL, of every CA of that sort env has. In a store with operators each list is
+ * smki_ra_crl_publish's (its audit entry in its transaction). out[0..*n) receive them
+ * (smki_crl_clear each); on failure none is returned. Refused: a CA of the other sort
+ * (SMKI_E_USAGE), an environment without a CA (SMKI_E_NOTFOUND). */
+typedef struct {
+    const char *env;
+    int arl;
+    const char *ca;
+    const smki_conf *conf;      /* [ca.<env>] crl_hours / arl_hours (NULL: the defaults) */
+    const smki_hsm_opts *hsm;
+    const char *home;           /* files under <home>/ca/<env>/ (NULL: store only) */
+    int64_t now;                /* thisUpdate; 0: the clock */
+} smki_ra_lists_req;
+SMKI_MUST_CHECK int smki_ra_lists_publish(smki_ra *ra, const smki_ra_actor *by, const smki_ra_lists_req *r,
+                          smki_crl out[SMKI_CA_KIND_COUNT], size_t *n);
 
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
@@ -299,9 +407,9 @@ typedef enum {
 } smki_req_state;
 const char *smki_req_type_name(int t);   /* "organisation", "device-batch", "revoke", "recover", "dccki-server",
                                            "dccki-client" */
-int smki_req_type_parse(const char *text, smki_req_type *out);
+SMKI_MUST_CHECK int smki_req_type_parse(const char *text, smki_req_type *out);
 const char *smki_req_state_name(int s);  /* "pending", "held", ... */
-int smki_req_state_parse(const char *text, smki_req_state *out);
+SMKI_MUST_CHECK int smki_req_state_parse(const char *text, smki_req_state *out);
 
 typedef struct {
     uint64_t id;
@@ -377,21 +485,37 @@ typedef struct {
     const char *const *ips;
     size_t n_ips;
     const smki_conf *conf; /* the environments' settings (may be NULL: the built-in ones) */
+    /* Optional: a submission key (32 octets, e.g. the SHA-256 of what the subscriber
+     * sent). A second submission by the same Party with the same key writes nothing and
+     * is refused with SMKI_E_EXISTS, *id the first one's number: a replayed or retried
+     * submission (EST's 202 and retry, RFC 7030 4.2.3) never makes a second request. */
+    const uint8_t *submission_key;
+    /* Optional: on whose behalf and how, when a service submits for a subscriber (the
+     * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
+     * "; via <this>", under the operator's signature. */
+    const char *via;
+    /* Optional (organisation, DCCKI, a device batch of one CSR): when the request needs
+     * no approval ([ra] approvals_organisation = 0, nothing held), it is executed as it is
+     * submitted, in the same transaction: the request, its certificate and both audit
+     * entries (request-submit, request-execute) in one commit. The certificate is built
+     * before the transaction (execute->issuer or the CA opened here); one that needs
+     * approvals after all is left pending and that certificate dropped. */
+    struct smki_ra_exec_opts_s *execute;
 } smki_ra_submit;
-int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
+SMKI_MUST_CHECK int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
  * none). */
-int smki_ra_request_names(smki_ra *ra, uint64_t id, char *out, size_t cap);
-int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out);
+SMKI_MUST_CHECK int smki_ra_request_names(smki_ra *ra, uint64_t id, char *out, size_t cap);
+SMKI_MUST_CHECK int smki_ra_request_get(smki_ra *ra, uint64_t id, smki_ra_request *out);
 typedef int (*smki_ra_request_fn)(const smki_ra_request *r, void *arg);
 /* state 0: every request. */
-int smki_ra_request_each(smki_ra *ra, int state, smki_ra_request_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_request_each(smki_ra *ra, int state, smki_ra_request_fn fn, void *arg);
 /* Approve: refused for one's own request, a second approval by the same operator, and
  * a request that is not pending or held. On the last approval the request becomes
  * approved; *now_approved tells. */
-int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved);
+SMKI_MUST_CHECK int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved);
 /* Any rejection rejects (with its reason); refused for a request already decided. */
-int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const char *reason);
+SMKI_MUST_CHECK int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, const char *reason);
 
 /* Execute an approved request: eligibility checked again, then issued (or revoked)
  * through the CA and recorded with its audit entry in the same transaction (a device batch in group
@@ -407,7 +531,7 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
  * certificate of the compromised CA that was in use, in group commits, each with its
  * entry (a device CA's certificates are replaced from new CSRs: none re-issued). */
 typedef void (*smki_ra_progress_fn)(size_t done, size_t total, void *arg);
-typedef struct {
+typedef struct smki_ra_exec_opts_s {
     const smki_hsm_opts *hsm; /* to open the CA keys */
     smki_ra_progress_fn progress;
     void *progress_arg;
@@ -415,11 +539,25 @@ typedef struct {
     const smki_conf *conf;    /* revocation: [ca.<env>] crl_hours / arl_hours (may be NULL) */
     uint64_t crl_number;      /* out: the number of the list a revocation published */
     char crl_path[4200];      /* out: where it was written */
+    const char *via;          /* optional, as smki_ra_submit.via: each entry of an issuing execution says it */
+    /* Optional: an issuing CA a long-running service keeps open (smki_ca_issuer_open),
+     * used when it is the request's environment's current CA for the certificate
+     * (same certificate as the store's record); otherwise the CA is opened here. */
+    smki_ca_issuer *issuer;
 } smki_ra_exec_opts;
-int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
+SMKI_MUST_CHECK int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
+/* The certificates a request issued, as smki_ca_find gives them to fn: an organisation or
+ * DCCKI request's one; a device batch's, for each of its CSRs the certificates of its
+ * Device ID and key (one, unless the same key was certified twice). A revocation, a
+ * recovery or a request not executed yet: none (0). */
+SMKI_MUST_CHECK int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
-int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
+SMKI_MUST_CHECK int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);
+/* The certificate a request issued from its CSR of this index (0 for an organisation or
+ * DCCKI request): SMKI_E_NOTFOUND while that CSR is not issued yet (or the request is
+ * not one that issues). Read-only. */
+SMKI_MUST_CHECK int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *out);
 
 /* ---- The audit trail ---------------------------------------------------------------------- */
 #define SMKI_AUDIT_HASH_LEN 32
@@ -438,15 +576,15 @@ typedef struct {
 
 /* One stored audit entry decoded, its hash computed: the verifier's reader of bytes that
  * may have been tampered with. SMKI_E_CORRUPT for anything but one whole, canonical entry. */
-int smki_audit_entry_decode(const void *val, size_t len, smki_audit_entry *out);
+SMKI_MUST_CHECK int smki_audit_entry_decode(const void *val, size_t len, smki_audit_entry *out);
 /* Its body encoded again: the octets the operator signed. */
-int smki_audit_entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len);
+SMKI_MUST_CHECK int smki_audit_entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len);
 
 typedef int (*smki_audit_fn)(const smki_audit_entry *e, void *arg);
 /* Entries from seq `from` (1: all) in order. */
-int smki_audit_each(smki_ra *ra, uint64_t from, smki_audit_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_audit_each(smki_ra *ra, uint64_t from, smki_audit_fn fn, void *arg);
 /* The head: the last entry's number and hash (0 and zeros for an empty log). */
-int smki_audit_head(smki_ra *ra, uint64_t *seq, uint8_t hash[SMKI_AUDIT_HASH_LEN]);
+SMKI_MUST_CHECK int smki_audit_head(smki_ra *ra, uint64_t *seq, uint8_t hash[SMKI_AUDIT_HASH_LEN]);
 
 /* Verification. Every finding names the entry and what is wrong with it. */
 typedef enum {
@@ -478,7 +616,7 @@ typedef struct {
  * registered keys), every checkpoint (against checkpoint_pub, which must come from
  * outside the store: the token's public key), the expected checkpoints and the head.
  * 0 when clean; SMKI_E_VERIFY with the findings in rep otherwise. */
-int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
+SMKI_MUST_CHECK int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
 
 /* The databases, for tests that tamper with them directly. */
 typedef struct {
@@ -494,6 +632,6 @@ typedef struct {
 typedef int (*smki_ra_expiring_fn)(const smki_ra_expiring *x, void *arg);
 /* In-use organisation certificates of env (NULL: any) whose notAfter falls within days
  * from now, ordered as the store finds them, with their Party. */
-int smki_ra_expiring_each(smki_ra *ra, const char *env, unsigned days, smki_ra_expiring_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_ra_expiring_each(smki_ra *ra, const char *env, unsigned days, smki_ra_expiring_fn fn, void *arg);
 
 #endif

@@ -4,11 +4,13 @@
 #ifndef SMKI_RA_PRIVATE_H
 #define SMKI_RA_PRIVATE_H
 
+#include "ca/ca_gate.h"
 #include "ra.h"
 
 struct smki_ra {
     smki_store *store;
-    smki_ca_db ca;
+    smki_ca_db ca;      /* carries the CA's gate (ca/ca_gate.h): never handed out */
+    smki_ca_db ca_view; /* the same databases without it: smki_ra_ca_db */
     smki_ra_dbs db;
     smki_ra_policy pol;
     smki_key *ckpt;
@@ -51,9 +53,13 @@ typedef int (*ra_act_fn)(smki_txn *t, smki_ra *ra, void *arg, ra_note *note);
  * fn checks), fn's changes, and the audit entry fn's note describes, signed by the
  * actor. Any failure aborts all of it. */
 int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg);
+/* The same, the entry's detail ending with "; via <via>" (who the operator acted for,
+ * and how) when via is given. */
+int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg);
 /* The same inside a write transaction the caller runs (a group commit of the CA's
  * batch): the actor checked, fn's changes and the entry join t. */
 int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg);
+int ra_act_in_via(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg);
 /* The next audit entry can be written (no checkpoint due without its key). */
 int ra_audit_ready(smki_txn *t, smki_ra *ra);
 /* The actor's key matches the active operator registered under its name. */

@@ -91,6 +91,7 @@ static int operator_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         GUARD(ra_check_actor(t, ra, a->by));
     }
     GUARD(operator_put(t, ra, &a->o, SMKI_PUT_NOOVERWRITE));
+    GUARD(smki_ca_govern(t, &ra->ca)); /* from now on the CA writes only through the RA */
     snprintf(note->action, sizeof note->action, "operator-add");
     snprintf(note->object, sizeof note->object, "operator %s", a->o.name);
     char hx[2 * SMKI_POINT_LEN + 1];

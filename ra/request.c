@@ -359,6 +359,42 @@ static int next_id(smki_txn *t, smki_ra *ra, uint64_t *id)
     return smki_txn_put(t, ra->db.meta, "next_request", 12, b, 8, 0);
 }
 
+/* "k/<party>/<hex of the submission key>" in meta: the request a keyed submission made. */
+static void submission_key_name(const smki_ra_submit *s, char out[SMKI_RA_NAME_MAX + 72])
+{
+    char hx[65];
+    smki_hex_encode(s->submission_key, 32, hx, 0);
+    snprintf(out, SMKI_RA_NAME_MAX + 72, "k/%s/%s", s->party, hx);
+}
+
+/* A keyed submission seen before: refused (SMKI_E_EXISTS) with the first request's id. */
+static int submission_seen(smki_txn *t, smki_ra *ra, submit_run *sr)
+{
+    char name[SMKI_RA_NAME_MAX + 72];
+    submission_key_name(sr->s, name);
+    const void *v;
+    size_t n;
+    int rc = smki_txn_get(t, ra->db.meta, name, strlen(name), &v, &n);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return 0;
+    }
+    GUARD(rc);
+    ENSURE(n == 8, SMKI_E_CORRUPT, "a submission key record is damaged");
+    sr->id = get_be64(v);
+    return SMKI_FAIL(SMKI_E_EXISTS, "party %s submitted this before: request %llu", sr->s->party,
+                     (unsigned long long)sr->id);
+}
+
+static int submission_record(smki_txn *t, smki_ra *ra, const smki_ra_submit *s, uint64_t id)
+{
+    char name[SMKI_RA_NAME_MAX + 72];
+    submission_key_name(s, name);
+    uint8_t b[8];
+    put_be64(b, id);
+    return smki_txn_put(t, ra->db.meta, name, strlen(name), b, 8, SMKI_PUT_NOOVERWRITE);
+}
+
 static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     submit_run *sr = arg;
@@ -366,6 +402,8 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     int64_t now = ra_now(ra);
     char day[16], month[16], key[128];
     day_month(now, day, month);
+    /* A replayed submission first: it neither counts against the rate nor makes a request. */
+    if (s->submission_key) GUARD(submission_seen(t, ra, sr));
     /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
      * compromise is not to wait for tomorrow). */
     if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER) {
@@ -461,6 +499,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         GUARD(counter_put(t, ra, key, after));
     }
     GUARD(next_id(t, ra, &r.id));
+    if (s->submission_key) GUARD(submission_record(t, ra, s, r.id));
     if (r.approvals_required == 0 && r.state == SMKI_REQ_PENDING) r.state = SMKI_REQ_APPROVED;
     GUARD(req_put(t, ra, &r));
     if (s->type == SMKI_REQ_ORGANISATION || is_tls(s->type)) {
@@ -545,7 +584,7 @@ static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_sub
     sub.party = party;
     sub.env = c->env;
     submit_run sr = {&sub, c, NULL, NULL, by, 0};
-    if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+    if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
     free(found);
     GUARD(rc);
     if (id) *id = sr.id;
@@ -570,6 +609,8 @@ static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_su
     return 0;
 }
 
+static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr);
+
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
     if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
@@ -586,13 +627,13 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
                "an organisation request needs a Remote Party Role (--role)");
         ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act(ra, by, 0, submit_fn, &sr);
+        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (is_tls(s->type)) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
         ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act(ra, by, 0, submit_fn, &sr);
+        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
@@ -602,13 +643,15 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
             rc = smki_csr_parse(s->csrs[i], s->csr_lens[i], &sr.csrs[i]);
             if (rc < 0) smki_error_wrap("CSR %zu of the batch", i + 1);
         }
-        if (rc == 0) rc = ra_act(ra, by, 0, submit_fn, &sr);
+        if (rc == 0 && s->execute && s->n_csrs == 1) rc = submit_and_execute(ra, by, s, &sr);
+        else if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
         for (size_t i = 0; i < s->n_csrs; i++) smki_csr_free(sr.csrs[i]);
         free(sr.csrs);
     } else {
         return SMKI_FAIL(SMKI_E_USAGE, "requests of type %s are submitted with their own command",
                          smki_req_type_name(s->type));
     }
+    if (rc == SMKI_E_EXISTS && sr.id && id) *id = sr.id;
     GUARD(rc);
     if (id) *id = sr.id;
     return 0;
@@ -711,6 +754,75 @@ int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der,
     return rc;
 }
 
+/* The certificate of a device batch's CSR: the request's issuer, the CSR's Device ID,
+ * and its public key exactly as the CA copied it into the certificate. Should the same
+ * key have been certified again (another request, 'smki ca issue'), the request's own is
+ * the first one recorded from its first certificate on (the store's arrival order). */
+typedef struct {
+    const uint8_t *spki;
+    size_t spki_len;
+    smki_cert *out;
+    uint64_t from_seq, best_seq;
+    int found;
+} by_key_run;
+
+static int holds(const uint8_t *hay, size_t hn, const uint8_t *needle, size_t nn)
+{
+    for (size_t i = 0; nn && i + nn <= hn; i++)
+        if (hay[i] == needle[0] && memcmp(hay + i, needle, nn) == 0) return 1;
+    return 0;
+}
+
+static int by_key_one(const smki_cert *c, void *arg)
+{
+    by_key_run *b = arg;
+    if (c->seq < b->from_seq || !holds(c->der, c->der_len, b->spki, b->spki_len) || (b->found && c->seq > b->best_seq))
+        return 0;
+    memcpy(b->out, c, sizeof *c);
+    b->best_seq = c->seq;
+    b->found = 1;
+    return 0;
+}
+
+int smki_ra_request_cert(smki_ra *ra, uint64_t id, uint32_t index, smki_cert *out)
+{
+    ENSURE(ra && out, SMKI_E_INTERNAL, "smki_ra_request_cert: missing argument");
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH || is_tls(r.type), SMKI_E_NOTFOUND,
+           "request %llu is a %s request: it issues no certificate", (unsigned long long)id, smki_req_type_name(r.type));
+    ENSURE(index < r.done_count && r.has_result, SMKI_E_NOTFOUND, "request %llu has not issued its certificate %u yet",
+           (unsigned long long)id, index + 1);
+    /* The first certificate is the one the request recorded; it dates the rest. */
+    GUARD(smki_ca_cert_get(&ra->ca, r.result_issuer, r.result_serial, out));
+    if (r.type != SMKI_REQ_DEVICE_BATCH || index == 0) return 0;
+    uint64_t from_seq = out->seq;
+    uint8_t *der = NULL, verified[1][32];
+    size_t len = 0;
+    int has_verified = 0;
+    csr_run c = {ra, id, index, 1, &der, &len, verified, &has_verified};
+    int rc = smki_store_read(ra->store, csr_txn, &c);
+    /* Its proof of possession was verified at submission: only the key and ID are read. */
+    smki_csr_parse_opts po = {has_verified ? verified[0] : NULL, NULL};
+    smki_csr *csr = NULL;
+    if (rc == 0) rc = smki_csr_parse_ex(der, len, &po, &csr);
+    by_key_run b = {csr ? csr->spki : NULL, csr ? csr->spki_len : 0, out, from_seq, 0, 0};
+    if (rc == 0) {
+        smki_ca_query q = SMKI_CA_QUERY_ALL;
+        q.env = r.env;
+        q.eui = &csr->hw_serial;
+        q.issuer_ski = r.result_issuer;
+        q.profile = SMKI_PROFILE_DEVICE;
+        rc = smki_ca_find(&ra->ca, &q, by_key_one, &b);
+    }
+    if (rc == 0 && !b.found)
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "request %llu: no certificate of CSR %u in the store", (unsigned long long)id,
+                       index + 1);
+    smki_csr_free(csr);
+    free(der);
+    return rc;
+}
+
 /* ---- Approve and reject ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -806,6 +918,26 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
     if (rc == 0 && rec->cert.not_after >= 0 && rec->cert.not_after <= ra_now(ra))
         rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s has expired: nothing is issued under it",
                        smki_ca_kind_name(kind), env);
+    free(rec);
+    return rc;
+}
+
+/* Whether an issuer a caller keeps open is env's CA for leaf as the store records it now
+ * (not a CA a recovery has since replaced). */
+static int issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
+{
+    *fits = 0;
+    smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
+                        : leaf == SMKI_PROFILE_DCCKI_SERVER || leaf == SMKI_PROFILE_DCCKI_CLIENT ? SMKI_CA_DCCKI_ICA
+                                                                                                   : SMKI_CA_OCA;
+    if (strcmp(smki_ca_issuer_env(is)->name, env) != 0 || smki_ca_issuer_profile(is) != smki_ca_kind_profile(kind))
+        return 0;
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    size_t len = 0;
+    const uint8_t *der = smki_ca_issuer_cert(is, &len);
+    int rc = smki_ca_get(&ra->ca, env, kind, rec);
+    if (rc == 0) *fits = rec->cert.der_len == len && memcmp(rec->cert.der, der, len) == 0;
     free(rec);
     return rc;
 }
@@ -1232,8 +1364,11 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
                            : is_tls(r.type)                ? tls_profile(r.type)
                                                            : SMKI_PROFILE_DEVICE;
     GUARD(check_issuing_ca(ra, r.env, leaf));
-    smki_ca_issuer *is = NULL;
-    GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &is));
+    smki_ca_issuer *is = NULL, *own = NULL;
+    int fits = 0;
+    if (o && o->issuer) GUARD(issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
+    if (!fits) GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &own));
+    is = fits ? o->issuer : own;
     size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
     char *names = is_tls(r.type) ? malloc(NAMES_MAX) : NULL;
     const char *dns[16], *ips[16];
@@ -1271,7 +1406,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
         exec_run x = {id, from, n, certs, csrs, 0};
-        if (rc == 0) rc = ra_act(ra, by, 0, exec_fn, &x);
+        if (rc == 0) rc = ra_act_via(ra, by, o ? o->via : NULL, exec_fn, &x);
         for (uint32_t i = 0; i < n; i++) {
             smki_csr_free(csrs[i]);
             csrs[i] = NULL;
@@ -1290,7 +1425,74 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(verified);
     free(has_verified);
     free(names);
-    smki_ca_issuer_free(is);
+    smki_ca_issuer_free(own);
+    return rc;
+}
+
+/* ---- Submitted and executed in one commit (no approval needed) ------------------------------------ */
+
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    const smki_ra_submit *s;
+    submit_run *sr;
+    smki_cert *cert;
+    smki_csr *csr;
+    int executed;
+} submit_exec_run;
+
+static int submit_exec_txn(smki_txn *t, void *arg)
+{
+    submit_exec_run *p = arg;
+    p->executed = 0;
+    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->via, submit_fn, p->sr));
+    smki_ra_request r;
+    GUARD(req_get_txn(t, p->ra, p->sr->id, &r));
+    if (r.state != SMKI_REQ_APPROVED) return 0; /* held after all: it waits, the certificate is dropped */
+    exec_run x = {p->sr->id, 0, 1, p->cert, &p->csr, 0};
+    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->execute->via, exec_fn, &x));
+    p->executed = 1;
+    return 0;
+}
+
+/* A request no operator has to approve: its certificate built first (the CA's checks),
+ * then the submission and the execution, each with its audit entry and every RA check
+ * they make, in one transaction. When approvals are due, or the CA cannot build it
+ * (refused at execution as ever, after the RA's own refusals), it is submitted alone. */
+static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr)
+{
+    smki_csr *csr = s->type == SMKI_REQ_DEVICE_BATCH ? sr->csrs[0] : sr->csr;
+    smki_profile_id leaf = s->type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION
+                           : is_tls(s->type)                ? tls_profile(s->type)
+                                                            : SMKI_PROFILE_DEVICE;
+    if (ra->pol.approvals_org != 0 || check_issuing_ca(ra, s->env, leaf) < 0) {
+        smki_error_clear();
+        return ra_act_via(ra, by, s->via, submit_fn, sr);
+    }
+    smki_ca_issuer *own = NULL;
+    int fits = 0, rc = 0;
+    if (s->execute->issuer) rc = issuer_is_current(ra, s->execute->issuer, s->env, leaf, &fits);
+    if (rc == 0 && !fits) rc = smki_ca_issuer_open(&ra->ca, s->env, leaf, s->execute->hsm, &own);
+    smki_ca_issuer *is = fits ? s->execute->issuer : own;
+    smki_cert *cert = rc == 0 ? malloc(sizeof *cert) : NULL;
+    if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0 && is_tls(s->type)) {
+        smki_tls_req tq = {csr, leaf, s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
+        rc = smki_ca_build_tls(is, &tq, cert, NULL);
+    } else if (rc == 0) {
+        int is_org = s->type == SMKI_REQ_ORGANISATION;
+        smki_issue_req q = {csr, leaf, is_org ? s->role : -1, is_org ? s->eui : NULL, is_org ? s->cn : NULL, 0, 0};
+        rc = smki_ca_build(is, &q, cert);
+    }
+    if (rc == 0) {
+        submit_exec_run p = {ra, by, s, sr, cert, csr, 0};
+        rc = smki_store_write(ra->store, submit_exec_txn, &p);
+    } else if (rc != SMKI_E_NOMEM && rc != SMKI_E_HSM && rc != SMKI_E_STORE) {
+        smki_error_clear();
+        rc = ra_act_via(ra, by, s->via, submit_fn, sr);
+    }
+    free(cert);
+    smki_ca_issuer_free(own);
     return rc;
 }
 

@@ -28,6 +28,7 @@ static const double LAT_BOUNDS[LAT_BUCKETS] = {0.00005, 0.0001, 0.00025, 0.0005,
 
 struct smki_repo {
     smki_store *store;
+    int is_store_shared; /* smki_repo_opts.store: the caller's to close */
     smki_ca_db db;
     atomic_int is_db_ready;
     pthread_mutex_t db_lock;
@@ -95,7 +96,7 @@ static void set_access(smki_repo *r, const smki_repo_opts *o)
 
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 {
-    ENSURE(o && o->store_dir && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
+    ENSURE(o && (o->store_dir || o->store) && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
     size_t el = strlen(o->env);
     ENSURE(el > 0 && el < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%s'", o->env);
     for (size_t i = 0; i < el; i++)
@@ -117,13 +118,15 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     snprintf(r->arl_ca, sizeof r->arl_ca, "%s", arl);
     set_access(r, o);
     smki_store_opts so = {0, 0, 1};
-    int rc = smki_store_open(o->store_dir, &so, &r->store);
+    r->is_store_shared = o->store != NULL;
+    r->store = o->store;
+    int rc = r->is_store_shared ? 0 : smki_store_open(o->store_dir, &so, &r->store);
     if (rc < 0 && access(o->store_dir, R_OK | X_OK) == 0)
         /* The repository reads the store but takes a slot in LMDB's reader table. */
-        smki_error_wrap("the repository's user needs read access to %s/data.mdb and read-write access to its "
-                        "lock.mdb (LMDB's reader table; e.g. group smki, modes 0640 and 0660: "
-                        "docs/operations.md)",
-                        o->store_dir);
+        (void)smki_error_wrap("the repository's user needs read access to %s/data.mdb and read-write access to "
+                              "its lock.mdb (LMDB's reader table; e.g. group smki, modes 0640 and 0660: "
+                              "docs/operations.md)",
+                              o->store_dir);
     if (rc < 0) {
         pthread_mutex_destroy(&r->db_lock);
         pthread_rwlock_destroy(&r->cfg_lock);
@@ -153,7 +156,7 @@ void smki_repo_set_tls_not_after(smki_repo *r, int64_t not_after) { atomic_store
 void smki_repo_free(smki_repo *r)
 {
     if (!r) return;
-    smki_store_close(r->store);
+    if (!r->is_store_shared) smki_store_close(r->store);
     pthread_mutex_destroy(&r->db_lock);
     pthread_rwlock_destroy(&r->cfg_lock);
     smki_wipe(r->apikey, sizeof r->apikey);

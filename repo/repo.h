@@ -69,6 +69,9 @@ typedef struct {
     const char *arl_ca;   /* the CA whose CRL is the ARL; NULL: smki-root */
     size_t max_scan;      /* records one search may examine (more: 400); 0: 100000 */
     const char *version;  /* smki's version, for /metrics' build information; NULL: "unknown" */
+    /* An open store to share instead of opening store_dir (a service in this process
+     * already has it open, e.g. est/ with the RA): not closed by smki_repo_free. */
+    smki_store *store;
 } smki_repo_opts;
 #define SMKI_REPO_PUBLIC_ALL ((1u << SMKI_REPO_EP_COUNT) - 1)
 
@@ -105,6 +108,8 @@ typedef struct {
     uint8_t *body;            /* owned; smki_repo_resp_free */
     size_t len, cap;
     smki_repo_ep ep;
+    unsigned retry_after;     /* non-zero: a Retry-After header of that many seconds */
+    char location[96];        /* non-empty: a Location header */
 } smki_repo_resp;
 
 /* Answer one request. Always fills resp (an error is an HTTP status and a short
@@ -139,9 +144,17 @@ typedef struct smki_repo_server_opts {
     const char *tls_key;      /* PEM private key of it */
     const char *client_ca;    /* PEM: the DCCKI CAs that client certificates must chain to */
     int require_client_cert;  /* with client_ca: refuse the handshake without one */
+    int answer_unverified;    /* a client certificate that does not verify (expired, unknown CA) does not end
+                               * the handshake: it counts as none, so the handler can answer (EST: 401) */
     const char *party_attr;   /* OID of the Party Signifier attribute; NULL: 2.5.4.97 */
     int access_log;           /* one JSON line per request on stderr */
     volatile sig_atomic_t *stop; /* the server returns when this becomes non-zero (checked often) */
+    /* Another service on this server (est/, the enrolment service): when set, every
+     * request is answered by handle(handle_arg, ...) instead of the repository's handler.
+     * The repository handle still counts connections and vouches for client certificates
+     * (its store and environment). */
+    int (*handle)(void *arg, const smki_repo_req *req, smki_repo_resp *resp);
+    void *handle_arg;
     /* Called once the socket listens (for tests and scripts that need the port). */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;

@@ -240,7 +240,11 @@ static void conn_party(server *s, conn *c)
     c->has_party = 1;
     if (!c->ssl) return;
     X509 *peer = SSL_get0_peer_certificate(c->ssl);
-    if (!peer || SSL_get_verify_result(c->ssl) != X509_V_OK) return;
+    long vr = peer ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (peer && vr != X509_V_OK)
+        log_line("warn", "client_cert", "\"error\":\"client certificate does not verify: %s\"",
+                 X509_verify_cert_error_string(vr));
+    if (!peer || vr != X509_V_OK) return;
     /* A certificate that chains is accepted only while the store has it in use: a
      * revoked (or expired, pending, not-in-use) one, or one the store does not know, is
      * no client certificate. Looked up per connection, resumed sessions included. */
@@ -289,6 +293,7 @@ static const char *reason_of(int code)
 {
     switch (code) {
     case 200: return "OK";
+    case 202: return "Accepted";
     case 400: return "Bad Request";
     case 401: return "Unauthorized";
     case 402: return "Payment Required"; /* the DCC repository's "not found" (reference §9) */
@@ -374,6 +379,21 @@ static int early(server *s, h2o_req_t *req, int status, const char *body, int cl
     return 0;
 }
 
+/* Retry-After and Location, when the handler asks for them (EST's 202, RFC 7030 4.2.3). */
+static void add_extra_headers(h2o_req_t *req, const smki_repo_resp *w)
+{
+    if (w->retry_after) {
+        char *v = h2o_mem_alloc_pool(&req->pool, 16);
+        int n = snprintf(v, 16, "%u", w->retry_after);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, v, (size_t)n);
+    }
+    if (w->location[0]) {
+        size_t n = strnlen(w->location, sizeof w->location);
+        char *v = pool_str(req, w->location, n);
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_LOCATION, NULL, v, n);
+    }
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
@@ -409,7 +429,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
-    smki_repo_handle(s->repo, &rq, w);
+    if (s->o->handle) s->o->handle(s->o->handle_arg, &rq, w);
+    else smki_repo_handle(s->repo, &rq, w);
+    add_extra_headers(req, w);
     if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
     if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
@@ -532,6 +554,15 @@ static int verify_any(int ok, X509_STORE_CTX *ctx)
     return ok;
 }
 
+/* answer_unverified: the handshake goes on; conn_party reads the verification's result
+ * and a certificate that failed it is no client certificate. */
+static int verify_later(int ok, X509_STORE_CTX *ctx)
+{
+    (void)ok;
+    (void)ctx;
+    return 1;
+}
+
 static int tls_setup(server *s)
 {
     const smki_repo_server_opts *o = s->o;
@@ -557,7 +588,7 @@ static int tls_setup(server *s)
         STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(o->client_ca);
         if (names) SSL_CTX_set_client_CA_list(ctx, names);
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (o->require_client_cert ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
-                           verify_any);
+                           o->answer_unverified ? verify_later : verify_any);
         SSL_CTX_set_verify_depth(ctx, 4);
     }
     /* Sessions resumed by ticket keep the client's verified certificate. */

@@ -108,7 +108,7 @@ static int fail_lmdb_at(const char *file, int line, const char *path, int mrc, c
         return smki_fail_at(SMKI_E_STORE, file, line, "cannot %s store %s: %s", doing, path, mdb_strerror(mrc));
     }
 }
-#define FAIL_LMDB(s, mrc, doing) fail_lmdb_at(__FILE__, __LINE__, (s)->path, (mrc), (doing))
+#define FAIL_LMDB(s, mrc, doing) smki_failure(fail_lmdb_at(__FILE__, __LINE__, (s)->path, (mrc), (doing)))
 
 /* A key for messages: hex, shortened past 32 octets. buf holds at least 72. */
 static const char *key_hex(const void *key, size_t klen, char *buf)
@@ -422,7 +422,7 @@ static int fail_op_at(const char *file, int line, const smki_txn *t, smki_db db,
                             "store %s: database handle %u is not open in this store (smki_store_db)", t->s->path, db);
     return fail_lmdb_at(file, line, t->s->path, mrc, doing);
 }
-#define FAIL_OP(t, db, mrc, doing) fail_op_at(__FILE__, __LINE__, (t), (db), (mrc), (doing))
+#define FAIL_OP(t, db, mrc, doing) smki_failure(fail_op_at(__FILE__, __LINE__, (t), (db), (mrc), (doing)))
 
 static int check_key(const smki_txn *t, size_t klen)
 {
@@ -792,7 +792,8 @@ int smki_txn_set_schema(smki_txn *t, uint32_t schema)
            (unsigned)SMKI_STORE_SCHEMA);
     const uint8_t be[4] = {(uint8_t)(schema >> 24), (uint8_t)(schema >> 16), (uint8_t)(schema >> 8), (uint8_t)schema};
     smki_db meta;
-    (void)cache_find(t->s, "meta", 0, &meta); /* found above */
+    if (cache_find(t->s, "meta", 0, &meta) != 1) /* found by smki_txn_schema above */
+        return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);
     GUARD(smki_txn_put(t, meta, schema_key, sizeof schema_key - 1, be, sizeof be, 0));
     t->new_schema = schema;
     return 0;
@@ -842,4 +843,13 @@ void smki_store_unlock(smki_store *s)
     (void)fcntl(s->maint_fd, F_SETLK, &fl);
     close(s->maint_fd); /* closing drops the lock anyway */
     s->maint_fd = -1;
+}
+
+int smki_store_exists(const char *dir)
+{
+    if (!dir) return 0;
+    char data[4400];
+    int n = snprintf(data, sizeof data, "%s/data.mdb", dir);
+    struct stat st;
+    return n > 0 && (size_t)n < sizeof data && stat(data, &st) == 0;
 }

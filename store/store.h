@@ -32,6 +32,10 @@ typedef struct {
  * fcntl locks do not survive a second handle being closed): share the handle. */
 int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
 void smki_store_close(smki_store *s);
+/* Whether dir holds a store (without opening or creating one): commands that only
+ * read, or that need what an earlier command recorded, check this first so that a
+ * refusal creates nothing. */
+int smki_store_exists(const char *dir);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s);
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */

@@ -219,3 +219,9 @@ if [ -x "$BUILD/bin/bench_repo_load" ] && command -v wrk >/dev/null; then
   echo "Repository lookups by EUI-64 beside nginx serving the same answers (tools/bench_repo.sh):"
   SMKI_SHARED=${SMKI_SHARED:-../shared} "$(dirname "$0")/bench_repo.sh" "$BUILD" | sed 's/^/  /'
 fi
+
+if [ -x "$BUILD/bin/bench_issue" ] && [ -x "$BUILD/bin/make_device_csrs" ]; then
+  echo
+  echo "Enrolment over EST (smki enrol serve) beside bare CA issuance and smki ca batch (tools/bench_est.sh):"
+  "$(dirname "$0")/bench_est.sh" "$BUILD" | sed 's/^/  /'
+fi

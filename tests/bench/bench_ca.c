@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     double issue_s = now() - t;
     report("issue", n, issue_s);
     size_t stored = 0;
-    smki_ca_count(&db, &stored);
+    if (smki_ca_count(&db, &stored) < 0) return die("count");
 
     double bound = 1.0 / (sign_s / (double)n + parse_s / (double)n);
     fprintf(stderr,

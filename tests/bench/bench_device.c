@@ -88,10 +88,12 @@ static smki_key *soft_cell(const char *dir, const char *name, uint8_t role, uint
     cell->id.role = role;
     cell->id.key_usage = ku;
     smki_eui64_t e;
-    smki_eui64_parse(eui, &e);
+    if (smki_eui64_parse(eui, &e) < 0 || smki_pub_point(smki_key_public(k), cell->point) < 0) {
+        smki_key_free(k);
+        return NULL;
+    }
     memcpy(cell->subject_id, e.b, 8);
     cell->has_key = 1;
-    smki_pub_point(smki_key_public(k), cell->point);
     return k;
 }
 
@@ -119,9 +121,8 @@ int main(int argc, char **argv)
     smki_eui64_t dev, from;
     uint8_t *cmd[NCMD] = {0};
     size_t len[NCMD];
-    smki_eui64_parse("00DB123456789000", &dev);
-    smki_eui64_parse("90B3D51F30010000", &from);
-    if (smki_softhsm_prepare(path) || smki_token_init(NULL, "bench-dev", "bench-so-1234", PIN, &created, &info)) {
+    if (smki_eui64_parse("00DB123456789000", &dev) || smki_eui64_parse("90B3D51F30010000", &from) ||
+        smki_softhsm_prepare(path) || smki_token_init(NULL, "bench-dev", "bench-so-1234", PIN, &created, &info)) {
         rc = fail("token");
         goto out;
     }

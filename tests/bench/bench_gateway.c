@@ -156,7 +156,7 @@ int main(int argc, char **argv)
     worker w[2];
     memset(w, 0, sizeof w);
     smki_eui64_t meter;
-    smki_eui64_parse("00DB1234567890A0", &meter);
+    if (smki_eui64_parse("00DB1234567890A0", &meter) < 0) return die("meter");
     uint8_t *data = NULL;
     size_t dlen = 0;
     snprintf(path, sizeof path, "%s/vectors/gbcs/keystore/00db1234567890a0-ka.pem", shared);
@@ -173,7 +173,7 @@ int main(int argc, char **argv)
 
     for (int t = 0; t < threads; t++) {
         smki_eui64_t id;
-        smki_eui64_parse(ids[t], &id);
+        if (smki_eui64_parse(ids[t], &id) < 0) return die("user ID");
         char lower[17];
         for (int i = 0; i < 16; i++) lower[i] = (char)(ids[t][i] >= 'A' ? ids[t][i] + 32 : ids[t][i]);
         lower[16] = '\0';

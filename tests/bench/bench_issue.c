@@ -355,10 +355,10 @@ int main(int argc, char **argv)
             smki_ca_issuer_open(&db, "test", SMKI_PROFILE_DEVICE, &ho, &is))
             return die("setting up the hierarchy");
         size_t before = 0, after = 0;
-        smki_ca_count(&db, &before);
+        if (smki_ca_count(&db, &before) < 0) return die("count");
         for (int i = 0; i < threads; i++) w[i].is = is, w[i].db = &db;
         wall = run_all(w, threads, run_smki, &cpu, &failed);
-        smki_ca_count(&db, &after);
+        if (smki_ca_count(&db, &after) < 0) return die("count");
         unsigned long fast = 0;
         for (int i = 0; i < threads; i++) fast += w[i].fast;
         if (failed || after - before != n) {

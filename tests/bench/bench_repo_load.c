@@ -102,7 +102,7 @@ int main(int argc, char **argv)
     clock_gettime(CLOCK_MONOTONIC, &t1);
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     size_t total = 0;
-    smki_ca_count(&db, &total);
+    if (smki_ca_count(&db, &total) < 0) die("counting");
     printf("loaded %zu records in %.1f s (%.0f/s); the store holds %zu; map %zu MiB\n", n, secs, (double)n / secs,
            total, smki_store_map_size(s) >> 20);
     fclose(sf);

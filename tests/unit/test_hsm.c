@@ -1350,6 +1350,33 @@ static void test_pub_load_refuses_garbage_and_trailing_data(void **state)
     assert_null(out);
 }
 
+/* A certificate as DER from PEM: the same octets openssl's own encoding gives; refused
+ * when it does not fit, and for bytes that are no certificate. */
+static void test_cert_der_reencodes_pem_and_refuses_what_does_not_fit(void **state)
+{
+    (void)state;
+    size_t len, n = 0;
+    uint8_t *pem = test_read_shared("vectors/gbcs/keystore/00db1234567890a0-ka.pem", &len);
+    X509 *x = NULL;
+    assert_ok(smki_cert_load(pem, len, &x));
+    unsigned char *want = NULL;
+    int wlen = i2d_X509(x, &want);
+    uint8_t out[2048];
+    assert_ok(smki_cert_der(pem, len, out, sizeof out, &n));
+    assert_int_equal(n, (size_t)wlen);
+    assert_memory_equal(out, want, n);
+    size_t again = 0;
+    assert_ok(smki_cert_der(out, n, out + 1024, 1024, &again)); /* DER in, the same DER out */
+    assert_int_equal(again, n);
+    assert_memory_equal(out + 1024, want, n);
+    assert_fails(smki_cert_der(pem, len, out, n - 1, &again), SMKI_E_INPUT, "where at most");
+    static const uint8_t junk[] = {0x30, 0x03, 0x02, 0x01, 0x01};
+    assert_fails(smki_cert_der(junk, sizeof junk, out, sizeof out, &again), SMKI_E_INPUT, "not a DER certificate");
+    OPENSSL_free(want);
+    X509_free(x);
+    free(pem);
+}
+
 static void test_verify_refuses_malformed_signatures(void **state)
 {
     (void)state;
@@ -1538,6 +1565,7 @@ int main(void)
         cmocka_unit_test(test_pub_load_refuses_p384_and_rsa),
         cmocka_unit_test(test_pub_load_refuses_compressed_and_off_curve_points),
         cmocka_unit_test(test_pub_load_refuses_garbage_and_trailing_data),
+        cmocka_unit_test(test_cert_der_reencodes_pem_and_refuses_what_does_not_fit),
         cmocka_unit_test(test_verify_refuses_malformed_signatures),
         cmocka_unit_test(test_signature_forms_round_trip),
         cmocka_unit_test(test_der_signature_with_long_form_length_is_refused),

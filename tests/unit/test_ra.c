@@ -2060,6 +2060,97 @@ static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_cr
     free(c);
 }
 
+/* ---- For a service acting for subscribers (est/): submission keys, via, one-commit execution ---- */
+
+static int detail_has(const smki_audit_entry *e, void *arg)
+{
+    void **a = arg;
+    if (strcmp(e->action, (const char *)a[0]) == 0 && strstr(e->detail, (const char *)a[1])) ++*(size_t *)a[2];
+    return 0;
+}
+
+static size_t entries_with(fixture *f, const char *action, const char *text)
+{
+    size_t n = 0;
+    void *a[3] = {(void *)action, (void *)text, &n};
+    assert_ok(smki_audit_each(f->ra, 1, detail_has, a));
+    return n;
+}
+
+static void test_a_keyed_submission_sent_again_finds_its_request_and_writes_nothing(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint8_t der[1024], key[32] = {1, 2, 3};
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, NULL, der, sizeof der);
+    smki_eui64_t e = eui("90-B3-D5-1F-30-00-00-00");
+    smki_ra_submit s = {.type = SMKI_REQ_ORGANISATION, .party = "SUP1", .env = "test", .csr = der, .csr_len = n,
+                        .role = SMKI_ROLE_SUPPLIER, .eui = &e, .submission_key = key, .via = "party SUP1 over EST"};
+    uint64_t id = 0, again = 0;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    uint64_t h = head(f);
+    assert_int_equal(smki_ra_request_submit(f->ra, &f->alice, &s, &again), SMKI_E_EXISTS);
+    assert_non_null(strstr(smki_error_msg(), "submitted this before"));
+    smki_error_clear();
+    assert_int_equal(again, id);
+    assert_int_equal(head(f), h);
+    size_t reqs = 0;
+    assert_ok(smki_ra_request_each(f->ra, 0, count_req, &reqs));
+    assert_int_equal(reqs, 1);
+    /* The key is per Party: NET1 sending the same octets is its own submission (refused
+     * here by eligibility, not taken for SUP1's). */
+    s.party = "NET1";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &again), SMKI_E_REFUSED, NULL);
+    assert_int_equal(entries_with(f, "request-submit", "; via party SUP1 over EST"), 1);
+    /* Not yet issued: no certificate of the request. */
+    smki_cert c;
+    assert_fails(smki_ra_request_cert(f->ra, id, 0, &c), SMKI_E_NOTFOUND, "not issued");
+}
+
+static void test_a_request_needing_no_approval_is_executed_in_its_submission_commit(void **state)
+{
+    fixture *f = *state;
+    smki_ra_close(f->ra);
+    smki_ra_policy p = policy(5);
+    p.approvals_org = 0;
+    open_ra(f, &p);
+    registry(f);
+    size_t certs = cert_count(f);
+    uint8_t der[1024];
+    size_t n = csr_der(SMKI_KU_KEY_AGREEMENT, DEV_EUI, der, sizeof der);
+    const uint8_t *one[1] = {der};
+    size_t lens[1] = {n};
+    smki_ra_exec_opts o = {.via = "party SUP1 over EST"};
+    smki_ra_submit s = {.type = SMKI_REQ_DEVICE_BATCH, .party = "SUP1", .env = "test", .csrs = one, .csr_lens = lens,
+                        .n_csrs = 1, .via = "party SUP1 over EST", .execute = &o};
+    uint64_t h = head(f), id = 0;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    assert_int_equal(r.state, SMKI_REQ_DONE);
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_int_equal(head(f), h + 2); /* request-submit and request-execute */
+    assert_int_equal(entries_with(f, "request-execute", "; via party SUP1 over EST"), 1);
+    smki_cert c;
+    assert_ok(smki_ra_request_cert(f->ra, id, 0, &c));
+    assert_memory_equal(c.eui.b, DEV_EUI, 8);
+    assert_int_equal(c.profile, SMKI_PROFILE_DEVICE);
+    assert_fails(smki_ra_request_cert(f->ra, id, 1, &c), SMKI_E_NOTFOUND, NULL);
+    /* Refused by the RA: nothing built is written, no request. */
+    uint8_t central[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0, 0, 9};
+    n = csr_der(SMKI_KU_KEY_AGREEMENT, central, der, sizeof der);
+    lens[0] = n;
+    h = head(f);
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, NULL);
+    assert_int_equal(head(f), h);
+    assert_int_equal(cert_count(f), certs + 1);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2080,6 +2171,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_keyed_submission_sent_again_finds_its_request_and_writes_nothing, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_a_request_needing_no_approval_is_executed_in_its_submission_commit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl,
                                         setup, teardown),

@@ -1076,7 +1076,7 @@ static void test_store_follows_map_grown_by_another_process(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         smki_store *c = NULL;
-        smki_db db;
+        smki_db db = 0;
         big_arg ca = {0};
         int ok = smki_store_open(dir, NULL, &c) == 0 && smki_store_db(c, "big", 0, &db) == 0;
         ca.db = db;

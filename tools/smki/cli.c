@@ -185,7 +185,7 @@ int cli_usage(smki_cli *c, const char *prog, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    SMKI_FAIL(SMKI_E_USAGE, "%s (see '%s --help')", msg, prog);
+    (void)SMKI_FAIL(SMKI_E_USAGE, "%s (see '%s --help')", msg, prog);
     return cli_fail(c, SMKI_E_USAGE);
 }
 

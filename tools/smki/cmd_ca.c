@@ -163,16 +163,6 @@ static const char *usage_text(int usage)
     return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
 }
 
-/* The store, if the home has one: commands that only read or that need a CA never
- * create it (nothing is written on a refusal). */
-static int store_exists(const smki_cli *c)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.mdb", c->store_dir);
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db)
 {
     smki_store_opts o = {0, 0, read_only};
@@ -184,27 +174,6 @@ static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db
         if (rc == SMKI_E_NOTFOUND && read_only) return SMKI_FAIL(SMKI_E_NOTFOUND, "the store holds no certificates yet");
     }
     return rc;
-}
-
-/* An environment is usable if it is built in or configured, with its OIDs set, or if
- * the store holds its hierarchy (made with a configuration no longer at hand). Checked
- * before the store is opened for writing, so that such a refusal creates nothing. */
-static int check_env_known(smki_cli *c, const char *env, const smki_conf *conf)
-{
-    smki_env e;
-    int rc = smki_env_load(env, conf, &e);
-    if (rc == 0) rc = smki_env_check_configured(&e);
-    if (rc == 0 || !store_exists(c)) return rc;
-    char msg[SMKI_ERR_MSG_MAX];
-    snprintf(msg, sizeof msg, "%s", smki_error_msg());
-    smki_store *s = NULL;
-    smki_ca_db db;
-    if (open_store(c, 1, &s, &db) == 0) {
-        int found = smki_ca_env_get(&db, env, &e) == 0;
-        smki_store_close(s);
-        if (found) return 0;
-    }
-    return SMKI_FAIL(rc, "%s", msg);
 }
 
 static void json_cert(json_w *w, const smki_cert *x)
@@ -258,113 +227,77 @@ static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
     json_str(w, "reason", reason);
 }
 
-/* ---- The RA's audit of the CA's own actions ---------------------------------------------- */
-
-/* In a store with RA operators the CA's own actions (the ceremony, publishing a CRL or
- * ARL) are RA actions: taken by an operator, each recorded in the audit trail in the
- * transaction that records it. *ra is left NULL in a store without operators (the
- * bootstrap ceremony, a CA without an RA): those act as before, unaudited. */
+/* ---- The RA's gate ------------------------------------------------------------------------
+ * Every action that writes goes through one smki_ra_* entry point, which decides whether
+ * it is the RA's (and needs the operator) or the bootstrap's. The command only opens
+ * the store with its RA and the operator's key when one is named (--operator, or
+ * SMKI_OPERATOR). */
 typedef struct {
+    smki_store *s;
     smki_ra *ra;
     smki_key *op_k;
     smki_ra_actor actor;
-} ca_gate;
+    const smki_ra_actor *by; /* NULL: no operator named */
+} ca_session;
 
-static int ca_gate_open(smki_cli *c, smki_store *s, const char *op, const char *op_key, ca_gate *g)
+/* issues: the action issues certificates (in test it needs an operator even before the
+ * store has any). */
+static int session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key,
+                        ca_session *x)
 {
-    memset(g, 0, sizeof *g);
+    memset(x, 0, sizeof *x);
     smki_ra_policy pol;
-    size_t operators = 0;
+    smki_store_opts so = {0, 0, 0};
+    int needs = 0;
     GUARD(smki_ra_policy_load(c->conf, &pol));
-    GUARD(smki_ra_open(s, &pol, &g->ra));
-    GUARD(smki_ra_operator_count(g->ra, &operators));
-    if (operators == 0) {
-        smki_ra_close(g->ra);
-        g->ra = NULL;
-        return 0;
-    }
-    GUARD(ra_cli_actor(c, op, op_key, &g->op_k));
-    g->actor.name = op ? op : getenv("SMKI_OPERATOR");
-    g->actor.key = g->op_k;
-    ra_cli_checkpoint_key(c, g->ra);
+    GUARD(smki_store_open(c->store_dir, &so, &x->s));
+    GUARD(smki_ra_open(x->s, &pol, &x->ra));
+    GUARD(smki_ra_needs_operator(x->ra, env, issues, &needs));
+    const char *name = op ? op : getenv("SMKI_OPERATOR");
+    if (!needs || !name || !*name) return 0; /* the entry point says what is missing */
+    GUARD(ra_cli_actor(c, name, op_key, &x->op_k));
+    x->actor.name = name;
+    x->actor.key = x->op_k;
+    x->by = &x->actor;
+    ra_cli_checkpoint_key(c, x->ra); /* a checkpoint due without it fails the action */
     return 0;
 }
 
-static void ca_gate_close(ca_gate *g)
+static void session_close(ca_session *x)
 {
-    smki_ra_close(g->ra);
-    smki_key_free(g->op_k);
-    memset(g, 0, sizeof *g);
+    smki_ra_close(x->ra);
+    smki_key_free(x->op_k);
+    smki_store_close(x->s);
+    memset(x, 0, sizeof *x);
+}
+
+/* A command that needs what 'ca init' made never creates the store. */
+static int need_store(smki_cli *c, const char *env)
+{
+    ENSURE(smki_store_exists(c->store_dir), SMKI_E_NOTFOUND,
+           "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
+    return 0;
+}
+
+/* The ceremony's configuration: --config FILE, or the home's smki.conf. */
+static int read_config(smki_cli *c, const char *config, smki_conf **own, const smki_conf **conf)
+{
+    *own = NULL;
+    *conf = c->conf;
+    if (!config) return 0;
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = smki_file_read(config, 1 << 20, &bytes, &len);
+    if (rc == 0) rc = smki_conf_parse(bytes, len, config, own);
+    free(bytes);
+    *conf = *own;
+    return rc;
 }
 
 /* ---- init --------------------------------------------------------------------------------- */
 
-static int ca_init(smki_cli *c, int argc, char **argv)
+static void print_init(smki_cli *c, const smki_ca_init_report *rep, int made_token)
 {
-    if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {NULL, 0, NULL, 0}};
-    const char *env = NULL, *config = NULL, *op = NULL, *op_key = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'c') config = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, "smki ca init", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
-    if (!env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
-    c->may_create_home = 1; /* the ceremony may start a new home */
-
-    smki_conf *own = NULL;
-    const smki_conf *conf = NULL;
-    smki_store *s = NULL;
-    smki_ca_db db;
-    smki_ca_init_report *rep = calloc(1, sizeof *rep);
-    int rc = rep ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && config) {
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        rc = smki_file_read(config, 1 << 20, &bytes, &len);
-        if (rc == 0) rc = smki_conf_parse(bytes, len, config, &own);
-        if (rc < 0) smki_error_wrap("ceremony configuration");
-        free(bytes);
-        conf = own;
-    } else if (rc == 0) {
-        conf = c->conf;
-    }
-    if (rc == 0) rc = check_env_known(c, env, conf);
-    if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = open_store(c, 0, &s, &db);
-    ca_gate g = {0};
-    if (rc >= 0) rc = ca_gate_open(c, s, op, op_key, &g);
-    smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
-    int made_token = 0;
-    if (rc >= 0) {
-        rc = g.ra ? smki_ra_ca_init(g.ra, &g.actor, env, conf, &o, rep) : smki_ca_init(&db, env, conf, &o, rep);
-        /* The environment's token is created on the spot when the SO PIN is at hand. */
-        if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
-            smki_token_info info;
-            char token[64];
-            snprintf(token, sizeof token, "%s", rep->token);
-            rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, &made_token, &info);
-            if (rc == 0)
-                rc = g.ra ? smki_ra_ca_init(g.ra, &g.actor, env, conf, &o, rep) : smki_ca_init(&db, env, conf, &o, rep);
-        }
-    }
-    ca_gate_close(&g);
-    smki_store_close(s);
-    smki_conf_free(own);
-    if (rc < 0) {
-        free(rep);
-        return cli_fail(c, rc);
-    }
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
@@ -407,11 +340,114 @@ static int ca_init(smki_cli *c, int argc, char **argv)
             printf("           %s\n", it->path);
         }
     }
+}
+
+static int ca_init(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"operator", required_argument, NULL, 'O'},
+                                         {"operator-key", required_argument, NULL, 'K'},
+                                         {NULL, 0, NULL, 0}};
+    const char *env = NULL, *config = NULL, *op = NULL, *op_key = NULL;
+    int ch;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') env = optarg;
+        else if (ch == 'c') config = optarg;
+        else if (ch == 'O') op = optarg;
+        else if (ch == 'K') op_key = optarg;
+        else return cli_usage(c, "smki ca init", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
+    if (!env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
+    c->may_create_home = 1; /* the ceremony may start a new home */
+
+    smki_conf *own = NULL;
+    const smki_conf *conf = NULL;
+    ca_session x = {0};
+    smki_ca_init_report *rep = calloc(1, sizeof *rep);
+    int rc = rep ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0 && read_config(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
+    if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
+    int made_token = 0;
+    if (rc >= 0) {
+        rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
+        /* The environment's token is created on the spot when the SO PIN is at hand. */
+        if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
+            smki_token_info info;
+            char token[64];
+            snprintf(token, sizeof token, "%s", rep->token);
+            rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, &made_token, &info);
+            if (rc == 0) rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
+        }
+    }
+    session_close(&x);
+    smki_conf_free(own);
+    if (rc < 0) {
+        free(rep);
+        return cli_fail(c, rc);
+    }
+    print_init(c, rep, made_token);
     free(rep);
     return EXIT_OK;
 }
 
 /* ---- issue --------------------------------------------------------------------------------- */
+
+/* The certificate to --out, PEM or DER; never replacing a file. */
+static int write_cert(const smki_cert *cert, const char *out, int der)
+{
+    char pem[4096];
+    size_t pem_len = 0;
+    int rc = der ? 0 : smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
+    if (rc == 0)
+        rc = der ? smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1)
+                 : smki_file_write_atomic(out, pem, pem_len, 0644, 1);
+    if (rc < 0) {
+        char serial[64];
+        hex(cert->serial, SMKI_SERIAL_LEN, serial);
+        smki_error_wrap("certificate %s is issued and in the store ('smki ca show %s --out FILE' writes it), but "
+                        "not written",
+                        serial, serial);
+    }
+    return rc;
+}
+
+static void print_issued(smki_cli *c, const smki_cert *cert, const char *party, const char *out)
+{
+    int tls = cert->profile == SMKI_PROFILE_DCCKI_SERVER || cert->profile == SMKI_PROFILE_DCCKI_CLIENT;
+    const char *profile = smki_profile_get(cert->profile)->name;
+    char serial[64];
+    hex(cert->serial, SMKI_SERIAL_LEN, serial);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_cert(&w, cert);
+        if (tls) json_str(&w, "party", party);
+        json_str(&w, "file", out);
+        json_end(&w);
+    } else if (tls) {
+        char t[32];
+        when(cert->not_after, t);
+        printf("Issued %s certificate for Party %s in environment %s.\n", profile, party, cert->env);
+        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party, profile, t,
+               out);
+    } else {
+        char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
+        if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
+        if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
+        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, usage_text(cert->usage),
+               cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
+        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile, out);
+    }
+}
 
 static int ca_issue(smki_cli *c, int argc, char **argv)
 {
@@ -452,17 +488,11 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     smki_profile_id want = SMKI_PROFILE_UNKNOWN;
     if (profile_s) {
         const smki_profile *p = smki_profile_by_name(profile_s);
-        if (!p || (p->id != SMKI_PROFILE_DCCKI_SERVER && p->id != SMKI_PROFILE_DCCKI_CLIENT &&
-                   p->id != SMKI_PROFILE_ORGANISATION && p->id != SMKI_PROFILE_DEVICE))
+        if (!p || p->id == SMKI_PROFILE_UNKNOWN)
             return cli_usage(c, "smki ca issue",
                              "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
         want = p->id;
     }
-    int tls = want == SMKI_PROFILE_DCCKI_SERVER || want == SMKI_PROFILE_DCCKI_CLIENT;
-    if (tls && (role_s || eui_s))
-        return cli_usage(c, "smki ca issue", "a DCCKI certificate has no Remote Party Role or EUI-64: drop --role/--eui");
-    if (!tls && (n_dns || n_ips))
-        return cli_usage(c, "smki ca issue", "--dns and --ip are for --profile dccki-server or dccki-client");
 
     uint8_t role = 0;
     smki_eui64_t eui;
@@ -476,9 +506,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     uint8_t *bytes = NULL;
     size_t len = 0;
     smki_csr *csr = NULL;
-    smki_store *s = NULL;
-    smki_ca_db db;
-    smki_ca_issuer *is = NULL;
+    ca_session x = {0};
     smki_cert *cert = calloc(1, sizeof *cert);
     rc = cert ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     if (rc == 0) {
@@ -486,100 +514,25 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         if (rc == 0) rc = smki_csr_parse(bytes, len, &csr);
         if (rc < 0) smki_error_wrap("%s", csr_path);
     }
-    if (rc == 0) rc = check_env_known(c, env, c->conf);
-    if (rc == 0 && !store_exists(c))
-        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
-    if (rc == 0) rc = open_store(c, 0, &s, &db);
+    if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, env);
+    if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    smki_profile_id profile = SMKI_PROFILE_UNKNOWN;
+    if (rc >= 0) rc = session_open(c, env, 1, op, op_key, &x);
     char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
-        profile = want != SMKI_PROFILE_UNKNOWN ? want
-                  : csr->has_hw_module_name    ? SMKI_PROFILE_DEVICE
-                                               : SMKI_PROFILE_ORGANISATION;
-        rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
+        smki_ra_issue_req r = {env, csr, want, party, role_s ? role : -1, eui_s ? &eui : NULL, cn, dns, n_dns, ips,
+                               n_ips, &c->hsm};
+        rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
     }
-    /* The RA's gate: the test environment, and any environment of an RA-governed store,
-     * for every certificate this command issues (DCCKI TLS ones too). */
-    smki_ra *ra = NULL;
-    smki_key *op_k = NULL;
-    int gated = 0;
-    if (rc >= 0) {
-        smki_ra_policy pol;
-        rc = smki_ra_policy_load(c->conf, &pol);
-        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-        if (rc == 0) rc = smki_ra_issue_gate(ra, env, party, "certificates here", &gated);
-    }
-    if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
-    if (rc >= 0 && gated) {
-        ra_cli_checkpoint_key(c, ra);
-        smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
-        smki_ra_eligibility e = {party, env, profile, role_s ? role : -1, eui_s ? &eui : NULL, csr};
-        if (tls) {
-            smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
-            rc = smki_ra_issue_tls_direct(ra, &actor, is, env, &r, cert);
-            if (rc >= 0) snprintf(party_used, sizeof party_used, "%s", party);
-        } else {
-            rc = smki_ra_issue_direct(ra, &actor, is, &e, cn, cert);
-        }
-    } else if (rc >= 0 && tls) {
-        smki_tls_req r = {csr, profile, party, cn, dns, n_dns, ips, n_ips, 0};
-        rc = smki_ca_issue_tls(is, &db, &r, cert, party_used);
-    } else if (rc >= 0) {
-        smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
-        rc = smki_ca_issue(is, &db, &r, cert);
-    }
-    smki_ra_close(ra);
-    smki_key_free(op_k);
-    char serial[64];
-    if (rc >= 0) {
-        hex(cert->serial, SMKI_SERIAL_LEN, serial);
-        if (der) {
-            rc = smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1);
-        } else {
-            char pem[4096];
-            size_t pem_len;
-            rc = smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
-            if (rc == 0) rc = smki_file_write_atomic(out, pem, pem_len, 0644, 1);
-        }
-        if (rc < 0)
-            smki_error_wrap("certificate %s is issued and in the store ('smki ca show %s --out FILE' writes it), but "
-                            "not written",
-                            serial, serial);
-    }
+    session_close(&x);
+    if (rc >= 0) rc = write_cert(cert, out, der);
     free(bytes);
     smki_csr_free(csr);
-    smki_ca_issuer_free(is);
-    smki_store_close(s);
     if (rc < 0) {
         free(cert);
         return cli_fail(c, rc);
     }
-    if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_cert(&w, cert);
-        if (tls) json_str(&w, "party", party_used);
-        json_str(&w, "file", out);
-        json_end(&w);
-    } else if (tls) {
-        printf("Issued %s certificate for Party %s in environment %s.\n", smki_profile_get(cert->profile)->name,
-               party_used, cert->env);
-        char t[32];
-        when(cert->not_after, t);
-        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party_used,
-               smki_profile_get(cert->profile)->name, t, out);
-    } else {
-        char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
-        if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
-        if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
-        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", smki_profile_get(cert->profile)->name,
-               usage_text(cert->usage), cert->role >= 0 ? " (role " : "", role_t,
-               cert->role >= 0 ? ")" : "", eui_t, cert->env);
-        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t,
-               smki_profile_get(cert->profile)->name, out);
-    }
+    print_issued(c, cert, party_used, out);
     free(cert);
     return EXIT_OK;
 }
@@ -662,7 +615,7 @@ static int ca_list(smki_cli *c, int argc, char **argv)
     rc = cli_home(c);
     smki_store *s = NULL;
     smki_ca_db db;
-    int empty = rc == 0 && !store_exists(c);
+    int empty = rc == 0 && !smki_store_exists(c->store_dir);
     if (rc == 0 && !empty) {
         rc = open_store(c, 1, &s, &db);
         if (rc == SMKI_E_NOTFOUND) {
@@ -787,7 +740,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = cli_home(c);
     smki_store *s = NULL;
     smki_ca_db db;
-    if (rc == 0 && !store_exists(c)) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
+    if (rc == 0 && !smki_store_exists(c->store_dir)) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
     if (rc == 0) rc = open_store(c, 1, &s, &db);
     if (rc < 0) return cli_fail(c, rc);
     smki_ca_query q = SMKI_CA_QUERY_ALL;
@@ -882,27 +835,6 @@ static const char ARL_HELP[] =
     "default 720 = 30 days); written to <home>/ca/ENV/<root>.crl (DER). In a store with RA\n"
     "operators: --operator, audited as 'arl-publish' in the same transaction.\n";
 
-/* "oca" / "smki-oca", ... */
-static int parse_ca_kind(const char *text, smki_ca_kind *out)
-{
-    static const struct {
-        const char *name;
-        smki_ca_kind kind;
-    } N[] = {{"root", SMKI_CA_ROOT}, {"oca", SMKI_CA_OCA}, {"dca", SMKI_CA_DCA}, {"ica", SMKI_CA_DCCKI_ICA}};
-    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
-        if (strcmp(text, smki_ca_kind_name((smki_ca_kind)k)) == 0) {
-            *out = (smki_ca_kind)k;
-            return 0;
-        }
-    for (size_t i = 0; i < sizeof N / sizeof N[0]; i++)
-        if (strcmp(text, N[i].name) == 0) {
-            *out = N[i].kind;
-            return 0;
-        }
-    return SMKI_FAIL(SMKI_E_USAGE,
-                     "'%.32s' is not a CA: smki-root, smki-oca (oca), smki-dca (dca), dccki-root, dccki-ica", text);
-}
-
 static int ca_revoke(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, REVOKE_HELP)) return EXIT_OK;
@@ -929,62 +861,24 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     if (optind != argc) return cli_usage(c, "smki ca revoke", "unexpected argument '%s'", argv[optind]);
     if (!env || !serial_s || !reason_s)
         return cli_usage(c, "smki ca revoke", "--env, --serial and --reason are required");
-    uint8_t serial[SMKI_SERIAL_LEN], issuer[SMKI_KEYID_LEN];
+    uint8_t serial[SMKI_SERIAL_LEN];
     smki_revoke_reason reason;
-    smki_ca_kind issuer_kind = SMKI_CA_KIND_COUNT;
     int rc = parse_serial(serial_s, serial);
     if (rc == 0) rc = smki_revoke_reason_parse(reason_s, &reason);
-    if (rc == 0 && issuer_s) {
-        size_t got = 0;
-        int is_ski = strlen(issuer_s) == 2 * SMKI_KEYID_LEN &&
-                     smki_hex_decode(issuer_s, strlen(issuer_s), issuer, sizeof issuer, &got) == 0 &&
-                     got == SMKI_KEYID_LEN;
-        if (!is_ski) {
-            smki_error_clear();
-            rc = parse_ca_kind(issuer_s, &issuer_kind);
-        }
-    }
     if (rc == 0) rc = cli_home(c);
-    if (rc == 0 && !store_exists(c))
+    if (rc == 0 && !smki_store_exists(c->store_dir))
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s: the store is empty", serial_s);
-    if (rc < 0) return cli_fail(c, rc);
-    smki_store *s = NULL;
-    smki_ca_db db;
-    rc = open_store(c, 0, &s, &db);
+    ca_session x = {0};
     smki_cert *cert = calloc(1, sizeof *cert);
     if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && issuer_kind != SMKI_CA_KIND_COUNT) {
-        smki_ca_record *rec = calloc(1, sizeof *rec);
-        rc = rec ? smki_ca_get(&db, env, issuer_kind, rec) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-        if (rc == 0) memcpy(issuer, rec->cert.ski, SMKI_KEYID_LEN);
-        free(rec);
-    }
+    if (rc == 0) rc = session_open(c, env, 0, op, op_key, &x);
     smki_revocation rev;
-    /* In a store with an RA, revocation is an RA action: audited, and direct only where
-     * the policy allows direct issuance (test); elsewhere 'smki ra revoke'. */
-    smki_ra *ra = NULL;
-    smki_key *op_k = NULL;
     int managed = 0;
     if (rc == 0) {
-        smki_ra_policy pol;
-        rc = smki_ra_policy_load(c->conf, &pol);
-        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-        if (rc == 0) rc = smki_ra_unmanaged_check(ra, env, "revocation", &managed);
+        smki_ra_revoke_req r = {env, serial, issuer_s, reason};
+        rc = smki_ra_revoke(x.ra, x.by, &r, cert, &rev, &managed);
     }
-    if (rc == 0) {
-        smki_revoke_req r = {serial, issuer_s ? issuer : NULL, env, reason, 0};
-        if (managed) {
-            rc = cli_pin(c, 0) < 0 ? smki_error_code() : ra_cli_actor(c, op, op_key, &op_k);
-            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
-            if (rc == 0) ra_cli_checkpoint_key(c, ra);
-            if (rc == 0) rc = smki_ra_revoke_direct(ra, &actor, &r, cert, &rev);
-        } else {
-            rc = smki_ca_revoke(&db, &r, cert, &rev);
-        }
-    }
-    smki_ra_close(ra);
-    smki_key_free(op_k);
-    smki_store_close(s);
+    session_close(&x);
     if (rc < 0) {
         free(cert);
         return cli_fail(c, rc);
@@ -1040,106 +934,23 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     }
     if (optind != argc) return cli_usage(c, prog, "unexpected argument '%s'", argv[optind]);
     if (!env) return cli_usage(c, prog, "--env is required");
-    smki_ca_kind kinds[SMKI_CA_KIND_COUNT];
-    size_t n = 0;
-    int explicit = ca_s != NULL;
-    uint8_t ski[SMKI_KEYID_LEN];
-    size_t ski_len = 0;
-    int by_ski = ca_s && strlen(ca_s) == 2 * SMKI_KEYID_LEN &&
-                 smki_hex_decode(ca_s, strlen(ca_s), ski, sizeof ski, &ski_len) == 0 && ski_len == SMKI_KEYID_LEN;
-    if (ca_s && !by_ski) smki_error_clear();
-    if (by_ski) {
-        kinds[n++] = SMKI_CA_ROOT; /* resolved from the store below */
-    } else if (ca_s) {
-        smki_ca_kind k;
-        int rc = parse_ca_kind(ca_s, &k);
-        if (rc < 0) return cli_fail(c, rc);
-        if (smki_ca_kind_is_root(k) != arl)
-            return cli_usage(c, prog, "%s is %s: its list is published by 'smki ca %s'", smki_ca_kind_name(k),
-                             arl ? "an issuing CA" : "a root", arl ? "crl" : "arl");
-        kinds[n++] = k;
-    } else {
-        for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
-            if (smki_ca_kind_is_root((smki_ca_kind)k) == arl) kinds[n++] = (smki_ca_kind)k;
-    }
     smki_conf *own = NULL;
     const smki_conf *conf = c->conf;
-    int rc = cli_home(c);
-    if (rc == 0 && config) {
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        rc = smki_file_read(config, 1 << 20, &bytes, &len);
-        if (rc == 0) rc = smki_conf_parse(bytes, len, config, &own);
-        free(bytes);
-        conf = own;
-    } else if (rc == 0) {
-        conf = c->conf;
-    }
-    int64_t interval[SMKI_CA_KIND_COUNT] = {0};
-    if (rc == 0 && !store_exists(c))
-        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
-    if (rc == 0) rc = cli_pin(c, 0);
-    smki_store *s = NULL;
-    smki_ca_db db;
-    if (rc >= 0) rc = open_store(c, 0, &s, &db);
-    if (rc >= 0 && by_ski) { /* the CA of that SKI, current or superseded: its kind decides the list */
-        smki_ca_record *rec = malloc(sizeof *rec);
-        rc = rec ? smki_ca_get_by_ski(&db, env, ski, rec, NULL) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-        if (rc == 0) kinds[0] = rec->kind;
-        free(rec);
-        if (rc == 0 && smki_ca_kind_is_root(kinds[0]) != arl)
-            rc = SMKI_FAIL(SMKI_E_USAGE, "the CA of SKI %s is the %s, %s: its list is published by 'smki ca %s'", ca_s,
-                           smki_ca_kind_name(kinds[0]), arl ? "an issuing CA" : "a root", arl ? "crl" : "arl");
-    }
-    for (size_t i = 0; rc == 0 && i < n; i++) rc = smki_ca_crl_interval(conf, env, kinds[i], &interval[i]);
-    smki_conf_free(own);
-    ca_gate g = {0};
-    if (rc >= 0) rc = ca_gate_open(c, s, op, op_key, &g);
-    if (rc < 0) {
-        ca_gate_close(&g);
-        smki_store_close(s);
-        return cli_fail(c, rc);
-    }
-
+    ca_session x = {0};
     smki_crl crls[SMKI_CA_KIND_COUNT];
-    memset(crls, 0, sizeof crls);
     size_t made = 0;
-    int64_t now = (int64_t)time(NULL);
-    for (size_t i = 0; rc >= 0 && i < n; i++) {
-        if (!explicit) { /* only the CAs the environment has */
-            smki_ca_record *rec = calloc(1, sizeof *rec);
-            if (!rec) {
-                rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-                break;
-            }
-            int has = smki_ca_get(&db, env, kinds[i], rec);
-            free(rec);
-            if (has == SMKI_E_NOTFOUND) {
-                smki_error_clear();
-                continue;
-            }
-            if (has < 0) {
-                rc = has;
-                break;
-            }
-        }
-        smki_crl_opts o = {&c->hsm, c->home, now, interval[i], NULL, NULL};
-        if (by_ski)
-            rc = g.ra ? smki_ra_crl_publish_ski(g.ra, &g.actor, env, ski, &o, &crls[made])
-                      : smki_ca_crl_publish_ski(&db, env, ski, &o, &crls[made]);
-        else
-            rc = g.ra ? smki_ra_crl_publish(g.ra, &g.actor, env, kinds[i], &o, &crls[made])
-                      : smki_ca_crl_publish(&db, env, kinds[i], &o, &crls[made]);
-        if (rc == 0) made++;
+    int rc = cli_home(c);
+    if (rc == 0) rc = read_config(c, config, &own, &conf);
+    if (rc == 0) rc = need_store(c, env);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) {
+        smki_ra_lists_req r = {env, arl, ca_s, conf, &c->hsm, c->home, (int64_t)time(NULL)};
+        rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, &made);
     }
-    ca_gate_close(&g);
-    if (rc == 0 && made == 0)
-        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
-    smki_store_close(s);
-    if (rc < 0) {
-        for (size_t i = 0; i < made; i++) smki_crl_clear(&crls[i]);
-        return cli_fail(c, rc);
-    }
+    session_close(&x);
+    smki_conf_free(own);
+    if (rc < 0) return cli_fail(c, rc);
     json_w w;
     if (c->json) {
         json_begin(&w, stdout);

@@ -3,7 +3,6 @@
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -196,6 +195,22 @@ static void human_report(const smki_ca_batch_report *r, const smki_ca_batch_inpu
 
 /* ---- The command ------------------------------------------------------------------------------ */
 
+/* The line before the run, once the device CA is open. */
+typedef struct {
+    smki_cli *c;
+    const char *in_path, *env;
+    size_t threads;
+} start_line;
+
+static void on_start(size_t csrs, void *arg)
+{
+    start_line *l = arg;
+    if (l->c->json) return;
+    printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n", csrs, l->in_path,
+           l->env, l->threads);
+    fflush(stdout);
+}
+
 static int parse_count(const char *text, const char *what, size_t max, size_t *out)
 {
     char *end = NULL;
@@ -240,55 +255,41 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     }
 
     smki_ca_batch_input *in = NULL;
-    smki_store *s = NULL;
-    smki_ca_db db;
-    smki_ca_issuer *is = NULL;
     smki_ca_batch_report *rep = NULL;
+    smki_store *s = NULL;
+    smki_ra *ra = NULL;
+    smki_key *op_k = NULL;
+    smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), NULL};
     rc = cli_home(c);
     if (rc == 0) rc = smki_ca_batch_input_open(in_path, &in);
     /* Never create a store here: a batch needs the hierarchy that 'ca init' made. */
-    char data[4300];
-    struct stat st;
-    snprintf(data, sizeof data, "%s/data.mdb", c->store_dir);
-    if (rc == 0 && stat(data, &st) != 0)
+    if (rc == 0 && !smki_store_exists(c->store_dir))
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
     if (rc == 0) {
         smki_store_opts so = {0, 0, 0};
-        rc = smki_store_open(c->store_dir, &so, &s);
-    }
-    /* The RA's gate: the test environment, and any environment of an RA-governed store. */
-    smki_ra *ra = NULL;
-    smki_key *op_k = NULL;
-    int gated = 0;
-    if (rc == 0) {
         smki_ra_policy pol;
-        rc = smki_ra_policy_load(c->conf, &pol);
-        if (rc == 0) rc = smki_ra_open(s, &pol, &ra); /* opens the CA's databases too */
-        if (rc == 0) rc = smki_ra_issue_gate(ra, env, party, "device certificates", &gated);
-        if (rc == 0 && !gated) rc = smki_ca_db_open(s, &db);
+        rc = smki_store_open(c->store_dir, &so, &s);
+        if (rc == 0) rc = smki_ra_policy_load(c->conf, &pol);
+        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
     }
+    int needs = 0;
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0 && gated) rc = ra_cli_actor(c, op, op_key, &op_k);
-    if (rc >= 0) rc = smki_ca_issuer_open(gated ? smki_ra_ca_db(ra) : &db, env, SMKI_PROFILE_DEVICE, &c->hsm, &is);
+    if (rc >= 0) rc = smki_ra_needs_operator(ra, env, 1, &needs);
+    if (rc >= 0 && needs && actor.name && *actor.name) {
+        rc = ra_cli_actor(c, actor.name, op_key, &op_k);
+        actor.key = op_k;
+        if (rc >= 0) ra_cli_checkpoint_key(c, ra);
+    }
     progress_t bar = {!c->json && isatty(STDERR_FILENO), 0, 0};
+    start_line line = {c, in_path, env, threads};
     if (rc >= 0) {
-        if (!c->json)
-            printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n",
-                   smki_ca_batch_input_count(in), in_path, env, threads);
-        fflush(stdout);
         smki_ca_batch_opts o = {out_dir, (unsigned)threads, group, 0, on_progress, &bar, NULL, NULL, NULL};
-        if (gated) {
-            ra_cli_checkpoint_key(c, ra);
-            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
-            rc = smki_ra_batch_direct(ra, &actor, is, party, env, in, &o, &rep);
-        } else {
-            rc = smki_ca_batch_run(is, &db, in, &o, &rep);
-        }
+        smki_ra_batch_req r = {env, party, &c->hsm, on_start, &line};
+        rc = smki_ra_batch(ra, actor.key ? &actor : NULL, &r, in, &o, &rep);
         progress_clear(&bar);
     }
     smki_ra_close(ra);
     smki_key_free(op_k);
-    smki_ca_issuer_free(is);
     smki_store_close(s);
     int exit_code = EXIT_OK;
     if (rc < 0) {
@@ -300,7 +301,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
         }
         exit_code = cli_fail(c, rc);
     } else if (c->json) {
-        json_report(rep, in, env, gated ? party : NULL, out_dir, (unsigned)threads);
+        json_report(rep, in, env, party, out_dir, (unsigned)threads);
         exit_code = rep->refused ? EXIT_REFUSED : EXIT_OK;
     } else {
         human_report(rep, in, out_dir, stdout);

@@ -336,7 +336,7 @@ static int dev_set_floor(smki_cli *c, int argc, char **argv)
         return cli_usage(c, "smki device set-floor", "--eui, --role and --floor are required");
     smki_eui64_t eui;
     uint8_t role;
-    uint64_t floor;
+    uint64_t floor = 0;
     smki_store *s = NULL;
     int rc = smki_eui64_parse(eui_text, &eui);
     if (rc == 0) rc = smki_role_parse(role_text, &role);
@@ -648,18 +648,8 @@ static int dev_make_cs02b(smki_cli *c, int argc, char **argv)
             if (rc == 0) rc = cell ? smki_file_read(file, 1u << 16, &data, &len) : SMKI_FAIL(SMKI_E_NOMEM, "cell");
             if (rc == 0 && ch == 'r') rc = smki_cell_from_cert(data, len, id.cell_usage, cell);
             if (rc == 0 && ch == 'p') { /* a CA certificate: no cell, its DER as it is */
-                X509 *x = NULL;
-                unsigned char *der = NULL;
-                int dl = 0;
-                rc = smki_cert_load(data, len, &x);
-                if (rc == 0) dl = i2d_X509(x, &der);
-                if (rc == 0 && (dl <= 0 || dl > SMKI_CELL_CERT_MAX)) rc = SMKI_FAIL(SMKI_E_INPUT, "%s: certificate", file);
-                if (rc == 0) {
-                    memcpy(cell->cert, der, (size_t)dl);
-                    cell->cert_len = (size_t)dl;
-                }
-                OPENSSL_free(der);
-                X509_free(x);
+                rc = smki_cert_der(data, len, cell->cert, SMKI_CELL_CERT_MAX, &cell->cert_len);
+                if (rc < 0) smki_error_wrap("%s", file);
             }
             free(data);
             if (rc == 0) {

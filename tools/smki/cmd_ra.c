@@ -99,14 +99,6 @@ typedef struct {
     int empty; /* a read of a home without a store */
 } ra_ctx;
 
-static int store_there(const smki_cli *c)
-{
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.mdb", c->store_dir);
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
 int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out)
 {
     if (!op) op = g_operator ? g_operator : getenv("SMKI_OPERATOR");
@@ -149,7 +141,7 @@ static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
         x->actor.name = g_operator ? g_operator : getenv("SMKI_OPERATOR");
         x->actor.key = x->op_key;
     }
-    if (!write && !store_there(c)) {
+    if (!write && !smki_store_exists(c->store_dir)) {
         x->empty = 1;
         return 0;
     }
@@ -1038,43 +1030,7 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
     snprintf(crl_path, cap, "%s", o.crl_path);
     if (!out_dir) return 0;
     GUARD(smki_mkdirs(out_dir, 0755));
-    smki_ra_request r;
-    GUARD(smki_ra_request_get(x->ra, id, &r));
-    if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
-    if (r.type != SMKI_REQ_DEVICE_BATCH) {
-        smki_cert *cert = malloc(sizeof *cert);
-        ENSURE(cert, SMKI_E_NOMEM, "out of memory");
-        int rc = smki_ca_cert_get(smki_ra_ca_db(x->ra), r.result_issuer, r.result_serial, cert);
-        if (rc == 0) rc = write_cert_pem(out_dir, cert);
-        free(cert);
-        return rc;
-    }
-    /* A batch: the certificates of each CSR's Device ID and key are found by SKI. */
-    for (uint32_t i = 0; i < r.csr_count; i++) {
-        uint8_t *der = NULL;
-        size_t len = 0;
-        smki_csr *csr = NULL;
-        GUARD(smki_ra_request_csr(x->ra, id, i, &der, &len));
-        int rc = smki_csr_parse(der, len, &csr);
-        free(der);
-        GUARD(rc);
-        uint8_t ski[SMKI_KEYID_LEN];
-        /* RFC 5280 4.2.1.2 method 2 over the CSR's point. */
-        uint8_t sha[20];
-        unsigned sl = 20;
-        EVP_Digest(csr->point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL);
-        memcpy(ski, sha + 12, SMKI_KEYID_LEN);
-        ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
-        smki_ca_query q = SMKI_CA_QUERY_ALL;
-        q.ski = ski;
-        q.eui = &csr->hw_serial;
-        q.profile = SMKI_PROFILE_DEVICE;
-        /* every match: one, unless the same key was certified twice */
-        rc = smki_ca_find(smki_ra_ca_db(x->ra), &q, write_one, (void *)out_dir);
-        smki_csr_free(csr);
-        GUARD(rc);
-    }
-    return 0;
+    return smki_ra_request_certs(x->ra, id, write_one, (void *)out_dir);
 }
 
 static int ra_request(smki_cli *c, int argc, char **argv)

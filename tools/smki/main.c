@@ -34,6 +34,7 @@ static const cli_cmd COMMANDS[] = {
     {"audit", cmd_audit, "the tamper-evident audit trail: verify, list"},
     {"file", cmd_file, "detached signatures over text files (threshold CSV): sign, verify"},
     {"repo", cmd_repo, "the SMKI Repository: serve over HTTP(S), get, search"},
+    {"enrol", cmd_enrol, "enrolment over the network: EST and device batches over mutual TLS (serve)"},
     {"doctor", cmd_doctor, "check a home: configuration, token, PIN, store, CAs, CRLs/ARLs, audit trail"},
     {NULL, NULL, NULL},
 };

@@ -1,0 +1,58 @@
+/* What a request issued, found again in the CA's store: the certificate an organisation
+ * or DCCKI request recorded, and for a device batch the certificates of each of its CSRs
+ * (by the Device ID and the key's identifier, RFC 5280 4.2.1.2 method 2). The smki
+ * command writes them out ('ra request execute --out-dir'); a service hands them back. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "ra_private.h"
+
+/* RFC 5280 4.2.1.2 method 2 over the uncompressed point, as the CA makes every SKI. */
+static int key_id(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
+{
+    uint8_t sha[20];
+    unsigned sl = sizeof sha;
+    ENSURE(EVP_Digest(point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL) == 1 && sl == sizeof sha, SMKI_E_CRYPTO,
+           "SHA-1 of a public key");
+    memcpy(ski, sha + sizeof sha - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
+    ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
+    return 0;
+}
+
+int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg)
+{
+    ENSURE(ra && fn, SMKI_E_INTERNAL, "smki_ra_request_certs: missing argument");
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
+    if (r.type != SMKI_REQ_DEVICE_BATCH) {
+        if (!r.has_result) return 0;
+        smki_cert *cert = malloc(sizeof *cert);
+        ENSURE(cert, SMKI_E_NOMEM, "out of memory");
+        int rc = smki_ca_cert_get(&ra->ca_view, r.result_issuer, r.result_serial, cert);
+        if (rc == 0) rc = fn(cert, arg);
+        free(cert);
+        return rc < 0 ? rc : 0;
+    }
+    for (uint32_t i = 0; i < r.csr_count; i++) {
+        uint8_t *der = NULL, ski[SMKI_KEYID_LEN];
+        size_t len = 0;
+        smki_csr *csr = NULL;
+        GUARD(smki_ra_request_csr(ra, id, i, &der, &len));
+        int rc = smki_csr_parse(der, len, &csr);
+        free(der);
+        GUARD(rc);
+        rc = key_id(csr->point, ski);
+        smki_ca_query q = SMKI_CA_QUERY_ALL;
+        q.ski = ski;
+        q.eui = &csr->hw_serial;
+        q.profile = SMKI_PROFILE_DEVICE;
+        /* every match: one, unless the same key was certified twice */
+        if (rc == 0) rc = smki_ca_find(&ra->ca_view, &q, fn, arg);
+        smki_csr_free(csr);
+        GUARD(rc);
+    }
+    return 0;
+}
