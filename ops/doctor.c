@@ -202,6 +202,18 @@ typedef struct {
     ca_keys keys;
 } ca_scan;
 
+/* "<env>/<kind>" with a CA kind smki knows: the current CA of that kind. Superseded
+ * CAs ("<env>/<kind>/<serial>") and records that are not CAs (the RA's "/governed-by-ra")
+ * share the database. */
+static int is_current_ca_key(const char *key)
+{
+    const char *slash = strchr(key, '/');
+    if (!slash || slash == key) return 0;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(slash + 1, smki_ca_kind_name((smki_ca_kind)k)) == 0) return 1;
+    return 0;
+}
+
 static int scan_cas(smki_txn *t, void *arg)
 {
     ca_scan *sc = arg;
@@ -365,8 +377,7 @@ static void check_cas(const smki_doctor_opts *o, smki_doctor_report *rep, smki_s
     size_t current = 0;
     for (size_t i = 0; i < sc->keys.n; i++) {
         const char *key = sc->keys.keys[i];
-        const char *slash = strchr(key, '/');
-        if (!slash || strchr(slash + 1, '/')) continue; /* a superseded CA: kept for its old lists */
+        if (!is_current_ca_key(key)) continue; /* a superseded CA (kept for its old lists), the RA's marker */
         ca_get g = {&db, key, r};
         if (smki_store_read(s, get_ca, &g) < 0) {
             addf(rep, "ca", key, SMKI_DOCTOR_PROBLEM, "restore the store from its last backup",

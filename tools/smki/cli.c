@@ -42,7 +42,7 @@ int cli_wants_help(int argc, char **argv, const char *help)
 
 /* Every section smki reads from smki.conf; a module that adds one adds it here. */
 static const char *const CONF_SECTIONS[] = {
-    "hsm", "store", "lint", "ra", "audit", "operators", "gateway", "device", "repo", "env.*", "ca.*", NULL,
+    "hsm", "store", "lint", "ra", "audit", "operators", "gateway", "device", "repo", "enrol", "env.*", "ca.*", NULL,
 };
 
 int cli_conf_load(const smki_cli *c, smki_conf **out)
