@@ -29,6 +29,7 @@ void ra_cli_checkpoint_key(smki_cli *c, struct smki_ra *ra);
 int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv);
 int cmd_file(smki_cli *c, int argc, char **argv);
 int cmd_repo(smki_cli *c, int argc, char **argv);
+int cmd_doctor(smki_cli *c, int argc, char **argv);
 int cmd_enrol(smki_cli *c, int argc, char **argv);
 int cmd_duis(smki_cli *c, int argc, char **argv);
 
