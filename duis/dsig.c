@@ -633,11 +633,8 @@ int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, siz
 }
 
 /* ---- Verifying -------------------------------------------------------------------------- */
-static int run_verify(xmlNodePtr sig, X509 *cert)
+static int verify_xmlsec(xmlNodePtr sig, EVP_PKEY *pub)
 {
-    EVP_PKEY *pub = X509_get0_pubkey(cert);
-    ENSURE(pub, SMKI_E_INPUT, "the signer's certificate has no readable public key");
-    GUARD(smki_pub_check_p256(pub, "the signer's key"));
     xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
     ENSURE(ctx, SMKI_E_NOMEM, "out of memory (xmlsec)");
     int rc = 0;
@@ -670,7 +667,15 @@ static int run_verify(xmlNodePtr sig, X509 *cert)
     return rc;
 }
 
-static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_duis_report *rep)
+static int run_verify(duis_engine engine, xmlDocPtr doc, xmlNodePtr sig, X509 *cert)
+{
+    EVP_PKEY *pub = X509_get0_pubkey(cert);
+    ENSURE(pub, SMKI_E_INPUT, "the signer's certificate has no readable public key");
+    GUARD(smki_pub_check_p256(pub, "the signer's key"));
+    return engine == DUIS_ENGINE_XMLSEC ? verify_xmlsec(sig, pub) : duis_verify_c14n(doc, sig, pub);
+}
+
+static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_duis_report *rep, duis_engine engine)
 {
     GUARD(duis_info_read(doc, &rep->info));
     xmlNodePtr sig = NULL;
@@ -685,11 +690,12 @@ static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_d
     GUARD(duis_check_signer_info(cert, ci, &rep->info, at));
     GUARD(duis_trust_check_dcc(t, &rep->info, &ci->id));
     GUARD(duis_trust_check_revoked(t, cert, at));
-    GUARD(run_verify(sig, cert));
+    GUARD(run_verify(engine, doc, sig, cert));
     return duis_trust_validate_schema(t, doc, &rep->schema_checked);
 }
 
-int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep)
+int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
+                     smki_duis_report *rep)
 {
     smki_duis_report local;
     if (!rep) rep = &local;
@@ -697,7 +703,12 @@ int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, si
     rep->signer_role = -1;
     xmlDocPtr doc = NULL;
     GUARD(duis_parse(xml, len, &doc));
-    int rc = verify_doc(t, at, doc, rep);
+    int rc = verify_doc(t, at, doc, rep, engine);
     xmlFreeDoc(doc);
     return rc;
+}
+
+int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep)
+{
+    return duis_verify_with(DUIS_ENGINE_C14N, t, at, xml, len, rep);
 }

@@ -1,0 +1,125 @@
+/* duis/c14n.c: the DUIS signature checked straight from libxml2's canonicalisation.
+ * Once the profile is checked (one Reference URI="" with only the enveloped-signature
+ * transform, exclusive C14N of SignedInfo, SHA-256, ecdsa-sha256), what xmlsec computes
+ * is fixed: the C14N 1.0 (no comments) of the document minus the ds:Signature subtree,
+ * and the exclusive C14N of the SignedInfo subtree. Both come from xmlC14NExecute with
+ * a visibility callback, the same call xmlsec makes, streamed into SHA-256 without
+ * xmlsec's node sets and transform chain (which cost more than the ECDSA check). The
+ * signature value is checked by hsm/. tests/unit/test_duis.c checks that this and
+ * xmlsec's verification agree on every vector and every tampered variant. */
+#include <libxml/c14n.h>
+#include <libxml/xmlIO.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <string.h>
+#include <xmlsec/base64.h>
+
+#include "duis_private.h"
+
+/* ---- Visibility: a subtree in or out ---------------------------------------------------
+ * libxml2 asks about every element, attribute, namespace node and text node. A
+ * namespace node (xmlNs) has no parent pointer: libxml2 passes its element as parent. */
+static int in_subtree(xmlNodePtr node, xmlNodePtr parent, const xmlNode *top)
+{
+    for (xmlNodePtr n = node->type == XML_NAMESPACE_DECL ? parent : node; n; n = n->parent)
+        if (n == top) return 1;
+    return 0;
+}
+
+static int visible_outside(void *top, xmlNodePtr node, xmlNodePtr parent)
+{
+    return !in_subtree(node, parent, top);
+}
+
+static int visible_inside(void *top, xmlNodePtr node, xmlNodePtr parent)
+{
+    return in_subtree(node, parent, top);
+}
+
+/* ---- Canonical form into SHA-256 ------------------------------------------------------- */
+static int sink_write(void *md, const char *buf, int len)
+{
+    return len >= 0 && EVP_DigestUpdate(md, buf, (size_t)len) == 1 ? len : -1;
+}
+
+static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodePtr top, int mode,
+                       uint8_t out[32], const char *what)
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ENSURE(md, SMKI_E_NOMEM, "out of memory (SHA-256)");
+    int rc = 0;
+    xmlOutputBufferPtr buf = NULL;
+    if (EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        !(buf = xmlOutputBufferCreateIO(sink_write, NULL, md, NULL))) {
+        rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory (canonicalising %s)", what);
+    } else {
+        int written = xmlC14NExecute(doc, visible, top, mode, NULL, 0, buf);
+        int closed = xmlOutputBufferClose(buf); /* flushes what is left into the digest */
+        unsigned int n = 0;
+        if (written < 0 || closed < 0)
+            rc = SMKI_FAIL(SMKI_E_VERIFY, "the signature could not be processed: libxml2 could not canonicalise %s",
+                           what);
+        else if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
+            rc = SMKI_FAIL(SMKI_E_INTERNAL, "SHA-256 of %s failed", what);
+    }
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32])
+{
+    /* URI="" is the document without comments; enveloped-signature takes ds:Signature
+     * out; the digest of a node set is over its C14N 1.0 (XMLDSig 4.4.3.2, 6.6.4). */
+    return c14n_sha256(doc, visible_outside, sig, XML_C14N_1_0, out, "the document (the Reference)");
+}
+
+int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32])
+{
+    /* The profile's CanonicalizationMethod: exclusive C14N, no comments, no
+     * InclusiveNamespaces (the profile refuses any child of CanonicalizationMethod). */
+    return c14n_sha256(doc, visible_inside, si, XML_C14N_EXCLUSIVE_1_0, out, "ds:SignedInfo");
+}
+
+/* ---- base64 values ----------------------------------------------------------------------- */
+static int read_base64(xmlNodePtr n, uint8_t *out, size_t cap, size_t *len, const char *what)
+{
+    xmlChar *s = xmlNodeGetContent(n);
+    ENSURE(s, SMKI_E_NOMEM, "out of memory");
+    xmlSecSize w = 0;
+    int ok = xmlSecBase64DecodeInPlace(s, &w) == 0 && w <= cap;
+    if (ok) {
+        memcpy(out, s, w);
+        *len = w;
+    }
+    xmlFree(s);
+    ENSURE(ok, SMKI_E_VERIFY, "the signature could not be processed: %s is not base64 of at most %zu octets", what,
+           cap);
+    return 0;
+}
+
+/* ---- The verification ---------------------------------------------------------------------- */
+int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub)
+{
+    /* check_profile has placed every element: SignedInfo(CanonicalizationMethod,
+     * SignatureMethod, Reference(Transforms, DigestMethod, DigestValue)), SignatureValue. */
+    xmlNodePtr si = duis_next_el(sig->children, 1);
+    xmlNodePtr sv = duis_next_el(si, 0);
+    xmlNodePtr rf = duis_next_el(duis_next_el(duis_next_el(si->children, 1), 0), 0);
+    xmlNodePtr dv = duis_next_el(duis_next_el(duis_next_el(rf->children, 1), 0), 0);
+    ENSURE(duis_is_el(sv, DUIS_DSIG_NS, "SignatureValue") && duis_is_el(dv, DUIS_DSIG_NS, "DigestValue"),
+           SMKI_E_INTERNAL, "the signature's elements are not where the profile check left them");
+    uint8_t want[64], got[32], si_digest[32], value[128];
+    size_t want_len = 0, value_len = 0;
+    GUARD(read_base64(dv, want, sizeof want, &want_len, "ds:DigestValue"));
+    GUARD(duis_reference_digest(doc, sig, got));
+    ENSURE(want_len == sizeof got && CRYPTO_memcmp(want, got, sizeof got) == 0, SMKI_E_VERIFY,
+           "the Reference digest does not match: the document was changed after it was signed");
+    GUARD(read_base64(sv, value, sizeof value, &value_len, "ds:SignatureValue"));
+    GUARD(duis_signed_info_digest(doc, si, si_digest));
+    if (smki_verify_digest(pub, si_digest, SMKI_SIG_RAW, value, value_len) < 0) {
+        smki_error_clear();
+        return SMKI_FAIL(SMKI_E_VERIFY, "the signature value does not verify with the signer's key "
+                                        "(SignedInfo changed, or signed by another key)");
+    }
+    return 0;
+}
