@@ -5,8 +5,9 @@
  * and the exclusive C14N of the SignedInfo subtree. Both come from xmlC14NExecute with
  * a visibility callback, the same call xmlsec makes, streamed into SHA-256 without
  * xmlsec's node sets and transform chain (which cost more than the ECDSA check). The
- * signature value is checked by hsm/. tests/unit/test_duis.c checks that this and
- * xmlsec's verification agree on every vector and every tampered variant. */
+ * signature value is made and checked by hsm/. tests/unit/test_duis.c checks that this
+ * and xmlsec's DSig processing agree on every vector and every tampered variant, and
+ * sign alike; the integration test verifies what smki signs with the xmlsec1 tool. */
 #include <libxml/c14n.h>
 #include <libxml/xmlIO.h>
 #include <openssl/crypto.h>
@@ -43,7 +44,7 @@ static int sink_write(void *md, const char *buf, int len)
 }
 
 static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodePtr top, int mode,
-                       uint8_t out[32], const char *what)
+                       uint8_t out[32], const char *what, int fail_code)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     ENSURE(md, SMKI_E_NOMEM, "out of memory (SHA-256)");
@@ -57,8 +58,8 @@ static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodeP
         int closed = xmlOutputBufferClose(buf); /* flushes what is left into the digest */
         unsigned int n = 0;
         if (written < 0 || closed < 0)
-            rc = SMKI_FAIL(SMKI_E_VERIFY, "the signature could not be processed: libxml2 could not canonicalise %s",
-                           what);
+            rc = SMKI_FAIL(fail_code, "%slibxml2 could not canonicalise %s",
+                           fail_code == SMKI_E_VERIFY ? "the signature could not be processed: " : "", what);
         else if (EVP_DigestFinal_ex(md, out, &n) != 1 || n != 32)
             rc = SMKI_FAIL(SMKI_E_INTERNAL, "SHA-256 of %s failed", what);
     }
@@ -66,18 +67,19 @@ static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodeP
     return rc;
 }
 
-int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32])
+int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code)
 {
     /* URI="" is the document without comments; enveloped-signature takes ds:Signature
      * out; the digest of a node set is over its C14N 1.0 (XMLDSig 4.4.3.2, 6.6.4). */
-    return c14n_sha256(doc, visible_outside, sig, XML_C14N_1_0, out, "the document (the Reference)");
+    return c14n_sha256(doc, visible_outside, sig, XML_C14N_1_0, out, "the document (the Reference)",
+                       fail_code);
 }
 
-int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32])
+int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32], int fail_code)
 {
     /* The profile's CanonicalizationMethod: exclusive C14N, no comments, no
      * InclusiveNamespaces (the profile refuses any child of CanonicalizationMethod). */
-    return c14n_sha256(doc, visible_inside, si, XML_C14N_EXCLUSIVE_1_0, out, "ds:SignedInfo");
+    return c14n_sha256(doc, visible_inside, si, XML_C14N_EXCLUSIVE_1_0, out, "ds:SignedInfo", fail_code);
 }
 
 /* ---- base64 values ----------------------------------------------------------------------- */
@@ -97,25 +99,66 @@ static int read_base64(xmlNodePtr n, uint8_t *out, size_t cap, size_t *len, cons
     return 0;
 }
 
-/* ---- The verification ---------------------------------------------------------------------- */
+static int write_base64(xmlNodePtr n, const uint8_t *data, size_t len)
+{
+    /* As xmlsec writes it: lines of 64 characters. */
+    xmlChar *b64 = xmlSecBase64Encode(data, (xmlSecSize)len, xmlSecBase64GetDefaultLineSize());
+    ENSURE(b64, SMKI_E_NOMEM, "out of memory (base64)");
+    xmlNodeSetContent(n, b64);
+    xmlFree(b64);
+    return 0;
+}
+
+/* ---- The signature's parts ------------------------------------------------------------------ */
+typedef struct {
+    xmlNodePtr signed_info, signature_value, digest_value;
+} sig_parts;
+
+/* sig has passed the profile check (or is smki's own template): SignedInfo(
+ * CanonicalizationMethod, SignatureMethod, Reference(Transforms, DigestMethod,
+ * DigestValue)), SignatureValue, KeyInfo. */
+static int find_parts(xmlNodePtr sig, sig_parts *p)
+{
+    p->signed_info = duis_next_el(sig->children, 1);
+    p->signature_value = duis_next_el(p->signed_info, 0);
+    xmlNodePtr rf = p->signed_info ? duis_next_el(duis_next_el(duis_next_el(p->signed_info->children, 1), 0), 0) : NULL;
+    p->digest_value = rf ? duis_next_el(duis_next_el(duis_next_el(rf->children, 1), 0), 0) : NULL;
+    ENSURE(duis_is_el(p->signed_info, DUIS_DSIG_NS, "SignedInfo") &&
+               duis_is_el(p->signature_value, DUIS_DSIG_NS, "SignatureValue") &&
+               duis_is_el(p->digest_value, DUIS_DSIG_NS, "DigestValue"),
+           SMKI_E_INTERNAL, "the ds:Signature's elements are not where the DUIS profile puts them");
+    return 0;
+}
+
+/* ---- Signing ------------------------------------------------------------------------------- */
+int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key)
+{
+    sig_parts p;
+    GUARD(find_parts(sig, &p));
+    uint8_t digest[32], si_digest[32], value[SMKI_SIG_MAX];
+    size_t value_len = sizeof value;
+    GUARD(duis_reference_digest(doc, sig, digest, SMKI_E_INPUT));
+    GUARD(write_base64(p.digest_value, digest, sizeof digest));
+    GUARD(duis_signed_info_digest(doc, p.signed_info, si_digest, SMKI_E_INPUT));
+    if (smki_key_sign_digest(key, si_digest, SMKI_SIG_RAW, value, &value_len) < 0)
+        return smki_error_wrap("signing the DUIS document");
+    return write_base64(p.signature_value, value, value_len);
+}
+
+/* ---- Verifying ------------------------------------------------------------------------------ */
 int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub)
 {
-    /* check_profile has placed every element: SignedInfo(CanonicalizationMethod,
-     * SignatureMethod, Reference(Transforms, DigestMethod, DigestValue)), SignatureValue. */
-    xmlNodePtr si = duis_next_el(sig->children, 1);
-    xmlNodePtr sv = duis_next_el(si, 0);
-    xmlNodePtr rf = duis_next_el(duis_next_el(duis_next_el(si->children, 1), 0), 0);
-    xmlNodePtr dv = duis_next_el(duis_next_el(duis_next_el(rf->children, 1), 0), 0);
-    ENSURE(duis_is_el(sv, DUIS_DSIG_NS, "SignatureValue") && duis_is_el(dv, DUIS_DSIG_NS, "DigestValue"),
-           SMKI_E_INTERNAL, "the signature's elements are not where the profile check left them");
+    sig_parts p;
+    GUARD(find_parts(sig, &p));
+    xmlNodePtr si = p.signed_info, sv = p.signature_value, dv = p.digest_value;
     uint8_t want[64], got[32], si_digest[32], value[128];
     size_t want_len = 0, value_len = 0;
     GUARD(read_base64(dv, want, sizeof want, &want_len, "ds:DigestValue"));
-    GUARD(duis_reference_digest(doc, sig, got));
+    GUARD(duis_reference_digest(doc, sig, got, SMKI_E_VERIFY));
     ENSURE(want_len == sizeof got && CRYPTO_memcmp(want, got, sizeof got) == 0, SMKI_E_VERIFY,
            "the Reference digest does not match: the document was changed after it was signed");
     GUARD(read_base64(sv, value, sizeof value, &value_len, "ds:SignatureValue"));
-    GUARD(duis_signed_info_digest(doc, si, si_digest));
+    GUARD(duis_signed_info_digest(doc, si, si_digest, SMKI_E_VERIFY));
     if (smki_verify_digest(pub, si_digest, SMKI_SIG_RAW, value, value_len) < 0) {
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_VERIFY, "the signature value does not verify with the signer's key "

@@ -594,8 +594,8 @@ static int dump_doc(xmlDocPtr doc, uint8_t **out, size_t *out_len)
     return rc;
 }
 
-int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
-                        size_t *out_len)
+int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
+                   uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
@@ -614,10 +614,16 @@ int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml
         rc = place_template(xmlDocGetRootElement(doc), sig);
         if (rc < 0) xmlFreeNode(sig);
     }
-    if (rc == 0) rc = run_sign(sig, s->key);
+    if (rc == 0) rc = engine == DUIS_ENGINE_XMLSEC ? run_sign(sig, s->key) : duis_sign_c14n(doc, sig, s->key);
     if (rc == 0) rc = dump_doc(doc, out, out_len);
     xmlFreeDoc(doc);
     return rc;
+}
+
+int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                        size_t *out_len)
+{
+    return duis_sign_with(DUIS_ENGINE_C14N, s, at, xml, len, out, out_len);
 }
 
 int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,

@@ -35,12 +35,17 @@ extern const void *duis_ecdsa_transform_id; /* xmlSecTransformId of smki's ecdsa
 typedef enum { DUIS_ENGINE_C14N, DUIS_ENGINE_XMLSEC } duis_engine;
 int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
                      smki_duis_report *rep);
+int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
+                   uint8_t **out, size_t *out_len);
 /* sig is a ds:Signature that passed the profile check, pub the signer's P-256 key. */
 int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub);
+/* sig is smki's template in place: DigestValue and SignatureValue are filled in. */
+int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key);
 /* SHA-256 of the canonical forms the profile signs: the document minus sig (C14N 1.0)
- * and SignedInfo (exclusive C14N). */
-int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32]);
-int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32]);
+ * and SignedInfo (exclusive C14N); fail_code is the status when libxml2 cannot
+ * canonicalise (SMKI_E_INPUT signing, SMKI_E_VERIFY verifying). */
+int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code);
+int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32], int fail_code);
 
 /* The last xmlsec error reported on this thread ("" if none). */
 const char *duis_xmlsec_error(void);
