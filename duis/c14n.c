@@ -2,9 +2,9 @@
  * Once the profile is checked (one Reference URI="" with only the enveloped-signature
  * transform, exclusive C14N of SignedInfo, SHA-256, ecdsa-sha256), what xmlsec computes
  * is fixed: the C14N 1.0 (no comments) of the document minus the ds:Signature subtree,
- * and the exclusive C14N of the SignedInfo subtree. Both come from xmlC14NExecute with
- * a visibility callback, the same call xmlsec makes, streamed into SHA-256 without
- * xmlsec's node sets and transform chain (which cost more than the ECDSA check). The
+ * and the exclusive C14N of the SignedInfo subtree. Both come from libxml2's
+ * xmlC14NExecute, the function xmlsec calls, streamed into SHA-256 without xmlsec's
+ * node sets and transform chain (which cost more than the ECDSA check itself). The
  * signature value is made and checked by hsm/. tests/unit/test_duis.c checks that this
  * and xmlsec's DSig processing agree on every vector and every tampered variant, and
  * sign alike; the integration test verifies what smki signs with the xmlsec1 tool. */
@@ -17,34 +17,13 @@
 
 #include "duis_private.h"
 
-/* ---- Visibility: a subtree in or out ---------------------------------------------------
- * libxml2 asks about every element, attribute, namespace node and text node. A
- * namespace node (xmlNs) has no parent pointer: libxml2 passes its element as parent. */
-static int in_subtree(xmlNodePtr node, xmlNodePtr parent, const xmlNode *top)
-{
-    for (xmlNodePtr n = node->type == XML_NAMESPACE_DECL ? parent : node; n; n = n->parent)
-        if (n == top) return 1;
-    return 0;
-}
-
-static int visible_outside(void *top, xmlNodePtr node, xmlNodePtr parent)
-{
-    return !in_subtree(node, parent, top);
-}
-
-static int visible_inside(void *top, xmlNodePtr node, xmlNodePtr parent)
-{
-    return in_subtree(node, parent, top);
-}
-
 /* ---- Canonical form into SHA-256 ------------------------------------------------------- */
 static int sink_write(void *md, const char *buf, int len)
 {
     return len >= 0 && EVP_DigestUpdate(md, buf, (size_t)len) == 1 ? len : -1;
 }
 
-static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodePtr top, int mode,
-                       uint8_t out[32], const char *what, int fail_code)
+static int c14n_sha256(xmlDocPtr doc, int mode, uint8_t out[32], const char *what, int fail_code)
 {
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     ENSURE(md, SMKI_E_NOMEM, "out of memory (SHA-256)");
@@ -54,7 +33,7 @@ static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodeP
         !(buf = xmlOutputBufferCreateIO(sink_write, NULL, md, NULL))) {
         rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory (canonicalising %s)", what);
     } else {
-        int written = xmlC14NExecute(doc, visible, top, mode, NULL, 0, buf);
+        int written = xmlC14NExecute(doc, NULL, NULL, mode, NULL, 0, buf);
         int closed = xmlOutputBufferClose(buf); /* flushes what is left into the digest */
         unsigned int n = 0;
         if (written < 0 || closed < 0)
@@ -70,16 +49,36 @@ static int c14n_sha256(xmlDocPtr doc, xmlC14NIsVisibleCallback visible, xmlNodeP
 int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code)
 {
     /* URI="" is the document without comments; enveloped-signature takes ds:Signature
-     * out; the digest of a node set is over its C14N 1.0 (XMLDSig 4.4.3.2, 6.6.4). */
-    return c14n_sha256(doc, visible_outside, sig, XML_C14N_1_0, out, "the document (the Reference)",
-                       fail_code);
+     * out; the digest of a node set is over its C14N 1.0 (XMLDSig 4.4.3.2, 6.6.4).
+     * That node set is the document with the Signature element unlinked for the time
+     * of the C14N (the text around it stays, as in the node set), which spares libxml2
+     * a visibility callback per node; it goes back where it was. */
+    xmlNodePtr parent = sig->parent, next = sig->next;
+    xmlUnlinkNode(sig);
+    int rc = c14n_sha256(doc, XML_C14N_1_0, out, "the document (the Reference)", fail_code);
+    if (next) xmlAddPrevSibling(next, sig);
+    else xmlAddChild(parent, sig);
+    return rc;
 }
 
-int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32], int fail_code)
+int duis_signed_info_digest(xmlNodePtr si, uint8_t out[32], int fail_code)
 {
     /* The profile's CanonicalizationMethod: exclusive C14N, no comments, no
-     * InclusiveNamespaces (the profile refuses any child of CanonicalizationMethod). */
-    return c14n_sha256(doc, visible_inside, si, XML_C14N_EXCLUSIVE_1_0, out, "ds:SignedInfo", fail_code);
+     * InclusiveNamespaces (the profile refuses any child of CanonicalizationMethod).
+     * libxml2 walks the whole document for a subset, so SignedInfo is copied into a
+     * document of its own first: exclusive C14N inherits nothing from the ancestors but
+     * the namespaces visibly used, and the copy declares those it uses from outside on
+     * its root (libxml2 reconciles them), so its C14N is the subset's (RFC 3741 3). */
+    xmlDocPtr alone = xmlNewDoc(BAD_CAST "1.0");
+    xmlNodePtr copy = alone ? xmlDocCopyNode(si, alone, 1) : NULL;
+    if (!copy) {
+        xmlFreeDoc(alone);
+        return SMKI_FAIL(SMKI_E_NOMEM, "out of memory (copying ds:SignedInfo)");
+    }
+    xmlDocSetRootElement(alone, copy);
+    int rc = c14n_sha256(alone, XML_C14N_EXCLUSIVE_1_0, out, "ds:SignedInfo", fail_code);
+    xmlFreeDoc(alone);
+    return rc;
 }
 
 /* ---- base64 values ----------------------------------------------------------------------- */
@@ -139,7 +138,7 @@ int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key)
     size_t value_len = sizeof value;
     GUARD(duis_reference_digest(doc, sig, digest, SMKI_E_INPUT));
     GUARD(write_base64(p.digest_value, digest, sizeof digest));
-    GUARD(duis_signed_info_digest(doc, p.signed_info, si_digest, SMKI_E_INPUT));
+    GUARD(duis_signed_info_digest(p.signed_info, si_digest, SMKI_E_INPUT));
     if (smki_key_sign_digest(key, si_digest, SMKI_SIG_RAW, value, &value_len) < 0)
         return smki_error_wrap("signing the DUIS document");
     return write_base64(p.signature_value, value, value_len);
@@ -158,7 +157,7 @@ int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub)
     ENSURE(want_len == sizeof got && CRYPTO_memcmp(want, got, sizeof got) == 0, SMKI_E_VERIFY,
            "the Reference digest does not match: the document was changed after it was signed");
     GUARD(read_base64(sv, value, sizeof value, &value_len, "ds:SignatureValue"));
-    GUARD(duis_signed_info_digest(doc, si, si_digest, SMKI_E_VERIFY));
+    GUARD(duis_signed_info_digest(si, si_digest, SMKI_E_VERIFY));
     if (smki_verify_digest(pub, si_digest, SMKI_SIG_RAW, value, value_len) < 0) {
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_VERIFY, "the signature value does not verify with the signer's key "

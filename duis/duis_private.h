@@ -41,11 +41,12 @@ int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, con
 int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub);
 /* sig is smki's template in place: DigestValue and SignatureValue are filled in. */
 int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key);
-/* SHA-256 of the canonical forms the profile signs: the document minus sig (C14N 1.0)
- * and SignedInfo (exclusive C14N); fail_code is the status when libxml2 cannot
+/* SHA-256 of the canonical forms the profile signs: the document minus sig (C14N 1.0;
+ * sig is unlinked for the time of it, so doc is not to be shared meanwhile) and
+ * SignedInfo (exclusive C14N); fail_code is the status when libxml2 cannot
  * canonicalise (SMKI_E_INPUT signing, SMKI_E_VERIFY verifying). */
 int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code);
-int duis_signed_info_digest(xmlDocPtr doc, xmlNodePtr si, uint8_t out[32], int fail_code);
+int duis_signed_info_digest(xmlNodePtr si, uint8_t out[32], int fail_code);
 
 /* The last xmlsec error reported on this thread ("" if none). */
 const char *duis_xmlsec_error(void);

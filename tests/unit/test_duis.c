@@ -420,6 +420,10 @@ static const struct {
     {"<ds:SignedInfo>", "<ds:SignedInfo xmlns:x=\"urn:x\">", 0}, /* exclusive C14N drops it */
     {"<ds:SignedInfo>", "<ds:SignedInfo xmlns:x=\"urn:x\" x:a=\"1\">", 1},
     {"<ds:SignedInfo>", "<ds:SignedInfo> ", 1},
+    {"<ds:SignedInfo>", "<ds:SignedInfo xmlns=\"urn:d\">", 0},   /* an unused default namespace */
+    {"<ds:SignedInfo>", "<ds:SignedInfo sr:a=\"1\">", 1},        /* a namespace from the root, used */
+    {"<ds:CanonicalizationMethod Algorithm=",
+     "<CanonicalizationMethod xmlns=\"http://www.w3.org/2000/09/xmldsig#\" Algorithm=", 1},
     {"<ds:SignatureValue>", "<ds:SignatureValue Id=\"v\">", 0}, /* outside SignedInfo and the Reference */
     {"<ds:KeyInfo>", "<ds:KeyInfo><!-- comment -->", 0},
     {"<ds:Signature", "<!-- comment --><ds:Signature", 0},
