@@ -1,10 +1,11 @@
-/* duis/dsig.c: the enveloped XML signature of DUIS on libxmlsec1. xmlsec canonicalises
- * (exclusive C14N for SignedInfo, C14N 1.0 for the enveloped Reference), builds the
- * structure and computes the digests; the ecdsa-sha256 signature method is smki's own
- * xmlsec transform, registered ahead of OpenSSL's, so the signature is made by
- * smki_key_sign_digest (a token key signs in the token) and checked by
- * smki_verify_digest. The profile is checked before xmlsec sees the signature, so
- * wrapping attacks (a second Signature, another URI, extra transforms) are refused. */
+/* duis/dsig.c: the enveloped XML signature of DUIS: the profile check (so wrapping
+ * attacks, a second Signature, another URI, extra transforms, are refused before any
+ * digest), the signer rules, xmlsec's template, and the two ways of computing the
+ * digests and the value: libxml2's C14N directly (c14n.c, what smki uses) and xmlsec's
+ * DSig processing (the reference the tests compare it with), where the ecdsa-sha256
+ * method is smki's own xmlsec transform, registered ahead of OpenSSL's, so the value
+ * is made by smki_key_sign_digest (a token key signs in the token) and checked by
+ * smki_verify_digest either way. */
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <openssl/evp.h>
@@ -404,7 +405,7 @@ static int check_key_info(xmlNodePtr ki, smki_duis_signer_ref *ref)
 }
 
 /* Everything about ds:Signature that is not a digest or a signature value, checked so
- * that what xmlsec verifies is exactly the document (the one Reference covers the
+ * that what is verified is exactly the document (the one Reference covers the
  * whole root, minus the signature). */
 static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_ref *ref)
 {
