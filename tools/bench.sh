@@ -150,7 +150,7 @@ if [ -x "$BUILD/bin/bench_duis" ] && [ -d "${SMKI_SHARED:-../shared}/vectors/dui
   for op in sign verify; do
     read -r _ _ _ cpu <<<"$(SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_duis" "$op-xmlsec" 1 "$SECS")"
     if [ "$op" = sign ]; then B1=$S1; else B1=$V1; fi
-    row "DUIS $op via xmlsec DSig (CPU time)" 1 "$(awk -v c="$cpu" 'BEGIN{print 1e6 / c}')" "$B1" \
+    row "DUIS $op, xmlsec DSig (CPU)" 1 "$(awk -v c="$cpu" 'BEGIN{print 1e6 / c}')" "$B1" \
       "$(awk -v c="$cpu" 'BEGIN{printf "%.1f us CPU each; for comparison: smki no longer signs or verifies this way", c}')"
   done
   # Where a verification's CPU time goes: smki's hardened read, and the C14N 1.0 of the

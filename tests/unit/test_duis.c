@@ -438,6 +438,10 @@ static const struct {
     {"#sha256\"/>", "#sha256\"></ds:DigestMethod>", 0},
     {"<ds:DigestValue>", "<ds:DigestValue>&#x20;", 1},
     {"<ds:DigestValue>", "<ds:DigestValue>\n", 1},
+    {"<ds:DigestValue>", "<ds:DigestValue>AAAA", 1},                  /* 35 octets */
+    {"<ds:SignatureValue>", "<ds:SignatureValue>" "4444444444444444444444444444444444444444444444444444444444444444"
+     "4444444444444444444444444444444444444444444444444444444444444444" "4444444444444444444444444444444444444444", 1},
+    {"<ds:SignatureValue>", "<ds:SignatureValue>*", 1},                /* not base64 */
 };
 
 /* Every letter's case and every digit, one at a time, from `start` in steps of `step`. */
