@@ -136,6 +136,40 @@ SMKI_MUST_CHECK int smki_cur_ber_len(smki_cursor_t *c, size_t *len);
 /* Expect a specific octet. */
 SMKI_MUST_CHECK int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
 
+/* ---- Big-endian integers -------------------------------------------------------
+ * Network order for fixed-size fields: store keys and records, GBCS counters. Writes
+ * into, and reads from, a buffer whose size the caller has checked (a record whose
+ * length was compared with its layout, a key of a known length); bytes whose length
+ * is not yet known are read through the cursor (smki_cur_u16be...), which refuses a
+ * short input instead. */
+static inline void smki_put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void smki_put_be32(uint8_t *p, uint32_t v)
+{
+    smki_put_be16(p, (uint16_t)(v >> 16));
+    smki_put_be16(p + 2, (uint16_t)v);
+}
+static inline void smki_put_be64(uint8_t *p, uint64_t v)
+{
+    smki_put_be32(p, (uint32_t)(v >> 32));
+    smki_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint16_t smki_get_be16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+static inline uint32_t smki_get_be32(const uint8_t *p)
+{
+    return (uint32_t)smki_get_be16(p) << 16 | smki_get_be16(p + 2);
+}
+static inline uint64_t smki_get_be64(const uint8_t *p)
+{
+    return (uint64_t)smki_get_be32(p) << 32 | smki_get_be32(p + 4);
+}
+
 /* ---- Hex --------------------------------------------------------------------- */
 /* Decode hex text into out (capacity cap). ASCII whitespace between digit pairs is
  * ignored (the RTDS files are hex text with line ends). On failure the content of out

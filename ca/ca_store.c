@@ -110,12 +110,6 @@ void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
     memcpy(key + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
 }
 
-static void put_be64(uint8_t *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (56 - 8 * i));
-}
-
 #define CERT_FIXED 46    /* version .. seq */
 #define CERT_FIXED_V1 38 /* version .. not_after */
 
@@ -134,9 +128,9 @@ static int encode(const smki_cert *c, uint64_t seq, uint8_t *out, size_t cap, si
     p[5] = (uint8_t)((c->has_eui ? FLAG_HAS_EUI : 0) | (c->role >= 0 ? FLAG_HAS_ROLE : 0));
     memcpy(p + 6, c->has_eui ? c->eui.b : (const uint8_t *)"\0\0\0\0\0\0\0\0", 8);
     memcpy(p + 14, c->ski, SMKI_KEYID_LEN);
-    put_be64(p + 22, c->not_before);
-    put_be64(p + 30, c->not_after);
-    put_be64(p + 38, (int64_t)seq);
+    smki_put_be64(p + 22, (uint64_t)c->not_before);
+    smki_put_be64(p + 30, (uint64_t)c->not_after);
+    smki_put_be64(p + 38, (uint64_t)seq);
     p += CERT_FIXED;
     *p++ = (uint8_t)env_len;
     memcpy(p, c->env, env_len);
@@ -220,7 +214,7 @@ size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
 
 void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
 {
-    put_be64(out, (int64_t)c->seq);
+    smki_put_be64(out, (uint64_t)c->seq);
     ca_cert_key(c, out + 8);
 }
 
@@ -276,7 +270,7 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
     GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
     uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
     size_t fklen = ca_facet_key(c, fkey);
-    put_be64(fval, (int64_t)seq);
+    smki_put_be64(fval, (uint64_t)seq);
     memcpy(fval + 8, key, sizeof key);
     return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, 0);
 }

@@ -53,18 +53,6 @@ void smki_crl_clear(smki_crl *c)
     memset(c, 0, sizeof *c);
 }
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
-}
-
 static int crl_key(const char *env, smki_ca_kind k, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s", env, smki_ca_kind_name(k));
@@ -76,13 +64,13 @@ int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out
 {
     ENSURE(len >= CRL_RECORD_FIXED && val[0] == CRL_RECORD_VERSION, SMKI_E_CORRUPT,
            "CRL record %s in the store is damaged or of another version", key);
-    size_t der_len = (size_t)get_be(val + 29, 4);
+    size_t der_len = (size_t)smki_get_be32(val + 29);
     ENSURE(der_len == len - CRL_RECORD_FIXED && der_len > 0, SMKI_E_CORRUPT, "CRL record %s in the store is damaged",
            key);
-    out->number = get_be(val + 1, 8);
-    out->this_update = (int64_t)get_be(val + 9, 8);
-    out->next_update = (int64_t)get_be(val + 17, 8);
-    out->entries = (size_t)get_be(val + 25, 4);
+    out->number = smki_get_be64(val + 1);
+    out->this_update = (int64_t)smki_get_be64(val + 9);
+    out->next_update = (int64_t)smki_get_be64(val + 17);
+    out->entries = (size_t)smki_get_be32(val + 25);
     out->der = malloc(der_len);
     ENSURE(out->der, SMKI_E_NOMEM, "out of memory");
     memcpy(out->der, val + CRL_RECORD_FIXED, der_len);
@@ -207,7 +195,7 @@ static int build(crl_t *C)
     ext_close(&w, outer, value);
     ext_open(&w, OID_CRL_NUMBER, sizeof OID_CRL_NUMBER, &outer, &value); /* 5.2.3 */
     uint8_t num[8];
-    put_be(num, C->number, 8);
+    smki_put_be64(num, C->number);
     derw_uint(&w, num, sizeof num);
     ext_close(&w, outer, value);
     derw_end(&w, exts);
@@ -269,11 +257,11 @@ static int publish_in(smki_txn *t, void *arg)
     uint8_t *rec = malloc(len);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
     rec[0] = CRL_RECORD_VERSION;
-    put_be(rec + 1, C->number, 8);
-    put_be(rec + 9, (uint64_t)C->this_update, 8);
-    put_be(rec + 17, (uint64_t)C->next_update, 8);
-    put_be(rec + 25, C->n, 4);
-    put_be(rec + 29, C->der_len, 4);
+    smki_put_be64(rec + 1, C->number);
+    smki_put_be64(rec + 9, (uint64_t)C->this_update);
+    smki_put_be64(rec + 17, (uint64_t)C->next_update);
+    smki_put_be32(rec + 25, (uint32_t)C->n);
+    smki_put_be32(rec + 29, (uint32_t)C->der_len);
     memcpy(rec + CRL_RECORD_FIXED, C->der, C->der_len);
     rc = smki_txn_put(t, C->db->crls, key, strlen(key), rec, len, 0);
     free(rec);

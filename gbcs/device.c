@@ -309,9 +309,7 @@ static int scan_floor(const void *k, size_t kl, const void *v, size_t vl, void *
     smki_device *d = arg;
     const uint8_t *kk = k, *vv = v;
     ENSURE(kl == 10 && vl == 8, SMKI_E_CORRUPT, "floor record damaged");
-    uint64_t f = 0;
-    for (int i = 0; i < 8; i++) f = (f << 8) | vv[i];
-    d->floors[kk[9]] = f;
+    d->floors[kk[9]] = smki_get_be64(vv);
     d->has_floor[kk[9]] = 1;
     return 0;
 }
@@ -683,8 +681,7 @@ int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
     ENSURE(v, SMKI_E_NOMEM, "pending command");
     v[0] = role;
     memcpy(v + 1, originator, 8);
-    v[9] = (uint8_t)(mc >> 8);
-    v[10] = (uint8_t)mc;
+    smki_put_be16(v + 9, mc);
     memcpy(v + 11, content, len);
     pending_job j;
     memset(&j, 0, sizeof j);
@@ -706,14 +703,11 @@ void dev_pending_free(dev_pending *p, size_t n)
 static int pending_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, dev_pending *out)
 {
     ENSURE(kl == 25 && vl >= 11, SMKI_E_CORRUPT, "pending command record of %zu/%zu octets", kl, vl);
-    uint64_t e = 0, c = 0;
-    for (int i = 0; i < 8; i++) e = e << 8 | k[9 + i];
-    for (int i = 0; i < 8; i++) c = c << 8 | k[17 + i];
-    out->exec = (int64_t)(e ^ 0x8000000000000000ull);
-    out->counter = c;
+    out->exec = (int64_t)(smki_get_be64(k + 9) ^ 0x8000000000000000ull);
+    out->counter = smki_get_be64(k + 17);
     out->role = v[0];
     memcpy(out->originator, v + 1, 8);
-    out->message_code = (uint16_t)(v[9] << 8 | v[10]);
+    out->message_code = smki_get_be16(v + 9);
     out->content_len = vl - 11;
     out->content = malloc(out->content_len ? out->content_len : 1);
     ENSURE(out->content, SMKI_E_NOMEM, "pending command");

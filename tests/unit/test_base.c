@@ -78,6 +78,60 @@ static void test_cursor_reads_are_bounded(void **state)
     assert_fails(smki_cur_take(&c, (size_t)-1, &p), SMKI_E_INPUT, NULL);
 }
 
+static void test_big_endian_writes_and_reads_round_trip(void **state)
+{
+    (void)state;
+    uint8_t b[8];
+    smki_put_be16(b, 0x0102);
+    assert_memory_equal(b, "\x01\x02", 2);
+    assert_int_equal(smki_get_be16(b), 0x0102);
+    smki_put_be32(b, 0x8001FEFFu);
+    assert_memory_equal(b, "\x80\x01\xFE\xFF", 4);
+    assert_int_equal(smki_get_be32(b), 0x8001FEFFu);
+    smki_put_be64(b, 0xF102030405060708ull);
+    assert_memory_equal(b, "\xF1\x02\x03\x04\x05\x06\x07\x08", 8);
+    assert_true(smki_get_be64(b) == 0xF102030405060708ull);
+    smki_put_be64(b, UINT64_MAX);
+    assert_true(smki_get_be64(b) == UINT64_MAX);
+    /* The cursor reads the same order as the writers write. */
+    smki_cursor_t c = smki_cursor(b, 8);
+    uint64_t q;
+    assert_ok(smki_cur_u64be(&c, &q));
+    assert_true(q == UINT64_MAX);
+}
+
+/* Every width refuses an input one octet short and leaves the cursor where it was; an
+ * overlong input is read to the width only, the rest left for the next field. */
+static void test_big_endian_reads_refuse_short_input(void **state)
+{
+    (void)state;
+    static const uint8_t data[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+    uint16_t h;
+    uint32_t w;
+    uint64_t q;
+    smki_cursor_t c = smki_cursor(data, 1);
+    assert_fails(smki_cur_u16be(&c, &h), SMKI_E_INPUT, "need 2 more octet(s), 1 remain");
+    assert_int_equal(c.left, 1);
+    c = smki_cursor(data, 3);
+    assert_fails(smki_cur_u32be(&c, &w), SMKI_E_INPUT, "need 4 more octet(s), 3 remain");
+    assert_int_equal(c.left, 3);
+    c = smki_cursor(data, 7);
+    assert_fails(smki_cur_u64be(&c, &q), SMKI_E_INPUT, "need 8 more octet(s), 7 remain");
+    assert_int_equal(c.left, 7);
+    c = smki_cursor(NULL, 8); /* no buffer is an empty one */
+    assert_fails(smki_cur_u16be(&c, &h), SMKI_E_INPUT, "0 remain");
+    c = smki_cursor(data, sizeof data);
+    assert_ok(smki_cur_u64be(&c, &q));
+    assert_true(q == 0x0102030405060708ull);
+    assert_int_equal(c.left, 1);
+    c = smki_cursor(data, sizeof data);
+    assert_ok(smki_cur_u32be(&c, &w));
+    assert_int_equal(w, 0x01020304u);
+    assert_ok(smki_cur_u16be(&c, &h));
+    assert_int_equal(h, 0x0506);
+    assert_int_equal(c.left, 3);
+}
+
 static void test_cursor_ber_lengths_are_checked_against_the_input(void **state)
 {
     (void)state;
@@ -279,6 +333,8 @@ int main(void)
         cmocka_unit_test(test_error_classes_map_to_exit_codes),
         cmocka_unit_test(test_error_message_is_bounded),
         cmocka_unit_test(test_cursor_reads_are_bounded),
+        cmocka_unit_test(test_big_endian_writes_and_reads_round_trip),
+        cmocka_unit_test(test_big_endian_reads_refuse_short_input),
         cmocka_unit_test(test_cursor_ber_lengths_are_checked_against_the_input),
         cmocka_unit_test(test_cursor_expect_and_sub),
         cmocka_unit_test(test_hex_decodes_text_with_line_ends),
