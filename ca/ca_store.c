@@ -135,8 +135,8 @@ static int encode(const smki_cert *c, uint64_t seq, uint8_t *out, size_t cap, si
     *p++ = (uint8_t)env_len;
     memcpy(p, c->env, env_len);
     p += env_len;
-    *p++ = (uint8_t)(c->der_len >> 8);
-    *p++ = (uint8_t)c->der_len;
+    smki_put_be16(p, (uint16_t)c->der_len);
+    p += 2;
     memcpy(p, c->der, c->der_len);
     *len = need;
     return 0;
@@ -599,12 +599,12 @@ int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
     size_t n = 0;
     rec[n++] = CA_RECORD_VERSION;
     rec[n++] = (uint8_t)r->kind;
-    rec[n++] = (uint8_t)(ref_len >> 8);
-    rec[n++] = (uint8_t)ref_len;
+    smki_put_be16(rec + n, (uint16_t)ref_len);
+    n += 2;
     memcpy(rec + n, r->key_ref, ref_len);
     n += ref_len;
-    rec[n++] = (uint8_t)(env_len >> 8);
-    rec[n++] = (uint8_t)env_len;
+    smki_put_be16(rec + n, (uint16_t)env_len);
+    n += 2;
     memcpy(rec + n, r->env_text, env_len);
     n += env_len;
     ca_cert_key(&r->cert, rec + n);

@@ -165,13 +165,14 @@ static int encode_record(const dev_record *r, uint8_t *out, size_t cap, size_t *
     const char *f[4] = {r->ds_ref, r->ka_ref, r->token, r->pending_ref};
     ENSURE(cap >= 13, SMKI_E_INTERNAL, "record buffer");
     out[n++] = 1;
-    for (int i = 0; i < 4; i++) out[n++] = (uint8_t)(r->flags >> (24 - 8 * i));
-    for (int i = 0; i < 8; i++) out[n++] = (uint8_t)(r->alert_counter >> (56 - 8 * i));
+    smki_put_be32(out + n, (uint32_t)r->flags);
+    smki_put_be64(out + n + 4, (uint64_t)r->alert_counter);
+    n += 12;
     for (int i = 0; i < 4; i++) {
         size_t l = strlen(f[i]);
         ENSURE(n + 2 + l <= cap, SMKI_E_INTERNAL, "record buffer");
-        out[n++] = (uint8_t)(l >> 8);
-        out[n++] = (uint8_t)l;
+        smki_put_be16(out + n, (uint16_t)l);
+        n += 2;
         memcpy(out + n, f[i], l);
         n += l;
     }
@@ -210,8 +211,8 @@ static void encode_cell(const smki_ta_cell *c, uint8_t *out, size_t *len)
     memcpy(out + n, c->subject_id, 8), n += 8;
     memcpy(out + n, c->ski, 8), n += 8;
     memcpy(out + n, c->point, SMKI_POINT_LEN), n += SMKI_POINT_LEN;
-    out[n++] = (uint8_t)(c->cert_len >> 8);
-    out[n++] = (uint8_t)c->cert_len;
+    smki_put_be16(out + n, (uint16_t)c->cert_len);
+    n += 2;
     memcpy(out + n, c->cert, c->cert_len), n += c->cert_len;
     *len = n;
 }
@@ -264,7 +265,7 @@ static int put_floor(smki_txn *t, smki_db db, const smki_eui64_t *eui, uint8_t r
     uint8_t k[12], v[8];
     size_t kl;
     key_of('F', eui, &role, 1, k, &kl);
-    for (int i = 0; i < 8; i++) v[i] = (uint8_t)(f >> (56 - 8 * i));
+    smki_put_be64(v, f);
     return smki_txn_put(t, db, k, kl, v, 8, 0);
 }
 
@@ -650,8 +651,8 @@ static void pending_key(const smki_eui64_t *eui, int64_t exec, uint64_t counter,
     k[0] = 'P';
     memcpy(k + 1, eui->b, 8);
     uint64_t e = (uint64_t)exec ^ 0x8000000000000000ull;
-    for (int i = 0; i < 8; i++) k[9 + i] = (uint8_t)(e >> (56 - 8 * i));
-    for (int i = 0; i < 8; i++) k[17 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    smki_put_be64(k + 9, e);
+    smki_put_be64(k + 17, counter);
 }
 
 typedef struct {

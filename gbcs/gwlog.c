@@ -51,8 +51,8 @@ int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r
     rec[o++] = (uint8_t)r->verdict;
     rec[o++] = r->cra;
     rec[o++] = (uint8_t)(r->parsed != 0);
-    rec[o++] = (uint8_t)(r->code >> 8);
-    rec[o++] = (uint8_t)r->code;
+    smki_put_be16(rec + o, r->code);
+    o += 2;
     smki_put_be64(rec + o, r->counter), o += 8;
     memcpy(rec + o, r->originator.b, 8), o += 8;
     memcpy(rec + o, r->target.b, 8), o += 8;

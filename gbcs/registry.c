@@ -65,8 +65,7 @@ static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned fla
     rec[0] = REC_V1;
     rec[1] = u->role;
     rec[2] = u->suspended ? 1 : 0;
-    rec[3] = (uint8_t)(u->cert_len >> 8);
-    rec[4] = (uint8_t)u->cert_len;
+    smki_put_be16(rec + 3, (uint16_t)u->cert_len);
     memcpy(rec + 5, u->cert, u->cert_len);
     rec[5 + u->cert_len] = (uint8_t)m;
     memcpy(rec + 6 + u->cert_len, u->user_roles, m);
@@ -526,8 +525,7 @@ static int device_put_flags(smki_txn *t, smki_db db, const smki_gw_device *d, un
     rec[0] = REC_V1;
     rec[1] = (uint8_t)d->status;
     smki_put_be32(rec + 2, d->invocation);
-    rec[6] = (uint8_t)(d->ka_len >> 8);
-    rec[7] = (uint8_t)d->ka_len;
+    smki_put_be16(rec + 6, (uint16_t)d->ka_len);
     memcpy(rec + 8, d->ka_spki, d->ka_len);
     rec[8 + d->ka_len] = (uint8_t)m;
     memcpy(rec + 9 + d->ka_len, d->policy, m);
