@@ -7,10 +7,11 @@
 #include "device_private.h"
 
 /* ---- DER reader: base's, with BER's long length forms ------------------------------------
- * The device model has always read lengths as smki_cur_ber_len does: a long form where
- * the short one fits (81 05, 82 00 05) is taken, an indefinite one or more than four
- * length octets refused. It models what a device accepts, not what smki writes (that is
- * DER: base's writer), so it keeps that reading, named here once. */
+ * The device model reads lengths as smki_cur_ber_len does: a long form where the short
+ * one fits (81 05, 82 00 CA) is taken, an indefinite one or more than four length octets
+ * refused. The real RTDS responses in ../shared/vectors/gbcs carry such lengths (their
+ * outer SEQUENCE is 82 00 CA for 202 octets): with DER's rule, test_device's RTDS
+ * cases fail. It models what a device accepts; what smki writes is DER (base's writer). */
 #define DR_LENGTHS SMKI_DER_BER_LENGTHS
 
 uint8_t dr_peek(const smki_cursor_t *c)
