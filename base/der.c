@@ -47,6 +47,7 @@ static int read_tlv(smki_cursor_t *c, const uint8_t *base, unsigned flags, const
     char buf[40];
     const char *at = where(buf, c->p, base);
     size_t len;
+    memset(t, 0, sizeof *t); /* set on every path: a refused read leaves an empty TLV */
     ENSURE(c->left > 0, SMKI_E_INPUT, "truncated: %s missing%s", what, at);
     t->start = c->p;
     t->offset = base && c->p >= base ? (size_t)(c->p - base) : 0;
@@ -92,6 +93,7 @@ int smki_der_peek(const smki_cursor_t *c)
 int smki_der_u64(const smki_cursor_t *body, const char *what, uint64_t *out)
 {
     smki_cursor_t v = *body;
+    *out = 0;
     ENSURE(v.left >= 1 && v.left <= 9, SMKI_E_INPUT, "%s: INTEGER of %zu octet(s)", what, v.left);
     ENSURE((v.p[0] & 0x80) == 0, SMKI_E_INPUT, "%s: negative INTEGER", what);
     ENSURE(v.left < 9 || v.p[0] == 0, SMKI_E_INPUT, "%s: INTEGER above 2^64", what);
