@@ -22,17 +22,12 @@ typedef struct {
     uint64_t last_seq;
 } job;
 
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 static int run(smki_txn *t, void *arg)
 {
     job *j = arg;
     uint8_t ka[8], kb[8];
-    be64(ka, j->a);
-    be64(kb, j->b);
+    smki_put_be64(ka, j->a);
+    smki_put_be64(kb, j->b);
     const void *v;
     size_t n;
     static uint8_t va[4096], vb[4096];
@@ -41,13 +36,13 @@ static int run(smki_txn *t, void *arg)
     if (strcmp(j->op, "truncate") == 0) {
         for (uint64_t s = j->a; s < j->a + 100000; s++) {
             uint8_t k[8];
-            be64(k, s);
+            smki_put_be64(k, s);
             int rc = smki_txn_del(t, j->db->audit, k, 8);
             if (rc == SMKI_E_NOTFOUND) break;
             GUARD(rc);
         }
         uint8_t head[40];
-        be64(head, j->last_seq);
+        smki_put_be64(head, j->last_seq);
         memcpy(head + 8, j->last_hash, 32);
         return smki_txn_put(t, j->db->meta, "head", 4, head, sizeof head, 0);
     }
