@@ -83,6 +83,23 @@ void test_write_ec_key(const char *path, const char *curve)
     EVP_PKEY_free(pk);
 }
 
+smki_key *test_open_file_key(const char *path)
+{
+    char ref[4200];
+    snprintf(ref, sizeof ref, "file:%s", path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    return k;
+}
+
+smki_key *test_new_file_key(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    test_write_ec_key(path, "P-256");
+    return test_open_file_key(path);
+}
+
 smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra)
 {
     static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};

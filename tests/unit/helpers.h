@@ -22,6 +22,10 @@ uint8_t *test_read_shared(const char *rel, size_t *len);
 
 /* A software EC private key (curve e.g. "P-256") as PEM at path; fails the test if it cannot. */
 void test_write_ec_key(const char *path, const char *curve);
+/* The software key at path, opened as file:<path>; fails the test if it cannot. Caller frees. */
+smki_key *test_open_file_key(const char *path);
+/* A new P-256 key written to <dir>/<name>.pem and opened; fails the test if it cannot. Caller frees. */
+smki_key *test_new_file_key(const char *dir, const char *name);
 /* A ceremony configuration [ca.<env>] that adopts software CA keys (no token): one
  * P-256 key per CA kind at <dir>/<env>-<kind>.pem, made unless it is there, plus the
  * extra lines (NULL: none) before the section. Caller frees with smki_conf_free. */

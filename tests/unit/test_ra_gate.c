@@ -25,27 +25,14 @@ typedef struct {
     size_t csr_len;
 } fixture;
 
-static smki_key *file_key(fixture *f, const char *name)
-{
-    char path[1200], ref[1300];
-    snprintf(path, sizeof path, "%s/%s.pem", f->dir, name);
-    test_write_ec_key(path, "P-256");
-    snprintf(ref, sizeof ref, "file:%s", path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    return k;
-}
-
 static void open_ra(fixture *f)
 {
     smki_ra_policy p;
     assert_ok(smki_ra_policy_load(NULL, &p));
     assert_ok(smki_ra_open(f->store, &p, &f->ra));
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s/checkpoint.pem", f->dir);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(f->ra, k);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.pem", f->dir);
+    smki_ra_set_checkpoint_key(f->ra, test_open_file_key(path));
 }
 
 /* The test hierarchy made before any operator (the bootstrap), then alice registered and
@@ -62,8 +49,8 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/checkpoint.pem", f->dir);
     test_write_ec_key(path, "P-256");
     open_ra(f);
-    f->alice_k = file_key(f, "alice");
-    f->mallory_k = file_key(f, "mallory");
+    f->alice_k = test_new_file_key(f->dir, "alice");
+    f->mallory_k = test_new_file_key(f->dir, "mallory");
     f->alice = (smki_ra_actor){"alice", f->alice_k};
     f->impostor = (smki_ra_actor){"alice", f->mallory_k}; /* alice's name, not her key */
     assert_ok(smki_ra_operator_add(f->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
