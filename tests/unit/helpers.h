@@ -26,6 +26,10 @@ void test_write_ec_key(const char *path, const char *curve);
 smki_key *test_open_file_key(const char *path);
 /* A new P-256 key written to <dir>/<name>.pem and opened; fails the test if it cannot. Caller frees. */
 smki_key *test_new_file_key(const char *dir, const char *name);
+/* req (its subject set or not) completed into a CSR: k's public key, the keyUsage
+ * extension (OpenSSL's text, e.g. "critical,digitalSignature"), signed by k with SHA-256,
+ * parsed by smki. Frees req; fails the test if any step does. Caller frees the CSR. */
+smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage);
 /* A ceremony configuration [ca.<env>] that adopts software CA keys (no token): one
  * P-256 key per CA kind at <dir>/<env>-<kind>.pem, made unless it is there, plus the
  * extra lines (NULL: none) before the section. Caller frees with smki_conf_free. */

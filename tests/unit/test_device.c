@@ -766,21 +766,8 @@ static void make_party(const char *dir, smki_ca_db *db, const char *name, uint8_
     snprintf(path, sizeof path, "%s/%s.pem", dir, name);
     write_key(path, pk);
     snprintf(out->key_ref, sizeof out->key_ref, "file:%s", path);
-    X509_REQ *req = X509_REQ_new();
-    assert_int_equal(X509_REQ_set_pubkey(req, pk), 1);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-                                            ku == SMKI_KU_DIGITAL_SIGNATURE ? "critical,digitalSignature"
-                                                                             : "critical,keyAgreement");
-    assert_non_null(e);
-    sk_X509_EXTENSION_push(exts, e);
-    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    assert_true(X509_REQ_sign(req, pk, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int n = i2d_X509_REQ(req, &der);
-    smki_csr *csr = NULL;
-    assert_ok(smki_csr_parse(der, (size_t)n, &csr));
+    smki_csr *csr = test_ku_csr(X509_REQ_new(), pk,
+                                ku == SMKI_KU_DIGITAL_SIGNATURE ? "critical,digitalSignature" : "critical,keyAgreement");
     assert_ok(smki_eui64_parse(eui, &out->eui));
     smki_ca_issuer *oca = NULL;
     assert_ok(smki_ca_issuer_open(db, "test", SMKI_PROFILE_ORGANISATION, NULL, &oca));
@@ -788,8 +775,6 @@ static void make_party(const char *dir, smki_ca_db *db, const char *name, uint8_
     assert_ok(smki_ca_build(oca, &r, &out->cert));
     smki_ca_issuer_free(oca);
     smki_csr_free(csr);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
     EVP_PKEY_free(pk);
 }
 
