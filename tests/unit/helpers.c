@@ -121,6 +121,13 @@ smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage)
     return c;
 }
 
+smki_conf *test_conf(const char *text)
+{
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "smki.conf", &c));
+    return c;
+}
+
 smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra)
 {
     static const char *const KINDS[] = {"smki_root", "smki_oca", "smki_dca", "dccki_root", "dccki_ica"};
