@@ -141,17 +141,26 @@ static void test_ungated_ca_functions_write_nothing_in_a_store_with_operators(vo
     assert_int_equal(head(f), seq);
 }
 
-static void test_ungated_batch_issues_nothing_in_a_store_with_operators(void **state)
+/* The real device CSR as the one file of a batch input folder (<dir>/csrs), opened; out_dir
+ * (1200 octets) gets the folder the batch writes to (<dir>/certs). */
+static smki_ca_batch_input *one_csr_batch(fixture *f, char *out_dir)
 {
-    fixture *f = *state;
-    char in_dir[1200], out_dir[1200], path[1300];
+    char in_dir[1200], path[1300];
     snprintf(in_dir, sizeof in_dir, "%s/csrs", f->dir);
-    snprintf(out_dir, sizeof out_dir, "%s/certs", f->dir);
+    snprintf(out_dir, 1200, "%s/certs", f->dir);
     assert_ok(smki_mkdirs(in_dir, 0700));
     snprintf(path, sizeof path, "%s/dev.csr.der", in_dir);
     assert_ok(smki_file_write_atomic(path, f->csr_der, f->csr_len, 0600, 1));
     smki_ca_batch_input *in = NULL;
     assert_ok(smki_ca_batch_input_open(in_dir, &in));
+    return in;
+}
+
+static void test_ungated_batch_issues_nothing_in_a_store_with_operators(void **state)
+{
+    fixture *f = *state;
+    char out_dir[1200];
+    smki_ca_batch_input *in = one_csr_batch(f, out_dir);
     smki_ca_issuer *is = NULL;
     assert_ok(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &is));
     smki_ca_batch_opts o = {out_dir, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
@@ -204,14 +213,8 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     assert_fails(smki_ra_ca_init(f->ra, NULL, "test", conf, &io, rep), SMKI_E_USAGE, "--operator NAME");
     assert_fails(smki_ra_ca_init(f->ra, &f->impostor, "test", conf, &io, rep), SMKI_E_REFUSED, "not operator alice's");
 
-    smki_ca_batch_input *in = NULL;
-    char in_dir[1200], out_dir[1200], path[1300];
-    snprintf(in_dir, sizeof in_dir, "%s/csrs", f->dir);
-    snprintf(out_dir, sizeof out_dir, "%s/certs", f->dir);
-    assert_ok(smki_mkdirs(in_dir, 0700));
-    snprintf(path, sizeof path, "%s/dev.csr.der", in_dir);
-    assert_ok(smki_file_write_atomic(path, f->csr_der, f->csr_len, 0600, 1));
-    assert_ok(smki_ca_batch_input_open(in_dir, &in));
+    char out_dir[1200];
+    smki_ca_batch_input *in = one_csr_batch(f, out_dir);
     smki_ra_batch_req br = {"test", "SUP1", NULL, NULL, NULL};
     smki_ca_batch_opts bo = {out_dir, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
     smki_ca_batch_report *brep = NULL;
