@@ -89,13 +89,7 @@ est_start() {
     env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
         --tls-key "$T/server.key" --client-ca "$T/client-ca.pem" --access-log "$@" 2>"$log" &
     PIDS+=("$!")
-    PORT=
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [[ -n $PORT ]] && break
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
+    listening_port "$log" "${PIDS[-1]}"
     [[ -n $PORT ]] || { echo "# the service did not start:"; sed 's/^/#   /' "$log"; return 1; }
 }
 est_stop() {
@@ -531,12 +525,7 @@ with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est" "tls_cert = tls/
     "client_ca = tls/client-ca.pem" "client_certs = optional" "retry_after = 7" "threads = 1" "access_log = yes"
 env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve 2>"$W/s4.log" &
 PIDS+=("$!")
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/s4.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
+listening_port "$W/s4.log"
 if [[ -n $PORT ]]; then
     ok "smki enrol serve with no flags: everything from [enrol]"
     grep -q '"threads":1' "$W/s4.log" && ok "threads from the file" || not_ok "threads from the file"
