@@ -241,6 +241,16 @@ static EVP_PKEY *ckpt_pub(fixture *f)
     return pk;
 }
 
+/* The audit trail verifies under the checkpoint key (what it holds is not looked at). */
+static void audit_verifies(fixture *f)
+{
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
+}
+
 /* ---- Operators ------------------------------------------------------------------------------------ */
 
 static void test_first_operator_registers_themself_and_no_one_else(void **state)
@@ -721,11 +731,7 @@ static void test_dccki_tls_certificates_go_only_through_the_ra(void **state)
     smki_csr_free(csr);
     smki_ca_issuer_free(is);
     free(c);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
 }
 
 static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
@@ -855,10 +861,7 @@ static void test_revocation_needs_two_other_operators_then_revokes_and_publishes
     assert_non_null(want[1]);
     /* Once revoked, a second request is refused at submission. */
     assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "already revoked");
-    EVP_PKEY *pub = ckpt_pub(f);
-    smki_audit_report rep;
-    assert_ok(smki_audit_verify(f->ra, pub, &rep));
-    EVP_PKEY_free(pub);
+    audit_verifies(f);
     free(c);
 }
 
@@ -1122,10 +1125,7 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     assert_memory_equal(c3->issuer_ski, now->cert.ski, SMKI_KEYID_LEN);
     /* Executing again changes nothing; the trail verifies, every step in it. */
     assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, "is done");
-    EVP_PKEY *pub = ckpt_pub(f);
-    smki_audit_report rep;
-    assert_ok(smki_audit_verify(f->ra, pub, &rep));
-    EVP_PKEY_free(pub);
+    audit_verifies(f);
     const char *steps[] = {"recover-revoke-ca", "arl-publish", "recover-successor-begin", "ca-successor",
                            "recover-reissue"};
     for (size_t i = 0; i < 5; i++) {
@@ -1930,11 +1930,7 @@ static void test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once(void **s
     assert_ok(smki_ra_ca_adopt(f->ra, &f->alice, &adopted));
     assert_int_equal(adopted, 0);
     assert_int_equal(head(f), before + 5);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
 }
 
 static void test_ceremony_whose_entry_cannot_be_written_records_no_ca(void **state)
@@ -2117,11 +2113,7 @@ static void test_a_request_needing_no_approval_is_executed_in_its_submission_com
     assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, NULL);
     assert_int_equal(head(f), h);
     assert_int_equal(cert_count(f), certs + 1);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
 }
 
 int main(void)
