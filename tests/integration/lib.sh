@@ -138,7 +138,8 @@ listening_port() {
     local log=$1 pid=${2:-}
     PORT=
     for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        # the background shell may not have opened LOG yet: a missing file is "not yet"
+        [[ -f $log ]] && PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
         [[ -n $PORT ]] && break
         [[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
