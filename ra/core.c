@@ -27,7 +27,8 @@ int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
 {
     smki_ra_policy p = {1, 2, 1000, 200, 150, 10000, 1000, 64, "test", ""};
     if (conf) {
-        GUARD(conf_uint(conf, "ra.approvals_organisation", 0, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
+        /* Nothing is done by one operator alone: at least one approval by another. */
+        GUARD(conf_uint(conf, "ra.approvals_organisation", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
         GUARD(conf_uint(conf, "ra.approvals_sensitive", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_sensitive));
         GUARD(conf_uint(conf, "ra.batch_review_size", 1, 100000000, &p.batch_review_size));
         GUARD(conf_uint(conf, "ra.rate_per_day", 1, 100000000, &p.rate_per_day));
@@ -70,6 +71,7 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
                       &ra->db.meta,      &ra->db.audit, &ra->db.checkpoints};
     int rc = smki_ca_db_open(s, &ra->ca);
     for (size_t i = 0; rc == 0 && i < sizeof dbs / sizeof dbs[0]; i++) rc = smki_store_db(s, NAMES[i], 0, dbs[i]);
+    if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
         free(ra);
         return rc;

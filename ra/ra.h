@@ -289,6 +289,7 @@ typedef enum {
     SMKI_REQ_RECOVER = 4,      /* CA compromise recovery of an environment's organisation CA */
     SMKI_REQ_DCCKI_SERVER = 5, /* one DCCKI TLS server certificate for a Party's endpoint */
     SMKI_REQ_DCCKI_CLIENT = 6, /* one DCCKI TLS client certificate */
+    SMKI_REQ_POLICY = 7,       /* change an approval count fixed in the store (cn: the setting, reason: the value) */
 } smki_req_type;
 typedef enum {
     SMKI_REQ_PENDING = 1,  /* awaiting approvals */
@@ -460,6 +461,10 @@ typedef enum {
     SMKI_AUDIT_CHECKPOINT,    /* a checkpoint whose signature or hash does not match the entries */
     SMKI_AUDIT_CHECKPOINT_MISSING,
     SMKI_AUDIT_TRUNCATED,     /* the head or a checkpoint names entries that are gone */
+    SMKI_AUDIT_UNAPPROVED,    /* a request executed without enough valid, distinct, signed approvals */
+    SMKI_AUDIT_CONTENT,       /* a request whose content in the store is not what its approvals signed */
+    SMKI_AUDIT_REGISTRY,      /* an operator's key or standing in the registry is not what the trail recorded */
+    SMKI_AUDIT_ANCHOR,        /* the trail is behind (or beside) the head anchored in the token: cut short */
 } smki_audit_finding_kind;
 const char *smki_audit_finding_name(int kind);
 

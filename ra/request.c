@@ -15,8 +15,8 @@
 #define REQUEST_REC_MAX 4096
 
 static const char *const TYPE_NAMES[] = {NULL,      "organisation", "device-batch", "revoke",
-                                         "recover", "dccki-server", "dccki-client"};
-#define TYPE_LAST 6
+                                         "recover", "dccki-server", "dccki-client", "policy"};
+#define TYPE_LAST 7
 
 static int is_tls(int type)
 {
@@ -42,8 +42,8 @@ int smki_req_type_parse(const char *text, smki_req_type *out)
             return 0;
         }
     return SMKI_FAIL(SMKI_E_USAGE,
-                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke or "
-                     "recover",
+                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke, "
+                     "recover or policy",
                      text ? text : "");
 }
 
@@ -175,6 +175,11 @@ static int req_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *o
     return req_decode(key, 8, v, n, out);
 }
 
+int ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
+{
+    return req_get_txn(t, ra, id, out);
+}
+
 static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
 {
     uint8_t key[8], rec[REQUEST_REC_MAX];
@@ -278,6 +283,125 @@ static int names_split(char *text, const char **dns, size_t *n_dns, const char *
     return 0;
 }
 
+/* ---- What approvals sign ----------------------------------------------------------------------- */
+
+static const char CONTENT_LABEL[] = "smki-request-content-v1";
+
+/* The fields a request's approvals cover: what it asks for, never its progress (state,
+ * done_count, a recovery's intent and successor, which change as it runs). */
+static int content_fields(const smki_ra_request *r, uint8_t out[32])
+{
+    uint8_t rec[REQUEST_REC_MAX];
+    ra_w w = {rec, 0, sizeof rec, 0};
+    w_u64(&w, r->id);
+    w_u8(&w, (uint8_t)r->type);
+    w_str(&w, r->env);
+    w_str(&w, r->party);
+    w_str(&w, r->requester);
+    if (r->type == SMKI_REQ_RECOVER) {
+        w_u8(&w, (uint8_t)r->ca_kind);
+    } else if (r->type == SMKI_REQ_REVOKE) {
+        w_bytes(&w, r->serial, SMKI_SERIAL_LEN);
+        w_bytes(&w, r->issuer_ski, SMKI_KEYID_LEN);
+        w_u8(&w, (uint8_t)r->reason);
+    } else {
+        w_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
+        w_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
+        w_bytes(&w, r->eui.b, 8);
+        w_u8(&w, (uint8_t)r->usage);
+        w_str(&w, r->cn);
+        w_u32(&w, r->csr_count);
+        w_u8(&w, (uint8_t)r->reason); /* a policy change: the new value */
+    }
+    ENSURE(!w.bad, SMKI_E_INTERNAL, "request %llu's content does not encode", (unsigned long long)r->id);
+    unsigned hl = 32;
+    ENSURE(EVP_Digest(rec, w.n, out, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    return 0;
+}
+
+int ra_request_content(smki_txn *t, smki_ra *ra, const smki_ra_request *r, uint8_t out[32], uint8_t (*csr_hashes)[32])
+{
+    uint8_t fields[32];
+    GUARD(content_fields(r, fields));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ENSURE(md, SMKI_E_NOMEM, "out of memory");
+    int rc = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                     EVP_DigestUpdate(md, CONTENT_LABEL, sizeof CONTENT_LABEL - 1) == 1 &&
+                     EVP_DigestUpdate(md, fields, 32) == 1
+                 ? 0
+                 : SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    /* Each CSR's octets, and a DCCKI request's names: what the certificates will hold. */
+    uint32_t n = r->type == SMKI_REQ_ORGANISATION || r->type == SMKI_REQ_DEVICE_BATCH || is_tls(r->type) ? r->csr_count
+                                                                                                          : 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t key[13], h[32];
+        unsigned hl = 32;
+        const void *v;
+        size_t len;
+        csr_key(r->id, i, key);
+        rc = smki_txn_get(t, ra->db.csrs, key, 12, &v, &len);
+        if (rc == SMKI_E_NOTFOUND)
+            rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu has no CSR %u: the store is damaged",
+                           (unsigned long long)r->id, i + 1);
+        if (rc == 0 && EVP_Digest(v, len, h, &hl, EVP_sha256(), NULL) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+        if (rc == 0 && EVP_DigestUpdate(md, h, 32) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+        if (rc == 0 && csr_hashes) memcpy(csr_hashes[i], h, 32);
+    }
+    if (rc == 0 && is_tls(r->type)) {
+        uint8_t key[13];
+        const void *v;
+        size_t len;
+        csr_key(r->id, NAMES_INDEX, key);
+        rc = smki_txn_get(t, ra->db.csrs, key, 12, &v, &len);
+        if (rc == SMKI_E_NOTFOUND) {
+            smki_error_clear();
+            v = "", len = 0, rc = 0;
+        }
+        if (rc == 0 && (EVP_DigestUpdate(md, "names", 5) != 1 || (len && EVP_DigestUpdate(md, v, len) != 1)))
+            rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    }
+    unsigned hl = 32;
+    if (rc == 0 && EVP_DigestFinal_ex(md, out, &hl) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* "; content SHA-256 <64 hex>" after an entry's detail: the words by which ra_trail
+ * binds a submission, an approval or an execution to what was asked. */
+static int note_append_content(ra_note *note, const uint8_t h[32])
+{
+    char hx[65];
+    smki_hex_encode(h, 32, hx, 0);
+    size_t at = strlen(note->detail);
+    int w = snprintf(note->detail + at, sizeof note->detail - at, "%s%s %s", at ? "; " : "", RA_CONTENT_WORDS, hx);
+    ENSURE(w > 0 && (size_t)w < sizeof note->detail - at, SMKI_E_INTERNAL, "an audit entry's detail is too long");
+    return 0;
+}
+
+/* What an execution proved before it built anything: the content its approvals signed. */
+typedef struct {
+    uint8_t content[32], fields[32];
+} proved;
+
+/* The request's approvals proved against the trail (ra_prove_approvals). */
+static int prove(smki_ra *ra, const smki_ra_request *r, proved *p, uint8_t (*csr_hashes)[32])
+{
+    GUARD(ra_prove_approvals(ra, r, p->content, csr_hashes));
+    return content_fields(r, p->fields);
+}
+
+/* In an execution's transaction: the request still asks what was proved (nobody changed
+ * it in between), and the entry says which content it executes. */
+static int proved_check(const smki_ra_request *now, const proved *p, ra_note *note)
+{
+    uint8_t f[32];
+    GUARD(content_fields(now, f));
+    ENSURE(memcmp(f, p->fields, 32) == 0, SMKI_E_REFUSED,
+           "request %llu changed while it was being executed: nothing of this step was done",
+           (unsigned long long)now->id);
+    return note_append_content(note, p->content);
+}
+
 /* ---- Demand ----------------------------------------------------------------------------------- */
 
 static void day_month(int64_t now, char day[16], char month[16])
@@ -368,7 +492,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     day_month(now, day, month);
     /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
      * compromise is not to wait for tomorrow). */
-    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER) {
+    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER && s->type != SMKI_REQ_POLICY) {
         uint64_t today;
         snprintf(key, sizeof key, "r/%s/%s", s->party, day);
         GUARD(counter_get(t, ra, key, &today));
@@ -416,6 +540,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
         r.csr_count = 1;
         r.approvals_required = ra->pol.approvals_org;
+    } else if (s->type == SMKI_REQ_POLICY) {
+        snprintf(r.cn, sizeof r.cn, "%s", s->cn);
+        r.reason = s->reason;
+        r.approvals_required = ra->pol.approvals_sensitive;
     } else if (s->type == SMKI_REQ_RECOVER) {
         r.ca_kind = s->ca_kind;
         r.csr_count = 0;
@@ -470,6 +598,8 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         for (size_t i = 0; i < s->n_csrs; i++) GUARD(csr_put(t, ra, r.id, (uint32_t)i, sr->csrs[i]));
     }
     sr->id = r.id;
+    uint8_t content[32];
+    GUARD(ra_request_content(t, ra, &r, content, NULL));
     snprintf(note->action, sizeof note->action, "request-submit");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (s->type == SMKI_REQ_ORGANISATION) {
@@ -481,6 +611,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "%s certificate, party %s (its Signifier in the subject), env %s, %zu host name(s), %zu address(es); "
                  "needs %u approval(s)",
                  smki_req_type_name(s->type), r.party, r.env, s->n_dns, s->n_ips, r.approvals_required);
+    } else if (s->type == SMKI_REQ_POLICY) {
+        snprintf(note->detail, sizeof note->detail, "change %s from %u to %d; needs %u approval(s)", r.cn,
+                 strcmp(r.cn, "approvals_organisation") == 0 ? ra->pol.approvals_org : ra->pol.approvals_sensitive,
+                 r.reason, r.approvals_required);
     } else if (s->type == SMKI_REQ_RECOVER) {
         snprintf(note->detail, sizeof note->detail,
                  "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
@@ -496,7 +630,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s", r.csr_count, r.party, r.env,
                  r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "", r.state == SMKI_REQ_HELD ? r.note : "");
-    return 0;
+    return note_append_content(note, content);
 }
 
 static int find_one(const smki_cert *c, void *arg)
@@ -570,10 +704,42 @@ static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_su
     return 0;
 }
 
+/* The settings a policy request may change, and the new value, judged against the
+ * counts in force (sensitive is never below organisation). */
+static int policy_check(const smki_ra_policy *pol, const char *setting, int value, unsigned *org, unsigned *sens)
+{
+    *org = pol->approvals_org;
+    *sens = pol->approvals_sensitive;
+    ENSURE(value >= 1 && value <= SMKI_RA_APPROVERS_MAX, SMKI_E_REFUSED,
+           "an approval count is 1 to %d, not %d: nothing is done by one operator alone", SMKI_RA_APPROVERS_MAX, value);
+    if (setting && strcmp(setting, "approvals_organisation") == 0) *org = (unsigned)value;
+    else if (setting && strcmp(setting, "approvals_sensitive") == 0) *sens = (unsigned)value;
+    else
+        return SMKI_FAIL(SMKI_E_USAGE, "'%.64s' is not a setting a policy request changes: approvals_organisation or "
+                                       "approvals_sensitive", setting ? setting : "");
+    ENSURE(*sens >= *org, SMKI_E_REFUSED,
+           "approvals_sensitive (%u) may not be below approvals_organisation (%u): change the other first", *sens, *org);
+    return 0;
+}
+
+static int submit_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    unsigned org, sens;
+    GUARD(policy_check(&ra->pol, s->cn, s->reason, &org, &sens));
+    smki_ra_submit sub = *s;
+    sub.party = "-";
+    sub.env = "-";
+    submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
+    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    if (id) *id = sr.id;
+    return 0;
+}
+
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
     if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
     if (s && s->type == SMKI_REQ_RECOVER) return submit_recover(ra, by, s, id);
+    if (s && s->type == SMKI_REQ_POLICY) return submit_policy(ra, by, s, id);
     ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
     GUARD(ra_check_name("a Party Signifier", s->party));
     ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
@@ -725,8 +891,11 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     decide_run *d = arg;
     smki_ra_request r;
     GUARD(req_get_txn(t, ra, d->id, &r));
-    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD, SMKI_E_REFUSED,
-           "request %llu is %s: only a pending or held request is approved", (unsigned long long)r.id,
+    /* An approved request not yet begun takes more: one whose approver left before it ran
+     * needs another (ra_trail counts only approvers still active at execution). */
+    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD || (r.state == SMKI_REQ_APPROVED && !r.done_count),
+           SMKI_E_REFUSED, "request %llu is %s: only a pending, held or not yet executed request is approved",
+           (unsigned long long)r.id,
            smki_req_state_name(r.state));
     ENSURE(strcmp(r.requester, d->name) != 0, SMKI_E_REFUSED,
            "operator %s submitted request %llu and may not approve it: another operator must",
@@ -740,13 +909,18 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(r.approvers[r.n_approvals++], sizeof r.approvers[0], "%s", d->name);
     r.updated = ra_now(ra);
     d->now_approved = r.n_approvals >= r.approvals_required;
-    if (d->now_approved) r.state = SMKI_REQ_APPROVED;
+    if (d->now_approved && r.state != SMKI_REQ_APPROVED) r.state = SMKI_REQ_APPROVED;
+    else if (r.state == SMKI_REQ_APPROVED) d->now_approved = 0;
     GUARD(req_put(t, ra, &r));
     snprintf(note->action, sizeof note->action, "request-approve");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     snprintf(note->detail, sizeof note->detail, "approval %zu of %u%s", r.n_approvals, r.approvals_required,
              d->now_approved ? ": approved" : "");
-    return 0;
+    /* The approver's signature on this entry covers what they approved: execution and
+     * 'smki audit verify' count it only for this content (ra_trail). */
+    uint8_t content[32];
+    GUARD(ra_request_content(t, ra, &r, content, NULL));
+    return note_append_content(note, content);
 }
 
 int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved)
@@ -816,6 +990,7 @@ typedef struct {
     smki_cert *certs;      /* n of them */
     smki_csr **csrs;
     int finished;
+    const proved *pr;
 } exec_run;
 
 static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -871,6 +1046,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "issued device certificates %u to %u of %u; SHA-256 of their serials %s", x->from + 1, x->from + x->n,
                  r.csr_count, hh);
     }
+    GUARD(proved_check(&r, x->pr, note));
     x->finished = r.done_count >= r.csr_count;
     if (x->finished) r.state = SMKI_REQ_DONE;
     r.updated = ra_now(ra);
@@ -891,6 +1067,7 @@ typedef struct {
     uint64_t id;
     smki_cert *cert;
     smki_revocation rev;
+    const proved *pr;
 } revoke_run;
 
 static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -919,7 +1096,7 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
                  x->rev.issued_revoked);
     }
-    return 0;
+    return proved_check(&r, x->pr, note);
 }
 
 /* The CA whose list carries a revoked certificate of this profile. */
@@ -951,10 +1128,12 @@ static int revoke_publish_txn(smki_txn *t, void *arg)
 
 static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
-    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}};
+    proved pr;
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}, &pr};
     ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
     smki_ra_request r;
     int rc = smki_ra_request_get(ra, id, &r);
+    if (rc == 0 && r.state == SMKI_REQ_APPROVED) rc = prove(ra, &r, &pr, NULL);
     if (rc == 0 && r.state != SMKI_REQ_APPROVED) { /* refused, with the reason, by the action itself */
         rc = ra_act(ra, by, 0, revoke_fn, &x);
         free(x.cert);
@@ -1004,6 +1183,7 @@ typedef struct {
     smki_cert *certs;
     const uint8_t *old_serials; /* n * SMKI_SERIAL_LEN */
     smki_cert *revoked;
+    const proved *pr;
 } recover_run;
 
 static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -1025,7 +1205,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "revoked the %s of %s, serial %s: cACompromise; %zu certificate(s) it issued revoked with it", kind,
                  r.env, hx, rev.issued_revoked);
-        return 0; /* the request itself is unchanged: the next step reads the CA's status */
+        return proved_check(&r, x->pr, note); /* the request itself is unchanged: the next step reads the CA's status */
     }
     if (x->step == 2) {
         ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice",
@@ -1073,6 +1253,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "serial pairs %s",
                  x->from + (x->n ? 1 : 0), x->from + x->n, r.csr_count, hh);
     }
+    GUARD(proved_check(&r, x->pr, note));
     if (r.has_new_ca && r.done_count >= r.csr_count) r.state = SMKI_REQ_DONE;
     r.updated = ra_now(ra);
     return req_put(t, ra, &r);
@@ -1128,6 +1309,9 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     x.id = id;
     x.ca = rec;
     x.revoked = revoked;
+    proved pr;
+    x.pr = &pr;
+    if (rc == 0) rc = prove(ra, &r, &pr, NULL);
     /* 1. The compromised CA onto the root's ARL, which is published (again, on a run that
      * resumes before the intent: publishing twice only numbers the list anew). */
     if (rc == 0 && !r.has_result) {
@@ -1216,6 +1400,45 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     return rc;
 }
 
+/* ---- Policy requests ------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    const proved *pr;
+} policy_run;
+
+static int policy_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    policy_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    smki_ra_policy now = ra->pol;
+    GUARD(ra_approvals_get(t, ra, &now.approvals_org, &now.approvals_sensitive));
+    unsigned org, sens;
+    GUARD(policy_check(&now, r.cn, r.reason, &org, &sens));
+    unsigned was = strcmp(r.cn, "approvals_organisation") == 0 ? now.approvals_org : now.approvals_sensitive;
+    GUARD(ra_approvals_put(t, ra, org, sens));
+    r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    GUARD(req_put(t, ra, &r));
+    snprintf(note->action, sizeof note->action, "request-execute");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "set %s = %d (was %u)", r.cn, r.reason, was);
+    return proved_check(&r, x->pr, note);
+}
+
+static int execute_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_request *r)
+{
+    proved pr;
+    GUARD(prove(ra, r, &pr, NULL));
+    policy_run x = {r->id, &pr};
+    int rc = ra_act(ra, by, 0, policy_fn, &x);
+    if (rc < 0) GUARD(ra_approvals_load(ra)); /* ra->pol as the store holds it */
+    return rc;
+}
+
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
     smki_ra_request r;
@@ -1225,6 +1448,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
     if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
     if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
+    if (r.type == SMKI_REQ_POLICY) return execute_policy(ra, by, &r);
     ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH || is_tls(r.type), SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));
@@ -1249,9 +1473,13 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     size_t *len = calloc(group, sizeof *len);
     uint8_t(*verified)[32] = calloc(group, sizeof *verified);
     int *has_verified = calloc(group, sizeof *has_verified);
+    /* The approvals proved first: every CSR built below must be one they signed. */
+    uint8_t(*approved)[32] = calloc(r.csr_count ? r.csr_count : 1, sizeof *approved);
+    proved pr;
     int rc = nrc;
-    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified))
+    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified && approved))
         rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) rc = prove(ra, &r, &pr, approved);
     uint32_t from = r.done_count;
     while (rc == 0 && from < r.csr_count) {
         uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
@@ -1261,6 +1489,12 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
          * CA's intake parses every CSR strictly again; its proof of possession, verified at
          * submission, is verified again only if the octets differ from those recorded then. */
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            uint8_t h[32];
+            unsigned hl = 32;
+            if (EVP_Digest(der[i], len[i], h, &hl, EVP_sha256(), NULL) != 1 || memcmp(h, approved[from + i], 32) != 0)
+                rc = SMKI_FAIL(SMKI_E_REFUSED, "CSR %u of request %llu changed after its approvals were proved: "
+                               "nothing of its group was issued", from + i + 1, (unsigned long long)id);
+            if (rc < 0) break;
             smki_csr_parse_opts po = {has_verified[i] ? verified[i] : NULL, NULL};
             rc = smki_csr_parse_ex(der[i], len[i], &po, &csrs[i]);
             smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
@@ -1270,7 +1504,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
             else if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
-        exec_run x = {id, from, n, certs, csrs, 0};
+        exec_run x = {id, from, n, certs, csrs, 0, &pr};
         if (rc == 0) rc = ra_act(ra, by, 0, exec_fn, &x);
         for (uint32_t i = 0; i < n; i++) {
             smki_csr_free(csrs[i]);
@@ -1289,6 +1523,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(len);
     free(verified);
     free(has_verified);
+    free(approved);
     free(names);
     smki_ca_issuer_free(is);
     return rc;

@@ -461,7 +461,10 @@ static void test_organisation_request_needs_another_operators_approval_then_issu
     int approved = 0;
     assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &approved));
     assert_int_equal(approved, 1);
-    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "is approved");
+    /* more approvals before it runs are recorded (one whose approver leaves is made whole so) */
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, &approved));
+    assert_int_equal(approved, 0);
+    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "has already approved");
     assert_int_equal(cert_count(f), certs);
     assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
     assert_ok(smki_ra_request_get(f->ra, id, &r));
@@ -480,6 +483,7 @@ static void test_organisation_request_needs_another_operators_approval_then_issu
     assert_true(smki_lint_is_clean(rep));
     free(rep);
     assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is done");
+    assert_fails(smki_ra_request_approve(f->ra, &f->mallory, id, NULL), SMKI_E_REFUSED, "not a registered");
     assert_fails(smki_ra_request_reject(f->ra, &f->carol, id, "too late"), SMKI_E_REFUSED, "no longer be rejected");
     assert_fails(smki_ra_request_get(f->ra, 999, &r), SMKI_E_NOTFOUND, "no request 999");
 }
@@ -627,8 +631,9 @@ static void test_execution_verifies_again_a_csr_changed_after_submission(void **
     size_t certs = cert_count(f);
     uint64_t before = head(f);
     smki_ra_exec_opts o = {.hsm = NULL};
-    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "proof of possession");
-    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "CSR 2 of request");
+    /* The approvals signed the CSRs as submitted: changed octets are not what was approved. */
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is not what was approved");
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "bob (entry");
     assert_int_equal(cert_count(f), certs);
     assert_int_equal(head(f), before);
     smki_ra_request r;
@@ -2060,6 +2065,283 @@ static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_cr
     free(c);
 }
 
+
+/* ---- Approvals proved against the trail ------------------------------------------------------------ */
+
+static void verify_clean_any(fixture *f)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, 0);
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+/* A request record edited in the store (no operator key) to say what nobody signed. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint8_t state;
+} record_edit;
+
+static int record_edit_txn(smki_txn *t, void *arg)
+{
+    record_edit *x = arg;
+    uint8_t key[8], val[4096];
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    const void *v;
+    size_t n;
+    GUARD(smki_txn_get(t, x->db, key, 8, &v, &n));
+    memcpy(val, v, n);
+    val[2] = x->state; /* version, type, state, ... */
+    return smki_txn_put(t, x->db, key, 8, val, n, 0);
+}
+
+static void record_set_state(fixture *f, uint64_t id, smki_req_state state)
+{
+    record_edit x = {smki_ra_databases(f->ra)->requests, id, (uint8_t)state};
+    assert_ok(smki_store_write(f->store, record_edit_txn, &x));
+}
+
+static void test_execution_refuses_a_record_edited_to_approved(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    record_set_state(f, id, SMKI_REQ_APPROVED);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED,
+                 "0 valid signed approval(s) in the audit trail of the 1 it needs");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    /* the requester's own approval, signed, counts no more than the edit */
+    record_set_state(f, id, SMKI_REQ_PENDING);
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(cert_count(f), certs + 2);
+}
+
+static void test_an_approval_by_an_operator_deactivated_before_execution_does_not_count(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    int now = 0;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &now));
+    assert_true(now);
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "bob"));
+    size_t certs = cert_count(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED,
+                 "bob (entry 15) was deactivated before execution");
+    assert_int_equal(cert_count(f), certs);
+    /* another operator's approval, before it runs, makes it whole */
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(cert_count(f), certs + 1);
+    verify_clean_any(f);
+}
+
+/* Another device CSR, its octets and their SHA-256 written over CSR idx of request id. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint32_t idx;
+    const uint8_t *der;
+    size_t len;
+} csr_replace;
+
+static int csr_replace_txn(smki_txn *t, void *arg)
+{
+    csr_replace *x = arg;
+    uint8_t key[13], h[32];
+    unsigned hl = 32;
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    key[8] = (uint8_t)(x->idx >> 24), key[9] = (uint8_t)(x->idx >> 16), key[10] = (uint8_t)(x->idx >> 8);
+    key[11] = (uint8_t)x->idx, key[12] = 'v';
+    EVP_Digest(x->der, x->len, h, &hl, EVP_sha256(), NULL);
+    GUARD(smki_txn_put(t, x->db, key, 12, x->der, x->len, 0));
+    return smki_txn_put(t, x->db, key, 13, h, 32, 0);
+}
+
+static void substitute_csr(fixture *f, uint64_t id, uint32_t idx)
+{
+    uint8_t der[1024], hw[8];
+    memcpy(hw, DEV_EUI, 8);
+    hw[7] = (uint8_t)(hw[7] + idx);
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der); /* the same Device ID, another key */
+    csr_replace x = {smki_ra_databases(f->ra)->csrs, id, idx, der, n};
+    assert_ok(smki_store_write(f->store, csr_replace_txn, &x));
+}
+
+static void test_content_substituted_after_approval_does_not_execute_and_verify_names_it(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    substitute_csr(f, id, 1);
+    size_t certs = cert_count(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is not what was approved");
+    assert_int_equal(cert_count(f), certs);
+    /* Executed as approved, then substituted: 'audit verify' names the request. */
+    uint64_t id2;
+    uint8_t first[8];
+    memcpy(first, DEV_EUI, 8);
+    first[7] = 0x10;
+    assert_ok(batch_submit(f, &f->alice, first, 2, &id2));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id2, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id2, &o));
+    verify_clean_any(f);
+    substitute_csr(f, id2, 0);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_fails(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY, "changed after approval");
+    assert_int_equal(rep->findings[0].kind, SMKI_AUDIT_CONTENT);
+    assert_non_null(strstr(rep->findings[0].message, "request 2's content"));
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+/* An entry appended as someone holding the store and one operator's own key would. */
+typedef struct {
+    const smki_ra_dbs *db;
+    smki_audit_entry e;
+} append_job;
+
+static int append_job_txn(smki_txn *t, void *arg)
+{
+    append_job *j = arg;
+    uint8_t rec[1200], key[8], headrec[40];
+    size_t n;
+    GUARD(smki_audit_entry_body(&j->e, rec, 1100, &n));
+    rec[n] = (uint8_t)j->e.sig_len;
+    memcpy(rec + n + 1, j->e.sig, j->e.sig_len);
+    smki_audit_entry back;
+    GUARD(smki_audit_entry_decode(rec, n + 1 + j->e.sig_len, &back));
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(j->e.seq >> (56 - 8 * i));
+    memcpy(headrec, key, 8);
+    memcpy(headrec + 8, back.hash, 32);
+    GUARD(smki_txn_put(t, j->db->audit, key, 8, rec, n + 1 + j->e.sig_len, 0));
+    return smki_txn_put(t, j->db->meta, "head", 4, headrec, 40, 0);
+}
+
+static uint64_t append_signed(fixture *f, const smki_ra_actor *by, const char *action, const char *object,
+                              const char *detail)
+{
+    append_job j;
+    memset(&j, 0, sizeof j);
+    j.db = smki_ra_databases(f->ra);
+    assert_ok(smki_audit_head(f->ra, &j.e.seq, j.e.prev));
+    j.e.seq++;
+    j.e.time = NOW;
+    snprintf(j.e.operator_name, sizeof j.e.operator_name, "%s", by->name);
+    snprintf(j.e.action, sizeof j.e.action, "%s", action);
+    snprintf(j.e.object, sizeof j.e.object, "%s", object);
+    snprintf(j.e.detail, sizeof j.e.detail, "%s", detail);
+    uint8_t body[1100];
+    size_t n;
+    assert_ok(smki_audit_entry_body(&j.e, body, sizeof body, &n));
+    j.e.sig_len = SMKI_SIG_MAX;
+    assert_ok(smki_key_sign(by->key, body, n, SMKI_SIG_DER, j.e.sig, &j.e.sig_len));
+    assert_ok(smki_store_write(f->store, append_job_txn, &j));
+    return j.e.seq;
+}
+
+static void test_audit_verify_names_a_request_executed_without_signed_approvals(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    /* alice edits the store and appends an execution entry signed with her own key: the
+     * chain and her signature are sound, the approvals are not there. */
+    record_set_state(f, id, SMKI_REQ_DONE);
+    char object[32];
+    snprintf(object, sizeof object, "request %llu", (unsigned long long)id);
+    uint64_t seq = append_signed(f, &f->alice, "request-execute", object, "issued organisation certificate serial 01; "
+                                 "content SHA-256 0000000000000000000000000000000000000000000000000000000000000000");
+    verify_expect(f, SMKI_AUDIT_UNAPPROVED, seq);
+}
+
+static int reactivate_txn(smki_txn *t, void *arg)
+{
+    const smki_ra_dbs *db = arg;
+    const void *v;
+    size_t n;
+    uint8_t val[256];
+    GUARD(smki_txn_get(t, db->operators, "carol", 5, &v, &n));
+    memcpy(val, v, n);
+    val[1] = 1; /* version, active, ... */
+    return smki_txn_put(t, db->operators, "carol", 5, val, n, 0);
+}
+
+static void test_audit_verify_names_an_operator_reactivated_outside_smki(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"));
+    verify_clean_any(f);
+    assert_ok(smki_store_write(f->store, reactivate_txn, (void *)smki_ra_databases(f->ra)));
+    smki_ra_operator c;
+    assert_ok(smki_ra_operator_get(f->ra, "carol", &c));
+    assert_true(c.active);
+    verify_expect(f, SMKI_AUDIT_REGISTRY, 0);
+}
+
+static void test_approval_counts_are_at_least_one_and_fixed_in_the_store(void **state)
+{
+    fixture *f = *state;
+    static const char ZERO[] = "[ra]\napprovals_organisation = 0\n";
+    smki_conf *conf = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)ZERO, sizeof ZERO - 1, "zero.conf", &conf));
+    smki_ra_policy p;
+    assert_fails(smki_ra_policy_load(conf, &p), SMKI_E_USAGE, "ra.approvals_organisation");
+    smki_conf_free(conf);
+    registry(f);
+    smki_ra_submit s = {.type = SMKI_REQ_POLICY, .cn = "approvals_organisation", .reason = 0};
+    uint64_t id;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "one operator alone");
+    s.reason = 3;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "may not be below");
+    s.cn = "rate_per_day";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_USAGE, "not a setting");
+    s.cn = "approvals_organisation";
+    s.reason = 2;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    /* a policy change is sensitive: two approvals by others */
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED, "only an approved request");
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(smki_ra_get_policy(f->ra)->approvals_org, 2);
+    /* Fixed in the store: a handle opened with the policy's 1 reads 2. */
+    smki_ra_close(f->ra);
+    smki_ra_policy p1 = policy(5);
+    assert_int_equal(p1.approvals_org, 1);
+    open_ra(f, &p1);
+    assert_int_equal(smki_ra_get_policy(f->ra)->approvals_org, 2);
+    uint64_t org;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &org));
+    int now = 1;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, org, &now));
+    assert_false(now);
+    /* the record edited back to one approval: the trail still holds it to two */
+    record_set_state(f, org, SMKI_REQ_APPROVED);
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, org, &o), SMKI_E_REFUSED, "1 valid signed approval(s)");
+    verify_clean_any(f);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2077,6 +2359,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_verifies_again_a_csr_changed_after_submission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_refuses_a_record_edited_to_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_approval_by_an_operator_deactivated_before_execution_does_not_count,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_substituted_after_approval_does_not_execute_and_verify_names_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_request_executed_without_signed_approvals, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_approval_counts_are_at_least_one_and_fixed_in_the_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_an_operator_reactivated_outside_smki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),

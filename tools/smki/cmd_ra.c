@@ -1145,6 +1145,8 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             if (r.role >= 0) smki_role_format((uint8_t)r.role, role);
             printf("  EUI-64      %s\n  role        %s %s\n  usage       %s\n", e, role,
                    smki_role_name((unsigned)r.role), r.usage == SMKI_USAGE_DS ? "DS" : "KA");
+        } else if (r.type == SMKI_REQ_POLICY) {
+            printf("  setting     %s = %d\n", r.cn, r.reason);
         } else if (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT) {
             printf("  CN          %s\n", r.cn[0] ? r.cn : "-");
             for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1)
@@ -1195,6 +1197,9 @@ static int ra_request(smki_cli *c, int argc, char **argv)
                      "%u organisation certificate(s) are re-issued under it ('smki ca list --env %s').",
                      (unsigned long long)id, smki_ca_kind_name((smki_ca_kind)r.ca_kind), r.env, ns, r.done_count,
                      r.env);
+        } else if (rc == 0 && r.type == SMKI_REQ_POLICY) {
+            snprintf(msg, sizeof msg, "Request %llu executed: %s = %d, fixed in the store ('smki ra policy show').",
+                     (unsigned long long)id, r.cn, r.reason);
         } else if (rc == 0 && r.type == SMKI_REQ_REVOKE)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
                      "published: %s",
@@ -1313,6 +1318,72 @@ static int ra_recover(smki_cli *c, int argc, char **argv)
     if (submitted_json(c, &r)) return EXIT_OK;
     printf("Request %llu submitted: CA compromise recovery of %s in %s.\n", (unsigned long long)r.id,
            smki_ca_kind_name((smki_ca_kind)s.ca_kind), s.env);
+    printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
+           r.approvals_required, r.requester, (unsigned long long)r.id);
+    return EXIT_OK;
+}
+
+/* ---- policy -------------------------------------------------------------------------------------- */
+
+static const char POLICY_HELP[] =
+    "Usage: smki ra policy show\n"
+    "       smki ra policy set approvals_organisation|approvals_sensitive N\n"
+    "\n"
+    "The approval counts are fixed in the store with the RA's first entry (from [ra] in\n"
+    "smki.conf then); a later edit of smki.conf changes nothing. 'set' submits a policy\n"
+    "request: it needs ra.approvals_sensitive approvals by operators other than the\n"
+    "requester, then 'smki ra request execute ID' changes the count, audited. A count is\n"
+    "1 to 8 (nothing is done by one operator alone) and approvals_sensitive is never\n"
+    "below approvals_organisation.\n"
+    "\n"
+    "  smki ra policy set approvals_sensitive 3 --operator alice\n"
+    "  smki ra request approve ID --operator bob\n"
+    "  smki ra request approve ID --operator carol\n"
+    "  smki ra request execute ID --operator alice\n";
+
+static int ra_policy(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, POLICY_HELP)) return EXIT_OK;
+    args a;
+    int u = parse_args(c, "smki ra policy", argc, argv, NULL, NULL, &a);
+    if (u) return u;
+    const char *verb = a.npos ? a.pos[0] : "";
+    if (strcmp(verb, "show") == 0 && a.npos == 1) {
+        ra_ctx x;
+        int rc = ra_begin(c, 0, 0, &x);
+        smki_ra_policy p;
+        if (rc == 0) rc = smki_ra_policy_load(c->conf, &p);
+        if (rc == 0 && !x.empty) p = *smki_ra_get_policy(x.ra);
+        ra_end(&x);
+        if (rc < 0) return cli_fail(c, rc);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_int(&w, "approvals_organisation", p.approvals_org);
+            json_int(&w, "approvals_sensitive", p.approvals_sensitive);
+            json_end(&w);
+        } else {
+            printf("approvals_organisation = %u\napprovals_sensitive = %u\n", p.approvals_org, p.approvals_sensitive);
+        }
+        return EXIT_OK;
+    }
+    if (strcmp(verb, "set") != 0 || a.npos != 3)
+        return cli_usage(c, "smki ra policy", "give show, or set approvals_organisation|approvals_sensitive N");
+    char *end = NULL;
+    long v = strtol(a.pos[2], &end, 10);
+    if (!end || *end || end == a.pos[2] || v < 0 || v > 99)
+        return cli_usage(c, "smki ra policy", "'%.16s' is not a count (1 to 8)", a.pos[2]);
+    smki_ra_submit s;
+    memset(&s, 0, sizeof s);
+    s.type = SMKI_REQ_POLICY;
+    s.cn = a.pos[1];
+    s.reason = (int)v;
+    smki_ra_request r;
+    int rc = submit(c, &s, &r);
+    if (rc < 0) return cli_fail(c, rc);
+    if (submitted_json(c, &r)) return EXIT_OK;
+    printf("Request %llu submitted: %s = %ld.\n", (unsigned long long)r.id, s.cn, v);
     printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
            r.approvals_required, r.requester, (unsigned long long)r.id);
     return EXIT_OK;
@@ -1451,6 +1522,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"request", ra_request, "requests: submit, list, show, approve, reject, execute"},
     {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
     {"recover", ra_recover, "submit a CA compromise recovery (revoke, successor CA, re-issue)"},
+    {"policy", ra_policy, "the approval counts fixed in the store: show, set (a dual-controlled request)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
     {"adopt-ca", ra_adopt, "bind the CA certificates of the bootstrap ceremony to the audit trail"},
     {NULL, NULL, NULL},

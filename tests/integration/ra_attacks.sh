@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The RA against someone who can write the store (issue 15): records edited with
+# tests/helpers/ra_tamper.c, no operator key, no PIN. A request edited to "approved"
+# does not execute; a CSR (and the hash on record) replaced after approval does not
+# execute, and `smki audit verify` names a request executed and then substituted;
+# approval counts are fixed in the store and changed only by a dual-controlled policy
+# request; an executed request run again writes the files it is missing.
+#
+# Environment (ctest sets it): SMKI_BIN, SMKI_BUILD (for bin/ra_tamper), SMKI_SRC.
+set -euo pipefail
+
+: "${SMKI_BIN:?set SMKI_BIN to the smki binary}"
+SMKI_BUILD=${SMKI_BUILD:-$(dirname "$(dirname "$SMKI_BIN")")}
+SMKI_SRC=${SMKI_SRC:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+TAMPER=$SMKI_BUILD/bin/ra_tamper
+PY=/usr/bin/python3
+TIMEOUT=120
+
+unset SMKI_PIN SMKI_SO_PIN SMKI_HOME SMKI_DEBUG SOFTHSM2_CONF SMKI_SHIM_FAIL SMKI_OPERATOR SMKI_OPERATOR_KEY
+export SMKI_PIN=ra-user-1234 SMKI_SO_PIN=ra-so-12345678
+
+ROOT=$(mktemp -d "${TMPDIR:-/tmp}/smki-ra-attacks.XXXXXX")
+trap 'chmod -R u+w "$ROOT" 2>/dev/null; rm -rf "$ROOT"' EXIT
+export SMKI_HOME=$ROOT/home
+W=$ROOT/work
+mkdir -p "$W" "$SMKI_HOME"
+STORE=$SMKI_HOME/store
+
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+
+for o in alice bob carol; do
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/$o.pem" 2>/dev/null
+    openssl pkey -in "$W/$o.pem" -pubout -out "$W/$o.pub" 2>/dev/null
+done
+cat >"$SMKI_HOME/smki.conf" <<CONF
+[audit]
+checkpoint_every = 4
+[operators]
+alice = file:$W/alice.pem
+bob = file:$W/bob.pem
+carol = file:$W/carol.pem
+CONF
+A=(--operator alice)
+B=(--operator bob)
+C=(--operator carol)
+check "ra_tamper helper is built: $TAMPER" test -x "$TAMPER"
+
+expect_exit 0 "hsm init" smki hsm init
+expect_exit 0 "the audit checkpoint key in the token" smki key generate --label smki-audit --usage ds
+expect_exit 0 "ca init --env test" smki ca init --env test
+expect_exit 0 "alice registers herself" smki ra operator add alice --pub "$W/alice.pub" "${A[@]}"
+expect_exit 0 "alice registers bob" smki ra operator add bob --pub "$W/bob.pub" "${A[@]}"
+expect_exit 0 "alice registers carol" smki ra operator add carol --pub "$W/carol.pub" "${A[@]}"
+for step in "party add SUP --testing-participant --agreement-signed" \
+    "range assign 00DB12/24 --party SUP --kind device" \
+    "subscriber authorise --party SUP --type device --env test"; do
+    # shellcheck disable=SC2086 # the step's words are the arguments
+    expect_exit 0 "RA: $step" smki ra $step "${A[@]}"
+done
+check "4 device CSRs" "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/dev" 00DB120000000100 4
+check "another key's CSR for the first Device ID" "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/evil" 00DB120000000100 1
+EVIL=$(ls "$W"/evil/*)
+submit_batch() { smki --json ra request submit --type device-batch --party SUP --env test --csr-dir "$W/dev" "${A[@]}"; }
+certs() { smki --json ca list --env test --profile device | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["count"])'; }
+
+# ---- Approvals are proved, not stated ---------------------------------------------------------------
+expect_exit 0 "alice submits a batch" submit_batch
+expect_exit 0 "the record edited to 'approved' (no key)" "$TAMPER" "$STORE" force-approve 1
+expect_exit 0 "request show" smki --json ra request show 1
+expect_json "the store now says approved" 'd["state"] == "approved"'
+expect_exit 2 "alice executes her own request alone: refused" smki ra request execute 1 "${A[@]}"
+expect_in "0 valid signed approval(s) in the audit trail of the 1 it needs" "the refusal counts the signed approvals"
+check "no device certificate was issued" test "$(certs)" = 0
+
+expect_exit 0 "alice submits another" submit_batch
+expect_exit 0 "bob approves it" smki ra request approve 2 "${B[@]}"
+expect_exit 0 "CSR 1 and its hash on record replaced by another key's" "$TAMPER" "$STORE" replace-csr 2 0 "$EVIL"
+expect_exit 2 "the substituted request does not execute" smki ra request execute 2 "${B[@]}"
+expect_in "is not what was approved" "the refusal says the content changed after approval"
+check "still no device certificate" test "$(certs)" = 0
+
+expect_exit 0 "alice submits a third" submit_batch
+expect_exit 0 "bob approves it" smki ra request approve 3 "${B[@]}"
+expect_exit 0 "it executes" smki ra request execute 3 "${B[@]}" --out-dir "$W/out3"
+check "4 certificates written" test "$(ls "$W/out3" | wc -l)" = 4
+expect_exit 0 "audit verify: clean" smki --json audit verify
+expect_exit 0 "after execution, CSR 1 substituted" "$TAMPER" "$STORE" replace-csr 3 0 "$EVIL"
+expect_exit 2 "audit verify names the request" smki --json audit verify
+expect_json "a 'content' finding for request 3" \
+    'not d["ok"] and any(f["kind"] == "content" and "request 3" in f["message"] for f in d["findings"])'
+
+# ---- Approval counts: at least one, fixed in the store, changed by a dual-controlled request ---------
+cp "$SMKI_HOME/smki.conf" "$W/conf.good"
+printf '[ra]\napprovals_organisation = 0\n' >>"$SMKI_HOME/smki.conf"
+expect_exit 1 "[ra] approvals_organisation = 0 is refused" smki ra policy show
+expect_in "ra.approvals_organisation" "the refusal names the key"
+cp "$W/conf.good" "$SMKI_HOME/smki.conf"
+printf '[ra]\napprovals_sensitive = 1\n' >>"$SMKI_HOME/smki.conf"
+expect_exit 0 "policy show" smki --json ra policy show
+expect_json "smki.conf edited after the RA began changes nothing" \
+    'd["approvals_organisation"] == 1 and d["approvals_sensitive"] == 2'
+cp "$W/conf.good" "$SMKI_HOME/smki.conf"
+expect_exit 2 "a count of 0 is refused" smki ra policy set approvals_organisation 0 "${A[@]}"
+expect_in "one operator alone" "the refusal says why"
+expect_exit 0 "alice asks for 2 organisation approvals" smki --json ra policy set approvals_organisation 2 "${A[@]}"
+expect_json "a policy request that needs the sensitive 2" 'd["type"] == "policy" and d["approvals_required"] == 2'
+PID=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+expect_exit 0 "bob approves" smki ra request approve "$PID" "${B[@]}"
+expect_exit 2 "one approval is not enough" smki ra request execute "$PID" "${A[@]}"
+expect_exit 0 "carol approves" smki ra request approve "$PID" "${C[@]}"
+expect_exit 0 "executed" smki ra request execute "$PID" "${A[@]}"
+expect_exit 0 "policy show" smki --json ra policy show
+expect_json "approvals_organisation is 2 now" 'd["approvals_organisation"] == 2'
+expect_exit 0 "audit list" smki --json audit list
+expect_json "its entry says so" 'any(e["action"] == "request-execute" and "set approvals_organisation = 2" in e["detail"] for e in d["entries"])'
+
+finish
