@@ -103,6 +103,20 @@ fail:
     return rc;
 }
 
+int smki_file_check_new(const char *path)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    ENSURE(n > 0 && (size_t)n < sizeof tmp, SMKI_E_USAGE, "path too long: %.64s...", path);
+    ENSURE(access(path, F_OK) != 0, SMKI_E_EXISTS, "%s exists: it is never replaced", path);
+    /* The temporary smki_file_write_atomic will make, made and removed now. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ENSURE(fd >= 0, SMKI_E_IO, "cannot write %s (%s): nothing was done", path, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
 int smki_mkdirs(const char *path, int mode)
 {
     char buf[4096];

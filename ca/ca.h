@@ -259,6 +259,13 @@ typedef struct {
     smki_cert_status status;  /* 0: in use */
 } smki_issue_req;
 
+/* A device certificate for r's key and Device ID would be the second in use from this
+ * CA (typically a re-run of an issuance whose file was not written: 'smki ca show SERIAL
+ * --out FILE' gives it back): SMKI_E_EXISTS naming the one there. The CA's own refusals
+ * of r (those of smki_ca_build) come first; an organisation request passes. 0 when
+ * there is none. 'smki ca issue' checks it before issuing unless --allow-duplicate-key. */
+int smki_ca_check_new_device(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r);
+
 /* Build, sign and lint; nothing is stored. */
 int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out);
 /* Build and record in one write transaction (a serial that the issuer already used,

@@ -418,6 +418,13 @@ typedef struct {
     char crl_path[4200];      /* out: where it was written */
 } smki_ra_exec_opts;
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
+/* The certificates an (even partly) executed request issued, for writing them out again
+ * after an interruption: an organisation or DCCKI request's one; a device batch's, one
+ * per issued CSR (found by its key and Device ID; a key certified twice gives both), in
+ * CSR order. Revocations, recoveries and policy changes issue none. SMKI_E_CORRUPT for
+ * an issued CSR whose certificate is not in the store. */
+typedef int (*smki_ra_cert_fn)(const smki_cert *c, void *arg);
+int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_ra_cert_fn fn, void *arg);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
 int smki_ra_request_csr(smki_ra *ra, uint64_t id, uint32_t index, uint8_t **der, size_t *len);

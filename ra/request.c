@@ -1529,6 +1529,66 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     return rc;
 }
 
+/* ---- What an execution issued -------------------------------------------------------------------- */
+
+typedef struct {
+    smki_ra_cert_fn fn;
+    void *arg;
+    size_t found;
+} certs_run;
+
+static int certs_one(const smki_cert *c, void *arg)
+{
+    certs_run *x = arg;
+    x->found++;
+    return x->fn(c, x->arg);
+}
+
+int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_ra_cert_fn fn, void *arg)
+{
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(ra, id, &r));
+    if (r.type != SMKI_REQ_ORGANISATION && r.type != SMKI_REQ_DEVICE_BATCH && !is_tls(r.type)) return 0;
+    certs_run x = {fn, arg, 0};
+    if (r.type != SMKI_REQ_DEVICE_BATCH) {
+        if (!r.has_result) return 0;
+        smki_cert *cert = malloc(sizeof *cert);
+        ENSURE(cert, SMKI_E_NOMEM, "out of memory");
+        int rc = smki_ca_cert_get(&ra->ca, r.result_issuer, r.result_serial, cert);
+        if (rc == 0) rc = fn(cert, arg);
+        free(cert);
+        return rc;
+    }
+    /* A batch: each issued CSR's certificate, found by its key's SKI and its Device ID. */
+    for (uint32_t i = 0; i < r.done_count; i++) {
+        uint8_t *der = NULL;
+        size_t len = 0;
+        smki_csr *csr = NULL;
+        GUARD(smki_ra_request_csr(ra, id, i, &der, &len));
+        int rc = smki_csr_parse(der, len, &csr);
+        free(der);
+        GUARD(rc);
+        /* RFC 5280 4.2.1.2 method 2 over the CSR's point, as the CA makes it. */
+        uint8_t sha[20], ski[SMKI_KEYID_LEN];
+        unsigned sl = 20;
+        EVP_Digest(csr->point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL);
+        memcpy(ski, sha + 12, SMKI_KEYID_LEN);
+        ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
+        smki_ca_query q = SMKI_CA_QUERY_ALL;
+        q.ski = ski;
+        q.eui = &csr->hw_serial;
+        q.profile = SMKI_PROFILE_DEVICE;
+        size_t before = x.found;
+        rc = smki_ca_find(&ra->ca, &q, certs_one, &x);
+        smki_csr_free(csr);
+        GUARD(rc);
+        ENSURE(x.found > before, SMKI_E_CORRUPT,
+               "request %llu: no certificate in the store for its CSR %u, which it records as issued",
+               (unsigned long long)id, i + 1);
+    }
+    return 0;
+}
+
 /* ---- Direct issuance ('smki ca issue' under an RA) ------------------------------------------------ */
 
 static int env_listed(const char *list, const char *env)

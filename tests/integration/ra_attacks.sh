@@ -4,7 +4,9 @@
 # does not execute; a CSR (and the hash on record) replaced after approval does not
 # execute, and `smki audit verify` names a request executed and then substituted;
 # approval counts are fixed in the store and changed only by a dual-controlled policy
-# request; an executed request run again writes the files it is missing.
+# request; an executed request run again writes the files it is missing; `ca issue`
+# checks --out before it issues and refuses a second in-use device certificate for one
+# key unless asked.
 #
 # Environment (ctest sets it): SMKI_BIN, SMKI_BUILD (for bin/ra_tamper), SMKI_SRC.
 set -euo pipefail
@@ -88,6 +90,39 @@ expect_exit 0 "after execution, CSR 1 substituted" "$TAMPER" "$STORE" replace-cs
 expect_exit 2 "audit verify names the request" smki --json audit verify
 expect_json "a 'content' finding for request 3" \
     'not d["ok"] and any(f["kind"] == "content" and "request 3" in f["message"] for f in d["findings"])'
+
+# ---- Crash-safe outputs -----------------------------------------------------------------------------
+expect_exit 0 "CSR 1 of request 3 put back as approved" "$TAMPER" "$STORE" replace-csr 3 0 "$W/dev/$(ls "$W/dev" | head -1)"
+expect_exit 0 "audit verify: clean again" smki audit verify
+rm -f "$W"/out3/*
+expect_exit 0 "an executed request run again (its files lost)" smki --json ra request execute 3 "${B[@]}" --out-dir "$W/out3"
+expect_in "4 missing certificate file(s) written" "every missing file is written from the store"
+check "4 certificates there again" test "$(ls "$W/out3" | wc -l)" = 4
+rm -f "$(ls "$W"/out3/*.pem | head -1)"
+expect_exit 0 "run again with one file lost" smki ra request execute 3 "${B[@]}" --out-dir "$W/out3"
+expect_in "1 missing certificate file(s) written" "only the missing one"
+expect_in "3 already there" "the others are left as they are"
+check "still 4 device certificates in the store" test "$(certs)" = 4
+expect_exit 2 "without --out-dir a done request is refused as before" smki ra request execute 3 "${B[@]}"
+expect_in "is done" "the refusal says it is done"
+
+check "a new device CSR" "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/one" 00DB120000000200 1
+ONE=$(ls "$W"/one/*)
+# A folder that cannot be written (a file where the folder should be: root writes anywhere else).
+: >"$W/not-a-folder"
+expect_exit 3 "ca issue --out where no file can be made" smki ca issue --env test --csr "$ONE" --party SUP \
+    --out "$W/not-a-folder/one.pem" "${A[@]}"
+expect_in "cannot write $W/not-a-folder/one.pem" "the refusal names the file"
+check "nothing was issued" test "$(certs)" = 4
+expect_exit 0 "ca issue --out into a writable one" smki ca issue --env test --csr "$ONE" --party SUP --out "$W/one.pem" "${A[@]}"
+check "5 device certificates" test "$(certs)" = 5
+expect_exit 2 "ca issue again for the same key and Device ID" smki ca issue --env test --csr "$ONE" --party SUP \
+    --out "$W/one-again.pem" "${A[@]}"
+expect_in "already holds in-use certificate" "refused, naming the certificate it holds"
+check "still 5" test "$(certs)" = 5
+expect_exit 0 "a second one when asked for" smki ca issue --env test --csr "$ONE" --party SUP --out "$W/one-again.pem" \
+    --allow-duplicate-key "${A[@]}"
+check "6" test "$(certs)" = 6
 
 # ---- Approval counts: at least one, fixed in the store, changed by a dual-controlled request ---------
 cp "$SMKI_HOME/smki.conf" "$W/conf.good"

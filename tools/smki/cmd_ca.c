@@ -61,6 +61,7 @@ static const char INIT_HELP[] =
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "                     [--allow-duplicate-key]\n"
     "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
     "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
     "       (test, or a store with an RA: also --party SIGNIFIER --operator NAME --operator-key KEY)\n"
@@ -91,7 +92,10 @@ static const char ISSUE_HELP[] =
     "  never past the DCCKI issuing CA's own. P-256 only.\n"
     "\n"
     "The certificate is checked against its profile, recorded in the store with a fresh\n"
-    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist.\n"
+    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist and\n"
+    "its folder must be writable: both are checked before anything is issued. A device\n"
+    "that already holds an in-use certificate from this CA for the same key is refused\n"
+    "(the earlier one: 'smki ca show SERIAL --out FILE') unless --allow-duplicate-key.\n"
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
     "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
     "environment, or an environment without its CA (run 'smki ca init' first).\n"
@@ -422,11 +426,12 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                          {"party", required_argument, NULL, 'P'},
                                          {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
                                          {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
+                                         {"operator-key", required_argument, NULL, 'K'},
+                                         {"allow-duplicate-key", no_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
     const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17], *op = NULL, *op_key = NULL;
     size_t n_dns = 0, n_ips = 0;
-    int der = 0, ch;
+    int der = 0, allow_dup = 0, ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -444,6 +449,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
         else if (ch == 'O') op = optarg;
         else if (ch == 'K') op_key = optarg;
+        else if (ch == 'A') allow_dup = 1;
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
@@ -468,8 +474,8 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     int rc = 0;
     if (role_s) rc = smki_role_parse(role_s, &role);
     if (rc == 0 && eui_s) rc = smki_eui64_parse(eui_s, &eui);
-    struct stat st;
-    if (rc == 0 && stat(out, &st) == 0) rc = SMKI_FAIL(SMKI_E_EXISTS, "%s exists: --out never replaces a file", out);
+    /* --out is writable before anything is issued: a re-run never issues twice. */
+    if (rc == 0) rc = smki_file_check_new(out);
     if (rc < 0) return cli_fail(c, rc);
 
     uint8_t *bytes = NULL;
@@ -497,6 +503,11 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                   : csr->has_hw_module_name    ? SMKI_PROFILE_DEVICE
                                                : SMKI_PROFILE_ORGANISATION;
         rc = smki_ca_issuer_open(&db, env, profile, &c->hsm, &is);
+    }
+    /* A second in-use device certificate for one key and Device ID only when asked for. */
+    if (rc >= 0 && profile == SMKI_PROFILE_DEVICE && !allow_dup) {
+        smki_issue_req r = {csr, profile, role_s ? role : -1, eui_s ? &eui : NULL, cn, 0, 0};
+        rc = smki_ca_check_new_device(is, &db, &r);
     }
     /* The RA's gate: the test environment, and any environment of an RA-governed store,
      * for every certificate this command issues (DCCKI TLS ones too). */

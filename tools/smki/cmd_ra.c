@@ -752,7 +752,9 @@ static const char REQUEST_HELP[] =
     "organizationIdentifier (a CSR that carries another is refused); a server names its\n"
     "host (--dns, --ip, each may repeat up to 16). They need ra.approvals_organisation.\n"
     "\n"
-    "--out-dir writes the issued certificates as PEM (<serial>.pem).\n";
+    "--out-dir writes the issued certificates as PEM (<serial>.pem). After an interruption\n"
+    "run the same command again: an unfinished request resumes, and one already executed\n"
+    "only writes, from the store, every file missing from DIR.\n";
 
 static void req_json(json_w *w, const smki_ra_request *r)
 {
@@ -1011,70 +1013,52 @@ static void progress_bar(size_t done, size_t total, void *arg)
     fflush(stderr);
 }
 
-static int write_cert_pem(const char *dir, const smki_cert *x)
+/* --out-dir: <serial>.pem for each certificate; one already there is left as it is. */
+typedef struct {
+    const char *dir;
+    size_t written, present;
+} out_run;
+
+static int write_missing(const smki_cert *x, void *arg)
 {
+    out_run *o = arg;
     char pem[4096], s[64], path[4400];
     size_t n;
     smki_hex_encode(x->serial, SMKI_SERIAL_LEN, s, 0);
-    snprintf(path, sizeof path, "%s/%s.pem", dir, s);
+    snprintf(path, sizeof path, "%s/%s.pem", o->dir, s);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        o->present++;
+        return 0;
+    }
     GUARD(smki_cert_to_pem(x->der, x->der_len, pem, sizeof pem, &n));
-    return smki_file_write_atomic(path, pem, n, 0644, 0);
+    GUARD(smki_file_write_atomic(path, pem, n, 0644, 0));
+    o->written++;
+    return 0;
 }
 
-static int write_one(const smki_cert *x, void *arg)
+/* Execute (or, for a request already done, only write out what it issued: a re-run
+ * after an interruption writes every missing file from the store). */
+static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir, char *crl_path, size_t cap,
+                           out_run *out, int *already)
 {
-    return write_cert_pem(arg, x);
-}
-
-static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir, char *crl_path, size_t cap)
-{
-    smki_ra_exec_opts o;
-    memset(&o, 0, sizeof o);
-    o.hsm = &c->hsm;
-    o.home = c->home;
-    o.conf = c->conf;
-    if (!c->json && isatty(2)) o.progress = progress_bar;
-    GUARD(smki_ra_request_execute(x->ra, &x->actor, id, &o));
-    snprintf(crl_path, cap, "%s", o.crl_path);
-    if (!out_dir) return 0;
-    GUARD(smki_mkdirs(out_dir, 0755));
     smki_ra_request r;
     GUARD(smki_ra_request_get(x->ra, id, &r));
-    if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
-    if (r.type != SMKI_REQ_DEVICE_BATCH) {
-        smki_cert *cert = malloc(sizeof *cert);
-        ENSURE(cert, SMKI_E_NOMEM, "out of memory");
-        int rc = smki_ca_cert_get(smki_ra_ca_db(x->ra), r.result_issuer, r.result_serial, cert);
-        if (rc == 0) rc = write_cert_pem(out_dir, cert);
-        free(cert);
-        return rc;
+    *already = r.state == SMKI_REQ_DONE && out_dir;
+    if (!*already) {
+        smki_ra_exec_opts o;
+        memset(&o, 0, sizeof o);
+        o.hsm = &c->hsm;
+        o.home = c->home;
+        o.conf = c->conf;
+        if (!c->json && isatty(2)) o.progress = progress_bar;
+        GUARD(smki_ra_request_execute(x->ra, &x->actor, id, &o));
+        snprintf(crl_path, cap, "%s", o.crl_path);
     }
-    /* A batch: the certificates of each CSR's Device ID and key are found by SKI. */
-    for (uint32_t i = 0; i < r.csr_count; i++) {
-        uint8_t *der = NULL;
-        size_t len = 0;
-        smki_csr *csr = NULL;
-        GUARD(smki_ra_request_csr(x->ra, id, i, &der, &len));
-        int rc = smki_csr_parse(der, len, &csr);
-        free(der);
-        GUARD(rc);
-        uint8_t ski[SMKI_KEYID_LEN];
-        /* RFC 5280 4.2.1.2 method 2 over the CSR's point. */
-        uint8_t sha[20];
-        unsigned sl = 20;
-        EVP_Digest(csr->point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL);
-        memcpy(ski, sha + 12, SMKI_KEYID_LEN);
-        ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
-        smki_ca_query q = SMKI_CA_QUERY_ALL;
-        q.ski = ski;
-        q.eui = &csr->hw_serial;
-        q.profile = SMKI_PROFILE_DEVICE;
-        /* every match: one, unless the same key was certified twice */
-        rc = smki_ca_find(smki_ra_ca_db(x->ra), &q, write_one, (void *)out_dir);
-        smki_csr_free(csr);
-        GUARD(rc);
-    }
-    return 0;
+    if (!out_dir) return 0;
+    GUARD(smki_mkdirs(out_dir, 0755));
+    out->dir = out_dir;
+    return smki_ra_request_certs(x->ra, id, write_missing, out);
 }
 
 static int ra_request(smki_cli *c, int argc, char **argv)
@@ -1183,13 +1167,20 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         snprintf(msg, sizeof msg, "Request %llu rejected by %s.", (unsigned long long)id, x.actor.name);
     } else if (strcmp(verb, "execute") == 0) {
         char crl_path[4200] = "";
+        out_run out = {NULL, 0, 0};
+        int already = 0;
         rc = cli_pin(c, 0);
-        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"), crl_path, sizeof crl_path);
+        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"), crl_path, sizeof crl_path, &out, &already);
         smki_ra_request r;
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
         char s[64] = "";
         if (rc == 0 && r.has_result) smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
-        if (rc == 0 && r.type == SMKI_REQ_RECOVER) {
+        if (rc == 0 && already) {
+            snprintf(msg, sizeof msg,
+                     "Request %llu was already executed: %zu missing certificate file(s) written to %s from the store, "
+                     "%zu already there.",
+                     (unsigned long long)id, out.written, out.dir, out.present);
+        } else if (rc == 0 && r.type == SMKI_REQ_RECOVER) {
             char ns[64];
             smki_hex_encode(r.new_ca_serial, SMKI_SERIAL_LEN, ns, 0);
             snprintf(msg, sizeof msg,
