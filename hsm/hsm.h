@@ -135,6 +135,20 @@ int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out
 const char *smki_key_ref(const smki_key *k);
 int smki_key_is_token(const smki_key *k);
 
+/* A small record kept beside a key, outside any store, named name (lowercase letters,
+ * digits, '-'): for a token key, a private data object on its token (CKO_DATA,
+ * CKA_APPLICATION "smki", CKA_PRIVATE: read and written only in a session logged in
+ * with the PIN the key was opened with); for a file: key (a lab), the file PATH.name.
+ * put replaces (a token's old object is destroyed, then the new one made: a crash in
+ * between leaves none). get: SMKI_E_NOTFOUND (without noise) when there is none. The
+ * audit trail's anchor keeps two (ra/anchor.c). */
+int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t len);
+int smki_key_note_get(smki_key *k, const char *name, uint8_t *val, size_t cap, size_t *len);
+/* The same on a token directly, by the URI of a key on it (o->pin required). */
+int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len);
+int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char *name, uint8_t *val, size_t cap,
+                        size_t *len);
+
 /* ECDSA P-256 with SHA-256 over msg. fmt selects raw r||s (64 octets) or DER.
  * *sig_len is in: capacity of sig, out: length written. */
 int smki_key_sign(smki_key *k, const uint8_t *msg, size_t len, smki_sigfmt fmt, uint8_t *sig, size_t *sig_len);

@@ -493,3 +493,117 @@ int smki_softhsm_prepare(const char *dir)
     ENSURE(setenv("SOFTHSM2_CONF", conf, 1) == 0, SMKI_E_IO, "cannot set SOFTHSM2_CONF");
     return 0;
 }
+
+/* ---- Notes: small records kept on the token beside a key ---------------------------------- */
+
+static const char NOTE_APP[] = "smki";
+
+/* The data objects named name (up to cap; *n of them). */
+static int note_find_all(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *name, CK_OBJECT_HANDLE *h,
+                         CK_ULONG cap, CK_ULONG *n)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_TOKEN, &on_token, sizeof on_token},
+                           {CKA_LABEL, (void *)name, strlen(name)},
+                           {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1}};
+    *n = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 4);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    rv = f->C_FindObjects(s, h, cap, n);
+    f->C_FindObjectsFinal(s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    return 0;
+}
+
+/* The data object named name (CK_INVALID_HANDLE when there is none). */
+static int note_find(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *name, CK_OBJECT_HANDLE *h)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_TOKEN, &on_token, sizeof on_token},
+                           {CKA_LABEL, (void *)name, strlen(name)},
+                           {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1}};
+    CK_ULONG n = 0;
+    *h = CK_INVALID_HANDLE;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 4);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    rv = f->C_FindObjects(s, h, 1, &n);
+    f->C_FindObjectsFinal(s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    if (!n) *h = CK_INVALID_HANDLE;
+    return 0;
+}
+
+static int note_session(const smki_hsm_opts *o, const smki_p11_uri *u, int rw, p11_module **m,
+                        CK_SESSION_HANDLE *s)
+{
+    ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
+           "token '%s': its notes are read and written only after login: give the PIN (SMKI_PIN or --pin-file)",
+           u->token);
+    GUARD(p11_module_get(p11_module_choose(o, u->module_path[0] ? u->module_path : NULL), m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(*m, u->token, &slot, &ti));
+    return p11_open_session(*m, slot, u->token, o->pin, rw, s);
+}
+
+int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len)
+{
+    smki_p11_uri u;
+    GUARD(smki_p11_uri_parse(key_uri, &u));
+    ENSURE(u.has_token && name && *name && len, SMKI_E_USAGE, "a note needs the key's token, a name and a value");
+    p11_module *m;
+    CK_SESSION_HANDLE s;
+    GUARD(note_session(o, &u, 1, &m, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    /* Replaced, not modified (tokens such as SoftHSM keep a data object's value fixed):
+     * the old ones destroyed, then the new one made. */
+    CK_OBJECT_HANDLE old[8], h;
+    CK_ULONG n_old = 0;
+    int rc = note_find_all(m, s, u.token, name, old, 8, &n_old);
+    CK_RV rv = CKR_OK;
+    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) rv = f->C_DestroyObject(s, old[i]);
+    if (rc == 0 && rv == CKR_OK) {
+        /* Private: read and written only by a session logged in with the PIN. */
+        CK_OBJECT_CLASS cls = CKO_DATA;
+        CK_BBOOL yes = CK_TRUE;
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                               {CKA_TOKEN, &yes, sizeof yes},
+                               {CKA_PRIVATE, &yes, sizeof yes},
+                               {CKA_MODIFIABLE, &yes, sizeof yes},
+                               {CKA_LABEL, (void *)name, strlen(name)},
+                               {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1},
+                               {CKA_VALUE, (void *)val, len}};
+        rv = f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &h);
+    }
+    if (rc == 0 && rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "writing a data object");
+    p11_close_session(m, s);
+    return rc;
+}
+
+int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char *name, uint8_t *val, size_t cap,
+                        size_t *len)
+{
+    smki_p11_uri u;
+    GUARD(smki_p11_uri_parse(key_uri, &u));
+    ENSURE(u.has_token && name && *name, SMKI_E_USAGE, "a note needs the key's token and a name");
+    p11_module *m;
+    CK_SESSION_HANDLE s;
+    GUARD(note_session(o, &u, 0, &m, &s));
+    CK_OBJECT_HANDLE h;
+    int rc = note_find(m, s, u.token, name, &h);
+    if (rc == 0 && h == CK_INVALID_HANDLE) rc = SMKI_E_NOTFOUND; /* without noise: callers test for it */
+    if (rc == 0) {
+        CK_ATTRIBUTE v = {CKA_VALUE, val, cap};
+        CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h, &v, 1);
+        if (rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "reading a data object");
+        else *len = v.ulValueLen;
+    }
+    p11_close_session(m, s);
+    return rc;
+}

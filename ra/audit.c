@@ -321,7 +321,8 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     act_run a = {ra, by, bootstrap, fn, arg};
-    return smki_store_write(ra->store, act_txn, &a);
+    GUARD(smki_store_write(ra->store, act_txn, &a));
+    return ra_anchor(ra); /* the new head, outside the store */
 }
 
 /* ---- Reading ------------------------------------------------------------------------------- */
@@ -618,6 +619,43 @@ static int registry_scan_one(const void *k, size_t kl, const void *val, size_t v
     return registry_one(&o, v);
 }
 
+/* The trail against the head anchored beside the checkpoint key. */
+static int anchor_check(verify_run *v)
+{
+    smki_audit_report *rep = v->rep;
+    const uint8_t *first = seen_find(v, 1);
+    if (!first) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 1, "the trail has no entry 1: the anchor that names it cannot be found");
+        return 0;
+    }
+    ra_anchor_rec a;
+    int rc = ra_anchor_read(v->ra, first, v->ckpt_pub, &a);
+    rep->anchor_checked = 1;
+    if (rc == SMKI_E_NOTFOUND) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 0,
+                "no anchor of this trail beside the checkpoint key: it was never anchored (run any RA action with the "
+                "checkpoint key open), deleted with the PIN, or the trail was rewritten from its first entry");
+        return 0;
+    }
+    if (rc < 0) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 0, "%s", smki_error_msg());
+        smki_error_clear();
+        return 0;
+    }
+    rep->anchor_seq = a.seq;
+    uint64_t last = v->seen[v->n_seen - 1].seq;
+    const uint8_t *h = seen_find(v, a.seq);
+    if (a.seq > last || !h)
+        finding(rep, SMKI_AUDIT_ANCHOR, a.seq,
+                "the token's anchor records entry %llu but the trail ends at %llu: entries were cut off the end",
+                (unsigned long long)a.seq, (unsigned long long)last);
+    else if (memcmp(h, a.hash, 32) != 0)
+        finding(rep, SMKI_AUDIT_ANCHOR, a.seq,
+                "entry %llu is not the one the token's anchor records: the trail was rewritten up to it",
+                (unsigned long long)a.seq);
+    return 0;
+}
+
 static int verify_txn(smki_txn *t, void *arg)
 {
     verify_run *v = arg;
@@ -685,6 +723,7 @@ int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *
     v.ckpt_pub = checkpoint_pub;
     GUARD(ra_trail_new(0, &v.trail));
     int rc = smki_store_read(ra->store, verify_txn, &v);
+    if (rc == 0 && ra->ckpt && v.n_seen) rc = anchor_check(&v);
     ra_trail_free(v.trail);
     free(v.seen);
     EVP_PKEY_free(v.op_pub);

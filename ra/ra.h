@@ -479,6 +479,8 @@ const char *smki_audit_finding_name(int kind);
 typedef struct {
     uint64_t entries, checkpoints, head_seq;
     uint64_t last_checkpoint; /* the highest checkpoint that verified */
+    int anchor_checked;       /* the head anchored beside the checkpoint key was read (its key open: the PIN) */
+    uint64_t anchor_seq;      /* the entry it anchors (0: none) */
     size_t n_findings, total_findings;
     struct {
         smki_audit_finding_kind kind;
@@ -488,8 +490,13 @@ typedef struct {
 } smki_audit_report;
 /* Walk the whole log: the chain, every operator signature (against the operators'
  * registered keys), every checkpoint (against checkpoint_pub, which must come from
- * outside the store: the token's public key), the expected checkpoints and the head.
- * 0 when clean; SMKI_E_VERIFY with the findings in rep otherwise. */
+ * outside the store: the token's public key), the expected checkpoints and the head;
+ * the trail replayed (operators from their signed entries; every executed request's
+ * approvals, content and count; the registry against it); and, with the checkpoint key
+ * open (smki_ra_set_checkpoint_key: a token key needs the PIN), the head anchored
+ * beside it: a trail shorter than its anchor, or not the one anchored, was cut short or
+ * rewritten. Read-only: works on a store opened read-only. 0 when clean; SMKI_E_VERIFY
+ * with the findings in rep otherwise. */
 int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
 
 /* The databases, for tests that tamper with them directly. */

@@ -91,6 +91,23 @@ int ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens);
 int ra_approvals_put(smki_txn *t, smki_ra *ra, unsigned org, unsigned sens);
 int ra_approvals_load(smki_ra *ra);
 
+/* ---- The trail's anchor outside the store (anchor.c) ---- */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[32];
+    int64_t time;
+    size_t sig_len;
+    uint8_t sig[SMKI_SIG_MAX];
+} ra_anchor_rec;
+/* After a commit that appended entries: the head signed with the checkpoint key and
+ * kept beside it (smki_key_note_put). Nothing without a checkpoint key open. A failure
+ * says the action is recorded but not anchored. */
+int ra_anchor(smki_ra *ra);
+/* The anchor of the trail whose first entry hashes to first, its signature verified
+ * with pub (NULL: the open checkpoint key's public half). SMKI_E_NOTFOUND (without
+ * noise) when there is none. */
+int ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_anchor_rec *out);
+
 /* ---- What approvals sign, and their proof (trail.c) ---- */
 /* The words before the SHA-256 of a request's content in its submit, approve and
  * execute entries. */

@@ -1158,7 +1158,12 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
         return rc;
     }
     smki_crl crl;
+    int arc = ra_anchor(ra); /* committed: the new head outside the store, whatever becomes of the file */
     rc = smki_ca_crl_end(job, &crl);
+    if (rc == 0 && arc < 0) {
+        smki_crl_clear(&crl);
+        return arc;
+    }
     if (rc < 0)
         return smki_error_wrap("request %llu: the certificate is revoked and its %s recorded (both audited), but "
                                "the file was not written (publish again with 'smki ca %s --env %s --operator NAME')",
@@ -1775,7 +1780,9 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     go.check = gate_check;
     go.on_group = gate_group;
     go.gate_arg = &g;
-    return smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    int rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    int arc = ra_anchor(ra); /* the groups committed, even when a later one failed */
+    return rc < 0 ? rc : arc;
 }
 
 typedef struct {

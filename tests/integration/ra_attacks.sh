@@ -6,7 +6,8 @@
 # approval counts are fixed in the store and changed only by a dual-controlled policy
 # request; an executed request run again writes the files it is missing; `ca issue`
 # checks --out before it issues and refuses a second in-use device certificate for one
-# key unless asked.
+# key unless asked; a trail cut back behind the head anchored on the token is named;
+# `audit verify` works on a store mounted read-only.
 #
 # Environment (ctest sets it): SMKI_BIN, SMKI_BUILD (for bin/ra_tamper), SMKI_SRC.
 set -euo pipefail
@@ -148,5 +149,44 @@ expect_exit 0 "policy show" smki --json ra policy show
 expect_json "approvals_organisation is 2 now" 'd["approvals_organisation"] == 2'
 expect_exit 0 "audit list" smki --json audit list
 expect_json "its entry says so" 'any(e["action"] == "request-execute" and "set approvals_organisation = 2" in e["detail"] for e in d["entries"])'
+
+# ---- A trail that cannot be cut short ----------------------------------------------------------------
+expect_exit 0 "audit verify with the PIN: the anchor is read" smki --json audit verify
+expect_json "clean, anchored at the head" 'd["ok"] and d["anchor_checked"] and d["anchor"] == d["head"]'
+HEAD=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["head"])')
+expect_exit 0 "without the PIN" env -u SMKI_PIN "$SMKI_BIN" audit verify
+expect_in "anchor beside the checkpoint key was not read" "it says the anchor was not read"
+cp -a "$STORE" "$W/store.good"
+# The tail cut back behind the last checkpoint's successor: entries and checkpoints above the cut gone.
+CUT=$(((HEAD - 1) / 4 * 4 + 1))
+expect_exit 0 "the trail cut back to $((CUT - 1)) entries, the head rewritten" "$TAMPER" "$STORE" truncate "$CUT"
+expect_exit 2 "audit verify names the cut" smki --json audit verify
+expect_json "an 'anchor' finding at entry $HEAD" \
+    'not d["ok"] and any(f["kind"] == "anchor" and f["entry"] == '"$HEAD"' and "cut off" in f["message"] for f in d["findings"])'
+rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+LASTCP=$(((HEAD - 1) / 4 * 4))
+expect_exit 0 "cut back to checkpoint $LASTCP's entry, that checkpoint deleted too" "$TAMPER" "$STORE" truncate "$LASTCP"
+"$TAMPER" "$STORE" drop-checkpoint "$LASTCP" >/dev/null
+expect_exit 2 "audit verify names the cut" smki --json audit verify
+expect_json "an 'anchor' finding" 'not d["ok"] and any(f["kind"] == "anchor" for f in d["findings"])'
+rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+
+# ---- audit verify on a read-only store ------------------------------------------------------------------
+# A read-only bind mount of the home's store (in a user and mount namespace of its own when not root).
+RO=$ROOT/ro-home
+mkdir -p "$RO/store"
+cp "$SMKI_HOME/smki.conf" "$RO/"
+cp -a "$SMKI_HOME"/softhsm* "$RO/" 2>/dev/null || true
+ln -s "$SMKI_HOME"/* "$RO/" 2>/dev/null || true
+ro_verify() {
+    unshare -r -m sh -c 'mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && shift 2 && exec "$@"' sh \
+        "$STORE" "$RO/store" env SMKI_HOME="$RO" "$SMKI_BIN" --json audit verify
+}
+if unshare -r -m true 2>/dev/null; then
+    expect_exit 0 "audit verify of a store on a read-only mount" ro_verify
+    expect_json "clean and anchored" 'd["ok"] and d["anchor_checked"]'
+else
+    ok "# SKIP read-only mount: no user namespaces here"
+fi
 
 finish

@@ -1585,6 +1585,17 @@ static void verify_expect(fixture *f, smki_audit_finding_kind kind, uint64_t seq
     EVP_PKEY_free(pub);
 }
 
+static void verify_clean_any(fixture *f)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, 0);
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
 static void test_audit_verify_is_clean_on_an_untouched_log(void **state)
 {
     fixture *f = *state;
@@ -1687,16 +1698,57 @@ static void test_audit_verify_names_a_truncated_tail(void **state)
     assert_ok(smki_store_write(f->store, head_txn, &hr));
     verify_expect(f, SMKI_AUDIT_TRUNCATED, 15);
     /* Deleting that checkpoint too leaves a log that is consistent as far as it goes:
-     * only an outside record of the head (or of the last checkpoint) shows the cut.
-     * Deleting an earlier checkpoint is caught: one is expected at every multiple of 5. */
+     * the head anchored beside the checkpoint key (outside the store) shows the cut. */
     do_tamper(f, db->checkpoints, T_DELETE, 15, 0);
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 17);
+    /* A verifier without the checkpoint key (no PIN) does not read the anchor. */
+    smki_ra_set_checkpoint_key(f->ra, NULL);
     EVP_PKEY *pub = ckpt_pub(f);
     smki_audit_report rep;
     assert_ok(smki_audit_verify(f->ra, pub, &rep));
     assert_int_equal(rep.last_checkpoint, 10);
+    assert_false(rep.anchor_checked);
     EVP_PKEY_free(pub);
+    /* Deleting an earlier checkpoint is caught: one is expected at every multiple of 5. */
     do_tamper(f, db->checkpoints, T_DELETE, 10, 0);
     verify_expect(f, SMKI_AUDIT_CHECKPOINT_MISSING, 10);
+}
+
+/* The trail cut back to any prefix, head rewritten, no checkpoint touched; and a new
+ * home, before its first checkpoint: the anchor beside the checkpoint key names the cut. */
+static void test_audit_verify_names_a_trail_cut_short_behind_its_anchor(void **state)
+{
+    fixture *f = *state;
+    operators(f); /* 3 entries, no checkpoint yet (every 5) */
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    verify_clean_any(f);
+    do_tamper(f, db->audit, T_DELETE, 3, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 3);
+}
+
+static void test_audit_verify_names_a_cut_after_the_last_checkpoint(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    do_tamper(f, db->audit, T_DELETE, 17, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 17);
+    /* A rewritten entry at the anchor's number (the tail replaced) is named too. */
+    smki_audit_report *rep = malloc(sizeof *rep);
+    EVP_PKEY *pub = ckpt_pub(f);
+    assert_fails(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY, "cut off the end");
+    assert_int_equal(rep->anchor_seq, 17);
+    assert_true(rep->anchor_checked);
+    free(rep);
+    EVP_PKEY_free(pub);
 }
 
 static void test_audit_verify_names_a_forged_checkpoint(void **state)
@@ -2068,16 +2120,6 @@ static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_cr
 
 /* ---- Approvals proved against the trail ------------------------------------------------------------ */
 
-static void verify_clean_any(fixture *f)
-{
-    EVP_PKEY *pub = ckpt_pub(f);
-    smki_audit_report *rep = malloc(sizeof *rep);
-    int rc = smki_audit_verify(f->ra, pub, rep);
-    dump(rep);
-    assert_int_equal(rc, 0);
-    free(rep);
-    EVP_PKEY_free(pub);
-}
 
 /* A request record edited in the store (no operator key) to say what nobody signed. */
 typedef struct {
@@ -2369,6 +2411,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_approval_counts_are_at_least_one_and_fixed_in_the_store, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_an_operator_reactivated_outside_smki, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_trail_cut_short_behind_its_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_cut_after_the_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),

@@ -153,9 +153,16 @@ static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
         x->empty = 1;
         return 0;
     }
-    smki_store_opts so = {0, 0, 0};
+    /* Reading opens the store read-only: 'smki audit verify' of a store on read-only media. */
+    smki_store_opts so = {0, 0, !write};
     GUARD(smki_store_open(c->store_dir, &so, &x->s));
-    GUARD(smki_ra_open(x->s, &pol, &x->ra));
+    int rc = smki_ra_open(x->s, &pol, &x->ra);
+    if (rc == SMKI_E_NOTFOUND && !write) { /* read-only, and the RA has written nothing yet */
+        smki_error_clear();
+        x->empty = 1;
+        return 0;
+    }
+    GUARD(rc);
     if (write) {
         /* The checkpoint key: its absence fails the action on which a checkpoint falls due. */
         ra_cli_checkpoint_key(c, x->ra);
@@ -1538,6 +1545,17 @@ static const char VERIFY_HELP[] =
     "number. The checkpoint key's public half comes from outside the store: the token\n"
     "(audit.checkpoint_key, no PIN needed) or --checkpoint-pub FILE.\n"
     "\n"
+    "It also replays the trail: every executed request must have enough valid, distinct\n"
+    "approvals signed by operators active then, over the content the store holds\n"
+    "(findings 'unapproved', 'content'), and the registry's operators must be those the\n"
+    "trail's signed entries made ('registry'). With the PIN (SMKI_PIN or --pin-file) it\n"
+    "reads the head anchored on the token beside the checkpoint key after every action:\n"
+    "a trail cut back or rewritten behind it is named ('anchor'). The store is opened\n"
+    "read-only.\n"
+    "\n"
+    "  SMKI_PIN=... smki audit verify\n"
+    "  smki --json audit verify --checkpoint-pub checkpoint.pub\n"
+    "\n"
     "Exit 0 clean; 2 with the findings if anything does not verify.\n";
 
 static const char LOG_HELP[] =
@@ -1565,6 +1583,8 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         if (rc < 0)
             smki_error_wrap("the checkpoint key's public half (audit.checkpoint_key, or give --checkpoint-pub FILE)");
     }
+    /* The trail's anchor is read with the checkpoint key open (a token key: the PIN). */
+    if (rc == 0 && !x.empty) ra_cli_checkpoint_key(c, x.ra);
     smki_audit_report *rep = calloc(1, sizeof *rep);
     if (rc == 0 && !rep) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     int vrc = 0;
@@ -1583,6 +1603,8 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         json_int(&w, "checkpoints", (long long)rep->checkpoints);
         json_int(&w, "head", (long long)rep->head_seq);
         json_int(&w, "last_checkpoint", (long long)rep->last_checkpoint);
+        json_bool(&w, "anchor_checked", rep->anchor_checked);
+        json_int(&w, "anchor", (long long)rep->anchor_seq);
         json_key_arr(&w, "findings");
         for (size_t i = 0; i < rep->n_findings; i++) {
             json_arr_obj(&w);
@@ -1601,6 +1623,12 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         if (rep->head_seq > rep->last_checkpoint)
             printf("Entries after %llu are chained and signed by their operators; the next checkpoint will pin them.\n",
                    (unsigned long long)rep->last_checkpoint);
+        if (rep->anchor_checked)
+            printf("The head anchored beside the checkpoint key (entry %llu) is in the trail: it was not cut short.\n",
+                   (unsigned long long)rep->anchor_seq);
+        else if (rep->entries)
+            printf("The trail's anchor beside the checkpoint key was not read (give the PIN: SMKI_PIN or --pin-file):\n"
+                   "a trail cut back behind its last checkpoint is found only with it.\n");
     } else {
         fprintf(stderr, "smki: refused: the audit trail does not verify: %zu finding(s)\n", rep->total_findings);
         for (size_t i = 0; i < rep->n_findings; i++)
