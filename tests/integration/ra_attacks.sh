@@ -150,6 +150,13 @@ expect_json "approvals_organisation is 2 now" 'd["approvals_organisation"] == 2'
 expect_exit 0 "audit list" smki --json audit list
 expect_json "its entry says so" 'any(e["action"] == "request-execute" and "set approvals_organisation = 2" in e["detail"] for e in d["entries"])'
 
+# ---- Request numbers --------------------------------------------------------------------------------
+expect_exit 1 "a request number above 2^64-1 is refused, not taken as another" smki ra request show 18446744073709551616
+expect_in "is not a request number" "the refusal says so"
+expect_exit 1 "far above too" smki ra request approve 99999999999999999999999 "${B[@]}"
+expect_exit 2 "2^64-1 is a number, of no request" smki ra request show 18446744073709551615
+expect_in "no request 18446744073709551615" "the refusal names it"
+
 # ---- A trail that cannot be cut short ----------------------------------------------------------------
 expect_exit 0 "audit verify with the PIN: the anchor is read" smki --json audit verify
 expect_json "clean, anchored at the head" 'd["ok"] and d["anchor_checked"] and d["anchor"] == d["head"]'

@@ -3,6 +3,7 @@
  * requests (submit, list, show, approve, reject, execute), the expiry monitor, and
  * the audit trail's verification. Argument parsing and output only: the work is in ra/. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -859,8 +860,11 @@ static int list_reqs(ra_ctx *x, list_run *r, void *arg)
 static int parse_id(const char *text, uint64_t *id)
 {
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    ENSURE(text[0] >= '1' && text[0] <= '9' && end && !*end, SMKI_E_USAGE, "'%.32s' is not a request number", text);
+    /* strtoull saturates above 2^64-1: that is another number, not this one. */
+    ENSURE(text[0] >= '1' && text[0] <= '9' && end && !*end && errno != ERANGE, SMKI_E_USAGE,
+           "'%.32s' is not a request number (1 to 18446744073709551615)", text);
     *id = v;
     return 0;
 }
