@@ -275,6 +275,24 @@ int smki_ca_issue(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r, s
 int smki_ca_issue_batch(smki_ca_issuer *is, smki_ca_db *db, smki_batch *b, const smki_issue_req *r,
                         smki_cert *out);
 
+/* ---- Keys of a half-made ceremony (ca/ceremony.c) ----------------------------------------
+ * A ceremony killed after generating a key and before recording its CA leaves the key
+ * on the token under the label a re-run would generate, which refuses the re-run. These
+ * are listed, and removed one at a time with the SO PIN, never a key a CA record holds. */
+typedef struct {
+    smki_ca_kind kind; /* the CA it was made for */
+    char token[64];
+    char label[65];
+    char uri[SMKI_KEY_URI_MAX];
+} smki_ca_orphan;
+typedef int (*smki_ca_orphan_fn)(const smki_ca_orphan *o, void *arg);
+int smki_ca_orphan_keys(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                        smki_ca_orphan_fn fn, void *arg);
+/* Remove the key labelled label if it is one of those (SMKI_E_REFUSED otherwise), the
+ * SO PIN proved first (smki_key_destroy). *out says which. */
+int smki_ca_orphan_key_remove(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                              const char *label, const char *so_pin, smki_ca_orphan *out);
+
 /* ---- Batches of device CSRs (ca/batch.c) ----------------------------------------------
  * Many device CSRs issued at once by the device CA, resumably. Each CSR is known by
  * the SHA-256 of its DER: the database "by_csr" maps issuer SKI (8) || SHA-256 (32)

@@ -97,6 +97,12 @@ typedef struct {
 /* The EC key pairs on a token (caller frees *keys). */
 int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count);
 
+/* Destroy every token object labelled key_label (the key pair) on the token: the SO
+ * PIN is proved first (an SO login and logout), then the objects are destroyed in a
+ * session logged in with o->pin. For a half-made ceremony's keys only
+ * (smki_ca_orphan_key_remove decides which). */
+int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char *key_label, const char *so_pin);
+
 /* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
 int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
 

@@ -607,3 +607,54 @@ int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char 
     p11_close_session(m, s);
     return rc;
 }
+
+/* ---- Removing a key pair ------------------------------------------------------------------------ */
+
+/* The SO PIN proved: a login as the Security Officer, then out again. */
+static int so_pin_check(p11_module *m, CK_SLOT_ID slot, const char *token, const char *so_pin)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token, NULL, 1, &s));
+    CK_RV rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
+    if (rv == CKR_OK) f->C_Logout(s);
+    p11_close_session(m, s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "SO login (removing a key needs the SO PIN)");
+    return 0;
+}
+
+int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char *key_label, const char *so_pin)
+{
+    ENSURE(token_label && key_label && *key_label, SMKI_E_USAGE, "name the token and the key's label");
+    ENSURE(so_pin && *so_pin, SMKI_E_USAGE,
+           "removing a key from token '%s' needs its SO PIN (SMKI_SO_PIN or --so-pin-file)", token_label);
+    ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
+           "removing a key from token '%s' needs its user PIN (SMKI_PIN or --pin-file)", token_label);
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(m, token_label, &slot, &ti));
+    GUARD(so_pin_check(m, slot, token_label, so_pin));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)key_label, strlen(key_label)}, {CKA_TOKEN, &on_token, sizeof on_token}};
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n = 0;
+    int rc = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
+    if (rv == CKR_OK) {
+        rv = f->C_FindObjects(s, h, 8, &n);
+        f->C_FindObjectsFinal(s);
+    }
+    if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "searching keys");
+    if (rc == 0 && n == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "token '%s' has no key '%s'", token_label, key_label);
+    for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
+        rv = f->C_DestroyObject(s, h[i]);
+        if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "destroying a key object");
+    }
+    p11_close_session(m, s);
+    return rc;
+}

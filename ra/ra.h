@@ -281,6 +281,12 @@ int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *en
  * first operator registers ('smki ra operator add') and as 'smki ra adopt-ca'. */
 int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted);
 
+/* 'smki ca keys --remove' in an RA-governed store: smki_ca_orphan_key_remove (a key of
+ * a CA env has still to make, the SO PIN proved) by a registered operator, the operator
+ * and a due checkpoint checked before the token changes, then a "ca-key-remove" entry. */
+int smki_ra_ca_key_remove(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+                          const smki_hsm_opts *hsm, const char *label, const char *so_pin, smki_ca_orphan *out);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */

@@ -1203,6 +1203,7 @@ static const cli_cmd CA_COMMANDS[] = {
     {"revoke", ca_revoke, "revoke an organisation, DCCKI TLS or CA certificate (final; devices are replaced)"},
     {"crl", ca_crl, "publish now the CRL of an issuing CA (all of the environment's by default)"},
     {"arl", ca_arl, "publish now the ARL of a root (both roots by default)"},
+    {"keys", cmd_ca_keys, "a half-made ceremony's keys: list, remove (SO PIN, confirmed, audited)"},
     {NULL, NULL, NULL},
 };
 
