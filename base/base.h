@@ -134,6 +134,9 @@ int smki_file_write_atomic(const char *path, const void *data, size_t len, int m
  * file can be created beside it (SMKI_E_IO naming why not), as
  * smki_file_write_atomic(path, ..., exclusive) will. */
 int smki_file_check_new(const char *path);
+/* Remove from dir the temporaries smki_file_write_atomic left there in processes that
+ * no longer run (killed while writing): "<name>.tmp.<pid>". */
+int smki_dir_sweep_tmp(const char *dir);
 /* mkdir -p with the given mode. */
 int smki_mkdirs(const char *path, int mode);
 /* Read a secret (PIN) from a file: first line, trailing newline removed. */

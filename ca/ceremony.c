@@ -270,27 +270,22 @@ static int plan_check_keys(plan_t *P, const smki_ca_init_opts *o, smki_ca_init_r
         ENSURE(o->hsm && o->hsm->pin, SMKI_E_USAGE,
                "generating the CA keys in token '%s' needs its user PIN: set SMKI_PIN or give --pin-file FILE",
                P->token);
-        smki_key_info *keys = NULL;
-        size_t n = 0;
-        GUARD(smki_key_list(o->hsm, P->token, &keys, &n));
         for (size_t i = 0; i < P->n; i++) {
             plan_ca *c = &P->ca[i];
             if (c->exists || !c->generate) continue;
             char setting[128];
             kind_key(c->kind, "key", P->env.name, setting, sizeof setting);
-            for (size_t k = 0; k < n; k++)
-                if (strcmp(keys[k].label, c->key_ref) == 0) {
-                    free(keys);
-                    return SMKI_FAIL(SMKI_E_EXISTS,
-                                     "key '%s' is already on token '%s' but environment %s has no %s CA: a half-made "
-                                     "ceremony or a label in use. Nothing was changed; choose another label (%s "
-                                     "in the ceremony configuration) or remove that key ('smki ca keys --env %s', "
-                                     "then 'smki ca keys --env %s --remove %s --confirm %s' with the SO PIN)",
-                                     c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind), setting,
-                                     P->env.name, P->env.name, c->key_ref, c->key_ref);
-                }
+            /* Any object under the label: a whole key pair, or the half a kill left. */
+            int used = 0;
+            GUARD(smki_key_label_used(o->hsm, P->token, c->key_ref, &used));
+            ENSURE(!used, SMKI_E_EXISTS,
+                   "key '%s' is already on token '%s' but environment %s has no %s CA: a half-made ceremony or a label "
+                   "in use. Nothing was changed; choose another label (%s in the ceremony configuration) or remove "
+                   "that key ('smki ca keys --env %s', then 'smki ca keys --env %s --remove %s --confirm %s' with the "
+                   "SO PIN)",
+                   c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind), setting, P->env.name, P->env.name,
+                   c->key_ref, c->key_ref);
         }
-        free(keys);
     }
     for (size_t i = 0; i < P->n; i++) {
         plan_ca *c = &P->ca[i];
@@ -582,22 +577,26 @@ int smki_ca_orphan_keys(smki_ca_db *db, const char *env, const smki_conf *conf, 
 {
     plan_t *P = calloc(1, sizeof *P);
     ENSURE(P, SMKI_E_NOMEM, "out of memory");
-    smki_key_info *keys = NULL;
-    size_t n = 0;
     int rc = plan_orphans(db, env, conf, hsm, P);
-    if (rc == 0) rc = smki_key_list(hsm, P->token, &keys, &n);
-    for (size_t k = 0; rc == 0 && k < n; k++) {
-        const plan_ca *c = orphan_of(P, keys[k].label);
-        if (!c) continue;
+    for (size_t i = 0; rc == 0 && i < P->n; i++) {
+        const plan_ca *c = &P->ca[i];
+        if (c->exists || !c->generate) continue;
+        int used = 0;
+        rc = smki_key_label_used(hsm, P->token, c->key_ref, &used);
+        if (rc == SMKI_E_NOTFOUND) { /* no token yet: nothing on it */
+            smki_error_clear();
+            rc = 0;
+            break;
+        }
+        if (rc < 0 || !used) continue;
         smki_ca_orphan o;
         memset(&o, 0, sizeof o);
         o.kind = c->kind;
         snprintf(o.token, sizeof o.token, "%s", P->token);
-        snprintf(o.label, sizeof o.label, "%s", keys[k].label);
-        snprintf(o.uri, sizeof o.uri, "%s", keys[k].uri);
+        snprintf(o.label, sizeof o.label, "%s", c->key_ref);
+        smki_p11_uri_format_public(P->token, c->key_ref, o.uri, sizeof o.uri);
         rc = fn(&o, arg);
     }
-    free(keys);
     free(P);
     return rc;
 }

@@ -103,6 +103,10 @@ int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info
  * (smki_ca_orphan_key_remove decides which). */
 int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char *key_label, const char *so_pin);
 
+/* Whether any token object (a key pair, or the half of one a kill left) has this label
+ * (the user PIN in o, if given, shows the private ones). */
+int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const char *label, int *used);
+
 /* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
 int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
 
@@ -145,15 +149,16 @@ int smki_key_is_token(const smki_key *k);
  * digits, '-'): for a token key, a private data object on its token (CKO_DATA,
  * CKA_APPLICATION "smki", CKA_PRIVATE: read and written only in a session logged in
  * with the PIN the key was opened with); for a file: key (a lab), the file PATH.name.
- * put replaces (a token's old object is destroyed, then the new one made: a crash in
- * between leaves none). get: SMKI_E_NOTFOUND (without noise) when there is none. The
- * audit trail's anchor keeps two (ra/anchor.c). */
+ * put replaces: on a token the new object is made, then the old ones destroyed, so a
+ * kill in between leaves two, never none. each calls fn with every value there (at
+ * most 8; up to 512 octets each) and gives SMKI_E_NOTFOUND (without noise) when there
+ * is none. The audit trail's anchor (ra/anchor.c). */
+typedef int (*smki_note_fn)(const uint8_t *val, size_t len, void *arg);
 int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t len);
-int smki_key_note_get(smki_key *k, const char *name, uint8_t *val, size_t cap, size_t *len);
+int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg);
 /* The same on a token directly, by the URI of a key on it (o->pin required). */
 int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len);
-int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char *name, uint8_t *val, size_t cap,
-                        size_t *len);
+int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char *name, smki_note_fn fn, void *arg);
 
 /* ECDSA P-256 with SHA-256 over msg. fmt selects raw r||s (64 octets) or DER.
  * *sig_len is in: capacity of sig, out: length written. */

@@ -1100,20 +1100,21 @@ int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t 
     return smki_file_write_atomic(path, val, len, 0600, 0);
 }
 
-int smki_key_note_get(smki_key *k, const char *name, uint8_t *val, size_t cap, size_t *len)
+int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg)
 {
-    ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_get: missing argument");
+    ENSURE(k && name && *name && fn, SMKI_E_INTERNAL, "smki_key_note_each: missing argument");
     if (k->is_token) {
         p11_direct *d = k->direct;
         smki_hsm_opts o = {d->module, d->pin, 0};
-        return smki_token_note_get(&o, k->ref, name, val, cap, len);
+        return smki_token_note_each(&o, k->ref, name, fn, arg);
     }
     char path[4200];
     GUARD(note_file(k, name, path, sizeof path));
     if (access(path, F_OK) != 0) return SMKI_E_NOTFOUND; /* without noise: callers test for it */
     uint8_t *buf = NULL;
-    GUARD(smki_file_read(path, cap, &buf, len));
-    memcpy(val, buf, *len);
+    size_t len = 0;
+    GUARD(smki_file_read(path, 4096, &buf, &len));
+    int rc = fn(buf, len, arg);
     free(buf);
-    return 0;
+    return rc;
 }

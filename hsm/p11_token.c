@@ -1,12 +1,17 @@
 /* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
- * pair inside it (never extractable), list the pairs. Key *use* goes through libp11
- * (p11_key.c); this file is the administration libp11 0.4.12 does not offer. */
+ * pair inside it (never extractable), list and remove pairs, keep small notes (data
+ * objects), and guard the embedded SoftHSM's token files against a kill. Key *use* goes
+ * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
+ * offer. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "p11.h"
 #include "uri.h"
@@ -469,6 +474,50 @@ out:
     return rc;
 }
 
+/* SoftHSM 2 (file store) rewrites a token's token.object in place at every login: a
+ * process killed at that moment leaves it empty, and the token, with every key on it,
+ * is gone. So smki keeps a copy beside it (token.object.smki), refreshed when it
+ * changes, and puts it back when it finds the file empty; both under SoftHSM's own
+ * lock of the file (token.lock, fcntl), so no SoftHSM writer is caught midway. */
+static void token_file_guard(const char *tokdir)
+{
+    char obj[PATH_MAX + 64], bak[PATH_MAX + 64], lck[PATH_MAX + 64];
+    if (snprintf(obj, sizeof obj, "%s/token.object", tokdir) >= (int)sizeof obj) return;
+    snprintf(bak, sizeof bak, "%s/token.object.smki", tokdir);
+    snprintf(lck, sizeof lck, "%s/token.lock", tokdir);
+    int lfd = open(lck, O_RDWR | O_CLOEXEC);
+    if (lfd < 0) return;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(lfd, F_SETLKW, &fl) == 0) {
+        uint8_t *cur = NULL, *old = NULL;
+        size_t cn = 0, on = 0;
+        int has_cur = smki_file_read(obj, 1 << 16, &cur, &cn) == 0;
+        int has_old = smki_file_read(bak, 1 << 16, &old, &on) == 0;
+        smki_error_clear();
+        if (has_cur && cn == 0 && has_old && on > 0) {
+            if (smki_file_write_atomic(obj, old, on, 0600, 0) < 0) smki_error_clear(); /* the token back */
+        } else if (has_cur && cn > 0 && (!has_old || on != cn || memcmp(old, cur, cn) != 0)) {
+            if (smki_file_write_atomic(bak, cur, cn, 0600, 0) < 0) smki_error_clear();
+        }
+        free(cur);
+        free(old);
+    }
+    close(lfd); /* releases the lock */
+}
+
+static void tokens_guard(const char *tokens)
+{
+    DIR *d = opendir(tokens);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char sub[PATH_MAX + 16];
+        if (snprintf(sub, sizeof sub, "%s/%s", tokens, e->d_name) < (int)sizeof sub) token_file_guard(sub);
+    }
+    closedir(d);
+}
+
 int smki_softhsm_prepare(const char *dir)
 {
     char tokens[PATH_MAX + 16], conf[PATH_MAX + 16], abs[PATH_MAX];
@@ -490,6 +539,7 @@ int smki_softhsm_prepare(const char *dir)
                          tokens);
         GUARD(smki_file_write_atomic(conf, text, (size_t)n, 0600, 0));
     }
+    tokens_guard(tokens);
     ENSURE(setenv("SOFTHSM2_CONF", conf, 1) == 0, SMKI_E_IO, "cannot set SOFTHSM2_CONF");
     return 0;
 }
@@ -518,27 +568,6 @@ static int note_find_all(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
     return 0;
 }
 
-/* The data object named name (CK_INVALID_HANDLE when there is none). */
-static int note_find(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *name, CK_OBJECT_HANDLE *h)
-{
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
-    CK_OBJECT_CLASS cls = CKO_DATA;
-    CK_BBOOL on_token = CK_TRUE;
-    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
-                           {CKA_TOKEN, &on_token, sizeof on_token},
-                           {CKA_LABEL, (void *)name, strlen(name)},
-                           {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1}};
-    CK_ULONG n = 0;
-    *h = CK_INVALID_HANDLE;
-    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 4);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
-    rv = f->C_FindObjects(s, h, 1, &n);
-    f->C_FindObjectsFinal(s);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
-    if (!n) *h = CK_INVALID_HANDLE;
-    return 0;
-}
-
 static int note_session(const smki_hsm_opts *o, const smki_p11_uri *u, int rw, p11_module **m,
                         CK_SESSION_HANDLE *s)
 {
@@ -562,13 +591,13 @@ int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char 
     GUARD(note_session(o, &u, 1, &m, &s));
     CK_FUNCTION_LIST *f = p11_module_functions(m);
     /* Replaced, not modified (tokens such as SoftHSM keep a data object's value fixed):
-     * the old ones destroyed, then the new one made. */
+     * the new one made first, then the old ones destroyed, so a kill in between leaves
+     * both, never none. */
     CK_OBJECT_HANDLE old[8], h;
     CK_ULONG n_old = 0;
     int rc = note_find_all(m, s, u.token, name, old, 8, &n_old);
     CK_RV rv = CKR_OK;
-    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) rv = f->C_DestroyObject(s, old[i]);
-    if (rc == 0 && rv == CKR_OK) {
+    if (rc == 0) {
         /* Private: read and written only by a session logged in with the PIN. */
         CK_OBJECT_CLASS cls = CKO_DATA;
         CK_BBOOL yes = CK_TRUE;
@@ -581,13 +610,13 @@ int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char 
                                {CKA_VALUE, (void *)val, len}};
         rv = f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &h);
     }
+    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) rv = f->C_DestroyObject(s, old[i]);
     if (rc == 0 && rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "writing a data object");
     p11_close_session(m, s);
     return rc;
 }
 
-int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char *name, uint8_t *val, size_t cap,
-                        size_t *len)
+int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char *name, smki_note_fn fn, void *arg)
 {
     smki_p11_uri u;
     GUARD(smki_p11_uri_parse(key_uri, &u));
@@ -595,14 +624,16 @@ int smki_token_note_get(const smki_hsm_opts *o, const char *key_uri, const char 
     p11_module *m;
     CK_SESSION_HANDLE s;
     GUARD(note_session(o, &u, 0, &m, &s));
-    CK_OBJECT_HANDLE h;
-    int rc = note_find(m, s, u.token, name, &h);
-    if (rc == 0 && h == CK_INVALID_HANDLE) rc = SMKI_E_NOTFOUND; /* without noise: callers test for it */
-    if (rc == 0) {
-        CK_ATTRIBUTE v = {CKA_VALUE, val, cap};
-        CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h, &v, 1);
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n = 0;
+    int rc = note_find_all(m, s, u.token, name, h, 8, &n);
+    if (rc == 0 && n == 0) rc = SMKI_E_NOTFOUND; /* without noise: callers test for it */
+    for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
+        uint8_t val[512];
+        CK_ATTRIBUTE v = {CKA_VALUE, val, sizeof val};
+        CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h[i], &v, 1);
         if (rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "reading a data object");
-        else *len = v.ulValueLen;
+        else rc = fn(val, v.ulValueLen, arg);
     }
     p11_close_session(m, s);
     return rc;
@@ -656,5 +687,22 @@ int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char
         if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "destroying a key object");
     }
     p11_close_session(m, s);
+    return rc;
+}
+
+int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const char *label, int *used)
+{
+    ENSURE(token_label && label && used, SMKI_E_INTERNAL, "smki_key_label_used: missing argument");
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(m, token_label, &slot, &ti));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
+    CK_ULONG n = 0;
+    int rc = count_labelled(m, s, token_label, label, &n);
+    p11_close_session(m, s);
+    *used = n > 0;
     return rc;
 }

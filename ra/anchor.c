@@ -96,43 +96,49 @@ int ra_anchor(smki_ra *ra)
     return 0;
 }
 
-/* One slot: SMKI_E_NOTFOUND (without noise) when empty. */
-static int slot_read(smki_ra *ra, const char *name, EVP_PKEY *pub, ra_anchor_rec *out)
+/* Each record found under a slot's name: decoded, its signature verified; the latest
+ * kept. One that does not verify is a finding, whatever else is there. */
+typedef struct {
+    EVP_PKEY *pub;
+    const char *name;
+    int found;
+    ra_anchor_rec best;
+} slot_run;
+
+static int slot_one(const uint8_t *rec, size_t n, void *arg)
 {
-    uint8_t rec[1 + 48 + 1 + SMKI_SIG_MAX + 16];
-    size_t n = 0;
-    int rc = smki_key_note_get(ra->ckpt, name, rec, sizeof rec, &n);
-    if (rc == SMKI_E_NOTFOUND) return rc;
-    GUARD(rc);
-    ENSURE(n >= 51 && rec[0] == ANCHOR_VERSION && rec[49] && (size_t)rec[49] + 50 == n, SMKI_E_CORRUPT,
-           "the trail's anchor %s is damaged (%zu octets)", name, n);
-    memset(out, 0, sizeof *out);
-    out->seq = get_be64(rec + 1);
-    memcpy(out->hash, rec + 9, 32);
-    out->time = (int64_t)get_be64(rec + 41);
-    out->sig_len = rec[49];
-    memcpy(out->sig, rec + 50, out->sig_len);
+    slot_run *r = arg;
+    ENSURE(n >= 51 && n <= 50 + SMKI_SIG_MAX && rec[0] == ANCHOR_VERSION && rec[49] && (size_t)rec[49] + 50 == n,
+           SMKI_E_CORRUPT, "the trail's anchor %s is damaged (%zu octets)", r->name, n);
+    ra_anchor_rec a;
+    memset(&a, 0, sizeof a);
+    a.seq = get_be64(rec + 1);
+    memcpy(a.hash, rec + 9, 32);
+    a.time = (int64_t)get_be64(rec + 41);
+    a.sig_len = rec[49];
+    memcpy(a.sig, rec + 50, a.sig_len);
     uint8_t msg[ANCHOR_MSG_LEN];
-    anchor_msg(out, msg);
-    EVP_PKEY *key = pub ? pub : smki_key_public(ra->ckpt);
-    rc = smki_verify(key, msg, sizeof msg, SMKI_SIG_DER, out->sig, out->sig_len);
-    if (rc < 0) return smki_error_wrap("the trail's anchor %s is not signed by the checkpoint key: forged", name);
+    anchor_msg(&a, msg);
+    int rc = smki_verify(r->pub, msg, sizeof msg, SMKI_SIG_DER, a.sig, a.sig_len);
+    if (rc < 0) return smki_error_wrap("the trail's anchor %s is not signed by the checkpoint key: forged", r->name);
+    if (!r->found || a.seq > r->best.seq) r->best = a;
+    r->found = 1;
     return 0;
 }
 
 int ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_anchor_rec *out)
 {
     ENSURE(ra->ckpt, SMKI_E_INTERNAL, "ra_anchor_read: no checkpoint key");
-    /* The later of the two slots; a damaged or forged one is reported. */
-    ra_anchor_rec a, b;
-    char na[40], nb[40];
-    anchor_name(first, 'a', na);
-    anchor_name(first, 'b', nb);
-    int ra_ = slot_read(ra, na, pub, &a);
-    if (ra_ < 0 && ra_ != SMKI_E_NOTFOUND) return ra_;
-    int rb = slot_read(ra, nb, pub, &b);
-    if (rb < 0 && rb != SMKI_E_NOTFOUND) return rb;
-    if (ra_ == SMKI_E_NOTFOUND && rb == SMKI_E_NOTFOUND) return SMKI_E_NOTFOUND;
-    *out = ra_ == SMKI_E_NOTFOUND || (rb == 0 && b.seq > a.seq) ? b : a;
+    /* The latest of the two slots (and of what a kill mid-replace left in one). */
+    slot_run r = {pub ? pub : smki_key_public(ra->ckpt), NULL, 0, {0}};
+    for (int i = 0; i < 2; i++) {
+        char name[40];
+        anchor_name(first, i ? 'b' : 'a', name);
+        r.name = name;
+        int rc = smki_key_note_each(ra->ckpt, name, slot_one, &r);
+        if (rc < 0 && rc != SMKI_E_NOTFOUND) return rc;
+    }
+    if (!r.found) return SMKI_E_NOTFOUND;
+    *out = r.best;
     return 0;
 }

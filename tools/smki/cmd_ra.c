@@ -1068,6 +1068,7 @@ static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_
     }
     if (!out_dir) return 0;
     GUARD(smki_mkdirs(out_dir, 0755));
+    GUARD(smki_dir_sweep_tmp(out_dir)); /* what a run killed while writing left */
     out->dir = out_dir;
     return smki_ra_request_certs(x->ra, id, write_missing, out);
 }
