@@ -593,7 +593,7 @@ int smki_ca_orphan_keys(smki_ca_db *db, const char *env, const smki_conf *conf, 
         memset(&o, 0, sizeof o);
         o.kind = c->kind;
         snprintf(o.token, sizeof o.token, "%s", P->token);
-        snprintf(o.label, sizeof o.label, "%s", c->key_ref);
+        snprintf(o.label, sizeof o.label, "%.64s", c->key_ref);
         smki_p11_uri_format_public(P->token, c->key_ref, o.uri, sizeof o.uri);
         rc = fn(&o, arg);
     }
@@ -618,7 +618,7 @@ int smki_ca_orphan_key_remove(smki_ca_db *db, const char *env, const smki_conf *
         memset(out, 0, sizeof *out);
         out->kind = c->kind;
         snprintf(out->token, sizeof out->token, "%s", P->token);
-        snprintf(out->label, sizeof out->label, "%s", label);
+        snprintf(out->label, sizeof out->label, "%.64s", label);
         rc = smki_key_destroy(hsm, P->token, label, so_pin);
     }
     free(P);
