@@ -4,6 +4,7 @@
  * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
  * offer. */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
@@ -11,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "p11.h"
@@ -641,15 +643,53 @@ int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char
 
 /* ---- Removing a key pair ------------------------------------------------------------------------ */
 
-/* The SO PIN proved: a login as the Security Officer, then out again. */
-static int so_pin_check(p11_module *m, CK_SLOT_ID slot, const char *token, const char *so_pin)
+/* The SO PIN proved: a login as the Security Officer, then out again. PKCS#11 refuses
+ * an SO login while the application has a read-only session with the token (the keys
+ * this process has open, CKR_SESSION_READ_ONLY_EXISTS), so it is made in a child of
+ * its own, which starts the module afresh; the token's answer comes back by a pipe. */
+static int so_pin_check(const char *module, const char *token, const char *so_pin)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
-    CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, token, NULL, 1, &s));
-    CK_RV rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
-    if (rv == CKR_OK) f->C_Logout(s);
-    p11_close_session(m, s);
+    int fds[2];
+    ENSURE(pipe(fds) == 0, SMKI_E_IO, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return SMKI_FAIL(SMKI_E_IO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        CK_RV rv = CKR_GENERAL_ERROR;
+        p11_module *m;
+        CK_SLOT_ID slot;
+        CK_TOKEN_INFO ti;
+        CK_SESSION_HANDLE s;
+        /* The module started afresh: the sessions copied from the parent gone with it. */
+        CK_C_INITIALIZE_ARGS args;
+        memset(&args, 0, sizeof args);
+        args.flags = CKF_OS_LOCKING_OK;
+        int ready = p11_module_get(module, &m) == 0;
+        if (ready) {
+            p11_module_functions(m)->C_Finalize(NULL);
+            CK_RV irv = p11_module_functions(m)->C_Initialize(&args);
+            ready = irv == CKR_OK || irv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+        }
+        if (ready && p11_find_token(m, token, &slot, &ti) == 0 && p11_open_session(m, slot, token, NULL, 1, &s) == 0) {
+            CK_FUNCTION_LIST *f = p11_module_functions(m);
+            rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
+            if (rv == CKR_OK) f->C_Logout(s);
+            f->C_CloseSession(s);
+        }
+        ssize_t w = write(fds[1], &rv, sizeof rv);
+        _exit(w == (ssize_t)sizeof rv ? 0 : 1);
+    }
+    close(fds[1]);
+    CK_RV rv = CKR_GENERAL_ERROR;
+    ssize_t r = read(fds[0], &rv, sizeof rv);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (r != (ssize_t)sizeof rv) rv = CKR_GENERAL_ERROR;
     if (rv != CKR_OK) return p11_fail_rv(rv, token, "SO login (removing a key needs the SO PIN)");
     return 0;
 }
@@ -666,7 +706,7 @@ int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
     GUARD(p11_find_token(m, token_label, &slot, &ti));
-    GUARD(so_pin_check(m, slot, token_label, so_pin));
+    GUARD(so_pin_check(p11_module_choose(o, NULL), token_label, so_pin));
     CK_SESSION_HANDLE s;
     GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
     CK_FUNCTION_LIST *f = p11_module_functions(m);
