@@ -197,15 +197,33 @@ static int request_id(const char *object, uint64_t *id)
     return 1;
 }
 
-static trail_req *req_slot(ra_trail *tr, uint64_t id, int create)
+/* Where request id is, or would be, in the sorted array: *at; whether it is there. */
+static int req_index(const ra_trail *tr, uint64_t id, size_t *at)
 {
     size_t lo = 0, hi = tr->n_reqs;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (tr->reqs[mid].id == id) return &tr->reqs[mid];
+        if (tr->reqs[mid].id == id) {
+            *at = mid;
+            return 1;
+        }
         if (tr->reqs[mid].id < id) lo = mid + 1;
         else hi = mid;
     }
+    *at = lo;
+    return 0;
+}
+
+static const trail_req *req_find(const ra_trail *tr, uint64_t id)
+{
+    size_t at;
+    return req_index(tr, id, &at) ? &tr->reqs[at] : NULL;
+}
+
+static trail_req *req_slot(ra_trail *tr, uint64_t id, int create)
+{
+    size_t lo;
+    if (req_index(tr, id, &lo)) return &tr->reqs[lo];
     if (!create) return NULL;
     if (tr->n_reqs == tr->cap_reqs) {
         size_t cap = tr->cap_reqs ? 2 * tr->cap_reqs : 64;
@@ -319,7 +337,7 @@ int ra_trail_prove(const ra_trail *tr, const smki_ra_request *r, const uint8_t c
                    ra_approval_proof *p)
 {
     memset(p, 0, sizeof *p);
-    const trail_req *q = req_slot((ra_trail *)tr, r->id, 0);
+    const trail_req *q = req_find(tr, r->id);
     unsigned floor = is_sensitive_type(r->type) ? (q ? q->min_sens : tr->pol_sens) : (q ? q->min_org : tr->pol_org);
     p->required = r->approvals_required;
     if (floor > p->required) p->required = floor;
