@@ -612,7 +612,11 @@ int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char 
                                {CKA_VALUE, (void *)val, len}};
         rv = f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &h);
     }
-    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) rv = f->C_DestroyObject(s, old[i]);
+    /* One another process replaced meanwhile is gone already: that is fine. */
+    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) {
+        rv = f->C_DestroyObject(s, old[i]);
+        if (rv == CKR_OBJECT_HANDLE_INVALID) rv = CKR_OK;
+    }
     if (rc == 0 && rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "writing a data object");
     p11_close_session(m, s);
     return rc;
