@@ -1755,6 +1755,29 @@ static int gate_begin_txn(smki_txn *t, void *arg)
     return ra_standing_txn(t, g->ra, &e, &p);
 }
 
+/* After each group commit of a direct batch (on the committing thread): the new head
+ * anchored beside the checkpoint key, then the caller's progress. */
+typedef struct {
+    smki_ra *ra;
+    size_t commits;
+    int failed;
+    smki_ca_batch_progress_fn user;
+    void *user_arg;
+} batch_anchor;
+
+static void batch_anchored(const smki_ca_batch_report *r, void *arg)
+{
+    batch_anchor *a = arg;
+    if (r->commits != a->commits) {
+        a->commits = r->commits;
+        if (ra_anchor(a->ra) < 0) {
+            if (!a->failed) a->failed = smki_error_code();
+            smki_error_clear();
+        }
+    }
+    if (a->user) a->user(r, a->user_arg);
+}
+
 int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out)
 {
@@ -1777,12 +1800,19 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
     GUARD(check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE));
     smki_ca_batch_opts go = *o;
+    batch_anchor ba = {ra, 0, 0, o->progress, o->progress_arg};
     go.check = gate_check;
     go.on_group = gate_group;
     go.gate_arg = &g;
+    go.progress = batch_anchored;
+    go.progress_arg = &ba;
     int rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
     int arc = ra_anchor(ra); /* the groups committed, even when a later one failed */
-    return rc < 0 ? rc : arc;
+    if (rc < 0) return rc;
+    if (ba.failed)
+        return SMKI_FAIL(ba.failed, "the batch is recorded, but anchoring a group commit's audit entries beside the "
+                                    "checkpoint key failed (the next action anchors them)");
+    return arc;
 }
 
 typedef struct {
