@@ -1406,6 +1406,14 @@ static void test_direct_batch_checks_each_csr_and_audits_each_group(void **state
     assert_int_equal(head(f), before + 2);
     smki_ca_batch_report_free(rep);
     batch_close(&b);
+    /* Each group commit anchored the head beside the checkpoint key. */
+    EVP_PKEY *cpub = ckpt_pub(f);
+    smki_audit_report *vr = malloc(sizeof *vr);
+    assert_ok(smki_audit_verify(f->ra, cpub, vr));
+    assert_true(vr->anchor_checked);
+    assert_int_equal(vr->anchor_seq, head(f));
+    free(vr);
+    EVP_PKEY_free(cpub);
 }
 
 typedef struct {
