@@ -27,7 +27,8 @@ int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
 {
     smki_ra_policy p = {1, 2, 1000, 200, 150, 10000, 1000, 64, "test", ""};
     if (conf) {
-        GUARD(conf_uint(conf, "ra.approvals_organisation", 0, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
+        /* Nothing is done by one operator alone: at least one approval by another. */
+        GUARD(conf_uint(conf, "ra.approvals_organisation", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
         GUARD(conf_uint(conf, "ra.approvals_sensitive", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_sensitive));
         GUARD(conf_uint(conf, "ra.batch_review_size", 1, 100000000, &p.batch_review_size));
         GUARD(conf_uint(conf, "ra.rate_per_day", 1, 100000000, &p.rate_per_day));
@@ -110,6 +111,7 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     ra->ca_view = ra->ca;
     ra->ca.gate = smki_ca_gate_for_ra();
     if (rc == 0) rc = govern_if_managed(ra);
+    if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
         free(ra);
         return rc;

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make soak: long runs that look for slow failures. For now: the crypto core signing
 # through SoftHSM from 2 threads for SOAK_SECONDS (default 60) while its memory is
-# sampled (resident size must stay flat), and repeated kill -9 of a process writing
-# to the store in batches (every committed record must survive). Prints figures.
+# sampled (resident size must stay flat), repeated kill -9 of a process writing
+# to the store in batches (every committed record must survive), and kill -9 of RA
+# executions and ceremonies finished by smki alone (tools/kill_ra.sh). Prints figures.
 set -euo pipefail
 BUILD=${1:-build}
 SECS=${SOAK_SECONDS:-60}
@@ -34,3 +35,6 @@ SMKI_BUILD=$BUILD SMKI_CRASH_ROUNDS=${SMKI_CRASH_ROUNDS:-300} SMKI_TEST_FILTER='
 
 echo "== soak 3: the repository under load while the CA issues into its store (tools/soak_repo.sh)"
 SOAK_SECONDS=$SECS "$(dirname "$0")/soak_repo.sh" "$BUILD"
+
+echo "== soak 4: kill -9 an RA batch execution and a ceremony ${SMKI_KILL_ROUNDS:-40} times each (tools/kill_ra.sh)"
+KILL_EXEC_MS=${KILL_EXEC_MS:-2000} "$(dirname "$0")/kill_ra.sh" "$BUILD/bin/smki" "${SMKI_KILL_ROUNDS:-40}" "${SMKI_KILL_CSRS:-2000}"

@@ -13,6 +13,7 @@ int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
 int cmd_ca_batch(smki_cli *c, int argc, char **argv); /* smki ca batch (cmd_ca_batch.c) */
+int cmd_ca_keys(smki_cli *c, int argc, char **argv);  /* smki ca keys (cmd_ca_keys.c) */
 int cmd_gbcs(smki_cli *c, int argc, char **argv);
 int cmd_device(smki_cli *c, int argc, char **argv);
 int cmd_ra(smki_cli *c, int argc, char **argv);
