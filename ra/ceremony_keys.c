@@ -1,4 +1,5 @@
-/* A half-made ceremony's keys removed in an RA-governed store: the CA's removal
+/* A half-made ceremony's keys removed through the RA's gate. In a store without
+ * operators the CA's removal alone; in an RA-governed store the CA's removal
  * (smki_ca_orphan_key_remove: only a key of a CA the environment has still to make, the
  * SO PIN proved) taken by a registered operator and recorded in the trail
  * ("ca-key-remove"). The operator and the trail are checked before the token changes. */
@@ -35,6 +36,10 @@ int smki_ra_ca_key_remove(smki_ra *ra, const smki_ra_actor *by, const char *env,
                           const smki_hsm_opts *hsm, const char *label, const char *so_pin, smki_ca_orphan *out)
 {
     ENSURE(ra && env && out, SMKI_E_INTERNAL, "smki_ra_ca_key_remove: missing argument");
+    size_t operators = 0;
+    GUARD(smki_ra_operator_count(ra, &operators));
+    /* Before the first operator there is no trail: the CA's removal alone. */
+    if (operators == 0) return smki_ca_orphan_key_remove(&ra->ca_view, env, conf, hsm, label, so_pin, out);
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,
            "no operator: in a store with an RA, removing a ceremony key is taken by a registered operator with "
            "their own key (--operator NAME --operator-key KEY)");

@@ -402,9 +402,10 @@ typedef struct {
 SMKI_MUST_CHECK int smki_ra_lists_publish(smki_ra *ra, const smki_ra_actor *by, const smki_ra_lists_req *r,
                           smki_crl out[SMKI_CA_KIND_COUNT], size_t *n);
 
-/* 'smki ca keys --remove' in an RA-governed store: smki_ca_orphan_key_remove (a key of
- * a CA env has still to make, the SO PIN proved) by a registered operator, the operator
- * and a due checkpoint checked before the token changes, then a "ca-key-remove" entry. */
+/* 'smki ca keys --remove', the gate's: smki_ca_orphan_key_remove (a key of a CA env has
+ * still to make, the SO PIN proved). In a store without operators that alone (by may be
+ * NULL); in an RA-governed store by a registered operator, the operator and a due
+ * checkpoint checked before the token changes, then a "ca-key-remove" entry. */
 SMKI_MUST_CHECK int smki_ra_ca_key_remove(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
                           const smki_hsm_opts *hsm, const char *label, const char *so_pin, smki_ca_orphan *out);
 

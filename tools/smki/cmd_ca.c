@@ -236,18 +236,7 @@ static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
  * it is the RA's (and needs the operator) or the bootstrap's. The command only opens
  * the store with its RA and the operator's key when one is named (--operator, or
  * SMKI_OPERATOR). */
-typedef struct {
-    smki_store *s;
-    smki_ra *ra;
-    smki_key *op_k;
-    smki_ra_actor actor;
-    const smki_ra_actor *by; /* NULL: no operator named */
-} ca_session;
-
-/* issues: the action issues certificates (in test it needs an operator even before the
- * store has any). */
-static int session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key,
-                        ca_session *x)
+int ca_session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key, ca_session *x)
 {
     memset(x, 0, sizeof *x);
     smki_ra_policy pol;
@@ -267,7 +256,7 @@ static int session_open(smki_cli *c, const char *env, int issues, const char *op
     return 0;
 }
 
-static void session_close(ca_session *x)
+void ca_session_close(ca_session *x)
 {
     smki_ra_close(x->ra);
     smki_key_free(x->op_k);
@@ -376,7 +365,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     if (rc == 0 && read_config(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
     if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
     int made_token = 0;
     if (rc >= 0) {
@@ -390,7 +379,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
             if (rc == 0) rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
         }
     }
-    session_close(&x);
+    ca_session_close(&x);
     smki_conf_free(own);
     if (rc < 0) {
         free(rep);
@@ -522,7 +511,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, env);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 1, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 1, op, op_key, &x);
     char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
         smki_ra_issue_req r = {.env = env, .csr = csr, .profile = want, .party = party, .role = role_s ? role : -1,
@@ -530,7 +519,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                .n_ips = n_ips, .hsm = &c->hsm, .allow_duplicate_key = allow_dup};
         rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
     }
-    session_close(&x);
+    ca_session_close(&x);
     if (rc >= 0) rc = write_cert(cert, out, der);
     free(bytes);
     smki_csr_free(csr);
@@ -877,14 +866,14 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     ca_session x = {0};
     smki_cert *cert = calloc(1, sizeof *cert);
     if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc == 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     smki_revocation rev;
     int managed = 0;
     if (rc == 0) {
         smki_ra_revoke_req r = {env, serial, issuer_s, reason};
         rc = smki_ra_revoke(x.ra, x.by, &r, cert, &rev, &managed);
     }
-    session_close(&x);
+    ca_session_close(&x);
     if (rc < 0) {
         free(cert);
         return cli_fail(c, rc);
@@ -949,12 +938,12 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     if (rc == 0) rc = read_config(c, config, &own, &conf);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     if (rc >= 0) {
         smki_ra_lists_req r = {env, arl, ca_s, conf, &c->hsm, c->home, (int64_t)time(NULL)};
         rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, &made);
     }
-    session_close(&x);
+    ca_session_close(&x);
     smki_conf_free(own);
     if (rc < 0) return cli_fail(c, rc);
     json_w w;

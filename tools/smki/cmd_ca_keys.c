@@ -69,29 +69,26 @@ static void list_print(smki_cli *c, const list_run *l, const char *env)
         printf("%-12s %-24s %s\n", smki_ca_kind_name(l->items[i].kind), l->items[i].label, l->items[i].token);
 }
 
-/* The removal: audited when the store has operators (the RA's), else the CA's alone. */
-static int remove_key(smki_cli *c, smki_store *s, const char *env, const smki_conf *conf, const char *label,
-                      const char *op, const char *op_key, smki_ca_orphan *out)
+/* The removal, through the RA's entry point: audited once the store has operators. */
+static int remove_key(smki_cli *c, const char *env, const smki_conf *conf, const char *label, const char *op,
+                      const char *op_key, smki_ca_orphan *out)
 {
-    smki_ra_policy pol;
-    smki_ra *ra = NULL;
-    smki_key *op_k = NULL;
-    size_t operators = 0;
-    int rc = smki_ra_policy_load(c->conf, &pol);
-    if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-    if (rc == 0) rc = smki_ra_operator_count(ra, &operators);
-    if (rc == 0 && operators == 0) {
-        rc = smki_ca_orphan_key_remove(smki_ra_ca_db(ra), env, conf, &c->hsm, label, c->so_pin, out);
-    } else if (rc == 0) {
-        rc = ra_cli_actor(c, op, op_key, &op_k);
-        if (rc == 0) {
-            ra_cli_checkpoint_key(c, ra);
-            smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), op_k};
-            rc = smki_ra_ca_key_remove(ra, &actor, env, conf, &c->hsm, label, c->so_pin, out);
-        }
-    }
-    smki_ra_close(ra);
-    smki_key_free(op_k);
+    ca_session x = {0};
+    int rc = ca_session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = smki_ra_ca_key_remove(x.ra, x.by, env, conf, &c->hsm, label, c->so_pin, out);
+    ca_session_close(&x);
+    return rc;
+}
+
+static int list_keys(smki_cli *c, const char *env, const smki_conf *conf, list_run *l)
+{
+    smki_store *s = NULL;
+    smki_ca_db db;
+    smki_store_opts so = {0, 0, 0};
+    int rc = smki_store_open(c->store_dir, &so, &s);
+    if (rc >= 0) rc = smki_ca_db_open(s, &db);
+    if (rc >= 0) rc = smki_ca_orphan_keys(&db, env, conf, &c->hsm, list_one, l);
+    smki_store_close(s);
     return rc;
 }
 
@@ -137,17 +134,11 @@ int cmd_ca_keys(smki_cli *c, int argc, char **argv)
     }
     if (rc == 0) rc = cli_pin(c, 1);
     if (rc >= 0 && label) rc = cli_so_pin(c, 1);
-    smki_store *s = NULL;
-    smki_ca_db db;
-    smki_store_opts so = {0, 0, 0};
-    if (rc >= 0) rc = smki_store_open(c->store_dir, &so, &s);
-    if (rc >= 0) rc = smki_ca_db_open(s, &db);
     smki_ca_orphan removed;
     list_run *l = calloc(1, sizeof *l);
     if (rc >= 0 && !l) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc >= 0 && label) rc = remove_key(c, s, env, conf, label, op, op_key, &removed);
-    else if (rc >= 0) rc = smki_ca_orphan_keys(&db, env, conf, &c->hsm, list_one, l);
-    smki_store_close(s);
+    if (rc >= 0 && label) rc = remove_key(c, env, conf, label, op, op_key, &removed);
+    else if (rc >= 0) rc = list_keys(c, env, conf, l);
     smki_conf_free(own);
     if (rc >= 0 && !label) list_print(c, l, env);
     free(l);
