@@ -302,7 +302,7 @@ typedef struct {
  * CA (typically a re-run of an issuance whose file was not written: 'smki ca show SERIAL
  * --out FILE' gives it back): SMKI_E_EXISTS naming the one there. The CA's own refusals
  * of r (those of smki_ca_build) come first; an organisation request passes. 0 when
- * there is none. 'smki ca issue' checks it before issuing unless --allow-duplicate-key. */
+ * there is none. The RA's gate (smki_ra_issue) checks it unless allow_duplicate_key. */
 SMKI_MUST_CHECK int smki_ca_check_new_device(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r);
 /* The same check of a device certificate c already built (smki_ca_build), inside the
  * transaction t that is to record it, so that two issuers at once cannot both pass it.

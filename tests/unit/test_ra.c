@@ -2211,6 +2211,13 @@ static void test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit(v
     assert_fails(smki_ra_issue(f->ra, &f->alice, &r, again, NULL), SMKI_E_EXISTS, "already holds in-use certificate");
     assert_int_equal(cert_count(f), certs + 1);
     assert_int_equal(head(f), h + 1);
+    /* ... unless asked for. */
+    r.allow_duplicate_key = 1;
+    assert_ok(smki_ra_issue(f->ra, &f->alice, &r, again, NULL));
+    assert_memory_not_equal(again->serial, c->serial, SMKI_SERIAL_LEN);
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), h + 2);
+    r.allow_duplicate_key = 0;
     /* Refused by the RA: nothing written. */
     uint8_t central[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0, 0, 9};
     smki_csr *bad = NULL;
@@ -2220,8 +2227,8 @@ static void test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit(v
     r.submission_key = key; /* another CSR: the key is the service's to keep distinct */
     key[0] = 8;
     assert_fails(smki_ra_issue(f->ra, &f->alice, &r, again, NULL), SMKI_E_REFUSED, NULL);
-    assert_int_equal(head(f), h + 1);
-    assert_int_equal(cert_count(f), certs + 1);
+    assert_int_equal(head(f), h + 2);
+    assert_int_equal(cert_count(f), certs + 2);
     EVP_PKEY *pk = ckpt_pub(f);
     smki_audit_report *rep = calloc(1, sizeof *rep);
     assert_ok(smki_audit_verify(f->ra, pk, rep));
