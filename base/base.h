@@ -144,6 +144,15 @@ SMKI_MUST_CHECK int smki_hex_decode(const char *text, size_t text_len, uint8_t *
 /* Encode len bytes as 2*len lowercase (or uppercase) digits plus NUL; out must hold 2*len+1. */
 void smki_hex_encode(const uint8_t *in, size_t len, char *out, int upper);
 
+/* ---- Key identifiers -------------------------------------------------------- */
+#define SMKI_KEYID_LEN 8 /* SKI / AKI keyIdentifier: RFC 5280 4.2.1.2 method 2 */
+/* RFC 5280 4.2.1.2 method 2 of a subjectPublicKey (the BIT STRING's value without its
+ * unused-bits octet; for P-256 the 65-octet point 04||X||Y): 0100b, then the low 60
+ * bits of its SHA-1. The one implementation: the CA writes it as SKI and AKI, the
+ * linters compare against it, a token key's CKA_ID is it, the RA finds certificates by
+ * it. Fails (SMKI_E_CRYPTO) only if SHA-1 cannot be fetched. */
+int smki_keyid_method2(const uint8_t *key, size_t len, uint8_t id[SMKI_KEYID_LEN]);
+
 /* ---- Files ------------------------------------------------------------------- */
 /* Read a whole file of at most max bytes into a fresh buffer (caller frees). */
 SMKI_MUST_CHECK int smki_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len);

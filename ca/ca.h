@@ -88,7 +88,6 @@ void smki_csr_free(smki_csr *c);
 #include "store/store.h"
 
 #define SMKI_SERIAL_LEN 16     /* octets of every serialNumber smki writes */
-#define SMKI_KEYID_LEN 8       /* SKI / AKI keyIdentifier: RFC 5280 4.2.1.2 method 2 */
 #define SMKI_CERT_DER_MAX 2048 /* a P-256 certificate of any profile fits with room */
 #define SMKI_CA_NAME_MAX 65    /* a CA's or organisation's CN: 1..64 characters + NUL */
 

@@ -55,7 +55,6 @@ void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
  * placeholder signature (r = s = 1) for the issuer's template, which is never released. */
 int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
 /* RFC 5280 4.2.1.2 method 2: 0x4 nibble, then the low 60 bits of SHA-1 of the point. */
-void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN]);
 /* smki_ca_find inside the caller's transaction t. */
 int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
 /* The dotted text of an OBJECT IDENTIFIER's contents octets (csr.c), as
@@ -65,7 +64,6 @@ int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_f
 int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap);
 /* SHA-256 and SHA-1 through digests fetched once (hash.c); SMKI_E_CRYPTO on failure. */
 int ca_sha256(const uint8_t *p, size_t n, uint8_t out[32]);
-int ca_sha1(const uint8_t *p, size_t n, uint8_t out[20]);
 /* A Name of UTF8String attributes: OU=<ou>, CN=<cn> (SMKI CAs; either may be NULL)
  * or CN=<cn> (DCCKI CAs). */
 int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len);

@@ -320,7 +320,7 @@ static int build_ca(plan_t *P, plan_ca *c)
 
     smki_cert *cert = &c->rec.cert;
     memset(cert, 0, offsetof(smki_cert, der));
-    ca_ski_method2(point, cert->ski);
+    GUARD(smki_keyid_method2(point, SMKI_POINT_LEN, cert->ski));
     const char *policy = is_dccki ? e->dccki_policy : c->kind == SMKI_CA_DCA ? e->device_policy : e->org_policy;
     uint8_t policy_der[64], issuer_ski[SMKI_KEYID_LEN];
     size_t policy_len;
@@ -718,7 +718,7 @@ int smki_ca_successor(smki_ca_db *db, const char *env_name, smki_ca_kind kind, c
     if (rc == 0) {
         uint8_t point[SMKI_POINT_LEN], ski[SMKI_KEYID_LEN];
         rc = smki_pub_point(smki_key_public(c->key), point);
-        if (rc == 0) ca_ski_method2(point, ski);
+        if (rc == 0) rc = smki_keyid_method2(point, SMKI_POINT_LEN, ski);
         if (rc == 0 && memcmp(ski, old->ski, SMKI_KEYID_LEN) == 0)
             rc = SMKI_FAIL(SMKI_E_REFUSED, "the successor's key is the compromised CA's own: give it a new key (%s)",
                            setting);

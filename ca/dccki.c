@@ -218,7 +218,7 @@ int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out,
     out->status = SMKI_STATUS_IN_USE;
     snprintf(out->env, sizeof out->env, "%s", v.env->name);
     memcpy(out->issuer_ski, v.ski, SMKI_KEYID_LEN);
-    ca_ski_method2(r->csr->point, out->ski);
+    GUARD(smki_keyid_method2(r->csr->point, SMKI_POINT_LEN, out->ski));
     out->not_before = now;
     out->not_after = not_after;
     int fixed;

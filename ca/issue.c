@@ -4,7 +4,6 @@
  * per certificate: re-encoding a decoded key would halve the rate (issue 3). */
 #include <openssl/asn1.h>
 #include <openssl/rand.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
@@ -93,14 +92,6 @@ int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
 }
 
 /* ---- Pieces ------------------------------------------------------------------------------ */
-
-void ca_ski_method2(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
-{
-    uint8_t md[SHA_DIGEST_LENGTH] = {0};
-    if (ca_sha1(point, SMKI_POINT_LEN, md) < 0) SHA1(point, SMKI_POINT_LEN, md);
-    memcpy(ski, md + SHA_DIGEST_LENGTH - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
-    ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0f));
-}
 
 /* Well-formed UTF-8 (no overlongs, surrogates or values past U+10FFFF), no control
  * characters; counts characters. */
@@ -394,7 +385,7 @@ static int fast_prepare(smki_ca_issuer *is, smki_lint_report *rep)
     uint8_t spki[sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], ski[SMKI_KEYID_LEN], der[SMKI_CERT_DER_MAX];
     memcpy(spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX);
     memcpy(spki + sizeof CA_SPKI_P256_PREFIX, G, SMKI_POINT_LEN);
-    ca_ski_method2(G, ski);
+    GUARD(smki_keyid_method2(G, SMKI_POINT_LEN, ski));
     for (int i = 0; i < 2; i++) {
         /* The fields of smki_ca_build's device certificate. */
         ca_tbs t = {
@@ -642,7 +633,7 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
     _Static_assert(sizeof out->env == sizeof is->env.name, "environment names of one size");
     memcpy(out->env, is->env.name, sizeof out->env); /* NUL-terminated in the same size */
     memcpy(out->issuer_ski, is->ski, SMKI_KEYID_LEN);
-    ca_ski_method2(csr->point, out->ski);
+    GUARD(smki_keyid_method2(csr->point, SMKI_POINT_LEN, out->ski));
     out->not_before = now;
 
     uint8_t subject[256];
@@ -771,7 +762,7 @@ int smki_ca_check_new_device(smki_ca_issuer *is, smki_ca_db *db, const smki_issu
     GUARD(check_request(is, r, &profile)); /* the CA's own refusals come first */
     if (profile != SMKI_PROFILE_DEVICE) return 0;
     uint8_t ski[SMKI_KEYID_LEN];
-    ca_ski_method2(r->csr->point, ski);
+    GUARD(smki_keyid_method2(r->csr->point, SMKI_POINT_LEN, ski));
     dup_query d = {db, ski, is->ski, &r->csr->hw_serial};
     return smki_store_read(db->store, device_dup_in, &d);
 }

@@ -11,7 +11,6 @@
  * linter's; anything else is "not proven", and the caller then runs the full linter,
  * whose verdict decides. tests/unit/test_ca.c holds the two to each other over
  * issued and damaged certificates, and fuzz_fast_lint does so over arbitrary bytes. */
-#include <openssl/sha.h>
 #include <string.h>
 
 #include "ca_private.h"
@@ -167,10 +166,8 @@ static int time_ok(const uint8_t *d, size_t n)
 /* RFC 5280 4.2.1.2 method 2, computed here rather than taken from the assembler. */
 static int ski_ok(const uint8_t *d, const uint8_t point[SMKI_POINT_LEN])
 {
-    uint8_t md[SHA_DIGEST_LENGTH];
-    if (ca_sha1(point, SMKI_POINT_LEN, md) < 0) return 0;
-    const uint8_t *want = md + SHA_DIGEST_LENGTH - SMKI_KEYID_LEN;
-    return d[0] == (0x40 | (want[0] & 0x0f)) && memcmp(d + 1, want + 1, SMKI_KEYID_LEN - 1) == 0;
+    uint8_t want[SMKI_KEYID_LEN];
+    return smki_keyid_method2(point, SMKI_POINT_LEN, want) == 0 && memcmp(d, want, SMKI_KEYID_LEN) == 0;
 }
 
 /* An INTEGER of an ECDSA-Sig-Value in strict DER: positive, non-zero, minimal, at

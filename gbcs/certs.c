@@ -1,10 +1,11 @@
 /* Certificates for GBCS verification: what a certificate says about its subject (by
- * the policy linter), a folder of certificates found by EUI-64 and usage, and the
- * whole check of a command (signature, signer's validity, MAC). */
+ * the policy linter), and a folder of certificates found by EUI-64 and usage or by
+ * public key. verify.c uses them to check whole messages. */
 #include "gbcs.h"
 
 #include <dirent.h>
 #include <openssl/asn1.h>
+#include <openssl/err.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -222,58 +223,21 @@ int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[
     return 0;
 }
 
-/* ---- A whole command ------------------------------------------------------------------ */
-int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
-                             smki_gbcs_verify_report *rep)
+int smki_gbcs_certdir_find_pubkey(const smki_gbcs_certdir *d, EVP_PKEY *pub, smki_key_usage usage, X509 **cert,
+                                  const smki_gbcs_cert_info **info)
 {
-    memset(rep, 0, sizeof *rep);
-    ENSURE(m->kind == SMKI_GBCS_SIGNING || m->kind == SMKI_GBCS_CIPHERING, SMKI_E_REFUSED,
-           "a %s message is not verified here (its body is not decoded)", smki_gbcs_kind_name(m->kind));
-    const smki_gbcs_signing *g = &m->gsa;
-    ENSURE(g->cra == SMKI_GBCS_CRA_COMMAND, SMKI_E_REFUSED, "not a command: CRA flag %02x (%s)", g->cra,
-           smki_gbcs_cra_name(g->cra));
-    rep->signer = smki_gbcs_eui(g->originator);
-    rep->peer = smki_gbcs_eui(g->recipient);
-    char eui[SMKI_EUI64_TEXT_MAX];
-    smki_eui64_format(&rep->signer, SMKI_EUI64_PLAIN, eui);
-    int rc;
-    if (g->sig_state == SMKI_GBCS_SIG_PRESENT) {
-        X509 *ds = NULL;
-        GUARD(smki_gbcs_certdir_find(d, g->originator, SMKI_USAGE_DS, &ds));
-        char what[80];
-        snprintf(what, sizeof what, "the DS certificate of %s", eui);
-        GUARD(smki_gbcs_cert_check_time(ds, at, what));
-        EVP_PKEY *pub = X509_get0_pubkey(ds);
-        ENSURE_SSL(pub, SMKI_E_INPUT, "%s has no usable public key", what);
-        rc = smki_gbcs_verify_signature(m, pub);
-        if (rc < 0) return smki_error_wrap("signature of %s", eui);
-    } else {
-        /* Non-critical commands are not signed (reference §5: a single 00): the MAC is
-         * their only protection, so a DF-only one has nothing to check. */
-        ENSURE(m->kind == SMKI_GBCS_CIPHERING, SMKI_E_VERIFY,
-               "command from %s carries neither a signature nor a MAC", eui);
-        /* A device-originated (HAN-local) command is MACed under device-to-device KA
-         * keys: the ACB's key cannot check it. */
-        X509 *oka = NULL;
-        const smki_gbcs_cert_info *oi = NULL;
-        if (smki_gbcs_certdir_find_info(d, g->originator, SMKI_USAGE_KA, &oka, &oi) == 0 ||
-            smki_gbcs_certdir_find_info(d, g->originator, SMKI_USAGE_DS, &oka, &oi) == 0) {
-            ENSURE(!oi->is_device, SMKI_E_VERIFY,
-                   "unsigned command from device %s: a HAN-local message MACed under device-to-device KA keys, "
-                   "which the ACB's key cannot verify",
-                   eui);
-        }
-        smki_error_clear();
+    *cert = NULL;
+    if (info) *info = NULL;
+    unsigned bit = usage == SMKI_USAGE_DS ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT;
+    for (size_t i = 0; i < d->n; i++) {
+        const dir_entry *e = &d->e[i];
+        EVP_PKEY *k = X509_get0_pubkey(e->cert);
+        if (!(e->info.key_usage & bit) || !k || EVP_PKEY_eq(k, pub) != 1) continue;
+        *cert = e->cert;
+        if (info) *info = &e->info;
+        return 0;
     }
-    rep->signature_checked = g->sig_state == SMKI_GBCS_SIG_PRESENT;
-    if (m->kind != SMKI_GBCS_CIPHERING) return 0;
-    ENSURE(own_ka, SMKI_E_USAGE, "a wrapped command's MAC needs the ACB's KA key");
-    X509 *ka = NULL;
-    GUARD(smki_gbcs_certdir_find(d, g->recipient, SMKI_USAGE_KA, &ka));
-    EVP_PKEY *kpub = X509_get0_pubkey(ka);
-    ENSURE_SSL(kpub, SMKI_E_INPUT, "the recipient's KA certificate has no usable public key");
-    rc = smki_gbcs_verify_mac(m, own_ka, kpub);
-    if (rc < 0) return rc;
-    rep->mac_checked = 1;
-    return 0;
+    ERR_clear_error(); /* EVP_PKEY_eq of unlike keys may leave errors behind */
+    return SMKI_FAIL(SMKI_E_NOTFOUND, "no %s certificate in the trust folder holds this public key",
+                     usage == SMKI_USAGE_DS ? "DS" : "KA");
 }

@@ -645,3 +645,159 @@ int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const
     pthread_mutex_unlock(&d->mu);
     return 0;
 }
+
+/* ---- Future-dated commands ------------------------------------------------------------------ */
+static void pending_key(const smki_eui64_t *eui, int64_t exec, uint64_t counter, uint8_t k[25])
+{
+    k[0] = 'P';
+    memcpy(k + 1, eui->b, 8);
+    uint64_t e = (uint64_t)exec ^ 0x8000000000000000ull;
+    for (int i = 0; i < 8; i++) k[9 + i] = (uint8_t)(e >> (56 - 8 * i));
+    for (int i = 0; i < 8; i++) k[17 + i] = (uint8_t)(counter >> (56 - 8 * i));
+}
+
+typedef struct {
+    smki_db db;
+    smki_eui64_t eui;
+    uint8_t key[25];
+    const uint8_t *val;
+    size_t vlen;
+    int64_t now;
+    uint16_t mc;
+    dev_pending *list;
+    size_t n, cap;
+    size_t cancelled;
+} pending_job;
+
+static int pending_put_fn(smki_txn *t, void *arg)
+{
+    pending_job *j = arg;
+    return smki_txn_put(t, j->db, j->key, sizeof j->key, j->val, j->vlen, 0);
+}
+
+int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
+                    const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len)
+{
+    ENSURE(len <= SMKI_GBCS_MAX_MSG, SMKI_E_INPUT, "future-dated command of %zu octets", len);
+    uint8_t *v = malloc(11 + len);
+    ENSURE(v, SMKI_E_NOMEM, "pending command");
+    v[0] = role;
+    memcpy(v + 1, originator, 8);
+    v[9] = (uint8_t)(mc >> 8);
+    v[10] = (uint8_t)mc;
+    memcpy(v + 11, content, len);
+    pending_job j;
+    memset(&j, 0, sizeof j);
+    j.db = device_db(s);
+    pending_key(&d->eui, exec, counter, j.key);
+    j.val = v;
+    j.vlen = 11 + len;
+    int rc = smki_store_write(s, pending_put_fn, &j);
+    free(v);
+    return rc;
+}
+
+void dev_pending_free(dev_pending *p, size_t n)
+{
+    for (size_t i = 0; p && i < n; i++) free(p[i].content);
+    free(p);
+}
+
+static int pending_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, dev_pending *out)
+{
+    ENSURE(kl == 25 && vl >= 11, SMKI_E_CORRUPT, "pending command record of %zu/%zu octets", kl, vl);
+    uint64_t e = 0, c = 0;
+    for (int i = 0; i < 8; i++) e = e << 8 | k[9 + i];
+    for (int i = 0; i < 8; i++) c = c << 8 | k[17 + i];
+    out->exec = (int64_t)(e ^ 0x8000000000000000ull);
+    out->counter = c;
+    out->role = v[0];
+    memcpy(out->originator, v + 1, 8);
+    out->message_code = (uint16_t)(v[9] << 8 | v[10]);
+    out->content_len = vl - 11;
+    out->content = malloc(out->content_len ? out->content_len : 1);
+    ENSURE(out->content, SMKI_E_NOMEM, "pending command");
+    memcpy(out->content, v + 11, out->content_len);
+    return 0;
+}
+
+static int pending_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    pending_job *j = arg;
+    dev_pending p;
+    memset(&p, 0, sizeof p);
+    GUARD(pending_decode(key, klen, val, vlen, &p));
+    if (p.exec > j->now) {
+        free(p.content);
+        return 1; /* time order: the rest is later */
+    }
+    if (j->n == j->cap) {
+        size_t cap = j->cap ? 2 * j->cap : 8;
+        dev_pending *l = realloc(j->list, cap * sizeof *l);
+        if (!l) {
+            free(p.content);
+            return SMKI_FAIL(SMKI_E_NOMEM, "pending commands");
+        }
+        j->list = l;
+        j->cap = cap;
+    }
+    j->list[j->n++] = p;
+    return 0;
+}
+
+static int pending_due_fn(smki_txn *t, void *arg)
+{
+    pending_job *j = arg;
+    uint8_t prefix[9];
+    prefix[0] = 'P';
+    memcpy(prefix + 1, j->eui.b, 8);
+    return smki_txn_scan(t, j->db, prefix, sizeof prefix, pending_scan, j);
+}
+
+int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n)
+{
+    pending_job j;
+    memset(&j, 0, sizeof j);
+    j.db = device_db(s);
+    j.eui = d->eui;
+    j.now = now;
+    int rc = smki_store_read(s, pending_due_fn, &j);
+    if (rc < 0) {
+        dev_pending_free(j.list, j.n);
+        return rc;
+    }
+    *out = j.list;
+    *n = j.n;
+    return 0;
+}
+
+static int pending_del_fn(smki_txn *t, void *arg)
+{
+    pending_job *j = arg;
+    return smki_txn_del(t, j->db, j->key, sizeof j->key);
+}
+
+int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter)
+{
+    pending_job j;
+    memset(&j, 0, sizeof j);
+    j.db = device_db(s);
+    pending_key(&d->eui, exec, counter, j.key);
+    return smki_store_write(s, pending_del_fn, &j);
+}
+
+int dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n)
+{
+    dev_pending *l = NULL;
+    size_t count = 0;
+    *n = 0;
+    GUARD(dev_pending_due(s, d, INT64_MAX, &l, &count));
+    int rc = 0;
+    for (size_t i = 0; i < count && rc == 0; i++) {
+        if (l[i].message_code != mc) continue;
+        rc = dev_pending_del(s, d, l[i].exec, l[i].counter);
+        if (rc == 0) (*n)++;
+    }
+    dev_pending_free(l, count);
+    return rc;
+}

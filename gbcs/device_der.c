@@ -372,6 +372,33 @@ static int parse_control(smki_cursor_t *v, dev_cs02b *q)
     return 0;
 }
 
+/* GeneralizedTime as DER has it for these fields: exactly YYYYMMDDHHMMSSZ (RFC 5280
+ * 4.1.2.5.2), every digit checked, the date a real one. */
+static int dr_generalized_time(const smki_cursor_t *t, time_t *out)
+{
+    ENSURE(t->left == 15 && t->p[14] == 'Z', SMKI_E_INPUT, "executionDateTime: not YYYYMMDDHHMMSSZ (%zu octets)",
+           t->left);
+    int v[6], widths[6] = {4, 2, 2, 2, 2, 2};
+    size_t at = 0;
+    for (int i = 0; i < 6; i++) {
+        v[i] = 0;
+        for (int k = 0; k < widths[i]; k++, at++) {
+            ENSURE(t->p[at] >= '0' && t->p[at] <= '9', SMKI_E_INPUT, "executionDateTime: a non-digit at %zu", at);
+            v[i] = v[i] * 10 + (t->p[at] - '0');
+        }
+    }
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    ENSURE(v[0] >= 1970 && v[1] >= 1 && v[1] <= 12 && v[2] >= 1 && v[2] <= mdays[v[1] - 1] && v[3] <= 23 &&
+               v[4] <= 59 && v[5] <= 59 &&
+               !(v[1] == 2 && v[2] == 29 && !(v[0] % 4 == 0 && (v[0] % 100 != 0 || v[0] % 400 == 0))),
+           SMKI_E_INPUT, "executionDateTime: %04d-%02d-%02d %02d:%02d:%02d is not a date and time", v[0], v[1], v[2],
+           v[3], v[4], v[5]);
+    struct tm tm = {.tm_year = v[0] - 1900, .tm_mon = v[1] - 1, .tm_mday = v[2], .tm_hour = v[3], .tm_min = v[4],
+                    .tm_sec = v[5]};
+    *out = timegm(&tm);
+    return 0;
+}
+
 int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
 {
     smki_cursor_t c = smki_cursor(content, len), top, v, list;
@@ -404,6 +431,7 @@ int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
     if (top.left) {
         smki_cursor_t t;
         GUARD(dr_expect(&top, 0x18, "executionDateTime", &t));
+        GUARD(dr_generalized_time(&t, &q->execution_time));
         q->has_execution_time = 1;
     }
     ENSURE(top.left == 0, SMKI_E_INPUT, "CS02b: %zu octet(s) left over", top.left);

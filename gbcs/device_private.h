@@ -86,6 +86,7 @@ typedef struct {
     size_t npath;
     struct { const uint8_t *cert; size_t len; } path[8];
     int has_execution_time;
+    time_t execution_time;         /* executionDateTime (GeneralizedTime YYYYMMDDHHMMSSZ) */
 } dev_cs02b;
 int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *out);
 

@@ -419,13 +419,26 @@ static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, 
     return all_ok;
 }
 
-static int cs02b_response(const smki_rx_result *r, const cs02b_work *w, int applied, uint8_t **out, size_t *len)
+/* The CS02b outcome: SEQUENCE { head, SEQUENCE { authSeq, mode, floors, outcomes } } where
+ * head is NULL for an immediate response, or (a future-dated execution's alert, as the
+ * RTDS 8F66/8F67 alerts carry) INTEGER alertCode, GeneralizedTime executionDateTime. */
+static int cs02b_outcome(const smki_rx_result *r, const cs02b_work *w, int applied, uint16_t alert_code,
+                         time_t executed, uint8_t **out, size_t *len)
 {
     dw_t dw;
     dw_init(&dw);
     dw_begin(&dw, 0x30);
-    uint8_t null[2] = {0x05, 0x00};
-    dw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
+    if (alert_code) {
+        char when[20];
+        struct tm tm;
+        gmtime_r(&executed, &tm);
+        strftime(when, sizeof when, "%Y%m%d%H%M%SZ", &tm);
+        dw_uint(&dw, 0x02, alert_code);
+        dw_tlv(&dw, 0x18, when, strlen(when));
+    } else {
+        uint8_t null[2] = {0x05, 0x00};
+        dw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
+    }
     dw_begin(&dw, 0x30);
     dw_uint(&dw, 0x02, w->q.auth_seq);
     dw_uint(&dw, 0x02, w->q.mode);
@@ -457,6 +470,37 @@ static int cs02b_response(const smki_rx_result *r, const cs02b_work *w, int appl
     dw_end(&dw);
     dw_end(&dw);
     return dw_finish(&dw, out, len);
+}
+
+/* A future-dated CS02b (reference §6 executionDateTime): verified now, its authoriser's
+ * counter spent now, kept until its time (smki_device_run_due), answered SEQUENCE { NULL }
+ * as the RTDS FUTURE_DATED responses are. executionDateTime 99991231235959Z cancels the
+ * pending ones of the same message code instead (the RTDS CANCELLATION commands). */
+static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, cs02b_work *w,
+                          smki_rx_result *r, uint8_t **content, size_t *content_len)
+{
+    int cancel = w->q.execution_time == DEV_CANCEL_TIME;
+    r->action = cancel ? "cs02b-cancel" : "cs02b-scheduled";
+    uint8_t role = (uint8_t)r->role;
+    uint64_t auth = w->q.auth_seq > c->gs.counter ? w->q.auth_seq : c->gs.counter;
+    if (!o->dry_run) {
+        /* Two transactions (the pending record, then the floor): a crash between leaves the
+         * counter unspent, and the same command again writes the same record (keyed by
+         * execution time and counter) or cancels nothing more: no harm either way. */
+        if (cancel)
+            GUARD(dev_pending_cancel(s, d, c->gs.message_code, &r->cancelled));
+        else
+            GUARD(dev_pending_put(s, d, (int64_t)w->q.execution_time, c->gs.counter, role, c->gs.originator,
+                                  c->gs.message_code, c->gs.content, c->gs.content_len));
+        GUARD(dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter));
+        r->applied = 1;
+    }
+    static const uint8_t ack[4] = {0x30, 0x02, 0x05, 0x00};
+    *content = malloc(sizeof ack);
+    ENSURE(*content, SMKI_E_NOMEM, "response");
+    memcpy(*content, ack, sizeof ack);
+    *content_len = sizeof ack;
+    return 0;
 }
 
 static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
@@ -492,18 +536,12 @@ static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki
                    smki_role_name(w->q.repl[i].target.role));
             goto out;
         }
-    int all_ok = cs02b_check(d, c, o, w, r);
-    if (w->q.has_execution_time) {
-        /* Future-dated execution is not modelled: applying it now would be wrong, so
-         * every replacement reports other(127) and nothing is applied. */
-        for (size_t i = 0; i < r->noutcomes; i++) {
-            r->outcomes[i].status = SMKI_CS02B_OTHER;
-            memcpy(r->outcomes[i].new_subject, r->outcomes[i].old_subject, 8);
-            memcpy(r->outcomes[i].new_ski, r->outcomes[i].old_ski, 8);
-            snprintf(r->outcomes[i].why, sizeof r->outcomes[i].why, "future-dated execution is not modelled");
-        }
-        all_ok = 0;
+    time_t now = o->now ? o->now : time(NULL);
+    if (w->q.has_execution_time && (w->q.execution_time == DEV_CANCEL_TIME || w->q.execution_time > now)) {
+        rc = cs02b_schedule(d, s, c, o, w, r, content, content_len);
+        goto out;
     }
+    int all_ok = cs02b_check(d, c, o, w, r);
     /* Floors: the authoriser's to this command; the replaced role's to its new floor; the
      * others as listed. Applied with the cells, in the same transaction, or not at all. */
     uint64_t auth = w->q.auth_seq > c->gs.counter ? w->q.auth_seq : c->gs.counter;
@@ -521,7 +559,7 @@ static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki
         GUARD_GOTO(dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter), out);
     }
     if (!all_ok) refuse(r, SMKI_RX_COMMAND_FAILED, "CS02b: a replacement was refused; none applied");
-    GUARD_GOTO(cs02b_response(r, w, all_ok, content, content_len), out);
+    GUARD_GOTO(cs02b_outcome(r, w, all_ok, 0, 0, content, content_len), out);
 out:
     free(w);
     return rc;
@@ -631,25 +669,29 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
 
 /* ---- Responses and alerts ---------------------------------------------------------------------- */
 
-/* A response or alert: General Signing signed with the device's DS key, then, when the
- * recipient holds a KA management cell, wrapped in General Ciphering with the MAC of
- * ECDH(device KA, that cell) and OtherInfo(device, CRA, counter, recipient), as the
- * RTDS CS02a response is (its MAC verifies so from the ACB side). An RTDS model has
- * no keys: its output is unsigned and not wrapped. */
-static int sign_out(smki_device *d, uint8_t cra, uint64_t counter, const uint8_t recipient[8], uint16_t mc,
-                    const uint8_t *content, size_t content_len, smki_rx_result *r)
+/* A response or alert, protected as GBCS has it (and as every RTDS response and alert
+ * is): critical ones (the response to a signed, critical command; an alert) are signed
+ * with the device's DS key and not wrapped; non-critical ones (the response to an
+ * unsigned command) are not signed (00) and wrapped in General Ciphering with the MAC of
+ * ECDH(device KA, the recipient's KA management cell) and OtherInfo(device, CRA, counter,
+ * recipient), invocation counter 0 as in the RTDS responses. A non-critical answer to a
+ * recipient without a KA cell (cannot happen: an unsigned command passes only from a party
+ * known by its KA cell) is signed instead. An RTDS model has no keys: its output is
+ * unsigned and not wrapped. */
+static int sign_out(smki_device *d, int critical, uint8_t cra, uint64_t counter, const uint8_t recipient[8],
+                    uint16_t mc, const uint8_t *content, size_t content_len, smki_rx_result *r)
 {
     smki_key *ds = NULL, *ka = NULL;
     uint8_t *gs = NULL, z[32];
     size_t gs_len = 0;
-    int rc = 0, peer = -1;
-    if (!(d->rec.flags & SMKI_DEVICE_FLAG_RTDS)) GUARD(dev_own_key(d, 0, &ds));
-    r->out_signed = ds != NULL;
-    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
-    for (size_t i = 0; ds && i < d->ncells && peer < 0; i++)
+    int rc = 0, peer = -1, has_keys = !(d->rec.flags & SMKI_DEVICE_FLAG_RTDS);
+    for (size_t i = 0; has_keys && !critical && i < d->ncells && peer < 0; i++)
         if (d->cells[i].id.key_usage == SMKI_KU_KEY_AGREEMENT && d->cells[i].id.cell_usage == SMKI_CELL_MANAGEMENT &&
             d->cells[i].has_key && memcmp(d->cells[i].subject_id, recipient, 8) == 0)
             peer = (int)i;
+    if (has_keys && peer < 0) GUARD(dev_own_key(d, 0, &ds));
+    r->out_signed = ds != NULL;
+    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
     if (peer < 0) {
         r->out = gs;
         r->out_len = gs_len;
@@ -699,12 +741,79 @@ static int build_alert(smki_device *d, smki_store *s, const smki_rx_opts *o, smk
     dw_end(&w);
     GUARD(dw_finish(&w, &content, &content_len));
     uint64_t ctr = d->rec.alert_counter + 1;
-    int rc = sign_out(d, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
+    int rc = sign_out(d, 1, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
     free(content);
     GUARD(rc);
     r->out_is_alert = 1;
     if (!o->dry_run) GUARD(dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr));
     return 0;
+}
+
+/* One due future-dated CS02b: checked and applied as on receipt (the authoriser's floor
+ * was spent then), answered by the 8F66/8F67 alert. */
+static int run_one(smki_device *d, smki_store *s, const smki_rx_opts *o, const dev_pending *p, smki_rx_result *r)
+{
+    cs02b_work *w = calloc(1, sizeof *w);
+    uint8_t *content = NULL;
+    size_t content_len = 0;
+    int rc = 0;
+    ENSURE(w != NULL, SMKI_E_NOMEM, "CS02b work");
+    r->role = p->role;
+    r->counter = p->counter;
+    r->message_code = p->message_code;
+    r->cra = SMKI_GBCS_CRA_COMMAND;
+    memcpy(r->originator.b, p->originator, 8);
+    r->recipient = d->eui;
+    r->executed = (time_t)p->exec;
+    r->action = "cs02b-update";
+    r->mac_check = "none";
+    GUARD_GOTO(dev_parse_cs02b(p->content, p->content_len, &w->q), out); /* it parsed on receipt */
+    r->mode = w->q.mode;
+    int all_ok = cs02b_check(d, NULL, o, w, r);
+    if (w->q.has_new_floor)
+        for (size_t i = 0; i < w->q.nrepl; i++) set_floor(w, w->q.repl[i].target.role, w->q.new_floor);
+    for (size_t i = 0; i < w->q.nother; i++) set_floor(w, w->q.other[i].role, w->q.other[i].floor);
+    uint16_t code = all_ok ? SMKI_ALERT_FUTURE_DATED_OK : SMKI_ALERT_FUTURE_DATED_FAILED;
+    if (!all_ok) refuse(r, SMKI_RX_COMMAND_FAILED, "future-dated CS02b: a replacement was refused; none applied");
+    if (all_ok && !o->dry_run) {
+        GUARD_GOTO(dev_store_commit(s, d, w->newcells, w->q.nrepl, w->roles, w->floors, w->nfloors,
+                                    d->rec.alert_counter),
+                   out);
+        r->applied = 1;
+    }
+    GUARD_GOTO(cs02b_outcome(r, w, all_ok, code, (time_t)p->exec, &content, &content_len), out);
+    r->alert_code = code;
+    uint64_t ctr = d->rec.alert_counter + 1;
+    GUARD_GOTO(sign_out(d, 1, SMKI_GBCS_CRA_ALERT, ctr, p->originator, SMKI_MC_ASN1_ALERT, content, content_len, r),
+               out);
+    r->out_is_alert = 1;
+    if (!o->dry_run) {
+        GUARD_GOTO(dev_pending_del(s, d, p->exec, p->counter), out);
+        GUARD_GOTO(dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr), out);
+    }
+out:
+    free(content);
+    free(w);
+    return rc;
+}
+
+int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, smki_rx_result *results, size_t cap,
+                        size_t *n)
+{
+    *n = 0;
+    dev_pending *due = NULL;
+    size_t count = 0;
+    time_t now = o->now ? o->now : time(NULL);
+    GUARD(dev_pending_due(s, d, (int64_t)now, &due, &count));
+    int rc = 0;
+    for (size_t i = 0; i < count && *n < cap; i++) {
+        memset(&results[*n], 0, sizeof results[*n]);
+        rc = run_one(d, s, o, &due[i], &results[*n]);
+        (*n)++;
+        if (rc < 0) break;
+    }
+    dev_pending_free(due, count);
+    return rc;
 }
 
 int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
@@ -740,7 +849,7 @@ int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_
         free(content);
         return build_alert(d, s, o, r);
     }
-    rc = sign_out(d, 0x02, c.gs.counter, c.gs.originator, mc, content, content_len, r);
+    rc = sign_out(d, c.gs.has_signature, 0x02, c.gs.counter, c.gs.originator, mc, content, content_len, r);
     free(content);
     return rc;
 }

@@ -61,4 +61,26 @@ int dev_reload(smki_store *s, smki_device *d);
 int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
                      const uint64_t *floors, size_t nfloors, uint64_t alert_counter);
 
+/* Future-dated commands waiting for their execution date-time (a CS02b today), in the
+ * device's database: 'P' EUI(8) exec(8, +2^63: time order) counter(8) -> role(1)
+ * originator(8) message code(2) content. */
+#define DEV_CANCEL_TIME ((time_t)253402300799) /* 99991231235959Z: cancel, do not schedule */
+typedef struct {
+    int64_t exec;
+    uint64_t counter;
+    uint8_t role;
+    uint8_t originator[8];
+    uint16_t message_code;
+    uint8_t *content; /* malloc'd */
+    size_t content_len;
+} dev_pending;
+int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
+                    const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len);
+/* Those due at `now` (exec <= now), oldest first; caller frees with dev_pending_free. */
+int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n);
+void dev_pending_free(dev_pending *p, size_t n);
+int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter);
+/* Remove every pending command of this message code; *n: how many. */
+int dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n);
+
 #endif

@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "device_private.h"
 #include "gateway_private.h"
 #include "gbcs.h"
 
@@ -33,6 +34,8 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
            "a %s message is not a signed pre-command (General Block Transfer is not supported)",
            smki_gbcs_kind_name(m.kind));
     const smki_gbcs_signing *g = &m.gsa;
+    out->msg = msg;
+    out->msg_len = len;
     out->apdu = msg + g->offset;
     out->apdu_len = g->len;
     out->signed_part = msg + g->signed_offset;
@@ -43,6 +46,55 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
     memcpy(out->originator.b, g->originator, 8);
     memcpy(out->target.b, g->recipient, 8);
     out->code = g->message_code;
+    out->date_time = g->date_time;
+    out->content = g->content;
+    out->content_len = g->content_len;
+    return 0;
+}
+
+/* ---- Future dating ----------------------------------------------------------------------------- */
+#define DEFAULT_MAX_FUTURE_SECONDS (30u * 86400u) /* SEC Stage 4 consultation Q22: 30 days */
+#define CANCEL_TIME ((time_t)253402300799)         /* 9999-12-31T23:59:59Z */
+
+/* A COSEM date-time (12 octets: year(2) month day weekday hour minute second hundredths
+ * deviation(2) status). 0 with *t when every field up to the second is specified; -1 when
+ * one is not (0xFF, 0xFFFF, or the DST markers 0xFD/0xFE for the month): no instant to
+ * judge. The deviation (at most 12 hours) is not applied: it cannot move a date across a
+ * limit counted in days by more than half a day. */
+static int cosem_time(const uint8_t d[12], time_t *t)
+{
+    unsigned y = (unsigned)d[0] << 8 | d[1];
+    if (y == 0xFFFF || d[2] == 0 || d[2] > 12 || d[3] == 0 || d[3] > 31 || d[5] > 23 || d[6] > 59 || d[7] > 59 ||
+        y < 1970)
+        return -1;
+    struct tm tm = {.tm_year = (int)y - 1900, .tm_mon = d[2] - 1, .tm_mday = d[3], .tm_hour = d[5], .tm_min = d[6],
+                    .tm_sec = d[7]};
+    *t = timegm(&tm);
+    return 0;
+}
+
+/* The execution date-time a command carries, where smki can read one: the CS02b
+ * executionDateTime (reference §6), else the APDU's date-time field. 0 when there is
+ * none (an immediate command, or one whose execution time is inside a payload smki does
+ * not decode: DLMS or ZigBee). */
+static int execution_time(const gw_apdu *a, time_t *t, const char **from)
+{
+    if (a->code >= SMKI_MC_CS02B(2) && a->code <= SMKI_MC_CS02B(9)) {
+        dev_cs02b q;
+        /* 99991231235959Z is no date to execute at: the RTDS CANCELLATION commands carry it
+         * to cancel a future-dated command, which the limit must not stop. */
+        if (dev_parse_cs02b(a->content, a->content_len, &q) == 0 && q.has_execution_time &&
+            q.execution_time != CANCEL_TIME) {
+            *t = q.execution_time;
+            *from = "the CS02b executionDateTime";
+            return 1;
+        }
+        smki_error_clear(); /* content the device will refuse: not the gateway's to judge */
+    }
+    if (a->date_time && cosem_time(a->date_time, t) == 0) {
+        *from = "the APDU's date-time";
+        return 1;
+    }
     return 0;
 }
 
@@ -91,8 +143,14 @@ struct smki_gateway {
     X509_CRL *crl;
     time_t crl_from, crl_until;
     int no_crl;
+    time_t max_future;
+    smki_gwq_hook hook;
+    int has_env;
+    smki_env env;
+    smki_srv_table srv; /* count 0: eligibility by Remote Party Role */
     smki_key *acb;
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
+    int (*sender_roles)(void *arg, const smki_eui64_t *id, char *roles, size_t cap);
     void *sender_arg;
     pthread_mutex_t lock;
     cert_entry certs[CERT_CACHE_SLOTS];
@@ -208,7 +266,18 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->store = s;
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
+    g->hook = o->hook;
+    if (o->env) {
+        ENSURE_GOTO(o->env->org_policy[0] && o->env->device_policy[0], SMKI_E_USAGE, fail,
+                    "environment %s has no organisation or device policy OID configured: the gateway cannot tell "
+                    "its certificates from another environment's",
+                    o->env->name);
+        g->env = *o->env;
+        g->has_env = 1;
+    }
+    g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
     g->sender_suspended = o->sender_suspended;
+    g->sender_roles = o->sender_roles;
     g->sender_arg = o->sender_arg;
     GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
     g->trust = X509_STORE_new();
@@ -220,6 +289,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
         GUARD_GOTO(load_anchor_file(g->trust, o->oca_file, &anchors), fail);
     ENSURE_GOTO(anchors > 0, SMKI_E_INPUT, fail, "no certificate in %s", o->trust_dir ? o->trust_dir : o->oca_file);
     if (o->crl_file) GUARD_GOTO(load_crl(g, o->crl_file), fail);
+    GUARD_GOTO(smki_gw_srv_get(s, &g->srv), fail);
     *out = g;
     return 0;
 fail:
@@ -234,6 +304,7 @@ void smki_gateway_free(smki_gateway *g)
     smki_wipe(g->zs, sizeof g->zs);
     X509_STORE_free(g->trust);
     X509_CRL_free(g->crl);
+    smki_srv_table_free(&g->srv);
     pthread_mutex_destroy(&g->lock);
     free(g);
 }
@@ -251,7 +322,10 @@ typedef struct {
     gw_apdu a;
     smki_gw_user user;
     smki_gw_device dev;
-    int alive; /* passed the read-only checks so far */
+    int alive;    /* passed the read-only checks so far */
+    int is_return; /* a response or alert (CRA 02/03), device to User */
+    int ra_roles_known;
+    char ra_roles[SMKI_GW_USER_ROLES_MAX]; /* the RA's User Roles of the sender */
 } msg_state;
 
 static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
@@ -273,6 +347,99 @@ typedef struct {
     size_t n;
 } batch_ctx;
 
+/* Test and live never mix: a device whose certificate is of another environment is
+ * refused, whatever the trust anchors. A device added without a certificate (no KA key,
+ * or a bare public key) has no certificate to judge: it passes this check. 1 when it
+ * passes. */
+static int device_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result *r, const char *who)
+{
+    if (!g->has_env || !m->dev.policy[0] || strcmp(m->dev.policy, g->env.device_policy) == 0) return 1;
+    set_verdict(r, SMKI_GW_REJECT, "device.environment",
+                "device %s's certificate policy %s is not the %s environment's (%s)", who, m->dev.policy, g->env.name,
+                g->env.device_policy);
+    return 0;
+}
+
+/* The same for a User's registered certificate (the recipient of a response or alert). */
+static int user_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result *r, const char *who)
+{
+    if (!g->has_env) return 1;
+    char policy[SMKI_OID_TEXT_MAX] = "";
+    const uint8_t *p = m->user.cert;
+    X509 *x = d2i_X509(NULL, &p, (long)m->user.cert_len);
+    if (x && gw_cert_policy(x, policy, sizeof policy) < 0) policy[0] = '\0';
+    X509_free(x);
+    smki_error_clear();
+    ERR_clear_error();
+    if (strcmp(policy, g->env.org_policy) == 0) return 1;
+    set_verdict(r, SMKI_GW_REJECT, "user.environment",
+                "User %s's registered certificate has policy %s, not the %s environment's (%s)", who,
+                policy[0] ? policy : "(none)", g->env.name, g->env.org_policy);
+    return 0;
+}
+
+/* A response or alert travels from a device in the inventory to a registered User: both
+ * ends must be known (the User's suspension and the device's status do not stop a
+ * device's answer from reaching its User). */
+static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_result *r, const char *oe, const char *te)
+{
+    const void *v;
+    size_t vl;
+    int rc = smki_txn_get(t, b->g->d.devices, m->a.originator.b, 8, &v, &vl);
+    if (rc == SMKI_E_NOTFOUND) {
+        set_verdict(r, SMKI_GW_REJECT, "device.unknown", "the %s's originator %s is not in the inventory",
+                    smki_gbcs_cra_name(m->a.cra), oe);
+        m->alive = 0;
+        return 0;
+    }
+    GUARD(rc);
+    GUARD(gw_device_decode(m->a.originator.b, v, vl, &m->dev));
+    if (!device_env_ok(b->g, m, r, oe)) {
+        m->alive = 0;
+        return 0;
+    }
+    rc = smki_txn_get(t, b->g->d.users, m->a.target.b, 8, &v, &vl);
+    if (rc == SMKI_E_NOTFOUND) {
+        set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s is not a registered User ID",
+                    smki_gbcs_cra_name(m->a.cra), te);
+        m->alive = 0;
+        return 0;
+    }
+    GUARD(rc);
+    GUARD(gw_user_decode(m->a.target.b, v, vl, &m->user));
+    if (!user_env_ok(b->g, m, r, te)) m->alive = 0;
+    return 0;
+}
+
+/* Eligibility by User Role per Service Reference Variant: one of the sender's User Roles
+ * is listed for a Service Reference Variant whose message code the pre-command carries. */
+static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *r, const char *oe)
+{
+    /* The RA's User Roles when it knows the sender: one source of truth. */
+    if (m->ra_roles_known) snprintf(m->user.user_roles, sizeof m->user.user_roles, "%s", m->ra_roles);
+    uint32_t mine = smki_srv_roles_mask(t, m->user.user_roles);
+    char srvs[160] = "";
+    size_t o = 0;
+    for (size_t i = 0; i < t->count; i++) {
+        if (t->rows[i].code != m->a.code) continue;
+        if (t->rows[i].roles & mine) return;
+        int n = snprintf(srvs + o, sizeof srvs - o, "%s%s (%s)", o ? ", " : "", t->rows[i].srv, t->rows[i].use_case);
+        if (n > 0 && (size_t)n < sizeof srvs - o) o += (size_t)n;
+    }
+    if (!m->user.user_roles[0])
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "user %s has no User Role: the eligibility table needs one to send message code %04X", oe,
+                    m->a.code);
+    else if (!o)
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "message code %04X is in no Service Reference Variant of the eligibility table", m->a.code);
+    else
+        set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
+                    "user %s (User Roles %s) is eligible for none of %s with message code %04X", oe,
+                    m->user.user_roles, srvs, m->a.code);
+    m->alive = 0;
+}
+
 /* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
 static int registry_txn(smki_txn *t, void *arg)
 {
@@ -286,6 +453,10 @@ static int registry_txn(smki_txn *t, void *arg)
         smki_eui64_format(&m->a.target, SMKI_EUI64_HYPHEN, te);
         const void *v;
         size_t vl;
+        if (m->is_return) {
+            GUARD(registry_return(t, b, m, r, oe, te));
+            continue;
+        }
         int rc = smki_txn_get(t, b->g->d.users, m->a.originator.b, 8, &v, &vl);
         if (rc == SMKI_E_NOTFOUND) {
             set_verdict(r, SMKI_GW_REJECT, "user.unknown", "originator %s is not a registered User ID", oe);
@@ -295,7 +466,13 @@ static int registry_txn(smki_txn *t, void *arg)
         GUARD(rc);
         GUARD(gw_user_decode(m->a.originator.b, v, vl, &m->user));
         int allowed;
-        GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+        if (b->g->srv.count) {
+            srv_eligible(&b->g->srv, m, r, oe);
+            if (!m->alive) continue;
+            allowed = 1;
+        } else {
+            GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+        }
         if (!allowed) {
             set_verdict(r, SMKI_GW_REJECT, "user.not-eligible", "user %s in role %02X (%s) may not send message code %04X",
                         oe, m->user.role, smki_role_name(m->user.role), m->a.code);
@@ -318,6 +495,10 @@ static int registry_txn(smki_txn *t, void *arg)
         if (!smki_dev_status_allows_commands(m->dev.status)) {
             set_verdict(r, SMKI_GW_REJECT, "device.status", "target device %s is %s: commands are not allowed", te,
                         smki_dev_status_name(m->dev.status));
+            m->alive = 0;
+            continue;
+        }
+        if (!device_env_ok(b->g, m, r, te)) {
             m->alive = 0;
             continue;
         }
@@ -411,6 +592,16 @@ static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t a
         set_verdict(r, SMKI_GW_REJECT, "cert.subject", "signer certificate's EUI-64 is not the originator %s", oe);
         goto out;
     }
+    if (g->has_env) {
+        char policy[SMKI_OID_TEXT_MAX];
+        GUARD_GOTO(gw_cert_policy(x, policy, sizeof policy), out);
+        if (strcmp(policy, g->env.org_policy) != 0) {
+            set_verdict(r, SMKI_GW_REJECT, "cert.environment",
+                        "signer certificate of %s has policy %s, not the %s environment's (%s)", oe,
+                        policy[0] ? policy : "(none)", g->env.name, g->env.org_policy);
+            goto out;
+        }
+    }
     /* The span in which this verification holds: every certificate of the chain valid,
      * and the CRL current. */
     time_t from = 0, until = (time_t)INT64_MAX;
@@ -503,27 +694,33 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
 }
 
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
+int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
+int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
 
-/* Threshold rings: gw.tring key user(8) code(4) window(4) -> max(4) n(4) head(4) n*time(8):
- * the times of the last max passes. Full, with the oldest inside the window: exceeded. */
-static int ring_key(uint8_t k[16], const smki_eui64_t *u, const smki_threshold *r)
+/* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
+ * n*time(8): the times of the last max passes. Full, with the oldest inside the window:
+ * exceeded. Command rules keep the 16-octet key of the first format; response and alert
+ * rules append their kind. */
+static size_t ring_key(uint8_t k[17], const smki_eui64_t *u, const smki_threshold *r)
 {
     memcpy(k, u->b, 8);
     gw_be32(k + 8, r->code);
     gw_be32(k + 12, r->window);
-    return 0;
+    if (r->kind == SMKI_GBCS_CRA_COMMAND) return 16;
+    k[16] = r->kind;
+    return 17;
 }
 
 static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at,
                       int *exceeded, uint32_t *count)
 {
-    uint8_t k[16];
-    ring_key(k, u, r);
+    uint8_t k[17];
+    size_t kl = ring_key(k, u, r);
     const void *v;
     size_t vl;
     *exceeded = 0;
     *count = 0;
-    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    int rc = smki_txn_get(t, d->tring, k, kl, &v, &vl);
     if (rc == SMKI_E_NOTFOUND) return 0;
     GUARD(rc);
     const uint8_t *p = v;
@@ -541,14 +738,14 @@ static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const
 
 static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const smki_threshold *r, time_t at)
 {
-    uint8_t k[16];
-    ring_key(k, u, r);
+    uint8_t k[17];
+    size_t kl = ring_key(k, u, r);
     size_t len = 12 + 8 * (size_t)r->max_count;
     uint8_t *buf = calloc(1, len);
     ENSURE(buf, SMKI_E_NOMEM, "threshold ring");
     const void *v;
     size_t vl;
-    int rc = smki_txn_get(t, d->tring, k, 16, &v, &vl);
+    int rc = smki_txn_get(t, d->tring, k, kl, &v, &vl);
     if (rc == 0 && vl == len && gw_rd32(v) == r->max_count) memcpy(buf, v, len);
     else if (rc < 0 && rc != SMKI_E_NOTFOUND) {
         free(buf);
@@ -561,9 +758,14 @@ static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const 
     if (n < r->max_count) n++;
     gw_be32(buf + 4, n);
     gw_be32(buf + 8, head);
-    rc = smki_txn_put(t, d->tring, k, 16, buf, len, 0);
+    rc = smki_txn_put(t, d->tring, k, kl, buf, len, 0);
     free(buf);
     return rc;
+}
+
+static int rule_applies(const smki_threshold *rule, const gw_apdu *a)
+{
+    return rule->kind == a->cra && (rule->code == SMKI_CODE_ANY || rule->code == a->code);
 }
 
 static int write_txn(smki_txn *t, void *arg)
@@ -582,24 +784,31 @@ static int write_txn(smki_txn *t, void *arg)
         r->quarantine_id = 0;
         char oe[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, oe);
-        uint64_t last;
-        int seen;
-        GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
-        if (seen && m->a.counter <= last) {
-            set_verdict(r, SMKI_GW_REJECT, "counter.replay",
-                        "counter %llu from %s is not above the last one that passed (%llu)",
-                        (unsigned long long)m->a.counter, oe, (unsigned long long)last);
-            continue;
+        if (!m->is_return) {
+            uint64_t last;
+            int seen;
+            GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
+            if (seen && m->a.counter <= last) {
+                set_verdict(r, SMKI_GW_REJECT, "counter.replay",
+                            "counter %llu from %s is not above the last one that passed (%llu)",
+                            (unsigned long long)m->a.counter, oe, (unsigned long long)last);
+                continue;
+            }
         }
+        /* The User whose rules apply: the sender of a command, the recipient of a response
+         * or alert; only the rules of the message's kind count it. */
+        const smki_eui64_t *user = m->is_return ? &m->a.target : &m->a.originator;
+        char ue[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(user, SMKI_EUI64_HYPHEN, ue);
         smki_thresholds th;
-        GUARD(gw_thresholds_get_txn(t, d, &m->a.originator, &th));
+        GUARD(gw_thresholds_get_txn(t, d, user, &th));
         int rc = 0;
         for (size_t j = 0; j < th.count && r->verdict == SMKI_GW_PASS; j++) {
             const smki_threshold *rule = &th.rules[j];
-            if (rule->code != SMKI_CODE_ANY && rule->code != m->a.code) continue;
+            if (!rule_applies(rule, &m->a)) continue;
             int exceeded;
             uint32_t count;
-            GUARD_GOTO(ring_check(t, d, &m->a.originator, rule, w->at, &exceeded, &count), th_out);
+            GUARD_GOTO(ring_check(t, d, user, rule, w->at, &exceeded, &count), th_out);
             if (exceeded) {
                 char code[12];
                 if (rule->code == SMKI_CODE_ANY)
@@ -607,8 +816,8 @@ static int write_txn(smki_txn *t, void *arg)
                 else
                     snprintf(code, sizeof code, "%04X", rule->code);
                 set_verdict(r, SMKI_GW_QUARANTINE, "threshold.exceeded",
-                            "user %s, message code %s: %u message(s) passed in the last %u s, the threshold is %u", oe,
-                            code, count, rule->window, rule->max_count);
+                            "user %s, %ss, message code %s: %u passed in the last %u s, the threshold is %u", ue,
+                            smki_gbcs_cra_name(rule->kind), code, count, rule->window, rule->max_count);
             }
         }
         if (r->verdict == SMKI_GW_QUARANTINE) {
@@ -623,21 +832,27 @@ static int write_txn(smki_txn *t, void *arg)
             q.target = m->a.target;
             q.code = m->a.code;
             q.counter = m->a.counter;
-            q.msg = (uint8_t *)m->a.apdu;
-            q.msg_len = m->a.apdu_len;
+            /* A command is held as its General Signing APDU (release MACs it afresh); a
+             * response or alert as received (release forwards it unchanged, MAC and all). */
+            q.msg = (uint8_t *)(m->is_return ? m->a.msg : m->a.apdu);
+            q.msg_len = m->is_return ? m->a.msg_len : m->a.apdu_len;
             GUARD_GOTO(gw_quarantine_put(t, d, &q), th_out);
+            GUARD_GOTO(gw_quarantine_counted(t, d), th_out);
             r->quarantine_id = q.id;
         } else {
             for (size_t j = 0; j < th.count; j++)
-                if (th.rules[j].code == SMKI_CODE_ANY || th.rules[j].code == m->a.code)
-                    GUARD_GOTO(ring_push(t, d, &m->a.originator, &th.rules[j], w->at), th_out);
-            GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
-            if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+                if (rule_applies(&th.rules[j], &m->a)) GUARD_GOTO(ring_push(t, d, user, &th.rules[j], w->at), th_out);
+            if (!m->is_return) {
+                GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
+                if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+            }
         }
     th_out:
         smki_thresholds_free(&th);
         GUARD(rc);
     }
+    /* The record of every message judged, whatever its verdict (kept, then archived). */
+    for (size_t i = 0; i < b->n; i++) GUARD(gw_log_put(t, d, (int64_t)w->at, &b->res[i]));
     return 0;
 }
 
@@ -665,12 +880,28 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         r->originator = m->a.originator;
         r->target = m->a.target;
         r->code = m->a.code;
-        if (m->a.cra != 0x01) {
-            set_verdict(r, SMKI_GW_REJECT, "structure.not-command", "CRA flag %02X is not a command (01)", m->a.cra);
+        /* Responses and alerts take the return path: known ends, then anomaly detection
+         * (Stage 2 ¶136). Their protection is the recipient's to verify: the device's
+         * signature or the MAC under the User's KA key (smki gbcs verify). */
+        if (m->a.cra != SMKI_GBCS_CRA_COMMAND) {
+            m->is_return = 1;
+            m->alive = 1;
             continue;
         }
         if (!m->a.sig) {
             set_verdict(r, SMKI_GW_REJECT, "structure.unsigned", "the pre-command carries no signature");
+            continue;
+        }
+        time_t exec;
+        const char *from = "";
+        if (execution_time(&m->a, &exec, &from) && exec > at && exec - at > g->max_future) {
+            char when[32];
+            struct tm tm;
+            gmtime_r(&exec, &tm);
+            strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+            set_verdict(r, SMKI_GW_REJECT, "future-dated.too-far",
+                        "execution date-time %s (%s) is %lld day(s) ahead; at most %lld day(s) are allowed", when, from,
+                        (long long)((exec - at) / 86400), (long long)(g->max_future / 86400));
             continue;
         }
         m->alive = 1;
@@ -678,7 +909,7 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
     /* 2. Registry: the RA's suspension of the sender or its Party, then the gateway's
      * user, eligibility, suspension and device status. */
     for (size_t i = 0; i < n && g->sender_suspended; i++) {
-        if (!ms[i].alive) continue;
+        if (!ms[i].alive || ms[i].is_return) continue;
         char why[200] = "", oe[SMKI_EUI64_TEXT_MAX];
         int s = g->sender_suspended(g->sender_arg, &ms[i].a.originator, why, sizeof why);
         GUARD_GOTO(s < 0 ? s : 0, out);
@@ -686,6 +917,12 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         smki_eui64_format(&ms[i].a.originator, SMKI_EUI64_HYPHEN, oe);
         set_verdict(&res[i], SMKI_GW_REJECT, "user.suspended", "user %s is suspended by the RA: %s", oe, why);
         ms[i].alive = 0;
+    }
+    for (size_t i = 0; i < n && g->sender_roles && g->srv.count; i++) {
+        if (!ms[i].alive || ms[i].is_return) continue;
+        int k = g->sender_roles(g->sender_arg, &ms[i].a.originator, ms[i].ra_roles, sizeof ms[i].ra_roles);
+        GUARD_GOTO(k < 0 ? k : 0, out);
+        ms[i].ra_roles_known = k == 1;
     }
     batch_ctx b = {g, ms, res, n};
     GUARD_GOTO(smki_store_read(g->store, registry_txn, &b), out);
@@ -696,7 +933,7 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
     EVP_PKEY_CTX *vctx = NULL;
     for (size_t i = 0; i < n; i++) {
         msg_state *m = &ms[i];
-        if (!m->alive) continue;
+        if (!m->alive || m->is_return) continue;
         EVP_PKEY *pub = NULL;
         GUARD_GOTO(check_cert(g, m, &res[i], at, &pub), verify_out);
         if (!m->alive) continue;
@@ -742,13 +979,26 @@ verify_out:
     /* 5. The MAC. */
     if (g->acb)
         for (size_t i = 0; i < n; i++) {
-            if (!ms[i].alive || res[i].verdict != SMKI_GW_PASS) continue;
+            if (!ms[i].alive || ms[i].is_return || res[i].verdict != SMKI_GW_PASS) continue;
             uint8_t z[32];
             GUARD_GOTO(device_z(g, &ms[i].dev, z), out);
             rc = smki_gbcs_wrap_z(ms[i].a.apdu, ms[i].a.apdu_len, z, ic[i], &res[i].command, &res[i].command_len);
             smki_wipe(z, sizeof z);
             GUARD_GOTO(rc, out);
         }
+    /* 6. Notification of what was quarantined, after the commit: a failing hook is
+     * counted and kept for a retry, never a failure of the check. */
+    for (size_t i = 0; i < n && g->hook.command && *g->hook.command; i++) {
+        if (res[i].verdict != SMKI_GW_QUARANTINE) continue;
+        int ok = 0;
+        int hrc = smki_gwq_notify(g->store, &g->hook, res[i].quarantine_id, &ok);
+        res[i].notified = ok ? 1 : -1;
+        if (hrc < 0) {
+            snprintf(res[i].notify_error, sizeof res[i].notify_error, "%s", smki_error_msg());
+            smki_error_clear();
+        }
+        GUARD_GOTO(hrc == SMKI_E_REFUSED ? 0 : hrc, out);
+    }
 out:
     if (rc < 0)
         for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);

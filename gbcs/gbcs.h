@@ -251,6 +251,89 @@ typedef struct {
 int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
                              smki_gbcs_verify_report *rep);
 
+/* The same certificate folder, searched by public key: the certificate of d whose key
+ * is pub and whose keyUsage has `usage` (borrowed). SMKI_E_NOTFOUND when none. */
+int smki_gbcs_certdir_find_pubkey(const smki_gbcs_certdir *d, EVP_PKEY *pub, smki_key_usage usage, X509 **cert,
+                                  const smki_gbcs_cert_info **info);
+
+/* ---- Commands, responses and alerts (what `smki gbcs verify` does) --------------------
+ * A KA private key of a recipient (a User, the ACB), bound to an EUI-64 by the KA
+ * certificate in the folder that holds its public key: a response's MAC is checked with
+ * the key of the EUI-64 the message names as recipient. */
+typedef struct {
+    smki_key *key;     /* borrowed */
+    smki_eui64_t id;
+} smki_gbcs_ka_key;
+/* SMKI_E_NOTFOUND (naming the key) when no KA certificate in d holds key's public key. */
+int smki_gbcs_ka_key_bind(const smki_gbcs_certdir *d, smki_key *key, smki_gbcs_ka_key *out);
+
+typedef struct {
+    smki_key *acb_ka;                        /* commands' MAC: the ACB's KA key, or NULL */
+    const smki_gbcs_ka_key *recipient_keys;  /* responses' and alerts' MAC */
+    size_t nrecipient_keys;
+    time_t at;                               /* signer certificates must be valid then */
+} smki_gbcs_verify_opts;
+
+/* Why a message did not verify: stable names (docs/gbcs-verify.md), "" when it did.
+ *   structure.malformed    the bytes are not a GBCS message (CLI: parse failure)
+ *   structure.unsupported  a block-transfer message (its body is not decoded)
+ *   structure.unprotected  neither a signature nor a MAC to check
+ *   cert.not-found         no DS (signature) or KA (MAC) certificate of the party
+ *   cert.ambiguous         several certificates of the party and none canonically named
+ *   cert.expired           the signer's DS certificate is not valid at `at`
+ *   signature.invalid      the signature does not verify with the originator's DS key
+ *   mac.no-key             no KA private key for the recipient (--recipient-key/--acb-key)
+ *   mac.invalid            the MAC does not verify under the recipient's (or ACB's) KA key
+ *   counter.replay         the counter equals the last one seen (see smki_gbcs_counters)
+ *   counter.reordered      the counter is below the last one seen */
+typedef struct {
+    uint8_t cra;
+    int signature_checked;    /* the General Signing signature verified */
+    int mac_checked;          /* the General Ciphering MAC verified */
+    int device_to_device;     /* MACed between two devices (both titles hold Device
+                                 Certificates): no remote party's key can check that MAC.
+                                 Reported, not a failure; signature_checked still says
+                                 whether a signature was verified */
+    smki_eui64_t originator, recipient;
+    const char *reason;       /* the name above on failure, "" on success */
+} smki_gbcs_check;
+
+/* Verify one parsed message of any CRA flag. Command: as smki_gbcs_verify_command (a
+ * device-originated HAN-local one is reported device_to_device). Response or alert:
+ * signature (40 r s) with the originator's (device's) DS certificate from d, valid at
+ * o->at; MAC (DD) with the recipient's KA key from o->recipient_keys and the
+ * originator's KA certificate from d; at least one of the two must be there. Returns 0
+ * when every protection present verified (or the MAC is device-to-device), else the
+ * error with c->reason naming it. */
+int smki_gbcs_verify_message(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, const smki_gbcs_verify_opts *o,
+                             smki_gbcs_check *c);
+
+/* ---- Counters seen by a receiver ---------------------------------------------------------
+ * A User's system keeps, per (originator, recipient, CRA flag), the highest counter of the
+ * messages that verified: a device's response echoes the counter of the User's command
+ * and the User's commands to a device go out in increasing order; a device's alerts carry
+ * its own strictly increasing counter. So a counter at the mark is a replay and one below
+ * it is out of order: both refused. The state is a text file the User keeps beside its
+ * system (one line per key: `ORIGINATOR RECIPIENT CRA COUNTER`, EUI-64s as 16 hex digits,
+ * CRA 1-3, counter decimal; '#' comments), held under an exclusive lock (PATH.lock) from
+ * open to free so two verifiers cannot interleave, and rewritten atomically by save. */
+typedef struct smki_gbcs_counters smki_gbcs_counters;
+#define SMKI_GBCS_COUNTERS_MAX 1000000u /* keys in one file */
+/* Bytes of a counters file (name labels errors "NAME:LINE: what"). */
+int smki_gbcs_counters_parse(const uint8_t *data, size_t len, const char *name, smki_gbcs_counters **out);
+/* Lock PATH.lock (SMKI_E_LOCKED if another process holds it), then read PATH (missing:
+ * empty). */
+int smki_gbcs_counters_open(const char *path, smki_gbcs_counters **out);
+/* 0 when g's counter is above the mark for its key; SMKI_E_REFUSED with *reason
+ * "counter.replay" or "counter.reordered" otherwise. */
+int smki_gbcs_counters_check(const smki_gbcs_counters *c, const smki_gbcs_signing *g, const char **reason);
+/* Raise the mark for g's key to g's counter (after it verified). */
+int smki_gbcs_counters_note(smki_gbcs_counters *c, const smki_gbcs_signing *g);
+size_t smki_gbcs_counters_count(const smki_gbcs_counters *c);
+/* Write the state back to the path it was opened from (atomically). */
+int smki_gbcs_counters_save(const smki_gbcs_counters *c);
+void smki_gbcs_counters_free(smki_gbcs_counters *c); /* releases the lock */
+
 
 /* ===================================================================================
  * The device model (gbcs/device.c, device_rx.c, device_der.c; branch gbcs-device).
@@ -425,8 +508,13 @@ typedef struct {
     uint8_t *out;                /* the response or alert APDU (General Signing), or NULL */
     size_t out_len;
     int out_is_alert;
-    int out_signed;              /* 0 on an RTDS model (no DS key): signature octet 00 */
-    int out_maced;               /* wrapped (DD) with the MAC for the recipient's KA cell */
+    int out_signed;              /* critical (a response to a signed command, an alert): signed
+                                    with the device's DS key; 0 when MACed instead, and on an
+                                    RTDS model (no keys): signature octet 00 */
+    int out_maced;               /* non-critical (a response to an unsigned command): wrapped
+                                    (DD) with the MAC for the recipient's KA cell, not signed */
+    size_t cancelled;            /* a CS02b cancellation: how many pending ones it removed */
+    time_t executed;             /* smki_device_run_due: the execution date-time */
 } smki_rx_result;
 void smki_rx_result_clear(smki_rx_result *r);
 
@@ -436,6 +524,19 @@ void smki_rx_result_clear(smki_rx_result *r);
  * in one store transaction or not at all. */
 int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
                         smki_rx_result *r);
+/* Future-dated commands (a CS02b with an executionDateTime after o->now) are verified and
+ * answered SEQUENCE { NULL } on receipt (action "cs02b-scheduled"), their authoriser's
+ * counter spent, and kept; one whose executionDateTime is 99991231235959Z cancels the
+ * pending ones of its message code ("cs02b-cancel"). This runs those due at o->now, oldest
+ * first: each is checked against the cells as they are then, applied or not (all or
+ * nothing, as on receipt), and answered by an alert to its originator, signed: 0x8F66
+ * (success) or 0x8F67 (a replacement refused), content SEQUENCE { alertCode,
+ * executionDateTime, the CS02b outcome } as the RTDS 8F66/8F67 alerts carry. results[i]
+ * (cap of them; *n filled) hold the alerts; the rest wait for the next run. */
+#define SMKI_ALERT_FUTURE_DATED_OK 0x8F66
+#define SMKI_ALERT_FUTURE_DATED_FAILED 0x8F67
+int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, smki_rx_result *results, size_t cap,
+                        size_t *n);
 /* Only the checks (recipient, MAC, signature, floor, permission); nothing built or
  * written. For the bench and the gateway-side tests. */
 int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r);
@@ -512,15 +613,19 @@ int smki_signed_file_sign(smki_key *k, const uint8_t *data, size_t len, uint8_t 
 int smki_signed_file_verify(EVP_PKEY *pub, const uint8_t *data, size_t len, const uint8_t *sig, size_t sig_len);
 
 /* ---- Anomaly thresholds ------------------------------------------------------------------
- * CSV, one rule a line:   user,message_code,window_seconds,max_count
+ * CSV, one rule a line:   user,message_code,window_seconds,max_count[,kind]
  *   user            EUI-64 (16 hex digits or hyphenated)
  *   message_code    4 hex digits (GBCS message code, e.g. 0019 for ECS01a) or * for all
  *   window_seconds  1 .. 31622400 (a leap year)
  *   max_count       1 .. 10000: at most this many messages of the user (and code) pass in
  *                   any window of that length; the next is quarantined
- * Lines starting with '#' and blank lines are ignored; the first other line may be that
- * exact header. No blanks around fields, no quoting. LF, CRLF or CR line ends. The same
- * (user, code, window) twice is refused. Errors say "NAME:LINE:COLUMN: what". */
+ *   kind            command (default), response or alert: a command rule counts the
+ *                   commands the user sends; a response or alert rule counts the responses
+ *                   or alerts addressed to the user (Stage 2 ¶136: their own thresholds)
+ * Lines starting with '#' and blank lines are ignored; the first other line may be the
+ * exact header (with or without ",kind"). No blanks around fields, no quoting. LF, CRLF or
+ * CR line ends. The same (user, code, window, kind) twice is refused. Errors say
+ * "NAME:LINE:COLUMN: what". */
 #define SMKI_THRESHOLD_MAX_COUNT 10000u
 #define SMKI_THRESHOLD_MAX_WINDOW 31622400u
 #define SMKI_THRESHOLD_MAX_RULES 4096u
@@ -531,6 +636,7 @@ typedef struct {
     uint32_t code; /* 0..0xFFFF, or SMKI_CODE_ANY */
     uint32_t window;
     uint32_t max_count;
+    uint8_t kind;  /* smki_gbcs_cra: what it counts (commands sent, responses or alerts received) */
 } smki_threshold;
 
 typedef struct {
@@ -546,12 +652,14 @@ void smki_thresholds_free(smki_thresholds *t);
 int smki_gw_dbs(smki_store *s);
 
 #define SMKI_GW_CERT_MAX 2048
+#define SMKI_GW_USER_ROLES_MAX 64
 typedef struct {
     smki_eui64_t id;
     uint8_t role;       /* Remote Party Role (reference §3) of this User ID */
     int suspended;
     size_t cert_len;    /* the User's DS certificate (DER) */
     uint8_t cert[SMKI_GW_CERT_MAX];
+    char user_roles[SMKI_GW_USER_ROLES_MAX]; /* User Roles, "EIS,GIS"; "" none given */
 } smki_gw_user;
 
 /* cert: DER or PEM of the User's digital-signature certificate. Refuses (SMKI_E_EXISTS) a
@@ -559,6 +667,48 @@ typedef struct {
 int smki_gw_user_add(smki_store *s, const smki_eui64_t *id, uint8_t role, const uint8_t *cert, size_t cert_len);
 int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out);
 int smki_gw_user_set_suspended(smki_store *s, const smki_eui64_t *id, int suspended);
+/* The User Roles of a User ID (reference §2: EIS, EES, GIS, ENO, GNO, OU, and the DCC's
+ * roles, named as the Service Request eligibility table names them): comma-separated
+ * codes, each [A-Z][A-Z0-9]{0,7}, any case (kept upper case), at most 8. "" clears. */
+int smki_gw_user_set_roles(smki_store *s, const smki_eui64_t *id, const char *user_roles);
+/* "eis, Gis" -> "EIS,GIS"; SMKI_E_USAGE naming a malformed code. */
+int smki_user_roles_canon(const char *text, char *out, size_t cap);
+
+/* ---- Eligibility by User Role per Service Reference Variant (data) --------------------------
+ * The DCC's Service Request eligibility, as a CSV file the operator loads:
+ *   srv,use_case,message_code,user_roles
+ *   1.1.1,ECS01a,0019,EIS
+ *   1.1.1,GCS01a,006B,GIS
+ * srv: the Service Reference Variant (digits and dots); use_case: the GBCS use case;
+ * message_code: 4 hex digits (what the pre-command carries); user_roles: the User Roles
+ * eligible, separated by blanks. '#' comments, blank lines and that exact header allowed;
+ * LF or CRLF. The same (srv, message_code) twice is refused. Errors say "NAME:LINE: what".
+ * Once a table is loaded, a command passes eligibility only when one of its sender's User
+ * Roles is listed for a Service Reference Variant whose message code it carries: an Import
+ * Supplier and a Gas Supplier no longer look alike. Without a table the Remote Party Role
+ * table applies (smki_gw_elig_*). */
+#define SMKI_SRV_MAX_ROWS 4096u
+#define SMKI_SRV_MAX_ROLE_NAMES 32u
+typedef struct {
+    char srv[17];
+    char use_case[25];
+    uint16_t code;
+    uint32_t roles; /* bits over smki_srv_table.role_names */
+} smki_srv_row;
+typedef struct {
+    size_t count;
+    smki_srv_row *rows;
+    size_t nroles;
+    char role_names[SMKI_SRV_MAX_ROLE_NAMES][9];
+} smki_srv_table;
+int smki_srv_table_parse(const uint8_t *data, size_t len, const char *name, smki_srv_table *out);
+void smki_srv_table_free(smki_srv_table *t);
+/* The table's bits for a User's roles ("EIS,GIS"; names the table does not use: none). */
+uint32_t smki_srv_roles_mask(const smki_srv_table *t, const char *user_roles);
+/* Store (replace) the table, after parsing it; an empty file removes it. *rows: how many. */
+int smki_gw_srv_load(smki_store *s, const uint8_t *csv, size_t len, size_t *rows);
+/* The table in force (count 0: none loaded). Caller frees with smki_srv_table_free. */
+int smki_gw_srv_get(smki_store *s, smki_srv_table *out);
 typedef int (*smki_gw_user_fn)(const smki_gw_user *u, void *arg);
 int smki_gw_user_list(smki_store *s, smki_gw_user_fn fn, void *arg);
 
@@ -594,9 +744,12 @@ typedef struct {
     uint32_t invocation; /* the next General Ciphering invocation counter for this device */
     size_t ka_len;       /* the device's KA public key, DER SubjectPublicKeyInfo; 0: none */
     uint8_t ka_spki[SMKI_GW_SPKI_MAX];
+    char policy[SMKI_OID_TEXT_MAX]; /* the certificate policy of its KA certificate: its
+                                       environment; "" when added by public key alone */
 } smki_gw_device;
 
-/* ka: the device's KA certificate or public key (PEM or DER), or NULL. */
+/* ka: the device's KA certificate or public key (PEM or DER), or NULL. A certificate's
+ * first policy OID is kept: the gateway checks the device's environment against its own. */
 int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const uint8_t *ka, size_t ka_len);
 int smki_gw_device_get(smki_store *s, const smki_eui64_t *id, smki_gw_device *out);
 int smki_gw_device_set_status(smki_store *s, const smki_eui64_t *id, int status);
@@ -620,9 +773,12 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  * Reason codes (stable; docs/gateway.md lists them with their meaning):
  *   structure.malformed   not a General Signing APDU (tag, lengths, fields)
  *   structure.unsigned    no signature (a pre-command that was never signed)
- *   structure.not-command CRA flag is not 01 (command)
+ *   future-dated.too-far  the execution date-time (CS02b executionDateTime, else the APDU's
+ *                         date-time) is more than max_future_seconds after the check time
  *   user.unknown          originator User ID not in the registry
- *   user.not-eligible     the User's role may not send this message code
+ *   user.not-eligible     the User's role may not send this message code (with a Service
+ *                         Request eligibility table: none of its User Roles is eligible for
+ *                         a Service Reference Variant with this message code)
  *   user.suspended        the User is suspended
  *   device.unknown        target device not in the inventory
  *   device.status         target device's status does not allow commands
@@ -634,10 +790,33 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
  *   cert.role             certificate's role (OU) is not the User's role
  *   cert.key-usage        certificate is not a digital-signature certificate
  *   cert.subject          certificate's EUI-64 is not the originator
+ *   cert.environment      (with an environment) the signer certificate's policy OID is
+ *                         not the environment's organisation policy
+ *   device.environment    (with an environment) the target device's certificate is of
+ *                         another environment (a device added without a certificate has
+ *                         none to judge)
+ *   user.environment      (with an environment; responses and alerts) the recipient User's
+ *                         registered certificate is of another environment
  *   signature.invalid     the signature does not verify under the User's certificate
  *   counter.replay        counter not above the last one that passed from the originator
- *   threshold.exceeded    an anomaly threshold was reached: QUARANTINED, not rejected */
+ *   threshold.exceeded    an anomaly threshold was reached: QUARANTINED, not rejected
+ * Responses and alerts (CRA 02/03) take the return path: the originator must be a device
+ * in the inventory (device.unknown) and the recipient a registered User (user.unknown),
+ * then the recipient's response or alert thresholds apply (threshold.exceeded); nothing
+ * else (the recipient verifies the device's signature or MAC: smki gbcs verify). A
+ * passing one is delivered as received (no command is made, no counter recorded). */
 typedef enum { SMKI_GW_PASS = 0, SMKI_GW_REJECT = 1, SMKI_GW_QUARANTINE = 2 } smki_gw_verdict;
+
+/* The quarantine notification hook (gbcs/quarantine_hook.c): `/bin/sh -c command` run once
+ * for each quarantined message after the quarantine is committed, the record as one JSON
+ * object on stdin (id, at, kind, reason, detail, originator, target, message_code, counter,
+ * message in hex) and SMKI_QUARANTINE_ID in its environment (SMKI_PIN, SMKI_SO_PIN removed); killed
+ * after timeout_seconds (0: 30). Exit 0 is a notification; anything else is counted as
+ * failed and kept for smki_gwq_notify_pending. The strings are borrowed. */
+typedef struct {
+    const char *command; /* NULL or "": no hook */
+    unsigned timeout_seconds;
+} smki_gwq_hook;
 
 typedef struct smki_gateway smki_gateway;
 
@@ -654,6 +833,21 @@ typedef struct {
      * outside any store transaction. */
     int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
     void *sender_arg;
+    /* The registration authority's User Roles of the sender ("EIS,GIS", and "DCC" for a
+     * DCC ID): 1 with them in roles when the RA knows the ID, 0 when it does not, negative
+     * on failure. With a Service Request eligibility table loaded, the RA's roles decide
+     * (one source of truth); the gateway's own (user set-roles) serve IDs the RA does not
+     * know. NULL: not consulted. Called outside any store transaction, with sender_arg. */
+    int (*sender_roles)(void *arg, const smki_eui64_t *id, char *roles, size_t cap);
+    /* A command whose execution date-time is more than this many seconds after the check
+     * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
+    uint32_t max_future_seconds;
+    smki_gwq_hook hook;     /* run for each message quarantined by a check */
+    /* The gateway's environment (test or live): a signer certificate, a User's registered
+     * certificate or a device certificate whose policy OID is not this environment's is
+     * refused (cert.environment, user.environment, device.environment), whatever the trust
+     * anchors. NULL: not checked (library callers that check elsewhere). */
+    const smki_env *env;
 } smki_gateway_opts;
 
 typedef struct {
@@ -666,6 +860,9 @@ typedef struct {
     smki_eui64_t originator, target;
     uint16_t code;
     uint64_t quarantine_id;  /* SMKI_GW_QUARANTINE: the record's id */
+    int notified;            /* SMKI_GW_QUARANTINE with a hook: 1 it ran and exited 0, -1 it failed
+                                (the record is kept either way; notify_error says why) */
+    char notify_error[160];
     uint8_t *command;        /* SMKI_GW_PASS with an ACB key: the MACed command (caller frees) */
     size_t command_len;
 } smki_gw_result;
@@ -697,16 +894,70 @@ typedef struct {
     uint16_t code;
     uint64_t counter;
     size_t msg_len;
-    uint8_t *msg;           /* the General Signing APDU (caller frees via smki_gwq_clear) */
+    uint8_t *msg;           /* the General Signing APDU of a command; a response or alert as
+                               received (caller frees via smki_gwq_clear) */
+    int notify_state;       /* SMKI_GWQ_NOTIFY_*: what the hook made of it */
+    uint32_t notify_attempts;
 } smki_gwq_record;
+enum { SMKI_GWQ_NOTIFY_NONE = 0, SMKI_GWQ_NOTIFY_OK = 1, SMKI_GWQ_NOTIFY_FAILED = 2 };
 void smki_gwq_clear(smki_gwq_record *r);
 typedef int (*smki_gwq_fn)(const smki_gwq_record *r, void *arg);
 int smki_gwq_list(smki_store *s, smki_gwq_fn fn, void *arg);
 int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out);
-/* Release: MAC the held message into a command with the ACB key (counter must still be
- * above the originator's last: SMKI_E_REFUSED otherwise) and record its counter. */
+/* Release a command: MAC the held message into a command with the ACB key (counter must
+ * still be above the originator's last: SMKI_E_REFUSED otherwise) and record its counter.
+ * Release a response or alert: *command is the message as the device sent it (acb_ka is
+ * not used and may be NULL). */
 int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len);
 int smki_gwq_reject(smki_store *s, uint64_t id, const char *note);
+
+/* Run the hook for record id now and record the outcome: 0 (*ok = 1) when it exited 0;
+ * SMKI_E_REFUSED (*ok = 0) naming how it failed. */
+int smki_gwq_notify(smki_store *s, const smki_gwq_hook *h, uint64_t id, int *ok);
+/* Run it for every held record not notified yet (failed before, or quarantined while no
+ * hook was configured): once each. */
+int smki_gwq_notify_pending(smki_store *s, const smki_gwq_hook *h, size_t *fired, size_t *failed);
+/* The record as the hook reads it (one JSON object and a newline; caller frees). */
+int smki_gwq_record_json(const smki_gwq_record *q, char **json);
+typedef struct {
+    uint64_t quarantined;   /* messages quarantined, ever */
+    uint64_t notified;      /* hook runs that exited 0 */
+    uint64_t notify_failed; /* hook runs that did not */
+} smki_gwq_stats;
+int smki_gwq_stats_get(smki_store *s, smki_gwq_stats *out);
+
+/* ---- The record of checked messages (gbcs/gwlog.c) ---------------------------------------------
+ * Every message a check judged (store database gw.log), kept online for a period the
+ * operator sets (default three months), then archived and pruned. */
+#define SMKI_GW_LOG_KEEP_DAYS 92
+typedef struct {
+    int64_t at;             /* the check's time */
+    uint64_t seq;           /* order of recording */
+    uint8_t verdict;        /* smki_gw_verdict */
+    uint8_t cra;
+    int parsed;             /* 0: the message did not parse (the fields below are zero) */
+    char reason[40];        /* "" when passed */
+    smki_eui64_t originator, target;
+    uint16_t code;
+    uint64_t counter;
+} smki_gw_log_record;
+typedef int (*smki_gw_log_fn)(const smki_gw_log_record *r, void *arg);
+/* The records of checks made before `before`, oldest first. */
+int smki_gw_log_list(smki_store *s, int64_t before, smki_gw_log_fn fn, void *arg);
+/* One record as the archive holds it: a JSON object and a newline; returns its length. */
+int smki_gw_log_record_json(const smki_gw_log_record *r, char *out, size_t cap);
+/* Write the records of checks made before `before` to a new file at path (refused if it
+ * exists), signed with key, then prune exactly those from the store. The file: a header
+ * line {"smki_gateway_archive":1,"created","before","first","last","records"}, one JSON
+ * object a record, and "signature <hex>": DER ECDSA P-256/SHA-256 over every octet before
+ * that line (smki_signed_file_sign; `openssl dgst -sha256 -verify` checks it too). No
+ * records: no file, *archived = 0. */
+int smki_gw_log_archive(smki_store *s, int64_t before, time_t now, smki_key *key, const char *path,
+                        size_t *archived);
+/* 0 when data is an archive whose signature verifies under pub and whose record count is
+ * what its header says (*records); SMKI_E_VERIFY when the signature does not verify;
+ * SMKI_E_INPUT when it is not an archive. */
+int smki_gw_archive_verify(const uint8_t *data, size_t len, EVP_PKEY *pub, size_t *records);
 
 /* Parse a time: "2020-01-01", "2020-01-01T12:00:00Z" or "@UNIXSECONDS". */
 int smki_gw_time_parse(const char *text, time_t *out);

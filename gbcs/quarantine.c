@@ -1,6 +1,7 @@
 /* Quarantine: messages that reached an anomaly threshold are held in the store, not
- * dropped (reference §7), until an operator releases them (MACed and emitted, counter
- * recorded) or rejects them with a reason.
+ * dropped (reference §7), until an operator releases them (a command MACed and emitted,
+ * counter recorded; a response or alert forwarded as received) or rejects them with a
+ * reason.
  * gw.quar: id(8) -> ver(1) state(1) at(8) counter(8) code(2) originator(8) target(8)
  *                   reason(1+n) detail(2+n) note(2+n) msg(4+n) */
 #include <stdlib.h>
@@ -95,6 +96,7 @@ static int decode(const void *key, const void *val, size_t vlen, smki_gwq_record
 
 typedef struct {
     gw_dbs d;
+    smki_txn *t; /* list: the transaction the scan runs in */
     smki_gwq_fn fn;
     void *arg;
     uint64_t id;
@@ -106,13 +108,16 @@ typedef struct {
     size_t command_len;
 } q_op;
 
+int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
+
 static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     q_op *op = arg;
     ENSURE(klen == 8, SMKI_E_CORRUPT, "quarantine key of %zu octets", klen);
     smki_gwq_record q;
     GUARD(decode(key, val, vlen, &q));
-    int rc = op->fn(&q, op->arg);
+    int rc = gw_notify_state_txn(op->t, &op->d, q.id, &q.notify_state, &q.notify_attempts);
+    if (rc == 0) rc = op->fn(&q, op->arg);
     smki_gwq_clear(&q);
     return rc;
 }
@@ -120,6 +125,7 @@ static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, vo
 static int q_list_txn(smki_txn *t, void *arg)
 {
     q_op *op = arg;
+    op->t = t;
     return smki_txn_scan(t, op->d.quar, NULL, 0, q_scan, op);
 }
 
@@ -145,7 +151,8 @@ static int q_get_txn(smki_txn *t, void *arg)
     if (rc == SMKI_E_NOTFOUND)
         return SMKI_FAIL(SMKI_E_NOTFOUND, "no quarantined message %llu", (unsigned long long)op->id);
     GUARD(rc);
-    return decode(k, v, vl, &op->q);
+    GUARD(decode(k, v, vl, &op->q));
+    return gw_notify_state_txn(t, &op->d, op->id, &op->q.notify_state, &op->q.notify_attempts);
 }
 
 int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out)
@@ -204,6 +211,15 @@ static int q_release_txn(smki_txn *t, void *arg)
     GUARD(q_held(&op->q));
     gw_apdu a;
     GUARD(gw_apdu_parse(op->q.msg, op->q.msg_len, &a));
+    if (a.cra != SMKI_GBCS_CRA_COMMAND) {
+        /* A response or alert goes on to its User as it came from the device. */
+        op->command = malloc(op->q.msg_len);
+        ENSURE(op->command, SMKI_E_NOMEM, "released message");
+        memcpy(op->command, op->q.msg, op->q.msg_len);
+        op->command_len = op->q.msg_len;
+        op->q.state = SMKI_GWQ_RELEASED;
+        return gw_quarantine_put(t, &op->d, &op->q);
+    }
     uint64_t last;
     int seen;
     GUARD(gw_counter_get_txn(t, &op->d, &a.originator, &last, &seen));
@@ -228,6 +244,21 @@ int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **com
     smki_gwq_record q;
     GUARD(smki_gwq_get(s, id, &q));
     int rc = q_held(&q);
+    gw_apdu a;
+    if (rc == 0) rc = gw_apdu_parse(q.msg, q.msg_len, &a);
+    if (rc == 0 && a.cra != SMKI_GBCS_CRA_COMMAND) {
+        smki_gwq_clear(&q);
+        rc = smki_store_write(s, q_release_txn, &op);
+        smki_gwq_clear(&op.q);
+        if (rc < 0) {
+            free(op.command);
+            return rc;
+        }
+        *command = op.command;
+        *command_len = op.command_len;
+        return 0;
+    }
+    if (rc == 0 && !acb_ka) rc = SMKI_FAIL(SMKI_E_USAGE, "releasing a command needs the ACB's KA key (--acb-key)");
     smki_gw_device dev;
     if (rc == 0) rc = smki_gw_device_get(s, &q.target, &dev);
     smki_gwq_clear(&q);

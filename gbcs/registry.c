@@ -2,7 +2,9 @@
  * certificate), message-code eligibility per role, the device inventory (status, KA key,
  * invocation counter), the last counter per originator and the users' thresholds. The RA
  * will own the Users later; the record layouts carry a version octet for that move. */
+#include <openssl/err.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +22,7 @@ int gw_dbs_get(smki_store *s, gw_dbs *d)
     GUARD(smki_store_db(s, "gw.tring", 0, &d->tring));
     GUARD(smki_store_db(s, "gw.quar", 0, &d->quar));
     GUARD(smki_store_db(s, "gw.meta", 0, &d->meta));
+    GUARD(smki_store_db(s, "gw.log", 0, &d->log));
     return 0;
 }
 
@@ -36,26 +39,62 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
     const uint8_t *v = val;
     ENSURE(vlen >= 5 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway user record: unknown version or short");
     size_t n = (size_t)v[3] << 8 | v[4];
-    ENSURE(vlen == 5 + n && n <= SMKI_GW_CERT_MAX, SMKI_E_CORRUPT, "gateway user record: length %zu", vlen);
+    ENSURE(vlen >= 5 + n && n <= SMKI_GW_CERT_MAX, SMKI_E_CORRUPT, "gateway user record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->role = v[1];
     out->suspended = v[2] != 0;
     out->cert_len = n;
     memcpy(out->cert, v + 5, n);
+    /* Records written since User Roles carry roles_len(1) roles ("EIS,GIS"); older ones
+     * end with the certificate (no User Role). */
+    if (vlen > 5 + n) {
+        size_t m = v[5 + n];
+        ENSURE(vlen == 6 + n + m && m < sizeof out->user_roles, SMKI_E_CORRUPT, "gateway user record: User Roles");
+        memcpy(out->user_roles, v + 6 + n, m);
+        out->user_roles[m] = '\0';
+    }
     return 0;
 }
 
 static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
 {
-    uint8_t rec[5 + SMKI_GW_CERT_MAX];
+    uint8_t rec[6 + SMKI_GW_CERT_MAX + SMKI_GW_USER_ROLES_MAX];
+    size_t m = strlen(u->user_roles);
+    ENSURE(m < SMKI_GW_USER_ROLES_MAX, SMKI_E_INTERNAL, "User Roles of %zu characters", m);
     rec[0] = REC_V1;
     rec[1] = u->role;
     rec[2] = u->suspended ? 1 : 0;
     rec[3] = (uint8_t)(u->cert_len >> 8);
     rec[4] = (uint8_t)u->cert_len;
     memcpy(rec + 5, u->cert, u->cert_len);
-    return smki_txn_put(t, db, u->id.b, 8, rec, 5 + u->cert_len, flags);
+    rec[5 + u->cert_len] = (uint8_t)m;
+    memcpy(rec + 6 + u->cert_len, u->user_roles, m);
+    return smki_txn_put(t, db, u->id.b, 8, rec, 6 + u->cert_len + m, flags);
+}
+
+/* The first certificatePolicies OID of a certificate, as dotted text: its environment
+ * (reference §4: one policy OID per environment). "" when it has none. */
+int gw_cert_policy(X509 *x, char *out, size_t cap)
+{
+    out[0] = '\0';
+    int crit = 0;
+    CERTIFICATEPOLICIES *cp = X509_get_ext_d2i(x, NID_certificate_policies, &crit, NULL);
+    if (!cp) {
+        ERR_clear_error();
+        return 0;
+    }
+    int rc = 0;
+    if (sk_POLICYINFO_num(cp) > 0) {
+        const POLICYINFO *pi = sk_POLICYINFO_value(cp, 0);
+        int n = OBJ_obj2txt(out, (int)cap, pi->policyid, 1);
+        if (n <= 0 || (size_t)n >= cap) {
+            out[0] = '\0';
+            rc = SMKI_FAIL(SMKI_E_INPUT, "certificate policy OID does not fit %zu characters", cap);
+        }
+    }
+    CERTIFICATEPOLICIES_free(cp);
+    return rc;
 }
 
 /* The subject EUI-64 of an organisation certificate: x500UniqueIdentifier, BIT STRING
@@ -94,6 +133,7 @@ typedef struct {
     gw_dbs d;
     smki_gw_user u;
     int set_suspended;
+    const char *set_roles; /* non-NULL: replace the User Roles */
 } user_op;
 
 static int user_add_txn(smki_txn *t, void *arg)
@@ -162,7 +202,24 @@ static int user_get_txn(smki_txn *t, void *arg)
         op->u.suspended = op->set_suspended;
         GUARD(user_put(t, op->d.users, &op->u, 0));
     }
+    if (op->set_roles) {
+        snprintf(op->u.user_roles, sizeof op->u.user_roles, "%s", op->set_roles);
+        GUARD(user_put(t, op->d.users, &op->u, 0));
+    }
     return 0;
+}
+
+int smki_gw_user_set_roles(smki_store *s, const smki_eui64_t *id, const char *user_roles)
+{
+    char canon[SMKI_GW_USER_ROLES_MAX];
+    GUARD(smki_user_roles_canon(user_roles, canon, sizeof canon));
+    user_op op;
+    memset(&op, 0, sizeof op);
+    op.u.id = *id;
+    op.set_suspended = -1;
+    op.set_roles = canon;
+    GUARD(gw_dbs_get(s, &op.d));
+    return smki_store_write(s, user_get_txn, &op);
 }
 
 int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
@@ -171,6 +228,7 @@ int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
     ENSURE(op, SMKI_E_NOMEM, "user record");
     op->u.id = *id;
     op->set_suspended = -1;
+    op->set_roles = NULL;
     int rc = gw_dbs_get(s, &op->d);
     if (rc == 0) rc = smki_store_read(s, user_get_txn, op);
     if (rc == 0) *out = op->u;
@@ -184,6 +242,7 @@ int smki_gw_user_set_suspended(smki_store *s, const smki_eui64_t *id, int suspen
     memset(&op, 0, sizeof op);
     op.u.id = *id;
     op.set_suspended = suspended ? 1 : 0;
+    op.set_roles = NULL;
     GUARD(gw_dbs_get(s, &op.d));
     return smki_store_write(s, user_get_txn, &op);
 }
@@ -441,26 +500,38 @@ int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_d
     const uint8_t *v = val;
     ENSURE(vlen >= 8 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway device record: unknown version or short");
     size_t n = (size_t)v[6] << 8 | v[7];
-    ENSURE(vlen == 8 + n && n <= SMKI_GW_SPKI_MAX, SMKI_E_CORRUPT, "gateway device record: length %zu", vlen);
+    ENSURE(vlen >= 8 + n && n <= SMKI_GW_SPKI_MAX, SMKI_E_CORRUPT, "gateway device record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->status = v[1];
     out->invocation = gw_rd32(v + 2);
     out->ka_len = n;
     memcpy(out->ka_spki, v + 8, n);
+    /* Records written since the environment check carry policy_len(1) policy; older ones
+     * end with the key (environment unknown). */
+    if (vlen > 8 + n) {
+        size_t m = v[8 + n];
+        ENSURE(vlen == 9 + n + m && m < sizeof out->policy, SMKI_E_CORRUPT, "gateway device record: policy length");
+        memcpy(out->policy, v + 9 + n, m);
+        out->policy[m] = '\0';
+    }
     return 0;
 }
 
 static int device_put_flags(smki_txn *t, smki_db db, const smki_gw_device *d, unsigned flags)
 {
-    uint8_t rec[8 + SMKI_GW_SPKI_MAX];
+    uint8_t rec[9 + SMKI_GW_SPKI_MAX + SMKI_OID_TEXT_MAX];
+    size_t m = strlen(d->policy);
+    ENSURE(m < SMKI_OID_TEXT_MAX, SMKI_E_INTERNAL, "device policy OID of %zu characters", m);
     rec[0] = REC_V1;
     rec[1] = (uint8_t)d->status;
     gw_be32(rec + 2, d->invocation);
     rec[6] = (uint8_t)(d->ka_len >> 8);
     rec[7] = (uint8_t)d->ka_len;
     memcpy(rec + 8, d->ka_spki, d->ka_len);
-    return smki_txn_put(t, db, d->id.b, 8, rec, 8 + d->ka_len, flags);
+    rec[8 + d->ka_len] = (uint8_t)m;
+    memcpy(rec + 9 + d->ka_len, d->policy, m);
+    return smki_txn_put(t, db, d->id.b, 8, rec, 9 + d->ka_len + m, flags);
 }
 
 int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d)
@@ -496,6 +567,14 @@ int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const 
     op.dev.id = *id;
     op.dev.status = status;
     if (ka) {
+        X509 *cert = NULL;
+        if (smki_cert_load(ka, ka_len, &cert) == 0) {
+            int prc = gw_cert_policy(cert, op.dev.policy, sizeof op.dev.policy);
+            X509_free(cert);
+            GUARD(prc);
+        } else {
+            smki_error_clear(); /* a bare public key: environment unknown */
+        }
         EVP_PKEY *pub = NULL;
         GUARD(smki_pub_load(ka, ka_len, &pub));
         uint8_t *der = NULL;
@@ -644,7 +723,12 @@ int smki_gw_counter_get(smki_store *s, const smki_eui64_t *originator, uint64_t 
 }
 
 /* ---- Thresholds ----------------------------------------------------------------------------------
- * gw.thresh: user(8) -> n(4) || n * (code(4) window(4) max(4)). */
+ * gw.thresh: user(8) -> FFFFFFFF || n(4) || n * (code(4) window(4) max(4) kind(1)).
+ * Records of the first format, n(4) || n * (code window max), hold command rules only;
+ * their n is at most 4096, so the FFFFFFFF marker tells the two apart. */
+#define TH_V2_MARK 0xFFFFFFFFu
+#define TH_RULE_V1 12u
+#define TH_RULE_V2 13u
 typedef struct {
     gw_dbs d;
     const smki_thresholds *th;
@@ -656,17 +740,19 @@ static int th_put_user(smki_txn *t, th_op *op, const smki_eui64_t *user)
 {
     size_t n = 0;
     for (size_t i = 0; i < op->th->count; i++) n += smki_eui64_cmp(&op->th->rules[i].user, user) == 0;
-    uint8_t *rec = malloc(4 + 12 * n);
+    uint8_t *rec = malloc(8 + TH_RULE_V2 * n);
     ENSURE(rec, SMKI_E_NOMEM, "threshold record");
-    gw_be32(rec, (uint32_t)n);
-    size_t o = 4;
+    gw_be32(rec, TH_V2_MARK);
+    gw_be32(rec + 4, (uint32_t)n);
+    size_t o = 8;
     for (size_t i = 0; i < op->th->count; i++) {
         const smki_threshold *r = &op->th->rules[i];
         if (smki_eui64_cmp(&r->user, user) != 0) continue;
         gw_be32(rec + o, r->code);
         gw_be32(rec + o + 4, r->window);
         gw_be32(rec + o + 8, r->max_count);
-        o += 12;
+        rec[o + 12] = r->kind;
+        o += TH_RULE_V2;
     }
     int rc = smki_txn_put(t, op->d.thresh, user->b, 8, rec, o, 0);
     free(rec);
@@ -743,16 +829,26 @@ int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user
     GUARD(rc);
     const uint8_t *p = v;
     ENSURE(vl >= 4, SMKI_E_CORRUPT, "threshold record short");
-    size_t n = gw_rd32(p);
-    ENSURE(vl == 4 + 12 * n, SMKI_E_CORRUPT, "threshold record of %zu octets for %zu rules", vl, n);
+    int v2 = gw_rd32(p) == TH_V2_MARK;
+    size_t head = v2 ? 8 : 4, each = v2 ? TH_RULE_V2 : TH_RULE_V1;
+    ENSURE(vl >= head, SMKI_E_CORRUPT, "threshold record short");
+    size_t n = gw_rd32(p + head - 4);
+    ENSURE(n <= SMKI_THRESHOLD_MAX_RULES && vl == head + each * n, SMKI_E_CORRUPT,
+           "threshold record of %zu octets for %zu rules", vl, n);
     if (n == 0) return 0;
     out->rules = calloc(n, sizeof *out->rules);
     ENSURE(out->rules, SMKI_E_NOMEM, "threshold rules");
     for (size_t i = 0; i < n; i++) {
+        const uint8_t *r = p + head + each * i;
         out->rules[i].user = *user;
-        out->rules[i].code = gw_rd32(p + 4 + 12 * i);
-        out->rules[i].window = gw_rd32(p + 8 + 12 * i);
-        out->rules[i].max_count = gw_rd32(p + 12 + 12 * i);
+        out->rules[i].code = gw_rd32(r);
+        out->rules[i].window = gw_rd32(r + 4);
+        out->rules[i].max_count = gw_rd32(r + 8);
+        out->rules[i].kind = v2 ? r[12] : SMKI_GBCS_CRA_COMMAND;
+        if (out->rules[i].kind < SMKI_GBCS_CRA_COMMAND || out->rules[i].kind > SMKI_GBCS_CRA_ALERT) {
+            smki_thresholds_free(out);
+            return SMKI_FAIL(SMKI_E_CORRUPT, "threshold record: rule %zu of kind %u", i + 1, r[12]);
+        }
     }
     out->count = n;
     return 0;

@@ -8,6 +8,7 @@
 
 #define LINE_MAX_OCTETS 256
 static const char HEADER[] = "user,message_code,window_seconds,max_count";
+static const char HEADER_KIND[] = "user,message_code,window_seconds,max_count,kind";
 
 typedef struct {
     const char *name;
@@ -60,12 +61,13 @@ static int hexval(char c)
 
 static int parse_rule(const where *w, const char *s, size_t n, smki_threshold *r)
 {
-    const char *f[4];
-    size_t flen[4], col[4];
+    memset(r, 0, sizeof *r); /* no stray padding: rules compare with memcmp */
+    const char *f[5];
+    size_t flen[5], col[5];
     size_t k = 0, start = 0;
     for (size_t i = 0; i <= n; i++) {
         if (i == n || s[i] == ',') {
-            if (k == 4) return bad(w, start, "more than 4 fields", NULL, 0); /* the extra comma */
+            if (k == 5) return bad(w, start, "more than 5 fields", NULL, 0); /* the extra comma */
             f[k] = s + start;
             flen[k] = i - start;
             col[k] = start + 1;
@@ -73,7 +75,8 @@ static int parse_rule(const where *w, const char *s, size_t n, smki_threshold *r
             start = i + 1;
         }
     }
-    if (k != 4) return bad(w, n + 1, "expected 4 fields (user,message_code,window_seconds,max_count)", NULL, 0);
+    if (k < 4)
+        return bad(w, n + 1, "expected 4 or 5 fields (user,message_code,window_seconds,max_count[,kind])", NULL, 0);
     for (size_t i = 0; i < n; i++)
         if (s[i] == ' ' || s[i] == '\t' || s[i] == '"' || (unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e)
             return bad(w, i + 1, "blank, quote or control character not allowed", NULL, 0);
@@ -99,6 +102,14 @@ static int parse_rule(const where *w, const char *s, size_t n, smki_threshold *r
     }
     GUARD(parse_uint(w, col[2], f[2], flen[2], 1, SMKI_THRESHOLD_MAX_WINDOW, "window_seconds", &r->window));
     GUARD(parse_uint(w, col[3], f[3], flen[3], 1, SMKI_THRESHOLD_MAX_COUNT, "max_count", &r->max_count));
+    r->kind = SMKI_GBCS_CRA_COMMAND;
+    if (k == 5) {
+        static const char *const kinds[] = {"command", "response", "alert"};
+        size_t j = 0;
+        while (j < 3 && !(flen[4] == strlen(kinds[j]) && memcmp(f[4], kinds[j], flen[4]) == 0)) j++;
+        if (j == 3) return bad(w, col[4], "kind must be command, response or alert, found", f[4], flen[4]);
+        r->kind = (uint8_t)(j + 1);
+    }
     return 0;
 }
 
@@ -130,8 +141,9 @@ int smki_thresholds_parse(const uint8_t *data, size_t len, const char *name, smk
         if (!seen_content) {
             seen_content = 1;
             if (n == sizeof HEADER - 1 && memcmp(line, HEADER, n) == 0) continue;
+            if (n == sizeof HEADER_KIND - 1 && memcmp(line, HEADER_KIND, n) == 0) continue;
             if (n >= 4 && memcmp(line, "user", 4) == 0) {
-                rc = bad(&w, 1, "header must be exactly 'user,message_code,window_seconds,max_count'", NULL, 0);
+                rc = bad(&w, 1, "header must be exactly 'user,message_code,window_seconds,max_count[,kind]'", NULL, 0);
                 goto fail;
             }
         }
@@ -139,8 +151,8 @@ int smki_thresholds_parse(const uint8_t *data, size_t len, const char *name, smk
         GUARD_GOTO(parse_rule(&w, line, n, &r), fail);
         for (size_t j = 0; j < count; j++)
             if (smki_eui64_cmp(&rules[j].user, &r.user) == 0 && rules[j].code == r.code &&
-                rules[j].window == r.window) {
-                rc = bad(&w, 1, "duplicate rule (same user, message_code and window_seconds)", NULL, 0);
+                rules[j].window == r.window && rules[j].kind == r.kind) {
+                rc = bad(&w, 1, "duplicate rule (same user, message_code, window_seconds and kind)", NULL, 0);
                 goto fail;
             }
         if (count == SMKI_THRESHOLD_MAX_RULES) {

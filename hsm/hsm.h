@@ -109,6 +109,11 @@ SMKI_MUST_CHECK int smki_key_label_used(const smki_hsm_opts *o, const char *toke
 
 /* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
 SMKI_MUST_CHECK int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
+/* A key argument as a person writes it, made a reference for smki_key_open: a pkcs11:
+ * URI or file:PATH as it is, a bare name as the label of a key on `token`. A bare name
+ * that is an existing file is refused (SMKI_E_USAGE, saying to write file:PATH): a file
+ * key is always written file:PATH, so no argument means a label here and a file there. */
+SMKI_MUST_CHECK int smki_key_ref_resolve(const char *arg, const char *token, char *ref, size_t cap);
 
 /* Open a key by reference: an RFC 7512 URI "pkcs11:token=T;object=L[;id=..]" or
  * "file:PATH" (PEM private key, software). Token, slot and key handles are found

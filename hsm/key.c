@@ -858,7 +858,7 @@ int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out)
         rc = open_token_key(k, ref, o);
     else if (strncmp(ref, "file:", 5) == 0)
         rc = open_file_key(k, ref + 5);
-    else
+    else if ((rc = smki_key_ref_refuse_file(ref)) == 0) /* a path: say to write file:PATH */
         rc = SMKI_FAIL(SMKI_E_USAGE, "unknown key reference '%.80s': use pkcs11:token=...;object=... or file:PATH",
                        ref);
     if (rc < 0) {

@@ -45,6 +45,5 @@ int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **ou
 
 /* The GBCS key identifier of an uncompressed point (RFC 5280 4.2.1.2 method 2: 0100b
  * then the low 60 bits of SHA-1 of the point): 8 octets. */
-void p11_key_identifier(const uint8_t point[SMKI_POINT_LEN], uint8_t id[8]);
 
 #endif

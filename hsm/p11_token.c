@@ -224,15 +224,6 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     return 0;
 }
 
-void p11_key_identifier(const uint8_t point[SMKI_POINT_LEN], uint8_t id[8])
-{
-    uint8_t sha1[20];
-    unsigned int len = 0;
-    EVP_Digest(point, SMKI_POINT_LEN, sha1, &len, EVP_sha1(), NULL);
-    memcpy(id, sha1 + 12, 8);
-    id[0] = (uint8_t)(0x40 | (id[0] & 0x0f));
-}
-
 /* Objects of a class with this label (count only; up to a few). */
 static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
 {
@@ -341,9 +332,9 @@ static int generate(const smki_hsm_opts *o, const char *token_label, const char 
     GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, sign_once != NULL, &pub, &priv), out);
     /* The key's CKA_ID is its GBCS key identifier, so an operator can match a key to
      * the subjectKeyIdentifier of the certificate issued for it. */
-    uint8_t point[SMKI_POINT_LEN], id[8];
+    uint8_t point[SMKI_POINT_LEN], id[SMKI_KEYID_LEN];
     GUARD_GOTO(read_point(m, s, pub, token_label, point), out);
-    p11_key_identifier(point, id);
+    GUARD_GOTO(smki_keyid_method2(point, SMKI_POINT_LEN, id), out);
     CK_ATTRIBUTE ida = {CKA_ID, id, sizeof id};
     CK_FUNCTION_LIST *f = p11_module_functions(m);
     CK_RV rv = f->C_SetAttributeValue(s, pub, &ida, 1);

@@ -3,6 +3,7 @@
 #include "uri.h"
 
 #include <string.h>
+#include <sys/stat.h>
 
 #include "base/base.h"
 #include "hsm.h"
@@ -172,4 +173,31 @@ int smki_p11_uri_format(const char *token, const char *object, const uint8_t *id
 int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap)
 {
     return smki_p11_uri_format(token, object, NULL, 0, out, cap);
+}
+
+/* ---- Key arguments as people write them ----------------------------------------------- */
+
+int smki_key_ref_refuse_file(const char *arg)
+{
+    struct stat st;
+    if (stat(arg, &st) != 0 || !S_ISREG(st.st_mode)) return 0;
+    /* A bare name is a token key's label; reading it as a path only when a file of that
+     * name happens to be here would make one argument mean two keys. */
+    return SMKI_FAIL(SMKI_E_USAGE, "'%.200s' is a file, but a key without file: is a label on the token: write "
+                     "file:%.200s to use the key in that file",
+                     arg, arg);
+}
+
+int smki_key_ref_resolve(const char *arg, const char *token, char *ref, size_t cap)
+{
+    ENSURE(arg && *arg, SMKI_E_USAGE, "no key given (a pkcs11: URI, file:PATH, or a key label)");
+    if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
+        ENSURE(strlen(arg) < cap, SMKI_E_USAGE, "key reference longer than %zu characters", cap - 1);
+        memcpy(ref, arg, strlen(arg) + 1);
+        return 0;
+    }
+    GUARD(smki_key_ref_refuse_file(arg));
+    ENSURE(strpbrk(arg, ";?%:") == NULL, SMKI_E_USAGE,
+           "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token", arg);
+    return smki_p11_uri_format_public(token, arg, ref, cap);
 }

@@ -28,4 +28,8 @@ int smki_p11_uri_parse(const char *text, smki_p11_uri *out);
 int smki_p11_uri_format(const char *token, const char *object, const uint8_t *id, size_t id_len, char *out,
                         size_t cap);
 
+/* SMKI_E_USAGE if arg, a key reference without a scheme, names a regular file
+ * ("write file:PATH"); 0 otherwise. */
+int smki_key_ref_refuse_file(const char *arg);
+
 #endif

@@ -9,7 +9,6 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/objects.h>
-#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdarg.h>
@@ -751,14 +750,6 @@ static void check_key_usage(lint_t *L)
     }
 }
 
-static void method2(const uint8_t point[65], uint8_t out[8])
-{
-    uint8_t md[SHA_DIGEST_LENGTH];
-    SHA1(point, 65, md);
-    memcpy(out, md + SHA_DIGEST_LENGTH - 8, 8);
-    out[0] = (uint8_t)(0x40 | (out[0] & 0x0f));
-}
-
 static void check_ski(lint_t *L)
 {
     if (!L->ski.present) {
@@ -778,8 +769,11 @@ static void check_ski(lint_t *L)
         return;
     }
     if (!L->key_p256) return; /* the key is already refused; its identifier cannot be checked */
-    uint8_t want[8];
-    method2(L->point, want);
+    uint8_t want[SMKI_KEYID_LEN];
+    if (smki_keyid_method2(L->point, sizeof L->point, want) < 0) {
+        ERR(L, "ski.method", "the key identifier of the key cannot be computed: %s", smki_error_msg());
+        return;
+    }
     if (memcmp(want, L->ski_val, 8) != 0) {
         char got[20], exp[20];
         hex_of(L->ski_val, 8, got, sizeof got);

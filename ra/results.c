@@ -1,25 +1,12 @@
 /* What a request issued, found again in the CA's store: the certificate an organisation
  * or DCCKI request recorded, and for a device batch the certificates of each of its CSRs
- * (by the Device ID and the key's identifier, RFC 5280 4.2.1.2 method 2). The smki
- * command writes them out ('ra request execute --out-dir'); a service hands them back. */
+ * (by the Device ID and the key's identifier, RFC 5280 4.2.1.2 method 2:
+ * smki_keyid_method2). The smki command writes them out ('ra request execute
+ * --out-dir'); a service hands them back. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "ra_private.h"
-
-/* RFC 5280 4.2.1.2 method 2 over the uncompressed point, as the CA makes every SKI. */
-static int key_id(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
-{
-    uint8_t sha[20];
-    unsigned sl = sizeof sha;
-    ENSURE(EVP_Digest(point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL) == 1 && sl == sizeof sha, SMKI_E_CRYPTO,
-           "SHA-1 of a public key");
-    memcpy(ski, sha + sizeof sha - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
-    ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
-    return 0;
-}
 
 typedef struct {
     smki_cert_fn_t fn;
@@ -62,7 +49,7 @@ int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg
         int rc = smki_csr_parse(der, len, &csr);
         free(der);
         GUARD(rc);
-        rc = key_id(csr->point, ski);
+        rc = smki_keyid_method2(csr->point, SMKI_POINT_LEN, ski);
         smki_ca_query q = SMKI_CA_QUERY_ALL;
         q.ski = ski;
         q.eui = &csr->hw_serial;

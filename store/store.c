@@ -1,12 +1,12 @@
-/* store: the LMDB environment behind every smki module: one environment per folder,
- * a schema version, named databases cached per store, a map that doubles instead of
- * failing with MDB_MAP_FULL, and errors that name the store's path. */
+/* store: the store behind every smki module. The embedded engine is an LMDB
+ * environment per folder (a map that doubles instead of failing with MDB_MAP_FULL);
+ * a location SMKI_STORE_PG_PREFIX + conninfo is PostgreSQL (pg.c). Both have a schema
+ * version, named databases cached per store, and errors that name the location. */
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: a writer-preferring quiesce lock */
 #include "store.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -37,6 +37,7 @@ typedef struct {
 
 struct smki_store {
     MDB_env *env;
+    pg_store *pg; /* the PostgreSQL engine instead of env */
     char *path;
     int read_only;
     _Atomic uint32_t schema;
@@ -59,16 +60,6 @@ struct smki_store {
     smki_store *next_open;
 };
 
-struct smki_txn {
-    smki_store *s;
-    MDB_txn *txn;
-    int is_write;
-    int holds_quiesce;
-    int map_full; /* a put or delete met MDB_MAP_FULL: smki_store_write grows and re-runs */
-    uint32_t new_schema; /* smki_txn_set_schema: the store's schema once this commits; 0 none */
-    smki_txn *outer;
-};
-
 /* The transactions this thread has open, innermost first. They nest with the
  * callbacks that run them, so they end in the reverse order they began. */
 static _Thread_local smki_txn *thread_txns;
@@ -79,6 +70,17 @@ static smki_txn *thread_txn_on(const smki_store *s, int writes_only)
         if (t->s == s && (t->is_write || !writes_only)) return t;
     return NULL;
 }
+
+void store_txn_enter(smki_txn *t)
+{
+    t->outer = thread_txns;
+    thread_txns = t;
+}
+
+void store_txn_leave(smki_txn *t) { thread_txns = t->outer; }
+
+/* A transaction that is open, on either engine. */
+static int is_live(const smki_txn *t) { return t && (t->txn || t->pg); }
 
 /* ---- Errors ------------------------------------------------------------------ */
 
@@ -235,6 +237,12 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg)
     ENSURE(!s->read_only, SMKI_E_USAGE, "store %s is open read-only; refusing to write", s->path);
     ENSURE(!thread_txn_on(s, 1), SMKI_E_USAGE,
            "store %s: a write transaction inside another on the same thread would wait for itself", s->path);
+    if (s->pg) {
+        uint32_t schema = 0;
+        int rc = pg_store_run(s, s->pg, 1, fn, arg, &schema);
+        if (rc >= 0 && schema) atomic_store(&s->schema, schema);
+        return rc;
+    }
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         smki_txn t;
         int mrc = txn_begin(s, 1, &t);
@@ -270,6 +278,10 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg)
 int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg)
 {
     ENSURE(s && fn, SMKI_E_USAGE, "smki_store_read: no store or function");
+    if (s->pg) {
+        uint32_t schema = 0;
+        return pg_store_run(s, s->pg, 0, fn, arg, &schema);
+    }
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         smki_txn t;
         int mrc = txn_begin(s, 0, &t);
@@ -406,7 +418,12 @@ int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out)
            "transaction begins", name, s->path);
     pthread_rwlock_wrlock(&s->quiesce);
     rc = cache_find(s, name, flags, out);
-    if (rc == 0) rc = open_db_locked(s, name, flags, out);
+    if (rc == 0 && s->pg) {
+        rc = pg_store_db(s->pg, name, flags, out);
+        if (rc == 0) rc = cache_add(s, name, flags, *out);
+    } else if (rc == 0) {
+        rc = open_db_locked(s, name, flags, out);
+    }
     pthread_rwlock_unlock(&s->quiesce);
     return rc < 0 ? rc : 0;
 }
@@ -434,10 +451,19 @@ static int check_key(const smki_txn *t, size_t klen)
 int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
                  unsigned flags)
 {
-    ENSURE(t && t->txn && key && (val || vlen == 0), SMKI_E_USAGE, "smki_txn_put: no transaction, key or value");
+    ENSURE(is_live(t) && key && (val || vlen == 0), SMKI_E_USAGE, "smki_txn_put: no transaction, key or value");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a put in a read transaction", t->s->path);
     ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x", t->s->path, flags);
     GUARD(check_key(t, klen));
+    if (t->pg) {
+        int rc = pg_txn_put(t->pg, db, key, klen, val, vlen, flags);
+        if (rc == SMKI_E_EXISTS) {
+            char hex[72], label[72];
+            return SMKI_FAIL(SMKI_E_EXISTS, "store %s: key %s already exists in database %s", t->s->path,
+                             key_hex(key, klen, hex), db_label(t->s, db, label, sizeof label));
+        }
+        return rc;
+    }
     MDB_val k = {klen, (void *)key};
     MDB_val v = {vlen, (void *)val};
     int mrc = mdb_put(t->txn, db, &k, &v, (flags & SMKI_PUT_NOOVERWRITE) ? MDB_NOOVERWRITE : 0);
@@ -456,8 +482,9 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
-    ENSURE(t && t->txn && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
+    ENSURE(is_live(t) && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
     GUARD(check_key(t, klen));
+    if (t->pg) return pg_txn_get(t->pg, db, key, klen, val, vlen);
     MDB_val k = {klen, (void *)key};
     MDB_val v = {0, NULL};
     int mrc = mdb_get(t->txn, db, &k, &v);
@@ -470,9 +497,10 @@ int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 
 int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen)
 {
-    ENSURE(t && t->txn && key, SMKI_E_USAGE, "smki_txn_del: no transaction or key");
+    ENSURE(is_live(t) && key, SMKI_E_USAGE, "smki_txn_del: no transaction or key");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a delete in a read transaction", t->s->path);
     GUARD(check_key(t, klen));
+    if (t->pg) return pg_txn_del(t->pg, db, key, klen);
     MDB_val k = {klen, (void *)key};
     int mrc = mdb_del(t->txn, db, &k, NULL);
     if (mrc == 0) return 0;
@@ -486,9 +514,10 @@ int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen)
 
 int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen)
 {
-    ENSURE(t && t->txn && key && val, SMKI_E_USAGE, "smki_txn_del_dup: no transaction, key or value");
+    ENSURE(is_live(t) && key && val, SMKI_E_USAGE, "smki_txn_del_dup: no transaction, key or value");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a delete in a read transaction", t->s->path);
     GUARD(check_key(t, klen));
+    if (t->pg) return pg_txn_del_dup(t->pg, db, key, klen, val, vlen);
     unsigned int flags = 0;
     int mrc = mdb_dbi_flags(t->txn, db, &flags);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read the flags of");
@@ -508,8 +537,9 @@ int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, cons
 
 int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
 {
-    ENSURE(t && t->txn && fn && (prefix || plen == 0), SMKI_E_USAGE,
+    ENSURE(is_live(t) && fn && (prefix || plen == 0), SMKI_E_USAGE,
            "smki_txn_scan: no transaction, prefix or function");
+    if (t->pg) return pg_txn_scan(t->pg, db, prefix, plen, fn, arg);
     MDB_cursor *cur = NULL;
     int mrc = mdb_cursor_open(t->txn, db, &cur);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -533,8 +563,9 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
 
 int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
 {
-    ENSURE(t && t->txn && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");
+    ENSURE(is_live(t) && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");
     GUARD(check_key(t, flen));
+    if (t->pg) return pg_txn_seek(t->pg, db, from, flen, key, cap, klen);
     MDB_cursor *cur = NULL;
     int mrc = mdb_cursor_open(t->txn, db, &cur);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -558,7 +589,8 @@ int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *
 
 int smki_txn_clear(smki_txn *t, smki_db db)
 {
-    ENSURE(t && t->txn && t->is_write, SMKI_E_USAGE, "smki_txn_clear: no write transaction");
+    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "smki_txn_clear: no write transaction");
+    if (t->pg) return pg_txn_clear(t->pg, db);
     int mrc = mdb_drop(t->txn, db, 0);
     if (mrc == MDB_MAP_FULL) {
         t->map_full = 1;
@@ -569,7 +601,8 @@ int smki_txn_clear(smki_txn *t, smki_db db)
 
 int smki_txn_count(smki_txn *t, smki_db db, size_t *count)
 {
-    ENSURE(t && t->txn && count, SMKI_E_USAGE, "smki_txn_count: no transaction or output");
+    ENSURE(is_live(t) && count, SMKI_E_USAGE, "smki_txn_count: no transaction or output");
+    if (t->pg) return pg_txn_count(t->pg, db, count);
     MDB_stat st;
     int mrc = mdb_stat(t->txn, db, &st);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -661,6 +694,78 @@ static int check_schema(smki_store *s)
     return check_schema_value(s, ctx.stored);
 }
 
+typedef struct {
+    smki_db meta;
+    int found;
+    uint32_t stored;
+} schema_read;
+
+static int read_schema(smki_txn *t, void *arg)
+{
+    schema_read *r = arg;
+    const void *val;
+    size_t vlen;
+    int rc = smki_txn_get(t, r->meta, schema_key, sizeof schema_key - 1, &val, &vlen);
+    if (rc == SMKI_E_NOTFOUND) return 0;
+    GUARD(rc);
+    r->found = 1;
+    return parse_schema(t->s, val, vlen, &r->stored);
+}
+
+/* The same checks as check_schema, through the store's own transactions. */
+static int check_schema_pg(smki_store *s)
+{
+    schema_read r = {0, 0, 0};
+    int rc = smki_store_db(s, "meta", 0, &r.meta);
+    if (rc == SMKI_E_NOTFOUND && s->read_only) { /* empty and read-only */
+        smki_error_clear();
+        return 0;
+    }
+    GUARD(rc);
+    GUARD(smki_store_read(s, read_schema, &r));
+    if (r.found) return check_schema_value(s, r.stored);
+    ENSURE(!s->read_only, SMKI_E_CORRUPT, "store %s has no schema record", s->path);
+    size_t dbs = 0;
+    GUARD(pg_store_count_dbs(s->pg, &dbs));
+    ENSURE(dbs <= 1, SMKI_E_CORRUPT, "store %s holds %zu database(s) but no schema record; smki did not make it",
+           s->path, dbs - 1);
+    schema_ctx ctx = {r.meta, 0};
+    GUARD(smki_store_write(s, write_schema, &ctx));
+    return check_schema_value(s, ctx.stored);
+}
+
+/* The conninfo of a PostgreSQL location, or NULL for a folder. A URI
+ * (postgresql://...) is its own conninfo. */
+static const char *pg_conninfo(const char *location)
+{
+    size_t n = strlen(SMKI_STORE_PG_PREFIX);
+    if (strncmp(location, SMKI_STORE_PG_PREFIX, n) != 0) return NULL;
+    return strncmp(location + n, "//", 2) == 0 ? location : location + n;
+}
+
+static int open_pg(smki_store *s, const char *conninfo, const smki_store_opts *opts)
+{
+    unsigned max_dbs = opts->max_dbs ? opts->max_dbs : DEFAULT_MAX_DBS;
+    s->dbs = calloc(max_dbs, sizeof *s->dbs);
+    ENSURE(s->dbs, SMKI_E_NOMEM, "out of memory opening store %s", s->path);
+    s->max_dbs = max_dbs;
+    s->max_key = 511; /* LMDB's, so that what one engine holds the other can */
+    GUARD(pg_store_open(conninfo, s->path, s->read_only, max_dbs, &s->pg));
+    return check_schema_pg(s);
+}
+
+int smki_store_exists(const char *location)
+{
+    ENSURE(location && *location, SMKI_E_USAGE, "smki_store_exists: no location");
+    const char *conninfo = pg_conninfo(location);
+    if (conninfo) return pg_store_exists(conninfo, location);
+    char data[4200];
+    int n = snprintf(data, sizeof data, "%s/data.mdb", location);
+    ENSURE(n > 0 && (size_t)n < sizeof data, SMKI_E_USAGE, "store path too long: %.64s...", location);
+    struct stat st;
+    return stat(data, &st) == 0;
+}
+
 static int open_env(smki_store *s, const smki_store_opts *opts)
 {
     size_t initial = opts->initial_map ? opts->initial_map : DEFAULT_MAP;
@@ -713,7 +818,8 @@ int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **o
     ENSURE(dir && *dir && out, SMKI_E_USAGE, "smki_store_open: no folder or output");
     *out = NULL;
     if (!opts) opts = &defaults;
-    if (!opts->read_only) GUARD(smki_mkdirs(dir, 0700));
+    const char *conninfo = pg_conninfo(dir);
+    if (!conninfo && !opts->read_only) GUARD(smki_mkdirs(dir, 0700));
 
     int rc = 0;
     smki_store *s = calloc(1, sizeof *s);
@@ -729,6 +835,11 @@ int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **o
     pthread_mutex_init(&s->dbs_lock, NULL);
     s->path = strdup(dir);
     ENSURE_GOTO(s->path, SMKI_E_NOMEM, fail, "out of memory opening store %s", dir);
+    if (conninfo) {
+        GUARD_GOTO(open_pg(s, conninfo, opts), fail);
+        *out = s;
+        return 0;
+    }
 
     struct stat st;
     if (stat(dir, &st) != 0) {
@@ -753,6 +864,7 @@ void smki_store_close(smki_store *s)
     if (!s) return;
     smki_store_unlock(s);
     unregister_open(s);
+    pg_store_close(s->pg);
     /* A forked child must leave its parent's environment alone: mdb_env_close would
      * clear the reader slots recorded under the parent's pid. */
     if (s->env && s->pid == getpid()) mdb_env_close(s->env);
@@ -770,7 +882,7 @@ uint32_t smki_store_schema(const smki_store *s) { return s ? atomic_load(&((smki
 
 int smki_txn_schema(smki_txn *t, uint32_t *out)
 {
-    ENSURE(t && t->txn && out, SMKI_E_USAGE, "smki_txn_schema: no transaction or output");
+    ENSURE(is_live(t) && out, SMKI_E_USAGE, "smki_txn_schema: no transaction or output");
     smki_db meta;
     if (cache_find(t->s, "meta", 0, &meta) != 1)
         return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);
@@ -784,7 +896,7 @@ int smki_txn_schema(smki_txn *t, uint32_t *out)
 
 int smki_txn_set_schema(smki_txn *t, uint32_t schema)
 {
-    ENSURE(t && t->txn && t->is_write, SMKI_E_USAGE, "smki_txn_set_schema: no write transaction");
+    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "smki_txn_set_schema: no write transaction");
     uint32_t now = 0;
     GUARD(smki_txn_schema(t, &now));
     ENSURE(schema >= now && schema <= SMKI_STORE_SCHEMA, SMKI_E_USAGE,
@@ -807,6 +919,7 @@ int store_is_read_only(const smki_store *s) { return s->read_only; }
 int smki_store_lock_exclusive(smki_store *s)
 {
     ENSURE(s, SMKI_E_USAGE, "smki_store_lock_exclusive: no store");
+    if (s->pg) return pg_store_lock_exclusive(s->pg);
     if (s->maint_fd >= 0) return 0;
     char path[4096];
     int n = snprintf(path, sizeof path, "%s/maint.lock", s->path);
@@ -838,6 +951,7 @@ int smki_store_lock_exclusive(smki_store *s)
 
 void smki_store_unlock(smki_store *s)
 {
+    if (s && s->pg) pg_store_unlock(s->pg);
     if (!s || s->maint_fd < 0) return;
     struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
     (void)fcntl(s->maint_fd, F_SETLK, &fl);
@@ -845,11 +959,60 @@ void smki_store_unlock(smki_store *s)
     s->maint_fd = -1;
 }
 
-int smki_store_exists(const char *dir)
+/* ---- Listing the named databases ------------------------------------------------------- */
+
+typedef struct {
+    char (*names)[64];
+    unsigned *flags;
+    size_t n, cap;
+} db_list;
+
+/* LMDB keeps the named databases as the keys of its unnamed one; their flags come
+ * from opening each (under quiesce, as any handle is opened). */
+static int lmdb_list_dbs(smki_store *s, db_list *l)
 {
-    if (!dir) return 0;
-    char data[4400];
-    int n = snprintf(data, sizeof data, "%s/data.mdb", dir);
-    struct stat st;
-    return n > 0 && (size_t)n < sizeof data && stat(data, &st) == 0;
+    pthread_rwlock_wrlock(&s->quiesce);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    int mrc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    MDB_dbi main_db = 0;
+    if (mrc == 0) mrc = mdb_dbi_open(txn, NULL, 0, &main_db);
+    if (mrc == 0) mrc = mdb_cursor_open(txn, main_db, &cur);
+    MDB_val k, v;
+    int rc = 0;
+    if (mrc == 0) mrc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+    while (mrc == 0 && rc == 0) {
+        if (l->n == l->cap || k.mv_size >= sizeof l->names[0]) {
+            rc = SMKI_FAIL(SMKI_E_STORE, "store %s: more databases than %zu, or a name of %zu octets", s->path, l->cap,
+                           k.mv_size);
+            break;
+        }
+        memcpy(l->names[l->n], k.mv_data, k.mv_size);
+        l->names[l->n][k.mv_size] = '\0';
+        MDB_dbi dbi = 0;
+        unsigned f = 0;
+        int orc = mdb_dbi_open(txn, l->names[l->n], 0, &dbi);
+        if (orc == 0) orc = mdb_dbi_flags(txn, dbi, &f);
+        if (orc == 0) l->flags[l->n++] = (f & MDB_DUPSORT) ? SMKI_DB_DUPSORT : 0;
+        mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    }
+    if (cur) mdb_cursor_close(cur);
+    if (txn) mdb_txn_abort(txn);
+    pthread_rwlock_unlock(&s->quiesce);
+    if (rc < 0) return rc;
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_LMDB(s, mrc, "list the databases of");
+    return 0;
+}
+
+int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg)
+{
+    ENSURE(s && fn, SMKI_E_USAGE, "smki_store_each_db: no store or function");
+    if (s->pg) return pg_store_each_db(s->pg, fn, arg);
+    ENSURE(!thread_txn_on(s, 0), SMKI_E_USAGE, "store %s: list its databases outside any transaction", s->path);
+    db_list l = {calloc(s->max_dbs, sizeof *l.names), calloc(s->max_dbs, sizeof *l.flags), 0, s->max_dbs};
+    int rc = l.names && l.flags ? lmdb_list_dbs(s, &l) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory listing databases");
+    for (size_t i = 0; rc == 0 && i < l.n; i++) rc = fn(l.names[i], l.flags[i], arg);
+    free(l.names);
+    free(l.flags);
+    return rc;
 }

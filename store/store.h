@@ -25,6 +25,20 @@ typedef struct {
     int read_only;
 } smki_store_opts;
 
+/* A store's location is a folder (the embedded LMDB engine) or this prefix followed
+ * by a libpq conninfo ("postgresql:host=/run/postgresql dbname=smki", or a URI
+ * "postgresql://db1/smki"): the PostgreSQL engine, one table per named database in
+ * the connection's schema, with the same semantics (whole transactions, one writer
+ * at a time, key order, sorted duplicates, the schema version). A conninfo holding
+ * a password is refused: the password belongs in a password file (PGPASSFILE). */
+#define SMKI_STORE_PG_PREFIX "postgresql:"
+
+/* 1 if `location` holds a store (a folder's data.mdb; a PostgreSQL schema's
+ * catalog), 0 if not, negative if that cannot be told (a server unreachable): the
+ * open then says why. Commands that only read, or that need what an earlier command
+ * recorded, check this first so that a refusal creates nothing. */
+int smki_store_exists(const char *location);
+
 /* Open (creating the folder and environment if needed) the store in `dir`. Clears
  * stale readers left by dead processes, checks the schema version (refusing a
  * newer one), and maps LMDB's errors to SMKI_E_LOCKED / SMKI_E_CORRUPT / SMKI_E_STORE
@@ -32,12 +46,8 @@ typedef struct {
  * fcntl locks do not survive a second handle being closed): share the handle. */
 int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
 void smki_store_close(smki_store *s);
-/* Whether dir holds a store (without opening or creating one): commands that only
- * read, or that need what an earlier command recorded, check this first so that a
- * refusal creates nothing. */
-int smki_store_exists(const char *dir);
 const char *smki_store_path(const smki_store *s);
-size_t smki_store_map_size(const smki_store *s);
+size_t smki_store_map_size(const smki_store *s); /* 0 on PostgreSQL */
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
 /* The schema as this transaction sees it, and (in a write) moving it forward to a
  * schema this smki knows: for the module whose layout changed, in the transaction
@@ -128,6 +138,29 @@ void smki_batch_abort(smki_batch *b);
  * for a group already handed over, which is then written. */
 int smki_batch_begin_background(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg,
                                 smki_batch **out);
+
+/* Every named database of the store, in name order: its name and SMKI_DB_* flags.
+ * fn returns 0 to go on, negative to stop with that error. */
+typedef int (*smki_store_db_fn)(const char *name, unsigned flags, void *arg);
+int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg);
+
+/* Copy every record of every named database of `from` into `to` (either engine to
+ * either), then count each database on both sides. `to` must hold nothing but its
+ * schema record: a copy never merges (SMKI_E_EXISTS naming the database). Records
+ * go in group commits; a copy that fails part way leaves `to` incomplete, and a new
+ * copy refuses it until it is emptied (a new folder, or DROP SCHEMA). The counts
+ * differing is SMKI_E_VERIFY naming the database. */
+#define SMKI_STORE_COPY_MAX_DBS 64
+typedef struct {
+    size_t ndbs;
+    struct {
+        char name[64];
+        unsigned flags;
+        size_t from_records, to_records;
+    } dbs[SMKI_STORE_COPY_MAX_DBS];
+    size_t records; /* copied, over all databases */
+} smki_store_copy_report;
+int smki_store_copy(smki_store *from, smki_store *to, smki_store_copy_report *rep);
 
 /* Take the store's maintenance lock (fcntl, non-blocking) for operations that must
  * run alone; SMKI_E_LOCKED names the process that holds it. */

@@ -68,6 +68,7 @@ if [ -x "$BUILD/bin/bench_ca" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; t
   echo "CA issuance, step by step (1 thread, software CA key; bound = one sign + one verify per certificate):"
   SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_ca" $((SECS * 2000)) | sed 's/^/  /'
 fi
+declare -A LMDB_BATCH
 if [ -x "$BUILD/bin/make_device_csrs" ]; then
   # smki ca batch from the command line, end to end: CSR files read, parsed and their
   # proof of possession verified, certificates signed in the SoftHSM token and linted,
@@ -96,7 +97,27 @@ if [ -x "$BUILD/bin/make_device_csrs" ]; then
     m=$(awk -v n="$N" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')
     row "ca batch, CLI end to end ($N CSRs)" "$t" "$m" "$(awk -v s="$SB" -v v="$VB" 'BEGIN { print 1 / (1 / s + 1 / v) }')" \
       "bound = sign + verify; token key, files fsynced, RA-checked and audited"
+    LMDB_BATCH[$t]=$m
   done
+  # The same batch with the store on PostgreSQL (a local cluster, fsync and synchronous
+  # commit on: durable group commits), beside LMDB's figure above: the home's store is
+  # copied there with smki store copy and [store] engine switched. Target ratio >= 0.6.
+  if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
+    SMKI_PG_DURABLE=1 "$(dirname "$0")/../tests/pg/cluster.sh" start "$WORK/pg.info" >/dev/null
+    trap '"$(dirname "$0")/../tests/pg/cluster.sh" stop "$WORK/pg.info"; rm -rf "$WORK"' EXIT
+    PGCI=$(grep -v '^#' "$WORK/pg.info")
+    "$BUILD/bin/smki" store copy --from "$SMKI_HOME/store" --to "postgresql:$PGCI" >/dev/null
+    printf '\n[store]\nengine = postgresql\nconninfo = %s\n' "$PGCI" >>"$SMKI_HOME/smki.conf"
+    for t in 1 2; do
+      "$BUILD/bin/make_device_csrs" --out "$WORK/pg-csrs-$t" --count "$N" --start "00-DB-C$t-00-00-00-00-00"
+      ms=$("$BUILD/bin/smki" --json ca batch --env test --in "$WORK/pg-csrs-$t" --out "$WORK/pg-certs-$t" --threads "$t" \
+        --party BENCH | awk -F'"milliseconds":' '{ split($2, a, ","); print a[1] }')
+      m=$(awk -v n="$N" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')
+      row "ca batch on PostgreSQL ($N CSRs)" "$t" "$m" "${LMDB_BATCH[$t]}" \
+        "bound = the same batch on LMDB above; target ratio >= 0.6"
+    done
+    sed -i '/^engine = postgresql$/,+1d' "$SMKI_HOME/smki.conf" # back to LMDB for what follows
+  fi
 fi
 if [ -x "$BUILD/bin/bench_gateway" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
   # openssl speed divides by CPU user time unless given -elapsed: on a loaded machine the
@@ -154,6 +175,24 @@ if [ -x "$BUILD/bin/bench_duis" ] && [ -d "${SMKI_SHARED:-../shared}/vectors/dui
     k = c - p; d = 1e6 / e
     printf "  DUIS verify, CPU us each: %.1f; read %.1f (%.0f%%), C14N of the document %.1f (%.0f%%), ECDSA verify %.1f (%.0f%%), the rest (xmlsec: profile, SignedInfo, digests, transforms) %.1f (%.0f%%)\n",
       v, r, 100 * r / v, k, 100 * k / v, d, 100 * d / v, v - r - k - d, 100 * (v - r - k - d) / v }'
+fi
+if [ -x "$BUILD/bin/bench_gbcs" ] && [ -d "${SMKI_SHARED:-../shared}/vectors" ]; then
+  # The return path (issue 13): every RTDS response and alert a User can verify, as a User
+  # does: the device's signature (43 a round) or the MAC with the recipient's KA key (17,
+  # one ECDH each). Wall clock beside openssl speed -elapsed, CPU time beside openssl's CPU
+  # time (a loaded machine separates the two). Target: ratio >= 0.8 against ecdsap256 verify.
+  echo
+  echo "Responses and alerts verified (RTDS, signature or MAC, recipient keys):"
+  for t in 1 2; do
+    multi=()
+    [ "$t" -gt 1 ] && multi=(-multi "$t")
+    VE=$(openssl speed -elapsed -seconds "$SECS" "${multi[@]}" ecdsap256 2>/dev/null |
+      awk '/ecdsa \(nistp256\)/ {print $NF}' | tail -1)
+    read -r _ _ RW RC _ <<<"$(SMKI_SHARED=${SMKI_SHARED:-../shared} "$BUILD/bin/bench_gbcs" return "$t" "$SECS")"
+    row "response/alert verify (wall clock)" "$t" "$RW" "$VE" "bound = ecdsap256 verify, -elapsed; target >= 0.8"
+    row "response/alert verify (CPU time)" "$t" "$RC" "$(awk -v v="$V1" -v t="$t" 'BEGIN{print v*t}')" \
+      "bound = verify per CPU second x threads; target >= 0.8"
+  done
 fi
 if [ -x "$BUILD/bin/bench_device" ]; then
   # Counted per CPU-second of each thread and summed, as openssl speed counts user time:

@@ -5,7 +5,9 @@
 # same concurrency with keep-alive, in the same run. Prints rate and p99 of each and
 # the ratio smki/nginx. Prints figures; never passes or fails on them.
 # Rounds alternate the two servers (REPO_ROUNDS each); the ratio is the median of the
-# rounds' ratios.
+# rounds' ratios. With PostgreSQL 15 installed (REPO_PG=0 turns it off), a third
+# server joins the rounds: smki repo serve reading a hot standby of a local primary
+# into which the same store was copied (smki store copy), as on a repository host.
 #   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=10 REPO_ROUNDS=3 REPO_CONNS=64 REPO_THREADS=2
 set -euo pipefail
 BUILD=${1:-build}
@@ -21,6 +23,12 @@ SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 W=$(mktemp -d "${TMPDIR:-/tmp}/smki-bench-repo.XXXXXX")
 source "$(dirname "$0")/repo_lib.sh"
 repo_cleanup_trap
+PG_CLUSTER=$(dirname "$0")/../tests/pg/cluster.sh
+PG_ON=0
+[ "${REPO_PG:-1}" != 0 ] && [ -x /usr/lib/postgresql/15/bin/initdb ] && PG_ON=1
+if [ "$PG_ON" = 1 ]; then
+    trap 'repo_cleanup; "$PG_CLUSTER" stop "$W.primary"; "$PG_CLUSTER" stop "$W.standby"' EXIT INT TERM
+fi
 for t in wrk nginx; do command -v "$t" >/dev/null || [ -x "/usr/sbin/$t" ] || { echo "bench_repo: $t is missing (tools/deps.sh)"; exit 1; }; done
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 
@@ -34,6 +42,27 @@ du -sh "$SMKI_HOME/store" | sed 's/^/  store on disk: /'
 repo_serve_start "$SMKI" "$W/serve.log" --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 ||
     { cat "$W/serve.log"; exit 1; }
 SMKI_PID=$REPO_PID
+
+# The same store on a PostgreSQL hot standby, served by a second smki repo serve.
+if [ "$PG_ON" = 1 ]; then
+    "$PG_CLUSTER" start "$W.primary" >/dev/null
+    "$PG_CLUSTER" standby "$W.standby" "$W.primary" repo1 >/dev/null
+    PGP=$(grep -v '^#' "$W.primary")
+    PGS=$(grep -v '^#' "$W.standby")
+    t0=$(date +%s.%N)
+    "$SMKI" store copy --from "$SMKI_HOME/store" --to "postgresql:$PGP" >/dev/null
+    target=$(psql -qAtX "$PGP" -c "SELECT pg_current_wal_lsn()")
+    until [ "$(psql -qAtX "$PGS" -c "SELECT pg_last_wal_replay_lsn() >= '$target'")" = t ]; do sleep 0.2; done
+    echo "  copied to a PostgreSQL primary and replayed on its standby in $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b - a}') s"
+    mkdir -p "$W/pg-home"
+    printf '[store]\nengine = postgresql\nconninfo = %s\n' "$PGS" >"$W/pg-home/smki.conf"
+    SAVE_PORT=$PORT
+    repo_serve_start "$SMKI" "$W/serve-pg.log" --home "$W/pg-home" --env test --listen 127.0.0.1:0 --threads "$THREADS" \
+        --max-conns 4096 || { cat "$W/serve-pg.log"; exit 1; }
+    PG_PID=$REPO_PID
+    PGPORT=$PORT
+    PORT=$SAVE_PORT
+fi
 
 # The same answers as static files: fetched once from smki, byte for byte.
 mkdir -p "$W/www/eui" "$W/nginx/tmp"
@@ -110,6 +139,7 @@ measure() { # name port script pid -> "rate p99_ms errors cpu_us_per_request"
         END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$W/$1.wrk"
 }
 measure warm "$PORT" "$W/smki.lua" "$SMKI_PID" >/dev/null
+[ "$PG_ON" = 1 ] && measure warmpg "$PGPORT" "$W/smki.lua" "$PG_PID" >/dev/null
 # Rounds alternate smki and nginx (the machine's other load moves both alike); each
 # round's figures, then the medians and the median of the per-round ratios.
 # Beside the rates, the servers' own CPU time per request (from /proc): less moved by
@@ -122,6 +152,16 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r: smki repo serve (h2o, $THREADS loops)" "$SR" "$SP" "$SE" "$SC"
     printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r: nginx, same answers as static files" "$NR" "$NP" "$NE" "$NC"
     echo "$SR $SP $SE $NR $NP $NE $SC $NC" >>"$W/rounds"
+    if [ "$PG_ON" = 1 ]; then
+        PM=$(head -1 "$(sed -n 's/^# dir //p' "$W.standby")/data/postmaster.pid")
+        b0=$(ticks "$PM")
+        read -r PR PP PE PC <<<"$(measure pg$r "$PGPORT" "$W/smki.lua" "$PG_PID")"
+        b1=$(ticks "$PM")
+        PB=$(awk -v t="$((b1 - b0))" -v hz="$HZ" '/ requests in / { n = $1 } END { printf "%.2f", n ? t * 1e6 / hz / n : 0 }' "$W/pg$r.wrk")
+        printf '%-44s %12.0f %10.2f %8s %12.2f  + standby backends %s\n' "round $r: smki repo serve on a PG hot standby" \
+            "$PR" "$PP" "$PE" "$PC" "$PB"
+        echo "$PR $PP $PE $NR $SR $PC $PB" >>"$W/pg-rounds"
+    fi
 done
 median() { sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 SR=$(awk '{print $1}' "$W/rounds" | median)
@@ -138,7 +178,20 @@ printf '%-44s %12.0f %10.2f %8s %12.2f\n' "median: nginx, same answers as static
 printf '%-44s %12.3f   (target >= 1.0; rounds: %s)\n' "ratio smki / nginx (median of rounds)" "$RATIO" \
     "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / $4}' "$W/rounds")"
 awk -v s="$SC" -v n="$NC" 'BEGIN { if (s > 0) printf "%-44s %12.3f   (nginx CPU per request / smki CPU per request)\n", "CPU-time ratio", n / s }'
-for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk; do
+if [ "$PG_ON" = 1 ]; then
+    # Where the time goes: the CPU column counts smki's process (libpq round trips: a
+    # transaction's BEGIN, each statement, its end); "standby backends" the CPU of the
+    # standby's postgres processes per request, on the same 2 cores.
+    PR=$(awk '{print $1}' "$W/pg-rounds" | median)
+    PP=$(awk '{print $2}' "$W/pg-rounds" | median)
+    PC=$(awk '{print $6}' "$W/pg-rounds" | median)
+    printf '%-44s %12.0f %10.2f %8s %12.2f  + standby backends %s\n' "median: smki repo serve on a PG hot standby" \
+        "$PR" "$PP" "$(awk '{e += $3} END {print e}' "$W/pg-rounds")" "$PC" "$(awk '{print $7}' "$W/pg-rounds" | median)"
+    printf '%-44s %12.3f   (target >= 0.3; rounds: %s)\n' "ratio PG standby / nginx (median of rounds)" \
+        "$(awk '{print $1 / $4}' "$W/pg-rounds" | median)" "$(awk '{printf "%s%.3f", (NR > 1 ? " " : ""), $1 / $4}' "$W/pg-rounds")"
+    printf '%-44s %12.3f\n' "ratio PG standby / LMDB (median of rounds)" "$(awk '{print $1 / $5}' "$W/pg-rounds" | median)"
+fi
+for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk "$W"/pg[0-9]*.wrk; do
     grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
 done
 grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'

@@ -10,6 +10,8 @@ PACKAGES=(
   libp11-dev libp11-kit-dev          # libp11 for PKCS#11 key use; the PKCS#11 header
   softhsm2                           # the default embedded HSM
   liblmdb-dev lmdb-utils             # the store
+  libpq-dev                          # the store's PostgreSQL engine (libpq)
+  postgresql-15                      # tests: a throwaway cluster (initdb, pg_ctl) for the PostgreSQL engine
   libcmocka-dev                      # unit tests
   clang libclang-rt-14-dev           # libFuzzer and the fuzz build
   gnutls-bin python3-cryptography    # independent cross-checks in tests

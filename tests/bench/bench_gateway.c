@@ -167,7 +167,7 @@ int main(int argc, char **argv)
     smki_key *acb = NULL;
     snprintf(path, sizeof path, "file:%s/vectors/gbcs/keystore/90b3d51f30000002-ka.key", shared);
     if (smki_key_open(path, NULL, &acb) != 0) return die("ACB key");
-    smki_gateway_opts go = {NULL, z1, NULL, 1, acb, NULL, NULL};
+    smki_gateway_opts go = {.oca_file = z1, .no_crl = 1, .acb_ka = acb};
     smki_gateway *g = NULL;
     if (smki_gateway_open(s, &go, &g) != 0) return die("gateway");
 

@@ -220,7 +220,7 @@ static int peer_one(worker *w, const csr_t *in, uint64_t serial_no, const uint8_
     size_t plen = 0;
     ok = ok && EVP_PKEY_get_octet_string_param(pub, "encoded-pub-key", point, sizeof point, &plen) == 1 &&
          plen == SMKI_POINT_LEN;
-    if (ok) ca_ski_method2(point, ski);
+    ok = ok && smki_keyid_method2(point, SMKI_POINT_LEN, ski) == 0;
     ASN1_OCTET_STRING *os = ok ? ASN1_OCTET_STRING_new() : NULL;
     ok = ok && os && ASN1_OCTET_STRING_set(os, ski, sizeof ski) == 1 &&
          X509_add1_ext_i2d(x, NID_subject_key_identifier, os, 0, X509V3_ADD_DEFAULT) == 1;

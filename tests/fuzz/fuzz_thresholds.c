@@ -54,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         require(r->max_count >= 1 && r->max_count <= SMKI_THRESHOLD_MAX_COUNT, "max_count in range");
         for (size_t j = 0; j < i; j++)
             require(!(smki_eui64_cmp(&a.rules[j].user, &r->user) == 0 && a.rules[j].code == r->code &&
-                      a.rules[j].window == r->window),
+                      a.rules[j].window == r->window && a.rules[j].kind == r->kind),
                     "no duplicate rule");
     }
     /* LF -> CRLF gives the same rules. */

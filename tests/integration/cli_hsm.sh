@@ -426,6 +426,17 @@ expect_exit 2 "a missing key file" smki sign --key "file:$W/no-such.key" --in "$
 expect_in "$W/no-such.key" "the missing key file is named"
 expect_exit 2 "a key file that is not a key" smki sign --key "file:$W/msg.bin" --in "$W/msg.bin" --out "$W/x.sig"
 expect_in "$W/msg.bin" "the bad key file is named"
+# A bare key name is a label on the home's token: a key file given without file: is
+# refused with the way to write it, not looked up as a label ("no private key 'k.pem'").
+cp "$KEYSTORE/90b3d51f30010000-ds.key" "$W/k.pem"
+pushd "$W" >/dev/null
+expect_exit 1 "sign --key k.pem (a file, no file:) is refused" smki sign --key k.pem --in msg.bin --out k.sig
+expect_in "write file:k.pem" "the refusal says to write file:k.pem"
+expect_not_in "no private key" "the file is not looked up as a token label"
+expect_exit 1 "key pub of a file path without file: is refused" smki key pub "$W/k.pem"
+expect_in "write file:$W/k.pem" "the refusal says to write file:PATH"
+expect_exit 0 "sign --key file:k.pem signs" smki sign --key file:k.pem --in msg.bin --out k.sig
+popd >/dev/null
 expect_exit 2 "a missing input file" \
     smki sign --key "file:$KEYSTORE/90b3d51f30010000-ds.key" --in "$W/no-such.bin" --out "$W/x.sig"
 expect_in "$W/no-such.bin" "the missing input file is named"

@@ -80,6 +80,28 @@ expect_exit 0 "CS02b transCoSByTransCoS accepted" \
 expect_exit 2 "after it, 6.23 (signed by the replaced transitional CoS key) is refused" \
   smki device receive --eui $DEV "$SBT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01
 
+# A future-dated CS02b: verified and scheduled on receipt, run when its time has come.
+FUT=$V/rtds/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX
+export SMKI_HOME=$ROOT/rtds4
+smki device create --eui $DEV --from-rtds "$KS" >/dev/null
+run smki --json device receive --eui $DEV "$FUT" --rtds-replay-acb-key "$ACB_KA" --at 2020-01-01 --out "$W/fut.resp"
+expect_json "a future-dated CS02b (2030-01-15) is scheduled, answered at once" \
+  'd["verdict"] == "accepted" and d["action"] == "cs02b-scheduled" and d["output"] == "response"'
+run smki --json gbcs inspect "$W/fut.resp"
+expect_json "the answer is SEQUENCE { NULL }, as the RTDS FUTURE_DATED response" \
+  'd["messages"][0]["signing"]["content"] == "30020500"'
+expect_exit 0 "nothing is due in 2020" smki device run-due --eui $DEV --at 2020-06-01
+expect_in "Nothing due" "run-due says so"
+mkdir -p "$W/alerts"
+run smki --json device run-due --eui $DEV --at 2030-01-16 --out-dir "$W/alerts"
+expect_json "in 2030 it runs; the RTDS certificates expired in 2025 and the command applies time checks: 8F67" \
+  'len(d["executed"]) == 1 and d["executed"][0]["alert_code"] == 0x8F67 and not d["executed"][0]["applied"]'
+run smki --json gbcs inspect "$W/alerts/alert-1001.hex"
+expect_json "the alert (CRA 03, 00CB) goes to the supplier" \
+  'd["messages"][0]["signing"]["cra"] == 3 and d["messages"][0]["signing"]["message_code"] == "00CB" and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000"'
+expect_exit 0 "and it ran once" smki device run-due --eui $DEV --at 2030-01-16
+expect_in "Nothing due" "nothing is left"
+
 # ---- (2) The demo story on smki's own PKI -----------------------------------------------
 export SMKI_HOME=$ROOT/own SMKI_PIN=int-user-1234 SMKI_SO_PIN=int-so-123456
 expect_exit 0 "hsm init" smki hsm init
@@ -87,8 +109,8 @@ run env GBCS_DEMO_DIR="$W/demo" GBCS_DEMO_DEVICE=00-DB-12-34-56-78-00-01 timeout
 if [[ $RC == 0 ]]; then ok "demo_gbcs.sh ran end to end"; else not_ok "demo_gbcs.sh failed"; DIAG_STDOUT=tail diag; fi
 expect_in "MAC checked: device-ka" "the device checked the MAC with its own KA key (token)"
 run smki --json gbcs inspect "$W/demo/ecs01a-1.response.hex"
-expect_json "the codec reads the device's response: MACed (DD), a signed response to supplier A" \
-  'd["messages"][0]["kind"] == "general-ciphering" and d["messages"][0]["signing"]["cra"] == 2 and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000" and d["messages"][0]["signing"]["signature_state"] == "present"'
+expect_json "the codec reads the device's response to a signed command: signed, not wrapped (DF), to supplier A" \
+  'd["messages"][0]["kind"] == "general-signing" and d["messages"][0]["signing"]["cra"] == 2 and d["messages"][0]["signing"]["recipient"] == "90B3D51F30010000" and d["messages"][0]["signing"]["signature_state"] == "present"'
 run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex"
 expect_json "the first supplier's next command is refused" 'd["verdict"] == "no-trust-anchor"'
 run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/cos.hex"
@@ -135,6 +157,35 @@ expect_exit 0 "the test DCA issues the CS02c KA CSR" \
   smki ca issue --env test --party GITTEST --operator demo-ra --csr "$W/cs02c-ka.csr" --out "$W/cs02c-ka.pem"
 expect_exit 0 "that certificate lints clean" smki lint "$W/cs02c-ka.pem"
 check "openssl verifies it and it is keyAgreement for the device" bash -c "openssl verify -CAfile '$SMKI_HOME/ca/test/smki-root.pem' -untrusted '$SMKI_HOME/ca/test/smki-dca.pem' '$W/cs02c-ka.pem' && openssl x509 -in '$W/cs02c-ka.pem' -noout -ext keyUsage | grep -q 'Key Agreement'"
+# The return path: a non-critical CS02a from the ACB (unsigned) is answered MACed to the
+# ACB's KA cell; every response and alert the device produced verifies with smki gbcs verify
+# (the device's certificates, the recipients' KA keys) and, independently, python3-cryptography.
+expect_exit 0 "an unsigned CS02a from the ACB" \
+  smki device make-command --from 90-B3-D5-1F-40-00-00-02 --to 00-DB-12-34-56-78-00-01 --counter 9000000000000001 \
+  --code 0008 --content-hex 300E3007020102030207803003020102 --acb-ka "file:$W/demo/acb-ka.key" \
+  --device-ka "$W/demo/device-ka.pem" --out "$W/cs02a.hex"
+run smki --json device receive --eui 00-DB-12-34-56-78-00-01 "$W/cs02a.hex" --out "$W/cs02a.response.hex"
+expect_json "the device answers CS02a MACed to the ACB, not signed" \
+  'd["verdict"] == "accepted" and d["output_maced"] and not d["output_signed"]'
+T=$W/trust-return
+mkdir -p "$T"
+for x in ds ka; do cp "$W/demo/device-$x.pem" "$T/$D1-$x.pem"; done
+for x in supplierA-ds supplierA-ka supplierB-ds supplierB-ka acb-ds acb-ka cos-ds; do cp "$W/demo/$x.pem" "$T/"; done
+cp "$W/demo/acb-ka.key" "$T/90b3d51f40000002-ka.key"
+RETURNED=("$W/demo/ecs01a-1.response.hex" "$W/demo/replay.alert.hex" "$W/demo/cos.response.hex"
+  "$W/demo/ecs01a-2.alert.hex" "$W/demo/ecs01a-b1.response.hex" "$W/cs02c-ka.response.hex" "$W/cs02a.response.hex")
+run smki --json gbcs verify --trust "$T" --at now --recipient-key "file:$W/demo/acb-ka.key" "${RETURNED[@]}"
+expect_json "smki gbcs verify accepts the device's 5 responses (4 signed, 1 MACed) and 2 alerts (signed)" \
+  'd["ok"] and d["by_kind"]["responses"] == {"passed": 5, "failed": 0} and d["by_kind"]["alerts"] == {"passed": 2, "failed": 0} and [(r["signature"], r["mac"]) for r in d["results"]] == [(True, False)] * 6 + [(False, True)]'
+check "python3-cryptography verifies the same 7 independently" \
+  "$PY" "$SRC/tests/integration/gbcs_return.py" verify "$T" "$T/90b3d51f40000002-ka.key" -- "${RETURNED[@]}"
+expect_exit 2 "the device's response does not verify against another folder's certificates" \
+  smki gbcs verify --trust "$T" --at now "$W/demo/ecs01a-1.response.hex" --recipient-key "file:$KS/90b3d51f30010000-ka.key"
+expect_in "its KA certificate" "the supplier key from the RTDS keystore is not bound in this folder"
+cp "$KS/00db1234567890a0-ds.pem" "$T/"
+"$PY" "$SRC/tests/integration/gbcs_return.py" set-title "$W/demo/ecs01a-1.response.hex" "$W/other-device.hex" originator 00db1234567890a0
+expect_exit 2 "this device's response under another device's title" smki gbcs verify --trust "$T" --at now "$W/other-device.hex"
+expect_in "signature.invalid" "refused as signature.invalid"
 expect_exit 2 "RTDS replay mode on a device with its own keys is refused" \
   smki device receive --eui 00-DB-12-34-56-78-00-01 "$W/demo/ecs01a-2.hex" --rtds-replay-acb-key "$W/demo/acb-ka.key"
 expect_in "own keys" "the refusal says why"

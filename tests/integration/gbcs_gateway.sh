@@ -224,7 +224,10 @@ def cert(subject, k, issuer, ik, serial, ca):
     b = (x509.CertificateBuilder().subject_name(subject).issuer_name(issuer).public_key(k.public_key())
          .serial_number(serial).not_valid_before(t0).not_valid_after(t1).add_extension(ku(ca), critical=True)
          .add_extension(x509.SubjectKeyIdentifier.from_public_key(k.public_key()), critical=False)
-         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ik.public_key()), critical=False))
+         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ik.public_key()), critical=False)
+         # the test environment's policy (reference §4): the gateway refuses another environment's
+         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(
+             x509.ObjectIdentifier("1.2.826.0.1.8641679.1.2.1.4"), None)]), critical=True))
     if ca:
         b = b.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
     return b.sign(ik, hashes.SHA256())

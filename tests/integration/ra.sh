@@ -372,11 +372,26 @@ expect_exit 0 "audit list --json" smki --json audit list
 expect_json "every action is there: submit, approve, reject, execute, revoke's CRL" \
     '{e["action"] for e in d["entries"]} >= {"request-submit", "request-approve", "request-reject", "request-execute", "crl-publish", "ca-issue-direct", "party-suspend", "recover-revoke-ca", "arl-publish", "ca-successor", "recover-reissue"}'
 
-cp -a "$STORE" "$W/store.good"
+# The store saved once and put back before each tampering: the folder under LMDB; in
+# the PostgreSQL run (tests/pg/smki-pg) the home's schema, through smki store copy.
+save_store() { cp -a "$STORE" "$W/store.good"; }
+restore_store() { rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"; }
+if [[ -n ${SMKI_TEST_PG_FILE:-} ]]; then
+    PG_SCHEMA=$(<"$SMKI_HOME/.pg-schema")
+    PG_CONNINFO=$(grep -v '^#' "$SMKI_TEST_PG_FILE")
+    STORE="postgresql:$PG_CONNINFO options='-c search_path=$PG_SCHEMA'"
+    save_store() { "$SMKI_BIN" store copy --from "$STORE" --to "$W/store.good" >/dev/null; }
+    restore_store() {
+        psql -qAtX "$PG_CONNINFO" -c "SET client_min_messages = warning" -c "DROP SCHEMA $PG_SCHEMA CASCADE" \
+            -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null &&
+            "$SMKI_BIN" store copy --from "$W/store.good" --to "$STORE" >/dev/null
+    }
+fi
+check "the store saved before the tampering" save_store
 tampered() { # desc kind entry ra_tamper-args...: the damage is named at that entry
     local desc=$1 kind=$2 entry=$3
     shift 3
-    rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+    restore_store
     check "tamper: $*" "$TAMPER" "$STORE" "$@"
     expect_exit 2 "audit verify refuses: $desc" smki --json audit verify
     expect_json "$desc: '$kind' at entry $entry" \
@@ -389,7 +404,7 @@ tampered "an inserted entry (entry 2 written again as 9)" misplaced 9 copy 2 9
 LASTCP=$(((HEAD - 1) / 4 * 4))
 tampered "a tail cut back past checkpoint $LASTCP, the head rewritten" truncated "$LASTCP" truncate "$LASTCP"
 tampered "a deleted checkpoint" checkpoint-missing 4 drop-checkpoint 4
-rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+restore_store
 expect_exit 2 "the human report names the entry" smki audit verify --checkpoint-pub "$W/alice.pub"
 expect_in "checkpoint" "checkpoints signed by another key do not verify"
 expect_exit 0 "the untouched store verifies again" smki audit verify

@@ -1,6 +1,7 @@
 /* Shared helpers for the cmocka unit tests. */
 #include "helpers.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <libpq-fe.h>
 
 #ifndef SMKI_TEST_TMP
 #define SMKI_TEST_TMP "/tmp/smki-test"
@@ -128,4 +130,85 @@ size_t test_store_count(smki_store *s, smki_db db)
     count_run c = {db, 0};
     assert_ok(smki_store_read(s, count_txn, &c));
     return c.n;
+}
+
+/* ---- The PostgreSQL runs (ctest label postgresql) ------------------------------------
+ * With SMKI_TEST_PG_FILE naming the throwaway cluster's conninfo (tests/pg/cluster.sh),
+ * every store a test opens by folder is opened on that cluster instead, in a schema of
+ * its own named after the folder. The schema is made afresh the first time a folder is
+ * opened (a marker file in the folder remembers it), so a test that clears its folder
+ * gets an empty store, as it does under LMDB. The unit tests are linked with
+ * --wrap=smki_store_open, which sends every open, the library's own too, here. */
+
+int __real_smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
+/* The linker sends every smki_store_open here (-Wl,--wrap=smki_store_open). */
+int __wrap_smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
+
+const char *test_pg_conninfo(void)
+{
+    static char conninfo[1024];
+    static int loaded;
+    if (loaded) return conninfo[0] ? conninfo : NULL;
+    loaded = 1;
+    const char *file = getenv("SMKI_TEST_PG_FILE");
+    if (!file || !*file) return NULL;
+    FILE *f = fopen(file, "r");
+    if (!f) fail_msg("SMKI_TEST_PG_FILE %s: %s (is the pg_cluster fixture running?)", file, strerror(errno));
+    char line[1024];
+    while (fgets(line, sizeof line, f))
+        if (line[0] != '#') snprintf(conninfo, sizeof conninfo, "%.*s", (int)strcspn(line, "\n"), line);
+    fclose(f);
+    if (!conninfo[0]) fail_msg("SMKI_TEST_PG_FILE %s holds no conninfo", file);
+    return conninfo;
+}
+
+int test_engine_is_pg(void) { return test_pg_conninfo() != NULL; }
+
+static void pg_fresh_schema(const char *conninfo, const char *schema)
+{
+    PGconn *c = PQconnectdb(conninfo);
+    if (PQstatus(c) != CONNECTION_OK) fail_msg("test cluster %s: %s", conninfo, PQerrorMessage(c));
+    char sql[200];
+    snprintf(sql, sizeof sql, "SET client_min_messages = warning; DROP SCHEMA IF EXISTS %s CASCADE; CREATE SCHEMA %s",
+             schema, schema);
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) fail_msg("test cluster: %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+    PQfinish(c);
+}
+
+int test_pg_location(const char *dir, char *buf, size_t cap)
+{
+    const char *conninfo = test_pg_conninfo();
+    uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a of the folder's path */
+    for (const char *p = dir; *p; p++) h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    char schema[32];
+    snprintf(schema, sizeof schema, "t%016llx", (unsigned long long)h);
+    char marker[1200];
+    snprintf(marker, sizeof marker, "%s/pg-schema", dir);
+    struct stat st;
+    if (stat(marker, &st) != 0) {
+        pg_fresh_schema(conninfo, schema);
+        FILE *f = fopen(marker, "w");
+        if (!f) return SMKI_FAIL(SMKI_E_IO, "cannot write %s: %s", marker, strerror(errno));
+        fprintf(f, "%s\n", schema);
+        fclose(f);
+    }
+    int n = snprintf(buf, cap, "%s%s options='-c search_path=%s'", SMKI_STORE_PG_PREFIX, conninfo, schema);
+    ENSURE(n > 0 && (size_t)n < cap, SMKI_E_USAGE, "test store location too long");
+    return 0;
+}
+
+int __wrap_smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out)
+{
+    if (!test_engine_is_pg() || !dir || strncmp(dir, SMKI_STORE_PG_PREFIX, strlen(SMKI_STORE_PG_PREFIX)) == 0)
+        return __real_smki_store_open(dir, opts, out);
+    struct stat st;
+    if (stat(dir, &st) != 0) {
+        if (opts && opts->read_only) return __real_smki_store_open(dir, opts, out); /* its NOTFOUND */
+        GUARD(smki_mkdirs(dir, 0700));
+    }
+    char location[2048];
+    GUARD(test_pg_location(dir, location, sizeof location));
+    return __real_smki_store_open(location, opts, out);
 }

@@ -43,4 +43,16 @@ void test_check_fails(int rc, int want, const char *needle, const char *expr, co
  * on a store error. */
 size_t test_store_count(smki_store *s, smki_db db);
 
+/* The PostgreSQL runs (SMKI_TEST_PG_FILE set by the ctest fixture): the cluster's
+ * conninfo (NULL under LMDB), whether this run is one, and the store location a
+ * folder maps to (its own schema, made afresh on the folder's first use). */
+const char *test_pg_conninfo(void);
+int test_engine_is_pg(void);
+int test_pg_location(const char *dir, char *buf, size_t cap);
+/* For a test of LMDB's own behaviour (map, files, reader slots): skipped on PostgreSQL. */
+#define TEST_LMDB_ONLY()                    \
+    do {                                    \
+        if (test_engine_is_pg()) skip();    \
+    } while (0)
+
 #endif

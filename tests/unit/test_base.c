@@ -1,10 +1,15 @@
 /* base: the error context, the bounded cursor, hex, atomic files and the
  * configuration parser that every module leans on. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "helpers.h"
 
@@ -214,6 +219,59 @@ static void test_conf_reads_sections_and_refuses_typos(void **state)
     smki_conf_free(c);
 }
 
+/* RFC 5280 4.2.1.2 method 2: 0100b then the low 60 bits of SHA-1 of the key. The
+ * FIPS 180 vector SHA-1("abc") = a9993e36...78 50 c2 6c 9c d0 d8 9d gives 4850c26c9cd0d89d. */
+static void test_keyid_method2_of_the_sha1_vector(void **state)
+{
+    (void)state;
+    static const uint8_t WANT[SMKI_KEYID_LEN] = {0x48, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d};
+    uint8_t id[SMKI_KEYID_LEN];
+    assert_ok(smki_keyid_method2((const uint8_t *)"abc", 3, id));
+    assert_memory_equal(id, WANT, SMKI_KEYID_LEN);
+}
+
+/* The DCC's own RTDS certificates carry method 2 SKIs: for each, the SKI that
+ * 'openssl x509 -noout -ext subjectKeyIdentifier' prints is the one computed here from
+ * the certificate's public point. */
+static void test_keyid_method2_matches_the_dcc_certificates(void **state)
+{
+    (void)state;
+    static const char *const CERTS[] = {"00db123456789001-ds.pem", "00db123456789001-ka.pem",
+                                        "90b3d51f30010000-ds.pem", "90b3d51f30020000-ka.pem"};
+    for (size_t i = 0; i < sizeof CERTS / sizeof *CERTS; i++) {
+        char rel[128], cmd[1024], line[256], got_hex[2 * SMKI_KEYID_LEN + 1], want_hex[64] = "";
+        snprintf(rel, sizeof rel, "vectors/gbcs/keystore/%s", CERTS[i]);
+        const char *path = test_shared_path(rel);
+        snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -noout -ext subjectKeyIdentifier", path);
+        FILE *p = popen(cmd, "r");
+        assert_non_null(p);
+        size_t n = 0;
+        while (fgets(line, sizeof line, p)) { /* a header, then "    43:1C:98:CE:3F:70:7B:03" */
+            if (line[0] != ' ') continue;
+            for (const char *c = line; *c && n + 1 < sizeof want_hex; c++)
+                if (isxdigit((unsigned char)*c)) want_hex[n++] = (char)tolower((unsigned char)*c);
+        }
+        assert_int_equal(pclose(p), 0);
+        assert_int_equal(strlen(want_hex), 2 * SMKI_KEYID_LEN);
+
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+        assert_non_null(x);
+        uint8_t point[65], id[SMKI_KEYID_LEN];
+        size_t plen = 0;
+        assert_int_equal(EVP_PKEY_get_octet_string_param(X509_get0_pubkey(x), "encoded-pub-key", point, sizeof point,
+                                                         &plen),
+                         1);
+        assert_int_equal(plen, 65);
+        assert_ok(smki_keyid_method2(point, plen, id));
+        smki_hex_encode(id, sizeof id, got_hex, 0);
+        assert_string_equal(got_hex, want_hex);
+        X509_free(x);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -227,6 +285,8 @@ int main(void)
         cmocka_unit_test(test_atomic_write_replaces_whole_or_refuses),
         cmocka_unit_test(test_secret_file_first_line_only),
         cmocka_unit_test(test_conf_reads_sections_and_refuses_typos),
+        cmocka_unit_test(test_keyid_method2_of_the_sha1_vector),
+        cmocka_unit_test(test_keyid_method2_matches_the_dcc_certificates),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,8 +91,13 @@ static void test_a_ca_is_selected_by_kind_or_ski_and_refused_when_env_lacks_it(v
 static void test_an_environment_is_usable_configured_or_from_its_hierarchy_in_the_store(void **state)
 {
     fixture *f = *state;
-    char store_dir[1200];
+    char store_dir[2048];
     snprintf(store_dir, sizeof store_dir, "%s/store", f->dir);
+    if (test_engine_is_pg()) { /* the folder's store lives in the test cluster: name it there */
+        char loc[2048];
+        assert_ok(test_pg_location(store_dir, loc, sizeof loc));
+        snprintf(store_dir, sizeof store_dir, "%s", loc);
+    }
     assert_true(smki_store_exists(store_dir));
     assert_false(smki_store_exists(f->dir)); /* a folder without a store */
     assert_ok(smki_ca_env_check(NULL, NULL, "test"));

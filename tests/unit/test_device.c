@@ -104,14 +104,38 @@ typedef struct {
     struct { smki_ta_cell_id id; uint64_t status; uint8_t f[4][8]; } oc[8];
 } parsed_resp;
 
+static void parse_cs02b_body(smki_cursor_t *top, parsed_resp *p);
+
+/* SEQUENCE { NULL, body } (a response) or SEQUENCE { alertCode, executionDateTime, body }
+ * (a future-dated execution's alert; *alert and when set). */
+static void parse_cs02b_outcome(const uint8_t *content, size_t len, parsed_resp *p, uint64_t *alert, char when[16])
+{
+    smki_cursor_t c = smki_cursor(content, len), top, x;
+    memset(p, 0, sizeof *p);
+    assert_ok(dr_expect(&c, 0x30, "outcome", &top));
+    assert_ok(dr_expect(&top, 0x02, "alertCode", &x));
+    assert_ok(dr_uint(&x, "alertCode", alert));
+    assert_ok(dr_expect(&top, 0x18, "executionDateTime", &x));
+    assert_int_equal(x.left, 15);
+    memcpy(when, x.p, 15);
+    when[15] = '\0';
+    parse_cs02b_body(&top, p);
+}
+
 static void parse_cs02b_response(const uint8_t *content, size_t len, parsed_resp *p)
 {
-    smki_cursor_t c = smki_cursor(content, len), top, body, x, list;
+    smki_cursor_t c = smki_cursor(content, len), top, x;
     uint8_t tag;
     memset(p, 0, sizeof *p);
     assert_ok(dr_expect(&c, 0x30, "resp", &top));
     assert_ok(dr_tlv(&top, &tag, &x)); /* 05 00 */
-    assert_ok(dr_expect(&top, 0x30, "body", &body));
+    parse_cs02b_body(&top, p);
+}
+
+static void parse_cs02b_body(smki_cursor_t *top, parsed_resp *p)
+{
+    smki_cursor_t body, x, list;
+    assert_ok(dr_expect(top, 0x30, "body", &body));
     assert_ok(dr_expect(&body, 0x02, "seq", &x));
     assert_ok(dr_uint(&x, "seq", &p->seq));
     assert_ok(dr_expect(&body, 0x02, "mode", &x));
@@ -470,24 +494,139 @@ static void test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side(void 
 }
 
 
-/* Future-dated CS02b (executionDateTime present) is verified but not applied: every
- * replacement reports other(127). */
-static void test_rtds_future_dated_cs02b_is_not_applied(void **state)
+/* The content of an RTDS message file (hex). */
+static uint8_t *rtds_content(const char *rel, smki_gbcs_msg *m, size_t *len)
+{
+    uint8_t *b = read_hex(rel, len);
+    assert_ok(smki_gbcs_parse(b, *len, m));
+    return b;
+}
+
+/* The first occurrence of a 15-octet GeneralizedTime text in b (NULL when absent). */
+static uint8_t *find_time(uint8_t *b, size_t n, const char *text)
+{
+    for (size_t i = 0; i + 15 <= n; i++)
+        if (memcmp(b + i, text, 15) == 0) return b + i;
+    return NULL;
+}
+
+/* An RTDS CS02b command with its executionDateTime replaced (same length), signed again
+ * with the supplier's published DS key and MACed with the ACB's KA key for the model. */
+static uint8_t *future_command_at(rtds_fx *f, const char *rel, const char *when, size_t *out_len)
+{
+    size_t len;
+    uint8_t *b = read_hex(rel, &len), *pre = NULL, *signed_apdu = NULL, *out = NULL;
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(b, len, &m));
+    uint8_t *gt = find_time(b + (m.gsa.content - b), m.gsa.content_len, "20300115000000Z");
+    assert_non_null(gt);
+    memcpy(gt, when, 15);
+    smki_gbcs_fields fl = m.gsa;
+    fl.sig_state = SMKI_GBCS_SIG_NONE;
+    size_t pl, sl;
+    assert_ok(smki_gbcs_build_signing(&fl, &pre, &pl));
+    char ref[1200];
+    snprintf(ref, sizeof ref, "file:%s", test_shared_path(KS "/90b3d51f30010000-ds.key"));
+    smki_key *sup = NULL;
+    assert_ok(smki_key_open(ref, NULL, &sup));
+    assert_ok(smki_gbcs_sign(sup, pre, pl, &signed_apdu, &sl));
+    assert_ok(smki_gbcs_wrap(signed_apdu, sl, f->acb_ka, f->d->ka_pub, 0, &out, out_len));
+    smki_key_free(sup);
+    free(pre);
+    free(signed_apdu);
+    free(b);
+    return out;
+}
+
+#define SBS_DIR RTDS "/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_"
+
+/* A future-dated CS02b is verified and scheduled on receipt (answered SEQUENCE { NULL } as
+ * the RTDS FUTURE_DATED response), nothing applied until its executionDateTime; run then,
+ * it is applied and answered by the 8F66 alert whose content is the RTDS alert's byte for
+ * byte. The cancellation (executionDateTime 9999-12-31) removes a pending one. */
+static void test_rtds_future_dated_cs02b_runs_at_its_time_with_the_rtds_alert(void **state)
 {
     (void)state;
     rtds_fx f;
-    smki_rx_result r;
-    size_t len = 0;
-    uint8_t *m = read_hex(RTDS "/6.15.1_CS02bSupplierBySupplier/"
-                               "CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX", &len);
+    smki_rx_result r, due[4];
+    size_t len = 0, rlen = 0, alen = 0, n = 0;
+    smki_gbcs_msg rm, am, om;
+    uint8_t *rb = rtds_content(SBS_DIR "FUTURE_DATED_SUCCESS_RESPONSE_GBCS.HEX", &rm, &rlen);
+    uint8_t *ab = rtds_content(SBS_DIR "8F66_FUTURE_DATED_SUCCESS_ALERT_GBCS.HEX", &am, &alen);
     rtds_open(&f, "rtds-future");
-    assert_int_equal(rx(&f, m, len, &r), SMKI_RX_COMMAND_FAILED);
-    assert_int_equal(r.applied, 0);
-    assert_true(r.noutcomes > 0);
-    for (size_t i = 0; i < r.noutcomes; i++) assert_int_equal(r.outcomes[i].status, SMKI_CS02B_OTHER);
+    /* The RTDS command executes on 2030-01-15 and applies time-based checks, while the RTDS
+     * certificates expired in 2025: the same command executing on 2020-06-01 instead,
+     * signed again with the supplier's published key and MACed with the ACB's. */
+    uint8_t *m = future_command_at(&f, SBS_DIR "FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX", "20200601000000Z", &len);
+    smki_ta_cell_id sup = {SMKI_ROLE_SUPPLIER, SMKI_KU_DIGITAL_SIGNATURE, 0};
+    uint8_t before_ski[8];
+    memcpy(before_ski, smki_device_cell(f.d, &sup)->ski, 8);
+    assert_int_equal(rx(&f, m, len, &r), SMKI_RX_ACCEPTED);
+    assert_string_equal(r.action, "cs02b-scheduled");
+    assert_true(r.applied);
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &om));
+    assert_int_equal(om.gsa.content_len, rm.gsa.content_len);
+    assert_memory_equal(om.gsa.content, rm.gsa.content, rm.gsa.content_len); /* SEQUENCE { NULL } */
     smki_rx_result_clear(&r);
-    free(m);
+    assert_memory_equal(smki_device_cell(f.d, &sup)->ski, before_ski, 8); /* not applied yet */
+    /* Not due in 2020; due in 2030. */
+    assert_ok(smki_device_run_due(f.d, f.s, &f.o, due, 4, &n));
+    assert_int_equal(n, 0);
+    smki_rx_opts later = f.o;
+    later.now = 1590969600; /* 2020-06-01T00:00:00Z, the executionDateTime */
+    assert_ok(smki_device_run_due(f.d, f.s, &later, due, 4, &n));
+    assert_int_equal(n, 1);
+    assert_int_equal(due[0].verdict, SMKI_RX_ACCEPTED);
+    assert_true(due[0].applied);
+    assert_true(due[0].out_is_alert);
+    assert_int_equal(due[0].alert_code, SMKI_ALERT_FUTURE_DATED_OK);
+    assert_ok(smki_gbcs_parse(due[0].out, due[0].out_len, &om));
+    assert_int_equal(om.gsa.cra, SMKI_GBCS_CRA_ALERT);
+    assert_int_equal(om.gsa.message_code, am.gsa.message_code);
+    assert_memory_equal(om.gsa.recipient, am.gsa.recipient, 8);
+    /* The RTDS alert's content field by field: alert code, the execution date-time this
+     * command carries, sequence number, mode, and each cell's outcome and identifiers. */
+    parsed_resp ours, rtds;
+    uint64_t code_ours, code_rtds;
+    char when_ours[16], when_rtds[16];
+    parse_cs02b_outcome(om.gsa.content, om.gsa.content_len, &ours, &code_ours, when_ours);
+    parse_cs02b_outcome(am.gsa.content, am.gsa.content_len, &rtds, &code_rtds, when_rtds);
+    assert_int_equal(code_ours, 0x8F66);
+    assert_int_equal(code_rtds, 0x8F66);
+    assert_string_equal(when_ours, "20200601000000Z");
+    assert_string_equal(when_rtds, "20300115000000Z");
+    assert_int_equal(ours.seq, rtds.seq);
+    assert_int_equal(ours.mode, rtds.mode);
+    assert_int_equal(ours.n, rtds.n);
+    for (size_t i = 0; i < ours.n; i++) {
+        assert_memory_equal(&ours.oc[i].id, &rtds.oc[i].id, sizeof ours.oc[i].id);
+        assert_int_equal(ours.oc[i].status, rtds.oc[i].status);
+        assert_memory_equal(ours.oc[i].f, rtds.oc[i].f, sizeof ours.oc[i].f);
+    }
+    smki_rx_result_clear(&due[0]);
+    assert_memory_not_equal(smki_device_cell(f.d, &sup)->ski, before_ski, 8); /* applied */
+    assert_ok(smki_device_run_due(f.d, f.s, &later, due, 4, &n));
+    assert_int_equal(n, 0); /* once */
     rtds_close(&f);
+
+    /* Scheduled, then cancelled: nothing runs, nothing changes. */
+    size_t clen = 0;
+    uint8_t *cancel = read_hex(SBS_DIR "CANCELLATION_SUCCESS_COMMAND_GBCS.HEX", &clen);
+    rtds_open(&f, "rtds-future-cancel");
+    assert_int_equal(rx(&f, m, len, &r), SMKI_RX_ACCEPTED);
+    smki_rx_result_clear(&r);
+    assert_int_equal(rx(&f, cancel, clen, &r), SMKI_RX_ACCEPTED);
+    assert_string_equal(r.action, "cs02b-cancel");
+    assert_int_equal(r.cancelled, 1);
+    smki_rx_result_clear(&r);
+    assert_ok(smki_device_run_due(f.d, f.s, &later, due, 4, &n));
+    assert_int_equal(n, 0);
+    assert_memory_equal(smki_device_cell(f.d, &sup)->ski, before_ski, 8);
+    rtds_close(&f);
+    free(cancel);
+    free(m);
+    free(rb);
+    free(ab);
 }
 
 static void test_rtds_cs02a_lists_cells(void **state)
@@ -972,7 +1111,10 @@ static void assert_cell_holds(own_fx *f, const smki_ta_cell_id *id, const party 
 }
 
 
-static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **state)
+/* GBCS: the answer to a non-critical (unsigned) command is MACed for its recipient and
+ * not signed; the answer to a critical (signed) command and every alert are signed and
+ * not wrapped. As every RTDS response and alert is. */
+static void test_own_device_cs02a_from_acb_answered_maced_not_signed(void **state)
 {
     own_fx *f = *state;
     new_device(f);
@@ -984,12 +1126,53 @@ static void test_own_device_cs02a_from_acb_answered_signed_and_maced(void **stat
     command(f, -1, 7, SMKI_MC_CS02A, body, sizeof body, &m, &n); /* unsigned, from the ACB */
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
     assert_int_equal(r.role, SMKI_ROLE_ACB);
-    assert_true(r.out_signed);
+    assert_false(r.out_signed);
     assert_true(r.out_maced);
+    smki_gbcs_msg out;
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.gsa.sig_state, SMKI_GBCS_SIG_ABSENT);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(out.gsa.counter, 7);
+    assert_memory_equal(out.gsa.recipient, f->p[P_ACB_KA].eui.b, 8);
     smki_key *acb = NULL;
     assert_ok(smki_key_open(f->p[P_ACB_KA].key_ref, NULL, &acb));
     assert_true(response_mac_ok(acb, f->d->ka_pub, r.out, r.out_len));
     smki_key_free(acb);
+    smki_rx_result_clear(&r);
+    free(m);
+}
+
+static void test_own_device_answers_signed_command_and_alerts_signed_not_maced(void **state)
+{
+    own_fx *f = *state;
+    new_device(f);
+    static const uint8_t body[] = {0x01, 0x02};
+    uint8_t *m = NULL;
+    size_t n = 0;
+    smki_rx_result r;
+    smki_key *ds = NULL;
+    assert_ok(dev_own_key(f->d, 0, &ds));
+    command(f, P_SUPA, 30, SMKI_MC_ECS01A, body, sizeof body, &m, &n);
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
+    assert_true(r.out_signed);
+    assert_false(r.out_maced);
+    smki_gbcs_msg out;
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.kind, SMKI_GBCS_SIGNING);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(out.gsa.counter, 30);
+    assert_memory_equal(out.gsa.recipient, f->p[P_SUPA].eui.b, 8);
+    assert_ok(smki_gbcs_verify_signature(&out, smki_key_public(ds)));
+    smki_rx_result_clear(&r);
+    /* The same command again: refused, and the alert is signed, not wrapped. */
+    assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_REPLAY);
+    assert_true(r.out_is_alert);
+    assert_true(r.out_signed);
+    assert_false(r.out_maced);
+    assert_ok(smki_gbcs_parse(r.out, r.out_len, &out));
+    assert_int_equal(out.kind, SMKI_GBCS_SIGNING);
+    assert_int_equal(out.gsa.cra, SMKI_GBCS_CRA_ALERT);
+    assert_ok(smki_gbcs_verify_signature(&out, smki_key_public(ds)));
     smki_rx_result_clear(&r);
     free(m);
 }
@@ -1301,7 +1484,7 @@ int main(void)
         cmocka_unit_test(test_rtds_wrong_signer_is_refused),
         cmocka_unit_test(test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers),
         cmocka_unit_test(test_rtds_cs02a_lists_cells),
-        cmocka_unit_test(test_rtds_future_dated_cs02b_is_not_applied),
+        cmocka_unit_test(test_rtds_future_dated_cs02b_runs_at_its_time_with_the_rtds_alert),
         cmocka_unit_test(test_rtds_cs02a_response_mac_layout_verifies_from_the_acb_side),
         cmocka_unit_test(test_rtds_not_recipient_gives_a3),
         cmocka_unit_test(test_rtds_model_refuses_default_mac_mode),
@@ -1313,7 +1496,8 @@ int main(void)
         cmocka_unit_test(test_own_device_refuses_other_recipient_with_a3),
         cmocka_unit_test(test_own_device_refuses_signature_by_another_key_of_the_role),
         cmocka_unit_test(test_own_device_refuses_command_the_role_may_not_send_with_a4),
-        cmocka_unit_test(test_own_device_cs02a_from_acb_answered_signed_and_maced),
+        cmocka_unit_test(test_own_device_cs02a_from_acb_answered_maced_not_signed),
+        cmocka_unit_test(test_own_device_answers_signed_command_and_alerts_signed_not_maced),
         cmocka_unit_test(test_own_device_cs02c_for_ka_returns_csr_the_ca_issues),
         cmocka_unit_test(test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds),
         cmocka_unit_test(test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign),

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "gbcs/gbcs.h"
 
@@ -142,7 +143,7 @@ static int teardown(void **state)
 
 static smki_gateway *open_gw(fx *f, smki_key *acb)
 {
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     return g;
@@ -248,8 +249,11 @@ static void test_thresholds_parse_names_line_and_column_of_each_error(void **sta
         {"90B3D51F30010000,0019,3600,05", "t:1:28: max_count has a leading zero"},
         {"90B3D51F30010000,0019,36x0,5", "t:1:25: window_seconds must be decimal digits"},
         {"90B3D51F30010000,0019,3600,", "t:1:28: max_count is empty"},
-        {"90B3D51F30010000,0019,3600", "t:1:27: expected 4 fields"},
-        {"90B3D51F30010000,0019,3600,5,1", "t:1:29: more than 4 fields"},
+        {"90B3D51F30010000,0019,3600", "t:1:27: expected 4 or 5 fields"},
+        {"90B3D51F30010000,0019,3600,5,1", "t:1:30: kind must be command, response or alert, found '1'"},
+        {"90B3D51F30010000,0019,3600,5,Alert", "t:1:30: kind must be command"},
+        {"90B3D51F30010000,0019,3600,5,alert,1", "t:1:35: more than 5 fields"},
+        {"90B3D51F30010000,0019,3600,5,alert\n90B3D51F30010000,0019,3600,9,alert", "t:2:1: duplicate rule"},
         {"90B3D51F30010000, 0019,3600,5", "t:1:18: blank, quote or control character"},
         {"user,code,window,max\n", "t:1:1: header must be exactly"},
         {"90B3D51F30010000,0019,3600,5\n90B3D51F30010000,0019,3600,9", "t:2:1: duplicate rule"},
@@ -485,7 +489,9 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
         c = shared_file(rel, &cl);
         assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
         free(c);
-        smki_gateway_opts go = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+        /* The RTDS future-dated commands execute in January 2030, the signers' certificates
+         * expired in 2025: checked in 2020, with a future-dating limit reaching 2030. */
+        smki_gateway_opts go = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .max_future_seconds = 3700u * 86400u};
         smki_gateway *g;
         assert_ok(smki_gateway_open(s, &go, &g));
         smki_gw_result r;
@@ -589,9 +595,576 @@ static void test_structure_refusals(void **state)
     m[0] = 0xDE;
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.malformed");
     free(m);
-    m = read_msg(RESP_ECS01A, &len);
-    expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "structure.not-command");
+    smki_gateway_free(g);
+}
+
+#define CS02B_FUTURE_PRE                                                                                             \
+    RTDS "6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_PRECOMMAND_GBCS.HEX"
+#define EXEC_2030 1894665600 /* 2030-01-15T00:00:00Z: the RTDS future-dated CS02b's executionDateTime */
+
+/* A pre-command from the RTDS, its date-time field set (NULL: absent), signed by key. */
+static uint8_t *signed_with_date(smki_key *k, const char *rel, const uint8_t *date_time, size_t *out_len)
+{
+    size_t len, blen;
+    uint8_t *pre = read_msg(rel, &len), *built = NULL, *out = NULL;
+    smki_gbcs_msg m;
+    assert_ok(smki_gbcs_parse(pre, len, &m));
+    smki_gbcs_fields f = m.gsa;
+    f.date_time = date_time;
+    f.sig_state = SMKI_GBCS_SIG_NONE;
+    assert_ok(smki_gbcs_build_signing(&f, &built, &blen));
+    assert_ok(smki_gbcs_sign(k, built, blen, &out, out_len));
+    free(built);
+    free(pre);
+    return out;
+}
+
+/* SEC Stage 4 consultation Q22: a command to be executed more than 30 days ahead (the
+ * limit is configuration) is refused with its own reason code. */
+static void test_future_dated_beyond_the_limit_is_refused(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t len;
+    /* The RTDS CS02b's executionDateTime, 2030-01-15: ten years after the check time. */
+    uint8_t *cs02b = signed_with_date(k, CS02B_FUTURE_PRE, NULL, &len);
+    smki_gateway *g = open_gw(f, NULL);
+    smki_gw_result r;
+    assert_int_equal(check1(g, cs02b, len, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "future-dated.too-far");
+    assert_non_null(strstr(r.detail, "2030-01-15T00:00:00Z (the CS02b executionDateTime)"));
+    assert_non_null(strstr(r.detail, "at most 30 day(s)"));
+    /* 30 days ahead exactly is allowed (the next check, the signer's validity, fails in 2029);
+     * a second more is not. */
+    expect_reason(g, cs02b, len, EXEC_2030 - 30 * 86400, SMKI_GW_REJECT, "cert.expired");
+    expect_reason(g, cs02b, len, EXEC_2030 - 30 * 86400 - 1, SMKI_GW_REJECT, "future-dated.too-far");
+    smki_gateway_free(g);
+    /* The limit is configuration: with 3700 days the same command passes in 2020. */
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .max_future_seconds = 3700u * 86400u};
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, cs02b, len, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    /* The APDU's date-time field (COSEM): 2030-01-15 09:00 is too far; with the year
+     * unspecified (FFFF) there is no instant to judge. */
+    static const uint8_t when[12] = {0x07, 0xEE, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
+    static const uint8_t any_year[12] = {0xFF, 0xFF, 0x01, 0x0F, 0xFF, 0x09, 0x00, 0x00, 0x00, 0x80, 0x00, 0xFF};
+    size_t l1, l2;
+    uint8_t *dated = signed_with_date(k, PRE_ECS01A, when, &l1);
+    uint8_t *vague = signed_with_date(k, PRE_ECS01A, any_year, &l2);
+    g = open_gw(f, NULL);
+    assert_int_equal(check1(g, dated, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "future-dated.too-far");
+    assert_non_null(strstr(r.detail, "2030-01-15T09:00:00Z (the APDU's date-time)"));
+    expect_reason(g, vague, l2, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    free(dated);
+    free(vague);
+    free(cs02b);
+    smki_key_free(k);
+}
+
+/* Load rules for the supplier, signed with its key. */
+static void load_rules(fx *f, smki_key *k, const char *csv)
+{
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig, loaded = 0;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, strlen(csv), sig, &sl));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, strlen(csv), sig, sl, NULL, &loaded));
+}
+
+static size_t count_in_file(const char *path, const char *needle)
+{
+    uint8_t *b = NULL;
+    size_t n = 0, hits = 0;
+    if (smki_file_read(path, 1u << 20, &b, &n) < 0) {
+        smki_error_clear();
+        return 0;
+    }
+    char *text = realloc(b, n + 1);
+    assert_non_null(text);
+    text[n] = '\0';
+    for (char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) hits++;
+    free(text);
+    return hits;
+}
+
+/* Anomalous Service Requests are notified within 30 minutes: the hook runs once for each
+ * quarantined message with its record on stdin; a failing or hanging hook loses nothing
+ * and is counted; the pending ones are retried once each. */
+static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    load_rules(f, k, SUPPLIER ",0019,3600,1\n");
+    char log[1200], cmd[2600];
+    snprintf(log, sizeof log, "%s/hook.log", f->dir);
+    snprintf(cmd, sizeof cmd, "cat >> '%s' && echo \"env=$SMKI_QUARANTINE_ID pin=${SMKI_PIN:-none}\" >> '%s'", log,
+             log);
+    setenv("SMKI_PIN", "not-for-hooks", 1);
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {cmd, 5}};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 100, &l1), *m2 = signed_pre(k, SUPPLIER, 101, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 102, &l3);
+    const uint8_t *ms[3] = {m1, m2, m3};
+    size_t ls[3] = {l1, l2, l3};
+    smki_gw_result r[3];
+    assert_ok(smki_gateway_check(g, ms, ls, 3, T2020, r));
+    assert_int_equal(r[0].verdict, SMKI_GW_PASS);
+    assert_int_equal(r[0].notified, 0);
+    assert_int_equal(r[1].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[1].notified, 1);
+    assert_int_equal(r[2].notified, 1);
+    char needle[64];
+    for (int i = 1; i < 3; i++) {
+        snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)r[i].quarantine_id);
+        assert_int_equal(count_in_file(log, needle), 1);
+        snprintf(needle, sizeof needle, "env=%llu pin=none", (unsigned long long)r[i].quarantine_id);
+        assert_int_equal(count_in_file(log, needle), 1);
+    }
+    assert_int_equal(count_in_file(log, "\"reason\":\"threshold.exceeded\""), 2);
+    assert_int_equal(count_in_file(log, "\"kind\":\"command\""), 2);
+    uint64_t first_held = r[1].quarantine_id;
+    for (int i = 0; i < 3; i++) smki_gw_result_clear(&r[i]);
+    smki_gateway_free(g);
+
+    /* A failing hook: the message is quarantined all the same, the failure counted. */
+    o.hook.command = "cat > /dev/null; exit 3";
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l4;
+    uint8_t *m4 = signed_pre(k, SUPPLIER, 103, &l4);
+    smki_gw_result r4;
+    assert_int_equal(check1(g, m4, l4, T2020 + 1, &r4), SMKI_GW_QUARANTINE);
+    assert_int_equal(r4.notified, -1);
+    assert_non_null(strstr(r4.notify_error, "exited 3"));
+    smki_gwq_record q;
+    assert_ok(smki_gwq_get(f->s, r4.quarantine_id, &q));
+    assert_int_equal(q.state, SMKI_GWQ_HELD);
+    assert_int_equal(q.notify_state, SMKI_GWQ_NOTIFY_FAILED);
+    assert_int_equal(q.notify_attempts, 1);
+    smki_gwq_clear(&q);
+    smki_gateway_free(g);
+    /* A hook that hangs is killed at its timeout and counted as failed. */
+    o.hook.command = "sleep 10";
+    o.hook.timeout_seconds = 1;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l5;
+    uint8_t *m5 = signed_pre(k, SUPPLIER, 104, &l5);
+    smki_gw_result r5;
+    assert_int_equal(check1(g, m5, l5, T2020 + 2, &r5), SMKI_GW_QUARANTINE);
+    assert_int_equal(r5.notified, -1);
+    assert_non_null(strstr(r5.notify_error, "within 1 s"));
+    smki_gateway_free(g);
+    smki_gwq_stats st;
+    assert_ok(smki_gwq_stats_get(f->s, &st));
+    assert_int_equal(st.quarantined, 4);
+    assert_int_equal(st.notified, 2);
+    assert_int_equal(st.notify_failed, 2);
+
+    /* The pending ones (the two failures), once each; a record rejected meanwhile is not
+     * raised again; a second sweep finds nothing. */
+    smki_gwq_hook h = {cmd, 5};
+    size_t fired = 0, failed = 0;
+    assert_ok(smki_gwq_notify_pending(f->s, &h, &fired, &failed));
+    assert_int_equal(fired, 2);
+    assert_int_equal(failed, 0);
+    snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)r4.quarantine_id);
+    assert_int_equal(count_in_file(log, needle), 1);
+    assert_ok(smki_gwq_notify_pending(f->s, &h, &fired, &failed));
+    assert_int_equal(fired + failed, 0);
+    snprintf(needle, sizeof needle, "{\"id\":%llu,", (unsigned long long)first_held);
+    assert_int_equal(count_in_file(log, needle), 1);
+    assert_ok(smki_gwq_stats_get(f->s, &st));
+    assert_int_equal(st.notified, 4);
+    smki_gwq_hook none = {NULL, 0};
+    assert_fails(smki_gwq_notify_pending(f->s, &none, &fired, &failed), SMKI_E_USAGE, "no quarantine hook");
+    unsetenv("SMKI_PIN");
+    smki_gw_result_clear(&r4);
+    smki_gw_result_clear(&r5);
+    free(m1);
+    free(m2);
+    free(m3);
+    free(m4);
+    free(m5);
+    smki_key_free(k);
+}
+
+#define ALERT_8F72 RTDS "NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX"
+
+static void test_srv_table_parse_names_each_error(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *csv, *needle;
+    } bad[] = {
+        {"1.1.1,ECS01a,0019", "t:1: expected 4 fields"},
+        {"1.1.1,ECS01a,0019,EIS,x", "t:1: more than 4 fields"},
+        {"1..1,ECS01a,0019,EIS", "t:1: srv has an empty part"},
+        {"x.1,ECS01a,0019,EIS", "t:1: srv 'x.1' is not a Service Reference Variant"},
+        {"1.1.,ECS01a,0019,EIS", "is not a Service Reference Variant"},
+        {"1.1.1,,0019,EIS", "t:1: use_case must be 1..24"},
+        {"1.1.1,EC S01a,0019,EIS", "use_case 'EC S01a' has a character"},
+        {"1.1.1,ECS01a,019,EIS", "t:1: message_code must be 4 hex digits"},
+        {"1.1.1,ECS01a,00G9,EIS", "message_code must be 4 hex digits"},
+        {"1.1.1,ECS01a,0019,", "t:1: no User Role is eligible"},
+        {"1.1.1,ECS01a,0019,eis", "User Role 'eis' is not a code"},
+        {"1.1.1,ECS01a,0019,TOOLONGROLE", "is not a code"},
+        {"# c\n1.1.1,ECS01a,0019,EIS\n1.1.1,ECS01a,0019,GIS", "t:3: srv 1.1.1 with message code 0019 twice"},
+        {"1.1.1,ECS01a,0019,EIS\t", "t:1: a control or non-ASCII character at column 22"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        smki_srv_table t;
+        assert_fails(smki_srv_table_parse((const uint8_t *)bad[i].csv, strlen(bad[i].csv), "t", &t), SMKI_E_INPUT,
+                     bad[i].needle);
+        assert_null(t.rows);
+    }
+    static const char good[] = "srv,use_case,message_code,user_roles\r\n# comment\r\n\r\n"
+                               "1.1.1,ECS01a,0019,EIS\r\n1.1.1,GCS01a,006b,GIS\n6.15.1,CS02b,0102,EIS  GIS EES\n";
+    smki_srv_table t;
+    assert_ok(smki_srv_table_parse((const uint8_t *)good, sizeof good - 1, "t", &t));
+    assert_int_equal(t.count, 3);
+    assert_int_equal(t.nroles, 3);
+    assert_int_equal(t.rows[1].code, 0x006B);
+    assert_string_equal(t.rows[2].use_case, "CS02b");
+    assert_int_equal(smki_srv_roles_mask(&t, "GIS"), t.rows[1].roles);
+    assert_int_equal(smki_srv_roles_mask(&t, "OU,XYZ"), 0);
+    assert_int_equal(smki_srv_roles_mask(&t, "EIS,GIS,EES"), t.rows[2].roles);
+    smki_srv_table_free(&t);
+    char canon[SMKI_GW_USER_ROLES_MAX];
+    assert_ok(smki_user_roles_canon(" eis, Gis ", canon, sizeof canon));
+    assert_string_equal(canon, "EIS,GIS");
+    assert_fails(smki_user_roles_canon("EIS,9X", canon, sizeof canon), SMKI_E_USAGE, "'9X' is not a code");
+    assert_fails(smki_user_roles_canon("A,B,C,D,E,F,G,H,I", canon, sizeof canon), SMKI_E_USAGE, "more than 8");
+}
+
+/* The RA's word on a sender's User Roles, as the tools layer wires it. */
+typedef struct {
+    const char *roles; /* NULL: the RA does not know the ID */
+    int fail;
+    int calls;
+} stub_roles;
+
+static int stub_sender_roles(void *arg, const smki_eui64_t *id, char *roles, size_t cap)
+{
+    (void)id;
+    stub_roles *st = arg;
+    st->calls++;
+    if (st->fail) return SMKI_FAIL(SMKI_E_STORE, "the RA's store failed");
+    if (!st->roles) return 0;
+    snprintf(roles, cap, "%s", st->roles);
+    return 1;
+}
+
+/* One source of truth: with the eligibility table loaded, the RA's User Roles of a sender
+ * it knows decide, over the gateway's own; the gateway's serve IDs the RA does not know. */
+static void test_eligibility_reads_the_ras_user_roles(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n";
+    size_t rows = 0;
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS")); /* the gateway's own, stale */
+    stub_roles st = {"EIS", 0, 0};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .sender_roles = stub_sender_roles, .sender_arg = &st};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 9101, &l1), *m2 = signed_pre(k, SUPPLIER, 9102, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 9103, &l3);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, ""); /* the RA says Import Supplier */
+    assert_int_equal(st.calls, 1);
+    st.roles = NULL; /* the RA does not know it: the gateway's own (GIS) */
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, l2, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "User Roles GIS"));
+    st.fail = 1; /* the RA failing fails the batch, it is not taken for "not known" */
+    const uint8_t *ms[1] = {m3};
+    size_t ls[1] = {l3};
+    assert_fails(smki_gateway_check(g, ms, ls, 1, T2020, &r), SMKI_E_STORE, "RA's store failed");
+    smki_gateway_free(g);
+    free(m1);
+    free(m2);
+    free(m3);
+    smki_key_free(k);
+}
+
+/* An Import Supplier and a Gas Supplier no longer look alike: with the Service Request
+ * eligibility table loaded, the sender's User Roles decide per Service Reference Variant. */
+static void test_eligibility_by_user_role_per_service_reference_variant(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n6.15.1,CS02b,0102,EIS GIS\n";
+    size_t rows = 0;
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    assert_int_equal(rows, 3);
+    smki_gateway *g = open_gw(f, NULL);
+    size_t l1, l2;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 9001, &l1), *m2 = signed_pre(k, SUPPLIER, 9002, &l2);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "has no User Role"));
+    smki_eui64_t sup = eui(SUPPLIER);
+    /* A Gas Supplier may not send the electricity ECS01a ... */
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "gis"));
+    smki_gw_user u;
+    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_string_equal(u.user_roles, "GIS");
+    assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.not-eligible");
+    assert_non_null(strstr(r.detail, "(User Roles GIS) is eligible for none of 1.1.1 (ECS01a) with message code 0019"));
+    /* ... an Import Supplier may. */
+    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS,EIS"));
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, "");
+    /* A message code in no Service Reference Variant of the table (the RTDS pre-command
+     * rebuilt as ECS10, 0021, and signed). */
+    size_t plen;
+    uint8_t *pre = read_msg(PRE_ECS01A, &plen);
+    uint8_t *built = NULL, *other = NULL;
+    size_t blen, olen;
+    smki_gbcs_msg pp;
+    assert_ok(smki_gbcs_parse(pre, plen, &pp));
+    smki_gbcs_fields fl = pp.gsa;
+    fl.other_info = NULL;
+    fl.message_code = 0x0021; /* ECS10 */
+    fl.counter = 9004;
+    fl.sig_state = SMKI_GBCS_SIG_NONE;
+    assert_ok(smki_gbcs_build_signing(&fl, &built, &blen));
+    assert_ok(smki_gbcs_sign(k, built, blen, &other, &olen));
+    assert_int_equal(check1(g, other, olen, T2020, &r), SMKI_GW_REJECT);
+    assert_non_null(strstr(r.detail, "message code 0021 is in no Service Reference Variant"));
+    smki_gateway_free(g);
+    /* An empty file removes the table: the Remote Party Role table decides again. */
+    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)"", 0, &rows));
+    assert_int_equal(rows, 0);
+    g = open_gw(f, NULL);
+    expect_reason(g, m2, l2, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    free(pre);
+    free(built);
+    free(other);
+    free(m1);
+    free(m2);
+    smki_key_free(k);
+}
+
+static int collect_log(const smki_gw_log_record *r, void *arg)
+{
+    smki_gw_log_record *out = arg;
+    size_t i = 0;
+    while (i < 8 && out[i].at) i++;
+    if (i < 8) out[i] = *r;
+    return 0;
+}
+
+static size_t log_count(fx *f, int64_t before, smki_gw_log_record got[8])
+{
+    memset(got, 0, 8 * sizeof *got);
+    assert_ok(smki_gw_log_list(f->s, before, collect_log, got));
+    size_t n = 0;
+    while (n < 8 && got[n].at) n++;
+    return n;
+}
+
+/* Records of checked messages are kept, then written to a signed archive and only then
+ * pruned; the archive verifies, and refuses a changed octet or another key. */
+static void test_checked_messages_are_recorded_then_archived_signed_and_pruned(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t l1;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 8000, &l1);
+    smki_gateway *g = open_gw(f, NULL);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, "");
+    expect_reason(g, m1, l1, T2020 + 100, SMKI_GW_REJECT, "counter.replay");
+    expect_reason(g, m1, 10, T2020 + 200, SMKI_GW_REJECT, "structure.malformed");
+    smki_gateway_free(g);
+    smki_gw_log_record got[8];
+    assert_int_equal(log_count(f, INT64_MAX, got), 3);
+    assert_int_equal(got[0].at, T2020);
+    assert_int_equal(got[0].verdict, SMKI_GW_PASS);
+    assert_int_equal(got[0].counter, 8000);
+    assert_int_equal(got[0].code, 0x0019);
+    assert_memory_equal(got[0].originator.b, eui(SUPPLIER).b, 8);
+    assert_string_equal(got[1].reason, "counter.replay");
+    assert_false(got[2].parsed);
+    assert_string_equal(got[2].reason, "structure.malformed");
+    assert_int_equal(log_count(f, T2020 + 150, got), 2);
+
+    char path[1200];
+    snprintf(path, sizeof path, "%s/gw.archive", f->dir);
+    size_t n = 0;
+    assert_ok(smki_gw_log_archive(f->s, T2020 + 150, T2020 + 1000, k, path, &n));
+    assert_int_equal(n, 2);
+    assert_int_equal(log_count(f, INT64_MAX, got), 1); /* the two older ones pruned */
+    assert_string_equal(got[0].reason, "structure.malformed");
+    /* Nothing left before the cut-off: no archive written. */
+    char path2[1300];
+    snprintf(path2, sizeof path2, "%s.none", path);
+    assert_ok(smki_gw_log_archive(f->s, T2020 + 150, T2020 + 1000, k, path2, &n));
+    assert_int_equal(n, 0);
+    assert_int_equal(access(path2, F_OK), -1);
+    /* An existing file is not overwritten, and then nothing is pruned. */
+    assert_fails(smki_gw_log_archive(f->s, T2020 + 300, T2020 + 1000, k, path, &n), SMKI_E_EXISTS, "");
+    assert_int_equal(log_count(f, INT64_MAX, got), 1);
+
+    size_t len = 0, records = 0;
+    uint8_t *a = NULL;
+    assert_ok(smki_file_read(path, 1u << 20, &a, &len));
+    size_t cl, ol;
+    uint8_t *cert = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
+    uint8_t *other = shared_file(KS "90b3d51f30020000-ds.pem", &ol);
+    EVP_PKEY *pub = NULL, *opub = NULL;
+    assert_ok(smki_pub_load(cert, cl, &pub));
+    free(cert);
+    assert_ok(smki_pub_load(other, ol, &opub));
+    free(other);
+    assert_ok(smki_gw_archive_verify(a, len, pub, &records));
+    assert_int_equal(records, 2);
+    assert_fails(smki_gw_archive_verify(a, len, opub, &records), SMKI_E_VERIFY, "does not verify");
+    char *body = (char *)a;
+    char *reason = strstr(body, "counter.replay");
+    assert_non_null(reason);
+    reason[0] = 'C';
+    assert_fails(smki_gw_archive_verify(a, len, pub, &records), SMKI_E_VERIFY, "changed");
+    reason[0] = 'c';
+    assert_fails(smki_gw_archive_verify(a, len - 10, pub, &records), SMKI_E_INPUT, "signature");
+    assert_fails(smki_gw_archive_verify(a + 1, len - 1, pub, &records), SMKI_E_INPUT, "not a smki gateway archive");
+    assert_non_null(strstr(body, "\"verdict\":\"passed\",\"reason\":\"\",\"kind\":\"command\","
+                                 "\"originator\":\"90-B3-D5-1F-30-01-00-00\""));
+    EVP_PKEY_free(pub);
+    EVP_PKEY_free(opub);
+    free(a);
+    free(m1);
+    smki_key_free(k);
+}
+
+/* Test and live never mix: with the gateway's environment given, a signer certificate, a
+ * device certificate or a User's registered certificate of another environment is refused
+ * with its own reason code, although every one chains to the anchors given. */
+static void test_another_environment_is_refused_whatever_the_anchors(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    size_t len, rlen;
+    uint8_t *m = signed_pre(k, SUPPLIER, 7000, &rlen), *resp = read_msg(RESP_ECS01A, &len);
+    smki_env test = *smki_env_builtin("test"), live = test;
+    snprintf(live.name, sizeof live.name, "live");
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .env = &test};
+    smki_gateway *g = NULL;
+    /* The RTDS data is the test environment's: it passes a test gateway. */
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    expect_reason(g, m, rlen, T2020, SMKI_GW_PASS, "");
+    expect_reason(g, resp, len, T2020, SMKI_GW_PASS, "");
+    smki_gateway_free(g);
+    /* A gateway whose device policy differs: the meter's certificate is another environment's. */
+    snprintf(live.device_policy, sizeof live.device_policy, "1.2.826.0.1.1800000.9.9");
+    o.env = &live;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    uint8_t *m2 = signed_pre(k, SUPPLIER, 7001, &rlen);
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, rlen, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "device.environment");
+    assert_non_null(strstr(r.detail, "1.2.826.0.1.1800000.1.2.1.4"));
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "device.environment");
+    smki_gateway_free(g);
+    /* ... whose organisation policy differs: the supplier's certificate is refused as a
+     * signer, and as the recipient of a response. */
+    live = test;
+    snprintf(live.name, sizeof live.name, "live");
+    snprintf(live.org_policy, sizeof live.org_policy, "1.2.826.0.1.8641679.9.9");
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    assert_int_equal(check1(g, m2, rlen, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "cert.environment");
+    assert_non_null(strstr(r.detail, "1.2.826.0.1.8641679.1.2.1.4"));
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "user.environment");
+    smki_gateway_free(g);
+    /* An environment without its OIDs (production's placeholders) is refused at open. */
+    o.env = smki_env_builtin("production");
+    assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_USAGE, "no organisation or device policy");
     free(m);
+    free(m2);
+    free(resp);
+    smki_key_free(k);
+}
+#define RESP_CS08 RTDS "11.2_CS08/CS08_11.2_SUCCESS_RESPONSE_GBCS.HEX"
+
+/* Stage 2 ¶136: responses and alerts pass anomaly detection and quarantine as commands do,
+ * with their own thresholds (counted for the User they are addressed to). */
+static void test_responses_and_alerts_take_the_return_path_with_their_own_thresholds(void **state)
+{
+    fx *f = *state;
+    smki_gateway *g = open_gw(f, NULL);
+    size_t len, alen, mlen;
+    uint8_t *resp = read_msg(RESP_ECS01A, &len), *alert = read_msg(ALERT_8F72, &alen),
+            *maced = read_msg(RESP_CS08, &mlen);
+    /* Both ends known: a response from the meter to the supplier passes as received. */
+    smki_gw_result r;
+    assert_int_equal(check1(g, resp, len, T2020, &r), SMKI_GW_PASS);
+    assert_int_equal(r.cra, SMKI_GBCS_CRA_RESPONSE);
+    assert_null(r.command);
+    smki_gw_result_clear(&r);
+    /* A response from a device not in the inventory, to a User not registered. */
+    resp[19] ^= 0x01; /* originator 00DB1234567890A1 */
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "device.unknown");
+    resp[19] ^= 0x01;
+    expect_reason(g, maced, mlen, T2020, SMKI_GW_REJECT, "device.unknown"); /* CS08 from A4 */
+    memcpy(resp + 21, eui(NETOP).b, 8);
+    expect_reason(g, resp, len, T2020, SMKI_GW_REJECT, "user.unknown");
+    memcpy(resp + 21, eui(SUPPLIER).b, 8);
+
+    /* The supplier's thresholds: 2 responses and 1 alert an hour addressed to it. */
+    static const char csv[] = "user,message_code,window_seconds,max_count,kind\n"
+                              SUPPLIER ",*,3600,2,response\n" SUPPLIER ",00CE,3600,1,alert\n";
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    uint8_t sig[SMKI_SIG_MAX];
+    size_t sl = sizeof sig, loaded = 0;
+    assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
+    smki_eui64_t sup = eui(SUPPLIER);
+    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
+    assert_int_equal(loaded, 2);
+    smki_thresholds th;
+    assert_ok(smki_gw_thresholds_get(f->s, &sup, &th));
+    assert_int_equal(th.count, 2);
+    assert_int_equal(th.rules[0].kind, SMKI_GBCS_CRA_RESPONSE);
+    assert_int_equal(th.rules[1].kind, SMKI_GBCS_CRA_ALERT);
+    smki_thresholds_free(&th);
+    expect_reason(g, resp, len, T2020 + 10, SMKI_GW_PASS, "");
+    expect_reason(g, resp, len, T2020 + 11, SMKI_GW_PASS, "");
+    assert_int_equal(check1(g, resp, len, T2020 + 12, &r), SMKI_GW_QUARANTINE);
+    assert_string_equal(r.reason, "threshold.exceeded");
+    assert_non_null(strstr(r.detail, "responses"));
+    uint64_t qid = r.quarantine_id;
+    smki_gw_result_clear(&r);
+    /* The supplier's commands are not counted by its response rules. */
+    size_t plen;
+    uint8_t *pre = signed_pre(k, SUPPLIER, 5000, &plen);
+    expect_reason(g, pre, plen, T2020 + 13, SMKI_GW_PASS, "");
+    /* Alerts have their own rule. */
+    expect_reason(g, alert, alen, T2020 + 14, SMKI_GW_PASS, "");
+    expect_reason(g, alert, alen, T2020 + 15, SMKI_GW_QUARANTINE, "threshold.exceeded");
+    /* An hour later the response window has room again. */
+    expect_reason(g, resp, len, T2020 + 10 + 3600, SMKI_GW_PASS, "");
+    /* Released, a held response is the message as the device sent it: no ACB key needed. */
+    uint8_t *out = NULL;
+    size_t out_len = 0;
+    assert_ok(smki_gwq_release(f->s, qid, NULL, &out, &out_len));
+    assert_int_equal(out_len, len);
+    assert_memory_equal(out, resp, len);
+    free(out);
+    assert_fails(smki_gwq_release(f->s, qid, NULL, &out, &out_len), SMKI_E_REFUSED, "already released");
+    free(pre);
+    free(resp);
+    free(alert);
+    free(maced);
+    smki_key_free(k);
     smki_gateway_free(g);
 }
 
@@ -617,7 +1190,8 @@ static void test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the
     fx *f = *state;
     smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
     ra_stub st = {eui(SUPPLIER), 0, 0};
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, stub_sender_suspended, &st};
+    smki_gateway_opts o = {
+        .oca_file = f->z1, .no_crl = 1, .sender_suspended = stub_sender_suspended, .sender_arg = &st};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     size_t len;
@@ -730,7 +1304,7 @@ static void test_certificate_refusals_on_rtds(void **state)
     free(c);
     smki_eui64_t met = eui(METER);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, NULL, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1};
     smki_gateway *g2;
     assert_ok(smki_gateway_open(s2, &o, &g2));
     m = signed_pre(sk, SUPPLIER, 203, &len);
@@ -771,7 +1345,7 @@ static void test_device_without_ka_key_is_refused_when_macing(void **state)
     assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
     free(c);
     assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {NULL, f->z1, NULL, 1, acb, NULL, NULL};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
     smki_gateway *g;
     assert_ok(smki_gateway_open(s2, &o, &g));
     uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
@@ -1036,7 +1610,7 @@ static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **stat
     uint8_t *ma = signed_pre(ka, A_ID, 1, &la), *mb = signed_pre(kb, B_ID, 1, &lb);
 
     /* A CRL signed by anyone but its issuer is refused when the gateway opens. */
-    smki_gateway_opts o = {trust, NULL, badcrl, 0, NULL, NULL, NULL};
+    smki_gateway_opts o = {.trust_dir = trust, .crl_file = badcrl};
     smki_gateway *g = NULL;
     assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_VERIFY, "does not verify under its issuer's key");
     o.crl_file = NULL;
@@ -1112,6 +1686,17 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_two_threads_on_one_gateway, setup, teardown),
         cmocka_unit_test_setup_teardown(test_structure_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_responses_and_alerts_take_the_return_path_with_their_own_thresholds, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_future_dated_beyond_the_limit_is_refused, setup, teardown),
+        cmocka_unit_test(test_srv_table_parse_names_each_error),
+        cmocka_unit_test_setup_teardown(test_eligibility_by_user_role_per_service_reference_variant, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_eligibility_reads_the_ras_user_roles, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),

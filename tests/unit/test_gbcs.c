@@ -1018,6 +1018,261 @@ static void test_flipping_any_byte_of_any_rtds_command_fails_verification(void *
     smki_key_free(acb);
 }
 
+/* ---- Responses and alerts (smki_gbcs_verify_message) ------------------------------ */
+typedef struct {
+    smki_key *k[3];
+    smki_gbcs_ka_key bound[3];
+} recipient_keys;
+
+/* The published KA keys of the RTDS recipients: supplier, ACB, network operator. */
+static void recipients_open(recipient_keys *r, smki_gbcs_verify_opts *o)
+{
+    static const char *names[3] = {"90b3d51f30010000", "90b3d51f30000002", "90b3d51f30020000"};
+    memset(o, 0, sizeof *o);
+    for (int i = 0; i < 3; i++) {
+        char ref[1200];
+        snprintf(ref, sizeof ref, "file:%s/%s-ka.key", test_shared_path(KEYSTORE), names[i]);
+        assert_ok(smki_key_open(ref, NULL, &r->k[i]));
+        assert_ok(smki_gbcs_ka_key_bind(keystore_dir(), r->k[i], &r->bound[i]));
+        char hex[17];
+        smki_hex_encode(r->bound[i].id.b, 8, hex, 0);
+        assert_string_equal(hex, names[i]); /* bound by its certificate, not its file name */
+    }
+    o->recipient_keys = r->bound;
+    o->nrecipient_keys = 3;
+    o->at = AT_2020;
+}
+
+static void recipients_close(recipient_keys *r)
+{
+    for (int i = 0; i < 3; i++) smki_key_free(r->k[i]);
+}
+
+static void test_verify_message_accepts_every_rtds_response_and_alert(void **state)
+{
+    (void)state;
+    recipient_keys rk;
+    smki_gbcs_verify_opts o;
+    recipients_open(&rk, &o);
+    size_t n;
+    rtds_file *f = rtds_list(NULL, &n);
+    size_t sigs = 0, macs = 0, d2d = 0, total = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *b = load_msg(f[i].path, &len);
+        smki_gbcs_msg m;
+        assert_ok(smki_gbcs_parse(b, len, &m));
+        if (m.gsa.cra == SMKI_GBCS_CRA_COMMAND) {
+            free(b);
+            continue;
+        }
+        smki_gbcs_check c;
+        int rc = smki_gbcs_verify_message(&m, keystore_dir(), &o, &c);
+        if (rc < 0) fail_msg("%s: %s: %s", f[i].name, c.reason, smki_error_msg());
+        assert_string_equal(c.reason, "");
+        assert_int_equal(c.cra, m.gsa.cra);
+        sigs += c.signature_checked;
+        macs += c.mac_checked;
+        d2d += c.device_to_device;
+        total++;
+        free(b);
+    }
+    print_message("%zu responses and alerts: %zu signatures, %zu MACs, %zu device-to-device\n", total, sigs, macs, d2d);
+    assert_int_equal(total, 61);
+    assert_int_equal(sigs, 43);
+    assert_int_equal(macs, 17);
+    assert_int_equal(d2d, 1); /* PCS01's response, PPMID to meter */
+    free(f);
+    recipients_close(&rk);
+}
+
+static void test_flipping_any_byte_of_any_rtds_response_or_alert_fails_by_name(void **state)
+{
+    (void)state;
+    recipient_keys rk;
+    smki_gbcs_verify_opts o;
+    recipients_open(&rk, &o);
+    size_t n, files = 0, flips = 0;
+    rtds_file *f = rtds_list(NULL, &n);
+    for (size_t i = 0; i < n; i++) {
+        size_t len;
+        uint8_t *b = load_msg(f[i].path, &len);
+        smki_gbcs_msg m;
+        smki_gbcs_check c;
+        assert_ok(smki_gbcs_parse(b, len, &m));
+        if (m.gsa.cra == SMKI_GBCS_CRA_COMMAND || smki_gbcs_verify_message(&m, keystore_dir(), &o, &c) < 0 ||
+            c.device_to_device) {
+            free(b);
+            continue;
+        }
+        files++;
+        for (size_t at = 0; at < len; at++) {
+            b[at] ^= 0x01;
+            int rc = smki_gbcs_parse(b, len, &m);
+            if (rc == 0) {
+                rc = smki_gbcs_verify_message(&m, keystore_dir(), &o, &c);
+                if (rc == 0 && !c.device_to_device)
+                    fail_msg("%s: octet %zu ^ 01 still verifies", f[i].name, at);
+                if (rc < 0 && !c.reason[0]) fail_msg("%s: octet %zu: refused without a reason", f[i].name, at);
+            }
+            smki_error_clear();
+            b[at] ^= 0x01;
+            flips++;
+        }
+        free(b);
+    }
+    print_message("%zu responses and alerts, %zu single-octet changes, every one refused\n", files, flips);
+    assert_int_equal(files, 60);
+    free(f);
+    recipients_close(&rk);
+}
+
+/* One RTDS message parsed, kept with its bytes. */
+typedef struct {
+    uint8_t *b;
+    size_t len;
+    smki_gbcs_msg m;
+} held_msg;
+
+static void held_load(const char *dir_and_name, held_msg *h)
+{
+    char path[1600];
+    snprintf(path, sizeof path, "%s/%s", test_shared_path(RTDS), dir_and_name);
+    h->b = load_msg(path, &h->len);
+    assert_ok(smki_gbcs_parse(h->b, h->len, &h->m));
+}
+
+static void test_verify_message_names_each_refusal(void **state)
+{
+    (void)state;
+    recipient_keys rk;
+    smki_gbcs_verify_opts o;
+    recipients_open(&rk, &o);
+    smki_gbcs_check c;
+    held_msg maced, sig;
+    held_load("3.1_ECS10/ECS10_3.1_SUCCESS_RESPONSE_GBCS.HEX", &maced);
+    held_load("7.1_ECS42/ECS42_7.1_SUCCESS_RESPONSE_GBCS.HEX", &sig);
+
+    /* A response signed by another device: a0's signature under a1's title. */
+    sig.b[sig.m.gsa.originator - sig.b + 7] ^= 0x01;
+    assert_fails(smki_gbcs_verify_message(&sig.m, keystore_dir(), &o, &c), SMKI_E_VERIFY, "00DB1234567890A1");
+    assert_string_equal(c.reason, "signature.invalid");
+    sig.b[sig.m.gsa.originator - sig.b + 7] ^= 0x01;
+    assert_ok(smki_gbcs_verify_message(&sig.m, keystore_dir(), &o, &c));
+    /* The signer's certificate out of its validity: device certificates start in 2019 or later. */
+    o.at = 86400;
+    assert_fails(smki_gbcs_verify_message(&sig.m, keystore_dir(), &o, &c), SMKI_E_REFUSED, "is not valid at");
+    assert_string_equal(c.reason, "cert.expired");
+    o.at = AT_2020;
+
+    /* The MAC under the wrong recipient's key: only the network operator's key bound,
+     * renamed as the supplier's. */
+    smki_gbcs_ka_key wrong = rk.bound[2];
+    wrong.id = rk.bound[0].id;
+    smki_gbcs_verify_opts ow = o;
+    ow.recipient_keys = &wrong;
+    ow.nrecipient_keys = 1;
+    assert_fails(smki_gbcs_verify_message(&maced.m, keystore_dir(), &ow, &c), SMKI_E_VERIFY, "MAC does not verify");
+    assert_string_equal(c.reason, "mac.invalid");
+    /* No key for the recipient at all. */
+    ow.recipient_keys = &rk.bound[2];
+    assert_fails(smki_gbcs_verify_message(&maced.m, keystore_dir(), &ow, &c), SMKI_E_NOTFOUND, "--recipient-key");
+    assert_string_equal(c.reason, "mac.no-key");
+    /* A folder without the device's certificates. */
+    smki_gbcs_certdir *empty = NULL;
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/csr", test_shared_path("vectors/gbcs"));
+    assert_ok(smki_gbcs_certdir_open(dir, &empty));
+    assert_fails(smki_gbcs_verify_message(&maced.m, empty, &o, &c), SMKI_E_NOTFOUND, "KA certificate");
+    assert_string_equal(c.reason, "cert.not-found");
+    assert_fails(smki_gbcs_verify_message(&sig.m, empty, &o, &c), SMKI_E_NOTFOUND, "DS certificate");
+    assert_string_equal(c.reason, "cert.not-found");
+    smki_gbcs_certdir_free(empty);
+    /* A key with no certificate in the folder cannot be bound to a recipient. */
+    smki_key *orphan = NULL;
+    char ref[1200];
+    snprintf(ref, sizeof ref, "file:%s/abababababababab-ka.key", test_shared_path(KEYSTORE));
+    assert_ok(smki_key_open(ref, NULL, &orphan));
+    smki_gbcs_ka_key b;
+    assert_fails(smki_gbcs_ka_key_bind(keystore_dir(), orphan, &b), SMKI_E_NOTFOUND, "KA certificate");
+    smki_key_free(orphan);
+    /* Neither signature nor MAC: the signed response with its signature replaced by 00. */
+    size_t cut = sig.m.gsa.signed_offset + sig.m.gsa.signed_len;
+    sig.b[cut] = 0x00;
+    smki_gbcs_msg bare;
+    assert_ok(smki_gbcs_parse(sig.b, cut + 1, &bare));
+    assert_fails(smki_gbcs_verify_message(&bare, keystore_dir(), &o, &c), SMKI_E_VERIFY, "neither a signature nor a MAC");
+    assert_string_equal(c.reason, "structure.unprotected");
+    free(maced.b);
+    free(sig.b);
+    recipients_close(&rk);
+}
+
+/* ---- Counters a receiver has seen -------------------------------------------------- */
+static void test_counters_refuse_replayed_and_reordered_counters_by_name(void **state)
+{
+    (void)state;
+    static const char text[] = "# marks\n"
+                               "00db1234567890a0 90b3d51f30010000 2 1007\r\n"
+                               "\n"
+                               "00db1234567890a0 90b3d51f30010000 3 2000\n";
+    smki_gbcs_counters *c = NULL;
+    assert_ok(smki_gbcs_counters_parse((const uint8_t *)text, sizeof text - 1, "t", &c));
+    assert_int_equal(smki_gbcs_counters_count(c), 2);
+    held_msg r1006, r1008, alert;
+    held_load("1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_TOU_SUCCESS_RESPONSE_GBCS.HEX", &r1006);
+    held_load("1.1.1_ECS01a/ECS01a_1.1.1_FUTURE_DATED_TOU_BLOCK_SUCCESS_RESPONSE_GBCS.HEX", &r1008);
+    held_load("NA_FDRA-DLMS/FDRA-DLMS_NA_8F72_ALERT_GBCS.HEX", &alert);
+    const char *why = NULL;
+    assert_fails(smki_gbcs_counters_check(c, &r1006.m.gsa, &why), SMKI_E_REFUSED, "below the last one seen (1007)");
+    assert_string_equal(why, "counter.reordered");
+    assert_fails(smki_gbcs_counters_check(c, &alert.m.gsa, &why), SMKI_E_REFUSED, "replays");
+    assert_string_equal(why, "counter.replay");
+    assert_ok(smki_gbcs_counters_check(c, &r1008.m.gsa, &why));
+    assert_string_equal(why, "");
+    assert_ok(smki_gbcs_counters_note(c, &r1008.m.gsa));
+    assert_fails(smki_gbcs_counters_check(c, &r1008.m.gsa, &why), SMKI_E_REFUSED, "replays");
+    /* Another recipient has its own mark. */
+    r1006.b[r1006.m.gsa.recipient - r1006.b + 7] ^= 0x01;
+    assert_ok(smki_gbcs_counters_check(c, &r1006.m.gsa, &why));
+    assert_ok(smki_gbcs_counters_note(c, &r1006.m.gsa));
+    assert_int_equal(smki_gbcs_counters_count(c), 3);
+    assert_fails(smki_gbcs_counters_save(c), SMKI_E_USAGE, "no file");
+    smki_gbcs_counters_free(c);
+    free(r1006.b);
+    free(r1008.b);
+    free(alert.b);
+}
+
+static void test_counters_parse_refuses_malformed_lines(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text, *needle;
+    } bad[] = {
+        {"00db1234567890a0 90b3d51f30010000 2\n", "give ORIGINATOR"},
+        {"00db1234567890a0 90b3d51f30010000 2 5 6\n", "give ORIGINATOR"},
+        {"00db1234567890a 90b3d51f30010000 2 5\n", "originator is not 16 hex"},
+        {"00db1234567890a0 90b3d51f3001000g 2 5\n", "recipient is not 16 hex"},
+        {"00db1234567890a0 90b3d51f30010000 4 5\n", "CRA flag"},
+        {"00db1234567890a0 90b3d51f30010000 0 5\n", "CRA flag"},
+        {"00db1234567890a0 90b3d51f30010000 2 18446744073709551616\n", "not a decimal"},
+        {"00db1234567890a0 90b3d51f30010000 2 -1\n", "not a decimal"},
+        {"00db1234567890a0 90b3d51f30010000 2 5\n00db1234567890a0 90b3d51f30010000 2 6\n", "t:2: the same"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        smki_gbcs_counters *c = NULL;
+        assert_fails(smki_gbcs_counters_parse((const uint8_t *)bad[i].text, strlen(bad[i].text), "t", &c),
+                     SMKI_E_INPUT, bad[i].needle);
+        assert_null(c);
+    }
+    smki_gbcs_counters *c = NULL;
+    static const char max[] = "00db1234567890a0 90b3d51f30010000 1 18446744073709551615";
+    assert_ok(smki_gbcs_counters_parse((const uint8_t *)max, sizeof max - 1, "t", &c));
+    assert_int_equal(smki_gbcs_counters_count(c), 1);
+    smki_gbcs_counters_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1046,6 +1301,11 @@ int main(void)
         cmocka_unit_test(test_certdir_finds_certificates_by_eui_whatever_their_name),
         cmocka_unit_test(test_time_parse),
         cmocka_unit_test(test_flipping_any_byte_of_any_rtds_command_fails_verification),
+        cmocka_unit_test(test_verify_message_accepts_every_rtds_response_and_alert),
+        cmocka_unit_test(test_flipping_any_byte_of_any_rtds_response_or_alert_fails_by_name),
+        cmocka_unit_test(test_verify_message_names_each_refusal),
+        cmocka_unit_test(test_counters_refuse_replayed_and_reordered_counters_by_name),
+        cmocka_unit_test(test_counters_parse_refuses_malformed_lines),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     smki_gbcs_certdir_free(keystore_dir_take());

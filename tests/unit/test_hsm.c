@@ -211,7 +211,7 @@ static void test_token_key_id_is_gbcs_key_identifier(void **state)
     assert_ok(smki_key_open(ds_uri, &opts, &k));
     uint8_t point[SMKI_POINT_LEN], id[8];
     assert_ok(smki_pub_point(smki_key_public(k), point));
-    p11_key_identifier(point, id);
+    assert_ok(smki_keyid_method2(point, SMKI_POINT_LEN, id));
     smki_p11_uri u;
     assert_ok(smki_p11_uri_parse(ds_uri, &u));
     assert_int_equal(u.id_len, 8);
@@ -278,6 +278,35 @@ static void test_key_open_refuses_unknown_references(void **state)
     assert_fails(smki_key_open("pkcs11:token=" TOKEN ";object=ds?pin-value=1234", &opts, &k), SMKI_E_USAGE,
                  "pin-value");
     assert_null(k);
+}
+
+/* A bare name is a token key's label; one that names a file is refused with the way to
+ * say what was meant (file:PATH), by smki_key_ref_resolve and by smki_key_open alike. */
+static void test_bare_key_name_of_a_file_asks_for_file_prefix(void **state)
+{
+    (void)state;
+    char path[512], want[600], ref[SMKI_KEY_URI_MAX];
+    snprintf(path, sizeof path, "%s/k.pem", test_tmpdir("bare-key-file"));
+    test_write_ec_key(path, "P-256");
+    snprintf(want, sizeof want, "write file:%s to use the key", path);
+    assert_fails(smki_key_ref_resolve(path, TOKEN, ref, sizeof ref), SMKI_E_USAGE, want);
+    smki_key *k = NULL;
+    assert_fails(smki_key_open(path, &opts, &k), SMKI_E_USAGE, want);
+    assert_null(k);
+
+    /* With file: it is the key; a bare name that is no file stays a label on the token. */
+    char file_ref[600];
+    snprintf(file_ref, sizeof file_ref, "file:%s", path);
+    assert_ok(smki_key_ref_resolve(file_ref, TOKEN, ref, sizeof ref));
+    assert_string_equal(ref, file_ref);
+    assert_ok(smki_key_open(ref, &opts, &k));
+    smki_key_free(k);
+    assert_ok(smki_key_ref_resolve("ds", TOKEN, ref, sizeof ref));
+    smki_p11_uri u;
+    assert_ok(smki_p11_uri_parse(ref, &u));
+    assert_string_equal(u.token, TOKEN);
+    assert_string_equal(u.object, "ds");
+    assert_fails(smki_key_ref_resolve("a;b", TOKEN, ref, sizeof ref), SMKI_E_USAGE, "is not a key");
 }
 
 /* Run fn in a child process so that a failed login does not leave this process's
@@ -1639,6 +1668,7 @@ int main(void)
         cmocka_unit_test(test_file_key_signs_raw_and_der),
         cmocka_unit_test(test_file_key_refuses_other_curves_and_rsa),
         cmocka_unit_test(test_key_open_refuses_unknown_references),
+        cmocka_unit_test(test_bare_key_name_of_a_file_asks_for_file_prefix),
         cmocka_unit_test(test_wrong_pin_fails_cleanly),
         cmocka_unit_test(test_token_key_survives_fork),
         cmocka_unit_test(test_token_key_signs_from_several_threads),

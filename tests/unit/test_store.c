@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <libpq-fe.h>
 #include <lmdb.h>
 #include <poll.h>
 #include <pthread.h>
@@ -119,9 +120,48 @@ static size_t count_of(smki_store *s, smki_db db)
     return a.count;
 }
 
-/* Raw LMDB, for planting what smki itself never writes. The store must be closed. */
+/* The PostgreSQL run's raw access: a session in the folder's schema. */
+static PGconn *raw_pg(const char *dir)
+{
+    char location[2048];
+    assert_ok(test_pg_location(dir, location, sizeof location));
+    PGconn *c = PQconnectdb(location + strlen(SMKI_STORE_PG_PREFIX));
+    if (PQstatus(c) != CONNECTION_OK) fail_msg("raw session: %s", PQerrorMessage(c));
+    return c;
+}
+
+static void raw_pg_exec(PGconn *c, const char *sql, int n, const void *k, size_t kl, const void *v, size_t vl)
+{
+    const char *vals[2] = {k, v};
+    int lens[2] = {(int)kl, (int)vl}, fmts[2] = {1, 1};
+    PGresult *r = PQexecParams(c, sql, n, NULL, vals, lens, fmts, 1);
+    ExecStatusType st = PQresultStatus(r);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) fail_msg("raw %s: %s", sql, PQerrorMessage(c));
+    PQclear(r);
+}
+
+/* Raw LMDB (or SQL in the PostgreSQL run), for planting what smki itself never
+ * writes. The store must be closed. */
 static void raw_put(const char *dir, const char *db_name, const void *key, size_t klen, const void *val, size_t vlen)
 {
+    if (test_engine_is_pg()) {
+        PGconn *c = raw_pg(dir);
+        char sql[400];
+        raw_pg_exec(c, "CREATE TABLE IF NOT EXISTS smki_dbs (name text PRIMARY KEY, dupsort boolean NOT NULL)", 0,
+                    NULL, 0, NULL, 0);
+        snprintf(sql, sizeof sql,
+                 "CREATE TABLE IF NOT EXISTS \"kv_%s\" (k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY (k))",
+                 db_name);
+        raw_pg_exec(c, sql, 0, NULL, 0, NULL, 0);
+        snprintf(sql, sizeof sql, "INSERT INTO smki_dbs VALUES ('%s', false) ON CONFLICT DO NOTHING", db_name);
+        raw_pg_exec(c, sql, 0, NULL, 0, NULL, 0);
+        snprintf(sql, sizeof sql,
+                 "INSERT INTO \"kv_%s\" (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+                 db_name);
+        raw_pg_exec(c, sql, 2, key, klen, val, vlen);
+        PQfinish(c);
+        return;
+    }
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -138,6 +178,21 @@ static void raw_put(const char *dir, const char *db_name, const void *key, size_
 
 static void raw_get(const char *dir, const char *db_name, const char *key, uint8_t *out, size_t *len)
 {
+    if (test_engine_is_pg()) {
+        PGconn *c = raw_pg(dir);
+        char sql[200];
+        snprintf(sql, sizeof sql, "SELECT v FROM \"kv_%s\" WHERE k = $1", db_name);
+        const char *vals[1] = {key};
+        int lens[1] = {(int)strlen(key)}, fmts[1] = {1};
+        PGresult *r = PQexecParams(c, sql, 1, NULL, vals, lens, fmts, 1);
+        assert_int_equal(PQresultStatus(r), PGRES_TUPLES_OK);
+        assert_int_equal(PQntuples(r), 1);
+        *len = (size_t)PQgetlength(r, 0, 0);
+        memcpy(out, PQgetvalue(r, 0, 0), *len);
+        PQclear(r);
+        PQfinish(c);
+        return;
+    }
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi dbi;
@@ -185,16 +240,23 @@ static void test_open_creates_private_store_that_keeps_data_when_reopened(void *
     snprintf(data, sizeof data, "%s/data.mdb", dir);
 
     smki_store *s = open_store(dir, 0);
-    assert_string_equal(smki_store_path(s), dir);
-    assert_true(smki_store_map_size(s) >= ((size_t)64 << 20));
+    if (!test_engine_is_pg()) {
+        assert_string_equal(smki_store_path(s), dir);
+        assert_true(smki_store_map_size(s) >= ((size_t)64 << 20));
+    } else {
+        assert_non_null(strstr(smki_store_path(s), SMKI_STORE_PG_PREFIX));
+        assert_int_equal(smki_store_map_size(s), 0);
+    }
     assert_ok(put_kv(s, db_of(s, "certs", 0), "serial-1", "cert one", 0));
     smki_store_close(s);
 
     struct stat st;
-    assert_int_equal(stat(dir, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0700);
-    assert_int_equal(stat(data, &st), 0);
-    assert_int_equal(st.st_mode & 0777, 0600);
+    if (!test_engine_is_pg()) {
+        assert_int_equal(stat(dir, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0700);
+        assert_int_equal(stat(data, &st), 0);
+        assert_int_equal(st.st_mode & 0777, 0600);
+    }
 
     s = open_store(dir, 0);
     assert_string_equal(get_kv(s, db_of(s, "certs", 0), "serial-1"), "cert one");
@@ -230,7 +292,7 @@ static void test_open_refuses_newer_schema(void **state)
     raw_put(dir, "meta", "schema", 6, two, sizeof two);
 
     char want[1200];
-    snprintf(want, sizeof want, "store %s has schema %d, newer than this smki's %d", dir, SMKI_STORE_SCHEMA + 1,
+    snprintf(want, sizeof want, "has schema %d, newer than this smki's %d", SMKI_STORE_SCHEMA + 1,
              SMKI_STORE_SCHEMA);
     smki_store *s = NULL;
     assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, want);
@@ -258,13 +320,14 @@ static void test_open_refuses_lmdb_store_without_schema(void **state)
     raw_put(dir, "other", "k", 1, "v", 1);
     smki_store *s = NULL;
     assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, "but no schema record");
-    assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, dir);
+    if (!test_engine_is_pg()) assert_fails(smki_store_open(dir, NULL, &s), SMKI_E_CORRUPT, dir);
     free(dir);
 }
 
 static void test_open_refuses_garbage_file_as_corrupt_naming_path(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     char *dir = fresh_dir("store_garbage");
     char data[1200];
     snprintf(data, sizeof data, "%s/data.mdb", dir);
@@ -310,6 +373,7 @@ static void remove_store(const char *dir)
 static void test_open_refuses_unreadable_store_as_permission_denied(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     /* Outside test-tmp, whose 0700 folders another user could not even enter. */
     char dir[] = "/tmp/smki-store-perm.XXXXXX";
     assert_non_null(mkdtemp(dir));
@@ -358,6 +422,7 @@ static void test_open_refuses_unreadable_store_as_permission_denied(void **state
 static void test_open_refuses_second_handle_in_one_process(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     char *dir = fresh_dir("store_twice");
     smki_store *s = open_store(dir, 0);
     smki_store *again = NULL;
@@ -1009,6 +1074,7 @@ static int check_big(smki_txn *t, void *arg)
 static void test_write_grows_full_map_and_reruns_transaction(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     char *dir = fresh_dir("store_grow");
     smki_store *s = open_store(dir, 256 * 1024);
     assert_int_equal(smki_store_map_size(s), 256 * 1024);
@@ -1040,6 +1106,7 @@ static void count_commits(size_t records, void *arg)
 static void test_batch_grows_full_map_and_replays_group(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     char *dir = fresh_dir("store_batchgrow");
     smki_store *s = open_store(dir, 256 * 1024);
     big_arg a = {.db = db_of(s, "big", 0)};
@@ -1067,6 +1134,7 @@ static void test_batch_grows_full_map_and_replays_group(void **state)
 static void test_store_follows_map_grown_by_another_process(void **state)
 {
     (void)state;
+    TEST_LMDB_ONLY(); /* LMDB's own files, map or process rules */
     char *dir = fresh_dir("store_resized");
     smki_store *s = open_store(dir, 256 * 1024);
     big_arg a = {.db = db_of(s, "big", 0)};
@@ -1514,7 +1582,7 @@ static void test_readers_on_two_threads_see_whole_commits_while_writer_grows_map
     assert_int_equal(atomic_load(&ta.failed), 0);
     assert_int_equal(atomic_load(&ta.torn), 0);
     assert_true(atomic_load(&ta.reads) > 0);
-    assert_true(smki_store_map_size(ta.s) > 256 * 1024);
+    if (!test_engine_is_pg()) assert_true(smki_store_map_size(ta.s) > 256 * 1024);
     assert_int_equal(count_of(ta.s, ta.fill), THREAD_COMMITS);
     print_message("store: %ld reads on 2 threads during %d commits\n", (long)atomic_load(&ta.reads), THREAD_COMMITS);
     smki_store_close(ta.s);
@@ -1546,7 +1614,10 @@ static void test_exclusive_lock_held_by_another_process_names_its_pid(void **sta
     assert_int_equal(ok, 'y');
 
     char want[1200];
-    snprintf(want, sizeof want, "store %s is locked by process %ld (fcntl F_GETLK)", dir, (long)pid);
+    if (test_engine_is_pg()) /* the holder's session names it (application_name) */
+        snprintf(want, sizeof want, "is locked by process %ld (its PostgreSQL session, server pid ", (long)pid);
+    else
+        snprintf(want, sizeof want, "store %s is locked by process %ld (fcntl F_GETLK)", dir, (long)pid);
     assert_fails(smki_store_lock_exclusive(s), SMKI_E_LOCKED, want);
 
     kill(pid, SIGKILL);
@@ -1683,6 +1754,9 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
         fail();
     }
     char *dir = fresh_dir("store_crash");
+    char location[2048]; /* what the child opens: the folder, or its schema on the test cluster */
+    snprintf(location, sizeof location, "%s", dir);
+    if (test_engine_is_pg()) assert_ok(test_pg_location(dir, location, sizeof location));
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     print_message("store crash test: seed %u\n", seed);
     unsigned stale_total = 0;
@@ -1703,7 +1777,7 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
             dup2(out[1], STDOUT_FILENO);
             close(out[0]);
             close(out[1]);
-            execl(exe, exe, dir, (char *)NULL);
+            execl(exe, exe, location, (char *)NULL);
             _exit(127);
         }
         close(out[1]);
@@ -1739,14 +1813,156 @@ static void test_store_survives_writer_killed_mid_batch(void **state)
         assert_true(v.next >= records); /* nothing committed earlier went missing */
         records = v.next;
         /* The open cleared the dead writer's reader slots: none remain. */
-        assert_int_equal(raw_dead_readers(dir), 0);
+        if (!test_engine_is_pg()) assert_int_equal(raw_dead_readers(dir), 0);
     }
     kill(holder, SIGKILL);
     assert_int_equal(waitpid(holder, NULL, 0), holder);
     print_message("store crash test: %d kills (%d mid-write) in %.1f s, %llu records survive, %u stale readers "
                   "cleared\n", rounds, kills_mid_write, now_seconds() - start, (unsigned long long)records, stale_total);
     assert_true(records > 0);
-    assert_true(stale_total > 0); /* the child's reader thread is nearly always inside a read */
+    if (!test_engine_is_pg()) assert_true(stale_total > 0); /* the child's reader thread is nearly always inside a read */
+    free(dir);
+}
+
+/* ---- The PostgreSQL engine's own refusals and recoveries ------------------------------- */
+
+static void test_pg_conninfo_with_password_is_refused_without_showing_it(void **state)
+{
+    (void)state;
+    smki_store *s = NULL;
+    assert_fails(smki_store_open("postgresql:host=/nowhere dbname=smki password=hunter2", NULL, &s), SMKI_E_USAGE,
+                 "holds a password; put it in a password file");
+    assert_null(strstr(smki_error_msg(), "hunter2"));
+    assert_fails(smki_store_open("postgresql://smki:hunter2@localhost/smki", NULL, &s), SMKI_E_USAGE,
+                 "PGPASSFILE");
+    assert_null(strstr(smki_error_msg(), "hunter2"));
+    assert_fails(smki_store_open("postgresql:host=/x dbname", NULL, &s), SMKI_E_USAGE,
+                 "is not a libpq connection string");
+}
+
+static void test_pg_unreachable_server_names_the_socket_and_what_to_check(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_pg_unreachable"); /* a folder with no server's socket in it */
+    char location[1200];
+    snprintf(location, sizeof location, "postgresql:host=%s port=5999 dbname=smki", dir);
+    smki_store *s = NULL;
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_STORE, "cannot reach the PostgreSQL server at socket directory");
+    assert_non_null(strstr(smki_error_msg(), dir));
+    assert_non_null(strstr(smki_error_msg(), "port 5999"));
+    assert_non_null(strstr(smki_error_msg(), "pg_isready"));
+    assert_null(s);
+    assert_fails(smki_store_exists(location), SMKI_E_STORE, "cannot reach");
+    free(dir);
+}
+
+/* The cluster's conninfo with user and options replaced (test cluster only). */
+static void pg_location_as(const char *user, const char *extra, char *buf, size_t cap)
+{
+    const char *ci = test_pg_conninfo();
+    const char *host = strstr(ci, "host=");
+    assert_non_null(host);
+    snprintf(buf, cap, "%s%.*s dbname=postgres user=%s %s", SMKI_STORE_PG_PREFIX, (int)strcspn(host, " "), host, user,
+             extra);
+}
+
+static void test_pg_login_refused_and_password_read_from_passfile(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip(); /* needs the test cluster's password role */
+    char *dir = fresh_dir("store_pg_auth");
+    char location[2000], passfile[1200], extra[1300];
+    smki_store *s = NULL;
+    pg_location_as("smki_pw", "", location, sizeof location);
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_REFUSED, "refused the login");
+    assert_non_null(strstr(smki_error_msg(), "PGPASSFILE"));
+
+    snprintf(passfile, sizeof passfile, "%s/pgpass", dir);
+    FILE *f = fopen(passfile, "w");
+    assert_non_null(f);
+    fputs("*:*:*:smki_pw:a-wrong-password\n", f);
+    fclose(f);
+    chmod(passfile, 0600);
+    snprintf(extra, sizeof extra, "passfile=%s", passfile);
+    pg_location_as("smki_pw", extra, location, sizeof location);
+    assert_fails(smki_store_open(location, NULL, &s), SMKI_E_REFUSED, "password authentication failed");
+    assert_null(strstr(smki_error_msg(), "a-wrong-password"));
+
+    f = fopen(passfile, "w");
+    assert_non_null(f);
+    fputs("*:*:*:smki_pw:smki-test-password\n", f);
+    fclose(f);
+    /* the role may read but own nothing here: it opens an empty store read-only */
+    smki_store_opts ro = {.read_only = 1};
+    assert_ok(smki_store_open(location, &ro, &s));
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_pg_read_only_server_refuses_writes_as_a_standby(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_standby");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, db, "k", "v", 0));
+    smki_store_close(s);
+    /* A server that takes no writes (as a hot standby does) */
+    char location[2048];
+    assert_ok(test_pg_location(dir, location, sizeof location));
+    location[strlen(location) - 1] = '\0'; /* inside options='...' */
+    strcat(location, " -c default_transaction_read_only=on'");
+    assert_ok(smki_store_open(location, NULL, &s)); /* what exists opens, without writing */
+    db = db_of(s, "certs", 0);
+    assert_string_equal(get_kv(s, db, "k"), "v");
+    assert_fails(put_kv(s, db, "k2", "v2", 0), SMKI_E_REFUSED, "this is a standby; writes go to the primary");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_db db;
+    int runs;
+    const char *location;
+} lost_arg;
+
+/* Ends its own session once (from another session) and then goes on writing. */
+static int write_losing_connection_once(smki_txn *t, void *arg)
+{
+    lost_arg *a = arg;
+    a->runs++;
+    GUARD(smki_txn_put(t, a->db, "first", 5, "1", 1, 0));
+    if (a->runs == 1) {
+        PGconn *c = PQconnectdb(a->location + strlen(SMKI_STORE_PG_PREFIX));
+        char sql[200];
+        snprintf(sql, sizeof sql,
+                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smki pid %ld' "
+                 "AND state LIKE 'idle in transaction%%'",
+                 (long)getpid());
+        PGresult *r = PQexec(c, sql);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) fail_msg("terminate: %s", PQerrorMessage(c));
+        PQclear(r);
+        PQfinish(c);
+    }
+    return smki_txn_put(t, a->db, "second", 6, "2", 1, SMKI_PUT_NOOVERWRITE);
+}
+
+static void test_pg_write_rerun_after_connection_lost_before_commit(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_lost");
+    char location[2048];
+    assert_ok(test_pg_location(dir, location, sizeof location));
+    smki_store *s = open_store(dir, 0);
+    lost_arg a = {db_of(s, "certs", 0), 0, location};
+    assert_ok(smki_store_write(s, write_losing_connection_once, &a));
+    assert_int_equal(a.runs, 2); /* the first run lost its session and was re-run whole */
+    assert_string_equal(get_kv(s, a.db, "first"), "1");
+    assert_string_equal(get_kv(s, a.db, "second"), "2");
+    assert_int_equal(test_store_count(s, a.db), 2);
+    smki_store_close(s);
     free(dir);
 }
 
@@ -1801,6 +2017,11 @@ int main(void)
         cmocka_unit_test(test_readers_on_two_threads_see_whole_commits_while_writer_grows_map),
         cmocka_unit_test(test_exclusive_lock_held_by_another_process_names_its_pid),
         cmocka_unit_test(test_store_survives_writer_killed_mid_batch),
+        cmocka_unit_test(test_pg_conninfo_with_password_is_refused_without_showing_it),
+        cmocka_unit_test(test_pg_unreachable_server_names_the_socket_and_what_to_check),
+        cmocka_unit_test(test_pg_login_refused_and_password_read_from_passfile),
+        cmocka_unit_test(test_pg_read_only_server_refuses_writes_as_a_standby),
+        cmocka_unit_test(test_pg_write_rerun_after_connection_lost_before_commit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "store/store.h"
+
 /* ---- Dispatch ----------------------------------------------------------------- */
 
 static void print_table(const cli_cmd *table, const char *prog, const char *about)
@@ -40,13 +42,34 @@ int cli_wants_help(int argc, char **argv, const char *help)
 
 /* ---- Home and PINs -------------------------------------------------------------- */
 
+/* [store] engine = lmdb (the folder [store] path) | postgresql (the server that
+ * [store] conninfo names): c->store_dir becomes the store's location. */
+static int cli_store_engine(smki_cli *c)
+{
+    const char *engine = smki_conf_get(c->conf, "store.engine", "lmdb");
+    const char *conninfo = smki_conf_get(c->conf, "store.conninfo", NULL);
+    if (strcmp(engine, "lmdb") == 0) {
+        ENSURE(!conninfo, SMKI_E_USAGE, "%s: [store] conninfo is set but engine is lmdb; set engine = postgresql",
+               c->conf_path);
+        return 0;
+    }
+    ENSURE(strcmp(engine, "postgresql") == 0, SMKI_E_USAGE, "%s: [store] engine = %s: use lmdb or postgresql",
+           c->conf_path, engine);
+    ENSURE(conninfo && *conninfo, SMKI_E_USAGE,
+           "%s: [store] engine = postgresql needs conninfo (e.g. conninfo = host=/run/postgresql dbname=smki)",
+           c->conf_path);
+    int n = snprintf(c->store_dir, sizeof c->store_dir, "%s%s", SMKI_STORE_PG_PREFIX, conninfo);
+    ENSURE(n > 0 && (size_t)n < sizeof c->store_dir, SMKI_E_USAGE, "%s: [store] conninfo is too long", c->conf_path);
+    return 0;
+}
+
 int cli_home(smki_cli *c)
 {
     if (c->conf) return 0;
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
     GUARD(smki_conf_load(c->conf_path, &c->conf));
     static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", "key_copy", NULL};
-    static const char *const STORE_KEYS[] = {"path", NULL};
+    static const char *const STORE_KEYS[] = {"path", "engine", "conninfo", NULL};
     static const char *const LINT_KEYS[] = {"env", NULL};
     GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
     GUARD(smki_conf_check_section(c->conf, "store", STORE_KEYS));
@@ -57,6 +80,7 @@ int cli_home(smki_cli *c)
              hsm_dir);
     snprintf(c->store_dir, sizeof c->store_dir, "%s%s%s", store_dir[0] == '/' ? "" : c->home,
              store_dir[0] == '/' ? "" : "/", store_dir);
+    GUARD(cli_store_engine(c));
     c->token = smki_conf_get(c->conf, "hsm.token", "smki");
     c->hsm.module = smki_conf_get(c->conf, "hsm.module", NULL);
     /* Unset: $SMKI_HSM_KEY_COPY, else auto (hsm.h). */
@@ -291,17 +315,7 @@ void json_arr_str(json_w *w, const char *val)
 int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap)
 {
     GUARD(cli_home(c));
-    if (strncmp(arg, "pkcs11:", 7) == 0 || strncmp(arg, "file:", 5) == 0) {
-        ENSURE(strlen(arg) < cap, SMKI_E_USAGE, "key reference too long");
-        strcpy(ref, arg);
-        return 0;
-    }
-    /* A bare name is a label on the home's token. */
-    ENSURE(*arg && strchr(arg, ';') == NULL && strchr(arg, '?') == NULL && strchr(arg, '%') == NULL &&
-               strchr(arg, ':') == NULL,
-           SMKI_E_USAGE, "'%.64s' is not a key: give a pkcs11: URI, file:PATH, or a key label on the home's token",
-           arg);
-    return smki_p11_uri_format_public(c->token, arg, ref, cap);
+    return smki_key_ref_resolve(arg, c->token, ref, cap);
 }
 
 int cli_open_key(smki_cli *c, const char *arg, smki_key **out)

@@ -263,7 +263,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     rc = cli_home(c);
     if (rc == 0) rc = smki_ca_batch_input_open(in_path, &in);
     /* Never create a store here: a batch needs the hierarchy that 'ca init' made. */
-    if (rc == 0 && !smki_store_exists(c->store_dir))
+    if (rc == 0 && smki_store_exists(c->store_dir) == 0)
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
     if (rc == 0) {
         smki_store_opts so = {0, 0, 0};

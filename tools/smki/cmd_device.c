@@ -98,7 +98,8 @@ static const char COMMAND_HELP[] =
     "pre-command (ending 00) for the remote party to sign ('smki gbcs sign'). With --sign\n"
     "KEY: the General Signing APDU signed with KEY (raw r||s over the octets after DF).\n"
     "With --acb-ka and --device-ka: wrapped in General Ciphering with the MAC the ACB's KA\n"
-    "key and the device's KA certificate (or public key) give. --wrap: only that last\n"
+    "key and the device's KA certificate (or public key) give (without --sign: an\n"
+    "unsigned, non-critical command such as CS02a from the ACB). --wrap: only that last\n"
     "step, over a signed APDU from a file. KEY: pkcs11: URI, file:PATH, or a label on the\n"
     "home's token. Written as hex text.\n"
     "\n"
@@ -582,6 +583,122 @@ static int dev_receive(smki_cli *c, int argc, char **argv)
     return code;
 }
 
+/* ---- run-due ---------------------------------------------------------------------------------- */
+static const char RUN_DUE_HELP[] =
+    "Usage: smki device run-due --eui EUI64 [--at YYYY-MM-DD] [--out-dir DIR] [--dry-run]\n"
+    "\n"
+    "Run the device's future-dated commands whose executionDateTime has come (at --at,\n"
+    "default now): a CS02b received with an executionDateTime ahead was verified, answered\n"
+    "SEQUENCE { NULL } and kept; now it is checked against the cells as they are, applied\n"
+    "or not (all or nothing), and answered by a signed alert to its originator: 8F66\n"
+    "success or 8F67 (a replacement refused), as the RTDS alerts. Alerts are written to\n"
+    "DIR as alert-<counter>.hex. Exit 0 when every due command was applied (or none was\n"
+    "due), 2 when one failed.\n"
+    "\n"
+    "Example:\n"
+    "  smki device run-due --eui 00-DB-12-34-56-78-90-A0 --at 2030-01-16 --out-dir alerts\n";
+
+static int dev_run_due(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, RUN_DUE_HELP)) return EXIT_OK;
+    static const struct option opts[] = {{"eui", required_argument, NULL, 'e'},
+                                         {"at", required_argument, NULL, 'a'},
+                                         {"out-dir", required_argument, NULL, 'o'},
+                                         {"dry-run", no_argument, NULL, 'n'},
+                                         {NULL, 0, NULL, 0}};
+    const char *eui_text = NULL, *at = NULL, *dir = NULL;
+    int ch, dry = 0;
+    optind = 1;
+    opterr = 0;
+    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (ch == 'e') eui_text = optarg;
+        else if (ch == 'a') at = optarg;
+        else if (ch == 'o') dir = optarg;
+        else if (ch == 'n') dry = 1;
+        else return cli_usage(c, "smki device run-due", "unknown option or missing value: %s", cli_bad_option(argv));
+    }
+    if (!eui_text || optind != argc) return cli_usage(c, "smki device run-due", "--eui is required, nothing else");
+    smki_rx_opts o;
+    smki_rx_opts_default(&o);
+    o.dry_run = dry;
+    if (at) {
+        struct tm tm;
+        memset(&tm, 0, sizeof tm);
+        char tail = 0;
+        if (sscanf(at, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) != 3 || tm.tm_mon < 1 ||
+            tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+            return cli_usage(c, "smki device run-due", "--at '%s' is not YYYY-MM-DD", at);
+        tm.tm_year -= 1900;
+        tm.tm_mon -= 1;
+        o.now = timegm(&tm);
+    }
+    enum { CAP = 64 };
+    smki_rx_result *res = calloc(CAP, sizeof *res);
+    smki_eui64_t eui;
+    smki_store *s = NULL;
+    smki_device *d = NULL;
+    size_t n = 0;
+    int rc = res ? smki_eui64_parse(eui_text, &eui) : SMKI_FAIL(SMKI_E_NOMEM, "results");
+    if (rc == 0) rc = open_store(c, &s);
+    if (rc == 0) {
+        rc = cli_pin(c, 0);
+        if (rc > 0) rc = 0;
+    }
+    if (rc == 0) rc = smki_device_open(s, &eui, &c->hsm, &d);
+    if (rc == 0) {
+        /* An RTDS model's root cell is an anchor by SKI only: its certification paths are
+         * judged as in the named RTDS replay mode. */
+        smki_device_info info;
+        rc = smki_device_describe(d, &info);
+        if (rc == 0 && (info.flags & SMKI_DEVICE_FLAG_RTDS)) o.mac_mode = SMKI_MAC_RTDS_REPLAY;
+    }
+    if (rc == 0) rc = smki_device_run_due(d, s, &o, res, CAP, &n);
+    int failed = 0;
+    json_w w;
+    if (rc == 0 && c->json) {
+        json_begin(&w, stdout);
+        json_key_arr(&w, "executed");
+    }
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        smki_rx_result *r = &res[i];
+        char path[4200] = "";
+        if (dir && r->out) {
+            snprintf(path, sizeof path, "%s/alert-%llu.hex", dir, (unsigned long long)r->counter);
+            rc = write_hex(path, r->out, r->out_len);
+        }
+        failed |= r->verdict != SMKI_RX_ACCEPTED;
+        if (c->json) {
+            json_arr_obj(&w);
+            json_int(&w, "counter", (long long)r->counter);
+            json_int(&w, "message_code", r->message_code);
+            json_int(&w, "executed", (long long)r->executed);
+            json_str(&w, "verdict", smki_rx_verdict_name(r->verdict));
+            json_bool(&w, "applied", r->applied);
+            json_int(&w, "alert_code", r->alert_code);
+            json_bool(&w, "alert_signed", r->out_signed);
+            if (path[0]) json_str(&w, "alert", path);
+            json_close_obj(&w);
+        } else {
+            printf("counter %llu (message code 0x%04X): %s, alert 0x%04X%s%s\n", (unsigned long long)r->counter,
+                   r->message_code, r->applied ? "applied" : r->reason, r->alert_code, path[0] ? " written to " : "",
+                   path);
+        }
+    }
+    if (rc == 0 && c->json) {
+        json_close_arr(&w);
+        json_bool(&w, "ok", !failed);
+        json_end(&w);
+    } else if (rc == 0 && n == 0) {
+        printf("Nothing due.\n");
+    }
+    for (size_t i = 0; res && i < n; i++) smki_rx_result_clear(&res[i]);
+    free(res);
+    smki_device_free(d);
+    smki_store_close(s);
+    if (rc < 0) return cli_fail(c, rc);
+    return failed ? EXIT_REFUSED : EXIT_OK;
+}
+
 /* ---- make-cs02b, make-command ------------------------------------------------------------- */
 
 static int dev_make_cs02b(smki_cli *c, int argc, char **argv)
@@ -758,12 +875,12 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         }
         return EXIT_OK;
     }
-    if (!from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka) || (acb && !sign))
+    if (!from || !to || !counter || !code || !out || (!content == !chex) || (!acb != !dka))
         return cli_usage(c, "smki device make-command",
                          "--from, --to, --counter, --code, --out and one of --content/--content-hex are required; "
-                         "--acb-ka and --device-ka go together and need --sign");
+                         "--acb-ka and --device-ka go together");
     smki_eui64_t f, t;
-    uint64_t n, mc;
+    uint64_t n = 0, mc = 0;
     uint8_t *body = NULL, *msg = NULL;
     size_t body_len = 0, msg_len = 0;
     smki_key *ds = NULL, *ka = NULL;
@@ -806,8 +923,10 @@ static int dev_make_command(smki_cli *c, int argc, char **argv)
         json_bool(&w, "wrapped", acb != NULL);
         json_end(&w);
     } else {
-        printf("%s (%zu octets, %s) written to %s\n", sign ? "command" : "pre-command", msg_len,
-               acb ? "signed and MACed" : sign ? "signed" : "for the remote party to sign", out);
+        printf("%s (%zu octets, %s) written to %s\n", sign || acb ? "command" : "pre-command", msg_len,
+               acb ? (sign ? "signed and MACed" : "unsigned (non-critical) and MACed")
+                   : sign ? "signed" : "for the remote party to sign",
+               out);
     }
     return EXIT_OK;
 }
@@ -818,6 +937,7 @@ static const cli_cmd DEVICE_COMMANDS[] = {
     {"set-floor", dev_set_floor, "set a Remote Party Role's sequence-number floor"},
     {"show", dev_show, "the device's keys, cells and floors"},
     {"receive", dev_receive, "verify a command, act on it, write the response or alert"},
+    {"run-due", dev_run_due, "run the future-dated commands whose time has come; write their alerts"},
     {"make-cs02b", dev_make_cs02b, "(tests, demo) build CS02b content"},
     {"make-command", dev_make_command, "(tests, demo) sign as a remote party and MAC as the ACB"},
     {NULL, NULL, NULL},

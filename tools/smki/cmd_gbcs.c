@@ -1,5 +1,6 @@
 /* smki gbcs: GBCS messages (reference §5). inspect shows every field; sign signs a
- * pre-command as an organisation; verify checks commands' signatures and MACs.
+ * pre-command as an organisation; verify checks the signatures and MACs of commands,
+ * responses and alerts.
  * Argument parsing and output only: the work is in gbcs/. */
 #include <errno.h>
 #include <getopt.h>
@@ -86,24 +87,43 @@ static int check_request(const char *request, const char *trust, const uint8_t *
 }
 
 static const char VERIFY_HELP[] =
-    "Usage: smki gbcs verify --trust DIR [--acb-key KEY] [--at TIME] FILE... [--json]\n"
+    "Usage: smki gbcs verify --trust DIR [--acb-key KEY] [--recipient-key KEY]...\n"
+    "                        [--counters FILE] [--at TIME] FILE... [--json]\n"
     "\n"
-    "Verify commands (CRA 01). Signed (40 r s): the signature with the originator's DS\n"
-    "certificate from DIR, which must be valid at TIME (default now; e.g.\n"
-    "2020-01-01T00:00:00Z). Wrapped (DD): the MAC too, with the ACB's KA key KEY\n"
-    "(file:PATH or pkcs11: URI) and the recipient's KA certificate from DIR. Unsigned\n"
-    "commands (00, GBCS non-critical) rest on the MAC alone; a DF-only unsigned command\n"
-    "fails. DIR holds certificates named <eui64>-ds.pem / <eui64>-ka.pem (the keystore's\n"
-    "naming) or any *.pem/*.der/*.crt/*.cer certificate, found by its EUI-64.\n"
-    "Chains are not checked here (the gateway's job); an expired signer is refused.\n"
-    "A device-originated unsigned command (HAN-local, e.g. PCS01 from a PPMID) is MACed\n"
-    "under device-to-device keys and fails as not verifiable with the ACB key.\n"
+    "Verify GBCS messages of any kind, following each message's structure (its CRA\n"
+    "flag, originator and recipient, whether it is signed and whether it is wrapped):\n"
+    "  command (CRA 01)   signature (40 r s) with the originator's DS certificate;\n"
+    "                     MAC (DD) with the ACB's KA key --acb-key and the recipient\n"
+    "                     device's KA certificate.\n"
+    "  response (02),     signature with the originator device's DS certificate; MAC\n"
+    "  alert (03)         with the recipient's KA private key (--recipient-key, one per\n"
+    "                     recipient: each key is matched to its EUI-64 by the KA\n"
+    "                     certificate in DIR that holds its public key; --acb-key counts\n"
+    "                     too) and the originator device's KA certificate.\n"
+    "A message must carry a signature or a MAC; every one it carries must verify.\n"
+    "Signer certificates must be valid at TIME (default now; e.g. 2020-01-01T00:00:00Z).\n"
+    "A MAC between two devices (both titles hold Device Certificates in DIR: HAN-local,\n"
+    "e.g. a PPMID and a meter) is under device-to-device keys no party holds: reported\n"
+    "'device-to-device', not a failure.\n"
+    "DIR holds certificates named <eui64>-ds.pem / <eui64>-ka.pem (the keystore's\n"
+    "naming) or any *.pem/*.der/*.crt/*.cer certificate, found by its EUI-64. Chains\n"
+    "are not checked here (the gateway's job).\n"
+    "--counters FILE: the counters seen, per originator, recipient and CRA flag (created\n"
+    "if missing, locked while in use, rewritten at the end): a message whose counter is\n"
+    "not above the last one that verified is refused (counter.replay, counter.reordered).\n"
+    "Give the files in the order they arrived.\n"
+    "KEY is file:PATH or a pkcs11: URI (PIN: SMKI_PIN or --pin-file).\n"
     "\n"
-    "One line per file, then 'N passed, N failed'. Exit 2 if any failed.\n"
+    "One line per file: 'ok', 'd2d' or 'FAIL', the kind, what was checked (signature,\n"
+    "MAC, both) or the reason (e.g. signature.invalid, mac.invalid, mac.no-key; see\n"
+    "docs/gbcs-verify.md); then the totals. Exit 2 if any failed.\n"
     "\n"
-    "Example:\n"
+    "Examples:\n"
     "  smki gbcs verify --trust keystore --acb-key file:keystore/90b3d51f30000002-ka.key \\\n"
-    "      --at 2020-01-01T00:00:00Z rtds/*/*_COMMAND_GBCS.HEX\n";
+    "      --at 2020-01-01T00:00:00Z rtds/*/*_COMMAND_GBCS.HEX\n"
+    "  smki gbcs verify --trust keystore --at 2020-01-01T00:00:00Z \\\n"
+    "      --recipient-key file:keystore/90b3d51f30010000-ka.key \\\n"
+    "      --recipient-key file:keystore/90b3d51f30000002-ka.key rtds/*/*_RESPONSE_GBCS.HEX\n";
 
 /* ---- inspect ------------------------------------------------------------------------ */
 static char *hexdup(const uint8_t *p, size_t n)
@@ -458,14 +478,104 @@ static int gbcs_sign(smki_cli *c, int argc, char **argv)
 }
 
 /* ---- verify ------------------------------------------------------------------------- */
+#define MAX_RECIPIENT_KEYS 32
+
+typedef struct {
+    int ok, d2d, failed;
+    int kinds[4][2]; /* per CRA flag: verified, failed */
+} verify_totals;
+
+static const char *checked_name(const smki_gbcs_check *ck)
+{
+    if (ck->signature_checked && ck->mac_checked) return "signature and MAC";
+    if (ck->signature_checked && ck->device_to_device) return "signature; MAC device-to-device";
+    if (ck->signature_checked) return "signature";
+    if (ck->mac_checked) return "MAC";
+    return "device-to-device MAC";
+}
+
+static void verify_print(smki_cli *c, json_w *w, const char *file, const smki_gbcs_msg *m, int parsed,
+                         const smki_gbcs_check *ck, int r)
+{
+    char from[SMKI_EUI64_TEXT_MAX] = "", to[SMKI_EUI64_TEXT_MAX] = "";
+    smki_eui64_format(&ck->originator, SMKI_EUI64_PLAIN, from);
+    smki_eui64_format(&ck->recipient, SMKI_EUI64_PLAIN, to);
+    const char *kind = parsed ? smki_gbcs_cra_name(ck->cra) : "?";
+    const char *verdict = r < 0 ? "fail" : ck->device_to_device && !ck->signature_checked ? "d2d" : "ok";
+    if (c->json) {
+        json_arr_obj(w);
+        json_str(w, "file", file);
+        json_bool(w, "ok", r == 0);
+        json_str(w, "verdict", verdict);
+        if (parsed) {
+            json_str(w, "kind", kind);
+            json_str(w, "originator", from);
+            json_str(w, "recipient", to);
+            char code[8];
+            snprintf(code, sizeof code, "%04X", m->gsa.message_code);
+            json_str(w, "message_code", code);
+            json_int(w, "counter", (long long)m->gsa.counter);
+        }
+        json_bool(w, "signature", ck->signature_checked);
+        json_bool(w, "mac", ck->mac_checked);
+        json_bool(w, "device_to_device", ck->device_to_device);
+        if (r < 0) {
+            json_str(w, "reason", ck->reason);
+            json_key_obj(w, "error");
+            json_str(w, "code", smki_error_name(r));
+            json_str(w, "message", smki_error_msg());
+            json_close_obj(w);
+        }
+        json_close_obj(w);
+        return;
+    }
+    if (r < 0) {
+        printf("FAIL %s: %s%s%s: %s\n", file, parsed ? kind : "", parsed ? ", " : "", ck->reason, smki_error_msg());
+        return;
+    }
+    printf("%-4s %s: %s, %s (%s -> %s, code %04X, counter %" PRIu64 ")\n", verdict, file, kind, checked_name(ck), from,
+           to, m->gsa.message_code, m->gsa.counter);
+}
+
+/* Parse, verify, then the counters: a message that does not verify leaves no mark. */
+static int verify_one(const char *file, const smki_gbcs_certdir *dir, const smki_gbcs_verify_opts *o,
+                      smki_gbcs_counters *counters, smki_gbcs_msg *m, int *parsed, smki_gbcs_check *ck)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    memset(ck, 0, sizeof *ck);
+    ck->reason = "structure.malformed";
+    *parsed = 0;
+    int r = smki_gbcs_read_file(file, &buf, &len);
+    if (r == 0) r = smki_gbcs_parse(buf, len, m);
+    if (r == 0) {
+        *parsed = m->kind != SMKI_GBCS_BLOCK;
+        r = smki_gbcs_verify_message(m, dir, o, ck);
+    }
+    int marks = r == 0 && counters && (ck->signature_checked || ck->mac_checked);
+    if (marks) r = smki_gbcs_counters_check(counters, &m->gsa, &ck->reason);
+    if (r == 0 && marks) r = smki_gbcs_counters_note(counters, &m->gsa);
+    /* m points into buf: keep what the caller prints, not the bytes. */
+    if (*parsed) {
+        m->gsa.content = NULL;
+        m->gsa.other_info = NULL;
+    }
+    free(buf);
+    return r;
+}
+
 static int gbcs_verify(smki_cli *c, int argc, char **argv)
 {
     if (cli_wants_help(argc, argv, VERIFY_HELP)) return EXIT_OK;
     static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
                                          {"acb-key", required_argument, NULL, 'k'},
+                                         {"recipient-key", required_argument, NULL, 'r'},
+                                         {"counters", required_argument, NULL, 'n'},
                                          {"at", required_argument, NULL, 'a'},
                                          {NULL, 0, NULL, 0}};
-    const char *trust = NULL, *acb = NULL, *at_text = "now";
+    const char *trust = NULL, *acb = NULL, *at_text = "now", *counters_path = NULL;
+    const char *rkeys[MAX_RECIPIENT_KEYS];
+    size_t nrkeys = 0;
     int ch;
     optind = 1;
     opterr = 0;
@@ -473,84 +583,97 @@ static int gbcs_verify(smki_cli *c, int argc, char **argv)
         switch (ch) {
         case 't': trust = optarg; break;
         case 'k': acb = optarg; break;
+        case 'r':
+            if (nrkeys == MAX_RECIPIENT_KEYS)
+                return cli_usage(c, "smki gbcs verify", "at most %d --recipient-key", MAX_RECIPIENT_KEYS);
+            rkeys[nrkeys++] = optarg;
+            break;
+        case 'n': counters_path = optarg; break;
         case 'a': at_text = optarg; break;
         default: return cli_usage(c, "smki gbcs verify", "bad option '%s'", cli_bad_option(argv));
         }
     }
     if (!trust) return cli_usage(c, "smki gbcs verify", "--trust DIR is required");
     if (optind >= argc) return cli_usage(c, "smki gbcs verify", "give at least one FILE");
-    time_t at;
-    if (smki_gbcs_time_parse(at_text, &at) < 0) return cli_fail(c, SMKI_E_USAGE);
+    smki_gbcs_verify_opts o = {0};
+    if (smki_gbcs_time_parse(at_text, &o.at) < 0) return cli_fail(c, SMKI_E_USAGE);
     smki_gbcs_certdir *dir = NULL;
-    smki_key *k = NULL;
+    smki_gbcs_counters *counters = NULL;
+    smki_key *keys[MAX_RECIPIENT_KEYS + 1] = {0};
+    smki_gbcs_ka_key bound[MAX_RECIPIENT_KEYS + 1];
+    size_t nbound = 0;
     int rc = smki_gbcs_certdir_open(trust, &dir);
-    if (rc == 0 && acb) rc = cli_open_key(c, acb, &k);
-    if (rc < 0) {
-        smki_gbcs_certdir_free(dir);
-        return cli_fail(c, rc);
-    }
-    json_w w;
-    if (c->json) {
-        json_begin(&w, stdout);
-        json_key_arr(&w, "results");
-    }
-    int passed = 0, failed = 0;
-    for (int i = optind; i < argc; i++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        smki_gbcs_msg m;
-        smki_gbcs_verify_report rep;
-        memset(&rep, 0, sizeof rep);
-        int r = smki_gbcs_read_file(argv[i], &buf, &len);
-        if (r == 0) r = smki_gbcs_parse(buf, len, &m);
-        if (r == 0 && m.kind == SMKI_GBCS_CIPHERING && !k)
-            r = SMKI_FAIL(SMKI_E_USAGE, "a wrapped command: its MAC needs --acb-key");
-        if (r == 0) r = smki_gbcs_verify_command(&m, dir, k, at, &rep);
-        char signer[SMKI_EUI64_TEXT_MAX], peer[SMKI_EUI64_TEXT_MAX];
-        smki_eui64_format(&rep.signer, SMKI_EUI64_PLAIN, signer);
-        smki_eui64_format(&rep.peer, SMKI_EUI64_PLAIN, peer);
-        if (r == 0)
-            passed++;
+    if (rc == 0 && acb) rc = cli_open_key(c, acb, &o.acb_ka);
+    /* The ACB's key also checks responses addressed to the ACB, when DIR names it. */
+    if (rc == 0 && o.acb_ka) {
+        if (smki_gbcs_ka_key_bind(dir, o.acb_ka, &bound[nbound]) == 0)
+            nbound++;
         else
-            failed++;
+            smki_error_clear();
+    }
+    for (size_t i = 0; rc == 0 && i < nrkeys; i++) {
+        rc = cli_open_key(c, rkeys[i], &keys[i]);
+        if (rc == 0) rc = smki_gbcs_ka_key_bind(dir, keys[i], &bound[nbound]);
+        if (rc == 0) nbound++;
+    }
+    if (rc == 0 && counters_path) rc = smki_gbcs_counters_open(counters_path, &counters);
+    json_w w;
+    verify_totals t = {0};
+    if (rc == 0) {
+        o.recipient_keys = bound;
+        o.nrecipient_keys = nbound;
         if (c->json) {
-            json_arr_obj(&w);
-            if (r == 0) {
-                json_str(&w, "file", argv[i]);
-                json_bool(&w, "ok", 1);
-                json_bool(&w, "signature", rep.signature_checked);
-                json_bool(&w, "mac", rep.mac_checked);
-                json_str(&w, "originator", signer);
-                json_str(&w, "recipient", peer);
-                char code[8];
-                snprintf(code, sizeof code, "%04X", m.gsa.message_code);
-                json_str(&w, "message_code", code);
-                json_int(&w, "counter", (long long)m.gsa.counter);
-            } else {
-                json_file_error(&w, argv[i], r);
-            }
-            json_close_obj(&w);
-        } else if (r == 0) {
-            printf("ok   %s: %s%s%s (%s -> %s, code %04X, counter %" PRIu64 ")\n", argv[i],
-                   rep.signature_checked ? "signature" : "", rep.signature_checked && rep.mac_checked ? " and " : "",
-                   rep.mac_checked ? "MAC" : "", signer, peer, m.gsa.message_code, m.gsa.counter);
-        } else {
-            printf("FAIL %s: %s\n", argv[i], smki_error_msg());
+            json_begin(&w, stdout);
+            json_key_arr(&w, "results");
         }
-        free(buf);
+        for (int i = optind; i < argc; i++) {
+            smki_gbcs_msg m;
+            smki_gbcs_check ck;
+            int parsed = 0;
+            int r = verify_one(argv[i], dir, &o, counters, &m, &parsed, &ck);
+            verify_print(c, &w, argv[i], &m, parsed, &ck, r);
+            unsigned k = parsed && ck.cra <= 3 ? ck.cra : 0;
+            t.kinds[k][r < 0]++;
+            if (r < 0)
+                t.failed++;
+            else if (ck.device_to_device && !ck.signature_checked)
+                t.d2d++;
+            else
+                t.ok++;
+        }
+        if (counters) rc = smki_gbcs_counters_save(counters);
     }
-    if (c->json) {
+    if (c->json && (rc == 0 || t.ok + t.d2d + t.failed > 0)) {
+        /* The document is closed even when saving the counters failed (the error follows
+         * on stderr): never half a JSON document on stdout. */
         json_close_arr(&w);
-        json_bool(&w, "ok", failed == 0);
-        json_int(&w, "passed", passed);
-        json_int(&w, "failed", failed);
+        json_bool(&w, "ok", t.failed == 0 && rc == 0);
+        json_int(&w, "passed", t.ok + t.d2d);
+        json_int(&w, "verified", t.ok);
+        json_int(&w, "device_to_device", t.d2d);
+        json_int(&w, "failed", t.failed);
+        static const char *names[4] = {"unparsed", "commands", "responses", "alerts"};
+        json_key_obj(&w, "by_kind");
+        for (int k = 0; k < 4; k++) {
+            json_key_obj(&w, names[k]);
+            json_int(&w, "passed", t.kinds[k][0]);
+            json_int(&w, "failed", t.kinds[k][1]);
+            json_close_obj(&w);
+        }
+        json_close_obj(&w);
         json_end(&w);
-    } else {
-        printf("%d passed, %d failed\n", passed, failed);
+    } else if (rc == 0) {
+        printf("%d passed, %d failed (%d verified, %d device-to-device; commands %d/%d, responses %d/%d, alerts "
+               "%d/%d passed)\n",
+               t.ok + t.d2d, t.failed, t.ok, t.d2d, t.kinds[1][0], t.kinds[1][0] + t.kinds[1][1], t.kinds[2][0],
+               t.kinds[2][0] + t.kinds[2][1], t.kinds[3][0], t.kinds[3][0] + t.kinds[3][1]);
     }
-    smki_key_free(k);
+    smki_gbcs_counters_free(counters);
+    for (size_t i = 0; i < nrkeys; i++) smki_key_free(keys[i]);
+    smki_key_free(o.acb_ka);
     smki_gbcs_certdir_free(dir);
-    return failed ? EXIT_REFUSED : EXIT_OK;
+    if (rc < 0) return cli_fail(c, rc);
+    return t.failed ? EXIT_REFUSED : EXIT_OK;
 }
 
 int cmd_gbcs(smki_cli *c, int argc, char **argv)
@@ -558,7 +681,7 @@ int cmd_gbcs(smki_cli *c, int argc, char **argv)
     static const cli_cmd table[] = {
         {"inspect", gbcs_inspect, "print every field of GBCS message files (--json)"},
         {"sign", gbcs_sign, "sign a pre-command as the organisation of a DS certificate"},
-        {"verify", gbcs_verify, "verify commands: signature (DS certificate) and MAC (ACB KA key)"},
+        {"verify", gbcs_verify, "verify commands, responses and alerts: signatures and MACs"},
         {"gateway", cmd_gbcs_gateway, "the DCC User Gateway's checks, registry, thresholds, quarantine"},
         {NULL, NULL, NULL},
     };

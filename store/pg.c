@@ -1,0 +1,944 @@
+/* pg: the store on PostgreSQL, for a CA whose records a standby and read replicas
+ * share. Each named database is a table (k bytea, v bytea) in the connection's
+ * schema, ordered as LMDB orders keys (bytea compares as memcmp, then length);
+ * writes run under one transaction-scoped advisory lock, so one writer at a time
+ * as under LMDB, and reads see one snapshot (REPEATABLE READ). */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <libpq-fe.h>
+
+#include "store_private.h"
+
+#define CATALOG "smki_dbs"
+/* The advisory locks' first key ("smki"); the second is the schema's hash, so stores
+ * in different schemas of one database do not wait for each other. */
+#define LOCK_WRITE "1936419689"
+#define LOCK_MAINT "1936419690"
+#define SCAN_PAGE 128
+#define MAX_NAME 48
+/* Re-runs of a write whose connection was lost, or that met a serialization failure,
+ * before anything of it was committed. */
+#define MAX_RETRIES 3
+
+enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
+       OP_SCAN_AFTER_PAIR, OP_COUNT_OF_OPS };
+
+typedef struct pg_conn {
+    PGconn *conn;
+    int is_standby;
+    uint32_t *prepared; /* per database: a bit per OP_ whose statement this session has */
+    struct pg_conn *next;
+} pg_conn;
+
+typedef struct {
+    unsigned flags;
+    char table[2 * MAX_NAME + 8]; /* quoted identifier */
+} pg_db;
+
+struct pg_store {
+    char *conninfo;
+    char *label; /* the store's location for messages */
+    int read_only;
+    pid_t pid;
+    pthread_mutex_t mu; /* guards idle */
+    pg_conn *idle;
+    pg_db *dbs; /* max_dbs entries, filled in order; ndbs published after the entry */
+    _Atomic size_t ndbs;
+    size_t max_dbs;
+    PGconn *maint; /* holds the session advisory lock of smki_store_lock_exclusive */
+};
+
+struct pg_txn {
+    pg_store *p;
+    pg_conn *c;
+    int is_write;
+    int lost;   /* the connection failed: nothing of this transaction was committed */
+    int retry;  /* a serialization failure or deadlock: the server rolled it back */
+    int failed; /* a statement failed: the transaction cannot commit */
+    PGresult **kept; /* results whose values smki_txn_get handed out */
+    size_t nkept, kept_cap;
+};
+
+/* ---- Messages ------------------------------------------------------------------- */
+
+/* libpq's message on one line, in buf. */
+static const char *one_line(const char *msg, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", msg ? msg : "");
+    for (char *c = buf; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
+    size_t n = strlen(buf);
+    while (n && buf[n - 1] == ' ') buf[--n] = '\0';
+    return buf;
+}
+
+/* Where the server is, for messages: "socket directory /x port 5432" or "host h port p". */
+static const char *server_words(PGconn *c, char *buf, size_t cap)
+{
+    const char *host = c ? PQhost(c) : NULL, *port = c ? PQport(c) : NULL;
+    if (!host || !*host) host = "/var/run/postgresql";
+    snprintf(buf, cap, "%s %s port %s", host[0] == '/' ? "socket directory" : "host", host,
+             port && *port ? port : "5432");
+    return buf;
+}
+
+static int standby_refusal(pg_store *p, PGconn *c)
+{
+    char where[300];
+    return SMKI_FAIL(SMKI_E_REFUSED,
+                     "store %s: the PostgreSQL server at %s is a standby (in recovery, read-only): this is a standby; "
+                     "writes go to the primary. Point [store] conninfo at the primary, or list both hosts with "
+                     "target_session_attrs=read-write",
+                     p->label, server_words(c, where, sizeof where));
+}
+
+static int fail_connect(pg_store *p, PGconn *c)
+{
+    char msg[512], where[300];
+    one_line(PQerrorMessage(c), msg, sizeof msg);
+    server_words(c, where, sizeof where);
+    if (PQconnectionNeedsPassword(c) || strstr(msg, "authentication failed") || strstr(msg, "no pg_hba.conf entry") ||
+        strstr(msg, "password"))
+        return SMKI_FAIL(SMKI_E_REFUSED,
+                         "store %s: the PostgreSQL server at %s refused the login (%s); check the user in [store] "
+                         "conninfo, the server's pg_hba.conf, and the password file (passfile= or PGPASSFILE)",
+                         p->label, where, msg);
+    if (strstr(msg, "does not exist"))
+        return SMKI_FAIL(SMKI_E_NOTFOUND,
+                         "store %s: the PostgreSQL server at %s has no such database or role (%s); create it "
+                         "(createdb, createuser) or correct [store] conninfo",
+                         p->label, where, msg);
+    return SMKI_FAIL(SMKI_E_STORE,
+                     "store %s: cannot reach the PostgreSQL server at %s (%s); check that it runs (pg_isready), that "
+                     "it listens there (listen_addresses, unix_socket_directories, port) and [store] conninfo",
+                     p->label, where, msg);
+}
+
+static int is_lost_state(const char *state)
+{
+    return state && (strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 || strcmp(state, "57P02") == 0 ||
+                     strcmp(state, "57P03") == 0);
+}
+
+/* A statement's failure (r may be NULL); clears r. */
+static int fail_result(pg_txn *t, PGresult *r, const char *doing)
+{
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char msg[512], where[300];
+    one_line(r ? PQresultErrorMessage(r) : PQerrorMessage(t->c->conn), msg, sizeof msg);
+    if (!*msg) one_line(PQerrorMessage(t->c->conn), msg, sizeof msg);
+    server_words(t->c->conn, where, sizeof where);
+    int rc;
+    t->failed = 1;
+    if (PQstatus(t->c->conn) == CONNECTION_BAD || is_lost_state(state)) {
+        t->lost = 1;
+        rc = SMKI_FAIL(SMKI_E_STORE,
+                       "store %s: the connection to the PostgreSQL server at %s was lost while trying to %s (%s); "
+                       "nothing of this transaction was committed",
+                       t->p->label, where, doing, msg);
+    } else if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0)) {
+        t->retry = 1;
+        rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL rolled back a transaction trying to %s (%s)", t->p->label,
+                       doing, msg);
+    } else if (state && strcmp(state, "25006") == 0) {
+        rc = standby_refusal(t->p, t->c->conn);
+    } else {
+        rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL at %s failed to %s (%s)", t->p->label, where, doing, msg);
+    }
+    PQclear(r);
+    return rc;
+}
+
+static int result_ok(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* ---- Connections ------------------------------------------------------------------- */
+
+static void conn_free(pg_conn *c)
+{
+    if (!c) return;
+    if (c->conn) PQfinish(c->conn);
+    free(c->prepared);
+    free(c);
+}
+
+/* The server's notices ("relation ... already exists, skipping") are not for the user. */
+static void ignore_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message;
+}
+
+static int conn_open(pg_store *p, pg_conn **out)
+{
+    char app[64];
+    snprintf(app, sizeof app, "smki pid %ld", (long)getpid());
+    /* Later entries win, so the configuration's own settings override these. */
+    const char *const keys[] = {"fallback_application_name", "connect_timeout", "dbname", NULL};
+    const char *const vals[] = {app, "10", p->conninfo, NULL};
+    pg_conn *c = calloc(1, sizeof *c);
+    ENSURE(c, SMKI_E_NOMEM, "out of memory connecting store %s", p->label);
+    c->prepared = calloc(p->max_dbs, sizeof *c->prepared);
+    c->conn = PQconnectdbParams(keys, vals, 1);
+    int rc = 0;
+    ENSURE_GOTO(c->prepared && c->conn, SMKI_E_NOMEM, fail, "out of memory connecting store %s", p->label);
+    if (PQstatus(c->conn) != CONNECTION_OK) {
+        rc = fail_connect(p, c->conn);
+        goto fail;
+    }
+    PGresult *r = PQexec(c->conn, "SELECT pg_is_in_recovery()::int, (current_schema() IS NOT NULL)::int");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        pg_txn t = {.p = p, .c = c};
+        rc = fail_result(&t, r, "read the server's state");
+        goto fail;
+    }
+    PQsetNoticeProcessor(c->conn, ignore_notice, NULL);
+    c->is_standby = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    int has_schema = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
+    PQclear(r);
+    ENSURE_GOTO(has_schema, SMKI_E_NOTFOUND, fail,
+                "store %s: the connection has no schema to keep its tables in (search_path names none that exists); "
+                "create the schema (CREATE SCHEMA) or correct options= in [store] conninfo",
+                p->label);
+    *out = c;
+    return 0;
+fail:
+    conn_free(c);
+    return rc;
+}
+
+/* Every idle connection: after one was found dead, the others (to the same server)
+ * likely are too. */
+static void drop_idle(pg_store *p)
+{
+    pthread_mutex_lock(&p->mu);
+    pg_conn *c = p->idle;
+    p->idle = NULL;
+    pthread_mutex_unlock(&p->mu);
+    while (c) {
+        pg_conn *next = c->next;
+        conn_free(c);
+        c = next;
+    }
+}
+
+static int conn_acquire(pg_store *p, pg_conn **out)
+{
+    pthread_mutex_lock(&p->mu);
+    pg_conn *c = p->idle;
+    if (c) p->idle = c->next;
+    pthread_mutex_unlock(&p->mu);
+    if (c) {
+        c->next = NULL;
+        *out = c;
+        return 0;
+    }
+    return conn_open(p, out);
+}
+
+static void conn_release(pg_store *p, pg_conn *c)
+{
+    if (PQstatus(c->conn) != CONNECTION_OK || PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
+        conn_free(c);
+        return;
+    }
+    pthread_mutex_lock(&p->mu);
+    c->next = p->idle;
+    p->idle = c;
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- Opening ------------------------------------------------------------------------- */
+
+/* A password belongs in a password file, never in the configuration, where it would
+ * reach command lines, logs and messages that name the store. */
+static int refuse_password(const char *conninfo, const char *label)
+{
+    char *err = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+    if (!opts) {
+        char msg[300];
+        one_line(err ? err : "out of memory", msg, sizeof msg);
+        PQfreemem(err);
+        return SMKI_FAIL(SMKI_E_USAGE, "store %s: [store] conninfo is not a libpq connection string (%s)", label, msg);
+    }
+    int has_password = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, "password") == 0 && o->val && *o->val) has_password = 1;
+    PQconninfoFree(opts);
+    ENSURE(!has_password, SMKI_E_USAGE,
+           "store %s: [store] conninfo holds a password; put it in a password file (passfile=PATH in conninfo, or "
+           "PGPASSFILE) instead",
+           "postgresql:(conninfo not shown)");
+    return 0;
+}
+
+int pg_store_open(const char *conninfo, const char *label, int read_only, unsigned max_dbs, pg_store **out)
+{
+    *out = NULL;
+    GUARD(refuse_password(conninfo, label));
+    pg_store *p = calloc(1, sizeof *p);
+    ENSURE(p, SMKI_E_NOMEM, "out of memory opening store %s", label);
+    pthread_mutex_init(&p->mu, NULL);
+    p->read_only = read_only;
+    p->pid = getpid();
+    p->max_dbs = max_dbs;
+    p->conninfo = strdup(conninfo);
+    p->label = strdup(label);
+    p->dbs = calloc(max_dbs, sizeof *p->dbs);
+    int rc = 0;
+    ENSURE_GOTO(p->conninfo && p->label && p->dbs, SMKI_E_NOMEM, fail, "out of memory opening store %s", label);
+    /* Connect now, so that an unreachable server or a refused login is the open's error. */
+    pg_conn *c = NULL;
+    GUARD_GOTO(conn_open(p, &c), fail);
+    conn_release(p, c);
+    *out = p;
+    return 0;
+fail:
+    pg_store_close(p);
+    return rc;
+}
+
+void pg_store_close(pg_store *p)
+{
+    if (!p) return;
+    /* A forked child must leave its parent's sessions alone: PQfinish would end them. */
+    if (p->pid == getpid()) {
+        pg_store_unlock(p);
+        drop_idle(p);
+    }
+    pthread_mutex_destroy(&p->mu);
+    free(p->dbs);
+    free(p->conninfo);
+    free(p->label);
+    free(p);
+}
+
+int pg_store_exists(const char *conninfo, const char *label)
+{
+    GUARD(refuse_password(conninfo, label));
+    pg_store tmp = {.conninfo = (char *)conninfo, .label = (char *)label, .max_dbs = 1};
+    pg_conn *c = NULL;
+    GUARD(conn_open(&tmp, &c));
+    PGresult *r = PQexec(c->conn, "SELECT (to_regclass('" CATALOG "') IS NOT NULL)::int");
+    int rc;
+    if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+        rc = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+        PQclear(r);
+    } else {
+        pg_txn t = {.p = &tmp, .c = c};
+        rc = fail_result(&t, r, "look for the store's catalog");
+    }
+    conn_free(c);
+    return rc;
+}
+
+/* ---- Transactions ------------------------------------------------------------------- */
+
+static int txn_exec(pg_txn *t, const char *sql, const char *doing)
+{
+    PGresult *r = PQexec(t->c->conn, sql);
+    if (!r || !result_ok(r)) return fail_result(t, r, doing);
+    PQclear(r);
+    return 0;
+}
+
+static int txn_begin(pg_txn *t)
+{
+    if (t->is_write)
+        /* READ COMMITTED: each statement after the lock sees every commit before it,
+         * as LMDB's writer sees the last commit. */
+        return txn_exec(t,
+                        "BEGIN ISOLATION LEVEL READ COMMITTED; "
+                        "SELECT pg_advisory_xact_lock(" LOCK_WRITE ", hashtext(current_schema()))",
+                        "begin a write");
+    return txn_exec(t, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin a read");
+}
+
+static void txn_finish(pg_txn *t)
+{
+    for (size_t i = 0; i < t->nkept; i++) PQclear(t->kept[i]);
+    free(t->kept);
+    t->kept = NULL;
+    t->nkept = t->kept_cap = 0;
+    if (PQstatus(t->c->conn) == CONNECTION_OK && PQtransactionStatus(t->c->conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(t->c->conn, "ROLLBACK");
+        PQclear(r);
+    }
+    if (t->lost) {
+        conn_free(t->c);
+        drop_idle(t->p);
+    } else {
+        conn_release(t->p, t->c);
+    }
+    t->c = NULL;
+}
+
+/* 0 committed; negative not committed (t->retry: may be re-run) or outcome unknown. */
+static int txn_commit(pg_txn *t)
+{
+    PGresult *r = PQexec(t->c->conn, "COMMIT");
+    if (r && PQresultStatus(r) == PGRES_COMMAND_OK) {
+        /* COMMIT of a transaction a statement spoilt answers ROLLBACK, not an error. */
+        int committed = strcmp(PQcmdStatus(r), "COMMIT") == 0;
+        PQclear(r);
+        ENSURE(committed, SMKI_E_STORE, "store %s: PostgreSQL rolled the transaction back instead of committing it",
+               t->p->label);
+        return 0;
+    }
+    const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(t->c->conn) == CONNECTION_BAD || is_lost_state(state)) {
+        char where[300], msg[512];
+        one_line(PQerrorMessage(t->c->conn), msg, sizeof msg);
+        PQclear(r);
+        t->lost = 1;
+        t->failed = 1;
+        return SMKI_FAIL(SMKI_E_STORE,
+                         "store %s: the connection to the PostgreSQL server at %s was lost while committing (%s); "
+                         "whether this write was committed is unknown, so it was not re-run: check the store (smki "
+                         "audit verify, or look the record up) before repeating it",
+                         t->p->label, server_words(t->c->conn, where, sizeof where), msg);
+    }
+    int rc = fail_result(t, r, "commit");
+    t->lost = 0; /* only a loss during the commit itself leaves the outcome unknown */
+    return rc;
+}
+
+int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void *arg, uint32_t *new_schema)
+{
+    *new_schema = 0;
+    for (int attempt = 0;; attempt++) {
+        pg_txn pt = {.p = p, .is_write = is_write};
+        int arc = conn_acquire(p, &pt.c);
+        if (arc < 0 && attempt > 0)
+            return smki_error_wrap("the connection to the PostgreSQL server was lost mid-transaction (nothing of it "
+                                   "was committed) and connecting again failed");
+        GUARD(arc);
+        if (is_write && pt.c->is_standby) {
+            int rc = standby_refusal(p, pt.c->conn);
+            conn_release(p, pt.c);
+            return rc;
+        }
+        int rc = txn_begin(&pt);
+        smki_txn t = {.s = s, .pg = &pt, .is_write = is_write};
+        if (rc == 0) {
+            store_txn_enter(&t);
+            rc = fn(&t, arg);
+            store_txn_leave(&t);
+        }
+        if ((pt.lost || pt.retry) && attempt < MAX_RETRIES) { /* nothing was committed: run it again */
+            txn_finish(&pt);
+            usleep(20000u << attempt);
+            continue;
+        }
+        if (rc >= 0 && pt.failed)
+            rc = SMKI_FAIL(SMKI_E_STORE, "store %s: a statement of this transaction failed; nothing was written",
+                           p->label);
+        if (rc < 0) {
+            txn_finish(&pt);
+            return rc;
+        }
+        int crc = txn_commit(&pt);
+        int lost_in_commit = pt.lost;
+        if (crc < 0 && pt.retry && !lost_in_commit && attempt < MAX_RETRIES) {
+            txn_finish(&pt);
+            usleep(20000u << attempt);
+            continue;
+        }
+        txn_finish(&pt);
+        if (crc < 0) return crc;
+        *new_schema = t.new_schema;
+        return rc;
+    }
+}
+
+/* ---- Named databases ------------------------------------------------------------------ */
+
+static int check_name(pg_store *p, const char *name)
+{
+    size_t n = strlen(name);
+    ENSURE(n <= MAX_NAME, SMKI_E_USAGE, "store %s: database name %.64s is longer than %d characters", p->label, name,
+           MAX_NAME);
+    for (size_t i = 0; i < n; i++)
+        ENSURE(name[i] > ' ' && name[i] < 0x7f && name[i] != '"', SMKI_E_USAGE,
+               "store %s: database name %.64s has a character PostgreSQL names cannot hold here", p->label, name);
+    return 0;
+}
+
+/* The catalog's flags for name: 1 found (into *flags), 0 absent, negative on error. */
+static int catalog_lookup(pg_txn *t, const char *name, unsigned *flags)
+{
+    PGresult *r = PQexec(t->c->conn, "SELECT (to_regclass('" CATALOG "') IS NOT NULL)::int");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) return fail_result(t, r, "look for the catalog");
+    int has_catalog = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    if (!has_catalog) return 0;
+    const char *params[1] = {name};
+    r = PQexecParams(t->c->conn, "SELECT dupsort::int FROM " CATALOG " WHERE name = $1", 1, NULL, params, NULL,
+                     NULL, 0);
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) return fail_result(t, r, "read the catalog");
+    int found = PQntuples(r) == 1;
+    if (found) *flags = strcmp(PQgetvalue(r, 0, 0), "1") == 0 ? SMKI_DB_DUPSORT : 0;
+    PQclear(r);
+    return found;
+}
+
+static int create_db(pg_txn *t, const char *name, const char *table, unsigned flags)
+{
+    GUARD(txn_exec(t, "CREATE TABLE IF NOT EXISTS " CATALOG " (name text PRIMARY KEY, dupsort boolean NOT NULL)",
+                   "create the catalog"));
+    char sql[400];
+    snprintf(sql, sizeof sql, "CREATE TABLE %s (k bytea NOT NULL, v bytea NOT NULL, PRIMARY KEY (k%s))", table,
+             (flags & SMKI_DB_DUPSORT) ? ", v" : "");
+    GUARD(txn_exec(t, sql, "create a database"));
+    const char *params[2] = {name, (flags & SMKI_DB_DUPSORT) ? "true" : "false"};
+    PGresult *r = PQexecParams(t->c->conn, "INSERT INTO " CATALOG " (name, dupsort) VALUES ($1, $2)", 2, NULL, params,
+                               NULL, NULL, 0);
+    if (!r || !result_ok(r)) return fail_result(t, r, "record a database in the catalog");
+    PQclear(r);
+    return 0;
+}
+
+static const char *dup_words(unsigned flags)
+{
+    return (flags & SMKI_DB_DUPSORT) ? "with sorted duplicates" : "without duplicates";
+}
+
+/* Find (or, in a write, create) the database; 1 found or made, 0 absent. */
+static int find_or_create(pg_txn *t, const char *name, const char *table, unsigned flags)
+{
+    unsigned have = 0;
+    int found = catalog_lookup(t, name, &have);
+    GUARD(found);
+    if (found && have != flags)
+        return SMKI_FAIL(SMKI_E_USAGE, "database %s of store %s is %s; asked for one %s", name, t->p->label,
+                         dup_words(have), dup_words(flags));
+    if (found || !t->is_write) return found;
+    GUARD(create_db(t, name, table, flags));
+    return 1;
+}
+
+int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
+{
+    GUARD(check_name(p, name));
+    size_t n = atomic_load(&p->ndbs);
+    ENSURE(n < p->max_dbs, SMKI_E_STORE, "store %s cannot open database %s: all %zu database slots are in use",
+           p->label, name, p->max_dbs);
+    char kv[MAX_NAME + 8];
+    snprintf(kv, sizeof kv, "kv_%s", name);
+    pg_db d = {.flags = flags};
+    snprintf(d.table, sizeof d.table, "\"%s\"", kv); /* check_name kept quotes out */
+    /* Look first in a read, so that opening what exists works on a standby. */
+    for (int is_write = 0; is_write < 2; is_write++) {
+        pg_txn t = {.p = p, .is_write = is_write};
+        GUARD(conn_acquire(p, &t.c));
+        if (is_write && t.c->is_standby) {
+            int rc = standby_refusal(p, t.c->conn);
+            conn_release(p, t.c);
+            return rc;
+        }
+        int rc = txn_begin(&t);
+        if (rc == 0) rc = find_or_create(&t, name, d.table, flags);
+        if (rc == 1 && is_write) {
+            int crc = txn_commit(&t);
+            if (crc < 0) rc = crc;
+        }
+        txn_finish(&t);
+        if (rc < 0) return rc;
+        if (rc == 1) break;
+        if (p->read_only)
+            return SMKI_FAIL(SMKI_E_NOTFOUND, "store %s has no database %s (and is open read-only)", p->label, name);
+    }
+    p->dbs[n] = d;
+    atomic_store(&p->ndbs, n + 1);
+    *out = (smki_db)n;
+    return 0;
+}
+
+int pg_store_count_dbs(pg_store *p, size_t *out)
+{
+    pg_txn t = {.p = p};
+    GUARD(conn_acquire(p, &t.c));
+    int rc = txn_begin(&t);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        r = PQexec(t.c->conn, "SELECT count(*) FROM " CATALOG);
+        if (r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+            *out = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+            PQclear(r);
+        } else {
+            rc = fail_result(&t, r, "read the catalog");
+        }
+    }
+    txn_finish(&t);
+    return rc;
+}
+
+/* ---- Records ---------------------------------------------------------------------------- */
+
+static const pg_db *db_at(pg_txn *t, smki_db db)
+{
+    return db < atomic_load(&t->p->ndbs) ? &t->p->dbs[db] : NULL;
+}
+
+static void op_sql(int op, const pg_db *d, char *sql, size_t cap)
+{
+    const char *T = d->table;
+    int dup = (d->flags & SMKI_DB_DUPSORT) != 0;
+    const char *order = dup ? "k, v" : "k";
+    switch (op) {
+    case OP_GET: snprintf(sql, cap, "SELECT v FROM %s WHERE k = $1 ORDER BY %s LIMIT 1", T, order); break;
+    case OP_PUT:
+        if (dup)
+            snprintf(sql, cap, "INSERT INTO %s (k, v) VALUES ($1, $2) ON CONFLICT DO NOTHING", T);
+        else
+            snprintf(sql, cap, "INSERT INTO %s (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v", T);
+        break;
+    case OP_PUT_NEW:
+        /* LMDB's MDB_NOOVERWRITE refuses a key that has any value, in a DUPSORT database too. */
+        if (dup)
+            snprintf(sql, cap,
+                     "INSERT INTO %s (k, v) SELECT $1::bytea, $2::bytea WHERE NOT EXISTS (SELECT 1 FROM %s WHERE k = "
+                     "$1) ON CONFLICT DO NOTHING",
+                     T, T);
+        else
+            snprintf(sql, cap, "INSERT INTO %s (k, v) VALUES ($1, $2) ON CONFLICT DO NOTHING", T);
+        break;
+    case OP_DEL: snprintf(sql, cap, "DELETE FROM %s WHERE k = $1", T); break;
+    case OP_DEL_DUP: snprintf(sql, cap, "DELETE FROM %s WHERE k = $1 AND v = $2", T); break;
+    case OP_COUNT: snprintf(sql, cap, "SELECT count(*) FROM %s", T); break;
+    case OP_CLEAR: snprintf(sql, cap, "DELETE FROM %s", T); break;
+    case OP_SEEK: snprintf(sql, cap, "SELECT k FROM %s WHERE k >= $1 ORDER BY k LIMIT 1", T); break;
+    case OP_SCAN_FROM:
+        snprintf(sql, cap, "SELECT k, v FROM %s WHERE k >= $1 ORDER BY %s LIMIT %d", T, order, SCAN_PAGE);
+        break;
+    case OP_SCAN_AFTER_KEY:
+        snprintf(sql, cap, "SELECT k, v FROM %s WHERE k > $1 ORDER BY %s LIMIT %d", T, order, SCAN_PAGE);
+        break;
+    default: /* OP_SCAN_AFTER_PAIR, DUPSORT only */
+        snprintf(sql, cap, "SELECT k, v FROM %s WHERE (k, v) > ($1, $2) ORDER BY k, v LIMIT %d", T, SCAN_PAGE);
+        break;
+    }
+}
+
+/* Runs a statement of db (prepared once per session). Values are bytea, binary; the
+ * result is binary except for counts. NULL with the error recorded on failure. */
+static PGresult *run_op(pg_txn *t, smki_db db, int op, int n, const void *const *vals, const size_t *lens,
+                        const char *doing)
+{
+    const pg_db *d = db_at(t, db);
+    if (!d) {
+        SMKI_FAIL(SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label,
+                  db);
+        return NULL;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "smki_%u_%d", db, op);
+    if (!(t->c->prepared[db] & (1u << op))) {
+        char sql[600];
+        op_sql(op, d, sql, sizeof sql);
+        PGresult *r = PQprepare(t->c->conn, name, sql, n, NULL);
+        if (!r || !result_ok(r)) {
+            fail_result(t, r, doing);
+            return NULL;
+        }
+        PQclear(r);
+        t->c->prepared[db] |= 1u << op;
+    }
+    const char *pv[3];
+    int pl[3], pf[3] = {1, 1, 1};
+    for (int i = 0; i < n; i++) {
+        pv[i] = lens[i] ? vals[i] : ""; /* NULL would be SQL NULL, not an empty value */
+        pl[i] = (int)lens[i];
+    }
+    PGresult *r = PQexecPrepared(t->c->conn, name, n, pv, pl, pf, op == OP_COUNT ? 0 : 1);
+    if (!r || !result_ok(r)) {
+        fail_result(t, r, doing);
+        return NULL;
+    }
+    return r;
+}
+
+static int fail_op(void) { return smki_error_code() ? smki_error_code() : SMKI_E_STORE; }
+
+int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
+{
+    const void *v[2] = {key, val};
+    size_t l[2] = {klen, vlen};
+    PGresult *r = run_op(t, db, (flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT, 2, v, l, "write");
+    if (!r) return fail_op();
+    int wrote = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return (flags & SMKI_PUT_NOOVERWRITE) && !wrote ? SMKI_E_EXISTS : 0;
+}
+
+int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    if (t->nkept == t->kept_cap) {
+        size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
+        PGresult **grown = realloc(t->kept, cap * sizeof *grown);
+        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+        t->kept = grown;
+        t->kept_cap = cap;
+    }
+    const void *v[1] = {key};
+    size_t l[1] = {klen};
+    PGresult *r = run_op(t, db, OP_GET, 1, v, l, "read");
+    if (!r) return fail_op();
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return SMKI_FAIL(SMKI_E_NOTFOUND, "no such record");
+    }
+    t->kept[t->nkept++] = r; /* *val stays valid until the transaction ends, as under LMDB */
+    *val = PQgetvalue(r, 0, 0);
+    *vlen = (size_t)PQgetlength(r, 0, 0);
+    return 0;
+}
+
+static int run_delete(pg_txn *t, smki_db db, int op, int n, const void *const *v, const size_t *l)
+{
+    PGresult *r = run_op(t, db, op, n, v, l, "delete");
+    if (!r) return fail_op();
+    int deleted = strcmp(PQcmdTuples(r), "0") != 0;
+    PQclear(r);
+    return deleted ? 0 : SMKI_FAIL(SMKI_E_NOTFOUND, op == OP_DEL ? "no such record" : "no such value under that key");
+}
+
+int pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen)
+{
+    const void *v[1] = {key};
+    size_t l[1] = {klen};
+    return run_delete(t, db, OP_DEL, 1, v, l);
+}
+
+int pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    const pg_db *d = db_at(t, db);
+    ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label, db);
+    ENSURE(d->flags & SMKI_DB_DUPSORT, SMKI_E_USAGE, "store %s: removing one value needs a DUPSORT database",
+           t->p->label);
+    const void *v[2] = {key, val};
+    size_t l[2] = {klen, vlen};
+    return run_delete(t, db, OP_DEL_DUP, 2, v, l);
+}
+
+typedef struct {
+    uint8_t key[512];
+    size_t klen;
+    uint8_t *val;
+    size_t vlen, vcap;
+} scan_pos;
+
+static int remember(scan_pos *at, const char *k, size_t kl, const char *v, size_t vl)
+{
+    ENSURE(kl <= sizeof at->key, SMKI_E_CORRUPT, "a stored key of %zu octets, longer than any smki writes", kl);
+    memcpy(at->key, k, kl);
+    at->klen = kl;
+    if (vl > at->vcap) {
+        uint8_t *grown = realloc(at->val, vl);
+        ENSURE(grown, SMKI_E_NOMEM, "out of memory scanning a store");
+        at->val = grown;
+        at->vcap = vl;
+    }
+    if (vl) memcpy(at->val, v, vl);
+    at->vlen = vl;
+    return 0;
+}
+
+int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
+{
+    const pg_db *d = db_at(t, db);
+    ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label, db);
+    int dup = (d->flags & SMKI_DB_DUPSORT) != 0;
+    scan_pos at = {.klen = 0};
+    int rc = 0, done = 0, skipping = 0, op = OP_SCAN_FROM;
+    while (!done && rc == 0) {
+        const void *v[2] = {prefix, NULL};
+        size_t l[2] = {plen, 0};
+        int n = 1;
+        if (op != OP_SCAN_FROM) {
+            v[0] = at.key;
+            l[0] = at.klen;
+        }
+        if (op == OP_SCAN_AFTER_PAIR) {
+            v[1] = at.val;
+            l[1] = at.vlen;
+            n = 2;
+        }
+        PGresult *r = run_op(t, db, op, n, v, l, "read");
+        if (!r) {
+            rc = fail_op();
+            break;
+        }
+        int rows = PQntuples(r);
+        for (int i = 0; i < rows && rc == 0; i++) {
+            const char *k = PQgetvalue(r, i, 0), *val = PQgetvalue(r, i, 1);
+            size_t kl = (size_t)PQgetlength(r, i, 0), vl = (size_t)PQgetlength(r, i, 1);
+            if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) {
+                done = 1;
+                break;
+            }
+            if (skipping && kl == at.klen && memcmp(k, at.key, kl) == 0) continue;
+            skipping = 0;
+            rc = remember(&at, k, kl, val, vl);
+            if (rc < 0) break;
+            rc = fn(k, kl, val, vl, arg);
+            if (rc == SMKI_SCAN_NEXT_KEY) {
+                skipping = 1;
+                rc = 0;
+            } else if (rc != 0) {
+                done = 1;
+            }
+        }
+        PQclear(r);
+        if (rows < SCAN_PAGE) done = 1;
+        op = dup && !skipping ? OP_SCAN_AFTER_PAIR : OP_SCAN_AFTER_KEY;
+    }
+    free(at.val);
+    return rc < 0 ? rc : 0;
+}
+
+int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
+{
+    const void *v[1] = {from};
+    size_t l[1] = {flen};
+    PGresult *r = run_op(t, db, OP_SEEK, 1, v, l, "read");
+    if (!r) return fail_op();
+    int rc = 0;
+    if (PQntuples(r) == 0) {
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no such record");
+    } else if ((size_t)PQgetlength(r, 0, 0) > cap) {
+        rc = SMKI_FAIL(SMKI_E_CORRUPT, "store %s: a key of %d octets where at most %zu were expected", t->p->label,
+                       PQgetlength(r, 0, 0), cap);
+    } else {
+        *klen = (size_t)PQgetlength(r, 0, 0);
+        memcpy(key, PQgetvalue(r, 0, 0), *klen);
+    }
+    PQclear(r);
+    return rc;
+}
+
+int pg_txn_count(pg_txn *t, smki_db db, size_t *count)
+{
+    PGresult *r = run_op(t, db, OP_COUNT, 0, NULL, NULL, "count");
+    if (!r) return fail_op();
+    *count = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+int pg_txn_clear(pg_txn *t, smki_db db)
+{
+    /* DELETE, not TRUNCATE: TRUNCATE would lock readers out until the commit. */
+    PGresult *r = run_op(t, db, OP_CLEAR, 0, NULL, NULL, "clear");
+    if (!r) return fail_op();
+    PQclear(r);
+    return 0;
+}
+
+/* ---- The maintenance lock ---------------------------------------------------------------- */
+
+/* 1 taken, 0 held by another session, negative on error. */
+static int try_maint_lock(pg_store *p, pg_conn *c)
+{
+    PGresult *r = PQexec(c->conn, "SELECT pg_try_advisory_lock(" LOCK_MAINT ", hashtext(current_schema()))::int");
+    if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+        pg_txn t = {.p = p, .c = c};
+        return fail_result(&t, r, "take the maintenance lock");
+    }
+    int got = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
+    PQclear(r);
+    return got;
+}
+
+/* Who holds the maintenance lock, into who; 0 if nobody does (any more). */
+static int maint_holder(pg_conn *c, char *who, size_t cap)
+{
+    /* The session's application_name says "smki pid N". */
+    PGresult *r = PQexec(c->conn, "SELECT coalesce(a.application_name, ''), l.pid FROM pg_locks l "
+                                  "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND "
+                                  "l.granted AND l.classid = " LOCK_MAINT "::oid AND l.objid = "
+                                  "(hashtext(current_schema())::bigint & 4294967295)::oid AND l.objsubid = 2 LIMIT 1");
+    int found = r && PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+    if (found) {
+        char app[200];
+        long pid = 0;
+        one_line(PQgetvalue(r, 0, 0), app, sizeof app);
+        if (sscanf(app, "smki pid %ld", &pid) == 1)
+            snprintf(who, cap, "process %ld (its PostgreSQL session, server pid %s)", pid, PQgetvalue(r, 0, 1));
+        else
+            snprintf(who, cap, "the session '%s' (server pid %s, pg_locks)", app, PQgetvalue(r, 0, 1));
+    }
+    PQclear(r);
+    return found;
+}
+
+int pg_store_lock_exclusive(pg_store *p)
+{
+    if (p->maint) return 0;
+    pg_conn *c = NULL;
+    GUARD(conn_open(p, &c));
+    /* The holder may let go between the try and the question who it is. */
+    for (int attempt = 0; attempt < 8; attempt++) {
+        int got = try_maint_lock(p, c);
+        if (got < 0) {
+            conn_free(c);
+            return got;
+        }
+        if (got) {
+            p->maint = c->conn; /* the session holds the lock; closing it lets go */
+            c->conn = NULL;
+            conn_free(c);
+            return 0;
+        }
+        char who[300];
+        if (maint_holder(c, who, sizeof who)) {
+            conn_free(c);
+            return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by %s", p->label, who);
+        }
+        usleep(10000);
+    }
+    conn_free(c);
+    return SMKI_FAIL(SMKI_E_LOCKED, "store %s is locked by sessions that keep taking and releasing it (pg_locks)",
+                     p->label);
+}
+
+void pg_store_unlock(pg_store *p)
+{
+    if (!p->maint) return;
+    /* Let go before closing: the session's end reaches the server a moment later, and
+     * the next taker must not find the lock still held. */
+    PQclear(PQexec(p->maint, "SELECT pg_advisory_unlock(" LOCK_MAINT ", hashtext(current_schema()))"));
+    PQfinish(p->maint);
+    p->maint = NULL;
+}
+
+/* ---- Listing ------------------------------------------------------------------------------ */
+
+int pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg)
+{
+    pg_txn t = {.p = p};
+    GUARD(conn_acquire(p, &t.c));
+    int rc = txn_begin(&t);
+    PGresult *r = NULL;
+    if (rc == 0) {
+        r = PQexec(t.c->conn, "SELECT name, dupsort::int FROM " CATALOG " ORDER BY name COLLATE \"C\"");
+        if (!r || PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = fail_result(&t, r, "read the catalog");
+            r = NULL;
+        }
+    }
+    txn_finish(&t);
+    for (int i = 0; r && rc == 0 && i < PQntuples(r); i++)
+        rc = fn(PQgetvalue(r, i, 0), strcmp(PQgetvalue(r, i, 1), "1") == 0 ? SMKI_DB_DUPSORT : 0, arg);
+    PQclear(r);
+    return rc;
+}
