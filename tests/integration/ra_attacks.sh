@@ -49,6 +49,21 @@ C=(--operator carol)
 check "ra_tamper helper is built: $TAMPER" test -x "$TAMPER"
 
 expect_exit 0 "hsm init" smki hsm init
+# The store as ra_tamper opens it, saved and put back: the folder under LMDB; in the
+# PostgreSQL run (tests/pg/smki-pg) the home's schema, through smki store copy (as ra.sh).
+save_store() { cp -a "$STORE" "$W/store.good"; }
+restore_store() { rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"; }
+if [[ -n ${SMKI_TEST_PG_FILE:-} ]]; then
+    PG_SCHEMA=$(<"$SMKI_HOME/.pg-schema")
+    PG_CONNINFO=$(grep -v '^#' "$SMKI_TEST_PG_FILE")
+    STORE="postgresql:$PG_CONNINFO options='-c search_path=$PG_SCHEMA'"
+    save_store() { rm -rf "$W/store.good" && "$SMKI_BIN" store copy --from "$STORE" --to "$W/store.good" >/dev/null; }
+    restore_store() {
+        psql -qAtX "$PG_CONNINFO" -c "SET client_min_messages = warning" -c "DROP SCHEMA $PG_SCHEMA CASCADE" \
+            -c "CREATE SCHEMA $PG_SCHEMA" >/dev/null &&
+            "$SMKI_BIN" store copy --from "$W/store.good" --to "$STORE" >/dev/null
+    }
+fi
 expect_exit 0 "the audit checkpoint key in the token" smki key generate --label smki-audit --usage ds
 expect_exit 0 "ca init --env test" smki ca init --env test
 expect_exit 0 "alice registers herself" smki ra operator add alice --pub "$W/alice.pub" "${A[@]}"
@@ -163,20 +178,20 @@ expect_json "clean, anchored at the head" 'd["ok"] and d["anchor_checked"] and d
 HEAD=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["head"])')
 expect_exit 0 "without the PIN" env -u SMKI_PIN "$SMKI_BIN" audit verify
 expect_in "anchor beside the checkpoint key was not read" "it says the anchor was not read"
-cp -a "$STORE" "$W/store.good"
+check "the store saved before the cuts" save_store
 # The tail cut back behind the last checkpoint's successor: entries and checkpoints above the cut gone.
 CUT=$(((HEAD - 1) / 4 * 4 + 1))
 expect_exit 0 "the trail cut back to $((CUT - 1)) entries, the head rewritten" "$TAMPER" "$STORE" truncate "$CUT"
 expect_exit 2 "audit verify names the cut" smki --json audit verify
 expect_json "an 'anchor' finding at entry $HEAD" \
     'not d["ok"] and any(f["kind"] == "anchor" and f["entry"] == '"$HEAD"' and "cut off" in f["message"] for f in d["findings"])'
-rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+check "the store put back" restore_store
 LASTCP=$(((HEAD - 1) / 4 * 4))
 expect_exit 0 "cut back to checkpoint $LASTCP's entry, that checkpoint deleted too" "$TAMPER" "$STORE" truncate "$LASTCP"
 "$TAMPER" "$STORE" drop-checkpoint "$LASTCP" >/dev/null
 expect_exit 2 "audit verify names the cut" smki --json audit verify
 expect_json "an 'anchor' finding" 'not d["ok"] and any(f["kind"] == "anchor" for f in d["findings"])'
-rm -rf "$STORE" && cp -a "$W/store.good" "$STORE"
+check "the store put back" restore_store
 
 # ---- audit verify on a read-only store ------------------------------------------------------------------
 # A read-only bind mount of the home's store (in a user and mount namespace of its own when not root).
@@ -189,7 +204,17 @@ ro_verify() {
     unshare -r -m sh -c 'mount --bind "$1" "$2" && mount -o remount,bind,ro "$2" && shift 2 && exec "$@"' sh \
         "$STORE" "$RO/store" env SMKI_HOME="$RO" "$SMKI_BIN" --json audit verify
 }
-if unshare -r -m true 2>/dev/null; then
+if [[ -n ${SMKI_TEST_PG_FILE:-} ]]; then
+    # PostgreSQL: a session whose every transaction is read-only (default_transaction_read_only).
+    sed "s|options='-c search_path=|options='-c default_transaction_read_only=on -c search_path=|" \
+        "$SMKI_HOME/smki.conf" >"$RO/smki.conf"
+    check "the read-only home's conninfo makes every transaction read-only" grep -q default_transaction_read_only "$RO/smki.conf"
+    expect_exit 0 "audit verify of a store in read-only transactions" env SMKI_HOME="$RO" "$SMKI_BIN" --json audit verify
+    expect_json "clean and anchored" 'd["ok"] and d["anchor_checked"]'
+    check "a write in that home is refused by PostgreSQL (the session is read-only)" bash -c \
+        'out=$(SMKI_HOME="$1" "$2" ra party add ROTEST --operator alice 2>&1) && exit 1; echo "# $out";
+         grep -qi "read-only" <<<"$out"' sh "$RO" "$SMKI_BIN"
+elif unshare -r -m true 2>/dev/null; then
     expect_exit 0 "audit verify of a store on a read-only mount" ro_verify
     expect_json "clean and anchored" 'd["ok"] and d["anchor_checked"]'
 else
