@@ -200,6 +200,11 @@ if est_start "$W/s1.log"; then
     enrol gittest simpleenroll "$DEV0"
     check "asked again after the CLI certified the same key: still the request's own certificate" \
         cmp -s "$W/body" "$W/first.b64"
+    N409=$(count_certs)
+    enrol gittest simpleenroll "$DEV0" --url-query cn=other
+    expect_status 409 "the same device key as another enrolment (another query): a second in-use certificate is refused"
+    expect_in "already holds in-use certificate" "the answer names the certificate there"
+    [[ $(count_certs) == "$N409" ]] && ok "nothing issued" || not_ok "a certificate was issued"
 
     # An organisation certificate, role and EUI-64 from the label; the CLI issues the same CSR
     # directly: the two certificates differ only in serial, validity times and signature.
