@@ -70,9 +70,8 @@ static int head_read_txn(smki_txn *t, void *arg)
     return first_hash(t, h->ra, h->first);
 }
 
-int ra_anchor(smki_ra *ra)
+static int anchor_now(smki_ra *ra)
 {
-    if (!ra->ckpt) return 0; /* no key, no anchor: 'smki audit verify' says how far it reaches */
     head_read h = {ra, 0, {0}, {0}};
     GUARD(smki_store_read(ra->store, head_read_txn, &h));
     if (!h.seq) return 0;
@@ -94,6 +93,15 @@ int ra_anchor(smki_ra *ra)
                                "checkpoint key was not updated to entry %llu (the next action updates it)",
                                (unsigned long long)h.seq);
     return 0;
+}
+
+int ra_anchor(smki_ra *ra)
+{
+    if (!ra->ckpt) return 0; /* no key, no anchor: 'smki audit verify' says how far it reaches */
+    pthread_mutex_lock(&ra->anchor_lock);
+    int rc = anchor_now(ra);
+    pthread_mutex_unlock(&ra->anchor_lock);
+    return rc;
 }
 
 /* Each record found under a slot's name: decoded, its signature verified; the latest

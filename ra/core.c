@@ -95,8 +95,13 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     smki_ra *ra = calloc(1, sizeof *ra);
     ENSURE(ra, SMKI_E_NOMEM, "out of memory");
     ra->store = s;
+    if (pthread_mutex_init(&ra->anchor_lock, NULL) != 0) {
+        free(ra);
+        return SMKI_FAIL(SMKI_E_INTERNAL, "a mutex could not be made");
+    }
     if (p) ra->pol = *p;
     else if (smki_ra_policy_load(NULL, &ra->pol) < 0) { /* the defaults: nothing to refuse */
+        pthread_mutex_destroy(&ra->anchor_lock);
         free(ra);
         return smki_error_code();
     }
@@ -113,6 +118,7 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     if (rc == 0) rc = govern_if_managed(ra);
     if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
+        pthread_mutex_destroy(&ra->anchor_lock);
         free(ra);
         return rc;
     }
@@ -124,6 +130,7 @@ void smki_ra_close(smki_ra *ra)
 {
     if (!ra) return;
     smki_key_free(ra->ckpt);
+    pthread_mutex_destroy(&ra->anchor_lock);
     free(ra);
 }
 

@@ -4,6 +4,8 @@
 #ifndef SMKI_RA_PRIVATE_H
 #define SMKI_RA_PRIVATE_H
 
+#include <pthread.h>
+
 #include "ca/ca_gate.h"
 #include "ra.h"
 
@@ -15,6 +17,9 @@ struct smki_ra {
     smki_ra_policy pol;
     smki_key *ckpt;
     int64_t fixed_now;
+    /* One anchor written at a time: a service's threads share the handle, and each
+     * anchor is one slot beside the checkpoint key (a file's temporary is per process). */
+    pthread_mutex_t anchor_lock;
 };
 
 int64_t ra_now(const smki_ra *ra);

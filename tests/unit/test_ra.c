@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2241,6 +2242,66 @@ static void test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit(v
     free(c);
 }
 
+/* Threads of one service (the enrolment service's) share one handle: each issuance
+ * and the anchor written after it, all of them at once. */
+#define THREAD_ISSUES 12
+typedef struct {
+    fixture *f;
+    smki_csr *csrs[THREAD_ISSUES];
+    int failed;
+    char msg[SMKI_ERR_MSG_MAX];
+} issuer_thread;
+
+static void *issue_many(void *arg)
+{
+    issuer_thread *x = arg;
+    smki_cert *c = malloc(sizeof *c);
+    for (int i = 0; i < THREAD_ISSUES && c; i++) {
+        smki_ra_issue_req r = {.env = "test", .csr = x->csrs[i], .party = "SUP1", .role = -1, .via = "a thread"};
+        if (smki_ra_issue(x->f->ra, &x->f->alice, &r, c, NULL) < 0 && !x->failed) {
+            x->failed = 1;
+            snprintf(x->msg, sizeof x->msg, "%s", smki_error_msg());
+        }
+    }
+    free(c);
+    return NULL;
+}
+
+static void test_threads_sharing_the_handle_issue_and_anchor_together(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    size_t certs = cert_count(f);
+    issuer_thread t[2];
+    memset(t, 0, sizeof t);
+    for (int k = 0; k < 2; k++) {
+        t[k].f = f;
+        for (int i = 0; i < THREAD_ISSUES; i++) {
+            uint8_t der[1024], hw[8];
+            memcpy(hw, DEV_EUI, 8);
+            hw[7] = (uint8_t)(0x10 + k * THREAD_ISSUES + i);
+            size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der);
+            assert_ok(smki_csr_parse(der, n, &t[k].csrs[i]));
+        }
+    }
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, issue_many, &t[k]), 0);
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(th[k], NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        if (t[k].failed) print_error("thread %d: %s\n", k, t[k].msg);
+        assert_false(t[k].failed);
+        for (int i = 0; i < THREAD_ISSUES; i++) smki_csr_free(t[k].csrs[i]);
+    }
+    assert_int_equal(cert_count(f), certs + 2 * THREAD_ISSUES);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    assert_true(rep->anchor_checked);
+    assert_int_equal(rep->anchor_seq, head(f));
+    free(rep);
+    EVP_PKEY_free(pk);
+}
+
 /* ---- Approvals proved against the trail ------------------------------------------------------------ */
 
 
@@ -2541,6 +2602,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_keyed_submission_sent_again_finds_its_request_and_writes_nothing, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_threads_sharing_the_handle_issue_and_anchor_together, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
