@@ -74,7 +74,8 @@ static int anchor_now(smki_ra *ra)
 {
     head_read h = {ra, 0, {0}, {0}};
     GUARD(smki_store_read(ra->store, head_read_txn, &h));
-    if (!h.seq) return 0;
+    /* Another thread's anchor, written while this one waited, may already hold this head. */
+    if (!h.seq || h.seq <= ra->anchored) return 0;
     ra_anchor_rec a = {h.seq, {0}, ra_now(ra), 0, {0}};
     memcpy(a.hash, h.hash, 32);
     uint8_t msg[ANCHOR_MSG_LEN], rec[1 + 48 + 1 + SMKI_SIG_MAX];
@@ -92,6 +93,7 @@ static int anchor_now(smki_ra *ra)
         return smki_error_wrap("the action is recorded in the store and its trail, but the trail's anchor beside the "
                                "checkpoint key was not updated to entry %llu (the next action updates it)",
                                (unsigned long long)h.seq);
+    ra->anchored = h.seq;
     return 0;
 }
 

@@ -148,6 +148,7 @@ void smki_ra_set_checkpoint_key(smki_ra *ra, smki_key *key)
 {
     smki_key_free(ra->ckpt);
     ra->ckpt = key;
+    ra->anchored = 0; /* another key: its own slots, not yet written by this handle */
 }
 
 void smki_ra_set_clock(smki_ra *ra, int64_t now)

@@ -20,6 +20,7 @@ struct smki_ra {
     /* One anchor written at a time: a service's threads share the handle, and each
      * anchor is one slot beside the checkpoint key (a file's temporary is per process). */
     pthread_mutex_t anchor_lock;
+    uint64_t anchored; /* the last head this handle anchored (under anchor_lock) */
 };
 
 int64_t ra_now(const smki_ra *ra);
