@@ -13,7 +13,10 @@ FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
 .PHONY: all deps build build-asan build-fuzz build-release demo test test-normal test-asan test-release test-fuzz bench fuzz \
-	soak clean
+	soak clean install deb
+PREFIX  ?= /usr/local
+DESTDIR ?=
+PKG     ?= build-pkg
 
 all: build
 
@@ -76,5 +79,25 @@ soak: build
 	@tools/deps.sh bench
 	@tools/soak.sh $(BUILD)
 
+# Install the command, its man pages, bash completion, systemd units and examples
+# (make install PREFIX=/usr DESTDIR=/tmp/stage). Builds only what is installed; no apt-get.
+install:
+	@cmake -S . -B $(PKG) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=$(PREFIX) \
+	  -DSMKI_SYSTEMD_UNITDIR=lib/systemd/system -DSMKI_SYSUSERSDIR=lib/sysusers.d -DSMKI_TMPFILESDIR=lib/tmpfiles.d \
+	  $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(PKG) -j $(JOBS) --target smki man changelog
+	@DESTDIR=$(DESTDIR) cmake --install $(PKG)
+
+# A Debian package (CPack DEB): smki_<version>_<arch>.deb here, for
+# 'apt install ./smki_*.deb'. Runtime dependencies only; calls no apt-get (a packaging
+# build environment has no network): the build dependencies must be installed.
+deb:
+	@cmake -S . -B $(PKG) -DCMAKE_BUILD_TYPE=Release -DCMAKE_INSTALL_PREFIX=/usr \
+	  -DSMKI_SYSTEMD_UNITDIR=/lib/systemd/system -DSMKI_SYSUSERSDIR=/usr/lib/sysusers.d \
+	  -DSMKI_TMPFILESDIR=/usr/lib/tmpfiles.d $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(PKG) -j $(JOBS) --target smki man changelog
+	@cd $(PKG) && cpack -G DEB >/dev/null && mv smki_*.deb ..
+	@ls smki_*.deb
+
 clean:
-	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE)
+	rm -rf $(BUILD) $(ASAN) $(FUZZB) $(RELEASE) $(PKG)

@@ -169,8 +169,14 @@ SMKI_MUST_CHECK int smki_file_check_new(const char *path);
 SMKI_MUST_CHECK int smki_dir_sweep_tmp(const char *dir);
 /* mkdir -p with the given mode. */
 SMKI_MUST_CHECK int smki_mkdirs(const char *path, int mode);
-/* Read a secret (PIN) from a file: first line, trailing newline removed. */
+/* Read a secret (PIN) from a file: first line, trailing newline removed. A file that
+ * every user may read or write is refused (SMKI_E_REFUSED, naming it and its mode):
+ * its secret must be taken as known. */
 SMKI_MUST_CHECK int smki_secret_read_file(const char *path, char *out, size_t cap);
+/* A home folder (configuration, token, store) must exist: only the commands that
+ * initialise a home create one (with create set, mode 0700); otherwise a missing home,
+ * a mistyped --home, is refused (SMKI_E_NOTFOUND) naming it. */
+SMKI_MUST_CHECK int smki_home_require(const char *home, int create);
 
 /* Wipe a secret (OPENSSL_cleanse; never optimised away). */
 void smki_wipe(void *p, size_t len);
@@ -190,6 +196,11 @@ const char *smki_conf_get(const smki_conf *c, const char *key, const char *fallb
  * under [section] that is not in known (NULL-terminated key names without the
  * section): a typo in a reviewed file must not silently fall back to a default. */
 SMKI_MUST_CHECK int smki_conf_check_section(const smki_conf *c, const char *section, const char *const *known);
+/* Refuse (SMKI_E_USAGE, naming file, line, the nearest and all known sections) the
+ * first [section] header not in known (NULL-terminated; "env.*" stands for [env.NAME]),
+ * and any setting outside a section: a mistyped section must not silently drop its
+ * settings to defaults, as a mistyped key must not. */
+SMKI_MUST_CHECK int smki_conf_check_sections(const smki_conf *c, const char *const *known);
 void smki_conf_free(smki_conf *c);
 
 #endif

@@ -8,12 +8,18 @@
 
 #define CONF_MAX_ENTRIES 256
 #define CONF_MAX_LINE 1024
+#define CONF_MAX_SECTIONS 64
 
 struct smki_conf {
     size_t n;
     char *keys[CONF_MAX_ENTRIES];
     char *values[CONF_MAX_ENTRIES];
     int lines[CONF_MAX_ENTRIES];
+    /* Every section header as written, also one with no settings under it, so that a
+     * mistyped [section] is refused even when empty. */
+    size_t nsections;
+    char *sections[CONF_MAX_SECTIONS];
+    int section_lines[CONF_MAX_SECTIONS];
     char name[256]; /* for messages: the file, shortened if need be */
 };
 
@@ -24,6 +30,7 @@ void smki_conf_free(smki_conf *c)
         free(c->keys[i]);
         free(c->values[i]);
     }
+    for (size_t i = 0; i < c->nsections; i++) free(c->sections[i]);
     free(c);
 }
 
@@ -71,6 +78,12 @@ static int parse_line(smki_conf *c, char *text, char *section, size_t section_ca
         *end = '\0';
         ENSURE(strlen(s + 1) < section_cap, SMKI_E_INPUT, "%s:%d: section name too long", path, line);
         strcpy(section, s + 1);
+        ENSURE(c->nsections < CONF_MAX_SECTIONS, SMKI_E_INPUT, "%s:%d: more than %d sections", path, line,
+               CONF_MAX_SECTIONS);
+        char *copy = strdup(section);
+        ENSURE(copy != NULL, SMKI_E_NOMEM, "out of memory reading %s", path);
+        c->sections[c->nsections] = copy;
+        c->section_lines[c->nsections++] = line;
         return 0;
     }
     char *eq = strchr(s, '=');
@@ -171,6 +184,74 @@ int smki_conf_check_section(const smki_conf *c, const char *section, const char 
             return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown setting '%s' under [%s] (did you mean '%s'?)", c->name,
                              c->lines[i], key, section, best);
         return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown setting '%s' under [%s]", c->name, c->lines[i], key, section);
+    }
+    return 0;
+}
+
+/* Edits (insert, delete, replace, swap two neighbours) from a to b, capped at 9:
+ * "stroe" is one swap from "store", which a common prefix does not see. */
+static size_t edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return 9;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            size_t best = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb] < 9 ? d[la][lb] : 9;
+}
+
+/* Is section (as written in its header) one of known? "NAME.*" stands for [NAME.X]
+ * with any X that has no further dot. */
+static int section_is_known(const char *section, const char *const *known)
+{
+    for (const char *const *kn = known; *kn; kn++) {
+        size_t len = strlen(*kn);
+        if (len >= 2 && strcmp(*kn + len - 2, ".*") == 0) {
+            if (strncmp(section, *kn, len - 1) == 0 && section[len - 1] && !strchr(section + len - 1, '.')) return 1;
+        } else if (strcmp(section, *kn) == 0) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+int smki_conf_check_sections(const smki_conf *c, const char *const *known)
+{
+    ENSURE(known, SMKI_E_USAGE, "smki_conf_check_sections: no section list");
+    if (!c) return 0;
+    for (size_t i = 0; i < c->n; i++)
+        ENSURE(strchr(c->keys[i], '.'), SMKI_E_USAGE, "%s:%d: setting '%s' outside any [section]", c->name,
+               c->lines[i], c->keys[i]);
+    for (size_t i = 0; i < c->nsections; i++) {
+        const char *sec = c->sections[i];
+        if (section_is_known(sec, known)) continue;
+        char list[512] = "";
+        size_t used = 0;
+        const char *best = NULL;
+        size_t best_dist = 3; /* suggest only what is at most two edits away */
+        for (const char *const *kn = known; *kn; kn++) {
+            int w = snprintf(list + used, sizeof list - used, "%s[%s]", used ? " " : "", *kn);
+            if (w > 0 && (size_t)w < sizeof list - used) used += (size_t)w;
+            size_t dist = edit_distance(*kn, sec);
+            if (dist < best_dist) {
+                best_dist = dist;
+                best = *kn;
+            }
+        }
+        if (best)
+            return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown section [%s] (did you mean [%s]?); known: %s", c->name,
+                             c->section_lines[i], sec, best, list);
+        return SMKI_FAIL(SMKI_E_USAGE, "%s:%d: unknown section [%s]; known: %s", c->name, c->section_lines[i], sec,
+                         list);
     }
     return 0;
 }

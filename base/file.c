@@ -160,6 +160,13 @@ int smki_mkdirs(const char *path, int mode)
 
 int smki_secret_read_file(const char *path, char *out, size_t cap)
 {
+    struct stat st;
+    if (stat(path, &st) == 0 && (st.st_mode & (S_IROTH | S_IWOTH)))
+        return SMKI_FAIL(SMKI_E_REFUSED,
+                         "secret file %s is %s by every user (mode %04o): take its secret as known, choose a new "
+                         "one, and keep it in a file only its owner (or the service's group) can read "
+                         "(chmod 600 or 640)",
+                         path, (st.st_mode & S_IROTH) ? "readable" : "writable", (unsigned)(st.st_mode & 07777));
     uint8_t *buf = NULL;
     size_t len = 0;
     GUARD(smki_file_read(path, 4096, &buf, &len));
@@ -174,4 +181,20 @@ out:
     smki_wipe(buf, len);
     free(buf);
     return rc;
+}
+
+int smki_home_require(const char *home, int create)
+{
+    ENSURE(home && *home, SMKI_E_USAGE, "no home folder given (--home DIR or SMKI_HOME)");
+    struct stat st;
+    if (stat(home, &st) == 0) {
+        ENSURE(S_ISDIR(st.st_mode), SMKI_E_USAGE, "the home %s is not a folder: check --home or SMKI_HOME", home);
+        return 0;
+    }
+    ENSURE(errno == ENOENT, SMKI_E_IO, "cannot reach the home %s: %s", home, strerror(errno));
+    if (create) return smki_mkdirs(home, 0700);
+    return SMKI_FAIL(SMKI_E_NOTFOUND,
+                     "the home %s does not exist: check --home or SMKI_HOME (a mistyped home is never created); "
+                     "a new home is made by 'smki hsm init', 'smki ca init' or 'smki device create', or by mkdir",
+                     home);
 }

@@ -1,10 +1,11 @@
-/* duis/dsig.c: the enveloped XML signature of DUIS on libxmlsec1. xmlsec canonicalises
- * (exclusive C14N for SignedInfo, C14N 1.0 for the enveloped Reference), builds the
- * structure and computes the digests; the ecdsa-sha256 signature method is smki's own
- * xmlsec transform, registered ahead of OpenSSL's, so the signature is made by
- * smki_key_sign_digest (a token key signs in the token) and checked by
- * smki_verify_digest. The profile is checked before xmlsec sees the signature, so
- * wrapping attacks (a second Signature, another URI, extra transforms) are refused. */
+/* duis/dsig.c: the enveloped XML signature of DUIS: the profile check (so wrapping
+ * attacks, a second Signature, another URI, extra transforms, are refused before any
+ * digest), the signer rules, xmlsec's template, and the two ways of computing the
+ * digests and the value: libxml2's C14N directly (c14n.c, what smki uses) and xmlsec's
+ * DSig processing (the reference the tests compare it with), where the ecdsa-sha256
+ * method is smki's own xmlsec transform, registered ahead of OpenSSL's, so the value
+ * is made by smki_key_sign_digest (a token key signs in the token) and checked by
+ * smki_verify_digest either way. */
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <openssl/evp.h>
@@ -404,7 +405,7 @@ static int check_key_info(xmlNodePtr ki, smki_duis_signer_ref *ref)
 }
 
 /* Everything about ds:Signature that is not a digest or a signature value, checked so
- * that what xmlsec verifies is exactly the document (the one Reference covers the
+ * that what is verified is exactly the document (the one Reference covers the
  * whole root, minus the signature). */
 static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_ref *ref)
 {
@@ -594,8 +595,8 @@ static int dump_doc(xmlDocPtr doc, uint8_t **out, size_t *out_len)
     return rc;
 }
 
-int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
-                        size_t *out_len)
+int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
+                   uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
@@ -614,10 +615,16 @@ int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml
         rc = place_template(xmlDocGetRootElement(doc), sig);
         if (rc < 0) xmlFreeNode(sig);
     }
-    if (rc == 0) rc = run_sign(sig, s->key);
+    if (rc == 0) rc = engine == DUIS_ENGINE_XMLSEC ? run_sign(sig, s->key) : duis_sign_c14n(doc, sig, s->key);
     if (rc == 0) rc = dump_doc(doc, out, out_len);
     xmlFreeDoc(doc);
     return rc;
+}
+
+int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                        size_t *out_len)
+{
+    return duis_sign_with(DUIS_ENGINE_C14N, s, at, xml, len, out, out_len);
 }
 
 int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
@@ -633,11 +640,8 @@ int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, siz
 }
 
 /* ---- Verifying -------------------------------------------------------------------------- */
-static int run_verify(xmlNodePtr sig, X509 *cert)
+static int verify_xmlsec(xmlNodePtr sig, EVP_PKEY *pub)
 {
-    EVP_PKEY *pub = X509_get0_pubkey(cert);
-    ENSURE(pub, SMKI_E_INPUT, "the signer's certificate has no readable public key");
-    GUARD(smki_pub_check_p256(pub, "the signer's key"));
     xmlSecDSigCtxPtr ctx = xmlSecDSigCtxCreate(NULL);
     ENSURE(ctx, SMKI_E_NOMEM, "out of memory (xmlsec)");
     int rc = 0;
@@ -670,7 +674,15 @@ static int run_verify(xmlNodePtr sig, X509 *cert)
     return rc;
 }
 
-static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_duis_report *rep)
+static int run_verify(duis_engine engine, xmlDocPtr doc, xmlNodePtr sig, X509 *cert)
+{
+    EVP_PKEY *pub = X509_get0_pubkey(cert);
+    ENSURE(pub, SMKI_E_INPUT, "the signer's certificate has no readable public key");
+    GUARD(smki_pub_check_p256(pub, "the signer's key"));
+    return engine == DUIS_ENGINE_XMLSEC ? verify_xmlsec(sig, pub) : duis_verify_c14n(doc, sig, pub);
+}
+
+static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_duis_report *rep, duis_engine engine)
 {
     GUARD(duis_info_read(doc, &rep->info));
     xmlNodePtr sig = NULL;
@@ -685,11 +697,12 @@ static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_d
     GUARD(duis_check_signer_info(cert, ci, &rep->info, at));
     GUARD(duis_trust_check_dcc(t, &rep->info, &ci->id));
     GUARD(duis_trust_check_revoked(t, cert, at));
-    GUARD(run_verify(sig, cert));
+    GUARD(run_verify(engine, doc, sig, cert));
     return duis_trust_validate_schema(t, doc, &rep->schema_checked);
 }
 
-int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep)
+int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
+                     smki_duis_report *rep)
 {
     smki_duis_report local;
     if (!rep) rep = &local;
@@ -697,7 +710,12 @@ int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, si
     rep->signer_role = -1;
     xmlDocPtr doc = NULL;
     GUARD(duis_parse(xml, len, &doc));
-    int rc = verify_doc(t, at, doc, rep);
+    int rc = verify_doc(t, at, doc, rep, engine);
     xmlFreeDoc(doc);
     return rc;
+}
+
+int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep)
+{
+    return duis_verify_with(DUIS_ENGINE_C14N, t, at, xml, len, rep);
 }

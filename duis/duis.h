@@ -1,8 +1,9 @@
 /* duis: DUIS XML, the Service Requests a User sends to the DCC and the Responses it
  * gets back. A hardened reader (libxml2: no DTD, no entities, no network, UTF-8 only,
- * bounded size), the enveloped XML signature of the DUIS profile (libxmlsec1 does the
- * canonicalisation, structure and digests; the signature value is made and checked by
- * hsm/'s smki_key, so a pkcs11: key signs), and the correlation of a GBCS pre-command
+ * bounded size), the enveloped XML signature of the DUIS profile (libxml2 canonicalises,
+ * libxmlsec1 builds the structure and is the reference it is tested against; the
+ * signature value is made and checked by hsm/'s smki_key, so a pkcs11: key signs), and
+ * the correlation of a GBCS pre-command
  * with the Service Request that asked for it.
  *
  * The signature profile (../shared/vectors/duis/README.md): ds:Signature the last child
@@ -136,7 +137,7 @@ typedef struct {
  * root's last child; exactly the algorithms, Reference and KeyInfo above: anything
  * else is refused by name); the signer found by issuer and serial in t; its binding
  * (smki_duis_check_signer at `at`); revocation by t's CRLs; the Reference digest and the
- * signature (xmlsec, ECDSA through hsm/); then the schema when t has one. Refusals:
+ * signature (libxml2 C14N, ECDSA through hsm/); then the schema when t has one. Refusals:
  * SMKI_E_INPUT (not a DUIS document, hostile XML), SMKI_E_REFUSED (profile, signer,
  * revoked, schema), SMKI_E_NOTFOUND (no such signer in t), SMKI_E_VERIFY (a changed
  * document: digest or signature). */

@@ -29,6 +29,25 @@ struct _xmlSecKey;
 struct _xmlSecKey *duis_key_new(smki_key *priv, EVP_PKEY *pub);
 extern const void *duis_ecdsa_transform_id; /* xmlSecTransformId of smki's ecdsa-sha256 */
 
+/* The two ways of checking the digests and the signature value once the profile is
+ * checked: libxml2's C14N streamed into SHA-256 (c14n.c; what smki_duis_verify uses),
+ * or xmlsec's DSig processing (the independent one the tests compare it with). */
+typedef enum { DUIS_ENGINE_C14N, DUIS_ENGINE_XMLSEC } duis_engine;
+int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
+                     smki_duis_report *rep);
+int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
+                   uint8_t **out, size_t *out_len);
+/* sig is a ds:Signature that passed the profile check, pub the signer's P-256 key. */
+int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub);
+/* sig is smki's template in place: DigestValue and SignatureValue are filled in. */
+int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key);
+/* SHA-256 of the canonical forms the profile signs: the document minus sig (C14N 1.0;
+ * sig is unlinked for the time of it, so doc is not to be shared meanwhile) and
+ * SignedInfo (exclusive C14N); fail_code is the status when libxml2 cannot
+ * canonicalise (SMKI_E_INPUT signing, SMKI_E_VERIFY verifying). */
+int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code);
+int duis_signed_info_digest(xmlNodePtr si, uint8_t out[32], int fail_code);
+
 /* The last xmlsec error reported on this thread ("" if none). */
 const char *duis_xmlsec_error(void);
 void duis_xmlsec_error_clear(void);

@@ -22,6 +22,7 @@ struct smki_duis_trust {
     X509 **certs;
     smki_gbcs_cert_info *infos; /* what each certificate says (linted once, when added) */
     int *has_info;
+    smki_duis_signer_ref *refs; /* each one's issuer and serial as smki writes them ("" if it cannot) */
     size_t n, cap;
     X509_CRL **crls;
     size_t ncrl, crlcap;
@@ -62,6 +63,7 @@ void smki_duis_trust_free(smki_duis_trust *t)
     free(t->certs);
     free(t->infos);
     free(t->has_info);
+    free(t->refs);
     free(t->crls);
     if (t->schema) xmlSchemaFree(t->schema);
     free(t);
@@ -82,12 +84,21 @@ int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert)
         int *h = realloc(t->has_info, cap * sizeof *h);
         ENSURE(h, SMKI_E_NOMEM, "out of memory");
         t->has_info = h;
+        smki_duis_signer_ref *r = realloc(t->refs, cap * sizeof *r);
+        ENSURE(r, SMKI_E_NOMEM, "out of memory");
+        t->refs = r;
         t->cap = cap;
     }
     /* A certificate the linter cannot read (a CA's, another PKI's) is kept for CRL
      * checks; as a signer it is refused when found. */
     t->has_info[t->n] = smki_gbcs_cert_info_get(cert, &t->infos[t->n]) == 0;
     if (!t->has_info[t->n]) smki_error_clear();
+    smki_duis_signer_ref *r = &t->refs[t->n];
+    if (duis_cert_issuer_text(cert, r->issuer, sizeof r->issuer) < 0 ||
+        duis_cert_serial_text(cert, r->serial, sizeof r->serial) < 0) {
+        smki_error_clear();
+        memset(r, 0, sizeof *r);
+    }
     X509_up_ref(cert);
     t->certs[t->n++] = cert;
     return 0;
@@ -268,6 +279,16 @@ static int parse_dn(const char *text, X509_NAME **out)
 int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
                     const smki_gbcs_cert_info **info)
 {
+    /* Written exactly as smki writes this certificate's issuer and serial (what smki
+     * signs, and the DCC's vectors): the same certificate, without parsing the name. */
+    for (size_t i = 0; i < t->n; i++) {
+        if (t->refs[i].serial[0] && strcmp(t->refs[i].serial, serial) == 0 && strcmp(t->refs[i].issuer, issuer) == 0) {
+            *cert = t->certs[i];
+            *info = t->has_info[i] ? &t->infos[i] : NULL;
+            return 0;
+        }
+    }
+    /* Else as X.500 names and integers ("CN=Z1, OU=07" is "CN=Z1,OU=07"). */
     X509_NAME *name = NULL;
     GUARD(parse_dn(issuer, &name));
     BIGNUM *bn = NULL;

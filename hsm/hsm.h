@@ -21,6 +21,10 @@ typedef struct {
                            never the command line); NULL to use the key without login */
     int key_copy;       /* smki_key_copy: whether a token key opened for signing or ECDH
                            works on a session copy of itself inside the token */
+    const char *init_args; /* the module's initialisation parameters (C_Initialize's
+                              pReserved; NSS softokn needs "configdir='sql:DIR' ..."); NULL:
+                              none. They apply to the module chosen for these options, from
+                              its first use in the process on (a module is initialised once). */
 } smki_hsm_opts;
 
 /* Signing with a token key, by default (auto), makes one copy of the private key as a
@@ -50,6 +54,7 @@ typedef struct {
     int initialized;
     int login_required;
     int user_pin_set;
+    char module[512]; /* the PKCS#11 module that was loaded for it (its path) */
 } smki_token_info;
 
 /* Initialise a token with this label in the first free slot (SO PIN and user PIN

@@ -130,6 +130,8 @@ static int p11_ctx_load(const char *module, p11_ctx **out)
     snprintf(c->module, sizeof c->module, "%s", module);
     c->ctx = PKCS11_CTX_new();
     ENSURE_SSL_GOTO(c->ctx != NULL, SMKI_E_HSM, fail, "libp11: cannot create a context");
+    const char *init_args = p11_module_init_args(module);
+    if (init_args) PKCS11_CTX_init_args(c->ctx, init_args);
     ENSURE_SSL_GOTO(PKCS11_CTX_load(c->ctx, module) == 0, SMKI_E_HSM, fail, "cannot load PKCS#11 module %s", module);
     if (PKCS11_enumerate_slots(c->ctx, &c->slots, &c->nslots) != 0) {
         rc = SMKI_FAIL_SSL(SMKI_E_HSM, "%s: cannot list slots", module);

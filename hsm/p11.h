@@ -15,6 +15,9 @@ typedef struct p11_module p11_module;
  * a forked child). */
 int p11_module_get(const char *path, p11_module **out);
 CK_FUNCTION_LIST *p11_module_functions(p11_module *m);
+/* The initialisation parameters recorded for a module path (by p11_module_choose from
+ * smki_hsm_opts.init_args), or NULL. Both C_Initialize here and libp11's get them. */
+const char *p11_module_init_args(const char *path);
 const char *p11_module_path(const p11_module *m);
 
 /* Name of a CK_RV ("CKR_PIN_INCORRECT") and the smki error class it belongs to. */

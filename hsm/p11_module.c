@@ -31,13 +31,53 @@ const char *smki_softhsm_default_module(void)
     return candidates[0];
 }
 
+/* Initialisation parameters per module path, for the process: recorded when options
+ * carrying them choose the module, read when it is initialised (here and by libp11). */
+#define INIT_ARGS_MAX 8
+static struct {
+    char path[512];
+    char args[1024];
+} init_args[INIT_ARGS_MAX];
+static size_t n_init_args;
+
+static void record_init_args(const char *path, const char *args)
+{
+    pthread_mutex_lock(&modules_lock);
+    size_t i = 0;
+    while (i < n_init_args && strcmp(init_args[i].path, path) != 0) i++;
+    if (i == n_init_args && n_init_args < INIT_ARGS_MAX && strlen(path) < sizeof init_args[0].path) {
+        snprintf(init_args[i].path, sizeof init_args[i].path, "%s", path);
+        n_init_args++;
+    }
+    if (i < n_init_args) snprintf(init_args[i].args, sizeof init_args[i].args, "%s", args);
+    pthread_mutex_unlock(&modules_lock);
+}
+
+/* Called with modules_lock held, or by libp11's loader (p11_module_init_args). */
+static const char *find_init_args(const char *path)
+{
+    for (size_t i = 0; i < n_init_args; i++)
+        if (strcmp(init_args[i].path, path) == 0) return init_args[i].args;
+    return NULL;
+}
+
+const char *p11_module_init_args(const char *path)
+{
+    pthread_mutex_lock(&modules_lock);
+    const char *a = find_init_args(path);
+    pthread_mutex_unlock(&modules_lock);
+    return a;
+}
+
 const char *p11_module_choose(const smki_hsm_opts *o, const char *uri_module)
 {
-    if (o && o->module && *o->module) return o->module;
-    if (uri_module && *uri_module) return uri_module;
-    const char *env = getenv("SMKI_PKCS11_MODULE");
-    if (env && *env) return env;
-    return smki_softhsm_default_module();
+    const char *path = NULL;
+    if (o && o->module && *o->module) path = o->module;
+    else if (uri_module && *uri_module) path = uri_module;
+    else if (getenv("SMKI_PKCS11_MODULE") && *getenv("SMKI_PKCS11_MODULE")) path = getenv("SMKI_PKCS11_MODULE");
+    else path = smki_softhsm_default_module();
+    if (o && o->init_args && *o->init_args) record_init_args(path, o->init_args);
+    return path;
 }
 
 static int module_initialize(p11_module *m)
@@ -45,9 +85,18 @@ static int module_initialize(p11_module *m)
     CK_C_INITIALIZE_ARGS args;
     memset(&args, 0, sizeof args);
     args.flags = CKF_OS_LOCKING_OK;
+    /* NSS softokn reads its parameters from pReserved (it cannot start without them). */
+    args.pReserved = (void *)find_init_args(m->path);
     CK_RV rv = m->f->C_Initialize(&args);
     /* libp11 may have initialised the same module first: that is fine. */
-    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED) return p11_fail_rv(rv, "-", "C_Initialize");
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED && args.pReserved)
+        return SMKI_FAIL(p11_rv_class(rv), "PKCS#11 module %s: C_Initialize with [hsm] init_args '%s': %s", m->path,
+                         (const char *)args.pReserved, p11_rv_name(rv));
+    if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
+        return SMKI_FAIL(p11_rv_class(rv),
+                         "PKCS#11 module %s: C_Initialize: %s (a module that needs initialisation parameters, as NSS "
+                         "softokn does, gets them from [hsm] init_args)",
+                         m->path, p11_rv_name(rv));
     m->pid = getpid();
     return 0;
 }

@@ -80,9 +80,10 @@ int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_
                      seen[0] ? seen : "none; run 'smki hsm init'");
 }
 
-static void fill_info(CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, smki_token_info *out)
+static void fill_info(const p11_module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, smki_token_info *out)
 {
     memset(out, 0, sizeof *out);
+    snprintf(out->module, sizeof out->module, "%s", p11_module_path(m));
     unpad(ti->label, sizeof ti->label, out->label);
     unpad(ti->manufacturerID, sizeof ti->manufacturerID, out->manufacturer);
     unpad(ti->model, sizeof ti->model, out->model);
@@ -100,7 +101,7 @@ int smki_token_find(const smki_hsm_opts *o, const char *label, smki_token_info *
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
     GUARD(p11_find_token(m, label, &slot, &ti));
-    if (info) fill_info(slot, &ti, info);
+    if (info) fill_info(m, slot, &ti, info);
     return 0;
 }
 
@@ -200,7 +201,7 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
             GUARD(finish_user_pin(m, label, so_pin, user_pin, &slot, &ti));
             *created = 1;
         }
-        if (info) fill_info(slot, &ti, info);
+        if (info) fill_info(m, slot, &ti, info);
         return 0;
     }
     ENSURE(so_pin && *so_pin, SMKI_E_USAGE, "a new token needs an SO PIN (SMKI_SO_PIN or --so-pin-file)");
@@ -219,7 +220,7 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     GUARD(p11_find_token(m, label, &slot, &ti));
     GUARD(set_user_pin(m, slot, label, so_pin, user_pin));
     GUARD(p11_find_token(m, label, &slot, &ti));
-    if (info) fill_info(slot, &ti, info);
+    if (info) fill_info(m, slot, &ti, info);
     *created = 1;
     return 0;
 }
@@ -266,23 +267,33 @@ static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
     CK_BBOOL ka = usage == SMKI_USAGE_KA ? CK_TRUE : CK_FALSE;
     CK_BBOOL sign = ds || sign_at_birth ? CK_TRUE : CK_FALSE;
     CK_ULONG label_len = strlen(label);
+    /* Only what the key's safety rests on, so that any module can honour it: the
+     * private half's usage (CKA_SIGN or CKA_DERIVE, never decrypt or unwrap), sensitive
+     * and never extractable. The public half's usage flags are left to the module:
+     * modules tie them together differently (tpm2-pkcs11 takes CKA_VERIFY for the TPM's
+     * decrypt attribute and CKA_ENCRYPT for its sign attribute, and refuses a template
+     * that sets them otherwise: CKR_GENERAL_ERROR), and smki never asks a token to
+     * verify or encrypt with a public key. */
     CK_ATTRIBUTE pub_tmpl[] = {
-        {CKA_TOKEN, &yes, sizeof yes},          {CKA_PRIVATE, &no, sizeof no},
-        {CKA_VERIFY, &ds, sizeof ds},           {CKA_DERIVE, &no, sizeof no},
-        {CKA_ENCRYPT, &no, sizeof no},          {CKA_WRAP, &no, sizeof no},
+        {CKA_TOKEN, &yes, sizeof yes},
+        {CKA_PRIVATE, &no, sizeof no},
         {CKA_EC_PARAMS, (void *)P256_PARAMS, sizeof P256_PARAMS},
         {CKA_LABEL, (void *)label, label_len},
     };
+    /* CKA_DECRYPT is said (false) only for a DS key: on a TPM an EC key's ECDH is its
+     * decrypt attribute (TPM2_ECDH_ZGen), so a KA key without it is refused as
+     * "inconsistent attributes"; no module offers EC decryption otherwise. */
     CK_ATTRIBUTE priv_tmpl[] = {
         {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
         {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
         {CKA_SIGN, &sign, sizeof sign},     {CKA_DERIVE, &ka, sizeof ka},
-        {CKA_DECRYPT, &no, sizeof no},      {CKA_UNWRAP, &no, sizeof no},
-        {CKA_LABEL, (void *)label, label_len},
+        {CKA_UNWRAP, &no, sizeof no},       {CKA_LABEL, (void *)label, label_len},
+        {CKA_DECRYPT, &no, sizeof no}, /* last: left out for a KA key */
     };
+    CK_ULONG priv_n = sizeof priv_tmpl / sizeof priv_tmpl[0] - (ds ? 0 : 1);
     CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
     CK_RV rv = p11_module_functions(m)->C_GenerateKeyPair(s, &mech, pub_tmpl, sizeof pub_tmpl / sizeof pub_tmpl[0],
-                                                          priv_tmpl, sizeof priv_tmpl / sizeof priv_tmpl[0], pub,
+                                                          priv_tmpl, priv_n, pub,
                                                           priv);
     if (rv != CKR_OK) return p11_fail_rv(rv, token, "generating an EC P-256 key pair");
     return 0;
@@ -310,6 +321,20 @@ static int sign_once_then_seal(p11_module *m, CK_SESSION_HANDLE s, const smki_hs
     return 0;
 }
 
+/* A key-agreement key is only of use where the token can do ECDH with it: a module
+ * without CKM_ECDH1_DERIVE (tpm2-pkcs11 before 1.9.1) would make a key that fails at
+ * its first use, so it is refused at birth instead. */
+static int require_ecdh(p11_module *m, CK_SLOT_ID slot, const char *token)
+{
+    CK_MECHANISM_INFO mi;
+    CK_RV rv = p11_module_functions(m)->C_GetMechanismInfo(slot, CKM_ECDH1_DERIVE, &mi);
+    ENSURE(rv == CKR_OK && (mi.flags & CKF_DERIVE), SMKI_E_REFUSED,
+           "token '%s' in %s offers no ECDH (CKM_ECDH1_DERIVE: %s): a key-agreement key there could never be used; "
+           "keep KA keys on a module that has it (SoftHSM, an HSM)",
+           token, p11_module_path(m), rv == CKR_OK ? "not for derivation" : p11_rv_name(rv));
+    return 0;
+}
+
 static int generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
                     smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
 {
@@ -322,6 +347,7 @@ static int generate(const smki_hsm_opts *o, const char *token_label, const char 
     GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
     GUARD(p11_find_token(m, token_label, &slot, NULL));
+    if (usage == SMKI_USAGE_KA) GUARD(require_ecdh(m, slot, token_label));
     CK_SESSION_HANDLE s;
     GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
     CK_ULONG found = 0;

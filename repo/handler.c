@@ -2,12 +2,14 @@
  * transactions only). Routing, the DCC tool's XML endpoints (reference §9), the REST
  * endpoints, access rules, and the counters /metrics reports. No sockets here. */
 #include <ctype.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "repo.h"
@@ -32,19 +34,24 @@ struct smki_repo {
     pthread_mutex_t db_lock;
     char env[SMKI_ENV_NAME_MAX];
     char home[4096];
+    char version[64];
+    char store_dir[4096];
+    char arl_ca[32];
+    /* The access rules, replaced by smki_repo_reconfigure (SIGHUP) while requests read them. */
+    pthread_rwlock_t cfg_lock;
     char apikey[256];
     int has_apikey;
-    char arl_ca[32];
     unsigned public_mask;
     size_t n_allow;
     char allow[SMKI_REPO_ALLOW_MAX][SMKI_REPO_PARTY_MAX];
+    atomic_llong tls_not_after; /* 0: no TLS */
     /* counters */
     atomic_ullong requests[SMKI_REPO_EP_COUNT][6]; /* by status class 1xx..5xx (index 1..5) */
     atomic_ullong lat_bucket[LAT_BUCKETS + 1];
     atomic_ullong lat_sum_ns;
     atomic_ullong conns_total, conns_refused;
     atomic_llong conns_open;
-    long max_scan;
+    atomic_long max_scan;
 };
 
 static const char *const EP_NAMES[SMKI_REPO_EP_COUNT] = {"dcc", "cert", "ca", "crl", "health", "metrics", "other"};
@@ -75,6 +82,18 @@ int smki_repo_public_parse(const char *text, unsigned *mask)
     return 0;
 }
 
+/* The access rules of o into r (the caller holds cfg_lock, or r is not shared yet). */
+static void set_access(smki_repo *r, const smki_repo_opts *o)
+{
+    smki_wipe(r->apikey, sizeof r->apikey);
+    r->has_apikey = o->apikey != NULL;
+    if (o->apikey) snprintf(r->apikey, sizeof r->apikey, "%s", o->apikey);
+    r->public_mask = o->public_mask | (1u << SMKI_REPO_EP_OTHER);
+    r->n_allow = o->n_allow;
+    memcpy(r->allow, o->allow, sizeof r->allow);
+    atomic_store(&r->max_scan, o->max_scan ? (long)o->max_scan : SCAN_DEFAULT);
+}
+
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 {
     ENSURE(o && (o->store_dir || o->store) && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
@@ -91,20 +110,26 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     smki_repo *r = calloc(1, sizeof *r);
     ENSURE(r, SMKI_E_NOMEM, "out of memory");
     pthread_mutex_init(&r->db_lock, NULL);
+    pthread_rwlock_init(&r->cfg_lock, NULL);
     memcpy(r->env, o->env, el + 1);
     snprintf(r->home, sizeof r->home, "%s", o->home ? o->home : ".");
-    if (o->apikey) snprintf(r->apikey, sizeof r->apikey, "%s", o->apikey), r->has_apikey = 1;
+    snprintf(r->store_dir, sizeof r->store_dir, "%s", o->store_dir);
+    snprintf(r->version, sizeof r->version, "%s", o->version ? o->version : "unknown");
     snprintf(r->arl_ca, sizeof r->arl_ca, "%s", arl);
-    r->public_mask = o->public_mask | (1u << SMKI_REPO_EP_OTHER);
-    r->n_allow = o->n_allow;
-    r->max_scan = o->max_scan ? (long)o->max_scan : SCAN_DEFAULT;
-    memcpy(r->allow, o->allow, sizeof r->allow);
+    set_access(r, o);
     smki_store_opts so = {0, 0, 1};
     r->is_store_shared = o->store != NULL;
     r->store = o->store;
     int rc = r->is_store_shared ? 0 : smki_store_open(o->store_dir, &so, &r->store);
+    if (rc < 0 && access(o->store_dir, R_OK | X_OK) == 0)
+        /* The repository reads the store but takes a slot in LMDB's reader table. */
+        (void)smki_error_wrap("the repository's user needs read access to %s/data.mdb and read-write access to "
+                              "its lock.mdb (LMDB's reader table; e.g. group smki, modes 0640 and 0660: "
+                              "docs/operations.md)",
+                              o->store_dir);
     if (rc < 0) {
         pthread_mutex_destroy(&r->db_lock);
+        pthread_rwlock_destroy(&r->cfg_lock);
         free(r);
         return rc;
     }
@@ -112,11 +137,29 @@ int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
     return 0;
 }
 
+int smki_repo_reconfigure(smki_repo *r, const smki_repo_opts *o)
+{
+    ENSURE(r && o && o->env, SMKI_E_INTERNAL, "smki_repo_reconfigure: missing argument");
+    ENSURE(strcmp(o->env, r->env) == 0, SMKI_E_USAGE, "env %s -> %s needs a restart", r->env, o->env);
+    ENSURE(!o->store_dir || strcmp(o->store_dir, r->store_dir) == 0, SMKI_E_USAGE, "the store %s -> %s needs a restart",
+           r->store_dir, o->store_dir);
+    ENSURE(!o->apikey || strlen(o->apikey) < sizeof r->apikey, SMKI_E_USAGE, "apikey too long");
+    ENSURE(o->n_allow <= SMKI_REPO_ALLOW_MAX, SMKI_E_USAGE, "more than %d allowed parties", SMKI_REPO_ALLOW_MAX);
+    pthread_rwlock_wrlock(&r->cfg_lock);
+    set_access(r, o);
+    pthread_rwlock_unlock(&r->cfg_lock);
+    return 0;
+}
+
+void smki_repo_set_tls_not_after(smki_repo *r, int64_t not_after) { atomic_store(&r->tls_not_after, not_after); }
+
 void smki_repo_free(smki_repo *r)
 {
     if (!r) return;
     if (!r->is_store_shared) smki_store_close(r->store);
     pthread_mutex_destroy(&r->db_lock);
+    pthread_rwlock_destroy(&r->cfg_lock);
+    smki_wipe(r->apikey, sizeof r->apikey);
     free(r);
 }
 
@@ -776,7 +819,8 @@ static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w
     w->status = 200;
     w->content_type = "application/json";
     GUARD(adds(w, "{\"results\":["));
-    page_ctx p = {w, offset, limit, 0, 0, 0, r->max_scan, q.profile, 0, 0};
+    long max_scan = atomic_load(&r->max_scan);
+    page_ctx p = {w, offset, limit, 0, 0, 0, max_scan, q.profile, 0, 0};
     q.profile = SMKI_PROFILE_UNKNOWN; /* filtered here, where what it passes over is counted */
     if (db_ready(r)) {
         int rc = smki_ca_find(&r->db, &q, page_result, &p);
@@ -785,7 +829,7 @@ static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w
     if (p.is_over_scan) {
         char msg[160];
         snprintf(msg, sizeof msg, "the query would scan more than %ld records: narrow it (eui, serial, ski, status, role, usage, issuer)",
-                 r->max_scan);
+                 max_scan);
         return fail_resp(w, 400, 0, msg);
     }
     GUARD(addf(w, "],\"count\":%ld,\"offset\":%ld,\"limit\":%ld,", p.n, offset, limit));
@@ -886,16 +930,113 @@ static int crl(smki_repo *r, const smki_repo_req *req, const char *name, int wan
     return rc;
 }
 
+/* ---- Health: the lists and the TLS certificate ------------------------------------------------
+ * A CRL or ARL is due in the last quarter of its period (smki doctor says the same) and
+ * lapsed past its nextUpdate; the TLS certificate is near its end within TLS_WARN_DAYS. */
+#define TLS_WARN_DAYS 14
+typedef enum { LIST_OK, LIST_DUE, LIST_LAPSED, LIST_MISSING } list_state;
+static const char *const LIST_STATES[] = {"ok", "due", "lapsed", "missing"};
+
+typedef struct {
+    smki_ca_kind kind;
+    list_state state;
+    uint64_t number;
+    int64_t this_update, next_update;
+} list_info;
+
+/* The latest list of each CA the environment has (at most SMKI_CA_KIND_COUNT). */
+static int list_infos(smki_repo *r, int64_t now, list_info *out, size_t *n)
+{
+    *n = 0;
+    if (!db_ready(r)) return 0;
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int rc = 0;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT && rc == 0; k++) {
+        rc = smki_ca_get(&r->db, r->env, (smki_ca_kind)k, rec);
+        if (rc == SMKI_E_NOTFOUND) {
+            smki_error_clear();
+            rc = 0;
+            continue;
+        }
+        if (rc < 0) break;
+        list_info *li = &out[(*n)++];
+        memset(li, 0, sizeof *li);
+        li->kind = (smki_ca_kind)k;
+        smki_crl c;
+        memset(&c, 0, sizeof c);
+        rc = smki_ca_crl_get(&r->db, r->env, (smki_ca_kind)k, &c);
+        if (rc == SMKI_E_NOTFOUND) {
+            smki_error_clear();
+            li->state = LIST_MISSING;
+            rc = 0;
+            continue;
+        }
+        if (rc < 0) break;
+        li->number = c.number;
+        li->this_update = c.this_update;
+        li->next_update = c.next_update;
+        li->state = c.next_update <= now                                     ? LIST_LAPSED
+                    : c.next_update - now < (c.next_update - c.this_update) / 4 ? LIST_DUE
+                                                                                : LIST_OK;
+        smki_crl_clear(&c);
+    }
+    free(rec);
+    return rc;
+}
+
 static int health(smki_repo *r, smki_repo_resp *w)
 {
-    size_t n = 0;
+    size_t n = 0, nl = 0;
     int ready = db_ready(r);
-    if (ready && smki_ca_count(&r->db, &n) < 0) return fail_err(w, 503, 0, "the store");
+    int64_t now = (int64_t)time(NULL);
+    list_info lists[SMKI_CA_KIND_COUNT];
+    if (ready && (smki_ca_count(&r->db, &n) < 0 || list_infos(r, now, lists, &nl) < 0))
+        return fail_err(w, 503, 0, "the store");
+    char reasons[1024] = "";
+    size_t used = 0;
+#define REASON(...)                                                                                   \
+    do {                                                                                              \
+        int k_ = snprintf(reasons + used, sizeof reasons - used, "%s\"", used ? "," : "");            \
+        if (k_ > 0 && (size_t)k_ < sizeof reasons - used) used += (size_t)k_;                         \
+        k_ = snprintf(reasons + used, sizeof reasons - used, __VA_ARGS__);                            \
+        if (k_ > 0 && (size_t)k_ < sizeof reasons - used) used += (size_t)k_;                         \
+        if (used + 2 < sizeof reasons) reasons[used++] = '"', reasons[used] = 0;                     \
+    } while (0)
+    if (!ready || nl == 0) REASON("the store holds no CA of environment %s", r->env);
+    char at[32];
+    for (size_t i = 0; i < nl; i++) {
+        const char *what = smki_ca_kind_is_root(lists[i].kind) ? "ARL" : "CRL";
+        const char *ca = smki_ca_kind_name(lists[i].kind);
+        iso_time(lists[i].next_update, at);
+        if (lists[i].state == LIST_MISSING) REASON("%s has published no %s", ca, what);
+        else if (lists[i].state == LIST_LAPSED) REASON("the %s of %s lapsed at %s", what, ca, at);
+        else if (lists[i].state == LIST_DUE) REASON("the %s of %s is due: nextUpdate %s", what, ca, at);
+    }
+    int64_t tls = atomic_load(&r->tls_not_after);
+    if (tls && tls - now < (int64_t)TLS_WARN_DAYS * 86400) {
+        iso_time(tls, at);
+        REASON("the TLS certificate %s %s", tls <= now ? "expired at" : "expires at", at);
+    }
+#undef REASON
     reset(w);
     w->status = 200;
     w->content_type = "application/json";
-    return addf(w, "{\"status\":\"ok\",\"env\":\"%s\",\"store\":\"%s\",\"certificates\":%zu}\n", r->env,
-                ready ? "ready" : "empty", n);
+    GUARD(addf(w, "{\"status\":\"%s\",\"env\":\"%s\",\"store\":\"%s\",\"certificates\":%zu,\"reasons\":[%s],\"lists\":[",
+               used ? "degraded" : "ok", r->env, ready ? "ready" : "empty", n, reasons));
+    for (size_t i = 0; i < nl; i++) {
+        iso_time(lists[i].next_update, at);
+        GUARD(addf(w, "%s{\"ca\":\"%s\",\"list\":\"%s\",\"state\":\"%s\",\"number\":%llu,\"next_update\":\"%s\"}",
+                   i ? "," : "", smki_ca_kind_name(lists[i].kind), smki_ca_kind_is_root(lists[i].kind) ? "arl" : "crl",
+                   LIST_STATES[lists[i].state], (unsigned long long)lists[i].number,
+                   lists[i].state == LIST_MISSING ? "" : at));
+    }
+    GUARD(adds(w, "]"));
+    if (tls) {
+        iso_time(tls, at);
+        GUARD(addf(w, ",\"tls_not_after\":\"%s\"", at));
+    }
+    return adds(w, "}\n");
 }
 
 static int metrics(smki_repo *r, smki_repo_resp *w)
@@ -930,12 +1071,45 @@ static int metrics(smki_repo *r, smki_repo_resp *w)
                "# HELP smki_repo_connections_refused_total Connections refused over the limit.\n"
                "# TYPE smki_repo_connections_refused_total counter\nsmki_repo_connections_refused_total %llu\n",
                (long long)atomic_load(&r->conns_open), atomic_load(&r->conns_total), atomic_load(&r->conns_refused)));
-    size_t n = 0;
+    size_t n = 0, nl = 0;
     if (db_ready(r) && smki_ca_count(&r->db, &n) < 0) smki_error_clear();
+    GUARD(addf(w,
+               "# HELP smki_repo_certificates Certificates in the store.\n# TYPE smki_repo_certificates gauge\n"
+               "smki_repo_certificates %zu\n",
+               n));
+    int64_t now = (int64_t)time(NULL);
+    list_info lists[SMKI_CA_KIND_COUNT];
+    if (list_infos(r, now, lists, &nl) < 0) smki_error_clear(), nl = 0;
+    GUARD(adds(w, "# HELP smki_repo_list_next_update_seconds nextUpdate of each CA's latest CRL or ARL (Unix time).\n"
+                  "# TYPE smki_repo_list_next_update_seconds gauge\n"));
+    for (size_t i = 0; i < nl; i++)
+        if (lists[i].state != LIST_MISSING)
+            GUARD(addf(w, "smki_repo_list_next_update_seconds{env=\"%s\",ca=\"%s\",list=\"%s\"} %lld\n", r->env,
+                       smki_ca_kind_name(lists[i].kind), smki_ca_kind_is_root(lists[i].kind) ? "arl" : "crl",
+                       (long long)lists[i].next_update));
+    GUARD(adds(w, "# HELP smki_repo_list_age_seconds Seconds since the thisUpdate of each CA's latest CRL or ARL.\n"
+                  "# TYPE smki_repo_list_age_seconds gauge\n"));
+    for (size_t i = 0; i < nl; i++)
+        if (lists[i].state != LIST_MISSING)
+            GUARD(addf(w, "smki_repo_list_age_seconds{env=\"%s\",ca=\"%s\",list=\"%s\"} %lld\n", r->env,
+                       smki_ca_kind_name(lists[i].kind), smki_ca_kind_is_root(lists[i].kind) ? "arl" : "crl",
+                       (long long)(now - lists[i].this_update)));
+    GUARD(adds(w, "# HELP smki_repo_list_number cRLNumber of each CA's latest CRL or ARL (0: none published).\n"
+                  "# TYPE smki_repo_list_number gauge\n"));
+    for (size_t i = 0; i < nl; i++)
+        GUARD(addf(w, "smki_repo_list_number{env=\"%s\",ca=\"%s\",list=\"%s\"} %llu\n", r->env,
+                   smki_ca_kind_name(lists[i].kind), smki_ca_kind_is_root(lists[i].kind) ? "arl" : "crl",
+                   (unsigned long long)lists[i].number));
+    int64_t tls = atomic_load(&r->tls_not_after);
+    if (tls)
+        GUARD(addf(w,
+                   "# HELP smki_repo_tls_cert_not_after_seconds The TLS certificate's notAfter (Unix time).\n"
+                   "# TYPE smki_repo_tls_cert_not_after_seconds gauge\nsmki_repo_tls_cert_not_after_seconds %lld\n",
+                   (long long)tls));
     return addf(w,
-                "# HELP smki_repo_certificates Certificates in the store.\n# TYPE smki_repo_certificates gauge\n"
-                "smki_repo_certificates %zu\n",
-                n);
+                "# HELP smki_repo_build_info The build serving: smki's version and the OpenSSL it runs on.\n"
+                "# TYPE smki_repo_build_info gauge\nsmki_repo_build_info{version=\"%s\",openssl=\"%s\"} 1\n",
+                r->version, OpenSSL_version(OPENSSL_VERSION));
 }
 
 /* ---- Routing ------------------------------------------------------------------------------------- */
@@ -967,19 +1141,39 @@ static int route(const smki_repo_req *req, smki_repo_resp *w)
     return -1;
 }
 
-static int allowed(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+/* 1: the rules let req reach its endpoint; 0: refused, with the reason. Read under
+ * cfg_lock (a SIGHUP may be replacing them). */
+static int access_ok(smki_repo *r, const smki_repo_req *req, smki_repo_ep ep, const char **why)
 {
-    int xml = w->ep == SMKI_REPO_EP_DCC;
-    if (r->public_mask & (1u << w->ep)) return 1;
+    if (r->public_mask & (1u << ep)) return 1;
     if (!req->has_client_cert) {
-        fail_resp(w, 403, xml, "this endpoint needs a DCCKI client certificate");
+        *why = "this endpoint needs a DCCKI client certificate";
         return 0;
     }
     if (r->n_allow == 0) return 1;
     for (size_t i = 0; i < r->n_allow && req->party; i++)
         if (strcmp(r->allow[i], req->party) == 0) return 1;
-    fail_resp(w, 403, xml, "the client certificate's Party Signifier is not allowed here");
+    *why = "the client certificate's Party Signifier is not allowed here";
     return 0;
+}
+
+static int allowed(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    const char *why = NULL;
+    pthread_rwlock_rdlock(&r->cfg_lock);
+    int ok = access_ok(r, req, w->ep, &why);
+    pthread_rwlock_unlock(&r->cfg_lock);
+    if (!ok) fail_resp(w, 403, w->ep == SMKI_REPO_EP_DCC, why);
+    return ok;
+}
+
+/* 1 when the DCC services need no apikey or query carries the right one. */
+static int apikey_ok(smki_repo *r, const char *given)
+{
+    pthread_rwlock_rdlock(&r->cfg_lock);
+    int ok = !r->has_apikey || (given && strcmp(given, r->apikey) == 0);
+    pthread_rwlock_unlock(&r->cfg_lock);
+    return ok;
 }
 
 static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
@@ -990,11 +1184,10 @@ static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
     const char *p = req->path;
     switch (w->ep) {
     case SMKI_REPO_EP_DCC: {
-        if (r->has_apikey) {
+        if (!apikey_ok(r, NULL)) {
             qparams qp;
             if (query_parse(req->query, &qp) < 0) return fail_err(w, 401, 1, "invalid parameters");
-            const char *key = qget(&qp, "apikey");
-            if (!key || strcmp(key, r->apikey) != 0) return fail_resp(w, 403, 1, "a valid apikey is needed");
+            if (!apikey_ok(r, qget(&qp, "apikey"))) return fail_resp(w, 403, 1, "a valid apikey is needed");
         }
         return strcmp(p, "/services/certificatesearch") == 0 ? dcc_search(r, req, w) : dcc_retrieve(r, req, w);
     }

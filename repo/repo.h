@@ -68,6 +68,7 @@ typedef struct {
     const char *apikey;   /* when set, the DCC endpoints need ?apikey= equal to it */
     const char *arl_ca;   /* the CA whose CRL is the ARL; NULL: smki-root */
     size_t max_scan;      /* records one search may examine (more: 400); 0: 100000 */
+    const char *version;  /* smki's version, for /metrics' build information; NULL: "unknown" */
     /* An open store to share instead of opening store_dir (a service in this process
      * already has it open, e.g. est/ with the RA): not closed by smki_repo_free. */
     smki_store *store;
@@ -80,6 +81,13 @@ typedef struct smki_repo smki_repo;
  * again on each request until they appear. Refused: no environment, a bad env name. */
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out);
 void smki_repo_free(smki_repo *r);
+/* A configuration read again (SIGHUP): the access rules (public groups, allowed
+ * Parties, apikey) and max_scan take effect from the next request. What a running
+ * instance cannot change (env, store, home) is refused (SMKI_E_USAGE naming it: restart
+ * for that) and nothing changes. */
+int smki_repo_reconfigure(smki_repo *r, const smki_repo_opts *o);
+/* The TLS certificate's notAfter (0: no TLS), for /health and /metrics. */
+void smki_repo_set_tls_not_after(smki_repo *r, int64_t not_after);
 /* Parse "dcc,cert,ca,crl,health,metrics" (or "all", "none") into a public mask. */
 int smki_repo_public_parse(const char *text, unsigned *mask);
 
@@ -125,7 +133,7 @@ void smki_repo_note_conn(smki_repo *r, int opened, int refused);
 void smki_repo_note_status(smki_repo *r, int status);
 
 /* ---- The HTTP server ----------------------------------------------------------------- */
-typedef struct {
+typedef struct smki_repo_server_opts {
     const char *listen;       /* "127.0.0.1:8080", "[::1]:8443", ":8080" */
     unsigned threads;         /* event loops sharing the listening socket; 0: 2 */
     unsigned max_conns;       /* open connections; more are answered 429 and closed; 0: 1024 */
@@ -150,6 +158,11 @@ typedef struct {
     /* Called once the socket listens (for tests and scripts that need the port). */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;
+    /* SIGHUP: fill ro and so afresh (the configuration read again, the command's flags
+     * applied); strings must stay valid until the next call. NULL: SIGHUP reloads only
+     * the TLS certificate and key from the same files. */
+    int (*reload)(void *arg, smki_repo_opts *ro, struct smki_repo_server_opts *so);
+    void *reload_arg;
 } smki_repo_server_opts;
 
 /* ---- The [repo] section of smki.conf ---------------------------------------------------
@@ -171,7 +184,12 @@ int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts 
                         smki_repo_conf_buf *buf);
 
 /* Serve until *o->stop or SIGTERM/SIGINT (handled here): then stop accepting, let
- * the loops finish what they were sending (up to a second), and return 0. */
+ * the loops finish what they were sending (up to a second), and return 0. SIGHUP
+ * reloads without a restart and without dropping a connection: the configuration
+ * (o->reload: access rules, access_log) and the TLS certificate and key, which new
+ * handshakes use while established connections keep theirs. A reload that fails
+ * (a key that is not the certificate's, a bad configuration) is logged and changes
+ * nothing; a setting only a restart can change (listen, threads, env...) is logged. */
 int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o);
 
 /* ---- The client (smki repo get/search) ------------------------------------------------ */

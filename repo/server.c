@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "repo.h"
+#include "tls.h"
 
 #define TICK_MS 100
 #define GRACE_MS 300    /* answers in flight at SIGTERM get this long */
@@ -69,6 +70,8 @@ typedef struct server {
     h2o_globalconf_t config;
     int has_config;
     SSL_CTX *ssl;
+    repo_tls *tls;         /* the certificate and key new handshakes get (SIGHUP replaces them) */
+    atomic_int access_log; /* o->access_log, or the reloaded configuration's */
     ASN1_OBJECT *party_obj;
     int lfd;
     unsigned max_conns;
@@ -369,7 +372,7 @@ static int early(server *s, h2o_req_t *req, int status, const char *body, int cl
 {
     reply_text(req, status, body, close);
     smki_repo_note_status(s->repo, status);
-    if (s->o->access_log) {
+    if (atomic_load_explicit(&s->access_log, memory_order_relaxed)) {
         char *m = pool_str(req, req->method.base, req->method.len < 15 ? req->method.len : 15);
         char *pa = pool_str(req, req->path.base, req->path.len < 500 ? req->path.len : 500);
         log_request(req, m, pa, NULL, status, strlen(body), SMKI_REPO_EP_OTHER);
@@ -483,7 +486,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     add_extra_headers(req, w);
     if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
-    if (s->o->access_log) log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);
+    if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
+        log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);
     return 0;
 }
 
@@ -641,7 +645,88 @@ static int tls_setup(server *s)
     }
     /* Sessions resumed by ticket keep the client's verified certificate. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"smki-repo", 9);
+    GUARD(repo_tls_new(ctx, &s->tls));
+    struct tm tm;
+    X509 *x = SSL_CTX_get0_certificate(ctx);
+    if (x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) smki_repo_set_tls_not_after(s->repo, (int64_t)timegm(&tm));
     return 0;
+}
+
+/* ---- SIGHUP -------------------------------------------------------------------------------------- */
+static int differs(const char *a, const char *b) { return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0); }
+
+/* Log, by name, what the new configuration changes that only a restart applies. */
+static void note_restart_only(const smki_repo_server_opts *o, const smki_repo_server_opts *n)
+{
+    char names[256] = "";
+    size_t used = 0;
+    static const char *const NAMES[] = {"listen", "threads", "max_conns", "max_body", "max_headers", "timeout",
+                                        "client_ca", "client_certs", "party_attr", "tls (on or off)"};
+    int changed[] = {differs(o->listen, n->listen), o->threads != n->threads, o->max_conns != n->max_conns,
+                     o->max_body != n->max_body, o->max_headers != n->max_headers, o->timeout_s != n->timeout_s,
+                     differs(o->client_ca, n->client_ca), o->require_client_cert != n->require_client_cert,
+                     differs(o->party_attr, n->party_attr), (o->tls_cert == NULL) != (n->tls_cert == NULL)};
+    for (size_t i = 0; i < sizeof changed / sizeof changed[0]; i++) {
+        if (!changed[i]) continue;
+        int k = snprintf(names + used, sizeof names - used, "%s%s", used ? ", " : "", NAMES[i]);
+        if (k > 0 && (size_t)k < sizeof names - used) used += (size_t)k;
+    }
+    if (used) log_line("warn", "reload", "\"needs_restart\":\"%s\"", names);
+}
+
+static void log_reload_failure(const char *what)
+{
+    char msg[SMKI_ERR_MSG_MAX];
+    json_text(smki_error_msg(), msg, sizeof msg);
+    log_line("error", "reload", "\"failed\":\"%s\",\"error\":\"%s\",\"note\":\"nothing changed\"", what, msg);
+    smki_error_clear();
+}
+
+/* The configuration read again (o->reload), then the TLS certificate and key: checked
+ * first, applied together, or nothing changes. Connections are not touched: new
+ * handshakes get the new pair, established ones keep theirs. */
+static void reload(server *s)
+{
+    const smki_repo_server_opts *o = s->o;
+    smki_repo_opts ro;
+    smki_repo_server_opts so;
+    memset(&ro, 0, sizeof ro);
+    memset(&so, 0, sizeof so);
+    const char *cert = o->tls_cert, *key = o->tls_key;
+    if (o->reload) {
+        if (o->reload(o->reload_arg, &ro, &so) < 0) {
+            log_reload_failure("configuration");
+            return;
+        }
+        cert = so.tls_cert;
+        key = so.tls_key;
+    }
+    repo_tls_pair *pair = NULL;
+    if (s->ssl && cert && key && repo_tls_pair_load(cert, key, &pair) < 0) {
+        log_reload_failure("tls");
+        return;
+    }
+    if (o->reload) {
+        if (smki_repo_reconfigure(s->repo, &ro) < 0) {
+            repo_tls_pair_free(pair);
+            log_reload_failure("configuration");
+            return;
+        }
+        atomic_store(&s->access_log, so.access_log);
+        note_restart_only(o, &so);
+    }
+    char until[32] = "";
+    if (pair) {
+        int64_t t = repo_tls_pair_not_after(pair);
+        time_t tt = (time_t)t;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        smki_repo_set_tls_not_after(s->repo, t);
+        repo_tls_install(s->tls, pair);
+    }
+    log_line("info", "reloaded", "\"configuration\":%s,\"tls_not_after\":\"%s\",\"connections_open\":%d",
+             o->reload ? "true" : "false", until, atomic_load(&s->conns));
 }
 
 static void worker_free(worker *wk)
@@ -683,6 +768,8 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     sigemptyset(&stopsigs);
     sigaddset(&stopsigs, SIGTERM);
     sigaddset(&stopsigs, SIGINT);
+    sigaddset(&stopsigs, SIGHUP); /* a reload, not a stop (below) */
+    atomic_store(&s.access_log, o->access_log);
     signal(SIGPIPE, SIG_IGN);
     /* Descriptors up to the hard limit: connections, not the soft default of 1024,
      * bound what the server holds. */
@@ -735,8 +822,8 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
         wk->listener->data = wk;
         h2o_socket_read_start(wk->listener, on_accept);
     }
-    /* SIGTERM and SIGINT go to this thread only (sigtimedwait below): the loops never
-     * see them. */
+    /* SIGTERM, SIGINT and SIGHUP go to this thread only (sigtimedwait below): the loops
+     * never see them. */
     pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
     log_line("info", "listening", "\"listen\":\"%s\",\"port\":%d,\"tls\":%s,\"client_certs\":\"%s\",\"threads\":%u,"
                                   "\"max_conns\":%u,\"server\":\"h2o %s\"",
@@ -753,6 +840,10 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     while (!atomic_load(&s.is_stopping) && !(o->stop && *o->stop)) {
         struct timespec tv = {0, TICK_MS * 1000000L};
         int sig = sigtimedwait(&stopsigs, NULL, &tv);
+        if (sig == SIGHUP) {
+            reload(&s);
+            continue;
+        }
         if (sig == SIGTERM || sig == SIGINT) log_line("info", "stopping", "\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
         if (sig > 0) break;
     }
@@ -770,6 +861,7 @@ out:
     if (s.has_config) h2o_config_dispose(&s.config);
     if (s.lfd >= 0) close(s.lfd);
     if (s.ssl) SSL_CTX_free(s.ssl);
+    repo_tls_free(s.tls); /* after the SSL_CTX whose certificate callback it is */
     ASN1_OBJECT_free(s.party_obj);
     return rc;
 }

@@ -754,6 +754,28 @@ static int open_pg(smki_store *s, const char *conninfo, const smki_store_opts *o
     return check_schema_pg(s);
 }
 
+int smki_store_location(const smki_conf *conf, const char *conf_path, const char *home, char *out, size_t cap)
+{
+    const char *engine = smki_conf_get(conf, "store.engine", "lmdb");
+    const char *conninfo = smki_conf_get(conf, "store.conninfo", NULL);
+    int n;
+    if (strcmp(engine, "lmdb") == 0) {
+        ENSURE(!conninfo, SMKI_E_USAGE, "%s: [store] conninfo is set but engine is lmdb; set engine = postgresql",
+               conf_path);
+        const char *path = smki_conf_get(conf, "store.path", "store");
+        n = snprintf(out, cap, "%s%s%s", path[0] == '/' ? "" : home, path[0] == '/' ? "" : "/", path);
+    } else {
+        ENSURE(strcmp(engine, "postgresql") == 0, SMKI_E_USAGE, "%s: [store] engine = %s: use lmdb or postgresql",
+               conf_path, engine);
+        ENSURE(conninfo && *conninfo, SMKI_E_USAGE,
+               "%s: [store] engine = postgresql needs conninfo (e.g. conninfo = host=/run/postgresql dbname=smki)",
+               conf_path);
+        n = snprintf(out, cap, "%s%s", SMKI_STORE_PG_PREFIX, conninfo);
+    }
+    ENSURE(n > 0 && (size_t)n < cap, SMKI_E_USAGE, "%s: the store's location is too long", conf_path);
+    return 0;
+}
+
 int smki_store_exists(const char *location)
 {
     ENSURE(location && *location, SMKI_E_USAGE, "smki_store_exists: no location");

@@ -38,6 +38,13 @@ typedef struct {
  * open then says why. Commands that only read, or that need what an earlier command
  * recorded, check this first so that a refusal creates nothing. */
 int smki_store_exists(const char *location);
+/* Where a home's store is, from its smki.conf: [store] engine = lmdb (default: the
+ * folder [store] path, default "store", relative to home) or postgresql (the server
+ * [store] conninfo names, as "postgresql:" CONNINFO). conf_path names the file in
+ * messages. Refused (SMKI_E_USAGE): an unknown engine, conninfo without postgresql,
+ * postgresql without conninfo, a location longer than cap. */
+SMKI_MUST_CHECK int smki_store_location(const smki_conf *conf, const char *conf_path, const char *home, char *out,
+                                        size_t cap);
 
 /* Open (creating the folder and environment if needed) the store in `dir`. Clears
  * stale readers left by dead processes, checks the schema version (refusing a

@@ -8,7 +8,13 @@
 # rounds' ratios. With PostgreSQL 15 installed (REPO_PG=0 turns it off), a third
 # server joins the rounds: smki repo serve reading a hot standby of a local primary
 # into which the same store was copied (smki store copy), as on a repository host.
+# Then the same over TLS (REPO_TLS=0 skips it), both servers with the
+# same DCCKI server certificate chain: keep-alive (wrk), a full handshake per request
+# (wrk, Connection: close; wrk resumes no session), and mutual TLS with a DCCKI client
+# certificate, a handshake per request (openssl s_time -new, one client per core: wrk
+# cannot present a client certificate).
 #   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=10 REPO_ROUNDS=3 REPO_CONNS=64 REPO_THREADS=2
+#                                 REPO_TLS=1 REPO_TLS_SECS=5
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
@@ -78,6 +84,42 @@ for e in euis:
     open("%s/%s.json" % (out, e), "wb").write(body)
 print("  %d answers written for nginx (%d octets each)" % (len(euis), len(body)))
 PY
+TLS=${REPO_TLS:-1}
+TLS_SECS=${REPO_TLS_SECS:-5}
+if [ "$TLS" = 1 ]; then
+    # A test hierarchy in the same store (software CA keys), a Party authorised for DCCKI
+    # TLS certificates, its server certificate (for 127.0.0.1) and a client certificate.
+    T=$W/tls
+    mkdir -p "$T"
+    repo_soft_ca_conf "$SMKI_HOME" "$SMKI_HOME/smki.conf"
+    "$SMKI" ca init --env test >/dev/null
+    "$(dirname "$0")/ra_test_participant.sh" "$SMKI" "$SMKI_HOME" "$T/ra"
+    export SMKI_OPERATOR=tester SMKI_OPERATOR_KEY=file:$T/ra/ra-op.pem
+    "$SMKI" ra party add BENCH-TLS --testing-participant --agreement-signed >/dev/null
+    for ty in dccki-server dccki-client; do
+        "$SMKI" ra subscriber authorise --party BENCH-TLS --type $ty --env test >/dev/null
+        openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$T/$ty.key" \
+            -subj "/2.5.4.97=BENCH-TLS/CN=bench" -addext "keyUsage=critical,digitalSignature" -out "$T/$ty.csr" 2>/dev/null
+    done
+    "$SMKI" ca issue --env test --profile dccki-server --csr "$T/dccki-server.csr" --party BENCH-TLS --ip 127.0.0.1 \
+        --out "$T/server.pem" >/dev/null
+    "$SMKI" ca issue --env test --profile dccki-client --csr "$T/dccki-client.csr" --party BENCH-TLS \
+        --out "$T/client.pem" >/dev/null
+    CAD=$SMKI_HOME/ca/test
+    cat "$T/server.pem" "$CAD/dccki-ica.pem" >"$T/chain.pem"
+    cat "$CAD/dccki-ica.pem" "$CAD/dccki-root.pem" >"$T/client-ca.pem"
+    chmod 0644 "$T/dccki-server.key"
+    repo_serve_start "$SMKI" "$W/serve-tls.log" --env test --listen 127.0.0.1:0 --threads "$THREADS" --max-conns 4096 \
+        --tls-cert "$T/chain.pem" --tls-key "$T/dccki-server.key" || { cat "$W/serve-tls.log"; exit 1; }
+    TPORT=$PORT TLS_PID=$REPO_PID
+    # Mutual TLS as DCC Gateway connections use it: a certificate required, the endpoint
+    # not public, the client's certificate looked up in the store once per connection.
+    repo_serve_start "$SMKI" "$W/serve-mtls.log" --env test --listen 127.0.0.1:0 --threads "$THREADS" \
+        --max-conns 4096 --tls-cert "$T/chain.pem" --tls-key "$T/dccki-server.key" --client-ca "$T/client-ca.pem" \
+        --require-client-cert --public health || { cat "$W/serve-mtls.log"; exit 1; }
+    MPORT=$PORT MTLS_PID=$REPO_PID
+    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/serve.log" | head -1)
+fi
 chmod -R a+rX "$W" # nginx's workers run as another user
 NPORT=$((PORT + 1))
 cat >"$W/nginx/nginx.conf" <<EOF
@@ -97,6 +139,17 @@ http {
     client_body_temp_path $W/nginx/tmp; proxy_temp_path $W/nginx/tmp; fastcgi_temp_path $W/nginx/tmp;
     uwsgi_temp_path $W/nginx/tmp; scgi_temp_path $W/nginx/tmp;
     server { listen 127.0.0.1:$NPORT; root $W/www; }
+$(if [ "$TLS" = 1 ]; then cat <<TLSCONF
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_certificate $T/chain.pem;
+    ssl_certificate_key $T/dccki-server.key;
+    server { listen 127.0.0.1:$((NPORT + 1)) ssl; root $W/www; }
+    server {
+        listen 127.0.0.1:$((NPORT + 2)) ssl; root $W/www;
+        ssl_client_certificate $T/client-ca.pem; ssl_verify_client on; ssl_verify_depth 4;
+    }
+TLSCONF
+fi)
 }
 EOF
 "$NGINX" -c "$W/nginx/nginx.conf" -p "$W/nginx" 2>"$W/nginx/stderr" &
@@ -125,18 +178,21 @@ ticks() {
     echo "$t"
 }
 HZ=$(getconf CLK_TCK)
-measure() { # name port script pid -> "rate p99_ms errors cpu_us_per_request"
-    local t0 t1
-    t0=$(ticks "$4")
-    wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$3" "http://127.0.0.1:$2" >"$W/$1.wrk" 2>&1
-    t1=$(ticks "$4")
-    echo "cpu_ticks $((t1 - t0))" >>"$W/$1.wrk"
+measure() { # name port script pid [scheme [secs [wrk args...]]] -> "rate p99_ms errors cpu_us_per_request"
+    local t0 t1 name=$1 port=$2 script=$3 pid=$4 scheme=${5:-http} secs=${6:-$SECS}
+    shift 4
+    [ $# -gt 0 ] && shift
+    [ $# -gt 0 ] && shift
+    t0=$(ticks "$pid")
+    wrk -t2 -c"$CONNS" -d"${secs}s" --latency "$@" -s "$script" "$scheme://127.0.0.1:$port" >"$W/$name.wrk" 2>&1
+    t1=$(ticks "$pid")
+    echo "cpu_ticks $((t1 - t0))" >>"$W/$name.wrk"
     awk -v hz="$HZ" '
         /Requests\/sec/ { rate = $2 }
         /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
         /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
         / requests in / { n = $1 } /^cpu_ticks/ { ticks = $2 }
-        END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$W/$1.wrk"
+        END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$W/$name.wrk"
 }
 measure warm "$PORT" "$W/smki.lua" "$SMKI_PID" >/dev/null
 [ "$PG_ON" = 1 ] && measure warmpg "$PGPORT" "$W/smki.lua" "$PG_PID" >/dev/null
@@ -196,4 +252,59 @@ for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk "$W"/pg[0-9]*.wrk; do
 done
 grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
 echo "  (errors: wrk's non-2xx answers plus socket errors; the machine's load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+[ "$TLS" = 1 ] || exit 0
+
+# ---- Over TLS: the same certificate chain and answers for both -----------------------------------
+# s_time: one client per core, each a handshake per request (HTTP/1.0, -new), for
+# REPO_TLS_SECS; "N connections in T real seconds" summed.
+stime() { # name port path pid -> "rate 0 errors cpu_us_per_request"
+    local t0 t1 i clients=()
+    t0=$(ticks "$4")
+    for i in $(seq 1 "$(nproc)"); do
+        openssl s_time -connect "127.0.0.1:$2" -new -time "$TLS_SECS" -www "$3" -cert "$T/client.pem" \
+            -key "$T/dccki-client.key" >"$W/$1.$i.stime" 2>&1 &
+        clients+=($!)
+    done
+    wait "${clients[@]}" || true
+    t1=$(ticks "$4")
+    cat "$W/$1".*.stime | awk -v ticks=$((t1 - t0)) -v hz="$HZ" '
+        / connections in [0-9.]+ real seconds/ { n += $1; t = $4 }
+        END { printf "%.1f 0 0 %.2f\n", t ? n / t : 0, n ? ticks * 1e6 / hz / n : 0 }'
+}
+EUI1=$(head -1 "$W/euis.txt")
+# A check that both answer the same over TLS before timing them.
+a=$(curl -s --cacert "$T/client-ca.pem" "https://127.0.0.1:$TPORT/certificates?eui=$EUI1" | sha256sum)
+b=$(curl -s --cacert "$T/client-ca.pem" "https://127.0.0.1:$((NPORT + 1))/eui/$EUI1.json" | sha256sum)
+[ "$a" = "$b" ] || echo "  WARNING: smki and nginx answers differ over TLS"
+c=$(curl -s --cacert "$T/client-ca.pem" --cert "$T/client.pem" --key "$T/dccki-client.key" \
+    "https://127.0.0.1:$MPORT/certificates?eui=$EUI1" | sha256sum)
+[ "$a" = "$c" ] || echo "  WARNING: smki's answer over mutual TLS differs"
+printf '\n%-44s %12s %10s %8s %12s\n' "over TLS (same chain), $N certs" "requests/s" "p99 ms" "errors" "CPU us/req"
+: >"$W/tls-rounds"
+for r in $(seq 1 "$ROUNDS"); do
+    read -r SR SP SE SC <<<"$(measure tls-smki$r "$TPORT" "$W/smki.lua" "$TLS_PID" https "$TLS_SECS")"
+    read -r NR NP NE NC <<<"$(measure tls-nginx$r "$((NPORT + 1))" "$W/nginx.lua" "$NGINX_PID" https "$TLS_SECS")"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r keep-alive: smki" "$SR" "$SP" "$SE" "$SC"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r keep-alive: nginx" "$NR" "$NP" "$NE" "$NC"
+    echo "keepalive $SR $NR $SC $NC" >>"$W/tls-rounds"
+    read -r SR SP SE SC <<<"$(measure hs-smki$r "$TPORT" "$W/smki.lua" "$TLS_PID" https "$TLS_SECS" -H "Connection: close")"
+    read -r NR NP NE NC <<<"$(measure hs-nginx$r "$((NPORT + 1))" "$W/nginx.lua" "$NGINX_PID" https "$TLS_SECS" -H "Connection: close")"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r handshake per request: smki" "$SR" "$SP" "$SE" "$SC"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r handshake per request: nginx" "$NR" "$NP" "$NE" "$NC"
+    echo "handshake $SR $NR $SC $NC" >>"$W/tls-rounds"
+    read -r SR _ _ SC <<<"$(stime mtls-smki$r "$MPORT" "/certificates?eui=$EUI1" "$MTLS_PID")"
+    read -r NR _ _ NC <<<"$(stime mtls-nginx$r "$((NPORT + 2))" "/eui/$EUI1.json" "$NGINX_PID")"
+    printf '%-44s %12.0f %10s %8s %12.2f\n' "round $r mutual TLS, handshake each: smki" "$SR" "-" "-" "$SC"
+    printf '%-44s %12.0f %10s %8s %12.2f\n' "round $r mutual TLS, handshake each: nginx" "$NR" "-" "-" "$NC"
+    echo "mutual $SR $NR $SC $NC" >>"$W/tls-rounds"
+done
+for mode in keepalive handshake mutual; do
+    ratio=$(awk -v m=$mode '$1 == m && $3 > 0 {print $2 / $3}' "$W/tls-rounds" | median)
+    cpu=$(awk -v m=$mode '$1 == m && $4 > 0 {print $5 / $4}' "$W/tls-rounds" | median)
+    printf '%-44s %12.3f   (target >= 1.0; CPU-time ratio nginx/smki %.3f; rounds: %s)\n' "TLS $mode: ratio smki / nginx" \
+        "$ratio" "$cpu" "$(awk -v m=$mode '$1 == m && $3 > 0 {printf "%s%.3f", (n++ ? " " : ""), $2 / $3}' "$W/tls-rounds")"
+done
+for f in "$W"/tls-*.wrk "$W"/hs-*.wrk; do
+    grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
+done
 exit 0

@@ -21,6 +21,12 @@ PACKAGES=(
   curl                               # repo: the integration tests' HTTP client
   libxml2-dev libxmlsec1-dev         # duis: XML parsing, C14N and XMLDSig (OpenSSL back end)
   xmlsec1                            # duis: the independent XMLDSig check in the tests
+  # A second PKCS#11 implementation in tests (tpm2_pkcs11.sh): tpm2-pkcs11 over a software
+  # TPM, behind the TPM resource manager (a TPM holds 3 loaded objects; tabrmd swaps them,
+  # as /dev/tpmrm0 does on a real machine) on a private D-Bus session bus.
+  libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools
+  tpm2-abrmd libtss2-tcti-tabrmd0 dbus
+  p11-kit-modules                    # p11-kit-proxy.so: the proxy as a module in tests (p11kit_proxy.sh)
 )
 # `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
 # nginx as the static-file peer of the repository); not needed to build or test.

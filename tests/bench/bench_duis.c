@@ -2,9 +2,13 @@
  * immediate block tariff, 4 KiB): sign (software key) and verify, over N threads, and
  * the parts of the work: the hardened read alone, and the read plus the C14N 1.0 of
  * the whole document (what the enveloped Reference digests), to say how much of a
- * verification is canonicalisation (c14n minus parse: libxml2 alone). Prints "<op> <threads> <ops/s> <CPU us/op>";
- * tools/bench.sh puts sign and verify beside `openssl speed ecdsap256`.
- * Usage: bench_duis sign|verify|read|parse|c14n THREADS SECONDS (SMKI_SHARED: the vectors). */
+ * verification is canonicalisation (c14n minus parse: libxml2 alone). sign-xmlsec and
+ * verify-xmlsec run the same through xmlsec's own DSig processing (what smki did
+ * before it took the digests from libxml2's C14N directly), for comparison.
+ * Prints "<op> <threads> <ops/s> <CPU us/op>"; tools/bench.sh puts sign and verify
+ * beside `openssl speed ecdsap256`.
+ * Usage: bench_duis sign|verify|sign-xmlsec|verify-xmlsec|read|parse|c14n THREADS SECONDS
+ * (SMKI_SHARED: the vectors). */
 #include <libxml/c14n.h>
 #include <libxml/parser.h>
 #include <pthread.h>
@@ -15,12 +19,13 @@
 
 #include "bench_util.h"
 #include "duis/duis.h"
+#include "duis/duis_private.h"
 
 #define REQ "/vectors/duis/requests/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS.XML"
 #define KS "/vectors/duis/keystore/90b3d51f30010000-xmlsign"
 static const time_t AT = 1577836800; /* 2020-01-01 */
 
-static enum { OP_SIGN, OP_VERIFY, OP_READ, OP_PARSE, OP_C14N } op;
+static enum { OP_SIGN, OP_VERIFY, OP_SIGN_XMLSEC, OP_VERIFY_XMLSEC, OP_READ, OP_PARSE, OP_C14N } op;
 static uint8_t *request, *signed_doc;
 static size_t request_len, signed_len;
 static smki_key *key;
@@ -44,7 +49,15 @@ static int one(void)
         free(out);
         return rc;
     }
+    case OP_SIGN_XMLSEC: {
+        uint8_t *out = NULL;
+        size_t n = 0;
+        int rc = duis_sign_with(DUIS_ENGINE_XMLSEC, signer, AT, request, request_len, &out, &n);
+        free(out);
+        return rc;
+    }
     case OP_VERIFY: return smki_duis_verify(trust, AT, signed_doc, signed_len, NULL);
+    case OP_VERIFY_XMLSEC: return duis_verify_with(DUIS_ENGINE_XMLSEC, trust, AT, signed_doc, signed_len, NULL);
     case OP_READ: {
         smki_duis_info i;
         return smki_duis_read(signed_doc, signed_len, &i);
@@ -113,14 +126,16 @@ static void setup(void)
 int main(int argc, char **argv)
 {
     if (argc != 4) {
-        fprintf(stderr, "usage: bench_duis sign|verify|read|parse|c14n THREADS SECONDS\n");
+        fprintf(stderr, "usage: bench_duis sign|verify|sign-xmlsec|verify-xmlsec|read|parse|c14n THREADS SECONDS\n");
         return 1;
     }
-    op = strcmp(argv[1], "sign") == 0     ? OP_SIGN
-         : strcmp(argv[1], "verify") == 0 ? OP_VERIFY
-         : strcmp(argv[1], "read") == 0   ? OP_READ
-         : strcmp(argv[1], "parse") == 0  ? OP_PARSE
-                                          : OP_C14N;
+    op = strcmp(argv[1], "sign") == 0            ? OP_SIGN
+         : strcmp(argv[1], "verify") == 0        ? OP_VERIFY
+         : strcmp(argv[1], "sign-xmlsec") == 0   ? OP_SIGN_XMLSEC
+         : strcmp(argv[1], "verify-xmlsec") == 0 ? OP_VERIFY_XMLSEC
+         : strcmp(argv[1], "read") == 0          ? OP_READ
+         : strcmp(argv[1], "parse") == 0         ? OP_PARSE
+                                                 : OP_C14N;
     int threads = atoi(argv[2]);
     double secs = atof(argv[3]);
     if (threads < 1 || threads > 64 || secs <= 0) return 1;

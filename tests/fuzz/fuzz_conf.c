@@ -115,6 +115,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     require(smki_conf_get(NULL, "hsm.token", fallback) == fallback, "no configuration gives the fallback");
 
     check_settings(c, c2, data, size);
+    /* Sections: the check is bounded and stable, and a refusal names file and line. */
+    static const char *const sections[] = {"hsm", "store", "repo", "env.*", "ca.*", NULL};
+    int sr = smki_conf_check_sections(c, sections);
+    require(sr == 0 || sr == SMKI_E_USAGE, "a section refusal is SMKI_E_USAGE");
+    if (sr != 0) require(strncmp(smki_error_msg(), NAME ":", sizeof NAME) == 0, "a section refusal names the file");
+    require(smki_conf_check_sections(c2, sections) == sr, "both parses agree on the sections");
     smki_conf_free(c);
     smki_conf_free(c2);
     return 0;

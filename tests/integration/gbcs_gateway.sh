@@ -160,6 +160,7 @@ expect_json "reason counter.replay" 'd["messages"][0]["reason"] == "counter.repl
 
 # The RTDS command itself, re-MACed in a fresh home: the same bytes as the RTDS file.
 export SMKI_HOME=$W/home2
+mkdir -p "$SMKI_HOME" # only init commands make a home
 run smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
 run smki "${GW[@]}" device add --id $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
 expect_exit 0 "the RTDS ECS01a command passes" smki "${CHECK[@]}" --acb-key "$ACB" --out "$W/remac.hex" "$CMD_BLOCK"
@@ -261,6 +262,7 @@ PYTHON
 P=$W/pki
 check "openssl agrees that A is revoked" bash -c "! openssl verify -crl_check -attime 1577836800 -CAfile <(cat $P/trust/root.pem $P/trust/oca.pem) -CRLfile $P/oca.crl.pem $P/a.pem"
 export SMKI_HOME=$W/home3
+mkdir -p "$SMKI_HOME"
 for u in a:90B3D51F3F000001:supplier b:90B3D51F3F000002:supplier c:90B3D51F3F000003:supplier; do
     IFS=: read -r n id role <<<"$u"
     run smki "${GW[@]}" user add --id "$id" --role "$role" --cert "$P/$n.pem"
@@ -281,6 +283,7 @@ expect_in "does not verify under its issuer's key" "it says why"
 
 # ---- quarantine reject --------------------------------------------------------------------------------
 export SMKI_HOME=$W/home4
+mkdir -p "$SMKI_HOME"
 run smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
 run smki "${GW[@]}" device add --id $METER --status commissioned
 printf '%s,*,60,1\n' $SUP >"$W/one.csv"

@@ -49,6 +49,9 @@ SERIAL=$(openssl x509 -inform DER -in "$W/dev.der" -noout -serial | cut -d= -f2)
 run psql_ -c "SELECT count(*) FROM ca.smki_dbs"
 check "the named databases are tables of the schema" test "$OUT" -gt 10
 expect_exit 0 "the audit trail verifies on PostgreSQL" smki audit verify
+run smki --json doctor # exit 2 is fine here (this home has warnings of its own); the store is what is checked
+expect_json "smki doctor opens the PostgreSQL store and reads its CAs" \
+    'any(c["check"] == "store" and c["level"] == "ok" and c["subject"].startswith("postgresql:") for c in d["checks"]) and any(c["check"] == "ca" for c in d["checks"])'
 
 # The repository reads the same server.
 start_server "$W/serve.log" --env test --listen 127.0.0.1:0

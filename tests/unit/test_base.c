@@ -184,6 +184,76 @@ static void test_secret_file_first_line_only(void **state)
     assert_fails(smki_secret_read_file(path, pin, sizeof pin), SMKI_E_INPUT, "longer");
 }
 
+static void test_secret_file_refused_when_others_may_read_or_write_it(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("base-secret-mode");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/pin", dir);
+    char pin[16];
+    assert_ok(smki_file_write_atomic(path, "1234\n", 5, 0644, 0));
+    assert_fails(smki_secret_read_file(path, pin, sizeof pin), SMKI_E_REFUSED, "readable by every user (mode 0644)");
+    assert_ok(chmod(path, 0602));
+    assert_fails(smki_secret_read_file(path, pin, sizeof pin), SMKI_E_REFUSED, "writable by every user (mode 0602)");
+    assert_ok(chmod(path, 0640)); /* a service's group may read it (systemd credentials, a pin group) */
+    assert_ok(smki_secret_read_file(path, pin, sizeof pin));
+    assert_string_equal(pin, "1234");
+    assert_ok(chmod(path, 0400));
+    assert_ok(smki_secret_read_file(path, pin, sizeof pin));
+}
+
+static void test_home_missing_is_refused_unless_created(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("base-home");
+    char home[1200], file[1300];
+    snprintf(home, sizeof home, "%s/typo-home", dir);
+    assert_fails(smki_home_require(home, 0), SMKI_E_NOTFOUND, "typo-home does not exist");
+    assert_int_not_equal(access(home, F_OK), 0); /* nothing created */
+    assert_ok(smki_home_require(home, 1));
+    struct stat st;
+    assert_ok(stat(home, &st));
+    assert_true(S_ISDIR(st.st_mode));
+    assert_int_equal(st.st_mode & 0777, 0700);
+    assert_ok(smki_home_require(home, 0));
+    snprintf(file, sizeof file, "%s/plain", home);
+    assert_ok(smki_file_write_atomic(file, "x", 1, 0600, 0));
+    assert_fails(smki_home_require(file, 0), SMKI_E_USAGE, "is not a folder");
+}
+
+static void test_conf_refuses_unknown_sections(void **state)
+{
+    (void)state;
+    const char *const known[] = {"hsm", "store", "env.*", NULL};
+    smki_conf *c = NULL;
+    const char *good = "[hsm]\ntoken = a\n[env.test]\nx = 1\n[store]\n";
+    assert_ok(smki_conf_parse((const uint8_t *)good, strlen(good), "g.conf", &c));
+    assert_ok(smki_conf_check_sections(c, known));
+    smki_conf_free(c);
+    const char *typo = "[hsm]\ntoken = a\n[stroe]\npath = x\n";
+    assert_ok(smki_conf_parse((const uint8_t *)typo, strlen(typo), "t.conf", &c));
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE,
+                 "t.conf:3: unknown section [stroe] (did you mean [store]?); known: [hsm] [store] [env.*]");
+    smki_conf_free(c);
+    const char *empty = "[hsm]\n[hsmm]\n"; /* refused even with nothing under it */
+    assert_ok(smki_conf_parse((const uint8_t *)empty, strlen(empty), "e.conf", &c));
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE, "e.conf:2: unknown section [hsmm] (did you mean [hsm]?)");
+    smki_conf_free(c);
+    const char *env = "[env]\nx = 1\n"; /* env.* needs a name */
+    assert_ok(smki_conf_parse((const uint8_t *)env, strlen(env), "n.conf", &c));
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE, "unknown section [env]");
+    smki_conf_free(c);
+    const char *deep = "[env.a.b]\nx = 1\n";
+    assert_ok(smki_conf_parse((const uint8_t *)deep, strlen(deep), "d.conf", &c));
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE, "unknown section [env.a.b]");
+    smki_conf_free(c);
+    const char *outside = "token = a\n[hsm]\n";
+    assert_ok(smki_conf_parse((const uint8_t *)outside, strlen(outside), "o.conf", &c));
+    assert_fails(smki_conf_check_sections(c, known), SMKI_E_USAGE, "o.conf:1: setting 'token' outside any [section]");
+    smki_conf_free(c);
+    assert_ok(smki_conf_check_sections(NULL, known));
+}
+
 static void test_conf_reads_sections_and_refuses_typos(void **state)
 {
     (void)state;
@@ -287,6 +357,9 @@ int main(void)
         cmocka_unit_test(test_conf_reads_sections_and_refuses_typos),
         cmocka_unit_test(test_keyid_method2_of_the_sha1_vector),
         cmocka_unit_test(test_keyid_method2_matches_the_dcc_certificates),
+        cmocka_unit_test(test_conf_refuses_unknown_sections),
+        cmocka_unit_test(test_secret_file_refused_when_others_may_read_or_write_it),
+        cmocka_unit_test(test_home_missing_is_refused_unless_created),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

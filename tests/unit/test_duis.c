@@ -14,8 +14,11 @@
 #include <string.h>
 #include <time.h>
 
+#include <dirent.h>
+
 #include "ca/ca.h"
 #include "duis/duis.h"
+#include "duis/duis_private.h"
 #include "helpers.h"
 
 #define KS "vectors/duis/keystore/"
@@ -375,6 +378,220 @@ static void test_verify_refuses_any_change(void **state)
     }
     smki_duis_trust_free(t);
     free(s);
+}
+
+/* ---- The two verifications agree ----------------------------------------------------------
+ * smki_duis_verify computes the digests from libxml2's C14N directly (duis/c14n.c);
+ * xmlsec's own DSig processing is the independent check: on every vector, everything
+ * smki signs, and every tampered variant of them, both give the same answer (the same
+ * status, and on a failed check the same reason). */
+static const char *verify_class(int rc)
+{
+    if (rc == 0) return "accepted";
+    const char *m = smki_error_msg();
+    if (strstr(m, "Reference digest does not match")) return "digest";
+    if (strstr(m, "signature value does not verify")) return "signature";
+    if (rc == SMKI_E_VERIFY) return "unprocessable";
+    return m; /* before the engines part: the same check ran, the same message */
+}
+
+static size_t variants_checked, variants_by_digest, variants_by_signature;
+
+static int engines_agree(smki_duis_trust *t, const char *xml, size_t len, const char *what)
+{
+    char a[600], b[600];
+    int ra = duis_verify_with(DUIS_ENGINE_C14N, t, T2020, (const uint8_t *)xml, len, NULL);
+    snprintf(a, sizeof a, "%d %s", ra, verify_class(ra));
+    int rb = duis_verify_with(DUIS_ENGINE_XMLSEC, t, T2020, (const uint8_t *)xml, len, NULL);
+    snprintf(b, sizeof b, "%d %s", rb, verify_class(rb));
+    if (strcmp(a, b) != 0) fail_msg("%s: libxml2 C14N path says '%s', xmlsec says '%s'", what, a, b);
+    variants_checked++;
+    variants_by_digest += strstr(a, " digest") != NULL;
+    variants_by_signature += strstr(a, " signature") != NULL;
+    return ra;
+}
+
+/* Edits that canonicalisation must see through (0: still valid) or must not (1). */
+static const struct {
+    const char *from, *to;
+    int breaks;
+} c14n_edits[] = {
+    {"<ds:SignedInfo>", "<ds:SignedInfo><!-- comment -->", 0},
+    {"<ds:SignedInfo>", "<ds:SignedInfo xmlns:x=\"urn:x\">", 0}, /* exclusive C14N drops it */
+    {"<ds:SignedInfo>", "<ds:SignedInfo xmlns:x=\"urn:x\" x:a=\"1\">", 1},
+    {"<ds:SignedInfo>", "<ds:SignedInfo> ", 1},
+    {"<ds:SignedInfo>", "<ds:SignedInfo xmlns=\"urn:d\">", 0},   /* an unused default namespace */
+    {"<ds:SignedInfo>", "<ds:SignedInfo sr:a=\"1\">", 1},        /* a namespace from the root, used */
+    {"<ds:CanonicalizationMethod Algorithm=",
+     "<CanonicalizationMethod xmlns=\"http://www.w3.org/2000/09/xmldsig#\" Algorithm=", 1},
+    {"<ds:SignatureValue>", "<ds:SignatureValue Id=\"v\">", 0}, /* outside SignedInfo and the Reference */
+    {"<ds:KeyInfo>", "<ds:KeyInfo><!-- comment -->", 0},
+    {"<ds:Signature", "<!-- comment --><ds:Signature", 0},
+    {"<ds:Signature", "<?pi x?><ds:Signature", 1},
+    {"</ds:Signature>", "</ds:Signature>\n", 1},
+    {"<sr:Header>", "<sr:Header xmlns:z=\"urn:z\">", 1}, /* inclusive C14N keeps it */
+    {"<sr:Header>", "<sr:Header xml:lang=\"en\">", 1},
+    {"<sr:Header>", "<sr:Header><!-- comment -->", 0},
+    {"<sr:Header>", "<sr:Header><![CDATA[]]>", 0},
+    {"<sr:Header>", "<sr:Header>&#x20;", 1},
+    {"Algorithm=\"http://www.w3.org/2001/10/xml-exc-c14n#\"", "Algorithm='http://www.w3.org/2001/10/xml-exc-c14n#'", 0},
+    {"#sha256\"/>", "#sha256\"></ds:DigestMethod>", 0},
+    {"<ds:DigestValue>", "<ds:DigestValue>&#x20;", 1},
+    {"<ds:DigestValue>", "<ds:DigestValue>\n", 1},
+    {"<ds:DigestValue>", "<ds:DigestValue>AAAA", 1},                  /* 35 octets */
+    {"<ds:SignatureValue>", "<ds:SignatureValue>" "4444444444444444444444444444444444444444444444444444444444444444"
+     "4444444444444444444444444444444444444444444444444444444444444444" "4444444444444444444444444444444444444444", 1},
+    {"<ds:SignatureValue>", "<ds:SignatureValue>*", 1},                /* not base64 */
+};
+
+/* Every letter's case and every digit, one at a time, from `start` in steps of `step`. */
+static void sweep(smki_duis_trust *t, const char *doc, size_t start, size_t step, const char *name)
+{
+    size_t n = strlen(doc);
+    char *m = dupz((const uint8_t *)doc, n);
+    for (size_t i = start; i < n; i += step) {
+        char c = doc[i];
+        if (c >= 'a' && c <= 'z') m[i] = (char)(c - 32);
+        else if (c >= 'A' && c <= 'Z') m[i] = (char)(c + 32);
+        else if (c >= '0' && c <= '9') m[i] = c == '9' ? '0' : (char)(c + 1);
+        else continue;
+        char what[300];
+        snprintf(what, sizeof what, "%s with octet %zu changed", name, i);
+        (void)engines_agree(t, m, n, what);
+        m[i] = c;
+    }
+    free(m);
+}
+
+static void differential(smki_duis_trust *t, const char *doc, const char *name, size_t step)
+{
+    assert_int_equal(engines_agree(t, doc, strlen(doc), name), 0);
+    for (size_t i = 0; i < sizeof c14n_edits / sizeof c14n_edits[0]; i++) {
+        if (!strstr(doc, c14n_edits[i].from)) continue;
+        char *m = replace(doc, c14n_edits[i].from, c14n_edits[i].to);
+        char what[300];
+        snprintf(what, sizeof what, "%s edited to '%s'", name, c14n_edits[i].to);
+        int rc = engines_agree(t, m, strlen(m), what);
+        if ((rc < 0) != c14n_edits[i].breaks) fail_msg("%s: expected %s", what, c14n_edits[i].breaks ? "a refusal" : "valid");
+        free(m);
+    }
+    for (size_t start = 0; start < step; start += step / 3 + 1) sweep(t, doc, start, step, name);
+}
+
+static void test_verify_agrees_with_xmlsec_on_vectors_and_tampered_variants(void **state)
+{
+    (void)state;
+    smki_duis_trust *t = keystore_trust();
+    static const char *const dcc[] = {
+        "vectors/duis/signed/CS02bSupplierBySupplier_6.15.1_IMMEDIATE_SUCCESS_REQUEST_DUIS_SIGNED.XML",
+        "vectors/duis/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML",
+        "vectors/duis/signed/ECS70Commission_8.1.1_SUCCESS_REQUEST_DUIS_SIGNED.XML",
+        RESPONSE,
+    };
+    for (size_t i = 0; i < sizeof dcc / sizeof dcc[0]; i++) {
+        size_t len;
+        uint8_t *xml = test_read_shared(dcc[i], &len);
+        char *doc = dupz(xml, len);
+        differential(t, doc, dcc[i], i == 0 ? 1 : 41); /* the first: every octet */
+        free(doc);
+        free(xml);
+    }
+    /* Every RTDS request smki can sign (as the supplier or the network operator). */
+    DIR *d = opendir(test_shared_path("vectors/duis/requests"));
+    assert_non_null(d);
+    smki_key *keys[2] = {load_key(SUPPLIER), load_key(NETOP)};
+    X509 *certs[2] = {load_cert(SUPPLIER), load_cert(NETOP)};
+    size_t signed_count = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strstr(e->d_name, ".XML")) continue;
+        char rel[400];
+        snprintf(rel, sizeof rel, "vectors/duis/requests/%s", e->d_name);
+        size_t len;
+        uint8_t *xml = test_read_shared(rel, &len);
+        for (int k = 0; k < 2; k++) {
+            uint8_t *out = NULL;
+            size_t out_len = 0;
+            if (smki_duis_sign(keys[k], certs[k], T2020, xml, len, &out, &out_len) < 0) continue;
+            char *doc = dupz(out, out_len);
+            differential(t, doc, rel, signed_count == 0 ? 1 : 97);
+            signed_count++;
+            free(doc);
+            free(out);
+        }
+        free(xml);
+    }
+    closedir(d);
+    assert_true(signed_count >= 20);
+    /* Both checks were reached and told apart, not only the parser's refusals. */
+    assert_true(variants_checked > 5000 && variants_by_digest > 500 && variants_by_signature > 100);
+    for (int k = 0; k < 2; k++) {
+        X509_free(certs[k]);
+        smki_key_free(keys[k]);
+    }
+    smki_duis_trust_free(t);
+}
+
+/* The document with its ds:SignatureValue text cut out (ECDSA values are random). */
+static char *without_signature_value(const char *doc)
+{
+    const char *a = strstr(doc, "<ds:SignatureValue>");
+    const char *b = a ? strstr(a, "</ds:SignatureValue>") : NULL;
+    if (!a || !b) fail_msg("no ds:SignatureValue in the signed document");
+    a += strlen("<ds:SignatureValue>");
+    size_t head = (size_t)(a - doc);
+    char *s = malloc(strlen(doc) + 1);
+    assert_non_null(s);
+    memcpy(s, doc, head);
+    strcpy(s + head, b);
+    return s;
+}
+
+static void test_sign_writes_what_xmlsec_signing_writes(void **state)
+{
+    (void)state;
+    smki_duis_trust *t = keystore_trust();
+    smki_key *keys[2] = {load_key(SUPPLIER), load_key(NETOP)};
+    X509 *certs[2] = {load_cert(SUPPLIER), load_cert(NETOP)};
+    smki_duis_signer *signers[2];
+    for (int k = 0; k < 2; k++) assert_ok(smki_duis_signer_new(keys[k], certs[k], &signers[k]));
+    DIR *d = opendir(test_shared_path("vectors/duis/requests"));
+    assert_non_null(d);
+    size_t compared = 0;
+    for (struct dirent *e; (e = readdir(d));) {
+        if (!strstr(e->d_name, ".XML")) continue;
+        char rel[400];
+        snprintf(rel, sizeof rel, "vectors/duis/requests/%s", e->d_name);
+        size_t len;
+        uint8_t *xml = test_read_shared(rel, &len);
+        for (int k = 0; k < 2; k++) {
+            uint8_t *fast = NULL, *ref = NULL;
+            size_t fast_len = 0, ref_len = 0;
+            int rf = duis_sign_with(DUIS_ENGINE_C14N, signers[k], T2020, xml, len, &fast, &fast_len);
+            int rx = duis_sign_with(DUIS_ENGINE_XMLSEC, signers[k], T2020, xml, len, &ref, &ref_len);
+            assert_int_equal(rf, rx);
+            if (rf == 0) {
+                /* Byte for byte the same but for the signature value; each verifies both ways. */
+                char *a = dupz(fast, fast_len), *b = dupz(ref, ref_len);
+                char *ca = without_signature_value(a), *cb = without_signature_value(b);
+                if (strcmp(ca, cb) != 0) fail_msg("%s: smki's signing and xmlsec's differ beyond SignatureValue", rel);
+                assert_int_equal(engines_agree(t, a, fast_len, rel), 0);
+                assert_int_equal(engines_agree(t, b, ref_len, rel), 0);
+                compared++;
+                free(ca), free(cb), free(a), free(b);
+            }
+            free(fast);
+            free(ref);
+        }
+        free(xml);
+    }
+    closedir(d);
+    assert_true(compared >= 20);
+    for (int k = 0; k < 2; k++) {
+        smki_duis_signer_free(signers[k]);
+        X509_free(certs[k]);
+        smki_key_free(keys[k]);
+    }
+    smki_duis_trust_free(t);
 }
 
 static void test_verify_refuses_signer_role_originator_time_and_unknown(void **state)
@@ -855,6 +1072,8 @@ int main(void)
         cmocka_unit_test(test_sign_refuses_misplaced_or_doubled_signatures),
         cmocka_unit_test(test_sign_and_verify_from_two_threads),
         cmocka_unit_test(test_verify_refuses_any_change),
+        cmocka_unit_test(test_verify_agrees_with_xmlsec_on_vectors_and_tampered_variants),
+        cmocka_unit_test(test_sign_writes_what_xmlsec_signing_writes),
         cmocka_unit_test(test_verify_refuses_signer_role_originator_time_and_unknown),
         cmocka_unit_test(test_verify_binds_responses_to_the_dcc_when_given),
         cmocka_unit_test(test_verify_refuses_signature_wrapping),

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "repo/repo.h"
@@ -576,6 +577,152 @@ static void test_access_rules_public_groups_client_certs_parties_and_apikey(void
     smki_repo_resp_free(&w);
 }
 
+/* Publish env test's list of CA k as at `now` (store only), on a store opened for it. */
+static void publish_list(const char *dir, smki_ca_kind k, int64_t now)
+{
+    smki_store *s = NULL;
+    smki_ca_db db;
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", dir);
+    assert_ok(smki_store_open(store, NULL, &s));
+    assert_ok(smki_ca_db_open(s, &db));
+    smki_hsm_opts hsm = {0};
+    smki_crl_opts o = {&hsm, NULL, now, 0, NULL, NULL};
+    smki_crl crl;
+    memset(&crl, 0, sizeof crl);
+    assert_ok(smki_ca_crl_publish(&db, "test", k, &o, &crl));
+    smki_crl_clear(&crl);
+    smki_store_close(s);
+}
+
+static smki_repo *open_health_repo(const char *dir)
+{
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", dir);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = dir;
+    o.env = "test";
+    o.public_mask = SMKI_REPO_PUBLIC_ALL;
+    o.version = "9.8.7";
+    smki_repo *r = NULL;
+    assert_ok(smki_repo_open(&o, &r));
+    return r;
+}
+
+static void test_health_degrades_for_lists_missing_due_lapsed_and_tls_near_expiry(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("repo-health");
+    smki_store *s = NULL;
+    smki_ca_db db;
+    assert_ok(test_software_hierarchy(dir, NULL, &s, &db));
+    smki_store_close(s);
+    int64_t now = (int64_t)time(NULL);
+
+    smki_repo *r = open_health_repo(dir);
+    smki_repo_resp w = call(r, "GET", "/health", NULL, NULL);
+    assert_int_equal(w.status, 200);
+    HAS(w, "\"status\":\"degraded\"");
+    HAS(w, "\"smki-oca has published no CRL\"");
+    HAS(w, "\"smki-root has published no ARL\"");
+    HAS(w, "{\"ca\":\"smki-oca\",\"list\":\"crl\",\"state\":\"missing\"");
+    smki_repo_resp_free(&w);
+    smki_repo_free(r);
+
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++) publish_list(dir, (smki_ca_kind)k, now);
+    r = open_health_repo(dir);
+    w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"status\":\"ok\"");
+    HAS(w, "\"reasons\":[]");
+    HAS(w, "{\"ca\":\"smki-oca\",\"list\":\"crl\",\"state\":\"ok\",\"number\":1");
+    smki_repo_resp_free(&w);
+    w = call(r, "GET", "/metrics", NULL, NULL);
+    char line[200];
+    snprintf(line, sizeof line, "smki_repo_list_next_update_seconds{env=\"test\",ca=\"smki-oca\",list=\"crl\"} %lld\n",
+             (long long)(now + 7 * 86400));
+    HAS(w, line); /* the CRL's default period: 7 days */
+    snprintf(line, sizeof line, "smki_repo_list_next_update_seconds{env=\"test\",ca=\"smki-root\",list=\"arl\"} %lld\n",
+             (long long)(now + 30 * 86400));
+    HAS(w, line);
+    HAS(w, "smki_repo_list_number{env=\"test\",ca=\"dccki-ica\",list=\"crl\"} 1\n");
+    HAS(w, "smki_repo_list_age_seconds{env=\"test\",ca=\"smki-dca\",list=\"crl\"} ");
+    HAS(w, "smki_repo_build_info{version=\"9.8.7\",openssl=\"OpenSSL 3.");
+    HASNT(w, "smki_repo_tls_cert_not_after_seconds"); /* no TLS */
+    smki_repo_resp_free(&w);
+
+    /* TLS: near its end within 14 days, not at 30. */
+    smki_repo_set_tls_not_after(r, now + 3 * 86400);
+    w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"status\":\"degraded\"");
+    HAS(w, "\"the TLS certificate expires at ");
+    smki_repo_resp_free(&w);
+    smki_repo_set_tls_not_after(r, now + 30 * 86400);
+    w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"status\":\"ok\"");
+    smki_repo_resp_free(&w);
+    w = call(r, "GET", "/metrics", NULL, NULL);
+    snprintf(line, sizeof line, "smki_repo_tls_cert_not_after_seconds %lld\n", (long long)(now + 30 * 86400));
+    HAS(w, line);
+    smki_repo_resp_free(&w);
+    smki_repo_free(r);
+
+    /* The OCA's CRL made 6 of its 7 days ago: due; 8 days ago: lapsed. */
+    publish_list(dir, SMKI_CA_OCA, now - 6 * 86400);
+    r = open_health_repo(dir);
+    w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"status\":\"degraded\"");
+    HAS(w, "\"the CRL of smki-oca is due: nextUpdate ");
+    HAS(w, "{\"ca\":\"smki-oca\",\"list\":\"crl\",\"state\":\"due\",\"number\":2");
+    HASNT(w, "smki-dca is due");
+    smki_repo_resp_free(&w);
+    smki_repo_free(r);
+    publish_list(dir, SMKI_CA_OCA, now - 8 * 86400);
+    r = open_health_repo(dir);
+    w = call(r, "GET", "/health", NULL, NULL);
+    HAS(w, "\"the CRL of smki-oca lapsed at ");
+    HAS(w, "\"state\":\"lapsed\",\"number\":3");
+    smki_repo_resp_free(&w);
+    smki_repo_free(r);
+}
+
+static void test_reconfigure_replaces_access_rules_and_refuses_restart_only_changes(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    smki_repo_resp w = call(f->repo, "GET", "/certificates", NULL, NULL);
+    assert_int_equal(w.status, 200);
+    smki_repo_resp_free(&w);
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", f->dir);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.env = "test";
+    assert_ok(smki_repo_public_parse("health", &o.public_mask));
+    o.apikey = "n3w";
+    assert_ok(smki_repo_reconfigure(f->repo, &o));
+    w = call(f->repo, "GET", "/certificates", NULL, NULL);
+    assert_int_equal(w.status, 403); /* no longer public */
+    HAS(w, "needs a DCCKI client certificate");
+    smki_repo_resp_free(&w);
+    w = call(f->repo, "GET", "/health", NULL, NULL);
+    assert_int_equal(w.status, 200);
+    smki_repo_resp_free(&w);
+    smki_repo_opts bad = o;
+    bad.env = "production";
+    assert_fails(smki_repo_reconfigure(f->repo, &bad), SMKI_E_USAGE, "env test -> production needs a restart");
+    bad = o;
+    bad.store_dir = "/elsewhere";
+    assert_fails(smki_repo_reconfigure(f->repo, &bad), SMKI_E_USAGE, "needs a restart");
+    bad = o;
+    assert_ok(smki_repo_public_parse("all", &bad.public_mask));
+    bad.env = "production";
+    assert_fails(smki_repo_reconfigure(f->repo, &bad), SMKI_E_USAGE, "restart");
+    w = call(f->repo, "GET", "/certificates", NULL, NULL);
+    assert_int_equal(w.status, 403); /* a refused reconfiguration changed nothing */
+    smki_repo_resp_free(&w);
+}
+
 static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **state)
 {
     (void)state;
@@ -738,6 +885,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_access_rules_public_groups_client_certs_parties_and_apikey, setup,
                                         teardown),
         cmocka_unit_test(test_an_empty_store_answers_not_found_until_the_ca_writes),
+        cmocka_unit_test(test_health_degrades_for_lists_missing_due_lapsed_and_tls_near_expiry),
+        cmocka_unit_test_setup_teardown(test_reconfigure_replaces_access_rules_and_refuses_restart_only_changes, setup,
+                                        teardown),
         cmocka_unit_test(test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values),
         cmocka_unit_test(test_path_decode_unescapes_and_refuses_bad_escapes_and_nul),
     };

@@ -42,47 +42,44 @@ int cli_wants_help(int argc, char **argv, const char *help)
 
 /* ---- Home and PINs -------------------------------------------------------------- */
 
-/* [store] engine = lmdb (the folder [store] path) | postgresql (the server that
- * [store] conninfo names): c->store_dir becomes the store's location. */
-static int cli_store_engine(smki_cli *c)
+/* Every section smki reads from smki.conf; a module that adds one adds it here. */
+static const char *const CONF_SECTIONS[] = {
+    "hsm", "store", "lint", "ra", "audit", "operators", "gateway", "device", "repo", "enrol", "env.*", "ca.*", NULL,
+};
+
+int cli_conf_load(const smki_cli *c, smki_conf **out)
 {
-    const char *engine = smki_conf_get(c->conf, "store.engine", "lmdb");
-    const char *conninfo = smki_conf_get(c->conf, "store.conninfo", NULL);
-    if (strcmp(engine, "lmdb") == 0) {
-        ENSURE(!conninfo, SMKI_E_USAGE, "%s: [store] conninfo is set but engine is lmdb; set engine = postgresql",
-               c->conf_path);
-        return 0;
+    static const char *const HSM_KEYS[] = {"softhsm_dir", "token",    "module",    "pin_file",
+                                           "so_pin_file", "key_copy", "init_args", NULL};
+    static const char *const STORE_KEYS[] = {"path", "engine", "conninfo", NULL};
+    static const char *const LINT_KEYS[] = {"env", NULL};
+    smki_conf *conf = NULL;
+    GUARD(smki_conf_load(c->conf_path, &conf));
+    int rc = smki_conf_check_sections(conf, CONF_SECTIONS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "hsm", HSM_KEYS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "store", STORE_KEYS);
+    if (rc == 0) rc = smki_conf_check_section(conf, "lint", LINT_KEYS);
+    if (rc < 0) {
+        smki_conf_free(conf);
+        return rc;
     }
-    ENSURE(strcmp(engine, "postgresql") == 0, SMKI_E_USAGE, "%s: [store] engine = %s: use lmdb or postgresql",
-           c->conf_path, engine);
-    ENSURE(conninfo && *conninfo, SMKI_E_USAGE,
-           "%s: [store] engine = postgresql needs conninfo (e.g. conninfo = host=/run/postgresql dbname=smki)",
-           c->conf_path);
-    int n = snprintf(c->store_dir, sizeof c->store_dir, "%s%s", SMKI_STORE_PG_PREFIX, conninfo);
-    ENSURE(n > 0 && (size_t)n < sizeof c->store_dir, SMKI_E_USAGE, "%s: [store] conninfo is too long", c->conf_path);
+    *out = conf;
     return 0;
 }
 
 int cli_home(smki_cli *c)
 {
     if (c->conf) return 0;
+    GUARD(smki_home_require(c->home, c->may_create_home));
     snprintf(c->conf_path, sizeof c->conf_path, "%s/smki.conf", c->home);
-    GUARD(smki_conf_load(c->conf_path, &c->conf));
-    static const char *const HSM_KEYS[] = {"softhsm_dir", "token", "module", "pin_file", "so_pin_file", "key_copy", NULL};
-    static const char *const STORE_KEYS[] = {"path", "engine", "conninfo", NULL};
-    static const char *const LINT_KEYS[] = {"env", NULL};
-    GUARD(smki_conf_check_section(c->conf, "hsm", HSM_KEYS));
-    GUARD(smki_conf_check_section(c->conf, "store", STORE_KEYS));
-    GUARD(smki_conf_check_section(c->conf, "lint", LINT_KEYS));
+    GUARD(cli_conf_load(c, &c->conf));
     const char *hsm_dir = smki_conf_get(c->conf, "hsm.softhsm_dir", "hsm");
-    const char *store_dir = smki_conf_get(c->conf, "store.path", "store");
     snprintf(c->hsm_dir, sizeof c->hsm_dir, "%s%s%s", hsm_dir[0] == '/' ? "" : c->home, hsm_dir[0] == '/' ? "" : "/",
              hsm_dir);
-    snprintf(c->store_dir, sizeof c->store_dir, "%s%s%s", store_dir[0] == '/' ? "" : c->home,
-             store_dir[0] == '/' ? "" : "/", store_dir);
-    GUARD(cli_store_engine(c));
+    GUARD(smki_store_location(c->conf, c->conf_path, c->home, c->store_dir, sizeof c->store_dir));
     c->token = smki_conf_get(c->conf, "hsm.token", "smki");
     c->hsm.module = smki_conf_get(c->conf, "hsm.module", NULL);
+    c->hsm.init_args = smki_conf_get(c->conf, "hsm.init_args", NULL);
     /* Unset: $SMKI_HSM_KEY_COPY, else auto (hsm.h). */
     const char *key_copy = smki_conf_get(c->conf, "hsm.key_copy", NULL);
     if (key_copy) {
@@ -92,7 +89,7 @@ int cli_home(smki_cli *c)
     }
     /* The embedded default: SoftHSM with its tokens inside the home. A configured
      * module (a real HSM) brings its own configuration. */
-    if (!c->hsm.module) GUARD(smki_softhsm_prepare(c->hsm_dir));
+    if (!c->hsm.module && !c->no_token) GUARD(smki_softhsm_prepare(c->hsm_dir));
     return 0;
 }
 
@@ -314,7 +311,8 @@ void json_arr_str(json_w *w, const char *val)
 
 int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap)
 {
-    GUARD(cli_home(c));
+    /* A file: key needs no home (nor a token, nor a PIN): it works where no home exists. */
+    if (strncmp(arg, "file:", 5) != 0) GUARD(cli_home(c));
     return smki_key_ref_resolve(arg, c->token, ref, cap);
 }
 
@@ -322,7 +320,7 @@ int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
 {
     char ref[SMKI_KEY_URI_MAX];
     GUARD(cli_key_ref(c, arg, ref, sizeof ref));
-    GUARD(cli_pin(c, 0));
+    if (strncmp(ref, "file:", 5) != 0) GUARD(cli_pin(c, 0));
     return smki_key_open(ref, &c->hsm, out);
 }
 

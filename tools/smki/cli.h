@@ -26,6 +26,8 @@ typedef struct {
     int has_so_pin;
     smki_hsm_opts hsm;
     const char *token; /* the home's token label */
+    int may_create_home; /* set by the commands that initialise a home (hsm init, ca init) */
+    int no_token;        /* set by commands that use no token (the repository): no hsm/ made */
 } smki_cli;
 
 typedef struct cli_cmd {
@@ -38,8 +40,11 @@ typedef struct cli_cmd {
  * argument. prog is e.g. "smki key". */
 int cli_dispatch(smki_cli *c, const cli_cmd *table, int argc, char **argv, const char *prog, const char *about);
 
-/* The home: config loaded, the SoftHSM folder prepared. Safe to call more than once. */
+/* The home: config loaded, the SoftHSM folder prepared. Safe to call more than once.
+ * A home that does not exist is refused unless may_create_home is set. */
 int cli_home(smki_cli *c);
+/* The home's smki.conf read (again) and checked as cli_home does (a service's SIGHUP). */
+int cli_conf_load(const smki_cli *c, smki_conf **out);
 /* The user PIN (SMKI_PIN, else --pin-file, else the home's pin-file setting); with
  * required, its absence is a usage error. Returns 1 if a PIN is there, 0 if not. */
 int cli_pin(smki_cli *c, int required);

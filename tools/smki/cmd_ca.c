@@ -356,6 +356,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     }
     if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
     if (!env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
+    c->may_create_home = 1; /* the ceremony may start a new home */
 
     smki_conf *own = NULL;
     const smki_conf *conf = NULL;

@@ -224,6 +224,7 @@ static int dev_create(smki_cli *c, int argc, char **argv)
     if (optind != argc) return cli_usage(c, "smki device create", "unexpected argument '%s'", argv[optind]);
     if (!eui_text) return cli_usage(c, "smki device create", "--eui is required");
     if (rtds && csr_dir) return cli_usage(c, "smki device create", "--csr-dir needs a device with its own keys");
+    c->may_create_home = 1; /* a device model's home starts with its first device */
     smki_eui64_t eui;
     int rc = smki_eui64_parse(eui_text, &eui);
     if (rc < 0) return cli_fail(c, rc);

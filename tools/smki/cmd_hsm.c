@@ -7,10 +7,12 @@
 static const char HSM_INIT_HELP[] =
     "Usage: smki hsm init [--label LABEL]\n"
     "\n"
-    "Create and initialise the home's SoftHSM 2 token (its own softhsm2.conf and token\n"
-    "folder under <home>/hsm). The label comes from --label, else hsm.token in\n"
+    "Create and initialise the home's token: by default in the embedded SoftHSM 2 (its own\n"
+    "softhsm2.conf and token folder under <home>/hsm), else in the PKCS#11 module of\n"
+    "[hsm] module (with [hsm] init_args, e.g. NSS softokn's configdir), else\n"
+    "$SMKI_PKCS11_MODULE. The label comes from --label, else hsm.token in\n"
     "<home>/smki.conf, else 'smki'. Idempotent: if the token exists it is reported and\n"
-    "left alone.\n"
+    "left alone. The module printed is the one actually loaded.\n"
     "\n"
     "PINs: the SO PIN from SMKI_SO_PIN or --so-pin-file, the user PIN from SMKI_PIN or\n"
     "--pin-file. Both are needed only when the token is created.\n"
@@ -22,8 +24,9 @@ static const char HSM_INIT_HELP[] =
 static const char HSM_INFO_HELP[] =
     "Usage: smki hsm info\n"
     "\n"
-    "Show the home's token: label, manufacturer, model, serial, and whether its\n"
-    "user PIN is set. Exit 2 if there is no token yet (run 'smki hsm init').\n";
+    "Show the home's token: label, manufacturer, model, serial, whether its user PIN\n"
+    "is set, and the PKCS#11 module actually loaded for it. Exit 2 if there is no token\n"
+    "yet (run 'smki hsm init').\n";
 
 static void print_token(smki_cli *c, const smki_token_info *t, const char *state)
 {
@@ -39,14 +42,14 @@ static void print_token(smki_cli *c, const smki_token_info *t, const char *state
         json_str(&w, "serial", t->serial);
         json_bool(&w, "user_pin_set", t->user_pin_set);
         json_close_obj(&w);
-        json_str(&w, "module", c->hsm.module ? c->hsm.module : smki_softhsm_default_module());
+        json_str(&w, "module", t->module);
         json_end(&w);
         return;
     }
     printf("Token '%s' %s.\n", t->label, state);
     /* No slot number: SoftHSM renumbers a slot once its token is initialised. */
     printf("  manufacturer  %s\n  model         %s\n  serial        %s\n  user PIN      %s\n", t->manufacturer, t->model, t->serial, t->user_pin_set ? "set" : "NOT SET");
-    printf("  module        %s\n", c->hsm.module ? c->hsm.module : smki_softhsm_default_module());
+    printf("  module        %s\n", t->module);
 }
 
 static int hsm_init(smki_cli *c, int argc, char **argv)
@@ -64,6 +67,7 @@ static int hsm_init(smki_cli *c, int argc, char **argv)
             return cli_usage(c, "smki hsm init", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki hsm init", "unexpected argument '%s'", argv[optind]);
+    c->may_create_home = 1; /* hsm init starts a new home; no other command makes one */
     int rc = cli_home(c);
     if (rc < 0) return cli_fail(c, rc);
     if (!label) label = c->token;

@@ -65,6 +65,14 @@ static const char SERVE_HELP[] =
     "(optional|required), public, allow_party (comma-separated), party_attr,\n"
     "apikey_file, arl_ca, access_log (yes|no). An unknown key is refused.\n"
     "\n"
+    "Signals: SIGHUP reads smki.conf again (the flags still override it) and the TLS\n"
+    "certificate and key, without dropping a connection: new handshakes get the new pair,\n"
+    "the access rules and access_log apply from the next request; a reload that fails\n"
+    "changes nothing and is logged; listen, threads and the like need a restart (logged).\n"
+    "SIGTERM stops accepting, finishes the answers in flight and exits 0.\n"
+    "/health: \"degraded\" with its reasons when a CRL or ARL is due (last quarter of its\n"
+    "period) or lapsed, the store holds no CA, or the TLS certificate ends within 14 days.\n"
+    "\n"
     "Examples:\n"
     "  smki repo serve --env test --listen 127.0.0.1:8080\n"
     "  smki repo serve --env test --listen 0.0.0.0:8443 --tls-cert repo.pem --tls-key repo.key \\\n"
@@ -98,9 +106,20 @@ static const char SEARCH_HELP[] =
 
 static volatile sig_atomic_t g_stop;
 
-static int repo_serve(smki_cli *c, int argc, char **argv)
+/* What `smki repo serve` runs with: [repo] of a configuration, then the flags. */
+typedef struct {
+    smki_repo_opts ro;
+    smki_repo_server_opts so;
+    smki_repo_conf_buf cbuf;
+    char store_dir[4200];
+    char apikey[256];
+} serve_parsed;
+
+#define SERVE_USAGE(...) SMKI_FAIL(SMKI_E_USAGE, __VA_ARGS__)
+
+/* conf's [repo], then argv's flags over it, into p (strings point into conf, argv and p). */
+static int serve_args(const smki_cli *c, int argc, char **argv, const smki_conf *conf, serve_parsed *p)
 {
-    if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
     enum { O_ENV = 1, O_LISTEN, O_THREADS, O_MAXC, O_TIMEOUT, O_BODY, O_CERT, O_KEY, O_CCA, O_REQ, O_PUBLIC,
            O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG, O_HEADERS, O_SCAN };
     static const struct option opts[] = {
@@ -114,18 +133,11 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         {"arl-ca", required_argument, NULL, O_ARL},      {"access-log", no_argument, NULL, O_LOG},
         {"max-headers", required_argument, NULL, O_HEADERS}, {"max-scan", required_argument, NULL, O_SCAN},
         {NULL, 0, NULL, 0}};
-    smki_repo_opts ro = {0};
-    ro.public_mask = SMKI_REPO_PUBLIC_ALL;
-    smki_repo_server_opts so = {0};
-    const char *apikey_file = NULL;
-    static char apikey[256];
+    memset(p, 0, sizeof *p);
+    p->ro.public_mask = SMKI_REPO_PUBLIC_ALL;
+    GUARD(smki_repo_conf_read(conf, c->home, &p->ro, &p->so, &p->cbuf));
+    const char *apikey_file = p->cbuf.apikey_file;
     int ch, rc = 0, allow_flags = 0;
-    /* smki.conf's [repo] first; the flags below override it. */
-    static smki_repo_conf_buf cbuf;
-    rc = cli_home(c);
-    if (rc == 0) rc = smki_repo_conf_read(c->conf, c->home, &ro, &so, &cbuf);
-    if (rc < 0) return cli_fail(c, rc);
-    apikey_file = cbuf.apikey_file;
     optind = 1;
     opterr = 0;
     while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -134,60 +146,112 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS || ch == O_SCAN) {
             v = strtol(optarg, &end, 10);
             if (*end || v < 1 || v > (ch == O_SCAN ? 100000000 : 1000000))
-                return cli_usage(c, "smki repo serve", "a bad number '%s' for --%s", optarg,
-                                 ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
-                                 : ch == O_BODY ? "max-body" : ch == O_SCAN ? "max-scan" : "max-headers");
+                return SERVE_USAGE("a bad number '%s' for --%s (see 'smki repo serve --help')", optarg,
+                                   ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
+                                   : ch == O_BODY ? "max-body" : ch == O_SCAN ? "max-scan" : "max-headers");
         }
         switch (ch) {
-        case O_ENV: ro.env = optarg; break;
-        case O_LISTEN: so.listen = optarg; break;
-        case O_THREADS: so.threads = (unsigned)v; break;
-        case O_MAXC: so.max_conns = (unsigned)v; break;
-        case O_TIMEOUT: so.timeout_s = (int)v; break;
-        case O_BODY: so.max_body = (size_t)v; break;
-        case O_HEADERS: so.max_headers = (size_t)v; break;
-        case O_SCAN: ro.max_scan = (size_t)v; break;
-        case O_CERT: so.tls_cert = optarg; break;
-        case O_KEY: so.tls_key = optarg; break;
-        case O_CCA: so.client_ca = optarg; break;
-        case O_REQ: so.require_client_cert = 1; break;
-        case O_PUBLIC: rc = smki_repo_public_parse(optarg, &ro.public_mask); break;
+        case O_ENV: p->ro.env = optarg; break;
+        case O_LISTEN: p->so.listen = optarg; break;
+        case O_THREADS: p->so.threads = (unsigned)v; break;
+        case O_MAXC: p->so.max_conns = (unsigned)v; break;
+        case O_TIMEOUT: p->so.timeout_s = (int)v; break;
+        case O_BODY: p->so.max_body = (size_t)v; break;
+        case O_HEADERS: p->so.max_headers = (size_t)v; break;
+        case O_SCAN: p->ro.max_scan = (size_t)v; break;
+        case O_CERT: p->so.tls_cert = optarg; break;
+        case O_KEY: p->so.tls_key = optarg; break;
+        case O_CCA: p->so.client_ca = optarg; break;
+        case O_REQ: p->so.require_client_cert = 1; break;
+        case O_PUBLIC: rc = smki_repo_public_parse(optarg, &p->ro.public_mask); break;
         case O_ALLOW:
-            if (!allow_flags++) ro.n_allow = 0; /* the flags replace the file's list */
-            if (ro.n_allow == SMKI_REPO_ALLOW_MAX || strlen(optarg) >= SMKI_REPO_PARTY_MAX || !*optarg)
-                return cli_usage(c, "smki repo serve", "--allow-party '%s': at most %d, of 1..64 characters", optarg,
-                                 SMKI_REPO_ALLOW_MAX);
-            strcpy(ro.allow[ro.n_allow++], optarg);
+            if (!allow_flags++) p->ro.n_allow = 0; /* the flags replace the file's list */
+            if (p->ro.n_allow == SMKI_REPO_ALLOW_MAX || strlen(optarg) >= SMKI_REPO_PARTY_MAX || !*optarg)
+                return SERVE_USAGE("--allow-party '%s': at most %d, of 1..64 characters", optarg, SMKI_REPO_ALLOW_MAX);
+            strcpy(p->ro.allow[p->ro.n_allow++], optarg);
             break;
-        case O_ATTR: so.party_attr = optarg; break;
+        case O_ATTR: p->so.party_attr = optarg; break;
         case O_APIKEY: apikey_file = optarg; break;
-        case O_ARL: ro.arl_ca = optarg; break;
-        case O_LOG: so.access_log = 1; break;
-        default: return cli_usage(c, "smki repo serve", "unknown option or missing value: %s", cli_bad_option(argv));
+        case O_ARL: p->ro.arl_ca = optarg; break;
+        case O_LOG: p->so.access_log = 1; break;
+        default: return SERVE_USAGE("unknown option or missing value: %s (see 'smki repo serve --help')", cli_bad_option(argv));
         }
     }
-    if (rc < 0) return cli_fail(c, rc);
-    if (optind != argc) return cli_usage(c, "smki repo serve", "unexpected argument '%s'", argv[optind]);
-    if (!ro.env || !so.listen)
-        return cli_usage(c, "smki repo serve", "--env and --listen are needed (or env and listen under [repo] in %s)",
-                         c->conf_path);
-    if (so.require_client_cert && !so.client_ca)
-        return cli_usage(c, "smki repo serve", "--require-client-cert needs --client-ca");
+    GUARD(rc);
+    if (optind != argc) return SERVE_USAGE("unexpected argument '%s' (see 'smki repo serve --help')", argv[optind]);
+    if (!p->ro.env || !p->so.listen)
+        return SERVE_USAGE("--env and --listen are needed (or env and listen under [repo] in %s)", c->conf_path);
+    if (p->so.require_client_cert && !p->so.client_ca) return SERVE_USAGE("--require-client-cert needs --client-ca");
     if (apikey_file) {
-        rc = smki_secret_read_file(apikey_file, apikey, sizeof apikey);
-        if (rc < 0) return cli_fail(c, rc);
-        ro.apikey = apikey;
+        GUARD(smki_secret_read_file(apikey_file, p->apikey, sizeof p->apikey));
+        p->ro.apikey = p->apikey;
     }
-    ro.store_dir = c->store_dir;
-    ro.home = c->home;
+    GUARD(smki_store_location(conf, c->conf_path, c->home, p->store_dir, sizeof p->store_dir));
+    p->ro.store_dir = p->store_dir;
+    p->ro.home = c->home;
+    p->ro.version = SMKI_VERSION;
+    return 0;
+}
+
+/* SIGHUP: smki.conf read again and the same flags over it. Two sets alternate, so the
+ * strings handed out last time stay valid until the next reload; the set the server
+ * started with (its smki_repo_server_opts) is never reused. */
+typedef struct {
+    smki_cli *c;
+    int argc;
+    char **argv;
+    serve_parsed start;
+    serve_parsed parsed[2];
+    smki_conf *conf[2];
+    int cur;
+} serve_reloader;
+
+static int serve_reload(void *arg, smki_repo_opts *ro, smki_repo_server_opts *so)
+{
+    serve_reloader *x = arg;
+    smki_conf *conf = NULL;
+    GUARD(cli_conf_load(x->c, &conf));
+    int next = x->cur ^ 1;
+    int rc = serve_args(x->c, x->argc, x->argv, conf, &x->parsed[next]);
+    if (rc < 0) {
+        smki_conf_free(conf);
+        return rc;
+    }
+    smki_conf_free(x->conf[next]);
+    x->conf[next] = conf;
+    x->cur = next;
+    *ro = x->parsed[next].ro;
+    *so = x->parsed[next].so;
+    return 0;
+}
+
+static int repo_serve(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
+    int rc = cli_home(c);
+    if (rc < 0) return cli_fail(c, rc);
+    static serve_reloader x; /* large; one per process */
+    x.c = c;
+    x.argc = argc;
+    x.argv = argv;
+    rc = serve_args(c, argc, argv, c->conf, &x.start);
+    if (rc < 0) return cli_fail(c, rc);
+    serve_parsed *p = &x.start;
     smki_repo *r = NULL;
-    rc = smki_repo_open(&ro, &r);
+    rc = smki_repo_open(&p->ro, &r);
     if (rc == 0) {
-        so.stop = &g_stop;
-        rc = smki_repo_serve(r, &so);
+        p->so.stop = &g_stop;
+        p->so.reload = serve_reload;
+        p->so.reload_arg = &x;
+        rc = smki_repo_serve(r, &p->so);
     }
     smki_repo_free(r);
-    smki_wipe(apikey, sizeof apikey);
+    smki_wipe(x.start.apikey, sizeof x.start.apikey);
+    for (int i = 0; i < 2; i++) {
+        smki_wipe(x.parsed[i].apikey, sizeof x.parsed[i].apikey);
+        smki_conf_free(x.conf[i]);
+        x.conf[i] = NULL;
+    }
     return cli_finish(c, rc);
 }
 
@@ -382,5 +446,6 @@ static const cli_cmd REPO_COMMANDS[] = {
 
 int cmd_repo(smki_cli *c, int argc, char **argv)
 {
+    c->no_token = 1; /* the repository signs nothing: its home needs no token folder */
     return cli_dispatch(c, REPO_COMMANDS, argc - 1, argv + 1, "smki repo", ABOUT);
 }

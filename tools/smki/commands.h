@@ -44,6 +44,7 @@ void ca_session_close(ca_session *x);
 int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv);
 int cmd_file(smki_cli *c, int argc, char **argv);
 int cmd_repo(smki_cli *c, int argc, char **argv);
+int cmd_doctor(smki_cli *c, int argc, char **argv);
 int cmd_enrol(smki_cli *c, int argc, char **argv);
 int cmd_duis(smki_cli *c, int argc, char **argv);
 

@@ -36,6 +36,7 @@ static const cli_cmd COMMANDS[] = {
     {"file", cmd_file, "detached signatures over text files (threshold CSV): sign, verify"},
     {"repo", cmd_repo, "the SMKI Repository: serve over HTTP(S), get, search"},
     {"enrol", cmd_enrol, "enrolment over the network: EST and device batches over mutual TLS (serve)"},
+    {"doctor", cmd_doctor, "check a home: configuration, token, PIN, store, CAs, CRLs/ARLs, audit trail"},
     {NULL, NULL, NULL},
 };
 
