@@ -1094,7 +1094,7 @@ int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t 
     ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_put: missing argument");
     if (k->is_token) {
         p11_direct *d = k->direct;
-        smki_hsm_opts o = {d->module, d->pin, 0};
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
         return smki_token_note_put(&o, k->ref, name, val, len);
     }
     char path[4200];
@@ -1107,7 +1107,7 @@ int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg
     ENSURE(k && name && *name && fn, SMKI_E_INTERNAL, "smki_key_note_each: missing argument");
     if (k->is_token) {
         p11_direct *d = k->direct;
-        smki_hsm_opts o = {d->module, d->pin, 0};
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
         return smki_token_note_each(&o, k->ref, name, fn, arg);
     }
     char path[4200];

@@ -1594,7 +1594,7 @@ static void test_token_note_is_replaced_and_needs_the_pin(void **state)
     assert_memory_equal(x.last, "second", 6);
     smki_key_free(k);
     /* a private object: without the PIN nothing is read */
-    smki_hsm_opts nopin = {NULL, NULL, 0};
+    smki_hsm_opts nopin = {.module = NULL, .pin = NULL};
     assert_fails(smki_token_note_each(&nopin, ds_uri, "note-t", note_seen, &x), SMKI_E_USAGE, "give the PIN");
 }
 
