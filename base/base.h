@@ -136,6 +136,127 @@ SMKI_MUST_CHECK int smki_cur_ber_len(smki_cursor_t *c, size_t *len);
 /* Expect a specific octet. */
 SMKI_MUST_CHECK int smki_cur_expect(smki_cursor_t *c, uint8_t want, const char *what);
 
+/* ---- Big-endian integers -------------------------------------------------------
+ * Network order for fixed-size fields: store keys and records, GBCS counters. Writes
+ * into, and reads from, a buffer whose size the caller has checked (a record whose
+ * length was compared with its layout, a key of a known length); bytes whose length
+ * is not yet known are read through the cursor (smki_cur_u16be...), which refuses a
+ * short input instead. */
+static inline void smki_put_be16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static inline void smki_put_be32(uint8_t *p, uint32_t v)
+{
+    smki_put_be16(p, (uint16_t)(v >> 16));
+    smki_put_be16(p + 2, (uint16_t)v);
+}
+static inline void smki_put_be64(uint8_t *p, uint64_t v)
+{
+    smki_put_be32(p, (uint32_t)(v >> 32));
+    smki_put_be32(p + 4, (uint32_t)v);
+}
+static inline uint16_t smki_get_be16(const uint8_t *p)
+{
+    return (uint16_t)((unsigned)p[0] << 8 | p[1]);
+}
+static inline uint32_t smki_get_be32(const uint8_t *p)
+{
+    return (uint32_t)smki_get_be16(p) << 16 | smki_get_be16(p + 2);
+}
+static inline uint64_t smki_get_be64(const uint8_t *p)
+{
+    return (uint64_t)smki_get_be32(p) << 32 | smki_get_be32(p + 4);
+}
+
+/* ---- DER (X.690) -----------------------------------------------------------------
+ * The one reader and the one writer of DER. Bytes from outside are read one TLV at a
+ * time through the cursor; every refusal is SMKI_E_INPUT naming what (and, when the
+ * caller passes base, the offset from it), and a refused read leaves the cursor where
+ * it was. Single-octet tags only: no field smki reads uses the high-tag-number form. */
+typedef struct {
+    uint8_t tag;
+    size_t offset;        /* of the tag octet from base (0 without one) */
+    const uint8_t *start; /* the tag octet */
+    size_t total;         /* tag, length and contents octets */
+    smki_cursor_t body;   /* the contents */
+} smki_der_tlv;
+
+/* Length rules. STRICT is DER (X.690 10.1): definite, 1..4 octets, in the shortest
+ * form. BER_LENGTHS also takes a long form where a shorter one fits (81 05, 82 00 05):
+ * for the GBCS device model, which reads as smki_cur_ber_len always has, and for a
+ * linter that finds a structure first and judges its strictness separately. Neither
+ * takes an indefinite length or more than 4 length octets. */
+enum { SMKI_DER_STRICT = 0, SMKI_DER_BER_LENGTHS = 1 };
+#define SMKI_DER_MAX_DEPTH 32 /* nesting smki_der_check_strict follows */
+
+/* One TLV at the cursor; base (may be NULL) is where offsets in messages count from. */
+SMKI_MUST_CHECK int smki_der_read(smki_cursor_t *c, const uint8_t *base, unsigned flags, smki_der_tlv *t);
+/* The same, requiring the tag; what names the field in messages ("hwSerialNum missing",
+ * "expected hwSerialNum (tag 0x04), found tag 0x30"). */
+SMKI_MUST_CHECK int smki_der_expect(smki_cursor_t *c, const uint8_t *base, unsigned flags, uint8_t tag,
+                                    const char *what, smki_der_tlv *t);
+/* The next tag, or -1 at the end. */
+int smki_der_peek(const smki_cursor_t *c);
+/* A non-negative INTEGER's contents (body of any tag) of at most 64 bits. Leading zero
+ * octets are tolerated (the GBCS device model's reading); callers needing DER's
+ * minimal form check it or use smki_der_check_strict. */
+SMKI_MUST_CHECK int smki_der_u64(const smki_cursor_t *body, const char *what, uint64_t *out);
+/* An OBJECT IDENTIFIER's contents: not empty, subidentifiers in their shortest form,
+ * the last one complete (X.690 8.19.2). */
+SMKI_MUST_CHECK int smki_der_check_oid(const smki_der_tlv *t, const char *what);
+/* Every TLV in c, to SMKI_DER_MAX_DEPTH levels, is DER: STRICT lengths; the
+ * constructed form only for SEQUENCE, SET and context/application/private tags;
+ * BOOLEAN 00 or FF; minimal INTEGERs; BIT STRING unused bits at most 7 and zero; NULL
+ * empty; OBJECT IDENTIFIERs as smki_der_check_oid. */
+SMKI_MUST_CHECK int smki_der_check_strict(smki_cursor_t c, const uint8_t *base);
+
+/* The writer: appends into a caller's fixed buffer (smki_writer_fixed) or into its own
+ * growing one (smki_writer_grow, handed over by smki_wr_finish). A write that does not
+ * fit (or an allocation that fails) is remembered and every later write dropped, so a
+ * run of writes is checked once at the end. A nested TLV reserves the longest length
+ * form (4 octets) at smki_wr_der_begin and is closed to the shortest by
+ * smki_wr_der_end (X.690 10.1), innermost first: the caller writes contents without
+ * knowing their length. Big-endian integers as smki_put_be*. */
+typedef struct {
+    uint8_t *p;
+    size_t cap, len;
+    int grows;     /* p is the writer's own, grown on demand */
+    int err;       /* the first failure, 0 if none */
+    unsigned open; /* TLVs begun and not yet ended */
+} smki_writer_t;
+typedef size_t smki_der_mark; /* an open TLV: where its contents start */
+
+void smki_writer_fixed(smki_writer_t *w, uint8_t *buf, size_t cap);
+void smki_writer_grow(smki_writer_t *w);
+/* Frees a growing writer's buffer; a fixed one's is the caller's. */
+void smki_wr_free(smki_writer_t *w);
+void smki_wr_raw(smki_writer_t *w, const void *p, size_t n);
+void smki_wr_u8(smki_writer_t *w, uint8_t b);
+void smki_wr_be16(smki_writer_t *w, uint16_t v);
+void smki_wr_be32(smki_writer_t *w, uint32_t v);
+void smki_wr_be64(smki_writer_t *w, uint64_t v);
+/* A caller's encoder met a value it cannot encode (a year past 9999): the writer
+ * fails as for a write that did not fit, and smki_wr_check says so. */
+void smki_wr_invalid(smki_writer_t *w);
+/* tag, shortest length, n octets of contents. */
+void smki_wr_der(smki_writer_t *w, uint8_t tag, const void *content, size_t n);
+smki_der_mark smki_wr_der_begin(smki_writer_t *w, uint8_t tag);
+void smki_wr_der_end(smki_writer_t *w, smki_der_mark m);
+/* INTEGER from a big-endian magnitude: leading zero octets dropped, a 00 added when
+ * the top bit is set (the value is never negative); no octets is 0. */
+void smki_wr_der_uint(smki_writer_t *w, const uint8_t *be, size_t n);
+/* The same of a 64-bit value, under any tag (an IMPLICIT [n] INTEGER). */
+void smki_wr_der_u64(smki_writer_t *w, uint8_t tag, uint64_t v);
+/* 0, or the first failure: SMKI_E_INTERNAL "WHAT does not fit in N octets" (a fixed
+ * buffer is sized for the largest output: an overflow is a bug), SMKI_E_NOMEM, or
+ * SMKI_E_INTERNAL for a TLV over 16 MiB or an end without a begin. TLVs may be open. */
+SMKI_MUST_CHECK int smki_wr_check(const smki_writer_t *w, const char *what);
+/* A growing writer's result, every TLV ended: *out (caller frees) and *len. On failure
+ * the buffer is freed. */
+SMKI_MUST_CHECK int smki_wr_finish(smki_writer_t *w, const char *what, uint8_t **out, size_t *len);
+
 /* ---- Hex --------------------------------------------------------------------- */
 /* Decode hex text into out (capacity cap). ASCII whitespace between digit pairs is
  * ignored (the RTDS files are hex text with line ends). On failure the content of out

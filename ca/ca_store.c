@@ -110,12 +110,6 @@ void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
     memcpy(key + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
 }
 
-static void put_be64(uint8_t *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (56 - 8 * i));
-}
-
 #define CERT_FIXED 46    /* version .. seq */
 #define CERT_FIXED_V1 38 /* version .. not_after */
 
@@ -134,15 +128,15 @@ static int encode(const smki_cert *c, uint64_t seq, uint8_t *out, size_t cap, si
     p[5] = (uint8_t)((c->has_eui ? FLAG_HAS_EUI : 0) | (c->role >= 0 ? FLAG_HAS_ROLE : 0));
     memcpy(p + 6, c->has_eui ? c->eui.b : (const uint8_t *)"\0\0\0\0\0\0\0\0", 8);
     memcpy(p + 14, c->ski, SMKI_KEYID_LEN);
-    put_be64(p + 22, c->not_before);
-    put_be64(p + 30, c->not_after);
-    put_be64(p + 38, (int64_t)seq);
+    smki_put_be64(p + 22, (uint64_t)c->not_before);
+    smki_put_be64(p + 30, (uint64_t)c->not_after);
+    smki_put_be64(p + 38, (uint64_t)seq);
     p += CERT_FIXED;
     *p++ = (uint8_t)env_len;
     memcpy(p, c->env, env_len);
     p += env_len;
-    *p++ = (uint8_t)(c->der_len >> 8);
-    *p++ = (uint8_t)c->der_len;
+    smki_put_be16(p, (uint16_t)c->der_len);
+    p += 2;
     memcpy(p, c->der, c->der_len);
     *len = need;
     return 0;
@@ -220,7 +214,7 @@ size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
 
 void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
 {
-    put_be64(out, (int64_t)c->seq);
+    smki_put_be64(out, (uint64_t)c->seq);
     ca_cert_key(c, out + 8);
 }
 
@@ -276,7 +270,7 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
     GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
     uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
     size_t fklen = ca_facet_key(c, fkey);
-    put_be64(fval, (int64_t)seq);
+    smki_put_be64(fval, (uint64_t)seq);
     memcpy(fval + 8, key, sizeof key);
     return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, 0);
 }
@@ -616,12 +610,12 @@ int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
     size_t n = 0;
     rec[n++] = CA_RECORD_VERSION;
     rec[n++] = (uint8_t)r->kind;
-    rec[n++] = (uint8_t)(ref_len >> 8);
-    rec[n++] = (uint8_t)ref_len;
+    smki_put_be16(rec + n, (uint16_t)ref_len);
+    n += 2;
     memcpy(rec + n, r->key_ref, ref_len);
     n += ref_len;
-    rec[n++] = (uint8_t)(env_len >> 8);
-    rec[n++] = (uint8_t)env_len;
+    smki_put_be16(rec + n, (uint16_t)env_len);
+    n += 2;
     memcpy(rec + n, r->env_text, env_len);
     n += env_len;
     ca_cert_key(&r->cert, rec + n);

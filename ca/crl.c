@@ -53,18 +53,6 @@ void smki_crl_clear(smki_crl *c)
     memset(c, 0, sizeof *c);
 }
 
-static void put_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = 0; i < n; i++) p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-}
-
-static uint64_t get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++) v = v << 8 | p[i];
-    return v;
-}
-
 static int crl_key(const char *env, smki_ca_kind k, char *out, size_t cap)
 {
     int n = snprintf(out, cap, "%s/%s", env, smki_ca_kind_name(k));
@@ -76,13 +64,13 @@ int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out
 {
     ENSURE(len >= CRL_RECORD_FIXED && val[0] == CRL_RECORD_VERSION, SMKI_E_CORRUPT,
            "CRL record %s in the store is damaged or of another version", key);
-    size_t der_len = (size_t)get_be(val + 29, 4);
+    size_t der_len = (size_t)smki_get_be32(val + 29);
     ENSURE(der_len == len - CRL_RECORD_FIXED && der_len > 0, SMKI_E_CORRUPT, "CRL record %s in the store is damaged",
            key);
-    out->number = get_be(val + 1, 8);
-    out->this_update = (int64_t)get_be(val + 9, 8);
-    out->next_update = (int64_t)get_be(val + 17, 8);
-    out->entries = (size_t)get_be(val + 25, 4);
+    out->number = smki_get_be64(val + 1);
+    out->this_update = (int64_t)smki_get_be64(val + 9);
+    out->next_update = (int64_t)smki_get_be64(val + 17);
+    out->entries = (size_t)smki_get_be32(val + 25);
     out->der = malloc(der_len);
     ENSURE(out->der, SMKI_E_NOMEM, "out of memory");
     memcpy(out->der, val + CRL_RECORD_FIXED, der_len);
@@ -148,17 +136,17 @@ static int gather_one(const void *key, size_t klen, const void *val, size_t vlen
     return 0;
 }
 
-static void ext_open(derw *w, const uint8_t *oid, size_t oid_len, derw_mark *outer, derw_mark *value)
+static void ext_open(smki_writer_t *w, const uint8_t *oid, size_t oid_len, smki_der_mark *outer, smki_der_mark *value)
 {
-    *outer = derw_begin(w, 0x30);
-    derw_tlv(w, 0x06, oid, oid_len);
-    *value = derw_begin(w, 0x04);
+    *outer = smki_wr_der_begin(w, 0x30);
+    smki_wr_der(w, 0x06, oid, oid_len);
+    *value = smki_wr_der_begin(w, 0x04);
 }
 
-static void ext_close(derw *w, derw_mark outer, derw_mark value)
+static void ext_close(smki_writer_t *w, smki_der_mark outer, smki_der_mark value)
 {
-    derw_end(w, value);
-    derw_end(w, outer);
+    smki_wr_der_end(w, value);
+    smki_wr_der_end(w, outer);
 }
 
 static int build(crl_t *C)
@@ -168,64 +156,64 @@ static int build(crl_t *C)
     free(C->der);
     C->der = malloc(cap);
     ENSURE(C->der, SMKI_E_NOMEM, "out of memory");
-    derw w;
-    derw_init(&w, C->der, cap);
-    derw_mark list = derw_begin(&w, 0x30);
-    derw_mark tbs = derw_begin(&w, 0x30);
-    derw_raw(&w, V2, sizeof V2); /* v2: the list has extensions (RFC 5280 5.1.2.1) */
-    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
-    derw_raw(&w, C->name, C->name_len);
+    smki_writer_t w;
+    smki_writer_fixed(&w, C->der, cap);
+    smki_der_mark list = smki_wr_der_begin(&w, 0x30);
+    smki_der_mark tbs = smki_wr_der_begin(&w, 0x30);
+    smki_wr_raw(&w, V2, sizeof V2); /* v2: the list has extensions (RFC 5280 5.1.2.1) */
+    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, C->name, C->name_len);
     derw_time(&w, C->this_update);
     derw_time(&w, C->next_update);
     /* revokedCertificates is absent, not empty, when nothing is revoked (5.1.2.6) */
     if (C->n) {
-        derw_mark all = derw_begin(&w, 0x30);
+        smki_der_mark all = smki_wr_der_begin(&w, 0x30);
         for (size_t i = 0; i < C->n; i++) {
             const smki_revocation *r = &C->revs[i];
-            derw_mark e = derw_begin(&w, 0x30);
-            derw_uint(&w, r->serial, SMKI_SERIAL_LEN);
+            smki_der_mark e = smki_wr_der_begin(&w, 0x30);
+            smki_wr_der_uint(&w, r->serial, SMKI_SERIAL_LEN);
             derw_time(&w, r->revoked_at);
             /* reasonCode: absent rather than unspecified (5.3.1) */
             if (r->reason != SMKI_REASON_UNSPECIFIED) {
-                derw_mark exts = derw_begin(&w, 0x30), outer, value;
+                smki_der_mark exts = smki_wr_der_begin(&w, 0x30), outer, value;
                 ext_open(&w, OID_REASON, sizeof OID_REASON, &outer, &value);
                 uint8_t en = (uint8_t)r->reason;
-                derw_tlv(&w, 0x0a, &en, 1);
+                smki_wr_der(&w, 0x0a, &en, 1);
                 ext_close(&w, outer, value);
-                derw_end(&w, exts);
+                smki_wr_der_end(&w, exts);
             }
-            derw_end(&w, e);
+            smki_wr_der_end(&w, e);
         }
-        derw_end(&w, all);
+        smki_wr_der_end(&w, all);
     }
-    derw_mark x0 = derw_begin(&w, 0xa0);
-    derw_mark exts = derw_begin(&w, 0x30), outer, value;
+    smki_der_mark x0 = smki_wr_der_begin(&w, 0xa0);
+    smki_der_mark exts = smki_wr_der_begin(&w, 0x30), outer, value;
     ext_open(&w, OID_AKI, sizeof OID_AKI, &outer, &value); /* 5.2.1: keyIdentifier, as the certificates */
-    derw_mark seq = derw_begin(&w, 0x30);
-    derw_tlv(&w, 0x80, C->ski, SMKI_KEYID_LEN);
-    derw_end(&w, seq);
+    smki_der_mark seq = smki_wr_der_begin(&w, 0x30);
+    smki_wr_der(&w, 0x80, C->ski, SMKI_KEYID_LEN);
+    smki_wr_der_end(&w, seq);
     ext_close(&w, outer, value);
     ext_open(&w, OID_CRL_NUMBER, sizeof OID_CRL_NUMBER, &outer, &value); /* 5.2.3 */
     uint8_t num[8];
-    put_be(num, C->number, 8);
-    derw_uint(&w, num, sizeof num);
+    smki_put_be64(num, C->number);
+    smki_wr_der_uint(&w, num, sizeof num);
     ext_close(&w, outer, value);
-    derw_end(&w, exts);
-    derw_end(&w, x0);
-    derw_end(&w, tbs);
-    GUARD(derw_check(&w, "the TBSCertList"));
+    smki_wr_der_end(&w, exts);
+    smki_wr_der_end(&w, x0);
+    smki_wr_der_end(&w, tbs);
+    GUARD(smki_wr_check(&w, "the TBSCertList"));
 
     uint8_t digest[SHA256_DIGEST_LENGTH], sig[SMKI_SIG_MAX];
     size_t sig_len = sizeof sig;
     SHA256(C->der + list, w.len - list, digest);
     GUARD(smki_key_sign_digest(C->key, digest, SMKI_SIG_DER, sig, &sig_len));
-    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
-    derw_mark bits = derw_begin(&w, 0x03);
-    derw_byte(&w, 0x00);
-    derw_raw(&w, sig, sig_len);
-    derw_end(&w, bits);
-    derw_end(&w, list);
-    GUARD(derw_check(&w, "the CRL"));
+    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_der_mark bits = smki_wr_der_begin(&w, 0x03);
+    smki_wr_u8(&w, 0x00);
+    smki_wr_raw(&w, sig, sig_len);
+    smki_wr_der_end(&w, bits);
+    smki_wr_der_end(&w, list);
+    GUARD(smki_wr_check(&w, "the CRL"));
     C->der_len = w.len;
 
     /* Checked as a relying party will: it decodes, and its signature verifies with
@@ -269,11 +257,11 @@ static int publish_in(smki_txn *t, void *arg)
     uint8_t *rec = malloc(len);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
     rec[0] = CRL_RECORD_VERSION;
-    put_be(rec + 1, C->number, 8);
-    put_be(rec + 9, (uint64_t)C->this_update, 8);
-    put_be(rec + 17, (uint64_t)C->next_update, 8);
-    put_be(rec + 25, C->n, 4);
-    put_be(rec + 29, C->der_len, 4);
+    smki_put_be64(rec + 1, C->number);
+    smki_put_be64(rec + 9, (uint64_t)C->this_update);
+    smki_put_be64(rec + 17, (uint64_t)C->next_update);
+    smki_put_be32(rec + 25, (uint32_t)C->n);
+    smki_put_be32(rec + 29, (uint32_t)C->der_len);
     memcpy(rec + CRL_RECORD_FIXED, C->der, C->der_len);
     rc = smki_txn_put(t, C->db->crls, key, strlen(key), rec, len, 0);
     free(rec);

@@ -50,40 +50,18 @@ static const uint8_t P256_SPKI_HEAD[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2
 
 /* ---- DER through the cursor ------------------------------------------------------- */
 
-/* One TLV with the expected tag. val covers the content; whole (if not NULL) the
- * tag, length and content. Definite lengths in their shortest form only (X.690
- * 10.1); two length octets are enough for SMKI_CSR_MAX. */
+/* One TLV with the expected tag, read by base's DER reader with DER's length rules
+ * (X.690 10.1: definite, shortest form). val covers the content; whole (if not NULL)
+ * the tag, length and content. */
 static int der_take(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val, const uint8_t **whole,
                     size_t *whole_len)
 {
-    smki_cursor_t start = *c;
-    uint8_t t, first;
-    ENSURE(c->left > 0, SMKI_E_INPUT, "CSR truncated: %s missing", what);
-    GUARD(smki_cur_u8(c, &t));
-    ENSURE(t == tag, SMKI_E_INPUT, "CSR malformed: expected %s (tag 0x%02x), found tag 0x%02x", what, tag, t);
-    ENSURE(c->left > 0, SMKI_E_INPUT, "CSR truncated: %s has no length", what);
-    GUARD(smki_cur_u8(c, &first));
-    size_t len = first;
-    if (first == 0x81 || first == 0x82) {
-        size_t octets = first & 0x7f;
-        ENSURE(c->left >= octets, SMKI_E_INPUT, "CSR truncated: length of %s cut short", what);
-        len = 0;
-        for (size_t i = 0; i < octets; i++) {
-            uint8_t b;
-            GUARD(smki_cur_u8(c, &b));
-            len = (len << 8) | b;
-        }
-        ENSURE(len >= (octets == 1 ? 0x80u : 0x100u), SMKI_E_INPUT,
-               "CSR malformed: length of %s (%zu) not in its shortest form (DER)", what, len);
-    } else {
-        ENSURE(first < 0x80, SMKI_E_INPUT, "CSR malformed: length form 0x%02x of %s (indefinite or too long)", first,
-               what);
-    }
-    ENSURE(len <= c->left, SMKI_E_INPUT, "CSR truncated: %s says %zu octets, %zu remain", what, len, c->left);
-    GUARD(smki_cur_sub(c, len, val));
+    smki_der_tlv t;
+    if (smki_der_expect(c, NULL, SMKI_DER_STRICT, tag, what, &t) < 0) return smki_failure(smki_error_wrap("CSR"));
+    *val = t.body;
     if (whole) {
-        *whole = start.p;
-        *whole_len = start.left - c->left;
+        *whole = t.start;
+        *whole_len = t.total;
     }
     return 0;
 }
@@ -92,18 +70,11 @@ static int der_take(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor
  * (X.690 8.19.2). */
 static int der_take_oid(smki_cursor_t *c, const char *what, const uint8_t **whole, size_t *whole_len)
 {
-    smki_cursor_t val;
-    GUARD(der_take(c, TAG_OID, what, &val, whole, whole_len));
-    ENSURE(val.left > 0, SMKI_E_INPUT, "CSR malformed: %s is an empty OBJECT IDENTIFIER", what);
-    int starts_subid = 1;
-    uint8_t octet = 0;
-    while (val.left > 0) {
-        GUARD(smki_cur_u8(&val, &octet));
-        ENSURE(!(starts_subid && octet == 0x80), SMKI_E_INPUT,
-               "CSR malformed: %s has a subidentifier not in its shortest form", what);
-        starts_subid = !(octet & 0x80);
-    }
-    ENSURE(!(octet & 0x80), SMKI_E_INPUT, "CSR malformed: %s ends inside a subidentifier", what);
+    smki_der_tlv t;
+    if (smki_der_expect(c, NULL, SMKI_DER_STRICT, TAG_OID, what, &t) < 0 || smki_der_check_oid(&t, what) < 0)
+        return smki_failure(smki_error_wrap("CSR malformed"));
+    *whole = t.start;
+    *whole_len = t.total;
     return 0;
 }
 
@@ -111,11 +82,6 @@ static int der_end(const smki_cursor_t *c, const char *what)
 {
     ENSURE(c->left == 0, SMKI_E_INPUT, "CSR malformed: %zu unexpected octet(s) at the end of %s", c->left, what);
     return 0;
-}
-
-static int der_peek(const smki_cursor_t *c)
-{
-    return c->left > 0 ? c->p[0] : -1;
 }
 
 static int bytes_are(const uint8_t *p, size_t len, const uint8_t *want, size_t want_len)
@@ -230,7 +196,7 @@ static int refuse_key(const smki_csr *c)
 {
     ERR_clear_error();
     EVP_PKEY *pk = NULL;
-    if (smki_pub_load(c->spki, c->spki_len, &pk) < 0) return smki_error_wrap("CSR");
+    if (smki_pub_load(c->spki, c->spki_len, &pk) < 0) return smki_failure(smki_error_wrap("CSR"));
     EVP_PKEY_free(pk);
     return SMKI_FAIL(SMKI_E_REFUSED, "CSR public key refused: its SubjectPublicKeyInfo is not the named-curve P-256 "
                                      "form with an uncompressed point (explicit curve parameters?), and a certificate "
@@ -438,7 +404,7 @@ static int parse_extensions(smki_csr *c, smki_cursor_t *exts, int *has_key_usage
         int critical = 0;
         GUARD(der_take(exts, TAG_SEQUENCE, "Extension", &ext, NULL, NULL));
         GUARD(der_take_oid(&ext, "extnID", &oid, &oid_len));
-        if (der_peek(&ext) == TAG_BOOLEAN) {
+        if (smki_der_peek(&ext) == TAG_BOOLEAN) {
             smki_cursor_t flag;
             uint8_t v = 0;
             GUARD(der_take(&ext, TAG_BOOLEAN, "critical", &flag, NULL, NULL));

@@ -87,14 +87,14 @@ static int csr_party(const smki_csr *csr, const smki_env *env, char *out, size_t
     return 0;
 }
 
-static void rdn(derw *w, const uint8_t *oid, size_t oid_len, const char *text)
+static void rdn(smki_writer_t *w, const uint8_t *oid, size_t oid_len, const char *text)
 {
-    derw_mark set = derw_begin(w, 0x31);
-    derw_mark atv = derw_begin(w, 0x30);
-    derw_tlv(w, 0x06, oid, oid_len);
-    derw_tlv(w, 0x0c, text, strlen(text)); /* UTF8String, as every subject smki writes */
-    derw_end(w, atv);
-    derw_end(w, set);
+    smki_der_mark set = smki_wr_der_begin(w, 0x31);
+    smki_der_mark atv = smki_wr_der_begin(w, 0x30);
+    smki_wr_der(w, 0x06, oid, oid_len);
+    smki_wr_der(w, 0x0c, text, strlen(text)); /* UTF8String, as every subject smki writes */
+    smki_wr_der_end(w, atv);
+    smki_wr_der_end(w, set);
 }
 
 int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMKI_PARTY_MAX])
@@ -169,47 +169,47 @@ int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out,
     size_t party_oid_len;
     GUARD(der_oid_from_text(v.env->party_signifier_attr, party_oid, sizeof party_oid, &party_oid_len));
     uint8_t subject[512];
-    derw w;
-    derw_init(&w, subject, sizeof subject);
-    derw_mark name = derw_begin(&w, 0x30);
+    smki_writer_t w;
+    smki_writer_fixed(&w, subject, sizeof subject);
+    smki_der_mark name = smki_wr_der_begin(&w, 0x30);
     rdn(&w, party_oid, party_oid_len, party);
     if (r->cn) rdn(&w, OID_CN, sizeof OID_CN, r->cn);
-    derw_end(&w, name);
-    GUARD(derw_check(&w, "the subject name"));
+    smki_wr_der_end(&w, name);
+    GUARD(smki_wr_check(&w, "the subject name"));
     size_t subject_len = w.len;
 
     /* subjectAltName (non-critical: the subject is not empty, RFC 5280 4.2.1.6), then
      * extendedKeyUsage: one purpose, so a server key cannot act as a client. */
     uint8_t exts[MAX_NAMES * 2 * 260 + 64];
-    derw_init(&w, exts, sizeof exts);
+    smki_writer_fixed(&w, exts, sizeof exts);
     if (r->n_dns + r->n_ips) {
-        derw_mark e = derw_begin(&w, 0x30);
-        derw_tlv(&w, 0x06, OID_SAN, sizeof OID_SAN);
-        derw_mark val = derw_begin(&w, 0x04);
-        derw_mark names = derw_begin(&w, 0x30);
-        for (size_t i = 0; i < r->n_dns; i++) derw_tlv(&w, 0x82, r->dns[i], strlen(r->dns[i])); /* [2] IA5String */
+        smki_der_mark e = smki_wr_der_begin(&w, 0x30);
+        smki_wr_der(&w, 0x06, OID_SAN, sizeof OID_SAN);
+        smki_der_mark val = smki_wr_der_begin(&w, 0x04);
+        smki_der_mark names = smki_wr_der_begin(&w, 0x30);
+        for (size_t i = 0; i < r->n_dns; i++) smki_wr_der(&w, 0x82, r->dns[i], strlen(r->dns[i])); /* [2] IA5String */
         for (size_t i = 0; i < r->n_ips; i++) {
             uint8_t ip[16];
             size_t ip_len = 0;
             GUARD(parse_ip(r->ips[i], ip, &ip_len));
-            derw_tlv(&w, 0x87, ip, ip_len); /* [7] OCTET STRING */
+            smki_wr_der(&w, 0x87, ip, ip_len); /* [7] OCTET STRING */
         }
-        derw_end(&w, names);
-        derw_end(&w, val);
-        derw_end(&w, e);
+        smki_wr_der_end(&w, names);
+        smki_wr_der_end(&w, val);
+        smki_wr_der_end(&w, e);
     }
-    derw_mark e = derw_begin(&w, 0x30);
-    derw_tlv(&w, 0x06, OID_EKU, sizeof OID_EKU);
-    derw_mark val = derw_begin(&w, 0x04);
-    derw_mark seq = derw_begin(&w, 0x30);
+    smki_der_mark e = smki_wr_der_begin(&w, 0x30);
+    smki_wr_der(&w, 0x06, OID_EKU, sizeof OID_EKU);
+    smki_der_mark val = smki_wr_der_begin(&w, 0x04);
+    smki_der_mark seq = smki_wr_der_begin(&w, 0x30);
     if (r->profile == SMKI_PROFILE_DCCKI_SERVER)
-        derw_tlv(&w, 0x06, OID_KP_SERVER, sizeof OID_KP_SERVER);
+        smki_wr_der(&w, 0x06, OID_KP_SERVER, sizeof OID_KP_SERVER);
     else
-        derw_tlv(&w, 0x06, OID_KP_CLIENT, sizeof OID_KP_CLIENT);
-    derw_end(&w, seq);
-    derw_end(&w, val);
-    derw_end(&w, e);
-    GUARD(derw_check(&w, "the TLS extensions"));
+        smki_wr_der(&w, 0x06, OID_KP_CLIENT, sizeof OID_KP_CLIENT);
+    smki_wr_der_end(&w, seq);
+    smki_wr_der_end(&w, val);
+    smki_wr_der_end(&w, e);
+    GUARD(smki_wr_check(&w, "the TLS extensions"));
 
     memset(out, 0, offsetof(smki_cert, der));
     out->profile = r->profile;

@@ -1,110 +1,11 @@
-/* The CA's DER writer: bounded appends into a caller's buffer, nested lengths closed
- * in place, INTEGERs, times and OBJECT IDENTIFIERs as X.690 and RFC 5280 want them.
- * Encoding only: what it writes comes from the CA itself, never from outside. */
+/* What the CA adds to base's DER writer: times as RFC 5280 wants them, the calendar
+ * they are computed with, and OBJECT IDENTIFIERs from dotted text. Encoding only:
+ * what it writes comes from the CA itself, never from outside. */
 #include "der.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* Contents longer than this do not occur in a certificate (a P-256 certificate is
- * well under 2 KiB); a reserved length is 4 octets: 0x83 and three. */
-#define DERW_RESERVE 4
-#define DERW_MAX_LEN 0xFFFFFFu
-
-void derw_init(derw *w, uint8_t *buf, size_t cap)
-{
-    w->p = buf;
-    w->cap = cap;
-    w->len = 0;
-    w->overflow = 0;
-}
-
-void derw_raw(derw *w, const void *p, size_t n)
-{
-    if (w->overflow || n > w->cap - w->len) {
-        w->overflow = 1;
-        return;
-    }
-    if (n) memcpy(w->p + w->len, p, n);
-    w->len += n;
-}
-
-void derw_byte(derw *w, uint8_t b)
-{
-    derw_raw(w, &b, 1);
-}
-
-static size_t len_octets(size_t n)
-{
-    return n < 0x80 ? 1 : n <= 0xFF ? 2 : n <= 0xFFFF ? 3 : 4;
-}
-
-static void put_len(uint8_t *at, size_t n)
-{
-    size_t k = len_octets(n);
-    if (k == 1) {
-        at[0] = (uint8_t)n;
-        return;
-    }
-    at[0] = (uint8_t)(0x80 | (k - 1));
-    for (size_t i = 1; i < k; i++) at[i] = (uint8_t)(n >> (8 * (k - 1 - i)));
-}
-
-void derw_tlv(derw *w, uint8_t tag, const void *content, size_t n)
-{
-    uint8_t head[1 + DERW_RESERVE];
-    if (n > DERW_MAX_LEN) {
-        w->overflow = 1;
-        return;
-    }
-    head[0] = tag;
-    put_len(head + 1, n);
-    derw_raw(w, head, 1 + len_octets(n));
-    derw_raw(w, content, n);
-}
-
-derw_mark derw_begin(derw *w, uint8_t tag)
-{
-    uint8_t head[1 + DERW_RESERVE] = {tag};
-    derw_raw(w, head, sizeof head);
-    return w->len;
-}
-
-void derw_end(derw *w, derw_mark m)
-{
-    if (w->overflow) return;
-    if (m < DERW_RESERVE || m > w->len) { /* not a mark of this writer: a bug */
-        w->overflow = 1;
-        return;
-    }
-    size_t n = w->len - m;
-    if (n > DERW_MAX_LEN) {
-        w->overflow = 1;
-        return;
-    }
-    size_t k = len_octets(n);
-    uint8_t *len_at = w->p + m - DERW_RESERVE;
-    put_len(len_at, n);
-    if (k < DERW_RESERVE) memmove(len_at + k, w->p + m, n);
-    w->len -= DERW_RESERVE - k;
-}
-
-void derw_uint(derw *w, const uint8_t *be, size_t n)
-{
-    while (n > 1 && be[0] == 0) {
-        be++;
-        n--;
-    }
-    if (n == 0) {
-        derw_tlv(w, 0x02, "\0", 1);
-        return;
-    }
-    derw_mark m = derw_begin(w, 0x02);
-    if (be[0] & 0x80) derw_byte(w, 0x00);
-    derw_raw(w, be, n);
-    derw_end(w, m);
-}
 
 /* ---- Calendar: days from civil and back (the proleptic Gregorian algorithm of
  * H. Hinnant, "chrono-Compatible Low-Level Date Algorithms"). No locale, no libc
@@ -166,11 +67,11 @@ int64_t der_time_add_years_end(int64_t t, unsigned years)
     return der_time_from_civil(&c) - 1;
 }
 
-void derw_time(derw *w, int64_t t)
+void derw_time(smki_writer_t *w, int64_t t)
 {
     der_civil c = der_civil_from_time(t);
     if (c.y < 1 || c.y > 9999) {
-        w->overflow = 1;
+        smki_wr_invalid(w);
         return;
     }
     char buf[20];
@@ -179,13 +80,7 @@ void derw_time(derw *w, int64_t t)
         n = snprintf(buf, sizeof buf, "%02d%02d%02d%02d%02d%02dZ", c.y % 100, c.mo, c.d, c.h, c.mi, c.s);
     else
         n = snprintf(buf, sizeof buf, "%04d%02d%02d%02d%02d%02dZ", c.y, c.mo, c.d, c.h, c.mi, c.s);
-    derw_tlv(w, c.y >= 1950 && c.y <= 2049 ? 0x17 : 0x18, buf, (size_t)n);
-}
-
-int derw_check(const derw *w, const char *what)
-{
-    ENSURE(!w->overflow, SMKI_E_INTERNAL, "%s does not fit in %zu octets", what, w->cap);
-    return 0;
+    smki_wr_der(w, c.y >= 1950 && c.y <= 2049 ? 0x17 : 0x18, buf, (size_t)n);
 }
 
 /* ---- OBJECT IDENTIFIER ------------------------------------------------------------ */

@@ -133,26 +133,26 @@ int ca_check_cn(const char *cn, const char *what)
     return 0;
 }
 
-static void rdn_utf8(derw *w, const uint8_t *oid, size_t oid_len, const char *text)
+static void rdn_utf8(smki_writer_t *w, const uint8_t *oid, size_t oid_len, const char *text)
 {
-    derw_mark set = derw_begin(w, 0x31);
-    derw_mark atv = derw_begin(w, 0x30);
-    derw_tlv(w, 0x06, oid, oid_len);
-    derw_tlv(w, 0x0c, text, strlen(text));
-    derw_end(w, atv);
-    derw_end(w, set);
+    smki_der_mark set = smki_wr_der_begin(w, 0x31);
+    smki_der_mark atv = smki_wr_der_begin(w, 0x30);
+    smki_wr_der(w, 0x06, oid, oid_len);
+    smki_wr_der(w, 0x0c, text, strlen(text));
+    smki_wr_der_end(w, atv);
+    smki_wr_der_end(w, set);
 }
 
 int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len)
 {
-    derw w;
-    derw_init(&w, out, cap);
-    derw_mark name = derw_begin(&w, 0x30);
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, cap);
+    smki_der_mark name = smki_wr_der_begin(&w, 0x30);
     /* OU before CN, as the RTDS certificates name their CAs ("OU = 07, CN = Z1"). */
     if (ou) rdn_utf8(&w, OID_OU, sizeof OID_OU, ou);
     if (cn) rdn_utf8(&w, OID_CN, sizeof OID_CN, cn);
-    derw_end(&w, name);
-    GUARD(derw_check(&w, "a CA name"));
+    smki_wr_der_end(&w, name);
+    GUARD(smki_wr_check(&w, "a CA name"));
     *len = w.len;
     return 0;
 }
@@ -164,27 +164,27 @@ static int org_subject(const char *cn, uint8_t role, const smki_eui64_t *eui, ui
 {
     char ou[SMKI_ROLE_TEXT_MAX];
     smki_role_format(role, ou);
-    derw w;
-    derw_init(&w, out, cap);
-    derw_mark name = derw_begin(&w, 0x30);
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, cap);
+    smki_der_mark name = smki_wr_der_begin(&w, 0x30);
     if (cn) rdn_utf8(&w, OID_CN, sizeof OID_CN, cn);
     rdn_utf8(&w, OID_OU, sizeof OID_OU, ou);
-    derw_mark set = derw_begin(&w, 0x31);
-    derw_mark atv = derw_begin(&w, 0x30);
-    derw_tlv(&w, 0x06, OID_UID, sizeof OID_UID);
+    smki_der_mark set = smki_wr_der_begin(&w, 0x31);
+    smki_der_mark atv = smki_wr_der_begin(&w, 0x30);
+    smki_wr_der(&w, 0x06, OID_UID, sizeof OID_UID);
     uint8_t bits[9] = {0x00};
     memcpy(bits + 1, eui->b, 8);
-    derw_tlv(&w, 0x03, bits, sizeof bits);
-    derw_end(&w, atv);
-    derw_end(&w, set);
-    derw_end(&w, name);
-    GUARD(derw_check(&w, "the subject name"));
+    smki_wr_der(&w, 0x03, bits, sizeof bits);
+    smki_wr_der_end(&w, atv);
+    smki_wr_der_end(&w, set);
+    smki_wr_der_end(&w, name);
+    GUARD(smki_wr_check(&w, "the subject name"));
     *len = w.len;
     return 0;
 }
 
 /* keyUsage as a DER named-bit BIT STRING: trailing zero bits removed (X.690 11.2.2). */
-static void ku_bits(derw *w, unsigned ku)
+static void ku_bits(smki_writer_t *w, unsigned ku)
 {
     uint8_t b[2] = {(uint8_t)(ku & 0xff), (uint8_t)(ku >> 8 & 0xff)};
     size_t n = b[1] ? 2 : 1;
@@ -195,107 +195,107 @@ static void ku_bits(derw *w, unsigned ku)
         unused++;
     }
     uint8_t content[3] = {unused, b[0], b[1]};
-    derw_tlv(w, 0x03, content, n + 1);
+    smki_wr_der(w, 0x03, content, n + 1);
 }
 
-static derw_mark ext_begin(derw *w, const uint8_t *oid, size_t oid_len, int critical, derw_mark *outer)
+static smki_der_mark ext_begin(smki_writer_t *w, const uint8_t *oid, size_t oid_len, int critical, smki_der_mark *outer)
 {
     static const uint8_t CRITICAL[] = {0x01, 0x01, 0xff};
-    *outer = derw_begin(w, 0x30);
-    derw_tlv(w, 0x06, oid, oid_len);
-    if (critical) derw_raw(w, CRITICAL, sizeof CRITICAL); /* FALSE is the DEFAULT: omitted (X.690 11.5) */
-    return derw_begin(w, 0x04);
+    *outer = smki_wr_der_begin(w, 0x30);
+    smki_wr_der(w, 0x06, oid, oid_len);
+    if (critical) smki_wr_raw(w, CRITICAL, sizeof CRITICAL); /* FALSE is the DEFAULT: omitted (X.690 11.5) */
+    return smki_wr_der_begin(w, 0x04);
 }
 
-static void ext_end(derw *w, derw_mark value, derw_mark outer)
+static void ext_end(smki_writer_t *w, smki_der_mark value, smki_der_mark outer)
 {
-    derw_end(w, value);
-    derw_end(w, outer);
+    smki_wr_der_end(w, value);
+    smki_wr_der_end(w, outer);
 }
 
-static void write_extensions(derw *w, const ca_tbs *t)
+static void write_extensions(smki_writer_t *w, const ca_tbs *t)
 {
-    derw_mark outer, v, m, m2, m3;
-    derw_mark x3 = derw_begin(w, 0xa3);
-    derw_mark exts = derw_begin(w, 0x30);
+    smki_der_mark outer, v, m, m2, m3;
+    smki_der_mark x3 = smki_wr_der_begin(w, 0xa3);
+    smki_der_mark exts = smki_wr_der_begin(w, 0x30);
 
     v = ext_begin(w, OID_KU, sizeof OID_KU, 1, &outer);
     ku_bits(w, t->ku);
     ext_end(w, v, outer);
 
     v = ext_begin(w, OID_SKI, sizeof OID_SKI, 0, &outer);
-    derw_tlv(w, 0x04, t->ski, SMKI_KEYID_LEN);
+    smki_wr_der(w, 0x04, t->ski, SMKI_KEYID_LEN);
     ext_end(w, v, outer);
 
     if (t->hw_serial) { /* critical: the subject is empty (RFC 5280 4.2.1.6) */
         v = ext_begin(w, OID_SAN, sizeof OID_SAN, 1, &outer);
-        m = derw_begin(w, 0x30);               /* GeneralNames */
-        m2 = derw_begin(w, 0xa0);              /* [0] otherName */
-        derw_tlv(w, 0x06, OID_HW_MODULE, sizeof OID_HW_MODULE);
-        m3 = derw_begin(w, 0xa0);              /* [0] EXPLICIT value */
-        derw_mark hm = derw_begin(w, 0x30);    /* HardwareModuleName */
-        derw_tlv(w, 0x06, t->hw_type, t->hw_type_len);
-        derw_tlv(w, 0x04, t->hw_serial, 8);
-        derw_end(w, hm);
-        derw_end(w, m3);
-        derw_end(w, m2);
-        derw_end(w, m);
+        m = smki_wr_der_begin(w, 0x30);               /* GeneralNames */
+        m2 = smki_wr_der_begin(w, 0xa0);              /* [0] otherName */
+        smki_wr_der(w, 0x06, OID_HW_MODULE, sizeof OID_HW_MODULE);
+        m3 = smki_wr_der_begin(w, 0xa0);              /* [0] EXPLICIT value */
+        smki_der_mark hm = smki_wr_der_begin(w, 0x30);    /* HardwareModuleName */
+        smki_wr_der(w, 0x06, t->hw_type, t->hw_type_len);
+        smki_wr_der(w, 0x04, t->hw_serial, 8);
+        smki_wr_der_end(w, hm);
+        smki_wr_der_end(w, m3);
+        smki_wr_der_end(w, m2);
+        smki_wr_der_end(w, m);
         ext_end(w, v, outer);
     }
     if (t->basic) {
         static const uint8_t CA_TRUE[] = {0x01, 0x01, 0xff};
         static const uint8_t PATHLEN0[] = {0x02, 0x01, 0x00};
         v = ext_begin(w, OID_BASIC, sizeof OID_BASIC, 1, &outer);
-        m = derw_begin(w, 0x30);
-        derw_raw(w, CA_TRUE, sizeof CA_TRUE);
-        if (t->basic == 2) derw_raw(w, PATHLEN0, sizeof PATHLEN0);
-        derw_end(w, m);
+        m = smki_wr_der_begin(w, 0x30);
+        smki_wr_raw(w, CA_TRUE, sizeof CA_TRUE);
+        if (t->basic == 2) smki_wr_raw(w, PATHLEN0, sizeof PATHLEN0);
+        smki_wr_der_end(w, m);
         ext_end(w, v, outer);
     }
 
     v = ext_begin(w, OID_POLICIES, sizeof OID_POLICIES, t->policy_critical, &outer);
-    m = derw_begin(w, 0x30);
-    m2 = derw_begin(w, 0x30); /* PolicyInformation, no qualifiers */
-    derw_tlv(w, 0x06, t->policy, t->policy_len);
-    derw_end(w, m2);
-    derw_end(w, m);
+    m = smki_wr_der_begin(w, 0x30);
+    m2 = smki_wr_der_begin(w, 0x30); /* PolicyInformation, no qualifiers */
+    smki_wr_der(w, 0x06, t->policy, t->policy_len);
+    smki_wr_der_end(w, m2);
+    smki_wr_der_end(w, m);
     ext_end(w, v, outer);
 
     if (t->aki) { /* [0] keyIdentifier only */
         v = ext_begin(w, OID_AKI, sizeof OID_AKI, 0, &outer);
-        m = derw_begin(w, 0x30);
-        derw_tlv(w, 0x80, t->aki, SMKI_KEYID_LEN);
-        derw_end(w, m);
+        m = smki_wr_der_begin(w, 0x30);
+        smki_wr_der(w, 0x80, t->aki, SMKI_KEYID_LEN);
+        smki_wr_der_end(w, m);
         ext_end(w, v, outer);
     }
-    if (t->more_exts) derw_raw(w, t->more_exts, t->more_exts_len); /* DCCKI: SAN, EKU (dccki.c) */
-    derw_end(w, exts);
-    derw_end(w, x3);
+    if (t->more_exts) smki_wr_raw(w, t->more_exts, t->more_exts_len); /* DCCKI: SAN, EKU (dccki.c) */
+    smki_wr_der_end(w, exts);
+    smki_wr_der_end(w, x3);
 }
 
 int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len)
 {
     static const uint8_t V3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};
-    derw w;
-    derw_init(&w, out, cap);
-    derw_mark cert = derw_begin(&w, 0x30);
-    derw_mark tbs = derw_begin(&w, 0x30);
-    derw_raw(&w, V3, sizeof V3);
-    derw_uint(&w, t->serial, SMKI_SERIAL_LEN);
-    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
-    derw_raw(&w, t->issuer, t->issuer_len);
-    derw_mark validity = derw_begin(&w, 0x30);
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, cap);
+    smki_der_mark cert = smki_wr_der_begin(&w, 0x30);
+    smki_der_mark tbs = smki_wr_der_begin(&w, 0x30);
+    smki_wr_raw(&w, V3, sizeof V3);
+    smki_wr_der_uint(&w, t->serial, SMKI_SERIAL_LEN);
+    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, t->issuer, t->issuer_len);
+    smki_der_mark validity = smki_wr_der_begin(&w, 0x30);
     derw_time(&w, t->not_before);
     if (t->not_after < 0)
-        derw_tlv(&w, 0x18, NO_EXPIRY, sizeof NO_EXPIRY - 1);
+        smki_wr_der(&w, 0x18, NO_EXPIRY, sizeof NO_EXPIRY - 1);
     else
         derw_time(&w, t->not_after);
-    derw_end(&w, validity);
-    derw_raw(&w, t->subject, t->subject_len);
-    derw_raw(&w, t->spki, t->spki_len);
+    smki_wr_der_end(&w, validity);
+    smki_wr_raw(&w, t->subject, t->subject_len);
+    smki_wr_raw(&w, t->spki, t->spki_len);
     write_extensions(&w, t);
-    derw_end(&w, tbs);
-    GUARD(derw_check(&w, "the tbsCertificate"));
+    smki_wr_der_end(&w, tbs);
+    GUARD(smki_wr_check(&w, "the tbsCertificate"));
 
     /* The tbsCertificate now starts where the Certificate's contents do. */
     uint8_t digest[SHA256_DIGEST_LENGTH], sig[SMKI_SIG_MAX] = {0x30, 0x06, 0x02, 0x01, 0x01, 0x02, 0x01, 0x01};
@@ -305,13 +305,13 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
         GUARD(ca_sha256(out + cert, w.len - cert, digest));
         GUARD(smki_key_sign_digest(key, digest, SMKI_SIG_DER, sig, &sig_len));
     }
-    derw_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
-    derw_mark bits = derw_begin(&w, 0x03);
-    derw_byte(&w, 0x00);
-    derw_raw(&w, sig, sig_len);
-    derw_end(&w, bits);
-    derw_end(&w, cert);
-    GUARD(derw_check(&w, "the certificate"));
+    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_der_mark bits = smki_wr_der_begin(&w, 0x03);
+    smki_wr_u8(&w, 0x00);
+    smki_wr_raw(&w, sig, sig_len);
+    smki_wr_der_end(&w, bits);
+    smki_wr_der_end(&w, cert);
+    GUARD(smki_wr_check(&w, "the certificate"));
     *len = w.len;
     return 0;
 }

@@ -21,24 +21,17 @@ static const uint8_t OID_HW_MODULE[] = {0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08
 
 /* ---- Learning the template's slots ------------------------------------------------ */
 
-/* One TLV of DER: a one-octet tag, a definite length in its shortest form. */
+/* One TLV of the template, read by base's DER reader with DER's length rules (a
+ * template cut short is refused as input, as the cursor always refused it). */
 static int take_any(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *body)
 {
-    uint8_t first;
-    size_t len;
-    GUARD(smki_cur_u8(c, tag));
-    GUARD(smki_cur_u8(c, &first));
-    if (first < 0x80) {
-        len = first;
-    } else if (first == 0x81 || first == 0x82) {
-        uint8_t b[2] = {0, 0};
-        GUARD(smki_cur_copy(c, b + (first == 0x81), first & 0x7f));
-        len = (size_t)b[0] << 8 | b[1];
-        ENSURE(len >= (first == 0x81 ? 0x80u : 0x100u), SMKI_E_INTERNAL, "template: a length not in its shortest form");
-    } else {
-        return SMKI_FAIL(SMKI_E_INTERNAL, "template: length form 0x%02x", first);
-    }
-    return smki_cur_sub(c, len, body);
+    smki_der_tlv t;
+    *tag = 0; /* out-parameters set on every path */
+    *body = smki_cursor(NULL, 0);
+    if (smki_der_read(c, NULL, SMKI_DER_STRICT, &t) < 0) return smki_failure(smki_error_wrap("template"));
+    *tag = t.tag;
+    *body = t.body;
+    return 0;
 }
 
 static int take(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *body)

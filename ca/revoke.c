@@ -80,12 +80,6 @@ int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out)
 
 /* ---- Records ---------------------------------------------------------------------------- */
 
-static void put_be64(uint8_t *p, int64_t v)
-{
-    uint64_t u = (uint64_t)v;
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(u >> (56 - 8 * i));
-}
-
 int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out)
 {
     smki_cursor_t c = smki_cursor(val, len);
@@ -232,7 +226,7 @@ static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca,
         if (rc == SMKI_E_NOTFOUND) rc = SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
         if (rc == 0) rc = ca_cert_decode(key, val, vlen, c);
         uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)reason};
-        put_be64(rec + 2, when);
+        smki_put_be64(rec + 2, (uint64_t)when);
         if (rc == 0) rc = smki_txn_put(t, db->revocations, key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
         if (rc == SMKI_E_EXISTS) rc = SMKI_FAIL(SMKI_E_CORRUPT, "a certificate has a revocation record but is not revoked");
         if (rc == 0) rc = move_status(t, db, c, SMKI_STATUS_REVOKED);
@@ -282,7 +276,7 @@ static int revoke_in(smki_txn *t, void *arg)
     }
     GUARD(ca_write_allowed(t, R->db, "revocation"));
     uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)R->r->reason};
-    put_be64(rec + 2, R->when);
+    smki_put_be64(rec + 2, (uint64_t)R->when);
     int rc = smki_txn_put(t, R->db->revocations, L.key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
     if (rc == SMKI_E_EXISTS)
         return SMKI_FAIL(SMKI_E_CORRUPT, "certificate %s has a revocation record but is not revoked", hex);

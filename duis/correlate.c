@@ -60,7 +60,7 @@ static int has_dlms_time(const uint8_t *c, size_t n, const struct tm *tm, int ca
             if (memcmp(p + 2, ff, 9) == 0) return 1;
             continue;
         }
-        unsigned year = (unsigned)p[2] << 8 | p[3];
+        unsigned year = smki_get_be16(p + 2);
         if (year == (unsigned)tm->tm_year + 1900 && p[4] == tm->tm_mon + 1 && p[5] == tm->tm_mday &&
             p[7] == tm->tm_hour && p[8] == tm->tm_min && p[9] == tm->tm_sec)
             return 1;

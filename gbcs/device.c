@@ -165,13 +165,14 @@ static int encode_record(const dev_record *r, uint8_t *out, size_t cap, size_t *
     const char *f[4] = {r->ds_ref, r->ka_ref, r->token, r->pending_ref};
     ENSURE(cap >= 13, SMKI_E_INTERNAL, "record buffer");
     out[n++] = 1;
-    for (int i = 0; i < 4; i++) out[n++] = (uint8_t)(r->flags >> (24 - 8 * i));
-    for (int i = 0; i < 8; i++) out[n++] = (uint8_t)(r->alert_counter >> (56 - 8 * i));
+    smki_put_be32(out + n, (uint32_t)r->flags);
+    smki_put_be64(out + n + 4, (uint64_t)r->alert_counter);
+    n += 12;
     for (int i = 0; i < 4; i++) {
         size_t l = strlen(f[i]);
         ENSURE(n + 2 + l <= cap, SMKI_E_INTERNAL, "record buffer");
-        out[n++] = (uint8_t)(l >> 8);
-        out[n++] = (uint8_t)l;
+        smki_put_be16(out + n, (uint16_t)l);
+        n += 2;
         memcpy(out + n, f[i], l);
         n += l;
     }
@@ -210,8 +211,8 @@ static void encode_cell(const smki_ta_cell *c, uint8_t *out, size_t *len)
     memcpy(out + n, c->subject_id, 8), n += 8;
     memcpy(out + n, c->ski, 8), n += 8;
     memcpy(out + n, c->point, SMKI_POINT_LEN), n += SMKI_POINT_LEN;
-    out[n++] = (uint8_t)(c->cert_len >> 8);
-    out[n++] = (uint8_t)c->cert_len;
+    smki_put_be16(out + n, (uint16_t)c->cert_len);
+    n += 2;
     memcpy(out + n, c->cert, c->cert_len), n += c->cert_len;
     *len = n;
 }
@@ -264,7 +265,7 @@ static int put_floor(smki_txn *t, smki_db db, const smki_eui64_t *eui, uint8_t r
     uint8_t k[12], v[8];
     size_t kl;
     key_of('F', eui, &role, 1, k, &kl);
-    for (int i = 0; i < 8; i++) v[i] = (uint8_t)(f >> (56 - 8 * i));
+    smki_put_be64(v, f);
     return smki_txn_put(t, db, k, kl, v, 8, 0);
 }
 
@@ -309,9 +310,7 @@ static int scan_floor(const void *k, size_t kl, const void *v, size_t vl, void *
     smki_device *d = arg;
     const uint8_t *kk = k, *vv = v;
     ENSURE(kl == 10 && vl == 8, SMKI_E_CORRUPT, "floor record damaged");
-    uint64_t f = 0;
-    for (int i = 0; i < 8; i++) f = (f << 8) | vv[i];
-    d->floors[kk[9]] = f;
+    d->floors[kk[9]] = smki_get_be64(vv);
     d->has_floor[kk[9]] = 1;
     return 0;
 }
@@ -652,8 +651,8 @@ static void pending_key(const smki_eui64_t *eui, int64_t exec, uint64_t counter,
     k[0] = 'P';
     memcpy(k + 1, eui->b, 8);
     uint64_t e = (uint64_t)exec ^ 0x8000000000000000ull;
-    for (int i = 0; i < 8; i++) k[9 + i] = (uint8_t)(e >> (56 - 8 * i));
-    for (int i = 0; i < 8; i++) k[17 + i] = (uint8_t)(counter >> (56 - 8 * i));
+    smki_put_be64(k + 9, e);
+    smki_put_be64(k + 17, counter);
 }
 
 typedef struct {
@@ -683,8 +682,7 @@ int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
     ENSURE(v, SMKI_E_NOMEM, "pending command");
     v[0] = role;
     memcpy(v + 1, originator, 8);
-    v[9] = (uint8_t)(mc >> 8);
-    v[10] = (uint8_t)mc;
+    smki_put_be16(v + 9, mc);
     memcpy(v + 11, content, len);
     pending_job j;
     memset(&j, 0, sizeof j);
@@ -706,14 +704,11 @@ void dev_pending_free(dev_pending *p, size_t n)
 static int pending_decode(const uint8_t *k, size_t kl, const uint8_t *v, size_t vl, dev_pending *out)
 {
     ENSURE(kl == 25 && vl >= 11, SMKI_E_CORRUPT, "pending command record of %zu/%zu octets", kl, vl);
-    uint64_t e = 0, c = 0;
-    for (int i = 0; i < 8; i++) e = e << 8 | k[9 + i];
-    for (int i = 0; i < 8; i++) c = c << 8 | k[17 + i];
-    out->exec = (int64_t)(e ^ 0x8000000000000000ull);
-    out->counter = c;
+    out->exec = (int64_t)(smki_get_be64(k + 9) ^ 0x8000000000000000ull);
+    out->counter = smki_get_be64(k + 17);
     out->role = v[0];
     memcpy(out->originator, v + 1, 8);
-    out->message_code = (uint16_t)(v[9] << 8 | v[10]);
+    out->message_code = smki_get_be16(v + 9);
     out->content_len = vl - 11;
     out->content = malloc(out->content_len ? out->content_len : 1);
     ENSURE(out->content, SMKI_E_NOMEM, "pending command");

@@ -1,58 +1,55 @@
-/* The device model's bytes: a bounded DER reader (every length checked against the
- * bytes there, through smki_cur_*), a DER writer, the General Signing / General
- * Ciphering layout of reference §5, and the CS02b command content of reference §6. */
+/* The device model's bytes: base's DER reader and writer as the device uses them, the
+ * General Signing / General Ciphering layout of reference §5, and the CS02b command
+ * content of reference §6. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "device_private.h"
 
-/* ---- DER reader -------------------------------------------------------------------------- */
+/* ---- DER reader: base's, with BER's long length forms ------------------------------------
+ * The device model reads lengths as smki_cur_ber_len does: a long form where the short
+ * one fits (81 05, 82 00 CA) is taken, an indefinite one or more than four length octets
+ * refused. The real RTDS responses in ../shared/vectors/gbcs carry such lengths (their
+ * outer SEQUENCE is 82 00 CA for 202 octets): with DER's rule, test_device's RTDS
+ * cases fail. It models what a device accepts; what smki writes is DER (base's writer). */
+#define DR_LENGTHS SMKI_DER_BER_LENGTHS
 
 uint8_t dr_peek(const smki_cursor_t *c)
 {
-    return c->left ? c->p[0] : 0;
+    int t = smki_der_peek(c);
+    return t < 0 ? 0 : (uint8_t)t;
 }
 
 int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val)
 {
-    size_t n;
-    GUARD(smki_cur_u8(c, tag));
-    ENSURE((*tag & 0x1F) != 0x1F, SMKI_E_INPUT, "DER: multi-octet tag 0x%02x is not used here", *tag);
-    GUARD(smki_cur_ber_len(c, &n));
-    return smki_cur_sub(c, n, val);
+    smki_der_tlv t;
+    GUARD(smki_der_read(c, NULL, DR_LENGTHS, &t));
+    *tag = t.tag;
+    *val = t.body;
+    return 0;
 }
 
 int dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val)
 {
-    uint8_t t = dr_peek(c);
-    ENSURE(c->left > 0, SMKI_E_INPUT, "%s: missing (end of data)", what);
-    ENSURE(t == tag, SMKI_E_INPUT, "%s: expected tag 0x%02x, found 0x%02x", what, tag, t);
-    GUARD(dr_tlv(c, &t, val));
+    smki_der_tlv t;
+    GUARD(smki_der_expect(c, NULL, DR_LENGTHS, tag, what, &t));
+    *val = t.body;
     return 0;
 }
 
 int dr_uint(smki_cursor_t *val, const char *what, uint64_t *out)
 {
-    ENSURE(val->left >= 1 && val->left <= 9, SMKI_E_INPUT, "%s: INTEGER of %zu octet(s)", what, val->left);
-    ENSURE((val->p[0] & 0x80) == 0, SMKI_E_INPUT, "%s: negative INTEGER", what);
-    if (val->left == 9) ENSURE(val->p[0] == 0, SMKI_E_INPUT, "%s: INTEGER above 2^64", what);
-    uint64_t v = 0;
-    while (val->left) {
-        uint8_t b;
-        GUARD(smki_cur_u8(val, &b));
-        v = (v << 8) | b;
-    }
-    *out = v;
+    GUARD(smki_der_u64(val, what, out));
+    smki_cur_skip(val, val->left);
     return 0;
 }
 
 int dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n)
 {
-    smki_cursor_t save = *c, val;
-    uint8_t tag;
-    GUARD(dr_tlv(c, &tag, &val));
-    *p = save.p;
-    *n = save.left - c->left;
+    smki_der_tlv t;
+    GUARD(smki_der_read(c, NULL, DR_LENGTHS, &t));
+    *p = t.start;
+    *n = t.total;
     return 0;
 }
 
@@ -89,104 +86,51 @@ int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out)
     return 0;
 }
 
-/* ---- DER writer -------------------------------------------------------------------------- */
+/* ---- DER writer: base's, with a stack of open TLVs so that dw_end needs no mark -------- */
 
 void dw_init(dw_t *w)
 {
     memset(w, 0, sizeof *w);
+    smki_writer_grow(&w->w);
 }
 
 void dw_free(dw_t *w)
 {
-    free(w->p);
+    smki_wr_free(&w->w);
     memset(w, 0, sizeof *w);
-}
-
-static void dw_reserve(dw_t *w, size_t n)
-{
-    if (w->err) return;
-    if (w->len + n <= w->cap) return;
-    size_t cap = w->cap ? w->cap : 256;
-    while (cap < w->len + n) cap *= 2;
-    uint8_t *p = realloc(w->p, cap);
-    if (!p) {
-        w->err = 1;
-        return;
-    }
-    w->p = p;
-    w->cap = cap;
 }
 
 void dw_raw(dw_t *w, const void *p, size_t n)
 {
-    dw_reserve(w, n);
-    if (w->err) return;
-    if (n) memcpy(w->p + w->len, p, n);
-    w->len += n;
-}
-
-static size_t len_octets(size_t n)
-{
-    return n < 0x80 ? 1 : n < 0x100 ? 2 : n < 0x10000 ? 3 : 4;
-}
-
-static void put_len(uint8_t *p, size_t n)
-{
-    size_t k = len_octets(n);
-    if (k == 1) {
-        p[0] = (uint8_t)n;
-        return;
-    }
-    p[0] = (uint8_t)(0x80 | (k - 1));
-    for (size_t i = 1; i < k; i++) p[i] = (uint8_t)(n >> (8 * (k - 1 - i)));
+    smki_wr_raw(&w->w, p, n);
 }
 
 void dw_begin(dw_t *w, uint8_t tag)
 {
-    if (w->depth >= (int)(sizeof w->stack / sizeof w->stack[0])) {
-        w->err = 1;
+    if (w->depth >= (int)(sizeof w->open / sizeof w->open[0])) {
+        smki_wr_invalid(&w->w);
         return;
     }
-    dw_raw(w, &tag, 1);
-    w->stack[w->depth++] = w->len; /* content starts here; the length is inserted at end */
+    w->open[w->depth++] = smki_wr_der_begin(&w->w, tag);
 }
 
 void dw_end(dw_t *w)
 {
-    if (w->err || w->depth == 0) {
-        w->err = 1;
+    if (w->depth == 0) {
+        smki_wr_invalid(&w->w);
         return;
     }
-    size_t at = w->stack[--w->depth], n = w->len - at, k = len_octets(n);
-    dw_reserve(w, k);
-    if (w->err) return;
-    memmove(w->p + at + k, w->p + at, n);
-    put_len(w->p + at, n);
-    w->len += k;
+    smki_wr_der_end(&w->w, w->open[--w->depth]);
 }
 
 void dw_tlv(dw_t *w, uint8_t tag, const void *p, size_t n)
 {
-    uint8_t hdr[5];
-    hdr[0] = tag;
-    put_len(hdr + 1, n);
-    dw_raw(w, hdr, 1 + len_octets(n));
-    dw_raw(w, p, n);
+    smki_wr_der(&w->w, tag, p, n);
 }
 
 void dw_uint(dw_t *w, uint8_t tag, uint64_t v)
 {
-    uint8_t b[9];
-    size_t n = 0;
-    int started = 0;
-    for (int i = 7; i >= 0; i--) {
-        uint8_t o = (uint8_t)(v >> (8 * i));
-        if (!started && o == 0 && i > 0) continue;
-        if (!started && (o & 0x80)) b[n++] = 0;
-        started = 1;
-        b[n++] = o;
-    }
-    dw_tlv(w, tag, b, n);
+    smki_wr_der_u64(&w->w, tag, v);
 }
 
 void dw_key_usage(dw_t *w, uint8_t ku)
@@ -209,15 +153,9 @@ void dw_cell_id(dw_t *w, const smki_ta_cell_id *id)
 
 int dw_finish(dw_t *w, uint8_t **out, size_t *len)
 {
-    if (w->err || w->depth != 0) {
-        dw_free(w);
-        return SMKI_FAIL(SMKI_E_NOMEM, "DER writer: out of memory or unbalanced");
-    }
-    *out = w->p;
-    *len = w->len;
-    w->p = NULL;
-    w->len = w->cap = 0;
-    return 0;
+    int rc = smki_wr_finish(&w->w, "a device message", out, len);
+    memset(w, 0, sizeof *w);
+    return rc;
 }
 
 /* ---- General Signing and General Ciphering (reference §5) -------------------------------- */

@@ -1,5 +1,5 @@
-/* Private to the device model: a bounded DER reader over smki_cursor_t and a small DER
- * writer whose lengths are patched when a constructed element ends. */
+/* Private to the device model: base's DER reader (with BER's long length forms, see
+ * device_der.c) and writer, as the device model's messages use them. */
 #ifndef SMKI_GBCS_DEVICE_PRIVATE_H
 #define SMKI_GBCS_DEVICE_PRIVATE_H
 
@@ -18,11 +18,10 @@ int dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n);
 /* TrustAnchorCellIdentifier (value of its SEQUENCE). */
 int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out);
 
+/* base's growing writer, with the TLVs begun and not ended (dw_end closes the last). */
 typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-    int err;
-    size_t stack[12];
+    smki_writer_t w;
+    smki_der_mark open[12];
     int depth;
 } dw_t;
 void dw_init(dw_t *w);

@@ -682,12 +682,12 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
     int rc = smki_txn_get(t, d->meta, NEXT_QID, sizeof NEXT_QID - 1, &v, &vl);
     if (rc == 0) {
         ENSURE(vl == 8, SMKI_E_CORRUPT, "quarantine id record");
-        next = gw_rd64(v);
+        next = smki_get_be64(v);
     } else if (rc != SMKI_E_NOTFOUND) {
         return rc;
     }
     uint8_t nb[8];
-    gw_be64(nb, next + 1);
+    smki_put_be64(nb, next + 1);
     GUARD(smki_txn_put(t, d->meta, NEXT_QID, sizeof NEXT_QID - 1, nb, 8, 0));
     *id = next;
     return 0;
@@ -704,8 +704,8 @@ int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r
 static size_t ring_key(uint8_t k[17], const smki_eui64_t *u, const smki_threshold *r)
 {
     memcpy(k, u->b, 8);
-    gw_be32(k + 8, r->code);
-    gw_be32(k + 12, r->window);
+    smki_put_be32(k + 8, r->code);
+    smki_put_be32(k + 12, r->window);
     if (r->kind == SMKI_GBCS_CRA_COMMAND) return 16;
     k[16] = r->kind;
     return 17;
@@ -725,11 +725,11 @@ static int ring_check(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const
     GUARD(rc);
     const uint8_t *p = v;
     ENSURE(vl >= 12, SMKI_E_CORRUPT, "threshold ring short");
-    uint32_t max = gw_rd32(p), n = gw_rd32(p + 4), head = gw_rd32(p + 8);
+    uint32_t max = smki_get_be32(p), n = smki_get_be32(p + 4), head = smki_get_be32(p + 8);
     ENSURE(vl == 12 + 8 * (size_t)max && n <= max && head < (max ? max : 1), SMKI_E_CORRUPT, "threshold ring");
     if (max != r->max_count) return 0; /* the rule changed: start afresh */
     for (uint32_t i = 0; i < n; i++) {
-        int64_t tm = (int64_t)gw_rd64(p + 12 + 8 * (size_t)((head + max - n + i) % max));
+        int64_t tm = (int64_t)smki_get_be64(p + 12 + 8 * (size_t)((head + max - n + i) % max));
         if (tm > (int64_t)at - (int64_t)r->window) (*count)++;
     }
     *exceeded = *count >= r->max_count;
@@ -746,18 +746,18 @@ static int ring_push(smki_txn *t, const gw_dbs *d, const smki_eui64_t *u, const 
     const void *v;
     size_t vl;
     int rc = smki_txn_get(t, d->tring, k, kl, &v, &vl);
-    if (rc == 0 && vl == len && gw_rd32(v) == r->max_count) memcpy(buf, v, len);
+    if (rc == 0 && vl == len && smki_get_be32(v) == r->max_count) memcpy(buf, v, len);
     else if (rc < 0 && rc != SMKI_E_NOTFOUND) {
         free(buf);
         return rc;
     }
-    gw_be32(buf, r->max_count);
-    uint32_t n = gw_rd32(buf + 4), head = gw_rd32(buf + 8);
-    gw_be64(buf + 12 + 8 * (size_t)head, (uint64_t)(int64_t)at);
+    smki_put_be32(buf, r->max_count);
+    uint32_t n = smki_get_be32(buf + 4), head = smki_get_be32(buf + 8);
+    smki_put_be64(buf + 12 + 8 * (size_t)head, (uint64_t)(int64_t)at);
     head = (head + 1) % r->max_count;
     if (n < r->max_count) n++;
-    gw_be32(buf + 4, n);
-    gw_be32(buf + 8, head);
+    smki_put_be32(buf + 4, n);
+    smki_put_be32(buf + 8, head);
     rc = smki_txn_put(t, d->tring, k, kl, buf, len, 0);
     free(buf);
     return rc;

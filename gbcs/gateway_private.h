@@ -10,24 +10,6 @@ typedef struct {
 
 int gw_dbs_get(smki_store *s, gw_dbs *d);
 
-static inline void gw_be32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
-}
-static inline void gw_be64(uint8_t *p, uint64_t v)
-{
-    gw_be32(p, (uint32_t)(v >> 32));
-    gw_be32(p + 4, (uint32_t)v);
-}
-static inline uint32_t gw_rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-static inline uint64_t gw_rd64(const uint8_t *p)
-{
-    return (uint64_t)gw_rd32(p) << 32 | gw_rd32(p + 4);
-}
-
 /* Records, decoded within a transaction. */
 int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out);
 int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out);

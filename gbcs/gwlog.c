@@ -34,16 +34,16 @@ int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r
     int rc = smki_txn_get(t, d->meta, SEQ_KEY, sizeof SEQ_KEY - 1, &v, &vl);
     if (rc == 0) {
         ENSURE(vl == 8, SMKI_E_CORRUPT, "gateway log sequence record");
-        seq = gw_rd64(v);
+        seq = smki_get_be64(v);
     } else if (rc != SMKI_E_NOTFOUND) {
         return rc;
     }
     uint8_t sb[8];
-    gw_be64(sb, seq + 1);
+    smki_put_be64(sb, seq + 1);
     GUARD(smki_txn_put(t, d->meta, SEQ_KEY, sizeof SEQ_KEY - 1, sb, 8, 0));
     uint8_t k[LOG_KEY], rec[40 + 64];
-    gw_be64(k, time_key(at));
-    gw_be64(k + 8, seq);
+    smki_put_be64(k, time_key(at));
+    smki_put_be64(k + 8, seq);
     size_t rl = strlen(r->reason);
     ENSURE(rl < 64, SMKI_E_INTERNAL, "reason code of %zu characters", rl);
     size_t o = 0;
@@ -51,9 +51,9 @@ int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r
     rec[o++] = (uint8_t)r->verdict;
     rec[o++] = r->cra;
     rec[o++] = (uint8_t)(r->parsed != 0);
-    rec[o++] = (uint8_t)(r->code >> 8);
-    rec[o++] = (uint8_t)r->code;
-    gw_be64(rec + o, r->counter), o += 8;
+    smki_put_be16(rec + o, r->code);
+    o += 2;
+    smki_put_be64(rec + o, r->counter), o += 8;
     memcpy(rec + o, r->originator.b, 8), o += 8;
     memcpy(rec + o, r->target.b, 8), o += 8;
     rec[o++] = (uint8_t)rl;
@@ -65,8 +65,8 @@ static int log_decode(const void *key, size_t klen, const void *val, size_t vlen
 {
     memset(out, 0, sizeof *out);
     ENSURE(klen == LOG_KEY, SMKI_E_CORRUPT, "gateway log key of %zu octets", klen);
-    out->at = (int64_t)(gw_rd64(key) ^ 0x8000000000000000ull);
-    out->seq = gw_rd64((const uint8_t *)key + 8);
+    out->at = (int64_t)(smki_get_be64(key) ^ 0x8000000000000000ull);
+    out->seq = smki_get_be64((const uint8_t *)key + 8);
     smki_cursor_t c = smki_cursor(val, vlen);
     uint8_t ver, verdict, cra, parsed, rl;
     if (smki_cur_u8(&c, &ver) < 0 || ver != LOG_V1 || smki_cur_u8(&c, &verdict) < 0 || verdict > 2 ||

@@ -30,22 +30,22 @@ int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q)
     size_t o = 0;
     b[o++] = QREC_V1;
     b[o++] = (uint8_t)q->state;
-    gw_be64(b + o, (uint64_t)q->at), o += 8;
-    gw_be64(b + o, q->counter), o += 8;
-    b[o++] = (uint8_t)(q->code >> 8);
-    b[o++] = (uint8_t)q->code;
+    smki_put_be64(b + o, (uint64_t)q->at), o += 8;
+    smki_put_be64(b + o, q->counter), o += 8;
+    smki_put_be16(b + o, q->code);
+    o += 2;
     memcpy(b + o, q->originator.b, 8), o += 8;
     memcpy(b + o, q->target.b, 8), o += 8;
     b[o++] = (uint8_t)rl;
     memcpy(b + o, q->reason, rl), o += rl;
-    b[o++] = (uint8_t)(dl >> 8), b[o++] = (uint8_t)dl;
+    smki_put_be16(b + o, (uint16_t)dl), o += 2;
     memcpy(b + o, q->detail, dl), o += dl;
-    b[o++] = (uint8_t)(nl >> 8), b[o++] = (uint8_t)nl;
+    smki_put_be16(b + o, (uint16_t)nl), o += 2;
     memcpy(b + o, q->note, nl), o += nl;
-    gw_be32(b + o, (uint32_t)q->msg_len), o += 4;
+    smki_put_be32(b + o, (uint32_t)q->msg_len), o += 4;
     memcpy(b + o, q->msg, q->msg_len), o += q->msg_len;
     uint8_t k[8];
-    gw_be64(k, q->id);
+    smki_put_be64(k, q->id);
     int rc = smki_txn_put(t, d->quar, k, 8, b, o, 0);
     free(b);
     return rc;
@@ -72,7 +72,7 @@ static int take_str(smki_cursor_t *c, size_t lenlen, char *out, size_t cap)
 static int decode(const void *key, const void *val, size_t vlen, smki_gwq_record *q)
 {
     memset(q, 0, sizeof *q);
-    q->id = gw_rd64(key);
+    q->id = smki_get_be64(key);
     smki_cursor_t c = smki_cursor(val, vlen);
     uint8_t ver, st;
     uint64_t at;
@@ -144,7 +144,7 @@ static int q_get_txn(smki_txn *t, void *arg)
     q_op *op = arg;
     smki_gwq_clear(&op->q);
     uint8_t k[8];
-    gw_be64(k, op->id);
+    smki_put_be64(k, op->id);
     const void *v;
     size_t vl;
     int rc = smki_txn_get(t, op->d.quar, k, 8, &v, &vl);

@@ -33,7 +33,7 @@ static int meta_u64(smki_txn *t, const gw_dbs *d, const char *key, uint64_t *v)
     if (rc == SMKI_E_NOTFOUND) return 0;
     GUARD(rc);
     ENSURE(n == 8, SMKI_E_CORRUPT, "gateway counter %s of %zu octets", key, n);
-    *v = gw_rd64(p);
+    *v = smki_get_be64(p);
     return 0;
 }
 
@@ -43,7 +43,7 @@ int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
     uint64_t v;
     GUARD(meta_u64(t, d, key, &v));
     uint8_t b[8];
-    gw_be64(b, v + delta);
+    smki_put_be64(b, v + delta);
     return smki_txn_put(t, d->meta, key, strlen(key), b, 8, 0);
 }
 
@@ -57,7 +57,7 @@ static void state_key(uint8_t k[10], uint64_t id)
 {
     k[0] = 'q';
     k[1] = 'n';
-    gw_be64(k + 2, id);
+    smki_put_be64(k + 2, id);
 }
 
 int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
@@ -74,7 +74,7 @@ int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, u
     GUARD(rc);
     ENSURE(n == 5, SMKI_E_CORRUPT, "notification state of quarantine record %llu", (unsigned long long)id);
     *state = ((const uint8_t *)v)[0];
-    *attempts = gw_rd32((const uint8_t *)v + 1);
+    *attempts = smki_get_be32((const uint8_t *)v + 1);
     return 0;
 }
 
@@ -94,7 +94,7 @@ static int note_txn(smki_txn *t, void *arg)
     uint8_t k[10], v[5];
     state_key(k, op->id);
     v[0] = (uint8_t)(op->ok ? SMKI_GWQ_NOTIFY_OK : SMKI_GWQ_NOTIFY_FAILED);
-    gw_be32(v + 1, attempts + 1);
+    smki_put_be32(v + 1, attempts + 1);
     GUARD(smki_txn_put(t, op->d.meta, k, sizeof k, v, sizeof v, 0));
     return gw_meta_add(t, &op->d, op->ok ? KEY_OK : KEY_FAILED, 1);
 }
@@ -331,7 +331,7 @@ static int pending_scan(const void *key, size_t klen, const void *val, size_t vl
         op->ids = ids;
         op->cap = cap;
     }
-    op->ids[op->n++] = gw_rd64(key);
+    op->ids[op->n++] = smki_get_be64(key);
     return 0;
 }
 

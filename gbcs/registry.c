@@ -38,7 +38,7 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
 {
     const uint8_t *v = val;
     ENSURE(vlen >= 5 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway user record: unknown version or short");
-    size_t n = (size_t)v[3] << 8 | v[4];
+    size_t n = smki_get_be16(v + 3);
     ENSURE(vlen >= 5 + n && n <= SMKI_GW_CERT_MAX, SMKI_E_CORRUPT, "gateway user record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
@@ -65,8 +65,7 @@ static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned fla
     rec[0] = REC_V1;
     rec[1] = u->role;
     rec[2] = u->suspended ? 1 : 0;
-    rec[3] = (uint8_t)(u->cert_len >> 8);
-    rec[4] = (uint8_t)u->cert_len;
+    smki_put_be16(rec + 3, (uint16_t)u->cert_len);
     memcpy(rec + 5, u->cert, u->cert_len);
     rec[5 + u->cert_len] = (uint8_t)m;
     memcpy(rec + 6 + u->cert_len, u->user_roles, m);
@@ -435,7 +434,7 @@ static int elig_scan(const void *key, size_t klen, const void *val, size_t vlen,
     (void)val, (void)vlen;
     const uint8_t *k = key;
     ENSURE(klen == 3, SMKI_E_CORRUPT, "eligibility key of %zu octets", klen);
-    return elig_push(arg, k[0], (uint16_t)(k[1] << 8 | k[2]));
+    return elig_push(arg, k[0], smki_get_be16(k + 1));
 }
 
 static int elig_list_txn(smki_txn *t, void *arg)
@@ -499,12 +498,12 @@ int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_d
 {
     const uint8_t *v = val;
     ENSURE(vlen >= 8 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway device record: unknown version or short");
-    size_t n = (size_t)v[6] << 8 | v[7];
+    size_t n = smki_get_be16(v + 6);
     ENSURE(vlen >= 8 + n && n <= SMKI_GW_SPKI_MAX, SMKI_E_CORRUPT, "gateway device record: length %zu", vlen);
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->status = v[1];
-    out->invocation = gw_rd32(v + 2);
+    out->invocation = smki_get_be32(v + 2);
     out->ka_len = n;
     memcpy(out->ka_spki, v + 8, n);
     /* Records written since the environment check carry policy_len(1) policy; older ones
@@ -525,9 +524,8 @@ static int device_put_flags(smki_txn *t, smki_db db, const smki_gw_device *d, un
     ENSURE(m < SMKI_OID_TEXT_MAX, SMKI_E_INTERNAL, "device policy OID of %zu characters", m);
     rec[0] = REC_V1;
     rec[1] = (uint8_t)d->status;
-    gw_be32(rec + 2, d->invocation);
-    rec[6] = (uint8_t)(d->ka_len >> 8);
-    rec[7] = (uint8_t)d->ka_len;
+    smki_put_be32(rec + 2, d->invocation);
+    smki_put_be16(rec + 6, (uint16_t)d->ka_len);
     memcpy(rec + 8, d->ka_spki, d->ka_len);
     rec[8 + d->ka_len] = (uint8_t)m;
     memcpy(rec + 9 + d->ka_len, d->policy, m);
@@ -685,7 +683,7 @@ int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uin
     }
     GUARD(rc);
     ENSURE(vl == 8, SMKI_E_CORRUPT, "counter record of %zu octets", vl);
-    *counter = gw_rd64(v);
+    *counter = smki_get_be64(v);
     *seen = 1;
     return 0;
 }
@@ -693,7 +691,7 @@ int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uin
 int gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t counter)
 {
     uint8_t v[8];
-    gw_be64(v, counter);
+    smki_put_be64(v, counter);
     return smki_txn_put(t, d->counters, id->b, 8, v, 8, 0);
 }
 
@@ -742,15 +740,15 @@ static int th_put_user(smki_txn *t, th_op *op, const smki_eui64_t *user)
     for (size_t i = 0; i < op->th->count; i++) n += smki_eui64_cmp(&op->th->rules[i].user, user) == 0;
     uint8_t *rec = malloc(8 + TH_RULE_V2 * n);
     ENSURE(rec, SMKI_E_NOMEM, "threshold record");
-    gw_be32(rec, TH_V2_MARK);
-    gw_be32(rec + 4, (uint32_t)n);
+    smki_put_be32(rec, TH_V2_MARK);
+    smki_put_be32(rec + 4, (uint32_t)n);
     size_t o = 8;
     for (size_t i = 0; i < op->th->count; i++) {
         const smki_threshold *r = &op->th->rules[i];
         if (smki_eui64_cmp(&r->user, user) != 0) continue;
-        gw_be32(rec + o, r->code);
-        gw_be32(rec + o + 4, r->window);
-        gw_be32(rec + o + 8, r->max_count);
+        smki_put_be32(rec + o, r->code);
+        smki_put_be32(rec + o + 4, r->window);
+        smki_put_be32(rec + o + 8, r->max_count);
         rec[o + 12] = r->kind;
         o += TH_RULE_V2;
     }
@@ -829,10 +827,10 @@ int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user
     GUARD(rc);
     const uint8_t *p = v;
     ENSURE(vl >= 4, SMKI_E_CORRUPT, "threshold record short");
-    int v2 = gw_rd32(p) == TH_V2_MARK;
+    int v2 = smki_get_be32(p) == TH_V2_MARK;
     size_t head = v2 ? 8 : 4, each = v2 ? TH_RULE_V2 : TH_RULE_V1;
     ENSURE(vl >= head, SMKI_E_CORRUPT, "threshold record short");
-    size_t n = gw_rd32(p + head - 4);
+    size_t n = smki_get_be32(p + head - 4);
     ENSURE(n <= SMKI_THRESHOLD_MAX_RULES && vl == head + each * n, SMKI_E_CORRUPT,
            "threshold record of %zu octets for %zu rules", vl, n);
     if (n == 0) return 0;
@@ -841,9 +839,9 @@ int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user
     for (size_t i = 0; i < n; i++) {
         const uint8_t *r = p + head + each * i;
         out->rules[i].user = *user;
-        out->rules[i].code = gw_rd32(r);
-        out->rules[i].window = gw_rd32(r + 4);
-        out->rules[i].max_count = gw_rd32(r + 8);
+        out->rules[i].code = smki_get_be32(r);
+        out->rules[i].window = smki_get_be32(r + 4);
+        out->rules[i].max_count = smki_get_be32(r + 8);
         out->rules[i].kind = v2 ? r[12] : SMKI_GBCS_CRA_COMMAND;
         if (out->rules[i].kind < SMKI_GBCS_CRA_COMMAND || out->rules[i].kind > SMKI_GBCS_CRA_ALERT) {
             smki_thresholds_free(out);

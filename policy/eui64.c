@@ -140,15 +140,13 @@ int smki_eui64_cmp(const smki_eui64_t *a, const smki_eui64_t *b)
 
 uint64_t smki_eui64_to_u64(const smki_eui64_t *id)
 {
-    uint64_t v = 0;
-    for (size_t i = 0; i < 8; i++) v = v << 8 | id->b[i];
-    return v;
+    return smki_get_be64(id->b);
 }
 
 smki_eui64_t smki_eui64_from_u64(uint64_t v)
 {
     smki_eui64_t id;
-    for (size_t i = 0; i < 8; i++) id.b[i] = (uint8_t)(v >> (56 - 8 * i));
+    smki_put_be64(id.b, v);
     return id;
 }
 

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include "der.h"
 
 #define DS SMKI_KU_DIGITAL_SIGNATURE
 #define KA SMKI_KU_KEY_AGREEMENT
@@ -165,7 +164,7 @@ static void obj_text(const ASN1_OBJECT *o, char out[OID_TEXT], int numeric)
 }
 
 /* An OID's text from its DER TLV (tag, length, contents). */
-static void oid_tlv_text(const der_tlv *t, char out[OID_TEXT], int numeric)
+static void oid_tlv_text(const smki_der_tlv *t, char out[OID_TEXT], int numeric)
 {
     const unsigned char *p = t->start;
     ASN1_OBJECT *o = d2i_ASN1_OBJECT(NULL, &p, (long)t->total);
@@ -184,18 +183,18 @@ static int name_parse(const uint8_t *der, size_t len, name_t *nm)
 {
     memset(nm, 0, sizeof *nm);
     smki_cursor_t c = smki_cursor(der, len);
-    der_tlv seq;
-    GUARD(der_expect(&c, der, 0x30, "Name", &seq));
+    smki_der_tlv seq;
+    GUARD(smki_der_expect(&c, der, SMKI_DER_STRICT, 0x30, "Name", &seq));
     ENSURE(c.left == 0, SMKI_E_INPUT, "octets after the Name");
     while (seq.body.left) {
-        der_tlv set;
-        GUARD(der_expect(&seq.body, der, 0x31, "RelativeDistinguishedName", &set));
+        smki_der_tlv set;
+        GUARD(smki_der_expect(&seq.body, der, SMKI_DER_STRICT, 0x31, "RelativeDistinguishedName", &set));
         size_t in_rdn = 0;
         while (set.body.left) {
-            der_tlv atv, oid, val;
-            GUARD(der_expect(&set.body, der, 0x30, "AttributeTypeAndValue", &atv));
-            GUARD(der_expect(&atv.body, der, 0x06, "attribute type", &oid));
-            GUARD(der_read(&atv.body, der, &val));
+            smki_der_tlv atv, oid, val;
+            GUARD(smki_der_expect(&set.body, der, SMKI_DER_STRICT, 0x30, "AttributeTypeAndValue", &atv));
+            GUARD(smki_der_expect(&atv.body, der, SMKI_DER_STRICT, 0x06, "attribute type", &oid));
+            GUARD(smki_der_read(&atv.body, der, SMKI_DER_STRICT, &val));
             ENSURE(atv.body.left == 0, SMKI_E_INPUT, "octets after an attribute value");
             ENSURE(nm->n < NAME_MAX_ATTRS, SMKI_E_INPUT, "more than %d attributes in a name", NAME_MAX_ATTRS);
             attr_t *a = &nm->a[nm->n++];
@@ -307,11 +306,11 @@ static void read_key(lint_t *L)
 /* The otherName hardwareModuleName (RFC 4108 5): SEQUENCE { hwType OID, hwSerialNum OCTET STRING }. */
 static int read_hw_module(lint_t *L, smki_cursor_t v, const uint8_t *base)
 {
-    der_tlv seq, type, serial;
-    GUARD(der_expect(&v, base, 0x30, "HardwareModuleName", &seq));
+    smki_der_tlv seq, type, serial;
+    GUARD(smki_der_expect(&v, base, SMKI_DER_STRICT, 0x30, "HardwareModuleName", &seq));
     ENSURE(v.left == 0, SMKI_E_INPUT, "octets after HardwareModuleName");
-    GUARD(der_expect(&seq.body, base, 0x06, "hwType", &type));
-    GUARD(der_expect(&seq.body, base, 0x04, "hwSerialNum", &serial));
+    GUARD(smki_der_expect(&seq.body, base, SMKI_DER_STRICT, 0x06, "hwType", &type));
+    GUARD(smki_der_expect(&seq.body, base, SMKI_DER_STRICT, 0x04, "hwSerialNum", &serial));
     ENSURE(seq.body.left == 0, SMKI_E_INPUT, "octets after hwSerialNum");
     oid_tlv_text(&type, L->hw_type, 1);
     L->hw_serial_len = serial.body.left;
@@ -322,17 +321,17 @@ static int read_hw_module(lint_t *L, smki_cursor_t v, const uint8_t *base)
 static int read_san(lint_t *L, const uint8_t *v, size_t len)
 {
     smki_cursor_t c = smki_cursor(v, len);
-    der_tlv seq;
-    GUARD(der_expect(&c, v, 0x30, "GeneralNames", &seq));
+    smki_der_tlv seq;
+    GUARD(smki_der_expect(&c, v, SMKI_DER_STRICT, 0x30, "GeneralNames", &seq));
     ENSURE(c.left == 0, SMKI_E_INPUT, "octets after GeneralNames");
     while (seq.body.left) {
-        der_tlv gn;
-        GUARD(der_read(&seq.body, v, &gn));
+        smki_der_tlv gn;
+        GUARD(smki_der_read(&seq.body, v, SMKI_DER_STRICT, &gn));
         L->san_names++;
         if (gn.tag == 0xa0) { /* [0] otherName: type-id OID, [0] EXPLICIT value */
-            der_tlv oid, val;
-            GUARD(der_expect(&gn.body, v, 0x06, "otherName type-id", &oid));
-            GUARD(der_expect(&gn.body, v, 0xa0, "otherName value", &val));
+            smki_der_tlv oid, val;
+            GUARD(smki_der_expect(&gn.body, v, SMKI_DER_STRICT, 0x06, "otherName type-id", &oid));
+            GUARD(smki_der_expect(&gn.body, v, SMKI_DER_STRICT, 0xa0, "otherName value", &val));
             ENSURE(gn.body.left == 0, SMKI_E_INPUT, "octets after an otherName");
             if (oid.body.left == sizeof OID_HW_MODULE && memcmp(oid.body.p, OID_HW_MODULE, sizeof OID_HW_MODULE) == 0) {
                 L->n_hw++;
@@ -361,7 +360,7 @@ static int read_san(lint_t *L, const uint8_t *v, size_t len)
 static void check_ext_der(lint_t *L, X509_EXTENSION *e, const char *name, const uint8_t *v, size_t len)
 {
     smki_cursor_t c = smki_cursor(v, len);
-    if (der_check_strict(c, v) < 0) {
+    if (smki_der_check_strict(c, v) < 0) {
         ERR(L, "der.strict", "extension %s: %s", name, smki_error_msg());
         return;
     }
@@ -686,9 +685,9 @@ static void check_signature(lint_t *L)
         bad = "the BIT STRING has unused bits";
     } else {
         smki_cursor_t c = smki_cursor(d, (size_t)n);
-        der_tlv seq, rs[2];
-        if (der_expect(&c, d, 0x30, "ECDSA-Sig-Value", &seq) < 0 || c.left ||
-            der_expect(&seq.body, d, 0x02, "r", &rs[0]) < 0 || der_expect(&seq.body, d, 0x02, "s", &rs[1]) < 0 ||
+        smki_der_tlv seq, rs[2];
+        if (smki_der_expect(&c, d, SMKI_DER_STRICT, 0x30, "ECDSA-Sig-Value", &seq) < 0 || c.left ||
+            smki_der_expect(&seq.body, d, SMKI_DER_STRICT, 0x02, "r", &rs[0]) < 0 || smki_der_expect(&seq.body, d, SMKI_DER_STRICT, 0x02, "s", &rs[1]) < 0 ||
             seq.body.left)
             bad = "it is not an ECDSA-Sig-Value (SEQUENCE of two INTEGERs)";
         for (int i = 0; i < 2 && !bad; i++) {
@@ -704,7 +703,7 @@ static void check_signature(lint_t *L)
          * 00db12345678909b-ds) whose s is padded with a 00: BER, not DER, inside the
          * BIT STRING. The certificate's own encoding is still DER, so this is a warning;
          * but verifiers that re-encode the signature (OpenSSL does) reject it. */
-        if (!bad && der_check_strict(smki_cursor(d, (size_t)n), d) < 0)
+        if (!bad && smki_der_check_strict(smki_cursor(d, (size_t)n), d) < 0)
             WARN(L, "sig.encoding",
                  "signature value is not DER (%s): verifiers that insist on DER, OpenSSL among them, reject it",
                  smki_error_msg());
@@ -1191,16 +1190,16 @@ static void check_validity(lint_t *L)
 static void check_ext_defaults(lint_t *L, const uint8_t *tbs, size_t tbs_len)
 {
     smki_cursor_t c = smki_cursor(tbs, tbs_len);
-    der_tlv t, field, exts;
-    if (ber_read(&c, tbs, &t) < 0) return;
+    smki_der_tlv t, field, exts;
+    if (smki_der_read(&c, tbs, SMKI_DER_BER_LENGTHS, &t) < 0) return;
     while (t.body.left) {
-        if (ber_read(&t.body, tbs, &field) < 0) return;
+        if (smki_der_read(&t.body, tbs, SMKI_DER_BER_LENGTHS, &field) < 0) return;
         if (field.tag != 0xa3) continue;
-        if (ber_read(&field.body, tbs, &exts) < 0) return;
+        if (smki_der_read(&field.body, tbs, SMKI_DER_BER_LENGTHS, &exts) < 0) return;
         while (exts.body.left) {
-            der_tlv ext, oid, crit;
-            if (ber_read(&exts.body, tbs, &ext) < 0 || ber_read(&ext.body, tbs, &oid) < 0) return;
-            if (ext.body.left && ext.body.p[0] == 0x01 && ber_read(&ext.body, tbs, &crit) == 0 && crit.body.left == 1 &&
+            smki_der_tlv ext, oid, crit;
+            if (smki_der_read(&exts.body, tbs, SMKI_DER_BER_LENGTHS, &ext) < 0 || smki_der_read(&ext.body, tbs, SMKI_DER_BER_LENGTHS, &oid) < 0) return;
+            if (ext.body.left && ext.body.p[0] == 0x01 && smki_der_read(&ext.body, tbs, SMKI_DER_BER_LENGTHS, &crit) == 0 && crit.body.left == 1 &&
                 crit.body.p[0] == 0x00) {
                 char name[OID_TEXT];
                 oid_tlv_text(&oid, name, 0);
@@ -1312,14 +1311,14 @@ int smki_lint_der(const uint8_t *der, size_t len, const smki_env *env, smki_lint
 
     /* The outer TLV and the tbsCertificate inside it, by the DER length rules. */
     smki_cursor_t c = smki_cursor(der, len);
-    der_tlv cert, tbs;
-    if (ber_read(&c, der, &cert) < 0 || cert.tag != 0x30 || ber_read(&cert.body, der, &tbs) < 0 || tbs.tag != 0x30) {
+    smki_der_tlv cert, tbs;
+    if (smki_der_read(&c, der, SMKI_DER_BER_LENGTHS, &cert) < 0 || cert.tag != 0x30 || smki_der_read(&cert.body, der, SMKI_DER_BER_LENGTHS, &tbs) < 0 || tbs.tag != 0x30) {
         ERR(L, "der.parse", "not a certificate: %s",
             smki_error_code() ? smki_error_msg() : "no SEQUENCE { tbsCertificate SEQUENCE ... }");
         goto out;
     }
     if (c.left) ERR(L, "der.trailing", "%zu octet(s) after the certificate", c.left);
-    if (der_check_strict(smki_cursor(der, cert.total), der) < 0) ERR(L, "der.strict", "%s", smki_error_msg());
+    if (smki_der_check_strict(smki_cursor(der, cert.total), der) < 0) ERR(L, "der.strict", "%s", smki_error_msg());
 
     const unsigned char *p = der;
     L->x = d2i_X509(NULL, &p, (long)cert.total);

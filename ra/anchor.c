@@ -18,9 +18,9 @@ static const char ANCHOR_LABEL[] = "smki-audit-anchor-v1";
 static void anchor_msg(const ra_anchor_rec *a, uint8_t out[ANCHOR_MSG_LEN])
 {
     memcpy(out, ANCHOR_LABEL, sizeof ANCHOR_LABEL - 1);
-    put_be64(out + sizeof ANCHOR_LABEL - 1, a->seq);
+    smki_put_be64(out + sizeof ANCHOR_LABEL - 1, a->seq);
     memcpy(out + sizeof ANCHOR_LABEL - 1 + 8, a->hash, 32);
-    put_be64(out + sizeof ANCHOR_LABEL - 1 + 40, (uint64_t)a->time);
+    smki_put_be64(out + sizeof ANCHOR_LABEL - 1 + 40, (uint64_t)a->time);
 }
 
 /* "smki-audit-head-", the first 16 hex digits of the trail's first entry's hash, then
@@ -42,7 +42,7 @@ typedef struct {
 static int first_hash(smki_txn *t, smki_ra *ra, uint8_t out[32])
 {
     uint8_t key[8];
-    put_be64(key, 1);
+    smki_put_be64(key, 1);
     const void *v;
     size_t n;
     GUARD(smki_txn_get(t, ra->db.audit, key, 8, &v, &n));
@@ -65,7 +65,7 @@ static int head_read_txn(smki_txn *t, void *arg)
     }
     GUARD(rc);
     ENSURE(n == 40, SMKI_E_CORRUPT, "the audit head record is damaged (%zu octets)", n);
-    h->seq = get_be64(v);
+    h->seq = smki_get_be64(v);
     memcpy(h->hash, (const uint8_t *)v + 8, 32);
     return first_hash(t, h->ra, h->first);
 }
@@ -122,9 +122,9 @@ static int slot_one(const uint8_t *rec, size_t n, void *arg)
            SMKI_E_CORRUPT, "the trail's anchor %s is damaged (%zu octets)", r->name, n);
     ra_anchor_rec a;
     memset(&a, 0, sizeof a);
-    a.seq = get_be64(rec + 1);
+    a.seq = smki_get_be64(rec + 1);
     memcpy(a.hash, rec + 9, 32);
-    a.time = (int64_t)get_be64(rec + 41);
+    a.time = (int64_t)smki_get_be64(rec + 41);
     a.sig_len = rec[49];
     memcpy(a.sig, rec + 50, a.sig_len);
     uint8_t msg[ANCHOR_MSG_LEN];

@@ -21,17 +21,18 @@ static const uint8_t META_EVERY[] = "checkpoint_every";
 
 static int entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_t *len)
 {
-    ra_w w = {out, 0, cap, 0};
-    w_u8(&w, ENTRY_VERSION);
-    w_u64(&w, e->seq);
-    w_u64(&w, (uint64_t)e->time);
-    w_bytes(&w, e->prev, SMKI_AUDIT_HASH_LEN);
-    w_str(&w, e->operator_name);
-    w_str(&w, e->action);
-    w_str(&w, e->object);
-    w_str(&w, e->detail);
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "an audit entry of more than %zu octets", cap);
-    *len = w.n;
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, cap);
+    smki_wr_u8(&w, ENTRY_VERSION);
+    smki_wr_be64(&w, e->seq);
+    smki_wr_be64(&w, (uint64_t)e->time);
+    smki_wr_raw(&w, e->prev, SMKI_AUDIT_HASH_LEN);
+    ra_w_str(&w, e->operator_name);
+    ra_w_str(&w, e->action);
+    ra_w_str(&w, e->object);
+    ra_w_str(&w, e->detail);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "an audit entry of more than %zu octets", cap);
+    *len = w.len;
     return 0;
 }
 
@@ -98,7 +99,7 @@ static int head_get(smki_txn *t, smki_ra *ra, uint64_t *seq, uint8_t hash[32])
     }
     GUARD(rc);
     ENSURE(n == 40, SMKI_E_CORRUPT, "the audit head record is damaged (%zu octets)", n);
-    *seq = get_be64(v);
+    *seq = smki_get_be64(v);
     memcpy(hash, (const uint8_t *)v + 8, 32);
     return 0;
 }
@@ -113,13 +114,14 @@ static int every_get(smki_txn *t, smki_ra *ra, unsigned *every, int create)
         *every = ra->pol.checkpoint_every;
         if (!create) return 0;
         /* Fixed with the first entry: the verifier expects a checkpoint at each multiple. */
-        uint8_t b[4] = {(uint8_t)(*every >> 24), (uint8_t)(*every >> 16), (uint8_t)(*every >> 8), (uint8_t)*every};
+        uint8_t b[4];
+        smki_put_be32(b, (uint32_t)*every);
         return smki_txn_put(t, ra->db.meta, META_EVERY, sizeof META_EVERY - 1, b, 4, 0);
     }
     GUARD(rc);
     const uint8_t *b = v;
     ENSURE(n == 4 && (b[0] | b[1] | b[2] | b[3]), SMKI_E_CORRUPT, "the audit checkpoint interval record is damaged");
-    *every = (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3];
+    *every = smki_get_be32(b);
     return 0;
 }
 
@@ -191,8 +193,8 @@ int ra_approvals_load(smki_ra *ra)
 static void checkpoint_msg(uint64_t seq, int64_t time, const uint8_t hash[32], uint8_t out[sizeof CKPT_LABEL - 1 + 48])
 {
     memcpy(out, CKPT_LABEL, sizeof CKPT_LABEL - 1);
-    put_be64(out + sizeof CKPT_LABEL - 1, seq);
-    put_be64(out + sizeof CKPT_LABEL - 1 + 8, (uint64_t)time);
+    smki_put_be64(out + sizeof CKPT_LABEL - 1, seq);
+    smki_put_be64(out + sizeof CKPT_LABEL - 1 + 8, (uint64_t)time);
     memcpy(out + sizeof CKPT_LABEL - 1 + 16, hash, 32);
 }
 
@@ -232,9 +234,9 @@ static int audit_append(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const
     rec[body_len] = (uint8_t)sig_len;
     sha256_2(rec, body_len, rec + body_len + 1, sig_len, e.hash);
     uint8_t key[8], headrec[40];
-    put_be64(key, e.seq);
+    smki_put_be64(key, e.seq);
     GUARD(smki_txn_put(t, ra->db.audit, key, 8, rec, body_len + 1 + sig_len, SMKI_PUT_NOOVERWRITE));
-    put_be64(headrec, e.seq);
+    smki_put_be64(headrec, e.seq);
     memcpy(headrec + 8, e.hash, 32);
     GUARD(smki_txn_put(t, ra->db.meta, META_HEAD, 4, headrec, sizeof headrec, 0));
     if (e.seq % every) return 0;
@@ -360,7 +362,7 @@ typedef struct {
 static int each_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     each_run *r = arg;
-    if (klen != 8 || get_be64(key) < r->from) return 0;
+    if (klen != 8 || smki_get_be64(key) < r->from) return 0;
     smki_audit_entry e;
     GUARD(entry_decode(val, vlen, &e));
     return r->fn(&e, r->arg);
@@ -475,7 +477,7 @@ static int verify_one(const void *key, size_t klen, const void *val, size_t vlen
     verify_run *v = arg;
     smki_audit_report *rep = v->rep;
     rep->entries++;
-    uint64_t kseq = klen == 8 ? get_be64(key) : 0;
+    uint64_t kseq = klen == 8 ? smki_get_be64(key) : 0;
     smki_audit_entry e;
     if (klen != 8 || entry_decode(val, vlen, &e) < 0) {
         smki_error_clear();
@@ -546,10 +548,10 @@ static int checkpoint_one(const void *key, size_t klen, const void *val, size_t 
     verify_run *v = arg;
     smki_audit_report *rep = v->rep;
     rep->checkpoints++;
-    uint64_t kseq = klen == 8 ? get_be64(key) : 0;
+    uint64_t kseq = klen == 8 ? smki_get_be64(key) : 0;
     const uint8_t *p = val;
     if (klen != 8 || vlen < 51 || p[0] != CHECKPOINT_VERSION || p[49] == 0 || (size_t)p[49] + 50 != vlen ||
-        get_be64(p + 1) != kseq) {
+        smki_get_be64(p + 1) != kseq) {
         finding(rep, SMKI_AUDIT_CHECKPOINT, kseq, "checkpoint %llu is damaged", (unsigned long long)kseq);
         return 0;
     }
@@ -724,7 +726,7 @@ static int verify_txn(smki_txn *t, void *arg)
         uint8_t key[8];
         const void *val;
         size_t n;
-        put_be64(key, s);
+        smki_put_be64(key, s);
         int rc = smki_txn_get(t, v->ra->db.checkpoints, key, 8, &val, &n);
         if (rc == SMKI_E_NOTFOUND) {
             smki_error_clear();

@@ -168,56 +168,16 @@ int64_t ra_now(const smki_ra *ra)
 
 /* ---- Records ------------------------------------------------------------------------------- */
 
-void w_bytes(ra_w *w, const void *p, size_t n)
-{
-    if (w->bad || n > w->cap - w->n) {
-        w->bad = 1;
-        return;
-    }
-    memcpy(w->p + w->n, p, n);
-    w->n += n;
-}
-
-void w_u8(ra_w *w, uint8_t v)
-{
-    w_bytes(w, &v, 1);
-}
-
-void w_u32(ra_w *w, uint32_t v)
-{
-    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
-    w_bytes(w, b, 4);
-}
-
-void put_be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
-uint64_t get_be64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++) v = v << 8 | p[i];
-    return v;
-}
-
-void w_u64(ra_w *w, uint64_t v)
-{
-    uint8_t b[8];
-    put_be64(b, v);
-    w_bytes(w, b, 8);
-}
-
-void w_str(ra_w *w, const char *s)
+/* Records are written by base's writer; a text field is a 16-bit length and its octets. */
+void ra_w_str(smki_writer_t *w, const char *s)
 {
     size_t n = strlen(s);
     if (n > 0xFFFF) {
-        w->bad = 1;
+        smki_wr_invalid(w);
         return;
     }
-    uint8_t b[2] = {(uint8_t)(n >> 8), (uint8_t)n};
-    w_bytes(w, b, 2);
-    w_bytes(w, s, n);
+    smki_wr_be16(w, (uint16_t)n);
+    smki_wr_raw(w, s, n);
 }
 
 int r_str(smki_cursor_t *c, char *out, size_t cap)

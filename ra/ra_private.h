@@ -25,21 +25,11 @@ struct smki_ra {
 
 int64_t ra_now(const smki_ra *ra);
 
-/* ---- Writing records ---- */
-typedef struct {
-    uint8_t *p;
-    size_t n, cap;
-    int bad;
-} ra_w;
-void w_u8(ra_w *w, uint8_t v);
-void w_u32(ra_w *w, uint32_t v);
-void w_u64(ra_w *w, uint64_t v);
-void w_bytes(ra_w *w, const void *p, size_t n);
-void w_str(ra_w *w, const char *s); /* u16 length, then the octets */
+/* ---- Records: written by base's writer (smki_writer_t), read through the cursor ---- */
+/* A text field: u16 length, then the octets (over 65535 octets fails the writer). */
+void ra_w_str(smki_writer_t *w, const char *s);
 /* Reading: a string of at most cap-1 octets without NUL. */
 int r_str(smki_cursor_t *c, char *out, size_t cap);
-void put_be64(uint8_t *p, uint64_t v);
-uint64_t get_be64(const uint8_t *p);
 
 /* A name or signifier: 1..64 of [A-Za-z0-9._-]. */
 int ra_check_name(const char *what, const char *s);

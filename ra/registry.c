@@ -51,12 +51,14 @@ int ra_operator_get_txn(smki_txn *t, smki_ra *ra, const char *name, smki_ra_oper
 static int operator_put(smki_txn *t, smki_ra *ra, const smki_ra_operator *o, unsigned flags)
 {
     uint8_t rec[1 + 1 + 8 + SMKI_POINT_LEN];
-    ra_w w = {rec, 0, sizeof rec, 0};
-    w_u8(&w, OPERATOR_VERSION);
-    w_u8(&w, (uint8_t)(o->active ? 1 : 0));
-    w_u64(&w, (uint64_t)o->added);
-    w_bytes(&w, o->point, SMKI_POINT_LEN);
-    int rc = smki_txn_put(t, ra->db.operators, o->name, strlen(o->name), rec, w.n, flags);
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_u8(&w, OPERATOR_VERSION);
+    smki_wr_u8(&w, (uint8_t)(o->active ? 1 : 0));
+    smki_wr_be64(&w, (uint64_t)o->added);
+    smki_wr_raw(&w, o->point, SMKI_POINT_LEN);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "operator record");
+    int rc = smki_txn_put(t, ra->db.operators, o->name, strlen(o->name), rec, w.len, flags);
     if (rc == SMKI_E_EXISTS) return SMKI_FAIL(SMKI_E_EXISTS, "operator %s is already registered", o->name);
     return rc;
 }
@@ -279,15 +281,16 @@ static int party_decode(const void *key, size_t klen, const void *val, size_t vl
 static int party_put(smki_txn *t, smki_ra *ra, const smki_ra_party *p, unsigned flags)
 {
     uint8_t rec[16 + 2 * SMKI_RA_NAME_MAX + SMKI_RA_REASON_MAX];
-    ra_w w = {rec, 0, sizeof rec, 0};
-    w_u8(&w, PARTY_VERSION);
-    w_u8(&w, (uint8_t)((p->is_dcc ? 1 : 0) | (p->is_testing_participant ? 2 : 0) | (p->agreement_signed ? 4 : 0) |
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_u8(&w, PARTY_VERSION);
+    smki_wr_u8(&w, (uint8_t)((p->is_dcc ? 1 : 0) | (p->is_testing_participant ? 2 : 0) | (p->agreement_signed ? 4 : 0) |
                        (p->suspended ? 8 : 0)));
-    w_u64(&w, (uint64_t)p->created);
-    w_str(&w, p->name);
-    w_str(&w, p->suspend_reason);
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "party record");
-    int rc = smki_txn_put(t, ra->db.parties, p->signifier, strlen(p->signifier), rec, w.n, flags);
+    smki_wr_be64(&w, (uint64_t)p->created);
+    ra_w_str(&w, p->name);
+    ra_w_str(&w, p->suspend_reason);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "party record");
+    int rc = smki_txn_put(t, ra->db.parties, p->signifier, strlen(p->signifier), rec, w.len, flags);
     if (rc == SMKI_E_EXISTS) return SMKI_FAIL(SMKI_E_EXISTS, "party %s is already registered", p->signifier);
     return rc;
 }
@@ -450,14 +453,15 @@ static int range_decode(const void *key, size_t klen, const void *val, size_t vl
 static int range_put(smki_txn *t, smki_ra *ra, const smki_ra_range *r, unsigned flags)
 {
     uint8_t rec[16 + SMKI_RA_NAME_MAX];
-    ra_w w = {rec, 0, sizeof rec, 0};
-    w_u8(&w, RANGE_VERSION);
-    w_u8(&w, (uint8_t)r->range.prefix_bits);
-    w_u8(&w, (uint8_t)r->kind);
-    w_u64(&w, r->next);
-    w_str(&w, r->party);
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "range record");
-    return smki_txn_put(t, ra->db.ranges, r->range.first.b, 8, rec, w.n, flags);
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_u8(&w, RANGE_VERSION);
+    smki_wr_u8(&w, (uint8_t)r->range.prefix_bits);
+    smki_wr_u8(&w, (uint8_t)r->kind);
+    smki_wr_be64(&w, r->next);
+    ra_w_str(&w, r->party);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "range record");
+    return smki_txn_put(t, ra->db.ranges, r->range.first.b, 8, rec, w.len, flags);
 }
 
 typedef struct {
@@ -598,15 +602,16 @@ static int user_decode(const void *key, size_t klen, const void *val, size_t vle
 static int user_put(smki_txn *t, smki_ra *ra, const smki_ra_user_id *u, unsigned flags)
 {
     uint8_t rec[16 + SMKI_RA_NAME_MAX + SMKI_RA_REASON_MAX];
-    ra_w w = {rec, 0, sizeof rec, 0};
-    w_u8(&w, USER_VERSION);
-    w_u8(&w, (uint8_t)((u->is_dcc ? 1 : 0) | (u->suspended ? 2 : 0)));
-    w_u8(&w, (uint8_t)u->roles);
-    w_u64(&w, (uint64_t)u->allocated);
-    w_str(&w, u->party);
-    w_str(&w, u->suspend_reason);
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "user record");
-    return smki_txn_put(t, ra->db.users, u->id.b, 8, rec, w.n, flags);
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_u8(&w, USER_VERSION);
+    smki_wr_u8(&w, (uint8_t)((u->is_dcc ? 1 : 0) | (u->suspended ? 2 : 0)));
+    smki_wr_u8(&w, (uint8_t)u->roles);
+    smki_wr_be64(&w, (uint64_t)u->allocated);
+    ra_w_str(&w, u->party);
+    ra_w_str(&w, u->suspend_reason);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "user record");
+    return smki_txn_put(t, ra->db.users, u->id.b, 8, rec, w.len, flags);
 }
 
 int ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out)

@@ -67,38 +67,39 @@ int smki_req_state_parse(const char *text, smki_req_state *out)
 
 static int req_encode(const smki_ra_request *r, uint8_t *out, size_t cap, size_t *len)
 {
-    ra_w w = {out, 0, cap, 0};
-    w_u8(&w, REQUEST_VERSION);
-    w_u8(&w, (uint8_t)r->type);
-    w_u8(&w, (uint8_t)r->state);
-    w_str(&w, r->env);
-    w_str(&w, r->party);
-    w_str(&w, r->requester);
-    w_u64(&w, (uint64_t)r->created);
-    w_u64(&w, (uint64_t)r->updated);
-    w_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
-    w_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
-    w_bytes(&w, r->eui.b, 8);
-    w_u8(&w, (uint8_t)r->usage);
-    w_str(&w, r->cn);
-    w_u32(&w, r->csr_count);
-    w_u32(&w, r->done_count);
-    w_bytes(&w, r->serial, SMKI_SERIAL_LEN);
-    w_bytes(&w, r->issuer_ski, SMKI_KEYID_LEN);
-    w_u8(&w, (uint8_t)r->reason);
-    w_u8(&w, (uint8_t)r->approvals_required);
-    w_u8(&w, (uint8_t)r->n_approvals);
-    for (size_t i = 0; i < r->n_approvals; i++) w_str(&w, r->approvers[i]);
-    w_str(&w, r->rejected_by);
-    w_str(&w, r->note);
-    w_u8(&w, (uint8_t)(r->has_result ? 1 : 0));
-    w_bytes(&w, r->result_serial, SMKI_SERIAL_LEN);
-    w_bytes(&w, r->result_issuer, SMKI_KEYID_LEN);
-    w_u8(&w, (uint8_t)r->ca_kind);
-    w_u8(&w, (uint8_t)(r->has_new_ca ? 1 : 0));
-    w_bytes(&w, r->new_ca_serial, SMKI_SERIAL_LEN);
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "a request record over %zu octets", cap);
-    *len = w.n;
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, cap);
+    smki_wr_u8(&w, REQUEST_VERSION);
+    smki_wr_u8(&w, (uint8_t)r->type);
+    smki_wr_u8(&w, (uint8_t)r->state);
+    ra_w_str(&w, r->env);
+    ra_w_str(&w, r->party);
+    ra_w_str(&w, r->requester);
+    smki_wr_be64(&w, (uint64_t)r->created);
+    smki_wr_be64(&w, (uint64_t)r->updated);
+    smki_wr_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
+    smki_wr_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
+    smki_wr_raw(&w, r->eui.b, 8);
+    smki_wr_u8(&w, (uint8_t)r->usage);
+    ra_w_str(&w, r->cn);
+    smki_wr_be32(&w, r->csr_count);
+    smki_wr_be32(&w, r->done_count);
+    smki_wr_raw(&w, r->serial, SMKI_SERIAL_LEN);
+    smki_wr_raw(&w, r->issuer_ski, SMKI_KEYID_LEN);
+    smki_wr_u8(&w, (uint8_t)r->reason);
+    smki_wr_u8(&w, (uint8_t)r->approvals_required);
+    smki_wr_u8(&w, (uint8_t)r->n_approvals);
+    for (size_t i = 0; i < r->n_approvals; i++) ra_w_str(&w, r->approvers[i]);
+    ra_w_str(&w, r->rejected_by);
+    ra_w_str(&w, r->note);
+    smki_wr_u8(&w, (uint8_t)(r->has_result ? 1 : 0));
+    smki_wr_raw(&w, r->result_serial, SMKI_SERIAL_LEN);
+    smki_wr_raw(&w, r->result_issuer, SMKI_KEYID_LEN);
+    smki_wr_u8(&w, (uint8_t)r->ca_kind);
+    smki_wr_u8(&w, (uint8_t)(r->has_new_ca ? 1 : 0));
+    smki_wr_raw(&w, r->new_ca_serial, SMKI_SERIAL_LEN);
+    ENSURE(!w.err, SMKI_E_INTERNAL, "a request record over %zu octets", cap);
+    *len = w.len;
     return 0;
 }
 
@@ -147,7 +148,7 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
         smki_error_clear();
         return SMKI_FAIL(SMKI_E_CORRUPT, "a request record is damaged (%zu octets)", vlen);
     }
-    r->id = get_be64(key);
+    r->id = smki_get_be64(key);
     r->type = (smki_req_type)type;
     r->state = (smki_req_state)state;
     r->created = (int64_t)created;
@@ -165,7 +166,7 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
 static int req_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
 {
     uint8_t key[8];
-    put_be64(key, id);
+    smki_put_be64(key, id);
     const void *v;
     size_t n;
     int rc = smki_txn_get(t, ra->db.requests, key, 8, &v, &n);
@@ -184,15 +185,15 @@ static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
 {
     uint8_t key[8], rec[REQUEST_REC_MAX];
     size_t n = 0;
-    put_be64(key, r->id);
+    smki_put_be64(key, r->id);
     GUARD(req_encode(r, rec, sizeof rec, &n));
     return smki_txn_put(t, ra->db.requests, key, 8, rec, n, 0);
 }
 
 static void csr_key(uint64_t id, uint32_t idx, uint8_t key[13])
 {
-    put_be64(key, id);
-    key[8] = (uint8_t)(idx >> 24), key[9] = (uint8_t)(idx >> 16), key[10] = (uint8_t)(idx >> 8), key[11] = (uint8_t)idx;
+    smki_put_be64(key, id);
+    smki_put_be32(key + 8, idx);
     key[12] = 'v';
 }
 
@@ -292,30 +293,31 @@ static const char CONTENT_LABEL[] = "smki-request-content-v1";
 static int content_fields(const smki_ra_request *r, uint8_t out[32])
 {
     uint8_t rec[REQUEST_REC_MAX];
-    ra_w w = {rec, 0, sizeof rec, 0};
-    w_u64(&w, r->id);
-    w_u8(&w, (uint8_t)r->type);
-    w_str(&w, r->env);
-    w_str(&w, r->party);
-    w_str(&w, r->requester);
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_be64(&w, r->id);
+    smki_wr_u8(&w, (uint8_t)r->type);
+    ra_w_str(&w, r->env);
+    ra_w_str(&w, r->party);
+    ra_w_str(&w, r->requester);
     if (r->type == SMKI_REQ_RECOVER) {
-        w_u8(&w, (uint8_t)r->ca_kind);
+        smki_wr_u8(&w, (uint8_t)r->ca_kind);
     } else if (r->type == SMKI_REQ_REVOKE) {
-        w_bytes(&w, r->serial, SMKI_SERIAL_LEN);
-        w_bytes(&w, r->issuer_ski, SMKI_KEYID_LEN);
-        w_u8(&w, (uint8_t)r->reason);
+        smki_wr_raw(&w, r->serial, SMKI_SERIAL_LEN);
+        smki_wr_raw(&w, r->issuer_ski, SMKI_KEYID_LEN);
+        smki_wr_u8(&w, (uint8_t)r->reason);
     } else {
-        w_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
-        w_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
-        w_bytes(&w, r->eui.b, 8);
-        w_u8(&w, (uint8_t)r->usage);
-        w_str(&w, r->cn);
-        w_u32(&w, r->csr_count);
-        w_u8(&w, (uint8_t)r->reason); /* a policy change: the new value */
+        smki_wr_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
+        smki_wr_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
+        smki_wr_raw(&w, r->eui.b, 8);
+        smki_wr_u8(&w, (uint8_t)r->usage);
+        ra_w_str(&w, r->cn);
+        smki_wr_be32(&w, r->csr_count);
+        smki_wr_u8(&w, (uint8_t)r->reason); /* a policy change: the new value */
     }
-    ENSURE(!w.bad, SMKI_E_INTERNAL, "request %llu's content does not encode", (unsigned long long)r->id);
+    GUARD(smki_wr_check(&w, "a request's content"));
     unsigned hl = 32;
-    ENSURE(EVP_Digest(rec, w.n, out, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    ENSURE(EVP_Digest(rec, w.len, out, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
     return 0;
 }
 
@@ -425,14 +427,14 @@ static int counter_get(smki_txn *t, smki_ra *ra, const char *key, uint64_t *out)
     }
     GUARD(rc);
     ENSURE(n == 8, SMKI_E_CORRUPT, "a demand counter is damaged");
-    *out = get_be64(v);
+    *out = smki_get_be64(v);
     return 0;
 }
 
 static int counter_put(smki_txn *t, smki_ra *ra, const char *key, uint64_t v)
 {
     uint8_t b[8];
-    put_be64(b, v);
+    smki_put_be64(b, v);
     return smki_txn_put(t, ra->db.demand, key, strlen(key), b, 8, 0);
 }
 
@@ -447,7 +449,7 @@ static int month_one(const void *k, size_t kl, const void *v, size_t vl, void *a
     size_t cl = strlen(m->current);
     /* Earlier months only: the current one is what is being judged. */
     if (kl != cl || memcmp(k, m->current, kl) >= 0 || vl != 8) return 0;
-    m->sum += get_be64(v);
+    m->sum += smki_get_be64(v);
     m->months++;
     return 0;
 }
@@ -471,7 +473,7 @@ static int next_id(smki_txn *t, smki_ra *ra, uint64_t *id)
     int rc = smki_txn_get(t, ra->db.meta, "next_request", 12, &v, &n);
     if (rc == 0) {
         ENSURE(n == 8, SMKI_E_CORRUPT, "the request counter is damaged");
-        next = get_be64(v);
+        next = smki_get_be64(v);
     } else if (rc == SMKI_E_NOTFOUND) {
         smki_error_clear();
     } else {
@@ -479,7 +481,7 @@ static int next_id(smki_txn *t, smki_ra *ra, uint64_t *id)
     }
     *id = next;
     uint8_t b[8];
-    put_be64(b, next + 1);
+    smki_put_be64(b, next + 1);
     return smki_txn_put(t, ra->db.meta, "next_request", 12, b, 8, 0);
 }
 
@@ -505,7 +507,7 @@ static int submission_seen(smki_txn *t, smki_ra *ra, submit_run *sr)
     }
     GUARD(rc);
     ENSURE(n == 8, SMKI_E_CORRUPT, "a submission key record is damaged");
-    sr->id = get_be64(v);
+    sr->id = smki_get_be64(v);
     return SMKI_FAIL(SMKI_E_EXISTS, "party %s submitted this before: request %llu", sr->s->party,
                      (unsigned long long)sr->id);
 }
@@ -515,7 +517,7 @@ static int submission_record(smki_txn *t, smki_ra *ra, const smki_ra_submit *s, 
     char name[SMKI_RA_NAME_MAX + 72];
     submission_key_name(s, name);
     uint8_t b[8];
-    put_be64(b, id);
+    smki_put_be64(b, id);
     return smki_txn_put(t, ra->db.meta, name, strlen(name), b, 8, SMKI_PUT_NOOVERWRITE);
 }
 

@@ -643,8 +643,8 @@ static int write_schema(smki_txn *t, void *arg)
     int rc = smki_txn_get(t, ctx->meta, schema_key, sizeof schema_key - 1, &val, &vlen);
     if (rc == 0) return parse_schema(t->s, val, vlen, &ctx->stored);
     if (rc != SMKI_E_NOTFOUND) return rc;
-    const uint8_t be[4] = {(uint8_t)(SMKI_STORE_SCHEMA >> 24), (uint8_t)(SMKI_STORE_SCHEMA >> 16),
-                           (uint8_t)(SMKI_STORE_SCHEMA >> 8), (uint8_t)SMKI_STORE_SCHEMA};
+    uint8_t be[4];
+    smki_put_be32(be, SMKI_STORE_SCHEMA);
     ctx->stored = SMKI_STORE_SCHEMA;
     return smki_txn_put(t, ctx->meta, schema_key, sizeof schema_key - 1, be, sizeof be, 0);
 }
@@ -924,7 +924,8 @@ int smki_txn_set_schema(smki_txn *t, uint32_t schema)
     ENSURE(schema >= now && schema <= SMKI_STORE_SCHEMA, SMKI_E_USAGE,
            "store %s: schema %u cannot follow %u (this smki writes up to %u)", t->s->path, schema, now,
            (unsigned)SMKI_STORE_SCHEMA);
-    const uint8_t be[4] = {(uint8_t)(schema >> 24), (uint8_t)(schema >> 16), (uint8_t)(schema >> 8), (uint8_t)schema};
+    uint8_t be[4];
+    smki_put_be32(be, schema);
     smki_db meta;
     if (cache_find(t->s, "meta", 0, &meta) != 1) /* found by smki_txn_schema above */
         return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);

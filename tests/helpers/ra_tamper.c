@@ -19,11 +19,6 @@
 
 #include "ra/ra.h"
 
-static void be64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (56 - 8 * i));
-}
-
 typedef struct {
     const smki_ra_dbs *db;
     const char *op;
@@ -37,7 +32,7 @@ typedef struct {
 static int request_edit(smki_txn *t, job *j)
 {
     uint8_t key[13], val[4096];
-    be64(key, j->a);
+    smki_put_be64(key, j->a);
     const void *v;
     size_t n;
     if (strcmp(j->op, "force-approve") == 0) {
@@ -63,8 +58,8 @@ static int run(smki_txn *t, void *arg)
 {
     job *j = arg;
     uint8_t ka[8], kb[8];
-    be64(ka, j->a);
-    be64(kb, j->b);
+    smki_put_be64(ka, j->a);
+    smki_put_be64(kb, j->b);
     const void *v;
     size_t n;
     static uint8_t va[4096], vb[4096];
@@ -74,13 +69,13 @@ static int run(smki_txn *t, void *arg)
     if (strcmp(j->op, "truncate") == 0) {
         for (uint64_t s = j->a; s < j->a + 100000; s++) {
             uint8_t k[8];
-            be64(k, s);
+            smki_put_be64(k, s);
             int rc = smki_txn_del(t, j->db->audit, k, 8);
             if (rc == SMKI_E_NOTFOUND) break;
             GUARD(rc);
         }
         uint8_t head[40];
-        be64(head, j->last_seq);
+        smki_put_be64(head, j->last_seq);
         memcpy(head + 8, j->last_hash, 32);
         return smki_txn_put(t, j->db->meta, "head", 4, head, sizeof head, 0);
     }

@@ -27,6 +27,7 @@ trap 'rm -rf "$ROOT"' EXIT
 W=$ROOT/work
 mkdir -p "$W"
 export SMKI_HOME=$ROOT/home
+mkdir -p "$SMKI_HOME" # only init commands make a home
 . "$HERE/lib.sh"
 
 # The Z1 OCA certificate from the certification path of an RTDS CS02b command.

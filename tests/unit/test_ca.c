@@ -198,12 +198,12 @@ static void test_der_lengths_are_minimal_at_every_boundary(void **state)
     static uint8_t buf[70000], content[66000];
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         size_t n = sizes[i];
-        derw w;
-        derw_init(&w, buf, sizeof buf);
-        derw_mark m = derw_begin(&w, 0x30);
-        derw_raw(&w, content, n);
-        derw_end(&w, m);
-        assert_ok(derw_check(&w, "test"));
+        smki_writer_t w;
+        smki_writer_fixed(&w, buf, sizeof buf);
+        smki_der_mark m = smki_wr_der_begin(&w, 0x30);
+        smki_wr_raw(&w, content, n);
+        smki_wr_der_end(&w, m);
+        assert_ok(smki_wr_check(&w, "test"));
         size_t head = n < 0x80 ? 2 : n <= 0xff ? 3 : n <= 0xffff ? 4 : 5;
         assert_int_equal(w.len, head + n);
         smki_cursor_t c = smki_cursor(buf + 1, w.len - 1);
@@ -211,26 +211,26 @@ static void test_der_lengths_are_minimal_at_every_boundary(void **state)
         assert_ok(smki_cur_ber_len(&c, &got));
         assert_int_equal(got, n);
     }
-    derw w;
+    smki_writer_t w;
     uint8_t small[8];
-    derw_init(&w, small, sizeof small);
-    derw_tlv(&w, 0x04, content, 7);
-    assert_fails(derw_check(&w, "a too-long OCTET STRING"), SMKI_E_INTERNAL, "does not fit");
+    smki_writer_fixed(&w, small, sizeof small);
+    smki_wr_der(&w, 0x04, content, 7);
+    assert_fails(smki_wr_check(&w, "a too-long OCTET STRING"), SMKI_E_INTERNAL, "does not fit");
 }
 
 static void test_der_integers_and_times(void **state)
 {
     (void)state;
     uint8_t buf[64];
-    derw w;
-    derw_init(&w, buf, sizeof buf);
-    derw_uint(&w, (const uint8_t *)"\x00\x00\x7f", 3);
-    derw_uint(&w, (const uint8_t *)"\x80", 1);
-    derw_uint(&w, (const uint8_t *)"\x00", 1);
+    smki_writer_t w;
+    smki_writer_fixed(&w, buf, sizeof buf);
+    smki_wr_der_uint(&w, (const uint8_t *)"\x00\x00\x7f", 3);
+    smki_wr_der_uint(&w, (const uint8_t *)"\x80", 1);
+    smki_wr_der_uint(&w, (const uint8_t *)"\x00", 1);
     assert_memory_equal(buf, "\x02\x01\x7f\x02\x02\x00\x80\x02\x01\x00", 10);
 
     /* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
-    derw_init(&w, buf, sizeof buf);
+    smki_writer_fixed(&w, buf, sizeof buf);
     derw_time(&w, 2524607999); /* 2049-12-31 23:59:59 */
     derw_time(&w, 2524608000); /* 2050-01-01 00:00:00 */
     assert_memory_equal(buf, "\x17\x0d" "491231235959Z" "\x18\x0f" "20500101000000Z", 32);
