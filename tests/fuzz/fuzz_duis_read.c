@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "duis/duis.h"
+#include "duis_keystore.h"
 
 static void require(int cond, const char *what)
 {
@@ -35,19 +36,7 @@ static const char KEY[] =
     "m4hL+s1+SKlje0Vb//LRzGVaUobobAJaVN5cRd43ZiioDY+0cTTwvUcu\n"
     "-----END PRIVATE KEY-----\n"
     ;
-static const char CERT[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBfzCCASWgAwIBAgIQFL5K0uodDk7H9xVr0kYkpzAKBggqhkjOPQQDAjAaMQsw\n"
-    "CQYDVQQLDAIwNzELMAkGA1UEAwwCWjEwIBcNMTgwMTAxMDAwMDAwWhgPMjExODAx\n"
-    "MDEwMDAwMDBaMCExCzAJBgNVBAsMAjg3MRIwEAYDVQQtAwkAkLPVHzABAAAwWTAT\n"
-    "BgcqhkjOPQIBBggqhkjOPQMBBwNCAASfiKvSIFxEFeHhGzLWEiBlfi045xQ/m4hL\n"
-    "+s1+SKlje0Vb//LRzGVaUobobAJaVN5cRd43ZiioDY+0cTTwvUcuo0QwQjAdBgNV\n"
-    "HSABAf8EEzARMA8GDSqGOgABhI+5DwECAQQwEQYDVR0OBAoECEusYLdMsaDbMA4G\n"
-    "A1UdDwEB/wQEAwIHgDAKBggqhkjOPQQDAgNIADBFAiEA4LXpqbs5lRubjOM4FtEy\n"
-    "7rowBKUyf62/hreDAIn3fEoCIDVnSEzk+wBn2NJ392d+S9sd03Wca5m4YVgyb2GT\n"
-    "eX8c\n"
-    "-----END CERTIFICATE-----\n"
-    ;
+static const char CERT[] = DUIS_USER_XMLSIGN_CERT;
 #define T2020 ((time_t)1577836800)
 
 static smki_duis_signer *signer;

@@ -9,32 +9,10 @@
 #include <string.h>
 
 #include "duis/duis.h"
+#include "duis_keystore.h"
 
 /* ../shared/vectors/duis/keystore: the User's xmlSign and the DCC's DSP xmlSign. */
-static const char CERTS[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBfzCCASWgAwIBAgIQFL5K0uodDk7H9xVr0kYkpzAKBggqhkjOPQQDAjAaMQsw\n"
-    "CQYDVQQLDAIwNzELMAkGA1UEAwwCWjEwIBcNMTgwMTAxMDAwMDAwWhgPMjExODAx\n"
-    "MDEwMDAwMDBaMCExCzAJBgNVBAsMAjg3MRIwEAYDVQQtAwkAkLPVHzABAAAwWTAT\n"
-    "BgcqhkjOPQIBBggqhkjOPQMBBwNCAASfiKvSIFxEFeHhGzLWEiBlfi045xQ/m4hL\n"
-    "+s1+SKlje0Vb//LRzGVaUobobAJaVN5cRd43ZiioDY+0cTTwvUcuo0QwQjAdBgNV\n"
-    "HSABAf8EEzARMA8GDSqGOgABhI+5DwECAQQwEQYDVR0OBAoECEusYLdMsaDbMA4G\n"
-    "A1UdDwEB/wQEAwIHgDAKBggqhkjOPQQDAgNIADBFAiEA4LXpqbs5lRubjOM4FtEy\n"
-    "7rowBKUyf62/hreDAIn3fEoCIDVnSEzk+wBn2NJ392d+S9sd03Wca5m4YVgyb2GT\n"
-    "eX8c\n"
-    "-----END CERTIFICATE-----\n"
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBfzCCASWgAwIBAgIQfaxyg6rSm90jye+/3bUqQTAKBggqhkjOPQQDAjAaMQsw\n"
-    "CQYDVQQLDAIwNzELMAkGA1UEAwwCWjEwIBcNMTgwMTAxMDAwMDAwWhgPMjExODAx\n"
-    "MDEwMDAwMDBaMCExCzAJBgNVBAsMAjg5MRIwEAYDVQQtAwkAkLPVHzAAAAIwWTAT\n"
-    "BgcqhkjOPQIBBggqhkjOPQMBBwNCAAR1LbFUHYKtxEOMX4h+bY8hpwWEzI6FjtFA\n"
-    "aF1nucF1lKREzlMSYh3KE1HZh81lawKkvZXywU+n4AYtJHIlMq31o0QwQjAdBgNV\n"
-    "HSABAf8EEzARMA8GDSqGOgABhI+5DwECAQQwEQYDVR0OBAoECEOVe67lfUfyMA4G\n"
-    "A1UdDwEB/wQEAwIHgDAKBggqhkjOPQQDAgNIADBFAiEA+DDqU1AXTmCrr6xM4r/j\n"
-    "qBYL5JxO66Os2aHtINwfGNgCIBkW84SMGAUWQ3gXbgiAKDhXu8KtwOjC3zUhihwQ\n"
-    "1AKt\n"
-    "-----END CERTIFICATE-----\n"
-    ;
+static const char CERTS[] = DUIS_USER_XMLSIGN_CERT DUIS_DSP_XMLSIGN_CERT;
 #define T2020 ((time_t)1577836800)
 
 static void require(int cond, const char *what)

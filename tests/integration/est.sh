@@ -89,13 +89,7 @@ est_start() {
     env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
         --tls-key "$T/server.key" --client-ca "$T/client-ca.pem" --access-log "$@" 2>"$log" &
     PIDS+=("$!")
-    PORT=
-    for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
-        [[ -n $PORT ]] && break
-        kill -0 "${PIDS[-1]}" 2>/dev/null || break
-        sleep 0.1
-    done
+    listening_port "$log" "${PIDS[-1]}"
     [[ -n $PORT ]] || { echo "# the service did not start:"; sed 's/^/#   /' "$log"; return 1; }
 }
 est_stop() {
@@ -116,6 +110,16 @@ est() {
     run curl -sS --max-time 20 -D "$W/headers" -o "$W/body" -w '%{http_code}' --cacert "$T/server.pem" \
         "${cert[@]}" "$@" "$(URL "$path")"
     OUT="$OUT"$'\n'"$(cat "$W/body" 2>/dev/null)"
+}
+# await_batch ID TRIES: GET batch/ID as gittest, 0.2 s apart, until it answers 200 or
+# TRIES polls are done; $OUT holds the last answer.
+await_batch() {
+    for _ in $(seq 1 "$2"); do
+        est gittest "batch/$1"
+        [[ ${OUT%%$'\n'*} == 200 ]] && break
+        sleep 0.2
+    done
+    return 0
 }
 expect_status() { # CODE DESC
     if [[ ${OUT%%$'\n'*} == "$1" ]]; then ok "$2 ($1)"; else not_ok "$2: HTTP ${OUT%%$'\n'*}, wanted $1"; diag; fi
@@ -395,11 +399,7 @@ if est_start "$W/s2.log" --retry-after 2; then
     est other "batch/$BID"
     expect_status 404 "another Party cannot see the batch"
     expect_exit 0 "an operator approves the batch" smki ra request approve "$BID" --operator tester
-    for _ in $(seq 1 50); do
-        est gittest "batch/$BID"
-        [[ ${OUT%%$'\n'*} == 200 ]] && break
-        sleep 0.2
-    done
+    await_batch "$BID" 50
     expect_status 200 "polled after approval: the certificates"
     certs_of_body >"$W/batch-certs.pem" 2>/dev/null || true
     [[ $(grep -c 'BEGIN CERTIFICATE' "$W/batch-certs.pem") == 4 ]] && ok "openssl pkcs7 -print_certs reads 4 certificates" ||
@@ -508,11 +508,7 @@ if est_start "$W/s6.log" --max-body 4000000; then
     [[ $(count_certs) == $((NK + DONE)) ]] && ok "the store holds exactly the committed groups" ||
         not_ok "store count after the kill"
     if est_start "$W/s7.log"; then
-        for _ in $(seq 1 100); do
-            est gittest "batch/$KID"
-            [[ ${OUT%%$'\n'*} == 200 ]] && break
-            sleep 0.2
-        done
+        await_batch "$KID" 100
         expect_status 200 "after a restart the batch completes"
         certs_of_body >"$W/big-certs.pem" 2>/dev/null || true
         [[ $(grep -c 'BEGIN CERTIFICATE' "$W/big-certs.pem") == 2000 ]] && ok "2000 certificates in its PKCS#7" ||
@@ -547,12 +543,7 @@ with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est" "tls_cert = tls/
     "client_ca = tls/client-ca.pem" "client_certs = optional" "retry_after = 7" "threads = 1" "access_log = yes"
 env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve 2>"$W/s4.log" &
 PIDS+=("$!")
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/s4.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
+listening_port "$W/s4.log"
 if [[ -n $PORT ]]; then
     ok "smki enrol serve with no flags: everything from [enrol]"
     grep -q '"threads":1' "$W/s4.log" && ok "threads from the file" || not_ok "threads from the file"

@@ -131,6 +131,21 @@ start_server() {
     repo_serve_start "$SMKI_BIN" "$log" "$@" || { echo "# the server did not start:"; sed 's/^/#   /' "$log"; return 1; }
 }
 
+# listening_port LOG [PID]: PORT from the "listening" event in LOG of a server started in
+# the background, waiting up to 10 s (less when PID is given and exits first); PORT is
+# empty when the server did not start. Always returns 0: the caller checks PORT.
+listening_port() {
+    local log=$1 pid=${2:-}
+    PORT=
+    for _ in $(seq 1 100); do
+        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        [[ -n $PORT ]] && break
+        [[ -z $pid ]] || kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    return 0
+}
+
 # stop_servers_and_check_logs LOG...: SIGTERM every server in PIDS, each must exit 0
 # (127: already reaped), then no sanitizer report in any LOG (the ASan build).
 stop_servers_and_check_logs() {

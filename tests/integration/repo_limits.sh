@@ -44,12 +44,7 @@ check "the 429s are counted with the requests" grep -qE '^smki_repo_requests_tot
 (ulimit -n 64 && exec "$SMKI_BIN" repo serve --env test --listen 127.0.0.1:0 --threads 1 --max-conns 1000) 2>"$W/s3.log" &
 PIDS+=("$!")
 EMFILE_PID=$!
-PORT=
-for _ in $(seq 1 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$W/s3.log" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
+listening_port "$W/s3.log"
 run timeout "$TIMEOUT" "$PY" "$HERE/repo_limits.py" emfile "$PORT" "$EMFILE_PID"
 printf '%s\n' "$OUT"
 [[ $RC == 0 ]] && ok "out of descriptors: accepting pauses, then serves again" || not_ok "repo_limits.py emfile"

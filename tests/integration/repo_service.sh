@@ -88,12 +88,7 @@ LOG=$W/serve.log
 env SMKI_HOME="$R" "${AS_NOBODY[@]}" "$SMKI_BIN" repo serve 2>"$LOG" &
 REPO_PID=$!
 PIDS+=("$REPO_PID")
-PORT=
-for _ in $(seq 100); do
-    PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$LOG" | head -1)
-    [[ -n $PORT ]] && break
-    sleep 0.1
-done
+listening_port "$LOG"
 if [[ -n $PORT ]]; then ok "the repository serves as nobody from a home without token or PIN"; else
     not_ok "the repository did not start"
     sed 's/^/#   /' "$LOG"

@@ -10,6 +10,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/x509v3.h>
 #include <libpq-fe.h>
 
 #ifndef SMKI_TEST_TMP
@@ -81,6 +82,50 @@ void test_write_ec_key(const char *path, const char *curve)
     assert_int_equal(PEM_write_PrivateKey(f, pk, NULL, NULL, 0, NULL, NULL), 1);
     fclose(f);
     EVP_PKEY_free(pk);
+}
+
+smki_key *test_open_file_key(const char *path)
+{
+    char ref[4200];
+    snprintf(ref, sizeof ref, "file:%s", path);
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    return k;
+}
+
+smki_key *test_new_file_key(const char *dir, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s.pem", dir, name);
+    test_write_ec_key(path, "P-256");
+    return test_open_file_key(path);
+}
+
+smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage)
+{
+    assert_non_null(req);
+    assert_int_equal(X509_REQ_set_pubkey(req, k), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage, (char *)key_usage);
+    assert_non_null(e);
+    sk_X509_EXTENSION_push(exts, e);
+    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    smki_csr *c = NULL;
+    assert_ok(smki_csr_parse(der, (size_t)n, &c));
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+    return c;
+}
+
+smki_conf *test_conf(const char *text)
+{
+    smki_conf *c = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "smki.conf", &c));
+    return c;
 }
 
 smki_conf *test_software_ca_conf(const char *dir, const char *env, const char *extra)

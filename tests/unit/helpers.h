@@ -22,6 +22,17 @@ uint8_t *test_read_shared(const char *rel, size_t *len);
 
 /* A software EC private key (curve e.g. "P-256") as PEM at path; fails the test if it cannot. */
 void test_write_ec_key(const char *path, const char *curve);
+/* The software key at path, opened as file:<path>; fails the test if it cannot. Caller frees. */
+smki_key *test_open_file_key(const char *path);
+/* A new P-256 key written to <dir>/<name>.pem and opened; fails the test if it cannot. Caller frees. */
+smki_key *test_new_file_key(const char *dir, const char *name);
+/* req (its subject set or not) completed into a CSR: k's public key, the keyUsage
+ * extension (OpenSSL's text, e.g. "critical,digitalSignature"), signed by k with SHA-256,
+ * parsed by smki. Frees req; fails the test if any step does. Caller frees the CSR. */
+smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage);
+/* text parsed as the file "smki.conf" (the name refusals quote); fails the test if it
+ * does not parse. Caller frees with smki_conf_free. */
+smki_conf *test_conf(const char *text);
 /* A ceremony configuration [ca.<env>] that adopts software CA keys (no token): one
  * P-256 key per CA kind at <dir>/<env>-<kind>.pem, made unless it is there, plus the
  * extra lines (NULL: none) before the section. Caller frees with smki_conf_free. */

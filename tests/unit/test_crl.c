@@ -57,21 +57,7 @@ static int teardown(void **state)
 static smki_csr *org_csr(void)
 {
     EVP_PKEY *k = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    assert_int_equal(X509_REQ_set_pubkey(req, k), 1);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage, "critical,digitalSignature");
-    assert_non_null(e);
-    sk_X509_EXTENSION_push(exts, e);
-    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int n = i2d_X509_REQ(req, &der);
-    smki_csr *c = NULL;
-    assert_ok(smki_csr_parse(der, (size_t)n, &c));
-    OPENSSL_free(der);
-    X509_REQ_free(req);
+    smki_csr *c = test_ku_csr(X509_REQ_new(), k, "critical,digitalSignature");
     EVP_PKEY_free(k);
     return c;
 }

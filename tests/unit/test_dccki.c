@@ -72,20 +72,7 @@ static smki_csr *tls_csr(const char *ku, const char *party, const char *cn)
     if (cn)
         assert_int_equal(
             X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, (const unsigned char *)cn, -1, -1, 0), 1);
-    assert_int_equal(X509_REQ_set_pubkey(req, k), 1);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage, (char *)ku);
-    assert_non_null(e);
-    sk_X509_EXTENSION_push(exts, e);
-    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    assert_true(X509_REQ_sign(req, k, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int n = i2d_X509_REQ(req, &der);
-    smki_csr *c = NULL;
-    assert_ok(smki_csr_parse(der, (size_t)n, &c));
-    OPENSSL_free(der);
-    X509_REQ_free(req);
+    smki_csr *c = test_ku_csr(req, k, ku);
     EVP_PKEY_free(k);
     return c;
 }

@@ -132,6 +132,19 @@ static void parse_cs02b_response(const uint8_t *content, size_t len, parsed_resp
     parse_cs02b_body(&top, p);
 }
 
+/* The same sequence number, mode and outcomes, each cell's id, status and fields. */
+static void assert_same_cs02b(const parsed_resp *a, const parsed_resp *b)
+{
+    assert_int_equal(a->seq, b->seq);
+    assert_int_equal(a->mode, b->mode);
+    assert_int_equal(a->n, b->n);
+    for (size_t i = 0; i < a->n; i++) {
+        assert_memory_equal(&a->oc[i].id, &b->oc[i].id, sizeof a->oc[i].id);
+        assert_int_equal(a->oc[i].status, b->oc[i].status);
+        assert_memory_equal(a->oc[i].f, b->oc[i].f, sizeof a->oc[i].f);
+    }
+}
+
 static void parse_cs02b_body(smki_cursor_t *top, parsed_resp *p)
 {
     smki_cursor_t body, x, list;
@@ -172,14 +185,7 @@ static void assert_same_outcomes(const smki_rx_result *r, const char *rtds_respo
     assert_int_equal(ours.gs.message_code, theirs.gs.message_code);
     parse_cs02b_response(theirs.gs.content, theirs.gs.content_len, &a);
     parse_cs02b_response(ours.gs.content, ours.gs.content_len, &b);
-    assert_int_equal(a.seq, b.seq);
-    assert_int_equal(a.mode, b.mode);
-    assert_int_equal(a.n, b.n);
-    for (size_t i = 0; i < a.n; i++) {
-        assert_memory_equal(&a.oc[i].id, &b.oc[i].id, sizeof a.oc[i].id);
-        assert_int_equal(a.oc[i].status, b.oc[i].status);
-        assert_memory_equal(a.oc[i].f, b.oc[i].f, sizeof a.oc[i].f);
-    }
+    assert_same_cs02b(&a, &b);
     free(resp);
 }
 
@@ -595,14 +601,7 @@ static void test_rtds_future_dated_cs02b_runs_at_its_time_with_the_rtds_alert(vo
     assert_int_equal(code_rtds, 0x8F66);
     assert_string_equal(when_ours, "20200601000000Z");
     assert_string_equal(when_rtds, "20300115000000Z");
-    assert_int_equal(ours.seq, rtds.seq);
-    assert_int_equal(ours.mode, rtds.mode);
-    assert_int_equal(ours.n, rtds.n);
-    for (size_t i = 0; i < ours.n; i++) {
-        assert_memory_equal(&ours.oc[i].id, &rtds.oc[i].id, sizeof ours.oc[i].id);
-        assert_int_equal(ours.oc[i].status, rtds.oc[i].status);
-        assert_memory_equal(ours.oc[i].f, rtds.oc[i].f, sizeof ours.oc[i].f);
-    }
+    assert_same_cs02b(&ours, &rtds);
     smki_rx_result_clear(&due[0]);
     assert_memory_not_equal(smki_device_cell(f.d, &sup)->ski, before_ski, 8); /* applied */
     assert_ok(smki_device_run_due(f.d, f.s, &later, due, 4, &n));
@@ -766,21 +765,8 @@ static void make_party(const char *dir, smki_ca_db *db, const char *name, uint8_
     snprintf(path, sizeof path, "%s/%s.pem", dir, name);
     write_key(path, pk);
     snprintf(out->key_ref, sizeof out->key_ref, "file:%s", path);
-    X509_REQ *req = X509_REQ_new();
-    assert_int_equal(X509_REQ_set_pubkey(req, pk), 1);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    X509_EXTENSION *e = X509V3_EXT_conf_nid(NULL, NULL, NID_key_usage,
-                                            ku == SMKI_KU_DIGITAL_SIGNATURE ? "critical,digitalSignature"
-                                                                             : "critical,keyAgreement");
-    assert_non_null(e);
-    sk_X509_EXTENSION_push(exts, e);
-    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    assert_true(X509_REQ_sign(req, pk, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int n = i2d_X509_REQ(req, &der);
-    smki_csr *csr = NULL;
-    assert_ok(smki_csr_parse(der, (size_t)n, &csr));
+    smki_csr *csr = test_ku_csr(X509_REQ_new(), pk,
+                                ku == SMKI_KU_DIGITAL_SIGNATURE ? "critical,digitalSignature" : "critical,keyAgreement");
     assert_ok(smki_eui64_parse(eui, &out->eui));
     smki_ca_issuer *oca = NULL;
     assert_ok(smki_ca_issuer_open(db, "test", SMKI_PROFILE_ORGANISATION, NULL, &oca));
@@ -788,8 +774,6 @@ static void make_party(const char *dir, smki_ca_db *db, const char *name, uint8_
     assert_ok(smki_ca_build(oca, &r, &out->cert));
     smki_ca_issuer_free(oca);
     smki_csr_free(csr);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
     EVP_PKEY_free(pk);
 }
 

@@ -137,23 +137,16 @@ static void test_label_names_each_certificate_type_and_refuses_others(void **sta
     }
 }
 
-static smki_conf *conf_of(const char *text)
-{
-    smki_conf *c = NULL;
-    assert_int_equal(smki_conf_parse((const uint8_t *)text, strlen(text), "smki.conf", &c), 0);
-    return c;
-}
-
 static void test_enrol_conf_sets_every_option_and_refuses_typos_and_bad_values(void **state)
 {
     (void)state;
     smki_est_opts eo = {0};
     smki_repo_server_opts so = {0};
     smki_est_conf_buf buf;
-    smki_conf *c = conf_of("[enrol]\nenv = test\nlisten = 127.0.0.1:8444\noperator = est\nthreads = 3\n"
-                           "max_conns = 99\nmax_body = 65536\nmax_headers = 4096\ntimeout = 7\ntls_cert = tls/e.pem\n"
-                           "tls_key = /abs/e.key\nclient_ca = tls/ca.pem\nclient_certs = required\n"
-                           "party_attr = 2.5.4.97\naccess_log = yes\nretry_after = 5\nmax_batch = 500\n");
+    smki_conf *c = test_conf("[enrol]\nenv = test\nlisten = 127.0.0.1:8444\noperator = est\nthreads = 3\n"
+                             "max_conns = 99\nmax_body = 65536\nmax_headers = 4096\ntimeout = 7\ntls_cert = tls/e.pem\n"
+                             "tls_key = /abs/e.key\nclient_ca = tls/ca.pem\nclient_certs = required\n"
+                             "party_attr = 2.5.4.97\naccess_log = yes\nretry_after = 5\nmax_batch = 500\n");
     assert_int_equal(smki_est_conf_read(c, "/home/x", &eo, &so, &buf), 0);
     assert_string_equal(buf.env, "test");
     assert_string_equal(buf.operator_name, "est");
@@ -175,7 +168,7 @@ static void test_enrol_conf_sets_every_option_and_refuses_typos_and_bad_values(v
                          "[enrol]\nclient_certs = required\n", "[enrol]\naccess_log = maybe\n",
                          "[enrol]\nretry_after = 0\n", "[enrol]\nmax_body = 10\n"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        c = conf_of(bad[i]);
+        c = test_conf(bad[i]);
         if (smki_est_conf_read(c, "/home/x", &eo, &so, &buf) != SMKI_E_USAGE) fail_msg("not refused: %s", bad[i]);
         smki_error_clear();
         smki_conf_free(c);

@@ -28,17 +28,6 @@ typedef struct {
     char ckpt_path[1200];
 } fixture;
 
-static smki_key *file_key(fixture *f, const char *name)
-{
-    char path[1200], ref[1300];
-    snprintf(path, sizeof path, "%s/%s.pem", f->dir, name);
-    test_write_ec_key(path, "P-256");
-    snprintf(ref, sizeof ref, "file:%s", path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    return k;
-}
-
 static smki_ra_policy policy(unsigned every)
 {
     smki_ra_policy p;
@@ -54,11 +43,7 @@ static void open_ra(fixture *f, const smki_ra_policy *p)
 {
     assert_ok(smki_ra_open(f->store, p, &f->ra));
     smki_ra_set_clock(f->ra, NOW);
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(f->ra, k);
+    smki_ra_set_checkpoint_key(f->ra, test_open_file_key(f->ckpt_path));
 }
 
 static int setup(void **state)
@@ -79,10 +64,10 @@ static int setup(void **state)
         print_error("ceremony: %s\n", smki_error_msg());
         return -1;
     }
-    f->alice_k = file_key(f, "alice");
-    f->bob_k = file_key(f, "bob");
-    f->carol_k = file_key(f, "carol");
-    f->mallory_k = file_key(f, "mallory");
+    f->alice_k = test_new_file_key(f->dir, "alice");
+    f->bob_k = test_new_file_key(f->dir, "bob");
+    f->carol_k = test_new_file_key(f->dir, "carol");
+    f->mallory_k = test_new_file_key(f->dir, "mallory");
     f->alice = (smki_ra_actor){"alice", f->alice_k};
     f->bob = (smki_ra_actor){"bob", f->bob_k};
     f->carol = (smki_ra_actor){"carol", f->carol_k};
@@ -255,6 +240,16 @@ static EVP_PKEY *ckpt_pub(fixture *f)
     snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
     assert_ok(smki_key_public_load(ref, NULL, &pk));
     return pk;
+}
+
+/* The audit trail verifies under the checkpoint key (what it holds is not looked at). */
+static void audit_verifies(fixture *f)
+{
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = calloc(1, sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    free(rep);
+    EVP_PKEY_free(pk);
 }
 
 /* ---- Operators ------------------------------------------------------------------------------------ */
@@ -742,11 +737,7 @@ static void test_dccki_tls_certificates_go_only_through_the_ra(void **state)
     smki_csr_free(csr);
     smki_ca_issuer_free(is);
     free(c);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
 }
 
 static void test_demand_above_the_monthly_average_is_held_not_dropped(void **state)
@@ -876,10 +867,7 @@ static void test_revocation_needs_two_other_operators_then_revokes_and_publishes
     assert_non_null(want[1]);
     /* Once revoked, a second request is refused at submission. */
     assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "already revoked");
-    EVP_PKEY *pub = ckpt_pub(f);
-    smki_audit_report rep;
-    assert_ok(smki_audit_verify(f->ra, pub, &rep));
-    EVP_PKEY_free(pub);
+    audit_verifies(f);
     free(c);
 }
 
@@ -1143,10 +1131,7 @@ static void test_ca_compromise_recovery_revokes_succeeds_and_reissues(void **sta
     assert_memory_equal(c3->issuer_ski, now->cert.ski, SMKI_KEYID_LEN);
     /* Executing again changes nothing; the trail verifies, every step in it. */
     assert_fails(smki_ra_request_execute(f->ra, &f->carol, id, &o), SMKI_E_REFUSED, "is done");
-    EVP_PKEY *pub = ckpt_pub(f);
-    smki_audit_report rep;
-    assert_ok(smki_audit_verify(f->ra, pub, &rep));
-    EVP_PKEY_free(pub);
+    audit_verifies(f);
     const char *steps[] = {"recover-revoke-ca", "arl-publish", "recover-successor-begin", "ca-successor",
                            "recover-reissue"};
     for (size_t i = 0; i < 5; i++) {
@@ -1498,11 +1483,7 @@ static void test_audit_fails_closed_without_the_checkpoint_key(void **state)
     assert_fails(smki_ra_party_get(f->ra, "P5", &got), SMKI_E_NOTFOUND, "no party 'P5'");
     assert_int_equal(head(f), 4);
     /* A signing failure mid-action is the same: the key of an operator that cannot sign. */
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(f->ra, k);
+    smki_ra_set_checkpoint_key(f->ra, test_open_file_key(f->ckpt_path));
     assert_ok(smki_ra_party_add(f->ra, &f->alice, &q));
     assert_int_equal(head(f), 5);
     EVP_PKEY *pub = ckpt_pub(f);
@@ -1887,11 +1868,7 @@ static void second_open(fixture *f, second *s, const char *name, unsigned every,
     smki_ra_policy p = policy(every);
     assert_ok(smki_ra_open(s->store, &p, &s->ra));
     smki_ra_set_clock(s->ra, NOW);
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(s->ra, k);
+    smki_ra_set_checkpoint_key(s->ra, test_open_file_key(f->ckpt_path));
     if (alice) assert_ok(smki_ra_operator_add(s->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
     s->conf = test_software_ca_conf(s->dir, "test", NULL);
 }
@@ -2019,11 +1996,7 @@ static void test_bootstrap_ceremony_cas_are_adopted_into_the_trail_once(void **s
     assert_ok(smki_ra_ca_adopt(f->ra, &f->alice, &adopted));
     assert_int_equal(adopted, 0);
     assert_int_equal(head(f), before + 5);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
 }
 
 static void test_ceremony_whose_entry_cannot_be_written_records_no_ca(void **state)
@@ -2104,11 +2077,7 @@ static void test_revocation_and_its_crl_are_one_commit_refused_whole_when_the_cr
     assert_fails(smki_ca_crl_get(smki_ra_ca_db(f->ra), "test", SMKI_CA_OCA, &crl), SMKI_E_NOTFOUND, "");
     assert_int_equal(head(f), before);
     /* With the key back: revoked, listed and recorded, the two entries consecutive. */
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s", f->ckpt_path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(f->ra, k);
+    smki_ra_set_checkpoint_key(f->ra, test_open_file_key(f->ckpt_path));
     assert_ok(smki_ra_request_execute(f->ra, &f->carol, id, &o));
     assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), c->issuer_ski, c->serial, &now));
     assert_int_equal(now.status, SMKI_STATUS_REVOKED);
@@ -2230,11 +2199,7 @@ static void test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit(v
     assert_fails(smki_ra_issue(f->ra, &f->alice, &r, again, NULL), SMKI_E_REFUSED, NULL);
     assert_int_equal(head(f), h + 2);
     assert_int_equal(cert_count(f), certs + 2);
-    EVP_PKEY *pk = ckpt_pub(f);
-    smki_audit_report *rep = calloc(1, sizeof *rep);
-    assert_ok(smki_audit_verify(f->ra, pk, rep));
-    free(rep);
-    EVP_PKEY_free(pk);
+    audit_verifies(f);
     smki_csr_free(bad);
     smki_csr_free(csr);
     smki_ca_issuer_free(is);

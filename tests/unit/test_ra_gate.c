@@ -25,27 +25,14 @@ typedef struct {
     size_t csr_len;
 } fixture;
 
-static smki_key *file_key(fixture *f, const char *name)
-{
-    char path[1200], ref[1300];
-    snprintf(path, sizeof path, "%s/%s.pem", f->dir, name);
-    test_write_ec_key(path, "P-256");
-    snprintf(ref, sizeof ref, "file:%s", path);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    return k;
-}
-
 static void open_ra(fixture *f)
 {
     smki_ra_policy p;
     assert_ok(smki_ra_policy_load(NULL, &p));
     assert_ok(smki_ra_open(f->store, &p, &f->ra));
-    char ref[1300];
-    snprintf(ref, sizeof ref, "file:%s/checkpoint.pem", f->dir);
-    smki_key *k = NULL;
-    assert_ok(smki_key_open(ref, NULL, &k));
-    smki_ra_set_checkpoint_key(f->ra, k);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.pem", f->dir);
+    smki_ra_set_checkpoint_key(f->ra, test_open_file_key(path));
 }
 
 /* The test hierarchy made before any operator (the bootstrap), then alice registered and
@@ -62,8 +49,8 @@ static int setup(void **state)
     snprintf(path, sizeof path, "%s/checkpoint.pem", f->dir);
     test_write_ec_key(path, "P-256");
     open_ra(f);
-    f->alice_k = file_key(f, "alice");
-    f->mallory_k = file_key(f, "mallory");
+    f->alice_k = test_new_file_key(f->dir, "alice");
+    f->mallory_k = test_new_file_key(f->dir, "mallory");
     f->alice = (smki_ra_actor){"alice", f->alice_k};
     f->impostor = (smki_ra_actor){"alice", f->mallory_k}; /* alice's name, not her key */
     assert_ok(smki_ra_operator_add(f->ra, &f->alice, "alice", smki_key_public(f->alice_k)));
@@ -154,17 +141,26 @@ static void test_ungated_ca_functions_write_nothing_in_a_store_with_operators(vo
     assert_int_equal(head(f), seq);
 }
 
-static void test_ungated_batch_issues_nothing_in_a_store_with_operators(void **state)
+/* The real device CSR as the one file of a batch input folder (<dir>/csrs), opened; out_dir
+ * (1200 octets) gets the folder the batch writes to (<dir>/certs). */
+static smki_ca_batch_input *one_csr_batch(fixture *f, char *out_dir)
 {
-    fixture *f = *state;
-    char in_dir[1200], out_dir[1200], path[1300];
+    char in_dir[1200], path[1300];
     snprintf(in_dir, sizeof in_dir, "%s/csrs", f->dir);
-    snprintf(out_dir, sizeof out_dir, "%s/certs", f->dir);
+    snprintf(out_dir, 1200, "%s/certs", f->dir);
     assert_ok(smki_mkdirs(in_dir, 0700));
     snprintf(path, sizeof path, "%s/dev.csr.der", in_dir);
     assert_ok(smki_file_write_atomic(path, f->csr_der, f->csr_len, 0600, 1));
     smki_ca_batch_input *in = NULL;
     assert_ok(smki_ca_batch_input_open(in_dir, &in));
+    return in;
+}
+
+static void test_ungated_batch_issues_nothing_in_a_store_with_operators(void **state)
+{
+    fixture *f = *state;
+    char out_dir[1200];
+    smki_ca_batch_input *in = one_csr_batch(f, out_dir);
     smki_ca_issuer *is = NULL;
     assert_ok(smki_ca_issuer_open(&f->db, "test", SMKI_PROFILE_DEVICE, NULL, &is));
     smki_ca_batch_opts o = {out_dir, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
@@ -217,14 +213,8 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     assert_fails(smki_ra_ca_init(f->ra, NULL, "test", conf, &io, rep), SMKI_E_USAGE, "--operator NAME");
     assert_fails(smki_ra_ca_init(f->ra, &f->impostor, "test", conf, &io, rep), SMKI_E_REFUSED, "not operator alice's");
 
-    smki_ca_batch_input *in = NULL;
-    char in_dir[1200], out_dir[1200], path[1300];
-    snprintf(in_dir, sizeof in_dir, "%s/csrs", f->dir);
-    snprintf(out_dir, sizeof out_dir, "%s/certs", f->dir);
-    assert_ok(smki_mkdirs(in_dir, 0700));
-    snprintf(path, sizeof path, "%s/dev.csr.der", in_dir);
-    assert_ok(smki_file_write_atomic(path, f->csr_der, f->csr_len, 0600, 1));
-    assert_ok(smki_ca_batch_input_open(in_dir, &in));
+    char out_dir[1200];
+    smki_ca_batch_input *in = one_csr_batch(f, out_dir);
     smki_ra_batch_req br = {"test", "SUP1", NULL, NULL, NULL};
     smki_ca_batch_opts bo = {out_dir, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
     smki_ca_batch_report *brep = NULL;

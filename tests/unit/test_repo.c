@@ -780,24 +780,17 @@ static void test_an_empty_store_answers_not_found_until_the_ca_writes(void **sta
 
 /* [repo] in smki.conf: every setting into the options, paths relative to the home,
  * and refusals naming the file and line or the key. */
-static smki_conf *conf_of(const char *text)
-{
-    smki_conf *c = NULL;
-    assert_ok(smki_conf_parse((const uint8_t *)text, strlen(text), "smki.conf", &c));
-    return c;
-}
-
 static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(void **state)
 {
     (void)state;
     smki_repo_opts ro = {0};
     smki_repo_server_opts so = {0};
     smki_repo_conf_buf buf;
-    smki_conf *c = conf_of("[store]\npath = store\n[repo]\nenv = test\nlisten = 127.0.0.1:8443\nthreads = 4\n"
-                           "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\nmax_scan = 5000\ntimeout = 7\n"
-                           "tls_cert = tls/s.pem\ntls_key = /abs/s.key\nclient_ca = ca.pem\nclient_certs = required\n"
-                           "public = health,crl\nallow_party = PS-A, PS-B\nparty_attr = 2.5.4.10\n"
-                           "apikey_file = key.txt\narl_ca = dccki-root\naccess_log = yes\n");
+    smki_conf *c = test_conf("[store]\npath = store\n[repo]\nenv = test\nlisten = 127.0.0.1:8443\nthreads = 4\n"
+                             "max_conns = 300\nmax_body = 2048\nmax_headers = 4096\nmax_scan = 5000\ntimeout = 7\n"
+                             "tls_cert = tls/s.pem\ntls_key = /abs/s.key\nclient_ca = ca.pem\nclient_certs = required\n"
+                             "public = health,crl\nallow_party = PS-A, PS-B\nparty_attr = 2.5.4.10\n"
+                             "apikey_file = key.txt\narl_ca = dccki-root\naccess_log = yes\n");
     assert_ok(smki_repo_conf_read(c, "/home/x", &ro, &so, &buf));
     assert_string_equal(ro.env, "test");
     assert_string_equal(so.listen, "127.0.0.1:8443");
@@ -845,7 +838,7 @@ static void test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values(vo
     for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
         smki_repo_opts r3 = {0};
         smki_repo_server_opts s3 = {0};
-        c = conf_of(BAD[i].text);
+        c = test_conf(BAD[i].text);
         assert_fails(smki_repo_conf_read(c, "/home/x", &r3, &s3, &buf), SMKI_E_USAGE, BAD[i].needle);
         smki_conf_free(c);
     }

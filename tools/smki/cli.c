@@ -306,6 +306,13 @@ void json_arr_str(json_w *w, const char *val)
     sep(w);
     json_escape(w->out, val);
 }
+void json_error(json_w *w, int rc)
+{
+    json_key_obj(w, "error");
+    json_str(w, "code", smki_error_name(rc));
+    json_str(w, "message", smki_error_msg());
+    json_close_obj(w);
+}
 
 /* ---- Keys -------------------------------------------------------------------------- */
 

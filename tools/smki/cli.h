@@ -89,5 +89,8 @@ void json_str(json_w *w, const char *key, const char *val);
 void json_int(json_w *w, const char *key, long long val);
 void json_bool(json_w *w, const char *key, int val);
 void json_arr_str(json_w *w, const char *val);
+/* "error": {"code", "message"} of the failure rc (smki's message), inside the object being
+ * written: one file's result in a list that goes on after a failure. */
+void json_error(json_w *w, int rc);
 
 #endif

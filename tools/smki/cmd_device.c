@@ -445,6 +445,23 @@ static int dev_show(smki_cli *c, int argc, char **argv)
 
 /* ---- receive ------------------------------------------------------------------------------- */
 
+/* --at YYYY-MM-DD (receive, run-due): the time, midnight UTC, the certificate checks run at; no
+ * --at leaves *now as it is. Returns the usage error's exit code, -1 when fine. */
+static int parse_at(smki_cli *c, const char *prog, const char *at, time_t *now)
+{
+    if (!at) return -1;
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    char tail = 0;
+    if (sscanf(at, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) != 3 || tm.tm_mon < 1 ||
+        tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
+        return cli_usage(c, prog, "--at '%s' is not YYYY-MM-DD", at);
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    *now = timegm(&tm);
+    return -1;
+}
+
 static uint16_t conf_alert(smki_cli *c, const char *key, uint16_t fallback)
 {
     const char *v = smki_conf_get(c->conf, key, NULL);
@@ -478,17 +495,8 @@ static int dev_receive(smki_cli *c, int argc, char **argv)
     smki_rx_opts o;
     smki_rx_opts_default(&o);
     o.dry_run = dry;
-    if (at) {
-        struct tm tm;
-        memset(&tm, 0, sizeof tm);
-        char tail = 0;
-        if (sscanf(at, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) != 3 || tm.tm_mon < 1 ||
-            tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
-            return cli_usage(c, "smki device receive", "--at '%s' is not YYYY-MM-DD", at);
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        o.now = timegm(&tm);
-    }
+    int bad_at = parse_at(c, "smki device receive", at, &o.now);
+    if (bad_at >= 0) return bad_at;
     smki_eui64_t eui;
     smki_store *s = NULL;
     smki_device *d = NULL;
@@ -622,17 +630,8 @@ static int dev_run_due(smki_cli *c, int argc, char **argv)
     smki_rx_opts o;
     smki_rx_opts_default(&o);
     o.dry_run = dry;
-    if (at) {
-        struct tm tm;
-        memset(&tm, 0, sizeof tm);
-        char tail = 0;
-        if (sscanf(at, "%4d-%2d-%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tail) != 3 || tm.tm_mon < 1 ||
-            tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31)
-            return cli_usage(c, "smki device run-due", "--at '%s' is not YYYY-MM-DD", at);
-        tm.tm_year -= 1900;
-        tm.tm_mon -= 1;
-        o.now = timegm(&tm);
-    }
+    int bad_at = parse_at(c, "smki device run-due", at, &o.now);
+    if (bad_at >= 0) return bad_at;
     enum { CAP = 64 };
     smki_rx_result *res = calloc(CAP, sizeof *res);
     smki_eui64_t eui;

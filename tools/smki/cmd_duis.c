@@ -197,10 +197,7 @@ static void print_result(smki_cli *c, json_w *w, const char *file, int r, const 
             json_str(w, "variant", rep->info.variant);
             json_bool(w, "schema", rep->schema_checked);
         } else {
-            json_key_obj(w, "error");
-            json_str(w, "code", smki_error_name(r));
-            json_str(w, "message", smki_error_msg());
-            json_close_obj(w);
+            json_error(w, r);
         }
         json_close_obj(w);
     } else if (r == 0) {

@@ -43,6 +43,15 @@ static int parse_opts(smki_cli *c, int argc, char **argv, const opt_t *opts, con
     return -1;
 }
 
+/* A verb-list command (user, device, eligibility, ...): no verb prints the help and is a usage
+ * error, --help prints it and succeeds. Returns the exit code then, -1 when a verb is to run. */
+static int verb_help(int argc, char **argv, const char *help)
+{
+    if (argc >= 2 && !cli_wants_help(argc, argv, help)) return -1;
+    if (argc < 2) fputs(help, stdout);
+    return argc < 2 ? EXIT_USAGE : EXIT_OK;
+}
+
 static int open_store(smki_cli *c, smki_store **s)
 {
     GUARD(cli_home(c));
@@ -228,10 +237,8 @@ static int print_user(const smki_gw_user *u, void *arg)
 static int gw_user(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway user";
-    if (argc < 2 || cli_wants_help(argc, argv, USER_HELP)) {
-        if (argc < 2) fputs(USER_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, USER_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *id = NULL, *role = NULL, *cert = NULL, *uroles = NULL;
     opt_t o[] = {{"id", 1, &id, NULL},
                  {"role", 1, &role, NULL},
@@ -324,10 +331,8 @@ static int print_device(const smki_gw_device *d, void *arg)
 static int gw_device(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway device";
-    if (argc < 2 || cli_wants_help(argc, argv, DEVICE_HELP)) {
-        if (argc < 2) fputs(DEVICE_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, DEVICE_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *id = NULL, *status = NULL, *ka = NULL;
     opt_t o[] = {{"id", 1, &id, NULL}, {"status", 1, &status, NULL}, {"ka-cert", 1, &ka, NULL},
                  {NULL, 0, NULL, NULL}};
@@ -407,10 +412,8 @@ static int parse_code(const char *t, uint16_t *code)
 static int gw_elig(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway eligibility";
-    if (argc < 2 || cli_wants_help(argc, argv, ELIG_HELP)) {
-        if (argc < 2) fputs(ELIG_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, ELIG_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *role = NULL, *code = NULL, *in = NULL;
     opt_t o[] = {{"role", 1, &role, NULL}, {"code", 1, &code, NULL}, {"in", 1, &in, NULL}, {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
@@ -553,10 +556,8 @@ static const char THRESH_HELP[] =
 static int gw_thresholds(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway thresholds";
-    if (argc < 2 || cli_wants_help(argc, argv, THRESH_HELP)) {
-        if (argc < 2) fputs(THRESH_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, THRESH_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *user = NULL, *in = NULL, *sigf = NULL;
     opt_t o[] = {{"user", 1, &user, NULL}, {"in", 1, &in, NULL}, {"sig", 1, &sigf, NULL}, {NULL, 0, NULL, NULL}};
     int e = parse_opts(c, argc - 1, argv + 1, o, prog, NULL);
@@ -958,10 +959,8 @@ static int print_q(const smki_gwq_record *q, void *arg)
 static int gw_quarantine(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway quarantine";
-    if (argc < 2 || cli_wants_help(argc, argv, QUAR_HELP)) {
-        if (argc < 2) fputs(QUAR_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, QUAR_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *acb = NULL, *outp = NULL, *reason = NULL, *hook_s = NULL;
     int first = 0;
     opt_t o[] = {{"acb-key", 1, &acb, NULL}, {"out", 1, &outp, NULL}, {"reason", 1, &reason, NULL},
@@ -1130,10 +1129,8 @@ static int print_log(const smki_gw_log_record *r, void *arg)
 static int gw_log(smki_cli *c, int argc, char **argv)
 {
     const char *prog = "smki gbcs gateway log";
-    if (argc < 2 || cli_wants_help(argc, argv, LOG_HELP)) {
-        if (argc < 2) fputs(LOG_HELP, stdout);
-        return argc < 2 ? EXIT_USAGE : EXIT_OK;
-    }
+    int shown = verb_help(argc, argv, LOG_HELP);
+    if (shown >= 0) return shown;
     const char *sub = argv[1], *before_s = NULL, *keep_s = NULL, *key = NULL, *outp = NULL, *in = NULL,
                *cert = NULL;
     opt_t o[] = {{"before", 1, &before_s, NULL}, {"keep-days", 1, &keep_s, NULL}, {"key", 1, &key, NULL},

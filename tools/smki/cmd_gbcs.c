@@ -287,10 +287,7 @@ static void json_file_error(json_w *w, const char *file, int rc)
 {
     json_str(w, "file", file);
     json_bool(w, "ok", 0);
-    json_key_obj(w, "error");
-    json_str(w, "code", smki_error_name(rc));
-    json_str(w, "message", smki_error_msg());
-    json_close_obj(w);
+    json_error(w, rc);
 }
 
 static int gbcs_inspect(smki_cli *c, int argc, char **argv)
@@ -521,10 +518,7 @@ static void verify_print(smki_cli *c, json_w *w, const char *file, const smki_gb
         json_bool(w, "device_to_device", ck->device_to_device);
         if (r < 0) {
             json_str(w, "reason", ck->reason);
-            json_key_obj(w, "error");
-            json_str(w, "code", smki_error_name(r));
-            json_str(w, "message", smki_error_msg());
-            json_close_obj(w);
+            json_error(w, r);
         }
         json_close_obj(w);
         return;
