@@ -281,6 +281,13 @@ SMKI_MUST_CHECK int smki_file_read(const char *path, size_t max, uint8_t **out, 
  * A crash leaves the old file or the new one, never half of either. mode e.g. 0644.
  * With exclusive set, refuses (SMKI_E_EXISTS) if the path exists. */
 SMKI_MUST_CHECK int smki_file_write_atomic(const char *path, const void *data, size_t len, int mode, int exclusive);
+/* Before work that cannot be taken back: path does not exist (SMKI_E_EXISTS) and a
+ * file can be created beside it (SMKI_E_IO naming why not), as
+ * smki_file_write_atomic(path, ..., exclusive) will. */
+SMKI_MUST_CHECK int smki_file_check_new(const char *path);
+/* Remove from dir the temporaries smki_file_write_atomic left there in processes that
+ * no longer run (killed while writing): "<name>.tmp.<pid>". */
+SMKI_MUST_CHECK int smki_dir_sweep_tmp(const char *dir);
 /* mkdir -p with the given mode. */
 SMKI_MUST_CHECK int smki_mkdirs(const char *path, int mode);
 /* Read a secret (PIN) from a file: first line, trailing newline removed. A file that

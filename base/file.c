@@ -3,7 +3,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "base.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <openssl/crypto.h>
@@ -101,6 +103,40 @@ fail:
     if (fd >= 0) close(fd);
     unlink(tmp);
     return rc;
+}
+
+int smki_file_check_new(const char *path)
+{
+    char tmp[4096];
+    int n = snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    ENSURE(n > 0 && (size_t)n < sizeof tmp, SMKI_E_USAGE, "path too long: %.64s...", path);
+    ENSURE(access(path, F_OK) != 0, SMKI_E_EXISTS, "%s exists: it is never replaced", path);
+    /* The temporary smki_file_write_atomic will make, made and removed now. */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    ENSURE(fd >= 0, SMKI_E_IO, "cannot write %s (%s): nothing was done", path, strerror(errno));
+    close(fd);
+    unlink(tmp);
+    return 0;
+}
+
+int smki_dir_sweep_tmp(const char *dir)
+{
+    DIR *d = opendir(dir);
+    ENSURE(d, SMKI_E_IO, "cannot read the folder %s: %s", dir, strerror(errno));
+    int fd = dirfd(d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        /* "<name>.tmp.<pid>": smki_file_write_atomic's, of a process that is gone. */
+        const char *t = strstr(e->d_name, ".tmp.");
+        if (!t || t == e->d_name) continue;
+        char *end = NULL;
+        long pid = strtol(t + 5, &end, 10);
+        if (pid <= 0 || !end || *end || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue; /* still running (or not ours to judge) */
+        unlinkat(fd, e->d_name, 0);
+    }
+    closedir(d);
+    return 0;
 }
 
 int smki_mkdirs(const char *path, int mode)

@@ -297,6 +297,17 @@ typedef struct {
     smki_cert_status status;  /* 0: in use */
 } smki_issue_req;
 
+/* A device certificate for r's key and Device ID would be the second in use from this
+ * CA (typically a re-run of an issuance whose file was not written: 'smki ca show SERIAL
+ * --out FILE' gives it back): SMKI_E_EXISTS naming the one there. The CA's own refusals
+ * of r (those of smki_ca_build) come first; an organisation request passes. 0 when
+ * there is none. The RA's gate (smki_ra_issue) checks it unless allow_duplicate_key. */
+SMKI_MUST_CHECK int smki_ca_check_new_device(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r);
+/* The same check of a device certificate c already built (smki_ca_build), inside the
+ * transaction t that is to record it, so that two issuers at once cannot both pass it.
+ * Anything but a device certificate passes. */
+SMKI_MUST_CHECK int smki_ca_check_new_device_txn(smki_txn *t, smki_ca_db *db, const smki_cert *c);
+
 /* Build, sign and lint; nothing is stored. */
 SMKI_MUST_CHECK int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out);
 /* Build and record in one write transaction (a serial that the issuer already used,
@@ -305,6 +316,24 @@ SMKI_MUST_CHECK int smki_ca_issue(smki_ca_issuer *is, smki_ca_db *db, const smki
 /* Build and queue in a batch: for bulk issuance, durable when the batch commits. */
 SMKI_MUST_CHECK int smki_ca_issue_batch(smki_ca_issuer *is, smki_ca_db *db, smki_batch *b, const smki_issue_req *r,
                         smki_cert *out);
+
+/* ---- Keys of a half-made ceremony (ca/ceremony.c) ----------------------------------------
+ * A ceremony killed after generating a key and before recording its CA leaves the key
+ * on the token under the label a re-run would generate, which refuses the re-run. These
+ * are listed, and removed one at a time with the SO PIN, never a key a CA record holds. */
+typedef struct {
+    smki_ca_kind kind; /* the CA it was made for */
+    char token[64];
+    char label[65];
+    char uri[SMKI_KEY_URI_MAX];
+} smki_ca_orphan;
+typedef int (*smki_ca_orphan_fn)(const smki_ca_orphan *o, void *arg);
+SMKI_MUST_CHECK int smki_ca_orphan_keys(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                        smki_ca_orphan_fn fn, void *arg);
+/* Remove the key labelled label if it is one of those (SMKI_E_REFUSED otherwise), the
+ * SO PIN proved first (smki_key_destroy). *out says which. */
+SMKI_MUST_CHECK int smki_ca_orphan_key_remove(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                              const char *label, const char *so_pin, smki_ca_orphan *out);
 
 /* ---- Batches of device CSRs (ca/batch.c) ----------------------------------------------
  * Many device CSRs issued at once by the device CA, resumably. Each CSR is known by

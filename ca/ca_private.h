@@ -55,6 +55,8 @@ void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
  * placeholder signature (r = s = 1) for the issuer's template, which is never released. */
 int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
 /* RFC 5280 4.2.1.2 method 2: 0x4 nibble, then the low 60 bits of SHA-1 of the point. */
+/* smki_ca_find inside the caller's transaction t. */
+int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
 /* The dotted text of an OBJECT IDENTIFIER's contents octets (csr.c), as
  * OBJ_obj2txt(..., 1) writes it: its length; -1 when they do not end on a whole
  * subidentifier or the text does not fit cap (NUL included); -2 for an arc past

@@ -562,6 +562,17 @@ int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void
     return rc;
 }
 
+int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)
+{
+    ENSURE(t && db && q && fn, SMKI_E_INTERNAL, "ca_find_txn: missing argument");
+    smki_cert *cert = malloc(sizeof *cert);
+    ENSURE(cert, SMKI_E_NOMEM, "out of memory");
+    find_ctx f = {db, q, fn, arg, NULL, 0, cert, 0};
+    int rc = find_in(t, &f);
+    free(cert);
+    return rc;
+}
+
 typedef struct {
     const smki_ca_db *db;
     size_t *n;

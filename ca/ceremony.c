@@ -258,28 +258,34 @@ static int plan_check_keys(plan_t *P, const smki_ca_init_opts *o, smki_ca_init_r
                              P->token, P->env.name, P->token, P->env.name);
         }
         GUARD(rc);
+        if (!info.user_pin_set) {
+            /* A token made and killed before its user PIN was set: finished as if missing. */
+            rep->token_missing = 1;
+            return SMKI_FAIL(SMKI_E_NOTFOUND,
+                             "token '%s' for environment %s's CA keys exists but has no user PIN (its creation was cut "
+                             "short): run again with the SO PIN and the user PIN (SMKI_SO_PIN, SMKI_PIN) to finish it, "
+                             "or 'smki hsm init --label %s'",
+                             P->token, P->env.name, P->token);
+        }
         ENSURE(o->hsm && o->hsm->pin, SMKI_E_USAGE,
                "generating the CA keys in token '%s' needs its user PIN: set SMKI_PIN or give --pin-file FILE",
                P->token);
-        smki_key_info *keys = NULL;
-        size_t n = 0;
-        GUARD(smki_key_list(o->hsm, P->token, &keys, &n));
         for (size_t i = 0; i < P->n; i++) {
             plan_ca *c = &P->ca[i];
             if (c->exists || !c->generate) continue;
             char setting[128];
             kind_key(c->kind, "key", P->env.name, setting, sizeof setting);
-            for (size_t k = 0; k < n; k++)
-                if (strcmp(keys[k].label, c->key_ref) == 0) {
-                    free(keys);
-                    return SMKI_FAIL(SMKI_E_EXISTS,
-                                     "key '%s' is already on token '%s' but environment %s has no %s CA: a half-made "
-                                     "ceremony or a label in use. Nothing was changed; choose another label (%s "
-                                     "in the ceremony configuration) or remove that key",
-                                     c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind), setting);
-                }
+            /* Any object under the label: a whole key pair, or the half a kill left. */
+            int used = 0;
+            GUARD(smki_key_label_used(o->hsm, P->token, c->key_ref, &used));
+            ENSURE(!used, SMKI_E_EXISTS,
+                   "key '%s' is already on token '%s' but environment %s has no %s CA: a half-made ceremony or a label "
+                   "in use. Nothing was changed; choose another label (%s in the ceremony configuration) or remove "
+                   "that key ('smki ca keys --env %s', then 'smki ca keys --env %s --remove %s --confirm %s' with the "
+                   "SO PIN)",
+                   c->key_ref, P->token, P->env.name, smki_ca_kind_name(c->kind), setting, P->env.name, P->env.name,
+                   c->key_ref, c->key_ref);
         }
-        free(keys);
     }
     for (size_t i = 0; i < P->n; i++) {
         plan_ca *c = &P->ca[i];
@@ -539,6 +545,82 @@ int smki_ca_init(smki_ca_db *db, const char *env_name, const smki_conf *conf, co
     if (rc < 0) smki_error_wrap("the CAs are recorded in the store, but writing their PEM files failed");
 out:
     for (size_t i = 0; i < SMKI_CA_KIND_COUNT; i++) smki_key_free(P->ca[i].key);
+    free(P);
+    return rc;
+}
+
+/* ---- Keys of a half-made ceremony ----------------------------------------------------------------- */
+
+/* The ceremony of env planned again: the token and the label each CA still to make
+ * would generate. */
+static int plan_orphans(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm, plan_t *P)
+{
+    smki_ca_init_opts o = {hsm, ".", 0, NULL, NULL};
+    smki_ca_init_report *rep = calloc(1, sizeof *rep);
+    ENSURE(rep, SMKI_E_NOMEM, "out of memory");
+    int rc = plan_make(db, env, conf, &o, P, rep);
+    free(rep);
+    return rc;
+}
+
+/* A key on the token under a label the ceremony would generate for a CA it has not
+ * made: what a ceremony killed between generating its keys and recording its CAs leaves. */
+static const plan_ca *orphan_of(const plan_t *P, const char *label)
+{
+    for (size_t i = 0; i < P->n; i++)
+        if (!P->ca[i].exists && P->ca[i].generate && strcmp(P->ca[i].key_ref, label) == 0) return &P->ca[i];
+    return NULL;
+}
+
+int smki_ca_orphan_keys(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                        smki_ca_orphan_fn fn, void *arg)
+{
+    plan_t *P = calloc(1, sizeof *P);
+    ENSURE(P, SMKI_E_NOMEM, "out of memory");
+    int rc = plan_orphans(db, env, conf, hsm, P);
+    for (size_t i = 0; rc == 0 && i < P->n; i++) {
+        const plan_ca *c = &P->ca[i];
+        if (c->exists || !c->generate) continue;
+        int used = 0;
+        rc = smki_key_label_used(hsm, P->token, c->key_ref, &used);
+        if (rc == SMKI_E_NOTFOUND) { /* no token yet: nothing on it */
+            smki_error_clear();
+            rc = 0;
+            break;
+        }
+        if (rc < 0 || !used) continue;
+        smki_ca_orphan o;
+        memset(&o, 0, sizeof o);
+        o.kind = c->kind;
+        snprintf(o.token, sizeof o.token, "%s", P->token);
+        snprintf(o.label, sizeof o.label, "%.64s", c->key_ref);
+        rc = smki_p11_uri_format_public(P->token, c->key_ref, o.uri, sizeof o.uri);
+        if (rc == 0) rc = fn(&o, arg);
+    }
+    free(P);
+    return rc;
+}
+
+int smki_ca_orphan_key_remove(smki_ca_db *db, const char *env, const smki_conf *conf, const smki_hsm_opts *hsm,
+                              const char *label, const char *so_pin, smki_ca_orphan *out)
+{
+    ENSURE(label && *label, SMKI_E_USAGE, "name the key to remove (its label)");
+    plan_t *P = calloc(1, sizeof *P);
+    ENSURE(P, SMKI_E_NOMEM, "out of memory");
+    int rc = plan_orphans(db, env, conf, hsm, P);
+    const plan_ca *c = rc == 0 ? orphan_of(P, label) : NULL;
+    if (rc == 0 && !c)
+        rc = SMKI_FAIL(SMKI_E_REFUSED,
+                       "'%.64s' is not the key of a CA environment %s has still to make: only a half-made ceremony's "
+                       "keys are removed ('smki ca keys --env %s' lists them); a CA's own key never is",
+                       label, env, env);
+    if (rc == 0) {
+        memset(out, 0, sizeof *out);
+        out->kind = c->kind;
+        snprintf(out->token, sizeof out->token, "%s", P->token);
+        snprintf(out->label, sizeof out->label, "%.64s", label);
+        rc = smki_key_destroy(hsm, P->token, label, so_pin);
+    }
     free(P);
     return rc;
 }

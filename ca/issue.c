@@ -709,6 +709,72 @@ static int put_one(smki_txn *t, void *arg)
     return smki_ca_cert_put(t, a->db, a->cert);
 }
 
+typedef struct {
+    const uint8_t *issuer_ski;
+    smki_cert *found;
+} dup_run;
+
+static int dup_one(const smki_cert *c, void *arg)
+{
+    dup_run *d = arg;
+    if (memcmp(c->issuer_ski, d->issuer_ski, SMKI_KEYID_LEN) != 0) return 0;
+    *d->found = *c;
+    return 1;
+}
+
+/* In t: an in-use device certificate of this key (SKI) and Device ID from the CA of
+ * issuer_ski: SMKI_E_EXISTS naming it. */
+typedef struct {
+    smki_ca_db *db;
+    const uint8_t *ski, *issuer_ski;
+    const smki_eui64_t *eui;
+} dup_query;
+
+static int device_dup_in(smki_txn *t, void *arg)
+{
+    const dup_query *d = arg;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.ski = d->ski;
+    q.eui = d->eui;
+    q.profile = SMKI_PROFILE_DEVICE;
+    q.status = SMKI_STATUS_IN_USE;
+    smki_cert *found = calloc(1, sizeof *found);
+    ENSURE(found, SMKI_E_NOMEM, "out of memory");
+    dup_run r = {d->issuer_ski, found};
+    int rc = ca_find_txn(t, d->db, &q, dup_one, &r);
+    if (rc == 0 && found->der_len) {
+        char serial[2 * SMKI_SERIAL_LEN + 1], eui[SMKI_EUI64_TEXT_MAX];
+        smki_hex_encode(found->serial, SMKI_SERIAL_LEN, serial, 0);
+        smki_eui64_format(d->eui, SMKI_EUI64_HYPHEN, eui);
+        rc = SMKI_FAIL(SMKI_E_EXISTS,
+                       "device %s already holds in-use certificate %s from this CA for this very key: nothing issued "
+                       "('smki ca show %s --out FILE' writes it; a second one only with --allow-duplicate-key)",
+                       eui, serial, serial);
+    }
+    free(found);
+    return rc;
+}
+
+int smki_ca_check_new_device(smki_ca_issuer *is, smki_ca_db *db, const smki_issue_req *r)
+{
+    ENSURE(is && db && r, SMKI_E_INTERNAL, "smki_ca_check_new_device: missing argument");
+    smki_profile_id profile;
+    GUARD(check_request(is, r, &profile)); /* the CA's own refusals come first */
+    if (profile != SMKI_PROFILE_DEVICE) return 0;
+    uint8_t ski[SMKI_KEYID_LEN];
+    GUARD(smki_keyid_method2(r->csr->point, SMKI_POINT_LEN, ski));
+    dup_query d = {db, ski, is->ski, &r->csr->hw_serial};
+    return smki_store_read(db->store, device_dup_in, &d);
+}
+
+int smki_ca_check_new_device_txn(smki_txn *t, smki_ca_db *db, const smki_cert *c)
+{
+    ENSURE(t && db && c, SMKI_E_INTERNAL, "smki_ca_check_new_device_txn: missing argument");
+    if (c->profile != SMKI_PROFILE_DEVICE || !c->has_eui) return 0;
+    dup_query d = {db, c->ski, c->issuer_ski, &c->eui};
+    return device_dup_in(t, &d);
+}
+
 /* A clash of 126-bit random serials does not happen in practice; if it ever did the
  * store refuses it (NOOVERWRITE) and a fresh serial is drawn. */
 #define SERIAL_ATTEMPTS 3

@@ -3,7 +3,9 @@
  * the service's own RA operator, keyed by what the client sent so that a retry or a
  * replay finds the same request: RFC 7030 4.2.3's 202 and retry, and a batch that is
  * never issued twice. Approved single enrolments are executed in the request; batches
- * by one worker thread, resumable (the RA's group commits). docs/est.md. */
+ * by one worker thread, resumable (the RA's group commits). Where the RA issues
+ * directly ([ra] direct_issue) a single enrolment goes through its gate instead
+ * (smki_ra_issue), keyed the same way. docs/est.md. */
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -132,6 +134,7 @@ static int fail_err(smki_repo_resp *w, const char *what)
     if (code == SMKI_E_INPUT || code == SMKI_E_USAGE || code == SMKI_E_VERIFY) status = 400;
     else if (code == SMKI_E_REFUSED || code == SMKI_E_NOTFOUND) status = 403;
     else if (code == SMKI_E_LOCKED) status = 503;
+    else if (code == SMKI_E_EXISTS) status = 409;
     char msg[SMKI_ERR_MSG_MAX + 128];
     snprintf(msg, sizeof msg, "%s: %s", what, smki_error_msg());
     smki_error_clear();
@@ -551,6 +554,35 @@ static int answer_one(smki_est *e, uint64_t id, smki_repo_resp *w)
     return rc;
 }
 
+/* Where the RA lets this environment issue directly ([ra] direct_issue): through its
+ * gate, the certificate and its audit entry ("via party X over EST") in one commit; the
+ * same enrolment again (the same key) gets the same certificate, nothing issued twice. */
+static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s, const uint8_t key[32],
+                        smki_repo_resp *w)
+{
+    char via[VIA_MAX];
+    via_text(party, via);
+    smki_csr *csr = NULL;
+    const uint8_t *der = s->type == SMKI_REQ_DEVICE_BATCH ? s->csrs[0] : s->csr;
+    size_t len = s->type == SMKI_REQ_DEVICE_BATCH ? s->csr_lens[0] : s->csr_len;
+    if (smki_csr_parse(der, len, &csr) < 0) return fail_err(w, "the CSR");
+    smki_ra_issue_req r = {.env = e->env, .csr = csr, .profile = leaf_of(s->type), .party = party, .role = -1,
+                           .cn = s->cn, .dns = s->dns, .n_dns = s->n_dns, .ips = s->ips, .n_ips = s->n_ips,
+                           .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type)};
+    if (s->type == SMKI_REQ_ORGANISATION) r.role = s->role, r.eui = s->eui;
+    smki_ra_actor by = {e->operator_name, e->op_key};
+    smki_cert *c = malloc(sizeof *c);
+    int rc = c ? smki_ra_issue(e->ra, &by, &r, c, NULL) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    smki_csr_free(csr);
+    if (rc == 0) {
+        der_set one = {c->der, c->der_len, c->der_len};
+        rc = certs_only(w, &one);
+    } else
+        rc = fail_err(w, "refused");
+    free(c);
+    return rc;
+}
+
 static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
 {
     if (req->body_len > SMKI_EST_ENROLL_BODY_MAX)
@@ -611,15 +643,11 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
         free(der);
         return fail_err(w, "the submission");
     }
-    /* No approval needed: the RA executes it in the submission's own commit. */
-    char via[VIA_MAX];
-    via_text(req->party, via);
-    smki_ra_exec_opts eo = {0};
-    eo.hsm = e->hsm;
-    eo.conf = e->conf;
-    eo.via = via;
-    eo.issuer = issuer_for(e, lb.type);
-    s.execute = &eo;
+    if (smki_ra_issues_directly(e->ra, e->env)) {
+        rc = issue_direct(e, req->party, &s, key, w);
+        free(der);
+        return rc;
+    }
     uint64_t id = 0;
     int replay = 0;
     rc = submit(e, req->party, &s, key, &id, &replay);

@@ -102,6 +102,16 @@ typedef struct {
 /* The EC key pairs on a token (caller frees *keys). */
 SMKI_MUST_CHECK int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info **keys, size_t *count);
 
+/* Destroy every token object labelled key_label (the key pair) on the token: the SO
+ * PIN is proved first (an SO login and logout), then the objects are destroyed in a
+ * session logged in with o->pin. For a half-made ceremony's keys only
+ * (smki_ca_orphan_key_remove decides which). */
+SMKI_MUST_CHECK int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char *key_label, const char *so_pin);
+
+/* Whether any token object (a key pair, or the half of one a kill left) has this label
+ * (the user PIN in o, if given, shows the private ones). */
+SMKI_MUST_CHECK int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const char *label, int *used);
+
 /* The RFC 7512 URI of a private key by token and object label (percent-encoded). */
 SMKI_MUST_CHECK int smki_p11_uri_format_public(const char *token, const char *object, char *out, size_t cap);
 /* A key argument as a person writes it, made a reference for smki_key_open: a pkcs11:
@@ -144,6 +154,21 @@ void smki_key_free(smki_key *k);
 SMKI_MUST_CHECK int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out);
 const char *smki_key_ref(const smki_key *k);
 SMKI_MUST_CHECK int smki_key_is_token(const smki_key *k);
+
+/* A small record kept beside a key, outside any store, named name (lowercase letters,
+ * digits, '-'): for a token key, a private data object on its token (CKO_DATA,
+ * CKA_APPLICATION "smki", CKA_PRIVATE: read and written only in a session logged in
+ * with the PIN the key was opened with); for a file: key (a lab), the file PATH.name.
+ * put replaces: on a token the new object is made, then the old ones destroyed, so a
+ * kill in between leaves two, never none. each calls fn with every value there (at
+ * most 8; up to 512 octets each) and gives SMKI_E_NOTFOUND (without noise) when there
+ * is none. The audit trail's anchor (ra/anchor.c). */
+typedef int (*smki_note_fn)(const uint8_t *val, size_t len, void *arg);
+SMKI_MUST_CHECK int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t len);
+SMKI_MUST_CHECK int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg);
+/* The same on a token directly, by the URI of a key on it (o->pin required). */
+SMKI_MUST_CHECK int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len);
+SMKI_MUST_CHECK int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char *name, smki_note_fn fn, void *arg);
 
 /* ECDSA P-256 with SHA-256 over msg. fmt selects raw r||s (64 octets) or DER.
  * *sig_len is in: capacity of sig, out: length written. */

@@ -1076,3 +1076,47 @@ int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out
     ENSURE(u.has_token, SMKI_E_USAGE, "PKCS#11 URI names no token (add token=): %s", ref);
     return p11_read_public_key(p11_module_choose(o, u.module_path), &u, out);
 }
+
+/* ---- Notes beside a key ---------------------------------------------------------------------- */
+
+static int note_file(const smki_key *k, const char *name, char *out, size_t cap)
+{
+    for (const char *p = name; *p; p++)
+        ENSURE((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-', SMKI_E_USAGE,
+               "a note name is lowercase letters, digits and '-': '%.64s'", name);
+    int n = snprintf(out, cap, "%s.%s", k->ref + 5, name);
+    ENSURE(n > 0 && (size_t)n < cap, SMKI_E_USAGE, "path too long: %.64s...", k->ref);
+    return 0;
+}
+
+int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t len)
+{
+    ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_put: missing argument");
+    if (k->is_token) {
+        p11_direct *d = k->direct;
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
+        return smki_token_note_put(&o, k->ref, name, val, len);
+    }
+    char path[4200];
+    GUARD(note_file(k, name, path, sizeof path));
+    return smki_file_write_atomic(path, val, len, 0600, 0);
+}
+
+int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg)
+{
+    ENSURE(k && name && *name && fn, SMKI_E_INTERNAL, "smki_key_note_each: missing argument");
+    if (k->is_token) {
+        p11_direct *d = k->direct;
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
+        return smki_token_note_each(&o, k->ref, name, fn, arg);
+    }
+    char path[4200];
+    GUARD(note_file(k, name, path, sizeof path));
+    if (access(path, F_OK) != 0) return SMKI_E_NOTFOUND; /* without noise: callers test for it */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    GUARD(smki_file_read(path, 4096, &buf, &len));
+    int rc = fn(buf, len, arg);
+    free(buf);
+    return rc;
+}

@@ -1,12 +1,19 @@
 /* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
- * pair inside it (never extractable), list the pairs. Key *use* goes through libp11
- * (p11_key.c); this file is the administration libp11 0.4.12 does not offer. */
+ * pair inside it (never extractable), list and remove pairs, keep small notes (data
+ * objects), and guard the embedded SoftHSM's token files against a kill. Key *use* goes
+ * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
+ * offer. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "p11.h"
 #include "uri.h"
@@ -486,6 +493,50 @@ out:
     return rc;
 }
 
+/* SoftHSM 2 (file store) rewrites a token's token.object in place at every login: a
+ * process killed at that moment leaves it empty, and the token, with every key on it,
+ * is gone. So smki keeps a copy beside it (token.object.smki), refreshed when it
+ * changes, and puts it back when it finds the file empty; both under SoftHSM's own
+ * lock of the file (token.lock, fcntl), so no SoftHSM writer is caught midway. */
+static void token_file_guard(const char *tokdir)
+{
+    char obj[PATH_MAX + 64], bak[PATH_MAX + 64], lck[PATH_MAX + 64];
+    if (snprintf(obj, sizeof obj, "%s/token.object", tokdir) >= (int)sizeof obj) return;
+    snprintf(bak, sizeof bak, "%s/token.object.smki", tokdir);
+    snprintf(lck, sizeof lck, "%s/token.lock", tokdir);
+    int lfd = open(lck, O_RDWR | O_CLOEXEC);
+    if (lfd < 0) return;
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(lfd, F_SETLKW, &fl) == 0) {
+        uint8_t *cur = NULL, *old = NULL;
+        size_t cn = 0, on = 0;
+        int has_cur = smki_file_read(obj, 1 << 16, &cur, &cn) == 0;
+        int has_old = smki_file_read(bak, 1 << 16, &old, &on) == 0;
+        smki_error_clear();
+        if (has_cur && cn == 0 && has_old && on > 0) {
+            if (smki_file_write_atomic(obj, old, on, 0600, 0) < 0) smki_error_clear(); /* the token back */
+        } else if (has_cur && cn > 0 && (!has_old || on != cn || memcmp(old, cur, cn) != 0)) {
+            if (smki_file_write_atomic(bak, cur, cn, 0600, 0) < 0) smki_error_clear();
+        }
+        free(cur);
+        free(old);
+    }
+    close(lfd); /* releases the lock */
+}
+
+static void tokens_guard(const char *tokens)
+{
+    DIR *d = opendir(tokens);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.') continue;
+        char sub[PATH_MAX + 16];
+        if (snprintf(sub, sizeof sub, "%s/%s", tokens, e->d_name) < (int)sizeof sub) token_file_guard(sub);
+    }
+    closedir(d);
+}
+
 int smki_softhsm_prepare(const char *dir)
 {
     char tokens[PATH_MAX + 16], conf[PATH_MAX + 16], abs[PATH_MAX];
@@ -507,6 +558,212 @@ int smki_softhsm_prepare(const char *dir)
                          tokens);
         GUARD(smki_file_write_atomic(conf, text, (size_t)n, 0600, 0));
     }
+    tokens_guard(tokens);
     ENSURE(setenv("SOFTHSM2_CONF", conf, 1) == 0, SMKI_E_IO, "cannot set SOFTHSM2_CONF");
     return 0;
+}
+
+/* ---- Notes: small records kept on the token beside a key ---------------------------------- */
+
+static const char NOTE_APP[] = "smki";
+
+/* The data objects named name (up to cap; *n of them). */
+static int note_find_all(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *name, CK_OBJECT_HANDLE *h,
+                         CK_ULONG cap, CK_ULONG *n)
+{
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_OBJECT_CLASS cls = CKO_DATA;
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                           {CKA_TOKEN, &on_token, sizeof on_token},
+                           {CKA_LABEL, (void *)name, strlen(name)},
+                           {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1}};
+    *n = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 4);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    rv = f->C_FindObjects(s, h, cap, n);
+    f->C_FindObjectsFinal(s);
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    return 0;
+}
+
+static int note_session(const smki_hsm_opts *o, const smki_p11_uri *u, int rw, p11_module **m,
+                        CK_SESSION_HANDLE *s)
+{
+    ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
+           "token '%s': its notes are read and written only after login: give the PIN (SMKI_PIN or --pin-file)",
+           u->token);
+    GUARD(p11_module_get(p11_module_choose(o, u->module_path[0] ? u->module_path : NULL), m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(*m, u->token, &slot, &ti));
+    return p11_open_session(*m, slot, u->token, o->pin, rw, s);
+}
+
+int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len)
+{
+    smki_p11_uri u;
+    GUARD(smki_p11_uri_parse(key_uri, &u));
+    ENSURE(u.has_token && name && *name && len, SMKI_E_USAGE, "a note needs the key's token, a name and a value");
+    p11_module *m;
+    CK_SESSION_HANDLE s;
+    GUARD(note_session(o, &u, 1, &m, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    /* Replaced, not modified (tokens such as SoftHSM keep a data object's value fixed):
+     * the new one made first, then the old ones destroyed, so a kill in between leaves
+     * both, never none. */
+    CK_OBJECT_HANDLE old[8], h;
+    CK_ULONG n_old = 0;
+    int rc = note_find_all(m, s, u.token, name, old, 8, &n_old);
+    CK_RV rv = CKR_OK;
+    if (rc == 0) {
+        /* Private: read and written only by a session logged in with the PIN. */
+        CK_OBJECT_CLASS cls = CKO_DATA;
+        CK_BBOOL yes = CK_TRUE;
+        CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
+                               {CKA_TOKEN, &yes, sizeof yes},
+                               {CKA_PRIVATE, &yes, sizeof yes},
+                               {CKA_MODIFIABLE, &yes, sizeof yes},
+                               {CKA_LABEL, (void *)name, strlen(name)},
+                               {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1},
+                               {CKA_VALUE, (void *)val, len}};
+        rv = f->C_CreateObject(s, tmpl, sizeof tmpl / sizeof tmpl[0], &h);
+    }
+    /* One another process replaced meanwhile is gone already: that is fine. */
+    for (CK_ULONG i = 0; rc == 0 && rv == CKR_OK && i < n_old; i++) {
+        rv = f->C_DestroyObject(s, old[i]);
+        if (rv == CKR_OBJECT_HANDLE_INVALID) rv = CKR_OK;
+    }
+    if (rc == 0 && rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "writing a data object");
+    p11_close_session(m, s);
+    return rc;
+}
+
+int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char *name, smki_note_fn fn, void *arg)
+{
+    smki_p11_uri u;
+    GUARD(smki_p11_uri_parse(key_uri, &u));
+    ENSURE(u.has_token && name && *name, SMKI_E_USAGE, "a note needs the key's token and a name");
+    p11_module *m;
+    CK_SESSION_HANDLE s;
+    GUARD(note_session(o, &u, 0, &m, &s));
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n = 0;
+    int rc = note_find_all(m, s, u.token, name, h, 8, &n);
+    if (rc == 0 && n == 0) rc = SMKI_E_NOTFOUND; /* without noise: callers test for it */
+    for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
+        uint8_t val[512];
+        CK_ATTRIBUTE v = {CKA_VALUE, val, sizeof val};
+        CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h[i], &v, 1);
+        if (rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "reading a data object");
+        else rc = fn(val, v.ulValueLen, arg);
+    }
+    p11_close_session(m, s);
+    return rc;
+}
+
+/* ---- Removing a key pair ------------------------------------------------------------------------ */
+
+/* The SO PIN proved: a login as the Security Officer, then out again. PKCS#11 refuses
+ * an SO login while the application has a read-only session with the token (the keys
+ * this process has open, CKR_SESSION_READ_ONLY_EXISTS), so it is made in a child of
+ * its own, which starts the module afresh; the token's answer comes back by a pipe. */
+static int so_pin_check(const char *module, const char *token, const char *so_pin)
+{
+    int fds[2];
+    ENSURE(pipe(fds) == 0, SMKI_E_IO, "pipe: %s", strerror(errno));
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(fds[0]);
+        close(fds[1]);
+        return SMKI_FAIL(SMKI_E_IO, "fork: %s", strerror(errno));
+    }
+    if (pid == 0) {
+        close(fds[0]);
+        CK_RV rv = CKR_GENERAL_ERROR;
+        p11_module *m;
+        CK_SLOT_ID slot;
+        CK_TOKEN_INFO ti;
+        CK_SESSION_HANDLE s;
+        /* The module started afresh: the sessions copied from the parent gone with it. */
+        CK_C_INITIALIZE_ARGS args;
+        memset(&args, 0, sizeof args);
+        args.flags = CKF_OS_LOCKING_OK;
+        int ready = p11_module_get(module, &m) == 0;
+        if (ready) {
+            p11_module_functions(m)->C_Finalize(NULL);
+            CK_RV irv = p11_module_functions(m)->C_Initialize(&args);
+            ready = irv == CKR_OK || irv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
+        }
+        if (ready && p11_find_token(m, token, &slot, &ti) == 0 && p11_open_session(m, slot, token, NULL, 1, &s) == 0) {
+            CK_FUNCTION_LIST *f = p11_module_functions(m);
+            rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
+            if (rv == CKR_OK) f->C_Logout(s);
+            f->C_CloseSession(s);
+        }
+        ssize_t w = write(fds[1], &rv, sizeof rv);
+        _exit(w == (ssize_t)sizeof rv ? 0 : 1);
+    }
+    close(fds[1]);
+    CK_RV rv = CKR_GENERAL_ERROR;
+    ssize_t r = read(fds[0], &rv, sizeof rv);
+    close(fds[0]);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (r != (ssize_t)sizeof rv) rv = CKR_GENERAL_ERROR;
+    if (rv != CKR_OK) return p11_fail_rv(rv, token, "SO login (removing a key needs the SO PIN)");
+    return 0;
+}
+
+int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char *key_label, const char *so_pin)
+{
+    ENSURE(token_label && key_label && *key_label, SMKI_E_USAGE, "name the token and the key's label");
+    ENSURE(so_pin && *so_pin, SMKI_E_USAGE,
+           "removing a key from token '%s' needs its SO PIN (SMKI_SO_PIN or --so-pin-file)", token_label);
+    ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
+           "removing a key from token '%s' needs its user PIN (SMKI_PIN or --pin-file)", token_label);
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(m, token_label, &slot, &ti));
+    GUARD(so_pin_check(p11_module_choose(o, NULL), token_label, so_pin));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
+    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_BBOOL on_token = CK_TRUE;
+    CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)key_label, strlen(key_label)}, {CKA_TOKEN, &on_token, sizeof on_token}};
+    CK_OBJECT_HANDLE h[8];
+    CK_ULONG n = 0;
+    int rc = 0;
+    CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
+    if (rv == CKR_OK) {
+        rv = f->C_FindObjects(s, h, 8, &n);
+        f->C_FindObjectsFinal(s);
+    }
+    if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "searching keys");
+    if (rc == 0 && n == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "token '%s' has no key '%s'", token_label, key_label);
+    for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
+        rv = f->C_DestroyObject(s, h[i]);
+        if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "destroying a key object");
+    }
+    p11_close_session(m, s);
+    return rc;
+}
+
+int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const char *label, int *used)
+{
+    ENSURE(token_label && label && used, SMKI_E_INTERNAL, "smki_key_label_used: missing argument");
+    p11_module *m;
+    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    CK_SLOT_ID slot;
+    CK_TOKEN_INFO ti;
+    GUARD(p11_find_token(m, token_label, &slot, &ti));
+    CK_SESSION_HANDLE s;
+    GUARD(p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
+    CK_ULONG n = 0;
+    int rc = count_labelled(m, s, token_label, label, &n);
+    p11_close_session(m, s);
+    *used = n > 0;
+    return rc;
 }

@@ -125,6 +125,71 @@ static int every_get(smki_txn *t, smki_ra *ra, unsigned *every, int create)
     return 0;
 }
 
+/* The approval counts, fixed in the store with the first entry (from [ra] then) and
+ * changed only by an approved policy request: a line of smki.conf edited later changes
+ * nothing. */
+static const uint8_t META_APPR_ORG[] = "approvals_organisation";
+static const uint8_t META_APPR_SENS[] = "approvals_sensitive";
+
+static int u32_get(smki_txn *t, smki_ra *ra, const uint8_t *key, size_t klen, unsigned *out)
+{
+    const void *v;
+    size_t n;
+    int rc = smki_txn_get(t, ra->db.meta, key, klen, &v, &n);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return 0;
+    }
+    GUARD(rc);
+    const uint8_t *b = v;
+    unsigned x = n == 4 ? (unsigned)b[0] << 24 | (unsigned)b[1] << 16 | (unsigned)b[2] << 8 | b[3] : 0;
+    ENSURE(x >= 1 && x <= SMKI_RA_APPROVERS_MAX, SMKI_E_CORRUPT, "the store's %.*s record is damaged", (int)klen,
+           (const char *)key);
+    *out = x;
+    return 0;
+}
+
+static int u32_put(smki_txn *t, smki_ra *ra, const uint8_t *key, size_t klen, unsigned x)
+{
+    uint8_t b[4] = {(uint8_t)(x >> 24), (uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
+    return smki_txn_put(t, ra->db.meta, key, klen, b, 4, 0);
+}
+
+int ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens)
+{
+    *org = ra->pol.approvals_org;
+    *sens = ra->pol.approvals_sensitive;
+    GUARD(u32_get(t, ra, META_APPR_ORG, sizeof META_APPR_ORG - 1, org));
+    return u32_get(t, ra, META_APPR_SENS, sizeof META_APPR_SENS - 1, sens);
+}
+
+int ra_approvals_put(smki_txn *t, smki_ra *ra, unsigned org, unsigned sens)
+{
+    ENSURE(org >= 1 && sens >= org && sens <= SMKI_RA_APPROVERS_MAX, SMKI_E_REFUSED,
+           "approval counts organisation %u, sensitive %u: each is 1 to %d and sensitive is never below organisation",
+           org, sens, SMKI_RA_APPROVERS_MAX);
+    GUARD(u32_put(t, ra, META_APPR_ORG, sizeof META_APPR_ORG - 1, org));
+    GUARD(u32_put(t, ra, META_APPR_SENS, sizeof META_APPR_SENS - 1, sens));
+    ra->pol.approvals_org = org;
+    ra->pol.approvals_sensitive = sens;
+    return 0;
+}
+
+static int approvals_txn(smki_txn *t, void *arg)
+{
+    smki_ra *ra = arg;
+    unsigned org, sens;
+    GUARD(ra_approvals_get(t, ra, &org, &sens));
+    ra->pol.approvals_org = org;
+    ra->pol.approvals_sensitive = sens;
+    return 0;
+}
+
+int ra_approvals_load(smki_ra *ra)
+{
+    return smki_store_read(ra->store, approvals_txn, ra);
+}
+
 static void checkpoint_msg(uint64_t seq, int64_t time, const uint8_t hash[32], uint8_t out[sizeof CKPT_LABEL - 1 + 48])
 {
     memcpy(out, CKPT_LABEL, sizeof CKPT_LABEL - 1);
@@ -141,6 +206,18 @@ static int audit_append(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const
     GUARD(head_get(t, ra, &head, e.prev));
     unsigned every;
     GUARD(every_get(t, ra, &every, head == 0));
+    /* The first entry (or the first since this smki) fixes the approval counts too. */
+    const void *fixed;
+    size_t fixed_len;
+    int frc = smki_txn_get(t, ra->db.meta, META_APPR_ORG, sizeof META_APPR_ORG - 1, &fixed, &fixed_len);
+    if (frc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        unsigned org, sens;
+        GUARD(ra_approvals_get(t, ra, &org, &sens));
+        GUARD(ra_approvals_put(t, ra, org, sens));
+    } else {
+        GUARD(frc);
+    }
     e.seq = head + 1;
     e.time = ra_now(ra);
     snprintf(e.operator_name, sizeof e.operator_name, "%s", by->name);
@@ -260,7 +337,8 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     act_run a = {ra, by, bootstrap, fn, arg, NULL};
-    return smki_store_write(ra->store, act_txn, &a);
+    GUARD(smki_store_write(ra->store, act_txn, &a));
+    return ra_anchor(ra); /* the new head, outside the store */
 }
 
 int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
@@ -269,7 +347,8 @@ int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn 
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     act_run a = {ra, by, 0, fn, arg, via};
-    return smki_store_write(ra->store, act_txn, &a);
+    GUARD(smki_store_write(ra->store, act_txn, &a));
+    return ra_anchor(ra);
 }
 
 /* ---- Reading ------------------------------------------------------------------------------- */
@@ -329,13 +408,14 @@ int smki_audit_head(smki_ra *ra, uint64_t *seq, uint8_t hash[SMKI_AUDIT_HASH_LEN
 
 /* ---- Verifying ------------------------------------------------------------------------------ */
 
-static const char *const FINDING_NAMES[] = {NULL,      "damaged",          "altered",    "missing",
-                                            "misplaced", "chain",          "unknown-operator", "checkpoint",
-                                            "checkpoint-missing", "truncated"};
+static const char *const FINDING_NAMES[] = {NULL,         "damaged",          "altered",    "missing",
+                                            "misplaced",  "chain",            "unknown-operator", "checkpoint",
+                                            "checkpoint-missing", "truncated", "unapproved", "content",
+                                            "registry",   "anchor"};
 
 const char *smki_audit_finding_name(int kind)
 {
-    return kind >= 1 && kind <= SMKI_AUDIT_TRUNCATED ? FINDING_NAMES[kind] : "unknown";
+    return kind >= 1 && kind <= SMKI_AUDIT_ANCHOR ? FINDING_NAMES[kind] : "unknown";
 }
 
 static void finding(smki_audit_report *rep, smki_audit_finding_kind kind, uint64_t seq, const char *fmt, ...)
@@ -372,23 +452,8 @@ typedef struct {
     char op_name[SMKI_RA_NAME_MAX];
     EVP_PKEY *op_pub;
     int op_known;
+    ra_trail *trail; /* the trail replayed: operators and approvals from signed entries only */
 } verify_run;
-
-static EVP_PKEY *point_to_pub(const uint8_t point[SMKI_POINT_LEN])
-{
-    /* SubjectPublicKeyInfo of a P-256 key: a fixed prefix then the point. */
-    static const uint8_t PFX[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
-                                  0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
-    uint8_t spki[sizeof PFX + SMKI_POINT_LEN];
-    memcpy(spki, PFX, sizeof PFX);
-    memcpy(spki + sizeof PFX, point, SMKI_POINT_LEN);
-    EVP_PKEY *pk = NULL;
-    if (smki_pub_load(spki, sizeof spki, &pk) < 0) {
-        smki_error_clear();
-        return NULL;
-    }
-    return pk;
-}
 
 static EVP_PKEY *operator_pub(verify_run *v, const char *name)
 {
@@ -399,7 +464,7 @@ static EVP_PKEY *operator_pub(verify_run *v, const char *name)
     snprintf(v->op_name, sizeof v->op_name, "%s", name);
     smki_ra_operator o;
     if (ra_operator_get_txn(v->t, v->ra, name, &o) == 0) {
-        v->op_pub = point_to_pub(o.point);
+        v->op_pub = ra_point_pub(o.point);
         v->op_known = v->op_pub != NULL;
     } else {
         smki_error_clear();
@@ -450,6 +515,7 @@ static int verify_one(const void *key, size_t klen, const void *val, size_t vlen
         finding(rep, SMKI_AUDIT_ALTERED, kseq, "entry %llu (%s %s by %s) was altered: its signature does not verify",
                 (unsigned long long)kseq, e.action, e.object, e.operator_name);
     }
+    GUARD(ra_trail_feed(v->trail, &e));
     memcpy(v->prev, e.hash, 32);
     v->expect = kseq + 1;
     if (v->n_seen == v->cap_seen) {
@@ -516,6 +582,106 @@ static int checkpoint_one(const void *key, size_t klen, const void *val, size_t 
     return 0;
 }
 
+/* Each executed request: enough valid, distinct, signed approvals by operators active
+ * then, over the content the store holds now. */
+static int executed_one(uint64_t id, void *arg)
+{
+    verify_run *v = arg;
+    smki_ra_request r;
+    uint8_t content[32];
+    int rc = ra_request_get_txn(v->t, v->ra, id, &r);
+    if (rc == 0) rc = ra_request_content(v->t, v->ra, &r, content, NULL);
+    if (rc < 0) {
+        finding(v->rep, SMKI_AUDIT_CONTENT, 0, "request %llu was executed but its record or CSRs cannot be read: %s",
+                (unsigned long long)id, smki_error_msg());
+        smki_error_clear();
+        return 0;
+    }
+    ra_approval_proof p;
+    GUARD(ra_trail_prove(v->trail, &r, content, 0, &p));
+    if (p.content_changed)
+        finding(v->rep, SMKI_AUDIT_CONTENT, p.exec_seq,
+                "request %llu's content in the store (CSR, names or fields) is not what its submission and approvals "
+                "signed: changed after approval%s%s",
+                (unsigned long long)id, p.why[0] ? ": " : "", p.why);
+    else if (p.valid < p.required)
+        finding(v->rep, SMKI_AUDIT_UNAPPROVED, p.exec_seq,
+                "request %llu was executed (entry %llu) with %u valid signed approval(s) of the %u it needs%s%s",
+                (unsigned long long)id, (unsigned long long)p.exec_seq, p.valid, p.required, p.why[0] ? ": " : "",
+                p.why);
+    return 0;
+}
+
+/* Each registered operator as the trail's signed entries made them: same key, same standing. */
+static int registry_one(const smki_ra_operator *o, void *arg)
+{
+    verify_run *v = arg;
+    uint8_t point[SMKI_POINT_LEN];
+    int active = 0;
+    if (ra_trail_operator(v->trail, o->name, point, &active) < 0)
+        finding(v->rep, SMKI_AUDIT_REGISTRY, 0,
+                "operator %s is in the registry but no signed operator-add entry of the trail registered them: "
+                "added outside smki",
+                o->name);
+    else if (memcmp(point, o->point, SMKI_POINT_LEN) != 0)
+        finding(v->rep, SMKI_AUDIT_REGISTRY, 0,
+                "operator %s's key in the registry is not the one the trail registered: replaced outside smki", o->name);
+    else if (o->active && !active)
+        finding(v->rep, SMKI_AUDIT_REGISTRY, 0,
+                "operator %s is active in the registry but the trail deactivated them: re-activated outside smki",
+                o->name);
+    return 0;
+}
+
+static int registry_scan_one(const void *k, size_t kl, const void *val, size_t vl, void *arg)
+{
+    verify_run *v = arg;
+    smki_ra_operator o;
+    if (ra_operator_decode(k, kl, val, vl, &o) < 0) {
+        smki_error_clear();
+        finding(v->rep, SMKI_AUDIT_REGISTRY, 0, "an operator record is damaged");
+        return 0;
+    }
+    return registry_one(&o, v);
+}
+
+/* The trail against the head anchored beside the checkpoint key. */
+static int anchor_check(verify_run *v)
+{
+    smki_audit_report *rep = v->rep;
+    const uint8_t *first = seen_find(v, 1);
+    if (!first) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 1, "the trail has no entry 1: the anchor that names it cannot be found");
+        return 0;
+    }
+    ra_anchor_rec a;
+    int rc = ra_anchor_read(v->ra, first, v->ckpt_pub, &a);
+    rep->anchor_checked = 1;
+    if (rc == SMKI_E_NOTFOUND) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 0,
+                "no anchor of this trail beside the checkpoint key: it was never anchored (run any RA action with the "
+                "checkpoint key open), deleted with the PIN, or the trail was rewritten from its first entry");
+        return 0;
+    }
+    if (rc < 0) {
+        finding(rep, SMKI_AUDIT_ANCHOR, 0, "%s", smki_error_msg());
+        smki_error_clear();
+        return 0;
+    }
+    rep->anchor_seq = a.seq;
+    uint64_t last = v->seen[v->n_seen - 1].seq;
+    const uint8_t *h = seen_find(v, a.seq);
+    if (a.seq > last || !h)
+        finding(rep, SMKI_AUDIT_ANCHOR, a.seq,
+                "the token's anchor records entry %llu but the trail ends at %llu: entries were cut off the end",
+                (unsigned long long)a.seq, (unsigned long long)last);
+    else if (memcmp(h, a.hash, 32) != 0)
+        finding(rep, SMKI_AUDIT_ANCHOR, a.seq,
+                "entry %llu is not the one the token's anchor records: the trail was rewritten up to it",
+                (unsigned long long)a.seq);
+    return 0;
+}
+
 static int verify_txn(smki_txn *t, void *arg)
 {
     verify_run *v = arg;
@@ -547,6 +713,8 @@ static int verify_txn(smki_txn *t, void *arg)
         finding(rep, SMKI_AUDIT_CHAIN, last, "the last entry (%llu) is not the one the head records: replaced",
                 (unsigned long long)last);
     GUARD(smki_txn_scan(t, v->ra->db.checkpoints, NULL, 0, checkpoint_one, v));
+    GUARD(ra_trail_each_executed(v->trail, executed_one, v));
+    if (ra_trail_operator_count(v->trail)) GUARD(smki_txn_scan(t, v->ra->db.operators, NULL, 0, registry_scan_one, v));
     unsigned every;
     if (every_get(t, v->ra, &every, 0) < 0) {
         smki_error_clear();
@@ -579,7 +747,10 @@ int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *
     v.ra = ra;
     v.rep = rep;
     v.ckpt_pub = checkpoint_pub;
+    GUARD(ra_trail_new(0, &v.trail));
     int rc = smki_store_read(ra->store, verify_txn, &v);
+    if (rc == 0 && ra->ckpt && v.n_seen) rc = anchor_check(&v);
+    ra_trail_free(v.trail);
     free(v.seen);
     EVP_PKEY_free(v.op_pub);
     GUARD(rc);

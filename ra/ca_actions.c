@@ -102,7 +102,8 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
     smki_ca_init_opts io = *o;
     io.on_store = init_hook;
     io.hook_arg = &x;
-    return smki_ca_init(&ra->ca, env, conf, &io, rep);
+    GUARD(smki_ca_init(&ra->ca, env, conf, &io, rep));
+    return ra_anchor(ra);
 }
 
 /* ---- CRLs and ARLs ------------------------------------------------------------------------------ */
@@ -141,7 +142,8 @@ int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, s
     smki_crl_opts co = *o;
     co.on_store = ra_crl_hook;
     co.hook_arg = &c;
-    return smki_ca_crl_publish(&ra->ca, env, k, &co, out);
+    GUARD(smki_ca_crl_publish(&ra->ca, env, k, &co, out));
+    return ra_anchor(ra);
 }
 
 int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
@@ -166,7 +168,8 @@ int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *en
     smki_crl_opts co = *o;
     co.on_store = ra_crl_hook;
     co.hook_arg = &c;
-    return smki_ca_crl_publish_ski(&ra->ca, env, ski, &co, out);
+    GUARD(smki_ca_crl_publish_ski(&ra->ca, env, ski, &co, out));
+    return ra_anchor(ra);
 }
 
 /* ---- The bootstrap ceremony bound to the trail -------------------------------------------------- */
@@ -265,5 +268,5 @@ int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted)
     free(cas.items);
     GUARD(rc);
     if (adopted) *adopted = a.adopted;
-    return 0;
+    return a.adopted ? ra_anchor(ra) : 0;
 }

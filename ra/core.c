@@ -27,7 +27,8 @@ int smki_ra_policy_load(const smki_conf *conf, smki_ra_policy *out)
 {
     smki_ra_policy p = {1, 2, 1000, 200, 150, 10000, 1000, 64, "test", ""};
     if (conf) {
-        GUARD(conf_uint(conf, "ra.approvals_organisation", 0, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
+        /* Nothing is done by one operator alone: at least one approval by another. */
+        GUARD(conf_uint(conf, "ra.approvals_organisation", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_org));
         GUARD(conf_uint(conf, "ra.approvals_sensitive", 1, SMKI_RA_APPROVERS_MAX, &p.approvals_sensitive));
         GUARD(conf_uint(conf, "ra.batch_review_size", 1, 100000000, &p.batch_review_size));
         GUARD(conf_uint(conf, "ra.rate_per_day", 1, 100000000, &p.rate_per_day));
@@ -94,8 +95,13 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     smki_ra *ra = calloc(1, sizeof *ra);
     ENSURE(ra, SMKI_E_NOMEM, "out of memory");
     ra->store = s;
+    if (pthread_mutex_init(&ra->anchor_lock, NULL) != 0) {
+        free(ra);
+        return SMKI_FAIL(SMKI_E_INTERNAL, "a mutex could not be made");
+    }
     if (p) ra->pol = *p;
     else if (smki_ra_policy_load(NULL, &ra->pol) < 0) { /* the defaults: nothing to refuse */
+        pthread_mutex_destroy(&ra->anchor_lock);
         free(ra);
         return smki_error_code();
     }
@@ -110,7 +116,9 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     ra->ca_view = ra->ca;
     ra->ca.gate = smki_ca_gate_for_ra();
     if (rc == 0) rc = govern_if_managed(ra);
+    if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
+        pthread_mutex_destroy(&ra->anchor_lock);
         free(ra);
         return rc;
     }
@@ -122,6 +130,7 @@ void smki_ra_close(smki_ra *ra)
 {
     if (!ra) return;
     smki_key_free(ra->ckpt);
+    pthread_mutex_destroy(&ra->anchor_lock);
     free(ra);
 }
 
@@ -139,6 +148,7 @@ void smki_ra_set_checkpoint_key(smki_ra *ra, smki_key *key)
 {
     smki_key_free(ra->ckpt);
     ra->ckpt = key;
+    ra->anchored = 0; /* another key: its own slots, not yet written by this handle */
 }
 
 void smki_ra_set_clock(smki_ra *ra, int64_t now)

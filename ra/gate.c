@@ -47,19 +47,22 @@ static int issue_with(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_
     int gated = 0;
     GUARD(smki_ra_issue_gate(ra, r->env, r->party, "certificates here", &gated));
     smki_tls_req tr = {r->csr, profile, r->party, r->cn, r->dns, r->n_dns, r->ips, r->n_ips, 0};
+    smki_issue_req q = {r->csr, profile, r->role, r->eui, r->cn, 0, 0};
     if (!gated && tls) return smki_ca_issue_tls(is, &ra->ca_view, &tr, out, party_used);
     if (!gated) {
-        smki_issue_req q = {r->csr, profile, r->role, r->eui, r->cn, 0, 0};
+        /* A second in-use device certificate for one key and Device ID only when asked for. */
+        if (!r->allow_duplicate_key) GUARD(smki_ca_check_new_device(is, &ra->ca_view, &q));
         return smki_ca_issue(is, &ra->ca_view, &q, out);
     }
     GUARD(need_actor(by));
+    ra_direct_opts o = {!r->allow_duplicate_key, r->via, r->party, r->submission_key};
     if (tls) {
-        GUARD(smki_ra_issue_tls_direct(ra, by, is, r->env, &tr, out));
+        GUARD(ra_issue_tls_direct(ra, by, is, r->env, &tr, &o, out));
         snprintf(party_used, SMKI_PARTY_MAX, "%s", r->party);
         return 0;
     }
     smki_ra_eligibility e = {r->party, r->env, profile, r->role, r->eui, r->csr};
-    return smki_ra_issue_direct(ra, by, is, &e, r->cn, out);
+    return ra_issue_direct(ra, by, is, &e, r->cn, &o, out);
 }
 
 /* What the request holds must fit its profile. */
@@ -84,10 +87,12 @@ int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req 
     smki_profile_id profile;
     GUARD(smki_ca_leaf_profile(r->csr, r->profile, &profile));
     GUARD(check_fields(r, profile));
-    smki_ca_issuer *is = NULL;
-    GUARD(smki_ca_issuer_open(&ra->ca_view, r->env, profile, r->hsm, &is));
-    int rc = issue_with(ra, by, r, profile, is, out, party_used);
-    smki_ca_issuer_free(is);
+    smki_ca_issuer *own = NULL;
+    int fits = 0;
+    if (r->issuer) GUARD(ra_issuer_is_current(ra, r->issuer, r->env, profile, &fits));
+    if (!fits) GUARD(smki_ca_issuer_open(&ra->ca_view, r->env, profile, r->hsm, &own));
+    int rc = issue_with(ra, by, r, profile, fits ? r->issuer : own, out, party_used);
+    smki_ca_issuer_free(own);
     return rc;
 }
 

@@ -318,6 +318,10 @@ SMKI_MUST_CHECK int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_
  * device batches, revocations, recoveries) are smki_ra_request_submit / _approve /
  * _execute below. */
 
+/* Whether the RA lets env issue single certificates directly (the environments of
+ * [ra] direct_issue), rather than through requests and approvals. */
+int smki_ra_issues_directly(const smki_ra *ra, const char *env);
+
 /* Whether an action in env will need an operator: any action once the store has
  * operators, and issuance (issues 1) in the test environment always. For a caller that
  * opens the operator's key only when it is needed (the entry points decide again). */
@@ -337,6 +341,15 @@ typedef struct {
     const char *const *ips;
     size_t n_ips;
     const smki_hsm_opts *hsm;   /* to open the issuing CA's key */
+    int allow_duplicate_key;    /* 0: a second in-use device certificate of the CSR's key and Device ID from the
+                                   same CA is refused (SMKI_E_EXISTS, in the issuing transaction when gated) */
+    /* For a service issuing on a subscriber's behalf (the enrolment service); used when
+     * the RA gates (ignored otherwise): */
+    const char *via;            /* optional: the audit entry ends "; via <this>" ("party SUP1 over EST") */
+    const uint8_t *submission_key; /* optional, 32 octets: the same Party asking again with the same key writes
+                                      nothing and gets the certificate issued the first time (0) */
+    smki_ca_issuer *issuer;     /* optional: an issuing CA kept open (smki_ca_issuer_open), used while it is the
+                                   environment's current CA for the profile; otherwise the CA is opened here */
 } smki_ra_issue_req;
 /* Issue it: the issuing CA chosen by the profile, the gate above, and the certificate
  * recorded (with its audit entry when gated). party_used (optional) receives the Party
@@ -389,6 +402,13 @@ typedef struct {
 SMKI_MUST_CHECK int smki_ra_lists_publish(smki_ra *ra, const smki_ra_actor *by, const smki_ra_lists_req *r,
                           smki_crl out[SMKI_CA_KIND_COUNT], size_t *n);
 
+/* 'smki ca keys --remove', the gate's: smki_ca_orphan_key_remove (a key of a CA env has
+ * still to make, the SO PIN proved). In a store without operators that alone (by may be
+ * NULL); in an RA-governed store by a registered operator, the operator and a due
+ * checkpoint checked before the token changes, then a "ca-key-remove" entry. */
+SMKI_MUST_CHECK int smki_ra_ca_key_remove(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
+                          const smki_hsm_opts *hsm, const char *label, const char *so_pin, smki_ca_orphan *out);
+
 /* ---- Requests ------------------------------------------------------------------------------ */
 typedef enum {
     SMKI_REQ_ORGANISATION = 1, /* one organisation certificate from a CSR */
@@ -397,6 +417,7 @@ typedef enum {
     SMKI_REQ_RECOVER = 4,      /* CA compromise recovery of an environment's organisation CA */
     SMKI_REQ_DCCKI_SERVER = 5, /* one DCCKI TLS server certificate for a Party's endpoint */
     SMKI_REQ_DCCKI_CLIENT = 6, /* one DCCKI TLS client certificate */
+    SMKI_REQ_POLICY = 7,       /* change an approval count fixed in the store (cn: the setting, reason: the value) */
 } smki_req_type;
 typedef enum {
     SMKI_REQ_PENDING = 1,  /* awaiting approvals */
@@ -494,13 +515,6 @@ typedef struct {
      * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
      * "; via <this>", under the operator's signature. */
     const char *via;
-    /* Optional (organisation, DCCKI, a device batch of one CSR): when the request needs
-     * no approval ([ra] approvals_organisation = 0, nothing held), it is executed as it is
-     * submitted, in the same transaction: the request, its certificate and both audit
-     * entries (request-submit, request-execute) in one commit. The certificate is built
-     * before the transaction (execute->issuer or the CA opened here); one that needs
-     * approvals after all is left pending and that certificate dropped. */
-    struct smki_ra_exec_opts_s *execute;
 } smki_ra_submit;
 SMKI_MUST_CHECK int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for
@@ -546,10 +560,12 @@ typedef struct smki_ra_exec_opts_s {
     smki_ca_issuer *issuer;
 } smki_ra_exec_opts;
 SMKI_MUST_CHECK int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o);
-/* The certificates a request issued, as smki_ca_find gives them to fn: an organisation or
- * DCCKI request's one; a device batch's, for each of its CSRs the certificates of its
- * Device ID and key (one, unless the same key was certified twice). A revocation, a
- * recovery or a request not executed yet: none (0). */
+/* The certificates an (even partly) executed request issued, as smki_ca_find gives them
+ * to fn, for writing them out again after an interruption or handing them back: an
+ * organisation or DCCKI request's one; a device batch's, one per issued CSR (found by its
+ * key and Device ID; a key certified twice gives both), in CSR order. Revocations,
+ * recoveries, policy changes and a request not executed yet: none (0). SMKI_E_CORRUPT for
+ * an issued CSR whose certificate is not in the store. */
 SMKI_MUST_CHECK int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg);
 /* The CSR of a request (index 0 for an organisation request): *der points into a copy
  * the caller frees. */
@@ -598,6 +614,10 @@ typedef enum {
     SMKI_AUDIT_CHECKPOINT,    /* a checkpoint whose signature or hash does not match the entries */
     SMKI_AUDIT_CHECKPOINT_MISSING,
     SMKI_AUDIT_TRUNCATED,     /* the head or a checkpoint names entries that are gone */
+    SMKI_AUDIT_UNAPPROVED,    /* a request executed without enough valid, distinct, signed approvals */
+    SMKI_AUDIT_CONTENT,       /* a request whose content in the store is not what its approvals signed */
+    SMKI_AUDIT_REGISTRY,      /* an operator's key or standing in the registry is not what the trail recorded */
+    SMKI_AUDIT_ANCHOR,        /* the trail is behind (or beside) the head anchored in the token: cut short */
 } smki_audit_finding_kind;
 const char *smki_audit_finding_name(int kind);
 
@@ -605,6 +625,8 @@ const char *smki_audit_finding_name(int kind);
 typedef struct {
     uint64_t entries, checkpoints, head_seq;
     uint64_t last_checkpoint; /* the highest checkpoint that verified */
+    int anchor_checked;       /* the head anchored beside the checkpoint key was read (its key open: the PIN) */
+    uint64_t anchor_seq;      /* the entry it anchors (0: none) */
     size_t n_findings, total_findings;
     struct {
         smki_audit_finding_kind kind;
@@ -614,8 +636,13 @@ typedef struct {
 } smki_audit_report;
 /* Walk the whole log: the chain, every operator signature (against the operators'
  * registered keys), every checkpoint (against checkpoint_pub, which must come from
- * outside the store: the token's public key), the expected checkpoints and the head.
- * 0 when clean; SMKI_E_VERIFY with the findings in rep otherwise. */
+ * outside the store: the token's public key), the expected checkpoints and the head;
+ * the trail replayed (operators from their signed entries; every executed request's
+ * approvals, content and count; the registry against it); and, with the checkpoint key
+ * open (smki_ra_set_checkpoint_key: a token key needs the PIN), the head anchored
+ * beside it: a trail shorter than its anchor, or not the one anchored, was cut short or
+ * rewritten. Read-only: works on a store opened read-only. 0 when clean; SMKI_E_VERIFY
+ * with the findings in rep otherwise. */
 SMKI_MUST_CHECK int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
 
 /* The databases, for tests that tamper with them directly. */

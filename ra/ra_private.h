@@ -4,6 +4,8 @@
 #ifndef SMKI_RA_PRIVATE_H
 #define SMKI_RA_PRIVATE_H
 
+#include <pthread.h>
+
 #include "ca/ca_gate.h"
 #include "ra.h"
 
@@ -15,6 +17,10 @@ struct smki_ra {
     smki_ra_policy pol;
     smki_key *ckpt;
     int64_t fixed_now;
+    /* One anchor written at a time: a service's threads share the handle, and each
+     * anchor is one slot beside the checkpoint key (a file's temporary is per process). */
+    pthread_mutex_t anchor_lock;
+    uint64_t anchored; /* the last head this handle anchored (under anchor_lock) */
 };
 
 int64_t ra_now(const smki_ra *ra);
@@ -78,6 +84,87 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e);
 int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out);
 /* Whether env is one of the names in list (separated by spaces or commas). */
 int ra_env_listed(const char *list, const char *env);
+/* smki_ra_issue_direct / smki_ra_issue_tls_direct with the gate's options: refuse_dup
+ * refuses a second in-use device certificate of the key and Device ID from the same CA
+ * (smki_ca_check_new_device_txn) in the transaction that records it; a submission key
+ * seen before writes nothing and gives back the certificate it issued (0). */
+typedef struct {
+    int refuse_dup;
+    const char *via;               /* see smki_ra_issue_req */
+    const char *party;             /* whose submission_key it is */
+    const uint8_t *submission_key; /* 32 octets, or NULL */
+} ra_direct_opts;
+/* An issuer kept open by a service is env's current CA for leaf (*fits). */
+int ra_issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits);
+int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+                    const char *cn, const ra_direct_opts *o, smki_cert *out);
+int ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+                        const smki_tls_req *r, const ra_direct_opts *o, smki_cert *out);
 int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o);
+
+/* The approval counts fixed in the store (the policy's until the first entry fixes
+ * them); put refuses counts below 1 or sensitive below organisation, and updates
+ * ra->pol; load reads them into ra->pol. */
+int ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens);
+int ra_approvals_put(smki_txn *t, smki_ra *ra, unsigned org, unsigned sens);
+int ra_approvals_load(smki_ra *ra);
+
+/* ---- The trail's anchor outside the store (anchor.c) ---- */
+typedef struct {
+    uint64_t seq;
+    uint8_t hash[32];
+    int64_t time;
+    size_t sig_len;
+    uint8_t sig[SMKI_SIG_MAX];
+} ra_anchor_rec;
+/* After a commit that appended entries: the head signed with the checkpoint key and
+ * kept beside it (smki_key_note_put). Nothing without a checkpoint key open. A failure
+ * says the action is recorded but not anchored. */
+int ra_anchor(smki_ra *ra);
+/* The anchor of the trail whose first entry hashes to first, its signature verified
+ * with pub (NULL: the open checkpoint key's public half). SMKI_E_NOTFOUND (without
+ * noise) when there is none. */
+int ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_anchor_rec *out);
+
+/* ---- What approvals sign, and their proof (trail.c) ---- */
+/* The words before the SHA-256 of a request's content in its submit, approve and
+ * execute entries. */
+#define RA_CONTENT_WORDS "content SHA-256"
+/* The SHA-256 a request's approvals sign: its fields (what it asks, not its progress),
+ * each CSR's octets (their hashes into csr_hashes[i] when given) and a DCCKI request's
+ * names, read in t. */
+int ra_request_content(smki_txn *t, smki_ra *ra, const smki_ra_request *r, uint8_t out[32], uint8_t (*csr_hashes)[32]);
+/* A P-256 public key from its point (NULL if it is not one). */
+EVP_PKEY *ra_point_pub(const uint8_t point[SMKI_POINT_LEN]);
+
+/* The trail replayed in order: operators from their signed operator-add / -deactivate
+ * entries only, requests' signed submissions, approvals and executions, and the
+ * approval counts of the bootstrap and of executed policy requests. */
+typedef struct ra_trail ra_trail;
+int ra_trail_new(uint64_t only, ra_trail **out); /* only: one request's entries (0: every request's) */
+void ra_trail_free(ra_trail *tr);
+int ra_trail_feed(ra_trail *tr, const smki_audit_entry *e);
+int ra_trail_read(smki_txn *t, smki_ra *ra, ra_trail *tr); /* every stored entry fed in order */
+typedef struct {
+    unsigned valid, required; /* distinct valid approvals; what the request needs (at least 1) */
+    int content_changed;      /* the store's content is not what the submission or an approval signed */
+    int legacy;               /* executed before approvals were bound to content: judged by signatures */
+    uint64_t exec_seq;        /* the first entry of its execution (0: none) */
+    char why[400];            /* the approvals that did not count, and why */
+} ra_approval_proof;
+/* Judge r's approvals for content (r's SHA-256 now): at_execution, as they stand now;
+ * else as they stood at its first execution entry. */
+int ra_trail_prove(const ra_trail *tr, const smki_ra_request *r, const uint8_t content[32], int at_execution,
+                   ra_approval_proof *p);
+int ra_trail_each_executed(const ra_trail *tr, int (*fn)(uint64_t id, void *arg), void *arg);
+/* An operator as the trail holds them: SMKI_E_NOTFOUND (without noise) if it does not. */
+int ra_trail_operator(const ra_trail *tr, const char *name, uint8_t point[SMKI_POINT_LEN], int *active);
+size_t ra_trail_operator_count(const ra_trail *tr);
+/* Execution's check: r's approvals proved against the trail (content and count), in a
+ * read of its own; SMKI_E_REFUSED naming what is wrong. content (optional) receives the
+ * proved SHA-256 and csr_hashes (optional, csr_count of them) each CSR's. */
+int ra_prove_approvals(smki_ra *ra, const smki_ra_request *r, uint8_t content[32], uint8_t (*csr_hashes)[32]);
+/* req_get in a transaction, for audit verify. */
+int ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out);
 
 #endif

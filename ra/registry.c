@@ -99,6 +99,13 @@ static int operator_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     char hx[2 * SMKI_POINT_LEN + 1];
     smki_hex_encode(a->o.point, SMKI_POINT_LEN, hx, 0);
     snprintf(note->detail, sizeof note->detail, "%spublic key %s", n == 0 ? "first operator (bootstrap); " : "", hx);
+    if (n == 0) {
+        /* The approval counts the RA starts with, into the trail (ra_trail holds the RA to them). */
+        unsigned org, sens;
+        GUARD(ra_approvals_get(t, ra, &org, &sens));
+        size_t at = strlen(note->detail);
+        snprintf(note->detail + at, sizeof note->detail - at, "; approvals organisation %u, sensitive %u", org, sens);
+    }
     return 0;
 }
 

@@ -15,8 +15,8 @@
 #define REQUEST_REC_MAX 4096
 
 static const char *const TYPE_NAMES[] = {NULL,      "organisation", "device-batch", "revoke",
-                                         "recover", "dccki-server", "dccki-client"};
-#define TYPE_LAST 6
+                                         "recover", "dccki-server", "dccki-client", "policy"};
+#define TYPE_LAST 7
 
 static int is_tls(int type)
 {
@@ -42,8 +42,8 @@ int smki_req_type_parse(const char *text, smki_req_type *out)
             return 0;
         }
     return SMKI_FAIL(SMKI_E_USAGE,
-                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke or "
-                     "recover",
+                     "'%.32s' is not a request type: organisation, device-batch, dccki-server, dccki-client, revoke, "
+                     "recover or policy",
                      text ? text : "");
 }
 
@@ -176,6 +176,11 @@ static int req_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *o
     return req_decode(key, 8, v, n, out);
 }
 
+int ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
+{
+    return req_get_txn(t, ra, id, out);
+}
+
 static int req_put(smki_txn *t, smki_ra *ra, const smki_ra_request *r)
 {
     uint8_t key[8], rec[REQUEST_REC_MAX];
@@ -277,6 +282,126 @@ static int names_split(char *text, const char **dns, size_t *n_dns, const char *
         line = end + 1;
     }
     return 0;
+}
+
+/* ---- What approvals sign ----------------------------------------------------------------------- */
+
+static const char CONTENT_LABEL[] = "smki-request-content-v1";
+
+/* The fields a request's approvals cover: what it asks for, never its progress (state,
+ * done_count, a recovery's intent and successor, which change as it runs). */
+static int content_fields(const smki_ra_request *r, uint8_t out[32])
+{
+    uint8_t rec[REQUEST_REC_MAX];
+    smki_writer_t w;
+    smki_writer_fixed(&w, rec, sizeof rec);
+    smki_wr_be64(&w, r->id);
+    smki_wr_u8(&w, (uint8_t)r->type);
+    ra_w_str(&w, r->env);
+    ra_w_str(&w, r->party);
+    ra_w_str(&w, r->requester);
+    if (r->type == SMKI_REQ_RECOVER) {
+        smki_wr_u8(&w, (uint8_t)r->ca_kind);
+    } else if (r->type == SMKI_REQ_REVOKE) {
+        smki_wr_raw(&w, r->serial, SMKI_SERIAL_LEN);
+        smki_wr_raw(&w, r->issuer_ski, SMKI_KEYID_LEN);
+        smki_wr_u8(&w, (uint8_t)r->reason);
+    } else {
+        smki_wr_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
+        smki_wr_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
+        smki_wr_raw(&w, r->eui.b, 8);
+        smki_wr_u8(&w, (uint8_t)r->usage);
+        ra_w_str(&w, r->cn);
+        smki_wr_be32(&w, r->csr_count);
+        smki_wr_u8(&w, (uint8_t)r->reason); /* a policy change: the new value */
+    }
+    GUARD(smki_wr_check(&w, "a request's content"));
+    unsigned hl = 32;
+    ENSURE(EVP_Digest(rec, w.len, out, &hl, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
+    return 0;
+}
+
+int ra_request_content(smki_txn *t, smki_ra *ra, const smki_ra_request *r, uint8_t out[32], uint8_t (*csr_hashes)[32])
+{
+    uint8_t fields[32];
+    GUARD(content_fields(r, fields));
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    ENSURE(md, SMKI_E_NOMEM, "out of memory");
+    int rc = EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+                     EVP_DigestUpdate(md, CONTENT_LABEL, sizeof CONTENT_LABEL - 1) == 1 &&
+                     EVP_DigestUpdate(md, fields, 32) == 1
+                 ? 0
+                 : SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    /* Each CSR's octets, and a DCCKI request's names: what the certificates will hold. */
+    uint32_t n = r->type == SMKI_REQ_ORGANISATION || r->type == SMKI_REQ_DEVICE_BATCH || is_tls(r->type) ? r->csr_count
+                                                                                                          : 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        uint8_t key[13], h[32];
+        unsigned hl = 32;
+        const void *v;
+        size_t len;
+        csr_key(r->id, i, key);
+        rc = smki_txn_get(t, ra->db.csrs, key, 12, &v, &len);
+        if (rc == SMKI_E_NOTFOUND)
+            rc = SMKI_FAIL(SMKI_E_CORRUPT, "request %llu has no CSR %u: the store is damaged",
+                           (unsigned long long)r->id, i + 1);
+        if (rc == 0 && EVP_Digest(v, len, h, &hl, EVP_sha256(), NULL) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+        if (rc == 0 && EVP_DigestUpdate(md, h, 32) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+        if (rc == 0 && csr_hashes) memcpy(csr_hashes[i], h, 32);
+    }
+    if (rc == 0 && is_tls(r->type)) {
+        uint8_t key[13];
+        const void *v;
+        size_t len;
+        csr_key(r->id, NAMES_INDEX, key);
+        rc = smki_txn_get(t, ra->db.csrs, key, 12, &v, &len);
+        if (rc == SMKI_E_NOTFOUND) {
+            smki_error_clear();
+            v = "", len = 0, rc = 0;
+        }
+        if (rc == 0 && (EVP_DigestUpdate(md, "names", 5) != 1 || (len && EVP_DigestUpdate(md, v, len) != 1)))
+            rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    }
+    unsigned hl = 32;
+    if (rc == 0 && EVP_DigestFinal_ex(md, out, &hl) != 1) rc = SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    EVP_MD_CTX_free(md);
+    return rc;
+}
+
+/* "; content SHA-256 <64 hex>" after an entry's detail: the words by which ra_trail
+ * binds a submission, an approval or an execution to what was asked. */
+static int note_append_content(ra_note *note, const uint8_t h[32])
+{
+    char hx[65];
+    smki_hex_encode(h, 32, hx, 0);
+    size_t at = strlen(note->detail);
+    int w = snprintf(note->detail + at, sizeof note->detail - at, "%s%s %s", at ? "; " : "", RA_CONTENT_WORDS, hx);
+    ENSURE(w > 0 && (size_t)w < sizeof note->detail - at, SMKI_E_INTERNAL, "an audit entry's detail is too long");
+    return 0;
+}
+
+/* What an execution proved before it built anything: the content its approvals signed. */
+typedef struct {
+    uint8_t content[32], fields[32];
+} proved;
+
+/* The request's approvals proved against the trail (ra_prove_approvals). */
+static int prove(smki_ra *ra, const smki_ra_request *r, proved *p, uint8_t (*csr_hashes)[32])
+{
+    GUARD(ra_prove_approvals(ra, r, p->content, csr_hashes));
+    return content_fields(r, p->fields);
+}
+
+/* In an execution's transaction: the request still asks what was proved (nobody changed
+ * it in between), and the entry says which content it executes. */
+static int proved_check(const smki_ra_request *now, const proved *p, ra_note *note)
+{
+    uint8_t f[32];
+    GUARD(content_fields(now, f));
+    ENSURE(memcmp(f, p->fields, 32) == 0, SMKI_E_REFUSED,
+           "request %llu changed while it was being executed: nothing of this step was done",
+           (unsigned long long)now->id);
+    return note_append_content(note, p->content);
 }
 
 /* ---- Demand ----------------------------------------------------------------------------------- */
@@ -407,7 +532,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     if (s->submission_key) GUARD(submission_seen(t, ra, sr));
     /* The rate limit: requests per subscriber per UTC day (never on a revocation: a
      * compromise is not to wait for tomorrow). */
-    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER) {
+    if (s->type != SMKI_REQ_REVOKE && s->type != SMKI_REQ_RECOVER && s->type != SMKI_REQ_POLICY) {
         uint64_t today;
         snprintf(key, sizeof key, "r/%s/%s", s->party, day);
         GUARD(counter_get(t, ra, key, &today));
@@ -455,6 +580,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(r.cn, sizeof r.cn, "%s", s->cn ? s->cn : "");
         r.csr_count = 1;
         r.approvals_required = ra->pol.approvals_org;
+    } else if (s->type == SMKI_REQ_POLICY) {
+        snprintf(r.cn, sizeof r.cn, "%s", s->cn);
+        r.reason = s->reason;
+        r.approvals_required = ra->pol.approvals_sensitive;
     } else if (s->type == SMKI_REQ_RECOVER) {
         r.ca_kind = s->ca_kind;
         r.csr_count = 0;
@@ -510,6 +639,8 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         for (size_t i = 0; i < s->n_csrs; i++) GUARD(csr_put(t, ra, r.id, (uint32_t)i, sr->csrs[i]));
     }
     sr->id = r.id;
+    uint8_t content[32];
+    GUARD(ra_request_content(t, ra, &r, content, NULL));
     snprintf(note->action, sizeof note->action, "request-submit");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (s->type == SMKI_REQ_ORGANISATION) {
@@ -521,6 +652,10 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "%s certificate, party %s (its Signifier in the subject), env %s, %zu host name(s), %zu address(es); "
                  "needs %u approval(s)",
                  smki_req_type_name(s->type), r.party, r.env, s->n_dns, s->n_ips, r.approvals_required);
+    } else if (s->type == SMKI_REQ_POLICY) {
+        snprintf(note->detail, sizeof note->detail, "change %s from %u to %d; needs %u approval(s)", r.cn,
+                 strcmp(r.cn, "approvals_organisation") == 0 ? ra->pol.approvals_org : ra->pol.approvals_sensitive,
+                 r.reason, r.approvals_required);
     } else if (s->type == SMKI_REQ_RECOVER) {
         snprintf(note->detail, sizeof note->detail,
                  "CA compromise recovery of %s in %s: revoke it, make its successor, re-issue; needs %u approval(s)",
@@ -536,7 +671,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "device batch of %u CSRs, party %s, env %s; needs %u approval(s)%s%s", r.csr_count, r.party, r.env,
                  r.approvals_required, r.state == SMKI_REQ_HELD ? "; " : "", r.state == SMKI_REQ_HELD ? r.note : "");
-    return 0;
+    return note_append_content(note, content);
 }
 
 static int find_one(const smki_cert *c, void *arg)
@@ -610,12 +745,42 @@ static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_su
     return 0;
 }
 
-static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr);
+/* The settings a policy request may change, and the new value, judged against the
+ * counts in force (sensitive is never below organisation). */
+static int policy_check(const smki_ra_policy *pol, const char *setting, int value, unsigned *org, unsigned *sens)
+{
+    *org = pol->approvals_org;
+    *sens = pol->approvals_sensitive;
+    ENSURE(value >= 1 && value <= SMKI_RA_APPROVERS_MAX, SMKI_E_REFUSED,
+           "an approval count is 1 to %d, not %d: nothing is done by one operator alone", SMKI_RA_APPROVERS_MAX, value);
+    if (setting && strcmp(setting, "approvals_organisation") == 0) *org = (unsigned)value;
+    else if (setting && strcmp(setting, "approvals_sensitive") == 0) *sens = (unsigned)value;
+    else
+        return SMKI_FAIL(SMKI_E_USAGE, "'%.64s' is not a setting a policy request changes: approvals_organisation or "
+                                       "approvals_sensitive", setting ? setting : "");
+    ENSURE(*sens >= *org, SMKI_E_REFUSED,
+           "approvals_sensitive (%u) may not be below approvals_organisation (%u): change the other first", *sens, *org);
+    return 0;
+}
+
+static int submit_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
+{
+    unsigned org, sens;
+    GUARD(policy_check(&ra->pol, s->cn, s->reason, &org, &sens));
+    smki_ra_submit sub = *s;
+    sub.party = "-";
+    sub.env = "-";
+    submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
+    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    if (id) *id = sr.id;
+    return 0;
+}
 
 int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id)
 {
     if (s && s->type == SMKI_REQ_REVOKE) return submit_revoke(ra, by, s, id);
     if (s && s->type == SMKI_REQ_RECOVER) return submit_recover(ra, by, s, id);
+    if (s && s->type == SMKI_REQ_POLICY) return submit_policy(ra, by, s, id);
     ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
     GUARD(ra_check_name("a Party Signifier", s->party));
     ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
@@ -628,13 +793,13 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
                "an organisation request needs a Remote Party Role (--role)");
         ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (is_tls(s->type)) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
         ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = s->execute ? submit_and_execute(ra, by, s, &sr) : ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
@@ -644,8 +809,7 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
             rc = smki_csr_parse(s->csrs[i], s->csr_lens[i], &sr.csrs[i]);
             if (rc < 0) smki_error_wrap("CSR %zu of the batch", i + 1);
         }
-        if (rc == 0 && s->execute && s->n_csrs == 1) rc = submit_and_execute(ra, by, s, &sr);
-        else if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
         for (size_t i = 0; i < s->n_csrs; i++) smki_csr_free(sr.csrs[i]);
         free(sr.csrs);
     } else {
@@ -838,8 +1002,11 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     decide_run *d = arg;
     smki_ra_request r;
     GUARD(req_get_txn(t, ra, d->id, &r));
-    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD, SMKI_E_REFUSED,
-           "request %llu is %s: only a pending or held request is approved", (unsigned long long)r.id,
+    /* An approved request not yet begun takes more: one whose approver left before it ran
+     * needs another (ra_trail counts only approvers still active at execution). */
+    ENSURE(r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD || (r.state == SMKI_REQ_APPROVED && !r.done_count),
+           SMKI_E_REFUSED, "request %llu is %s: only a pending, held or not yet executed request is approved",
+           (unsigned long long)r.id,
            smki_req_state_name(r.state));
     ENSURE(strcmp(r.requester, d->name) != 0, SMKI_E_REFUSED,
            "operator %s submitted request %llu and may not approve it: another operator must",
@@ -853,13 +1020,18 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(r.approvers[r.n_approvals++], sizeof r.approvers[0], "%s", d->name);
     r.updated = ra_now(ra);
     d->now_approved = r.n_approvals >= r.approvals_required;
-    if (d->now_approved) r.state = SMKI_REQ_APPROVED;
+    if (d->now_approved && r.state != SMKI_REQ_APPROVED) r.state = SMKI_REQ_APPROVED;
+    else if (r.state == SMKI_REQ_APPROVED) d->now_approved = 0;
     GUARD(req_put(t, ra, &r));
     snprintf(note->action, sizeof note->action, "request-approve");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     snprintf(note->detail, sizeof note->detail, "approval %zu of %u%s", r.n_approvals, r.approvals_required,
              d->now_approved ? ": approved" : "");
-    return 0;
+    /* The approver's signature on this entry covers what they approved: execution and
+     * 'smki audit verify' count it only for this content (ra_trail). */
+    uint8_t content[32];
+    GUARD(ra_request_content(t, ra, &r, content, NULL));
+    return note_append_content(note, content);
 }
 
 int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, int *now_approved)
@@ -925,7 +1097,7 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
 
 /* Whether an issuer a caller keeps open is env's CA for leaf as the store records it now
  * (not a CA a recovery has since replaced). */
-static int issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
+int ra_issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
 {
     *fits = 0;
     smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
@@ -949,6 +1121,7 @@ typedef struct {
     smki_cert *certs;      /* n of them */
     smki_csr **csrs;
     int finished;
+    const proved *pr;
 } exec_run;
 
 static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -1004,6 +1177,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "issued device certificates %u to %u of %u; SHA-256 of their serials %s", x->from + 1, x->from + x->n,
                  r.csr_count, hh);
     }
+    GUARD(proved_check(&r, x->pr, note));
     x->finished = r.done_count >= r.csr_count;
     if (x->finished) r.state = SMKI_REQ_DONE;
     r.updated = ra_now(ra);
@@ -1024,6 +1198,7 @@ typedef struct {
     uint64_t id;
     smki_cert *cert;
     smki_revocation rev;
+    const proved *pr;
 } revoke_run;
 
 static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -1052,7 +1227,7 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail + at, sizeof note->detail - at, "; %zu certificate(s) it issued revoked with it",
                  x->rev.issued_revoked);
     }
-    return 0;
+    return proved_check(&r, x->pr, note);
 }
 
 /* The CA whose list carries a revoked certificate of this profile. */
@@ -1084,10 +1259,12 @@ static int revoke_publish_txn(smki_txn *t, void *arg)
 
 static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
-    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}};
+    proved pr;
+    revoke_run x = {id, malloc(sizeof(smki_cert)), {{0}, {0}, 0, 0, 0}, &pr};
     ENSURE(x.cert, SMKI_E_NOMEM, "out of memory");
     smki_ra_request r;
     int rc = smki_ra_request_get(ra, id, &r);
+    if (rc == 0 && r.state == SMKI_REQ_APPROVED) rc = prove(ra, &r, &pr, NULL);
     if (rc == 0 && r.state != SMKI_REQ_APPROVED) { /* refused, with the reason, by the action itself */
         rc = ra_act(ra, by, 0, revoke_fn, &x);
         free(x.cert);
@@ -1112,7 +1289,12 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
         return rc;
     }
     smki_crl crl;
+    int arc = ra_anchor(ra); /* committed: the new head outside the store, whatever becomes of the file */
     rc = smki_ca_crl_end(job, &crl);
+    if (rc == 0 && arc < 0) {
+        smki_crl_clear(&crl);
+        return arc;
+    }
     if (rc < 0)
         return smki_error_wrap("request %llu: the certificate is revoked and its %s recorded (both audited), but "
                                "the file was not written (publish again with 'smki ca %s --env %s --operator NAME')",
@@ -1137,6 +1319,7 @@ typedef struct {
     smki_cert *certs;
     const uint8_t *old_serials; /* n * SMKI_SERIAL_LEN */
     smki_cert *revoked;
+    const proved *pr;
 } recover_run;
 
 static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -1158,7 +1341,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         snprintf(note->detail, sizeof note->detail,
                  "revoked the %s of %s, serial %s: cACompromise; %zu certificate(s) it issued revoked with it", kind,
                  r.env, hx, rev.issued_revoked);
-        return 0; /* the request itself is unchanged: the next step reads the CA's status */
+        return proved_check(&r, x->pr, note); /* the request itself is unchanged: the next step reads the CA's status */
     }
     if (x->step == 2) {
         ENSURE(!r.has_result, SMKI_E_INTERNAL, "request %llu: recovery intent recorded twice",
@@ -1206,6 +1389,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                  "serial pairs %s",
                  x->from + (x->n ? 1 : 0), x->from + x->n, r.csr_count, hh);
     }
+    GUARD(proved_check(&r, x->pr, note));
     if (r.has_new_ca && r.done_count >= r.csr_count) r.state = SMKI_REQ_DONE;
     r.updated = ra_now(ra);
     return req_put(t, ra, &r);
@@ -1261,6 +1445,9 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     x.id = id;
     x.ca = rec;
     x.revoked = revoked;
+    proved pr;
+    x.pr = &pr;
+    if (rc == 0) rc = prove(ra, &r, &pr, NULL);
     /* 1. The compromised CA onto the root's ARL, which is published (again, on a run that
      * resumes before the intent: publishing twice only numbers the list anew). */
     if (rc == 0 && !r.has_result) {
@@ -1349,6 +1536,45 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     return rc;
 }
 
+/* ---- Policy requests ------------------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t id;
+    const proved *pr;
+} policy_run;
+
+static int policy_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    policy_run *x = arg;
+    smki_ra_request r;
+    GUARD(req_get_txn(t, ra, x->id, &r));
+    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r.id, smki_req_state_name(r.state));
+    smki_ra_policy now = ra->pol;
+    GUARD(ra_approvals_get(t, ra, &now.approvals_org, &now.approvals_sensitive));
+    unsigned org, sens;
+    GUARD(policy_check(&now, r.cn, r.reason, &org, &sens));
+    unsigned was = strcmp(r.cn, "approvals_organisation") == 0 ? now.approvals_org : now.approvals_sensitive;
+    GUARD(ra_approvals_put(t, ra, org, sens));
+    r.state = SMKI_REQ_DONE;
+    r.updated = ra_now(ra);
+    GUARD(req_put(t, ra, &r));
+    snprintf(note->action, sizeof note->action, "request-execute");
+    snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
+    snprintf(note->detail, sizeof note->detail, "set %s = %d (was %u)", r.cn, r.reason, was);
+    return proved_check(&r, x->pr, note);
+}
+
+static int execute_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_request *r)
+{
+    proved pr;
+    GUARD(prove(ra, r, &pr, NULL));
+    policy_run x = {r->id, &pr};
+    int rc = ra_act(ra, by, 0, policy_fn, &x);
+    if (rc < 0) GUARD(ra_approvals_load(ra)); /* ra->pol as the store holds it */
+    return rc;
+}
+
 int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smki_ra_exec_opts *o)
 {
     smki_ra_request r;
@@ -1358,6 +1584,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
            r.state == SMKI_REQ_PENDING || r.state == SMKI_REQ_HELD ? " (it awaits approvals)" : "");
     if (r.type == SMKI_REQ_REVOKE) return execute_revoke(ra, by, id, o);
     if (r.type == SMKI_REQ_RECOVER) return execute_recover(ra, by, id, o);
+    if (r.type == SMKI_REQ_POLICY) return execute_policy(ra, by, &r);
     ENSURE(r.type == SMKI_REQ_ORGANISATION || r.type == SMKI_REQ_DEVICE_BATCH || is_tls(r.type), SMKI_E_USAGE,
            "request %llu is a %s request: execute it with its own command", (unsigned long long)id,
            smki_req_type_name(r.type));
@@ -1367,7 +1594,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     GUARD(check_issuing_ca(ra, r.env, leaf));
     smki_ca_issuer *is = NULL, *own = NULL;
     int fits = 0;
-    if (o && o->issuer) GUARD(issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
+    if (o && o->issuer) GUARD(ra_issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
     if (!fits) GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &own));
     is = fits ? o->issuer : own;
     size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
@@ -1385,9 +1612,13 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     size_t *len = calloc(group, sizeof *len);
     uint8_t(*verified)[32] = calloc(group, sizeof *verified);
     int *has_verified = calloc(group, sizeof *has_verified);
+    /* The approvals proved first: every CSR built below must be one they signed. */
+    uint8_t(*approved)[32] = calloc(r.csr_count ? r.csr_count : 1, sizeof *approved);
+    proved pr;
     int rc = nrc;
-    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified))
+    if (rc == 0 && !(certs && csrs && der && len && verified && has_verified && approved))
         rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) rc = prove(ra, &r, &pr, approved);
     uint32_t from = r.done_count;
     while (rc == 0 && from < r.csr_count) {
         uint32_t n = (uint32_t)(r.csr_count - from < group ? r.csr_count - from : group);
@@ -1397,6 +1628,12 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
          * CA's intake parses every CSR strictly again; its proof of possession, verified at
          * submission, is verified again only if the octets differ from those recorded then. */
         for (uint32_t i = 0; rc == 0 && i < n; i++) {
+            uint8_t h[32];
+            unsigned hl = 32;
+            if (EVP_Digest(der[i], len[i], h, &hl, EVP_sha256(), NULL) != 1 || memcmp(h, approved[from + i], 32) != 0)
+                rc = SMKI_FAIL(SMKI_E_REFUSED, "CSR %u of request %llu changed after its approvals were proved: "
+                               "nothing of its group was issued", from + i + 1, (unsigned long long)id);
+            if (rc < 0) break;
             smki_csr_parse_opts po = {has_verified[i] ? verified[i] : NULL, NULL};
             rc = smki_csr_parse_ex(der[i], len[i], &po, &csrs[i]);
             smki_issue_req q = {csrs[i], leaf, r.role, r.type == SMKI_REQ_ORGANISATION ? &r.eui : NULL,
@@ -1406,7 +1643,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
             else if (rc == 0) rc = smki_ca_build(is, &q, &certs[i]);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
-        exec_run x = {id, from, n, certs, csrs, 0};
+        exec_run x = {id, from, n, certs, csrs, 0, &pr};
         if (rc == 0) rc = ra_act_via(ra, by, o ? o->via : NULL, exec_fn, &x);
         for (uint32_t i = 0; i < n; i++) {
             smki_csr_free(csrs[i]);
@@ -1425,74 +1662,8 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     free(len);
     free(verified);
     free(has_verified);
+    free(approved);
     free(names);
-    smki_ca_issuer_free(own);
-    return rc;
-}
-
-/* ---- Submitted and executed in one commit (no approval needed) ------------------------------------ */
-
-typedef struct {
-    smki_ra *ra;
-    const smki_ra_actor *by;
-    const smki_ra_submit *s;
-    submit_run *sr;
-    smki_cert *cert;
-    smki_csr *csr;
-    int executed;
-} submit_exec_run;
-
-static int submit_exec_txn(smki_txn *t, void *arg)
-{
-    submit_exec_run *p = arg;
-    p->executed = 0;
-    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->via, submit_fn, p->sr));
-    smki_ra_request r;
-    GUARD(req_get_txn(t, p->ra, p->sr->id, &r));
-    if (r.state != SMKI_REQ_APPROVED) return 0; /* held after all: it waits, the certificate is dropped */
-    exec_run x = {p->sr->id, 0, 1, p->cert, &p->csr, 0};
-    GUARD(ra_act_in_via(t, p->ra, p->by, p->s->execute->via, exec_fn, &x));
-    p->executed = 1;
-    return 0;
-}
-
-/* A request no operator has to approve: its certificate built first (the CA's checks),
- * then the submission and the execution, each with its audit entry and every RA check
- * they make, in one transaction. When approvals are due, or the CA cannot build it
- * (refused at execution as ever, after the RA's own refusals), it is submitted alone. */
-static int submit_and_execute(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, submit_run *sr)
-{
-    smki_csr *csr = s->type == SMKI_REQ_DEVICE_BATCH ? sr->csrs[0] : sr->csr;
-    smki_profile_id leaf = s->type == SMKI_REQ_ORGANISATION ? SMKI_PROFILE_ORGANISATION
-                           : is_tls(s->type)                ? tls_profile(s->type)
-                                                            : SMKI_PROFILE_DEVICE;
-    if (ra->pol.approvals_org != 0 || check_issuing_ca(ra, s->env, leaf) < 0) {
-        smki_error_clear();
-        return ra_act_via(ra, by, s->via, submit_fn, sr);
-    }
-    smki_ca_issuer *own = NULL;
-    int fits = 0, rc = 0;
-    if (s->execute->issuer) rc = issuer_is_current(ra, s->execute->issuer, s->env, leaf, &fits);
-    if (rc == 0 && !fits) rc = smki_ca_issuer_open(&ra->ca, s->env, leaf, s->execute->hsm, &own);
-    smki_ca_issuer *is = fits ? s->execute->issuer : own;
-    smki_cert *cert = rc == 0 ? malloc(sizeof *cert) : NULL;
-    if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && is_tls(s->type)) {
-        smki_tls_req tq = {csr, leaf, s->party, s->cn, s->dns, s->n_dns, s->ips, s->n_ips, 0};
-        rc = smki_ca_build_tls(is, &tq, cert, NULL);
-    } else if (rc == 0) {
-        int is_org = s->type == SMKI_REQ_ORGANISATION;
-        smki_issue_req q = {csr, leaf, is_org ? s->role : -1, is_org ? s->eui : NULL, is_org ? s->cn : NULL, 0, 0};
-        rc = smki_ca_build(is, &q, cert);
-    }
-    if (rc == 0) {
-        submit_exec_run p = {ra, by, s, sr, cert, csr, 0};
-        rc = smki_store_write(ra->store, submit_exec_txn, &p);
-    } else if (rc != SMKI_E_NOMEM && rc != SMKI_E_HSM && rc != SMKI_E_STORE) {
-        smki_error_clear();
-        rc = ra_act_via(ra, by, s->via, submit_fn, sr);
-    }
-    free(cert);
     smki_ca_issuer_free(own);
     return rc;
 }
@@ -1514,16 +1685,77 @@ static int env_listed(const char *list, const char *env)
 
 int ra_env_listed(const char *list, const char *env) { return env_listed(list, env); }
 
+/* "i/<party>/<hex of the submission key>" in meta: the certificate (its issuer's SKI and
+ * serial) that a keyed direct issuance made for that Party. */
+static void issued_key_name(const ra_direct_opts *o, char out[SMKI_RA_NAME_MAX + 72])
+{
+    char hx[65];
+    smki_hex_encode(o->submission_key, 32, hx, 0);
+    snprintf(out, SMKI_RA_NAME_MAX + 72, "i/%s/%s", o->party, hx);
+}
+
+typedef struct {
+    int seen;
+    uint8_t issuer[SMKI_KEYID_LEN], serial[SMKI_SERIAL_LEN];
+} direct_seen;
+
+/* In the issuing transaction, first: a key seen before ends it (SMKI_E_EXISTS, nothing
+ * written) with the certificate it issued in *seen. */
+static int direct_replay_txn(smki_txn *t, smki_ra *ra, const ra_direct_opts *o, direct_seen *seen)
+{
+    if (!o || !o->submission_key) return 0;
+    ENSURE(o->party && *o->party, SMKI_E_USAGE, "a submission key is a Party's: name the Party");
+    char name[SMKI_RA_NAME_MAX + 72];
+    issued_key_name(o, name);
+    const void *v;
+    size_t n;
+    int rc = smki_txn_get(t, ra->db.meta, name, strlen(name), &v, &n);
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        return 0;
+    }
+    GUARD(rc);
+    ENSURE(n == SMKI_KEYID_LEN + SMKI_SERIAL_LEN, SMKI_E_CORRUPT, "a submission key record is damaged");
+    memcpy(seen->issuer, v, SMKI_KEYID_LEN);
+    memcpy(seen->serial, (const uint8_t *)v + SMKI_KEYID_LEN, SMKI_SERIAL_LEN);
+    seen->seen = 1;
+    return SMKI_FAIL(SMKI_E_EXISTS, "party %s asked for this before", o->party);
+}
+
+static int direct_record_txn(smki_txn *t, smki_ra *ra, const ra_direct_opts *o, const smki_cert *c)
+{
+    if (!o || !o->submission_key) return 0;
+    char name[SMKI_RA_NAME_MAX + 72];
+    issued_key_name(o, name);
+    uint8_t b[SMKI_KEYID_LEN + SMKI_SERIAL_LEN];
+    memcpy(b, c->issuer_ski, SMKI_KEYID_LEN);
+    memcpy(b + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
+    return smki_txn_put(t, ra->db.meta, name, strlen(name), b, sizeof b, SMKI_PUT_NOOVERWRITE);
+}
+
+/* The action's outcome: a replayed key gives back the certificate issued the first time. */
+static int direct_finish(smki_ra *ra, int rc, const direct_seen *seen, smki_cert *out)
+{
+    if (rc != SMKI_E_EXISTS || !seen->seen) return rc;
+    smki_error_clear();
+    return smki_ca_cert_get(&ra->ca_view, seen->issuer, seen->serial, out);
+}
+
 typedef struct {
     const smki_ra_eligibility *e;
     const smki_cert *cert;
+    const ra_direct_opts *o;
+    direct_seen seen;
 } direct_run;
 
 static int direct_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     direct_run *d = arg;
+    GUARD(direct_replay_txn(t, ra, d->o, &d->seen));
     GUARD(ra_eligible_txn(t, ra, d->e));
+    if (d->o && d->o->refuse_dup) GUARD(smki_ca_check_new_device_txn(t, &ra->ca, d->cert));
     GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
+    GUARD(direct_record_txn(t, ra, d->o, d->cert));
     char serial[2 * SMKI_SERIAL_LEN + 1], tx[SMKI_EUI64_TEXT_MAX] = "-";
     smki_hex_encode(d->cert->serial, SMKI_SERIAL_LEN, serial, 0);
     if (d->cert->has_eui) smki_eui64_format(&d->cert->eui, SMKI_EUI64_HYPHEN, tx);
@@ -1537,6 +1769,12 @@ static int direct_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out)
 {
+    return ra_issue_direct(ra, by, is, e, cn, NULL, out);
+}
+
+int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+                    const char *cn, const ra_direct_opts *o, smki_cert *out)
+{
     ENSURE(e && e->env && e->csr, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
     ENSURE(env_listed(ra->pol.direct_envs, e->env), SMKI_E_REFUSED,
            "environment %s issues only through approved RA requests ('smki ra request submit'); direct issuance is "
@@ -1548,20 +1786,24 @@ int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(smki_ca_build(is, &q, out));
     GUARD(smki_ra_check_eligible(ra, e));
     GUARD(check_issuing_ca(ra, e->env, e->type));
-    direct_run d = {e, out};
-    return ra_act(ra, by, 0, direct_fn, &d);
+    direct_run d = {e, out, o, {0, {0}, {0}}};
+    return direct_finish(ra, ra_act_via(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
 }
 
 typedef struct {
     smki_ra_eligibility e;
     const smki_cert *cert;
+    const ra_direct_opts *o;
+    direct_seen seen;
 } direct_tls_run;
 
 static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     direct_tls_run *d = arg;
+    GUARD(direct_replay_txn(t, ra, d->o, &d->seen));
     GUARD(ra_eligible_txn(t, ra, &d->e));
     GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
+    GUARD(direct_record_txn(t, ra, d->o, d->cert));
     char serial[2 * SMKI_SERIAL_LEN + 1];
     smki_hex_encode(d->cert->serial, SMKI_SERIAL_LEN, serial, 0);
     snprintf(note->action, sizeof note->action, "ca-issue-direct");
@@ -1574,6 +1816,12 @@ static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
                              const smki_tls_req *r, smki_cert *out)
 {
+    return ra_issue_tls_direct(ra, by, is, env, r, NULL, out);
+}
+
+int ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+                        const smki_tls_req *r, const ra_direct_opts *o, smki_cert *out)
+{
     ENSURE(ra && env && r && r->csr && out, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
     ENSURE(r->party && *r->party, SMKI_E_REFUSED,
            "DCCKI TLS certificates of this store go only to registered Parties: name the Party (--party SIGNIFIER)");
@@ -1585,10 +1833,15 @@ int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issue
     /* The CA's checks (and signature: nothing stored), then the registry's, again in the
      * transaction that records the certificate. */
     GUARD(smki_ca_build_tls(is, r, out, NULL));
-    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr}, out};
+    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr}, out, o, {0, {0}, {0}}};
     GUARD(smki_ra_check_eligible(ra, &d.e));
     GUARD(check_issuing_ca(ra, env, r->profile));
-    return ra_act(ra, by, 0, direct_tls_fn, &d);
+    return direct_finish(ra, ra_act_via(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
+}
+
+int smki_ra_issues_directly(const smki_ra *ra, const char *env)
+{
+    return ra && env && env_listed(ra->pol.direct_envs, env);
 }
 
 /* ---- Direct device batches ('smki ca batch' under an RA) ----------------------------------------- */
@@ -1658,6 +1911,29 @@ static int gate_begin_txn(smki_txn *t, void *arg)
     return ra_standing_txn(t, g->ra, &e, &p);
 }
 
+/* After each group commit of a direct batch (on the committing thread): the new head
+ * anchored beside the checkpoint key, then the caller's progress. */
+typedef struct {
+    smki_ra *ra;
+    size_t commits;
+    int failed;
+    smki_ca_batch_progress_fn user;
+    void *user_arg;
+} batch_anchor;
+
+static void batch_anchored(const smki_ca_batch_report *r, void *arg)
+{
+    batch_anchor *a = arg;
+    if (r->commits != a->commits) {
+        a->commits = r->commits;
+        if (ra_anchor(a->ra) < 0) {
+            if (!a->failed) a->failed = smki_error_code();
+            smki_error_clear();
+        }
+    }
+    if (a->user) a->user(r, a->user_arg);
+}
+
 int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out)
 {
@@ -1680,10 +1956,19 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
     GUARD(check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE));
     smki_ca_batch_opts go = *o;
+    batch_anchor ba = {ra, 0, 0, o->progress, o->progress_arg};
     go.check = gate_check;
     go.on_group = gate_group;
     go.gate_arg = &g;
-    return smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    go.progress = batch_anchored;
+    go.progress_arg = &ba;
+    int rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    int arc = ra_anchor(ra); /* the groups committed, even when a later one failed */
+    if (rc < 0) return rc;
+    if (ba.failed)
+        return SMKI_FAIL(ba.failed, "the batch is recorded, but anchoring a group commit's audit entries beside the "
+                                    "checkpoint key failed (the next action anchors them)");
+    return arc;
 }
 
 typedef struct {

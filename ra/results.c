@@ -1,24 +1,24 @@
 /* What a request issued, found again in the CA's store: the certificate an organisation
  * or DCCKI request recorded, and for a device batch the certificates of each of its CSRs
- * (by the Device ID and the key's identifier, RFC 5280 4.2.1.2 method 2). The smki
- * command writes them out ('ra request execute --out-dir'); a service hands them back. */
+ * (by the Device ID and the key's identifier, RFC 5280 4.2.1.2 method 2:
+ * smki_keyid_method2). The smki command writes them out ('ra request execute
+ * --out-dir'); a service hands them back. */
 #include <stdlib.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "ra_private.h"
 
-/* RFC 5280 4.2.1.2 method 2 over the uncompressed point, as the CA makes every SKI. */
-static int key_id(const uint8_t point[SMKI_POINT_LEN], uint8_t ski[SMKI_KEYID_LEN])
+typedef struct {
+    smki_cert_fn_t fn;
+    void *arg;
+    size_t found;
+} certs_run;
+
+static int certs_one(const smki_cert *c, void *arg)
 {
-    uint8_t sha[20];
-    unsigned sl = sizeof sha;
-    ENSURE(EVP_Digest(point, SMKI_POINT_LEN, sha, &sl, EVP_sha1(), NULL) == 1 && sl == sizeof sha, SMKI_E_CRYPTO,
-           "SHA-1 of a public key");
-    memcpy(ski, sha + sizeof sha - SMKI_KEYID_LEN, SMKI_KEYID_LEN);
-    ski[0] = (uint8_t)(0x40 | (ski[0] & 0x0F));
-    return 0;
+    certs_run *x = arg;
+    x->found++;
+    return x->fn(c, x->arg);
 }
 
 int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg)
@@ -26,7 +26,9 @@ int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg
     ENSURE(ra && fn, SMKI_E_INTERNAL, "smki_ra_request_certs: missing argument");
     smki_ra_request r;
     GUARD(smki_ra_request_get(ra, id, &r));
-    if (r.type == SMKI_REQ_REVOKE || r.type == SMKI_REQ_RECOVER) return 0;
+    if (r.type != SMKI_REQ_ORGANISATION && r.type != SMKI_REQ_DEVICE_BATCH && r.type != SMKI_REQ_DCCKI_CLIENT &&
+        r.type != SMKI_REQ_DCCKI_SERVER)
+        return 0; /* revocations, recoveries and policy changes issue none */
     if (r.type != SMKI_REQ_DEVICE_BATCH) {
         if (!r.has_result) return 0;
         smki_cert *cert = malloc(sizeof *cert);
@@ -36,7 +38,10 @@ int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg
         free(cert);
         return rc < 0 ? rc : 0;
     }
-    for (uint32_t i = 0; i < r.csr_count; i++) {
+    /* A batch: each issued CSR's certificates (the CSRs are issued in order, done_count of
+     * them so far), found by its key's SKI and its Device ID. */
+    certs_run x = {fn, arg, 0};
+    for (uint32_t i = 0; i < r.done_count; i++) {
         uint8_t *der = NULL, ski[SMKI_KEYID_LEN];
         size_t len = 0;
         smki_csr *csr = NULL;
@@ -44,15 +49,19 @@ int smki_ra_request_certs(smki_ra *ra, uint64_t id, smki_cert_fn_t fn, void *arg
         int rc = smki_csr_parse(der, len, &csr);
         free(der);
         GUARD(rc);
-        rc = key_id(csr->point, ski);
+        rc = smki_keyid_method2(csr->point, SMKI_POINT_LEN, ski);
         smki_ca_query q = SMKI_CA_QUERY_ALL;
         q.ski = ski;
         q.eui = &csr->hw_serial;
         q.profile = SMKI_PROFILE_DEVICE;
+        size_t before = x.found;
         /* every match: one, unless the same key was certified twice */
-        if (rc == 0) rc = smki_ca_find(&ra->ca_view, &q, fn, arg);
+        if (rc == 0) rc = smki_ca_find(&ra->ca_view, &q, certs_one, &x);
         smki_csr_free(csr);
         GUARD(rc);
+        ENSURE(x.found > before, SMKI_E_CORRUPT,
+               "request %llu: no certificate in the store for its CSR %u, which it records as issued",
+               (unsigned long long)id, i + 1);
     }
     return 0;
 }

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -394,6 +395,51 @@ static void add_extra_headers(h2o_req_t *req, const smki_repo_resp *w)
     }
 }
 
+/* Whether an HTTP/1 request's framing is unambiguous (RFC 9112 6.3): not both
+ * Content-Length and Transfer-Encoding, and no two different Content-Lengths. h2o 2.2
+ * takes the one it prefers and keeps neither in req->headers; a proxy before it may
+ * take the other and smuggle a request in the body. So the head is read again from
+ * the connection's input, where h2o keeps it until the answer is sent (it begins with
+ * this request's method and path; anything else is not judged here), bounded by the
+ * buffer. */
+static int header_is(const char *line, size_t n, const char *name, const char **value, size_t *vlen)
+{
+    size_t k = strlen(name);
+    if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) return 0;
+    const char *v = line + k + 1, *end = line + n;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == ' ' || end[-1] == '\t')) end--;
+    *value = v;
+    *vlen = (size_t)(end - v);
+    return 1;
+}
+
+static int is_framing_clear(const conn *c, const h2o_req_t *req)
+{
+    if (!c || !c->sock || !c->sock->input || req->version >= 0x200) return 1;
+    const char *p = c->sock->input->bytes;
+    size_t n = c->sock->input->size, at = 0;
+    if (n <= req->method.len || memcmp(p, req->method.base, req->method.len) != 0 || p[req->method.len] != ' ')
+        return 1;
+    const char *length = NULL, *v;
+    size_t length_len = 0, vlen;
+    int has_te = 0;
+    while (at < n) {
+        const char *nl = memchr(p + at, '\n', n - at);
+        if (!nl) return 1; /* not a whole head: h2o did not take it as one */
+        size_t len = (size_t)(nl - (p + at));
+        if (len && p[at + len - 1] == '\r') len--;
+        if (!len && at) break; /* the empty line that ends the head */
+        if (at && header_is(p + at, len, "transfer-encoding", &v, &vlen)) has_te = 1;
+        if (at && header_is(p + at, len, "content-length", &v, &vlen)) {
+            if (length && (vlen != length_len || memcmp(v, length, vlen) != 0)) return 0;
+            length = v, length_len = vlen;
+        }
+        at = (size_t)(nl - p) + 1;
+    }
+    return !(has_te && length);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
@@ -403,6 +449,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (header_octets(req) > s->max_headers) {
         return early(s, req, 431, "{\"status\":431,\"error\":\"the request's headers are over the limit\"}\n", 1);
+    }
+    if (!is_framing_clear(c, req)) {
+        return early(s, req, 400,
+                     "{\"status\":400,\"error\":\"ambiguous framing: Content-Length with Transfer-Encoding, or two "
+                     "different Content-Lengths\"}\n",
+                     1);
     }
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     smki_repo_req rq = {0};

@@ -115,7 +115,20 @@ say "9. Test certificates go only to a registered Testing Participant: the RA re
 RA=(--party GITTEST --operator demo-ra)
 
 say "9b. A real device CSR (from a GBCS CS02c response) becomes a device certificate"
-run "$SMKI" ca issue --env test --csr "$CSR" "${RA[@]}" --out "$RUN/device-00db1234567890a0-ds.pem"
+IN_USE=$("$SMKI" --json ca list --env test --eui 00-DB-12-34-56-78-90-A0 --profile device |
+  /usr/bin/python3 -c 'import json,sys; print(" ".join(c["serial"] for c in json.load(sys.stdin)["certificates"] if c["status"] == "in-use"))')
+if [ -z "$IN_USE" ]; then
+  run "$SMKI" ca issue --env test --csr "$CSR" "${RA[@]}" --out "$RUN/device-00db1234567890a0-ds.pem"
+else
+  echo "An earlier run issued it. A second in-use certificate for the same key and Device ID from the same"
+  echo "CA is refused unless asked for (--allow-duplicate-key): running a command again never issues twice."
+  set +e
+  "$SMKI" ca issue --env test --csr "$CSR" "${RA[@]}" --out "$RUN/device-00db1234567890a0-ds.pem"; rc=$?
+  set -e
+  [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
+  echo "  (refused, exit 2, as it should be; the one there is written out instead)"
+  run "$SMKI" ca show "${IN_USE%% *}" --out "$RUN/device-00db1234567890a0-ds.pem"
+fi
 run "$SMKI" lint "$RUN/device-00db1234567890a0-ds.pem"
 CA_DIR=$SMKI_HOME/ca/test
 ls "$CA_DIR"

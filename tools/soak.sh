@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make soak: long runs that look for slow failures. For now: the crypto core signing
 # through SoftHSM from 2 threads for SOAK_SECONDS (default 60) while its memory is
-# sampled (resident size must stay flat), and repeated kill -9 of a process writing
-# to the store in batches (every committed record must survive), and a PostgreSQL
+# sampled (resident size must stay flat), repeated kill -9 of a process writing
+# to the store in batches (every committed record must survive), kill -9 of RA
+# executions and ceremonies finished by smki alone (tools/kill_ra.sh), and a PostgreSQL
 # failover during a 20,000-CSR batch (pg_standby.sh). Prints figures.
 set -euo pipefail
 BUILD=${1:-build}
@@ -36,7 +37,10 @@ SMKI_BUILD=$BUILD SMKI_CRASH_ROUNDS=${SMKI_CRASH_ROUNDS:-300} SMKI_TEST_FILTER='
 echo "== soak 3: the repository under load while the CA issues into its store (tools/soak_repo.sh)"
 SOAK_SECONDS=$SECS "$(dirname "$0")/soak_repo.sh" "$BUILD"
 
-echo "== soak 4: PostgreSQL failover: kill -9 of the primary during a ${PG_FAILOVER_CSRS:-20000}-CSR ca batch,"
+echo "== soak 4: kill -9 an RA batch execution and a ceremony ${SMKI_KILL_ROUNDS:-40} times each (tools/kill_ra.sh)"
+KILL_EXEC_MS=${KILL_EXEC_MS:-2000} "$(dirname "$0")/kill_ra.sh" "$BUILD/bin/smki" "${SMKI_KILL_ROUNDS:-40}" "${SMKI_KILL_CSRS:-2000}"
+
+echo "== soak 5: PostgreSQL failover: kill -9 of the primary during a ${PG_FAILOVER_CSRS:-20000}-CSR ca batch,"
 echo "   the synchronous standby promoted, the batch re-run (tests/integration/pg_standby.sh)"
 SMKI_BIN=$BUILD/bin/smki SMKI_BUILD=$BUILD SMKI_SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/shared} \
   PG_FAILOVER_CSRS=${PG_FAILOVER_CSRS:-20000} PG_LAG_CERTS=${PG_LAG_CERTS:-200} \

@@ -7,7 +7,12 @@
  *        ra_tamper STORE_DIR swap SEQ1 SEQ2    two entries exchanged
  *        ra_tamper STORE_DIR copy SEQ1 SEQ2    entry SEQ1 written over entry SEQ2 (an insertion)
  *        ra_tamper STORE_DIR truncate SEQ      entries from SEQ on removed, the head rewritten to match
- *        ra_tamper STORE_DIR drop-checkpoint SEQ */
+ *        ra_tamper STORE_DIR drop-checkpoint SEQ
+ *        ra_tamper STORE_DIR force-approve ID    request ID's record set to "approved" (no approval signed)
+ *        ra_tamper STORE_DIR replace-csr ID IDX FILE
+ *                                              CSR IDX (from 0) of request ID and the SHA-256 on record beside
+ *                                              it replaced by FILE's octets (DER): another key's CSR */
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +25,34 @@ typedef struct {
     uint64_t a, b;
     uint8_t last_hash[32];
     uint64_t last_seq;
+    uint8_t *file;
+    size_t file_len;
 } job;
+
+static int request_edit(smki_txn *t, job *j)
+{
+    uint8_t key[13], val[4096];
+    smki_put_be64(key, j->a);
+    const void *v;
+    size_t n;
+    if (strcmp(j->op, "force-approve") == 0) {
+        GUARD(smki_txn_get(t, j->db->requests, key, 8, &v, &n));
+        if (n > sizeof val || n < 3) return SMKI_FAIL(SMKI_E_INTERNAL, "request record of %zu octets", n);
+        memcpy(val, v, n);
+        val[2] = 3; /* version, type, state: SMKI_REQ_APPROVED */
+        return smki_txn_put(t, j->db->requests, key, 8, val, n, 0);
+    }
+    uint32_t idx = (uint32_t)j->b;
+    key[8] = (uint8_t)(idx >> 24), key[9] = (uint8_t)(idx >> 16), key[10] = (uint8_t)(idx >> 8), key[11] = (uint8_t)idx;
+    key[12] = 'v';
+    uint8_t h[32];
+    unsigned hl = 32;
+    if (EVP_Digest(j->file, j->file_len, h, &hl, EVP_sha256(), NULL) != 1)
+        return SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    GUARD(smki_txn_get(t, j->db->csrs, key, 12, &v, &n)); /* it must be there */
+    GUARD(smki_txn_put(t, j->db->csrs, key, 12, j->file, j->file_len, 0));
+    return smki_txn_put(t, j->db->csrs, key, 13, h, 32, 0);
+}
 
 static int run(smki_txn *t, void *arg)
 {
@@ -31,6 +63,7 @@ static int run(smki_txn *t, void *arg)
     const void *v;
     size_t n;
     static uint8_t va[4096], vb[4096];
+    if (strcmp(j->op, "force-approve") == 0 || strcmp(j->op, "replace-csr") == 0) return request_edit(t, j);
     if (strcmp(j->op, "delete") == 0) return smki_txn_del(t, j->db->audit, ka, 8);
     if (strcmp(j->op, "drop-checkpoint") == 0) return smki_txn_del(t, j->db->checkpoints, ka, 8);
     if (strcmp(j->op, "truncate") == 0) {
@@ -77,13 +110,17 @@ static int before(const smki_audit_entry *e, void *arg)
 int main(int argc, char **argv)
 {
     if (argc < 4) {
-        fprintf(stderr, "usage: ra_tamper STORE_DIR flip|delete|swap|copy|truncate|drop-checkpoint SEQ [SEQ2]\n");
+        fprintf(stderr, "usage: ra_tamper STORE_DIR flip|delete|swap|copy|truncate|drop-checkpoint|force-approve|replace-csr SEQ [SEQ2] [FILE]\n");
         return 1;
     }
     smki_store *s = NULL;
     smki_ra *ra = NULL;
-    job j = {NULL, argv[2], strtoull(argv[3], NULL, 10), argc > 4 ? strtoull(argv[4], NULL, 10) : 0, {0}, 0};
-    int rc = smki_store_open(argv[1], NULL, &s);
+    job j = {NULL, argv[2], strtoull(argv[3], NULL, 10), argc > 4 ? strtoull(argv[4], NULL, 10) : 0, {0}, 0, NULL, 0};
+    int rc = 0;
+    if (strcmp(j.op, "replace-csr") == 0)
+        rc = argc > 5 ? smki_file_read(argv[5], 1 << 20, &j.file, &j.file_len)
+                      : SMKI_FAIL(SMKI_E_USAGE, "replace-csr ID IDX FILE");
+    if (rc == 0) rc = smki_store_open(argv[1], NULL, &s);
     if (rc == 0) rc = smki_ra_open(s, NULL, &ra);
     if (rc == 0) j.db = smki_ra_databases(ra);
     if (rc == 0 && strcmp(j.op, "truncate") == 0) rc = smki_audit_each(ra, 1, before, &j);
@@ -91,5 +128,6 @@ int main(int argc, char **argv)
     if (rc < 0) fprintf(stderr, "ra_tamper: %s\n", smki_error_msg());
     smki_ra_close(ra);
     smki_store_close(s);
+    free(j.file);
     return rc < 0 ? 1 : 0;
 }

@@ -248,6 +248,11 @@ expect_exit 2 "a revoked CA issues nothing more" smki ca issue --env test --csr 
     --eui 90B3D51F30010000 --party GITTEST --out "$W/org3.pem"
 expect_in "revoked" "the refusal says the CA is revoked"
 check "no certificate written by it" test ! -e "$W/org3.pem"
-expect_exit 0 "the device CA still issues" smki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device2.pem"
+expect_exit 2 "the same device key again: refused, a second in-use certificate" \
+    smki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device2.pem"
+expect_in "already holds in-use certificate" "the refusal names the certificate it holds"
+check "nothing written" test ! -e "$W/device2.pem"
+expect_exit 0 "the device CA still issues (a second one asked for)" \
+    smki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device2.pem" --allow-duplicate-key
 
 finish

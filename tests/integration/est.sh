@@ -150,8 +150,9 @@ assert a.signature_algorithm_oid == b.signature_algorithm_oid
 certs_of_body() { base64 -d "$W/body" | openssl pkcs7 -inform DER -print_certs; }
 count_certs() { smki --json ca list --env test | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["certificates"]))'; }
 
-# ---- Auto-approved (approvals_organisation = 0): cacerts, csrattrs, a device certificate -------
-{ cat "$BASE"; printf '[ra]\napprovals_organisation = 0\n'; } >"$SMKI_HOME/smki.conf"
+# ---- Auto-approved: test is a direct environment ([ra] direct_issue), so a single enrolment goes
+# through the RA's gate (smki_ra_issue) in one commit; cacerts, csrattrs, a device certificate -------
+{ cat "$BASE"; printf '[ra]\ndirect_issue = test\n'; } >"$SMKI_HOME/smki.conf"
 if est_start "$W/s1.log"; then
     est none cacerts
     expect_status 200 "cacerts without a client certificate"
@@ -171,7 +172,7 @@ if est_start "$W/s1.log"; then
     DEV0=$(ls "$W/dev"/*.der | head -1)
     BEFORE=$(count_certs)
     enrol gittest simpleenroll "$DEV0"
-    expect_status 200 "simpleenroll of a device CSR, auto-approved"
+    expect_status 200 "simpleenroll of a device CSR, auto-approved (direct issuance)"
     certs_of_body >"$W/dev0.pem" 2>/dev/null || true
     check "the answer is one certificate (openssl pkcs7 -print_certs)" grep -q "BEGIN CERTIFICATE" "$W/dev0.pem"
     check "it verifies to the test root through the device CA (openssl verify)" \
@@ -181,6 +182,9 @@ if est_start "$W/s1.log"; then
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "one certificate more in the store" || not_ok "store count"
     run smki --json audit list
     expect_in "via party GITTEST over EST" "the audit trail says the request came from GITTEST over EST"
+    expect_in '"action":"ca-issue-direct"' "an entry of the gate's direct issuance"
+    [[ $(smki --json ra request list | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["requests"]))') == 0 ]] &&
+        ok "no RA request was made (nothing is executed unapproved)" || not_ok "a request was made"
     expect_exit 0 "the audit trail verifies" smki audit verify
 
     # The same CSR again (a client that lost the answer, or simplereenroll): the same
@@ -191,12 +195,20 @@ if est_start "$W/s1.log"; then
     check "the same certificate comes back" cmp -s "$W/body" "$W/first.b64"
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued twice" || not_ok "a second certificate was issued"
     openssl req -inform DER -in "$DEV0" -out "$W/dev0.csr" 2>/dev/null
-    expect_exit 0 "the CLI issues the same device CSR" smki ca issue --env test --csr "$W/dev0.csr" --party GITTEST \
-        --out "$W/dev0-cli.pem"
+    expect_exit 2 "the CLI refuses a second in-use certificate for that device and key" smki ca issue --env test \
+        --csr "$W/dev0.csr" --party GITTEST --out "$W/dev0-cli.pem"
+    expect_in "already holds in-use certificate" "naming the certificate EST issued"
+    expect_exit 0 "the CLI issues the same device CSR when asked for explicitly" smki ca issue --env test \
+        --csr "$W/dev0.csr" --party GITTEST --out "$W/dev0-cli.pem" --allow-duplicate-key
     same_profile "device" "$W/dev0.pem" "$W/dev0-cli.pem"
     enrol gittest simpleenroll "$DEV0"
     check "asked again after the CLI certified the same key: still the request's own certificate" \
         cmp -s "$W/body" "$W/first.b64"
+    N409=$(count_certs)
+    enrol gittest simpleenroll "$DEV0" --url-query cn=other
+    expect_status 409 "the same device key as another enrolment (another query): a second in-use certificate is refused"
+    expect_in "already holds in-use certificate" "the answer names the certificate there"
+    [[ $(count_certs) == "$N409" ]] && ok "nothing issued" || not_ok "a certificate was issued"
 
     # An organisation certificate, role and EUI-64 from the label; the CLI issues the same CSR
     # directly: the two certificates differ only in serial, validity times and signature.
@@ -330,8 +342,9 @@ else
     not_ok "the service starts"
 fi
 
-# ---- Approvals (approvals_organisation = 1): 202 + Retry-After, then the certificate -------------
-cp "$BASE" "$SMKI_HOME/smki.conf"
+# ---- Approvals (no direct environment: requests, approvals_organisation = 1): 202 + Retry-After,
+# then the certificate ------------------------------------------------------------------------------
+{ cat "$BASE"; printf '[ra]\ndirect_issue = none\n'; } >"$SMKI_HOME/smki.conf"
 json_field() { "$PY" -c 'import json,sys; print(json.loads(sys.stdin.read().split("\n",1)[1])[sys.argv[1]])' "$1" <<<"$OUT"; }
 req_state() { smki --json ra request show "$1" | "$PY" -c 'import json,sys; d=json.load(sys.stdin); print(d.get("state", d))'; }
 pem_batch() { # OUT FILES...: the DER CSRs as one concatenated PEM body
@@ -472,7 +485,7 @@ fi
 
 # ---- Killed in the middle of a batch: the next start carries on, nothing issued twice ----------
 SMKI_BUILD=${SMKI_BUILD:-$(dirname "$(dirname "$SMKI_BIN")")}
-{ cat "$BASE"; printf '[ra]\napprovals_organisation = 0\nbatch_group = 40\ndemand_baseline = 1000000\nbatch_review_size = 100000\n'; } \
+{ cat "$BASE"; printf '[ra]\nbatch_group = 40\ndemand_baseline = 1000000\nbatch_review_size = 100000\n'; } \
     >"$SMKI_HOME/smki.conf"
 "$SMKI_BUILD/bin/make_device_csrs" --out "$W/big-batch.pem" --bundle --count 2000 --start 00-DB-12-00-00-01-00-00 \
     >/dev/null
@@ -482,6 +495,9 @@ if est_start "$W/s6.log" --max-body 4000000; then
     est gittest batch --data-binary "@$W/big-batch.pem"
     expect_status 202 "a batch of 2000 device CSRs"
     KID=$(json_field request)
+    expect_exit 0 "an operator approves it" smki ra request approve "$KID" --operator tester
+    est gittest "batch/$KID"
+    expect_status 202 "polled: queued, 202 with progress"
     for _ in $(seq 1 200); do [[ $(issued "$KID") -gt 0 ]] && break; sleep 0.02; done
     kill -KILL "${PIDS[-1]}"
     wait "${PIDS[-1]}" 2>/dev/null || true
@@ -522,7 +538,7 @@ fi
 
 # ---- Everything from [enrol] in smki.conf; refusals of the section ---------------------------------
 cp -r "$T" "$SMKI_HOME/tls"
-with_enrol() { { cat "$BASE"; echo "[enrol]"; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"; }
+with_enrol() { { cat "$BASE"; printf '[ra]\ndirect_issue = none\n[enrol]\n'; printf '%s\n' "$@"; } >"$SMKI_HOME/smki.conf"; }
 with_enrol "env = test" "listen = 127.0.0.1:0" "operator = est" "tls_cert = tls/server.pem" "tls_key = tls/server.key" \
     "client_ca = tls/client-ca.pem" "client_certs = optional" "retry_after = 7" "threads = 1" "access_log = yes"
 env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve 2>"$W/s4.log" &

@@ -170,7 +170,7 @@ expect_exit 2 "execute before approval" smki ra request execute 1 "${B[@]}"
 expect_in "awaits approvals" "refused with the reason"
 expect_exit 0 "bob approves" smki ra request approve 1 "${B[@]}"
 expect_exit 2 "bob approves again" smki ra request approve 1 "${B[@]}"
-expect_in "is approved" "refused: it is already approved"
+expect_in "has already approved" "refused: approvals come from distinct operators"
 expect_exit 0 "bob executes" smki --json ra request execute 1 "${B[@]}" --out-dir "$W/issued"
 expect_exit 0 "request show 1 --json" smki --json ra request show 1
 expect_json "done, approved by bob, with its serial" \

@@ -11,6 +11,8 @@
  * answers CKR_SESSION_HANDLE_INVALID once (a session lost midway, for one thread).
  * SMKI_SHIM_SIGNINIT_DELAY_US=u: C_SignInit sleeps u microseconds first (widens the
  * window in which other threads are signing).
+ * C_InitPIN and C_CreateObject fail on the same list (a token left without its user PIN,
+ * an anchor that cannot be written).
  * SMKI_SHIM_COPY_UNUSABLE: C_SignInit and C_DeriveKey with a key copy made through the
  * shim answer CKR_KEY_FUNCTION_NOT_PERMITTED (a copy that reads back right but does
  * not work). smki_shim_copies() counts the copies made. */
@@ -184,6 +186,15 @@ static CK_RV shim_GenerateKeyPair(CK_SESSION_HANDLE s, CK_MECHANISM_PTR m, CK_AT
     return should_fail("C_GenerateKeyPair") ? injected() : real->C_GenerateKeyPair(s, m, pt, pn, kt, kn, pub, priv);
 }
 
+static CK_RV shim_InitPIN(CK_SESSION_HANDLE s, CK_UTF8CHAR_PTR pin, CK_ULONG len)
+{
+    return should_fail("C_InitPIN") ? injected() : real->C_InitPIN(s, pin, len);
+}
+static CK_RV shim_CreateObject(CK_SESSION_HANDLE s, CK_ATTRIBUTE_PTR t, CK_ULONG n, CK_OBJECT_HANDLE_PTR h)
+{
+    return should_fail("C_CreateObject") ? injected() : real->C_CreateObject(s, t, n, h);
+}
+
 CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
 {
     if (!real) {
@@ -201,6 +212,8 @@ CK_RV C_GetFunctionList(CK_FUNCTION_LIST_PTR_PTR out)
         shim.C_GenerateKeyPair = shim_GenerateKeyPair;
         shim.C_CopyObject = shim_CopyObject;
         shim.C_GetAttributeValue = shim_GetAttributeValue;
+        shim.C_InitPIN = shim_InitPIN;
+        shim.C_CreateObject = shim_CreateObject;
     }
     *out = &shim;
     return CKR_OK;

@@ -1561,6 +1561,98 @@ static void test_uri_round_trip_and_escapes(void **state)
     assert_string_equal(u.pin_source, "file:/p");
 }
 
+
+/* ---- Notes, removal, labels, and SoftHSM's token file (issue 15) ---------------------------- */
+
+typedef struct {
+    size_t n;
+    uint8_t last[64];
+    size_t last_len;
+} notes_seen;
+
+static int note_seen(const uint8_t *val, size_t len, void *arg)
+{
+    notes_seen *x = arg;
+    x->n++;
+    x->last_len = len < sizeof x->last ? len : sizeof x->last;
+    memcpy(x->last, val, x->last_len);
+    return 0;
+}
+
+static void test_token_note_is_replaced_and_needs_the_pin(void **state)
+{
+    (void)state;
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ds_uri, &opts, &k));
+    notes_seen x = {0};
+    assert_int_equal(smki_key_note_each(k, "note-t", note_seen, &x), SMKI_E_NOTFOUND);
+    smki_error_clear();
+    assert_ok(smki_key_note_put(k, "note-t", (const uint8_t *)"first", 5));
+    assert_ok(smki_key_note_put(k, "note-t", (const uint8_t *)"second", 6));
+    assert_ok(smki_key_note_each(k, "note-t", note_seen, &x));
+    assert_int_equal(x.n, 1); /* replaced: the old one destroyed */
+    assert_memory_equal(x.last, "second", 6);
+    smki_key_free(k);
+    /* a private object: without the PIN nothing is read */
+    smki_hsm_opts nopin = {.module = NULL, .pin = NULL};
+    assert_fails(smki_token_note_each(&nopin, ds_uri, "note-t", note_seen, &x), SMKI_E_USAGE, "give the PIN");
+}
+
+static void test_file_key_note_is_a_file_beside_it(void **state)
+{
+    (void)state;
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s", make_key_file("noted", "P-256"));
+    smki_key *k = NULL;
+    assert_ok(smki_key_open(ref, NULL, &k));
+    assert_fails(smki_key_note_put(k, "Bad/Name", (const uint8_t *)"x", 1), SMKI_E_USAGE, "lowercase");
+    assert_ok(smki_key_note_put(k, "note-f", (const uint8_t *)"abc", 3));
+    notes_seen x = {0};
+    assert_ok(smki_key_note_each(k, "note-f", note_seen, &x));
+    assert_int_equal(x.n, 1);
+    assert_memory_equal(x.last, "abc", 3);
+    char path[1400];
+    snprintf(path, sizeof path, "%s.note-f", ref + 5);
+    assert_int_equal(access(path, F_OK), 0);
+    smki_key_free(k);
+}
+
+static void test_key_destroy_needs_the_so_pin_and_label_used_sees_it_go(void **state)
+{
+    (void)state;
+    char uri[SMKI_KEY_URI_MAX];
+    assert_ok(smki_key_generate(&opts, TOKEN, "doomed", SMKI_USAGE_DS, uri));
+    int used = 0;
+    assert_ok(smki_key_label_used(&opts, TOKEN, "doomed", &used));
+    assert_true(used);
+    assert_fails(smki_key_destroy(&opts, TOKEN, "doomed", NULL), SMKI_E_USAGE, "SO PIN");
+    assert_fails(smki_key_destroy(&opts, TOKEN, "doomed", "wrong-so-pin"), SMKI_E_REFUSED, "CKR_PIN_INCORRECT");
+    assert_ok(smki_key_label_used(&opts, TOKEN, "doomed", &used));
+    assert_true(used);
+    assert_ok(smki_key_destroy(&opts, TOKEN, "doomed", SO_PIN));
+    assert_ok(smki_key_label_used(&opts, TOKEN, "doomed", &used));
+    assert_false(used);
+    assert_fails(smki_key_destroy(&opts, TOKEN, "doomed", SO_PIN), SMKI_E_NOTFOUND, "no key 'doomed'");
+}
+
+/* SoftHSM rewrites token.object at each login; emptied by a kill there, it is put back
+ * from smki's copy the next time the home's SoftHSM is prepared. */
+static void test_softhsm_token_file_emptied_by_a_kill_is_put_back(void **state)
+{
+    (void)state;
+    char hsm[1100], cmd[1400];
+    snprintf(hsm, sizeof hsm, "%s/hsm", dir);
+    assert_ok(smki_softhsm_prepare(hsm)); /* takes the copy */
+    snprintf(cmd, sizeof cmd, "ls %s/tokens/*/token.object.smki >/dev/null 2>&1", hsm);
+    assert_int_equal(system(cmd), 0);
+    /* empty every token.object, as a kill in the middle of SoftHSM's rewrite does */
+    snprintf(cmd, sizeof cmd, "for f in %s/tokens/*/token.object; do : > \"$f\"; done", hsm);
+    assert_int_equal(system(cmd), 0);
+    assert_ok(smki_softhsm_prepare(hsm));
+    snprintf(cmd, sizeof cmd, "for f in %s/tokens/*/token.object; do test -s \"$f\" || exit 1; done", hsm);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1611,6 +1703,10 @@ int main(void)
         cmocka_unit_test(test_one_lost_session_among_threads_sets_up_once),
         cmocka_unit_test(test_key_losing_sessions_again_and_again_signs_on),
         cmocka_unit_test(test_copy_that_cannot_sign_gives_way_to_the_token_object),
+        cmocka_unit_test(test_token_note_is_replaced_and_needs_the_pin),
+        cmocka_unit_test(test_file_key_note_is_a_file_beside_it),
+        cmocka_unit_test(test_key_destroy_needs_the_so_pin_and_label_used_sees_it_go),
+        cmocka_unit_test(test_softhsm_token_file_emptied_by_a_kill_is_put_back),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

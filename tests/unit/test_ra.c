@@ -6,6 +6,7 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -456,7 +457,10 @@ static void test_organisation_request_needs_another_operators_approval_then_issu
     int approved = 0;
     assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &approved));
     assert_int_equal(approved, 1);
-    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "is approved");
+    /* more approvals before it runs are recorded (one whose approver leaves is made whole so) */
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, &approved));
+    assert_int_equal(approved, 0);
+    assert_fails(smki_ra_request_approve(f->ra, &f->carol, id, NULL), SMKI_E_REFUSED, "has already approved");
     assert_int_equal(cert_count(f), certs);
     assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
     assert_ok(smki_ra_request_get(f->ra, id, &r));
@@ -475,6 +479,7 @@ static void test_organisation_request_needs_another_operators_approval_then_issu
     assert_true(smki_lint_is_clean(rep));
     free(rep);
     assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is done");
+    assert_fails(smki_ra_request_approve(f->ra, &f->mallory, id, NULL), SMKI_E_REFUSED, "not a registered");
     assert_fails(smki_ra_request_reject(f->ra, &f->carol, id, "too late"), SMKI_E_REFUSED, "no longer be rejected");
     assert_fails(smki_ra_request_get(f->ra, 999, &r), SMKI_E_NOTFOUND, "no request 999");
 }
@@ -622,8 +627,9 @@ static void test_execution_verifies_again_a_csr_changed_after_submission(void **
     size_t certs = cert_count(f);
     uint64_t before = head(f);
     smki_ra_exec_opts o = {.hsm = NULL};
-    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "proof of possession");
-    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_VERIFY, "CSR 2 of request");
+    /* The approvals signed the CSRs as submitted: changed octets are not what was approved. */
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is not what was approved");
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "bob (entry");
     assert_int_equal(cert_count(f), certs);
     assert_int_equal(head(f), before);
     smki_ra_request r;
@@ -1386,6 +1392,14 @@ static void test_direct_batch_checks_each_csr_and_audits_each_group(void **state
     assert_int_equal(head(f), before + 2);
     smki_ca_batch_report_free(rep);
     batch_close(&b);
+    /* Each group commit anchored the head beside the checkpoint key. */
+    EVP_PKEY *cpub = ckpt_pub(f);
+    smki_audit_report *vr = malloc(sizeof *vr);
+    assert_ok(smki_audit_verify(f->ra, cpub, vr));
+    assert_true(vr->anchor_checked);
+    assert_int_equal(vr->anchor_seq, head(f));
+    free(vr);
+    EVP_PKEY_free(cpub);
 }
 
 typedef struct {
@@ -1561,6 +1575,17 @@ static void verify_expect(fixture *f, smki_audit_finding_kind kind, uint64_t seq
     EVP_PKEY_free(pub);
 }
 
+static void verify_clean_any(fixture *f)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, 0);
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
 static void test_audit_verify_is_clean_on_an_untouched_log(void **state)
 {
     fixture *f = *state;
@@ -1663,16 +1688,57 @@ static void test_audit_verify_names_a_truncated_tail(void **state)
     assert_ok(smki_store_write(f->store, head_txn, &hr));
     verify_expect(f, SMKI_AUDIT_TRUNCATED, 15);
     /* Deleting that checkpoint too leaves a log that is consistent as far as it goes:
-     * only an outside record of the head (or of the last checkpoint) shows the cut.
-     * Deleting an earlier checkpoint is caught: one is expected at every multiple of 5. */
+     * the head anchored beside the checkpoint key (outside the store) shows the cut. */
     do_tamper(f, db->checkpoints, T_DELETE, 15, 0);
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 17);
+    /* A verifier without the checkpoint key (no PIN) does not read the anchor. */
+    smki_ra_set_checkpoint_key(f->ra, NULL);
     EVP_PKEY *pub = ckpt_pub(f);
     smki_audit_report rep;
     assert_ok(smki_audit_verify(f->ra, pub, &rep));
     assert_int_equal(rep.last_checkpoint, 10);
+    assert_false(rep.anchor_checked);
     EVP_PKEY_free(pub);
+    /* Deleting an earlier checkpoint is caught: one is expected at every multiple of 5. */
     do_tamper(f, db->checkpoints, T_DELETE, 10, 0);
     verify_expect(f, SMKI_AUDIT_CHECKPOINT_MISSING, 10);
+}
+
+/* The trail cut back to any prefix, head rewritten, no checkpoint touched; and a new
+ * home, before its first checkpoint: the anchor beside the checkpoint key names the cut. */
+static void test_audit_verify_names_a_trail_cut_short_behind_its_anchor(void **state)
+{
+    fixture *f = *state;
+    operators(f); /* 3 entries, no checkpoint yet (every 5) */
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    verify_clean_any(f);
+    do_tamper(f, db->audit, T_DELETE, 3, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 3);
+}
+
+static void test_audit_verify_names_a_cut_after_the_last_checkpoint(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    do_tamper(f, db->audit, T_DELETE, 17, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, 17);
+    /* A rewritten entry at the anchor's number (the tail replaced) is named too. */
+    smki_audit_report *rep = malloc(sizeof *rep);
+    EVP_PKEY *pub = ckpt_pub(f);
+    assert_fails(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY, "cut off the end");
+    assert_int_equal(rep->anchor_seq, 17);
+    assert_true(rep->anchor_checked);
+    free(rep);
+    EVP_PKEY_free(pub);
 }
 
 static void test_audit_verify_names_a_forged_checkpoint(void **state)
@@ -2076,44 +2142,395 @@ static void test_a_keyed_submission_sent_again_finds_its_request_and_writes_noth
     assert_fails(smki_ra_request_cert(f->ra, id, 0, &c), SMKI_E_NOTFOUND, "not issued");
 }
 
-static void test_a_request_needing_no_approval_is_executed_in_its_submission_commit(void **state)
+/* An auto-approved enrolment is direct issuance through the gate (smki_ra_issue), in
+ * the environments of [ra] direct_issue: the certificate and its one entry, with "via",
+ * in one commit; asked again with the same key, the same certificate and nothing
+ * written. (Approval counts are at least 1: a request is never executed unapproved.) */
+static void test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit(void **state)
 {
     fixture *f = *state;
-    smki_ra_close(f->ra);
-    smki_ra_policy p = policy(5);
-    p.approvals_org = 0;
-    open_ra(f, &p);
+    registry(f);
+    assert_true(smki_ra_issues_directly(f->ra, "test"));
+    assert_false(smki_ra_issues_directly(f->ra, "production"));
+    size_t certs = cert_count(f);
+    uint8_t der[1024], key[32] = {7, 7, 7};
+    size_t n = csr_der(SMKI_KU_KEY_AGREEMENT, DEV_EUI, der, sizeof der);
+    smki_csr *csr = NULL;
+    assert_ok(smki_csr_parse(der, n, &csr));
+    smki_ca_issuer *is = NULL;
+    assert_ok(smki_ca_issuer_open(smki_ra_ca_db(f->ra), "test", SMKI_PROFILE_DEVICE, NULL, &is));
+    smki_ra_issue_req r = {.env = "test", .csr = csr, .party = "SUP1", .role = -1, .via = "party SUP1 over EST",
+                           .submission_key = key, .issuer = is};
+    smki_cert *c = malloc(sizeof *c), *again = malloc(sizeof *again);
+    uint64_t h = head(f);
+    assert_ok(smki_ra_issue(f->ra, &f->alice, &r, c, NULL));
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_int_equal(head(f), h + 1); /* ca-issue-direct, in the certificate's own commit */
+    assert_memory_equal(c->eui.b, DEV_EUI, 8);
+    assert_int_equal(c->profile, SMKI_PROFILE_DEVICE);
+    assert_int_equal(entries_with(f, "ca-issue-direct", "; via party SUP1 over EST"), 1);
+    /* The same key again: the first certificate, nothing written. */
+    assert_ok(smki_ra_issue(f->ra, &f->alice, &r, again, NULL));
+    assert_memory_equal(again->serial, c->serial, SMKI_SERIAL_LEN);
+    assert_int_equal(again->der_len, c->der_len);
+    assert_memory_equal(again->der, c->der, c->der_len);
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_int_equal(head(f), h + 1);
+    /* Without the key: a second in-use certificate of that device and key is refused. */
+    r.submission_key = NULL;
+    assert_fails(smki_ra_issue(f->ra, &f->alice, &r, again, NULL), SMKI_E_EXISTS, "already holds in-use certificate");
+    assert_int_equal(cert_count(f), certs + 1);
+    assert_int_equal(head(f), h + 1);
+    /* ... unless asked for. */
+    r.allow_duplicate_key = 1;
+    assert_ok(smki_ra_issue(f->ra, &f->alice, &r, again, NULL));
+    assert_memory_not_equal(again->serial, c->serial, SMKI_SERIAL_LEN);
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), h + 2);
+    r.allow_duplicate_key = 0;
+    /* Refused by the RA: nothing written. */
+    uint8_t central[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0, 0, 9};
+    smki_csr *bad = NULL;
+    n = csr_der(SMKI_KU_KEY_AGREEMENT, central, der, sizeof der);
+    assert_ok(smki_csr_parse(der, n, &bad));
+    r.csr = bad;
+    r.submission_key = key; /* another CSR: the key is the service's to keep distinct */
+    key[0] = 8;
+    assert_fails(smki_ra_issue(f->ra, &f->alice, &r, again, NULL), SMKI_E_REFUSED, NULL);
+    assert_int_equal(head(f), h + 2);
+    assert_int_equal(cert_count(f), certs + 2);
+    audit_verifies(f);
+    smki_csr_free(bad);
+    smki_csr_free(csr);
+    smki_ca_issuer_free(is);
+    free(again);
+    free(c);
+}
+
+/* Threads of one service (the enrolment service's) share one handle: each issuance
+ * and the anchor written after it, all of them at once. */
+#define THREAD_ISSUES 12
+typedef struct {
+    fixture *f;
+    smki_csr *csrs[THREAD_ISSUES];
+    int failed;
+    char msg[SMKI_ERR_MSG_MAX];
+} issuer_thread;
+
+static void *issue_many(void *arg)
+{
+    issuer_thread *x = arg;
+    smki_cert *c = malloc(sizeof *c);
+    for (int i = 0; i < THREAD_ISSUES && c; i++) {
+        smki_ra_issue_req r = {.env = "test", .csr = x->csrs[i], .party = "SUP1", .role = -1, .via = "a thread"};
+        if (smki_ra_issue(x->f->ra, &x->f->alice, &r, c, NULL) < 0 && !x->failed) {
+            x->failed = 1;
+            snprintf(x->msg, sizeof x->msg, "%s", smki_error_msg());
+        }
+    }
+    free(c);
+    return NULL;
+}
+
+static void test_threads_sharing_the_handle_issue_and_anchor_together(void **state)
+{
+    fixture *f = *state;
     registry(f);
     size_t certs = cert_count(f);
-    uint8_t der[1024];
-    size_t n = csr_der(SMKI_KU_KEY_AGREEMENT, DEV_EUI, der, sizeof der);
-    const uint8_t *one[1] = {der};
-    size_t lens[1] = {n};
-    smki_ra_exec_opts o = {.via = "party SUP1 over EST"};
-    smki_ra_submit s = {.type = SMKI_REQ_DEVICE_BATCH, .party = "SUP1", .env = "test", .csrs = one, .csr_lens = lens,
-                        .n_csrs = 1, .via = "party SUP1 over EST", .execute = &o};
-    uint64_t h = head(f), id = 0;
+    issuer_thread t[2];
+    memset(t, 0, sizeof t);
+    for (int k = 0; k < 2; k++) {
+        t[k].f = f;
+        for (int i = 0; i < THREAD_ISSUES; i++) {
+            uint8_t der[1024], hw[8];
+            memcpy(hw, DEV_EUI, 8);
+            hw[7] = (uint8_t)(0x10 + k * THREAD_ISSUES + i);
+            size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der);
+            assert_ok(smki_csr_parse(der, n, &t[k].csrs[i]));
+        }
+    }
+    pthread_t th[2];
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_create(&th[k], NULL, issue_many, &t[k]), 0);
+    for (int k = 0; k < 2; k++) assert_int_equal(pthread_join(th[k], NULL), 0);
+    for (int k = 0; k < 2; k++) {
+        if (t[k].failed) print_error("thread %d: %s\n", k, t[k].msg);
+        assert_false(t[k].failed);
+        for (int i = 0; i < THREAD_ISSUES; i++) smki_csr_free(t[k].csrs[i]);
+    }
+    assert_int_equal(cert_count(f), certs + 2 * THREAD_ISSUES);
+    EVP_PKEY *pk = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pk, rep));
+    assert_true(rep->anchor_checked);
+    assert_int_equal(rep->anchor_seq, head(f));
+    free(rep);
+    EVP_PKEY_free(pk);
+}
+
+/* ---- Approvals proved against the trail ------------------------------------------------------------ */
+
+
+/* A request record edited in the store (no operator key) to say what nobody signed. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint8_t state;
+} record_edit;
+
+static int record_edit_txn(smki_txn *t, void *arg)
+{
+    record_edit *x = arg;
+    uint8_t key[8], val[4096];
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    const void *v;
+    size_t n;
+    GUARD(smki_txn_get(t, x->db, key, 8, &v, &n));
+    memcpy(val, v, n);
+    val[2] = x->state; /* version, type, state, ... */
+    return smki_txn_put(t, x->db, key, 8, val, n, 0);
+}
+
+static void record_set_state(fixture *f, uint64_t id, smki_req_state state)
+{
+    record_edit x = {smki_ra_databases(f->ra)->requests, id, (uint8_t)state};
+    assert_ok(smki_store_write(f->store, record_edit_txn, &x));
+}
+
+static void test_execution_refuses_a_record_edited_to_approved(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    record_set_state(f, id, SMKI_REQ_APPROVED);
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED,
+                 "0 valid signed approval(s) in the audit trail of the 1 it needs");
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), before);
+    /* the requester's own approval, signed, counts no more than the edit */
+    record_set_state(f, id, SMKI_REQ_PENDING);
+    assert_fails(smki_ra_request_approve(f->ra, &f->alice, id, NULL), SMKI_E_REFUSED, "may not approve");
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(cert_count(f), certs + 2);
+}
+
+static void test_an_approval_by_an_operator_deactivated_before_execution_does_not_count(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    int now = 0;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, &now));
+    assert_true(now);
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "bob"));
+    size_t certs = cert_count(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED,
+                 "bob (entry 15) was deactivated before execution");
+    assert_int_equal(cert_count(f), certs);
+    /* another operator's approval, before it runs, makes it whole */
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(cert_count(f), certs + 1);
+    verify_clean_any(f);
+}
+
+/* Another device CSR, its octets and their SHA-256 written over CSR idx of request id. */
+typedef struct {
+    smki_db db;
+    uint64_t id;
+    uint32_t idx;
+    const uint8_t *der;
+    size_t len;
+} csr_replace;
+
+static int csr_replace_txn(smki_txn *t, void *arg)
+{
+    csr_replace *x = arg;
+    uint8_t key[13], h[32];
+    unsigned hl = 32;
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(x->id >> (56 - 8 * i));
+    key[8] = (uint8_t)(x->idx >> 24), key[9] = (uint8_t)(x->idx >> 16), key[10] = (uint8_t)(x->idx >> 8);
+    key[11] = (uint8_t)x->idx, key[12] = 'v';
+    EVP_Digest(x->der, x->len, h, &hl, EVP_sha256(), NULL);
+    GUARD(smki_txn_put(t, x->db, key, 12, x->der, x->len, 0));
+    return smki_txn_put(t, x->db, key, 13, h, 32, 0);
+}
+
+static void substitute_csr(fixture *f, uint64_t id, uint32_t idx)
+{
+    uint8_t der[1024], hw[8];
+    memcpy(hw, DEV_EUI, 8);
+    hw[7] = (uint8_t)(hw[7] + idx);
+    size_t n = csr_der(SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der); /* the same Device ID, another key */
+    csr_replace x = {smki_ra_databases(f->ra)->csrs, id, idx, der, n};
+    assert_ok(smki_store_write(f->store, csr_replace_txn, &x));
+}
+
+static void test_content_substituted_after_approval_does_not_execute_and_verify_names_it(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(batch_submit(f, &f->alice, DEV_EUI, 2, &id));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    substitute_csr(f, id, 1);
+    size_t certs = cert_count(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_fails(smki_ra_request_execute(f->ra, &f->bob, id, &o), SMKI_E_REFUSED, "is not what was approved");
+    assert_int_equal(cert_count(f), certs);
+    /* Executed as approved, then substituted: 'audit verify' names the request. */
+    uint64_t id2;
+    uint8_t first[8];
+    memcpy(first, DEV_EUI, 8);
+    first[7] = 0x10;
+    assert_ok(batch_submit(f, &f->alice, first, 2, &id2));
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id2, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id2, &o));
+    verify_clean_any(f);
+    substitute_csr(f, id2, 0);
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_fails(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY, "changed after approval");
+    assert_int_equal(rep->findings[0].kind, SMKI_AUDIT_CONTENT);
+    assert_non_null(strstr(rep->findings[0].message, "request 2's content"));
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+/* An entry appended as someone holding the store and one operator's own key would. */
+typedef struct {
+    const smki_ra_dbs *db;
+    smki_audit_entry e;
+} append_job;
+
+static int append_job_txn(smki_txn *t, void *arg)
+{
+    append_job *j = arg;
+    uint8_t rec[1200], key[8], headrec[40];
+    size_t n;
+    GUARD(smki_audit_entry_body(&j->e, rec, 1100, &n));
+    rec[n] = (uint8_t)j->e.sig_len;
+    memcpy(rec + n + 1, j->e.sig, j->e.sig_len);
+    smki_audit_entry back;
+    GUARD(smki_audit_entry_decode(rec, n + 1 + j->e.sig_len, &back));
+    for (int i = 0; i < 8; i++) key[i] = (uint8_t)(j->e.seq >> (56 - 8 * i));
+    memcpy(headrec, key, 8);
+    memcpy(headrec + 8, back.hash, 32);
+    GUARD(smki_txn_put(t, j->db->audit, key, 8, rec, n + 1 + j->e.sig_len, 0));
+    return smki_txn_put(t, j->db->meta, "head", 4, headrec, 40, 0);
+}
+
+static uint64_t append_signed(fixture *f, const smki_ra_actor *by, const char *action, const char *object,
+                              const char *detail)
+{
+    append_job j;
+    memset(&j, 0, sizeof j);
+    j.db = smki_ra_databases(f->ra);
+    assert_ok(smki_audit_head(f->ra, &j.e.seq, j.e.prev));
+    j.e.seq++;
+    j.e.time = NOW;
+    snprintf(j.e.operator_name, sizeof j.e.operator_name, "%s", by->name);
+    snprintf(j.e.action, sizeof j.e.action, "%s", action);
+    snprintf(j.e.object, sizeof j.e.object, "%s", object);
+    snprintf(j.e.detail, sizeof j.e.detail, "%s", detail);
+    uint8_t body[1100];
+    size_t n;
+    assert_ok(smki_audit_entry_body(&j.e, body, sizeof body, &n));
+    j.e.sig_len = SMKI_SIG_MAX;
+    assert_ok(smki_key_sign(by->key, body, n, SMKI_SIG_DER, j.e.sig, &j.e.sig_len));
+    assert_ok(smki_store_write(f->store, append_job_txn, &j));
+    return j.e.seq;
+}
+
+static void test_audit_verify_names_a_request_executed_without_signed_approvals(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    /* alice edits the store and appends an execution entry signed with her own key: the
+     * chain and her signature are sound, the approvals are not there. */
+    record_set_state(f, id, SMKI_REQ_DONE);
+    char object[32];
+    snprintf(object, sizeof object, "request %llu", (unsigned long long)id);
+    uint64_t seq = append_signed(f, &f->alice, "request-execute", object, "issued organisation certificate serial 01; "
+                                 "content SHA-256 0000000000000000000000000000000000000000000000000000000000000000");
+    verify_expect(f, SMKI_AUDIT_UNAPPROVED, seq);
+}
+
+static int reactivate_txn(smki_txn *t, void *arg)
+{
+    const smki_ra_dbs *db = arg;
+    const void *v;
+    size_t n;
+    uint8_t val[256];
+    GUARD(smki_txn_get(t, db->operators, "carol", 5, &v, &n));
+    memcpy(val, v, n);
+    val[1] = 1; /* version, active, ... */
+    return smki_txn_put(t, db->operators, "carol", 5, val, n, 0);
+}
+
+static void test_audit_verify_names_an_operator_reactivated_outside_smki(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    assert_ok(smki_ra_operator_deactivate(f->ra, &f->alice, "carol"));
+    verify_clean_any(f);
+    assert_ok(smki_store_write(f->store, reactivate_txn, (void *)smki_ra_databases(f->ra)));
+    smki_ra_operator c;
+    assert_ok(smki_ra_operator_get(f->ra, "carol", &c));
+    assert_true(c.active);
+    verify_expect(f, SMKI_AUDIT_REGISTRY, 0);
+}
+
+static void test_approval_counts_are_at_least_one_and_fixed_in_the_store(void **state)
+{
+    fixture *f = *state;
+    static const char ZERO[] = "[ra]\napprovals_organisation = 0\n";
+    smki_conf *conf = NULL;
+    assert_ok(smki_conf_parse((const uint8_t *)ZERO, sizeof ZERO - 1, "zero.conf", &conf));
+    smki_ra_policy p;
+    assert_fails(smki_ra_policy_load(conf, &p), SMKI_E_USAGE, "ra.approvals_organisation");
+    smki_conf_free(conf);
+    registry(f);
+    smki_ra_submit s = {.type = SMKI_REQ_POLICY, .cn = "approvals_organisation", .reason = 0};
+    uint64_t id;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "one operator alone");
+    s.reason = 3;
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, "may not be below");
+    s.cn = "rate_per_day";
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_USAGE, "not a setting");
+    s.cn = "approvals_organisation";
+    s.reason = 2;
     assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
-    smki_ra_request r;
-    assert_ok(smki_ra_request_get(f->ra, id, &r));
-    assert_int_equal(r.state, SMKI_REQ_DONE);
-    assert_int_equal(cert_count(f), certs + 1);
-    assert_int_equal(head(f), h + 2); /* request-submit and request-execute */
-    assert_int_equal(entries_with(f, "request-execute", "; via party SUP1 over EST"), 1);
-    smki_cert c;
-    assert_ok(smki_ra_request_cert(f->ra, id, 0, &c));
-    assert_memory_equal(c.eui.b, DEV_EUI, 8);
-    assert_int_equal(c.profile, SMKI_PROFILE_DEVICE);
-    assert_fails(smki_ra_request_cert(f->ra, id, 1, &c), SMKI_E_NOTFOUND, NULL);
-    /* Refused by the RA: nothing built is written, no request. */
-    uint8_t central[8] = {0x90, 0xb3, 0xd5, 0x1f, 0x30, 0, 0, 9};
-    n = csr_der(SMKI_KU_KEY_AGREEMENT, central, der, sizeof der);
-    lens[0] = n;
-    h = head(f);
-    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED, NULL);
-    assert_int_equal(head(f), h);
-    assert_int_equal(cert_count(f), certs + 1);
-    audit_verifies(f);
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    /* a policy change is sensitive: two approvals by others */
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, id, &o), SMKI_E_REFUSED, "only an approved request");
+    assert_ok(smki_ra_request_approve(f->ra, &f->carol, id, NULL));
+    assert_ok(smki_ra_request_execute(f->ra, &f->alice, id, &o));
+    assert_int_equal(smki_ra_get_policy(f->ra)->approvals_org, 2);
+    /* Fixed in the store: a handle opened with the policy's 1 reads 2. */
+    smki_ra_close(f->ra);
+    smki_ra_policy p1 = policy(5);
+    assert_int_equal(p1.approvals_org, 1);
+    open_ra(f, &p1);
+    assert_int_equal(smki_ra_get_policy(f->ra)->approvals_org, 2);
+    uint64_t org;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &org));
+    int now = 1;
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, org, &now));
+    assert_false(now);
+    /* the record edited back to one approval: the trail still holds it to two */
+    record_set_state(f, org, SMKI_REQ_APPROVED);
+    assert_fails(smki_ra_request_execute(f->ra, &f->alice, org, &o), SMKI_E_REFUSED, "1 valid signed approval(s)");
+    verify_clean_any(f);
 }
 
 int main(void)
@@ -2133,12 +2550,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_device_batch_issues_in_group_commits_each_with_its_entry, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_verifies_again_a_csr_changed_after_submission, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_execution_refuses_a_record_edited_to_approved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_an_approval_by_an_operator_deactivated_before_execution_does_not_count,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_content_substituted_after_approval_does_not_execute_and_verify_names_it,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_request_executed_without_signed_approvals, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_approval_counts_are_at_least_one_and_fixed_in_the_store, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_an_operator_reactivated_outside_smki, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_trail_cut_short_behind_its_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_verify_names_a_cut_after_the_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rate_limit_per_subscriber_per_day, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_keyed_submission_sent_again_finds_its_request_and_writes_nothing, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_a_request_needing_no_approval_is_executed_in_its_submission_commit, setup,
+        cmocka_unit_test_setup_teardown(test_threads_sharing_the_handle_issue_and_anchor_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_needs_two_other_operators_then_revokes_and_publishes_the_crl,

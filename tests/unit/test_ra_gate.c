@@ -259,6 +259,56 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
     free(c);
 }
 
+/* After each of the gate's entry points the trail's head is anchored beside the
+ * checkpoint key (issue 15): a trail cut back afterwards would be named. */
+static void anchored_at_head(fixture *f)
+{
+    char ref[1300];
+    snprintf(ref, sizeof ref, "file:%s/checkpoint.pem", f->dir);
+    EVP_PKEY *pub = NULL;
+    assert_ok(smki_key_public_load(ref, NULL, &pub));
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_ok(smki_audit_verify(f->ra, pub, rep));
+    assert_true(rep->anchor_checked);
+    assert_int_equal(rep->anchor_seq, head(f));
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+static void test_each_entry_point_leaves_the_head_anchored(void **state)
+{
+    fixture *f = *state;
+    uint64_t seq = head(f);
+    smki_cert *c = malloc(sizeof *c);
+    smki_ra_issue_req r = {.env = "test", .csr = f->csr, .party = "SUP1", .role = -1};
+    assert_ok(smki_ra_issue(f->ra, &f->alice, &r, c, NULL));
+    assert_int_equal(head(f), seq + 1);
+    anchored_at_head(f);
+    seq = head(f);
+    smki_crl lists[SMKI_CA_KIND_COUNT];
+    size_t n = 0;
+    smki_ra_lists_req lr = {"test", 1, NULL, NULL, NULL, NULL, 0};
+    assert_ok(smki_ra_lists_publish(f->ra, &f->alice, &lr, lists, &n));
+    assert_int_equal(n, 2); /* the SMKI root's ARL and the DCCKI root's */
+    for (size_t i = 0; i < n; i++) smki_crl_clear(&lists[i]);
+    assert_int_equal(head(f), seq + 2);
+    anchored_at_head(f);
+    /* A revocation (the organisation CA's certificate: device certificates are replaced). */
+    smki_ca_record *oca = malloc(sizeof *oca);
+    assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_OCA, oca));
+    smki_ra_revoke_req rv = {"test", oca->cert.serial, NULL, SMKI_REASON_KEY_COMPROMISE};
+    smki_cert *gone = malloc(sizeof *gone);
+    int audited = 0;
+    seq = head(f);
+    assert_ok(smki_ra_revoke(f->ra, &f->alice, &rv, gone, NULL, &audited));
+    assert_true(audited);
+    assert_true(head(f) > seq);
+    anchored_at_head(f);
+    free(oca);
+    free(gone);
+    free(c);
+}
+
 static void test_lists_belong_to_the_ca_named_and_of_its_sort(void **state)
 {
     fixture *f = *state;
@@ -361,6 +411,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ungated_batch_issues_nothing_in_a_store_with_operators, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_not_theirs,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_each_entry_point_leaves_the_head_anchored, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lists_belong_to_the_ca_named_and_of_its_sort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_store_without_operators_acts_only_in_its_unmanaged_environments, setup,
                                         teardown),

@@ -61,6 +61,7 @@ static const char INIT_HELP[] =
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
+    "                     [--allow-duplicate-key]\n"
     "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
     "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
     "       (test, or a store with an RA: also --party SIGNIFIER --operator NAME --operator-key KEY)\n"
@@ -91,7 +92,10 @@ static const char ISSUE_HELP[] =
     "  never past the DCCKI issuing CA's own. P-256 only.\n"
     "\n"
     "The certificate is checked against its profile, recorded in the store with a fresh\n"
-    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist.\n"
+    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist and\n"
+    "its folder must be writable: both are checked before anything is issued. A device\n"
+    "that already holds an in-use certificate from this CA for the same key is refused\n"
+    "(the earlier one: 'smki ca show SERIAL --out FILE') unless --allow-duplicate-key.\n"
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
     "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
     "environment, or an environment without its CA (run 'smki ca init' first).\n"
@@ -232,18 +236,7 @@ static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
  * it is the RA's (and needs the operator) or the bootstrap's. The command only opens
  * the store with its RA and the operator's key when one is named (--operator, or
  * SMKI_OPERATOR). */
-typedef struct {
-    smki_store *s;
-    smki_ra *ra;
-    smki_key *op_k;
-    smki_ra_actor actor;
-    const smki_ra_actor *by; /* NULL: no operator named */
-} ca_session;
-
-/* issues: the action issues certificates (in test it needs an operator even before the
- * store has any). */
-static int session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key,
-                        ca_session *x)
+int ca_session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key, ca_session *x)
 {
     memset(x, 0, sizeof *x);
     smki_ra_policy pol;
@@ -263,7 +256,7 @@ static int session_open(smki_cli *c, const char *env, int issues, const char *op
     return 0;
 }
 
-static void session_close(ca_session *x)
+void ca_session_close(ca_session *x)
 {
     smki_ra_close(x->ra);
     smki_key_free(x->op_k);
@@ -373,7 +366,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     if (rc == 0 && read_config(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
     if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
     int made_token = 0;
     if (rc >= 0) {
@@ -387,7 +380,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
             if (rc == 0) rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
         }
     }
-    session_close(&x);
+    ca_session_close(&x);
     smki_conf_free(own);
     if (rc < 0) {
         free(rep);
@@ -459,11 +452,12 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
                                          {"party", required_argument, NULL, 'P'},
                                          {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
                                          {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'}, {NULL, 0, NULL, 0}};
+                                         {"operator-key", required_argument, NULL, 'K'},
+                                         {"allow-duplicate-key", no_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
     const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
     const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17], *op = NULL, *op_key = NULL;
     size_t n_dns = 0, n_ips = 0;
-    int der = 0, ch;
+    int der = 0, allow_dup = 0, ch;
     optind = 1;
     opterr = 0;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -481,6 +475,7 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
         else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
         else if (ch == 'O') op = optarg;
         else if (ch == 'K') op_key = optarg;
+        else if (ch == 'A') allow_dup = 1;
         else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
     }
     if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
@@ -499,8 +494,8 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     int rc = 0;
     if (role_s) rc = smki_role_parse(role_s, &role);
     if (rc == 0 && eui_s) rc = smki_eui64_parse(eui_s, &eui);
-    struct stat st;
-    if (rc == 0 && stat(out, &st) == 0) rc = SMKI_FAIL(SMKI_E_EXISTS, "%s exists: --out never replaces a file", out);
+    /* --out is writable before anything is issued: a re-run never issues twice. */
+    if (rc == 0) rc = smki_file_check_new(out);
     if (rc < 0) return cli_fail(c, rc);
 
     uint8_t *bytes = NULL;
@@ -517,14 +512,15 @@ static int ca_issue(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, env);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 1, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 1, op, op_key, &x);
     char party_used[SMKI_PARTY_MAX] = "";
     if (rc >= 0) {
-        smki_ra_issue_req r = {env, csr, want, party, role_s ? role : -1, eui_s ? &eui : NULL, cn, dns, n_dns, ips,
-                               n_ips, &c->hsm};
+        smki_ra_issue_req r = {.env = env, .csr = csr, .profile = want, .party = party, .role = role_s ? role : -1,
+                               .eui = eui_s ? &eui : NULL, .cn = cn, .dns = dns, .n_dns = n_dns, .ips = ips,
+                               .n_ips = n_ips, .hsm = &c->hsm, .allow_duplicate_key = allow_dup};
         rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
     }
-    session_close(&x);
+    ca_session_close(&x);
     if (rc >= 0) rc = write_cert(cert, out, der);
     free(bytes);
     smki_csr_free(csr);
@@ -871,14 +867,14 @@ static int ca_revoke(smki_cli *c, int argc, char **argv)
     ca_session x = {0};
     smki_cert *cert = calloc(1, sizeof *cert);
     if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc == 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     smki_revocation rev;
     int managed = 0;
     if (rc == 0) {
         smki_ra_revoke_req r = {env, serial, issuer_s, reason};
         rc = smki_ra_revoke(x.ra, x.by, &r, cert, &rev, &managed);
     }
-    session_close(&x);
+    ca_session_close(&x);
     if (rc < 0) {
         free(cert);
         return cli_fail(c, rc);
@@ -943,12 +939,12 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     if (rc == 0) rc = read_config(c, config, &own, &conf);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
     if (rc >= 0) {
         smki_ra_lists_req r = {env, arl, ca_s, conf, &c->hsm, c->home, (int64_t)time(NULL)};
         rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, &made);
     }
-    session_close(&x);
+    ca_session_close(&x);
     smki_conf_free(own);
     if (rc < 0) return cli_fail(c, rc);
     json_w w;
@@ -1004,6 +1000,7 @@ static const cli_cmd CA_COMMANDS[] = {
     {"revoke", ca_revoke, "revoke an organisation, DCCKI TLS or CA certificate (final; devices are replaced)"},
     {"crl", ca_crl, "publish now the CRL of an issuing CA (all of the environment's by default)"},
     {"arl", ca_arl, "publish now the ARL of a root (both roots by default)"},
+    {"keys", cmd_ca_keys, "a half-made ceremony's keys: list, remove (SO PIN, confirmed, audited)"},
     {NULL, NULL, NULL},
 };
 

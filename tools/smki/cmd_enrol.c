@@ -13,9 +13,11 @@ static const char ABOUT[] =
     "\n"
     "'smki enrol serve' answers RFC 7030 EST (cacerts, csrattrs, simpleenroll,\n"
     "simplereenroll) and device CSR batches over mutual TLS. The client is the Party\n"
-    "named by its DCCKI client certificate's Party Signifier; every enrolment is an RA\n"
-    "request submitted on that Party's behalf by the service's own RA operator, decided\n"
-    "by the RA's rules and approvals, and audited (docs/est.md).";
+    "named by its DCCKI client certificate's Party Signifier; the service's own RA\n"
+    "operator acts on that Party's behalf: a single enrolment in an environment of\n"
+    "[ra] direct_issue goes through the RA's gate as 'smki ca issue' does, anything else\n"
+    "(and every batch) is an RA request that other operators approve. The RA's rules\n"
+    "decide and everything is audited (docs/est.md).";
 
 static const char SERVE_HELP[] =
     "Usage: smki enrol serve --env ENV --listen ADDR:PORT --operator NAME [options]\n"
@@ -28,8 +30,9 @@ static const char SERVE_HELP[] =
     "  GET  cacerts                     the environment's CA certificates (PKCS#7, base64)\n"
     "  GET  csrattrs                    what a CSR must use (P-256, ECDSA-SHA256)\n"
     "  POST [LABEL/]simpleenroll        base64 DER PKCS#10 in; the certificate as PKCS#7\n"
-    "  POST [LABEL/]simplereenroll      certs-only out; 202 + Retry-After while the request\n"
-    "                                   awaits operators' approvals: send it again later\n"
+    "  POST [LABEL/]simplereenroll      certs-only out (at once where [ra] direct_issue lists\n"
+    "                                   ENV); 202 + Retry-After while a request awaits\n"
+    "                                   operators' approvals: send it again later\n"
     "       LABEL: device (default for a device CSR), dccki-client, dccki-server (with\n"
     "       ?dns=HOST&ip=ADDR), org-<role>-<EUI-64> (e.g. org-supplier-90B3D51F30010000)\n"
     "  POST batch                       device CSRs as concatenated PEM: 202, Location\n"

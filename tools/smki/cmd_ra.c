@@ -3,6 +3,7 @@
  * requests (submit, list, show, approve, reject, execute), the expiry monitor, and
  * the audit trail's verification. Argument parsing and output only: the work is in ra/. */
 #include <dirent.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -145,9 +146,16 @@ static int ra_begin(smki_cli *c, int write, int actor, ra_ctx *x)
         x->empty = 1;
         return 0;
     }
-    smki_store_opts so = {0, 0, 0};
+    /* Reading opens the store read-only: 'smki audit verify' of a store on read-only media. */
+    smki_store_opts so = {0, 0, !write};
     GUARD(smki_store_open(c->store_dir, &so, &x->s));
-    GUARD(smki_ra_open(x->s, &pol, &x->ra));
+    int rc = smki_ra_open(x->s, &pol, &x->ra);
+    if (rc == SMKI_E_NOTFOUND && !write) { /* read-only, and the RA has written nothing yet */
+        smki_error_clear();
+        x->empty = 1;
+        return 0;
+    }
+    GUARD(rc);
     if (write) {
         /* The checkpoint key: its absence fails the action on which a checkpoint falls due. */
         ra_cli_checkpoint_key(c, x->ra);
@@ -744,7 +752,9 @@ static const char REQUEST_HELP[] =
     "organizationIdentifier (a CSR that carries another is refused); a server names its\n"
     "host (--dns, --ip, each may repeat up to 16). They need ra.approvals_organisation.\n"
     "\n"
-    "--out-dir writes the issued certificates as PEM (<serial>.pem).\n";
+    "--out-dir writes the issued certificates as PEM (<serial>.pem). After an interruption\n"
+    "run the same command again: an unfinished request resumes, and one already executed\n"
+    "only writes, from the store, every file missing from DIR.\n";
 
 static void req_json(json_w *w, const smki_ra_request *r)
 {
@@ -842,8 +852,11 @@ static int list_reqs(ra_ctx *x, list_run *r, void *arg)
 static int parse_id(const char *text, uint64_t *id)
 {
     char *end = NULL;
+    errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
-    ENSURE(text[0] >= '1' && text[0] <= '9' && end && !*end, SMKI_E_USAGE, "'%.32s' is not a request number", text);
+    /* strtoull saturates above 2^64-1: that is another number, not this one. */
+    ENSURE(text[0] >= '1' && text[0] <= '9' && end && !*end && errno != ERANGE, SMKI_E_USAGE,
+           "'%.32s' is not a request number (1 to 18446744073709551615)", text);
     *id = v;
     return 0;
 }
@@ -1003,34 +1016,53 @@ static void progress_bar(size_t done, size_t total, void *arg)
     fflush(stderr);
 }
 
-static int write_cert_pem(const char *dir, const smki_cert *x)
+/* --out-dir: <serial>.pem for each certificate; one already there is left as it is. */
+typedef struct {
+    const char *dir;
+    size_t written, present;
+} out_run;
+
+static int write_missing(const smki_cert *x, void *arg)
 {
+    out_run *o = arg;
     char pem[4096], s[64], path[4400];
     size_t n;
     smki_hex_encode(x->serial, SMKI_SERIAL_LEN, s, 0);
-    snprintf(path, sizeof path, "%s/%s.pem", dir, s);
+    snprintf(path, sizeof path, "%s/%s.pem", o->dir, s);
+    struct stat st;
+    if (stat(path, &st) == 0) {
+        o->present++;
+        return 0;
+    }
     GUARD(smki_cert_to_pem(x->der, x->der_len, pem, sizeof pem, &n));
-    return smki_file_write_atomic(path, pem, n, 0644, 0);
+    GUARD(smki_file_write_atomic(path, pem, n, 0644, 0));
+    o->written++;
+    return 0;
 }
 
-static int write_one(const smki_cert *x, void *arg)
+/* Execute (or, for a request already done, only write out what it issued: a re-run
+ * after an interruption writes every missing file from the store). */
+static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir, char *crl_path, size_t cap,
+                           out_run *out, int *already)
 {
-    return write_cert_pem(arg, x);
-}
-
-static int request_execute(smki_cli *c, ra_ctx *x, uint64_t id, const char *out_dir, char *crl_path, size_t cap)
-{
-    smki_ra_exec_opts o;
-    memset(&o, 0, sizeof o);
-    o.hsm = &c->hsm;
-    o.home = c->home;
-    o.conf = c->conf;
-    if (!c->json && isatty(2)) o.progress = progress_bar;
-    GUARD(smki_ra_request_execute(x->ra, &x->actor, id, &o));
-    snprintf(crl_path, cap, "%s", o.crl_path);
+    smki_ra_request r;
+    GUARD(smki_ra_request_get(x->ra, id, &r));
+    *already = r.state == SMKI_REQ_DONE && out_dir;
+    if (!*already) {
+        smki_ra_exec_opts o;
+        memset(&o, 0, sizeof o);
+        o.hsm = &c->hsm;
+        o.home = c->home;
+        o.conf = c->conf;
+        if (!c->json && isatty(2)) o.progress = progress_bar;
+        GUARD(smki_ra_request_execute(x->ra, &x->actor, id, &o));
+        snprintf(crl_path, cap, "%s", o.crl_path);
+    }
     if (!out_dir) return 0;
     GUARD(smki_mkdirs(out_dir, 0755));
-    return smki_ra_request_certs(x->ra, id, write_one, (void *)out_dir);
+    GUARD(smki_dir_sweep_tmp(out_dir)); /* what a run killed while writing left */
+    out->dir = out_dir;
+    return smki_ra_request_certs(x->ra, id, write_missing, out);
 }
 
 static int ra_request(smki_cli *c, int argc, char **argv)
@@ -1101,6 +1133,8 @@ static int ra_request(smki_cli *c, int argc, char **argv)
             if (r.role >= 0) smki_role_format((uint8_t)r.role, role);
             printf("  EUI-64      %s\n  role        %s %s\n  usage       %s\n", e, role,
                    smki_role_name((unsigned)r.role), r.usage == SMKI_USAGE_DS ? "DS" : "KA");
+        } else if (r.type == SMKI_REQ_POLICY) {
+            printf("  setting     %s = %d\n", r.cn, r.reason);
         } else if (r.type == SMKI_REQ_DCCKI_SERVER || r.type == SMKI_REQ_DCCKI_CLIENT) {
             printf("  CN          %s\n", r.cn[0] ? r.cn : "-");
             for (char *line = names, *end; *line && (end = strchr(line, '\n')); line = end + 1)
@@ -1137,13 +1171,20 @@ static int ra_request(smki_cli *c, int argc, char **argv)
         snprintf(msg, sizeof msg, "Request %llu rejected by %s.", (unsigned long long)id, x.actor.name);
     } else if (strcmp(verb, "execute") == 0) {
         char crl_path[4200] = "";
+        out_run out = {NULL, 0, 0};
+        int already = 0;
         rc = cli_pin(c, 0);
-        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"), crl_path, sizeof crl_path);
+        if (rc >= 0) rc = request_execute(c, &x, id, arg(&a, "out-dir"), crl_path, sizeof crl_path, &out, &already);
         smki_ra_request r;
         if (rc == 0) rc = smki_ra_request_get(x.ra, id, &r);
         char s[64] = "";
         if (rc == 0 && r.has_result) smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
-        if (rc == 0 && r.type == SMKI_REQ_RECOVER) {
+        if (rc == 0 && already) {
+            snprintf(msg, sizeof msg,
+                     "Request %llu was already executed: %zu missing certificate file(s) written to %s from the store, "
+                     "%zu already there.",
+                     (unsigned long long)id, out.written, out.dir, out.present);
+        } else if (rc == 0 && r.type == SMKI_REQ_RECOVER) {
             char ns[64];
             smki_hex_encode(r.new_ca_serial, SMKI_SERIAL_LEN, ns, 0);
             snprintf(msg, sizeof msg,
@@ -1151,6 +1192,9 @@ static int ra_request(smki_cli *c, int argc, char **argv)
                      "%u organisation certificate(s) are re-issued under it ('smki ca list --env %s').",
                      (unsigned long long)id, smki_ca_kind_name((smki_ca_kind)r.ca_kind), r.env, ns, r.done_count,
                      r.env);
+        } else if (rc == 0 && r.type == SMKI_REQ_POLICY) {
+            snprintf(msg, sizeof msg, "Request %llu executed: %s = %d, fixed in the store ('smki ra policy show').",
+                     (unsigned long long)id, r.cn, r.reason);
         } else if (rc == 0 && r.type == SMKI_REQ_REVOKE)
             snprintf(msg, sizeof msg, "Request %llu executed: certificate %s revoked (%s); the list that carries it is "
                      "published: %s",
@@ -1269,6 +1313,72 @@ static int ra_recover(smki_cli *c, int argc, char **argv)
     if (submitted_json(c, &r)) return EXIT_OK;
     printf("Request %llu submitted: CA compromise recovery of %s in %s.\n", (unsigned long long)r.id,
            smki_ca_kind_name((smki_ca_kind)s.ca_kind), s.env);
+    printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
+           r.approvals_required, r.requester, (unsigned long long)r.id);
+    return EXIT_OK;
+}
+
+/* ---- policy -------------------------------------------------------------------------------------- */
+
+static const char POLICY_HELP[] =
+    "Usage: smki ra policy show\n"
+    "       smki ra policy set approvals_organisation|approvals_sensitive N\n"
+    "\n"
+    "The approval counts are fixed in the store with the RA's first entry (from [ra] in\n"
+    "smki.conf then); a later edit of smki.conf changes nothing. 'set' submits a policy\n"
+    "request: it needs ra.approvals_sensitive approvals by operators other than the\n"
+    "requester, then 'smki ra request execute ID' changes the count, audited. A count is\n"
+    "1 to 8 (nothing is done by one operator alone) and approvals_sensitive is never\n"
+    "below approvals_organisation.\n"
+    "\n"
+    "  smki ra policy set approvals_sensitive 3 --operator alice\n"
+    "  smki ra request approve ID --operator bob\n"
+    "  smki ra request approve ID --operator carol\n"
+    "  smki ra request execute ID --operator alice\n";
+
+static int ra_policy(smki_cli *c, int argc, char **argv)
+{
+    if (cli_wants_help(argc, argv, POLICY_HELP)) return EXIT_OK;
+    args a;
+    int u = parse_args(c, "smki ra policy", argc, argv, NULL, NULL, &a);
+    if (u) return u;
+    const char *verb = a.npos ? a.pos[0] : "";
+    if (strcmp(verb, "show") == 0 && a.npos == 1) {
+        ra_ctx x;
+        int rc = ra_begin(c, 0, 0, &x);
+        smki_ra_policy p;
+        if (rc == 0) rc = smki_ra_policy_load(c->conf, &p);
+        if (rc == 0 && !x.empty) p = *smki_ra_get_policy(x.ra);
+        ra_end(&x);
+        if (rc < 0) return cli_fail(c, rc);
+        if (c->json) {
+            json_w w;
+            json_begin(&w, stdout);
+            json_bool(&w, "ok", 1);
+            json_int(&w, "approvals_organisation", p.approvals_org);
+            json_int(&w, "approvals_sensitive", p.approvals_sensitive);
+            json_end(&w);
+        } else {
+            printf("approvals_organisation = %u\napprovals_sensitive = %u\n", p.approvals_org, p.approvals_sensitive);
+        }
+        return EXIT_OK;
+    }
+    if (strcmp(verb, "set") != 0 || a.npos != 3)
+        return cli_usage(c, "smki ra policy", "give show, or set approvals_organisation|approvals_sensitive N");
+    char *end = NULL;
+    long v = strtol(a.pos[2], &end, 10);
+    if (!end || *end || end == a.pos[2] || v < 0 || v > 99)
+        return cli_usage(c, "smki ra policy", "'%.16s' is not a count (1 to 8)", a.pos[2]);
+    smki_ra_submit s;
+    memset(&s, 0, sizeof s);
+    s.type = SMKI_REQ_POLICY;
+    s.cn = a.pos[1];
+    s.reason = (int)v;
+    smki_ra_request r;
+    int rc = submit(c, &s, &r);
+    if (rc < 0) return cli_fail(c, rc);
+    if (submitted_json(c, &r)) return EXIT_OK;
+    printf("Request %llu submitted: %s = %ld.\n", (unsigned long long)r.id, s.cn, v);
     printf("Next: %u approval(s) by operators other than %s, then 'smki ra request execute %llu'.\n",
            r.approvals_required, r.requester, (unsigned long long)r.id);
     return EXIT_OK;
@@ -1407,6 +1517,7 @@ static const cli_cmd RA_COMMANDS[] = {
     {"request", ra_request, "requests: submit, list, show, approve, reject, execute"},
     {"revoke", ra_revoke, "submit a revocation request (organisation or CA certificate)"},
     {"recover", ra_recover, "submit a CA compromise recovery (revoke, successor CA, re-issue)"},
+    {"policy", ra_policy, "the approval counts fixed in the store: show, set (a dual-controlled request)"},
     {"expiring", ra_expiring, "organisation certificates expiring within N days, per Party"},
     {"adopt-ca", ra_adopt, "bind the CA certificates of the bootstrap ceremony to the audit trail"},
     {NULL, NULL, NULL},
@@ -1430,6 +1541,17 @@ static const char VERIFY_HELP[] =
     "deleted, inserted or reordered entry and a tail cut back past a checkpoint, by entry\n"
     "number. The checkpoint key's public half comes from outside the store: the token\n"
     "(audit.checkpoint_key, no PIN needed) or --checkpoint-pub FILE.\n"
+    "\n"
+    "It also replays the trail: every executed request must have enough valid, distinct\n"
+    "approvals signed by operators active then, over the content the store holds\n"
+    "(findings 'unapproved', 'content'), and the registry's operators must be those the\n"
+    "trail's signed entries made ('registry'). With the PIN (SMKI_PIN or --pin-file) it\n"
+    "reads the head anchored on the token beside the checkpoint key after every action:\n"
+    "a trail cut back or rewritten behind it is named ('anchor'). The store is opened\n"
+    "read-only.\n"
+    "\n"
+    "  SMKI_PIN=... smki audit verify\n"
+    "  smki --json audit verify --checkpoint-pub checkpoint.pub\n"
     "\n"
     "Exit 0 clean; 2 with the findings if anything does not verify.\n";
 
@@ -1458,6 +1580,8 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         if (rc < 0)
             smki_error_wrap("the checkpoint key's public half (audit.checkpoint_key, or give --checkpoint-pub FILE)");
     }
+    /* The trail's anchor is read with the checkpoint key open (a token key: the PIN). */
+    if (rc == 0 && !x.empty) ra_cli_checkpoint_key(c, x.ra);
     smki_audit_report *rep = calloc(1, sizeof *rep);
     if (rc == 0 && !rep) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
     int vrc = 0;
@@ -1476,6 +1600,8 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         json_int(&w, "checkpoints", (long long)rep->checkpoints);
         json_int(&w, "head", (long long)rep->head_seq);
         json_int(&w, "last_checkpoint", (long long)rep->last_checkpoint);
+        json_bool(&w, "anchor_checked", rep->anchor_checked);
+        json_int(&w, "anchor", (long long)rep->anchor_seq);
         json_key_arr(&w, "findings");
         for (size_t i = 0; i < rep->n_findings; i++) {
             json_arr_obj(&w);
@@ -1494,6 +1620,12 @@ static int audit_verify(smki_cli *c, int argc, char **argv)
         if (rep->head_seq > rep->last_checkpoint)
             printf("Entries after %llu are chained and signed by their operators; the next checkpoint will pin them.\n",
                    (unsigned long long)rep->last_checkpoint);
+        if (rep->anchor_checked)
+            printf("The head anchored beside the checkpoint key (entry %llu) is in the trail: it was not cut short.\n",
+                   (unsigned long long)rep->anchor_seq);
+        else if (rep->entries)
+            printf("The trail's anchor beside the checkpoint key was not read (give the PIN: SMKI_PIN or --pin-file):\n"
+                   "a trail cut back behind its last checkpoint is found only with it.\n");
     } else {
         fprintf(stderr, "smki: refused: the audit trail does not verify: %zu finding(s)\n", rep->total_findings);
         for (size_t i = 0; i < rep->n_findings; i++)

@@ -3,6 +3,7 @@
 #define SMKI_COMMANDS_H
 
 #include "cli.h"
+#include "ra/ra.h"
 
 int cmd_hsm(smki_cli *c, int argc, char **argv);
 int cmd_key(smki_cli *c, int argc, char **argv);
@@ -13,6 +14,7 @@ int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
 int cmd_ca_batch(smki_cli *c, int argc, char **argv); /* smki ca batch (cmd_ca_batch.c) */
+int cmd_ca_keys(smki_cli *c, int argc, char **argv);  /* smki ca keys (cmd_ca_keys.c) */
 int cmd_gbcs(smki_cli *c, int argc, char **argv);
 int cmd_device(smki_cli *c, int argc, char **argv);
 int cmd_ra(smki_cli *c, int argc, char **argv);
@@ -25,6 +27,19 @@ struct smki_ra;
 int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out);
 /* Open the audit checkpoint key (audit.checkpoint_key, default smki-audit) if it can be. */
 void ra_cli_checkpoint_key(smki_cli *c, struct smki_ra *ra);
+
+/* A CA action's session (cmd_ca.c, cmd_ca_keys.c): the store, its RA, and the operator's
+ * key when one is named and the store (or issuing in test) needs one; the smki_ra_*
+ * entry point then decides. issues: the action issues certificates. */
+typedef struct {
+    smki_store *s;
+    smki_ra *ra;
+    smki_key *op_k;
+    smki_ra_actor actor;
+    const smki_ra_actor *by; /* &actor, or NULL: no operator named */
+} ca_session;
+int ca_session_open(smki_cli *c, const char *env, int issues, const char *op, const char *op_key, ca_session *x);
+void ca_session_close(ca_session *x);
 
 int cmd_gbcs_gateway(smki_cli *c, int argc, char **argv);
 int cmd_file(smki_cli *c, int argc, char **argv);
