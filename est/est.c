@@ -556,16 +556,17 @@ static int answer_one(smki_est *e, uint64_t id, smki_repo_resp *w)
 
 /* Where the RA lets this environment issue directly ([ra] direct_issue): through its
  * gate, the certificate and its audit entry ("via party X over EST") in one commit; the
- * same enrolment again (the same key) gets the same certificate, nothing issued twice. */
+ * same enrolment again (the same key) gets the same certificate, nothing issued twice.
+ * csr is the request's CSR already parsed (its possession proof checked), taken over
+ * and freed here; NULL when it is still to be parsed. */
 static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s, const uint8_t key[32],
-                        smki_repo_resp *w)
+                        smki_csr *csr, smki_repo_resp *w)
 {
     char via[VIA_MAX];
     via_text(party, via);
-    smki_csr *csr = NULL;
     const uint8_t *der = s->type == SMKI_REQ_DEVICE_BATCH ? s->csrs[0] : s->csr;
     size_t len = s->type == SMKI_REQ_DEVICE_BATCH ? s->csr_lens[0] : s->csr_len;
-    if (smki_csr_parse(der, len, &csr) < 0) return fail_err(w, "the CSR");
+    if (!csr && smki_csr_parse(der, len, &csr) < 0) return fail_err(w, "the CSR");
     smki_ra_issue_req r = {.env = e->env, .csr = csr, .profile = leaf_of(s->type), .party = party, .role = -1,
                            .cn = s->cn, .dns = s->dns, .n_dns = s->n_dns, .ips = s->ips, .n_ips = s->n_ips,
                            .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type)};
@@ -600,13 +601,14 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
         free(der);
         return fail_err(w, "the CSR (base64 of a DER PKCS#10, RFC 7030 4.2.1)");
     }
+    /* Parsed once (its possession proof is the costly part): kept for direct issuance. */
+    smki_csr *csr = NULL;
     if (!label) {
         /* No label: a device certificate, when the CSR names its device. */
-        smki_csr *csr = NULL;
         rc = smki_csr_parse(der, len, &csr);
         int is_device = rc == 0 && csr->has_hw_module_name;
-        smki_csr_free(csr);
         if (rc < 0 || !is_device) {
+            smki_csr_free(csr);
             free(der);
             if (rc < 0) return fail_err(w, "the CSR");
             return fail(w, 400, "without a label only a device CSR (with its hardwareModuleName) is enrolled: "
@@ -616,6 +618,7 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
         lb.type = SMKI_REQ_DEVICE_BATCH;
     }
     if (lb.type != SMKI_REQ_DCCKI_SERVER && lb.type != SMKI_REQ_DCCKI_CLIENT && (qn.n_dns || qn.n_ips)) {
+        smki_csr_free(csr);
         free(der);
         return fail(w, 400, "dns= and ip= name a DCCKI endpoint: only with the dccki-server or dccki-client label");
     }
@@ -640,14 +643,16 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
     char kind[80];
     snprintf(kind, sizeof kind, "enrol %s", label ? label : "device");
     if (submission_key(kind, req->query, one, lens, 1, key) < 0) {
+        smki_csr_free(csr);
         free(der);
         return fail_err(w, "the submission");
     }
     if (smki_ra_issues_directly(e->ra, e->env)) {
-        rc = issue_direct(e, req->party, &s, key, w);
+        rc = issue_direct(e, req->party, &s, key, csr, w);
         free(der);
         return rc;
     }
+    smki_csr_free(csr); /* the RA's request parses what it keeps */
     uint64_t id = 0;
     int replay = 0;
     rc = submit(e, req->party, &s, key, &id, &replay);
