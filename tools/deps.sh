@@ -27,6 +27,8 @@ PACKAGES=(
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools
   tpm2-abrmd libtss2-tcti-tabrmd0 dbus
   p11-kit-modules                    # p11-kit-proxy.so: the proxy as a module in tests (p11kit_proxy.sh)
+  lintian systemd man-db groff-base dpkg-dev  # install.sh: the .deb checked by lintian (dpkg-shlibdeps for
+                                     # its dependencies), the units by systemd-analyze, the man pages by man and groff
 )
 # `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
 # nginx as the static-file peer of the repository); not needed to build or test.
