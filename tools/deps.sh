@@ -27,6 +27,7 @@ PACKAGES=(
   libtpm2-pkcs11-1 libtpm2-pkcs11-tools swtpm swtpm-tools tpm2-tools
   tpm2-abrmd libtss2-tcti-tabrmd0 dbus
   p11-kit-modules                    # p11-kit-proxy.so: the proxy as a module in tests (p11kit_proxy.sh)
+  libnss3                            # NSS softokn as a PKCS#11 module whose C_Initialize needs init_args (nss_softokn.sh)
   lintian systemd man-db groff-base dpkg-dev  # install.sh: the .deb checked by lintian (dpkg-shlibdeps for
                                      # its dependencies), the units by systemd-analyze, the man pages by man and groff
 )
