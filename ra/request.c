@@ -176,6 +176,16 @@ static int req_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *o
     return req_decode(key, 8, v, n, out);
 }
 
+/* The request as this transaction sees it, which must be approved: what every executing
+ * transaction (issue, revoke, recover, policy) checks first. */
+static int approved_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *r)
+{
+    GUARD(req_get_txn(t, ra, id, r));
+    ENSURE(r->state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
+           (unsigned long long)r->id, smki_req_state_name(r->state));
+    return 0;
+}
+
 int ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
 {
     return req_get_txn(t, ra, id, out);
@@ -1128,9 +1138,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     exec_run *x = arg;
     smki_ra_request r;
-    GUARD(req_get_txn(t, ra, x->id, &r));
-    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
-           (unsigned long long)r.id, smki_req_state_name(r.state));
+    GUARD(approved_get_txn(t, ra, x->id, &r));
     ENSURE(r.done_count == x->from, SMKI_E_LOCKED,
            "request %llu moved on while this execution ran (another operator is executing it)",
            (unsigned long long)r.id);
@@ -1205,9 +1213,7 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     revoke_run *x = arg;
     smki_ra_request r;
-    GUARD(req_get_txn(t, ra, x->id, &r));
-    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
-           (unsigned long long)r.id, smki_req_state_name(r.state));
+    GUARD(approved_get_txn(t, ra, x->id, &r));
     smki_revoke_req q = {r.serial, r.issuer_ski, r.env, (smki_revoke_reason)r.reason, ra_now(ra)};
     GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->cert, &x->rev));
     r.state = SMKI_REQ_DONE;
@@ -1326,9 +1332,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     recover_run *x = arg;
     smki_ra_request r;
-    GUARD(req_get_txn(t, ra, x->id, &r));
-    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
-           (unsigned long long)r.id, smki_req_state_name(r.state));
+    GUARD(approved_get_txn(t, ra, x->id, &r));
     const char *kind = smki_ca_kind_name((smki_ca_kind)r.ca_kind);
     char hx[2 * SMKI_SERIAL_LEN + 1];
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
@@ -1547,9 +1551,7 @@ static int policy_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     policy_run *x = arg;
     smki_ra_request r;
-    GUARD(req_get_txn(t, ra, x->id, &r));
-    ENSURE(r.state == SMKI_REQ_APPROVED, SMKI_E_REFUSED, "request %llu is %s: only an approved request is executed",
-           (unsigned long long)r.id, smki_req_state_name(r.state));
+    GUARD(approved_get_txn(t, ra, x->id, &r));
     smki_ra_policy now = ra->pol;
     GUARD(ra_approvals_get(t, ra, &now.approvals_org, &now.approvals_sensitive));
     unsigned org, sens;
