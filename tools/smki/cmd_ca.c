@@ -273,7 +273,7 @@ static int need_store(smki_cli *c, const char *env)
 }
 
 /* The ceremony's configuration: --config FILE, or the home's smki.conf. */
-static int read_config(smki_cli *c, const char *config, smki_conf **own, const smki_conf **conf)
+int ca_ceremony_conf(smki_cli *c, const char *config, smki_conf **own, const smki_conf **conf)
 {
     *own = NULL;
     *conf = c->conf;
@@ -363,7 +363,7 @@ static int ca_init(smki_cli *c, int argc, char **argv)
     ca_session x = {0};
     smki_ca_init_report *rep = calloc(1, sizeof *rep);
     int rc = rep ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && read_config(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
+    if (rc == 0 && ca_ceremony_conf(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
     if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
     if (rc == 0) rc = cli_pin(c, 0);
     if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
@@ -936,7 +936,7 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
     smki_crl crls[SMKI_CA_KIND_COUNT];
     size_t made = 0;
     int rc = cli_home(c);
-    if (rc == 0) rc = read_config(c, config, &own, &conf);
+    if (rc == 0) rc = ca_ceremony_conf(c, config, &own, &conf);
     if (rc == 0) rc = need_store(c, env);
     if (rc == 0) rc = cli_pin(c, 0);
     if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);

@@ -123,15 +123,7 @@ int cmd_ca_keys(smki_cli *c, int argc, char **argv)
     smki_conf *own = NULL;
     int rc = cli_home(c);
     const smki_conf *conf = c->conf; /* loaded by cli_home */
-    if (rc == 0 && config) {
-        uint8_t *bytes = NULL;
-        size_t len = 0;
-        rc = smki_file_read(config, 1 << 20, &bytes, &len);
-        if (rc == 0) rc = smki_conf_parse(bytes, len, config, &own);
-        if (rc < 0) smki_error_wrap("ceremony configuration");
-        free(bytes);
-        conf = own;
-    }
+    if (rc == 0 && ca_ceremony_conf(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
     if (rc == 0) rc = cli_pin(c, 1);
     if (rc >= 0 && label) rc = cli_so_pin(c, 1);
     smki_ca_orphan removed;

@@ -14,6 +14,8 @@ int cmd_store(smki_cli *c, int argc, char **argv);
 int cmd_lint(smki_cli *c, int argc, char **argv);
 int cmd_ca(smki_cli *c, int argc, char **argv);
 int cmd_ca_batch(smki_cli *c, int argc, char **argv); /* smki ca batch (cmd_ca_batch.c) */
+/* The ceremony's configuration: --config FILE (*own, the caller frees), or the home's smki.conf. */
+int ca_ceremony_conf(smki_cli *c, const char *config, smki_conf **own, const smki_conf **conf);
 int cmd_ca_keys(smki_cli *c, int argc, char **argv);  /* smki ca keys (cmd_ca_keys.c) */
 int cmd_gbcs(smki_cli *c, int argc, char **argv);
 int cmd_device(smki_cli *c, int argc, char **argv);
