@@ -405,10 +405,10 @@ done
 expect_exit 1 "eui64 parse refuses 90-B3-D5" smki eui64 parse 90-B3-D5
 expect_in '"90-B3-D5"' "the refused EUI-64 is quoted"
 expect_exit 1 "eui64 parse refuses 17 hex digits" smki eui64 parse 90B3D51F300100000
-expect_exit 0 "90B3D51F30010000 is in 90B3D51F3/36" smki eui64 parse 90B3D51F30010000 --in 90B3D51F3/36
-expect_in "is in" "eui64 parse --in says it is in the range"
-expect_exit 2 "00DB1234567890A0 is not in 90B3D51F3/36" smki eui64 parse 00DB1234567890A0 --in 90B3D51F3/36
-expect_in "NOT in" "eui64 parse --in says it is NOT in the range"
+expect_exit 0 "90B3D51F30010000 is in 90B3D51F3/36" smki eui64 parse 90B3D51F30010000 --range 90B3D51F3/36
+expect_in "is in" "eui64 parse --range says it is in the range"
+expect_exit 2 "00DB1234567890A0 is not in 90B3D51F3/36" smki eui64 parse 00DB1234567890A0 --range 90B3D51F3/36
+expect_in "NOT in" "eui64 parse --range says it is NOT in the range"
 expect_exit 0 "eui64 range 90B3D51F3/36" smki eui64 range 90B3D51F3/36
 expect_in "268435456" "the MA-S block holds 268435456 IDs"
 expect_exit 0 "eui64 range --json" smki --json eui64 range 90B3D51F3/36

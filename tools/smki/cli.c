@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "store/store.h"
 
@@ -37,6 +38,146 @@ int cli_wants_help(int argc, char **argv, const char *help)
             return 1;
         }
     }
+    return 0;
+}
+
+/* ---- Options ------------------------------------------------------------------- */
+
+static const cli_opt *opt_find(const cli_opt *opts, const char *name, size_t name_len)
+{
+    for (size_t i = 0; opts && opts[i].name; i++)
+        if (strlen(opts[i].name) == name_len && strncmp(opts[i].name, name, name_len) == 0) return &opts[i];
+    return NULL;
+}
+
+/* One option's value stored; a value option given twice, or a list grown past its
+ * bound, is a usage error. */
+static int opt_store(smki_cli *c, const cli_spec *spec, const cli_opt *o, const char *value)
+{
+    if (o->kind == CLI_OPT_FLAG) {
+        *(int *)o->dest = 1;
+        return CLI_GO;
+    }
+    if (o->kind == CLI_OPT_LIST) {
+        cli_list *l = o->dest;
+        if (l->n == CLI_LIST_MAX)
+            return cli_usage(c, spec->prog, "--%s is given more than %d times", o->name, CLI_LIST_MAX);
+        l->v[l->n++] = value;
+        return CLI_GO;
+    }
+    const char **v = o->dest;
+    if (*v) return cli_usage(c, spec->prog, "--%s is given twice ('%s', then '%s')", o->name, *v, value);
+    *v = value;
+    return CLI_GO;
+}
+
+/* argv[*i] is "--name" or "--name=value": store it, taking the value from the next
+ * argument where it has none. */
+static int opt_take(smki_cli *c, const cli_spec *spec, int argc, char **argv, int *i)
+{
+    const char *s = argv[*i] + 2;
+    const char *eq = strchr(s, '=');
+    size_t len = eq ? (size_t)(eq - s) : strlen(s);
+    const cli_opt *o = opt_find(spec->opts, s, len);
+    if (!o) return cli_usage(c, spec->prog, "unknown option --%.*s", (int)len, s);
+    if (o->kind == CLI_OPT_FLAG) {
+        if (eq) return cli_usage(c, spec->prog, "--%s takes no value", o->name);
+        return opt_store(c, spec, o, NULL);
+    }
+    if (eq) return opt_store(c, spec, o, eq + 1);
+    if (*i + 1 >= argc) return cli_usage(c, spec->prog, "--%s needs a value", o->name);
+    return opt_store(c, spec, o, argv[++*i]);
+}
+
+static int is_option(const char *s)
+{
+    return strncmp(s, "--", 2) == 0 && s[2] != '\0';
+}
+
+static int pos_take(smki_cli *c, const cli_spec *spec, const char *s, const char **pos, size_t *n)
+{
+    if (*n == spec->max_pos) {
+        if (spec->max_pos == 0) return cli_usage(c, spec->prog, "unexpected argument '%s' (it takes none)", s);
+        return cli_usage(c, spec->prog, "unexpected argument '%s' (it takes %s)", s, spec->args ? spec->args : "");
+    }
+    pos[(*n)++] = s;
+    return CLI_GO;
+}
+
+int cli_parse(smki_cli *c, const cli_spec *spec, int argc, char **argv, const char **pos, size_t *npos)
+{
+    if (cli_wants_help(argc, argv, spec->help)) return EXIT_OK;
+    size_t n = 0;
+    for (size_t i = 0; i < spec->max_pos; i++) pos[i] = NULL;
+    int stop = CLI_GO, options_end = 0;
+    for (int i = 1; i < argc && stop == CLI_GO; i++) {
+        if (!options_end && strcmp(argv[i], "--") == 0) options_end = 1;
+        else if (!options_end && is_option(argv[i])) stop = opt_take(c, spec, argc, argv, &i);
+        else stop = pos_take(c, spec, argv[i], pos, &n);
+    }
+    if (stop != CLI_GO) return stop;
+    if (n < spec->min_pos)
+        return cli_usage(c, spec->prog, "missing argument: it takes %s", spec->args ? spec->args : "more arguments");
+    if (npos) *npos = n;
+    return CLI_GO;
+}
+
+int cli_number(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out)
+{
+    *out = 0;
+    ENSURE(text && *text && strspn(text, "0123456789") == strlen(text) && strlen(text) <= 19, SMKI_E_USAGE,
+           "%s is a whole number from %llu to %llu, not '%.32s'", opt, (unsigned long long)min,
+           (unsigned long long)max, text ? text : "");
+    uint64_t v = strtoull(text, NULL, 10);
+    ENSURE(v >= min && v <= max, SMKI_E_USAGE, "%s is a whole number from %llu to %llu, not %llu", opt,
+           (unsigned long long)min, (unsigned long long)max, (unsigned long long)v);
+    *out = v;
+    return 0;
+}
+
+/* ---- Files ----------------------------------------------------------------------- */
+
+static int read_stdin(size_t max, uint8_t **out, size_t *out_len)
+{
+    size_t cap = 65536, len = 0;
+    uint8_t *buf = malloc(cap);
+    ENSURE(buf, SMKI_E_NOMEM, "out of memory reading standard input");
+    for (;;) {
+        if (len == cap) {
+            uint8_t *bigger = cap <= max ? realloc(buf, cap * 2) : NULL;
+            if (!bigger) free(buf);
+            ENSURE(bigger, cap > max ? SMKI_E_USAGE : SMKI_E_NOMEM,
+                   "standard input is longer than %zu bytes", max);
+            buf = bigger, cap *= 2;
+        }
+        size_t got = fread(buf + len, 1, cap - len, stdin);
+        len += got;
+        if (got == 0) break;
+    }
+    int bad = ferror(stdin) ? 1 : len > max ? 2 : 0;
+    if (bad) free(buf);
+    ENSURE(bad != 1, SMKI_E_IO, "reading standard input failed");
+    ENSURE(bad != 2, SMKI_E_USAGE, "standard input is longer than %zu bytes", max);
+    *out = buf, *out_len = len;
+    return 0;
+}
+
+int cli_read(const char *path, size_t max, uint8_t **out, size_t *out_len)
+{
+    *out = NULL, *out_len = 0;
+    if (strcmp(path, "-") == 0) return read_stdin(max, out, out_len);
+    return smki_file_read(path, max, out, out_len);
+}
+
+int cli_write(const char *path, const void *data, size_t len, int mode, int force)
+{
+    if (strcmp(path, "-") != 0) {
+        if (!force && access(path, F_OK) == 0)
+            return SMKI_FAIL(SMKI_E_EXISTS, "%s exists; --force replaces it", path);
+        return smki_file_write_atomic(path, data, len, mode, 0);
+    }
+    ENSURE(fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0, SMKI_E_IO,
+           "writing %zu bytes to standard output failed", len);
     return 0;
 }
 

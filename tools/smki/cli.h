@@ -4,6 +4,8 @@
 #ifndef SMKI_CLI_H
 #define SMKI_CLI_H
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "base/base.h"
@@ -58,7 +60,58 @@ int cli_usage(smki_cli *c, const char *prog, const char *fmt, ...) __attribute__
 /* Turn a status into an exit code, printing the error if it failed. */
 int cli_finish(smki_cli *c, int rc);
 
-/* getopt_long over a subcommand's arguments: returns 1 if --help was printed. */
+/* ---- Options: the one declarative parser every command uses ---------------------------
+ *
+ * A command declares its options as a table and its positional arguments as a count:
+ *
+ *     const char *out = NULL; int force = 0; cli_list keys = {0};
+ *     const cli_opt opts[] = {CLI_VALUE("out", &out), CLI_FLAG("force", &force),
+ *                             CLI_LIST("recipient-key", &keys), CLI_END};
+ *     const cli_spec spec = {"smki ca show", HELP, opts, "SERIAL", 1, 1};
+ *     const char *pos[1];
+ *     int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+ *     if (stop != CLI_GO) return stop;
+ *
+ * Options stand anywhere (--name VALUE or --name=VALUE); "--" ends them; --help and -h
+ * print the help and stop with EXIT_OK; anything unknown, a missing value, a value
+ * option given twice, or a wrong number of positionals is a usage error that names it. */
+enum { CLI_GO = -1 };
+#define CLI_LIST_MAX 64
+typedef struct {
+    const char *v[CLI_LIST_MAX];
+    size_t n;
+} cli_list;
+typedef enum { CLI_OPT_VALUE = 1, CLI_OPT_FLAG, CLI_OPT_LIST } cli_opt_kind;
+typedef struct {
+    const char *name; /* without the leading "--" */
+    cli_opt_kind kind;
+    void *dest;       /* const char ** (VALUE), int * (FLAG: set to 1), cli_list * (LIST) */
+} cli_opt;
+#define CLI_VALUE(name, dest) {(name), CLI_OPT_VALUE, (void *)(dest)}
+#define CLI_FLAG(name, dest) {(name), CLI_OPT_FLAG, (void *)(dest)}
+#define CLI_LIST(name, dest) {(name), CLI_OPT_LIST, (void *)(dest)}
+#define CLI_END {NULL, 0, NULL}
+typedef struct {
+    const char *prog;     /* "smki ca show": named in messages */
+    const char *help;     /* printed by --help */
+    const cli_opt *opts;  /* ends with CLI_END; NULL for none */
+    const char *args;     /* the positionals as the help names them ("SERIAL", "FILE..."), for messages */
+    size_t min_pos, max_pos;
+} cli_spec;
+/* Parse argv[1..argc) by spec into the options' destinations and pos[0..max_pos) (unused
+ * ones NULL); *npos (if given) is the count. Returns CLI_GO, or the exit code to stop with. */
+int cli_parse(smki_cli *c, const cli_spec *spec, int argc, char **argv, const char **pos, size_t *npos);
+/* A whole number option: text must be decimal digits within [min, max]; names opt. */
+SMKI_MUST_CHECK int cli_number(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out);
+
+/* ---- Files: "-" is standard input/output, the same overwrite rule everywhere ------------ */
+/* Read path ("-": standard input), at most max bytes; *out is malloc'd. */
+SMKI_MUST_CHECK int cli_read(const char *path, size_t max, uint8_t **out, size_t *out_len);
+/* Write path ("-": standard output) whole or not at all; an existing file is refused
+ * unless force (then replaced atomically). */
+SMKI_MUST_CHECK int cli_write(const char *path, const void *data, size_t len, int mode, int force);
+
+/* The old test for --help alone (commands not yet on cli_parse). */
 int cli_wants_help(int argc, char **argv, const char *help);
 
 /* The reference of a key argument: a pkcs11: URI, file:PATH, or a bare label on the

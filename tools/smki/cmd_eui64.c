@@ -1,5 +1,4 @@
 /* smki eui64: EUI-64 identifiers and the IEEE blocks they come from. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,11 +6,11 @@
 #include "policy/policy.h"
 
 static const char PARSE_HELP[] =
-    "Usage: smki eui64 parse EUI64 [--in RANGE]\n"
+    "Usage: smki eui64 parse EUI64 [--range RANGE]\n"
     "\n"
     "Check an EUI-64 and print it in every form. Accepted: 16 hex digits\n"
     "(90B3D51F30010000), or 8 pairs joined by '-' (90-B3-D5-1F-30-01-00-00, the DUIS form)\n"
-    "or by ':'. With --in, also say whether it lies in RANGE (e.g. 90B3D51F3/36);\n"
+    "or by ':'. With --range, also say whether it lies in RANGE (e.g. 90B3D51F3/36);\n"
     "exit 2 if it does not.\n";
 
 static const char RANGE_HELP[] =
@@ -23,20 +22,14 @@ static const char RANGE_HELP[] =
 
 static int eui_parse(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, PARSE_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"in", required_argument, NULL, 'i'}, {NULL, 0, NULL, 0}};
-    const char *in = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'i') in = optarg;
-        else return cli_usage(c, "smki eui64 parse", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (argc - optind != 1) return cli_usage(c, "smki eui64 parse", "give exactly one EUI-64");
+    const char *in = NULL, *pos[1];
+    const cli_opt opts[] = {CLI_VALUE("range", &in), CLI_END};
+    const cli_spec spec = {"smki eui64 parse", PARSE_HELP, opts, "one EUI64", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
     smki_eui64_t id;
     smki_eui64_range_t r;
-    int rc = smki_eui64_parse(argv[optind], &id);
+    int rc = smki_eui64_parse(pos[0], &id);
     if (rc == 0 && in) rc = smki_eui64_range_parse(in, &r);
     if (rc < 0) return cli_fail(c, rc);
     int inside = in ? smki_eui64_range_contains(&r, &id) : 1;
@@ -66,26 +59,17 @@ static int eui_parse(smki_cli *c, int argc, char **argv)
 
 static int eui_range(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, RANGE_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"nth", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
-    const char *nth = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'n') nth = optarg;
-        else return cli_usage(c, "smki eui64 range", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (argc - optind != 1) return cli_usage(c, "smki eui64 range", "give exactly one RANGE");
+    const char *nth = NULL, *pos[1];
+    const cli_opt opts[] = {CLI_VALUE("nth", &nth), CLI_END};
+    const cli_spec spec = {"smki eui64 range", RANGE_HELP, opts, "one RANGE", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
     smki_eui64_range_t r;
     smki_eui64_t id;
-    int rc = smki_eui64_range_parse(argv[optind], &r);
-    if (rc == 0 && nth) {
-        char *end = NULL;
-        unsigned long long n = strtoull(nth, &end, 10);
-        if (!*nth || *end || nth[0] == '-') return cli_usage(c, "smki eui64 range", "--nth needs a number, not '%s'", nth);
-        rc = smki_eui64_range_nth(&r, n, &id);
-    }
+    uint64_t n = 0;
+    int rc = smki_eui64_range_parse(pos[0], &r);
+    if (rc == 0 && nth) rc = cli_number("--nth", nth, 0, UINT64_MAX >> 1, &n);
+    if (rc == 0 && nth) rc = smki_eui64_range_nth(&r, n, &id);
     if (rc < 0) return cli_fail(c, rc);
     char text[48], first[SMKI_EUI64_TEXT_MAX], last[SMKI_EUI64_TEXT_MAX], nthtext[SMKI_EUI64_TEXT_MAX] = "";
     smki_eui64_range_format(&r, text);
