@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "store/store.h"
@@ -133,6 +134,15 @@ int cli_number(const char *opt, const char *text, uint64_t min, uint64_t max, ui
            (unsigned long long)min, (unsigned long long)max, (unsigned long long)v);
     *out = v;
     return 0;
+}
+
+void cli_when(const smki_cli *c, int64_t t, char out[CLI_TIME_MAX])
+{
+    time_t tt = (time_t)t;
+    struct tm tm;
+    if (t < 0) snprintf(out, CLI_TIME_MAX, "%s", c->json ? "9999-12-31T23:59:59Z" : "never");
+    else if (!gmtime_r(&tt, &tm)) snprintf(out, CLI_TIME_MAX, "?");
+    else strftime(out, CLI_TIME_MAX, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
 /* ---- Files ----------------------------------------------------------------------- */

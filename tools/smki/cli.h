@@ -122,6 +122,12 @@ const char *cli_bad_option(char **argv);
 /* Open a key: a pkcs11: URI, file:PATH, or a bare label on the home's token. */
 int cli_open_key(smki_cli *c, const char *arg, smki_key **out);
 
+/* A time for output: RFC 3339 UTC ("2026-12-07T14:00:00Z"). A time that never comes
+ * (a device certificate's not_after, stored as a negative number) is RFC 5280's
+ * 99991231235959Z: "9999-12-31T23:59:59Z" in JSON, "never" for humans. */
+#define CLI_TIME_MAX 32
+void cli_when(const smki_cli *c, int64_t t, char out[CLI_TIME_MAX]);
+
 /* ---- JSON output ----------------------------------------------------------------- */
 typedef struct {
     FILE *out;
