@@ -201,6 +201,12 @@ expect_exit 1 "a reading command takes no --operator" smki ra party list "${A[@]
 expect_in "unknown option --operator" "the refusal names it"
 expect_exit 1 "an unknown verb" smki ra party rename SUPPLIER-A
 expect_in "unknown command 'rename'" "the refusal names the verb"
+expect_exit 1 "audit list --last 0" smki audit list --last 0
+expect_in "--last is a whole number from 1" "numbers are checked by name"
+expect_exit 1 "audit verify takes no argument" smki audit verify extra
+expect_in "unexpected argument 'extra'" "the refusal names it"
+expect_exit 1 "ra expiring --days beyond its bound" smki ra expiring --days 36501
+expect_in "--days is a whole number from 0 to 36500" "the refusal gives the bound"
 check "no refused command left an audit entry" test "$(entries)" = "$COUNTCLI"
 expect_exit 0 "--option=VALUE is the same as --option VALUE" smki --json ra id list --party=NETOP-B
 expect_json "NETOP-B's one ID" 'd["count"] == 1 and d["ids"][0]["party"] == "NETOP-B"'
