@@ -661,4 +661,54 @@ typedef int (*smki_ra_expiring_fn)(const smki_ra_expiring *x, void *arg);
  * from now, ordered as the store finds them, with their Party. */
 SMKI_MUST_CHECK int smki_ra_expiring_each(smki_ra *ra, const char *env, unsigned days, smki_ra_expiring_fn fn, void *arg);
 
+/* ---- What the operators' tools hand over -------------------------------------------------- */
+/* The RA of the store at location, to read: the store opened read-only (media that
+ * cannot be written still verify). No store there, or one the RA has written nothing
+ * in yet, is an empty registry: 0 with *ra (and *s) NULL. */
+SMKI_MUST_CHECK int smki_ra_open_read(const char *location, const smki_ra_policy *p, smki_store **s, smki_ra **ra);
+
+/* Register an operator (smki_ra_operator_add); when it is the registry's first (the
+ * bootstrap), also bind the CA certificates of the ceremony that preceded every
+ * operator to the trail (smki_ra_ca_adopt), *adopted how many. Should that second
+ * step fail, the operator stays registered and the error says to run adopt-ca. */
+SMKI_MUST_CHECK int smki_ra_operator_add_bootstrap(smki_ra *ra, const smki_ra_actor *by, const char *name,
+                                                   EVP_PKEY *pub, size_t *adopted);
+
+/* "central" or "device". */
+const char *smki_range_kind_name(smki_range_kind k);
+/* "central" or "device"; SMKI_E_USAGE naming the text otherwise. */
+SMKI_MUST_CHECK int smki_range_kind_parse(const char *text, smki_range_kind *out);
+
+/* An Authorised Subscriber from its text forms: type organisation, device, dccki-server
+ * or dccki-client; role (organisation certificates; NULL: none) a Remote Party Role.
+ * A party or env too long, or an unknown type or role, is SMKI_E_USAGE naming it. */
+SMKI_MUST_CHECK int smki_ra_subscriber_make(const char *party, const char *type, const char *role, const char *env,
+                                            smki_ra_subscriber *out);
+
+/* A certificate serial as operators write it: 32 hex digits, ':' between pairs allowed. */
+SMKI_MUST_CHECK int smki_ra_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN]);
+/* A CA's key identifier (its SKI): 16 hex digits. */
+SMKI_MUST_CHECK int smki_ra_ski_parse(const char *text, uint8_t ski[SMKI_KEYID_LEN]);
+
+/* The CSRs of a device batch: each of files (in that order), then every regular file of
+ * dir (NULL: none) whose name does not start with '.', in name order; each at most
+ * SMKI_CSR_MAX octets, named in the error when it cannot be read. None at all is
+ * SMKI_E_USAGE. Free with smki_ra_csr_set_free (also after a failure). */
+typedef struct {
+    uint8_t **ders;
+    size_t *lens;
+    size_t n;
+} smki_ra_csr_set;
+SMKI_MUST_CHECK int smki_ra_csr_set_read(const char *const *files, size_t n_files, const char *dir,
+                                         smki_ra_csr_set *out);
+void smki_ra_csr_set_free(smki_ra_csr_set *set);
+
+/* The certificates request id issued (smki_ra_request_certs), written into dir (made if
+ * missing; temporaries of a killed run swept) as <serial>.pem, each atomically. A file
+ * already there with the same certificate is left (*present counts them): a re-run after
+ * an interruption writes only what is missing. One that holds anything else is refused
+ * (SMKI_E_EXISTS, "--force replaces it") unless force, then replaced. */
+SMKI_MUST_CHECK int smki_ra_request_write_certs(smki_ra *ra, uint64_t id, const char *dir, int force, size_t *written,
+                                                size_t *present);
+
 #endif

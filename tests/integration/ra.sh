@@ -181,6 +181,65 @@ expect_exit 0 "it lints clean" smki lint --env test "$W/issued/$SUP_SERIAL.pem"
 CA=$SMKI_HOME/ca/test
 check "openssl verify: supplier -> smki-oca -> smki-root" \
     openssl verify -x509_strict -CAfile "$CA/smki-root.pem" -untrusted "$CA/smki-oca.pem" "$W/issued/$SUP_SERIAL.pem"
+# ---- The command line's rules: one parser, the same refusals everywhere (tools/smki/cli.h) -------------
+COUNTCLI=$(entries)
+expect_exit 1 "an unknown option is a usage error" smki ra party add X2 --colour red "${A[@]}"
+expect_in "unknown option --colour" "the refusal names the option"
+expect_exit 1 "an option without its value" smki ra party add X2 --operator
+expect_in "--operator needs a value" "the refusal names the option"
+expect_exit 1 "a value given twice" smki ra party add X2 --name one --name two "${A[@]}"
+expect_in "--name is given twice" "the refusal names the option"
+expect_exit 1 "--operator given twice" smki ra party add X2 "${A[@]}" --operator bob
+expect_in "--operator is given twice" "the operator is an ordinary option: given twice, refused"
+expect_exit 1 "a flag with a value" smki ra party add X2 --dcc=yes "${A[@]}"
+expect_in "--dcc takes no value" "the refusal names the flag"
+expect_exit 1 "one positional too many" smki ra party show SUPPLIER-A NETOP-B
+expect_in "unexpected argument 'NETOP-B'" "the refusal names the extra argument"
+expect_exit 1 "a missing positional" smki ra request show
+expect_in "missing argument" "the refusal says an argument is missing"
+expect_exit 1 "a reading command takes no --operator" smki ra party list "${A[@]}"
+expect_in "unknown option --operator" "the refusal names it"
+expect_exit 1 "an unknown verb" smki ra party rename SUPPLIER-A
+expect_in "unknown command 'rename'" "the refusal names the verb"
+expect_exit 1 "audit list --last 0" smki audit list --last 0
+expect_in "--last is a whole number from 1" "numbers are checked by name"
+expect_exit 1 "audit verify takes no argument" smki audit verify extra
+expect_in "unexpected argument 'extra'" "the refusal names it"
+expect_exit 1 "ra expiring --days beyond its bound" smki ra expiring --days 36501
+expect_in "--days is a whole number from 0 to 36500" "the refusal gives the bound"
+check "no refused command left an audit entry" test "$(entries)" = "$COUNTCLI"
+expect_exit 0 "--option=VALUE is the same as --option VALUE" smki --json ra id list --party=NETOP-B
+expect_json "NETOP-B's one ID" 'd["count"] == 1 and d["ids"][0]["party"] == "NETOP-B"'
+expect_exit 0 "a verb's --help lists the operator's options" smki ra request approve --help
+expect_in "--operator NAME [--operator-key KEY]" "the help names them"
+expect_exit 0 "smki ra party --help" smki ra party --help
+expect_in "--operator NAME" "a group's help names them too"
+# --out-dir: a file of the certificate's name that holds something else is replaced only with --force.
+cp "$W/issued/$SUP_SERIAL.pem" "$W/sup-ds.pem"
+echo "not a certificate" >"$W/issued/$SUP_SERIAL.pem"
+expect_exit 2 "execute --out-dir over another file of the same name" smki ra request execute 1 "${B[@]}" --out-dir "$W/issued"
+expect_in "exists and holds something else than certificate $SUP_SERIAL; --force replaces it" "the refusal names the file and --force"
+check "the other file is left as it was" grep -q "not a certificate" "$W/issued/$SUP_SERIAL.pem"
+expect_exit 0 "with --force it is replaced" smki ra request execute 1 "${B[@]}" --out-dir "$W/issued" --force
+expect_in "1 missing certificate file(s) written" "one file written"
+check "the file is the certificate again" cmp -s "$W/issued/$SUP_SERIAL.pem" "$W/sup-ds.pem"
+expect_exit 0 "run again: the same file is left" smki ra request execute 1 "${B[@]}" --out-dir "$W/issued"
+expect_in "0 missing certificate file(s) written to $W/issued from the store, 1 already there" "nothing rewritten"
+# '-' is standard input wherever a file is read.
+from_stdin() { # file cmd...: cmd with file on standard input
+    local f=$1
+    shift
+    "$@" <"$f"
+}
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 2>/dev/null | openssl pkey -pubout -out "$W/dave.pub" 2>/dev/null
+expect_exit 0 "a public key from standard input (--pub -) is checked as a file's is" \
+    from_stdin "$W/dave.pub" smki ra operator add dave --pub - "${A[@]}"
+expect_exit 0 "dave is registered" smki --json ra operator list
+expect_json "with the key given on standard input" \
+    'any(o["name"] == "dave" and o["active"] for o in d["operators"])'
+expect_exit 0 "alice deactivates dave" smki ra operator deactivate dave "${A[@]}"
+expect_exit 2 "an empty standard input is no public key" from_stdin /dev/null smki ra operator add eve --pub - "${A[@]}"
+expect_in "standard input" "the refusal names standard input"
 expect_exit 0 "NETOP-B's agreement is signed now" smki ra party set NETOP-B --agreement-signed yes "${A[@]}"
 expect_exit 0 "submit the network operator's request" smki ra request submit --type organisation --party NETOP-B \
     --env test --role networkOperator --eui 90-B3-D5-1F-40-00-00-00 --csr "$W/net-ds.csr" "${C[@]}"
@@ -407,6 +466,9 @@ tampered "a deleted checkpoint" checkpoint-missing 4 drop-checkpoint 4
 restore_store
 expect_exit 2 "the human report names the entry" smki audit verify --checkpoint-pub "$W/alice.pub"
 expect_in "checkpoint" "checkpoints signed by another key do not verify"
+expect_exit 2 "the checkpoint key's public half from standard input (--checkpoint-pub -)" \
+    from_stdin "$W/alice.pub" smki audit verify --checkpoint-pub -
+expect_in "checkpoint" "read from standard input, it is used as a file's would be"
 expect_exit 0 "the untouched store verifies again" smki audit verify
 
 # ---- The log fails closed ----------------------------------------------------------------------------
@@ -433,5 +495,18 @@ expect_json "no staging CA was recorded" 'd["count"] == 0'
 check "no staging CA file was written" test ! -e "$SMKI_HOME/ca/staging/smki-root.pem"
 cp "$W/smki.conf.good" "$SMKI_HOME/smki.conf"
 expect_exit 0 "the log verifies clean after the refusals (checkpoint key back)" smki --json audit verify
+
+# ---- A CSR from standard input (--csr -) ------------------------------------------------------------------
+orgcsr sup-ds2 digitalSignature
+expect_exit 1 "an organisation request takes one CSR" smki ra request submit --type organisation --party SUPPLIER-A \
+    --env test --role supplier --eui 90-B3-D5-1F-30-00-00-00 --csr "$W/sup-ds2.csr" --csr "$W/sup-ds.csr" "${A[@]}"
+expect_in "takes one CSR" "the refusal says so"
+expect_exit 0 "an organisation request with its CSR on standard input" from_stdin "$W/sup-ds2.csr" \
+    smki --json ra request submit --type organisation --party SUPPLIER-A --env test --role supplier \
+    --eui 90-B3-D5-1F-30-00-00-00 --csr - "${A[@]}"
+expect_json "pending, one CSR" 'd["state"] == "pending" and d["csrs"] == 1 and d["eui64"] == "90-B3-D5-1F-30-00-00-00"'
+expect_exit 1 "an empty standard input is no CSR" from_stdin /dev/null smki ra request submit --type organisation \
+    --party SUPPLIER-A --env test --role supplier --eui 90-B3-D5-1F-30-00-00-00 --csr - "${A[@]}"
+expect_in "needs its CSR" "the refusal says the CSR is missing"
 
 finish

@@ -2533,9 +2533,156 @@ static void test_approval_counts_are_at_least_one_and_fixed_in_the_store(void **
     verify_clean_any(f);
 }
 
+/* ---- What the operators' tools hand over (ra/io.c) ------------------------------------------------ */
+
+static void test_first_operator_added_adopts_the_bootstrap_cas_and_later_ones_do_not(void **state)
+{
+    fixture *f = *state;
+    size_t adopted = 99;
+    assert_fails(smki_ra_operator_add_bootstrap(f->ra, &f->mallory, "alice", smki_key_public(f->alice_k), &adopted),
+                 SMKI_E_REFUSED, NULL);
+    assert_int_equal(adopted, 0);
+    assert_ok(smki_ra_operator_add_bootstrap(f->ra, &f->alice, "alice", smki_key_public(f->alice_k), &adopted));
+    assert_int_equal(adopted, 5); /* the test ceremony's five CAs */
+    assert_ok(smki_ra_operator_add_bootstrap(f->ra, &f->alice, "bob", smki_key_public(f->bob_k), &adopted));
+    assert_int_equal(adopted, 0);
+    audit_verifies(f);
+}
+
+static void write_text(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_request_certs_are_written_once_and_another_file_is_replaced_only_by_force(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint64_t id;
+    assert_ok(org_submit(f, &f->alice, "SUP1", "test", SMKI_ROLE_SUPPLIER, "90-B3-D5-1F-30-00-00-00", &id));
+    char dir[1200], path[1300], s[2 * SMKI_SERIAL_LEN + 1];
+    snprintf(dir, sizeof dir, "%s/out/certs", f->dir);
+    size_t written = 9, present = 9;
+    assert_fails(smki_ra_request_write_certs(f->ra, 999, dir, 0, &written, &present), SMKI_E_NOTFOUND, "no request 999");
+    assert_ok(smki_ra_request_write_certs(f->ra, id, dir, 0, &written, &present)); /* not executed: nothing */
+    assert_int_equal(written + present, 0);
+    assert_ok(smki_ra_request_approve(f->ra, &f->bob, id, NULL));
+    smki_ra_exec_opts o = {.hsm = NULL};
+    assert_ok(smki_ra_request_execute(f->ra, &f->bob, id, &o));
+    assert_ok(smki_ra_request_write_certs(f->ra, id, dir, 0, &written, &present));
+    assert_int_equal(written, 1);
+    assert_int_equal(present, 0);
+    smki_ra_request r;
+    assert_ok(smki_ra_request_get(f->ra, id, &r));
+    smki_hex_encode(r.result_serial, SMKI_SERIAL_LEN, s, 0);
+    snprintf(path, sizeof path, "%s/%s.pem", dir, s);
+    X509 *x = NULL;
+    assert_ok(smki_cert_load_file(path, &x)); /* the file is the certificate */
+    X509_free(x);
+    assert_ok(smki_ra_request_write_certs(f->ra, id, dir, 0, &written, &present));
+    assert_int_equal(written, 0);
+    assert_int_equal(present, 1);
+    write_text(path, "not this certificate\n");
+    assert_fails(smki_ra_request_write_certs(f->ra, id, dir, 0, &written, &present), SMKI_E_EXISTS,
+                 "--force replaces it");
+    assert_ok(smki_ra_request_write_certs(f->ra, id, dir, 1, &written, &present));
+    assert_int_equal(written, 1);
+    assert_ok(smki_cert_load_file(path, &x));
+    X509_free(x);
+}
+
+static void test_csr_set_reads_the_files_then_the_folder_in_name_order(void **state)
+{
+    fixture *f = *state;
+    char dir[1200], p[1300], one[1300], empty[1200];
+    snprintf(dir, sizeof dir, "%s/csrs", f->dir);
+    snprintf(empty, sizeof empty, "%s/no-csrs", f->dir);
+    assert_ok(smki_mkdirs(dir, 0755));
+    assert_ok(smki_mkdirs(empty, 0755));
+    snprintf(p, sizeof p, "%s/b.csr", dir), write_text(p, "B");
+    snprintf(p, sizeof p, "%s/a.csr", dir), write_text(p, "A");
+    snprintf(p, sizeof p, "%s/.hidden", dir), write_text(p, "H");
+    snprintf(p, sizeof p, "%s/sub", dir), assert_ok(smki_mkdirs(p, 0755));
+    snprintf(one, sizeof one, "%s/one.csr", f->dir), write_text(one, "1");
+    const char *files[] = {one};
+    smki_ra_csr_set set;
+    assert_ok(smki_ra_csr_set_read(files, 1, dir, &set));
+    assert_int_equal(set.n, 3);
+    assert_memory_equal(set.ders[0], "1", 1);
+    assert_memory_equal(set.ders[1], "A", 1);
+    assert_memory_equal(set.ders[2], "B", 1);
+    smki_ra_csr_set_free(&set);
+    assert_fails(smki_ra_csr_set_read(NULL, 0, empty, &set), SMKI_E_USAGE, "a device batch needs CSRs");
+    smki_ra_csr_set_free(&set);
+    assert_fails(smki_ra_csr_set_read(NULL, 0, NULL, &set), SMKI_E_USAGE, "a device batch needs CSRs");
+    snprintf(p, sizeof p, "%s/missing.csr", f->dir);
+    const char *missing[] = {one, p};
+    assert_fails(smki_ra_csr_set_read(missing, 2, NULL, &set), SMKI_E_NOTFOUND, "missing.csr");
+    smki_ra_csr_set_free(&set);
+    snprintf(p, sizeof p, "%s/no-such-folder", f->dir);
+    assert_fails(smki_ra_csr_set_read(NULL, 0, p, &set), SMKI_E_IO, "cannot read folder");
+    smki_ra_csr_set_free(&set);
+}
+
+static void test_text_forms_are_parsed_and_refused_by_name(void **state)
+{
+    (void)state;
+    smki_range_kind k;
+    assert_ok(smki_range_kind_parse("central", &k));
+    assert_int_equal(k, SMKI_RANGE_CENTRAL);
+    assert_string_equal(smki_range_kind_name(k), "central");
+    assert_ok(smki_range_kind_parse("device", &k));
+    assert_string_equal(smki_range_kind_name(k), "device");
+    assert_fails(smki_range_kind_parse("Central", &k), SMKI_E_USAGE, "not 'Central'");
+    smki_ra_subscriber s;
+    assert_ok(smki_ra_subscriber_make("SUP1", "organisation", "supplier", "test", &s));
+    assert_int_equal(s.type, SMKI_PROFILE_ORGANISATION);
+    assert_int_equal(s.role, SMKI_ROLE_SUPPLIER);
+    assert_ok(smki_ra_subscriber_make("SUP1", "dccki-client", NULL, "test", &s));
+    assert_int_equal(s.type, SMKI_PROFILE_DCCKI_CLIENT);
+    assert_int_equal(s.role, -1);
+    assert_fails(smki_ra_subscriber_make("SUP1", "smki-root", NULL, "test", &s), SMKI_E_USAGE, "not 'smki-root'");
+    assert_fails(smki_ra_subscriber_make("SUP1", "device", "nosuchrole", "test", &s), SMKI_E_USAGE, NULL);
+    char longp[100];
+    memset(longp, 'P', sizeof longp - 1), longp[sizeof longp - 1] = '\0';
+    assert_fails(smki_ra_subscriber_make(longp, "device", NULL, "test", &s), SMKI_E_USAGE, "too long");
+    uint8_t serial[SMKI_SERIAL_LEN], ski[SMKI_KEYID_LEN];
+    assert_ok(smki_ra_serial_parse("00112233445566778899aabbccddeeff", serial));
+    assert_int_equal(serial[15], 0xff);
+    assert_ok(smki_ra_serial_parse("00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:0F", serial));
+    assert_int_equal(serial[15], 0x0f);
+    assert_fails(smki_ra_serial_parse("0011", serial), SMKI_E_USAGE, "32 hex digits");
+    assert_fails(smki_ra_serial_parse("zz112233445566778899aabbccddeeff", serial), SMKI_E_USAGE, "not a serial");
+    assert_ok(smki_ra_ski_parse("4001020304050607", ski));
+    assert_int_equal(ski[7], 0x07);
+    assert_fails(smki_ra_ski_parse("40:01:02:03:04:05:06:07", ski), SMKI_E_USAGE, "16 hex digits");
+}
+
+static void test_reading_where_no_store_is_an_empty_registry(void **state)
+{
+    fixture *f = *state;
+    char where[1200];
+    snprintf(where, sizeof where, "%s/nothing-here", f->dir);
+    smki_store *s = (smki_store *)f;
+    smki_ra *ra = (smki_ra *)f;
+    assert_ok(smki_ra_open_read(where, NULL, &s, &ra));
+    assert_null(s);
+    assert_null(ra);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_first_operator_added_adopts_the_bootstrap_cas_and_later_ones_do_not, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(
+            test_request_certs_are_written_once_and_another_file_is_replaced_only_by_force, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_csr_set_reads_the_files_then_the_folder_in_name_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_text_forms_are_parsed_and_refused_by_name, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reading_where_no_store_is_an_empty_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_first_operator_registers_themself_and_no_one_else, setup, teardown),
         cmocka_unit_test_setup_teardown(test_registry_refuses_duplicates_overlaps_and_unknown_parties, setup,
                                         teardown),

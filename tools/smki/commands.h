@@ -24,8 +24,8 @@ int cmd_audit(smki_cli *c, int argc, char **argv);
 
 /* Shared with 'smki ca issue', which issues through the RA's gate (cmd_ra.c). */
 struct smki_ra;
-/* The acting operator's key: op/key, else --operator/--operator-key, SMKI_OPERATOR(_KEY),
- * [operators] NAME = KEY. */
+/* The acting operator's key: op/key (the command's --operator/--operator-key), else
+ * SMKI_OPERATOR(_KEY), [operators] NAME = KEY. */
 int ra_cli_actor(smki_cli *c, const char *op, const char *key, smki_key **out);
 /* Open the audit checkpoint key (audit.checkpoint_key, default smki-audit) if it can be. */
 void ra_cli_checkpoint_key(smki_cli *c, struct smki_ra *ra);
