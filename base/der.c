@@ -304,16 +304,21 @@ size_t smki_der_head_len(size_t n)
     return 1 + len_octets(n);
 }
 
-void smki_wr_der_head(smki_writer_t *w, uint8_t tag, size_t n)
+void smki_wr_der_len(smki_writer_t *w, size_t n)
 {
-    uint8_t head[6];
+    uint8_t len[5];
     if (n > (size_t)0xFFFFFFFFu) {
         wr_fail(w, w->grows ? WR_MISUSE : WR_NO_ROOM);
         return;
     }
-    head[0] = tag;
-    put_len(head + 1, n);
-    smki_wr_raw(w, head, 1 + len_octets(n));
+    put_len(len, n);
+    smki_wr_raw(w, len, len_octets(n));
+}
+
+void smki_wr_der_head(smki_writer_t *w, uint8_t tag, size_t n)
+{
+    smki_wr_u8(w, tag);
+    smki_wr_der_len(w, n);
 }
 
 smki_der_mark smki_wr_der_begin(smki_writer_t *w, uint8_t tag)
@@ -383,7 +388,8 @@ int smki_wr_check(const smki_writer_t *w, const char *what)
     case WR_NOMEM: return SMKI_FAIL(SMKI_E_NOMEM, "out of memory writing %s", what);
     case WR_INVALID: return SMKI_FAIL(SMKI_E_INTERNAL, "%s holds a value that cannot be encoded", what);
     default:
-        return SMKI_FAIL(SMKI_E_INTERNAL, "writing %s: a TLV over 16 MiB, or a DER end without its begin", what);
+        return SMKI_FAIL(SMKI_E_INTERNAL, "writing %s: a length over the limit (16 MiB for a nested TLV, 4 GiB for a known one), or a DER end "
+                                              "without its begin", what);
     }
 }
 
