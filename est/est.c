@@ -428,7 +428,8 @@ static int submission_key(const char *kind, const char *query, const uint8_t *co
     EVP_DigestUpdate(md, kind, strlen(kind) + 1);
     EVP_DigestUpdate(md, query ? query : "", (query ? strlen(query) : 0) + 1);
     for (size_t i = 0; i < n; i++) {
-        uint8_t l[4] = {(uint8_t)(lens[i] >> 24), (uint8_t)(lens[i] >> 16), (uint8_t)(lens[i] >> 8), (uint8_t)lens[i]};
+        uint8_t l[4];
+        smki_put_be32(l, (uint32_t)lens[i]);
         EVP_DigestUpdate(md, l, 4);
         EVP_DigestUpdate(md, der[i], lens[i]);
     }
