@@ -242,6 +242,13 @@ void smki_wr_be64(smki_writer_t *w, uint64_t v);
 void smki_wr_invalid(smki_writer_t *w);
 /* tag, shortest length, n octets of contents. */
 void smki_wr_der(smki_writer_t *w, uint8_t tag, const void *content, size_t n);
+/* A TLV's head alone (tag, shortest length of n < 4 GiB) for n octets of contents the
+ * caller writes next: for a structure whose lengths are known before it is written (a
+ * PKCS#7 around many certificates' DER, written once, not moved). */
+void smki_wr_der_head(smki_writer_t *w, uint8_t tag, size_t n);
+/* The length alone (a GBCS header's BER lengths are the same shortest form). */
+void smki_wr_der_len(smki_writer_t *w, size_t n);
+size_t smki_der_head_len(size_t n); /* the octets smki_wr_der_head writes */
 smki_der_mark smki_wr_der_begin(smki_writer_t *w, uint8_t tag);
 void smki_wr_der_end(smki_writer_t *w, smki_der_mark m);
 /* INTEGER from a big-endian magnitude: leading zero octets dropped, a 00 added when

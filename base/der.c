@@ -271,7 +271,7 @@ void smki_wr_be64(smki_writer_t *w, uint64_t v)
 
 static size_t len_octets(size_t n)
 {
-    return n < 0x80 ? 1 : n <= 0xFF ? 2 : n <= 0xFFFF ? 3 : 4;
+    return n < 0x80 ? 1 : n <= 0xFF ? 2 : n <= 0xFFFF ? 3 : n <= 0xFFFFFF ? 4 : 5;
 }
 
 static void put_len(uint8_t *at, size_t n)
@@ -297,6 +297,28 @@ void smki_wr_der(smki_writer_t *w, uint8_t tag, const void *content, size_t n)
     if (room(w, 1 + len_octets(n) + n) < 0) return; /* all of it or none */
     smki_wr_raw(w, head, 1 + len_octets(n));
     smki_wr_raw(w, content, n);
+}
+
+size_t smki_der_head_len(size_t n)
+{
+    return 1 + len_octets(n);
+}
+
+void smki_wr_der_len(smki_writer_t *w, size_t n)
+{
+    uint8_t len[5];
+    if (n > (size_t)0xFFFFFFFFu) {
+        wr_fail(w, w->grows ? WR_MISUSE : WR_NO_ROOM);
+        return;
+    }
+    put_len(len, n);
+    smki_wr_raw(w, len, len_octets(n));
+}
+
+void smki_wr_der_head(smki_writer_t *w, uint8_t tag, size_t n)
+{
+    smki_wr_u8(w, tag);
+    smki_wr_der_len(w, n);
 }
 
 smki_der_mark smki_wr_der_begin(smki_writer_t *w, uint8_t tag)
@@ -366,7 +388,8 @@ int smki_wr_check(const smki_writer_t *w, const char *what)
     case WR_NOMEM: return SMKI_FAIL(SMKI_E_NOMEM, "out of memory writing %s", what);
     case WR_INVALID: return SMKI_FAIL(SMKI_E_INTERNAL, "%s holds a value that cannot be encoded", what);
     default:
-        return SMKI_FAIL(SMKI_E_INTERNAL, "writing %s: a TLV over 16 MiB, or a DER end without its begin", what);
+        return SMKI_FAIL(SMKI_E_INTERNAL, "writing %s: a length over the limit (16 MiB for a nested TLV, 4 GiB for a known one), or a DER end "
+                                              "without its begin", what);
     }
 }
 

@@ -159,28 +159,6 @@ static int put_base64(smki_repo_resp *w, const uint8_t *der, size_t len)
     return 0;
 }
 
-/* A DER length's octets at out (at most 5); how many. */
-static size_t der_len(size_t n, uint8_t *out)
-{
-    if (n < 0x80) return out[0] = (uint8_t)n, 1;
-    size_t k = n > 0xFFFFFF ? 4 : n > 0xFFFF ? 3 : n > 0xFF ? 2 : 1;
-    out[0] = (uint8_t)(0x80 | k);
-    for (size_t i = 0; i < k; i++) out[1 + i] = (uint8_t)(n >> (8 * (k - 1 - i)));
-    return 1 + k;
-}
-
-static size_t der_hdr_len(size_t n)
-{
-    uint8_t tmp[5];
-    return 1 + der_len(n, tmp);
-}
-
-static uint8_t *put_hdr(uint8_t *p, uint8_t tag, size_t n)
-{
-    *p++ = tag;
-    return p + der_len(n, p);
-}
-
 /* PKCS#7 certs-only (RFC 7030 4.1.3; RFC 5652 5.1 SignedData without content or
  * signers) of these certificates, written around their DER as the store holds it (no
  * certificate is decoded: OpenSSL's d2i_X509 decodes each key, which cost more than the
@@ -212,25 +190,28 @@ static int set_add(der_set *s, const uint8_t *der, size_t len)
 static int certs_only(smki_repo_resp *w, const der_set *certs)
 {
     size_t set = certs->len;
-    /* SignedData: version 1, digestAlgorithms {}, encapContentInfo {data}, [0] certs, signerInfos {} */
-    size_t sd = 3 + 2 + (2 + sizeof OID_DATA) + der_hdr_len(set) + set + 2;
-    size_t explicit0 = der_hdr_len(sd) + sd;
-    size_t ci = sizeof OID_SIGNED_DATA + der_hdr_len(explicit0) + explicit0;
-    size_t total = der_hdr_len(ci) + ci;
-    uint8_t *der = malloc(total);
-    ENSURE(der, SMKI_E_NOMEM, "out of memory");
-    uint8_t *p = put_hdr(der, 0x30, ci);
-    memcpy(p, OID_SIGNED_DATA, sizeof OID_SIGNED_DATA), p += sizeof OID_SIGNED_DATA;
-    p = put_hdr(p, 0xA0, explicit0);
-    p = put_hdr(p, 0x30, sd);
+    /* SignedData: version 1, digestAlgorithms {}, encapContentInfo {data}, [0] certs,
+     * signerInfos {}. Every length is known first, so the certificates are copied once. */
     static const uint8_t head[] = {0x02, 0x01, 0x01, 0x31, 0x00, 0x30, 0x0B};
-    memcpy(p, head, sizeof head), p += sizeof head;
-    memcpy(p, OID_DATA, sizeof OID_DATA), p += sizeof OID_DATA;
-    p = put_hdr(p, 0xA0, set);
-    memcpy(p, certs->p, set), p += set;
-    *p++ = 0x31, *p++ = 0x00;
-    size_t wrote = (size_t)(p - der);
-    int rc = wrote == total ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", wrote, total);
+    size_t sd = sizeof head + sizeof OID_DATA + smki_der_head_len(set) + set + 2;
+    size_t explicit0 = smki_der_head_len(sd) + sd;
+    size_t ci = sizeof OID_SIGNED_DATA + smki_der_head_len(explicit0) + explicit0;
+    smki_writer_t wr;
+    smki_writer_grow(&wr);
+    smki_wr_der_head(&wr, 0x30, ci);
+    smki_wr_raw(&wr, OID_SIGNED_DATA, sizeof OID_SIGNED_DATA);
+    smki_wr_der_head(&wr, 0xA0, explicit0);
+    smki_wr_der_head(&wr, 0x30, sd);
+    smki_wr_raw(&wr, head, sizeof head);
+    smki_wr_raw(&wr, OID_DATA, sizeof OID_DATA);
+    smki_wr_der_head(&wr, 0xA0, set);
+    smki_wr_raw(&wr, certs->p, set);
+    smki_wr_der(&wr, 0x31, NULL, 0);
+    uint8_t *der = NULL;
+    size_t total = 0;
+    GUARD(smki_wr_finish(&wr, "the PKCS#7 certs-only answer", &der, &total));
+    int rc = total == smki_der_head_len(ci) + ci ? 0 : SMKI_FAIL(SMKI_E_INTERNAL, "PKCS#7 length %zu, not %zu", total,
+                                                                  smki_der_head_len(ci) + ci);
     if (rc == 0) {
         w->len = 0;
         w->status = 200;
@@ -447,7 +428,8 @@ static int submission_key(const char *kind, const char *query, const uint8_t *co
     EVP_DigestUpdate(md, kind, strlen(kind) + 1);
     EVP_DigestUpdate(md, query ? query : "", (query ? strlen(query) : 0) + 1);
     for (size_t i = 0; i < n; i++) {
-        uint8_t l[4] = {(uint8_t)(lens[i] >> 24), (uint8_t)(lens[i] >> 16), (uint8_t)(lens[i] >> 8), (uint8_t)lens[i]};
+        uint8_t l[4];
+        smki_put_be32(l, (uint32_t)lens[i]);
         EVP_DigestUpdate(md, l, 4);
         EVP_DigestUpdate(md, der[i], lens[i]);
     }

@@ -333,69 +333,59 @@ smki_eui64_t smki_gbcs_eui(const uint8_t title[8])
 }
 
 /* ---- Building --------------------------------------------------------------------- */
-typedef struct {
-    uint8_t *p;
-    size_t len, cap;
-} outbuf;
-
-static int ob_put(outbuf *b, const void *d, size_t n)
+static int build_other_info(const smki_gbcs_fields *f, smki_writer_t *oi)
 {
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 256;
-        while (cap < b->len + n) cap *= 2;
-        uint8_t *p = realloc(b->p, cap);
-        ENSURE(p, SMKI_E_NOMEM, "out of memory");
-        b->p = p;
-        b->cap = cap;
+    if (f->other_info) {
+        smki_wr_raw(oi, f->other_info, f->other_info_len);
+        return 0;
     }
-    if (n) memcpy(b->p + b->len, d, n);
-    b->len += n;
-    return 0;
-}
-
-static int ob_u8(outbuf *b, uint8_t v)
-{
-    return ob_put(b, &v, 1);
-}
-
-static int ob_be(outbuf *b, uint64_t v, size_t n)
-{
-    uint8_t t[8];
-    for (size_t i = 0; i < n; i++) t[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
-    return ob_put(b, t, n);
-}
-
-static int ob_ber_len(outbuf *b, size_t len)
-{
-    ENSURE(len <= 0xffffffffu, SMKI_E_USAGE, "length %zu too large for a BER length", len);
-    if (len < 0x80) return ob_u8(b, (uint8_t)len);
-    size_t n = 0;
-    for (size_t v = len; v; v >>= 8) n++;
-    GUARD(ob_u8(b, (uint8_t)(0x80 | n)));
-    return ob_be(b, len, n);
-}
-
-static int build_other_info(const smki_gbcs_fields *f, outbuf *oi)
-{
-    if (f->other_info) return ob_put(oi, f->other_info, f->other_info_len);
-    GUARD(ob_be(oi, f->message_code, 2));
+    smki_wr_be16(oi, f->message_code);
     if (!f->supplementary_id) {
         ENSURE(!f->has_urp_counter && !f->urp_cert && !f->other_info_rest, SMKI_E_USAGE,
                "other-information: a counter or certificate needs the supplementary remote party ID");
         return 0;
     }
-    GUARD(ob_put(oi, f->supplementary_id, 8));
+    smki_wr_raw(oi, f->supplementary_id, 8);
     if (!f->has_urp_counter) {
         ENSURE(!f->urp_cert && !f->other_info_rest, SMKI_E_USAGE,
                "other-information: a certificate needs the counter before it");
         return 0;
     }
-    GUARD(ob_be(oi, f->urp_counter, 8));
+    smki_wr_be64(oi, f->urp_counter);
     ENSURE(!(f->urp_cert && f->other_info_rest), SMKI_E_USAGE,
            "other-information: a certificate or undecoded octets after the counter, not both");
-    if (f->urp_cert) GUARD(ob_put(oi, f->urp_cert, f->urp_cert_len));
-    if (f->other_info_rest) GUARD(ob_put(oi, f->other_info_rest, f->other_info_rest_len));
+    if (f->urp_cert) smki_wr_raw(oi, f->urp_cert, f->urp_cert_len);
+    if (f->other_info_rest) smki_wr_raw(oi, f->other_info_rest, f->other_info_rest_len);
     return 0;
+}
+
+/* The General Signing APDU's header fields, then its lengths and contents. */
+static void write_signing(smki_writer_t *b, const smki_gbcs_fields *f, const smki_writer_t *oi)
+{
+    smki_wr_u8(b, DF_TAG);
+    smki_wr_u8(b, 0x09);
+    smki_wr_u8(b, f->cra);
+    smki_wr_be64(b, f->counter);
+    smki_wr_u8(b, 0x08);
+    smki_wr_raw(b, f->originator, 8);
+    smki_wr_u8(b, 0x08);
+    smki_wr_raw(b, f->recipient, 8);
+    if (f->date_time) {
+        smki_wr_u8(b, DATETIME_TAG);
+        smki_wr_raw(b, f->date_time, SMKI_GBCS_DATETIME_LEN);
+    } else {
+        smki_wr_u8(b, 0x00);
+    }
+    smki_wr_der_len(b, oi->len);
+    smki_wr_raw(b, oi->p, oi->len);
+    smki_wr_der_len(b, f->content_len);
+    smki_wr_raw(b, f->content, f->content_len);
+    if (f->sig_state == SMKI_GBCS_SIG_ABSENT) {
+        smki_wr_u8(b, 0x00);
+    } else if (f->sig_state == SMKI_GBCS_SIG_PRESENT) {
+        smki_wr_u8(b, SIG_TAG);
+        smki_wr_raw(b, f->signature, SMKI_GBCS_SIG_LEN);
+    }
 }
 
 int smki_gbcs_build_signing(const smki_gbcs_fields *f, uint8_t **out, size_t *out_len)
@@ -407,41 +397,18 @@ int smki_gbcs_build_signing(const smki_gbcs_fields *f, uint8_t **out, size_t *ou
     ENSURE(f->originator && f->recipient, SMKI_E_USAGE, "originator and recipient titles are required");
     ENSURE(f->content || f->content_len == 0, SMKI_E_USAGE, "content is missing");
     ENSURE(f->sig_state != SMKI_GBCS_SIG_PRESENT || f->signature, SMKI_E_USAGE, "signature is missing");
-    outbuf b = {0}, oi = {0};
-    int rc;
-    GUARD_GOTO(build_other_info(f, &oi), out);
-    GUARD_GOTO(ob_u8(&b, DF_TAG), out);
-    GUARD_GOTO(ob_u8(&b, 0x09), out);
-    GUARD_GOTO(ob_u8(&b, f->cra), out);
-    GUARD_GOTO(ob_be(&b, f->counter, 8), out);
-    GUARD_GOTO(ob_u8(&b, 0x08), out);
-    GUARD_GOTO(ob_put(&b, f->originator, 8), out);
-    GUARD_GOTO(ob_u8(&b, 0x08), out);
-    GUARD_GOTO(ob_put(&b, f->recipient, 8), out);
-    if (f->date_time) {
-        GUARD_GOTO(ob_u8(&b, DATETIME_TAG), out);
-        GUARD_GOTO(ob_put(&b, f->date_time, SMKI_GBCS_DATETIME_LEN), out);
-    } else {
-        GUARD_GOTO(ob_u8(&b, 0x00), out);
+    smki_writer_t b, oi;
+    smki_writer_grow(&b);
+    smki_writer_grow(&oi);
+    int rc = build_other_info(f, &oi);
+    if (rc == 0) rc = smki_wr_check(&oi, "the other-information");
+    if (rc == 0) write_signing(&b, f, &oi);
+    smki_wr_free(&oi);
+    if (rc < 0) {
+        smki_wr_free(&b);
+        return rc;
     }
-    GUARD_GOTO(ob_ber_len(&b, oi.len), out);
-    GUARD_GOTO(ob_put(&b, oi.p, oi.len), out);
-    GUARD_GOTO(ob_ber_len(&b, f->content_len), out);
-    GUARD_GOTO(ob_put(&b, f->content, f->content_len), out);
-    if (f->sig_state == SMKI_GBCS_SIG_ABSENT) {
-        GUARD_GOTO(ob_u8(&b, 0x00), out);
-    } else if (f->sig_state == SMKI_GBCS_SIG_PRESENT) {
-        GUARD_GOTO(ob_u8(&b, SIG_TAG), out);
-        GUARD_GOTO(ob_put(&b, f->signature, SMKI_GBCS_SIG_LEN), out);
-    }
-    *out = b.p;
-    *out_len = b.len;
-    b.p = NULL;
-    rc = 0;
-out:
-    free(b.p);
-    free(oi.p);
-    return rc;
+    return smki_wr_finish(&b, "the General Signing APDU", out, out_len);
 }
 
 /* ---- Signing and verifying ---------------------------------------------------------- */
@@ -542,21 +509,16 @@ int smki_gbcs_mac_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, uin
 static int build_command(const uint8_t *gsa, size_t gsa_len, uint32_t ic, const uint8_t mac[SMKI_GBCS_MAC_LEN],
                          uint8_t **out, size_t *out_len)
 {
-    outbuf b = {0};
-    int rc;
+    smki_writer_t b;
+    smki_writer_grow(&b);
     static const uint8_t HDR[7] = {DD_TAG, 0, 0, 0, 0, 0, 0};
-    GUARD_GOTO(ob_put(&b, HDR, sizeof HDR), fail);
-    GUARD_GOTO(ob_ber_len(&b, 1 + 4 + gsa_len + SMKI_GBCS_MAC_LEN), fail);
-    GUARD_GOTO(ob_u8(&b, SMKI_GBCS_SC_AUTH), fail);
-    GUARD_GOTO(ob_be(&b, ic, 4), fail);
-    GUARD_GOTO(ob_put(&b, gsa, gsa_len), fail);
-    GUARD_GOTO(ob_put(&b, mac, SMKI_GBCS_MAC_LEN), fail);
-    *out = b.p;
-    *out_len = b.len;
-    return 0;
-fail:
-    free(b.p);
-    return rc;
+    smki_wr_raw(&b, HDR, sizeof HDR);
+    smki_wr_der_len(&b, 1 + 4 + gsa_len + SMKI_GBCS_MAC_LEN);
+    smki_wr_u8(&b, SMKI_GBCS_SC_AUTH);
+    smki_wr_be32(&b, ic);
+    smki_wr_raw(&b, gsa, gsa_len);
+    smki_wr_raw(&b, mac, SMKI_GBCS_MAC_LEN);
+    return smki_wr_finish(&b, "the General Ciphering command", out, out_len);
 }
 
 int smki_gbcs_wrap_z(const uint8_t *gsa, size_t gsa_len, const uint8_t z[32], uint32_t invocation_counter,

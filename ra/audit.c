@@ -151,7 +151,8 @@ static int u32_get(smki_txn *t, smki_ra *ra, const uint8_t *key, size_t klen, un
 
 static int u32_put(smki_txn *t, smki_ra *ra, const uint8_t *key, size_t klen, unsigned x)
 {
-    uint8_t b[4] = {(uint8_t)(x >> 24), (uint8_t)(x >> 16), (uint8_t)(x >> 8), (uint8_t)x};
+    uint8_t b[4];
+    smki_put_be32(b, x);
     return smki_txn_put(t, ra->db.meta, key, klen, b, 4, 0);
 }
 

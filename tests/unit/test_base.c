@@ -380,6 +380,54 @@ static void test_writer_closes_each_length_in_its_shortest_form(void **state)
     }
 }
 
+/* A head for contents of a known length: the same head as begin/end make, and the
+ * 5-octet form past 16 MiB that begin/end never reach. */
+static void test_writer_head_of_known_length(void **state)
+{
+    (void)state;
+    static const struct {
+        size_t n;
+        uint8_t head[6];
+        size_t head_len;
+    } cases[] = {
+        {0, {0x30, 0x00}, 2},
+        {127, {0x30, 0x7F}, 2},
+        {128, {0x30, 0x81, 0x80}, 3},
+        {256, {0x30, 0x82, 0x01, 0x00}, 4},
+        {65536, {0x30, 0x83, 0x01, 0x00, 0x00}, 5},
+        {0xFFFFFF, {0x30, 0x83, 0xFF, 0xFF, 0xFF}, 5},
+        {0x1000000, {0x30, 0x84, 0x01, 0x00, 0x00, 0x00}, 6},
+        {0xFFFFFFFF, {0x30, 0x84, 0xFF, 0xFF, 0xFF, 0xFF}, 6},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        uint8_t buf[8];
+        smki_writer_t w;
+        smki_writer_fixed(&w, buf, sizeof buf);
+        smki_wr_der_head(&w, 0x30, cases[i].n);
+        assert_ok(smki_wr_check(&w, "head"));
+        assert_int_equal(w.len, cases[i].head_len);
+        assert_int_equal(smki_der_head_len(cases[i].n), cases[i].head_len);
+        assert_memory_equal(buf, cases[i].head, cases[i].head_len);
+    }
+    /* With its contents, the strict reader reads it back. */
+    static uint8_t content[300], out[310];
+    smki_writer_t w;
+    smki_writer_fixed(&w, out, sizeof out);
+    smki_wr_der_head(&w, 0x04, sizeof content);
+    smki_wr_raw(&w, content, sizeof content);
+    assert_ok(smki_wr_check(&w, "octets"));
+    smki_der_tlv t;
+    assert_ok(der_read_bytes(out, w.len, SMKI_DER_STRICT, &t));
+    assert_int_equal(t.body.left, sizeof content);
+#if SIZE_MAX > 0xFFFFFFFFu
+    /* 4 GiB and more does not fit any DER length smki writes. */
+    uint8_t small[8];
+    smki_writer_fixed(&w, small, sizeof small);
+    smki_wr_der_head(&w, 0x04, (size_t)0x100000000u);
+    assert_fails(smki_wr_check(&w, "huge"), SMKI_E_INTERNAL, "huge");
+#endif
+}
+
 static void test_writer_integers_and_big_endian(void **state)
 {
     (void)state;
@@ -726,6 +774,7 @@ int main(void)
         cmocka_unit_test(test_der_check_strict_refuses_each_rule),
         cmocka_unit_test(test_der_check_strict_bounds_its_depth),
         cmocka_unit_test(test_writer_closes_each_length_in_its_shortest_form),
+        cmocka_unit_test(test_writer_head_of_known_length),
         cmocka_unit_test(test_writer_integers_and_big_endian),
         cmocka_unit_test(test_writer_refuses_overflow_and_misuse),
         cmocka_unit_test(test_cursor_expect_and_sub),
