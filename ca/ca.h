@@ -103,6 +103,9 @@ typedef enum {
 const char *smki_cert_status_name(int status);
 /* Accepts the letter (P, I, N, E, R) or the name. */
 SMKI_MUST_CHECK int smki_cert_status_parse(const char *text, smki_cert_status *out);
+/* A serial as smki prints it (SMKI_SERIAL_LEN octets): 32 hex digits, colons allowed
+ * between them (4a:1f:...). SMKI_E_USAGE naming the text otherwise. */
+SMKI_MUST_CHECK int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN]);
 
 /* The CAs of one environment's hierarchy. */
 typedef enum {

@@ -102,6 +102,24 @@ int smki_cert_status_parse(const char *text, smki_cert_status *out)
                      text ? text : "");
 }
 
+int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
+{
+    char digits[2 * SMKI_SERIAL_LEN + 1];
+    size_t n = 0, got = 0;
+    memset(serial, 0, SMKI_SERIAL_LEN);
+    ENSURE(text, SMKI_E_USAGE, "no serial: 32 hex digits");
+    for (const char *p = text; *p; p++) {
+        if (*p == ':') continue;
+        ENSURE(n < 2 * SMKI_SERIAL_LEN, SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+        digits[n++] = *p;
+    }
+    digits[n] = '\0';
+    ENSURE(n == 2 * SMKI_SERIAL_LEN && smki_hex_decode(digits, n, serial, SMKI_SERIAL_LEN, &got) == 0 &&
+               got == SMKI_SERIAL_LEN,
+           SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+    return 0;
+}
+
 /* ---- Certificate records ------------------------------------------------------------------ */
 
 void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
