@@ -191,6 +191,22 @@ int cli_write(const char *path, const void *data, size_t len, int mode, int forc
     return 0;
 }
 
+int cli_write_check(const char *path, int force)
+{
+    if (strcmp(path, "-") == 0) return 0;
+    if (access(path, F_OK) != 0) return smki_file_check_new(path);
+    ENSURE(force, SMKI_E_EXISTS, "%s exists; --force replaces it", path);
+    /* Replaced by a rename: the folder must take a new file. */
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int n = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) : snprintf(dir, sizeof dir, ".");
+    if (n == 0) snprintf(dir, sizeof dir, "/");
+    ENSURE(n >= 0 && (size_t)n < sizeof dir, SMKI_E_USAGE, "path too long: %.64s...", path);
+    ENSURE(access(dir, W_OK) == 0, SMKI_E_IO, "cannot replace %s (its folder %s is not writable): nothing was done",
+           path, dir);
+    return 0;
+}
+
 /* ---- Home and PINs -------------------------------------------------------------- */
 
 /* Every section smki reads from smki.conf; a module that adds one adds it here. */
