@@ -156,7 +156,7 @@ static int read_stdin(size_t max, uint8_t **out, size_t *out_len)
         if (len == cap) {
             uint8_t *bigger = cap <= max ? realloc(buf, cap * 2) : NULL;
             if (!bigger) free(buf);
-            ENSURE(bigger, cap > max ? SMKI_E_USAGE : SMKI_E_NOMEM,
+            ENSURE(bigger, cap > max ? SMKI_E_INPUT : SMKI_E_NOMEM,
                    "standard input is longer than %zu bytes", max);
             buf = bigger, cap *= 2;
         }
@@ -167,7 +167,7 @@ static int read_stdin(size_t max, uint8_t **out, size_t *out_len)
     int bad = ferror(stdin) ? 1 : len > max ? 2 : 0;
     if (bad) free(buf);
     ENSURE(bad != 1, SMKI_E_IO, "reading standard input failed");
-    ENSURE(bad != 2, SMKI_E_USAGE, "standard input is longer than %zu bytes", max);
+    ENSURE(bad != 2, SMKI_E_INPUT, "standard input is longer than %zu bytes", max);
     *out = buf, *out_len = len;
     return 0;
 }
