@@ -129,6 +129,11 @@ expect_exit 2 "--json: a refusal is a JSON error" smki --json ca revoke --env te
 expect_json "ok false, naming why" 'd["ok"] is False and "replaced, not revoked" in json.dumps(d)'
 check "and nothing revoked by it" test "$(revoked_count)" = 0
 expect_exit 1 "revoke without --reason is a usage error" smki ca revoke --env test "$ORG1"
+expect_exit 1 "revoke without a SERIAL is a usage error" smki ca revoke --env test --reason superseded
+expect_in "missing argument: it takes one SERIAL" "the refusal names the SERIAL"
+expect_exit 1 "the serial is positional: --serial is no option" smki ca revoke --env test --serial "$ORG1" \
+    --reason superseded
+expect_in "unknown option --serial" "the refusal names it"
 check "organisation 1 is still in use" test "$(status_of "$ORG1")" = in-use
 check "the device certificate is still in use" test "$(status_of "$DEVICE")" = in-use
 

@@ -409,8 +409,6 @@ static int issue_parse(smki_cli *c, int argc, char **argv, issue_args *a)
     if (a->dns.n > 16 || a->ips.n > 16) return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
     if (strcmp(a->out, "-") == 0 && c->json)
         return cli_usage(c, "smki ca issue", "--out - writes the certificate where --json writes its report: give --out FILE");
-    if (strcmp(a->out, "-") == 0 && strcmp(a->csr_path, "-") == 0)
-        return cli_usage(c, "smki ca issue", "--csr - and --out -: one of them names a file");
     return CLI_GO;
 }
 
