@@ -363,6 +363,11 @@ typedef struct smki_ca_batch_input smki_ca_batch_input;
  * read when they are issued; a file's bytes at once (at most SMKI_CA_BATCH_FILE_MAX). */
 #define SMKI_CA_BATCH_FILE_MAX ((size_t)1 << 30)
 SMKI_MUST_CHECK int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out);
+/* The same from bytes already read (standard input: 'smki ca batch --in -'): one CSR, or
+ * PEM CSRs one after another, as a file is; items named "<name>#<n>". Takes bytes
+ * (malloc'd) on every path. */
+SMKI_MUST_CHECK int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len,
+                                                   smki_ca_batch_input **out);
 size_t smki_ca_batch_input_count(const smki_ca_batch_input *in);
 const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i);
 void smki_ca_batch_input_free(smki_ca_batch_input *in);
