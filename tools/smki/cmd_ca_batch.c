@@ -36,6 +36,7 @@ static const char BATCH_HELP[] =
     "  FILE  one CSR (PEM or DER), or many PEM CSRs one after another, as\n"
     "        'cat *.csr > all.pem' makes; text between the PEM blocks is ignored.\n"
     "        Reports name the n-th block FILE#n.\n"
+    "  -     standard input, read as a FILE (reports name stdin#n).\n"
     "Each CSR is checked as 'smki ca issue' checks a device CSR (proof of possession,\n"
     "P-256, exactly one key usage, a hardwareModuleName, an empty subject). A bad one\n"
     "is refused and reported by name; the others go on.\n"
@@ -229,6 +230,8 @@ static int batch_parse(smki_cli *c, int argc, char **argv, batch_args *a)
     if (stop != CLI_GO) return stop;
     if (!a->env || !a->in_path || !a->out_dir)
         return cli_usage(c, "smki ca batch", "--env, --in and --out are required");
+    if (strcmp(a->out_dir, "-") == 0)
+        return cli_usage(c, "smki ca batch", "--out is the folder for the certificates, not '-' (standard output)");
     uint64_t n = 0;
     int rc = threads ? cli_number("--threads", threads, 1, 64, &n) : 0;
     a->threads = (size_t)n;
@@ -289,6 +292,16 @@ static int batch_print(smki_cli *c, const batch_args *a, int rc, const smki_ca_b
     return EXIT_REFUSED;
 }
 
+/* --in: a folder or file, or "-": standard input read as a file. */
+static int batch_input(const char *path, smki_ca_batch_input **in)
+{
+    if (strcmp(path, "-") != 0) return smki_ca_batch_input_open(path, in);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    GUARD(cli_read("-", SMKI_CA_BATCH_FILE_MAX, &bytes, &len));
+    return smki_ca_batch_input_from_bytes("stdin", bytes, len, in);
+}
+
 int cmd_ca_batch(smki_cli *c, int argc, char **argv)
 {
     batch_args a = {0};
@@ -297,7 +310,7 @@ int cmd_ca_batch(smki_cli *c, int argc, char **argv)
     smki_ca_batch_input *in = NULL;
     smki_ca_batch_report *rep = NULL;
     int rc = cli_home(c);
-    if (rc == 0) rc = smki_ca_batch_input_open(a.in_path, &in);
+    if (rc == 0) rc = batch_input(a.in_path, &in);
     if (rc == 0) rc = batch_run(c, &a, in, &rep);
     int exit_code = batch_print(c, &a, rc, rep, in);
     smki_ca_batch_report_free(rep);
