@@ -114,10 +114,13 @@ static const char ISSUE_HELP[] =
     "--type organisation, device-batch, dccki-server or dccki-client).\n"
     "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
-    "Examples:\n"
-    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
-    "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
-    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
+    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice):\n"
+    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --party SUPPLIER-A \\\n"
+    "      --operator alice --out device.pem\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
+    "      --cn SUPPLIER-A --party SUPPLIER-A --operator alice --out supplier-ds.pem\n"
+    "  smki ca issue --env test --csr - --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
+    "      --party SUPPLIER-A --operator alice --out - < supplier-ka.csr > supplier-ka.pem\n"
     "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
     "      --dns gw1.example.net --out gw-server.pem --operator alice\n";
 
@@ -484,7 +487,8 @@ static void print_issued(const smki_cli *c, const smki_cert *cert, const char *p
 {
     int tls = cert->profile == SMKI_PROFILE_DCCKI_SERVER || cert->profile == SMKI_PROFILE_DCCKI_CLIENT;
     const char *profile = smki_profile_get(cert->profile)->name;
-    FILE *f = strcmp(out, "-") == 0 ? stderr : stdout;
+    int piped = strcmp(out, "-") == 0;
+    FILE *f = piped ? stderr : stdout;
     char serial[64], t[CLI_TIME_MAX];
     hex(cert->serial, SMKI_SERIAL_LEN, serial);
     if (c->json) {
@@ -499,14 +503,15 @@ static void print_issued(const smki_cli *c, const smki_cert *cert, const char *p
         cli_when(c, cert->not_after, t);
         fprintf(f, "Issued %s certificate for Party %s in environment %s.\n", profile, party, cert->env);
         fprintf(f, "  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party,
-                profile, t, out);
+                profile, t, piped ? "(standard output)" : out);
     } else {
         char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
         if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
         if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
         fprintf(f, "Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, usage_text(cert->usage),
                 cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
-        fprintf(f, "  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile, out);
+        fprintf(f, "  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile,
+                piped ? "(standard output)" : out);
     }
 }
 
@@ -778,9 +783,10 @@ static const char REVOKE_HELP[] =
     "Refused, with nothing written (exit 2, or 1 for a usage error): an unknown serial,\n"
     "a certificate already revoked, a device certificate, a root, an unknown reason.\n"
     "\n"
-    "Examples:\n"
-    "  smki ca revoke 4a1f...c3 --env test --reason keyCompromise\n"
-    "  smki ca crl --env test --ca oca\n";
+    "Examples (the serial as 'ca list' prints it, or openssl's):\n"
+    "  SERIAL=$(openssl x509 -in supplier-ds.pem -noout -serial | cut -d= -f2)\n"
+    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator alice\n"
+    "  smki ca crl --env test --ca oca --operator alice\n";
 
 static const char CRL_HELP[] =
     "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica|SKI] [--config FILE]\n"
@@ -806,9 +812,8 @@ static const char CRL_HELP[] =
     "from its successor's (numbered on its own) and written to <ca>-<its serial>.crl.\n"
     "\n"
     "Examples:\n"
-    "  smki ca crl --env test\n"
-    "  smki ca crl --env test --ca 4a1b2c3d4e5f6071     # e.g. a superseded OCA\n"
-    "  openssl crl -inform DER -in var/smki/ca/test/smki-oca.crl -noout -text\n";
+    "  smki ca crl --env test --operator alice\n"
+    "  openssl crl -inform DER -in \"$SMKI_HOME/ca/test/smki-oca.crl\" -noout -text\n";
 
 static const char ARL_HELP[] =
     "Usage: smki ca arl --env ENV [--ca smki-root|dccki-root] [--config FILE]\n"

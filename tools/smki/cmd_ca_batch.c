@@ -65,10 +65,12 @@ static const char BATCH_HELP[] =
     "\n"
     "Needs the user PIN (SMKI_PIN or --pin-file) for a CA key in a token.\n"
     "\n"
-    "Examples:\n"
-    "  smki ca batch --env test --in csrs/ --out certs/ --party GITTEST --operator alice\n"
+    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice;\n"
+    "CSRs from 'make_device_csrs --out csrs --count 20 --start 00-DB-12-34-00-00-00-00'):\n"
+    "  smki ca batch --env test --in csrs/ --out certs/ --party SUPPLIER-A --operator alice\n"
     "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/ \\\n"
-    "      --party GITTEST --operator alice\n";
+    "      --party SUPPLIER-A --operator alice\n"
+    "  cat csrs/*.csr | smki ca batch --env test --in - --out certs/ --party SUPPLIER-A --operator alice\n";
 
 /* ---- Progress ------------------------------------------------------------------------------ */
 
@@ -206,8 +208,8 @@ static void on_start(size_t csrs, void *arg)
 {
     start_line *l = arg;
     if (l->c->json) return;
-    printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n", csrs, l->in_path,
-           l->env, l->threads);
+    printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n", csrs,
+           strcmp(l->in_path, "-") == 0 ? "standard input" : l->in_path, l->env, l->threads);
     fflush(stdout);
 }
 
