@@ -106,6 +106,10 @@ SMKI_MUST_CHECK int smki_cert_status_parse(const char *text, smki_cert_status *o
 /* A serial as smki prints it (SMKI_SERIAL_LEN octets): 32 hex digits, colons allowed
  * between them (4a:1f:...). SMKI_E_USAGE naming the text otherwise. */
 SMKI_MUST_CHECK int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN]);
+/* A certificate's usage as text: "DS" (SMKI_USAGE_DS), "KA" (SMKI_USAGE_KA), "CA" (0, a
+ * CA certificate); and back, in either case. SMKI_E_USAGE listing them otherwise. */
+const char *smki_cert_usage_name(int usage);
+SMKI_MUST_CHECK int smki_cert_usage_parse(const char *text, int *usage);
 
 /* The CAs of one environment's hierarchy. */
 typedef enum {

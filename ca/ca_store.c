@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "ca_private.h"
@@ -118,6 +119,23 @@ int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
                got == SMKI_SERIAL_LEN,
            SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
     return 0;
+}
+
+const char *smki_cert_usage_name(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
+}
+
+int smki_cert_usage_parse(const char *text, int *usage)
+{
+    static const int USAGES[] = {SMKI_USAGE_DS, SMKI_USAGE_KA, 0};
+    *usage = -1;
+    for (size_t i = 0; text && i < sizeof USAGES / sizeof USAGES[0]; i++)
+        if (strcasecmp(text, smki_cert_usage_name(USAGES[i])) == 0) {
+            *usage = USAGES[i];
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE, "a certificate's usage is ds, ka or ca, not '%.16s'", text ? text : "");
 }
 
 /* ---- Certificate records ------------------------------------------------------------------ */

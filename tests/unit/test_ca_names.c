@@ -1,5 +1,6 @@
-/* ca: a certificate serial read as smki prints it (smki_serial_parse), the one reader
- * every caller uses ('smki ca show SERIAL', 'smki ca revoke SERIAL'). */
+/* ca: a certificate's serial and usage as text, read as smki prints them
+ * (smki_serial_parse, smki_cert_usage_name/_parse), the one reader every caller uses
+ * ('smki ca show SERIAL', 'smki ca revoke SERIAL', 'smki ca list --usage'). */
 #include <string.h>
 
 #include "helpers.h"
@@ -46,11 +47,33 @@ static void test_serial_refusals_name_the_text(void **state)
     assert_fails(smki_serial_parse(longtext, s), SMKI_E_USAGE, "is not a serial");
 }
 
+static void test_usage_names_and_back(void **state)
+{
+    (void)state;
+    assert_string_equal(smki_cert_usage_name(SMKI_USAGE_DS), "DS");
+    assert_string_equal(smki_cert_usage_name(SMKI_USAGE_KA), "KA");
+    assert_string_equal(smki_cert_usage_name(0), "CA");
+    int u = 99;
+    assert_ok(smki_cert_usage_parse("ds", &u));
+    assert_int_equal(u, SMKI_USAGE_DS);
+    assert_ok(smki_cert_usage_parse("KA", &u));
+    assert_int_equal(u, SMKI_USAGE_KA);
+    assert_ok(smki_cert_usage_parse("ca", &u));
+    assert_int_equal(u, 0);
+    const char *bad[] = {"", "d", "dsa", "both", "keyAgreement", "0"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        assert_fails(smki_cert_usage_parse(bad[i], &u), SMKI_E_USAGE, "is ds, ka or ca");
+        assert_int_equal(u, -1);
+    }
+    assert_fails(smki_cert_usage_parse(NULL, &u), SMKI_E_USAGE, "not ''");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serial_as_printed),
         cmocka_unit_test(test_serial_refusals_name_the_text),
+        cmocka_unit_test(test_usage_names_and_back),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
