@@ -152,11 +152,6 @@ static void hex(const uint8_t *p, size_t n, char *out)
     smki_hex_encode(p, n, out, 0);
 }
 
-static const char *usage_text(int usage)
-{
-    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
-}
-
 static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db)
 {
     smki_store_opts o = {0, 0, read_only};
@@ -180,7 +175,7 @@ static void json_cert(const smki_cli *c, json_w *w, const smki_cert *x)
     hex(x->ski, SMKI_KEYID_LEN, s);
     json_str(w, "ski", s);
     json_str(w, "profile", smki_profile_get(x->profile)->name);
-    json_str(w, "usage", usage_text(x->usage));
+    json_str(w, "usage", smki_cert_usage_name(x->usage));
     if (x->role >= 0) {
         smki_role_format((uint8_t)x->role, role);
         json_str(w, "role", role);
@@ -508,7 +503,7 @@ static void print_issued(const smki_cli *c, const smki_cert *cert, const char *p
         char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
         if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
         if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
-        fprintf(f, "Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, usage_text(cert->usage),
+        fprintf(f, "Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, smki_cert_usage_name(cert->usage),
                 cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
         fprintf(f, "  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile,
                 piped ? "(standard output)" : out);
@@ -561,7 +556,7 @@ static int list_one(const smki_cert *x, void *arg)
         printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", "SERIAL", "PROFILE", "USAGE", "ROLE", "EUI-64",
                "STATUS", "ENV", "NOT AFTER");
     printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", s, smki_profile_get(x->profile)->name,
-           usage_text(x->usage), role, eui, smki_cert_status_name(x->status), x->env, t);
+           smki_cert_usage_name(x->usage), role, eui, smki_cert_status_name(x->status), x->env, t);
     return 0;
 }
 
@@ -578,13 +573,7 @@ static int list_query(const list_args *a, smki_ca_query *q, smki_eui64_t *eui)
     uint8_t role;
     if (a->role) GUARD(smki_role_parse(a->role, &role));
     if (a->role) q->role = role;
-    if (a->usage) {
-        const char *u = a->usage;
-        int ds = strcmp(u, "ds") == 0 || strcmp(u, "DS") == 0, ka = strcmp(u, "ka") == 0 || strcmp(u, "KA") == 0;
-        ENSURE(ds || ka || strcmp(u, "ca") == 0 || strcmp(u, "CA") == 0, SMKI_E_USAGE,
-               "--usage is ds, ka or ca, not '%.16s'", u);
-        q->usage = ds ? SMKI_USAGE_DS : ka ? SMKI_USAGE_KA : 0;
-    }
+    if (a->usage && smki_cert_usage_parse(a->usage, &q->usage) < 0) return smki_error_wrap("--usage");
     smki_cert_status st;
     if (a->status) GUARD(smki_cert_status_parse(a->status, &st));
     if (a->status) q->status = st;
@@ -660,7 +649,7 @@ static void show_human(const show_run *run, const smki_cert *x, const char *pem)
     cli_when(run->c, x->not_after, t2);
     printf("Certificate %s\n", s);
     printf("  profile     %s (%s)\n", smki_profile_get(x->profile)->name, smki_profile_get(x->profile)->title);
-    printf("  usage       %s\n", usage_text(x->usage));
+    printf("  usage       %s\n", smki_cert_usage_name(x->usage));
     printf("  role        %s%s%s\n", role, x->role >= 0 ? " " : "", x->role >= 0 ? smki_role_name((unsigned)x->role) : "");
     printf("  EUI-64      %s\n", eui);
     printf("  status      %s\n", smki_cert_status_name(x->status));

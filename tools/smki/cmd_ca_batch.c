@@ -118,11 +118,6 @@ static void progress_clear(progress_t *p)
 
 /* ---- Output --------------------------------------------------------------------------------- */
 
-static const char *usage_text(int usage)
-{
-    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "-";
-}
-
 static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *env,
                         const char *party, const char *out_dir, unsigned threads)
 {
@@ -154,7 +149,7 @@ static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input
             smki_eui64_format(&it->eui, SMKI_EUI64_HYPHEN, eui);
             json_str(&w, "serial", hx);
             json_str(&w, "eui64", eui);
-            json_str(&w, "usage", usage_text(it->usage));
+            json_str(&w, "usage", smki_cert_usage_name(it->usage));
             if (it->file[0]) json_str(&w, "file", it->file);
             if (it->name_clash) json_bool(&w, "name_clash", 1);
         }
