@@ -382,8 +382,7 @@ typedef struct {
     int der, allow_dup, force;
 } issue_args;
 
-/* What the options name, checked before anything is read or issued: the profile, the
- * role, the EUI-64, and --out that can be written (a re-run never issues twice). */
+/* What the options name: the profile (none: chosen from the CSR), the role, the EUI-64. */
 typedef struct {
     smki_profile_id profile;
     uint8_t role;
@@ -410,6 +409,8 @@ static int issue_parse(smki_cli *c, int argc, char **argv, issue_args *a)
     return CLI_GO;
 }
 
+/* The options checked before anything is read or issued, --out too: it can be written
+ * (an existing file only with --force), so a re-run never issues twice. */
 static int issue_check(const issue_args *a, issue_want *w)
 {
     w->profile = SMKI_PROFILE_UNKNOWN;
