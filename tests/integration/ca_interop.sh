@@ -273,6 +273,9 @@ refused 2 "a CSR file that does not exist" --env test --csr "$W/no-such.csr"
 expect_exit 2 "--out that exists is never replaced" \
     tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device.pem"
 expect_in "$W/device.pem exists; --force replaces it" "the refusal says what to do"
+expect_exit 1 "--out of a folder is refused before issuing, even with --force" \
+    tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W" --force
+expect_in "is a folder: name a file to write" "the refusal says why"
 expect_exit 0 "every test issuance is in the audit trail, which verifies" tsmki --json audit verify
 expect_json "3 issuances among its entries, no finding" \
     'd["ok"] and d["total_findings"] == 0 and d["entries"] >= 10'

@@ -400,6 +400,9 @@ static void test_write_fails_whole_with_nothing_written(void **state)
     assert_int_equal(mkdir(path, 0755), 0);
     assert_fails(cli_write(path, "data", 4, 0644, 0), SMKI_E_EXISTS, "--force replaces it");
     assert_true(cli_write(path, "data", 4, 0644, 1) < 0);
+    /* checked before work that cannot be taken back: a folder is no file to write, forced or not */
+    assert_fails(cli_write_check(path, 0), SMKI_E_USAGE, "is a folder: name a file to write");
+    assert_fails(cli_write_check(path, 1), SMKI_E_USAGE, "is a folder: name a file to write");
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
     assert_true(S_ISDIR(st.st_mode));

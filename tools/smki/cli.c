@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -194,7 +195,9 @@ int cli_write(const char *path, const void *data, size_t len, int mode, int forc
 int cli_write_check(const char *path, int force)
 {
     if (strcmp(path, "-") == 0) return 0;
-    if (access(path, F_OK) != 0) return smki_file_check_new(path);
+    struct stat st;
+    if (stat(path, &st) != 0) return smki_file_check_new(path);
+    ENSURE(!S_ISDIR(st.st_mode), SMKI_E_USAGE, "%s is a folder: name a file to write", path);
     ENSURE(force, SMKI_E_EXISTS, "%s exists; --force replaces it", path);
     /* Replaced by a rename: the folder must take a new file. */
     char dir[4096];
