@@ -303,6 +303,10 @@ dca_name = PRODDCA
 token = smki-prod
 CONF
 expect_exit 0 "ca init --env production with configured OIDs" psmki ca init --env production --config "$W/prod.conf"
+expect_exit 0 "ca init again, --config - from standard input" env SMKI_HOME="$PROD_HOME" bash -c \
+    '"$1" --json ca init --env production --config - <"$2"' _ "$SMKI_BIN" "$W/prod.conf"
+expect_json "the same configuration read: its five CAs exist, none made" \
+    'd["created"] == 0 and len(d["cas"]) == 5 and all(x["state"] == "exists" for x in d["cas"]) and [x["cn"] for x in d["cas"] if x["name"] == "smki-oca"] == ["PRODOCA"]'
 PCA=$PROD_HOME/ca/production
 # No certificate outside the RA: a store without RA operators issues in production only
 # when it is declared a lab store (ra.unmanaged).
