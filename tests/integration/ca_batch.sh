@@ -131,6 +131,15 @@ GOOD=90
 expect_exit 1 "batch without --out is a usage error" hsmki ca batch --env test --in "$W/good"
 expect_in "--env, --in and --out are required" "and says what is missing"
 expect_exit 1 "--threads 0 is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" --threads 0
+expect_in "--threads is a whole number from 1 to 64, not 0" "the refusal names the bounds"
+expect_exit 1 "--threads 65 is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" --threads=65
+expect_exit 1 "--group that is not a number is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" \
+    --group 10k
+expect_in "--group is a whole number from 1 to 100000, not '10k'" "the refusal names the text"
+expect_exit 1 "--threads given twice is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" \
+    --threads 1 --threads 2
+expect_in "--threads is given twice" "the refusal names it"
+check "no output folder made by the refusals" test ! -e "$W/x"
 expect_exit 2 "batch before ca init is refused" hsmki ca batch --env test --in "$W/good" --out "$W/early"
 expect_in "run 'smki ca init --env test' first" "the refusal says what to do"
 check "no store made by the refusal" test ! -e "$H/store/data.mdb"
