@@ -164,6 +164,11 @@ int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki
     return 0;
 }
 
+int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out)
+{
+    return ca_batch_input_from_bytes(name, bytes, len, out);
+}
+
 void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len)
 {
     *p = in->bytes + in->items[i].at;

@@ -103,6 +103,13 @@ typedef enum {
 const char *smki_cert_status_name(int status);
 /* Accepts the letter (P, I, N, E, R) or the name. */
 SMKI_MUST_CHECK int smki_cert_status_parse(const char *text, smki_cert_status *out);
+/* A serial as smki prints it (SMKI_SERIAL_LEN octets): 32 hex digits, colons allowed
+ * between them (4a:1f:...). SMKI_E_USAGE naming the text otherwise. */
+SMKI_MUST_CHECK int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN]);
+/* A certificate's usage as text: "DS" (SMKI_USAGE_DS), "KA" (SMKI_USAGE_KA), "CA" (0, a
+ * CA certificate); and back, in either case. SMKI_E_USAGE listing them otherwise. */
+const char *smki_cert_usage_name(int usage);
+SMKI_MUST_CHECK int smki_cert_usage_parse(const char *text, int *usage);
 
 /* The CAs of one environment's hierarchy. */
 typedef enum {
@@ -360,6 +367,11 @@ typedef struct smki_ca_batch_input smki_ca_batch_input;
  * read when they are issued; a file's bytes at once (at most SMKI_CA_BATCH_FILE_MAX). */
 #define SMKI_CA_BATCH_FILE_MAX ((size_t)1 << 30)
 SMKI_MUST_CHECK int smki_ca_batch_input_open(const char *path, smki_ca_batch_input **out);
+/* The same from bytes already read (standard input: 'smki ca batch --in -'): one CSR, or
+ * PEM CSRs one after another, as a file is; items named "<name>#<n>". Takes bytes
+ * (malloc'd) on every path. */
+SMKI_MUST_CHECK int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len,
+                                                   smki_ca_batch_input **out);
 size_t smki_ca_batch_input_count(const smki_ca_batch_input *in);
 const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i);
 void smki_ca_batch_input_free(smki_ca_batch_input *in);

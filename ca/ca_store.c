@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "ca_private.h"
@@ -100,6 +101,41 @@ int smki_cert_status_parse(const char *text, smki_cert_status *out)
     return SMKI_FAIL(SMKI_E_USAGE, "'%.32s' is not a certificate status: P pending, I in-use, N not-in-use, E expired, "
                                    "R revoked",
                      text ? text : "");
+}
+
+int smki_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
+{
+    char digits[2 * SMKI_SERIAL_LEN + 1];
+    size_t n = 0, got = 0;
+    memset(serial, 0, SMKI_SERIAL_LEN);
+    ENSURE(text, SMKI_E_USAGE, "no serial: 32 hex digits");
+    for (const char *p = text; *p; p++) {
+        if (*p == ':') continue;
+        ENSURE(n < 2 * SMKI_SERIAL_LEN, SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+        digits[n++] = *p;
+    }
+    digits[n] = '\0';
+    ENSURE(n == 2 * SMKI_SERIAL_LEN && smki_hex_decode(digits, n, serial, SMKI_SERIAL_LEN, &got) == 0 &&
+               got == SMKI_SERIAL_LEN,
+           SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
+    return 0;
+}
+
+const char *smki_cert_usage_name(int usage)
+{
+    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
+}
+
+int smki_cert_usage_parse(const char *text, int *usage)
+{
+    static const int USAGES[] = {SMKI_USAGE_DS, SMKI_USAGE_KA, 0};
+    *usage = -1;
+    for (size_t i = 0; text && i < sizeof USAGES / sizeof USAGES[0]; i++)
+        if (strcasecmp(text, smki_cert_usage_name(USAGES[i])) == 0) {
+            *usage = USAGES[i];
+            return 0;
+        }
+    return SMKI_FAIL(SMKI_E_USAGE, "a certificate's usage is ds, ka or ca, not '%.16s'", text ? text : "");
 }
 
 /* ---- Certificate records ------------------------------------------------------------------ */

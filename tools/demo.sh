@@ -164,7 +164,7 @@ run openssl verify -purpose sslclient -CAfile "$CA_DIR/dccki-root.pem" -untruste
 
 say "12. Revocation: the supplier's KA certificate is superseded; the organisation CA's CRL lists it"
 KA_SERIAL=$(openssl x509 -in "$RUN/supplier-ka.pem" -noout -serial | cut -d= -f2)
-run "$SMKI" ca revoke --env test --serial "$KA_SERIAL" --reason superseded --operator demo-ra
+run "$SMKI" ca revoke --env test "$KA_SERIAL" --reason superseded --operator demo-ra
 run "$SMKI" ca crl --env test --operator demo-ra
 run "$SMKI" ca arl --env test --operator demo-ra
 run openssl crl -inform DER -in "$CA_DIR/smki-oca.crl" -noout -text

@@ -131,6 +131,15 @@ GOOD=90
 expect_exit 1 "batch without --out is a usage error" hsmki ca batch --env test --in "$W/good"
 expect_in "--env, --in and --out are required" "and says what is missing"
 expect_exit 1 "--threads 0 is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" --threads 0
+expect_in "--threads is a whole number from 1 to 64, not 0" "the refusal names the bounds"
+expect_exit 1 "--threads 65 is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" --threads=65
+expect_exit 1 "--group that is not a number is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" \
+    --group 10k
+expect_in "--group is a whole number from 1 to 100000, not '10k'" "the refusal names the text"
+expect_exit 1 "--threads given twice is a usage error" hsmki ca batch --env test --in "$W/good" --out "$W/x" \
+    --threads 1 --threads 2
+expect_in "--threads is given twice" "the refusal names it"
+check "no output folder made by the refusals" test ! -e "$W/x"
 expect_exit 2 "batch before ca init is refused" hsmki ca batch --env test --in "$W/good" --out "$W/early"
 expect_in "run 'smki ca init --env test' first" "the refusal says what to do"
 check "no store made by the refusal" test ! -e "$H/store/data.mdb"
@@ -252,6 +261,16 @@ expect_exit 0 "the same CSR twice in one input" hsmki --json ca batch --party GI
 expect_json "the second is a duplicate of the first, with the same file" \
     "(d['items'][1]['outcome'] == 'duplicate' and d['items'][1]['duplicate_of'].endswith('#1')
      and d['items'][1]['file'] == d['items'][0]['file'])"
+expect_exit 0 "--in -: the bundle from standard input" env SMKI_HOME="$H" bash -c \
+    '"$1" --json ca batch --party GITTEST --env test --in - --out "$2" --threads 1 <"$3"' \
+    _ "$SMKI_BIN" "$W/out-stdin" "$W/bundle.pem"
+expect_json "items named stdin#n, the 5 given back as already issued" \
+    "[i['input'] for i in d['items']] == ['stdin#%d' % n for n in range(1, 6)] and d['already_issued'] == 5"
+check "their 5 files written to --out" test "$(ls "$W/out-stdin" | wc -l)" = 5
+expect_exit 1 "--out - is refused: the certificates go to a folder" \
+    hsmki ca batch --party GITTEST --env test --in "$W/bundle.pem" --out -
+expect_in "not '-' (standard output)" "the refusal says why"
+check "no folder named '-' was made" test ! -e ./-
 expect_exit 0 "a single DER CSR file as --in" hsmki --json ca batch --party GITTEST --env test --in "$REAL_CSR" --out "$W/out-real"
 expect_json "the real device CSR is issued" "d['issued'] == 1 and d['items'][0]['file'] == '00db1234567890a0-ds.pem'"
 mkdir -p "$W/empty"

@@ -213,6 +213,24 @@ expect_json "none revoked" 'd["count"] == 0'
 expect_exit 0 "ca show SERIAL --out" tsmki ca show "$DEVICE_SERIAL" --out "$W/shown.pem"
 expect_in "profile     device" "ca show describes it"
 check "ca show writes the same certificate" cmp "$W/shown.pem" "$W/device.pem"
+printf 'not a certificate\n' >"$W/shown.pem"
+expect_exit 2 "ca show --out of a file that exists is refused without --force" \
+    tsmki ca show "$DEVICE_SERIAL" --out "$W/shown.pem"
+expect_in "$W/shown.pem exists; --force replaces it" "the refusal says what to do"
+check "and the file is left as it was" test "$(cat "$W/shown.pem")" = "not a certificate"
+expect_exit 0 "ca show --out --force replaces it" tsmki ca show "$DEVICE_SERIAL" --out "$W/shown.pem" --force
+check "with the certificate" cmp "$W/shown.pem" "$W/device.pem"
+expect_exit 0 "ca show --out -: the PEM to standard output" tsmki ca show "$DEVICE_SERIAL" --out -
+check "standard output is exactly the certificate's PEM" test "$OUT" = "$(cat "$W/device.pem")"
+check "no file named '-' was written" test ! -e ./-
+expect_exit 1 "ca show --out - with --json is refused" tsmki --json ca show "$DEVICE_SERIAL" --out -
+expect_exit 1 "ca show with two serials is a usage error" tsmki ca show "$DEVICE_SERIAL" "$DEVICE_SERIAL"
+expect_in "unexpected argument" "the refusal names the extra argument"
+expect_exit 0 "ca show --json: a device certificate never expires: not_after 9999-12-31T23:59:59Z" \
+    tsmki --json ca show "$DEVICE_SERIAL"
+expect_json "RFC 5280's 99991231235959Z, RFC 3339" 'd["certificates"][0]["not_after"] == "9999-12-31T23:59:59Z"'
+expect_exit 0 "ca show: for a human it is 'never'" tsmki ca show "$DEVICE_SERIAL"
+expect_in " to never" "the validity ends 'never'"
 expect_exit 2 "ca show of an unknown serial" tsmki ca show 00112233445566778899aabbccddeeff
 expect_exit 1 "ca show of something that is not a serial" tsmki ca show xyz
 
@@ -254,6 +272,10 @@ refused 1 "a role that is not one" --env test --csr "$W/org-ds.csr" --role boss 
 refused 2 "a CSR file that does not exist" --env test --csr "$W/no-such.csr"
 expect_exit 2 "--out that exists is never replaced" \
     tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W/device.pem"
+expect_in "$W/device.pem exists; --force replaces it" "the refusal says what to do"
+expect_exit 1 "--out of a folder is refused before issuing, even with --force" \
+    tsmki ca issue --env test --csr "$REAL_CSR" --party GITTEST --out "$W" --force
+expect_in "is a folder: name a file to write" "the refusal says why"
 expect_exit 0 "every test issuance is in the audit trail, which verifies" tsmki --json audit verify
 expect_json "3 issuances among its entries, no finding" \
     'd["ok"] and d["total_findings"] == 0 and d["entries"] >= 10'
@@ -281,6 +303,10 @@ dca_name = PRODDCA
 token = smki-prod
 CONF
 expect_exit 0 "ca init --env production with configured OIDs" psmki ca init --env production --config "$W/prod.conf"
+expect_exit 0 "ca init again, --config - from standard input" env SMKI_HOME="$PROD_HOME" bash -c \
+    '"$1" --json ca init --env production --config - <"$2"' _ "$SMKI_BIN" "$W/prod.conf"
+expect_json "the same configuration read: its five CAs exist, none made" \
+    'd["created"] == 0 and len(d["cas"]) == 5 and all(x["state"] == "exists" for x in d["cas"]) and [x["cn"] for x in d["cas"] if x["name"] == "smki-oca"] == ["PRODOCA"]'
 PCA=$PROD_HOME/ca/production
 # No certificate outside the RA: a store without RA operators issues in production only
 # when it is declared a lab store (ra.unmanaged).

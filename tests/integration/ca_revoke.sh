@@ -109,31 +109,36 @@ cat "$CA/dccki-root.pem" "$CA/dccki-ica.pem" >"$W/dccki-chain.pem"
 refused() { # code desc needle args...
     local code=$1 desc=$2 needle=$3
     shift 3
-    expect_exit "$code" "$desc" smki ca revoke --env test "$@"
+    expect_exit "$code" "$desc" smki ca revoke --env "${REVOKE_ENV:-test}" "$@"
     expect_in "$needle" "$desc: the message says '$needle'"
     check "$desc: nothing revoked" test "$(revoked_count)" = 0
 }
-refused 2 "an unknown serial" "no certificate of serial" --serial 00112233445566778899aabbccddeeff --reason superseded
-refused 1 "a serial that is not one" "32 hex digits" --serial 12zz --reason superseded
-refused 1 "an unknown reason" "is not a revocation reason" --serial "$ORG1" --reason boredom
-refused 1 "certificateHold (a revocation is final)" "certificateHold" --serial "$ORG1" --reason certificateHold
-refused 1 "removeFromCRL" "removeFromCRL" --serial "$ORG1" --reason 8
-refused 2 "a device certificate" "replaced, not revoked" --serial "$DEVICE" --reason keyCompromise
-refused 2 "the SMKI root" "not revoked" --serial "$ROOT_SERIAL" --reason keyCompromise
-refused 2 "a serial of another environment" "no certificate of serial" --env production --serial "$ORG1" \
+refused 2 "an unknown serial" "no certificate of serial" 00112233445566778899aabbccddeeff --reason superseded
+refused 1 "a serial that is not one" "32 hex digits" 12zz --reason superseded
+refused 1 "an unknown reason" "is not a revocation reason" "$ORG1" --reason boredom
+refused 1 "certificateHold (a revocation is final)" "certificateHold" "$ORG1" --reason certificateHold
+refused 1 "removeFromCRL" "removeFromCRL" "$ORG1" --reason 8
+refused 2 "a device certificate" "replaced, not revoked" "$DEVICE" --reason keyCompromise
+refused 2 "the SMKI root" "not revoked" "$ROOT_SERIAL" --reason keyCompromise
+REVOKE_ENV=production refused 2 "a serial of another environment" "no certificate of serial" "$ORG1" \
     --reason superseded
-refused 1 "an unknown --issuer" "is not a CA" --serial "$ORG1" --issuer nosuch --reason superseded
-refused 2 "the right serial under another issuer" "from that issuer" --serial "$ORG1" --issuer smki-dca \
+refused 1 "an unknown --issuer" "is not a CA" "$ORG1" --issuer nosuch --reason superseded
+refused 2 "the right serial under another issuer" "from that issuer" "$ORG1" --issuer smki-dca \
     --reason superseded
-expect_exit 2 "--json: a refusal is a JSON error" smki --json ca revoke --env test --serial "$DEVICE" --reason 1
+expect_exit 2 "--json: a refusal is a JSON error" smki --json ca revoke --env test "$DEVICE" --reason 1
 expect_json "ok false, naming why" 'd["ok"] is False and "replaced, not revoked" in json.dumps(d)'
 check "and nothing revoked by it" test "$(revoked_count)" = 0
-expect_exit 1 "revoke without --reason is a usage error" smki ca revoke --env test --serial "$ORG1"
+expect_exit 1 "revoke without --reason is a usage error" smki ca revoke --env test "$ORG1"
+expect_exit 1 "revoke without a SERIAL is a usage error" smki ca revoke --env test --reason superseded
+expect_in "missing argument: it takes one SERIAL" "the refusal names the SERIAL"
+expect_exit 1 "the serial is positional: --serial is no option" smki ca revoke --env test --serial "$ORG1" \
+    --reason superseded
+expect_in "unknown option --serial" "the refusal names it"
 check "organisation 1 is still in use" test "$(status_of "$ORG1")" = in-use
 check "the device certificate is still in use" test "$(status_of "$DEVICE")" = in-use
 
 # ---- Revoking an organisation certificate ----------------------------------------------------------------
-expect_exit 0 "revoke organisation 1 (key-compromise)" smki --json ca revoke --env test --serial "$ORG1" \
+expect_exit 0 "revoke organisation 1 (key-compromise)" smki --json ca revoke --env test "$ORG1" \
     --issuer oca --reason key-compromise
 expect_json "revoked, reason keyCompromise (1), on the CRL" \
     'd["status"] == "revoked" and d["reason"] == "keyCompromise" and d["reason_code"] == 1 and d["list"] == "CRL"'
@@ -148,7 +153,7 @@ expect_in "(keyCompromise)" "and why"
 expect_exit 0 "ca list --status in-use" smki --json ca list --status in-use --profile organisation
 expect_json "lists only organisation 2 among organisation certificates" \
     "d['count'] == 1 and d['certificates'][0]['serial'] == '$ORG2'"
-expect_exit 2 "revoking it again is refused" smki ca revoke --env test --serial "$ORG1" --reason superseded
+expect_exit 2 "revoking it again is refused" smki ca revoke --env test "$ORG1" --reason superseded
 expect_in "already revoked" "the refusal says it is already revoked"
 expect_in "keyCompromise" "and names the first reason"
 check "still one revoked" test "$(revoked_count)" = 1
@@ -204,7 +209,7 @@ run py_crl "$CA/smki-dca.crl" "$CA/smki-dca.pem"
 expect_in "entries=" "an empty device CA CRL parses and verifies (no revokedCertificates)"
 
 # ---- A DCCKI TLS certificate on the DCCKI issuing CA's CRL ----------------------------------------------------
-expect_exit 0 "revoke the DCCKI client certificate (superseded)" smki ca revoke --env test --serial "$TLS" \
+expect_exit 0 "revoke the DCCKI client certificate (superseded)" smki ca revoke --env test "$TLS" \
     --reason superseded
 expect_exit 0 "ca crl --ca dccki-ica" smki ca crl --env test --ca dccki-ica
 run openssl verify -crl_check -CAfile "$W/dccki-chain.pem" -CRLfile "$CA/dccki-ica.crl" "$W/tls.pem"
@@ -226,7 +231,7 @@ check "openssl crl -verify: the ARL's signature verifies with the root's key" \
 check "before: openssl -crl_check_all accepts organisation 2 through the OCA" \
     openssl verify -crl_check_all -CAfile "$W/smki-chain.pem" -CRLfile "$CA/smki-oca.crl" \
     -CRLfile "$CA/smki-root.crl" "$W/org2.pem"
-expect_exit 0 "revoke the organisation CA (cACompromise)" smki --json ca revoke --env test --serial "$OCA_SERIAL" \
+expect_exit 0 "revoke the organisation CA (cACompromise)" smki --json ca revoke --env test "$OCA_SERIAL" \
     --reason cACompromise
 expect_json "a CA certificate goes on the ARL" 'd["list"] == "ARL" and d["profile"] == "smki-oca"'
 expect_exit 0 "ca arl --ca smki-root" smki --json ca arl --env test --ca smki-root --config "$W/crl.conf"

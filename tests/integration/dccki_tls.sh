@@ -245,6 +245,39 @@ newcsr org "/CN=x" digitalSignature
 # (GITTEST registered above by ra_test_participant)
 expect_exit 0 "issue an SMKI organisation certificate" tsmki ca issue --env test --csr "$W/org.csr" --role 02 \
     --eui 90B3D51F30010000 --party GITTEST --out "$W/org.pem"
+# --csr - and --out -: a filter, the CSR from standard input and the certificate to standard
+# output; the summary goes to standard error.
+newkey piped
+newcsr piped "/2.5.4.97=PARTY0002/CN=ignored" digitalSignature
+expect_exit 0 "ca issue --csr - --out -: CSR in, certificate out" env SMKI_HOME="$TEST_HOME" bash -c \
+    'cd "$1" && "$2" ca issue --env test --profile dccki-client --csr - --party PARTY0002 --out - <"$1/piped.csr"' \
+    _ "$W" "$SMKI_BIN"
+printf '%s\n' "$OUT" >"$W/piped.pem"
+check "standard output is the certificate alone, PEM" test "$(head -1 "$W/piped.pem")" = "-----BEGIN CERTIFICATE-----" \
+    -a "$(grep -c -- '-----BEGIN' "$W/piped.pem")" = 1 -a "$(tail -1 "$W/piped.pem")" = "-----END CERTIFICATE-----"
+expect_in "Issued dccki-client certificate for Party PARTY0002" "the summary is there"
+check "the summary went to standard error" test -n "$ERR" -a "${ERR#*Issued dccki-client}" != "$ERR"
+check "no file named '-' was written" test ! -e "$W/-"
+check "openssl verify: the certificate from standard output chains" openssl verify -x509_strict -purpose sslclient \
+    -CAfile "$TCA/dccki-root.pem" -untrusted "$TCA/dccki-ica.pem" "$W/piped.pem"
+check "it holds the key of the CSR from standard input" test \
+    "$(openssl x509 -in "$W/piped.pem" -noout -pubkey)" = "$(openssl pkey -in "$W/piped.key" -pubout)"
+expect_exit 1 "--json with --out - is refused (both would write to standard output)" tsmki --json ca issue \
+    --env test --profile dccki-client --csr "$W/piped.csr" --party PARTY0002 --out -
+expect_json "the refusal names --out FILE" 'd["ok"] is False and "give --out FILE" in d["error"]["message"]'
+# An --out that exists: refused before anything is issued; --force replaces it.
+newkey forced
+newcsr forced "/2.5.4.97=PARTY0002/CN=ignored" digitalSignature
+BEFORE=$(count_certs "$TEST_HOME")
+expect_exit 2 "ca issue --out of a file that exists is refused without --force" tsmki ca issue --env test \
+    --profile dccki-client --csr "$W/forced.csr" --party PARTY0002 --out "$W/piped.pem"
+expect_in "$W/piped.pem exists; --force replaces it" "the refusal says what to do"
+check "nothing was issued by it" test "$(count_certs "$TEST_HOME")" = "$BEFORE"
+expect_exit 0 "ca issue --out FILE --force replaces the file" tsmki ca issue --env test \
+    --profile dccki-client --csr "$W/forced.csr" --party PARTY0002 --out "$W/piped.pem" --force
+check "the file holds the new certificate (the key of the new CSR)" test \
+    "$(openssl x509 -in "$W/piped.pem" -noout -pubkey)" = "$(openssl pkey -in "$W/forced.key" -pubout)"
+check "one certificate more in the store" test "$(count_certs "$TEST_HOME")" = "$((BEFORE + 1))"
 tls org "$W/server.pem" "$W/server.key" "$W/test-dccki-chain.pem" "$W/org.pem" "$W/org.key" \
     "$W/test-dccki-chain.pem"
 check_fails "the server refuses a client with an SMKI organisation certificate" \

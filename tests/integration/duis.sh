@@ -155,7 +155,7 @@ expect_exit 0 "verify with the signer fetched from the repository" \
 expect_in "1 passed, 0 failed" "from the repository"
 stop_servers_and_check_logs "$W/serve.log"
 SERIAL=$(openssl x509 -in "$W/xs.pem" -noout -serial | cut -d= -f2)
-expect_exit 0 "revoked" smki ca revoke --env test --serial "$SERIAL" --reason keyCompromise
+expect_exit 0 "revoked" smki ca revoke --env test "$SERIAL" --reason keyCompromise
 expect_exit 0 "the CRLs published" smki ca crl --env test --config "$SMKI_HOME/smki.conf"
 mkdir -p "$W/own-trust"
 cp "$W/xs.pem" "$W/own-trust/"

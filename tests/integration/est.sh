@@ -255,7 +255,7 @@ if est_start "$W/s1.log"; then
     expect_status 401 "no client certificate"
     expect_in "DCCKI client certificate" "the message says what is needed"
     expect_exit 0 "the client certificate 'revoked' is revoked" smki ca revoke --env test \
-        --serial "$(openssl x509 -in "$T/revoked.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise
+        "$(openssl x509 -in "$T/revoked.pem" -noout -serial | cut -d= -f2)" --reason keyCompromise
     enrol revoked simpleenroll "$DEV1"
     expect_status 401 "a revoked client certificate"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$T/stranger.key" \

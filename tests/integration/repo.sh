@@ -38,7 +38,7 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/
 expect_exit 0 "an organisation certificate to revoke" smki ca issue --env test --party GITTEST --csr "$W/rev.csr" --role supplier \
     --eui 90-B3-D5-1F-30-01-00-01 --der --out "$W/rev.der"
 REV_SERIAL=$(openssl x509 -inform DER -in "$W/rev.der" -noout -serial | cut -d= -f2)
-expect_exit 0 "revoked" smki ca revoke --env test --serial "$REV_SERIAL" --reason keyCompromise
+expect_exit 0 "revoked" smki ca revoke --env test "$REV_SERIAL" --reason keyCompromise
 expect_exit 0 "the CRLs published" smki ca crl --env test --config "$SMKI_HOME/smki.conf"
 expect_exit 0 "the ARLs published" smki ca arl --env test --config "$SMKI_HOME/smki.conf"
 
@@ -188,7 +188,7 @@ sys.exit(0 if (st1, st2, st3, st4) == (200, 200, 403, 403) else 1)
 PYEOF
 SUP_SERIAL=$(openssl x509 -in "$T/PS-SUPPLIER-1.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
 run timeout "$TIMEOUT" "$PY" "$W/mtls.py" "$PORT" "$T/ca.pem" "$T/PS-SUPPLIER-1.pem" "$T/PS-SUPPLIER-1.key" \
-    "/certificates/$SERIAL" "$SMKI_BIN" ca revoke --env test --serial "$SUP_SERIAL" --reason keyCompromise
+    "/certificates/$SERIAL" "$SMKI_BIN" ca revoke --env test "$SUP_SERIAL" --reason keyCompromise
 [[ $RC == 0 ]] && ok "a client certificate gets 200, then 403 once revoked (new connection and resumed session)" ||
     not_ok "revoked client certificate: $OUT"
 expect_in_file '"client certificate revoked"' "$W/serve3.log" "the refusal is logged: client certificate revoked"
@@ -199,7 +199,7 @@ expect_exit 0 "public endpoints still answer the revoked certificate" \
 # A CA revoked: the certificates it issued are revoked with it in the store, and the
 # repository's status search says so.
 OCA_SERIAL=$(openssl x509 -in "$SMKI_HOME/ca/test/smki-oca.pem" -noout -serial | cut -d= -f2 | tr 'A-F' 'a-f')
-expect_exit 0 "the organisation CA is revoked (cACompromise)" smki ca revoke --env test --serial "$OCA_SERIAL" \
+expect_exit 0 "the organisation CA is revoked (cACompromise)" smki ca revoke --env test "$OCA_SERIAL" \
     --reason cACompromise
 serve "$W/serve4.log"
 expect_exit 0 "search the supplier certificates again" smki --json repo search --url "http://127.0.0.1:$PORT" \

@@ -76,6 +76,10 @@ expect_exit 2 "a copy into a store that holds records" smki store copy --from "$
 expect_in "copy only into an empty store" "named: a copy never merges"
 expect_exit 1 "a copy without --to" smki store copy --from "$W/copy"
 expect_in "give both --from STORE and --to STORE" "says what is missing"
+expect_exit 1 "a copy with an argument it does not take" smki store copy --from "$W/copy" --to "$W/copy3" extra
+expect_in "unexpected argument 'extra' (it takes none)" "the refusal names it"
+check "and copies nothing" test ! -e "$W/copy3"
+expect_exit 1 "store info takes no argument" smki store info extra
 expect_exit 2 "a copy from nowhere" smki store copy --from "$W/nowhere" --to "$W/copy2"
 expect_in "there is no store at $W/nowhere" "names the missing store"
 cp "$SMKI_HOME/smki.conf" "$W/good.conf"

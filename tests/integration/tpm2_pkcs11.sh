@@ -134,7 +134,7 @@ expect_exit 0 "ca issue: an organisation certificate signed in the TPM" smki ca 
 check "openssl verifies it" openssl verify -CAfile "$CA/smki-root.pem" -untrusted "$CA/smki-oca.pem" "$W/org.pem"
 expect_exit 0 "lint: it meets the profile" smki lint --env test "$W/org.pem"
 serial=$(openssl x509 -in "$W/org.pem" -noout -serial | cut -d= -f2)
-expect_exit 0 "ca revoke" smki ca revoke --env test --serial "$serial" --reason keyCompromise
+expect_exit 0 "ca revoke" smki ca revoke --env test "$serial" --reason keyCompromise
 expect_exit 0 "ca crl: CRLs signed in the TPM" smki ca crl --env test
 expect_exit 0 "ca arl: ARLs signed in the TPM" smki ca arl --env test
 check "openssl verifies the OCA's CRL" openssl crl -inform DER -in "$CA/smki-oca.crl" -CAfile "$CA/smki-oca.pem" -noout

@@ -574,6 +574,34 @@ static void test_batch_refusals_of_the_run_itself(void **state)
     assert_fails(smki_ca_batch_input_open(missing, &list), SMKI_E_NOTFOUND, "no-such");
 }
 
+/* Standard input ('smki ca batch --in -'): the bytes split as a file's, items named
+ * after the name given, the bytes taken. */
+static void test_batch_input_from_bytes_splits_pem_blocks(void **state)
+{
+    (void)state;
+    static const char TEXT[] = "junk before\n"
+                               "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n"
+                               "between\n"
+                               "-----BEGIN CERTIFICATE REQUEST-----\nBBBB\n-----END CERTIFICATE REQUEST-----\n";
+    uint8_t *bytes = malloc(sizeof TEXT - 1);
+    assert_non_null(bytes);
+    memcpy(bytes, TEXT, sizeof TEXT - 1);
+    smki_ca_batch_input *in = NULL;
+    assert_ok(smki_ca_batch_input_from_bytes("stdin", bytes, sizeof TEXT - 1, &in));
+    assert_int_equal(smki_ca_batch_input_count(in), 2);
+    assert_string_equal(smki_ca_batch_input_name(in, 0), "stdin#1");
+    assert_string_equal(smki_ca_batch_input_name(in, 1), "stdin#2");
+    smki_ca_batch_input_free(in);
+    /* no PEM block: one CSR, DER (checked when it is issued) */
+    bytes = malloc(4);
+    assert_non_null(bytes);
+    memcpy(bytes, "\x30\x03\x02\x01", 4);
+    assert_ok(smki_ca_batch_input_from_bytes("stdin", bytes, 4, &in));
+    assert_int_equal(smki_ca_batch_input_count(in), 1);
+    assert_string_equal(smki_ca_batch_input_name(in, 0), "stdin");
+    smki_ca_batch_input_free(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +620,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_gate_refusing_a_group_writes_none_of_it_and_a_rerun_carries_on,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_refusals_of_the_run_itself, setup, teardown),
+        cmocka_unit_test(test_batch_input_from_bytes_splits_pem_blocks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

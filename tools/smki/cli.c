@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -156,7 +157,7 @@ static int read_stdin(size_t max, uint8_t **out, size_t *out_len)
         if (len == cap) {
             uint8_t *bigger = cap <= max ? realloc(buf, cap * 2) : NULL;
             if (!bigger) free(buf);
-            ENSURE(bigger, cap > max ? SMKI_E_USAGE : SMKI_E_NOMEM,
+            ENSURE(bigger, cap > max ? SMKI_E_INPUT : SMKI_E_NOMEM,
                    "standard input is longer than %zu bytes", max);
             buf = bigger, cap *= 2;
         }
@@ -167,7 +168,7 @@ static int read_stdin(size_t max, uint8_t **out, size_t *out_len)
     int bad = ferror(stdin) ? 1 : len > max ? 2 : 0;
     if (bad) free(buf);
     ENSURE(bad != 1, SMKI_E_IO, "reading standard input failed");
-    ENSURE(bad != 2, SMKI_E_USAGE, "standard input is longer than %zu bytes", max);
+    ENSURE(bad != 2, SMKI_E_INPUT, "standard input is longer than %zu bytes", max);
     *out = buf, *out_len = len;
     return 0;
 }
@@ -188,6 +189,24 @@ int cli_write(const char *path, const void *data, size_t len, int mode, int forc
     }
     ENSURE(fwrite(data, 1, len, stdout) == len && fflush(stdout) == 0, SMKI_E_IO,
            "writing %zu bytes to standard output failed", len);
+    return 0;
+}
+
+int cli_write_check(const char *path, int force)
+{
+    if (strcmp(path, "-") == 0) return 0;
+    struct stat st;
+    if (stat(path, &st) != 0) return smki_file_check_new(path);
+    ENSURE(!S_ISDIR(st.st_mode), SMKI_E_USAGE, "%s is a folder: name a file to write", path);
+    ENSURE(force, SMKI_E_EXISTS, "%s exists; --force replaces it", path);
+    /* Replaced by a rename: the folder must take a new file. */
+    char dir[4096];
+    const char *slash = strrchr(path, '/');
+    int n = slash ? snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path) : snprintf(dir, sizeof dir, ".");
+    if (n == 0) snprintf(dir, sizeof dir, "/");
+    ENSURE(n >= 0 && (size_t)n < sizeof dir, SMKI_E_USAGE, "path too long: %.64s...", path);
+    ENSURE(access(dir, W_OK) == 0, SMKI_E_IO, "cannot replace %s (its folder %s is not writable): nothing was done",
+           path, dir);
     return 0;
 }
 

@@ -110,6 +110,9 @@ SMKI_MUST_CHECK int cli_read(const char *path, size_t max, uint8_t **out, size_t
 /* Write path ("-": standard output) whole or not at all; an existing file is refused
  * unless force (then replaced atomically). */
 SMKI_MUST_CHECK int cli_write(const char *path, const void *data, size_t len, int mode, int force);
+/* Before work that cannot be taken back (issuing): cli_write(path, ..., force) will not
+ * be refused for an existing file, and a file can be made beside it. "-" passes. */
+SMKI_MUST_CHECK int cli_write_check(const char *path, int force);
 
 /* The old test for --help alone (commands not yet on cli_parse). */
 int cli_wants_help(int argc, char **argv, const char *help);

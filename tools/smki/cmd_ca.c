@@ -1,10 +1,8 @@
 /* smki ca: the certificate authority. A hierarchy made in a ceremony (init), device
  * and organisation certificates issued from CSRs (issue), and the store's records
  * (list, show). Argument parsing and output only: the work is in ca/. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "ca/ca.h"
@@ -60,9 +58,9 @@ static const char INIT_HELP[] =
     "  smki ca init --env production --config ceremony-2026.conf\n";
 
 static const char ISSUE_HELP[] =
-    "Usage: smki ca issue --env ENV --csr FILE --out FILE [--role ROLE --eui EUI64] [--cn NAME] [--der]\n"
-    "                     [--allow-duplicate-key]\n"
-    "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE\n"
+    "Usage: smki ca issue --env ENV --csr FILE --out FILE [--force] [--role ROLE --eui EUI64] [--cn NAME]\n"
+    "                     [--der] [--allow-duplicate-key]\n"
+    "       smki ca issue --env ENV --profile dccki-server|dccki-client --csr FILE --out FILE [--force]\n"
     "                     [--party SIGNIFIER] [--dns NAME ...] [--ip ADDRESS ...] [--cn NAME] [--der]\n"
     "       (test, or a store with an RA: also --party SIGNIFIER --operator NAME --operator-key KEY)\n"
     "\n"
@@ -92,10 +90,13 @@ static const char ISSUE_HELP[] =
     "  never past the DCCKI issuing CA's own. P-256 only.\n"
     "\n"
     "The certificate is checked against its profile, recorded in the store with a fresh\n"
-    "16-octet serial, then written to --out as PEM (--der: DER). --out must not exist and\n"
-    "its folder must be writable: both are checked before anything is issued. A device\n"
-    "that already holds an in-use certificate from this CA for the same key is refused\n"
-    "(the earlier one: 'smki ca show SERIAL --out FILE') unless --allow-duplicate-key.\n"
+    "16-octet serial, then written to --out as PEM (--der: DER); --csr - reads the CSR from\n"
+    "standard input, --out - writes the certificate to standard output (the summary then\n"
+    "goes to standard error; not with --json). An --out file that exists is refused unless\n"
+    "--force (which replaces it), and its folder must be writable: both are checked before\n"
+    "anything is issued. A device that already holds an in-use certificate from this CA\n"
+    "for the same key is refused (the earlier one: 'smki ca show SERIAL --out FILE')\n"
+    "unless --allow-duplicate-key.\n"
     "Prints the serial, the subject's EUI-64 and the profile. Refused, with nothing\n"
     "written: a bad CSR, an EUI-64 mismatch, a missing --role/--eui, an unknown\n"
     "environment, or an environment without its CA (run 'smki ca init' first).\n"
@@ -113,10 +114,13 @@ static const char ISSUE_HELP[] =
     "--type organisation, device-batch, dccki-server or dccki-client).\n"
     "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
-    "Examples:\n"
-    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --out device.pem\n"
-    "  smki ca issue --env test --csr supplier-ds.csr --role supplier \\\n"
-    "      --eui 90-B3-D5-1F-30-01-00-00 --cn GITTESTSUPPLIER --out supplier-ds.pem\n"
+    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice):\n"
+    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --party SUPPLIER-A \\\n"
+    "      --operator alice --out device.pem\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
+    "      --cn SUPPLIER-A --party SUPPLIER-A --operator alice --out supplier-ds.pem\n"
+    "  smki ca issue --env test --csr - --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
+    "      --party SUPPLIER-A --operator alice --out - < supplier-ka.csr > supplier-ka.pem\n"
     "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
     "      --dns gw1.example.net --out gw-server.pem --operator alice\n";
 
@@ -133,38 +137,19 @@ static const char LIST_HELP[] =
     "  smki ca list --env test --eui 90-B3-D5-1F-30-01-00-00\n";
 
 static const char SHOW_HELP[] =
-    "Usage: smki ca show SERIAL [--pem] [--out FILE]\n"
+    "Usage: smki ca show SERIAL [--pem] [--out FILE [--force]]\n"
     "\n"
     "Show the certificate of this serial (32 hex digits, as 'ca issue' and 'ca list'\n"
     "print it; colons allowed): its issuer, subject EUI-64, profile, usage, role,\n"
-    "status and validity. --pem also prints it as PEM; --out FILE writes the PEM to FILE.\n"
-    "Exit 2 if no certificate has that serial.\n";
+    "status and validity. --pem also prints it as PEM; --out FILE writes the PEM to FILE\n"
+    "(a FILE that exists is refused unless --force, which replaces it); --out - writes\n"
+    "only the PEM, to standard output. Exit 2 if no certificate has that serial.\n";
 
 /* ---- Shared ------------------------------------------------------------------------------ */
 
 static void hex(const uint8_t *p, size_t n, char *out)
 {
     smki_hex_encode(p, n, out, 0);
-}
-
-static void when(int64_t t, char out[32])
-{
-    if (t < 0) {
-        snprintf(out, 32, "never");
-        return;
-    }
-    time_t tt = (time_t)t;
-    struct tm tm;
-    if (!gmtime_r(&tt, &tm)) {
-        snprintf(out, 32, "?");
-        return;
-    }
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static const char *usage_text(int usage)
-{
-    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "CA";
 }
 
 static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db)
@@ -180,9 +165,9 @@ static int open_store(smki_cli *c, int read_only, smki_store **s, smki_ca_db *db
     return rc;
 }
 
-static void json_cert(json_w *w, const smki_cert *x)
+static void json_cert(const smki_cli *c, json_w *w, const smki_cert *x)
 {
-    char s[64], t[32], eui[SMKI_EUI64_TEXT_MAX], role[SMKI_ROLE_TEXT_MAX];
+    char s[64], t[CLI_TIME_MAX], eui[SMKI_EUI64_TEXT_MAX], role[SMKI_ROLE_TEXT_MAX];
     hex(x->serial, SMKI_SERIAL_LEN, s);
     json_str(w, "serial", s);
     hex(x->issuer_ski, SMKI_KEYID_LEN, s);
@@ -190,7 +175,7 @@ static void json_cert(json_w *w, const smki_cert *x)
     hex(x->ski, SMKI_KEYID_LEN, s);
     json_str(w, "ski", s);
     json_str(w, "profile", smki_profile_get(x->profile)->name);
-    json_str(w, "usage", usage_text(x->usage));
+    json_str(w, "usage", smki_cert_usage_name(x->usage));
     if (x->role >= 0) {
         smki_role_format((uint8_t)x->role, role);
         json_str(w, "role", role);
@@ -202,31 +187,32 @@ static void json_cert(json_w *w, const smki_cert *x)
     }
     json_str(w, "status", smki_cert_status_name(x->status));
     json_str(w, "env", x->env);
-    when(x->not_before, t);
+    cli_when(c, x->not_before, t);
     json_str(w, "not_before", t);
-    when(x->not_after, t);
+    cli_when(c, x->not_after, t);
     json_str(w, "not_after", t);
 }
 
 /* A revoked certificate's time and reason, if the store has them (read inside the
  * caller's read transaction: the store allows nested reads). */
-static int revocation_of(smki_ca_db *db, const smki_cert *x, char when_out[32], const char **reason)
+static int revocation_of(const smki_cli *c, smki_ca_db *db, const smki_cert *x, char when_out[CLI_TIME_MAX],
+                         const char **reason)
 {
     smki_revocation rev;
     if (!db || x->status != SMKI_STATUS_REVOKED || smki_ca_revocation_get(db, x->issuer_ski, x->serial, &rev) != 0) {
         smki_error_clear();
         return 0;
     }
-    when(rev.revoked_at, when_out);
+    cli_when(c, rev.revoked_at, when_out);
     *reason = smki_revoke_reason_name(rev.reason);
     return 1;
 }
 
-static void json_revocation(json_w *w, smki_ca_db *db, const smki_cert *x)
+static void json_revocation(const smki_cli *c, json_w *w, smki_ca_db *db, const smki_cert *x)
 {
-    char t[32];
+    char t[CLI_TIME_MAX];
     const char *reason = NULL;
-    if (!revocation_of(db, x, t, &reason)) return;
+    if (!revocation_of(c, db, x, t, &reason)) return;
     json_str(w, "revoked_at", t);
     json_str(w, "reason", reason);
 }
@@ -280,8 +266,8 @@ int ca_ceremony_conf(smki_cli *c, const char *config, smki_conf **own, const smk
     if (!config) return 0;
     uint8_t *bytes = NULL;
     size_t len = 0;
-    int rc = smki_file_read(config, 1 << 20, &bytes, &len);
-    if (rc == 0) rc = smki_conf_parse(bytes, len, config, own);
+    int rc = cli_read(config, 1 << 20, &bytes, &len);
+    if (rc == 0) rc = smki_conf_parse(bytes, len, strcmp(config, "-") == 0 ? "standard input" : config, own);
     free(bytes);
     *conf = *own;
     return rc;
@@ -289,119 +275,199 @@ int ca_ceremony_conf(smki_cli *c, const char *config, smki_conf **own, const smk
 
 /* ---- init --------------------------------------------------------------------------------- */
 
-static void print_init(smki_cli *c, const smki_ca_init_report *rep, int made_token)
+static void json_init(const smki_cli *c, const smki_ca_init_report *rep, int made_token)
+{
+    json_w w;
+    json_begin(&w, stdout);
+    json_bool(&w, "ok", 1);
+    json_str(&w, "env", rep->env);
+    json_str(&w, "token", rep->token);
+    json_bool(&w, "token_created", made_token);
+    json_int(&w, "created", (long long)rep->created);
+    json_key_arr(&w, "cas");
+    for (size_t i = 0; i < rep->n; i++) {
+        const smki_ca_init_item *it = &rep->items[i];
+        char hx[64], t[CLI_TIME_MAX];
+        json_arr_obj(&w);
+        json_str(&w, "name", smki_ca_kind_name(it->kind));
+        json_str(&w, "state", it->created ? "created" : "exists");
+        json_str(&w, "cn", it->cn);
+        hex(it->serial, SMKI_SERIAL_LEN, hx);
+        json_str(&w, "serial", hx);
+        hex(it->ski, SMKI_KEYID_LEN, hx);
+        json_str(&w, "ski", hx);
+        cli_when(c, it->not_after, t);
+        json_str(&w, "not_after", t);
+        json_str(&w, "key", it->key_ref);
+        json_str(&w, "file", it->path);
+        json_close_obj(&w);
+    }
+    json_close_arr(&w);
+    json_end(&w);
+}
+
+static void print_init(const smki_cli *c, const smki_ca_init_report *rep, int made_token)
 {
     if (c->json) {
-        json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_str(&w, "env", rep->env);
-        json_str(&w, "token", rep->token);
-        json_bool(&w, "token_created", made_token);
-        json_int(&w, "created", (long long)rep->created);
-        json_key_arr(&w, "cas");
-        for (size_t i = 0; i < rep->n; i++) {
-            const smki_ca_init_item *it = &rep->items[i];
-            char hx[64], t[32];
-            json_arr_obj(&w);
-            json_str(&w, "name", smki_ca_kind_name(it->kind));
-            json_str(&w, "state", it->created ? "created" : "exists");
-            json_str(&w, "cn", it->cn);
-            hex(it->serial, SMKI_SERIAL_LEN, hx);
-            json_str(&w, "serial", hx);
-            hex(it->ski, SMKI_KEYID_LEN, hx);
-            json_str(&w, "ski", hx);
-            when(it->not_after, t);
-            json_str(&w, "not_after", t);
-            json_str(&w, "key", it->key_ref);
-            json_str(&w, "file", it->path);
-            json_close_obj(&w);
-        }
-        json_close_arr(&w);
-        json_end(&w);
-    } else {
-        if (made_token) printf("Created token '%s' for the CA keys.\n", rep->token);
-        printf("Environment %s: %zu CA(s) created, %zu existing (keys in token '%s').\n", rep->env, rep->created,
-               rep->n - rep->created, rep->token);
-        for (size_t i = 0; i < rep->n; i++) {
-            const smki_ca_init_item *it = &rep->items[i];
-            char hx[64], t[32];
-            hex(it->serial, SMKI_SERIAL_LEN, hx);
-            when(it->not_after, t);
-            printf("  %-8s %-10s CN=%-20s serial %s  until %s\n", it->created ? "created" : "exists",
-                   smki_ca_kind_name(it->kind), it->cn, hx, t);
-            printf("           %s\n", it->path);
-        }
+        json_init(c, rep, made_token);
+        return;
     }
+    if (made_token) printf("Created token '%s' for the CA keys.\n", rep->token);
+    printf("Environment %s: %zu CA(s) created, %zu existing (keys in token '%s').\n", rep->env, rep->created,
+           rep->n - rep->created, rep->token);
+    for (size_t i = 0; i < rep->n; i++) {
+        const smki_ca_init_item *it = &rep->items[i];
+        char hx[64], t[CLI_TIME_MAX];
+        hex(it->serial, SMKI_SERIAL_LEN, hx);
+        cli_when(c, it->not_after, t);
+        printf("  %-8s %-10s CN=%-20s serial %s  until %s\n", it->created ? "created" : "exists",
+               smki_ca_kind_name(it->kind), it->cn, hx, t);
+        printf("           %s\n", it->path);
+    }
+}
+
+typedef struct {
+    const char *env, *config, *op, *op_key;
+} init_args;
+
+/* The ceremony through the RA's entry point; the environment's token is created on the
+ * spot when it is missing and the SO PIN is at hand. */
+static int init_run(smki_cli *c, const init_args *a, smki_ca_init_report *rep, int *made_token)
+{
+    smki_conf *own = NULL;
+    const smki_conf *conf = NULL;
+    ca_session x = {0};
+    int rc = cli_home(c);
+    if (rc == 0 && ca_ceremony_conf(c, a->config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
+    if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, a->env);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = ca_session_open(c, a->env, 0, a->op, a->op_key, &x);
+    smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
+    if (rc >= 0) rc = smki_ra_ca_init(x.ra, x.by, a->env, conf, &o, rep);
+    if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
+        smki_token_info info;
+        char token[64];
+        snprintf(token, sizeof token, "%s", rep->token);
+        rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, made_token, &info);
+        if (rc == 0) rc = smki_ra_ca_init(x.ra, x.by, a->env, conf, &o, rep);
+    }
+    ca_session_close(&x);
+    smki_conf_free(own);
+    return rc;
 }
 
 static int ca_init(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, INIT_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {NULL, 0, NULL, 0}};
-    const char *env = NULL, *config = NULL, *op = NULL, *op_key = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'c') config = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, "smki ca init", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki ca init", "unexpected argument '%s'", argv[optind]);
-    if (!env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
+    init_args a = {0};
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env), CLI_VALUE("config", &a.config), CLI_VALUE("operator", &a.op),
+                            CLI_VALUE("operator-key", &a.op_key), CLI_END};
+    const cli_spec spec = {"smki ca init", INIT_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a.env) return cli_usage(c, "smki ca init", "--env is required (test, production, or one you configured)");
     c->may_create_home = 1; /* the ceremony may start a new home */
-
-    smki_conf *own = NULL;
-    const smki_conf *conf = NULL;
-    ca_session x = {0};
-    smki_ca_init_report *rep = calloc(1, sizeof *rep);
-    int rc = rep ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && ca_ceremony_conf(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
-    if (rc == 0) rc = smki_ca_env_check(conf, c->store_dir, env);
-    if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
-    smki_ca_init_opts o = {&c->hsm, c->home, 0, NULL, NULL};
     int made_token = 0;
-    if (rc >= 0) {
-        rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
-        /* The environment's token is created on the spot when the SO PIN is at hand. */
-        if (rc == SMKI_E_NOTFOUND && rep->token_missing && c->has_pin && cli_so_pin(c, 0) > 0) {
-            smki_token_info info;
-            char token[64];
-            snprintf(token, sizeof token, "%s", rep->token);
-            rc = smki_token_init(&c->hsm, token, c->so_pin, c->pin, &made_token, &info);
-            if (rc == 0) rc = smki_ra_ca_init(x.ra, x.by, env, conf, &o, rep);
-        }
-    }
-    ca_session_close(&x);
-    smki_conf_free(own);
-    if (rc < 0) {
-        free(rep);
-        return cli_fail(c, rc);
-    }
-    print_init(c, rep, made_token);
+    smki_ca_init_report *rep = calloc(1, sizeof *rep);
+    int rc = rep ? init_run(c, &a, rep, &made_token) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc >= 0) print_init(c, rep, made_token);
     free(rep);
-    return EXIT_OK;
+    return rc < 0 ? cli_fail(c, rc) : EXIT_OK;
 }
 
 /* ---- issue --------------------------------------------------------------------------------- */
 
-/* The certificate to --out, PEM or DER; never replacing a file. */
-static int write_cert(const smki_cert *cert, const char *out, int der)
+typedef struct {
+    const char *env, *csr_path, *out, *role_s, *eui_s, *cn, *profile_s, *party, *op, *op_key;
+    cli_list dns, ips;
+    int der, allow_dup, force;
+} issue_args;
+
+/* What the options name: the profile (none: chosen from the CSR), the role, the EUI-64. */
+typedef struct {
+    smki_profile_id profile;
+    uint8_t role;
+    smki_eui64_t eui;
+} issue_want;
+
+static int issue_parse(smki_cli *c, int argc, char **argv, issue_args *a)
+{
+    const cli_opt opts[] = {CLI_VALUE("env", &a->env),         CLI_VALUE("csr", &a->csr_path),
+                            CLI_VALUE("out", &a->out),         CLI_FLAG("force", &a->force),
+                            CLI_VALUE("role", &a->role_s),     CLI_VALUE("eui", &a->eui_s),
+                            CLI_VALUE("cn", &a->cn),           CLI_FLAG("der", &a->der),
+                            CLI_VALUE("profile", &a->profile_s), CLI_VALUE("party", &a->party),
+                            CLI_LIST("dns", &a->dns),          CLI_LIST("ip", &a->ips),
+                            CLI_VALUE("operator", &a->op),     CLI_VALUE("operator-key", &a->op_key),
+                            CLI_FLAG("allow-duplicate-key", &a->allow_dup), CLI_END};
+    const cli_spec spec = {"smki ca issue", ISSUE_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a->env || !a->csr_path || !a->out) return cli_usage(c, "smki ca issue", "--env, --csr and --out are required");
+    if (a->dns.n > 16 || a->ips.n > 16) return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
+    if (strcmp(a->out, "-") == 0 && c->json)
+        return cli_usage(c, "smki ca issue", "--out - writes the certificate where --json writes its report: give --out FILE");
+    return CLI_GO;
+}
+
+/* The options checked before anything is read or issued, --out too: it can be written
+ * (an existing file only with --force), so a re-run never issues twice. */
+static int issue_check(const issue_args *a, issue_want *w)
+{
+    w->profile = SMKI_PROFILE_UNKNOWN;
+    if (a->profile_s) {
+        const smki_profile *p = smki_profile_by_name(a->profile_s);
+        ENSURE(p && p->id != SMKI_PROFILE_UNKNOWN, SMKI_E_USAGE,
+               "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", a->profile_s);
+        w->profile = p->id;
+    }
+    if (a->role_s) GUARD(smki_role_parse(a->role_s, &w->role));
+    if (a->eui_s) GUARD(smki_eui64_parse(a->eui_s, &w->eui));
+    return cli_write_check(a->out, a->force);
+}
+
+static int read_csr(const char *path, smki_csr **csr)
+{
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    int rc = cli_read(path, SMKI_CSR_MAX, &bytes, &len);
+    if (rc == 0) rc = smki_csr_parse(bytes, len, csr);
+    if (rc < 0) smki_error_wrap("%s", strcmp(path, "-") == 0 ? "standard input" : path);
+    free(bytes);
+    return rc;
+}
+
+/* Read the CSR and issue through the RA's gate. */
+static int issue_run(smki_cli *c, const issue_args *a, const issue_want *w, smki_cert *cert, char *party_used)
+{
+    smki_csr *csr = NULL;
+    ca_session x = {0};
+    int rc = cli_home(c);
+    if (rc == 0) rc = read_csr(a->csr_path, &csr);
+    if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, a->env);
+    if (rc == 0) rc = need_store(c, a->env);
+    if (rc == 0) rc = cli_pin(c, 0);
+    if (rc >= 0) rc = ca_session_open(c, a->env, 1, a->op, a->op_key, &x);
+    if (rc >= 0) {
+        smki_ra_issue_req r = {.env = a->env, .csr = csr, .profile = w->profile, .party = a->party,
+                               .role = a->role_s ? w->role : -1, .eui = a->eui_s ? &w->eui : NULL, .cn = a->cn,
+                               .dns = a->dns.v, .n_dns = a->dns.n, .ips = a->ips.v, .n_ips = a->ips.n,
+                               .hsm = &c->hsm, .allow_duplicate_key = a->allow_dup};
+        rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
+    }
+    ca_session_close(&x);
+    smki_csr_free(csr);
+    return rc;
+}
+
+/* The certificate to --out ("-": standard output), PEM or DER. */
+static int write_cert(const smki_cert *cert, const issue_args *a)
 {
     char pem[4096];
     size_t pem_len = 0;
-    int rc = der ? 0 : smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
+    int rc = a->der ? 0 : smki_cert_to_pem(cert->der, cert->der_len, pem, sizeof pem, &pem_len);
     if (rc == 0)
-        rc = der ? smki_file_write_atomic(out, cert->der, cert->der_len, 0644, 1)
-                 : smki_file_write_atomic(out, pem, pem_len, 0644, 1);
+        rc = a->der ? cli_write(a->out, cert->der, cert->der_len, 0644, a->force)
+                    : cli_write(a->out, pem, pem_len, 0644, a->force);
     if (rc < 0) {
         char serial[64];
         hex(cert->serial, SMKI_SERIAL_LEN, serial);
@@ -412,125 +478,54 @@ static int write_cert(const smki_cert *cert, const char *out, int der)
     return rc;
 }
 
-static void print_issued(smki_cli *c, const smki_cert *cert, const char *party, const char *out)
+/* The summary: on standard output, or on standard error when the certificate went there. */
+static void print_issued(const smki_cli *c, const smki_cert *cert, const char *party, const char *out)
 {
     int tls = cert->profile == SMKI_PROFILE_DCCKI_SERVER || cert->profile == SMKI_PROFILE_DCCKI_CLIENT;
     const char *profile = smki_profile_get(cert->profile)->name;
-    char serial[64];
+    int piped = strcmp(out, "-") == 0;
+    FILE *f = piped ? stderr : stdout;
+    char serial[64], t[CLI_TIME_MAX];
     hex(cert->serial, SMKI_SERIAL_LEN, serial);
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
-        json_cert(&w, cert);
+        json_cert(c, &w, cert);
         if (tls) json_str(&w, "party", party);
         json_str(&w, "file", out);
         json_end(&w);
     } else if (tls) {
-        char t[32];
-        when(cert->not_after, t);
-        printf("Issued %s certificate for Party %s in environment %s.\n", profile, party, cert->env);
-        printf("  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party, profile, t,
-               out);
+        cli_when(c, cert->not_after, t);
+        fprintf(f, "Issued %s certificate for Party %s in environment %s.\n", profile, party, cert->env);
+        fprintf(f, "  serial   %s\n  party    %s\n  profile  %s\n  until    %s\n  file     %s\n", serial, party,
+                profile, t, piped ? "(standard output)" : out);
     } else {
         char eui_t[SMKI_EUI64_TEXT_MAX] = "-", role_t[SMKI_ROLE_TEXT_MAX] = "";
         if (cert->has_eui) smki_eui64_format(&cert->eui, SMKI_EUI64_HYPHEN, eui_t);
         if (cert->role >= 0) smki_role_format((uint8_t)cert->role, role_t);
-        printf("Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, usage_text(cert->usage),
-               cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
-        printf("  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile, out);
+        fprintf(f, "Issued %s %s certificate%s%s%s for %s in environment %s.\n", profile, smki_cert_usage_name(cert->usage),
+                cert->role >= 0 ? " (role " : "", role_t, cert->role >= 0 ? ")" : "", eui_t, cert->env);
+        fprintf(f, "  serial   %s\n  EUI-64   %s\n  profile  %s\n  file     %s\n", serial, eui_t, profile,
+                piped ? "(standard output)" : out);
     }
 }
 
 static int ca_issue(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, ISSUE_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'}, {"csr", required_argument, NULL, 'c'},
-                                         {"out", required_argument, NULL, 'o'}, {"role", required_argument, NULL, 'r'},
-                                         {"eui", required_argument, NULL, 'u'}, {"cn", required_argument, NULL, 'n'},
-                                         {"der", no_argument, NULL, 'd'},       {"profile", required_argument, NULL, 'p'},
-                                         {"party", required_argument, NULL, 'P'},
-                                         {"dns", required_argument, NULL, 'D'}, {"ip", required_argument, NULL, 'I'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {"allow-duplicate-key", no_argument, NULL, 'A'}, {NULL, 0, NULL, 0}};
-    const char *env = NULL, *csr_path = NULL, *out = NULL, *role_s = NULL, *eui_s = NULL, *cn = NULL;
-    const char *profile_s = NULL, *party = NULL, *dns[17], *ips[17], *op = NULL, *op_key = NULL;
-    size_t n_dns = 0, n_ips = 0;
-    int der = 0, allow_dup = 0, ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'c') csr_path = optarg;
-        else if (ch == 'o') out = optarg;
-        else if (ch == 'r') role_s = optarg;
-        else if (ch == 'u') eui_s = optarg;
-        else if (ch == 'n') cn = optarg;
-        else if (ch == 'd') der = 1;
-        else if (ch == 'p') profile_s = optarg;
-        else if (ch == 'P') party = optarg;
-        else if (ch == 'D' && n_dns < 17) dns[n_dns++] = optarg;
-        else if (ch == 'I' && n_ips < 17) ips[n_ips++] = optarg;
-        else if (ch == 'D' || ch == 'I') return cli_usage(c, "smki ca issue", "at most 16 --dns and 16 --ip");
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else if (ch == 'A') allow_dup = 1;
-        else return cli_usage(c, "smki ca issue", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki ca issue", "unexpected argument '%s'", argv[optind]);
-    if (!env || !csr_path || !out) return cli_usage(c, "smki ca issue", "--env, --csr and --out are required");
-    smki_profile_id want = SMKI_PROFILE_UNKNOWN;
-    if (profile_s) {
-        const smki_profile *p = smki_profile_by_name(profile_s);
-        if (!p || p->id == SMKI_PROFILE_UNKNOWN)
-            return cli_usage(c, "smki ca issue",
-                             "--profile is organisation, device, dccki-server or dccki-client, not '%.32s'", profile_s);
-        want = p->id;
-    }
-
-    uint8_t role = 0;
-    smki_eui64_t eui;
-    int rc = 0;
-    if (role_s) rc = smki_role_parse(role_s, &role);
-    if (rc == 0 && eui_s) rc = smki_eui64_parse(eui_s, &eui);
-    /* --out is writable before anything is issued: a re-run never issues twice. */
-    if (rc == 0) rc = smki_file_check_new(out);
-    if (rc < 0) return cli_fail(c, rc);
-
-    uint8_t *bytes = NULL;
-    size_t len = 0;
-    smki_csr *csr = NULL;
-    ca_session x = {0};
-    smki_cert *cert = calloc(1, sizeof *cert);
-    rc = cert ? cli_home(c) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0) {
-        rc = smki_file_read(csr_path, SMKI_CSR_MAX, &bytes, &len);
-        if (rc == 0) rc = smki_csr_parse(bytes, len, &csr);
-        if (rc < 0) smki_error_wrap("%s", csr_path);
-    }
-    if (rc == 0) rc = smki_ca_env_check(c->conf, c->store_dir, env);
-    if (rc == 0) rc = need_store(c, env);
-    if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = ca_session_open(c, env, 1, op, op_key, &x);
+    issue_args a = {0};
+    int stop = issue_parse(c, argc, argv, &a);
+    if (stop != CLI_GO) return stop;
+    issue_want want;
     char party_used[SMKI_PARTY_MAX] = "";
-    if (rc >= 0) {
-        smki_ra_issue_req r = {.env = env, .csr = csr, .profile = want, .party = party, .role = role_s ? role : -1,
-                               .eui = eui_s ? &eui : NULL, .cn = cn, .dns = dns, .n_dns = n_dns, .ips = ips,
-                               .n_ips = n_ips, .hsm = &c->hsm, .allow_duplicate_key = allow_dup};
-        rc = smki_ra_issue(x.ra, x.by, &r, cert, party_used);
-    }
-    ca_session_close(&x);
-    if (rc >= 0) rc = write_cert(cert, out, der);
-    free(bytes);
-    smki_csr_free(csr);
-    if (rc < 0) {
-        free(cert);
-        return cli_fail(c, rc);
-    }
-    print_issued(c, cert, party_used, out);
+    int rc = issue_check(&a, &want);
+    if (rc < 0) return cli_fail(c, rc);
+    smki_cert *cert = calloc(1, sizeof *cert);
+    rc = cert ? issue_run(c, &a, &want, cert, party_used) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc >= 0) rc = write_cert(cert, &a);
+    if (rc >= 0) print_issued(c, cert, party_used, a.out);
     free(cert);
-    return EXIT_OK;
+    return rc < 0 ? cli_fail(c, rc) : EXIT_OK;
 }
 
 /* ---- list and show -------------------------------------------------------------------------- */
@@ -548,86 +543,82 @@ static int list_one(const smki_cert *x, void *arg)
     run->n++;
     if (run->w) {
         json_arr_obj(run->w);
-        json_cert(run->w, x);
-        json_revocation(run->w, run->db, x);
+        json_cert(run->c, run->w, x);
+        json_revocation(run->c, run->w, run->db, x);
         json_close_obj(run->w);
         return 0;
     }
-    char s[64], t[32], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
+    char s[64], t[CLI_TIME_MAX], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
     hex(x->serial, SMKI_SERIAL_LEN, s);
-    when(x->not_after, t);
+    cli_when(run->c, x->not_after, t);
     if (x->has_eui) smki_eui64_format(&x->eui, SMKI_EUI64_HYPHEN, eui);
     if (x->role >= 0) smki_role_format((uint8_t)x->role, role);
     if (run->n == 1)
         printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", "SERIAL", "PROFILE", "USAGE", "ROLE", "EUI-64",
                "STATUS", "ENV", "NOT AFTER");
     printf("%-32s  %-12s %-5s %-4s %-23s %-10s %-10s %s\n", s, smki_profile_get(x->profile)->name,
-           usage_text(x->usage), role, eui, smki_cert_status_name(x->status), x->env, t);
+           smki_cert_usage_name(x->usage), role, eui, smki_cert_status_name(x->status), x->env, t);
+    return 0;
+}
+
+typedef struct {
+    const char *env, *eui, *role, *usage, *status, *profile;
+} list_args;
+
+/* The filters as a query (q->eui points at *eui). */
+static int list_query(const list_args *a, smki_ca_query *q, smki_eui64_t *eui)
+{
+    q->env = a->env;
+    if (a->eui) GUARD(smki_eui64_parse(a->eui, eui));
+    if (a->eui) q->eui = eui;
+    uint8_t role;
+    if (a->role) GUARD(smki_role_parse(a->role, &role));
+    if (a->role) q->role = role;
+    if (a->usage && smki_cert_usage_parse(a->usage, &q->usage) < 0) return smki_error_wrap("--usage");
+    smki_cert_status st;
+    if (a->status) GUARD(smki_cert_status_parse(a->status, &st));
+    if (a->status) q->status = st;
+    const smki_profile *p = a->profile ? smki_profile_by_name(a->profile) : NULL;
+    ENSURE(!a->profile || (p && p->id != SMKI_PROFILE_UNKNOWN), SMKI_E_USAGE, "no profile '%.32s'", a->profile);
+    if (p) q->profile = p->id;
+    return 0;
+}
+
+/* The store read-only, or *empty when there is none (or no certificate database) yet. */
+static int open_for_reading(smki_cli *c, smki_store **s, smki_ca_db *db, int *empty)
+{
+    *s = NULL;
+    *empty = !smki_store_exists(c->store_dir);
+    if (*empty) return 0;
+    int rc = open_store(c, 1, s, db);
+    if (rc != SMKI_E_NOTFOUND) return rc;
+    smki_error_clear();
+    *empty = 1;
     return 0;
 }
 
 static int ca_list(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, LIST_HELP)) return EXIT_OK;
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, 'e'},    {"eui", required_argument, NULL, 'u'},
-        {"role", required_argument, NULL, 'r'},   {"usage", required_argument, NULL, 'k'},
-        {"status", required_argument, NULL, 's'}, {"profile", required_argument, NULL, 'p'},
-        {NULL, 0, NULL, 0}};
+    list_args a = {0};
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env),       CLI_VALUE("eui", &a.eui),
+                            CLI_VALUE("role", &a.role),     CLI_VALUE("usage", &a.usage),
+                            CLI_VALUE("status", &a.status), CLI_VALUE("profile", &a.profile),
+                            CLI_END};
+    const cli_spec spec = {"smki ca list", LIST_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
     smki_ca_query q = SMKI_CA_QUERY_ALL;
     smki_eui64_t eui;
-    int ch, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') {
-            q.env = optarg;
-        } else if (ch == 'u') {
-            rc = smki_eui64_parse(optarg, &eui);
-            q.eui = &eui;
-        } else if (ch == 'r') {
-            uint8_t role;
-            rc = smki_role_parse(optarg, &role);
-            q.role = role;
-        } else if (ch == 'k') {
-            if (strcmp(optarg, "ds") == 0 || strcmp(optarg, "DS") == 0) q.usage = SMKI_USAGE_DS;
-            else if (strcmp(optarg, "ka") == 0 || strcmp(optarg, "KA") == 0) q.usage = SMKI_USAGE_KA;
-            else if (strcmp(optarg, "ca") == 0 || strcmp(optarg, "CA") == 0) q.usage = 0;
-            else rc = SMKI_FAIL(SMKI_E_USAGE, "--usage is ds, ka or ca, not '%.16s'", optarg);
-        } else if (ch == 's') {
-            smki_cert_status st;
-            rc = smki_cert_status_parse(optarg, &st);
-            q.status = st;
-        } else if (ch == 'p') {
-            const smki_profile *p = smki_profile_by_name(optarg);
-            if (!p || p->id == SMKI_PROFILE_UNKNOWN) rc = SMKI_FAIL(SMKI_E_USAGE, "no profile '%.32s'", optarg);
-            else q.profile = p->id;
-        } else {
-            return cli_usage(c, "smki ca list", "unknown option or missing value: %s", cli_bad_option(argv));
-        }
-    }
-    if (rc < 0) return cli_fail(c, rc);
-    if (optind != argc) return cli_usage(c, "smki ca list", "unexpected argument '%s'", argv[optind]);
-    rc = cli_home(c);
     smki_store *s = NULL;
     smki_ca_db db;
-    int empty = rc == 0 && !smki_store_exists(c->store_dir);
-    if (rc == 0 && !empty) {
-        rc = open_store(c, 1, &s, &db);
-        if (rc == SMKI_E_NOTFOUND) {
-            smki_error_clear();
-            empty = 1;
-            rc = 0;
-        }
-    }
+    int empty = 1;
+    int rc = list_query(&a, &q, &eui);
+    if (rc == 0) rc = cli_home(c);
+    if (rc == 0) rc = open_for_reading(c, &s, &db, &empty);
     if (rc < 0) return cli_fail(c, rc);
     json_w w;
     list_run run = {c, c->json ? &w : NULL, 0, empty ? NULL : &db};
-    if (c->json) {
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_key_arr(&w, "certificates");
-    }
+    json_list_open(c, &w, "certificates");
     if (!empty) rc = smki_ca_find(&db, &q, list_one, &run);
     smki_store_close(s);
     if (c->json) {
@@ -642,45 +633,30 @@ static int ca_list(smki_cli *c, int argc, char **argv)
 
 typedef struct {
     smki_cli *c;
-    int pem;
+    int pem, force;
     const char *out;
     size_t n;
     json_w *w;
-    int rc;
     smki_ca_db *db;
 } show_run;
 
-static int show_one(const smki_cert *x, void *arg)
+static void show_human(const show_run *run, const smki_cert *x, const char *pem)
 {
-    show_run *run = arg;
-    run->n++;
-    char pem[4096];
-    size_t pem_len;
-    GUARD(smki_cert_to_pem(x->der, x->der_len, pem, sizeof pem, &pem_len));
-    if (run->out) GUARD(smki_file_write_atomic(run->out, pem, pem_len, 0644, 0));
-    if (run->w) {
-        json_arr_obj(run->w);
-        json_cert(run->w, x);
-        json_revocation(run->w, run->db, x);
-        json_str(run->w, "pem", pem);
-        json_close_obj(run->w);
-        return 0;
-    }
-    char s[64], t1[32], t2[32], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
+    char s[64], t1[CLI_TIME_MAX], t2[CLI_TIME_MAX], eui[SMKI_EUI64_TEXT_MAX] = "-", role[SMKI_ROLE_TEXT_MAX] = "-";
     hex(x->serial, SMKI_SERIAL_LEN, s);
     if (x->has_eui) smki_eui64_format(&x->eui, SMKI_EUI64_HYPHEN, eui);
     if (x->role >= 0) smki_role_format((uint8_t)x->role, role);
-    when(x->not_before, t1);
-    when(x->not_after, t2);
+    cli_when(run->c, x->not_before, t1);
+    cli_when(run->c, x->not_after, t2);
     printf("Certificate %s\n", s);
     printf("  profile     %s (%s)\n", smki_profile_get(x->profile)->name, smki_profile_get(x->profile)->title);
-    printf("  usage       %s\n", usage_text(x->usage));
+    printf("  usage       %s\n", smki_cert_usage_name(x->usage));
     printf("  role        %s%s%s\n", role, x->role >= 0 ? " " : "", x->role >= 0 ? smki_role_name((unsigned)x->role) : "");
     printf("  EUI-64      %s\n", eui);
     printf("  status      %s\n", smki_cert_status_name(x->status));
-    char rt[32];
+    char rt[CLI_TIME_MAX];
     const char *reason = NULL;
-    if (revocation_of(run->db, x, rt, &reason)) printf("  revoked     %s (%s)\n", rt, reason);
+    if (revocation_of(run->c, run->db, x, rt, &reason)) printf("  revoked     %s (%s)\n", rt, reason);
     printf("  environment %s\n", x->env);
     printf("  valid       %s to %s\n", t1, t2);
     hex(x->ski, SMKI_KEYID_LEN, s);
@@ -689,6 +665,26 @@ static int show_one(const smki_cert *x, void *arg)
     printf("  issuer SKI  %s\n", s);
     if (run->out) printf("  written to  %s\n", run->out);
     if (run->pem) fputs(pem, stdout);
+}
+
+/* One certificate of the serial (two issuers may share one: --out takes the first). */
+static int show_one(const smki_cert *x, void *arg)
+{
+    show_run *run = arg;
+    run->n++;
+    char pem[4096];
+    size_t pem_len;
+    GUARD(smki_cert_to_pem(x->der, x->der_len, pem, sizeof pem, &pem_len));
+    if (run->out && run->n == 1) GUARD(cli_write(run->out, pem, pem_len, 0644, run->force));
+    if (run->w) {
+        json_arr_obj(run->w);
+        json_cert(run->c, run->w, x);
+        json_revocation(run->c, run->w, run->db, x);
+        json_str(run->w, "pem", pem);
+        json_close_obj(run->w);
+    } else if (!run->out || strcmp(run->out, "-") != 0) {
+        show_human(run, x, pem);
+    }
     return 0;
 }
 
@@ -699,56 +695,44 @@ static int count_one(const smki_cert *x, void *arg)
     return 0;
 }
 
-static int parse_serial(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
+/* The store opened on the certificates of serial; "not found" is one error, in JSON too. */
+static int show_open(smki_cli *c, const char *text, const uint8_t *serial, smki_store **s, smki_ca_db *db)
 {
-    char digits[64];
-    size_t n = 0;
-    for (const char *p = text; *p; p++) {
-        if (*p == ':') continue;
-        ENSURE(n + 1 < sizeof digits, SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
-        digits[n++] = *p;
+    int empty = 1;
+    size_t found = 0;
+    smki_ca_query q = SMKI_CA_QUERY_ALL;
+    q.serial = serial;
+    GUARD(cli_home(c));
+    GUARD(open_for_reading(c, s, db, &empty));
+    int rc = empty ? 0 : smki_ca_find(db, &q, count_one, &found);
+    if (rc == 0 && found == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", text);
+    if (rc < 0) {
+        smki_store_close(*s);
+        *s = NULL;
     }
-    digits[n] = '\0';
-    size_t got = 0;
-    ENSURE(n == 2 * SMKI_SERIAL_LEN && smki_hex_decode(digits, n, serial, SMKI_SERIAL_LEN, &got) == 0 &&
-               got == SMKI_SERIAL_LEN,
-           SMKI_E_USAGE, "'%.64s' is not a serial: 32 hex digits", text);
-    return 0;
+    return rc;
 }
 
 static int ca_show(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, SHOW_HELP)) return EXIT_OK;
-    static const struct option opts[] = {
-        {"pem", no_argument, NULL, 'p'}, {"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
-    show_run run = {c, 0, NULL, 0, NULL, 0, NULL};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'p') run.pem = 1;
-        else if (ch == 'o') run.out = optarg;
-        else return cli_usage(c, "smki ca show", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (argc - optind != 1) return cli_usage(c, "smki ca show", "give exactly one SERIAL");
+    show_run run = {c, 0, 0, NULL, 0, NULL, NULL};
+    const char *pos[1];
+    const cli_opt opts[] = {CLI_FLAG("pem", &run.pem), CLI_VALUE("out", &run.out), CLI_FLAG("force", &run.force),
+                            CLI_END};
+    const cli_spec spec = {"smki ca show", SHOW_HELP, opts, "one SERIAL", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
+    if (run.out && strcmp(run.out, "-") == 0 && c->json)
+        return cli_usage(c, "smki ca show", "--out - writes the PEM where --json writes its report: give --out FILE");
     uint8_t serial[SMKI_SERIAL_LEN];
-    int rc = parse_serial(argv[optind], serial);
-    if (rc == 0) rc = cli_home(c);
     smki_store *s = NULL;
     smki_ca_db db;
-    if (rc == 0 && !smki_store_exists(c->store_dir)) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
-    if (rc == 0) rc = open_store(c, 1, &s, &db);
+    int rc = smki_serial_parse(pos[0], serial);
+    if (rc == 0 && run.out) rc = cli_write_check(run.out, run.force);
+    if (rc == 0) rc = show_open(c, pos[0], serial, &s, &db);
     if (rc < 0) return cli_fail(c, rc);
     smki_ca_query q = SMKI_CA_QUERY_ALL;
     q.serial = serial;
-    /* Count first, so that "not found" is one error, in JSON too. */
-    size_t found = 0;
-    rc = smki_ca_find(&db, &q, count_one, &found);
-    if (rc == 0 && found == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s", argv[optind]);
-    if (rc < 0) {
-        smki_store_close(s);
-        return cli_fail(c, rc);
-    }
     json_w w;
     if (c->json) run.w = &w;
     json_list_open(c, &w, "certificates");
@@ -762,7 +746,7 @@ static int ca_show(smki_cli *c, int argc, char **argv)
 /* ---- revoke, crl, arl ------------------------------------------------------------------------- */
 
 static const char REVOKE_HELP[] =
-    "Usage: smki ca revoke --env ENV --serial SERIAL --reason REASON [--issuer CA|SKI]\n"
+    "Usage: smki ca revoke SERIAL --env ENV --reason REASON [--issuer CA|SKI]\n"
     "                      [--operator NAME --operator-key KEY]\n"
     "\n"
     "In a store with an RA (registered operators), revocation is an RA action: this direct\n"
@@ -789,9 +773,10 @@ static const char REVOKE_HELP[] =
     "Refused, with nothing written (exit 2, or 1 for a usage error): an unknown serial,\n"
     "a certificate already revoked, a device certificate, a root, an unknown reason.\n"
     "\n"
-    "Examples:\n"
-    "  smki ca revoke --env test --serial 4a1f...c3 --reason keyCompromise\n"
-    "  smki ca crl --env test --ca oca\n";
+    "Examples (the serial as 'ca list' prints it, or openssl's):\n"
+    "  SERIAL=$(openssl x509 -in supplier-ds.pem -noout -serial | cut -d= -f2)\n"
+    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator alice\n"
+    "  smki ca crl --env test --ca oca --operator alice\n";
 
 static const char CRL_HELP[] =
     "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica|SKI] [--config FILE]\n"
@@ -817,9 +802,8 @@ static const char CRL_HELP[] =
     "from its successor's (numbered on its own) and written to <ca>-<its serial>.crl.\n"
     "\n"
     "Examples:\n"
-    "  smki ca crl --env test\n"
-    "  smki ca crl --env test --ca 4a1b2c3d4e5f6071     # e.g. a superseded OCA\n"
-    "  openssl crl -inform DER -in var/smki/ca/test/smki-oca.crl -noout -text\n";
+    "  smki ca crl --env test --operator alice\n"
+    "  openssl crl -inform DER -in \"$SMKI_HOME/ca/test/smki-oca.crl\" -noout -text\n";
 
 static const char ARL_HELP[] =
     "Usage: smki ca arl --env ENV [--ca smki-root|dccki-root] [--config FILE]\n"
@@ -831,134 +815,114 @@ static const char ARL_HELP[] =
     "default 720 = 30 days); written to <home>/ca/ENV/<root>.crl (DER). In a store with RA\n"
     "operators: --operator, audited as 'arl-publish' in the same transaction.\n";
 
-static int ca_revoke(smki_cli *c, int argc, char **argv)
+typedef struct {
+    const char *env, *issuer, *reason, *op, *op_key;
+} revoke_args;
+
+static int revoke_run(smki_cli *c, const revoke_args *a, const char *serial_s, smki_cert *cert, smki_revocation *rev,
+                      int *managed)
 {
-    if (cli_wants_help(argc, argv, REVOKE_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-                                         {"serial", required_argument, NULL, 's'},
-                                         {"issuer", required_argument, NULL, 'i'},
-                                         {"reason", required_argument, NULL, 'r'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {NULL, 0, NULL, 0}};
-    const char *env = NULL, *serial_s = NULL, *issuer_s = NULL, *reason_s = NULL, *op = NULL, *op_key = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 's') serial_s = optarg;
-        else if (ch == 'i') issuer_s = optarg;
-        else if (ch == 'r') reason_s = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, "smki ca revoke", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki ca revoke", "unexpected argument '%s'", argv[optind]);
-    if (!env || !serial_s || !reason_s)
-        return cli_usage(c, "smki ca revoke", "--env, --serial and --reason are required");
     uint8_t serial[SMKI_SERIAL_LEN];
     smki_revoke_reason reason;
-    int rc = parse_serial(serial_s, serial);
-    if (rc == 0) rc = smki_revoke_reason_parse(reason_s, &reason);
+    ca_session x = {0};
+    int rc = smki_serial_parse(serial_s, serial);
+    if (rc == 0) rc = smki_revoke_reason_parse(a->reason, &reason);
     if (rc == 0) rc = cli_home(c);
     if (rc == 0 && !smki_store_exists(c->store_dir))
         rc = SMKI_FAIL(SMKI_E_NOTFOUND, "no certificate of serial %s: the store is empty", serial_s);
-    ca_session x = {0};
-    smki_cert *cert = calloc(1, sizeof *cert);
-    if (rc == 0 && !cert) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
-    smki_revocation rev;
-    int managed = 0;
+    if (rc == 0) rc = ca_session_open(c, a->env, 0, a->op, a->op_key, &x);
     if (rc == 0) {
-        smki_ra_revoke_req r = {env, serial, issuer_s, reason};
-        rc = smki_ra_revoke(x.ra, x.by, &r, cert, &rev, &managed);
+        smki_ra_revoke_req r = {a->env, serial, a->issuer, reason};
+        rc = smki_ra_revoke(x.ra, x.by, &r, cert, rev, managed);
     }
     ca_session_close(&x);
-    if (rc < 0) {
-        free(cert);
-        return cli_fail(c, rc);
-    }
+    return rc;
+}
+
+static void print_revoked(const smki_cli *c, const smki_cert *cert, const smki_revocation *rev, int managed)
+{
     const smki_profile *p = smki_profile_get(cert->profile);
-    const char *cmd = p->is_ca ? "arl" : "crl";
-    char t[32], hx[64];
-    when(rev.revoked_at, t);
+    char t[CLI_TIME_MAX], hx[64];
+    cli_when(c, rev->revoked_at, t);
     hex(cert->serial, SMKI_SERIAL_LEN, hx);
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
-        json_cert(&w, cert);
-        json_str(&w, "reason", smki_revoke_reason_name(rev.reason));
-        json_int(&w, "reason_code", (long long)rev.reason);
+        json_cert(c, &w, cert);
+        json_str(&w, "reason", smki_revoke_reason_name(rev->reason));
+        json_int(&w, "reason_code", (long long)rev->reason);
         json_str(&w, "revoked_at", t);
         json_str(&w, "list", p->is_ca ? "ARL" : "CRL");
         json_end(&w);
-    } else {
-        printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
-               smki_revoke_reason_name(rev.reason), t);
-        printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s%s'.\n", p->is_ca ? "ARL" : "CRL",
-               cmd, cert->env, managed ? " --operator NAME" : "");
+        return;
     }
-    free(cert);
-    return EXIT_OK;
+    printf("Revoked %s certificate %s of environment %s: %s, at %s.\n", p->name, hx, cert->env,
+           smki_revoke_reason_name(rev->reason), t);
+    printf("It is listed on the next %s: publish it now with 'smki ca %s --env %s%s'.\n", p->is_ca ? "ARL" : "CRL",
+           p->is_ca ? "arl" : "crl", cert->env, managed ? " --operator NAME" : "");
 }
 
-/* crl and arl: publish the lists of the given CA kinds (those the environment has,
- * when none was named). */
-static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
+static int ca_revoke(smki_cli *c, int argc, char **argv)
 {
-    const char *prog = arl ? "smki ca arl" : "smki ca crl";
-    if (cli_wants_help(argc, argv, arl ? ARL_HELP : CRL_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-                                         {"ca", required_argument, NULL, 'a'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {NULL, 0, NULL, 0}};
-    const char *env = NULL, *ca_s = NULL, *config = NULL, *op = NULL, *op_key = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'a') ca_s = optarg;
-        else if (ch == 'c') config = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, prog, "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, prog, "unexpected argument '%s'", argv[optind]);
-    if (!env) return cli_usage(c, prog, "--env is required");
+    revoke_args a = {0};
+    const char *pos[1];
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env),         CLI_VALUE("issuer", &a.issuer),
+                            CLI_VALUE("reason", &a.reason),   CLI_VALUE("operator", &a.op),
+                            CLI_VALUE("operator-key", &a.op_key), CLI_END};
+    const cli_spec spec = {"smki ca revoke", REVOKE_HELP, opts, "one SERIAL", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a.env || !a.reason) return cli_usage(c, "smki ca revoke", "--env and --reason are required");
+    smki_revocation rev;
+    int managed = 0;
+    smki_cert *cert = calloc(1, sizeof *cert);
+    int rc = cert ? revoke_run(c, &a, pos[0], cert, &rev, &managed) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) print_revoked(c, cert, &rev, managed);
+    free(cert);
+    return rc < 0 ? cli_fail(c, rc) : EXIT_OK;
+}
+
+typedef struct {
+    const char *env, *ca, *config, *op, *op_key;
+    int arl;
+} lists_args;
+
+/* crl and arl: publish the lists of the given CA (those the environment has, when none
+ * was named), through the RA's entry point. */
+static int lists_run(smki_cli *c, const lists_args *a, smki_crl crls[SMKI_CA_KIND_COUNT], size_t *made)
+{
     smki_conf *own = NULL;
     const smki_conf *conf = c->conf;
     ca_session x = {0};
-    smki_crl crls[SMKI_CA_KIND_COUNT];
-    size_t made = 0;
     int rc = cli_home(c);
-    if (rc == 0) rc = ca_ceremony_conf(c, config, &own, &conf);
-    if (rc == 0) rc = need_store(c, env);
+    if (rc == 0) rc = ca_ceremony_conf(c, a->config, &own, &conf);
+    if (rc == 0) rc = need_store(c, a->env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = ca_session_open(c, env, 0, op, op_key, &x);
+    if (rc >= 0) rc = ca_session_open(c, a->env, 0, a->op, a->op_key, &x);
     if (rc >= 0) {
-        smki_ra_lists_req r = {env, arl, ca_s, conf, &c->hsm, c->home, (int64_t)time(NULL)};
-        rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, &made);
+        smki_ra_lists_req r = {a->env, a->arl, a->ca, conf, &c->hsm, c->home, (int64_t)time(NULL)};
+        rc = smki_ra_lists_publish(x.ra, x.by, &r, crls, made);
     }
     ca_session_close(&x);
     smki_conf_free(own);
-    if (rc < 0) return cli_fail(c, rc);
+    return rc;
+}
+
+static void print_lists(const smki_cli *c, const lists_args *a, smki_crl *crls, size_t made)
+{
     json_w w;
     if (c->json) {
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
-        json_str(&w, "env", env);
-        json_key_arr(&w, arl ? "arls" : "crls");
+        json_str(&w, "env", a->env);
+        json_key_arr(&w, a->arl ? "arls" : "crls");
     }
     for (size_t i = 0; i < made; i++) {
         const smki_crl *l = &crls[i];
-        char t1[32], t2[32];
-        when(l->this_update, t1);
-        when(l->next_update, t2);
+        char t1[CLI_TIME_MAX], t2[CLI_TIME_MAX];
+        cli_when(c, l->this_update, t1);
+        cli_when(c, l->next_update, t2);
         if (c->json) {
             json_arr_obj(&w);
             json_str(&w, "ca", smki_ca_kind_name(l->ca));
@@ -969,15 +933,33 @@ static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
             json_str(&w, "file", l->path);
             json_close_obj(&w);
         } else {
-            printf("Published %s %llu of %s (%s): %zu revoked, next update %s\n    %s\n", arl ? "ARL" : "CRL",
-                   (unsigned long long)l->number, smki_ca_kind_name(l->ca), env, l->entries, t2, l->path);
+            printf("Published %s %llu of %s (%s): %zu revoked, next update %s\n    %s\n", a->arl ? "ARL" : "CRL",
+                   (unsigned long long)l->number, smki_ca_kind_name(l->ca), a->env, l->entries, t2, l->path);
         }
-        smki_crl_clear(&crls[i]);
     }
     if (c->json) {
         json_close_arr(&w);
         json_end(&w);
     }
+}
+
+static int publish_lists(smki_cli *c, int argc, char **argv, int arl)
+{
+    const char *prog = arl ? "smki ca arl" : "smki ca crl";
+    lists_args a = {.arl = arl};
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env),           CLI_VALUE("ca", &a.ca),
+                            CLI_VALUE("config", &a.config),     CLI_VALUE("operator", &a.op),
+                            CLI_VALUE("operator-key", &a.op_key), CLI_END};
+    const cli_spec spec = {prog, arl ? ARL_HELP : CRL_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a.env) return cli_usage(c, prog, "--env is required");
+    smki_crl crls[SMKI_CA_KIND_COUNT];
+    size_t made = 0;
+    int rc = lists_run(c, &a, crls, &made);
+    if (rc < 0) return cli_fail(c, rc);
+    print_lists(c, &a, crls, made);
+    for (size_t i = 0; i < made; i++) smki_crl_clear(&crls[i]);
     return EXIT_OK;
 }
 

@@ -1,6 +1,5 @@
 /* smki ca batch: many device CSRs issued at once (ca/batch.c does the work), with a
  * progress bar on a terminal and a summary, human or --json. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -37,6 +36,7 @@ static const char BATCH_HELP[] =
     "  FILE  one CSR (PEM or DER), or many PEM CSRs one after another, as\n"
     "        'cat *.csr > all.pem' makes; text between the PEM blocks is ignored.\n"
     "        Reports name the n-th block FILE#n.\n"
+    "  -     standard input, read as a FILE (reports name stdin#n).\n"
     "Each CSR is checked as 'smki ca issue' checks a device CSR (proof of possession,\n"
     "P-256, exactly one key usage, a hardwareModuleName, an empty subject). A bad one\n"
     "is refused and reported by name; the others go on.\n"
@@ -65,10 +65,12 @@ static const char BATCH_HELP[] =
     "\n"
     "Needs the user PIN (SMKI_PIN or --pin-file) for a CA key in a token.\n"
     "\n"
-    "Examples:\n"
-    "  smki ca batch --env test --in csrs/ --out certs/ --party GITTEST --operator alice\n"
+    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice;\n"
+    "CSRs from 'make_device_csrs --out csrs --count 20 --start 00-DB-12-34-00-00-00-00'):\n"
+    "  smki ca batch --env test --in csrs/ --out certs/ --party SUPPLIER-A --operator alice\n"
     "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/ \\\n"
-    "      --party GITTEST --operator alice\n";
+    "      --party SUPPLIER-A --operator alice\n"
+    "  cat csrs/*.csr | smki ca batch --env test --in - --out certs/ --party SUPPLIER-A --operator alice\n";
 
 /* ---- Progress ------------------------------------------------------------------------------ */
 
@@ -116,11 +118,6 @@ static void progress_clear(progress_t *p)
 
 /* ---- Output --------------------------------------------------------------------------------- */
 
-static const char *usage_text(int usage)
-{
-    return usage == SMKI_USAGE_DS ? "DS" : usage == SMKI_USAGE_KA ? "KA" : "-";
-}
-
 static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input *in, const char *env,
                         const char *party, const char *out_dir, unsigned threads)
 {
@@ -152,7 +149,7 @@ static void json_report(const smki_ca_batch_report *r, const smki_ca_batch_input
             smki_eui64_format(&it->eui, SMKI_EUI64_HYPHEN, eui);
             json_str(&w, "serial", hx);
             json_str(&w, "eui64", eui);
-            json_str(&w, "usage", usage_text(it->usage));
+            json_str(&w, "usage", smki_cert_usage_name(it->usage));
             if (it->file[0]) json_str(&w, "file", it->file);
             if (it->name_clash) json_bool(&w, "name_clash", 1);
         }
@@ -206,112 +203,113 @@ static void on_start(size_t csrs, void *arg)
 {
     start_line *l = arg;
     if (l->c->json) return;
-    printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n", csrs, l->in_path,
-           l->env, l->threads);
+    printf("Batch of %zu CSR(s) from %s with the device CA of environment %s (%zu thread(s)):\n", csrs,
+           strcmp(l->in_path, "-") == 0 ? "standard input" : l->in_path, l->env, l->threads);
     fflush(stdout);
 }
 
-static int parse_count(const char *text, const char *what, size_t max, size_t *out)
+typedef struct {
+    const char *env, *in_path, *out_dir, *party, *op, *op_key;
+    size_t threads, group;
+} batch_args;
+
+/* The options; --threads and --group counted, the processors by default. */
+static int batch_parse(smki_cli *c, int argc, char **argv, batch_args *a)
 {
-    char *end = NULL;
-    unsigned long long v = strtoull(text, &end, 10);
-    ENSURE(text[0] >= '0' && text[0] <= '9' && end && !*end && v >= 1 && v <= max, SMKI_E_USAGE,
-           "%s is a number from 1 to %zu, not '%.16s'", what, max, text);
-    *out = (size_t)v;
-    return 0;
+    const char *threads = NULL, *group = NULL;
+    const cli_opt opts[] = {CLI_VALUE("env", &a->env),     CLI_VALUE("in", &a->in_path),
+                            CLI_VALUE("out", &a->out_dir), CLI_VALUE("threads", &threads),
+                            CLI_VALUE("group", &group),    CLI_VALUE("party", &a->party),
+                            CLI_VALUE("operator", &a->op), CLI_VALUE("operator-key", &a->op_key),
+                            CLI_END};
+    const cli_spec spec = {"smki ca batch", BATCH_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a->env || !a->in_path || !a->out_dir)
+        return cli_usage(c, "smki ca batch", "--env, --in and --out are required");
+    if (strcmp(a->out_dir, "-") == 0)
+        return cli_usage(c, "smki ca batch", "--out is the folder for the certificates, not '-' (standard output)");
+    uint64_t n = 0;
+    int rc = threads ? cli_number("--threads", threads, 1, 64, &n) : 0;
+    a->threads = (size_t)n;
+    if (rc == 0 && group) rc = cli_number("--group", group, 1, 100000, &n);
+    a->group = group ? (size_t)n : 0;
+    if (rc < 0) return cli_fail(c, rc);
+    if (!a->threads) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        a->threads = cores > 0 ? (size_t)cores : 1;
+    }
+    return CLI_GO;
 }
 
-int cmd_ca_batch(smki_cli *c, int argc, char **argv)
+/* The batch through the RA's gate (smki_ra_batch), with the progress bar. */
+static int batch_run(smki_cli *c, const batch_args *a, const smki_ca_batch_input *in, smki_ca_batch_report **rep)
 {
-    if (cli_wants_help(argc, argv, BATCH_HELP)) return EXIT_OK;
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, 'e'},     {"in", required_argument, NULL, 'i'},
-        {"out", required_argument, NULL, 'o'},     {"threads", required_argument, NULL, 't'},
-        {"group", required_argument, NULL, 'g'},   {"party", required_argument, NULL, 'P'},
-        {"operator", required_argument, NULL, 'O'}, {"operator-key", required_argument, NULL, 'K'},
-        {NULL, 0, NULL, 0}};
-    const char *env = NULL, *in_path = NULL, *out_dir = NULL, *party = NULL, *op = NULL, *op_key = NULL;
-    size_t threads = 0, group = 0;
-    int ch, rc = 0;
-    optind = 1;
-    opterr = 0;
-    while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'i') in_path = optarg;
-        else if (ch == 'o') out_dir = optarg;
-        else if (ch == 't') rc = parse_count(optarg, "--threads", 64, &threads);
-        else if (ch == 'g') rc = parse_count(optarg, "--group", 100000, &group);
-        else if (ch == 'P') party = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, "smki ca batch", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (rc < 0) return cli_fail(c, rc);
-    if (optind != argc) return cli_usage(c, "smki ca batch", "unexpected argument '%s'", argv[optind]);
-    if (!env || !in_path || !out_dir) return cli_usage(c, "smki ca batch", "--env, --in and --out are required");
-    if (!threads) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = cores > 0 ? (size_t)cores : 1;
-    }
-
-    smki_ca_batch_input *in = NULL;
-    smki_ca_batch_report *rep = NULL;
-    smki_store *s = NULL;
-    smki_ra *ra = NULL;
-    smki_key *op_k = NULL;
-    smki_ra_actor actor = {op ? op : getenv("SMKI_OPERATOR"), NULL};
-    rc = cli_home(c);
-    if (rc == 0) rc = smki_ca_batch_input_open(in_path, &in);
+    ca_session x = {0};
+    int rc = cli_home(c);
     /* Never create a store here: a batch needs the hierarchy that 'ca init' made. */
     if (rc == 0 && smki_store_exists(c->store_dir) == 0)
-        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", env, env);
-    if (rc == 0) {
-        smki_store_opts so = {0, 0, 0};
-        smki_ra_policy pol;
-        rc = smki_store_open(c->store_dir, &so, &s);
-        if (rc == 0) rc = smki_ra_policy_load(c->conf, &pol);
-        if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
-    }
-    int needs = 0;
+        rc = SMKI_FAIL(SMKI_E_NOTFOUND, "environment %s has no CA yet: run 'smki ca init --env %s' first", a->env,
+                       a->env);
     if (rc == 0) rc = cli_pin(c, 0);
-    if (rc >= 0) rc = smki_ra_needs_operator(ra, env, 1, &needs);
-    if (rc >= 0 && needs && actor.name && *actor.name) {
-        rc = ra_cli_actor(c, actor.name, op_key, &op_k);
-        actor.key = op_k;
-        if (rc >= 0) ra_cli_checkpoint_key(c, ra);
-    }
+    if (rc >= 0) rc = ca_session_open(c, a->env, 1, a->op, a->op_key, &x);
     progress_t bar = {!c->json && isatty(STDERR_FILENO), 0, 0};
-    start_line line = {c, in_path, env, threads};
+    start_line line = {c, a->in_path, a->env, a->threads};
     if (rc >= 0) {
-        smki_ca_batch_opts o = {out_dir, (unsigned)threads, group, 0, on_progress, &bar, NULL, NULL, NULL};
-        smki_ra_batch_req r = {env, party, &c->hsm, on_start, &line};
-        rc = smki_ra_batch(ra, actor.key ? &actor : NULL, &r, in, &o, &rep);
+        smki_ca_batch_opts o = {a->out_dir, (unsigned)a->threads, a->group, 0, on_progress, &bar, NULL, NULL, NULL};
+        smki_ra_batch_req r = {a->env, a->party, &c->hsm, on_start, &line};
+        rc = smki_ra_batch(x.ra, x.by, &r, in, &o, rep);
         progress_clear(&bar);
     }
-    smki_ra_close(ra);
-    smki_key_free(op_k);
-    smki_store_close(s);
-    int exit_code = EXIT_OK;
+    ca_session_close(&x);
+    return rc;
+}
+
+/* The summary and the exit code: 2 if any CSR was refused. */
+static int batch_print(smki_cli *c, const batch_args *a, int rc, const smki_ca_batch_report *rep,
+                       const smki_ca_batch_input *in)
+{
     if (rc < 0) {
         if (rep && rep->done && !c->json) {
-            human_report(rep, in, out_dir, stderr);
+            human_report(rep, in, a->out_dir, stderr);
             fprintf(stderr, "The run stopped after %zu of %zu CSR(s); what is committed stays. Run it again to carry "
                             "on.\n",
                     rep->done, rep->total);
         }
-        exit_code = cli_fail(c, rc);
-    } else if (c->json) {
-        json_report(rep, in, env, party, out_dir, (unsigned)threads);
-        exit_code = rep->refused ? EXIT_REFUSED : EXIT_OK;
-    } else {
-        human_report(rep, in, out_dir, stdout);
-        if (rep->refused) {
-            fprintf(stderr, "smki: refused: %zu of %zu CSR(s) refused (listed above); the others have their "
-                            "certificates\n",
-                    rep->refused, rep->total);
-            exit_code = EXIT_REFUSED;
-        }
+        return cli_fail(c, rc);
     }
+    if (c->json) {
+        json_report(rep, in, a->env, a->party, a->out_dir, (unsigned)a->threads);
+        return rep->refused ? EXIT_REFUSED : EXIT_OK;
+    }
+    human_report(rep, in, a->out_dir, stdout);
+    if (!rep->refused) return EXIT_OK;
+    fprintf(stderr, "smki: refused: %zu of %zu CSR(s) refused (listed above); the others have their certificates\n",
+            rep->refused, rep->total);
+    return EXIT_REFUSED;
+}
+
+/* --in: a folder or file, or "-": standard input read as a file. */
+static int batch_input(const char *path, smki_ca_batch_input **in)
+{
+    if (strcmp(path, "-") != 0) return smki_ca_batch_input_open(path, in);
+    uint8_t *bytes = NULL;
+    size_t len = 0;
+    GUARD(cli_read("-", SMKI_CA_BATCH_FILE_MAX, &bytes, &len));
+    return smki_ca_batch_input_from_bytes("stdin", bytes, len, in);
+}
+
+int cmd_ca_batch(smki_cli *c, int argc, char **argv)
+{
+    batch_args a = {0};
+    int stop = batch_parse(c, argc, argv, &a);
+    if (stop != CLI_GO) return stop;
+    smki_ca_batch_input *in = NULL;
+    smki_ca_batch_report *rep = NULL;
+    int rc = cli_home(c);
+    if (rc == 0) rc = batch_input(a.in_path, &in);
+    if (rc == 0) rc = batch_run(c, &a, in, &rep);
+    int exit_code = batch_print(c, &a, rc, rep, in);
     smki_ca_batch_report_free(rep);
     smki_ca_batch_input_free(in);
     return exit_code;

@@ -1,9 +1,7 @@
 /* smki ca keys: a half-made ceremony's keys, listed and removed (ca/ceremony.c decides
  * which; in a store with RA operators the removal is an audited RA action, ra/). */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "ca/ca.h"
 #include "commands.h"
@@ -92,60 +90,59 @@ static int list_keys(smki_cli *c, const char *env, const smki_conf *conf, list_r
     return rc;
 }
 
-int cmd_ca_keys(smki_cli *c, int argc, char **argv)
+static void print_removed(const smki_cli *c, const smki_ca_orphan *removed, const char *env)
 {
-    if (cli_wants_help(argc, argv, KEYS_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"env", required_argument, NULL, 'e'},
-                                         {"config", required_argument, NULL, 'c'},
-                                         {"remove", required_argument, NULL, 'r'},
-                                         {"confirm", required_argument, NULL, 'y'},
-                                         {"operator", required_argument, NULL, 'O'},
-                                         {"operator-key", required_argument, NULL, 'K'},
-                                         {NULL, 0, NULL, 0}};
-    const char *env = NULL, *config = NULL, *label = NULL, *confirm = NULL, *op = NULL, *op_key = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e') env = optarg;
-        else if (ch == 'c') config = optarg;
-        else if (ch == 'r') label = optarg;
-        else if (ch == 'y') confirm = optarg;
-        else if (ch == 'O') op = optarg;
-        else if (ch == 'K') op_key = optarg;
-        else return cli_usage(c, "smki ca keys", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki ca keys", "unexpected argument '%s'", argv[optind]);
-    if (!env) return cli_usage(c, "smki ca keys", "--env is required");
-    if (label && (!confirm || strcmp(label, confirm) != 0))
-        return cli_usage(c, "smki ca keys", "removing a key is confirmed by naming it twice: --remove %.64s --confirm %.64s",
-                         label, label);
-    smki_conf *own = NULL;
-    int rc = cli_home(c);
-    const smki_conf *conf = c->conf; /* loaded by cli_home */
-    if (rc == 0 && ca_ceremony_conf(c, config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
-    if (rc == 0) rc = cli_pin(c, 1);
-    if (rc >= 0 && label) rc = cli_so_pin(c, 1);
-    smki_ca_orphan removed;
-    list_run *l = calloc(1, sizeof *l);
-    if (rc >= 0 && !l) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc >= 0 && label) rc = remove_key(c, env, conf, label, op, op_key, &removed);
-    else if (rc >= 0) rc = list_keys(c, env, conf, l);
-    smki_conf_free(own);
-    if (rc >= 0 && !label) list_print(c, l, env);
-    free(l);
-    if (rc < 0) return cli_fail(c, rc);
-    if (label && c->json) {
+    if (c->json) {
         json_w w;
         json_begin(&w, stdout);
         json_bool(&w, "ok", 1);
-        json_str(&w, "removed", removed.label);
-        json_str(&w, "token", removed.token);
-        json_str(&w, "ca", smki_ca_kind_name(removed.kind));
+        json_str(&w, "removed", removed->label);
+        json_str(&w, "token", removed->token);
+        json_str(&w, "ca", smki_ca_kind_name(removed->kind));
         json_end(&w);
-    } else if (label) {
+    } else {
         printf("Key %s (for the %s CA) removed from token %s. Next: run the ceremony again ('smki ca init --env %s').\n",
-               removed.label, smki_ca_kind_name(removed.kind), removed.token, env);
+               removed->label, smki_ca_kind_name(removed->kind), removed->token, env);
     }
-    return EXIT_OK;
+}
+
+typedef struct {
+    const char *env, *config, *label, *confirm, *op, *op_key;
+} keys_args;
+
+static int keys_run(smki_cli *c, const keys_args *a)
+{
+    smki_conf *own = NULL;
+    int rc = cli_home(c);
+    const smki_conf *conf = c->conf; /* loaded by cli_home */
+    if (rc == 0 && ca_ceremony_conf(c, a->config, &own, &conf) < 0) rc = smki_error_wrap("ceremony configuration");
+    if (rc == 0) rc = cli_pin(c, 1);
+    if (rc >= 0 && a->label) rc = cli_so_pin(c, 1);
+    smki_ca_orphan removed;
+    list_run *l = calloc(1, sizeof *l);
+    if (rc >= 0 && !l) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc >= 0 && a->label) rc = remove_key(c, a->env, conf, a->label, a->op, a->op_key, &removed);
+    else if (rc >= 0) rc = list_keys(c, a->env, conf, l);
+    smki_conf_free(own);
+    if (rc >= 0 && !a->label) list_print(c, l, a->env);
+    if (rc >= 0 && a->label) print_removed(c, &removed, a->env);
+    free(l);
+    return rc < 0 ? cli_fail(c, rc) : EXIT_OK;
+}
+
+int cmd_ca_keys(smki_cli *c, int argc, char **argv)
+{
+    keys_args a = {0};
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env),         CLI_VALUE("config", &a.config),
+                            CLI_VALUE("remove", &a.label),    CLI_VALUE("confirm", &a.confirm),
+                            CLI_VALUE("operator", &a.op),     CLI_VALUE("operator-key", &a.op_key),
+                            CLI_END};
+    const cli_spec spec = {"smki ca keys", KEYS_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!a.env) return cli_usage(c, "smki ca keys", "--env is required");
+    if (a.label && (!a.confirm || strcmp(a.label, a.confirm) != 0))
+        return cli_usage(c, "smki ca keys", "removing a key is confirmed by naming it twice: --remove %.64s --confirm %.64s",
+                         a.label, a.label);
+    return keys_run(c, &a);
 }

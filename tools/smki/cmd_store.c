@@ -1,5 +1,4 @@
 /* smki store: the home's store (LMDB, or PostgreSQL). */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,14 +20,8 @@ static const char INFO_HELP[] =
     "  conninfo = host=/var/run/postgresql dbname=smki passfile=/srv/smki/pgpass\n"
     "its password, if any, only in the password file; see docs/deploy.md).\n";
 
-static int store_info(smki_cli *c, int argc, char **argv)
+static void print_info(const smki_cli *c, smki_store *s)
 {
-    if (cli_wants_help(argc, argv, INFO_HELP)) return EXIT_OK;
-    if (argc != 1) return cli_usage(c, "smki store info", "unexpected argument '%s'", argv[1]);
-    int rc = cli_home(c);
-    smki_store *s = NULL;
-    if (rc == 0) rc = smki_store_open(c->store_dir, NULL, &s);
-    if (rc < 0) return cli_fail(c, rc);
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
@@ -45,6 +38,18 @@ static int store_info(smki_cli *c, int argc, char **argv)
         printf("Store %s\n  engine    lmdb\n  schema    %u\n  map size  %zu MiB\n  stale readers cleared  %u\n",
                smki_store_path(s), smki_store_schema(s), smki_store_map_size(s) >> 20, smki_store_stale_readers(s));
     }
+}
+
+static int store_info(smki_cli *c, int argc, char **argv)
+{
+    const cli_spec spec = {"smki store info", INFO_HELP, NULL, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    int rc = cli_home(c);
+    smki_store *s = NULL;
+    if (rc == 0) rc = smki_store_open(c->store_dir, NULL, &s);
+    if (rc < 0) return cli_fail(c, rc);
+    print_info(c, s);
     smki_store_close(s);
     return EXIT_OK;
 }
@@ -105,44 +110,9 @@ static int verify_copy(smki_cli *c, const char *to, const char *pub_file, smki_a
     return rc;
 }
 
-static int store_copy(smki_cli *c, int argc, char **argv)
+static void print_copy(const smki_cli *c, const char *from, const char *to, int rc,
+                       const smki_store_copy_report *rep, const smki_audit_report *audit, int had_trail)
 {
-    if (cli_wants_help(argc, argv, COPY_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"from", required_argument, NULL, 'f'},
-                                         {"to", required_argument, NULL, 't'},
-                                         {"checkpoint-pub", required_argument, NULL, 'p'},
-                                         {NULL, 0, NULL, 0}};
-    const char *from = NULL, *to = NULL, *pub = NULL;
-    int o;
-    optind = 1;
-    opterr = 0;
-    while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (o == 'f') from = optarg;
-        else if (o == 't') to = optarg;
-        else if (o == 'p') pub = optarg;
-        else return cli_usage(c, "smki store copy", "unknown option '%s'", cli_bad_option(argv));
-    }
-    if (optind < argc) return cli_usage(c, "smki store copy", "unexpected argument '%s'", argv[optind]);
-    if (!from || !to) return cli_usage(c, "smki store copy", "give both --from STORE and --to STORE");
-    int rc = cli_home(c);
-    smki_store *src = NULL, *dst = NULL;
-    smki_store_opts ro = {0, 0, 1};
-    smki_store_copy_report *rep = calloc(1, sizeof *rep);
-    smki_audit_report *audit = calloc(1, sizeof *audit);
-    if (rc == 0 && (!rep || !audit)) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
-    if (rc == 0 && smki_store_exists(from) == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "there is no store at %s", from);
-    if (rc == 0) rc = smki_store_open(from, &ro, &src);
-    if (rc == 0) rc = smki_store_open(to, NULL, &dst);
-    if (rc == 0) rc = smki_store_copy(src, dst, rep);
-    smki_store_close(src);
-    smki_store_close(dst);
-    int had_trail = 0;
-    if (rc == 0) rc = verify_copy(c, to, pub, audit, &had_trail);
-    if (rc < 0 && rc != SMKI_E_VERIFY) {
-        free(rep);
-        free(audit);
-        return cli_fail(c, rc);
-    }
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
@@ -161,19 +131,52 @@ static int store_copy(smki_cli *c, int argc, char **argv)
         json_int(&w, "audit_entries", (long long)audit->entries);
         json_int(&w, "audit_findings", (long long)audit->total_findings);
         json_end(&w);
-    } else {
-        printf("Copied %zu records from %s to %s\n", rep->records, from, to);
-        for (size_t i = 0; i < rep->ndbs; i++)
-            printf("  %-20s %10zu  %10zu\n", rep->dbs[i].name, rep->dbs[i].from_records, rep->dbs[i].to_records);
-        if (had_trail && rc == 0)
-            printf("Audit trail of the copy verified: %llu entries, %llu checkpoint(s).\n",
-                   (unsigned long long)audit->entries, (unsigned long long)audit->checkpoints);
-        else if (!had_trail)
-            printf("The store holds no audit trail (no RA): nothing more to verify.\n");
-        else
-            fprintf(stderr, "smki: refused: the copy's audit trail does not verify: %zu finding(s)\n",
-                    audit->total_findings);
+        return;
     }
+    printf("Copied %zu records from %s to %s\n", rep->records, from, to);
+    for (size_t i = 0; i < rep->ndbs; i++)
+        printf("  %-20s %10zu  %10zu\n", rep->dbs[i].name, rep->dbs[i].from_records, rep->dbs[i].to_records);
+    if (had_trail && rc == 0)
+        printf("Audit trail of the copy verified: %llu entries, %llu checkpoint(s).\n",
+               (unsigned long long)audit->entries, (unsigned long long)audit->checkpoints);
+    else if (!had_trail)
+        printf("The store holds no audit trail (no RA): nothing more to verify.\n");
+    else
+        fprintf(stderr, "smki: refused: the copy's audit trail does not verify: %zu finding(s)\n",
+                audit->total_findings);
+}
+
+/* Every record of from into the new store to. */
+static int copy_stores(const char *from, const char *to, smki_store_copy_report *rep)
+{
+    smki_store *src = NULL, *dst = NULL;
+    smki_store_opts ro = {0, 0, 1};
+    int rc = smki_store_exists(from) ? 0 : SMKI_FAIL(SMKI_E_NOTFOUND, "there is no store at %s", from);
+    if (rc == 0) rc = smki_store_open(from, &ro, &src);
+    if (rc == 0) rc = smki_store_open(to, NULL, &dst);
+    if (rc == 0) rc = smki_store_copy(src, dst, rep);
+    smki_store_close(src);
+    smki_store_close(dst);
+    return rc;
+}
+
+static int store_copy(smki_cli *c, int argc, char **argv)
+{
+    const char *from = NULL, *to = NULL, *pub = NULL;
+    const cli_opt opts[] = {CLI_VALUE("from", &from), CLI_VALUE("to", &to), CLI_VALUE("checkpoint-pub", &pub),
+                            CLI_END};
+    const cli_spec spec = {"smki store copy", COPY_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!from || !to) return cli_usage(c, "smki store copy", "give both --from STORE and --to STORE");
+    int rc = cli_home(c);
+    smki_store_copy_report *rep = calloc(1, sizeof *rep);
+    smki_audit_report *audit = calloc(1, sizeof *audit);
+    if (rc == 0 && (!rep || !audit)) rc = SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) rc = copy_stores(from, to, rep);
+    int had_trail = 0;
+    if (rc == 0) rc = verify_copy(c, to, pub, audit, &had_trail);
+    if (rc == 0 || rc == SMKI_E_VERIFY) print_copy(c, from, to, rc, rep, audit, had_trail);
     free(rep);
     free(audit);
     return rc == 0 ? EXIT_OK : cli_fail(c, rc);
