@@ -109,13 +109,6 @@ static int hex_exact(const char *text, int colons, uint8_t *out, size_t len)
     return 0;
 }
 
-int smki_ra_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN])
-{
-    ENSURE(text && hex_exact(text, 1, serial, SMKI_SERIAL_LEN) == 0, SMKI_E_USAGE,
-           "'%.64s' is not a serial: 32 hex digits", text ? text : "");
-    return 0;
-}
-
 int smki_ra_ski_parse(const char *text, uint8_t ski[SMKI_KEYID_LEN])
 {
     ENSURE(text && hex_exact(text, 0, ski, SMKI_KEYID_LEN) == 0, SMKI_E_USAGE,

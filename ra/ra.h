@@ -685,8 +685,6 @@ SMKI_MUST_CHECK int smki_range_kind_parse(const char *text, smki_range_kind *out
 SMKI_MUST_CHECK int smki_ra_subscriber_make(const char *party, const char *type, const char *role, const char *env,
                                             smki_ra_subscriber *out);
 
-/* A certificate serial as operators write it: 32 hex digits, ':' between pairs allowed. */
-SMKI_MUST_CHECK int smki_ra_serial_parse(const char *text, uint8_t serial[SMKI_SERIAL_LEN]);
 /* A CA's key identifier (its SKI): 16 hex digits. */
 SMKI_MUST_CHECK int smki_ra_ski_parse(const char *text, uint8_t ski[SMKI_KEYID_LEN]);
 

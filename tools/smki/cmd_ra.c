@@ -1401,7 +1401,7 @@ static int ra_revoke(smki_cli *c, int argc, char **argv)
     if (!reason_s) return cli_usage(c, spec.prog, "--reason REASON is required");
     uint8_t serial[SMKI_SERIAL_LEN], issuer[SMKI_KEYID_LEN];
     smki_revoke_reason reason = 0;
-    int rc = smki_ra_serial_parse(pos[0], serial);
+    int rc = smki_serial_parse(pos[0], serial);
     if (rc == 0 && issuer_s) rc = smki_ra_ski_parse(issuer_s, issuer);
     if (rc == 0) rc = smki_revoke_reason_parse(reason_s, &reason);
     if (rc < 0) return cli_fail(c, rc);
