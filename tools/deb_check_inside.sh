@@ -82,7 +82,7 @@ apt_and_command() {
     check "the units" test -s /lib/systemd/system/smki-repo.service -a -s /lib/systemd/system/smki-publish@.timer
 
     local H=/root/home
-    mkdir -m 700 -p "$H/secrets"
+    mkdir -p "$H/secrets" && chmod 700 "$H" "$H/secrets"
     secret "$H/secrets/so.pin"
     secret "$H/secrets/user.pin"
     printf '[hsm]\ntoken = smki\npin_file = secrets/user.pin\nso_pin_file = secrets/so.pin\n\n[audit]\ncheckpoint_key = smki-audit\n\n[operators]\nalice = op-alice\n' >"$H/smki.conf"
