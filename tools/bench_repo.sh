@@ -262,6 +262,7 @@ if [ "$PG_ON" = 1 ]; then
     printf '%-44s %12.3f\n' "ratio PG standby / LMDB (median of rounds)" "$(awk '{print $1 / $5}' "$W/pg-rounds" | median)"
 fi
 for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk "$W"/pg[0-9]*.wrk; do
+    [ -e "$f" ] || continue
     grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
 done
 grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
