@@ -90,7 +90,11 @@ done < <(unit_lines $U LoadCredential)
 chown daemon:daemon "$CRED" && chmod 0500 "$CRED"
 chmod 0755 "$ROOT/run" "$ROOT/run/credentials"
 check "LoadCredential= gives user.pin" test -s "$CRED/user.pin"
-ENVS=()
+# A unit's environment is its Environment= lines alone (env -i), and the sanitizers'
+# settings of the ASan build (its leak suppressions).
+SAN=()
+for v in ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS; do [[ -n ${!v:-} ]] && SAN+=("$v=${!v}"); done
+ENVS=("${SAN[@]}")
 while read -r e; do ENVS+=("$(map "$e")"); done < <(unit_lines $U Environment)
 run_lines() { # KEY: each KEY= line of the unit as its user, %i test, %d the credentials
     local line ignore rc
@@ -127,7 +131,7 @@ U=smki-repo.service
 check "$U runs as smki-repo in group smki" test "$(unit_lines $U User) $(unit_lines $U SupplementaryGroups)" = "smki-repo smki"
 printf '[store]\npath = %s/store\n\n[repo]\nenv = test\nlisten = 127.0.0.1:0\n' "$CA" >"$ROOT/etc/smki/repo/smki.conf"
 chmod 0644 "$ROOT/etc/smki/repo/smki.conf"
-ENVS=()
+ENVS=("${SAN[@]}")
 while read -r e; do ENVS+=("$(map "$e")"); done < <(unit_lines $U Environment)
 # The namespace as systemd builds it: every ReadOnlyPaths= a read-only bind mount, every
 # ReadWritePaths= bound writable again, every InaccessiblePaths= covered by an empty 000 folder.
