@@ -1,13 +1,15 @@
 /* A keep-alive HTTPS load generator that presents a client certificate (mutual TLS, as
  * DCC Gateway connections use it): wrk cannot present one. CONNS connections over
  * THREADS threads, one handshake each, then GET requests back to back on each (one in
- * flight per connection) for SECS seconds, each path drawn from PATHS (one a line).
+ * flight per connection, every connection polled as wrk does) for SECS seconds, each path drawn from PATHS (one a line).
  * Prints what tools/bench_repo.sh reads from wrk: Requests/sec, the 99th percentile,
  * "N requests in", and non-2xx answers.
  *   bench_tls_load PORT CONNS THREADS SECS CERT KEY CAFILE PATHS   (host 127.0.0.1) */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <pthread.h>
@@ -28,6 +30,7 @@ typedef struct {
     SSL *ssl;
     int fd;
     double sent;
+    size_t have; /* octets of the answer in buf */
     char buf[BUF];
 } conn;
 
@@ -74,7 +77,7 @@ static void conn_close(conn *c)
     if (c->ssl) SSL_free(c->ssl);
     if (c->fd >= 0) close(c->fd);
     c->ssl = NULL;
-    c->fd = -1;
+    c->fd = -1; /* poll() skips a negative descriptor */
 }
 
 static int conn_send(worker *w, conn *c)
@@ -83,60 +86,86 @@ static int conn_send(worker *w, conn *c)
     const char *path = g_paths[rand_r(&w->seed) % g_npaths];
     int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", path);
     c->sent = bench_now();
-    return SSL_write(c->ssl, req, n) == n ? 0 : -1;
+    c->have = 0;
+    for (;;) { /* a request of a few dozen octets: a full send buffer is the rare case */
+        int put = SSL_write(c->ssl, req, n);
+        if (put == n) return 0;
+        int e = SSL_get_error(c->ssl, put);
+        if (e != SSL_ERROR_WANT_WRITE && e != SSL_ERROR_WANT_READ) return -1;
+        poll(&(struct pollfd){.fd = c->fd, .events = POLLOUT}, 1, 100);
+    }
 }
 
-/* One whole answer (headers, then Content-Length octets); its status, or -1. */
-static int conn_recv(conn *c)
+/* The answer in c->buf once its headers and Content-Length octets are all there: its
+ * status; 0 while it is not whole yet. */
+static int answer_status(conn *c)
 {
-    size_t have = 0;
-    char *end = NULL;
-    while (!end) {
-        if (have == BUF - 1) return -1;
-        int n = SSL_read(c->ssl, c->buf + have, (int)(BUF - 1 - have));
-        if (n <= 0) return -1;
-        have += (size_t)n;
-        c->buf[have] = 0;
-        end = strstr(c->buf, "\r\n\r\n");
-    }
-    int status = atoi(c->buf + 9);
+    c->buf[c->have] = 0;
+    char *end = strstr(c->buf, "\r\n\r\n");
+    if (!end) return 0;
     size_t body = 0, head = (size_t)(end + 4 - c->buf);
     for (char *p = c->buf; p < end; p = strstr(p, "\r\n") + 2)
         if (strncasecmp(p, "content-length:", 15) == 0) body = strtoul(p + 15, NULL, 10);
-    for (size_t got = have - head; got < body;) {
-        int n = SSL_read(c->ssl, c->buf, (int)(body - got < BUF ? body - got : BUF));
-        if (n <= 0) return -1;
-        got += (size_t)n;
-    }
-    return status;
+    if (c->have < head + body) return 0;
+    int status = atoi(c->buf + 9);
+    return status > 0 ? status : -1;
 }
 
+/* Read what the connection has (non-blocking): the answer's status when it is whole,
+ * 0 when more is to come, -1 when the connection failed. */
+static int conn_pump(conn *c)
+{
+    for (;;) {
+        if (c->have >= BUF - 1) return -1;
+        int n = SSL_read(c->ssl, c->buf + c->have, (int)(BUF - 1 - c->have));
+        if (n <= 0) {
+            int e = SSL_get_error(c->ssl, n);
+            return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE ? answer_status(c) : -1;
+        }
+        c->have += (size_t)n;
+        int status = answer_status(c);
+        if (status) return status;
+    }
+}
+
+static void count(worker *w, conn *c, int status)
+{
+    double us = (bench_now() - c->sent) * 1e6;
+    w->done++;
+    if (status < 200 || status > 399) w->bad++;
+    w->hist[us / 10 < BUCKETS - 1 ? (size_t)(us / 10) : BUCKETS - 1]++;
+}
+
+/* Like wrk: every connection polled, whichever has its answer whole gets its next
+ * request, so no connection waits behind another. */
 static void *work(void *arg)
 {
     worker *w = arg;
     conn *cs = calloc((size_t)w->nconns, sizeof *cs);
-    if (!cs) return NULL;
-    for (int i = 0; i < w->nconns; i++)
+    struct pollfd *pf = calloc((size_t)w->nconns, sizeof *pf);
+    if (!cs || !pf) goto out;
+    for (int i = 0; i < w->nconns; i++) {
         if (conn_open(w, &cs[i]) != 0 || conn_send(w, &cs[i]) != 0) w->broken++, conn_close(&cs[i]);
+        else fcntl(cs[i].fd, F_SETFL, fcntl(cs[i].fd, F_GETFL) | O_NONBLOCK);
+    }
     while (bench_now() < w->until) {
         int live = 0;
+        for (int i = 0; i < w->nconns; i++) pf[i] = (struct pollfd){.fd = cs[i].fd, .events = POLLIN};
+        if (poll(pf, (nfds_t)w->nconns, 100) < 0) break;
         for (int i = 0; i < w->nconns; i++) {
             if (!cs[i].ssl) continue;
-            int status = conn_recv(&cs[i]);
-            double us = (bench_now() - cs[i].sent) * 1e6;
-            if (status < 0) {
-                w->broken++, conn_close(&cs[i]);
-                continue;
-            }
             live++;
-            w->done++;
-            if (status < 200 || status > 399) w->bad++;
-            w->hist[us / 10 < BUCKETS - 1 ? (size_t)(us / 10) : BUCKETS - 1]++;
-            if (conn_send(w, &cs[i]) != 0) w->broken++, conn_close(&cs[i]);
+            if (!(pf[i].revents & (POLLIN | POLLERR | POLLHUP)) && !SSL_pending(cs[i].ssl)) continue;
+            int status = conn_pump(&cs[i]);
+            if (status == 0) continue;
+            if (status > 0) count(w, &cs[i], status);
+            if (status < 0 || conn_send(w, &cs[i]) != 0) w->broken++, conn_close(&cs[i]);
         }
         if (!live) break;
     }
     for (int i = 0; i < w->nconns; i++) conn_close(&cs[i]);
+out:
+    free(pf);
     free(cs);
     return NULL;
 }
