@@ -88,8 +88,8 @@ static const char GET_HELP[] =
     "  --cert FILE, --key FILE   https: a DCCKI client certificate and its key\n"
     "Exit 2 when the repository has no such thing.\n"
     "\n"
-    "Examples:\n"
-    "  smki repo get --url http://127.0.0.1:8080 3F2A...9C --out org.der\n"
+    "Examples (against 'smki repo serve --env test --listen 127.0.0.1:8080'):\n"
+    "  smki repo get --url http://127.0.0.1:8080 --ca smki-root --out root.der\n"
     "  smki repo get --url http://127.0.0.1:8080 --crl smki-dca --out dca.crl\n";
 
 static const char SEARCH_HELP[] =
