@@ -11,8 +11,8 @@
 # Then the same over TLS (REPO_TLS=0 skips it), both servers with the
 # same DCCKI server certificate chain: keep-alive (wrk), a full handshake per request
 # (wrk, Connection: close; wrk resumes no session), and mutual TLS with a DCCKI client
-# certificate, a handshake per request (openssl s_time -new, one client per core: wrk
-# cannot present a client certificate).
+# certificate (wrk cannot present one): keep-alive (bench_tls_load, the same connections
+# as wrk's) and a handshake per request (openssl s_time -new, one client per core).
 #   tools/bench_repo.sh [BUILD]   REPO_N=1000000 REPO_SECS=10 REPO_ROUNDS=3 REPO_CONNS=64 REPO_THREADS=2
 #                                 REPO_TLS=1 REPO_TLS_SECS=5
 set -euo pipefail
@@ -187,12 +187,26 @@ measure() { # name port script pid [scheme [secs [wrk args...]]] -> "rate p99_ms
     wrk -t2 -c"$CONNS" -d"${secs}s" --latency "$@" -s "$script" "$scheme://127.0.0.1:$port" >"$W/$name.wrk" 2>&1
     t1=$(ticks "$pid")
     echo "cpu_ticks $((t1 - t0))" >>"$W/$name.wrk"
+    wrk_figures "$W/$name.wrk"
+}
+# mtls_load name port paths pid: as measure, with a client certificate (bench_tls_load:
+# wrk cannot present one), keep-alive, the same connections and seconds as the TLS rounds.
+mtls_load() {
+    local t0 t1
+    t0=$(ticks "$4")
+    "$BUILD/bin/bench_tls_load" "$2" "$CONNS" 2 "$TLS_SECS" "$T/client.pem" "$T/dccki-client.key" "$T/client-ca.pem" \
+        "$3" >"$W/$1.wrk" 2>&1
+    t1=$(ticks "$4")
+    echo "cpu_ticks $((t1 - t0))" >>"$W/$1.wrk"
+    wrk_figures "$W/$1.wrk"
+}
+wrk_figures() { # a wrk (or bench_tls_load) report -> "rate p99_ms errors cpu_us_per_request"
     awk -v hz="$HZ" '
         /Requests\/sec/ { rate = $2 }
         /^ +99%/ { v = $2; if (v ~ /us$/) { sub(/us/, "", v); v /= 1000 } else if (v ~ /ms$/) { sub(/ms/, "", v) } else if (v ~ /s$/) { sub(/s/, "", v); v *= 1000 }; p99 = v }
         /Non-2xx/ { err += $NF } /Socket errors/ { err += 1 }
         / requests in / { n = $1 } /^cpu_ticks/ { ticks = $2 }
-        END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$W/$name.wrk"
+        END { printf "%s %s %d %.2f\n", rate, p99, err, n ? ticks * 1e6 / hz / n : 0 }' "$1"
 }
 measure warm "$PORT" "$W/smki.lua" "$SMKI_PID" >/dev/null
 [ "$PG_ON" = 1 ] && measure warmpg "$PGPORT" "$W/smki.lua" "$PG_PID" >/dev/null
@@ -248,6 +262,7 @@ if [ "$PG_ON" = 1 ]; then
     printf '%-44s %12.3f\n' "ratio PG standby / LMDB (median of rounds)" "$(awk '{print $1 / $5}' "$W/pg-rounds" | median)"
 fi
 for f in "$W"/smki[0-9]*.wrk "$W"/nginx[0-9]*.wrk "$W"/pg[0-9]*.wrk; do
+    [ -e "$f" ] || continue
     grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
 done
 grep -q 'Non-2xx' "$W"/nginx[0-9]*.wrk && tail -2 "$W/nginx/error.log" | sed 's/^/  nginx error.log: /'
@@ -279,6 +294,8 @@ b=$(curl -s --cacert "$T/client-ca.pem" "https://127.0.0.1:$((NPORT + 1))/eui/$E
 c=$(curl -s --cacert "$T/client-ca.pem" --cert "$T/client.pem" --key "$T/dccki-client.key" \
     "https://127.0.0.1:$MPORT/certificates?eui=$EUI1" | sha256sum)
 [ "$a" = "$c" ] || echo "  WARNING: smki's answer over mutual TLS differs"
+sed 's#^#/certificates?eui=#' "$W/euis.txt" >"$W/smki.paths"
+sed 's#^\(.*\)$#/eui/\1.json#' "$W/euis.txt" >"$W/nginx.paths"
 printf '\n%-44s %12s %10s %8s %12s\n' "over TLS (same chain), $N certs" "requests/s" "p99 ms" "errors" "CPU us/req"
 : >"$W/tls-rounds"
 for r in $(seq 1 "$ROUNDS"); do
@@ -292,19 +309,24 @@ for r in $(seq 1 "$ROUNDS"); do
     printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r handshake per request: smki" "$SR" "$SP" "$SE" "$SC"
     printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r handshake per request: nginx" "$NR" "$NP" "$NE" "$NC"
     echo "handshake $SR $NR $SC $NC" >>"$W/tls-rounds"
+    read -r SR SP SE SC <<<"$(mtls_load mka-smki$r "$MPORT" "$W/smki.paths" "$MTLS_PID")"
+    read -r NR NP NE NC <<<"$(mtls_load mka-nginx$r "$((NPORT + 2))" "$W/nginx.paths" "$NGINX_PID")"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r mutual TLS keep-alive: smki" "$SR" "$SP" "$SE" "$SC"
+    printf '%-44s %12.0f %10.2f %8s %12.2f\n' "round $r mutual TLS keep-alive: nginx" "$NR" "$NP" "$NE" "$NC"
+    echo "mutual-keepalive $SR $NR $SC $NC" >>"$W/tls-rounds"
     read -r SR _ _ SC <<<"$(stime mtls-smki$r "$MPORT" "/certificates?eui=$EUI1" "$MTLS_PID")"
     read -r NR _ _ NC <<<"$(stime mtls-nginx$r "$((NPORT + 2))" "/eui/$EUI1.json" "$NGINX_PID")"
     printf '%-44s %12.0f %10s %8s %12.2f\n' "round $r mutual TLS, handshake each: smki" "$SR" "-" "-" "$SC"
     printf '%-44s %12.0f %10s %8s %12.2f\n' "round $r mutual TLS, handshake each: nginx" "$NR" "-" "-" "$NC"
     echo "mutual $SR $NR $SC $NC" >>"$W/tls-rounds"
 done
-for mode in keepalive handshake mutual; do
+for mode in keepalive handshake mutual-keepalive mutual; do
     ratio=$(awk -v m=$mode '$1 == m && $3 > 0 {print $2 / $3}' "$W/tls-rounds" | median)
     cpu=$(awk -v m=$mode '$1 == m && $4 > 0 {print $5 / $4}' "$W/tls-rounds" | median)
     printf '%-44s %12.3f   (target >= 1.0; CPU-time ratio nginx/smki %.3f; rounds: %s)\n' "TLS $mode: ratio smki / nginx" \
         "$ratio" "$cpu" "$(awk -v m=$mode '$1 == m && $3 > 0 {printf "%s%.3f", (n++ ? " " : ""), $2 / $3}' "$W/tls-rounds")"
 done
-for f in "$W"/tls-*.wrk "$W"/hs-*.wrk; do
+for f in "$W"/tls-*.wrk "$W"/hs-*.wrk "$W"/mka-*.wrk; do
     grep -E 'Socket errors|Non-2xx' "$f" | sed "s/^/  $(basename "$f" .wrk): /" || true
 done
 exit 0

@@ -31,10 +31,12 @@ PACKAGES=(
   lintian systemd man-db groff-base dpkg-dev  # install.sh: the .deb checked by lintian (dpkg-shlibdeps for
                                      # its dependencies), the units by systemd-analyze, the man pages by man and groff
 )
-# `tools/deps.sh bench`: also what make bench and make soak drive (a load generator, and
+# `tools/deps.sh bench`: also what make bench, make soak and make deb-check drive (a load generator, and
 # nginx as the static-file peer of the repository); not needed to build or test.
 if [ "${1:-}" = bench ]; then
   PACKAGES+=(wrk nginx-light)
+  # make deb-check: a clean Debian 12 root for the .deb, booted with systemd for the units
+  PACKAGES+=(debootstrap systemd-container)
 fi
 
 missing=()

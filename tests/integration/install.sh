@@ -120,6 +120,7 @@ deb=$(ls "$ROOT"/deb/smki_*.deb 2>/dev/null | head -1)
 if [[ -n $deb ]]; then ok "cpack made $(basename "$deb")"; else not_ok "cpack made no .deb"; diag; fi
 run dpkg-deb -f "$deb" Depends
 for dep in libssl3 liblmdb0 libp11-3 libh2o-evloop; do expect_in "$dep" "the package depends on $dep (dpkg-shlibdeps)"; done
+expect_in "procps" "and on procps (/bin/kill, for smki-repo.service's ExecReload)"
 for tool in cmocka clang valgrind wrk nginx curl python3 opensc swtpm postgresql; do
     expect_not_in "$tool" "and not on $tool (tests, fuzzing, benches)"
 done

@@ -83,6 +83,27 @@ expect_exit 0 "smki --json repo search by role" smki --json repo search --url "$
 expect_json "two supplier certificates, one revoked" 'd["count"] == 2 and sorted(r["status"] for r in d["results"]) == ["I", "R"]'
 expect_exit 1 "smki repo search with a bad status" smki repo search --url "$URL" --status Q
 expect_exit 3 "smki repo get from a closed port" smki repo get --url http://127.0.0.1:1 "$SERIAL"
+# The CLI conventions: an --out that exists is refused without --force, '-' is standard output.
+expect_exit 2 "smki repo get --out onto a file that exists" smki repo get --url "$URL" --crl smki-oca --out "$W/got.der"
+expect_in "exists; --force replaces it" "the refusal says --force replaces it"
+check "and the file is untouched" cmp "$W/got.der" "$W/dev.der"
+expect_exit 0 "with --force it is replaced" smki repo get --url "$URL" --crl smki-dca --out "$W/got.der" --force
+check "by the CRL" cmp "$W/got.der" "$SMKI_HOME/ca/test/smki-dca.crl"
+run bash -c "'$SMKI_BIN' repo get --url '$URL' '$SERIAL' --out - >'$W/stdout.der'"
+check "--out - writes the DER to standard output" cmp "$W/stdout.der" "$W/dev.der"
+expect_exit 1 "smki repo get with two serials" smki repo get --url "$URL" "$SERIAL" "$SERIAL"
+expect_in "unexpected argument" "the second is named"
+expect_exit 1 "smki repo get with an unknown option" smki repo get --url "$URL" "$SERIAL" --outfile x
+expect_in "unknown option --outfile" "the option is named"
+expect_exit 1 "smki repo search --limit 0" smki repo search --url "$URL" --limit 0
+expect_in "--limit is a whole number from 1 to 1000" "the bound is named"
+expect_exit 1 "smki repo serve --threads x" smki repo serve --env test --listen 127.0.0.1:0 --threads x
+expect_in "--threads is a whole number" "a bad number is named"
+expect_exit 1 "smki repo serve --env twice" smki repo serve --env test --env live --listen 127.0.0.1:0
+expect_in "--env is given twice" "an option given twice is refused"
+expect_exit 1 "smki repo serve --require-client-cert without --client-ca" \
+    smki repo serve --env test --listen 127.0.0.1:0 --require-client-cert
+expect_in "needs --client-ca" "the missing option is named"
 # Answers the server gives before the handler are logged and counted like the rest.
 run curl -sS -o /dev/null -w '%{http_code}' -H "X-Pad: $(head -c 9000 /dev/zero | tr '\0' a)" "$URL/health"
 expect_in "431" "headers over --max-headers: 431"

@@ -187,6 +187,42 @@ wait "$REPO_PID" || rc=$?
 PIDS=()
 if [[ $rc == 0 ]]; then ok "SIGTERM: exit 0"; else not_ok "SIGTERM: exit $rc"; fi
 check "the log says stopped" grep -q '"event":"stopped"' "$LOG"
+
+# smki-repo.service's view of the store, built as systemd builds it: in a private mount
+# namespace the CA's home is a read-only mount (ReadOnlyPaths=) and lock.mdb alone is
+# bound writable again (ReadWritePaths=). The data file cannot be written even by root
+# there; the repository serves, and sees what the CA writes outside (the same file).
+# (make deb-check runs the real unit under systemd.)
+LOG2=$W/serve-ro.log
+sed -i -e 's/^listen = 127.0.0.1:1$/listen = 127.0.0.1:0/' -e 's/^public = .*/public = all/' "$R/smki.conf"
+unshare --mount --propagation private bash -c '
+    set -e
+    mount --bind "$1" "$1" && mount -o remount,bind,ro "$1"
+    mount --bind "$1/store/lock.mdb" "$1/store/lock.mdb" && mount -o remount,bind,rw "$1/store/lock.mdb"
+    if touch "$1/store/data.mdb" 2>/dev/null; then echo "data.mdb writable" >&2; exit 9; fi
+    findmnt -no OPTIONS -T "$1/store/data.mdb" | grep -qE "(^|,)ro(,|$)"
+    shift
+    exec "$@"' _ "$CA" env SMKI_HOME="$R" "${AS_NOBODY[@]}" "$SMKI_BIN" repo serve 2>"$LOG2" &
+REPO_PID=$!
+PIDS+=("$REPO_PID")
+listening_port "$LOG2"
+if [[ -n $PORT ]]; then ok "the repository serves with the store on a read-only mount, lock.mdb alone writable"; else
+    not_ok "the repository did not start on the read-only store"
+    sed 's/^/#   /' "$LOG2"
+fi
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj /CN=Y \
+    -addext keyUsage=critical,keyAgreement -out "$W/org2.csr" 2>/dev/null
+expect_exit 0 "the CA issues while it serves" env SMKI_HOME="$CA" "$SMKI_BIN" ca issue --env test --csr "$W/org2.csr" \
+    --role supplier --party GITTEST --eui 90-B3-D5-1F-30-01-00-00 --der --out "$W/org2.der"
+S2=$(openssl x509 -inform DER -in "$W/org2.der" -noout -serial | cut -d= -f2)
+run curl -sS --max-time 10 -k -o "$W/got2.der" "https://127.0.0.1:$PORT/certificates/$S2"
+check "the new certificate is served from the read-only mount" cmp "$W/got2.der" "$W/org2.der"
+kill -TERM "$REPO_PID"
+rc=0
+wait "$REPO_PID" || rc=$?
+PIDS=()
+if [[ $rc == 0 ]]; then ok "and stops with exit 0"; else not_ok "the read-only-mount server: exit $rc"; sed 's/^/#   /' "$LOG2"; fi
+cat "$LOG2" >>"$LOG"
 if grep -qE 'ERROR: (Address|Leak|Memory|Thread)Sanitizer|runtime error:' "$LOG"; then
     not_ok "no sanitizer report in the server's log"
     sed 's/^/#   /' "$LOG" | head -40

@@ -1,6 +1,5 @@
 /* smki repo: the SMKI Repository service (serve) and its command-line client (get,
  * search). Argument parsing and output only: the work is in repo/. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -79,17 +78,18 @@ static const char SERVE_HELP[] =
     "      --client-ca dccki-ca.pem --public dcc,cert,ca,crl,health --access-log\n";
 
 static const char GET_HELP[] =
-    "Usage: smki repo get --url URL (SERIAL | --ca NAME | --crl NAME | --arl) [--out FILE] [--pem]\n"
+    "Usage: smki repo get --url URL (SERIAL | --ca NAME | --crl NAME | --arl) [--out FILE [--force]] [--pem]\n"
     "\n"
     "Fetch one certificate by serial (hex), a CA certificate, or a CRL/ARL (DER) from a\n"
-    "repository. Without --out, PEM is printed (a CRL needs --out). --json prints the\n"
-    "certificate's record instead.\n"
+    "repository. Without --out, PEM is printed (a CRL needs --out; --out - writes the\n"
+    "DER to standard output). --out refuses a file that exists unless --force. --json\n"
+    "prints the certificate's record instead.\n"
     "  --ca-file FILE      https: the trust anchors for the server's certificate\n"
     "  --cert FILE, --key FILE   https: a DCCKI client certificate and its key\n"
     "Exit 2 when the repository has no such thing.\n"
     "\n"
-    "Examples:\n"
-    "  smki repo get --url http://127.0.0.1:8080 3F2A...9C --out org.der\n"
+    "Examples (against 'smki repo serve --env test --listen 127.0.0.1:8080'):\n"
+    "  smki repo get --url http://127.0.0.1:8080 --ca smki-root --out root.der\n"
     "  smki repo get --url http://127.0.0.1:8080 --crl smki-dca --out dca.crl\n";
 
 static const char SEARCH_HELP[] =
@@ -106,6 +106,15 @@ static const char SEARCH_HELP[] =
 
 static volatile sig_atomic_t g_stop;
 
+/* The flags of `smki repo serve` as given (parsed once; applied over smki.conf's [repo]
+ * at start and again on every SIGHUP). */
+typedef struct {
+    const char *env, *listen, *threads, *max_conns, *timeout, *max_body, *max_headers, *max_scan;
+    const char *tls_cert, *tls_key, *client_ca, *public_groups, *party_attr, *apikey_file, *arl_ca;
+    int require_client_cert, access_log;
+    cli_list allow;
+} serve_flags;
+
 /* What `smki repo serve` runs with: [repo] of a configuration, then the flags. */
 typedef struct {
     smki_repo_opts ro;
@@ -117,71 +126,96 @@ typedef struct {
 
 #define SERVE_USAGE(...) SMKI_FAIL(SMKI_E_USAGE, __VA_ARGS__)
 
-/* conf's [repo], then argv's flags over it, into p (strings point into conf, argv and p). */
-static int serve_args(const smki_cli *c, int argc, char **argv, const smki_conf *conf, serve_parsed *p)
+static int serve_flags_parse(smki_cli *c, int argc, char **argv, serve_flags *f)
 {
-    enum { O_ENV = 1, O_LISTEN, O_THREADS, O_MAXC, O_TIMEOUT, O_BODY, O_CERT, O_KEY, O_CCA, O_REQ, O_PUBLIC,
-           O_ALLOW, O_ATTR, O_APIKEY, O_ARL, O_LOG, O_HEADERS, O_SCAN };
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, O_ENV},         {"listen", required_argument, NULL, O_LISTEN},
-        {"threads", required_argument, NULL, O_THREADS}, {"max-conns", required_argument, NULL, O_MAXC},
-        {"timeout", required_argument, NULL, O_TIMEOUT}, {"max-body", required_argument, NULL, O_BODY},
-        {"tls-cert", required_argument, NULL, O_CERT},   {"tls-key", required_argument, NULL, O_KEY},
-        {"client-ca", required_argument, NULL, O_CCA},   {"require-client-cert", no_argument, NULL, O_REQ},
-        {"public", required_argument, NULL, O_PUBLIC},   {"allow-party", required_argument, NULL, O_ALLOW},
-        {"party-attr", required_argument, NULL, O_ATTR}, {"apikey-file", required_argument, NULL, O_APIKEY},
-        {"arl-ca", required_argument, NULL, O_ARL},      {"access-log", no_argument, NULL, O_LOG},
-        {"max-headers", required_argument, NULL, O_HEADERS}, {"max-scan", required_argument, NULL, O_SCAN},
-        {NULL, 0, NULL, 0}};
+    memset(f, 0, sizeof *f);
+    const cli_opt opts[] = {
+        CLI_VALUE("env", &f->env),             CLI_VALUE("listen", &f->listen),
+        CLI_VALUE("threads", &f->threads),     CLI_VALUE("max-conns", &f->max_conns),
+        CLI_VALUE("timeout", &f->timeout),     CLI_VALUE("max-body", &f->max_body),
+        CLI_VALUE("max-headers", &f->max_headers), CLI_VALUE("max-scan", &f->max_scan),
+        CLI_VALUE("tls-cert", &f->tls_cert),   CLI_VALUE("tls-key", &f->tls_key),
+        CLI_VALUE("client-ca", &f->client_ca), CLI_FLAG("require-client-cert", &f->require_client_cert),
+        CLI_VALUE("public", &f->public_groups), CLI_LIST("allow-party", &f->allow),
+        CLI_VALUE("party-attr", &f->party_attr), CLI_VALUE("apikey-file", &f->apikey_file),
+        CLI_VALUE("arl-ca", &f->arl_ca),       CLI_FLAG("access-log", &f->access_log),
+        CLI_END};
+    const cli_spec spec = {"smki repo serve", SERVE_HELP, opts, NULL, 0, 0};
+    return cli_parse(c, &spec, argc, argv, NULL, NULL);
+}
+
+/* A numeric flag, if given, over the configuration's value. */
+static int serve_number(const char *opt, const char *text, uint64_t max, uint64_t *out)
+{
+    if (!text) return 0;
+    return cli_number(opt, text, 1, max, out);
+}
+
+static int serve_numbers(const serve_flags *f, serve_parsed *p)
+{
+    uint64_t v[6] = {p->so.threads, p->so.max_conns, (uint64_t)p->so.timeout_s, p->so.max_body, p->so.max_headers,
+                     p->ro.max_scan};
+    GUARD(serve_number("--threads", f->threads, 1000000, &v[0]));
+    GUARD(serve_number("--max-conns", f->max_conns, 1000000, &v[1]));
+    GUARD(serve_number("--timeout", f->timeout, 1000000, &v[2]));
+    GUARD(serve_number("--max-body", f->max_body, 1000000, &v[3]));
+    GUARD(serve_number("--max-headers", f->max_headers, 1000000, &v[4]));
+    GUARD(serve_number("--max-scan", f->max_scan, 100000000, &v[5]));
+    p->so.threads = (unsigned)v[0];
+    p->so.max_conns = (unsigned)v[1];
+    p->so.timeout_s = (int)v[2];
+    p->so.max_body = (size_t)v[3];
+    p->so.max_headers = (size_t)v[4];
+    p->ro.max_scan = (size_t)v[5];
+    return 0;
+}
+
+/* --allow-party: the flags replace the configuration's list. */
+static int serve_allow(const serve_flags *f, smki_repo_opts *ro)
+{
+    if (f->allow.n == 0) return 0;
+    ENSURE(f->allow.n <= SMKI_REPO_ALLOW_MAX, SMKI_E_USAGE, "--allow-party is given %zu times: at most %d", f->allow.n,
+           SMKI_REPO_ALLOW_MAX);
+    ro->n_allow = 0;
+    for (size_t i = 0; i < f->allow.n; i++) {
+        const char *ps = f->allow.v[i];
+        ENSURE(*ps && strlen(ps) < SMKI_REPO_PARTY_MAX, SMKI_E_USAGE, "--allow-party '%s': 1..%d characters", ps,
+               SMKI_REPO_PARTY_MAX - 1);
+        strcpy(ro->allow[ro->n_allow++], ps);
+    }
+    return 0;
+}
+
+/* The string flags over the configuration's values. */
+static void serve_strings(const serve_flags *f, serve_parsed *p)
+{
+#define OVER(dst, src) if (src) dst = src
+    OVER(p->ro.env, f->env);
+    OVER(p->so.listen, f->listen);
+    OVER(p->so.tls_cert, f->tls_cert);
+    OVER(p->so.tls_key, f->tls_key);
+    OVER(p->so.client_ca, f->client_ca);
+    OVER(p->so.party_attr, f->party_attr);
+    OVER(p->ro.arl_ca, f->arl_ca);
+#undef OVER
+    if (f->require_client_cert) p->so.require_client_cert = 1;
+    if (f->access_log) p->so.access_log = 1;
+}
+
+/* conf's [repo], then the flags over it, into p (strings point into conf, argv and p). */
+static int serve_apply(const smki_cli *c, const serve_flags *f, const smki_conf *conf, serve_parsed *p)
+{
     memset(p, 0, sizeof *p);
     p->ro.public_mask = SMKI_REPO_PUBLIC_ALL;
     GUARD(smki_repo_conf_read(conf, c->home, &p->ro, &p->so, &p->cbuf));
-    const char *apikey_file = p->cbuf.apikey_file;
-    int ch, rc = 0, allow_flags = 0;
-    optind = 1;
-    opterr = 0;
-    while (rc == 0 && (ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v = 0;
-        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS || ch == O_SCAN) {
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > (ch == O_SCAN ? 100000000 : 1000000))
-                return SERVE_USAGE("a bad number '%s' for --%s (see 'smki repo serve --help')", optarg,
-                                   ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
-                                   : ch == O_BODY ? "max-body" : ch == O_SCAN ? "max-scan" : "max-headers");
-        }
-        switch (ch) {
-        case O_ENV: p->ro.env = optarg; break;
-        case O_LISTEN: p->so.listen = optarg; break;
-        case O_THREADS: p->so.threads = (unsigned)v; break;
-        case O_MAXC: p->so.max_conns = (unsigned)v; break;
-        case O_TIMEOUT: p->so.timeout_s = (int)v; break;
-        case O_BODY: p->so.max_body = (size_t)v; break;
-        case O_HEADERS: p->so.max_headers = (size_t)v; break;
-        case O_SCAN: p->ro.max_scan = (size_t)v; break;
-        case O_CERT: p->so.tls_cert = optarg; break;
-        case O_KEY: p->so.tls_key = optarg; break;
-        case O_CCA: p->so.client_ca = optarg; break;
-        case O_REQ: p->so.require_client_cert = 1; break;
-        case O_PUBLIC: rc = smki_repo_public_parse(optarg, &p->ro.public_mask); break;
-        case O_ALLOW:
-            if (!allow_flags++) p->ro.n_allow = 0; /* the flags replace the file's list */
-            if (p->ro.n_allow == SMKI_REPO_ALLOW_MAX || strlen(optarg) >= SMKI_REPO_PARTY_MAX || !*optarg)
-                return SERVE_USAGE("--allow-party '%s': at most %d, of 1..64 characters", optarg, SMKI_REPO_ALLOW_MAX);
-            strcpy(p->ro.allow[p->ro.n_allow++], optarg);
-            break;
-        case O_ATTR: p->so.party_attr = optarg; break;
-        case O_APIKEY: apikey_file = optarg; break;
-        case O_ARL: p->ro.arl_ca = optarg; break;
-        case O_LOG: p->so.access_log = 1; break;
-        default: return SERVE_USAGE("unknown option or missing value: %s (see 'smki repo serve --help')", cli_bad_option(argv));
-        }
-    }
-    GUARD(rc);
-    if (optind != argc) return SERVE_USAGE("unexpected argument '%s' (see 'smki repo serve --help')", argv[optind]);
+    GUARD(serve_numbers(f, p));
+    serve_strings(f, p);
+    if (f->public_groups) GUARD(smki_repo_public_parse(f->public_groups, &p->ro.public_mask));
+    GUARD(serve_allow(f, &p->ro));
     if (!p->ro.env || !p->so.listen)
         return SERVE_USAGE("--env and --listen are needed (or env and listen under [repo] in %s)", c->conf_path);
     if (p->so.require_client_cert && !p->so.client_ca) return SERVE_USAGE("--require-client-cert needs --client-ca");
+    const char *apikey_file = f->apikey_file ? f->apikey_file : p->cbuf.apikey_file;
     if (apikey_file) {
         GUARD(smki_secret_read_file(apikey_file, p->apikey, sizeof p->apikey));
         p->ro.apikey = p->apikey;
@@ -198,8 +232,7 @@ static int serve_args(const smki_cli *c, int argc, char **argv, const smki_conf 
  * started with (its smki_repo_server_opts) is never reused. */
 typedef struct {
     smki_cli *c;
-    int argc;
-    char **argv;
+    serve_flags flags;
     serve_parsed start;
     serve_parsed parsed[2];
     smki_conf *conf[2];
@@ -212,7 +245,7 @@ static int serve_reload(void *arg, smki_repo_opts *ro, smki_repo_server_opts *so
     smki_conf *conf = NULL;
     GUARD(cli_conf_load(x->c, &conf));
     int next = x->cur ^ 1;
-    int rc = serve_args(x->c, x->argc, x->argv, conf, &x->parsed[next]);
+    int rc = serve_apply(x->c, &x->flags, conf, &x->parsed[next]);
     if (rc < 0) {
         smki_conf_free(conf);
         return rc;
@@ -225,16 +258,24 @@ static int serve_reload(void *arg, smki_repo_opts *ro, smki_repo_server_opts *so
     return 0;
 }
 
+static void serve_cleanup(serve_reloader *x)
+{
+    smki_wipe(x->start.apikey, sizeof x->start.apikey);
+    for (int i = 0; i < 2; i++) {
+        smki_wipe(x->parsed[i].apikey, sizeof x->parsed[i].apikey);
+        smki_conf_free(x->conf[i]);
+        x->conf[i] = NULL;
+    }
+}
+
 static int repo_serve(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
-    int rc = cli_home(c);
-    if (rc < 0) return cli_fail(c, rc);
     static serve_reloader x; /* large; one per process */
     x.c = c;
-    x.argc = argc;
-    x.argv = argv;
-    rc = serve_args(c, argc, argv, c->conf, &x.start);
+    int stop = serve_flags_parse(c, argc, argv, &x.flags);
+    if (stop != CLI_GO) return stop;
+    int rc = cli_home(c);
+    if (rc == 0) rc = serve_apply(c, &x.flags, c->conf, &x.start);
     if (rc < 0) return cli_fail(c, rc);
     serve_parsed *p = &x.start;
     smki_repo *r = NULL;
@@ -246,19 +287,9 @@ static int repo_serve(smki_cli *c, int argc, char **argv)
         rc = smki_repo_serve(r, &p->so);
     }
     smki_repo_free(r);
-    smki_wipe(x.start.apikey, sizeof x.start.apikey);
-    for (int i = 0; i < 2; i++) {
-        smki_wipe(x.parsed[i].apikey, sizeof x.parsed[i].apikey);
-        smki_conf_free(x.conf[i]);
-        x.conf[i] = NULL;
-    }
+    serve_cleanup(&x);
     return cli_finish(c, rc);
 }
-
-/* Client options shared by get and search. */
-typedef struct {
-    smki_repo_client_opts o;
-} client_args;
 
 static int http_exit(smki_cli *c, const smki_repo_http_resp *h)
 {
@@ -274,71 +305,92 @@ static int http_exit(smki_cli *c, const smki_repo_http_resp *h)
     return cli_fail(c, rc);
 }
 
+/* GET path from the repository; anything but 200 is the command's failure (exit code
+ * returned, *h freed). CLI_GO when h holds the 200 answer. */
+static int http_get(smki_cli *c, const smki_repo_client_opts *o, const char *path, const char *accept,
+                    smki_repo_http_resp *h)
+{
+    int rc = smki_repo_http(o, "GET", path, accept, NULL, NULL, 0, h);
+    if (rc < 0) return cli_fail(c, rc);
+    if (h->status == 200) return CLI_GO;
+    int e = http_exit(c, h);
+    smki_repo_http_resp_free(h);
+    return e;
+}
+
+/* A name that goes into a URL path or query: letters, digits, '-' (and extra). */
+static int url_safe(const char *s, const char *extra)
+{
+    for (const char *p = s; *p; p++)
+        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
+              (*p && strchr(extra, *p))))
+            return 0;
+    return 1;
+}
+
+typedef struct {
+    smki_repo_client_opts o;
+    const char *serial, *ca, *crl, *out;
+    int arl, pem, force;
+} get_args;
+
+static int get_parse(smki_cli *c, int argc, char **argv, get_args *g)
+{
+    memset(g, 0, sizeof *g);
+    const cli_opt opts[] = {
+        CLI_VALUE("url", &g->o.url),          CLI_VALUE("ca", &g->ca),
+        CLI_VALUE("crl", &g->crl),            CLI_FLAG("arl", &g->arl),
+        CLI_VALUE("out", &g->out),            CLI_FLAG("force", &g->force),
+        CLI_FLAG("pem", &g->pem),             CLI_VALUE("ca-file", &g->o.ca_file),
+        CLI_VALUE("cert", &g->o.cert_file),   CLI_VALUE("key", &g->o.key_file),
+        CLI_END};
+    const cli_spec spec = {"smki repo get", GET_HELP, opts, "at most one SERIAL", 0, 1};
+    const char *pos[1];
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
+    g->serial = pos[0];
+    if (!g->o.url) return cli_usage(c, "smki repo get", "--url is needed");
+    if ((g->serial != NULL) + (g->ca != NULL) + (g->crl != NULL) + g->arl != 1)
+        return cli_usage(c, "smki repo get", "give exactly one of SERIAL, --ca, --crl, --arl");
+    const char *what = g->serial ? g->serial : g->ca ? g->ca : g->crl ? g->crl : "";
+    if (!url_safe(what, "")) return cli_usage(c, "smki repo get", "'%s': letters, digits and '-' only", what);
+    if ((g->crl || g->arl) && !g->out) return cli_usage(c, "smki repo get", "a CRL is DER: give --out FILE (- for standard output)");
+    return CLI_GO;
+}
+
+static void get_print(const smki_cli *c, const char *path, const char *out, size_t len)
+{
+    if (strcmp(out, "-") == 0) return; /* standard output holds the answer itself */
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "path", path);
+        json_str(&w, "out", out);
+        json_int(&w, "bytes", (long long)len);
+        json_end(&w);
+    } else printf("%s: %zu octets to %s\n", path, len, out);
+}
+
 static int repo_get(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, GET_HELP)) return EXIT_OK;
-    enum { O_URL = 1, O_CA, O_CRL, O_ARL, O_OUT, O_PEM, O_CAF, O_CERT, O_KEY };
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, O_URL},     {"ca", required_argument, NULL, O_CA},
-        {"crl", required_argument, NULL, O_CRL},     {"arl", no_argument, NULL, O_ARL},
-        {"out", required_argument, NULL, O_OUT},     {"pem", no_argument, NULL, O_PEM},
-        {"ca-file", required_argument, NULL, O_CAF}, {"cert", required_argument, NULL, O_CERT},
-        {"key", required_argument, NULL, O_KEY},     {NULL, 0, NULL, 0}};
-    smki_repo_client_opts o = {0};
-    const char *ca = NULL, *crl = NULL, *out = NULL;
-    int arl = 0, pem = 0, ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case O_URL: o.url = optarg; break;
-        case O_CA: ca = optarg; break;
-        case O_CRL: crl = optarg; break;
-        case O_ARL: arl = 1; break;
-        case O_OUT: out = optarg; break;
-        case O_PEM: pem = 1; break;
-        case O_CAF: o.ca_file = optarg; break;
-        case O_CERT: o.cert_file = optarg; break;
-        case O_KEY: o.key_file = optarg; break;
-        default: return cli_usage(c, "smki repo get", "unknown option or missing value: %s", cli_bad_option(argv));
-        }
-    }
-    const char *serial = optind < argc ? argv[optind++] : NULL;
-    if (optind != argc) return cli_usage(c, "smki repo get", "unexpected argument '%s'", argv[optind]);
-    if (!o.url) return cli_usage(c, "smki repo get", "--url is needed");
-    if ((serial != NULL) + (ca != NULL) + (crl != NULL) + arl != 1)
-        return cli_usage(c, "smki repo get", "give exactly one of SERIAL, --ca, --crl, --arl");
-    const char *what = serial ? serial : ca ? ca : crl ? crl : "";
-    for (const char *p = what; *p; p++)
-        if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-'))
-            return cli_usage(c, "smki repo get", "'%s': letters, digits and '-' only", what);
-    if ((crl || arl) && !out) return cli_usage(c, "smki repo get", "a CRL is DER: give --out FILE");
+    get_args g;
+    int stop = get_parse(c, argc, argv, &g);
+    if (stop != CLI_GO) return stop;
     char path[300];
-    int is_json = c->json && serial && !out;
-    if (serial) snprintf(path, sizeof path, "/certificates/%s%s", serial, is_json ? "?format=json" : "");
-    else if (ca) snprintf(path, sizeof path, "/ca/%s", ca);
-    else if (crl) snprintf(path, sizeof path, "/crl/%s", crl);
+    int is_json = c->json && g.serial && !g.out;
+    if (g.serial) snprintf(path, sizeof path, "/certificates/%s%s", g.serial, is_json ? "?format=json" : "");
+    else if (g.ca) snprintf(path, sizeof path, "/ca/%s", g.ca);
+    else if (g.crl) snprintf(path, sizeof path, "/crl/%s", g.crl);
     else snprintf(path, sizeof path, "/arl");
-    int want_pem = !is_json && !(crl || arl) && (pem || !out);
+    int want_pem = !is_json && !(g.crl || g.arl) && (g.pem || !g.out);
     smki_repo_http_resp h;
-    int rc = smki_repo_http(&o, "GET", path, want_pem ? "application/x-pem-file" : NULL, NULL, NULL, 0, &h);
-    if (rc < 0) return cli_fail(c, rc);
-    if (h.status != 200) {
-        int e = http_exit(c, &h);
-        smki_repo_http_resp_free(&h);
-        return e;
-    }
-    if (out) {
-        rc = smki_file_write_atomic(out, h.body, h.len, 0644, 0);
-        if (rc == 0 && c->json) {
-            json_w w;
-            json_begin(&w, stdout);
-            json_bool(&w, "ok", 1);
-            json_str(&w, "path", path);
-            json_str(&w, "out", out);
-            json_int(&w, "bytes", (long long)h.len);
-            json_end(&w);
-        } else if (rc == 0) printf("%s: %zu octets to %s\n", path, h.len, out);
+    stop = http_get(c, &g.o, path, want_pem ? "application/x-pem-file" : NULL, &h);
+    if (stop != CLI_GO) return stop;
+    int rc = 0;
+    if (g.out) {
+        rc = cli_write(g.out, h.body, h.len, 0644, g.force);
+        if (rc == 0) get_print(c, path, g.out, h.len);
     } else fwrite(h.body, 1, h.len, stdout);
     smki_repo_http_resp_free(&h);
     return cli_finish(c, rc);
@@ -360,80 +412,80 @@ static void field(const char *obj, const char *key, char *out, size_t cap)
     out[n] = 0;
 }
 
+/* The search's query string (?eui=...&role=...) from the filters given. */
+static int search_query(smki_cli *c, const char *const names[], const char *const values[], size_t n, char *query,
+                        size_t cap)
+{
+    size_t ql = 0;
+    query[0] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!values[i]) continue;
+        if (!url_safe(values[i], ":"))
+            return cli_usage(c, "smki repo search", "--%s '%s': letters, digits, '-' and ':' only", names[i], values[i]);
+        int w = snprintf(query + ql, cap - ql, "%s%s=%s", ql ? "&" : "?", names[i], values[i]);
+        if (w < 0 || (size_t)w >= cap - ql) return cli_usage(c, "smki repo search", "the search is too long");
+        ql += (size_t)w;
+    }
+    return CLI_GO;
+}
+
+/* One line per result object of the answer (which this server wrote). */
+static void search_print(const char *body)
+{
+    const char *p = strstr(body, "\"results\":[");
+    size_t n = 0;
+    while (p && (p = strstr(p, "{\"serial\""))) {
+        const char *e = strchr(p, '}');
+        if (!e) break;
+        char obj[1024], ser[40], prof[32], usage[8], eui[32], role[8], status[4];
+        size_t ol = (size_t)(e - p + 1) < sizeof obj ? (size_t)(e - p + 1) : sizeof obj - 1;
+        memcpy(obj, p, ol);
+        obj[ol] = 0;
+        field(obj, "serial", ser, sizeof ser);
+        field(obj, "profile", prof, sizeof prof);
+        field(obj, "usage", usage, sizeof usage);
+        field(obj, "eui", eui, sizeof eui);
+        field(obj, "role", role, sizeof role);
+        field(obj, "status", status, sizeof status);
+        printf("%s  %-13s %-4s %-23s role %-4s %s\n", ser, prof, usage, eui, role, status);
+        n++;
+        p = e;
+    }
+    char next[24];
+    field(body, "next_offset", next, sizeof next);
+    int more = next[0] && strcmp(next, "null") != 0;
+    printf("%zu certificate(s)%s%s\n", n, more ? ", more from --offset " : "", more ? next : "");
+}
+
 static int repo_search(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, SEARCH_HELP)) return EXIT_OK;
-    enum { O_URL = 1, O_EUI, O_ROLE, O_USAGE, O_STATUS, O_ISSUER, O_PROFILE, O_LIMIT, O_OFFSET, O_CAF, O_CERT, O_KEY };
-    static const struct option opts[] = {
-        {"url", required_argument, NULL, O_URL},         {"eui", required_argument, NULL, O_EUI},
-        {"role", required_argument, NULL, O_ROLE},       {"usage", required_argument, NULL, O_USAGE},
-        {"status", required_argument, NULL, O_STATUS},   {"issuer", required_argument, NULL, O_ISSUER},
-        {"profile", required_argument, NULL, O_PROFILE}, {"limit", required_argument, NULL, O_LIMIT},
-        {"offset", required_argument, NULL, O_OFFSET},   {"ca-file", required_argument, NULL, O_CAF},
-        {"cert", required_argument, NULL, O_CERT},       {"key", required_argument, NULL, O_KEY},
-        {NULL, 0, NULL, 0}};
-    static const char *const NAMES[] = {"", "", "eui", "role", "usage", "status", "issuer", "profile", "limit", "offset"};
+    static const char *const NAMES[] = {"eui", "role", "usage", "status", "issuer", "profile", "limit", "offset"};
+    enum { NF = sizeof NAMES / sizeof NAMES[0] };
+    const char *v[NF] = {0};
     smki_repo_client_opts o = {0};
-    char query[1024] = "";
-    size_t ql = 0;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == O_URL) o.url = optarg;
-        else if (ch == O_CAF) o.ca_file = optarg;
-        else if (ch == O_CERT) o.cert_file = optarg;
-        else if (ch == O_KEY) o.key_file = optarg;
-        else if (ch >= O_EUI && ch <= O_OFFSET) {
-            for (const char *p = optarg; *p; p++)
-                if (!((*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '-' ||
-                      *p == ':'))
-                    return cli_usage(c, "smki repo search", "--%s '%s': letters, digits, '-' and ':' only", NAMES[ch],
-                                     optarg);
-            int n = snprintf(query + ql, sizeof query - ql, "%s%s=%s", ql ? "&" : "?", NAMES[ch], optarg);
-            if (n < 0 || (size_t)n >= sizeof query - ql) return cli_usage(c, "smki repo search", "the search is too long");
-            ql += (size_t)n;
-        } else return cli_usage(c, "smki repo search", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki repo search", "unexpected argument '%s'", argv[optind]);
+    const cli_opt opts[] = {
+        CLI_VALUE("url", &o.url),       CLI_VALUE("eui", &v[0]),       CLI_VALUE("role", &v[1]),
+        CLI_VALUE("usage", &v[2]),      CLI_VALUE("status", &v[3]),    CLI_VALUE("issuer", &v[4]),
+        CLI_VALUE("profile", &v[5]),    CLI_VALUE("limit", &v[6]),     CLI_VALUE("offset", &v[7]),
+        CLI_VALUE("ca-file", &o.ca_file), CLI_VALUE("cert", &o.cert_file), CLI_VALUE("key", &o.key_file),
+        CLI_END};
+    const cli_spec spec = {"smki repo search", SEARCH_HELP, opts, NULL, 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
     if (!o.url) return cli_usage(c, "smki repo search", "--url is needed");
-    char path[1100];
+    uint64_t num;
+    int rc = v[6] ? cli_number("--limit", v[6], 1, 1000, &num) : 0;
+    if (rc == 0 && v[7]) rc = cli_number("--offset", v[7], 0, UINT32_MAX, &num);
+    if (rc < 0) return cli_fail(c, rc);
+    char query[1024], path[1100];
+    stop = search_query(c, NAMES, v, NF, query, sizeof query);
+    if (stop != CLI_GO) return stop;
     snprintf(path, sizeof path, "/certificates%s", query);
     smki_repo_http_resp h;
-    int rc = smki_repo_http(&o, "GET", path, "application/json", NULL, NULL, 0, &h);
-    if (rc < 0) return cli_fail(c, rc);
-    if (h.status != 200) {
-        int e = http_exit(c, &h);
-        smki_repo_http_resp_free(&h);
-        return e;
-    }
+    stop = http_get(c, &o, path, "application/json", &h);
+    if (stop != CLI_GO) return stop;
     if (c->json) fwrite(h.body, 1, h.len, stdout);
-    else {
-        /* One line per result object of the answer (which this server wrote). */
-        const char *p = strstr((const char *)h.body, "\"results\":[");
-        size_t n = 0;
-        while (p && (p = strstr(p, "{\"serial\""))) {
-            const char *e = strchr(p, '}');
-            if (!e) break;
-            char obj[1024], ser[40], prof[32], usage[8], eui[32], role[8], status[4];
-            size_t ol = (size_t)(e - p + 1) < sizeof obj ? (size_t)(e - p + 1) : sizeof obj - 1;
-            memcpy(obj, p, ol);
-            obj[ol] = 0;
-            field(obj, "serial", ser, sizeof ser);
-            field(obj, "profile", prof, sizeof prof);
-            field(obj, "usage", usage, sizeof usage);
-            field(obj, "eui", eui, sizeof eui);
-            field(obj, "role", role, sizeof role);
-            field(obj, "status", status, sizeof status);
-            printf("%s  %-13s %-4s %-23s role %-4s %s\n", ser, prof, usage, eui, role, status);
-            n++;
-            p = e;
-        }
-        char next[24];
-        field((const char *)h.body, "next_offset", next, sizeof next);
-        printf("%zu certificate(s)%s%s\n", n, strcmp(next, "null") ? ", more from --offset " : "",
-               strcmp(next, "null") ? next : "");
-    }
+    else search_print((const char *)h.body);
     smki_repo_http_resp_free(&h);
     return EXIT_OK;
 }
