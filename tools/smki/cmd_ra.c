@@ -534,12 +534,14 @@ static const char ID_HELP[] =
     "       smki ra id suspend EUI64 --reason TEXT\n"
     "       smki ra id resume EUI64\n"
     "       smki ra id check EUI64\n"
+    "       smki ra id set-roles EUI64 --roles EIS,GIS,...\n"
     "\n"
     "Allocate a User ID (a DCC ID for the DCC) bound to a Party and its User Roles (EIS\n"
     "Import Supplier, EES Export Supplier, GIS Gas Supplier, ENO Electricity Distributor,\n"
     "GNO Gas Transporter, OU Other User): the next free ID of the party's own central\n"
     "block, or --eui if it is free and inside that block. Never twice; never a Device ID.\n"
-    "'check' is the gateway's suspension check: exit 2 if the ID or its Party is suspended.\n";
+    "'check' is the gateway's suspension check: exit 2 if the ID or its Party is suspended.\n"
+    "'set-roles' replaces the User Roles bound to an ID (the gateway's eligibility reads them).\n";
 
 typedef struct {
     list_run *l;
@@ -620,7 +622,7 @@ static int ra_id(smki_cli *c, int argc, char **argv)
         }
         return EXIT_OK;
     }
-    if (a.npos != 2) return cli_usage(c, "smki ra id", "give allocate, list, or suspend|resume|check EUI64");
+    if (a.npos != 2) return cli_usage(c, "smki ra id", "give allocate, list, or suspend|resume|check|set-roles EUI64");
     rc = smki_eui64_parse(a.pos[1], &e);
     if (rc < 0) return cli_fail(c, rc);
     if (strcmp(verb, "check") == 0) {
@@ -628,6 +630,16 @@ static int ra_id(smki_cli *c, int argc, char **argv)
         if (rc == 0 && x.empty) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "%s is not an allocated User ID", a.pos[1]);
         if (rc == 0) rc = smki_ra_check_sender(x.ra, &e);
         snprintf(msg, sizeof msg, "%s may send: registered, and neither it nor its Party is suspended.", a.pos[1]);
+        return done_msg(c, rc, &x, msg);
+    }
+    if (strcmp(verb, "set-roles") == 0) {
+        unsigned roles = 0;
+        if (!arg(&a, "roles")) return cli_usage(c, "smki ra id set-roles", "--roles is required");
+        rc = smki_user_roles_parse(arg(&a, "roles"), &roles);
+        if (rc < 0) return cli_fail(c, rc);
+        rc = ra_begin(c, 1, 1, &x);
+        if (rc == 0) rc = smki_ra_id_set_roles(x.ra, &x.actor, &e, roles);
+        snprintf(msg, sizeof msg, "%s: User Roles %s.", a.pos[1], arg(&a, "roles"));
         return done_msg(c, rc, &x, msg);
     }
     int sus = strcmp(verb, "suspend") == 0;

@@ -1,8 +1,8 @@
 /* Internals shared by the gateway's files (registry, check, quarantine). */
-#ifndef SMKI_GBCS_GATEWAY_PRIVATE_H
-#define SMKI_GBCS_GATEWAY_PRIVATE_H
+#ifndef SMKI_GATEWAY_PRIVATE_H
+#define SMKI_GATEWAY_PRIVATE_H
 
-#include "gbcs.h"
+#include "gateway.h"
 
 typedef struct {
     smki_db users, devices, elig, counters, thresh, tring, quar, meta, log;
@@ -10,8 +10,20 @@ typedef struct {
 
 int gw_dbs_get(smki_store *s, gw_dbs *d);
 
+/* An administration action (gateway.h, smki_gw_admin): the operator checked, fn's change
+ * and the audit entry "gateway.<verb>" (object, detail) in one RA write transaction.
+ * *s receives the store (for gw_dbs_get before the action). */
+int gw_admin_store(const smki_gw_admin *a, smki_store **s);
+int gw_admin_write(const smki_gw_admin *a, const char *verb, const char *object, const char *detail,
+                   smki_ra_service_fn fn, void *arg);
+
 /* Records, decoded within a transaction. */
 int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out);
+int gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags);
+/* The credential of id (SMKI_E_NOTFOUND naming it when there is none), without the RA's word. */
+int gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out);
+/* The subject EUI-64 of an organisation certificate (x500UniqueIdentifier). */
+int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
 int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out);
 int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d);
 int gw_elig_allows_txn(smki_txn *t, const gw_dbs *d, uint8_t role, uint16_t code, int *allowed);
