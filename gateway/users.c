@@ -162,8 +162,8 @@ int smki_gw_user_add(const smki_gw_admin *a, const smki_eui64_t *id, uint8_t rol
     ENSURE(op, SMKI_E_NOMEM, "user record");
     op->u.id = *id;
     op->u.role = role;
-    int rc = take_cert(cert, cert_len, e, &op->u);
-    if (rc == 0) rc = ra_allows(a->ra, id, role, e);
+    int rc = ra_allows(a->ra, id, role, e);
+    if (rc == 0) rc = take_cert(cert, cert_len, e, &op->u);
     if (rc == 0) rc = gw_dbs_get(s, &op->d);
     char obj[64], det[96];
     snprintf(obj, sizeof obj, "user %s", e);

@@ -458,8 +458,8 @@ static void test_users_are_the_ras(void **state)
     assert_ok(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_NETWORK_OPERATOR, c, len));
     free(c);
     c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
-    assert_fails(smki_gw_user_add(&f->x.adm, &stranger, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_REFUSED,
-                 "not of this User ID");
+    assert_fails(smki_gw_user_add(&f->x.adm, &stranger, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_NOTFOUND,
+                 "is not a User ID of the RA's registry");
     free(c);
     /* A certificate of an ID the RA has never allocated. */
     char sd[1100];
