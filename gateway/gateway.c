@@ -148,6 +148,7 @@ struct smki_gateway {
     smki_srv_table srv; /* count 0: eligibility by Remote Party Role */
     smki_key *acb;
     smki_ra *ra; /* the Users' registry */
+    FILE *log;   /* JSON log of quarantines, or NULL */
     pthread_mutex_t lock;
     cert_entry certs[CERT_CACHE_SLOTS];
     z_entry zs[Z_CACHE_SLOTS];
@@ -263,6 +264,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
     g->hook = o->hook;
+    g->log = o->log;
     if (o->env) {
         ENSURE_GOTO(o->env->org_policy[0] && o->env->device_policy[0], SMKI_E_USAGE, fail,
                     "environment %s has no organisation or device policy OID configured: the gateway cannot tell "
@@ -1017,6 +1019,10 @@ verify_out:
         }
         GUARD_GOTO(hrc == SMKI_E_REFUSED ? 0 : hrc, out);
     }
+    /* The log line comes after the commit and the hook: a log that cannot be written loses
+     * nothing (the store holds the records and the counters, 'quarantine stats'), so it
+     * does not fail the check either. */
+    if (g->log && gw_log_quarantined(g->store, g->log, res, n) < 0) smki_error_clear();
 out:
     if (rc < 0)
         for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);

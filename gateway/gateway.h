@@ -8,6 +8,8 @@
 #ifndef SMKI_GATEWAY_H
 #define SMKI_GATEWAY_H
 
+#include <stdio.h>
+
 #include "gbcs/gbcs.h"
 #include "ra/ra.h"
 /* ==========================================================================================
@@ -287,6 +289,12 @@ typedef struct {
      * time is refused (future-dated.too-far). 0: 30 days (SEC Stage 4 consultation Q22). */
     uint32_t max_future_seconds;
     smki_gwq_hook hook;     /* run for each message quarantined by a check */
+    /* JSON log (NULL: none): one line for each message a check quarantined, after its hook
+     * ran, with the quarantine counters (smki_gwq_stats) so a log collector sees them rise:
+     * {"ts","level":"warn","event":"gateway_quarantine","id","reason","originator","target",
+     *  "message_code","notified":true|false|null,"quarantined_total","notified_total",
+     *  "notify_failed_total"}. */
+    FILE *log;
     /* The gateway's environment (test or live): a signer certificate, a User's registered
      * certificate or a device certificate whose policy OID is not this environment's is
      * refused (cert.environment, user.environment, device.environment), whatever the trust

@@ -53,6 +53,9 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);
 /* The first certificatePolicies OID of x ("" when none). */
 int gw_cert_policy(X509 *x, char *out, size_t cap);
 
+/* The JSON log lines of the quarantined messages among res[0..n) (smki_gateway_opts.log). */
+int gw_log_quarantined(smki_store *s, FILE *log, const smki_gw_result *res, size_t n);
+
 /* The device's next invocation counter (incremented in the store). */
 int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic);
 

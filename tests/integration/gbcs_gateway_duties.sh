@@ -153,10 +153,16 @@ recs = [json.loads(l) for l in open(sys.argv[1])]
 assert len(recs) == 2 and len({r["id"] for r in recs}) == 2, recs
 assert all(r["reason"] == "threshold.exceeded" and r["kind"] == "command" and r["counter"] in (3002, 3003) for r in recs)' \
     "$HOOKLOG"
-run smki --json "${CHECK[@]}" --at 2020-02-01T00:01:00Z --quarantine-hook "exit 7" "$W/s3004.hex"
+run smki --json "${CHECK[@]}" --at 2020-02-01T00:01:00Z --quarantine-hook "exit 7" --log "$W/gw.jsonl" "$W/s3004.hex"
 expect_json "a failing hook: still quarantined, the failure reported" \
     "d['messages'][0]['verdict'] == 'quarantined' and d['messages'][0]['notified'] is False and \
      'exited 7' in d['messages'][0]['notify_error']"
+check "the JSON log: one line for it, the counters with the failure counted" "$PY" -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 1 and recs[0]["event"] == "gateway_quarantine" and recs[0]["notified"] is False, recs
+assert recs[0]["notify_failed_total"] == 1 and recs[0]["notified_total"] == 2 and recs[0]["quarantined_total"] >= 3, recs' \
+    "$W/gw.jsonl"
 run smki --json "${GW[@]}" quarantine stats
 expect_json "the counters: 4 quarantined (with the response), 2 notified, 1 failed" \
     "d['quarantined_total'] == 3 + 1 - 1 + 1 and d['notified_total'] == 2 and d['notify_failed_total'] == 1"

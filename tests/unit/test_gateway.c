@@ -906,6 +906,63 @@ static size_t count_in_file(const char *path, const char *needle)
     return hits;
 }
 
+static size_t count_in(const char *text, const char *needle)
+{
+    size_t hits = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) hits++;
+    return hits;
+}
+
+/* The notification counter in the JSON log: one line per quarantined message (none for
+ * one that passed), each with the quarantine counters as they stand after its hook ran:
+ * a failed hook is counted there as well, and the quarantine is kept. */
+static void test_quarantine_counters_in_the_json_log(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    load_rules(f, k, SUPPLIER ",0019,3600,1\n");
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *log = open_memstream(&text, &tlen);
+    assert_non_null(log);
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {"cat > /dev/null; exit 4", 5}, .ra = f->x.ra,
+                           .log = log};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 300, &l1), *m2 = signed_pre(k, SUPPLIER, 301, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 302, &l3);
+    const uint8_t *ms[3] = {m1, m2, m3};
+    size_t ls[3] = {l1, l2, l3};
+    smki_gw_result r[3];
+    assert_ok(smki_gateway_check(g, ms, ls, 3, T2020, r));
+    assert_int_equal(r[1].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].notified, -1);
+    fclose(log);
+    assert_int_equal(count_in(text, "\"event\":\"gateway_quarantine\""), 2);
+    assert_int_equal(count_in(text, "\n"), 2);
+    char needle[96];
+    snprintf(needle, sizeof needle, "\"id\":%llu,\"reason\":\"threshold.exceeded\"",
+             (unsigned long long)r[2].quarantine_id);
+    assert_int_equal(count_in(text, needle), 1);
+    assert_int_equal(count_in(text, "\"originator\":\"90-B3-D5-1F-30-01-00-00\""), 2);
+    assert_int_equal(count_in(text, "\"notified\":false"), 2);
+    /* Both lines are written after the batch's hooks: both carry the totals then. */
+    assert_int_equal(count_in(text, "\"quarantined_total\":2,\"notified_total\":0,\"notify_failed_total\":2}"), 2);
+    smki_gwq_record q;
+    assert_ok(smki_gwq_get(f->s, r[2].quarantine_id, &q));
+    assert_int_equal(q.state, SMKI_GWQ_HELD);
+    smki_gwq_clear(&q);
+    for (int i = 0; i < 3; i++) smki_gw_result_clear(&r[i]);
+    smki_gateway_free(g);
+    free(text);
+    free(m1);
+    free(m2);
+    free(m3);
+    smki_key_free(k);
+}
+
 /* Anomalous Service Requests are notified within 30 minutes: the hook runs once for each
  * quarantined message with its record on stdin; a failing or hanging hook loses nothing
  * and is counted; the pending ones are retried once each. */
@@ -1884,6 +1941,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_counters_in_the_json_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),

@@ -11,7 +11,7 @@
 /* ---- check ----------------------------------------------------------------------------------- */
 static const char CHECK_HELP[] =
     "Usage: smki gbcs gateway check (--trust DIR | --oca CERT) (--crl FILE | --no-crl)\n"
-    "           [--at TIME] [--env NAME] [--max-future-days N] [--quarantine-hook CMD]\n"
+    "           [--at TIME] [--env NAME] [--max-future-days N] [--quarantine-hook CMD] [--log FILE]\n"
     "           [--acb-key KEY --out FILE|DIR [--force]] FILE...\n"
     "\n"
     "The DCC User Gateway's checks (reference §7) on signed pre-commands (General Signing\n"
@@ -49,6 +49,9 @@ static const char CHECK_HELP[] =
     "                 device.environment), whatever the trust anchors\n"
     "  --quarantine-hook CMD  run for each quarantined message (default [gateway]\n"
     "                 quarantine_hook; see 'quarantine --help')\n"
+    "  --log FILE     append a JSON line for each quarantined message, with the quarantine\n"
+    "                 counters (quarantined_total, notified_total, notify_failed_total), to\n"
+    "                 FILE ('-': standard error; default [gateway] log, else none)\n"
     "  --at TIME      the time of the check: 2020-01-01, 2020-01-01T12:00:00Z, @SECONDS\n"
     "                 (default now); certificates are checked and thresholds counted at it\n"
     "All FILEs are checked as one batch: one store commit records them all.\n"
@@ -61,7 +64,7 @@ static const char CHECK_HELP[] =
 #define CHECK_MAX_FILES 1024
 
 typedef struct {
-    const char *trust, *oca, *crl, *at, *acb, *out, *future, *hook, *env;
+    const char *trust, *oca, *crl, *at, *acb, *out, *future, *hook, *env, *log;
     int no_crl, force;
     const char *files[CHECK_MAX_FILES];
     size_t n;
@@ -76,6 +79,7 @@ typedef struct {
     size_t *lens;
     smki_gw_result *res;
     time_t at;
+    FILE *log; /* --log FILE (not stderr), to close */
 } check_run;
 
 static int check_parse(smki_cli *c, int argc, char **argv, check_args *a)
@@ -85,7 +89,7 @@ static int check_parse(smki_cli *c, int argc, char **argv, check_args *a)
                             CLI_FLAG("no-crl", &a->no_crl), CLI_VALUE("at", &a->at), CLI_VALUE("acb-key", &a->acb),
                             CLI_VALUE("out", &a->out), CLI_FLAG("force", &a->force),
                             CLI_VALUE("max-future-days", &a->future), CLI_VALUE("quarantine-hook", &a->hook),
-                            CLI_VALUE("env", &a->env), CLI_END};
+                            CLI_VALUE("env", &a->env), CLI_VALUE("log", &a->log), CLI_END};
     const cli_spec spec = {"smki gbcs gateway check", CHECK_HELP, opts, "FILE...", 1, CHECK_MAX_FILES};
     int stop = cli_parse(c, &spec, argc, argv, a->files, &a->n);
     if (stop != CLI_GO) return stop;
@@ -107,6 +111,14 @@ static int check_open(smki_cli *c, const check_args *a, check_run *r)
     const char *future = a->future ? a->future : smki_conf_get(c->conf, "gateway.max_future_days", NULL);
     if (future) GUARD(gw_parse_days("--max-future-days", future, &go.max_future_seconds));
     GUARD(gw_hook_from(c, a->hook, &go.hook));
+    const char *log = a->log ? a->log : smki_conf_get(c->conf, "gateway.log", NULL);
+    if (log && strcmp(log, "-") == 0) {
+        go.log = stderr;
+    } else if (log) {
+        r->log = fopen(log, "a");
+        ENSURE(r->log, SMKI_E_IO, "--log %s: cannot open it for appending", log);
+        go.log = r->log;
+    }
     /* Test and live never mix (default [gateway] env, else test). */
     GUARD(smki_env_load(a->env ? a->env : smki_conf_get(c->conf, "gateway.env", "test"), c->conf, &r->env));
     GUARD(smki_env_check_configured(&r->env));
@@ -140,6 +152,7 @@ static void check_free(const check_args *a, check_run *r)
     free(r->res);
     smki_gateway_free(r->g);
     smki_key_free(r->acb);
+    if (r->log) fclose(r->log);
     gw_end(&r->x);
 }
 
@@ -256,7 +269,8 @@ static const char QUAR_ABOUT[] =
     "committed: /bin/sh -c CMD with the record as JSON on stdin and SMKI_QUARANTINE_ID set,\n"
     "killed after [gateway] quarantine_hook_timeout seconds (30). A failing hook loses\n"
     "nothing: the record stays, the failure is counted. 'stats' prints the counters\n"
-    "(quarantined, notified, failed); the repository's /metrics serves them too.";
+    "(quarantined, notified, failed); 'check --log FILE' writes them in a JSON line for each\n"
+    "message it quarantines.";
 
 static const char QUAR_LIST_HELP[] =
     "Usage: smki gbcs gateway quarantine list\n"
