@@ -326,6 +326,7 @@ typedef struct {
     int ra_suspended;  /* it or its Party is suspended */
     char ra_why[SMKI_RA_REASON_MAX + 80];
     char ra_roles[SMKI_GW_USER_ROLES_MAX]; /* its User Roles ("EIS,GIS"; "DCC" for a DCC ID) */
+    smki_ra_user_id ra_user; /* the RA's record (when ra_known) */
 } msg_state;
 
 static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
@@ -461,10 +462,11 @@ static int ra_lookup(smki_gateway *g, msg_state *ms, size_t n)
             m->ra_suspended = last->ra_suspended;
             memcpy(m->ra_why, last->ra_why, sizeof m->ra_why);
             memcpy(m->ra_roles, last->ra_roles, sizeof m->ra_roles);
+            m->ra_user = last->ra_user;
             continue;
         }
-        int rc = smki_gw_ra_user(g->ra, id, m->ra_roles, sizeof m->ra_roles, &m->ra_suspended, m->ra_why,
-                                 sizeof m->ra_why);
+        int rc = gw_ra_user(g->ra, id, &m->ra_user, m->ra_roles, sizeof m->ra_roles, &m->ra_suspended, m->ra_why,
+                            sizeof m->ra_why);
         if (rc != SMKI_E_NOTFOUND) GUARD(rc);
         m->ra_known = rc == 0;
         last = m;
@@ -562,6 +564,17 @@ static const char *chain_reason(int err)
  * Returns 0 with *pub (a reference the caller frees) or sets the verdict. */
 static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t at, EVP_PKEY **pub)
 {
+    /* The RA's User Roles as they are now (they may have changed since the certificate
+     * was registered) must still allow its registered role. */
+    if (!smki_ra_role_allowed(m->ra_user.roles, m->ra_user.is_dcc, m->user.role)) {
+        char who[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, who);
+        set_verdict(r, SMKI_GW_REJECT, "cert.role",
+                    "user %s's User Roles in the RA's registry (%s) no longer allow its registered role %s", who,
+                    m->ra_roles, smki_role_name(m->user.role));
+        m->alive = 0;
+        return 0;
+    }
     uint8_t hash[32];
     SHA256(m->user.cert, m->user.cert_len, hash);
     size_t slot = (size_t)(smki_eui64_to_u64(&m->a.originator) * 0x9E3779B97F4A7C15ull >> 54) % CERT_CACHE_SLOTS;

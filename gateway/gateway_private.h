@@ -22,6 +22,9 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
 int gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags);
 /* The credential of id (SMKI_E_NOTFOUND naming it when there is none), without the RA's word. */
 int gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out);
+/* smki_gw_ra_user, with the RA's record of the ID in *u. */
+int gw_ra_user(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *u, char *roles, size_t roles_cap, int *suspended,
+               char *why, size_t why_cap);
 /* The subject EUI-64 of an organisation certificate (x500UniqueIdentifier). */
 int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
 int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out);

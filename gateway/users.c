@@ -8,19 +8,18 @@
 
 #include "gateway_private.h"
 
-int smki_gw_ra_user(smki_ra *ra, const smki_eui64_t *id, char *roles, size_t roles_cap, int *suspended, char *why,
-                    size_t why_cap)
+int gw_ra_user(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *u, char *roles, size_t roles_cap, int *suspended,
+               char *why, size_t why_cap)
 {
     ENSURE(ra, SMKI_E_USAGE, "the gateway's Users are the RA's: it needs the RA (smki_gateway_opts.ra)");
-    smki_ra_user_id u;
-    int rc = smki_ra_id_get(ra, id, &u);
+    int rc = smki_ra_id_get(ra, id, u);
     if (rc == SMKI_E_NOTFOUND) {
         smki_error_clear();
         return SMKI_E_NOTFOUND;
     }
     GUARD(rc);
-    smki_user_roles_format(u.roles, roles, roles_cap);
-    if (u.is_dcc) {
+    smki_user_roles_format(u->roles, roles, roles_cap);
+    if (u->is_dcc) {
         size_t n = strlen(roles);
         snprintf(roles + n, roles_cap - n, "%sDCC", n ? "," : "");
     }
@@ -34,6 +33,13 @@ int smki_gw_ra_user(smki_ra *ra, const smki_eui64_t *id, char *roles, size_t rol
         return 0;
     }
     return rc;
+}
+
+int smki_gw_ra_user(smki_ra *ra, const smki_eui64_t *id, char *roles, size_t roles_cap, int *suspended, char *why,
+                    size_t why_cap)
+{
+    smki_ra_user_id u;
+    return gw_ra_user(ra, id, &u, roles, roles_cap, suspended, why, why_cap);
 }
 
 /* The RA's word on u->id into u (ra_known 0 when it does not know the ID). */

@@ -1450,6 +1450,31 @@ static void test_sender_suspended_by_the_ra_is_refused(void **state)
     smki_key_free(sk);
 }
 
+/* The RA's User Roles are read at every check: a User whose roles no longer allow the
+ * role its certificate was registered for is refused (cert.role), and passes again when
+ * they do. */
+static void test_a_role_the_ras_user_roles_no_longer_allow_is_refused(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_gateway *g = open_gw(f, NULL);
+    smki_eui64_t sup = eui(SUPPLIER);
+    size_t l1, l2;
+    uint8_t *m1 = signed_pre(sk, SUPPLIER, 170, &l1), *m2 = signed_pre(sk, SUPPLIER, 171, &l2);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, ""); /* the signer's chain is cached now */
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_ENO));
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, l2, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "cert.role");
+    assert_non_null(strstr(r.detail, "(ENO) no longer allow its registered role supplier"));
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_GIS));
+    expect_reason(g, m2, l2, T2020, SMKI_GW_PASS, "");
+    free(m1);
+    free(m2);
+    smki_gateway_free(g);
+    smki_key_free(sk);
+}
+
 static void test_registry_refusals_in_order(void **state)
 {
     fx *f = *state;
@@ -1948,6 +1973,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_users_are_the_ras, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_role_the_ras_user_roles_no_longer_allow_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_administration_is_audited_and_needs_an_operator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threshold_exceeded_is_quarantined_then_released_or_rejected, setup,
                                         teardown),
