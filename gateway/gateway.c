@@ -18,38 +18,7 @@
 #include "gateway_private.h"
 #include "gateway.h"
 
-int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
-int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 
-/* ---- The General Signing APDU: the codec parses (gbcs.h) ------------------------------------- */
-int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
-{
-    memset(out, 0, sizeof *out);
-    smki_gbcs_msg m;
-    GUARD(smki_gbcs_parse(msg, len, &m));
-    /* A General Ciphering command is taken for the General Signing APDU inside: its MAC is
-     * not ours to trust; a passing message gets a fresh one. */
-    ENSURE(m.kind == SMKI_GBCS_SIGNING || m.kind == SMKI_GBCS_CIPHERING, SMKI_E_INPUT,
-           "a %s message is not a signed pre-command (General Block Transfer is not supported)",
-           smki_gbcs_kind_name(m.kind));
-    const smki_gbcs_signing *g = &m.gsa;
-    out->msg = msg;
-    out->msg_len = len;
-    out->apdu = msg + g->offset;
-    out->apdu_len = g->len;
-    out->signed_part = msg + g->signed_offset;
-    out->signed_len = g->signed_len;
-    out->sig = g->sig_state == SMKI_GBCS_SIG_PRESENT ? g->signature : NULL;
-    out->cra = g->cra;
-    out->counter = g->counter;
-    memcpy(out->originator.b, g->originator, 8);
-    memcpy(out->target.b, g->recipient, 8);
-    out->code = g->message_code;
-    out->date_time = g->date_time;
-    out->content = g->content;
-    out->content_len = g->content_len;
-    return 0;
-}
 
 /* ---- Future dating ----------------------------------------------------------------------------- */
 #define DEFAULT_MAX_FUTURE_SECONDS (30u * 86400u) /* SEC Stage 4 consultation Q22: 30 days */
@@ -741,9 +710,6 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
     return 0;
 }
 
-int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
-int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
-int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
 
 /* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
  * n*time(8): the times of the last max passes. Full, with the oldest inside the window:

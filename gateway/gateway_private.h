@@ -30,6 +30,7 @@ int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
 int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out);
 int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d);
 int gw_elig_allows_txn(smki_txn *t, const gw_dbs *d, uint8_t role, uint16_t code, int *allowed);
+int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t *counter, int *seen);
 int gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t counter);
 
@@ -55,6 +56,14 @@ int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out);
 
 /* The first certificatePolicies OID of x ("" when none). */
 int gw_cert_policy(X509 *x, char *out, size_t cap);
+
+/* A quarantine record written (quarantine.c), counted in the statistics (quarantine_hook.c);
+ * a check's record of one message (gwlog.c). */
+int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
+int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
+int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
+/* A record's notification state (quarantine_hook.c), read by the listing (quarantine.c). */
+int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
 
 /* The JSON log lines of the quarantined messages among res[0..n) (smki_gateway_opts.log). */
 int gw_log_quarantined(smki_store *s, FILE *log, const smki_gw_result *res, size_t n);

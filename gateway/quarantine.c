@@ -20,7 +20,6 @@ void smki_gwq_clear(smki_gwq_record *r)
     r->msg_len = 0;
 }
 
-int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q)
 {
     size_t rl = strlen(q->reason), dl = strlen(q->detail), nl = strlen(q->note);
@@ -107,8 +106,6 @@ typedef struct {
     uint8_t *command;
     size_t command_len;
 } q_op;
-
-int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
 
 static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {

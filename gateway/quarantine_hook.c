@@ -37,8 +37,7 @@ static int meta_u64(smki_txn *t, const gw_dbs *d, const char *key, uint64_t *v)
     return 0;
 }
 
-int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta);
-int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
+static int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
 {
     uint64_t v;
     GUARD(meta_u64(t, d, key, &v));
@@ -47,7 +46,6 @@ int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
     return smki_txn_put(t, d->meta, key, strlen(key), b, 8, 0);
 }
 
-int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
 int gw_quarantine_counted(smki_txn *t, const gw_dbs *d)
 {
     return gw_meta_add(t, d, KEY_QUARANTINED, 1);
@@ -60,7 +58,6 @@ static void state_key(uint8_t k[10], uint64_t id)
     smki_put_be64(k + 2, id);
 }
 
-int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
 int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts)
 {
     uint8_t k[10];

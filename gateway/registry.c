@@ -709,7 +709,6 @@ out:
     return rc;
 }
 
-int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out)
 {
     out->count = 0;
