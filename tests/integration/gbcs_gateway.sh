@@ -181,6 +181,14 @@ expect_json "the quarantine holds it" 'len(d["quarantine"]) == 1 and d["quaranti
 QID=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["quarantine"][0]["id"])')
 expect_exit 0 "quarantine show" smki "${GW[@]}" quarantine show "$QID"
 expect_in "threshold.exceeded" "show gives the reason"
+: >"$W/taken.hex"
+expect_exit 2 "release to a file that exists is refused before anything is released" \
+    smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/taken.hex"
+expect_in "exists; --force replaces it" "it says how to replace it"
+run smki --json "${GW[@]}" quarantine show "$QID"
+expect_json "still held" 'd["quarantine"][0]["state"] == "held"'
+expect_exit 1 "release without an operator is refused" "${NOOP[@]}" "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/released.hex"
+check "and writes nothing" test ! -e "$W/released.hex"
 expect_exit 0 "quarantine release MACs it" smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/released.hex"
 expect_exit 0 "the released command verifies" smki gbcs verify --trust "$K" --acb-key "$ACB" --at "$AT" "$W/released.hex"
 expect_exit 2 "a released message cannot be released again" smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/again.hex"

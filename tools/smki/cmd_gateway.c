@@ -4,6 +4,7 @@
  * files. Parsing and printing only: the work is in gateway/ (gateway.h). */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cmd_gateway.h"
 
@@ -54,6 +55,13 @@ int gw_write_hex(const char *path, const uint8_t *b, size_t n, int force)
     int rc = cli_write(path, hex, 2 * n + 1, 0644, force);
     free(hex);
     return rc;
+}
+
+int gw_out_free(const char *path, int force)
+{
+    struct stat st;
+    if (force || strcmp(path, "-") == 0 || stat(path, &st) != 0) return 0;
+    return SMKI_FAIL(SMKI_E_EXISTS, "%s exists; --force replaces it", path);
 }
 
 int gw_parse_days(const char *opt, const char *text, uint32_t *seconds)

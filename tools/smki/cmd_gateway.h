@@ -30,6 +30,9 @@ void gw_end(gw_ctx *x);
 void gw_ok_json(smki_cli *c, const char *what);
 /* bytes as hex text and a newline to path ("-": standard output), under the overwrite rule. */
 int gw_write_hex(const char *path, const uint8_t *b, size_t n, int force);
+/* Before an action that cannot be undone writes its output: path may be written (it does
+ * not exist, or force, or it is '-'); SMKI_E_EXISTS as cli_write says it otherwise. */
+int gw_out_free(const char *path, int force);
 /* 1..10000 days as seconds (--max-future-days, --keep-days and their settings). */
 int gw_parse_days(const char *opt, const char *text, uint32_t *seconds);
 /* The quarantine hook: cmd, else [gateway] quarantine_hook; [gateway] quarantine_hook_timeout. */

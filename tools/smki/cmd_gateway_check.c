@@ -140,6 +140,7 @@ static int check_read(const check_args *a, check_run *r)
                "with several messages --out must be an existing folder (%s is not)", a->out);
     }
     for (size_t i = 0; i < a->n; i++) GUARD(smki_gbcs_read_file(a->files[i], &r->msgs[i], &r->lens[i]));
+    if (a->out && a->n == 1) GUARD(gw_out_free(a->out, a->force)); /* before a counter is spent */
     return 0;
 }
 
@@ -405,6 +406,7 @@ static int quar_release(smki_cli *c, int argc, char **argv)
     gw_ctx x;
     memset(&x, 0, sizeof x);
     int rc = parse_qid(pos[0], &id);
+    if (rc == 0) rc = gw_out_free(out, force); /* a released message is not released twice */
     if (rc == 0 && acb) rc = cli_open_key(c, acb, &k);
     if (rc == 0) rc = gw_begin(c, 1, op, key, &x);
     if (rc == 0) rc = smki_gwq_release(&x.adm, id, k, &cmd, &len);
