@@ -12,14 +12,13 @@
 
 #include "gbcs/gbcs.h"
 #include "ra/ra.h"
-/* ==========================================================================================
- * The gateway (branch gbcs-gateway; gateway.c, registry.c, thresholds.c, quarantine.c,
- * signed_file.c). The DCC User Gateway's checks on a signed pre-command (reference §7), in
- * order, each refusal with a stable reason code (docs/gateway.md); the small registry they
- * read (users, role eligibility, device inventory, counters) in the store; anomaly
- * thresholds from a signed CSV file, quarantine instead of drop; and the ACB's MAC that
- * turns a passing message into a command (reference §5).
- * ========================================================================================== */
+
+/* Files: gateway.c (the checks), apdu.c (the APDU they read), users.c (the RA's Users and
+ * their certificates), registry.c (inventory, eligibility, counters, thresholds, the
+ * administration wrapper), srv.c (Service Request eligibility), thresholds.c (the CSV),
+ * quarantine.c / quarantine_hook.c (held messages, notification, counters, JSON log),
+ * gwlog.c (the record of checks and its archive), signed_file.c (detached signatures).
+ * A passing command is MACed by the ACB into a command (reference §5). */
 
 /* ---- Signed files ------------------------------------------------------------------------
  * Detached signatures over text files (anomaly-threshold CSV): ECDSA P-256 with SHA-256
