@@ -419,3 +419,12 @@ int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len)
     dw_end(&w);
     return dw_finish(&w, der, len);
 }
+
+int smki_cs02b_execution_time(const uint8_t *content, size_t len, time_t *at)
+{
+    dev_cs02b q;
+    GUARD(dev_parse_cs02b(content, len, &q));
+    if (!q.has_execution_time) return 0;
+    *at = q.execution_time;
+    return 1;
+}

@@ -65,6 +65,25 @@ typedef struct {
     smki_key *key;
 } smki_ra_actor;
 
+/* ---- Actions of services above the RA (the gateway) ----------------------------------------
+ * A service's administration action is an RA action: taken by a registered, active
+ * operator (by required: SMKI_E_USAGE without one; SMKI_E_REFUSED for a name that is not
+ * an active operator, or a key that is not theirs: nothing written) and recorded in the
+ * RA's tamper-evident trail. fn makes the service's changes in t; the audit entry
+ * (note->action "SERVICE.VERB" in [a-z0-9-], e.g. "gateway.device-add"; object; detail)
+ * signed by by's key joins the same write transaction: both or neither. smki_audit_verify
+ * covers these entries as every other (chain, signature, checkpoints). */
+typedef struct {
+    const char *action;
+    const char *object; /* what it acts on ("device 00-11-..."), < 160 characters */
+    const char *detail; /* what it did, cut at 511 characters */
+} smki_ra_service_note;
+typedef int (*smki_ra_service_fn)(smki_txn *t, void *arg);
+SMKI_MUST_CHECK int smki_ra_service_act(smki_ra *ra, const smki_ra_actor *by, const smki_ra_service_note *note,
+                                        smki_ra_service_fn fn, void *arg);
+/* The store the RA was opened on (a service keeps its own databases there). */
+smki_store *smki_ra_store(smki_ra *ra);
+
 /* ---- User Roles (reference §2) ----------------------------------------------------------- */
 enum {
     SMKI_UROLE_EIS = 1u << 0, /* Import Supplier */
@@ -176,6 +195,9 @@ typedef struct {
 SMKI_MUST_CHECK int smki_ra_id_allocate(smki_ra *ra, const smki_ra_actor *by, const char *party, unsigned roles,
                         const smki_eui64_t *want, smki_eui64_t *out);
 SMKI_MUST_CHECK int smki_ra_id_get(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out);
+/* Change the User Roles bound to an ID (a Supplier becoming a Gas Supplier too): what the
+ * gateway's eligibility by User Role reads. Refused: no role, an unknown ID, the same roles. */
+SMKI_MUST_CHECK int smki_ra_id_set_roles(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, unsigned roles);
 SMKI_MUST_CHECK int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, int suspend, const char *reason);
 typedef int (*smki_ra_id_fn)(const smki_ra_user_id *u, void *arg);
 SMKI_MUST_CHECK int smki_ra_id_each(smki_ra *ra, smki_ra_id_fn fn, void *arg);

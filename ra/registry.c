@@ -768,6 +768,37 @@ int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t 
 }
 
 typedef struct {
+    const smki_eui64_t *id;
+    unsigned roles;
+} id_roles_change;
+
+static int id_roles_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
+{
+    id_roles_change *c = arg;
+    smki_ra_user_id u;
+    GUARD(ra_id_get_txn(t, ra, c->id, &u));
+    char tx[SMKI_EUI64_TEXT_MAX], was[40], now[40];
+    eui_text(c->id, tx);
+    smki_user_roles_format(u.roles, was, sizeof was);
+    smki_user_roles_format(c->roles, now, sizeof now);
+    ENSURE(u.roles != c->roles, SMKI_E_REFUSED, "User ID %s has the User Roles %s already", tx, now);
+    u.roles = c->roles;
+    GUARD(user_put(t, ra, &u, 0));
+    snprintf(note->action, sizeof note->action, "id-set-roles");
+    snprintf(note->object, sizeof note->object, "User ID %s", tx);
+    snprintf(note->detail, sizeof note->detail, "User Roles %s (were %s)", now, was);
+    return 0;
+}
+
+int smki_ra_id_set_roles(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t *id, unsigned roles)
+{
+    ENSURE(roles && !(roles & ~SMKI_UROLE_ALL), SMKI_E_USAGE,
+           "a User ID holds at least one User Role (EIS, EES, GIS, ENO, GNO, OU)");
+    id_roles_change c = {id, roles};
+    return ra_act(ra, by, 0, id_roles_fn, &c);
+}
+
+typedef struct {
     smki_ra *ra;
     const smki_eui64_t *id;
     smki_ra_user_id *out;

@@ -98,16 +98,17 @@ for cert in supplierA-ds supplierA-ka acb-ds acb-ka cos-ds; do
 done
 run "$SMKI" device show --eui "$DEV"
 
-say "GBCS 4. The DCC gateway's registry: the Users (supplier A and B, transitional CoS) with their DS"
-echo "certificates, the device (commissioned) with its KA certificate, and the OCA's current CRL"
+say "GBCS 4. The DCC gateway's registry: the Users' DS certificates (supplier A and B, transitional CoS:"
+echo "the Users themselves are the RA's), the device (commissioned) with its KA certificate, and the OCA's"
+echo "current CRL; each an RA operator's action in the audit trail"
 gw_user() { # id role cert: registered once (the registry outlives a run)
-  if "$SMKI" --json gbcs gateway user list | grep -q "\"id\":\"$1\""; then echo "  User $1 registered already"; return 0; fi
-  run "$SMKI" gbcs gateway user add --id "$1" --role "$2" --cert "$3"
+  if "$SMKI" --json gbcs gateway user list | grep -q "\"eui64\":\"$1\""; then echo "  User $1 registered already"; return 0; fi
+  run "$SMKI" gbcs gateway user add --eui "$1" --role "$2" --cert "$3" "${RA[@]}"
 }
 gw_user $SUP_A supplier "$W/supplierA-ds.pem"
 gw_user $SUP_B supplier "$W/supplierB-ds.pem"
 gw_user $COS transitionalCoS "$W/cos-ds.pem"
-run "$SMKI" gbcs gateway device add --id "$DEV" --status commissioned --ka-cert "$W/device-ka.pem"
+run "$SMKI" gbcs gateway device add --eui "$DEV" --status commissioned --ka-cert "$W/device-ka.pem" "${RA[@]}"
 # The default eligibility lets a supplier send ECS01a (0019) and the transitional CoS
 # CS02b supplierByTransitionalCoS (0107): nothing to add here.
 run "$SMKI" ca crl --env test "${RA[@]}"

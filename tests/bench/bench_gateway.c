@@ -12,9 +12,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <openssl/pem.h>
 #include <openssl/sha.h>
 
-#include "gbcs/gbcs.h"
+#include "gateway/gateway.h"
 
 #define T2020 1577836800
 
@@ -96,6 +97,37 @@ static int die(const char *what)
     return 3;
 }
 
+/* The RA on the bench's store: operator "bench" (a P-256 key made here), the Party RTDS
+ * with the RTDS block, and the supplier (EIS) and network operator (ENO) as its Users. */
+static int bench_ra(const char *dir, smki_store *s, smki_ra **ra, smki_key **op_key)
+{
+    char path[600], ref[620];
+    snprintf(path, sizeof path, "%s/operator.pem", dir);
+    EVP_PKEY *k = EVP_EC_gen("P-256");
+    FILE *fp = fopen(path, "w");
+    int ok = k && fp && PEM_write_PrivateKey(fp, k, NULL, NULL, 0, NULL, NULL) == 1;
+    if (fp) fclose(fp);
+    EVP_PKEY_free(k);
+    if (!ok) return -1;
+    snprintf(ref, sizeof ref, "file:%s", path);
+    smki_ra_policy pol;
+    GUARD(smki_key_open(ref, NULL, op_key));
+    GUARD(smki_ra_policy_load(NULL, &pol));
+    GUARD(smki_ra_open(s, &pol, ra));
+    smki_ra_actor by = {"bench", *op_key};
+    GUARD(smki_ra_operator_add(*ra, &by, "bench", smki_key_public(*op_key)));
+    smki_ra_party p = {.signifier = "RTDS", .name = "RTDS parties"};
+    GUARD(smki_ra_party_add(*ra, &by, &p));
+    smki_eui64_range_t r;
+    GUARD(smki_eui64_range_parse("90B3D51F3/36", &r));
+    GUARD(smki_ra_range_assign(*ra, &by, &r, SMKI_RANGE_CENTRAL, "RTDS"));
+    smki_eui64_t sup, no, got;
+    GUARD(smki_eui64_parse("90B3D51F30010000", &sup));
+    GUARD(smki_eui64_parse("90B3D51F30020000", &no));
+    GUARD(smki_ra_id_allocate(*ra, &by, "RTDS", SMKI_UROLE_EIS, &sup, &got));
+    return smki_ra_id_allocate(*ra, &by, "RTDS", SMKI_UROLE_ENO, &no, &got);
+}
+
 /* The Z1 OCA certificate from the RTDS CS02b command's certification path. */
 static int write_z1(const char *shared, const char *out)
 {
@@ -147,6 +179,13 @@ int main(int argc, char **argv)
     smki_store_opts so = {256u << 20, 0, 0};
     if (smki_store_open(sd, &so, &s) != 0 || smki_gw_dbs(s) != 0) return die("store");
 
+    /* The RA whose registry holds the two Users, and its operator (every gateway
+     * administration action is an audited RA action). */
+    smki_ra *ra = NULL;
+    smki_key *op_key = NULL;
+    if (bench_ra(dir, s, &ra, &op_key) != 0) return die("RA");
+    smki_ra_actor op = {"bench", op_key};
+    smki_gw_admin adm = {ra, &op};
     static const char *const ids[2] = {"90B3D51F30010000", "90B3D51F30020000"};
     static const uint8_t roles[2] = {SMKI_ROLE_SUPPLIER, SMKI_ROLE_NETWORK_OPERATOR};
     static const char *const pres[2] = {
@@ -161,13 +200,13 @@ int main(int argc, char **argv)
     size_t dlen = 0;
     snprintf(path, sizeof path, "%s/vectors/gbcs/keystore/00db1234567890a0-ka.pem", shared);
     if (smki_file_read(path, 1 << 16, &data, &dlen) != 0 ||
-        smki_gw_device_add(s, &meter, SMKI_DEV_COMMISSIONED, data, dlen) != 0)
+        smki_gw_device_add(&adm, &meter, SMKI_DEV_COMMISSIONED, data, dlen) != 0)
         return die("device");
     free(data);
     smki_key *acb = NULL;
     snprintf(path, sizeof path, "file:%s/vectors/gbcs/keystore/90b3d51f30000002-ka.key", shared);
     if (smki_key_open(path, NULL, &acb) != 0) return die("ACB key");
-    smki_gateway_opts go = {.oca_file = z1, .no_crl = 1, .acb_ka = acb};
+    smki_gateway_opts go = {.oca_file = z1, .no_crl = 1, .acb_ka = acb, .ra = ra};
     smki_gateway *g = NULL;
     if (smki_gateway_open(s, &go, &g) != 0) return die("gateway");
 
@@ -178,7 +217,7 @@ int main(int argc, char **argv)
         for (int i = 0; i < 16; i++) lower[i] = (char)(ids[t][i] >= 'A' ? ids[t][i] + 32 : ids[t][i]);
         lower[16] = '\0';
         snprintf(path, sizeof path, "%s/vectors/gbcs/keystore/%s-ds.pem", shared, lower);
-        if (smki_file_read(path, 1 << 16, &data, &dlen) != 0 || smki_gw_user_add(s, &id, roles[t], data, dlen) != 0)
+        if (smki_file_read(path, 1 << 16, &data, &dlen) != 0 || smki_gw_user_add(&adm, &id, roles[t], data, dlen) != 0)
             return die("user");
         free(data);
         if (smki_pub_load_file(path, &w[t].pub) != 0) return die("public key");
@@ -236,6 +275,8 @@ int main(int argc, char **argv)
     }
     smki_gateway_free(g);
     smki_key_free(acb);
+    smki_ra_close(ra);
+    smki_key_free(op_key);
     smki_store_close(s);
     char cmd[600];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs/gbcs.h"
+#include "gateway/gateway.h"
 
 static void require(int cond, const char *what)
 {

@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs/gbcs.h"
+#include "gateway/gateway.h"
 
 #define NAME "fuzz.csv"
 

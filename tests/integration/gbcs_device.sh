@@ -138,7 +138,7 @@ check "no signature file is left" test ! -e "$W/x.sig"
 # The demo went through the real gateway.
 run smki --json gbcs gateway device list
 expect_json "the gateway's inventory holds the device (commissioned, its KA key) and MACed the demo's 4 commands" \
-  'any(x["id"] == "00-DB-12-34-56-78-00-01" and x["status"] == "commissioned" and x["has_ka_key"] and x["next_invocation_counter"] == 4 for x in d["devices"])'
+  'any(x["eui64"] == "00-DB-12-34-56-78-00-01" and x["status"] == "commissioned" and x["has_ka_key"] and x["next_invocation_counter"] == 4 for x in d["devices"])'
 run smki --json gbcs gateway check --oca "$SMKI_HOME/ca/test/smki-oca.pem" --crl "$SMKI_HOME/ca/test/smki-oca.crl" \
   "$W/demo/ecs01a-1.signed.hex"
 expect_json "the gateway refuses the demo's first pre-command again (counter.replay)" \

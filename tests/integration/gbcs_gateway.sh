@@ -6,6 +6,9 @@
 # the RTDS file; every refusal by its reason code and exit 2; revocation on a hierarchy
 # and CRL made by python3-cryptography (the RTDS OCA key is not published); a threshold
 # burst quarantined, then released (the MAC checked by smki gbcs verify) or rejected.
+# The Users are the RA's (its registry, its suspensions); every administration action is
+# an RA operator's, refused without one or with a key not theirs, and in the audit trail
+# that 'smki audit verify' checks.
 # Every check prints "ok - ..." or "not ok - ..."; the last line is "N passed, M failed".
 #
 # Environment (ctest sets it; by hand:
@@ -116,18 +119,44 @@ run smki key pub thr-ds --out "$W/tok.pub"
 check "openssl verifies the token key's signature" openssl dgst -sha256 -verify "$W/tok.pub" -signature "$W/thr.tok.sig" "$W/thr-lf.csv"
 expect_exit 1 "file verify needs one of --cert or --pub" smki file verify --in "$W/thr.csv" --sig "$W/thr.sig"
 
+# ---- the RA: its Users, its operator ---------------------------------------------------------------
+# ra_users HOME: the RA of HOME (lib.sh's ra_test_participant: operator 'tester', the Party
+# GITTEST with the supplier's User ID, EIS) and the network operator's User ID (ENO).
+ra_users() {
+    ra_test_participant "$1"
+    expect_exit 0 "RA: the network operator's User ID" env SMKI_HOME="$1" "$SMKI_BIN" ra id allocate \
+        --party GITTEST --roles ENO --eui $NO
+}
+ra_users "$SMKI_HOME"
+NOOP=(env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN")
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$W/mallory.pem" 2>/dev/null
+
 # ---- registry ------------------------------------------------------------------------------------
-expect_exit 0 "user add (RTDS supplier)" smki "${GW[@]}" user add --id 90-B3-D5-1F-30-01-00-00 --role supplier --cert "$K/90b3d51f30010000-ds.pem"
-expect_exit 2 "user add refuses a certificate of another User ID" smki "${GW[@]}" user add --id $NO --role networkOperator --cert "$K/90b3d51f30010000-ds.pem"
-expect_exit 0 "device add (RTDS electricity meter, its KA certificate)" smki "${GW[@]}" device add --id $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
-expect_exit 1 "device add refuses an unknown status" smki "${GW[@]}" device add --id 00DB1234567890A1 --status broken
+expect_exit 1 "user add without an operator is refused" "${NOOP[@]}" "${GW[@]}" user add --eui $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+expect_in "--operator NAME" "the refusal names the missing operator"
+expect_exit 2 "user add with a key that is not the operator's is refused" smki "${GW[@]}" user add --eui $SUP --role supplier \
+    --cert "$K/90b3d51f30010000-ds.pem" --operator-key "file:$W/mallory.pem"
+expect_in "not operator tester's registered key" "the refusal says whose key it is not"
+expect_exit 2 "user add refuses an ID the RA does not know" smki "${GW[@]}" user add --eui 90-B3-D5-1F-30-03-00-00 --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+expect_in "is not a User ID of the RA's registry" "it says the RA does not know the ID"
+expect_exit 2 "user add refuses a role the RA's User Roles do not allow" smki "${GW[@]}" user add --eui $NO --role supplier --cert "$K/90b3d51f30020000-ds.pem"
+expect_exit 0 "user add (RTDS supplier)" smki "${GW[@]}" user add --eui 90-B3-D5-1F-30-01-00-00 --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+expect_exit 2 "user add refuses a certificate of another User ID" smki "${GW[@]}" user add --eui $NO --role networkOperator --cert "$K/90b3d51f30010000-ds.pem"
+expect_exit 1 "device add without an operator is refused" "${NOOP[@]}" "${GW[@]}" device add --eui $METER --status commissioned
+expect_exit 0 "device add (RTDS electricity meter, its KA certificate)" smki "${GW[@]}" device add --eui $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
+expect_exit 1 "device add refuses an unknown status" smki "${GW[@]}" device add --eui 00DB1234567890A1 --status broken
 run smki --json "${GW[@]}" user list
-expect_json "user list --json" 'd["users"][0]["id"] == "90-B3-D5-1F-30-01-00-00" and d["users"][0]["role"] == "02"'
+expect_json "user list --json: the RA's word beside the certificate" 'd["users"][0]["eui64"] == "90-B3-D5-1F-30-01-00-00" and d["users"][0]["role"] == "02" and d["users"][0]["party"] == "GITTEST" and d["users"][0]["user_roles"] == "EIS"'
 run smki --json "${GW[@]}" eligibility list
-expect_json "the default eligibility lets a supplier send ECS01a" 'd["default"] and any(r["role"] == "02" and r["code"] == "0019" for r in d["rows"])'
-expect_exit 2 "thresholds load refuses a file signed by another key" smki "${GW[@]}" thresholds load --user $SUP --in "$W/thr.csv" --sig "$W/thr.tok.sig"
-expect_exit 0 "thresholds load with the user's signature" smki "${GW[@]}" thresholds load --user $SUP --in "$W/thr.csv" --sig "$W/thr.sig"
-run smki --json "${GW[@]}" thresholds show --user $SUP
+expect_json "the default eligibility lets a supplier send ECS01a" 'd["default"] and any(r["role"] == "02" and r["message_code"] == "0019" for r in d["rows"])'
+expect_exit 2 "thresholds load refuses a file signed by another key" smki "${GW[@]}" thresholds load --eui $SUP --in "$W/thr.csv" --sig "$W/thr.tok.sig"
+expect_exit 1 "thresholds load without an operator is refused" "${NOOP[@]}" "${GW[@]}" thresholds load --eui $SUP --in "$W/thr.csv" --sig "$W/thr.sig"
+expect_exit 0 "thresholds load with the user's signature" smki "${GW[@]}" thresholds load --eui $SUP --in "$W/thr.csv" --sig "$W/thr.sig"
+run smki --json audit list
+expect_json "each administration action is an entry signed by its operator" '[e["action"] for e in d["entries"] if e["action"].startswith("gateway.")] == ["gateway.user-add", "gateway.device-add", "gateway.thresholds-load"] and all(e["operator"] == "tester" for e in d["entries"] if e["action"].startswith("gateway."))'
+openssl pkey -in "$W/ra-checkpoint.pem" -pubout -out "$W/ra-checkpoint.pub" 2>/dev/null
+expect_exit 0 "audit verify covers them" smki audit verify --checkpoint-pub "$W/ra-checkpoint.pub"
+run smki --json "${GW[@]}" thresholds show --eui $SUP
 expect_json "thresholds show" 'len(d["rules"]) == 2 and d["rules"][0]["max_count"] == 3'
 
 # ---- the RTDS pre-commands pass and come out MACed ------------------------------------------------
@@ -152,6 +181,14 @@ expect_json "the quarantine holds it" 'len(d["quarantine"]) == 1 and d["quaranti
 QID=$(printf '%s' "$OUT" | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["quarantine"][0]["id"])')
 expect_exit 0 "quarantine show" smki "${GW[@]}" quarantine show "$QID"
 expect_in "threshold.exceeded" "show gives the reason"
+: >"$W/taken.hex"
+expect_exit 2 "release to a file that exists is refused before anything is released" \
+    smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/taken.hex"
+expect_in "exists; --force replaces it" "it says how to replace it"
+run smki --json "${GW[@]}" quarantine show "$QID"
+expect_json "still held" 'd["quarantine"][0]["state"] == "held"'
+expect_exit 1 "release without an operator is refused" "${NOOP[@]}" "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/released.hex"
+check "and writes nothing" test ! -e "$W/released.hex"
 expect_exit 0 "quarantine release MACs it" smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/released.hex"
 expect_exit 0 "the released command verifies" smki gbcs verify --trust "$K" --acb-key "$ACB" --at "$AT" "$W/released.hex"
 expect_exit 2 "a released message cannot be released again" smki "${GW[@]}" quarantine release "$QID" --acb-key "$ACB" --out "$W/again.hex"
@@ -161,8 +198,9 @@ expect_json "reason counter.replay" 'd["messages"][0]["reason"] == "counter.repl
 # The RTDS command itself, re-MACed in a fresh home: the same bytes as the RTDS file.
 export SMKI_HOME=$W/home2
 mkdir -p "$SMKI_HOME" # only init commands make a home
-run smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
-run smki "${GW[@]}" device add --id $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
+ra_users "$SMKI_HOME"
+run smki "${GW[@]}" user add --eui $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+run smki "${GW[@]}" device add --eui $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
 expect_exit 0 "the RTDS ECS01a command passes" smki "${CHECK[@]}" --acb-key "$ACB" --out "$W/remac.hex" "$CMD_BLOCK"
 check "its new MAC equals the RTDS command byte for byte" cmp <(tr -d ' \r\n' <"$CMD_BLOCK") <(tr -d '\n' <"$W/remac.hex")
 
@@ -175,19 +213,16 @@ reason() { # DESC REASON CHECK-ARGS...
     expect_json "$desc: reason $want" "d['messages'][0]['reason'] == '$want'"
 }
 sign "$PRE_BLOCK" "$K/90b3d51f30020000-ds.key" 2000 $NO "$W/no.hex"
-reason "unknown user" user.unknown "${CHECK[@]}" "$W/no.hex"
-run smki "${GW[@]}" user add --id $NO --role networkOperator --cert "$K/90b3d51f30020000-ds.pem"
+reason "unknown user (a User ID of the RA without a certificate here)" user.unknown "${CHECK[@]}" "$W/no.hex"
+sign "$PRE_BLOCK" "$K/90b3d51f30020000-ds.key" 2000 90B3D51F30030000 "$W/stranger.hex"
+reason "unknown user (an ID the RA does not know)" user.unknown "${CHECK[@]}" "$W/stranger.hex"
+run smki "${GW[@]}" user add --eui $NO --role networkOperator --cert "$K/90b3d51f30020000-ds.pem"
 reason "a network operator may not send ECS01a" user.not-eligible "${CHECK[@]}" "$W/no.hex"
 sign "$PRE_BLOCK" "$K/90b3d51f30020000-ds.key" 2001 $SUP "$W/wrong-signer.hex"
 reason "wrong signer (the network operator's key for the supplier)" signature.invalid "${CHECK[@]}" "$W/wrong-signer.hex"
 sign "$PRE_BLOCK" "$K/90b3d51f30010000-ds.key" 2002 $SUP "$W/s2002.hex"
 reason "expired signer (at 2030)" cert.expired gbcs gateway check --oca "$W/z1.der" --no-crl --at 2030-01-01 "$W/s2002.hex"
-run smki "${GW[@]}" user suspend --id $SUP
-reason "suspended user" user.suspended "${CHECK[@]}" "$W/s2002.hex"
-run smki "${GW[@]}" user resume --id $SUP
-# The RA's suspension reaches the gateway too (the tools layer wires the RA's check into
-# the gateway): of the User ID, then of its Party.
-ra_test_participant "$SMKI_HOME"
+# Suspension is the RA's (the gateway keeps none): of the User ID, then of its Party.
 run smki ra id suspend $SUP --reason "key compromise reported"
 reason "a User ID suspended in the RA" user.suspended "${CHECK[@]}" "$W/s2002.hex"
 expect_json "the RA's reason is given" "'by the RA' in d['messages'][0]['detail'] and 'key compromise reported' in d['messages'][0]['detail']"
@@ -195,13 +230,16 @@ run smki ra id resume $SUP
 run smki ra party suspend GITTEST --reason "contract ended"
 reason "a Party suspended in the RA" user.suspended "${CHECK[@]}" "$W/s2002.hex"
 run smki ra party resume GITTEST
-run smki "${GW[@]}" device set-status --id $METER --status decommissioned
-reason "decommissioned device" device.status "${CHECK[@]}" "$W/s2002.hex"
-run smki "${GW[@]}" device set-status --id $METER --status commissioned
+expect_exit 1 "device set-status without an operator is refused" "${NOOP[@]}" "${GW[@]}" device set-status --eui $METER --status decommissioned
+expect_exit 0 "the message still passes: nothing changed" smki "${CHECK[@]}" "$W/s2002.hex"
+sign "$PRE_BLOCK" "$K/90b3d51f30010000-ds.key" 2003 $SUP "$W/s2003.hex"
+run smki "${GW[@]}" device set-status --eui $METER --status decommissioned
+reason "decommissioned device" device.status "${CHECK[@]}" "$W/s2003.hex"
+run smki "${GW[@]}" device set-status --eui $METER --status commissioned
 reason "unsigned pre-command" structure.unsigned "${CHECK[@]}" "$PRE_BLOCK"
-expect_exit 0 "after all that, the message passes" smki "${CHECK[@]}" "$W/s2002.hex"
-expect_exit 1 "check needs --crl or --no-crl" smki "${GW[@]}" check --oca "$W/z1.der" "$W/s2002.hex"
-expect_exit 1 "check needs --trust or --oca" smki "${GW[@]}" check --no-crl "$W/s2002.hex"
+expect_exit 0 "after all that, the message passes" smki "${CHECK[@]}" "$W/s2003.hex"
+expect_exit 1 "check needs --crl or --no-crl" smki "${GW[@]}" check --oca "$W/z1.der" "$W/s2003.hex"
+expect_exit 1 "check needs --trust or --oca" smki "${GW[@]}" check --no-crl "$W/s2003.hex"
 
 # ---- revocation, wrong role: a hierarchy and CRL made by python3-cryptography ----------------------
 mkdir -p "$W/pki/trust"
@@ -263,12 +301,14 @@ P=$W/pki
 check "openssl agrees that A is revoked" bash -c "! openssl verify -crl_check -attime 1577836800 -CAfile <(cat $P/trust/root.pem $P/trust/oca.pem) -CRLfile $P/oca.crl.pem $P/a.pem"
 export SMKI_HOME=$W/home3
 mkdir -p "$SMKI_HOME"
+ra_users "$SMKI_HOME"
 for u in a:90B3D51F3F000001:supplier b:90B3D51F3F000002:supplier c:90B3D51F3F000003:supplier; do
     IFS=: read -r n id role <<<"$u"
-    run smki "${GW[@]}" user add --id "$id" --role "$role" --cert "$P/$n.pem"
+    run smki ra id allocate --party GITTEST --roles EIS --eui "$id"
+    run smki "${GW[@]}" user add --eui "$id" --role "$role" --cert "$P/$n.pem"
 done
-run smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
-run smki "${GW[@]}" device add --id $METER --status commissioned
+run smki "${GW[@]}" user add --eui $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+run smki "${GW[@]}" device add --eui $METER --status commissioned
 PCHECK=(gbcs gateway check --trust "$P/trust" --crl "$P/oca.crl" --at "$AT")
 sign "$PRE_BLOCK" "$P/a.key" 1 90B3D51F3F000001 "$W/a.hex"
 sign "$PRE_BLOCK" "$P/b.key" 1 90B3D51F3F000002 "$W/b.hex"
@@ -284,18 +324,27 @@ expect_in "does not verify under its issuer's key" "it says why"
 # ---- quarantine reject --------------------------------------------------------------------------------
 export SMKI_HOME=$W/home4
 mkdir -p "$SMKI_HOME"
-run smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
-run smki "${GW[@]}" device add --id $METER --status commissioned
+ra_users "$SMKI_HOME"
+run smki "${GW[@]}" user add --eui $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+run smki "${GW[@]}" device add --eui $METER --status commissioned
 printf '%s,*,60,1\n' $SUP >"$W/one.csv"
 run smki file sign --key "file:$K/90b3d51f30010000-ds.key" --in "$W/one.csv" --out "$W/one.sig"
-expect_exit 0 "thresholds: one message a minute" smki "${GW[@]}" thresholds load --user $SUP --in "$W/one.csv" --sig "$W/one.sig"
+expect_exit 0 "thresholds: one message a minute" smki "${GW[@]}" thresholds load --eui $SUP --in "$W/one.csv" --sig "$W/one.sig"
 sign "$PRE_BLOCK" "$K/90b3d51f30010000-ds.key" 10 $SUP "$W/q10.hex"
 sign "$PRE_BLOCK" "$K/90b3d51f30010000-ds.key" 11 $SUP "$W/q11.hex"
 expect_exit 0 "the first passes" smki "${CHECK[@]}" "$W/q10.hex"
 reason "the second in the minute is quarantined" threshold.exceeded "${CHECK[@]}" "$W/q11.hex"
 expect_json "with its quarantine id" 'd["messages"][0]["verdict"] == "quarantined" and d["messages"][0]["quarantine_id"] == 1'
 expect_exit 1 "reject needs a reason" smki "${GW[@]}" quarantine reject 1
+expect_exit 1 "reject without an operator is refused" "${NOOP[@]}" "${GW[@]}" quarantine reject 1 --reason "not expected"
+expect_exit 2 "reject with a key that is not the operator's is refused" smki "${GW[@]}" quarantine reject 1 --reason "not expected" --operator-key "file:$W/mallory.pem"
+run smki --json "${GW[@]}" quarantine show 1
+expect_json "still held after the refusals" 'd["quarantine"][0]["state"] == "held"'
 expect_exit 0 "reject with a reason" smki "${GW[@]}" quarantine reject 1 --reason "not expected from this user"
+run smki --json audit list
+expect_json "the rejection is in the audit trail, with its reason" 'any(e["action"] == "gateway.quarantine-reject" and "not expected from this user" in e["detail"] and e["operator"] == "tester" for e in d["entries"])'
+openssl pkey -in "$W/ra-checkpoint.pem" -pubout -out "$W/ra-checkpoint.pub" 2>/dev/null # this home's
+expect_exit 0 "audit verify covers it" smki audit verify --checkpoint-pub "$W/ra-checkpoint.pub"
 run smki --json "${GW[@]}" quarantine show 1
 expect_json "the record keeps the reason" 'd["quarantine"][0]["state"] == "rejected" and d["quarantine"][0]["note"] == "not expected from this user"'
 expect_exit 2 "an unknown quarantine id" smki "${GW[@]}" quarantine show 42

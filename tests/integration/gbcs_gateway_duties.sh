@@ -59,17 +59,19 @@ CS02B_FUTURE=$R/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FU
 CS02B_CANCEL=$R/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_CANCELLATION_SUCCESS_COMMAND_GBCS.HEX
 CS02B_NOW=$R/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_IMMEDIATE_SUCCESS_COMMAND_GBCS.HEX
 
-expect_exit 0 "register the supplier" smki "${GW[@]}" user add --id $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
+# The supplier's User ID is the RA's (lib.sh: operator 'tester', Party GITTEST, EIS).
+ra_test_participant "$SMKI_HOME"
+expect_exit 0 "register the supplier" smki "${GW[@]}" user add --eui $SUP --role supplier --cert "$K/90b3d51f30010000-ds.pem"
 expect_exit 0 "register the meter with its KA certificate" \
-    smki "${GW[@]}" device add --id $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
+    smki "${GW[@]}" device add --eui $METER --status commissioned --ka-cert "$K/00db1234567890a0-ka.pem"
 
 # ---- responses and alerts: the return path, their own thresholds --------------------------------------
 printf 'user,message_code,window_seconds,max_count,kind\n%s,*,3600,1,response\n%s,*,3600,1,alert\n' $SUP $SUP \
     >"$W/thr.csv"
 expect_exit 0 "sign the thresholds with the supplier's key" \
     smki file sign --key "file:$K/90b3d51f30010000-ds.key" --in "$W/thr.csv" --out "$W/thr.sig"
-expect_exit 0 "load them" smki "${GW[@]}" thresholds load --user $SUP --in "$W/thr.csv" --sig "$W/thr.sig"
-run smki --json "${GW[@]}" thresholds show --user $SUP
+expect_exit 0 "load them" smki "${GW[@]}" thresholds load --eui $SUP --in "$W/thr.csv" --sig "$W/thr.sig"
+run smki --json "${GW[@]}" thresholds show --eui $SUP
 expect_json "the rules keep their kinds" "[r['kind'] for r in d['rules']] == ['response', 'alert']"
 run smki --json "${CHECK[@]}" --at 2020-01-01 "$RESP" "$ALERT"
 expect_json "a response and an alert from the meter to the supplier pass" \
@@ -128,7 +130,7 @@ expect_exit 1 "an environment that is not configured is refused" \
 HOOKLOG=$W/hook.jsonl
 printf '%s,0019,3600,1\n' $SUP >"$W/thr2.csv"
 smki file sign --key "file:$K/90b3d51f30010000-ds.key" --in "$W/thr2.csv" --out "$W/thr2.sig" >/dev/null
-expect_exit 0 "one ECS01a an hour" smki "${GW[@]}" thresholds load --user $SUP --in "$W/thr2.csv" --sig "$W/thr2.sig"
+expect_exit 0 "one ECS01a an hour" smki "${GW[@]}" thresholds load --eui $SUP --in "$W/thr2.csv" --sig "$W/thr2.sig"
 sign_pre() { # COUNTER OUT: the RTDS ECS01a pre-command with this counter, signed by the supplier
     "$PY" - "$R/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX" "$1" "$W/pre-$1.hex" <<'PYTHON'
 import sys
@@ -151,10 +153,16 @@ recs = [json.loads(l) for l in open(sys.argv[1])]
 assert len(recs) == 2 and len({r["id"] for r in recs}) == 2, recs
 assert all(r["reason"] == "threshold.exceeded" and r["kind"] == "command" and r["counter"] in (3002, 3003) for r in recs)' \
     "$HOOKLOG"
-run smki --json "${CHECK[@]}" --at 2020-02-01T00:01:00Z --quarantine-hook "exit 7" "$W/s3004.hex"
+run smki --json "${CHECK[@]}" --at 2020-02-01T00:01:00Z --quarantine-hook "exit 7" --log "$W/gw.jsonl" "$W/s3004.hex"
 expect_json "a failing hook: still quarantined, the failure reported" \
     "d['messages'][0]['verdict'] == 'quarantined' and d['messages'][0]['notified'] is False and \
      'exited 7' in d['messages'][0]['notify_error']"
+check "the JSON log: one line for it, the counters with the failure counted" "$PY" -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+assert len(recs) == 1 and recs[0]["event"] == "gateway_quarantine" and recs[0]["notified"] is False, recs
+assert recs[0]["notify_failed_total"] == 1 and recs[0]["notified_total"] == 2 and recs[0]["quarantined_total"] >= 3, recs' \
+    "$W/gw.jsonl"
 run smki --json "${GW[@]}" quarantine stats
 expect_json "the counters: 4 quarantined (with the response), 2 notified, 1 failed" \
     "d['quarantined_total'] == 3 + 1 - 1 + 1 and d['notified_total'] == 2 and d['notify_failed_total'] == 1"
@@ -178,30 +186,20 @@ run smki --json "${GW[@]}" eligibility srv
 expect_json "the table in force" "d['loaded'] and [(r['srv'], r['message_code'], r['user_roles']) for r in d['rows']] == \
      [('1.1.1', '0019', 'EIS'), ('1.1.1', '006B', 'GIS')]"
 for n in 4001 4002; do sign_pre $n "$W/e$n.hex"; done
-expect_exit 0 "the supplier is a Gas Supplier" smki "${GW[@]}" user set-roles --id $SUP --user-roles gis
+# One source of truth: the User Roles are the RA's registry's, read at every check.
+expect_exit 0 "the RA makes the supplier a Gas Supplier" smki ra id set-roles $SUP --roles gis
 run smki --json "${GW[@]}" user list
-expect_json "its User Roles are kept" "d['users'][0]['user_roles'] == 'GIS'"
+expect_json "the gateway shows the RA's User Roles" "d['users'][0]['user_roles'] == 'GIS'"
 run smki --json "${CHECK[@]}" --at 2020-03-01 "$W/e4001.hex"
 expect_json "a Gas Supplier's ECS01a (0019): user.not-eligible, naming the variant" \
     "d['messages'][0]['reason'] == 'user.not-eligible' and '1.1.1 (ECS01a)' in d['messages'][0]['detail']"
-expect_exit 0 "as an Import Supplier too" smki "${GW[@]}" user set-roles --id $SUP --user-roles EIS,GIS
+expect_exit 0 "as an Import Supplier too" smki ra id set-roles $SUP --roles EIS,GIS
 expect_exit 0 "... it passes" smki "${CHECK[@]}" --at 2020-03-01 "$W/e4002.hex"
 printf '1.1.1,ECS01a,19,EIS\n' >"$W/bad-srv.csv"
 expect_exit 2 "a malformed table is refused, naming the line" smki "${GW[@]}" eligibility load --in "$W/bad-srv.csv"
 expect_in "eligibility:1: message_code must be 4 hex digits" "the line is named"
-expect_exit 1 "a malformed User Role" smki "${GW[@]}" user set-roles --id $SUP --user-roles "EIS,9X"
-# One source of truth: the RA's registry allocates the supplier's User ID as an Import
-# Supplier (EIS); the gateway's own, stale GIS no longer decides.
-expect_exit 0 "the gateway's own User Roles say Gas Supplier only" \
-    smki "${GW[@]}" user set-roles --id $SUP --user-roles GIS
-sign_pre 4003 "$W/e4003.hex"
-run smki --json "${CHECK[@]}" --at 2020-03-01 "$W/e4003.hex"
-expect_json "before the RA knows the ID, the gateway's own roles decide: not eligible" \
-    "d['messages'][0]['reason'] == 'user.not-eligible'"
-ra_test_participant "$SMKI_HOME"
-run smki ra id list
-expect_in "EIS" "the RA holds the supplier's User ID as EIS"
-expect_exit 0 "with the RA's User Roles (EIS) the ECS01a passes" smki "${CHECK[@]}" --at 2020-03-02 "$W/e4003.hex"
+expect_exit 1 "a malformed User Role" smki ra id set-roles $SUP --roles "EIS,9X"
+expect_exit 1 "the gateway keeps no User Roles of its own" smki "${GW[@]}" user set-roles --eui $SUP --user-roles GIS
 : >"$W/empty.csv"
 expect_exit 0 "an empty table removes it" smki "${GW[@]}" eligibility load --in "$W/empty.csv"
 run smki --json "${GW[@]}" eligibility srv

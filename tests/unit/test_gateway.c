@@ -1,5 +1,6 @@
-/* The gateway (gbcs/gbcs.h, its gateway section): signed threshold files, the strict CSV parser, the
- * registry, and every refusal of the §7 checks, each by its reason code. Proved on the
+/* The gateway (gateway/gateway.h): signed threshold files, the strict CSV parser, the
+ * registry (its Users the RA's), every administration action an audited RA action, and
+ * every refusal of the §7 checks, each by its reason code. Proved on the
  * RTDS data (the supplier's pre-command signed with its published test key, under the Z1
  * organisation CA carried in an RTDS CS02b command) and, for revocation, on a small test
  * hierarchy made here with OpenSSL (the RTDS OCA key is not published). */
@@ -17,7 +18,7 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "gbcs/gbcs.h"
+#include "gateway/gateway.h"
 
 #define KS "vectors/gbcs/keystore/"
 #define RTDS "vectors/gbcs/rtds/"
@@ -101,21 +102,73 @@ static uint8_t *signed_pre(smki_key *k, const char *originator, uint64_t counter
     return out;
 }
 
+/* The RA on a gateway's store, whose registry holds the Users: operator alice (her key and
+ * the checkpoint key files in dir), the Party RTDS holding the RTDS block 90B3D51F3/36 (a
+ * DCC party when dcc: its IDs are DCC IDs), and the User IDs asked for. */
+typedef struct {
+    smki_ra *ra;
+    smki_key *alice_k, *mallory_k;
+    smki_ra_actor alice, impostor;
+    smki_gw_admin adm; /* alice's */
+} ra_fx;
+
+static void ra_fx_open(ra_fx *x, smki_store *s, const char *dir, int dcc)
+{
+    memset(x, 0, sizeof *x);
+    smki_ra_policy p;
+    assert_ok(smki_ra_policy_load(NULL, &p));
+    assert_ok(smki_ra_open(s, &p, &x->ra));
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.pem", dir);
+    test_write_ec_key(path, "P-256");
+    smki_ra_set_checkpoint_key(x->ra, test_open_file_key(path));
+    x->alice_k = test_new_file_key(dir, "alice");
+    x->mallory_k = test_new_file_key(dir, "mallory");
+    x->alice = (smki_ra_actor){"alice", x->alice_k};
+    x->impostor = (smki_ra_actor){"alice", x->mallory_k}; /* alice's name, not her key */
+    x->adm = (smki_gw_admin){x->ra, &x->alice};
+    assert_ok(smki_ra_operator_add(x->ra, &x->alice, "alice", smki_key_public(x->alice_k)));
+    smki_ra_party party = {.signifier = "RTDS", .name = "RTDS parties", .is_dcc = dcc};
+    assert_ok(smki_ra_party_add(x->ra, &x->alice, &party));
+    smki_eui64_range_t r;
+    assert_ok(smki_eui64_range_parse("90B3D51F3/36", &r));
+    assert_ok(smki_ra_range_assign(x->ra, &x->alice, &r, SMKI_RANGE_CENTRAL, "RTDS"));
+}
+
+/* A User ID of the RA with these User Roles (SMKI_UROLE_*). */
+static void ra_fx_user(ra_fx *x, const char *id, unsigned roles)
+{
+    smki_eui64_t want = eui(id), got;
+    assert_ok(smki_ra_id_allocate(x->ra, &x->alice, "RTDS", roles, &want, &got));
+}
+
+static void ra_fx_close(ra_fx *x)
+{
+    smki_ra_close(x->ra);
+    smki_key_free(x->alice_k);
+    smki_key_free(x->mallory_k);
+}
+
 typedef struct {
     const char *dir;
     smki_store *s;
     char z1[1200];
+    ra_fx x;
 } fx;
 
+/* The supplier (an Import Supplier) and the network operator are Users of the RA; the
+ * supplier's DS certificate and the meter are registered at the gateway. */
 static void register_rtds(fx *f)
 {
+    ra_fx_user(&f->x, SUPPLIER, SMKI_UROLE_EIS);
+    ra_fx_user(&f->x, NETOP, SMKI_UROLE_ENO);
     size_t len;
     uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
     smki_eui64_t sup = eui(SUPPLIER), met = eui(METER);
-    assert_ok(smki_gw_user_add(f->s, &sup, SMKI_ROLE_SUPPLIER, c, len));
+    assert_ok(smki_gw_user_add(&f->x.adm, &sup, SMKI_ROLE_SUPPLIER, c, len));
     free(c);
     c = shared_file(KS "00db1234567890a0-ka.pem", &len);
-    assert_ok(smki_gw_device_add(f->s, &met, SMKI_DEV_COMMISSIONED, c, len));
+    assert_ok(smki_gw_device_add(&f->x.adm, &met, SMKI_DEV_COMMISSIONED, c, len));
     free(c);
 }
 
@@ -128,6 +181,7 @@ static int setup(void **state)
     assert_ok(smki_store_open(sd, NULL, &f->s));
     assert_ok(smki_gw_dbs(f->s));
     snprintf(f->z1, sizeof f->z1, "%s", z1_path(f->dir));
+    ra_fx_open(&f->x, f->s, f->dir, 0);
     register_rtds(f);
     *state = f;
     return 0;
@@ -136,6 +190,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
+    ra_fx_close(&f->x);
     smki_store_close(f->s);
     free(f);
     return 0;
@@ -143,7 +198,7 @@ static int teardown(void **state)
 
 static smki_gateway *open_gw(fx *f, smki_key *acb)
 {
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .ra = f->x.ra};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     return g;
@@ -273,6 +328,62 @@ static void test_thresholds_parse_names_line_and_column_of_each_error(void **sta
                  "t:1:257: line longer than 256");
 }
 
+static int count_users(const smki_gw_user *u, void *arg)
+{
+    (void)u;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+typedef struct {
+    const char *action, *object;
+    int found;
+    uint64_t seq;
+} trail_find;
+
+static int find_entry(const smki_audit_entry *e, void *arg)
+{
+    trail_find *fd = arg;
+    if (strcmp(e->action, fd->action) != 0 || strcmp(e->object, fd->object) != 0) return 0;
+    assert_string_equal(e->operator_name, "alice");
+    assert_true(e->sig_len > 0);
+    fd->found = 1;
+    fd->seq = e->seq;
+    return 0;
+}
+
+typedef struct {
+    smki_db db;
+    uint64_t seq;
+} tamper_op;
+
+/* One octet of the stored entry's body flipped (its detail, at the end of the body). */
+static int tamper_txn(smki_txn *t, void *arg)
+{
+    tamper_op *op = arg;
+    uint8_t key[8];
+    smki_put_be64(key, op->seq);
+    const void *v;
+    size_t vl;
+    GUARD(smki_txn_get(t, op->db, key, 8, &v, &vl));
+    uint8_t *copy = malloc(vl);
+    ENSURE(copy, SMKI_E_NOMEM, "entry");
+    memcpy(copy, v, vl);
+    smki_audit_entry e;
+    int rc = smki_audit_entry_decode(copy, vl, &e);
+    size_t body = vl - 1 - e.sig_len;
+    if (rc == 0) copy[body - 2] ^= 0x01;
+    if (rc == 0) rc = smki_txn_put(t, op->db, key, 8, copy, vl, 0);
+    free(copy);
+    return rc;
+}
+
+static void tamper_entry(fx *f, uint64_t seq)
+{
+    tamper_op op = {smki_ra_databases(f->x.ra)->audit, seq};
+    assert_ok(smki_store_write(f->s, tamper_txn, &op));
+}
+
 /* ---- Registry ------------------------------------------------------------------------------------- */
 static void test_registry_users_devices_and_eligibility(void **state)
 {
@@ -280,27 +391,28 @@ static void test_registry_users_devices_and_eligibility(void **state)
     size_t len;
     smki_eui64_t sup = eui(SUPPLIER), no = eui(NETOP), met = eui(METER);
     uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
-    assert_fails(smki_gw_user_add(f->s, &sup, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_EXISTS, "already registered");
-    assert_fails(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, len), SMKI_E_REFUSED,
+    assert_fails(smki_gw_user_add(&f->x.adm, &sup, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_EXISTS, "already registered");
+    assert_fails(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_NETWORK_OPERATOR, c, len), SMKI_E_REFUSED,
                  "not of this User ID");
-    assert_fails(smki_gw_user_add(f->s, &no, 0x55, c, len), SMKI_E_USAGE, "not a Remote Party Role");
+    assert_fails(smki_gw_user_add(&f->x.adm, &no, 0x55, c, len), SMKI_E_USAGE, "not a Remote Party Role");
     free(c);
     smki_gw_user u;
-    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_ok(smki_gw_user_get(f->x.ra, &sup, &u));
     assert_int_equal(u.role, SMKI_ROLE_SUPPLIER);
     assert_false(u.suspended);
-    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 1));
-    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    /* Suspension is the RA's: the gateway reads it, it keeps none of its own. */
+    assert_ok(smki_ra_id_suspend(f->x.ra, &f->x.alice, &sup, 1, "contract ended"));
+    assert_ok(smki_gw_user_get(f->x.ra, &sup, &u));
     assert_true(u.suspended);
-    assert_fails(smki_gw_user_get(f->s, &no, &u), SMKI_E_NOTFOUND, "not registered");
-    assert_fails(smki_gw_user_set_suspended(f->s, &no, 1), SMKI_E_NOTFOUND, "not registered");
+    assert_non_null(strstr(u.suspend_reason, "contract ended"));
+    assert_fails(smki_gw_user_get(f->x.ra, &no, &u), SMKI_E_NOTFOUND, "no DS certificate registered");
 
     smki_gw_device d;
     assert_ok(smki_gw_device_get(f->s, &met, &d));
     assert_int_equal(d.status, SMKI_DEV_COMMISSIONED);
     assert_true(d.ka_len > 0);
-    assert_fails(smki_gw_device_add(f->s, &met, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_EXISTS, "already");
-    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_SUSPENDED));
+    assert_fails(smki_gw_device_add(&f->x.adm, &met, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_EXISTS, "already");
+    assert_ok(smki_gw_device_set_status(&f->x.adm, &met, SMKI_DEV_SUSPENDED));
     assert_ok(smki_gw_device_get(f->s, &met, &d));
     assert_int_equal(d.status, SMKI_DEV_SUSPENDED);
     int st;
@@ -314,15 +426,15 @@ static void test_registry_users_devices_and_eligibility(void **state)
     assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, &allowed));
     assert_false(allowed);
     /* The first change copies the default: the rest of it stays in force. */
-    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    assert_ok(smki_gw_elig_set(&f->x.adm, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
     assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, &allowed));
     assert_true(allowed);
     assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_SUPPLIER, 0x006B, &allowed));
     assert_true(allowed);
-    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_SUPPLIER, 0x006B, 0));
+    assert_ok(smki_gw_elig_set(&f->x.adm, SMKI_ROLE_SUPPLIER, 0x006B, 0));
     assert_ok(smki_gw_elig_allows(f->s, SMKI_ROLE_SUPPLIER, 0x006B, &allowed));
     assert_false(allowed);
-    assert_fails(smki_gw_elig_set(f->s, SMKI_ROLE_SUPPLIER, 0x006B, 0), SMKI_E_NOTFOUND, "nothing to remove");
+    assert_fails(smki_gw_elig_set(&f->x.adm, SMKI_ROLE_SUPPLIER, 0x006B, 0), SMKI_E_NOTFOUND, "nothing to remove");
     smki_gw_elig *rows;
     size_t n;
     int def;
@@ -330,6 +442,104 @@ static void test_registry_users_devices_and_eligibility(void **state)
     assert_false(def);
     assert_true(n > 10);
     free(rows);
+}
+
+/* One source of truth: a User is the RA's. The gateway registers a certificate only for a
+ * User ID the RA knows, for a Remote Party Role its User Roles allow, and shows the RA's
+ * Party, User Roles and suspension (the ID's or its Party's). */
+static void test_users_are_the_ras(void **state)
+{
+    fx *f = *state;
+    size_t len;
+    smki_eui64_t no = eui(NETOP), stranger = eui("90B3D51F30030000"), sup = eui(SUPPLIER);
+    uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &len);
+    assert_fails(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_REFUSED,
+                 "User Roles ENO in the RA's registry) may not hold a supplier certificate");
+    assert_ok(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_NETWORK_OPERATOR, c, len));
+    free(c);
+    c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
+    assert_fails(smki_gw_user_add(&f->x.adm, &stranger, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_NOTFOUND,
+                 "is not a User ID of the RA's registry");
+    free(c);
+    /* A certificate of an ID the RA has never allocated. */
+    char sd[1100];
+    snprintf(sd, sizeof sd, "%s/store-unknown", f->dir);
+    smki_store *s2;
+    assert_ok(smki_store_open(sd, NULL, &s2));
+    assert_ok(smki_gw_dbs(s2));
+    ra_fx x2;
+    ra_fx_open(&x2, s2, sd, 0);
+    c = shared_file(KS "90b3d51f30010000-ds.pem", &len);
+    assert_fails(smki_gw_user_add(&x2.adm, &sup, SMKI_ROLE_SUPPLIER, c, len), SMKI_E_NOTFOUND,
+                 "is not a User ID of the RA's registry");
+    free(c);
+    ra_fx_close(&x2);
+    smki_store_close(s2);
+
+    smki_gw_user u;
+    assert_ok(smki_gw_user_get(f->x.ra, &no, &u));
+    assert_true(u.ra_known);
+    assert_string_equal(u.party, "RTDS");
+    assert_string_equal(u.user_roles, "ENO");
+    assert_false(u.suspended);
+    assert_ok(smki_ra_party_suspend(f->x.ra, &f->x.alice, "RTDS", 1, "licence revoked"));
+    assert_ok(smki_gw_user_get(f->x.ra, &no, &u));
+    assert_true(u.suspended);
+    assert_non_null(strstr(u.suspend_reason, "licence revoked"));
+    size_t seen = 0;
+    assert_ok(smki_gw_user_list(f->x.ra, count_users, &seen));
+    assert_int_equal(seen, 2);
+}
+
+/* Every administration action is an RA action: refused without an operator and with an
+ * operator whose key does not sign (nothing changes), and, when taken, an entry in the
+ * RA's audit trail signed by the operator, which audit verify checks with the rest; an
+ * entry changed afterwards is found. */
+static void test_administration_is_audited_and_needs_an_operator(void **state)
+{
+    fx *f = *state;
+    smki_gw_admin none = {f->x.ra, NULL}, impostor = {f->x.ra, &f->x.impostor}, nora = {NULL, &f->x.alice};
+    smki_eui64_t met = eui(METER), gas = eui("00DB1234567890A1");
+    uint64_t head0 = 0, head1 = 0;
+    uint8_t hash[SMKI_AUDIT_HASH_LEN];
+    assert_ok(smki_audit_head(f->x.ra, &head0, hash));
+    assert_fails(smki_gw_device_add(&none, &gas, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_USAGE, "no operator");
+    assert_fails(smki_gw_device_add(&impostor, &gas, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_REFUSED,
+                 "not operator alice's registered key");
+    assert_fails(smki_gw_device_add(&nora, &gas, SMKI_DEV_INSTALLED, NULL, 0), SMKI_E_USAGE, "needs the RA");
+    assert_fails(smki_gw_device_set_status(&none, &met, SMKI_DEV_SUSPENDED), SMKI_E_USAGE, "no operator");
+    assert_fails(smki_gw_device_set_status(&impostor, &met, SMKI_DEV_SUSPENDED), SMKI_E_REFUSED, "registered key");
+    assert_fails(smki_gw_elig_set(&impostor, SMKI_ROLE_SUPPLIER, 0x0019, 0), SMKI_E_REFUSED, "registered key");
+    static const char csv[] = "1.1.1,ECS01a,0019,EIS\n";
+    size_t rows;
+    assert_fails(smki_gw_srv_load(&none, (const uint8_t *)csv, sizeof csv - 1, &rows), SMKI_E_USAGE, "no operator");
+    smki_gw_device d;
+    assert_fails(smki_gw_device_get(f->s, &gas, &d), SMKI_E_NOTFOUND, "not in the inventory");
+    assert_ok(smki_gw_device_get(f->s, &met, &d));
+    assert_int_equal(d.status, SMKI_DEV_COMMISSIONED);
+    assert_ok(smki_audit_head(f->x.ra, &head1, hash));
+    assert_int_equal(head1, head0); /* nothing written */
+
+    assert_ok(smki_gw_device_add(&f->x.adm, &gas, SMKI_DEV_INSTALLED, NULL, 0));
+    assert_ok(smki_gw_device_set_status(&f->x.adm, &gas, SMKI_DEV_COMMISSIONED));
+    assert_ok(smki_audit_head(f->x.ra, &head1, hash));
+    assert_int_equal(head1, head0 + 2);
+    trail_find fd = {"gateway.device-add", "device 00-DB-12-34-56-78-90-A1", 0, 0};
+    assert_ok(smki_audit_each(f->x.ra, 1, find_entry, &fd));
+    assert_true(fd.found);
+    char path[1200];
+    snprintf(path, sizeof path, "%s/checkpoint.pem", f->dir);
+    smki_key *ck = test_open_file_key(path);
+    smki_audit_report rep;
+    assert_ok(smki_audit_verify(f->x.ra, smki_key_public(ck), &rep));
+    assert_int_equal(rep.entries, head1);
+    /* The device-add entry's detail changed in the store: the operator's signature no longer verifies. */
+    tamper_entry(f, fd.seq);
+    assert_fails(smki_audit_verify(f->x.ra, smki_key_public(ck), &rep), SMKI_E_VERIFY, NULL);
+    int altered = 0;
+    for (size_t i = 0; i < rep.n_findings; i++) altered |= rep.findings[i].kind == SMKI_AUDIT_ALTERED;
+    assert_true(altered);
+    smki_key_free(ck);
 }
 
 static void test_thresholds_load_only_with_a_verifying_signature(void **state)
@@ -348,15 +558,15 @@ static void test_thresholds_load_only_with_a_verifying_signature(void **state)
     size_t loaded = 0;
     smki_thresholds t;
     /* Signed by another party's key: refused, nothing stored. */
-    assert_fails(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, NULL, &loaded),
+    assert_fails(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, NULL, &loaded),
                  SMKI_E_VERIFY, "does not verify against the user's DS certificate");
     assert_ok(smki_gw_thresholds_get(f->s, &sup, &t));
     assert_int_equal(t.count, 0);
     /* A user sets only its own rules. */
     assert_fails(
-        smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)foreign, sizeof foreign - 1, fsig, fsl, NULL, &loaded),
+        smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)foreign, sizeof foreign - 1, fsig, fsl, NULL, &loaded),
         SMKI_E_REFUSED, "names another user");
-    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
+    assert_ok(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
     assert_int_equal(loaded, 2);
     assert_ok(smki_gw_thresholds_get(f->s, &sup, &t));
     assert_int_equal(t.count, 2);
@@ -364,8 +574,8 @@ static void test_thresholds_load_only_with_a_verifying_signature(void **state)
     /* A configured signer (here the network operator's key) may set anyone's rules. */
     EVP_PKEY *signer = NULL;
     assert_ok(smki_pub_load_file(test_shared_path(KS "90b3d51f30020000-ds.pem"), &signer));
-    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, signer, &loaded));
-    assert_fails(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, signer, &loaded),
+    assert_ok(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, osig, osl, signer, &loaded));
+    assert_fails(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, signer, &loaded),
                  SMKI_E_VERIFY, "configured signer");
     EVP_PKEY_free(signer);
     smki_key_free(k);
@@ -477,21 +687,27 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
         smki_store *s;
         assert_ok(smki_store_open(sd, NULL, &s));
         assert_ok(smki_gw_dbs(s));
+        /* The DCC's Users (the ACB, the transitional CoS party) beside the supplier and the
+         * network operator: one DCC party holds the RTDS block, its IDs DCC IDs. */
+        ra_fx x;
+        ra_fx_open(&x, s, sd, 1);
+        ra_fx_user(&x, parties[known].id, SMKI_UROLE_OU);
         size_t cl;
         snprintf(rel, sizeof rel, KS "%s-ds.pem", parties[known].id);
         uint8_t *c = shared_file(rel, &cl);
-        assert_ok(smki_gw_user_add(s, &o, parties[known].role, c, cl));
+        assert_ok(smki_gw_user_add(&x.adm, &o, parties[known].role, c, cl));
         free(c);
         char tid[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(&t, SMKI_EUI64_PLAIN, tid);
         for (char *q = tid; *q; q++) *q = (char)(*q >= 'A' && *q <= 'F' ? *q + 32 : *q);
         snprintf(rel, sizeof rel, KS "%s-ka.pem", tid);
         c = shared_file(rel, &cl);
-        assert_ok(smki_gw_device_add(s, &t, SMKI_DEV_COMMISSIONED, c, cl));
+        assert_ok(smki_gw_device_add(&x.adm, &t, SMKI_DEV_COMMISSIONED, c, cl));
         free(c);
         /* The RTDS future-dated commands execute in January 2030, the signers' certificates
          * expired in 2025: checked in 2020, with a future-dating limit reaching 2030. */
-        smki_gateway_opts go = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .max_future_seconds = 3700u * 86400u};
+        smki_gateway_opts go = {
+            .oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .max_future_seconds = 3700u * 86400u, .ra = x.ra};
         smki_gateway *g;
         assert_ok(smki_gateway_open(s, &go, &g));
         smki_gw_result r;
@@ -507,6 +723,7 @@ static void test_every_signed_rtds_command_passes_and_is_remaced_byte_for_byte(v
         }
         smki_gw_result_clear(&r);
         smki_gateway_free(g);
+        ra_fx_close(&x);
         smki_store_close(s);
         free(m);
     }
@@ -549,9 +766,9 @@ static void test_two_threads_on_one_gateway(void **state)
     smki_eui64_t no = eui(NETOP), sup = eui(SUPPLIER);
     size_t cl;
     uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &cl);
-    assert_ok(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    assert_ok(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
     free(c);
-    assert_ok(smki_gw_elig_set(f->s, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    assert_ok(smki_gw_elig_set(&f->x.adm, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
     smki_key *acb = open_key(KS "90b3d51f30000002-ka.key");
     smki_key *k[2] = {open_key(KS "90b3d51f30010000-ds.key"), open_key(KS "90b3d51f30020000-ds.key")};
     const char *ids[2] = {SUPPLIER, NETOP};
@@ -640,7 +857,7 @@ static void test_future_dated_beyond_the_limit_is_refused(void **state)
     expect_reason(g, cs02b, len, EXEC_2030 - 30 * 86400 - 1, SMKI_GW_REJECT, "future-dated.too-far");
     smki_gateway_free(g);
     /* The limit is configuration: with 3700 days the same command passes in 2020. */
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .max_future_seconds = 3700u * 86400u};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .max_future_seconds = 3700u * 86400u, .ra = f->x.ra};
     assert_ok(smki_gateway_open(f->s, &o, &g));
     expect_reason(g, cs02b, len, T2020, SMKI_GW_PASS, "");
     smki_gateway_free(g);
@@ -670,7 +887,7 @@ static void load_rules(fx *f, smki_key *k, const char *csv)
     size_t sl = sizeof sig, loaded = 0;
     assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, strlen(csv), sig, &sl));
     smki_eui64_t sup = eui(SUPPLIER);
-    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, strlen(csv), sig, sl, NULL, &loaded));
+    assert_ok(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, strlen(csv), sig, sl, NULL, &loaded));
 }
 
 static size_t count_in_file(const char *path, const char *needle)
@@ -689,6 +906,63 @@ static size_t count_in_file(const char *path, const char *needle)
     return hits;
 }
 
+static size_t count_in(const char *text, const char *needle)
+{
+    size_t hits = 0;
+    for (const char *p = strstr(text, needle); p; p = strstr(p + 1, needle)) hits++;
+    return hits;
+}
+
+/* The notification counter in the JSON log: one line per quarantined message (none for
+ * one that passed), each with the quarantine counters as they stand after its hook ran:
+ * a failed hook is counted there as well, and the quarantine is kept. */
+static void test_quarantine_counters_in_the_json_log(void **state)
+{
+    fx *f = *state;
+    smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
+    load_rules(f, k, SUPPLIER ",0019,3600,1\n");
+    char *text = NULL;
+    size_t tlen = 0;
+    FILE *log = open_memstream(&text, &tlen);
+    assert_non_null(log);
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {"cat > /dev/null; exit 4", 5}, .ra = f->x.ra,
+                           .log = log};
+    smki_gateway *g = NULL;
+    assert_ok(smki_gateway_open(f->s, &o, &g));
+    size_t l1, l2, l3;
+    uint8_t *m1 = signed_pre(k, SUPPLIER, 300, &l1), *m2 = signed_pre(k, SUPPLIER, 301, &l2),
+            *m3 = signed_pre(k, SUPPLIER, 302, &l3);
+    const uint8_t *ms[3] = {m1, m2, m3};
+    size_t ls[3] = {l1, l2, l3};
+    smki_gw_result r[3];
+    assert_ok(smki_gateway_check(g, ms, ls, 3, T2020, r));
+    assert_int_equal(r[1].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].verdict, SMKI_GW_QUARANTINE);
+    assert_int_equal(r[2].notified, -1);
+    fclose(log);
+    assert_int_equal(count_in(text, "\"event\":\"gateway_quarantine\""), 2);
+    assert_int_equal(count_in(text, "\n"), 2);
+    char needle[96];
+    snprintf(needle, sizeof needle, "\"id\":%llu,\"reason\":\"threshold.exceeded\"",
+             (unsigned long long)r[2].quarantine_id);
+    assert_int_equal(count_in(text, needle), 1);
+    assert_int_equal(count_in(text, "\"originator\":\"90-B3-D5-1F-30-01-00-00\""), 2);
+    assert_int_equal(count_in(text, "\"notified\":false"), 2);
+    /* Both lines are written after the batch's hooks: both carry the totals then. */
+    assert_int_equal(count_in(text, "\"quarantined_total\":2,\"notified_total\":0,\"notify_failed_total\":2}"), 2);
+    smki_gwq_record q;
+    assert_ok(smki_gwq_get(f->s, r[2].quarantine_id, &q));
+    assert_int_equal(q.state, SMKI_GWQ_HELD);
+    smki_gwq_clear(&q);
+    for (int i = 0; i < 3; i++) smki_gw_result_clear(&r[i]);
+    smki_gateway_free(g);
+    free(text);
+    free(m1);
+    free(m2);
+    free(m3);
+    smki_key_free(k);
+}
+
 /* Anomalous Service Requests are notified within 30 minutes: the hook runs once for each
  * quarantined message with its record on stdin; a failing or hanging hook loses nothing
  * and is counted; the pending ones are retried once each. */
@@ -702,7 +976,7 @@ static void test_quarantine_hook_fires_once_per_message_and_a_failure_loses_noth
     snprintf(cmd, sizeof cmd, "cat >> '%s' && echo \"env=$SMKI_QUARANTINE_ID pin=${SMKI_PIN:-none}\" >> '%s'", log,
              log);
     setenv("SMKI_PIN", "not-for-hooks", 1);
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {cmd, 5}};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .hook = {cmd, 5}, .ra = f->x.ra};
     smki_gateway *g = NULL;
     assert_ok(smki_gateway_open(f->s, &o, &g));
     size_t l1, l2, l3;
@@ -840,53 +1114,30 @@ static void test_srv_table_parse_names_each_error(void **state)
     assert_fails(smki_user_roles_canon("A,B,C,D,E,F,G,H,I", canon, sizeof canon), SMKI_E_USAGE, "more than 8");
 }
 
-/* The RA's word on a sender's User Roles, as the tools layer wires it. */
-typedef struct {
-    const char *roles; /* NULL: the RA does not know the ID */
-    int fail;
-    int calls;
-} stub_roles;
-
-static int stub_sender_roles(void *arg, const smki_eui64_t *id, char *roles, size_t cap)
-{
-    (void)id;
-    stub_roles *st = arg;
-    st->calls++;
-    if (st->fail) return SMKI_FAIL(SMKI_E_STORE, "the RA's store failed");
-    if (!st->roles) return 0;
-    snprintf(roles, cap, "%s", st->roles);
-    return 1;
-}
-
-/* One source of truth: with the eligibility table loaded, the RA's User Roles of a sender
- * it knows decide, over the gateway's own; the gateway's serve IDs the RA does not know. */
+/* One source of truth: with the eligibility table loaded, the RA's User Roles of the
+ * sender decide, as the RA has them at the check (a change there is seen at once); an ID
+ * the RA does not know is no User at all. */
 static void test_eligibility_reads_the_ras_user_roles(void **state)
 {
     fx *f = *state;
     smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
     static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n";
     size_t rows = 0;
-    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    assert_ok(smki_gw_srv_load(&f->x.adm, (const uint8_t *)csv, sizeof csv - 1, &rows));
     smki_eui64_t sup = eui(SUPPLIER);
-    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS")); /* the gateway's own, stale */
-    stub_roles st = {"EIS", 0, 0};
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .sender_roles = stub_sender_roles, .sender_arg = &st};
-    smki_gateway *g = NULL;
-    assert_ok(smki_gateway_open(f->s, &o, &g));
+    smki_gateway *g = open_gw(f, NULL);
     size_t l1, l2, l3;
     uint8_t *m1 = signed_pre(k, SUPPLIER, 9101, &l1), *m2 = signed_pre(k, SUPPLIER, 9102, &l2),
-            *m3 = signed_pre(k, SUPPLIER, 9103, &l3);
+            *m3 = signed_pre(k, "90B3D51F30030000", 9103, &l3);
     expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, ""); /* the RA says Import Supplier */
-    assert_int_equal(st.calls, 1);
-    st.roles = NULL; /* the RA does not know it: the gateway's own (GIS) */
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_GIS));
     smki_gw_result r;
     assert_int_equal(check1(g, m2, l2, T2020, &r), SMKI_GW_REJECT);
     assert_string_equal(r.reason, "user.not-eligible");
     assert_non_null(strstr(r.detail, "User Roles GIS"));
-    st.fail = 1; /* the RA failing fails the batch, it is not taken for "not known" */
-    const uint8_t *ms[1] = {m3};
-    size_t ls[1] = {l3};
-    assert_fails(smki_gateway_check(g, ms, ls, 1, T2020, &r), SMKI_E_STORE, "RA's store failed");
+    assert_int_equal(check1(g, m3, l3, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.unknown");
+    assert_non_null(strstr(r.detail, "not a User ID of the RA's registry"));
     smki_gateway_free(g);
     free(m1);
     free(m2);
@@ -902,26 +1153,28 @@ static void test_eligibility_by_user_role_per_service_reference_variant(void **s
     smki_key *k = open_key(KS "90b3d51f30010000-ds.key");
     static const char csv[] = "1.1.1,ECS01a,0019,EIS\n1.1.1,GCS01a,006B,GIS\n6.15.1,CS02b,0102,EIS GIS\n";
     size_t rows = 0;
-    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)csv, sizeof csv - 1, &rows));
+    assert_ok(smki_gw_srv_load(&f->x.adm, (const uint8_t *)csv, sizeof csv - 1, &rows));
     assert_int_equal(rows, 3);
     smki_gateway *g = open_gw(f, NULL);
     size_t l1, l2;
     uint8_t *m1 = signed_pre(k, SUPPLIER, 9001, &l1), *m2 = signed_pre(k, SUPPLIER, 9002, &l2);
     smki_gw_result r;
+    smki_eui64_t sup = eui(SUPPLIER);
+    /* An Export Supplier, a role of no row of the table: not eligible. */
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_EES));
     assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
     assert_string_equal(r.reason, "user.not-eligible");
-    assert_non_null(strstr(r.detail, "has no User Role"));
-    smki_eui64_t sup = eui(SUPPLIER);
+    assert_non_null(strstr(r.detail, "(User Roles EES) is eligible for none of 1.1.1 (ECS01a)"));
     /* A Gas Supplier may not send the electricity ECS01a ... */
-    assert_ok(smki_gw_user_set_roles(f->s, &sup, "gis"));
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_GIS));
     smki_gw_user u;
-    assert_ok(smki_gw_user_get(f->s, &sup, &u));
+    assert_ok(smki_gw_user_get(f->x.ra, &sup, &u));
     assert_string_equal(u.user_roles, "GIS");
     assert_int_equal(check1(g, m1, l1, T2020, &r), SMKI_GW_REJECT);
     assert_string_equal(r.reason, "user.not-eligible");
     assert_non_null(strstr(r.detail, "(User Roles GIS) is eligible for none of 1.1.1 (ECS01a) with message code 0019"));
     /* ... an Import Supplier may. */
-    assert_ok(smki_gw_user_set_roles(f->s, &sup, "GIS,EIS"));
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_GIS | SMKI_UROLE_EIS));
     expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, "");
     /* A message code in no Service Reference Variant of the table (the RTDS pre-command
      * rebuilt as ECS10, 0021, and signed). */
@@ -942,7 +1195,7 @@ static void test_eligibility_by_user_role_per_service_reference_variant(void **s
     assert_non_null(strstr(r.detail, "message code 0021 is in no Service Reference Variant"));
     smki_gateway_free(g);
     /* An empty file removes the table: the Remote Party Role table decides again. */
-    assert_ok(smki_gw_srv_load(f->s, (const uint8_t *)"", 0, &rows));
+    assert_ok(smki_gw_srv_load(&f->x.adm, (const uint8_t *)"", 0, &rows));
     assert_int_equal(rows, 0);
     g = open_gw(f, NULL);
     expect_reason(g, m2, l2, T2020, SMKI_GW_PASS, "");
@@ -1057,7 +1310,7 @@ static void test_another_environment_is_refused_whatever_the_anchors(void **stat
     uint8_t *m = signed_pre(k, SUPPLIER, 7000, &rlen), *resp = read_msg(RESP_ECS01A, &len);
     smki_env test = *smki_env_builtin("test"), live = test;
     snprintf(live.name, sizeof live.name, "live");
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .env = &test};
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .env = &test, .ra = f->x.ra};
     smki_gateway *g = NULL;
     /* The RTDS data is the test environment's: it passes a test gateway. */
     assert_ok(smki_gateway_open(f->s, &o, &g));
@@ -1128,7 +1381,7 @@ static void test_responses_and_alerts_take_the_return_path_with_their_own_thresh
     size_t sl = sizeof sig, loaded = 0;
     assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
     smki_eui64_t sup = eui(SUPPLIER);
-    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
+    assert_ok(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, &loaded));
     assert_int_equal(loaded, 2);
     smki_thresholds th;
     assert_ok(smki_gw_thresholds_get(f->s, &sup, &th));
@@ -1155,11 +1408,11 @@ static void test_responses_and_alerts_take_the_return_path_with_their_own_thresh
     /* Released, a held response is the message as the device sent it: no ACB key needed. */
     uint8_t *out = NULL;
     size_t out_len = 0;
-    assert_ok(smki_gwq_release(f->s, qid, NULL, &out, &out_len));
+    assert_ok(smki_gwq_release(&f->x.adm, qid, NULL, &out, &out_len));
     assert_int_equal(out_len, len);
     assert_memory_equal(out, resp, len);
     free(out);
-    assert_fails(smki_gwq_release(f->s, qid, NULL, &out, &out_len), SMKI_E_REFUSED, "already released");
+    assert_fails(smki_gwq_release(&f->x.adm, qid, NULL, &out, &out_len), SMKI_E_REFUSED, "already released");
     free(pre);
     free(resp);
     free(alert);
@@ -1168,52 +1421,56 @@ static void test_responses_and_alerts_take_the_return_path_with_their_own_thresh
     smki_gateway_free(g);
 }
 
-/* The RA's word on a sender, as the tools layer wires it: suspended ones, a failure. */
-typedef struct {
-    smki_eui64_t suspended;
-    int fail;
-    int calls;
-} ra_stub;
-
-static int stub_sender_suspended(void *arg, const smki_eui64_t *id, char *why, size_t cap)
-{
-    ra_stub *st = arg;
-    st->calls++;
-    if (st->fail) return SMKI_FAIL(SMKI_E_STORE, "the RA's store is unreadable");
-    if (memcmp(id->b, st->suspended.b, 8) != 0) return 0;
-    snprintf(why, cap, "party GITTEST suspended: contract ended");
-    return 1;
-}
-
-static void test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the_batch(void **state)
+/* The RA's suspension of a User ID or of its Party refuses the sender's commands
+ * (user.suspended, with the RA's reason); lifted, they pass again. */
+static void test_sender_suspended_by_the_ra_is_refused(void **state)
 {
     fx *f = *state;
     smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
-    ra_stub st = {eui(SUPPLIER), 0, 0};
-    smki_gateway_opts o = {
-        .oca_file = f->z1, .no_crl = 1, .sender_suspended = stub_sender_suspended, .sender_arg = &st};
-    smki_gateway *g = NULL;
-    assert_ok(smki_gateway_open(f->s, &o, &g));
+    smki_gateway *g = open_gw(f, NULL);
+    smki_eui64_t sup = eui(SUPPLIER);
     size_t len;
     uint8_t *m = signed_pre(sk, SUPPLIER, 150, &len);
     smki_gw_result r;
+    assert_ok(smki_ra_party_suspend(f->x.ra, &f->x.alice, "RTDS", 1, "contract ended"));
     assert_int_equal(check1(g, m, len, T2020, &r), SMKI_GW_REJECT);
     assert_string_equal(r.reason, "user.suspended");
-    assert_non_null(strstr(r.detail, "by the RA: party GITTEST suspended: contract ended"));
-    smki_gw_result_clear(&r);
-    assert_int_equal(st.calls, 1);
-    /* Not suspended: it passes, and the RA was asked. */
-    memset(st.suspended.b, 0xEE, 8);
+    assert_non_null(strstr(r.detail, "by the RA: "));
+    assert_non_null(strstr(r.detail, "party RTDS, which is suspended: contract ended"));
+    assert_ok(smki_ra_party_suspend(f->x.ra, &f->x.alice, "RTDS", 0, NULL));
+    assert_ok(smki_ra_id_suspend(f->x.ra, &f->x.alice, &sup, 1, "key compromised"));
+    assert_int_equal(check1(g, m, len, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "user.suspended");
+    assert_non_null(strstr(r.detail, "is suspended: key compromised"));
+    /* Not suspended: it passes. */
+    assert_ok(smki_ra_id_suspend(f->x.ra, &f->x.alice, &sup, 0, NULL));
     expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
-    assert_int_equal(st.calls, 2);
-    /* The RA cannot answer: no verdict is made up, the check fails. */
-    st.fail = 1;
     free(m);
-    m = signed_pre(sk, SUPPLIER, 151, &len);
-    const uint8_t *ms[1] = {m};
-    size_t ls[1] = {len};
-    assert_fails(smki_gateway_check(g, ms, ls, 1, T2020, &r), SMKI_E_STORE, "unreadable");
-    free(m);
+    smki_gateway_free(g);
+    smki_key_free(sk);
+}
+
+/* The RA's User Roles are read at every check: a User whose roles no longer allow the
+ * role its certificate was registered for is refused (cert.role), and passes again when
+ * they do. */
+static void test_a_role_the_ras_user_roles_no_longer_allow_is_refused(void **state)
+{
+    fx *f = *state;
+    smki_key *sk = open_key(KS "90b3d51f30010000-ds.key");
+    smki_gateway *g = open_gw(f, NULL);
+    smki_eui64_t sup = eui(SUPPLIER);
+    size_t l1, l2;
+    uint8_t *m1 = signed_pre(sk, SUPPLIER, 170, &l1), *m2 = signed_pre(sk, SUPPLIER, 171, &l2);
+    expect_reason(g, m1, l1, T2020, SMKI_GW_PASS, ""); /* the signer's chain is cached now */
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_ENO));
+    smki_gw_result r;
+    assert_int_equal(check1(g, m2, l2, T2020, &r), SMKI_GW_REJECT);
+    assert_string_equal(r.reason, "cert.role");
+    assert_non_null(strstr(r.detail, "(ENO) no longer allow its registered role supplier"));
+    assert_ok(smki_ra_id_set_roles(f->x.ra, &f->x.alice, &sup, SMKI_UROLE_GIS));
+    expect_reason(g, m2, l2, T2020, SMKI_GW_PASS, "");
+    free(m1);
+    free(m2);
     smki_gateway_free(g);
     smki_key_free(sk);
 }
@@ -1226,25 +1483,25 @@ static void test_registry_refusals_in_order(void **state)
     smki_gateway *g = open_gw(f, NULL);
     size_t len;
     smki_eui64_t sup = eui(SUPPLIER), no = eui(NETOP), met = eui(METER);
-    /* Unknown user: the network operator is not registered. */
+    /* Unknown user: the network operator is the RA's, but has no certificate registered. */
     uint8_t *m = signed_pre(nk, NETOP, 10, &len);
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.unknown");
     /* Registered, but ECS01a is not a network operator's message. */
     size_t cl;
     uint8_t *c = shared_file(KS "90b3d51f30020000-ds.pem", &cl);
-    assert_ok(smki_gw_user_add(f->s, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    assert_ok(smki_gw_user_add(&f->x.adm, &no, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
     free(c);
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.not-eligible");
     free(m);
     /* Suspended user. */
     m = signed_pre(sk, SUPPLIER, 100, &len);
-    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 1));
+    assert_ok(smki_ra_id_suspend(f->x.ra, &f->x.alice, &sup, 1, "test"));
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "user.suspended");
-    assert_ok(smki_gw_user_set_suspended(f->s, &sup, 0));
+    assert_ok(smki_ra_id_suspend(f->x.ra, &f->x.alice, &sup, 0, NULL));
     /* Device status. */
-    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_DECOMMISSIONED));
+    assert_ok(smki_gw_device_set_status(&f->x.adm, &met, SMKI_DEV_DECOMMISSIONED));
     expect_reason(g, m, len, T2020, SMKI_GW_REJECT, "device.status");
-    assert_ok(smki_gw_device_set_status(f->s, &met, SMKI_DEV_INSTALLED));
+    assert_ok(smki_gw_device_set_status(&f->x.adm, &met, SMKI_DEV_INSTALLED));
     expect_reason(g, m, len, T2020, SMKI_GW_PASS, "");
     free(m);
     /* Unknown device: the gas meter is not in the inventory. */
@@ -1299,29 +1556,37 @@ static void test_certificate_refusals_on_rtds(void **state)
     smki_store *s2;
     assert_ok(smki_store_open(sd, NULL, &s2));
     assert_ok(smki_gw_dbs(s2));
-    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
-    assert_ok(smki_gw_elig_set(s2, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
+    ra_fx x2;
+    ra_fx_open(&x2, s2, sd, 0);
+    ra_fx_user(&x2, SUPPLIER, SMKI_UROLE_EIS | SMKI_UROLE_ENO); /* may hold either role */
+    assert_ok(smki_gw_user_add(&x2.adm, &sup, SMKI_ROLE_NETWORK_OPERATOR, c, cl));
+    assert_ok(smki_gw_elig_set(&x2.adm, SMKI_ROLE_NETWORK_OPERATOR, 0x0019, 1));
     free(c);
     smki_eui64_t met = eui(METER);
-    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1};
+    assert_ok(smki_gw_device_add(&x2.adm, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .ra = x2.ra};
     smki_gateway *g2;
     assert_ok(smki_gateway_open(s2, &o, &g2));
     m = signed_pre(sk, SUPPLIER, 203, &len);
     expect_reason(g2, m, len, T2020, SMKI_GW_REJECT, "cert.role");
     smki_gateway_free(g2);
+    ra_fx_close(&x2);
     smki_store_close(s2);
     /* Registered with its KA certificate: not a signing certificate. */
     snprintf(sd, sizeof sd, "%s/store3", f->dir);
     assert_ok(smki_store_open(sd, NULL, &s2));
     assert_ok(smki_gw_dbs(s2));
+    ra_fx_open(&x2, s2, sd, 0);
+    ra_fx_user(&x2, SUPPLIER, SMKI_UROLE_EIS);
     c = shared_file(KS "90b3d51f30010000-ka.pem", &cl);
-    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
+    assert_ok(smki_gw_user_add(&x2.adm, &sup, SMKI_ROLE_SUPPLIER, c, cl));
     free(c);
-    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    assert_ok(smki_gw_device_add(&x2.adm, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    o.ra = x2.ra;
     assert_ok(smki_gateway_open(s2, &o, &g2));
     expect_reason(g2, m, len, T2020, SMKI_GW_REJECT, "cert.key-usage");
     smki_gateway_free(g2);
+    ra_fx_close(&x2);
     smki_store_close(s2);
     free(m);
     smki_gateway_free(g);
@@ -1339,13 +1604,16 @@ static void test_device_without_ka_key_is_refused_when_macing(void **state)
     smki_store *s2;
     assert_ok(smki_store_open(sd, NULL, &s2));
     assert_ok(smki_gw_dbs(s2));
+    ra_fx x2;
+    ra_fx_open(&x2, s2, sd, 0);
+    ra_fx_user(&x2, SUPPLIER, SMKI_UROLE_EIS);
     smki_eui64_t sup = eui(SUPPLIER), met = eui(METER);
     size_t cl, len;
     uint8_t *c = shared_file(KS "90b3d51f30010000-ds.pem", &cl);
-    assert_ok(smki_gw_user_add(s2, &sup, SMKI_ROLE_SUPPLIER, c, cl));
+    assert_ok(smki_gw_user_add(&x2.adm, &sup, SMKI_ROLE_SUPPLIER, c, cl));
     free(c);
-    assert_ok(smki_gw_device_add(s2, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
-    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb};
+    assert_ok(smki_gw_device_add(&x2.adm, &met, SMKI_DEV_COMMISSIONED, NULL, 0));
+    smki_gateway_opts o = {.oca_file = f->z1, .no_crl = 1, .acb_ka = acb, .ra = x2.ra};
     smki_gateway *g;
     assert_ok(smki_gateway_open(s2, &o, &g));
     uint8_t *m = signed_pre(sk, SUPPLIER, 7, &len);
@@ -1356,6 +1624,7 @@ static void test_device_without_ka_key_is_refused_when_macing(void **state)
     assert_false(seen);
     free(m);
     smki_gateway_free(g);
+    ra_fx_close(&x2);
     smki_store_close(s2);
     smki_key_free(sk);
     smki_key_free(acb);
@@ -1371,7 +1640,7 @@ static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(voi
     uint8_t sig[SMKI_SIG_MAX];
     size_t sl = sizeof sig;
     assert_ok(smki_signed_file_sign(k, (const uint8_t *)csv, sizeof csv - 1, sig, &sl));
-    assert_ok(smki_gw_thresholds_load(f->s, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, NULL));
+    assert_ok(smki_gw_thresholds_load(&f->x.adm, &sup, (const uint8_t *)csv, sizeof csv - 1, sig, sl, NULL, NULL));
     smki_gateway *g = open_gw(f, acb);
     size_t l1, l2, l3, l4, l5;
     uint8_t *m1 = signed_pre(k, SUPPLIER, 1, &l1), *m2 = signed_pre(k, SUPPLIER, 2, &l2),
@@ -1409,14 +1678,14 @@ static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(voi
     /* Counter 3 is below the 5 that passed since: release is refused as a replay. */
     uint8_t *cmd = NULL;
     size_t cl;
-    assert_fails(smki_gwq_release(f->s, qid, acb, &cmd, &cl), SMKI_E_REFUSED, "counter.replay");
-    assert_fails(smki_gwq_reject(f->s, qid, ""), SMKI_E_USAGE, "needs a reason");
-    assert_ok(smki_gwq_reject(f->s, qid, "operator: burst from a test script"));
+    assert_fails(smki_gwq_release(&f->x.adm, qid, acb, &cmd, &cl), SMKI_E_REFUSED, "counter.replay");
+    assert_fails(smki_gwq_reject(&f->x.adm, qid, ""), SMKI_E_USAGE, "needs a reason");
+    assert_ok(smki_gwq_reject(&f->x.adm, qid, "operator: burst from a test script"));
     assert_ok(smki_gwq_get(f->s, qid, &q));
     assert_int_equal(q.state, SMKI_GWQ_REJECTED);
     assert_string_equal(q.note, "operator: burst from a test script");
     smki_gwq_clear(&q);
-    assert_fails(smki_gwq_reject(f->s, qid, "again"), SMKI_E_REFUSED, "already rejected");
+    assert_fails(smki_gwq_reject(&f->x.adm, qid, "again"), SMKI_E_REFUSED, "already rejected");
     /* The next one quarantined (counter 6 after 5) is released: MACed, counter recorded. */
     size_t l6;
     uint8_t *m6 = signed_pre(k, SUPPLIER, 6, &l6);
@@ -1426,7 +1695,7 @@ static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(voi
     uint8_t *m8 = signed_pre(k, SUPPLIER, 8, &l6);
     assert_int_equal(check1(g, m8, l6, T2020 + 3602, &r6), SMKI_GW_QUARANTINE);
     uint64_t q2 = r6.quarantine_id;
-    assert_ok(smki_gwq_release(f->s, q2, acb, &cmd, &cl));
+    assert_ok(smki_gwq_release(&f->x.adm, q2, acb, &cmd, &cl));
     smki_gbcs_msg pm;
     assert_ok(smki_gbcs_parse(cmd, cl, &pm));
     assert_int_equal(pm.kind, SMKI_GBCS_CIPHERING);
@@ -1437,7 +1706,7 @@ static void test_threshold_exceeded_is_quarantined_then_released_or_rejected(voi
     free(cmd);
     assert_ok(smki_gw_counter_get(f->s, &sup, &last, &seen));
     assert_int_equal(last, 8);
-    assert_fails(smki_gwq_release(f->s, q2, acb, &cmd, &cl), SMKI_E_REFUSED, "already released");
+    assert_fails(smki_gwq_release(&f->x.adm, q2, acb, &cmd, &cl), SMKI_E_REFUSED, "already released");
     assert_fails(smki_gwq_get(f->s, 999, &q), SMKI_E_NOTFOUND, "no quarantined message");
     free(m1), free(m2), free(m3), free(m4), free(m5), free(m6), free(m8);
     smki_gateway_free(g);
@@ -1594,13 +1863,15 @@ static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **stat
     write_crl(oldcrl, oca.cert, oca.key, NULL, 0, T2020 - 30 * DAY, T2020 - 20 * DAY);
 
     smki_eui64_t ia = eui(A_ID), ib = eui(B_ID);
+    ra_fx_user(&f->x, A_ID, SMKI_UROLE_EIS);
+    ra_fx_user(&f->x, B_ID, SMKI_UROLE_EIS);
     uint8_t *der = NULL;
     int n = i2d_X509(a.cert, &der);
-    assert_ok(smki_gw_user_add(f->s, &ia, SMKI_ROLE_SUPPLIER, der, (size_t)n));
+    assert_ok(smki_gw_user_add(&f->x.adm, &ia, SMKI_ROLE_SUPPLIER, der, (size_t)n));
     OPENSSL_free(der);
     der = NULL;
     n = i2d_X509(b.cert, &der);
-    assert_ok(smki_gw_user_add(f->s, &ib, SMKI_ROLE_SUPPLIER, der, (size_t)n));
+    assert_ok(smki_gw_user_add(&f->x.adm, &ib, SMKI_ROLE_SUPPLIER, der, (size_t)n));
     OPENSSL_free(der);
 
     smki_key *ka = NULL, *kb = NULL;
@@ -1610,7 +1881,7 @@ static void test_revoked_signer_and_crl_refusals_on_a_test_hierarchy(void **stat
     uint8_t *ma = signed_pre(ka, A_ID, 1, &la), *mb = signed_pre(kb, B_ID, 1, &lb);
 
     /* A CRL signed by anyone but its issuer is refused when the gateway opens. */
-    smki_gateway_opts o = {.trust_dir = trust, .crl_file = badcrl};
+    smki_gateway_opts o = {.trust_dir = trust, .crl_file = badcrl, .ra = f->x.ra};
     smki_gateway *g = NULL;
     assert_fails(smki_gateway_open(f->s, &o, &g), SMKI_E_VERIFY, "does not verify under its issuer's key");
     o.crl_file = NULL;
@@ -1671,7 +1942,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_signed_file_canonical_line_ends),
-        cmocka_unit_test_setup_teardown(test_sender_suspended_by_the_ra_is_refused_and_its_failure_fails_the_batch, setup,
+        cmocka_unit_test_setup_teardown(test_sender_suspended_by_the_ra_is_refused, setup,
                                         teardown),
         cmocka_unit_test(test_signed_file_verifies_across_line_ends_and_refuses_changes),
         cmocka_unit_test(test_thresholds_parse_accepts_header_comments_and_line_ends),
@@ -1695,11 +1966,15 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_checked_messages_are_recorded_then_archived_signed_and_pruned, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_another_environment_is_refused_whatever_the_anchors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_counters_in_the_json_log, setup, teardown),
         cmocka_unit_test_setup_teardown(test_quarantine_hook_fires_once_per_message_and_a_failure_loses_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_registry_refusals_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_certificate_refusals_on_rtds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_device_without_ka_key_is_refused_when_macing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_users_are_the_ras, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_role_the_ras_user_roles_no_longer_allow_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_administration_is_audited_and_needs_an_operator, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threshold_exceeded_is_quarantined_then_released_or_rejected, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_revoked_signer_and_crl_refusals_on_a_test_hierarchy, setup, teardown),

@@ -356,6 +356,18 @@ static void test_ids_come_only_from_the_requesters_own_block_and_never_twice(voi
                  "suspended");
 }
 
+typedef struct {
+    uint64_t seq;
+    smki_audit_entry e;
+} entry_at;
+
+static int keep_entry(const smki_audit_entry *e, void *arg)
+{
+    entry_at *le = arg;
+    if (e->seq == le->seq) le->e = *e;
+    return 0;
+}
+
 static void test_suspension_is_what_the_gateway_check_reads(void **state)
 {
     fixture *f = *state;
@@ -372,6 +384,80 @@ static void test_suspension_is_what_the_gateway_check_reads(void **state)
     assert_fails(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 1, ""), SMKI_E_USAGE, "needs a reason");
     assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 0, NULL));
     assert_ok(smki_ra_check_sender(f->ra, &sup));
+}
+
+/* A User ID's User Roles change (what the gateway's eligibility reads), audited; refused
+ * without a role, for an unknown ID, to the same roles, and by an impostor. */
+static void test_user_roles_change_audited_with_each_refusal(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00"), unknown = eui("90-B3-D5-1F-30-00-00-77");
+    smki_ra_actor impostor = {"alice", f->mallory_k};
+    assert_fails(smki_ra_id_set_roles(f->ra, &f->alice, &sup, 0), SMKI_E_USAGE, "at least one User Role");
+    assert_fails(smki_ra_id_set_roles(f->ra, &f->alice, &unknown, SMKI_UROLE_GIS), SMKI_E_NOTFOUND, NULL);
+    assert_fails(smki_ra_id_set_roles(f->ra, &f->alice, &sup, SMKI_UROLE_EIS | SMKI_UROLE_GIS), SMKI_E_REFUSED,
+                 "has the User Roles EIS,GIS already");
+    assert_fails(smki_ra_id_set_roles(f->ra, &impostor, &sup, SMKI_UROLE_GIS), SMKI_E_REFUSED, "registered key");
+    assert_ok(smki_ra_id_set_roles(f->ra, &f->alice, &sup, SMKI_UROLE_GIS));
+    smki_ra_user_id u;
+    assert_ok(smki_ra_id_get(f->ra, &sup, &u));
+    assert_int_equal(u.roles, SMKI_UROLE_GIS);
+    uint64_t head;
+    uint8_t hash[SMKI_AUDIT_HASH_LEN];
+    assert_ok(smki_audit_head(f->ra, &head, hash));
+    entry_at le = {head, {0}};
+    assert_ok(smki_audit_each(f->ra, head, keep_entry, &le));
+    assert_string_equal(le.e.action, "id-set-roles");
+    assert_string_equal(le.e.detail, "User Roles GIS (were EIS,GIS)");
+}
+
+static int service_write(smki_txn *t, void *arg)
+{
+    smki_db *db = arg;
+    return smki_txn_put(t, *db, "svc", 3, "1", 1, 0);
+}
+
+static int service_fail(smki_txn *t, void *arg)
+{
+    GUARD(service_write(t, arg));
+    return SMKI_FAIL(SMKI_E_REFUSED, "the service refuses");
+}
+
+/* A service above the RA (the gateway) acts through smki_ra_service_act: its change and a
+ * signed entry in one transaction, or neither; refused without an operator, with an
+ * impostor, and under an action name the RA's own trail would read (no SERVICE. prefix). */
+static void test_service_actions_are_ra_actions(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    smki_db db;
+    assert_ok(smki_store_db(f->store, "svc.test", 0, &db));
+    smki_ra_actor impostor = {"alice", f->mallory_k};
+    smki_ra_service_note ok = {"svc.do-thing", "thing 1", "as asked"};
+    smki_ra_service_note bad[] = {{"operator-add", "operator eve", ""}, {"svc.", "", ""}, {".x", "", ""},
+                                  {"svc.Do", "", ""}, {"a.b.c", "", ""}};
+    uint64_t head0, head1;
+    uint8_t hash[SMKI_AUDIT_HASH_LEN];
+    assert_ok(smki_audit_head(f->ra, &head0, hash));
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_fails(smki_ra_service_act(f->ra, &f->alice, &bad[i], service_write, &db), SMKI_E_USAGE,
+                     "write SERVICE.VERB");
+    assert_fails(smki_ra_service_act(f->ra, NULL, &ok, service_write, &db), SMKI_E_USAGE, "no operator");
+    assert_fails(smki_ra_service_act(f->ra, &impostor, &ok, service_write, &db), SMKI_E_REFUSED, "registered key");
+    assert_fails(smki_ra_service_act(f->ra, &f->alice, &ok, service_fail, &db), SMKI_E_REFUSED, "service refuses");
+    assert_int_equal(test_store_count(f->store, db), 0);
+    assert_ok(smki_audit_head(f->ra, &head1, hash));
+    assert_int_equal(head1, head0);
+    assert_ok(smki_ra_service_act(f->ra, &f->alice, &ok, service_write, &db));
+    assert_int_equal(test_store_count(f->store, db), 1);
+    assert_ok(smki_audit_head(f->ra, &head1, hash));
+    assert_int_equal(head1, head0 + 1);
+    entry_at le = {head1, {0}};
+    assert_ok(smki_audit_each(f->ra, head1, keep_entry, &le));
+    assert_string_equal(le.e.action, "svc.do-thing");
+    assert_string_equal(le.e.operator_name, "alice");
+    assert_string_equal(le.e.object, "thing 1");
 }
 
 /* ---- Eligibility --------------------------------------------------------------------------------- */
@@ -2683,6 +2769,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ids_come_only_from_the_requesters_own_block_and_never_twice, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_suspension_is_what_the_gateway_check_reads, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_user_roles_change_audited_with_each_refusal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_service_actions_are_ra_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eligibility_refuses_each_rule_naming_it, setup, teardown),
         cmocka_unit_test_setup_teardown(test_organisation_request_needs_another_operators_approval_then_issues, setup,
                                         teardown),

@@ -644,12 +644,14 @@ static const char ID_HELP[] =
     "       smki ra id suspend EUI64 --reason TEXT\n"
     "       smki ra id resume EUI64\n"
     "       smki ra id check EUI64\n"
+    "       smki ra id set-roles EUI64 --roles EIS,GIS,...\n"
     "\n"
     "Allocate a User ID (a DCC ID for the DCC) bound to a Party and its User Roles (EIS\n"
     "Import Supplier, EES Export Supplier, GIS Gas Supplier, ENO Electricity Distributor,\n"
     "GNO Gas Transporter, OU Other User): the next free ID of the party's own central\n"
     "block, or --eui if it is free and inside that block. Never twice; never a Device ID.\n"
-    "'check' is the gateway's suspension check: exit 2 if the ID or its Party is suspended.\n" WHO_HELP;
+    "'check' is the gateway's suspension check: exit 2 if the ID or its Party is suspended.\n"
+    "'set-roles' replaces the User Roles bound to an ID (the gateway's eligibility reads them).\n" WHO_HELP;
 
 typedef struct {
     list_run *l;
@@ -793,6 +795,36 @@ static int id_resume(smki_cli *c, int argc, char **argv)
     return id_suspend_resume(c, argc, argv, 0);
 }
 
+typedef struct {
+    smki_eui64_t e;
+    const char *text, *roles_text;
+    unsigned roles;
+} id_roles;
+
+static int id_roles_set(ra_ctx *x, void *arg, char *msg, size_t cap)
+{
+    const id_roles *a = arg;
+    GUARD(smki_ra_id_set_roles(x->ra, &x->actor, &a->e, a->roles));
+    snprintf(msg, cap, "%s: User Roles %s.", a->text, a->roles_text);
+    return 0;
+}
+
+static int id_set_roles(smki_cli *c, int argc, char **argv)
+{
+    const char *roles = NULL, *pos[1];
+    ra_who who = {0};
+    const cli_opt opts[] = {CLI_VALUE("roles", &roles), WHO_OPTS(who), CLI_END};
+    const cli_spec spec = {"smki ra id set-roles", ID_HELP, opts, "EUI64", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!roles) return cli_usage(c, spec.prog, "--roles is required");
+    id_roles a = {.text = pos[0], .roles_text = roles};
+    int rc = smki_eui64_parse(pos[0], &a.e);
+    if (rc == 0) rc = smki_user_roles_parse(roles, &a.roles);
+    if (rc < 0) return cli_fail(c, rc);
+    return act(c, &who, id_roles_set, &a);
+}
+
 static int ra_id(smki_cli *c, int argc, char **argv)
 {
     static const cli_cmd VERBS[] = {
@@ -801,6 +833,7 @@ static int ra_id(smki_cli *c, int argc, char **argv)
         {"suspend", id_suspend, "suspend an ID: the gateway refuses it"},
         {"resume", id_resume, "end an ID's suspension"},
         {"check", id_check, "the gateway's check: exit 2 if the ID or its Party is suspended"},
+        {"set-roles", id_set_roles, "replace the User Roles bound to an ID"},
         {NULL, NULL, NULL},
     };
     return ra_group(c, VERBS, ID_HELP, "smki ra id", argc, argv);

@@ -3,6 +3,7 @@
  * invocation counter), the last counter per originator and the users' thresholds. The RA
  * will own the Users later; the record layouts carry a version octet for that move. */
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
@@ -32,6 +33,23 @@ int smki_gw_dbs(smki_store *s)
     return gw_dbs_get(s, &d);
 }
 
+int gw_admin_store(const smki_gw_admin *a, smki_store **s)
+{
+    ENSURE(a && a->ra, SMKI_E_USAGE, "a gateway administration action needs the RA (smki_gw_admin.ra)");
+    *s = smki_ra_store(a->ra);
+    ENSURE(*s, SMKI_E_INTERNAL, "the RA has no store");
+    return 0;
+}
+
+int gw_admin_write(const smki_gw_admin *a, const char *verb, const char *object, const char *detail,
+                   smki_ra_service_fn fn, void *arg)
+{
+    char action[48];
+    snprintf(action, sizeof action, "gateway.%s", verb);
+    smki_ra_service_note note = {action, object, detail};
+    return smki_ra_service_act(a->ra, a->by, &note, fn, arg);
+}
+
 /* ---- Users ------------------------------------------------------------------------------ */
 
 int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out)
@@ -43,33 +61,30 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
     memset(out, 0, sizeof *out);
     memcpy(out->id.b, key, 8);
     out->role = v[1];
-    out->suspended = v[2] != 0;
     out->cert_len = n;
     memcpy(out->cert, v + 5, n);
-    /* Records written since User Roles carry roles_len(1) roles ("EIS,GIS"); older ones
-     * end with the certificate (no User Role). */
+    /* Records written before the RA owned the Users carry a suspended octet (v[2]) and,
+     * after the certificate, roles_len(1) User Roles: both are the RA's word now, and are
+     * read past, never believed. */
     if (vlen > 5 + n) {
         size_t m = v[5 + n];
-        ENSURE(vlen == 6 + n + m && m < sizeof out->user_roles, SMKI_E_CORRUPT, "gateway user record: User Roles");
-        memcpy(out->user_roles, v + 6 + n, m);
-        out->user_roles[m] = '\0';
+        ENSURE(vlen == 6 + n + m && m < SMKI_GW_USER_ROLES_MAX, SMKI_E_CORRUPT, "gateway user record: User Roles");
     }
     return 0;
 }
 
-static int user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
+/* version, role, 0 (once: suspended), cert_len(2), cert, 0 (once: User Roles' length) */
+int gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
 {
-    uint8_t rec[6 + SMKI_GW_CERT_MAX + SMKI_GW_USER_ROLES_MAX];
-    size_t m = strlen(u->user_roles);
-    ENSURE(m < SMKI_GW_USER_ROLES_MAX, SMKI_E_INTERNAL, "User Roles of %zu characters", m);
+    uint8_t rec[6 + SMKI_GW_CERT_MAX];
+    ENSURE(u->cert_len <= SMKI_GW_CERT_MAX, SMKI_E_INTERNAL, "certificate of %zu octets", u->cert_len);
     rec[0] = REC_V1;
     rec[1] = u->role;
-    rec[2] = u->suspended ? 1 : 0;
+    rec[2] = 0;
     smki_put_be16(rec + 3, (uint16_t)u->cert_len);
     memcpy(rec + 5, u->cert, u->cert_len);
-    rec[5 + u->cert_len] = (uint8_t)m;
-    memcpy(rec + 6 + u->cert_len, u->user_roles, m);
-    return smki_txn_put(t, db, u->id.b, 8, rec, 6 + u->cert_len + m, flags);
+    rec[5 + u->cert_len] = 0;
+    return smki_txn_put(t, db, u->id.b, 8, rec, 6 + u->cert_len, flags);
 }
 
 /* The first certificatePolicies OID of a certificate, as dotted text: its environment
@@ -98,7 +113,6 @@ int gw_cert_policy(X509 *x, char *out, size_t cap)
 
 /* The subject EUI-64 of an organisation certificate: x500UniqueIdentifier, BIT STRING
  * 03 09 00 <8> (reference §4). */
-int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
 int gw_cert_subject_eui(X509 *x, smki_eui64_t *out)
 {
     X509_NAME *n = X509_get_subject_name(x);
@@ -130,156 +144,10 @@ int gw_cert_subject_eui(X509 *x, smki_eui64_t *out)
 
 typedef struct {
     gw_dbs d;
-    smki_gw_user u;
-    int set_suspended;
-    const char *set_roles; /* non-NULL: replace the User Roles */
-} user_op;
-
-static int user_add_txn(smki_txn *t, void *arg)
-{
-    user_op *op = arg;
-    int rc = user_put(t, op->d.users, &op->u, SMKI_PUT_NOOVERWRITE);
-    if (rc == SMKI_E_EXISTS) {
-        char e[SMKI_EUI64_TEXT_MAX];
-        smki_eui64_format(&op->u.id, SMKI_EUI64_HYPHEN, e);
-        smki_error_clear();
-        return SMKI_FAIL(SMKI_E_EXISTS, "user %s is already registered", e);
-    }
-    return rc;
-}
-
-int smki_gw_user_add(smki_store *s, const smki_eui64_t *id, uint8_t role, const uint8_t *cert, size_t cert_len)
-{
-    char e[SMKI_EUI64_TEXT_MAX], ce[SMKI_EUI64_TEXT_MAX];
-    smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
-    ENSURE(smki_role_by_code(role) != NULL, SMKI_E_USAGE, "role 0x%02x is not a Remote Party Role", role);
-    X509 *x = NULL;
-    GUARD(smki_cert_load(cert, cert_len, &x));
-    user_op op;
-    memset(&op, 0, sizeof op);
-    int rc = 0;
-    smki_eui64_t subj;
-    GUARD_GOTO(gw_cert_subject_eui(x, &subj), out);
-    smki_eui64_format(&subj, SMKI_EUI64_HYPHEN, ce);
-    ENSURE_GOTO(smki_eui64_cmp(&subj, id) == 0, SMKI_E_REFUSED, out,
-                "user %s: the certificate is of %s, not of this User ID", e, ce);
-    uint8_t *der = NULL;
-    int dlen = i2d_X509(x, &der);
-    ENSURE_SSL_GOTO(dlen > 0, SMKI_E_CRYPTO, out, "encoding the certificate of %s", e);
-    if ((size_t)dlen > SMKI_GW_CERT_MAX) {
-        OPENSSL_free(der);
-        rc = SMKI_FAIL(SMKI_E_INPUT, "certificate of %s is %d octets, over %d", e, dlen, SMKI_GW_CERT_MAX);
-        goto out;
-    }
-    op.u.id = *id;
-    op.u.role = role;
-    op.u.cert_len = (size_t)dlen;
-    memcpy(op.u.cert, der, (size_t)dlen);
-    OPENSSL_free(der);
-    GUARD_GOTO(gw_dbs_get(s, &op.d), out);
-    rc = smki_store_write(s, user_add_txn, &op);
-out:
-    X509_free(x);
-    return rc;
-}
-
-static int user_get_txn(smki_txn *t, void *arg)
-{
-    user_op *op = arg;
-    const void *v;
-    size_t vl;
-    int rc = smki_txn_get(t, op->d.users, op->u.id.b, 8, &v, &vl);
-    if (rc == SMKI_E_NOTFOUND) {
-        char e[SMKI_EUI64_TEXT_MAX];
-        smki_eui64_format(&op->u.id, SMKI_EUI64_HYPHEN, e);
-        return SMKI_FAIL(SMKI_E_NOTFOUND, "user %s is not registered", e);
-    }
-    GUARD(rc);
-    smki_eui64_t id = op->u.id;
-    GUARD(gw_user_decode(id.b, v, vl, &op->u));
-    if (op->set_suspended >= 0) {
-        op->u.suspended = op->set_suspended;
-        GUARD(user_put(t, op->d.users, &op->u, 0));
-    }
-    if (op->set_roles) {
-        snprintf(op->u.user_roles, sizeof op->u.user_roles, "%s", op->set_roles);
-        GUARD(user_put(t, op->d.users, &op->u, 0));
-    }
-    return 0;
-}
-
-int smki_gw_user_set_roles(smki_store *s, const smki_eui64_t *id, const char *user_roles)
-{
-    char canon[SMKI_GW_USER_ROLES_MAX];
-    GUARD(smki_user_roles_canon(user_roles, canon, sizeof canon));
-    user_op op;
-    memset(&op, 0, sizeof op);
-    op.u.id = *id;
-    op.set_suspended = -1;
-    op.set_roles = canon;
-    GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, user_get_txn, &op);
-}
-
-int smki_gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
-{
-    user_op *op = calloc(1, sizeof *op);
-    ENSURE(op, SMKI_E_NOMEM, "user record");
-    op->u.id = *id;
-    op->set_suspended = -1;
-    op->set_roles = NULL;
-    int rc = gw_dbs_get(s, &op->d);
-    if (rc == 0) rc = smki_store_read(s, user_get_txn, op);
-    if (rc == 0) *out = op->u;
-    free(op);
-    return rc;
-}
-
-int smki_gw_user_set_suspended(smki_store *s, const smki_eui64_t *id, int suspended)
-{
-    user_op op;
-    memset(&op, 0, sizeof op);
-    op.u.id = *id;
-    op.set_suspended = suspended ? 1 : 0;
-    op.set_roles = NULL;
-    GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, user_get_txn, &op);
-}
-
-typedef struct {
-    gw_dbs d;
-    smki_gw_user_fn ufn;
     smki_gw_device_fn dfn;
     void *arg;
-    smki_gw_user u;
     smki_gw_device dev;
 } list_op;
-
-static int user_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
-{
-    list_op *op = arg;
-    ENSURE(klen == 8, SMKI_E_CORRUPT, "gateway user key of %zu octets", klen);
-    GUARD(gw_user_decode(key, val, vlen, &op->u));
-    return op->ufn(&op->u, op->arg);
-}
-
-static int user_list_txn(smki_txn *t, void *arg)
-{
-    list_op *op = arg;
-    return smki_txn_scan(t, op->d.users, NULL, 0, user_scan, op);
-}
-
-int smki_gw_user_list(smki_store *s, smki_gw_user_fn fn, void *arg)
-{
-    list_op *op = calloc(1, sizeof *op);
-    ENSURE(op, SMKI_E_NOMEM, "user list");
-    op->ufn = fn;
-    op->arg = arg;
-    int rc = gw_dbs_get(s, &op->d);
-    if (rc == 0) rc = smki_store_read(s, user_list_txn, op);
-    free(op);
-    return rc;
-}
 
 /* ---- Eligibility ---------------------------------------------------------------------------
  * The built-in default: the message codes the RTDS vectors show each role sending. The full
@@ -385,7 +253,7 @@ static int elig_set_txn(smki_txn *t, void *arg)
     return rc;
 }
 
-int smki_gw_elig_set(smki_store *s, uint8_t role, uint16_t code, int allow)
+int smki_gw_elig_set(const smki_gw_admin *a, uint8_t role, uint16_t code, int allow)
 {
     ENSURE(smki_role_by_code(role) != NULL, SMKI_E_USAGE, "role 0x%02x is not a Remote Party Role", role);
     elig_op op;
@@ -393,8 +261,12 @@ int smki_gw_elig_set(smki_store *s, uint8_t role, uint16_t code, int allow)
     op.role = role;
     op.code = code;
     op.allow = allow;
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(a, &s));
     GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, elig_set_txn, &op);
+    char obj[64];
+    snprintf(obj, sizeof obj, "role %02X message code %04X", role, code);
+    return gw_admin_write(a, allow ? "eligibility-add" : "eligibility-remove", obj, "", elig_set_txn, &op);
 }
 
 static int elig_allows_rd(smki_txn *t, void *arg)
@@ -556,7 +428,7 @@ static int dev_add_txn(smki_txn *t, void *arg)
     return rc;
 }
 
-int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const uint8_t *ka, size_t ka_len)
+int smki_gw_device_add(const smki_gw_admin *a, const smki_eui64_t *id, int status, const uint8_t *ka, size_t ka_len)
 {
     ENSURE(status >= SMKI_DEV_PENDING && status <= SMKI_DEV_DECOMMISSIONED, SMKI_E_USAGE, "device status %d",
            status);
@@ -583,8 +455,15 @@ int smki_gw_device_add(smki_store *s, const smki_eui64_t *id, int status, const 
         op.dev.ka_len = (size_t)n;
         OPENSSL_free(der);
     }
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(a, &s));
     GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, dev_add_txn, &op);
+    char obj[64], det[160], e[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
+    snprintf(obj, sizeof obj, "device %s", e);
+    snprintf(det, sizeof det, "status %s; KA key %s%s%s", smki_dev_status_name(status), op.dev.ka_len ? "given" : "none",
+             op.dev.policy[0] ? ", policy " : "", op.dev.policy);
+    return gw_admin_write(a, "device-add", obj, det, dev_add_txn, &op);
 }
 
 static int dev_get_txn(smki_txn *t, void *arg)
@@ -619,7 +498,7 @@ int smki_gw_device_get(smki_store *s, const smki_eui64_t *id, smki_gw_device *ou
     return 0;
 }
 
-int smki_gw_device_set_status(smki_store *s, const smki_eui64_t *id, int status)
+int smki_gw_device_set_status(const smki_gw_admin *a, const smki_eui64_t *id, int status)
 {
     ENSURE(status >= SMKI_DEV_PENDING && status <= SMKI_DEV_DECOMMISSIONED, SMKI_E_USAGE, "device status %d",
            status);
@@ -627,8 +506,14 @@ int smki_gw_device_set_status(smki_store *s, const smki_eui64_t *id, int status)
     memset(&op, 0, sizeof op);
     op.dev.id = *id;
     op.set_status = status;
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(a, &s));
     GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, dev_get_txn, &op);
+    char obj[64], det[64], e[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
+    snprintf(obj, sizeof obj, "device %s", e);
+    snprintf(det, sizeof det, "status %s", smki_dev_status_name(status));
+    return gw_admin_write(a, "device-set-status", obj, det, dev_get_txn, &op);
 }
 
 static int dev_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
@@ -770,7 +655,7 @@ static int th_load_txn(smki_txn *t, void *arg)
     return 0;
 }
 
-int smki_gw_thresholds_load(smki_store *s, const smki_eui64_t *user, const uint8_t *csv, size_t csv_len,
+int smki_gw_thresholds_load(const smki_gw_admin *a, const smki_eui64_t *user, const uint8_t *csv, size_t csv_len,
                             const uint8_t *sig, size_t sig_len, EVP_PKEY *signer, size_t *loaded)
 {
     char e[SMKI_EUI64_TEXT_MAX];
@@ -778,10 +663,12 @@ int smki_gw_thresholds_load(smki_store *s, const smki_eui64_t *user, const uint8
     EVP_PKEY *pub = NULL;
     int rc = 0;
     smki_thresholds th = {0, NULL};
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(a, &s));
     if (!signer) {
         smki_gw_user *u = malloc(sizeof *u);
         ENSURE(u, SMKI_E_NOMEM, "user record");
-        rc = smki_gw_user_get(s, user, u);
+        rc = gw_user_get(s, user, u);
         if (rc == 0) rc = smki_pub_load(u->cert, u->cert_len, &pub);
         free(u);
         GUARD_GOTO(rc, out);
@@ -807,7 +694,14 @@ int smki_gw_thresholds_load(smki_store *s, const smki_eui64_t *user, const uint8
     op.th = &th;
     op.user = *user;
     GUARD_GOTO(gw_dbs_get(s, &op.d), out);
-    GUARD_GOTO(smki_store_write(s, th_load_txn, &op), out);
+    char obj[64], det[160], hex[65];
+    uint8_t md[32];
+    SHA256(csv, csv_len, md);
+    smki_hex_encode(md, 32, hex, 0);
+    snprintf(obj, sizeof obj, "thresholds of %s", e);
+    snprintf(det, sizeof det, "%zu rule(s), signed by %s; file SHA-256 %s", th.count,
+             signer ? "the configured signer" : "the user", hex);
+    GUARD_GOTO(gw_admin_write(a, "thresholds-load", obj, det, th_load_txn, &op), out);
     if (loaded) *loaded = th.count;
 out:
     smki_thresholds_free(&th);
@@ -815,7 +709,6 @@ out:
     return rc;
 }
 
-int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out)
 {
     out->count = 0;

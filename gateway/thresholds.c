@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs.h"
+#include "gateway.h"
 
 #define LINE_MAX_OCTETS 256
 static const char HEADER[] = "user,message_code,window_seconds,max_count";

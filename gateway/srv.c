@@ -196,15 +196,19 @@ static int srv_put_txn(smki_txn *t, void *arg)
     return smki_txn_put(t, op->d.meta, SRV_KEY, sizeof SRV_KEY - 1, op->csv, op->len, 0);
 }
 
-int smki_gw_srv_load(smki_store *s, const uint8_t *csv, size_t len, size_t *rows)
+int smki_gw_srv_load(const smki_gw_admin *a, const uint8_t *csv, size_t len, size_t *rows)
 {
     smki_srv_table t;
     GUARD(smki_srv_table_parse(csv, len, "eligibility", &t));
     *rows = t.count;
     smki_srv_table_free(&t);
     srv_op op = {.csv = csv, .len = *rows ? len : 0};
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(a, &s));
     GUARD(gw_dbs_get(s, &op.d));
-    return smki_store_write(s, srv_put_txn, &op);
+    char det[64];
+    snprintf(det, sizeof det, "%zu row(s)%s", *rows, *rows ? "" : ": the table removed");
+    return gw_admin_write(a, "eligibility-load", "the Service Request eligibility table", det, srv_put_txn, &op);
 }
 
 static int srv_get_txn(smki_txn *t, void *arg)

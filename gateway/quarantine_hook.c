@@ -37,8 +37,7 @@ static int meta_u64(smki_txn *t, const gw_dbs *d, const char *key, uint64_t *v)
     return 0;
 }
 
-int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta);
-int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
+static int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
 {
     uint64_t v;
     GUARD(meta_u64(t, d, key, &v));
@@ -47,7 +46,6 @@ int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t delta)
     return smki_txn_put(t, d->meta, key, strlen(key), b, 8, 0);
 }
 
-int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
 int gw_quarantine_counted(smki_txn *t, const gw_dbs *d)
 {
     return gw_meta_add(t, d, KEY_QUARANTINED, 1);
@@ -60,7 +58,6 @@ static void state_key(uint8_t k[10], uint64_t id)
     smki_put_be64(k + 2, id);
 }
 
-int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
 int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts)
 {
     uint8_t k[10];
@@ -377,4 +374,37 @@ int smki_gwq_notify_pending(smki_store *s, const smki_gwq_hook *h, size_t *fired
     }
     free(op.ids);
     return rc;
+}
+
+/* ---- The JSON log of quarantines --------------------------------------------------------------- */
+int gw_log_quarantined(smki_store *s, FILE *log, const smki_gw_result *res, size_t n)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < n; i++) held += res[i].verdict == SMKI_GW_QUARANTINE;
+    if (!held) return 0;
+    smki_gwq_stats st;
+    GUARD(smki_gwq_stats_get(s, &st));
+    char ts[40];
+    struct timespec now;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &now);
+    gmtime_r(&now.tv_sec, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
+    for (size_t i = 0; i < n; i++) {
+        const smki_gw_result *r = &res[i];
+        if (r->verdict != SMKI_GW_QUARANTINE) continue;
+        char oe[SMKI_EUI64_TEXT_MAX], te[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&r->originator, SMKI_EUI64_HYPHEN, oe);
+        smki_eui64_format(&r->target, SMKI_EUI64_HYPHEN, te);
+        /* reason is one of the static reason codes: no escaping needed */
+        fprintf(log,
+                "{\"ts\":\"%s.%03ldZ\",\"level\":\"warn\",\"event\":\"gateway_quarantine\",\"id\":%llu,\"reason\":\"%s\","
+                "\"originator\":\"%s\",\"target\":\"%s\",\"message_code\":\"%04X\",\"notified\":%s,"
+                "\"quarantined_total\":%llu,\"notified_total\":%llu,\"notify_failed_total\":%llu}\n",
+                ts, now.tv_nsec / 1000000, (unsigned long long)r->quarantine_id, r->reason, oe, te, r->code,
+                r->notified > 0 ? "true" : r->notified < 0 ? "false" : "null", (unsigned long long)st.quarantined,
+                (unsigned long long)st.notified, (unsigned long long)st.notify_failed);
+    }
+    ENSURE(fflush(log) == 0, SMKI_E_IO, "writing the gateway's JSON log");
+    return 0;
 }

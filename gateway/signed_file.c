@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gbcs.h"
+#include "gateway.h"
 
 int smki_signed_file_canonical(const uint8_t *in, size_t len, uint8_t **out, size_t *out_len)
 {

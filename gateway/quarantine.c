@@ -20,7 +20,6 @@ void smki_gwq_clear(smki_gwq_record *r)
     r->msg_len = 0;
 }
 
-int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
 int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q)
 {
     size_t rl = strlen(q->reason), dl = strlen(q->detail), nl = strlen(q->note);
@@ -108,8 +107,6 @@ typedef struct {
     size_t command_len;
 } q_op;
 
-int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts);
-
 static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     q_op *op = arg;
@@ -188,16 +185,34 @@ static int q_reject_txn(smki_txn *t, void *arg)
     return gw_quarantine_put(t, &op->d, &op->q);
 }
 
-int smki_gwq_reject(smki_store *s, uint64_t id, const char *note)
+/* The audit entry's object: "quarantine N (originator -> target, code C, counter K)". */
+static void q_object(const smki_gwq_record *q, uint64_t id, char *out, size_t cap)
+{
+    char oe[SMKI_EUI64_TEXT_MAX], te[SMKI_EUI64_TEXT_MAX];
+    smki_eui64_format(&q->originator, SMKI_EUI64_HYPHEN, oe);
+    smki_eui64_format(&q->target, SMKI_EUI64_HYPHEN, te);
+    snprintf(out, cap, "quarantine %llu (%s -> %s, code %04X, counter %llu)", (unsigned long long)id, oe, te,
+             q->code, (unsigned long long)q->counter);
+}
+
+int smki_gwq_reject(const smki_gw_admin *adm, uint64_t id, const char *note)
 {
     ENSURE(note && *note, SMKI_E_USAGE, "a rejection needs a reason");
     ENSURE(strlen(note) < 200, SMKI_E_USAGE, "the rejection reason is over 199 characters");
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(adm, &s));
+    smki_gwq_record q;
+    GUARD(smki_gwq_get(s, id, &q));
+    char obj[160], det[220];
+    q_object(&q, id, obj, sizeof obj);
+    smki_gwq_clear(&q);
+    snprintf(det, sizeof det, "reason: %s", note);
     q_op op;
     memset(&op, 0, sizeof op);
     op.id = id;
     op.note = note;
     GUARD(gw_dbs_get(s, &op.d));
-    int rc = smki_store_write(s, q_reject_txn, &op);
+    int rc = gw_admin_write(adm, "quarantine-reject", obj, det, q_reject_txn, &op);
     smki_gwq_clear(&op.q);
     return rc;
 }
@@ -234,46 +249,47 @@ static int q_release_txn(smki_txn *t, void *arg)
     return gw_quarantine_put(t, &op->d, &op->q);
 }
 
-int smki_gwq_release(smki_store *s, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len)
+/* The shared secret with the command's target device: the ACB's KA key and the device's
+ * KA key from the inventory (outside the write transaction). */
+static int q_device_z(smki_store *s, const smki_eui64_t *target, smki_key *acb_ka, uint8_t z[32])
 {
-    q_op op;
-    memset(&op, 0, sizeof op);
-    op.id = id;
-    GUARD(gw_dbs_get(s, &op.d));
-    /* The device's KA key, for the shared secret (outside the write transaction). */
-    smki_gwq_record q;
-    GUARD(smki_gwq_get(s, id, &q));
-    int rc = q_held(&q);
-    gw_apdu a;
-    if (rc == 0) rc = gw_apdu_parse(q.msg, q.msg_len, &a);
-    if (rc == 0 && a.cra != SMKI_GBCS_CRA_COMMAND) {
-        smki_gwq_clear(&q);
-        rc = smki_store_write(s, q_release_txn, &op);
-        smki_gwq_clear(&op.q);
-        if (rc < 0) {
-            free(op.command);
-            return rc;
-        }
-        *command = op.command;
-        *command_len = op.command_len;
-        return 0;
-    }
-    if (rc == 0 && !acb_ka) rc = SMKI_FAIL(SMKI_E_USAGE, "releasing a command needs the ACB's KA key (--acb-key)");
+    ENSURE(acb_ka, SMKI_E_USAGE, "releasing a command needs the ACB's KA key (--acb-key)");
     smki_gw_device dev;
-    if (rc == 0) rc = smki_gw_device_get(s, &q.target, &dev);
-    smki_gwq_clear(&q);
-    GUARD(rc);
+    GUARD(smki_gw_device_get(s, target, &dev));
     char te[SMKI_EUI64_TEXT_MAX];
     smki_eui64_format(&dev.id, SMKI_EUI64_HYPHEN, te);
     ENSURE(dev.ka_len > 0, SMKI_E_NOTFOUND, "device %s has no KA key in the inventory: cannot MAC the command", te);
     EVP_PKEY *peer = NULL;
     GUARD(smki_pub_load(dev.ka_spki, dev.ka_len, &peer));
-    uint8_t z[32];
-    rc = smki_key_ecdh(acb_ka, peer, z);
+    int rc = smki_key_ecdh(acb_ka, peer, z);
     EVP_PKEY_free(peer);
+    return rc;
+}
+
+int smki_gwq_release(const smki_gw_admin *adm, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len)
+{
+    smki_store *s = NULL;
+    GUARD(gw_admin_store(adm, &s));
+    q_op op;
+    memset(&op, 0, sizeof op);
+    op.id = id;
+    GUARD(gw_dbs_get(s, &op.d));
+    smki_gwq_record q;
+    GUARD(smki_gwq_get(s, id, &q));
+    char obj[160];
+    q_object(&q, id, obj, sizeof obj);
+    gw_apdu a;
+    uint8_t z[32];
+    int rc = q_held(&q);
+    if (rc == 0) rc = gw_apdu_parse(q.msg, q.msg_len, &a);
+    int is_command = rc == 0 && a.cra == SMKI_GBCS_CRA_COMMAND;
+    if (is_command) rc = q_device_z(s, &q.target, acb_ka, z);
+    smki_gwq_clear(&q);
     GUARD(rc);
-    op.z = z;
-    rc = smki_store_write(s, q_release_txn, &op);
+    op.z = is_command ? z : NULL;
+    rc = gw_admin_write(adm, "quarantine-release", obj,
+                        is_command ? "MACed into a command with the ACB's KA key" : "delivered as the device sent it",
+                        q_release_txn, &op);
     smki_wipe(z, sizeof z);
     smki_gwq_clear(&op.q);
     if (rc < 0) {

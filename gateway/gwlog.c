@@ -25,7 +25,6 @@ static uint64_t time_key(int64_t at)
     return (uint64_t)at ^ 0x8000000000000000ull;
 }
 
-int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
 int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r)
 {
     const void *v;

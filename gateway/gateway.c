@@ -15,42 +15,10 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "device_private.h"
 #include "gateway_private.h"
-#include "gbcs.h"
+#include "gateway.h"
 
-int gw_cert_subject_eui(X509 *x, smki_eui64_t *out);
-int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out);
 
-/* ---- The General Signing APDU: the codec parses (gbcs.h) ------------------------------------- */
-int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
-{
-    memset(out, 0, sizeof *out);
-    smki_gbcs_msg m;
-    GUARD(smki_gbcs_parse(msg, len, &m));
-    /* A General Ciphering command is taken for the General Signing APDU inside: its MAC is
-     * not ours to trust; a passing message gets a fresh one. */
-    ENSURE(m.kind == SMKI_GBCS_SIGNING || m.kind == SMKI_GBCS_CIPHERING, SMKI_E_INPUT,
-           "a %s message is not a signed pre-command (General Block Transfer is not supported)",
-           smki_gbcs_kind_name(m.kind));
-    const smki_gbcs_signing *g = &m.gsa;
-    out->msg = msg;
-    out->msg_len = len;
-    out->apdu = msg + g->offset;
-    out->apdu_len = g->len;
-    out->signed_part = msg + g->signed_offset;
-    out->signed_len = g->signed_len;
-    out->sig = g->sig_state == SMKI_GBCS_SIG_PRESENT ? g->signature : NULL;
-    out->cra = g->cra;
-    out->counter = g->counter;
-    memcpy(out->originator.b, g->originator, 8);
-    memcpy(out->target.b, g->recipient, 8);
-    out->code = g->message_code;
-    out->date_time = g->date_time;
-    out->content = g->content;
-    out->content_len = g->content_len;
-    return 0;
-}
 
 /* ---- Future dating ----------------------------------------------------------------------------- */
 #define DEFAULT_MAX_FUTURE_SECONDS (30u * 86400u) /* SEC Stage 4 consultation Q22: 30 days */
@@ -80,12 +48,11 @@ static int cosem_time(const uint8_t d[12], time_t *t)
 static int execution_time(const gw_apdu *a, time_t *t, const char **from)
 {
     if (a->code >= SMKI_MC_CS02B(2) && a->code <= SMKI_MC_CS02B(9)) {
-        dev_cs02b q;
+        time_t when = 0;
         /* 99991231235959Z is no date to execute at: the RTDS CANCELLATION commands carry it
          * to cancel a future-dated command, which the limit must not stop. */
-        if (dev_parse_cs02b(a->content, a->content_len, &q) == 0 && q.has_execution_time &&
-            q.execution_time != CANCEL_TIME) {
-            *t = q.execution_time;
+        if (smki_cs02b_execution_time(a->content, a->content_len, &when) == 1 && when != CANCEL_TIME) {
+            *t = when;
             *from = "the CS02b executionDateTime";
             return 1;
         }
@@ -149,9 +116,8 @@ struct smki_gateway {
     smki_env env;
     smki_srv_table srv; /* count 0: eligibility by Remote Party Role */
     smki_key *acb;
-    int (*sender_suspended)(void *arg, const smki_eui64_t *id, char *why, size_t cap);
-    int (*sender_roles)(void *arg, const smki_eui64_t *id, char *roles, size_t cap);
-    void *sender_arg;
+    smki_ra *ra; /* the Users' registry */
+    FILE *log;   /* JSON log of quarantines, or NULL */
     pthread_mutex_t lock;
     cert_entry certs[CERT_CACHE_SLOTS];
     z_entry zs[Z_CACHE_SLOTS];
@@ -267,6 +233,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     g->acb = o->acb_ka;
     g->no_crl = o->no_crl;
     g->hook = o->hook;
+    g->log = o->log;
     if (o->env) {
         ENSURE_GOTO(o->env->org_policy[0] && o->env->device_policy[0], SMKI_E_USAGE, fail,
                     "environment %s has no organisation or device policy OID configured: the gateway cannot tell "
@@ -276,9 +243,9 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
         g->has_env = 1;
     }
     g->max_future = o->max_future_seconds ? (time_t)o->max_future_seconds : (time_t)DEFAULT_MAX_FUTURE_SECONDS;
-    g->sender_suspended = o->sender_suspended;
-    g->sender_roles = o->sender_roles;
-    g->sender_arg = o->sender_arg;
+    ENSURE_GOTO(o->ra, SMKI_E_USAGE, fail,
+                "the gateway's Users are the RA's: open the RA on the gateway's store (smki_gateway_opts.ra)");
+    g->ra = o->ra;
     GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
     g->trust = X509_STORE_new();
     ENSURE_SSL_GOTO(g->trust, SMKI_E_NOMEM, fail, "trust store");
@@ -324,8 +291,11 @@ typedef struct {
     smki_gw_device dev;
     int alive;    /* passed the read-only checks so far */
     int is_return; /* a response or alert (CRA 02/03), device to User */
-    int ra_roles_known;
-    char ra_roles[SMKI_GW_USER_ROLES_MAX]; /* the RA's User Roles of the sender */
+    int ra_known;      /* the RA knows the User ID (a command's originator, a response's recipient) */
+    int ra_suspended;  /* it or its Party is suspended */
+    char ra_why[SMKI_RA_REASON_MAX + 80];
+    char ra_roles[SMKI_GW_USER_ROLES_MAX]; /* its User Roles ("EIS,GIS"; "DCC" for a DCC ID) */
+    smki_ra_user_id ra_user; /* the RA's record (when ra_known) */
 } msg_state;
 
 static void set_verdict(smki_gw_result *r, smki_gw_verdict v, const char *reason, const char *fmt, ...)
@@ -398,9 +368,15 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
         m->alive = 0;
         return 0;
     }
+    if (!m->ra_known) {
+        set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s is not a User ID of the RA's registry",
+                    smki_gbcs_cra_name(m->a.cra), te);
+        m->alive = 0;
+        return 0;
+    }
     rc = smki_txn_get(t, b->g->d.users, m->a.target.b, 8, &v, &vl);
     if (rc == SMKI_E_NOTFOUND) {
-        set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s is not a registered User ID",
+        set_verdict(r, SMKI_GW_REJECT, "user.unknown", "the %s's recipient %s has no certificate registered at the gateway",
                     smki_gbcs_cra_name(m->a.cra), te);
         m->alive = 0;
         return 0;
@@ -415,9 +391,8 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
  * is listed for a Service Reference Variant whose message code the pre-command carries. */
 static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *r, const char *oe)
 {
-    /* The RA's User Roles when it knows the sender: one source of truth. */
-    if (m->ra_roles_known) snprintf(m->user.user_roles, sizeof m->user.user_roles, "%s", m->ra_roles);
-    uint32_t mine = smki_srv_roles_mask(t, m->user.user_roles);
+    /* The RA's User Roles: one source of truth. */
+    uint32_t mine = smki_srv_roles_mask(t, m->ra_roles);
     char srvs[160] = "";
     size_t o = 0;
     for (size_t i = 0; i < t->count; i++) {
@@ -426,7 +401,7 @@ static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *
         int n = snprintf(srvs + o, sizeof srvs - o, "%s%s (%s)", o ? ", " : "", t->rows[i].srv, t->rows[i].use_case);
         if (n > 0 && (size_t)n < sizeof srvs - o) o += (size_t)n;
     }
-    if (!m->user.user_roles[0])
+    if (!m->ra_roles[0])
         set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
                     "user %s has no User Role: the eligibility table needs one to send message code %04X", oe,
                     m->a.code);
@@ -436,8 +411,36 @@ static void srv_eligible(const smki_srv_table *t, msg_state *m, smki_gw_result *
     else
         set_verdict(r, SMKI_GW_REJECT, "user.not-eligible",
                     "user %s (User Roles %s) is eligible for none of %s with message code %04X", oe,
-                    m->user.user_roles, srvs, m->a.code);
+                    m->ra_roles, srvs, m->a.code);
     m->alive = 0;
+}
+
+/* The RA's registry on the User of each live message (a command's originator, a response's
+ * or alert's recipient), outside any store transaction of the gateway's: a batch from
+ * one User asks once. */
+static int ra_lookup(smki_gateway *g, msg_state *ms, size_t n)
+{
+    const msg_state *last = NULL;
+    for (size_t i = 0; i < n; i++) {
+        msg_state *m = &ms[i];
+        if (!m->alive) continue;
+        const smki_eui64_t *id = m->is_return ? &m->a.target : &m->a.originator;
+        const smki_eui64_t *prev = last ? (last->is_return ? &last->a.target : &last->a.originator) : NULL;
+        if (prev && smki_eui64_cmp(prev, id) == 0) {
+            m->ra_known = last->ra_known;
+            m->ra_suspended = last->ra_suspended;
+            memcpy(m->ra_why, last->ra_why, sizeof m->ra_why);
+            memcpy(m->ra_roles, last->ra_roles, sizeof m->ra_roles);
+            m->ra_user = last->ra_user;
+            continue;
+        }
+        int rc = gw_ra_user(g->ra, id, &m->ra_user, m->ra_roles, sizeof m->ra_roles, &m->ra_suspended, m->ra_why,
+                            sizeof m->ra_why);
+        if (rc != SMKI_E_NOTFOUND) GUARD(rc);
+        m->ra_known = rc == 0;
+        last = m;
+    }
+    return 0;
 }
 
 /* Registry checks, in §7's order: user known, eligible, not suspended; device status. */
@@ -457,9 +460,12 @@ static int registry_txn(smki_txn *t, void *arg)
             GUARD(registry_return(t, b, m, r, oe, te));
             continue;
         }
-        int rc = smki_txn_get(t, b->g->d.users, m->a.originator.b, 8, &v, &vl);
+        int rc = m->ra_known ? smki_txn_get(t, b->g->d.users, m->a.originator.b, 8, &v, &vl) : SMKI_E_NOTFOUND;
         if (rc == SMKI_E_NOTFOUND) {
-            set_verdict(r, SMKI_GW_REJECT, "user.unknown", "originator %s is not a registered User ID", oe);
+            smki_error_clear();
+            set_verdict(r, SMKI_GW_REJECT, "user.unknown", "originator %s %s", oe,
+                        m->ra_known ? "has no DS certificate registered at the gateway"
+                                    : "is not a User ID of the RA's registry");
             m->alive = 0;
             continue;
         }
@@ -479,8 +485,8 @@ static int registry_txn(smki_txn *t, void *arg)
             m->alive = 0;
             continue;
         }
-        if (m->user.suspended) {
-            set_verdict(r, SMKI_GW_REJECT, "user.suspended", "user %s is suspended", oe);
+        if (m->ra_suspended) {
+            set_verdict(r, SMKI_GW_REJECT, "user.suspended", "user %s is suspended by the RA: %s", oe, m->ra_why);
             m->alive = 0;
             continue;
         }
@@ -527,6 +533,17 @@ static const char *chain_reason(int err)
  * Returns 0 with *pub (a reference the caller frees) or sets the verdict. */
 static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t at, EVP_PKEY **pub)
 {
+    /* The RA's User Roles as they are now (they may have changed since the certificate
+     * was registered) must still allow its registered role. */
+    if (!smki_ra_role_allowed(m->ra_user.roles, m->ra_user.is_dcc, m->user.role)) {
+        char who[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&m->a.originator, SMKI_EUI64_HYPHEN, who);
+        set_verdict(r, SMKI_GW_REJECT, "cert.role",
+                    "user %s's User Roles in the RA's registry (%s) no longer allow its registered role %s", who,
+                    m->ra_roles, smki_role_name(m->user.role));
+        m->alive = 0;
+        return 0;
+    }
     uint8_t hash[32];
     SHA256(m->user.cert, m->user.cert_len, hash);
     size_t slot = (size_t)(smki_eui64_to_u64(&m->a.originator) * 0x9E3779B97F4A7C15ull >> 54) % CERT_CACHE_SLOTS;
@@ -693,9 +710,6 @@ static int next_qid(smki_txn *t, const gw_dbs *d, uint64_t *id)
     return 0;
 }
 
-int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q);
-int gw_quarantine_counted(smki_txn *t, const gw_dbs *d);
-int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r);
 
 /* Threshold rings: gw.tring key user(8) code(4) window(4) [kind(1)] -> max(4) n(4) head(4)
  * n*time(8): the times of the last max passes. Full, with the oldest inside the window:
@@ -906,24 +920,9 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         }
         m->alive = 1;
     }
-    /* 2. Registry: the RA's suspension of the sender or its Party, then the gateway's
-     * user, eligibility, suspension and device status. */
-    for (size_t i = 0; i < n && g->sender_suspended; i++) {
-        if (!ms[i].alive || ms[i].is_return) continue;
-        char why[200] = "", oe[SMKI_EUI64_TEXT_MAX];
-        int s = g->sender_suspended(g->sender_arg, &ms[i].a.originator, why, sizeof why);
-        GUARD_GOTO(s < 0 ? s : 0, out);
-        if (s == 0) continue;
-        smki_eui64_format(&ms[i].a.originator, SMKI_EUI64_HYPHEN, oe);
-        set_verdict(&res[i], SMKI_GW_REJECT, "user.suspended", "user %s is suspended by the RA: %s", oe, why);
-        ms[i].alive = 0;
-    }
-    for (size_t i = 0; i < n && g->sender_roles && g->srv.count; i++) {
-        if (!ms[i].alive || ms[i].is_return) continue;
-        int k = g->sender_roles(g->sender_arg, &ms[i].a.originator, ms[i].ra_roles, sizeof ms[i].ra_roles);
-        GUARD_GOTO(k < 0 ? k : 0, out);
-        ms[i].ra_roles_known = k == 1;
-    }
+    /* 2. Registry: the RA's word on each User (known, User Roles, suspension of the ID or
+     * its Party), then the gateway's credentials, eligibility and device status. */
+    GUARD_GOTO(ra_lookup(g, ms, n), out);
     batch_ctx b = {g, ms, res, n};
     GUARD_GOTO(smki_store_read(g->store, registry_txn, &b), out);
     /* 3. Credentials: the certificate, then the signature under it. A batch from one
@@ -999,6 +998,10 @@ verify_out:
         }
         GUARD_GOTO(hrc == SMKI_E_REFUSED ? 0 : hrc, out);
     }
+    /* The log line comes after the commit and the hook: a log that cannot be written loses
+     * nothing (the store holds the records and the counters, 'quarantine stats'), so it
+     * does not fail the check either. */
+    if (g->log && gw_log_quarantined(g->store, g->log, res, n) < 0) smki_error_clear();
 out:
     if (rc < 0)
         for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);
