@@ -49,6 +49,7 @@ int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, c
 
 int smki_duis_trust_new(smki_duis_trust **out)
 {
+    *out = NULL;
     GUARD(duis_init());
     *out = calloc(1, sizeof **out);
     ENSURE(*out, SMKI_E_NOMEM, "out of memory");

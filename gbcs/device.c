@@ -144,17 +144,16 @@ static void key_of(uint8_t kind, const smki_eui64_t *eui, const uint8_t *rest, s
     *len = 9 + n;
 }
 
-static smki_db device_db(smki_store *s)
+static int device_db(smki_store *s, smki_db *out)
 {
-    smki_db db = 0;
-    smki_store_db(s, DB_NAME, 0, &db);
-    return db;
+    *out = 0;
+    return smki_store_db(s, DB_NAME, 0, out);
 }
 
 int smki_device_dbs(smki_store *s)
 {
     smki_db db;
-    return smki_store_db(s, DB_NAME, 0, &db);
+    return device_db(s, &db);
 }
 
 /* Device record: version 1, flags u32, alert counter u64, then four length-prefixed
@@ -350,7 +349,7 @@ int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, s
 {
     write_job j;
     memset(&j, 0, sizeof j);
-    d->rec.db = device_db(s);
+    GUARD(device_db(s, &d->rec.db));
     dev_record rec = d->rec;
     rec.alert_counter = alert_counter;
     j.eui = d->eui;
@@ -371,7 +370,7 @@ static int create_record(smki_store *s, const smki_eui64_t *eui, dev_record *rec
     write_job j;
     GUARD(smki_device_dbs(s));
     memset(&j, 0, sizeof j);
-    rec->db = device_db(s);
+    GUARD(device_db(s, &rec->db));
     j.eui = *eui;
     j.rec = rec;
     j.cells = cells;
@@ -397,7 +396,7 @@ int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device
     read_job rj;
     memset(&rj, 0, sizeof rj);
     rj.eui = *eui;
-    rj.rec.db = device_db(s);
+    GUARD(device_db(s, &rj.rec.db));
     GUARD(smki_store_read(s, read_fn, &rj));
     smki_hex_encode(eui->b, 8, hex, 0);
     ENSURE(!rj.found, SMKI_E_EXISTS, "device %s already exists", hex);
@@ -524,7 +523,7 @@ int dev_reload(smki_store *s, smki_device *d)
     memset(&j, 0, sizeof j);
     j.eui = d->eui;
     j.d = d;
-    j.rec.db = device_db(s);
+    GUARD(device_db(s, &j.rec.db));
     GUARD(smki_store_read(s, read_fn, &j));
     ENSURE(j.found, SMKI_E_INTERNAL, "device vanished from the store");
     d->rec = j.rec;
@@ -533,6 +532,7 @@ int dev_reload(smki_store *s, smki_device *d)
 
 int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out)
 {
+    *out = NULL;
     smki_device *d = calloc(1, sizeof *d);
     read_job j;
     int rc = 0;
@@ -545,7 +545,7 @@ int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts
     memset(&j, 0, sizeof j);
     j.eui = *eui;
     j.d = d;
-    j.rec.db = device_db(s);
+    GUARD_GOTO(device_db(s, &j.rec.db), fail);
     GUARD_GOTO(smki_store_read(s, read_fn, &j), fail);
     smki_eui64_format(eui, SMKI_EUI64_HYPHEN, t);
     ENSURE_GOTO(j.found, SMKI_E_NOTFOUND, fail, "no device %s in the store (smki device create)", t);
@@ -678,15 +678,15 @@ int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
                     const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len)
 {
     ENSURE(len <= SMKI_GBCS_MAX_MSG, SMKI_E_INPUT, "future-dated command of %zu octets", len);
+    pending_job j;
+    memset(&j, 0, sizeof j);
+    GUARD(device_db(s, &j.db));
     uint8_t *v = malloc(11 + len);
     ENSURE(v, SMKI_E_NOMEM, "pending command");
     v[0] = role;
     memcpy(v + 1, originator, 8);
     smki_put_be16(v + 9, mc);
     memcpy(v + 11, content, len);
-    pending_job j;
-    memset(&j, 0, sizeof j);
-    j.db = device_db(s);
     pending_key(&d->eui, exec, counter, j.key);
     j.val = v;
     j.vlen = 11 + len;
@@ -753,7 +753,7 @@ int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **ou
 {
     pending_job j;
     memset(&j, 0, sizeof j);
-    j.db = device_db(s);
+    GUARD(device_db(s, &j.db));
     j.eui = d->eui;
     j.now = now;
     int rc = smki_store_read(s, pending_due_fn, &j);
@@ -776,7 +776,7 @@ int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
 {
     pending_job j;
     memset(&j, 0, sizeof j);
-    j.db = device_db(s);
+    GUARD(device_db(s, &j.db));
     pending_key(&d->eui, exec, counter, j.key);
     return smki_store_write(s, pending_del_fn, &j);
 }

@@ -239,6 +239,8 @@ int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka,
                             const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
                             const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len)
 {
+    *out = NULL;
+    *out_len = 0;
     uint8_t *gs = NULL;
     size_t gs_len = 0;
     GUARD(dev_build_gs(ds, 0x01, counter, originator->b, recipient->b, message_code, content, content_len, &gs,
@@ -378,6 +380,8 @@ int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
 
 int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len)
 {
+    *der = NULL;
+    *len = 0;
     dw_t w;
     dw_init(&w);
     dw_begin(&w, 0x30);

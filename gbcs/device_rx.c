@@ -869,6 +869,8 @@ int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, c
     size_t sig_len = SMKI_SIG_MAX;
     int spki_len, hw_len, rc = 0;
     dw_t w, inner;
+    *der = NULL;
+    *len = 0;
     ASN1_OBJECT *obj = OBJ_txt2obj(hw_type_oid, 1);
     ENSURE_SSL(obj != NULL, SMKI_E_USAGE, "hwType OID '%s'", hw_type_oid);
     unsigned char *hp = hw;
@@ -951,6 +953,8 @@ static int sign_ka_csr(smki_key *k, void *ctx)
 int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *label, const smki_eui64_t *eui,
                       const char *hw_type_oid, char uri[SMKI_KEY_URI_MAX], uint8_t **der, size_t *len)
 {
+    *der = NULL;
+    *len = 0;
     ka_csr_job j = {eui, hw_type_oid, NULL, 0};
     int rc = smki_key_generate_ka_sign_once(hsm, token, label, sign_ka_csr, &j, uri);
     if (rc < 0) {

@@ -97,6 +97,7 @@ static void set_access(smki_repo *r, const smki_repo_opts *o)
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 {
     ENSURE(o && (o->store_dir || o->store) && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
+    *out = NULL;
     size_t el = strlen(o->env);
     ENSURE(el > 0 && el < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%s'", o->env);
     for (size_t i = 0; i < el; i++)

@@ -481,10 +481,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
-    if (s->o->handle) s->o->handle(s->o->handle_arg, &rq, w);
-    else smki_repo_handle(s->repo, &rq, w);
+    /* A negative status: not even the error answer could be built (out of memory). */
+    int rc = s->o->handle ? s->o->handle(s->o->handle_arg, &rq, w) : smki_repo_handle(s->repo, &rq, w);
     add_extra_headers(req, w);
-    if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
+    if (rc < 0 || !w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
     if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
         log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);

@@ -483,6 +483,8 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     ENSURE(is_live(t) && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
+    *val = NULL;
+    *vlen = 0;
     GUARD(check_key(t, klen));
     if (t->pg) return pg_txn_get(t->pg, db, key, klen, val, vlen);
     MDB_val k = {klen, (void *)key};
