@@ -61,7 +61,7 @@ int smki_cell_id_parse(const char *text, smki_ta_cell_id *out)
     return 0;
 }
 
-int dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f)
+int smki_dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f)
 {
     smki_lint_report *rep = calloc(1, sizeof *rep);
     int rc = 0;
@@ -102,7 +102,7 @@ int smki_cell_from_cert(const uint8_t *data, size_t len, uint8_t cell_usage, smk
     ENSURE_SSL_GOTO(dlen > 0, SMKI_E_CRYPTO, out, "certificate: cannot re-encode");
     ENSURE_GOTO((size_t)dlen <= SMKI_CELL_CERT_MAX, SMKI_E_INPUT, out, "certificate of %d octets: a cell holds %d",
                 dlen, SMKI_CELL_CERT_MAX);
-    GUARD_GOTO(dev_cert_facts(x, der, (size_t)dlen, &f), out);
+    GUARD_GOTO(smki_dev_cert_facts(x, der, (size_t)dlen, &f), out);
     /* The linter reports a role for organisation certificates; a self-signed CA with
      * keyCertSign is a root (OU=00). */
     if (f.role < 0 && X509_check_ca(x) >= 1 && X509_check_issued(x, x) == X509_V_OK &&
@@ -344,7 +344,9 @@ static int read_fn(smki_txn *t, void *arg)
     return 0;
 }
 
-int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
+static int dev_reload(smki_store *s, smki_device *d);
+
+int smki_dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
                      const uint64_t *floors, size_t nfloors, uint64_t alert_counter)
 {
     write_job j;
@@ -475,7 +477,7 @@ int smki_device_load_cell(smki_store *s, const smki_eui64_t *eui, const smki_ta_
 {
     smki_device *d = NULL;
     GUARD(smki_device_open(s, eui, NULL, &d));
-    int rc = dev_store_commit(s, d, cell, 1, NULL, NULL, 0, d->rec.alert_counter);
+    int rc = smki_dev_store_commit(s, d, cell, 1, NULL, NULL, 0, d->rec.alert_counter);
     smki_device_free(d);
     return rc;
 }
@@ -484,7 +486,7 @@ int smki_device_set_floor(smki_store *s, const smki_eui64_t *eui, uint8_t role, 
 {
     smki_device *d = NULL;
     GUARD(smki_device_open(s, eui, NULL, &d));
-    int rc = dev_store_commit(s, d, NULL, 0, &role, &floor, 1, d->rec.alert_counter);
+    int rc = smki_dev_store_commit(s, d, NULL, 0, &role, &floor, 1, d->rec.alert_counter);
     smki_device_free(d);
     return rc;
 }
@@ -517,7 +519,7 @@ static int load_cell_keys(smki_device *d)
 }
 
 /* After a commit: the cells and floors as the store now holds them. */
-int dev_reload(smki_store *s, smki_device *d)
+static int dev_reload(smki_store *s, smki_device *d)
 {
     read_job j;
     memset(&j, 0, sizeof j);
@@ -574,11 +576,11 @@ void smki_device_free(smki_device *d)
 
 const smki_ta_cell *smki_device_cell(smki_device *d, const smki_ta_cell_id *id)
 {
-    int i = dev_cell_index(d, id);
+    int i = smki_dev_cell_index(d, id);
     return i < 0 ? NULL : &d->cells[i];
 }
 
-int dev_cell_index(const smki_device *d, const smki_ta_cell_id *id)
+int smki_dev_cell_index(const smki_device *d, const smki_ta_cell_id *id)
 {
     for (size_t i = 0; i < d->ncells; i++)
         if (d->cells[i].id.role == id->role && d->cells[i].id.key_usage == id->key_usage &&
@@ -603,7 +605,7 @@ int smki_device_describe(smki_device *d, smki_device_info *out)
 }
 
 /* The device's own keys, opened on first use (token login happens here, not at open). */
-int dev_own_key(smki_device *d, int ka, smki_key **out)
+int smki_dev_own_key(smki_device *d, int ka, smki_key **out)
 {
     smki_key **slot = ka ? &d->ka : &d->ds;
     const char *ref = ka ? d->rec.ka_ref : d->rec.ds_ref;
@@ -623,7 +625,7 @@ int dev_own_key(smki_device *d, int ka, smki_key **out)
 
 /* Z = ECDH(mine, peer), cached per (peer point, mode) for the life of the handle: the
  * KDF input changes with every counter, the shared secret does not. */
-int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
+int smki_dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
                  uint8_t z[32])
 {
     pthread_mutex_lock(&d->mu);
@@ -674,7 +676,7 @@ static int pending_put_fn(smki_txn *t, void *arg)
     return smki_txn_put(t, j->db, j->key, sizeof j->key, j->val, j->vlen, 0);
 }
 
-int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
+int smki_dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
                     const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len)
 {
     ENSURE(len <= SMKI_GBCS_MAX_MSG, SMKI_E_INPUT, "future-dated command of %zu octets", len);
@@ -695,7 +697,7 @@ int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
     return rc;
 }
 
-void dev_pending_free(dev_pending *p, size_t n)
+void smki_dev_pending_free(dev_pending *p, size_t n)
 {
     for (size_t i = 0; p && i < n; i++) free(p[i].content);
     free(p);
@@ -749,7 +751,7 @@ static int pending_due_fn(smki_txn *t, void *arg)
     return smki_txn_scan(t, j->db, prefix, sizeof prefix, pending_scan, j);
 }
 
-int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n)
+int smki_dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n)
 {
     pending_job j;
     memset(&j, 0, sizeof j);
@@ -758,7 +760,7 @@ int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **ou
     j.now = now;
     int rc = smki_store_read(s, pending_due_fn, &j);
     if (rc < 0) {
-        dev_pending_free(j.list, j.n);
+        smki_dev_pending_free(j.list, j.n);
         return rc;
     }
     *out = j.list;
@@ -772,7 +774,7 @@ static int pending_del_fn(smki_txn *t, void *arg)
     return smki_txn_del(t, j->db, j->key, sizeof j->key);
 }
 
-int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter)
+int smki_dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter)
 {
     pending_job j;
     memset(&j, 0, sizeof j);
@@ -781,18 +783,18 @@ int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
     return smki_store_write(s, pending_del_fn, &j);
 }
 
-int dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n)
+int smki_dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n)
 {
     dev_pending *l = NULL;
     size_t count = 0;
     *n = 0;
-    GUARD(dev_pending_due(s, d, INT64_MAX, &l, &count));
+    GUARD(smki_dev_pending_due(s, d, INT64_MAX, &l, &count));
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (l[i].message_code != mc) continue;
-        rc = dev_pending_del(s, d, l[i].exec, l[i].counter);
+        rc = smki_dev_pending_del(s, d, l[i].exec, l[i].counter);
         if (rc == 0) (*n)++;
     }
-    dev_pending_free(l, count);
+    smki_dev_pending_free(l, count);
     return rc;
 }

@@ -6,35 +6,33 @@
 #include "gbcs.h"
 
 /* One TLV with a single-octet tag; *val covers its value. */
-int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val);
+int smki_dev_dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val);
 /* Expect tag; value in *val. */
-int dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val);
-/* Peek the next tag (0 at the end). */
-uint8_t dr_peek(const smki_cursor_t *c);
+int smki_dev_dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val);
 /* A non-negative INTEGER value (its content octets) of at most 8 octets. */
-int dr_uint(smki_cursor_t *val, const char *what, uint64_t *out);
+int smki_dev_dr_uint(smki_cursor_t *val, const char *what, uint64_t *out);
 /* The whole TLV (tag, length, value) as bytes. */
-int dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n);
+int smki_dev_dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n);
 /* TrustAnchorCellIdentifier (value of its SEQUENCE). */
-int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out);
+int smki_dev_dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out);
 
-/* base's growing writer, with the TLVs begun and not ended (dw_end closes the last). */
+/* base's growing writer, with the TLVs begun and not ended (smki_dev_dw_end closes the last). */
 typedef struct {
     smki_writer_t w;
     smki_der_mark open[12];
     int depth;
 } dw_t;
-void dw_init(dw_t *w);
-void dw_free(dw_t *w);
-void dw_begin(dw_t *w, uint8_t tag);
-void dw_end(dw_t *w);
-void dw_raw(dw_t *w, const void *p, size_t n);
-void dw_tlv(dw_t *w, uint8_t tag, const void *p, size_t n);
-void dw_uint(dw_t *w, uint8_t tag, uint64_t v);
-void dw_key_usage(dw_t *w, uint8_t ku); /* BIT STRING of the KeyUsage first octet */
-void dw_cell_id(dw_t *w, const smki_ta_cell_id *id);
+void smki_dev_dw_init(dw_t *w);
+void smki_dev_dw_free(dw_t *w);
+void smki_dev_dw_begin(dw_t *w, uint8_t tag);
+void smki_dev_dw_end(dw_t *w);
+void smki_dev_dw_raw(dw_t *w, const void *p, size_t n);
+void smki_dev_dw_tlv(dw_t *w, uint8_t tag, const void *p, size_t n);
+void smki_dev_dw_uint(dw_t *w, uint8_t tag, uint64_t v);
+void smki_dev_dw_key_usage(dw_t *w, uint8_t ku); /* BIT STRING of the KeyUsage first octet */
+void smki_dev_dw_cell_id(dw_t *w, const smki_ta_cell_id *id);
 /* Hand the buffer over (caller frees); fails if any write failed. */
-int dw_finish(dw_t *w, uint8_t **out, size_t *len);
+int smki_dev_dw_finish(dw_t *w, uint8_t **out, size_t *len);
 
 /* General Signing / General Ciphering (reference §5) as the device uses them, read by
  * the codec (smki_gbcs_parse). */
@@ -62,10 +60,10 @@ typedef struct {
     const uint8_t *mac;
     dev_gs gs;
 } dev_cmd;
-int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out);
-int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g);
+int smki_dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out);
+int smki_dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g);
 /* Build a General Signing APDU; sign with ds (NULL: unsigned 00). */
-int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
+int smki_dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len);
 
 /* CS02b command, parsed (pointers into the message). */

@@ -74,7 +74,7 @@ static void check_cs02b(const uint8_t *data, size_t size)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static dev_cmd c;
-    if (dev_parse_command(data, size, &c) == 0) {
+    if (smki_dev_parse_command(data, size, &c) == 0) {
         require(inside(data, size, c.gs.apdu, c.gs.apdu_len), "APDU inside the input");
         require(inside(data, size, c.gs.content, c.gs.content_len), "content inside the input");
         require(inside(data, size, c.gs.signed_part, c.gs.signed_len), "signed part inside the input");
