@@ -4,6 +4,7 @@
 #define SMKI_CA_PRIVATE_H
 
 #include "ca.h"
+#include "crl.h"
 
 /* The fixed encodings of the P-256 suite (RFC 5480, RFC 5758). */
 extern const uint8_t SMKI_CA_ALG_ECDSA_SHA256[12];  /* AlgorithmIdentifier, parameters absent */

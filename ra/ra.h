@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "ca/ca.h"
+#include "ca/crl.h"
 #include "hsm/hsm.h"
 #include "policy/policy.h"
 #include "store/store.h"

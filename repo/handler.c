@@ -14,6 +14,8 @@
 
 #include "repo.h"
 
+#include "ca/crl.h"
+
 #define RESP_MAX (8u << 20)  /* no response grows past this */
 #define CRL_MAX (RESP_MAX - 4096) /* a CRL file read for an answer: it must fit one (checked before reading) */
 #define PAGE_DEFAULT 100

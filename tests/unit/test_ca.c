@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ca/ca.h"
+#include "ca/ca_test.h"
 #include "ca/ca_private.h"
 #include "ca/der.h"
 #include "helpers.h"

@@ -17,6 +17,7 @@
 #include <dirent.h>
 
 #include "ca/ca.h"
+#include "ca/crl.h"
 #include "duis/duis.h"
 #include "duis/duis_private.h"
 #include "helpers.h"
