@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "device_private.h"
-#include "device_state.h"
+#include "device.h"
+#include "state.h"
 
 static const char DB_NAME[] = "gbcs_device";
 

@@ -12,8 +12,8 @@
 
 #include <openssl/crypto.h>
 
-#include "device_private.h"
-#include "device_state.h"
+#include "device.h"
+#include "state.h"
 
 void smki_rx_opts_default(smki_rx_opts *o)
 {
@@ -106,7 +106,7 @@ static void eui_text(const uint8_t b[8], char out[SMKI_EUI64_TEXT_MAX])
     smki_eui64_format(&e, SMKI_EUI64_HYPHEN, out);
 }
 
-static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r)
+static int check_mac(smki_device *d, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r)
 {
     smki_ta_cell_id acb = {SMKI_ROLE_ACB, SMKI_KU_KEY_AGREEMENT, SMKI_CELL_MANAGEMENT};
     int i = smki_dev_cell_index(d, &acb), rc = 0;
@@ -146,7 +146,7 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
 }
 
 /* The DS management cells whose holder is the originator; the signature decides which. */
-static int check_signature(smki_device *d, const dev_cmd *c, int want_role, smki_rx_result *r)
+static int check_signature(smki_device *d, const smki_gbcs_cmd *c, int want_role, smki_rx_result *r)
 {
     char o[SMKI_EUI64_TEXT_MAX];
     int candidates = 0;
@@ -186,14 +186,14 @@ static int role_by_ka_cell(const smki_device *d, const uint8_t originator[8])
     return -1;
 }
 
-static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, dev_cmd *c,
+static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_gbcs_cmd *c,
                       smki_rx_result *r)
 {
     char want[SMKI_EUI64_TEXT_MAX], got[SMKI_EUI64_TEXT_MAX];
     int critical = 1;
     r->role = -1;
     r->mac_check = "none";
-    if (smki_dev_parse_command(msg, len, c) < 0) {
+    if (smki_gbcs_cmd_parse(msg, len, c) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "%s", smki_error_msg());
         smki_error_clear();
         return 0;
@@ -242,7 +242,7 @@ static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki
 
 int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r)
 {
-    dev_cmd c;
+    smki_gbcs_cmd c;
     memset(r, 0, sizeof *r);
     return verify_cmd(d, msg, len, o, &c, r);
 }
@@ -304,7 +304,7 @@ static int chain_to_root(smki_device *d, X509 *leaf, X509 **path, dev_cert_facts
 }
 
 typedef struct {
-    dev_cs02b q;
+    smki_gbcs_cs02b q;
     smki_ta_cell newcells[SMKI_CS02B_MAX_REPLACEMENTS];
     uint8_t roles[40];
     uint64_t floors[40];
@@ -326,13 +326,13 @@ static void set_floor(cs02b_work *w, uint8_t role, uint64_t v)
 }
 
 /* Checks every replacement; fills outcomes; 1 if all succeeded. */
-static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, cs02b_work *w, smki_rx_result *r)
+static int cs02b_check(smki_device *d, const smki_gbcs_cmd *c, const smki_rx_opts *o, cs02b_work *w, smki_rx_result *r)
 {
     X509 *path[8] = {0};
     dev_cert_facts_t pf[8];
     time_t now = o->now ? o->now : time(NULL);
     int all_ok = 1;
-    const dev_cs02b *q = &w->q;
+    const smki_gbcs_cs02b *q = &w->q;
     size_t np = 0;
 
     for (size_t k = 0; k < q->npath; k++) {
@@ -425,58 +425,58 @@ static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, 
 static int cs02b_outcome(const smki_rx_result *r, const cs02b_work *w, int applied, uint16_t alert_code,
                          time_t executed, uint8_t **out, size_t *len)
 {
-    dw_t dw;
-    smki_dev_dw_init(&dw);
-    smki_dev_dw_begin(&dw, 0x30);
+    smki_gbcs_derw dw;
+    smki_gbcs_derw_init(&dw);
+    smki_gbcs_derw_begin(&dw, 0x30);
     if (alert_code) {
         char when[20];
         struct tm tm;
         gmtime_r(&executed, &tm);
         strftime(when, sizeof when, "%Y%m%d%H%M%SZ", &tm);
-        smki_dev_dw_uint(&dw, 0x02, alert_code);
-        smki_dev_dw_tlv(&dw, 0x18, when, strlen(when));
+        smki_gbcs_derw_uint(&dw, 0x02, alert_code);
+        smki_gbcs_derw_tlv(&dw, 0x18, when, strlen(when));
     } else {
         uint8_t null[2] = {0x05, 0x00};
-        smki_dev_dw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
+        smki_gbcs_derw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
     }
-    smki_dev_dw_begin(&dw, 0x30);
-    smki_dev_dw_uint(&dw, 0x02, w->q.auth_seq);
-    smki_dev_dw_uint(&dw, 0x02, w->q.mode);
-    smki_dev_dw_begin(&dw, 0x30); /* the floors of other roles that were changed */
+    smki_gbcs_derw_begin(&dw, 0x30);
+    smki_gbcs_derw_uint(&dw, 0x02, w->q.auth_seq);
+    smki_gbcs_derw_uint(&dw, 0x02, w->q.mode);
+    smki_gbcs_derw_begin(&dw, 0x30); /* the floors of other roles that were changed */
     if (applied)
         for (size_t i = 0; i < w->nfloors; i++) {
             if (w->roles[i] == (uint8_t)r->role) continue;
-            smki_dev_dw_begin(&dw, 0x30);
-            smki_dev_dw_uint(&dw, 0x02, w->roles[i]);
-            smki_dev_dw_uint(&dw, 0x02, w->floors[i]);
-            smki_dev_dw_begin(&dw, 0x30);
-            smki_dev_dw_end(&dw);
-            smki_dev_dw_end(&dw);
+            smki_gbcs_derw_begin(&dw, 0x30);
+            smki_gbcs_derw_uint(&dw, 0x02, w->roles[i]);
+            smki_gbcs_derw_uint(&dw, 0x02, w->floors[i]);
+            smki_gbcs_derw_begin(&dw, 0x30);
+            smki_gbcs_derw_end(&dw);
+            smki_gbcs_derw_end(&dw);
         }
-    smki_dev_dw_end(&dw);
-    smki_dev_dw_begin(&dw, 0x30);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_begin(&dw, 0x30);
     for (size_t i = 0; i < r->noutcomes; i++) {
         const smki_cs02b_outcome *oc = &r->outcomes[i];
-        smki_dev_dw_begin(&dw, 0x30);
-        smki_dev_dw_cell_id(&dw, &oc->id);
-        smki_dev_dw_uint(&dw, 0x0A, oc->status);
-        smki_dev_dw_tlv(&dw, 0x04, oc->old_subject, 8);
-        smki_dev_dw_tlv(&dw, 0x04, oc->old_ski, 8);
-        smki_dev_dw_tlv(&dw, 0x04, oc->new_subject, 8);
-        smki_dev_dw_tlv(&dw, 0x04, oc->new_ski, 8);
-        smki_dev_dw_end(&dw);
+        smki_gbcs_derw_begin(&dw, 0x30);
+        smki_gbcs_derw_cell_id(&dw, &oc->id);
+        smki_gbcs_derw_uint(&dw, 0x0A, oc->status);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->old_subject, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->old_ski, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->new_subject, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->new_ski, 8);
+        smki_gbcs_derw_end(&dw);
     }
-    smki_dev_dw_end(&dw);
-    smki_dev_dw_end(&dw);
-    smki_dev_dw_end(&dw);
-    return smki_dev_dw_finish(&dw, out, len);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_end(&dw);
+    return smki_gbcs_derw_finish(&dw, out, len);
 }
 
 /* A future-dated CS02b (reference §6 executionDateTime): verified now, its authoriser's
  * counter spent now, kept until its time (smki_device_run_due), answered SEQUENCE { NULL }
  * as the RTDS FUTURE_DATED responses are. executionDateTime 99991231235959Z cancels the
  * pending ones of the same message code instead (the RTDS CANCELLATION commands). */
-static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, cs02b_work *w,
+static int cs02b_schedule(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, cs02b_work *w,
                           smki_rx_result *r, uint8_t **content, size_t *content_len)
 {
     int cancel = w->q.execution_time == DEV_CANCEL_TIME;
@@ -503,14 +503,14 @@ static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const
     return 0;
 }
 
-static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
+static int act_cs02b(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
                      uint8_t **content, size_t *content_len)
 {
     cs02b_work *w = calloc(1, sizeof *w);
     int rc = 0;
     ENSURE(w != NULL, SMKI_E_NOMEM, "CS02b work");
     r->action = "cs02b-update";
-    if (dev_parse_cs02b(c->gs.content, c->gs.content_len, &w->q) < 0) {
+    if (smki_gbcs_cs02b_parse(c->gs.content, c->gs.content_len, &w->q) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "CS02b: %s", smki_error_msg());
         smki_error_clear();
         goto out;
@@ -567,53 +567,53 @@ out:
 
 /* ---- CS02a, CS02c ---------------------------------------------------------------------------- */
 
-static int act_cs02a(smki_device *d, const dev_cmd *c, smki_rx_result *r, uint8_t **content, size_t *content_len)
+static int act_cs02a(smki_device *d, const smki_gbcs_cmd *c, smki_rx_result *r, uint8_t **content, size_t *content_len)
 {
     smki_cursor_t cur = smki_cursor(c->gs.content, c->gs.content_len), top, x, roles;
-    dw_t w;
+    smki_gbcs_derw w;
     r->action = "cs02a-details";
-    if (smki_dev_dr_expect(&cur, 0x30, "CS02a content", &top) < 0 || smki_dev_dr_expect(&top, 0x30, "CS02a cell", &x) < 0 ||
-        smki_dev_dr_expect(&top, 0x30, "CS02a roles", &roles) < 0) {
+    if (smki_gbcs_der_expect(&cur, 0x30, "CS02a content", &top) < 0 || smki_gbcs_der_expect(&top, 0x30, "CS02a cell", &x) < 0 ||
+        smki_gbcs_der_expect(&top, 0x30, "CS02a roles", &roles) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "CS02a: %s", smki_error_msg());
         smki_error_clear();
         return 0;
     }
-    smki_dev_dw_init(&w);
-    smki_dev_dw_begin(&w, 0x30);
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
     while (roles.left) {
         uint64_t role;
-        if (smki_dev_dr_expect(&roles, 0x02, "remotePartyRole", &x) < 0 || smki_dev_dr_uint(&x, "remotePartyRole", &role) < 0 ||
+        if (smki_gbcs_der_expect(&roles, 0x02, "remotePartyRole", &x) < 0 || smki_gbcs_der_uint(&x, "remotePartyRole", &role) < 0 ||
             role > 255) {
-            smki_dev_dw_free(&w);
+            smki_gbcs_derw_free(&w);
             refuse(r, SMKI_RX_MALFORMED, "CS02a: a role is not an INTEGER 0..255");
             smki_error_clear();
             return 0;
         }
         int found = 0;
         for (size_t i = 0; i < d->ncells; i++) found |= d->cells[i].id.role == role;
-        smki_dev_dw_begin(&w, 0x30);
-        smki_dev_dw_uint(&w, 0x02, role);
-        smki_dev_dw_uint(&w, 0x0A, found ? SMKI_CS02B_SUCCESS : SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND);
-        smki_dev_dw_uint(&w, 0x02, d->floors[role]);
-        smki_dev_dw_begin(&w, 0x30);
+        smki_gbcs_derw_begin(&w, 0x30);
+        smki_gbcs_derw_uint(&w, 0x02, role);
+        smki_gbcs_derw_uint(&w, 0x0A, found ? SMKI_CS02B_SUCCESS : SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND);
+        smki_gbcs_derw_uint(&w, 0x02, d->floors[role]);
+        smki_gbcs_derw_begin(&w, 0x30);
         for (size_t i = 0; i < d->ncells; i++) {
             const smki_ta_cell *cell = &d->cells[i];
             if (cell->id.role != role) continue;
-            smki_dev_dw_begin(&w, 0x30);
-            smki_dev_dw_key_usage(&w, cell->id.key_usage);
-            if (cell->id.cell_usage) smki_dev_dw_uint(&w, 0x02, cell->id.cell_usage);
-            smki_dev_dw_tlv(&w, 0x04, cell->subject_id, 8);
-            smki_dev_dw_tlv(&w, 0x04, cell->ski, 8);
-            smki_dev_dw_end(&w);
+            smki_gbcs_derw_begin(&w, 0x30);
+            smki_gbcs_derw_key_usage(&w, cell->id.key_usage);
+            if (cell->id.cell_usage) smki_gbcs_derw_uint(&w, 0x02, cell->id.cell_usage);
+            smki_gbcs_derw_tlv(&w, 0x04, cell->subject_id, 8);
+            smki_gbcs_derw_tlv(&w, 0x04, cell->ski, 8);
+            smki_gbcs_derw_end(&w);
         }
-        smki_dev_dw_end(&w);
-        smki_dev_dw_end(&w);
+        smki_gbcs_derw_end(&w);
+        smki_gbcs_derw_end(&w);
     }
-    smki_dev_dw_end(&w);
-    return smki_dev_dw_finish(&w, content, content_len);
+    smki_gbcs_derw_end(&w);
+    return smki_gbcs_derw_finish(&w, content, content_len);
 }
 
-static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
+static int act_cs02c(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
                      uint8_t **content, size_t *content_len)
 {
     smki_cursor_t cur = smki_cursor(c->gs.content, c->gs.content_len), top, x;
@@ -622,7 +622,7 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
     smki_key *k = NULL;
     int rc = 0;
     r->action = "cs02c-csr";
-    if (smki_dev_dr_expect(&cur, 0x30, "CS02c content", &top) < 0 || smki_dev_dr_expect(&top, 0x03, "CS02c keyUsage", &x) < 0 ||
+    if (smki_gbcs_der_expect(&cur, 0x30, "CS02c content", &top) < 0 || smki_gbcs_der_expect(&top, 0x03, "CS02c keyUsage", &x) < 0 ||
         x.left != 2) {
         refuse(r, SMKI_RX_MALFORMED, "CS02c: content is not SEQUENCE { keyUsage }");
         smki_error_clear();
@@ -691,7 +691,7 @@ static int sign_out(smki_device *d, int critical, uint8_t cra, uint64_t counter,
             peer = (int)i;
     if (has_keys && peer < 0) GUARD(smki_dev_own_key(d, 0, &ds));
     r->out_signed = ds != NULL;
-    GUARD(smki_dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
+    GUARD(smki_gbcs_gs_build(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
     if (peer < 0) {
         r->out = gs;
         r->out_len = gs_len;
@@ -727,19 +727,19 @@ static int build_alert(smki_device *d, smki_store *s, const smki_rx_opts *o, smk
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y%m%d%H%M%SZ", &tm);
-    dw_t w;
+    smki_gbcs_derw w;
     uint8_t *content = NULL;
     size_t content_len = 0;
-    smki_dev_dw_init(&w);
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_uint(&w, 0x02, code);
-    smki_dev_dw_tlv(&w, 0x18, when, strlen(when));
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_uint(&w, 0x02, r->counter);
-    smki_dev_dw_uint(&w, 0x02, r->message_code);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    GUARD(smki_dev_dw_finish(&w, &content, &content_len));
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_uint(&w, 0x02, code);
+    smki_gbcs_derw_tlv(&w, 0x18, when, strlen(when));
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_uint(&w, 0x02, r->counter);
+    smki_gbcs_derw_uint(&w, 0x02, r->message_code);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    GUARD(smki_gbcs_derw_finish(&w, &content, &content_len));
     uint64_t ctr = d->rec.alert_counter + 1;
     int rc = sign_out(d, 1, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
     free(content);
@@ -767,7 +767,7 @@ static int run_one(smki_device *d, smki_store *s, const smki_rx_opts *o, const d
     r->executed = (time_t)p->exec;
     r->action = "cs02b-update";
     r->mac_check = "none";
-    GUARD_GOTO(dev_parse_cs02b(p->content, p->content_len, &w->q), out); /* it parsed on receipt */
+    GUARD_GOTO(smki_gbcs_cs02b_parse(p->content, p->content_len, &w->q), out); /* it parsed on receipt */
     r->mode = w->q.mode;
     int all_ok = cs02b_check(d, NULL, o, w, r);
     if (w->q.has_new_floor)
@@ -819,7 +819,7 @@ int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, sm
 int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
                         smki_rx_result *r)
 {
-    dev_cmd c;
+    smki_gbcs_cmd c;
     uint8_t *content = NULL;
     size_t content_len = 0;
     int rc = 0;
@@ -868,7 +868,7 @@ int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, c
     uint8_t *spki = NULL, hw[64], sig[SMKI_SIG_MAX + 1];
     size_t sig_len = SMKI_SIG_MAX;
     int spki_len, hw_len, rc = 0;
-    dw_t w, inner;
+    smki_gbcs_derw w, inner;
     *der = NULL;
     *len = 0;
     ASN1_OBJECT *obj = OBJ_txt2obj(hw_type_oid, 1);
@@ -880,58 +880,58 @@ int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, c
     spki_len = i2d_PUBKEY(smki_key_public(k), &spki);
     ENSURE_SSL(spki_len > 0, SMKI_E_CRYPTO, "the key's SubjectPublicKeyInfo");
 
-    smki_dev_dw_init(&w);
-    smki_dev_dw_begin(&w, 0x30);         /* CertificationRequestInfo */
-    smki_dev_dw_uint(&w, 0x02, 0);
-    smki_dev_dw_raw(&w, "\x30\x00", 2);  /* empty subject */
-    smki_dev_dw_raw(&w, spki, (size_t)spki_len);
-    smki_dev_dw_begin(&w, 0xA0);
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_raw(&w, ext_req, sizeof ext_req);
-    smki_dev_dw_begin(&w, 0x31);
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_begin(&w, 0x30); /* keyUsage, critical */
-    smki_dev_dw_raw(&w, oid_ku, sizeof oid_ku);
-    smki_dev_dw_raw(&w, crit, sizeof crit);
-    smki_dev_dw_begin(&w, 0x04);
-    smki_dev_dw_key_usage(&w, usage == SMKI_USAGE_DS ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_begin(&w, 0x30); /* subjectAltName, critical: hardwareModuleName (RFC 4108) */
-    smki_dev_dw_raw(&w, oid_san, sizeof oid_san);
-    smki_dev_dw_raw(&w, crit, sizeof crit);
-    smki_dev_dw_begin(&w, 0x04);
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_begin(&w, 0xA0);
-    smki_dev_dw_raw(&w, oid_hmn, sizeof oid_hmn);
-    smki_dev_dw_begin(&w, 0xA0);
-    smki_dev_dw_begin(&w, 0x30);
-    smki_dev_dw_raw(&w, hw, (size_t)hw_len);
-    smki_dev_dw_tlv(&w, 0x04, eui->b, 8);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
-    smki_dev_dw_end(&w);
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);         /* CertificationRequestInfo */
+    smki_gbcs_derw_uint(&w, 0x02, 0);
+    smki_gbcs_derw_raw(&w, "\x30\x00", 2);  /* empty subject */
+    smki_gbcs_derw_raw(&w, spki, (size_t)spki_len);
+    smki_gbcs_derw_begin(&w, 0xA0);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_raw(&w, ext_req, sizeof ext_req);
+    smki_gbcs_derw_begin(&w, 0x31);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_begin(&w, 0x30); /* keyUsage, critical */
+    smki_gbcs_derw_raw(&w, oid_ku, sizeof oid_ku);
+    smki_gbcs_derw_raw(&w, crit, sizeof crit);
+    smki_gbcs_derw_begin(&w, 0x04);
+    smki_gbcs_derw_key_usage(&w, usage == SMKI_USAGE_DS ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_begin(&w, 0x30); /* subjectAltName, critical: hardwareModuleName (RFC 4108) */
+    smki_gbcs_derw_raw(&w, oid_san, sizeof oid_san);
+    smki_gbcs_derw_raw(&w, crit, sizeof crit);
+    smki_gbcs_derw_begin(&w, 0x04);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_begin(&w, 0xA0);
+    smki_gbcs_derw_raw(&w, oid_hmn, sizeof oid_hmn);
+    smki_gbcs_derw_begin(&w, 0xA0);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_raw(&w, hw, (size_t)hw_len);
+    smki_gbcs_derw_tlv(&w, 0x04, eui->b, 8);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
     OPENSSL_free(spki);
     uint8_t *tbs = NULL;
     size_t tbs_len = 0;
-    GUARD(smki_dev_dw_finish(&w, &tbs, &tbs_len));
+    GUARD(smki_gbcs_derw_finish(&w, &tbs, &tbs_len));
     GUARD_GOTO(smki_key_sign(k, tbs, tbs_len, SMKI_SIG_DER, sig + 1, &sig_len), out);
     sig[0] = 0x00; /* BIT STRING: no unused bits */
-    smki_dev_dw_init(&inner);
-    smki_dev_dw_begin(&inner, 0x30);
-    smki_dev_dw_raw(&inner, tbs, tbs_len);
-    smki_dev_dw_raw(&inner, ecdsa_sha256, sizeof ecdsa_sha256);
-    smki_dev_dw_tlv(&inner, 0x03, sig, sig_len + 1);
-    smki_dev_dw_end(&inner);
-    rc = smki_dev_dw_finish(&inner, der, len);
+    smki_gbcs_derw_init(&inner);
+    smki_gbcs_derw_begin(&inner, 0x30);
+    smki_gbcs_derw_raw(&inner, tbs, tbs_len);
+    smki_gbcs_derw_raw(&inner, ecdsa_sha256, sizeof ecdsa_sha256);
+    smki_gbcs_derw_tlv(&inner, 0x03, sig, sig_len + 1);
+    smki_gbcs_derw_end(&inner);
+    rc = smki_gbcs_derw_finish(&inner, der, len);
 out:
     free(tbs);
     return rc;

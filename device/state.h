@@ -1,11 +1,11 @@
 /* Private to the device model: the handle's layout and the helpers its files share. */
-#ifndef SMKI_GBCS_DEVICE_STATE_H
-#define SMKI_GBCS_DEVICE_STATE_H
+#ifndef SMKI_DEVICE_STATE_H
+#define SMKI_DEVICE_STATE_H
 
 #include <openssl/x509.h>
 #include <pthread.h>
 
-#include "gbcs.h"
+#include "device.h"
 
 typedef struct {
     smki_db db; /* not stored: the handle of the database, set before transactions */
