@@ -42,6 +42,13 @@ int smki_p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, con
                      CK_SESSION_HANDLE *out);
 void smki_p11_close_session(p11_module *m, CK_SESSION_HANDLE s);
 
+/* Objects with this label on the token (count only; up to a few). */
+int smki_p11_count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found);
+/* A public key object's point: CKA_EC_POINT is a DER OCTET STRING around the 65-octet
+ * point (PKCS#11 2.40); some modules return the bare point. */
+int smki_p11_read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
+                        uint8_t point[SMKI_POINT_LEN]);
+
 /* The public-key object named by a URI (label and/or id), read without login, as a
  * P-256 EVP_PKEY. */
 int smki_p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **out);

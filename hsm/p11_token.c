@@ -1,5 +1,5 @@
 /* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
- * pair inside it (never extractable), list and remove pairs, keep small notes (data
+ * pair inside it (keygen.c), list and remove pairs, keep small notes (data
  * objects), and guard the embedded SoftHSM's token files against a kill. Key *use* goes
  * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
  * offer. */
@@ -17,9 +17,6 @@
 
 #include "p11.h"
 #include "uri.h"
-
-/* DER of the prime256v1 OID: CKA_EC_PARAMS of every key smki makes. */
-static const uint8_t P256_PARAMS[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 
 /* CK_TOKEN_INFO strings are blank-padded, not terminated. */
 static void unpad(const CK_UTF8CHAR *src, size_t len, char *dst)
@@ -225,8 +222,7 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     return 0;
 }
 
-/* Objects of a class with this label (count only; up to a few). */
-static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
+int smki_p11_count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
 {
     CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_BBOOL on_token = CK_TRUE; /* not the session copies of keys this process has open (key.c) */
@@ -240,9 +236,8 @@ static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token,
     return 0;
 }
 
-/* CKA_EC_POINT is a DER OCTET STRING around the 65-octet point (PKCS#11 2.40). */
-static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
-                      uint8_t point[SMKI_POINT_LEN])
+int smki_p11_read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
+                          uint8_t point[SMKI_POINT_LEN])
 {
     uint8_t der[80];
     CK_ATTRIBUTE a = {CKA_EC_POINT, der, sizeof der};
@@ -257,141 +252,6 @@ static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, 
                          (unsigned long)a.ulValueLen);
     }
     return 0;
-}
-
-static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label,
-                         smki_key_usage usage, int sign_at_birth, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
-{
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_BBOOL ds = usage == SMKI_USAGE_DS ? CK_TRUE : CK_FALSE;
-    CK_BBOOL ka = usage == SMKI_USAGE_KA ? CK_TRUE : CK_FALSE;
-    CK_BBOOL sign = ds || sign_at_birth ? CK_TRUE : CK_FALSE;
-    CK_ULONG label_len = strlen(label);
-    /* Only what the key's safety rests on, so that any module can honour it: the
-     * private half's usage (CKA_SIGN or CKA_DERIVE, never decrypt or unwrap), sensitive
-     * and never extractable. The public half's usage flags are left to the module:
-     * modules tie them together differently (tpm2-pkcs11 takes CKA_VERIFY for the TPM's
-     * decrypt attribute and CKA_ENCRYPT for its sign attribute, and refuses a template
-     * that sets them otherwise: CKR_GENERAL_ERROR), and smki never asks a token to
-     * verify or encrypt with a public key. */
-    CK_ATTRIBUTE pub_tmpl[] = {
-        {CKA_TOKEN, &yes, sizeof yes},
-        {CKA_PRIVATE, &no, sizeof no},
-        {CKA_EC_PARAMS, (void *)P256_PARAMS, sizeof P256_PARAMS},
-        {CKA_LABEL, (void *)label, label_len},
-    };
-    /* CKA_DECRYPT is said (false) only for a DS key: on a TPM an EC key's ECDH is its
-     * decrypt attribute (TPM2_ECDH_ZGen), so a KA key without it is refused as
-     * "inconsistent attributes"; no module offers EC decryption otherwise. */
-    CK_ATTRIBUTE priv_tmpl[] = {
-        {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
-        {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
-        {CKA_SIGN, &sign, sizeof sign},     {CKA_DERIVE, &ka, sizeof ka},
-        {CKA_UNWRAP, &no, sizeof no},       {CKA_LABEL, (void *)label, label_len},
-        {CKA_DECRYPT, &no, sizeof no}, /* last: left out for a KA key */
-    };
-    CK_ULONG priv_n = sizeof priv_tmpl / sizeof priv_tmpl[0] - (ds ? 0 : 1);
-    CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-    CK_RV rv = smki_p11_module_functions(m)->C_GenerateKeyPair(s, &mech, pub_tmpl, sizeof pub_tmpl / sizeof pub_tmpl[0],
-                                                          priv_tmpl, priv_n, pub,
-                                                          priv);
-    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "generating an EC P-256 key pair");
-    return 0;
-}
-
-/* The KA key's one signature: open the new key, let the caller sign with it, close it,
- * then take CKA_SIGN away for good. */
-static int sign_once_then_seal(p11_module *m, CK_SESSION_HANDLE s, const smki_hsm_opts *o, const char *token,
-                               const char *uri, CK_OBJECT_HANDLE priv, smki_key_sign_once_fn sign_once, void *ctx)
-{
-    smki_key *k = NULL;
-    int rc = smki_key_open(uri, o, &k);
-    if (rc == 0) rc = sign_once(k, ctx);
-    smki_key_free(k);
-    GUARD(rc);
-    CK_BBOOL no = CK_FALSE, sign = CK_TRUE;
-    CK_ATTRIBUTE off = {CKA_SIGN, &no, sizeof no};
-    CK_RV rv = smki_p11_module_functions(m)->C_SetAttributeValue(s, priv, &off, 1);
-    ENSURE(rv == CKR_OK, smki_p11_rv_class(rv), "token '%s': clearing CKA_SIGN of %s after its one signature: %s", token, uri,
-           smki_p11_rv_name(rv));
-    CK_ATTRIBUTE get = {CKA_SIGN, &sign, sizeof sign};
-    rv = smki_p11_module_functions(m)->C_GetAttributeValue(s, priv, &get, 1);
-    ENSURE(rv == CKR_OK && sign == CK_FALSE, SMKI_E_HSM, "token '%s': %s still has CKA_SIGN after clearing it (%s)",
-           token, uri, smki_p11_rv_name(rv));
-    return 0;
-}
-
-/* A key-agreement key is only of use where the token can do ECDH with it: a module
- * without CKM_ECDH1_DERIVE (tpm2-pkcs11 before 1.9.1) would make a key that fails at
- * its first use, so it is refused at birth instead. */
-static int require_ecdh(p11_module *m, CK_SLOT_ID slot, const char *token)
-{
-    CK_MECHANISM_INFO mi;
-    CK_RV rv = smki_p11_module_functions(m)->C_GetMechanismInfo(slot, CKM_ECDH1_DERIVE, &mi);
-    ENSURE(rv == CKR_OK && (mi.flags & CKF_DERIVE), SMKI_E_REFUSED,
-           "token '%s' in %s offers no ECDH (CKM_ECDH1_DERIVE: %s): a key-agreement key there could never be used; "
-           "keep KA keys on a module that has it (SoftHSM, an HSM)",
-           token, smki_p11_module_path(m), rv == CKR_OK ? "not for derivation" : smki_p11_rv_name(rv));
-    return 0;
-}
-
-static int generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
-                    smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
-{
-    int rc = 0;
-    ENSURE(key_label && *key_label && strlen(key_label) <= 64, SMKI_E_USAGE,
-           "key label must be 1 to 64 characters: '%.70s'", key_label ? key_label : "");
-    ENSURE(usage == SMKI_USAGE_DS || usage == SMKI_USAGE_KA, SMKI_E_USAGE, "key usage must be ds or ka");
-    ENSURE(o && o->pin, SMKI_E_USAGE, "generating a key needs the token's user PIN (SMKI_PIN or --pin-file)");
-    p11_module *m;
-    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
-    CK_SLOT_ID slot;
-    GUARD(smki_p11_find_token(m, token_label, &slot, NULL));
-    if (usage == SMKI_USAGE_KA) GUARD(require_ecdh(m, slot, token_label));
-    CK_SESSION_HANDLE s;
-    GUARD(smki_p11_open_session(m, slot, token_label, o->pin, 1, &s));
-    CK_ULONG found = 0;
-    GUARD_GOTO(count_labelled(m, s, token_label, key_label, &found), out);
-    ENSURE_GOTO(found == 0, SMKI_E_EXISTS, out, "token '%s' already has a key labelled '%s'; choose another label",
-                token_label, key_label);
-    CK_OBJECT_HANDLE pub, priv;
-    GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, sign_once != NULL, &pub, &priv), out);
-    /* The key's CKA_ID is its GBCS key identifier, so an operator can match a key to
-     * the subjectKeyIdentifier of the certificate issued for it. */
-    uint8_t point[SMKI_POINT_LEN], id[SMKI_KEYID_LEN];
-    GUARD_GOTO(read_point(m, s, pub, token_label, point), out);
-    GUARD_GOTO(smki_keyid_method2(point, SMKI_POINT_LEN, id), out);
-    CK_ATTRIBUTE ida = {CKA_ID, id, sizeof id};
-    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
-    CK_RV rv = f->C_SetAttributeValue(s, pub, &ida, 1);
-    if (rv == CKR_OK) rv = f->C_SetAttributeValue(s, priv, &ida, 1);
-    ENSURE_GOTO(rv == CKR_OK, smki_p11_rv_class(rv), out, "token '%s': setting CKA_ID of '%s': %s", token_label, key_label,
-                smki_p11_rv_name(rv));
-    GUARD_GOTO(smki_p11_uri_format(token_label, key_label, id, sizeof id, uri, SMKI_KEY_URI_MAX), out);
-    if (sign_once) {
-        rc = sign_once_then_seal(m, s, o, token_label, uri, priv, sign_once, ctx);
-        if (rc < 0) { /* a key that might still sign, or whose CSR was never made, does not stay */
-            smki_p11_module_functions(m)->C_DestroyObject(s, priv);
-            smki_p11_module_functions(m)->C_DestroyObject(s, pub);
-            uri[0] = '\0';
-        }
-    }
-out:
-    smki_p11_close_session(m, s);
-    return rc;
-}
-
-int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
-                      char uri[SMKI_KEY_URI_MAX])
-{
-    return generate(o, token_label, key_label, usage, NULL, NULL, uri);
-}
-
-int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
-                                   smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
-{
-    ENSURE(sign_once != NULL, SMKI_E_USAGE, "a sign-once KA key needs the one thing it signs");
-    return generate(o, token_label, key_label, SMKI_USAGE_KA, sign_once, ctx, uri);
 }
 
 static int list_one(p11_module *m, CK_SESSION_HANDLE s, const char *token, CK_OBJECT_HANDLE h, smki_key_info *ki)
@@ -479,7 +339,7 @@ int smki_p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY
     ENSURE_GOTO(n == 1, SMKI_E_USAGE, out, "token '%s': more than one public key matches; add id= to the URI",
                 u->token);
     uint8_t point[SMKI_POINT_LEN];
-    GUARD_GOTO(read_point(m, s, h[0], u->token, point), out);
+    GUARD_GOTO(smki_p11_read_point(m, s, h[0], u->token, point), out);
     /* An SPKI around the point, so the usual loader checks curve and point. */
     static const uint8_t spki_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
                                           0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
@@ -762,7 +622,7 @@ int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const c
     CK_SESSION_HANDLE s;
     GUARD(smki_p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
     CK_ULONG n = 0;
-    int rc = count_labelled(m, s, token_label, label, &n);
+    int rc = smki_p11_count_labelled(m, s, token_label, label, &n);
     smki_p11_close_session(m, s);
     *used = n > 0;
     return rc;
