@@ -646,12 +646,6 @@ typedef struct {
  * with the findings in rep otherwise. */
 SMKI_MUST_CHECK int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
 
-/* The databases, for tests that tamper with them directly. */
-typedef struct {
-    smki_db parties, users, ranges, subscribers, operators, requests, csrs, demand, meta, audit, checkpoints;
-} smki_ra_dbs;
-const smki_ra_dbs *smki_ra_databases(const smki_ra *ra);
-
 /* ---- Expiry --------------------------------------------------------------------------------- */
 typedef struct {
     smki_cert cert;
