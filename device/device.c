@@ -30,6 +30,7 @@ void smki_cell_id_format(const smki_ta_cell_id *id, char *out, size_t cap)
 
 int smki_cell_id_parse(const char *text, smki_ta_cell_id *out)
 {
+    memset(out, 0, sizeof *out);
     char buf[64], *save = NULL, *tok;
     ENSURE(text && strlen(text) < sizeof buf, SMKI_E_USAGE, "cell: '%s' is not ROLE[:ds|ka|cert[:management|prepayment]]",
            text ? text : "");

@@ -202,6 +202,7 @@ static xmlNodePtr find_el(xmlNodePtr n, const char *name, unsigned depth)
 /* ---- Header facts ------------------------------------------------------------------------ */
 int smki_duis_id_parse(const char *text, smki_duis_id *out)
 {
+    memset(out, 0, sizeof *out);
     char buf[80];
     size_t n = strlen(text);
     ENSURE(n > 0 && n < sizeof buf, SMKI_E_INPUT, "DUIS id '%.80s' is not originator:target:counter", text);

@@ -213,6 +213,8 @@ int smki_gbcs_cmd_parse(const uint8_t *msg, size_t len, smki_gbcs_cmd *out)
 int smki_gbcs_gs_build(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len)
 {
+    *out = NULL;
+    *len = 0;
     smki_gbcs_fields f;
     memset(&f, 0, sizeof f);
     f.cra = cra;

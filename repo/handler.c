@@ -65,6 +65,7 @@ const char *smki_repo_ep_name(smki_repo_ep ep)
 
 int smki_repo_public_parse(const char *text, unsigned *mask)
 {
+    *mask = 0;
     unsigned m = 0;
     const char *p = text;
     while (*p) {
