@@ -1,7 +1,9 @@
 /* gbcs: GBCS messages (reference §5). The codec of General Signing APDUs (DF) and of
  * the General Ciphering wrapper (DD) that carries them with a 12-octet MAC; signing a
- * pre-command with a smki_key; verifying the signature and the MAC; and a folder of
- * certificates found by EUI-64. No crypto of its own: hsm.h does the primitives.
+ * pre-command with a smki_key; verifying the signature and the MAC; a folder of
+ * certificates found by EUI-64; and the codec of device messages (CS02b, General
+ * Signing as a device builds it) that the device model (device/device.h) and the
+ * gateway use. No crypto of its own: hsm.h does the primitives.
  *
  * Parsed messages point into the caller's bytes (no copies): keep the input alive as
  * long as the parsed struct. Every length is checked against the bytes really there.

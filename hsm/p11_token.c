@@ -1,7 +1,7 @@
 /* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
  * pair inside it (keygen.c), list and remove pairs, keep small notes (data
  * objects), and guard the embedded SoftHSM's token files against a kill. Key *use* goes
- * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
+ * through libp11 (key.c); this file is the administration libp11 0.4.12 does not
  * offer. */
 #include <dirent.h>
 #include <errno.h>
