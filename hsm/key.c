@@ -848,6 +848,7 @@ out:
 
 int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out)
 {
+    *out = NULL;
     ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
     ENSURE(strlen(ref) < SMKI_KEY_URI_MAX, SMKI_E_USAGE, "key reference longer than %d characters",
            SMKI_KEY_URI_MAX - 1);
@@ -1062,6 +1063,7 @@ out:
 
 int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out)
 {
+    *out = NULL;
     ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
     if (strncmp(ref, "pkcs11:", 7) != 0) {
         smki_key *k = NULL;
