@@ -96,6 +96,7 @@ static int parse_line(smki_conf *c, char *text, char *section, size_t section_ca
 
 int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf **out)
 {
+    *out = NULL;
     smki_conf *c = calloc(1, sizeof *c);
     ENSURE(c != NULL, SMKI_E_NOMEM, "out of memory");
     snprintf(c->name, sizeof c->name, "%s", name);
@@ -129,6 +130,7 @@ int smki_conf_parse(const uint8_t *data, size_t len, const char *name, smki_conf
 
 int smki_conf_load(const char *path, smki_conf **out)
 {
+    *out = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
     int rc = smki_file_read(path, 1 << 20, &data, &len);

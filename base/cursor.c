@@ -18,6 +18,7 @@ static int need(const smki_cursor_t *c, size_t n)
 
 int smki_cur_take(smki_cursor_t *c, size_t n, const uint8_t **out)
 {
+    *out = NULL;
     GUARD(need(c, n));
     *out = c->p;
     c->p += n;

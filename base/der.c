@@ -395,6 +395,8 @@ int smki_wr_check(const smki_writer_t *w, const char *what)
 
 int smki_wr_finish(smki_writer_t *w, const char *what, uint8_t **out, size_t *len)
 {
+    *out = NULL;
+    *len = 0;
     int rc = smki_wr_check(w, what);
     if (rc == 0 && w->open)
         rc = SMKI_FAIL(SMKI_E_INTERNAL, "writing %s: %u DER TLV(s) begun and never ended", what, w->open);

@@ -22,6 +22,8 @@ void smki_wipe(void *p, size_t len)
 
 int smki_file_read(const char *path, size_t max, uint8_t **out, size_t *out_len)
 {
+    *out = NULL;
+    *out_len = 0;
     int rc = 0;
     uint8_t *buf = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -145,7 +145,7 @@ static int open_file(smki_ca_batch_input *in, const char *path)
     return split_blocks(in, path);
 }
 
-int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out)
+int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out)
 {
     *out = NULL;
     smki_ca_batch_input *in = calloc(1, sizeof *in);
@@ -164,12 +164,7 @@ int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki
     return 0;
 }
 
-int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out)
-{
-    return ca_batch_input_from_bytes(name, bytes, len, out);
-}
-
-void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len)
+void smki_ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len)
 {
     *p = in->bytes + in->items[i].at;
     *len = in->items[i].len;
@@ -262,7 +257,7 @@ static int lookup_in(smki_txn *t, void *arg)
     int rc = smki_txn_get(t, a->db->certs, val, CA_CERT_KEY_LEN, &rec, &rlen);
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "the CSR index names a certificate the store lacks");
     GUARD(rc);
-    return ca_cert_decode(val, rec, rlen, a->out);
+    return smki_ca_cert_decode(val, rec, rlen, a->out);
 }
 
 static int lookup(const smki_ca_db *db, smki_db by_csr, const uint8_t key[CSR_KEY_LEN], smki_cert *out)
@@ -638,7 +633,7 @@ static void report_progress(run_t *r)
 static int group_txn(smki_txn *t, void *arg)
 {
     run_t *r = arg;
-    GUARD(ca_write_allowed(t, r->db, "recording a certificate"));
+    GUARD(smki_ca_write_allowed(t, r->db, "recording a certificate"));
     if (!r->o->on_group) return 0;
     size_t n = 0;
     for (size_t k = 0; k < r->npending; k++)
@@ -722,9 +717,9 @@ static int take_result(run_t *r, size_t i, slot_t *s)
     if (s->kind == R_NEW) {
         uint8_t key[CSR_KEY_LEN], val[CA_CERT_KEY_LEN];
         csr_key(r->issuer_ski, s->hash, key);
-        ca_cert_key(&s->cert, val);
+        smki_ca_cert_key(&s->cert, val);
         /* One group holds the certificate, its indices and this entry: all or none. */
-        GUARD(ca_cert_queue_ungated(r->batch, r->db, &s->cert)); /* gated in group_txn */
+        GUARD(smki_ca_cert_queue_ungated(r->batch, r->db, &s->cert)); /* gated in group_txn */
         GUARD(smki_batch_put(r->batch, r->by_csr, key, sizeof key, val, sizeof val, SMKI_PUT_NOOVERWRITE));
         r->pending_new++;
     }

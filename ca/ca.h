@@ -1,8 +1,7 @@
-/* ca: issuing. For now the CSR intake: PKCS#10 requests (RFC 2986) read strictly,
- * proof of possession verified, and the checks that tie a CSR to a request. The CA
- * proper (issuance, ceremonies, batches, serials, revocation, CRL/ARL) will follow in
- * this same header. Nothing from a CSR but its public key reaches a certificate:
- * everything else comes from the profile. */
+/* ca: issuing. Hierarchies made in a ceremony, certificates issued from CSRs, batches,
+ * serials, the CA's store, DCCKI TLS certificates and recovery from a CA compromise.
+ * Its other public headers: ca/csr.h (CSR intake, included here: issuance takes a
+ * parsed CSR) and ca/crl.h (revocation, CRLs and ARLs). */
 #ifndef SMKI_CA_H
 #define SMKI_CA_H
 
@@ -15,69 +14,7 @@
 #include "hsm/hsm.h"
 #include "policy/policy.h"
 
-/* ---- CSR intake ------------------------------------------------------------------ */
-#define SMKI_CSR_MAX 16384        /* octets of input, PEM or DER: a device CSR is ~280 */
-#define SMKI_CSR_OID_TEXT_MAX 128 /* dotted text of the hwType OID, NUL included */
-
-/* A parsed, verified CSR. Everything points into or is owned by it. */
-typedef struct {
-    const uint8_t *der; /* the request as DER (decoded from PEM if it came as PEM) */
-    size_t der_len;
-    /* SubjectPublicKeyInfo exactly as encoded in the request, inside der: the CA
-     * copies these octets into the certificate rather than re-encoding the key. It
-     * is always the named-curve P-256 form with an uncompressed point (91 octets). */
-    const uint8_t *spki;
-    size_t spki_len;
-    EVP_PKEY *key;                 /* the same key, decoded */
-    uint8_t point[SMKI_POINT_LEN]; /* 04 || X || Y */
-    /* The requested keyUsage: exactly one of DS or KA. A CSR that requests none, both
-     * or anything else is refused by smki_csr_parse, so there is no "absent" state. */
-    smki_key_usage usage;
-    /* subjectAltName otherName hardwareModuleName (RFC 4108, GBCS 12): the Device ID. */
-    int has_hw_module_name;
-    char hw_type[SMKI_CSR_OID_TEXT_MAX]; /* dotted, e.g. "1.2.826.0.1.8641679.1.2.2.1" */
-    smki_eui64_t hw_serial;
-    /* The subject as requested: recorded for the RA, never copied into a certificate.
-     * Device CSRs carry an empty one. */
-    int is_subject_empty;
-    X509_NAME *subject;
-    const uint8_t *subject_der; /* inside der */
-    size_t subject_len;
-    struct ec_key_st *ec; /* key's EC_KEY (csr.c's verification), owned */
-} smki_csr;
-
-/* Read a PKCS#10 CSR, PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST") or
- * DER, of at most SMKI_CSR_MAX octets, and verify its proof of possession. Strict:
- * DER lengths, no trailing data, version 0, ecdsa-with-SHA256, an EC P-256 key with
- * an uncompressed point on the curve, a keyUsage request of exactly one of
- * digitalSignature or keyAgreement, a subjectAltName (if any) of exactly one
- * hardwareModuleName with an 8-octet hwSerialNum, no critical extension it does not
- * understand. Refusals: SMKI_E_INPUT for malformed bytes, SMKI_E_REFUSED for
- * well-formed but not allowed, SMKI_E_VERIFY when the signature does not verify;
- * the message names what is wrong. Safe to call from several threads. */
-SMKI_MUST_CHECK int smki_csr_parse(const uint8_t *data, size_t len, smki_csr **out);
-
-/* The same parse, with options. verified_sha256: the SHA-256 of CSR octets whose proof
- * of possession the caller verified before and recorded where only it writes (the RA,
- * at submission, in its store). When data hashes to exactly this, everything is parsed
- * and checked as strictly as ever (DER, key, extensions, the signature's encoding) but
- * the ECDSA verification is not repeated; octets that hash to anything else are
- * verified in full. NULL: always verify (smki_csr_parse). skipped_verify (optional)
- * receives whether the verification was skipped. */
-typedef struct {
-    const uint8_t *verified_sha256; /* 32 octets, or NULL */
-    int *skipped_verify;
-} smki_csr_parse_opts;
-SMKI_MUST_CHECK int smki_csr_parse_ex(const uint8_t *data, size_t len, const smki_csr_parse_opts *o, smki_csr **out);
-
-/* The checks that tie a parsed CSR to a request. A device request needs the
- * hardwareModuleName and an empty subject; when eui is given it must be the
- * hardwareModuleName's. An organisation request must not carry a hardwareModuleName.
- * When want is given (not 0) the CSR must request that usage. SMKI_E_REFUSED, naming
- * both sides, on any disagreement. */
-SMKI_MUST_CHECK int smki_csr_check_request(const smki_csr *c, int is_device, const smki_eui64_t *eui, smki_key_usage want);
-
-void smki_csr_free(smki_csr *c);
+#include "csr.h"
 
 /* =============================================================================
  * The CA proper (issue 3): hierarchies made in a ceremony (ca/ceremony.c),
@@ -447,10 +384,6 @@ void smki_ca_batch_report_free(smki_ca_batch_report *r);
 SMKI_MUST_CHECK int smki_ca_find_by_csr(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t *csr_der,
                         size_t csr_len, smki_cert *out);
 
-/* For tests only: the next serials are this one (NULL: back to the CSPRNG), so that
- * a duplicate can be forced; issuance does not retry a fixed serial. Per thread. */
-void smki_ca_test_fix_serial(const uint8_t serial[SMKI_SERIAL_LEN]);
-
 /* ---- The ceremony ---------------------------------------------------------------------
  * smki_ca_init builds an environment's hierarchy from one reviewable configuration
  * (docs/ca-ceremony.conf explains every key): the SMKI root (self-signed), the
@@ -533,132 +466,6 @@ SMKI_MUST_CHECK int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r
 SMKI_MUST_CHECK int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out, char party_out[SMKI_PARTY_MAX]);
 SMKI_MUST_CHECK int smki_ca_issue_tls(smki_ca_issuer *is, smki_ca_db *db, const smki_tls_req *r, smki_cert *out,
                       char party_out[SMKI_PARTY_MAX]);
-
-/* ---- Revocation, CRLs and ARLs (reference §4 "Revocation") --------------------------------
- * Organisation certificates (and DCCKI TLS certificates) are revoked onto their issuing
- * CA's CRL; CA certificates (OCA, DCA, DCCKI ICA) onto their root's ARL. Device
- * certificates are replaced, not revoked, and are refused; so is a self-signed root
- * (it is withdrawn from trust stores instead). A revocation is final: status R, its
- * time and reason recorded in "revocations" (certificate key -> record), the status
- * index moved in the same transaction. CRLs/ARLs follow RFC 5280 5: v2, ecdsa-with-
- * SHA256, issuer = the CA's subject, thisUpdate/nextUpdate, an entry per revoked
- * certificate of that CA (reasonCode unless unspecified), crlNumber and
- * authorityKeyIdentifier; signed with the CA key in the token; the latest of each CA
- * kept in "crls" and written atomically to <home>/ca/<env>/<ca kind>.crl (DER). */
-
-/* RFC 5280 5.3.1 CRLReason. */
-typedef enum {
-    SMKI_REASON_UNSPECIFIED = 0,
-    SMKI_REASON_KEY_COMPROMISE = 1,
-    SMKI_REASON_CA_COMPROMISE = 2,
-    SMKI_REASON_AFFILIATION_CHANGED = 3,
-    SMKI_REASON_SUPERSEDED = 4,
-    SMKI_REASON_CESSATION_OF_OPERATION = 5,
-    SMKI_REASON_CERTIFICATE_HOLD = 6,   /* refused: a revocation here is final */
-    SMKI_REASON_REMOVE_FROM_CRL = 8,    /* refused: delta CRLs only */
-    SMKI_REASON_PRIVILEGE_WITHDRAWN = 9,
-    SMKI_REASON_AA_COMPROMISE = 10,     /* refused: attribute certificates only */
-} smki_revoke_reason;
-/* "keyCompromise", ...; NULL for a value that is not a reason code. */
-const char *smki_revoke_reason_name(int reason);
-/* Accepts the RFC 5280 name in any case ("keyCompromise", "keycompromise"), with
- * hyphens ("key-compromise") or the number ("1"). Refuses (SMKI_E_USAGE) anything else
- * and the reasons smki does not use (certificateHold, removeFromCRL, aACompromise). */
-SMKI_MUST_CHECK int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out);
-
-typedef struct {
-    uint8_t issuer_ski[SMKI_KEYID_LEN];
-    uint8_t serial[SMKI_SERIAL_LEN];
-    smki_revoke_reason reason;
-    int64_t revoked_at; /* seconds since 1970, UTC: the CRL entry's revocationDate */
-    size_t issued_revoked; /* a CA revoked now: the certificates it issued revoked with it (not stored) */
-} smki_revocation;
-
-typedef struct {
-    const uint8_t *serial;     /* SMKI_SERIAL_LEN octets, required */
-    const uint8_t *issuer_ski; /* SMKI_KEYID_LEN octets; NULL: the only certificate of that serial */
-    const char *env;           /* NULL: any; else the certificate must be of this environment */
-    smki_revoke_reason reason;
-    int64_t when;              /* 0: now */
-} smki_revoke_req;
-
-/* Revoke one certificate. Refusals, each with nothing written: SMKI_E_NOTFOUND no
- * such serial (in env); SMKI_E_USAGE several issuers used it (give issuer_ski), a
- * reason smki does not use; SMKI_E_REFUSED a device certificate, a root, a certificate
- * already revoked (the message says when and why). out and rev (either may be NULL)
- * receive the revoked certificate and its record. */
-SMKI_MUST_CHECK int smki_ca_revoke(smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
-/* The same inside the caller's write transaction (out required), so that the RA records
- * the revocation and its audit entry in one commit; fn-style: no side effect outside it. */
-SMKI_MUST_CHECK int smki_ca_revoke_txn(smki_txn *t, smki_ca_db *db, const smki_revoke_req *r, smki_cert *out, smki_revocation *rev);
-/* SMKI_E_NOTFOUND when that certificate is not revoked. */
-SMKI_MUST_CHECK int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
-                           const uint8_t serial[SMKI_SERIAL_LEN], smki_revocation *out);
-/* Change a certificate's status (e.g. pending -> in-use) and its index entry. Not to
- * or from revoked: that is smki_ca_revoke, and final (SMKI_E_REFUSED). */
-SMKI_MUST_CHECK int smki_ca_set_status(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
-                       smki_cert_status status);
-
-/* Publication intervals: nextUpdate = thisUpdate + the interval, from [ca.<env>]
- * crl_hours (issuing CAs' CRLs) and arl_hours (roots' ARLs), 1..8784 hours. */
-#define SMKI_CRL_DEFAULT_HOURS 168 /* 7 days */
-#define SMKI_ARL_DEFAULT_HOURS 720 /* 30 days */
-/* Is this CA kind a root (its list is an ARL)? */
-SMKI_MUST_CHECK int smki_ca_kind_is_root(smki_ca_kind k);
-/* The interval of env's list of CA kind k, in seconds, from conf (may be NULL). */
-SMKI_MUST_CHECK int smki_ca_crl_interval(const smki_conf *conf, const char *env, smki_ca_kind k, int64_t *seconds);
-
-typedef struct {
-    smki_ca_kind ca;
-    char env[SMKI_ENV_NAME_MAX];
-    uint64_t number;           /* cRLNumber: 1, 2, ... per CA */
-    int64_t this_update, next_update;
-    size_t entries;            /* revoked certificates listed */
-    uint8_t *der;              /* the CertificateList, DER (owned: smki_crl_clear) */
-    size_t der_len;
-    char path[4200];           /* where it was published; "" if not written */
-} smki_crl;
-void smki_crl_clear(smki_crl *c);
-
-/* A step a caller above the CA (the RA's audit trail) adds to the write transaction
- * that records the list: crl is the list as recorded (der, number, entries, times; no
- * path yet). May run more than once; its failure records and publishes nothing. */
-typedef int (*smki_crl_hook_fn)(smki_txn *t, const smki_crl *crl, void *arg);
-typedef struct {
-    const smki_hsm_opts *hsm;  /* the token's module and user PIN */
-    const char *home;          /* publish to <home>/ca/<env>/<kind>.crl; NULL: store only */
-    int64_t now;               /* thisUpdate; 0: the clock */
-    int64_t interval;          /* seconds to nextUpdate; 0: the default of the kind */
-    smki_crl_hook_fn on_store; /* optional */
-    void *hook_arg;
-} smki_crl_opts;
-
-/* Make, sign (with the CA's key), check (the signature verifies with the CA
- * certificate's key), record as the CA's latest and publish the CRL of env's CA k
- * (an ARL for a root). SMKI_E_NOTFOUND when env has no such CA. */
-SMKI_MUST_CHECK int smki_ca_crl_publish(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl *out);
-/* The same in three steps, for a caller that records the list inside its own write
- * transaction (the RA: a revocation and the list that carries it in one commit). begin:
- * everything that needs no transaction (the CA record, its key opened); in: build, sign,
- * check and record the list in t (it sees t's own changes, such as a revocation made
- * earlier in t; may run more than once); end, once t is committed: the result and the
- * file under o->home (the job is freed). job_free: a job whose transaction failed. */
-typedef struct smki_crl_job smki_crl_job;
-SMKI_MUST_CHECK int smki_ca_crl_begin(smki_ca_db *db, const char *env, smki_ca_kind k, const smki_crl_opts *o, smki_crl_job **out);
-/* The list of env's CA of this SKI, the current one of its kind or one superseded after
- * a CA compromise (as long as its key is available): a superseded CA's list is kept
- * apart from its successor's (store "<env>/<kind>/<its serial>", file
- * <home>/ca/<env>/<kind>-<its serial>.crl), numbered on its own. */
-SMKI_MUST_CHECK int smki_ca_crl_begin_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN], const smki_crl_opts *o,
-                          smki_crl_job **out);
-SMKI_MUST_CHECK int smki_ca_crl_publish_ski(smki_ca_db *db, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
-                            const smki_crl_opts *o, smki_crl *out);
-SMKI_MUST_CHECK int smki_ca_crl_in(smki_txn *t, smki_crl_job *j);
-SMKI_MUST_CHECK int smki_ca_crl_end(smki_crl_job *j, smki_crl *out);
-void smki_ca_crl_job_free(smki_crl_job *j);
-/* The latest recorded list of env's CA k (for the repository); SMKI_E_NOTFOUND if none
- * has been published. */
-SMKI_MUST_CHECK int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out);
 
 /* ---- CA compromise recovery (docs/ra.md) -----------------------------------------------------
  * The successor of env's issuing CA `kind` (smki-oca, smki-dca or dccki-ica) once its

@@ -4,10 +4,11 @@
 #define SMKI_CA_PRIVATE_H
 
 #include "ca.h"
+#include "crl.h"
 
 /* The fixed encodings of the P-256 suite (RFC 5480, RFC 5758). */
-extern const uint8_t CA_ALG_ECDSA_SHA256[12];  /* AlgorithmIdentifier, parameters absent */
-extern const uint8_t CA_SPKI_P256_PREFIX[26];  /* SubjectPublicKeyInfo up to the point */
+extern const uint8_t SMKI_CA_ALG_ECDSA_SHA256[12];  /* AlgorithmIdentifier, parameters absent */
+extern const uint8_t SMKI_CA_SPKI_P256_PREFIX[26];  /* SubjectPublicKeyInfo up to the point */
 
 /* Everything one certificate is made of. The assembler writes the extensions in the
  * order the RTDS certificates use (keystore/00db1234567890a0-ds.pem,
@@ -49,36 +50,36 @@ typedef struct {
     const uint8_t *policy;    /* the leaves' policy OID, contents octets */
     size_t policy_len;
 } ca_issuer_view;
-void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
+void smki_ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v);
 
 /* tbsCertificate, then the signature with key, into out (cap octets). key NULL: a
  * placeholder signature (r = s = 1) for the issuer's template, which is never released. */
-int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
+int smki_ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len);
 /* RFC 5280 4.2.1.2 method 2: 0x4 nibble, then the low 60 bits of SHA-1 of the point. */
 /* smki_ca_find inside the caller's transaction t. */
-int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
+int smki_ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
 /* The dotted text of an OBJECT IDENTIFIER's contents octets (csr.c), as
  * OBJ_obj2txt(..., 1) writes it: its length; -1 when they do not end on a whole
  * subidentifier or the text does not fit cap (NUL included); -2 for an arc past
  * 64 bits, which the caller leaves to OpenSSL. */
-int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap);
+int smki_ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap);
 /* SHA-256 and SHA-1 through digests fetched once (hash.c); SMKI_E_CRYPTO on failure. */
-int ca_sha256(const uint8_t *p, size_t n, uint8_t out[32]);
+int smki_ca_sha256(const uint8_t *p, size_t n, uint8_t out[32]);
 /* A Name of UTF8String attributes: OU=<ou>, CN=<cn> (SMKI CAs; either may be NULL)
  * or CN=<cn> (DCCKI CAs). */
-int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len);
+int smki_ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len);
 /* Lint der in env: clean and of profile `want`, else SMKI_E_INTERNAL naming the rules. */
-int ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_profile_id want, smki_lint_report *rep);
+int smki_ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_profile_id want, smki_lint_report *rep);
 /* Serial: 16 octets from the CSPRNG (or the test hook), positive, first octet non-zero. */
-int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed);
+int smki_ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed);
 /* Is a CN acceptable: 1..64 characters, printable UTF-8 without controls. */
-int ca_check_cn(const char *cn, const char *what);
+int smki_ca_check_cn(const char *cn, const char *what);
 
 /* ---- Release by construction (lint_fast.c) --------------------------------------------
  * A device issuer's template certificate (one per key usage), linted in full once,
- * and the five slots in which its certificates may differ. ca_fast_check proves a
+ * and the five slots in which its certificates may differ. smki_ca_fast_check proves a
  * certificate clean without decoding it: 1 proven; 0 not proven (*why, if given,
- * says where), and the caller must then lint it in full (ca_lint_release), whose
+ * says where), and the caller must then lint it in full (smki_ca_lint_release), whose
  * verdict decides. point and hw_serial are the CSR's, validated by smki_csr_parse:
  * the certificate must carry exactly them. */
 typedef enum { CA_SLOT_SERIAL, CA_SLOT_NOT_BEFORE, CA_SLOT_POINT, CA_SLOT_SKI, CA_SLOT_HW_SERIAL, CA_SLOT_COUNT } ca_slot_kind;
@@ -93,60 +94,60 @@ typedef struct {
     size_t len;
     uint8_t der[SMKI_CERT_DER_MAX];
 } ca_fast_ref;
-/* Copy a device certificate made by ca_assemble and find its slots with the cursor
+/* Copy a device certificate made by smki_ca_assemble and find its slots with the cursor
  * (SMKI_E_INTERNAL if it is not of that shape). Leaves ready 0: the caller sets it
  * once the template lints clean. */
-int ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len);
-int ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const uint8_t point[SMKI_POINT_LEN],
+int smki_ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len);
+int smki_ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const uint8_t point[SMKI_POINT_LEN],
                   const uint8_t hw_serial[8], const char **why);
-/* Whether this thread's last smki_ca_build was released by ca_fast_check (1) or by
+/* Whether this thread's last smki_ca_build was released by smki_ca_fast_check (1) or by
  * the full linter (0): for tests and benchmarks. */
-void ca_fast_note(int fast);
-int ca_last_release_was_fast(void);
+void smki_ca_fast_note(int fast);
+int smki_ca_last_release_was_fast(void);
 /* The template of a device issuer for a key usage (SMKI_USAGE_DS / _KA); NULL for
  * other issuers. */
-const ca_fast_ref *ca_issuer_fast_ref(const smki_ca_issuer *is, int usage);
+const ca_fast_ref *smki_ca_issuer_fast_ref(const smki_ca_issuer *is, int usage);
 
 /* ---- Store records (ca_store.c) ------------------------------------------------------ */
 #define CA_CERT_KEY_LEN (SMKI_KEYID_LEN + SMKI_SERIAL_LEN)
-void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN]);
-int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len);
-int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out);
-/* The longest record ca_cert_encode writes. */
+void smki_ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN]);
+int smki_ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len);
+int smki_ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out);
+/* The longest record smki_ca_cert_encode writes. */
 #define CA_CERT_RECORD_MAX (46 + 1 + SMKI_ENV_NAME_MAX + 2 + SMKI_CERT_DER_MAX)
 /* The facet index (ca.h): its key for a certificate (returns the length) and its
  * value seq || issuer SKI || serial. */
 #define CA_FACET_KEY_MAX (4 + SMKI_ENV_NAME_MAX)
 #define CA_FACET_VAL_LEN (8 + CA_CERT_KEY_LEN)
-size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX]);
+size_t smki_ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX]);
 /* Every certificate of this serial (from this issuer, when not NULL) with its record:
  * one seek per issuer in "certs". fn returns 0 to go on, 1 to stop, negative on error. */
 typedef int (*ca_cert_visit_fn)(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, size_t rlen, void *arg);
-int ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
+int smki_ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
                        const uint8_t *issuer_ski, ca_cert_visit_fn fn, void *arg);
-void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN]);
+void smki_ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN]);
 /* A "revocations" record (revoke.c), read back strictly. */
-int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);
+int smki_ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out);
 /* A "crls" record (crl.c) into out, its DER malloc'd (smki_crl_clear); key names it in
  * messages. */
-int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out);
+int smki_ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out);
 /* The "cas" record of a CA; put in the ceremony's transaction. */
-int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
+int smki_ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r);
 
 /* ---- Batch input (batch.c), for the fuzz target ------------------------------------- */
 /* The items of a file's bytes (taken over: freed with the list, also on failure), as
  * smki_ca_batch_input_open splits a file; name labels them. */
-int ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out);
+int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len, smki_ca_batch_input **out);
 /* Item i's octets (an item of a file, not of a folder). */
-void ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len);
+void smki_ca_batch_input_item(const smki_ca_batch_input *in, size_t i, const uint8_t **p, size_t *len);
 
 /* The gate (ca/gate.c): 0 when db may write in the store as t sees it (it carries the
  * RA's gate, or the store is not governed); SMKI_E_REFUSED naming what otherwise. _now:
  * the same in a read of its own, for a write queued in a batch. */
-int ca_write_allowed(smki_txn *t, const smki_ca_db *db, const char *what);
-int ca_write_allowed_now(const smki_ca_db *db, const char *what);
+int smki_ca_write_allowed(smki_txn *t, const smki_ca_db *db, const char *what);
+int smki_ca_write_allowed_now(const smki_ca_db *db, const char *what);
 /* smki_ca_cert_queue without the check, for the batch, whose every group commit checks
  * the gate in its own transaction (one read per group, not one per certificate). */
-int ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
+int smki_ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c);
 
 #endif

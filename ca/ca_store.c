@@ -140,7 +140,7 @@ int smki_cert_usage_parse(const char *text, int *usage)
 
 /* ---- Certificate records ------------------------------------------------------------------ */
 
-void ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
+void smki_ca_cert_key(const smki_cert *c, uint8_t key[CA_CERT_KEY_LEN])
 {
     memcpy(key, c->issuer_ski, SMKI_KEYID_LEN);
     memcpy(key + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
@@ -178,7 +178,7 @@ static int encode(const smki_cert *c, uint64_t seq, uint8_t *out, size_t cap, si
     return 0;
 }
 
-int ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
+int smki_ca_cert_encode(const smki_cert *c, uint8_t *out, size_t cap, size_t *len)
 {
     return encode(c, c->seq, out, cap, len);
 }
@@ -213,7 +213,7 @@ static int decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t le
     if (rc == 0) rc = smki_cur_u16be(&c, &der_len);
     if (rc == 0 && der_len > SMKI_CERT_DER_MAX) rc = -1;
     if (rc == 0) rc = smki_cur_copy(&c, out->der, der_len);
-    /* Canonical only: what ca_cert_encode writes, nothing it would write otherwise. */
+    /* Canonical only: what smki_ca_cert_encode writes, nothing it would write otherwise. */
     static const uint8_t NO_EUI[8] = {0};
     int canonical = (flags & ~(FLAG_HAS_EUI | FLAG_HAS_ROLE)) == 0 && ((flags & FLAG_HAS_ROLE) || role == 0) &&
                     ((flags & FLAG_HAS_EUI) || memcmp(out->eui.b, NO_EUI, 8) == 0) &&
@@ -232,12 +232,12 @@ static int decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t le
     return 0;
 }
 
-int ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
+int smki_ca_cert_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_cert *out)
 {
     return decode(key, val, len, 0, out);
 }
 
-size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
+size_t smki_ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
 {
     size_t env_len = strnlen(c->env, sizeof c->env - 1);
     out[0] = (uint8_t)c->status;
@@ -248,10 +248,10 @@ size_t ca_facet_key(const smki_cert *c, uint8_t out[CA_FACET_KEY_MAX])
     return 4 + env_len;
 }
 
-void ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
+void smki_ca_facet_val(const smki_cert *c, uint8_t out[CA_FACET_VAL_LEN])
 {
     smki_put_be64(out, (uint64_t)c->seq);
-    ca_cert_key(c, out + 8);
+    smki_ca_cert_key(c, out + 8);
 }
 
 /* The clock in ns, never the same or lower twice in this process: unique and rising
@@ -292,7 +292,7 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
     uint8_t key[CA_CERT_KEY_LEN], rec[CA_CERT_RECORD_MAX];
     size_t rec_len;
     uint64_t seq = next_seq();
-    ca_cert_key(c, key);
+    smki_ca_cert_key(c, key);
     GUARD(encode(c, seq, rec, sizeof rec, &rec_len));
     /* NOOVERWRITE: a serial is unique per issuer, and the store is what enforces it. */
     int rc = put(where, db->certs, key, sizeof key, rec, rec_len, SMKI_PUT_NOOVERWRITE);
@@ -305,7 +305,7 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
     if (c->has_eui) GUARD(put(where, db->by_eui, c->eui.b, 8, key, sizeof key, 0));
     GUARD(put(where, db->by_ski, c->ski, SMKI_KEYID_LEN, key, sizeof key, 0));
     uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
-    size_t fklen = ca_facet_key(c, fkey);
+    size_t fklen = smki_ca_facet_key(c, fkey);
     smki_put_be64(fval, (uint64_t)seq);
     memcpy(fval + 8, key, sizeof key);
     return put(where, db->by_facet, fkey, fklen, fval, sizeof fval, 0);
@@ -313,17 +313,17 @@ static int cert_put(put_fn put, void *where, const smki_ca_db *db, const smki_ce
 
 int smki_ca_cert_put(smki_txn *t, const smki_ca_db *db, const smki_cert *c)
 {
-    GUARD(ca_write_allowed(t, db, "recording a certificate"));
+    GUARD(smki_ca_write_allowed(t, db, "recording a certificate"));
     return cert_put(put_txn, t, db, c);
 }
 
 int smki_ca_cert_queue(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
 {
-    GUARD(ca_write_allowed_now(db, "recording a certificate"));
+    GUARD(smki_ca_write_allowed_now(db, "recording a certificate"));
     return cert_put(put_batch, b, db, c);
 }
 
-int ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
+int smki_ca_cert_queue_ungated(smki_batch *b, const smki_ca_db *db, const smki_cert *c)
 {
     return cert_put(put_batch, b, db, c);
 }
@@ -340,7 +340,7 @@ static int get_one(smki_txn *t, void *arg)
     const void *val;
     size_t vlen;
     GUARD(smki_txn_get(t, a->db->certs, a->key, CA_CERT_KEY_LEN, &val, &vlen));
-    return ca_cert_decode(a->key, val, vlen, a->out);
+    return smki_ca_cert_decode(a->key, val, vlen, a->out);
 }
 
 int smki_ca_cert_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN],
@@ -402,11 +402,11 @@ static int migrate_in(smki_txn *t, void *arg)
         GUARD(smki_txn_get(t, m->db->certs, key, CA_CERT_KEY_LEN, &val, &vlen));
         GUARD(decode(key, val, vlen, 1, m->cert));
         if (m->cert->seq == 0) m->cert->seq = i + 1;
-        GUARD(ca_cert_encode(m->cert, m->rec, CA_CERT_RECORD_MAX, &len));
+        GUARD(smki_ca_cert_encode(m->cert, m->rec, CA_CERT_RECORD_MAX, &len));
         GUARD(smki_txn_put(t, m->db->certs, key, CA_CERT_KEY_LEN, m->rec, len, 0));
         uint8_t fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
-        size_t fklen = ca_facet_key(m->cert, fkey);
-        ca_facet_val(m->cert, fval);
+        size_t fklen = smki_ca_facet_key(m->cert, fkey);
+        smki_ca_facet_val(m->cert, fval);
         GUARD(smki_txn_put(t, m->db->by_facet, fkey, fklen, fval, sizeof fval, 0));
     }
     for (size_t i = 0; i < sizeof m->old / sizeof m->old[0]; i++) GUARD(smki_txn_clear(t, m->old[i]));
@@ -455,7 +455,7 @@ static int matches(const smki_ca_query *q, const smki_cert *c)
 
 static int visit_record(find_ctx *f, const uint8_t *key, const void *val, size_t vlen)
 {
-    GUARD(ca_cert_decode(key, val, vlen, f->cert));
+    GUARD(smki_ca_cert_decode(key, val, vlen, f->cert));
     if (!matches(f->q, f->cert)) return 0;
     return f->fn(f->cert, f->arg);
 }
@@ -512,7 +512,7 @@ static int on_facet(const void *key, size_t klen, const void *val, size_t vlen, 
 /* By serial: "certs" is keyed issuer SKI || serial, and a store holds the
  * certificates of a few issuers, so one seek finds each issuer in turn and one get
  * tries the serial under it: no index of serials to keep up per certificate. */
-int ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
+int smki_ca_certs_of_serial(smki_txn *t, const smki_ca_db *db, const uint8_t serial[SMKI_SERIAL_LEN],
                        const uint8_t *issuer_ski, ca_cert_visit_fn fn, void *arg)
 {
     uint8_t from[SMKI_KEYID_LEN] = {0}, key[CA_CERT_KEY_LEN];
@@ -565,7 +565,7 @@ static int find_in(smki_txn *t, void *arg)
     size_t klen = 0;
     /* The most selective index the query names. */
     if (q->serial) {
-        return ca_certs_of_serial(t, f->db, q->serial, q->issuer_ski, on_serial_match, f);
+        return smki_ca_certs_of_serial(t, f->db, q->serial, q->issuer_ski, on_serial_match, f);
     } else if (q->eui) {
         db = f->db->by_eui, key = q->eui->b, klen = 8;
     } else if (q->ski) {
@@ -598,9 +598,9 @@ int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void
     return rc;
 }
 
-int ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)
+int smki_ca_find_txn(smki_txn *t, smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)
 {
-    ENSURE(t && db && q && fn, SMKI_E_INTERNAL, "ca_find_txn: missing argument");
+    ENSURE(t && db && q && fn, SMKI_E_INTERNAL, "smki_ca_find_txn: missing argument");
     smki_cert *cert = malloc(sizeof *cert);
     ENSURE(cert, SMKI_E_NOMEM, "out of memory");
     find_ctx f = {db, q, fn, arg, NULL, 0, cert, 0};
@@ -635,10 +635,10 @@ static int ca_key(const char *env, smki_ca_kind kind, char *out, size_t cap)
     return 0;
 }
 
-int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
+int smki_ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
 {
     char key[96];
-    GUARD(ca_write_allowed(t, db, "recording a CA (a ceremony or a successor)"));
+    GUARD(smki_ca_write_allowed(t, db, "recording a CA (a ceremony or a successor)"));
     GUARD(ca_key(r->env, r->kind, key, sizeof key));
     size_t ref_len = strlen(r->key_ref), env_len = strlen(r->env_text);
     uint8_t rec[1 + 1 + 2 + SMKI_KEY_URI_MAX + 2 + sizeof r->env_text + CA_CERT_KEY_LEN];
@@ -654,7 +654,7 @@ int ca_record_put(smki_txn *t, const smki_ca_db *db, const smki_ca_record *r)
     n += 2;
     memcpy(rec + n, r->env_text, env_len);
     n += env_len;
-    ca_cert_key(&r->cert, rec + n);
+    smki_ca_cert_key(&r->cert, rec + n);
     n += CA_CERT_KEY_LEN;
     int rc = smki_txn_put(t, db->cas, key, strlen(key), rec, n, SMKI_PUT_NOOVERWRITE);
     if (rc == SMKI_E_EXISTS)
@@ -703,7 +703,7 @@ static int ca_get_in(smki_txn *t, void *arg)
     rc = smki_txn_get(t, a->db->certs, cert_key, CA_CERT_KEY_LEN, &cval, &clen);
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "CA record %s names a certificate the store lacks", a->key);
     GUARD(rc);
-    return ca_cert_decode(cert_key, cval, clen, &r->cert);
+    return smki_ca_cert_decode(cert_key, cval, clen, &r->cert);
 }
 
 int smki_ca_get_txn(smki_txn *t, const smki_ca_db *db, const char *key, smki_ca_record *out)

@@ -116,7 +116,7 @@ static int plan_settings(plan_t *P, plan_ca *c, const smki_conf *conf)
            "environment %s names no %s: set %s in the ceremony configuration (or %s under [env.%s])", env,
            smki_profile_get(profile)->title, key,
            c->kind == SMKI_CA_ROOT ? "root_name" : c->kind == SMKI_CA_OCA ? "oca_name" : "dca_name", env);
-    GUARD(ca_check_cn(cn, key));
+    GUARD(smki_ca_check_cn(cn, key));
     ENSURE(!list[0] || name_listed(list, cn), SMKI_E_USAGE,
            "%s = '%s' is not one of environment %s's names for it (%s): certificates would not lint", key, cn, env,
            list);
@@ -312,11 +312,11 @@ static int build_ca(plan_t *P, plan_ca *c)
     smki_env *e = &P->env;
 
     const char *ou = is_dccki ? NULL : is_root ? "00" : "07";
-    GUARD(ca_name_ou_cn(ou, c->cn, c->name, sizeof c->name, &c->name_len));
-    uint8_t spki[sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], point[SMKI_POINT_LEN];
+    GUARD(smki_ca_name_ou_cn(ou, c->cn, c->name, sizeof c->name, &c->name_len));
+    uint8_t spki[sizeof SMKI_CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], point[SMKI_POINT_LEN];
     GUARD(smki_pub_point(smki_key_public(c->key), point));
-    memcpy(spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX);
-    memcpy(spki + sizeof CA_SPKI_P256_PREFIX, point, SMKI_POINT_LEN);
+    memcpy(spki, SMKI_CA_SPKI_P256_PREFIX, sizeof SMKI_CA_SPKI_P256_PREFIX);
+    memcpy(spki + sizeof SMKI_CA_SPKI_P256_PREFIX, point, SMKI_POINT_LEN);
 
     smki_cert *cert = &c->rec.cert;
     memset(cert, 0, offsetof(smki_cert, der));
@@ -324,7 +324,7 @@ static int build_ca(plan_t *P, plan_ca *c)
     const char *policy = is_dccki ? e->dccki_policy : c->kind == SMKI_CA_DCA ? e->device_policy : e->org_policy;
     uint8_t policy_der[64], issuer_ski[SMKI_KEYID_LEN];
     size_t policy_len;
-    GUARD(der_oid_from_text(policy, policy_der, sizeof policy_der, &policy_len));
+    GUARD(smki_ca_der_oid_from_text(policy, policy_der, sizeof policy_der, &policy_len));
     const uint8_t *issuer = c->name;
     size_t issuer_len = c->name_len;
     if (is_root) {
@@ -335,14 +335,14 @@ static int build_ca(plan_t *P, plan_ca *c)
         issuer_len = parent->name_len;
     }
     int fixed;
-    GUARD(ca_serial_new(cert->serial, &fixed));
+    GUARD(smki_ca_serial_new(cert->serial, &fixed));
     ca_tbs t = {
         .profile = profile,
         .serial = cert->serial,
         .issuer = issuer,
         .issuer_len = issuer_len,
         .not_before = P->now,
-        .not_after = der_time_add_years_end(P->now, c->years),
+        .not_after = smki_ca_der_time_add_years_end(P->now, c->years),
         .subject = c->name,
         .subject_len = c->name_len,
         .spki = spki,
@@ -358,10 +358,10 @@ static int build_ca(plan_t *P, plan_ca *c)
         .policy_critical = !is_dccki,
     };
     smki_key *signer = is_root ? c->key : parent->key;
-    GUARD(ca_assemble(&t, signer, cert->der, sizeof cert->der, &cert->der_len));
+    GUARD(smki_ca_assemble(&t, signer, cert->der, sizeof cert->der, &cert->der_len));
     smki_lint_report *rep = malloc(sizeof *rep);
     ENSURE(rep, SMKI_E_NOMEM, "out of memory");
-    int rc = ca_lint_release(cert->der, cert->der_len, e, profile, rep);
+    int rc = smki_ca_lint_release(cert->der, cert->der_len, e, profile, rep);
     free(rep);
     GUARD(rc);
 
@@ -410,7 +410,7 @@ static int store_new(smki_txn *t, void *arg)
     size_t n = 0;
     for (size_t i = 0; i < a->P->n; i++)
         if (!a->P->ca[i].exists) {
-            GUARD(ca_record_put(t, a->db, &a->P->ca[i].rec));
+            GUARD(smki_ca_record_put(t, a->db, &a->P->ca[i].rec));
             made[n++] = &a->P->ca[i].rec;
         }
     if (n && a->o->on_store) GUARD(a->o->on_store(t, made, n, a->o->hook_arg));
@@ -656,7 +656,7 @@ static int store_successor(smki_txn *t, void *arg)
     free(old);
     GUARD(rc);
     GUARD(smki_txn_del(t, a->db->cas, key, strlen(key)));
-    return ca_record_put(t, a->db, &a->c->rec);
+    return smki_ca_record_put(t, a->db, &a->c->rec);
 }
 
 int smki_ca_successor(smki_ca_db *db, const char *env_name, smki_ca_kind kind, const smki_conf *conf,

@@ -60,7 +60,7 @@ static int crl_key(const char *env, smki_ca_kind k, char *out, size_t cap)
     return 0;
 }
 
-int ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out)
+int smki_ca_crl_decode(const char *key, const uint8_t *val, size_t len, smki_crl *out)
 {
     ENSURE(len >= CRL_RECORD_FIXED && val[0] == CRL_RECORD_VERSION, SMKI_E_CORRUPT,
            "CRL record %s in the store is damaged or of another version", key);
@@ -131,7 +131,7 @@ static int gather_one(const void *key, size_t klen, const void *val, size_t vlen
         C->revs = p;
         C->cap = cap;
     }
-    GUARD(ca_revocation_decode(val, rec, rlen, &C->revs[C->n]));
+    GUARD(smki_ca_revocation_decode(val, rec, rlen, &C->revs[C->n]));
     C->n++;
     return 0;
 }
@@ -161,10 +161,10 @@ static int build(crl_t *C)
     smki_der_mark list = smki_wr_der_begin(&w, 0x30);
     smki_der_mark tbs = smki_wr_der_begin(&w, 0x30);
     smki_wr_raw(&w, V2, sizeof V2); /* v2: the list has extensions (RFC 5280 5.1.2.1) */
-    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, SMKI_CA_ALG_ECDSA_SHA256, sizeof SMKI_CA_ALG_ECDSA_SHA256);
     smki_wr_raw(&w, C->name, C->name_len);
-    derw_time(&w, C->this_update);
-    derw_time(&w, C->next_update);
+    smki_ca_derw_time(&w, C->this_update);
+    smki_ca_derw_time(&w, C->next_update);
     /* revokedCertificates is absent, not empty, when nothing is revoked (5.1.2.6) */
     if (C->n) {
         smki_der_mark all = smki_wr_der_begin(&w, 0x30);
@@ -172,7 +172,7 @@ static int build(crl_t *C)
             const smki_revocation *r = &C->revs[i];
             smki_der_mark e = smki_wr_der_begin(&w, 0x30);
             smki_wr_der_uint(&w, r->serial, SMKI_SERIAL_LEN);
-            derw_time(&w, r->revoked_at);
+            smki_ca_derw_time(&w, r->revoked_at);
             /* reasonCode: absent rather than unspecified (5.3.1) */
             if (r->reason != SMKI_REASON_UNSPECIFIED) {
                 smki_der_mark exts = smki_wr_der_begin(&w, 0x30), outer, value;
@@ -207,7 +207,7 @@ static int build(crl_t *C)
     size_t sig_len = sizeof sig;
     SHA256(C->der + list, w.len - list, digest);
     GUARD(smki_key_sign_digest(C->key, digest, SMKI_SIG_DER, sig, &sig_len));
-    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, SMKI_CA_ALG_ECDSA_SHA256, sizeof SMKI_CA_ALG_ECDSA_SHA256);
     smki_der_mark bits = smki_wr_der_begin(&w, 0x03);
     smki_wr_u8(&w, 0x00);
     smki_wr_raw(&w, sig, sig_len);
@@ -240,7 +240,7 @@ static int publish_in(smki_txn *t, void *arg)
     int rc = smki_txn_get(t, C->db->crls, key, strlen(key), &val, &vlen);
     if (rc == 0) {
         smki_crl old = {0};
-        GUARD(ca_crl_decode(key, val, vlen, &old));
+        GUARD(smki_ca_crl_decode(key, val, vlen, &old));
         C->number = old.number + 1;
         smki_crl_clear(&old);
     } else if (rc != SMKI_E_NOTFOUND) {
@@ -251,7 +251,7 @@ static int publish_in(smki_txn *t, void *arg)
     GUARD(smki_txn_scan(t, C->db->by_facet, &revoked, 1, gather_one, &g)); /* the status leads the key */
     GUARD(build(C));
 
-    GUARD(ca_write_allowed(t, C->db, smki_ca_kind_is_root(C->kind) ? "publishing an ARL" : "publishing a CRL"));
+    GUARD(smki_ca_write_allowed(t, C->db, smki_ca_kind_is_root(C->kind) ? "publishing an ARL" : "publishing a CRL"));
     size_t len = CRL_RECORD_FIXED + C->der_len;
     ENSURE(C->der_len <= 0xFFFFFFFFu && C->n <= 0xFFFFFFFFu, SMKI_E_INTERNAL, "a CRL of %zu octets", C->der_len);
     uint8_t *rec = malloc(len);
@@ -481,7 +481,7 @@ static int get_in(smki_txn *t, void *arg)
     const void *val;
     size_t vlen;
     GUARD(smki_txn_get(t, g->db->crls, g->key, strlen(g->key), &val, &vlen));
-    return ca_crl_decode(g->key, val, vlen, g->out);
+    return smki_ca_crl_decode(g->key, val, vlen, g->out);
 }
 
 int smki_ca_crl_get(smki_ca_db *db, const char *env, smki_ca_kind k, smki_crl *out)

@@ -321,7 +321,7 @@ static int parse_hw_module_name(smki_csr *c, const uint8_t *seq, size_t seq_len)
 
     /* der_take_oid checked the encoding: tag, length (short, 81 or 82) and subidentifiers */
     size_t head = type_der[1] < 0x80 ? 2 : 2 + (size_t)(type_der[1] & 0x7f);
-    int n = ca_oid_text(type_der + head, type_len - head, c->hw_type, sizeof c->hw_type);
+    int n = smki_ca_oid_text(type_der + head, type_len - head, c->hw_type, sizeof c->hw_type);
     if (n == -2) { /* an arc past 64 bits: OpenSSL's arithmetic */
         const unsigned char *p = type_der;
         ASN1_OBJECT *obj = d2i_ASN1_OBJECT(NULL, &p, (long)type_len);
@@ -642,7 +642,7 @@ void smki_csr_free(smki_csr *c)
 
 /* ---- OIDs as text --------------------------------------------------------------------- */
 
-int ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap)
+int smki_ca_oid_text(const uint8_t *content, size_t len, char *out, size_t cap)
 {
     smki_cursor_t c = smki_cursor(content, len);
     size_t k = 0;

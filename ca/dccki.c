@@ -105,8 +105,8 @@ int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMK
            "a TLS request is for a dccki-server or dccki-client certificate, not %s",
            smki_profile_get(r->profile)->name);
     const smki_csr *csr = r->csr;
-    ENSURE(csr->spki_len == sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN &&
-               memcmp(csr->spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX) == 0,
+    ENSURE(csr->spki_len == sizeof SMKI_CA_SPKI_P256_PREFIX + SMKI_POINT_LEN &&
+               memcmp(csr->spki, SMKI_CA_SPKI_P256_PREFIX, sizeof SMKI_CA_SPKI_P256_PREFIX) == 0,
            SMKI_E_REFUSED, "the CSR's public key is not a named-curve P-256 key with an uncompressed point");
     ENSURE(!csr->has_hw_module_name, SMKI_E_REFUSED,
            "the CSR names a device (hardwareModuleName): a DCCKI certificate is for a Party's TLS endpoint");
@@ -116,7 +116,7 @@ int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMK
     int has_csr_party = 0;
     GUARD(csr_party(csr, env, from_csr, sizeof from_csr, &has_csr_party));
     if (r->party) {
-        GUARD(ca_check_cn(r->party, "the Party Signifier"));
+        GUARD(smki_ca_check_cn(r->party, "the Party Signifier"));
         ENSURE(!has_csr_party || strcmp(from_csr, r->party) == 0, SMKI_E_REFUSED,
                "the Party Signifier '%s' disagrees with the CSR's '%s'", r->party, from_csr);
         snprintf(party, SMKI_PARTY_MAX, "%s", r->party);
@@ -124,10 +124,10 @@ int smki_ca_tls_check(const smki_env *env, const smki_tls_req *r, char party[SMK
         ENSURE(has_csr_party, SMKI_E_USAGE,
                "a DCCKI certificate needs the Party Signifier (--party): the CSR's subject carries none (%s)",
                env->party_signifier_attr);
-        GUARD(ca_check_cn(from_csr, "the CSR's Party Signifier"));
+        GUARD(smki_ca_check_cn(from_csr, "the CSR's Party Signifier"));
         snprintf(party, SMKI_PARTY_MAX, "%s", from_csr);
     }
-    if (r->cn) GUARD(ca_check_cn(r->cn, "the CN"));
+    if (r->cn) GUARD(smki_ca_check_cn(r->cn, "the CN"));
     ENSURE(r->n_dns <= MAX_NAMES && r->n_ips <= MAX_NAMES, SMKI_E_USAGE, "at most %d host names and %d addresses",
            MAX_NAMES, MAX_NAMES);
     ENSURE(r->n_dns == 0 || r->dns, SMKI_E_USAGE, "no host names given");
@@ -155,19 +155,19 @@ int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out,
 {
     ENSURE(is && out, SMKI_E_INTERNAL, "smki_ca_build_tls: no issuer or output");
     ca_issuer_view v;
-    ca_issuer_view_of(is, &v);
+    smki_ca_issuer_view_of(is, &v);
     char party[SMKI_PARTY_MAX];
     GUARD(check_tls_request(&v, r, party));
     int64_t now = r->not_before > 0 ? r->not_before : (int64_t)time(NULL);
     ENSURE(v.not_after < 0 || now <= v.not_after, SMKI_E_REFUSED, "the DCCKI issuing CA of environment %s has expired",
            v.env->name);
     unsigned years = v.env->years[r->profile] ? v.env->years[r->profile] : SMKI_DCCKI_TLS_DEFAULT_YEARS;
-    int64_t not_after = der_time_add_years_end(now, years);
+    int64_t not_after = smki_ca_der_time_add_years_end(now, years);
     if (v.not_after >= 0 && not_after > v.not_after) not_after = v.not_after; /* never outlive the CA */
 
     uint8_t party_oid[64];
     size_t party_oid_len;
-    GUARD(der_oid_from_text(v.env->party_signifier_attr, party_oid, sizeof party_oid, &party_oid_len));
+    GUARD(smki_ca_der_oid_from_text(v.env->party_signifier_attr, party_oid, sizeof party_oid, &party_oid_len));
     uint8_t subject[512];
     smki_writer_t w;
     smki_writer_fixed(&w, subject, sizeof subject);
@@ -222,7 +222,7 @@ int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out,
     out->not_before = now;
     out->not_after = not_after;
     int fixed;
-    GUARD(ca_serial_new(out->serial, &fixed));
+    GUARD(smki_ca_serial_new(out->serial, &fixed));
     ca_tbs t = {
         .profile = r->profile,
         .serial = out->serial,
@@ -244,10 +244,10 @@ int smki_ca_build_tls(smki_ca_issuer *is, const smki_tls_req *r, smki_cert *out,
         .more_exts = exts,
         .more_exts_len = w.len,
     };
-    GUARD(ca_assemble(&t, v.key, out->der, sizeof out->der, &out->der_len));
+    GUARD(smki_ca_assemble(&t, v.key, out->der, sizeof out->der, &out->der_len));
     smki_lint_report *rep = malloc(sizeof *rep);
     ENSURE(rep, SMKI_E_NOMEM, "out of memory");
-    int rc = ca_lint_release(out->der, out->der_len, v.env, r->profile, rep);
+    int rc = smki_ca_lint_release(out->der, out->der_len, v.env, r->profile, rep);
     free(rep);
     GUARD(rc);
     if (party_out) snprintf(party_out, SMKI_PARTY_MAX, "%s", party);
@@ -278,7 +278,7 @@ int smki_ca_issue_tls(smki_ca_issuer *is, smki_ca_db *db, const smki_tls_req *r,
         rc = smki_store_write(db->store, put_one, &a);
         uint8_t probe[SMKI_SERIAL_LEN];
         int fixed = 0;
-        if (rc == SMKI_E_EXISTS && ca_serial_new(probe, &fixed) == 0 && fixed) break; /* the test hook */
+        if (rc == SMKI_E_EXISTS && smki_ca_serial_new(probe, &fixed) == 0 && fixed) break; /* the test hook */
         if (rc != SMKI_E_EXISTS) break;
     }
     if (rc < 0) {

@@ -35,7 +35,7 @@ static void civil_from_days(int64_t z, int *y, int *m, int *d)
     *y = (int)(yy + (*m <= 2));
 }
 
-der_civil der_civil_from_time(int64_t t)
+der_civil smki_ca_der_civil_from_time(int64_t t)
 {
     der_civil c;
     int64_t days = t >= 0 ? t / 86400 : -((-t + 86399) / 86400);
@@ -47,7 +47,7 @@ der_civil der_civil_from_time(int64_t t)
     return c;
 }
 
-int64_t der_time_from_civil(const der_civil *c)
+int64_t smki_ca_der_time_from_civil(const der_civil *c)
 {
     return days_from_civil(c->y, c->mo, c->d) * 86400 + c->h * 3600 + c->mi * 60 + c->s;
 }
@@ -59,17 +59,17 @@ static int days_in_month(int y, int m)
     return m == 2 && leap ? 29 : dm[m - 1];
 }
 
-int64_t der_time_add_years_end(int64_t t, unsigned years)
+int64_t smki_ca_der_time_add_years_end(int64_t t, unsigned years)
 {
-    der_civil c = der_civil_from_time(t);
+    der_civil c = smki_ca_der_civil_from_time(t);
     c.y += (int)years;
     if (c.d > days_in_month(c.y, c.mo)) c.d = days_in_month(c.y, c.mo);
-    return der_time_from_civil(&c) - 1;
+    return smki_ca_der_time_from_civil(&c) - 1;
 }
 
-void derw_time(smki_writer_t *w, int64_t t)
+void smki_ca_derw_time(smki_writer_t *w, int64_t t)
 {
-    der_civil c = der_civil_from_time(t);
+    der_civil c = smki_ca_der_civil_from_time(t);
     if (c.y < 1 || c.y > 9999) {
         smki_wr_invalid(w);
         return;
@@ -101,7 +101,7 @@ static int put_arc(uint64_t v, uint8_t *out, size_t cap, size_t *len)
     return 0;
 }
 
-int der_oid_from_text(const char *text, uint8_t *out, size_t cap, size_t *len)
+int smki_ca_der_oid_from_text(const char *text, uint8_t *out, size_t cap, size_t *len)
 {
     ENSURE(text && *text, SMKI_E_USAGE, "no OBJECT IDENTIFIER given");
     uint64_t arcs[40];

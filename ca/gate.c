@@ -1,6 +1,6 @@
 /* The CA's gate: in a store its RA governs, the CA writes only through a handle that
  * carries the RA's capability (ca/ca.h, smki_ca_gate). Every write of ca/ calls
- * ca_write_allowed in the transaction that writes, so the mark and the write are seen
+ * smki_ca_write_allowed in the transaction that writes, so the mark and the write are seen
  * together: a store that becomes governed while a caller holds an ungated handle
  * refuses that caller's next write. */
 #include <string.h>
@@ -37,7 +37,7 @@ int smki_ca_is_governed(smki_txn *t, const smki_ca_db *db, int *governed)
     return rc == SMKI_E_NOTFOUND ? 0 : rc;
 }
 
-int ca_write_allowed(smki_txn *t, const smki_ca_db *db, const char *what)
+int smki_ca_write_allowed(smki_txn *t, const smki_ca_db *db, const char *what)
 {
     if (db->gate == &RA_GATE) return 0;
     int governed = 0;
@@ -58,10 +58,10 @@ typedef struct {
 static int allowed_txn(smki_txn *t, void *arg)
 {
     allowed_run *a = arg;
-    return ca_write_allowed(t, a->db, a->what);
+    return smki_ca_write_allowed(t, a->db, a->what);
 }
 
-int ca_write_allowed_now(const smki_ca_db *db, const char *what)
+int smki_ca_write_allowed_now(const smki_ca_db *db, const char *what)
 {
     if (db->gate == &RA_GATE) return 0;
     allowed_run a = {db, what};

@@ -15,7 +15,7 @@ static void fetch(void)
     sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
-int ca_sha256(const uint8_t *p, size_t n, uint8_t out[32])
+int smki_ca_sha256(const uint8_t *p, size_t n, uint8_t out[32])
 {
     ENSURE(CRYPTO_THREAD_run_once(&once, fetch) == 1 && sha256, SMKI_E_CRYPTO, "cannot fetch SHA-256");
     ENSURE_SSL(EVP_Digest(p, n, out, NULL, sha256, NULL) == 1, SMKI_E_CRYPTO, "SHA-256 failed");

@@ -13,10 +13,11 @@
 #include <time.h>
 
 #include "ca_private.h"
+#include "ca_test.h"
 #include "der.h"
 
-const uint8_t CA_ALG_ECDSA_SHA256[12] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
-const uint8_t CA_SPKI_P256_PREFIX[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
+const uint8_t SMKI_CA_ALG_ECDSA_SHA256[12] = {0x30, 0x0a, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03, 0x02};
+const uint8_t SMKI_CA_SPKI_P256_PREFIX[26] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48,
                                          0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48,
                                          0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00};
 
@@ -66,7 +67,7 @@ void smki_ca_test_fix_serial(const uint8_t serial[SMKI_SERIAL_LEN])
     if (serial) memcpy(fixed_serial, serial, SMKI_SERIAL_LEN);
 }
 
-int ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
+int smki_ca_serial_new(uint8_t serial[SMKI_SERIAL_LEN], int *is_fixed)
 {
     *is_fixed = has_fixed_serial;
     if (has_fixed_serial) {
@@ -123,7 +124,7 @@ static int utf8_chars(const char *s, size_t *chars)
     return 0;
 }
 
-int ca_check_cn(const char *cn, const char *what)
+int smki_ca_check_cn(const char *cn, const char *what)
 {
     size_t chars = 0;
     ENSURE(cn && utf8_chars(cn, &chars) == 0, SMKI_E_USAGE, "%s '%.64s' is not UTF-8 text without control characters",
@@ -143,7 +144,7 @@ static void rdn_utf8(smki_writer_t *w, const uint8_t *oid, size_t oid_len, const
     smki_wr_der_end(w, set);
 }
 
-int ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len)
+int smki_ca_name_ou_cn(const char *ou, const char *cn, uint8_t *out, size_t cap, size_t *len)
 {
     smki_writer_t w;
     smki_writer_fixed(&w, out, cap);
@@ -273,7 +274,7 @@ static void write_extensions(smki_writer_t *w, const ca_tbs *t)
     smki_wr_der_end(w, x3);
 }
 
-int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len)
+int smki_ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t *len)
 {
     static const uint8_t V3[] = {0xa0, 0x03, 0x02, 0x01, 0x02};
     smki_writer_t w;
@@ -282,14 +283,14 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
     smki_der_mark tbs = smki_wr_der_begin(&w, 0x30);
     smki_wr_raw(&w, V3, sizeof V3);
     smki_wr_der_uint(&w, t->serial, SMKI_SERIAL_LEN);
-    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, SMKI_CA_ALG_ECDSA_SHA256, sizeof SMKI_CA_ALG_ECDSA_SHA256);
     smki_wr_raw(&w, t->issuer, t->issuer_len);
     smki_der_mark validity = smki_wr_der_begin(&w, 0x30);
-    derw_time(&w, t->not_before);
+    smki_ca_derw_time(&w, t->not_before);
     if (t->not_after < 0)
         smki_wr_der(&w, 0x18, NO_EXPIRY, sizeof NO_EXPIRY - 1);
     else
-        derw_time(&w, t->not_after);
+        smki_ca_derw_time(&w, t->not_after);
     smki_wr_der_end(&w, validity);
     smki_wr_raw(&w, t->subject, t->subject_len);
     smki_wr_raw(&w, t->spki, t->spki_len);
@@ -302,10 +303,10 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
     size_t sig_len = 8;
     if (key) {
         sig_len = sizeof sig;
-        GUARD(ca_sha256(out + cert, w.len - cert, digest));
+        GUARD(smki_ca_sha256(out + cert, w.len - cert, digest));
         GUARD(smki_key_sign_digest(key, digest, SMKI_SIG_DER, sig, &sig_len));
     }
-    smki_wr_raw(&w, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256);
+    smki_wr_raw(&w, SMKI_CA_ALG_ECDSA_SHA256, sizeof SMKI_CA_ALG_ECDSA_SHA256);
     smki_der_mark bits = smki_wr_der_begin(&w, 0x03);
     smki_wr_u8(&w, 0x00);
     smki_wr_raw(&w, sig, sig_len);
@@ -316,7 +317,7 @@ int ca_assemble(const ca_tbs *t, smki_key *key, uint8_t *out, size_t cap, size_t
     return 0;
 }
 
-int ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_profile_id want, smki_lint_report *rep)
+int smki_ca_lint_release(const uint8_t *der, size_t len, const smki_env *env, smki_profile_id want, smki_lint_report *rep)
 {
     GUARD(smki_lint_der(der, len, env, rep));
     if (smki_lint_is_clean(rep) && rep->profile == want) return 0;
@@ -362,7 +363,7 @@ static int64_t asn1_time_seconds(const ASN1_TIME *t)
     struct tm tm;
     if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return -1;
     der_civil c = {tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec};
-    return der_time_from_civil(&c);
+    return smki_ca_der_time_from_civil(&c);
 }
 
 /* The device templates: a certificate as smki_ca_build makes one, with a placeholder
@@ -382,9 +383,9 @@ static int fast_prepare(smki_ca_issuer *is, smki_lint_report *rep)
     static const uint8_t HW[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};
     is->fast = calloc(2, sizeof *is->fast);
     ENSURE(is->fast, SMKI_E_NOMEM, "out of memory");
-    uint8_t spki[sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], ski[SMKI_KEYID_LEN], der[SMKI_CERT_DER_MAX];
-    memcpy(spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX);
-    memcpy(spki + sizeof CA_SPKI_P256_PREFIX, G, SMKI_POINT_LEN);
+    uint8_t spki[sizeof SMKI_CA_SPKI_P256_PREFIX + SMKI_POINT_LEN], ski[SMKI_KEYID_LEN], der[SMKI_CERT_DER_MAX];
+    memcpy(spki, SMKI_CA_SPKI_P256_PREFIX, sizeof SMKI_CA_SPKI_P256_PREFIX);
+    memcpy(spki + sizeof SMKI_CA_SPKI_P256_PREFIX, G, SMKI_POINT_LEN);
     GUARD(smki_keyid_method2(G, SMKI_POINT_LEN, ski));
     for (int i = 0; i < 2; i++) {
         /* The fields of smki_ca_build's device certificate. */
@@ -410,7 +411,7 @@ static int fast_prepare(smki_ca_issuer *is, smki_lint_report *rep)
             .hw_serial = HW,
         };
         size_t len = 0;
-        if (ca_assemble(&t, NULL, der, sizeof der, &len) < 0 || ca_fast_learn(&is->fast[i], der, len) < 0 ||
+        if (smki_ca_assemble(&t, NULL, der, sizeof der, &len) < 0 || smki_ca_fast_learn(&is->fast[i], der, len) < 0 ||
             smki_lint_der(der, len, &is->env, rep) < 0) {
             smki_error_clear(); /* no template: the full linter releases every certificate */
             is->fast[i].ready = 0;
@@ -421,7 +422,7 @@ static int fast_prepare(smki_ca_issuer *is, smki_lint_report *rep)
     return 0;
 }
 
-const ca_fast_ref *ca_issuer_fast_ref(const smki_ca_issuer *is, int usage)
+const ca_fast_ref *smki_ca_issuer_fast_ref(const smki_ca_issuer *is, int usage)
 {
     return is && is->fast ? &is->fast[usage == SMKI_USAGE_KA] : NULL;
 }
@@ -462,14 +463,14 @@ static int issuer_prepare(smki_ca_issuer *is, const uint8_t *cert, size_t len)
     } else if (is->profile == SMKI_PROFILE_SMKI_DCA) {
         is->leaf = SMKI_PROFILE_DEVICE;
         policy = is->env.device_policy;
-        GUARD_GOTO(der_oid_from_text(is->env.hw_type, is->hw_type, sizeof is->hw_type, &is->hw_type_len), out);
+        GUARD_GOTO(smki_ca_der_oid_from_text(is->env.hw_type, is->hw_type, sizeof is->hw_type, &is->hw_type_len), out);
     } else if (is->profile == SMKI_PROFILE_DCCKI_ICA) {
         is->leaf = SMKI_PROFILE_DCCKI_SERVER; /* and DCCKI_CLIENT: dccki.c */
         policy = is->env.dccki_policy;
         ENSURE_GOTO(policy[0], SMKI_E_USAGE, out, "environment %s has no DCCKI policy OID (dccki_policy)",
                     is->env.name);
     }
-    if (policy) GUARD_GOTO(der_oid_from_text(policy, is->policy, sizeof is->policy, &is->policy_len), out);
+    if (policy) GUARD_GOTO(smki_ca_der_oid_from_text(policy, is->policy, sizeof is->policy, &is->policy_len), out);
     if (is->leaf == SMKI_PROFILE_DEVICE) GUARD_GOTO(fast_prepare(is, rep), out);
 out:
     X509_free(x);
@@ -512,7 +513,7 @@ void smki_ca_issuer_free(smki_ca_issuer *is)
     free(is);
 }
 
-void ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v)
+void smki_ca_issuer_view_of(smki_ca_issuer *is, ca_issuer_view *v)
 {
     *v = (ca_issuer_view){&is->env, is->key, is->profile, is->name, is->name_len, is->ski, is->not_after,
                           is->policy, is->policy_len};
@@ -587,9 +588,9 @@ static int check_request(const smki_ca_issuer *is, const smki_issue_req *r, smki
            "a request is for an organisation or a device certificate, not %s", smki_profile_get(p)->name);
     ENSURE(is->leaf == p, SMKI_E_USAGE, "the %s CA of environment %s does not issue %s certificates",
            smki_profile_get(is->profile)->name, is->env.name, smki_profile_get(p)->name);
-    ENSURE(csr->spki_len == sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN &&
-               memcmp(csr->spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX) == 0 &&
-               memcmp(csr->spki + sizeof CA_SPKI_P256_PREFIX, csr->point, SMKI_POINT_LEN) == 0,
+    ENSURE(csr->spki_len == sizeof SMKI_CA_SPKI_P256_PREFIX + SMKI_POINT_LEN &&
+               memcmp(csr->spki, SMKI_CA_SPKI_P256_PREFIX, sizeof SMKI_CA_SPKI_P256_PREFIX) == 0 &&
+               memcmp(csr->spki + sizeof SMKI_CA_SPKI_P256_PREFIX, csr->point, SMKI_POINT_LEN) == 0,
            SMKI_E_REFUSED, "the CSR's public key is not a named-curve P-256 key with an uncompressed point");
     ENSURE(csr->usage == SMKI_USAGE_DS || csr->usage == SMKI_USAGE_KA, SMKI_E_REFUSED,
            "the CSR requests neither digitalSignature nor keyAgreement");
@@ -610,7 +611,7 @@ static int check_request(const smki_ca_issuer *is, const smki_issue_req *r, smki
                "role %s (%s) certificates are digitalSignature only: the CSR requests keyAgreement", role->name,
                role->title);
         GUARD(smki_csr_check_request(csr, 0, NULL, 0));
-        if (r->cn) GUARD(ca_check_cn(r->cn, "the CN"));
+        if (r->cn) GUARD(smki_ca_check_cn(r->cn, "the CN"));
     }
     *profile = p;
     return 0;
@@ -674,25 +675,25 @@ int smki_ca_build(smki_ca_issuer *is, const smki_issue_req *r, smki_cert *out)
         out->role = role;
         out->has_eui = 1;
         out->eui = *r->eui;
-        out->not_after = t.not_after = der_time_add_years_end(now, years);
+        out->not_after = t.not_after = smki_ca_der_time_add_years_end(now, years);
         GUARD(org_subject(r->cn, role, r->eui, subject, sizeof subject, &subject_len));
         t.subject = subject;
         t.subject_len = subject_len;
     }
     int fixed;
-    GUARD(ca_serial_new(out->serial, &fixed));
-    GUARD(ca_assemble(&t, is->key, out->der, sizeof out->der, &out->der_len));
+    GUARD(smki_ca_serial_new(out->serial, &fixed));
+    GUARD(smki_ca_assemble(&t, is->key, out->der, sizeof out->der, &out->der_len));
 
     /* Lint before release: a device certificate proven to be its linted template
      * but for the slots is clean (lint_fast.c); any other goes through the full
      * linter. The report is large; one per thread is reused. */
     int fast = profile == SMKI_PROFILE_DEVICE &&
-               ca_fast_check(ca_issuer_fast_ref(is, csr->usage), out->der, out->der_len, csr->point, csr->hw_serial.b,
+               smki_ca_fast_check(smki_ca_issuer_fast_ref(is, csr->usage), out->der, out->der_len, csr->point, csr->hw_serial.b,
                              NULL);
-    ca_fast_note(fast);
+    smki_ca_fast_note(fast);
     if (fast) return 0;
     static _Thread_local smki_lint_report rep;
-    GUARD(ca_lint_release(out->der, out->der_len, &is->env, profile, &rep));
+    GUARD(smki_ca_lint_release(out->der, out->der_len, &is->env, profile, &rep));
     return 0;
 }
 
@@ -741,7 +742,7 @@ static int device_dup_in(smki_txn *t, void *arg)
     smki_cert *found = calloc(1, sizeof *found);
     ENSURE(found, SMKI_E_NOMEM, "out of memory");
     dup_run r = {d->issuer_ski, found};
-    int rc = ca_find_txn(t, d->db, &q, dup_one, &r);
+    int rc = smki_ca_find_txn(t, d->db, &q, dup_one, &r);
     if (rc == 0 && found->der_len) {
         char serial[2 * SMKI_SERIAL_LEN + 1], eui[SMKI_EUI64_TEXT_MAX];
         smki_hex_encode(found->serial, SMKI_SERIAL_LEN, serial, 0);

@@ -2,11 +2,11 @@
  * them. A device issuer's certificates differ from one another only in five slots:
  * the serial's contents, notBefore's contents, the public point, the SKI and the
  * hwSerialNum (keyUsage DS or KA picks one of two templates). The issuer builds one
- * template certificate per key usage with ca_assemble, finds its slots by walking it
- * with the bounded cursor (ca_fast_learn) and lints it in full (smki_lint_der); from
+ * template certificate per key usage with smki_ca_assemble, finds its slots by walking it
+ * with the bounded cursor (smki_ca_fast_learn) and lints it in full (smki_lint_der); from
  * then on a certificate is released when its tbsCertificate is the template's octet
  * for octet outside the slots, each slot holds what the full linter accepts there,
- * and the signature is a strict DER ECDSA-Sig-Value (ca_fast_check). Such a
+ * and the signature is a strict DER ECDSA-Sig-Value (smki_ca_fast_check). Such a
  * certificate lints exactly as the template does, so the verdict is the full
  * linter's; anything else is "not proven", and the caller then runs the full linter,
  * whose verdict decides. tests/unit/test_ca.c holds the two to each other over
@@ -73,7 +73,7 @@ static int learn_san(ca_fast_ref *ref, smki_cursor_t v)
     return 0;
 }
 
-int ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len)
+int smki_ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len)
 {
     memset(ref, 0, sizeof *ref);
     ENSURE(len <= sizeof ref->der, SMKI_E_INTERNAL, "template of %zu octets", len);
@@ -99,9 +99,9 @@ int ca_fast_learn(ca_fast_ref *ref, const uint8_t *der, size_t len)
     GUARD(take(&tbs, 0x30, "subject", &x));
     const uint8_t *spki_at = tbs.p;
     GUARD(take(&tbs, 0x30, "subjectPublicKeyInfo", &spki));
-    ENSURE(spki.p - spki_at == 2 && spki.left == 89 && memcmp(spki_at, CA_SPKI_P256_PREFIX, 26) == 0, SMKI_E_INTERNAL,
+    ENSURE(spki.p - spki_at == 2 && spki.left == 89 && memcmp(spki_at, SMKI_CA_SPKI_P256_PREFIX, 26) == 0, SMKI_E_INTERNAL,
            "template: the key is not the named-curve P-256 form");
-    slot_set(ref, CA_SLOT_POINT, spki_at + sizeof CA_SPKI_P256_PREFIX, SMKI_POINT_LEN);
+    slot_set(ref, CA_SLOT_POINT, spki_at + sizeof SMKI_CA_SPKI_P256_PREFIX, SMKI_POINT_LEN);
     GUARD(take(&tbs, 0xa3, "extensions", &x3));
     ENSURE(tbs.left == 0, SMKI_E_INTERNAL, "template: fields after the extensions");
     GUARD(take(&x3, 0x30, "Extensions", &exts));
@@ -203,7 +203,7 @@ static const char *slot_bad(const ca_slot *sl, const uint8_t *d, const uint8_t p
     }
 }
 
-int ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const uint8_t point[SMKI_POINT_LEN],
+int smki_ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const uint8_t point[SMKI_POINT_LEN],
                   const uint8_t hw_serial[8], const char **why)
 {
     const char *bad = NULL;
@@ -212,7 +212,7 @@ int ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const 
         goto out;
     }
     /* Certificate ::= SEQUENCE (2-octet length, as the template's) { tbs, alg, sig } */
-    if (len < ref->tbs_end + sizeof CA_ALG_ECDSA_SHA256 + 3 || len - 4 < 0x100 || len - 4 > 0xffff ||
+    if (len < ref->tbs_end + sizeof SMKI_CA_ALG_ECDSA_SHA256 + 3 || len - 4 < 0x100 || len - 4 > 0xffff ||
         der[0] != 0x30 || der[1] != 0x82 || ((size_t)der[2] << 8 | der[3]) != len - 4) {
         bad = "the outer SEQUENCE is not the template's shape";
         goto out;
@@ -232,11 +232,11 @@ int ca_fast_check(const ca_fast_ref *ref, const uint8_t *der, size_t len, const 
         goto out;
     }
     at = ref->tbs_end;
-    if (memcmp(der + at, CA_ALG_ECDSA_SHA256, sizeof CA_ALG_ECDSA_SHA256) != 0) {
+    if (memcmp(der + at, SMKI_CA_ALG_ECDSA_SHA256, sizeof SMKI_CA_ALG_ECDSA_SHA256) != 0) {
         bad = "signatureAlgorithm is not ecdsa-with-SHA256";
         goto out;
     }
-    at += sizeof CA_ALG_ECDSA_SHA256;
+    at += sizeof SMKI_CA_ALG_ECDSA_SHA256;
     /* BIT STRING, short length, no unused bits, to the last octet */
     if (der[at] != 0x03 || der[at + 1] >= 0x80 || at + 2 + der[at + 1] != len || der[at + 1] < 1 || der[at + 2] != 0) {
         bad = "the signature BIT STRING is malformed";
@@ -250,12 +250,12 @@ out:
 
 static _Thread_local int last_fast;
 
-void ca_fast_note(int fast)
+void smki_ca_fast_note(int fast)
 {
     last_fast = fast;
 }
 
-int ca_last_release_was_fast(void)
+int smki_ca_last_release_was_fast(void)
 {
     return last_fast;
 }

@@ -21,12 +21,12 @@ int smki_ca_reissue(smki_ca_issuer *is, const smki_cert *old, smki_cert *out)
     /* The certificate carries the key exactly as its CSR did: named curve, uncompressed. */
     smki_csr c;
     memset(&c, 0, sizeof c);
-    uint8_t spki[sizeof CA_SPKI_P256_PREFIX + SMKI_POINT_LEN];
+    uint8_t spki[sizeof SMKI_CA_SPKI_P256_PREFIX + SMKI_POINT_LEN];
     c.key = X509_get0_pubkey(x);
     int rc = c.key ? smki_pub_point(c.key, c.point) : SMKI_FAIL(SMKI_E_CORRUPT, "a certificate without a key");
     if (rc == 0) {
-        memcpy(spki, CA_SPKI_P256_PREFIX, sizeof CA_SPKI_P256_PREFIX);
-        memcpy(spki + sizeof CA_SPKI_P256_PREFIX, c.point, SMKI_POINT_LEN);
+        memcpy(spki, SMKI_CA_SPKI_P256_PREFIX, sizeof SMKI_CA_SPKI_P256_PREFIX);
+        memcpy(spki + sizeof SMKI_CA_SPKI_P256_PREFIX, c.point, SMKI_POINT_LEN);
         c.spki = spki;
         c.spki_len = sizeof spki;
         c.der = old->der;

@@ -80,7 +80,7 @@ int smki_revoke_reason_parse(const char *text, smki_revoke_reason *out)
 
 /* ---- Records ---------------------------------------------------------------------------- */
 
-int ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out)
+int smki_ca_revocation_decode(const uint8_t key[CA_CERT_KEY_LEN], const void *val, size_t len, smki_revocation *out)
 {
     smki_cursor_t c = smki_cursor(val, len);
     uint8_t version = 0, reason = 0;
@@ -129,7 +129,7 @@ static int on_serial(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, size_t
 static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
 {
     L->n = 0;
-    GUARD(ca_certs_of_serial(t, L->db, L->serial, L->issuer_ski, on_serial, L));
+    GUARD(smki_ca_certs_of_serial(t, L->db, L->serial, L->issuer_ski, on_serial, L));
     char hex[2 * SMKI_SERIAL_LEN + 1], a[2 * SMKI_KEYID_LEN + 1], b[2 * SMKI_KEYID_LEN + 1];
     smki_hex_encode(L->serial, SMKI_SERIAL_LEN, hex, 0);
     ENSURE(L->n > 0, SMKI_E_NOTFOUND, "no certificate of serial %s%s", hex,
@@ -144,7 +144,7 @@ static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
     size_t vlen;
     int rc = smki_txn_get(t, L->db->certs, L->key, CA_CERT_KEY_LEN, &val, &vlen);
     GUARD(rc); /* found a moment ago in this transaction */
-    GUARD(ca_cert_decode(L->key, val, vlen, c));
+    GUARD(smki_ca_cert_decode(L->key, val, vlen, c));
     ENSURE(!L->env || strcmp(L->env, c->env) == 0, SMKI_E_NOTFOUND,
            "no certificate of serial %s in environment %s (it is of environment %s)", hex, L->env, c->env);
     return 0;
@@ -154,19 +154,19 @@ static int lookup(smki_txn *t, lookup_t *L, smki_cert *c)
 static int move_status(smki_txn *t, const smki_ca_db *db, smki_cert *c, smki_cert_status to)
 {
     uint8_t key[CA_CERT_KEY_LEN], fkey[CA_FACET_KEY_MAX], fval[CA_FACET_VAL_LEN];
-    ca_cert_key(c, key);
-    ca_facet_val(c, fval);
-    size_t fklen = ca_facet_key(c, fkey);
+    smki_ca_cert_key(c, key);
+    smki_ca_facet_val(c, fval);
+    size_t fklen = smki_ca_facet_key(c, fkey);
     int rc = smki_txn_del_dup(t, db->by_facet, fkey, fklen, fval, sizeof fval);
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_CORRUPT, "the facet index lacks a certificate of the store");
     GUARD(rc);
     c->status = to;
-    fklen = ca_facet_key(c, fkey);
+    fklen = smki_ca_facet_key(c, fkey);
     GUARD(smki_txn_put(t, db->by_facet, fkey, fklen, fval, sizeof fval, 0));
     uint8_t *rec = malloc(CA_CERT_RECORD_MAX);
     ENSURE(rec, SMKI_E_NOMEM, "out of memory");
     size_t len = 0;
-    rc = ca_cert_encode(c, rec, CA_CERT_RECORD_MAX, &len);
+    rc = smki_ca_cert_encode(c, rec, CA_CERT_RECORD_MAX, &len);
     if (rc == 0) rc = smki_txn_put(t, db->certs, key, sizeof key, rec, len, 0);
     free(rec);
     return rc;
@@ -224,7 +224,7 @@ static int revoke_issued(smki_txn *t, const smki_ca_db *db, const smki_cert *ca,
         size_t vlen;
         rc = smki_txn_get(t, db->certs, key, CA_CERT_KEY_LEN, &val, &vlen);
         if (rc == SMKI_E_NOTFOUND) rc = SMKI_FAIL(SMKI_E_CORRUPT, "an index names a certificate the store lacks");
-        if (rc == 0) rc = ca_cert_decode(key, val, vlen, c);
+        if (rc == 0) rc = smki_ca_cert_decode(key, val, vlen, c);
         uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)reason};
         smki_put_be64(rec + 2, (uint64_t)when);
         if (rc == 0) rc = smki_txn_put(t, db->revocations, key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
@@ -268,13 +268,13 @@ static int revoke_in(smki_txn *t, void *arg)
         char at[32] = "?";
         const char *why = "?";
         if (smki_txn_get(t, R->db->revocations, L.key, CA_CERT_KEY_LEN, &val, &vlen) == 0 &&
-            ca_revocation_decode(L.key, val, vlen, &old) == 0) {
+            smki_ca_revocation_decode(L.key, val, vlen, &old) == 0) {
             when_text(old.revoked_at, at);
             why = smki_revoke_reason_name(old.reason);
         }
         return SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is already revoked (on %s, %s)", hex, at, why);
     }
-    GUARD(ca_write_allowed(t, R->db, "revocation"));
+    GUARD(smki_ca_write_allowed(t, R->db, "revocation"));
     uint8_t rec[REVOCATION_RECORD_LEN] = {REVOCATION_RECORD_VERSION, (uint8_t)R->r->reason};
     smki_put_be64(rec + 2, (uint64_t)R->when);
     int rc = smki_txn_put(t, R->db->revocations, L.key, CA_CERT_KEY_LEN, rec, sizeof rec, SMKI_PUT_NOOVERWRITE);
@@ -282,7 +282,7 @@ static int revoke_in(smki_txn *t, void *arg)
         return SMKI_FAIL(SMKI_E_CORRUPT, "certificate %s has a revocation record but is not revoked", hex);
     GUARD(rc);
     GUARD(move_status(t, R->db, c, SMKI_STATUS_REVOKED));
-    GUARD(ca_revocation_decode(L.key, rec, sizeof rec, &R->rev));
+    GUARD(smki_ca_revocation_decode(L.key, rec, sizeof rec, &R->rev));
     if (p->is_ca) GUARD(revoke_issued(t, R->db, c, R->r->reason, R->when, &R->rev.issued_revoked));
     return 0;
 }
@@ -334,7 +334,7 @@ static int rev_get_in(smki_txn *t, void *arg)
     const void *val;
     size_t vlen;
     GUARD(smki_txn_get(t, a->db->revocations, a->key, CA_CERT_KEY_LEN, &val, &vlen));
-    return ca_revocation_decode(a->key, val, vlen, a->out);
+    return smki_ca_revocation_decode(a->key, val, vlen, a->out);
 }
 
 int smki_ca_revocation_get(smki_ca_db *db, const uint8_t issuer_ski[SMKI_KEYID_LEN],
@@ -373,7 +373,7 @@ static int status_in(smki_txn *t, void *arg)
     smki_hex_encode(S->serial, SMKI_SERIAL_LEN, hex, 0);
     if (rc == 0 && c->status == SMKI_STATUS_REVOKED)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "certificate %s is revoked: a revocation is final", hex);
-    if (rc == 0 && c->status != S->to) rc = ca_write_allowed(t, S->db, "a change of status");
+    if (rc == 0 && c->status != S->to) rc = smki_ca_write_allowed(t, S->db, "a change of status");
     if (rc == 0 && c->status != S->to) rc = move_status(t, S->db, c, S->to);
     free(c);
     return rc;

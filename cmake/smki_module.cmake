@@ -4,7 +4,7 @@
 #   smki_module(NAME TIER N DEPS MODULE...)
 #
 # TIER is NAME's place in the tiers (base 0; hsm, policy, store 1; ca, gbcs 2; ra,
-# repo 3); DEPS are the modules NAME builds on (linked PUBLIC), each of a lower tier,
+# repo, duis, device 3; est, ops 4); DEPS are the modules NAME builds on (linked PUBLIC), each of a lower tier,
 # or configuring fails. NAME sees, as root-relative
 # includes ("hsm/hsm.h"), only itself and what its DEPS see: the build makes
 # build/include/NAME/ holding a link to each of those module folders and nothing

@@ -46,7 +46,11 @@ static int c14n_sha256(xmlDocPtr doc, int mode, uint8_t out[32], const char *wha
     return rc;
 }
 
-int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code)
+/* SHA-256 of the canonical forms the profile signs: the document minus sig (C14N 1.0;
+ * sig is unlinked for the time of it, so doc is not to be shared meanwhile) and
+ * SignedInfo (exclusive C14N); fail_code is the status when libxml2 cannot
+ * canonicalise (SMKI_E_INPUT signing, SMKI_E_VERIFY verifying). */
+static int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fail_code)
 {
     /* URI="" is the document without comments; enveloped-signature takes ds:Signature
      * out; the digest of a node set is over its C14N 1.0 (XMLDSig 4.4.3.2, 6.6.4).
@@ -61,7 +65,7 @@ int duis_reference_digest(xmlDocPtr doc, xmlNodePtr sig, uint8_t out[32], int fa
     return rc;
 }
 
-int duis_signed_info_digest(xmlNodePtr si, uint8_t out[32], int fail_code)
+static int duis_signed_info_digest(xmlNodePtr si, uint8_t out[32], int fail_code)
 {
     /* The profile's CanonicalizationMethod: exclusive C14N, no comments, no
      * InclusiveNamespaces (the profile refuses any child of CanonicalizationMethod).
@@ -119,19 +123,19 @@ typedef struct {
  * DigestValue)), SignatureValue, KeyInfo. */
 static int find_parts(xmlNodePtr sig, sig_parts *p)
 {
-    p->signed_info = duis_next_el(sig->children, 1);
-    p->signature_value = duis_next_el(p->signed_info, 0);
-    xmlNodePtr rf = p->signed_info ? duis_next_el(duis_next_el(duis_next_el(p->signed_info->children, 1), 0), 0) : NULL;
-    p->digest_value = rf ? duis_next_el(duis_next_el(duis_next_el(rf->children, 1), 0), 0) : NULL;
-    ENSURE(duis_is_el(p->signed_info, DUIS_DSIG_NS, "SignedInfo") &&
-               duis_is_el(p->signature_value, DUIS_DSIG_NS, "SignatureValue") &&
-               duis_is_el(p->digest_value, DUIS_DSIG_NS, "DigestValue"),
+    p->signed_info = smki_duis_next_el(sig->children, 1);
+    p->signature_value = smki_duis_next_el(p->signed_info, 0);
+    xmlNodePtr rf = p->signed_info ? smki_duis_next_el(smki_duis_next_el(smki_duis_next_el(p->signed_info->children, 1), 0), 0) : NULL;
+    p->digest_value = rf ? smki_duis_next_el(smki_duis_next_el(smki_duis_next_el(rf->children, 1), 0), 0) : NULL;
+    ENSURE(smki_duis_is_el(p->signed_info, DUIS_DSIG_NS, "SignedInfo") &&
+               smki_duis_is_el(p->signature_value, DUIS_DSIG_NS, "SignatureValue") &&
+               smki_duis_is_el(p->digest_value, DUIS_DSIG_NS, "DigestValue"),
            SMKI_E_INTERNAL, "the ds:Signature's elements are not where the DUIS profile puts them");
     return 0;
 }
 
 /* ---- Signing ------------------------------------------------------------------------------- */
-int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key)
+int smki_duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key)
 {
     sig_parts p;
     GUARD(find_parts(sig, &p));
@@ -146,7 +150,7 @@ int duis_sign_c14n(xmlDocPtr doc, xmlNodePtr sig, smki_key *key)
 }
 
 /* ---- Verifying ------------------------------------------------------------------------------ */
-int duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub)
+int smki_duis_verify_c14n(xmlDocPtr doc, xmlNodePtr sig, EVP_PKEY *pub)
 {
     sig_parts p;
     GUARD(find_parts(sig, &p));

@@ -45,8 +45,9 @@ static void on_xmlsec_error(const char *file, int line, const char *func, const 
     }
 }
 
-const char *duis_xmlsec_error(void) { return xmlsec_err; }
-void duis_xmlsec_error_clear(void) { xmlsec_err[0] = 0; }
+/* The last xmlsec error reported on this thread ("" if none). */
+static const char *duis_xmlsec_error(void) { return xmlsec_err; }
+static void duis_xmlsec_error_clear(void) { xmlsec_err[0] = 0; }
 
 /* ---- The key: a private smki_key or a public EVP_PKEY ---------------------------------- */
 typedef struct {
@@ -99,7 +100,9 @@ static xmlSecKeyDataKlass key_klass = {
     NULL, NULL,
 };
 
-struct _xmlSecKey *duis_key_new(smki_key *priv, EVP_PKEY *pub)
+/* The xmlsec key for the signature transform: a private smki_key (signing) or a public
+ * EVP_PKEY (verifying, up-referenced). */
+static struct _xmlSecKey *duis_key_new(smki_key *priv, EVP_PKEY *pub)
 {
     xmlSecKeyDataPtr d = xmlSecKeyDataCreate(&key_klass);
     if (!d) return NULL;
@@ -224,8 +227,6 @@ static xmlSecTransformKlass ecdsa_klass = {
     NULL, NULL,
 };
 
-const void *duis_ecdsa_transform_id = &ecdsa_klass;
-
 /* ---- Once per process -------------------------------------------------------------------- */
 static pthread_once_t init_once = PTHREAD_ONCE_INIT;
 static int init_rc;
@@ -259,7 +260,7 @@ static void init_all(void)
     xmlSecErrorsSetCallback(on_xmlsec_error); /* (again: the crypto back end may set its own) */
 }
 
-int duis_init(void)
+int smki_duis_init(void)
 {
     pthread_once(&init_once, init_all);
     ENSURE(init_rc == 0, SMKI_E_INTERNAL, "libxmlsec1 did not initialise: %s", duis_xmlsec_error());
@@ -270,7 +271,7 @@ int duis_init(void)
 static int expect_el(xmlNodePtr n, const char *name, const char *where)
 {
     ENSURE(n, SMKI_E_REFUSED, "signature profile: %s lacks ds:%s", where, name);
-    ENSURE(duis_is_el(n, DUIS_DSIG_NS, name), SMKI_E_REFUSED,
+    ENSURE(smki_duis_is_el(n, DUIS_DSIG_NS, name), SMKI_E_REFUSED,
            "signature profile: %s holds '%s' where ds:%s belongs (refused: not the DUIS profile)", where,
            (const char *)n->name, name);
     return 0;
@@ -291,7 +292,7 @@ static int expect_alg(xmlNodePtr n, const char *what, const char *href)
     snprintf(got, sizeof got, "%s", a ? (const char *)a : "(none)");
     xmlFree(a);
     ENSURE(ok, SMKI_E_REFUSED, "signature profile: %s is %s; DUIS signs with %s only", what, got, href);
-    ENSURE(!duis_next_el(n->children, 1), SMKI_E_REFUSED, "signature profile: %s has child elements (refused)", what);
+    ENSURE(!smki_duis_next_el(n->children, 1), SMKI_E_REFUSED, "signature profile: %s has child elements (refused)", what);
     return 0;
 }
 
@@ -317,7 +318,7 @@ static int text_of(xmlNodePtr n, char *out, size_t cap, const char *what)
 
 static int expect_leaf(xmlNodePtr n, const char *what)
 {
-    ENSURE(!duis_next_el(n->children, 1), SMKI_E_REFUSED, "signature profile: %s has child elements (refused)", what);
+    ENSURE(!smki_duis_next_el(n->children, 1), SMKI_E_REFUSED, "signature profile: %s has child elements (refused)", what);
     return 0;
 }
 
@@ -325,11 +326,11 @@ static int expect_leaf(xmlNodePtr n, const char *what)
 static int check_placement(xmlDocPtr doc, xmlNodePtr *sig_out)
 {
     xmlNodePtr root = xmlDocGetRootElement(doc), sig = NULL;
-    size_t n = duis_count_signatures(root, &sig);
+    size_t n = smki_duis_count_signatures(root, &sig);
     ENSURE(n > 0, SMKI_E_REFUSED, "no ds:Signature: the document is not signed");
     ENSURE(n == 1, SMKI_E_REFUSED, "%zu ds:Signature elements: exactly one is allowed (signature wrapping refused)", n);
     xmlNodePtr last = NULL;
-    for (xmlNodePtr c = duis_next_el(root->children, 1); c; c = duis_next_el(c, 0)) last = c;
+    for (xmlNodePtr c = smki_duis_next_el(root->children, 1); c; c = smki_duis_next_el(c, 0)) last = c;
     ENSURE(sig == last, SMKI_E_REFUSED, "ds:Signature is not the last child of the root (signature wrapping refused)");
     *sig_out = sig;
     return 0;
@@ -347,54 +348,54 @@ static int check_reference(xmlNodePtr rf)
            "signature profile: ds:Reference URI is '%s'; only URI=\"\" (the whole document) is allowed "
            "(signature wrapping refused)", got);
     ENSURE(!xmlHasProp(rf, BAD_CAST "Type"), SMKI_E_REFUSED, "signature profile: ds:Reference has a Type (refused)");
-    xmlNodePtr tr = duis_next_el(rf->children, 1);
+    xmlNodePtr tr = smki_duis_next_el(rf->children, 1);
     GUARD(expect_el(tr, "Transforms", "ds:Reference"));
-    xmlNodePtr t1 = duis_next_el(tr->children, 1);
+    xmlNodePtr t1 = smki_duis_next_el(tr->children, 1);
     GUARD(expect_el(t1, "Transform", "ds:Transforms"));
     GUARD(expect_alg(t1, "the Reference's transform", HREF_ENVELOPED));
-    ENSURE(!duis_next_el(t1, 0), SMKI_E_REFUSED,
+    ENSURE(!smki_duis_next_el(t1, 0), SMKI_E_REFUSED,
            "signature profile: the Reference has more than the enveloped-signature transform (extra transforms "
            "refused: signature wrapping)");
-    xmlNodePtr dm = duis_next_el(tr, 0);
+    xmlNodePtr dm = smki_duis_next_el(tr, 0);
     GUARD(expect_el(dm, "DigestMethod", "ds:Reference"));
     GUARD(expect_alg(dm, "DigestMethod", HREF_SHA256));
-    xmlNodePtr dv = duis_next_el(dm, 0);
+    xmlNodePtr dv = smki_duis_next_el(dm, 0);
     GUARD(expect_el(dv, "DigestValue", "ds:Reference"));
     GUARD(expect_leaf(dv, "ds:DigestValue"));
-    return expect_end(duis_next_el(dv, 0), "ds:Reference");
+    return expect_end(smki_duis_next_el(dv, 0), "ds:Reference");
 }
 
 /* Exclusive C14N, ecdsa-sha256, one Reference. */
 static int check_signed_info(xmlNodePtr si)
 {
-    xmlNodePtr cm = duis_next_el(si->children, 1);
+    xmlNodePtr cm = smki_duis_next_el(si->children, 1);
     GUARD(expect_el(cm, "CanonicalizationMethod", "ds:SignedInfo"));
     GUARD(expect_alg(cm, "CanonicalizationMethod", HREF_EXC_C14N));
-    xmlNodePtr sm = duis_next_el(cm, 0);
+    xmlNodePtr sm = smki_duis_next_el(cm, 0);
     GUARD(expect_el(sm, "SignatureMethod", "ds:SignedInfo"));
     GUARD(expect_alg(sm, "SignatureMethod", HREF_ECDSA_SHA256));
-    xmlNodePtr rf = duis_next_el(sm, 0);
+    xmlNodePtr rf = smki_duis_next_el(sm, 0);
     GUARD(expect_el(rf, "Reference", "ds:SignedInfo"));
-    ENSURE(!duis_next_el(rf, 0) || !duis_is_el(duis_next_el(rf, 0), DUIS_DSIG_NS, "Reference"), SMKI_E_REFUSED,
+    ENSURE(!smki_duis_next_el(rf, 0) || !smki_duis_is_el(smki_duis_next_el(rf, 0), DUIS_DSIG_NS, "Reference"), SMKI_E_REFUSED,
            "signature profile: more than one ds:Reference (signature wrapping refused)");
-    GUARD(expect_end(duis_next_el(rf, 0), "ds:SignedInfo"));
+    GUARD(expect_end(smki_duis_next_el(rf, 0), "ds:SignedInfo"));
     return check_reference(rf);
 }
 
 /* KeyInfo/X509Data/X509IssuerSerial and nothing else; the issuer and serial into ref. */
 static int check_key_info(xmlNodePtr ki, smki_duis_signer_ref *ref)
 {
-    xmlNodePtr xd = duis_next_el(ki->children, 1);
+    xmlNodePtr xd = smki_duis_next_el(ki->children, 1);
     GUARD(expect_el(xd, "X509Data", "ds:KeyInfo"));
-    GUARD(expect_end(duis_next_el(xd, 0), "ds:KeyInfo"));
-    xmlNodePtr is = duis_next_el(xd->children, 1);
+    GUARD(expect_end(smki_duis_next_el(xd, 0), "ds:KeyInfo"));
+    xmlNodePtr is = smki_duis_next_el(xd->children, 1);
     GUARD(expect_el(is, "X509IssuerSerial", "ds:X509Data"));
-    GUARD(expect_end(duis_next_el(is, 0), "ds:X509Data"));
-    xmlNodePtr in = duis_next_el(is->children, 1);
+    GUARD(expect_end(smki_duis_next_el(is, 0), "ds:X509Data"));
+    xmlNodePtr in = smki_duis_next_el(is->children, 1);
     GUARD(expect_el(in, "X509IssuerName", "ds:X509IssuerSerial"));
-    xmlNodePtr sn = duis_next_el(in, 0);
+    xmlNodePtr sn = smki_duis_next_el(in, 0);
     GUARD(expect_el(sn, "X509SerialNumber", "ds:X509IssuerSerial"));
-    GUARD(expect_end(duis_next_el(sn, 0), "ds:X509IssuerSerial"));
+    GUARD(expect_end(smki_duis_next_el(sn, 0), "ds:X509IssuerSerial"));
     GUARD(expect_leaf(in, "ds:X509IssuerName"));
     GUARD(expect_leaf(sn, "ds:X509SerialNumber"));
     GUARD(text_of(in, ref->issuer, sizeof ref->issuer, "ds:X509IssuerName"));
@@ -411,14 +412,14 @@ static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_re
 {
     xmlNodePtr sig = NULL;
     GUARD(check_placement(doc, &sig));
-    xmlNodePtr si = duis_next_el(sig->children, 1);
+    xmlNodePtr si = smki_duis_next_el(sig->children, 1);
     GUARD(expect_el(si, "SignedInfo", "ds:Signature"));
-    xmlNodePtr sv = duis_next_el(si, 0);
+    xmlNodePtr sv = smki_duis_next_el(si, 0);
     GUARD(expect_el(sv, "SignatureValue", "ds:Signature"));
     GUARD(expect_leaf(sv, "ds:SignatureValue"));
-    xmlNodePtr ki = duis_next_el(sv, 0);
+    xmlNodePtr ki = smki_duis_next_el(sv, 0);
     GUARD(expect_el(ki, "KeyInfo", "ds:Signature"));
-    GUARD(expect_end(duis_next_el(ki, 0), "ds:Signature"));
+    GUARD(expect_end(smki_duis_next_el(ki, 0), "ds:Signature"));
     GUARD(check_signed_info(si));
     GUARD(check_key_info(ki, ref));
     *sig_out = sig;
@@ -429,9 +430,9 @@ int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_re
 {
     memset(out, 0, sizeof *out);
     xmlDocPtr doc = NULL;
-    GUARD(duis_parse(xml, len, &doc));
+    GUARD(smki_duis_parse(xml, len, &doc));
     smki_duis_info info;
-    int rc = duis_info_read(doc, &info);
+    int rc = smki_duis_info_read(doc, &info);
     xmlNodePtr sig = NULL;
     if (rc == 0) rc = check_profile(doc, &sig, out);
     xmlFreeDoc(doc);
@@ -439,6 +440,8 @@ int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_re
 }
 
 /* ---- The signer ------------------------------------------------------------------------- */
+static int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *cip, const smki_duis_info *info, time_t at);
+
 int smki_duis_check_signer(X509 *cert, const smki_duis_info *info, time_t at)
 {
     smki_gbcs_cert_info ci;
@@ -447,7 +450,8 @@ int smki_duis_check_signer(X509 *cert, const smki_duis_info *info, time_t at)
     return duis_check_signer_info(cert, &ci, info, at);
 }
 
-int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *cip, const smki_duis_info *info, time_t at)
+/* smki_duis_check_signer over what the certificate says, already read. */
+static int duis_check_signer_info(X509 *cert, const smki_gbcs_cert_info *cip, const smki_duis_info *info, time_t at)
 {
     ENSURE(cip, SMKI_E_REFUSED, "the signer's certificate is not one of the GB profiles (the linter cannot read it)");
     const smki_gbcs_cert_info ci = *cip;
@@ -498,14 +502,14 @@ static xmlNodePtr make_template(xmlDocPtr doc, const char *issuer, const char *s
 static int place_template(xmlNodePtr root, xmlNodePtr sig)
 {
     xmlNodePtr old = NULL;
-    size_t n = duis_count_signatures(root, &old);
+    size_t n = smki_duis_count_signatures(root, &old);
     ENSURE(n <= 1, SMKI_E_INPUT, "the document holds %zu ds:Signature elements: give it with at most one", n);
     if (!old) {
         xmlAddChild(root, sig);
         return 0;
     }
     ENSURE(old->parent == root, SMKI_E_INPUT, "the document's ds:Signature is not a child of the root");
-    ENSURE(!duis_next_el(old, 0), SMKI_E_INPUT,
+    ENSURE(!smki_duis_next_el(old, 0), SMKI_E_INPUT,
            "the document's ds:Signature is followed by other elements: it must be last");
     xmlReplaceNode(old, sig);
     xmlFreeNode(old);
@@ -551,14 +555,14 @@ struct smki_duis_signer {
 int smki_duis_signer_new(smki_key *key, X509 *cert, smki_duis_signer **out)
 {
     *out = NULL;
-    GUARD(duis_init());
+    GUARD(smki_duis_init());
     smki_duis_signer *s = calloc(1, sizeof *s);
     ENSURE(s, SMKI_E_NOMEM, "out of memory");
     int rc = smki_gbcs_cert_info_get(cert, &s->ci);
     if (rc < 0) smki_error_wrap("the signer's certificate");
     if (rc == 0) rc = key_matches(key, cert);
-    if (rc == 0) rc = duis_cert_issuer_text(cert, s->issuer, sizeof s->issuer);
-    if (rc == 0) rc = duis_cert_serial_text(cert, s->serial, sizeof s->serial);
+    if (rc == 0) rc = smki_duis_cert_issuer_text(cert, s->issuer, sizeof s->issuer);
+    if (rc == 0) rc = smki_duis_cert_serial_text(cert, s->serial, sizeof s->serial);
     if (rc < 0) {
         free(s);
         return rc;
@@ -595,15 +599,15 @@ static int dump_doc(xmlDocPtr doc, uint8_t **out, size_t *out_len)
     return rc;
 }
 
-int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
+int smki_duis_engine_sign(duis_engine engine, const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len,
                    uint8_t **out, size_t *out_len)
 {
     *out = NULL;
     *out_len = 0;
     xmlDocPtr doc = NULL;
-    GUARD(duis_parse(xml, len, &doc));
+    GUARD(smki_duis_parse(xml, len, &doc));
     smki_duis_info info;
-    int rc = duis_info_read(doc, &info);
+    int rc = smki_duis_info_read(doc, &info);
     if (rc == 0) rc = duis_check_signer_info(s->cert, &s->ci, &info, at);
     xmlNodePtr sig = NULL;
     if (rc == 0) {
@@ -615,7 +619,7 @@ int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, con
         rc = place_template(xmlDocGetRootElement(doc), sig);
         if (rc < 0) xmlFreeNode(sig);
     }
-    if (rc == 0) rc = engine == DUIS_ENGINE_XMLSEC ? run_sign(sig, s->key) : duis_sign_c14n(doc, sig, s->key);
+    if (rc == 0) rc = engine == DUIS_ENGINE_XMLSEC ? run_sign(sig, s->key) : smki_duis_sign_c14n(doc, sig, s->key);
     if (rc == 0) rc = dump_doc(doc, out, out_len);
     xmlFreeDoc(doc);
     return rc;
@@ -624,7 +628,7 @@ int duis_sign_with(duis_engine engine, const smki_duis_signer *s, time_t at, con
 int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
                         size_t *out_len)
 {
-    return duis_sign_with(DUIS_ENGINE_C14N, s, at, xml, len, out, out_len);
+    return smki_duis_engine_sign(DUIS_ENGINE_C14N, s, at, xml, len, out, out_len);
 }
 
 int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
@@ -679,29 +683,29 @@ static int run_verify(duis_engine engine, xmlDocPtr doc, xmlNodePtr sig, X509 *c
     EVP_PKEY *pub = X509_get0_pubkey(cert);
     ENSURE(pub, SMKI_E_INPUT, "the signer's certificate has no readable public key");
     GUARD(smki_pub_check_p256(pub, "the signer's key"));
-    return engine == DUIS_ENGINE_XMLSEC ? verify_xmlsec(sig, pub) : duis_verify_c14n(doc, sig, pub);
+    return engine == DUIS_ENGINE_XMLSEC ? verify_xmlsec(sig, pub) : smki_duis_verify_c14n(doc, sig, pub);
 }
 
 static int verify_doc(const smki_duis_trust *t, time_t at, xmlDocPtr doc, smki_duis_report *rep, duis_engine engine)
 {
-    GUARD(duis_info_read(doc, &rep->info));
+    GUARD(smki_duis_info_read(doc, &rep->info));
     xmlNodePtr sig = NULL;
     GUARD(check_profile(doc, &sig, &rep->ref));
     X509 *cert = NULL;
     const smki_gbcs_cert_info *ci = NULL;
-    GUARD(duis_trust_find(t, rep->ref.issuer, rep->ref.serial, &cert, &ci));
+    GUARD(smki_duis_trust_find(t, rep->ref.issuer, rep->ref.serial, &cert, &ci));
     if (ci) {
         rep->signer = ci->id;
         rep->signer_role = ci->role;
     }
     GUARD(duis_check_signer_info(cert, ci, &rep->info, at));
-    GUARD(duis_trust_check_dcc(t, &rep->info, &ci->id));
-    GUARD(duis_trust_check_revoked(t, cert, at));
+    GUARD(smki_duis_trust_check_dcc(t, &rep->info, &ci->id));
+    GUARD(smki_duis_trust_check_revoked(t, cert, at));
     GUARD(run_verify(engine, doc, sig, cert));
-    return duis_trust_validate_schema(t, doc, &rep->schema_checked);
+    return smki_duis_trust_validate_schema(t, doc, &rep->schema_checked);
 }
 
-int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
+int smki_duis_engine_verify(duis_engine engine, const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len,
                      smki_duis_report *rep)
 {
     smki_duis_report local;
@@ -709,7 +713,7 @@ int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, co
     memset(rep, 0, sizeof *rep);
     rep->signer_role = -1;
     xmlDocPtr doc = NULL;
-    GUARD(duis_parse(xml, len, &doc));
+    GUARD(smki_duis_parse(xml, len, &doc));
     int rc = verify_doc(t, at, doc, rep, engine);
     xmlFreeDoc(doc);
     return rc;
@@ -717,5 +721,5 @@ int duis_verify_with(duis_engine engine, const smki_duis_trust *t, time_t at, co
 
 int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep)
 {
-    return duis_verify_with(DUIS_ENGINE_C14N, t, at, xml, len, rep);
+    return smki_duis_engine_verify(DUIS_ENGINE_C14N, t, at, xml, len, rep);
 }

@@ -40,7 +40,7 @@ typedef struct {
     smki_eui64_t target;
     uint64_t counter;
 } smki_duis_id;
-int smki_duis_id_parse(const char *text, smki_duis_id *out);
+SMKI_MUST_CHECK int smki_duis_id_parse(const char *text, smki_duis_id *out);
 
 /* What a DUIS document says in its header (and, for a Request, its execution time). */
 typedef struct {
@@ -65,7 +65,7 @@ uint8_t smki_duis_signer_role(smki_duis_kind kind);
  * entity expansion stop at the declaration), malformed XML, a root that is not
  * sr:Request or sr:Response in the DUIS namespace, a missing or malformed sr:RequestID
  * (sr:ResponseID for a Response). */
-int smki_duis_read(const uint8_t *xml, size_t len, smki_duis_info *out);
+SMKI_MUST_CHECK int smki_duis_read(const uint8_t *xml, size_t len, smki_duis_info *out);
 
 /* ---- Signing ------------------------------------------------------------------------
  * Sign a Request (with an xmlSign certificate) or a Response (DSP xmlSign): a ds:Signature
@@ -74,48 +74,48 @@ int smki_duis_read(const uint8_t *xml, size_t len, smki_duis_info *out);
  * organisation certificate with digitalSignature of the kind's role; for a Request its
  * EUI-64 is not the originator of sr:RequestID; cert is not valid at `at`; key is not
  * cert's key. *out (malloc'd, caller frees) is the signed document, UTF-8. */
-int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
-                   size_t *out_len);
+SMKI_MUST_CHECK int smki_duis_sign(smki_key *key, X509 *cert, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                                   size_t *out_len);
 
 /* The same in two steps, for a caller that signs many documents with one key: the
  * signer reads what cert says and checks that key is its key once (key is borrowed
  * and must outlive the signer; cert is up-referenced); each document is then checked
  * against it and signed. A signer is safe to share between threads. */
 typedef struct smki_duis_signer smki_duis_signer;
-int smki_duis_signer_new(smki_key *key, X509 *cert, smki_duis_signer **out);
+SMKI_MUST_CHECK int smki_duis_signer_new(smki_key *key, X509 *cert, smki_duis_signer **out);
 void smki_duis_signer_free(smki_duis_signer *s);
-int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
-                        size_t *out_len);
+SMKI_MUST_CHECK int smki_duis_sign_with(const smki_duis_signer *s, time_t at, const uint8_t *xml, size_t len, uint8_t **out,
+                                        size_t *out_len);
 
 /* The signer-binding rules on their own (sign and verify use them): role, EUI-64 and
  * key usage of cert for a document of this info, and validity at `at`. Responses: the
  * DCC signs every Response with its DSP xmlSign key whoever the Response's business
  * originator is (a device's response carries the device's EUI-64 first in
  * sr:ResponseID), so a Response binds to role 137 only. */
-int smki_duis_check_signer(X509 *cert, const smki_duis_info *info, time_t at);
+SMKI_MUST_CHECK int smki_duis_check_signer(X509 *cert, const smki_duis_info *info, time_t at);
 
 /* ---- Verifying ---------------------------------------------------------------------- */
 /* The certificates a verifier trusts, found by issuer and serial; CRLs; the schema. */
 typedef struct smki_duis_trust smki_duis_trust;
-int smki_duis_trust_new(smki_duis_trust **out);
+SMKI_MUST_CHECK int smki_duis_trust_new(smki_duis_trust **out);
 void smki_duis_trust_free(smki_duis_trust *t);
 /* Every certificate file in dir (.pem, .crt, .cer, .der) (files with no certificate, such
  * as keys, are skipped). */
-int smki_duis_trust_add_dir(smki_duis_trust *t, const char *dir);
+SMKI_MUST_CHECK int smki_duis_trust_add_dir(smki_duis_trust *t, const char *dir);
 /* One certificate (up-referenced; the caller keeps its own). */
-int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert);
+SMKI_MUST_CHECK int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert);
 /* A CRL file (PEM or DER). Its signature must verify with a certificate in the trust set
  * whose subject is the CRL's issuer (add the CA's certificate first): a CRL that cannot
  * be checked is refused, never used. On verify, a signer is refused when a CRL of its
  * issuer lists it as revoked at or before the time asked, or when that CRL's nextUpdate
  * is before the time asked (out of date). */
-int smki_duis_trust_add_crl_file(smki_duis_trust *t, const char *path);
+SMKI_MUST_CHECK int smki_duis_trust_add_crl_file(smki_duis_trust *t, const char *path);
 /* The DUIS XML Schema: dir holds "DUIS Schema V5.1.xsd" and the files it imports. */
-int smki_duis_trust_load_schema(smki_duis_trust *t, const char *dir);
+SMKI_MUST_CHECK int smki_duis_trust_load_schema(smki_duis_trust *t, const char *dir);
 size_t smki_duis_trust_count(const smki_duis_trust *t);
 /* The DCC's EUI-64: a Response must then be signed by a certificate of this EUI-64
  * (without it, Responses bind to role 137 only: see smki_duis_check_signer). */
-int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc);
+SMKI_MUST_CHECK int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc);
 
 /* The issuer (as written) and serial (decimal) the signature's X509IssuerSerial names,
  * so a caller can fetch that certificate (e.g. from a repository) before verifying. */
@@ -123,7 +123,7 @@ typedef struct {
     char issuer[512];
     char serial[64];
 } smki_duis_signer_ref;
-int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_ref *out);
+SMKI_MUST_CHECK int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_ref *out);
 
 typedef struct {
     smki_duis_info info;
@@ -141,7 +141,7 @@ typedef struct {
  * SMKI_E_INPUT (not a DUIS document, hostile XML), SMKI_E_REFUSED (profile, signer,
  * revoked, schema), SMKI_E_NOTFOUND (no such signer in t), SMKI_E_VERIFY (a changed
  * document: digest or signature). */
-int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep);
+SMKI_MUST_CHECK int smki_duis_verify(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t len, smki_duis_report *rep);
 
 /* ---- Correlation of a pre-command with its Service Request -------------------------
  * The Service Reference Variants smki knows, as data: each row pairs a variant with one
@@ -169,11 +169,11 @@ const smki_duis_srv *smki_duis_srvs(size_t *n);
  * execution time) the payload carries that time in its use case's form (the DUIS
  * cancellation date 3000-12-31T00:00:00Z: the form's "no time" marker). Each mismatch
  * is SMKI_E_REFUSED naming the field, what the request says and what the APDU holds. */
-int smki_duis_correlate(const smki_duis_info *request, const smki_gbcs_signing *g);
+SMKI_MUST_CHECK int smki_duis_correlate(const smki_duis_info *request, const smki_gbcs_signing *g);
 
 /* Verify a signed request (as smki_duis_verify) and correlate the pre-command with it:
  * what `smki gbcs sign --request` and a gateway call before signing. */
-int smki_duis_check_precommand(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t xml_len,
-                               const uint8_t *pre, size_t pre_len, smki_duis_report *rep);
+SMKI_MUST_CHECK int smki_duis_check_precommand(const smki_duis_trust *t, time_t at, const uint8_t *xml, size_t xml_len,
+                                               const uint8_t *pre, size_t pre_len, smki_duis_report *rep);
 
 #endif

@@ -38,7 +38,7 @@ int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc)
     return 0;
 }
 
-int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, const smki_eui64_t *signer)
+int smki_duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, const smki_eui64_t *signer)
 {
     if (!t->has_dcc || info->kind != SMKI_DUIS_RESPONSE || smki_eui64_cmp(&t->dcc, signer) == 0) return 0;
     char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
@@ -49,7 +49,8 @@ int duis_trust_check_dcc(const smki_duis_trust *t, const smki_duis_info *info, c
 
 int smki_duis_trust_new(smki_duis_trust **out)
 {
-    GUARD(duis_init());
+    *out = NULL;
+    GUARD(smki_duis_init());
     *out = calloc(1, sizeof **out);
     ENSURE(*out, SMKI_E_NOMEM, "out of memory");
     return 0;
@@ -94,8 +95,8 @@ int smki_duis_trust_add_cert(smki_duis_trust *t, X509 *cert)
     t->has_info[t->n] = smki_gbcs_cert_info_get(cert, &t->infos[t->n]) == 0;
     if (!t->has_info[t->n]) smki_error_clear();
     smki_duis_signer_ref *r = &t->refs[t->n];
-    if (duis_cert_issuer_text(cert, r->issuer, sizeof r->issuer) < 0 ||
-        duis_cert_serial_text(cert, r->serial, sizeof r->serial) < 0) {
+    if (smki_duis_cert_issuer_text(cert, r->issuer, sizeof r->issuer) < 0 ||
+        smki_duis_cert_serial_text(cert, r->serial, sizeof r->serial) < 0) {
         smki_error_clear();
         memset(r, 0, sizeof *r);
     }
@@ -157,7 +158,7 @@ int smki_duis_trust_add_dir(smki_duis_trust *t, const char *dir)
 }
 
 /* ---- Names and serials ------------------------------------------------------------------ */
-int duis_cert_issuer_text(X509 *cert, char *out, size_t cap)
+int smki_duis_cert_issuer_text(X509 *cert, char *out, size_t cap)
 {
     BIO *b = BIO_new(BIO_s_mem());
     ENSURE(b, SMKI_E_NOMEM, "out of memory");
@@ -175,7 +176,7 @@ int duis_cert_issuer_text(X509 *cert, char *out, size_t cap)
     return rc;
 }
 
-int duis_cert_serial_text(X509 *cert, char *out, size_t cap)
+int smki_duis_cert_serial_text(X509 *cert, char *out, size_t cap)
 {
     BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), NULL);
     char *dec = bn ? BN_bn2dec(bn) : NULL;
@@ -276,7 +277,7 @@ static int parse_dn(const char *text, X509_NAME **out)
     return 0;
 }
 
-int duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
+int smki_duis_trust_find(const smki_duis_trust *t, const char *issuer, const char *serial, X509 **cert,
                     const smki_gbcs_cert_info **info)
 {
     /* Written exactly as smki writes this certificate's issuer and serial (what smki
@@ -369,7 +370,7 @@ int smki_duis_trust_add_crl_file(smki_duis_trust *t, const char *path)
     return 0;
 }
 
-int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at)
+int smki_duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at)
 {
     for (size_t i = 0; i < t->ncrl; i++) {
         X509_REVOKED *r = NULL;
@@ -392,7 +393,7 @@ int duis_trust_check_revoked(const smki_duis_trust *t, X509 *cert, time_t at)
             /* Revoked before `at`: refused. A revocation after `at` did not yet apply. */
             if (!when || X509_cmp_time(when, &at) <= 0) {
                 char serial[64] = "?";
-                duis_cert_serial_text(cert, serial, sizeof serial);
+                smki_duis_cert_serial_text(cert, serial, sizeof serial);
                 return SMKI_FAIL(SMKI_E_REFUSED, "the signer's certificate (serial %s) is revoked (by the CRL given)",
                                  serial);
             }
@@ -506,14 +507,14 @@ static void mask_serials(xmlNodePtr n, unsigned depth)
 {
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE) continue;
-        if (duis_is_el(n, DUIS_DSIG_NS, "X509SerialNumber"))
+        if (smki_duis_is_el(n, DUIS_DSIG_NS, "X509SerialNumber"))
             xmlNodeSetContent(n, BAD_CAST "0");
         else if (depth < 512)
             mask_serials(n->children, depth + 1);
     }
 }
 
-int duis_trust_validate_schema(const smki_duis_trust *t, xmlDocPtr doc, int *checked)
+int smki_duis_trust_validate_schema(const smki_duis_trust *t, xmlDocPtr doc, int *checked)
 {
     *checked = 0;
     if (!t->schema) return 0;

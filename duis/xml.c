@@ -78,10 +78,10 @@ static int check_namespaces(xmlNodePtr n, unsigned depth)
     return 0;
 }
 
-int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
+int smki_duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
 {
     *doc = NULL;
-    GUARD(duis_init());
+    GUARD(smki_duis_init());
     GUARD(check_bytes(xml, len));
     xmlParserCtxtPtr c = xmlNewParserCtxt();
     ENSURE(c, SMKI_E_NOMEM, "out of memory (XML parser)");
@@ -124,14 +124,14 @@ int duis_parse(const uint8_t *xml, size_t len, xmlDocPtr *doc)
 }
 
 /* ---- Nodes ------------------------------------------------------------------------------ */
-int duis_is_el(const xmlNode *node, const char *ns, const char *name)
+int smki_duis_is_el(const xmlNode *node, const char *ns, const char *name)
 {
     /* The local name first: it tells most elements apart at its first character. */
     return node && node->type == XML_ELEMENT_NODE && strcmp((const char *)node->name, name) == 0 && node->ns &&
            node->ns->href && strcmp((const char *)node->ns->href, ns) == 0;
 }
 
-xmlNodePtr duis_next_el(xmlNodePtr node, int self)
+xmlNodePtr smki_duis_next_el(xmlNodePtr node, int self)
 {
     for (xmlNodePtr n = self ? node : node ? node->next : NULL; n; n = n->next)
         if (n->type == XML_ELEMENT_NODE) return n;
@@ -143,7 +143,7 @@ static void count_sigs(xmlNodePtr n, size_t *count, xmlNodePtr *first, unsigned 
     /* libxml2 refuses nesting deeper than 256 without XML_PARSE_HUGE: bounded. */
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE) continue;
-        if (duis_is_el(n, DUIS_DSIG_NS, "Signature")) {
+        if (smki_duis_is_el(n, DUIS_DSIG_NS, "Signature")) {
             if (*count == 0 && first) *first = n;
             (*count)++;
         }
@@ -151,7 +151,7 @@ static void count_sigs(xmlNodePtr n, size_t *count, xmlNodePtr *first, unsigned 
     }
 }
 
-size_t duis_count_signatures(xmlNodePtr root, xmlNodePtr *first)
+size_t smki_duis_count_signatures(xmlNodePtr root, xmlNodePtr *first)
 {
     size_t n = 0;
     if (first) *first = NULL;
@@ -181,8 +181,8 @@ static int el_text(xmlNodePtr el, const char *what, char *out, size_t cap)
 
 static xmlNodePtr child_el(xmlNodePtr parent, const char *name)
 {
-    for (xmlNodePtr n = duis_next_el(parent ? parent->children : NULL, 1); n; n = duis_next_el(n, 0))
-        if (duis_is_el(n, SMKI_DUIS_NS, name)) return n;
+    for (xmlNodePtr n = smki_duis_next_el(parent ? parent->children : NULL, 1); n; n = smki_duis_next_el(n, 0))
+        if (smki_duis_is_el(n, SMKI_DUIS_NS, name)) return n;
     return NULL;
 }
 
@@ -190,7 +190,7 @@ static xmlNodePtr find_el(xmlNodePtr n, const char *name, unsigned depth)
 {
     for (; n; n = n->next) {
         if (n->type != XML_ELEMENT_NODE) continue;
-        if (duis_is_el(n, SMKI_DUIS_NS, name)) return n;
+        if (smki_duis_is_el(n, SMKI_DUIS_NS, name)) return n;
         if (depth < 512) {
             xmlNodePtr f = find_el(n->children, name, depth + 1);
             if (f) return f;
@@ -202,6 +202,7 @@ static xmlNodePtr find_el(xmlNodePtr n, const char *name, unsigned depth)
 /* ---- Header facts ------------------------------------------------------------------------ */
 int smki_duis_id_parse(const char *text, smki_duis_id *out)
 {
+    memset(out, 0, sizeof *out);
     char buf[80];
     size_t n = strlen(text);
     ENSURE(n > 0 && n < sizeof buf, SMKI_E_INPUT, "DUIS id '%.80s' is not originator:target:counter", text);
@@ -296,14 +297,14 @@ static int read_variant(xmlNodePtr parent, smki_duis_info *out)
     return 0;
 }
 
-int duis_info_read(xmlDocPtr doc, smki_duis_info *out)
+int smki_duis_info_read(xmlDocPtr doc, smki_duis_info *out)
 {
     memset(out, 0, sizeof *out);
     xmlNodePtr root = xmlDocGetRootElement(doc);
     ENSURE(root, SMKI_E_INPUT, "document has no root element");
-    if (duis_is_el(root, SMKI_DUIS_NS, "Request"))
+    if (smki_duis_is_el(root, SMKI_DUIS_NS, "Request"))
         out->kind = SMKI_DUIS_REQUEST;
-    else if (duis_is_el(root, SMKI_DUIS_NS, "Response"))
+    else if (smki_duis_is_el(root, SMKI_DUIS_NS, "Response"))
         out->kind = SMKI_DUIS_RESPONSE;
     else
         return SMKI_FAIL(SMKI_E_INPUT, "root element '%s' is not sr:Request or sr:Response in namespace %s",
@@ -328,7 +329,7 @@ int duis_info_read(xmlDocPtr doc, smki_duis_info *out)
         GUARD(parse_datetime(text, &out->execution_time));
         out->has_execution_time = 1;
     }
-    out->has_signature = duis_count_signatures(root, NULL) > 0;
+    out->has_signature = smki_duis_count_signatures(root, NULL) > 0;
     return 0;
 }
 
@@ -336,8 +337,8 @@ int smki_duis_read(const uint8_t *xml, size_t len, smki_duis_info *out)
 {
     memset(out, 0, sizeof *out);
     xmlDocPtr doc = NULL;
-    GUARD(duis_parse(xml, len, &doc));
-    int rc = duis_info_read(doc, out);
+    GUARD(smki_duis_parse(xml, len, &doc));
+    int rc = smki_duis_info_read(doc, out);
     xmlFreeDoc(doc);
     return rc;
 }

@@ -44,6 +44,7 @@ static int b64_tail(uint32_t acc, size_t have, uint8_t *out, size_t cap, size_t 
 int smki_est_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *out_len)
 {
     ENSURE(in && out && out_len, SMKI_E_INTERNAL, "smki_est_base64_decode: missing argument");
+    *out_len = 0;
     uint32_t acc = 0;
     size_t nq = 0, pad = 0, o = 0, total = 0; /* nq: characters of the group being read */
     for (size_t i = 0; i < len; i++) {
@@ -127,6 +128,7 @@ int smki_est_pem_split(const uint8_t *in, size_t len, size_t max, smki_est_span 
 int smki_est_csr_body(const uint8_t *in, size_t len, uint8_t *der, size_t cap, size_t *der_len)
 {
     ENSURE(in && der && der_len, SMKI_E_INTERNAL, "smki_est_csr_body: missing argument");
+    *der_len = 0;
     size_t i = skip_space(in, len, 0);
     if (i < len && in[i] == '-') {
         smki_est_span one;

@@ -306,6 +306,7 @@ static int resume_one(const smki_ra_request *r, void *arg)
 int smki_est_open(const smki_est_opts *o, smki_est **out)
 {
     ENSURE(o && o->ra && o->env && out, SMKI_E_INTERNAL, "smki_est_open: missing argument");
+    *out = NULL;
     ENSURE(strlen(o->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%.40s' too long", o->env);
     ENSURE(o->actor.name && o->actor.key && strlen(o->actor.name) < SMKI_RA_NAME_MAX, SMKI_E_USAGE,
            "the enrolment service acts as a registered RA operator: name it ([enrol] operator, --operator) and "

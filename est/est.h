@@ -23,7 +23,7 @@
  * Base64 (RFC 4648 alphabet, '=' padding only at the end, a multiple of 4 characters)
  * with white space (space, tab, CR, LF) anywhere, as RFC 7030 4.2.1 sends a PKCS#10.
  * SMKI_E_INPUT naming the octet for anything else, or when it would not fit cap. */
-int smki_est_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *out_len);
+SMKI_MUST_CHECK int smki_est_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t cap, size_t *out_len);
 
 /* Concatenated PEM CSRs ("-----BEGIN CERTIFICATE REQUEST-----" or "NEW CERTIFICATE
  * REQUEST", white space between blocks, nothing else): the base64 body of each block as
@@ -33,11 +33,11 @@ int smki_est_base64_decode(const uint8_t *in, size_t len, uint8_t *out, size_t c
 typedef struct {
     size_t off, len;
 } smki_est_span;
-int smki_est_pem_split(const uint8_t *in, size_t len, size_t max, smki_est_span *out, size_t *n);
+SMKI_MUST_CHECK int smki_est_pem_split(const uint8_t *in, size_t len, size_t max, smki_est_span *out, size_t *n);
 
 /* One enrolment's body into the CSR's DER (at most cap octets): base64 of the DER
  * (RFC 7030 4.2.1), or one PEM block. */
-int smki_est_csr_body(const uint8_t *in, size_t len, uint8_t *der, size_t cap, size_t *der_len);
+SMKI_MUST_CHECK int smki_est_csr_body(const uint8_t *in, size_t len, uint8_t *der, size_t cap, size_t *der_len);
 
 /* A path label (RFC 7030 3.2.2: /.well-known/est/<label>/simpleenroll) into the
  * certificate asked for:
@@ -52,7 +52,7 @@ typedef struct {
     int role;
     smki_eui64_t eui;
 } smki_est_label;
-int smki_est_label_parse(const char *label, smki_est_label *out);
+SMKI_MUST_CHECK int smki_est_label_parse(const char *label, smki_est_label *out);
 
 /* ---- The service ------------------------------------------------------------------------- */
 typedef struct {
@@ -69,7 +69,7 @@ typedef struct smki_est smki_est;
 
 /* Starts the worker that executes approved batches, and hands it the service's batches
  * left approved but unfinished (a restart resumes them). */
-int smki_est_open(const smki_est_opts *o, smki_est **out);
+SMKI_MUST_CHECK int smki_est_open(const smki_est_opts *o, smki_est **out);
 /* Waits for a batch being executed to reach its next group commit boundary's end. */
 void smki_est_free(smki_est *e);
 
@@ -80,7 +80,7 @@ int smki_est_handle(void *est, const smki_repo_req *req, smki_repo_resp *resp);
 
 /* Serve on the repository's server over store (shared with the RA) until SIGTERM or
  * SIGINT; so->handle is set here. */
-int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_repo_server_opts *so);
+SMKI_MUST_CHECK int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_repo_server_opts *so);
 
 /* ---- The [enrol] section of smki.conf ------------------------------------------------------
  * As [repo] (docs/repo.md), for `smki enrol serve`: env, listen, threads, max_conns,
@@ -93,7 +93,7 @@ typedef struct {
     char tls_cert[4200], tls_key[4200], client_ca[4200];
     const char *env, *operator_name;
 } smki_est_conf_buf;
-int smki_est_conf_read(const smki_conf *conf, const char *home, smki_est_opts *eo, smki_repo_server_opts *so,
-                       smki_est_conf_buf *buf);
+SMKI_MUST_CHECK int smki_est_conf_read(const smki_conf *conf, const char *home, smki_est_opts *eo, smki_repo_server_opts *so,
+                                       smki_est_conf_buf *buf);
 
 #endif

@@ -48,11 +48,12 @@ static int cosem_time(const uint8_t d[12], time_t *t)
 static int execution_time(const gw_apdu *a, time_t *t, const char **from)
 {
     if (a->code >= SMKI_MC_CS02B(2) && a->code <= SMKI_MC_CS02B(9)) {
-        time_t when = 0;
+        smki_gbcs_cs02b q;
         /* 99991231235959Z is no date to execute at: the RTDS CANCELLATION commands carry it
          * to cancel a future-dated command, which the limit must not stop. */
-        if (smki_cs02b_execution_time(a->content, a->content_len, &when) == 1 && when != CANCEL_TIME) {
-            *t = when;
+        if (smki_gbcs_cs02b_parse(a->content, a->content_len, &q) == 0 && q.has_execution_time &&
+            q.execution_time != CANCEL_TIME) {
+            *t = q.execution_time;
             *from = "the CS02b executionDateTime";
             return 1;
         }

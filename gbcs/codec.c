@@ -298,6 +298,7 @@ int smki_gbcs_read_file(const char *path, uint8_t **out, size_t *out_len)
     uint8_t *raw = NULL;
     size_t n = 0;
     *out = NULL;
+    *out_len = 0;
     GUARD(smki_file_read(path, 2 * (size_t)SMKI_GBCS_MAX_MSG + 4096, &raw, &n));
     int rc = smki_gbcs_decode_input(raw, n, out, out_len);
     free(raw);

@@ -14,13 +14,14 @@
  * cases fail. It models what a device accepts; what smki writes is DER (base's writer). */
 #define DR_LENGTHS SMKI_DER_BER_LENGTHS
 
-uint8_t dr_peek(const smki_cursor_t *c)
+/* Peek the next tag (0 at the end). */
+static uint8_t dr_peek(const smki_cursor_t *c)
 {
     int t = smki_der_peek(c);
     return t < 0 ? 0 : (uint8_t)t;
 }
 
-int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val)
+int smki_gbcs_der_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val)
 {
     smki_der_tlv t;
     GUARD(smki_der_read(c, NULL, DR_LENGTHS, &t));
@@ -29,7 +30,7 @@ int dr_tlv(smki_cursor_t *c, uint8_t *tag, smki_cursor_t *val)
     return 0;
 }
 
-int dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val)
+int smki_gbcs_der_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val)
 {
     smki_der_tlv t;
     GUARD(smki_der_expect(c, NULL, DR_LENGTHS, tag, what, &t));
@@ -37,14 +38,14 @@ int dr_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *va
     return 0;
 }
 
-int dr_uint(smki_cursor_t *val, const char *what, uint64_t *out)
+int smki_gbcs_der_uint(smki_cursor_t *val, const char *what, uint64_t *out)
 {
     GUARD(smki_der_u64(val, what, out));
     smki_cur_skip(val, val->left);
     return 0;
 }
 
-int dr_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n)
+int smki_gbcs_der_take_tlv(smki_cursor_t *c, const uint8_t **p, size_t *n)
 {
     smki_der_tlv t;
     GUARD(smki_der_read(c, NULL, DR_LENGTHS, &t));
@@ -65,20 +66,20 @@ static int dr_key_usage(smki_cursor_t *val, uint8_t *ku)
     return 0;
 }
 
-int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out)
+int smki_gbcs_der_cell_id(smki_cursor_t *val, smki_ta_cell_id *out)
 {
     smki_cursor_t v;
     uint64_t x;
-    GUARD(dr_expect(val, 0x02, "cell remotePartyRole", &v));
-    GUARD(dr_uint(&v, "cell remotePartyRole", &x));
+    GUARD(smki_gbcs_der_expect(val, 0x02, "cell remotePartyRole", &v));
+    GUARD(smki_gbcs_der_uint(&v, "cell remotePartyRole", &x));
     ENSURE(x <= 255, SMKI_E_INPUT, "cell remotePartyRole %llu", (unsigned long long)x);
     out->role = (uint8_t)x;
-    GUARD(dr_expect(val, 0x03, "cell keyUsage", &v));
+    GUARD(smki_gbcs_der_expect(val, 0x03, "cell keyUsage", &v));
     GUARD(dr_key_usage(&v, &out->key_usage));
     out->cell_usage = SMKI_CELL_MANAGEMENT;
     if (val->left) {
-        GUARD(dr_expect(val, 0x02, "cell cellUsage", &v));
-        GUARD(dr_uint(&v, "cell cellUsage", &x));
+        GUARD(smki_gbcs_der_expect(val, 0x02, "cell cellUsage", &v));
+        GUARD(smki_gbcs_der_uint(&v, "cell cellUsage", &x));
         ENSURE(x <= 1, SMKI_E_INPUT, "cell cellUsage %llu (management 0, prePaymentTopUp 1)", (unsigned long long)x);
         out->cell_usage = (uint8_t)x;
     }
@@ -86,26 +87,26 @@ int dr_cell_id(smki_cursor_t *val, smki_ta_cell_id *out)
     return 0;
 }
 
-/* ---- DER writer: base's, with a stack of open TLVs so that dw_end needs no mark -------- */
+/* ---- DER writer: base's, with a stack of open TLVs so that smki_gbcs_derw_end needs no mark -------- */
 
-void dw_init(dw_t *w)
+void smki_gbcs_derw_init(smki_gbcs_derw *w)
 {
     memset(w, 0, sizeof *w);
     smki_writer_grow(&w->w);
 }
 
-void dw_free(dw_t *w)
+void smki_gbcs_derw_free(smki_gbcs_derw *w)
 {
     smki_wr_free(&w->w);
     memset(w, 0, sizeof *w);
 }
 
-void dw_raw(dw_t *w, const void *p, size_t n)
+void smki_gbcs_derw_raw(smki_gbcs_derw *w, const void *p, size_t n)
 {
     smki_wr_raw(&w->w, p, n);
 }
 
-void dw_begin(dw_t *w, uint8_t tag)
+void smki_gbcs_derw_begin(smki_gbcs_derw *w, uint8_t tag)
 {
     if (w->depth >= (int)(sizeof w->open / sizeof w->open[0])) {
         smki_wr_invalid(&w->w);
@@ -114,7 +115,7 @@ void dw_begin(dw_t *w, uint8_t tag)
     w->open[w->depth++] = smki_wr_der_begin(&w->w, tag);
 }
 
-void dw_end(dw_t *w)
+void smki_gbcs_derw_end(smki_gbcs_derw *w)
 {
     if (w->depth == 0) {
         smki_wr_invalid(&w->w);
@@ -123,35 +124,35 @@ void dw_end(dw_t *w)
     smki_wr_der_end(&w->w, w->open[--w->depth]);
 }
 
-void dw_tlv(dw_t *w, uint8_t tag, const void *p, size_t n)
+void smki_gbcs_derw_tlv(smki_gbcs_derw *w, uint8_t tag, const void *p, size_t n)
 {
     smki_wr_der(&w->w, tag, p, n);
 }
 
-void dw_uint(dw_t *w, uint8_t tag, uint64_t v)
+void smki_gbcs_derw_uint(smki_gbcs_derw *w, uint8_t tag, uint64_t v)
 {
     smki_wr_der_u64(&w->w, tag, v);
 }
 
-void dw_key_usage(dw_t *w, uint8_t ku)
+void smki_gbcs_derw_key_usage(smki_gbcs_derw *w, uint8_t ku)
 {
     uint8_t unused = 0;
     if (ku)
         while (!(ku & (1u << unused))) unused++;
     uint8_t b[2] = {unused, ku};
-    dw_tlv(w, 0x03, b, 2);
+    smki_gbcs_derw_tlv(w, 0x03, b, 2);
 }
 
-void dw_cell_id(dw_t *w, const smki_ta_cell_id *id)
+void smki_gbcs_derw_cell_id(smki_gbcs_derw *w, const smki_ta_cell_id *id)
 {
-    dw_begin(w, 0x30);
-    dw_uint(w, 0x02, id->role);
-    dw_key_usage(w, id->key_usage);
-    if (id->cell_usage != SMKI_CELL_MANAGEMENT) dw_uint(w, 0x02, id->cell_usage);
-    dw_end(w);
+    smki_gbcs_derw_begin(w, 0x30);
+    smki_gbcs_derw_uint(w, 0x02, id->role);
+    smki_gbcs_derw_key_usage(w, id->key_usage);
+    if (id->cell_usage != SMKI_CELL_MANAGEMENT) smki_gbcs_derw_uint(w, 0x02, id->cell_usage);
+    smki_gbcs_derw_end(w);
 }
 
-int dw_finish(dw_t *w, uint8_t **out, size_t *len)
+int smki_gbcs_derw_finish(smki_gbcs_derw *w, uint8_t **out, size_t *len)
 {
     int rc = smki_wr_finish(&w->w, "a device message", out, len);
     memset(w, 0, sizeof *w);
@@ -161,7 +162,7 @@ int dw_finish(dw_t *w, uint8_t **out, size_t *len)
 /* ---- General Signing and General Ciphering (reference §5) -------------------------------- */
 
 /* The codec (smki_gbcs_parse) reads the bytes; this keeps the fields the device uses. */
-static int fill_gs(const smki_gbcs_msg *m, dev_gs *g)
+static int fill_gs(const smki_gbcs_msg *m, smki_gbcs_gs *g)
 {
     const smki_gbcs_signing *s = &m->gsa;
     memset(g, 0, sizeof *g);
@@ -185,7 +186,7 @@ static int fill_gs(const smki_gbcs_msg *m, dev_gs *g)
     return 0;
 }
 
-int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g)
+int smki_gbcs_gs_parse(const uint8_t *data, size_t len, smki_gbcs_gs *g)
 {
     smki_gbcs_msg m;
     GUARD(smki_gbcs_parse(data, len, &m));
@@ -194,7 +195,7 @@ int dev_parse_gs_bytes(const uint8_t *data, size_t len, dev_gs *g)
     return fill_gs(&m, g);
 }
 
-int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out)
+int smki_gbcs_cmd_parse(const uint8_t *msg, size_t len, smki_gbcs_cmd *out)
 {
     smki_gbcs_msg m;
     memset(out, 0, sizeof *out);
@@ -209,9 +210,11 @@ int dev_parse_command(const uint8_t *msg, size_t len, dev_cmd *out)
     return 0;
 }
 
-int dev_build_gs(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
+int smki_gbcs_gs_build(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8], const uint8_t recipient[8],
                  uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len)
 {
+    *out = NULL;
+    *len = 0;
     smki_gbcs_fields f;
     memset(&f, 0, sizeof f);
     f.cra = cra;
@@ -239,9 +242,11 @@ int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka,
                             const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
                             const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len)
 {
+    *out = NULL;
+    *out_len = 0;
     uint8_t *gs = NULL;
     size_t gs_len = 0;
-    GUARD(dev_build_gs(ds, 0x01, counter, originator->b, recipient->b, message_code, content, content_len, &gs,
+    GUARD(smki_gbcs_gs_build(ds, 0x01, counter, originator->b, recipient->b, message_code, content, content_len, &gs,
                        &gs_len));
     if (!acb_ka) {
         *out = gs;
@@ -255,36 +260,36 @@ int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka,
 
 /* ---- CS02b (reference §6) ---------------------------------------------------------------- */
 
-static int parse_control(smki_cursor_t *v, dev_cs02b *q)
+static int parse_control(smki_cursor_t *v, smki_gbcs_cs02b *q)
 {
     smki_cursor_t x;
     uint64_t n;
     int has_seq = 0;
     q->time_checks = 1;
-    GUARD(dr_expect(v, 0x02, "credentialsReplacementMode", &x));
-    GUARD(dr_uint(&x, "credentialsReplacementMode", &n));
+    GUARD(smki_gbcs_der_expect(v, 0x02, "credentialsReplacementMode", &x));
+    GUARD(smki_gbcs_der_uint(&x, "credentialsReplacementMode", &n));
     ENSURE(n >= 2 && n <= 9, SMKI_E_INPUT, "credentialsReplacementMode %llu (2..9)", (unsigned long long)n);
     q->mode = (uint8_t)n;
     while (v->left) {
         uint8_t tag;
-        GUARD(dr_tlv(v, &tag, &x));
+        GUARD(smki_gbcs_der_tlv(v, &tag, &x));
         switch (tag) {
         case 0x80: q->has_symmetric_key = 1; break;
         case 0x81:
-            GUARD(dr_uint(&x, "applyTimeBasedCPVChecks", &n));
+            GUARD(smki_gbcs_der_uint(&x, "applyTimeBasedCPVChecks", &n));
             ENSURE(n <= 1, SMKI_E_INPUT, "applyTimeBasedCPVChecks %llu", (unsigned long long)n);
             q->time_checks = n == 0;
             break;
         case 0xA2:
-            GUARD(dr_cell_id(&x, &q->auth_cell));
+            GUARD(smki_gbcs_der_cell_id(&x, &q->auth_cell));
             q->has_auth_cell = 1;
             break;
         case 0x83:
-            GUARD(dr_uint(&x, "authorisingRemotePartySeqNumber", &q->auth_seq));
+            GUARD(smki_gbcs_der_uint(&x, "authorisingRemotePartySeqNumber", &q->auth_seq));
             has_seq = 1;
             break;
         case 0x84:
-            GUARD(dr_uint(&x, "newRemotePartyFloorSeqNumber", &q->new_floor));
+            GUARD(smki_gbcs_der_uint(&x, "newRemotePartyFloorSeqNumber", &q->new_floor));
             q->has_new_floor = 1;
             break;
         case 0xA5: break; /* specialist floors: no specialist counters in this model */
@@ -294,12 +299,12 @@ static int parse_control(smki_cursor_t *v, dev_cs02b *q)
                 uint64_t role;
                 ENSURE(q->nother < sizeof q->other / sizeof q->other[0], SMKI_E_INPUT,
                        "otherRemotePartySeqNumberChanges: more than %zu", sizeof q->other / sizeof q->other[0]);
-                GUARD(dr_expect(&x, 0x30, "otherRemotePartySeqNumberChange", &e));
-                GUARD(dr_expect(&e, 0x02, "remotePartyRole", &f));
-                GUARD(dr_uint(&f, "remotePartyRole", &role));
+                GUARD(smki_gbcs_der_expect(&x, 0x30, "otherRemotePartySeqNumberChange", &e));
+                GUARD(smki_gbcs_der_expect(&e, 0x02, "remotePartyRole", &f));
+                GUARD(smki_gbcs_der_uint(&f, "remotePartyRole", &role));
                 ENSURE(role <= 255, SMKI_E_INPUT, "remotePartyRole %llu", (unsigned long long)role);
-                GUARD(dr_expect(&e, 0x02, "floorSeqNumber", &f));
-                GUARD(dr_uint(&f, "floorSeqNumber", &q->other[q->nother].floor));
+                GUARD(smki_gbcs_der_expect(&e, 0x02, "floorSeqNumber", &f));
+                GUARD(smki_gbcs_der_uint(&f, "floorSeqNumber", &q->other[q->nother].floor));
                 q->other[q->nother++].role = (uint8_t)role;
             }
             break;
@@ -337,38 +342,38 @@ static int dr_generalized_time(const smki_cursor_t *t, time_t *out)
     return 0;
 }
 
-int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
+int smki_gbcs_cs02b_parse(const uint8_t *content, size_t len, smki_gbcs_cs02b *q)
 {
     smki_cursor_t c = smki_cursor(content, len), top, v, list;
     memset(q, 0, sizeof *q);
-    GUARD(dr_expect(&c, 0x30, "CS02b content", &top));
+    GUARD(smki_gbcs_der_expect(&c, 0x30, "CS02b content", &top));
     ENSURE(c.left == 0, SMKI_E_INPUT, "CS02b: %zu octet(s) after the content", c.left);
-    GUARD(dr_expect(&top, 0x30, "authorisingRemotePartyControl", &v));
+    GUARD(smki_gbcs_der_expect(&top, 0x30, "authorisingRemotePartyControl", &v));
     GUARD(parse_control(&v, q));
-    GUARD(dr_expect(&top, 0x30, "replacements", &list));
+    GUARD(smki_gbcs_der_expect(&top, 0x30, "replacements", &list));
     while (list.left) {
         smki_cursor_t e, cid;
         ENSURE(q->nrepl < SMKI_CS02B_MAX_REPLACEMENTS, SMKI_E_INPUT, "CS02b: more than %d replacements",
                SMKI_CS02B_MAX_REPLACEMENTS);
-        GUARD(dr_expect(&list, 0x30, "replacement", &e));
+        GUARD(smki_gbcs_der_expect(&list, 0x30, "replacement", &e));
         ENSURE(dr_peek(&e) == 0x30, SMKI_E_INPUT, "replacementCertificate: not a SEQUENCE");
-        GUARD(dr_take_tlv(&e, &q->repl[q->nrepl].cert, &q->repl[q->nrepl].len));
-        GUARD(dr_expect(&e, 0x30, "targetTrustAnchorCell", &cid));
-        GUARD(dr_cell_id(&cid, &q->repl[q->nrepl].target));
+        GUARD(smki_gbcs_der_take_tlv(&e, &q->repl[q->nrepl].cert, &q->repl[q->nrepl].len));
+        GUARD(smki_gbcs_der_expect(&e, 0x30, "targetTrustAnchorCell", &cid));
+        GUARD(smki_gbcs_der_cell_id(&cid, &q->repl[q->nrepl].target));
         ENSURE(e.left == 0, SMKI_E_INPUT, "replacement: %zu octet(s) left over", e.left);
         q->nrepl++;
     }
     ENSURE(q->nrepl > 0, SMKI_E_INPUT, "CS02b: no replacements");
-    GUARD(dr_expect(&top, 0x30, "certificationPathCertificates", &list));
+    GUARD(smki_gbcs_der_expect(&top, 0x30, "certificationPathCertificates", &list));
     while (list.left) {
         ENSURE(q->npath < sizeof q->path / sizeof q->path[0], SMKI_E_INPUT, "CS02b: certification path too long");
         ENSURE(dr_peek(&list) == 0x30, SMKI_E_INPUT, "certificationPathCertificates: not a certificate");
-        GUARD(dr_take_tlv(&list, &q->path[q->npath].cert, &q->path[q->npath].len));
+        GUARD(smki_gbcs_der_take_tlv(&list, &q->path[q->npath].cert, &q->path[q->npath].len));
         q->npath++;
     }
     if (top.left) {
         smki_cursor_t t;
-        GUARD(dr_expect(&top, 0x18, "executionDateTime", &t));
+        GUARD(smki_gbcs_der_expect(&top, 0x18, "executionDateTime", &t));
         GUARD(dr_generalized_time(&t, &q->execution_time));
         q->has_execution_time = 1;
     }
@@ -378,53 +383,46 @@ int dev_parse_cs02b(const uint8_t *content, size_t len, dev_cs02b *q)
 
 int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len)
 {
-    dw_t w;
-    dw_init(&w);
-    dw_begin(&w, 0x30);
-    dw_begin(&w, 0x30);
-    dw_uint(&w, 0x02, q->mode);
-    if (q->symmetric_key) dw_tlv(&w, 0x80, q->symmetric_key, q->symmetric_len);
-    dw_uint(&w, 0x81, q->apply_time_checks ? 0 : 1);
+    *der = NULL;
+    *len = 0;
+    smki_gbcs_derw w;
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_uint(&w, 0x02, q->mode);
+    if (q->symmetric_key) smki_gbcs_derw_tlv(&w, 0x80, q->symmetric_key, q->symmetric_len);
+    smki_gbcs_derw_uint(&w, 0x81, q->apply_time_checks ? 0 : 1);
     if (q->has_auth_cell) {
-        dw_begin(&w, 0xA2);
-        dw_uint(&w, 0x02, q->auth_cell.role);
-        dw_key_usage(&w, q->auth_cell.key_usage);
-        if (q->auth_cell.cell_usage) dw_uint(&w, 0x02, q->auth_cell.cell_usage);
-        dw_end(&w);
+        smki_gbcs_derw_begin(&w, 0xA2);
+        smki_gbcs_derw_uint(&w, 0x02, q->auth_cell.role);
+        smki_gbcs_derw_key_usage(&w, q->auth_cell.key_usage);
+        if (q->auth_cell.cell_usage) smki_gbcs_derw_uint(&w, 0x02, q->auth_cell.cell_usage);
+        smki_gbcs_derw_end(&w);
     }
-    dw_uint(&w, 0x83, q->auth_seq);
-    if (q->has_new_floor) dw_uint(&w, 0x84, q->new_floor);
+    smki_gbcs_derw_uint(&w, 0x83, q->auth_seq);
+    if (q->has_new_floor) smki_gbcs_derw_uint(&w, 0x84, q->new_floor);
     if (q->nother) {
-        dw_begin(&w, 0xA6);
+        smki_gbcs_derw_begin(&w, 0xA6);
         for (size_t i = 0; i < q->nother; i++) {
-            dw_begin(&w, 0x30);
-            dw_uint(&w, 0x02, q->other[i].role);
-            dw_uint(&w, 0x02, q->other[i].floor);
-            dw_end(&w);
+            smki_gbcs_derw_begin(&w, 0x30);
+            smki_gbcs_derw_uint(&w, 0x02, q->other[i].role);
+            smki_gbcs_derw_uint(&w, 0x02, q->other[i].floor);
+            smki_gbcs_derw_end(&w);
         }
-        dw_end(&w);
+        smki_gbcs_derw_end(&w);
     }
-    dw_end(&w);
-    dw_begin(&w, 0x30);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
     for (size_t i = 0; i < q->nrepl; i++) {
-        dw_begin(&w, 0x30);
-        dw_raw(&w, q->repl[i].cert, q->repl[i].len);
-        dw_cell_id(&w, &q->repl[i].target);
-        dw_end(&w);
+        smki_gbcs_derw_begin(&w, 0x30);
+        smki_gbcs_derw_raw(&w, q->repl[i].cert, q->repl[i].len);
+        smki_gbcs_derw_cell_id(&w, &q->repl[i].target);
+        smki_gbcs_derw_end(&w);
     }
-    dw_end(&w);
-    dw_begin(&w, 0x30);
-    for (size_t i = 0; i < q->npath; i++) dw_raw(&w, q->path[i].cert, q->path[i].len);
-    dw_end(&w);
-    dw_end(&w);
-    return dw_finish(&w, der, len);
-}
-
-int smki_cs02b_execution_time(const uint8_t *content, size_t len, time_t *at)
-{
-    dev_cs02b q;
-    GUARD(dev_parse_cs02b(content, len, &q));
-    if (!q.has_execution_time) return 0;
-    *at = q.execution_time;
-    return 1;
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
+    for (size_t i = 0; i < q->npath; i++) smki_gbcs_derw_raw(&w, q->path[i].cert, q->path[i].len);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    return smki_gbcs_derw_finish(&w, der, len);
 }

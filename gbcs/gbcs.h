@@ -1,7 +1,9 @@
 /* gbcs: GBCS messages (reference §5). The codec of General Signing APDUs (DF) and of
  * the General Ciphering wrapper (DD) that carries them with a 12-octet MAC; signing a
- * pre-command with a smki_key; verifying the signature and the MAC; and a folder of
- * certificates found by EUI-64. No crypto of its own: hsm.h does the primitives.
+ * pre-command with a smki_key; verifying the signature and the MAC; a folder of
+ * certificates found by EUI-64; and the codec of device messages (CS02b, General
+ * Signing as a device builds it) that the device model (device/device.h) and the
+ * gateway use. No crypto of its own: hsm.h does the primitives.
  *
  * Parsed messages point into the caller's bytes (no copies): keep the input alive as
  * long as the parsed struct. Every length is checked against the bytes really there.
@@ -121,12 +123,12 @@ typedef struct {
  * DF inside must carry 00 or 40 r s and be followed by exactly the 12-octet MAC.
  * DD 09: the block transfer header (see above). Refusals are SMKI_E_INPUT naming the
  * field, the offset and what was expected and found. */
-int smki_gbcs_parse(const uint8_t *data, size_t len, smki_gbcs_msg *out);
+SMKI_MUST_CHECK int smki_gbcs_parse(const uint8_t *data, size_t len, smki_gbcs_msg *out);
 
 /* The bytes of a message file: hex text (RTDS style, whitespace anywhere between digit
  * pairs) or binary (anything that is not hex text). *out is malloc'd (caller frees). */
-int smki_gbcs_decode_input(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len);
-int smki_gbcs_read_file(const char *path, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_decode_input(const uint8_t *data, size_t len, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_read_file(const char *path, uint8_t **out, size_t *out_len);
 
 /* Names for printing. */
 const char *smki_gbcs_kind_name(smki_gbcs_kind k);   /* "general-signing", "general-ciphering", "block-transfer" */
@@ -141,40 +143,40 @@ smki_eui64_t smki_gbcs_eui(const uint8_t title[8]);
 typedef smki_gbcs_signing smki_gbcs_fields;
 
 /* Encode a General Signing APDU (DF ...). *out malloc'd. Round-trips with parse. */
-int smki_gbcs_build_signing(const smki_gbcs_fields *f, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_build_signing(const smki_gbcs_fields *f, uint8_t **out, size_t *out_len);
 
 /* Sign a pre-command (a DF APDU ending with the content, or with 00): ECDSA P-256 /
  * SHA-256 over the signed region with key, appending 40 || r || s. Refuses an APDU
  * that already carries a signature, a DD wrapper and trailing bytes. */
-int smki_gbcs_sign(smki_key *key, const uint8_t *pre, size_t pre_len, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_sign(smki_key *key, const uint8_t *pre, size_t pre_len, uint8_t **out, size_t *out_len);
 
 /* Verify the General Signing APDU's signature (of a SIGNING or CIPHERING message)
  * with the signer's public key: 0 if it verifies; SMKI_E_VERIFY if it does not or the
  * message carries no signature. */
-int smki_gbcs_verify_signature(const smki_gbcs_msg *m, EVP_PKEY *signer);
+SMKI_MUST_CHECK int smki_gbcs_verify_signature(const smki_gbcs_msg *m, EVP_PKEY *signer);
 
 /* Wrap a signed General Signing APDU into a command (General Ciphering with a MAC).
  * The MAC key is ECDH(own_ka, peer_ka) and the KDF over the APDU's originator, CRA,
  * counter and recipient (reference §5); IV = originator || invocation_counter. For a
  * command the ACB holds own_ka and peer_ka is the recipient device's KA key. Refuses
  * an APDU without its signature field (a pre-command not signed: use 00 for unsigned). */
-int smki_gbcs_wrap(const uint8_t *gsa, size_t gsa_len, smki_key *own_ka, EVP_PKEY *peer_ka,
-                   uint32_t invocation_counter, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_wrap(const uint8_t *gsa, size_t gsa_len, smki_key *own_ka, EVP_PKEY *peer_ka,
+                                   uint32_t invocation_counter, uint8_t **out, size_t *out_len);
 /* The same MAC and wrap from the shared secret z = ECDH(own KA, peer KA), for callers
  * that keep z per peer (gateway, device model; wiped by them when done). */
-int smki_gbcs_mac_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, uint32_t invocation_counter,
-                    uint8_t mac[SMKI_GBCS_MAC_LEN]);
-int smki_gbcs_wrap_z(const uint8_t *gsa, size_t gsa_len, const uint8_t z[32], uint32_t invocation_counter,
-                     uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_mac_z(const uint8_t z[32], const uint8_t *gsa, size_t gsa_len, uint32_t invocation_counter,
+                                    uint8_t mac[SMKI_GBCS_MAC_LEN]);
+SMKI_MUST_CHECK int smki_gbcs_wrap_z(const uint8_t *gsa, size_t gsa_len, const uint8_t z[32], uint32_t invocation_counter,
+                                     uint8_t **out, size_t *out_len);
 
 /* Verify a CIPHERING message's MAC. The ECDH is symmetric, so either side verifies:
  * the ACB with its KA key and the device's KA public key, the device with its KA key
  * and the ACB's KA public key (responses and alerts: the recipient's KA key and the
  * originator's). 0 on match; SMKI_E_VERIFY on a wrong MAC; SMKI_E_INPUT if m has none. */
-int smki_gbcs_verify_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka);
+SMKI_MUST_CHECK int smki_gbcs_verify_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka);
 /* The same computation, returning the 12 octets (to wrap, or to show what was expected). */
-int smki_gbcs_compute_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka,
-                          uint8_t mac[SMKI_GBCS_MAC_LEN]);
+SMKI_MUST_CHECK int smki_gbcs_compute_mac(const smki_gbcs_msg *m, smki_key *own_ka, EVP_PKEY *peer_ka,
+                                          uint8_t mac[SMKI_GBCS_MAC_LEN]);
 
 /* ---- Certificates by EUI-64 ----------------------------------------------------------
  * What a certificate says about its subject, via the policy linter: the EUI-64
@@ -187,24 +189,24 @@ typedef struct {
     int role;             /* Remote Party Role from the OU, -1 if none */
     time_t not_before, not_after;
 } smki_gbcs_cert_info;
-int smki_gbcs_cert_info_get(X509 *cert, smki_gbcs_cert_info *out);
+SMKI_MUST_CHECK int smki_gbcs_cert_info_get(X509 *cert, smki_gbcs_cert_info *out);
 /* 0 when cert is valid at `at` (notBefore <= at <= notAfter); SMKI_E_REFUSED naming
  * the dates otherwise. */
-int smki_gbcs_cert_check_time(X509 *cert, time_t at, const char *what);
+SMKI_MUST_CHECK int smki_gbcs_cert_check_time(X509 *cert, time_t at, const char *what);
 
 /* A folder of certificates, each found by EUI-64 and usage: files named
  * <eui64 lowercase hex>-ds.pem / -ka.pem as in the keystore, and any other *.pem /
  * *.der / *.crt / *.cer certificate in the folder whatever its name (by its EUI-64).
  * Files that hold no certificate (keys) are ignored. */
 typedef struct smki_gbcs_certdir smki_gbcs_certdir;
-int smki_gbcs_certdir_open(const char *dir, smki_gbcs_certdir **out);
+SMKI_MUST_CHECK int smki_gbcs_certdir_open(const char *dir, smki_gbcs_certdir **out);
 void smki_gbcs_certdir_free(smki_gbcs_certdir *d);
 /* usage: SMKI_USAGE_DS or SMKI_USAGE_KA. *cert is borrowed (valid while d is open).
  * SMKI_E_NOTFOUND naming the EUI-64 and usage when there is none. */
-int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
+SMKI_MUST_CHECK int smki_gbcs_certdir_find(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert);
 /* The same, with what the certificate says about its subject (borrowed, like *cert). */
-int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
-                                const smki_gbcs_cert_info **info);
+SMKI_MUST_CHECK int smki_gbcs_certdir_find_info(const smki_gbcs_certdir *d, const uint8_t title[8], smki_key_usage usage, X509 **cert,
+                                                const smki_gbcs_cert_info **info);
 size_t smki_gbcs_certdir_count(const smki_gbcs_certdir *d);
 
 /* ---- Signing as an organisation (what `smki gbcs sign` does) -----------------------
@@ -218,19 +220,19 @@ typedef struct {
     int has_counter;
     uint64_t counter_min, counter_max; /* originator counter, inclusive */
 } smki_gbcs_expect;
-int smki_gbcs_check_expect(const smki_gbcs_signing *g, const smki_gbcs_expect *e);
+SMKI_MUST_CHECK int smki_gbcs_check_expect(const smki_gbcs_signing *g, const smki_gbcs_expect *e);
 
 /* The certificate may sign this APDU: an organisation certificate (x500UniqueIdentifier)
  * with digitalSignature, whose EUI-64 is the APDU's originator, and whose public key is
  * key's (when key is given). SMKI_E_REFUSED otherwise, naming what differs. */
-int smki_gbcs_check_signer(X509 *cert, smki_key *key, const smki_gbcs_signing *g);
+SMKI_MUST_CHECK int smki_gbcs_check_signer(X509 *cert, smki_key *key, const smki_gbcs_signing *g);
 
 /* Parse, correlate (e may be NULL), check the signer, then smki_gbcs_sign. */
-int smki_gbcs_sign_as(smki_key *key, X509 *cert, const smki_gbcs_expect *e, const uint8_t *pre, size_t pre_len,
-                      uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_sign_as(smki_key *key, X509 *cert, const smki_gbcs_expect *e, const uint8_t *pre, size_t pre_len,
+                                      uint8_t **out, size_t *out_len);
 
 /* "2020-01-01T00:00:00Z", "2020-01-01" (midnight UTC) or "now". SMKI_E_USAGE otherwise. */
-int smki_gbcs_time_parse(const char *text, time_t *out);
+SMKI_MUST_CHECK int smki_gbcs_time_parse(const char *text, time_t *out);
 
 /* ---- Whole-message verification (what `smki gbcs verify` does for each file) ------ */
 typedef struct {
@@ -248,13 +250,13 @@ typedef struct {
  * verifiable here. own_ka may be NULL for DF-only messages. Failures: SMKI_E_VERIFY
  * (signature/MAC/unverifiable), SMKI_E_REFUSED (expired signer, not a command,
  * ambiguous certificates), SMKI_E_NOTFOUND (no certificate). */
-int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
-                             smki_gbcs_verify_report *rep);
+SMKI_MUST_CHECK int smki_gbcs_verify_command(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, smki_key *own_ka, time_t at,
+                                             smki_gbcs_verify_report *rep);
 
 /* The same certificate folder, searched by public key: the certificate of d whose key
  * is pub and whose keyUsage has `usage` (borrowed). SMKI_E_NOTFOUND when none. */
-int smki_gbcs_certdir_find_pubkey(const smki_gbcs_certdir *d, EVP_PKEY *pub, smki_key_usage usage, X509 **cert,
-                                  const smki_gbcs_cert_info **info);
+SMKI_MUST_CHECK int smki_gbcs_certdir_find_pubkey(const smki_gbcs_certdir *d, EVP_PKEY *pub, smki_key_usage usage, X509 **cert,
+                                                  const smki_gbcs_cert_info **info);
 
 /* ---- Commands, responses and alerts (what `smki gbcs verify` does) --------------------
  * A KA private key of a recipient (a User, the ACB), bound to an EUI-64 by the KA
@@ -265,7 +267,7 @@ typedef struct {
     smki_eui64_t id;
 } smki_gbcs_ka_key;
 /* SMKI_E_NOTFOUND (naming the key) when no KA certificate in d holds key's public key. */
-int smki_gbcs_ka_key_bind(const smki_gbcs_certdir *d, smki_key *key, smki_gbcs_ka_key *out);
+SMKI_MUST_CHECK int smki_gbcs_ka_key_bind(const smki_gbcs_certdir *d, smki_key *key, smki_gbcs_ka_key *out);
 
 typedef struct {
     smki_key *acb_ka;                        /* commands' MAC: the ACB's KA key, or NULL */
@@ -305,8 +307,8 @@ typedef struct {
  * originator's KA certificate from d; at least one of the two must be there. Returns 0
  * when every protection present verified (or the MAC is device-to-device), else the
  * error with c->reason naming it. */
-int smki_gbcs_verify_message(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, const smki_gbcs_verify_opts *o,
-                             smki_gbcs_check *c);
+SMKI_MUST_CHECK int smki_gbcs_verify_message(const smki_gbcs_msg *m, const smki_gbcs_certdir *d, const smki_gbcs_verify_opts *o,
+                                             smki_gbcs_check *c);
 
 /* ---- Counters seen by a receiver ---------------------------------------------------------
  * A User's system keeps, per (originator, recipient, CRA flag), the highest counter of the
@@ -320,34 +322,28 @@ int smki_gbcs_verify_message(const smki_gbcs_msg *m, const smki_gbcs_certdir *d,
 typedef struct smki_gbcs_counters smki_gbcs_counters;
 #define SMKI_GBCS_COUNTERS_MAX 1000000u /* keys in one file */
 /* Bytes of a counters file (name labels errors "NAME:LINE: what"). */
-int smki_gbcs_counters_parse(const uint8_t *data, size_t len, const char *name, smki_gbcs_counters **out);
+SMKI_MUST_CHECK int smki_gbcs_counters_parse(const uint8_t *data, size_t len, const char *name, smki_gbcs_counters **out);
 /* Lock PATH.lock (SMKI_E_LOCKED if another process holds it), then read PATH (missing:
  * empty). */
-int smki_gbcs_counters_open(const char *path, smki_gbcs_counters **out);
+SMKI_MUST_CHECK int smki_gbcs_counters_open(const char *path, smki_gbcs_counters **out);
 /* 0 when g's counter is above the mark for its key; SMKI_E_REFUSED with *reason
  * "counter.replay" or "counter.reordered" otherwise. */
-int smki_gbcs_counters_check(const smki_gbcs_counters *c, const smki_gbcs_signing *g, const char **reason);
+SMKI_MUST_CHECK int smki_gbcs_counters_check(const smki_gbcs_counters *c, const smki_gbcs_signing *g, const char **reason);
 /* Raise the mark for g's key to g's counter (after it verified). */
-int smki_gbcs_counters_note(smki_gbcs_counters *c, const smki_gbcs_signing *g);
+SMKI_MUST_CHECK int smki_gbcs_counters_note(smki_gbcs_counters *c, const smki_gbcs_signing *g);
 size_t smki_gbcs_counters_count(const smki_gbcs_counters *c);
 /* Write the state back to the path it was opened from (atomically). */
-int smki_gbcs_counters_save(const smki_gbcs_counters *c);
+SMKI_MUST_CHECK int smki_gbcs_counters_save(const smki_gbcs_counters *c);
 void smki_gbcs_counters_free(smki_gbcs_counters *c); /* releases the lock */
 
 
-/* ===================================================================================
- * The device model (gbcs/device.c, device_rx.c, device_der.c; branch gbcs-device).
- * A GBCS device as the DCC's tests see it: its EUI-64, its own DS and KA keys (in the
- * token), its trust anchor cells and a sequence-number floor per Remote Party Role, all
- * in the store. It receives commands (General Ciphering around General Signing,
- * reference §5), verifies them in the order a device must (recipient, MAC, signature by
- * the cell of the originator's role, counter above the floor, permission) and acts on
- * CS02a/b/c (reference §6). Refusals produce the GBCS alert they correspond to.
- * docs/gbcs-device.md has the details (alert and status codes, the RTDS replay mode).
+/* ==========================================================================================
+ * Device messages: the codec the device model (device/device.h) and the gateway read
+ * and write them with. Trust anchor cell identifiers, General Signing as a device reads
+ * and builds it, CS02b content (reference §6), and the DER they are made of.
  * ========================================================================================== */
-#include "store/store.h"
 
-/* ---- Trust anchor cells (reference §6) ------------------------------------------------- */
+/* ---- Trust anchor cell identifiers (reference §6) ---------------------------------------- */
 typedef enum { SMKI_CELL_MANAGEMENT = 0, SMKI_CELL_PREPAYMENT = 1 } smki_cell_usage;
 
 /* TrustAnchorCellIdentifier ::= SEQUENCE { remotePartyRole INTEGER, keyUsage BIT STRING,
@@ -360,204 +356,14 @@ typedef struct {
     uint8_t cell_usage;
 } smki_ta_cell_id;
 
-#define SMKI_CELL_CERT_MAX 2048
-typedef struct {
-    smki_ta_cell_id id;
-    uint8_t subject_id[8];    /* the holder's EUI-64 (x500UniqueIdentifier) */
-    uint8_t ski[8];           /* subjectKeyIdentifier */
-    int has_key;              /* point holds the public key */
-    uint8_t point[SMKI_POINT_LEN];
-    size_t cert_len;          /* 0: anchor without certificate (only the RTDS root) */
-    uint8_t cert[SMKI_CELL_CERT_MAX];
-} smki_ta_cell;
-
-/* "supplier/DS/management" */
-void smki_cell_id_format(const smki_ta_cell_id *id, char *out, size_t cap);
-/* "supplier:ds", "02:ka:prepayment", "root", "acb:ka": role (name or 2 hex digits),
- * usage ds|ka|cert (root default cert), cell usage management (default)|prepayment. */
-int smki_cell_id_parse(const char *text, smki_ta_cell_id *out);
-
-/* A cell from a certificate (DER or PEM): role from the OU, usage from keyUsage, subject
- * ID, SKI, key. The root cell takes a self-signed root CA certificate. cell_usage is
- * given (a certificate does not say it). */
-int smki_cell_from_cert(const uint8_t *data, size_t len, uint8_t cell_usage, smki_ta_cell *out);
-
-/* ---- The device in the store ------------------------------------------------------------ */
-typedef struct smki_device smki_device;
-
-#define SMKI_DEVICE_MAX_CELLS 24
-#define SMKI_DEVICE_FLAG_RTDS 0x1u /* an RTDS replay model: no private keys of its own */
-
-typedef struct {
-    const char *token;          /* token label for the device's keys (create) */
-    const smki_hsm_opts *hsm;
-    /* Optional out (create): the KA key's CS02c-shaped CSR (malloc'd). The KA key signs
-     * that CSR at birth and nothing ever after (smki_key_generate_ka_sign_once), so this
-     * is the only moment a CSR for it can be had; NULL: it is made and dropped. */
-    uint8_t **ka_csr;
-    size_t *ka_csr_len;
-} smki_device_keys_opts;
-
-/* The store's database names a device uses; open before any transaction. */
-int smki_device_dbs(smki_store *s);
-
-/* Create a device with DS and KA keys generated in the token (labels
- * "dev-<eui>-ds" / "dev-<eui>-ka"; the KA key is a sign-once key that signs only its
- * own CSR, see ko->ka_csr). Refuses (SMKI_E_EXISTS) a device already there. */
-int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device_keys_opts *ko);
-/* Create the RTDS replay model of a device from the RTDS keystore folder: its
- * certificates (<eui>-ds.pem, -ka.pem), no private keys, and the cells the RTDS device
- * holds: supplier 90b3d51f30010000 (DS, KA, prepayment KA), network operator
- * 90b3d51f30020000 (DS, KA), ACB 90b3d51f30000002 (DS, KA), transitional CoS
- * 90b3d51f30000004 (DS), recovery 90b3d51f30000001 (DS), WAN provider 90b3d51f30000007
- * (DS), and the root ZA as an anchor by SKI only (the RTDS does not publish ZA). */
-int smki_device_create_rtds(smki_store *s, const smki_eui64_t *eui, const char *keystore_dir);
-
-/* A handle may be shared by threads for smki_device_verify; smki_device_receive (which
- * commits and reloads the handle's cells and floors) must not run beside other calls
- * on the same handle. */
-int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out);
-void smki_device_free(smki_device *d); /* wipes the cached ECDH secrets */
-
-/* Load (replace) one cell directly: provisioning at manufacture, outside GBCS. */
-int smki_device_load_cell(smki_store *s, const smki_eui64_t *eui, const smki_ta_cell *cell);
-/* Set a floor directly (provisioning, tests). */
-int smki_device_set_floor(smki_store *s, const smki_eui64_t *eui, uint8_t role, uint64_t floor);
-
-typedef struct {
-    smki_eui64_t eui;
-    unsigned flags;
-    char ds_ref[SMKI_KEY_URI_MAX];    /* "" for an RTDS model */
-    char ka_ref[SMKI_KEY_URI_MAX];
-    uint64_t alert_counter;           /* last counter used on a response or alert */
-    size_t ncells;
-    const smki_ta_cell *cells;        /* borrowed from the device */
-    uint64_t floors[256];             /* per Remote Party Role */
-    uint8_t has_floor[256];
-} smki_device_info;
-int smki_device_describe(smki_device *d, smki_device_info *out);
-const smki_ta_cell *smki_device_cell(smki_device *d, const smki_ta_cell_id *id);
-
-/* ---- Receiving a command ---------------------------------------------------------------- */
-typedef enum {
-    SMKI_RX_ACCEPTED = 0,
-    SMKI_RX_MALFORMED,       /* not a command the device can read: discarded, no alert */
-    SMKI_RX_NOT_RECIPIENT,   /* A3 */
-    SMKI_RX_BAD_MAC,         /* A2 */
-    SMKI_RX_NO_CELL,         /* A2: no trust anchor of the originator's role holds its key */
-    SMKI_RX_BAD_SIGNATURE,   /* A2 */
-    SMKI_RX_REPLAY,          /* counter not above the floor: A2 (see docs/gbcs-device.md) */
-    SMKI_RX_NO_PERMISSION,   /* A4 */
-    SMKI_RX_COMMAND_FAILED,  /* verified, the command ran and failed: a response says how */
-} smki_rx_verdict;
-const char *smki_rx_verdict_name(smki_rx_verdict v); /* "not-recipient", ... */
-
-/* How the General Ciphering MAC is checked. DEVICE_KEY is the only mode of a real
- * device: ECDH between its own KA key (token) and the ACB's KA cell. RTDS_REPLAY exists
- * because the RTDS does not publish the devices' private keys: the same MAC is
- * recomputed from the ACB side with the ACB's published KA private key and the device's
- * KA certificate. It is refused on a device that has its own keys, and it also accepts a
- * certification path whose top is matched to the root cell by SKI (the RTDS does not
- * publish the root ZA). Results say which mode checked the MAC. */
-typedef enum { SMKI_MAC_DEVICE_KEY = 0, SMKI_MAC_RTDS_REPLAY = 1 } smki_mac_mode;
-
-typedef struct {
-    smki_mac_mode mac_mode;
-    smki_key *rtds_acb_ka;      /* RTDS_REPLAY only: the ACB's KA private key */
-    time_t now;                 /* 0: time(NULL); for time-based certificate checks */
-    int dry_run;                /* verify and build the response, change nothing */
-    /* GBCS alert codes (not in the reference: configuration, [device] alert_a2 ...). */
-    uint16_t alert_a2, alert_a3, alert_a4, alert_replay;
-} smki_rx_opts;
-void smki_rx_opts_default(smki_rx_opts *o);
-
-/* CS02b status codes (reference §6) */
-enum {
-    SMKI_CS02B_SUCCESS = 0,
-    SMKI_CS02B_BAD_CERTIFICATE = 5,
-    SMKI_CS02B_NO_TRUST_ANCHOR = 10,
-    SMKI_CS02B_INSUFFICIENT_MEMORY = 17,
-    SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND = 25,
-    SMKI_CS02B_RESOURCES_BUSY = 30,
-    SMKI_CS02B_OTHER = 127,
-};
 #define SMKI_CS02B_MAX_REPLACEMENTS 8
-
-typedef struct {
-    smki_ta_cell_id id;
-    uint8_t status;
-    char why[160];
-    uint8_t old_subject[8], old_ski[8], new_subject[8], new_ski[8];
-} smki_cs02b_outcome;
-
-typedef struct {
-    smki_rx_verdict verdict;
-    char reason[SMKI_ERR_MSG_MAX];
-    uint16_t alert_code;         /* 0: no alert */
-    uint16_t message_code;
-    uint8_t cra;
-    uint64_t counter;
-    smki_eui64_t originator, recipient;
-    int role;                    /* the role whose cell verified the signature, -1 none */
-    const char *mac_check;       /* "device-ka", "rtds-replay-acb-ka", "none" */
-    const char *action;          /* "cs02b-update", "cs02a-details", "cs02c-csr", "acknowledged" */
-    int applied;                 /* state changed (cells, floors) */
-    uint8_t mode;                /* CS02b credentialsReplacementMode */
-    size_t noutcomes;
-    smki_cs02b_outcome outcomes[SMKI_CS02B_MAX_REPLACEMENTS];
-    uint8_t *out;                /* the response or alert APDU (General Signing), or NULL */
-    size_t out_len;
-    int out_is_alert;
-    int out_signed;              /* critical (a response to a signed command, an alert): signed
-                                    with the device's DS key; 0 when MACed instead, and on an
-                                    RTDS model (no keys): signature octet 00 */
-    int out_maced;               /* non-critical (a response to an unsigned command): wrapped
-                                    (DD) with the MAC for the recipient's KA cell, not signed */
-    size_t cancelled;            /* a CS02b cancellation: how many pending ones it removed */
-    time_t executed;             /* smki_device_run_due: the execution date-time */
-} smki_rx_result;
-void smki_rx_result_clear(smki_rx_result *r);
-
-/* Verify a command and act on it. Returns 0 when the message was judged (accepted or
- * refused: r->verdict says which, r->out holds the response or alert), negative on an
- * internal failure (store, token). State changes (cells, floors, counters) are committed
- * in one store transaction or not at all. */
-int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
-                        smki_rx_result *r);
-/* Future-dated commands (a CS02b with an executionDateTime after o->now) are verified and
- * answered SEQUENCE { NULL } on receipt (action "cs02b-scheduled"), their authoriser's
- * counter spent, and kept; one whose executionDateTime is 99991231235959Z cancels the
- * pending ones of its message code ("cs02b-cancel"). This runs those due at o->now, oldest
- * first: each is checked against the cells as they are then, applied or not (all or
- * nothing, as on receipt), and answered by an alert to its originator, signed: 0x8F66
- * (success) or 0x8F67 (a replacement refused), content SEQUENCE { alertCode,
- * executionDateTime, the CS02b outcome } as the RTDS 8F66/8F67 alerts carry. results[i]
- * (cap of them; *n filled) hold the alerts; the rest wait for the next run. */
-#define SMKI_ALERT_FUTURE_DATED_OK 0x8F66
-#define SMKI_ALERT_FUTURE_DATED_FAILED 0x8F67
-int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, smki_rx_result *results, size_t cap,
-                        size_t *n);
-/* Only the checks (recipient, MAC, signature, floor, permission); nothing built or
- * written. For the bench and the gateway-side tests. */
-int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r);
-
-/* ---- CS02 payloads (reference §6) -------------------------------------------------------- */
-/* The CS02c PKCS#10 request of a key: empty subject, extensionRequest with critical
- * keyUsage (DS or KA) and a critical SAN hardwareModuleName {hw_type, EUI-64}. Signed
- * by the key itself. *der is malloc'd. */
-int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, const char *hw_type_oid, uint8_t **der,
-                   size_t *len);
-/* A new KA key in the token with its CS02c CSR: the key signs that CSR at birth and the
- * token refuses it every signature after (smki_key_generate_ka_sign_once). */
-int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *label, const smki_eui64_t *eui,
-                      const char *hw_type_oid, char uri[SMKI_KEY_URI_MAX], uint8_t **der, size_t *len);
 
 /* Build a command for tests and the demo: General Signing (signed with ds, raw r||s over
  * the octets after DF) wrapped in General Ciphering with the MAC from acb_ka and the
  * device's KA public key. ds NULL: unsigned (00). acb_ka NULL: the signed APDU alone. */
-int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka, const smki_eui64_t *originator,
-                            const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
-                            const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len);
+SMKI_MUST_CHECK int smki_gbcs_command_build(smki_key *ds, smki_key *acb_ka, EVP_PKEY *device_ka, const smki_eui64_t *originator,
+                                            const smki_eui64_t *recipient, uint64_t counter, uint16_t message_code,
+                                            const uint8_t *content, size_t content_len, uint8_t **out, size_t *out_len);
 
 /* The CS02b command content of a replacement request (tests, demo). */
 typedef struct {
@@ -577,7 +383,7 @@ typedef struct {
     size_t npath;
     struct { const uint8_t *cert; size_t len; } path[4];
 } smki_cs02b_request;
-int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len);
+SMKI_MUST_CHECK int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len);
 
 /* GBCS message codes the device model knows. CS02b has one code per mode (0x0100+mode,
  * as the RTDS shows for modes 2, 3, 6 and 7). */
@@ -587,8 +393,81 @@ int smki_cs02b_build(const smki_cs02b_request *q, uint8_t **der, size_t *len);
 #define SMKI_MC_CS02B(mode) ((uint16_t)(0x0100u + (mode)))
 #define SMKI_MC_ASN1_ALERT 0x00CB /* as the RTDS 8F66 CS02b alerts carry */
 
-/* The executionDateTime of a CS02b command's content (reference §6): 1 with *at set when it
- * carries one, 0 when not; negative when the content is not a CS02b the device model reads. */
-int smki_cs02b_execution_time(const uint8_t *content, size_t len, time_t *at);
+/* ---- DER as device messages use it ------------------------------------------------------- */
+/* base's DER reader with BER's long length forms (a device accepts them: the RTDS
+ * responses carry them; see device_der.c). Expect tag; value in *val. */
+SMKI_MUST_CHECK int smki_gbcs_der_expect(smki_cursor_t *c, uint8_t tag, const char *what, smki_cursor_t *val);
+/* A non-negative INTEGER value (its content octets) of at most 8 octets. */
+SMKI_MUST_CHECK int smki_gbcs_der_uint(smki_cursor_t *val, const char *what, uint64_t *out);
+
+/* base's growing writer, with the TLVs begun and not ended (smki_gbcs_derw_end closes the last). */
+typedef struct {
+    smki_writer_t w;
+    smki_der_mark open[12];
+    int depth;
+} smki_gbcs_derw;
+void smki_gbcs_derw_init(smki_gbcs_derw *w);
+void smki_gbcs_derw_free(smki_gbcs_derw *w);
+void smki_gbcs_derw_begin(smki_gbcs_derw *w, uint8_t tag);
+void smki_gbcs_derw_end(smki_gbcs_derw *w);
+void smki_gbcs_derw_raw(smki_gbcs_derw *w, const void *p, size_t n);
+void smki_gbcs_derw_tlv(smki_gbcs_derw *w, uint8_t tag, const void *p, size_t n);
+void smki_gbcs_derw_uint(smki_gbcs_derw *w, uint8_t tag, uint64_t v);
+void smki_gbcs_derw_key_usage(smki_gbcs_derw *w, uint8_t ku); /* BIT STRING of the KeyUsage first octet */
+void smki_gbcs_derw_cell_id(smki_gbcs_derw *w, const smki_ta_cell_id *id);
+/* Hand the buffer over (caller frees); fails if any write failed. */
+SMKI_MUST_CHECK int smki_gbcs_derw_finish(smki_gbcs_derw *w, uint8_t **out, size_t *len);
+
+/* General Signing / General Ciphering (reference §5) as the device uses them, read by
+ * the codec (smki_gbcs_parse). */
+typedef struct {
+    uint8_t cra;
+    uint64_t counter;
+    uint8_t originator[8], recipient[8];
+    int has_date;
+    uint16_t message_code;
+    const uint8_t *other_info;
+    size_t other_len;
+    const uint8_t *content;
+    size_t content_len;
+    const uint8_t *signed_part;   /* after DF up to the end of content */
+    size_t signed_len;
+    int has_signature;
+    int sig_none;                 /* no signature field at all (a pre-command) */
+    const uint8_t *signature;     /* 64 octets raw r||s */
+    const uint8_t *apdu;          /* DF .. end of signature */
+    size_t apdu_len;
+} smki_gbcs_gs;
+typedef struct {
+    int wrapped;                  /* 1: DD (MAC present) */
+    uint32_t invocation;
+    const uint8_t *mac;
+    smki_gbcs_gs gs;
+} smki_gbcs_cmd;
+SMKI_MUST_CHECK int smki_gbcs_cmd_parse(const uint8_t *msg, size_t len, smki_gbcs_cmd *out);
+/* Build a General Signing APDU; sign with ds (NULL: unsigned 00). */
+SMKI_MUST_CHECK int smki_gbcs_gs_build(smki_key *ds, uint8_t cra, uint64_t counter, const uint8_t originator[8],
+                                       const uint8_t recipient[8], uint16_t message_code, const uint8_t *content, size_t content_len, uint8_t **out, size_t *len);
+
+/* CS02b command, parsed (pointers into the message). */
+typedef struct {
+    uint8_t mode;
+    int has_symmetric_key;
+    int time_checks;               /* apply(0) -> 1, disapply(1) -> 0; absent -> 1 */
+    int has_auth_cell;
+    smki_ta_cell_id auth_cell;
+    uint64_t auth_seq;
+    int has_new_floor;
+    uint64_t new_floor;
+    size_t nother;
+    struct { uint8_t role; uint64_t floor; } other[16];
+    size_t nrepl;
+    struct { const uint8_t *cert; size_t len; smki_ta_cell_id target; } repl[SMKI_CS02B_MAX_REPLACEMENTS];
+    size_t npath;
+    struct { const uint8_t *cert; size_t len; } path[8];
+    int has_execution_time;
+    time_t execution_time;         /* executionDateTime (GeneralizedTime YYYYMMDDHHMMSSZ) */
+} smki_gbcs_cs02b;
+SMKI_MUST_CHECK int smki_gbcs_cs02b_parse(const uint8_t *content, size_t len, smki_gbcs_cs02b *out);
 
 #endif

@@ -130,7 +130,7 @@ static int p11_ctx_load(const char *module, p11_ctx **out)
     snprintf(c->module, sizeof c->module, "%s", module);
     c->ctx = PKCS11_CTX_new();
     ENSURE_SSL_GOTO(c->ctx != NULL, SMKI_E_HSM, fail, "libp11: cannot create a context");
-    const char *init_args = p11_module_init_args(module);
+    const char *init_args = smki_p11_module_init_args(module);
     if (init_args) PKCS11_CTX_init_args(c->ctx, init_args);
     ENSURE_SSL_GOTO(PKCS11_CTX_load(c->ctx, module) == 0, SMKI_E_HSM, fail, "cannot load PKCS#11 module %s", module);
     if (PKCS11_enumerate_slots(c->ctx, &c->slots, &c->nslots) != 0) {
@@ -213,7 +213,7 @@ static int login(PKCS11_SLOT *slot, const char *token, const char *pin)
     if (PKCS11_is_logged_in(slot, 0, &logged) == 0 && logged) return 0;
     ENSURE(pin != NULL, SMKI_E_USAGE, "token '%s': login needed and no PIN given (set SMKI_PIN or --pin-file)",
            token);
-    if (PKCS11_login(slot, 0, pin) != 0) return p11_fail_rv(p11_take_libp11_rv(), token, "login");
+    if (PKCS11_login(slot, 0, pin) != 0) return smki_p11_fail_rv(smki_p11_take_libp11_rv(), token, "login");
     return 0;
 }
 
@@ -327,7 +327,7 @@ static void copy_destroy(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE cs, CK_OBJECT_HA
 
 static void copy_drop(p11_direct *d)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(d->mod);
     copy_destroy(f, d->copy_session, d->copy);
     d->copy = CK_INVALID_HANDLE;
     d->copy_session = CK_INVALID_HANDLE;
@@ -341,7 +341,7 @@ static void copy_drop(p11_direct *d)
 static int copy_retire(p11_direct *d)
 {
     if (d->copy_session == CK_INVALID_HANDLE) return 0;
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(d->mod);
     int n = 0;
     for (int i = 0; i < d->nretired; i++) {
         CK_SESSION_INFO si;
@@ -366,8 +366,8 @@ static void direct_free(p11_direct *d)
     if (d->mod && d->pid == getpid()) {
         copy_drop(d);
         for (int i = d->nretired - 1; i >= 0; i--)
-            copy_destroy(p11_module_functions(d->mod), d->retired[i].session, d->retired[i].copy);
-        for (int i = 0; i < d->nsessions; i++) p11_module_functions(d->mod)->C_CloseSession(d->sessions[i]);
+            copy_destroy(smki_p11_module_functions(d->mod), d->retired[i].session, d->retired[i].copy);
+        for (int i = 0; i < d->nsessions; i++) smki_p11_module_functions(d->mod)->C_CloseSession(d->sessions[i]);
     }
     if (d->pin) OPENSSL_clear_free(d->pin, strlen(d->pin));
     pthread_mutex_destroy(&d->lock);
@@ -395,7 +395,7 @@ static int direct_stale(CK_RV rv)
  * must not count down the token's retry counter). With d->lock held. */
 static CK_RV direct_login(p11_direct *d, CK_SESSION_HANDLE s)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(d->mod);
     CK_SESSION_INFO si;
     CK_RV rv = f->C_GetSessionInfo(s, &si);
     if (rv != CKR_OK) return rv;
@@ -435,7 +435,7 @@ static CK_RV read_flags(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HAND
  * is not asked again by this key. */
 static void copy_make(p11_direct *d, CK_SESSION_HANDLE s)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(d->mod);
     key_flags orig, got;
     CK_SESSION_HANDLE cs = CK_INVALID_HANDLE;
     CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
@@ -472,7 +472,7 @@ static void copy_make(p11_direct *d, CK_SESSION_HANDLE s)
     if (!direct_stale(rv)) d->copy_wanted = 0;
     if (getenv("SMKI_DEBUG"))
         fprintf(stderr, "smki: token '%s': no session copy of the key (%s: %s); signing with the token object\n",
-                d->uri.token, step, p11_rv_name(rv));
+                d->uri.token, step, smki_p11_rv_name(rv));
 }
 
 static CK_RV op_sign(CK_FUNCTION_LIST *f, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE key, void *arg);
@@ -503,7 +503,7 @@ static const uint8_t P256_G[SMKI_POINT_LEN] = {
  * do neither is not proved: the module refuses every operation with it anyway. */
 static CK_RV direct_prove(p11_direct *d, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(d->mod);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(d->mod);
     CK_BBOOL sign = CK_FALSE, derive = CK_FALSE;
     CK_ATTRIBUTE a[] = {{CKA_SIGN, &sign, sizeof sign}, {CKA_DERIVE, &derive, sizeof derive}};
     CK_RV rv = f->C_GetAttributeValue(s, h, a, 2);
@@ -546,7 +546,7 @@ static CK_RV direct_prove(p11_direct *d, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE h
 static CK_RV direct_setup(p11_direct *d)
 {
     pid_t pid = getpid();
-    CK_FUNCTION_LIST *f = d->mod ? p11_module_functions(d->mod) : NULL;
+    CK_FUNCTION_LIST *f = d->mod ? smki_p11_module_functions(d->mod) : NULL;
     if (d->pid == pid && d->mod) { /* of an earlier setup */
         for (int i = 0; i < d->nsessions; i++) f->C_CloseSession(d->sessions[i]);
         d->nsessions = 0;
@@ -569,11 +569,11 @@ static CK_RV direct_setup(p11_direct *d)
     d->pid = pid;
     d->ready = 0;
     d->gen++;
-    if (p11_module_get(d->module, &d->mod) != 0 || p11_find_token(d->mod, d->uri.token, &d->slot, NULL) != 0) {
+    if (smki_p11_module_get(d->module, &d->mod) != 0 || smki_p11_find_token(d->mod, d->uri.token, &d->slot, NULL) != 0) {
         smki_error_clear();
         return DIRECT_UNAVAILABLE;
     }
-    f = p11_module_functions(d->mod);
+    f = smki_p11_module_functions(d->mod);
     CK_SESSION_HANDLE s;
     CK_RV rv = f->C_OpenSession(d->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK) return rv;
@@ -624,7 +624,7 @@ static CK_RV direct_setup(p11_direct *d)
         /* a copy that passed the attribute check but does not work: the token object */
         if (getenv("SMKI_DEBUG"))
             fprintf(stderr, "smki: token '%s': the session copy of the key fails (%s); signing with the token object\n",
-                    d->uri.token, p11_rv_name(rv));
+                    d->uri.token, smki_p11_rv_name(rv));
         copy_drop(d);
         d->copy_wanted = 0;
         d->obj = d->token_obj;
@@ -666,7 +666,7 @@ static CK_RV direct_take(p11_direct *d, lease *l)
         l->obj = d->obj;
         l->token_obj = d->token_obj;
         l->gen = d->gen;
-        l->f = p11_module_functions(d->mod);
+        l->f = smki_p11_module_functions(d->mod);
         if (d->nsessions > 0) {
             l->s = d->sessions[--d->nsessions];
         } else {
@@ -720,7 +720,7 @@ static CK_RV direct_run(p11_direct *d, direct_op op, void *arg)
                 pthread_mutex_lock(&d->lock);
                 if (getenv("SMKI_DEBUG") && d->copy_wanted)
                     fprintf(stderr, "smki: token '%s': the session copy of the key fails (%s); using the token object\n",
-                            d->uri.token, p11_rv_name(rv));
+                            d->uri.token, smki_p11_rv_name(rv));
                 if (l.gen == d->gen && d->obj == l.obj) d->obj = d->token_obj;
                 d->copy_wanted = 0;
                 pthread_mutex_unlock(&d->lock);
@@ -807,7 +807,7 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
     }
     int rc = 0;
     PKCS11_SLOT *slot = NULL;
-    GUARD_GOTO(p11_ctx_get(p11_module_choose(o, u.module_path), &k->p11), out);
+    GUARD_GOTO(p11_ctx_get(smki_p11_module_choose(o, u.module_path), &k->p11), out);
     rc = find_slot(k->p11, u.token, &slot);
     if (rc == SMKI_E_NOTFOUND) { /* perhaps made since the context was loaded */
         smki_error_clear();
@@ -821,7 +821,7 @@ static int open_token_key(smki_key *k, const char *ref, const smki_hsm_opts *o)
                 "token '%s': key '%s' is not an EC key", u.token, u.object);
     k->is_token = 1;
     GUARD_GOTO(public_half(k), out);
-    GUARD_GOTO(direct_new(k, &u, p11_module_choose(o, u.module_path), use_pin, copy_mode), out);
+    GUARD_GOTO(direct_new(k, &u, smki_p11_module_choose(o, u.module_path), use_pin, copy_mode), out);
 out:
     smki_wipe(pin, sizeof pin);
     return rc;
@@ -848,6 +848,7 @@ out:
 
 int smki_key_open(const char *ref, const smki_hsm_opts *o, smki_key **out)
 {
+    *out = NULL;
     ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
     ENSURE(strlen(ref) < SMKI_KEY_URI_MAX, SMKI_E_USAGE, "key reference longer than %d characters",
            SMKI_KEY_URI_MAX - 1);
@@ -931,10 +932,10 @@ static int token_sign_failed(smki_key *k, CK_RV rv)
                          k->token, k->ref, SMKI_SIG_RAW_LEN);
     if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
         return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not sign (%s): is it a key-agreement key?", k->token,
-                         k->ref, p11_rv_name(rv));
+                         k->ref, smki_p11_rv_name(rv));
     char what[SMKI_KEY_URI_MAX + 16];
     snprintf(what, sizeof what, "signing with %s", k->ref);
-    return p11_fail_rv(rv, k->token, what);
+    return smki_p11_fail_rv(rv, k->token, what);
 }
 
 static int sig_out(const uint8_t raw[64], smki_sigfmt fmt, uint8_t *sig, size_t *sig_len)
@@ -973,7 +974,7 @@ int smki_key_sign_digest(smki_key *k, const uint8_t digest[32], smki_sigfmt fmt,
         pool_give(k, ctx);
     else
         EVP_PKEY_CTX_free(ctx);
-    if (!ok && k->is_token) return token_sign_failed(k, p11_take_libp11_rv());
+    if (!ok && k->is_token) return token_sign_failed(k, smki_p11_take_libp11_rv());
     ENSURE_SSL(ok, SMKI_E_CRYPTO, "%s: signing failed", k->ref);
     if (k->is_token && smki_verify_digest(k->pub, digest, SMKI_SIG_DER, der, der_len) != 0) {
         /* libp11 finds a token key again by its label/id (after fork, a lost
@@ -1009,8 +1010,8 @@ static int token_ecdh_failed(smki_key *k, CK_RV rv)
                          k->token, k->ref);
     if (rv == CKR_KEY_FUNCTION_NOT_PERMITTED || rv == CKR_KEY_TYPE_INCONSISTENT)
         return SMKI_FAIL(SMKI_E_REFUSED, "token '%s': %s may not derive (%s): is it a signing key?", k->token,
-                         k->ref, p11_rv_name(rv));
-    return p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
+                         k->ref, smki_p11_rv_name(rv));
+    return smki_p11_fail_rv(rv, k->token, "ECDH (CKM_ECDH1_DERIVE)");
 }
 
 int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
@@ -1046,7 +1047,7 @@ int smki_key_ecdh(smki_key *k, EVP_PKEY *peer, uint8_t z[32])
     ENSURE_SSL_GOTO(EVP_PKEY_derive_set_peer(ctx, peer_use) == 1, SMKI_E_INPUT, out, "%s: ECDH peer refused", k->ref);
     if (EVP_PKEY_derive(ctx, z, &zlen) != 1 || zlen != 32) {
         if (k->is_token) {
-            rc = token_ecdh_failed(k, p11_take_libp11_rv());
+            rc = token_ecdh_failed(k, smki_p11_take_libp11_rv());
         } else {
             rc = SMKI_FAIL_SSL(SMKI_E_CRYPTO, "%s: ECDH failed", k->ref);
         }
@@ -1062,6 +1063,7 @@ out:
 
 int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out)
 {
+    *out = NULL;
     ENSURE(ref && *ref, SMKI_E_USAGE, "no key given (a pkcs11: URI or file:PATH)");
     if (strncmp(ref, "pkcs11:", 7) != 0) {
         smki_key *k = NULL;
@@ -1074,7 +1076,7 @@ int smki_key_public_load(const char *ref, const smki_hsm_opts *o, EVP_PKEY **out
     smki_p11_uri u;
     GUARD(smki_p11_uri_parse(ref, &u));
     ENSURE(u.has_token, SMKI_E_USAGE, "PKCS#11 URI names no token (add token=): %s", ref);
-    return p11_read_public_key(p11_module_choose(o, u.module_path), &u, out);
+    return smki_p11_read_public_key(smki_p11_module_choose(o, u.module_path), &u, out);
 }
 
 /* ---- Notes beside a key ---------------------------------------------------------------------- */
@@ -1094,7 +1096,7 @@ int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t 
     ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_put: missing argument");
     if (k->is_token) {
         p11_direct *d = k->direct;
-        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = smki_p11_module_init_args(d->module)};
         return smki_token_note_put(&o, k->ref, name, val, len);
     }
     char path[4200];
@@ -1107,7 +1109,7 @@ int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg
     ENSURE(k && name && *name && fn, SMKI_E_INTERNAL, "smki_key_note_each: missing argument");
     if (k->is_token) {
         p11_direct *d = k->direct;
-        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = p11_module_init_args(d->module)};
+        smki_hsm_opts o = {.module = d->module, .pin = d->pin, .init_args = smki_p11_module_init_args(d->module)};
         return smki_token_note_each(&o, k->ref, name, fn, arg);
     }
     char path[4200];

@@ -53,7 +53,7 @@ static void record_init_args(const char *path, const char *args)
     pthread_mutex_unlock(&modules_lock);
 }
 
-/* Called with modules_lock held, or by libp11's loader (p11_module_init_args). */
+/* Called with modules_lock held, or by libp11's loader (smki_p11_module_init_args). */
 static const char *find_init_args(const char *path)
 {
     for (size_t i = 0; i < n_init_args; i++)
@@ -61,7 +61,7 @@ static const char *find_init_args(const char *path)
     return NULL;
 }
 
-const char *p11_module_init_args(const char *path)
+const char *smki_p11_module_init_args(const char *path)
 {
     pthread_mutex_lock(&modules_lock);
     const char *a = find_init_args(path);
@@ -69,7 +69,7 @@ const char *p11_module_init_args(const char *path)
     return a;
 }
 
-const char *p11_module_choose(const smki_hsm_opts *o, const char *uri_module)
+const char *smki_p11_module_choose(const smki_hsm_opts *o, const char *uri_module)
 {
     const char *path = NULL;
     if (o && o->module && *o->module) path = o->module;
@@ -90,13 +90,13 @@ static int module_initialize(p11_module *m)
     CK_RV rv = m->f->C_Initialize(&args);
     /* libp11 may have initialised the same module first: that is fine. */
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED && args.pReserved)
-        return SMKI_FAIL(p11_rv_class(rv), "PKCS#11 module %s: C_Initialize with [hsm] init_args '%s': %s", m->path,
-                         (const char *)args.pReserved, p11_rv_name(rv));
+        return SMKI_FAIL(smki_p11_rv_class(rv), "PKCS#11 module %s: C_Initialize with [hsm] init_args '%s': %s", m->path,
+                         (const char *)args.pReserved, smki_p11_rv_name(rv));
     if (rv != CKR_OK && rv != CKR_CRYPTOKI_ALREADY_INITIALIZED)
-        return SMKI_FAIL(p11_rv_class(rv),
+        return SMKI_FAIL(smki_p11_rv_class(rv),
                          "PKCS#11 module %s: C_Initialize: %s (a module that needs initialisation parameters, as NSS "
                          "softokn does, gets them from [hsm] init_args)",
-                         m->path, p11_rv_name(rv));
+                         m->path, smki_p11_rv_name(rv));
     m->pid = getpid();
     return 0;
 }
@@ -113,7 +113,7 @@ static int module_load(const char *path, p11_module **out)
     CK_C_GetFunctionList get = (CK_C_GetFunctionList)dlsym(m->dl, "C_GetFunctionList");
     ENSURE_GOTO(get != NULL, SMKI_E_HSM, fail, "%s is not a PKCS#11 module (no C_GetFunctionList)", path);
     CK_RV rv = get(&m->f);
-    ENSURE_GOTO(rv == CKR_OK && m->f, SMKI_E_HSM, fail, "%s: C_GetFunctionList failed: %s", path, p11_rv_name(rv));
+    ENSURE_GOTO(rv == CKR_OK && m->f, SMKI_E_HSM, fail, "%s: C_GetFunctionList failed: %s", path, smki_p11_rv_name(rv));
     GUARD_GOTO(module_initialize(m), fail);
     *out = m;
     return 0;
@@ -123,7 +123,7 @@ fail:
     return rc;
 }
 
-int p11_module_get(const char *path, p11_module **out)
+int smki_p11_module_get(const char *path, p11_module **out)
 {
     int rc = 0;
     pthread_mutex_lock(&modules_lock);
@@ -142,8 +142,8 @@ out:
     return rc;
 }
 
-CK_FUNCTION_LIST *p11_module_functions(p11_module *m) { return m->f; }
-const char *p11_module_path(const p11_module *m) { return m->path; }
+CK_FUNCTION_LIST *smki_p11_module_functions(p11_module *m) { return m->f; }
+const char *smki_p11_module_path(const p11_module *m) { return m->path; }
 
 static const struct {
     CK_RV rv;
@@ -193,7 +193,7 @@ static size_t rv_index(CK_RV rv)
     return (size_t)-1;
 }
 
-const char *p11_rv_name(CK_RV rv)
+const char *smki_p11_rv_name(CK_RV rv)
 {
     static _Thread_local char unknown[32];
     size_t i = rv_index(rv);
@@ -202,21 +202,21 @@ const char *p11_rv_name(CK_RV rv)
     return unknown;
 }
 
-int p11_rv_class(CK_RV rv)
+int smki_p11_rv_class(CK_RV rv)
 {
     size_t i = rv_index(rv);
     return i == (size_t)-1 ? SMKI_E_HSM : rv_table[i].code;
 }
 
-int p11_fail_rv(CK_RV rv, const char *token, const char *operation)
+int smki_p11_fail_rv(CK_RV rv, const char *token, const char *operation)
 {
     size_t i = rv_index(rv);
     const char *why = i == (size_t)-1 ? "unexpected return value" : rv_table[i].why;
-    int code = p11_rv_class(rv);
-    return SMKI_FAIL(code, "token '%s': %s: %s (%s)", token, operation, p11_rv_name(rv), why);
+    int code = smki_p11_rv_class(rv);
+    return SMKI_FAIL(code, "token '%s': %s: %s (%s)", token, operation, smki_p11_rv_name(rv), why);
 }
 
-CK_RV p11_take_libp11_rv(void)
+CK_RV smki_p11_take_libp11_rv(void)
 {
     CK_RV found = CKR_GENERAL_ERROR;
     unsigned long e;

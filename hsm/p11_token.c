@@ -1,7 +1,7 @@
 /* Tokens and key pairs through raw PKCS#11: initialise a token, generate an EC P-256
- * pair inside it (never extractable), list and remove pairs, keep small notes (data
+ * pair inside it (keygen.c), list and remove pairs, keep small notes (data
  * objects), and guard the embedded SoftHSM's token files against a kill. Key *use* goes
- * through libp11 (p11_key.c); this file is the administration libp11 0.4.12 does not
+ * through libp11 (key.c); this file is the administration libp11 0.4.12 does not
  * offer. */
 #include <dirent.h>
 #include <errno.h>
@@ -17,9 +17,6 @@
 
 #include "p11.h"
 #include "uri.h"
-
-/* DER of the prime256v1 OID: CKA_EC_PARAMS of every key smki makes. */
-static const uint8_t P256_PARAMS[] = {0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07};
 
 /* CK_TOKEN_INFO strings are blank-padded, not terminated. */
 static void unpad(const CK_UTF8CHAR *src, size_t len, char *dst)
@@ -37,22 +34,22 @@ static void pad(const char *src, CK_UTF8CHAR *dst, size_t len)
 
 static int get_slots(p11_module *m, CK_SLOT_ID **slots, CK_ULONG *count)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_ULONG n = 0;
     CK_RV rv = f->C_GetSlotList(CK_TRUE, NULL, &n);
-    if (rv != CKR_OK) return p11_fail_rv(rv, "-", "C_GetSlotList");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, "-", "C_GetSlotList");
     *slots = calloc(n ? n : 1, sizeof **slots);
     ENSURE(*slots != NULL, SMKI_E_NOMEM, "out of memory listing slots");
     rv = f->C_GetSlotList(CK_TRUE, *slots, &n);
     if (rv != CKR_OK) {
         free(*slots);
-        return p11_fail_rv(rv, "-", "C_GetSlotList");
+        return smki_p11_fail_rv(rv, "-", "C_GetSlotList");
     }
     *count = n;
     return 0;
 }
 
-int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_INFO *info)
+int smki_p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_INFO *info)
 {
     CK_SLOT_ID *slots = NULL;
     CK_ULONG n = 0;
@@ -60,7 +57,7 @@ int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_
     char seen[256] = "";
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
-        if (p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
+        if (smki_p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
         if (!(ti.flags & CKF_TOKEN_INITIALIZED)) continue;
         char name[33];
         unpad(ti.label, sizeof ti.label, name);
@@ -76,14 +73,14 @@ int p11_find_token(p11_module *m, const char *label, CK_SLOT_ID *slot, CK_TOKEN_
         }
     }
     free(slots);
-    return SMKI_FAIL(SMKI_E_NOTFOUND, "no token labelled '%s' in %s (tokens there: %s)", label, p11_module_path(m),
+    return SMKI_FAIL(SMKI_E_NOTFOUND, "no token labelled '%s' in %s (tokens there: %s)", label, smki_p11_module_path(m),
                      seen[0] ? seen : "none; run 'smki hsm init'");
 }
 
 static void fill_info(const p11_module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO *ti, smki_token_info *out)
 {
     memset(out, 0, sizeof *out);
-    snprintf(out->module, sizeof out->module, "%s", p11_module_path(m));
+    snprintf(out->module, sizeof out->module, "%s", smki_p11_module_path(m));
     unpad(ti->label, sizeof ti->label, out->label);
     unpad(ti->manufacturerID, sizeof ti->manufacturerID, out->manufacturer);
     unpad(ti->model, sizeof ti->model, out->model);
@@ -97,33 +94,33 @@ static void fill_info(const p11_module *m, CK_SLOT_ID slot, const CK_TOKEN_INFO 
 int smki_token_find(const smki_hsm_opts *o, const char *label, smki_token_info *info)
 {
     p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
-    GUARD(p11_find_token(m, label, &slot, &ti));
+    GUARD(smki_p11_find_token(m, label, &slot, &ti));
     if (info) fill_info(m, slot, &ti, info);
     return 0;
 }
 
-int p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, const char *pin, int rw,
+int smki_p11_open_session(p11_module *m, CK_SLOT_ID slot, const char *token, const char *pin, int rw,
                      CK_SESSION_HANDLE *out)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_FLAGS flags = CKF_SERIAL_SESSION | (rw ? CKF_RW_SESSION : 0);
     CK_RV rv = f->C_OpenSession(slot, flags, NULL, NULL, out);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "opening a session");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "opening a session");
     if (!pin) return 0;
     rv = f->C_Login(*out, CKU_USER, (CK_UTF8CHAR *)pin, strlen(pin));
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
         f->C_CloseSession(*out);
-        return p11_fail_rv(rv, token, "login");
+        return smki_p11_fail_rv(rv, token, "login");
     }
     return 0;
 }
 
-void p11_close_session(p11_module *m, CK_SESSION_HANDLE s)
+void smki_p11_close_session(p11_module *m, CK_SESSION_HANDLE s)
 {
-    p11_module_functions(m)->C_CloseSession(s);
+    smki_p11_module_functions(m)->C_CloseSession(s);
 }
 
 static int find_free_slot(p11_module *m, CK_SLOT_ID *slot)
@@ -133,7 +130,7 @@ static int find_free_slot(p11_module *m, CK_SLOT_ID *slot)
     GUARD(get_slots(m, &slots, &n));
     for (CK_ULONG i = 0; i < n; i++) {
         CK_TOKEN_INFO ti;
-        if (p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
+        if (smki_p11_module_functions(m)->C_GetTokenInfo(slots[i], &ti) != CKR_OK) continue;
         if (!(ti.flags & CKF_TOKEN_INITIALIZED)) {
             *slot = slots[i];
             free(slots);
@@ -141,25 +138,25 @@ static int find_free_slot(p11_module *m, CK_SLOT_ID *slot)
         }
     }
     free(slots);
-    return SMKI_FAIL(SMKI_E_HSM, "%s has no free slot for a new token", p11_module_path(m));
+    return SMKI_FAIL(SMKI_E_HSM, "%s has no free slot for a new token", smki_p11_module_path(m));
 }
 
 static int set_user_pin(p11_module *m, CK_SLOT_ID slot, const char *label, const char *so_pin, const char *user_pin)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, label, NULL, 1, &s));
+    GUARD(smki_p11_open_session(m, slot, label, NULL, 1, &s));
     CK_RV rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
     if (rv == CKR_OK) {
         rv = f->C_InitPIN(s, (CK_UTF8CHAR *)user_pin, strlen(user_pin));
         f->C_Logout(s);
         if (rv != CKR_OK) {
-            p11_close_session(m, s);
-            return p11_fail_rv(rv, label, "setting the user PIN");
+            smki_p11_close_session(m, s);
+            return smki_p11_fail_rv(rv, label, "setting the user PIN");
         }
     }
-    p11_close_session(m, s);
-    if (rv != CKR_OK) return p11_fail_rv(rv, label, "SO login");
+    smki_p11_close_session(m, s);
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, label, "SO login");
     return 0;
 }
 
@@ -182,7 +179,7 @@ static int finish_user_pin(p11_module *m, const char *label, const char *so_pin,
            label);
     GUARD(check_pin_length(ti, user_pin, "user PIN"));
     GUARD(set_user_pin(m, *slot, label, so_pin, user_pin));
-    return p11_find_token(m, label, slot, ti);
+    return smki_p11_find_token(m, label, slot, ti);
 }
 
 int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pin, const char *user_pin,
@@ -191,11 +188,11 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     ENSURE(label && *label && strlen(label) <= 32, SMKI_E_USAGE, "token label must be 1 to 32 characters: '%.40s'",
            label ? label : "");
     p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
     *created = 0;
-    if (p11_find_token(m, label, &slot, &ti) == 0) {
+    if (smki_p11_find_token(m, label, &slot, &ti) == 0) {
         smki_error_clear();
         if (!(ti.flags & CKF_USER_PIN_INITIALIZED)) {
             GUARD(finish_user_pin(m, label, so_pin, user_pin, &slot, &ti));
@@ -208,46 +205,44 @@ int smki_token_init(const smki_hsm_opts *o, const char *label, const char *so_pi
     ENSURE(user_pin && *user_pin, SMKI_E_USAGE, "a new token needs a user PIN (SMKI_PIN or --pin-file)");
     smki_error_clear();
     GUARD(find_free_slot(m, &slot));
-    CK_RV rv = p11_module_functions(m)->C_GetTokenInfo(slot, &ti);
-    if (rv != CKR_OK) return p11_fail_rv(rv, label, "reading the free slot's token information");
+    CK_RV rv = smki_p11_module_functions(m)->C_GetTokenInfo(slot, &ti);
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, label, "reading the free slot's token information");
     GUARD(check_pin_length(&ti, so_pin, "SO PIN"));
     GUARD(check_pin_length(&ti, user_pin, "user PIN"));
     CK_UTF8CHAR padded[32];
     pad(label, padded, sizeof padded);
-    rv = p11_module_functions(m)->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded);
-    if (rv != CKR_OK) return p11_fail_rv(rv, label, "C_InitToken");
+    rv = smki_p11_module_functions(m)->C_InitToken(slot, (CK_UTF8CHAR *)so_pin, strlen(so_pin), padded);
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, label, "C_InitToken");
     /* SoftHSM moves an initialised token to a new slot id: look it up again. */
-    GUARD(p11_find_token(m, label, &slot, &ti));
+    GUARD(smki_p11_find_token(m, label, &slot, &ti));
     GUARD(set_user_pin(m, slot, label, so_pin, user_pin));
-    GUARD(p11_find_token(m, label, &slot, &ti));
+    GUARD(smki_p11_find_token(m, label, &slot, &ti));
     if (info) fill_info(m, slot, &ti, info);
     *created = 1;
     return 0;
 }
 
-/* Objects of a class with this label (count only; up to a few). */
-static int count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
+int smki_p11_count_labelled(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label, CK_ULONG *found)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_BBOOL on_token = CK_TRUE; /* not the session copies of keys this process has open (key.c) */
     CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}, {CKA_TOKEN, &on_token, sizeof on_token}};
     CK_OBJECT_HANDLE h[4];
     CK_RV rv = f->C_FindObjectsInit(s, tmpl, 2);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching keys");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "searching keys");
     rv = f->C_FindObjects(s, h, 4, found);
     f->C_FindObjectsFinal(s);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching keys");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "searching keys");
     return 0;
 }
 
-/* CKA_EC_POINT is a DER OCTET STRING around the 65-octet point (PKCS#11 2.40). */
-static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
-                      uint8_t point[SMKI_POINT_LEN])
+int smki_p11_read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, const char *token,
+                          uint8_t point[SMKI_POINT_LEN])
 {
     uint8_t der[80];
     CK_ATTRIBUTE a = {CKA_EC_POINT, der, sizeof der};
-    CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, pub, &a, 1);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "reading the new public key");
+    CK_RV rv = smki_p11_module_functions(m)->C_GetAttributeValue(s, pub, &a, 1);
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "reading the new public key");
     if (a.ulValueLen == SMKI_POINT_LEN + 2 && der[0] == 0x04 && der[1] == SMKI_POINT_LEN) {
         memcpy(point, der + 2, SMKI_POINT_LEN);
     } else if (a.ulValueLen == SMKI_POINT_LEN && der[0] == 0x04) {
@@ -259,141 +254,6 @@ static int read_point(p11_module *m, CK_SESSION_HANDLE s, CK_OBJECT_HANDLE pub, 
     return 0;
 }
 
-static int generate_pair(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *label,
-                         smki_key_usage usage, int sign_at_birth, CK_OBJECT_HANDLE *pub, CK_OBJECT_HANDLE *priv)
-{
-    CK_BBOOL yes = CK_TRUE, no = CK_FALSE;
-    CK_BBOOL ds = usage == SMKI_USAGE_DS ? CK_TRUE : CK_FALSE;
-    CK_BBOOL ka = usage == SMKI_USAGE_KA ? CK_TRUE : CK_FALSE;
-    CK_BBOOL sign = ds || sign_at_birth ? CK_TRUE : CK_FALSE;
-    CK_ULONG label_len = strlen(label);
-    /* Only what the key's safety rests on, so that any module can honour it: the
-     * private half's usage (CKA_SIGN or CKA_DERIVE, never decrypt or unwrap), sensitive
-     * and never extractable. The public half's usage flags are left to the module:
-     * modules tie them together differently (tpm2-pkcs11 takes CKA_VERIFY for the TPM's
-     * decrypt attribute and CKA_ENCRYPT for its sign attribute, and refuses a template
-     * that sets them otherwise: CKR_GENERAL_ERROR), and smki never asks a token to
-     * verify or encrypt with a public key. */
-    CK_ATTRIBUTE pub_tmpl[] = {
-        {CKA_TOKEN, &yes, sizeof yes},
-        {CKA_PRIVATE, &no, sizeof no},
-        {CKA_EC_PARAMS, (void *)P256_PARAMS, sizeof P256_PARAMS},
-        {CKA_LABEL, (void *)label, label_len},
-    };
-    /* CKA_DECRYPT is said (false) only for a DS key: on a TPM an EC key's ECDH is its
-     * decrypt attribute (TPM2_ECDH_ZGen), so a KA key without it is refused as
-     * "inconsistent attributes"; no module offers EC decryption otherwise. */
-    CK_ATTRIBUTE priv_tmpl[] = {
-        {CKA_TOKEN, &yes, sizeof yes},      {CKA_PRIVATE, &yes, sizeof yes},
-        {CKA_SENSITIVE, &yes, sizeof yes},  {CKA_EXTRACTABLE, &no, sizeof no},
-        {CKA_SIGN, &sign, sizeof sign},     {CKA_DERIVE, &ka, sizeof ka},
-        {CKA_UNWRAP, &no, sizeof no},       {CKA_LABEL, (void *)label, label_len},
-        {CKA_DECRYPT, &no, sizeof no}, /* last: left out for a KA key */
-    };
-    CK_ULONG priv_n = sizeof priv_tmpl / sizeof priv_tmpl[0] - (ds ? 0 : 1);
-    CK_MECHANISM mech = {CKM_EC_KEY_PAIR_GEN, NULL, 0};
-    CK_RV rv = p11_module_functions(m)->C_GenerateKeyPair(s, &mech, pub_tmpl, sizeof pub_tmpl / sizeof pub_tmpl[0],
-                                                          priv_tmpl, priv_n, pub,
-                                                          priv);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "generating an EC P-256 key pair");
-    return 0;
-}
-
-/* The KA key's one signature: open the new key, let the caller sign with it, close it,
- * then take CKA_SIGN away for good. */
-static int sign_once_then_seal(p11_module *m, CK_SESSION_HANDLE s, const smki_hsm_opts *o, const char *token,
-                               const char *uri, CK_OBJECT_HANDLE priv, smki_key_sign_once_fn sign_once, void *ctx)
-{
-    smki_key *k = NULL;
-    int rc = smki_key_open(uri, o, &k);
-    if (rc == 0) rc = sign_once(k, ctx);
-    smki_key_free(k);
-    GUARD(rc);
-    CK_BBOOL no = CK_FALSE, sign = CK_TRUE;
-    CK_ATTRIBUTE off = {CKA_SIGN, &no, sizeof no};
-    CK_RV rv = p11_module_functions(m)->C_SetAttributeValue(s, priv, &off, 1);
-    ENSURE(rv == CKR_OK, p11_rv_class(rv), "token '%s': clearing CKA_SIGN of %s after its one signature: %s", token, uri,
-           p11_rv_name(rv));
-    CK_ATTRIBUTE get = {CKA_SIGN, &sign, sizeof sign};
-    rv = p11_module_functions(m)->C_GetAttributeValue(s, priv, &get, 1);
-    ENSURE(rv == CKR_OK && sign == CK_FALSE, SMKI_E_HSM, "token '%s': %s still has CKA_SIGN after clearing it (%s)",
-           token, uri, p11_rv_name(rv));
-    return 0;
-}
-
-/* A key-agreement key is only of use where the token can do ECDH with it: a module
- * without CKM_ECDH1_DERIVE (tpm2-pkcs11 before 1.9.1) would make a key that fails at
- * its first use, so it is refused at birth instead. */
-static int require_ecdh(p11_module *m, CK_SLOT_ID slot, const char *token)
-{
-    CK_MECHANISM_INFO mi;
-    CK_RV rv = p11_module_functions(m)->C_GetMechanismInfo(slot, CKM_ECDH1_DERIVE, &mi);
-    ENSURE(rv == CKR_OK && (mi.flags & CKF_DERIVE), SMKI_E_REFUSED,
-           "token '%s' in %s offers no ECDH (CKM_ECDH1_DERIVE: %s): a key-agreement key there could never be used; "
-           "keep KA keys on a module that has it (SoftHSM, an HSM)",
-           token, p11_module_path(m), rv == CKR_OK ? "not for derivation" : p11_rv_name(rv));
-    return 0;
-}
-
-static int generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
-                    smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
-{
-    int rc = 0;
-    ENSURE(key_label && *key_label && strlen(key_label) <= 64, SMKI_E_USAGE,
-           "key label must be 1 to 64 characters: '%.70s'", key_label ? key_label : "");
-    ENSURE(usage == SMKI_USAGE_DS || usage == SMKI_USAGE_KA, SMKI_E_USAGE, "key usage must be ds or ka");
-    ENSURE(o && o->pin, SMKI_E_USAGE, "generating a key needs the token's user PIN (SMKI_PIN or --pin-file)");
-    p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
-    CK_SLOT_ID slot;
-    GUARD(p11_find_token(m, token_label, &slot, NULL));
-    if (usage == SMKI_USAGE_KA) GUARD(require_ecdh(m, slot, token_label));
-    CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
-    CK_ULONG found = 0;
-    GUARD_GOTO(count_labelled(m, s, token_label, key_label, &found), out);
-    ENSURE_GOTO(found == 0, SMKI_E_EXISTS, out, "token '%s' already has a key labelled '%s'; choose another label",
-                token_label, key_label);
-    CK_OBJECT_HANDLE pub, priv;
-    GUARD_GOTO(generate_pair(m, s, token_label, key_label, usage, sign_once != NULL, &pub, &priv), out);
-    /* The key's CKA_ID is its GBCS key identifier, so an operator can match a key to
-     * the subjectKeyIdentifier of the certificate issued for it. */
-    uint8_t point[SMKI_POINT_LEN], id[SMKI_KEYID_LEN];
-    GUARD_GOTO(read_point(m, s, pub, token_label, point), out);
-    GUARD_GOTO(smki_keyid_method2(point, SMKI_POINT_LEN, id), out);
-    CK_ATTRIBUTE ida = {CKA_ID, id, sizeof id};
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
-    CK_RV rv = f->C_SetAttributeValue(s, pub, &ida, 1);
-    if (rv == CKR_OK) rv = f->C_SetAttributeValue(s, priv, &ida, 1);
-    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': setting CKA_ID of '%s': %s", token_label, key_label,
-                p11_rv_name(rv));
-    GUARD_GOTO(smki_p11_uri_format(token_label, key_label, id, sizeof id, uri, SMKI_KEY_URI_MAX), out);
-    if (sign_once) {
-        rc = sign_once_then_seal(m, s, o, token_label, uri, priv, sign_once, ctx);
-        if (rc < 0) { /* a key that might still sign, or whose CSR was never made, does not stay */
-            p11_module_functions(m)->C_DestroyObject(s, priv);
-            p11_module_functions(m)->C_DestroyObject(s, pub);
-            uri[0] = '\0';
-        }
-    }
-out:
-    p11_close_session(m, s);
-    return rc;
-}
-
-int smki_key_generate(const smki_hsm_opts *o, const char *token_label, const char *key_label, smki_key_usage usage,
-                      char uri[SMKI_KEY_URI_MAX])
-{
-    return generate(o, token_label, key_label, usage, NULL, NULL, uri);
-}
-
-int smki_key_generate_ka_sign_once(const smki_hsm_opts *o, const char *token_label, const char *key_label,
-                                   smki_key_sign_once_fn sign_once, void *ctx, char uri[SMKI_KEY_URI_MAX])
-{
-    ENSURE(sign_once != NULL, SMKI_E_USAGE, "a sign-once KA key needs the one thing it signs");
-    return generate(o, token_label, key_label, SMKI_USAGE_KA, sign_once, ctx, uri);
-}
-
 static int list_one(p11_module *m, CK_SESSION_HANDLE s, const char *token, CK_OBJECT_HANDLE h, smki_key_info *ki)
 {
     CK_BBOOL sign = CK_FALSE, derive = CK_FALSE;
@@ -401,8 +261,8 @@ static int list_one(p11_module *m, CK_SESSION_HANDLE s, const char *token, CK_OB
     uint8_t id[32];
     CK_ATTRIBUTE a[] = {{CKA_LABEL, label, sizeof label - 1}, {CKA_ID, id, sizeof id},
                         {CKA_SIGN, &sign, sizeof sign},      {CKA_DERIVE, &derive, sizeof derive}};
-    CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h, a, 4);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "reading key attributes");
+    CK_RV rv = smki_p11_module_functions(m)->C_GetAttributeValue(s, h, a, 4);
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "reading key attributes");
     memset(ki, 0, sizeof *ki);
     size_t llen = a[0].ulValueLen == (CK_ULONG)-1 ? 0 : a[0].ulValueLen;
     memcpy(ki->label, label, llen);
@@ -419,12 +279,12 @@ int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info
     *keys = NULL;
     *count = 0;
     p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
-    GUARD(p11_find_token(m, token_label, &slot, NULL));
+    GUARD(smki_p11_find_token(m, token_label, &slot, NULL));
     CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    GUARD(smki_p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_KEY_TYPE kt = CKK_EC;
     CK_BBOOL on_token = CK_TRUE; /* not the session copies of keys this process has open (key.c) */
@@ -436,7 +296,7 @@ int smki_key_list(const smki_hsm_opts *o, const char *token_label, smki_key_info
     CK_RV rv = f->C_FindObjectsInit(s, tmpl, 3);
     if (rv == CKR_OK) rv = f->C_FindObjects(s, h, 256, &n);
     f->C_FindObjectsFinal(s);
-    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': listing keys: %s", token_label, p11_rv_name(rv));
+    ENSURE_GOTO(rv == CKR_OK, smki_p11_rv_class(rv), out, "token '%s': listing keys: %s", token_label, smki_p11_rv_name(rv));
     if (n) {
         *keys = calloc(n, sizeof **keys);
         ENSURE_GOTO(*keys != NULL, SMKI_E_NOMEM, out, "out of memory listing keys");
@@ -448,20 +308,20 @@ out:
         free(*keys);
         *keys = NULL;
     }
-    p11_close_session(m, s);
+    smki_p11_close_session(m, s);
     return rc;
 }
 
-int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **out)
+int smki_p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **out)
 {
     int rc = 0;
     p11_module *m;
-    GUARD(p11_module_get(module, &m));
+    GUARD(smki_p11_module_get(module, &m));
     CK_SLOT_ID slot;
-    GUARD(p11_find_token(m, u->token, &slot, NULL));
+    GUARD(smki_p11_find_token(m, u->token, &slot, NULL));
     CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, u->token, NULL, 0, &s));
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    GUARD(smki_p11_open_session(m, slot, u->token, NULL, 0, &s));
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_PUBLIC_KEY;
     CK_ATTRIBUTE tmpl[3] = {{CKA_CLASS, &cls, sizeof cls}};
     CK_ULONG nt = 1;
@@ -472,14 +332,14 @@ int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **ou
     CK_RV rv = f->C_FindObjectsInit(s, tmpl, nt);
     if (rv == CKR_OK) rv = f->C_FindObjects(s, h, 2, &n);
     f->C_FindObjectsFinal(s);
-    ENSURE_GOTO(rv == CKR_OK, p11_rv_class(rv), out, "token '%s': searching public keys: %s", u->token,
-                p11_rv_name(rv));
+    ENSURE_GOTO(rv == CKR_OK, smki_p11_rv_class(rv), out, "token '%s': searching public keys: %s", u->token,
+                smki_p11_rv_name(rv));
     ENSURE_GOTO(n > 0, SMKI_E_NOTFOUND, out, "token '%s': no public key '%s' (see 'smki key list')", u->token,
                 u->has_object ? u->object : "(by id)");
     ENSURE_GOTO(n == 1, SMKI_E_USAGE, out, "token '%s': more than one public key matches; add id= to the URI",
                 u->token);
     uint8_t point[SMKI_POINT_LEN];
-    GUARD_GOTO(read_point(m, s, h[0], u->token, point), out);
+    GUARD_GOTO(smki_p11_read_point(m, s, h[0], u->token, point), out);
     /* An SPKI around the point, so the usual loader checks curve and point. */
     static const uint8_t spki_prefix[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d,
                                           0x02, 0x01, 0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01,
@@ -489,7 +349,7 @@ int p11_read_public_key(const char *module, const smki_p11_uri *u, EVP_PKEY **ou
     memcpy(spki + sizeof spki_prefix, point, SMKI_POINT_LEN);
     GUARD_GOTO(smki_pub_load(spki, sizeof spki, out), out);
 out:
-    p11_close_session(m, s);
+    smki_p11_close_session(m, s);
     return rc;
 }
 
@@ -571,7 +431,7 @@ static const char NOTE_APP[] = "smki";
 static int note_find_all(p11_module *m, CK_SESSION_HANDLE s, const char *token, const char *name, CK_OBJECT_HANDLE *h,
                          CK_ULONG cap, CK_ULONG *n)
 {
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_DATA;
     CK_BBOOL on_token = CK_TRUE;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls},
@@ -580,10 +440,10 @@ static int note_find_all(p11_module *m, CK_SESSION_HANDLE s, const char *token, 
                            {CKA_APPLICATION, (void *)NOTE_APP, sizeof NOTE_APP - 1}};
     *n = 0;
     CK_RV rv = f->C_FindObjectsInit(s, tmpl, 4);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "searching data objects");
     rv = f->C_FindObjects(s, h, cap, n);
     f->C_FindObjectsFinal(s);
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "searching data objects");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "searching data objects");
     return 0;
 }
 
@@ -593,11 +453,11 @@ static int note_session(const smki_hsm_opts *o, const smki_p11_uri *u, int rw, p
     ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
            "token '%s': its notes are read and written only after login: give the PIN (SMKI_PIN or --pin-file)",
            u->token);
-    GUARD(p11_module_get(p11_module_choose(o, u->module_path[0] ? u->module_path : NULL), m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, u->module_path[0] ? u->module_path : NULL), m));
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
-    GUARD(p11_find_token(*m, u->token, &slot, &ti));
-    return p11_open_session(*m, slot, u->token, o->pin, rw, s);
+    GUARD(smki_p11_find_token(*m, u->token, &slot, &ti));
+    return smki_p11_open_session(*m, slot, u->token, o->pin, rw, s);
 }
 
 int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len)
@@ -608,7 +468,7 @@ int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char 
     p11_module *m;
     CK_SESSION_HANDLE s;
     GUARD(note_session(o, &u, 1, &m, &s));
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     /* Replaced, not modified (tokens such as SoftHSM keep a data object's value fixed):
      * the new one made first, then the old ones destroyed, so a kill in between leaves
      * both, never none. */
@@ -634,8 +494,8 @@ int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char 
         rv = f->C_DestroyObject(s, old[i]);
         if (rv == CKR_OBJECT_HANDLE_INVALID) rv = CKR_OK;
     }
-    if (rc == 0 && rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "writing a data object");
-    p11_close_session(m, s);
+    if (rc == 0 && rv != CKR_OK) rc = smki_p11_fail_rv(rv, u.token, "writing a data object");
+    smki_p11_close_session(m, s);
     return rc;
 }
 
@@ -654,11 +514,11 @@ int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char
     for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
         uint8_t val[512];
         CK_ATTRIBUTE v = {CKA_VALUE, val, sizeof val};
-        CK_RV rv = p11_module_functions(m)->C_GetAttributeValue(s, h[i], &v, 1);
-        if (rv != CKR_OK) rc = p11_fail_rv(rv, u.token, "reading a data object");
+        CK_RV rv = smki_p11_module_functions(m)->C_GetAttributeValue(s, h[i], &v, 1);
+        if (rv != CKR_OK) rc = smki_p11_fail_rv(rv, u.token, "reading a data object");
         else rc = fn(val, v.ulValueLen, arg);
     }
-    p11_close_session(m, s);
+    smki_p11_close_session(m, s);
     return rc;
 }
 
@@ -689,14 +549,14 @@ static int so_pin_check(const char *module, const char *token, const char *so_pi
         CK_C_INITIALIZE_ARGS args;
         memset(&args, 0, sizeof args);
         args.flags = CKF_OS_LOCKING_OK;
-        int ready = p11_module_get(module, &m) == 0;
+        int ready = smki_p11_module_get(module, &m) == 0;
         if (ready) {
-            p11_module_functions(m)->C_Finalize(NULL);
-            CK_RV irv = p11_module_functions(m)->C_Initialize(&args);
+            smki_p11_module_functions(m)->C_Finalize(NULL);
+            CK_RV irv = smki_p11_module_functions(m)->C_Initialize(&args);
             ready = irv == CKR_OK || irv == CKR_CRYPTOKI_ALREADY_INITIALIZED;
         }
-        if (ready && p11_find_token(m, token, &slot, &ti) == 0 && p11_open_session(m, slot, token, NULL, 1, &s) == 0) {
-            CK_FUNCTION_LIST *f = p11_module_functions(m);
+        if (ready && smki_p11_find_token(m, token, &slot, &ti) == 0 && smki_p11_open_session(m, slot, token, NULL, 1, &s) == 0) {
+            CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
             rv = f->C_Login(s, CKU_SO, (CK_UTF8CHAR *)so_pin, strlen(so_pin));
             if (rv == CKR_OK) f->C_Logout(s);
             f->C_CloseSession(s);
@@ -711,7 +571,7 @@ static int so_pin_check(const char *module, const char *token, const char *so_pi
     int status = 0;
     waitpid(pid, &status, 0);
     if (r != (ssize_t)sizeof rv) rv = CKR_GENERAL_ERROR;
-    if (rv != CKR_OK) return p11_fail_rv(rv, token, "SO login (removing a key needs the SO PIN)");
+    if (rv != CKR_OK) return smki_p11_fail_rv(rv, token, "SO login (removing a key needs the SO PIN)");
     return 0;
 }
 
@@ -723,14 +583,14 @@ int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char
     ENSURE(o && o->pin && *o->pin, SMKI_E_USAGE,
            "removing a key from token '%s' needs its user PIN (SMKI_PIN or --pin-file)", token_label);
     p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
-    GUARD(p11_find_token(m, token_label, &slot, &ti));
-    GUARD(so_pin_check(p11_module_choose(o, NULL), token_label, so_pin));
+    GUARD(smki_p11_find_token(m, token_label, &slot, &ti));
+    GUARD(so_pin_check(smki_p11_module_choose(o, NULL), token_label, so_pin));
     CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, token_label, o->pin, 1, &s));
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    GUARD(smki_p11_open_session(m, slot, token_label, o->pin, 1, &s));
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_BBOOL on_token = CK_TRUE;
     CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)key_label, strlen(key_label)}, {CKA_TOKEN, &on_token, sizeof on_token}};
     CK_OBJECT_HANDLE h[8];
@@ -741,13 +601,13 @@ int smki_key_destroy(const smki_hsm_opts *o, const char *token_label, const char
         rv = f->C_FindObjects(s, h, 8, &n);
         f->C_FindObjectsFinal(s);
     }
-    if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "searching keys");
+    if (rv != CKR_OK) rc = smki_p11_fail_rv(rv, token_label, "searching keys");
     if (rc == 0 && n == 0) rc = SMKI_FAIL(SMKI_E_NOTFOUND, "token '%s' has no key '%s'", token_label, key_label);
     for (CK_ULONG i = 0; rc == 0 && i < n; i++) {
         rv = f->C_DestroyObject(s, h[i]);
-        if (rv != CKR_OK) rc = p11_fail_rv(rv, token_label, "destroying a key object");
+        if (rv != CKR_OK) rc = smki_p11_fail_rv(rv, token_label, "destroying a key object");
     }
-    p11_close_session(m, s);
+    smki_p11_close_session(m, s);
     return rc;
 }
 
@@ -755,15 +615,15 @@ int smki_key_label_used(const smki_hsm_opts *o, const char *token_label, const c
 {
     ENSURE(token_label && label && used, SMKI_E_INTERNAL, "smki_key_label_used: missing argument");
     p11_module *m;
-    GUARD(p11_module_get(p11_module_choose(o, NULL), &m));
+    GUARD(smki_p11_module_get(smki_p11_module_choose(o, NULL), &m));
     CK_SLOT_ID slot;
     CK_TOKEN_INFO ti;
-    GUARD(p11_find_token(m, token_label, &slot, &ti));
+    GUARD(smki_p11_find_token(m, token_label, &slot, &ti));
     CK_SESSION_HANDLE s;
-    GUARD(p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
+    GUARD(smki_p11_open_session(m, slot, token_label, o ? o->pin : NULL, 0, &s));
     CK_ULONG n = 0;
-    int rc = count_labelled(m, s, token_label, label, &n);
-    p11_close_session(m, s);
+    int rc = smki_p11_count_labelled(m, s, token_label, label, &n);
+    smki_p11_close_session(m, s);
     *used = n > 0;
     return rc;
 }

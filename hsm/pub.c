@@ -77,6 +77,7 @@ static int finish_pub(EVP_PKEY *pk, EVP_PKEY **out, const char *what)
 
 int smki_cert_load(const uint8_t *data, size_t len, X509 **out)
 {
+    *out = NULL;
     ENSURE(data && len > 0, SMKI_E_INPUT, "empty certificate");
     ENSURE(len <= MAX_PUBLIC_FILE, SMKI_E_INPUT, "certificate of %zu octets is over the limit", len);
     X509 *x = NULL;
@@ -102,6 +103,7 @@ int smki_cert_load(const uint8_t *data, size_t len, X509 **out)
 
 int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out)
 {
+    *out = NULL;
     ENSURE(data && len > 0, SMKI_E_INPUT, "empty public key");
     ENSURE(len <= MAX_PUBLIC_FILE, SMKI_E_INPUT, "public key of %zu octets is over the limit", len);
     EVP_PKEY *pk = NULL;
@@ -142,6 +144,7 @@ int smki_pub_load(const uint8_t *data, size_t len, EVP_PKEY **out)
 
 int smki_pub_load_file(const char *path, EVP_PKEY **out)
 {
+    *out = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
     GUARD(smki_file_read(path, MAX_PUBLIC_FILE, &data, &len));
@@ -169,6 +172,7 @@ int smki_cert_der(const uint8_t *data, size_t len, uint8_t *out, size_t cap, siz
 
 int smki_cert_load_file(const char *path, X509 **out)
 {
+    *out = NULL;
     uint8_t *data = NULL;
     size_t len = 0;
     GUARD(smki_file_read(path, MAX_PUBLIC_FILE, &data, &len));
@@ -180,6 +184,8 @@ int smki_cert_load_file(const char *path, X509 **out)
 
 int smki_pub_to_pem(EVP_PKEY *pub, char **pem, size_t *len)
 {
+    *pem = NULL;
+    *len = 0;
     BIO *bio = BIO_new(BIO_s_mem());
     ENSURE_SSL(bio != NULL, SMKI_E_NOMEM, "out of memory");
     int rc = 0;

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "ca/ca.h"
+#include "ca/crl.h"
 #include "ra/ra.h"
 #include "store/store.h"
 

@@ -49,7 +49,7 @@ typedef struct {
 /* Run every check in order and fill rep. Reads only: the store is opened read-only,
  * nothing is signed, no file is written. Returns 0 when it could look (rep says what
  * it found); a negative status only for a failure of the doctor itself (memory). */
-int smki_doctor_run(const smki_doctor_opts *o, smki_doctor_report *rep);
+SMKI_MUST_CHECK int smki_doctor_run(const smki_doctor_opts *o, smki_doctor_report *rep);
 
 /* A finding the caller made before it could call smki_doctor_run (a home that does
  * not exist, a configuration that does not load), in the same report. */

@@ -13,6 +13,7 @@
 
 #include "base/base.h"
 #include "ca/ca.h"
+#include "ca/crl.h"
 #include "hsm/hsm.h"
 #include "policy/policy.h"
 #include "store/store.h"
@@ -666,12 +667,6 @@ typedef struct {
  * rewritten. Read-only: works on a store opened read-only. 0 when clean; SMKI_E_VERIFY
  * with the findings in rep otherwise. */
 SMKI_MUST_CHECK int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *rep);
-
-/* The databases, for tests that tamper with them directly. */
-typedef struct {
-    smki_db parties, users, ranges, subscribers, operators, requests, csrs, demand, meta, audit, checkpoints;
-} smki_ra_dbs;
-const smki_ra_dbs *smki_ra_databases(const smki_ra *ra);
 
 /* ---- Expiry --------------------------------------------------------------------------------- */
 typedef struct {

@@ -8,6 +8,7 @@
 
 #include "ca/ca_gate.h"
 #include "ra.h"
+#include "ra_test.h"
 
 struct smki_ra {
     smki_store *store;

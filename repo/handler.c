@@ -14,6 +14,8 @@
 
 #include "repo.h"
 
+#include "ca/crl.h"
+
 #define RESP_MAX (8u << 20)  /* no response grows past this */
 #define CRL_MAX (RESP_MAX - 4096) /* a CRL file read for an answer: it must fit one (checked before reading) */
 #define PAGE_DEFAULT 100
@@ -63,6 +65,7 @@ const char *smki_repo_ep_name(smki_repo_ep ep)
 
 int smki_repo_public_parse(const char *text, unsigned *mask)
 {
+    *mask = 0;
     unsigned m = 0;
     const char *p = text;
     while (*p) {
@@ -97,6 +100,7 @@ static void set_access(smki_repo *r, const smki_repo_opts *o)
 int smki_repo_open(const smki_repo_opts *o, smki_repo **out)
 {
     ENSURE(o && (o->store_dir || o->store) && o->env && out, SMKI_E_INTERNAL, "smki_repo_open: missing argument");
+    *out = NULL;
     size_t el = strlen(o->env);
     ENSURE(el > 0 && el < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name '%s'", o->env);
     for (size_t i = 0; i < el; i++)

@@ -34,7 +34,7 @@ typedef struct {
     } child[SMKI_REPO_XML_CHILDREN];
 } smki_repo_xml;
 
-int smki_repo_xml_parse(const uint8_t *data, size_t len, smki_repo_xml *out);
+SMKI_MUST_CHECK int smki_repo_xml_parse(const uint8_t *data, size_t len, smki_repo_xml *out);
 /* The text of the child named name, or NULL; SMKI_E_INPUT (via *dup) if it occurs twice. */
 const char *smki_repo_xml_child(const smki_repo_xml *x, const char *name, int *dup);
 
@@ -79,17 +79,17 @@ typedef struct smki_repo smki_repo;
 
 /* The store may be empty (or lack the CA's databases) at open: they are looked for
  * again on each request until they appear. Refused: no environment, a bad env name. */
-int smki_repo_open(const smki_repo_opts *o, smki_repo **out);
+SMKI_MUST_CHECK int smki_repo_open(const smki_repo_opts *o, smki_repo **out);
 void smki_repo_free(smki_repo *r);
 /* A configuration read again (SIGHUP): the access rules (public groups, allowed
  * Parties, apikey) and max_scan take effect from the next request. What a running
  * instance cannot change (env, store, home) is refused (SMKI_E_USAGE naming it: restart
  * for that) and nothing changes. */
-int smki_repo_reconfigure(smki_repo *r, const smki_repo_opts *o);
+SMKI_MUST_CHECK int smki_repo_reconfigure(smki_repo *r, const smki_repo_opts *o);
 /* The TLS certificate's notAfter (0: no TLS), for /health and /metrics. */
 void smki_repo_set_tls_not_after(smki_repo *r, int64_t not_after);
 /* Parse "dcc,cert,ca,crl,health,metrics" (or "all", "none") into a public mask. */
-int smki_repo_public_parse(const char *text, unsigned *mask);
+SMKI_MUST_CHECK int smki_repo_public_parse(const char *text, unsigned *mask);
 
 typedef struct {
     const char *method;  /* "GET", "POST", "HEAD" */
@@ -115,14 +115,14 @@ typedef struct {
 /* Answer one request. Always fills resp (an error is an HTTP status and a short
  * body naming what was wrong); returns 0, or a negative status only when even the
  * error response could not be built (out of memory). Safe from many threads. */
-int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
+SMKI_MUST_CHECK int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
 void smki_repo_resp_free(smki_repo_resp *resp);
 
 /* A request path (without its query) percent-decoded into out (at least len + 1
  * octets), NUL-terminated. Refused (SMKI_E_INPUT): a '%' not followed by two hex
  * digits, or anything that decodes to NUL. Paths are matched decoded (a serial is
  * hex; nothing else needs escapes); the query is decoded by the handler. */
-int smki_repo_path_decode(const char *path, size_t len, char *out);
+SMKI_MUST_CHECK int smki_repo_path_decode(const char *path, size_t len, char *out);
 /* The store's status (SMKI_STATUS_*) of the certificate of (issuer SKI, serial) in the
  * environment served; 0 when the store has no such certificate. */
 int smki_repo_cert_status(smki_repo *r, const uint8_t issuer_ski[SMKI_KEYID_LEN], const uint8_t serial[SMKI_SERIAL_LEN]);
@@ -180,8 +180,8 @@ typedef struct {
     char tls_cert[4200], tls_key[4200], client_ca[4200], apikey_path[4200];
     const char *apikey_file; /* [repo] apikey_file, home-relative resolved, or NULL */
 } smki_repo_conf_buf;
-int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts *ro, smki_repo_server_opts *so,
-                        smki_repo_conf_buf *buf);
+SMKI_MUST_CHECK int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts *ro, smki_repo_server_opts *so,
+                                        smki_repo_conf_buf *buf);
 
 /* Serve until *o->stop or SIGTERM/SIGINT (handled here): then stop accepting, let
  * the loops finish what they were sending (up to a second), and return 0. SIGHUP
@@ -190,7 +190,7 @@ int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts 
  * handshakes use while established connections keep theirs. A reload that fails
  * (a key that is not the certificate's, a bad configuration) is logged and changes
  * nothing; a setting only a restart can change (listen, threads, env...) is logged. */
-int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o);
+SMKI_MUST_CHECK int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o);
 
 /* ---- The client (smki repo get/search) ------------------------------------------------ */
 typedef struct {
@@ -212,8 +212,8 @@ typedef struct {
 /* One request ("GET"/"POST", a path with its query, an optional body and Accept).
  * Fails with SMKI_E_IO when the server cannot be reached, SMKI_E_VERIFY when its TLS
  * certificate does not verify, SMKI_E_INPUT for a malformed answer. */
-int smki_repo_http(const smki_repo_client_opts *o, const char *method, const char *path, const char *accept,
-                   const char *content_type, const uint8_t *body, size_t body_len, smki_repo_http_resp *out);
+SMKI_MUST_CHECK int smki_repo_http(const smki_repo_client_opts *o, const char *method, const char *path, const char *accept,
+                                   const char *content_type, const uint8_t *body, size_t body_len, smki_repo_http_resp *out);
 void smki_repo_http_resp_free(smki_repo_http_resp *r);
 
 #endif

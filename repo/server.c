@@ -481,10 +481,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
-    if (s->o->handle) s->o->handle(s->o->handle_arg, &rq, w);
-    else smki_repo_handle(s->repo, &rq, w);
+    /* A negative status: not even the error answer could be built (out of memory). */
+    int rc = s->o->handle ? s->o->handle(s->o->handle_arg, &rq, w) : smki_repo_handle(s->repo, &rq, w);
     add_extra_headers(req, w);
-    if (!w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
+    if (rc < 0 || !w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
     else reply(req, w->status, w->content_type, w->body, w->len, 0);
     if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
         log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);
@@ -645,7 +645,7 @@ static int tls_setup(server *s)
     }
     /* Sessions resumed by ticket keep the client's verified certificate. */
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"smki-repo", 9);
-    GUARD(repo_tls_new(ctx, &s->tls));
+    GUARD(smki_repo_tls_new(ctx, &s->tls));
     struct tm tm;
     X509 *x = SSL_CTX_get0_certificate(ctx);
     if (x && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1) smki_repo_set_tls_not_after(s->repo, (int64_t)timegm(&tm));
@@ -702,13 +702,13 @@ static void reload(server *s)
         key = so.tls_key;
     }
     repo_tls_pair *pair = NULL;
-    if (s->ssl && cert && key && repo_tls_pair_load(cert, key, &pair) < 0) {
+    if (s->ssl && cert && key && smki_repo_tls_pair_load(cert, key, &pair) < 0) {
         log_reload_failure("tls");
         return;
     }
     if (o->reload) {
         if (smki_repo_reconfigure(s->repo, &ro) < 0) {
-            repo_tls_pair_free(pair);
+            smki_repo_tls_pair_free(pair);
             log_reload_failure("configuration");
             return;
         }
@@ -717,13 +717,13 @@ static void reload(server *s)
     }
     char until[32] = "";
     if (pair) {
-        int64_t t = repo_tls_pair_not_after(pair);
+        int64_t t = smki_repo_tls_pair_not_after(pair);
         time_t tt = (time_t)t;
         struct tm tm;
         gmtime_r(&tt, &tm);
         strftime(until, sizeof until, "%Y-%m-%dT%H:%M:%SZ", &tm);
         smki_repo_set_tls_not_after(s->repo, t);
-        repo_tls_install(s->tls, pair);
+        smki_repo_tls_install(s->tls, pair);
     }
     log_line("info", "reloaded", "\"configuration\":%s,\"tls_not_after\":\"%s\",\"connections_open\":%d",
              o->reload ? "true" : "false", until, atomic_load(&s->conns));
@@ -861,7 +861,7 @@ out:
     if (s.has_config) h2o_config_dispose(&s.config);
     if (s.lfd >= 0) close(s.lfd);
     if (s.ssl) SSL_CTX_free(s.ssl);
-    repo_tls_free(s.tls); /* after the SSL_CTX whose certificate callback it is */
+    smki_repo_tls_free(s.tls); /* after the SSL_CTX whose certificate callback it is */
     ASN1_OBJECT_free(s.party_obj);
     return rc;
 }

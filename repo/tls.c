@@ -24,7 +24,7 @@ struct repo_tls {
     repo_tls_pair *current; /* NULL until the first reload: the SSL_CTX's own pair serves */
 };
 
-void repo_tls_pair_free(repo_tls_pair *p)
+void smki_repo_tls_pair_free(repo_tls_pair *p)
 {
     if (!p) return;
     X509_free(p->cert);
@@ -40,7 +40,7 @@ static int64_t cert_not_after(X509 *x)
     return (int64_t)timegm(&tm);
 }
 
-int repo_tls_pair_load(const char *cert_file, const char *key_file, repo_tls_pair **out)
+int smki_repo_tls_pair_load(const char *cert_file, const char *key_file, repo_tls_pair **out)
 {
     int rc = 0;
     *out = NULL;
@@ -68,11 +68,11 @@ int repo_tls_pair_load(const char *cert_file, const char *key_file, repo_tls_pai
     *out = p;
     return 0;
 fail:
-    repo_tls_pair_free(p);
+    smki_repo_tls_pair_free(p);
     return rc;
 }
 
-int64_t repo_tls_pair_not_after(const repo_tls_pair *p) { return p ? p->not_after : 0; }
+int64_t smki_repo_tls_pair_not_after(const repo_tls_pair *p) { return p ? p->not_after : 0; }
 
 /* Each handshake: the current pair, if one was loaded since the start. */
 static int on_cert(SSL *ssl, void *arg)
@@ -88,7 +88,7 @@ static int on_cert(SSL *ssl, void *arg)
     return ok;
 }
 
-int repo_tls_new(SSL_CTX *ctx, repo_tls **out)
+int smki_repo_tls_new(SSL_CTX *ctx, repo_tls **out)
 {
     repo_tls *t = calloc(1, sizeof *t);
     ENSURE(t, SMKI_E_NOMEM, "out of memory");
@@ -98,20 +98,20 @@ int repo_tls_new(SSL_CTX *ctx, repo_tls **out)
     return 0;
 }
 
-void repo_tls_install(repo_tls *t, repo_tls_pair *p)
+void smki_repo_tls_install(repo_tls *t, repo_tls_pair *p)
 {
     pthread_rwlock_wrlock(&t->lock);
     repo_tls_pair *old = t->current;
     t->current = p;
     pthread_rwlock_unlock(&t->lock);
     /* Handshakes that took the old pair hold their own references to it. */
-    repo_tls_pair_free(old);
+    smki_repo_tls_pair_free(old);
 }
 
-void repo_tls_free(repo_tls *t)
+void smki_repo_tls_free(repo_tls *t)
 {
     if (!t) return;
-    repo_tls_pair_free(t->current);
+    smki_repo_tls_pair_free(t->current);
     pthread_rwlock_destroy(&t->lock);
     free(t);
 }

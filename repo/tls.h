@@ -9,15 +9,15 @@
 
 /* A certificate (with the chain after it in the PEM file) and its key, checked to match. */
 typedef struct repo_tls_pair repo_tls_pair;
-int repo_tls_pair_load(const char *cert_file, const char *key_file, repo_tls_pair **out);
-int64_t repo_tls_pair_not_after(const repo_tls_pair *p);
-void repo_tls_pair_free(repo_tls_pair *p);
+int smki_repo_tls_pair_load(const char *cert_file, const char *key_file, repo_tls_pair **out);
+int64_t smki_repo_tls_pair_not_after(const repo_tls_pair *p);
+void smki_repo_tls_pair_free(repo_tls_pair *p);
 
-/* The pair new handshakes on ctx get: the SSL_CTX's own until repo_tls_install. */
+/* The pair new handshakes on ctx get: the SSL_CTX's own until smki_repo_tls_install. */
 typedef struct repo_tls repo_tls;
-int repo_tls_new(SSL_CTX *ctx, repo_tls **out);
+int smki_repo_tls_new(SSL_CTX *ctx, repo_tls **out);
 /* From the next handshake on, p (taken over; the previous pair is freed). */
-void repo_tls_install(repo_tls *t, repo_tls_pair *p);
-void repo_tls_free(repo_tls *t);
+void smki_repo_tls_install(repo_tls *t, repo_tls_pair *p);
+void smki_repo_tls_free(repo_tls *t);
 
 #endif

@@ -407,6 +407,7 @@ static int open_db_locked(smki_store *s, const char *name, unsigned flags, smki_
 int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out)
 {
     ENSURE(s && name && *name && out, SMKI_E_USAGE, "smki_store_db: no store, name or output");
+    *out = 0;
     ENSURE((flags & ~SMKI_DB_DUPSORT) == 0, SMKI_E_USAGE, "database %s of store %s: unknown flags %#x", name, s->path,
            flags);
     int rc = cache_find(s, name, flags, out);
@@ -483,6 +484,8 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     ENSURE(is_live(t) && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
+    *val = NULL;
+    *vlen = 0;
     GUARD(check_key(t, klen));
     if (t->pg) return pg_txn_get(t->pg, db, key, klen, val, vlen);
     MDB_val k = {klen, (void *)key};
@@ -564,6 +567,7 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
 int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
 {
     ENSURE(is_live(t) && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");
+    *klen = 0;
     GUARD(check_key(t, flen));
     if (t->pg) return pg_txn_seek(t->pg, db, from, flen, key, cap, klen);
     MDB_cursor *cur = NULL;
@@ -756,6 +760,7 @@ static int open_pg(smki_store *s, const char *conninfo, const smki_store_opts *o
 
 int smki_store_location(const smki_conf *conf, const char *conf_path, const char *home, char *out, size_t cap)
 {
+    if (cap) out[0] = 0;
     const char *engine = smki_conf_get(conf, "store.engine", "lmdb");
     const char *conninfo = smki_conf_get(conf, "store.conninfo", NULL);
     int n;
@@ -905,6 +910,7 @@ uint32_t smki_store_schema(const smki_store *s) { return s ? atomic_load(&((smki
 int smki_txn_schema(smki_txn *t, uint32_t *out)
 {
     ENSURE(is_live(t) && out, SMKI_E_USAGE, "smki_txn_schema: no transaction or output");
+    *out = 0;
     smki_db meta;
     if (cache_find(t->s, "meta", 0, &meta) != 1)
         return SMKI_FAIL(SMKI_E_CORRUPT, "store %s has no schema record", t->s->path);

@@ -37,7 +37,7 @@ typedef struct {
  * catalog), 0 if not, negative if that cannot be told (a server unreachable): the
  * open then says why. Commands that only read, or that need what an earlier command
  * recorded, check this first so that a refusal creates nothing. */
-int smki_store_exists(const char *location);
+SMKI_MUST_CHECK int smki_store_exists(const char *location);
 /* Where a home's store is, from its smki.conf: [store] engine = lmdb (default: the
  * folder [store] path, default "store", relative to home) or postgresql (the server
  * [store] conninfo names, as "postgresql:" CONNINFO). conf_path names the file in
@@ -51,7 +51,7 @@ SMKI_MUST_CHECK int smki_store_location(const smki_conf *conf, const char *conf_
  * newer one), and maps LMDB's errors to SMKI_E_LOCKED / SMKI_E_CORRUPT / SMKI_E_STORE
  * with the path in the message. A folder may be open once per process (LMDB's
  * fcntl locks do not survive a second handle being closed): share the handle. */
-int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
+SMKI_MUST_CHECK int smki_store_open(const char *dir, const smki_store_opts *opts, smki_store **out);
 void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s); /* 0 on PostgreSQL */
@@ -60,8 +60,8 @@ uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened 
  * schema this smki knows: for the module whose layout changed, in the transaction
  * that migrates it, so the data and its schema change together. A newer smki's
  * store is already refused at open; an older smki refuses this one after. */
-int smki_txn_schema(smki_txn *t, uint32_t *out);
-int smki_txn_set_schema(smki_txn *t, uint32_t schema);
+SMKI_MUST_CHECK int smki_txn_schema(smki_txn *t, uint32_t *out);
+SMKI_MUST_CHECK int smki_txn_set_schema(smki_txn *t, uint32_t schema);
 /* Reader slots of dead processes that the open cleared (for diagnostics). */
 unsigned smki_store_stale_readers(const smki_store *s);
 
@@ -72,7 +72,7 @@ unsigned smki_store_stale_readers(const smki_store *s);
  * use a handle made after it began): open the databases a module uses when it
  * starts. A read-only store gives SMKI_E_NOTFOUND for a database it lacks. */
 #define SMKI_DB_DUPSORT 0x1u
-int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out);
+SMKI_MUST_CHECK int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out);
 
 /* Transactions. Writes go through smki_store_write so that a full map can be grown
  * and the whole transaction re-run: fn must do only store work (no side effects
@@ -81,35 +81,35 @@ int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out)
  * commit; two reads in a row are not promised to see commits in order while another
  * thread or process is committing (LMDB publishes a commit's id after its data). */
 typedef int (*smki_txn_fn)(smki_txn *txn, void *arg);
-int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
-int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg);
 
 #define SMKI_PUT_NOOVERWRITE 0x1u /* refuse (SMKI_E_EXISTS) if the key is there */
-int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
-                 unsigned flags);
+SMKI_MUST_CHECK int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                                 unsigned flags);
 /* *val points into the map and is valid until the transaction ends. SMKI_E_NOTFOUND
  * if absent (without noise: callers test for it). */
-int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
-int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
+SMKI_MUST_CHECK int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
+SMKI_MUST_CHECK int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
 /* In a SMKI_DB_DUPSORT database: remove the one value val under key, leaving the
  * key's other values. SMKI_E_NOTFOUND (without noise) if that pair is absent; refused
  * (SMKI_E_USAGE) on a database that is not DUPSORT, where it would remove the key. */
-int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
+SMKI_MUST_CHECK int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 /* Visit every record whose key starts with prefix (plen may be 0: all), in key
  * order. fn returns 0 to go on, 1 to stop early, SMKI_SCAN_NEXT_KEY to skip the
  * rest of this key's values (in a SMKI_DB_DUPSORT database), negative on error. */
 #define SMKI_SCAN_NEXT_KEY 2
 typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
-int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
 /* The first key at or after `from` in key order, copied to key (cap octets; a
  * longer key is SMKI_E_CORRUPT) with its length in *klen; SMKI_E_NOTFOUND (without
  * noise) past the last. For skip scans: a lookup per distinct leading field. */
-int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
+SMKI_MUST_CHECK int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
 /* Records in a database. */
-int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
+SMKI_MUST_CHECK int smki_txn_count(smki_txn *t, smki_db db, size_t *count);
 /* Remove every record of a database in a write transaction, keeping the database
  * itself (its handle stays valid in every process that has it). */
-int smki_txn_clear(smki_txn *t, smki_db db);
+SMKI_MUST_CHECK int smki_txn_clear(smki_txn *t, smki_db db);
 
 /* Group commits for bulk work: puts are buffered and written in one transaction
  * every `group` records (and on flush/end), so a batch of 10^5 records costs
@@ -122,17 +122,17 @@ int smki_txn_clear(smki_txn *t, smki_db db);
  * from the buffer; groups committed before it stay. group 0 = 1000. */
 typedef struct smki_batch smki_batch;
 typedef void (*smki_batch_commit_fn)(size_t records, void *arg);
-int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg, smki_batch **out);
-int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
-                   unsigned flags);
-int smki_batch_flush(smki_batch *b);
+SMKI_MUST_CHECK int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg, smki_batch **out);
+SMKI_MUST_CHECK int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, const void *val, size_t vlen,
+                                   unsigned flags);
+SMKI_MUST_CHECK int smki_batch_flush(smki_batch *b);
 /* Flush with one more step in the group's transaction: also(t, arg) runs after the
  * group's puts (and, like any transaction function, may run more than once); its
  * failure writes nothing of the group. With no records buffered, nothing runs.
  * Plain batches only: a background batch refuses it (SMKI_E_USAGE). */
-int smki_batch_flush_with(smki_batch *b, smki_txn_fn also, void *arg);
+SMKI_MUST_CHECK int smki_batch_flush_with(smki_batch *b, smki_txn_fn also, void *arg);
 /* Flushes what remains and frees the batch. */
-int smki_batch_end(smki_batch *b);
+SMKI_MUST_CHECK int smki_batch_end(smki_batch *b);
 /* Drops unflushed records and frees the batch. */
 void smki_batch_abort(smki_batch *b);
 /* The same with the writing in a thread of the batch's own: a full group is handed
@@ -143,13 +143,13 @@ void smki_batch_abort(smki_batch *b);
  * that fails stops the batch: that call and every later put or flush return its
  * error, and nothing more is written (groups committed before stay). abort waits
  * for a group already handed over, which is then written. */
-int smki_batch_begin_background(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg,
-                                smki_batch **out);
+SMKI_MUST_CHECK int smki_batch_begin_background(smki_store *s, size_t group, smki_batch_commit_fn on_commit, void *arg,
+                                                smki_batch **out);
 
 /* Every named database of the store, in name order: its name and SMKI_DB_* flags.
  * fn returns 0 to go on, negative to stop with that error. */
 typedef int (*smki_store_db_fn)(const char *name, unsigned flags, void *arg);
-int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg);
+SMKI_MUST_CHECK int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg);
 
 /* Copy every record of every named database of `from` into `to` (either engine to
  * either), then count each database on both sides. `to` must hold nothing but its
@@ -167,11 +167,11 @@ typedef struct {
     } dbs[SMKI_STORE_COPY_MAX_DBS];
     size_t records; /* copied, over all databases */
 } smki_store_copy_report;
-int smki_store_copy(smki_store *from, smki_store *to, smki_store_copy_report *rep);
+SMKI_MUST_CHECK int smki_store_copy(smki_store *from, smki_store *to, smki_store_copy_report *rep);
 
 /* Take the store's maintenance lock (fcntl, non-blocking) for operations that must
  * run alone; SMKI_E_LOCKED names the process that holds it. */
-int smki_store_lock_exclusive(smki_store *s);
+SMKI_MUST_CHECK int smki_store_lock_exclusive(smki_store *s);
 void smki_store_unlock(smki_store *s);
 
 #endif

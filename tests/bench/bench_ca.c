@@ -5,7 +5,7 @@
  *   lint       the full linter over one issued certificate (smki_lint_der): smki lint,
  *              and the release gate of anything the template check does not prove
  *   release    the release gate of device certificates: the template check
- *              (ca_fast_check, lint_fast.c), which the full linter is held to in tests
+ *              (smki_ca_fast_check, lint_fast.c), which the full linter is held to in tests
  *   build      template + SPKI copy + sign + release gate (smki_ca_build)
  *   store      recording alone: the certificate and its 4 index entries, group commits
  *   issue      csr_parse + build + record in the store (group commits of 1000 certificates)
@@ -127,10 +127,10 @@ int main(int argc, char **argv)
     double lint_s = now() - t;
     report("lint", n, lint_s);
 
-    const ca_fast_ref *ref = ca_issuer_fast_ref(is, csr->usage);
+    const ca_fast_ref *ref = smki_ca_issuer_fast_ref(is, csr->usage);
     t = now();
     for (unsigned long i = 0; i < n; i++)
-        if (!ca_fast_check(ref, cert->der, cert->der_len, csr->point, csr->hw_serial.b, NULL)) return die("release");
+        if (!smki_ca_fast_check(ref, cert->der, cert->der_len, csr->point, csr->hw_serial.b, NULL)) return die("release");
     double release_s = now() - t;
     report("release", n, release_s);
 

@@ -17,7 +17,8 @@
 #include <unistd.h>
 
 #include "bench_util.h"
-#include "gbcs/device_state.h"
+#include "device/device.h"
+#include "device/state.h"
 #include "gbcs/gbcs.h"
 
 #define NCMD 512

@@ -52,12 +52,12 @@ static int one(void)
     case OP_SIGN_XMLSEC: {
         uint8_t *out = NULL;
         size_t n = 0;
-        int rc = duis_sign_with(DUIS_ENGINE_XMLSEC, signer, AT, request, request_len, &out, &n);
+        int rc = smki_duis_engine_sign(DUIS_ENGINE_XMLSEC, signer, AT, request, request_len, &out, &n);
         free(out);
         return rc;
     }
     case OP_VERIFY: return smki_duis_verify(trust, AT, signed_doc, signed_len, NULL);
-    case OP_VERIFY_XMLSEC: return duis_verify_with(DUIS_ENGINE_XMLSEC, trust, AT, signed_doc, signed_len, NULL);
+    case OP_VERIFY_XMLSEC: return smki_duis_engine_verify(DUIS_ENGINE_XMLSEC, trust, AT, signed_doc, signed_len, NULL);
     case OP_READ: {
         smki_duis_info i;
         return smki_duis_read(signed_doc, signed_len, &i);

@@ -174,7 +174,7 @@ static void *run_smki(void *arg)
         } else {
             w->t_build += t2 - t1;
         }
-        w->fast += (unsigned long)ca_last_release_was_fast();
+        w->fast += (unsigned long)smki_ca_last_release_was_fast();
         smki_csr_free(c);
     }
     double t0 = clock_of(CLOCK_MONOTONIC);

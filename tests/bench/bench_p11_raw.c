@@ -37,7 +37,7 @@ static void *run(void *arg)
     CK_SESSION_HANDLE s;
     CK_RV rv = f->C_OpenSession(w->slot, CKF_SERIAL_SESSION, NULL, NULL, &s);
     if (rv != CKR_OK) {
-        fprintf(stderr, "bench_p11_raw: C_OpenSession: %s\n", p11_rv_name(rv));
+        fprintf(stderr, "bench_p11_raw: C_OpenSession: %s\n", smki_p11_rv_name(rv));
         w->failed = 1;
         return NULL;
     }
@@ -49,7 +49,7 @@ static void *run(void *arg)
     if (rv == CKR_OK) rv = f->C_FindObjects(s, &key, 1, &n);
     f->C_FindObjectsFinal(s);
     if (rv != CKR_OK || n != 1) {
-        fprintf(stderr, "bench_p11_raw: no private key '%s' (%s)\n", w->label, p11_rv_name(rv));
+        fprintf(stderr, "bench_p11_raw: no private key '%s' (%s)\n", w->label, smki_p11_rv_name(rv));
         w->failed = 1;
         f->C_CloseSession(s);
         return NULL;
@@ -59,7 +59,7 @@ static void *run(void *arg)
         CK_ATTRIBUTE t = {CKA_TOKEN, &no, sizeof no};
         rv = f->C_CopyObject(s, key, &t, 1, &key);
         if (rv != CKR_OK) {
-            fprintf(stderr, "bench_p11_raw: C_CopyObject: %s\n", p11_rv_name(rv));
+            fprintf(stderr, "bench_p11_raw: C_CopyObject: %s\n", smki_p11_rv_name(rv));
             w->failed = 1;
             f->C_CloseSession(s);
             return NULL;
@@ -77,7 +77,7 @@ static void *run(void *arg)
         rv = f->C_SignInit(s, &mech, key);
         if (rv == CKR_OK) rv = f->C_Sign(s, digest, sizeof digest, sig, &len);
         if (rv != CKR_OK || len != 64) {
-            fprintf(stderr, "bench_p11_raw: C_SignInit/C_Sign: %s\n", p11_rv_name(rv));
+            fprintf(stderr, "bench_p11_raw: C_SignInit/C_Sign: %s\n", smki_p11_rv_name(rv));
             w->failed = 1;
             break;
         }
@@ -106,8 +106,8 @@ int main(int argc, char **argv)
     CK_SESSION_HANDLE login;
     /* One logged-in session kept open for the run: PKCS#11 login is per token and
      * application, so every worker session is logged in through it. */
-    if (p11_module_get(p11_module_choose(NULL, NULL), &m) != 0 || p11_find_token(m, argv[1], &slot, NULL) != 0 ||
-        p11_open_session(m, slot, argv[1], pin, 0, &login) != 0) {
+    if (smki_p11_module_get(smki_p11_module_choose(NULL, NULL), &m) != 0 || smki_p11_find_token(m, argv[1], &slot, NULL) != 0 ||
+        smki_p11_open_session(m, slot, argv[1], pin, 0, &login) != 0) {
         fprintf(stderr, "bench_p11_raw: %s\n", smki_error_msg());
         return 3;
     }
@@ -115,7 +115,7 @@ int main(int argc, char **argv)
     pthread_t t[64];
     double start = bench_now();
     for (int i = 0; i < threads; i++) {
-        w[i] = (worker){p11_module_functions(m), slot, argv[2], argc == 6, atof(argv[4]), 0, 0, 0};
+        w[i] = (worker){smki_p11_module_functions(m), slot, argv[2], argc == 6, atof(argv[4]), 0, 0, 0};
         pthread_create(&t[i], NULL, run, &w[i]);
     }
     unsigned long total = 0;
@@ -128,7 +128,7 @@ int main(int argc, char **argv)
         failed |= w[i].failed;
     }
     double elapsed = bench_now() - start;
-    p11_close_session(m, login);
+    smki_p11_close_session(m, login);
     if (failed || total == 0) return 3;
     printf("%s %d %.0f %.2f\n", argc == 6 ? "p11-raw-session-copy" : "p11-raw", threads, (double)total / elapsed, cpu * 1e6 / (double)total);
     return 0;

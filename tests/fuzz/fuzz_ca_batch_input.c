@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!bytes) return 0;
     if (size) memcpy(bytes, data, size);
     smki_ca_batch_input *in = NULL;
-    int rc = ca_batch_input_from_bytes("fuzz.pem", bytes, size, &in);
+    int rc = smki_ca_batch_input_from_bytes("fuzz.pem", bytes, size, &in);
     require(rc == 0 || rc == SMKI_E_NOMEM, "splitting fails only for memory");
     if (rc < 0) return 0;
     size_t n = smki_ca_batch_input_count(in), prev_end = 0;
@@ -31,7 +31,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p;
     size_t len;
     for (size_t i = 0; i < n; i++) {
-        ca_batch_input_item(in, i, &p, &len);
+        smki_ca_batch_input_item(in, i, &p, &len);
         require(p >= bytes && p + len <= bytes + size, "an item lies inside the input");
         require((size_t)(p - bytes) >= prev_end, "items are in order and do not overlap");
         prev_end = (size_t)(p - bytes) + len;

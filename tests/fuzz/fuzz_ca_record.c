@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static uint8_t again[CA_CERT_KEY_LEN + 64 + SMKI_CERT_DER_MAX + SMKI_ENV_NAME_MAX];
     uint8_t key[CA_CERT_KEY_LEN];
     memset(key, 0x5a, sizeof key);
-    int rc = ca_cert_decode(key, data, size, &cert);
+    int rc = smki_ca_cert_decode(key, data, size, &cert);
     if (rc < 0) {
         require(rc == SMKI_E_CORRUPT, "a refusal is SMKI_E_CORRUPT");
         smki_error_clear();
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 memcmp(cert.serial, key + SMKI_KEYID_LEN, SMKI_SERIAL_LEN) == 0,
             "issuer and serial come from the key");
     size_t len = 0;
-    require(ca_cert_encode(&cert, again, sizeof again, &len) == 0, "an accepted record encodes");
+    require(smki_ca_cert_encode(&cert, again, sizeof again, &len) == 0, "an accepted record encodes");
     require(len == size && memcmp(again, data, size) == 0, "an accepted record encodes back to the same octets");
     smki_error_clear();
     return 0;

@@ -26,7 +26,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         uint8_t key[CA_CERT_KEY_LEN];
         memset(key, 0x5a, sizeof key);
         smki_revocation rev;
-        rc = ca_revocation_decode(key, val, len, &rev);
+        rc = smki_ca_revocation_decode(key, val, len, &rev);
         if (rc == 0) {
             require(len == 10, "a revocation record is 10 octets");
             require(smki_revoke_reason_name(rev.reason) != NULL, "a known reason");
@@ -35,7 +35,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     } else {
         smki_crl crl;
         memset(&crl, 0, sizeof crl);
-        rc = ca_crl_decode("fuzz/smki-oca", val, len, &crl);
+        rc = smki_ca_crl_decode("fuzz/smki-oca", val, len, &crl);
         if (rc == 0) {
             require(crl.der && crl.der_len > 0 && crl.der_len < len, "the DER is inside the record");
             require(memcmp(crl.der, val + (len - crl.der_len), crl.der_len) == 0, "the DER is the record's tail");

@@ -70,8 +70,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
     }
     char a[600], b[600];
-    outcome(duis_verify_with(DUIS_ENGINE_C14N, t, T2020, data, size, NULL), a, sizeof a);
-    outcome(duis_verify_with(DUIS_ENGINE_XMLSEC, t, T2020, data, size, NULL), b, sizeof b);
+    outcome(smki_duis_engine_verify(DUIS_ENGINE_C14N, t, T2020, data, size, NULL), a, sizeof a);
+    outcome(smki_duis_engine_verify(DUIS_ENGINE_XMLSEC, t, T2020, data, size, NULL), b, sizeof b);
     if (strcmp(a, b) != 0) {
         fprintf(stderr, "fuzz_duis_engines: libxml2 C14N path '%s', xmlsec '%s'\n", a, b);
         abort();

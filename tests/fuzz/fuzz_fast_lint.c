@@ -1,5 +1,5 @@
 /* libFuzzer target for the release check by construction (ca/lint_fast.c), held to
- * the full linter: whatever ca_fast_check proves must lint clean as a device
+ * the full linter: whatever smki_ca_fast_check proves must lint clean as a device
  * certificate (smki_lint_der), else abort. The harness sets up a test hierarchy of
  * software keys once and issues a DS and a KA device certificate; the input says how
  * to damage one of them, so that every run starts from a certificate the template
@@ -99,7 +99,7 @@ static void setup(void)
     for (int i = 0; i < 2; i++) {
         issued[i].csr = device_csr(i ? 4 : 0); /* digitalSignature, keyAgreement */
         smki_issue_req r = {issued[i].csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
-        require(smki_ca_build(issuer, &r, &issued[i].cert) == 0 && ca_last_release_was_fast(),
+        require(smki_ca_build(issuer, &r, &issued[i].cert) == 0 && smki_ca_last_release_was_fast(),
                 "the issued certificate is released by the template check");
     }
     smki_store_close(s);
@@ -134,10 +134,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint8_t *exact = malloc(len);
     require(exact != NULL, "memory");
     memcpy(exact, der, len);
-    const ca_fast_ref *ref = ca_issuer_fast_ref(issuer, csr->usage);
+    const ca_fast_ref *ref = smki_ca_issuer_fast_ref(issuer, csr->usage);
     const char *why = NULL, *why2 = NULL;
-    int fast = ca_fast_check(ref, exact, len, csr->point, csr->hw_serial.b, &why);
-    require(fast == ca_fast_check(ref, exact, len, csr->point, csr->hw_serial.b, &why2) && why == why2,
+    int fast = smki_ca_fast_check(ref, exact, len, csr->point, csr->hw_serial.b, &why);
+    require(fast == smki_ca_fast_check(ref, exact, len, csr->point, csr->hw_serial.b, &why2) && why == why2,
             "the check is deterministic");
     require(fast ? why == NULL : why != NULL, "a certificate not proven says why");
     if (fast) {

@@ -22,8 +22,8 @@ static int inside(const uint8_t *base, size_t size, const uint8_t *p, size_t n)
 
 static void check_cs02b(const uint8_t *data, size_t size)
 {
-    static dev_cs02b q, again;
-    if (dev_parse_cs02b(data, size, &q) < 0) {
+    static smki_gbcs_cs02b q, again;
+    if (smki_gbcs_cs02b_parse(data, size, &q) < 0) {
         smki_error_clear();
         return;
     }
@@ -59,7 +59,7 @@ static void check_cs02b(const uint8_t *data, size_t size)
     uint8_t *der = NULL;
     size_t len = 0;
     require(smki_cs02b_build(&r, &der, &len) == 0, "an accepted CS02b builds");
-    require(dev_parse_cs02b(der, len, &again) == 0, "the rebuilt CS02b parses");
+    require(smki_gbcs_cs02b_parse(der, len, &again) == 0, "the rebuilt CS02b parses");
     require(again.mode == q.mode && again.auth_seq == q.auth_seq && again.nrepl == q.nrepl &&
                 again.time_checks == q.time_checks && again.has_new_floor == q.has_new_floor &&
                 (!q.has_new_floor || again.new_floor == q.new_floor),
@@ -73,8 +73,8 @@ static void check_cs02b(const uint8_t *data, size_t size)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static dev_cmd c;
-    if (dev_parse_command(data, size, &c) == 0) {
+    static smki_gbcs_cmd c;
+    if (smki_gbcs_cmd_parse(data, size, &c) == 0) {
         require(inside(data, size, c.gs.apdu, c.gs.apdu_len), "APDU inside the input");
         require(inside(data, size, c.gs.content, c.gs.content_len), "content inside the input");
         require(inside(data, size, c.gs.signed_part, c.gs.signed_len), "signed part inside the input");

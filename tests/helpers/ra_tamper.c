@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "ra/ra.h"
+#include "ra/ra_test.h"
 
 typedef struct {
     const smki_ra_dbs *db;

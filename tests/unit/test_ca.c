@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "ca/ca.h"
+#include "ca/ca_test.h"
 #include "ca/ca_private.h"
 #include "ca/der.h"
 #include "helpers.h"
@@ -231,16 +232,16 @@ static void test_der_integers_and_times(void **state)
 
     /* RFC 5280 4.1.2.5: UTCTime through 2049, GeneralizedTime from 2050. */
     smki_writer_fixed(&w, buf, sizeof buf);
-    derw_time(&w, 2524607999); /* 2049-12-31 23:59:59 */
-    derw_time(&w, 2524608000); /* 2050-01-01 00:00:00 */
+    smki_ca_derw_time(&w, 2524607999); /* 2049-12-31 23:59:59 */
+    smki_ca_derw_time(&w, 2524608000); /* 2050-01-01 00:00:00 */
     assert_memory_equal(buf, "\x17\x0d" "491231235959Z" "\x18\x0f" "20500101000000Z", 32);
     /* The period ends on the last second before the anniversary, like the RTDS ones
      * (151030000000Z .. 251029235959Z); a 29 February start ends on 28 February. */
     der_civil c = {2015, 10, 30, 0, 0, 0};
-    der_civil e = der_civil_from_time(der_time_add_years_end(der_time_from_civil(&c), 10));
+    der_civil e = smki_ca_der_civil_from_time(smki_ca_der_time_add_years_end(smki_ca_der_time_from_civil(&c), 10));
     assert_true(e.y == 2025 && e.mo == 10 && e.d == 29 && e.h == 23 && e.mi == 59 && e.s == 59);
     der_civil leap = {2024, 2, 29, 12, 0, 0};
-    e = der_civil_from_time(der_time_add_years_end(der_time_from_civil(&leap), 1));
+    e = smki_ca_der_civil_from_time(smki_ca_der_time_add_years_end(smki_ca_der_time_from_civil(&leap), 1));
     assert_true(e.y == 2025 && e.mo == 2 && e.d == 28 && e.h == 11 && e.mi == 59 && e.s == 59);
 }
 
@@ -252,7 +253,7 @@ static void test_der_oids_match_openssl(void **state)
     for (size_t i = 0; i < sizeof OIDS / sizeof OIDS[0]; i++) {
         uint8_t mine[64];
         size_t n;
-        assert_ok(der_oid_from_text(OIDS[i], mine, sizeof mine, &n));
+        assert_ok(smki_ca_der_oid_from_text(OIDS[i], mine, sizeof mine, &n));
         ASN1_OBJECT *o = OBJ_txt2obj(OIDS[i], 1);
         assert_non_null(o);
         assert_int_equal((size_t)OBJ_length(o), n);
@@ -261,10 +262,10 @@ static void test_der_oids_match_openssl(void **state)
     }
     uint8_t out[8];
     size_t n;
-    assert_fails(der_oid_from_text("1.2.", out, sizeof out, &n), SMKI_E_USAGE, "ends with");
-    assert_fails(der_oid_from_text("3.1", out, sizeof out, &n), SMKI_E_USAGE, "first 0..2");
-    assert_fails(der_oid_from_text("1.02", out, sizeof out, &n), SMKI_E_USAGE, "leading zero");
-    assert_fails(der_oid_from_text("1.2.3.4.5.6.7.8.9", out, 4, &n), SMKI_E_USAGE, "too long");
+    assert_fails(smki_ca_der_oid_from_text("1.2.", out, sizeof out, &n), SMKI_E_USAGE, "ends with");
+    assert_fails(smki_ca_der_oid_from_text("3.1", out, sizeof out, &n), SMKI_E_USAGE, "first 0..2");
+    assert_fails(smki_ca_der_oid_from_text("1.02", out, sizeof out, &n), SMKI_E_USAGE, "leading zero");
+    assert_fails(smki_ca_der_oid_from_text("1.2.3.4.5.6.7.8.9", out, 4, &n), SMKI_E_USAGE, "too long");
 }
 
 /* ---- The ceremony --------------------------------------------------------------------------- */
@@ -551,7 +552,7 @@ static void test_issue_organisation_ds_and_ka_shaped_like_the_keystore(void **st
             assert_int_equal(X509_EXTENSION_get_critical(a), X509_EXTENSION_get_critical(b));
         }
         /* Ten years, less a second, from notBefore; the key copied. */
-        assert_int_equal(c->not_after, der_time_add_years_end(c->not_before, 10));
+        assert_int_equal(c->not_after, smki_ca_der_time_add_years_end(c->not_before, 10));
         assert_int_equal(EVP_PKEY_eq(X509_get0_pubkey(mine), csr->key), 1);
         X509_free(mine);
         free(c);
@@ -568,7 +569,7 @@ static void test_issue_organisation_validity_spans_2050_in_generalized_time(void
     smki_csr *csr = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
     der_civil start = {2045, 6, 1, 12, 0, 0};
     smki_issue_req r = {csr, SMKI_PROFILE_ORGANISATION, SMKI_ROLE_XML_SIGN, &eui, NULL,
-                        der_time_from_civil(&start), 0};
+                        smki_ca_der_time_from_civil(&start), 0};
     smki_cert *c = malloc(sizeof *c);
     assert_ok(smki_ca_build(f->oca, &r, c));
     assert_lints_clean(c->der, c->der_len, "test", SMKI_PROFILE_ORGANISATION);
@@ -685,7 +686,7 @@ static void test_issue_refusals_write_nothing(void **state)
     assert_fails(smki_ca_issue(f->oca, &f->db, &r, c), SMKI_E_USAGE, "1 to 64 characters");
     /* After its CA has expired. */
     der_civil late = {2099, 1, 1, 0, 0, 0};
-    r = (smki_issue_req){org, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_SUPPLIER, &eui, NULL, der_time_from_civil(&late), 0};
+    r = (smki_issue_req){org, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_SUPPLIER, &eui, NULL, smki_ca_der_time_from_civil(&late), 0};
     assert_fails(smki_ca_issue(f->oca, &f->db, &r, c), SMKI_E_REFUSED, "has expired");
     assert_int_equal(cert_count(f), count);
 
@@ -733,7 +734,7 @@ static void test_lint_gate_names_the_rules_and_releases_nothing(void **state)
     smki_env env;
     assert_ok(smki_env_load("test", NULL, &env));
     smki_lint_report *rep = malloc(sizeof *rep);
-    assert_fails(ca_lint_release(der, (size_t)n, &env, SMKI_PROFILE_ORGANISATION, rep), SMKI_E_INTERNAL,
+    assert_fails(smki_ca_lint_release(der, (size_t)n, &env, SMKI_PROFILE_ORGANISATION, rep), SMKI_E_INTERNAL,
                  "aki.missing");
     /* Clean, but not of the profile asked for. */
     OPENSSL_free(der);
@@ -741,7 +742,7 @@ static void test_lint_gate_names_the_rules_and_releases_nothing(void **state)
     x = load_cert(RTDS_ORG);
     der = NULL;
     n = i2d_X509(x, &der);
-    assert_fails(ca_lint_release(der, (size_t)n, &env, SMKI_PROFILE_DEVICE, rep), SMKI_E_INTERNAL,
+    assert_fails(smki_ca_lint_release(der, (size_t)n, &env, SMKI_PROFILE_DEVICE, rep), SMKI_E_INTERNAL,
                  "another profile");
     OPENSSL_free(der);
     X509_free(x);
@@ -878,15 +879,15 @@ static void test_store_record_decoding_refuses_damage(void **state)
     assert_ok(smki_ca_get(&f->db, "test", SMKI_CA_ROOT, &r));
     static uint8_t rec[4096];
     size_t len;
-    assert_ok(ca_cert_encode(&r.cert, rec, sizeof rec, &len));
+    assert_ok(smki_ca_cert_encode(&r.cert, rec, sizeof rec, &len));
     uint8_t key[CA_CERT_KEY_LEN];
-    ca_cert_key(&r.cert, key);
+    smki_ca_cert_key(&r.cert, key);
     smki_cert *back = malloc(sizeof *back);
-    assert_ok(ca_cert_decode(key, rec, len, back));
+    assert_ok(smki_ca_cert_decode(key, rec, len, back));
     assert_memory_equal(back, &r.cert, offsetof(smki_cert, der) + r.cert.der_len);
-    for (size_t cut = 0; cut < len; cut += 7) assert_fails(ca_cert_decode(key, rec, cut, back), SMKI_E_CORRUPT, NULL);
+    for (size_t cut = 0; cut < len; cut += 7) assert_fails(smki_ca_cert_decode(key, rec, cut, back), SMKI_E_CORRUPT, NULL);
     rec[0] = 9;
-    assert_fails(ca_cert_decode(key, rec, len, back), SMKI_E_CORRUPT, "version 9");
+    assert_fails(smki_ca_cert_decode(key, rec, len, back), SMKI_E_CORRUPT, "version 9");
     free(back);
 }
 
@@ -996,16 +997,16 @@ static void test_fast_release_agrees_with_the_full_linter_on_issued_certificates
         smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
         assert_ok(smki_ca_build(f->dca, &r, c));
         /* released by the template check, which the full linter agrees with */
-        assert_int_equal(ca_last_release_was_fast(), 1);
+        assert_int_equal(smki_ca_last_release_was_fast(), 1);
         const char *why = "unset";
-        assert_int_equal(ca_fast_check(ca_issuer_fast_ref(f->dca, csr->usage), c->der, c->der_len, csr->point,
+        assert_int_equal(smki_ca_fast_check(smki_ca_issuer_fast_ref(f->dca, csr->usage), c->der, c->der_len, csr->point,
                                        csr->hw_serial.b, &why),
                          1);
         assert_null(why);
         assert_int_equal(full_verdict(f->dca, c->der, c->der_len, rep), 1);
         assert_int_equal(rep->key_usage, ku);
         /* the other usage's template does not prove it */
-        assert_int_equal(ca_fast_check(ca_issuer_fast_ref(f->dca, csr->usage == SMKI_USAGE_DS ? SMKI_USAGE_KA
+        assert_int_equal(smki_ca_fast_check(smki_ca_issuer_fast_ref(f->dca, csr->usage == SMKI_USAGE_DS ? SMKI_USAGE_KA
                                                                                              : SMKI_USAGE_DS),
                                        c->der, c->der_len, csr->point, csr->hw_serial.b, &why),
                          0);
@@ -1030,13 +1031,13 @@ static void test_fast_release_is_never_less_strict_than_the_full_linter(void **s
         smki_csr *csr = device_csr(i, i ? SMKI_KU_KEY_AGREEMENT : SMKI_KU_DIGITAL_SIGNATURE);
         smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
         assert_ok(smki_ca_build(f->dca, &r, c));
-        const ca_fast_ref *ref = ca_issuer_fast_ref(f->dca, csr->usage);
+        const ca_fast_ref *ref = smki_ca_issuer_fast_ref(f->dca, csr->usage);
         static const uint8_t FLIPS[] = {0x01, 0x80, 0xff};
         for (size_t at = 0; at < c->der_len; at++)
             for (size_t k = 0; k < sizeof FLIPS; k++) {
                 memcpy(mut, c->der, c->der_len);
                 mut[at] ^= FLIPS[k];
-                int fast = ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, NULL);
+                int fast = smki_ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, NULL);
                 int full = full_verdict(f->dca, mut, c->der_len, rep);
                 if (fast && !full) print_error("proven but not clean: octet %zu ^ 0x%02x\n", at, FLIPS[k]);
                 assert_true(!fast || full);
@@ -1045,10 +1046,10 @@ static void test_fast_release_is_never_less_strict_than_the_full_linter(void **s
                 only_full_accepts += (size_t)(!fast && full);
             }
         for (size_t cut = 1; cut < c->der_len; cut += 7)
-            assert_int_equal(ca_fast_check(ref, c->der, c->der_len - cut, csr->point, csr->hw_serial.b, NULL), 0);
+            assert_int_equal(smki_ca_fast_check(ref, c->der, c->der_len - cut, csr->point, csr->hw_serial.b, NULL), 0);
         memcpy(mut, c->der, c->der_len);
         mut[c->der_len] = 0x00;
-        assert_int_equal(ca_fast_check(ref, mut, c->der_len + 1, csr->point, csr->hw_serial.b, NULL), 0);
+        assert_int_equal(smki_ca_fast_check(ref, mut, c->der_len + 1, csr->point, csr->hw_serial.b, NULL), 0);
         smki_csr_free(csr);
     }
     /* Changes inside the slots that stay valid (serial, time, signature octets) are
@@ -1070,7 +1071,7 @@ static void test_fast_release_catches_crafted_violations_as_the_full_linter_does
     smki_csr *csr = device_csr(7, SMKI_KU_DIGITAL_SIGNATURE);
     smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0, 0};
     assert_ok(smki_ca_build(f->dca, &r, c));
-    const ca_fast_ref *ref = ca_issuer_fast_ref(f->dca, SMKI_USAGE_DS);
+    const ca_fast_ref *ref = smki_ca_issuer_fast_ref(f->dca, SMKI_USAGE_DS);
     assert_non_null(ref);
     assert_true(ref->ready);
     uint8_t mut[SMKI_CERT_DER_MAX];
@@ -1097,7 +1098,7 @@ static void test_fast_release_catches_crafted_violations_as_the_full_linter_does
         else if (mut[at] == cases[i].value) mut[at] ^= 0x01;
         else mut[at] = cases[i].value;
         why = NULL;
-        assert_int_equal(ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+        assert_int_equal(smki_ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
         assert_non_null(strstr(why, cases[i].fast_says));
         int clean = full_verdict(f->dca, mut, c->der_len, rep);
         if (cases[i].rule) {
@@ -1116,17 +1117,17 @@ static void test_fast_release_catches_crafted_violations_as_the_full_linter_does
     const smki_env *env = smki_ca_issuer_env(f->dca);
     uint8_t oid[64];
     size_t oid_len = 0;
-    assert_ok(der_oid_from_text(env->device_policy, oid, sizeof oid, &oid_len));
+    assert_ok(smki_ca_der_oid_from_text(env->device_policy, oid, sizeof oid, &oid_len));
     for (size_t k = 0; k + oid_len <= c->der_len; k++)
         if (memcmp(mut + k, oid, oid_len) == 0) pol = k + oid_len - 1;
     assert_true(pol > 0);
     mut[pol] ^= 0x01;
-    assert_int_equal(ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+    assert_int_equal(smki_ca_fast_check(ref, mut, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
     assert_non_null(strstr(why, "outside the slots"));
     assert_false(full_verdict(f->dca, mut, c->der_len, rep));
     /* a signature value that is not DER: r with a 00 it does not need */
     memcpy(mut, c->der, c->der_len);
-    size_t bs = ref->tbs_end + sizeof CA_ALG_ECDSA_SHA256; /* BIT STRING */
+    size_t bs = ref->tbs_end + sizeof SMKI_CA_ALG_ECDSA_SHA256; /* BIT STRING */
     size_t seq = bs + 3, rlen_at = seq + 3;
     uint8_t rlen = mut[rlen_at];
     /* rebuild: 30 L+1 02 rlen+1 00 r... 02 s... */
@@ -1147,20 +1148,20 @@ static void test_fast_release_catches_crafted_violations_as_the_full_linter_does
     mlen += n;
     mut[2] = (uint8_t)((mlen - 4) >> 8);
     mut[3] = (uint8_t)(mlen - 4);
-    assert_int_equal(ca_fast_check(ref, mut, mlen, csr->point, csr->hw_serial.b, &why), 0);
+    assert_int_equal(smki_ca_fast_check(ref, mut, mlen, csr->point, csr->hw_serial.b, &why), 0);
     assert_non_null(strstr(why, "signature"));
     assert_ok(smki_lint_der(mut, mlen, env, rep));
     assert_non_null(smki_lint_find(rep, "sig.encoding"));
     /* and the unchanged certificate still passes both */
-    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, csr->point, csr->hw_serial.b, NULL), 1);
+    assert_int_equal(smki_ca_fast_check(ref, c->der, c->der_len, csr->point, csr->hw_serial.b, NULL), 1);
     assert_true(full_verdict(f->dca, c->der, c->der_len, rep));
     /* another CSR's key or Device ID: not this certificate */
     smki_csr *other = device_csr(8, SMKI_KU_DIGITAL_SIGNATURE);
-    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, other->point, csr->hw_serial.b, &why), 0);
+    assert_int_equal(smki_ca_fast_check(ref, c->der, c->der_len, other->point, csr->hw_serial.b, &why), 0);
     assert_non_null(strstr(why, "key"));
-    assert_int_equal(ca_fast_check(ref, c->der, c->der_len, csr->point, other->hw_serial.b, &why), 0);
+    assert_int_equal(smki_ca_fast_check(ref, c->der, c->der_len, csr->point, other->hw_serial.b, &why), 0);
     assert_non_null(strstr(why, "hwSerialNum"));
-    assert_int_equal(ca_fast_check(NULL, c->der, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
+    assert_int_equal(smki_ca_fast_check(NULL, c->der, c->der_len, csr->point, csr->hw_serial.b, &why), 0);
     assert_non_null(strstr(why, "template"));
     smki_csr_free(other);
     smki_csr_free(csr);
@@ -1177,22 +1178,22 @@ static void test_release_falls_back_to_the_full_linter(void **state)
     smki_csr *csr = device_csr(9, SMKI_KU_KEY_AGREEMENT);
     smki_issue_req r = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 2524608000 /* 2050-01-01 */, 0};
     assert_ok(smki_ca_build(f->dca, &r, c));
-    assert_int_equal(ca_last_release_was_fast(), 0);
+    assert_int_equal(smki_ca_last_release_was_fast(), 0);
     assert_lints_clean(c->der, c->der_len, "test", SMKI_PROFILE_DEVICE);
     r.not_before = 0;
     assert_ok(smki_ca_build(f->dca, &r, c));
-    assert_int_equal(ca_last_release_was_fast(), 1);
+    assert_int_equal(smki_ca_last_release_was_fast(), 1);
     smki_csr *org = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
     smki_eui64_t eui;
     memcpy(eui.b, ORG_EUI, 8);
     smki_issue_req r2 = {org, SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &eui, NULL, 0, 0};
     assert_ok(smki_ca_build(f->oca, &r2, c));
-    assert_int_equal(ca_last_release_was_fast(), 0);
-    assert_null(ca_issuer_fast_ref(f->oca, SMKI_USAGE_DS));
+    assert_int_equal(smki_ca_last_release_was_fast(), 0);
+    assert_null(smki_ca_issuer_fast_ref(f->oca, SMKI_USAGE_DS));
     /* a template is learned only from a device certificate */
     ca_fast_ref *ref = malloc(sizeof *ref);
-    assert_fails(ca_fast_learn(ref, c->der, c->der_len), SMKI_E_INTERNAL, "template");
-    assert_fails(ca_fast_learn(ref, c->der, 40), SMKI_E_INPUT, NULL);
+    assert_fails(smki_ca_fast_learn(ref, c->der, c->der_len), SMKI_E_INTERNAL, "template");
+    assert_fails(smki_ca_fast_learn(ref, c->der, 40), SMKI_E_INPUT, NULL);
     assert_false(ref->ready);
     free(ref);
     smki_csr_free(org);
@@ -1209,7 +1210,7 @@ static void test_digests_fetched_once_match_the_standard_vectors(void **state)
     static const uint8_t SHA1_ABC[20] = {0xa9, 0x99, 0x3e, 0x36, 0x47, 0x06, 0x81, 0x6a, 0xba, 0x3e,
                                          0x25, 0x71, 0x78, 0x50, 0xc2, 0x6c, 0x9c, 0xd0, 0xd8, 0x9d};
     uint8_t out[32];
-    assert_ok(ca_sha256((const uint8_t *)"abc", 3, out));
+    assert_ok(smki_ca_sha256((const uint8_t *)"abc", 3, out));
     assert_memory_equal(out, SHA256_ABC, 32);
     /* SHA-1 is fetched once in base for key identifiers: 0100b and its low 60 bits */
     assert_ok(smki_keyid_method2((const uint8_t *)"abc", 3, out));
@@ -1223,7 +1224,7 @@ static void test_serials_after_fork_are_not_the_parents(void **state)
     (void)state;
     uint8_t first[SMKI_SERIAL_LEN], parent[SMKI_SERIAL_LEN], child[SMKI_SERIAL_LEN];
     int fixed = 1, fds[2];
-    assert_ok(ca_serial_new(first, &fixed)); /* the pool now holds more */
+    assert_ok(smki_ca_serial_new(first, &fixed)); /* the pool now holds more */
     assert_int_equal(fixed, 0);
     assert_int_equal(pipe(fds), 0);
     pid_t pid = fork();
@@ -1231,7 +1232,7 @@ static void test_serials_after_fork_are_not_the_parents(void **state)
     if (pid == 0) {
         uint8_t s[SMKI_SERIAL_LEN] = {0};
         int fx;
-        int ok = ca_serial_new(s, &fx) == 0;
+        int ok = smki_ca_serial_new(s, &fx) == 0;
         ssize_t w = ok ? write(fds[1], s, sizeof s) : -1;
         _exit(w == (ssize_t)sizeof s ? 0 : 1);
     }
@@ -1241,7 +1242,7 @@ static void test_serials_after_fork_are_not_the_parents(void **state)
     int status = 0;
     assert_int_equal(waitpid(pid, &status, 0), pid);
     assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    assert_ok(ca_serial_new(parent, &fixed));
+    assert_ok(smki_ca_serial_new(parent, &fixed));
     assert_memory_not_equal(child, parent, SMKI_SERIAL_LEN);
     assert_memory_not_equal(first, parent, SMKI_SERIAL_LEN);
     assert_true(child[0] >= 0x40 && child[0] <= 0x7f);

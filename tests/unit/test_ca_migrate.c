@@ -65,13 +65,13 @@ static int write_old(smki_txn *t, void *arg)
     for (unsigned i = 0; i < N_CERTS; i++) {
         const smki_cert *c = &o->all[i];
         size_t len = 0;
-        GUARD(ca_cert_encode(c, v2, sizeof v2, &len));
+        GUARD(smki_ca_cert_encode(c, v2, sizeof v2, &len));
         /* version 1: the same fields without the 8 octets of seq after not_after */
         memcpy(v1, v2, 38);
         v1[0] = 1;
         memcpy(v1 + 38, v2 + 46, len - 46);
         uint8_t key[CA_CERT_KEY_LEN];
-        ca_cert_key(c, key);
+        smki_ca_cert_key(c, key);
         GUARD(smki_txn_put(t, o->certs, key, sizeof key, v1, len - 8, SMKI_PUT_NOOVERWRITE));
         uint8_t role = (uint8_t)c->role, usage = (uint8_t)c->usage, status = (uint8_t)c->status;
         GUARD(smki_txn_put(t, o->idx[0], c->serial, SMKI_SERIAL_LEN, key, sizeof key, 0));

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "ca/ca.h"
+#include "ca/ca_test.h"
+#include "ca/crl.h"
 #include "helpers.h"
 
 #define REAL_CSR "vectors/gbcs/csr/00db1234567890a0-ds.csr.der"

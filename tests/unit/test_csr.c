@@ -627,7 +627,7 @@ static void test_parse_refuses_a_signature_value_that_is_not_strict_der(void **s
     assert_null(c);
 }
 
-/* ca_oid_text writes what OBJ_obj2txt writes, over random well-formed OIDs; refuses
+/* smki_ca_oid_text writes what OBJ_obj2txt writes, over random well-formed OIDs; refuses
  * a cut subidentifier and a buffer too small; leaves arcs past 64 bits to OpenSSL. */
 static void test_oid_text_matches_openssl(void **state)
 {
@@ -659,7 +659,7 @@ static void test_oid_text_matches_openssl(void **state)
         assert_non_null(obj);
         int n = OBJ_obj2txt(theirs, sizeof theirs, obj, 1);
         ASN1_OBJECT_free(obj);
-        int m = ca_oid_text(content, len, mine, sizeof mine);
+        int m = smki_ca_oid_text(content, len, mine, sizeof mine);
         if (m == -2) {
             past64++;
             continue;
@@ -670,15 +670,15 @@ static void test_oid_text_matches_openssl(void **state)
     }
     assert_true(past64 > 0);
     static const uint8_t HW_TYPE[] = {0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84, 0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01};
-    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, sizeof mine), 27);
+    assert_int_equal(smki_ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, sizeof mine), 27);
     assert_string_equal(mine, "1.2.826.0.1.8641679.1.2.2.1");
     static const uint8_t CUT[] = {0x2a, 0x86};
-    assert_int_equal(ca_oid_text(CUT, sizeof CUT, mine, sizeof mine), -1);
-    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 27), -1); /* no room for the NUL */
-    assert_int_equal(ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 28), 27);
-    assert_int_equal(ca_oid_text(HW_TYPE, 0, mine, sizeof mine), -1);
+    assert_int_equal(smki_ca_oid_text(CUT, sizeof CUT, mine, sizeof mine), -1);
+    assert_int_equal(smki_ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 27), -1); /* no room for the NUL */
+    assert_int_equal(smki_ca_oid_text(HW_TYPE, sizeof HW_TYPE, mine, 28), 27);
+    assert_int_equal(smki_ca_oid_text(HW_TYPE, 0, mine, sizeof mine), -1);
     static const uint8_t DOUBLE_TWO[] = {0x88, 0x37, 0x03}; /* 2.999.3 */
-    assert_int_equal(ca_oid_text(DOUBLE_TWO, sizeof DOUBLE_TWO, mine, sizeof mine), 7);
+    assert_int_equal(smki_ca_oid_text(DOUBLE_TWO, sizeof DOUBLE_TWO, mine, sizeof mine), 7);
     assert_string_equal(mine, "2.999.3");
 }
 

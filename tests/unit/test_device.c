@@ -16,8 +16,9 @@
 #include <string.h>
 
 #include "ca/ca.h"
+#include "device/device.h"
 #include "gbcs/device_private.h"
-#include "gbcs/device_state.h"
+#include "device/state.h"
 #include "gbcs/gbcs.h"
 
 #define KS "vectors/gbcs/keystore"
@@ -112,10 +113,10 @@ static void parse_cs02b_outcome(const uint8_t *content, size_t len, parsed_resp 
 {
     smki_cursor_t c = smki_cursor(content, len), top, x;
     memset(p, 0, sizeof *p);
-    assert_ok(dr_expect(&c, 0x30, "outcome", &top));
-    assert_ok(dr_expect(&top, 0x02, "alertCode", &x));
-    assert_ok(dr_uint(&x, "alertCode", alert));
-    assert_ok(dr_expect(&top, 0x18, "executionDateTime", &x));
+    assert_ok(smki_gbcs_der_expect(&c, 0x30, "outcome", &top));
+    assert_ok(smki_gbcs_der_expect(&top, 0x02, "alertCode", &x));
+    assert_ok(smki_gbcs_der_uint(&x, "alertCode", alert));
+    assert_ok(smki_gbcs_der_expect(&top, 0x18, "executionDateTime", &x));
     assert_int_equal(x.left, 15);
     memcpy(when, x.p, 15);
     when[15] = '\0';
@@ -127,8 +128,8 @@ static void parse_cs02b_response(const uint8_t *content, size_t len, parsed_resp
     smki_cursor_t c = smki_cursor(content, len), top, x;
     uint8_t tag;
     memset(p, 0, sizeof *p);
-    assert_ok(dr_expect(&c, 0x30, "resp", &top));
-    assert_ok(dr_tlv(&top, &tag, &x)); /* 05 00 */
+    assert_ok(smki_gbcs_der_expect(&c, 0x30, "resp", &top));
+    assert_ok(smki_gbcs_der_tlv(&top, &tag, &x)); /* 05 00 */
     parse_cs02b_body(&top, p);
 }
 
@@ -148,22 +149,22 @@ static void assert_same_cs02b(const parsed_resp *a, const parsed_resp *b)
 static void parse_cs02b_body(smki_cursor_t *top, parsed_resp *p)
 {
     smki_cursor_t body, x, list;
-    assert_ok(dr_expect(top, 0x30, "body", &body));
-    assert_ok(dr_expect(&body, 0x02, "seq", &x));
-    assert_ok(dr_uint(&x, "seq", &p->seq));
-    assert_ok(dr_expect(&body, 0x02, "mode", &x));
-    assert_ok(dr_uint(&x, "mode", &p->mode));
-    assert_ok(dr_expect(&body, 0x30, "floors", &x));
-    assert_ok(dr_expect(&body, 0x30, "outcomes", &list));
+    assert_ok(smki_gbcs_der_expect(top, 0x30, "body", &body));
+    assert_ok(smki_gbcs_der_expect(&body, 0x02, "seq", &x));
+    assert_ok(smki_gbcs_der_uint(&x, "seq", &p->seq));
+    assert_ok(smki_gbcs_der_expect(&body, 0x02, "mode", &x));
+    assert_ok(smki_gbcs_der_uint(&x, "mode", &p->mode));
+    assert_ok(smki_gbcs_der_expect(&body, 0x30, "floors", &x));
+    assert_ok(smki_gbcs_der_expect(&body, 0x30, "outcomes", &list));
     while (list.left) {
         smki_cursor_t e, cid;
-        assert_ok(dr_expect(&list, 0x30, "outcome", &e));
-        assert_ok(dr_expect(&e, 0x30, "cell", &cid));
-        assert_ok(dr_cell_id(&cid, &p->oc[p->n].id));
-        assert_ok(dr_expect(&e, 0x0A, "status", &x));
-        assert_ok(dr_uint(&x, "status", &p->oc[p->n].status));
+        assert_ok(smki_gbcs_der_expect(&list, 0x30, "outcome", &e));
+        assert_ok(smki_gbcs_der_expect(&e, 0x30, "cell", &cid));
+        assert_ok(smki_gbcs_der_cell_id(&cid, &p->oc[p->n].id));
+        assert_ok(smki_gbcs_der_expect(&e, 0x0A, "status", &x));
+        assert_ok(smki_gbcs_der_uint(&x, "status", &p->oc[p->n].status));
         for (int k = 0; k < 4; k++) {
-            assert_ok(dr_expect(&e, 0x04, "id", &x));
+            assert_ok(smki_gbcs_der_expect(&e, 0x04, "id", &x));
             assert_int_equal(x.left, 8);
             memcpy(p->oc[p->n].f[k], x.p, 8);
         }
@@ -175,10 +176,10 @@ static void assert_same_outcomes(const smki_rx_result *r, const char *rtds_respo
 {
     size_t len = 0;
     uint8_t *resp = read_hex(rtds_response, &len);
-    dev_cmd theirs, ours;
+    smki_gbcs_cmd theirs, ours;
     parsed_resp a, b;
-    assert_ok(dev_parse_command(resp, len, &theirs));
-    assert_ok(dev_parse_command(r->out, r->out_len, &ours));
+    assert_ok(smki_gbcs_cmd_parse(resp, len, &theirs));
+    assert_ok(smki_gbcs_cmd_parse(r->out, r->out_len, &ours));
     assert_int_equal(ours.gs.cra, 2);
     assert_int_equal(ours.gs.counter, theirs.gs.counter);
     assert_memory_equal(ours.gs.recipient, theirs.gs.recipient, 8);
@@ -359,18 +360,18 @@ static void test_rtds_wrong_signer_is_refused(void **state)
     free(pre0);
     size_t gs_len = 0, cmd_len = 0;
     smki_key *no = NULL, *supplier = NULL;
-    dev_gs g;
+    smki_gbcs_gs g;
     rtds_open(&f, "rtds-signer");
     snprintf(ref, sizeof ref, "file:%s", test_shared_path(KS "/90b3d51f30020000-ds.key"));
     assert_ok(smki_key_open(ref, NULL, &no));
     snprintf(ref, sizeof ref, "file:%s", test_shared_path(KS "/90b3d51f30010000-ds.key"));
     assert_ok(smki_key_open(ref, NULL, &supplier));
-    assert_ok(dev_parse_gs_bytes(pre, len, &g));
+    assert_ok(smki_gbcs_gs_parse(pre, len, &g));
     smki_eui64_t from, to;
     memcpy(from.b, g.originator, 8);
     memcpy(to.b, g.recipient, 8);
     /* Wrong signer. */
-    assert_ok(dev_build_gs(no, 1, g.counter, g.originator, g.recipient, g.message_code, g.content, g.content_len, &gs,
+    assert_ok(smki_gbcs_gs_build(no, 1, g.counter, g.originator, g.recipient, g.message_code, g.content, g.content_len, &gs,
                            &gs_len));
     assert_ok(smki_gbcs_wrap(gs, gs_len, f.acb_ka, f.d->ka_pub, 0, &cmd, &cmd_len));
     assert_int_equal(rx(&f, cmd, cmd_len, &r), SMKI_RX_BAD_SIGNATURE);
@@ -424,8 +425,8 @@ static void test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers(
             m[i] ^= 0x01;
         }
         if (flipped_accepted) fail_msg("%s: %zu single-octet changes accepted", cases[k].cmd, flipped_accepted);
-        dev_cmd c;
-        assert_ok(dev_parse_command(m, len, &c));
+        smki_gbcs_cmd c;
+        assert_ok(smki_gbcs_cmd_parse(m, len, &c));
         /* Floors. */
         assert_ok(smki_device_set_floor(f.s, &f.eui, cases[k].role, c.gs.counter));
         rtds_reopen(&f);
@@ -458,7 +459,7 @@ static void test_rtds_all_cs02b_commands_refuse_flips_replays_and_wrong_signers(
         size_t gs_len = 0, cmd_len = 0;
         snprintf(ref, sizeof ref, "file:%s", test_shared_path(cases[k].wrong_key));
         assert_ok(smki_key_open(ref, NULL, &wrong));
-        assert_ok(dev_build_gs(wrong, 1, c.gs.counter, c.gs.originator, c.gs.recipient, c.gs.message_code,
+        assert_ok(smki_gbcs_gs_build(wrong, 1, c.gs.counter, c.gs.originator, c.gs.recipient, c.gs.message_code,
                                c.gs.content, c.gs.content_len, &gs, &gs_len));
         assert_ok(smki_gbcs_wrap(gs, gs_len, f.acb_ka, f.d->ka_pub, 0, &cmd, &cmd_len));
         assert_ok(smki_device_verify(f.d, cmd, cmd_len, &f.o, &r));
@@ -638,8 +639,8 @@ static void test_rtds_cs02a_lists_cells(void **state)
     rtds_open(&f, "rtds-cs02a");
     assert_int_equal(rx(&f, m, len, &r), SMKI_RX_ACCEPTED);
     assert_string_equal(r.action, "cs02a-details");
-    dev_cmd ours;
-    assert_ok(dev_parse_command(r.out, r.out_len, &ours));
+    smki_gbcs_cmd ours;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &ours));
     /* The supplier's three cells with the SKIs of the RTDS response. */
     static const uint8_t ska[8] = {0x40, 0x5B, 0x8C, 0x62, 0x68, 0x7D, 0x8F, 0x70};
     static const uint8_t pp[8] = {0x41, 0xFB, 0x49, 0x22, 0x15, 0x88, 0xC5, 0x70};
@@ -672,8 +673,8 @@ static void test_rtds_not_recipient_gives_a3(void **state)
     assert_int_equal(r.verdict, SMKI_RX_NOT_RECIPIENT);
     assert_int_equal(r.alert_code, f.o.alert_a3);
     assert_true(r.out_is_alert);
-    dev_cmd a;
-    assert_ok(dev_parse_command(r.out, r.out_len, &a));
+    smki_gbcs_cmd a;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &a));
     assert_int_equal(a.gs.cra, 3);
     assert_int_equal(a.gs.message_code, SMKI_MC_ASN1_ALERT);
     smki_rx_result_clear(&r);
@@ -908,8 +909,8 @@ static void test_own_device_accepts_and_signs_its_response_mac_checked_with_toke
     assert_int_equal(r.role, SMKI_ROLE_SUPPLIER);
     assert_true(r.out_signed);
     /* The response verifies with the device's DS public key. */
-    dev_cmd resp;
-    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_gbcs_cmd resp;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &resp));
     assert_int_equal(resp.gs.cra, 2);
     assert_int_equal(resp.gs.counter, 1);
     assert_memory_equal(resp.gs.recipient, f->p[P_SUPA].eui.b, 8);
@@ -1135,7 +1136,7 @@ static void test_own_device_answers_signed_command_and_alerts_signed_not_maced(v
     size_t n = 0;
     smki_rx_result r;
     smki_key *ds = NULL;
-    assert_ok(dev_own_key(f->d, 0, &ds));
+    assert_ok(smki_dev_own_key(f->d, 0, &ds));
     command(f, P_SUPA, 30, SMKI_MC_ECS01A, body, sizeof body, &m, &n);
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
     assert_true(r.out_signed);
@@ -1175,8 +1176,8 @@ static void test_own_device_cs02c_for_ka_returns_csr_the_ca_issues(void **state)
     command(f, P_SUPA, 21, SMKI_MC_CS02C, body, sizeof body, &m, &n);
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
     assert_string_equal(r.action, "cs02c-csr");
-    dev_cmd resp;
-    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_gbcs_cmd resp;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &resp));
     smki_csr *csr = NULL;
     assert_ok(smki_csr_parse(resp.gs.content, resp.gs.content_len, &csr)); /* PoP verified */
     assert_int_equal(csr->usage, SMKI_USAGE_KA);
@@ -1234,14 +1235,14 @@ static void test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds(vo
     smki_rx_result r;
     command(f, P_SUPA, 21, SMKI_MC_CS02C, body, sizeof body, &m, &n);
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_COMMAND_FAILED);
-    dev_cmd resp;
-    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_gbcs_cmd resp;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &resp));
     assert_int_equal(resp.gs.content_len, sizeof err3);
     assert_memory_equal(resp.gs.content, err3, sizeof err3);
     size_t rl = 0;
     uint8_t *rtds = read_hex(RTDS "/6.17_CS02c/CS02c_6.17_ERROR_RESPONSE_GBCS.HEX", &rl);
-    dev_cmd theirs;
-    assert_ok(dev_parse_command(rtds, rl, &theirs));
+    smki_gbcs_cmd theirs;
+    assert_ok(smki_gbcs_cmd_parse(rtds, rl, &theirs));
     assert_int_equal(theirs.gs.content_len, sizeof err3);
     assert_memory_equal(theirs.gs.content, err3, sizeof err3);
     free(rtds);
@@ -1266,7 +1267,7 @@ static void test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_si
     smki_device *d = NULL;
     assert_ok(smki_device_open(f->s, &eui, &f->hsm, &d));
     smki_key *ka = NULL;
-    assert_ok(dev_own_key(d, 1, &ka));
+    assert_ok(smki_dev_own_key(d, 1, &ka));
     assert_int_equal(EVP_PKEY_eq(smki_key_public(ka), csr->key), 1);
     uint8_t sig[SMKI_SIG_MAX];
     size_t sl = sizeof sig;
@@ -1419,8 +1420,8 @@ static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **
     smki_rx_result r;
     command(f, P_SUPA, 20, SMKI_MC_CS02C, body, sizeof body, &m, &n);
     assert_int_equal(own_rx(f, m, n, &r), SMKI_RX_ACCEPTED);
-    dev_cmd resp;
-    assert_ok(dev_parse_command(r.out, r.out_len, &resp));
+    smki_gbcs_cmd resp;
+    assert_ok(smki_gbcs_cmd_parse(r.out, r.out_len, &resp));
     smki_csr *csr = NULL;
     assert_ok(smki_csr_parse(resp.gs.content, resp.gs.content_len, &csr));
     assert_ok(smki_csr_check_request(csr, 1, &f->eui, SMKI_USAGE_DS));
@@ -1431,10 +1432,10 @@ static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **
     smki_cursor_t a = smki_cursor(resp.gs.content, resp.gs.content_len), b = smki_cursor(real, rl), av, bv;
     const uint8_t *at = NULL, *bt = NULL;
     size_t an = 0, bn = 0;
-    assert_ok(dr_expect(&a, 0x30, "ours", &av));
-    assert_ok(dr_expect(&b, 0x30, "real", &bv));
-    assert_ok(dr_take_tlv(&av, &at, &an));
-    assert_ok(dr_take_tlv(&bv, &bt, &bn));
+    assert_ok(smki_gbcs_der_expect(&a, 0x30, "ours", &av));
+    assert_ok(smki_gbcs_der_expect(&b, 0x30, "real", &bv));
+    assert_ok(smki_gbcs_der_take_tlv(&av, &at, &an));
+    assert_ok(smki_gbcs_der_take_tlv(&bv, &bt, &bn));
     assert_int_equal(an, bn);
     enum { SPKI_AT = 3 + 3 + 2, SPKI_LEN = 91 };
     assert_memory_equal(at, bt, SPKI_AT);

@@ -5,6 +5,7 @@
  * organisation CA carried in an RTDS CS02b command) and, for revocation, on a small test
  * hierarchy made here with OpenSSL (the RTDS OCA key is not published). */
 #include "helpers.h"
+#include "ra/ra_test.h"
 
 #include <openssl/ec.h>
 #include <openssl/evp.h>

@@ -37,10 +37,10 @@ static int session_key_copies(CK_OBJECT_HANDLE *handle)
     p11_module *m;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE s;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
-        p11_open_session(m, slot, TOKEN, PIN, 0, &s) != 0)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        smki_p11_open_session(m, slot, TOKEN, PIN, 0, &s) != 0)
         return -1;
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_BBOOL no = CK_FALSE;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_TOKEN, &no, sizeof no}};
@@ -140,12 +140,12 @@ static void test_token_key_value_cannot_be_read(void **state)
 {
     (void)state;
     p11_module *m;
-    assert_ok(p11_module_get(smki_softhsm_default_module(), &m));
+    assert_ok(smki_p11_module_get(smki_softhsm_default_module(), &m));
     CK_SLOT_ID slot;
-    assert_ok(p11_find_token(m, TOKEN, &slot, NULL));
+    assert_ok(smki_p11_find_token(m, TOKEN, &slot, NULL));
     CK_SESSION_HANDLE s;
-    assert_ok(p11_open_session(m, slot, TOKEN, PIN, 0, &s));
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    assert_ok(smki_p11_open_session(m, slot, TOKEN, PIN, 0, &s));
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_OBJECT_CLASS cls = CKO_PRIVATE_KEY;
     CK_ATTRIBUTE tmpl[] = {{CKA_CLASS, &cls, sizeof cls}, {CKA_LABEL, "ds", 2}};
     CK_OBJECT_HANDLE h;
@@ -167,7 +167,7 @@ static void test_token_key_value_cannot_be_read(void **state)
     assert_false(extractable);
     assert_true(token);
     assert_true(never);
-    p11_close_session(m, s);
+    smki_p11_close_session(m, s);
 }
 
 /* Freeing the last open token key must not end the module for token administration
@@ -331,9 +331,9 @@ static void wrong_pin_child(void)
      * Log out first by closing every session, then try a wrong PIN. */
     p11_module *m;
     CK_SLOT_ID slot;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0)
         _exit(10);
-    p11_module_functions(m)->C_CloseAllSessions(slot);
+    smki_p11_module_functions(m)->C_CloseAllSessions(slot);
     smki_key *k = NULL;
     smki_hsm_opts bad = {.pin = "0000"};
     int rc = smki_key_generate(&bad, TOKEN, "never", SMKI_USAGE_DS, (char[SMKI_KEY_URI_MAX]){0});
@@ -588,9 +588,9 @@ static void session_loss_child(void)
 {
     p11_module *m;
     CK_SLOT_ID slot;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0)
         _exit(50);
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     smki_key *k = NULL;
     if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_once_ok(k)) _exit(51);
     smki_key *ka = NULL;
@@ -631,9 +631,9 @@ static void pin_changed_child(void)
 {
     p11_module *m;
     CK_SLOT_ID slot;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0)
         _exit(60);
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     smki_key *k = NULL;
     if (smki_key_open(ds_uri, &opts, &k) != 0 || !sign_once_ok(k)) _exit(61);
     CK_SESSION_HANDLE s;
@@ -823,17 +823,17 @@ static void test_token_key_signs_with_a_session_copy_destroyed_at_free(void **st
     assert_int_equal(session_key_copies(&copy), 1);
     p11_module *m;
     CK_SLOT_ID slot;
-    assert_ok(p11_module_get(smki_softhsm_default_module(), &m));
-    assert_ok(p11_find_token(m, TOKEN, &slot, NULL));
+    assert_ok(smki_p11_module_get(smki_softhsm_default_module(), &m));
+    assert_ok(smki_p11_find_token(m, TOKEN, &slot, NULL));
     CK_SESSION_HANDLE s;
-    assert_ok(p11_open_session(m, slot, TOKEN, PIN, 0, &s));
+    assert_ok(smki_p11_open_session(m, slot, TOKEN, PIN, 0, &s));
     CK_BBOOL token = CK_TRUE, sensitive = CK_FALSE, extractable = CK_TRUE, sign = CK_FALSE, derive = CK_TRUE;
     CK_ATTRIBUTE a[] = {{CKA_TOKEN, &token, 1},
                         {CKA_SENSITIVE, &sensitive, 1},
                         {CKA_EXTRACTABLE, &extractable, 1},
                         {CKA_SIGN, &sign, 1},
                         {CKA_DERIVE, &derive, 1}};
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     assert_int_equal(f->C_GetAttributeValue(s, copy, a, 5), CKR_OK);
     assert_false(token);
     assert_true(sensitive);
@@ -1042,10 +1042,10 @@ static int replace_token_key(const char *label, smki_key_usage usage)
     p11_module *m;
     CK_SLOT_ID slot;
     CK_SESSION_HANDLE s;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
-        p11_open_session(m, slot, TOKEN, PIN, 1, &s) != 0)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        smki_p11_open_session(m, slot, TOKEN, PIN, 1, &s) != 0)
         return 0;
-    CK_FUNCTION_LIST *f = p11_module_functions(m);
+    CK_FUNCTION_LIST *f = smki_p11_module_functions(m);
     CK_BBOOL yes = CK_TRUE;
     CK_ATTRIBUTE tmpl[] = {{CKA_LABEL, (void *)label, strlen(label)}, {CKA_TOKEN, &yes, sizeof yes}};
     CK_OBJECT_HANDLE h[8];
@@ -1077,8 +1077,8 @@ static void close_all_sessions(void)
 {
     p11_module *m;
     CK_SLOT_ID slot;
-    if (p11_module_get(smki_softhsm_default_module(), &m) != 0 || p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
-        p11_module_functions(m)->C_CloseAllSessions(slot) != CKR_OK)
+    if (smki_p11_module_get(smki_softhsm_default_module(), &m) != 0 || smki_p11_find_token(m, TOKEN, &slot, NULL) != 0 ||
+        smki_p11_module_functions(m)->C_CloseAllSessions(slot) != CKR_OK)
         _exit(99);
 }
 

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "ra/ra.h"
+#include "ra/ra_test.h"
 #include "helpers.h"
 
 static const uint8_t DEV_EUI[8] = {0x00, 0xdb, 0x12, 0x34, 0x56, 0x78, 0x90, 0xa0};

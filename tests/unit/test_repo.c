@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "ca/crl.h"
 #include "repo/repo.h"
 
 /* ---- XML --------------------------------------------------------------------------- */

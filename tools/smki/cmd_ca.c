@@ -6,6 +6,7 @@
 #include <time.h>
 
 #include "ca/ca.h"
+#include "ca/crl.h"
 #include "commands.h"
 #include "ra/ra.h"
 

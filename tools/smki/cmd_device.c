@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "commands.h"
+#include "device/device.h"
 #include "gbcs/gbcs.h"
 
 static const char ABOUT[] =

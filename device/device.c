@@ -9,8 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "device_private.h"
-#include "device_state.h"
+#include "device.h"
+#include "state.h"
 
 static const char DB_NAME[] = "gbcs_device";
 
@@ -30,6 +30,7 @@ void smki_cell_id_format(const smki_ta_cell_id *id, char *out, size_t cap)
 
 int smki_cell_id_parse(const char *text, smki_ta_cell_id *out)
 {
+    memset(out, 0, sizeof *out);
     char buf[64], *save = NULL, *tok;
     ENSURE(text && strlen(text) < sizeof buf, SMKI_E_USAGE, "cell: '%s' is not ROLE[:ds|ka|cert[:management|prepayment]]",
            text ? text : "");
@@ -61,7 +62,7 @@ int smki_cell_id_parse(const char *text, smki_ta_cell_id *out)
     return 0;
 }
 
-int dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f)
+int smki_dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f)
 {
     smki_lint_report *rep = calloc(1, sizeof *rep);
     int rc = 0;
@@ -102,7 +103,7 @@ int smki_cell_from_cert(const uint8_t *data, size_t len, uint8_t cell_usage, smk
     ENSURE_SSL_GOTO(dlen > 0, SMKI_E_CRYPTO, out, "certificate: cannot re-encode");
     ENSURE_GOTO((size_t)dlen <= SMKI_CELL_CERT_MAX, SMKI_E_INPUT, out, "certificate of %d octets: a cell holds %d",
                 dlen, SMKI_CELL_CERT_MAX);
-    GUARD_GOTO(dev_cert_facts(x, der, (size_t)dlen, &f), out);
+    GUARD_GOTO(smki_dev_cert_facts(x, der, (size_t)dlen, &f), out);
     /* The linter reports a role for organisation certificates; a self-signed CA with
      * keyCertSign is a root (OU=00). */
     if (f.role < 0 && X509_check_ca(x) >= 1 && X509_check_issued(x, x) == X509_V_OK &&
@@ -144,17 +145,16 @@ static void key_of(uint8_t kind, const smki_eui64_t *eui, const uint8_t *rest, s
     *len = 9 + n;
 }
 
-static smki_db device_db(smki_store *s)
+static int device_db(smki_store *s, smki_db *out)
 {
-    smki_db db = 0;
-    smki_store_db(s, DB_NAME, 0, &db);
-    return db;
+    *out = 0;
+    return smki_store_db(s, DB_NAME, 0, out);
 }
 
 int smki_device_dbs(smki_store *s)
 {
     smki_db db;
-    return smki_store_db(s, DB_NAME, 0, &db);
+    return device_db(s, &db);
 }
 
 /* Device record: version 1, flags u32, alert counter u64, then four length-prefixed
@@ -345,12 +345,14 @@ static int read_fn(smki_txn *t, void *arg)
     return 0;
 }
 
-int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
+static int dev_reload(smki_store *s, smki_device *d);
+
+int smki_dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
                      const uint64_t *floors, size_t nfloors, uint64_t alert_counter)
 {
     write_job j;
     memset(&j, 0, sizeof j);
-    d->rec.db = device_db(s);
+    GUARD(device_db(s, &d->rec.db));
     dev_record rec = d->rec;
     rec.alert_counter = alert_counter;
     j.eui = d->eui;
@@ -371,7 +373,7 @@ static int create_record(smki_store *s, const smki_eui64_t *eui, dev_record *rec
     write_job j;
     GUARD(smki_device_dbs(s));
     memset(&j, 0, sizeof j);
-    rec->db = device_db(s);
+    GUARD(device_db(s, &rec->db));
     j.eui = *eui;
     j.rec = rec;
     j.cells = cells;
@@ -397,7 +399,7 @@ int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device
     read_job rj;
     memset(&rj, 0, sizeof rj);
     rj.eui = *eui;
-    rj.rec.db = device_db(s);
+    GUARD(device_db(s, &rj.rec.db));
     GUARD(smki_store_read(s, read_fn, &rj));
     smki_hex_encode(eui->b, 8, hex, 0);
     ENSURE(!rj.found, SMKI_E_EXISTS, "device %s already exists", hex);
@@ -476,7 +478,7 @@ int smki_device_load_cell(smki_store *s, const smki_eui64_t *eui, const smki_ta_
 {
     smki_device *d = NULL;
     GUARD(smki_device_open(s, eui, NULL, &d));
-    int rc = dev_store_commit(s, d, cell, 1, NULL, NULL, 0, d->rec.alert_counter);
+    int rc = smki_dev_store_commit(s, d, cell, 1, NULL, NULL, 0, d->rec.alert_counter);
     smki_device_free(d);
     return rc;
 }
@@ -485,7 +487,7 @@ int smki_device_set_floor(smki_store *s, const smki_eui64_t *eui, uint8_t role, 
 {
     smki_device *d = NULL;
     GUARD(smki_device_open(s, eui, NULL, &d));
-    int rc = dev_store_commit(s, d, NULL, 0, &role, &floor, 1, d->rec.alert_counter);
+    int rc = smki_dev_store_commit(s, d, NULL, 0, &role, &floor, 1, d->rec.alert_counter);
     smki_device_free(d);
     return rc;
 }
@@ -518,13 +520,13 @@ static int load_cell_keys(smki_device *d)
 }
 
 /* After a commit: the cells and floors as the store now holds them. */
-int dev_reload(smki_store *s, smki_device *d)
+static int dev_reload(smki_store *s, smki_device *d)
 {
     read_job j;
     memset(&j, 0, sizeof j);
     j.eui = d->eui;
     j.d = d;
-    j.rec.db = device_db(s);
+    GUARD(device_db(s, &j.rec.db));
     GUARD(smki_store_read(s, read_fn, &j));
     ENSURE(j.found, SMKI_E_INTERNAL, "device vanished from the store");
     d->rec = j.rec;
@@ -533,6 +535,7 @@ int dev_reload(smki_store *s, smki_device *d)
 
 int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts *hsm, smki_device **out)
 {
+    *out = NULL;
     smki_device *d = calloc(1, sizeof *d);
     read_job j;
     int rc = 0;
@@ -545,7 +548,7 @@ int smki_device_open(smki_store *s, const smki_eui64_t *eui, const smki_hsm_opts
     memset(&j, 0, sizeof j);
     j.eui = *eui;
     j.d = d;
-    j.rec.db = device_db(s);
+    GUARD_GOTO(device_db(s, &j.rec.db), fail);
     GUARD_GOTO(smki_store_read(s, read_fn, &j), fail);
     smki_eui64_format(eui, SMKI_EUI64_HYPHEN, t);
     ENSURE_GOTO(j.found, SMKI_E_NOTFOUND, fail, "no device %s in the store (smki device create)", t);
@@ -574,11 +577,11 @@ void smki_device_free(smki_device *d)
 
 const smki_ta_cell *smki_device_cell(smki_device *d, const smki_ta_cell_id *id)
 {
-    int i = dev_cell_index(d, id);
+    int i = smki_dev_cell_index(d, id);
     return i < 0 ? NULL : &d->cells[i];
 }
 
-int dev_cell_index(const smki_device *d, const smki_ta_cell_id *id)
+int smki_dev_cell_index(const smki_device *d, const smki_ta_cell_id *id)
 {
     for (size_t i = 0; i < d->ncells; i++)
         if (d->cells[i].id.role == id->role && d->cells[i].id.key_usage == id->key_usage &&
@@ -603,7 +606,7 @@ int smki_device_describe(smki_device *d, smki_device_info *out)
 }
 
 /* The device's own keys, opened on first use (token login happens here, not at open). */
-int dev_own_key(smki_device *d, int ka, smki_key **out)
+int smki_dev_own_key(smki_device *d, int ka, smki_key **out)
 {
     smki_key **slot = ka ? &d->ka : &d->ds;
     const char *ref = ka ? d->rec.ka_ref : d->rec.ds_ref;
@@ -623,7 +626,7 @@ int dev_own_key(smki_device *d, int ka, smki_key **out)
 
 /* Z = ECDH(mine, peer), cached per (peer point, mode) for the life of the handle: the
  * KDF input changes with every counter, the shared secret does not. */
-int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
+int smki_dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
                  uint8_t z[32])
 {
     pthread_mutex_lock(&d->mu);
@@ -674,19 +677,19 @@ static int pending_put_fn(smki_txn *t, void *arg)
     return smki_txn_put(t, j->db, j->key, sizeof j->key, j->val, j->vlen, 0);
 }
 
-int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
+int smki_dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
                     const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len)
 {
     ENSURE(len <= SMKI_GBCS_MAX_MSG, SMKI_E_INPUT, "future-dated command of %zu octets", len);
+    pending_job j;
+    memset(&j, 0, sizeof j);
+    GUARD(device_db(s, &j.db));
     uint8_t *v = malloc(11 + len);
     ENSURE(v, SMKI_E_NOMEM, "pending command");
     v[0] = role;
     memcpy(v + 1, originator, 8);
     smki_put_be16(v + 9, mc);
     memcpy(v + 11, content, len);
-    pending_job j;
-    memset(&j, 0, sizeof j);
-    j.db = device_db(s);
     pending_key(&d->eui, exec, counter, j.key);
     j.val = v;
     j.vlen = 11 + len;
@@ -695,7 +698,7 @@ int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counte
     return rc;
 }
 
-void dev_pending_free(dev_pending *p, size_t n)
+void smki_dev_pending_free(dev_pending *p, size_t n)
 {
     for (size_t i = 0; p && i < n; i++) free(p[i].content);
     free(p);
@@ -749,16 +752,16 @@ static int pending_due_fn(smki_txn *t, void *arg)
     return smki_txn_scan(t, j->db, prefix, sizeof prefix, pending_scan, j);
 }
 
-int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n)
+int smki_dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n)
 {
     pending_job j;
     memset(&j, 0, sizeof j);
-    j.db = device_db(s);
+    GUARD(device_db(s, &j.db));
     j.eui = d->eui;
     j.now = now;
     int rc = smki_store_read(s, pending_due_fn, &j);
     if (rc < 0) {
-        dev_pending_free(j.list, j.n);
+        smki_dev_pending_free(j.list, j.n);
         return rc;
     }
     *out = j.list;
@@ -772,27 +775,27 @@ static int pending_del_fn(smki_txn *t, void *arg)
     return smki_txn_del(t, j->db, j->key, sizeof j->key);
 }
 
-int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter)
+int smki_dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter)
 {
     pending_job j;
     memset(&j, 0, sizeof j);
-    j.db = device_db(s);
+    GUARD(device_db(s, &j.db));
     pending_key(&d->eui, exec, counter, j.key);
     return smki_store_write(s, pending_del_fn, &j);
 }
 
-int dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n)
+int smki_dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n)
 {
     dev_pending *l = NULL;
     size_t count = 0;
     *n = 0;
-    GUARD(dev_pending_due(s, d, INT64_MAX, &l, &count));
+    GUARD(smki_dev_pending_due(s, d, INT64_MAX, &l, &count));
     int rc = 0;
     for (size_t i = 0; i < count && rc == 0; i++) {
         if (l[i].message_code != mc) continue;
-        rc = dev_pending_del(s, d, l[i].exec, l[i].counter);
+        rc = smki_dev_pending_del(s, d, l[i].exec, l[i].counter);
         if (rc == 0) (*n)++;
     }
-    dev_pending_free(l, count);
+    smki_dev_pending_free(l, count);
     return rc;
 }

@@ -1,11 +1,11 @@
 /* Private to the device model: the handle's layout and the helpers its files share. */
-#ifndef SMKI_GBCS_DEVICE_STATE_H
-#define SMKI_GBCS_DEVICE_STATE_H
+#ifndef SMKI_DEVICE_STATE_H
+#define SMKI_DEVICE_STATE_H
 
 #include <openssl/x509.h>
 #include <pthread.h>
 
-#include "gbcs.h"
+#include "device.h"
 
 typedef struct {
     smki_db db; /* not stored: the handle of the database, set before transactions */
@@ -50,15 +50,14 @@ typedef struct {
     uint8_t point[SMKI_POINT_LEN];
 } dev_cert_facts_t;
 
-int dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f);
-int dev_cell_index(const smki_device *d, const smki_ta_cell_id *id);
-int dev_own_key(smki_device *d, int ka, smki_key **out);
+int smki_dev_cert_facts(X509 *x, const uint8_t *der, size_t len, dev_cert_facts_t *f);
+int smki_dev_cell_index(const smki_device *d, const smki_ta_cell_id *id);
+int smki_dev_own_key(smki_device *d, int ka, smki_key **out);
 /* peer's point is the cache key (the cell's stored point: not re-encoded per message). */
-int dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
+int smki_dev_shared_z(smki_device *d, smki_key *mine, int mode, EVP_PKEY *peer, const uint8_t point[SMKI_POINT_LEN],
                  uint8_t z[32]);
 /* One transaction: cells replaced, floors set, the record's alert counter. */
-int dev_reload(smki_store *s, smki_device *d);
-int dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
+int smki_dev_store_commit(smki_store *s, smki_device *d, const smki_ta_cell *cells, size_t ncells, const uint8_t *roles,
                      const uint64_t *floors, size_t nfloors, uint64_t alert_counter);
 
 /* Future-dated commands waiting for their execution date-time (a CS02b today), in the
@@ -74,13 +73,13 @@ typedef struct {
     uint8_t *content; /* malloc'd */
     size_t content_len;
 } dev_pending;
-int dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
+int smki_dev_pending_put(smki_store *s, smki_device *d, int64_t exec, uint64_t counter, uint8_t role,
                     const uint8_t originator[8], uint16_t mc, const uint8_t *content, size_t len);
-/* Those due at `now` (exec <= now), oldest first; caller frees with dev_pending_free. */
-int dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n);
-void dev_pending_free(dev_pending *p, size_t n);
-int dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter);
+/* Those due at `now` (exec <= now), oldest first; caller frees with smki_dev_pending_free. */
+int smki_dev_pending_due(smki_store *s, smki_device *d, int64_t now, dev_pending **out, size_t *n);
+void smki_dev_pending_free(dev_pending *p, size_t n);
+int smki_dev_pending_del(smki_store *s, smki_device *d, int64_t exec, uint64_t counter);
 /* Remove every pending command of this message code; *n: how many. */
-int dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n);
+int smki_dev_pending_cancel(smki_store *s, smki_device *d, uint16_t mc, size_t *n);
 
 #endif

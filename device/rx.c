@@ -12,8 +12,8 @@
 
 #include <openssl/crypto.h>
 
-#include "device_private.h"
-#include "device_state.h"
+#include "device.h"
+#include "state.h"
 
 void smki_rx_opts_default(smki_rx_opts *o)
 {
@@ -106,10 +106,10 @@ static void eui_text(const uint8_t b[8], char out[SMKI_EUI64_TEXT_MAX])
     smki_eui64_format(&e, SMKI_EUI64_HYPHEN, out);
 }
 
-static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r)
+static int check_mac(smki_device *d, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r)
 {
     smki_ta_cell_id acb = {SMKI_ROLE_ACB, SMKI_KU_KEY_AGREEMENT, SMKI_CELL_MANAGEMENT};
-    int i = dev_cell_index(d, &acb), rc = 0;
+    int i = smki_dev_cell_index(d, &acb), rc = 0;
     uint8_t z[32], mac[SMKI_GBCS_MAC_LEN];
     smki_key *mine = NULL;
     EVP_PKEY *peer = NULL;
@@ -131,12 +131,12 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
                "(--rtds-replay-acb-key), which checks the MAC from the ACB side");
         if (i < 0 || !d->cells[i].has_key)
             return refuse(r, SMKI_RX_BAD_MAC, "no ACB key-agreement cell: the MAC cannot be checked");
-        GUARD(dev_own_key(d, 1, &mine));
+        GUARD(smki_dev_own_key(d, 1, &mine));
         peer = d->cell_pub[i];
         peer_point = d->cells[i].point;
         r->mac_check = "device-ka";
     }
-    GUARD(dev_shared_z(d, mine, (int)o->mac_mode, peer, peer_point, z));
+    GUARD(smki_dev_shared_z(d, mine, (int)o->mac_mode, peer, peer_point, z));
     rc = smki_gbcs_mac_z(z, c->gs.apdu, c->gs.apdu_len, c->invocation, mac);
     smki_wipe(z, sizeof z);
     GUARD(rc);
@@ -146,7 +146,7 @@ static int check_mac(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, sm
 }
 
 /* The DS management cells whose holder is the originator; the signature decides which. */
-static int check_signature(smki_device *d, const dev_cmd *c, int want_role, smki_rx_result *r)
+static int check_signature(smki_device *d, const smki_gbcs_cmd *c, int want_role, smki_rx_result *r)
 {
     char o[SMKI_EUI64_TEXT_MAX];
     int candidates = 0;
@@ -186,14 +186,14 @@ static int role_by_ka_cell(const smki_device *d, const uint8_t originator[8])
     return -1;
 }
 
-static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, dev_cmd *c,
+static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_gbcs_cmd *c,
                       smki_rx_result *r)
 {
     char want[SMKI_EUI64_TEXT_MAX], got[SMKI_EUI64_TEXT_MAX];
     int critical = 1;
     r->role = -1;
     r->mac_check = "none";
-    if (dev_parse_command(msg, len, c) < 0) {
+    if (smki_gbcs_cmd_parse(msg, len, c) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "%s", smki_error_msg());
         smki_error_clear();
         return 0;
@@ -242,7 +242,7 @@ static int verify_cmd(smki_device *d, const uint8_t *msg, size_t len, const smki
 
 int smki_device_verify(smki_device *d, const uint8_t *msg, size_t len, const smki_rx_opts *o, smki_rx_result *r)
 {
-    dev_cmd c;
+    smki_gbcs_cmd c;
     memset(r, 0, sizeof *r);
     return verify_cmd(d, msg, len, o, &c, r);
 }
@@ -264,7 +264,7 @@ static int chain_to_root(smki_device *d, X509 *leaf, X509 **path, dev_cert_facts
                          const smki_rx_opts *o, int time_checks, time_t now, int *root_unchecked)
 {
     smki_ta_cell_id rid = {SMKI_ROLE_ROOT, SMKI_KU_KEY_CERT_SIGN, SMKI_CELL_MANAGEMENT};
-    int ri = dev_cell_index(d, &rid);
+    int ri = smki_dev_cell_index(d, &rid);
     X509 *cur = leaf;
     ENSURE(ri >= 0, SMKI_E_VERIFY, "the device has no root cell");
     for (int depth = 0; depth < 6; depth++) {
@@ -304,7 +304,7 @@ static int chain_to_root(smki_device *d, X509 *leaf, X509 **path, dev_cert_facts
 }
 
 typedef struct {
-    dev_cs02b q;
+    smki_gbcs_cs02b q;
     smki_ta_cell newcells[SMKI_CS02B_MAX_REPLACEMENTS];
     uint8_t roles[40];
     uint64_t floors[40];
@@ -326,19 +326,19 @@ static void set_floor(cs02b_work *w, uint8_t role, uint64_t v)
 }
 
 /* Checks every replacement; fills outcomes; 1 if all succeeded. */
-static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, cs02b_work *w, smki_rx_result *r)
+static int cs02b_check(smki_device *d, const smki_gbcs_cmd *c, const smki_rx_opts *o, cs02b_work *w, smki_rx_result *r)
 {
     X509 *path[8] = {0};
     dev_cert_facts_t pf[8];
     time_t now = o->now ? o->now : time(NULL);
     int all_ok = 1;
-    const dev_cs02b *q = &w->q;
+    const smki_gbcs_cs02b *q = &w->q;
     size_t np = 0;
 
     for (size_t k = 0; k < q->npath; k++) {
         const uint8_t *p = q->path[k].cert;
         X509 *x = d2i_X509(NULL, &p, (long)q->path[k].len);
-        if (!x || p != q->path[k].cert + q->path[k].len || dev_cert_facts(x, q->path[k].cert, q->path[k].len, &pf[np]) < 0) {
+        if (!x || p != q->path[k].cert + q->path[k].len || smki_dev_cert_facts(x, q->path[k].cert, q->path[k].len, &pf[np]) < 0) {
             X509_free(x);
             smki_error_clear();
             continue; /* a path certificate that does not parse cannot be a link */
@@ -348,7 +348,7 @@ static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, 
     for (size_t i = 0; i < q->nrepl; i++) {
         smki_cs02b_outcome *oc = &r->outcomes[r->noutcomes++];
         const smki_ta_cell_id *tid = &q->repl[i].target;
-        int ci = dev_cell_index(d, tid);
+        int ci = smki_dev_cell_index(d, tid);
         X509 *x = NULL;
         dev_cert_facts_t f;
         oc->id = *tid;
@@ -366,7 +366,7 @@ static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, 
         }
         const uint8_t *p = q->repl[i].cert;
         x = d2i_X509(NULL, &p, (long)q->repl[i].len);
-        if (!x || p != q->repl[i].cert + q->repl[i].len || dev_cert_facts(x, q->repl[i].cert, q->repl[i].len, &f) < 0) {
+        if (!x || p != q->repl[i].cert + q->repl[i].len || smki_dev_cert_facts(x, q->repl[i].cert, q->repl[i].len, &f) < 0) {
             smki_error_clear();
             oc->status = SMKI_CS02B_BAD_CERTIFICATE;
             snprintf(oc->why, sizeof oc->why, "the certificate does not parse or is not a GB profile");
@@ -425,58 +425,58 @@ static int cs02b_check(smki_device *d, const dev_cmd *c, const smki_rx_opts *o, 
 static int cs02b_outcome(const smki_rx_result *r, const cs02b_work *w, int applied, uint16_t alert_code,
                          time_t executed, uint8_t **out, size_t *len)
 {
-    dw_t dw;
-    dw_init(&dw);
-    dw_begin(&dw, 0x30);
+    smki_gbcs_derw dw;
+    smki_gbcs_derw_init(&dw);
+    smki_gbcs_derw_begin(&dw, 0x30);
     if (alert_code) {
         char when[20];
         struct tm tm;
         gmtime_r(&executed, &tm);
         strftime(when, sizeof when, "%Y%m%d%H%M%SZ", &tm);
-        dw_uint(&dw, 0x02, alert_code);
-        dw_tlv(&dw, 0x18, when, strlen(when));
+        smki_gbcs_derw_uint(&dw, 0x02, alert_code);
+        smki_gbcs_derw_tlv(&dw, 0x18, when, strlen(when));
     } else {
         uint8_t null[2] = {0x05, 0x00};
-        dw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
+        smki_gbcs_derw_raw(&dw, null, 2); /* immediate execution (executionDateTime absent) */
     }
-    dw_begin(&dw, 0x30);
-    dw_uint(&dw, 0x02, w->q.auth_seq);
-    dw_uint(&dw, 0x02, w->q.mode);
-    dw_begin(&dw, 0x30); /* the floors of other roles that were changed */
+    smki_gbcs_derw_begin(&dw, 0x30);
+    smki_gbcs_derw_uint(&dw, 0x02, w->q.auth_seq);
+    smki_gbcs_derw_uint(&dw, 0x02, w->q.mode);
+    smki_gbcs_derw_begin(&dw, 0x30); /* the floors of other roles that were changed */
     if (applied)
         for (size_t i = 0; i < w->nfloors; i++) {
             if (w->roles[i] == (uint8_t)r->role) continue;
-            dw_begin(&dw, 0x30);
-            dw_uint(&dw, 0x02, w->roles[i]);
-            dw_uint(&dw, 0x02, w->floors[i]);
-            dw_begin(&dw, 0x30);
-            dw_end(&dw);
-            dw_end(&dw);
+            smki_gbcs_derw_begin(&dw, 0x30);
+            smki_gbcs_derw_uint(&dw, 0x02, w->roles[i]);
+            smki_gbcs_derw_uint(&dw, 0x02, w->floors[i]);
+            smki_gbcs_derw_begin(&dw, 0x30);
+            smki_gbcs_derw_end(&dw);
+            smki_gbcs_derw_end(&dw);
         }
-    dw_end(&dw);
-    dw_begin(&dw, 0x30);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_begin(&dw, 0x30);
     for (size_t i = 0; i < r->noutcomes; i++) {
         const smki_cs02b_outcome *oc = &r->outcomes[i];
-        dw_begin(&dw, 0x30);
-        dw_cell_id(&dw, &oc->id);
-        dw_uint(&dw, 0x0A, oc->status);
-        dw_tlv(&dw, 0x04, oc->old_subject, 8);
-        dw_tlv(&dw, 0x04, oc->old_ski, 8);
-        dw_tlv(&dw, 0x04, oc->new_subject, 8);
-        dw_tlv(&dw, 0x04, oc->new_ski, 8);
-        dw_end(&dw);
+        smki_gbcs_derw_begin(&dw, 0x30);
+        smki_gbcs_derw_cell_id(&dw, &oc->id);
+        smki_gbcs_derw_uint(&dw, 0x0A, oc->status);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->old_subject, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->old_ski, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->new_subject, 8);
+        smki_gbcs_derw_tlv(&dw, 0x04, oc->new_ski, 8);
+        smki_gbcs_derw_end(&dw);
     }
-    dw_end(&dw);
-    dw_end(&dw);
-    dw_end(&dw);
-    return dw_finish(&dw, out, len);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_end(&dw);
+    smki_gbcs_derw_end(&dw);
+    return smki_gbcs_derw_finish(&dw, out, len);
 }
 
 /* A future-dated CS02b (reference §6 executionDateTime): verified now, its authoriser's
  * counter spent now, kept until its time (smki_device_run_due), answered SEQUENCE { NULL }
  * as the RTDS FUTURE_DATED responses are. executionDateTime 99991231235959Z cancels the
  * pending ones of the same message code instead (the RTDS CANCELLATION commands). */
-static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, cs02b_work *w,
+static int cs02b_schedule(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, cs02b_work *w,
                           smki_rx_result *r, uint8_t **content, size_t *content_len)
 {
     int cancel = w->q.execution_time == DEV_CANCEL_TIME;
@@ -488,11 +488,11 @@ static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const
          * counter unspent, and the same command again writes the same record (keyed by
          * execution time and counter) or cancels nothing more: no harm either way. */
         if (cancel)
-            GUARD(dev_pending_cancel(s, d, c->gs.message_code, &r->cancelled));
+            GUARD(smki_dev_pending_cancel(s, d, c->gs.message_code, &r->cancelled));
         else
-            GUARD(dev_pending_put(s, d, (int64_t)w->q.execution_time, c->gs.counter, role, c->gs.originator,
+            GUARD(smki_dev_pending_put(s, d, (int64_t)w->q.execution_time, c->gs.counter, role, c->gs.originator,
                                   c->gs.message_code, c->gs.content, c->gs.content_len));
-        GUARD(dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter));
+        GUARD(smki_dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter));
         r->applied = 1;
     }
     static const uint8_t ack[4] = {0x30, 0x02, 0x05, 0x00};
@@ -503,14 +503,14 @@ static int cs02b_schedule(smki_device *d, smki_store *s, const dev_cmd *c, const
     return 0;
 }
 
-static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
+static int act_cs02b(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
                      uint8_t **content, size_t *content_len)
 {
     cs02b_work *w = calloc(1, sizeof *w);
     int rc = 0;
     ENSURE(w != NULL, SMKI_E_NOMEM, "CS02b work");
     r->action = "cs02b-update";
-    if (dev_parse_cs02b(c->gs.content, c->gs.content_len, &w->q) < 0) {
+    if (smki_gbcs_cs02b_parse(c->gs.content, c->gs.content_len, &w->q) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "CS02b: %s", smki_error_msg());
         smki_error_clear();
         goto out;
@@ -550,13 +550,13 @@ static int act_cs02b(smki_device *d, smki_store *s, const dev_cmd *c, const smki
         for (size_t i = 0; i < w->q.nrepl; i++) set_floor(w, w->q.repl[i].target.role, w->q.new_floor);
     for (size_t i = 0; i < w->q.nother; i++) set_floor(w, w->q.other[i].role, w->q.other[i].floor);
     if (all_ok && !o->dry_run) {
-        GUARD_GOTO(dev_store_commit(s, d, w->newcells, w->q.nrepl, w->roles, w->floors, w->nfloors,
+        GUARD_GOTO(smki_dev_store_commit(s, d, w->newcells, w->q.nrepl, w->roles, w->floors, w->nfloors,
                                     d->rec.alert_counter), out);
         r->applied = 1;
     } else if (!all_ok && !o->dry_run) {
         /* Refused replacements apply nothing; the authoriser's counter is still spent. */
         uint8_t role = (uint8_t)r->role;
-        GUARD_GOTO(dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter), out);
+        GUARD_GOTO(smki_dev_store_commit(s, d, NULL, 0, &role, &auth, 1, d->rec.alert_counter), out);
     }
     if (!all_ok) refuse(r, SMKI_RX_COMMAND_FAILED, "CS02b: a replacement was refused; none applied");
     GUARD_GOTO(cs02b_outcome(r, w, all_ok, 0, 0, content, content_len), out);
@@ -567,53 +567,53 @@ out:
 
 /* ---- CS02a, CS02c ---------------------------------------------------------------------------- */
 
-static int act_cs02a(smki_device *d, const dev_cmd *c, smki_rx_result *r, uint8_t **content, size_t *content_len)
+static int act_cs02a(smki_device *d, const smki_gbcs_cmd *c, smki_rx_result *r, uint8_t **content, size_t *content_len)
 {
     smki_cursor_t cur = smki_cursor(c->gs.content, c->gs.content_len), top, x, roles;
-    dw_t w;
+    smki_gbcs_derw w;
     r->action = "cs02a-details";
-    if (dr_expect(&cur, 0x30, "CS02a content", &top) < 0 || dr_expect(&top, 0x30, "CS02a cell", &x) < 0 ||
-        dr_expect(&top, 0x30, "CS02a roles", &roles) < 0) {
+    if (smki_gbcs_der_expect(&cur, 0x30, "CS02a content", &top) < 0 || smki_gbcs_der_expect(&top, 0x30, "CS02a cell", &x) < 0 ||
+        smki_gbcs_der_expect(&top, 0x30, "CS02a roles", &roles) < 0) {
         refuse(r, SMKI_RX_MALFORMED, "CS02a: %s", smki_error_msg());
         smki_error_clear();
         return 0;
     }
-    dw_init(&w);
-    dw_begin(&w, 0x30);
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
     while (roles.left) {
         uint64_t role;
-        if (dr_expect(&roles, 0x02, "remotePartyRole", &x) < 0 || dr_uint(&x, "remotePartyRole", &role) < 0 ||
+        if (smki_gbcs_der_expect(&roles, 0x02, "remotePartyRole", &x) < 0 || smki_gbcs_der_uint(&x, "remotePartyRole", &role) < 0 ||
             role > 255) {
-            dw_free(&w);
+            smki_gbcs_derw_free(&w);
             refuse(r, SMKI_RX_MALFORMED, "CS02a: a role is not an INTEGER 0..255");
             smki_error_clear();
             return 0;
         }
         int found = 0;
         for (size_t i = 0; i < d->ncells; i++) found |= d->cells[i].id.role == role;
-        dw_begin(&w, 0x30);
-        dw_uint(&w, 0x02, role);
-        dw_uint(&w, 0x0A, found ? SMKI_CS02B_SUCCESS : SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND);
-        dw_uint(&w, 0x02, d->floors[role]);
-        dw_begin(&w, 0x30);
+        smki_gbcs_derw_begin(&w, 0x30);
+        smki_gbcs_derw_uint(&w, 0x02, role);
+        smki_gbcs_derw_uint(&w, 0x0A, found ? SMKI_CS02B_SUCCESS : SMKI_CS02B_TRUST_ANCHOR_NOT_FOUND);
+        smki_gbcs_derw_uint(&w, 0x02, d->floors[role]);
+        smki_gbcs_derw_begin(&w, 0x30);
         for (size_t i = 0; i < d->ncells; i++) {
             const smki_ta_cell *cell = &d->cells[i];
             if (cell->id.role != role) continue;
-            dw_begin(&w, 0x30);
-            dw_key_usage(&w, cell->id.key_usage);
-            if (cell->id.cell_usage) dw_uint(&w, 0x02, cell->id.cell_usage);
-            dw_tlv(&w, 0x04, cell->subject_id, 8);
-            dw_tlv(&w, 0x04, cell->ski, 8);
-            dw_end(&w);
+            smki_gbcs_derw_begin(&w, 0x30);
+            smki_gbcs_derw_key_usage(&w, cell->id.key_usage);
+            if (cell->id.cell_usage) smki_gbcs_derw_uint(&w, 0x02, cell->id.cell_usage);
+            smki_gbcs_derw_tlv(&w, 0x04, cell->subject_id, 8);
+            smki_gbcs_derw_tlv(&w, 0x04, cell->ski, 8);
+            smki_gbcs_derw_end(&w);
         }
-        dw_end(&w);
-        dw_end(&w);
+        smki_gbcs_derw_end(&w);
+        smki_gbcs_derw_end(&w);
     }
-    dw_end(&w);
-    return dw_finish(&w, content, content_len);
+    smki_gbcs_derw_end(&w);
+    return smki_gbcs_derw_finish(&w, content, content_len);
 }
 
-static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
+static int act_cs02c(smki_device *d, smki_store *s, const smki_gbcs_cmd *c, const smki_rx_opts *o, smki_rx_result *r,
                      uint8_t **content, size_t *content_len)
 {
     smki_cursor_t cur = smki_cursor(c->gs.content, c->gs.content_len), top, x;
@@ -622,7 +622,7 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
     smki_key *k = NULL;
     int rc = 0;
     r->action = "cs02c-csr";
-    if (dr_expect(&cur, 0x30, "CS02c content", &top) < 0 || dr_expect(&top, 0x03, "CS02c keyUsage", &x) < 0 ||
+    if (smki_gbcs_der_expect(&cur, 0x30, "CS02c content", &top) < 0 || smki_gbcs_der_expect(&top, 0x03, "CS02c keyUsage", &x) < 0 ||
         x.left != 2) {
         refuse(r, SMKI_RX_MALFORMED, "CS02c: content is not SEQUENCE { keyUsage }");
         smki_error_clear();
@@ -662,7 +662,7 @@ static int act_cs02c(smki_device *d, smki_store *s, const dev_cmd *c, const smki
     snprintf(d->rec.pending_ref, sizeof d->rec.pending_ref, "%s", ref);
     uint8_t role = (uint8_t)r->role;
     uint64_t ctr = c->gs.counter;
-    GUARD(dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
+    GUARD(smki_dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
     r->applied = 1;
     return 0;
 }
@@ -689,16 +689,16 @@ static int sign_out(smki_device *d, int critical, uint8_t cra, uint64_t counter,
         if (d->cells[i].id.key_usage == SMKI_KU_KEY_AGREEMENT && d->cells[i].id.cell_usage == SMKI_CELL_MANAGEMENT &&
             d->cells[i].has_key && memcmp(d->cells[i].subject_id, recipient, 8) == 0)
             peer = (int)i;
-    if (has_keys && peer < 0) GUARD(dev_own_key(d, 0, &ds));
+    if (has_keys && peer < 0) GUARD(smki_dev_own_key(d, 0, &ds));
     r->out_signed = ds != NULL;
-    GUARD(dev_build_gs(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
+    GUARD(smki_gbcs_gs_build(ds, cra, counter, d->eui.b, recipient, mc, content, content_len, &gs, &gs_len));
     if (peer < 0) {
         r->out = gs;
         r->out_len = gs_len;
         return 0;
     }
-    GUARD_GOTO(dev_own_key(d, 1, &ka), out);
-    GUARD_GOTO(dev_shared_z(d, ka, SMKI_MAC_DEVICE_KEY, d->cell_pub[peer], d->cells[peer].point, z), out);
+    GUARD_GOTO(smki_dev_own_key(d, 1, &ka), out);
+    GUARD_GOTO(smki_dev_shared_z(d, ka, SMKI_MAC_DEVICE_KEY, d->cell_pub[peer], d->cells[peer].point, z), out);
     GUARD_GOTO(smki_gbcs_wrap_z(gs, gs_len, z, 0, &r->out, &r->out_len), out);
     r->out_maced = 1;
 out:
@@ -727,25 +727,25 @@ static int build_alert(smki_device *d, smki_store *s, const smki_rx_opts *o, smk
     struct tm tm;
     gmtime_r(&now, &tm);
     strftime(when, sizeof when, "%Y%m%d%H%M%SZ", &tm);
-    dw_t w;
+    smki_gbcs_derw w;
     uint8_t *content = NULL;
     size_t content_len = 0;
-    dw_init(&w);
-    dw_begin(&w, 0x30);
-    dw_uint(&w, 0x02, code);
-    dw_tlv(&w, 0x18, when, strlen(when));
-    dw_begin(&w, 0x30);
-    dw_uint(&w, 0x02, r->counter);
-    dw_uint(&w, 0x02, r->message_code);
-    dw_end(&w);
-    dw_end(&w);
-    GUARD(dw_finish(&w, &content, &content_len));
+    smki_gbcs_derw_init(&w);
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_uint(&w, 0x02, code);
+    smki_gbcs_derw_tlv(&w, 0x18, when, strlen(when));
+    smki_gbcs_derw_begin(&w, 0x30);
+    smki_gbcs_derw_uint(&w, 0x02, r->counter);
+    smki_gbcs_derw_uint(&w, 0x02, r->message_code);
+    smki_gbcs_derw_end(&w);
+    smki_gbcs_derw_end(&w);
+    GUARD(smki_gbcs_derw_finish(&w, &content, &content_len));
     uint64_t ctr = d->rec.alert_counter + 1;
     int rc = sign_out(d, 1, 0x03, ctr, r->originator.b, SMKI_MC_ASN1_ALERT, content, content_len, r);
     free(content);
     GUARD(rc);
     r->out_is_alert = 1;
-    if (!o->dry_run) GUARD(dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr));
+    if (!o->dry_run) GUARD(smki_dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr));
     return 0;
 }
 
@@ -767,7 +767,7 @@ static int run_one(smki_device *d, smki_store *s, const smki_rx_opts *o, const d
     r->executed = (time_t)p->exec;
     r->action = "cs02b-update";
     r->mac_check = "none";
-    GUARD_GOTO(dev_parse_cs02b(p->content, p->content_len, &w->q), out); /* it parsed on receipt */
+    GUARD_GOTO(smki_gbcs_cs02b_parse(p->content, p->content_len, &w->q), out); /* it parsed on receipt */
     r->mode = w->q.mode;
     int all_ok = cs02b_check(d, NULL, o, w, r);
     if (w->q.has_new_floor)
@@ -776,7 +776,7 @@ static int run_one(smki_device *d, smki_store *s, const smki_rx_opts *o, const d
     uint16_t code = all_ok ? SMKI_ALERT_FUTURE_DATED_OK : SMKI_ALERT_FUTURE_DATED_FAILED;
     if (!all_ok) refuse(r, SMKI_RX_COMMAND_FAILED, "future-dated CS02b: a replacement was refused; none applied");
     if (all_ok && !o->dry_run) {
-        GUARD_GOTO(dev_store_commit(s, d, w->newcells, w->q.nrepl, w->roles, w->floors, w->nfloors,
+        GUARD_GOTO(smki_dev_store_commit(s, d, w->newcells, w->q.nrepl, w->roles, w->floors, w->nfloors,
                                     d->rec.alert_counter),
                    out);
         r->applied = 1;
@@ -788,8 +788,8 @@ static int run_one(smki_device *d, smki_store *s, const smki_rx_opts *o, const d
                out);
     r->out_is_alert = 1;
     if (!o->dry_run) {
-        GUARD_GOTO(dev_pending_del(s, d, p->exec, p->counter), out);
-        GUARD_GOTO(dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr), out);
+        GUARD_GOTO(smki_dev_pending_del(s, d, p->exec, p->counter), out);
+        GUARD_GOTO(smki_dev_store_commit(s, d, NULL, 0, NULL, NULL, 0, ctr), out);
     }
 out:
     free(content);
@@ -804,7 +804,7 @@ int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, sm
     dev_pending *due = NULL;
     size_t count = 0;
     time_t now = o->now ? o->now : time(NULL);
-    GUARD(dev_pending_due(s, d, (int64_t)now, &due, &count));
+    GUARD(smki_dev_pending_due(s, d, (int64_t)now, &due, &count));
     int rc = 0;
     for (size_t i = 0; i < count && *n < cap; i++) {
         memset(&results[*n], 0, sizeof results[*n]);
@@ -812,14 +812,14 @@ int smki_device_run_due(smki_device *d, smki_store *s, const smki_rx_opts *o, sm
         (*n)++;
         if (rc < 0) break;
     }
-    dev_pending_free(due, count);
+    smki_dev_pending_free(due, count);
     return rc;
 }
 
 int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_t len, const smki_rx_opts *o,
                         smki_rx_result *r)
 {
-    dev_cmd c;
+    smki_gbcs_cmd c;
     uint8_t *content = NULL;
     size_t content_len = 0;
     int rc = 0;
@@ -834,7 +834,7 @@ int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_
         uint8_t role = (uint8_t)r->role;
         uint64_t ctr = c.gs.counter;
         if (r->verdict == SMKI_RX_ACCEPTED && !o->dry_run)
-            GUARD(dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
+            GUARD(smki_dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
     } else if (mc == SMKI_MC_CS02C) {
         GUARD(act_cs02c(d, s, &c, o, r, &content, &content_len));
     } else {
@@ -842,7 +842,7 @@ int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_
         r->action = "acknowledged";
         uint8_t role = (uint8_t)r->role;
         uint64_t ctr = c.gs.counter;
-        if (!o->dry_run) GUARD(dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
+        if (!o->dry_run) GUARD(smki_dev_store_commit(s, d, NULL, 0, &role, &ctr, 1, d->rec.alert_counter));
         r->applied = !o->dry_run;
     }
     if (r->verdict == SMKI_RX_MALFORMED || r->verdict == SMKI_RX_NO_PERMISSION) {
@@ -852,112 +852,4 @@ int smki_device_receive(smki_device *d, smki_store *s, const uint8_t *msg, size_
     rc = sign_out(d, c.gs.has_signature, 0x02, c.gs.counter, c.gs.originator, mc, content, content_len, r);
     free(content);
     return rc;
-}
-
-/* ---- CS02c CSR --------------------------------------------------------------------------------- */
-
-int smki_cs02c_csr(smki_key *k, smki_key_usage usage, const smki_eui64_t *eui, const char *hw_type_oid, uint8_t **der,
-                   size_t *len)
-{
-    static const uint8_t ext_req[] = {0x06, 0x09, 0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x09, 0x0E};
-    static const uint8_t oid_ku[] = {0x06, 0x03, 0x55, 0x1D, 0x0F};
-    static const uint8_t oid_san[] = {0x06, 0x03, 0x55, 0x1D, 0x11};
-    static const uint8_t oid_hmn[] = {0x06, 0x08, 0x2B, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08, 0x04};
-    static const uint8_t crit[] = {0x01, 0x01, 0xFF};
-    static const uint8_t ecdsa_sha256[] = {0x30, 0x0A, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03, 0x02};
-    uint8_t *spki = NULL, hw[64], sig[SMKI_SIG_MAX + 1];
-    size_t sig_len = SMKI_SIG_MAX;
-    int spki_len, hw_len, rc = 0;
-    dw_t w, inner;
-    ASN1_OBJECT *obj = OBJ_txt2obj(hw_type_oid, 1);
-    ENSURE_SSL(obj != NULL, SMKI_E_USAGE, "hwType OID '%s'", hw_type_oid);
-    unsigned char *hp = hw;
-    hw_len = i2d_ASN1_OBJECT(obj, NULL) <= (int)sizeof hw ? i2d_ASN1_OBJECT(obj, &hp) : -1;
-    ASN1_OBJECT_free(obj);
-    ENSURE(hw_len > 0, SMKI_E_USAGE, "hwType OID '%s' does not encode", hw_type_oid);
-    spki_len = i2d_PUBKEY(smki_key_public(k), &spki);
-    ENSURE_SSL(spki_len > 0, SMKI_E_CRYPTO, "the key's SubjectPublicKeyInfo");
-
-    dw_init(&w);
-    dw_begin(&w, 0x30);         /* CertificationRequestInfo */
-    dw_uint(&w, 0x02, 0);
-    dw_raw(&w, "\x30\x00", 2);  /* empty subject */
-    dw_raw(&w, spki, (size_t)spki_len);
-    dw_begin(&w, 0xA0);
-    dw_begin(&w, 0x30);
-    dw_raw(&w, ext_req, sizeof ext_req);
-    dw_begin(&w, 0x31);
-    dw_begin(&w, 0x30);
-    dw_begin(&w, 0x30); /* keyUsage, critical */
-    dw_raw(&w, oid_ku, sizeof oid_ku);
-    dw_raw(&w, crit, sizeof crit);
-    dw_begin(&w, 0x04);
-    dw_key_usage(&w, usage == SMKI_USAGE_DS ? SMKI_KU_DIGITAL_SIGNATURE : SMKI_KU_KEY_AGREEMENT);
-    dw_end(&w);
-    dw_end(&w);
-    dw_begin(&w, 0x30); /* subjectAltName, critical: hardwareModuleName (RFC 4108) */
-    dw_raw(&w, oid_san, sizeof oid_san);
-    dw_raw(&w, crit, sizeof crit);
-    dw_begin(&w, 0x04);
-    dw_begin(&w, 0x30);
-    dw_begin(&w, 0xA0);
-    dw_raw(&w, oid_hmn, sizeof oid_hmn);
-    dw_begin(&w, 0xA0);
-    dw_begin(&w, 0x30);
-    dw_raw(&w, hw, (size_t)hw_len);
-    dw_tlv(&w, 0x04, eui->b, 8);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    dw_end(&w);
-    OPENSSL_free(spki);
-    uint8_t *tbs = NULL;
-    size_t tbs_len = 0;
-    GUARD(dw_finish(&w, &tbs, &tbs_len));
-    GUARD_GOTO(smki_key_sign(k, tbs, tbs_len, SMKI_SIG_DER, sig + 1, &sig_len), out);
-    sig[0] = 0x00; /* BIT STRING: no unused bits */
-    dw_init(&inner);
-    dw_begin(&inner, 0x30);
-    dw_raw(&inner, tbs, tbs_len);
-    dw_raw(&inner, ecdsa_sha256, sizeof ecdsa_sha256);
-    dw_tlv(&inner, 0x03, sig, sig_len + 1);
-    dw_end(&inner);
-    rc = dw_finish(&inner, der, len);
-out:
-    free(tbs);
-    return rc;
-}
-
-typedef struct {
-    const smki_eui64_t *eui;
-    const char *hw_type;
-    uint8_t *der;
-    size_t len;
-} ka_csr_job;
-
-static int sign_ka_csr(smki_key *k, void *ctx)
-{
-    ka_csr_job *j = ctx;
-    return smki_cs02c_csr(k, SMKI_USAGE_KA, j->eui, j->hw_type, &j->der, &j->len);
-}
-
-int smki_cs02c_ka_key(const smki_hsm_opts *hsm, const char *token, const char *label, const smki_eui64_t *eui,
-                      const char *hw_type_oid, char uri[SMKI_KEY_URI_MAX], uint8_t **der, size_t *len)
-{
-    ka_csr_job j = {eui, hw_type_oid, NULL, 0};
-    int rc = smki_key_generate_ka_sign_once(hsm, token, label, sign_ka_csr, &j, uri);
-    if (rc < 0) {
-        free(j.der);
-        return rc;
-    }
-    *der = j.der;
-    *len = j.len;
-    return 0;
 }
