@@ -470,6 +470,10 @@ typedef struct {
     uint16_t alert_a2, alert_a3, alert_a4, alert_replay;
 } smki_rx_opts;
 void smki_rx_opts_default(smki_rx_opts *o);
+/* The alert codes of [device] alert_a2, alert_a3, alert_a4, alert_replay in conf (hex,
+ * 0001..FFFF) over o's; a key not set leaves o's code. A malformed value is refused
+ * (SMKI_E_USAGE, naming the key) rather than silently replaced by the default. */
+SMKI_MUST_CHECK int smki_rx_opts_conf(smki_rx_opts *o, const smki_conf *conf);
 
 /* CS02b status codes (reference §6) */
 enum {

@@ -1454,9 +1454,40 @@ static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **
     free(m);
 }
 
+/* [device] alert codes come from smki.conf; unset keys keep the defaults, and a malformed
+ * code is refused by name instead of silently becoming the default. */
+static void test_rx_opts_conf_reads_alert_codes_and_refuses_malformed_ones(void **state)
+{
+    (void)state;
+    static const char good[] = "[device]\nalert_a2 = 8f01\nalert_replay = 1\n";
+    smki_conf *conf = NULL;
+    smki_rx_opts o;
+    smki_rx_opts_default(&o);
+    uint16_t a3 = o.alert_a3, a4 = o.alert_a4;
+    assert_int_equal(smki_conf_parse((const uint8_t *)good, sizeof good - 1, "good.conf", &conf), 0);
+    assert_int_equal(smki_rx_opts_conf(&o, conf), 0);
+    assert_int_equal(o.alert_a2, 0x8F01);
+    assert_int_equal(o.alert_replay, 0x0001);
+    assert_int_equal(o.alert_a3, a3);
+    assert_int_equal(o.alert_a4, a4);
+    smki_conf_free(conf);
+    static const char *const bad[] = {"[device]\nalert_a3 = 0\n", "[device]\nalert_a3 = 12345\n",
+                                      "[device]\nalert_a3 = 8G1C\n", "[device]\nalert_a3 = -1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        conf = NULL;
+        smki_rx_opts_default(&o);
+        assert_int_equal(smki_conf_parse((const uint8_t *)bad[i], strlen(bad[i]), "bad.conf", &conf), 0);
+        assert_int_equal(smki_rx_opts_conf(&o, conf), SMKI_E_USAGE);
+        assert_non_null(strstr(smki_error_msg(), "[device] alert_a3"));
+        assert_int_equal(o.alert_a3, a3);
+        smki_conf_free(conf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rx_opts_conf_reads_alert_codes_and_refuses_malformed_ones),
         cmocka_unit_test(test_rtds_supplier_by_supplier_accepted_with_rtds_outcomes),
         cmocka_unit_test(test_rtds_no_by_no_accepted_with_rtds_outcomes),
         cmocka_unit_test(test_rtds_transcos_by_transcos_accepted_with_rtds_outcomes),
