@@ -224,6 +224,24 @@ static void inspect_human(const char *file, const smki_gbcs_msg *m)
            g->signed_offset + g->signed_len - 1, g->signed_len);
 }
 
+static void json_block(json_w *w, const smki_gbcs_block *k)
+{
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    eui(k->originator, a);
+    eui(k->recipient, b);
+    json_key_obj(w, "block_transfer");
+    json_int(w, "cra", k->cra);
+    json_str(w, "cra_name", smki_gbcs_cra_name(k->cra));
+    json_int(w, "counter", (long long)k->counter);
+    json_str(w, "originator", a);
+    json_str(w, "recipient", b);
+    if (k->date_time) json_hex(w, "date_time", k->date_time, SMKI_GBCS_DATETIME_LEN);
+    json_int(w, "body_offset", (long long)k->body_offset);
+    json_int(w, "body_octets", (long long)k->body_len);
+    json_bool(w, "body_decoded", 0);
+    json_close_obj(w);
+}
+
 static void inspect_json(json_w *w, const char *file, const smki_gbcs_msg *m)
 {
     char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
@@ -232,20 +250,7 @@ static void inspect_json(json_w *w, const char *file, const smki_gbcs_msg *m)
     json_str(w, "kind", smki_gbcs_kind_name(m->kind));
     json_int(w, "octets", (long long)m->len);
     if (m->kind == SMKI_GBCS_BLOCK) {
-        const smki_gbcs_block *k = &m->block;
-        eui(k->originator, a);
-        eui(k->recipient, b);
-        json_key_obj(w, "block_transfer");
-        json_int(w, "cra", k->cra);
-        json_str(w, "cra_name", smki_gbcs_cra_name(k->cra));
-        json_int(w, "counter", (long long)k->counter);
-        json_str(w, "originator", a);
-        json_str(w, "recipient", b);
-        if (k->date_time) json_hex(w, "date_time", k->date_time, SMKI_GBCS_DATETIME_LEN);
-        json_int(w, "body_offset", (long long)k->body_offset);
-        json_int(w, "body_octets", (long long)k->body_len);
-        json_bool(w, "body_decoded", 0);
-        json_close_obj(w);
+        json_block(w, &m->block);
         return;
     }
     if (m->kind == SMKI_GBCS_CIPHERING) {
