@@ -28,10 +28,10 @@ static const char DOCTOR_HELP[] =
     "--json: {\"ok\":..., \"problems\":N, \"warnings\":N, \"checks\":[{\"check\",\"subject\",\n"
     "\"level\",\"finding\",\"action\"}, ...]}.\n"
     "\n"
-    "Examples:\n"
+    "Examples (in a working home: its CAs made, their CRLs and ARLs published):\n"
     "  smki doctor\n"
-    "  smki --home /srv/smki --json doctor\n"
-    "  smki doctor --at 2027-01-01     # anything that lapses over the holidays?\n";
+    "  smki --json doctor --ca-warn-days 36500\n"
+    "  smki doctor --at 2099-01-01     # exits 2: by then every CA has expired\n";
 
 static void print_report(const smki_cli *c, const smki_doctor_report *rep)
 {

@@ -16,9 +16,10 @@ static const char HSM_INIT_HELP[] =
     "PINs: the SO PIN from SMKI_SO_PIN or --so-pin-file, the user PIN from SMKI_PIN or\n"
     "--pin-file. Both are needed only when the token is created.\n"
     "\n"
-    "Example:\n"
+    "Example (a new home: SMKI_HOME names a folder not made yet, no PINs in the environment):\n"
     "  umask 077; openssl rand -hex 8 > so.pin; openssl rand -hex 8 > user.pin\n"
-    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n";
+    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n"
+    "  smki hsm info\n";
 
 static const char HSM_INFO_HELP[] =
     "Usage: smki hsm info\n"

@@ -16,14 +16,15 @@ static const char SIGN_HELP[] =
     "KEY is a pkcs11: URI, file:PATH (PEM private key), or a label on the home's token.\n"
     "A token key needs the user PIN (SMKI_PIN or --pin-file).\n"
     "\n"
-    "Examples (a home whose token holds the DS key supplier-ds, as 'smki key generate'\n"
-    "makes it; PIN in SMKI_PIN):\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN):\n"
+    "  smki key generate --label signer --usage ds\n"
     "  echo hello > msg\n"
-    "  smki sign --key supplier-ds --in msg --out msg.sig\n"
-    "  smki key pub supplier-ds --out pub.pem\n"
+    "  smki sign --key signer --in msg --out msg.sig\n"
+    "  smki key pub signer --out pub.pem\n"
     "  openssl dgst -sha256 -verify pub.pem -signature msg.sig msg\n"
-    "  smki sign --key supplier-ds --in msg --out msg.raw --raw\n"
-    "  smki verify --pub pub.pem --in msg --sig msg.raw\n";
+    "  smki sign --key signer --in msg --out msg.raw --raw\n"
+    "  smki verify --pub pub.pem --in msg --sig msg.raw\n"
+    "  smki sign --key signer --in - --out - < msg | wc -c\n";
 
 static const char VERIFY_HELP[] =
     "Usage: smki verify (--pub PEMFILE | --cert CERTFILE) --in FILE --sig SIGFILE [--raw|--der]\n"
