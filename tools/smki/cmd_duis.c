@@ -1,7 +1,6 @@
 /* smki duis: DUIS XML Service Requests and Responses: sign (enveloped XML signature
  * with an xmlSign key) and verify (signer by issuer and serial, role, originator,
  * validity, revocation, schema). Argument parsing and output only: the work is in duis/. */
-#include <openssl/bn.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,14 +157,8 @@ static int fetch_signer(const char *url, const char *ca_file, const uint8_t *xml
 {
     smki_duis_signer_ref ref;
     GUARD(smki_duis_signer_ref_get(xml, len, &ref));
-    BIGNUM *bn = NULL;
-    ENSURE(BN_dec2bn(&bn, ref.serial) > 0, SMKI_E_INPUT, "serial '%s' is not decimal", ref.serial);
-    char *hex = BN_bn2hex(bn);
-    BN_free(bn);
-    ENSURE(hex, SMKI_E_NOMEM, "out of memory");
     char path[160];
-    snprintf(path, sizeof path, "/certificates/%s", hex);
-    OPENSSL_free(hex);
+    snprintf(path, sizeof path, "/certificates/%s", ref.serial_hex);
     smki_repo_client_opts o;
     memset(&o, 0, sizeof o);
     o.url = url;
