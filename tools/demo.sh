@@ -92,9 +92,9 @@ set -e
 echo "  exit $rc, as it should be."
 
 say "7. EUI-64s: a supplier User ID inside the DCC's MA-S block, a device ID outside it"
-run "$SMKI" eui64 parse 90-B3-D5-1F-30-01-00-00 --in 90B3D51F3/36
+run "$SMKI" eui64 parse 90-B3-D5-1F-30-01-00-00 --range 90B3D51F3/36
 set +e
-"$SMKI" eui64 parse 00DB1234567890A0 --in 90B3D51F3/36; rc=$?
+"$SMKI" eui64 parse 00DB1234567890A0 --range 90B3D51F3/36; rc=$?
 set -e
 [ "$rc" -eq 2 ] || { echo "UNEXPECTED exit $rc"; exit 1; }
 
