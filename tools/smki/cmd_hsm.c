@@ -26,7 +26,11 @@ static const char HSM_INFO_HELP[] =
     "\n"
     "Show the home's token: label, manufacturer, model, serial, whether its user PIN\n"
     "is set, and the PKCS#11 module actually loaded for it. Exit 2 if there is no token\n"
-    "yet (run 'smki hsm init').\n";
+    "yet (run 'smki hsm init').\n"
+    "\n"
+    "Examples (in a home with a token):\n"
+    "  smki hsm info\n"
+    "  smki --json hsm info\n";
 
 static void print_token(smki_cli *c, const smki_token_info *t, const char *state)
 {

@@ -23,7 +23,12 @@ static const char KEY_LIST_HELP[] =
     "Usage: smki key list [--token LABEL]\n"
     "\n"
     "List the EC key pairs on the token: label, usage, key identifier and URI.\n"
-    "Needs the user PIN (private keys are private objects).\n";
+    "Needs the user PIN (private keys are private objects).\n"
+    "\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN):\n"
+    "  smki key generate --label meter-ka --usage ka\n"
+    "  smki key list\n"
+    "  smki --json key list\n";
 
 static const char KEY_PUB_HELP[] =
     "Usage: smki key pub KEY [--out FILE] [--force]\n"
@@ -31,7 +36,13 @@ static const char KEY_PUB_HELP[] =
     "Print (or write to FILE; '-' is standard output) the public key of KEY as PEM\n"
     "SubjectPublicKeyInfo. An existing FILE is refused unless --force replaces it.\n"
     "KEY is a pkcs11: URI, file:PATH (a PEM private key), or a label on the home's token.\n"
-    "A token key's public half is read from its public-key object: no PIN is needed.\n";
+    "A token key's public half is read from its public-key object: no PIN is needed.\n"
+    "\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN):\n"
+    "  smki key generate --label supplier-ds --usage ds\n"
+    "  smki key pub supplier-ds --out supplier-ds.pub.pem\n"
+    "  openssl pkey -pubin -in supplier-ds.pub.pem -noout -text | grep 'NIST CURVE: P-256'\n"
+    "  smki key pub supplier-ds --out supplier-ds.pub.pem   # exits 2: it exists (--force)\n";
 
 static int parse_usage(const char *s, smki_key_usage *u)
 {

@@ -33,7 +33,15 @@ static const char VERIFY_HELP[] =
     "or the key of a certificate (PEM or DER). The signature form is taken from\n"
     "--raw/--der, else guessed: 64 octets is raw r||s, anything else DER.\n"
     "FILE or SIGFILE may be '-' (standard input).\n"
-    "Exit 0 when it verifies, 2 when it does not (or the inputs are malformed).\n";
+    "Exit 0 when it verifies, 2 when it does not (or the inputs are malformed).\n"
+    "\n"
+    "Examples (a key and signature made by openssl; no home needed):\n"
+    "  openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out k.pem\n"
+    "  openssl pkey -in k.pem -pubout -out k.pub\n"
+    "  echo hello > msg; openssl dgst -sha256 -sign k.pem -out msg.sig msg\n"
+    "  smki verify --pub k.pub --in msg --sig msg.sig\n"
+    "  echo other > msg2\n"
+    "  smki verify --pub k.pub --in msg2 --sig msg.sig   # exits 2: not signed by k\n";
 
 typedef struct {
     const char *key, *in, *out, *sig, *pub, *cert;
