@@ -125,6 +125,24 @@ run smki --json device show --eui 00-DB-12-34-56-78-00-01
 expect_json "and no device was made" 'not d["ok"] and d["error"]["code"] == "not_found"'
 expect_exit 0 "create --csr-dir --force" smki device create --eui 00-DB-12-34-56-78-00-01 --csr-dir "$W/csrs" --force
 check "openssl reads the DS CSR written there" openssl req -inform DER -in "$W/csrs/00db123456780001-ds.csr" -noout
+# run-due: an alert file that exists is refused; the JSON stays one document that says
+# what ran and why its alert was not written.
+FUT=$V/gbcs/rtds/6.15.1_CS02bSupplierBySupplier/CS02bSupplierBySupplier_6.15.1_FUTURE_DATED_SUCCESS_COMMAND_GBCS.HEX
+MAIN_HOME=$SMKI_HOME
+export SMKI_HOME=$ROOT/due
+{
+    expect_exit 0 "run-due home: device create" smki device create --eui $DEV --from-rtds "$KS"
+    expect_exit 0 "a future-dated CS02b is scheduled" \
+        smki device receive --eui $DEV --rtds-replay-acb-key "$ACB" --at 2020-01-01 "$FUT"
+    mkdir -p "$W/alerts"
+    echo taken >"$W/alerts/alert-1001.hex"
+    run smki --json device run-due --eui $DEV --at 2030-01-16 --out-dir "$W/alerts"
+    expect_json "run-due over an existing alert file: one JSON document, the command listed, the refusal named" \
+        'not d["ok"] and len(d["executed"]) == 1 and "alert" not in d["executed"][0] and d["error"]["code"] == "exists"'
+    check "the existing alert file is left as it was" grep -qx taken "$W/alerts/alert-1001.hex"
+    check "stdout is one JSON document" "$PY" -c 'import json,sys; json.loads(sys.argv[1])' "$OUT"
+}
+export SMKI_HOME=$MAIN_HOME
 printf '[device]\nalert_a2 = 8G1C\n' >>"$SMKI_HOME/smki.conf"
 expect_exit 1 "a malformed [device] alert code is refused" \
     smki device receive --eui $DEV --rtds-replay-acb-key "$ACB" --at 2020-01-01 "$NBN"

@@ -724,6 +724,7 @@ static int print_due(const smki_cli *c, const smki_rx_result *res, size_t n, con
     if (c->json) {
         json_close_arr(&w);
         json_bool(&w, "ok", !failed && *rc == 0);
+        if (*rc < 0) json_error(&w, *rc); /* one document: what ran, then why an alert was not written */
         json_end(&w);
     } else if (n == 0) {
         printf("Nothing due.\n");
@@ -747,10 +748,10 @@ static int dev_run_due(smki_cli *c, int argc, char **argv)
     int rc = res ? rx_opts(c, at, dry, &o) : SMKI_FAIL(SMKI_E_NOMEM, "results");
     if (rc == 0 && dir) rc = smki_mkdirs(dir, 0755);
     if (rc == 0) rc = run_due(c, eui_text, &o, res, &n);
-    int failed = rc == 0 ? print_due(c, res, n, dir, force, &rc) : 0;
+    int printed = rc == 0, failed = printed ? print_due(c, res, n, dir, force, &rc) : 0;
     for (size_t i = 0; res && i < n; i++) smki_rx_result_clear(&res[i]);
     free(res);
-    if (rc < 0) return cli_fail(c, rc);
+    if (rc < 0) return printed && c->json ? smki_error_exit_code(rc) : cli_fail(c, rc);
     return failed ? EXIT_REFUSED : EXIT_OK;
 }
 
