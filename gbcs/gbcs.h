@@ -396,6 +396,10 @@ typedef struct {
      * is the only moment a CSR for it can be had; NULL: it is made and dropped. */
     uint8_t **ka_csr;
     size_t *ka_csr_len;
+    /* Optional out (create): the DS key's CS02c-shaped CSR (malloc'd), made with the same
+     * hwType as the KA key's, for 'smki ca issue'; NULL: none is made. */
+    uint8_t **ds_csr;
+    size_t *ds_csr_len;
 } smki_device_keys_opts;
 
 /* The store's database names a device uses; open before any transaction. */

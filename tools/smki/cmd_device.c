@@ -231,24 +231,6 @@ static int csr_dir_write(smki_cli *c, const char *dir, const smki_eui64_t *eui, 
     return 0;
 }
 
-/* The DS key's CS02c CSR, signed now by the token key. */
-static int write_ds_csr(smki_cli *c, const char *dir, const smki_eui64_t *eui)
-{
-    char hex[17], label[64], ref[SMKI_KEY_URI_MAX];
-    smki_key *k = NULL;
-    uint8_t *der = NULL;
-    size_t len = 0;
-    smki_hex_encode(eui->b, 8, hex, 0);
-    snprintf(label, sizeof label, "dev-%s-ds", hex);
-    GUARD(cli_key_ref(c, label, ref, sizeof ref));
-    GUARD(smki_key_open(ref, &c->hsm, &k));
-    int rc = smki_cs02c_csr(k, SMKI_USAGE_DS, eui, smki_env_builtin("test")->hw_type, &der, &len);
-    smki_key_free(k);
-    if (rc == 0) rc = csr_dir_write(c, dir, eui, "ds.csr", der, len);
-    free(der);
-    return rc;
-}
-
 /* A KA key in the token may derive but not sign (hsm: CKA_SIGN false): its CSR was signed
  * when it was made; its public key is written too (the ACB needs only that). */
 static int write_ka_pub(smki_cli *c, const char *dir, const smki_eui64_t *eui)
@@ -271,18 +253,19 @@ static int write_ka_pub(smki_cli *c, const char *dir, const smki_eui64_t *eui)
 /* A device with its own keys in the token, and with --csr-dir its CSRs and KA public key. */
 static int create_own_keys(smki_cli *c, smki_store *s, const smki_eui64_t *eui, const char *csr_dir)
 {
-    uint8_t *ka_csr = NULL;
-    size_t ka_csr_len = 0;
+    uint8_t *ka_csr = NULL, *ds_csr = NULL;
+    size_t ka_csr_len = 0, ds_csr_len = 0;
     int rc = cli_pin(c, 1);
     if (rc >= 0) {
-        smki_device_keys_opts ko = {c->token, &c->hsm, &ka_csr, &ka_csr_len};
+        smki_device_keys_opts ko = {c->token, &c->hsm, &ka_csr, &ka_csr_len, csr_dir ? &ds_csr : NULL, &ds_csr_len};
         rc = smki_device_create(s, eui, &ko);
     }
     if (rc >= 0 && csr_dir) rc = smki_mkdirs(csr_dir, 0755);
-    if (rc >= 0 && csr_dir) rc = write_ds_csr(c, csr_dir, eui);
+    if (rc >= 0 && csr_dir) rc = csr_dir_write(c, csr_dir, eui, "ds.csr", ds_csr, ds_csr_len);
     if (rc >= 0 && csr_dir) rc = csr_dir_write(c, csr_dir, eui, "ka.csr", ka_csr, ka_csr_len);
     if (rc >= 0 && csr_dir) rc = write_ka_pub(c, csr_dir, eui);
     free(ka_csr);
+    free(ds_csr);
     return rc < 0 ? rc : 0;
 }
 
