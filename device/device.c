@@ -388,6 +388,17 @@ static int create_record(smki_store *s, const smki_eui64_t *eui, dev_record *rec
     return rc;
 }
 
+/* The DS key's CS02c CSR, signed by the key in the token (a DS key may sign any time). */
+static int ds_key_csr(const smki_hsm_opts *hsm, const char *ref, const smki_eui64_t *eui, const char *hw_type,
+                      uint8_t **der, size_t *len)
+{
+    smki_key *k = NULL;
+    GUARD(smki_key_open(ref, hsm, &k));
+    int rc = smki_cs02c_csr(k, SMKI_USAGE_DS, eui, hw_type, der, len);
+    smki_key_free(k);
+    return rc;
+}
+
 int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device_keys_opts *ko)
 {
     dev_record rec;
@@ -406,18 +417,25 @@ int smki_device_create(smki_store *s, const smki_eui64_t *eui, const smki_device
     snprintf(rec.token, sizeof rec.token, "%s", ko->token);
     snprintf(label, sizeof label, "dev-%s-ds", hex);
     GUARD(smki_key_generate(ko->hsm, ko->token, label, SMKI_USAGE_DS, rec.ds_ref));
+    const char *hw_type = smki_env_builtin("test")->hw_type;
+    uint8_t *ds_csr = NULL, *csr = NULL;
+    size_t ds_csr_len = 0, csr_len = 0;
+    if (ko->ds_csr && ko->ds_csr_len) GUARD(ds_key_csr(ko->hsm, rec.ds_ref, eui, hw_type, &ds_csr, &ds_csr_len));
     snprintf(label, sizeof label, "dev-%s-ka", hex);
-    uint8_t *csr = NULL;
-    size_t csr_len = 0;
-    GUARD(smki_cs02c_ka_key(ko->hsm, ko->token, label, eui, smki_env_builtin("test")->hw_type, rec.ka_ref, &csr,
-                            &csr_len));
-    int rc = create_record(s, eui, &rec, NULL, 0);
+    int rc = smki_cs02c_ka_key(ko->hsm, ko->token, label, eui, hw_type, rec.ka_ref, &csr, &csr_len);
+    if (rc == 0) rc = create_record(s, eui, &rec, NULL, 0);
     if (rc == 0 && ko->ka_csr && ko->ka_csr_len) {
         *ko->ka_csr = csr;
         *ko->ka_csr_len = csr_len;
         csr = NULL;
     }
+    if (rc == 0 && ds_csr) {
+        *ko->ds_csr = ds_csr;
+        *ko->ds_csr_len = ds_csr_len;
+        ds_csr = NULL;
+    }
     free(csr);
+    free(ds_csr);
     return rc;
 }
 

@@ -57,6 +57,10 @@ typedef struct {
      * is the only moment a CSR for it can be had; NULL: it is made and dropped. */
     uint8_t **ka_csr;
     size_t *ka_csr_len;
+    /* Optional out (create): the DS key's CS02c-shaped CSR (malloc'd), made with the same
+     * hwType as the KA key's, for 'smki ca issue'; NULL: none is made. */
+    uint8_t **ds_csr;
+    size_t *ds_csr_len;
 } smki_device_keys_opts;
 
 /* The store's database names a device uses; open before any transaction. */
@@ -131,6 +135,10 @@ typedef struct {
     uint16_t alert_a2, alert_a3, alert_a4, alert_replay;
 } smki_rx_opts;
 void smki_rx_opts_default(smki_rx_opts *o);
+/* The alert codes of [device] alert_a2, alert_a3, alert_a4, alert_replay in conf (hex,
+ * 0001..FFFF) over o's; a key not set leaves o's code. A malformed value is refused
+ * (SMKI_E_USAGE, naming the key) rather than silently replaced by the default. */
+SMKI_MUST_CHECK int smki_rx_opts_conf(smki_rx_opts *o, const smki_conf *conf);
 
 /* CS02b status codes (reference §6) */
 enum {

@@ -26,6 +26,27 @@ void smki_rx_opts_default(smki_rx_opts *o)
     o->alert_replay = 0x8F1C;
 }
 
+static int conf_alert(const smki_conf *conf, const char *key, uint16_t *code)
+{
+    const char *v = smki_conf_get(conf, key, NULL);
+    if (!v) return 0;
+    size_t n = strlen(v);
+    unsigned long x = n >= 1 && n <= 4 && strspn(v, "0123456789abcdefABCDEF") == n ? strtoul(v, NULL, 16) : 0;
+    ENSURE(x > 0, SMKI_E_USAGE, "[%.*s] %s = '%.16s' is not an alert code: give 1-4 hex digits, not 0 (e.g. 8F1C)",
+           (int)(strchr(key, '.') - key), key, strchr(key, '.') + 1, v);
+    *code = (uint16_t)x;
+    return 0;
+}
+
+int smki_rx_opts_conf(smki_rx_opts *o, const smki_conf *conf)
+{
+    GUARD(conf_alert(conf, "device.alert_a2", &o->alert_a2));
+    GUARD(conf_alert(conf, "device.alert_a3", &o->alert_a3));
+    GUARD(conf_alert(conf, "device.alert_a4", &o->alert_a4));
+    GUARD(conf_alert(conf, "device.alert_replay", &o->alert_replay));
+    return 0;
+}
+
 void smki_rx_result_clear(smki_rx_result *r)
 {
     free(r->out);

@@ -6,6 +6,7 @@
  * method is smki's own xmlsec transform, registered ahead of OpenSSL's, so the value
  * is made by smki_key_sign_digest (a token key signs in the token) and checked by
  * smki_verify_digest either way. */
+#include <openssl/bn.h>
 #include <libxml/parser.h>
 #include <libxml/xmlerror.h>
 #include <openssl/evp.h>
@@ -426,6 +427,23 @@ static int check_profile(xmlDocPtr doc, xmlNodePtr *sig_out, smki_duis_signer_re
     return 0;
 }
 
+/* A decimal X509SerialNumber as hex (BN_bn2hex: upper case, no leading zeros). */
+static int serial_to_hex(const char *dec, char *out, size_t cap)
+{
+    BIGNUM *bn = NULL;
+    size_t n = strlen(dec);
+    ENSURE(n > 0 && strspn(dec, "0123456789") == n && BN_dec2bn(&bn, dec) == (int)n, SMKI_E_INPUT,
+           "X509SerialNumber '%.40s' is not a decimal number", dec);
+    char *hex = BN_bn2hex(bn);
+    BN_free(bn);
+    ENSURE(hex, SMKI_E_NOMEM, "out of memory");
+    int fits = strlen(hex) < cap;
+    if (fits) memcpy(out, hex, strlen(hex) + 1);
+    OPENSSL_free(hex);
+    ENSURE(fits, SMKI_E_INPUT, "X509SerialNumber '%.40s' is too long", dec);
+    return 0;
+}
+
 int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_ref *out)
 {
     memset(out, 0, sizeof *out);
@@ -436,6 +454,7 @@ int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_re
     xmlNodePtr sig = NULL;
     if (rc == 0) rc = check_profile(doc, &sig, out);
     xmlFreeDoc(doc);
+    if (rc == 0) rc = serial_to_hex(out->serial, out->serial_hex, sizeof out->serial_hex);
     return rc;
 }
 

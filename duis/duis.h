@@ -118,10 +118,13 @@ size_t smki_duis_trust_count(const smki_duis_trust *t);
 SMKI_MUST_CHECK int smki_duis_trust_set_dcc(smki_duis_trust *t, const smki_eui64_t *dcc);
 
 /* The issuer (as written) and serial (decimal) the signature's X509IssuerSerial names,
- * so a caller can fetch that certificate (e.g. from a repository) before verifying. */
+ * so a caller can fetch that certificate (e.g. from a repository) before verifying;
+ * serial_hex is the same serial in upper-case hex without leading zeros (OpenSSL's
+ * BN_bn2hex form, as the repository's /certificates/{serial} takes it). */
 typedef struct {
     char issuer[512];
     char serial[64];
+    char serial_hex[64];
 } smki_duis_signer_ref;
 SMKI_MUST_CHECK int smki_duis_signer_ref_get(const uint8_t *xml, size_t len, smki_duis_signer_ref *out);
 

@@ -69,13 +69,13 @@ echo "$listing" | grep -A4 'demo-supplier-ds' | sed 's/^/  /'
 echo "$listing" | grep -A4 'demo-supplier-ds' | grep -q 'never extractable' || { echo "UNEXPECTED: key is extractable"; exit 1; }
 
 say "3. Export the public key"
-run "$SMKI" key pub demo-supplier-ds --out "$WORK/supplier-ds.pub.pem"
+run "$SMKI" key pub demo-supplier-ds --out "$WORK/supplier-ds.pub.pem" --force  # a demo run again rewrites its files
 cat "$WORK/supplier-ds.pub.pem"
 
 say "4. Sign a message in the token, as GBCS does (raw r||s) and as X.509 does (DER)"
 printf 'ECS01a pre-command for 00-DB-12-34-56-78-90-A0, %s\n' "$(date -u +%FT%TZ)" > "$WORK/message.txt"
-run "$SMKI" sign --key demo-supplier-ds --in "$WORK/message.txt" --out "$WORK/message.raw" --raw
-run "$SMKI" sign --key demo-supplier-ds --in "$WORK/message.txt" --out "$WORK/message.der" --der
+run "$SMKI" sign --key demo-supplier-ds --in "$WORK/message.txt" --out "$WORK/message.raw" --raw --force
+run "$SMKI" sign --key demo-supplier-ds --in "$WORK/message.txt" --out "$WORK/message.der" --der --force
 
 say "5. Verify: with smki, and independently with openssl"
 run "$SMKI" verify --pub "$WORK/supplier-ds.pub.pem" --in "$WORK/message.txt" --sig "$WORK/message.raw"

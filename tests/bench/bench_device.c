@@ -128,7 +128,7 @@ int main(int argc, char **argv)
         goto out;
     }
     snprintf(path, sizeof path, "%s/store", dir);
-    smki_device_keys_opts ko = {"bench-dev", &hsm, NULL, NULL};
+    smki_device_keys_opts ko = {"bench-dev", &hsm, NULL, NULL, NULL, NULL};
     if (smki_store_open(path, NULL, &s) || smki_device_create(s, &dev, &ko)) {
         rc = fail("device");
         goto out;

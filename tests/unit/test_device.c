@@ -794,7 +794,7 @@ static void new_device(own_fx *f)
     f->d = NULL;
     snprintf(t, sizeof t, "00DB1234567800%02X", f->next_device++);
     assert_ok(smki_eui64_parse(t, &f->eui));
-    smki_device_keys_opts ko = {"smki-dev", &f->hsm, NULL, NULL};
+    smki_device_keys_opts ko = {"smki-dev", &f->hsm, NULL, NULL, NULL, NULL};
     assert_ok(smki_device_create(f->s, &f->eui, &ko));
     smki_ta_cell *cell = calloc(1, sizeof *cell);
     assert_ok(smki_cell_from_cert(f->root.cert.der, f->root.cert.der_len, 0, cell));
@@ -1250,20 +1250,27 @@ static void test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds(vo
     free(m);
 }
 
-/* device create hands out the KA key's CSR (its only signature); the key then only derives. */
-static void test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign(void **state)
+/* device create hands out the KA key's CSR (its only signature) and the DS key's; the KA key then only derives. */
+static void test_own_device_create_hands_out_the_ka_and_ds_csrs_and_the_ka_key_cannot_sign(void **state)
 {
     own_fx *f = *state;
     smki_eui64_t eui;
     assert_ok(smki_eui64_parse("00-DB-12-34-56-78-7F-01", &eui));
-    uint8_t *der = NULL;
-    size_t len = 0;
-    smki_device_keys_opts ko = {"smki-dev", &f->hsm, &der, &len};
+    uint8_t *der = NULL, *ds_der = NULL;
+    size_t len = 0, ds_len = 0;
+    smki_device_keys_opts ko = {"smki-dev", &f->hsm, &der, &len, &ds_der, &ds_len};
     assert_ok(smki_device_create(f->s, &eui, &ko));
     assert_non_null(der);
-    smki_csr *csr = NULL;
+    smki_csr *csr = NULL, *ds_csr = NULL;
     assert_ok(smki_csr_parse(der, len, &csr));
     assert_ok(smki_csr_check_request(csr, 1, &eui, SMKI_USAGE_KA));
+    /* The DS key's CSR comes with it, for the same device, signed by its DS key. */
+    assert_non_null(ds_der);
+    assert_ok(smki_csr_parse(ds_der, ds_len, &ds_csr));
+    assert_ok(smki_csr_check_request(ds_csr, 1, &eui, SMKI_USAGE_DS));
+    assert_int_equal(EVP_PKEY_eq(ds_csr->key, csr->key), 0);
+    smki_csr_free(ds_csr);
+    free(ds_der);
     smki_device *d = NULL;
     assert_ok(smki_device_open(f->s, &eui, &f->hsm, &d));
     smki_key *ka = NULL;
@@ -1455,9 +1462,40 @@ static void test_own_device_cs02c_makes_token_key_and_csr_the_ca_accepts(void **
     free(m);
 }
 
+/* [device] alert codes come from smki.conf; unset keys keep the defaults, and a malformed
+ * code is refused by name instead of silently becoming the default. */
+static void test_rx_opts_conf_reads_alert_codes_and_refuses_malformed_ones(void **state)
+{
+    (void)state;
+    static const char good[] = "[device]\nalert_a2 = 8f01\nalert_replay = 1\n";
+    smki_conf *conf = NULL;
+    smki_rx_opts o;
+    smki_rx_opts_default(&o);
+    uint16_t a3 = o.alert_a3, a4 = o.alert_a4;
+    assert_int_equal(smki_conf_parse((const uint8_t *)good, sizeof good - 1, "good.conf", &conf), 0);
+    assert_int_equal(smki_rx_opts_conf(&o, conf), 0);
+    assert_int_equal(o.alert_a2, 0x8F01);
+    assert_int_equal(o.alert_replay, 0x0001);
+    assert_int_equal(o.alert_a3, a3);
+    assert_int_equal(o.alert_a4, a4);
+    smki_conf_free(conf);
+    static const char *const bad[] = {"[device]\nalert_a3 = 0\n", "[device]\nalert_a3 = 12345\n",
+                                      "[device]\nalert_a3 = 8G1C\n", "[device]\nalert_a3 = -1\n"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        conf = NULL;
+        smki_rx_opts_default(&o);
+        assert_int_equal(smki_conf_parse((const uint8_t *)bad[i], strlen(bad[i]), "bad.conf", &conf), 0);
+        assert_int_equal(smki_rx_opts_conf(&o, conf), SMKI_E_USAGE);
+        assert_non_null(strstr(smki_error_msg(), "[device] alert_a3"));
+        assert_int_equal(o.alert_a3, a3);
+        smki_conf_free(conf);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rx_opts_conf_reads_alert_codes_and_refuses_malformed_ones),
         cmocka_unit_test(test_rtds_supplier_by_supplier_accepted_with_rtds_outcomes),
         cmocka_unit_test(test_rtds_no_by_no_accepted_with_rtds_outcomes),
         cmocka_unit_test(test_rtds_transcos_by_transcos_accepted_with_rtds_outcomes),
@@ -1485,7 +1523,7 @@ int main(void)
         cmocka_unit_test(test_own_device_answers_signed_command_and_alerts_signed_not_maced),
         cmocka_unit_test(test_own_device_cs02c_for_ka_returns_csr_the_ca_issues),
         cmocka_unit_test(test_own_device_cs02c_for_other_key_usage_answers_error_3_as_rtds),
-        cmocka_unit_test(test_own_device_create_hands_out_the_ka_csr_and_the_ka_key_cannot_sign),
+        cmocka_unit_test(test_own_device_create_hands_out_the_ka_and_ds_csrs_and_the_ka_key_cannot_sign),
         cmocka_unit_test(test_own_device_interoperates_with_the_codec_both_ways),
         cmocka_unit_test(test_own_device_every_replacement_mode),
         cmocka_unit_test(test_own_device_cs02b_refusals_apply_nothing),

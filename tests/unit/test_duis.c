@@ -1048,9 +1048,35 @@ static void test_own_ca_issues_xmlsign_certificates_that_lint_sign_verify_and_re
     smki_store_close(store);
 }
 
+/* The signer reference a caller fetches by: the serial in the repository's hex form is
+ * the keystore certificate's serial as OpenSSL gives it. */
+static void test_signer_ref_gives_the_serial_in_hex_as_openssl_does(void **state)
+{
+    (void)state;
+    char *s = sign_vector(REQ_ECS01A_IMM, SUPPLIER);
+    smki_duis_signer_ref ref;
+    assert_ok(smki_duis_signer_ref_get((const uint8_t *)s, strlen(s), &ref));
+    X509 *c = load_cert(SUPPLIER);
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get_serialNumber(c), NULL);
+    char *hex = BN_bn2hex(bn), *dec = BN_bn2dec(bn);
+    assert_string_equal(ref.serial_hex, hex);
+    assert_string_equal(ref.serial, dec);
+    OPENSSL_free(hex);
+    OPENSSL_free(dec);
+    BN_free(bn);
+    X509_free(c);
+    /* A serial that is not decimal is refused by name (the profile check). */
+    char *bad = replace(s, ref.serial, "12ab");
+    assert_int_equal(smki_duis_signer_ref_get((const uint8_t *)bad, strlen(bad), &ref), SMKI_E_REFUSED);
+    assert_non_null(strstr(smki_error_msg(), "'12ab' is not a decimal number"));
+    free(bad);
+    free(s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_signer_ref_gives_the_serial_in_hex_as_openssl_does),
         cmocka_unit_test(test_verify_accepts_every_signed_vector_and_the_response),
         cmocka_unit_test(test_read_gives_the_header_facts),
         cmocka_unit_test(test_sign_replaces_the_placeholder_and_verifies),

@@ -1,5 +1,4 @@
 /* smki doctor: check a home and say what to do about each problem (ops/doctor.c). */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -29,10 +28,10 @@ static const char DOCTOR_HELP[] =
     "--json: {\"ok\":..., \"problems\":N, \"warnings\":N, \"checks\":[{\"check\",\"subject\",\n"
     "\"level\",\"finding\",\"action\"}, ...]}.\n"
     "\n"
-    "Examples:\n"
+    "Examples (in a working home: its CAs made, their CRLs and ARLs published):\n"
     "  smki doctor\n"
-    "  smki --home /srv/smki --json doctor\n"
-    "  smki doctor --at 2027-01-01     # anything that lapses over the holidays?\n";
+    "  smki --json doctor --ca-warn-days 36500\n"
+    "  smki doctor --at 2099-01-01     # exits 2: by then every CA has expired\n";
 
 static void print_report(const smki_cli *c, const smki_doctor_report *rep)
 {
@@ -72,33 +71,19 @@ static void print_report(const smki_cli *c, const smki_doctor_report *rep)
            ok ? (rep->count[SMKI_DOCTOR_WARN] ? " Nothing is broken; see the warnings." : " All well.") : "");
 }
 
-int cmd_doctor(smki_cli *c, int argc, char **argv)
+/* --ca-warn-days N and --at TIME into warn_days and at (0: unset). */
+static int doctor_args(const char *days, const char *when, unsigned *warn_days, time_t *at)
 {
-    if (cli_wants_help(argc, argv, DOCTOR_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"ca-warn-days", required_argument, NULL, 'w'},
-                                         {"at", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    unsigned warn_days = 0;
-    time_t at = 0;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'w') {
-            char *end = NULL;
-            unsigned long v = strtoul(optarg, &end, 10);
-            if (!*optarg || *end || v < 1 || v > 36500)
-                return cli_usage(c, "smki doctor", "--ca-warn-days is a number of days from 1 to 36500");
-            warn_days = (unsigned)v;
-        } else if (ch == 'a') {
-            if (smki_gbcs_time_parse(optarg, &at) < 0) return cli_fail(c, SMKI_E_USAGE);
-        } else {
-            return cli_usage(c, "smki doctor", "unknown option or missing value: %s", cli_bad_option(argv));
-        }
-    }
-    if (optind != argc) return cli_usage(c, "smki doctor", "unexpected argument '%s'", argv[optind]);
-    smki_doctor_report *rep = calloc(1, sizeof *rep);
-    if (!rep) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    uint64_t n = 0;
+    if (days) GUARD(cli_number("--ca-warn-days", days, 1, 36500, &n));
+    *warn_days = (unsigned)n;
+    if (when) GUARD(smki_gbcs_time_parse(when, at));
+    return 0;
+}
+
+/* Every check of the home into rep: a missing home or configuration is itself a finding. */
+static int doctor_collect(smki_cli *c, unsigned warn_days, time_t at, smki_doctor_report *rep)
+{
     int rc = cli_home(c);
     if (rc < 0) {
         /* Nothing further can be looked at without a home and its configuration. */
@@ -107,16 +92,32 @@ int cmd_doctor(smki_cli *c, int argc, char **argv)
                         smki_error_msg(),
                         no_home ? "check --home or SMKI_HOME" : "correct smki.conf at the line named; docs/ for each section");
         smki_error_clear();
-    } else {
-        if (cli_pin(c, 0) < 0) {
-            smki_doctor_add(rep, "pin", c->token, SMKI_DOCTOR_PROBLEM, smki_error_msg(),
-                            "see the pin-file check; commands that sign will refuse the same way");
-            smki_error_clear();
-            c->hsm.pin = NULL;
-        }
-        smki_doctor_opts o = {c->home, c->conf, c->conf_path, &c->hsm, c->token, c->store_dir, (int64_t)at, warn_days};
-        rc = smki_doctor_run(&o, rep);
+        return rc;
     }
+    if (cli_pin(c, 0) < 0) {
+        smki_doctor_add(rep, "pin", c->token, SMKI_DOCTOR_PROBLEM, smki_error_msg(),
+                        "see the pin-file check; commands that sign will refuse the same way");
+        smki_error_clear();
+        c->hsm.pin = NULL;
+    }
+    smki_doctor_opts o = {c->home, c->conf, c->conf_path, &c->hsm, c->token, c->store_dir, (int64_t)at, warn_days};
+    return smki_doctor_run(&o, rep);
+}
+
+int cmd_doctor(smki_cli *c, int argc, char **argv)
+{
+    const char *days = NULL, *when = NULL;
+    const cli_opt opts[] = {CLI_VALUE("ca-warn-days", &days), CLI_VALUE("at", &when), CLI_END};
+    const cli_spec spec = {"smki doctor", DOCTOR_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    unsigned warn_days = 0;
+    time_t at = 0;
+    int rc = doctor_args(days, when, &warn_days, &at);
+    if (rc < 0) return cli_fail(c, rc);
+    smki_doctor_report *rep = calloc(1, sizeof *rep);
+    if (!rep) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    rc = doctor_collect(c, warn_days, at, rep);
     if (rc < 0 && rep->n == 0) {
         free(rep);
         return cli_fail(c, rc);

@@ -1,8 +1,6 @@
 /* smki duis: DUIS XML Service Requests and Responses: sign (enveloped XML signature
  * with an xmlSign key) and verify (signer by issuer and serial, role, originator,
  * validity, revocation, schema). Argument parsing and output only: the work is in duis/. */
-#include <getopt.h>
-#include <openssl/bn.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +21,7 @@ static const char ABOUT[] =
 
 static const char SIGN_HELP[] =
     "Usage: smki duis sign --key KEY --cert CERT --in REQUEST.xml --out SIGNED.xml [--at TIME]\n"
+    "                      [--force]\n"
     "\n"
     "Sign a DUIS Service Request (or a Response) with KEY, the private key of CERT.\n"
     "A ds:Signature already there (the RTDS placeholders) is replaced in place, else one is\n"
@@ -34,11 +33,15 @@ static const char SIGN_HELP[] =
     "digitalSignature, valid at TIME (default now), whose EUI-64 is the Request's business\n"
     "originator (the first EUI-64 of sr:RequestID), and KEY is CERT's key. Input that is not\n"
     "a DUIS Request or Response, or hostile XML (DTD, entities), is refused (exit 2).\n"
+    "'-' is standard input (--in) or output (--out); an existing SIGNED.xml is refused\n"
+    "unless --force replaces it.\n"
     "\n"
-    "Example (the DCC's test vectors):\n"
-    "  smki duis sign --key file:keystore/90b3d51f30010000-xmlsign.key \\\n"
-    "      --cert keystore/90b3d51f30010000-xmlsign.pem \\\n"
-    "      --in requests/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS.XML --out signed.xml\n";
+    "Examples (the DCC's test vectors, from a clone beside ../shared; no home needed):\n"
+    "  smki duis sign --key file:../shared/vectors/duis/keystore/90b3d51f30010000-xmlsign.key \\\n"
+    "      --cert ../shared/vectors/duis/keystore/90b3d51f30010000-xmlsign.pem --at 2020-01-01 \\\n"
+    "      --in ../shared/vectors/duis/requests/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS.XML \\\n"
+    "      --out signed.xml\n"
+    "  smki duis verify --trust ../shared/vectors/duis/keystore --at 2020-01-01 signed.xml\n";
 
 static const char VERIFY_HELP[] =
     "Usage: smki duis verify (--trust DIR | --repo URL [--repo-ca PEM]) [--crl FILE]... [--schema DIR]\n"
@@ -62,13 +65,17 @@ static const char VERIFY_HELP[] =
     "\n"
     "One line per file, then 'N passed, N failed'. Exit 2 if any failed.\n"
     "\n"
-    "Example:\n"
-    "  smki duis verify --trust keystore signed/*.XML responses/*.XML\n"
-    "  smki duis verify --trust keystore --dcc 90-B3-D5-1F-30-00-00-02 --schema schema responses/*.XML\n";
+    "FILE '-' is standard input.\n"
+    "\n"
+    "Examples (the DCC's test vectors, from a clone beside ../shared; no home needed):\n"
+    "  cd ../shared/vectors/duis\n"
+    "  smki duis verify --trust keystore --at 2020-01-01 signed/*.XML responses/*.XML\n"
+    "  smki duis verify --trust keystore --at 2020-01-01 --dcc 90-B3-D5-1F-30-00-00-02 \\\n"
+    "      --schema schema responses/*.XML\n";
 
 static int read_xml(const char *path, uint8_t **buf, size_t *len)
 {
-    int rc = smki_file_read(path, SMKI_DUIS_MAX_XML, buf, len);
+    int rc = cli_read(path, SMKI_DUIS_MAX_XML, buf, len);
     if (rc < 0) smki_error_wrap("%s", path);
     return rc;
 }
@@ -96,50 +103,51 @@ static void print_signed(smki_cli *c, const char *in, const char *out, const smk
     }
 }
 
-static int duis_sign(smki_cli *c, int argc, char **argv)
+typedef struct {
+    const char *key, *cert, *in, *out, *at;
+    int force;
+} sign_opts;
+
+static int sign_run(smki_cli *c, const sign_opts *o, time_t at)
 {
-    if (cli_wants_help(argc, argv, SIGN_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"key", required_argument, NULL, 'k'}, {"cert", required_argument, NULL, 'c'},
-                                         {"in", required_argument, NULL, 'i'},  {"out", required_argument, NULL, 'o'},
-                                         {"at", required_argument, NULL, 'a'},  {NULL, 0, NULL, 0}};
-    const char *key = NULL, *cert_path = NULL, *in = NULL, *out = NULL, *at_text = "now";
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'k': key = optarg; break;
-        case 'c': cert_path = optarg; break;
-        case 'i': in = optarg; break;
-        case 'o': out = optarg; break;
-        case 'a': at_text = optarg; break;
-        default: return cli_usage(c, "smki duis sign", "bad option '%s'", cli_bad_option(argv));
-        }
-    }
-    if (optind != argc) return cli_usage(c, "smki duis sign", "unexpected argument '%s'", argv[optind]);
-    if (!key || !cert_path || !in || !out)
-        return cli_usage(c, "smki duis sign", "--key, --cert, --in and --out are required");
-    time_t at;
-    if (smki_gbcs_time_parse(at_text, &at) < 0) return cli_fail(c, SMKI_E_USAGE);
     uint8_t *xml = NULL, *signed_xml = NULL;
     size_t len = 0, slen = 0;
     X509 *cert = NULL;
     smki_key *k = NULL;
     smki_duis_info info;
-    int rc = read_xml(in, &xml, &len);
+    int rc = read_xml(o->in, &xml, &len);
     if (rc == 0) {
-        rc = smki_cert_load_file(cert_path, &cert);
-        if (rc < 0) smki_error_wrap("signing certificate %s", cert_path);
+        rc = smki_cert_load_file(o->cert, &cert);
+        if (rc < 0) smki_error_wrap("signing certificate %s", o->cert);
     }
-    if (rc == 0) rc = cli_open_key(c, key, &k);
+    if (rc == 0) rc = cli_open_key(c, o->key, &k);
     if (rc == 0) rc = smki_duis_sign(k, cert, at, xml, len, &signed_xml, &slen);
     if (rc == 0) rc = smki_duis_read(signed_xml, slen, &info);
-    if (rc == 0) rc = smki_file_write_atomic(out, signed_xml, slen, 0644, 0);
-    if (rc == 0) print_signed(c, in, out, &info, k);
+    if (rc == 0) rc = cli_write(o->out, signed_xml, slen, 0644, o->force);
+    if (rc == 0 && strcmp(o->out, "-") != 0) print_signed(c, o->in, o->out, &info, k);
     smki_key_free(k);
     X509_free(cert);
     free(xml);
     free(signed_xml);
+    return rc;
+}
+
+static int duis_sign(smki_cli *c, int argc, char **argv)
+{
+    sign_opts o = {NULL, NULL, NULL, NULL, NULL, 0};
+    const cli_opt opts[] = {CLI_VALUE("key", &o.key), CLI_VALUE("cert", &o.cert), CLI_VALUE("in", &o.in),
+                            CLI_VALUE("out", &o.out), CLI_VALUE("at", &o.at),     CLI_FLAG("force", &o.force),
+                            CLI_END};
+    const cli_spec spec = {"smki duis sign", SIGN_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!o.key || !o.cert || !o.in || !o.out)
+        return cli_usage(c, "smki duis sign", "--key, --cert, --in and --out are required");
+    if (c->json && strcmp(o.out, "-") == 0)
+        return cli_usage(c, "smki duis sign", "--out - writes the XML to standard output: not with --json");
+    time_t at;
+    int rc = smki_gbcs_time_parse(o.at ? o.at : "now", &at);
+    if (rc == 0) rc = sign_run(c, &o, at);
     return cli_finish(c, rc);
 }
 
@@ -149,14 +157,8 @@ static int fetch_signer(const char *url, const char *ca_file, const uint8_t *xml
 {
     smki_duis_signer_ref ref;
     GUARD(smki_duis_signer_ref_get(xml, len, &ref));
-    BIGNUM *bn = NULL;
-    ENSURE(BN_dec2bn(&bn, ref.serial) > 0, SMKI_E_INPUT, "serial '%s' is not decimal", ref.serial);
-    char *hex = BN_bn2hex(bn);
-    BN_free(bn);
-    ENSURE(hex, SMKI_E_NOMEM, "out of memory");
     char path[160];
-    snprintf(path, sizeof path, "/certificates/%s", hex);
-    OPENSSL_free(hex);
+    snprintf(path, sizeof path, "/certificates/%s", ref.serial_hex);
     smki_repo_client_opts o;
     memset(&o, 0, sizeof o);
     o.url = url;
@@ -209,16 +211,15 @@ static void print_result(smki_cli *c, json_w *w, const char *file, int r, const 
 }
 
 typedef struct {
-    const char *trust, *repo, *repo_ca, *schema, *at_text, *dcc;
-    const char *crls[16];
-    int ncrl;
+    const char *trust, *repo, *repo_ca, *schema, *at, *dcc;
+    cli_list crls;
 } verify_opts;
 
 static int open_trust(const verify_opts *v, smki_duis_trust **t)
 {
     GUARD(smki_duis_trust_new(t));
     int rc = v->trust ? smki_duis_trust_add_dir(*t, v->trust) : 0;
-    for (int i = 0; rc == 0 && i < v->ncrl; i++) rc = smki_duis_trust_add_crl_file(*t, v->crls[i]);
+    for (size_t i = 0; rc == 0 && i < v->crls.n; i++) rc = smki_duis_trust_add_crl_file(*t, v->crls.v[i]);
     if (rc == 0 && v->schema) rc = smki_duis_trust_load_schema(*t, v->schema);
     if (rc == 0 && v->dcc) {
         smki_eui64_t dcc;
@@ -228,58 +229,26 @@ static int open_trust(const verify_opts *v, smki_duis_trust **t)
     return rc;
 }
 
-static int duis_verify(smki_cli *c, int argc, char **argv)
+/* Each file verified and printed; returns how many failed. */
+static int verify_files(smki_cli *c, const verify_opts *v, smki_duis_trust *t, time_t at, const char **files,
+                        size_t n)
 {
-    if (cli_wants_help(argc, argv, VERIFY_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"trust", required_argument, NULL, 't'}, {"repo", required_argument, NULL, 'r'},
-                                         {"crl", required_argument, NULL, 'l'},   {"schema", required_argument, NULL, 's'},
-                                         {"at", required_argument, NULL, 'a'},    {"dcc", required_argument, NULL, 'd'},
-                                         {"repo-ca", required_argument, NULL, 'C'},   {NULL, 0, NULL, 0}};
-    verify_opts v = {NULL, NULL, NULL, NULL, "now", NULL, {NULL}, 0};
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': v.trust = optarg; break;
-        case 'r': v.repo = optarg; break;
-        case 's': v.schema = optarg; break;
-        case 'a': v.at_text = optarg; break;
-        case 'd': v.dcc = optarg; break;
-        case 'C': v.repo_ca = optarg; break;
-        case 'l':
-            if (v.ncrl == 16) return cli_usage(c, "smki duis verify", "at most 16 --crl files");
-            v.crls[v.ncrl++] = optarg;
-            break;
-        default: return cli_usage(c, "smki duis verify", "bad option '%s'", cli_bad_option(argv));
-        }
-    }
-    if (!v.trust == !v.repo) return cli_usage(c, "smki duis verify", "give one of --trust DIR or --repo URL");
-    if (optind >= argc) return cli_usage(c, "smki duis verify", "give at least one FILE");
-    time_t at;
-    if (smki_gbcs_time_parse(v.at_text, &at) < 0) return cli_fail(c, SMKI_E_USAGE);
-    smki_duis_trust *t = NULL;
-    int rc = open_trust(&v, &t);
-    if (rc < 0) {
-        smki_duis_trust_free(t);
-        return cli_fail(c, rc);
-    }
     json_w w;
     if (c->json) {
         json_begin(&w, stdout);
         json_key_arr(&w, "results");
     }
     int passed = 0, failed = 0;
-    for (int i = optind; i < argc; i++) {
+    for (size_t i = 0; i < n; i++) {
         uint8_t *xml = NULL;
         size_t len = 0;
         smki_duis_report rep;
         memset(&rep, 0, sizeof rep);
-        int r = read_xml(argv[i], &xml, &len);
-        if (r == 0 && v.repo) r = fetch_signer(v.repo, v.repo_ca, xml, len, t);
+        int r = read_xml(files[i], &xml, &len);
+        if (r == 0 && v->repo) r = fetch_signer(v->repo, v->repo_ca, xml, len, t);
         if (r == 0) r = smki_duis_verify(t, at, xml, len, &rep);
         r < 0 ? failed++ : passed++;
-        print_result(c, &w, argv[i], r, &rep);
+        print_result(c, &w, files[i], r, &rep);
         free(xml);
     }
     if (c->json) {
@@ -291,7 +260,32 @@ static int duis_verify(smki_cli *c, int argc, char **argv)
     } else {
         printf("%d passed, %d failed\n", passed, failed);
     }
+    return failed;
+}
+
+static int duis_verify(smki_cli *c, int argc, char **argv)
+{
+    verify_opts v;
+    memset(&v, 0, sizeof v);
+    const cli_opt opts[] = {CLI_VALUE("trust", &v.trust),     CLI_VALUE("repo", &v.repo), CLI_LIST("crl", &v.crls),
+                            CLI_VALUE("schema", &v.schema),   CLI_VALUE("at", &v.at),     CLI_VALUE("dcc", &v.dcc),
+                            CLI_VALUE("repo-ca", &v.repo_ca), CLI_END};
+    const cli_spec spec = {"smki duis verify", VERIFY_HELP, opts, "at least one FILE", 1, (size_t)argc};
+    const char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    size_t n = 0;
+    int stop = cli_parse(c, &spec, argc, argv, files, &n);
+    if (stop == CLI_GO && !v.trust == !v.repo)
+        stop = cli_usage(c, "smki duis verify", "give one of --trust DIR or --repo URL");
+    time_t at;
+    smki_duis_trust *t = NULL;
+    int rc = stop == CLI_GO ? smki_gbcs_time_parse(v.at ? v.at : "now", &at) : 0;
+    if (stop == CLI_GO && rc == 0) rc = open_trust(&v, &t);
+    int failed = stop == CLI_GO && rc == 0 ? verify_files(c, &v, t, at, files, n) : 0;
     smki_duis_trust_free(t);
+    free(files);
+    if (stop != CLI_GO) return stop;
+    if (rc < 0) return cli_fail(c, rc);
     return failed ? EXIT_REFUSED : EXIT_OK;
 }
 

@@ -2,8 +2,6 @@
  * pre-command as an organisation; verify checks the signatures and MACs of commands,
  * responses and alerts.
  * Argument parsing and output only: the work is in gbcs/. */
-#include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,8 +33,11 @@ static const char INSPECT_HELP[] =
     "decoded. Nothing is verified: see 'smki gbcs verify'.\n"
     "Exit 2 if any file does not parse (the message names field and offset).\n"
     "\n"
-    "Example:\n"
-    "  smki gbcs inspect ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX\n";
+    "FILE '-' is standard input.\n"
+    "\n"
+    "Example (the DCC's RTDS vectors, from a clone beside ../shared; no home needed):\n"
+    "  smki gbcs inspect \\\n"
+    "      ../shared/vectors/gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX\n";
 
 static const char SIGN_HELP[] =
     "Usage: smki gbcs sign --key KEY --cert CERT --in PRECOMMAND --out SIGNED [--binary]\n"
@@ -60,15 +61,20 @@ static const char SIGN_HELP[] =
     "KEY is a pkcs11: URI, file:PATH or a label on the home's token (PIN: SMKI_PIN or\n"
     "--pin-file).\n"
     "\n"
-    "Example:\n"
-    "  smki gbcs sign --key file:90b3d51f30010000-ds.key --cert 90b3d51f30010000-ds.pem \\\n"
-    "      --in ECS01a_PRECOMMAND_GBCS.HEX --out signed.hex --expect-code 0019\n"
-    "  # in ../shared/vectors: the DCC's signed request and its RTDS pre-command\n"
-    "  smki gbcs sign --key file:gbcs/keystore/90b3d51f30010000-ds.key \\\n"
-    "      --cert gbcs/keystore/90b3d51f30010000-ds.pem --out signed.hex \\\n"
-    "      --in gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX \\\n"
-    "      --request duis/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML \\\n"
-    "      --request-trust duis/keystore\n";
+    "'-' is standard input (--in) or output (--out); an existing SIGNED is refused unless\n"
+    "--force replaces it.\n"
+    "\n"
+    "Examples (the DCC's vectors, from a clone beside ../shared; no home needed):\n"
+    "  V=../shared/vectors\n"
+    "  smki gbcs sign --key file:$V/gbcs/keystore/90b3d51f30010000-ds.key \\\n"
+    "      --cert $V/gbcs/keystore/90b3d51f30010000-ds.pem --out signed.hex --expect-code 0019 \\\n"
+    "      --in $V/gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX\n"
+    "  # the same, checked against the DCC's signed Service Request it answers\n"
+    "  smki gbcs sign --key file:$V/gbcs/keystore/90b3d51f30010000-ds.key --force \\\n"
+    "      --cert $V/gbcs/keystore/90b3d51f30010000-ds.pem --out signed.hex \\\n"
+    "      --in $V/gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX \\\n"
+    "      --request $V/duis/signed/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_REQUEST_DUIS_SIGNED.XML \\\n"
+    "      --request-trust $V/duis/keystore\n";
 
 /* --request: verify the signed Service Request and correlate the pre-command with it. */
 static int check_request(const char *request, const char *trust, const uint8_t *pre, size_t pre_len)
@@ -112,13 +118,15 @@ static const char VERIFY_HELP[] =
     "if missing, locked while in use, rewritten at the end): a message whose counter is\n"
     "not above the last one that verified is refused (counter.replay, counter.reordered).\n"
     "Give the files in the order they arrived.\n"
-    "KEY is file:PATH or a pkcs11: URI (PIN: SMKI_PIN or --pin-file).\n"
+    "KEY is file:PATH or a pkcs11: URI (PIN: SMKI_PIN or --pin-file). FILE '-' is standard\n"
+    "input.\n"
     "\n"
     "One line per file: 'ok', 'd2d' or 'FAIL', the kind, what was checked (signature,\n"
     "MAC, both) or the reason (e.g. signature.invalid, mac.invalid, mac.no-key; see\n"
     "docs/gbcs-verify.md); then the totals. Exit 2 if any failed.\n"
     "\n"
-    "Examples:\n"
+    "Examples (the DCC's vectors, from a clone beside ../shared; no home needed):\n"
+    "  cd ../shared/vectors/gbcs\n"
     "  smki gbcs verify --trust keystore --acb-key file:keystore/90b3d51f30000002-ka.key \\\n"
     "      --at 2020-01-01T00:00:00Z rtds/*/*_COMMAND_GBCS.HEX\n"
     "  smki gbcs verify --trust keystore --at 2020-01-01T00:00:00Z \\\n"
@@ -216,6 +224,24 @@ static void inspect_human(const char *file, const smki_gbcs_msg *m)
            g->signed_offset + g->signed_len - 1, g->signed_len);
 }
 
+static void json_block(json_w *w, const smki_gbcs_block *k)
+{
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
+    eui(k->originator, a);
+    eui(k->recipient, b);
+    json_key_obj(w, "block_transfer");
+    json_int(w, "cra", k->cra);
+    json_str(w, "cra_name", smki_gbcs_cra_name(k->cra));
+    json_int(w, "counter", (long long)k->counter);
+    json_str(w, "originator", a);
+    json_str(w, "recipient", b);
+    if (k->date_time) json_hex(w, "date_time", k->date_time, SMKI_GBCS_DATETIME_LEN);
+    json_int(w, "body_offset", (long long)k->body_offset);
+    json_int(w, "body_octets", (long long)k->body_len);
+    json_bool(w, "body_decoded", 0);
+    json_close_obj(w);
+}
+
 static void inspect_json(json_w *w, const char *file, const smki_gbcs_msg *m)
 {
     char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
@@ -224,20 +250,7 @@ static void inspect_json(json_w *w, const char *file, const smki_gbcs_msg *m)
     json_str(w, "kind", smki_gbcs_kind_name(m->kind));
     json_int(w, "octets", (long long)m->len);
     if (m->kind == SMKI_GBCS_BLOCK) {
-        const smki_gbcs_block *k = &m->block;
-        eui(k->originator, a);
-        eui(k->recipient, b);
-        json_key_obj(w, "block_transfer");
-        json_int(w, "cra", k->cra);
-        json_str(w, "cra_name", smki_gbcs_cra_name(k->cra));
-        json_int(w, "counter", (long long)k->counter);
-        json_str(w, "originator", a);
-        json_str(w, "recipient", b);
-        if (k->date_time) json_hex(w, "date_time", k->date_time, SMKI_GBCS_DATETIME_LEN);
-        json_int(w, "body_offset", (long long)k->body_offset);
-        json_int(w, "body_octets", (long long)k->body_len);
-        json_bool(w, "body_decoded", 0);
-        json_close_obj(w);
+        json_block(w, &m->block);
         return;
     }
     if (m->kind == SMKI_GBCS_CIPHERING) {
@@ -290,193 +303,209 @@ static void json_file_error(json_w *w, const char *file, int rc)
     json_error(w, rc);
 }
 
+/* A message file ('-': standard input), hex text or binary. */
+static int read_message(const char *path, uint8_t **out, size_t *out_len)
+{
+    uint8_t *raw = NULL;
+    size_t n = 0;
+    *out = NULL;
+    GUARD(cli_read(path, 2 * (size_t)SMKI_GBCS_MAX_MSG + 4096, &raw, &n));
+    int rc = smki_gbcs_decode_input(raw, n, out, out_len);
+    free(raw);
+    if (rc < 0) return smki_error_wrap("%s", path);
+    return 0;
+}
+
+/* One file parsed and printed; returns its exit code. */
+static int inspect_file(smki_cli *c, json_w *w, const char *file)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    smki_gbcs_msg m;
+    int rc = read_message(file, &buf, &len);
+    if (rc == 0) rc = smki_gbcs_parse(buf, len, &m);
+    if (c->json) {
+        json_arr_obj(w);
+        if (rc == 0)
+            inspect_json(w, file, &m);
+        else
+            json_file_error(w, file, rc);
+        json_close_obj(w);
+    } else if (rc == 0) {
+        inspect_human(file, &m);
+    } else {
+        fprintf(stderr, "smki: %s: %s\n", file, smki_error_msg());
+    }
+    free(buf);
+    return rc < 0 ? smki_error_exit_code(rc) : EXIT_OK;
+}
+
 static int gbcs_inspect(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, INSPECT_HELP)) return EXIT_OK;
-    int first = 1;
-    if (argc >= 2 && strcmp(argv[1], "--") == 0) first = 2;
-    for (int i = first; i < argc; i++)
-        if (first == 1 && argv[i][0] == '-' && argv[i][1])
-            return cli_usage(c, "smki gbcs inspect", "unknown option '%s'", argv[i]);
-    if (argc <= first) return cli_usage(c, "smki gbcs inspect", "give at least one FILE");
+    const cli_spec spec = {"smki gbcs inspect", INSPECT_HELP, NULL, "at least one FILE", 1, (size_t)argc};
+    const char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    size_t n = 0;
+    int stop = cli_parse(c, &spec, argc, argv, files, &n);
+    if (stop != CLI_GO) {
+        free(files);
+        return stop;
+    }
     json_w w;
     if (c->json) {
         json_begin(&w, stdout);
         json_key_arr(&w, "messages");
     }
     int failed = 0, worst = 0;
-    for (int i = first; i < argc; i++) {
-        uint8_t *buf = NULL;
-        size_t len = 0;
-        smki_gbcs_msg m;
-        int rc = smki_gbcs_read_file(argv[i], &buf, &len);
-        if (rc == 0) rc = smki_gbcs_parse(buf, len, &m);
-        if (c->json) {
-            json_arr_obj(&w);
-            if (rc == 0)
-                inspect_json(&w, argv[i], &m);
-            else
-                json_file_error(&w, argv[i], rc);
-            json_close_obj(&w);
-        } else if (rc == 0) {
-            inspect_human(argv[i], &m);
-        } else {
-            fprintf(stderr, "smki: %s: %s\n", argv[i], smki_error_msg());
-        }
-        if (rc < 0) {
-            failed++;
-            int e = smki_error_exit_code(rc);
-            if (e > worst) worst = e;
-        }
-        free(buf);
+    for (size_t i = 0; i < n; i++) {
+        int e = inspect_file(c, &w, files[i]);
+        if (e) failed++;
+        if (e > worst) worst = e;
     }
+    free(files);
     if (c->json) {
         json_close_arr(&w);
         json_bool(&w, "ok", failed == 0);
         json_int(&w, "failed", failed);
         json_end(&w);
     }
-    return failed ? worst : EXIT_OK;
+    return worst;
 }
 
 /* ---- sign --------------------------------------------------------------------------- */
+/* --expect-counter MIN-MAX: both decimal, MIN <= MAX. */
 static int parse_counter_window(const char *s, uint64_t *lo, uint64_t *hi)
 {
-    char *end;
     const char *dash = strchr(s, '-');
     ENSURE(dash && dash != s && dash[1], SMKI_E_USAGE, "--expect-counter '%s': give MIN-MAX (decimal)", s);
-    errno = 0;
-    unsigned long long a = strtoull(s, &end, 10);
-    ENSURE(end == dash && errno == 0, SMKI_E_USAGE, "--expect-counter '%s': MIN is not a decimal number", s);
-    unsigned long long b = strtoull(dash + 1, &end, 10);
-    ENSURE(*end == 0 && errno == 0 && dash[1] != '-', SMKI_E_USAGE, "--expect-counter '%s': MAX is not a decimal number",
-           s);
-    ENSURE(a <= b, SMKI_E_USAGE, "--expect-counter '%s': MIN is above MAX", s);
-    *lo = a;
-    *hi = b;
+    char min[24];
+    ENSURE((size_t)(dash - s) < sizeof min, SMKI_E_USAGE, "--expect-counter '%s': MIN is too long", s);
+    snprintf(min, sizeof min, "%.*s", (int)(dash - s), s);
+    GUARD(cli_number("--expect-counter MIN", min, 0, UINT64_MAX >> 1, lo));
+    GUARD(cli_number("--expect-counter MAX", dash + 1, 0, UINT64_MAX >> 1, hi));
+    ENSURE(*lo <= *hi, SMKI_E_USAGE, "--expect-counter '%s': MIN is above MAX", s);
     return 0;
 }
 
-static int write_message(const char *path, const uint8_t *p, size_t n, int binary)
+/* --expect-code: a message code, 1 to 4 hex digits. */
+static int parse_code(const char *s, uint16_t *out)
 {
-    if (binary) return smki_file_write_atomic(path, p, n, 0644, 0);
+    size_t n = strlen(s);
+    ENSURE(n >= 1 && n <= 4 && strspn(s, "0123456789abcdefABCDEF") == n, SMKI_E_USAGE,
+           "--expect-code '%s': give 1-4 hex digits (e.g. 0019)", s);
+    *out = (uint16_t)strtoul(s, NULL, 16);
+    return 0;
+}
+
+static int write_message(const char *path, const uint8_t *p, size_t n, int binary, int force)
+{
+    if (binary) return cli_write(path, p, n, 0644, force);
     char *h = hexdup(p, n);
     ENSURE(h, SMKI_E_NOMEM, "out of memory");
-    int rc = smki_file_write_atomic(path, h, 2 * n, 0644, 0);
+    int rc = cli_write(path, h, 2 * n, 0644, force);
     free(h);
+    return rc;
+}
+
+typedef struct {
+    const char *key, *cert, *in, *out, *request, *request_trust, *code, *target, *counter;
+    int binary, force;
+} sign_opts;
+
+static int sign_expect(const sign_opts *o, smki_gbcs_expect *e)
+{
+    memset(e, 0, sizeof *e);
+    if (o->code) GUARD(parse_code(o->code, &e->code));
+    if (o->target) GUARD(smki_eui64_parse(o->target, &e->target));
+    if (o->counter) GUARD(parse_counter_window(o->counter, &e->counter_min, &e->counter_max));
+    e->has_code = o->code != NULL;
+    e->has_target = o->target != NULL;
+    e->has_counter = o->counter != NULL;
+    return 0;
+}
+
+static void print_signed(const smki_cli *c, const sign_opts *o, const smki_key *k, const smki_gbcs_msg *m)
+{
+    char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX], code[8];
+    eui(m->gsa.originator, a);
+    eui(m->gsa.recipient, b);
+    snprintf(code, sizeof code, "%04X", m->gsa.message_code);
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "in", o->in);
+        json_str(&w, "out", o->out);
+        json_str(&w, "key", smki_key_ref(k));
+        json_str(&w, "originator", a);
+        json_str(&w, "recipient", b);
+        json_str(&w, "message_code", code);
+        json_int(&w, "counter", (long long)m->gsa.counter);
+        json_int(&w, "signed_octets", (long long)m->gsa.signed_len);
+        json_str(&w, "format", o->binary ? "binary" : "hex");
+        json_end(&w);
+    } else if (strcmp(o->out, "-") != 0) {
+        printf("Signed %s as %s (message code %s, to %s, counter %" PRIu64 "): %zu signed octets, %s written to %s.\n",
+               o->in, a, code, b, m->gsa.counter, m->gsa.signed_len, o->binary ? "binary" : "hex", o->out);
+    }
+}
+
+static int sign_run(smki_cli *c, const sign_opts *o, const smki_gbcs_expect *e)
+{
+    uint8_t *pre = NULL, *signed_apdu = NULL;
+    size_t pre_len = 0, slen = 0;
+    X509 *cert = NULL;
+    smki_key *k = NULL;
+    smki_gbcs_msg m;
+    int rc = read_message(o->in, &pre, &pre_len);
+    if (rc == 0 && o->request) rc = check_request(o->request, o->request_trust, pre, pre_len);
+    if (rc == 0) {
+        rc = smki_cert_load_file(o->cert, &cert);
+        if (rc < 0) smki_error_wrap("signing certificate %s", o->cert);
+    }
+    if (rc == 0) rc = cli_open_key(c, o->key, &k);
+    if (rc == 0) rc = smki_gbcs_sign_as(k, cert, e, pre, pre_len, &signed_apdu, &slen);
+    if (rc == 0) rc = smki_gbcs_parse(signed_apdu, slen, &m);
+    if (rc == 0) rc = write_message(o->out, signed_apdu, slen, o->binary, o->force);
+    if (rc == 0) print_signed(c, o, k, &m);
+    smki_key_free(k);
+    X509_free(cert);
+    free(pre);
+    free(signed_apdu);
     return rc;
 }
 
 static int gbcs_sign(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, SIGN_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"key", required_argument, NULL, 'k'},
-                                         {"cert", required_argument, NULL, 'c'},
-                                         {"in", required_argument, NULL, 'i'},
-                                         {"out", required_argument, NULL, 'o'},
-                                         {"binary", no_argument, NULL, 'b'},
-                                         {"expect-code", required_argument, NULL, 'C'},
-                                         {"expect-target", required_argument, NULL, 'T'},
-                                         {"expect-counter", required_argument, NULL, 'N'},
-                                         {"request", required_argument, NULL, 'R'},
-                                         {"request-trust", required_argument, NULL, 'Q'},
-                                         {NULL, 0, NULL, 0}};
-    const char *key = NULL, *cert_path = NULL, *in = NULL, *out = NULL, *request = NULL, *request_trust = NULL;
-    int binary = 0;
-    smki_gbcs_expect e;
-    memset(&e, 0, sizeof e);
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 'k': key = optarg; break;
-        case 'c': cert_path = optarg; break;
-        case 'i': in = optarg; break;
-        case 'o': out = optarg; break;
-        case 'b': binary = 1; break;
-        case 'C': {
-            char *end;
-            errno = 0;
-            unsigned long v = strtoul(optarg, &end, 16);
-            if (!*optarg || *end || errno || v > 0xffff)
-                return cli_usage(c, "smki gbcs sign", "--expect-code '%s': give 1-4 hex digits (e.g. 0019)", optarg);
-            e.has_code = 1;
-            e.code = (uint16_t)v;
-            break;
-        }
-        case 'T':
-            if (smki_eui64_parse(optarg, &e.target) < 0) return cli_fail(c, SMKI_E_USAGE);
-            e.has_target = 1;
-            break;
-        case 'N':
-            if (parse_counter_window(optarg, &e.counter_min, &e.counter_max) < 0) return cli_fail(c, SMKI_E_USAGE);
-            e.has_counter = 1;
-            break;
-        case 'R': request = optarg; break;
-        case 'Q': request_trust = optarg; break;
-        default: return cli_usage(c, "smki gbcs sign", "bad option '%s'", cli_bad_option(argv));
-        }
-    }
-    if (optind != argc) return cli_usage(c, "smki gbcs sign", "unexpected argument '%s'", argv[optind]);
-    if (!key || !cert_path || !in || !out)
+    sign_opts o;
+    memset(&o, 0, sizeof o);
+    const cli_opt opts[] = {CLI_VALUE("key", &o.key),
+                            CLI_VALUE("cert", &o.cert),
+                            CLI_VALUE("in", &o.in),
+                            CLI_VALUE("out", &o.out),
+                            CLI_FLAG("binary", &o.binary),
+                            CLI_FLAG("force", &o.force),
+                            CLI_VALUE("expect-code", &o.code),
+                            CLI_VALUE("expect-target", &o.target),
+                            CLI_VALUE("expect-counter", &o.counter),
+                            CLI_VALUE("request", &o.request),
+                            CLI_VALUE("request-trust", &o.request_trust),
+                            CLI_END};
+    const cli_spec spec = {"smki gbcs sign", SIGN_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!o.key || !o.cert || !o.in || !o.out)
         return cli_usage(c, "smki gbcs sign", "--key, --cert, --in and --out are required");
-    if (!request != !request_trust)
+    if (!o.request != !o.request_trust)
         return cli_usage(c, "smki gbcs sign", "--request and --request-trust go together");
-    uint8_t *pre = NULL, *signed_apdu = NULL;
-    size_t pre_len = 0, slen = 0;
-    X509 *cert = NULL;
-    smki_key *k = NULL;
-    int rc = smki_gbcs_read_file(in, &pre, &pre_len);
-    if (rc == 0 && request) rc = check_request(request, request_trust, pre, pre_len);
-    if (rc == 0) {
-        rc = smki_cert_load_file(cert_path, &cert);
-        if (rc < 0) smki_error_wrap("signing certificate %s", cert_path);
-    }
-    if (rc == 0) rc = cli_open_key(c, key, &k);
-    if (rc == 0) rc = smki_gbcs_sign_as(k, cert, &e, pre, pre_len, &signed_apdu, &slen);
-    if (rc == 0) rc = write_message(out, signed_apdu, slen, binary);
-    if (rc == 0) {
-        smki_gbcs_msg m;
-        rc = smki_gbcs_parse(signed_apdu, slen, &m);
-        if (rc == 0) {
-            char a[SMKI_EUI64_TEXT_MAX], b[SMKI_EUI64_TEXT_MAX];
-            eui(m.gsa.originator, a);
-            eui(m.gsa.recipient, b);
-            if (c->json) {
-                json_w w;
-                json_begin(&w, stdout);
-                json_bool(&w, "ok", 1);
-                json_str(&w, "in", in);
-                json_str(&w, "out", out);
-                json_str(&w, "key", smki_key_ref(k));
-                json_str(&w, "originator", a);
-                json_str(&w, "recipient", b);
-                char code[8];
-                snprintf(code, sizeof code, "%04X", m.gsa.message_code);
-                json_str(&w, "message_code", code);
-                json_int(&w, "counter", (long long)m.gsa.counter);
-                json_int(&w, "signed_octets", (long long)m.gsa.signed_len);
-                json_str(&w, "format", binary ? "binary" : "hex");
-                json_end(&w);
-            } else {
-                printf("Signed %s as %s (message code %04X, to %s, counter %" PRIu64 "): %zu signed octets, "
-                       "%s written to %s.\n",
-                       in, a, m.gsa.message_code, b, m.gsa.counter, m.gsa.signed_len, binary ? "binary" : "hex",
-                       out);
-            }
-        }
-    }
-    smki_key_free(k);
-    X509_free(cert);
-    free(pre);
-    free(signed_apdu);
-    return cli_finish(c, rc);
+    if (c->json && strcmp(o.out, "-") == 0)
+        return cli_usage(c, "smki gbcs sign", "--out - writes the message to standard output: not with --json");
+    smki_gbcs_expect e;
+    if (sign_expect(&o, &e) < 0) return cli_fail(c, SMKI_E_USAGE);
+    return cli_finish(c, sign_run(c, &o, &e));
 }
 
 /* ---- verify ------------------------------------------------------------------------- */
-#define MAX_RECIPIENT_KEYS 32
-
 typedef struct {
     int ok, d2d, failed;
     int kinds[4][2]; /* per CRA flag: verified, failed */
@@ -540,7 +569,7 @@ static int verify_one(const char *file, const smki_gbcs_certdir *dir, const smki
     memset(ck, 0, sizeof *ck);
     ck->reason = "structure.malformed";
     *parsed = 0;
-    int r = smki_gbcs_read_file(file, &buf, &len);
+    int r = read_message(file, &buf, &len);
     if (r == 0) r = smki_gbcs_parse(buf, len, m);
     if (r == 0) {
         *parsed = m->kind != SMKI_GBCS_BLOCK;
@@ -558,114 +587,131 @@ static int verify_one(const char *file, const smki_gbcs_certdir *dir, const smki
     return r;
 }
 
-static int gbcs_verify(smki_cli *c, int argc, char **argv)
+typedef struct {
+    const char *trust, *acb, *at, *counters;
+    cli_list rkeys;
+} verify_args;
+
+/* What verification needs open: the certificate folder, the ACB's and the recipients'
+ * KA keys (each bound to its EUI-64 by DIR), the counters file. */
+typedef struct {
+    smki_gbcs_verify_opts o;
+    smki_gbcs_certdir *dir;
+    smki_gbcs_counters *counters;
+    smki_key *keys[CLI_LIST_MAX];
+    smki_gbcs_ka_key bound[CLI_LIST_MAX + 1];
+} verify_ctx;
+
+static int verify_open(smki_cli *c, const verify_args *a, verify_ctx *v)
 {
-    if (cli_wants_help(argc, argv, VERIFY_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"trust", required_argument, NULL, 't'},
-                                         {"acb-key", required_argument, NULL, 'k'},
-                                         {"recipient-key", required_argument, NULL, 'r'},
-                                         {"counters", required_argument, NULL, 'n'},
-                                         {"at", required_argument, NULL, 'a'},
-                                         {NULL, 0, NULL, 0}};
-    const char *trust = NULL, *acb = NULL, *at_text = "now", *counters_path = NULL;
-    const char *rkeys[MAX_RECIPIENT_KEYS];
-    size_t nrkeys = 0;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (ch) {
-        case 't': trust = optarg; break;
-        case 'k': acb = optarg; break;
-        case 'r':
-            if (nrkeys == MAX_RECIPIENT_KEYS)
-                return cli_usage(c, "smki gbcs verify", "at most %d --recipient-key", MAX_RECIPIENT_KEYS);
-            rkeys[nrkeys++] = optarg;
-            break;
-        case 'n': counters_path = optarg; break;
-        case 'a': at_text = optarg; break;
-        default: return cli_usage(c, "smki gbcs verify", "bad option '%s'", cli_bad_option(argv));
-        }
-    }
-    if (!trust) return cli_usage(c, "smki gbcs verify", "--trust DIR is required");
-    if (optind >= argc) return cli_usage(c, "smki gbcs verify", "give at least one FILE");
-    smki_gbcs_verify_opts o = {0};
-    if (smki_gbcs_time_parse(at_text, &o.at) < 0) return cli_fail(c, SMKI_E_USAGE);
-    smki_gbcs_certdir *dir = NULL;
-    smki_gbcs_counters *counters = NULL;
-    smki_key *keys[MAX_RECIPIENT_KEYS + 1] = {0};
-    smki_gbcs_ka_key bound[MAX_RECIPIENT_KEYS + 1];
     size_t nbound = 0;
-    int rc = smki_gbcs_certdir_open(trust, &dir);
-    if (rc == 0 && acb) rc = cli_open_key(c, acb, &o.acb_ka);
+    GUARD(smki_gbcs_time_parse(a->at ? a->at : "now", &v->o.at));
+    GUARD(smki_gbcs_certdir_open(a->trust, &v->dir));
+    if (a->acb) GUARD(cli_open_key(c, a->acb, &v->o.acb_ka));
     /* The ACB's key also checks responses addressed to the ACB, when DIR names it. */
-    if (rc == 0 && o.acb_ka) {
-        if (smki_gbcs_ka_key_bind(dir, o.acb_ka, &bound[nbound]) == 0)
+    if (v->o.acb_ka) {
+        if (smki_gbcs_ka_key_bind(v->dir, v->o.acb_ka, &v->bound[nbound]) == 0)
             nbound++;
         else
             smki_error_clear();
     }
-    for (size_t i = 0; rc == 0 && i < nrkeys; i++) {
-        rc = cli_open_key(c, rkeys[i], &keys[i]);
-        if (rc == 0) rc = smki_gbcs_ka_key_bind(dir, keys[i], &bound[nbound]);
-        if (rc == 0) nbound++;
+    for (size_t i = 0; i < a->rkeys.n; i++) {
+        GUARD(cli_open_key(c, a->rkeys.v[i], &v->keys[i]));
+        GUARD(smki_gbcs_ka_key_bind(v->dir, v->keys[i], &v->bound[nbound]));
+        nbound++;
     }
-    if (rc == 0 && counters_path) rc = smki_gbcs_counters_open(counters_path, &counters);
-    json_w w;
-    verify_totals t = {0};
-    if (rc == 0) {
-        o.recipient_keys = bound;
-        o.nrecipient_keys = nbound;
-        if (c->json) {
-            json_begin(&w, stdout);
-            json_key_arr(&w, "results");
-        }
-        for (int i = optind; i < argc; i++) {
-            smki_gbcs_msg m;
-            smki_gbcs_check ck;
-            int parsed = 0;
-            int r = verify_one(argv[i], dir, &o, counters, &m, &parsed, &ck);
-            verify_print(c, &w, argv[i], &m, parsed, &ck, r);
-            unsigned k = parsed && ck.cra <= 3 ? ck.cra : 0;
-            t.kinds[k][r < 0]++;
-            if (r < 0)
-                t.failed++;
-            else if (ck.device_to_device && !ck.signature_checked)
-                t.d2d++;
-            else
-                t.ok++;
-        }
-        if (counters) rc = smki_gbcs_counters_save(counters);
+    v->o.recipient_keys = v->bound;
+    v->o.nrecipient_keys = nbound;
+    if (a->counters) GUARD(smki_gbcs_counters_open(a->counters, &v->counters));
+    return 0;
+}
+
+static void verify_close(verify_ctx *v)
+{
+    smki_gbcs_counters_free(v->counters);
+    for (size_t i = 0; i < CLI_LIST_MAX; i++) smki_key_free(v->keys[i]);
+    smki_key_free(v->o.acb_ka);
+    smki_gbcs_certdir_free(v->dir);
+}
+
+static void verify_files(smki_cli *c, json_w *w, verify_ctx *v, const char **files, size_t n, verify_totals *t)
+{
+    if (c->json) {
+        json_begin(w, stdout);
+        json_key_arr(w, "results");
     }
-    if (c->json && (rc == 0 || t.ok + t.d2d + t.failed > 0)) {
+    for (size_t i = 0; i < n; i++) {
+        smki_gbcs_msg m;
+        smki_gbcs_check ck;
+        int parsed = 0;
+        int r = verify_one(files[i], v->dir, &v->o, v->counters, &m, &parsed, &ck);
+        verify_print(c, w, files[i], &m, parsed, &ck, r);
+        unsigned k = parsed && ck.cra <= 3 ? ck.cra : 0;
+        t->kinds[k][r < 0]++;
+        if (r < 0)
+            t->failed++;
+        else if (ck.device_to_device && !ck.signature_checked)
+            t->d2d++;
+        else
+            t->ok++;
+    }
+}
+
+static void verify_totals_print(smki_cli *c, json_w *w, const verify_totals *t, int rc)
+{
+    if (c->json && (rc == 0 || t->ok + t->d2d + t->failed > 0)) {
         /* The document is closed even when saving the counters failed (the error follows
          * on stderr): never half a JSON document on stdout. */
-        json_close_arr(&w);
-        json_bool(&w, "ok", t.failed == 0 && rc == 0);
-        json_int(&w, "passed", t.ok + t.d2d);
-        json_int(&w, "verified", t.ok);
-        json_int(&w, "device_to_device", t.d2d);
-        json_int(&w, "failed", t.failed);
+        json_close_arr(w);
+        json_bool(w, "ok", t->failed == 0 && rc == 0);
+        json_int(w, "passed", t->ok + t->d2d);
+        json_int(w, "verified", t->ok);
+        json_int(w, "device_to_device", t->d2d);
+        json_int(w, "failed", t->failed);
         static const char *names[4] = {"unparsed", "commands", "responses", "alerts"};
-        json_key_obj(&w, "by_kind");
+        json_key_obj(w, "by_kind");
         for (int k = 0; k < 4; k++) {
-            json_key_obj(&w, names[k]);
-            json_int(&w, "passed", t.kinds[k][0]);
-            json_int(&w, "failed", t.kinds[k][1]);
-            json_close_obj(&w);
+            json_key_obj(w, names[k]);
+            json_int(w, "passed", t->kinds[k][0]);
+            json_int(w, "failed", t->kinds[k][1]);
+            json_close_obj(w);
         }
-        json_close_obj(&w);
-        json_end(&w);
-    } else if (rc == 0) {
+        json_close_obj(w);
+        json_end(w);
+    } else if (rc == 0 && !c->json) {
         printf("%d passed, %d failed (%d verified, %d device-to-device; commands %d/%d, responses %d/%d, alerts "
                "%d/%d passed)\n",
-               t.ok + t.d2d, t.failed, t.ok, t.d2d, t.kinds[1][0], t.kinds[1][0] + t.kinds[1][1], t.kinds[2][0],
-               t.kinds[2][0] + t.kinds[2][1], t.kinds[3][0], t.kinds[3][0] + t.kinds[3][1]);
+               t->ok + t->d2d, t->failed, t->ok, t->d2d, t->kinds[1][0], t->kinds[1][0] + t->kinds[1][1],
+               t->kinds[2][0], t->kinds[2][0] + t->kinds[2][1], t->kinds[3][0], t->kinds[3][0] + t->kinds[3][1]);
     }
-    smki_gbcs_counters_free(counters);
-    for (size_t i = 0; i < nrkeys; i++) smki_key_free(keys[i]);
-    smki_key_free(o.acb_ka);
-    smki_gbcs_certdir_free(dir);
+}
+
+static int gbcs_verify(smki_cli *c, int argc, char **argv)
+{
+    verify_args a;
+    memset(&a, 0, sizeof a);
+    const cli_opt opts[] = {CLI_VALUE("trust", &a.trust), CLI_VALUE("acb-key", &a.acb),
+                            CLI_LIST("recipient-key", &a.rkeys), CLI_VALUE("counters", &a.counters),
+                            CLI_VALUE("at", &a.at), CLI_END};
+    const cli_spec spec = {"smki gbcs verify", VERIFY_HELP, opts, "at least one FILE", 1, (size_t)argc};
+    const char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    size_t n = 0;
+    int stop = cli_parse(c, &spec, argc, argv, files, &n);
+    if (stop == CLI_GO && !a.trust) stop = cli_usage(c, "smki gbcs verify", "--trust DIR is required");
+    verify_ctx *v = stop == CLI_GO ? calloc(1, sizeof *v) : NULL;
+    int rc = stop != CLI_GO ? 0 : v ? verify_open(c, &a, v) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    json_w w;
+    verify_totals t = {0};
+    if (stop == CLI_GO && rc == 0) {
+        verify_files(c, &w, v, files, n, &t);
+        if (v->counters) rc = smki_gbcs_counters_save(v->counters);
+        verify_totals_print(c, &w, &t, rc);
+    }
+    if (v) verify_close(v);
+    free(v);
+    free(files);
+    if (stop != CLI_GO) return stop;
     if (rc < 0) return cli_fail(c, rc);
     return t.failed ? EXIT_REFUSED : EXIT_OK;
 }

@@ -1,5 +1,4 @@
 /* smki hsm: the home's token. */
-#include <getopt.h>
 #include <string.h>
 
 #include "commands.h"
@@ -17,16 +16,21 @@ static const char HSM_INIT_HELP[] =
     "PINs: the SO PIN from SMKI_SO_PIN or --so-pin-file, the user PIN from SMKI_PIN or\n"
     "--pin-file. Both are needed only when the token is created.\n"
     "\n"
-    "Example:\n"
+    "Example (a new home: SMKI_HOME names a folder not made yet, no PINs in the environment):\n"
     "  umask 077; openssl rand -hex 8 > so.pin; openssl rand -hex 8 > user.pin\n"
-    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n";
+    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n"
+    "  smki hsm info\n";
 
 static const char HSM_INFO_HELP[] =
     "Usage: smki hsm info\n"
     "\n"
     "Show the home's token: label, manufacturer, model, serial, whether its user PIN\n"
     "is set, and the PKCS#11 module actually loaded for it. Exit 2 if there is no token\n"
-    "yet (run 'smki hsm init').\n";
+    "yet (run 'smki hsm init').\n"
+    "\n"
+    "Examples (in a home with a token):\n"
+    "  smki hsm info\n"
+    "  smki --json hsm info\n";
 
 static void print_token(smki_cli *c, const smki_token_info *t, const char *state)
 {
@@ -54,19 +58,11 @@ static void print_token(smki_cli *c, const smki_token_info *t, const char *state
 
 static int hsm_init(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, HSM_INIT_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"label", required_argument, NULL, 'l'}, {NULL, 0, NULL, 0}};
     const char *label = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'l')
-            label = optarg;
-        else
-            return cli_usage(c, "smki hsm init", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki hsm init", "unexpected argument '%s'", argv[optind]);
+    const cli_opt opts[] = {CLI_VALUE("label", &label), CLI_END};
+    const cli_spec spec = {"smki hsm init", HSM_INIT_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
     c->may_create_home = 1; /* hsm init starts a new home; no other command makes one */
     int rc = cli_home(c);
     if (rc < 0) return cli_fail(c, rc);
@@ -87,8 +83,9 @@ static int hsm_init(smki_cli *c, int argc, char **argv)
 
 static int hsm_info(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, HSM_INFO_HELP)) return EXIT_OK;
-    if (argc != 1) return cli_usage(c, "smki hsm info", "unexpected argument '%s'", argv[1]);
+    const cli_spec spec = {"smki hsm info", HSM_INFO_HELP, NULL, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
     int rc = cli_home(c);
     smki_token_info info;
     if (rc == 0) rc = smki_token_find(&c->hsm, c->token, &info);

@@ -1,5 +1,4 @@
 /* smki key: key pairs in the home's token. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,14 +23,26 @@ static const char KEY_LIST_HELP[] =
     "Usage: smki key list [--token LABEL]\n"
     "\n"
     "List the EC key pairs on the token: label, usage, key identifier and URI.\n"
-    "Needs the user PIN (private keys are private objects).\n";
+    "Needs the user PIN (private keys are private objects).\n"
+    "\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN):\n"
+    "  smki key generate --label meter-ka --usage ka\n"
+    "  smki key list\n"
+    "  smki --json key list\n";
 
 static const char KEY_PUB_HELP[] =
-    "Usage: smki key pub KEY [--out FILE]\n"
+    "Usage: smki key pub KEY [--out FILE] [--force]\n"
     "\n"
-    "Print (or write to FILE) the public key of KEY as PEM SubjectPublicKeyInfo.\n"
+    "Print (or write to FILE; '-' is standard output) the public key of KEY as PEM\n"
+    "SubjectPublicKeyInfo. An existing FILE is refused unless --force replaces it.\n"
     "KEY is a pkcs11: URI, file:PATH (a PEM private key), or a label on the home's token.\n"
-    "A token key's public half is read from its public-key object: no PIN is needed.\n";
+    "A token key's public half is read from its public-key object: no PIN is needed.\n"
+    "\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN):\n"
+    "  smki key generate --label supplier-ds --usage ds\n"
+    "  smki key pub supplier-ds --out supplier-ds.pub.pem\n"
+    "  openssl pkey -pubin -in supplier-ds.pub.pem -noout -text | grep 'NIST CURVE: P-256'\n"
+    "  smki key pub supplier-ds --out supplier-ds.pub.pem   # exits 2: it exists (--force)\n";
 
 static int parse_usage(const char *s, smki_key_usage *u)
 {
@@ -41,32 +52,9 @@ static int parse_usage(const char *s, smki_key_usage *u)
     return 0;
 }
 
-static int key_generate(smki_cli *c, int argc, char **argv)
+static void print_generated(const smki_cli *c, const char *label, const char *usage_s, smki_key_usage usage,
+                            const char *token, const char *uri)
 {
-    if (cli_wants_help(argc, argv, KEY_GENERATE_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"label", required_argument, NULL, 'l'},
-                                         {"usage", required_argument, NULL, 'u'},
-                                         {"token", required_argument, NULL, 't'},
-                                         {NULL, 0, NULL, 0}};
-    const char *label = NULL, *usage_s = NULL, *token = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'l') label = optarg;
-        else if (ch == 'u') usage_s = optarg;
-        else if (ch == 't') token = optarg;
-        else return cli_usage(c, "smki key generate", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki key generate", "unexpected argument '%s'", argv[optind]);
-    if (!label || !usage_s) return cli_usage(c, "smki key generate", "--label and --usage are required");
-    smki_key_usage usage = SMKI_USAGE_DS;
-    int rc = parse_usage(usage_s, &usage);
-    if (rc == 0) rc = cli_home(c);
-    if (rc == 0) rc = cli_pin(c, 1);
-    char uri[SMKI_KEY_URI_MAX];
-    if (rc >= 0) rc = smki_key_generate(&c->hsm, token ? token : c->token, label, usage, uri);
-    if (rc < 0) return cli_fail(c, rc);
     if (c->json) {
         json_w w;
         json_begin(&w, stdout);
@@ -77,8 +65,28 @@ static int key_generate(smki_cli *c, int argc, char **argv)
         json_end(&w);
     } else {
         printf("Generated EC P-256 %s key '%s' in token '%s' (not extractable).\n%s\n",
-               usage == SMKI_USAGE_DS ? "digital-signature" : "key-agreement", label, token ? token : c->token, uri);
+               usage == SMKI_USAGE_DS ? "digital-signature" : "key-agreement", label, token, uri);
     }
+}
+
+static int key_generate(smki_cli *c, int argc, char **argv)
+{
+    const char *label = NULL, *usage_s = NULL, *token = NULL;
+    const cli_opt opts[] = {CLI_VALUE("label", &label), CLI_VALUE("usage", &usage_s), CLI_VALUE("token", &token),
+                            CLI_END};
+    const cli_spec spec = {"smki key generate", KEY_GENERATE_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    if (!label || !usage_s) return cli_usage(c, "smki key generate", "--label and --usage are required");
+    smki_key_usage usage = SMKI_USAGE_DS;
+    int rc = parse_usage(usage_s, &usage);
+    if (rc == 0) rc = cli_home(c);
+    if (rc == 0) rc = cli_pin(c, 1);
+    char uri[SMKI_KEY_URI_MAX];
+    if (!token) token = c->token;
+    if (rc >= 0) rc = smki_key_generate(&c->hsm, token, label, usage, uri);
+    if (rc < 0) return cli_fail(c, rc);
+    print_generated(c, label, usage_s, usage, token, uri);
     return EXIT_OK;
 }
 
@@ -92,30 +100,11 @@ static const char *usage_name(int usage)
     }
 }
 
-static int key_list(smki_cli *c, int argc, char **argv)
+static void print_keys(const smki_cli *c, const char *token, const smki_key_info *keys, size_t n)
 {
-    if (cli_wants_help(argc, argv, KEY_LIST_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"token", required_argument, NULL, 't'}, {NULL, 0, NULL, 0}};
-    const char *token = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 't') token = optarg;
-        else return cli_usage(c, "smki key list", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind != argc) return cli_usage(c, "smki key list", "unexpected argument '%s'", argv[optind]);
-    int rc = cli_home(c);
-    if (rc == 0) rc = cli_pin(c, 1);
-    smki_key_info *keys = NULL;
-    size_t n = 0;
-    if (rc >= 0) rc = smki_key_list(&c->hsm, token ? token : c->token, &keys, &n);
-    if (rc < 0) return cli_fail(c, rc);
     if (c->json) {
         json_w w;
-        json_begin(&w, stdout);
-        json_bool(&w, "ok", 1);
-        json_key_arr(&w, "keys");
+        json_list_open(c, &w, "keys");
         for (size_t i = 0; i < n; i++) {
             json_arr_obj(&w);
             json_str(&w, "label", keys[i].label);
@@ -124,56 +113,71 @@ static int key_list(smki_cli *c, int argc, char **argv)
             json_str(&w, "uri", keys[i].uri);
             json_close_obj(&w);
         }
-        json_close_arr(&w);
-        json_end(&w);
+        json_list_close(c, &w);
     } else if (n == 0) {
-        printf("No keys on token '%s'. Make one with: smki key generate --label NAME --usage ds|ka\n",
-               token ? token : c->token);
+        printf("No keys on token '%s'. Make one with: smki key generate --label NAME --usage ds|ka\n", token);
     } else {
         printf("%-24s %-6s %-18s %s\n", "LABEL", "USAGE", "KEY ID", "URI");
         for (size_t i = 0; i < n; i++)
             printf("%-24s %-6s %-18s %s\n", keys[i].label, usage_name(keys[i].usage), keys[i].id_hex, keys[i].uri);
     }
+}
+
+static int key_list(smki_cli *c, int argc, char **argv)
+{
+    const char *token = NULL;
+    const cli_opt opts[] = {CLI_VALUE("token", &token), CLI_END};
+    const cli_spec spec = {"smki key list", KEY_LIST_HELP, opts, "no arguments", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    int rc = cli_home(c);
+    if (rc == 0) rc = cli_pin(c, 1);
+    smki_key_info *keys = NULL;
+    size_t n = 0;
+    if (!token) token = c->token;
+    if (rc >= 0) rc = smki_key_list(&c->hsm, token, &keys, &n);
+    if (rc < 0) return cli_fail(c, rc);
+    print_keys(c, token, keys, n);
     free(keys);
     return EXIT_OK;
 }
 
+static void print_pub(const smki_cli *c, const char *ref, const char *pem, const char *out)
+{
+    if (c->json) {
+        json_w w;
+        json_begin(&w, stdout);
+        json_bool(&w, "ok", 1);
+        json_str(&w, "key", ref);
+        json_str(&w, "pem", pem);
+        if (out) json_str(&w, "written", out);
+        json_end(&w);
+    } else if (out) {
+        printf("Wrote the public key of %s to %s.\n", ref, out);
+    } else {
+        fputs(pem, stdout);
+    }
+}
+
 static int key_pub(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, KEY_PUB_HELP)) return EXIT_OK;
-    static const struct option opts[] = {{"out", required_argument, NULL, 'o'}, {NULL, 0, NULL, 0}};
-    const char *out = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'o') out = optarg;
-        else return cli_usage(c, "smki key pub", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (argc - optind != 1) return cli_usage(c, "smki key pub", "give exactly one KEY");
+    const char *out = NULL, *pos[1];
+    int force = 0;
+    const cli_opt opts[] = {CLI_VALUE("out", &out), CLI_FLAG("force", &force), CLI_END};
+    const cli_spec spec = {"smki key pub", KEY_PUB_HELP, opts, "one KEY", 1, 1};
+    int stop = cli_parse(c, &spec, argc, argv, pos, NULL);
+    if (stop != CLI_GO) return stop;
+    /* --out -: the PEM alone on standard output, nothing else there. */
+    if (out && strcmp(out, "-") == 0) out = NULL;
     EVP_PKEY *pub = NULL;
     char *pem = NULL;
     size_t len = 0;
     char ref[SMKI_KEY_URI_MAX];
-    int rc = cli_key_ref(c, argv[optind], ref, sizeof ref);
+    int rc = cli_key_ref(c, pos[0], ref, sizeof ref);
     if (rc == 0) rc = smki_key_public_load(ref, &c->hsm, &pub);
     if (rc == 0) rc = smki_pub_to_pem(pub, &pem, &len);
-    if (rc == 0 && out) rc = smki_file_write_atomic(out, pem, len, 0644, 0);
-    if (rc == 0) {
-        if (c->json) {
-            json_w w;
-            json_begin(&w, stdout);
-            json_bool(&w, "ok", 1);
-            json_str(&w, "key", ref);
-            json_str(&w, "pem", pem);
-            if (out) json_str(&w, "written", out);
-            json_end(&w);
-        } else if (out) {
-            printf("Wrote the public key of %s to %s.\n", ref, out);
-        } else {
-            fputs(pem, stdout);
-        }
-    }
+    if (rc == 0 && out) rc = cli_write(out, pem, len, 0644, force);
+    if (rc == 0) print_pub(c, ref, pem, out);
     free(pem);
     EVP_PKEY_free(pub);
     return cli_finish(c, rc);

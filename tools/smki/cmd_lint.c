@@ -1,7 +1,6 @@
 /* smki lint: check certificates against the GB profiles (policy's linter), one line
  * per certificate and a closing count; exit 0 when every one is clean, 2 when any
  * has a violation or a file holds no certificate. */
-#include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,8 +14,9 @@ static const char HELP[] =
     "section 12 / reference §4 (v3, P-256 with an uncompressed point, ecdsa-with-SHA256,\n"
     "positive serial, critical keyUsage, 8-octet method-2 SKI, 8-octet keyIdentifier AKI,\n"
     "critical certificatePolicies, RFC 5280 time encoding) plus strict DER, and name each\n"
-    "violation by its rule id. FILE is DER or PEM; a PEM file may hold several\n"
-    "certificates (shown as FILE#2, ...); other PEM blocks are skipped and counted.\n"
+    "violation by its rule id. FILE is DER or PEM ('-': standard input); a PEM file may\n"
+    "hold several certificates (shown as FILE#2, ...); other PEM blocks are skipped and\n"
+    "counted.\n"
     "\n"
     "Profiles, and how a certificate claims one (docs/profiles.md):\n"
     "  smki-root     SMKI root CA: cA TRUE, OU=00, self-signed\n"
@@ -53,6 +53,62 @@ typedef struct {
     json_w *w;
 } lint_run;
 
+static void json_findings(json_w *w, const smki_lint_report *rep)
+{
+    for (int pass = 0; pass < 2; pass++) {
+        smki_lint_level want = pass == 0 ? SMKI_LINT_ERROR : SMKI_LINT_WARNING;
+        json_key_arr(w, pass == 0 ? "violations" : "warnings");
+        for (size_t i = 0; i < rep->count; i++) {
+            if (rep->findings[i].level != want) continue;
+            json_arr_obj(w);
+            json_str(w, "rule", rep->findings[i].rule);
+            json_str(w, "message", rep->findings[i].message);
+            json_close_obj(w);
+        }
+        json_close_arr(w);
+    }
+}
+
+static void print_json(json_w *w, const lint_run *run, size_t index, const smki_lint_report *rep, const char *what)
+{
+    json_arr_obj(w);
+    json_str(w, "file", run->file);
+    json_int(w, "index", (long long)index + 1);
+    json_str(w, "kind", "certificate");
+    json_str(w, "profile", smki_profile_get(rep->profile)->name);
+    json_str(w, "describe", what);
+    if (rep->role >= 0) {
+        char role[SMKI_ROLE_TEXT_MAX];
+        smki_role_format((uint8_t)rep->role, role);
+        json_str(w, "role", role);
+        json_str(w, "role_name", smki_role_name((unsigned)rep->role));
+    }
+    if (rep->has_id) {
+        char id[SMKI_EUI64_TEXT_MAX];
+        smki_eui64_format(&rep->id, SMKI_EUI64_PLAIN, id);
+        json_str(w, "eui64", id);
+    }
+    json_str(w, "env", rep->env[0] ? rep->env : NULL);
+    json_bool(w, "env_inferred", rep->env_inferred);
+    json_bool(w, "clean", smki_lint_is_clean(rep));
+    json_findings(w, rep);
+    json_int(w, "unlisted", (long long)(rep->errors + rep->warnings - rep->count));
+    json_close_obj(w);
+}
+
+static void print_human(const char *label, const smki_lint_report *rep, const char *what)
+{
+    if (smki_lint_is_clean(rep))
+        printf("%s: clean (%s)\n", label, what);
+    else
+        printf("%s: %zu violation(s) (%s)\n", label, rep->errors, what);
+    for (size_t i = 0; i < rep->count; i++) {
+        const smki_lint_finding *f = &rep->findings[i];
+        printf("    %s%s: %s\n", f->rule, f->level == SMKI_LINT_WARNING ? " (warning)" : "", f->message);
+    }
+    if (rep->errors + rep->warnings > rep->count) printf("    ... and %zu more\n", rep->errors + rep->warnings - rep->count);
+}
+
 static int lint_one(void *ctx, size_t index, const uint8_t *der, size_t len)
 {
     lint_run *run = ctx;
@@ -64,59 +120,14 @@ static int lint_one(void *ctx, size_t index, const uint8_t *der, size_t len)
     else
         snprintf(label, sizeof label, "%s", run->file);
     smki_lint_describe(&rep, what, sizeof what);
-    int clean = smki_lint_is_clean(&rep);
-    if (clean)
+    if (smki_lint_is_clean(&rep))
         run->clean++;
     else
         run->dirty++;
-    if (run->w) {
-        json_w *w = run->w;
-        json_arr_obj(w);
-        json_str(w, "file", run->file);
-        json_int(w, "index", (long long)index + 1);
-        json_str(w, "kind", "certificate");
-        json_str(w, "profile", smki_profile_get(rep.profile)->name);
-        json_str(w, "describe", what);
-        if (rep.role >= 0) {
-            char role[SMKI_ROLE_TEXT_MAX];
-            smki_role_format((uint8_t)rep.role, role);
-            json_str(w, "role", role);
-            json_str(w, "role_name", smki_role_name((unsigned)rep.role));
-        }
-        if (rep.has_id) {
-            char id[SMKI_EUI64_TEXT_MAX];
-            smki_eui64_format(&rep.id, SMKI_EUI64_PLAIN, id);
-            json_str(w, "eui64", id);
-        }
-        json_str(w, "env", rep.env[0] ? rep.env : NULL);
-        json_bool(w, "env_inferred", rep.env_inferred);
-        json_bool(w, "clean", clean);
-        for (int pass = 0; pass < 2; pass++) {
-            smki_lint_level want = pass == 0 ? SMKI_LINT_ERROR : SMKI_LINT_WARNING;
-            json_key_arr(w, pass == 0 ? "violations" : "warnings");
-            for (size_t i = 0; i < rep.count; i++) {
-                if (rep.findings[i].level != want) continue;
-                json_arr_obj(w);
-                json_str(w, "rule", rep.findings[i].rule);
-                json_str(w, "message", rep.findings[i].message);
-                json_close_obj(w);
-            }
-            json_close_arr(w);
-        }
-        json_int(w, "unlisted", (long long)(rep.errors + rep.warnings - rep.count));
-        json_close_obj(w);
-    } else {
-        if (clean)
-            printf("%s: clean (%s)\n", label, what);
-        else
-            printf("%s: %zu violation(s) (%s)\n", label, rep.errors, what);
-        for (size_t i = 0; i < rep.count; i++) {
-            const smki_lint_finding *f = &rep.findings[i];
-            printf("    %s%s: %s\n", f->rule, f->level == SMKI_LINT_WARNING ? " (warning)" : "", f->message);
-        }
-        if (rep.errors + rep.warnings > rep.count)
-            printf("    ... and %zu more\n", rep.errors + rep.warnings - rep.count);
-    }
+    if (run->w)
+        print_json(run->w, run, index, &rep, what);
+    else
+        print_human(label, &rep, what);
     return 0;
 }
 
@@ -162,28 +173,45 @@ static int load_env(smki_cli *c, const char *name, const char *config, smki_env 
     return rc;
 }
 
+/* One file: each certificate in it linted and printed; a file without one counted. */
+static void lint_file(lint_run *run, const char *file, size_t *not_certs)
+{
+    uint8_t *data = NULL;
+    size_t len = 0, certs = 0, others = 0;
+    run->file = file;
+    int rc = cli_read(file, 16u << 20, &data, &len);
+    if (rc == 0) {
+        /* Count first so that labels say FILE#n only when a file holds several. */
+        rc = smki_cert_each(data, len, NULL, NULL, &certs, &others);
+        run->n_in_file = certs;
+        if (rc == 0 && certs) rc = smki_cert_each(data, len, lint_one, run, &certs, &others);
+    }
+    free(data);
+    if (rc < 0) {
+        (*not_certs)++;
+        not_certificate(run, smki_error_msg());
+    } else if (certs == 0) {
+        (*not_certs)++;
+        not_certificate(run, others ? "no certificate (other PEM blocks only)" : "no certificate");
+    }
+}
+
 int cmd_lint(smki_cli *c, int argc, char **argv)
 {
-    if (cli_wants_help(argc, argv, HELP)) return EXIT_OK;
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, 'e'}, {"config", required_argument, NULL, 'c'}, {NULL, 0, NULL, 0}};
     const char *env_name = NULL, *config = NULL;
-    int ch;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (ch == 'e')
-            env_name = optarg;
-        else if (ch == 'c')
-            config = optarg;
-        else
-            return cli_usage(c, "smki lint", "unknown option or missing value: %s", cli_bad_option(argv));
-    }
-    if (optind >= argc) return cli_usage(c, "smki lint", "give one or more certificate files");
+    size_t nfiles = 0;
+    const cli_opt opts[] = {CLI_VALUE("env", &env_name), CLI_VALUE("config", &config), CLI_END};
+    const cli_spec spec = {"smki lint", HELP, opts, "one or more certificate FILEs", 1, (size_t)argc};
+    const char **files = calloc((size_t)argc, sizeof *files);
+    if (!files) return cli_fail(c, SMKI_FAIL(SMKI_E_NOMEM, "out of memory"));
+    int stop = cli_parse(c, &spec, argc, argv, files, &nfiles);
     smki_env env;
-    int have_env = 0;
-    int rc = load_env(c, env_name, config, &env, &have_env);
-    if (rc < 0) return cli_fail(c, rc);
+    int have_env = 0, rc = 0;
+    if (stop == CLI_GO) rc = load_env(c, env_name, config, &env, &have_env);
+    if (stop != CLI_GO || rc < 0) {
+        free(files);
+        return stop != CLI_GO ? stop : cli_fail(c, rc);
+    }
 
     json_w w;
     lint_run run = {.c = c, .env = have_env ? &env : NULL, .w = c->json ? &w : NULL};
@@ -193,26 +221,8 @@ int cmd_lint(smki_cli *c, int argc, char **argv)
         json_str(&w, "env", have_env ? env.name : NULL);
         json_key_arr(&w, "results");
     }
-    for (int i = optind; i < argc; i++) {
-        uint8_t *data = NULL;
-        size_t len = 0, certs = 0, others = 0;
-        run.file = argv[i];
-        rc = smki_file_read(argv[i], 16u << 20, &data, &len);
-        if (rc == 0) {
-            /* Count first so that labels say FILE#n only when a file holds several. */
-            rc = smki_cert_each(data, len, NULL, NULL, &certs, &others);
-            run.n_in_file = certs;
-            if (rc == 0 && certs) rc = smki_cert_each(data, len, lint_one, &run, &certs, &others);
-        }
-        free(data);
-        if (rc < 0) {
-            not_certs++;
-            not_certificate(&run, smki_error_msg());
-        } else if (certs == 0) {
-            not_certs++;
-            not_certificate(&run, others ? "no certificate (other PEM blocks only)" : "no certificate");
-        }
-    }
+    for (size_t i = 0; i < nfiles; i++) lint_file(&run, files[i], &not_certs);
+    free(files);
     int ok = run.dirty == 0 && not_certs == 0;
     if (c->json) {
         json_close_arr(&w);
