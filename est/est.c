@@ -468,6 +468,7 @@ static int submit(smki_est *e, const char *party, smki_ra_submit *s, const uint8
     s->env = e->env;
     s->conf = e->conf;
     s->submission_key = key;
+    s->subscriber_asks = 1; /* the Party asks for itself: the RA's rules for that (its own device blocks) */
     *id = 0;
     int rc = smki_ra_request_submit(e->ra, &by, s, id);
     *replay = rc == SMKI_E_EXISTS && *id;
@@ -569,7 +570,8 @@ static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s,
     if (!csr && smki_csr_parse(der, len, &csr) < 0) return fail_err(w, "the CSR");
     smki_ra_issue_req r = {.env = e->env, .csr = csr, .profile = leaf_of(s->type), .party = party, .role = -1,
                            .cn = s->cn, .dns = s->dns, .n_dns = s->n_dns, .ips = s->ips, .n_ips = s->n_ips,
-                           .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type)};
+                           .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type),
+                           .subscriber_asks = 1};
     if (s->type == SMKI_REQ_ORGANISATION) r.role = s->role, r.eui = s->eui;
     smki_ra_actor by = {e->operator_name, e->op_key};
     smki_cert *c = malloc(sizeof *c);
@@ -869,6 +871,9 @@ int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_
     /* What connections may buffer is about max_conns x max_body: a batch's body is
      * megabytes, so fewer connections than the repository's 1024 by default. */
     if (!o.max_conns) o.max_conns = SMKI_EST_CONNS;
+    /* Enrolments wait for their durable commit on these threads, not on the loops: while
+     * one commits, the others that arrive join the next commit (ra's group commits). */
+    if (!o.handle_threads) o.handle_threads = SMKI_EST_HANDLERS;
     int rc = smki_repo_serve(r, &o);
     smki_repo_free(r);
     return rc;

@@ -18,6 +18,8 @@
 #define SMKI_EST_BODY_MAX ((size_t)8 << 20)     /* a request body by default (a batch's PEM); 413 above */
 #define SMKI_EST_RETRY_AFTER 30                 /* seconds a client waits before asking again, by default */
 #define SMKI_EST_CONNS 256                      /* open connections by default ([enrol] max_conns) */
+#define SMKI_EST_HANDLERS 8                     /* threads that answer requests, off the event loops: enrolments
+                                                 * of several clients in flight, sharing group commits */
 
 /* ---- What a client sends: decoded strictly and bounded (fuzzed: tests/fuzz/fuzz_est_decode.c)
  * Base64 (RFC 4648 alphabet, '=' padding only at the end, a multiple of 4 characters)

@@ -155,6 +155,10 @@ typedef struct smki_repo_server_opts {
      * (its store and environment). */
     int (*handle)(void *arg, const smki_repo_req *req, smki_repo_resp *resp);
     void *handle_arg;
+    /* With handle: answer on this many threads of their own instead of on the loop that
+     * read the request (a handler that waits for a durable commit then holds up no loop,
+     * and requests of several connections are in flight at once); 0: on the loops. */
+    unsigned handle_threads;
     /* Called once the socket listens (for tests and scripts that need the port). */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;

@@ -26,12 +26,16 @@ repo_soft_ca_conf "$SMKI_HOME" "$BASE"
 cp "$BASE" "$SMKI_HOME/smki.conf"
 expect_exit 0 "a test hierarchy" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 # The RA: operator tester, Party GITTEST (User ID 90-B3-D5-1F-30-01-00-00, EIS; supplier
-# and device certificates in test); GITTEST and PS-OTHER may hold DCCKI certificates.
+# and device certificates in test); GITTEST and PS-OTHER may hold DCCKI certificates. A Party
+# enrolling for itself gets device certificates only for Device IDs of its own device blocks:
+# 00-DB-12-... are GITTEST's, 00-DB-14-... PS-OTHER's.
 ra_test_participant "$SMKI_HOME"
 ra_dccki_party "$SMKI_HOME" PS-OTHER
 for step in "subscriber authorise --party GITTEST --type dccki-client --env test" \
     "subscriber authorise --party GITTEST --type dccki-server --env test" \
     "range assign 90B3D51F4/36 --party PS-OTHER --kind central" \
+    "range assign 00DB12/24 --party GITTEST --kind device" \
+    "range assign 00DB14/24 --party PS-OTHER --kind device" \
     "id allocate --party PS-OTHER --roles EIS --eui 90-B3-D5-1F-40-00-00-00" \
     "party add PS-NOTEST --name NoTest" \
     "subscriber authorise --party PS-NOTEST --type dccki-client --env test"; do
@@ -314,6 +318,14 @@ PYEOF
     "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/central" 90B3D51F30000005 1 >/dev/null
     enrol gittest device/simpleenroll "$(ls "$W/central"/*.der)"
     expect_status 403 "a device ID from a central block"
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/foreign" 00DB130000000001 1 >/dev/null
+    enrol gittest device/simpleenroll "$(ls "$W/foreign"/*.der)"
+    expect_status 403 "a Device ID in none of the Party's device blocks"
+    expect_in "in no device block of party GITTEST" "the refusal says whose blocks it is not in"
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/theirs" 00DB140000000001 1 >/dev/null
+    enrol gittest simpleenroll "$(ls "$W/theirs"/*.der)"
+    expect_status 403 "a Device ID of another Party's device block"
+    expect_in "device block of party PS-OTHER, not of GITTEST" "the refusal names whose block it is"
     enrol other dccki-client/simpleenroll "$W/tlsc.der"
     expect_status 200 "PS-OTHER may have a DCCKI client certificate of its own"
     printf 'this is not base64!' >"$W/bad.b64"
@@ -426,6 +438,11 @@ assert [key(c.public_key()) for c in certs] == [key(r.public_key()) for r in csr
     pem_batch "$W/mixed.pem" "${BCSR[4]}" "$(ls "$W/central2"/*.der)"
     est gittest batch --data-binary "@$W/mixed.pem"
     expect_status 403 "a batch holding a central-block ID is refused whole"
+    pem_batch "$W/foreign.pem" "${BCSR[4]}" "$(ls "$W/foreign"/*.der)"
+    est gittest batch --data-binary "@$W/foreign.pem"
+    expect_status 403 "a batch holding a Device ID outside the Party's device blocks is refused whole"
+    expect_in "CSR 2 of the batch" "the refusal names the CSR"
+    expect_in "in no device block of party GITTEST" "and why"
     expect_in "CSR 2" "the refusal names the CSR"
     printf -- '-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n' >"$W/badpem.pem"
     est gittest batch --data-binary "@$W/badpem.pem"
