@@ -53,6 +53,8 @@ export SMKI_OPERATOR=bench SMKI_OPERATOR_KEY=file:$WORK/op.pem
 "$SMKI" ra party add BENCH --testing-participant --agreement-signed >/dev/null
 "$SMKI" ra subscriber authorise --party BENCH --type device --env test >/dev/null
 "$SMKI" ra subscriber authorise --party BENCH --type dccki-client --env test >/dev/null
+# A Party enrolling for itself gets device certificates only for its own device blocks.
+"$SMKI" ra range assign 00DBE/20 --party BENCH --kind device >/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$WORK/server.key" \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -out "$WORK/server.pem" 2>/dev/null
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/client.key" -subj "/CN=bench" \
