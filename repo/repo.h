@@ -52,6 +52,10 @@ typedef enum {
 } smki_repo_ep;
 const char *smki_repo_ep_name(smki_repo_ep ep); /* "dcc", "cert", "ca", "crl", "health", "metrics", "other" */
 
+/* The largest request body a service of this server may be set to take (--max-body,
+ * max_body), for the repository and the enrolment service alike: 64 MiB. Each has its
+ * own default far below it (the repository 4096 octets, enrolment 8 MiB for batches). */
+#define SMKI_REPO_BODY_LIMIT ((size_t)64 << 20)
 #define SMKI_REPO_PARTY_MAX 65
 #define SMKI_REPO_ALLOW_MAX 32
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # EST enrolment (smki enrol serve) beside bare CA issuance, in the same run, software CA
 # keys, one store on this disk:
-#   simpleenroll  fresh device CSRs POSTed over mutual TLS with keep-alive (2 client
-#                 connections), auto-approved: test is a direct environment ([ra]
+#   simpleenroll  fresh device CSRs POSTed over mutual TLS with keep-alive (EST_CONNS client
+#                 connections, 2 by default), auto-approved: test is a direct environment ([ra]
 #                 direct_issue), so each is the RA gate's direct issuance (smki_ra_issue),
 #                 one durable commit with its operator-signed audit entry
 #   bare CA       bench_issue with one certificate per durable commit (the same unit of
@@ -13,13 +13,15 @@
 #                 executes a batch on one thread), certificates written as files
 # Prints figures and ratios (targets 0.5 and 0.8); never passes or fails on one.
 # Usage: tools/bench_est.sh [BUILD]  (EST_N enrolments per round, default 500; EST_ROUNDS, 3;
-# EST_BATCH CSRs in the batch, 4000; EST_PERF=FILE records the server with perf in each round).
+# EST_BATCH CSRs in the batch, 4000; EST_CONNS client connections for simpleenroll, 2;
+# EST_PERF=FILE records the server with perf in each round).
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
 N=${EST_N:-500}
 ROUNDS=${EST_ROUNDS:-3}
 NB=${EST_BATCH:-4000}
+CONNS=${EST_CONNS:-2}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 PID=
@@ -54,7 +56,8 @@ export SMKI_OPERATOR=bench SMKI_OPERATOR_KEY=file:$WORK/op.pem
 "$SMKI" ra subscriber authorise --party BENCH --type device --env test >/dev/null
 "$SMKI" ra subscriber authorise --party BENCH --type dccki-client --env test >/dev/null
 # A Party enrolling for itself gets device certificates only for its own device blocks.
-"$SMKI" ra range assign 00DBE/20 --party BENCH --kind device >/dev/null
+"$SMKI" ra range assign 00DBE5/24 --party BENCH --kind device >/dev/null
+"$SMKI" ra range assign 00DBE6/24 --party BENCH --kind device >/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$WORK/server.key" \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -out "$WORK/server.pem" 2>/dev/null
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/client.key" -subj "/CN=bench" \
@@ -85,6 +88,7 @@ CLIENT=$(
 import base64, glob, http.client, json, ssl, sys, threading, time
 import subprocess
 mode, port, work, sub = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conns = int(sys.argv[6]) if len(sys.argv) > 6 else 2
 ctx = ssl.create_default_context(cafile=work + "/server.pem")
 ctx.load_cert_chain(work + "/client.pem", work + "/client.key")
 def conn():
@@ -102,7 +106,7 @@ if mode == "single":
             r = c.getresponse(); r.read()
             if r.status != 200:
                 with lock: bad[0] += 1
-    ths = [threading.Thread(target=run) for _ in range(2)]
+    ths = [threading.Thread(target=run) for _ in range(conns)]
     t0 = time.time()
     for t in ths: t.start()
     for t in ths: t.join()
@@ -141,7 +145,7 @@ cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 for r in $(seq 1 "$ROUNDS"); do
   [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
   c0=$(cpu_ticks "$PID")
-  read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r")"
+  read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r" "$SMKI" "$CONNS")"
   c1=$(cpu_ticks "$PID")
   [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
   EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
@@ -154,7 +158,7 @@ for r in $(seq 1 "$ROUNDS"); do
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
-  "mutual TLS, keep-alive, 2 connections, auto-approved; target >= 0.5"
+  "mutual TLS, keep-alive, $CONNS connections, auto-approved; target >= 0.5"
 printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
   "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
 

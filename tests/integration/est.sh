@@ -87,10 +87,11 @@ cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" "$SMK
 cp "$BASE" "$SMKI_HOME/smki.conf"
 
 # est_start LOG ARGS...: `smki enrol serve` in the background (PIDS), PORT from its log.
-est_start() {
-    local log=$1
+est_start() { # LOG [more flags]: --env test unless the flags name another (a flag is given once)
+    local log=$1 env=(--env test)
     shift
-    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
+    [[ " $* " == *" --env "* ]] && env=()
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve "${env[@]}" --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
         --tls-key "$T/server.key" --client-ca "$T/client-ca.pem" --access-log "$@" 2>"$log" &
     PIDS+=("$!")
     listening_port "$log" "${PIDS[-1]}"

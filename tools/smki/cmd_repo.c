@@ -145,7 +145,7 @@ static int serve_args(const smki_cli *c, int argc, char **argv, const smki_conf 
         long v = 0;
         if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_HEADERS || ch == O_SCAN) {
             v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > (ch == O_SCAN ? 100000000 : 1000000))
+            if (*end || v < 1 || v > (ch == O_SCAN ? 100000000 : ch == O_BODY ? (long)SMKI_REPO_BODY_LIMIT : 1000000))
                 return SERVE_USAGE("a bad number '%s' for --%s (see 'smki repo serve --help')", optarg,
                                    ch == O_THREADS ? "threads" : ch == O_MAXC ? "max-conns" : ch == O_TIMEOUT ? "timeout"
                                    : ch == O_BODY ? "max-body" : ch == O_SCAN ? "max-scan" : "max-headers");
