@@ -7,6 +7,8 @@
  * directly ([ra] direct_issue) a single enrolment goes through its gate instead
  * (smki_ra_issue), keyed the same way. docs/est.md. */
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -586,6 +588,19 @@ static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s,
     return rc;
 }
 
+/* A single enrolment judged and answered: through the RA's gate where it issues
+ * directly, else an RA request (202 until approved). csr (parsed, or NULL) is taken over. */
+static int enrol_finish(smki_est *e, const char *party, smki_ra_submit *s, const uint8_t key[32], smki_csr *csr,
+                        smki_repo_resp *w)
+{
+    if (smki_ra_issues_directly(e->ra, e->env)) return issue_direct(e, party, s, key, csr, w);
+    smki_csr_free(csr); /* the RA's request parses what it keeps */
+    uint64_t id = 0;
+    int replay = 0;
+    if (submit(e, party, s, key, &id, &replay) < 0) return fail_err(w, "refused");
+    return answer_one(e, id, w);
+}
+
 static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
 {
     if (req->body_len > SMKI_EST_ENROLL_BODY_MAX)
@@ -649,18 +664,85 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
         free(der);
         return fail_err(w, "the submission");
     }
-    if (smki_ra_issues_directly(e->ra, e->env)) {
-        rc = issue_direct(e, req->party, &s, key, csr, w);
-        free(der);
-        return rc;
-    }
-    smki_csr_free(csr); /* the RA's request parses what it keeps */
-    uint64_t id = 0;
-    int replay = 0;
-    rc = submit(e, req->party, &s, key, &id, &replay);
+    rc = enrol_finish(e, req->party, &s, key, csr, w);
     free(der);
-    if (rc < 0) return fail_err(w, "refused");
-    return answer_one(e, id, w);
+    return rc;
+}
+
+/* ---- Renewal (RFC 7030 4.2.2) ------------------------------------------------------------------ */
+/* The certificate the client authenticated with, from the store. */
+static int client_cert(smki_est *e, const smki_repo_req *req, smki_cert *out, X509 **x)
+{
+    ENSURE(req->client_issuer_ski && req->client_serial, SMKI_E_INTERNAL, "the client certificate was not named");
+    GUARD(smki_ca_cert_get(smki_ra_ca_db(e->ra), req->client_issuer_ski, req->client_serial, out));
+    const unsigned char *p = out->der;
+    *x = d2i_X509(NULL, &p, (long)out->der_len);
+    ENSURE(*x, SMKI_E_CORRUPT, "the client certificate in the store does not decode");
+    return 0;
+}
+
+/* A renewal renews the certificate it is made with: the CSR names exactly its subject
+ * (RFC 7030 4.2.2), and a DCCKI client certificate without endpoint names is what
+ * renews here. The new certificate's CN is the old one's. */
+static int renewal_check(const smki_cert *old, X509 *x, const smki_csr *csr, char cn[65])
+{
+    cn[0] = '\0';
+    ENSURE(old->profile == SMKI_PROFILE_DCCKI_CLIENT, SMKI_E_REFUSED,
+           "simplereenroll renews the DCCKI client certificate the connection authenticated with; this one is a "
+           "%s certificate", smki_profile_get(old->profile)->name);
+    X509_NAME *name = X509_get_subject_name(x);
+    ENSURE(csr->subject && X509_NAME_cmp(csr->subject, name) == 0, SMKI_E_REFUSED,
+           "the CSR's subject is not the subject of the certificate being renewed (the client certificate of this "
+           "connection): RFC 7030 4.2.2 renews that certificate only; enrol anew with simpleenroll for another");
+    ENSURE(X509_get_ext_by_NID(x, NID_subject_alt_name, -1) < 0, SMKI_E_REFUSED,
+           "the certificate being renewed names endpoints (subjectAltName): renewing those is not done over EST; "
+           "enrol anew with dccki-client/simpleenroll?dns=...&ip=...");
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, 65);
+    if (n <= 0) cn[0] = '\0';
+    return 0;
+}
+
+static int reenroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
+{
+    if (req->body_len > SMKI_EST_ENROLL_BODY_MAX)
+        return fail(w, 413, "an enrolment's body is one CSR (at most 16384 octets)");
+    if (label && strcmp(label, "dccki-client") != 0)
+        return fail(w, 400, "simplereenroll renews the DCCKI client certificate the connection authenticated with "
+                            "(RFC 7030 4.2.2): no label, or dccki-client");
+    if (req->query && *req->query)
+        return fail(w, 400, "simplereenroll takes no query: the new certificate names what the renewed one names");
+    uint8_t *der = malloc(SMKI_CSR_MAX);
+    smki_cert *old = malloc(sizeof *old);
+    X509 *x = NULL;
+    smki_csr *csr = NULL;
+    char cn[65];
+    size_t len = 0;
+    int rc = der && old ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory"), ret;
+    if (rc == 0) rc = smki_est_csr_body(req->body ? req->body : (const uint8_t *)"", req->body_len, der,
+                                        SMKI_CSR_MAX, &len);
+    if (rc < 0) ret = fail_err(w, "the CSR (base64 of a DER PKCS#10, RFC 7030 4.2.1)");
+    else if (smki_csr_parse(der, len, &csr) < 0) ret = fail_err(w, "the CSR");
+    else if (client_cert(e, req, old, &x) < 0) ret = fail_err(w, "the client certificate");
+    else if (renewal_check(old, x, csr, cn) < 0) ret = fail_err(w, "refused");
+    else {
+        smki_ra_submit s;
+        memset(&s, 0, sizeof s);
+        s.type = SMKI_REQ_DCCKI_CLIENT;
+        s.csr = der, s.csr_len = len, s.cn = cn[0] ? cn : NULL;
+        const uint8_t *one[1] = {der};
+        uint8_t key[32];
+        char kind[80], ser[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(old->serial, SMKI_SERIAL_LEN, ser, 0);
+        snprintf(kind, sizeof kind, "reenrol %s", ser);
+        if (submission_key(kind, NULL, one, &len, 1, key) < 0) ret = fail_err(w, "the submission");
+        else ret = enrol_finish(e, req->party, &s, key, csr, w);
+        csr = NULL; /* enrol_finish took it */
+    }
+    smki_csr_free(csr);
+    X509_free(x);
+    free(old);
+    free(der);
+    return ret;
 }
 
 /* ---- Batches ---------------------------------------------------------------------------------------- */
@@ -833,6 +915,7 @@ static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
     if (!req->has_client_cert || !req->party || !*req->party)
         return fail(w, 401, "enrolment needs a DCCKI client certificate of this environment that the store has in "
                             "use (none was presented, or it is revoked, expired, unknown or another environment's)");
+    if (is_enroll && strcmp(op, "simplereenroll") == 0) return reenroll(e, req, label[0] ? label : NULL, w);
     if (is_enroll) return enroll(e, req, label[0] ? label : NULL, w);
     if (is_batch) return batch_submit(e, req, w);
     return batch_get(e, req, p + 6, w);

@@ -104,6 +104,8 @@ typedef struct {
     size_t body_len;
     const char *party;   /* a verified client certificate's Party Signifier, or NULL */
     int has_client_cert; /* a verified client certificate was presented */
+    const uint8_t *client_issuer_ski; /* with has_client_cert: that certificate in the store (its issuer's SKI, */
+    const uint8_t *client_serial;     /* SMKI_KEYID_LEN octets, and its serial, SMKI_SERIAL_LEN); else NULL */
 } smki_repo_req;
 
 typedef struct {

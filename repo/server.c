@@ -46,6 +46,7 @@ typedef struct conn {
     SSL *ssl;                 /* TLS: set when the handshake is done */
     int has_party;            /* the Party Signifier was looked up */
     int has_cert;
+    uint8_t cert_ski[SMKI_KEYID_LEN], cert_serial[SMKI_SERIAL_LEN]; /* has_cert: which certificate it is */
     uint64_t writing_since;   /* when h2o began the write still in progress; 0: not writing */
     char party[SMKI_REPO_PARTY_MAX];
 } conn;
@@ -289,6 +290,8 @@ static void conn_party(server *s, conn *c)
         return;
     }
     c->has_cert = 1;
+    memcpy(c->cert_ski, ASN1_STRING_get0_data(aki), SMKI_KEYID_LEN);
+    memcpy(c->cert_serial, serial, SMKI_SERIAL_LEN);
     X509_NAME *name = X509_get_subject_name(peer);
     int i = name ? X509_NAME_get_index_by_OBJ(name, s->party_obj, -1) : -1;
     if (i < 0) return;
@@ -589,6 +592,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (c && s->ssl) {
         conn_party(s, c);
         rq.has_client_cert = c->has_cert;
+        rq.client_issuer_ski = c->has_cert ? c->cert_ski : NULL;
+        rq.client_serial = c->has_cert ? c->cert_serial : NULL;
         rq.party = c->party[0] ? c->party : NULL;
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);

@@ -192,13 +192,17 @@ if est_start "$W/s1.log"; then
         ok "no RA request was made (nothing is executed unapproved)" || not_ok "a request was made"
     expect_exit 0 "the audit trail verifies" smki audit verify
 
-    # The same CSR again (a client that lost the answer, or simplereenroll): the same
-    # certificate, nothing issued twice.
+    # The same CSR again (a client that lost the answer): the same certificate, nothing
+    # issued twice. simplereenroll renews only the connection's own client certificate.
     cp "$W/body" "$W/first.b64"
-    enrol gittest simplereenroll "$DEV0"
-    expect_status 200 "simplereenroll of the same CSR"
+    enrol gittest simpleenroll "$DEV0"
+    expect_status 200 "simpleenroll of the same CSR again"
     check "the same certificate comes back" cmp -s "$W/body" "$W/first.b64"
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued twice" || not_ok "a second certificate was issued"
+    enrol gittest simplereenroll "$DEV0"
+    expect_status 403 "simplereenroll of a device CSR: it renews only the client certificate of the connection"
+    expect_in "not the subject of the certificate being renewed" "the refusal names the rule (RFC 7030 4.2.2)"
+    [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued by it" || not_ok "simplereenroll issued a certificate"
     openssl req -inform DER -in "$DEV0" -out "$W/dev0.csr" 2>/dev/null
     expect_exit 2 "the CLI refuses a second in-use certificate for that device and key" smki ca issue --env test \
         --csr "$W/dev0.csr" --party GITTEST --out "$W/dev0-cli.pem"
@@ -252,6 +256,52 @@ if est_start "$W/s1.log"; then
     check "it names the endpoint" bash -c "openssl x509 -in '$W/tlss.pem' -noout -ext subjectAltName |
         grep -q 'DNS:he.example.net, IP Address:10.1.2.3'"
     expect_exit 0 "it lints clean" smki lint --env test "$W/tlss.pem"
+
+    # ---- Renewal (RFC 7030 4.2.2): the connection's client certificate, a new key, exactly
+    # its subject (CSRs made by python3-cryptography) ---------------------------------------------
+    "$PY" - "$T/gittest.pem" "$W/renew" <<'PYEOF'
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+cert = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())
+def csr(subject, out):
+    key = ec.generate_private_key(ec.SECP256R1())
+    req = (x509.CertificateSigningRequestBuilder().subject_name(subject)
+           .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+           .sign(key, hashes.SHA256()))
+    open(out + ".der", "wb").write(req.public_bytes(serialization.Encoding.DER))
+    open(out + ".key", "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+csr(cert.subject, sys.argv[2])
+csr(cert.subject, sys.argv[2] + "2")
+csr(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "someone-else")]), sys.argv[2] + "-other")
+PYEOF
+    NR=$(count_certs)
+    enrol gittest simplereenroll "$W/renew.der"
+    expect_status 200 "simplereenroll: the client certificate of the connection renewed with a new key"
+    certs_of_body >"$T/renewed.pem" 2>/dev/null || true
+    cp "$W/renew.key" "$T/renewed.key"
+    check "the renewed certificate has exactly the subject of the one renewed" bash -c \
+        "[ \"\$(openssl x509 -in '$T/renewed.pem' -noout -subject)\" = \"\$(openssl x509 -in '$T/gittest.pem' -noout -subject)\" ]"
+    check "its key is the CSR's new key" bash -c \
+        "cmp -s <(openssl x509 -in '$T/renewed.pem' -noout -pubkey) <(openssl pkey -in '$W/renew.key' -pubout)"
+    check "it verifies to the DCCKI root (openssl verify)" openssl verify -CAfile "$SMKI_HOME/ca/test/dccki-root.pem" \
+        -untrusted "$SMKI_HOME/ca/test/dccki-ica.pem" "$T/renewed.pem"
+    expect_exit 0 "it lints clean" smki lint --env test "$T/renewed.pem"
+    [[ $(count_certs) == $((NR + 1)) ]] && ok "one certificate issued" || not_ok "store count after the renewal"
+    enrol renewed simplereenroll "$W/renew2.der"
+    expect_status 200 "the renewed certificate authenticates and renews itself in turn (curl with it)"
+    enrol gittest simplereenroll "$W/renew-other.der"
+    expect_status 403 "simplereenroll of a CSR with another subject"
+    expect_in "not the subject of the certificate being renewed" "the refusal says which rule"
+    enrol other simplereenroll "$W/renew.der"
+    expect_status 403 "another Party's client certificate cannot renew GITTEST's (the CSR's subject is not its own)"
+    enrol none simplereenroll "$W/renew.der"
+    expect_status 401 "simplereenroll without a client certificate"
+    enrol gittest device/simplereenroll "$W/renew.der"
+    expect_status 400 "simplereenroll with a label other than dccki-client"
+    [[ $(count_certs) == $((NR + 2)) ]] && ok "the refused renewals issued nothing" || not_ok "a refused renewal issued"
 
     # ---- Refusals: the right status, a message, nothing issued --------------------------------------
     N0=$(count_certs)
