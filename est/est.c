@@ -10,6 +10,7 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +27,14 @@
  * ecdsa-with-SHA256 (1.2.840.10045.4.3.2) and the curve prime256v1 (1.2.840.10045.3.1.7). */
 static const uint8_t CSR_ATTRS[] = {0x30, 0x14, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03,
                                     0x02, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07};
+
+/* What /metrics counts: requests by operation and outcome. */
+enum { OP_CACERTS, OP_CSRATTRS, OP_ENROLL, OP_REENROLL, OP_BATCH, OP_POLL, OP_OTHER, OP_COUNT };
+static const char *const OP_NAMES[OP_COUNT] = {"cacerts", "csrattrs", "simpleenroll", "simplereenroll",
+                                               "batch",   "batch_poll", "other"};
+enum { OUT_OK, OUT_PENDING, OUT_UNAUTHENTICATED, OUT_REFUSED, OUT_CONFLICT, OUT_BAD_REQUEST, OUT_ERROR, OUT_COUNT };
+static const char *const OUT_NAMES[OUT_COUNT] = {"ok", "pending", "unauthenticated", "refused", "conflict",
+                                                 "bad_request", "error"};
 
 struct smki_est {
     smki_ra *ra;
@@ -53,6 +62,7 @@ struct smki_est {
      * the environment's current CA. By request type; under lock. */
     smki_ca_issuer *issuers[SMKI_REQ_DCCKI_CLIENT + 1];
     pthread_mutex_t issuer_lock;
+    atomic_ullong counts[OP_COUNT][OUT_COUNT]; /* /metrics */
 };
 
 static smki_profile_id leaf_of(smki_req_type t)
@@ -883,11 +893,48 @@ static int health(smki_est *e, smki_repo_resp *w)
                 e->env, e->operator_name, queued, running);
 }
 
+/* ---- Metrics (Prometheus text, as the repository's /metrics) ------------------------------------ */
+static int outcome_of(int status)
+{
+    return status == 200   ? OUT_OK
+           : status == 202 ? OUT_PENDING
+           : status == 401 ? OUT_UNAUTHENTICATED
+           : status == 403 ? OUT_REFUSED
+           : status == 409 ? OUT_CONFLICT
+           : status < 500  ? OUT_BAD_REQUEST
+                           : OUT_ERROR;
+}
+
+static int metrics(smki_est *e, smki_repo_resp *w)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t queued = e->n_queued, running = e->running != 0;
+    pthread_mutex_unlock(&e->lock);
+    w->len = 0;
+    w->status = 200;
+    w->content_type = "text/plain; version=0.0.4";
+    GUARD(putf(w, "# HELP smki_est_requests_total EST requests answered, by operation and outcome (ok: 200, "
+                  "pending: 202, refused: 403, conflict: 409, bad_request: other 4xx, error: 5xx).\n"
+                  "# TYPE smki_est_requests_total counter\n"));
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int o = 0; o < OUT_COUNT; o++) {
+            unsigned long long v = atomic_load(&e->counts[op][o]);
+            if (v || o == OUT_OK)
+                GUARD(putf(w, "smki_est_requests_total{env=\"%s\",operation=\"%s\",outcome=\"%s\"} %llu\n", e->env,
+                           OP_NAMES[op], OUT_NAMES[o], v));
+        }
+    return putf(w, "# HELP smki_est_batches Device batches waiting for or in execution by the service.\n"
+                   "# TYPE smki_est_batches gauge\nsmki_est_batches{env=\"%s\",state=\"queued\"} %zu\n"
+                   "smki_est_batches{env=\"%s\",state=\"running\"} %zu\n",
+                e->env, queued, e->env, running);
+}
+
 /* ---- Routing ------------------------------------------------------------------------------------------ */
-static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
+static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w, int *opn)
 {
     const char *p = req->path, *m = req->method;
     if (strcmp(p, "/health") == 0) return health(e, w);
+    if (strcmp(p, "/metrics") == 0) return strcmp(m, "GET") == 0 ? metrics(e, w) : fail(w, 405, "metrics takes GET");
     if (strncmp(p, PREFIX, sizeof PREFIX - 1) != 0) return fail(w, 404, "no such resource: EST is under " PREFIX);
     p += sizeof PREFIX - 1;
     int is_get = strcmp(m, "GET") == 0, is_post = strcmp(m, "POST") == 0;
@@ -902,10 +949,16 @@ static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
         label[slash - p] = 0;
         op = slash + 1;
     }
-    if (strcmp(op, "cacerts") == 0) return is_get ? cacerts(e, w) : fail(w, 405, "cacerts takes GET");
-    if (strcmp(op, "csrattrs") == 0) return is_get ? csrattrs(w) : fail(w, 405, "csrattrs takes GET");
     int is_enroll = strcmp(op, "simpleenroll") == 0 || strcmp(op, "simplereenroll") == 0;
     int is_batch = strcmp(op, "batch") == 0 && !label[0], is_poll = strcmp(op, "batch/") == 0;
+    *opn = strcmp(op, "cacerts") == 0 ? OP_CACERTS : strcmp(op, "csrattrs") == 0 ? OP_CSRATTRS
+           : strcmp(op, "simpleenroll") == 0                                ? OP_ENROLL
+           : strcmp(op, "simplereenroll") == 0                              ? OP_REENROLL
+           : is_batch                                                       ? OP_BATCH
+           : is_poll                                                        ? OP_POLL
+                                                                            : OP_OTHER;
+    if (*opn == OP_CACERTS) return is_get ? cacerts(e, w) : fail(w, 405, "cacerts takes GET");
+    if (*opn == OP_CSRATTRS) return is_get ? csrattrs(w) : fail(w, 405, "csrattrs takes GET");
     if (!is_enroll && !is_batch && !is_poll)
         return fail(w, 404, "no such EST operation: cacerts, csrattrs, simpleenroll, simplereenroll, batch");
     if ((is_enroll || is_batch) && !is_post) return fail(w, 405, "enrolment takes POST");
@@ -926,14 +979,15 @@ int smki_est_handle(void *est, const smki_repo_req *req, smki_repo_resp *w)
     smki_est *e = est;
     memset(w, 0, sizeof *w);
     w->ep = SMKI_REPO_EP_OTHER;
-    int rc;
+    int rc, op = -1;
     if (!req || !req->method || !req->path) rc = fail(w, 400, "a malformed request");
-    else rc = route(e, req, w);
+    else rc = route(e, req, w, &op);
     if (rc < 0) {
         w->retry_after = 0;
         w->location[0] = 0;
         rc = fail_err(w, "the answer could not be built");
     }
+    if (op >= 0) atomic_fetch_add(&e->counts[op][outcome_of(w->status)], 1);
     return rc;
 }
 

@@ -400,6 +400,21 @@ PYEOF
     N1=$(count_certs)
     [[ $N1 == $((N0 + 1)) ]] && ok "the refusals issued nothing (only PS-OTHER's certificate: $N0 -> $N1)" ||
         not_ok "certificates issued by refusals: $N0 -> $N1"
+    # /metrics: requests by operation and outcome (Prometheus text), for supervisors as /health.
+    run curl -sS --max-time 20 -o "$W/metrics" -w '%{http_code}' --cacert "$T/server.pem" "https://127.0.0.1:$PORT/metrics"
+    expect_in 200 "GET /metrics answers without a client certificate"
+    check "it counts simplereenroll by outcome: 2 renewed, 3 refused, 1 unauthenticated, 1 bad request" "$PY" -c '
+import re, sys
+m = {}
+for line in open(sys.argv[1]):
+    g = re.match(r"smki_est_requests_total\{env=\"test\",operation=\"(\w+)\",outcome=\"(\w+)\"\} (\d+)$", line.strip())
+    if g: m[(g[1], g[2])] = int(g[3])
+r = lambda o: m.get(("simplereenroll", o), 0)
+assert (r("ok"), r("refused"), r("unauthenticated"), r("bad_request")) == (2, 3, 1, 1), m
+e = lambda o: m.get(("simpleenroll", o), 0)
+assert e("ok") >= 5 and e("refused") >= 5 and e("unauthenticated") >= 4 and e("conflict") == 1, m
+assert m.get(("cacerts", "ok")) == 1 and m.get(("csrattrs", "ok")) == 1, m
+' "$W/metrics"
     est_stop "auto-approving service"
 else
     not_ok "the service starts"
