@@ -652,6 +652,11 @@ with_enrol "env = test" "listen = 127.0.0.1:0" "operator = nobody" "tls_cert = t
 printf '[operators]\nnobody = file:%s\n' "$W/est-op.pem" >>"$SMKI_HOME/smki.conf"
 expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY \
     "$SMKI_BIN" enrol serve
+expect_exit 1 "--max-body over the server's limit (64 MiB, as 'smki repo serve') is refused" \
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --max-body 67108865
+expect_in "--max-body is a whole number from 1024 to 67108864" "naming the bounds"
+expect_exit 1 "an option given twice is refused (one parser for every command)" \
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --env lab
 expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
 expect_in "simpleenroll" "the help names the endpoints"
 cp "$BASE" "$SMKI_HOME/smki.conf"

@@ -51,7 +51,7 @@ static const char SERVE_HELP[] =
     "  --max-conns N          open connections; more are closed at once (default 256)\n"
     "  --timeout S            read/write/idle timeout per connection (default 10)\n"
     "  --max-body N           request body octets, a batch's PEM; 413 above (default 8 MiB,\n"
-    "                         at most 67108864: the server's limit, as for 'smki repo serve')\n"
+    "                         from 1024 to 67108864: the server's limit, as 'smki repo serve')\n"
     "  --max-batch N          CSRs in one batch (default 10000)\n"
     "  --retry-after S        what a 202 asks the client to wait (default 30)\n"
     "  --party-attr OID       the subject attribute of the Party Signifier (default 2.5.4.97)\n"
@@ -80,21 +80,21 @@ typedef struct {
 } serve_args;
 
 /* A number option into *out when given, within the bounds [enrol] has for it. */
-static int number_opt(const char *opt, const char *text, uint64_t max, uint64_t *out)
+static int number_opt(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-    return text ? cli_number(opt, text, 1, max, out) : 0;
+    return text ? cli_number(opt, text, min, max, out) : 0;
 }
 
 static int apply_args(const serve_args *a, smki_est_opts *eo, smki_repo_server_opts *so)
 {
     uint64_t threads = so->threads, conns = so->max_conns, timeout = (uint64_t)so->timeout_s, body = so->max_body,
              batch = eo->max_batch, retry = eo->retry_after;
-    GUARD(number_opt("--threads", a->threads, 64, &threads));
-    GUARD(number_opt("--max-conns", a->max_conns, 1000000, &conns));
-    GUARD(number_opt("--timeout", a->timeout, 3600, &timeout));
-    GUARD(number_opt("--max-body", a->max_body, SMKI_REPO_BODY_LIMIT, &body));
-    GUARD(number_opt("--max-batch", a->max_batch, 1000000, &batch));
-    GUARD(number_opt("--retry-after", a->retry_after, 86400, &retry));
+    GUARD(number_opt("--threads", a->threads, 1, 64, &threads));
+    GUARD(number_opt("--max-conns", a->max_conns, 1, 1000000, &conns));
+    GUARD(number_opt("--timeout", a->timeout, 1, 3600, &timeout));
+    GUARD(number_opt("--max-body", a->max_body, SMKI_EST_BODY_MIN, SMKI_REPO_BODY_LIMIT, &body));
+    GUARD(number_opt("--max-batch", a->max_batch, 1, 1000000, &batch));
+    GUARD(number_opt("--retry-after", a->retry_after, 1, 86400, &retry));
     so->threads = (unsigned)threads, so->max_conns = (unsigned)conns, so->timeout_s = (int)timeout;
     so->max_body = (size_t)body, eo->max_batch = (size_t)batch, eo->retry_after = (unsigned)retry;
     if (a->listen) so->listen = a->listen;
