@@ -2,7 +2,7 @@
 # EST enrolment (smki enrol serve) beside bare CA issuance, in the same run, software CA
 # keys, one store on this disk:
 #   simpleenroll  fresh device CSRs POSTed over mutual TLS with keep-alive (EST_CONNS client
-#                 connections, 2 by default), auto-approved: test is a direct environment ([ra]
+#                 connections: 2, then 8), auto-approved: test is a direct environment ([ra]
 #                 direct_issue), so each is the RA gate's direct issuance (smki_ra_issue),
 #                 one durable commit with its operator-signed audit entry
 #   bare CA       bench_issue with one certificate per durable commit (the same unit of
@@ -13,7 +13,8 @@
 #                 executes a batch on one thread), certificates written as files
 # Prints figures and ratios (targets 0.5 and 0.8); never passes or fails on one.
 # Usage: tools/bench_est.sh [BUILD]  (EST_N enrolments per round, default 500; EST_ROUNDS, 3;
-# EST_BATCH CSRs in the batch, 4000; EST_CONNS client connections for simpleenroll, 2;
+# EST_BATCH CSRs in the batch, 4000; EST_CONNS the client connections for simpleenroll, one
+# set of rounds for each number in the list, "2 8";
 # EST_PERF=FILE records the server with perf in each round).
 set -euo pipefail
 BUILD=${1:-build}
@@ -21,7 +22,7 @@ SMKI=$BUILD/bin/smki
 N=${EST_N:-500}
 ROUNDS=${EST_ROUNDS:-3}
 NB=${EST_BATCH:-4000}
-CONNS=${EST_CONNS:-2}
+CONNS_LIST=${EST_CONNS:-2 8}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 PID=
@@ -64,8 +65,13 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WO
   -addext "keyUsage=critical,digitalSignature" -out "$WORK/client.csr" 2>/dev/null
 "$SMKI" ca issue --env test --profile dccki-client --csr "$WORK/client.csr" --party BENCH --out "$WORK/client.pem" >/dev/null
 cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$WORK/client-ca.pem"
-for r in $(seq 1 "$ROUNDS"); do
-  "$BUILD/bin/make_device_csrs" --out "$WORK/single-$r" --count "$N" --start "00-DB-E5-0$r-00-00-00-00" --der >/dev/null
+k=0
+for _ in $CONNS_LIST; do
+  for r in $(seq 1 "$ROUNDS"); do
+    "$BUILD/bin/make_device_csrs" --out "$WORK/single-$k-$r" --count "$N" --start "00-DB-E5-$k$r-00-00-00-00" --der \
+      >/dev/null
+  done
+  k=$((k + 1))
 done
 "$BUILD/bin/make_device_csrs" --out "$WORK/batch.pem" --bundle --count "$NB" --start 00-DB-E6-00-00-00-00-00 >/dev/null
 "$BUILD/bin/make_device_csrs" --out "$WORK/cabatch" --count "$NB" --start 00-DB-E7-00-00-00-00-00 >/dev/null
@@ -137,30 +143,36 @@ row() { # label measured peer note
 printf '%-40s %10s  %10s  %6s  %s\n' "figure (per second)" "measured" "peer" "ratio" "note"
 
 # Rounds alternating the two (the machine's other load moves both): each round's rates
-# and ratio, then the median ratio.
-RATIOS=()
-CPURATIOS=()
+# and ratio, then the median ratio; for each number of client connections.
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-for r in $(seq 1 "$ROUNDS"); do
-  [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
-  c0=$(cpu_ticks "$PID")
-  read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r" "$SMKI" "$CONNS")"
-  c1=$(cpu_ticks "$PID")
-  [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
-  EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
-  ESTCPU=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$HZ" 'BEGIN { print (b - a) / hz * 1e6 / n }')
-  read -r _ _ BARE BARECPU _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
-  row "EST simpleenroll, round $r" "$EST" "$BARE" "$(awk -v e="$ESTCPU" -v b="$BARECPU" -v n="$n" -v x="$bad" \
-    'BEGIN { printf "peer = bare CA issue, 1 durable commit each; CPU us each: server %.0f, bare %.0f; %d enrolments, %d not 200", e, b, n, x }')"
-  RATIOS+=("$(awk -v a="$EST" -v b="$BARE" 'BEGIN { print a / b }')")
-  CPURATIOS+=("$(awk -v a="$ESTCPU" -v b="$BARECPU" 'BEGIN { print b / a }')")
-done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
-  "mutual TLS, keep-alive, $CONNS connections, auto-approved; target >= 0.5"
-printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
-  "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
+single_rounds() { # CONNECTIONS K: the rounds over the CSRs single-K-*
+  local conns=$1 k=$2 RATIOS=() CPURATIOS=()
+  for r in $(seq 1 "$ROUNDS"); do
+    [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$k.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
+    c0=$(cpu_ticks "$PID")
+    read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$k-$r" "$SMKI" "$conns")"
+    c1=$(cpu_ticks "$PID")
+    [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
+    EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
+    ESTCPU=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$HZ" 'BEGIN { print (b - a) / hz * 1e6 / n }')
+    read -r _ _ BARE BARECPU _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
+    row "EST simpleenroll, $conns conn., round $r" "$EST" "$BARE" "$(awk -v e="$ESTCPU" -v b="$BARECPU" -v n="$n" -v x="$bad" \
+      'BEGIN { printf "peer = bare CA issue, 1 durable commit each; CPU us each: server %.0f, bare %.0f; %d enrolments, %d not 200", e, b, n, x }')"
+    RATIOS+=("$(awk -v a="$EST" -v b="$BARE" 'BEGIN { print a / b }')")
+    CPURATIOS+=("$(awk -v a="$ESTCPU" -v b="$BARECPU" 'BEGIN { print b / a }')")
+  done
+  printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
+    "mutual TLS, keep-alive, $conns connections, auto-approved; target >= 0.5"
+  printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
+    "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
+}
+k=0
+for c in $CONNS_LIST; do
+  single_rounds "$c" "$k"
+  k=$((k + 1))
+done
 
 read -r n took bad <<<"$("$PY" -c "$CLIENT" batch "$PORT" "$WORK" - "$SMKI")"
 ESTB=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
