@@ -14,6 +14,7 @@
  * the anchor covers its entry. */
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "ra_private.h"
 
@@ -76,11 +77,47 @@ static void run_group(smki_ra *ra, ra_group_item *items)
     }
 }
 
+void ra_group_expect(smki_ra *ra)
+{
+    pthread_mutex_lock(&ra->group_lock);
+    ra->group_preparing++;
+    pthread_mutex_unlock(&ra->group_lock);
+}
+
+static void unexpect_locked(smki_ra *ra)
+{
+    if (ra->group_preparing) ra->group_preparing--;
+    pthread_cond_broadcast(&ra->group_done); /* a leader waiting for it looks again */
+}
+
+void ra_group_unexpect(smki_ra *ra)
+{
+    pthread_mutex_lock(&ra->group_lock);
+    unexpect_locked(ra);
+    pthread_mutex_unlock(&ra->group_lock);
+}
+
+/* The leader, before it takes the group: actions on their way join it, for at most
+ * RA_GROUP_LINGER_US (two clients' enrolments prepared side by side share a commit
+ * instead of paying one each). Under group_lock. */
+static void linger(smki_ra *ra)
+{
+    if (!ra->group_preparing) return;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_nsec += RA_GROUP_LINGER_US * 1000L;
+    if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+    while (ra->group_preparing)
+        if (pthread_cond_timedwait(&ra->group_done, &ra->group_lock, &until) != 0) break;
+}
+
 int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
 {
-    ENSURE(by && by->name && by->key, SMKI_E_USAGE,
-           "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
-           "--operator-key KEY)");
+    if (!by || !by->name || !by->key) {
+        ra_group_unexpect(ra);
+        return SMKI_FAIL(SMKI_E_USAGE, "no operator: every RA action is taken by a registered operator with their own "
+                                       "key (--operator NAME --operator-key KEY)");
+    }
     ra_group_item self;
     memset(&self, 0, sizeof self);
     self.by = by, self.via = via, self.fn = fn, self.arg = arg;
@@ -88,12 +125,15 @@ int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act
     if (ra->group_tail) ra->group_tail->next = &self;
     else ra->group_head = &self;
     ra->group_tail = &self;
+    unexpect_locked(ra); /* its ra_group_expect, if any, ends here: it is queued */
     while (!self.done && ra->group_busy) pthread_cond_wait(&ra->group_done, &ra->group_lock);
     if (!self.done) {
-        /* No commit in progress: this thread leads the next, with every action waiting. */
+        /* No commit in progress: this thread leads the next, with every action waiting
+         * and those on their way. */
+        ra->group_busy = 1;
+        linger(ra);
         ra_group_item *items = ra->group_head;
         ra->group_head = ra->group_tail = NULL;
-        ra->group_busy = 1;
         pthread_mutex_unlock(&ra->group_lock);
         run_group(ra, items);
         pthread_mutex_lock(&ra->group_lock);

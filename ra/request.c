@@ -1785,9 +1785,14 @@ int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, co
     /* The CA's own checks of the request come first (the build signs but stores nothing),
      * then the registry's, again in the transaction that records the certificate. */
     smki_issue_req q = {e->csr, e->type, e->role, e->eui, cn, 0, 0};
-    GUARD(smki_ca_build(is, &q, out));
-    GUARD(smki_ra_check_eligible(ra, e));
-    GUARD(check_issuing_ca(ra, e->env, e->type));
+    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
+    int rc = smki_ca_build(is, &q, out);
+    if (rc == 0) rc = smki_ra_check_eligible(ra, e);
+    if (rc == 0) rc = check_issuing_ca(ra, e->env, e->type);
+    if (rc < 0) {
+        ra_group_unexpect(ra);
+        return rc;
+    }
     direct_run d = {e, out, o, {0, {0}, {0}}};
     return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
 }
@@ -1834,10 +1839,15 @@ int ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is
            env, smki_profile_get(r->profile)->name, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
     /* The CA's checks (and signature: nothing stored), then the registry's, again in the
      * transaction that records the certificate. */
-    GUARD(smki_ca_build_tls(is, r, out, NULL));
+    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
     direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr, 0}, out, o, {0, {0}, {0}}};
-    GUARD(smki_ra_check_eligible(ra, &d.e));
-    GUARD(check_issuing_ca(ra, env, r->profile));
+    int rc = smki_ca_build_tls(is, r, out, NULL);
+    if (rc == 0) rc = smki_ra_check_eligible(ra, &d.e);
+    if (rc == 0) rc = check_issuing_ca(ra, env, r->profile);
+    if (rc < 0) {
+        ra_group_unexpect(ra);
+        return rc;
+    }
     return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
 }
 
