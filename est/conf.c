@@ -54,7 +54,7 @@ int smki_est_conf_read(const smki_conf *conf, const char *home, smki_est_opts *e
     if (g) so->threads = (unsigned)n;
     GUARD(g = conf_num(conf, "max_conns", 1, 1000000, &n));
     if (g) so->max_conns = (unsigned)n;
-    GUARD(g = conf_num(conf, "max_body", 1024, 1 << 28, &n));
+    GUARD(g = conf_num(conf, "max_body", SMKI_EST_BODY_MIN, (long)SMKI_REPO_BODY_LIMIT, &n));
     if (g) so->max_body = (size_t)n;
     GUARD(g = conf_num(conf, "max_headers", 256, 65536, &n));
     if (g) so->max_headers = (size_t)n;

@@ -7,7 +7,10 @@
  * directly ([ra] direct_issue) a single enrolment goes through its gate instead
  * (smki_ra_issue), keyed the same way. docs/est.md. */
 #include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +27,14 @@
  * ecdsa-with-SHA256 (1.2.840.10045.4.3.2) and the curve prime256v1 (1.2.840.10045.3.1.7). */
 static const uint8_t CSR_ATTRS[] = {0x30, 0x14, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x04, 0x03,
                                     0x02, 0x06, 0x08, 0x2A, 0x86, 0x48, 0xCE, 0x3D, 0x03, 0x01, 0x07};
+
+/* What /metrics counts: requests by operation and outcome. */
+enum { OP_CACERTS, OP_CSRATTRS, OP_ENROLL, OP_REENROLL, OP_BATCH, OP_POLL, OP_OTHER, OP_COUNT };
+static const char *const OP_NAMES[OP_COUNT] = {"cacerts", "csrattrs", "simpleenroll", "simplereenroll",
+                                               "batch",   "batch_poll", "other"};
+enum { OUT_OK, OUT_PENDING, OUT_UNAUTHENTICATED, OUT_REFUSED, OUT_CONFLICT, OUT_BAD_REQUEST, OUT_ERROR, OUT_COUNT };
+static const char *const OUT_NAMES[OUT_COUNT] = {"ok", "pending", "unauthenticated", "refused", "conflict",
+                                                 "bad_request", "error"};
 
 struct smki_est {
     smki_ra *ra;
@@ -51,6 +62,7 @@ struct smki_est {
      * the environment's current CA. By request type; under lock. */
     smki_ca_issuer *issuers[SMKI_REQ_DCCKI_CLIENT + 1];
     pthread_mutex_t issuer_lock;
+    atomic_ullong counts[OP_COUNT][OUT_COUNT]; /* /metrics */
 };
 
 static smki_profile_id leaf_of(smki_req_type t)
@@ -451,6 +463,7 @@ static int submit(smki_est *e, const char *party, smki_ra_submit *s, const uint8
     s->env = e->env;
     s->conf = e->conf;
     s->submission_key = key;
+    s->subscriber_asks = 1; /* the Party asks for itself: the RA's rules for that (its own device blocks) */
     *id = 0;
     int rc = smki_ra_request_submit(e->ra, &by, s, id);
     *replay = rc == SMKI_E_EXISTS && *id;
@@ -552,7 +565,8 @@ static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s,
     if (!csr && smki_csr_parse(der, len, &csr) < 0) return fail_err(w, "the CSR");
     smki_ra_issue_req r = {.env = e->env, .csr = csr, .profile = leaf_of(s->type), .party = party, .role = -1,
                            .cn = s->cn, .dns = s->dns, .n_dns = s->n_dns, .ips = s->ips, .n_ips = s->n_ips,
-                           .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type)};
+                           .hsm = e->hsm, .via = via, .submission_key = key, .issuer = issuer_for(e, s->type),
+                           .subscriber_asks = 1};
     if (s->type == SMKI_REQ_ORGANISATION) r.role = s->role, r.eui = s->eui;
     smki_ra_actor by = {e->operator_name, e->op_key};
     smki_cert *c = malloc(sizeof *c);
@@ -565,6 +579,19 @@ static int issue_direct(smki_est *e, const char *party, const smki_ra_submit *s,
         rc = fail_err(w, "refused");
     free(c);
     return rc;
+}
+
+/* A single enrolment judged and answered: through the RA's gate where it issues
+ * directly, else an RA request (202 until approved). csr (parsed, or NULL) is taken over. */
+static int enrol_finish(smki_est *e, const char *party, smki_ra_submit *s, const uint8_t key[32], smki_csr *csr,
+                        smki_repo_resp *w)
+{
+    if (smki_ra_issues_directly(e->ra, e->env)) return issue_direct(e, party, s, key, csr, w);
+    smki_csr_free(csr); /* the RA's request parses what it keeps */
+    uint64_t id = 0;
+    int replay = 0;
+    if (submit(e, party, s, key, &id, &replay) < 0) return fail_err(w, "refused");
+    return answer_one(e, id, w);
 }
 
 static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
@@ -630,18 +657,85 @@ static int enroll(smki_est *e, const smki_repo_req *req, const char *label, smki
         free(der);
         return fail_err(w, "the submission");
     }
-    if (smki_ra_issues_directly(e->ra, e->env)) {
-        rc = issue_direct(e, req->party, &s, key, csr, w);
-        free(der);
-        return rc;
-    }
-    smki_csr_free(csr); /* the RA's request parses what it keeps */
-    uint64_t id = 0;
-    int replay = 0;
-    rc = submit(e, req->party, &s, key, &id, &replay);
+    rc = enrol_finish(e, req->party, &s, key, csr, w);
     free(der);
-    if (rc < 0) return fail_err(w, "refused");
-    return answer_one(e, id, w);
+    return rc;
+}
+
+/* ---- Renewal (RFC 7030 4.2.2) ------------------------------------------------------------------ */
+/* The certificate the client authenticated with, from the store. */
+static int client_cert(smki_est *e, const smki_repo_req *req, smki_cert *out, X509 **x)
+{
+    ENSURE(req->client_issuer_ski && req->client_serial, SMKI_E_INTERNAL, "the client certificate was not named");
+    GUARD(smki_ca_cert_get(smki_ra_ca_db(e->ra), req->client_issuer_ski, req->client_serial, out));
+    const unsigned char *p = out->der;
+    *x = d2i_X509(NULL, &p, (long)out->der_len);
+    ENSURE(*x, SMKI_E_CORRUPT, "the client certificate in the store does not decode");
+    return 0;
+}
+
+/* A renewal renews the certificate it is made with: the CSR names exactly its subject
+ * (RFC 7030 4.2.2), and a DCCKI client certificate without endpoint names is what
+ * renews here. The new certificate's CN is the old one's. */
+static int renewal_check(const smki_cert *old, X509 *x, const smki_csr *csr, char cn[65])
+{
+    cn[0] = '\0';
+    ENSURE(old->profile == SMKI_PROFILE_DCCKI_CLIENT, SMKI_E_REFUSED,
+           "simplereenroll renews the DCCKI client certificate the connection authenticated with; this one is a "
+           "%s certificate", smki_profile_get(old->profile)->name);
+    X509_NAME *name = X509_get_subject_name(x);
+    ENSURE(csr->subject && X509_NAME_cmp(csr->subject, name) == 0, SMKI_E_REFUSED,
+           "the CSR's subject is not the subject of the certificate being renewed (the client certificate of this "
+           "connection): RFC 7030 4.2.2 renews that certificate only; enrol anew with simpleenroll for another");
+    ENSURE(X509_get_ext_by_NID(x, NID_subject_alt_name, -1) < 0, SMKI_E_REFUSED,
+           "the certificate being renewed names endpoints (subjectAltName): renewing those is not done over EST; "
+           "enrol anew with dccki-client/simpleenroll?dns=...&ip=...");
+    int n = X509_NAME_get_text_by_NID(name, NID_commonName, cn, 65);
+    if (n <= 0) cn[0] = '\0';
+    return 0;
+}
+
+static int reenroll(smki_est *e, const smki_repo_req *req, const char *label, smki_repo_resp *w)
+{
+    if (req->body_len > SMKI_EST_ENROLL_BODY_MAX)
+        return fail(w, 413, "an enrolment's body is one CSR (at most 16384 octets)");
+    if (label && strcmp(label, "dccki-client") != 0)
+        return fail(w, 400, "simplereenroll renews the DCCKI client certificate the connection authenticated with "
+                            "(RFC 7030 4.2.2): no label, or dccki-client");
+    if (req->query && *req->query)
+        return fail(w, 400, "simplereenroll takes no query: the new certificate names what the renewed one names");
+    uint8_t *der = malloc(SMKI_CSR_MAX);
+    smki_cert *old = malloc(sizeof *old);
+    X509 *x = NULL;
+    smki_csr *csr = NULL;
+    char cn[65];
+    size_t len = 0;
+    int rc = der && old ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory"), ret;
+    if (rc == 0) rc = smki_est_csr_body(req->body ? req->body : (const uint8_t *)"", req->body_len, der,
+                                        SMKI_CSR_MAX, &len);
+    if (rc < 0) ret = fail_err(w, "the CSR (base64 of a DER PKCS#10, RFC 7030 4.2.1)");
+    else if (smki_csr_parse(der, len, &csr) < 0) ret = fail_err(w, "the CSR");
+    else if (client_cert(e, req, old, &x) < 0) ret = fail_err(w, "the client certificate");
+    else if (renewal_check(old, x, csr, cn) < 0) ret = fail_err(w, "refused");
+    else {
+        smki_ra_submit s;
+        memset(&s, 0, sizeof s);
+        s.type = SMKI_REQ_DCCKI_CLIENT;
+        s.csr = der, s.csr_len = len, s.cn = cn[0] ? cn : NULL;
+        const uint8_t *one[1] = {der};
+        uint8_t key[32];
+        char kind[80], ser[2 * SMKI_SERIAL_LEN + 1];
+        smki_hex_encode(old->serial, SMKI_SERIAL_LEN, ser, 0);
+        snprintf(kind, sizeof kind, "reenrol %s", ser);
+        if (submission_key(kind, NULL, one, &len, 1, key) < 0) ret = fail_err(w, "the submission");
+        else ret = enrol_finish(e, req->party, &s, key, csr, w);
+        csr = NULL; /* enrol_finish took it */
+    }
+    smki_csr_free(csr);
+    X509_free(x);
+    free(old);
+    free(der);
+    return ret;
 }
 
 /* ---- Batches ---------------------------------------------------------------------------------------- */
@@ -782,11 +876,48 @@ static int health(smki_est *e, smki_repo_resp *w)
                 e->env, e->operator_name, queued, running);
 }
 
+/* ---- Metrics (Prometheus text, as the repository's /metrics) ------------------------------------ */
+static int outcome_of(int status)
+{
+    return status == 200   ? OUT_OK
+           : status == 202 ? OUT_PENDING
+           : status == 401 ? OUT_UNAUTHENTICATED
+           : status == 403 ? OUT_REFUSED
+           : status == 409 ? OUT_CONFLICT
+           : status < 500  ? OUT_BAD_REQUEST
+                           : OUT_ERROR;
+}
+
+static int metrics(smki_est *e, smki_repo_resp *w)
+{
+    pthread_mutex_lock(&e->lock);
+    size_t queued = e->n_queued, running = e->running != 0;
+    pthread_mutex_unlock(&e->lock);
+    w->len = 0;
+    w->status = 200;
+    w->content_type = "text/plain; version=0.0.4";
+    GUARD(putf(w, "# HELP smki_est_requests_total EST requests answered, by operation and outcome (ok: 200, "
+                  "pending: 202, refused: 403, conflict: 409, bad_request: other 4xx, error: 5xx).\n"
+                  "# TYPE smki_est_requests_total counter\n"));
+    for (int op = 0; op < OP_COUNT; op++)
+        for (int o = 0; o < OUT_COUNT; o++) {
+            unsigned long long v = atomic_load(&e->counts[op][o]);
+            if (v || o == OUT_OK)
+                GUARD(putf(w, "smki_est_requests_total{env=\"%s\",operation=\"%s\",outcome=\"%s\"} %llu\n", e->env,
+                           OP_NAMES[op], OUT_NAMES[o], v));
+        }
+    return putf(w, "# HELP smki_est_batches Device batches waiting for or in execution by the service.\n"
+                   "# TYPE smki_est_batches gauge\nsmki_est_batches{env=\"%s\",state=\"queued\"} %zu\n"
+                   "smki_est_batches{env=\"%s\",state=\"running\"} %zu\n",
+                e->env, queued, e->env, running);
+}
+
 /* ---- Routing ------------------------------------------------------------------------------------------ */
-static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
+static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w, int *opn)
 {
     const char *p = req->path, *m = req->method;
     if (strcmp(p, "/health") == 0) return health(e, w);
+    if (strcmp(p, "/metrics") == 0) return strcmp(m, "GET") == 0 ? metrics(e, w) : fail(w, 405, "metrics takes GET");
     if (strncmp(p, PREFIX, sizeof PREFIX - 1) != 0) return fail(w, 404, "no such resource: EST is under " PREFIX);
     p += sizeof PREFIX - 1;
     int is_get = strcmp(m, "GET") == 0, is_post = strcmp(m, "POST") == 0;
@@ -801,10 +932,16 @@ static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
         label[slash - p] = 0;
         op = slash + 1;
     }
-    if (strcmp(op, "cacerts") == 0) return is_get ? cacerts(e, w) : fail(w, 405, "cacerts takes GET");
-    if (strcmp(op, "csrattrs") == 0) return is_get ? csrattrs(w) : fail(w, 405, "csrattrs takes GET");
     int is_enroll = strcmp(op, "simpleenroll") == 0 || strcmp(op, "simplereenroll") == 0;
     int is_batch = strcmp(op, "batch") == 0 && !label[0], is_poll = strcmp(op, "batch/") == 0;
+    *opn = strcmp(op, "cacerts") == 0 ? OP_CACERTS : strcmp(op, "csrattrs") == 0 ? OP_CSRATTRS
+           : strcmp(op, "simpleenroll") == 0                                ? OP_ENROLL
+           : strcmp(op, "simplereenroll") == 0                              ? OP_REENROLL
+           : is_batch                                                       ? OP_BATCH
+           : is_poll                                                        ? OP_POLL
+                                                                            : OP_OTHER;
+    if (*opn == OP_CACERTS) return is_get ? cacerts(e, w) : fail(w, 405, "cacerts takes GET");
+    if (*opn == OP_CSRATTRS) return is_get ? csrattrs(w) : fail(w, 405, "csrattrs takes GET");
     if (!is_enroll && !is_batch && !is_poll)
         return fail(w, 404, "no such EST operation: cacerts, csrattrs, simpleenroll, simplereenroll, batch");
     if ((is_enroll || is_batch) && !is_post) return fail(w, 405, "enrolment takes POST");
@@ -814,6 +951,7 @@ static int route(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
     if (!req->has_client_cert || !req->party || !*req->party)
         return fail(w, 401, "enrolment needs a DCCKI client certificate of this environment that the store has in "
                             "use (none was presented, or it is revoked, expired, unknown or another environment's)");
+    if (is_enroll && strcmp(op, "simplereenroll") == 0) return reenroll(e, req, label[0] ? label : NULL, w);
     if (is_enroll) return enroll(e, req, label[0] ? label : NULL, w);
     if (is_batch) return batch_submit(e, req, w);
     return batch_get(e, req, p + 6, w);
@@ -824,14 +962,15 @@ int smki_est_handle(void *est, const smki_repo_req *req, smki_repo_resp *w)
     smki_est *e = est;
     memset(w, 0, sizeof *w);
     w->ep = SMKI_REPO_EP_OTHER;
-    int rc;
+    int rc, op = -1;
     if (!req || !req->method || !req->path) rc = fail(w, 400, "a malformed request");
-    else rc = route(e, req, w);
+    else rc = route(e, req, w, &op);
     if (rc < 0) {
         w->retry_after = 0;
         w->location[0] = 0;
         rc = fail_err(w, "the answer could not be built");
     }
+    if (op >= 0) atomic_fetch_add(&e->counts[op][outcome_of(w->status)], 1);
     return rc;
 }
 
@@ -852,6 +991,9 @@ int smki_est_serve(smki_est *e, smki_store *store, const char *home, const smki_
     /* What connections may buffer is about max_conns x max_body: a batch's body is
      * megabytes, so fewer connections than the repository's 1024 by default. */
     if (!o.max_conns) o.max_conns = SMKI_EST_CONNS;
+    /* Enrolments wait for their durable commit on these threads, not on the loops: while
+     * one commits, the others that arrive join the next commit (ra's group commits). */
+    if (!o.handle_threads) o.handle_threads = SMKI_EST_HANDLERS;
     int rc = smki_repo_serve(r, &o);
     smki_repo_free(r);
     return rc;

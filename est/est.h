@@ -16,8 +16,11 @@
 #define SMKI_EST_ENROLL_BODY_MAX 16384          /* one enrolment's body (base64 or PEM CSR); 413 above */
 #define SMKI_EST_BATCH_MAX 10000                /* CSRs in one batch by default ([enrol] max_batch) */
 #define SMKI_EST_BODY_MAX ((size_t)8 << 20)     /* a request body by default (a batch's PEM); 413 above */
+#define SMKI_EST_BODY_MIN 1024                  /* the least max_body / --max-body may be: a CSR's body fits */
 #define SMKI_EST_RETRY_AFTER 30                 /* seconds a client waits before asking again, by default */
 #define SMKI_EST_CONNS 256                      /* open connections by default ([enrol] max_conns) */
+#define SMKI_EST_HANDLERS 8                     /* threads that answer requests, off the event loops: enrolments
+                                                 * of several clients in flight, sharing group commits */
 
 /* ---- What a client sends: decoded strictly and bounded (fuzzed: tests/fuzz/fuzz_est_decode.c)
  * Base64 (RFC 4648 alphabet, '=' padding only at the end, a multiple of 4 characters)

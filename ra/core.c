@@ -89,6 +89,13 @@ static int govern_if_managed(smki_ra *ra)
     return rc;
 }
 
+static void ra_locks_destroy(smki_ra *ra)
+{
+    pthread_mutex_destroy(&ra->anchor_lock);
+    pthread_mutex_destroy(&ra->group_lock);
+    pthread_cond_destroy(&ra->group_done);
+}
+
 int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
 {
     ENSURE(s && out, SMKI_E_INTERNAL, "smki_ra_open: no store");
@@ -99,9 +106,14 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
         free(ra);
         return SMKI_FAIL(SMKI_E_INTERNAL, "a mutex could not be made");
     }
+    if (pthread_mutex_init(&ra->group_lock, NULL) != 0 || pthread_cond_init(&ra->group_done, NULL) != 0) {
+        pthread_mutex_destroy(&ra->anchor_lock);
+        free(ra); /* a mutex that was made holds nothing to free on Linux */
+        return SMKI_FAIL(SMKI_E_INTERNAL, "a mutex could not be made");
+    }
     if (p) ra->pol = *p;
     else if (smki_ra_policy_load(NULL, &ra->pol) < 0) { /* the defaults: nothing to refuse */
-        pthread_mutex_destroy(&ra->anchor_lock);
+        ra_locks_destroy(ra);
         free(ra);
         return smki_error_code();
     }
@@ -118,7 +130,7 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     if (rc == 0) rc = govern_if_managed(ra);
     if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
-        pthread_mutex_destroy(&ra->anchor_lock);
+        ra_locks_destroy(ra);
         free(ra);
         return rc;
     }
@@ -130,7 +142,7 @@ void smki_ra_close(smki_ra *ra)
 {
     if (!ra) return;
     smki_key_free(ra->ckpt);
-    pthread_mutex_destroy(&ra->anchor_lock);
+    ra_locks_destroy(ra);
     free(ra);
 }
 

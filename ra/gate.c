@@ -61,7 +61,7 @@ static int issue_with(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_
         snprintf(party_used, SMKI_PARTY_MAX, "%s", r->party);
         return 0;
     }
-    smki_ra_eligibility e = {r->party, r->env, profile, r->role, r->eui, r->csr};
+    smki_ra_eligibility e = {r->party, r->env, profile, r->role, r->eui, r->csr, r->subscriber_asks};
     return ra_issue_direct(ra, by, is, &e, r->cn, &o, out);
 }
 

@@ -238,6 +238,9 @@ typedef struct {
     int role;                /* organisation: the Remote Party Role */
     const smki_eui64_t *eui; /* organisation: required; device: the CSR's when NULL */
     const smki_csr *csr;     /* may be NULL */
+    int subscriber_asks;     /* 1: the Party asks for itself through a service (the enrolment service), not an RA
+                                operator on its behalf: a device's ID must then also lie in a device block assigned
+                                to this Party (smki_ra_range_assign), or it is refused */
 } smki_ra_eligibility;
 SMKI_MUST_CHECK int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e);
 
@@ -373,6 +376,7 @@ typedef struct {
                                       nothing and gets the certificate issued the first time (0) */
     smki_ca_issuer *issuer;     /* optional: an issuing CA kept open (smki_ca_issuer_open), used while it is the
                                    environment's current CA for the profile; otherwise the CA is opened here */
+    int subscriber_asks;        /* the Party asks for itself (smki_ra_eligibility): a device's ID in its own blocks */
 } smki_ra_issue_req;
 /* Issue it: the issuing CA chosen by the profile, the gate above, and the certificate
  * recorded (with its audit entry when gated). party_used (optional) receives the Party
@@ -538,6 +542,9 @@ typedef struct {
      * enrolment service: "party SUPPLIER-A over EST"). The audit entry ends with
      * "; via <this>", under the operator's signature. */
     const char *via;
+    /* 1: the Party asks for itself through that service (smki_ra_eligibility): each device
+     * CSR's Device ID must lie in one of the Party's own device blocks, checked at submission. */
+    int subscriber_asks;
 } smki_ra_submit;
 SMKI_MUST_CHECK int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_submit *s, uint64_t *id);
 /* A DCCKI request's endpoint names as text, one "dns NAME" or "ip ADDRESS" a line ("" for

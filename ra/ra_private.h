@@ -22,6 +22,13 @@ struct smki_ra {
      * anchor is one slot beside the checkpoint key (a file's temporary is per process). */
     pthread_mutex_t anchor_lock;
     uint64_t anchored; /* the last head this handle anchored (under anchor_lock) */
+    /* Group commits (group.c): the actions waiting for the next commit, and whether a
+     * thread is committing one now. Under group_lock. */
+    pthread_mutex_t group_lock;
+    pthread_cond_t group_done;
+    struct ra_group_item *group_head, *group_tail;
+    int group_busy;
+    unsigned group_preparing; /* direct issuances on their way to a commit (ra_group_expect) */
 };
 
 int64_t ra_now(const smki_ra *ra);
@@ -53,6 +60,21 @@ int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, vo
 /* The same, the entry's detail ending with "; via <via>" (who the operator acted for,
  * and how) when via is given. */
 int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg);
+/* ra_act_via for actions that services run concurrently (direct issuance): an action
+ * that arrives while another thread commits waits and joins the next commit with the
+ * others that wait (one transaction, each action with its own entry, one anchor after
+ * it); a group that fails is run again action by action. Returns once its entry is
+ * durable and anchored, as ra_act_via does. The caller has called ra_group_expect
+ * (below), which this ends. group.c. */
+typedef struct ra_group_item ra_group_item;
+int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg);
+/* A direct issuance on its way (its certificate being built, its Party checked): a
+ * commit about to start waits for it a little (at most RA_GROUP_LINGER_US) so that
+ * both go in one commit. Each ra_group_expect is ended by the ra_act_grouped that
+ * follows it, or by ra_group_unexpect when the action fails before. */
+#define RA_GROUP_LINGER_US 2000
+void ra_group_expect(smki_ra *ra);
+void ra_group_unexpect(smki_ra *ra);
 /* The same inside a write transaction the caller runs (a group commit of the CA's
  * batch): the actor checked, fn's changes and the entry join t. */
 int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg);

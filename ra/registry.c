@@ -1062,12 +1062,21 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
         ENSURE(id, SMKI_E_USAGE, "a device certificate needs the Device ID (the CSR's hardwareModuleName)");
         smki_ra_range r;
         rc = ra_range_find_txn(t, ra, id, &r);
+        eui_text(id, tx);
         if (rc == 0) {
-            eui_text(id, tx);
             ENSURE(r.kind != SMKI_RANGE_CENTRAL, SMKI_E_REFUSED,
                    "%s is a centrally allocated ID (a central block of %s): never a Device ID", tx, r.party);
+            /* A Party asking for itself certifies only the devices of its own blocks. */
+            ENSURE(!e->subscriber_asks || strcmp(r.party, p.signifier) == 0, SMKI_E_REFUSED,
+                   "Device ID %s is in a device block of party %s, not of %s: a Party enrolling for itself gets "
+                   "certificates only for Device IDs of its own blocks",
+                   tx, r.party, p.signifier);
         } else if (rc == SMKI_E_NOTFOUND) {
             smki_error_clear();
+            ENSURE(!e->subscriber_asks, SMKI_E_REFUSED,
+                   "Device ID %s is in no device block of party %s: a Party enrolling for itself gets certificates "
+                   "only for Device IDs of its own blocks (an RA operator assigns one: 'smki ra range assign')",
+                   tx, p.signifier);
         } else {
             return rc;
         }

@@ -564,7 +564,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     r.role = -1;
     char tx[SMKI_EUI64_TEXT_MAX] = "", rt[SMKI_ROLE_TEXT_MAX] = "";
     if (s->type == SMKI_REQ_ORGANISATION) {
-        smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_ORGANISATION, s->role, s->eui, sr->csr};
+        smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_ORGANISATION, s->role, s->eui, sr->csr, 0};
         GUARD(ra_eligible_txn(t, ra, &e));
         r.role = s->role;
         r.has_eui = 1;
@@ -576,7 +576,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         smki_eui64_format(s->eui, SMKI_EUI64_HYPHEN, tx);
         smki_role_format((uint8_t)s->role, rt);
     } else if (is_tls(s->type)) {
-        smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr};
+        smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr, 0};
         GUARD(ra_eligible_txn(t, ra, &e));
         /* Who may ask first, then the CA's own checks of what is asked (again at
          * execution): the CSR's Party Signifier, if it has one, is this Party's; a server
@@ -610,7 +610,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         r.approvals_required = ra->pol.approvals_sensitive;
     } else {
         for (size_t i = 0; i < s->n_csrs; i++) {
-            smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_DEVICE, -1, NULL, sr->csrs[i]};
+            smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_DEVICE, -1, NULL, sr->csrs[i], s->subscriber_asks};
             int rc = ra_eligible_txn(t, ra, &e);
             if (rc < 0) return smki_error_wrap("CSR %zu of the batch", i + 1);
         }
@@ -1144,8 +1144,8 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
            (unsigned long long)r.id);
     char serial[2 * SMKI_SERIAL_LEN + 1];
     if (r.type == SMKI_REQ_ORGANISATION || is_tls(r.type)) {
-        smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0]};
-        if (is_tls(r.type)) e = (smki_ra_eligibility){r.party, r.env, tls_profile(r.type), -1, NULL, x->csrs[0]};
+        smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0], 0};
+        if (is_tls(r.type)) e = (smki_ra_eligibility){r.party, r.env, tls_profile(r.type), -1, NULL, x->csrs[0], 0};
         GUARD(ra_eligible_txn(t, ra, &e));
         GUARD(smki_ca_cert_put(t, &ra->ca, &x->certs[0]));
         r.has_result = 1;
@@ -1162,7 +1162,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
         int rc = 0;
         for (uint32_t i = 0; rc == 0 && i < x->n; i++) {
-            smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_DEVICE, -1, NULL, x->csrs[i]};
+            smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_DEVICE, -1, NULL, x->csrs[i], 0};
             rc = ra_eligible_txn(t, ra, &e);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", x->from + i + 1, (unsigned long long)r.id);
             if (rc == 0) rc = smki_ca_cert_put(t, &ra->ca, &x->certs[i]);
@@ -1785,11 +1785,16 @@ int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, co
     /* The CA's own checks of the request come first (the build signs but stores nothing),
      * then the registry's, again in the transaction that records the certificate. */
     smki_issue_req q = {e->csr, e->type, e->role, e->eui, cn, 0, 0};
-    GUARD(smki_ca_build(is, &q, out));
-    GUARD(smki_ra_check_eligible(ra, e));
-    GUARD(check_issuing_ca(ra, e->env, e->type));
+    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
+    int rc = smki_ca_build(is, &q, out);
+    if (rc == 0) rc = smki_ra_check_eligible(ra, e);
+    if (rc == 0) rc = check_issuing_ca(ra, e->env, e->type);
+    if (rc < 0) {
+        ra_group_unexpect(ra);
+        return rc;
+    }
     direct_run d = {e, out, o, {0, {0}, {0}}};
-    return direct_finish(ra, ra_act_via(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
+    return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
 }
 
 typedef struct {
@@ -1834,11 +1839,16 @@ int ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is
            env, smki_profile_get(r->profile)->name, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
     /* The CA's checks (and signature: nothing stored), then the registry's, again in the
      * transaction that records the certificate. */
-    GUARD(smki_ca_build_tls(is, r, out, NULL));
-    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr}, out, o, {0, {0}, {0}}};
-    GUARD(smki_ra_check_eligible(ra, &d.e));
-    GUARD(check_issuing_ca(ra, env, r->profile));
-    return direct_finish(ra, ra_act_via(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
+    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
+    direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr, 0}, out, o, {0, {0}, {0}}};
+    int rc = smki_ca_build_tls(is, r, out, NULL);
+    if (rc == 0) rc = smki_ra_check_eligible(ra, &d.e);
+    if (rc == 0) rc = check_issuing_ca(ra, env, r->profile);
+    if (rc < 0) {
+        ra_group_unexpect(ra);
+        return rc;
+    }
+    return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
 }
 
 int smki_ra_issues_directly(const smki_ra *ra, const char *env)
@@ -1858,7 +1868,7 @@ typedef struct {
 static int gate_check(const smki_csr *csr, void *arg)
 {
     const batch_gate *g = arg;
-    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr};
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, 0};
     return smki_ra_check_eligible(g->ra, &e);
 }
 
@@ -1877,7 +1887,7 @@ static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < x->n; i++) {
-        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL};
+        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
         rc = ra_eligible_txn(t, ra, &e);
         if (rc == 0) EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
     }
@@ -1908,7 +1918,7 @@ static int gate_begin_txn(smki_txn *t, void *arg)
 {
     const batch_gate *g = arg;
     GUARD(ra_check_actor(t, g->ra, g->by));
-    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL};
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0};
     smki_ra_party p;
     return ra_standing_txn(t, g->ra, &e, &p);
 }

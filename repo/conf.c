@@ -53,7 +53,7 @@ int smki_repo_conf_read(const smki_conf *conf, const char *home, smki_repo_opts 
     if (g) so->threads = (unsigned)n;
     GUARD(g = conf_num(conf, "max_conns", 1, 1000000, &n));
     if (g) so->max_conns = (unsigned)n;
-    GUARD(g = conf_num(conf, "max_body", 1, 1 << 20, &n));
+    GUARD(g = conf_num(conf, "max_body", 1, (long)SMKI_REPO_BODY_LIMIT, &n));
     if (g) so->max_body = (size_t)n;
     GUARD(g = conf_num(conf, "max_headers", 256, 65536, &n));
     if (g) so->max_headers = (size_t)n;

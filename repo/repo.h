@@ -52,6 +52,10 @@ typedef enum {
 } smki_repo_ep;
 const char *smki_repo_ep_name(smki_repo_ep ep); /* "dcc", "cert", "ca", "crl", "health", "metrics", "other" */
 
+/* The largest request body a service of this server may be set to take (--max-body,
+ * max_body), for the repository and the enrolment service alike: 64 MiB. Each has its
+ * own default far below it (the repository 4096 octets, enrolment 8 MiB for batches). */
+#define SMKI_REPO_BODY_LIMIT ((size_t)64 << 20)
 #define SMKI_REPO_PARTY_MAX 65
 #define SMKI_REPO_ALLOW_MAX 32
 
@@ -100,6 +104,8 @@ typedef struct {
     size_t body_len;
     const char *party;   /* a verified client certificate's Party Signifier, or NULL */
     int has_client_cert; /* a verified client certificate was presented */
+    const uint8_t *client_issuer_ski; /* with has_client_cert: that certificate in the store (its issuer's SKI, */
+    const uint8_t *client_serial;     /* SMKI_KEYID_LEN octets, and its serial, SMKI_SERIAL_LEN); else NULL */
 } smki_repo_req;
 
 typedef struct {
@@ -155,6 +161,10 @@ typedef struct smki_repo_server_opts {
      * (its store and environment). */
     int (*handle)(void *arg, const smki_repo_req *req, smki_repo_resp *resp);
     void *handle_arg;
+    /* With handle: answer on this many threads of their own instead of on the loop that
+     * read the request (a handler that waits for a durable commit then holds up no loop,
+     * and requests of several connections are in flight at once); 0: on the loops. */
+    unsigned handle_threads;
     /* Called once the socket listens (for tests and scripts that need the port). */
     void (*on_listen)(int port, void *arg);
     void *on_listen_arg;

@@ -46,6 +46,7 @@ typedef struct conn {
     SSL *ssl;                 /* TLS: set when the handshake is done */
     int has_party;            /* the Party Signifier was looked up */
     int has_cert;
+    uint8_t cert_ski[SMKI_KEYID_LEN], cert_serial[SMKI_SERIAL_LEN]; /* has_cert: which certificate it is */
     uint64_t writing_since;   /* when h2o began the write still in progress; 0: not writing */
     char party[SMKI_REPO_PARTY_MAX];
 } conn;
@@ -62,7 +63,22 @@ typedef struct worker {
     conn *all;
     unsigned n_open;
     uint64_t next_tick, phase_end;
+    h2o_multithread_receiver_t answered; /* the pool's answers come back to this loop */
+    int has_receiver;
+    unsigned n_pending;                  /* requests of this loop in the pool */
 } worker;
+
+/* A request answered on the pool (o->handle_threads): what the handler reads, and where
+ * the answer goes back. In the request's pool: h2o keeps the request until it is answered. */
+typedef struct job {
+    h2o_multithread_message_t super; /* first: the loop's receiver gets it back */
+    h2o_req_t *req;
+    worker *wk;
+    smki_repo_req rq;
+    smki_repo_resp *w;
+    int rc; /* the handler's status: negative when not even its error answer was built */
+    struct job *next;
+} job;
 
 typedef struct server {
     smki_repo *repo;
@@ -82,6 +98,13 @@ typedef struct server {
     atomic_int is_stopping;
     unsigned nworkers;
     worker *w;
+    /* The pool that runs o->handle off the loops (o->handle_threads of them). */
+    pthread_t *pool;
+    unsigned npool, pool_started;
+    pthread_mutex_t pool_lock;
+    pthread_cond_t pool_wake;
+    int has_pool_lock, pool_stop;
+    job *jobs_head, *jobs_tail;
 } server;
 
 typedef struct {
@@ -268,6 +291,8 @@ static void conn_party(server *s, conn *c)
         return;
     }
     c->has_cert = 1;
+    memcpy(c->cert_ski, ASN1_STRING_get0_data(aki), SMKI_KEYID_LEN);
+    memcpy(c->cert_serial, serial, SMKI_SERIAL_LEN);
     X509_NAME *name = X509_get_subject_name(peer);
     int i = name ? X509_NAME_get_index_by_OBJ(name, s->party_obj, -1) : -1;
     if (i < 0) return;
@@ -440,6 +465,99 @@ static int is_framing_clear(const conn *c, const h2o_req_t *req)
     return !(has_te && length);
 }
 
+/* The handler's answer sent, counted and logged: on the loop that read the request. */
+/* rc: the handler's status; negative when not even the error answer could be built (out
+ * of memory). */
+static void answer(server *s, h2o_req_t *req, const smki_repo_req *rq, smki_repo_resp *w, int rc)
+{
+    add_extra_headers(req, w);
+    if (rc < 0 || !w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
+    else reply(req, w->status, w->content_type, w->body, w->len, 0);
+    if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
+        log_request(req, rq->method, rq->path, rq->party, w->status, w->len, w->ep);
+}
+
+/* ---- The pool: handlers that wait (a durable commit) without holding up a loop ------------ */
+static void *run_pool(void *arg)
+{
+    server *s = arg;
+    pthread_mutex_lock(&s->pool_lock);
+    for (;;) {
+        while (!s->jobs_head && !s->pool_stop) pthread_cond_wait(&s->pool_wake, &s->pool_lock);
+        job *j = s->jobs_head;
+        if (!j) break; /* stopping, and nothing waits */
+        s->jobs_head = j->next;
+        if (!s->jobs_head) s->jobs_tail = NULL;
+        pthread_mutex_unlock(&s->pool_lock);
+        j->rc = s->o->handle(s->o->handle_arg, &j->rq, j->w);
+        h2o_multithread_send_message(&j->wk->answered, &j->super);
+        pthread_mutex_lock(&s->pool_lock);
+    }
+    pthread_mutex_unlock(&s->pool_lock);
+    return NULL;
+}
+
+static void on_answered(h2o_multithread_receiver_t *receiver, h2o_linklist_t *messages)
+{
+    worker *wk = H2O_STRUCT_FROM_MEMBER(worker, answered, receiver);
+    while (!h2o_linklist_is_empty(messages)) {
+        job *j = H2O_STRUCT_FROM_MEMBER(job, super.link, messages->next);
+        h2o_linklist_unlink(&j->super.link);
+        wk->n_pending--;
+        answer(wk->srv, j->req, &j->rq, j->w, j->rc);
+    }
+}
+
+static int to_pool(server *s, h2o_req_t *req, const smki_repo_req *rq, smki_repo_resp *w)
+{
+    job *j = h2o_mem_alloc_pool(&req->pool, sizeof *j);
+    memset(j, 0, sizeof *j);
+    j->req = req;
+    j->wk = H2O_STRUCT_FROM_MEMBER(worker, ctx, req->conn->ctx);
+    j->rq = *rq;
+    j->w = w;
+    j->wk->n_pending++;
+    pthread_mutex_lock(&s->pool_lock);
+    if (s->jobs_tail) s->jobs_tail->next = j;
+    else s->jobs_head = j;
+    s->jobs_tail = j;
+    pthread_cond_signal(&s->pool_wake);
+    pthread_mutex_unlock(&s->pool_lock);
+    return 0;
+}
+
+static int pool_start(server *s)
+{
+    s->npool = s->o->handle && s->o->handle_threads ? s->o->handle_threads : 0;
+    if (!s->npool) return 0;
+    ENSURE(s->npool <= 256, SMKI_E_USAGE, "handler threads: %u is over 256", s->npool);
+    ENSURE(pthread_mutex_init(&s->pool_lock, NULL) == 0 && pthread_cond_init(&s->pool_wake, NULL) == 0,
+           SMKI_E_INTERNAL, "a mutex could not be made");
+    s->has_pool_lock = 1;
+    s->pool = calloc(s->npool, sizeof *s->pool);
+    ENSURE(s->pool, SMKI_E_NOMEM, "out of memory");
+    for (; s->pool_started < s->npool; s->pool_started++)
+        ENSURE(pthread_create(&s->pool[s->pool_started], NULL, run_pool, s) == 0, SMKI_E_INTERNAL,
+               "a handler thread could not be started");
+    return 0;
+}
+
+/* After the loops: what waits in the pool is still answered (its answer waits for a
+ * loop that no longer runs and is dropped with the process's connections). */
+static void pool_stop(server *s)
+{
+    if (!s->has_pool_lock) return;
+    pthread_mutex_lock(&s->pool_lock);
+    s->pool_stop = 1;
+    pthread_cond_broadcast(&s->pool_wake);
+    pthread_mutex_unlock(&s->pool_lock);
+    for (unsigned i = 0; i < s->pool_started; i++) pthread_join(s->pool[i], NULL);
+    free(s->pool);
+    pthread_mutex_destroy(&s->pool_lock);
+    pthread_cond_destroy(&s->pool_wake);
+    s->has_pool_lock = 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
@@ -477,17 +595,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     if (c && s->ssl) {
         conn_party(s, c);
         rq.has_client_cert = c->has_cert;
+        rq.client_issuer_ski = c->has_cert ? c->cert_ski : NULL;
+        rq.client_serial = c->has_cert ? c->cert_serial : NULL;
         rq.party = c->party[0] ? c->party : NULL;
     }
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
-    /* A negative status: not even the error answer could be built (out of memory). */
+    if (s->npool) return to_pool(s, req, &rq, w);
     int rc = s->o->handle ? s->o->handle(s->o->handle_arg, &rq, w) : smki_repo_handle(s->repo, &rq, w);
-    add_extra_headers(req, w);
-    if (rc < 0 || !w->body) reply_text(req, 500, "{\"status\":500,\"error\":\"out of memory\"}\n", 1);
-    else reply(req, w->status, w->content_type, w->body, w->len, 0);
-    if (atomic_load_explicit(&s->access_log, memory_order_relaxed))
-        log_request(req, rq.method, rq.path, rq.party, w->status, w->len, w->ep);
+    answer(s, req, &rq, w, rc);
     return 0;
 }
 
@@ -733,7 +849,8 @@ static void worker_free(worker *wk)
 {
     if (wk->listener) h2o_socket_close(wk->listener), wk->listener = NULL;
     if (!wk->has_ctx) return;
-    if (wk->n_open) return; /* connections that would not end: left to the process's exit */
+    if (wk->n_open || wk->n_pending) return; /* connections that would not end: left to the process's exit */
+    if (wk->has_receiver) h2o_multithread_unregister_receiver(wk->ctx.queue, &wk->answered);
     h2o_evloop_t *loop = wk->ctx.loop;
     h2o_multithread_queue_t *queue = wk->ctx.queue;
     h2o_context_dispose(&wk->ctx);
@@ -786,6 +903,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     ENSURE_GOTO(s.party_obj, SMKI_E_USAGE, out, "the Party Signifier attribute '%s' is not an OID",
                 o->party_attr ? o->party_attr : "");
     GUARD_GOTO(tls_setup(&s), out);
+    GUARD_GOTO(pool_start(&s), out);
     if (s.ssl) SSL_CTX_set_info_callback(s.ssl, on_ssl_info);
     GUARD_GOTO(listen_socket(o->listen, &s.lfd, &port), out);
 
@@ -812,6 +930,8 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
         wk->srv = &s;
         h2o_context_init(&wk->ctx, h2o_evloop_create(), &s.config);
         wk->has_ctx = 1;
+        h2o_multithread_register_receiver(wk->ctx.queue, &wk->answered, on_answered);
+        wk->has_receiver = 1;
         wk->actx.ctx = &wk->ctx;
         wk->actx.hosts = s.config.hosts;
         wk->actx.ssl_ctx = s.ssl;
@@ -849,6 +969,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     }
     atomic_store(&s.is_stopping, 1);
     for (unsigned i = 0; i < started; i++) pthread_join(s.w[i].thread, NULL);
+    pool_stop(&s);
     /* A signal that came while the loops finished is taken here, not left pending. */
     struct timespec zero = {0, 0};
     while (sigtimedwait(&stopsigs, NULL, &zero) > 0) {
@@ -856,6 +977,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     pthread_sigmask(SIG_SETMASK, &oldmask, NULL);
     log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns));
 out:
+    pool_stop(&s);
     for (unsigned i = 0; s.w && i < s.nworkers; i++) worker_free(&s.w[i]);
     free(s.w);
     if (s.has_config) h2o_config_dispose(&s.config);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # EST enrolment (smki enrol serve) beside bare CA issuance, in the same run, software CA
 # keys, one store on this disk:
-#   simpleenroll  fresh device CSRs POSTed over mutual TLS with keep-alive (2 client
-#                 connections), auto-approved: test is a direct environment ([ra]
+#   simpleenroll  fresh device CSRs POSTed over mutual TLS with keep-alive (EST_CONNS client
+#                 connections: 2, then 8), auto-approved: test is a direct environment ([ra]
 #                 direct_issue), so each is the RA gate's direct issuance (smki_ra_issue),
 #                 one durable commit with its operator-signed audit entry
 #   bare CA       bench_issue with one certificate per durable commit (the same unit of
@@ -13,13 +13,16 @@
 #                 executes a batch on one thread), certificates written as files
 # Prints figures and ratios (targets 0.5 and 0.8); never passes or fails on one.
 # Usage: tools/bench_est.sh [BUILD]  (EST_N enrolments per round, default 500; EST_ROUNDS, 3;
-# EST_BATCH CSRs in the batch, 4000; EST_PERF=FILE records the server with perf in each round).
+# EST_BATCH CSRs in the batch, 4000; EST_CONNS the client connections for simpleenroll, one
+# set of rounds for each number in the list, "2 8";
+# EST_PERF=FILE records the server with perf in each round).
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
 N=${EST_N:-500}
 ROUNDS=${EST_ROUNDS:-3}
 NB=${EST_BATCH:-4000}
+CONNS_LIST=${EST_CONNS:-2 8}
 PY=/usr/bin/python3
 WORK=$(mktemp -d)
 PID=
@@ -53,14 +56,22 @@ export SMKI_OPERATOR=bench SMKI_OPERATOR_KEY=file:$WORK/op.pem
 "$SMKI" ra party add BENCH --testing-participant --agreement-signed >/dev/null
 "$SMKI" ra subscriber authorise --party BENCH --type device --env test >/dev/null
 "$SMKI" ra subscriber authorise --party BENCH --type dccki-client --env test >/dev/null
+# A Party enrolling for itself gets device certificates only for its own device blocks.
+"$SMKI" ra range assign 00DBE5/24 --party BENCH --kind device >/dev/null
+"$SMKI" ra range assign 00DBE6/24 --party BENCH --kind device >/dev/null
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -keyout "$WORK/server.key" \
   -subj "/CN=127.0.0.1" -addext "subjectAltName=IP:127.0.0.1" -out "$WORK/server.pem" 2>/dev/null
 openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/client.key" -subj "/CN=bench" \
   -addext "keyUsage=critical,digitalSignature" -out "$WORK/client.csr" 2>/dev/null
 "$SMKI" ca issue --env test --profile dccki-client --csr "$WORK/client.csr" --party BENCH --out "$WORK/client.pem" >/dev/null
 cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" >"$WORK/client-ca.pem"
-for r in $(seq 1 "$ROUNDS"); do
-  "$BUILD/bin/make_device_csrs" --out "$WORK/single-$r" --count "$N" --start "00-DB-E5-0$r-00-00-00-00" --der >/dev/null
+k=0
+for _ in $CONNS_LIST; do
+  for r in $(seq 1 "$ROUNDS"); do
+    "$BUILD/bin/make_device_csrs" --out "$WORK/single-$k-$r" --count "$N" --start "00-DB-E5-$k$r-00-00-00-00" --der \
+      >/dev/null
+  done
+  k=$((k + 1))
 done
 "$BUILD/bin/make_device_csrs" --out "$WORK/batch.pem" --bundle --count "$NB" --start 00-DB-E6-00-00-00-00-00 >/dev/null
 "$BUILD/bin/make_device_csrs" --out "$WORK/cabatch" --count "$NB" --start 00-DB-E7-00-00-00-00-00 >/dev/null
@@ -83,6 +94,7 @@ CLIENT=$(
 import base64, glob, http.client, json, ssl, sys, threading, time
 import subprocess
 mode, port, work, sub = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4]
+conns = int(sys.argv[6]) if len(sys.argv) > 6 else 2
 ctx = ssl.create_default_context(cafile=work + "/server.pem")
 ctx.load_cert_chain(work + "/client.pem", work + "/client.key")
 def conn():
@@ -100,7 +112,7 @@ if mode == "single":
             r = c.getresponse(); r.read()
             if r.status != 200:
                 with lock: bad[0] += 1
-    ths = [threading.Thread(target=run) for _ in range(2)]
+    ths = [threading.Thread(target=run) for _ in range(conns)]
     t0 = time.time()
     for t in ths: t.start()
     for t in ths: t.join()
@@ -131,30 +143,36 @@ row() { # label measured peer note
 printf '%-40s %10s  %10s  %6s  %s\n' "figure (per second)" "measured" "peer" "ratio" "note"
 
 # Rounds alternating the two (the machine's other load moves both): each round's rates
-# and ratio, then the median ratio.
-RATIOS=()
-CPURATIOS=()
+# and ratio, then the median ratio; for each number of client connections.
 HZ=$(getconf CLK_TCK)
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-for r in $(seq 1 "$ROUNDS"); do
-  [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
-  c0=$(cpu_ticks "$PID")
-  read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$r")"
-  c1=$(cpu_ticks "$PID")
-  [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
-  EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
-  ESTCPU=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$HZ" 'BEGIN { print (b - a) / hz * 1e6 / n }')
-  read -r _ _ BARE BARECPU _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
-  row "EST simpleenroll, round $r" "$EST" "$BARE" "$(awk -v e="$ESTCPU" -v b="$BARECPU" -v n="$n" -v x="$bad" \
-    'BEGIN { printf "peer = bare CA issue, 1 durable commit each; CPU us each: server %.0f, bare %.0f; %d enrolments, %d not 200", e, b, n, x }')"
-  RATIOS+=("$(awk -v a="$EST" -v b="$BARE" 'BEGIN { print a / b }')")
-  CPURATIOS+=("$(awk -v a="$ESTCPU" -v b="$BARECPU" 'BEGIN { print b / a }')")
-done
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
-printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
-  "mutual TLS, keep-alive, 2 connections, auto-approved; target >= 0.5"
-printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
-  "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
+single_rounds() { # CONNECTIONS K: the rounds over the CSRs single-K-*
+  local conns=$1 k=$2 RATIOS=() CPURATIOS=()
+  for r in $(seq 1 "$ROUNDS"); do
+    [ -n "${EST_PERF:-}" ] && { perf record --call-graph dwarf,16384 -F 2000 -o "$EST_PERF.$k.$r" -p "$PID" 2>/dev/null & PERFPID=$!; sleep 0.5; }
+    c0=$(cpu_ticks "$PID")
+    read -r n took bad <<<"$("$PY" -c "$CLIENT" single "$PORT" "$WORK" "single-$k-$r" "$SMKI" "$conns")"
+    c1=$(cpu_ticks "$PID")
+    [ -n "${EST_PERF:-}" ] && { kill -INT "$PERFPID"; wait "$PERFPID" || true; }
+    EST=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')
+    ESTCPU=$(awk -v a="$c0" -v b="$c1" -v n="$n" -v hz="$HZ" 'BEGIN { print (b - a) / hz * 1e6 / n }')
+    read -r _ _ BARE BARECPU _ <<<"$("$BUILD/bin/bench_issue" smki soft 1 "$N" 5 sync 2>/dev/null)"
+    row "EST simpleenroll, $conns conn., round $r" "$EST" "$BARE" "$(awk -v e="$ESTCPU" -v b="$BARECPU" -v n="$n" -v x="$bad" \
+      'BEGIN { printf "peer = bare CA issue, 1 durable commit each; CPU us each: server %.0f, bare %.0f; %d enrolments, %d not 200", e, b, n, x }')"
+    RATIOS+=("$(awk -v a="$EST" -v b="$BARE" 'BEGIN { print a / b }')")
+    CPURATIOS+=("$(awk -v a="$ESTCPU" -v b="$BARECPU" 'BEGIN { print b / a }')")
+  done
+  printf '%-40s %10s  %10s  %6.3f  %s\n' "EST simpleenroll / bare CA, median" "" "" "$(median "${RATIOS[@]}")" \
+    "mutual TLS, keep-alive, $conns connections, auto-approved; target >= 0.5"
+  printf '%-40s %10s  %10s  %6.3f  %s\n' "  the same in CPU time, median" "" "" "$(median "${CPURATIOS[@]}")" \
+    "bare CA's CPU per certificate / the service's per enrolment (TLS, HTTP, RA, audit included)"
+}
+k=0
+for c in $CONNS_LIST; do
+  single_rounds "$c" "$k"
+  k=$((k + 1))
+done
 
 read -r n took bad <<<"$("$PY" -c "$CLIENT" batch "$PORT" "$WORK" - "$SMKI")"
 ESTB=$(awk -v n="$n" -v t="$took" 'BEGIN { print n / t }')

@@ -26,12 +26,16 @@ repo_soft_ca_conf "$SMKI_HOME" "$BASE"
 cp "$BASE" "$SMKI_HOME/smki.conf"
 expect_exit 0 "a test hierarchy" smki ca init --env test --config "$SMKI_HOME/smki.conf"
 # The RA: operator tester, Party GITTEST (User ID 90-B3-D5-1F-30-01-00-00, EIS; supplier
-# and device certificates in test); GITTEST and PS-OTHER may hold DCCKI certificates.
+# and device certificates in test); GITTEST and PS-OTHER may hold DCCKI certificates. A Party
+# enrolling for itself gets device certificates only for Device IDs of its own device blocks:
+# 00-DB-12-... are GITTEST's, 00-DB-14-... PS-OTHER's.
 ra_test_participant "$SMKI_HOME"
 ra_dccki_party "$SMKI_HOME" PS-OTHER
 for step in "subscriber authorise --party GITTEST --type dccki-client --env test" \
     "subscriber authorise --party GITTEST --type dccki-server --env test" \
     "range assign 90B3D51F4/36 --party PS-OTHER --kind central" \
+    "range assign 00DB12/24 --party GITTEST --kind device" \
+    "range assign 00DB14/24 --party PS-OTHER --kind device" \
     "id allocate --party PS-OTHER --roles EIS --eui 90-B3-D5-1F-40-00-00-00" \
     "party add PS-NOTEST --name NoTest" \
     "subscriber authorise --party PS-NOTEST --type dccki-client --env test"; do
@@ -83,10 +87,11 @@ cat "$SMKI_HOME/ca/test/dccki-ica.pem" "$SMKI_HOME/ca/test/dccki-root.pem" "$SMK
 cp "$BASE" "$SMKI_HOME/smki.conf"
 
 # est_start LOG ARGS...: `smki enrol serve` in the background (PIDS), PORT from its log.
-est_start() {
-    local log=$1
+est_start() { # LOG [more flags]: --env test unless the flags name another (a flag is given once)
+    local log=$1 env=(--env test)
     shift
-    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
+    [[ " $* " == *" --env "* ]] && env=()
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve "${env[@]}" --listen 127.0.0.1:0 --operator est --tls-cert "$T/server.pem" \
         --tls-key "$T/server.key" --client-ca "$T/client-ca.pem" --access-log "$@" 2>"$log" &
     PIDS+=("$!")
     listening_port "$log" "${PIDS[-1]}"
@@ -143,7 +148,10 @@ assert a.issuer == b.issuer
 assert a.serial_number != b.serial_number
 assert list(a.extensions) == list(b.extensions), (list(a.extensions), list(b.extensions))
 d = lambda c: c.not_valid_after - c.not_valid_before
-assert abs((d(a) - d(b)).total_seconds()) <= 2, (d(a), d(b))
+if a.not_valid_after.year == 9999:  # a device certificate never expires (RFC 5280 99991231235959Z): the same instant,
+    assert a.not_valid_after == b.not_valid_after, (a.not_valid_after, b.not_valid_after)  # whenever each was issued
+else:
+    assert abs((d(a) - d(b)).total_seconds()) <= 2, (d(a), d(b))
 assert a.signature_algorithm_oid == b.signature_algorithm_oid
 ' "$2" "$3"
 }
@@ -187,11 +195,11 @@ if est_start "$W/s1.log"; then
         ok "no RA request was made (nothing is executed unapproved)" || not_ok "a request was made"
     expect_exit 0 "the audit trail verifies" smki audit verify
 
-    # The same CSR again (a client that lost the answer, or simplereenroll): the same
-    # certificate, nothing issued twice.
+    # The same CSR again (a client that lost the answer): the same certificate, nothing
+    # issued twice. simplereenroll renews only the connection's own client certificate.
     cp "$W/body" "$W/first.b64"
-    enrol gittest simplereenroll "$DEV0"
-    expect_status 200 "simplereenroll of the same CSR"
+    enrol gittest simpleenroll "$DEV0"
+    expect_status 200 "simpleenroll of the same CSR again"
     check "the same certificate comes back" cmp -s "$W/body" "$W/first.b64"
     [[ $(count_certs) == $((BEFORE + 1)) ]] && ok "nothing issued twice" || not_ok "a second certificate was issued"
     openssl req -inform DER -in "$DEV0" -out "$W/dev0.csr" 2>/dev/null
@@ -201,6 +209,10 @@ if est_start "$W/s1.log"; then
     expect_exit 0 "the CLI issues the same device CSR when asked for explicitly" smki ca issue --env test \
         --csr "$W/dev0.csr" --party GITTEST --out "$W/dev0-cli.pem" --allow-duplicate-key
     same_profile "device" "$W/dev0.pem" "$W/dev0-cli.pem"
+    enrol gittest simplereenroll "$DEV0"
+    expect_status 403 "simplereenroll of a device CSR: it renews only the client certificate of the connection"
+    expect_in "not the subject of the certificate being renewed" "the refusal names the rule (RFC 7030 4.2.2)"
+    [[ $(count_certs) == $((BEFORE + 2)) ]] && ok "nothing issued by it" || not_ok "simplereenroll issued a certificate"
     enrol gittest simpleenroll "$DEV0"
     check "asked again after the CLI certified the same key: still the request's own certificate" \
         cmp -s "$W/body" "$W/first.b64"
@@ -247,6 +259,52 @@ if est_start "$W/s1.log"; then
     check "it names the endpoint" bash -c "openssl x509 -in '$W/tlss.pem' -noout -ext subjectAltName |
         grep -q 'DNS:he.example.net, IP Address:10.1.2.3'"
     expect_exit 0 "it lints clean" smki lint --env test "$W/tlss.pem"
+
+    # ---- Renewal (RFC 7030 4.2.2): the connection's client certificate, a new key, exactly
+    # its subject (CSRs made by python3-cryptography) ---------------------------------------------
+    "$PY" - "$T/gittest.pem" "$W/renew" <<'PYEOF'
+import sys
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+cert = x509.load_pem_x509_certificate(open(sys.argv[1], "rb").read())
+def csr(subject, out):
+    key = ec.generate_private_key(ec.SECP256R1())
+    req = (x509.CertificateSigningRequestBuilder().subject_name(subject)
+           .add_extension(x509.KeyUsage(True, False, False, False, False, False, False, False, False), critical=True)
+           .sign(key, hashes.SHA256()))
+    open(out + ".der", "wb").write(req.public_bytes(serialization.Encoding.DER))
+    open(out + ".key", "wb").write(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                     serialization.NoEncryption()))
+csr(cert.subject, sys.argv[2])
+csr(cert.subject, sys.argv[2] + "2")
+csr(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "someone-else")]), sys.argv[2] + "-other")
+PYEOF
+    NR=$(count_certs)
+    enrol gittest simplereenroll "$W/renew.der"
+    expect_status 200 "simplereenroll: the client certificate of the connection renewed with a new key"
+    certs_of_body >"$T/renewed.pem" 2>/dev/null || true
+    cp "$W/renew.key" "$T/renewed.key"
+    check "the renewed certificate has exactly the subject of the one renewed" bash -c \
+        "[ \"\$(openssl x509 -in '$T/renewed.pem' -noout -subject)\" = \"\$(openssl x509 -in '$T/gittest.pem' -noout -subject)\" ]"
+    check "its key is the CSR's new key" bash -c \
+        "cmp -s <(openssl x509 -in '$T/renewed.pem' -noout -pubkey) <(openssl pkey -in '$W/renew.key' -pubout)"
+    check "it verifies to the DCCKI root (openssl verify)" openssl verify -CAfile "$SMKI_HOME/ca/test/dccki-root.pem" \
+        -untrusted "$SMKI_HOME/ca/test/dccki-ica.pem" "$T/renewed.pem"
+    expect_exit 0 "it lints clean" smki lint --env test "$T/renewed.pem"
+    [[ $(count_certs) == $((NR + 1)) ]] && ok "one certificate issued" || not_ok "store count after the renewal"
+    enrol renewed simplereenroll "$W/renew2.der"
+    expect_status 200 "the renewed certificate authenticates and renews itself in turn (curl with it)"
+    enrol gittest simplereenroll "$W/renew-other.der"
+    expect_status 403 "simplereenroll of a CSR with another subject"
+    expect_in "not the subject of the certificate being renewed" "the refusal says which rule"
+    enrol other simplereenroll "$W/renew.der"
+    expect_status 403 "another Party's client certificate cannot renew GITTEST's (the CSR's subject is not its own)"
+    enrol none simplereenroll "$W/renew.der"
+    expect_status 401 "simplereenroll without a client certificate"
+    enrol gittest device/simplereenroll "$W/renew.der"
+    expect_status 400 "simplereenroll with a label other than dccki-client"
+    [[ $(count_certs) == $((NR + 2)) ]] && ok "the refused renewals issued nothing" || not_ok "a refused renewal issued"
 
     # ---- Refusals: the right status, a message, nothing issued --------------------------------------
     N0=$(count_certs)
@@ -314,6 +372,14 @@ PYEOF
     "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/central" 90B3D51F30000005 1 >/dev/null
     enrol gittest device/simpleenroll "$(ls "$W/central"/*.der)"
     expect_status 403 "a device ID from a central block"
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/foreign" 00DB130000000001 1 >/dev/null
+    enrol gittest device/simpleenroll "$(ls "$W/foreign"/*.der)"
+    expect_status 403 "a Device ID in none of the Party's device blocks"
+    expect_in "in no device block of party GITTEST" "the refusal says whose blocks it is not in"
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/theirs" 00DB140000000001 1 >/dev/null
+    enrol gittest simpleenroll "$(ls "$W/theirs"/*.der)"
+    expect_status 403 "a Device ID of another Party's device block"
+    expect_in "device block of party PS-OTHER, not of GITTEST" "the refusal names whose block it is"
     enrol other dccki-client/simpleenroll "$W/tlsc.der"
     expect_status 200 "PS-OTHER may have a DCCKI client certificate of its own"
     printf 'this is not base64!' >"$W/bad.b64"
@@ -337,6 +403,21 @@ PYEOF
     N1=$(count_certs)
     [[ $N1 == $((N0 + 1)) ]] && ok "the refusals issued nothing (only PS-OTHER's certificate: $N0 -> $N1)" ||
         not_ok "certificates issued by refusals: $N0 -> $N1"
+    # /metrics: requests by operation and outcome (Prometheus text), for supervisors as /health.
+    run curl -sS --max-time 20 -o "$W/metrics" -w '%{http_code}' --cacert "$T/server.pem" "https://127.0.0.1:$PORT/metrics"
+    expect_in 200 "GET /metrics answers without a client certificate"
+    check "it counts simplereenroll by outcome: 2 renewed, 3 refused, 1 unauthenticated, 1 bad request" "$PY" -c '
+import re, sys
+m = {}
+for line in open(sys.argv[1]):
+    g = re.match(r"smki_est_requests_total\{env=\"test\",operation=\"(\w+)\",outcome=\"(\w+)\"\} (\d+)$", line.strip())
+    if g: m[(g[1], g[2])] = int(g[3])
+r = lambda o: m.get(("simplereenroll", o), 0)
+assert (r("ok"), r("refused"), r("unauthenticated"), r("bad_request")) == (2, 3, 1, 1), m
+e = lambda o: m.get(("simpleenroll", o), 0)
+assert e("ok") >= 5 and e("refused") >= 5 and e("unauthenticated") >= 4 and e("conflict") == 1, m
+assert m.get(("cacerts", "ok")) == 1 and m.get(("csrattrs", "ok")) == 1, m
+' "$W/metrics"
     est_stop "auto-approving service"
 else
     not_ok "the service starts"
@@ -426,6 +507,11 @@ assert [key(c.public_key()) for c in certs] == [key(r.public_key()) for r in csr
     pem_batch "$W/mixed.pem" "${BCSR[4]}" "$(ls "$W/central2"/*.der)"
     est gittest batch --data-binary "@$W/mixed.pem"
     expect_status 403 "a batch holding a central-block ID is refused whole"
+    pem_batch "$W/foreign.pem" "${BCSR[4]}" "$(ls "$W/foreign"/*.der)"
+    est gittest batch --data-binary "@$W/foreign.pem"
+    expect_status 403 "a batch holding a Device ID outside the Party's device blocks is refused whole"
+    expect_in "CSR 2 of the batch" "the refusal names the CSR"
+    expect_in "in no device block of party GITTEST" "and why"
     expect_in "CSR 2" "the refusal names the CSR"
     printf -- '-----BEGIN CERTIFICATE REQUEST-----\nnot base64\n-----END CERTIFICATE REQUEST-----\n' >"$W/badpem.pem"
     est gittest batch --data-binary "@$W/badpem.pem"
@@ -569,6 +655,11 @@ with_enrol "env = test" "listen = 127.0.0.1:0" "operator = nobody" "tls_cert = t
 printf '[operators]\nnobody = file:%s\n' "$W/est-op.pem" >>"$SMKI_HOME/smki.conf"
 expect_exit 2 "an operator the RA does not know is refused at start" env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY \
     "$SMKI_BIN" enrol serve
+expect_exit 1 "--max-body over the server's limit (64 MiB, as 'smki repo serve') is refused" \
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --max-body 67108865
+expect_in "--max-body is a whole number from 1024 to 67108864" "naming the bounds"
+expect_exit 1 "an option given twice is refused (one parser for every command)" \
+    env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI_BIN" enrol serve --env test --env lab
 expect_exit 0 "smki enrol serve --help" "$SMKI_BIN" enrol serve --help
 expect_in "simpleenroll" "the help names the endpoints"
 cp "$BASE" "$SMKI_HOME/smki.conf"

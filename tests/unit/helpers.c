@@ -257,3 +257,37 @@ int __wrap_smki_store_open(const char *dir, const smki_store_opts *opts, smki_st
     GUARD(test_pg_location(dir, location, sizeof location));
     return __real_smki_store_open(location, opts, out);
 }
+
+size_t test_device_csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap)
+{
+    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    X509_REQ *req = X509_REQ_new();
+    assert_int_equal(X509_REQ_set_version(req, 0), 1);
+    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
+    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
+    ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
+    ASN1_BIT_STRING_set_bit(bits, ku == SMKI_KU_DIGITAL_SIGNATURE ? 0 : 4, 1);
+    sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
+    ASN1_BIT_STRING_free(bits);
+    if (hw_eui) {
+        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
+                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
+                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
+        memcpy(san + sizeof san - 8, hw_eui, 8);
+        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+        ASN1_OCTET_STRING_set(os, san, sizeof san);
+        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
+        ASN1_OCTET_STRING_free(os);
+    }
+    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
+    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
+    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
+    unsigned char *der = NULL;
+    int n = i2d_X509_REQ(req, &der);
+    assert_true(n > 0 && (size_t)n <= cap);
+    memcpy(out, der, (size_t)n);
+    OPENSSL_free(der);
+    X509_REQ_free(req);
+    EVP_PKEY_free(key);
+    return (size_t)n;
+}

@@ -30,6 +30,10 @@ smki_key *test_new_file_key(const char *dir, const char *name);
  * extension (OpenSSL's text, e.g. "critical,digitalSignature"), signed by k with SHA-256,
  * parsed by smki. Frees req; fails the test if any step does. Caller frees the CSR. */
 smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage);
+/* A P-256 CSR's DER at out (cap octets) with keyUsage ku (SMKI_KU_DIGITAL_SIGNATURE or
+ * key agreement) and, when hw_eui is given, the hardwareModuleName of that Device ID
+ * (8 octets): a device CSR. Fails the test if any step does; returns its length. */
+size_t test_device_csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap);
 /* text parsed as the file "smki.conf" (the name refusals quote); fails the test if it
  * does not parse. Caller frees with smki_conf_free. */
 smki_conf *test_conf(const char *text);

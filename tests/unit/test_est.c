@@ -166,7 +166,8 @@ static void test_enrol_conf_sets_every_option_and_refuses_typos_and_bad_values(v
     smki_conf_free(c);
     const char *bad[] = {"[enrol]\nthread = 2\n", "[enrol]\nthreads = 0\n", "[enrol]\nmax_batch = lots\n",
                          "[enrol]\nclient_certs = required\n", "[enrol]\naccess_log = maybe\n",
-                         "[enrol]\nretry_after = 0\n", "[enrol]\nmax_body = 10\n"};
+                         "[enrol]\nretry_after = 0\n", "[enrol]\nmax_body = 10\n",
+                         "[enrol]\nmax_body = 67108865\n" /* over SMKI_REPO_BODY_LIMIT */};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         c = test_conf(bad[i]);
         if (smki_est_conf_read(c, "/home/x", &eo, &so, &buf) != SMKI_E_USAGE) fail_msg("not refused: %s", bad[i]);

@@ -142,36 +142,7 @@ static void registry(fixture *f)
 
 static size_t csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap)
 {
-    EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
-    X509_REQ *req = X509_REQ_new();
-    assert_int_equal(X509_REQ_set_version(req, 0), 1);
-    assert_int_equal(X509_REQ_set_pubkey(req, key), 1);
-    STACK_OF(X509_EXTENSION) *exts = sk_X509_EXTENSION_new_null();
-    ASN1_BIT_STRING *bits = ASN1_BIT_STRING_new();
-    ASN1_BIT_STRING_set_bit(bits, ku == SMKI_KU_DIGITAL_SIGNATURE ? 0 : 4, 1);
-    sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
-    ASN1_BIT_STRING_free(bits);
-    if (hw_eui) {
-        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
-                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
-                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(san + sizeof san - 8, hw_eui, 8);
-        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-        ASN1_OCTET_STRING_set(os, san, sizeof san);
-        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
-        ASN1_OCTET_STRING_free(os);
-    }
-    assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
-    sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
-    assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);
-    unsigned char *der = NULL;
-    int n = i2d_X509_REQ(req, &der);
-    assert_true(n > 0 && (size_t)n <= cap);
-    memcpy(out, der, (size_t)n);
-    OPENSSL_free(der);
-    X509_REQ_free(req);
-    EVP_PKEY_free(key);
-    return (size_t)n;
+    return test_device_csr_der(ku, hw_eui, out, cap);
 }
 
 static int count_req(const smki_ra_request *r, void *arg)
@@ -469,7 +440,7 @@ static void test_eligibility_refuses_each_rule_naming_it(void **state)
     registry(f);
     smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00"), net = eui("90-B3-D5-1F-40-00-00-00");
     smki_eui64_t free_id = eui("90-B3-D5-1F-30-00-00-55");
-    smki_ra_eligibility ok = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, NULL};
+    smki_ra_eligibility ok = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, NULL, 0};
     assert_ok(smki_ra_check_eligible(f->ra, &ok));
     smki_ra_eligibility e = ok;
     e.party = "GHOST";
@@ -510,7 +481,7 @@ static void test_eligibility_refuses_each_rule_naming_it(void **state)
     assert_fails(smki_ra_check_eligible(f->ra, &ok), SMKI_E_REFUSED, "suspended (audit finding)");
     assert_ok(smki_ra_party_suspend(f->ra, &f->alice, "SUP1", 0, NULL));
     /* Devices: never an ID of a central block; only authorised subscribers. */
-    smki_ra_eligibility d = {"SUP1", "test", SMKI_PROFILE_DEVICE, -1, &sup, NULL};
+    smki_ra_eligibility d = {"SUP1", "test", SMKI_PROFILE_DEVICE, -1, &sup, NULL, 0};
     assert_fails(smki_ra_check_eligible(f->ra, &d), SMKI_E_REFUSED, "never a Device ID");
     smki_eui64_t dev;
     memcpy(dev.b, DEV_EUI, 8);
@@ -522,6 +493,46 @@ static void test_eligibility_refuses_each_rule_naming_it(void **state)
     assert_int_equal(smki_ra_role_allowed(SMKI_UROLE_ALL, 0, SMKI_ROLE_RECOVERY), 0);
     assert_int_equal(smki_ra_role_allowed(0, 1, SMKI_ROLE_RECOVERY), 1);
     assert_int_equal(smki_ra_role_allowed(0, 1, SMKI_ROLE_ROOT), 0);
+}
+
+/* A Party asking for itself (a service's subscriber: EST) certifies only the devices of
+ * its own device blocks; an RA operator acting for it is not bound by that. */
+static void test_a_subscriber_asking_for_itself_gets_only_devices_of_its_own_blocks(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    smki_ra_subscriber s4 = {"NET1", SMKI_PROFILE_DEVICE, -1, "test"};
+    assert_ok(smki_ra_subscriber_authorise(f->ra, &f->alice, &s4));
+    smki_eui64_range_t r4 = range("00DB14/24");
+    assert_ok(smki_ra_range_assign(f->ra, &f->alice, &r4, SMKI_RANGE_DEVICE, "NET1"));
+    smki_eui64_t own = eui("00-DB-12-00-00-00-00-01"), none = eui("00-DB-13-00-00-00-00-01"),
+                 theirs = eui("00-DB-14-00-00-00-00-01");
+    smki_ra_eligibility d = {"SUP1", "test", SMKI_PROFILE_DEVICE, -1, &own, NULL, 1};
+    assert_ok(smki_ra_check_eligible(f->ra, &d));
+    d.eui = &none;
+    assert_fails(smki_ra_check_eligible(f->ra, &d), SMKI_E_REFUSED, "00-DB-13-00-00-00-00-01 is in no device block "
+                                                                     "of party SUP1");
+    d.eui = &theirs;
+    assert_fails(smki_ra_check_eligible(f->ra, &d), SMKI_E_REFUSED, "is in a device block of party NET1, not of SUP1");
+    /* The same IDs when an operator asks on the Party's behalf: only the central-block rule. */
+    d.subscriber_asks = 0;
+    assert_ok(smki_ra_check_eligible(f->ra, &d));
+    d.eui = &none;
+    assert_ok(smki_ra_check_eligible(f->ra, &d));
+    /* A batch submitted for itself: refused whole, naming the CSR, nothing made. */
+    uint8_t a[1024], b[1024];
+    const uint8_t *ders[2] = {a, b};
+    size_t lens[2] = {csr_der(SMKI_KU_DIGITAL_SIGNATURE, own.b, a, sizeof a),
+                      csr_der(SMKI_KU_DIGITAL_SIGNATURE, theirs.b, b, sizeof b)};
+    smki_ra_submit s = {.type = SMKI_REQ_DEVICE_BATCH, .party = "SUP1", .env = "test", .csrs = ders,
+                        .csr_lens = lens, .n_csrs = 2, .subscriber_asks = 1};
+    uint64_t id = 0;
+    uint64_t before = head(f);
+    assert_fails(smki_ra_request_submit(f->ra, &f->alice, &s, &id), SMKI_E_REFUSED,
+                 "CSR 2 of the batch: Device ID 00-DB-14-00-00-00-00-01 is in a device block of party NET1");
+    assert_int_equal(head(f), before);
+    s.n_csrs = 1;
+    assert_ok(smki_ra_request_submit(f->ra, &f->alice, &s, &id));
 }
 
 /* ---- Requests --------------------------------------------------------------------------------------- */
@@ -1306,7 +1317,7 @@ static void test_direct_issue_only_in_direct_environments_after_eligibility(void
     smki_csr *csr = NULL;
     assert_ok(smki_csr_parse(der, n, &csr));
     smki_eui64_t sup = eui("90-B3-D5-1F-30-00-00-00");
-    smki_ra_eligibility e = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, csr};
+    smki_ra_eligibility e = {"SUP1", "test", SMKI_PROFILE_ORGANISATION, SMKI_ROLE_SUPPLIER, &sup, csr, 0};
     smki_cert *c = malloc(sizeof *c);
     size_t certs = cert_count(f);
     assert_ok(smki_ra_issue_direct(f->ra, &f->alice, is, &e, NULL, c));
@@ -2773,6 +2784,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_user_roles_change_audited_with_each_refusal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_service_actions_are_ra_actions, setup, teardown),
         cmocka_unit_test_setup_teardown(test_eligibility_refuses_each_rule_naming_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_subscriber_asking_for_itself_gets_only_devices_of_its_own_blocks, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_organisation_request_needs_another_operators_approval_then_issues, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_submission_refusals_write_nothing, setup, teardown),

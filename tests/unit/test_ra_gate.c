@@ -3,6 +3,7 @@
  * their own, with the RA's read view, with one opened before the store had operators),
  * and the gate's entry points refuse an action without an operator and with an operator
  * whose key is not theirs, then act, with the audit entry, for the operator. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -270,6 +271,7 @@ static void anchored_at_head(fixture *f)
     smki_audit_report *rep = malloc(sizeof *rep);
     assert_ok(smki_audit_verify(f->ra, pub, rep));
     assert_true(rep->anchor_checked);
+    assert_int_equal(rep->total_findings, 0);
     assert_int_equal(rep->anchor_seq, head(f));
     free(rep);
     EVP_PKEY_free(pub);
@@ -307,6 +309,62 @@ static void test_each_entry_point_leaves_the_head_anchored(void **state)
     free(oca);
     free(gone);
     free(c);
+}
+
+/* Direct issuances from several threads at once (a service's handler threads) share
+ * group commits: each gets its certificate and its own entry, the trail verifies and is
+ * anchored at its head; one that is refused in the middle refuses only itself. */
+#define ISSUERS 4
+#define EACH 6
+typedef struct {
+    fixture *f;
+    int t;
+    int ok, refused;
+} issuer_run;
+
+static void *issue_some(void *arg)
+{
+    issuer_run *x = arg;
+    for (int i = 0; i < EACH; i++) {
+        uint8_t hw[8] = {0x00, 0xDB, 0x12, 0x00, 0x00, 0x00, (uint8_t)x->t, (uint8_t)i};
+        if (x->t == 0 && i == EACH / 2) hw[1] = 0xDC; /* in no block of SUP1's: refused for a subscriber */
+        uint8_t der[1024];
+        size_t n = test_device_csr_der(SMKI_KU_DIGITAL_SIGNATURE, hw, der, sizeof der);
+        smki_csr *csr = NULL;
+        if (smki_csr_parse(der, n, &csr) < 0) return NULL;
+        smki_ra_issue_req r = {.env = "test", .csr = csr, .party = "SUP1", .role = -1, .subscriber_asks = 1};
+        smki_cert c;
+        int rc = smki_ra_issue(x->f->ra, &x->f->alice, &r, &c, NULL);
+        if (rc == 0) x->ok++;
+        else if (rc == SMKI_E_REFUSED && strstr(smki_error_msg(), "in no device block of party SUP1")) x->refused++;
+        smki_error_clear();
+        smki_csr_free(csr);
+    }
+    return NULL;
+}
+
+static void test_concurrent_direct_issuances_share_commits_each_with_its_entry(void **state)
+{
+    fixture *f = *state;
+    size_t before = certs(f);
+    uint64_t seq = head(f);
+    pthread_t th[ISSUERS];
+    issuer_run runs[ISSUERS];
+    for (int t = 0; t < ISSUERS; t++) {
+        runs[t] = (issuer_run){f, t, 0, 0};
+        assert_int_equal(pthread_create(&th[t], NULL, issue_some, &runs[t]), 0);
+    }
+    int ok = 0, refused = 0;
+    for (int t = 0; t < ISSUERS; t++) {
+        pthread_join(th[t], NULL);
+        ok += runs[t].ok;
+        refused += runs[t].refused;
+    }
+    assert_int_equal(refused, 1);
+    assert_int_equal(ok, ISSUERS * EACH - 1);
+    assert_int_equal(certs(f), before + (size_t)ok);
+    assert_int_equal(head(f), seq + (uint64_t)ok); /* one entry each, none for the refused one */
+    anchored_at_head(f);                            /* verifies clean, anchored at the head */
 }
 
 static void test_lists_belong_to_the_ca_named_and_of_its_sort(void **state)
@@ -412,6 +470,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_not_theirs,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_each_entry_point_leaves_the_head_anchored, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_concurrent_direct_issuances_share_commits_each_with_its_entry, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_lists_belong_to_the_ca_named_and_of_its_sort, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_store_without_operators_acts_only_in_its_unmanaged_environments, setup,
                                         teardown),

@@ -384,7 +384,7 @@ static void test_rest_certificate_by_serial_as_der_pem_or_json(void **state)
     assert_int_equal(w.len, f->dev_len);
     assert_memory_equal(w.body, f->dev_der, f->dev_len);
     smki_repo_resp_free(&w);
-    smki_repo_req q = {"GET", path, NULL, "text/html, application/x-pem-file", NULL, 0, NULL, 0};
+    smki_repo_req q = {"GET", path, NULL, "text/html, application/x-pem-file", NULL, 0, NULL, 0, NULL, NULL};
     assert_ok(smki_repo_handle(f->repo, &q, &w));
     assert_int_equal(w.status, 200);
     HAS(w, "-----BEGIN CERTIFICATE-----\n");
@@ -549,7 +549,7 @@ static void test_access_rules_public_groups_client_certs_parties_and_apikey(void
     assert_int_equal(w.status, 403);
     HAS(w, "needs a DCCKI client certificate");
     smki_repo_resp_free(&w);
-    smki_repo_req q = {"GET", "/certificates", "eui=00DB1234567890A0", NULL, NULL, 0, "PS-2", 1};
+    smki_repo_req q = {"GET", "/certificates", "eui=00DB1234567890A0", NULL, NULL, 0, "PS-2", 1, NULL, NULL};
     assert_ok(smki_repo_handle(f->repo, &q, &w));
     assert_int_equal(w.status, 403);
     HAS(w, "Party Signifier is not allowed");
@@ -562,7 +562,7 @@ static void test_access_rules_public_groups_client_certs_parties_and_apikey(void
     static const char BODY[] = "<CertificateSearchRequest><CertificateSubjectAltName>00-DB-12-34-56-78-90-A0"
                                "</CertificateSubjectAltName></CertificateSearchRequest>";
     smki_repo_req d = {"POST", "/services/certificatesearch", "apikey=wrong", NULL, (const uint8_t *)BODY,
-                       sizeof BODY - 1, "PS-1", 1};
+                       sizeof BODY - 1, "PS-1", 1, NULL, NULL};
     assert_ok(smki_repo_handle(f->repo, &d, &w));
     assert_int_equal(w.status, 403);
     HAS(w, "apikey");

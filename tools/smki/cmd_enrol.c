@@ -1,6 +1,5 @@
 /* smki enrol: the enrolment service (RFC 7030 EST and device batches) for Authorised
  * Subscribers over mutual TLS. Argument parsing only: the work is in est/. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,9 +29,11 @@ static const char SERVE_HELP[] =
     "  GET  cacerts                     the environment's CA certificates (PKCS#7, base64)\n"
     "  GET  csrattrs                    what a CSR must use (P-256, ECDSA-SHA256)\n"
     "  POST [LABEL/]simpleenroll        base64 DER PKCS#10 in; the certificate as PKCS#7\n"
-    "  POST [LABEL/]simplereenroll      certs-only out (at once where [ra] direct_issue lists\n"
+    "                                   certs-only out (at once where [ra] direct_issue lists\n"
     "                                   ENV); 202 + Retry-After while a request awaits\n"
     "                                   operators' approvals: send it again later\n"
+    "  POST simplereenroll              renew the DCCKI client certificate of the connection:\n"
+    "                                   the CSR names exactly its subject (RFC 7030 4.2.2)\n"
     "       LABEL: device (default for a device CSR), dccki-client, dccki-server (with\n"
     "       ?dns=HOST&ip=ADDR), org-<role>-<EUI-64> (e.g. org-supplier-90B3D51F30010000)\n"
     "  POST batch                       device CSRs as concatenated PEM: 202, Location\n"
@@ -49,7 +50,8 @@ static const char SERVE_HELP[] =
     "  --threads N            event loops (default 2)\n"
     "  --max-conns N          open connections; more are closed at once (default 256)\n"
     "  --timeout S            read/write/idle timeout per connection (default 10)\n"
-    "  --max-body N           request body octets, a batch's PEM; 413 above (default 8 MiB)\n"
+    "  --max-body N           request body octets, a batch's PEM; 413 above (default 8 MiB,\n"
+    "                         from 1024 to 67108864: the server's limit, as 'smki repo serve')\n"
     "  --max-batch N          CSRs in one batch (default 10000)\n"
     "  --retry-after S        what a 202 asks the client to wait (default 30)\n"
     "  --party-attr OID       the subject attribute of the Party Signifier (default 2.5.4.97)\n"
@@ -70,76 +72,51 @@ static const char SERVE_HELP[] =
 
 static volatile sig_atomic_t g_stop;
 
-static int enrol_serve(smki_cli *c, int argc, char **argv)
+/* The command's words for the service's settings (over what [enrol] gave). */
+typedef struct {
+    const char *env, *listen, *op, *op_key, *threads, *max_conns, *timeout, *max_body, *max_batch, *retry_after;
+    const char *tls_cert, *tls_key, *client_ca, *party_attr;
+    int require_client_cert, access_log;
+} serve_args;
+
+/* A number option into *out when given, within the bounds [enrol] has for it. */
+static int number_opt(const char *opt, const char *text, uint64_t min, uint64_t max, uint64_t *out)
 {
-    if (cli_wants_help(argc, argv, SERVE_HELP)) return EXIT_OK;
-    enum { O_ENV = 1, O_LISTEN, O_OP, O_OPKEY, O_THREADS, O_MAXC, O_TIMEOUT, O_BODY, O_BATCH, O_RETRY, O_CERT, O_KEY,
-           O_CCA, O_REQ, O_ATTR, O_LOG };
-    static const struct option opts[] = {
-        {"env", required_argument, NULL, O_ENV},           {"listen", required_argument, NULL, O_LISTEN},
-        {"operator", required_argument, NULL, O_OP},       {"operator-key", required_argument, NULL, O_OPKEY},
-        {"threads", required_argument, NULL, O_THREADS},   {"max-conns", required_argument, NULL, O_MAXC},
-        {"timeout", required_argument, NULL, O_TIMEOUT},   {"max-body", required_argument, NULL, O_BODY},
-        {"max-batch", required_argument, NULL, O_BATCH},   {"retry-after", required_argument, NULL, O_RETRY},
-        {"tls-cert", required_argument, NULL, O_CERT},     {"tls-key", required_argument, NULL, O_KEY},
-        {"client-ca", required_argument, NULL, O_CCA},     {"require-client-cert", no_argument, NULL, O_REQ},
-        {"party-attr", required_argument, NULL, O_ATTR},   {"access-log", no_argument, NULL, O_LOG},
-        {NULL, 0, NULL, 0}};
-    smki_est_opts eo = {0};
-    smki_repo_server_opts so = {0};
-    static smki_est_conf_buf cbuf;
-    const char *env = NULL, *op = NULL, *op_key = NULL;
-    int ch, rc = cli_home(c);
-    if (rc == 0) rc = smki_est_conf_read(c->conf, c->home, &eo, &so, &cbuf);
-    if (rc < 0) return cli_fail(c, rc);
-    env = cbuf.env;
-    op = cbuf.operator_name;
-    optind = 1;
-    opterr = 0;
-    while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v = 0;
-        if (ch == O_THREADS || ch == O_MAXC || ch == O_TIMEOUT || ch == O_BODY || ch == O_BATCH || ch == O_RETRY) {
-            v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > (ch == O_BODY ? (1L << 28) : 1000000))
-                return cli_usage(c, "smki enrol serve", "a bad number '%s' for %s", optarg, argv[optind - 2]);
-        }
-        switch (ch) {
-        case O_ENV: env = optarg; break;
-        case O_LISTEN: so.listen = optarg; break;
-        case O_OP: op = optarg; break;
-        case O_OPKEY: op_key = optarg; break;
-        case O_THREADS: so.threads = (unsigned)v; break;
-        case O_MAXC: so.max_conns = (unsigned)v; break;
-        case O_TIMEOUT: so.timeout_s = (int)v; break;
-        case O_BODY: so.max_body = (size_t)v; break;
-        case O_BATCH: eo.max_batch = (size_t)v; break;
-        case O_RETRY: eo.retry_after = (unsigned)v; break;
-        case O_CERT: so.tls_cert = optarg; break;
-        case O_KEY: so.tls_key = optarg; break;
-        case O_CCA: so.client_ca = optarg; break;
-        case O_REQ: so.require_client_cert = 1; break;
-        case O_ATTR: so.party_attr = optarg; break;
-        case O_LOG: so.access_log = 1; break;
-        default: return cli_usage(c, "smki enrol serve", "unknown option or missing value: %s", cli_bad_option(argv));
-        }
-    }
-    if (optind != argc) return cli_usage(c, "smki enrol serve", "unexpected argument '%s'", argv[optind]);
-    if (!env || !so.listen || !op)
-        return cli_usage(c, "smki enrol serve",
-                         "--env, --listen and --operator are needed (or env, listen and operator under [enrol] in %s)",
-                         c->conf_path);
-    if (!so.tls_cert || !so.client_ca)
-        return cli_usage(c, "smki enrol serve",
-                         "enrolment is over mutual TLS: --tls-cert, --tls-key and --client-ca are needed");
-    if (so.require_client_cert && !so.client_ca)
-        return cli_usage(c, "smki enrol serve", "--require-client-cert needs --client-ca");
+    return text ? cli_number(opt, text, min, max, out) : 0;
+}
+
+static int apply_args(const serve_args *a, smki_est_opts *eo, smki_repo_server_opts *so)
+{
+    uint64_t threads = so->threads, conns = so->max_conns, timeout = (uint64_t)so->timeout_s, body = so->max_body,
+             batch = eo->max_batch, retry = eo->retry_after;
+    GUARD(number_opt("--threads", a->threads, 1, 64, &threads));
+    GUARD(number_opt("--max-conns", a->max_conns, 1, 1000000, &conns));
+    GUARD(number_opt("--timeout", a->timeout, 1, 3600, &timeout));
+    GUARD(number_opt("--max-body", a->max_body, SMKI_EST_BODY_MIN, SMKI_REPO_BODY_LIMIT, &body));
+    GUARD(number_opt("--max-batch", a->max_batch, 1, 1000000, &batch));
+    GUARD(number_opt("--retry-after", a->retry_after, 1, 86400, &retry));
+    so->threads = (unsigned)threads, so->max_conns = (unsigned)conns, so->timeout_s = (int)timeout;
+    so->max_body = (size_t)body, eo->max_batch = (size_t)batch, eo->retry_after = (unsigned)retry;
+    if (a->listen) so->listen = a->listen;
+    if (a->tls_cert) so->tls_cert = a->tls_cert;
+    if (a->tls_key) so->tls_key = a->tls_key;
+    if (a->client_ca) so->client_ca = a->client_ca;
+    if (a->party_attr) so->party_attr = a->party_attr;
+    if (a->require_client_cert) so->require_client_cert = 1;
+    if (a->access_log) so->access_log = 1;
+    return 0;
+}
+
+/* The service over the home's store until SIGTERM or SIGINT. */
+static int run_service(smki_cli *c, const char *env, const char *op, const char *op_key, smki_est_opts *eo,
+                       smki_repo_server_opts *so)
+{
     smki_ra_policy pol;
     smki_store *s = NULL;
     smki_ra *ra = NULL;
     smki_est *e = NULL;
     smki_key *key = NULL;
-    rc = smki_ra_policy_load(c->conf, &pol);
+    int rc = smki_ra_policy_load(c->conf, &pol);
     if (rc == 0) rc = ra_cli_actor(c, op, op_key, &key);
     if (rc == 0 && cli_pin(c, 0) < 0) rc = smki_error_code();
     smki_store_opts sto = {0, 0, 0};
@@ -147,23 +124,51 @@ static int enrol_serve(smki_cli *c, int argc, char **argv)
     if (rc == 0) rc = smki_ra_open(s, &pol, &ra);
     if (rc == 0) {
         ra_cli_checkpoint_key(c, ra);
-        eo.ra = ra;
-        eo.env = env;
-        eo.actor.name = op;
-        eo.actor.key = key;
-        eo.hsm = &c->hsm;
-        eo.conf = c->conf;
-        rc = smki_est_open(&eo, &e);
+        eo->ra = ra, eo->env = env, eo->actor.name = op, eo->actor.key = key;
+        eo->hsm = &c->hsm, eo->conf = c->conf;
+        rc = smki_est_open(eo, &e);
     }
     if (rc == 0) {
-        so.stop = &g_stop;
-        rc = smki_est_serve(e, s, c->home, &so);
+        so->stop = &g_stop;
+        rc = smki_est_serve(e, s, c->home, so);
     }
     smki_est_free(e);
     smki_ra_close(ra);
     smki_store_close(s);
     smki_key_free(key);
-    return cli_finish(c, rc);
+    return rc;
+}
+
+static int enrol_serve(smki_cli *c, int argc, char **argv)
+{
+    serve_args a = {0};
+    const cli_opt opts[] = {CLI_VALUE("env", &a.env), CLI_VALUE("listen", &a.listen), CLI_VALUE("operator", &a.op),
+                            CLI_VALUE("operator-key", &a.op_key), CLI_VALUE("threads", &a.threads),
+                            CLI_VALUE("max-conns", &a.max_conns), CLI_VALUE("timeout", &a.timeout),
+                            CLI_VALUE("max-body", &a.max_body), CLI_VALUE("max-batch", &a.max_batch),
+                            CLI_VALUE("retry-after", &a.retry_after), CLI_VALUE("tls-cert", &a.tls_cert),
+                            CLI_VALUE("tls-key", &a.tls_key), CLI_VALUE("client-ca", &a.client_ca),
+                            CLI_FLAG("require-client-cert", &a.require_client_cert),
+                            CLI_VALUE("party-attr", &a.party_attr), CLI_FLAG("access-log", &a.access_log), CLI_END};
+    const cli_spec spec = {"smki enrol serve", SERVE_HELP, opts, "no argument", 0, 0};
+    int stop = cli_parse(c, &spec, argc, argv, NULL, NULL);
+    if (stop != CLI_GO) return stop;
+    smki_est_opts eo = {0};
+    smki_repo_server_opts so = {0};
+    static smki_est_conf_buf cbuf;
+    int rc = cli_home(c);
+    if (rc == 0) rc = smki_est_conf_read(c->conf, c->home, &eo, &so, &cbuf);
+    if (rc == 0) rc = apply_args(&a, &eo, &so);
+    if (rc < 0) return cli_fail(c, rc);
+    const char *env = a.env ? a.env : cbuf.env, *op = a.op ? a.op : cbuf.operator_name;
+    if (!env || !so.listen || !op)
+        return cli_usage(c, "smki enrol serve",
+                         "--env, --listen and --operator are needed (or env, listen and operator under [enrol] in %s)",
+                         c->conf_path);
+    if (!so.tls_cert || !so.client_ca)
+        return cli_usage(c, "smki enrol serve",
+                         "enrolment is over mutual TLS: --tls-cert, --tls-key and --client-ca are needed");
+    return cli_finish(c, run_service(c, env, op, a.op_key, &eo, &so));
 }
 
 static const cli_cmd ENROL_COMMANDS[] = {

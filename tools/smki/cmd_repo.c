@@ -158,7 +158,7 @@ static int serve_numbers(const serve_flags *f, serve_parsed *p)
     GUARD(serve_number("--threads", f->threads, 1000000, &v[0]));
     GUARD(serve_number("--max-conns", f->max_conns, 1000000, &v[1]));
     GUARD(serve_number("--timeout", f->timeout, 1000000, &v[2]));
-    GUARD(serve_number("--max-body", f->max_body, 1000000, &v[3]));
+    GUARD(serve_number("--max-body", f->max_body, SMKI_REPO_BODY_LIMIT, &v[3]));
     GUARD(serve_number("--max-headers", f->max_headers, 1000000, &v[4]));
     GUARD(serve_number("--max-scan", f->max_scan, 100000000, &v[5]));
     p->so.threads = (unsigned)v[0];
