@@ -561,6 +561,37 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
     return 0;
 }
 
+typedef struct {
+    smki_txn *t;
+    smki_db target;
+    smki_join_fn fn;
+    void *arg;
+} join_ctx;
+
+static int join_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    join_ctx *j = arg;
+    MDB_val k = {vlen, (void *)val}, v = {0, NULL};
+    int mrc = vlen ? mdb_get(j->t->txn, j->target, &k, &v) : MDB_NOTFOUND;
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_OP(j->t, j->target, mrc, "read");
+    return j->fn(key, klen, val, vlen, mrc == 0 ? v.mv_data : NULL, mrc == 0 ? v.mv_size : 0, j->arg);
+}
+
+int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+                       void *arg)
+{
+    ENSURE(is_live(t) && fn && (prefix || plen == 0), SMKI_E_USAGE,
+           "smki_txn_scan_join: no transaction, prefix or function");
+    if (t->pg) return pg_txn_scan_join(t->pg, index, prefix, plen, target, fn, arg);
+    unsigned int flags = 0;
+    int mrc = mdb_dbi_flags(t->txn, target, &flags);
+    if (mrc != 0) return FAIL_OP(t, target, mrc, "read the flags of");
+    ENSURE(!(flags & MDB_DUPSORT), SMKI_E_USAGE, "store %s: an index scan's target must be a database without duplicates",
+           t->s->path);
+    join_ctx j = {t, target, fn, arg};
+    return smki_txn_scan(t, index, prefix, plen, join_one, &j);
+}
+
 int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
 {
     ENSURE(is_live(t) && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");

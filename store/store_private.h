@@ -53,6 +53,8 @@ int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
 int pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen);
 int pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+int pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+                      void *arg);
 int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
 int pg_txn_count(pg_txn *t, smki_db db, size_t *count);
 int pg_txn_clear(pg_txn *t, smki_db db);
