@@ -628,6 +628,155 @@ static void test_scan_passes_back_visitor_failure(void **state)
     free(dir);
 }
 
+/* ---- Index scans -------------------------------------------------------------------------- */
+
+typedef struct {
+    smki_db index, target;
+    const char *prefix;
+    size_t plen;
+    char seen[16][48]; /* "key>value=record" (record "-" when the target has none) */
+    int n, stop_after;
+} join_arg;
+
+static int log_join(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen, void *arg)
+{
+    join_arg *a = arg;
+    if (a->n < 16)
+        snprintf(a->seen[a->n], sizeof a->seen[0], "%.*s>%.*s=%.*s", (int)klen, (const char *)key, (int)vlen,
+                 (const char *)val, rec ? (int)rlen : 1, rec ? (const char *)rec : "-");
+    a->n++;
+    return a->stop_after && a->n == a->stop_after ? 1 : 0;
+}
+
+static int join_fn(smki_txn *t, void *arg)
+{
+    join_arg *a = arg;
+    return smki_txn_scan_join(t, a->index, a->prefix, a->plen, a->target, log_join, a);
+}
+
+static void test_scan_join_brings_each_entrys_record_in_key_order(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_join");
+    smki_store *s = open_store(dir, 0);
+    smki_db index = db_of(s, "by_name", SMKI_DB_DUPSORT), recs = db_of(s, "recs", 0);
+    assert_ok(put_kv(s, recs, "c1", "one", 0));
+    assert_ok(put_kv(s, recs, "c2", "two", 0));
+    assert_ok(put_kv(s, recs, "c4", "four", 0));
+    assert_ok(put_kv(s, index, "e1", "c2", 0));
+    assert_ok(put_kv(s, index, "e1", "c1", 0));
+    assert_ok(put_kv(s, index, "e10", "c4", 0));
+    assert_ok(put_kv(s, index, "e2", "c3", 0)); /* names a record recs lacks */
+    assert_ok(put_kv(s, index, "f", "c1", 0));
+
+    join_arg a = {.index = index, .target = recs, .prefix = "e1", .plen = 2};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.seen[0], "e1>c1=one");
+    assert_string_equal(a.seen[1], "e1>c2=two");
+    assert_string_equal(a.seen[2], "e10>c4=four");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = "e", .plen = 1, .stop_after = 4};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 4);
+    assert_string_equal(a.seen[3], "e2>c3=-");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = NULL, .plen = 0};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 5);
+    assert_string_equal(a.seen[4], "f>c1=one");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = "e3", .plen = 2};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 0);
+
+    /* a target with duplicates names no one record */
+    a = (join_arg){.index = recs, .target = index, .prefix = NULL, .plen = 0};
+    assert_fails(smki_store_read(s, join_fn, &a), SMKI_E_USAGE, "target must be a database without duplicates");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_store *s;
+    smki_db db;
+    char a[8], b[8];
+    int wrote;
+} snapshot_arg;
+
+static int write_both(smki_txn *t, void *arg)
+{
+    snapshot_arg *x = arg;
+    GUARD(smki_txn_put(t, x->db, "a", 1, "new", 3, 0));
+    return smki_txn_put(t, x->db, "b", 1, "new", 3, 0);
+}
+
+static void *writer_between(void *arg)
+{
+    snapshot_arg *x = arg;
+    x->wrote = smki_store_write(x->s, write_both, x) == 0;
+    return NULL;
+}
+
+/* Reads "a", lets another thread commit new values of both, then reads "b". */
+static int read_around_a_commit(smki_txn *t, void *arg)
+{
+    snapshot_arg *x = arg;
+    const void *v;
+    size_t vl;
+    GUARD(smki_txn_get(t, x->db, "a", 1, &v, &vl));
+    snprintf(x->a, sizeof x->a, "%.*s", (int)vl, (const char *)v);
+    pthread_t th;
+    if (pthread_create(&th, NULL, writer_between, x) != 0) return SMKI_FAIL(SMKI_E_INTERNAL, "pthread_create");
+    pthread_join(th, NULL);
+    GUARD(smki_txn_get(t, x->db, "b", 1, &v, &vl));
+    snprintf(x->b, sizeof x->b, "%.*s", (int)vl, (const char *)v);
+    return 0;
+}
+
+/* A read sees one snapshot (on PostgreSQL, its statements are one implicit
+ * repeatable-read transaction): a commit between its statements is not seen. */
+static void test_read_sees_one_snapshot_while_a_write_commits_between_its_statements(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_snapshot");
+    smki_store *s = open_store(dir, 0);
+    snapshot_arg x = {.s = s, .db = db_of(s, "pair", 0)};
+    assert_ok(put_kv(s, x.db, "a", "old", 0));
+    assert_ok(put_kv(s, x.db, "b", "old", 0));
+    assert_ok(smki_store_read(s, read_around_a_commit, &x));
+    assert_true(x.wrote);
+    assert_string_equal(x.a, "old");
+    assert_string_equal(x.b, "old");
+    assert_string_equal(get_kv(s, x.db, "b"), "new"); /* the next read sees the commit */
+    smki_store_close(s);
+    free(dir);
+}
+
+/* A prefix of ff octets has no key above it to end the scan: it runs to the last key. */
+static void test_scan_of_an_all_ff_prefix_reaches_the_last_key(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_scan_ff");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "index", 0);
+    assert_ok(put_kv(s, db, "\xfe\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff\xff\x01", "v", 0));
+    scan_arg a = {.db = db, .prefix = "\xff\xff"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 2);
+    a = (scan_arg){.db = db, .prefix = "\xfe"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 1);
+    a = (scan_arg){.db = db, .prefix = "\xff"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 3);
+    smki_store_close(s);
+    free(dir);
+}
+
 static void test_count_follows_puts_and_deletes(void **state)
 {
     (void)state;
@@ -1989,6 +2138,9 @@ int main(void)
         cmocka_unit_test(test_write_fn_failure_aborts_its_transaction),
         cmocka_unit_test(test_scan_visits_prefix_in_key_order_and_stops_early),
         cmocka_unit_test(test_scan_passes_back_visitor_failure),
+        cmocka_unit_test(test_scan_join_brings_each_entrys_record_in_key_order),
+        cmocka_unit_test(test_scan_of_an_all_ff_prefix_reaches_the_last_key),
+        cmocka_unit_test(test_read_sees_one_snapshot_while_a_write_commits_between_its_statements),
         cmocka_unit_test(test_count_follows_puts_and_deletes),
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
