@@ -856,6 +856,99 @@ int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
     return (flags & SMKI_PUT_NOOVERWRITE) && !wrote ? SMKI_E_EXISTS : 0;
 }
 
+#define PUT_PIPE_MAX 256
+
+typedef struct {
+    int is_prepare;
+    smki_db db;
+    int op;
+    size_t rec;
+} put_sent;
+
+/* Sends the puts (and any statement the session lacks) without waiting; *nsent
+ * entries of sent say what each answer will be. 0 when all went out, 1 when libpq
+ * could not send, negative for a refused handle. */
+static int send_puts(pg_txn *t, const store_put_rec *recs, size_t n, put_sent *sent, size_t *nsent)
+{
+    static const int pf[2] = {1, 1};
+    PGconn *c = t->c->conn;
+    *nsent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_put_rec *r = &recs[i];
+        const pg_db *d = db_at(t, r->db);
+        ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)",
+               t->p->label, r->db);
+        int op = (r->flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT;
+        char name[32];
+        snprintf(name, sizeof name, "smki_%u_%d", r->db, op);
+        if (!((t->c->prepared[r->db] >> op) & 1u)) {
+            char sql[600];
+            op_sql(op, d, sql, sizeof sql);
+            if (!PQsendPrepare(c, name, sql, 2, NULL)) return 1;
+            t->c->prepared[r->db] |= 1u << op; /* taken back if its answer is a failure */
+            sent[(*nsent)++] = (put_sent){1, r->db, op, i};
+        }
+        const char *pv[2] = {r->klen ? r->key : "", r->vlen ? r->val : ""};
+        int pl[2] = {(int)r->klen, (int)r->vlen};
+        if (!PQsendQueryPrepared(c, name, 2, pv, pl, pf, 1)) return 1;
+        sent[(*nsent)++] = (put_sent){0, r->db, op, i};
+    }
+    return PQpipelineSync(c) ? 0 : 1;
+}
+
+/* Reads every answer in order up to the sync; the first failure is the outcome. */
+static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refused)
+{
+    PGconn *c = t->c->conn;
+    int rc = 0;
+    for (size_t k = 0; k < nsent; k++) {
+        PGresult *r = pipe_result(c);
+        int ok = r && result_ok(r);
+        if (!ok && sent[k].is_prepare) t->c->prepared[sent[k].db] &= ~(1u << sent[k].op);
+        if (!ok) {
+            if (rc == 0) rc = fail_result(t, r, sent[k].is_prepare ? "prepare a statement" : "write");
+            else PQclear(r);
+            if (!r) return rc; /* the connection failed: nothing more will come */
+            continue;
+        }
+        if (rc == 0 && !sent[k].is_prepare && sent[k].op == OP_PUT_NEW && strcmp(PQcmdTuples(r), "0") == 0) {
+            *refused = sent[k].rec;
+            rc = SMKI_E_EXISTS;
+        }
+        PQclear(r);
+    }
+    if (pipe_sync(c) < 0 && rc == 0) {
+        rc = fail_result(t, NULL, "write");
+        t->lost = 1;
+    }
+    return rc;
+}
+
+int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
+{
+    put_sent sent[2 * PUT_PIPE_MAX];
+    for (size_t at = 0; at < n; at += PUT_PIPE_MAX) {
+        size_t m = n - at < PUT_PIPE_MAX ? n - at : PUT_PIPE_MAX, nsent = 0;
+        if (!PQenterPipelineMode(t->c->conn)) return fail_result(t, NULL, "write");
+        t->c->pipelined = 1;
+        int rc = send_puts(t, recs + at, m, sent, &nsent);
+        if (rc == 1) {
+            rc = fail_result(t, NULL, "write");
+            t->lost = 1; /* the session's place in the exchange is unknown: not reused */
+            return rc;
+        }
+        /* A refused handle after some were sent: the sync still ends what went out. */
+        if (rc < 0 && !PQpipelineSync(t->c->conn)) t->lost = 1;
+        int rrc = t->lost ? 0 : read_puts(t, sent, nsent, refused);
+        if (rrc == SMKI_E_EXISTS) *refused += at;
+        if (!t->lost && PQexitPipelineMode(t->c->conn)) t->c->pipelined = 0;
+        else t->lost = 1;
+        if (rc < 0) return rc;
+        if (rrc < 0) return rrc;
+    }
+    return 0;
+}
+
 int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     if (t->nkept == t->kept_cap) {

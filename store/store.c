@@ -480,6 +480,31 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     return FAIL_OP(t, db, mrc, "write to");
 }
 
+int store_txn_put_many(smki_txn *t, const store_put_rec *recs, size_t n)
+{
+    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "store_txn_put_many: no write transaction");
+    if (!t->pg) {
+        for (size_t i = 0; i < n; i++)
+            GUARD(smki_txn_put(t, recs[i].db, recs[i].key, recs[i].klen, recs[i].val, recs[i].vlen, recs[i].flags));
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ENSURE(recs[i].key && (recs[i].val || recs[i].vlen == 0), SMKI_E_USAGE, "store_txn_put_many: no key or value");
+        ENSURE((recs[i].flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x",
+               t->s->path, recs[i].flags);
+        GUARD(check_key(t, recs[i].klen));
+    }
+    size_t refused = 0;
+    int rc = pg_txn_put_many(t->pg, recs, n, &refused);
+    if (rc == SMKI_E_EXISTS) {
+        char hex[72], label[72];
+        const store_put_rec *r = &recs[refused];
+        return SMKI_FAIL(SMKI_E_EXISTS, "store %s: key %s already exists in database %s", t->s->path,
+                         key_hex(r->key, r->klen, hex), db_label(t->s, r->db, label, sizeof label));
+    }
+    return rc;
+}
+
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     ENSURE(is_live(t) && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
