@@ -2115,6 +2115,78 @@ static void test_pg_write_rerun_after_connection_lost_before_commit(void **state
     free(dir);
 }
 
+typedef struct {
+    smki_db db;
+    int runs;
+} commit_lost_arg;
+
+static int write_one_counted(smki_txn *t, void *arg)
+{
+    commit_lost_arg *a = arg;
+    a->runs++;
+    return smki_txn_put(t, a->db, "slow", 4, "1", 1, 0);
+}
+
+typedef struct {
+    const char *dir;
+    int terminated;
+} terminator_arg;
+
+/* From another session: waits for this process's session to be in its COMMIT, then
+ * ends it (as a server restart or a network cut would at that moment). */
+static void *terminate_in_commit(void *arg)
+{
+    terminator_arg *x = arg;
+    PGconn *c = raw_pg(x->dir);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smki pid %ld' "
+             "AND state = 'active' AND query = 'COMMIT'",
+             (long)getpid());
+    for (int i = 0; i < 1000 && !x->terminated; i++) {
+        PGresult *r = PQexec(c, sql);
+        x->terminated = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        PQclear(r);
+        if (!x->terminated) usleep(10000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/* A connection lost during COMMIT leaves the outcome unknown (the server may have
+ * committed): the write is not re-run, and the error says so and what to check. The
+ * COMMIT is held open by a deferred trigger that sleeps (test cluster only). */
+static void test_pg_connection_lost_during_commit_is_not_rerun(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_lost_commit");
+    smki_store *s = open_store(dir, 0);
+    commit_lost_arg a = {db_of(s, "certs", 0), 0};
+    PGconn *c = raw_pg(dir);
+    raw_pg_exec(c, "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$", 0, NULL, 0, NULL, 0);
+    raw_pg_exec(c, "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON kv_certs DEFERRABLE INITIALLY DEFERRED "
+                   "FOR EACH ROW EXECUTE FUNCTION slow_commit()", 0, NULL, 0, NULL, 0);
+    terminator_arg x = {dir, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, terminate_in_commit, &x), 0);
+    assert_fails(smki_store_write(s, write_one_counted, &a), SMKI_E_STORE, "was lost while committing");
+    pthread_join(th, NULL);
+    assert_true(x.terminated);
+    assert_int_equal(a.runs, 1); /* not re-run: it may have been committed */
+    assert_non_null(strstr(smki_error_msg(), "whether this write was committed is unknown, so it was not re-run"));
+    assert_non_null(strstr(smki_error_msg(), "before repeating it"));
+    raw_pg_exec(c, "DROP TRIGGER slow ON kv_certs", 0, NULL, 0, NULL, 0);
+    PQfinish(c);
+    /* the store goes on: a new session, and this write (its trigger aborted it) was not committed */
+    assert_int_equal(test_store_count(s, a.db), 0);
+    assert_ok(put_kv(s, a.db, "after", "1", 0));
+    assert_int_equal(test_store_count(s, a.db), 1);
+    smki_store_close(s);
+    free(dir);
+}
+
 int main(void)
 {
     /* SMKI_TEST_FILTER runs only the tests whose names match (make soak uses it). */
@@ -2174,6 +2246,7 @@ int main(void)
         cmocka_unit_test(test_pg_login_refused_and_password_read_from_passfile),
         cmocka_unit_test(test_pg_read_only_server_refuses_writes_as_a_standby),
         cmocka_unit_test(test_pg_write_rerun_after_connection_lost_before_commit),
+        cmocka_unit_test(test_pg_connection_lost_during_commit_is_not_rerun),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
