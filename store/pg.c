@@ -106,14 +106,25 @@ static const char *server_words(PGconn *c, char *buf, size_t cap)
     return buf;
 }
 
-static int standby_refusal(pg_store *p, PGconn *c)
+/* A write sent to a server that takes none. is_standby: the server said it is in
+ * recovery when the session began; otherwise the session itself is read-only
+ * (default_transaction_read_only), as a standby's are. */
+static int standby_refusal(pg_store *p, PGconn *c, int is_standby)
 {
     char where[300];
+    server_words(c, where, sizeof where);
+    if (!is_standby)
+        return SMKI_FAIL(SMKI_E_REFUSED,
+                         "store %s: the PostgreSQL server at %s refused a write, its session being read-only "
+                         "(default_transaction_read_only, or the server went into recovery): this is a standby; "
+                         "writes go to the primary. Point [store] conninfo at the primary (target_session_attrs="
+                         "read-write), or check the role's and database's default_transaction_read_only",
+                         p->label, where);
     return SMKI_FAIL(SMKI_E_REFUSED,
                      "store %s: the PostgreSQL server at %s is a standby (in recovery, read-only): this is a standby; "
                      "writes go to the primary. Point [store] conninfo at the primary, or list both hosts with "
                      "target_session_attrs=read-write",
-                     p->label, server_words(c, where, sizeof where));
+                     p->label, where);
 }
 
 static int fail_connect(pg_store *p, PGconn *c)
@@ -165,7 +176,7 @@ static int fail_result(pg_txn *t, PGresult *r, const char *doing)
         rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL rolled back a transaction trying to %s (%s)", t->p->label,
                        doing, msg);
     } else if (state && strcmp(state, "25006") == 0) {
-        rc = standby_refusal(t->p, t->c->conn);
+        rc = standby_refusal(t->p, t->c->conn, t->c->is_standby);
     } else {
         rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL at %s failed to %s (%s)", t->p->label, where, doing, msg);
     }
@@ -272,6 +283,11 @@ static int conn_open(pg_store *p, pg_conn **out)
     c->is_standby = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     int has_schema = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
     PQclear(r);
+    ENSURE_GOTO(has_schema || !c->is_standby, SMKI_E_NOTFOUND, fail,
+                "store %s: the standby has no schema to read (search_path names none that exists): create it on the "
+                "primary (CREATE SCHEMA, then smki's first write there), whence it replicates; or correct options= in "
+                "[store] conninfo",
+                p->label);
     ENSURE_GOTO(has_schema, SMKI_E_NOTFOUND, fail,
                 "store %s: the connection has no schema to keep its tables in (search_path names none that exists); "
                 "create the schema (CREATE SCHEMA) or correct options= in [store] conninfo",
@@ -509,7 +525,7 @@ int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void 
                                    "was committed) and connecting again failed");
         GUARD(arc);
         if (is_write && pt.c->is_standby) {
-            int rc = standby_refusal(p, pt.c->conn);
+            int rc = standby_refusal(p, pt.c->conn, 1);
             conn_release(p, pt.c);
             return rc;
         }
@@ -628,7 +644,7 @@ int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
         pg_txn t = {.p = p, .is_write = is_write};
         GUARD(conn_acquire(p, 0, &t.c));
         if (is_write && t.c->is_standby) {
-            int rc = standby_refusal(p, t.c->conn);
+            int rc = standby_refusal(p, t.c->conn, 1);
             conn_release(p, t.c);
             return rc;
         }

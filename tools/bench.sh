@@ -116,6 +116,34 @@ if [ -x "$BUILD/bin/make_device_csrs" ]; then
       row "ca batch on PostgreSQL ($N CSRs)" "$t" "$m" "${LMDB_BATCH[$t]}" \
         "bound = the same batch on LMDB above; target ratio >= 0.6"
     done
+    # Replication under a sustained ca batch: a synchronous hot standby, as in
+    # docs/deploy.md (a group commit returns once the standby has its WAL), and the
+    # standby's replay lag (from a commit flushed on the primary to it being applied,
+    # visible to the standby's readers: pg_stat_replication.replay_lag) sampled every
+    # 0.1 s while the 2-thread batch runs.
+    CLUSTER="$(dirname "$0")/../tests/pg/cluster.sh"
+    "$CLUSTER" standby "$WORK/pg-standby.info" "$WORK/pg.info" standby1 >/dev/null
+    trap '"$CLUSTER" stop "$WORK/pg-standby.info"; "$CLUSTER" stop "$WORK/pg.info"; rm -rf "$WORK"' EXIT
+    psql -qAtX "$PGCI" -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 1 100); do
+      [ "$(psql -qAtX "$PGCI" -c "SELECT sync_state FROM pg_stat_replication")" = sync ] && break
+      sleep 0.1
+    done
+    "$BUILD/bin/make_device_csrs" --out "$WORK/pg-sync-csrs" --count "$N" --start "00-DB-C3-00-00-00-00-00"
+    printf "SELECT extract(epoch FROM replay_lag) * 1000 FROM pg_stat_replication WHERE replay_lag IS NOT NULL \\watch 0.1\n" |
+      psql -qAtX "$PGCI" >"$WORK/lag.txt" 2>/dev/null &
+    LAG_PID=$!
+    ms=$("$BUILD/bin/smki" --json ca batch --env test --in "$WORK/pg-sync-csrs" --out "$WORK/pg-sync-certs" --threads 2 \
+      --party BENCH | awk -F'"milliseconds":' '{ split($2, a, ","); print a[1] }')
+    kill "$LAG_PID" 2>/dev/null || true
+    wait "$LAG_PID" 2>/dev/null || true
+    m=$(awk -v n="$N" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')
+    row "ca batch on PG, sync standby ($N)" 2 "$m" "${LMDB_BATCH[2]}" \
+      "bound = the same batch on LMDB above; every group commit waits for the standby"
+    grep -E '^[0-9.]+$' "$WORK/lag.txt" | sort -g | awk '{ v[NR] = $1 } END {
+        if (NR == 0) { print "  replication lag under the batch: no sample (the standby kept up between samples)"; exit }
+        printf "  replication lag under the batch (commit on the primary -> visible on the standby; %d samples): p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+          NR, v[int((NR + 1) * 0.5)], v[(p = int(NR * 0.99)) < 1 ? 1 : p], v[NR] }'
     sed -i '/^engine = postgresql$/,+1d' "$SMKI_HOME/smki.conf" # back to LMDB for what follows
   fi
 fi

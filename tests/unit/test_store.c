@@ -2066,6 +2066,8 @@ static void test_pg_read_only_server_refuses_writes_as_a_standby(void **state)
     db = db_of(s, "certs", 0);
     assert_string_equal(get_kv(s, db, "k"), "v");
     assert_fails(put_kv(s, db, "k2", "v2", 0), SMKI_E_REFUSED, "this is a standby; writes go to the primary");
+    /* not in recovery: the message names the session's read-only setting, not recovery */
+    assert_non_null(strstr(smki_error_msg(), "its session being read-only (default_transaction_read_only"));
     smki_store_close(s);
     free(dir);
 }
