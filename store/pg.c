@@ -70,6 +70,20 @@ struct pg_store {
     PGconn *maint; /* holds the session advisory lock of smki_store_lock_exclusive */
 };
 
+/* A get's answer, kept until the transaction ends (its value was handed out), and
+ * the key it answers, for the same get again: the transaction's own writes to the
+ * database make it stale; no one else's can reach it (a read's one snapshot; a
+ * write's lock, under which no other smki writes). */
+#define KEPT_KEY_MAX 64
+#define KEPT_SEARCH 16
+typedef struct {
+    PGresult *r;
+    smki_db db;
+    int is_current;
+    size_t klen;
+    uint8_t key[KEPT_KEY_MAX];
+} kept_get;
+
 struct pg_txn {
     pg_store *p;
     pg_conn *c;
@@ -79,7 +93,7 @@ struct pg_txn {
     int failed; /* a statement failed: the transaction cannot commit */
     int lazy;   /* a read in pipeline mode: one implicit transaction up to its sync */
     int begun;  /* (lazy) a statement was sent: txn_finish sends the sync */
-    PGresult **kept; /* results whose values smki_txn_get handed out */
+    kept_get *kept; /* results whose values smki_txn_get handed out */
     size_t nkept, kept_cap;
 };
 
@@ -458,7 +472,7 @@ static int txn_begin(pg_txn *t)
 
 static void txn_finish(pg_txn *t)
 {
-    for (size_t i = 0; i < t->nkept; i++) PQclear(t->kept[i]);
+    for (size_t i = 0; i < t->nkept; i++) PQclear(t->kept[i].r);
     free(t->kept);
     t->kept = NULL;
     t->nkept = t->kept_cap = 0;
@@ -861,8 +875,16 @@ static PGresult *run_op(pg_txn *t, smki_db db, int op, int n, const void *const 
 
 static int fail_op(void) { return smki_error_code() ? smki_error_code() : SMKI_E_STORE; }
 
+/* The transaction wrote to db: what it read there before may be stale. */
+static void forget_gets(pg_txn *t, smki_db db)
+{
+    for (size_t i = 0; i < t->nkept; i++)
+        if (t->kept[i].db == db) t->kept[i].is_current = 0;
+}
+
 int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
 {
+    forget_gets(t, db);
     const void *v[2] = {key, val};
     size_t l[2] = {klen, vlen};
     PGresult *r = run_op(t, db, (flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT, 2, v, l, "write");
@@ -942,6 +964,7 @@ static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refu
 
 int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
 {
+    for (size_t i = 0; i < n; i++) forget_gets(t, recs[i].db);
     put_sent sent[2 * PUT_PIPE_MAX];
     for (size_t at = 0; at < n; at += PUT_PIPE_MAX) {
         size_t m = n - at < PUT_PIPE_MAX ? n - at : PUT_PIPE_MAX, nsent = 0;
@@ -965,11 +988,28 @@ int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refu
     return 0;
 }
 
+/* A get of the same key this transaction made recently (the gate's checks ask for
+ * one Party's records once per certificate of a group). */
+static const kept_get *kept_answer(const pg_txn *t, smki_db db, const void *key, size_t klen)
+{
+    for (size_t i = t->nkept, seen = 0; i-- > 0 && seen < KEPT_SEARCH; seen++) {
+        const kept_get *k = &t->kept[i];
+        if (k->is_current && k->db == db && k->klen == klen && memcmp(k->key, key, klen) == 0) return k;
+    }
+    return NULL;
+}
+
 int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
+    const kept_get *hit = kept_answer(t, db, key, klen);
+    if (hit) {
+        *val = PQgetvalue(hit->r, 0, 0);
+        *vlen = (size_t)PQgetlength(hit->r, 0, 0);
+        return 0;
+    }
     if (t->nkept == t->kept_cap) {
         size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
-        PGresult **grown = realloc(t->kept, cap * sizeof *grown);
+        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
         ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
         t->kept = grown;
         t->kept_cap = cap;
@@ -982,7 +1022,9 @@ int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
         PQclear(r);
         return SMKI_FAIL(SMKI_E_NOTFOUND, "no such record");
     }
-    t->kept[t->nkept++] = r; /* *val stays valid until the transaction ends, as under LMDB */
+    kept_get *k = &t->kept[t->nkept++]; /* *val stays valid until the transaction ends, as under LMDB */
+    *k = (kept_get){.r = r, .db = db, .is_current = klen <= KEPT_KEY_MAX, .klen = klen};
+    if (k->is_current) memcpy(k->key, key, klen);
     *val = PQgetvalue(r, 0, 0);
     *vlen = (size_t)PQgetlength(r, 0, 0);
     return 0;
@@ -990,6 +1032,7 @@ int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
 
 static int run_delete(pg_txn *t, smki_db db, int op, int n, const void *const *v, const size_t *l)
 {
+    forget_gets(t, db);
     PGresult *r = run_op(t, db, op, n, v, l, "delete");
     if (!r) return fail_op();
     int deleted = strcmp(PQcmdTuples(r), "0") != 0;
@@ -1180,6 +1223,7 @@ int pg_txn_count(pg_txn *t, smki_db db, size_t *count)
 
 int pg_txn_clear(pg_txn *t, smki_db db)
 {
+    forget_gets(t, db);
     /* DELETE, not TRUNCATE: TRUNCATE would lock readers out until the commit. */
     PGresult *r = run_op(t, db, OP_CLEAR, 0, NULL, NULL, "clear");
     if (!r) return fail_op();

@@ -753,6 +753,65 @@ static void test_read_sees_one_snapshot_while_a_write_commits_between_its_statem
     free(dir);
 }
 
+typedef struct {
+    smki_db db, dup;
+    int ok;
+} reget_arg;
+
+static int get_text(smki_txn *t, smki_db db, const char *key, char *out, size_t cap)
+{
+    const void *v;
+    size_t vl;
+    GUARD(smki_txn_get(t, db, key, strlen(key), &v, &vl));
+    snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
+    return 0;
+}
+
+/* Gets again after its own put, delete and clear: each answer is the latest. */
+static int reget_after_writes(smki_txn *t, void *arg)
+{
+    reget_arg *a = arg;
+    char v[16];
+    int same = 1;
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "old") == 0;
+    GUARD(get_text(t, a->db, "k", v, sizeof v)); /* asked twice, same answer */
+    same &= strcmp(v, "old") == 0;
+    GUARD(smki_txn_put(t, a->db, "k", 1, "new", 3, 0));
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "new") == 0;
+    GUARD(get_text(t, a->dup, "d", v, sizeof v));
+    same &= strcmp(v, "m") == 0;
+    GUARD(smki_txn_put(t, a->dup, "d", 1, "a", 1, 0)); /* sorts first: the key's first value now */
+    GUARD(get_text(t, a->dup, "d", v, sizeof v));
+    same &= strcmp(v, "a") == 0;
+    GUARD(smki_txn_del(t, a->db, "k", 1));
+    same &= get_text(t, a->db, "k", v, sizeof v) == SMKI_E_NOTFOUND;
+    smki_error_clear();
+    GUARD(smki_txn_put(t, a->db, "k", 1, "again", 5, 0));
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "again") == 0;
+    GUARD(smki_txn_clear(t, a->db));
+    same &= get_text(t, a->db, "k", v, sizeof v) == SMKI_E_NOTFOUND;
+    smki_error_clear();
+    a->ok = same;
+    return 0;
+}
+
+static void test_get_after_the_transactions_own_write_sees_it(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_reget");
+    smki_store *s = open_store(dir, 0);
+    reget_arg a = {db_of(s, "plain", 0), db_of(s, "dups", SMKI_DB_DUPSORT), 0};
+    assert_ok(put_kv(s, a.db, "k", "old", 0));
+    assert_ok(put_kv(s, a.dup, "d", "m", 0));
+    assert_ok(smki_store_write(s, reget_after_writes, &a));
+    assert_true(a.ok);
+    smki_store_close(s);
+    free(dir);
+}
+
 /* A prefix of ff octets has no key above it to end the scan: it runs to the last key. */
 static void test_scan_of_an_all_ff_prefix_reaches_the_last_key(void **state)
 {
@@ -2214,6 +2273,7 @@ int main(void)
         cmocka_unit_test(test_scan_passes_back_visitor_failure),
         cmocka_unit_test(test_scan_join_brings_each_entrys_record_in_key_order),
         cmocka_unit_test(test_scan_of_an_all_ff_prefix_reaches_the_last_key),
+        cmocka_unit_test(test_get_after_the_transactions_own_write_sees_it),
         cmocka_unit_test(test_read_sees_one_snapshot_while_a_write_commits_between_its_statements),
         cmocka_unit_test(test_count_follows_puts_and_deletes),
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
