@@ -478,13 +478,16 @@ static int visit_key(find_ctx *f, const void *ck)
     return visit_record(f, ck, rec, rlen);
 }
 
-static int on_index(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+/* An index entry names a certificate (issuer SKI || serial); the scan brings its record. */
+static int on_index(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen,
+                    void *arg)
 {
     find_ctx *f = arg;
     (void)key;
     if (klen != f->exact_len) return 0; /* a longer key that merely starts the same */
     ENSURE(vlen == CA_CERT_KEY_LEN, SMKI_E_CORRUPT, "an index entry of %zu octets in the store", vlen);
-    return visit_key(f, val);
+    ENSURE(rec, SMKI_E_CORRUPT, "an index names a certificate the store lacks");
+    return visit_record(f, val, rec, rlen);
 }
 
 /* A facet key the query rules out skips all its certificates at once. */
@@ -584,7 +587,7 @@ static int find_in(smki_txn *t, void *arg)
     }
     if (klen == 0) return 0;
     f->exact_len = klen;
-    return smki_txn_scan(t, db, key, klen, on_index, f);
+    return smki_txn_scan_join(t, db, key, klen, f->db->certs, on_index, f);
 }
 
 int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)

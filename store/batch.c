@@ -122,9 +122,14 @@ int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, cons
 static int write_group(smki_txn *t, void *arg)
 {
     const group_view *g = arg;
-    for (size_t i = 0; i < g->nrecs; i++) {
-        const batch_rec *r = &g->recs[i];
-        GUARD(smki_txn_put(t, r->db, g->bytes + r->key_at, r->klen, g->bytes + r->val_at, r->vlen, r->flags));
+    store_put_rec chunk[256];
+    for (size_t i = 0; i < g->nrecs;) {
+        size_t n = 0;
+        for (; n < sizeof chunk / sizeof chunk[0] && i < g->nrecs; n++, i++) {
+            const batch_rec *r = &g->recs[i];
+            chunk[n] = (store_put_rec){r->db, r->flags, g->bytes + r->key_at, g->bytes + r->val_at, r->klen, r->vlen};
+        }
+        GUARD(store_txn_put_many(t, chunk, n));
     }
     return g->also ? g->also(t, g->also_arg) : 0;
 }

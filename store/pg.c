@@ -25,13 +25,30 @@
  * before anything of it was committed. */
 #define MAX_RETRIES 3
 
+/* A scan's pages end below this key: above any key a store holds (LMDB's are at most
+ * 511 octets, and remember() refuses longer), so one statement serves a prefix and none. */
+#define ABOVE_ALL_LEN 600
+/* An index scan's target is named by a bit per database of a 64-bit word. */
+#define MAX_JOIN_TARGETS 64
+#define BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" /* outside pg_store_run */
+
+/* The scans' three pages (first, after a key, after a key and value) are consecutive,
+ * plain and joined alike. */
 enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
-       OP_SCAN_AFTER_PAIR, OP_COUNT_OF_OPS };
+       OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY, OP_JOIN_AFTER_PAIR };
+#define JOIN_OPS 3
 
 typedef struct pg_conn {
     PGconn *conn;
     int is_standby;
     uint32_t *prepared; /* per database: a bit per OP_ whose statement this session has */
+    uint64_t *joined;   /* per database and OP_JOIN_*: a bit per target database */
+    /* Reads run in libpq's pipeline mode as the protocol's implicit transaction: no
+     * BEGIN, each statement sent with a flush request (its answer comes without
+     * ending the transaction), and a sync to end it, sent without waiting for the
+     * answer, which the session's next exchange reads (pending: syncs not yet read). */
+    int pipelined;
+    unsigned pending;
     struct pg_conn *next;
 } pg_conn;
 
@@ -53,6 +70,20 @@ struct pg_store {
     PGconn *maint; /* holds the session advisory lock of smki_store_lock_exclusive */
 };
 
+/* A get's answer, kept until the transaction ends (its value was handed out), and
+ * the key it answers, for the same get again: the transaction's own writes to the
+ * database make it stale; no one else's can reach it (a read's one snapshot; a
+ * write's lock, under which no other smki writes). */
+#define KEPT_KEY_MAX 64
+#define KEPT_SEARCH 16
+typedef struct {
+    PGresult *r;
+    smki_db db;
+    int is_current;
+    size_t klen;
+    uint8_t key[KEPT_KEY_MAX];
+} kept_get;
+
 struct pg_txn {
     pg_store *p;
     pg_conn *c;
@@ -60,7 +91,9 @@ struct pg_txn {
     int lost;   /* the connection failed: nothing of this transaction was committed */
     int retry;  /* a serialization failure or deadlock: the server rolled it back */
     int failed; /* a statement failed: the transaction cannot commit */
-    PGresult **kept; /* results whose values smki_txn_get handed out */
+    int lazy;   /* a read in pipeline mode: one implicit transaction up to its sync */
+    int begun;  /* (lazy) a statement was sent: txn_finish sends the sync */
+    kept_get *kept; /* results whose values smki_txn_get handed out */
     size_t nkept, kept_cap;
 };
 
@@ -87,14 +120,25 @@ static const char *server_words(PGconn *c, char *buf, size_t cap)
     return buf;
 }
 
-static int standby_refusal(pg_store *p, PGconn *c)
+/* A write sent to a server that takes none. is_standby: the server said it is in
+ * recovery when the session began; otherwise the session itself is read-only
+ * (default_transaction_read_only), as a standby's are. */
+static int standby_refusal(pg_store *p, PGconn *c, int is_standby)
 {
     char where[300];
+    server_words(c, where, sizeof where);
+    if (!is_standby)
+        return SMKI_FAIL(SMKI_E_REFUSED,
+                         "store %s: the PostgreSQL server at %s refused a write, its session being read-only "
+                         "(default_transaction_read_only, or the server went into recovery): this is a standby; "
+                         "writes go to the primary. Point [store] conninfo at the primary (target_session_attrs="
+                         "read-write), or check the role's and database's default_transaction_read_only",
+                         p->label, where);
     return SMKI_FAIL(SMKI_E_REFUSED,
                      "store %s: the PostgreSQL server at %s is a standby (in recovery, read-only): this is a standby; "
                      "writes go to the primary. Point [store] conninfo at the primary, or list both hosts with "
                      "target_session_attrs=read-write",
-                     p->label, server_words(c, where, sizeof where));
+                     p->label, where);
 }
 
 static int fail_connect(pg_store *p, PGconn *c)
@@ -146,7 +190,7 @@ static int fail_result(pg_txn *t, PGresult *r, const char *doing)
         rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL rolled back a transaction trying to %s (%s)", t->p->label,
                        doing, msg);
     } else if (state && strcmp(state, "25006") == 0) {
-        rc = standby_refusal(t->p, t->c->conn);
+        rc = standby_refusal(t->p, t->c->conn, t->c->is_standby);
     } else {
         rc = SMKI_FAIL(SMKI_E_STORE, "store %s: PostgreSQL at %s failed to %s (%s)", t->p->label, where, doing, msg);
     }
@@ -162,11 +206,52 @@ static int result_ok(const PGresult *r)
 
 /* ---- Connections ------------------------------------------------------------------- */
 
+/* ---- Pipeline mode (reads) ------------------------------------------------------------ */
+
+/* One query's result in pipeline mode and the NULL that ends it; NULL when the
+ * connection gave none (it failed). */
+static PGresult *pipe_result(PGconn *c)
+{
+    PGresult *r = PQgetResult(c);
+    if (r && PQresultStatus(r) != PGRES_PIPELINE_SYNC) PQclear(PQgetResult(c));
+    return r;
+}
+
+/* The sync that ends an exchange: 0 reached, -1 not (the connection failed). */
+static int pipe_sync(PGconn *c)
+{
+    PGresult *r = PQgetResult(c);
+    int ok = r && PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    return ok ? 0 : -1;
+}
+
+/* The answers to earlier reads' syncs. -1 when the connection failed. */
+static int drain_pending(pg_conn *c)
+{
+    for (; c->pending; c->pending--)
+        if (pipe_sync(c->conn) < 0) return -1;
+    return 0;
+}
+
+/* Back to one statement at a time (PQexec), for writes and the catalog. */
+static int conn_settle(pg_conn *c)
+{
+    if (drain_pending(c) < 0) return -1;
+    if (c->pipelined && !PQexitPipelineMode(c->conn)) return -1;
+    c->pipelined = 0;
+    return 0;
+}
+
 static void conn_free(pg_conn *c)
 {
     if (!c) return;
+    /* A read's COMMIT answered but unread would leave the server a closed socket to
+     * write to ("connection to client lost" in its log). */
+    if (c->conn && c->pending && PQstatus(c->conn) == CONNECTION_OK) (void)drain_pending(c);
     if (c->conn) PQfinish(c->conn);
     free(c->prepared);
+    free(c->joined);
     free(c);
 }
 
@@ -187,14 +272,22 @@ static int conn_open(pg_store *p, pg_conn **out)
     pg_conn *c = calloc(1, sizeof *c);
     ENSURE(c, SMKI_E_NOMEM, "out of memory connecting store %s", p->label);
     c->prepared = calloc(p->max_dbs, sizeof *c->prepared);
+    c->joined = calloc((size_t)p->max_dbs * JOIN_OPS, sizeof *c->joined);
     c->conn = PQconnectdbParams(keys, vals, 1);
     int rc = 0;
-    ENSURE_GOTO(c->prepared && c->conn, SMKI_E_NOMEM, fail, "out of memory connecting store %s", p->label);
+    ENSURE_GOTO(c->prepared && c->joined && c->conn, SMKI_E_NOMEM, fail, "out of memory connecting store %s", p->label);
     if (PQstatus(c->conn) != CONNECTION_OK) {
         rc = fail_connect(p, c->conn);
         goto fail;
     }
-    PGresult *r = PQexec(c->conn, "SELECT pg_is_in_recovery()::int, (current_schema() IS NOT NULL)::int");
+    /* A read's implicit transaction (pipe_exec) sees one snapshot: repeatable read. A
+     * write and an explicit read name their level in their BEGIN. Every statement is
+     * prepared once and its one generic plan kept: an index scan whatever the key
+     * (planning each call anew, PostgreSQL's choice for these, was half the server's
+     * time per lookup). */
+    PGresult *r = PQexec(c->conn, "SET default_transaction_isolation TO 'repeatable read'; "
+                                  "SET plan_cache_mode TO force_generic_plan; "
+                                  "SELECT pg_is_in_recovery()::int, (current_schema() IS NOT NULL)::int");
     if (!r || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         pg_txn t = {.p = p, .c = c};
         rc = fail_result(&t, r, "read the server's state");
@@ -204,6 +297,11 @@ static int conn_open(pg_store *p, pg_conn **out)
     c->is_standby = strcmp(PQgetvalue(r, 0, 0), "1") == 0;
     int has_schema = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
     PQclear(r);
+    ENSURE_GOTO(has_schema || !c->is_standby, SMKI_E_NOTFOUND, fail,
+                "store %s: the standby has no schema to read (search_path names none that exists): create it on the "
+                "primary (CREATE SCHEMA, then smki's first write there), whence it replicates; or correct options= in "
+                "[store] conninfo",
+                p->label);
     ENSURE_GOTO(has_schema, SMKI_E_NOTFOUND, fail,
                 "store %s: the connection has no schema to keep its tables in (search_path names none that exists); "
                 "create the schema (CREATE SCHEMA) or correct options= in [store] conninfo",
@@ -230,12 +328,20 @@ static void drop_idle(pg_store *p)
     }
 }
 
-static int conn_acquire(pg_store *p, pg_conn **out)
+/* An idle session of the pool, or a new one. lazy: for a read in pipeline mode;
+ * otherwise the session is settled first (a dead idle one is replaced, as nothing
+ * has run on it yet). */
+static int conn_acquire(pg_store *p, int lazy, pg_conn **out)
 {
     pthread_mutex_lock(&p->mu);
     pg_conn *c = p->idle;
     if (c) p->idle = c->next;
     pthread_mutex_unlock(&p->mu);
+    if (c && !lazy && conn_settle(c) < 0) {
+        conn_free(c);
+        drop_idle(p);
+        c = NULL;
+    }
     if (c) {
         c->next = NULL;
         *out = c;
@@ -246,7 +352,8 @@ static int conn_acquire(pg_store *p, pg_conn **out)
 
 static void conn_release(pg_store *p, pg_conn *c)
 {
-    if (PQstatus(c->conn) != CONNECTION_OK || PQtransactionStatus(c->conn) != PQTRANS_IDLE) {
+    /* In pipeline mode libpq calls the session busy; a read's end left it idle. */
+    if (PQstatus(c->conn) != CONNECTION_OK || (!c->pipelined && PQtransactionStatus(c->conn) != PQTRANS_IDLE)) {
         conn_free(c);
         return;
     }
@@ -360,16 +467,25 @@ static int txn_begin(pg_txn *t)
                         "BEGIN ISOLATION LEVEL READ COMMITTED; "
                         "SELECT pg_advisory_xact_lock(" LOCK_WRITE ", hashtext(current_schema()))",
                         "begin a write");
-    return txn_exec(t, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "begin a read");
+    return txn_exec(t, BEGIN_READ, "begin a read");
 }
 
 static void txn_finish(pg_txn *t)
 {
-    for (size_t i = 0; i < t->nkept; i++) PQclear(t->kept[i]);
+    for (size_t i = 0; i < t->nkept; i++) PQclear(t->kept[i].r);
     free(t->kept);
     t->kept = NULL;
     t->nkept = t->kept_cap = 0;
-    if (PQstatus(t->c->conn) == CONNECTION_OK && PQtransactionStatus(t->c->conn) != PQTRANS_IDLE) {
+    if (t->lazy) {
+        /* The sync ends the read's implicit transaction (and its snapshot); sent, not
+         * waited for: the session's next exchange reads the answer. */
+        if (t->begun && !t->lost) {
+            if (PQpipelineSync(t->c->conn))
+                t->c->pending++;
+            else
+                t->lost = 1;
+        }
+    } else if (PQstatus(t->c->conn) == CONNECTION_OK && PQtransactionStatus(t->c->conn) != PQTRANS_IDLE) {
         PGresult *r = PQexec(t->c->conn, "ROLLBACK");
         PQclear(r);
     }
@@ -416,18 +532,18 @@ int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void 
 {
     *new_schema = 0;
     for (int attempt = 0;; attempt++) {
-        pg_txn pt = {.p = p, .is_write = is_write};
-        int arc = conn_acquire(p, &pt.c);
+        pg_txn pt = {.p = p, .is_write = is_write, .lazy = !is_write};
+        int arc = conn_acquire(p, pt.lazy, &pt.c);
         if (arc < 0 && attempt > 0)
             return smki_error_wrap("the connection to the PostgreSQL server was lost mid-transaction (nothing of it "
                                    "was committed) and connecting again failed");
         GUARD(arc);
         if (is_write && pt.c->is_standby) {
-            int rc = standby_refusal(p, pt.c->conn);
+            int rc = standby_refusal(p, pt.c->conn, 1);
             conn_release(p, pt.c);
             return rc;
         }
-        int rc = txn_begin(&pt);
+        int rc = pt.lazy ? 0 : txn_begin(&pt);
         smki_txn t = {.s = s, .pg = &pt, .is_write = is_write};
         if (rc == 0) {
             store_txn_enter(&t);
@@ -446,7 +562,8 @@ int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void 
             txn_finish(&pt);
             return rc;
         }
-        int crc = txn_commit(&pt);
+        /* A read's COMMIT goes out at txn_finish, unanswered (it ends a snapshot). */
+        int crc = pt.lazy ? 0 : txn_commit(&pt);
         int lost_in_commit = pt.lost;
         if (crc < 0 && pt.retry && !lost_in_commit && attempt < MAX_RETRIES) {
             txn_finish(&pt);
@@ -539,9 +656,9 @@ int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
     /* Look first in a read, so that opening what exists works on a standby. */
     for (int is_write = 0; is_write < 2; is_write++) {
         pg_txn t = {.p = p, .is_write = is_write};
-        GUARD(conn_acquire(p, &t.c));
+        GUARD(conn_acquire(p, 0, &t.c));
         if (is_write && t.c->is_standby) {
-            int rc = standby_refusal(p, t.c->conn);
+            int rc = standby_refusal(p, t.c->conn, 1);
             conn_release(p, t.c);
             return rc;
         }
@@ -566,7 +683,7 @@ int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
 int pg_store_count_dbs(pg_store *p, size_t *out)
 {
     pg_txn t = {.p = p};
-    GUARD(conn_acquire(p, &t.c));
+    GUARD(conn_acquire(p, 0, &t.c));
     int rc = txn_begin(&t);
     PGresult *r = NULL;
     if (rc == 0) {
@@ -587,6 +704,30 @@ int pg_store_count_dbs(pg_store *p, size_t *out)
 static const pg_db *db_at(pg_txn *t, smki_db db)
 {
     return db < atomic_load(&t->p->ndbs) ? &t->p->dbs[db] : NULL;
+}
+
+/* A scan's page (0 from $1, 1 after the key $1, 2 after the pair $1, $2; DUPSORT
+ * only), bounded above by the last parameter, of d or, with target, of d joined with
+ * the records its values name. */
+static void scan_sql(int page, const pg_db *d, const pg_db *target, char *sql, size_t cap)
+{
+    int dup = (d->flags & SMKI_DB_DUPSORT) != 0;
+    const char *k = target ? "i.k" : "k", *v = target ? "i.v" : "v";
+    char from[300];
+    if (target)
+        snprintf(from, sizeof from, "SELECT i.k, i.v, t.v FROM %s i LEFT JOIN %s t ON t.k = i.v", d->table,
+                 target->table);
+    else
+        snprintf(from, sizeof from, "SELECT k, v FROM %s", d->table);
+    char order[16];
+    snprintf(order, sizeof order, dup ? "%s, %s" : "%s", k, v);
+    if (page == 0)
+        snprintf(sql, cap, "%s WHERE %s >= $1 AND %s < $2 ORDER BY %s LIMIT %d", from, k, k, order, SCAN_PAGE);
+    else if (page == 1)
+        snprintf(sql, cap, "%s WHERE %s > $1 AND %s < $2 ORDER BY %s LIMIT %d", from, k, k, order, SCAN_PAGE);
+    else
+        snprintf(sql, cap, "%s WHERE (%s, %s) > ($1, $2) AND %s < $3 ORDER BY %s LIMIT %d", from, k, v, k, order,
+                 SCAN_PAGE);
 }
 
 static void op_sql(int op, const pg_db *d, char *sql, size_t cap)
@@ -617,49 +758,34 @@ static void op_sql(int op, const pg_db *d, char *sql, size_t cap)
     case OP_COUNT: snprintf(sql, cap, "SELECT count(*) FROM %s", T); break;
     case OP_CLEAR: snprintf(sql, cap, "DELETE FROM %s", T); break;
     case OP_SEEK: snprintf(sql, cap, "SELECT k FROM %s WHERE k >= $1 ORDER BY k LIMIT 1", T); break;
-    case OP_SCAN_FROM:
-        snprintf(sql, cap, "SELECT k, v FROM %s WHERE k >= $1 ORDER BY %s LIMIT %d", T, order, SCAN_PAGE);
-        break;
-    case OP_SCAN_AFTER_KEY:
-        snprintf(sql, cap, "SELECT k, v FROM %s WHERE k > $1 ORDER BY %s LIMIT %d", T, order, SCAN_PAGE);
-        break;
-    default: /* OP_SCAN_AFTER_PAIR, DUPSORT only */
-        snprintf(sql, cap, "SELECT k, v FROM %s WHERE (k, v) > ($1, $2) ORDER BY k, v LIMIT %d", T, SCAN_PAGE);
-        break;
+    default: scan_sql(op - OP_SCAN_FROM, d, NULL, sql, cap); break;
     }
 }
 
-/* Runs a statement of db (prepared once per session). Values are bytea, binary; the
- * result is binary except for counts. NULL with the error recorded on failure. */
-static PGresult *run_op(pg_txn *t, smki_db db, int op, int n, const void *const *vals, const size_t *lens,
-                        const char *doing)
+typedef struct {
+    const char *name;
+    const char *sql; /* to prepare first; NULL when the session has it */
+    int n;
+    const char *pv[3];
+    int pl[3];
+    int fmt;
+} stmt;
+
+/* One statement at a time: prepare if needed, then run. *prepared set once the
+ * session has the statement. */
+static PGresult *plain_exec(pg_txn *t, const stmt *st, int *prepared, const char *doing)
 {
-    const pg_db *d = db_at(t, db);
-    if (!d) {
-        SMKI_FAIL(SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label,
-                  db);
-        return NULL;
-    }
-    char name[32];
-    snprintf(name, sizeof name, "smki_%u_%d", db, op);
-    if (!(t->c->prepared[db] & (1u << op))) {
-        char sql[600];
-        op_sql(op, d, sql, sizeof sql);
-        PGresult *r = PQprepare(t->c->conn, name, sql, n, NULL);
+    static const int pf[3] = {1, 1, 1};
+    if (st->sql) {
+        PGresult *r = PQprepare(t->c->conn, st->name, st->sql, st->n, NULL);
         if (!r || !result_ok(r)) {
             fail_result(t, r, doing);
             return NULL;
         }
         PQclear(r);
-        t->c->prepared[db] |= 1u << op;
+        *prepared = 1;
     }
-    const char *pv[3];
-    int pl[3], pf[3] = {1, 1, 1};
-    for (int i = 0; i < n; i++) {
-        pv[i] = lens[i] ? vals[i] : ""; /* NULL would be SQL NULL, not an empty value */
-        pl[i] = (int)lens[i];
-    }
-    PGresult *r = PQexecPrepared(t->c->conn, name, n, pv, pl, pf, op == OP_COUNT ? 0 : 1);
+    PGresult *r = PQexecPrepared(t->c->conn, st->name, st->n, st->pv, st->pl, pf, st->fmt);
     if (!r || !result_ok(r)) {
         fail_result(t, r, doing);
         return NULL;
@@ -667,10 +793,98 @@ static PGresult *run_op(pg_txn *t, smki_db db, int op, int n, const void *const 
     return r;
 }
 
+/* In pipeline mode, in one round trip: the answers to earlier reads' syncs, then
+ * (if needed) the statement's PREPARE, and the statement, in the read's implicit
+ * transaction (no sync: a flush request brings the answer). */
+static PGresult *pipe_exec(pg_txn *t, const stmt *st, int *prepared, const char *doing)
+{
+    static const int pf[3] = {1, 1, 1};
+    pg_conn *c = t->c;
+    int sent = c->pipelined || PQenterPipelineMode(c->conn);
+    if (sent) c->pipelined = 1;
+    if (sent && st->sql) sent = PQsendPrepare(c->conn, st->name, st->sql, st->n, NULL);
+    if (sent) sent = PQsendQueryPrepared(c->conn, st->name, st->n, st->pv, st->pl, pf, st->fmt);
+    if (sent) t->begun = 1; /* txn_finish's sync ends the transaction */
+    if (sent) sent = PQsendFlushRequest(c->conn) && PQflush(c->conn) == 0;
+    if (!sent || drain_pending(c) < 0) {
+        fail_result(t, NULL, doing);
+        t->lost = 1; /* the session's place in the exchange is unknown: not reused */
+        return NULL;
+    }
+    PGresult *prep = st->sql ? pipe_result(c->conn) : NULL;
+    if (st->sql && !(prep && result_ok(prep))) {
+        /* the statement after it is answered "aborted"; the error is the PREPARE's */
+        PQclear(pipe_result(c->conn));
+        fail_result(t, prep, "prepare a statement");
+        return NULL;
+    }
+    PQclear(prep);
+    if (st->sql) *prepared = 1;
+    PGresult *r = pipe_result(c->conn);
+    if (!r || !result_ok(r)) {
+        fail_result(t, r, doing);
+        return NULL;
+    }
+    return r;
+}
+
+/* Runs a statement of db (prepared once per session; of db joined with target for
+ * OP_JOIN_*). Values are bytea, binary; the result is binary except for counts.
+ * NULL with the error recorded on failure. */
+static PGresult *run_stmt(pg_txn *t, smki_db db, int op, smki_db target, int n, const void *const *vals,
+                          const size_t *lens, const char *doing)
+{
+    const pg_db *d = db_at(t, db);
+    int is_join = op >= OP_JOIN_FROM;
+    const pg_db *td = is_join ? db_at(t, target) : NULL;
+    if (!d || (is_join && (!td || target >= MAX_JOIN_TARGETS))) {
+        SMKI_FAIL(SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label,
+                  d ? target : db);
+        return NULL;
+    }
+    char name[48], sql[900];
+    stmt st = {.name = name, .n = n, .fmt = op == OP_COUNT ? 0 : 1};
+    uint64_t *jbits = is_join ? &t->c->joined[(size_t)db * JOIN_OPS + (size_t)(op - OP_JOIN_FROM)] : NULL;
+    int have;
+    if (is_join) {
+        snprintf(name, sizeof name, "smki_%u_%d_%u", db, op, target);
+        have = (int)((*jbits >> target) & 1u);
+        if (!have) scan_sql(op - OP_JOIN_FROM, d, td, sql, sizeof sql);
+    } else {
+        snprintf(name, sizeof name, "smki_%u_%d", db, op);
+        have = (int)((t->c->prepared[db] >> op) & 1u);
+        if (!have) op_sql(op, d, sql, sizeof sql);
+    }
+    if (!have) st.sql = sql;
+    for (int i = 0; i < n; i++) {
+        st.pv[i] = lens[i] ? vals[i] : ""; /* NULL would be SQL NULL, not an empty value */
+        st.pl[i] = (int)lens[i];
+    }
+    int prepared = 0;
+    PGresult *r = t->lazy ? pipe_exec(t, &st, &prepared, doing) : plain_exec(t, &st, &prepared, doing);
+    if (prepared && is_join) *jbits |= (uint64_t)1 << target;
+    else if (prepared) t->c->prepared[db] |= 1u << op;
+    return r;
+}
+
+static PGresult *run_op(pg_txn *t, smki_db db, int op, int n, const void *const *vals, const size_t *lens,
+                        const char *doing)
+{
+    return run_stmt(t, db, op, 0, n, vals, lens, doing);
+}
+
 static int fail_op(void) { return smki_error_code() ? smki_error_code() : SMKI_E_STORE; }
+
+/* The transaction wrote to db: what it read there before may be stale. */
+static void forget_gets(pg_txn *t, smki_db db)
+{
+    for (size_t i = 0; i < t->nkept; i++)
+        if (t->kept[i].db == db) t->kept[i].is_current = 0;
+}
 
 int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
 {
+    forget_gets(t, db);
     const void *v[2] = {key, val};
     size_t l[2] = {klen, vlen};
     PGresult *r = run_op(t, db, (flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT, 2, v, l, "write");
@@ -680,11 +894,122 @@ int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
     return (flags & SMKI_PUT_NOOVERWRITE) && !wrote ? SMKI_E_EXISTS : 0;
 }
 
+#define PUT_PIPE_MAX 256
+
+typedef struct {
+    int is_prepare;
+    smki_db db;
+    int op;
+    size_t rec;
+} put_sent;
+
+/* Sends the puts (and any statement the session lacks) without waiting; *nsent
+ * entries of sent say what each answer will be. 0 when all went out, 1 when libpq
+ * could not send, negative for a refused handle. */
+static int send_puts(pg_txn *t, const store_put_rec *recs, size_t n, put_sent *sent, size_t *nsent)
+{
+    static const int pf[2] = {1, 1};
+    PGconn *c = t->c->conn;
+    *nsent = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_put_rec *r = &recs[i];
+        const pg_db *d = db_at(t, r->db);
+        ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)",
+               t->p->label, r->db);
+        int op = (r->flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT;
+        char name[32];
+        snprintf(name, sizeof name, "smki_%u_%d", r->db, op);
+        if (!((t->c->prepared[r->db] >> op) & 1u)) {
+            char sql[600];
+            op_sql(op, d, sql, sizeof sql);
+            if (!PQsendPrepare(c, name, sql, 2, NULL)) return 1;
+            t->c->prepared[r->db] |= 1u << op; /* taken back if its answer is a failure */
+            sent[(*nsent)++] = (put_sent){1, r->db, op, i};
+        }
+        const char *pv[2] = {r->klen ? r->key : "", r->vlen ? r->val : ""};
+        int pl[2] = {(int)r->klen, (int)r->vlen};
+        if (!PQsendQueryPrepared(c, name, 2, pv, pl, pf, 1)) return 1;
+        sent[(*nsent)++] = (put_sent){0, r->db, op, i};
+    }
+    return PQpipelineSync(c) ? 0 : 1;
+}
+
+/* Reads every answer in order up to the sync; the first failure is the outcome. */
+static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refused)
+{
+    PGconn *c = t->c->conn;
+    int rc = 0;
+    for (size_t k = 0; k < nsent; k++) {
+        PGresult *r = pipe_result(c);
+        int ok = r && result_ok(r);
+        if (!ok && sent[k].is_prepare) t->c->prepared[sent[k].db] &= ~(1u << sent[k].op);
+        if (!ok) {
+            if (rc == 0) rc = fail_result(t, r, sent[k].is_prepare ? "prepare a statement" : "write");
+            else PQclear(r);
+            if (!r) return rc; /* the connection failed: nothing more will come */
+            continue;
+        }
+        if (rc == 0 && !sent[k].is_prepare && sent[k].op == OP_PUT_NEW && strcmp(PQcmdTuples(r), "0") == 0) {
+            *refused = sent[k].rec;
+            rc = SMKI_E_EXISTS;
+        }
+        PQclear(r);
+    }
+    if (pipe_sync(c) < 0 && rc == 0) {
+        rc = fail_result(t, NULL, "write");
+        t->lost = 1;
+    }
+    return rc;
+}
+
+int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
+{
+    for (size_t i = 0; i < n; i++) forget_gets(t, recs[i].db);
+    put_sent sent[2 * PUT_PIPE_MAX];
+    for (size_t at = 0; at < n; at += PUT_PIPE_MAX) {
+        size_t m = n - at < PUT_PIPE_MAX ? n - at : PUT_PIPE_MAX, nsent = 0;
+        if (!PQenterPipelineMode(t->c->conn)) return fail_result(t, NULL, "write");
+        t->c->pipelined = 1;
+        int rc = send_puts(t, recs + at, m, sent, &nsent);
+        if (rc == 1) {
+            rc = fail_result(t, NULL, "write");
+            t->lost = 1; /* the session's place in the exchange is unknown: not reused */
+            return rc;
+        }
+        /* A refused handle after some were sent: the sync still ends what went out. */
+        if (rc < 0 && !PQpipelineSync(t->c->conn)) t->lost = 1;
+        int rrc = t->lost ? 0 : read_puts(t, sent, nsent, refused);
+        if (rrc == SMKI_E_EXISTS) *refused += at;
+        if (!t->lost && PQexitPipelineMode(t->c->conn)) t->c->pipelined = 0;
+        else t->lost = 1;
+        if (rc < 0) return rc;
+        if (rrc < 0) return rrc;
+    }
+    return 0;
+}
+
+/* A get of the same key this transaction made recently (the gate's checks ask for
+ * one Party's records once per certificate of a group). */
+static const kept_get *kept_answer(const pg_txn *t, smki_db db, const void *key, size_t klen)
+{
+    for (size_t i = t->nkept, seen = 0; i-- > 0 && seen < KEPT_SEARCH; seen++) {
+        const kept_get *k = &t->kept[i];
+        if (k->is_current && k->db == db && k->klen == klen && memcmp(k->key, key, klen) == 0) return k;
+    }
+    return NULL;
+}
+
 int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
+    const kept_get *hit = kept_answer(t, db, key, klen);
+    if (hit) {
+        *val = PQgetvalue(hit->r, 0, 0);
+        *vlen = (size_t)PQgetlength(hit->r, 0, 0);
+        return 0;
+    }
     if (t->nkept == t->kept_cap) {
         size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
-        PGresult **grown = realloc(t->kept, cap * sizeof *grown);
+        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
         ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
         t->kept = grown;
         t->kept_cap = cap;
@@ -697,7 +1022,9 @@ int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
         PQclear(r);
         return SMKI_FAIL(SMKI_E_NOTFOUND, "no such record");
     }
-    t->kept[t->nkept++] = r; /* *val stays valid until the transaction ends, as under LMDB */
+    kept_get *k = &t->kept[t->nkept++]; /* *val stays valid until the transaction ends, as under LMDB */
+    *k = (kept_get){.r = r, .db = db, .is_current = klen <= KEPT_KEY_MAX, .klen = klen};
+    if (k->is_current) memcpy(k->key, key, klen);
     *val = PQgetvalue(r, 0, 0);
     *vlen = (size_t)PQgetlength(r, 0, 0);
     return 0;
@@ -705,6 +1032,7 @@ int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void *
 
 static int run_delete(pg_txn *t, smki_db db, int op, int n, const void *const *v, const size_t *l)
 {
+    forget_gets(t, db);
     PGresult *r = run_op(t, db, op, n, v, l, "delete");
     if (!r) return fail_op();
     int deleted = strcmp(PQcmdTuples(r), "0") != 0;
@@ -753,44 +1081,82 @@ static int remember(scan_pos *at, const char *k, size_t kl, const char *v, size_
     return 0;
 }
 
-int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
+/* The first key above every key that starts with prefix (into end, ABOVE_ALL_LEN
+ * octets): the prefix with its trailing ff octets dropped and its last octet
+ * incremented; above all keys for an empty or all-ff prefix. Returns its length. */
+static size_t prefix_end(const uint8_t *prefix, size_t plen, uint8_t *end)
+{
+    size_t n = plen;
+    while (n && prefix[n - 1] == 0xff) n--;
+    if (n == 0 || n > ABOVE_ALL_LEN) {
+        memset(end, 0xff, ABOVE_ALL_LEN);
+        return ABOVE_ALL_LEN;
+    }
+    memcpy(end, prefix, n);
+    end[n - 1]++;
+    return n;
+}
+
+typedef struct {
+    smki_scan_fn fn;
+    smki_join_fn jfn; /* instead, for an index scan */
+    void *arg;
+} scan_visit;
+
+static int visit_row(const PGresult *r, int i, const scan_visit *vis)
+{
+    const char *k = PQgetvalue(r, i, 0), *val = PQgetvalue(r, i, 1);
+    size_t kl = (size_t)PQgetlength(r, i, 0), vl = (size_t)PQgetlength(r, i, 1);
+    if (!vis->jfn) return vis->fn(k, kl, val, vl, vis->arg);
+    int has_rec = !PQgetisnull(r, i, 2);
+    return vis->jfn(k, kl, val, vl, has_rec ? PQgetvalue(r, i, 2) : NULL, has_rec ? (size_t)PQgetlength(r, i, 2) : 0,
+                    vis->arg);
+}
+
+/* Pages of SCAN_PAGE records in key order, each bounded by the prefix's end, so a
+ * lookup's page holds only its own records. first_op: OP_SCAN_FROM or OP_JOIN_FROM. */
+static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const void *prefix, size_t plen,
+                      const scan_visit *vis)
 {
     const pg_db *d = db_at(t, db);
     ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label, db);
     int dup = (d->flags & SMKI_DB_DUPSORT) != 0;
+    uint8_t end[ABOVE_ALL_LEN];
+    size_t elen = prefix_end(prefix, plen, end);
     scan_pos at = {.klen = 0};
-    int rc = 0, done = 0, skipping = 0, op = OP_SCAN_FROM;
+    int rc = 0, done = 0, skipping = 0, page = 0;
     while (!done && rc == 0) {
-        const void *v[2] = {prefix, NULL};
-        size_t l[2] = {plen, 0};
+        const void *v[3] = {prefix, NULL, NULL};
+        size_t l[3] = {plen, 0, 0};
         int n = 1;
-        if (op != OP_SCAN_FROM) {
+        if (page > 0) {
             v[0] = at.key;
             l[0] = at.klen;
         }
-        if (op == OP_SCAN_AFTER_PAIR) {
-            v[1] = at.val;
-            l[1] = at.vlen;
-            n = 2;
+        if (page == 2) {
+            v[n] = at.val;
+            l[n++] = at.vlen;
         }
-        PGresult *r = run_op(t, db, op, n, v, l, "read");
+        v[n] = end;
+        l[n++] = elen;
+        PGresult *r = run_stmt(t, db, first_op + page, target, n, v, l, "read");
         if (!r) {
             rc = fail_op();
             break;
         }
         int rows = PQntuples(r);
         for (int i = 0; i < rows && rc == 0; i++) {
-            const char *k = PQgetvalue(r, i, 0), *val = PQgetvalue(r, i, 1);
-            size_t kl = (size_t)PQgetlength(r, i, 0), vl = (size_t)PQgetlength(r, i, 1);
+            const char *k = PQgetvalue(r, i, 0);
+            size_t kl = (size_t)PQgetlength(r, i, 0);
             if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) {
                 done = 1;
                 break;
             }
             if (skipping && kl == at.klen && memcmp(k, at.key, kl) == 0) continue;
             skipping = 0;
-            rc = remember(&at, k, kl, val, vl);
+            rc = remember(&at, k, kl, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
             if (rc < 0) break;
-            rc = fn(k, kl, val, vl, arg);
+            rc = visit_row(r, i, vis);
             if (rc == SMKI_SCAN_NEXT_KEY) {
                 skipping = 1;
                 rc = 0;
@@ -800,10 +1166,30 @@ int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_sca
         }
         PQclear(r);
         if (rows < SCAN_PAGE) done = 1;
-        op = dup && !skipping ? OP_SCAN_AFTER_PAIR : OP_SCAN_AFTER_KEY;
+        page = dup && !skipping ? 2 : 1;
     }
     free(at.val);
     return rc < 0 ? rc : 0;
+}
+
+int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
+{
+    scan_visit vis = {fn, NULL, arg};
+    return scan_pages(t, db, OP_SCAN_FROM, 0, prefix, plen, &vis);
+}
+
+int pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+                     void *arg)
+{
+    const pg_db *td = db_at(t, target);
+    ENSURE(td, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label,
+           target);
+    ENSURE(!(td->flags & SMKI_DB_DUPSORT), SMKI_E_USAGE,
+           "store %s: an index scan's target must be a database without duplicates", t->p->label);
+    ENSURE(target < MAX_JOIN_TARGETS, SMKI_E_USAGE, "store %s: an index scan's target must be one of the first %d "
+           "databases opened", t->p->label, MAX_JOIN_TARGETS);
+    scan_visit vis = {NULL, fn, arg};
+    return scan_pages(t, index, OP_JOIN_FROM, target, prefix, plen, &vis);
 }
 
 int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
@@ -837,6 +1223,7 @@ int pg_txn_count(pg_txn *t, smki_db db, size_t *count)
 
 int pg_txn_clear(pg_txn *t, smki_db db)
 {
+    forget_gets(t, db);
     /* DELETE, not TRUNCATE: TRUNCATE would lock readers out until the commit. */
     PGresult *r = run_op(t, db, OP_CLEAR, 0, NULL, NULL, "clear");
     if (!r) return fail_op();
@@ -926,7 +1313,7 @@ void pg_store_unlock(pg_store *p)
 int pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg)
 {
     pg_txn t = {.p = p};
-    GUARD(conn_acquire(p, &t.c));
+    GUARD(conn_acquire(p, 0, &t.c));
     int rc = txn_begin(&t);
     PGresult *r = NULL;
     if (rc == 0) {

@@ -481,6 +481,31 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     return FAIL_OP(t, db, mrc, "write to");
 }
 
+int store_txn_put_many(smki_txn *t, const store_put_rec *recs, size_t n)
+{
+    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "store_txn_put_many: no write transaction");
+    if (!t->pg) {
+        for (size_t i = 0; i < n; i++)
+            GUARD(smki_txn_put(t, recs[i].db, recs[i].key, recs[i].klen, recs[i].val, recs[i].vlen, recs[i].flags));
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ENSURE(recs[i].key && (recs[i].val || recs[i].vlen == 0), SMKI_E_USAGE, "store_txn_put_many: no key or value");
+        ENSURE((recs[i].flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x",
+               t->s->path, recs[i].flags);
+        GUARD(check_key(t, recs[i].klen));
+    }
+    size_t refused = 0;
+    int rc = pg_txn_put_many(t->pg, recs, n, &refused);
+    if (rc == SMKI_E_EXISTS) {
+        char hex[72], label[72];
+        const store_put_rec *r = &recs[refused];
+        return SMKI_FAIL(SMKI_E_EXISTS, "store %s: key %s already exists in database %s", t->s->path,
+                         key_hex(r->key, r->klen, hex), db_label(t->s, r->db, label, sizeof label));
+    }
+    return rc;
+}
+
 int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     ENSURE(is_live(t) && key && val && vlen, SMKI_E_USAGE, "smki_txn_get: no transaction, key or output");
@@ -562,6 +587,37 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
     if (rc != 0) return rc < 0 ? rc : 0;
     if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_LMDB(t->s, mrc, "read");
     return 0;
+}
+
+typedef struct {
+    smki_txn *t;
+    smki_db target;
+    smki_join_fn fn;
+    void *arg;
+} join_ctx;
+
+static int join_one(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
+{
+    join_ctx *j = arg;
+    MDB_val k = {vlen, (void *)val}, v = {0, NULL};
+    int mrc = vlen ? mdb_get(j->t->txn, j->target, &k, &v) : MDB_NOTFOUND;
+    if (mrc != 0 && mrc != MDB_NOTFOUND) return FAIL_OP(j->t, j->target, mrc, "read");
+    return j->fn(key, klen, val, vlen, mrc == 0 ? v.mv_data : NULL, mrc == 0 ? v.mv_size : 0, j->arg);
+}
+
+int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+                       void *arg)
+{
+    ENSURE(is_live(t) && fn && (prefix || plen == 0), SMKI_E_USAGE,
+           "smki_txn_scan_join: no transaction, prefix or function");
+    if (t->pg) return pg_txn_scan_join(t->pg, index, prefix, plen, target, fn, arg);
+    unsigned int flags = 0;
+    int mrc = mdb_dbi_flags(t->txn, target, &flags);
+    if (mrc != 0) return FAIL_OP(t, target, mrc, "read the flags of");
+    ENSURE(!(flags & MDB_DUPSORT), SMKI_E_USAGE, "store %s: an index scan's target must be a database without duplicates",
+           t->s->path);
+    join_ctx j = {t, target, fn, arg};
+    return smki_txn_scan(t, index, prefix, plen, join_one, &j);
 }
 
 int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)

@@ -101,6 +101,17 @@ SMKI_MUST_CHECK int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, s
 #define SMKI_SCAN_NEXT_KEY 2
 typedef int (*smki_scan_fn)(const void *key, size_t klen, const void *val, size_t vlen, void *arg);
 SMKI_MUST_CHECK int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+/* An index scan: as smki_txn_scan over `index`, whose values are keys of `target`
+ * (a database without duplicates), with each value's record of target handed to fn
+ * beside it (rec NULL, rlen 0 when target has none). The same as a scan whose fn
+ * gets each value, but on PostgreSQL one statement, not one per record: a lookup
+ * through an index in one round trip. key, val and rec are valid during fn only.
+ * fn's returns as for smki_txn_scan. */
+typedef int (*smki_join_fn)(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen,
+                            void *arg);
+SMKI_MUST_CHECK int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target,
+                                       smki_join_fn fn,
+                       void *arg);
 /* The first key at or after `from` in key order, copied to key (cap octets; a
  * longer key is SMKI_E_CORRUPT) with its length in *klen; SMKI_E_NOTFOUND (without
  * noise) past the last. For skip scans: a lookup per distinct leading field. */

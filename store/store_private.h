@@ -29,6 +29,16 @@ struct smki_txn {
     smki_txn *outer;
 };
 
+/* Many puts in one transaction (a batch's group), as smki_txn_put each in order; on
+ * PostgreSQL sent in pipeline mode, a few round trips for the lot, not one each. */
+typedef struct {
+    smki_db db;
+    unsigned flags;
+    const void *key, *val;
+    size_t klen, vlen;
+} store_put_rec;
+int store_txn_put_many(smki_txn *t, const store_put_rec *recs, size_t n);
+
 /* The transactions this thread has open (store.c keeps the list). */
 void store_txn_enter(smki_txn *t);
 void store_txn_leave(smki_txn *t);
@@ -49,10 +59,14 @@ int pg_store_lock_exclusive(pg_store *p);
 void pg_store_unlock(pg_store *p);
 
 int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags);
+/* SMKI_E_EXISTS (no message) with *refused its index when a NOOVERWRITE put met a key. */
+int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused);
 int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
 int pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen);
 int pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
+int pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+                      void *arg);
 int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
 int pg_txn_count(pg_txn *t, smki_db db, size_t *count);
 int pg_txn_clear(pg_txn *t, smki_db db);

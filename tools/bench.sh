@@ -116,6 +116,67 @@ if [ -x "$BUILD/bin/make_device_csrs" ]; then
       row "ca batch on PostgreSQL ($N CSRs)" "$t" "$m" "${LMDB_BATCH[$t]}" \
         "bound = the same batch on LMDB above; target ratio >= 0.6"
     done
+    # Replication under a sustained ca batch: a synchronous hot standby, as in
+    # docs/deploy.md (a group commit returns once the standby has its WAL), and the lag
+    # from commit to visible on the standby while the 2-thread batch runs: the
+    # primary's flushed WAL position and the standby's replayed one, each sampled with
+    # its clock every 20 ms; for each position the primary reached, the time until the
+    # standby had replayed it (resolution: the sampling interval).
+    CLUSTER="$(dirname "$0")/../tests/pg/cluster.sh"
+    "$CLUSTER" standby "$WORK/pg-standby.info" "$WORK/pg.info" standby1 >/dev/null
+    trap '"$CLUSTER" stop "$WORK/pg-standby.info"; "$CLUSTER" stop "$WORK/pg.info"; rm -rf "$WORK"' EXIT
+    PGSB=$(grep -v '^#' "$WORK/pg-standby.info")
+    psql -qAtX "$PGCI" -c "ALTER SYSTEM SET synchronous_standby_names = 'standby1'" -c "SELECT pg_reload_conf()" >/dev/null
+    for _ in $(seq 1 100); do
+      [ "$(psql -qAtX "$PGCI" -c "SELECT sync_state FROM pg_stat_replication")" = sync ] && break
+      sleep 0.1
+    done
+    "$BUILD/bin/make_device_csrs" --out "$WORK/pg-sync-csrs" --count "$N" --start "00-DB-C3-00-00-00-00-00"
+    sample() { # conninfo lsn-function out
+      printf "SELECT extract(epoch FROM clock_timestamp()), %s() - '0/0'::pg_lsn \\watch 0.02\n" "$2" |
+        psql -qAtX "$1" >"$3" 2>/dev/null &
+    }
+    sample "$PGCI" pg_current_wal_flush_lsn "$WORK/lsn-primary.txt"
+    LAG_PIDS=$!
+    sample "$PGSB" pg_last_wal_replay_lsn "$WORK/lsn-standby.txt"
+    LAG_PIDS="$LAG_PIDS $!"
+    ms=$("$BUILD/bin/smki" --json ca batch --env test --in "$WORK/pg-sync-csrs" --out "$WORK/pg-sync-certs" --threads 2 \
+      --party BENCH | awk -F'"milliseconds":' '{ split($2, a, ","); print a[1] }')
+    sleep 0.5
+    # shellcheck disable=SC2086
+    kill $LAG_PIDS 2>/dev/null || true
+    wait 2>/dev/null || true
+    m=$(awk -v n="$N" -v ms="$ms" 'BEGIN { print n * 1000 / ms }')
+    row "ca batch on PG, sync standby ($N)" 2 "$m" "${LMDB_BATCH[2]}" \
+      "bound = the same batch on LMDB above; every group commit waits for the standby"
+    /usr/bin/python3 - "$WORK/lsn-primary.txt" "$WORK/lsn-standby.txt" <<'PY'
+import sys
+def load(path):
+    out = []
+    for line in open(path):
+        parts = line.strip().split("|")
+        if len(parts) == 2:
+            out.append((float(parts[0]), int(float(parts[1]))))
+    return out
+primary, standby = load(sys.argv[1]), load(sys.argv[2])
+lags, j, last = [], 0, None
+for t, lsn in primary:
+    if lsn == last:
+        continue
+    last = lsn
+    while j < len(standby) and (standby[j][1] < lsn or standby[j][0] < t):
+        j += 1
+    if j == len(standby):
+        break
+    lags.append((standby[j][0] - t) * 1000)
+lags.sort()
+if not lags:
+    print("  replication lag under the batch: no WAL position sampled")
+else:
+    p = lambda q: lags[min(len(lags) - 1, int(q * len(lags)))]
+    print("  replication lag under the batch, commit flushed on the primary -> replayed on the standby "
+          "(%d positions, 20 ms sampling): p50 %.0f ms, p99 %.0f ms, max %.0f ms" % (len(lags), p(0.5), p(0.99), lags[-1]))
+PY
     sed -i '/^engine = postgresql$/,+1d' "$SMKI_HOME/smki.conf" # back to LMDB for what follows
   fi
 fi

@@ -95,6 +95,12 @@ check "as an unprivileged user" test "$(ps -o user= -p "$REPO_PID")" = "$([[ $(i
 check "from a home with no token in it" bash -c "! find '$R' -name '*.object' | grep -q ."
 expect_exit 2 "a write through the standby is refused" env SMKI_HOME="$R" "$SMKI_BIN" ra party add X
 expect_in "this is a standby; writes go to the primary" "named: a standby"
+# A standby whose schema was never made on the primary: made there, not here.
+mkdir -p "$W/no-schema-home"
+printf "[store]\nengine = postgresql\nconninfo = %s options='-c search_path=nosuch'\n" "$S" >"$W/no-schema-home/smki.conf"
+run env SMKI_HOME="$W/no-schema-home" "$SMKI_BIN" store info
+check "a standby without the schema is refused" test "$RC" != 0
+expect_in "create it on the primary" "named: the schema is made on the primary"
 
 # ---- Lag: each certificate the CA issues, served by the standby's repository ------------------------
 "$GEN" --out "$W/lag" --count "$LAG_N" --start 00-DB-77-00-00-00-00-00

@@ -628,6 +628,214 @@ static void test_scan_passes_back_visitor_failure(void **state)
     free(dir);
 }
 
+/* ---- Index scans -------------------------------------------------------------------------- */
+
+typedef struct {
+    smki_db index, target;
+    const char *prefix;
+    size_t plen;
+    char seen[16][48]; /* "key>value=record" (record "-" when the target has none) */
+    int n, stop_after;
+} join_arg;
+
+static int log_join(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen, void *arg)
+{
+    join_arg *a = arg;
+    if (a->n < 16)
+        snprintf(a->seen[a->n], sizeof a->seen[0], "%.*s>%.*s=%.*s", (int)klen, (const char *)key, (int)vlen,
+                 (const char *)val, rec ? (int)rlen : 1, rec ? (const char *)rec : "-");
+    a->n++;
+    return a->stop_after && a->n == a->stop_after ? 1 : 0;
+}
+
+static int join_fn(smki_txn *t, void *arg)
+{
+    join_arg *a = arg;
+    return smki_txn_scan_join(t, a->index, a->prefix, a->plen, a->target, log_join, a);
+}
+
+static void test_scan_join_brings_each_entrys_record_in_key_order(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_join");
+    smki_store *s = open_store(dir, 0);
+    smki_db index = db_of(s, "by_name", SMKI_DB_DUPSORT), recs = db_of(s, "recs", 0);
+    assert_ok(put_kv(s, recs, "c1", "one", 0));
+    assert_ok(put_kv(s, recs, "c2", "two", 0));
+    assert_ok(put_kv(s, recs, "c4", "four", 0));
+    assert_ok(put_kv(s, index, "e1", "c2", 0));
+    assert_ok(put_kv(s, index, "e1", "c1", 0));
+    assert_ok(put_kv(s, index, "e10", "c4", 0));
+    assert_ok(put_kv(s, index, "e2", "c3", 0)); /* names a record recs lacks */
+    assert_ok(put_kv(s, index, "f", "c1", 0));
+
+    join_arg a = {.index = index, .target = recs, .prefix = "e1", .plen = 2};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 3);
+    assert_string_equal(a.seen[0], "e1>c1=one");
+    assert_string_equal(a.seen[1], "e1>c2=two");
+    assert_string_equal(a.seen[2], "e10>c4=four");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = "e", .plen = 1, .stop_after = 4};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 4);
+    assert_string_equal(a.seen[3], "e2>c3=-");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = NULL, .plen = 0};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 5);
+    assert_string_equal(a.seen[4], "f>c1=one");
+
+    a = (join_arg){.index = index, .target = recs, .prefix = "e3", .plen = 2};
+    assert_ok(smki_store_read(s, join_fn, &a));
+    assert_int_equal(a.n, 0);
+
+    /* a target with duplicates names no one record */
+    a = (join_arg){.index = recs, .target = index, .prefix = NULL, .plen = 0};
+    assert_fails(smki_store_read(s, join_fn, &a), SMKI_E_USAGE, "target must be a database without duplicates");
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_store *s;
+    smki_db db;
+    char a[8], b[8];
+    int wrote;
+} snapshot_arg;
+
+static int write_both(smki_txn *t, void *arg)
+{
+    snapshot_arg *x = arg;
+    GUARD(smki_txn_put(t, x->db, "a", 1, "new", 3, 0));
+    return smki_txn_put(t, x->db, "b", 1, "new", 3, 0);
+}
+
+static void *writer_between(void *arg)
+{
+    snapshot_arg *x = arg;
+    x->wrote = smki_store_write(x->s, write_both, x) == 0;
+    return NULL;
+}
+
+/* Reads "a", lets another thread commit new values of both, then reads "b". */
+static int read_around_a_commit(smki_txn *t, void *arg)
+{
+    snapshot_arg *x = arg;
+    const void *v;
+    size_t vl;
+    GUARD(smki_txn_get(t, x->db, "a", 1, &v, &vl));
+    snprintf(x->a, sizeof x->a, "%.*s", (int)vl, (const char *)v);
+    pthread_t th;
+    if (pthread_create(&th, NULL, writer_between, x) != 0) return SMKI_FAIL(SMKI_E_INTERNAL, "pthread_create");
+    pthread_join(th, NULL);
+    GUARD(smki_txn_get(t, x->db, "b", 1, &v, &vl));
+    snprintf(x->b, sizeof x->b, "%.*s", (int)vl, (const char *)v);
+    return 0;
+}
+
+/* A read sees one snapshot (on PostgreSQL, its statements are one implicit
+ * repeatable-read transaction): a commit between its statements is not seen. */
+static void test_read_sees_one_snapshot_while_a_write_commits_between_its_statements(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_snapshot");
+    smki_store *s = open_store(dir, 0);
+    snapshot_arg x = {.s = s, .db = db_of(s, "pair", 0)};
+    assert_ok(put_kv(s, x.db, "a", "old", 0));
+    assert_ok(put_kv(s, x.db, "b", "old", 0));
+    assert_ok(smki_store_read(s, read_around_a_commit, &x));
+    assert_true(x.wrote);
+    assert_string_equal(x.a, "old");
+    assert_string_equal(x.b, "old");
+    assert_string_equal(get_kv(s, x.db, "b"), "new"); /* the next read sees the commit */
+    smki_store_close(s);
+    free(dir);
+}
+
+typedef struct {
+    smki_db db, dup;
+    int ok;
+} reget_arg;
+
+static int get_text(smki_txn *t, smki_db db, const char *key, char *out, size_t cap)
+{
+    const void *v;
+    size_t vl;
+    GUARD(smki_txn_get(t, db, key, strlen(key), &v, &vl));
+    snprintf(out, cap, "%.*s", (int)vl, (const char *)v);
+    return 0;
+}
+
+/* Gets again after its own put, delete and clear: each answer is the latest. */
+static int reget_after_writes(smki_txn *t, void *arg)
+{
+    reget_arg *a = arg;
+    char v[16];
+    int same = 1;
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "old") == 0;
+    GUARD(get_text(t, a->db, "k", v, sizeof v)); /* asked twice, same answer */
+    same &= strcmp(v, "old") == 0;
+    GUARD(smki_txn_put(t, a->db, "k", 1, "new", 3, 0));
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "new") == 0;
+    GUARD(get_text(t, a->dup, "d", v, sizeof v));
+    same &= strcmp(v, "m") == 0;
+    GUARD(smki_txn_put(t, a->dup, "d", 1, "a", 1, 0)); /* sorts first: the key's first value now */
+    GUARD(get_text(t, a->dup, "d", v, sizeof v));
+    same &= strcmp(v, "a") == 0;
+    GUARD(smki_txn_del(t, a->db, "k", 1));
+    same &= get_text(t, a->db, "k", v, sizeof v) == SMKI_E_NOTFOUND;
+    smki_error_clear();
+    GUARD(smki_txn_put(t, a->db, "k", 1, "again", 5, 0));
+    GUARD(get_text(t, a->db, "k", v, sizeof v));
+    same &= strcmp(v, "again") == 0;
+    GUARD(smki_txn_clear(t, a->db));
+    same &= get_text(t, a->db, "k", v, sizeof v) == SMKI_E_NOTFOUND;
+    smki_error_clear();
+    a->ok = same;
+    return 0;
+}
+
+static void test_get_after_the_transactions_own_write_sees_it(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_reget");
+    smki_store *s = open_store(dir, 0);
+    reget_arg a = {db_of(s, "plain", 0), db_of(s, "dups", SMKI_DB_DUPSORT), 0};
+    assert_ok(put_kv(s, a.db, "k", "old", 0));
+    assert_ok(put_kv(s, a.dup, "d", "m", 0));
+    assert_ok(smki_store_write(s, reget_after_writes, &a));
+    assert_true(a.ok);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* A prefix of ff octets has no key above it to end the scan: it runs to the last key. */
+static void test_scan_of_an_all_ff_prefix_reaches_the_last_key(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_scan_ff");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "index", 0);
+    assert_ok(put_kv(s, db, "\xfe\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff\xff", "v", 0));
+    assert_ok(put_kv(s, db, "\xff\xff\x01", "v", 0));
+    scan_arg a = {.db = db, .prefix = "\xff\xff"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 2);
+    a = (scan_arg){.db = db, .prefix = "\xfe"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 1);
+    a = (scan_arg){.db = db, .prefix = "\xff"};
+    assert_ok(smki_store_read(s, scan_fn, &a));
+    assert_int_equal(a.log.n, 3);
+    smki_store_close(s);
+    free(dir);
+}
+
 static void test_count_follows_puts_and_deletes(void **state)
 {
     (void)state;
@@ -1917,6 +2125,8 @@ static void test_pg_read_only_server_refuses_writes_as_a_standby(void **state)
     db = db_of(s, "certs", 0);
     assert_string_equal(get_kv(s, db, "k"), "v");
     assert_fails(put_kv(s, db, "k2", "v2", 0), SMKI_E_REFUSED, "this is a standby; writes go to the primary");
+    /* not in recovery: the message names the session's read-only setting, not recovery */
+    assert_non_null(strstr(smki_error_msg(), "its session being read-only (default_transaction_read_only"));
     smki_store_close(s);
     free(dir);
 }
@@ -1966,6 +2176,78 @@ static void test_pg_write_rerun_after_connection_lost_before_commit(void **state
     free(dir);
 }
 
+typedef struct {
+    smki_db db;
+    int runs;
+} commit_lost_arg;
+
+static int write_one_counted(smki_txn *t, void *arg)
+{
+    commit_lost_arg *a = arg;
+    a->runs++;
+    return smki_txn_put(t, a->db, "slow", 4, "1", 1, 0);
+}
+
+typedef struct {
+    const char *dir;
+    int terminated;
+} terminator_arg;
+
+/* From another session: waits for this process's session to be in its COMMIT, then
+ * ends it (as a server restart or a network cut would at that moment). */
+static void *terminate_in_commit(void *arg)
+{
+    terminator_arg *x = arg;
+    PGconn *c = raw_pg(x->dir);
+    char sql[300];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'smki pid %ld' "
+             "AND state = 'active' AND query = 'COMMIT'",
+             (long)getpid());
+    for (int i = 0; i < 1000 && !x->terminated; i++) {
+        PGresult *r = PQexec(c, sql);
+        x->terminated = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1;
+        PQclear(r);
+        if (!x->terminated) usleep(10000);
+    }
+    PQfinish(c);
+    return NULL;
+}
+
+/* A connection lost during COMMIT leaves the outcome unknown (the server may have
+ * committed): the write is not re-run, and the error says so and what to check. The
+ * COMMIT is held open by a deferred trigger that sleeps (test cluster only). */
+static void test_pg_connection_lost_during_commit_is_not_rerun(void **state)
+{
+    (void)state;
+    if (!test_engine_is_pg()) skip();
+    char *dir = fresh_dir("store_pg_lost_commit");
+    smki_store *s = open_store(dir, 0);
+    commit_lost_arg a = {db_of(s, "certs", 0), 0};
+    PGconn *c = raw_pg(dir);
+    raw_pg_exec(c, "CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN PERFORM pg_sleep(20); RETURN NULL; END $$", 0, NULL, 0, NULL, 0);
+    raw_pg_exec(c, "CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON kv_certs DEFERRABLE INITIALLY DEFERRED "
+                   "FOR EACH ROW EXECUTE FUNCTION slow_commit()", 0, NULL, 0, NULL, 0);
+    terminator_arg x = {dir, 0};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, terminate_in_commit, &x), 0);
+    assert_fails(smki_store_write(s, write_one_counted, &a), SMKI_E_STORE, "was lost while committing");
+    pthread_join(th, NULL);
+    assert_true(x.terminated);
+    assert_int_equal(a.runs, 1); /* not re-run: it may have been committed */
+    assert_non_null(strstr(smki_error_msg(), "whether this write was committed is unknown, so it was not re-run"));
+    assert_non_null(strstr(smki_error_msg(), "before repeating it"));
+    raw_pg_exec(c, "DROP TRIGGER slow ON kv_certs", 0, NULL, 0, NULL, 0);
+    PQfinish(c);
+    /* the store goes on: a new session, and this write (its trigger aborted it) was not committed */
+    assert_int_equal(test_store_count(s, a.db), 0);
+    assert_ok(put_kv(s, a.db, "after", "1", 0));
+    assert_int_equal(test_store_count(s, a.db), 1);
+    smki_store_close(s);
+    free(dir);
+}
+
 int main(void)
 {
     /* SMKI_TEST_FILTER runs only the tests whose names match (make soak uses it). */
@@ -1989,6 +2271,10 @@ int main(void)
         cmocka_unit_test(test_write_fn_failure_aborts_its_transaction),
         cmocka_unit_test(test_scan_visits_prefix_in_key_order_and_stops_early),
         cmocka_unit_test(test_scan_passes_back_visitor_failure),
+        cmocka_unit_test(test_scan_join_brings_each_entrys_record_in_key_order),
+        cmocka_unit_test(test_scan_of_an_all_ff_prefix_reaches_the_last_key),
+        cmocka_unit_test(test_get_after_the_transactions_own_write_sees_it),
+        cmocka_unit_test(test_read_sees_one_snapshot_while_a_write_commits_between_its_statements),
         cmocka_unit_test(test_count_follows_puts_and_deletes),
         cmocka_unit_test(test_dupsort_db_keeps_every_value_of_a_key_in_order),
         cmocka_unit_test(test_dupsort_scan_returns_values_sorted),
@@ -2022,6 +2308,7 @@ int main(void)
         cmocka_unit_test(test_pg_login_refused_and_password_read_from_passfile),
         cmocka_unit_test(test_pg_read_only_server_refuses_writes_as_a_standby),
         cmocka_unit_test(test_pg_write_rerun_after_connection_lost_before_commit),
+        cmocka_unit_test(test_pg_connection_lost_during_commit_is_not_rerun),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
