@@ -110,8 +110,7 @@ SMKI_MUST_CHECK int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, s
 typedef int (*smki_join_fn)(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen,
                             void *arg);
 SMKI_MUST_CHECK int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target,
-                                       smki_join_fn fn,
-                       void *arg);
+                                       smki_join_fn fn, void *arg);
 /* The first key at or after `from` in key order, copied to key (cap octets; a
  * longer key is SMKI_E_CORRUPT) with its length in *klen; SMKI_E_NOTFOUND (without
  * noise) past the last. For skip scans: a lookup per distinct leading field. */
