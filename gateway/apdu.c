@@ -6,7 +6,7 @@
 
 #include "gateway_private.h"
 
-int gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
+int smki_gw_apdu_parse(const uint8_t *msg, size_t len, gw_apdu *out)
 {
     memset(out, 0, sizeof *out);
     smki_gbcs_msg m;

@@ -247,7 +247,7 @@ int smki_gateway_open(smki_store *s, const smki_gateway_opts *o, smki_gateway **
     ENSURE_GOTO(o->ra, SMKI_E_USAGE, fail,
                 "the gateway's Users are the RA's: open the RA on the gateway's store (smki_gateway_opts.ra)");
     g->ra = o->ra;
-    GUARD_GOTO(gw_dbs_get(s, &g->d), fail);
+    GUARD_GOTO(smki_gw_dbs_get(s, &g->d), fail);
     g->trust = X509_STORE_new();
     ENSURE_SSL_GOTO(g->trust, SMKI_E_NOMEM, fail, "trust store");
     size_t anchors = 0;
@@ -338,7 +338,7 @@ static int user_env_ok(const smki_gateway *g, const msg_state *m, smki_gw_result
     char policy[SMKI_OID_TEXT_MAX] = "";
     const uint8_t *p = m->user.cert;
     X509 *x = d2i_X509(NULL, &p, (long)m->user.cert_len);
-    if (x && gw_cert_policy(x, policy, sizeof policy) < 0) policy[0] = '\0';
+    if (x && smki_gw_cert_policy(x, policy, sizeof policy) < 0) policy[0] = '\0';
     X509_free(x);
     smki_error_clear();
     ERR_clear_error();
@@ -364,7 +364,7 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
         return 0;
     }
     GUARD(rc);
-    GUARD(gw_device_decode(m->a.originator.b, v, vl, &m->dev));
+    GUARD(smki_gw_device_decode(m->a.originator.b, v, vl, &m->dev));
     if (!device_env_ok(b->g, m, r, oe)) {
         m->alive = 0;
         return 0;
@@ -383,7 +383,7 @@ static int registry_return(smki_txn *t, batch_ctx *b, msg_state *m, smki_gw_resu
         return 0;
     }
     GUARD(rc);
-    GUARD(gw_user_decode(m->a.target.b, v, vl, &m->user));
+    GUARD(smki_gw_user_decode(m->a.target.b, v, vl, &m->user));
     if (!user_env_ok(b->g, m, r, te)) m->alive = 0;
     return 0;
 }
@@ -435,7 +435,7 @@ static int ra_lookup(smki_gateway *g, msg_state *ms, size_t n)
             m->ra_user = last->ra_user;
             continue;
         }
-        int rc = gw_ra_user(g->ra, id, &m->ra_user, m->ra_roles, sizeof m->ra_roles, &m->ra_suspended, m->ra_why,
+        int rc = smki_gw_ra_user_record(g->ra, id, &m->ra_user, m->ra_roles, sizeof m->ra_roles, &m->ra_suspended, m->ra_why,
                             sizeof m->ra_why);
         if (rc != SMKI_E_NOTFOUND) GUARD(rc);
         m->ra_known = rc == 0;
@@ -471,14 +471,14 @@ static int registry_txn(smki_txn *t, void *arg)
             continue;
         }
         GUARD(rc);
-        GUARD(gw_user_decode(m->a.originator.b, v, vl, &m->user));
+        GUARD(smki_gw_user_decode(m->a.originator.b, v, vl, &m->user));
         int allowed;
         if (b->g->srv.count) {
             srv_eligible(&b->g->srv, m, r, oe);
             if (!m->alive) continue;
             allowed = 1;
         } else {
-            GUARD(gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
+            GUARD(smki_gw_elig_allows_txn(t, &b->g->d, m->user.role, m->a.code, &allowed));
         }
         if (!allowed) {
             set_verdict(r, SMKI_GW_REJECT, "user.not-eligible", "user %s in role %02X (%s) may not send message code %04X",
@@ -498,7 +498,7 @@ static int registry_txn(smki_txn *t, void *arg)
             continue;
         }
         GUARD(rc);
-        GUARD(gw_device_decode(m->a.target.b, v, vl, &m->dev));
+        GUARD(smki_gw_device_decode(m->a.target.b, v, vl, &m->dev));
         if (!smki_dev_status_allows_commands(m->dev.status)) {
             set_verdict(r, SMKI_GW_REJECT, "device.status", "target device %s is %s: commands are not allowed", te,
                         smki_dev_status_name(m->dev.status));
@@ -605,14 +605,14 @@ static int check_cert(smki_gateway *g, msg_state *m, smki_gw_result *r, time_t a
         goto out;
     }
     smki_eui64_t subj_id;
-    if (gw_cert_subject_eui(x, &subj_id) < 0 || smki_eui64_cmp(&subj_id, &m->a.originator) != 0) {
+    if (smki_gw_cert_subject_eui(x, &subj_id) < 0 || smki_eui64_cmp(&subj_id, &m->a.originator) != 0) {
         smki_error_clear();
         set_verdict(r, SMKI_GW_REJECT, "cert.subject", "signer certificate's EUI-64 is not the originator %s", oe);
         goto out;
     }
     if (g->has_env) {
         char policy[SMKI_OID_TEXT_MAX];
-        GUARD_GOTO(gw_cert_policy(x, policy, sizeof policy), out);
+        GUARD_GOTO(smki_gw_cert_policy(x, policy, sizeof policy), out);
         if (strcmp(policy, g->env.org_policy) != 0) {
             set_verdict(r, SMKI_GW_REJECT, "cert.environment",
                         "signer certificate of %s has policy %s, not the %s environment's (%s)", oe,
@@ -802,7 +802,7 @@ static int write_txn(smki_txn *t, void *arg)
         if (!m->is_return) {
             uint64_t last;
             int seen;
-            GUARD(gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
+            GUARD(smki_gw_counter_get_txn(t, d, &m->a.originator, &last, &seen));
             if (seen && m->a.counter <= last) {
                 set_verdict(r, SMKI_GW_REJECT, "counter.replay",
                             "counter %llu from %s is not above the last one that passed (%llu)",
@@ -816,7 +816,7 @@ static int write_txn(smki_txn *t, void *arg)
         char ue[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(user, SMKI_EUI64_HYPHEN, ue);
         smki_thresholds th;
-        GUARD(gw_thresholds_get_txn(t, d, user, &th));
+        GUARD(smki_gw_thresholds_get_txn(t, d, user, &th));
         int rc = 0;
         for (size_t j = 0; j < th.count && r->verdict == SMKI_GW_PASS; j++) {
             const smki_threshold *rule = &th.rules[j];
@@ -851,15 +851,15 @@ static int write_txn(smki_txn *t, void *arg)
              * response or alert as received (release forwards it unchanged, MAC and all). */
             q.msg = (uint8_t *)(m->is_return ? m->a.msg : m->a.apdu);
             q.msg_len = m->is_return ? m->a.msg_len : m->a.apdu_len;
-            GUARD_GOTO(gw_quarantine_put(t, d, &q), th_out);
-            GUARD_GOTO(gw_quarantine_counted(t, d), th_out);
+            GUARD_GOTO(smki_gw_quarantine_put(t, d, &q), th_out);
+            GUARD_GOTO(smki_gw_quarantine_counted(t, d), th_out);
             r->quarantine_id = q.id;
         } else {
             for (size_t j = 0; j < th.count; j++)
                 if (rule_applies(&th.rules[j], &m->a)) GUARD_GOTO(ring_push(t, d, user, &th.rules[j], w->at), th_out);
             if (!m->is_return) {
-                GUARD_GOTO(gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
-                if (b->g->acb) GUARD_GOTO(gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
+                GUARD_GOTO(smki_gw_counter_put_txn(t, d, &m->a.originator, m->a.counter), th_out);
+                if (b->g->acb) GUARD_GOTO(smki_gw_next_invocation_txn(t, d, &m->a.target, &w->ic[i]), th_out);
             }
         }
     th_out:
@@ -867,7 +867,7 @@ static int write_txn(smki_txn *t, void *arg)
         GUARD(rc);
     }
     /* The record of every message judged, whatever its verdict (kept, then archived). */
-    for (size_t i = 0; i < b->n; i++) GUARD(gw_log_put(t, d, (int64_t)w->at, &b->res[i]));
+    for (size_t i = 0; i < b->n; i++) GUARD(smki_gw_log_put(t, d, (int64_t)w->at, &b->res[i]));
     return 0;
 }
 
@@ -884,7 +884,7 @@ int smki_gateway_check(smki_gateway *g, const uint8_t *const *msgs, const size_t
         memset(r, 0, sizeof *r);
         r->reason = "";
         msg_state *m = &ms[i];
-        if (gw_apdu_parse(msgs[i], lens[i], &m->a) < 0) {
+        if (smki_gw_apdu_parse(msgs[i], lens[i], &m->a) < 0) {
             set_verdict(r, SMKI_GW_REJECT, "structure.malformed", "%s", smki_error_msg());
             smki_error_clear();
             continue;
@@ -1002,7 +1002,7 @@ verify_out:
     /* The log line comes after the commit and the hook: a log that cannot be written loses
      * nothing (the store holds the records and the counters, 'quarantine stats'), so it
      * does not fail the check either. */
-    if (g->log && gw_log_quarantined(g->store, g->log, res, n) < 0) smki_error_clear();
+    if (g->log && smki_gw_log_quarantined(g->store, g->log, res, n) < 0) smki_error_clear();
 out:
     if (rc < 0)
         for (size_t i = 0; i < n; i++) smki_gw_result_clear(&res[i]);

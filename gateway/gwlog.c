@@ -25,7 +25,7 @@ static uint64_t time_key(int64_t at)
     return (uint64_t)at ^ 0x8000000000000000ull;
 }
 
-int gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r)
+int smki_gw_log_put(smki_txn *t, const gw_dbs *d, int64_t at, const smki_gw_result *r)
 {
     const void *v;
     size_t vl;
@@ -117,7 +117,7 @@ int smki_gw_log_list(smki_store *s, int64_t before, smki_gw_log_fn fn, void *arg
     op.before = before;
     op.fn = fn;
     op.arg = arg;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     return smki_store_read(s, list_txn, &op);
 }
 
@@ -207,7 +207,7 @@ int smki_gw_log_archive(smki_store *s, int64_t before, time_t now, smki_key *key
     memset(&op, 0, sizeof op);
     op.before = before;
     int rc = 0;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     char head[256];
     /* The header is completed once the records are known: write them after a placeholder. */
     GUARD_GOTO(smki_store_read(s, archive_read_txn, &op), out);

@@ -20,7 +20,7 @@ void smki_gwq_clear(smki_gwq_record *r)
     r->msg_len = 0;
 }
 
-int gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q)
+int smki_gw_quarantine_put(smki_txn *t, const gw_dbs *d, const smki_gwq_record *q)
 {
     size_t rl = strlen(q->reason), dl = strlen(q->detail), nl = strlen(q->note);
     size_t len = 2 + 8 + 8 + 2 + 8 + 8 + 1 + rl + 2 + dl + 2 + nl + 4 + q->msg_len;
@@ -113,7 +113,7 @@ static int q_scan(const void *key, size_t klen, const void *val, size_t vlen, vo
     ENSURE(klen == 8, SMKI_E_CORRUPT, "quarantine key of %zu octets", klen);
     smki_gwq_record q;
     GUARD(decode(key, val, vlen, &q));
-    int rc = gw_notify_state_txn(op->t, &op->d, q.id, &q.notify_state, &q.notify_attempts);
+    int rc = smki_gw_notify_state_txn(op->t, &op->d, q.id, &q.notify_state, &q.notify_attempts);
     if (rc == 0) rc = op->fn(&q, op->arg);
     smki_gwq_clear(&q);
     return rc;
@@ -132,7 +132,7 @@ int smki_gwq_list(smki_store *s, smki_gwq_fn fn, void *arg)
     memset(&op, 0, sizeof op);
     op.fn = fn;
     op.arg = arg;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     return smki_store_read(s, q_list_txn, &op);
 }
 
@@ -149,7 +149,7 @@ static int q_get_txn(smki_txn *t, void *arg)
         return SMKI_FAIL(SMKI_E_NOTFOUND, "no quarantined message %llu", (unsigned long long)op->id);
     GUARD(rc);
     GUARD(decode(k, v, vl, &op->q));
-    return gw_notify_state_txn(t, &op->d, op->id, &op->q.notify_state, &op->q.notify_attempts);
+    return smki_gw_notify_state_txn(t, &op->d, op->id, &op->q.notify_state, &op->q.notify_attempts);
 }
 
 int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out)
@@ -157,7 +157,7 @@ int smki_gwq_get(smki_store *s, uint64_t id, smki_gwq_record *out)
     q_op op;
     memset(&op, 0, sizeof op);
     op.id = id;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     int rc = smki_store_read(s, q_get_txn, &op);
     if (rc < 0) {
         smki_gwq_clear(&op.q);
@@ -182,7 +182,7 @@ static int q_reject_txn(smki_txn *t, void *arg)
     GUARD(q_held(&op->q));
     op->q.state = SMKI_GWQ_REJECTED;
     snprintf(op->q.note, sizeof op->q.note, "%s", op->note);
-    return gw_quarantine_put(t, &op->d, &op->q);
+    return smki_gw_quarantine_put(t, &op->d, &op->q);
 }
 
 /* The audit entry's object: "quarantine N (originator -> target, code C, counter K)". */
@@ -200,7 +200,7 @@ int smki_gwq_reject(const smki_gw_admin *adm, uint64_t id, const char *note)
     ENSURE(note && *note, SMKI_E_USAGE, "a rejection needs a reason");
     ENSURE(strlen(note) < 200, SMKI_E_USAGE, "the rejection reason is over 199 characters");
     smki_store *s = NULL;
-    GUARD(gw_admin_store(adm, &s));
+    GUARD(smki_gw_admin_store(adm, &s));
     smki_gwq_record q;
     GUARD(smki_gwq_get(s, id, &q));
     char obj[160], det[220];
@@ -211,8 +211,8 @@ int smki_gwq_reject(const smki_gw_admin *adm, uint64_t id, const char *note)
     memset(&op, 0, sizeof op);
     op.id = id;
     op.note = note;
-    GUARD(gw_dbs_get(s, &op.d));
-    int rc = gw_admin_write(adm, "quarantine-reject", obj, det, q_reject_txn, &op);
+    GUARD(smki_gw_dbs_get(s, &op.d));
+    int rc = smki_gw_admin_write(adm, "quarantine-reject", obj, det, q_reject_txn, &op);
     smki_gwq_clear(&op.q);
     return rc;
 }
@@ -225,7 +225,7 @@ static int q_release_txn(smki_txn *t, void *arg)
     GUARD(q_get_txn(t, op));
     GUARD(q_held(&op->q));
     gw_apdu a;
-    GUARD(gw_apdu_parse(op->q.msg, op->q.msg_len, &a));
+    GUARD(smki_gw_apdu_parse(op->q.msg, op->q.msg_len, &a));
     if (a.cra != SMKI_GBCS_CRA_COMMAND) {
         /* A response or alert goes on to its User as it came from the device. */
         op->command = malloc(op->q.msg_len);
@@ -233,20 +233,20 @@ static int q_release_txn(smki_txn *t, void *arg)
         memcpy(op->command, op->q.msg, op->q.msg_len);
         op->command_len = op->q.msg_len;
         op->q.state = SMKI_GWQ_RELEASED;
-        return gw_quarantine_put(t, &op->d, &op->q);
+        return smki_gw_quarantine_put(t, &op->d, &op->q);
     }
     uint64_t last;
     int seen;
-    GUARD(gw_counter_get_txn(t, &op->d, &a.originator, &last, &seen));
+    GUARD(smki_gw_counter_get_txn(t, &op->d, &a.originator, &last, &seen));
     ENSURE(!seen || a.counter > last, SMKI_E_REFUSED,
            "counter.replay: quarantined message %llu has counter %llu, not above the last that passed (%llu)",
            (unsigned long long)op->id, (unsigned long long)a.counter, (unsigned long long)last);
-    GUARD(gw_counter_put_txn(t, &op->d, &a.originator, a.counter));
+    GUARD(smki_gw_counter_put_txn(t, &op->d, &a.originator, a.counter));
     uint32_t ic;
-    GUARD(gw_next_invocation_txn(t, &op->d, &a.target, &ic));
+    GUARD(smki_gw_next_invocation_txn(t, &op->d, &a.target, &ic));
     GUARD(smki_gbcs_wrap_z(a.apdu, a.apdu_len, op->z, ic, &op->command, &op->command_len));
     op->q.state = SMKI_GWQ_RELEASED;
-    return gw_quarantine_put(t, &op->d, &op->q);
+    return smki_gw_quarantine_put(t, &op->d, &op->q);
 }
 
 /* The shared secret with the command's target device: the ACB's KA key and the device's
@@ -269,11 +269,11 @@ static int q_device_z(smki_store *s, const smki_eui64_t *target, smki_key *acb_k
 int smki_gwq_release(const smki_gw_admin *adm, uint64_t id, smki_key *acb_ka, uint8_t **command, size_t *command_len)
 {
     smki_store *s = NULL;
-    GUARD(gw_admin_store(adm, &s));
+    GUARD(smki_gw_admin_store(adm, &s));
     q_op op;
     memset(&op, 0, sizeof op);
     op.id = id;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     smki_gwq_record q;
     GUARD(smki_gwq_get(s, id, &q));
     char obj[160];
@@ -281,13 +281,13 @@ int smki_gwq_release(const smki_gw_admin *adm, uint64_t id, smki_key *acb_ka, ui
     gw_apdu a;
     uint8_t z[32];
     int rc = q_held(&q);
-    if (rc == 0) rc = gw_apdu_parse(q.msg, q.msg_len, &a);
+    if (rc == 0) rc = smki_gw_apdu_parse(q.msg, q.msg_len, &a);
     int is_command = rc == 0 && a.cra == SMKI_GBCS_CRA_COMMAND;
     if (is_command) rc = q_device_z(s, &q.target, acb_ka, z);
     smki_gwq_clear(&q);
     GUARD(rc);
     op.z = is_command ? z : NULL;
-    rc = gw_admin_write(adm, "quarantine-release", obj,
+    rc = smki_gw_admin_write(adm, "quarantine-release", obj,
                         is_command ? "MACed into a command with the ACB's KA key" : "delivered as the device sent it",
                         q_release_txn, &op);
     smki_wipe(z, sizeof z);

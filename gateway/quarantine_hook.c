@@ -46,7 +46,7 @@ static int gw_meta_add(smki_txn *t, const gw_dbs *d, const char *key, uint64_t d
     return smki_txn_put(t, d->meta, key, strlen(key), b, 8, 0);
 }
 
-int gw_quarantine_counted(smki_txn *t, const gw_dbs *d)
+int smki_gw_quarantine_counted(smki_txn *t, const gw_dbs *d)
 {
     return gw_meta_add(t, d, KEY_QUARANTINED, 1);
 }
@@ -58,7 +58,7 @@ static void state_key(uint8_t k[10], uint64_t id)
     smki_put_be64(k + 2, id);
 }
 
-int gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts)
+int smki_gw_notify_state_txn(smki_txn *t, const gw_dbs *d, uint64_t id, int *state, uint32_t *attempts)
 {
     uint8_t k[10];
     state_key(k, id);
@@ -87,7 +87,7 @@ static int note_txn(smki_txn *t, void *arg)
     note_op *op = arg;
     int state;
     uint32_t attempts;
-    GUARD(gw_notify_state_txn(t, &op->d, op->id, &state, &attempts));
+    GUARD(smki_gw_notify_state_txn(t, &op->d, op->id, &state, &attempts));
     uint8_t k[10], v[5];
     state_key(k, op->id);
     v[0] = (uint8_t)(op->ok ? SMKI_GWQ_NOTIFY_OK : SMKI_GWQ_NOTIFY_FAILED);
@@ -108,7 +108,7 @@ int smki_gwq_stats_get(smki_store *s, smki_gwq_stats *out)
 {
     note_op op;
     memset(&op, 0, sizeof op);
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     GUARD(smki_store_read(s, stats_txn, &op));
     *out = op.stats;
     return 0;
@@ -173,7 +173,7 @@ int smki_gwq_record_json(const smki_gwq_record *q, char **out)
     smki_eui64_format(&q->originator, SMKI_EUI64_HYPHEN, oe);
     smki_eui64_format(&q->target, SMKI_EUI64_HYPHEN, te);
     gw_apdu a;
-    const char *kind = gw_apdu_parse(q->msg, q->msg_len, &a) == 0 ? smki_gbcs_cra_name(a.cra) : "unknown";
+    const char *kind = smki_gw_apdu_parse(q->msg, q->msg_len, &a) == 0 ? smki_gbcs_cra_name(a.cra) : "unknown";
     smki_error_clear();
     snprintf(num, sizeof num, "{\"id\":%llu,\"at\":%lld,", (unsigned long long)q->id, (long long)q->at);
     puts_(&b, num);
@@ -300,7 +300,7 @@ int smki_gwq_notify(smki_store *s, const smki_gwq_hook *h, uint64_t id, int *ok)
     memset(&op, 0, sizeof op);
     op.id = id;
     op.ok = rc == 0;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     GUARD(smki_store_write(s, note_txn, &op));
     *ok = op.ok;
     if (!op.ok) return SMKI_FAIL(SMKI_E_REFUSED, "quarantine record %llu: %s", (unsigned long long)id, why);
@@ -342,7 +342,7 @@ static int pending_txn(smki_txn *t, void *arg)
     for (size_t i = 0; i < op->n; i++) {
         int state;
         uint32_t attempts;
-        GUARD(gw_notify_state_txn(t, &op->d, op->ids[i], &state, &attempts));
+        GUARD(smki_gw_notify_state_txn(t, &op->d, op->ids[i], &state, &attempts));
         if (state != SMKI_GWQ_NOTIFY_OK) op->ids[k++] = op->ids[i];
     }
     op->n = k;
@@ -355,7 +355,7 @@ int smki_gwq_notify_pending(smki_store *s, const smki_gwq_hook *h, size_t *fired
     ENSURE(h && h->command && *h->command, SMKI_E_USAGE, "no quarantine hook is configured");
     pending_op op;
     memset(&op, 0, sizeof op);
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     int rc = smki_store_read(s, pending_txn, &op);
     for (size_t i = 0; rc == 0 && i < op.n; i++) {
         smki_gwq_record q;
@@ -377,7 +377,7 @@ int smki_gwq_notify_pending(smki_store *s, const smki_gwq_hook *h, size_t *fired
 }
 
 /* ---- The JSON log of quarantines --------------------------------------------------------------- */
-int gw_log_quarantined(smki_store *s, FILE *log, const smki_gw_result *res, size_t n)
+int smki_gw_log_quarantined(smki_store *s, FILE *log, const smki_gw_result *res, size_t n)
 {
     size_t held = 0;
     for (size_t i = 0; i < n; i++) held += res[i].verdict == SMKI_GW_QUARANTINE;

@@ -13,7 +13,7 @@
 
 #define REC_V1 1
 
-int gw_dbs_get(smki_store *s, gw_dbs *d)
+int smki_gw_dbs_get(smki_store *s, gw_dbs *d)
 {
     GUARD(smki_store_db(s, "gw.users", 0, &d->users));
     GUARD(smki_store_db(s, "gw.devices", 0, &d->devices));
@@ -30,10 +30,10 @@ int gw_dbs_get(smki_store *s, gw_dbs *d)
 int smki_gw_dbs(smki_store *s)
 {
     gw_dbs d;
-    return gw_dbs_get(s, &d);
+    return smki_gw_dbs_get(s, &d);
 }
 
-int gw_admin_store(const smki_gw_admin *a, smki_store **s)
+int smki_gw_admin_store(const smki_gw_admin *a, smki_store **s)
 {
     ENSURE(a && a->ra, SMKI_E_USAGE, "a gateway administration action needs the RA (smki_gw_admin.ra)");
     *s = smki_ra_store(a->ra);
@@ -41,7 +41,7 @@ int gw_admin_store(const smki_gw_admin *a, smki_store **s)
     return 0;
 }
 
-int gw_admin_write(const smki_gw_admin *a, const char *verb, const char *object, const char *detail,
+int smki_gw_admin_write(const smki_gw_admin *a, const char *verb, const char *object, const char *detail,
                    smki_ra_service_fn fn, void *arg)
 {
     char action[48];
@@ -52,7 +52,7 @@ int gw_admin_write(const smki_gw_admin *a, const char *verb, const char *object,
 
 /* ---- Users ------------------------------------------------------------------------------ */
 
-int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out)
+int smki_gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_user *out)
 {
     const uint8_t *v = val;
     ENSURE(vlen >= 5 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway user record: unknown version or short");
@@ -74,7 +74,7 @@ int gw_user_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_use
 }
 
 /* version, role, 0 (once: suspended), cert_len(2), cert, 0 (once: User Roles' length) */
-int gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
+int smki_gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
 {
     uint8_t rec[6 + SMKI_GW_CERT_MAX];
     ENSURE(u->cert_len <= SMKI_GW_CERT_MAX, SMKI_E_INTERNAL, "certificate of %zu octets", u->cert_len);
@@ -89,7 +89,7 @@ int gw_user_put(smki_txn *t, smki_db db, const smki_gw_user *u, unsigned flags)
 
 /* The first certificatePolicies OID of a certificate, as dotted text: its environment
  * (reference §4: one policy OID per environment). "" when it has none. */
-int gw_cert_policy(X509 *x, char *out, size_t cap)
+int smki_gw_cert_policy(X509 *x, char *out, size_t cap)
 {
     out[0] = '\0';
     int crit = 0;
@@ -113,7 +113,7 @@ int gw_cert_policy(X509 *x, char *out, size_t cap)
 
 /* The subject EUI-64 of an organisation certificate: x500UniqueIdentifier, BIT STRING
  * 03 09 00 <8> (reference §4). */
-int gw_cert_subject_eui(X509 *x, smki_eui64_t *out)
+int smki_gw_cert_subject_eui(X509 *x, smki_eui64_t *out)
 {
     X509_NAME *n = X509_get_subject_name(x);
     ASN1_OBJECT *uid = OBJ_txt2obj("2.5.4.45", 1);
@@ -199,7 +199,7 @@ static int elig_configured(smki_txn *t, const gw_dbs *d, int *configured)
     return 0;
 }
 
-int gw_elig_allows_txn(smki_txn *t, const gw_dbs *d, uint8_t role, uint16_t code, int *allowed)
+int smki_gw_elig_allows_txn(smki_txn *t, const gw_dbs *d, uint8_t role, uint16_t code, int *allowed)
 {
     int configured;
     GUARD(elig_configured(t, d, &configured));
@@ -262,17 +262,17 @@ int smki_gw_elig_set(const smki_gw_admin *a, uint8_t role, uint16_t code, int al
     op.code = code;
     op.allow = allow;
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_admin_store(a, &s));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     char obj[64];
     snprintf(obj, sizeof obj, "role %02X message code %04X", role, code);
-    return gw_admin_write(a, allow ? "eligibility-add" : "eligibility-remove", obj, "", elig_set_txn, &op);
+    return smki_gw_admin_write(a, allow ? "eligibility-add" : "eligibility-remove", obj, "", elig_set_txn, &op);
 }
 
 static int elig_allows_rd(smki_txn *t, void *arg)
 {
     elig_op *op = arg;
-    return gw_elig_allows_txn(t, &op->d, op->role, op->code, &op->allow);
+    return smki_gw_elig_allows_txn(t, &op->d, op->role, op->code, &op->allow);
 }
 
 int smki_gw_elig_allows(smki_store *s, uint8_t role, uint16_t code, int *allowed)
@@ -281,7 +281,7 @@ int smki_gw_elig_allows(smki_store *s, uint8_t role, uint16_t code, int *allowed
     memset(&op, 0, sizeof op);
     op.role = role;
     op.code = code;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     GUARD(smki_store_read(s, elig_allows_rd, &op));
     *allowed = op.allow;
     return 0;
@@ -327,7 +327,7 @@ int smki_gw_elig_list(smki_store *s, smki_gw_elig **rows, size_t *count, int *fr
 {
     elig_op op;
     memset(&op, 0, sizeof op);
-    int rc = gw_dbs_get(s, &op.d);
+    int rc = smki_gw_dbs_get(s, &op.d);
     if (rc == 0) rc = smki_store_read(s, elig_list_txn, &op);
     if (rc < 0) {
         free(op.rows);
@@ -366,7 +366,7 @@ int smki_dev_status_allows_commands(int status)
     return status == SMKI_DEV_INSTALLED || status == SMKI_DEV_COMMISSIONED;
 }
 
-int gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out)
+int smki_gw_device_decode(const uint8_t *key, const void *val, size_t vlen, smki_gw_device *out)
 {
     const uint8_t *v = val;
     ENSURE(vlen >= 8 && v[0] == REC_V1, SMKI_E_CORRUPT, "gateway device record: unknown version or short");
@@ -404,7 +404,7 @@ static int device_put_flags(smki_txn *t, smki_db db, const smki_gw_device *d, un
     return smki_txn_put(t, db, d->id.b, 8, rec, 9 + d->ka_len + m, flags);
 }
 
-int gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d)
+int smki_gw_device_put(smki_txn *t, smki_db db, const smki_gw_device *d)
 {
     return device_put_flags(t, db, d, 0);
 }
@@ -439,7 +439,7 @@ int smki_gw_device_add(const smki_gw_admin *a, const smki_eui64_t *id, int statu
     if (ka) {
         X509 *cert = NULL;
         if (smki_cert_load(ka, ka_len, &cert) == 0) {
-            int prc = gw_cert_policy(cert, op.dev.policy, sizeof op.dev.policy);
+            int prc = smki_gw_cert_policy(cert, op.dev.policy, sizeof op.dev.policy);
             X509_free(cert);
             GUARD(prc);
         } else {
@@ -456,14 +456,14 @@ int smki_gw_device_add(const smki_gw_admin *a, const smki_eui64_t *id, int statu
         OPENSSL_free(der);
     }
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_admin_store(a, &s));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     char obj[64], det[160], e[SMKI_EUI64_TEXT_MAX];
     smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
     snprintf(obj, sizeof obj, "device %s", e);
     snprintf(det, sizeof det, "status %s; KA key %s%s%s", smki_dev_status_name(status), op.dev.ka_len ? "given" : "none",
              op.dev.policy[0] ? ", policy " : "", op.dev.policy);
-    return gw_admin_write(a, "device-add", obj, det, dev_add_txn, &op);
+    return smki_gw_admin_write(a, "device-add", obj, det, dev_add_txn, &op);
 }
 
 static int dev_get_txn(smki_txn *t, void *arg)
@@ -479,10 +479,10 @@ static int dev_get_txn(smki_txn *t, void *arg)
     }
     GUARD(rc);
     smki_eui64_t id = op->dev.id;
-    GUARD(gw_device_decode(id.b, v, vl, &op->dev));
+    GUARD(smki_gw_device_decode(id.b, v, vl, &op->dev));
     if (op->set_status > 0) {
         op->dev.status = op->set_status;
-        GUARD(gw_device_put(t, op->d.devices, &op->dev));
+        GUARD(smki_gw_device_put(t, op->d.devices, &op->dev));
     }
     return 0;
 }
@@ -492,7 +492,7 @@ int smki_gw_device_get(smki_store *s, const smki_eui64_t *id, smki_gw_device *ou
     dev_op op;
     memset(&op, 0, sizeof op);
     op.dev.id = *id;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     GUARD(smki_store_read(s, dev_get_txn, &op));
     *out = op.dev;
     return 0;
@@ -507,20 +507,20 @@ int smki_gw_device_set_status(const smki_gw_admin *a, const smki_eui64_t *id, in
     op.dev.id = *id;
     op.set_status = status;
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_admin_store(a, &s));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     char obj[64], det[64], e[SMKI_EUI64_TEXT_MAX];
     smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
     snprintf(obj, sizeof obj, "device %s", e);
     snprintf(det, sizeof det, "status %s", smki_dev_status_name(status));
-    return gw_admin_write(a, "device-set-status", obj, det, dev_get_txn, &op);
+    return smki_gw_admin_write(a, "device-set-status", obj, det, dev_get_txn, &op);
 }
 
 static int dev_scan(const void *key, size_t klen, const void *val, size_t vlen, void *arg)
 {
     list_op *op = arg;
     ENSURE(klen == 8, SMKI_E_CORRUPT, "gateway device key of %zu octets", klen);
-    GUARD(gw_device_decode(key, val, vlen, &op->dev));
+    GUARD(smki_gw_device_decode(key, val, vlen, &op->dev));
     return op->dfn(&op->dev, op->arg);
 }
 
@@ -536,13 +536,13 @@ int smki_gw_device_list(smki_store *s, smki_gw_device_fn fn, void *arg)
     ENSURE(op, SMKI_E_NOMEM, "device list");
     op->dfn = fn;
     op->arg = arg;
-    int rc = gw_dbs_get(s, &op->d);
+    int rc = smki_gw_dbs_get(s, &op->d);
     if (rc == 0) rc = smki_store_read(s, dev_list_txn, op);
     free(op);
     return rc;
 }
 
-int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic)
+int smki_gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *device, uint32_t *ic)
 {
     dev_op op;
     memset(&op, 0, sizeof op);
@@ -552,11 +552,11 @@ int gw_next_invocation_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *dev
     ENSURE(op.dev.invocation != UINT32_MAX, SMKI_E_REFUSED, "device invocation counter exhausted");
     *ic = op.dev.invocation;
     op.dev.invocation++;
-    return gw_device_put(t, d->devices, &op.dev);
+    return smki_gw_device_put(t, d->devices, &op.dev);
 }
 
 /* ---- Counters --------------------------------------------------------------------------------- */
-int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t *counter, int *seen)
+int smki_gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t *counter, int *seen)
 {
     const void *v;
     size_t vl;
@@ -573,7 +573,7 @@ int gw_counter_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uin
     return 0;
 }
 
-int gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t counter)
+int smki_gw_counter_put_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *id, uint64_t counter)
 {
     uint8_t v[8];
     smki_put_be64(v, counter);
@@ -590,7 +590,7 @@ typedef struct {
 static int ctr_get_txn(smki_txn *t, void *arg)
 {
     ctr_op *op = arg;
-    return gw_counter_get_txn(t, &op->d, &op->id, &op->counter, &op->seen);
+    return smki_gw_counter_get_txn(t, &op->d, &op->id, &op->counter, &op->seen);
 }
 
 int smki_gw_counter_get(smki_store *s, const smki_eui64_t *originator, uint64_t *counter, int *seen)
@@ -598,7 +598,7 @@ int smki_gw_counter_get(smki_store *s, const smki_eui64_t *originator, uint64_t 
     ctr_op op;
     memset(&op, 0, sizeof op);
     op.id = *originator;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     GUARD(smki_store_read(s, ctr_get_txn, &op));
     *counter = op.counter;
     *seen = op.seen;
@@ -664,11 +664,11 @@ int smki_gw_thresholds_load(const smki_gw_admin *a, const smki_eui64_t *user, co
     int rc = 0;
     smki_thresholds th = {0, NULL};
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
+    GUARD(smki_gw_admin_store(a, &s));
     if (!signer) {
         smki_gw_user *u = malloc(sizeof *u);
         ENSURE(u, SMKI_E_NOMEM, "user record");
-        rc = gw_user_get(s, user, u);
+        rc = smki_gw_user_get_stored(s, user, u);
         if (rc == 0) rc = smki_pub_load(u->cert, u->cert_len, &pub);
         free(u);
         GUARD_GOTO(rc, out);
@@ -693,7 +693,7 @@ int smki_gw_thresholds_load(const smki_gw_admin *a, const smki_eui64_t *user, co
     memset(&op, 0, sizeof op);
     op.th = &th;
     op.user = *user;
-    GUARD_GOTO(gw_dbs_get(s, &op.d), out);
+    GUARD_GOTO(smki_gw_dbs_get(s, &op.d), out);
     char obj[64], det[160], hex[65];
     uint8_t md[32];
     SHA256(csv, csv_len, md);
@@ -701,7 +701,7 @@ int smki_gw_thresholds_load(const smki_gw_admin *a, const smki_eui64_t *user, co
     snprintf(obj, sizeof obj, "thresholds of %s", e);
     snprintf(det, sizeof det, "%zu rule(s), signed by %s; file SHA-256 %s", th.count,
              signer ? "the configured signer" : "the user", hex);
-    GUARD_GOTO(gw_admin_write(a, "thresholds-load", obj, det, th_load_txn, &op), out);
+    GUARD_GOTO(smki_gw_admin_write(a, "thresholds-load", obj, det, th_load_txn, &op), out);
     if (loaded) *loaded = th.count;
 out:
     smki_thresholds_free(&th);
@@ -709,7 +709,7 @@ out:
     return rc;
 }
 
-int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out)
+int smki_gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user, smki_thresholds *out)
 {
     out->count = 0;
     out->rules = NULL;
@@ -748,7 +748,7 @@ int gw_thresholds_get_txn(smki_txn *t, const gw_dbs *d, const smki_eui64_t *user
 static int th_get_txn(smki_txn *t, void *arg)
 {
     th_op *op = arg;
-    return gw_thresholds_get_txn(t, &op->d, &op->user, &op->out);
+    return smki_gw_thresholds_get_txn(t, &op->d, &op->user, &op->out);
 }
 
 int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresholds *out)
@@ -756,7 +756,7 @@ int smki_gw_thresholds_get(smki_store *s, const smki_eui64_t *user, smki_thresho
     th_op op;
     memset(&op, 0, sizeof op);
     op.user = *user;
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     int rc = smki_store_read(s, th_get_txn, &op);
     if (rc < 0) {
         smki_thresholds_free(&op.out);

@@ -204,11 +204,11 @@ int smki_gw_srv_load(const smki_gw_admin *a, const uint8_t *csv, size_t len, siz
     smki_srv_table_free(&t);
     srv_op op = {.csv = csv, .len = *rows ? len : 0};
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_admin_store(a, &s));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     char det[64];
     snprintf(det, sizeof det, "%zu row(s)%s", *rows, *rows ? "" : ": the table removed");
-    return gw_admin_write(a, "eligibility-load", "the Service Request eligibility table", det, srv_put_txn, &op);
+    return smki_gw_admin_write(a, "eligibility-load", "the Service Request eligibility table", det, srv_put_txn, &op);
 }
 
 static int srv_get_txn(smki_txn *t, void *arg)
@@ -234,7 +234,7 @@ int smki_gw_srv_get(smki_store *s, smki_srv_table *out)
     memset(out, 0, sizeof *out);
     srv_op op;
     memset(&op, 0, sizeof op);
-    GUARD(gw_dbs_get(s, &op.d));
+    GUARD(smki_gw_dbs_get(s, &op.d));
     int rc = smki_store_read(s, srv_get_txn, &op);
     if (rc == 0 && op.copy) {
         rc = smki_srv_table_parse(op.copy, op.copy_len, "stored eligibility table", out);

@@ -8,7 +8,7 @@
 
 #include "gateway_private.h"
 
-int gw_ra_user(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *u, char *roles, size_t roles_cap, int *suspended,
+int smki_gw_ra_user_record(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *u, char *roles, size_t roles_cap, int *suspended,
                char *why, size_t why_cap)
 {
     ENSURE(ra, SMKI_E_USAGE, "the gateway's Users are the RA's: it needs the RA (smki_gateway_opts.ra)");
@@ -39,7 +39,7 @@ int smki_gw_ra_user(smki_ra *ra, const smki_eui64_t *id, char *roles, size_t rol
                     size_t why_cap)
 {
     smki_ra_user_id u;
-    return gw_ra_user(ra, id, &u, roles, roles_cap, suspended, why, why_cap);
+    return smki_gw_ra_user_record(ra, id, &u, roles, roles_cap, suspended, why, why_cap);
 }
 
 /* The RA's word on u->id into u (ra_known 0 when it does not know the ID). */
@@ -77,15 +77,15 @@ static int user_get_txn(smki_txn *t, void *arg)
     }
     GUARD(rc);
     smki_eui64_t id = op->u.id;
-    return gw_user_decode(id.b, v, vl, &op->u);
+    return smki_gw_user_decode(id.b, v, vl, &op->u);
 }
 
-int gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
+int smki_gw_user_get_stored(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
 {
     user_op *op = calloc(1, sizeof *op);
     ENSURE(op, SMKI_E_NOMEM, "user record");
     op->u.id = *id;
-    int rc = gw_dbs_get(s, &op->d);
+    int rc = smki_gw_dbs_get(s, &op->d);
     if (rc == 0) rc = smki_store_read(s, user_get_txn, op);
     if (rc == 0) *out = op->u;
     free(op);
@@ -95,14 +95,14 @@ int gw_user_get(smki_store *s, const smki_eui64_t *id, smki_gw_user *out)
 int smki_gw_user_get(smki_ra *ra, const smki_eui64_t *id, smki_gw_user *out)
 {
     ENSURE(ra, SMKI_E_USAGE, "the gateway's Users are the RA's: smki_gw_user_get needs the RA");
-    GUARD(gw_user_get(smki_ra_store(ra), id, out));
+    GUARD(smki_gw_user_get_stored(smki_ra_store(ra), id, out));
     return fill_from_ra(ra, out);
 }
 
 static int user_add_txn(smki_txn *t, void *arg)
 {
     user_op *op = arg;
-    int rc = gw_user_put(t, op->d.users, &op->u, SMKI_PUT_NOOVERWRITE);
+    int rc = smki_gw_user_put(t, op->d.users, &op->u, SMKI_PUT_NOOVERWRITE);
     if (rc == SMKI_E_EXISTS) {
         char e[SMKI_EUI64_TEXT_MAX];
         smki_eui64_format(&op->u.id, SMKI_EUI64_HYPHEN, e);
@@ -140,7 +140,7 @@ static int take_cert(const uint8_t *cert, size_t cert_len, const char *e, smki_g
     X509 *x = NULL;
     GUARD(smki_cert_load(cert, cert_len, &x));
     smki_eui64_t subj;
-    int rc = gw_cert_subject_eui(x, &subj);
+    int rc = smki_gw_cert_subject_eui(x, &subj);
     char ce[SMKI_EUI64_TEXT_MAX];
     if (rc == 0) smki_eui64_format(&subj, SMKI_EUI64_HYPHEN, ce);
     if (rc == 0 && smki_eui64_cmp(&subj, &u->id) != 0)
@@ -163,18 +163,18 @@ int smki_gw_user_add(const smki_gw_admin *a, const smki_eui64_t *id, uint8_t rol
     smki_eui64_format(id, SMKI_EUI64_HYPHEN, e);
     ENSURE(smki_role_by_code(role) != NULL, SMKI_E_USAGE, "role 0x%02x is not a Remote Party Role", role);
     smki_store *s = NULL;
-    GUARD(gw_admin_store(a, &s));
+    GUARD(smki_gw_admin_store(a, &s));
     user_op *op = calloc(1, sizeof *op);
     ENSURE(op, SMKI_E_NOMEM, "user record");
     op->u.id = *id;
     op->u.role = role;
     int rc = ra_allows(a->ra, id, role, e);
     if (rc == 0) rc = take_cert(cert, cert_len, e, &op->u);
-    if (rc == 0) rc = gw_dbs_get(s, &op->d);
+    if (rc == 0) rc = smki_gw_dbs_get(s, &op->d);
     char obj[64], det[96];
     snprintf(obj, sizeof obj, "user %s", e);
     snprintf(det, sizeof det, "DS certificate for role %s, %zu octets", smki_role_name(role), op->u.cert_len);
-    if (rc == 0) rc = gw_admin_write(a, "user-add", obj, det, user_add_txn, op);
+    if (rc == 0) rc = smki_gw_admin_write(a, "user-add", obj, det, user_add_txn, op);
     free(op);
     return rc;
 }
@@ -198,7 +198,7 @@ static int user_scan(const void *key, size_t klen, const void *val, size_t vlen,
     }
     smki_gw_user *u = &op->items[op->n];
     memset(u, 0, sizeof *u);
-    GUARD(gw_user_decode(key, val, vlen, u));
+    GUARD(smki_gw_user_decode(key, val, vlen, u));
     op->n++;
     return 0;
 }
@@ -217,7 +217,7 @@ int smki_gw_user_list(smki_ra *ra, smki_gw_user_fn fn, void *arg)
     ENSURE(ra, SMKI_E_USAGE, "the gateway's Users are the RA's: smki_gw_user_list needs the RA");
     user_list_op op;
     memset(&op, 0, sizeof op);
-    int rc = gw_dbs_get(smki_ra_store(ra), &op.d);
+    int rc = smki_gw_dbs_get(smki_ra_store(ra), &op.d);
     if (rc == 0) rc = smki_store_read(smki_ra_store(ra), user_list_txn, &op);
     for (size_t i = 0; rc == 0 && i < op.n; i++) {
         rc = fill_from_ra(ra, &op.items[i]);

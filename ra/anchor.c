@@ -76,7 +76,7 @@ static int anchor_now(smki_ra *ra)
     GUARD(smki_store_read(ra->store, head_read_txn, &h));
     /* Another thread's anchor, written while this one waited, may already hold this head. */
     if (!h.seq || h.seq <= ra->anchored) return 0;
-    ra_anchor_rec a = {h.seq, {0}, ra_now(ra), 0, {0}};
+    ra_anchor_rec a = {h.seq, {0}, smki_ra_now(ra), 0, {0}};
     memcpy(a.hash, h.hash, 32);
     uint8_t msg[ANCHOR_MSG_LEN], rec[1 + 48 + 1 + SMKI_SIG_MAX];
     anchor_msg(&a, msg);
@@ -97,7 +97,7 @@ static int anchor_now(smki_ra *ra)
     return 0;
 }
 
-int ra_anchor(smki_ra *ra)
+int smki_ra_anchor(smki_ra *ra)
 {
     if (!ra->ckpt) return 0; /* no key, no anchor: 'smki audit verify' says how far it reaches */
     pthread_mutex_lock(&ra->anchor_lock);
@@ -136,9 +136,9 @@ static int slot_one(const uint8_t *rec, size_t n, void *arg)
     return 0;
 }
 
-int ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_anchor_rec *out)
+int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_anchor_rec *out)
 {
-    ENSURE(ra->ckpt, SMKI_E_INTERNAL, "ra_anchor_read: no checkpoint key");
+    ENSURE(ra->ckpt, SMKI_E_INTERNAL, "smki_ra_anchor_read: no checkpoint key");
     /* The latest of the two slots (and of what a kill mid-replace left in one). */
     slot_run r = {pub ? pub : smki_key_public(ra->ckpt), NULL, 0, {0}};
     for (int i = 0; i < 2; i++) {

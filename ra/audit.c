@@ -27,10 +27,10 @@ static int entry_body(const smki_audit_entry *e, uint8_t *out, size_t cap, size_
     smki_wr_be64(&w, e->seq);
     smki_wr_be64(&w, (uint64_t)e->time);
     smki_wr_raw(&w, e->prev, SMKI_AUDIT_HASH_LEN);
-    ra_w_str(&w, e->operator_name);
-    ra_w_str(&w, e->action);
-    ra_w_str(&w, e->object);
-    ra_w_str(&w, e->detail);
+    smki_ra_w_str(&w, e->operator_name);
+    smki_ra_w_str(&w, e->action);
+    smki_ra_w_str(&w, e->object);
+    smki_ra_w_str(&w, e->detail);
     ENSURE(!w.err, SMKI_E_INTERNAL, "an audit entry of more than %zu octets", cap);
     *len = w.len;
     return 0;
@@ -58,10 +58,10 @@ static int entry_decode(const void *val, size_t vlen, smki_audit_entry *e)
     if (rc == 0) rc = smki_cur_u64be(&c, &seq);
     if (rc == 0) rc = smki_cur_u64be(&c, &t);
     if (rc == 0) rc = smki_cur_copy(&c, e->prev, SMKI_AUDIT_HASH_LEN);
-    if (rc == 0) rc = r_str(&c, e->operator_name, sizeof e->operator_name);
-    if (rc == 0) rc = r_str(&c, e->action, sizeof e->action);
-    if (rc == 0) rc = r_str(&c, e->object, sizeof e->object);
-    if (rc == 0) rc = r_str(&c, e->detail, sizeof e->detail);
+    if (rc == 0) rc = smki_r_str(&c, e->operator_name, sizeof e->operator_name);
+    if (rc == 0) rc = smki_r_str(&c, e->action, sizeof e->action);
+    if (rc == 0) rc = smki_r_str(&c, e->object, sizeof e->object);
+    if (rc == 0) rc = smki_r_str(&c, e->detail, sizeof e->detail);
     size_t body_len = vlen - c.left;
     if (rc == 0) rc = smki_cur_u8(&c, &sl);
     if (rc == 0 && (sl == 0 || sl > SMKI_SIG_MAX)) rc = -1;
@@ -156,7 +156,7 @@ static int u32_put(smki_txn *t, smki_ra *ra, const uint8_t *key, size_t klen, un
     return smki_txn_put(t, ra->db.meta, key, klen, b, 4, 0);
 }
 
-int ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens)
+int smki_ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens)
 {
     *org = ra->pol.approvals_org;
     *sens = ra->pol.approvals_sensitive;
@@ -164,7 +164,7 @@ int ra_approvals_get(smki_txn *t, smki_ra *ra, unsigned *org, unsigned *sens)
     return u32_get(t, ra, META_APPR_SENS, sizeof META_APPR_SENS - 1, sens);
 }
 
-int ra_approvals_put(smki_txn *t, smki_ra *ra, unsigned org, unsigned sens)
+int smki_ra_approvals_put(smki_txn *t, smki_ra *ra, unsigned org, unsigned sens)
 {
     ENSURE(org >= 1 && sens >= org && sens <= SMKI_RA_APPROVERS_MAX, SMKI_E_REFUSED,
            "approval counts organisation %u, sensitive %u: each is 1 to %d and sensitive is never below organisation",
@@ -180,13 +180,13 @@ static int approvals_txn(smki_txn *t, void *arg)
 {
     smki_ra *ra = arg;
     unsigned org, sens;
-    GUARD(ra_approvals_get(t, ra, &org, &sens));
+    GUARD(smki_ra_approvals_get(t, ra, &org, &sens));
     ra->pol.approvals_org = org;
     ra->pol.approvals_sensitive = sens;
     return 0;
 }
 
-int ra_approvals_load(smki_ra *ra)
+int smki_ra_approvals_load(smki_ra *ra)
 {
     return smki_store_read(ra->store, approvals_txn, ra);
 }
@@ -214,13 +214,13 @@ static int audit_append(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const
     if (frc == SMKI_E_NOTFOUND) {
         smki_error_clear();
         unsigned org, sens;
-        GUARD(ra_approvals_get(t, ra, &org, &sens));
-        GUARD(ra_approvals_put(t, ra, org, sens));
+        GUARD(smki_ra_approvals_get(t, ra, &org, &sens));
+        GUARD(smki_ra_approvals_put(t, ra, org, sens));
     } else {
         GUARD(frc);
     }
     e.seq = head + 1;
-    e.time = ra_now(ra);
+    e.time = smki_ra_now(ra);
     snprintf(e.operator_name, sizeof e.operator_name, "%s", by->name);
     snprintf(e.action, sizeof e.action, "%s", note->action);
     snprintf(e.object, sizeof e.object, "%s", note->object);
@@ -260,7 +260,7 @@ static int audit_append(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const
 /* Could the next entry be written now? Refused, naming it, when a checkpoint falls due
  * on it and no checkpoint key is open: the check an action makes before it does anything
  * it cannot take back (a key generated, a list signed). audit_append checks again. */
-int ra_audit_ready(smki_txn *t, smki_ra *ra)
+int smki_ra_audit_ready(smki_txn *t, smki_ra *ra)
 {
     uint64_t head;
     uint8_t hash[32];
@@ -276,13 +276,13 @@ int ra_audit_ready(smki_txn *t, smki_ra *ra)
 
 /* ---- Actions -------------------------------------------------------------------------------- */
 
-int ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by)
+int smki_ra_check_actor(smki_txn *t, smki_ra *ra, const smki_ra_actor *by)
 {
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     smki_ra_operator o;
-    int rc = ra_operator_get_txn(t, ra, by->name, &o);
+    int rc = smki_ra_operator_get_txn(t, ra, by->name, &o);
     if (rc == SMKI_E_NOTFOUND)
         return SMKI_FAIL(SMKI_E_REFUSED, "'%.64s' is not a registered RA operator ('smki ra operator list')", by->name);
     GUARD(rc);
@@ -306,7 +306,7 @@ typedef struct {
 static int act_txn(smki_txn *t, void *arg)
 {
     act_run *a = arg;
-    if (!a->bootstrap) GUARD(ra_check_actor(t, a->ra, a->by));
+    if (!a->bootstrap) GUARD(smki_ra_check_actor(t, a->ra, a->by));
     ra_note note;
     memset(&note, 0, sizeof note);
     GUARD(a->fn(t, a->ra, a->arg, &note));
@@ -320,36 +320,36 @@ static int act_txn(smki_txn *t, void *arg)
     return audit_append(t, a->ra, a->by, &note);
 }
 
-int ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg)
+int smki_ra_act_in(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, ra_act_fn fn, void *arg)
 {
     act_run a = {ra, by, 0, fn, arg, NULL};
     return act_txn(t, &a);
 }
 
-int ra_act_in_via(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+int smki_ra_act_in_via(smki_txn *t, smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
 {
     act_run a = {ra, by, 0, fn, arg, via};
     return act_txn(t, &a);
 }
 
-int ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg)
+int smki_ra_act(smki_ra *ra, const smki_ra_actor *by, int bootstrap, ra_act_fn fn, void *arg)
 {
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     act_run a = {ra, by, bootstrap, fn, arg, NULL};
     GUARD(smki_store_write(ra->store, act_txn, &a));
-    return ra_anchor(ra); /* the new head, outside the store */
+    return smki_ra_anchor(ra); /* the new head, outside the store */
 }
 
-int ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+int smki_ra_act_via(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
 {
     ENSURE(by && by->name && by->key, SMKI_E_USAGE,
            "no operator: every RA action is taken by a registered operator with their own key (--operator NAME "
            "--operator-key KEY)");
     act_run a = {ra, by, 0, fn, arg, via};
     GUARD(smki_store_write(ra->store, act_txn, &a));
-    return ra_anchor(ra);
+    return smki_ra_anchor(ra);
 }
 
 /* ---- Reading ------------------------------------------------------------------------------- */

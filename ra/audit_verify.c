@@ -66,8 +66,8 @@ static EVP_PKEY *operator_pub(verify_run *v, const char *name)
     v->op_known = 0;
     snprintf(v->op_name, sizeof v->op_name, "%s", name);
     smki_ra_operator o;
-    if (ra_operator_get_txn(v->t, v->ra, name, &o) == 0) {
-        v->op_pub = ra_point_pub(o.point);
+    if (smki_ra_operator_get_txn(v->t, v->ra, name, &o) == 0) {
+        v->op_pub = smki_ra_point_pub(o.point);
         v->op_known = v->op_pub != NULL;
     } else {
         smki_error_clear();
@@ -118,7 +118,7 @@ static int verify_one(const void *key, size_t klen, const void *val, size_t vlen
         finding(rep, SMKI_AUDIT_ALTERED, kseq, "entry %llu (%s %s by %s) was altered: its signature does not verify",
                 (unsigned long long)kseq, e.action, e.object, e.operator_name);
     }
-    GUARD(ra_trail_feed(v->trail, &e));
+    GUARD(smki_ra_trail_feed(v->trail, &e));
     memcpy(v->prev, e.hash, 32);
     v->expect = kseq + 1;
     if (v->n_seen == v->cap_seen) {
@@ -192,8 +192,8 @@ static int executed_one(uint64_t id, void *arg)
     verify_run *v = arg;
     smki_ra_request r;
     uint8_t content[32];
-    int rc = ra_request_get_txn(v->t, v->ra, id, &r);
-    if (rc == 0) rc = ra_request_content(v->t, v->ra, &r, content, NULL);
+    int rc = smki_ra_request_get_txn(v->t, v->ra, id, &r);
+    if (rc == 0) rc = smki_ra_request_content(v->t, v->ra, &r, content, NULL);
     if (rc < 0) {
         finding(v->rep, SMKI_AUDIT_CONTENT, 0, "request %llu was executed but its record or CSRs cannot be read: %s",
                 (unsigned long long)id, smki_error_msg());
@@ -201,7 +201,7 @@ static int executed_one(uint64_t id, void *arg)
         return 0;
     }
     ra_approval_proof p;
-    GUARD(ra_trail_prove(v->trail, &r, content, 0, &p));
+    GUARD(smki_ra_trail_prove(v->trail, &r, content, 0, &p));
     if (p.content_changed)
         finding(v->rep, SMKI_AUDIT_CONTENT, p.exec_seq,
                 "request %llu's content in the store (CSR, names or fields) is not what its submission and approvals "
@@ -221,7 +221,7 @@ static int registry_one(const smki_ra_operator *o, void *arg)
     verify_run *v = arg;
     uint8_t point[SMKI_POINT_LEN];
     int active = 0;
-    if (ra_trail_operator(v->trail, o->name, point, &active) < 0)
+    if (smki_ra_trail_operator(v->trail, o->name, point, &active) < 0)
         finding(v->rep, SMKI_AUDIT_REGISTRY, 0,
                 "operator %s is in the registry but no signed operator-add entry of the trail registered them: "
                 "added outside smki",
@@ -240,7 +240,7 @@ static int registry_scan_one(const void *k, size_t kl, const void *val, size_t v
 {
     verify_run *v = arg;
     smki_ra_operator o;
-    if (ra_operator_decode(k, kl, val, vl, &o) < 0) {
+    if (smki_ra_operator_decode(k, kl, val, vl, &o) < 0) {
         smki_error_clear();
         finding(v->rep, SMKI_AUDIT_REGISTRY, 0, "an operator record is damaged");
         return 0;
@@ -258,7 +258,7 @@ static int anchor_check(verify_run *v)
         return 0;
     }
     ra_anchor_rec a;
-    int rc = ra_anchor_read(v->ra, first, v->ckpt_pub, &a);
+    int rc = smki_ra_anchor_read(v->ra, first, v->ckpt_pub, &a);
     rep->anchor_checked = 1;
     if (rc == SMKI_E_NOTFOUND) {
         finding(rep, SMKI_AUDIT_ANCHOR, 0,
@@ -316,8 +316,8 @@ static int verify_txn(smki_txn *t, void *arg)
         finding(rep, SMKI_AUDIT_CHAIN, last, "the last entry (%llu) is not the one the head records: replaced",
                 (unsigned long long)last);
     GUARD(smki_txn_scan(t, v->ra->db.checkpoints, NULL, 0, checkpoint_one, v));
-    GUARD(ra_trail_each_executed(v->trail, executed_one, v));
-    if (ra_trail_operator_count(v->trail)) GUARD(smki_txn_scan(t, v->ra->db.operators, NULL, 0, registry_scan_one, v));
+    GUARD(smki_ra_trail_each_executed(v->trail, executed_one, v));
+    if (smki_ra_trail_operator_count(v->trail)) GUARD(smki_txn_scan(t, v->ra->db.operators, NULL, 0, registry_scan_one, v));
     unsigned every;
     if (smki_ra_audit_every_get(t, v->ra, &every, 0) < 0) {
         smki_error_clear();
@@ -350,10 +350,10 @@ int smki_audit_verify(smki_ra *ra, EVP_PKEY *checkpoint_pub, smki_audit_report *
     v.ra = ra;
     v.rep = rep;
     v.ckpt_pub = checkpoint_pub;
-    GUARD(ra_trail_new(0, &v.trail));
+    GUARD(smki_ra_trail_new(0, &v.trail));
     int rc = smki_store_read(ra->store, verify_txn, &v);
     if (rc == 0 && ra->ckpt && v.n_seen) rc = anchor_check(&v);
-    ra_trail_free(v.trail);
+    smki_ra_trail_free(v.trail);
     free(v.seen);
     EVP_PKEY_free(v.op_pub);
     GUARD(rc);

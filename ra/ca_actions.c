@@ -22,8 +22,8 @@ typedef struct {
 static int actor_txn(smki_txn *t, void *arg)
 {
     actor_run *a = arg;
-    GUARD(ra_check_actor(t, a->ra, a->by));
-    return ra_audit_ready(t, a->ra);
+    GUARD(smki_ra_check_actor(t, a->ra, a->by));
+    return smki_ra_audit_ready(t, a->ra);
 }
 
 static int check_actor_now(smki_ra *ra, const smki_ra_actor *by)
@@ -73,7 +73,7 @@ static int init_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                          smki_ca_kind_name(r->kind), serial, h);
         ENSURE(w > 0 && (size_t)w < sizeof note->detail - at, SMKI_E_INTERNAL, "the ceremony's audit detail is too long");
         at += (size_t)w;
-        GUARD(ra_ca_mark_bound(t, ra, &r->cert)); /* in the trail: 'smki ra adopt-ca' skips it */
+        GUARD(smki_ra_ca_mark_bound(t, ra, &r->cert)); /* in the trail: 'smki ra adopt-ca' skips it */
     }
     return 0;
 }
@@ -83,7 +83,7 @@ static int init_hook(smki_txn *t, const smki_ca_record *const *made, size_t n, v
     init_run *x = arg;
     x->made = made;
     x->n = n;
-    return ra_act_in(t, x->ra, x->by, init_note_fn, x);
+    return smki_ra_act_in(t, x->ra, x->by, init_note_fn, x);
 }
 
 int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const smki_conf *conf,
@@ -103,7 +103,7 @@ int smki_ra_ca_init(smki_ra *ra, const smki_ra_actor *by, const char *env, const
     io.on_store = init_hook;
     io.hook_arg = &x;
     GUARD(smki_ca_init(&ra->ca, env, conf, &io, rep));
-    return ra_anchor(ra);
+    return smki_ra_anchor(ra);
 }
 
 /* ---- CRLs and ARLs ------------------------------------------------------------------------------ */
@@ -124,11 +124,11 @@ static int crl_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     return 0;
 }
 
-int ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
+int smki_ra_crl_hook(smki_txn *t, const smki_crl *crl, void *arg)
 {
     crl_run *c = arg;
     c->crl = crl;
-    return ra_act_in(t, c->ra, c->by, crl_note_fn, c);
+    return smki_ra_act_in(t, c->ra, c->by, crl_note_fn, c);
 }
 
 int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, smki_ca_kind k,
@@ -140,10 +140,10 @@ int smki_ra_crl_publish(smki_ra *ra, const smki_ra_actor *by, const char *env, s
     GUARD(check_actor_now(ra, by));
     crl_run c = {ra, by, NULL, ""};
     smki_crl_opts co = *o;
-    co.on_store = ra_crl_hook;
+    co.on_store = smki_ra_crl_hook;
     co.hook_arg = &c;
     GUARD(smki_ca_crl_publish(&ra->ca, env, k, &co, out));
-    return ra_anchor(ra);
+    return smki_ra_anchor(ra);
 }
 
 int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *env, const uint8_t ski[SMKI_KEYID_LEN],
@@ -166,10 +166,10 @@ int smki_ra_crl_publish_ski(smki_ra *ra, const smki_ra_actor *by, const char *en
     free(rec);
     GUARD(rc);
     smki_crl_opts co = *o;
-    co.on_store = ra_crl_hook;
+    co.on_store = smki_ra_crl_hook;
     co.hook_arg = &c;
     GUARD(smki_ca_crl_publish_ski(&ra->ca, env, ski, &co, out));
-    return ra_anchor(ra);
+    return smki_ra_anchor(ra);
 }
 
 /* ---- The bootstrap ceremony bound to the trail -------------------------------------------------- */
@@ -186,7 +186,7 @@ static void bound_key(const smki_cert *c, uint8_t key[BOUND_KEY_LEN])
     memcpy(key + sizeof BOUND_PFX - 1 + SMKI_KEYID_LEN, c->serial, SMKI_SERIAL_LEN);
 }
 
-int ra_ca_mark_bound(smki_txn *t, smki_ra *ra, const smki_cert *c)
+int smki_ra_ca_mark_bound(smki_txn *t, smki_ra *ra, const smki_cert *c)
 {
     uint8_t key[BOUND_KEY_LEN], one = 1;
     bound_key(c, key);
@@ -202,7 +202,7 @@ static int ca_collect(const smki_cert *c, void *arg)
 {
     ca_list *l = arg;
     if (!smki_profile_get(c->profile)->is_ca) return 0;
-    return ra_cert_push(&l->items, &l->n, &l->cap, 8, c);
+    return smki_ra_cert_push(&l->items, &l->n, &l->cap, 8, c);
 }
 
 typedef struct {
@@ -217,7 +217,7 @@ static int adopt_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     adopt_run *a = arg;
     const smki_cert *c = a->cur;
-    GUARD(ra_ca_mark_bound(t, ra, c));
+    GUARD(smki_ra_ca_mark_bound(t, ra, c));
     char ski[2 * SMKI_KEYID_LEN + 1], serial[2 * SMKI_SERIAL_LEN + 1], h[65], subject[256] = "?";
     smki_hex_encode(c->ski, SMKI_KEYID_LEN, ski, 0);
     smki_hex_encode(c->serial, SMKI_SERIAL_LEN, serial, 0);
@@ -237,7 +237,7 @@ static int adopt_note_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 static int adopt_txn(smki_txn *t, void *arg)
 {
     adopt_run *a = arg;
-    GUARD(ra_check_actor(t, a->ra, a->by));
+    GUARD(smki_ra_check_actor(t, a->ra, a->by));
     for (size_t i = 0; i < a->cas->n; i++) {
         uint8_t key[BOUND_KEY_LEN];
         bound_key(&a->cas->items[i], key);
@@ -248,7 +248,7 @@ static int adopt_txn(smki_txn *t, void *arg)
         if (rc != SMKI_E_NOTFOUND) return rc;
         smki_error_clear();
         a->cur = &a->cas->items[i];
-        GUARD(ra_act_in(t, a->ra, a->by, adopt_note_fn, a));
+        GUARD(smki_ra_act_in(t, a->ra, a->by, adopt_note_fn, a));
         a->adopted++;
     }
     return 0;
@@ -268,5 +268,5 @@ int smki_ra_ca_adopt(smki_ra *ra, const smki_ra_actor *by, size_t *adopted)
     free(cas.items);
     GUARD(rc);
     if (adopted) *adopted = a.adopted;
-    return a.adopted ? ra_anchor(ra) : 0;
+    return a.adopted ? smki_ra_anchor(ra) : 0;
 }

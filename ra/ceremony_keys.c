@@ -16,8 +16,8 @@ typedef struct {
 static int ready_txn(smki_txn *t, void *arg)
 {
     ready_run *r = arg;
-    GUARD(ra_check_actor(t, r->ra, r->by));
-    return ra_audit_ready(t, r->ra);
+    GUARD(smki_ra_check_actor(t, r->ra, r->by));
+    return smki_ra_audit_ready(t, r->ra);
 }
 
 static int removed_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
@@ -46,7 +46,7 @@ int smki_ra_ca_key_remove(smki_ra *ra, const smki_ra_actor *by, const char *env,
     ready_run r = {ra, by};
     GUARD(smki_store_read(ra->store, ready_txn, &r));
     GUARD(smki_ca_orphan_key_remove(&ra->ca, env, conf, hsm, label, so_pin, out));
-    int rc = ra_act(ra, by, 0, removed_fn, out);
+    int rc = smki_ra_act(ra, by, 0, removed_fn, out);
     if (rc < 0)
         return smki_error_wrap("key %s is removed from token %s, but its audit entry was not written", out->label,
                                out->token);

@@ -128,7 +128,7 @@ int smki_ra_open(smki_store *s, const smki_ra_policy *p, smki_ra **out)
     ra->ca_view = ra->ca;
     ra->ca.gate = smki_ca_gate_for_ra();
     if (rc == 0) rc = govern_if_managed(ra);
-    if (rc == 0) rc = ra_approvals_load(ra); /* fixed in the store: they override [ra] */
+    if (rc == 0) rc = smki_ra_approvals_load(ra); /* fixed in the store: they override [ra] */
     if (rc < 0) {
         ra_locks_destroy(ra);
         free(ra);
@@ -173,7 +173,7 @@ const smki_ra_dbs *smki_ra_databases(const smki_ra *ra)
     return &ra->db;
 }
 
-int64_t ra_now(const smki_ra *ra)
+int64_t smki_ra_now(const smki_ra *ra)
 {
     return ra->fixed_now ? ra->fixed_now : (int64_t)time(NULL);
 }
@@ -181,7 +181,7 @@ int64_t ra_now(const smki_ra *ra)
 /* ---- Records ------------------------------------------------------------------------------- */
 
 /* Records are written by base's writer; a text field is a 16-bit length and its octets. */
-void ra_w_str(smki_writer_t *w, const char *s)
+void smki_ra_w_str(smki_writer_t *w, const char *s)
 {
     size_t n = strlen(s);
     if (n > 0xFFFF) {
@@ -192,7 +192,7 @@ void ra_w_str(smki_writer_t *w, const char *s)
     smki_wr_raw(w, s, n);
 }
 
-int r_str(smki_cursor_t *c, char *out, size_t cap)
+int smki_r_str(smki_cursor_t *c, char *out, size_t cap)
 {
     uint16_t n;
     GUARD(smki_cur_u16be(c, &n));
@@ -203,7 +203,7 @@ int r_str(smki_cursor_t *c, char *out, size_t cap)
     return 0;
 }
 
-int ra_check_name(const char *what, const char *s)
+int smki_ra_check_name(const char *what, const char *s)
 {
     size_t n = s ? strlen(s) : 0;
     ENSURE(n >= 1 && n < SMKI_RA_NAME_MAX, SMKI_E_USAGE, "%s must be 1 to %d characters, not '%.80s'", what,
@@ -217,7 +217,7 @@ int ra_check_name(const char *what, const char *s)
     return 0;
 }
 
-int ra_cert_push(smki_cert **items, size_t *n, size_t *cap, size_t first_cap, const smki_cert *c)
+int smki_ra_cert_push(smki_cert **items, size_t *n, size_t *cap, size_t first_cap, const smki_cert *c)
 {
     if (*n == *cap) {
         size_t grown = *cap ? 2 * *cap : first_cap;

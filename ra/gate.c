@@ -57,12 +57,12 @@ static int issue_with(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_
     GUARD(need_actor(by));
     ra_direct_opts o = {!r->allow_duplicate_key, r->via, r->party, r->submission_key};
     if (tls) {
-        GUARD(ra_issue_tls_direct(ra, by, is, r->env, &tr, &o, out));
+        GUARD(smki_ra_issue_tls_direct_with(ra, by, is, r->env, &tr, &o, out));
         snprintf(party_used, SMKI_PARTY_MAX, "%s", r->party);
         return 0;
     }
     smki_ra_eligibility e = {r->party, r->env, profile, r->role, r->eui, r->csr, r->subscriber_asks};
-    return ra_issue_direct(ra, by, is, &e, r->cn, &o, out);
+    return smki_ra_issue_direct_with(ra, by, is, &e, r->cn, &o, out);
 }
 
 /* What the request holds must fit its profile. */
@@ -89,7 +89,7 @@ int smki_ra_issue(smki_ra *ra, const smki_ra_actor *by, const smki_ra_issue_req 
     GUARD(check_fields(r, profile));
     smki_ca_issuer *own = NULL;
     int fits = 0;
-    if (r->issuer) GUARD(ra_issuer_is_current(ra, r->issuer, r->env, profile, &fits));
+    if (r->issuer) GUARD(smki_ra_issuer_is_current(ra, r->issuer, r->env, profile, &fits));
     if (!fits) GUARD(smki_ca_issuer_open(&ra->ca_view, r->env, profile, r->hsm, &own));
     int rc = issue_with(ra, by, r, profile, fits ? r->issuer : own, out, party_used);
     smki_ca_issuer_free(own);

@@ -4,12 +4,12 @@
  * actions that arrive while a commit is in progress wait, and the next commit takes
  * them all: one write transaction holds each action with its entry (in arrival order,
  * chained as ever) and one commit makes them durable. Each caller then anchors the head
- * (ra_anchor) before it returns; anchors of callers that committed together, or while
+ * (smki_ra_anchor) before it returns; anchors of callers that committed together, or while
  * an anchor was being written, are one write (the first signs the latest head, which
  * covers the others). An action that fails in a
  * group fails the group's transaction (nothing of it is written); then each action of
  * that group runs alone, in its own transaction, so that one refusal refuses only its
- * own action (with its own message). The audit guarantees are those of ra_act_via:
+ * own action (with its own message). The audit guarantees are those of smki_ra_act_via:
  * no action without its entry in its transaction, and no caller told "done" before
  * the anchor covers its entry. */
 #include <stdio.h>
@@ -38,14 +38,14 @@ typedef struct {
 static int group_txn(smki_txn *t, void *arg)
 {
     group_run *g = arg;
-    for (ra_group_item *it = g->items; it; it = it->next) GUARD(ra_act_in_via(t, g->ra, it->by, it->via, it->fn, it->arg));
+    for (ra_group_item *it = g->items; it; it = it->next) GUARD(smki_ra_act_in_via(t, g->ra, it->by, it->via, it->fn, it->arg));
     return 0;
 }
 
 static int one_txn(smki_txn *t, void *arg)
 {
     group_run *g = arg;
-    return ra_act_in_via(t, g->ra, g->items->by, g->items->via, g->items->fn, g->items->arg);
+    return smki_ra_act_in_via(t, g->ra, g->items->by, g->items->via, g->items->fn, g->items->arg);
 }
 
 static void note_outcome(ra_group_item *it, int rc)
@@ -77,7 +77,7 @@ static void run_group(smki_ra *ra, ra_group_item *items)
     }
 }
 
-void ra_group_expect(smki_ra *ra)
+void smki_ra_group_expect(smki_ra *ra)
 {
     pthread_mutex_lock(&ra->group_lock);
     ra->group_preparing++;
@@ -90,7 +90,7 @@ static void unexpect_locked(smki_ra *ra)
     pthread_cond_broadcast(&ra->group_done); /* a leader waiting for it looks again */
 }
 
-void ra_group_unexpect(smki_ra *ra)
+void smki_ra_group_unexpect(smki_ra *ra)
 {
     pthread_mutex_lock(&ra->group_lock);
     unexpect_locked(ra);
@@ -111,10 +111,10 @@ static void linger(smki_ra *ra)
         if (pthread_cond_timedwait(&ra->group_done, &ra->group_lock, &until) != 0) break;
 }
 
-int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
+int smki_ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act_fn fn, void *arg)
 {
     if (!by || !by->name || !by->key) {
-        ra_group_unexpect(ra);
+        smki_ra_group_unexpect(ra);
         return SMKI_FAIL(SMKI_E_USAGE, "no operator: every RA action is taken by a registered operator with their own "
                                        "key (--operator NAME --operator-key KEY)");
     }
@@ -125,7 +125,7 @@ int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act
     if (ra->group_tail) ra->group_tail->next = &self;
     else ra->group_head = &self;
     ra->group_tail = &self;
-    unexpect_locked(ra); /* its ra_group_expect, if any, ends here: it is queued */
+    unexpect_locked(ra); /* its smki_ra_group_expect, if any, ends here: it is queued */
     while (!self.done && ra->group_busy) pthread_cond_wait(&ra->group_done, &ra->group_lock);
     if (!self.done) {
         /* No commit in progress: this thread leads the next, with every action waiting
@@ -149,6 +149,6 @@ int ra_act_grouped(smki_ra *ra, const smki_ra_actor *by, const char *via, ra_act
     /* Committed. The anchor is written by each caller, outside the group, while the next
      * group commits: the first to take the anchor's lock signs the head as it is then,
      * which covers every action committed so far, and the others find their entry
-     * anchored already (ra_anchor). None returns before its entry is anchored. */
-    return ra_anchor(ra);
+     * anchored already (smki_ra_anchor). None returns before its entry is anchored. */
+    return smki_ra_anchor(ra);
 }

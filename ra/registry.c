@@ -1,6 +1,6 @@
 /* The registry: operators, Parties, EUI-64 blocks and the IDs allocated from them,
  * Authorised Subscribers, suspensions, and the eligibility rules that read them.
- * Every change is an action (ra_act): one transaction with its audit entry. */
+ * Every change is an action (smki_ra_act): one transaction with its audit entry. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +19,7 @@ static void eui_text(const smki_eui64_t *id, char out[SMKI_EUI64_TEXT_MAX])
 
 /* ---- Operators ------------------------------------------------------------------------------ */
 
-int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o)
+int smki_ra_operator_decode(const void *key, size_t klen, const void *val, size_t vlen, smki_ra_operator *o)
 {
     memset(o, 0, sizeof *o);
     smki_cursor_t c = smki_cursor(val, vlen);
@@ -38,14 +38,14 @@ int ra_operator_decode(const void *key, size_t klen, const void *val, size_t vle
     return 0;
 }
 
-int ra_operator_get_txn(smki_txn *t, smki_ra *ra, const char *name, smki_ra_operator *out)
+int smki_ra_operator_get_txn(smki_txn *t, smki_ra *ra, const char *name, smki_ra_operator *out)
 {
     const void *v;
     size_t n;
     size_t kl = strlen(name);
     ENSURE(kl && kl < SMKI_RA_NAME_MAX, SMKI_E_NOTFOUND, "no operator '%.64s'", name);
     GUARD(smki_txn_get(t, ra->db.operators, name, kl, &v, &n));
-    return ra_operator_decode(name, kl, v, n, out);
+    return smki_ra_operator_decode(name, kl, v, n, out);
 }
 
 static int operator_put(smki_txn *t, smki_ra *ra, const smki_ra_operator *o, unsigned flags)
@@ -90,7 +90,7 @@ static int operator_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
                "key), not '%s'",
                a->o.name, a->by->name);
     } else {
-        GUARD(ra_check_actor(t, ra, a->by));
+        GUARD(smki_ra_check_actor(t, ra, a->by));
     }
     GUARD(operator_put(t, ra, &a->o, SMKI_PUT_NOOVERWRITE));
     GUARD(smki_ca_govern(t, &ra->ca)); /* from now on the CA writes only through the RA */
@@ -102,7 +102,7 @@ static int operator_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     if (n == 0) {
         /* The approval counts the RA starts with, into the trail (ra_trail holds the RA to them). */
         unsigned org, sens;
-        GUARD(ra_approvals_get(t, ra, &org, &sens));
+        GUARD(smki_ra_approvals_get(t, ra, &org, &sens));
         size_t at = strlen(note->detail);
         snprintf(note->detail + at, sizeof note->detail - at, "; approvals organisation %u, sensitive %u", org, sens);
     }
@@ -111,18 +111,18 @@ static int operator_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 
 int smki_ra_operator_add(smki_ra *ra, const smki_ra_actor *by, const char *name, EVP_PKEY *pub)
 {
-    GUARD(ra_check_name("an operator name", name));
+    GUARD(smki_ra_check_name("an operator name", name));
     ENSURE(pub, SMKI_E_USAGE, "operator %s: no public key", name);
-    op_add a = {by, {{0}, {0}, 1, ra_now(ra)}};
+    op_add a = {by, {{0}, {0}, 1, smki_ra_now(ra)}};
     snprintf(a.o.name, sizeof a.o.name, "%s", name);
     GUARD(smki_pub_point(pub, a.o.point));
-    return ra_act(ra, by, 1, operator_add_fn, &a);
+    return smki_ra_act(ra, by, 1, operator_add_fn, &a);
 }
 
 static int count_active(const void *k, size_t kl, const void *v, size_t vl, void *arg)
 {
     smki_ra_operator o;
-    GUARD(ra_operator_decode(k, kl, v, vl, &o));
+    GUARD(smki_ra_operator_decode(k, kl, v, vl, &o));
     *(size_t *)arg += (size_t)o.active;
     return 0;
 }
@@ -131,7 +131,7 @@ static int operator_deactivate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *
 {
     const char *name = arg;
     smki_ra_operator o;
-    int rc = ra_operator_get_txn(t, ra, name, &o);
+    int rc = smki_ra_operator_get_txn(t, ra, name, &o);
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_NOTFOUND, "no operator '%s'", name);
     GUARD(rc);
     ENSURE(o.active, SMKI_E_REFUSED, "operator %s is already deactivated", name);
@@ -149,8 +149,8 @@ static int operator_deactivate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *
 
 int smki_ra_operator_deactivate(smki_ra *ra, const smki_ra_actor *by, const char *name)
 {
-    GUARD(ra_check_name("an operator name", name));
-    return ra_act(ra, by, 0, operator_deactivate_fn, (void *)name);
+    GUARD(smki_ra_check_name("an operator name", name));
+    return smki_ra_act(ra, by, 0, operator_deactivate_fn, (void *)name);
 }
 
 typedef struct {
@@ -162,7 +162,7 @@ typedef struct {
 static int operator_get_txn(smki_txn *t, void *arg)
 {
     op_get *g = arg;
-    int rc = ra_operator_get_txn(t, g->ra, g->name, g->out);
+    int rc = smki_ra_operator_get_txn(t, g->ra, g->name, g->out);
     if (rc == SMKI_E_NOTFOUND) return SMKI_FAIL(SMKI_E_NOTFOUND, "no operator '%.64s'", g->name);
     return rc;
 }
@@ -185,7 +185,7 @@ static int operator_each_one(const void *k, size_t kl, const void *v, size_t vl,
 {
     each_run *r = arg;
     smki_ra_operator o;
-    GUARD(ra_operator_decode(k, kl, v, vl, &o));
+    GUARD(smki_ra_operator_decode(k, kl, v, vl, &o));
     return ((smki_ra_operator_fn)r->fn)(&o, r->arg);
 }
 
@@ -226,7 +226,7 @@ int smki_ra_unmanaged_check(smki_ra *ra, const char *env, const char *what, int 
     GUARD(smki_ra_operator_count(ra, &operators));
     *managed = operators > 0;
     if (*managed) return 0;
-    ENSURE(env && ra_env_listed(ra->pol.unmanaged_envs, env), SMKI_E_REFUSED,
+    ENSURE(env && smki_ra_env_listed(ra->pol.unmanaged_envs, env), SMKI_E_REFUSED,
            "environment %s: %s goes only through the RA, and this store has no RA operators yet: register "
            "them ('smki ra operator add', docs/ra.md) and use 'smki ra request'; only a lab store may list the "
            "environment in ra.unmanaged (now: %s) to act without an RA",
@@ -265,8 +265,8 @@ static int party_decode(const void *key, size_t klen, const void *val, size_t vl
     if (rc == 0 && v != PARTY_VERSION) rc = -1;
     if (rc == 0) rc = smki_cur_u8(&c, &flags);
     if (rc == 0) rc = smki_cur_u64be(&c, &created);
-    if (rc == 0) rc = r_str(&c, p->name, sizeof p->name);
-    if (rc == 0) rc = r_str(&c, p->suspend_reason, sizeof p->suspend_reason);
+    if (rc == 0) rc = smki_r_str(&c, p->name, sizeof p->name);
+    if (rc == 0) rc = smki_r_str(&c, p->suspend_reason, sizeof p->suspend_reason);
     if (rc < 0 || c.left || (flags & ~0x0Fu)) return SMKI_FAIL(SMKI_E_CORRUPT, "a party record is damaged");
     memcpy(p->signifier, key, klen);
     p->signifier[klen] = '\0';
@@ -287,15 +287,15 @@ static int party_put(smki_txn *t, smki_ra *ra, const smki_ra_party *p, unsigned 
     smki_wr_u8(&w, (uint8_t)((p->is_dcc ? 1 : 0) | (p->is_testing_participant ? 2 : 0) | (p->agreement_signed ? 4 : 0) |
                        (p->suspended ? 8 : 0)));
     smki_wr_be64(&w, (uint64_t)p->created);
-    ra_w_str(&w, p->name);
-    ra_w_str(&w, p->suspend_reason);
+    smki_ra_w_str(&w, p->name);
+    smki_ra_w_str(&w, p->suspend_reason);
     ENSURE(!w.err, SMKI_E_INTERNAL, "party record");
     int rc = smki_txn_put(t, ra->db.parties, p->signifier, strlen(p->signifier), rec, w.len, flags);
     if (rc == SMKI_E_EXISTS) return SMKI_FAIL(SMKI_E_EXISTS, "party %s is already registered", p->signifier);
     return rc;
 }
 
-int ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out)
+int smki_ra_party_get_txn(smki_txn *t, smki_ra *ra, const char *signifier, smki_ra_party *out)
 {
     size_t kl = signifier ? strlen(signifier) : 0;
     ENSURE(kl && kl < SMKI_RA_NAME_MAX, SMKI_E_NOTFOUND, "no party '%.64s'", signifier ? signifier : "");
@@ -321,16 +321,16 @@ static int party_add_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 
 int smki_ra_party_add(smki_ra *ra, const smki_ra_actor *by, const smki_ra_party *p)
 {
-    GUARD(ra_check_name("a Party Signifier", p->signifier));
+    GUARD(smki_ra_check_name("a Party Signifier", p->signifier));
     ENSURE(strnlen(p->name, sizeof p->name) < sizeof p->name, SMKI_E_USAGE, "party name too long");
     ENSURE(!p->agreement_signed || p->is_testing_participant, SMKI_E_USAGE,
            "party %s: a signed agreement is recorded only for a Testing Participant", p->signifier);
     smki_ra_party q = *p;
     q.suspended = 0;
     q.suspend_reason[0] = '\0';
-    q.created = ra_now(ra);
+    q.created = smki_ra_now(ra);
     if (!q.name[0]) snprintf(q.name, sizeof q.name, "%s", q.signifier);
-    return ra_act(ra, by, 0, party_add_fn, &q);
+    return smki_ra_act(ra, by, 0, party_add_fn, &q);
 }
 
 typedef struct {
@@ -343,7 +343,7 @@ static int party_testing_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     party_change *c = arg;
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, c->signifier, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, c->signifier, &p));
     if (c->tp >= 0) p.is_testing_participant = c->tp;
     if (c->agreement >= 0) p.agreement_signed = c->agreement;
     if (!p.is_testing_participant) p.agreement_signed = 0;
@@ -360,14 +360,14 @@ static int party_testing_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_party_set_testing(smki_ra *ra, const smki_ra_actor *by, const char *signifier, int tp, int agreement)
 {
     party_change c = {signifier, tp, agreement, 0, NULL};
-    return ra_act(ra, by, 0, party_testing_fn, &c);
+    return smki_ra_act(ra, by, 0, party_testing_fn, &c);
 }
 
 static int party_suspend_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     party_change *c = arg;
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, c->signifier, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, c->signifier, &p));
     ENSURE(p.suspended != c->suspend, SMKI_E_REFUSED, "party %s is %s suspended", p.signifier,
            p.suspended ? "already" : "not");
     p.suspended = c->suspend;
@@ -386,7 +386,7 @@ int smki_ra_party_suspend(smki_ra *ra, const smki_ra_actor *by, const char *sign
     ENSURE(!reason || strlen(reason) < SMKI_RA_REASON_MAX, SMKI_E_USAGE, "the reason is longer than %d characters",
            SMKI_RA_REASON_MAX - 1);
     party_change c = {signifier, -1, -1, suspend ? 1 : 0, reason};
-    return ra_act(ra, by, 0, party_suspend_fn, &c);
+    return smki_ra_act(ra, by, 0, party_suspend_fn, &c);
 }
 
 typedef struct {
@@ -398,7 +398,7 @@ typedef struct {
 static int party_get_txn(smki_txn *t, void *arg)
 {
     party_get_run *g = arg;
-    return ra_party_get_txn(t, g->ra, g->sig, g->out);
+    return smki_ra_party_get_txn(t, g->ra, g->sig, g->out);
 }
 
 int smki_ra_party_get(smki_ra *ra, const char *signifier, smki_ra_party *out)
@@ -438,7 +438,7 @@ static int range_decode(const void *key, size_t klen, const void *val, size_t vl
     if (rc == 0) rc = smki_cur_u8(&c, &bits);
     if (rc == 0) rc = smki_cur_u8(&c, &kind);
     if (rc == 0) rc = smki_cur_u64be(&c, &r->next);
-    if (rc == 0) rc = r_str(&c, r->party, sizeof r->party);
+    if (rc == 0) rc = smki_r_str(&c, r->party, sizeof r->party);
     smki_eui64_t first;
     if (rc == 0) memcpy(first.b, key, 8);
     if (rc == 0) rc = smki_eui64_range_from_prefix(&first, bits, &r->range);
@@ -459,7 +459,7 @@ static int range_put(smki_txn *t, smki_ra *ra, const smki_ra_range *r, unsigned 
     smki_wr_u8(&w, (uint8_t)r->range.prefix_bits);
     smki_wr_u8(&w, (uint8_t)r->kind);
     smki_wr_be64(&w, r->next);
-    ra_w_str(&w, r->party);
+    smki_ra_w_str(&w, r->party);
     ENSURE(!w.err, SMKI_E_INTERNAL, "range record");
     return smki_txn_put(t, ra->db.ranges, r->range.first.b, 8, rec, w.len, flags);
 }
@@ -485,7 +485,7 @@ static int range_scan_one(const void *k, size_t kl, const void *v, size_t vl, vo
     return 0;
 }
 
-int ra_range_find_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out)
+int smki_ra_range_find_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out)
 {
     range_scan s = {id, NULL, out, 0};
     GUARD(smki_txn_scan(t, ra->db.ranges, NULL, 0, range_scan_one, &s));
@@ -505,7 +505,7 @@ static int range_assign_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     range_assign *a = arg;
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, a->r.party, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, a->r.party, &p));
     smki_ra_range other;
     range_scan s = {NULL, &a->r.range, &other, 0};
     GUARD(smki_txn_scan(t, ra->db.ranges, NULL, 0, range_scan_one, &s));
@@ -528,13 +528,13 @@ int smki_ra_range_assign(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_
                          const char *party)
 {
     ENSURE(kind == SMKI_RANGE_CENTRAL || kind == SMKI_RANGE_DEVICE, SMKI_E_USAGE, "a block is central or device");
-    GUARD(ra_check_name("a Party Signifier", party));
+    GUARD(smki_ra_check_name("a Party Signifier", party));
     range_assign a;
     memset(&a, 0, sizeof a);
     a.r.range = *r;
     a.r.kind = kind;
     snprintf(a.r.party, sizeof a.r.party, "%s", party);
-    return ra_act(ra, by, 0, range_assign_fn, &a);
+    return smki_ra_act(ra, by, 0, range_assign_fn, &a);
 }
 
 static int range_each_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
@@ -565,7 +565,7 @@ typedef struct {
 static int range_find_txn(smki_txn *t, void *arg)
 {
     range_find_run *f = arg;
-    return ra_range_find_txn(t, f->ra, f->id, f->out);
+    return smki_ra_range_find_txn(t, f->ra, f->id, f->out);
 }
 
 int smki_ra_range_find(smki_ra *ra, const smki_eui64_t *id, smki_ra_range *out)
@@ -587,8 +587,8 @@ static int user_decode(const void *key, size_t klen, const void *val, size_t vle
     if (rc == 0) rc = smki_cur_u8(&c, &flags);
     if (rc == 0) rc = smki_cur_u8(&c, &roles);
     if (rc == 0) rc = smki_cur_u64be(&c, &at);
-    if (rc == 0) rc = r_str(&c, u->party, sizeof u->party);
-    if (rc == 0) rc = r_str(&c, u->suspend_reason, sizeof u->suspend_reason);
+    if (rc == 0) rc = smki_r_str(&c, u->party, sizeof u->party);
+    if (rc == 0) rc = smki_r_str(&c, u->suspend_reason, sizeof u->suspend_reason);
     if (rc < 0 || c.left || (flags & ~3u) || (roles & ~SMKI_UROLE_ALL))
         return SMKI_FAIL(SMKI_E_CORRUPT, "a User ID record is damaged");
     memcpy(u->id.b, key, 8);
@@ -608,13 +608,13 @@ static int user_put(smki_txn *t, smki_ra *ra, const smki_ra_user_id *u, unsigned
     smki_wr_u8(&w, (uint8_t)((u->is_dcc ? 1 : 0) | (u->suspended ? 2 : 0)));
     smki_wr_u8(&w, (uint8_t)u->roles);
     smki_wr_be64(&w, (uint64_t)u->allocated);
-    ra_w_str(&w, u->party);
-    ra_w_str(&w, u->suspend_reason);
+    smki_ra_w_str(&w, u->party);
+    smki_ra_w_str(&w, u->suspend_reason);
     ENSURE(!w.err, SMKI_E_INTERNAL, "user record");
     return smki_txn_put(t, ra->db.users, u->id.b, 8, rec, w.len, flags);
 }
 
-int ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out)
+int smki_ra_id_get_txn(smki_txn *t, smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out)
 {
     const void *v;
     size_t n;
@@ -654,7 +654,7 @@ static int id_allocate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     id_alloc *a = arg;
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, a->party, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, a->party, &p));
     ENSURE(!p.suspended, SMKI_E_REFUSED, "party %s is suspended (%s): no ID is allocated to it", p.signifier,
            p.suspend_reason);
     party_ranges pr;
@@ -668,7 +668,7 @@ static int id_allocate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     snprintf(u.party, sizeof u.party, "%s", a->party);
     u.roles = a->roles;
     u.is_dcc = p.is_dcc;
-    u.allocated = ra_now(ra);
+    u.allocated = smki_ra_now(ra);
     char tx[SMKI_EUI64_TEXT_MAX];
     if (a->want) {
         eui_text(a->want, tx);
@@ -676,7 +676,7 @@ static int id_allocate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         while (i < pr.n && !smki_eui64_range_contains(&pr.ranges[i].range, a->want)) i++;
         if (i == pr.n) {
             smki_ra_range other;
-            int rc = ra_range_find_txn(t, ra, a->want, &other);
+            int rc = smki_ra_range_find_txn(t, ra, a->want, &other);
             if (rc == 0)
                 return SMKI_FAIL(SMKI_E_REFUSED, "%s is outside party %s's central blocks: it is in a %s block of %s",
                                  tx, a->party, other.kind == SMKI_RANGE_CENTRAL ? "central" : "device", other.party);
@@ -725,11 +725,11 @@ static int id_allocate_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_id_allocate(smki_ra *ra, const smki_ra_actor *by, const char *party, unsigned roles,
                         const smki_eui64_t *want, smki_eui64_t *out)
 {
-    GUARD(ra_check_name("a Party Signifier", party));
+    GUARD(smki_ra_check_name("a Party Signifier", party));
     ENSURE(roles && !(roles & ~SMKI_UROLE_ALL), SMKI_E_USAGE,
            "a User ID needs at least one User Role (EIS, EES, GIS, ENO, GNO, OU)");
     id_alloc a = {party, roles, want, {{0}}};
-    GUARD(ra_act(ra, by, 0, id_allocate_fn, &a));
+    GUARD(smki_ra_act(ra, by, 0, id_allocate_fn, &a));
     if (out) *out = a.got;
     return 0;
 }
@@ -744,7 +744,7 @@ static int id_suspend_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     id_change *c = arg;
     smki_ra_user_id u;
-    GUARD(ra_id_get_txn(t, ra, c->id, &u));
+    GUARD(smki_ra_id_get_txn(t, ra, c->id, &u));
     char tx[SMKI_EUI64_TEXT_MAX];
     eui_text(c->id, tx);
     ENSURE(u.suspended != c->suspend, SMKI_E_REFUSED, "User ID %s is %s suspended", tx,
@@ -764,7 +764,7 @@ int smki_ra_id_suspend(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_t 
     ENSURE(!reason || strlen(reason) < SMKI_RA_REASON_MAX, SMKI_E_USAGE, "the reason is longer than %d characters",
            SMKI_RA_REASON_MAX - 1);
     id_change c = {id, suspend ? 1 : 0, reason};
-    return ra_act(ra, by, 0, id_suspend_fn, &c);
+    return smki_ra_act(ra, by, 0, id_suspend_fn, &c);
 }
 
 typedef struct {
@@ -776,7 +776,7 @@ static int id_roles_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     id_roles_change *c = arg;
     smki_ra_user_id u;
-    GUARD(ra_id_get_txn(t, ra, c->id, &u));
+    GUARD(smki_ra_id_get_txn(t, ra, c->id, &u));
     char tx[SMKI_EUI64_TEXT_MAX], was[40], now[40];
     eui_text(c->id, tx);
     smki_user_roles_format(u.roles, was, sizeof was);
@@ -795,7 +795,7 @@ int smki_ra_id_set_roles(smki_ra *ra, const smki_ra_actor *by, const smki_eui64_
     ENSURE(roles && !(roles & ~SMKI_UROLE_ALL), SMKI_E_USAGE,
            "a User ID holds at least one User Role (EIS, EES, GIS, ENO, GNO, OU)");
     id_roles_change c = {id, roles};
-    return ra_act(ra, by, 0, id_roles_fn, &c);
+    return smki_ra_act(ra, by, 0, id_roles_fn, &c);
 }
 
 typedef struct {
@@ -807,7 +807,7 @@ typedef struct {
 static int id_get_txn(smki_txn *t, void *arg)
 {
     id_get_run *g = arg;
-    return ra_id_get_txn(t, g->ra, g->id, g->out);
+    return smki_ra_id_get_txn(t, g->ra, g->id, g->out);
 }
 
 int smki_ra_id_get(smki_ra *ra, const smki_eui64_t *id, smki_ra_user_id *out)
@@ -840,12 +840,12 @@ static int check_sender_txn(smki_txn *t, void *arg)
 {
     id_get_run *g = arg;
     smki_ra_user_id u;
-    GUARD(ra_id_get_txn(t, g->ra, g->id, &u));
+    GUARD(smki_ra_id_get_txn(t, g->ra, g->id, &u));
     char tx[SMKI_EUI64_TEXT_MAX];
     eui_text(g->id, tx);
     ENSURE(!u.suspended, SMKI_E_REFUSED, "User ID %s is suspended: %s", tx, u.suspend_reason);
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, g->ra, u.party, &p));
+    GUARD(smki_ra_party_get_txn(t, g->ra, u.party, &p));
     ENSURE(!p.suspended, SMKI_E_REFUSED, "User ID %s belongs to party %s, which is suspended: %s", tx, p.signifier,
            p.suspend_reason);
     return 0;
@@ -913,7 +913,7 @@ static int sub_change_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     sub_change *c = arg;
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, c->s->party, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, c->s->party, &p));
     uint8_t key[SMKI_RA_NAME_MAX + 3 + SMKI_ENV_NAME_MAX];
     size_t kl;
     GUARD(sub_key(c->s, key, &kl));
@@ -939,7 +939,7 @@ static int sub_change_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 
 static int sub_check(const smki_ra_subscriber *s)
 {
-    GUARD(ra_check_name("a Party Signifier", s->party));
+    GUARD(smki_ra_check_name("a Party Signifier", s->party));
     ENSURE(s->type == SMKI_PROFILE_ORGANISATION || s->type == SMKI_PROFILE_DEVICE ||
                s->type == SMKI_PROFILE_DCCKI_SERVER || s->type == SMKI_PROFILE_DCCKI_CLIENT,
            SMKI_E_USAGE, "an Authorised Subscriber is for organisation, device, dccki-server or dccki-client certificates");
@@ -953,14 +953,14 @@ int smki_ra_subscriber_authorise(smki_ra *ra, const smki_ra_actor *by, const smk
 {
     GUARD(sub_check(s));
     sub_change c = {s, 1};
-    return ra_act(ra, by, 0, sub_change_fn, &c);
+    return smki_ra_act(ra, by, 0, sub_change_fn, &c);
 }
 
 int smki_ra_subscriber_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_subscriber *s)
 {
     GUARD(sub_check(s));
     sub_change c = {s, 0};
-    return ra_act(ra, by, 0, sub_change_fn, &c);
+    return smki_ra_act(ra, by, 0, sub_change_fn, &c);
 }
 
 static int sub_each_one(const void *k, size_t kl, const void *v, size_t vl, void *arg)
@@ -985,14 +985,14 @@ int smki_ra_subscriber_each(smki_ra *ra, smki_ra_subscriber_fn fn, void *arg)
 
 /* ---- Eligibility ----------------------------------------------------------------------------- */
 
-int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out)
+int smki_ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out)
 {
     ENSURE(e->party && e->env, SMKI_E_USAGE, "eligibility needs a party and an environment");
     ENSURE(e->type == SMKI_PROFILE_ORGANISATION || e->type == SMKI_PROFILE_DEVICE ||
                e->type == SMKI_PROFILE_DCCKI_SERVER || e->type == SMKI_PROFILE_DCCKI_CLIENT,
            SMKI_E_USAGE, "the RA registers organisation, device and DCCKI TLS certificates");
     smki_ra_party p;
-    GUARD(ra_party_get_txn(t, ra, e->party, &p));
+    GUARD(smki_ra_party_get_txn(t, ra, e->party, &p));
     ENSURE(!p.suspended, SMKI_E_REFUSED, "party %s is suspended (%s): it may request nothing", p.signifier,
            p.suspend_reason);
     if (strcmp(e->env, "test") == 0) {
@@ -1028,17 +1028,17 @@ int ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki
     return 0;
 }
 
-int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
+int smki_ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
 {
     smki_ra_party p;
-    GUARD(ra_standing_txn(t, ra, e, &p));
+    GUARD(smki_ra_standing_txn(t, ra, e, &p));
     int rc;
     char tx[SMKI_EUI64_TEXT_MAX];
     if (e->type == SMKI_PROFILE_ORGANISATION) {
         ENSURE(e->eui, SMKI_E_USAGE, "an organisation certificate needs the organisation's EUI-64 (--eui)");
         eui_text(e->eui, tx);
         smki_ra_user_id u;
-        GUARD(ra_id_get_txn(t, ra, e->eui, &u));
+        GUARD(smki_ra_id_get_txn(t, ra, e->eui, &u));
         ENSURE(strcmp(u.party, p.signifier) == 0, SMKI_E_REFUSED, "%s belongs to party %s, not to %s", tx, u.party,
                p.signifier);
         ENSURE(!u.suspended, SMKI_E_REFUSED, "User ID %s is suspended: %s", tx, u.suspend_reason);
@@ -1061,7 +1061,7 @@ int ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
         }
         ENSURE(id, SMKI_E_USAGE, "a device certificate needs the Device ID (the CSR's hardwareModuleName)");
         smki_ra_range r;
-        rc = ra_range_find_txn(t, ra, id, &r);
+        rc = smki_ra_range_find_txn(t, ra, id, &r);
         eui_text(id, tx);
         if (rc == 0) {
             ENSURE(r.kind != SMKI_RANGE_CENTRAL, SMKI_E_REFUSED,
@@ -1092,7 +1092,7 @@ typedef struct {
 static int eligible_txn(smki_txn *t, void *arg)
 {
     elig_run *r = arg;
-    return ra_eligible_txn(t, r->ra, r->e);
+    return smki_ra_eligible_txn(t, r->ra, r->e);
 }
 
 int smki_ra_check_eligible(smki_ra *ra, const smki_ra_eligibility *e)
@@ -1134,7 +1134,7 @@ static int expiry_party_txn(smki_txn *t, void *arg)
     expiry_run *r = arg;
     for (size_t i = 0; i < r->n; i++) {
         smki_ra_user_id u;
-        if (r->items[i].cert.has_eui && ra_id_get_txn(t, r->ra, &r->items[i].cert.eui, &u) == 0)
+        if (r->items[i].cert.has_eui && smki_ra_id_get_txn(t, r->ra, &r->items[i].cert.eui, &u) == 0)
             snprintf(r->items[i].party, sizeof r->items[i].party, "%s", u.party);
         else
             smki_error_clear();
@@ -1144,7 +1144,7 @@ static int expiry_party_txn(smki_txn *t, void *arg)
 
 int smki_ra_expiring_each(smki_ra *ra, const char *env, unsigned days, smki_ra_expiring_fn fn, void *arg)
 {
-    expiry_run r = {ra, 0, ra_now(ra), fn, arg, NULL, 0, 0};
+    expiry_run r = {ra, 0, smki_ra_now(ra), fn, arg, NULL, 0, 0};
     r.until = r.now + (int64_t)days * 86400;
     smki_ca_query q = SMKI_CA_QUERY_ALL;
     q.env = env;

@@ -72,16 +72,16 @@ static int req_encode(const smki_ra_request *r, uint8_t *out, size_t cap, size_t
     smki_wr_u8(&w, REQUEST_VERSION);
     smki_wr_u8(&w, (uint8_t)r->type);
     smki_wr_u8(&w, (uint8_t)r->state);
-    ra_w_str(&w, r->env);
-    ra_w_str(&w, r->party);
-    ra_w_str(&w, r->requester);
+    smki_ra_w_str(&w, r->env);
+    smki_ra_w_str(&w, r->party);
+    smki_ra_w_str(&w, r->requester);
     smki_wr_be64(&w, (uint64_t)r->created);
     smki_wr_be64(&w, (uint64_t)r->updated);
     smki_wr_u8(&w, r->role >= 0 ? (uint8_t)r->role : 0xFF);
     smki_wr_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
     smki_wr_raw(&w, r->eui.b, 8);
     smki_wr_u8(&w, (uint8_t)r->usage);
-    ra_w_str(&w, r->cn);
+    smki_ra_w_str(&w, r->cn);
     smki_wr_be32(&w, r->csr_count);
     smki_wr_be32(&w, r->done_count);
     smki_wr_raw(&w, r->serial, SMKI_SERIAL_LEN);
@@ -89,9 +89,9 @@ static int req_encode(const smki_ra_request *r, uint8_t *out, size_t cap, size_t
     smki_wr_u8(&w, (uint8_t)r->reason);
     smki_wr_u8(&w, (uint8_t)r->approvals_required);
     smki_wr_u8(&w, (uint8_t)r->n_approvals);
-    for (size_t i = 0; i < r->n_approvals; i++) ra_w_str(&w, r->approvers[i]);
-    ra_w_str(&w, r->rejected_by);
-    ra_w_str(&w, r->note);
+    for (size_t i = 0; i < r->n_approvals; i++) smki_ra_w_str(&w, r->approvers[i]);
+    smki_ra_w_str(&w, r->rejected_by);
+    smki_ra_w_str(&w, r->note);
     smki_wr_u8(&w, (uint8_t)(r->has_result ? 1 : 0));
     smki_wr_raw(&w, r->result_serial, SMKI_SERIAL_LEN);
     smki_wr_raw(&w, r->result_issuer, SMKI_KEYID_LEN);
@@ -113,16 +113,16 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
     if (rc == 0 && v != REQUEST_VERSION) rc = -1;
     if (rc == 0) rc = smki_cur_u8(&c, &type);
     if (rc == 0) rc = smki_cur_u8(&c, &state);
-    if (rc == 0) rc = r_str(&c, r->env, sizeof r->env);
-    if (rc == 0) rc = r_str(&c, r->party, sizeof r->party);
-    if (rc == 0) rc = r_str(&c, r->requester, sizeof r->requester);
+    if (rc == 0) rc = smki_r_str(&c, r->env, sizeof r->env);
+    if (rc == 0) rc = smki_r_str(&c, r->party, sizeof r->party);
+    if (rc == 0) rc = smki_r_str(&c, r->requester, sizeof r->requester);
     if (rc == 0) rc = smki_cur_u64be(&c, &created);
     if (rc == 0) rc = smki_cur_u64be(&c, &updated);
     if (rc == 0) rc = smki_cur_u8(&c, &role);
     if (rc == 0) rc = smki_cur_u8(&c, &has_eui);
     if (rc == 0) rc = smki_cur_copy(&c, r->eui.b, 8);
     if (rc == 0) rc = smki_cur_u8(&c, &usage);
-    if (rc == 0) rc = r_str(&c, r->cn, sizeof r->cn);
+    if (rc == 0) rc = smki_r_str(&c, r->cn, sizeof r->cn);
     if (rc == 0) rc = smki_cur_u32be(&c, &r->csr_count);
     if (rc == 0) rc = smki_cur_u32be(&c, &r->done_count);
     if (rc == 0) rc = smki_cur_copy(&c, r->serial, SMKI_SERIAL_LEN);
@@ -131,9 +131,9 @@ static int req_decode(const void *key, size_t klen, const void *val, size_t vlen
     if (rc == 0) rc = smki_cur_u8(&c, &req);
     if (rc == 0) rc = smki_cur_u8(&c, &nap);
     if (rc == 0 && nap > SMKI_RA_APPROVERS_MAX) rc = -1;
-    for (size_t i = 0; rc == 0 && i < nap; i++) rc = r_str(&c, r->approvers[i], sizeof r->approvers[i]);
-    if (rc == 0) rc = r_str(&c, r->rejected_by, sizeof r->rejected_by);
-    if (rc == 0) rc = r_str(&c, r->note, sizeof r->note);
+    for (size_t i = 0; rc == 0 && i < nap; i++) rc = smki_r_str(&c, r->approvers[i], sizeof r->approvers[i]);
+    if (rc == 0) rc = smki_r_str(&c, r->rejected_by, sizeof r->rejected_by);
+    if (rc == 0) rc = smki_r_str(&c, r->note, sizeof r->note);
     if (rc == 0) rc = smki_cur_u8(&c, &has_res);
     if (rc == 0) rc = smki_cur_copy(&c, r->result_serial, SMKI_SERIAL_LEN);
     if (rc == 0) rc = smki_cur_copy(&c, r->result_issuer, SMKI_KEYID_LEN);
@@ -186,7 +186,7 @@ static int approved_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_reque
     return 0;
 }
 
-int ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
+int smki_ra_request_get_txn(smki_txn *t, smki_ra *ra, uint64_t id, smki_ra_request *out)
 {
     return req_get_txn(t, ra, id, out);
 }
@@ -307,9 +307,9 @@ static int content_fields(const smki_ra_request *r, uint8_t out[32])
     smki_writer_fixed(&w, rec, sizeof rec);
     smki_wr_be64(&w, r->id);
     smki_wr_u8(&w, (uint8_t)r->type);
-    ra_w_str(&w, r->env);
-    ra_w_str(&w, r->party);
-    ra_w_str(&w, r->requester);
+    smki_ra_w_str(&w, r->env);
+    smki_ra_w_str(&w, r->party);
+    smki_ra_w_str(&w, r->requester);
     if (r->type == SMKI_REQ_RECOVER) {
         smki_wr_u8(&w, (uint8_t)r->ca_kind);
     } else if (r->type == SMKI_REQ_REVOKE) {
@@ -321,7 +321,7 @@ static int content_fields(const smki_ra_request *r, uint8_t out[32])
         smki_wr_u8(&w, (uint8_t)(r->has_eui ? 1 : 0));
         smki_wr_raw(&w, r->eui.b, 8);
         smki_wr_u8(&w, (uint8_t)r->usage);
-        ra_w_str(&w, r->cn);
+        smki_ra_w_str(&w, r->cn);
         smki_wr_be32(&w, r->csr_count);
         smki_wr_u8(&w, (uint8_t)r->reason); /* a policy change: the new value */
     }
@@ -331,7 +331,7 @@ static int content_fields(const smki_ra_request *r, uint8_t out[32])
     return 0;
 }
 
-int ra_request_content(smki_txn *t, smki_ra *ra, const smki_ra_request *r, uint8_t out[32], uint8_t (*csr_hashes)[32])
+int smki_ra_request_content(smki_txn *t, smki_ra *ra, const smki_ra_request *r, uint8_t out[32], uint8_t (*csr_hashes)[32])
 {
     uint8_t fields[32];
     GUARD(content_fields(r, fields));
@@ -395,10 +395,10 @@ typedef struct {
     uint8_t content[32], fields[32];
 } proved;
 
-/* The request's approvals proved against the trail (ra_prove_approvals). */
+/* The request's approvals proved against the trail (smki_ra_prove_approvals). */
 static int prove(smki_ra *ra, const smki_ra_request *r, proved *p, uint8_t (*csr_hashes)[32])
 {
-    GUARD(ra_prove_approvals(ra, r, p->content, csr_hashes));
+    GUARD(smki_ra_prove_approvals(ra, r, p->content, csr_hashes));
     return content_fields(r, p->fields);
 }
 
@@ -535,7 +535,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     submit_run *sr = arg;
     const smki_ra_submit *s = sr->s;
-    int64_t now = ra_now(ra);
+    int64_t now = smki_ra_now(ra);
     char day[16], month[16], key[128];
     day_month(now, day, month);
     /* A replayed submission first: it neither counts against the rate nor makes a request. */
@@ -565,7 +565,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     char tx[SMKI_EUI64_TEXT_MAX] = "", rt[SMKI_ROLE_TEXT_MAX] = "";
     if (s->type == SMKI_REQ_ORGANISATION) {
         smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_ORGANISATION, s->role, s->eui, sr->csr, 0};
-        GUARD(ra_eligible_txn(t, ra, &e));
+        GUARD(smki_ra_eligible_txn(t, ra, &e));
         r.role = s->role;
         r.has_eui = 1;
         r.eui = *s->eui;
@@ -577,7 +577,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         smki_role_format((uint8_t)s->role, rt);
     } else if (is_tls(s->type)) {
         smki_ra_eligibility e = {s->party, s->env, tls_profile(s->type), -1, NULL, sr->csr, 0};
-        GUARD(ra_eligible_txn(t, ra, &e));
+        GUARD(smki_ra_eligible_txn(t, ra, &e));
         /* Who may ask first, then the CA's own checks of what is asked (again at
          * execution): the CSR's Party Signifier, if it has one, is this Party's; a server
          * names its host. */
@@ -611,7 +611,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     } else {
         for (size_t i = 0; i < s->n_csrs; i++) {
             smki_ra_eligibility e = {s->party, s->env, SMKI_PROFILE_DEVICE, -1, NULL, sr->csrs[i], s->subscriber_asks};
-            int rc = ra_eligible_txn(t, ra, &e);
+            int rc = smki_ra_eligible_txn(t, ra, &e);
             if (rc < 0) return smki_error_wrap("CSR %zu of the batch", i + 1);
         }
         r.csr_count = (uint32_t)s->n_csrs;
@@ -650,7 +650,7 @@ static int submit_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     }
     sr->id = r.id;
     uint8_t content[32];
-    GUARD(ra_request_content(t, ra, &r, content, NULL));
+    GUARD(smki_ra_request_content(t, ra, &r, content, NULL));
     snprintf(note->action, sizeof note->action, "request-submit");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (s->type == SMKI_REQ_ORGANISATION) {
@@ -730,7 +730,7 @@ static int submit_revoke(smki_ra *ra, const smki_ra_actor *by, const smki_ra_sub
     sub.party = party;
     sub.env = c->env;
     submit_run sr = {&sub, c, NULL, NULL, by, 0};
-    if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+    if (rc == 0) rc = smki_ra_act_via(ra, by, s->via, submit_fn, &sr);
     free(found);
     GUARD(rc);
     if (id) *id = sr.id;
@@ -750,7 +750,7 @@ static int submit_recover(smki_ra *ra, const smki_ra_actor *by, const smki_ra_su
     smki_ra_submit sub = *s;
     sub.party = "-";
     submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
-    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    GUARD(smki_ra_act(ra, by, 0, submit_fn, &sr));
     if (id) *id = sr.id;
     return 0;
 }
@@ -781,7 +781,7 @@ static int submit_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_sub
     sub.party = "-";
     sub.env = "-";
     submit_run sr = {&sub, NULL, NULL, NULL, by, 0};
-    GUARD(ra_act(ra, by, 0, submit_fn, &sr));
+    GUARD(smki_ra_act(ra, by, 0, submit_fn, &sr));
     if (id) *id = sr.id;
     return 0;
 }
@@ -792,7 +792,7 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
     if (s && s->type == SMKI_REQ_RECOVER) return submit_recover(ra, by, s, id);
     if (s && s->type == SMKI_REQ_POLICY) return submit_policy(ra, by, s, id);
     ENSURE(s && s->party && s->env, SMKI_E_USAGE, "a request needs a party (--party) and an environment (--env)");
-    GUARD(ra_check_name("a Party Signifier", s->party));
+    GUARD(smki_ra_check_name("a Party Signifier", s->party));
     ENSURE(strlen(s->env) < SMKI_ENV_NAME_MAX, SMKI_E_USAGE, "environment name too long");
     submit_run sr = {s, NULL, NULL, NULL, by, 0};
     int rc = 0;
@@ -803,13 +803,13 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
                "an organisation request needs a Remote Party Role (--role)");
         ENSURE(!s->cn || strlen(s->cn) < SMKI_CA_NAME_MAX, SMKI_E_USAGE, "--cn is 1 to 64 characters");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = smki_ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (is_tls(s->type)) {
         ENSURE(s->csr && s->csr_len, SMKI_E_USAGE, "a %s request needs its CSR (--csr)", smki_req_type_name(s->type));
         ENSURE(!s->eui, SMKI_E_USAGE, "a DCCKI TLS certificate has no EUI-64: drop --eui");
         GUARD(smki_csr_parse(s->csr, s->csr_len, &sr.csr));
-        rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        rc = smki_ra_act_via(ra, by, s->via, submit_fn, &sr);
         smki_csr_free(sr.csr);
     } else if (s->type == SMKI_REQ_DEVICE_BATCH) {
         ENSURE(s->n_csrs > 0 && s->n_csrs <= 10000000u, SMKI_E_USAGE, "a device batch needs 1 or more CSRs");
@@ -819,7 +819,7 @@ int smki_ra_request_submit(smki_ra *ra, const smki_ra_actor *by, const smki_ra_s
             rc = smki_csr_parse(s->csrs[i], s->csr_lens[i], &sr.csrs[i]);
             if (rc < 0) smki_error_wrap("CSR %zu of the batch", i + 1);
         }
-        if (rc == 0) rc = ra_act_via(ra, by, s->via, submit_fn, &sr);
+        if (rc == 0) rc = smki_ra_act_via(ra, by, s->via, submit_fn, &sr);
         for (size_t i = 0; i < s->n_csrs; i++) smki_csr_free(sr.csrs[i]);
         free(sr.csrs);
     } else {
@@ -1028,7 +1028,7 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     ENSURE(r.n_approvals < SMKI_RA_APPROVERS_MAX, SMKI_E_INTERNAL, "request %llu holds too many approvals",
            (unsigned long long)r.id);
     snprintf(r.approvers[r.n_approvals++], sizeof r.approvers[0], "%s", d->name);
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     d->now_approved = r.n_approvals >= r.approvals_required;
     if (d->now_approved && r.state != SMKI_REQ_APPROVED) r.state = SMKI_REQ_APPROVED;
     else if (r.state == SMKI_REQ_APPROVED) d->now_approved = 0;
@@ -1040,7 +1040,7 @@ static int approve_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     /* The approver's signature on this entry covers what they approved: execution and
      * 'smki audit verify' count it only for this content (ra_trail). */
     uint8_t content[32];
-    GUARD(ra_request_content(t, ra, &r, content, NULL));
+    GUARD(smki_ra_request_content(t, ra, &r, content, NULL));
     return note_append_content(note, content);
 }
 
@@ -1048,7 +1048,7 @@ int smki_ra_request_approve(smki_ra *ra, const smki_ra_actor *by, uint64_t id, i
 {
     ENSURE(by && by->name, SMKI_E_USAGE, "no operator (--operator NAME)");
     decide_run d = {id, by->name, NULL, 0};
-    GUARD(ra_act(ra, by, 0, approve_fn, &d));
+    GUARD(smki_ra_act(ra, by, 0, approve_fn, &d));
     if (now_approved) *now_approved = d.now_approved;
     return 0;
 }
@@ -1064,7 +1064,7 @@ static int reject_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
            "request %llu has begun issuing (%u of %u done): it can no longer be rejected", (unsigned long long)r.id,
            r.done_count, r.csr_count);
     r.state = SMKI_REQ_REJECTED;
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     snprintf(r.rejected_by, sizeof r.rejected_by, "%s", d->name);
     snprintf(r.note, sizeof r.note, "%s", d->reason);
     GUARD(req_put(t, ra, &r));
@@ -1080,7 +1080,7 @@ int smki_ra_request_reject(smki_ra *ra, const smki_ra_actor *by, uint64_t id, co
     ENSURE(reason && *reason && strlen(reason) < SMKI_RA_REASON_MAX, SMKI_E_USAGE,
            "a rejection needs a reason (--reason TEXT) of at most %d characters", SMKI_RA_REASON_MAX - 1);
     decide_run d = {id, by->name, reason, 0};
-    return ra_act(ra, by, 0, reject_fn, &d);
+    return smki_ra_act(ra, by, 0, reject_fn, &d);
 }
 
 /* ---- Execution ---------------------------------------------------------------------------------- */
@@ -1098,7 +1098,7 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
         rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s is %s: nothing is issued under it (see docs/ra.md, "
                                        "CA compromise recovery)",
                        smki_ca_kind_name(kind), env, smki_cert_status_name(rec->cert.status));
-    if (rc == 0 && rec->cert.not_after >= 0 && rec->cert.not_after <= ra_now(ra))
+    if (rc == 0 && rec->cert.not_after >= 0 && rec->cert.not_after <= smki_ra_now(ra))
         rc = SMKI_FAIL(SMKI_E_REFUSED, "the %s of environment %s has expired: nothing is issued under it",
                        smki_ca_kind_name(kind), env);
     free(rec);
@@ -1107,7 +1107,7 @@ static int check_issuing_ca(smki_ra *ra, const char *env, smki_profile_id leaf)
 
 /* Whether an issuer a caller keeps open is env's CA for leaf as the store records it now
  * (not a CA a recovery has since replaced). */
-int ra_issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
+int smki_ra_issuer_is_current(smki_ra *ra, smki_ca_issuer *is, const char *env, smki_profile_id leaf, int *fits)
 {
     *fits = 0;
     smki_ca_kind kind = leaf == SMKI_PROFILE_DEVICE ? SMKI_CA_DCA
@@ -1146,7 +1146,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     if (r.type == SMKI_REQ_ORGANISATION || is_tls(r.type)) {
         smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_ORGANISATION, r.role, &r.eui, x->csrs[0], 0};
         if (is_tls(r.type)) e = (smki_ra_eligibility){r.party, r.env, tls_profile(r.type), -1, NULL, x->csrs[0], 0};
-        GUARD(ra_eligible_txn(t, ra, &e));
+        GUARD(smki_ra_eligible_txn(t, ra, &e));
         GUARD(smki_ca_cert_put(t, &ra->ca, &x->certs[0]));
         r.has_result = 1;
         memcpy(r.result_serial, x->certs[0].serial, SMKI_SERIAL_LEN);
@@ -1163,7 +1163,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
         int rc = 0;
         for (uint32_t i = 0; rc == 0 && i < x->n; i++) {
             smki_ra_eligibility e = {r.party, r.env, SMKI_PROFILE_DEVICE, -1, NULL, x->csrs[i], 0};
-            rc = ra_eligible_txn(t, ra, &e);
+            rc = smki_ra_eligible_txn(t, ra, &e);
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", x->from + i + 1, (unsigned long long)r.id);
             if (rc == 0) rc = smki_ca_cert_put(t, &ra->ca, &x->certs[i]);
             if (rc == 0) EVP_DigestUpdate(md, x->certs[i].serial, SMKI_SERIAL_LEN);
@@ -1188,7 +1188,7 @@ static int exec_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     GUARD(proved_check(&r, x->pr, note));
     x->finished = r.done_count >= r.csr_count;
     if (x->finished) r.state = SMKI_REQ_DONE;
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     r.note[0] = '\0';
     GUARD(req_put(t, ra, &r));
     snprintf(note->action, sizeof note->action, "request-execute");
@@ -1214,10 +1214,10 @@ static int revoke_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     revoke_run *x = arg;
     smki_ra_request r;
     GUARD(approved_get_txn(t, ra, x->id, &r));
-    smki_revoke_req q = {r.serial, r.issuer_ski, r.env, (smki_revoke_reason)r.reason, ra_now(ra)};
+    smki_revoke_req q = {r.serial, r.issuer_ski, r.env, (smki_revoke_reason)r.reason, smki_ra_now(ra)};
     GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->cert, &x->rev));
     r.state = SMKI_REQ_DONE;
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     r.has_result = 1;
     memcpy(r.result_serial, r.serial, SMKI_SERIAL_LEN);
     memcpy(r.result_issuer, r.issuer_ski, SMKI_KEYID_LEN);
@@ -1259,7 +1259,7 @@ typedef struct {
 static int revoke_publish_txn(smki_txn *t, void *arg)
 {
     revoke_publish_run *p = arg;
-    GUARD(ra_act_in(t, p->ra, p->by, revoke_fn, p->x));
+    GUARD(smki_ra_act_in(t, p->ra, p->by, revoke_fn, p->x));
     return smki_ca_crl_in(t, p->job);
 }
 
@@ -1272,7 +1272,7 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     int rc = smki_ra_request_get(ra, id, &r);
     if (rc == 0 && r.state == SMKI_REQ_APPROVED) rc = prove(ra, &r, &pr, NULL);
     if (rc == 0 && r.state != SMKI_REQ_APPROVED) { /* refused, with the reason, by the action itself */
-        rc = ra_act(ra, by, 0, revoke_fn, &x);
+        rc = smki_ra_act(ra, by, 0, revoke_fn, &x);
         free(x.cert);
         return rc;
     }
@@ -1284,7 +1284,7 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
     int64_t interval = 0;
     if (rc == 0) rc = smki_ca_crl_interval(o ? o->conf : NULL, env, k, &interval);
     ra_crl_run cr = {ra, by, NULL, ""};
-    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, ra_crl_hook, &cr};
+    smki_crl_opts co = {o ? o->hsm : NULL, o ? o->home : NULL, 0, interval, smki_ra_crl_hook, &cr};
     smki_crl_job *job = NULL;
     if (rc == 0) rc = smki_ca_crl_begin(&ra->ca, env, k, &co, &job);
     revoke_publish_run p = {ra, by, &x, job};
@@ -1295,7 +1295,7 @@ static int execute_revoke(smki_ra *ra, const smki_ra_actor *by, uint64_t id, smk
         return rc;
     }
     smki_crl crl;
-    int arc = ra_anchor(ra); /* committed: the new head outside the store, whatever becomes of the file */
+    int arc = smki_ra_anchor(ra); /* committed: the new head outside the store, whatever becomes of the file */
     rc = smki_ca_crl_end(job, &crl);
     if (rc == 0 && arc < 0) {
         smki_crl_clear(&crl);
@@ -1337,7 +1337,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     char hx[2 * SMKI_SERIAL_LEN + 1];
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
     if (x->step == 1) {
-        smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, ra_now(ra)};
+        smki_revoke_req q = {x->ca->cert.serial, x->ca->cert.issuer_ski, r.env, SMKI_REASON_CA_COMPROMISE, smki_ra_now(ra)};
         smki_revocation rev;
         GUARD(smki_ca_revoke_txn(t, &ra->ca, &q, x->revoked, &rev));
         smki_hex_encode(x->ca->cert.serial, SMKI_SERIAL_LEN, hx, 0);
@@ -1395,7 +1395,7 @@ static int recover_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     }
     GUARD(proved_check(&r, x->pr, note));
     if (r.has_new_ca && r.done_count >= r.csr_count) r.state = SMKI_REQ_DONE;
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     return req_put(t, ra, &r);
 }
 
@@ -1416,7 +1416,7 @@ static int live_one(const smki_cert *c, void *arg)
     smki_revocation rev;
     GUARD(smki_ca_revocation_get(l->db, c->issuer_ski, c->serial, &rev));
     if (rev.reason != SMKI_REASON_CA_COMPROMISE || rev.revoked_at != l->ca_rev.revoked_at) return 0;
-    return ra_cert_push(&l->items, &l->n, &l->cap, 64, c);
+    return smki_ra_cert_push(&l->items, &l->n, &l->cap, 64, c);
 }
 
 /* The organisation certificates a compromised (revoked) CA issued that were live when it
@@ -1457,7 +1457,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
     if (rc == 0 && !r.has_result) {
         if (rec->cert.status != SMKI_STATUS_REVOKED) {
             x.step = 1;
-            rc = ra_act(ra, by, 0, recover_fn, &x);
+            rc = smki_ra_act(ra, by, 0, recover_fn, &x);
         }
         int64_t interval = 0;
         smki_crl crl;
@@ -1473,7 +1473,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
         rc = kind == SMKI_CA_OCA ? live_certs(ra, r.env, &rec->cert, &live) : 0;
         x.step = 2;
         x.live = live.n;
-        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_act(ra, by, 0, recover_fn, &x);
         if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
     }
     /* 3. The successor; a run interrupted after making it finds it in place. */
@@ -1485,7 +1485,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
             if (rc == 0) rc = smki_ca_get(&ra->ca, r.env, kind, rec);
         }
         x.step = 3;
-        if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+        if (rc == 0) rc = smki_ra_act(ra, by, 0, recover_fn, &x);
         if (rc == 0) rc = smki_ra_request_get(ra, id, &r);
     }
     /* 4. Re-issue under the successor, in group commits. */
@@ -1524,7 +1524,7 @@ static int execute_recover(smki_ra *ra, const smki_ra_actor *by, uint64_t id, sm
             x.n = n;
             x.certs = certs;
             x.old_serials = old;
-            if (rc == 0) rc = ra_act(ra, by, 0, recover_fn, &x);
+            if (rc == 0) rc = smki_ra_act(ra, by, 0, recover_fn, &x);
             if (rc == 0) {
                 from += n;
                 if (o->progress && r.csr_count) o->progress(from, r.csr_count, o->progress_arg);
@@ -1553,13 +1553,13 @@ static int policy_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     smki_ra_request r;
     GUARD(approved_get_txn(t, ra, x->id, &r));
     smki_ra_policy now = ra->pol;
-    GUARD(ra_approvals_get(t, ra, &now.approvals_org, &now.approvals_sensitive));
+    GUARD(smki_ra_approvals_get(t, ra, &now.approvals_org, &now.approvals_sensitive));
     unsigned org, sens;
     GUARD(policy_check(&now, r.cn, r.reason, &org, &sens));
     unsigned was = strcmp(r.cn, "approvals_organisation") == 0 ? now.approvals_org : now.approvals_sensitive;
-    GUARD(ra_approvals_put(t, ra, org, sens));
+    GUARD(smki_ra_approvals_put(t, ra, org, sens));
     r.state = SMKI_REQ_DONE;
-    r.updated = ra_now(ra);
+    r.updated = smki_ra_now(ra);
     GUARD(req_put(t, ra, &r));
     snprintf(note->action, sizeof note->action, "request-execute");
     snprintf(note->object, sizeof note->object, "request %llu", (unsigned long long)r.id);
@@ -1572,8 +1572,8 @@ static int execute_policy(smki_ra *ra, const smki_ra_actor *by, const smki_ra_re
     proved pr;
     GUARD(prove(ra, r, &pr, NULL));
     policy_run x = {r->id, &pr};
-    int rc = ra_act(ra, by, 0, policy_fn, &x);
-    if (rc < 0) GUARD(ra_approvals_load(ra)); /* ra->pol as the store holds it */
+    int rc = smki_ra_act(ra, by, 0, policy_fn, &x);
+    if (rc < 0) GUARD(smki_ra_approvals_load(ra)); /* ra->pol as the store holds it */
     return rc;
 }
 
@@ -1596,7 +1596,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
     GUARD(check_issuing_ca(ra, r.env, leaf));
     smki_ca_issuer *is = NULL, *own = NULL;
     int fits = 0;
-    if (o && o->issuer) GUARD(ra_issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
+    if (o && o->issuer) GUARD(smki_ra_issuer_is_current(ra, o->issuer, r.env, leaf, &fits));
     if (!fits) GUARD(smki_ca_issuer_open(&ra->ca, r.env, leaf, o ? o->hsm : NULL, &own));
     is = fits ? o->issuer : own;
     size_t group = r.type == SMKI_REQ_DEVICE_BATCH ? ra->pol.batch_group : 1;
@@ -1646,7 +1646,7 @@ int smki_ra_request_execute(smki_ra *ra, const smki_ra_actor *by, uint64_t id, s
             if (rc < 0) smki_error_wrap("CSR %u of request %llu", from + i + 1, (unsigned long long)id);
         }
         exec_run x = {id, from, n, certs, csrs, 0, &pr};
-        if (rc == 0) rc = ra_act_via(ra, by, o ? o->via : NULL, exec_fn, &x);
+        if (rc == 0) rc = smki_ra_act_via(ra, by, o ? o->via : NULL, exec_fn, &x);
         for (uint32_t i = 0; i < n; i++) {
             smki_csr_free(csrs[i]);
             csrs[i] = NULL;
@@ -1685,7 +1685,7 @@ static int env_listed(const char *list, const char *env)
     return 0;
 }
 
-int ra_env_listed(const char *list, const char *env) { return env_listed(list, env); }
+int smki_ra_env_listed(const char *list, const char *env) { return env_listed(list, env); }
 
 /* "i/<party>/<hex of the submission key>" in meta: the certificate (its issuer's SKI and
  * serial) that a keyed direct issuance made for that Party. */
@@ -1754,7 +1754,7 @@ static int direct_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     direct_run *d = arg;
     GUARD(direct_replay_txn(t, ra, d->o, &d->seen));
-    GUARD(ra_eligible_txn(t, ra, d->e));
+    GUARD(smki_ra_eligible_txn(t, ra, d->e));
     if (d->o && d->o->refuse_dup) GUARD(smki_ca_check_new_device_txn(t, &ra->ca, d->cert));
     GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
     GUARD(direct_record_txn(t, ra, d->o, d->cert));
@@ -1771,10 +1771,10 @@ static int direct_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                          const char *cn, smki_cert *out)
 {
-    return ra_issue_direct(ra, by, is, e, cn, NULL, out);
+    return smki_ra_issue_direct_with(ra, by, is, e, cn, NULL, out);
 }
 
-int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
+int smki_ra_issue_direct_with(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const smki_ra_eligibility *e,
                     const char *cn, const ra_direct_opts *o, smki_cert *out)
 {
     ENSURE(e && e->env && e->csr, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
@@ -1785,16 +1785,16 @@ int ra_issue_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, co
     /* The CA's own checks of the request come first (the build signs but stores nothing),
      * then the registry's, again in the transaction that records the certificate. */
     smki_issue_req q = {e->csr, e->type, e->role, e->eui, cn, 0, 0};
-    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
+    smki_ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
     int rc = smki_ca_build(is, &q, out);
     if (rc == 0) rc = smki_ra_check_eligible(ra, e);
     if (rc == 0) rc = check_issuing_ca(ra, e->env, e->type);
     if (rc < 0) {
-        ra_group_unexpect(ra);
+        smki_ra_group_unexpect(ra);
         return rc;
     }
     direct_run d = {e, out, o, {0, {0}, {0}}};
-    return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
+    return direct_finish(ra, smki_ra_act_grouped(ra, by, o ? o->via : NULL, direct_fn, &d), &d.seen, out);
 }
 
 typedef struct {
@@ -1808,7 +1808,7 @@ static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
     direct_tls_run *d = arg;
     GUARD(direct_replay_txn(t, ra, d->o, &d->seen));
-    GUARD(ra_eligible_txn(t, ra, &d->e));
+    GUARD(smki_ra_eligible_txn(t, ra, &d->e));
     GUARD(smki_ca_cert_put(t, &ra->ca, d->cert));
     GUARD(direct_record_txn(t, ra, d->o, d->cert));
     char serial[2 * SMKI_SERIAL_LEN + 1];
@@ -1823,32 +1823,32 @@ static int direct_tls_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
                              const smki_tls_req *r, smki_cert *out)
 {
-    return ra_issue_tls_direct(ra, by, is, env, r, NULL, out);
+    return smki_ra_issue_tls_direct_with(ra, by, is, env, r, NULL, out);
 }
 
-int ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
+int smki_ra_issue_tls_direct_with(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *env,
                         const smki_tls_req *r, const ra_direct_opts *o, smki_cert *out)
 {
     ENSURE(ra && env && r && r->csr && out, SMKI_E_USAGE, "direct issuance needs an environment and a CSR");
     ENSURE(r->party && *r->party, SMKI_E_REFUSED,
            "DCCKI TLS certificates of this store go only to registered Parties: name the Party (--party SIGNIFIER)");
-    GUARD(ra_check_name("a Party Signifier", r->party));
+    GUARD(smki_ra_check_name("a Party Signifier", r->party));
     ENSURE(env_listed(ra->pol.direct_envs, env), SMKI_E_REFUSED,
            "environment %s issues only through approved RA requests ('smki ra request submit --type %s'); direct "
            "issuance is allowed in: %s",
            env, smki_profile_get(r->profile)->name, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
     /* The CA's checks (and signature: nothing stored), then the registry's, again in the
      * transaction that records the certificate. */
-    ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
+    smki_ra_group_expect(ra); /* a commit starting meanwhile waits a little for this one */
     direct_tls_run d = {{r->party, env, r->profile, -1, NULL, r->csr, 0}, out, o, {0, {0}, {0}}};
     int rc = smki_ca_build_tls(is, r, out, NULL);
     if (rc == 0) rc = smki_ra_check_eligible(ra, &d.e);
     if (rc == 0) rc = check_issuing_ca(ra, env, r->profile);
     if (rc < 0) {
-        ra_group_unexpect(ra);
+        smki_ra_group_unexpect(ra);
         return rc;
     }
-    return direct_finish(ra, ra_act_grouped(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
+    return direct_finish(ra, smki_ra_act_grouped(ra, by, o ? o->via : NULL, direct_tls_fn, &d), &d.seen, out);
 }
 
 int smki_ra_issues_directly(const smki_ra *ra, const char *env)
@@ -1888,7 +1888,7 @@ static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < x->n; i++) {
         smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
-        rc = ra_eligible_txn(t, ra, &e);
+        rc = smki_ra_eligible_txn(t, ra, &e);
         if (rc == 0) EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
     }
     uint8_t h[32];
@@ -1911,16 +1911,16 @@ static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void
 {
     const batch_gate *g = arg;
     gate_group_run x = {g, certs, n};
-    return ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
+    return smki_ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
 }
 
 static int gate_begin_txn(smki_txn *t, void *arg)
 {
     const batch_gate *g = arg;
-    GUARD(ra_check_actor(t, g->ra, g->by));
+    GUARD(smki_ra_check_actor(t, g->ra, g->by));
     smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0};
     smki_ra_party p;
-    return ra_standing_txn(t, g->ra, &e, &p);
+    return smki_ra_standing_txn(t, g->ra, &e, &p);
 }
 
 /* After each group commit of a direct batch (on the committing thread): the new head
@@ -1938,7 +1938,7 @@ static void batch_anchored(const smki_ca_batch_report *r, void *arg)
     batch_anchor *a = arg;
     if (r->commits != a->commits) {
         a->commits = r->commits;
-        if (ra_anchor(a->ra) < 0) {
+        if (smki_ra_anchor(a->ra) < 0) {
             if (!a->failed) a->failed = smki_error_code();
             smki_error_clear();
         }
@@ -1975,7 +1975,7 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     go.progress = batch_anchored;
     go.progress_arg = &ba;
     int rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
-    int arc = ra_anchor(ra); /* the groups committed, even when a later one failed */
+    int arc = smki_ra_anchor(ra); /* the groups committed, even when a later one failed */
     if (rc < 0) return rc;
     if (ba.failed)
         return SMKI_FAIL(ba.failed, "the batch is recorded, but anchoring a group commit's audit entries beside the "
@@ -2020,5 +2020,5 @@ int smki_ra_revoke_direct(smki_ra *ra, const smki_ra_actor *by, const smki_revok
 {
     ENSURE(r && r->env && out, SMKI_E_USAGE, "direct revocation needs the environment");
     direct_revoke_run d = {r, out, rev};
-    return ra_act(ra, by, 0, direct_revoke_fn, &d);
+    return smki_ra_act(ra, by, 0, direct_revoke_fn, &d);
 }

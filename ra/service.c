@@ -52,7 +52,7 @@ int smki_ra_service_act(smki_ra *ra, const smki_ra_actor *by, const smki_ra_serv
     ENSURE(!note->object || strlen(note->object) < sizeof ((ra_note *)0)->object, SMKI_E_USAGE,
            "service action %s: its object is too long", note->action);
     service_run r = {note, fn, arg};
-    return ra_act(ra, by, 0, service_txn, &r);
+    return smki_ra_act(ra, by, 0, service_txn, &r);
 }
 
 smki_store *smki_ra_store(smki_ra *ra)

@@ -52,7 +52,7 @@ struct ra_trail {
     unsigned pol_org, pol_sens; /* 0: not in the trail (a trail begun before it was) */
 };
 
-int ra_trail_new(uint64_t only, ra_trail **out)
+int smki_ra_trail_new(uint64_t only, ra_trail **out)
 {
     *out = calloc(1, sizeof **out);
     ENSURE(*out, SMKI_E_NOMEM, "out of memory");
@@ -60,7 +60,7 @@ int ra_trail_new(uint64_t only, ra_trail **out)
     return 0;
 }
 
-void ra_trail_free(ra_trail *tr)
+void smki_ra_trail_free(ra_trail *tr)
 {
     if (!tr) return;
     for (size_t i = 0; i < tr->n_ops; i++) EVP_PKEY_free(tr->ops[i].pub);
@@ -69,7 +69,7 @@ void ra_trail_free(ra_trail *tr)
     free(tr);
 }
 
-EVP_PKEY *ra_point_pub(const uint8_t point[SMKI_POINT_LEN])
+EVP_PKEY *smki_ra_point_pub(const uint8_t point[SMKI_POINT_LEN])
 {
     /* SubjectPublicKeyInfo of a P-256 key: a fixed prefix then the point. */
     static const uint8_t PFX[] = {0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01,
@@ -147,11 +147,11 @@ static int op_add(ra_trail *tr, const smki_audit_entry *e)
         smki_error_clear();
         return 0;
     }
-    if (op_find(tr, name) || ra_check_name("an operator name", name) < 0) {
+    if (op_find(tr, name) || smki_ra_check_name("an operator name", name) < 0) {
         smki_error_clear();
         return 0;
     }
-    EVP_PKEY *pub = ra_point_pub(point);
+    EVP_PKEY *pub = smki_ra_point_pub(point);
     /* The first operator registers themself with the key the entry names; every later one
      * is added by an operator the trail already holds. */
     int ok = tr->n_ops == 0 ? strcmp(e->operator_name, name) == 0 && sig_ok(pub, e) : signer(tr, e) != NULL;
@@ -287,7 +287,7 @@ static int request_entry(ra_trail *tr, const smki_audit_entry *e, uint64_t id)
     return 0;
 }
 
-int ra_trail_feed(ra_trail *tr, const smki_audit_entry *e)
+int smki_ra_trail_feed(ra_trail *tr, const smki_audit_entry *e)
 {
     if (strcmp(e->action, "operator-add") == 0 && strncmp(e->object, "operator ", 9) == 0) return op_add(tr, e);
     if (strcmp(e->action, "operator-deactivate") == 0 && strncmp(e->object, "operator ", 9) == 0) {
@@ -312,10 +312,10 @@ static int feed_one(const void *key, size_t klen, const void *val, size_t vlen, 
         smki_error_clear(); /* damaged: 'smki audit verify' names it; nothing of it counts */
         return 0;
     }
-    return ra_trail_feed(arg, &e);
+    return smki_ra_trail_feed(arg, &e);
 }
 
-int ra_trail_read(smki_txn *t, smki_ra *ra, ra_trail *tr)
+int smki_ra_trail_read(smki_txn *t, smki_ra *ra, ra_trail *tr)
 {
     return smki_txn_scan(t, ra->db.audit, NULL, 0, feed_one, tr);
 }
@@ -333,7 +333,7 @@ static void why_add(ra_approval_proof *p, const char *name, uint64_t seq, const 
              why);
 }
 
-int ra_trail_prove(const ra_trail *tr, const smki_ra_request *r, const uint8_t content[32], int at_execution,
+int smki_ra_trail_prove(const ra_trail *tr, const smki_ra_request *r, const uint8_t content[32], int at_execution,
                    ra_approval_proof *p)
 {
     memset(p, 0, sizeof *p);
@@ -378,14 +378,14 @@ int ra_trail_prove(const ra_trail *tr, const smki_ra_request *r, const uint8_t c
     return 0;
 }
 
-int ra_trail_each_executed(const ra_trail *tr, int (*fn)(uint64_t id, void *arg), void *arg)
+int smki_ra_trail_each_executed(const ra_trail *tr, int (*fn)(uint64_t id, void *arg), void *arg)
 {
     for (size_t i = 0; i < tr->n_reqs; i++)
         if (tr->reqs[i].executed) GUARD(fn(tr->reqs[i].id, arg));
     return 0;
 }
 
-int ra_trail_operator(const ra_trail *tr, const char *name, uint8_t point[SMKI_POINT_LEN], int *active)
+int smki_ra_trail_operator(const ra_trail *tr, const char *name, uint8_t point[SMKI_POINT_LEN], int *active)
 {
     const trail_op *o = op_find(tr, name);
     if (!o) return SMKI_E_NOTFOUND;
@@ -394,7 +394,7 @@ int ra_trail_operator(const ra_trail *tr, const char *name, uint8_t point[SMKI_P
     return 0;
 }
 
-size_t ra_trail_operator_count(const ra_trail *tr)
+size_t smki_ra_trail_operator_count(const ra_trail *tr)
 {
     return tr->n_ops;
 }
@@ -413,15 +413,15 @@ static int prove_txn(smki_txn *t, void *arg)
 {
     prove_run *x = arg;
     ra_trail *tr = NULL;
-    GUARD(ra_trail_new(x->r->id, &tr));
-    int rc = ra_request_content(t, x->ra, x->r, x->content, x->csr_hashes);
-    if (rc == 0) rc = ra_trail_read(t, x->ra, tr);
-    if (rc == 0) rc = ra_trail_prove(tr, x->r, x->content, 1, &x->proof);
-    ra_trail_free(tr);
+    GUARD(smki_ra_trail_new(x->r->id, &tr));
+    int rc = smki_ra_request_content(t, x->ra, x->r, x->content, x->csr_hashes);
+    if (rc == 0) rc = smki_ra_trail_read(t, x->ra, tr);
+    if (rc == 0) rc = smki_ra_trail_prove(tr, x->r, x->content, 1, &x->proof);
+    smki_ra_trail_free(tr);
     return rc;
 }
 
-int ra_prove_approvals(smki_ra *ra, const smki_ra_request *r, uint8_t content[32], uint8_t (*csr_hashes)[32])
+int smki_ra_prove_approvals(smki_ra *ra, const smki_ra_request *r, uint8_t content[32], uint8_t (*csr_hashes)[32])
 {
     prove_run x = {ra, r, csr_hashes, {0}, {0}};
     GUARD(smki_store_read(ra->store, prove_txn, &x));

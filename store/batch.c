@@ -62,7 +62,7 @@ int smki_batch_begin(smki_store *s, size_t group, smki_batch_commit_fn on_commit
 {
     ENSURE(s && out, SMKI_E_USAGE, "smki_batch_begin: no store or output");
     *out = NULL;
-    ENSURE(!store_is_read_only(s), SMKI_E_USAGE, "store %s is open read-only; refusing to write", smki_store_path(s));
+    ENSURE(!smki_store_is_read_only(s), SMKI_E_USAGE, "store %s is open read-only; refusing to write", smki_store_path(s));
     smki_batch *b = calloc(1, sizeof *b);
     ENSURE(b, SMKI_E_NOMEM, "out of memory starting a batch for store %s", smki_store_path(s));
     b->s = s;
@@ -93,9 +93,9 @@ int smki_batch_put(smki_batch *b, smki_db db, const void *key, size_t klen, cons
 {
     ENSURE(b && key && (val || vlen == 0), SMKI_E_USAGE, "smki_batch_put: no batch, key or value");
     if (b->failed) return failed_error(b);
-    ENSURE(klen > 0 && klen <= store_max_key(b->s), SMKI_E_USAGE,
+    ENSURE(klen > 0 && klen <= smki_store_max_key(b->s), SMKI_E_USAGE,
            "batch for store %s: a key of %zu octets (1 to %zu allowed)", smki_store_path(b->s), klen,
-           store_max_key(b->s));
+           smki_store_max_key(b->s));
     ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "batch for store %s: unknown put flags %#x",
            smki_store_path(b->s), flags);
     if (b->nrecs == b->recs_cap) {
@@ -129,7 +129,7 @@ static int write_group(smki_txn *t, void *arg)
             const batch_rec *r = &g->recs[i];
             chunk[n] = (store_put_rec){r->db, r->flags, g->bytes + r->key_at, g->bytes + r->val_at, r->klen, r->vlen};
         }
-        GUARD(store_txn_put_many(t, chunk, n));
+        GUARD(smki_store_txn_put_many(t, chunk, n));
     }
     return g->also ? g->also(t, g->also_arg) : 0;
 }

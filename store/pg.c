@@ -30,7 +30,7 @@
 #define ABOVE_ALL_LEN 600
 /* An index scan's target is named by a bit per database of a 64-bit word. */
 #define MAX_JOIN_TARGETS 64
-#define BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" /* outside pg_store_run */
+#define BEGIN_READ "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY" /* outside smki_pg_store_run */
 
 /* The scans' three pages (first, after a key, after a key and value) are consecutive,
  * plain and joined alike. */
@@ -388,7 +388,7 @@ static int refuse_password(const char *conninfo, const char *label)
     return 0;
 }
 
-int pg_store_open(const char *conninfo, const char *label, int read_only, unsigned max_dbs, pg_store **out)
+int smki_pg_store_open(const char *conninfo, const char *label, int read_only, unsigned max_dbs, pg_store **out)
 {
     *out = NULL;
     GUARD(refuse_password(conninfo, label));
@@ -410,16 +410,16 @@ int pg_store_open(const char *conninfo, const char *label, int read_only, unsign
     *out = p;
     return 0;
 fail:
-    pg_store_close(p);
+    smki_pg_store_close(p);
     return rc;
 }
 
-void pg_store_close(pg_store *p)
+void smki_pg_store_close(pg_store *p)
 {
     if (!p) return;
     /* A forked child must leave its parent's sessions alone: PQfinish would end them. */
     if (p->pid == getpid()) {
-        pg_store_unlock(p);
+        smki_pg_store_unlock(p);
         drop_idle(p);
     }
     pthread_mutex_destroy(&p->mu);
@@ -429,7 +429,7 @@ void pg_store_close(pg_store *p)
     free(p);
 }
 
-int pg_store_exists(const char *conninfo, const char *label)
+int smki_pg_store_exists(const char *conninfo, const char *label)
 {
     GUARD(refuse_password(conninfo, label));
     pg_store tmp = {.conninfo = (char *)conninfo, .label = (char *)label, .max_dbs = 1};
@@ -528,7 +528,7 @@ static int txn_commit(pg_txn *t)
     return rc;
 }
 
-int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void *arg, uint32_t *new_schema)
+int smki_pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void *arg, uint32_t *new_schema)
 {
     *new_schema = 0;
     for (int attempt = 0;; attempt++) {
@@ -546,9 +546,9 @@ int pg_store_run(smki_store *s, pg_store *p, int is_write, smki_txn_fn fn, void 
         int rc = pt.lazy ? 0 : txn_begin(&pt);
         smki_txn t = {.s = s, .pg = &pt, .is_write = is_write};
         if (rc == 0) {
-            store_txn_enter(&t);
+            smki_store_txn_enter(&t);
             rc = fn(&t, arg);
-            store_txn_leave(&t);
+            smki_store_txn_leave(&t);
         }
         if ((pt.lost || pt.retry) && attempt < MAX_RETRIES) { /* nothing was committed: run it again */
             txn_finish(&pt);
@@ -643,7 +643,7 @@ static int find_or_create(pg_txn *t, const char *name, const char *table, unsign
     return 1;
 }
 
-int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
+int smki_pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
 {
     GUARD(check_name(p, name));
     size_t n = atomic_load(&p->ndbs);
@@ -680,7 +680,7 @@ int pg_store_db(pg_store *p, const char *name, unsigned flags, smki_db *out)
     return 0;
 }
 
-int pg_store_count_dbs(pg_store *p, size_t *out)
+int smki_pg_store_count_dbs(pg_store *p, size_t *out)
 {
     pg_txn t = {.p = p};
     GUARD(conn_acquire(p, 0, &t.c));
@@ -882,7 +882,7 @@ static void forget_gets(pg_txn *t, smki_db db)
         if (t->kept[i].db == db) t->kept[i].is_current = 0;
 }
 
-int pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
+int smki_pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
 {
     forget_gets(t, db);
     const void *v[2] = {key, val};
@@ -962,7 +962,7 @@ static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refu
     return rc;
 }
 
-int pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
+int smki_pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
 {
     for (size_t i = 0; i < n; i++) forget_gets(t, recs[i].db);
     put_sent sent[2 * PUT_PIPE_MAX];
@@ -999,7 +999,7 @@ static const kept_get *kept_answer(const pg_txn *t, smki_db db, const void *key,
     return NULL;
 }
 
-int pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
+int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     const kept_get *hit = kept_answer(t, db, key, klen);
     if (hit) {
@@ -1040,14 +1040,14 @@ static int run_delete(pg_txn *t, smki_db db, int op, int n, const void *const *v
     return deleted ? 0 : SMKI_FAIL(SMKI_E_NOTFOUND, op == OP_DEL ? "no such record" : "no such value under that key");
 }
 
-int pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen)
+int smki_pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen)
 {
     const void *v[1] = {key};
     size_t l[1] = {klen};
     return run_delete(t, db, OP_DEL, 1, v, l);
 }
 
-int pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen)
+int smki_pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen)
 {
     const pg_db *d = db_at(t, db);
     ENSURE(d, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label, db);
@@ -1172,13 +1172,13 @@ static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const
     return rc < 0 ? rc : 0;
 }
 
-int pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
+int smki_pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg)
 {
     scan_visit vis = {fn, NULL, arg};
     return scan_pages(t, db, OP_SCAN_FROM, 0, prefix, plen, &vis);
 }
 
-int pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
+int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
                      void *arg)
 {
     const pg_db *td = db_at(t, target);
@@ -1192,7 +1192,7 @@ int pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, 
     return scan_pages(t, index, OP_JOIN_FROM, target, prefix, plen, &vis);
 }
 
-int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
+int smki_pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
 {
     const void *v[1] = {from};
     size_t l[1] = {flen};
@@ -1212,7 +1212,7 @@ int pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key,
     return rc;
 }
 
-int pg_txn_count(pg_txn *t, smki_db db, size_t *count)
+int smki_pg_txn_count(pg_txn *t, smki_db db, size_t *count)
 {
     PGresult *r = run_op(t, db, OP_COUNT, 0, NULL, NULL, "count");
     if (!r) return fail_op();
@@ -1221,7 +1221,7 @@ int pg_txn_count(pg_txn *t, smki_db db, size_t *count)
     return 0;
 }
 
-int pg_txn_clear(pg_txn *t, smki_db db)
+int smki_pg_txn_clear(pg_txn *t, smki_db db)
 {
     forget_gets(t, db);
     /* DELETE, not TRUNCATE: TRUNCATE would lock readers out until the commit. */
@@ -1268,7 +1268,7 @@ static int maint_holder(pg_conn *c, char *who, size_t cap)
     return found;
 }
 
-int pg_store_lock_exclusive(pg_store *p)
+int smki_pg_store_lock_exclusive(pg_store *p)
 {
     if (p->maint) return 0;
     pg_conn *c = NULL;
@@ -1298,7 +1298,7 @@ int pg_store_lock_exclusive(pg_store *p)
                      p->label);
 }
 
-void pg_store_unlock(pg_store *p)
+void smki_pg_store_unlock(pg_store *p)
 {
     if (!p->maint) return;
     /* Let go before closing: the session's end reaches the server a moment later, and
@@ -1310,7 +1310,7 @@ void pg_store_unlock(pg_store *p)
 
 /* ---- Listing ------------------------------------------------------------------------------ */
 
-int pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg)
+int smki_pg_store_each_db(pg_store *p, smki_store_db_fn fn, void *arg)
 {
     pg_txn t = {.p = p};
     GUARD(conn_acquire(p, 0, &t.c));

@@ -71,13 +71,13 @@ static smki_txn *thread_txn_on(const smki_store *s, int writes_only)
     return NULL;
 }
 
-void store_txn_enter(smki_txn *t)
+void smki_store_txn_enter(smki_txn *t)
 {
     t->outer = thread_txns;
     thread_txns = t;
 }
 
-void store_txn_leave(smki_txn *t) { thread_txns = t->outer; }
+void smki_store_txn_leave(smki_txn *t) { thread_txns = t->outer; }
 
 /* A transaction that is open, on either engine. */
 static int is_live(const smki_txn *t) { return t && (t->txn || t->pg); }
@@ -239,7 +239,7 @@ int smki_store_write(smki_store *s, smki_txn_fn fn, void *arg)
            "store %s: a write transaction inside another on the same thread would wait for itself", s->path);
     if (s->pg) {
         uint32_t schema = 0;
-        int rc = pg_store_run(s, s->pg, 1, fn, arg, &schema);
+        int rc = smki_pg_store_run(s, s->pg, 1, fn, arg, &schema);
         if (rc >= 0 && schema) atomic_store(&s->schema, schema);
         return rc;
     }
@@ -280,7 +280,7 @@ int smki_store_read(smki_store *s, smki_txn_fn fn, void *arg)
     ENSURE(s && fn, SMKI_E_USAGE, "smki_store_read: no store or function");
     if (s->pg) {
         uint32_t schema = 0;
-        return pg_store_run(s, s->pg, 0, fn, arg, &schema);
+        return smki_pg_store_run(s, s->pg, 0, fn, arg, &schema);
     }
     for (int attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
         smki_txn t;
@@ -420,7 +420,7 @@ int smki_store_db(smki_store *s, const char *name, unsigned flags, smki_db *out)
     pthread_rwlock_wrlock(&s->quiesce);
     rc = cache_find(s, name, flags, out);
     if (rc == 0 && s->pg) {
-        rc = pg_store_db(s->pg, name, flags, out);
+        rc = smki_pg_store_db(s->pg, name, flags, out);
         if (rc == 0) rc = cache_add(s, name, flags, *out);
     } else if (rc == 0) {
         rc = open_db_locked(s, name, flags, out);
@@ -457,7 +457,7 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     ENSURE((flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x", t->s->path, flags);
     GUARD(check_key(t, klen));
     if (t->pg) {
-        int rc = pg_txn_put(t->pg, db, key, klen, val, vlen, flags);
+        int rc = smki_pg_txn_put(t->pg, db, key, klen, val, vlen, flags);
         if (rc == SMKI_E_EXISTS) {
             char hex[72], label[72];
             return SMKI_FAIL(SMKI_E_EXISTS, "store %s: key %s already exists in database %s", t->s->path,
@@ -481,22 +481,22 @@ int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     return FAIL_OP(t, db, mrc, "write to");
 }
 
-int store_txn_put_many(smki_txn *t, const store_put_rec *recs, size_t n)
+int smki_store_txn_put_many(smki_txn *t, const store_put_rec *recs, size_t n)
 {
-    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "store_txn_put_many: no write transaction");
+    ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "smki_store_txn_put_many: no write transaction");
     if (!t->pg) {
         for (size_t i = 0; i < n; i++)
             GUARD(smki_txn_put(t, recs[i].db, recs[i].key, recs[i].klen, recs[i].val, recs[i].vlen, recs[i].flags));
         return 0;
     }
     for (size_t i = 0; i < n; i++) {
-        ENSURE(recs[i].key && (recs[i].val || recs[i].vlen == 0), SMKI_E_USAGE, "store_txn_put_many: no key or value");
+        ENSURE(recs[i].key && (recs[i].val || recs[i].vlen == 0), SMKI_E_USAGE, "smki_store_txn_put_many: no key or value");
         ENSURE((recs[i].flags & ~SMKI_PUT_NOOVERWRITE) == 0, SMKI_E_USAGE, "store %s: unknown put flags %#x",
                t->s->path, recs[i].flags);
         GUARD(check_key(t, recs[i].klen));
     }
     size_t refused = 0;
-    int rc = pg_txn_put_many(t->pg, recs, n, &refused);
+    int rc = smki_pg_txn_put_many(t->pg, recs, n, &refused);
     if (rc == SMKI_E_EXISTS) {
         char hex[72], label[72];
         const store_put_rec *r = &recs[refused];
@@ -512,7 +512,7 @@ int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     *val = NULL;
     *vlen = 0;
     GUARD(check_key(t, klen));
-    if (t->pg) return pg_txn_get(t->pg, db, key, klen, val, vlen);
+    if (t->pg) return smki_pg_txn_get(t->pg, db, key, klen, val, vlen);
     MDB_val k = {klen, (void *)key};
     MDB_val v = {0, NULL};
     int mrc = mdb_get(t->txn, db, &k, &v);
@@ -528,7 +528,7 @@ int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen)
     ENSURE(is_live(t) && key, SMKI_E_USAGE, "smki_txn_del: no transaction or key");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a delete in a read transaction", t->s->path);
     GUARD(check_key(t, klen));
-    if (t->pg) return pg_txn_del(t->pg, db, key, klen);
+    if (t->pg) return smki_pg_txn_del(t->pg, db, key, klen);
     MDB_val k = {klen, (void *)key};
     int mrc = mdb_del(t->txn, db, &k, NULL);
     if (mrc == 0) return 0;
@@ -545,7 +545,7 @@ int smki_txn_del_dup(smki_txn *t, smki_db db, const void *key, size_t klen, cons
     ENSURE(is_live(t) && key && val, SMKI_E_USAGE, "smki_txn_del_dup: no transaction, key or value");
     ENSURE(t->is_write, SMKI_E_USAGE, "store %s: a delete in a read transaction", t->s->path);
     GUARD(check_key(t, klen));
-    if (t->pg) return pg_txn_del_dup(t->pg, db, key, klen, val, vlen);
+    if (t->pg) return smki_pg_txn_del_dup(t->pg, db, key, klen, val, vlen);
     unsigned int flags = 0;
     int mrc = mdb_dbi_flags(t->txn, db, &flags);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read the flags of");
@@ -567,7 +567,7 @@ int smki_txn_scan(smki_txn *t, smki_db db, const void *prefix, size_t plen, smki
 {
     ENSURE(is_live(t) && fn && (prefix || plen == 0), SMKI_E_USAGE,
            "smki_txn_scan: no transaction, prefix or function");
-    if (t->pg) return pg_txn_scan(t->pg, db, prefix, plen, fn, arg);
+    if (t->pg) return smki_pg_txn_scan(t->pg, db, prefix, plen, fn, arg);
     MDB_cursor *cur = NULL;
     int mrc = mdb_cursor_open(t->txn, db, &cur);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -610,7 +610,7 @@ int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t pl
 {
     ENSURE(is_live(t) && fn && (prefix || plen == 0), SMKI_E_USAGE,
            "smki_txn_scan_join: no transaction, prefix or function");
-    if (t->pg) return pg_txn_scan_join(t->pg, index, prefix, plen, target, fn, arg);
+    if (t->pg) return smki_pg_txn_scan_join(t->pg, index, prefix, plen, target, fn, arg);
     unsigned int flags = 0;
     int mrc = mdb_dbi_flags(t->txn, target, &flags);
     if (mrc != 0) return FAIL_OP(t, target, mrc, "read the flags of");
@@ -625,7 +625,7 @@ int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *
     ENSURE(is_live(t) && from && key && klen, SMKI_E_USAGE, "smki_txn_seek: no transaction, key or output");
     *klen = 0;
     GUARD(check_key(t, flen));
-    if (t->pg) return pg_txn_seek(t->pg, db, from, flen, key, cap, klen);
+    if (t->pg) return smki_pg_txn_seek(t->pg, db, from, flen, key, cap, klen);
     MDB_cursor *cur = NULL;
     int mrc = mdb_cursor_open(t->txn, db, &cur);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -650,7 +650,7 @@ int smki_txn_seek(smki_txn *t, smki_db db, const void *from, size_t flen, void *
 int smki_txn_clear(smki_txn *t, smki_db db)
 {
     ENSURE(is_live(t) && t->is_write, SMKI_E_USAGE, "smki_txn_clear: no write transaction");
-    if (t->pg) return pg_txn_clear(t->pg, db);
+    if (t->pg) return smki_pg_txn_clear(t->pg, db);
     int mrc = mdb_drop(t->txn, db, 0);
     if (mrc == MDB_MAP_FULL) {
         t->map_full = 1;
@@ -662,7 +662,7 @@ int smki_txn_clear(smki_txn *t, smki_db db)
 int smki_txn_count(smki_txn *t, smki_db db, size_t *count)
 {
     ENSURE(is_live(t) && count, SMKI_E_USAGE, "smki_txn_count: no transaction or output");
-    if (t->pg) return pg_txn_count(t->pg, db, count);
+    if (t->pg) return smki_pg_txn_count(t->pg, db, count);
     MDB_stat st;
     int mrc = mdb_stat(t->txn, db, &st);
     if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
@@ -786,7 +786,7 @@ static int check_schema_pg(smki_store *s)
     if (r.found) return check_schema_value(s, r.stored);
     ENSURE(!s->read_only, SMKI_E_CORRUPT, "store %s has no schema record", s->path);
     size_t dbs = 0;
-    GUARD(pg_store_count_dbs(s->pg, &dbs));
+    GUARD(smki_pg_store_count_dbs(s->pg, &dbs));
     ENSURE(dbs <= 1, SMKI_E_CORRUPT, "store %s holds %zu database(s) but no schema record; smki did not make it",
            s->path, dbs - 1);
     schema_ctx ctx = {r.meta, 0};
@@ -810,7 +810,7 @@ static int open_pg(smki_store *s, const char *conninfo, const smki_store_opts *o
     ENSURE(s->dbs, SMKI_E_NOMEM, "out of memory opening store %s", s->path);
     s->max_dbs = max_dbs;
     s->max_key = 511; /* LMDB's, so that what one engine holds the other can */
-    GUARD(pg_store_open(conninfo, s->path, s->read_only, max_dbs, &s->pg));
+    GUARD(smki_pg_store_open(conninfo, s->path, s->read_only, max_dbs, &s->pg));
     return check_schema_pg(s);
 }
 
@@ -841,7 +841,7 @@ int smki_store_exists(const char *location)
 {
     ENSURE(location && *location, SMKI_E_USAGE, "smki_store_exists: no location");
     const char *conninfo = pg_conninfo(location);
-    if (conninfo) return pg_store_exists(conninfo, location);
+    if (conninfo) return smki_pg_store_exists(conninfo, location);
     char data[4200];
     int n = snprintf(data, sizeof data, "%s/data.mdb", location);
     ENSURE(n > 0 && (size_t)n < sizeof data, SMKI_E_USAGE, "store path too long: %.64s...", location);
@@ -947,7 +947,7 @@ void smki_store_close(smki_store *s)
     if (!s) return;
     smki_store_unlock(s);
     unregister_open(s);
-    pg_store_close(s->pg);
+    smki_pg_store_close(s->pg);
     /* A forked child must leave its parent's environment alone: mdb_env_close would
      * clear the reader slots recorded under the parent's pid. */
     if (s->env && s->pid == getpid()) mdb_env_close(s->env);
@@ -996,15 +996,15 @@ int smki_txn_set_schema(smki_txn *t, uint32_t schema)
     return 0;
 }
 unsigned smki_store_stale_readers(const smki_store *s) { return s ? s->stale_readers : 0; }
-size_t store_max_key(const smki_store *s) { return s->max_key; }
-int store_is_read_only(const smki_store *s) { return s->read_only; }
+size_t smki_store_max_key(const smki_store *s) { return s->max_key; }
+int smki_store_is_read_only(const smki_store *s) { return s->read_only; }
 
 /* ---- The maintenance lock ------------------------------------------------------------ */
 
 int smki_store_lock_exclusive(smki_store *s)
 {
     ENSURE(s, SMKI_E_USAGE, "smki_store_lock_exclusive: no store");
-    if (s->pg) return pg_store_lock_exclusive(s->pg);
+    if (s->pg) return smki_pg_store_lock_exclusive(s->pg);
     if (s->maint_fd >= 0) return 0;
     char path[4096];
     int n = snprintf(path, sizeof path, "%s/maint.lock", s->path);
@@ -1036,7 +1036,7 @@ int smki_store_lock_exclusive(smki_store *s)
 
 void smki_store_unlock(smki_store *s)
 {
-    if (s && s->pg) pg_store_unlock(s->pg);
+    if (s && s->pg) smki_pg_store_unlock(s->pg);
     if (!s || s->maint_fd < 0) return;
     struct flock fl = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
     (void)fcntl(s->maint_fd, F_SETLK, &fl);
@@ -1092,7 +1092,7 @@ static int lmdb_list_dbs(smki_store *s, db_list *l)
 int smki_store_each_db(smki_store *s, smki_store_db_fn fn, void *arg)
 {
     ENSURE(s && fn, SMKI_E_USAGE, "smki_store_each_db: no store or function");
-    if (s->pg) return pg_store_each_db(s->pg, fn, arg);
+    if (s->pg) return smki_pg_store_each_db(s->pg, fn, arg);
     ENSURE(!thread_txn_on(s, 0), SMKI_E_USAGE, "store %s: list its databases outside any transaction", s->path);
     db_list l = {calloc(s->max_dbs, sizeof *l.names), calloc(s->max_dbs, sizeof *l.flags), 0, s->max_dbs};
     int rc = l.names && l.flags ? lmdb_list_dbs(s, &l) : SMKI_FAIL(SMKI_E_NOMEM, "out of memory listing databases");
