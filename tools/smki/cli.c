@@ -2,7 +2,6 @@
 #define _POSIX_C_SOURCE 200809L
 #include "cli.h"
 
-#include <getopt.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -501,8 +500,3 @@ int cli_open_key(smki_cli *c, const char *arg, smki_key **out)
     return smki_key_open(ref, &c->hsm, out);
 }
 
-const char *cli_bad_option(char **argv)
-{
-    /* getopt_long leaves optind just past the offending argument. */
-    return optind > 0 ? argv[optind - 1] : "?";
-}

@@ -114,14 +114,12 @@ SMKI_MUST_CHECK int cli_write(const char *path, const void *data, size_t len, in
  * be refused for an existing file, and a file can be made beside it. "-" passes. */
 SMKI_MUST_CHECK int cli_write_check(const char *path, int force);
 
-/* The old test for --help alone (commands not yet on cli_parse). */
+/* --help or -h before any "--": print help and return 1 (cli_parse and the command tables). */
 int cli_wants_help(int argc, char **argv, const char *help);
 
 /* The reference of a key argument: a pkcs11: URI, file:PATH, or a bare label on the
  * home's token (made into a URI). */
 int cli_key_ref(smki_cli *c, const char *arg, char *ref, size_t cap);
-/* The argument getopt_long just refused, for the message. */
-const char *cli_bad_option(char **argv);
 /* Open a key: a pkcs11: URI, file:PATH, or a bare label on the home's token. */
 int cli_open_key(smki_cli *c, const char *arg, smki_key **out);
 
