@@ -166,6 +166,7 @@ static int yes_no(const char *text, const char *opt, int *out)
 /* A request (or audit entry) number: 1 to 2^64-1, decimal. */
 static int parse_id(const char *text, uint64_t *id)
 {
+    *id = 0;
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(text, &end, 10);
@@ -1172,6 +1173,7 @@ static int request_submit(smki_cli *c, int argc, char **argv)
 /* One request's number, the only positional of show, approve, reject, execute. */
 static int request_id_parse(smki_cli *c, const cli_spec *spec, int argc, char **argv, uint64_t *id)
 {
+    *id = 0;
     const char *pos[1];
     int stop = cli_parse(c, spec, argc, argv, pos, NULL);
     if (stop != CLI_GO) return stop;
