@@ -796,7 +796,7 @@ static const char REVOKE_HELP[] =
     "  SERIAL=$(openssl x509 -in supplier-ds.pem -noout -serial | cut -d= -f2)\n"
     "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator tester\n"
     "  smki ca crl --env test --ca oca --operator tester\n"
-    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator tester   # exits 2: already revoked\n";
+    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator tester  # exits 2: revoked\n";
 
 static const char CRL_HELP[] =
     "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica|SKI] [--config FILE]\n"
