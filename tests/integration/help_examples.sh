@@ -29,6 +29,8 @@
 #         PARTY0001 authorised for DCCKI TLS certificates (ra_dccki_party);
 #       * every CA's CRL or ARL published (`ca crl`/`ca arl --env test`): what
 #         `smki doctor` asks of a working home.
+#     The help texts name this home "a test home" (HELP_TEST_HOME in tools/smki/commands.h
+#     spells it out for an operator: keep the two in step).
 #     A heading that says "a new home" gets instead a SMKI_HOME that does not exist yet
 #     and no PINs in the environment (`hsm init`'s example makes the home).
 #     Anything else an example needs, its block makes (keys, CSRs, files).

@@ -54,9 +54,13 @@ static const char INIT_HELP[] =
     "cannot be, no CA is recorded. The first ceremony, before any operator exists, is\n"
     "not audited (docs/ra.md: the bootstrap).\n"
     "\n"
-    "Examples:\n"
+    "Production: 'smki ca init --env production --config ceremony.conf' once its policy\n"
+    "OIDs are set (until then it is refused, as above).\n"
+    "\n"
+    "Examples (in a home with a token, its user PIN in SMKI_PIN; the second run reports\n"
+    "each CA as 'exists'):\n"
     "  smki ca init --env test\n"
-    "  smki ca init --env production --config ceremony-2026.conf\n";
+    "  smki --json ca init --env test\n";
 
 static const char ISSUE_HELP[] =
     "Usage: smki ca issue --env ENV --csr FILE --out FILE [--force] [--role ROLE --eui EUI64] [--cn NAME]\n"
@@ -115,15 +119,23 @@ static const char ISSUE_HELP[] =
     "--type organisation, device-batch, dccki-server or dccki-client).\n"
     "Without an RA in the store, environments other than test issue as before (bootstrap).\n"
     "\n"
-    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice):\n"
-    "  smki ca issue --env test --csr 00db1234567890a0-ds.csr.der --party SUPPLIER-A \\\n"
-    "      --operator alice --out device.pem\n"
-    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
-    "      --cn SUPPLIER-A --party SUPPLIER-A --operator alice --out supplier-ds.pem\n"
-    "  smki ca issue --env test --csr - --role supplier --eui 90-B3-D5-1F-30-00-00-01 \\\n"
-    "      --party SUPPLIER-A --operator alice --out - < supplier-ka.csr > supplier-ka.pem\n"
+    "Examples (" HELP_TEST_HOME "):\n"
+    "  smki ca issue --env test --csr ../shared/vectors/gbcs/csr/00db1234567890a0-ds.csr.der \\\n"
+    "      --party GITTEST --operator tester --out device.pem\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out supplier-ds.key\n"
+    "  openssl req -new -key supplier-ds.key -subj /CN=GITTEST \\\n"
+    "      -addext keyUsage=critical,digitalSignature -out supplier-ds.csr\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-01-00-00 \\\n"
+    "      --cn GITTEST --party GITTEST --operator tester --out supplier-ds.pem\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out supplier-ka.key\n"
+    "  openssl req -new -key supplier-ka.key -subj /CN=GITTEST \\\n"
+    "      -addext keyUsage=critical,keyAgreement -out supplier-ka.csr\n"
+    "  smki ca issue --env test --csr - --role supplier --eui 90-B3-D5-1F-30-01-00-00 \\\n"
+    "      --party GITTEST --operator tester --out - < supplier-ka.csr > supplier-ka.pem\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out gw.key\n"
+    "  openssl req -new -key gw.key -subj /CN=gw1 -addext keyUsage=critical,digitalSignature -out gw.csr\n"
     "  smki ca issue --env test --profile dccki-server --csr gw.csr --party PARTY0001 \\\n"
-    "      --dns gw1.example.net --out gw-server.pem --operator alice\n";
+    "      --dns gw1.example.net --out gw-server.pem --operator tester\n";
 
 static const char LIST_HELP[] =
     "Usage: smki ca list [--env ENV] [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -774,10 +786,17 @@ static const char REVOKE_HELP[] =
     "Refused, with nothing written (exit 2, or 1 for a usage error): an unknown serial,\n"
     "a certificate already revoked, a device certificate, a root, an unknown reason.\n"
     "\n"
-    "Examples (the serial as 'ca list' prints it, or openssl's):\n"
+    "Examples (" HELP_TEST_HOME "; a supplier certificate issued first, its\n"
+    "serial as openssl prints it, or as 'ca list' does):\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out supplier-ds.key\n"
+    "  openssl req -new -key supplier-ds.key -subj /CN=GITTEST \\\n"
+    "      -addext keyUsage=critical,digitalSignature -out supplier-ds.csr\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-01-00-00 \\\n"
+    "      --party GITTEST --operator tester --out supplier-ds.pem\n"
     "  SERIAL=$(openssl x509 -in supplier-ds.pem -noout -serial | cut -d= -f2)\n"
-    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator alice\n"
-    "  smki ca crl --env test --ca oca --operator alice\n";
+    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator tester\n"
+    "  smki ca crl --env test --ca oca --operator tester\n"
+    "  smki ca revoke \"$SERIAL\" --env test --reason keyCompromise --operator tester  # exits 2: revoked\n";
 
 static const char CRL_HELP[] =
     "Usage: smki ca crl --env ENV [--ca oca|dca|dccki-ica|SKI] [--config FILE]\n"
@@ -802,8 +821,8 @@ static const char CRL_HELP[] =
     "revoked with it) is signed with its own key while that key is in the token, kept apart\n"
     "from its successor's (numbered on its own) and written to <ca>-<its serial>.crl.\n"
     "\n"
-    "Examples:\n"
-    "  smki ca crl --env test --operator alice\n"
+    "Examples (" HELP_TEST_HOME "):\n"
+    "  smki ca crl --env test --operator tester\n"
     "  openssl crl -inform DER -in \"$SMKI_HOME/ca/test/smki-oca.crl\" -noout -text\n";
 
 static const char ARL_HELP[] =

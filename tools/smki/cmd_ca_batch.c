@@ -65,12 +65,16 @@ static const char BATCH_HELP[] =
     "\n"
     "Needs the user PIN (SMKI_PIN or --pin-file) for a CA key in a token.\n"
     "\n"
-    "Examples (in the home of README's quick start: Party SUPPLIER-A, operator alice;\n"
-    "CSRs from 'make_device_csrs --out csrs --count 20 --start 00-DB-12-34-00-00-00-00'):\n"
-    "  smki ca batch --env test --in csrs/ --out certs/ --party SUPPLIER-A --operator alice\n"
-    "  cat csrs/*.csr > all.pem && smki --json ca batch --env test --in all.pem --out certs/ \\\n"
-    "      --party SUPPLIER-A --operator alice\n"
-    "  cat csrs/*.csr | smki ca batch --env test --in - --out certs/ --party SUPPLIER-A --operator alice\n";
+    "Examples (" HELP_TEST_HOME "; the device CSRs (DER) made here by 'smki\n"
+    "device create', as devices send them; the second and third runs find every CSR\n"
+    "already issued: no second certificate):\n"
+    "  smki device create --eui 00-DB-12-34-56-78-00-01 --csr-dir device1\n"
+    "  smki device create --eui 00-DB-12-34-56-78-00-02 --csr-dir device2\n"
+    "  mkdir csrs && cp device1/*.csr device2/*.csr csrs/\n"
+    "  smki ca batch --env test --in csrs/ --out certs/ --party GITTEST --operator tester\n"
+    "  for f in csrs/*.csr; do openssl req -inform DER -in \"$f\"; done > all.pem\n"
+    "  smki --json ca batch --env test --in all.pem --out certs/ --party GITTEST --operator tester\n"
+    "  smki ca batch --env test --in - --out certs/ --party GITTEST --operator tester < all.pem\n";
 
 /* ---- Progress ------------------------------------------------------------------------------ */
 

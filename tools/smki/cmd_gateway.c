@@ -110,8 +110,14 @@ static const char FILE_SIGN_HELP[] =
     "SIG receives the binary DER signature ('-': standard output); an existing SIG is\n"
     "refused unless --force. FILE '-' is standard input.\n"
     "\n"
-    "Example:\n"
-    "  smki file sign --key supplier-ds --in thresholds.csv --out thresholds.csv.sig\n";
+    "Example (in a home with a token, its user PIN in SMKI_PIN; a User's thresholds file\n"
+    "for 'smki gbcs gateway thresholds load'):\n"
+    "  smki key generate --label supplier-ds --usage ds\n"
+    "  printf 'user,message_code,window_seconds,max_count\\n90B3D51F30010000,0019,3600,3\\n' > thresholds.csv\n"
+    "  smki file sign --key supplier-ds --in thresholds.csv --out thresholds.csv.sig\n"
+    "  smki key pub supplier-ds --out supplier-ds.pub\n"
+    "  smki file verify --pub supplier-ds.pub --in thresholds.csv --sig thresholds.csv.sig\n"
+    "  openssl dgst -sha256 -verify supplier-ds.pub -signature thresholds.csv.sig thresholds.csv\n";
 
 static const char FILE_VERIFY_HELP[] =
     "Usage: smki file verify (--cert CERT | --pub PUB) --in FILE --sig SIG\n"
@@ -221,9 +227,10 @@ static const char USER_ADD_HELP[] =
     "certificate whose x500UniqueIdentifier is not the ID, an ID that has one already.\n"
     GW_OPERATOR_HELP
     "\n"
-    "Example (the RTDS supplier, allocated first with 'smki ra id allocate --roles EIS'):\n"
+    "Example (" HELP_TEST_HOME "; from a clone beside ../shared: the RTDS\n"
+    "supplier's certificate, its User ID allocated with 'smki ra id allocate --roles EIS'):\n"
     "  smki gbcs gateway user add --eui 90-B3-D5-1F-30-01-00-00 --role supplier \\\n"
-    "      --cert keystore/90b3d51f30010000-ds.pem --operator alice\n";
+    "      --cert ../shared/vectors/gbcs/keystore/90b3d51f30010000-ds.pem --operator tester\n";
 
 static const char USER_LIST_HELP[] =
     "Usage: smki gbcs gateway user list\n"
@@ -323,9 +330,10 @@ static const char DEVICE_ADD_HELP[] =
     "key): the ACB MACs commands to it with it, and its policy OID is its environment.\n"
     GW_OPERATOR_HELP
     "\n"
-    "Example:\n"
+    "Example (" HELP_TEST_HOME "; from a clone beside ../shared: the RTDS\n"
+    "electricity meter's KA certificate):\n"
     "  smki gbcs gateway device add --eui 00-DB-12-34-56-78-90-A0 --status commissioned \\\n"
-    "      --ka-cert keystore/00db1234567890a0-ka.pem --operator alice\n";
+    "      --ka-cert ../shared/vectors/gbcs/keystore/00db1234567890a0-ka.pem --operator tester\n";
 
 static const char DEVICE_STATUS_HELP[] =
     "Usage: smki gbcs gateway device set-status --eui EUI64 --status STATUS\n"

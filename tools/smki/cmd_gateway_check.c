@@ -57,9 +57,26 @@ static const char CHECK_HELP[] =
     "All FILEs are checked as one batch: one store commit records them all.\n"
     "Exit 0 when every message passed; 2 when any was rejected or quarantined.\n"
     "\n"
-    "Example (RTDS, the supplier's pre-command signed with its test key):\n"
-    "  smki gbcs gateway check --oca z1.pem --no-crl --at 2020-01-01 \\\n"
-    "      --acb-key file:keystore/90b3d51f30000002-ka.key --out cmd.hex signed.hex\n";
+    "Example (" HELP_TEST_HOME "; from a clone beside ../shared: a supplier\n"
+    "certificate from the test CA signs an RTDS pre-command to the RTDS meter, MACed with\n"
+    "the RTDS ACB's key; the second check of the same message is a replay):\n"
+    "  K=../shared/vectors/gbcs/keystore R=../shared/vectors/gbcs/rtds/1.1.1_ECS01a\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out supplier-ds.key\n"
+    "  openssl req -new -key supplier-ds.key -subj /CN=GITTEST \\\n"
+    "      -addext keyUsage=critical,digitalSignature -out supplier-ds.csr\n"
+    "  smki ca issue --env test --csr supplier-ds.csr --role supplier --eui 90-B3-D5-1F-30-01-00-00 \\\n"
+    "      --party GITTEST --operator tester --out supplier-ds.pem\n"
+    "  smki gbcs gateway user add --eui 90-B3-D5-1F-30-01-00-00 --role supplier \\\n"
+    "      --cert supplier-ds.pem --operator tester\n"
+    "  smki gbcs gateway device add --eui 00-DB-12-34-56-78-90-A0 --status commissioned \\\n"
+    "      --ka-cert $K/00db1234567890a0-ka.pem --operator tester\n"
+    "  smki gbcs sign --key file:supplier-ds.key --cert supplier-ds.pem \\\n"
+    "      --in $R/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_PRECOMMAND_GBCS.HEX --out signed.hex\n"
+    "  smki gbcs gateway check --oca \"$SMKI_HOME/ca/test/smki-oca.pem\" \\\n"
+    "      --crl \"$SMKI_HOME/ca/test/smki-oca.crl\" --acb-key file:$K/90b3d51f30000002-ka.key \\\n"
+    "      --out cmd.hex signed.hex\n"
+    "  smki gbcs gateway check --oca \"$SMKI_HOME/ca/test/smki-oca.pem\" \\\n"
+    "      --crl \"$SMKI_HOME/ca/test/smki-oca.crl\" signed.hex   # exits 2: counter.replay\n";
 
 #define CHECK_MAX_FILES 1024
 
@@ -523,18 +540,33 @@ static const char LOG_ARCHIVE_HELP[] =
     "one JSON object a record, and a last line 'signature HEX' (DER ECDSA P-256/SHA-256 over\n"
     "every octet before it). Without records to archive nothing is written.\n"
     "\n"
-    "Example:\n"
-    "  smki gbcs gateway log archive --key file:gateway-ds.key --out gw-2026-01.archive\n";
+    "Example (" HELP_TEST_HOME "; from a clone beside ../shared: one RTDS\n"
+    "command checked, so the log holds a record; the archive signed with a token key):\n"
+    "  C=../shared/vectors/gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX\n"
+    "  smki gbcs gateway check --oca \"$SMKI_HOME/ca/test/smki-oca.pem\" --no-crl \"$C\"   # exits 2: user.unknown (no User registered at the gateway)\n"
+    "  smki key generate --label gateway-log --usage ds\n"
+    "  smki gbcs gateway log archive --key gateway-log --before \"$(date -u -d tomorrow +%F)\" \\\n"
+    "      --out gw.archive\n";
 
 static const char LOG_VERIFY_HELP[] =
     "Usage: smki gbcs gateway log verify --in FILE --cert CERT\n"
     "\n"
-    "Check an archive with the signer's certificate (exit 2 if it was changed).\n"
+    "Check an archive with the signer's certificate or public key (PEM or DER; exit 2 if\n"
+    "the archive was changed).\n"
     "\n"
-    "Example:\n"
-    "  smki gbcs gateway log verify --in gw-2026-01.archive --cert gateway-ds.pem\n"
-    "  (or: head -n -1 gw-2026-01.archive > body; tail -n 1 gw-2026-01.archive | cut -d' ' -f2 |\n"
-    "   tr a-f A-F | basenc --base16 -d > sig; openssl dgst -sha256 -verify gateway-pub.pem -signature sig body)\n";
+    "Example (" HELP_TEST_HOME "; from a clone beside ../shared: an archive\n"
+    "made as in 'log archive --help', checked by smki, then by openssl):\n"
+    "  C=../shared/vectors/gbcs/rtds/1.1.1_ECS01a/ECS01a_1.1.1_IMMEDIATE_BLOCK_SUCCESS_COMMAND_GBCS.HEX\n"
+    "  smki gbcs gateway check --oca \"$SMKI_HOME/ca/test/smki-oca.pem\" --no-crl \"$C\"   # exits 2: user.unknown\n"
+    "  smki key generate --label gateway-log --usage ds\n"
+    "  smki gbcs gateway log archive --key gateway-log --before \"$(date -u -d tomorrow +%F)\" \\\n"
+    "      --out gw.archive\n"
+    "  smki key pub gateway-log --out gateway-log.pub\n"
+    "  smki gbcs gateway log verify --in gw.archive --cert gateway-log.pub\n"
+    "  head -n -1 gw.archive > body; tail -n 1 gw.archive | cut -d' ' -f2 | tr a-f A-F | basenc --base16 -d > sig\n"
+    "  openssl dgst -sha256 -verify gateway-log.pub -signature sig body\n"
+    "  sed -i 's/user/USER/' gw.archive\n"
+    "  smki gbcs gateway log verify --in gw.archive --cert gateway-log.pub   # exits 2: changed\n";
 
 static int print_log(const smki_gw_log_record *r, void *arg)
 {

@@ -250,9 +250,22 @@ static const char OPERATOR_HELP[] =
     "trail ('smki ra adopt-ca'). Later ones are added by an active operator.\n"
     "A deactivated operator's past entries still verify; they can take no new action.\n"
     "\n"
-    "Example:\n"
-    "  smki key generate --label op-alice --usage ds && smki key pub op-alice --out alice.pub\n"
-    "  smki ra operator add alice --pub alice.pub --operator alice --operator-key op-alice\n";
+    "Example (a new home: SMKI_HOME names a folder not made yet, no PINs in the\n"
+    "environment; the bootstrap: alice registers herself, with a key in the new token):\n"
+    "  umask 077; openssl rand -hex 8 > so.pin; openssl rand -hex 8 > user.pin\n"
+    "  smki --so-pin-file so.pin --pin-file user.pin hsm init\n"
+    "  smki --pin-file user.pin key generate --label op-alice --usage ds\n"
+    "  smki --pin-file user.pin key pub op-alice --out alice.pub\n"
+    "  smki --pin-file user.pin ra operator add alice --pub alice.pub \\\n"
+    "      --operator alice --operator-key op-alice\n"
+    "  smki ra operator list\n"
+    "\n"
+    "Example (" HELP_TEST_HOME "; a second operator, bob, added by tester, acts\n"
+    "with a key of his own in the token):\n"
+    "  smki key generate --label op-bob --usage ds && smki key pub op-bob --out bob.pub\n"
+    "  smki ra operator add bob --pub bob.pub --operator tester\n"
+    "  smki ra party add SUPPLIER-B --testing-participant --operator bob --operator-key op-bob\n"
+    "  smki audit list --last 2\n";
 
 static int operator_row(const smki_ra_operator *o, void *arg)
 {
@@ -1642,8 +1655,9 @@ static const char ADOPT_HELP[] =
     "audited ceremony (a 'ca-init' entry) and CAs adopted before are skipped, so a\n"
     "re-run adds nothing. The first 'smki ra operator add' does this by itself.\n"
     "\n"
-    "Example:\n"
-    "  smki ra adopt-ca --operator alice\n"
+    "Example (" HELP_TEST_HOME "; its CAs already bound by the first operator's\n"
+    "registration, so this adds nothing):\n"
+    "  smki ra adopt-ca --operator tester\n"
     "  smki audit list --last 5\n" WHO_HELP;
 
 static int ra_adopt(smki_cli *c, int argc, char **argv)

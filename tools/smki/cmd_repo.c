@@ -72,10 +72,22 @@ static const char SERVE_HELP[] =
     "/health: \"degraded\" with its reasons when a CRL or ARL is due (last quarter of its\n"
     "period) or lapsed, the store holds no CA, or the TLS certificate ends within 14 days.\n"
     "\n"
-    "Examples:\n"
-    "  smki repo serve --env test --listen 127.0.0.1:8080\n"
-    "  smki repo serve --env test --listen 0.0.0.0:8443 --tls-cert repo.pem --tls-key repo.key \\\n"
-    "      --client-ca dccki-ca.pem --public dcc,cert,ca,crl,health --access-log\n";
+    "Examples (" HELP_TEST_HOME "; its CRLs and ARLs published; ports 8080\n"
+    "and 8443 free; each server runs in the background until SIGTERM (kill %1); the TLS one\n"
+    "with a DCCKI server certificate from the test CA; curl waits until it answers):\n"
+    "  smki repo serve --env test --listen 127.0.0.1:8080 &\n"
+    "  curl -sf --retry 20 --retry-connrefused --retry-delay 1 http://127.0.0.1:8080/health\n"
+    "  openssl ecparam -name prime256v1 -genkey -noout -out repo.key\n"
+    "  openssl req -new -key repo.key -subj /CN=repo \\\n"
+    "      -addext keyUsage=critical,digitalSignature -out repo.csr\n"
+    "  smki ca issue --env test --profile dccki-server --csr repo.csr --party PARTY0001 \\\n"
+    "      --ip 127.0.0.1 --operator tester --out repo.pem\n"
+    "  cat \"$SMKI_HOME/ca/test/dccki-ica.pem\" \"$SMKI_HOME/ca/test/dccki-root.pem\" > dccki-ca.pem\n"
+    "  smki repo serve --env test --listen 127.0.0.1:8443 --tls-cert repo.pem --tls-key repo.key \\\n"
+    "      --client-ca dccki-ca.pem --public dcc,cert,ca,crl,health --access-log &\n"
+    "  curl -sf --retry 20 --retry-connrefused --retry-delay 1 --cacert dccki-ca.pem \\\n"
+    "      https://127.0.0.1:8443/health\n"
+    "  smki repo get --url https://127.0.0.1:8443 --ca-file dccki-ca.pem --ca smki-root --out root.der\n";
 
 static const char GET_HELP[] =
     "Usage: smki repo get --url URL (SERIAL | --ca NAME | --crl NAME | --arl) [--out FILE [--force]] [--pem]\n"
@@ -88,9 +100,19 @@ static const char GET_HELP[] =
     "  --cert FILE, --key FILE   https: a DCCKI client certificate and its key\n"
     "Exit 2 when the repository has no such thing.\n"
     "\n"
-    "Examples (against 'smki repo serve --env test --listen 127.0.0.1:8080'):\n"
+    "Examples (" HELP_TEST_HOME "; its CRLs and ARLs published; port 8080\n"
+    "free; against 'smki repo serve', started in the background as in its --help; a device\n"
+    "certificate issued, then fetched by its serial):\n"
+    "  smki repo serve --env test --listen 127.0.0.1:8080 &\n"
+    "  curl -sf --retry 20 --retry-connrefused --retry-delay 1 http://127.0.0.1:8080/health\n"
     "  smki repo get --url http://127.0.0.1:8080 --ca smki-root --out root.der\n"
-    "  smki repo get --url http://127.0.0.1:8080 --crl smki-dca --out dca.crl\n";
+    "  smki repo get --url http://127.0.0.1:8080 --crl smki-dca --out dca.crl\n"
+    "  openssl crl -inform DER -in dca.crl -noout -issuer\n"
+    "  smki ca issue --env test --csr ../shared/vectors/gbcs/csr/00db1234567890a0-ds.csr.der \\\n"
+    "      --party GITTEST --operator tester --out device.pem\n"
+    "  SERIAL=$(openssl x509 -in device.pem -noout -serial | cut -d= -f2)\n"
+    "  smki repo get --url http://127.0.0.1:8080 \"$SERIAL\" --pem --out device-again.pem\n"
+    "  cmp device.pem device-again.pem\n";
 
 static const char SEARCH_HELP[] =
     "Usage: smki repo search --url URL [--eui EUI64] [--role ROLE] [--usage ds|ka|ca]\n"
@@ -101,8 +123,14 @@ static const char SEARCH_HELP[] =
     "(serial, profile, usage, EUI-64, role, status), or the JSON answer with --json.\n"
     "--ca-file, --cert, --key as for get.\n"
     "\n"
-    "Example:\n"
-    "  smki repo search --url http://127.0.0.1:8080 --eui 00-DB-12-34-56-78-90-A0\n";
+    "Examples (" HELP_TEST_HOME "; port 8080 free; a device certificate issued,\n"
+    "then found through 'smki repo serve', started in the background as in its --help):\n"
+    "  smki ca issue --env test --csr ../shared/vectors/gbcs/csr/00db1234567890a0-ds.csr.der \\\n"
+    "      --party GITTEST --operator tester --out device.pem\n"
+    "  smki repo serve --env test --listen 127.0.0.1:8080 &\n"
+    "  curl -sf --retry 20 --retry-connrefused --retry-delay 1 http://127.0.0.1:8080/health\n"
+    "  smki repo search --url http://127.0.0.1:8080 --eui 00-DB-12-34-56-78-90-A0\n"
+    "  smki --json repo search --url http://127.0.0.1:8080 --usage ca --limit 2\n";
 
 static volatile sig_atomic_t g_stop;
 

@@ -67,11 +67,15 @@ static const char COPY_HELP[] =
     "The checkpoint key's public half comes from the home's token (audit.checkpoint_key)\n"
     "or --checkpoint-pub FILE.\n"
     "\n"
-    "Examples:\n"
-    "  smki store copy --from /srv/smki/store --to 'postgresql:host=/run/postgresql dbname=smki'\n"
-    "  smki store copy --from 'postgresql:host=db1 dbname=smki' --to /srv/smki/store.back\n"
+    "Exit 0 when every database's count matches and the audit trail verifies; 2 if not.\n"
+    "A PostgreSQL STORE goes to --from or --to the same way, quoted as one word, e.g.\n"
+    "--to 'postgresql:host=/run/postgresql dbname=smki' (the local server's socket).\n"
     "\n"
-    "Exit 0 when every database's count matches and the audit trail verifies; 2 if not.\n";
+    "Examples (in a home with a store and its audit checkpoint key: a copy of it to a new\n"
+    "folder, checked; a second copy into the same folder is refused):\n"
+    "  smki store copy --from \"$SMKI_HOME/store\" --to store.back\n"
+    "  smki --json store copy --from store.back --to store.back2\n"
+    "  smki store copy --from \"$SMKI_HOME/store\" --to store.back   # exits 2: the copy must start empty\n";
 
 /* The copy's audit trail verified with the checkpoint key's public half; 0 and
  * *had_trail = 0 when the store holds no RA. */

@@ -5,6 +5,14 @@
 #include "cli.h"
 #include "ra/ra.h"
 
+/* The home that RA-gated help examples assume (the heading of their "Examples (...):"
+ * block; tests/integration/help_examples.sh prepares exactly this home). */
+#define HELP_TEST_HOME                                                                     \
+    "in a test home: 'smki ca init --env test' made its CAs; RA operator tester, its\n"    \
+    "key in SMKI_OPERATOR_KEY; Testing Participant GITTEST holding User ID\n"            \
+    "90-B3-D5-1F-30-01-00-00, authorised for supplier and device certificates; Party\n"  \
+    "PARTY0001 authorised for DCCKI TLS certificates"
+
 int cmd_hsm(smki_cli *c, int argc, char **argv);
 int cmd_key(smki_cli *c, int argc, char **argv);
 int cmd_sign(smki_cli *c, int argc, char **argv);
