@@ -105,6 +105,17 @@ int smki_ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
 /* Its first half, the Party's standing: registered, not suspended, a Testing Participant
  * with its agreement in test, an Authorised Subscriber for e->type (and role) in e->env. */
 int smki_ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e, smki_ra_party *out);
+/* Every EUI-64 block, in key order, read once for many device checks (a batch's group). */
+typedef struct {
+    smki_ra_range *r;
+    size_t n, cap;
+} smki_ra_blocks;
+int smki_ra_blocks_load_txn(smki_txn *t, smki_ra *ra, smki_ra_blocks *out);
+void smki_ra_blocks_free(smki_ra_blocks *b);
+/* Its second half for a device certificate, without the store: e's Device ID against
+ * the blocks b read in the transaction (or snapshot) where p's standing was read.
+ * The same refusals as smki_ra_eligible_txn. */
+int smki_ra_device_eligible(const smki_ra_party *p, const smki_ra_blocks *b, const smki_ra_eligibility *e);
 /* Whether env is one of the names in list (separated by spaces or commas). */
 int smki_ra_env_listed(const char *list, const char *env);
 /* smki_ra_issue_direct / smki_ra_issue_tls_direct with the gate's options: refuse_dup

@@ -1028,11 +1028,61 @@ int smki_ra_standing_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e,
     return 0;
 }
 
+/* A device certificate's Device ID: the CSR's hardwareModuleName (the CSR checked as a
+ * device request), else e->eui. */
+static int device_id_of(const smki_ra_eligibility *e, const smki_eui64_t **id)
+{
+    *id = e->eui;
+    if (e->csr) {
+        GUARD(smki_csr_check_request(e->csr, 1, e->eui, 0));
+        *id = &e->csr->hw_serial;
+    }
+    ENSURE(*id, SMKI_E_USAGE, "a device certificate needs the Device ID (the CSR's hardwareModuleName)");
+    return 0;
+}
+
+/* The device rules of the block r that holds id (NULL: in none) for Party p. */
+static int device_block_ok(const smki_ra_party *p, const smki_ra_eligibility *e, const smki_eui64_t *id,
+                           const smki_ra_range *r)
+{
+    char tx[SMKI_EUI64_TEXT_MAX];
+    eui_text(id, tx);
+    if (r) {
+        ENSURE(r->kind != SMKI_RANGE_CENTRAL, SMKI_E_REFUSED,
+               "%s is a centrally allocated ID (a central block of %s): never a Device ID", tx, r->party);
+        /* A Party asking for itself certifies only the devices of its own blocks. */
+        ENSURE(!e->subscriber_asks || strcmp(r->party, p->signifier) == 0, SMKI_E_REFUSED,
+               "Device ID %s is in a device block of party %s, not of %s: a Party enrolling for itself gets "
+               "certificates only for Device IDs of its own blocks",
+               tx, r->party, p->signifier);
+        return 0;
+    }
+    ENSURE(!e->subscriber_asks, SMKI_E_REFUSED,
+           "Device ID %s is in no device block of party %s: a Party enrolling for itself gets certificates only for "
+           "Device IDs of its own blocks (an RA operator assigns one: 'smki ra range assign')",
+           tx, p->signifier);
+    return 0;
+}
+
+static int blocks_add(const void *k, size_t kl, const void *v, size_t vl, void *arg)
+{
+    smki_ra_blocks *b = arg;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 16;
+        smki_ra_range *grown = cap <= SIZE_MAX / sizeof *grown ? realloc(b->r, cap * sizeof *grown) : NULL;
+        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading the EUI-64 blocks");
+        b->r = grown;
+        b->cap = cap;
+    }
+    GUARD(range_decode(k, kl, v, vl, &b->r[b->n]));
+    b->n++;
+    return 0;
+}
+
 int smki_ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
 {
     smki_ra_party p;
     GUARD(smki_ra_standing_txn(t, ra, e, &p));
-    int rc;
     char tx[SMKI_EUI64_TEXT_MAX];
     if (e->type == SMKI_PROFILE_ORGANISATION) {
         ENSURE(e->eui, SMKI_E_USAGE, "an organisation certificate needs the organisation's EUI-64 (--eui)");
@@ -1054,34 +1104,41 @@ int smki_ra_eligible_txn(smki_txn *t, smki_ra *ra, const smki_ra_eligibility *e)
          * agreeing with this Party, its names) is the CA's (smki_ca_tls_check). */
         if (e->csr) GUARD(smki_csr_check_request(e->csr, 0, NULL, SMKI_USAGE_DS));
     } else {
-        const smki_eui64_t *id = e->eui;
-        if (e->csr) {
-            GUARD(smki_csr_check_request(e->csr, 1, e->eui, 0));
-            id = &e->csr->hw_serial;
-        }
-        ENSURE(id, SMKI_E_USAGE, "a device certificate needs the Device ID (the CSR's hardwareModuleName)");
+        const smki_eui64_t *id;
+        GUARD(device_id_of(e, &id));
         smki_ra_range r;
-        rc = smki_ra_range_find_txn(t, ra, id, &r);
-        eui_text(id, tx);
-        if (rc == 0) {
-            ENSURE(r.kind != SMKI_RANGE_CENTRAL, SMKI_E_REFUSED,
-                   "%s is a centrally allocated ID (a central block of %s): never a Device ID", tx, r.party);
-            /* A Party asking for itself certifies only the devices of its own blocks. */
-            ENSURE(!e->subscriber_asks || strcmp(r.party, p.signifier) == 0, SMKI_E_REFUSED,
-                   "Device ID %s is in a device block of party %s, not of %s: a Party enrolling for itself gets "
-                   "certificates only for Device IDs of its own blocks",
-                   tx, r.party, p.signifier);
-        } else if (rc == SMKI_E_NOTFOUND) {
-            smki_error_clear();
-            ENSURE(!e->subscriber_asks, SMKI_E_REFUSED,
-                   "Device ID %s is in no device block of party %s: a Party enrolling for itself gets certificates "
-                   "only for Device IDs of its own blocks (an RA operator assigns one: 'smki ra range assign')",
-                   tx, p.signifier);
-        } else {
-            return rc;
-        }
+        int rc = smki_ra_range_find_txn(t, ra, id, &r);
+        if (rc == SMKI_E_NOTFOUND) smki_error_clear();
+        else if (rc < 0) return rc;
+        return device_block_ok(&p, e, id, rc == 0 ? &r : NULL);
     }
     return 0;
+}
+
+int smki_ra_blocks_load_txn(smki_txn *t, smki_ra *ra, smki_ra_blocks *out)
+{
+    smki_ra_blocks_free(out);
+    int rc = smki_txn_scan(t, ra->db.ranges, NULL, 0, blocks_add, out);
+    if (rc < 0) smki_ra_blocks_free(out);
+    return rc;
+}
+
+void smki_ra_blocks_free(smki_ra_blocks *b)
+{
+    free(b->r);
+    *b = (smki_ra_blocks){0};
+}
+
+int smki_ra_device_eligible(const smki_ra_party *p, const smki_ra_blocks *b, const smki_ra_eligibility *e)
+{
+    ENSURE(e->type == SMKI_PROFILE_DEVICE && strcmp(e->party, p->signifier) == 0, SMKI_E_USAGE,
+           "smki_ra_device_eligible: a device certificate of the Party whose standing was read");
+    const smki_eui64_t *id;
+    GUARD(device_id_of(e, &id));
+    /* The blocks do not overlap: the first that holds the ID, as smki_ra_range_find_txn. */
+    for (size_t i = 0; i < b->n; i++)
+        if (smki_eui64_range_contains(&b->r[i].range, id)) return device_block_ok(p, e, id, &b->r[i]);
+    return device_block_ok(p, e, id, NULL);
 }
 
 typedef struct {

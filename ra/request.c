@@ -4,6 +4,7 @@
  * entry. Demand controls: a per-subscriber daily rate, and device demand above a
  * percentage of the subscriber's monthly average held for review. */
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1858,43 +1859,98 @@ int smki_ra_issues_directly(const smki_ra *ra, const char *env)
 
 /* ---- Direct device batches ('smki ca batch' under an RA) ----------------------------------------- */
 
+/* The eligibility facts that are the same for every CSR of a batch (the Party's standing,
+ * every EUI-64 block), read once per transaction instead of once per CSR: each is a
+ * round trip on PostgreSQL. The workers check each CSR against the facts of the last
+ * transaction that read them (the start, then each group commit); each group's
+ * transaction reads them again under the writer's lock and checks every certificate it
+ * records against those, so a change between the two (a Party suspended, a block made
+ * central) refuses the whole group, as it did when the workers read per CSR. */
+typedef struct {
+    int code;      /* 0, or the standing's refusal */
+    char why[512]; /* its message */
+    smki_ra_party p;
+    smki_ra_blocks blocks;
+} gate_facts;
+
 typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
     const char *party, *env;
+    pthread_mutex_t mu; /* guards facts: workers read it while the committer replaces it */
+    gate_facts facts;
 } batch_gate;
 
-/* Each CSR, on a worker of the CA's batch: the whole eligibility check, read-only. */
+/* Read the facts in transaction t into *f (a standing refused is a fact; a store failure
+ * is returned). */
+static int facts_read(smki_txn *t, const batch_gate *g, gate_facts *f)
+{
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0};
+    f->code = smki_ra_standing_txn(t, g->ra, &e, &f->p);
+    if (f->code < 0) {
+        snprintf(f->why, sizeof f->why, "%s", smki_error_msg());
+        smki_error_clear();
+        return f->code == SMKI_E_REFUSED || f->code == SMKI_E_NOTFOUND ? 0 : f->code;
+    }
+    return smki_ra_blocks_load_txn(t, g->ra, &f->blocks);
+}
+
+/* The facts f become the workers' (f's blocks move into the gate). */
+static void facts_publish(batch_gate *g, gate_facts *f)
+{
+    pthread_mutex_lock(&g->mu);
+    smki_ra_blocks_free(&g->facts.blocks);
+    g->facts = *f;
+    f->blocks = (smki_ra_blocks){0};
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Each CSR, on a worker of the CA's batch: the whole eligibility check, against the facts. */
 static int gate_check(const smki_csr *csr, void *arg)
 {
-    const batch_gate *g = arg;
+    batch_gate *g = arg;
     smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, 0};
-    return smki_ra_check_eligible(g->ra, &e);
+    pthread_mutex_lock(&g->mu);
+    int rc = g->facts.code < 0 ? SMKI_FAIL(g->facts.code, "%s", g->facts.why)
+                               : smki_ra_device_eligible(&g->facts.p, &g->facts.blocks, &e);
+    pthread_mutex_unlock(&g->mu);
+    return rc;
 }
 
 typedef struct {
-    const batch_gate *g;
+    batch_gate *g;
     const smki_cert *const *certs;
     size_t n;
 } gate_group_run;
 
+static int gate_group_check(const gate_group_run *x, const gate_facts *f, EVP_MD_CTX *md)
+{
+    if (f->code < 0) return SMKI_FAIL(f->code, "%s", f->why);
+    for (size_t i = 0; i < x->n; i++) {
+        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
+        GUARD(smki_ra_device_eligible(&f->p, &f->blocks, &e));
+        EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
+    }
+    return 0;
+}
+
 static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 {
+    (void)ra;
     gate_group_run *x = arg;
     /* Checked again in the transaction that records them: a Party suspended (or a block
      * made central) while the group was signed gets none of it. */
+    gate_facts f = {0};
+    GUARD(facts_read(t, x->g, &f));
     EVP_MD_CTX *md = EVP_MD_CTX_new();
-    ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
-    int rc = 0;
-    for (size_t i = 0; rc == 0 && i < x->n; i++) {
-        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
-        rc = smki_ra_eligible_txn(t, ra, &e);
-        if (rc == 0) EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
-    }
+    int rc = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : SMKI_FAIL(SMKI_E_CRYPTO, "SHA-256");
+    if (rc == 0) rc = gate_group_check(x, &f, md);
     uint8_t h[32];
     unsigned hl = 32;
     if (rc == 0) EVP_DigestFinal_ex(md, h, &hl);
     EVP_MD_CTX_free(md);
+    if (rc == 0) facts_publish(x->g, &f);
+    smki_ra_blocks_free(&f.blocks);
     GUARD(rc);
     char hh[65], first[2 * SMKI_SERIAL_LEN + 1];
     smki_hex_encode(h, 32, hh, 0);
@@ -1909,18 +1965,22 @@ static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
 /* In the CA's group commit: the group's audit entry (and the actor's check) join it. */
 static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void *arg)
 {
-    const batch_gate *g = arg;
+    batch_gate *g = arg;
     gate_group_run x = {g, certs, n};
     return smki_ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
 }
 
+/* The operator and the Party's standing, refused whole; then the workers' first facts. */
 static int gate_begin_txn(smki_txn *t, void *arg)
 {
-    const batch_gate *g = arg;
+    batch_gate *g = arg;
     GUARD(smki_ra_check_actor(t, g->ra, g->by));
-    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, NULL, 0};
-    smki_ra_party p;
-    return smki_ra_standing_txn(t, g->ra, &e, &p);
+    gate_facts f = {0};
+    int rc = facts_read(t, g, &f);
+    if (rc == 0 && f.code < 0) rc = SMKI_FAIL(f.code, "%s", f.why);
+    if (rc == 0) facts_publish(g, &f);
+    smki_ra_blocks_free(&f.blocks);
+    return rc;
 }
 
 /* After each group commit of a direct batch (on the committing thread): the new head
@@ -1963,10 +2023,14 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
            "--type device-batch --party %s --env %s --csr-dir DIR', then approvals and 'smki ra request execute'); "
            "direct batches are allowed in: %s",
            env, party, env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
-    batch_gate g = {ra, by, party, env};
+    batch_gate g = {ra, by, party, env, PTHREAD_MUTEX_INITIALIZER, {0}};
     /* The operator and the Party's standing first: refused whole, before any CSR is read. */
-    GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
-    GUARD(check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE));
+    int rc = smki_store_read(ra->store, gate_begin_txn, &g);
+    if (rc == 0) rc = check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE);
+    if (rc < 0) {
+        smki_ra_blocks_free(&g.facts.blocks);
+        return rc;
+    }
     smki_ca_batch_opts go = *o;
     batch_anchor ba = {ra, 0, 0, o->progress, o->progress_arg};
     go.check = gate_check;
@@ -1974,7 +2038,8 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
     go.gate_arg = &g;
     go.progress = batch_anchored;
     go.progress_arg = &ba;
-    int rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    rc = smki_ca_batch_run(is, &ra->ca, in, &go, out);
+    smki_ra_blocks_free(&g.facts.blocks);
     int arc = smki_ra_anchor(ra); /* the groups committed, even when a later one failed */
     if (rc < 0) return rc;
     if (ba.failed)

@@ -1542,6 +1542,55 @@ static void test_direct_batch_issues_nothing_after_the_party_is_suspended(void *
     batch_close(&b);
 }
 
+/* After the first group commit: the block of the batch's Device IDs is assigned as a
+ * central block (User and DCC IDs) while the batch runs on. */
+static void central_after_first_commit(const smki_ca_batch_report *r, void *arg)
+{
+    suspend_run *x = arg;
+    if (r->commits == 1 && !x->suspended) {
+        smki_eui64_range_t central = range("00DC00/24");
+        assert_ok(smki_ra_range_assign(x->f->ra, &x->f->alice, &central, SMKI_RANGE_CENTRAL, "NET1"));
+        x->suspended = 1;
+    }
+}
+
+static void test_direct_batch_group_rechecks_the_blocks_it_records_under(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    static const uint8_t UNBLOCKED[8] = {0x00, 0xdc, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10}; /* in no block yet */
+    csr_files(f, "moved", UNBLOCKED, 6);
+    batch_ctx b;
+    batch_open(f, "moved", &b);
+    suspend_run x = {f, 0};
+    b.o.progress = central_after_first_commit;
+    b.o.progress_arg = &x;
+    b.o.threads = 1;
+    size_t certs = cert_count(f);
+    uint64_t before = head(f);
+    smki_ca_batch_report *rep = NULL;
+    /* The workers check each CSR against the blocks read by the last transaction (the
+     * first group's, before the change); the second group's transaction reads them
+     * again and refuses the whole group: nothing of it is recorded. */
+    assert_fails(batch_run(&b, &f->alice, "SUP1", "test", &rep), SMKI_E_REFUSED, "never a Device ID");
+    assert_true(x.suspended);
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(head(f), before + 2); /* the first group's entry and the block's */
+    smki_ca_batch_report_free(rep);
+    /* Run again: the workers' facts are the new ones, read at the start: each CSR is
+     * refused by name (the gate comes before the lookup), nothing issued. */
+    rep = NULL;
+    b.o.progress = NULL;
+    assert_ok(batch_run(&b, &f->alice, "SUP1", "test", &rep));
+    assert_int_equal(rep->issued, 0);
+    assert_int_equal(rep->refused, 6);
+    for (size_t i = 0; i < rep->total; i++)
+        assert_non_null(strstr(rep->items[i].reason, "never a Device ID"));
+    assert_int_equal(cert_count(f), certs + 2);
+    smki_ca_batch_report_free(rep);
+    batch_close(&b);
+}
+
 static int count_exp(const smki_ra_expiring *x, void *arg)
 {
     assert_string_equal(x->party, "SUP1");
@@ -2829,6 +2878,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_direct_batch_refused_whole_before_any_csr_is_read, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_batch_checks_each_csr_and_audits_each_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_direct_batch_issues_nothing_after_the_party_is_suspended, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_direct_batch_group_rechecks_the_blocks_it_records_under, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_expiry_monitor_names_the_party, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_fails_closed_without_the_checkpoint_key, setup, teardown),
