@@ -90,9 +90,10 @@ for ((i = 0; i < LEAVES; i++)); do extract "$ROOT/help.$i" "$ROOT/blocks/$i"; do
 mapfile -t BLOCKS < <(find "$ROOT/blocks" -name '*.sh' | sort -V)
 if [[ ${#BLOCKS[@]} -ge 20 ]]; then ok "${#BLOCKS[@]} example blocks found"; else not_ok "only ${#BLOCKS[@]} example blocks found"; fi
 
-# A block as a script: "# exits N" lines checked for N, background jobs stopped at the end.
+# A block as a script: "# exits N" lines checked for N, background jobs stopped at the end
+# and waited for, so a server's port is free again before the next block starts.
 script_of() {
-    echo 'trap '\''kill $(jobs -p) 2>/dev/null || true'\'' EXIT'
+    echo 'trap '\''kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true'\'' EXIT'
     "$PY" - "$1" <<'PY'
 import re, sys
 lines = open(sys.argv[1]).read().split("\n")
