@@ -1862,13 +1862,15 @@ typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
     const char *party, *env;
+    int asks;        /* the Party asks for itself (smki_ra_eligibility.subscriber_asks) */
+    const char *via; /* how the request came (the audit entry's via), or NULL */
 } batch_gate;
 
 /* Each CSR, on a worker of the CA's batch: the whole eligibility check, read-only. */
 static int gate_check(const smki_csr *csr, void *arg)
 {
     const batch_gate *g = arg;
-    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, 0};
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, g->asks};
     return smki_ra_check_eligible(g->ra, &e);
 }
 
@@ -1887,7 +1889,7 @@ static int gate_group_fn(smki_txn *t, smki_ra *ra, void *arg, ra_note *note)
     ENSURE(md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1, SMKI_E_CRYPTO, "SHA-256");
     int rc = 0;
     for (size_t i = 0; rc == 0 && i < x->n; i++) {
-        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
+        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, x->g->asks};
         rc = smki_ra_eligible_txn(t, ra, &e);
         if (rc == 0) EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
     }
@@ -1911,7 +1913,7 @@ static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void
 {
     const batch_gate *g = arg;
     gate_group_run x = {g, certs, n};
-    return smki_ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
+    return smki_ra_act_in_via(t, g->ra, g->by, g->via, gate_group_fn, &x);
 }
 
 static int gate_begin_txn(smki_txn *t, void *arg)
@@ -1949,6 +1951,32 @@ static void batch_anchored(const smki_ca_batch_report *r, void *arg)
 int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out)
 {
+    return smki_ra_batch_direct_as(ra, by, is, party, env, 0, NULL, in, o, out);
+}
+
+/* Every CSR of in through the gate's check, before any is issued: the first refusal,
+ * named by its item, refuses the whole batch. */
+int smki_ra_batch_check_all(smki_ra *ra, const smki_ra_actor *by, const char *party, const char *env, int asks,
+                            const smki_ca_batch_input *in)
+{
+    ENSURE(ra && in, SMKI_E_USAGE, "smki_ra_batch_check_all: missing argument");
+    ENSURE(party && *party, SMKI_E_REFUSED, "device certificates go only to registered Parties: name the Party");
+    batch_gate g = {ra, by, party, env, asks, NULL};
+    GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
+    for (size_t i = 0; i < smki_ca_batch_input_count(in); i++) {
+        smki_csr *csr = NULL;
+        int rc = smki_ca_batch_input_csr(in, i, &csr);
+        if (rc == 0) rc = gate_check(csr, &g);
+        smki_csr_free(csr);
+        if (rc < 0) return smki_error_wrap("%s", smki_ca_batch_input_name(in, i));
+    }
+    return 0;
+}
+
+int smki_ra_batch_direct_as(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party,
+                            const char *env, int asks, const char *via, const smki_ca_batch_input *in,
+                            const smki_ca_batch_opts *o, smki_ca_batch_report **out)
+{
     ENSURE(ra && is && in && o && out, SMKI_E_USAGE, "smki_ra_batch_direct: missing argument");
     *out = NULL;
     ENSURE(party && *party, SMKI_E_REFUSED,
@@ -1963,7 +1991,7 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
            "--type device-batch --party %s --env %s --csr-dir DIR', then approvals and 'smki ra request execute'); "
            "direct batches are allowed in: %s",
            env, party, env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
-    batch_gate g = {ra, by, party, env};
+    batch_gate g = {ra, by, party, env, asks, via};
     /* The operator and the Party's standing first: refused whole, before any CSR is read. */
     GUARD(smki_store_read(ra->store, gate_begin_txn, &g));
     GUARD(check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE));
