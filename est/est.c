@@ -5,7 +5,9 @@
  * never issued twice. Approved single enrolments are executed in the request; batches
  * by one worker thread, resumable (the RA's group commits). Where the RA issues
  * directly ([ra] direct_issue) a single enrolment goes through its gate instead
- * (smki_ra_issue), keyed the same way. docs/est.md. */
+ * (smki_ra_issue), keyed the same way, and a batch through its batch gate (smki_ra_batch,
+ * as 'smki ca batch'), run by the same worker and known by its submission key while the
+ * service runs. docs/est.md. */
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -319,9 +321,11 @@ static void run_direct(smki_est *e, direct_job *j)
     pthread_mutex_lock(&e->lock);
     j->state = rc < 0 ? D_FAILED : D_DONE;
     snprintf(j->err, sizeof j->err, "%s", rc < 0 ? smki_error_msg() : "");
+    smki_ca_batch_input *done_in = NULL;
     if (rc < 0) smki_ca_batch_report_free(rep);
-    else j->rep = rep;
+    else j->rep = rep, done_in = j->in, j->in = NULL; /* the answer is the store's; a failed run keeps it to resume */
     pthread_mutex_unlock(&e->lock);
+    smki_ca_batch_input_free(done_in);
     if (rc < 0) {
         fprintf(stderr, "{\"level\":\"warn\",\"event\":\"est_batch\",\"direct\":true,\"error\":\"the client's "
                         "next poll or resend resumes it\"}\n");
