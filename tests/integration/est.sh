@@ -693,6 +693,45 @@ if est_start "$W/s6.log" --max-body 4000000; then
 else
     not_ok "the service for the big batch starts"
 fi
+
+# ---- Killed in the middle of a direct batch: sent again after the restart, it carries on
+# from the store (its last group commit), nothing issued twice --------------------------------------
+{ cat "$BASE"; printf '[ra]\ndirect_issue = test\ndemand_baseline = 1000000\n'; } >"$SMKI_HOME/smki.conf"
+"$SMKI_BUILD/bin/make_device_csrs" --out "$W/big-direct.pem" --bundle --count 10000 --start 00-DB-12-00-00-02-00-00 \
+    >/dev/null
+if est_start "$W/s8.log" --max-body 8000000; then
+    NK=$(count_certs)
+    est gittest batch --data-binary "@$W/big-direct.pem"
+    expect_status 202 "a direct batch of 10000 device CSRs"
+    KID=$(json_field request)
+    for _ in $(seq 1 500); do
+        est gittest "batch/$KID" --url-query format=json
+        [[ $(json_field done) -gt 0 ]] && break
+    done
+    kill -KILL "${PIDS[-1]}"
+    wait "${PIDS[-1]}" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    DONE=$(($(count_certs) - NK))
+    if [[ $DONE -gt 0 && $DONE -lt 10000 ]]; then ok "killed with $DONE of 10000 issued"; else
+        not_ok "the kill did not land mid-batch ($DONE of 10000 issued)"; fi
+    if est_start "$W/s9.log" --max-body 8000000; then
+        est gittest batch --data-binary "@$W/big-direct.pem"
+        expect_status 202 "the same batch sent again after the restart"
+        await_batch "$(json_field request)" 150
+        expect_status 200 "it completes"
+        certs_of_body >"$W/big-direct-certs.pem" 2>/dev/null || true
+        [[ $(grep -c 'BEGIN CERTIFICATE' "$W/big-direct-certs.pem") == 10000 ]] && ok "10000 certificates in its PKCS#7" ||
+            not_ok "not 10000 certificates in the PKCS#7"
+        [[ $(count_certs) == $((NK + 10000)) ]] && ok "exactly 10000 issued: none twice" ||
+            not_ok "issued $(($(count_certs) - NK)), not 10000"
+        expect_exit 0 "the audit trail verifies" smki audit verify
+        est_stop "restarted after the kill of a direct batch"
+    else
+        not_ok "the service starts again after the kill"
+    fi
+else
+    not_ok "the service for the big direct batch starts"
+fi
 cp "$BASE" "$SMKI_HOME/smki.conf"
 
 # ---- A Testing Participant authorised in test only, enrolling in another environment -----------
