@@ -1067,11 +1067,23 @@ static int csrattrs(smki_repo_resp *w)
 
 /* For supervisors (systemd, load balancers): the service answers, and how many batches
  * wait or run. */
-static int health(smki_est *e, smki_repo_resp *w)
+/* The batches waiting and in execution: RA requests and direct batches alike. */
+static void batches_now(smki_est *e, size_t *queued, size_t *running)
 {
     pthread_mutex_lock(&e->lock);
-    size_t queued = e->n_queued, running = e->running != 0;
+    *queued = e->n_queued;
+    *running = e->running != 0;
+    for (size_t k = 0; k < DIRECT_MAX; k++) {
+        *queued += e->direct[k].state == D_QUEUED;
+        *running += e->direct[k].state == D_RUNNING;
+    }
     pthread_mutex_unlock(&e->lock);
+}
+
+static int health(smki_est *e, smki_repo_resp *w)
+{
+    size_t queued, running;
+    batches_now(e, &queued, &running);
     w->len = 0;
     w->status = 200;
     w->content_type = "application/json";
@@ -1094,9 +1106,8 @@ static int outcome_of(int status)
 
 static int metrics(smki_est *e, smki_repo_resp *w)
 {
-    pthread_mutex_lock(&e->lock);
-    size_t queued = e->n_queued, running = e->running != 0;
-    pthread_mutex_unlock(&e->lock);
+    size_t queued, running;
+    batches_now(e, &queued, &running);
     w->len = 0;
     w->status = 200;
     w->content_type = "text/plain; version=0.0.4";
