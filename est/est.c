@@ -879,7 +879,7 @@ static int batch_direct(smki_est *e, const smki_repo_req *req, const uint8_t key
     if (j) return rc;
     uint8_t *copy = malloc(req->body_len ? req->body_len : 1);
     ENSURE(copy, SMKI_E_NOMEM, "out of memory");
-    memcpy(copy, req->body, req->body_len);
+    if (req->body_len) memcpy(copy, req->body, req->body_len);
     smki_ca_batch_input *in = NULL;
     if (smki_ca_batch_input_from_bytes("CSR", copy, req->body_len, &in) < 0) return fail_err(w, "the batch");
     smki_ra_actor by = {e->operator_name, e->op_key};
