@@ -196,6 +196,20 @@ size_t smki_ca_batch_input_count(const smki_ca_batch_input *in)
     return in ? in->n : 0;
 }
 
+int smki_ca_batch_input_csr(const smki_ca_batch_input *in, size_t i, smki_csr **out)
+{
+    ENSURE(in && i < in->n && out, SMKI_E_USAGE, "smki_ca_batch_input_csr: no such item");
+    *out = NULL;
+    const input_item *it = &in->items[i];
+    if (!it->path) return smki_csr_parse(in->bytes + it->at, it->len, out);
+    uint8_t *owned = NULL;
+    size_t len = 0;
+    GUARD(smki_file_read(it->path, SMKI_CSR_MAX, &owned, &len));
+    int rc = smki_csr_parse(owned, len, out);
+    free(owned);
+    return rc;
+}
+
 const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i)
 {
     return in && i < in->n ? in->items[i].name : "?";
@@ -507,7 +521,7 @@ static void handle_one(run_t *r, size_t i, slot_t *s)
         set_result(s, R_FATAL, rc);
     }
     smki_csr_free(csr);
-    if ((s->kind == R_NEW || s->kind == R_EXISTING) && (rc = prepare_file(r, i, s)) < 0) {
+    if (r->out_dir && (s->kind == R_NEW || s->kind == R_EXISTING) && (rc = prepare_file(r, i, s)) < 0) {
         smki_error_wrap("writing the certificate's file ahead of its commit");
         set_result(s, R_FATAL, rc);
     }
@@ -660,7 +674,7 @@ static int commit_group(run_t *r)
         if (p->is_new) r->rep->issued++;
         else r->rep->existing++;
         r->rep->done++;
-        int rc = place_file(r, k);
+        int rc = r->out_dir ? place_file(r, k) : 0;
         if (rc < 0) {
             drop_temporaries(r);
             r->npending = r->pending_new = 0;
@@ -668,7 +682,7 @@ static int commit_group(run_t *r)
                                    r->in->items[p->item].name);
         }
     }
-    int rc = place_group(r);
+    int rc = r->out_dir ? place_group(r) : 0;
     if (rc < 0) {
         drop_temporaries(r);
         r->npending = r->pending_new = 0;
@@ -784,7 +798,7 @@ static int open_out(run_t *r, const smki_ca_batch_input *in)
 int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_input *in,
                       const smki_ca_batch_opts *o, smki_ca_batch_report **out)
 {
-    ENSURE(is && db && in && o && o->out_dir && out, SMKI_E_USAGE, "smki_ca_batch_run: missing argument");
+    ENSURE(is && db && in && o && out, SMKI_E_USAGE, "smki_ca_batch_run: missing argument");
     *out = NULL;
     ENSURE(smki_ca_issuer_profile(is) == SMKI_PROFILE_SMKI_DCA, SMKI_E_USAGE,
            "a batch is issued by a device CA, not by a %s", smki_profile_get(smki_ca_issuer_profile(is))->name);
@@ -822,7 +836,8 @@ int smki_ca_batch_run(smki_ca_issuer *is, smki_ca_db *db, const smki_ca_batch_in
     GUARD_GOTO(smki_store_db(db->store, "by_csr", 0, &r->by_csr), out);
     GUARD_GOTO(smki_store_lock_exclusive(db->store), out);
     locked = 1;
-    GUARD_GOTO(open_out(r, in), out);
+    if (r->out_dir) GUARD_GOTO(open_out(r, in), out);
+    memcpy(r->rep->issuer_ski, r->issuer_ski, SMKI_KEYID_LEN);
 
     for (r->seen_cap = 16; r->seen_cap < 2 * in->n; r->seen_cap *= 2) {}
     r->seen = calloc(r->seen_cap, HASH_LEN + 8);

@@ -310,6 +310,8 @@ SMKI_MUST_CHECK int smki_ca_batch_input_open(const char *path, smki_ca_batch_inp
 SMKI_MUST_CHECK int smki_ca_batch_input_from_bytes(const char *name, uint8_t *bytes, size_t len,
                                                    smki_ca_batch_input **out);
 size_t smki_ca_batch_input_count(const smki_ca_batch_input *in);
+/* Item i read (a folder's file) and parsed (smki_csr_parse's refusals); *out freed by the caller. */
+SMKI_MUST_CHECK int smki_ca_batch_input_csr(const smki_ca_batch_input *in, size_t i, smki_csr **out);
 const char *smki_ca_batch_input_name(const smki_ca_batch_input *in, size_t i);
 void smki_ca_batch_input_free(smki_ca_batch_input *in);
 
@@ -342,6 +344,7 @@ typedef struct {
     size_t commits;            /* group commits made */
     double seconds;
     smki_ca_batch_item *items; /* total of them, in input order */
+    uint8_t issuer_ski[SMKI_KEYID_LEN]; /* the device CA's: with an item's serial, its certificate's key */
 } smki_ca_batch_report;
 
 typedef void (*smki_ca_batch_progress_fn)(const smki_ca_batch_report *r, void *arg);
@@ -356,7 +359,8 @@ typedef void (*smki_ca_batch_progress_fn)(const smki_ca_batch_report *r, void *a
 typedef int (*smki_ca_batch_check_fn)(const smki_csr *csr, void *arg);
 typedef int (*smki_ca_batch_group_fn)(smki_txn *t, const smki_cert *const *certs, size_t n, void *arg);
 typedef struct {
-    const char *out_dir;   /* created if missing; must not be the input folder */
+    const char *out_dir;   /* created if missing; must not be the input folder. NULL: no files (a caller that
+                              answers from the store, smki_ca_cert_get with the report's issuer_ski and serials) */
     unsigned threads;      /* 0: the number of processors */
     size_t group;          /* certificates per commit; 0: 256 */
     int64_t not_before;    /* 0: now */

@@ -5,7 +5,9 @@
  * never issued twice. Approved single enrolments are executed in the request; batches
  * by one worker thread, resumable (the RA's group commits). Where the RA issues
  * directly ([ra] direct_issue) a single enrolment goes through its gate instead
- * (smki_ra_issue), keyed the same way. docs/est.md. */
+ * (smki_ra_issue), keyed the same way, and a batch through its batch gate (smki_ra_batch,
+ * as 'smki ca batch'), run by the same worker and known by its submission key while the
+ * service runs. docs/est.md. */
 #include <openssl/evp.h>
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
@@ -22,6 +24,24 @@
 #define QUEUE_MAX 256
 #define FAILS_MAX 8
 #define VIA_MAX 128
+#define DIRECT_MAX 16
+
+/* A device batch of a direct-issue environment: no RA request, the RA's batch gate
+ * (smki_ra_batch) run by the worker. Known by the batch's submission key while the
+ * service runs; the store is the truth, so the same batch sent again after a restart
+ * resumes it and gets back what was issued (nothing issued twice). */
+enum { D_FREE, D_QUEUED, D_RUNNING, D_DONE, D_FAILED };
+static const char *const D_NAMES[] = {"free", "queued", "running", "done", "failed"};
+typedef struct {
+    int state;
+    uint8_t key[32];
+    char party[SMKI_PARTY_MAX];
+    smki_ca_batch_input *in;
+    smki_ca_batch_report *rep; /* done */
+    size_t total, done;
+    uint64_t age;
+    char err[256];
+} direct_job;
 
 /* RFC 7030 4.5.2: the attributes a CSR should carry. SEQUENCE OF OBJECT IDENTIFIER:
  * ecdsa-with-SHA256 (1.2.840.10045.4.3.2) and the curve prime256v1 (1.2.840.10045.3.1.7). */
@@ -63,6 +83,8 @@ struct smki_est {
     smki_ca_issuer *issuers[SMKI_REQ_DCCKI_CLIENT + 1];
     pthread_mutex_t issuer_lock;
     atomic_ullong counts[OP_COUNT][OUT_COUNT]; /* /metrics */
+    direct_job direct[DIRECT_MAX]; /* under lock */
+    uint64_t direct_age;
 };
 
 static smki_profile_id leaf_of(smki_req_type t)
@@ -265,13 +287,67 @@ static void via_text(const char *party, char out[VIA_MAX])
     snprintf(out, VIA_MAX, "party %s over EST", party);
 }
 
+static direct_job *direct_next(smki_est *e)
+{
+    for (size_t k = 0; k < DIRECT_MAX; k++)
+        if (e->direct[k].state == D_QUEUED) return &e->direct[k];
+    return NULL;
+}
+
+typedef struct {
+    smki_est *e;
+    direct_job *j;
+} direct_run;
+
+static void direct_progress(const smki_ca_batch_report *r, void *arg)
+{
+    direct_run *d = arg;
+    pthread_mutex_lock(&d->e->lock);
+    d->j->done = r->done;
+    pthread_mutex_unlock(&d->e->lock);
+}
+
+/* On the worker, lock not held: the job is its own while D_RUNNING. */
+static void run_direct(smki_est *e, direct_job *j)
+{
+    char via[VIA_MAX];
+    via_text(j->party, via);
+    smki_ra_actor by = {e->operator_name, e->op_key};
+    smki_ra_batch_req br = {.env = e->env, .party = j->party, .hsm = e->hsm, .subscriber_asks = 1, .via = via};
+    direct_run d = {e, j};
+    smki_ca_batch_opts o = {.progress = direct_progress, .progress_arg = &d};
+    smki_ca_batch_report *rep = NULL;
+    int rc = smki_ra_batch(e->ra, &by, &br, j->in, &o, &rep);
+    pthread_mutex_lock(&e->lock);
+    j->state = rc < 0 ? D_FAILED : D_DONE;
+    snprintf(j->err, sizeof j->err, "%s", rc < 0 ? smki_error_msg() : "");
+    smki_ca_batch_input *done_in = NULL;
+    if (rc < 0) smki_ca_batch_report_free(rep);
+    else j->rep = rep, done_in = j->in, j->in = NULL; /* the answer is the store's; a failed run keeps it to resume */
+    pthread_mutex_unlock(&e->lock);
+    smki_ca_batch_input_free(done_in);
+    if (rc < 0) {
+        fprintf(stderr, "{\"level\":\"warn\",\"event\":\"est_batch\",\"direct\":true,\"error\":\"the client's "
+                        "next poll or resend resumes it\"}\n");
+        smki_error_clear();
+    }
+}
+
 static void *run_worker(void *arg)
 {
     smki_est *e = arg;
     pthread_mutex_lock(&e->lock);
     for (;;) {
-        while (!e->n_queued && !e->is_stopping) pthread_cond_wait(&e->wake, &e->lock);
+        direct_job *dj = NULL;
+        while (!e->n_queued && !(dj = direct_next(e)) && !e->is_stopping) pthread_cond_wait(&e->wake, &e->lock);
         if (e->is_stopping) break;
+        if (dj) {
+            dj->state = D_RUNNING;
+            pthread_mutex_unlock(&e->lock);
+            run_direct(e, dj);
+            pthread_mutex_lock(&e->lock);
+            continue;
+        }
         uint64_t id = e->queue[0];
         memmove(e->queue, e->queue + 1, --e->n_queued * sizeof e->queue[0]);
         e->running = id;
@@ -365,6 +441,10 @@ void smki_est_free(smki_est *e)
         pthread_join(e->worker, NULL);
     }
     for (size_t i = 0; i < sizeof e->issuers / sizeof e->issuers[0]; i++) smki_ca_issuer_free(e->issuers[i]);
+    for (size_t k = 0; k < DIRECT_MAX; k++) {
+        smki_ca_batch_input_free(e->direct[k].in);
+        smki_ca_batch_report_free(e->direct[k].rep);
+    }
     pthread_mutex_destroy(&e->lock);
     pthread_cond_destroy(&e->wake);
     pthread_mutex_destroy(&e->issuer_lock);
@@ -739,6 +819,127 @@ static int reenroll(smki_est *e, const smki_repo_req *req, const char *label, sm
 }
 
 /* ---- Batches ---------------------------------------------------------------------------------------- */
+static direct_job *direct_find(smki_est *e, const uint8_t key[32], const char *party)
+{
+    for (size_t k = 0; k < DIRECT_MAX; k++)
+        if (e->direct[k].state != D_FREE && memcmp(e->direct[k].key, key, 32) == 0 &&
+            strcmp(e->direct[k].party, party) == 0)
+            return &e->direct[k];
+    return NULL;
+}
+
+/* A free slot, or the oldest finished job's (dropped: its batch sent again resumes from the store). */
+static direct_job *direct_slot(smki_est *e)
+{
+    direct_job *best = NULL;
+    for (size_t k = 0; k < DIRECT_MAX; k++) {
+        direct_job *j = &e->direct[k];
+        if (j->state == D_FREE) return j;
+        if ((j->state == D_DONE || j->state == D_FAILED) && (!best || j->age < best->age)) best = j;
+    }
+    if (best) {
+        smki_ca_batch_input_free(best->in);
+        smki_ca_batch_report_free(best->rep);
+        memset(best, 0, sizeof *best);
+    }
+    return best;
+}
+
+/* Under lock: the job's progress as the RA-request batches answer it (202 until done). A
+ * failed run is queued again: the poll resumes it. */
+static int direct_answer(smki_est *e, direct_job *j, int replay, smki_repo_resp *w)
+{
+    if (j->state == D_FAILED) {
+        j->state = D_QUEUED;
+        pthread_cond_signal(&e->wake);
+    }
+    char id[65];
+    smki_hex_encode(j->key, 32, id, 0);
+    w->len = 0;
+    w->status = j->state == D_DONE ? 200 : 202;
+    w->content_type = "application/json";
+    w->retry_after = e->retry_after;
+    snprintf(w->location, sizeof w->location, PREFIX "batch/%s", id);
+    size_t refused = j->rep ? j->rep->refused : 0;
+    GUARD(putf(w, "{\"request\":\"%s\",\"state\":\"%s\",\"direct\":true,\"done\":%zu,\"total\":%zu,\"refused\":%zu", id,
+               D_NAMES[j->state], j->done, j->total, refused));
+    GUARD(put_field(w, "error", j->err));
+    return putf(w, ",\"replay\":%s,\"location\":\"%s\"}\n", replay ? "true" : "false", w->location);
+}
+
+/* A batch where the RA issues directly: judged whole by the RA's gate now (one CSR it
+ * refuses refuses the batch, nothing issued), then run by the worker through the RA's
+ * batch gate (audited, every CSR checked again); the same batch again is the same job. */
+static int batch_direct(smki_est *e, const smki_repo_req *req, const uint8_t key[32], smki_repo_resp *w)
+{
+    pthread_mutex_lock(&e->lock);
+    direct_job *j = direct_find(e, key, req->party);
+    int rc = j ? direct_answer(e, j, 1, w) : 0;
+    pthread_mutex_unlock(&e->lock);
+    if (j) return rc;
+    uint8_t *copy = malloc(req->body_len ? req->body_len : 1);
+    ENSURE(copy, SMKI_E_NOMEM, "out of memory");
+    if (req->body_len) memcpy(copy, req->body, req->body_len);
+    smki_ca_batch_input *in = NULL;
+    if (smki_ca_batch_input_from_bytes("CSR", copy, req->body_len, &in) < 0) return fail_err(w, "the batch");
+    smki_ra_actor by = {e->operator_name, e->op_key};
+    if (smki_ra_batch_check_all(e->ra, &by, req->party, e->env, 1, in) < 0) {
+        smki_ca_batch_input_free(in);
+        return fail_err(w, "refused");
+    }
+    pthread_mutex_lock(&e->lock);
+    if (!(j = direct_find(e, key, req->party)) && (j = direct_slot(e)) != NULL) {
+        memcpy(j->key, key, 32);
+        snprintf(j->party, sizeof j->party, "%s", req->party);
+        j->in = in, in = NULL;
+        j->total = smki_ca_batch_input_count(j->in);
+        j->age = ++e->direct_age;
+        j->state = D_QUEUED;
+        pthread_cond_signal(&e->wake);
+    }
+    rc = j ? direct_answer(e, j, 0, w) : 0;
+    pthread_mutex_unlock(&e->lock);
+    smki_ca_batch_input_free(in);
+    if (!j) return fail(w, 503, "the service runs as many batches as it holds: ask again later");
+    return rc;
+}
+
+/* Under lock: the certificates of a finished direct batch, in CSR order, from the store. */
+static int direct_certs(smki_est *e, const direct_job *j, smki_repo_resp *w)
+{
+    smki_cert *c = malloc(sizeof *c);
+    ENSURE(c, SMKI_E_NOMEM, "out of memory");
+    der_set all = {NULL, 0, 0};
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < j->rep->total; i++) {
+        if (!j->rep->items[i].has_cert) continue;
+        rc = smki_ca_cert_get(smki_ra_ca_db(e->ra), j->rep->issuer_ski, j->rep->items[i].serial, c);
+        if (rc == 0) rc = set_add(&all, c->der, c->der_len);
+    }
+    rc = rc == 0 ? certs_only(w, &all) : fail_err(w, "the batch's certificates");
+    free(all.p);
+    free(c);
+    return rc;
+}
+
+static int batch_get_direct(smki_est *e, const smki_repo_req *req, const char *idtext, int json, smki_repo_resp *w)
+{
+    uint8_t key[32];
+    size_t got = 0;
+    if (smki_hex_decode(idtext, 64, key, sizeof key, &got) < 0 || got != 32) {
+        smki_error_clear();
+        return fail(w, 404, "no such batch: /.well-known/est/batch/<request>");
+    }
+    pthread_mutex_lock(&e->lock);
+    direct_job *j = direct_find(e, key, req->party);
+    int rc = !j ? fail(w, 404, "no such batch of this Party running: the service keeps a direct batch until it "
+                               "restarts; send the same batch again (nothing is issued twice)")
+             : j->state != D_DONE || json ? direct_answer(e, j, 0, w)
+                                          : direct_certs(e, j, w);
+    pthread_mutex_unlock(&e->lock);
+    return rc;
+}
+
 static int batch_submit(smki_est *e, const smki_repo_req *req, smki_repo_resp *w)
 {
     if (req->query && *req->query) return fail(w, 400, "a batch takes no query");
@@ -778,6 +979,8 @@ static int batch_submit(smki_est *e, const smki_repo_req *req, smki_repo_resp *w
         smki_ra_request r;
         if (submission_key("batch", NULL, (const uint8_t *const *)der, lens, n, key) < 0)
             ret = fail_err(w, "the submission");
+        else if (smki_ra_issues_directly(e->ra, e->env))
+            ret = batch_direct(e, req, key, w);
         else if (submit(e, req->party, &s, key, &id, &replay) < 0) ret = fail_err(w, "refused");
         else if (smki_ra_request_get(e->ra, id, &r) < 0) ret = fail_err(w, "the request");
         else {
@@ -802,12 +1005,13 @@ static int batch_submit(smki_est *e, const smki_repo_req *req, smki_repo_resp *w
 
 static int batch_get(smki_est *e, const smki_repo_req *req, const char *idtext, smki_repo_resp *w)
 {
+    int json = req->query && strcmp(req->query, "format=json") == 0;
+    if (req->query && *req->query && !json) return fail(w, 400, "a batch's query is format=json or nothing");
+    if (strlen(idtext) == 64) return batch_get_direct(e, req, idtext, json, w);
     char *end = NULL;
     unsigned long long id = strtoull(idtext, &end, 10);
     if (!*idtext || *end || id == 0 || idtext[0] == '0' || strlen(idtext) > 19)
         return fail(w, 404, "no such batch: /.well-known/est/batch/<request number>");
-    int json = req->query && strcmp(req->query, "format=json") == 0;
-    if (req->query && *req->query && !json) return fail(w, 400, "a batch's query is format=json or nothing");
     smki_ra_request r;
     if (smki_ra_request_get(e->ra, id, &r) < 0 || r.type != SMKI_REQ_DEVICE_BATCH || strcmp(r.party, req->party) ||
         strcmp(r.requester, e->operator_name) || strcmp(r.env, e->env)) {
@@ -863,11 +1067,23 @@ static int csrattrs(smki_repo_resp *w)
 
 /* For supervisors (systemd, load balancers): the service answers, and how many batches
  * wait or run. */
-static int health(smki_est *e, smki_repo_resp *w)
+/* The batches waiting and in execution: RA requests and direct batches alike. */
+static void batches_now(smki_est *e, size_t *queued, size_t *running)
 {
     pthread_mutex_lock(&e->lock);
-    size_t queued = e->n_queued, running = e->running != 0;
+    *queued = e->n_queued;
+    *running = e->running != 0;
+    for (size_t k = 0; k < DIRECT_MAX; k++) {
+        *queued += e->direct[k].state == D_QUEUED;
+        *running += e->direct[k].state == D_RUNNING;
+    }
     pthread_mutex_unlock(&e->lock);
+}
+
+static int health(smki_est *e, smki_repo_resp *w)
+{
+    size_t queued, running;
+    batches_now(e, &queued, &running);
     w->len = 0;
     w->status = 200;
     w->content_type = "application/json";
@@ -890,9 +1106,8 @@ static int outcome_of(int status)
 
 static int metrics(smki_est *e, smki_repo_resp *w)
 {
-    pthread_mutex_lock(&e->lock);
-    size_t queued = e->n_queued, running = e->running != 0;
-    pthread_mutex_unlock(&e->lock);
+    size_t queued, running;
+    batches_now(e, &queued, &running);
     w->len = 0;
     w->status = 200;
     w->content_type = "text/plain; version=0.0.4";

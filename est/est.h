@@ -1,8 +1,9 @@
 /* est: the enrolment service. RFC 7030 EST (cacerts, simpleenroll, simplereenroll,
  * csrattrs) and a batch interface for device CSRs, for Authorised Subscribers who
  * authenticate with their DCCKI client certificate over mutual TLS. It decides
- * nothing itself: every request is submitted to, approved by and executed through the
- * RA (ra/ra.h), whose rules and audit trail apply as for the command line; the HTTP
+ * nothing itself: every request goes through the RA (ra/ra.h), its gate where the
+ * environment issues directly (smki_ra_issue, smki_ra_batch) and its requests and
+ * approvals elsewhere, whose rules and audit trail apply as for the command line; the HTTP
  * and TLS plumbing is the repository's server (repo/repo.h). docs/est.md. */
 #ifndef SMKI_EST_H
 #define SMKI_EST_H

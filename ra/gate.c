@@ -109,7 +109,8 @@ int smki_ra_batch(smki_ra *ra, const smki_ra_actor *by, const smki_ra_batch_req 
     smki_ca_issuer *is = NULL;
     GUARD(smki_ca_issuer_open(&ra->ca_view, r->env, SMKI_PROFILE_DEVICE, r->hsm, &is));
     if (r->on_start) r->on_start(smki_ca_batch_input_count(in), r->start_arg);
-    int rc = gated ? smki_ra_batch_direct(ra, by, is, r->party, r->env, in, o, out)
+    int rc = gated ? smki_ra_batch_direct_as(ra, by, is, r->party, r->env, r->subscriber_asks, r->via, in, o,
+                                                     out)
                    : smki_ca_batch_run(is, &ra->ca_view, in, o, out);
     smki_ca_issuer_free(is);
     return rc;

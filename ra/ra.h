@@ -272,6 +272,12 @@ SMKI_MUST_CHECK int smki_ra_issue_tls_direct(smki_ra *ra, const smki_ra_actor *b
  * Party's eligibility checked again in that transaction. */
 SMKI_MUST_CHECK int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out);
+/* The same where the Party asks for itself (asks: smki_ra_eligibility.subscriber_asks, the
+ * enrolment service): each Device ID must also lie in the Party's own device blocks; via
+ * (or NULL) says in each audit entry how the request came ("party X over EST"). */
+SMKI_MUST_CHECK int smki_ra_batch_direct_as(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party,
+                                            const char *env, int asks, const char *via, const smki_ca_batch_input *in,
+                                            const smki_ca_batch_opts *o, smki_ca_batch_report **out);
 
 /* 'smki ca revoke' in an RA-governed store: the same rule as direct issuance (only in the
  * policy's direct environments; elsewhere 'smki ra revoke' and its approvals), the
@@ -393,7 +399,15 @@ typedef struct {
     const smki_hsm_opts *hsm;
     void (*on_start)(size_t csrs, void *arg);
     void *start_arg;
+    int subscriber_asks; /* the Party asks for itself (smki_ra_eligibility): Device IDs in its own blocks */
+    const char *via;     /* optional: how the request came, in each audit entry ("party X over EST") */
 } smki_ra_batch_req;
+/* A batch judged whole before it is run (the enrolment service refuses a batch with any
+ * CSR the gate would refuse, and issues none of it): the operator, the Party's standing in
+ * env and every CSR's eligibility, as smki_ra_batch_direct_as checks each. Read-only; the
+ * first refusal is returned, naming its CSR. */
+SMKI_MUST_CHECK int smki_ra_batch_check_all(smki_ra *ra, const smki_ra_actor *by, const char *party, const char *env,
+                                            int asks, const smki_ca_batch_input *in);
 SMKI_MUST_CHECK int smki_ra_batch(smki_ra *ra, const smki_ra_actor *by, const smki_ra_batch_req *r, const smki_ca_batch_input *in,
                   const smki_ca_batch_opts *o, smki_ca_batch_report **out);
 

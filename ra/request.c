@@ -1877,6 +1877,8 @@ typedef struct {
     smki_ra *ra;
     const smki_ra_actor *by;
     const char *party, *env;
+    int asks;           /* the Party asks for itself (smki_ra_eligibility.subscriber_asks) */
+    const char *via;    /* how the request came (the audit entry's via), or NULL */
     pthread_mutex_t mu; /* guards facts: workers read it while the committer replaces it */
     gate_facts facts;
 } batch_gate;
@@ -1909,7 +1911,7 @@ static void facts_publish(batch_gate *g, gate_facts *f)
 static int gate_check(const smki_csr *csr, void *arg)
 {
     batch_gate *g = arg;
-    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, 0};
+    smki_ra_eligibility e = {g->party, g->env, SMKI_PROFILE_DEVICE, -1, NULL, csr, g->asks};
     pthread_mutex_lock(&g->mu);
     int rc = g->facts.code < 0 ? SMKI_FAIL(g->facts.code, "%s", g->facts.why)
                                : smki_ra_device_eligible(&g->facts.p, &g->facts.blocks, &e);
@@ -1927,7 +1929,8 @@ static int gate_group_check(const gate_group_run *x, const gate_facts *f, EVP_MD
 {
     if (f->code < 0) return SMKI_FAIL(f->code, "%s", f->why);
     for (size_t i = 0; i < x->n; i++) {
-        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL, 0};
+        smki_ra_eligibility e = {x->g->party, x->g->env, SMKI_PROFILE_DEVICE, -1, &x->certs[i]->eui, NULL,
+                                 x->g->asks};
         GUARD(smki_ra_device_eligible(&f->p, &f->blocks, &e));
         EVP_DigestUpdate(md, x->certs[i]->serial, SMKI_SERIAL_LEN);
     }
@@ -1967,7 +1970,7 @@ static int gate_group(smki_txn *t, const smki_cert *const *certs, size_t n, void
 {
     batch_gate *g = arg;
     gate_group_run x = {g, certs, n};
-    return smki_ra_act_in(t, g->ra, g->by, gate_group_fn, &x);
+    return smki_ra_act_in_via(t, g->ra, g->by, g->via, gate_group_fn, &x);
 }
 
 /* The operator and the Party's standing, refused whole; then the workers' first facts. */
@@ -2009,6 +2012,33 @@ static void batch_anchored(const smki_ca_batch_report *r, void *arg)
 int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party, const char *env,
                          const smki_ca_batch_input *in, const smki_ca_batch_opts *o, smki_ca_batch_report **out)
 {
+    return smki_ra_batch_direct_as(ra, by, is, party, env, 0, NULL, in, o, out);
+}
+
+/* Every CSR of in through the gate's check, before any is issued: the first refusal,
+ * named by its item, refuses the whole batch. */
+int smki_ra_batch_check_all(smki_ra *ra, const smki_ra_actor *by, const char *party, const char *env, int asks,
+                            const smki_ca_batch_input *in)
+{
+    ENSURE(ra && in, SMKI_E_USAGE, "smki_ra_batch_check_all: missing argument");
+    ENSURE(party && *party, SMKI_E_REFUSED, "device certificates go only to registered Parties: name the Party");
+    batch_gate g = {ra, by, party, env, asks, NULL, PTHREAD_MUTEX_INITIALIZER, {0}};
+    int rc = smki_store_read(ra->store, gate_begin_txn, &g);
+    for (size_t i = 0; rc == 0 && i < smki_ca_batch_input_count(in); i++) {
+        smki_csr *csr = NULL;
+        rc = smki_ca_batch_input_csr(in, i, &csr);
+        if (rc == 0) rc = gate_check(csr, &g);
+        smki_csr_free(csr);
+        if (rc < 0) rc = smki_error_wrap("%s", smki_ca_batch_input_name(in, i));
+    }
+    smki_ra_blocks_free(&g.facts.blocks);
+    return rc;
+}
+
+int smki_ra_batch_direct_as(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *is, const char *party,
+                            const char *env, int asks, const char *via, const smki_ca_batch_input *in,
+                            const smki_ca_batch_opts *o, smki_ca_batch_report **out)
+{
     ENSURE(ra && is && in && o && out, SMKI_E_USAGE, "smki_ra_batch_direct: missing argument");
     *out = NULL;
     ENSURE(party && *party, SMKI_E_REFUSED,
@@ -2023,7 +2053,7 @@ int smki_ra_batch_direct(smki_ra *ra, const smki_ra_actor *by, smki_ca_issuer *i
            "--type device-batch --party %s --env %s --csr-dir DIR', then approvals and 'smki ra request execute'); "
            "direct batches are allowed in: %s",
            env, party, env, ra->pol.direct_envs[0] ? ra->pol.direct_envs : "no environment");
-    batch_gate g = {ra, by, party, env, PTHREAD_MUTEX_INITIALIZER, {0}};
+    batch_gate g = {ra, by, party, env, asks, via, PTHREAD_MUTEX_INITIALIZER, {0}};
     /* The operator and the Party's standing first: refused whole, before any CSR is read. */
     int rc = smki_store_read(ra->store, gate_begin_txn, &g);
     if (rc == 0) rc = check_issuing_ca(ra, env, SMKI_PROFILE_DEVICE);

@@ -434,6 +434,90 @@ pem_batch() { # OUT FILES...: the DER CSRs as one concatenated PEM body
     : >"$out"
     for f in "$@"; do openssl req -inform DER -in "$f" >>"$out" 2>/dev/null; done
 }
+# ---- A device batch where test issues directly ([ra] direct_issue = test): the RA's batch gate
+# (as 'smki ca batch'), no approval, audited "via party GITTEST over EST"; polled, then PKCS#7 --------
+{ cat "$BASE"; printf '[ra]\ndirect_issue = test\n'; } >"$SMKI_HOME/smki.conf"
+direct_entries() { smki --json audit list | grep -o '"action":"ca-batch-direct"' | wc -l; }
+if est_start "$W/sd.log"; then
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/dbatch" 00DB120000000300 5 >/dev/null
+    "$PY" "$SMKI_SRC/tools/device_csrs.py" "$W/dforeign" 00DB140000000300 1 >/dev/null
+    mapfile -t DCSR < <(ls "$W/dbatch"/*.der)
+    pem_batch "$W/dbatch.pem" "${DCSR[@]:0:4}"
+    ND=$(count_certs)
+    NR=$(smki --json ra request list | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["requests"]))')
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/dbatch.pem"
+    expect_status 202 "a batch of 4 device CSRs in a direct environment: 202 Accepted, no approval asked"
+    grep -qi '^location: /.well-known/est/batch/' "$W/headers" && ok "with a Location" || not_ok "no Location"
+    DID=$(json_field request)
+    [[ $DID =~ ^[0-9a-f]{64}$ ]] && ok "the batch's request id ($DID)" || not_ok "request id '$DID'"
+    expect_in '"replay":false' "a new batch"
+    est other "batch/$DID"
+    expect_status 404 "another Party cannot see the batch"
+    await_batch "$DID" 100
+    expect_status 200 "polled until done: the certificates, with no operator's approval"
+    cp "$W/body" "$W/dbatch.b64"
+    certs_of_body >"$W/dbatch-certs.pem" 2>/dev/null || true
+    [[ $(grep -c 'BEGIN CERTIFICATE' "$W/dbatch-certs.pem") == 4 ]] && ok "openssl pkcs7 -print_certs reads 4 certificates" ||
+        not_ok "not 4 certificates in the batch's PKCS#7"
+    check "each lints clean" smki lint --env test "$W/dbatch-certs.pem"
+    check "the certificates come in the batch's CSR order (python3-cryptography)" "$PY" -c '
+import base64, sys
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import pkcs7, Encoding, PublicFormat
+certs = pkcs7.load_der_pkcs7_certificates(base64.b64decode(open(sys.argv[1], "rb").read()))
+csrs = [x509.load_der_x509_csr(open(f, "rb").read()) for f in sys.argv[2:]]
+key = lambda k: k.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
+assert [key(c.public_key()) for c in certs] == [key(r.public_key()) for r in csrs]
+' "$W/body" "${DCSR[@]:0:4}"
+    [[ $(count_certs) == $((ND + 4)) ]] && ok "4 certificates in the store" || not_ok "store count after the batch"
+    est gittest "batch/$DID" --url-query format=json
+    expect_in '"state":"done","direct":true,"done":4,"total":4' "format=json gives the progress: done, 4 of 4"
+    [[ $(smki --json ra request list | "$PY" -c 'import json,sys; print(len(json.load(sys.stdin)["requests"]))') == "$NR" ]] &&
+        ok "no RA request was made" || not_ok "an RA request was made"
+    run smki --json audit list
+    expect_in '"action":"ca-batch-direct"' "the RA's batch gate audited it"
+    expect_in "via party GITTEST over EST" "the entry says it came from GITTEST over EST"
+    ED=$(direct_entries)
+    expect_exit 0 "the audit trail verifies" smki audit verify
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/dbatch.pem"
+    expect_status 200 "the same batch replayed: done"
+    expect_in '"replay":true' "the replay is the same batch"
+    [[ $(count_certs) == $((ND + 4)) ]] && ok "a replayed batch issues nothing" || not_ok "a replay issued certificates"
+    # Refused whole by the RA's rules, nothing issued: a Device ID of PS-OTHER's block.
+    pem_batch "$W/dforeign.pem" "${DCSR[4]}" "$(ls "$W/dforeign"/*.der)"
+    est gittest batch --data-binary "@$W/dforeign.pem"
+    expect_status 403 "a batch holding a Device ID outside the Party's device blocks is refused whole"
+    expect_in "CSR#2: Device ID 00-DB-14-00-00-00-03-00 is in a device block of party PS-OTHER" \
+        "the refusal names the CSR and the rule"
+    [[ $(count_certs) == $((ND + 4)) ]] && ok "the refused batch issued nothing" || not_ok "the refused batch issued"
+    est none batch --data-binary "@$W/dbatch.pem"
+    expect_status 401 "a batch without a client certificate"
+    est_stop "direct batch service"
+fi
+# A restart forgets the batch, the store does not: sent again, the 4 come back and a 5th
+# CSR added to them is the only one issued (a batch interrupted part-way resumes so).
+if est_start "$W/sd2.log"; then
+    est gittest "batch/$DID"
+    expect_status 404 "after a restart the batch is not known by its id"
+    expect_in "send the same batch again" "the answer says what to do"
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/dbatch.pem"
+    expect_status 202 "the same batch sent again after a restart"
+    await_batch "$(json_field request)" 100
+    check "the same certificates come back" cmp -s "$W/body" "$W/dbatch.b64"
+    pem_batch "$W/dbatch5.pem" "${DCSR[@]:0:5}"
+    est gittest batch -H "Content-Type: application/x-pem-file" --data-binary "@$W/dbatch5.pem"
+    await_batch "$(json_field request)" 100
+    certs_of_body >"$W/dbatch5-certs.pem" 2>/dev/null || true
+    [[ $(grep -c 'BEGIN CERTIFICATE' "$W/dbatch5-certs.pem") == 5 ]] && ok "the 4 and a 5th CSR: 5 certificates" ||
+        not_ok "not 5 certificates"
+    [[ $(count_certs) == $((ND + 5)) ]] && ok "only the 5th issued: nothing twice" || not_ok "store count $(count_certs)"
+    [[ $(direct_entries) == $((ED + 1)) ]] && ok "one audit entry more, for the 5th" || not_ok "audit entries"
+    expect_exit 0 "the audit trail verifies" smki audit verify
+    est_stop "direct batch service after a restart"
+else
+    not_ok "the service starts"
+fi
+{ cat "$BASE"; printf '[ra]\ndirect_issue = none\n'; } >"$SMKI_HOME/smki.conf"
 if est_start "$W/s2.log" --retry-after 2; then
     openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$W/org2.key" -subj "/CN=SUPPLIERA" \
         -addext "keyUsage=critical,keyAgreement" -outform DER -out "$W/org2.der" 2>/dev/null
@@ -571,7 +655,8 @@ fi
 
 # ---- Killed in the middle of a batch: the next start carries on, nothing issued twice ----------
 SMKI_BUILD=${SMKI_BUILD:-$(dirname "$(dirname "$SMKI_BIN")")}
-{ cat "$BASE"; printf '[ra]\nbatch_group = 40\ndemand_baseline = 1000000\nbatch_review_size = 100000\n'; } \
+# (the approval flow's batches: test is no direct environment here)
+{ cat "$BASE"; printf '[ra]\ndirect_issue = none\nbatch_group = 40\ndemand_baseline = 1000000\nbatch_review_size = 100000\n'; } \
     >"$SMKI_HOME/smki.conf"
 "$SMKI_BUILD/bin/make_device_csrs" --out "$W/big-batch.pem" --bundle --count 2000 --start 00-DB-12-00-00-01-00-00 \
     >/dev/null
@@ -607,6 +692,45 @@ if est_start "$W/s6.log" --max-body 4000000; then
     fi
 else
     not_ok "the service for the big batch starts"
+fi
+
+# ---- Killed in the middle of a direct batch: sent again after the restart, it carries on
+# from the store (its last group commit), nothing issued twice --------------------------------------
+{ cat "$BASE"; printf '[ra]\ndirect_issue = test\ndemand_baseline = 1000000\n'; } >"$SMKI_HOME/smki.conf"
+"$SMKI_BUILD/bin/make_device_csrs" --out "$W/big-direct.pem" --bundle --count 10000 --start 00-DB-12-00-00-02-00-00 \
+    >/dev/null
+if est_start "$W/s8.log" --max-body 8000000; then
+    NK=$(count_certs)
+    est gittest batch --data-binary "@$W/big-direct.pem"
+    expect_status 202 "a direct batch of 10000 device CSRs"
+    KID=$(json_field request)
+    for _ in $(seq 1 500); do
+        est gittest "batch/$KID" --url-query format=json
+        [[ $(json_field done) -gt 0 ]] && break
+    done
+    kill -KILL "${PIDS[-1]}"
+    wait "${PIDS[-1]}" 2>/dev/null || true
+    unset 'PIDS[-1]'
+    DONE=$(($(count_certs) - NK))
+    if [[ $DONE -gt 0 && $DONE -lt 10000 ]]; then ok "killed with $DONE of 10000 issued"; else
+        not_ok "the kill did not land mid-batch ($DONE of 10000 issued)"; fi
+    if est_start "$W/s9.log" --max-body 8000000; then
+        est gittest batch --data-binary "@$W/big-direct.pem"
+        expect_status 202 "the same batch sent again after the restart"
+        await_batch "$(json_field request)" 150
+        expect_status 200 "it completes"
+        certs_of_body >"$W/big-direct-certs.pem" 2>/dev/null || true
+        [[ $(grep -c 'BEGIN CERTIFICATE' "$W/big-direct-certs.pem") == 10000 ]] && ok "10000 certificates in its PKCS#7" ||
+            not_ok "not 10000 certificates in the PKCS#7"
+        [[ $(count_certs) == $((NK + 10000)) ]] && ok "exactly 10000 issued: none twice" ||
+            not_ok "issued $(($(count_certs) - NK)), not 10000"
+        expect_exit 0 "the audit trail verifies" smki audit verify
+        est_stop "restarted after the kill of a direct batch"
+    else
+        not_ok "the service starts again after the kill"
+    fi
+else
+    not_ok "the service for the big direct batch starts"
 fi
 cp "$BASE" "$SMKI_HOME/smki.conf"
 

@@ -602,6 +602,53 @@ static void test_batch_input_from_bytes_splits_pem_blocks(void **state)
     smki_ca_batch_input_free(in);
 }
 
+/* A service's batch (the enrolment service): CSRs from memory, no output folder; every
+ * certificate found in the store by the report's issuer SKI and serial, and a re-run of
+ * the same bytes issues nothing. */
+static void test_batch_from_memory_without_files_answers_from_the_store(void **state)
+{
+    fixture *f = *state;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    for (uint64_t i = 0; i < 5; i++) {
+        int dl;
+        unsigned char *der = csr_der(GOOD, (int)(i & 1), 0x00db300000000000ull + i, &dl);
+        assert_true(PEM_write(m, "CERTIFICATE REQUEST", "", der, dl) > 0);
+        OPENSSL_free(der);
+    }
+    fclose(m);
+    size_t before = cert_count(f);
+    smki_ca_batch_report *r[2] = {NULL, NULL};
+    for (int run = 0; run < 2; run++) {
+        uint8_t *bytes = malloc(len);
+        assert_non_null(bytes);
+        memcpy(bytes, text, len);
+        smki_ca_batch_input *in = NULL;
+        assert_ok(smki_ca_batch_input_from_bytes("body", bytes, len, &in));
+        smki_ca_batch_opts o = {NULL, 2, 2, 0, NULL, NULL, NULL, NULL, NULL};
+        assert_ok(smki_ca_batch_run(f->dca, &f->db, in, &o, &r[run]));
+        smki_ca_batch_input_free(in);
+    }
+    assert_int_equal(r[0]->issued, 5);
+    assert_int_equal(r[0]->files_written, 0);
+    assert_int_equal(r[1]->issued, 0);
+    assert_int_equal(r[1]->existing, 5);
+    assert_int_equal(r[1]->commits, 0);
+    assert_int_equal(cert_count(f), before + 5);
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(r[0]->items[i].file, "");
+        assert_memory_equal(r[1]->items[i].serial, r[0]->items[i].serial, SMKI_SERIAL_LEN);
+        smki_cert c;
+        assert_ok(smki_ca_cert_get(&f->db, r[0]->issuer_ski, r[0]->items[i].serial, &c));
+        assert_true(c.eui.b[7] == i && c.usage == ((i & 1) ? SMKI_USAGE_KA : SMKI_USAGE_DS));
+    }
+    smki_ca_batch_report_free(r[0]);
+    smki_ca_batch_report_free(r[1]);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +668,7 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_refusals_of_the_run_itself, setup, teardown),
         cmocka_unit_test(test_batch_input_from_bytes_splits_pem_blocks),
+        cmocka_unit_test_setup_teardown(test_batch_from_memory_without_files_answers_from_the_store, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2289,6 +2289,67 @@ static void test_a_keyed_submission_sent_again_finds_its_request_and_writes_noth
     assert_fails(smki_ra_request_cert(f->ra, id, 0, &c), SMKI_E_NOTFOUND, "not issued");
 }
 
+/* PEM of DER CSRs, one after another, as a batch's body (malloc'd). */
+static uint8_t *pem_of(const uint8_t (*der)[1024], const size_t *lens, size_t n, size_t *len)
+{
+    char *text = NULL;
+    FILE *m = open_memstream(&text, len);
+    assert_non_null(m);
+    for (size_t i = 0; i < n; i++) assert_true(PEM_write(m, "CERTIFICATE REQUEST", "", der[i], (long)lens[i]) > 0);
+    fclose(m);
+    return (uint8_t *)text;
+}
+
+/* A batch for a Party asking for itself (the enrolment service in a direct environment):
+ * judged whole first (a Device ID outside the Party's own blocks refuses it, naming the
+ * CSR, nothing written), then the gate's batch from memory without files, one audit
+ * entry per group commit carrying via; sent again, nothing issued and nothing audited. */
+static void test_a_service_batch_for_a_party_itself_is_judged_whole_then_issued_once_via(void **state)
+{
+    fixture *f = *state;
+    registry(f);
+    uint8_t der[3][1024], ids[3][8] = {{0x00, 0xdb, 0x12, 0, 0, 0, 0, 1}, {0x00, 0xdb, 0x12, 0, 0, 0, 0, 2},
+                                         {0x00, 0xdb, 0x13, 0, 0, 0, 0, 1}}; /* the third: no block of SUP1's */
+    size_t lens[3], len = 0;
+    for (int i = 0; i < 3; i++) lens[i] = csr_der(SMKI_KU_DIGITAL_SIGNATURE, ids[i], der[i], sizeof der[i]);
+    size_t certs = cert_count(f);
+    uint64_t h = head(f);
+    smki_ca_batch_input *in = NULL;
+    uint8_t *bytes = pem_of(der, lens, 3, &len);
+    assert_ok(smki_ca_batch_input_from_bytes("CSR", bytes, len, &in));
+    assert_ok(smki_ra_batch_check_all(f->ra, &f->alice, "SUP1", "test", 0, in)); /* an operator on its behalf */
+    assert_fails(smki_ra_batch_check_all(f->ra, &f->alice, "SUP1", "test", 1, in), SMKI_E_REFUSED,
+                 "CSR#3: Device ID 00-DB-13-00-00-00-00-01 is in no device block of party SUP1");
+    assert_fails(smki_ra_batch_check_all(f->ra, NULL, "SUP1", "test", 1, in), SMKI_E_USAGE, "no operator");
+    assert_fails(smki_ra_batch_check_all(f->ra, &f->alice, "NOBODY", "test", 1, in), SMKI_E_NOTFOUND, NULL);
+    smki_ca_batch_input_free(in);
+    assert_int_equal(cert_count(f), certs);
+    assert_int_equal(head(f), h);
+    smki_ra_batch_req br = {.env = "test", .party = "SUP1", .subscriber_asks = 1, .via = "party SUP1 over EST"};
+    smki_ca_batch_report *rep[2] = {NULL, NULL};
+    for (int run = 0; run < 2; run++) {
+        bytes = pem_of(der, lens, 2, &len);
+        assert_ok(smki_ca_batch_input_from_bytes("CSR", bytes, len, &in));
+        assert_ok(smki_ra_batch_check_all(f->ra, &f->alice, "SUP1", "test", 1, in));
+        smki_ca_batch_opts o = {.threads = 1};
+        assert_ok(smki_ra_batch(f->ra, &f->alice, &br, in, &o, &rep[run]));
+        smki_ca_batch_input_free(in);
+    }
+    assert_int_equal(rep[0]->issued, 2);
+    assert_int_equal(rep[0]->files_written, 0);
+    assert_int_equal(rep[1]->issued, 0);
+    assert_int_equal(rep[1]->existing, 2);
+    assert_int_equal(cert_count(f), certs + 2);
+    assert_int_equal(entries_with(f, "ca-batch-direct", "; via party SUP1 over EST"), 1);
+    smki_cert c;
+    assert_ok(smki_ca_cert_get(smki_ra_ca_db(f->ra), rep[0]->issuer_ski, rep[0]->items[1].serial, &c));
+    assert_memory_equal(c.eui.b, ids[1], 8);
+    assert_memory_equal(rep[1]->items[1].serial, rep[0]->items[1].serial, SMKI_SERIAL_LEN);
+    smki_ca_batch_report_free(rep[0]);
+    smki_ca_batch_report_free(rep[1]);
+    audit_verifies(f);
+}
+
 /* An auto-approved enrolment is direct issuance through the gate (smki_ra_issue), in
  * the environments of [ra] direct_issue: the certificate and its one entry, with "via",
  * in one commit; asked again with the same key, the same certificate and nothing
@@ -2860,6 +2921,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_keyed_submission_sent_again_finds_its_request_and_writes_nothing, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_threads_sharing_the_handle_issue_and_anchor_together, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_service_batch_for_a_party_itself_is_judged_whole_then_issued_once_via,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_service_issues_through_the_gate_keyed_and_via_in_one_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_execution_rechecks_eligibility, setup, teardown),

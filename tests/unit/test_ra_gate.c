@@ -216,7 +216,7 @@ static void test_the_gate_refuses_a_service_without_an_operator_or_with_a_key_no
 
     char out_dir[1200];
     smki_ca_batch_input *in = one_csr_batch(f, out_dir);
-    smki_ra_batch_req br = {"test", "SUP1", NULL, NULL, NULL};
+    smki_ra_batch_req br = {"test", "SUP1", NULL, NULL, NULL, 0, NULL};
     smki_ca_batch_opts bo = {out_dir, 1, 0, 0, NULL, NULL, NULL, NULL, NULL};
     smki_ca_batch_report *brep = NULL;
     assert_fails(smki_ra_batch(f->ra, NULL, &br, in, &bo, &brep), SMKI_E_USAGE, "--operator NAME");

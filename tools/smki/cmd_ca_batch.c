@@ -261,7 +261,7 @@ static int batch_run(smki_cli *c, const batch_args *a, const smki_ca_batch_input
     start_line line = {c, a->in_path, a->env, a->threads};
     if (rc >= 0) {
         smki_ca_batch_opts o = {a->out_dir, (unsigned)a->threads, a->group, 0, on_progress, &bar, NULL, NULL, NULL};
-        smki_ra_batch_req r = {a->env, a->party, &c->hsm, on_start, &line};
+        smki_ra_batch_req r = {a->env, a->party, &c->hsm, on_start, &line, 0, NULL};
         rc = smki_ra_batch(x.ra, x.by, &r, in, &o, rep);
         progress_clear(&bar);
     }
