@@ -84,6 +84,15 @@ typedef struct {
     uint8_t key[KEPT_KEY_MAX];
 } kept_get;
 
+/* A join scan's first page fetched ahead (smki_txn_scan_join_ahead), kept until the
+ * scan of that prefix takes it or the transaction ends. */
+typedef struct {
+    PGresult *r;
+    smki_db db, target;
+    size_t plen;
+    uint8_t prefix[KEPT_KEY_MAX];
+} ahead_page;
+
 struct pg_txn {
     pg_store *p;
     pg_conn *c;
@@ -95,6 +104,8 @@ struct pg_txn {
     int begun;  /* (lazy) a statement was sent: txn_finish sends the sync */
     kept_get *kept; /* results whose values smki_txn_get handed out */
     size_t nkept, kept_cap;
+    ahead_page *ahead; /* pages fetched ahead, not yet taken */
+    size_t nahead, ahead_cap;
 };
 
 /* ---- Messages ------------------------------------------------------------------- */
@@ -476,6 +487,10 @@ static void txn_finish(pg_txn *t)
     free(t->kept);
     t->kept = NULL;
     t->nkept = t->kept_cap = 0;
+    for (size_t i = 0; i < t->nahead; i++) PQclear(t->ahead[i].r);
+    free(t->ahead);
+    t->ahead = NULL;
+    t->nahead = t->ahead_cap = 0;
     if (t->lazy) {
         /* The sync ends the read's implicit transaction (and its snapshot); sent, not
          * waited for: the session's next exchange reads the answer. */
@@ -1113,6 +1128,21 @@ static int visit_row(const PGresult *r, int i, const scan_visit *vis)
                     vis->arg);
 }
 
+/* The first page of the join scan (db, target, prefix) if it was fetched ahead; the
+ * caller clears it. NULL: run the statement. */
+static PGresult *take_ahead(pg_txn *t, smki_db db, smki_db target, const void *prefix, size_t plen)
+{
+    for (size_t i = 0; i < t->nahead; i++) {
+        ahead_page *a = &t->ahead[i];
+        if (a->r && a->db == db && a->target == target && a->plen == plen && (!plen || memcmp(a->prefix, prefix, plen) == 0)) {
+            PGresult *r = a->r;
+            a->r = NULL;
+            return r;
+        }
+    }
+    return NULL;
+}
+
 /* Pages of SCAN_PAGE records in key order, each bounded by the prefix's end, so a
  * lookup's page holds only its own records. first_op: OP_SCAN_FROM or OP_JOIN_FROM. */
 static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const void *prefix, size_t plen,
@@ -1139,7 +1169,8 @@ static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const
         }
         v[n] = end;
         l[n++] = elen;
-        PGresult *r = run_stmt(t, db, first_op + page, target, n, v, l, "read");
+        PGresult *r = page == 0 && first_op == OP_JOIN_FROM ? take_ahead(t, db, target, prefix, plen) : NULL;
+        if (!r) r = run_stmt(t, db, first_op + page, target, n, v, l, "read");
         if (!r) {
             rc = fail_op();
             break;
@@ -1190,6 +1221,116 @@ int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t p
            "databases opened", t->p->label, MAX_JOIN_TARGETS);
     scan_visit vis = {NULL, fn, arg};
     return scan_pages(t, index, OP_JOIN_FROM, target, prefix, plen, &vis);
+}
+
+/* ---- Scans fetched ahead ---------------------------------------------------------------- */
+
+/* At most this many statements go out before their answers are read: their answers
+ * then fit the sockets' buffers, so neither side waits for the other to read. */
+#define AHEAD_CHUNK 64
+
+static int ahead_room(pg_txn *t, size_t n)
+{
+    if (t->nahead + n <= t->ahead_cap) return 0;
+    size_t cap = t->ahead_cap ? t->ahead_cap : 16;
+    while (cap < t->nahead + n) cap *= 2;
+    ahead_page *grown = realloc(t->ahead, cap * sizeof *grown);
+    ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+    t->ahead = grown;
+    t->ahead_cap = cap;
+    return 0;
+}
+
+/* Sends the first pages of n join scans (the statement's PREPARE first when the session
+ * lacks it) and a flush request; 1 sent, 0 the connection failed. */
+static int send_ahead(pg_txn *t, const char *name, const char *sql, const void *const *prefixes, const size_t *plens,
+                      size_t n)
+{
+    static const int pf[2] = {1, 1};
+    PGconn *c = t->c->conn;
+    int sent = t->c->pipelined || PQenterPipelineMode(c);
+    if (sent) t->c->pipelined = 1;
+    if (sent && sql) sent = PQsendPrepare(c, name, sql, 2, NULL);
+    for (size_t i = 0; sent && i < n; i++) {
+        uint8_t end[ABOVE_ALL_LEN];
+        size_t elen = prefix_end(prefixes[i], plens[i], end);
+        const char *pv[2] = {plens[i] ? prefixes[i] : "", (const char *)end};
+        int pl[2] = {(int)plens[i], (int)elen};
+        sent = PQsendQueryPrepared(c, name, 2, pv, pl, pf, 1);
+    }
+    if (sent) t->begun = 1; /* txn_finish's sync ends the transaction */
+    return sent && PQsendFlushRequest(c) && PQflush(c) == 0 && drain_pending(t->c) == 0;
+}
+
+/* Reads the answers send_ahead asked for, keeping each page for its scan. All n are read
+ * even after a failure (the pipeline stays in step); the first failure is returned. */
+static int read_ahead(pg_txn *t, int has_prepare, smki_db index, smki_db target, const void *const *prefixes,
+                      const size_t *plens, size_t n)
+{
+    int rc = 0;
+    if (has_prepare) {
+        PGresult *prep = pipe_result(t->c->conn);
+        if (prep && result_ok(prep)) PQclear(prep);
+        else rc = fail_result(t, prep, "prepare a statement");
+    }
+    for (size_t i = 0; i < n; i++) {
+        PGresult *r = pipe_result(t->c->conn);
+        if (rc < 0 || !r || !result_ok(r)) {
+            if (rc == 0) rc = fail_result(t, r, "read");
+            else PQclear(r);
+            continue;
+        }
+        ahead_page *a = &t->ahead[t->nahead++];
+        *a = (ahead_page){.r = r, .db = index, .target = target, .plen = plens[i]};
+        if (plens[i]) memcpy(a->prefix, prefixes[i], plens[i]);
+    }
+    return rc;
+}
+
+static int fetch_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes, const size_t *plens,
+                       size_t n)
+{
+    const pg_db *d = db_at(t, index), *td = db_at(t, target);
+    ENSURE(d && td, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)",
+           t->p->label, d ? target : index);
+    ENSURE(!(td->flags & SMKI_DB_DUPSORT), SMKI_E_USAGE,
+           "store %s: an index scan's target must be a database without duplicates", t->p->label);
+    ENSURE(target < MAX_JOIN_TARGETS, SMKI_E_USAGE,
+           "store %s: an index scan's target must be one of the first %d databases opened", t->p->label,
+           MAX_JOIN_TARGETS);
+    GUARD(ahead_room(t, n));
+    uint64_t *jbits = &t->c->joined[(size_t)index * JOIN_OPS];
+    int have = (int)((*jbits >> target) & 1u);
+    char name[48], sql[900];
+    snprintf(name, sizeof name, "smki_%u_%d_%u", index, OP_JOIN_FROM, target);
+    if (!have) scan_sql(0, d, td, sql, sizeof sql);
+    if (!send_ahead(t, name, have ? NULL : sql, prefixes, plens, n)) {
+        int rc = fail_result(t, NULL, "read");
+        t->lost = 1; /* the session's place in the exchange is unknown: not reused */
+        return rc;
+    }
+    int rc = read_ahead(t, !have, index, target, prefixes, plens, n);
+    if (rc == 0 && !have) *jbits |= (uint64_t)1 << target;
+    return rc;
+}
+
+int smki_pg_txn_scan_join_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes,
+                                const size_t *plens, size_t n)
+{
+    if (!t->lazy) return 0; /* a write's statements go one at a time (PQexec) */
+    const void *p[AHEAD_CHUNK];
+    size_t l[AHEAD_CHUNK], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (plens[i] > KEPT_KEY_MAX) continue; /* left to its scan */
+        p[k] = prefixes[i];
+        l[k++] = plens[i];
+        if (k == AHEAD_CHUNK) {
+            GUARD(fetch_ahead(t, index, target, p, l, k));
+            k = 0;
+        }
+    }
+    if (k) GUARD(fetch_ahead(t, index, target, p, l, k));
+    return 0;
 }
 
 int smki_pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)
