@@ -802,6 +802,39 @@ static void test_scans_fetched_ahead_give_what_each_scan_gives(void **state)
     free(dir);
 }
 
+/* More scans at once than one statement takes (256): each m000..m299 alone. */
+static int ahead_each_m(smki_txn *t, void *arg)
+{
+    ahead_arg *a = arg;
+    enum { N = 300 };
+    static char keys[N][8];
+    const void *p[N];
+    size_t l[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "m%03d", i % 1000);
+        p[i] = keys[i], l[i] = 4;
+    }
+    GUARD(smki_txn_scan_join_ahead(t, a->index, a->target, p, l, N));
+    a->sum[0] = (join_sum){.hash = 14695981039346656037u};
+    for (int i = 0; i < N; i++) GUARD(smki_txn_scan_join(t, a->index, keys[i], 4, a->target, sum_join, &a->sum[0]));
+    return 0;
+}
+
+static void test_scans_fetched_ahead_beyond_one_statement_each_find_their_own(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_ahead_many");
+    smki_db index, recs;
+    smki_store *s = ahead_store(dir, &index, &recs);
+    ahead_arg each = {.index = index, .target = recs}, whole = {.index = index, .target = recs};
+    assert_ok(smki_store_read(s, ahead_each_m, &each));
+    assert_ok(smki_store_read(s, scans_ahead, &whole));
+    assert_int_equal(each.sum[0].n, 300);
+    assert_true(each.sum[0].hash == whole.sum[2].hash); /* the same entries as one scan of "m" */
+    smki_store_close(s);
+    free(dir);
+}
+
 static int ahead_only(smki_txn *t, void *arg)
 {
     ahead_arg *a = arg;
@@ -2406,6 +2439,7 @@ int main(void)
         cmocka_unit_test(test_scan_passes_back_visitor_failure),
         cmocka_unit_test(test_scan_join_brings_each_entrys_record_in_key_order),
         cmocka_unit_test(test_scans_fetched_ahead_give_what_each_scan_gives),
+        cmocka_unit_test(test_scans_fetched_ahead_beyond_one_statement_each_find_their_own),
         cmocka_unit_test(test_scans_fetched_ahead_refuse_what_a_scan_refuses_and_may_go_untaken),
         cmocka_unit_test(test_scan_of_an_all_ff_prefix_reaches_the_last_key),
         cmocka_unit_test(test_get_after_the_transactions_own_write_sees_it),
