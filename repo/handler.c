@@ -1320,6 +1320,12 @@ static int is_search(const smki_repo_req *req, const smki_repo_resp *w)
     return w->ep == SMKI_REPO_EP_CERT && strcmp(req->path, "/certificates") == 0;
 }
 
+int smki_repo_gathers(const smki_repo *r, const smki_repo_req *req)
+{
+    return r && req && req->method && req->path && is_get(req->method) && strcmp(req->path, "/certificates") == 0 &&
+           smki_store_is_remote(r->store);
+}
+
 /* The searches sr[0..k) of requests at[0..k), read from the store together; each
  * answer ended into rcs[at[j]]. */
 static void search_all(smki_repo *r, search *sr, size_t k, const size_t *at, int *rcs)

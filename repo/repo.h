@@ -128,6 +128,9 @@ SMKI_MUST_CHECK int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smk
  * all the lookups by EUI-64, not one each). */
 void smki_repo_handle_many(smki_repo *r, const smki_repo_req *const *reqs, smki_repo_resp *const *resps, int *rcs,
                            size_t n);
+/* 1 when req is worth gathering with others for smki_repo_handle_many: a search
+ * (GET /certificates) on a store whose reads wait on a round trip (PostgreSQL). */
+int smki_repo_gathers(const smki_repo *r, const smki_repo_req *req);
 void smki_repo_resp_free(smki_repo_resp *resp);
 
 /* A request path (without its query) percent-decoded into out (at least len + 1

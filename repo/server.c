@@ -66,8 +66,8 @@ typedef struct worker {
     h2o_multithread_receiver_t answered; /* the pool's answers come back to this loop */
     int has_receiver;
     unsigned n_pending;                  /* requests of this loop in the pool */
-    /* Repository requests read in this turn of the loop, answered together at its end
-     * (smki_repo_handle_many: their lookups share one read of the store). */
+    /* Searches read in this turn of the loop, answered together at its end
+     * (smki_repo_handle_many: their lookups share one round trip to the store). */
     struct held *held;
     unsigned n_held;
 } worker;
@@ -571,11 +571,11 @@ static void pool_stop(server *s)
 }
 
 /* ---- Requests held for the end of a loop's turn ------------------------------------------- */
-/* Answers the requests held in this turn of the loop, together. */
-static void answer_held(worker *wk)
+/* Answers the requests held in this turn of the loop, together; how many. */
+static unsigned answer_held(worker *wk)
 {
     unsigned n = wk->n_held;
-    if (!n) return;
+    if (!n) return 0;
     const smki_repo_req *reqs[HELD_MAX];
     smki_repo_resp *ws[HELD_MAX];
     int rcs[HELD_MAX];
@@ -583,6 +583,7 @@ static void answer_held(worker *wk)
     smki_repo_handle_many(wk->srv->repo, reqs, ws, rcs, n);
     wk->n_held = 0;
     for (unsigned i = 0; i < n; i++) answer(wk->srv, wk->held[i].req, &wk->held[i].rq, ws[i], rcs[i]);
+    return n;
 }
 
 /* Holds a repository request for the end of the loop's turn (answered at once when the
@@ -590,7 +591,7 @@ static void answer_held(worker *wk)
 static int hold(worker *wk, h2o_req_t *req, const smki_repo_req *rq, smki_repo_resp *w)
 {
     wk->held[wk->n_held++] = (held){req, *rq, w};
-    if (wk->n_held == HELD_MAX) answer_held(wk);
+    if (wk->n_held == HELD_MAX) (void)answer_held(wk);
     return 0;
 }
 
@@ -639,7 +640,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     memset(w, 0, sizeof *w);
     if (s->npool) return to_pool(s, req, &rq, w);
     worker *wk = H2O_STRUCT_FROM_MEMBER(worker, ctx, req->conn->ctx);
-    if (!s->o->handle && wk->held) return hold(wk, req, &rq, w);
+    if (!s->o->handle && wk->held && smki_repo_gathers(s->repo, &rq)) return hold(wk, req, &rq, w);
     int rc = s->o->handle ? s->o->handle(s->o->handle_arg, &rq, w) : smki_repo_handle(s->repo, &rq, w);
     answer(s, req, &rq, w, rc);
     return 0;
@@ -699,9 +700,13 @@ static void tick(worker *wk, uint64_t now)
 static void *run_worker(void *arg)
 {
     worker *wk = arg;
+    int32_t wait = TICK_MS;
     while (wk->phase < 3) {
-        h2o_evloop_run(wk->ctx.loop, TICK_MS);
-        answer_held(wk); /* before the tick, which may end connections */
+        h2o_evloop_run(wk->ctx.loop, wait);
+        /* Before the tick, which may end connections. What the answers set going (a
+         * pipelining client's next request, read once its answer is written) runs in
+         * a turn that does not wait. */
+        wait = answer_held(wk) ? 0 : TICK_MS;
         uint64_t now = now_ms();
         if (now >= wk->next_tick || wk->phase) {
             wk->next_tick = now + TICK_MS;

@@ -976,6 +976,7 @@ void smki_store_close(smki_store *s)
 }
 
 const char *smki_store_path(const smki_store *s) { return s ? s->path : NULL; }
+int smki_store_is_remote(const smki_store *s) { return s && s->pg; }
 size_t smki_store_map_size(const smki_store *s) { return s ? atomic_load(&s->map_size) : 0; }
 uint32_t smki_store_schema(const smki_store *s) { return s ? atomic_load(&((smki_store *)s)->schema) : 0; }
 

@@ -55,6 +55,9 @@ SMKI_MUST_CHECK int smki_store_open(const char *dir, const smki_store_opts *opts
 void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s); /* 0 on PostgreSQL */
+/* 1 when reads wait on a server's round trip (PostgreSQL), 0 when they wait on
+ * nothing (LMDB): whether gathering many reads into one is worth a wait. */
+int smki_store_is_remote(const smki_store *s);
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
 /* The schema as this transaction sees it, and (in a write) moving it forward to a
  * schema this smki knows: for the module whose layout changed, in the transaction

@@ -497,6 +497,13 @@ static void test_many_requests_at_once_are_answered_each_as_alone(void **state)
     fixture *f = *state;
     f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
     many_as_one(f->repo, 200);
+    /* the server gathers only searches, and only where a read waits on a round trip */
+    smki_repo_req search = {.method = "GET", .path = "/certificates", .query = "eui=00-DB-12-34-56-78-90-A0"};
+    smki_repo_req ca = {.method = "GET", .path = "/ca"}, post = {.method = "POST", .path = "/certificates"};
+    assert_int_equal(smki_repo_gathers(f->repo, &search), test_engine_is_pg());
+    assert_int_equal(smki_repo_gathers(f->repo, &ca), 0);
+    assert_int_equal(smki_repo_gathers(f->repo, &post), 0);
+    assert_int_equal(smki_repo_gathers(f->repo, NULL), 0);
     /* none at once: nothing to do */
     smki_repo_handle_many(f->repo, NULL, NULL, NULL, 0);
 }
