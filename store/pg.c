@@ -1332,22 +1332,31 @@ static int keep_pages(pg_txn *t, PGresult *r, smki_db index, smki_db target, con
     return 0;
 }
 
+/* The scans' bounds as the statement's two parameters: the prefixes (lo) and the key
+ * above each prefix's keys (hi), each a bytea[]. */
+static int ahead_bounds(const pg_txn *t, const void *const *prefixes, const size_t *plens, size_t n, uint8_t **lo,
+                        size_t *lol, uint8_t **hi, size_t *hil)
+{
+    const void *ends[AHEAD_CHUNK];
+    size_t elens[AHEAD_CHUNK];
+    uint8_t(*end)[ABOVE_ALL_LEN] = malloc(n * sizeof *end);
+    ENSURE(end, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+    for (size_t i = 0; i < n; i++) ends[i] = end[i], elens[i] = prefix_end(prefixes[i], plens[i], end[i]);
+    int rc = bytea_array(t, prefixes, plens, n, lo, lol);
+    if (rc == 0) rc = bytea_array(t, ends, elens, n, hi, hil);
+    free(end);
+    return rc;
+}
+
 static int fetch_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes, const size_t *plens,
                        size_t n)
 {
     GUARD(join_target_check(t, index, target));
     const pg_db *d = db_at(t, index), *td = db_at(t, target);
     GUARD(ahead_room(t, n));
-    const void *ends[AHEAD_CHUNK];
-    size_t elens[AHEAD_CHUNK];
-    uint8_t (*end)[ABOVE_ALL_LEN] = malloc(n * sizeof *end);
-    ENSURE(end, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
-    for (size_t i = 0; i < n; i++) ends[i] = end[i], elens[i] = prefix_end(prefixes[i], plens[i], end[i]);
     uint8_t *lo = NULL, *hi = NULL;
     size_t lol = 0, hil = 0;
-    int rc = bytea_array(t, prefixes, plens, n, &lo, &lol);
-    if (rc == 0) rc = bytea_array(t, ends, elens, n, &hi, &hil);
-    free(end);
+    int rc = ahead_bounds(t, prefixes, plens, n, &lo, &lol, &hi, &hil);
     char name[48], sql[1200];
     snprintf(name, sizeof name, "smki_%u_ahead_%u", index, target);
     uint64_t *jbits = &t->c->joined[(size_t)index * JOIN_OPS + JOIN_AHEAD];
