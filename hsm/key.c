@@ -1104,6 +1104,15 @@ int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t 
     return smki_file_write_atomic(path, val, len, 0600, 0);
 }
 
+int smki_key_note_overwrite(smki_key *k, const char *name, const uint8_t *val, size_t len)
+{
+    ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_overwrite: missing argument");
+    if (k->is_token) return smki_key_note_put(k, name, val, len);
+    char path[4200];
+    GUARD(note_file(k, name, path, sizeof path));
+    return smki_file_overwrite(path, val, len, 0600);
+}
+
 int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg)
 {
     ENSURE(k && name && *name && fn, SMKI_E_INTERNAL, "smki_key_note_each: missing argument");

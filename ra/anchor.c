@@ -70,6 +70,38 @@ static int head_read_txn(smki_txn *t, void *arg)
     return first_hash(t, h->ra, h->first);
 }
 
+/* The number a slot's record holds (0: none, or not a whole record), its signature not
+ * checked: only to choose which slot a write replaces. */
+static int seq_of(const uint8_t *rec, size_t n, void *arg)
+{
+    uint64_t *seq = arg;
+    if (n >= 51 && n <= 50 + SMKI_SIG_MAX && rec[0] == ANCHOR_VERSION && (size_t)rec[49] + 50 == n &&
+        smki_get_be64(rec + 1) > *seq)
+        *seq = smki_get_be64(rec + 1);
+    return 0;
+}
+
+/* The slot the anchor of head h is written to. On a token, by the parity of the head's
+ * number (each put makes a new object before it destroys the old). Beside a file: key a
+ * slot is overwritten in place with one sync, so the write goes to the older slot (a
+ * missing or torn one first; read from the files each time, so that two processes on
+ * one home agree): a crash that tears it leaves the newer one whole. */
+static int anchor_slot(smki_ra *ra, const head_read *h, char name[40])
+{
+    if (smki_key_is_token(ra->ckpt)) {
+        anchor_name(h->first, h->seq % 2 ? 'a' : 'b', name);
+        return 0;
+    }
+    uint64_t seq[2] = {0, 0};
+    for (int i = 0; i < 2; i++) {
+        anchor_name(h->first, i ? 'b' : 'a', name);
+        int rc = smki_key_note_each(ra->ckpt, name, seq_of, &seq[i]);
+        if (rc < 0 && rc != SMKI_E_NOTFOUND) return rc;
+    }
+    anchor_name(h->first, seq[0] <= seq[1] ? 'a' : 'b', name);
+    return 0;
+}
+
 static int anchor_now(smki_ra *ra)
 {
     head_read h = {ra, 0, {0}, {0}};
@@ -87,8 +119,9 @@ static int anchor_now(smki_ra *ra)
     memcpy(rec + 1, msg + sizeof ANCHOR_LABEL - 1, 48);
     rec[49] = (uint8_t)sl;
     char name[40];
-    anchor_name(h.first, h.seq % 2 ? 'a' : 'b', name);
-    rc = smki_key_note_put(ra->ckpt, name, rec, 50 + sl);
+    GUARD(anchor_slot(ra, &h, name));
+    rc = smki_key_is_token(ra->ckpt) ? smki_key_note_put(ra->ckpt, name, rec, 50 + sl)
+                                     : smki_key_note_overwrite(ra->ckpt, name, rec, 50 + sl);
     if (rc < 0)
         return smki_error_wrap("the action is recorded in the store and its trail, but the trail's anchor beside the "
                                "checkpoint key was not updated to entry %llu (the next action updates it)",
@@ -141,12 +174,26 @@ int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_
     ENSURE(ra->ckpt, SMKI_E_INTERNAL, "smki_ra_anchor_read: no checkpoint key");
     /* The latest of the two slots (and of what a kill mid-replace left in one). */
     slot_run r = {pub ? pub : smki_key_public(ra->ckpt), NULL, 0, {0}};
+    int damaged = 0;
     for (int i = 0; i < 2; i++) {
         char name[40];
         anchor_name(first, i ? 'b' : 'a', name);
         r.name = name;
         int rc = smki_key_note_each(ra->ckpt, name, slot_one, &r);
-        if (rc < 0 && rc != SMKI_E_NOTFOUND) return rc;
+        if (rc == SMKI_E_NOTFOUND || rc >= 0) continue;
+        /* Beside a file: key a slot is overwritten in place, the older one each time: one
+         * that a crash tore is passed over when the other is whole and signed. On a token
+         * (a put never tears) and when no slot holds a valid record, it is a finding. */
+        if (smki_key_is_token(ra->ckpt) || (rc != SMKI_E_CORRUPT && rc != SMKI_E_VERIFY)) return rc;
+        if (damaged) return rc;
+        damaged = rc;
+        smki_error_clear();
+    }
+    if (!r.found && damaged) {
+        char name[40];
+        anchor_name(first, 'a', name);
+        return SMKI_FAIL(damaged, "the trail's anchor beside the checkpoint key (%s and -b) holds no whole record "
+                                  "signed by the checkpoint key: damaged or forged", name);
     }
     if (!r.found) return SMKI_E_NOTFOUND;
     *out = r.best;
