@@ -185,7 +185,6 @@ int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_
          * that a crash tore is passed over when the other is whole and signed. On a token
          * (a put never tears) and when no slot holds a valid record, it is a finding. */
         if (smki_key_is_token(ra->ckpt) || (rc != SMKI_E_CORRUPT && rc != SMKI_E_VERIFY)) return rc;
-        if (damaged) return rc;
         damaged = rc;
         smki_error_clear();
     }

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "ra/ra.h"
@@ -1888,6 +1889,120 @@ static void test_audit_verify_names_a_cut_after_the_last_checkpoint(void **state
     EVP_PKEY_free(pub);
 }
 
+/* The anchor's two slots beside a file: key (PATH.smki-audit-head-<16 hex>-a / -b). */
+static void anchor_slot_path(fixture *f, char slot, char *out, size_t cap)
+{
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    out[0] = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strstr(e->d_name, "checkpoint.pem.smki-audit-head-") == e->d_name && e->d_name[n - 1] == slot)
+            snprintf(out, cap, "%s/%s", f->dir, e->d_name);
+    }
+    closedir(d);
+    assert_true(out[0]);
+}
+
+static uint64_t slot_seq(const char *path)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    assert_ok(smki_file_read(path, 4096, &b, &n));
+    assert_true(n > 9);
+    uint64_t seq = smki_get_be64(b + 1);
+    free(b);
+    return seq;
+}
+
+static uint64_t verify_anchor_seq(fixture *f)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, 0);
+    assert_true(rep->anchor_checked);
+    uint64_t seq = rep->anchor_seq;
+    free(rep);
+    EVP_PKEY_free(pub);
+    return seq;
+}
+
+/* Each slot is overwritten in place, the older one each time: a write torn by a crash
+ * (cut short, or old and new bytes mixed) leaves the other, and the anchor is read from
+ * it; the next write replaces the torn one. A trail cut back behind the older slot is
+ * still named; two slots with no valid record are a finding, not a fallback. */
+static void test_audit_anchor_torn_slot_falls_back_to_the_older_one(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    char pa[1400], pb[1400];
+    anchor_slot_path(f, 'a', pa, sizeof pa);
+    anchor_slot_path(f, 'b', pb, sizeof pb);
+    uint64_t sa = slot_seq(pa), sb = slot_seq(pb);
+    const char *newer = sa > sb ? pa : pb, *older = sa > sb ? pb : pa;
+    uint64_t old_seq = sa > sb ? sb : sa;
+    assert_int_equal(sa > sb ? sa : sb, 17);
+    assert_int_equal(verify_anchor_seq(f), 17);
+    uint8_t *rec = NULL;
+    size_t n = 0;
+    assert_ok(smki_file_read(newer, 4096, &rec, &n));
+    /* Cut short: the older slot is read. */
+    assert_ok(smki_file_overwrite(newer, rec, 30, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* Whole length, a byte of its signature changed (old and new mixed): the same. */
+    rec[n - 3] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, n, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* The number changed, the signature not: not signed, passed over too. */
+    rec[n - 3] ^= 0x01;
+    rec[8] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, n, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* The next action writes the torn slot (the older by what it holds), not the whole one. */
+    uint8_t *keep = NULL;
+    size_t keep_n = 0;
+    assert_ok(smki_file_read(older, 4096, &keep, &keep_n));
+    smki_ra_party p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.signifier, sizeof p.signifier, "AFTERTORN");
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    assert_int_equal(slot_seq(newer), 18);
+    assert_int_equal(verify_anchor_seq(f), 18);
+    uint8_t *again = NULL;
+    size_t again_n = 0;
+    assert_ok(smki_file_read(older, 4096, &again, &again_n));
+    assert_int_equal(again_n, keep_n);
+    assert_memory_equal(again, keep, keep_n);
+    free(again);
+    free(keep);
+    /* Tear the newest again, then cut the trail back behind the older slot (a rollback
+     * the fallback must not hide): the anchor names it. */
+    rec[8] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, 30, 0600));
+    free(rec);
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    for (uint64_t s = old_seq; s <= 18; s++) do_tamper(f, db->audit, T_DELETE, s, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, old_seq);
+    /* Both slots without a valid record: a finding that says so, not "never anchored". */
+    assert_ok(smki_file_overwrite(older, (const uint8_t *)"torn", 4, 0600));
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_int_equal(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY);
+    int named = 0;
+    for (size_t i = 0; i < rep->n_findings; i++)
+        if (rep->findings[i].kind == SMKI_AUDIT_ANCHOR && strstr(rep->findings[i].message, "damaged or forged")) named = 1;
+    assert_true(named);
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
 static void test_audit_verify_names_a_forged_checkpoint(void **state)
 {
     fixture *f = *state;
@@ -2914,6 +3029,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_an_operator_reactivated_outside_smki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_trail_cut_short_behind_its_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_anchor_torn_slot_falls_back_to_the_older_one, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_cut_after_the_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),
