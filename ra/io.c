@@ -91,28 +91,13 @@ int smki_ra_subscriber_make(const char *party, const char *type, const char *rol
     return 0;
 }
 
-/* Exactly len octets from hex text, ':' between digits skipped when colons. */
-static int hex_exact(const char *text, int colons, uint8_t *out, size_t len)
-{
-    char digits[80];
-    size_t n = 0, got = 0;
-    for (const char *p = text; *p; p++) {
-        if (colons && *p == ':') continue;
-        if (n + 1 >= sizeof digits) return -1;
-        digits[n++] = *p;
-    }
-    digits[n] = '\0';
-    if (n != 2 * len || smki_hex_decode(digits, n, out, len, &got) < 0 || got != len) {
-        smki_error_clear();
-        return -1;
-    }
-    return 0;
-}
-
 int smki_ra_ski_parse(const char *text, uint8_t ski[SMKI_KEYID_LEN])
 {
-    ENSURE(text && hex_exact(text, 0, ski, SMKI_KEYID_LEN) == 0, SMKI_E_USAGE,
-           "an issuer's SKI is 16 hex digits, not '%.32s'", text ? text : "");
+    size_t got = 0;
+    int ok = text && strlen(text) == 2 * SMKI_KEYID_LEN &&
+             smki_hex_decode(text, 2 * SMKI_KEYID_LEN, ski, SMKI_KEYID_LEN, &got) == 0 && got == SMKI_KEYID_LEN;
+    if (!ok) smki_error_clear();
+    ENSURE(ok, SMKI_E_USAGE, "an issuer's SKI is 16 hex digits, not '%.32s'", text ? text : "");
     return 0;
 }
 
