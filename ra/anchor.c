@@ -24,13 +24,13 @@ static void anchor_msg(const ra_anchor_rec *a, uint8_t out[ANCHOR_MSG_LEN])
 }
 
 /* "smki-audit-head-", the first 16 hex digits of the trail's first entry's hash, then
- * the slot: two, written in turn (by the parity of the head's number), so that a crash
- * while one is replaced leaves the other. */
-static void anchor_name(const uint8_t first[32], char slot, char out[40])
+ * the slot: two ("a", "b"), so that a crash while one is replaced leaves the other; and
+ * beside a file: key their lock ("lock"). */
+static void anchor_name(const uint8_t first[32], const char *slot, char out[40])
 {
     char hx[65];
     smki_hex_encode(first, 32, hx, 0);
-    snprintf(out, 40, "smki-audit-head-%.16s-%c", hx, slot);
+    snprintf(out, 40, "smki-audit-head-%.16s-%s", hx, slot);
 }
 
 typedef struct {
@@ -81,25 +81,29 @@ static int seq_of(const uint8_t *rec, size_t n, void *arg)
     return 0;
 }
 
-/* The slot the anchor of head h is written to. On a token, by the parity of the head's
- * number (each put makes a new object before it destroys the old). Beside a file: key a
- * slot is overwritten in place with one sync, so the write goes to the older slot (a
- * missing or torn one first; read from the files each time, so that two processes on
- * one home agree): a crash that tears it leaves the newer one whole. */
-static int anchor_slot(smki_ra *ra, const head_read *h, char name[40])
+/* Beside a file: key a slot is overwritten in place with one sync, so the write goes to
+ * the older slot (a missing or torn one first), read from the files: a crash that tears
+ * it leaves the newer one whole. Under the slots' lock, which other processes on this
+ * home take too (the service and the CLI): without it two could overwrite one slot at
+ * once (torn by the other's cut), or one the slot the other just wrote but has not yet
+ * synced (a power cut then tears both), and a smaller head could replace a larger. */
+static int anchor_in_place(smki_ra *ra, const head_read *h, const uint8_t *rec, size_t len)
 {
-    if (smki_key_is_token(ra->ckpt)) {
-        anchor_name(h->first, h->seq % 2 ? 'a' : 'b', name);
-        return 0;
-    }
+    char name[40];
+    anchor_name(h->first, "lock", name);
+    int lock;
+    GUARD(smki_key_note_lock(ra->ckpt, name, &lock));
     uint64_t seq[2] = {0, 0};
-    for (int i = 0; i < 2; i++) {
-        anchor_name(h->first, i ? 'b' : 'a', name);
-        int rc = smki_key_note_each(ra->ckpt, name, seq_of, &seq[i]);
-        if (rc < 0 && rc != SMKI_E_NOTFOUND) return rc;
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        anchor_name(h->first, i ? "b" : "a", name);
+        rc = smki_key_note_each(ra->ckpt, name, seq_of, &seq[i]);
+        if (rc == SMKI_E_NOTFOUND) rc = 0;
     }
-    anchor_name(h->first, seq[0] <= seq[1] ? 'a' : 'b', name);
-    return 0;
+    anchor_name(h->first, seq[0] <= seq[1] ? "a" : "b", name);
+    if (rc == 0) rc = smki_key_note_overwrite(ra->ckpt, name, rec, len);
+    smki_key_note_unlock(lock);
+    return rc;
 }
 
 static int anchor_now(smki_ra *ra)
@@ -118,10 +122,12 @@ static int anchor_now(smki_ra *ra)
     rec[0] = ANCHOR_VERSION;
     memcpy(rec + 1, msg + sizeof ANCHOR_LABEL - 1, 48);
     rec[49] = (uint8_t)sl;
+    /* On a token the slot goes by the parity of the head's number (each put makes a new
+     * object before it destroys the old). */
     char name[40];
-    GUARD(anchor_slot(ra, &h, name));
+    anchor_name(h.first, h.seq % 2 ? "a" : "b", name);
     rc = smki_key_is_token(ra->ckpt) ? smki_key_note_put(ra->ckpt, name, rec, 50 + sl)
-                                     : smki_key_note_overwrite(ra->ckpt, name, rec, 50 + sl);
+                                     : anchor_in_place(ra, &h, rec, 50 + sl);
     if (rc < 0)
         return smki_error_wrap("the action is recorded in the store and its trail, but the trail's anchor beside the "
                                "checkpoint key was not updated to entry %llu (the next action updates it)",
@@ -177,7 +183,7 @@ int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_
     int damaged = 0;
     for (int i = 0; i < 2; i++) {
         char name[40];
-        anchor_name(first, i ? 'b' : 'a', name);
+        anchor_name(first, i ? "b" : "a", name);
         r.name = name;
         int rc = smki_key_note_each(ra->ckpt, name, slot_one, &r);
         if (rc == SMKI_E_NOTFOUND || rc >= 0) continue;
@@ -190,7 +196,7 @@ int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_
     }
     if (!r.found && damaged) {
         char name[40];
-        anchor_name(first, 'a', name);
+        anchor_name(first, "a", name);
         return SMKI_FAIL(damaged, "the trail's anchor beside the checkpoint key (%s and -b) holds no whole record "
                                   "signed by the checkpoint key: damaged or forged", name);
     }
