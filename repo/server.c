@@ -866,12 +866,12 @@ static void worker_free(worker *wk)
 
 /* A loop's life, all on its own thread. h2o 2.2 recycles socket buffers per thread
  * (h2o_socket_buffer_prototype is __thread), through the recycler of the thread that
- * made the socket: a context made on another thread (the main one, as before) gives its
- * loop's queue socket, which reads every answer the pool sends back, that thread's
- * recycler, shared by all the loops without a lock; a chunk was then handed out twice
- * and the heap corrupted under load ("double free or corruption" in SSL_free). So the
- * loop, its context and its listener are made, run and disposed of here, and disposed
- * of only once the pool has stopped (its answers go to this loop's queue). */
+ * made the socket: a context made on the serving thread would give its loop's queue
+ * socket, which reads every answer the pool sends back, that thread's recycler, shared
+ * by all the loops without a lock (a chunk handed out twice, the heap corrupted under
+ * load: "double free or corruption" in SSL_free, issue 14). So the loop, its context
+ * and its listener are made, run and disposed of here, and disposed of only once the
+ * pool has stopped (its answers go to this loop's queue). */
 static void worker_setup(worker *wk)
 {
     server *s = wk->srv;
