@@ -32,7 +32,7 @@ PID=
 cleanup() {
   local rc=$? src=0
   if [ -n "$PID" ]; then
-    kill -TERM "$PID" 2>/dev/null
+    kill -TERM "$PID" 2>/dev/null || true
     wait "$PID" 2>/dev/null || src=$?
   fi
   if [ "$src" -ne 0 ]; then
