@@ -95,7 +95,8 @@ env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "${EST_SERVE:-$SMKI}" enrol serve --en
 PID=$!
 PORT=
 for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$WORK/est.log" | head -1)
+  # (the log may not exist yet: under set -e and pipefail a failing sed ended the bench)
+  PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$WORK/est.log" 2>/dev/null | head -1 || true)
   [ -n "$PORT" ] && break
   sleep 0.1
 done
