@@ -5,6 +5,7 @@ BUILD   ?= build
 ASAN    ?= build-asan
 FUZZB   ?= build-fuzz
 RELEASE ?= build-release
+TSAN    ?= build-tsan
 # Developer and CI builds fail on a warning (WERROR=OFF to try a build through); a plain
 # cmake, a packager's, does not.
 WERROR  ?= ON
@@ -12,7 +13,7 @@ CMAKE_FLAGS ?=
 FUZZ_SECONDS ?= 20
 FUZZ_LONG_SECONDS ?= 600
 
-.PHONY: all deps build build-asan build-fuzz build-release demo test test-normal test-asan test-release test-fuzz bench fuzz \
+.PHONY: all deps build build-asan build-tsan build-fuzz build-release demo test test-normal test-asan test-release test-fuzz bench fuzz \
 	soak clean install deb deb-check
 PREFIX  ?= /usr/local
 DESTDIR ?=
@@ -30,6 +31,12 @@ build: deps
 build-asan: deps
 	@cmake -S . -B $(ASAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_SANITIZE=ON -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
 	@cmake --build $(ASAN) -j $(JOBS)
+
+# ThreadSanitizer, the smki command only: run a service under load with it, e.g.
+# EST_SERVE=build-tsan/bin/smki TSAN_OPTIONS=log_path=/tmp/tsan tools/bench_est.sh build
+build-tsan: deps
+	@cmake -S . -B $(TSAN) -DCMAKE_BUILD_TYPE=Debug -DSMKI_TSAN=ON -DSMKI_WERROR=$(WERROR) $(CMAKE_FLAGS) >/dev/null
+	@cmake --build $(TSAN) -j $(JOBS) --target smki
 
 # The optimised flavour a package ships (-O3): it must build without a warning too.
 build-release: deps

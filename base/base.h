@@ -288,6 +288,12 @@ SMKI_MUST_CHECK int smki_file_read(const char *path, size_t max, uint8_t **out, 
  * A crash leaves the old file or the new one, never half of either. mode e.g. 0644.
  * With exclusive set, refuses (SMKI_E_EXISTS) if the path exists. */
 SMKI_MUST_CHECK int smki_file_write_atomic(const char *path, const void *data, size_t len, int mode, int exclusive);
+/* Overwrite a file in place: write at its start, cut it to len, one fdatasync; no
+ * temporary, no rename (a file that does not exist yet is made as
+ * smki_file_write_atomic makes it). A crash may leave the file torn (part old, part
+ * new, or the old length): only for a record its reader checks and keeps twice, the
+ * write going to the older copy (the audit trail's anchor, ra/anchor.c). */
+SMKI_MUST_CHECK int smki_file_overwrite(const char *path, const void *data, size_t len, int mode);
 /* Before work that cannot be taken back: path does not exist (SMKI_E_EXISTS) and a
  * file can be created beside it (SMKI_E_IO naming why not), as
  * smki_file_write_atomic(path, ..., exclusive) will. */

@@ -107,6 +107,21 @@ fail:
     return rc;
 }
 
+int smki_file_overwrite(const char *path, const void *data, size_t len, int mode)
+{
+    int rc = 0;
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) return smki_file_write_atomic(path, data, len, mode, 0);
+    ENSURE(fd >= 0, SMKI_E_IO, "cannot open %s to write it: %s", path, strerror(errno));
+    GUARD_GOTO(write_all(fd, data, len, path), out);
+    ENSURE_GOTO(ftruncate(fd, (off_t)len) == 0, SMKI_E_IO, out, "cannot cut %s to %zu octets: %s", path, len,
+                strerror(errno));
+    ENSURE_GOTO(fdatasync(fd) == 0, SMKI_E_IO, out, "cannot sync %s: %s", path, strerror(errno));
+out:
+    close(fd);
+    return rc;
+}
+
 int smki_file_check_new(const char *path)
 {
     char tmp[4096];

@@ -166,6 +166,18 @@ SMKI_MUST_CHECK int smki_key_is_token(const smki_key *k);
 typedef int (*smki_note_fn)(const uint8_t *val, size_t len, void *arg);
 SMKI_MUST_CHECK int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t len);
 SMKI_MUST_CHECK int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg);
+/* As put, for a record whose reader checks it and keeps two (one name each, the write
+ * going to the older): beside a file: key, overwritten in place with one sync
+ * (smki_file_overwrite; a crash may tear it); on a token, put. */
+SMKI_MUST_CHECK int smki_key_note_overwrite(smki_key *k, const char *name, const uint8_t *val, size_t len);
+/* Beside a file: key, an exclusive lock across processes (flock on the file PATH.name,
+ * made empty if missing), for a writer that chooses which of its in-place notes to
+ * overwrite and overwrites it: two processes on one home then never write the same
+ * slot at once, nor one slot while the other is not yet synced. Waits for the holder;
+ * the kernel releases it when a holder dies. *fd: to give to smki_key_note_unlock; -1
+ * on a token (nothing to lock: a put never tears). */
+SMKI_MUST_CHECK int smki_key_note_lock(smki_key *k, const char *name, int *fd);
+void smki_key_note_unlock(int fd);
 /* The same on a token directly, by the URI of a key on it (o->pin required). */
 SMKI_MUST_CHECK int smki_token_note_put(const smki_hsm_opts *o, const char *key_uri, const char *name, const uint8_t *val, size_t len);
 SMKI_MUST_CHECK int smki_token_note_each(const smki_hsm_opts *o, const char *key_uri, const char *name, smki_note_fn fn, void *arg);

@@ -39,6 +39,8 @@
 /* libp11 keys are legacy EC_KEYs: handing them a peer for ECDH takes the EC_KEY
  * calls OpenSSL 3 marks deprecated. */
 #define OPENSSL_SUPPRESS_DEPRECATED
+#include <errno.h>
+#include <fcntl.h>
 #include <libp11.h>
 #include <openssl/core_names.h>
 #include <openssl/ec.h>
@@ -48,6 +50,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include "p11.h"
@@ -1102,6 +1105,39 @@ int smki_key_note_put(smki_key *k, const char *name, const uint8_t *val, size_t 
     char path[4200];
     GUARD(note_file(k, name, path, sizeof path));
     return smki_file_write_atomic(path, val, len, 0600, 0);
+}
+
+int smki_key_note_overwrite(smki_key *k, const char *name, const uint8_t *val, size_t len)
+{
+    ENSURE(k && name && *name && val && len, SMKI_E_INTERNAL, "smki_key_note_overwrite: missing argument");
+    if (k->is_token) return smki_key_note_put(k, name, val, len);
+    char path[4200];
+    GUARD(note_file(k, name, path, sizeof path));
+    return smki_file_overwrite(path, val, len, 0600);
+}
+
+int smki_key_note_lock(smki_key *k, const char *name, int *fd)
+{
+    *fd = -1;
+    ENSURE(k && name && *name, SMKI_E_INTERNAL, "smki_key_note_lock: missing argument");
+    if (k->is_token) return 0;
+    char path[4200];
+    GUARD(note_file(k, name, path, sizeof path));
+    int lfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    ENSURE(lfd >= 0, SMKI_E_IO, "cannot open the lock %s: %s", path, strerror(errno));
+    while (flock(lfd, LOCK_EX) != 0) {
+        if (errno == EINTR) continue;
+        int e = errno;
+        close(lfd);
+        return SMKI_FAIL(SMKI_E_IO, "cannot lock %s: %s", path, strerror(e));
+    }
+    *fd = lfd;
+    return 0;
+}
+
+void smki_key_note_unlock(int fd)
+{
+    if (fd >= 0) close(fd); /* the lock goes with the descriptor */
 }
 
 int smki_key_note_each(smki_key *k, const char *name, smki_note_fn fn, void *arg)

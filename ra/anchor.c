@@ -24,13 +24,13 @@ static void anchor_msg(const ra_anchor_rec *a, uint8_t out[ANCHOR_MSG_LEN])
 }
 
 /* "smki-audit-head-", the first 16 hex digits of the trail's first entry's hash, then
- * the slot: two, written in turn (by the parity of the head's number), so that a crash
- * while one is replaced leaves the other. */
-static void anchor_name(const uint8_t first[32], char slot, char out[40])
+ * the slot: two ("a", "b"), so that a crash while one is replaced leaves the other; and
+ * beside a file: key their lock ("lock"). */
+static void anchor_name(const uint8_t first[32], const char *slot, char out[40])
 {
     char hx[65];
     smki_hex_encode(first, 32, hx, 0);
-    snprintf(out, 40, "smki-audit-head-%.16s-%c", hx, slot);
+    snprintf(out, 40, "smki-audit-head-%.16s-%s", hx, slot);
 }
 
 typedef struct {
@@ -70,6 +70,42 @@ static int head_read_txn(smki_txn *t, void *arg)
     return first_hash(t, h->ra, h->first);
 }
 
+/* The number a slot's record holds (0: none, or not a whole record), its signature not
+ * checked: only to choose which slot a write replaces. */
+static int seq_of(const uint8_t *rec, size_t n, void *arg)
+{
+    uint64_t *seq = arg;
+    if (n >= 51 && n <= 50 + SMKI_SIG_MAX && rec[0] == ANCHOR_VERSION && (size_t)rec[49] + 50 == n &&
+        smki_get_be64(rec + 1) > *seq)
+        *seq = smki_get_be64(rec + 1);
+    return 0;
+}
+
+/* Beside a file: key a slot is overwritten in place with one sync, so the write goes to
+ * the older slot (a missing or torn one first), read from the files: a crash that tears
+ * it leaves the newer one whole. Under the slots' lock, which other processes on this
+ * home take too (the service and the CLI): without it two could overwrite one slot at
+ * once (torn by the other's cut), or one the slot the other just wrote but has not yet
+ * synced (a power cut then tears both), and a smaller head could replace a larger. */
+static int anchor_in_place(smki_ra *ra, const head_read *h, const uint8_t *rec, size_t len)
+{
+    char name[40];
+    anchor_name(h->first, "lock", name);
+    int lock;
+    GUARD(smki_key_note_lock(ra->ckpt, name, &lock));
+    uint64_t seq[2] = {0, 0};
+    int rc = 0;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        anchor_name(h->first, i ? "b" : "a", name);
+        rc = smki_key_note_each(ra->ckpt, name, seq_of, &seq[i]);
+        if (rc == SMKI_E_NOTFOUND) rc = 0;
+    }
+    anchor_name(h->first, seq[0] <= seq[1] ? "a" : "b", name);
+    if (rc == 0) rc = smki_key_note_overwrite(ra->ckpt, name, rec, len);
+    smki_key_note_unlock(lock);
+    return rc;
+}
+
 static int anchor_now(smki_ra *ra)
 {
     head_read h = {ra, 0, {0}, {0}};
@@ -86,9 +122,12 @@ static int anchor_now(smki_ra *ra)
     rec[0] = ANCHOR_VERSION;
     memcpy(rec + 1, msg + sizeof ANCHOR_LABEL - 1, 48);
     rec[49] = (uint8_t)sl;
+    /* On a token the slot goes by the parity of the head's number (each put makes a new
+     * object before it destroys the old). */
     char name[40];
-    anchor_name(h.first, h.seq % 2 ? 'a' : 'b', name);
-    rc = smki_key_note_put(ra->ckpt, name, rec, 50 + sl);
+    anchor_name(h.first, h.seq % 2 ? "a" : "b", name);
+    rc = smki_key_is_token(ra->ckpt) ? smki_key_note_put(ra->ckpt, name, rec, 50 + sl)
+                                     : anchor_in_place(ra, &h, rec, 50 + sl);
     if (rc < 0)
         return smki_error_wrap("the action is recorded in the store and its trail, but the trail's anchor beside the "
                                "checkpoint key was not updated to entry %llu (the next action updates it)",
@@ -141,12 +180,25 @@ int smki_ra_anchor_read(smki_ra *ra, const uint8_t first[32], EVP_PKEY *pub, ra_
     ENSURE(ra->ckpt, SMKI_E_INTERNAL, "smki_ra_anchor_read: no checkpoint key");
     /* The latest of the two slots (and of what a kill mid-replace left in one). */
     slot_run r = {pub ? pub : smki_key_public(ra->ckpt), NULL, 0, {0}};
+    int damaged = 0;
     for (int i = 0; i < 2; i++) {
         char name[40];
-        anchor_name(first, i ? 'b' : 'a', name);
+        anchor_name(first, i ? "b" : "a", name);
         r.name = name;
         int rc = smki_key_note_each(ra->ckpt, name, slot_one, &r);
-        if (rc < 0 && rc != SMKI_E_NOTFOUND) return rc;
+        if (rc == SMKI_E_NOTFOUND || rc >= 0) continue;
+        /* Beside a file: key a slot is overwritten in place, the older one each time: one
+         * that a crash tore is passed over when the other is whole and signed. On a token
+         * (a put never tears) and when no slot holds a valid record, it is a finding. */
+        if (smki_key_is_token(ra->ckpt) || (rc != SMKI_E_CORRUPT && rc != SMKI_E_VERIFY)) return rc;
+        damaged = rc;
+        smki_error_clear();
+    }
+    if (!r.found && damaged) {
+        char name[40];
+        anchor_name(first, "a", name);
+        return SMKI_FAIL(damaged, "the trail's anchor beside the checkpoint key (%s and -b) holds no whole record "
+                                  "signed by the checkpoint key: damaged or forged", name);
     }
     if (!r.found) return SMKI_E_NOTFOUND;
     *out = r.best;

@@ -57,6 +57,7 @@ typedef struct worker {
     h2o_context_t ctx;
     h2o_accept_ctx_t actx;
     h2o_socket_t *listener;
+    int lfd;                       /* its own descriptor of the listening socket, until the listener takes it */
     int has_ctx, is_paused, phase; /* phase: 0 serving, 1 grace, 2 draining, 3 done */
     unsigned refused_in_tick;      /* connections refused over the limit since the last tick */
     int is_fd_logged;              /* an accept failure (EMFILE...) was logged */
@@ -117,6 +118,12 @@ typedef struct server {
     pthread_cond_t pool_wake;
     int has_pool_lock, pool_stop;
     job *jobs_head, *jobs_tail;
+    /* The loops' lives (run_worker): each reports its loop made (n_ready) and ended
+     * (n_ended), then waits until the pool has stopped (is_released) to dispose of it. */
+    pthread_mutex_t life_lock;
+    pthread_cond_t life_cond;
+    int has_life_lock;
+    unsigned n_ready, n_ended, is_released;
 } server;
 
 typedef struct {
@@ -697,28 +704,6 @@ static void tick(worker *wk, uint64_t now)
     if (wk->phase == 2 && (now >= wk->phase_end || !wk->n_open)) wk->phase = 3;
 }
 
-static void *run_worker(void *arg)
-{
-    worker *wk = arg;
-    int32_t wait = TICK_MS;
-    while (wk->phase < 3) {
-        h2o_evloop_run(wk->ctx.loop, wait);
-        /* Before the tick, which may end connections. What the answers set going (a
-         * pipelining client's next request, read once its answer is written) runs in
-         * a turn that does not wait. */
-        wait = answer_held(wk) ? 0 : TICK_MS;
-        uint64_t now = now_ms();
-        if (now >= wk->next_tick || wk->phase) {
-            wk->next_tick = now + TICK_MS;
-            tick(wk, now);
-        }
-    }
-    /* The socket buffers this thread's loop recycled go with it. */
-    h2o_mem_recycle_t *rc = &h2o_socket_buffer_prototype.allocator;
-    while (rc->cnt) free(h2o_mem_alloc_recycle(rc, 1));
-    return NULL;
-}
-
 static int listen_socket(const char *spec, int *fd_out, int *port_out)
 {
     char host[256];
@@ -918,6 +903,110 @@ static void worker_free(worker *wk)
     wk->has_ctx = 0;
 }
 
+/* A loop's life, all on its own thread. h2o 2.2 recycles socket buffers per thread
+ * (h2o_socket_buffer_prototype is __thread), through the recycler of the thread that
+ * made the socket: a context made on the serving thread would give its loop's queue
+ * socket, which reads every answer the pool sends back, that thread's recycler, shared
+ * by all the loops without a lock (a chunk handed out twice, the heap corrupted under
+ * load: "double free or corruption" in SSL_free, issue 14). So the loop, its context
+ * and its listener are made, run and disposed of here, and disposed of only once the
+ * pool has stopped (its answers go to this loop's queue). */
+static void worker_setup(worker *wk)
+{
+    server *s = wk->srv;
+    h2o_context_init(&wk->ctx, h2o_evloop_create(), &s->config);
+    wk->has_ctx = 1;
+    h2o_multithread_register_receiver(wk->ctx.queue, &wk->answered, on_answered);
+    wk->has_receiver = 1;
+    wk->actx.ctx = &wk->ctx;
+    wk->actx.hosts = s->config.hosts;
+    wk->actx.ssl_ctx = s->ssl;
+    wk->listener = h2o_evloop_socket_create(wk->ctx.loop, wk->lfd, H2O_SOCKET_FLAG_DONT_READ);
+    wk->lfd = -1; /* the listener's now: closed with it */
+    wk->listener->data = wk;
+    h2o_socket_read_start(wk->listener, on_accept);
+}
+
+/* A step of a loop's life counted (n_ready, n_ended), for the main thread to wait on. */
+static void life_count(server *s, unsigned *n)
+{
+    pthread_mutex_lock(&s->life_lock);
+    (*n)++;
+    pthread_cond_broadcast(&s->life_cond);
+    pthread_mutex_unlock(&s->life_lock);
+}
+
+/* Until *n is at least want: the loops started (n_ready, n_ended), or 1 (is_released). */
+static void life_wait(server *s, const unsigned *n, unsigned want)
+{
+    pthread_mutex_lock(&s->life_lock);
+    while (*n < want) pthread_cond_wait(&s->life_cond, &s->life_lock);
+    pthread_mutex_unlock(&s->life_lock);
+}
+
+static void *run_worker(void *arg)
+{
+    worker *wk = arg;
+    server *s = wk->srv;
+    worker_setup(wk);
+    life_count(s, &s->n_ready);
+    int32_t wait = TICK_MS;
+    while (wk->phase < 3) {
+        h2o_evloop_run(wk->ctx.loop, wait);
+        /* Before the tick, which may end connections. What the answers set going (a
+         * pipelining client's next request, read once its answer is written) runs in
+         * a turn that does not wait. */
+        wait = answer_held(wk) ? 0 : TICK_MS;
+        uint64_t now = now_ms();
+        if (now >= wk->next_tick || wk->phase) {
+            wk->next_tick = now + TICK_MS;
+            tick(wk, now);
+        }
+    }
+    life_count(s, &s->n_ended);
+    life_wait(s, &s->is_released, 1);
+    worker_free(wk);
+    /* The socket buffers this thread's loop recycled go with it. */
+    h2o_mem_recycle_t *rc = &h2o_socket_buffer_prototype.allocator;
+    while (rc->cnt) free(h2o_mem_alloc_recycle(rc, 1));
+    return NULL;
+}
+
+/* The loops, each started on its own thread (run_worker), and made: *started of them. */
+static int loops_start(server *s, unsigned *started)
+{
+    for (unsigned i = 0; i < s->nworkers; i++) s->w[i].srv = s, s->w[i].lfd = -1;
+    for (unsigned i = 0; i < s->nworkers && !s->o->handle; i++) {
+        s->w[i].held = calloc(HELD_MAX, sizeof *s->w[i].held);
+        ENSURE(s->w[i].held, SMKI_E_NOMEM, "out of memory");
+    }
+    /* Each loop gets its own descriptor of the socket; closed with its listener. */
+    for (unsigned i = 0; i < s->nworkers; i++) {
+        s->w[i].lfd = dup(s->lfd);
+        ENSURE(s->w[i].lfd >= 0, SMKI_E_IO, "dup of the listening socket: %s", strerror(errno));
+    }
+    ENSURE(pthread_mutex_init(&s->life_lock, NULL) == 0 && pthread_cond_init(&s->life_cond, NULL) == 0,
+           SMKI_E_INTERNAL, "a mutex could not be made");
+    s->has_life_lock = 1;
+    for (; *started < s->nworkers; (*started)++)
+        if (pthread_create(&s->w[*started].thread, NULL, run_worker, &s->w[*started]) != 0) break;
+    life_wait(s, &s->n_ready, *started);
+    ENSURE(*started == s->nworkers, SMKI_E_INTERNAL, "a worker thread could not be started");
+    return 0;
+}
+
+/* The stop: the loops end (grace, then drain), then the pool (answers still running go
+ * to the loops' queues), then each loop disposes of itself on its thread. */
+static void loops_stop(server *s, unsigned started)
+{
+    atomic_store(&s->is_stopping, 1);
+    if (!started) return;
+    life_wait(s, &s->n_ended, started);
+    pool_stop(s);
+    life_count(s, &s->is_released);
+    for (unsigned i = 0; i < started; i++) pthread_join(s->w[i].thread, NULL);
+}
+
 int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
 {
     ENSURE(r && o && o->listen, SMKI_E_INTERNAL, "smki_repo_serve: missing argument");
@@ -975,43 +1064,19 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
 
     s.w = calloc(s.nworkers, sizeof *s.w);
     ENSURE_GOTO(s.w, SMKI_E_NOMEM, out, "out of memory");
-    for (unsigned i = 0; i < s.nworkers; i++) {
-        worker *wk = &s.w[i];
-        wk->srv = &s;
-        h2o_context_init(&wk->ctx, h2o_evloop_create(), &s.config);
-        wk->has_ctx = 1;
-        h2o_multithread_register_receiver(wk->ctx.queue, &wk->answered, on_answered);
-        wk->has_receiver = 1;
-        if (!o->handle) {
-            wk->held = calloc(HELD_MAX, sizeof *wk->held);
-            ENSURE_GOTO(wk->held, SMKI_E_NOMEM, out, "out of memory");
-        }
-        wk->actx.ctx = &wk->ctx;
-        wk->actx.hosts = s.config.hosts;
-        wk->actx.ssl_ctx = s.ssl;
-        /* Each loop gets its own descriptor of the socket; closed with its listener. */
-        int fd = dup(s.lfd);
-        ENSURE_GOTO(fd >= 0, SMKI_E_IO, out, "dup of the listening socket: %s", strerror(errno));
-        wk->listener = h2o_evloop_socket_create(wk->ctx.loop, fd, H2O_SOCKET_FLAG_DONT_READ);
-        wk->listener->data = wk;
-        h2o_socket_read_start(wk->listener, on_accept);
-    }
     /* SIGTERM, SIGINT and SIGHUP go to this thread only (sigtimedwait below): the loops
      * never see them. */
     pthread_sigmask(SIG_BLOCK, &stopsigs, &oldmask);
-    log_line("info", "listening", "\"listen\":\"%s\",\"port\":%d,\"tls\":%s,\"client_certs\":\"%s\",\"threads\":%u,"
-                                  "\"max_conns\":%u,\"server\":\"h2o %s\"",
-             o->listen, port, s.ssl ? "true" : "false",
-             o->client_ca ? (o->require_client_cert ? "required" : "optional") : "off", s.nworkers, s.max_conns,
-             H2O_VERSION);
-    if (o->on_listen) o->on_listen(port, o->on_listen_arg);
-    for (; started < s.nworkers; started++)
-        if (pthread_create(&s.w[started].thread, NULL, run_worker, &s.w[started]) != 0) break;
-    if (started < s.nworkers) {
-        atomic_store(&s.is_stopping, 1);
-        rc = SMKI_FAIL(SMKI_E_INTERNAL, "a worker thread could not be started");
+    rc = loops_start(&s, &started);
+    if (rc == 0) {
+        log_line("info", "listening", "\"listen\":\"%s\",\"port\":%d,\"tls\":%s,\"client_certs\":\"%s\",\"threads\":%u,"
+                                      "\"max_conns\":%u,\"server\":\"h2o %s\"",
+                 o->listen, port, s.ssl ? "true" : "false",
+                 o->client_ca ? (o->require_client_cert ? "required" : "optional") : "off", s.nworkers, s.max_conns,
+                 H2O_VERSION);
+        if (o->on_listen) o->on_listen(port, o->on_listen_arg);
     }
-    while (!atomic_load(&s.is_stopping) && !(o->stop && *o->stop)) {
+    while (rc == 0 && !atomic_load(&s.is_stopping) && !(o->stop && *o->stop)) {
         struct timespec tv = {0, TICK_MS * 1000000L};
         int sig = sigtimedwait(&stopsigs, NULL, &tv);
         if (sig == SIGHUP) {
@@ -1021,9 +1086,7 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
         if (sig == SIGTERM || sig == SIGINT) log_line("info", "stopping", "\"signal\":\"%s\"", sig == SIGTERM ? "TERM" : "INT");
         if (sig > 0) break;
     }
-    atomic_store(&s.is_stopping, 1);
-    for (unsigned i = 0; i < started; i++) pthread_join(s.w[i].thread, NULL);
-    pool_stop(&s);
+    loops_stop(&s, started);
     /* A signal that came while the loops finished is taken here, not left pending. */
     struct timespec zero = {0, 0};
     while (sigtimedwait(&stopsigs, NULL, &zero) > 0) {
@@ -1033,10 +1096,11 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
 out:
     pool_stop(&s);
     for (unsigned i = 0; s.w && i < s.nworkers; i++) {
-        worker_free(&s.w[i]);
+        if (s.w[i].lfd >= 0) close(s.w[i].lfd); /* a loop that never started */
         free(s.w[i].held);
     }
     free(s.w);
+    if (s.has_life_lock) pthread_mutex_destroy(&s.life_lock), pthread_cond_destroy(&s.life_cond);
     if (s.has_config) h2o_config_dispose(&s.config);
     if (s.lfd >= 0) close(s.lfd);
     if (s.ssl) SSL_CTX_free(s.ssl);

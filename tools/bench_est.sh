@@ -16,7 +16,9 @@
 # Usage: tools/bench_est.sh [BUILD]  (EST_N enrolments per round, default 500; EST_ROUNDS, 3;
 # EST_BATCH CSRs in the batch, 4000; EST_CONNS the client connections for simpleenroll, one
 # set of rounds for each number in the list, "2 8";
-# EST_PERF=FILE records the server with perf in each round).
+# EST_PERF=FILE records the server with perf in each round; EST_SERVE=BIN serves with another
+# smki binary, e.g. build-tsan/bin/smki from make build-tsan, its reports in TSAN_OPTIONS'
+# log_path). A service that dies, or exits other than 0 on SIGTERM, fails the bench with its log.
 set -euo pipefail
 BUILD=${1:-build}
 SMKI=$BUILD/bin/smki
@@ -28,8 +30,18 @@ PY=/usr/bin/python3
 WORK=$(mktemp -d)
 PID=
 cleanup() {
-  [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+  local rc=$? src=0
+  if [ -n "$PID" ]; then
+    kill -TERM "$PID" 2>/dev/null || true
+    wait "$PID" 2>/dev/null || src=$?
+  fi
+  if [ "$src" -ne 0 ]; then
+    echo "the enrolment service ended with status $src (a crash, or not stopped cleanly by SIGTERM); its log:" >&2
+    tail -20 "$WORK/est.log" >&2
+    rc=1
+  fi
   rm -rf "$WORK"
+  exit "$rc"
 }
 trap cleanup EXIT
 source "$(dirname "$0")/repo_lib.sh"
@@ -77,13 +89,14 @@ done
 "$BUILD/bin/make_device_csrs" --out "$WORK/batch.pem" --bundle --count "$NB" --start 00-DB-E6-00-00-00-00-00 >/dev/null
 "$BUILD/bin/make_device_csrs" --out "$WORK/cabatch" --count "$NB" --start 00-DB-E7-00-00-00-00-00 >/dev/null
 
-env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "$SMKI" enrol serve --env test --listen 127.0.0.1:0 --operator est \
+env -u SMKI_OPERATOR -u SMKI_OPERATOR_KEY "${EST_SERVE:-$SMKI}" enrol serve --env test --listen 127.0.0.1:0 --operator est \
   --tls-cert "$WORK/server.pem" --tls-key "$WORK/server.key" --client-ca "$WORK/client-ca.pem" --retry-after 1 \
   --max-body $((NB * 1000)) 2>"$WORK/est.log" &
 PID=$!
 PORT=
 for _ in $(seq 1 100); do
-  PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$WORK/est.log" | head -1)
+  # (the log may not exist yet: under set -e and pipefail a failing sed ended the bench)
+  PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$WORK/est.log" 2>/dev/null | head -1 || true)
   [ -n "$PORT" ] && break
   sleep 0.1
 done

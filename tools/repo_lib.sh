@@ -16,7 +16,7 @@ repo_serve_start() {
     PIDS+=("$REPO_PID")
     PORT=
     for _ in $(seq 1 100); do
-        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" | head -1)
+        PORT=$(sed -n 's/.*"event":"listening".*"port":\([0-9]*\).*/\1/p' "$log" 2>/dev/null | head -1 || true) # the log may not be there yet
         [[ -n $PORT ]] && break
         kill -0 "$REPO_PID" 2>/dev/null || break
         sleep 0.1

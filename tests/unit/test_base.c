@@ -550,6 +550,32 @@ static void test_hex_decodes_text_with_line_ends(void **state)
     assert_string_equal(text, "DF090ABC");
 }
 
+/* In place: a missing file is made (as the atomic write makes it), an existing one is
+ * written from its start and cut to the new length, its inode kept (no rename). */
+static void test_overwrite_in_place_makes_writes_and_cuts(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("base-overwrite");
+    char path[1200];
+    snprintf(path, sizeof path, "%s/slot", dir);
+    assert_ok(smki_file_overwrite(path, "a longer first value", 20, 0600));
+    struct stat st1, st2;
+    assert_int_equal(stat(path, &st1), 0);
+    assert_int_equal(st1.st_mode & 0777, 0600);
+    assert_ok(smki_file_overwrite(path, "short", 5, 0600));
+    assert_int_equal(stat(path, &st2), 0);
+    assert_int_equal(st1.st_ino, st2.st_ino);
+    uint8_t *data = NULL;
+    size_t len = 0;
+    assert_ok(smki_file_read(path, 100, &data, &len));
+    assert_int_equal(len, 5);
+    assert_memory_equal(data, "short", 5);
+    free(data);
+    char bad[1300];
+    snprintf(bad, sizeof bad, "%s/no-such-folder/slot", dir);
+    assert_fails(smki_file_overwrite(bad, "x", 1, 0600), SMKI_E_IO, "no-such-folder");
+}
+
 static void test_atomic_write_replaces_whole_or_refuses(void **state)
 {
     (void)state;
@@ -780,6 +806,7 @@ int main(void)
         cmocka_unit_test(test_cursor_expect_and_sub),
         cmocka_unit_test(test_hex_decodes_text_with_line_ends),
         cmocka_unit_test(test_atomic_write_replaces_whole_or_refuses),
+        cmocka_unit_test(test_overwrite_in_place_makes_writes_and_cuts),
         cmocka_unit_test(test_secret_file_first_line_only),
         cmocka_unit_test(test_conf_reads_sections_and_refuses_typos),
         cmocka_unit_test(test_keyid_method2_of_the_sha1_vector),

@@ -10,7 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "ra/ra.h"
 #include "ra/ra_test.h"
@@ -1888,6 +1894,251 @@ static void test_audit_verify_names_a_cut_after_the_last_checkpoint(void **state
     EVP_PKEY_free(pub);
 }
 
+/* The anchor's two slots beside a file: key (PATH.smki-audit-head-<16 hex>-a / -b). */
+static void anchor_slot_path(fixture *f, char slot, char *out, size_t cap)
+{
+    DIR *d = opendir(f->dir);
+    assert_non_null(d);
+    struct dirent *e;
+    out[0] = 0;
+    while ((e = readdir(d)) != NULL) {
+        size_t n = strlen(e->d_name);
+        if (strstr(e->d_name, "checkpoint.pem.smki-audit-head-") == e->d_name && e->d_name[n - 1] == slot)
+            snprintf(out, cap, "%s/%s", f->dir, e->d_name);
+    }
+    closedir(d);
+    assert_true(out[0]);
+}
+
+static uint64_t slot_seq(const char *path)
+{
+    uint8_t *b = NULL;
+    size_t n = 0;
+    assert_ok(smki_file_read(path, 4096, &b, &n));
+    assert_true(n > 9);
+    uint64_t seq = smki_get_be64(b + 1);
+    free(b);
+    return seq;
+}
+
+static uint64_t verify_anchor_seq(fixture *f)
+{
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    int rc = smki_audit_verify(f->ra, pub, rep);
+    dump(rep);
+    assert_int_equal(rc, 0);
+    assert_true(rep->anchor_checked);
+    uint64_t seq = rep->anchor_seq;
+    free(rep);
+    EVP_PKEY_free(pub);
+    return seq;
+}
+
+/* Each slot is overwritten in place, the older one each time: a write torn by a crash
+ * (cut short, or old and new bytes mixed) leaves the other, and the anchor is read from
+ * it; the next write replaces the torn one. A trail cut back behind the older slot is
+ * still named; two slots with no valid record are a finding, not a fallback. */
+static void test_audit_anchor_torn_slot_falls_back_to_the_older_one(void **state)
+{
+    fixture *f = *state;
+    seventeen(f);
+    char pa[1400], pb[1400];
+    anchor_slot_path(f, 'a', pa, sizeof pa);
+    anchor_slot_path(f, 'b', pb, sizeof pb);
+    uint64_t sa = slot_seq(pa), sb = slot_seq(pb);
+    const char *newer = sa > sb ? pa : pb, *older = sa > sb ? pb : pa;
+    uint64_t old_seq = sa > sb ? sb : sa;
+    assert_int_equal(sa > sb ? sa : sb, 17);
+    assert_int_equal(verify_anchor_seq(f), 17);
+    uint8_t *rec = NULL;
+    size_t n = 0;
+    assert_ok(smki_file_read(newer, 4096, &rec, &n));
+    /* Cut short: the older slot is read. */
+    assert_ok(smki_file_overwrite(newer, rec, 30, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* Whole length, a byte of its signature changed (old and new mixed): the same. */
+    rec[n - 3] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, n, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* The number changed, the signature not: not signed, passed over too. */
+    rec[n - 3] ^= 0x01;
+    rec[8] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, n, 0600));
+    assert_int_equal(verify_anchor_seq(f), old_seq);
+    /* The next action writes the torn slot (the older by what it holds), not the whole one. */
+    uint8_t *keep = NULL;
+    size_t keep_n = 0;
+    assert_ok(smki_file_read(older, 4096, &keep, &keep_n));
+    smki_ra_party p;
+    memset(&p, 0, sizeof p);
+    snprintf(p.signifier, sizeof p.signifier, "AFTERTORN");
+    assert_ok(smki_ra_party_add(f->ra, &f->alice, &p));
+    assert_int_equal(slot_seq(newer), 18);
+    assert_int_equal(verify_anchor_seq(f), 18);
+    uint8_t *again = NULL;
+    size_t again_n = 0;
+    assert_ok(smki_file_read(older, 4096, &again, &again_n));
+    assert_int_equal(again_n, keep_n);
+    assert_memory_equal(again, keep, keep_n);
+    free(again);
+    free(keep);
+    /* Tear the newest again, then cut the trail back behind the older slot (a rollback
+     * the fallback must not hide): the anchor names it. */
+    rec[8] ^= 0x01;
+    assert_ok(smki_file_overwrite(newer, rec, 30, 0600));
+    free(rec);
+    const smki_ra_dbs *db = smki_ra_databases(f->ra);
+    for (uint64_t s = old_seq; s <= 18; s++) do_tamper(f, db->audit, T_DELETE, s, 0);
+    last_hash lh = {0, {0}};
+    assert_ok(smki_audit_each(f->ra, 1, keep_last, &lh));
+    head_rewrite hr = {db->meta, lh};
+    assert_ok(smki_store_write(f->store, head_txn, &hr));
+    verify_expect(f, SMKI_AUDIT_ANCHOR, old_seq);
+    /* Both slots without a valid record: a finding that says so, not "never anchored". */
+    assert_ok(smki_file_overwrite(older, (const uint8_t *)"torn", 4, 0600));
+    EVP_PKEY *pub = ckpt_pub(f);
+    smki_audit_report *rep = malloc(sizeof *rep);
+    assert_int_equal(smki_audit_verify(f->ra, pub, rep), SMKI_E_VERIFY);
+    int named = 0;
+    for (size_t i = 0; i < rep->n_findings; i++)
+        if (rep->findings[i].kind == SMKI_AUDIT_ANCHOR && strstr(rep->findings[i].message, "damaged or forged")) named = 1;
+    assert_true(named);
+    free(rep);
+    EVP_PKEY_free(pub);
+}
+
+/* Actions of one writer, each a Party PREFIX<n>: on their own each anchors the head. */
+typedef struct {
+    smki_ra *ra;
+    const smki_ra_actor *by;
+    char prefix[8];
+    int n, failed;
+} anchor_writer;
+
+static void *write_parties(void *arg)
+{
+    anchor_writer *w = arg;
+    for (int i = 0; i < w->n; i++) {
+        smki_ra_party p;
+        memset(&p, 0, sizeof p);
+        snprintf(p.signifier, sizeof p.signifier, "%s%d", w->prefix, i);
+        if (smki_ra_party_add(w->ra, w->by, &p) < 0) w->failed++;
+        smki_error_clear();
+    }
+    return NULL;
+}
+
+/* Another process on the same home (its own store handle, RA and checkpoint key), which
+ * waits for the byte on go, then writes. */
+static pid_t other_writer(fixture *f, int go)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid) return pid;
+    char c, path[1100];
+    snprintf(path, sizeof path, "%s/store", f->dir);
+    smki_store *st = NULL;
+    smki_ra *ra = NULL;
+    smki_ra_policy p = policy(5);
+    if (read(go, &c, 1) != 1 || smki_store_open(path, NULL, &st) < 0 || smki_ra_open(st, &p, &ra) < 0) _exit(2);
+    smki_ra_set_clock(ra, NOW);
+    smki_ra_set_checkpoint_key(ra, test_open_file_key(f->ckpt_path));
+    anchor_writer w = {ra, &f->alice, "PROC", 12, 0};
+    write_parties(&w);
+    _exit(w.failed ? 1 : 0); /* no exit handlers: the parent's store is not this process's */
+}
+
+/* A slot's file holds one whole record (version 1, the signature's length as said). */
+static void slot_is_whole(fixture *f, char slot)
+{
+    char path[1400];
+    anchor_slot_path(f, slot, path, sizeof path);
+    uint8_t *b = NULL;
+    size_t n = 0;
+    assert_ok(smki_file_read(path, 4096, &b, &n));
+    assert_true(n >= 51 && b[0] == 1 && (size_t)b[49] + 50 == n);
+    free(b);
+}
+
+/* The anchor written at once by threads of one process (which share its lock) and by
+ * another process on the same home: every action is done, both slots hold a whole
+ * record, and the trail verifies with its anchor; within one process the anchor is the
+ * head itself, the last action's. */
+static void test_audit_anchor_concurrent_writers_keep_both_slots_whole(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    int go[2];
+    assert_int_equal(pipe(go), 0);
+    pid_t pid = other_writer(f, go[0]);
+    close(go[0]);
+    anchor_writer w[3];
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++) {
+        w[i] = (anchor_writer){f->ra, &f->alice, "THR", 12, 0};
+        w[i].prefix[3] = (char)('A' + i);
+        assert_int_equal(pthread_create(&t[i], NULL, write_parties, &w[i]), 0);
+    }
+    assert_int_equal(write(go[1], "g", 1), 1);
+    close(go[1]);
+    for (int i = 0; i < 3; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    assert_int_equal(head(f), 3 + 4 * 12);
+    slot_is_whole(f, 'a');
+    slot_is_whole(f, 'b');
+    uint64_t seq = verify_anchor_seq(f);
+    assert_true(seq >= 3 && seq <= head(f));
+    /* One more action, in this process alone: anchored at the head. */
+    w[0].n = 1;
+    w[0].prefix[3] = 'Z';
+    write_parties(&w[0]);
+    assert_int_equal(w[0].failed, 0);
+    assert_int_equal(verify_anchor_seq(f), head(f));
+    slot_is_whole(f, 'a');
+    slot_is_whole(f, 'b');
+}
+
+/* The slots' lock beside a file: key (PATH.smki-audit-head-<16 hex>-lock) taken with
+ * flock(2) here, as another process would hold it: an action commits, but its anchor
+ * waits for the lock, then is written (and anchors the head). */
+static void test_audit_anchor_waits_for_the_slots_lock_of_another_writer(void **state)
+{
+    fixture *f = *state;
+    operators(f);
+    char pa[1400], pb[1400], lock[1400];
+    anchor_slot_path(f, 'a', pa, sizeof pa);
+    anchor_slot_path(f, 'b', pb, sizeof pb);
+    snprintf(lock, sizeof lock, "%.*slock", (int)strlen(pa) - 1, pa);
+    int fd = open(lock, O_RDWR | O_CLOEXEC);
+    assert_true(fd >= 0); /* made by the writers before */
+    assert_int_equal(flock(fd, LOCK_EX), 0);
+    uint64_t before = head(f), sa = slot_seq(pa), sb = slot_seq(pb);
+    assert_int_equal(sa > sb ? sa : sb, before);
+    anchor_writer w = {f->ra, &f->alice, "LOCKED", 1, 0};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_parties, &w), 0);
+    for (int i = 0; i < 200 && head(f) == before; i++) {
+        struct timespec ms = {0, 5 * 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    assert_int_equal(head(f), before + 1); /* committed */
+    struct timespec wait = {0, 100 * 1000000L};
+    nanosleep(&wait, NULL);
+    assert_int_equal(slot_seq(pa), sa); /* its anchor waits */
+    assert_int_equal(slot_seq(pb), sb);
+    close(fd);
+    pthread_join(t, NULL);
+    assert_int_equal(w.failed, 0);
+    assert_int_equal(slot_seq(sa < sb ? pa : pb), before + 1); /* the older slot replaced */
+    assert_int_equal(verify_anchor_seq(f), before + 1);
+}
+
 static void test_audit_verify_names_a_forged_checkpoint(void **state)
 {
     fixture *f = *state;
@@ -2914,6 +3165,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_an_operator_reactivated_outside_smki, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_trail_cut_short_behind_its_anchor, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_anchor_torn_slot_falls_back_to_the_older_one, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_anchor_concurrent_writers_keep_both_slots_whole, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_audit_anchor_waits_for_the_slots_lock_of_another_writer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_audit_verify_names_a_cut_after_the_last_checkpoint, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dccki_tls_certificates_go_only_through_the_ra, setup, teardown),
         cmocka_unit_test_setup_teardown(test_demand_above_the_monthly_average_is_held_not_dropped, setup, teardown),

@@ -1,7 +1,18 @@
-/* Unit tests for repo without sockets: the strict XML reader (every form it takes and
- * every refusal), and smki_repo_handle over a store of records: the DCC services, the
- * REST endpoints, query refusals, access rules, an empty store. */
+/* Unit tests for repo: the strict XML reader (every form it takes and every refusal),
+ * and smki_repo_handle over a store of records: the DCC services, the REST endpoints,
+ * query refusals, access rules, an empty store; then the server itself on loopback: its
+ * loops and handler pool under clients that drop their connections. */
+#define H2O_USE_LIBUV 0
+#include <h2o.h>
+
 #include "helpers.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/socket.h>
 
 #include <openssl/evp.h>
 #include <openssl/pem.h>
@@ -953,6 +964,142 @@ static void test_path_decode_unescapes_and_refuses_bad_escapes_and_nul(void **st
     assert_fails(smki_repo_path_decode("/a\0b", 4, out), SMKI_E_INPUT, "NUL");
 }
 
+/* ---- The server: loops and the handler pool, on loopback ---------------------------------- */
+typedef struct {
+    smki_repo *repo;
+    volatile sig_atomic_t stop;
+    atomic_int port;
+    int rc;
+    size_t recycled; /* chunks in the serving thread's h2o socket-buffer recycler afterwards */
+} serve_run;
+
+static void on_port(int port, void *arg) { atomic_store(&((serve_run *)arg)->port, port); }
+
+/* On the pool's threads: a moment's wait (as a durable commit would be), then 200 "ok". */
+static int slow_ok(void *arg, const smki_repo_req *req, smki_repo_resp *w)
+{
+    (void)arg;
+    (void)req;
+    struct timespec wait = {0, 2 * 1000000L};
+    nanosleep(&wait, NULL);
+    w->status = 200;
+    w->content_type = "text/plain";
+    w->body = malloc(3);
+    if (!w->body) return SMKI_E_NOMEM;
+    memcpy(w->body, "ok\n", 3);
+    w->len = w->cap = 3;
+    return 0;
+}
+
+static void *serve_thread(void *arg)
+{
+    serve_run *r = arg;
+    smki_repo_server_opts so = {0};
+    so.listen = "127.0.0.1:0";
+    so.threads = 2;
+    so.handle = slow_ok;
+    so.handle_threads = 4;
+    so.on_listen = on_port;
+    so.on_listen_arg = r;
+    so.stop = &r->stop;
+    r->rc = smki_repo_serve(r->repo, &so);
+    r->recycled = h2o_socket_buffer_prototype.allocator.cnt;
+    return NULL;
+}
+
+/* One request on a connection of its own: 1 when answered 200 "ok". With drop, the
+ * connection is reset as soon as the request is sent (the answer comes back from the
+ * pool for a connection that is gone): 0. */
+static int one_request(int port, int drop)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int ok = 0;
+    static const char REQ[] = "GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        send(fd, REQ, sizeof REQ - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof REQ - 1)) {
+        if (drop) {
+            struct linger now = {1, 0};
+            setsockopt(fd, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+        } else {
+            char buf[1024];
+            size_t got = 0;
+            ssize_t n;
+            while (got < sizeof buf - 1 && (n = recv(fd, buf + got, sizeof buf - 1 - got, 0)) > 0) got += (size_t)n;
+            buf[got] = 0;
+            ok = strncmp(buf, "HTTP/1.1 200", 12) == 0 && strstr(buf, "\r\n\r\nok\n") != NULL;
+        }
+    }
+    close(fd);
+    return ok;
+}
+
+#define CLIENTS 4
+#define PER_CLIENT 60
+typedef struct {
+    int port, answered;
+} client_run;
+
+/* Every fourth request dropped; the others counted when answered. */
+static void *client_thread(void *arg)
+{
+    client_run *c = arg;
+    for (int i = 0; i < PER_CLIENT; i++) c->answered += one_request(c->port, i % 4 == 3);
+    return NULL;
+}
+
+/* Answers of the handler pool go back to the loop that read the request, through its
+ * h2o queue, whose socket reads each of them into a buffer from the recycler of the
+ * thread that made the socket (h2o 2.2: h2o_socket_buffer_prototype is __thread). Each
+ * loop is made, runs and is disposed of on its own thread: the thread that serves
+ * lends its recycler to no loop (made there, both loops took and gave back its chunks
+ * at once, without a lock, and corrupted the heap under load). Clients that reset
+ * their connections while their answer is on the pool take nothing down: every other
+ * request is answered, and the server stops cleanly. */
+static void test_serve_loops_keep_their_buffers_and_survive_dropped_clients(void **state)
+{
+    (void)state;
+    const char *dir = test_tmpdir("repo-serve");
+    char store[1100];
+    snprintf(store, sizeof store, "%s/store", dir);
+    smki_store *st = NULL;
+    assert_ok(smki_store_open(store, NULL, &st));
+    smki_store_close(st);
+    smki_repo_opts o = {0};
+    o.store_dir = store;
+    o.home = dir;
+    o.env = "test";
+    serve_run r = {0};
+    assert_ok(smki_repo_open(&o, &r.repo));
+    pthread_t server;
+    assert_int_equal(pthread_create(&server, NULL, serve_thread, &r), 0);
+    for (int i = 0; i < 500 && !atomic_load(&r.port); i++) {
+        struct timespec ms = {0, 10 * 1000000L};
+        nanosleep(&ms, NULL);
+    }
+    assert_true(atomic_load(&r.port) > 0);
+    client_run c[CLIENTS];
+    pthread_t t[CLIENTS];
+    for (int i = 0; i < CLIENTS; i++) {
+        c[i] = (client_run){atomic_load(&r.port), 0};
+        assert_int_equal(pthread_create(&t[i], NULL, client_thread, &c[i]), 0);
+    }
+    int answered = 0;
+    for (int i = 0; i < CLIENTS; i++) {
+        pthread_join(t[i], NULL);
+        answered += c[i].answered;
+    }
+    assert_int_equal(answered, CLIENTS * PER_CLIENT * 3 / 4);
+    assert_int_equal(one_request(atomic_load(&r.port), 0), 1);
+    r.stop = 1;
+    pthread_join(server, NULL);
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.recycled, 0);
+    smki_repo_free(r.repo);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -977,6 +1124,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_repo_conf_sets_every_option_and_refuses_typos_and_bad_values),
         cmocka_unit_test(test_path_decode_unescapes_and_refuses_bad_escapes_and_nul),
+        cmocka_unit_test(test_serve_loops_keep_their_buffers_and_survive_dropped_clients),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
