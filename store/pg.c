@@ -34,7 +34,7 @@
 
 /* The scans' three pages (first, after a key, after a key and value) are consecutive,
  * plain and joined alike. */
-enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
+enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_GET_MANY, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
        OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY, OP_JOIN_AFTER_PAIR };
 #define JOIN_OPS 3
 
@@ -758,6 +758,14 @@ static void op_sql(int op, const pg_db *d, char *sql, size_t cap)
     case OP_COUNT: snprintf(sql, cap, "SELECT count(*) FROM %s", T); break;
     case OP_CLEAR: snprintf(sql, cap, "DELETE FROM %s", T); break;
     case OP_SEEK: snprintf(sql, cap, "SELECT k FROM %s WHERE k >= $1 ORDER BY k LIMIT 1", T); break;
+    case OP_GET_MANY:
+        /* Each key of the array with its place in it (from 1) and its first value, as
+         * OP_GET finds it: an index lookup per key, the absent ones left out. */
+        snprintf(sql, cap,
+                 "SELECT q.i, t.v FROM unnest($1::bytea[]) WITH ORDINALITY AS q(k, i) CROSS JOIN LATERAL (SELECT v "
+                 "FROM %s WHERE k = q.k ORDER BY %s LIMIT 1) t",
+                 T, order);
+        break;
     default: scan_sql(op - OP_SCAN_FROM, d, NULL, sql, cap); break;
     }
 }
@@ -999,6 +1007,19 @@ static const kept_get *kept_answer(const pg_txn *t, smki_db db, const void *key,
     return NULL;
 }
 
+/* Room for one more kept answer. */
+static int kept_room(pg_txn *t)
+{
+    if (t->nkept == t->kept_cap) {
+        size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
+        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
+        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+        t->kept = grown;
+        t->kept_cap = cap;
+    }
+    return 0;
+}
+
 int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     const kept_get *hit = kept_answer(t, db, key, klen);
@@ -1007,13 +1028,7 @@ int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const v
         *vlen = (size_t)PQgetlength(hit->r, 0, 0);
         return 0;
     }
-    if (t->nkept == t->kept_cap) {
-        size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
-        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
-        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
-        t->kept = grown;
-        t->kept_cap = cap;
-    }
+    GUARD(kept_room(t));
     const void *v[1] = {key};
     size_t l[1] = {klen};
     PGresult *r = run_op(t, db, OP_GET, 1, v, l, "read");
@@ -1027,6 +1042,65 @@ int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const v
     if (k->is_current) memcpy(k->key, key, klen);
     *val = PQgetvalue(r, 0, 0);
     *vlen = (size_t)PQgetlength(r, 0, 0);
+    return 0;
+}
+
+#define BYTEA_OID 17
+
+/* The keys as one bytea[] parameter in PostgreSQL's binary array format (array_send):
+ * one dimension of n from 1, no nulls, bytea elements, each its length and octets. */
+static int keys_array(pg_txn *t, const smki_get_rec *recs, size_t n, uint8_t **out, size_t *len)
+{
+    size_t total = 20;
+    for (size_t i = 0; i < n; i++) total += 4 + recs[i].klen;
+    uint8_t *a = malloc(total);
+    ENSURE(a, SMKI_E_NOMEM, "out of memory looking up %zu keys in store %s", n, t->p->label);
+    smki_put_be32(a, 1);          /* dimensions */
+    smki_put_be32(a + 4, 0);      /* no nulls */
+    smki_put_be32(a + 8, BYTEA_OID);
+    smki_put_be32(a + 12, (uint32_t)n);
+    smki_put_be32(a + 16, 1);     /* lower bound */
+    uint8_t *p = a + 20;
+    for (size_t i = 0; i < n; i++) {
+        smki_put_be32(p, (uint32_t)recs[i].klen);
+        memcpy(p + 4, recs[i].key, recs[i].klen);
+        p += 4 + recs[i].klen;
+    }
+    *out = a;
+    *len = total;
+    return 0;
+}
+
+/* Up to SMKI_GET_MANY_STMT keys in one statement; the answer is kept until the
+ * transaction ends, as the values it hands out point into it. */
+static int get_chunk(pg_txn *t, smki_db db, smki_get_rec *recs, size_t n)
+{
+    GUARD(kept_room(t));
+    uint8_t *arr = NULL;
+    size_t alen = 0;
+    GUARD(keys_array(t, recs, n, &arr, &alen));
+    const void *v[1] = {arr};
+    size_t l[1] = {alen};
+    PGresult *r = run_op(t, db, OP_GET_MANY, 1, v, l, "read");
+    free(arr);
+    if (!r) return fail_op();
+    t->kept[t->nkept++] = (kept_get){.r = r, .db = db}; /* never current: no key to match */
+    for (int row = 0; row < PQntuples(r); row++) {
+        uint64_t i = PQgetlength(r, row, 0) == 8 ? smki_get_be64((const uint8_t *)PQgetvalue(r, row, 0)) : 0;
+        ENSURE(i >= 1 && i <= n && !recs[i - 1].found, SMKI_E_STORE,
+               "store %s: PostgreSQL answered a lookup of %zu keys with a row for key %llu", t->p->label, n,
+               (unsigned long long)i);
+        recs[i - 1].found = 1;
+        recs[i - 1].val = PQgetvalue(r, row, 1);
+        recs[i - 1].vlen = (size_t)PQgetlength(r, row, 1);
+    }
+    return 0;
+}
+
+int smki_pg_txn_get_many(pg_txn *t, smki_db db, smki_get_rec *recs, size_t n)
+{
+    for (size_t at = 0; at < n; at += SMKI_GET_MANY_STMT)
+        GUARD(get_chunk(t, db, recs + at, n - at < SMKI_GET_MANY_STMT ? n - at : SMKI_GET_MANY_STMT));
     return 0;
 }
 
