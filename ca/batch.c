@@ -614,11 +614,17 @@ static void handle_chunk(run_t *r, size_t first, size_t count)
         if (csrs[k]) look[nlook++] = s;
     }
     if (nlook) lookup_chunk(r, look, nlook);
+    int stop = 0;
     for (size_t k = 0; k < count; k++) {
+        if (stop) { /* the run stopped: no one takes the rest */
+            smki_csr_free(csrs[k]);
+            continue;
+        }
         slot_t *s = &r->slots[(first + k) % r->window];
         finish_one(r, first + k, s, csrs[k]);
         pthread_mutex_lock(&r->mu);
         s->ready = 1;
+        stop = r->stop;
         pthread_cond_broadcast(&r->cv_done);
         pthread_mutex_unlock(&r->mu);
     }
