@@ -1613,6 +1613,56 @@ static void test_batch_refuses_duplicate_and_writes_nothing_of_its_group(void **
     free(dir);
 }
 
+/* A group as ca batch makes them: per certificate a new record, an index entry that
+ * replaces, values added under one DUPSORT key (the same pair again, one already
+ * stored), and a new key in a DUPSORT database; every record as a put of its own
+ * would leave it. On PostgreSQL such a group goes as a statement per database and
+ * kind of put. */
+static void test_batch_group_across_databases_keeps_each_puts_meaning(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batch_rows");
+    smki_store *s = open_store(dir, 0);
+    smki_db certs = db_of(s, "certs", 0), names = db_of(s, "names", 0);
+    smki_db facets = db_of(s, "facets", SMKI_DB_DUPSORT), uniq = db_of(s, "uniq", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, names, "n1", "old", 0));
+    assert_ok(put_kv(s, facets, "f", "v00", 0));
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 1000, NULL, NULL, &b));
+    char k[16], v[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(v, sizeof v, "v%02d", i);
+        snprintf(k, sizeof k, "c%d", i);
+        assert_ok(smki_batch_put(b, certs, k, strlen(k), v, 3, SMKI_PUT_NOOVERWRITE));
+        snprintf(k, sizeof k, "n%d", i);
+        assert_ok(smki_batch_put(b, names, k, strlen(k), v, 3, 0));
+        assert_ok(smki_batch_put(b, facets, "f", 1, v, 3, 0));
+        if (i == 7) assert_ok(smki_batch_put(b, facets, "f", 1, "v07", 3, 0));
+        snprintf(k, sizeof k, "u%d", i);
+        assert_ok(smki_batch_put(b, uniq, k, strlen(k), v, 3, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_flush(b));
+    assert_int_equal(count_of(s, certs), 100);
+    assert_int_equal(count_of(s, names), 100);
+    assert_string_equal(get_kv(s, names, "n1"), "v01");
+    assert_int_equal(count_of(s, facets), 100);
+    assert_string_equal(get_kv(s, facets, "f"), "v00");
+    assert_int_equal(count_of(s, uniq), 100);
+    assert_string_equal(get_kv(s, certs, "c42"), "v42");
+
+    /* Two refusals in one group: the first in put order is named; nothing is written. */
+    assert_ok(smki_batch_put(b, certs, "c100", 4, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, uniq, "u10", 3, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, facets, "f", 1, "x", 1, 0));
+    assert_ok(smki_batch_put(b, certs, "c50", 3, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "key 753130 already exists in database uniq");
+    assert_fails(get_status(s, certs, "c100"), SMKI_E_NOTFOUND, NULL);
+    assert_int_equal(count_of(s, facets), 100);
+    assert_ok(smki_batch_end(b));
+    smki_store_close(s);
+    free(dir);
+}
+
 typedef struct {
     smki_db db;
     int fail, runs;
@@ -2447,6 +2497,7 @@ int main(void)
         cmocka_unit_test(test_store_follows_map_grown_by_another_process),
         cmocka_unit_test(test_batch_commits_in_groups_and_reports_each),
         cmocka_unit_test(test_batch_refuses_duplicate_and_writes_nothing_of_its_group),
+        cmocka_unit_test(test_batch_group_across_databases_keeps_each_puts_meaning),
         cmocka_unit_test(test_batch_flush_with_runs_its_step_in_the_groups_transaction),
         cmocka_unit_test(test_batch_abort_drops_unflushed_records),
         cmocka_unit_test(test_batch_in_the_background_commits_everything_and_reports_in_the_callers_thread),
