@@ -63,20 +63,38 @@ prepare() { # engine: fresh CSRs (devices no run has seen) in $WORK/csrs, the en
   "$MAKE_CSRS" --out "$WORK/csrs" --count "$N" --start "$(printf '00-DB-%02X-%02X-00-00-00-00' $((run / 256)) $((run % 256)))"
 }
 
-batch() { # smki threads [wrapper...]: one batch of $WORK/csrs, every CSR issued
+batch() { # smki threads [wrapper...]: one batch of $WORK/csrs, every CSR issued; its CPU in $WORK/cpu
   local smki=$1 t=$2
   shift 2
-  "$@" "$smki" --json ca batch --env test --in "$WORK/csrs" --out "$WORK/certs" --threads "$t" --party BENCH \
-    >"$WORK/out.json"
+  (
+    "$@" "$smki" --json ca batch --env test --in "$WORK/csrs" --out "$WORK/certs" --threads "$t" --party BENCH \
+      >"$WORK/out.json"
+    times >"$WORK/times" # the last line: the children's user and system time, "0m0.680s 0m0.350s"
+  )
+  tail -1 "$WORK/times" | awk -v n="$N" '{ split($1, u, /[ms]/); split($2, s, /[ms]/); printf "%.0f\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * 1e6 / n }' \
+    >"$WORK/cpu"
   grep -q "\"issued\":${N}[,}]" "$WORK/out.json" ||
     { echo "not every CSR was issued: $(head -c 300 "$WORK/out.json")" >&2; exit 1; }
 }
+
+# CPU of the server's processes so far, in clock ticks: the postmaster's own and its
+# ended children's (each session's backend ends with its connection), and the live
+# children's (WAL writer, checkpointer...).
+pg_ticks() {
+  local pm t
+  pm=$(head -1 "$PGDIR/data/postmaster.pid")
+  t=$(awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat")
+  for c in $(pgrep -P "$pm"); do t=$((t + $(awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || echo 0))); done
+  echo "$t"
+}
+TICK=$(getconf CLK_TCK)
 
 ms() { # the last batch's own time (as tools/bench.sh takes it)
   awk -F'"milliseconds":' '{ split($2, a, ","); print a[1] }' "$WORK/out.json"
 }
 
 if [ -n "$COUNT_STATEMENTS" ]; then
+  command -v strace >/dev/null || { echo "-s needs strace (tools/deps.sh bench installs it)" >&2; exit 1; }
   psql -qAtX "$PGCI" -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
   for smki in "${SMKIS[@]}"; do
     for t in 1 2; do
@@ -95,32 +113,36 @@ if [ -n "$COUNT_STATEMENTS" ]; then
   exit 0
 fi
 
-echo "ca batch, $N CSRs: round, binary, threads, LMDB/s, PG/s, PG/LMDB (load average)"
+echo "ca batch, $N CSRs: round, binary, threads, LMDB/s, PG/s, PG/LMDB; CPU us per CSR: smki on LMDB, smki on PG,"
+echo "  the PostgreSQL server, LMDB/(PG smki + server); load average"
 for r in $(seq 1 "$ROUNDS"); do
   for smki in "${SMKIS[@]}"; do
     for t in 1 2; do
       prepare lmdb
       batch "$smki" "$t"
-      l=$(ms)
+      l=$(ms) lc=$(cat "$WORK/cpu")
       prepare pg
+      g0=$(pg_ticks)
       batch "$smki" "$t"
-      p=$(ms)
-      awk -v r="$r" -v s="$smki" -v t="$t" -v n="$N" -v l="$l" -v p="$p" \
+      p=$(ms) pc=$(cat "$WORK/cpu") g=$(($(pg_ticks) - g0))
+      awk -v r="$r" -v s="$smki" -v t="$t" -v n="$N" -v l="$l" -v p="$p" -v lc="$lc" -v pc="$pc" \
+        -v gc="$(awk -v g="$g" -v k="$TICK" -v n="$N" 'BEGIN { print g / k * 1e6 / n }')" \
         -v la="$(cut -d' ' -f1-3 /proc/loadavg)" \
-        'BEGIN { printf "%d %-28s %d %7.0f %7.0f  %.3f  (%s)\n", r, s, t, n * 1000 / l, n * 1000 / p, l / p, la }' |
+        'BEGIN { printf "%d %-28s %d %7.0f %7.0f  %.3f  %4.0f %4.0f %4.0f  %.3f  (%s)\n", r, s, t, n * 1000 / l,
+                 n * 1000 / p, l / p, lc, pc, gc, lc / (pc + gc), la }' |
         tee -a "$WORK/rows.txt"
     done
   done
 done
-echo "medians over $ROUNDS rounds: binary, threads, LMDB/s, PG/s, PG/LMDB (min-max)"
+echo "medians over $ROUNDS rounds: binary, threads, LMDB/s, PG/s, PG/LMDB (min-max); CPU us per CSR as above"
 for smki in "${SMKIS[@]}"; do
   for t in 1 2; do
-    awk -v s="$smki" -v t="$t" '$2 == s && $3 == t { print $4, $5, $6 }' "$WORK/rows.txt" |
+    awk -v s="$smki" -v t="$t" '$2 == s && $3 == t { print $4, $5, $6, $7, $8, $9, $10 }' "$WORK/rows.txt" |
       /usr/bin/python3 -c '
 import statistics, sys
 rows = [list(map(float, l.split())) for l in sys.stdin]
 m = [statistics.median(c) for c in zip(*rows)]
-print("%-28s %s %7.0f %7.0f  %.3f  (%.3f-%.3f)" % (sys.argv[1], sys.argv[2], m[0], m[1], m[2],
-      min(r[2] for r in rows), max(r[2] for r in rows)))' "$smki" "$t"
+print("%-28s %s %7.0f %7.0f  %.3f  (%.3f-%.3f)  %4.0f %4.0f %4.0f  %.3f" % (sys.argv[1], sys.argv[2], m[0], m[1],
+      m[2], min(r[2] for r in rows), max(r[2] for r in rows), m[3], m[4], m[5], m[6]))' "$smki" "$t"
   done
 done
