@@ -155,6 +155,13 @@ typedef struct {
 #define SMKI_CA_QUERY_ALL {NULL, NULL, NULL, NULL, NULL, -1, -1, 0, SMKI_PROFILE_UNKNOWN}
 typedef int (*smki_cert_fn_t)(const smki_cert *c, void *arg);
 SMKI_MUST_CHECK int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg);
+/* Many queries in one read of the store (one snapshot): fn(cert, args[i]) visits the
+ * certificates of qs[i] as smki_ca_find would, query after query in order; a visitor
+ * that stops (returns non-zero) stops only its own query; a failure (negative) ends
+ * them all. Lookups by EUI-64 or SKI are fetched at once where the store can
+ * (PostgreSQL: one round trip for all, not one each). */
+SMKI_MUST_CHECK int smki_ca_find_many(smki_ca_db *db, const smki_ca_query *qs, size_t n, smki_cert_fn_t fn,
+                                      void *const *args);
 /* Certificates in the store. */
 SMKI_MUST_CHECK int smki_ca_count(smki_ca_db *db, size_t *n);
 

@@ -558,6 +558,17 @@ static int on_serial_match(const uint8_t key[CA_CERT_KEY_LEN], const void *rec, 
     return visit_record(arg, key, rec, rlen);
 }
 
+/* The index and key a query by EUI-64 or SKI looks up (1), or 0 when it has another
+ * way in (a serial first: it is the most selective). */
+static int index_way(const smki_ca_db *db, const smki_ca_query *q, smki_db *index, const void **key, size_t *klen)
+{
+    if (q->serial) return 0;
+    if (q->eui) *index = db->by_eui, *key = q->eui->b, *klen = 8;
+    else if (q->ski) *index = db->by_ski, *key = q->ski, *klen = SMKI_KEYID_LEN;
+    else return 0;
+    return 1;
+}
+
 static int find_in(smki_txn *t, void *arg)
 {
     find_ctx *f = arg;
@@ -567,12 +578,11 @@ static int find_in(smki_txn *t, void *arg)
     const void *key = NULL;
     size_t klen = 0;
     /* The most selective index the query names. */
-    if (q->serial) {
+    if (index_way(f->db, q, &db, &key, &klen)) {
+        f->exact_len = klen;
+        return smki_txn_scan_join(t, db, key, klen, f->db->certs, on_index, f);
+    } else if (q->serial) {
         return smki_ca_certs_of_serial(t, f->db, q->serial, q->issuer_ski, on_serial_match, f);
-    } else if (q->eui) {
-        db = f->db->by_eui, key = q->eui->b, klen = 8;
-    } else if (q->ski) {
-        db = f->db->by_ski, key = q->ski, klen = SMKI_KEYID_LEN;
     } else if (q->issuer_ski) {
         return smki_txn_scan(t, f->db->certs, q->issuer_ski, SMKI_KEYID_LEN, on_cert, f);
     } else if (q->role >= 0 || q->env || q->status || q->usage >= 0) {
@@ -582,12 +592,60 @@ static int find_in(smki_txn *t, void *arg)
         f->env_len = q->env ? strlen(q->env) : 0;
         if (q->env && (f->env_len == 0 || f->env_len >= SMKI_ENV_NAME_MAX)) return 0; /* no such environment */
         return smki_txn_scan(t, f->db->by_facet, prefix, plen, on_facet, f);
-    } else {
-        return smki_txn_scan(t, f->db->certs, NULL, 0, on_cert, f);
     }
-    if (klen == 0) return 0;
-    f->exact_len = klen;
-    return smki_txn_scan_join(t, db, key, klen, f->db->certs, on_index, f);
+    return smki_txn_scan(t, f->db->certs, NULL, 0, on_cert, f);
+}
+
+/* ---- Many queries in one read ----------------------------------------------------------- */
+typedef struct {
+    smki_ca_db *db;
+    const smki_ca_query *qs;
+    size_t n;
+    smki_cert_fn_t fn;
+    void *const *args;
+    smki_cert *cert;
+} many_ctx;
+
+/* The index scans of the queries that go through `index`, asked for at once. */
+static int fetch_ahead(smki_txn *t, const many_ctx *m, smki_db index, const void **keys, size_t *lens)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->n; i++) {
+        smki_db db;
+        const void *key;
+        size_t klen;
+        if (index_way(m->db, &m->qs[i], &db, &key, &klen) && db == index) keys[k] = key, lens[k++] = klen;
+    }
+    return smki_txn_scan_join_ahead(t, index, m->db->certs, keys, lens, k);
+}
+
+static int find_many_in(smki_txn *t, void *arg)
+{
+    many_ctx *m = arg;
+    const void **keys = calloc(m->n ? m->n : 1, sizeof *keys);
+    size_t *lens = calloc(m->n ? m->n : 1, sizeof *lens);
+    int rc = keys && lens ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    if (rc == 0) rc = fetch_ahead(t, m, m->db->by_eui, keys, lens);
+    if (rc == 0) rc = fetch_ahead(t, m, m->db->by_ski, keys, lens);
+    free(keys);
+    free(lens);
+    for (size_t i = 0; i < m->n && rc >= 0; i++) {
+        find_ctx f = {m->db, &m->qs[i], m->fn, m->args[i], NULL, 0, m->cert, 0};
+        rc = find_in(t, &f);
+    }
+    return rc < 0 ? rc : 0;
+}
+
+int smki_ca_find_many(smki_ca_db *db, const smki_ca_query *qs, size_t n, smki_cert_fn_t fn, void *const *args)
+{
+    ENSURE(db && ((qs && args) || n == 0) && fn, SMKI_E_INTERNAL, "smki_ca_find_many: missing argument");
+    if (n == 0) return 0;
+    smki_cert *cert = malloc(sizeof *cert);
+    ENSURE(cert, SMKI_E_NOMEM, "out of memory");
+    many_ctx m = {db, qs, n, fn, args, cert};
+    int rc = smki_store_read(db->store, find_many_in, &m);
+    free(cert);
+    return rc;
 }
 
 int smki_ca_find(smki_ca_db *db, const smki_ca_query *q, smki_cert_fn_t fn, void *arg)

@@ -752,93 +752,151 @@ static int page_result(const smki_cert *c, void *arg)
     return 0;
 }
 
-static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+/* A search read from its query, ready for the store. */
+typedef struct {
+    smki_ca_query q;
+    smki_eui64_t eui;
+    uint8_t issuer[SMKI_KEYID_LEN];
+    long limit, offset;
+    page_ctx p;
+} search;
+
+/* The issuer a search names: a CA kind name ("smki-dca") or its SKI in hex. 1 read,
+ * 0 answered (w holds the refusal), negative on failure. */
+static int search_issuer(smki_repo *r, const char *v, smki_repo_resp *w, uint8_t issuer[SMKI_KEYID_LEN])
+{
+    smki_ca_kind kind = SMKI_CA_KIND_COUNT;
+    for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
+        if (strcmp(v, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
+    if (kind == SMKI_CA_KIND_COUNT) {
+        size_t n = 0;
+        if (strlen(v) != 2 * SMKI_KEYID_LEN || smki_hex_decode(v, strlen(v), issuer, SMKI_KEYID_LEN, &n) < 0 ||
+            n != SMKI_KEYID_LEN) {
+            smki_error_clear();
+            GUARD(fail_resp(w, 400, 0, "bad issuer: a CA name (smki-oca, smki-dca, ...) or a 16-digit SKI"));
+            return 0;
+        }
+        return 1;
+    }
+    smki_ca_record *rec = malloc(sizeof *rec);
+    ENSURE(rec, SMKI_E_NOMEM, "out of memory");
+    int rc = db_ready(r) ? smki_ca_get(&r->db, r->env, kind, rec) : SMKI_E_NOTFOUND;
+    if (rc == 0) memcpy(issuer, rec->cert.ski, SMKI_KEYID_LEN);
+    free(rec);
+    if (rc == 0) return 1;
+    if (rc == SMKI_E_NOTFOUND) {
+        smki_error_clear();
+        GUARD(fail_resp(w, 404, 0, "the environment has no CA of that name"));
+        return 0;
+    }
+    GUARD(fail_err(w, 500, 0, "the store"));
+    return 0;
+}
+
+/* The facets of a search (eui, role, usage, status, profile). 1 read, 0 answered. */
+static int search_facets(const qparams *qp, smki_repo_resp *w, search *sr)
+{
+    const char *v;
+    if ((v = qget(qp, "eui"))) {
+        if (smki_eui64_parse(v, &sr->eui) < 0) return fail_err(w, 400, 0, "bad eui") < 0 ? -1 : 0;
+        sr->q.eui = &sr->eui;
+    }
+    if ((v = qget(qp, "role"))) {
+        uint8_t code;
+        if (smki_role_parse(v, &code) < 0) return fail_err(w, 400, 0, "bad role") < 0 ? -1 : 0;
+        sr->q.role = code;
+    }
+    if ((v = qget(qp, "usage"))) {
+        if (strcasecmp(v, "ds") == 0) sr->q.usage = SMKI_USAGE_DS;
+        else if (strcasecmp(v, "ka") == 0) sr->q.usage = SMKI_USAGE_KA;
+        else if (strcasecmp(v, "ca") == 0) sr->q.usage = 0;
+        else return fail_resp(w, 400, 0, "bad usage: DS, KA or CA") < 0 ? -1 : 0;
+    }
+    if ((v = qget(qp, "status"))) {
+        smki_cert_status st;
+        if (smki_cert_status_parse(v, &st) < 0) return fail_err(w, 400, 0, "bad status") < 0 ? -1 : 0;
+        sr->q.status = st;
+    }
+    if ((v = qget(qp, "profile"))) {
+        const smki_profile *p = smki_profile_by_name(v);
+        if (!p || p->id == SMKI_PROFILE_UNKNOWN) return fail_resp(w, 400, 0, "bad profile: not a profile name") < 0 ? -1 : 0;
+        sr->q.profile = p->id;
+    }
+    return 1;
+}
+
+/* Reads a search's query and starts its answer. 1 ready for the store (sr->q), 0
+ * answered (a refusal in w), negative on failure. */
+static int search_parse(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w, search *sr)
 {
     static const char *const ALLOWED[] = {"eui", "role", "usage", "status", "issuer", "profile", "limit", "offset", NULL};
     qparams qp;
-    if (query_parse(req->query, &qp) < 0 || query_only(&qp, ALLOWED) < 0) return fail_err(w, 400, 0, "bad query");
-    smki_ca_query q = SMKI_CA_QUERY_ALL;
-    q.env = r->env;
-    smki_eui64_t eui;
-    uint8_t issuer[SMKI_KEYID_LEN];
+    if (query_parse(req->query, &qp) < 0 || query_only(&qp, ALLOWED) < 0) return fail_err(w, 400, 0, "bad query") < 0 ? -1 : 0;
+    sr->q = (smki_ca_query)SMKI_CA_QUERY_ALL;
+    sr->q.env = r->env;
+    sr->limit = PAGE_DEFAULT, sr->offset = 0;
+    int rc = search_facets(&qp, w, sr);
     const char *v;
-    long limit = PAGE_DEFAULT, offset = 0;
-    if ((v = qget(&qp, "eui"))) {
-        if (smki_eui64_parse(v, &eui) < 0) return fail_err(w, 400, 0, "bad eui");
-        q.eui = &eui;
+    if (rc == 1 && (v = qget(&qp, "issuer"))) {
+        rc = search_issuer(r, v, w, sr->issuer);
+        sr->q.issuer_ski = sr->issuer;
     }
-    if ((v = qget(&qp, "role"))) {
-        uint8_t code;
-        if (smki_role_parse(v, &code) < 0) return fail_err(w, 400, 0, "bad role");
-        q.role = code;
-    }
-    if ((v = qget(&qp, "usage"))) {
-        if (strcasecmp(v, "ds") == 0) q.usage = SMKI_USAGE_DS;
-        else if (strcasecmp(v, "ka") == 0) q.usage = SMKI_USAGE_KA;
-        else if (strcasecmp(v, "ca") == 0) q.usage = 0;
-        else return fail_resp(w, 400, 0, "bad usage: DS, KA or CA");
-    }
-    if ((v = qget(&qp, "status"))) {
-        smki_cert_status st;
-        if (smki_cert_status_parse(v, &st) < 0) return fail_err(w, 400, 0, "bad status");
-        q.status = st;
-    }
-    if ((v = qget(&qp, "profile"))) {
-        const smki_profile *p = smki_profile_by_name(v);
-        if (!p || p->id == SMKI_PROFILE_UNKNOWN) return fail_resp(w, 400, 0, "bad profile: not a profile name");
-        q.profile = p->id;
-    }
-    if ((v = qget(&qp, "issuer"))) {
-        /* A CA kind name ("smki-dca") or its SKI in hex. */
-        smki_ca_kind kind = SMKI_CA_KIND_COUNT;
-        for (int k = 0; k < SMKI_CA_KIND_COUNT; k++)
-            if (strcmp(v, smki_ca_kind_name((smki_ca_kind)k)) == 0) kind = (smki_ca_kind)k;
-        if (kind != SMKI_CA_KIND_COUNT) {
-            smki_ca_record *rec = malloc(sizeof *rec);
-            ENSURE(rec, SMKI_E_NOMEM, "out of memory");
-            int rc = db_ready(r) ? smki_ca_get(&r->db, r->env, kind, rec) : SMKI_E_NOTFOUND;
-            if (rc == 0) memcpy(issuer, rec->cert.ski, SMKI_KEYID_LEN);
-            free(rec);
-            if (rc == SMKI_E_NOTFOUND) {
-                smki_error_clear();
-                return fail_resp(w, 404, 0, "the environment has no CA of that name");
-            }
-            if (rc < 0) return fail_err(w, 500, 0, "the store");
-        } else {
-            size_t n = 0;
-            if (strlen(v) != 2 * SMKI_KEYID_LEN || smki_hex_decode(v, strlen(v), issuer, sizeof issuer, &n) < 0 ||
-                n != SMKI_KEYID_LEN) {
-                smki_error_clear();
-                return fail_resp(w, 400, 0, "bad issuer: a CA name (smki-oca, smki-dca, ...) or a 16-digit SKI");
-            }
-        }
-        q.issuer_ski = issuer;
-    }
-    if ((v = qget(&qp, "limit")) && parse_uint(v, PAGE_MAX, "limit", &limit) < 0)
-        return fail_err(w, 400, 0, "bad limit");
-    if ((v = qget(&qp, "offset")) && parse_uint(v, OFFSET_MAX, "offset", &offset) < 0)
-        return fail_err(w, 400, 0, "bad offset");
-    if (limit == 0) return fail_resp(w, 400, 0, "bad limit: at least 1");
+    if (rc != 1) return rc;
+    if ((v = qget(&qp, "limit")) && parse_uint(v, PAGE_MAX, "limit", &sr->limit) < 0)
+        return fail_err(w, 400, 0, "bad limit") < 0 ? -1 : 0;
+    if ((v = qget(&qp, "offset")) && parse_uint(v, OFFSET_MAX, "offset", &sr->offset) < 0)
+        return fail_err(w, 400, 0, "bad offset") < 0 ? -1 : 0;
+    if (sr->limit == 0) return fail_resp(w, 400, 0, "bad limit: at least 1") < 0 ? -1 : 0;
     reset(w);
     w->status = 200;
     w->content_type = "application/json";
     GUARD(adds(w, "{\"results\":["));
-    long max_scan = atomic_load(&r->max_scan);
-    page_ctx p = {w, offset, limit, 0, 0, 0, max_scan, q.profile, 0, 0};
-    q.profile = SMKI_PROFILE_UNKNOWN; /* filtered here, where what it passes over is counted */
-    if (db_ready(r)) {
-        int rc = smki_ca_find(&r->db, &q, page_result, &p);
-        if (rc < 0) return fail_err(w, 500, 0, "the store");
+    sr->p = (page_ctx){w, sr->offset, sr->limit, 0, 0, 0, atomic_load(&r->max_scan), sr->q.profile, 0, 0};
+    sr->q.profile = SMKI_PROFILE_UNKNOWN; /* filtered by page_result, where what it passes over is counted */
+    return 1;
+}
+
+/* The last error's message into why (when rc failed), and the error cleared. */
+static void take_error(int rc, char *why, size_t cap)
+{
+    snprintf(why, cap, "%s", rc < 0 ? smki_error_msg() : "");
+    smki_error_clear();
+}
+
+/* Ends a search's answer once the store was read (find_rc: how that went, why: the
+ * failure's message). */
+static int search_end(search *sr, int find_rc, const char *why)
+{
+    smki_repo_resp *w = sr->p.w;
+    if (find_rc < 0) {
+        char msg[SMKI_ERR_MSG_MAX + 16];
+        snprintf(msg, sizeof msg, "the store: %s", why);
+        return fail_resp(w, 500, 0, msg);
     }
-    if (p.is_over_scan) {
+    if (sr->p.is_over_scan) {
         char msg[160];
         snprintf(msg, sizeof msg, "the query would scan more than %ld records: narrow it (eui, serial, ski, status, role, usage, issuer)",
-                 max_scan);
+                 sr->p.max_scan);
         return fail_resp(w, 400, 0, msg);
     }
-    GUARD(addf(w, "],\"count\":%ld,\"offset\":%ld,\"limit\":%ld,", p.n, offset, limit));
-    if (p.has_more) return addf(w, "\"next_offset\":%ld}\n", offset + p.n);
+    GUARD(addf(w, "],\"count\":%ld,\"offset\":%ld,\"limit\":%ld,", sr->p.n, sr->offset, sr->limit));
+    if (sr->p.has_more) return addf(w, "\"next_offset\":%ld}\n", sr->offset + sr->p.n);
     return adds(w, "\"next_offset\":null}\n");
+}
+
+static int cert_search(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    search *sr = malloc(sizeof *sr);
+    ENSURE(sr, SMKI_E_NOMEM, "out of memory");
+    int rc = search_parse(r, req, w, sr);
+    if (rc == 1) {
+        int frc = db_ready(r) ? smki_ca_find(&r->db, &sr->q, page_result, &sr->p) : 0;
+        char why[SMKI_ERR_MSG_MAX];
+        take_error(frc, why, sizeof why);
+        rc = search_end(sr, frc, why);
+    }
+    free(sr);
+    return rc < 0 ? rc : 0;
 }
 
 static int ca_cert(smki_repo *r, const smki_repo_req *req, const char *name, smki_repo_resp *w)
@@ -1180,11 +1238,9 @@ static int apikey_ok(smki_repo *r, const char *given)
     return ok;
 }
 
-static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+/* A request routed and allowed (w->ep set) to its endpoint. */
+static int serve(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
 {
-    int rc = route(req, w);
-    if (rc >= 0) return rc;
-    if (!allowed(r, req, w)) return 0;
     const char *p = req->path;
     switch (w->ep) {
     case SMKI_REPO_EP_DCC: {
@@ -1213,24 +1269,34 @@ static int dispatch(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
     }
 }
 
-int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+/* 1: req reaches its endpoint (w->ep set); 0: answered (a malformed request, no such
+ * resource, a method or access refused); negative on failure. */
+static int admit(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
 {
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
     memset(w, 0, sizeof *w);
     w->ep = SMKI_REPO_EP_OTHER;
-    int rc;
-    if (!req || !req->method || !req->path || req->path[0] != '/') rc = fail_resp(w, 400, 0, "a malformed request");
-    else rc = dispatch(r, req, w);
-    if (rc < 0) {
-        /* Building the answer failed (a response too large, out of memory): a 500 that
-         * needs no allocation beyond a short message. */
+    if (!req || !req->method || !req->path || req->path[0] != '/')
+        return fail_resp(w, 400, 0, "a malformed request") < 0 ? -1 : 0;
+    int rc = route(req, w);
+    if (rc >= 0) return 0;
+    return allowed(r, req, w);
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* The answer given (rc: how building it went): a failure becomes a 500 that needs no
+ * allocation beyond a short message; the counters /metrics reports. */
+static int settle(smki_repo *r, smki_repo_resp *w, int rc, uint64_t t0)
+{
+    if (rc < 0) /* a response too large, out of memory */
         rc = fail_err(w, smki_error_code() == SMKI_E_REFUSED ? 413 : 500, w->ep == SMKI_REPO_EP_DCC,
                       "the answer could not be built");
-    }
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    unsigned long long ns =
-        (unsigned long long)((t1.tv_sec - t0.tv_sec) * 1000000000LL + (t1.tv_nsec - t0.tv_nsec));
+    uint64_t ns = mono_ns() - t0;
     int b = 0;
     while (b < LAT_BUCKETS && (double)ns / 1e9 > LAT_BOUNDS[b]) b++;
     atomic_fetch_add(&r->lat_bucket[b], 1);
@@ -1238,6 +1304,71 @@ int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
     int cls = w->status / 100;
     if (cls >= 1 && cls <= 5) atomic_fetch_add(&r->requests[w->ep][cls], 1);
     return rc;
+}
+
+int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *w)
+{
+    uint64_t t0 = mono_ns();
+    int rc = admit(r, req, w);
+    if (rc == 1) rc = serve(r, req, w);
+    return settle(r, w, rc, t0);
+}
+
+/* ---- Many requests at once -------------------------------------------------------------- */
+static int is_search(const smki_repo_req *req, const smki_repo_resp *w)
+{
+    return w->ep == SMKI_REPO_EP_CERT && strcmp(req->path, "/certificates") == 0;
+}
+
+int smki_repo_gathers(const smki_repo *r, const smki_repo_req *req)
+{
+    return r && req && req->method && req->path && is_get(req->method) && strcmp(req->path, "/certificates") == 0 &&
+           smki_store_is_remote(r->store);
+}
+
+/* The searches sr[0..k) of requests at[0..k), read from the store together; each
+ * answer ended into rcs[at[j]]. */
+static void search_all(smki_repo *r, search *sr, size_t k, const size_t *at, int *rcs)
+{
+    smki_ca_query *qs = calloc(k, sizeof *qs);
+    void **args = calloc(k, sizeof *args);
+    int rc = qs && args ? 0 : SMKI_FAIL(SMKI_E_NOMEM, "out of memory");
+    for (size_t j = 0; rc == 0 && j < k; j++) qs[j] = sr[j].q, args[j] = &sr[j].p;
+    if (rc == 0 && db_ready(r)) rc = smki_ca_find_many(&r->db, qs, k, page_result, (void *const *)args);
+    free(qs);
+    free(args);
+    char why[SMKI_ERR_MSG_MAX];
+    take_error(rc, why, sizeof why);
+    for (size_t j = 0; j < k; j++) rcs[at[j]] = search_end(&sr[j], rc, why);
+}
+
+void smki_repo_handle_many(smki_repo *r, const smki_repo_req *const *reqs, smki_repo_resp *const *ws, int *rcs,
+                           size_t n)
+{
+    uint64_t t0 = mono_ns();
+    search *sr = calloc(n ? n : 1, sizeof *sr);
+    size_t *at = calloc(n ? n : 1, sizeof *at), k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!sr || !at) { /* out of memory: one at a time */
+            rcs[i] = smki_repo_handle(r, reqs[i], ws[i]);
+            continue;
+        }
+        int rc = admit(r, reqs[i], ws[i]);
+        if (rc == 1 && is_search(reqs[i], ws[i])) {
+            rc = search_parse(r, reqs[i], ws[i], &sr[k]);
+            if (rc == 1) {
+                at[k++] = i;
+                continue;
+            }
+        } else if (rc == 1) {
+            rc = serve(r, reqs[i], ws[i]);
+        }
+        rcs[i] = settle(r, ws[i], rc < 0 ? rc : 0, t0);
+    }
+    if (k) search_all(r, sr, k, at, rcs);
+    for (size_t j = 0; j < k; j++) rcs[at[j]] = settle(r, ws[at[j]], rcs[at[j]], t0);
+    free(sr);
+    free(at);
 }
 
 void smki_repo_resp_free(smki_repo_resp *w)

@@ -122,6 +122,15 @@ typedef struct {
  * body naming what was wrong); returns 0, or a negative status only when even the
  * error response could not be built (out of memory). Safe from many threads. */
 SMKI_MUST_CHECK int smki_repo_handle(smki_repo *r, const smki_repo_req *req, smki_repo_resp *resp);
+/* Answers n requests that arrived together, each exactly as smki_repo_handle would
+ * (resps[i], its return in rcs[i]), but the searches among them read the store in one
+ * transaction, fetched at once where the store can (PostgreSQL: one round trip for
+ * all the lookups by EUI-64, not one each). */
+void smki_repo_handle_many(smki_repo *r, const smki_repo_req *const *reqs, smki_repo_resp *const *resps, int *rcs,
+                           size_t n);
+/* 1 when req is worth gathering with others for smki_repo_handle_many: a search
+ * (GET /certificates) on a store whose reads wait on a round trip (PostgreSQL). */
+int smki_repo_gathers(const smki_repo *r, const smki_repo_req *req);
 void smki_repo_resp_free(smki_repo_resp *resp);
 
 /* A request path (without its query) percent-decoded into out (at least len + 1

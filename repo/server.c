@@ -66,7 +66,19 @@ typedef struct worker {
     h2o_multithread_receiver_t answered; /* the pool's answers come back to this loop */
     int has_receiver;
     unsigned n_pending;                  /* requests of this loop in the pool */
+    /* Searches read in this turn of the loop, answered together at its end
+     * (smki_repo_handle_many: their lookups share one round trip to the store). */
+    struct held *held;
+    unsigned n_held;
 } worker;
+
+/* A request held for the end of its loop's turn. h2o keeps it until it is answered. */
+typedef struct held {
+    h2o_req_t *req;
+    smki_repo_req rq;
+    smki_repo_resp *w;
+} held;
+#define HELD_MAX 64
 
 /* A request answered on the pool (o->handle_threads): what the handler reads, and where
  * the answer goes back. In the request's pool: h2o keeps the request until it is answered. */
@@ -558,6 +570,31 @@ static void pool_stop(server *s)
     s->has_pool_lock = 0;
 }
 
+/* ---- Requests held for the end of a loop's turn ------------------------------------------- */
+/* Answers the requests held in this turn of the loop, together; how many. */
+static unsigned answer_held(worker *wk)
+{
+    unsigned n = wk->n_held;
+    if (!n) return 0;
+    const smki_repo_req *reqs[HELD_MAX];
+    smki_repo_resp *ws[HELD_MAX];
+    int rcs[HELD_MAX];
+    for (unsigned i = 0; i < n; i++) reqs[i] = &wk->held[i].rq, ws[i] = wk->held[i].w;
+    smki_repo_handle_many(wk->srv->repo, reqs, ws, rcs, n);
+    wk->n_held = 0;
+    for (unsigned i = 0; i < n; i++) answer(wk->srv, wk->held[i].req, &wk->held[i].rq, ws[i], rcs[i]);
+    return n;
+}
+
+/* Holds a repository request for the end of the loop's turn (answered at once when the
+ * loop holds as many as it answers together). */
+static int hold(worker *wk, h2o_req_t *req, const smki_repo_req *rq, smki_repo_resp *w)
+{
+    wk->held[wk->n_held++] = (held){req, *rq, w};
+    if (wk->n_held == HELD_MAX) (void)answer_held(wk);
+    return 0;
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     server *s = ((handler *)self)->srv;
@@ -602,6 +639,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     smki_repo_resp *w = h2o_mem_alloc_shared(&req->pool, sizeof *w, resp_dispose);
     memset(w, 0, sizeof *w);
     if (s->npool) return to_pool(s, req, &rq, w);
+    worker *wk = H2O_STRUCT_FROM_MEMBER(worker, ctx, req->conn->ctx);
+    if (!s->o->handle && wk->held && smki_repo_gathers(s->repo, &rq)) return hold(wk, req, &rq, w);
     int rc = s->o->handle ? s->o->handle(s->o->handle_arg, &rq, w) : smki_repo_handle(s->repo, &rq, w);
     answer(s, req, &rq, w, rc);
     return 0;
@@ -661,8 +700,13 @@ static void tick(worker *wk, uint64_t now)
 static void *run_worker(void *arg)
 {
     worker *wk = arg;
+    int32_t wait = TICK_MS;
     while (wk->phase < 3) {
-        h2o_evloop_run(wk->ctx.loop, TICK_MS);
+        h2o_evloop_run(wk->ctx.loop, wait);
+        /* Before the tick, which may end connections. What the answers set going (a
+         * pipelining client's next request, read once its answer is written) runs in
+         * a turn that does not wait. */
+        wait = answer_held(wk) ? 0 : TICK_MS;
         uint64_t now = now_ms();
         if (now >= wk->next_tick || wk->phase) {
             wk->next_tick = now + TICK_MS;
@@ -938,6 +982,10 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
         wk->has_ctx = 1;
         h2o_multithread_register_receiver(wk->ctx.queue, &wk->answered, on_answered);
         wk->has_receiver = 1;
+        if (!o->handle) {
+            wk->held = calloc(HELD_MAX, sizeof *wk->held);
+            ENSURE_GOTO(wk->held, SMKI_E_NOMEM, out, "out of memory");
+        }
         wk->actx.ctx = &wk->ctx;
         wk->actx.hosts = s.config.hosts;
         wk->actx.ssl_ctx = s.ssl;
@@ -984,7 +1032,10 @@ int smki_repo_serve(smki_repo *r, const smki_repo_server_opts *o)
     log_line("info", "stopped", "\"connections_open\":%d", atomic_load(&s.conns));
 out:
     pool_stop(&s);
-    for (unsigned i = 0; s.w && i < s.nworkers; i++) worker_free(&s.w[i]);
+    for (unsigned i = 0; s.w && i < s.nworkers; i++) {
+        worker_free(&s.w[i]);
+        free(s.w[i].held);
+    }
     free(s.w);
     if (s.has_config) h2o_config_dispose(&s.config);
     if (s.lfd >= 0) close(s.lfd);

@@ -36,7 +36,10 @@
  * plain and joined alike. */
 enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_GET_MANY, OP_PUT_ROWS, OP_PUT_NEW_ROWS, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
        OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY, OP_JOIN_AFTER_PAIR };
-#define JOIN_OPS 3
+/* Per database, a word of target bits per join statement: the three pages, and the
+ * first pages of many scans at once (JOIN_AHEAD). */
+#define JOIN_OPS 4
+#define JOIN_AHEAD 3
 
 typedef struct pg_conn {
     PGconn *conn;
@@ -84,6 +87,18 @@ typedef struct {
     uint8_t key[KEPT_KEY_MAX];
 } kept_get;
 
+/* A join scan's first page fetched ahead (smki_txn_scan_join_ahead): rows [from, to)
+ * of r, whose first column is the scan's place among those fetched together. Kept
+ * until the scan of that prefix takes it (taken); r is cleared with the transaction
+ * (by the page that owns it). */
+typedef struct {
+    PGresult *r;
+    int from, to, owns, taken;
+    smki_db db, target;
+    size_t plen;
+    uint8_t prefix[KEPT_KEY_MAX];
+} ahead_page;
+
 struct pg_txn {
     pg_store *p;
     pg_conn *c;
@@ -95,6 +110,8 @@ struct pg_txn {
     int begun;  /* (lazy) a statement was sent: txn_finish sends the sync */
     kept_get *kept; /* results whose values smki_txn_get handed out */
     size_t nkept, kept_cap;
+    ahead_page *ahead; /* pages fetched ahead, not yet taken */
+    size_t nahead, ahead_cap;
 };
 
 /* ---- Messages ------------------------------------------------------------------- */
@@ -476,6 +493,11 @@ static void txn_finish(pg_txn *t)
     free(t->kept);
     t->kept = NULL;
     t->nkept = t->kept_cap = 0;
+    for (size_t i = 0; i < t->nahead; i++)
+        if (t->ahead[i].owns) PQclear(t->ahead[i].r);
+    free(t->ahead);
+    t->ahead = NULL;
+    t->nahead = t->ahead_cap = 0;
     if (t->lazy) {
         /* The sync ends the read's implicit transaction (and its snapshot); sent, not
          * waited for: the session's next exchange reads the answer. */
@@ -1318,18 +1340,89 @@ typedef struct {
     void *arg;
 } scan_visit;
 
-static int visit_row(const PGresult *r, int i, const scan_visit *vis)
+static int visit_row(const PGresult *r, int i, int col, const scan_visit *vis)
 {
-    const char *k = PQgetvalue(r, i, 0), *val = PQgetvalue(r, i, 1);
-    size_t kl = (size_t)PQgetlength(r, i, 0), vl = (size_t)PQgetlength(r, i, 1);
+    const char *k = PQgetvalue(r, i, col), *val = PQgetvalue(r, i, col + 1);
+    size_t kl = (size_t)PQgetlength(r, i, col), vl = (size_t)PQgetlength(r, i, col + 1);
     if (!vis->jfn) return vis->fn(k, kl, val, vl, vis->arg);
-    int has_rec = !PQgetisnull(r, i, 2);
-    return vis->jfn(k, kl, val, vl, has_rec ? PQgetvalue(r, i, 2) : NULL, has_rec ? (size_t)PQgetlength(r, i, 2) : 0,
-                    vis->arg);
+    int has_rec = !PQgetisnull(r, i, col + 2);
+    return vis->jfn(k, kl, val, vl, has_rec ? PQgetvalue(r, i, col + 2) : NULL,
+                    has_rec ? (size_t)PQgetlength(r, i, col + 2) : 0, vis->arg);
+}
+
+/* index and target can be joined: both open, the target without duplicates. */
+static int join_target_check(pg_txn *t, smki_db index, smki_db target)
+{
+    const pg_db *d = db_at(t, index), *td = db_at(t, target);
+    ENSURE(d && td, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)",
+           t->p->label, d ? target : index);
+    ENSURE(!(td->flags & SMKI_DB_DUPSORT), SMKI_E_USAGE,
+           "store %s: an index scan's target must be a database without duplicates", t->p->label);
+    ENSURE(target < MAX_JOIN_TARGETS, SMKI_E_USAGE,
+           "store %s: an index scan's target must be one of the first %d databases opened", t->p->label,
+           MAX_JOIN_TARGETS);
+    return 0;
+}
+
+/* Rows [from, to) of r, whose columns start at col: a scan's page. */
+typedef struct {
+    PGresult *r;
+    int from, to, col, owned;
+} page_rows;
+
+/* The first page of the join scan (db, target, prefix) if it was fetched ahead: 1 and
+ * *out; 0 when it must be read. */
+static int take_ahead(pg_txn *t, smki_db db, smki_db target, const void *prefix, size_t plen, page_rows *out)
+{
+    for (size_t i = 0; i < t->nahead; i++) {
+        ahead_page *a = &t->ahead[i];
+        if (!a->taken && a->db == db && a->target == target && a->plen == plen &&
+            (!plen || memcmp(a->prefix, prefix, plen) == 0)) {
+            a->taken = 1;
+            *out = (page_rows){a->r, a->from, a->to, 1, 0};
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Pages of SCAN_PAGE records in key order, each bounded by the prefix's end, so a
  * lookup's page holds only its own records. first_op: OP_SCAN_FROM or OP_JOIN_FROM. */
+/* Where a scan is: its last entry (for the next page), and whether it skips the rest
+ * of that key's values. */
+typedef struct {
+    scan_pos at;
+    int skipping, done;
+} scan_state;
+
+/* Visits one page's rows. Returns fn's failure; st->done once the scan is over (its
+ * prefix passed, or fn stopped it). */
+static int visit_page(const page_rows *pg, const void *prefix, size_t plen, scan_state *st, const scan_visit *vis)
+{
+    for (int i = pg->from; i < pg->to; i++) {
+        const char *k = PQgetvalue(pg->r, i, pg->col);
+        size_t kl = (size_t)PQgetlength(pg->r, i, pg->col);
+        if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) {
+            st->done = 1;
+            return 0;
+        }
+        if (st->skipping && kl == st->at.klen && memcmp(k, st->at.key, kl) == 0) continue;
+        st->skipping = 0;
+        GUARD(remember(&st->at, k, kl, PQgetvalue(pg->r, i, pg->col + 1), (size_t)PQgetlength(pg->r, i, pg->col + 1)));
+        int rc = visit_row(pg->r, i, pg->col, vis);
+        if (rc == SMKI_SCAN_NEXT_KEY) {
+            st->skipping = 1;
+        } else if (rc != 0) {
+            st->done = 1;
+            return rc < 0 ? rc : 0;
+        }
+    }
+    return 0;
+}
+
+/* Pages of SCAN_PAGE records in key order, each bounded by the prefix's end, so a
+ * lookup's page holds only its own records. first_op: OP_SCAN_FROM or OP_JOIN_FROM. A
+ * join's first page may have been fetched ahead. */
 static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const void *prefix, size_t plen,
                       const scan_visit *vis)
 {
@@ -1338,52 +1431,29 @@ static int scan_pages(pg_txn *t, smki_db db, int first_op, smki_db target, const
     int dup = (d->flags & SMKI_DB_DUPSORT) != 0;
     uint8_t end[ABOVE_ALL_LEN];
     size_t elen = prefix_end(prefix, plen, end);
-    scan_pos at = {.klen = 0};
-    int rc = 0, done = 0, skipping = 0, page = 0;
-    while (!done && rc == 0) {
-        const void *v[3] = {prefix, NULL, NULL};
-        size_t l[3] = {plen, 0, 0};
+    scan_state st = {.at = {.klen = 0}};
+    int rc = 0, page = 0;
+    while (!st.done && rc == 0) {
+        const void *v[3] = {page > 0 ? st.at.key : prefix, NULL, NULL};
+        size_t l[3] = {page > 0 ? st.at.klen : plen, 0, 0};
         int n = 1;
-        if (page > 0) {
-            v[0] = at.key;
-            l[0] = at.klen;
-        }
-        if (page == 2) {
-            v[n] = at.val;
-            l[n++] = at.vlen;
-        }
-        v[n] = end;
-        l[n++] = elen;
-        PGresult *r = run_stmt(t, db, first_op + page, target, n, v, l, "read");
-        if (!r) {
-            rc = fail_op();
-            break;
-        }
-        int rows = PQntuples(r);
-        for (int i = 0; i < rows && rc == 0; i++) {
-            const char *k = PQgetvalue(r, i, 0);
-            size_t kl = (size_t)PQgetlength(r, i, 0);
-            if (plen && (kl < plen || memcmp(k, prefix, plen) != 0)) {
-                done = 1;
+        if (page == 2) v[n] = st.at.val, l[n++] = st.at.vlen;
+        v[n] = end, l[n++] = elen;
+        page_rows pg;
+        if (!(page == 0 && first_op == OP_JOIN_FROM && take_ahead(t, db, target, prefix, plen, &pg))) {
+            PGresult *r = run_stmt(t, db, first_op + page, target, n, v, l, "read");
+            if (!r) {
+                rc = fail_op();
                 break;
             }
-            if (skipping && kl == at.klen && memcmp(k, at.key, kl) == 0) continue;
-            skipping = 0;
-            rc = remember(&at, k, kl, PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1));
-            if (rc < 0) break;
-            rc = visit_row(r, i, vis);
-            if (rc == SMKI_SCAN_NEXT_KEY) {
-                skipping = 1;
-                rc = 0;
-            } else if (rc != 0) {
-                done = 1;
-            }
+            pg = (page_rows){r, 0, PQntuples(r), 0, 1};
         }
-        PQclear(r);
-        if (rows < SCAN_PAGE) done = 1;
-        page = dup && !skipping ? 2 : 1;
+        rc = visit_page(&pg, prefix, plen, &st, vis);
+        if (pg.owned) PQclear(pg.r);
+        if (pg.to - pg.from < SCAN_PAGE) st.done = 1;
+        page = dup && !st.skipping ? 2 : 1;
     }
-    free(at.val);
+    free(st.at.val);
     return rc < 0 ? rc : 0;
 }
 
@@ -1396,15 +1466,152 @@ int smki_pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smk
 int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
                      void *arg)
 {
-    const pg_db *td = db_at(t, target);
-    ENSURE(td, SMKI_E_USAGE, "store %s: database handle %u is not open in this store (smki_store_db)", t->p->label,
-           target);
-    ENSURE(!(td->flags & SMKI_DB_DUPSORT), SMKI_E_USAGE,
-           "store %s: an index scan's target must be a database without duplicates", t->p->label);
-    ENSURE(target < MAX_JOIN_TARGETS, SMKI_E_USAGE, "store %s: an index scan's target must be one of the first %d "
-           "databases opened", t->p->label, MAX_JOIN_TARGETS);
+    GUARD(join_target_check(t, index, target));
     scan_visit vis = {NULL, fn, arg};
     return scan_pages(t, index, OP_JOIN_FROM, target, prefix, plen, &vis);
+}
+
+/* ---- Scans fetched ahead ---------------------------------------------------------------- */
+
+/* Scans fetched ahead in one statement at most (a repository's loop asks for up to 64). */
+#define AHEAD_CHUNK 256
+#define BYTEA_OID 17
+
+static int ahead_room(pg_txn *t, size_t n)
+{
+    if (t->nahead + n <= t->ahead_cap) return 0;
+    size_t cap = t->ahead_cap ? t->ahead_cap : 16;
+    while (cap < t->nahead + n) cap *= 2;
+    ahead_page *grown = realloc(t->ahead, cap * sizeof *grown);
+    ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+    t->ahead = grown;
+    t->ahead_cap = cap;
+    return 0;
+}
+
+/* Values as one bytea[] parameter in PostgreSQL's binary array format (array_send):
+ * one dimension of n from 1, no nulls, bytea elements, each its length and octets. */
+static int bytea_array(const pg_txn *t, const void *const *vals, const size_t *lens, size_t n, uint8_t **out,
+                       size_t *len)
+{
+    size_t total = 20;
+    for (size_t i = 0; i < n; i++) total += 4 + lens[i];
+    uint8_t *a = malloc(total);
+    ENSURE(a, SMKI_E_NOMEM, "out of memory passing %zu values to store %s", n, t->p->label);
+    smki_put_be32(a, 1); /* dimensions */
+    smki_put_be32(a + 4, 0); /* no nulls */
+    smki_put_be32(a + 8, BYTEA_OID);
+    smki_put_be32(a + 12, (uint32_t)n);
+    smki_put_be32(a + 16, 1); /* lower bound */
+    uint8_t *p = a + 20;
+    for (size_t i = 0; i < n; i++) {
+        smki_put_be32(p, (uint32_t)lens[i]);
+        if (lens[i]) memcpy(p + 4, vals[i], lens[i]);
+        p += 4 + lens[i];
+    }
+    *out = a;
+    *len = total;
+    return 0;
+}
+
+/* The first pages of n join scans of index with target: each prefix's entries from
+ * the prefix to its end, as the scan's first page (OP_JOIN_FROM), with the prefix's
+ * place (from 1) first; one index scan per prefix, in order of place. */
+static void ahead_sql(const pg_db *d, const pg_db *td, char *sql, size_t cap)
+{
+    const char *order = d->flags & SMKI_DB_DUPSORT ? "x.k, x.v" : "x.k";
+    snprintf(sql, cap,
+             "SELECT q.n, x.k, x.v, x.tv FROM unnest($1::bytea[], $2::bytea[]) WITH ORDINALITY AS q(lo, hi, n) "
+             "CROSS JOIN LATERAL (SELECT i.k, i.v, t.v AS tv FROM %s i LEFT JOIN %s t ON t.k = i.v WHERE i.k >= q.lo "
+             "AND i.k < q.hi ORDER BY i.k%s LIMIT %d) x ORDER BY q.n, %s",
+             d->table, td->table, d->flags & SMKI_DB_DUPSORT ? ", i.v" : "", SCAN_PAGE, order);
+}
+
+/* The statement's answer split into each prefix's page (rows in order of place). */
+static int keep_pages(pg_txn *t, PGresult *r, smki_db index, smki_db target, const void *const *prefixes,
+                      const size_t *plens, size_t n)
+{
+    int rows = PQntuples(r), row = 0;
+    for (size_t i = 0; i < n; i++) {
+        int from = row;
+        while (row < rows && PQgetlength(r, row, 0) == 8 &&
+               smki_get_be64((const uint8_t *)PQgetvalue(r, row, 0)) == (uint64_t)i + 1)
+            row++;
+        ahead_page *a = &t->ahead[t->nahead++];
+        *a = (ahead_page){.r = r, .from = from, .to = row, .owns = i == 0, .db = index, .target = target,
+                          .plen = plens[i]};
+        if (plens[i]) memcpy(a->prefix, prefixes[i], plens[i]);
+    }
+    ENSURE(row == rows, SMKI_E_STORE, "store %s: PostgreSQL answered %zu scans with rows out of order (row %d of %d)",
+           t->p->label, n, row, rows);
+    return 0;
+}
+
+/* The scans' bounds as the statement's two parameters: the prefixes (lo) and the key
+ * above each prefix's keys (hi), each a bytea[]. */
+static int ahead_bounds(const pg_txn *t, const void *const *prefixes, const size_t *plens, size_t n, uint8_t **lo,
+                        size_t *lol, uint8_t **hi, size_t *hil)
+{
+    const void *ends[AHEAD_CHUNK];
+    size_t elens[AHEAD_CHUNK];
+    uint8_t(*end)[ABOVE_ALL_LEN] = malloc(n * sizeof *end);
+    ENSURE(end, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+    for (size_t i = 0; i < n; i++) ends[i] = end[i], elens[i] = prefix_end(prefixes[i], plens[i], end[i]);
+    int rc = bytea_array(t, prefixes, plens, n, lo, lol);
+    if (rc == 0) rc = bytea_array(t, ends, elens, n, hi, hil);
+    free(end);
+    return rc;
+}
+
+static int fetch_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes, const size_t *plens,
+                       size_t n)
+{
+    GUARD(join_target_check(t, index, target));
+    const pg_db *d = db_at(t, index), *td = db_at(t, target);
+    GUARD(ahead_room(t, n));
+    uint8_t *lo = NULL, *hi = NULL;
+    size_t lol = 0, hil = 0;
+    int rc = ahead_bounds(t, prefixes, plens, n, &lo, &lol, &hi, &hil);
+    char name[48], sql[1200];
+    snprintf(name, sizeof name, "smki_%u_ahead_%u", index, target);
+    uint64_t *jbits = &t->c->joined[(size_t)index * JOIN_OPS + JOIN_AHEAD];
+    int have = (int)((*jbits >> target) & 1u), prepared = 0;
+    if (!have) ahead_sql(d, td, sql, sizeof sql);
+    stmt st = {.name = name, .sql = have ? NULL : sql, .n = 2, .pv = {(const char *)lo, (const char *)hi},
+               .pl = {(int)lol, (int)hil}, .fmt = 1};
+    PGresult *r = rc == 0 ? pipe_exec(t, &st, &prepared, "read") : NULL;
+    free(lo);
+    free(hi);
+    if (prepared) *jbits |= (uint64_t)1 << target;
+    if (rc < 0) return rc;
+    if (!r) return fail_op();
+    size_t kept = t->nahead;
+    rc = keep_pages(t, r, index, target, prefixes, plens, n);
+    if (rc < 0) { /* none of its pages is taken */
+        t->nahead = kept;
+        PQclear(r);
+    }
+    return rc;
+}
+
+int smki_pg_txn_scan_join_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes,
+                                const size_t *plens, size_t n)
+{
+    GUARD(join_target_check(t, index, target));
+    if (!t->lazy) return 0; /* a write's statements go one at a time (PQexec) */
+    const void *p[AHEAD_CHUNK];
+    size_t l[AHEAD_CHUNK], k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (plens[i] > KEPT_KEY_MAX) continue; /* left to its scan */
+        p[k] = prefixes[i];
+        l[k++] = plens[i];
+        if (k == AHEAD_CHUNK) {
+            GUARD(fetch_ahead(t, index, target, p, l, k));
+            k = 0;
+        }
+    }
+    if (k) GUARD(fetch_ahead(t, index, target, p, l, k));
+    return 0;
 }
 
 int smki_pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen)

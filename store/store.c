@@ -629,6 +629,22 @@ static int join_one(const void *key, size_t klen, const void *val, size_t vlen, 
     return j->fn(key, klen, val, vlen, mrc == 0 ? v.mv_data : NULL, mrc == 0 ? v.mv_size : 0, j->arg);
 }
 
+int smki_txn_scan_join_ahead(smki_txn *t, smki_db index, smki_db target, const void *const *prefixes,
+                             const size_t *plens, size_t n)
+{
+    ENSURE(is_live(t) && ((prefixes && plens) || n == 0), SMKI_E_USAGE,
+           "smki_txn_scan_join_ahead: no transaction or prefixes");
+    for (size_t i = 0; i < n; i++)
+        ENSURE(prefixes[i] || plens[i] == 0, SMKI_E_USAGE, "smki_txn_scan_join_ahead: prefix %zu is missing", i);
+    if (t->pg) return smki_pg_txn_scan_join_ahead(t->pg, index, target, prefixes, plens, n);
+    unsigned int flags = 0;
+    int mrc = mdb_dbi_flags(t->txn, target, &flags);
+    if (mrc != 0) return FAIL_OP(t, target, mrc, "read the flags of");
+    ENSURE(!(flags & MDB_DUPSORT), SMKI_E_USAGE, "store %s: an index scan's target must be a database without duplicates",
+           t->s->path);
+    return 0; /* LMDB's scans wait on nothing: each is made when asked */
+}
+
 int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
                        void *arg)
 {
@@ -984,6 +1000,7 @@ void smki_store_close(smki_store *s)
 }
 
 const char *smki_store_path(const smki_store *s) { return s ? s->path : NULL; }
+int smki_store_is_remote(const smki_store *s) { return s && s->pg; }
 size_t smki_store_map_size(const smki_store *s) { return s ? atomic_load(&s->map_size) : 0; }
 uint32_t smki_store_schema(const smki_store *s) { return s ? atomic_load(&((smki_store *)s)->schema) : 0; }
 

@@ -55,6 +55,9 @@ SMKI_MUST_CHECK int smki_store_open(const char *dir, const smki_store_opts *opts
 void smki_store_close(smki_store *s);
 const char *smki_store_path(const smki_store *s);
 size_t smki_store_map_size(const smki_store *s); /* 0 on PostgreSQL */
+/* 1 when reads wait on a server's round trip (PostgreSQL), 0 when they wait on
+ * nothing (LMDB): whether gathering many reads into one is worth a wait. */
+int smki_store_is_remote(const smki_store *s);
 uint32_t smki_store_schema(const smki_store *s); /* 0 for an empty store opened read-only */
 /* The schema as this transaction sees it, and (in a write) moving it forward to a
  * schema this smki knows: for the module whose layout changed, in the transaction
@@ -126,6 +129,15 @@ typedef int (*smki_join_fn)(const void *key, size_t klen, const void *val, size_
                             void *arg);
 SMKI_MUST_CHECK int smki_txn_scan_join(smki_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target,
                                        smki_join_fn fn, void *arg);
+/* Says which index scans this transaction is about to make (smki_txn_scan_join of
+ * index joined with target, one per prefix) so that an engine that can fetches them
+ * at once: on PostgreSQL a read sends their first pages in one round trip, where each
+ * scan would take one; LMDB, whose scans wait on nothing, does nothing. A scan later
+ * made with one of these prefixes is answered from what was fetched (each fetch once;
+ * its further pages, if any, as usual); results are exactly those without it. For
+ * many lookups at once (a repository answering many clients). */
+SMKI_MUST_CHECK int smki_txn_scan_join_ahead(smki_txn *t, smki_db index, smki_db target, const void *const *prefixes,
+                                             const size_t *plens, size_t n);
 /* The first key at or after `from` in key order, copied to key (cap octets; a
  * longer key is SMKI_E_CORRUPT) with its length in *klen; SMKI_E_NOTFOUND (without
  * noise) past the last. For skip scans: a lookup per distinct leading field. */

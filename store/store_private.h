@@ -69,6 +69,8 @@ int smki_pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, con
 int smki_pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);
 int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t plen, smki_db target, smki_join_fn fn,
                       void *arg);
+int smki_pg_txn_scan_join_ahead(pg_txn *t, smki_db index, smki_db target, const void *const *prefixes,
+                                const size_t *plens, size_t n);
 int smki_pg_txn_seek(pg_txn *t, smki_db db, const void *from, size_t flen, void *key, size_t cap, size_t *klen);
 int smki_pg_txn_count(pg_txn *t, smki_db db, size_t *count);
 int smki_pg_txn_clear(pg_txn *t, smki_db db);

@@ -23,10 +23,11 @@ N=${REPO_N:-1000000}
 SECS=${REPO_SECS:-10}
 CONNS=${REPO_CONNS:-64}
 THREADS=${REPO_THREADS:-2}
-# A loop waits on the database for each lookup (libpq blocks): more loops than cores
-# keep the standby's backends busy while others wait (REPO_PG_THREADS, default 8; with
-# 2 loops the rate is bound by the round trip's latency, not by the CPU).
-PG_THREADS=${REPO_PG_THREADS:-8}
+# A loop answers the requests it read in one turn together: their lookups go to the
+# standby as one statement, one round trip per turn (smki_repo_handle_many). The loop
+# waits on that round trip, and the requests that arrive meanwhile make the next turn's
+# batch, so more loops than cores buy nothing (REPO_PG_THREADS, default 2 as for LMDB).
+PG_THREADS=${REPO_PG_THREADS:-2}
 ROUNDS=${REPO_ROUNDS:-3}
 SAMPLES=${REPO_SAMPLES:-20000}
 SHARED=${SMKI_SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}

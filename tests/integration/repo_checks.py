@@ -161,6 +161,46 @@ def plain():
     st, ct, b = req("GET", "/certificates?eui=00-DB-12-34-56-78-90-FF")
     check(st == 200 and json.loads(b)["count"] == 0, "a search that finds nothing: 200, no results", b)
 
+    # Searches pipelined on one connection (on PostgreSQL a loop answers the searches it
+    # read in one turn together): every answer, in order, each its own.
+    euis = ["00-DB-12-34-56-78-90-A0", "00-DB-12-34-56-78-90-FF"] * 20
+    raw = b"".join(b"GET /certificates?eui=%s HTTP/1.1\r\nHost: x\r\n\r\n" % e.encode() for e in euis)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s.sendall(raw)
+    buf, counts = b"", []
+    while len(counts) < len(euis):
+        head_end = buf.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = buf[:head_end].decode("latin-1")
+            length = int([h.split(":", 1)[1] for h in head.split("\r\n") if h.lower().startswith("content-length:")][0])
+            if len(buf) >= head_end + 4 + length:
+                body = buf[head_end + 4:head_end + 4 + length]
+                counts.append(json.loads(body)["count"] if head.startswith("HTTP/1.1 200") else head[:12])
+                buf = buf[head_end + 4 + length:]
+                continue
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        buf += chunk
+    s.close()
+    check(counts == [1, 0] * 20, "40 pipelined searches: each answered, in order", counts)
+    # Many connections searching at once: each gets its own answer.
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(24)]
+    for i, c in enumerate(conns):
+        c.sendall(b"GET /certificates?eui=%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" %
+                  euis[i].encode())
+    answers = []
+    for c in conns:
+        data = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        c.close()
+        answers.append(json.loads(data.split(b"\r\n\r\n", 1)[1])["count"])
+    check(answers == [1, 0] * 12, "24 connections searching at once: each its own answer", answers)
+
     # CAs, CRL, ARL.
     st, ct, b = req("GET", "/ca")
     names = [c["name"] for c in json.loads(b)["cas"]]

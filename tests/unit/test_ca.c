@@ -872,6 +872,78 @@ static void test_store_finds_records_by_every_index(void **state)
     free(got);
 }
 
+
+typedef struct {
+    size_t n, stop_after;
+    uint8_t serials[8][SMKI_SERIAL_LEN]; /* the first eight, in the order visited */
+} collect_some;
+
+static int collect_some_fn(const smki_cert *c, void *arg)
+{
+    collect_some *k = arg;
+    if (k->n < 8) memcpy(k->serials[k->n], c->serial, SMKI_SERIAL_LEN);
+    k->n++;
+    return k->stop_after && k->n == k->stop_after;
+}
+
+#define MANY_N 10
+
+static void test_find_many_answers_each_query_as_find_does(void **state)
+{
+    fixture *f = *state;
+    smki_cert *dev = malloc(sizeof *dev), *ds = malloc(sizeof *ds), *ka = malloc(sizeof *ka);
+    smki_csr *csr = real_csr();
+    smki_issue_req r = {csr, SMKI_PROFILE_UNKNOWN, -1, NULL, NULL, 0, 0};
+    assert_ok(smki_ca_issue(f->dca, &f->db, &r, dev));
+    smki_csr_free(csr);
+    smki_eui64_t eui, nobody = {{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77}};
+    memcpy(eui.b, ORG_EUI, 8);
+    csr = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
+    r = (smki_issue_req){csr, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_NETWORK_OPERATOR, &eui, NULL, 0, 0};
+    assert_ok(smki_ca_issue(f->oca, &f->db, &r, ds));
+    smki_csr_free(csr);
+    csr = make_csr(SMKI_KU_KEY_AGREEMENT, NULL, NULL);
+    r.csr = csr;
+    assert_ok(smki_ca_issue(f->oca, &f->db, &r, ka));
+    smki_csr_free(csr);
+
+    smki_ca_query qs[MANY_N];
+    for (int i = 0; i < MANY_N; i++) qs[i] = (smki_ca_query)SMKI_CA_QUERY_ALL;
+    qs[0].eui = &eui;
+    qs[1].eui = &eui, qs[1].usage = SMKI_USAGE_KA;
+    qs[2].eui = &dev->eui;
+    qs[3].ski = ka->ski;
+    qs[4].serial = ds->serial;
+    qs[5].role = SMKI_ROLE_NETWORK_OPERATOR;
+    qs[6].eui = &nobody;
+    qs[7].env = "test";
+    qs[8].eui = &eui; /* stops after its first */
+    qs[9].ski = ds->ski, qs[9].eui = &eui;
+    size_t expect[MANY_N] = {2, 1, 1, 1, 1, 2, 0, SMKI_CA_KIND_COUNT + 3, 1, 1};
+    collect_some *many = calloc(MANY_N, sizeof *many), *one = calloc(1, sizeof *one);
+    void *args[MANY_N];
+    for (int i = 0; i < MANY_N; i++) args[i] = &many[i];
+    many[8].stop_after = 1;
+    assert_ok(smki_ca_find_many(&f->db, qs, MANY_N, collect_some_fn, args));
+    for (int i = 0; i < MANY_N; i++) {
+        *one = (collect_some){.stop_after = many[i].stop_after};
+        assert_ok(smki_ca_find(&f->db, &qs[i], collect_some_fn, one));
+        assert_int_equal(many[i].n, expect[i]);
+        assert_int_equal(one->n, expect[i]);
+        assert_memory_equal(many[i].serials, one->serials, sizeof one->serials);
+    }
+    assert_memory_equal(many[1].serials[0], ka->serial, SMKI_SERIAL_LEN);
+    assert_memory_equal(many[9].serials[0], ds->serial, SMKI_SERIAL_LEN);
+    /* none asked: nothing read; a missing argument: refused */
+    assert_ok(smki_ca_find_many(&f->db, qs, 0, collect_some_fn, args));
+    assert_fails(smki_ca_find_many(&f->db, NULL, 2, collect_some_fn, args), SMKI_E_INTERNAL, "missing argument");
+    free(many);
+    free(one);
+    free(dev);
+    free(ds);
+    free(ka);
+}
+
 static void test_store_record_decoding_refuses_damage(void **state)
 {
     fixture *f = *state;
@@ -1278,6 +1350,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_issue_before_init_is_refused, setup, teardown),
         cmocka_unit_test_setup_teardown(test_issuer_refuses_a_key_that_is_not_its_certificates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_finds_records_by_every_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_find_many_answers_each_query_as_find_does, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_record_decoding_refuses_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_fast_release_agrees_with_the_full_linter_on_issued_certificates, setup,
                                         teardown),

@@ -425,6 +425,97 @@ static void test_rest_search_filters_and_pages(void **state)
     smki_repo_resp_free(&w);
 }
 
+
+/* ---- Many requests at once ------------------------------------------------------------------ */
+static const struct {
+    const char *method, *path, *query, *body;
+} MIX[] = {
+    {"GET", "/certificates", "eui=90-B3-D5-1F-30-01-00-00&usage=ka", NULL},
+    {"GET", "/certificates", "eui=00-DB-12-34-56-78-90-A0", NULL},
+    {"GET", "/certificates", "eui=00-DB-12-34-56-78-90-A0&limit=1", NULL},
+    {"GET", "/certificates", "eui=00-DB-12-34-56-78-90-A0&limit=1&offset=1&status=revoked", NULL},
+    {"GET", "/certificates", "eui=11-22-33-44-55-66-77-88", NULL},
+    {"GET", "/certificates", "eui=not-an-eui", NULL},
+    {"GET", "/certificates", "issuer=0102030405060708&limit=1", NULL},
+    {"GET", "/certificates", "issuer=smki-zca", NULL},
+    {"GET", "/certificates", "status=pending&role=supplier", NULL},
+    {"GET", "/certificates", "colour=red", NULL},
+    {"GET", "/certificates/40000000000000000000000000000001", "format=json", NULL},
+    {"HEAD", "/certificates/4000000000000000000000000000000F", NULL, NULL},
+    {"POST", "/certificates", NULL, NULL},
+    {"GET", "/nothing-here", NULL, NULL},
+    {"GET", "no-slash", NULL, NULL},
+    {"POST", "/services/certificatesearch", NULL,
+     "<CertificateSearchRequest><CertificateSubjectAltName>00DB1234567890A0</CertificateSubjectAltName>"
+     "</CertificateSearchRequest>"},
+    {"GET", "/certificates", "eui=90-B3-D5-1F-30-01-00-00", NULL},
+};
+#define MIX_N (sizeof MIX / sizeof MIX[0])
+
+/* Each request of MIX answered alone and then all together: the same answers, and the
+ * searches counted in /metrics as alone. */
+static void many_as_one(smki_repo *r, int expect_status_0)
+{
+    smki_repo_req q[MIX_N];
+    smki_repo_resp one[MIX_N], many[MIX_N];
+    const smki_repo_req *qs[MIX_N];
+    smki_repo_resp *ws[MIX_N];
+    int rcs[MIX_N];
+    for (size_t i = 0; i < MIX_N; i++) {
+        q[i] = (smki_repo_req){.method = MIX[i].method, .path = MIX[i].path, .query = MIX[i].query};
+        q[i].body = (const uint8_t *)MIX[i].body;
+        q[i].body_len = MIX[i].body ? strlen(MIX[i].body) : 0;
+        assert_ok(smki_repo_handle(r, &q[i], &one[i]));
+        qs[i] = &q[i], ws[i] = &many[i], rcs[i] = -99;
+    }
+    smki_repo_resp before = call(r, "GET", "/metrics", NULL, NULL);
+    smki_repo_handle_many(r, qs, ws, rcs, MIX_N);
+    smki_repo_resp after = call(r, "GET", "/metrics", NULL, NULL);
+    assert_int_equal(many[0].status, expect_status_0);
+    for (size_t i = 0; i < MIX_N; i++) {
+        assert_int_equal(rcs[i], 0);
+        assert_int_equal(many[i].status, one[i].status);
+        assert_int_equal(many[i].ep, one[i].ep);
+        assert_string_equal(many[i].content_type, one[i].content_type);
+        assert_int_equal(many[i].len, one[i].len);
+        assert_memory_equal(many[i].body, one[i].body, one[i].len);
+        smki_repo_resp_free(&one[i]);
+        smki_repo_resp_free(&many[i]);
+    }
+    /* the counters moved by what was answered: every request is in the latency count */
+    const char *c0 = strstr((const char *)before.body, "smki_repo_handle_seconds_count ");
+    const char *c1 = strstr((const char *)after.body, "smki_repo_handle_seconds_count ");
+    assert_non_null(c0);
+    assert_non_null(c1);
+    assert_int_equal(strtoull(c1 + 31, NULL, 10), strtoull(c0 + 31, NULL, 10) + MIX_N + 1);
+    smki_repo_resp_free(&before);
+    smki_repo_resp_free(&after);
+}
+
+static void test_many_requests_at_once_are_answered_each_as_alone(void **state)
+{
+    fixture *f = *state;
+    f->repo = open_repo(f, SMKI_REPO_PUBLIC_ALL, NULL, NULL);
+    many_as_one(f->repo, 200);
+    /* the server gathers only searches, and only where a read waits on a round trip */
+    smki_repo_req search = {.method = "GET", .path = "/certificates", .query = "eui=00-DB-12-34-56-78-90-A0"};
+    smki_repo_req ca = {.method = "GET", .path = "/ca"}, post = {.method = "POST", .path = "/certificates"};
+    assert_int_equal(smki_repo_gathers(f->repo, &search), test_engine_is_pg());
+    assert_int_equal(smki_repo_gathers(f->repo, &ca), 0);
+    assert_int_equal(smki_repo_gathers(f->repo, &post), 0);
+    assert_int_equal(smki_repo_gathers(f->repo, NULL), 0);
+    /* none at once: nothing to do */
+    smki_repo_handle_many(f->repo, NULL, NULL, NULL, 0);
+}
+
+static void test_many_requests_at_once_meet_the_access_rules_each(void **state)
+{
+    fixture *f = *state;
+    /* the searches need a client certificate here; /metrics stays public for the count */
+    f->repo = open_repo(f, 1u << SMKI_REPO_EP_METRICS, NULL, NULL);
+    many_as_one(f->repo, 403);
+}
+
 static smki_repo *open_repo_scan(fixture *f, size_t max_scan)
 {
     char store[1100];
@@ -873,6 +964,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dcc_retrieve_answers_base64_der_and_the_subject_kind, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_certificate_by_serial_as_der_pem_or_json, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_search_filters_and_pages, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_requests_at_once_are_answered_each_as_alone, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_requests_at_once_meet_the_access_rules_each, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_refuses_bad_queries_with_400, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rest_search_refuses_scans_over_max_scan_and_deep_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cert_status_reads_the_store_for_client_certificates, setup, teardown),

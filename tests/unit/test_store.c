@@ -847,6 +847,172 @@ static void test_scan_join_brings_each_entrys_record_in_key_order(void **state)
     free(dir);
 }
 
+
+/* ---- Index scans fetched ahead -------------------------------------------------------------- */
+
+/* What a join scan saw, whole: how many entries and a hash of every "key>value=record". */
+typedef struct {
+    smki_db index, target;
+    size_t n;
+    uint64_t hash;
+} join_sum;
+
+static int sum_join(const void *key, size_t klen, const void *val, size_t vlen, const void *rec, size_t rlen, void *arg)
+{
+    join_sum *j = arg;
+    const uint8_t *parts[3] = {key, val, rec};
+    size_t lens[3] = {klen, vlen, rec ? rlen : SIZE_MAX};
+    for (int p = 0; p < 3; p++) {
+        j->hash = (j->hash ^ lens[p]) * 1099511628211u;
+        for (size_t i = 0; parts[p] && i < lens[p]; i++) j->hash = (j->hash ^ parts[p][i]) * 1099511628211u;
+    }
+    j->n++;
+    return 0;
+}
+
+#define AHEAD_N 7
+static const char *const AHEAD_PREFIX[AHEAD_N] = {"e1", "e3", "m", "", "e1", "f", "zz"};
+
+typedef struct {
+    smki_db index, target;
+    int ahead;        /* fetch the scans ahead first */
+    int scans;        /* scans made: AHEAD_N, then e1 a third time */
+    join_sum sum[AHEAD_N + 1];
+} ahead_arg;
+
+static int scans_ahead(smki_txn *t, void *arg)
+{
+    ahead_arg *a = arg;
+    const void *p[AHEAD_N];
+    size_t l[AHEAD_N];
+    for (int i = 0; i < AHEAD_N; i++) p[i] = AHEAD_PREFIX[i], l[i] = strlen(AHEAD_PREFIX[i]);
+    if (a->ahead) GUARD(smki_txn_scan_join_ahead(t, a->index, a->target, p, l, AHEAD_N));
+    for (int i = 0; i <= AHEAD_N; i++) {
+        const char *prefix = i < AHEAD_N ? AHEAD_PREFIX[i] : "e1";
+        a->sum[i] = (join_sum){.hash = 14695981039346656037u};
+        GUARD(smki_txn_scan_join(t, a->index, prefix, strlen(prefix), a->target, sum_join, &a->sum[i]));
+    }
+    return 0;
+}
+
+typedef struct {
+    smki_db db;
+    int from, to;
+} seq_arg;
+
+/* Index entries m000.. naming c1 and c2 in turn. */
+static int put_seq_m(smki_txn *t, void *arg)
+{
+    seq_arg *q = arg;
+    for (int i = q->from; i < q->to; i++) {
+        char k[16];
+        snprintf(k, sizeof k, "m%03d", i % 1000);
+        GUARD(smki_txn_put(t, q->db, k, 4, i % 2 ? "c2" : "c1", 2, 0));
+    }
+    return 0;
+}
+
+static smki_store *ahead_store(const char *dir, smki_db *index, smki_db *recs)
+{
+    smki_store *s = open_store(dir, 0);
+    *index = db_of(s, "by_name", SMKI_DB_DUPSORT), *recs = db_of(s, "recs", 0);
+    assert_ok(put_kv(s, *recs, "c1", "one", 0));
+    assert_ok(put_kv(s, *recs, "c2", "two", 0));
+    assert_ok(put_kv(s, *index, "e1", "c2", 0));
+    assert_ok(put_kv(s, *index, "e1", "c1", 0));
+    assert_ok(put_kv(s, *index, "e10", "c2", 0));
+    assert_ok(put_kv(s, *index, "e2", "c3", 0)); /* names a record recs lacks */
+    assert_ok(put_kv(s, *index, "f", "c1", 0));
+    /* more entries under "m" than one page of a PostgreSQL scan holds (128) */
+    seq_arg q = {.db = *index, .from = 0, .to = 300};
+    assert_ok(smki_store_write(s, put_seq_m, &q));
+    return s;
+}
+
+static void test_scans_fetched_ahead_give_what_each_scan_gives(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_ahead");
+    smki_db index, recs;
+    smki_store *s = ahead_store(dir, &index, &recs);
+    ahead_arg plain = {.index = index, .target = recs}, ahead = {.index = index, .target = recs, .ahead = 1};
+    assert_ok(smki_store_read(s, scans_ahead, &plain));
+    assert_ok(smki_store_read(s, scans_ahead, &ahead));
+    size_t expect[AHEAD_N + 1] = {3, 0, 300, 305, 3, 1, 0, 3};
+    for (int i = 0; i <= AHEAD_N; i++) {
+        assert_int_equal(plain.sum[i].n, expect[i]);
+        assert_int_equal(ahead.sum[i].n, expect[i]);
+        assert_true(ahead.sum[i].hash == plain.sum[i].hash);
+    }
+    /* in a write it changes nothing either (a write's statements go one at a time) */
+    ahead_arg in_write = {.index = index, .target = recs, .ahead = 1};
+    assert_ok(smki_store_write(s, scans_ahead, &in_write));
+    for (int i = 0; i <= AHEAD_N; i++) assert_true(in_write.sum[i].hash == plain.sum[i].hash);
+    smki_store_close(s);
+    free(dir);
+}
+
+/* More scans at once than one statement takes (256): each m000..m299 alone. */
+static int ahead_each_m(smki_txn *t, void *arg)
+{
+    ahead_arg *a = arg;
+    enum { N = 300 };
+    static char keys[N][8];
+    const void *p[N];
+    size_t l[N];
+    for (int i = 0; i < N; i++) {
+        snprintf(keys[i], sizeof keys[i], "m%03d", i % 1000);
+        p[i] = keys[i], l[i] = 4;
+    }
+    GUARD(smki_txn_scan_join_ahead(t, a->index, a->target, p, l, N));
+    a->sum[0] = (join_sum){.hash = 14695981039346656037u};
+    for (int i = 0; i < N; i++) GUARD(smki_txn_scan_join(t, a->index, keys[i], 4, a->target, sum_join, &a->sum[0]));
+    return 0;
+}
+
+static void test_scans_fetched_ahead_beyond_one_statement_each_find_their_own(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_ahead_many");
+    smki_db index, recs;
+    smki_store *s = ahead_store(dir, &index, &recs);
+    ahead_arg each = {.index = index, .target = recs}, whole = {.index = index, .target = recs};
+    assert_ok(smki_store_read(s, ahead_each_m, &each));
+    assert_ok(smki_store_read(s, scans_ahead, &whole));
+    assert_int_equal(each.sum[0].n, 300);
+    assert_true(each.sum[0].hash == whole.sum[2].hash); /* the same entries as one scan of "m" */
+    smki_store_close(s);
+    free(dir);
+}
+
+static int ahead_only(smki_txn *t, void *arg)
+{
+    ahead_arg *a = arg;
+    const void *p[2] = {"e1", "m"};
+    size_t l[2] = {2, 1};
+    return smki_txn_scan_join_ahead(t, a->index, a->target, p, l, 2);
+}
+
+static void test_scans_fetched_ahead_refuse_what_a_scan_refuses_and_may_go_untaken(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_ahead_bad");
+    smki_db index, recs;
+    smki_store *s = ahead_store(dir, &index, &recs);
+    /* fetched and never scanned: freed with the transaction (the sanitizers watch) */
+    ahead_arg a = {.index = index, .target = recs};
+    assert_ok(smki_store_read(s, ahead_only, &a));
+    /* a target with duplicates names no one record */
+    a = (ahead_arg){.index = recs, .target = index};
+    assert_fails(smki_store_read(s, ahead_only, &a), SMKI_E_USAGE, "without duplicates");
+    /* the session is still in step: the next read answers */
+    ahead_arg after = {.index = index, .target = recs, .ahead = 1};
+    assert_ok(smki_store_read(s, scans_ahead, &after));
+    assert_int_equal(after.sum[2].n, 300);
+    smki_store_close(s);
+    free(dir);
+}
+
 typedef struct {
     smki_store *s;
     smki_db db;
@@ -2476,6 +2642,9 @@ int main(void)
         cmocka_unit_test(test_scan_visits_prefix_in_key_order_and_stops_early),
         cmocka_unit_test(test_scan_passes_back_visitor_failure),
         cmocka_unit_test(test_scan_join_brings_each_entrys_record_in_key_order),
+        cmocka_unit_test(test_scans_fetched_ahead_give_what_each_scan_gives),
+        cmocka_unit_test(test_scans_fetched_ahead_beyond_one_statement_each_find_their_own),
+        cmocka_unit_test(test_scans_fetched_ahead_refuse_what_a_scan_refuses_and_may_go_untaken),
         cmocka_unit_test(test_scan_of_an_all_ff_prefix_reaches_the_last_key),
         cmocka_unit_test(test_get_after_the_transactions_own_write_sees_it),
         cmocka_unit_test(test_read_sees_one_snapshot_while_a_write_commits_between_its_statements),
