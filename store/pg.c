@@ -34,8 +34,9 @@
 
 /* The scans' three pages (first, after a key, after a key and value) are consecutive,
  * plain and joined alike. */
-enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_GET_MANY, OP_PUT_ROWS, OP_PUT_NEW_ROWS, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
-       OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY, OP_JOIN_AFTER_PAIR };
+enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_GET_MANY, OP_PUT_ROWS,
+       OP_PUT_NEW_ROWS, OP_SCAN_FROM, OP_SCAN_AFTER_KEY, OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY,
+       OP_JOIN_AFTER_PAIR };
 /* Per database, a word of target bits per join statement: the three pages, and the
  * first pages of many scans at once (JOIN_AHEAD). */
 #define JOIN_OPS 4
@@ -933,7 +934,8 @@ static void forget_gets(pg_txn *t, smki_db db)
 /* n octet strings as one bytea[] parameter in PostgreSQL's binary array format
  * (array_send): one dimension of n from 1, no nulls, bytea elements, each its length
  * and octets. */
-static int bytea_array(pg_txn *t, const void *const *p, const size_t *len, size_t n, uint8_t **out, size_t *out_len)
+static int bytea_array(const pg_txn *t, const void *const *p, const size_t *len, size_t n, uint8_t **out,
+                       size_t *out_len)
 {
     size_t total = 20;
     for (size_t i = 0; i < n; i++) total += 4 + len[i];
@@ -1057,7 +1059,10 @@ static int send_rows(pg_txn *t, const store_put_rec *recs, put_pipe *pp, size_t 
     size_t kl[PUT_PIPE_MAX], vl[PUT_PIPE_MAX];
     for (size_t i = 0; i < rows; i++) {
         const store_put_rec *r = &recs[pp->order[from + i]];
-        k[i] = r->key, kl[i] = r->klen, v[i] = r->val, vl[i] = r->vlen;
+        k[i] = r->key;
+        kl[i] = r->klen;
+        v[i] = r->val;
+        vl[i] = r->vlen;
     }
     uint8_t *ka = NULL, *va = NULL;
     size_t kalen = 0, valen = 0;
@@ -1103,7 +1108,8 @@ static size_t first_refused(const PGresult *r, const store_put_rec *recs, const 
         const store_put_rec *rec = &recs[pp->order[st->rec + i]];
         int written = 0;
         for (int row = 0; row < PQntuples(r) && !written; row++)
-            written = (size_t)PQgetlength(r, row, 0) == rec->klen && memcmp(PQgetvalue(r, row, 0), rec->key, rec->klen) == 0;
+            written = (size_t)PQgetlength(r, row, 0) == rec->klen &&
+                      memcmp(PQgetvalue(r, row, 0), rec->key, rec->klen) == 0;
         if (!written) return pp->order[st->rec + i];
     }
     return SIZE_MAX;
@@ -1475,7 +1481,6 @@ int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t p
 
 /* Scans fetched ahead in one statement at most (a repository's loop asks for up to 64). */
 #define AHEAD_CHUNK 256
-#define BYTEA_OID 17
 
 static int ahead_room(pg_txn *t, size_t n)
 {
@@ -1486,31 +1491,6 @@ static int ahead_room(pg_txn *t, size_t n)
     ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
     t->ahead = grown;
     t->ahead_cap = cap;
-    return 0;
-}
-
-/* Values as one bytea[] parameter in PostgreSQL's binary array format (array_send):
- * one dimension of n from 1, no nulls, bytea elements, each its length and octets. */
-static int bytea_array(const pg_txn *t, const void *const *vals, const size_t *lens, size_t n, uint8_t **out,
-                       size_t *len)
-{
-    size_t total = 20;
-    for (size_t i = 0; i < n; i++) total += 4 + lens[i];
-    uint8_t *a = malloc(total);
-    ENSURE(a, SMKI_E_NOMEM, "out of memory passing %zu values to store %s", n, t->p->label);
-    smki_put_be32(a, 1); /* dimensions */
-    smki_put_be32(a + 4, 0); /* no nulls */
-    smki_put_be32(a + 8, BYTEA_OID);
-    smki_put_be32(a + 12, (uint32_t)n);
-    smki_put_be32(a + 16, 1); /* lower bound */
-    uint8_t *p = a + 20;
-    for (size_t i = 0; i < n; i++) {
-        smki_put_be32(p, (uint32_t)lens[i]);
-        if (lens[i]) memcpy(p + 4, vals[i], lens[i]);
-        p += 4 + lens[i];
-    }
-    *out = a;
-    *len = total;
     return 0;
 }
 
