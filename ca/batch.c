@@ -468,8 +468,9 @@ static int prepare_file(run_t *r, size_t i, slot_t *s)
     return 0;
 }
 
-/* One CSR, on a worker thread: read, parse, find or build. */
-static void handle_one(run_t *r, size_t i, slot_t *s)
+/* A CSR of a worker's chunk: read, parse, the caller's gate, its hash. The CSR, to be
+ * looked up with the chunk's others, or NULL with the slot's result set. */
+static smki_csr *intake(run_t *r, size_t i, slot_t *s)
 {
     const input_item *it = &r->in->items[i];
     s->kind = 0;
@@ -492,38 +493,140 @@ static void handle_one(run_t *r, size_t i, slot_t *s)
     free(owned);
     if (rc < 0) {
         set_result(s, rc == SMKI_E_NOMEM ? R_FATAL : R_REFUSED, rc);
-        return;
+        return NULL;
     }
     /* The caller's gate (the RA's eligibility check): a refusal is this CSR's. */
     if (r->o->check && (rc = r->o->check(csr, r->o->gate_arg)) < 0) {
         set_result(s, is_fatal(rc) ? R_FATAL : R_REFUSED, rc);
         smki_csr_free(csr);
-        return;
+        return NULL;
     }
-    uint8_t key[CSR_KEY_LEN];
-    rc = sha256(csr->der, csr->der_len, s->hash);
-    if (rc == 0) {
-        csr_key(r->issuer_ski, s->hash, key);
-        rc = lookup(r->db, r->by_csr, key, &s->cert);
-        if (rc == 0) {
-            set_result(s, R_EXISTING, 0);
-        } else if (rc == SMKI_E_NOTFOUND) {
-            smki_error_clear();
-            smki_issue_req req = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, r->o->not_before, 0};
-            rc = smki_ca_build(r->is, &req, &s->cert);
-            if (rc == 0) set_result(s, R_NEW, 0);
-            else set_result(s, is_fatal(rc) ? R_FATAL : R_REFUSED, rc);
-        } else {
-            smki_error_wrap("looking the CSR up in the store");
-            set_result(s, R_FATAL, rc);
-        }
-    } else {
+    if ((rc = sha256(csr->der, csr->der_len, s->hash)) < 0) {
         set_result(s, R_FATAL, rc);
+        smki_csr_free(csr);
+        return NULL;
+    }
+    return csr;
+}
+
+/* A chunk's CSRs looked up in the store at once: on PostgreSQL two statements for the
+ * chunk (their "by_csr" entries, then the certificates those name), not a round trip
+ * per CSR. */
+typedef struct {
+    run_t *r;
+    slot_t **slots;
+    size_t n;
+    uint8_t (*keys)[CSR_KEY_LEN];
+    smki_get_rec *entries, *certs;
+    size_t *owner; /* certs[j] is the certificate of slots[owner[j]] */
+} chunk_lookup;
+
+static void set_fatal(slot_t *s, int code)
+{
+    smki_error_wrap("looking the CSR up in the store");
+    set_result(s, R_FATAL, code);
+}
+
+/* Each slot found: R_EXISTING with its certificate, or R_FATAL for an index entry
+ * that is damaged; a slot left without a result was not issued before. May run more
+ * than once (a read re-run after a lost connection): it starts each slot afresh. */
+static int lookup_chunk_in(smki_txn *t, void *arg)
+{
+    chunk_lookup *c = arg;
+    for (size_t k = 0; k < c->n; k++) {
+        free(c->slots[k]->reason);
+        c->slots[k]->reason = NULL;
+        c->slots[k]->kind = 0;
+        csr_key(c->r->issuer_ski, c->slots[k]->hash, c->keys[k]);
+        c->entries[k] = (smki_get_rec){.key = c->keys[k], .klen = CSR_KEY_LEN};
+    }
+    GUARD(smki_txn_get_many(t, c->r->by_csr, c->entries, c->n));
+    size_t m = 0;
+    for (size_t k = 0; k < c->n; k++) {
+        const smki_get_rec *e = &c->entries[k];
+        if (!e->found) continue;
+        if (e->vlen != CA_CERT_KEY_LEN) {
+            set_fatal(c->slots[k], SMKI_FAIL(SMKI_E_CORRUPT, "a CSR index entry of %zu octets in the store", e->vlen));
+            continue;
+        }
+        c->certs[m] = (smki_get_rec){.key = e->val, .klen = CA_CERT_KEY_LEN};
+        c->owner[m++] = k;
+    }
+    GUARD(smki_txn_get_many(t, c->r->db->certs, c->certs, m));
+    for (size_t j = 0; j < m; j++) {
+        slot_t *s = c->slots[c->owner[j]];
+        const smki_get_rec *g = &c->certs[j];
+        int rc = g->found ? smki_ca_cert_decode(g->key, g->val, g->vlen, &s->cert)
+                          : SMKI_FAIL(SMKI_E_CORRUPT, "the CSR index names a certificate the store lacks");
+        if (rc < 0) set_fatal(s, rc);
+        else set_result(s, R_EXISTING, 0);
+    }
+    return 0;
+}
+
+#define CHUNK 32
+
+static void lookup_chunk(run_t *r, slot_t **slots, size_t n)
+{
+    uint8_t keys[CHUNK][CSR_KEY_LEN];
+    smki_get_rec entries[CHUNK], certs[CHUNK];
+    size_t owner[CHUNK];
+    chunk_lookup c = {r, slots, n, keys, entries, certs, owner};
+    smki_error_clear();
+    int rc = smki_store_read(r->db->store, lookup_chunk_in, &c);
+    if (rc < 0) { /* the store failed: each CSR of the chunk stops the run */
+        smki_error_wrap("looking the CSR up in the store");
+        for (size_t k = 0; k < n; k++) {
+            free(slots[k]->reason);
+            set_result(slots[k], R_FATAL, rc);
+        }
+    }
+}
+
+/* After the chunk's lookup: the certificate of a CSR not issued before (a slot
+ * without a result), then the file of a new or existing one. Frees csr. */
+static void finish_one(run_t *r, size_t i, slot_t *s, smki_csr *csr)
+{
+    int rc;
+    if (csr && s->kind == 0) {
+        smki_error_clear();
+        smki_issue_req req = {csr, SMKI_PROFILE_DEVICE, -1, NULL, NULL, r->o->not_before, 0};
+        rc = smki_ca_build(r->is, &req, &s->cert);
+        if (rc == 0) set_result(s, R_NEW, 0);
+        else set_result(s, is_fatal(rc) ? R_FATAL : R_REFUSED, rc);
     }
     smki_csr_free(csr);
     if (r->out_dir && (s->kind == R_NEW || s->kind == R_EXISTING) && (rc = prepare_file(r, i, s)) < 0) {
         smki_error_wrap("writing the certificate's file ahead of its commit");
         set_result(s, R_FATAL, rc);
+    }
+}
+
+/* A worker's chunk of consecutive items, each slot made ready as it is done. */
+static void handle_chunk(run_t *r, size_t first, size_t count)
+{
+    smki_csr *csrs[CHUNK];
+    slot_t *look[CHUNK];
+    size_t nlook = 0;
+    for (size_t k = 0; k < count; k++) {
+        slot_t *s = &r->slots[(first + k) % r->window];
+        csrs[k] = intake(r, first + k, s);
+        if (csrs[k]) look[nlook++] = s;
+    }
+    if (nlook) lookup_chunk(r, look, nlook);
+    int stop = 0;
+    for (size_t k = 0; k < count; k++) {
+        if (stop) { /* the run stopped: no one takes the rest */
+            smki_csr_free(csrs[k]);
+            continue;
+        }
+        slot_t *s = &r->slots[(first + k) % r->window];
+        finish_one(r, first + k, s, csrs[k]);
+        pthread_mutex_lock(&r->mu);
+        s->ready = 1;
+        stop = r->stop;
+        pthread_cond_broadcast(&r->cv_done);
+        pthread_mutex_unlock(&r->mu);
     }
 }
 
@@ -538,14 +641,12 @@ static void *worker(void *arg)
             pthread_mutex_unlock(&r->mu);
             break;
         }
-        size_t i = r->next++;
+        size_t first = r->next, count = n - first;
+        if (count > r->base + r->window - first) count = r->base + r->window - first;
+        if (count > CHUNK) count = CHUNK;
+        r->next += count;
         pthread_mutex_unlock(&r->mu);
-        slot_t *s = &r->slots[i % r->window];
-        handle_one(r, i, s);
-        pthread_mutex_lock(&r->mu);
-        s->ready = 1;
-        pthread_cond_broadcast(&r->cv_done);
-        pthread_mutex_unlock(&r->mu);
+        handle_chunk(r, first, count);
     }
     return NULL;
 }

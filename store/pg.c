@@ -34,8 +34,9 @@
 
 /* The scans' three pages (first, after a key, after a key and value) are consecutive,
  * plain and joined alike. */
-enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_SCAN_FROM, OP_SCAN_AFTER_KEY,
-       OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY, OP_JOIN_AFTER_PAIR };
+enum { OP_GET, OP_PUT, OP_PUT_NEW, OP_DEL, OP_DEL_DUP, OP_COUNT, OP_CLEAR, OP_SEEK, OP_GET_MANY, OP_PUT_ROWS,
+       OP_PUT_NEW_ROWS, OP_SCAN_FROM, OP_SCAN_AFTER_KEY, OP_SCAN_AFTER_PAIR, OP_JOIN_FROM, OP_JOIN_AFTER_KEY,
+       OP_JOIN_AFTER_PAIR };
 /* Per database, a word of target bits per join statement: the three pages, and the
  * first pages of many scans at once (JOIN_AHEAD). */
 #define JOIN_OPS 4
@@ -780,6 +781,30 @@ static void op_sql(int op, const pg_db *d, char *sql, size_t cap)
     case OP_COUNT: snprintf(sql, cap, "SELECT count(*) FROM %s", T); break;
     case OP_CLEAR: snprintf(sql, cap, "DELETE FROM %s", T); break;
     case OP_SEEK: snprintf(sql, cap, "SELECT k FROM %s WHERE k >= $1 ORDER BY k LIMIT 1", T); break;
+    case OP_PUT_ROWS: /* OP_PUT of many records: keys $1, values $2 (no key twice, but in a DUPSORT database) */
+        snprintf(sql, cap, "INSERT INTO %s (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) %s", T,
+                 dup ? "ON CONFLICT DO NOTHING" : "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v");
+        break;
+    case OP_PUT_NEW_ROWS: /* OP_PUT_NEW of many (no key twice): the keys written come back */
+        if (dup)
+            snprintf(sql, cap,
+                     "INSERT INTO %s (k, v) SELECT u.k, u.v FROM unnest($1::bytea[], $2::bytea[]) AS u(k, v) WHERE "
+                     "NOT EXISTS (SELECT 1 FROM %s WHERE k = u.k) ON CONFLICT DO NOTHING RETURNING k",
+                     T, T);
+        else
+            snprintf(sql, cap,
+                     "INSERT INTO %s (k, v) SELECT * FROM unnest($1::bytea[], $2::bytea[]) ON CONFLICT DO NOTHING "
+                     "RETURNING k",
+                     T);
+        break;
+    case OP_GET_MANY:
+        /* Each key of the array with its place in it (from 1) and its first value, as
+         * OP_GET finds it: an index lookup per key, the absent ones left out. */
+        snprintf(sql, cap,
+                 "SELECT q.i, t.v FROM unnest($1::bytea[]) WITH ORDINALITY AS q(k, i) CROSS JOIN LATERAL (SELECT v "
+                 "FROM %s WHERE k = q.k ORDER BY %s LIMIT 1) t",
+                 T, order);
+        break;
     default: scan_sql(op - OP_SCAN_FROM, d, NULL, sql, cap); break;
     }
 }
@@ -904,6 +929,36 @@ static void forget_gets(pg_txn *t, smki_db db)
         if (t->kept[i].db == db) t->kept[i].is_current = 0;
 }
 
+#define BYTEA_OID 17
+
+/* n octet strings as one bytea[] parameter in PostgreSQL's binary array format
+ * (array_send): one dimension of n from 1, no nulls, bytea elements, each its length
+ * and octets. */
+static int bytea_array(const pg_txn *t, const void *const *p, const size_t *len, size_t n, uint8_t **out,
+                       size_t *out_len)
+{
+    size_t total = 20;
+    for (size_t i = 0; i < n; i++) total += 4 + len[i];
+    ENSURE(total <= INT32_MAX, SMKI_E_USAGE, "store %s: %zu values of %zu octets in all: too many for one statement",
+           t->p->label, n, total);
+    uint8_t *a = malloc(total);
+    ENSURE(a, SMKI_E_NOMEM, "out of memory sending %zu values to store %s", n, t->p->label);
+    smki_put_be32(a, 1);     /* dimensions */
+    smki_put_be32(a + 4, 0); /* no nulls */
+    smki_put_be32(a + 8, BYTEA_OID);
+    smki_put_be32(a + 12, (uint32_t)n);
+    smki_put_be32(a + 16, 1); /* lower bound */
+    uint8_t *w = a + 20;
+    for (size_t i = 0; i < n; i++) {
+        smki_put_be32(w, (uint32_t)len[i]);
+        if (len[i]) memcpy(w + 4, p[i], len[i]);
+        w += 4 + len[i];
+    }
+    *out = a;
+    *out_len = total;
+    return 0;
+}
+
 int smki_pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen, unsigned flags)
 {
     forget_gets(t, db);
@@ -918,21 +973,41 @@ int smki_pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const v
 
 #define PUT_PIPE_MAX 256
 
+/* What an answer in the pipeline will be: a PREPARE, one record's put (rec), or a
+ * rows statement for the records order[rec .. rec + rows) of the chunk. */
 typedef struct {
     int is_prepare;
     smki_db db;
     int op;
-    size_t rec;
+    size_t rec, rows;
 } put_sent;
 
-/* Sends the puts (and any statement the session lacks) without waiting; *nsent
- * entries of sent say what each answer will be. 0 when all went out, 1 when libpq
- * could not send, negative for a refused handle. */
-static int send_puts(pg_txn *t, const store_put_rec *recs, size_t n, put_sent *sent, size_t *nsent)
+typedef struct {
+    put_sent sent[2 * PUT_PIPE_MAX];
+    size_t nsent;
+    size_t order[PUT_PIPE_MAX]; /* rows statements: the chunk's records by statement */
+} put_pipe;
+
+/* Queues the PREPARE of op on db unless the session has it; 0, or 1 when libpq could
+ * not send. */
+static int send_prepare(pg_txn *t, const pg_db *d, smki_db db, int op, const char *name, put_pipe *pp, size_t rec)
+{
+    if ((t->c->prepared[db] >> op) & 1u) return 0;
+    char sql[900];
+    op_sql(op, d, sql, sizeof sql);
+    if (!PQsendPrepare(t->c->conn, name, sql, 2, NULL)) return 1;
+    t->c->prepared[db] |= 1u << op; /* taken back if its answer is a failure */
+    pp->sent[pp->nsent++] = (put_sent){1, db, op, rec, 0};
+    return 0;
+}
+
+/* Sends the puts one statement each (and any statement the session lacks) without
+ * waiting; pp says what each answer will be. 0 when all went out, 1 when libpq could
+ * not send, negative for a refused handle. */
+static int send_puts(pg_txn *t, const store_put_rec *recs, size_t n, put_pipe *pp)
 {
     static const int pf[2] = {1, 1};
     PGconn *c = t->c->conn;
-    *nsent = 0;
     for (size_t i = 0; i < n; i++) {
         const store_put_rec *r = &recs[i];
         const pg_db *d = db_at(t, r->db);
@@ -941,38 +1016,128 @@ static int send_puts(pg_txn *t, const store_put_rec *recs, size_t n, put_sent *s
         int op = (r->flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW : OP_PUT;
         char name[32];
         snprintf(name, sizeof name, "smki_%u_%d", r->db, op);
-        if (!((t->c->prepared[r->db] >> op) & 1u)) {
-            char sql[600];
-            op_sql(op, d, sql, sizeof sql);
-            if (!PQsendPrepare(c, name, sql, 2, NULL)) return 1;
-            t->c->prepared[r->db] |= 1u << op; /* taken back if its answer is a failure */
-            sent[(*nsent)++] = (put_sent){1, r->db, op, i};
-        }
+        if (send_prepare(t, d, r->db, op, name, pp, i)) return 1;
         const char *pv[2] = {r->klen ? r->key : "", r->vlen ? r->val : ""};
         int pl[2] = {(int)r->klen, (int)r->vlen};
         if (!PQsendQueryPrepared(c, name, 2, pv, pl, pf, 1)) return 1;
-        sent[(*nsent)++] = (put_sent){0, r->db, op, i};
+        pp->sent[pp->nsent++] = (put_sent){0, r->db, op, i, 0};
     }
     return PQpipelineSync(c) ? 0 : 1;
 }
 
-/* Reads every answer in order up to the sync; the first failure is the outcome. */
-static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refused)
+static int same_key(const store_put_rec *a, const store_put_rec *b)
+{
+    return a->db == b->db && a->klen == b->klen && memcmp(a->key, b->key, a->klen) == 0;
+}
+
+/* Whether the chunk's puts may go as one statement per database and kind of put, in
+ * any order: no key of a database is put twice, but for values added to a key of a
+ * DUPSORT database (those commute). Otherwise the order matters and each goes alone.
+ * Every handle must be open (send_puts names one that is not). */
+static int puts_commute(pg_txn *t, const store_put_rec *recs, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        const pg_db *d = db_at(t, recs[i].db);
+        if (!d) return 0;
+        int adds_i = (d->flags & SMKI_DB_DUPSORT) && !(recs[i].flags & SMKI_PUT_NOOVERWRITE);
+        for (size_t j = 0; j < i; j++)
+            if (same_key(&recs[i], &recs[j]) && !(adds_i && !(recs[j].flags & SMKI_PUT_NOOVERWRITE))) return 0;
+    }
+    return 1;
+}
+
+/* One rows statement: the records order[from .. from + rows), all of db and op. */
+static int send_rows(pg_txn *t, const store_put_rec *recs, put_pipe *pp, size_t from, size_t rows)
+{
+    static const int pf[2] = {1, 1};
+    const store_put_rec *first = &recs[pp->order[from]];
+    int op = (first->flags & SMKI_PUT_NOOVERWRITE) ? OP_PUT_NEW_ROWS : OP_PUT_ROWS;
+    char name[32];
+    snprintf(name, sizeof name, "smki_%u_%d", first->db, op);
+    if (send_prepare(t, db_at(t, first->db), first->db, op, name, pp, from)) return 1;
+    const void *k[PUT_PIPE_MAX], *v[PUT_PIPE_MAX];
+    size_t kl[PUT_PIPE_MAX], vl[PUT_PIPE_MAX];
+    for (size_t i = 0; i < rows; i++) {
+        const store_put_rec *r = &recs[pp->order[from + i]];
+        k[i] = r->key;
+        kl[i] = r->klen;
+        v[i] = r->val;
+        vl[i] = r->vlen;
+    }
+    uint8_t *ka = NULL, *va = NULL;
+    size_t kalen = 0, valen = 0;
+    int rc = bytea_array(t, k, kl, rows, &ka, &kalen);
+    if (rc == 0) rc = bytea_array(t, v, vl, rows, &va, &valen);
+    if (rc == 0) {
+        const char *pv[2] = {(const char *)ka, (const char *)va};
+        int pl[2] = {(int)kalen, (int)valen};
+        rc = PQsendQueryPrepared(t->c->conn, name, 2, pv, pl, pf, 1) ? 0 : 1; /* libpq has copied them */
+        if (rc == 0) pp->sent[pp->nsent++] = (put_sent){0, first->db, op, from, rows};
+    }
+    free(ka);
+    free(va);
+    return rc;
+}
+
+/* The chunk's puts as one statement per database and kind of put (puts_commute). */
+static int send_puts_as_rows(pg_txn *t, const store_put_rec *recs, size_t n, put_pipe *pp)
+{
+    uint8_t placed[PUT_PIPE_MAX] = {0};
+    size_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (placed[i]) continue;
+        size_t from = at;
+        for (size_t j = i; j < n; j++)
+            if (!placed[j] && recs[j].db == recs[i].db &&
+                (recs[j].flags & SMKI_PUT_NOOVERWRITE) == (recs[i].flags & SMKI_PUT_NOOVERWRITE)) {
+                placed[j] = 1;
+                pp->order[at++] = j;
+            }
+        int rc = send_rows(t, recs, pp, from, at - from);
+        if (rc) return rc;
+    }
+    return PQpipelineSync(t->c->conn) ? 0 : 1;
+}
+
+/* A rows statement of OP_PUT_NEW_ROWS: the first of its records (in the chunk's order)
+ * whose key is not among those written, or SIZE_MAX when all were. */
+static size_t first_refused(const PGresult *r, const store_put_rec *recs, const put_pipe *pp, const put_sent *st)
+{
+    if ((size_t)PQntuples(r) == st->rows) return SIZE_MAX;
+    for (size_t i = 0; i < st->rows; i++) { /* order[] holds each statement's records in ascending order */
+        const store_put_rec *rec = &recs[pp->order[st->rec + i]];
+        int written = 0;
+        for (int row = 0; row < PQntuples(r) && !written; row++)
+            written = (size_t)PQgetlength(r, row, 0) == rec->klen &&
+                      memcmp(PQgetvalue(r, row, 0), rec->key, rec->klen) == 0;
+        if (!written) return pp->order[st->rec + i];
+    }
+    return SIZE_MAX;
+}
+
+/* Reads every answer in order up to the sync. The outcome is the first failure; a
+ * refused key is the first refused in the chunk's order. */
+static int read_puts(pg_txn *t, const store_put_rec *recs, const put_pipe *pp, size_t *refused)
 {
     PGconn *c = t->c->conn;
     int rc = 0;
-    for (size_t k = 0; k < nsent; k++) {
+    size_t first = SIZE_MAX;
+    for (size_t k = 0; k < pp->nsent; k++) {
+        const put_sent *st = &pp->sent[k];
         PGresult *r = pipe_result(c);
         int ok = r && result_ok(r);
-        if (!ok && sent[k].is_prepare) t->c->prepared[sent[k].db] &= ~(1u << sent[k].op);
+        if (!ok && st->is_prepare) t->c->prepared[st->db] &= ~(1u << st->op);
         if (!ok) {
-            if (rc == 0) rc = fail_result(t, r, sent[k].is_prepare ? "prepare a statement" : "write");
+            if (rc == 0) rc = fail_result(t, r, st->is_prepare ? "prepare a statement" : "write");
             else PQclear(r);
             if (!r) return rc; /* the connection failed: nothing more will come */
             continue;
         }
-        if (rc == 0 && !sent[k].is_prepare && sent[k].op == OP_PUT_NEW && strcmp(PQcmdTuples(r), "0") == 0) {
-            *refused = sent[k].rec;
+        size_t no = SIZE_MAX;
+        if (!st->is_prepare && st->op == OP_PUT_NEW && strcmp(PQcmdTuples(r), "0") == 0) no = st->rec;
+        if (!st->is_prepare && st->op == OP_PUT_NEW_ROWS) no = first_refused(r, recs, pp, st);
+        if ((rc == 0 || rc == SMKI_E_EXISTS) && no < first) {
+            first = no;
             rc = SMKI_E_EXISTS;
         }
         PQclear(r);
@@ -981,33 +1146,43 @@ static int read_puts(pg_txn *t, const put_sent *sent, size_t nsent, size_t *refu
         rc = fail_result(t, NULL, "write");
         t->lost = 1;
     }
+    if (rc == SMKI_E_EXISTS) *refused = first;
     return rc;
 }
 
 int smki_pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused)
 {
     for (size_t i = 0; i < n; i++) forget_gets(t, recs[i].db);
-    put_sent sent[2 * PUT_PIPE_MAX];
-    for (size_t at = 0; at < n; at += PUT_PIPE_MAX) {
-        size_t m = n - at < PUT_PIPE_MAX ? n - at : PUT_PIPE_MAX, nsent = 0;
-        if (!PQenterPipelineMode(t->c->conn)) return fail_result(t, NULL, "write");
+    put_pipe *pp = malloc(sizeof *pp);
+    ENSURE(pp, SMKI_E_NOMEM, "out of memory writing to store %s", t->p->label);
+    int rc = 0;
+    for (size_t at = 0; at < n && rc == 0; at += PUT_PIPE_MAX) {
+        size_t m = n - at < PUT_PIPE_MAX ? n - at : PUT_PIPE_MAX;
+        pp->nsent = 0;
+        if (!PQenterPipelineMode(t->c->conn)) {
+            rc = fail_result(t, NULL, "write");
+            break;
+        }
         t->c->pipelined = 1;
-        int rc = send_puts(t, recs + at, m, sent, &nsent);
-        if (rc == 1) {
+        /* Many records: a statement per database and kind of put, when their order
+         * cannot matter (a group's certificates and indices), not one per record. */
+        int src = m > 1 && puts_commute(t, recs + at, m) ? send_puts_as_rows(t, recs + at, m, pp)
+                                                          : send_puts(t, recs + at, m, pp);
+        if (src == 1) {
             rc = fail_result(t, NULL, "write");
             t->lost = 1; /* the session's place in the exchange is unknown: not reused */
-            return rc;
+            break;
         }
         /* A refused handle after some were sent: the sync still ends what went out. */
-        if (rc < 0 && !PQpipelineSync(t->c->conn)) t->lost = 1;
-        int rrc = t->lost ? 0 : read_puts(t, sent, nsent, refused);
+        if (src < 0 && !PQpipelineSync(t->c->conn)) t->lost = 1;
+        int rrc = t->lost ? 0 : read_puts(t, recs + at, pp, refused);
         if (rrc == SMKI_E_EXISTS) *refused += at;
         if (!t->lost && PQexitPipelineMode(t->c->conn)) t->c->pipelined = 0;
         else t->lost = 1;
-        if (rc < 0) return rc;
-        if (rrc < 0) return rrc;
+        rc = src < 0 ? src : rrc;
     }
-    return 0;
+    free(pp);
+    return rc;
 }
 
 /* A get of the same key this transaction made recently (the gate's checks ask for
@@ -1021,6 +1196,19 @@ static const kept_get *kept_answer(const pg_txn *t, smki_db db, const void *key,
     return NULL;
 }
 
+/* Room for one more kept answer. */
+static int kept_room(pg_txn *t)
+{
+    if (t->nkept == t->kept_cap) {
+        size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
+        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
+        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
+        t->kept = grown;
+        t->kept_cap = cap;
+    }
+    return 0;
+}
+
 int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen)
 {
     const kept_get *hit = kept_answer(t, db, key, klen);
@@ -1029,13 +1217,7 @@ int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const v
         *vlen = (size_t)PQgetlength(hit->r, 0, 0);
         return 0;
     }
-    if (t->nkept == t->kept_cap) {
-        size_t cap = t->kept_cap ? t->kept_cap * 2 : 8;
-        kept_get *grown = realloc(t->kept, cap * sizeof *grown);
-        ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
-        t->kept = grown;
-        t->kept_cap = cap;
-    }
+    GUARD(kept_room(t));
     const void *v[1] = {key};
     size_t l[1] = {klen};
     PGresult *r = run_op(t, db, OP_GET, 1, v, l, "read");
@@ -1049,6 +1231,45 @@ int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const v
     if (k->is_current) memcpy(k->key, key, klen);
     *val = PQgetvalue(r, 0, 0);
     *vlen = (size_t)PQgetlength(r, 0, 0);
+    return 0;
+}
+
+/* Up to SMKI_GET_MANY_STMT keys in one statement; the answer is kept until the
+ * transaction ends, as the values it hands out point into it. */
+static int get_chunk(pg_txn *t, smki_db db, smki_get_rec *recs, size_t n)
+{
+    GUARD(kept_room(t));
+    const void *keys[SMKI_GET_MANY_STMT];
+    size_t klens[SMKI_GET_MANY_STMT];
+    for (size_t i = 0; i < n; i++) {
+        keys[i] = recs[i].key;
+        klens[i] = recs[i].klen;
+    }
+    uint8_t *arr = NULL;
+    size_t alen = 0;
+    GUARD(bytea_array(t, keys, klens, n, &arr, &alen));
+    const void *v[1] = {arr};
+    size_t l[1] = {alen};
+    PGresult *r = run_op(t, db, OP_GET_MANY, 1, v, l, "read");
+    free(arr);
+    if (!r) return fail_op();
+    t->kept[t->nkept++] = (kept_get){.r = r, .db = db}; /* never current: no key to match */
+    for (int row = 0; row < PQntuples(r); row++) {
+        uint64_t i = PQgetlength(r, row, 0) == 8 ? smki_get_be64((const uint8_t *)PQgetvalue(r, row, 0)) : 0;
+        ENSURE(i >= 1 && i <= n && !recs[i - 1].found, SMKI_E_STORE,
+               "store %s: PostgreSQL answered a lookup of %zu keys with a row for key %llu", t->p->label, n,
+               (unsigned long long)i);
+        recs[i - 1].found = 1;
+        recs[i - 1].val = PQgetvalue(r, row, 1);
+        recs[i - 1].vlen = (size_t)PQgetlength(r, row, 1);
+    }
+    return 0;
+}
+
+int smki_pg_txn_get_many(pg_txn *t, smki_db db, smki_get_rec *recs, size_t n)
+{
+    for (size_t at = 0; at < n; at += SMKI_GET_MANY_STMT)
+        GUARD(get_chunk(t, db, recs + at, n - at < SMKI_GET_MANY_STMT ? n - at : SMKI_GET_MANY_STMT));
     return 0;
 }
 
@@ -1260,7 +1481,6 @@ int smki_pg_txn_scan_join(pg_txn *t, smki_db index, const void *prefix, size_t p
 
 /* Scans fetched ahead in one statement at most (a repository's loop asks for up to 64). */
 #define AHEAD_CHUNK 256
-#define BYTEA_OID 17
 
 static int ahead_room(pg_txn *t, size_t n)
 {
@@ -1271,31 +1491,6 @@ static int ahead_room(pg_txn *t, size_t n)
     ENSURE(grown, SMKI_E_NOMEM, "out of memory reading store %s", t->p->label);
     t->ahead = grown;
     t->ahead_cap = cap;
-    return 0;
-}
-
-/* Values as one bytea[] parameter in PostgreSQL's binary array format (array_send):
- * one dimension of n from 1, no nulls, bytea elements, each its length and octets. */
-static int bytea_array(const pg_txn *t, const void *const *vals, const size_t *lens, size_t n, uint8_t **out,
-                       size_t *len)
-{
-    size_t total = 20;
-    for (size_t i = 0; i < n; i++) total += 4 + lens[i];
-    uint8_t *a = malloc(total);
-    ENSURE(a, SMKI_E_NOMEM, "out of memory passing %zu values to store %s", n, t->p->label);
-    smki_put_be32(a, 1); /* dimensions */
-    smki_put_be32(a + 4, 0); /* no nulls */
-    smki_put_be32(a + 8, BYTEA_OID);
-    smki_put_be32(a + 12, (uint32_t)n);
-    smki_put_be32(a + 16, 1); /* lower bound */
-    uint8_t *p = a + 20;
-    for (size_t i = 0; i < n; i++) {
-        smki_put_be32(p, (uint32_t)lens[i]);
-        if (lens[i]) memcpy(p + 4, vals[i], lens[i]);
-        p += 4 + lens[i];
-    }
-    *out = a;
-    *len = total;
     return 0;
 }
 

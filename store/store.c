@@ -523,6 +523,30 @@ int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const vo
     return 0;
 }
 
+int smki_txn_get_many(smki_txn *t, smki_db db, smki_get_rec *recs, size_t n)
+{
+    ENSURE(is_live(t) && (recs || n == 0), SMKI_E_USAGE, "smki_txn_get_many: no transaction or records");
+    for (size_t i = 0; i < n; i++) {
+        ENSURE(recs[i].key, SMKI_E_USAGE, "smki_txn_get_many: record %zu has no key", i);
+        GUARD(check_key(t, recs[i].klen));
+        recs[i].found = 0;
+        recs[i].val = NULL;
+        recs[i].vlen = 0;
+    }
+    if (t->pg) return smki_pg_txn_get_many(t->pg, db, recs, n);
+    for (size_t i = 0; i < n; i++) {
+        MDB_val k = {recs[i].klen, (void *)recs[i].key};
+        MDB_val v = {0, NULL};
+        int mrc = mdb_get(t->txn, db, &k, &v);
+        if (mrc == MDB_NOTFOUND) continue;
+        if (mrc != 0) return FAIL_OP(t, db, mrc, "read");
+        recs[i].found = 1;
+        recs[i].val = v.mv_data;
+        recs[i].vlen = v.mv_size;
+    }
+    return 0;
+}
+
 int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen)
 {
     ENSURE(is_live(t) && key, SMKI_E_USAGE, "smki_txn_del: no transaction or key");

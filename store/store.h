@@ -93,6 +93,21 @@ SMKI_MUST_CHECK int smki_txn_put(smki_txn *t, smki_db db, const void *key, size_
 /* *val points into the map and is valid until the transaction ends. SMKI_E_NOTFOUND
  * if absent (without noise: callers test for it). */
 SMKI_MUST_CHECK int smki_txn_get(smki_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
+/* Many gets at once: for each of the n records, found and its val/vlen as
+ * smki_txn_get of key would give (valid until the transaction ends), or found 0 (val
+ * NULL, vlen 0) for a key the database lacks, which is not an error. Records keep
+ * their order; a key may come more than once. The same as n gets in a row, but on
+ * PostgreSQL one statement for the lot (up to SMKI_GET_MANY_STMT keys a statement),
+ * not a round trip each: for bulk work that looks many keys up before acting. */
+#define SMKI_GET_MANY_STMT 1024
+typedef struct {
+    const void *key;
+    size_t klen;
+    int found;       /* out */
+    const void *val; /* out */
+    size_t vlen;     /* out */
+} smki_get_rec;
+SMKI_MUST_CHECK int smki_txn_get_many(smki_txn *t, smki_db db, smki_get_rec *recs, size_t n);
 SMKI_MUST_CHECK int smki_txn_del(smki_txn *t, smki_db db, const void *key, size_t klen);
 /* In a SMKI_DB_DUPSORT database: remove the one value val under key, leaving the
  * key's other values. SMKI_E_NOTFOUND (without noise) if that pair is absent; refused

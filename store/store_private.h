@@ -62,6 +62,8 @@ int smki_pg_txn_put(pg_txn *t, smki_db db, const void *key, size_t klen, const v
 /* SMKI_E_EXISTS (no message) with *refused its index when a NOOVERWRITE put met a key. */
 int smki_pg_txn_put_many(pg_txn *t, const store_put_rec *recs, size_t n, size_t *refused);
 int smki_pg_txn_get(pg_txn *t, smki_db db, const void *key, size_t klen, const void **val, size_t *vlen);
+/* recs' outputs cleared by the caller. */
+int smki_pg_txn_get_many(pg_txn *t, smki_db db, smki_get_rec *recs, size_t n);
 int smki_pg_txn_del(pg_txn *t, smki_db db, const void *key, size_t klen);
 int smki_pg_txn_del_dup(pg_txn *t, smki_db db, const void *key, size_t klen, const void *val, size_t vlen);
 int smki_pg_txn_scan(pg_txn *t, smki_db db, const void *prefix, size_t plen, smki_scan_fn fn, void *arg);

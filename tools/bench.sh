@@ -102,6 +102,7 @@ if [ -x "$BUILD/bin/make_device_csrs" ]; then
   # The same batch with the store on PostgreSQL (a local cluster, fsync and synchronous
   # commit on: durable group commits), beside LMDB's figure above: the home's store is
   # copied there with smki store copy and [store] engine switched. Target ratio >= 0.6.
+  # tools/bench_ca_batch.sh runs this comparison alone (old and new builds alternating).
   if [ -x /usr/lib/postgresql/15/bin/initdb ]; then
     SMKI_PG_DURABLE=1 "$(dirname "$0")/../tests/pg/cluster.sh" start "$WORK/pg.info" >/dev/null
     trap '"$(dirname "$0")/../tests/pg/cluster.sh" stop "$WORK/pg.info"; rm -rf "$WORK"' EXIT

@@ -35,6 +35,7 @@ PACKAGES=(
 # nginx as the static-file peer of the repository); not needed to build or test.
 if [ "${1:-}" = bench ]; then
   PACKAGES+=(wrk nginx-light)
+  PACKAGES+=(strace) # tools/bench_ca_batch.sh -s: the client's sends and polls per CSR (its round trips)
   # make deb-check: a clean Debian 12 root for the .deb, booted with systemd for the units
   PACKAGES+=(debootstrap systemd-container)
 fi

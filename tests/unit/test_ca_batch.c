@@ -649,6 +649,144 @@ static void test_batch_from_memory_without_files_answers_from_the_store(void **s
     free(text);
 }
 
+/* ---- Re-runs that meet issued CSRs among new ones, and a damaged CSR index ------------- */
+
+#define MIXED 70 /* over two of the workers' chunks, so each chunk meets issued and new CSRs */
+
+typedef struct {
+    unsigned char *der[MIXED];
+    int len[MIXED];
+} csr_set;
+
+static void make_csrs(csr_set *c, uint64_t base)
+{
+    for (size_t i = 0; i < MIXED; i++)
+        c->der[i] = csr_der(i == 40 ? BAD_SIGNATURE : GOOD, (int)(i & 1), base + i, &c->len[i]);
+}
+
+static void free_csrs(csr_set *c)
+{
+    for (size_t i = 0; i < MIXED; i++) OPENSSL_free(c->der[i]);
+}
+
+/* The CSRs i with pick(i), as one PEM bundle in memory, through a batch. */
+static int run_picked(fixture *f, const csr_set *c, int (*pick)(size_t), smki_ca_batch_report **out)
+{
+    char *text = NULL;
+    size_t len = 0;
+    FILE *m = open_memstream(&text, &len);
+    assert_non_null(m);
+    for (size_t i = 0; i < MIXED; i++)
+        if (pick(i)) assert_true(PEM_write(m, "CERTIFICATE REQUEST", "", c->der[i], c->len[i]) > 0);
+    fclose(m);
+    smki_ca_batch_input *in = NULL;
+    assert_ok(smki_ca_batch_input_from_bytes("mixed", (uint8_t *)text, len, &in));
+    smki_ca_batch_opts o = {NULL, 2, 8, 0, NULL, NULL, NULL, NULL, NULL};
+    int rc = smki_ca_batch_run(f->dca, &f->db, in, &o, out);
+    smki_ca_batch_input_free(in);
+    return rc;
+}
+
+static int every_third(size_t i) { return i % 3 == 0; }
+static int all(size_t i) { return i < MIXED; }
+static int first_three(size_t i) { return i < 3; }
+
+static void test_batch_rerun_with_new_csrs_among_issued_ones_issues_only_the_new(void **state)
+{
+    fixture *f = *state;
+    csr_set *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    make_csrs(c, 0x00db700000000000ull);
+    size_t before = cert_count(f);
+    smki_ca_batch_report *r1 = NULL, *r2 = NULL;
+    assert_ok(run_picked(f, c, every_third, &r1));
+    assert_int_equal(r1->issued, 24);
+    assert_ok(run_picked(f, c, all, &r2));
+    assert_int_equal(r2->total, MIXED);
+    assert_int_equal(r2->existing, 24);
+    assert_int_equal(r2->refused, 1);
+    assert_int_equal(r2->issued, MIXED - 25);
+    assert_int_equal(cert_count(f), before + MIXED - 1);
+    for (size_t i = 0; i < MIXED; i++) {
+        const smki_ca_batch_item *it = &r2->items[i];
+        if (i == 40) {
+            assert_int_equal(it->outcome, SMKI_BATCH_REFUSED);
+            assert_int_equal(it->code, SMKI_E_VERIFY);
+        } else if (i % 3 == 0) {
+            assert_int_equal(it->outcome, SMKI_BATCH_EXISTING);
+            assert_memory_equal(it->serial, r1->items[i / 3].serial, SMKI_SERIAL_LEN);
+        } else {
+            assert_int_equal(it->outcome, SMKI_BATCH_ISSUED);
+        }
+        if (i != 40) assert_int_equal(it->eui.b[7], (uint8_t)i);
+    }
+    smki_ca_batch_report_free(r1);
+    smki_ca_batch_report_free(r2);
+    free_csrs(c);
+    free(c);
+}
+
+typedef struct {
+    smki_db by_csr;
+    uint8_t key[SMKI_KEYID_LEN + 32];
+    const void *val;
+    size_t vlen;
+} damage_arg;
+
+static int damage_fn(smki_txn *t, void *arg)
+{
+    damage_arg *a = arg;
+    return smki_txn_put(t, a->by_csr, a->key, sizeof a->key, a->val, a->vlen, 0);
+}
+
+/* The CSR index entry of CSR i replaced by val. */
+static void damage_entry(fixture *f, const smki_ca_batch_report *r, const csr_set *c, size_t i, const void *val,
+                         size_t vlen)
+{
+    damage_arg a = {.val = val, .vlen = vlen};
+    assert_ok(smki_store_db(f->store, "by_csr", 0, &a.by_csr));
+    memcpy(a.key, r->issuer_ski, SMKI_KEYID_LEN);
+    unsigned n = 0;
+    assert_int_equal(EVP_Digest(c->der[i], (size_t)c->len[i], a.key + SMKI_KEYID_LEN, &n, EVP_sha256(), NULL), 1);
+    assert_ok(smki_store_write(f->store, damage_fn, &a));
+}
+
+static void test_batch_stops_at_a_damaged_csr_index_entry_naming_its_csr(void **state)
+{
+    fixture *f = *state;
+    csr_set *c = calloc(1, sizeof *c);
+    assert_non_null(c);
+    make_csrs(c, 0x00db710000000000ull);
+    smki_ca_batch_report *r = NULL, *again = NULL;
+    assert_ok(run_picked(f, c, first_three, &r));
+    assert_int_equal(r->issued, 3);
+    size_t before = cert_count(f);
+
+    damage_entry(f, r, c, 1, "\1\2\3", 3);
+    assert_fails(run_picked(f, c, first_three, &again), SMKI_E_CORRUPT, "mixed#2");
+    assert_non_null(strstr(smki_error_msg(), "a CSR index entry of 3 octets"));
+    assert_non_null(again);
+    assert_int_equal(again->issued, 0);
+    smki_ca_batch_report_free(again);
+
+    uint8_t absent[SMKI_KEYID_LEN + SMKI_SERIAL_LEN] = {0};
+    damage_entry(f, r, c, 2, absent, sizeof absent);
+    damage_entry(f, r, c, 1, NULL, 0); /* the first damage stays in front: 0 octets */
+    assert_fails(run_picked(f, c, first_three, &again), SMKI_E_CORRUPT, "a CSR index entry of 0 octets");
+    smki_ca_batch_report_free(again);
+    uint8_t key1[SMKI_KEYID_LEN + SMKI_SERIAL_LEN];
+    memcpy(key1, r->issuer_ski, SMKI_KEYID_LEN);
+    memcpy(key1 + SMKI_KEYID_LEN, r->items[1].serial, SMKI_SERIAL_LEN);
+    damage_entry(f, r, c, 1, key1, sizeof key1); /* mended */
+    assert_fails(run_picked(f, c, first_three, &again), SMKI_E_CORRUPT, "mixed#3");
+    assert_non_null(strstr(smki_error_msg(), "names a certificate the store lacks"));
+    smki_ca_batch_report_free(again);
+    assert_int_equal(cert_count(f), before);
+    smki_ca_batch_report_free(r);
+    free_csrs(c);
+    free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -669,6 +807,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_batch_refusals_of_the_run_itself, setup, teardown),
         cmocka_unit_test(test_batch_input_from_bytes_splits_pem_blocks),
         cmocka_unit_test_setup_teardown(test_batch_from_memory_without_files_answers_from_the_store, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_rerun_with_new_csrs_among_issued_ones_issues_only_the_new, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_batch_stops_at_a_damaged_csr_index_entry_naming_its_csr, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

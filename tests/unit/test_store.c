@@ -491,6 +491,156 @@ static void test_get_and_del_of_missing_key_are_notfound(void **state)
     free(dir);
 }
 
+/* ---- Many gets at once ---------------------------------------------------------------------- */
+
+#define MANY_KEYS (SMKI_GET_MANY_STMT + 9) /* more than one statement's worth on PostgreSQL */
+
+typedef struct {
+    smki_db db;
+    const char *const *keys;
+    size_t n;
+    smki_get_rec recs[MANY_KEYS];
+    char vals[MANY_KEYS][16]; /* copied out while the transaction is open */
+    int also_put;             /* in a write: put "late" = "own" first */
+} many_arg;
+
+static int get_many_fn(smki_txn *t, void *arg)
+{
+    many_arg *a = arg;
+    if (a->also_put) GUARD(smki_txn_put(t, a->db, "late", 4, "own", 3, 0));
+    for (size_t i = 0; i < a->n; i++) a->recs[i] = (smki_get_rec){.key = a->keys[i], .klen = strlen(a->keys[i])};
+    GUARD(smki_txn_get_many(t, a->db, a->recs, a->n));
+    for (size_t i = 0; i < a->n; i++) {
+        if (a->recs[i].vlen >= sizeof a->vals[i]) return SMKI_FAIL(SMKI_E_INTERNAL, "test value too long");
+        if (a->recs[i].found) memcpy(a->vals[i], a->recs[i].val, a->recs[i].vlen);
+        a->vals[i][a->recs[i].vlen] = '\0';
+    }
+    return 0;
+}
+
+static void assert_rec(const many_arg *a, size_t i, int found, const char *val)
+{
+    assert_int_equal(a->recs[i].found, found);
+    assert_string_equal(a->vals[i], val);
+    if (!found) assert_null(a->recs[i].val);
+    assert_int_equal(a->recs[i].vlen, strlen(val));
+}
+
+static void test_get_many_answers_each_key_in_order_and_reports_absent_ones(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_get_many");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(put_kv(s, db, "a", "first", 0));
+    assert_ok(put_kv(s, db, "b", "second", 0));
+    assert_ok(put_kv(s, db, "empty", "", 0));
+    static const char *const keys[] = {"b", "absent", "a", "b", "empty", "late"};
+    many_arg *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    *a = (many_arg){.db = db, .keys = keys, .n = 6};
+    assert_ok(smki_store_read(s, get_many_fn, a));
+    assert_rec(a, 0, 1, "second");
+    assert_rec(a, 1, 0, "");
+    assert_rec(a, 2, 1, "first");
+    assert_rec(a, 3, 1, "second"); /* a key asked for twice is answered twice */
+    assert_rec(a, 4, 1, "");       /* present with an empty value: found, not absent */
+    assert_rec(a, 5, 0, "");
+    /* A write's lookups see its own puts. */
+    a->also_put = 1;
+    assert_ok(smki_store_write(s, get_many_fn, a));
+    assert_rec(a, 5, 1, "own");
+    assert_rec(a, 1, 0, "");
+    /* None asked: nothing to do. */
+    a->also_put = 0;
+    a->n = 0;
+    assert_ok(smki_store_read(s, get_many_fn, a));
+    free(a);
+    smki_store_close(s);
+    free(dir);
+}
+
+static int put_many_numbered(smki_txn *t, void *arg)
+{
+    smki_db db = *(smki_db *)arg;
+    for (int i = 0; i < MANY_KEYS; i += 2) { /* the even ones */
+        char k[16], v[16];
+        snprintf(k, sizeof k, "k%05d", i);
+        snprintf(v, sizeof v, "v%d", i);
+        GUARD(smki_txn_put(t, db, k, strlen(k), v, strlen(v), 0));
+    }
+    return 0;
+}
+
+static void test_get_many_of_more_keys_than_one_statement_takes(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_get_many_big");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    assert_ok(smki_store_write(s, put_many_numbered, &db));
+    static char names[MANY_KEYS][16];
+    static const char *keys[MANY_KEYS];
+    for (int i = 0; i < MANY_KEYS; i++) {
+        snprintf(names[i], sizeof names[i], "k%05d", MANY_KEYS - 1 - i); /* backwards */
+        keys[i] = names[i];
+    }
+    many_arg *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    *a = (many_arg){.db = db, .keys = keys, .n = MANY_KEYS};
+    assert_ok(smki_store_read(s, get_many_fn, a));
+    for (int i = 0; i < MANY_KEYS; i++) {
+        int k = MANY_KEYS - 1 - i;
+        char want[16];
+        snprintf(want, sizeof want, "v%d", k);
+        assert_rec(a, (size_t)i, k % 2 == 0, k % 2 == 0 ? want : "");
+    }
+    free(a);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_get_many_in_dupsort_db_gives_each_keys_first_value(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_get_many_dup");
+    smki_store *s = open_store(dir, 0);
+    smki_db idx = db_of(s, "by_device", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, idx, "dev1", "cert-c", 0));
+    assert_ok(put_kv(s, idx, "dev1", "cert-a", 0));
+    assert_ok(put_kv(s, idx, "dev2", "cert-z", 0));
+    static const char *const keys[] = {"dev2", "dev1", "dev3"};
+    many_arg *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    *a = (many_arg){.db = idx, .keys = keys, .n = 3};
+    assert_ok(smki_store_read(s, get_many_fn, a));
+    assert_rec(a, 0, 1, "cert-z");
+    assert_rec(a, 1, 1, "cert-a"); /* as smki_txn_get: the first in value order */
+    assert_rec(a, 2, 0, "");
+    free(a);
+    smki_store_close(s);
+    free(dir);
+}
+
+static void test_get_many_refuses_empty_key_and_unknown_handle(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_get_many_bad");
+    smki_store *s = open_store(dir, 0);
+    smki_db db = db_of(s, "certs", 0);
+    static const char *const bad[] = {"a", ""};
+    many_arg *a = calloc(1, sizeof *a);
+    assert_non_null(a);
+    *a = (many_arg){.db = db, .keys = bad, .n = 2};
+    assert_fails(smki_store_read(s, get_many_fn, a), SMKI_E_USAGE, "a key of 0 octets");
+    static const char *const good[] = {"a"};
+    *a = (many_arg){.db = 42, .keys = good, .n = 1};
+    assert_fails(smki_store_read(s, get_many_fn, a), SMKI_E_USAGE, "database handle 42 is not open");
+    free(a);
+    smki_store_close(s);
+    free(dir);
+}
+
 static void test_put_refuses_empty_and_oversized_keys(void **state)
 {
     (void)state;
@@ -1629,6 +1779,56 @@ static void test_batch_refuses_duplicate_and_writes_nothing_of_its_group(void **
     free(dir);
 }
 
+/* A group as ca batch makes them: per certificate a new record, an index entry that
+ * replaces, values added under one DUPSORT key (the same pair again, one already
+ * stored), and a new key in a DUPSORT database; every record as a put of its own
+ * would leave it. On PostgreSQL such a group goes as a statement per database and
+ * kind of put. */
+static void test_batch_group_across_databases_keeps_each_puts_meaning(void **state)
+{
+    (void)state;
+    char *dir = fresh_dir("store_batch_rows");
+    smki_store *s = open_store(dir, 0);
+    smki_db certs = db_of(s, "certs", 0), names = db_of(s, "names", 0);
+    smki_db facets = db_of(s, "facets", SMKI_DB_DUPSORT), uniq = db_of(s, "uniq", SMKI_DB_DUPSORT);
+    assert_ok(put_kv(s, names, "n1", "old", 0));
+    assert_ok(put_kv(s, facets, "f", "v00", 0));
+    smki_batch *b = NULL;
+    assert_ok(smki_batch_begin(s, 1000, NULL, NULL, &b));
+    char k[16], v[16];
+    for (int i = 0; i < 100; i++) {
+        snprintf(v, sizeof v, "v%02d", i);
+        snprintf(k, sizeof k, "c%d", i);
+        assert_ok(smki_batch_put(b, certs, k, strlen(k), v, 3, SMKI_PUT_NOOVERWRITE));
+        snprintf(k, sizeof k, "n%d", i);
+        assert_ok(smki_batch_put(b, names, k, strlen(k), v, 3, 0));
+        assert_ok(smki_batch_put(b, facets, "f", 1, v, 3, 0));
+        if (i == 7) assert_ok(smki_batch_put(b, facets, "f", 1, "v07", 3, 0));
+        snprintf(k, sizeof k, "u%d", i);
+        assert_ok(smki_batch_put(b, uniq, k, strlen(k), v, 3, SMKI_PUT_NOOVERWRITE));
+    }
+    assert_ok(smki_batch_flush(b));
+    assert_int_equal(count_of(s, certs), 100);
+    assert_int_equal(count_of(s, names), 100);
+    assert_string_equal(get_kv(s, names, "n1"), "v01");
+    assert_int_equal(count_of(s, facets), 100);
+    assert_string_equal(get_kv(s, facets, "f"), "v00");
+    assert_int_equal(count_of(s, uniq), 100);
+    assert_string_equal(get_kv(s, certs, "c42"), "v42");
+
+    /* Two refusals in one group: the first in put order is named; nothing is written. */
+    assert_ok(smki_batch_put(b, certs, "c100", 4, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, uniq, "u10", 3, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_ok(smki_batch_put(b, facets, "f", 1, "x", 1, 0));
+    assert_ok(smki_batch_put(b, certs, "c50", 3, "x", 1, SMKI_PUT_NOOVERWRITE));
+    assert_fails(smki_batch_flush(b), SMKI_E_EXISTS, "key 753130 already exists in database uniq");
+    assert_fails(get_status(s, certs, "c100"), SMKI_E_NOTFOUND, NULL);
+    assert_int_equal(count_of(s, facets), 100);
+    assert_ok(smki_batch_end(b));
+    smki_store_close(s);
+    free(dir);
+}
+
 typedef struct {
     smki_db db;
     int fail, runs;
@@ -2432,6 +2632,10 @@ int main(void)
         cmocka_unit_test(test_put_get_del_round_trip),
         cmocka_unit_test(test_put_nooverwrite_refuses_existing_key_naming_it_in_hex),
         cmocka_unit_test(test_get_and_del_of_missing_key_are_notfound),
+        cmocka_unit_test(test_get_many_answers_each_key_in_order_and_reports_absent_ones),
+        cmocka_unit_test(test_get_many_of_more_keys_than_one_statement_takes),
+        cmocka_unit_test(test_get_many_in_dupsort_db_gives_each_keys_first_value),
+        cmocka_unit_test(test_get_many_refuses_empty_key_and_unknown_handle),
         cmocka_unit_test(test_put_refuses_empty_and_oversized_keys),
         cmocka_unit_test(test_put_in_read_transaction_refused),
         cmocka_unit_test(test_write_fn_failure_aborts_its_transaction),
@@ -2462,6 +2666,7 @@ int main(void)
         cmocka_unit_test(test_store_follows_map_grown_by_another_process),
         cmocka_unit_test(test_batch_commits_in_groups_and_reports_each),
         cmocka_unit_test(test_batch_refuses_duplicate_and_writes_nothing_of_its_group),
+        cmocka_unit_test(test_batch_group_across_databases_keeps_each_puts_meaning),
         cmocka_unit_test(test_batch_flush_with_runs_its_step_in_the_groups_transaction),
         cmocka_unit_test(test_batch_abort_drops_unflushed_records),
         cmocka_unit_test(test_batch_in_the_background_commits_everything_and_reports_in_the_callers_thread),
