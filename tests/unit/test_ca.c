@@ -791,25 +791,32 @@ static size_t find_n(fixture *f, const smki_ca_query *q, smki_cert *last)
     return n;
 }
 
-static void test_store_finds_records_by_every_index(void **state)
+/* A device certificate (the real CSR), and an organisation's DS and KA certificates
+ * (a Network Operator, EUI-64 ORG_EUI, in *eui). */
+static void issue_three(fixture *f, smki_cert *dev, smki_cert *ds, smki_cert *ka, smki_eui64_t *eui)
 {
-    fixture *f = *state;
-    smki_cert *dev = malloc(sizeof *dev), *ds = malloc(sizeof *ds), *ka = malloc(sizeof *ka),
-              *got = malloc(sizeof *got);
     smki_csr *csr = real_csr();
     smki_issue_req r = {csr, SMKI_PROFILE_UNKNOWN, -1, NULL, NULL, 0, 0};
     assert_ok(smki_ca_issue(f->dca, &f->db, &r, dev));
     smki_csr_free(csr);
-    smki_eui64_t eui;
-    memcpy(eui.b, ORG_EUI, 8);
+    memcpy(eui->b, ORG_EUI, 8);
     csr = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
-    r = (smki_issue_req){csr, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_NETWORK_OPERATOR, &eui, NULL, 0, 0};
+    r = (smki_issue_req){csr, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_NETWORK_OPERATOR, eui, NULL, 0, 0};
     assert_ok(smki_ca_issue(f->oca, &f->db, &r, ds));
     smki_csr_free(csr);
     csr = make_csr(SMKI_KU_KEY_AGREEMENT, NULL, NULL);
     r.csr = csr;
     assert_ok(smki_ca_issue(f->oca, &f->db, &r, ka));
     smki_csr_free(csr);
+}
+
+static void test_store_finds_records_by_every_index(void **state)
+{
+    fixture *f = *state;
+    smki_cert *dev = malloc(sizeof *dev), *ds = malloc(sizeof *ds), *ka = malloc(sizeof *ka),
+              *got = malloc(sizeof *got);
+    smki_eui64_t eui;
+    issue_three(f, dev, ds, ka, &eui);
 
     /* Issuer and serial. */
     assert_ok(smki_ca_cert_get(&f->db, ds->issuer_ski, ds->serial, got));
@@ -892,20 +899,8 @@ static void test_find_many_answers_each_query_as_find_does(void **state)
 {
     fixture *f = *state;
     smki_cert *dev = malloc(sizeof *dev), *ds = malloc(sizeof *ds), *ka = malloc(sizeof *ka);
-    smki_csr *csr = real_csr();
-    smki_issue_req r = {csr, SMKI_PROFILE_UNKNOWN, -1, NULL, NULL, 0, 0};
-    assert_ok(smki_ca_issue(f->dca, &f->db, &r, dev));
-    smki_csr_free(csr);
     smki_eui64_t eui, nobody = {{0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77}};
-    memcpy(eui.b, ORG_EUI, 8);
-    csr = make_csr(SMKI_KU_DIGITAL_SIGNATURE, NULL, NULL);
-    r = (smki_issue_req){csr, SMKI_PROFILE_UNKNOWN, SMKI_ROLE_NETWORK_OPERATOR, &eui, NULL, 0, 0};
-    assert_ok(smki_ca_issue(f->oca, &f->db, &r, ds));
-    smki_csr_free(csr);
-    csr = make_csr(SMKI_KU_KEY_AGREEMENT, NULL, NULL);
-    r.csr = csr;
-    assert_ok(smki_ca_issue(f->oca, &f->db, &r, ka));
-    smki_csr_free(csr);
+    issue_three(f, dev, ds, ka, &eui);
 
     smki_ca_query qs[MANY_N];
     for (int i = 0; i < MANY_N; i++) qs[i] = (smki_ca_query)SMKI_CA_QUERY_ALL;
