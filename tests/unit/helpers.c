@@ -258,6 +258,23 @@ int __wrap_smki_store_open(const char *dir, const smki_store_opts *opts, smki_st
     return __real_smki_store_open(location, opts, out);
 }
 
+X509_EXTENSION *test_device_san(const uint8_t eui[8])
+{
+    /* otherName hardwareModuleName (1.3.6.1.5.5.7.8.4): the GBCS device type OID and the
+     * Device ID as its serial */
+    uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
+                     0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
+                     0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
+    memcpy(san + sizeof san - 8, eui, 8);
+    ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
+    assert_non_null(os);
+    assert_int_equal(ASN1_OCTET_STRING_set(os, san, sizeof san), 1);
+    X509_EXTENSION *e = X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os);
+    assert_non_null(e);
+    ASN1_OCTET_STRING_free(os);
+    return e;
+}
+
 size_t test_device_csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap)
 {
     EVP_PKEY *key = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
@@ -269,16 +286,7 @@ size_t test_device_csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, siz
     ASN1_BIT_STRING_set_bit(bits, ku == SMKI_KU_DIGITAL_SIGNATURE ? 0 : 4, 1);
     sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
     ASN1_BIT_STRING_free(bits);
-    if (hw_eui) {
-        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
-                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
-                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(san + sizeof san - 8, hw_eui, 8);
-        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-        ASN1_OCTET_STRING_set(os, san, sizeof san);
-        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
-        ASN1_OCTET_STRING_free(os);
-    }
+    if (hw_eui) sk_X509_EXTENSION_push(exts, test_device_san(hw_eui));
     assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);

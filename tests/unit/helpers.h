@@ -34,6 +34,9 @@ smki_csr *test_ku_csr(X509_REQ *req, EVP_PKEY *k, const char *key_usage);
  * key agreement) and, when hw_eui is given, the hardwareModuleName of that Device ID
  * (8 octets): a device CSR. Fails the test if any step does; returns its length. */
 size_t test_device_csr_der(unsigned ku, const uint8_t *hw_eui, uint8_t *out, size_t cap);
+/* The critical subjectAltName of a device CSR: a hardwareModuleName naming the Device ID
+ * eui (8 octets). Fails the test if OpenSSL cannot make it; the caller owns it. */
+X509_EXTENSION *test_device_san(const uint8_t eui[8]);
 /* text parsed as the file "smki.conf" (the name refusals quote); fails the test if it
  * does not parse. Caller frees with smki_conf_free. */
 smki_conf *test_conf(const char *text);

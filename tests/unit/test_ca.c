@@ -117,18 +117,7 @@ static size_t csr_der(EVP_PKEY *key, unsigned ku, const uint8_t *hw_eui, const c
     assert_non_null(e);
     sk_X509_EXTENSION_push(exts, e);
     ASN1_BIT_STRING_free(bits);
-    if (hw_eui) {
-        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
-                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
-                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
-        memcpy(san + sizeof san - 8, hw_eui, 8);
-        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-        ASN1_OCTET_STRING_set(os, san, sizeof san);
-        X509_EXTENSION *se = X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os);
-        assert_non_null(se);
-        sk_X509_EXTENSION_push(exts, se);
-        ASN1_OCTET_STRING_free(os);
-    }
+    if (hw_eui) sk_X509_EXTENSION_push(exts, test_device_san(hw_eui));
     assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
     assert_true(X509_REQ_sign(req, key, EVP_sha256()) > 0);

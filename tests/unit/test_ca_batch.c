@@ -81,14 +81,9 @@ static unsigned char *csr_der(int kind, int ka, uint64_t eui, int *len)
     sk_X509_EXTENSION_push(exts, X509V3_EXT_i2d(NID_key_usage, 1, bits));
     ASN1_BIT_STRING_free(bits);
     if (kind != NO_DEVICE) {
-        uint8_t san[] = {0x30, 0x29, 0xa0, 0x27, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x08,
-                         0x04, 0xa0, 0x1b, 0x30, 0x19, 0x06, 0x0d, 0x2a, 0x86, 0x3a, 0x00, 0x01, 0x84,
-                         0x8f, 0xb9, 0x0f, 0x01, 0x02, 0x02, 0x01, 0x04, 0x08, 0, 0, 0, 0, 0, 0, 0, 0};
-        for (int i = 0; i < 8; i++) san[sizeof san - 8 + i] = (uint8_t)(eui >> (56 - 8 * i));
-        ASN1_OCTET_STRING *os = ASN1_OCTET_STRING_new();
-        ASN1_OCTET_STRING_set(os, san, sizeof san);
-        sk_X509_EXTENSION_push(exts, X509_EXTENSION_create_by_NID(NULL, NID_subject_alt_name, 1, os));
-        ASN1_OCTET_STRING_free(os);
+        uint8_t id[8];
+        smki_put_be64(id, eui);
+        sk_X509_EXTENSION_push(exts, test_device_san(id));
     }
     assert_int_equal(X509_REQ_add_extensions(req, exts), 1);
     sk_X509_EXTENSION_pop_free(exts, X509_EXTENSION_free);
